@@ -1,0 +1,139 @@
+# cellsched — top-level Makefile (plain make, no generators).
+#
+#   make            build every binary into bin/ (installs missing packages first)
+#   make test       build under ASan+UBSan and run every Criterion suite
+#   make SANITIZER=thread test    the same under TSan
+#   make coverage   run the suites with gcov instrumentation, summary per file
+#   make deps       install missing Debian packages (apt-get; sudo when not root)
+#   make clean
+#
+# Every variable in this block may be overridden: `make CC=clang OPT=-O3`.
+
+CC        ?= cc
+OPT       ?= -O2
+DEBUG     ?= -g
+SANITIZER ?=
+PREFIX    ?= /usr/local
+BUILD     ?= build
+BIN       ?= bin
+WARN      ?= -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wformat=2 -Wcast-align -Wpointer-arith -Wwrite-strings -Wundef \
+             -Wvla -Wnull-dereference -Wdouble-promotion \
+             -Werror=implicit-function-declaration -Wno-unused-parameter
+CSTD      ?= -std=c11 -D_GNU_SOURCE
+PKGS      ?= lmdb msgpack libxxhash
+TEST_PKGS ?= criterion
+APT_PKGS  ?= liblmdb-dev lmdb-utils libnng-dev libmsgpack-dev libxxhash-dev libcriterion-dev \
+             libraft-dev libuv1-dev liblz4-dev libjansson-dev pkg-config
+
+ifdef CI
+WARN += -Werror
+endif
+
+# `make test` defaults to ASan+UBSan; any other goal builds without sanitizers
+# unless SANITIZER is given.
+ifeq ($(SANITIZER),)
+ifneq ($(filter test,$(MAKECMDGOALS)),)
+SANITIZER := address,undefined
+endif
+endif
+
+ifneq ($(SANITIZER),)
+SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer
+ifneq ($(findstring undefined,$(SANITIZER)),)
+SANFLAGS += -fno-sanitize-recover=undefined
+endif
+OPT      := -O1
+BUILD    := $(BUILD)/$(subst $(comma),-,$(SANITIZER))
+endif
+comma := ,
+
+ifeq ($(COVERAGE),1)
+SANFLAGS += --coverage
+OPT      := -O0
+BUILD    := build/coverage
+endif
+
+# Dependency check: when a pkg-config lookup fails, install the packages
+# first so that a fresh Debian machine needs no other step. Skipped for
+# `make deps` and `make clean` themselves.
+ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) $(TEST_PKGS) 2>/dev/null && echo ok),ok)
+$(info cellsched: some packages are missing; running make deps)
+$(shell $(MAKE) --no-print-directory deps >&2)
+endif
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS:= $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+CFLAGS  = $(CSTD) $(OPT) $(DEBUG) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
+LDFLAGS = $(SANFLAGS)
+LDLIBS  = $(PKG_LIBS) -lm -lpthread
+
+# The core library: the store and the transaction semantics. Every binary and
+# every test links it.
+LIB_SRC := $(wildcard cellstate/*.c) $(wildcard txn/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_A   := $(BUILD)/libcellsched.a
+
+# Tools: one .c with main() per binary.
+TOOLS   := cellbench
+TOOL_BIN:= $(TOOLS:%=$(BIN)/%)
+
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SUPPORT_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps test coverage clean
+all: $(TOOL_BIN)
+
+deps:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "all packages present"; fi
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/%: tools/%.c $(LIB_A)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(LIB_A) -o $@ $(LDLIBS) $(TEST_LIBS)
+
+# Each suite runs on its own; the summary line counts them all. Criterion forks
+# every test, so one crash fails that test and not the run.
+test: $(TEST_BIN) $(TOOL_BIN)
+	@fail=0; for t in $(TEST_BIN); do \
+	  echo "== $$t"; \
+	  CELLSCHED_BIN=$(CURDIR)/$(BIN) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	    $$t --jobs=2 || fail=$$((fail+1)); \
+	done; \
+	if [ $$fail -ne 0 ]; then echo "$$fail suite(s) failed"; exit 1; fi; \
+	echo "all suites passed"
+
+coverage:
+	$(MAKE) COVERAGE=1 test
+	@gcov -n -o build/coverage/cellstate cellstate/*.c 2>/dev/null | grep -A1 "^File '" | grep -v "^--" | paste - - | sed "s/File '//;s/'Lines executed:/ /" || true
+	@gcov -n -o build/coverage/txn txn/*.c 2>/dev/null | grep -A1 "^File '" | grep -v "^--" | paste - - | sed "s/File '//;s/'Lines executed:/ /" || true
+
+clean:
+	rm -rf build $(BIN)
+
+-include $(shell find build -name '*.d' 2>/dev/null)

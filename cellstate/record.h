@@ -1,0 +1,220 @@
+/* record.h — the cell's data model: machines, jobs and tasks, and their
+ * msgpack encoding.
+ *
+ * These are the records the store keeps and every process exchanges. Each
+ * carries `version`, the cell version at which it last changed, so that a
+ * reader holding version V knows which records are newer than its copy.
+ *
+ * Encoding: one msgpack array per record, fields in a fixed order (listed in
+ * docs/design.md). The encoding of a given record is canonical (the same
+ * struct always gives the same bytes), which the byte-for-byte replay
+ * property relies on.
+ *
+ * Decoded records borrow: every string and array in a decoded struct lives in
+ * the cs_arena passed to the decoder, until that arena is reset.
+ */
+#ifndef CS_RECORD_H
+#define CS_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "cellstate/arena.h"
+#include "cellstate/error.h"
+
+/* Bumped whenever a record layout changes; a store written with another
+ * version is refused at open (CS_ESCHEMA). */
+#define CS_SCHEMA_VERSION 1
+
+typedef uint64_t cs_id;
+
+/* A task's id is its job's id and its index: job << 20 | index. Tasks of one
+ * job are then adjacent in the store, and a job's tasks are one range scan. */
+#define CS_TASK_INDEX_BITS 20
+#define CS_TASK_INDEX_MAX ((1u << CS_TASK_INDEX_BITS) - 1)
+#define CS_JOB_ID_MAX ((UINT64_C(1) << (64 - CS_TASK_INDEX_BITS)) - 1)
+static inline cs_id cs_task_id(cs_id job, uint32_t index)
+{
+    return (job << CS_TASK_INDEX_BITS) | index;
+}
+static inline cs_id cs_task_job(cs_id task) { return task >> CS_TASK_INDEX_BITS; }
+static inline uint32_t cs_task_index(cs_id task) { return (uint32_t)(task & CS_TASK_INDEX_MAX); }
+
+/* Resources: cpu in millicores, memory and disk in MiB. Each amount lies in
+ * [0, CS_RES_MAX] so that sums over a machine's tasks never overflow. */
+typedef struct cs_res {
+    int64_t cpu;
+    int64_t mem;
+    int64_t disk;
+} cs_res;
+#define CS_RES_MAX (INT64_C(1) << 40)
+
+/* Limits on what a record may hold; inputs beyond them are refused with
+ * CS_EINVAL rather than truncated. */
+#define CS_NAME_MAX 255        /* machine and job names */
+#define CS_ATTR_MAX 64         /* attributes per machine */
+#define CS_ATTR_LEN_MAX 255    /* attribute key or value */
+#define CS_PORTS_PER_TASK_MAX 64
+#define CS_CONSTRAINT_MAX 64
+#define CS_CMD_MAX 65536
+#define CS_EXTRA_MAX 65536
+
+typedef struct cs_attr {
+    const char *key;
+    const char *value;
+} cs_attr;
+
+typedef enum cs_machine_state {
+    CS_MACHINE_UP = 0,
+    CS_MACHINE_DRAINING = 1, /* keeps its tasks, takes no new ones */
+    CS_MACHINE_DOWN = 2,
+    CS_MACHINE_STATE_COUNT
+} cs_machine_state;
+
+typedef struct cs_machine {
+    cs_id id;
+    const char *name;
+    cs_attr *attrs; /* sorted by key, keys unique */
+    uint32_t nattrs;
+    cs_res capacity;
+    uint16_t port_lo, port_hi; /* dynamic ports come from [lo, hi]; 0,0 = none */
+    cs_res allocated;          /* sum of the resources of the tasks placed here */
+    uint16_t *ports;           /* ports in use, sorted ascending, unique */
+    uint32_t nports;
+    uint32_t ntasks;           /* tasks placed here (assigned or running) */
+    uint8_t state;             /* cs_machine_state */
+    /* Changes with every change to the machine: Omega's coarse-grained
+     * conflict detection compares it with the value a scheduler saw. */
+    uint64_t seq;
+    uint64_t version;
+} cs_machine;
+
+typedef enum cs_job_kind { CS_JOB_BATCH = 0, CS_JOB_SERVICE = 1, CS_JOB_KIND_COUNT } cs_job_kind;
+typedef enum cs_job_state { CS_JOB_ACTIVE = 0, CS_JOB_KILLED = 1, CS_JOB_STATE_COUNT } cs_job_state;
+
+/* A placement constraint, kept as data: the store does not interpret it; the
+ * schedulers do (schedulers/). `value` may be "" for operators without one. */
+typedef struct cs_constraint {
+    const char *field;
+    const char *op;
+    const char *value;
+    bool soft; /* a preference that scores, not a filter */
+} cs_constraint;
+
+typedef struct cs_job {
+    cs_id id;
+    const char *name;
+    uint8_t kind;  /* cs_job_kind */
+    uint8_t state; /* cs_job_state */
+    int32_t priority;
+    uint32_t count;     /* tasks wanted */
+    cs_res res;         /* per task */
+    uint16_t *ports;    /* per task: 0 = any port from the machine's range */
+    uint32_t nports;
+    cs_constraint *constraints;
+    uint32_t nconstraints;
+    const char *cmd;
+    /* Scheduler-interpreted options (health check, update strategy, volumes,
+     * environment) as one msgpack map; opaque to the store, part of the spec. */
+    const uint8_t *extra;
+    uint32_t extra_len;
+    uint64_t spec_hash; /* XXH3 of the canonical spec: see cs_job_spec_hash */
+    uint64_t version;
+} cs_job;
+
+typedef enum cs_task_state {
+    CS_TASK_PENDING = 0,
+    CS_TASK_ASSIGNED = 1,
+    CS_TASK_RUNNING = 2,
+    CS_TASK_FINISHED = 3,
+    CS_TASK_FAILED = 4,
+    CS_TASK_KILLED = 5,
+    CS_TASK_LOST = 6,
+    CS_TASK_PREEMPTED = 7,
+    CS_TASK_STATE_COUNT
+} cs_task_state;
+
+/* Whether a task in this state holds resources on its machine. */
+static inline bool cs_task_state_placed(uint8_t s)
+{
+    return s == CS_TASK_ASSIGNED || s == CS_TASK_RUNNING;
+}
+/* Whether a task in this state has ended for good. */
+static inline bool cs_task_state_final(uint8_t s)
+{
+    return s == CS_TASK_FINISHED || s == CS_TASK_FAILED || s == CS_TASK_KILLED ||
+           s == CS_TASK_LOST;
+}
+
+typedef struct cs_task {
+    cs_id id;
+    cs_id job;
+    uint32_t index;
+    uint8_t state;    /* cs_task_state */
+    uint8_t last_end; /* how its previous placement ended (a cs_task_state), or PENDING if none */
+    cs_id machine;    /* 0 while not placed */
+    cs_res res;
+    uint16_t *ports; /* the ports it holds on its machine */
+    uint32_t nports;
+    uint32_t attempts; /* placements so far */
+    int32_t exit_code;
+    uint64_t version;
+} cs_task;
+
+const char *cs_machine_state_name(uint8_t s);
+const char *cs_job_kind_name(uint8_t k);
+const char *cs_job_state_name(uint8_t s);
+const char *cs_task_state_name(uint8_t s);
+/* Parse a name back; CS_EINVAL when unknown. */
+int cs_machine_state_parse(const char *name, uint8_t *out);
+int cs_task_state_parse(const char *name, uint8_t *out);
+int cs_job_kind_parse(const char *name, uint8_t *out);
+
+/* Encoding: appends the record to `buf` (caller-owned). CS_ENOMEM on failure. */
+int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf);
+int cs_job_encode(const cs_job *j, msgpack_sbuffer *buf);
+int cs_task_encode(const cs_task *t, msgpack_sbuffer *buf);
+
+/* Decoding: strict. A record of the wrong shape or type, truncated or with
+ * trailing bytes, is CS_ECORRUPT with a message naming the field. Strings and
+ * arrays of `out` live in `a`. */
+int cs_machine_decode(const void *data, size_t len, cs_arena *a, cs_machine *out, cs_error *err);
+int cs_job_decode(const void *data, size_t len, cs_arena *a, cs_job *out, cs_error *err);
+int cs_task_decode(const void *data, size_t len, cs_arena *a, cs_task *out, cs_error *err);
+
+/* Validation of what a client asks for (names, limits, resources, ports).
+ * CS_EINVAL with a message naming the field. */
+int cs_res_validate(const cs_res *r, const char *what, cs_error *err);
+int cs_machine_validate(const cs_machine *m, cs_error *err);
+int cs_job_validate(const cs_job *j, cs_error *err);
+
+/* XXH3-64 of the job's canonical spec: name, kind, priority, count, resources,
+ * ports, constraints, cmd and extra, in that order, msgpack-encoded. Ids,
+ * state and version are not part of the spec. */
+int cs_job_spec_hash(const cs_job *j, uint64_t *out);
+
+/* Deep copies into `a`: the copy shares nothing with the source. */
+int cs_machine_copy(const cs_machine *src, cs_arena *a, cs_machine *dst);
+int cs_job_copy(const cs_job *src, cs_arena *a, cs_job *dst);
+
+/* Resource arithmetic. */
+static inline void cs_res_add(cs_res *a, const cs_res *b)
+{
+    a->cpu += b->cpu;
+    a->mem += b->mem;
+    a->disk += b->disk;
+}
+static inline void cs_res_sub(cs_res *a, const cs_res *b)
+{
+    a->cpu -= b->cpu;
+    a->mem -= b->mem;
+    a->disk -= b->disk;
+}
+
+/* Ports in use: binary search in a machine's sorted list. */
+bool cs_ports_contains(const uint16_t *ports, uint32_t n, uint16_t port);
+
+#endif

@@ -1,0 +1,1013 @@
+/* store.c — LMDB environment, snapshots, write transactions, the commit log
+ * (see store.h). */
+#include "cellstate/store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cs_store {
+    MDB_env *env;
+    MDB_dbi dbi[CS_DB_COUNT];
+    _Atomic uint64_t puts, put_bytes;
+};
+
+struct cs_snap {
+    cs_store *store;
+    MDB_txn *txn;
+    uint64_t version, floor;
+    bool in_wtxn; /* a view of a write transaction: not closed by cs_snap_close */
+};
+
+typedef struct touched {
+    uint8_t kind;
+    cs_id id;
+} touched;
+
+struct cs_wtxn {
+    cs_snap snap;
+    uint64_t new_version;
+    uint32_t log_n;      /* sub-index of the last log entry at the current version */
+    touched *touched;    /* keys this transaction wrote, for the log entry */
+    size_t ntouched, captouched;
+    msgpack_sbuffer buf; /* encoding scratch */
+};
+
+static const char *const db_names[CS_DB_COUNT] = {
+    "meta", "machines", "machine_names", "jobs", "job_names",
+    "tasks", "placed", "log", "requests",
+};
+
+const char *cs_db_name(cs_db db) { return db < CS_DB_COUNT ? db_names[db] : "unknown"; }
+
+/* ---- keys and meta ---------------------------------------------------- */
+
+/* Ids are stored big-endian so that LMDB's byte order is numeric order. */
+static void be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+static void be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int lmdb_err(cs_error *err, int rc, const char *what)
+{
+    int code = rc == MDB_MAP_FULL ? CS_EFULL : rc == ENOMEM ? CS_ENOMEM : CS_EIO;
+    return cs_errorf(err, code, "%s: %s", what, mdb_strerror(rc));
+}
+
+static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out, bool *found,
+                    cs_error *err)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *found = false;
+        *out = 0;
+        return CS_OK;
+    }
+    if (rc != 0)
+        return lmdb_err(err, rc, "reading meta");
+    if (v.mv_size != 8)
+        return cs_errorf(err, CS_ECORRUPT, "meta record '%s' has %zu bytes, expected 8", key,
+                         v.mv_size);
+    *found = true;
+    *out = get_be64(v.mv_data);
+    return CS_OK;
+}
+
+static uint64_t meta_or_zero(MDB_txn *txn, MDB_dbi dbi, const char *key)
+{
+    uint64_t v;
+    bool found;
+    return meta_get(txn, dbi, key, &v, &found, NULL) == CS_OK ? v : 0;
+}
+
+static int meta_put(cs_store *s, MDB_txn *txn, const char *key, uint64_t val, cs_error *err)
+{
+    uint8_t b[8];
+    be64(b, val);
+    MDB_val k = {strlen(key), (void *)key}, v = {8, b};
+    int rc = mdb_put(txn, s->dbi[CS_DB_META], &k, &v, 0);
+    if (rc != 0)
+        return lmdb_err(err, rc, "writing meta");
+    s->puts++;
+    s->put_bytes += 8;
+    return CS_OK;
+}
+
+/* ---- open and close --------------------------------------------------- */
+
+int cs_store_open(const char *dir, const cs_store_opts *opts, cs_store **out, cs_error *err)
+{
+    cs_store_opts o = {0};
+    if (opts != NULL)
+        o = *opts;
+    if (o.map_size == 0)
+        o.map_size = (size_t)4 << 30;
+
+    cs_store *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return cs_errorf(err, CS_ENOMEM, "opening store: out of memory");
+    int rc = mdb_env_create(&s->env);
+    if (rc != 0) {
+        rc = lmdb_err(err, rc, "creating LMDB environment");
+        goto err_after_alloc;
+    }
+    if ((rc = mdb_env_set_maxdbs(s->env, CS_DB_COUNT)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, o.map_size)) != 0 ||
+        (rc = mdb_env_set_maxreaders(s->env, 1022)) != 0) {
+        rc = lmdb_err(err, rc, "configuring LMDB environment");
+        goto err_after_env;
+    }
+    unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0);
+    if ((rc = mdb_env_open(s->env, dir, flags, 0644)) != 0) {
+        rc = cs_errorf(err, rc == ENOENT ? CS_ENOTFOUND : CS_EIO, "opening store in %s: %s", dir,
+                       mdb_strerror(rc));
+        goto err_after_env;
+    }
+
+    MDB_txn *txn;
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+        rc = lmdb_err(err, rc, "opening store");
+        goto err_after_env;
+    }
+    for (int i = 0; i < CS_DB_COUNT; i++) {
+        unsigned f = MDB_CREATE;
+        if (i == CS_DB_PLACED)
+            f |= MDB_DUPSORT | MDB_DUPFIXED;
+        if ((rc = mdb_dbi_open(txn, db_names[i], f, &s->dbi[i])) != 0) {
+            rc = lmdb_err(err, rc, "opening database");
+            goto err_after_txn;
+        }
+    }
+    uint64_t schema;
+    bool found;
+    if ((rc = meta_get(txn, s->dbi[CS_DB_META], "schema", &schema, &found, err)) != CS_OK)
+        goto err_after_txn;
+    if (!found) {
+        if ((rc = meta_put(s, txn, "schema", CS_SCHEMA_VERSION, err)) != CS_OK ||
+            (rc = meta_put(s, txn, "version", 0, err)) != CS_OK ||
+            (rc = meta_put(s, txn, "floor", 0, err)) != CS_OK)
+            goto err_after_txn;
+    } else if (schema != CS_SCHEMA_VERSION) {
+        rc = cs_errorf(err, CS_ESCHEMA,
+                       "store in %s has schema version %llu; this build reads version %d", dir,
+                       (unsigned long long)schema, CS_SCHEMA_VERSION);
+        goto err_after_txn;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        rc = lmdb_err(err, rc, "opening store");
+        goto err_after_env;
+    }
+    s->puts = s->put_bytes = 0;
+    *out = s;
+    return CS_OK;
+
+err_after_txn:
+    mdb_txn_abort(txn);
+err_after_env:
+    mdb_env_close(s->env);
+err_after_alloc:
+    free(s);
+    return rc;
+}
+
+void cs_store_close(cs_store *s)
+{
+    if (s == NULL)
+        return;
+    mdb_env_close(s->env);
+    free(s);
+}
+
+void cs_store_get_stats(cs_store *s, cs_store_stats *out)
+{
+    out->puts = s->puts;
+    out->put_bytes = s->put_bytes;
+}
+
+/* ---- snapshots -------------------------------------------------------- */
+
+static void snap_load_meta(cs_snap *snap)
+{
+    MDB_dbi meta = snap->store->dbi[CS_DB_META];
+    snap->version = meta_or_zero(snap->txn, meta, "version");
+    snap->floor = meta_or_zero(snap->txn, meta, "floor");
+}
+
+int cs_snap_open(cs_store *s, cs_snap **out, cs_error *err)
+{
+    cs_snap *snap = calloc(1, sizeof *snap);
+    if (snap == NULL)
+        return cs_errorf(err, CS_ENOMEM, "snapshot: out of memory");
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap->txn);
+    if (rc != 0) {
+        free(snap);
+        return lmdb_err(err, rc, "beginning snapshot");
+    }
+    snap->store = s;
+    snap_load_meta(snap);
+    *out = snap;
+    return CS_OK;
+}
+
+void cs_snap_close(cs_snap *snap)
+{
+    if (snap == NULL || snap->in_wtxn)
+        return;
+    mdb_txn_abort(snap->txn);
+    free(snap);
+}
+
+uint64_t cs_snap_version(const cs_snap *snap) { return snap->version; }
+uint64_t cs_snap_floor(const cs_snap *snap) { return snap->floor; }
+
+static const char *const kind_names[CS_KIND_COUNT] = {"machine", "job", "task"};
+
+static const cs_db kind_db[CS_KIND_COUNT] = {CS_DB_MACHINES, CS_DB_JOBS, CS_DB_TASKS};
+
+typedef union any_rec {
+    cs_machine m;
+    cs_job j;
+    cs_task t;
+} any_rec;
+
+/* Decode a record of `kind` into `out`, a cs_machine, cs_job or cs_task. */
+static int rec_decode(cs_kind kind, const MDB_val *v, cs_arena *a, void *out, cs_error *err)
+{
+    switch (kind) {
+    case CS_KIND_MACHINE:
+        return cs_machine_decode(v->mv_data, v->mv_size, a, out, err);
+    case CS_KIND_JOB:
+        return cs_job_decode(v->mv_data, v->mv_size, a, out, err);
+    default:
+        return cs_task_decode(v->mv_data, v->mv_size, a, out, err);
+    }
+}
+
+static int get_by_id(cs_snap *snap, cs_kind kind, cs_id id, cs_arena *a, void *out,
+                     cs_error *err)
+{
+    cs_db db = kind_db[kind];
+    uint8_t kb[8];
+    be64(kb, id);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(snap->txn, snap->store->dbi[db], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return cs_errorf(err, CS_ENOTFOUND, "unknown %s %llu", kind_names[kind],
+                         (unsigned long long)id);
+    if (rc != 0)
+        return lmdb_err(err, rc, "reading record");
+    rc = rec_decode(kind, &v, a, out, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "%s %llu", kind_names[kind], (unsigned long long)id);
+    return CS_OK;
+}
+
+static int id_by_name(cs_snap *snap, cs_db db, const char *what, const char *name, cs_id *id,
+                      cs_error *err)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > CS_NAME_MAX)
+        return cs_errorf(err, CS_ENOTFOUND, "unknown %s '%.64s'", what, name);
+    MDB_val k = {n, (void *)name}, v;
+    int rc = mdb_get(snap->txn, snap->store->dbi[db], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return cs_errorf(err, CS_ENOTFOUND, "unknown %s '%s'", what, name);
+    if (rc != 0)
+        return lmdb_err(err, rc, "reading name index");
+    if (v.mv_size != 8)
+        return cs_errorf(err, CS_ECORRUPT, "%s name index entry for '%s' is corrupt", what, name);
+    *id = get_be64(v.mv_data);
+    return CS_OK;
+}
+
+int cs_snap_machine(cs_snap *snap, cs_id id, cs_arena *a, cs_machine *out, cs_error *err)
+{
+    return get_by_id(snap, CS_KIND_MACHINE, id, a, out, err);
+}
+
+int cs_snap_machine_by_name(cs_snap *snap, const char *name, cs_arena *a, cs_machine *out,
+                            cs_error *err)
+{
+    cs_id id;
+    int rc = id_by_name(snap, CS_DB_MACHINE_NAMES, "machine", name, &id, err);
+    return rc != CS_OK ? rc : cs_snap_machine(snap, id, a, out, err);
+}
+
+int cs_snap_job(cs_snap *snap, cs_id id, cs_arena *a, cs_job *out, cs_error *err)
+{
+    return get_by_id(snap, CS_KIND_JOB, id, a, out, err);
+}
+
+int cs_snap_job_by_name(cs_snap *snap, const char *name, cs_arena *a, cs_job *out, cs_error *err)
+{
+    cs_id id;
+    int rc = id_by_name(snap, CS_DB_JOB_NAMES, "job", name, &id, err);
+    return rc != CS_OK ? rc : cs_snap_job(snap, id, a, out, err);
+}
+
+int cs_snap_task(cs_snap *snap, cs_id id, cs_arena *a, cs_task *out, cs_error *err)
+{
+    return get_by_id(snap, CS_KIND_TASK, id, a, out, err);
+}
+
+/* A callback of one of the three record kinds, called through one switch so
+ * that each_record can serve all three without casting function pointers. */
+typedef struct rec_visit {
+    cs_kind kind;
+    cs_machine_fn machine;
+    cs_job_fn job;
+    cs_task_fn task;
+    void *ctx;
+} rec_visit;
+
+static int rec_call(const rec_visit *vis, const any_rec *rec)
+{
+    switch (vis->kind) {
+    case CS_KIND_MACHINE:
+        return vis->machine(vis->ctx, &rec->m);
+    case CS_KIND_JOB:
+        return vis->job(vis->ctx, &rec->j);
+    default:
+        return vis->task(vis->ctx, &rec->t);
+    }
+}
+
+/* Iterate records of one kind with ids in [lo, hi), decoding each into a
+ * scratch arena reset between records. */
+static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_t hi,
+                       cs_error *err)
+{
+    cs_db db = kind_db[vis->kind];
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(snap->txn, snap->store->dbi[db], &cur);
+    if (rc != 0)
+        return lmdb_err(err, rc, "opening cursor");
+    cs_arena a;
+    cs_arena_init(&a);
+    any_rec rec;
+    uint8_t kb[8];
+    be64(kb, lo);
+    MDB_val k = {8, kb}, v;
+    int op = MDB_SET_RANGE;
+    int result = CS_OK;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 8) {
+            result = cs_errorf(err, CS_ECORRUPT, "%s database has a key of %zu bytes",
+                               db_names[db], k.mv_size);
+            break;
+        }
+        uint64_t id = get_be64(k.mv_data);
+        if (id >= hi)
+            break;
+        cs_arena_reset(&a);
+        if ((result = rec_decode(vis->kind, &v, &a, &rec, err)) != CS_OK) {
+            cs_error_wrap(err, result, "%s %llu", kind_names[vis->kind], (unsigned long long)id);
+            break;
+        }
+        if ((result = rec_call(vis, &rec)) != 0)
+            break;
+    }
+    if (result == CS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        result = lmdb_err(err, rc, "iterating");
+    cs_arena_free(&a);
+    mdb_cursor_close(cur);
+    return result;
+}
+
+int cs_snap_each_machine(cs_snap *snap, cs_machine_fn fn, void *ctx, cs_error *err)
+{
+    rec_visit vis = {.kind = CS_KIND_MACHINE, .machine = fn, .ctx = ctx};
+    return each_record(snap, &vis, 0, UINT64_MAX, err);
+}
+
+int cs_snap_each_job(cs_snap *snap, cs_job_fn fn, void *ctx, cs_error *err)
+{
+    rec_visit vis = {.kind = CS_KIND_JOB, .job = fn, .ctx = ctx};
+    return each_record(snap, &vis, 0, UINT64_MAX, err);
+}
+
+int cs_snap_each_task(cs_snap *snap, cs_task_fn fn, void *ctx, cs_error *err)
+{
+    rec_visit vis = {.kind = CS_KIND_TASK, .task = fn, .ctx = ctx};
+    return each_record(snap, &vis, 0, UINT64_MAX, err);
+}
+
+int cs_snap_each_task_of_job(cs_snap *snap, cs_id job, cs_task_fn fn, void *ctx, cs_error *err)
+{
+    if (job > CS_JOB_ID_MAX)
+        return cs_errorf(err, CS_EINVAL, "job id %llu is out of range", (unsigned long long)job);
+    uint64_t hi = job == CS_JOB_ID_MAX ? UINT64_MAX : cs_task_id(job + 1, 0);
+    rec_visit vis = {.kind = CS_KIND_TASK, .task = fn, .ctx = ctx};
+    return each_record(snap, &vis, cs_task_id(job, 0), hi, err);
+}
+
+int cs_snap_each_task_on_machine(cs_snap *snap, cs_id machine, cs_task_fn fn, void *ctx,
+                                 cs_error *err)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(snap->txn, snap->store->dbi[CS_DB_PLACED], &cur);
+    if (rc != 0)
+        return lmdb_err(err, rc, "opening cursor");
+    cs_arena a;
+    cs_arena_init(&a);
+    uint8_t kb[8];
+    be64(kb, machine);
+    MDB_val k = {8, kb}, v;
+    int result = CS_OK;
+    int op = MDB_SET;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT_DUP;
+        if (v.mv_size != 8) {
+            result = cs_errorf(err, CS_ECORRUPT, "placed index has a value of %zu bytes", v.mv_size);
+            break;
+        }
+        cs_task t;
+        cs_arena_reset(&a);
+        if ((result = cs_snap_task(snap, get_be64(v.mv_data), &a, &t, err)) != CS_OK)
+            break;
+        if ((result = fn(ctx, &t)) != 0)
+            break;
+    }
+    if (result == CS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        result = lmdb_err(err, rc, "iterating placed index");
+    cs_arena_free(&a);
+    mdb_cursor_close(cur);
+    return result;
+}
+
+int cs_snap_each_raw(cs_snap *snap, cs_db db, cs_raw_fn fn, void *ctx, cs_error *err)
+{
+    if (db >= CS_DB_COUNT)
+        return cs_errorf(err, CS_EINVAL, "unknown database %d", (int)db);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(snap->txn, snap->store->dbi[db], &cur);
+    if (rc != 0)
+        return lmdb_err(err, rc, "opening cursor");
+    MDB_val k, v;
+    int result = CS_OK;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+        if ((result = fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size)) != 0)
+            break;
+    if (result == CS_OK && rc != MDB_NOTFOUND && rc != 0)
+        result = lmdb_err(err, rc, "iterating");
+    mdb_cursor_close(cur);
+    return result;
+}
+
+/* ---- the log ---------------------------------------------------------- */
+
+/* A log entry: key = version (8 bytes BE) . n (4 bytes BE); value = msgpack
+ * [kind, cmd (bin), [kind0, id0, kind1, id1, ...] (keys touched)]. */
+
+typedef struct log_entry {
+    uint64_t version;
+    uint32_t n;
+    uint8_t kind;
+    const char *cmd;
+    size_t cmdlen;
+    const msgpack_object *touched; /* array, alternating kind and id */
+} log_entry;
+
+static int log_decode(const MDB_val *k, const MDB_val *v, msgpack_zone *zone, log_entry *e,
+                      cs_error *err)
+{
+    if (k->mv_size != 12)
+        return cs_errorf(err, CS_ECORRUPT, "log key of %zu bytes", k->mv_size);
+    e->version = get_be64(k->mv_data);
+    e->n = get_be32((const uint8_t *)k->mv_data + 8);
+    size_t off = 0;
+    msgpack_object obj;
+    msgpack_zone_clear(zone);
+    if (msgpack_unpack(v->mv_data, v->mv_size, &off, zone, &obj) != MSGPACK_UNPACK_SUCCESS ||
+        off != v->mv_size || obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != 3)
+        goto corrupt;
+    const msgpack_object *f = obj.via.array.ptr;
+    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 > 255 ||
+        f[1].type != MSGPACK_OBJECT_BIN || f[2].type != MSGPACK_OBJECT_ARRAY ||
+        f[2].via.array.size % 2 != 0)
+        goto corrupt;
+    e->kind = (uint8_t)f[0].via.u64;
+    e->cmd = f[1].via.bin.ptr;
+    e->cmdlen = f[1].via.bin.size;
+    /* The array lives in the zone: copy the object header, not the data. */
+    msgpack_object *t = msgpack_zone_malloc(zone, sizeof *t);
+    if (t == NULL)
+        return cs_errorf(err, CS_ENOMEM, "reading log: out of memory");
+    *t = f[2];
+    e->touched = t;
+    return CS_OK;
+corrupt:
+    return cs_errorf(err, CS_ECORRUPT, "log entry %llu.%u is corrupt",
+                     (unsigned long long)e->version, e->n);
+}
+
+/* Walk log entries after (since, 0): entries logged at version `since` with
+ * n > 0 changed nothing, so skipping them loses nothing. */
+typedef int (*entry_fn)(void *ctx, const log_entry *e);
+static int each_entry(cs_snap *snap, uint64_t since, entry_fn fn, void *ctx, cs_error *err)
+{
+    if (since < snap->floor)
+        return cs_errorf(err, CS_ECOMPACTED,
+                         "version %llu is behind the log floor %llu: a full snapshot is needed",
+                         (unsigned long long)since, (unsigned long long)snap->floor);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(snap->txn, snap->store->dbi[CS_DB_LOG], &cur);
+    if (rc != 0)
+        return lmdb_err(err, rc, "opening log cursor");
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 4096)) {
+        mdb_cursor_close(cur);
+        return cs_errorf(err, CS_ENOMEM, "reading log: out of memory");
+    }
+    uint8_t kb[12];
+    be64(kb, since);
+    be32(kb + 8, UINT32_MAX);
+    MDB_val k = {12, kb}, v;
+    int op = MDB_SET_RANGE;
+    int result = CS_OK;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        log_entry e;
+        if ((result = log_decode(&k, &v, &zone, &e, err)) != CS_OK)
+            break;
+        if (e.version == since)
+            continue; /* (since, UINT32_MAX) itself, were it ever used */
+        if ((result = fn(ctx, &e)) != 0)
+            break;
+    }
+    if (result == CS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        result = lmdb_err(err, rc, "reading log");
+    msgpack_zone_destroy(&zone);
+    mdb_cursor_close(cur);
+    return result;
+}
+
+typedef struct log_cb {
+    cs_log_fn fn;
+    void *ctx;
+} log_cb;
+
+static int log_visit(void *ctx, const log_entry *e)
+{
+    log_cb *c = ctx;
+    return c->fn(c->ctx, e->version, e->n, e->kind, e->cmd, e->cmdlen);
+}
+
+int cs_snap_each_log(cs_snap *snap, uint64_t since, cs_log_fn fn, void *ctx, cs_error *err)
+{
+    log_cb c = {fn, ctx};
+    return each_entry(snap, since, log_visit, &c, err);
+}
+
+typedef struct ids {
+    cs_id *v;
+    size_t n, cap;
+} ids;
+
+static int ids_push(ids *s, cs_id id)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        cs_id *v = realloc(s->v, cap * sizeof *v);
+        if (v == NULL)
+            return CS_ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = id;
+    return CS_OK;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    cs_id x = *(const cs_id *)a, y = *(const cs_id *)b;
+    return x < y ? -1 : x > y;
+}
+
+static size_t sort_unique(cs_id *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_id);
+    size_t w = 1;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != v[w - 1])
+            v[w++] = v[i];
+    return w;
+}
+
+typedef struct changes_ctx {
+    ids s[CS_KIND_COUNT];
+    cs_error *err;
+} changes_ctx;
+
+static int changes_visit(void *ctx, const log_entry *e)
+{
+    changes_ctx *c = ctx;
+    const msgpack_object *t = e->touched->via.array.ptr;
+    for (uint32_t i = 0; i + 1 < e->touched->via.array.size; i += 2) {
+        if (t[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER || t[i].via.u64 >= CS_KIND_COUNT ||
+            t[i + 1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return cs_errorf(c->err, CS_ECORRUPT, "log entry %llu.%u: touched key is corrupt",
+                             (unsigned long long)e->version, e->n);
+        if (ids_push(&c->s[t[i].via.u64], t[i + 1].via.u64) != CS_OK)
+            return cs_errorf(c->err, CS_ENOMEM, "reading changes: out of memory");
+    }
+    return CS_OK;
+}
+
+int cs_snap_changes_since(cs_snap *snap, uint64_t since, cs_changes *out, cs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    changes_ctx c = {0};
+    c.err = err;
+    int rc = each_entry(snap, since, changes_visit, &c, err);
+    if (rc != CS_OK) {
+        for (int i = 0; i < CS_KIND_COUNT; i++)
+            free(c.s[i].v);
+        return rc;
+    }
+    out->since = since;
+    out->version = snap->version;
+    for (int i = 0; i < CS_KIND_COUNT; i++) {
+        out->ids[i] = c.s[i].v;
+        out->n[i] = sort_unique(c.s[i].v, c.s[i].n);
+    }
+    return CS_OK;
+}
+
+void cs_changes_free(cs_changes *c)
+{
+    for (int i = 0; i < CS_KIND_COUNT; i++) {
+        free(c->ids[i]);
+        c->ids[i] = NULL;
+        c->n[i] = 0;
+    }
+}
+
+/* ---- write transactions ----------------------------------------------- */
+
+int cs_wtxn_begin(cs_store *s, cs_wtxn **out, cs_error *err)
+{
+    cs_wtxn *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return cs_errorf(err, CS_ENOMEM, "write transaction: out of memory");
+    int rc = mdb_txn_begin(s->env, NULL, 0, &w->snap.txn);
+    if (rc != 0) {
+        free(w);
+        return lmdb_err(err, rc, "beginning write transaction");
+    }
+    w->snap.store = s;
+    w->snap.in_wtxn = true;
+    snap_load_meta(&w->snap);
+    w->new_version = w->snap.version + 1;
+    msgpack_sbuffer_init(&w->buf);
+    *out = w;
+    return CS_OK;
+}
+
+static void wtxn_free(cs_wtxn *w)
+{
+    msgpack_sbuffer_destroy(&w->buf);
+    free(w->touched);
+    free(w);
+}
+
+void cs_wtxn_abort(cs_wtxn *w)
+{
+    if (w == NULL)
+        return;
+    mdb_txn_abort(w->snap.txn);
+    wtxn_free(w);
+}
+
+cs_snap *cs_wtxn_snap(cs_wtxn *w) { return &w->snap; }
+uint64_t cs_wtxn_new_version(const cs_wtxn *w) { return w->new_version; }
+
+static int next_id(cs_wtxn *w, const char *key, cs_id max, cs_id *out, cs_error *err)
+{
+    cs_store *s = w->snap.store;
+    uint64_t last;
+    bool found;
+    int rc = meta_get(w->snap.txn, s->dbi[CS_DB_META], key, &last, &found, err);
+    if (rc != CS_OK)
+        return rc;
+    if (last >= max)
+        return cs_errorf(err, CS_EFULL, "%s: ids exhausted", key);
+    if ((rc = meta_put(s, w->snap.txn, key, last + 1, err)) != CS_OK)
+        return rc;
+    *out = last + 1;
+    return CS_OK;
+}
+
+int cs_wtxn_next_machine_id(cs_wtxn *w, cs_id *out, cs_error *err)
+{
+    return next_id(w, "last_machine", UINT64_MAX - 1, out, err);
+}
+
+int cs_wtxn_next_job_id(cs_wtxn *w, cs_id *out, cs_error *err)
+{
+    return next_id(w, "last_job", CS_JOB_ID_MAX - 1, out, err);
+}
+
+static int touch(cs_wtxn *w, uint8_t kind, cs_id id, cs_error *err)
+{
+    if (w->ntouched == w->captouched) {
+        size_t cap = w->captouched ? w->captouched * 2 : 64;
+        touched *t = realloc(w->touched, cap * sizeof *t);
+        if (t == NULL)
+            return cs_errorf(err, CS_ENOMEM, "write transaction: out of memory");
+        w->touched = t;
+        w->captouched = cap;
+    }
+    w->touched[w->ntouched++] = (touched){kind, id};
+    return CS_OK;
+}
+
+static int raw_put(cs_wtxn *w, cs_db db, const void *key, size_t klen, const void *val,
+                   size_t vlen, unsigned flags, cs_error *err)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    int rc = mdb_put(w->snap.txn, w->snap.store->dbi[db], &k, &v, flags);
+    if (rc != 0)
+        return lmdb_err(err, rc, db_names[db]);
+    w->snap.store->puts++;
+    w->snap.store->put_bytes += klen + vlen;
+    return CS_OK;
+}
+
+static int raw_del(cs_wtxn *w, cs_db db, const void *key, size_t klen, const void *val,
+                   size_t vlen, cs_error *err)
+{
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    int rc = mdb_del(w->snap.txn, w->snap.store->dbi[db], &k, val ? &v : NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return lmdb_err(err, rc, db_names[db]);
+    return CS_OK;
+}
+
+static int put_encoded(cs_wtxn *w, cs_db db, cs_id id, cs_error *err)
+{
+    uint8_t kb[8];
+    be64(kb, id);
+    return raw_put(w, db, kb, 8, w->buf.data, w->buf.size, 0, err);
+}
+
+static int put_name(cs_wtxn *w, cs_db db, const char *name, cs_id id, cs_error *err)
+{
+    uint8_t vb[8];
+    be64(vb, id);
+    return raw_put(w, db, name, strlen(name), vb, 8, 0, err);
+}
+
+int cs_wtxn_put_machine(cs_wtxn *w, const cs_machine *m, bool create, cs_error *err)
+{
+    cs_machine rec = *m;
+    rec.version = w->new_version;
+    rec.seq = create ? 1 : m->seq + 1;
+    w->buf.size = 0;
+    int rc;
+    if ((rc = cs_machine_encode(&rec, &w->buf)) != CS_OK)
+        return cs_errorf(err, rc, "encoding machine %s", m->name);
+    if ((rc = put_encoded(w, CS_DB_MACHINES, m->id, err)) != CS_OK ||
+        (create && (rc = put_name(w, CS_DB_MACHINE_NAMES, m->name, m->id, err)) != CS_OK))
+        return rc;
+    return touch(w, CS_KIND_MACHINE, m->id, err);
+}
+
+int cs_wtxn_put_job(cs_wtxn *w, const cs_job *j, bool create, cs_error *err)
+{
+    cs_job rec = *j;
+    rec.version = w->new_version;
+    w->buf.size = 0;
+    int rc;
+    if ((rc = cs_job_encode(&rec, &w->buf)) != CS_OK)
+        return cs_errorf(err, rc, "encoding job %s", j->name);
+    if ((rc = put_encoded(w, CS_DB_JOBS, j->id, err)) != CS_OK ||
+        (create && (rc = put_name(w, CS_DB_JOB_NAMES, j->name, j->id, err)) != CS_OK))
+        return rc;
+    return touch(w, CS_KIND_JOB, j->id, err);
+}
+
+int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error *err)
+{
+    cs_task rec = *t;
+    rec.version = w->new_version;
+    w->buf.size = 0;
+    int rc;
+    if ((rc = cs_task_encode(&rec, &w->buf)) != CS_OK)
+        return cs_errorf(err, rc, "encoding task %llu", (unsigned long long)t->id);
+    if ((rc = put_encoded(w, CS_DB_TASKS, t->id, err)) != CS_OK)
+        return rc;
+    /* The placed index holds (machine, task) for every task that holds
+     * resources; move the entry when placement changes. */
+    bool was = old != NULL && cs_task_state_placed(old->state);
+    bool is = cs_task_state_placed(t->state);
+    cs_id from = was ? old->machine : 0, to = is ? t->machine : 0;
+    if (from != to) {
+        uint8_t kb[8], vb[8];
+        be64(vb, t->id);
+        if (from != 0) {
+            be64(kb, from);
+            if ((rc = raw_del(w, CS_DB_PLACED, kb, 8, vb, 8, err)) != CS_OK)
+                return rc;
+        }
+        if (to != 0) {
+            be64(kb, to);
+            if ((rc = raw_put(w, CS_DB_PLACED, kb, 8, vb, 8, 0, err)) != CS_OK)
+                return rc;
+        }
+    }
+    return touch(w, CS_KIND_TASK, t->id, err);
+}
+
+static void request_key(uint8_t *kb, uint64_t sched, uint64_t req)
+{
+    be64(kb, sched);
+    be64(kb + 8, req);
+}
+
+/* A request record: the version it was first committed at (8 bytes BE, for
+ * compaction) followed by the result bytes. */
+int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **data, size_t *len,
+                        cs_error *err)
+{
+    uint8_t kb[16];
+    request_key(kb, sched, req);
+    MDB_val k = {16, kb}, v;
+    int rc = mdb_get(w->snap.txn, w->snap.store->dbi[CS_DB_REQUESTS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return CS_ENOTFOUND;
+    if (rc != 0)
+        return lmdb_err(err, rc, "reading request record");
+    if (v.mv_size < 8)
+        return cs_errorf(err, CS_ECORRUPT, "request record (%llu, %llu) is truncated",
+                         (unsigned long long)sched, (unsigned long long)req);
+    *data = (const uint8_t *)v.mv_data + 8;
+    *len = v.mv_size - 8;
+    return CS_OK;
+}
+
+int cs_wtxn_request_put(cs_wtxn *w, uint64_t sched, uint64_t req, const void *data, size_t len,
+                        cs_error *err)
+{
+    uint8_t kb[16];
+    request_key(kb, sched, req);
+    uint8_t *v = malloc(len + 8);
+    if (v == NULL)
+        return cs_errorf(err, CS_ENOMEM, "request record: out of memory");
+    /* The version of the log entry this request's command is logged under. */
+    be64(v, w->ntouched > 0 ? w->new_version : w->snap.version);
+    memcpy(v + 8, data, len);
+    int rc = raw_put(w, CS_DB_REQUESTS, kb, 16, v, len + 8, 0, err);
+    free(v);
+    return rc;
+}
+
+static int cmp_touched(const void *a, const void *b)
+{
+    const touched *x = a, *y = b;
+    if (x->kind != y->kind)
+        return x->kind < y->kind ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64_t *version,
+                   cs_error *err)
+{
+    cs_store *s = w->snap.store;
+    MDB_txn *txn = w->snap.txn;
+    bool changed = w->ntouched > 0;
+    uint64_t v = changed ? w->new_version : w->snap.version;
+    int rc;
+
+    /* Sub-index: 0 for the command that made version v, 1.. for commands
+     * logged at v that changed nothing. */
+    uint32_t n = 0;
+    if (!changed) {
+        uint64_t last_n;
+        bool found;
+        if ((rc = meta_get(txn, s->dbi[CS_DB_META], "log_n", &last_n, &found, err)) != CS_OK)
+            goto fail;
+        n = (uint32_t)last_n + 1;
+    }
+
+    qsort(w->touched, w->ntouched, sizeof *w->touched, cmp_touched);
+    size_t nt = 0;
+    for (size_t i = 0; i < w->ntouched; i++)
+        if (nt == 0 || cmp_touched(&w->touched[i], &w->touched[nt - 1]) != 0)
+            w->touched[nt++] = w->touched[i];
+
+    w->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &w->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 3) || msgpack_pack_uint8(&pk, kind) ||
+        msgpack_pack_bin(&pk, len) || (len && msgpack_pack_bin_body(&pk, cmd, len)) ||
+        msgpack_pack_array(&pk, nt * 2)) {
+        rc = cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < nt; i++)
+        if (msgpack_pack_uint8(&pk, w->touched[i].kind) ||
+            msgpack_pack_uint64(&pk, w->touched[i].id)) {
+            rc = cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
+            goto fail;
+        }
+    uint8_t kb[12];
+    be64(kb, v);
+    be32(kb + 8, n);
+    if ((rc = raw_put(w, CS_DB_LOG, kb, 12, w->buf.data, w->buf.size, MDB_APPEND, err)) != CS_OK)
+        goto fail;
+    if ((rc = meta_put(s, txn, "log_n", n, err)) != CS_OK ||
+        (changed && (rc = meta_put(s, txn, "version", v, err)) != CS_OK))
+        goto fail;
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        rc = lmdb_err(err, rc, "committing");
+        wtxn_free(w);
+        return rc;
+    }
+    if (version != NULL)
+        *version = v;
+    wtxn_free(w);
+    return CS_OK;
+fail:
+    cs_wtxn_abort(w);
+    return rc;
+}
+
+/* ---- compaction ------------------------------------------------------- */
+
+int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return lmdb_err(err, rc, "beginning compaction");
+    uint64_t version = meta_or_zero(txn, s->dbi[CS_DB_META], "version");
+    uint64_t old = meta_or_zero(txn, s->dbi[CS_DB_META], "floor");
+    if (floor > version)
+        floor = version;
+    if (floor <= old) {
+        mdb_txn_abort(txn);
+        return CS_OK;
+    }
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if ((rc = mdb_cursor_open(txn, s->dbi[CS_DB_LOG], &cur)) != 0)
+        goto lmdb_fail;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+        if (k.mv_size != 12 || get_be64(k.mv_data) > floor)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto lmdb_fail;
+    if ((rc = mdb_cursor_open(txn, s->dbi[CS_DB_REQUESTS], &cur)) != 0)
+        goto lmdb_fail;
+    int op = MDB_FIRST;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (v.mv_size >= 8 && get_be64(v.mv_data) <= floor) {
+            if ((rc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            /* After a delete the cursor already sits on the next item. */
+            op = MDB_GET_CURRENT;
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto lmdb_fail;
+    if ((rc = meta_put(s, txn, "floor", floor, err)) != CS_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return lmdb_err(err, rc, "committing compaction");
+    return CS_OK;
+lmdb_fail:
+    mdb_txn_abort(txn);
+    return lmdb_err(err, rc, "compacting");
+}

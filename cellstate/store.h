@@ -1,0 +1,186 @@
+/* store.h — the cell state: the whole cluster's allocation in one LMDB
+ * environment.
+ *
+ * Omega: "a resilient master copy of the resource allocations in the
+ * cluster, which we call cell state" (§3.4). This module is the mechanism of
+ * that copy: records, indexes, versions, the commit log and snapshots. What a
+ * change *means* (when a claim conflicts, what killing a job does) lives in
+ * txn/, which is the only writer.
+ *
+ * Named databases in the environment (docs/design.md has the byte layout):
+ *   meta           schema version, cell version, log floor, id counters
+ *   machines       id -> machine record      machine_names  name -> id
+ *   jobs           id -> job record          job_names      name -> id
+ *   tasks          id -> task record         placed         machine -> task ids
+ *   log            (version, n) -> logged command and the keys it touched
+ *   requests       (scheduler, request) -> first result, for idempotency
+ *
+ * Versions. The cell version counts the commands that changed the store. A
+ * command that changes nothing (a transaction whose every claim conflicted)
+ * is still logged, under the current version with a sub-index n > 0, so that
+ * replaying the log reproduces the store exactly, idempotency records
+ * included.
+ *
+ * Threads. A cs_store may be shared by threads: snapshots are LMDB read
+ * transactions (MDB_NOTLS, so any thread may hold several); write
+ * transactions are serialised by LMDB, one at a time.
+ */
+#ifndef CS_STORE_H
+#define CS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cellstate/arena.h"
+#include "cellstate/error.h"
+#include "cellstate/record.h"
+
+typedef struct cs_store cs_store;
+typedef struct cs_snap cs_snap;
+typedef struct cs_wtxn cs_wtxn;
+
+typedef struct cs_store_opts {
+    size_t map_size; /* bytes of address space for the map; 0 = 4 GiB */
+    bool nosync;     /* skip fsync at commit (MDB_NOSYNC): for benchmarks and tests */
+} cs_store_opts;
+
+/* The databases, for the raw iteration used by dumps and replicas. */
+typedef enum cs_db {
+    CS_DB_META,
+    CS_DB_MACHINES,
+    CS_DB_MACHINE_NAMES,
+    CS_DB_JOBS,
+    CS_DB_JOB_NAMES,
+    CS_DB_TASKS,
+    CS_DB_PLACED,
+    CS_DB_LOG,
+    CS_DB_REQUESTS,
+    CS_DB_COUNT
+} cs_db;
+const char *cs_db_name(cs_db db);
+
+/* Kinds of record a logged command may touch. */
+typedef enum cs_kind { CS_KIND_MACHINE = 0, CS_KIND_JOB = 1, CS_KIND_TASK = 2, CS_KIND_COUNT } cs_kind;
+
+/* Open (creating if needed) the store in directory `dir`, which must exist.
+ * A store written with another CS_SCHEMA_VERSION is CS_ESCHEMA. On success
+ * *out is owned by the caller: release it with cs_store_close. `opts` may be
+ * NULL for the defaults; it is copied. */
+int cs_store_open(const char *dir, const cs_store_opts *opts, cs_store **out, cs_error *err);
+
+/* Close the store. Every snapshot and write transaction must be closed first. */
+void cs_store_close(cs_store *s);
+
+/* ---- snapshots: a consistent view of the whole cell at one version ---- */
+
+/* Begin a snapshot. Owned by the caller; close it with cs_snap_close. It
+ * pins the pages it sees: do not keep one open for long. */
+int cs_snap_open(cs_store *s, cs_snap **out, cs_error *err);
+void cs_snap_close(cs_snap *snap);
+
+uint64_t cs_snap_version(const cs_snap *snap);
+/* The log floor: changes since a version below it are no longer in the log. */
+uint64_t cs_snap_floor(const cs_snap *snap);
+
+/* Point look-ups. CS_ENOTFOUND (with a message) when absent; the record's
+ * strings and arrays live in `a`. */
+int cs_snap_machine(cs_snap *snap, cs_id id, cs_arena *a, cs_machine *out, cs_error *err);
+int cs_snap_machine_by_name(cs_snap *snap, const char *name, cs_arena *a, cs_machine *out,
+                            cs_error *err);
+int cs_snap_job(cs_snap *snap, cs_id id, cs_arena *a, cs_job *out, cs_error *err);
+int cs_snap_job_by_name(cs_snap *snap, const char *name, cs_arena *a, cs_job *out, cs_error *err);
+int cs_snap_task(cs_snap *snap, cs_id id, cs_arena *a, cs_task *out, cs_error *err);
+
+/* Iteration, in id order. The record passed to the callback is valid only
+ * during the call (the iterator resets its arena after each). A callback
+ * returns 0 to go on, anything else to stop; that value is then returned. */
+typedef int (*cs_machine_fn)(void *ctx, const cs_machine *m);
+typedef int (*cs_job_fn)(void *ctx, const cs_job *j);
+typedef int (*cs_task_fn)(void *ctx, const cs_task *t);
+int cs_snap_each_machine(cs_snap *snap, cs_machine_fn fn, void *ctx, cs_error *err);
+int cs_snap_each_job(cs_snap *snap, cs_job_fn fn, void *ctx, cs_error *err);
+int cs_snap_each_task(cs_snap *snap, cs_task_fn fn, void *ctx, cs_error *err);
+int cs_snap_each_task_of_job(cs_snap *snap, cs_id job, cs_task_fn fn, void *ctx, cs_error *err);
+/* Tasks placed (assigned or running) on one machine, through the index. */
+int cs_snap_each_task_on_machine(cs_snap *snap, cs_id machine, cs_task_fn fn, void *ctx,
+                                 cs_error *err);
+
+/* What changed since version `since`: the ids of every machine, job and task
+ * touched by a command logged after it, each once, in ascending order. Read
+ * the records with the look-ups above; a record that is absent was removed.
+ * CS_ECOMPACTED when `since` is below the log floor: the reader then needs a
+ * full snapshot. The arrays are owned by the caller: cs_changes_free. */
+typedef struct cs_changes {
+    uint64_t since, version;
+    cs_id *ids[CS_KIND_COUNT];
+    size_t n[CS_KIND_COUNT];
+} cs_changes;
+int cs_snap_changes_since(cs_snap *snap, uint64_t since, cs_changes *out, cs_error *err);
+void cs_changes_free(cs_changes *c);
+
+/* The commit log after (since, 0), in order. `cmd` is the logged command's
+ * bytes, valid during the call. CS_ECOMPACTED as above. */
+typedef int (*cs_log_fn)(void *ctx, uint64_t version, uint32_t n, uint8_t kind, const void *cmd,
+                         size_t len);
+int cs_snap_each_log(cs_snap *snap, uint64_t since, cs_log_fn fn, void *ctx, cs_error *err);
+
+/* Raw key/value iteration of one database, for dumps and comparisons. */
+typedef int (*cs_raw_fn)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen);
+int cs_snap_each_raw(cs_snap *snap, cs_db db, cs_raw_fn fn, void *ctx, cs_error *err);
+
+/* ---- write transactions (used by txn/ only) --------------------------- */
+
+/* Begin the single write transaction. Owned by the caller until
+ * cs_wtxn_commit or cs_wtxn_abort, either of which frees it. */
+int cs_wtxn_begin(cs_store *s, cs_wtxn **out, cs_error *err);
+
+/* A snapshot view of the write transaction: reads see its own writes. Valid
+ * until the transaction ends; do not close it. */
+cs_snap *cs_wtxn_snap(cs_wtxn *w);
+
+/* The version records written in this transaction will carry. */
+uint64_t cs_wtxn_new_version(const cs_wtxn *w);
+
+/* Allocate the next machine or job id (1, 2, ...). */
+int cs_wtxn_next_machine_id(cs_wtxn *w, cs_id *out, cs_error *err);
+int cs_wtxn_next_job_id(cs_wtxn *w, cs_id *out, cs_error *err);
+
+/* Write a record; the store sets its version to the new version. For a
+ * machine it also increments seq (every change changes it) and, when
+ * `create`, indexes its name. For a job, `create` indexes its name. For a
+ * task, `old` is the record it replaces (NULL when new): the placed index
+ * follows the move. The records are only read. */
+int cs_wtxn_put_machine(cs_wtxn *w, const cs_machine *m, bool create, cs_error *err);
+int cs_wtxn_put_job(cs_wtxn *w, const cs_job *j, bool create, cs_error *err);
+int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error *err);
+
+/* The first result stored for (scheduler, request), if any: CS_ENOTFOUND
+ * when none. *data points into the map, valid until the transaction ends. */
+int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **data, size_t *len,
+                        cs_error *err);
+int cs_wtxn_request_put(cs_wtxn *w, uint64_t sched, uint64_t req, const void *data, size_t len,
+                        cs_error *err);
+
+/* Append the command to the log and commit. The cell version moves to the
+ * new version when a record was written, else stays. `*version` (may be
+ * NULL) receives the cell version after the commit. Frees `w` in every case;
+ * on error nothing is written. */
+int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64_t *version,
+                   cs_error *err);
+void cs_wtxn_abort(cs_wtxn *w);
+
+/* ---- maintenance ------------------------------------------------------ */
+
+/* Drop log entries and idempotency records at or below `floor` (clamped to
+ * the current version); readers behind it then need a full snapshot. */
+int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err);
+
+/* Puts and bytes written by write transactions since open, for benchmarks. */
+typedef struct cs_store_stats {
+    uint64_t puts;
+    uint64_t put_bytes;
+} cs_store_stats;
+void cs_store_get_stats(cs_store *s, cs_store_stats *out);
+
+#endif

@@ -1,0 +1,35 @@
+/* command.h — the commands of the commit log, and applying a logged one.
+ *
+ * Every change to the cell is one command, applied by one function of txn/
+ * inside one write transaction and appended to the log as the bytes of its
+ * canonical encoding. Applying the same commands in the same order to an
+ * empty store yields the same store, key for key and byte for byte: that is
+ * how a replica or a restored backup catches up (cs_command_apply), and what
+ * the property tests check.
+ */
+#ifndef CS_COMMAND_H
+#define CS_COMMAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cellstate/error.h"
+#include "cellstate/store.h"
+
+typedef enum cs_cmd_kind {
+    CS_CMD_MACHINE_PUT = 1,   /* register or update a machine (ops.h) */
+    CS_CMD_MACHINE_STATE = 2, /* up, draining, down (ops.h) */
+    CS_CMD_JOB_SUBMIT = 3,    /* a new job and its pending tasks (ops.h) */
+    CS_CMD_JOB_KILL = 4,      /* kill a job and all its tasks (ops.h) */
+    CS_CMD_TXN = 5,           /* a scheduler's transaction (commit.h) */
+} cs_cmd_kind;
+
+const char *cs_cmd_name(uint8_t kind);
+
+/* Apply a command read from a log: decode it and run it exactly as it ran
+ * when it was first logged. A command that was refused then is never in a
+ * log; one that is refused now means the two stores have diverged, and is
+ * returned as an error. */
+int cs_command_apply(cs_store *s, uint8_t kind, const void *cmd, size_t len, cs_error *err);
+
+#endif

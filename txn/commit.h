@@ -1,0 +1,45 @@
+/* commit.h — validate a scheduler's transaction against the cell and apply
+ * it: Omega's optimistic commit.
+ *
+ * Omega §3.4: "Schedulers can choose to use incremental transactions, which
+ * accept all but the conflicting changes (i.e., the transaction provides
+ * atomicity but not independence), or all-or-nothing transactions that
+ * either commit the whole transaction or none of it (gang scheduling)."
+ *
+ * Commit runs inside one LMDB write transaction, in this order:
+ *   1. idempotency: a transaction whose (scheduler, request) was committed
+ *      before returns that first result and changes nothing;
+ *   2. validation of the input: every task and machine named exists, no task
+ *      appears twice, resources are in [0, CS_RES_MAX], ports match the
+ *      job's spec, every preemptor is a claim of this transaction. Any
+ *      failure is an error (CS_EINVAL, CS_ENOTFOUND) and nothing is written;
+ *   3. releases, then claims in order, each claim preceded by the
+ *      preemptions that make room for it, judged against the machine as the
+ *      transaction has left it so far (conflict.h);
+ *   4. incremental: what did not conflict is written; gang: everything is
+ *      written if nothing conflicted, else nothing;
+ *   5. the transaction is appended to the commit log and its result stored
+ *      under (scheduler, request).
+ *
+ * Deterministic: the outcome is a pure function of the store and the
+ * transaction (no clock, no randomness), so that replicas applying the same
+ * log reach the same store.
+ */
+#ifndef CS_COMMIT_H
+#define CS_COMMIT_H
+
+#include "cellstate/store.h"
+#include "txn/txn.h"
+
+/* Commit `t` to the store. On success (CS_OK), `r` (initialised by the
+ * caller, owned by the caller) holds each item's outcome and the cell
+ * version after the commit; r->replayed tells an idempotent repeat. On error
+ * nothing was written and `err` names the problem. `t` is only read. */
+int cs_commit(cs_store *s, const cs_txn *t, cs_txn_result *r, cs_error *err);
+
+/* The same judgement on a snapshot, writing nothing: what cs_commit would
+ * answer if the store were at `snap` (idempotency aside). r->version is the
+ * snapshot's version. */
+int cs_commit_check(cs_snap *snap, const cs_txn *t, cs_txn_result *r, cs_error *err);
+
+#endif

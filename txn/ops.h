@@ -1,0 +1,37 @@
+/* ops.h — the cell operations that are not scheduler transactions:
+ * registering machines, changing their state, submitting and killing jobs.
+ *
+ * Each is one command of the commit log (command.h): it runs in one write
+ * transaction, all or nothing, and is logged as its canonical encoding so
+ * that replaying the log repeats it exactly. Inputs are only read; results
+ * come back through the pointer arguments (any of which may be NULL).
+ */
+#ifndef CS_OPS_H
+#define CS_OPS_H
+
+#include "cellstate/store.h"
+
+/* Register a machine, or update the one with the same name: its attributes,
+ * capacity, port range and state. Allocations, ports in use and tasks are
+ * kept; a capacity below what is allocated is CS_ESTATE. An update that
+ * changes nothing writes nothing (the machine's seq stays, so schedulers'
+ * coarse-grained claims on it stay valid). `spec`'s id, allocated, ports,
+ * ntasks, seq and version are ignored. */
+int cs_op_machine_put(cs_store *s, const cs_machine *spec, cs_id *id, uint64_t *version,
+                      cs_error *err);
+
+/* Set a machine's state. Going down, every task placed on it becomes lost
+ * and its resources are released, in the same transaction. */
+int cs_op_machine_state(cs_store *s, cs_id id, uint8_t state, uint64_t *version, cs_error *err);
+
+/* Submit a job: the job record (state active, spec hash computed here) and
+ * `count` pending tasks. A name held by an active job is CS_EEXIST. `spec`'s
+ * id, state, spec_hash and version are ignored. */
+int cs_op_job_submit(cs_store *s, const cs_job *spec, cs_id *id, uint64_t *version, cs_error *err);
+
+/* Kill a job: it becomes killed; each of its tasks not yet ended is killed,
+ * and placed ones release their resources. Killing a killed job changes
+ * nothing. */
+int cs_op_job_kill(cs_store *s, cs_id id, uint64_t *version, cs_error *err);
+
+#endif
