@@ -38,6 +38,7 @@ SANITIZER := address,undefined
 endif
 endif
 
+comma := ,
 ifneq ($(SANITIZER),)
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer
 ifneq ($(findstring undefined,$(SANITIZER)),)
@@ -45,13 +46,17 @@ SANFLAGS += -fno-sanitize-recover=undefined
 endif
 OPT      := -O1
 BUILD    := $(BUILD)/$(subst $(comma),-,$(SANITIZER))
+# Sanitized binaries stay beside their objects, so that `make test` never
+# replaces the optimised ones in bin/; integration tests find them through
+# CELLSCHED_BIN.
+BIN      := $(BUILD)/bin
 endif
-comma := ,
 
 ifeq ($(COVERAGE),1)
 SANFLAGS += --coverage
 OPT      := -O0
 BUILD    := build/coverage
+BIN      := $(BUILD)/bin
 endif
 
 # Dependency check: when a pkg-config lookup fails, install the packages
@@ -89,6 +94,7 @@ TEST_SUPPORT_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps test coverage clean
+.SECONDARY:
 all: $(TOOL_BIN)
 
 deps:

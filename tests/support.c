@@ -1,0 +1,341 @@
+/* support.c — helpers for the Criterion suites (see support.h). */
+#include "tests/support.h"
+
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int ts_mkdtemp(char *out, size_t size)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (tmp == NULL || tmp[0] == '\0')
+        tmp = "/tmp";
+    if (snprintf(out, size, "%s/cellsched-test-XXXXXX", tmp) >= (int)size)
+        return -1;
+    return mkdtemp(out) ? 0 : -1;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void ts_rmtree(const char *dir)
+{
+    if (dir[0] != '\0')
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void open_store(ts_store *t)
+{
+    cs_store_opts o = {.map_size = (size_t)256 << 20, .nosync = true};
+    cs_error err = {0};
+    int rc = cs_store_open(t->dir, &o, &t->s, &err);
+    cr_assert_eq(rc, CS_OK, "opening store in %s: %s", t->dir, err.msg);
+}
+
+void ts_store_create(ts_store *t)
+{
+    cr_assert_eq(ts_mkdtemp(t->dir, sizeof t->dir), 0, "mkdtemp failed");
+    open_store(t);
+}
+
+void ts_store_reopen(ts_store *t)
+{
+    cs_store_close(t->s);
+    open_store(t);
+}
+
+void ts_store_destroy(ts_store *t)
+{
+    cs_store_close(t->s);
+    t->s = NULL;
+    ts_rmtree(t->dir);
+}
+
+static int cmp_attr(const void *a, const void *b)
+{
+    return strcmp(((const cs_attr *)a)->key, ((const cs_attr *)b)->key);
+}
+
+cs_id ts_machine(cs_store *s, const char *name, int64_t cpu, int64_t mem, int64_t disk,
+                 uint16_t port_lo, uint16_t port_hi, const char *const *attrs, uint32_t nattrs)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine m = {0};
+    m.name = name;
+    m.capacity = (cs_res){cpu, mem, disk};
+    m.port_lo = port_lo;
+    m.port_hi = port_hi;
+    m.state = CS_MACHINE_UP;
+    m.nattrs = nattrs;
+    m.attrs = nattrs ? cs_arena_alloc(&a, nattrs * sizeof *m.attrs) : NULL;
+    for (uint32_t i = 0; i < nattrs; i++) {
+        const char *eq = strchr(attrs[i], '=');
+        cr_assert(eq != NULL, "attribute %s lacks '='", attrs[i]);
+        m.attrs[i].key = cs_arena_strndup(&a, attrs[i], (size_t)(eq - attrs[i]));
+        m.attrs[i].value = eq + 1;
+    }
+    if (nattrs > 1)
+        qsort(m.attrs, nattrs, sizeof *m.attrs, cmp_attr);
+    cs_id id = 0;
+    cs_error err = {0};
+    int rc = cs_op_machine_put(s, &m, &id, NULL, &err);
+    cs_arena_free(&a);
+    cr_assert_eq(rc, CS_OK, "registering %s: %s", name, err.msg);
+    return id;
+}
+
+cs_id ts_job(cs_store *s, const char *name, uint8_t kind, int32_t priority, uint32_t count,
+             int64_t cpu, int64_t mem, int64_t disk, const uint16_t *ports, uint32_t nports)
+{
+    uint16_t dyn[CS_PORTS_PER_TASK_MAX] = {0};
+    cs_job j = {0};
+    j.name = name;
+    j.kind = kind;
+    j.priority = priority;
+    j.count = count;
+    j.res = (cs_res){cpu, mem, disk};
+    j.ports = ports ? (uint16_t *)ports : dyn;
+    j.nports = nports;
+    j.cmd = "true";
+    cs_id id = 0;
+    cs_error err = {0};
+    int rc = cs_op_job_submit(s, &j, &id, NULL, &err);
+    cr_assert_eq(rc, CS_OK, "submitting %s: %s", name, err.msg);
+    return id;
+}
+
+void ts_get_machine(cs_store *s, cs_id id, cs_arena *a, cs_machine *out)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    cs_machine m;
+    int rc = cs_snap_machine(snap, id, a, &m, &err);
+    if (rc == CS_OK)
+        rc = cs_machine_copy(&m, a, out);
+    cs_snap_close(snap);
+    cr_assert_eq(rc, CS_OK, "machine %llu: %s", (unsigned long long)id, err.msg);
+}
+
+void ts_get_task(cs_store *s, cs_id id, cs_arena *a, cs_task *out)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    int rc = cs_snap_task(snap, id, a, out, &err);
+    cs_snap_close(snap);
+    cr_assert_eq(rc, CS_OK, "task %llu: %s", (unsigned long long)id, err.msg);
+}
+
+typedef struct dumpbuf {
+    uint8_t *p;
+    size_t n, cap;
+} dumpbuf;
+
+static void dump_put(dumpbuf *d, const void *p, size_t n)
+{
+    if (d->n + n + 8 > d->cap) {
+        size_t cap = d->cap ? d->cap : 4096;
+        while (d->n + n + 8 > cap)
+            cap *= 2;
+        d->p = realloc(d->p, cap);
+        cr_assert(d->p != NULL);
+        d->cap = cap;
+    }
+    uint64_t len = n;
+    memcpy(d->p + d->n, &len, 8);
+    memcpy(d->p + d->n + 8, p, n);
+    d->n += 8 + n;
+}
+
+static int dump_raw(void *ctx, const void *k, size_t kl, const void *v, size_t vl)
+{
+    dump_put(ctx, k, kl);
+    dump_put(ctx, v, vl);
+    return 0;
+}
+
+void ts_dump(cs_store *s, uint8_t **out, size_t *len)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    dumpbuf d = {0};
+    for (int db = 0; db < CS_DB_COUNT; db++) {
+        const char *name = cs_db_name((cs_db)db);
+        dump_put(&d, name, strlen(name));
+        cr_assert_eq(cs_snap_each_raw(snap, (cs_db)db, dump_raw, &d, &err), CS_OK, "%s", err.msg);
+    }
+    cs_snap_close(snap);
+    *out = d.p;
+    *len = d.n;
+}
+
+/* ---- invariants ----------------------------------------------------------- */
+
+typedef struct inv_machine {
+    cs_id id;
+    cs_res cap, alloc, sum;
+    uint32_t ntasks, counted, nports;
+    uint16_t *ports; /* as recorded */
+    uint8_t *held;   /* per port 0..65535: held by a placed task */
+} inv_machine;
+
+typedef struct inv {
+    inv_machine *m;
+    size_t n;
+    size_t placed;
+    char *why;
+    size_t whylen;
+    bool ok;
+    cs_snap *snap;
+} inv;
+
+static inv_machine *inv_find(inv *v, cs_id id)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (v->m[i].id == id)
+            return &v->m[i];
+    return NULL;
+}
+
+static int inv_machine_cb(void *ctx, const cs_machine *m)
+{
+    inv *v = ctx;
+    v->m = realloc(v->m, (v->n + 1) * sizeof *v->m);
+    inv_machine *im = &v->m[v->n++];
+    memset(im, 0, sizeof *im);
+    im->id = m->id;
+    im->cap = m->capacity;
+    im->alloc = m->allocated;
+    im->ntasks = m->ntasks;
+    im->nports = m->nports;
+    im->ports = malloc((m->nports + 1) * sizeof *im->ports);
+    memcpy(im->ports, m->ports, m->nports * sizeof *im->ports);
+    im->held = calloc(65536, 1);
+    for (uint32_t i = 1; i < m->nports; i++)
+        if (m->ports[i] <= m->ports[i - 1] && v->ok) {
+            snprintf(v->why, v->whylen, "machine %llu: ports in use not sorted/unique",
+                     (unsigned long long)m->id);
+            v->ok = false;
+        }
+    return 0;
+}
+
+#define FAIL(...)                                  \
+    do {                                           \
+        if (v->ok)                                 \
+            snprintf(v->why, v->whylen, __VA_ARGS__); \
+        v->ok = false;                             \
+        return 0;                                  \
+    } while (0)
+
+static int inv_task_cb(void *ctx, const cs_task *t)
+{
+    inv *v = ctx;
+    if (!cs_task_state_placed(t->state)) {
+        if (t->nports != 0)
+            FAIL("task %llu is %s but holds ports", (unsigned long long)t->id,
+                 cs_task_state_name(t->state));
+        return 0;
+    }
+    v->placed++;
+    inv_machine *im = inv_find(v, t->machine);
+    if (im == NULL)
+        FAIL("task %llu is placed on unknown machine %llu", (unsigned long long)t->id,
+             (unsigned long long)t->machine);
+    cs_res_add(&im->sum, &t->res);
+    im->counted++;
+    for (uint32_t i = 0; i < t->nports; i++) {
+        if (im->held[t->ports[i]])
+            FAIL("port %u held twice on machine %llu", t->ports[i], (unsigned long long)im->id);
+        im->held[t->ports[i]] = 1;
+    }
+    return 0;
+}
+
+typedef struct placed_count {
+    size_t n;
+    cs_id machine;
+    bool ok;
+} placed_count;
+
+static int count_placed(void *ctx, const cs_task *t)
+{
+    placed_count *pc = ctx;
+    pc->n++;
+    if (!cs_task_state_placed(t->state) || t->machine != pc->machine)
+        pc->ok = false;
+    return 0;
+}
+
+bool ts_check_invariants(cs_store *s, char *why, size_t whylen)
+{
+    inv vv = {.why = why, .whylen = whylen, .ok = true};
+    inv *v = &vv;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &v->snap, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_each_machine(v->snap, inv_machine_cb, v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_each_task(v->snap, inv_task_cb, v, &err), CS_OK, "%s", err.msg);
+    size_t indexed = 0;
+    for (size_t i = 0; i < v->n && v->ok; i++) {
+        inv_machine *im = &v->m[i];
+        unsigned long long id = (unsigned long long)im->id;
+        if (im->alloc.cpu > im->cap.cpu || im->alloc.mem > im->cap.mem ||
+            im->alloc.disk > im->cap.disk) {
+            snprintf(why, whylen, "machine %llu over capacity", id);
+            v->ok = false;
+        } else if (memcmp(&im->alloc, &im->sum, sizeof im->sum) != 0) {
+            snprintf(why, whylen, "machine %llu: allocated %lld/%lld/%lld but tasks sum to %lld/%lld/%lld",
+                     id, (long long)im->alloc.cpu, (long long)im->alloc.mem,
+                     (long long)im->alloc.disk, (long long)im->sum.cpu, (long long)im->sum.mem,
+                     (long long)im->sum.disk);
+            v->ok = false;
+        } else if (im->ntasks != im->counted) {
+            snprintf(why, whylen, "machine %llu: ntasks %u but %u tasks placed", id, im->ntasks,
+                     im->counted);
+            v->ok = false;
+        } else {
+            uint32_t held = 0;
+            for (uint32_t p = 0; p < 65536; p++)
+                held += im->held[p];
+            bool same = held == im->nports;
+            for (uint32_t p = 0; p < im->nports && same; p++)
+                same = im->held[im->ports[p]];
+            if (!same) {
+                snprintf(why, whylen, "machine %llu: ports in use differ from the tasks' ports", id);
+                v->ok = false;
+            }
+        }
+        placed_count pc = {0, im->id, true};
+        cr_assert_eq(cs_snap_each_task_on_machine(v->snap, im->id, count_placed, &pc, &err), CS_OK,
+                     "%s", err.msg);
+        indexed += pc.n;
+        if (v->ok && (!pc.ok || pc.n != im->counted)) {
+            snprintf(why, whylen, "machine %llu: placed index lists %zu tasks, %u are placed", id,
+                     pc.n, im->counted);
+            v->ok = false;
+        }
+    }
+    if (v->ok && indexed != v->placed) {
+        snprintf(why, whylen, "placed index holds %zu entries for %zu placed tasks", indexed,
+                 v->placed);
+        v->ok = false;
+    }
+    for (size_t i = 0; i < v->n; i++) {
+        free(v->m[i].ports);
+        free(v->m[i].held);
+    }
+    free(v->m);
+    cs_snap_close(v->snap);
+    return v->ok;
+}

@@ -1,0 +1,66 @@
+/* support.h — helpers shared by the Criterion suites: temporary stores and
+ * small builders for machines and jobs. Not a suite itself (no test_ prefix).
+ */
+#ifndef CS_TEST_SUPPORT_H
+#define CS_TEST_SUPPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cellstate/store.h"
+#include "txn/commit.h"
+#include "txn/ops.h"
+
+/* A store in a fresh temporary directory, removed by ts_store_destroy. */
+typedef struct ts_store {
+    char dir[256];
+    cs_store *s;
+} ts_store;
+
+/* Create the directory and open a store (nosync, small map). Aborts the
+ * test with a message on failure. */
+void ts_store_create(ts_store *t);
+/* Close and reopen the same directory. */
+void ts_store_reopen(ts_store *t);
+/* Close the store and remove its directory. */
+void ts_store_destroy(ts_store *t);
+
+/* Make a temporary directory (mkdtemp under $TMPDIR or /tmp); `out` gets its
+ * path. Returns 0 or -1. */
+int ts_mkdtemp(char *out, size_t size);
+/* rm -rf of a directory this process made. */
+void ts_rmtree(const char *dir);
+
+/* Register machine `name` with the given capacity (cpu millicores, mem MiB,
+ * disk MiB) and port range; returns its id. Attributes as "k=v" strings,
+ * any order (sorted here). */
+cs_id ts_machine(cs_store *s, const char *name, int64_t cpu, int64_t mem, int64_t disk,
+                 uint16_t port_lo, uint16_t port_hi, const char *const *attrs, uint32_t nattrs);
+
+/* Submit job `name` of `count` tasks each needing the given resources and
+ * `nports` ports (fixed where ports[i] != 0; ports may be NULL for all
+ * dynamic); returns its id. */
+cs_id ts_job(cs_store *s, const char *name, uint8_t kind, int32_t priority, uint32_t count,
+             int64_t cpu, int64_t mem, int64_t disk, const uint16_t *ports, uint32_t nports);
+
+/* Read one record through a fresh snapshot (copied into `a`). Fails the
+ * test when absent. */
+void ts_get_machine(cs_store *s, cs_id id, cs_arena *a, cs_machine *out);
+void ts_get_task(cs_store *s, cs_id id, cs_arena *a, cs_task *out);
+
+/* The whole store as one byte string: every database, every key and value
+ * in order, with length prefixes. Caller frees *out. Two stores are equal
+ * byte for byte when their dumps are. */
+void ts_dump(cs_store *s, uint8_t **out, size_t *len);
+
+/* Check the cell invariants on the current store; returns false and fills
+ * `why` on the first violation:
+ *   - every machine: allocated <= capacity on cpu, mem, disk;
+ *   - allocated, ntasks and ports in use equal the sums over tasks placed there;
+ *   - no port held twice on a machine;
+ *   - every placed task is on exactly one existing machine, and the placed
+ *     index lists exactly the placed tasks. */
+bool ts_check_invariants(cs_store *s, char *why, size_t whylen);
+
+#endif

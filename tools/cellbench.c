@@ -1,0 +1,2 @@
+/* placeholder main replaced by the benchmark */
+int main(void) { return 0; }
