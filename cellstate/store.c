@@ -879,7 +879,8 @@ int cs_wtxn_request_put(cs_wtxn *w, uint64_t sched, uint64_t req, const void *da
         return cs_errorf(err, CS_ENOMEM, "request record: out of memory");
     /* The version of the log entry this request's command is logged under. */
     be64(v, w->ntouched > 0 ? w->new_version : w->snap.version);
-    memcpy(v + 8, data, len);
+    if (len > 0)
+        memcpy(v + 8, data, len);
     int rc = raw_put(w, CS_DB_REQUESTS, kb, 16, v, len + 8, 0, err);
     free(v);
     return rc;
@@ -913,7 +914,8 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
         n = (uint32_t)last_n + 1;
     }
 
-    qsort(w->touched, w->ntouched, sizeof *w->touched, cmp_touched);
+    if (w->ntouched > 1)
+        qsort(w->touched, w->ntouched, sizeof *w->touched, cmp_touched);
     size_t nt = 0;
     for (size_t i = 0; i < w->ntouched; i++)
         if (nt == 0 || cmp_touched(&w->touched[i], &w->touched[nt - 1]) != 0)

@@ -153,7 +153,8 @@ static void dump_put(dumpbuf *d, const void *p, size_t n)
     }
     uint64_t len = n;
     memcpy(d->p + d->n, &len, 8);
-    memcpy(d->p + d->n + 8, p, n);
+    if (n > 0)
+        memcpy(d->p + d->n + 8, p, n);
     d->n += 8 + n;
 }
 
@@ -164,20 +165,35 @@ static int dump_raw(void *ctx, const void *k, size_t kl, const void *v, size_t v
     return 0;
 }
 
-void ts_dump(cs_store *s, uint8_t **out, size_t *len)
+void ts_dump_dbs(cs_store *s, const cs_db *dbs, size_t ndbs, uint8_t **out, size_t *len)
 {
     cs_snap *snap;
     cs_error err = {0};
     cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
     dumpbuf d = {0};
-    for (int db = 0; db < CS_DB_COUNT; db++) {
-        const char *name = cs_db_name((cs_db)db);
+    for (size_t i = 0; i < ndbs; i++) {
+        const char *name = cs_db_name(dbs[i]);
         dump_put(&d, name, strlen(name));
-        cr_assert_eq(cs_snap_each_raw(snap, (cs_db)db, dump_raw, &d, &err), CS_OK, "%s", err.msg);
+        cr_assert_eq(cs_snap_each_raw(snap, dbs[i], dump_raw, &d, &err), CS_OK, "%s", err.msg);
     }
     cs_snap_close(snap);
     *out = d.p;
     *len = d.n;
+}
+
+void ts_dump(cs_store *s, uint8_t **out, size_t *len)
+{
+    cs_db all[CS_DB_COUNT];
+    for (int i = 0; i < CS_DB_COUNT; i++)
+        all[i] = (cs_db)i;
+    ts_dump_dbs(s, all, CS_DB_COUNT, out, len);
+}
+
+void ts_dump_cell(cs_store *s, uint8_t **out, size_t *len)
+{
+    static const cs_db cell[] = {CS_DB_MACHINES, CS_DB_MACHINE_NAMES, CS_DB_JOBS,
+                                 CS_DB_JOB_NAMES, CS_DB_TASKS,        CS_DB_PLACED};
+    ts_dump_dbs(s, cell, sizeof cell / sizeof cell[0], out, len);
 }
 
 /* ---- invariants ----------------------------------------------------------- */
@@ -187,7 +203,8 @@ typedef struct inv_machine {
     cs_res cap, alloc, sum;
     uint32_t ntasks, counted, nports;
     uint16_t *ports; /* as recorded */
-    uint8_t *held;   /* per port 0..65535: held by a placed task */
+    uint8_t held[65536 / 8]; /* bit per port: held by a placed task */
+    uint32_t nheld;
 } inv_machine;
 
 typedef struct inv {
@@ -220,8 +237,8 @@ static int inv_machine_cb(void *ctx, const cs_machine *m)
     im->ntasks = m->ntasks;
     im->nports = m->nports;
     im->ports = malloc((m->nports + 1) * sizeof *im->ports);
-    memcpy(im->ports, m->ports, m->nports * sizeof *im->ports);
-    im->held = calloc(65536, 1);
+    if (m->nports > 0)
+        memcpy(im->ports, m->ports, m->nports * sizeof *im->ports);
     for (uint32_t i = 1; i < m->nports; i++)
         if (m->ports[i] <= m->ports[i - 1] && v->ok) {
             snprintf(v->why, v->whylen, "machine %llu: ports in use not sorted/unique",
@@ -256,9 +273,11 @@ static int inv_task_cb(void *ctx, const cs_task *t)
     cs_res_add(&im->sum, &t->res);
     im->counted++;
     for (uint32_t i = 0; i < t->nports; i++) {
-        if (im->held[t->ports[i]])
-            FAIL("port %u held twice on machine %llu", t->ports[i], (unsigned long long)im->id);
-        im->held[t->ports[i]] = 1;
+        uint16_t p = t->ports[i];
+        if (im->held[p / 8] & (1u << (p % 8)))
+            FAIL("port %u held twice on machine %llu", p, (unsigned long long)im->id);
+        im->held[p / 8] |= (uint8_t)(1u << (p % 8));
+        im->nheld++;
     }
     return 0;
 }
@@ -305,12 +324,9 @@ bool ts_check_invariants(cs_store *s, char *why, size_t whylen)
                      im->counted);
             v->ok = false;
         } else {
-            uint32_t held = 0;
-            for (uint32_t p = 0; p < 65536; p++)
-                held += im->held[p];
-            bool same = held == im->nports;
+            bool same = im->nheld == im->nports;
             for (uint32_t p = 0; p < im->nports && same; p++)
-                same = im->held[im->ports[p]];
+                same = im->held[im->ports[p] / 8] & (1u << (im->ports[p] % 8));
             if (!same) {
                 snprintf(why, whylen, "machine %llu: ports in use differ from the tasks' ports", id);
                 v->ok = false;
@@ -333,7 +349,6 @@ bool ts_check_invariants(cs_store *s, char *why, size_t whylen)
     }
     for (size_t i = 0; i < v->n; i++) {
         free(v->m[i].ports);
-        free(v->m[i].held);
     }
     free(v->m);
     cs_snap_close(v->snap);

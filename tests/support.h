@@ -53,6 +53,11 @@ void ts_get_task(cs_store *s, cs_id id, cs_arena *a, cs_task *out);
  * in order, with length prefixes. Caller frees *out. Two stores are equal
  * byte for byte when their dumps are. */
 void ts_dump(cs_store *s, uint8_t **out, size_t *len);
+/* The same for the listed databases only. */
+void ts_dump_dbs(cs_store *s, const cs_db *dbs, size_t ndbs, uint8_t **out, size_t *len);
+/* The cell's records only (machines, jobs, tasks and their indexes), without
+ * meta, the log and idempotency records, which every attempt changes. */
+void ts_dump_cell(cs_store *s, uint8_t **out, size_t *len);
 
 /* Check the cell invariants on the current store; returns false and fills
  * `why` on the first violation:

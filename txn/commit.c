@@ -361,7 +361,8 @@ static int do_claim(work *w, uint32_t ci, cs_txn_result *r)
     tk->ports = cs_arena_alloc(w->a, c->nports ? c->nports * sizeof *ports : 1);
     if (tk->ports == NULL)
         return oom(w);
-    memcpy(tk->ports, ports, c->nports * sizeof *ports);
+    if (c->nports > 0)
+        memcpy(tk->ports, ports, c->nports * sizeof *ports);
     tk->nports = c->nports;
     tk->attempts++;
     tk->exit_code = 0;
