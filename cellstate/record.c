@@ -6,6 +6,8 @@
  */
 #include "cellstate/record.h"
 
+#include "cellstate/mpcheck.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
@@ -306,16 +308,12 @@ static int get_ports(dec *d, const msgpack_object *o, const char *field, uint32_
 static int unpack_record(dec *d, const void *data, size_t len, msgpack_zone *zone,
                          uint32_t fields, const msgpack_object **out)
 {
-    static msgpack_object none; /* read-only placeholder, never written */
-    size_t off = 0;
-    msgpack_object obj = none;
-    msgpack_unpack_return r = msgpack_unpack(data, len, &off, zone, &obj);
-    if (r == MSGPACK_UNPACK_CONTINUE)
-        return cs_errorf(d->err, CS_ECORRUPT, "%s record: truncated (%zu bytes)", d->what, len);
-    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
-        return cs_errorf(d->err, CS_ENOMEM, "%s record: out of memory", d->what);
-    if (r != MSGPACK_UNPACK_SUCCESS)
-        return cs_errorf(d->err, CS_ECORRUPT, "%s record: not valid msgpack", d->what);
+    char what[32];
+    snprintf(what, sizeof what, "%s record", d->what);
+    msgpack_object obj;
+    int rc = cs_mp_unpack(data, len, zone, &obj, CS_ECORRUPT, what, d->err);
+    if (rc != CS_OK)
+        return rc;
     if (obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != fields)
         return cs_errorf(d->err, CS_ECORRUPT, "%s record: expected an array of %u fields",
                          d->what, fields);

@@ -2,6 +2,8 @@
  * (see store.h). */
 #include "cellstate/store.h"
 
+#include "cellstate/mpcheck.h"
+
 #include <errno.h>
 #include <lmdb.h>
 #include <stdatomic.h>
@@ -496,11 +498,10 @@ static int log_decode(const MDB_val *k, const MDB_val *v, msgpack_zone *zone, lo
         return cs_errorf(err, CS_ECORRUPT, "log key of %zu bytes", k->mv_size);
     e->version = get_be64(k->mv_data);
     e->n = get_be32((const uint8_t *)k->mv_data + 8);
-    size_t off = 0;
     msgpack_object obj;
     msgpack_zone_clear(zone);
-    if (msgpack_unpack(v->mv_data, v->mv_size, &off, zone, &obj) != MSGPACK_UNPACK_SUCCESS ||
-        off != v->mv_size || obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != 3)
+    if (cs_mp_unpack(v->mv_data, v->mv_size, zone, &obj, CS_ECORRUPT, "log entry", NULL) != CS_OK ||
+        obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != 3)
         goto corrupt;
     const msgpack_object *f = obj.via.array.ptr;
     if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 > 255 ||

@@ -315,13 +315,9 @@ Test(txn_decode, trailing_bytes_rejected)
     msgpack_sbuffer_destroy(&b);
 }
 
-/* BUG: txn/txn.c unpack_one() never reports trailing bytes as such.
- * msgpack_unpack() returns MSGPACK_UNPACK_EXTRA_BYTES (not SUCCESS) when the
- * object ends before the buffer, so the `r != MSGPACK_UNPACK_SUCCESS` branch
- * answers "transaction: not valid msgpack" (and "result: not valid msgpack")
- * and the "%zu trailing bytes" branch is dead code. The input is still
- * refused with CS_EPROTO, but the message does not name the problem. */
-Test(txn_decode, trailing_bytes_named, .disabled = true)
+/* Trailing bytes are refused and named as such (msgpack_unpack itself
+ * reports them only as MSGPACK_UNPACK_EXTRA_BYTES). */
+Test(txn_decode, trailing_bytes_named)
 {
     cs_txn t;
     sample_txn(&t);
@@ -633,16 +629,11 @@ static void fuzz_decoders(uint64_t seed, int iters, bool short_containers)
     msgpack_sbuffer_destroy(&valid);
 }
 
-/* BUG: cs_txn_decode and cs_txn_result_decode (txn/txn.c unpack_one) hand
- * outside bytes straight to msgpack_unpack(), which allocates room for every
- * element an array 32 / map 32 header declares before reading any of them.
- * The 5 bytes "\xdd\xff\xff\xff\xff" make it allocate 64 GiB: under ASan
- * the process aborts ("allocator is out of memory trying to allocate
- * 0x1000000008 bytes"); without it the call returns CS_ENOMEM instead of
- * CS_EPROTO, or reserves 64 GiB per message. A declared count larger than
- * the bytes left cannot be valid (every element takes at least one byte) and
- * should be refused before unpacking. */
-Test(txn_decode, huge_container_header_refused, .disabled = true)
+/* msgpack_unpack() reserves room for every element an array 32 / map 32
+ * header declares before reading any: "\xdd\xff\xff\xff\xff" would ask for
+ * 64 GiB. cs_mp_check (cellstate/mpcheck.h) refuses a count larger than the
+ * bytes left before anything is unpacked. */
+Test(txn_decode, huge_container_header_refused)
 {
     const char *inputs[] = {"\xdd\xff\xff\xff\xff", "\xdf\xff\xff\xff\xff",
                             "\x98\x01\x02\x03\x00\x00\xdd\xff\xff\xff\xff"};
@@ -657,16 +648,14 @@ Test(txn_decode, huge_container_header_refused, .disabled = true)
     }
 }
 
-/* A decoder of outside input must never crash, whatever the bytes.
- * BUG: crashes under ASan on an array 32 header; see
- * txn_decode::huge_container_header_refused. */
-Test(txn_decode, random_garbage_never_crashes, .disabled = true)
+/* A decoder of outside input must never crash, whatever the bytes. */
+Test(txn_decode, random_garbage_never_crashes)
 {
     fuzz_decoders(0x5EEDC0FFEEULL, 20000, false);
 }
 
-/* The same with every other byte value: what stays covered until the bug
- * above is fixed. */
+/* The same with the 32-bit container headers replaced, so that the other
+ * byte values get more of the inputs. */
 Test(txn_decode, random_garbage_short_containers)
 {
     fuzz_decoders(0x5EEDC0FFEEULL, 20000, true);

@@ -3,6 +3,7 @@
 
 #include <msgpack.h>
 
+#include "cellstate/mpcheck.h"
 #include "txn/commit.h"
 #include "txn/ops.h"
 
@@ -31,10 +32,9 @@ static int decode_ids(const void *data, size_t len, uint32_t n, uint64_t *id, ui
     msgpack_zone zone;
     if (!msgpack_zone_init(&zone, 256))
         return cs_errorf(err, CS_ENOMEM, "out of memory");
-    size_t off = 0;
     msgpack_object o;
     int rc = CS_OK;
-    if (msgpack_unpack(data, len, &off, &zone, &o) != MSGPACK_UNPACK_SUCCESS || off != len ||
+    if (cs_mp_unpack(data, len, &zone, &o, CS_ECORRUPT, "logged command", NULL) != CS_OK ||
         o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != n ||
         o.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         (n == 2 && (o.via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||

@@ -1,6 +1,8 @@
 /* txn.c — building, encoding and decoding transactions and results. */
 #include "txn/txn.h"
 
+#include "cellstate/mpcheck.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,30 +290,13 @@ int cs_txn_from_object(const msgpack_object *o, cs_txn *t, cs_error *err)
     return CS_OK;
 }
 
-/* Unpack exactly one msgpack object spanning all of data[0..len). */
-static int unpack_one(const void *data, size_t len, msgpack_zone *zone, msgpack_object *obj,
-                      const char *what, cs_error *err)
-{
-    size_t off = 0;
-    msgpack_unpack_return r = msgpack_unpack(data, len, &off, zone, obj);
-    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
-        return cs_errorf(err, CS_ENOMEM, "%s: out of memory", what);
-    if (r == MSGPACK_UNPACK_CONTINUE)
-        return cs_errorf(err, CS_EPROTO, "%s: truncated", what);
-    if (r != MSGPACK_UNPACK_SUCCESS)
-        return cs_errorf(err, CS_EPROTO, "%s: not valid msgpack", what);
-    if (off != len)
-        return cs_errorf(err, CS_EPROTO, "%s: %zu trailing bytes", what, len - off);
-    return CS_OK;
-}
-
 int cs_txn_decode(const void *data, size_t len, cs_txn *t, cs_error *err)
 {
     msgpack_zone zone;
     if (!msgpack_zone_init(&zone, 4096))
         return cs_errorf(err, CS_ENOMEM, "transaction: out of memory");
     msgpack_object obj;
-    int rc = unpack_one(data, len, &zone, &obj, "transaction", err);
+    int rc = cs_mp_unpack(data, len, &zone, &obj, CS_EPROTO, "transaction", err);
     if (rc == CS_OK)
         rc = cs_txn_from_object(&obj, t, err);
     msgpack_zone_destroy(&zone);
@@ -379,7 +364,7 @@ int cs_txn_result_decode(const void *data, size_t len, cs_txn_result *r, cs_erro
     if (!msgpack_zone_init(&zone, 256))
         return cs_errorf(err, CS_ENOMEM, "result: out of memory");
     msgpack_object obj;
-    int rc = unpack_one(data, len, &zone, &obj, "result", err);
+    int rc = cs_mp_unpack(data, len, &zone, &obj, CS_EPROTO, "result", err);
     if (rc != CS_OK)
         goto out;
     const msgpack_object *f = obj.via.array.ptr;
