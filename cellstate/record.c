@@ -177,7 +177,12 @@ int cs_task_encode(const cs_task *t, msgpack_sbuffer *buf)
     PK(msgpack_pack_uint32(&pk, t->attempts));
     PK(msgpack_pack_int32(&pk, t->exit_code));
     PK(msgpack_pack_uint64(&pk, t->version));
-    PK(msgpack_pack_nil(&pk));
+    /* The reason takes the slot that was reserved for it: nil when empty,
+     * so that records without one keep their bytes. */
+    if (t->reason != NULL && t->reason[0] != '\0')
+        TRY(pack_str(&pk, t->reason));
+    else
+        PK(msgpack_pack_nil(&pk));
     return CS_OK;
 }
 
@@ -476,6 +481,10 @@ int cs_task_decode(const void *data, size_t len, cs_arena *a, cs_task *t, cs_err
         (rc = get_u64(&d, &f[10], "version", UINT64_MAX, &t->version)))
         goto out;
     t->exit_code = (int32_t)code;
+    t->reason = "";
+    if (f[11].type != MSGPACK_OBJECT_NIL &&
+        (rc = get_str(&d, &f[11], "reason", CS_REASON_MAX, &t->reason)))
+        goto out;
     if (t->id != cs_task_id(t->job, t->index))
         rc = bad(&d, "id", "does not match its job and index");
 out:

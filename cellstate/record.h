@@ -61,6 +61,7 @@ typedef struct cs_res {
 #define CS_CONSTRAINT_MAX 64
 #define CS_CMD_MAX 65536
 #define CS_EXTRA_MAX 65536
+#define CS_REASON_MAX 1024
 
 typedef struct cs_attr {
     const char *key;
@@ -161,6 +162,7 @@ typedef struct cs_task {
     uint32_t nports;
     uint32_t attempts; /* placements so far */
     int32_t exit_code;
+    const char *reason; /* why it last failed or ended, as reported ("" if none) */
     uint64_t version;
 } cs_task;
 

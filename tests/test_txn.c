@@ -780,7 +780,7 @@ static void pack_result(msgpack_sbuffer *b, uint8_t outcome, int list)
 
 Test(txn_result, unknown_outcome_rejected)
 {
-    cr_assert_eq(CS_OUTCOME_COUNT, 13);
+    cr_assert_eq(CS_OUTCOME_COUNT, 14);
     for (int list = 0; list < 3; list++) {
         uint8_t bad[] = {CS_OUTCOME_COUNT, 200, 255};
         for (size_t k = 0; k < sizeof bad; k++) {

@@ -298,17 +298,66 @@ static bool build(rng *r, lcopy *c, cs_txn *t, uint32_t self)
 
 /* ---- cell events between transactions ------------------------------------ */
 
+typedef struct placed_pick {
+    rng *r;
+    uint32_t seen;
+    cs_id id;
+    uint32_t attempt;
+} placed_pick;
+
+/* Reservoir-sample one placed task. */
+static int pick_placed(void *ctx, const cs_task *t)
+{
+    placed_pick *p = ctx;
+    if (cs_task_state_placed(t->state) && below(p->r, ++p->seen) == 0) {
+        p->id = t->id;
+        p->attempt = t->attempts;
+    }
+    return 0;
+}
+
+/* An agent's report on a random placed task: started, exited, failed; now
+ * and then on a stale attempt, which must be refused without a write. */
+static void agent_report(rng *r, cs_store *s)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK);
+    placed_pick p = {r, 0, 0, 0};
+    cr_assert_eq(cs_snap_each_task(snap, pick_placed, &p, &err), CS_OK);
+    uint64_t v0 = cs_snap_version(snap);
+    cs_snap_close(snap);
+    if (p.seen == 0)
+        return;
+    static const uint8_t states[] = {CS_TASK_RUNNING, CS_TASK_RUNNING, CS_TASK_FINISHED,
+                                     CS_TASK_FAILED};
+    uint8_t st = states[below(r, 4)];
+    bool stale = chance(r, 10);
+    uint64_t v = 0;
+    int rc = cs_op_task_status(s, p.id, p.attempt + (stale ? 1 : 0), st,
+                               st == CS_TASK_FAILED ? 1 : 0, st == CS_TASK_FAILED ? "exit 1" : NULL,
+                               &v, &err);
+    if (stale) {
+        cr_assert_eq(rc, CS_ESTATE, "a stale report was accepted");
+        return;
+    }
+    cr_assert_eq(rc, CS_OK, "%s", err.msg);
+    cr_assert_geq(v, v0);
+}
+
 static void cell_event(rng *r, cs_store *s, uint32_t *jobs_made)
 {
     cs_error err = {0};
     uint32_t what = below(r, 100);
-    if (what < 60) {
+    if (what < 30) {
         cs_id m = 1 + below(r, NMACHINES);
         static const uint8_t states[] = {CS_MACHINE_UP, CS_MACHINE_UP, CS_MACHINE_DRAINING,
                                          CS_MACHINE_DOWN};
         cr_assert_eq(cs_op_machine_state(s, m, states[below(r, 4)], NULL, &err), CS_OK, "%s",
                      err.msg);
-    } else if (what < 80 && *jobs_made < 100) {
+    } else if (what < 60) {
+        agent_report(r, s);
+    } else if (what < 75 && *jobs_made < 100) {
         char name[32];
         snprintf(name, sizeof name, "job%u", (*jobs_made)++);
         uint16_t fixed[2] = {0, (uint16_t)(8000 + below(r, 3))};
@@ -316,6 +365,26 @@ static void cell_event(rng *r, cs_store *s, uint32_t *jobs_made)
         ts_job(s, name, (uint8_t)below(r, 2), (int32_t)below(r, 4) * 10, 3 + below(r, 10),
                250 * (1 + below(r, 6)), 256 * (1 + below(r, 8)), below(r, 2) * 1000,
                np == 2 ? fixed : NULL, np);
+    } else if (what < 88 && *jobs_made > 0) {
+        /* Scale, or update the resources of, a random job (killed ones refuse). */
+        cs_id j = 1 + below(r, *jobs_made);
+        int rc;
+        if (chance(r, 50)) {
+            rc = cs_op_job_scale(s, j, below(r, 14), NULL, &err);
+        } else {
+            cs_arena a;
+            cs_arena_init(&a);
+            cs_snap *snap;
+            cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK);
+            cs_job spec;
+            cr_assert_eq(cs_snap_job(snap, j, &a, &spec, &err), CS_OK, "%s", err.msg);
+            cs_snap_close(snap);
+            spec.res.cpu = 250 * (1 + below(r, 6));
+            spec.count = below(r, 14);
+            rc = cs_op_job_update(s, j, &spec, NULL, &err);
+            cs_arena_free(&a);
+        }
+        cr_assert(rc == CS_OK || rc == CS_ESTATE, "rc %d: %s", rc, err.msg);
     } else if (*jobs_made > 0) {
         cs_id j = 1 + below(r, *jobs_made);
         cr_assert_eq(cs_op_job_kill(s, j, NULL, &err), CS_OK, "%s", err.msg);
@@ -485,7 +554,7 @@ static void run_property(uint8_t conflict, uint8_t commit, uint64_t seed)
     char why[256];
 
     for (uint32_t round = 0; round < ROUNDS; round++) {
-        if (chance(&r, 8)) {
+        if (chance(&r, 12)) {
             cell_event(&r, t.s, &jobs);
             cr_assert(ts_check_invariants(t.s, why, sizeof why), "round %u (event): %s", round,
                       why);

@@ -2,6 +2,7 @@
 #include "txn/command.h"
 
 #include <msgpack.h>
+#include <stdbool.h>
 
 #include "cellstate/mpcheck.h"
 #include "txn/commit.h"
@@ -20,6 +21,12 @@ const char *cs_cmd_name(uint8_t kind)
         return "job-kill";
     case CS_CMD_TXN:
         return "transaction";
+    case CS_CMD_TASK_STATUS:
+        return "task-status";
+    case CS_CMD_JOB_SCALE:
+        return "job-scale";
+    case CS_CMD_JOB_UPDATE:
+        return "job-update";
     default:
         return "unknown";
     }
@@ -44,6 +51,87 @@ static int decode_ids(const void *data, size_t len, uint32_t n, uint64_t *id, ui
         *id = o.via.array.ptr[0].via.u64;
         if (n == 2)
             *extra = (uint8_t)o.via.array.ptr[1].via.u64;
+    }
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
+/* The array of `n` elements a command of ops.c is encoded as. The objects
+ * live in `zone`. */
+static int decode_array(const void *data, size_t len, uint32_t n, msgpack_zone *zone,
+                        const msgpack_object **out, cs_error *err)
+{
+    msgpack_object o;
+    if (cs_mp_unpack(data, len, zone, &o, CS_ECORRUPT, "logged command", err) != CS_OK ||
+        o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != n)
+        return cs_errorf(err, CS_ECORRUPT, "logged command is corrupt");
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_object_type t = o.via.array.ptr[i].type;
+        /* Every field is an unsigned integer but the exit code (any
+         * integer), the reason (a string) and the job spec (bytes). */
+        if (t != MSGPACK_OBJECT_POSITIVE_INTEGER && t != MSGPACK_OBJECT_NEGATIVE_INTEGER &&
+            t != MSGPACK_OBJECT_STR && t != MSGPACK_OBJECT_BIN)
+            return cs_errorf(err, CS_ECORRUPT, "logged command is corrupt");
+    }
+    *out = o.via.array.ptr;
+    return CS_OK;
+}
+
+static bool u64_at(const msgpack_object *f, uint64_t max, uint64_t *out)
+{
+    if (f->type != MSGPACK_OBJECT_POSITIVE_INTEGER || f->via.u64 > max)
+        return false;
+    *out = f->via.u64;
+    return true;
+}
+
+static int apply_task_status(cs_store *s, const void *cmd, size_t len, cs_arena *a, cs_error *err)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 256))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    const msgpack_object *f;
+    uint64_t id = 0, attempt = 0, state = 0;
+    int rc = decode_array(cmd, len, 5, &zone, &f, err);
+    if (rc == CS_OK) {
+        int64_t code = f[3].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? f[3].via.i64
+                                                                     : (int64_t)f[3].via.u64;
+        if (!u64_at(&f[0], UINT64_MAX, &id) || !u64_at(&f[1], UINT32_MAX, &attempt) ||
+            !u64_at(&f[2], UINT8_MAX, &state) || code < INT32_MIN || code > INT32_MAX ||
+            f[4].type != MSGPACK_OBJECT_STR)
+            rc = cs_errorf(err, CS_ECORRUPT, "logged task status is corrupt");
+        else {
+            char *reason = cs_arena_strndup(a, f[4].via.str.ptr, f[4].via.str.size);
+            rc = reason ? cs_op_task_status(s, id, (uint32_t)attempt, (uint8_t)state,
+                                            (int32_t)code, reason, NULL, err)
+                        : cs_errorf(err, CS_ENOMEM, "out of memory");
+        }
+    }
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
+static int apply_job_scale_or_update(cs_store *s, uint8_t kind, const void *cmd, size_t len,
+                                     cs_arena *a, cs_error *err)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 256))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    const msgpack_object *f;
+    uint64_t id = 0, count = 0;
+    int rc = decode_array(cmd, len, 2, &zone, &f, err);
+    if (rc == CS_OK && !u64_at(&f[0], UINT64_MAX, &id))
+        rc = cs_errorf(err, CS_ECORRUPT, "logged %s is corrupt", cs_cmd_name(kind));
+    if (rc == CS_OK && kind == CS_CMD_JOB_SCALE) {
+        rc = u64_at(&f[1], UINT32_MAX, &count)
+                 ? cs_op_job_scale(s, id, (uint32_t)count, NULL, err)
+                 : cs_errorf(err, CS_ECORRUPT, "logged job scale is corrupt");
+    } else if (rc == CS_OK) {
+        cs_job j;
+        if (f[1].type != MSGPACK_OBJECT_BIN)
+            rc = cs_errorf(err, CS_ECORRUPT, "logged job update is corrupt");
+        else if ((rc = cs_job_decode(f[1].via.bin.ptr, f[1].via.bin.size, a, &j, err)) == CS_OK)
+            rc = cs_op_job_update(s, id, &j, NULL, err);
     }
     msgpack_zone_destroy(&zone);
     return rc;
@@ -88,6 +176,13 @@ int cs_command_apply(cs_store *s, uint8_t kind, const void *cmd, size_t len, cs_
         cs_txn_free(&t);
         break;
     }
+    case CS_CMD_TASK_STATUS:
+        rc = apply_task_status(s, cmd, len, &a, err);
+        break;
+    case CS_CMD_JOB_SCALE:
+    case CS_CMD_JOB_UPDATE:
+        rc = apply_job_scale_or_update(s, kind, cmd, len, &a, err);
+        break;
     default:
         rc = cs_errorf(err, CS_ECORRUPT, "unknown logged command kind %u", kind);
     }

@@ -22,6 +22,9 @@ typedef enum cs_cmd_kind {
     CS_CMD_JOB_SUBMIT = 3,    /* a new job and its pending tasks (ops.h) */
     CS_CMD_JOB_KILL = 4,      /* kill a job and all its tasks (ops.h) */
     CS_CMD_TXN = 5,           /* a scheduler's transaction (commit.h) */
+    CS_CMD_TASK_STATUS = 6,   /* an agent's report: running, exited, failed (ops.h) */
+    CS_CMD_JOB_SCALE = 7,     /* change a job's task count (ops.h) */
+    CS_CMD_JOB_UPDATE = 8,    /* replace a job's spec (ops.h) */
 } cs_cmd_kind;
 
 const char *cs_cmd_name(uint8_t kind);

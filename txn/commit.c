@@ -153,28 +153,30 @@ static int validate_claim(work *w, uint32_t i, uint32_t *mi)
     if (rc != CS_OK)
         return rc;
     uint32_t ti;
-    if ((rc = load_task(w, c->task, "claim", i, &ti)) != CS_OK ||
-        (rc = load_machine(w, c->machine, "claim", i, mi)) != CS_OK)
+    if ((rc = load_task(w, c->task, "claim", i, &ti)) != CS_OK)
         return rc;
-    const cs_job *job = &w->jobs[w->tasks[ti].job];
-    const cs_machine *m = &w->machines[*mi].m;
-    if (c->res.cpu < job->res.cpu || c->res.mem < job->res.mem || c->res.disk < job->res.disk)
-        return cs_errorf(w->err, CS_EINVAL, "%s: claims less than job %s asks per task", what,
-                         job->name);
-    if (c->nports != job->nports)
-        return cs_errorf(w->err, CS_EINVAL, "%s: claims %u ports, job %s asks for %u", what,
-                         c->nports, job->name, job->nports);
-    const uint16_t *ports = cs_claim_ports(t, c);
+    return load_machine(w, c->machine, "claim", i, mi);
+}
+
+/* Does the claim still match what its task asks for? A job's spec may have
+ * changed since the scheduler's snapshot (an update, a machine's new port
+ * range): that is a stale view, so a conflict to retry, not an error. */
+static uint8_t claim_matches_spec(work *w, const cs_claim *c, const wtask *wt,
+                                  const cs_machine *m)
+{
+    const cs_job *job = &w->jobs[wt->job];
+    const cs_res *need = &wt->t.res;
+    if (c->res.cpu < need->cpu || c->res.mem < need->mem || c->res.disk < need->disk ||
+        c->nports != job->nports)
+        return CS_CONFLICT_SPEC_CHANGED;
+    const uint16_t *ports = cs_claim_ports(w->txn, c);
     for (uint32_t p = 0; p < c->nports; p++) {
         if (job->ports[p] != 0 && ports[p] != job->ports[p])
-            return cs_errorf(w->err, CS_EINVAL, "%s: port %u is %u, job %s fixes it at %u", what,
-                             p, ports[p], job->name, job->ports[p]);
+            return CS_CONFLICT_SPEC_CHANGED;
         if (job->ports[p] == 0 && (ports[p] < m->port_lo || ports[p] > m->port_hi))
-            return cs_errorf(w->err, CS_EINVAL,
-                             "%s: dynamic port %u is outside machine %s's range %u-%u", what,
-                             ports[p], m->name, m->port_lo, m->port_hi);
+            return CS_CONFLICT_PORT;
     }
-    return CS_OK;
+    return CS_COMMITTED;
 }
 
 static int validate(work *w)
@@ -311,8 +313,10 @@ static int do_claim(work *w, uint32_t ci, cs_txn_result *r)
     const cs_claim *c = &t->claims[ci];
     wtask *wt = task_of(w, c->task);
     wmachine *wm = machine_of(w, c->machine);
-    if (wt->t.state != CS_TASK_PENDING) {
-        r->claims[ci] = CS_CONFLICT_TASK_NOT_PENDING;
+    uint8_t pre = wt->t.state != CS_TASK_PENDING ? CS_CONFLICT_TASK_NOT_PENDING
+                                                 : claim_matches_spec(w, c, wt, &wm->m);
+    if (pre != CS_COMMITTED) {
+        r->claims[ci] = pre;
         for (uint32_t p = 0; p < t->npreempts; p++)
             if (t->preempts[p].preemptor == c->task)
                 r->preempts[p] = CS_ABORTED_PREEMPTOR;
@@ -366,6 +370,7 @@ static int do_claim(work *w, uint32_t ci, cs_txn_result *r)
     tk->nports = c->nports;
     tk->attempts++;
     tk->exit_code = 0;
+    tk->reason = "";
     wt->dirty = true;
     return CS_OK;
 }

@@ -319,3 +319,234 @@ int cs_op_job_kill(cs_store *s, cs_id id, uint64_t *version, cs_error *err)
     msgpack_sbuffer_destroy(&cmd);
     return rc;
 }
+
+/* ---- task status ---------------------------------------------------------- */
+
+typedef struct task_status {
+    cs_id id;
+    uint32_t attempt;
+    uint8_t state;
+    int32_t code;
+    const char *reason;
+} task_status;
+
+static int apply_task_status(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+{
+    const task_status *ts = ctx;
+    if (ts->state != CS_TASK_RUNNING && ts->state != CS_TASK_FINISHED &&
+        ts->state != CS_TASK_FAILED)
+        return cs_errorf(err, CS_EINVAL, "task %llu: an agent reports running, finished or failed, "
+                         "not %s", (unsigned long long)ts->id, cs_task_state_name(ts->state));
+    if (ts->reason != NULL && strlen(ts->reason) > CS_REASON_MAX)
+        return cs_errorf(err, CS_EINVAL, "task %llu: reason is longer than %d bytes",
+                         (unsigned long long)ts->id, CS_REASON_MAX);
+    cs_snap *snap = cs_wtxn_snap(w);
+    cs_task t;
+    int rc = cs_snap_task(snap, ts->id, a, &t, err);
+    if (rc != CS_OK)
+        return rc;
+    if (!cs_task_state_placed(t.state) || t.attempts != ts->attempt)
+        return cs_errorf(err, CS_ESTATE,
+                         "task %llu: attempt %u is not its current placement (attempt %u, %s)",
+                         (unsigned long long)ts->id, ts->attempt, t.attempts,
+                         cs_task_state_name(t.state));
+    cs_task n = t;
+    n.exit_code = ts->code;
+    n.reason = ts->reason ? ts->reason : "";
+    if (ts->state == CS_TASK_RUNNING) {
+        if (t.state == CS_TASK_RUNNING)
+            return CS_OK;
+        n.state = CS_TASK_RUNNING;
+        return cs_wtxn_put_task(w, &t, &n, err);
+    }
+    cs_machine m;
+    if ((rc = cs_snap_machine(snap, t.machine, a, &m, err)) != CS_OK)
+        return rc;
+    if (cs_machine_give(&m, &t.res, t.ports, t.nports, a) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    n.state = ts->state;
+    n.ports = NULL;
+    n.nports = 0;
+    if ((rc = cs_wtxn_put_task(w, &t, &n, err)) != CS_OK)
+        return rc;
+    return cs_wtxn_put_machine(w, &m, false, err);
+}
+
+int cs_op_task_status(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, int32_t exit_code,
+                      const char *reason, uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer cmd;
+    msgpack_sbuffer_init(&cmd);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
+    size_t rlen = reason ? strlen(reason) : 0;
+    task_status ts = {id, attempt, state, exit_code, reason};
+    int rc = CS_OK;
+    if (msgpack_pack_array(&pk, 5) || msgpack_pack_uint64(&pk, id) ||
+        msgpack_pack_uint32(&pk, attempt) || msgpack_pack_uint8(&pk, state) ||
+        msgpack_pack_int32(&pk, exit_code) || msgpack_pack_str(&pk, rlen) ||
+        (rlen && msgpack_pack_str_body(&pk, reason, rlen)))
+        rc = cs_errorf(err, CS_ENOMEM, "task status: out of memory");
+    else
+        rc = run_op(s, CS_CMD_TASK_STATUS, &cmd, apply_task_status, &ts, version, err);
+    msgpack_sbuffer_destroy(&cmd);
+    return rc;
+}
+
+/* ---- scale and update ----------------------------------------------------- */
+
+/* Move job `j`'s tasks from `from` to `to` tasks: create pending ones above
+ * `from`, kill those at `to` and above. */
+static int scale_tasks(cs_wtxn *w, const cs_job *j, uint32_t from, uint32_t to, cs_arena *a,
+                       cs_error *err)
+{
+    cs_snap *snap = cs_wtxn_snap(w);
+    int rc = CS_OK;
+    for (uint32_t i = from; rc == CS_OK && i < to; i++) {
+        cs_task old, t = {0};
+        cs_error ignored;
+        bool exists = cs_snap_task(snap, cs_task_id(j->id, i), a, &old, &ignored) == CS_OK;
+        t.id = cs_task_id(j->id, i);
+        t.job = j->id;
+        t.index = i;
+        t.state = CS_TASK_PENDING;
+        t.last_end = CS_TASK_PENDING;
+        t.res = j->res;
+        t.reason = "";
+        rc = cs_wtxn_put_task(w, exists ? &old : NULL, &t, err);
+    }
+    for (uint32_t i = to; rc == CS_OK && i < from; i++) {
+        cs_task t;
+        if ((rc = cs_snap_task(snap, cs_task_id(j->id, i), a, &t, err)) != CS_OK)
+            break;
+        if (cs_task_state_placed(t.state)) {
+            cs_machine m;
+            if ((rc = cs_snap_machine(snap, t.machine, a, &m, err)) == CS_OK &&
+                (rc = end_placed_task(w, &m, &t, CS_TASK_KILLED, a, err)) == CS_OK)
+                rc = cs_wtxn_put_machine(w, &m, false, err);
+        } else if (t.state == CS_TASK_PENDING) {
+            cs_task k = t;
+            k.state = CS_TASK_KILLED;
+            rc = cs_wtxn_put_task(w, &t, &k, err);
+        }
+    }
+    return rc;
+}
+
+typedef struct job_scale {
+    cs_id id;
+    uint32_t count;
+} job_scale;
+
+static int load_active_job(cs_wtxn *w, cs_id id, cs_arena *a, cs_job *j, cs_error *err)
+{
+    int rc = cs_snap_job(cs_wtxn_snap(w), id, a, j, err);
+    if (rc == CS_OK && j->state != CS_JOB_ACTIVE)
+        rc = cs_errorf(err, CS_ESTATE, "job %s (%llu) is killed", j->name,
+                       (unsigned long long)id);
+    return rc;
+}
+
+static int apply_job_scale(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+{
+    const job_scale *js = ctx;
+    if (js->count > CS_TASK_INDEX_MAX + 1u)
+        return cs_errorf(err, CS_EINVAL, "job %llu: count %u exceeds %u tasks",
+                         (unsigned long long)js->id, js->count, CS_TASK_INDEX_MAX + 1u);
+    cs_job j;
+    int rc = load_active_job(w, js->id, a, &j, err);
+    if (rc != CS_OK || j.count == js->count)
+        return rc;
+    uint32_t from = j.count;
+    j.count = js->count;
+    if ((rc = cs_job_spec_hash(&j, &j.spec_hash)) != CS_OK)
+        return cs_errorf(err, rc, "job %s: out of memory", j.name);
+    if ((rc = scale_tasks(w, &j, from, js->count, a, err)) != CS_OK)
+        return rc;
+    return cs_wtxn_put_job(w, &j, false, err);
+}
+
+int cs_op_job_scale(cs_store *s, cs_id id, uint32_t count, uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer cmd;
+    msgpack_sbuffer_init(&cmd);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
+    job_scale js = {id, count};
+    int rc;
+    if (msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, id) ||
+        msgpack_pack_uint32(&pk, count))
+        rc = cs_errorf(err, CS_ENOMEM, "job scale: out of memory");
+    else
+        rc = run_op(s, CS_CMD_JOB_SCALE, &cmd, apply_job_scale, &js, version, err);
+    msgpack_sbuffer_destroy(&cmd);
+    return rc;
+}
+
+typedef struct job_update {
+    cs_id id;
+    const cs_job *spec;
+} job_update;
+
+static int apply_job_update(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+{
+    const job_update *ju = ctx;
+    int rc = cs_job_validate(ju->spec, err);
+    if (rc != CS_OK)
+        return rc;
+    cs_job old;
+    if ((rc = load_active_job(w, ju->id, a, &old, err)) != CS_OK)
+        return rc;
+    if (strcmp(old.name, ju->spec->name) != 0 || old.kind != ju->spec->kind)
+        return cs_errorf(err, CS_EINVAL, "job %s: an update may not change its name or kind",
+                         old.name);
+    cs_job j = *ju->spec;
+    j.id = old.id;
+    j.state = old.state;
+    if ((rc = cs_job_spec_hash(&j, &j.spec_hash)) != CS_OK)
+        return cs_errorf(err, rc, "job %s: out of memory", j.name);
+    if (j.spec_hash == old.spec_hash)
+        return CS_OK;
+    /* Pending tasks take the new resources; placed ones keep what they hold. */
+    uint32_t keep = old.count < j.count ? old.count : j.count;
+    idlist l = {0};
+    rc = cs_snap_each_task_of_job(cs_wtxn_snap(w), j.id, collect_task, &l, err);
+    for (size_t i = 0; rc == CS_OK && i < l.n; i++) {
+        cs_task t;
+        if (cs_task_index(l.v[i]) >= keep)
+            continue;
+        if ((rc = cs_snap_task(cs_wtxn_snap(w), l.v[i], a, &t, err)) != CS_OK)
+            break;
+        if (t.state == CS_TASK_PENDING && memcmp(&t.res, &j.res, sizeof t.res) != 0) {
+            cs_task n = t;
+            n.res = j.res;
+            rc = cs_wtxn_put_task(w, &t, &n, err);
+        }
+    }
+    free(l.v);
+    if (rc == CS_OK)
+        rc = scale_tasks(w, &j, old.count, j.count, a, err);
+    if (rc == CS_OK)
+        rc = cs_wtxn_put_job(w, &j, false, err);
+    return rc;
+}
+
+int cs_op_job_update(cs_store *s, cs_id id, const cs_job *spec, uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer cmd, rec;
+    msgpack_sbuffer_init(&cmd);
+    msgpack_sbuffer_init(&rec);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
+    job_update ju = {id, spec};
+    int rc;
+    if (cs_job_encode(spec, &rec) != CS_OK || msgpack_pack_array(&pk, 2) ||
+        msgpack_pack_uint64(&pk, id) || msgpack_pack_bin(&pk, rec.size) ||
+        msgpack_pack_bin_body(&pk, rec.data, rec.size))
+        rc = cs_errorf(err, CS_ENOMEM, "job update: out of memory");
+    else
+        rc = run_op(s, CS_CMD_JOB_UPDATE, &cmd, apply_job_update, &ju, version, err);
+    msgpack_sbuffer_destroy(&rec);
+    msgpack_sbuffer_destroy(&cmd);
+    return rc;
+}

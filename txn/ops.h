@@ -34,4 +34,28 @@ int cs_op_job_submit(cs_store *s, const cs_job *spec, cs_id *id, uint64_t *versi
  * nothing. */
 int cs_op_job_kill(cs_store *s, cs_id id, uint64_t *version, cs_error *err);
 
+/* An agent's report on attempt `attempt` of task `id`:
+ *   CS_TASK_RUNNING   the process started (the task was assigned);
+ *   CS_TASK_FINISHED  it exited with code 0;
+ *   CS_TASK_FAILED    it exited with another code, or could not start
+ *                     (`reason` says why).
+ * An ended task releases its resources in the same transaction. A report on
+ * an attempt that is no longer the task's current placement (it was
+ * preempted, killed, lost and placed again) is CS_ESTATE: the agent's view
+ * is stale and nothing is written. `reason` may be NULL. */
+int cs_op_task_status(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, int32_t exit_code,
+                      const char *reason, uint64_t *version, cs_error *err);
+
+/* Scale a job to `count` tasks. Up: new pending tasks at the next indexes
+ * (an index left by an earlier scale-down starts afresh). Down: tasks at
+ * index >= count that have not ended are killed, placed ones releasing their
+ * resources. CS_ESTATE for a killed job. */
+int cs_op_job_scale(cs_store *s, cs_id id, uint32_t count, uint64_t *version, cs_error *err);
+
+/* Replace job `id`'s spec (same name and kind required) and recompute its
+ * spec hash: pending tasks take the new resources, running ones keep theirs
+ * until a scheduler replaces them (a rolling update); a new count scales as
+ * cs_op_job_scale. An identical spec writes nothing. */
+int cs_op_job_update(cs_store *s, cs_id id, const cs_job *spec, uint64_t *version, cs_error *err);
+
 #endif

@@ -131,7 +131,8 @@ int cs_txn_from_object(const msgpack_object *o, cs_txn *t, cs_error *err);
     X(CS_CONFLICT_VICTIM_ELSEWHERE, 10, "victim is not on the claimed machine")             \
     X(CS_ABORTED_GANG, 11, "not committed: another part of the all-or-nothing transaction " \
                            "conflicted")                                                    \
-    X(CS_ABORTED_PREEMPTOR, 12, "not committed: the claim it made room for conflicted")
+    X(CS_ABORTED_PREEMPTOR, 12, "not committed: the claim it made room for conflicted")       \
+    X(CS_CONFLICT_SPEC_CHANGED, 13, "the task's resources or ports changed since the snapshot")
 
 enum {
 #define CS_OUTCOME_ENUM(name, value, text) name = value,

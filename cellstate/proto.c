@@ -1,0 +1,452 @@
+/* proto.c — envelope, body readers and writers (see proto.h). */
+#include "cellstate/proto.h"
+
+#include "cellstate/mpcheck.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *cs_msg_name(uint32_t type)
+{
+    switch (type) {
+#define CS_MSG_CASE(name, value, text) \
+    case value:                        \
+        return text;
+        CS_MSG_TABLE(CS_MSG_CASE)
+#undef CS_MSG_CASE
+    default:
+        return "unknown";
+    }
+}
+
+int cs_msg_decode(const void *data, size_t len, msgpack_zone *zone, cs_msg *m, cs_error *err)
+{
+    memset(m, 0, sizeof *m);
+    msgpack_object o;
+    int rc = cs_mp_unpack(data, len, zone, &o, CS_EPROTO, "message", err);
+    if (rc != CS_OK)
+        return rc;
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 4)
+        return cs_errorf(err, CS_EPROTO,
+                         "message is not [version, type, request id, body]");
+    const msgpack_object *f = o.via.array.ptr;
+    if (f[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        m->req = f[2].via.u64;
+    else
+        return cs_errorf(err, CS_EPROTO, "message request id is not an unsigned integer");
+    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 != CS_PROTO_VERSION)
+        return cs_errorf(err, CS_EPROTO, "unsupported protocol version (this server speaks %d)",
+                         CS_PROTO_VERSION);
+    if (f[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[1].via.u64 >= CS_MSG_COUNT)
+        return cs_errorf(err, CS_EPROTO, "unknown message type %llu",
+                         f[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                             ? (unsigned long long)f[1].via.u64
+                             : 0ULL);
+    m->type = (uint32_t)f[1].via.u64;
+    m->body = f[3];
+    return CS_OK;
+}
+
+#define PK(call)              \
+    do {                      \
+        if ((call) != 0)      \
+            return CS_ENOMEM; \
+    } while (0)
+
+int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req)
+{
+    PK(msgpack_pack_array(pk, 4));
+    PK(msgpack_pack_uint32(pk, CS_PROTO_VERSION));
+    PK(msgpack_pack_uint32(pk, type));
+    PK(msgpack_pack_uint64(pk, req));
+    return CS_OK;
+}
+
+int cs_pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    PK(msgpack_pack_str(pk, n));
+    if (n)
+        PK(msgpack_pack_str_body(pk, s, n));
+    return CS_OK;
+}
+
+#define TRY(call)         \
+    do {                  \
+        int rc_ = (call); \
+        if (rc_ != CS_OK) \
+            return rc_;   \
+    } while (0)
+
+int cs_pack_kv_str(msgpack_packer *pk, const char *key, const char *value)
+{
+    TRY(cs_pack_str(pk, key));
+    return cs_pack_str(pk, value);
+}
+
+int cs_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t value)
+{
+    TRY(cs_pack_str(pk, key));
+    PK(msgpack_pack_uint64(pk, value));
+    return CS_OK;
+}
+
+int cs_pack_kv_i64(msgpack_packer *pk, const char *key, int64_t value)
+{
+    TRY(cs_pack_str(pk, key));
+    PK(msgpack_pack_int64(pk, value));
+    return CS_OK;
+}
+
+int cs_pack_kv_bool(msgpack_packer *pk, const char *key, bool value)
+{
+    TRY(cs_pack_str(pk, key));
+    PK(value ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    return CS_OK;
+}
+
+int cs_pack_kv_res(msgpack_packer *pk, const char *key, const cs_res *r)
+{
+    TRY(cs_pack_str(pk, key));
+    PK(msgpack_pack_map(pk, 3));
+    TRY(cs_pack_kv_i64(pk, "cpu", r->cpu));
+    TRY(cs_pack_kv_i64(pk, "mem", r->mem));
+    return cs_pack_kv_i64(pk, "disk", r->disk);
+}
+
+int cs_msg_error(msgpack_sbuffer *buf, uint64_t req, int code, const char *message)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
+    TRY(cs_msg_begin(&pk, CS_MSG_ERROR, req));
+    PK(msgpack_pack_map(&pk, 3));
+    TRY(cs_pack_kv_i64(&pk, "code", code));
+    TRY(cs_pack_kv_str(&pk, "error", cs_strerror(code)));
+    return cs_pack_kv_str(&pk, "message", message);
+}
+
+static int pack_ports(msgpack_packer *pk, const char *key, const uint16_t *p, uint32_t n)
+{
+    TRY(cs_pack_str(pk, key));
+    PK(msgpack_pack_array(pk, n));
+    for (uint32_t i = 0; i < n; i++)
+        PK(msgpack_pack_uint16(pk, p[i]));
+    return CS_OK;
+}
+
+int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
+{
+    PK(msgpack_pack_map(pk, 12));
+    TRY(cs_pack_kv_u64(pk, "id", m->id));
+    TRY(cs_pack_kv_str(pk, "name", m->name));
+    TRY(cs_pack_kv_str(pk, "state", cs_machine_state_name(m->state)));
+    TRY(cs_pack_str(pk, "attrs"));
+    PK(msgpack_pack_map(pk, m->nattrs));
+    for (uint32_t i = 0; i < m->nattrs; i++)
+        TRY(cs_pack_kv_str(pk, m->attrs[i].key, m->attrs[i].value));
+    TRY(cs_pack_kv_res(pk, "capacity", &m->capacity));
+    TRY(cs_pack_kv_res(pk, "allocated", &m->allocated));
+    TRY(cs_pack_kv_u64(pk, "port_lo", m->port_lo));
+    TRY(cs_pack_kv_u64(pk, "port_hi", m->port_hi));
+    TRY(pack_ports(pk, "ports", m->ports, m->nports));
+    TRY(cs_pack_kv_u64(pk, "ntasks", m->ntasks));
+    TRY(cs_pack_kv_u64(pk, "seq", m->seq));
+    return cs_pack_kv_u64(pk, "version", m->version);
+}
+
+int cs_pack_job(msgpack_packer *pk, const cs_job *j)
+{
+    PK(msgpack_pack_map(pk, 13));
+    TRY(cs_pack_kv_u64(pk, "id", j->id));
+    TRY(cs_pack_kv_str(pk, "name", j->name));
+    TRY(cs_pack_kv_str(pk, "kind", cs_job_kind_name(j->kind)));
+    TRY(cs_pack_kv_str(pk, "state", cs_job_state_name(j->state)));
+    TRY(cs_pack_kv_i64(pk, "priority", j->priority));
+    TRY(cs_pack_kv_u64(pk, "count", j->count));
+    TRY(cs_pack_kv_res(pk, "resources", &j->res));
+    TRY(pack_ports(pk, "ports", j->ports, j->nports));
+    TRY(cs_pack_str(pk, "constraints"));
+    PK(msgpack_pack_array(pk, j->nconstraints));
+    for (uint32_t i = 0; i < j->nconstraints; i++) {
+        const cs_constraint *c = &j->constraints[i];
+        PK(msgpack_pack_map(pk, 4));
+        TRY(cs_pack_kv_str(pk, "field", c->field));
+        TRY(cs_pack_kv_str(pk, "op", c->op));
+        TRY(cs_pack_kv_str(pk, "value", c->value));
+        TRY(cs_pack_kv_bool(pk, "soft", c->soft));
+    }
+    TRY(cs_pack_kv_str(pk, "cmd", j->cmd));
+    TRY(cs_pack_str(pk, "options"));
+    PK(msgpack_pack_bin(pk, j->extra_len));
+    if (j->extra_len)
+        PK(msgpack_pack_bin_body(pk, j->extra, j->extra_len));
+    TRY(cs_pack_kv_u64(pk, "spec_hash", j->spec_hash));
+    return cs_pack_kv_u64(pk, "version", j->version);
+}
+
+int cs_pack_task(msgpack_packer *pk, const cs_task *t)
+{
+    PK(msgpack_pack_map(pk, 12));
+    TRY(cs_pack_kv_u64(pk, "id", t->id));
+    TRY(cs_pack_kv_u64(pk, "job", t->job));
+    TRY(cs_pack_kv_u64(pk, "index", t->index));
+    TRY(cs_pack_kv_str(pk, "state", cs_task_state_name(t->state)));
+    TRY(cs_pack_kv_str(pk, "last_end", cs_task_state_name(t->last_end)));
+    TRY(cs_pack_kv_u64(pk, "machine", t->machine));
+    TRY(cs_pack_kv_res(pk, "resources", &t->res));
+    TRY(pack_ports(pk, "ports", t->ports, t->nports));
+    TRY(cs_pack_kv_u64(pk, "attempts", t->attempts));
+    TRY(cs_pack_kv_i64(pk, "exit_code", t->exit_code));
+    TRY(cs_pack_kv_str(pk, "reason", t->reason));
+    return cs_pack_kv_u64(pk, "version", t->version);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+const msgpack_object *cs_obj_get(const msgpack_object *o, const char *key)
+{
+    if (o == NULL || o->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            memcmp(k->via.str.ptr, key, n) == 0)
+            return &o->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static int absent(const char *key, bool required, cs_error *err)
+{
+    return required ? cs_errorf(err, CS_EPROTO, "field '%s' is missing", key) : CS_OK;
+}
+
+int cs_obj_u64(const msgpack_object *o, const char *key, bool required, uint64_t max,
+               uint64_t *out, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    if (v == NULL)
+        return absent(key, required, err);
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not an unsigned integer", key);
+    if (v->via.u64 > max)
+        return cs_errorf(err, CS_EINVAL, "field '%s' is out of range (%llu > %llu)", key,
+                         (unsigned long long)v->via.u64, (unsigned long long)max);
+    *out = v->via.u64;
+    return CS_OK;
+}
+
+int cs_obj_i64(const msgpack_object *o, const char *key, bool required, int64_t min, int64_t max,
+               int64_t *out, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    if (v == NULL)
+        return absent(key, required, err);
+    int64_t x;
+    if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        x = v->via.i64;
+    else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 <= (uint64_t)INT64_MAX)
+        x = (int64_t)v->via.u64;
+    else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return cs_errorf(err, CS_EINVAL, "field '%s' overflows", key);
+    else
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not an integer", key);
+    if (x < min || x > max)
+        return cs_errorf(err, CS_EINVAL, "field '%s' is out of range (%lld not in %lld..%lld)",
+                         key, (long long)x, (long long)min, (long long)max);
+    *out = x;
+    return CS_OK;
+}
+
+int cs_obj_str(const msgpack_object *o, const char *key, bool required, size_t maxlen, cs_arena *a,
+               const char **out, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    if (v == NULL)
+        return absent(key, required, err);
+    if (v->type != MSGPACK_OBJECT_STR)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not a string", key);
+    if (v->via.str.size > maxlen)
+        return cs_errorf(err, CS_EINVAL, "field '%s' is longer than %zu bytes", key, maxlen);
+    if (memchr(v->via.str.ptr, '\0', v->via.str.size))
+        return cs_errorf(err, CS_EINVAL, "field '%s' contains a NUL byte", key);
+    char *s = cs_arena_strndup(a, v->via.str.ptr, v->via.str.size);
+    if (s == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    *out = s;
+    return CS_OK;
+}
+
+int cs_obj_bool(const msgpack_object *o, const char *key, bool required, bool *out, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    if (v == NULL)
+        return absent(key, required, err);
+    if (v->type != MSGPACK_OBJECT_BOOLEAN)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not a boolean", key);
+    *out = v->via.boolean;
+    return CS_OK;
+}
+
+int cs_obj_res(const msgpack_object *o, const char *key, bool required, cs_res *out,
+               cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    if (v == NULL)
+        return absent(key, required, err);
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not a map of cpu, mem, disk", key);
+    cs_res r = {0, 0, 0};
+    int rc;
+    if ((rc = cs_obj_i64(v, "cpu", false, 0, CS_RES_MAX, &r.cpu, err)) ||
+        (rc = cs_obj_i64(v, "mem", false, 0, CS_RES_MAX, &r.mem, err)) ||
+        (rc = cs_obj_i64(v, "disk", false, 0, CS_RES_MAX, &r.disk, err)))
+        return cs_error_wrap(err, rc, "field '%s'", key);
+    *out = r;
+    return CS_OK;
+}
+
+static int cmp_attr(const void *a, const void *b)
+{
+    return strcmp(((const cs_attr *)a)->key, ((const cs_attr *)b)->key);
+}
+
+static int unpack_ports(const msgpack_object *o, const char *key, cs_arena *a, uint16_t **out,
+                        uint32_t *n, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    *out = NULL;
+    *n = 0;
+    if (v == NULL)
+        return CS_OK;
+    if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > CS_PORTS_PER_TASK_MAX)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not an array of at most %d ports", key,
+                         CS_PORTS_PER_TASK_MAX);
+    uint16_t *p = cs_arena_alloc(a, (v->via.array.size + 1) * sizeof *p);
+    if (p == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        const msgpack_object *e = &v->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > UINT16_MAX)
+            return cs_errorf(err, CS_EINVAL, "field '%s': entry %u is not a port number", key, i);
+        p[i] = (uint16_t)e->via.u64;
+    }
+    *out = p;
+    *n = v->via.array.size;
+    return CS_OK;
+}
+
+int cs_unpack_machine_spec(const msgpack_object *o, cs_arena *a, cs_machine *m, cs_error *err)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(err, CS_EPROTO, "machine: body is not a map");
+    memset(m, 0, sizeof *m);
+    uint64_t lo = 0, hi = 0;
+    const char *state = "up";
+    int rc;
+    if ((rc = cs_obj_str(o, "name", true, CS_NAME_MAX, a, &m->name, err)) ||
+        (rc = cs_obj_res(o, "capacity", true, &m->capacity, err)) ||
+        (rc = cs_obj_u64(o, "port_lo", false, UINT16_MAX, &lo, err)) ||
+        (rc = cs_obj_u64(o, "port_hi", false, UINT16_MAX, &hi, err)) ||
+        (rc = cs_obj_str(o, "state", false, 16, a, &state, err)))
+        return cs_error_wrap(err, rc, "machine");
+    m->port_lo = (uint16_t)lo;
+    m->port_hi = (uint16_t)hi;
+    if (cs_machine_state_parse(state, &m->state) != CS_OK)
+        return cs_errorf(err, CS_EINVAL, "machine: field 'state' is '%s', not up, draining or down",
+                         state);
+    const msgpack_object *attrs = cs_obj_get(o, "attrs");
+    if (attrs != NULL) {
+        if (attrs->type != MSGPACK_OBJECT_MAP || attrs->via.map.size > CS_ATTR_MAX)
+            return cs_errorf(err, CS_EPROTO, "machine: field 'attrs' is not a map of at most %d",
+                             CS_ATTR_MAX);
+        m->nattrs = attrs->via.map.size;
+        m->attrs = cs_arena_alloc(a, (m->nattrs + 1) * sizeof *m->attrs);
+        if (m->attrs == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < m->nattrs; i++) {
+            const msgpack_object *k = &attrs->via.map.ptr[i].key, *v = &attrs->via.map.ptr[i].val;
+            if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_STR)
+                return cs_errorf(err, CS_EPROTO, "machine: attribute %u is not string: string", i);
+            m->attrs[i].key = cs_arena_strndup(a, k->via.str.ptr, k->via.str.size);
+            m->attrs[i].value = cs_arena_strndup(a, v->via.str.ptr, v->via.str.size);
+            if (!m->attrs[i].key || !m->attrs[i].value)
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+        }
+        if (m->nattrs > 1)
+            qsort(m->attrs, m->nattrs, sizeof *m->attrs, cmp_attr);
+    }
+    return cs_machine_validate(m, err);
+}
+
+int cs_unpack_job_spec(const msgpack_object *o, cs_arena *a, cs_job *j, cs_error *err)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(err, CS_EPROTO, "job: body is not a map");
+    memset(j, 0, sizeof *j);
+    const char *kind = "batch";
+    int64_t prio = 50;
+    uint64_t count = 1;
+    j->cmd = "";
+    int rc;
+    if ((rc = cs_obj_str(o, "name", true, CS_NAME_MAX, a, &j->name, err)) ||
+        (rc = cs_obj_str(o, "kind", false, 16, a, &kind, err)) ||
+        (rc = cs_obj_i64(o, "priority", false, INT32_MIN, INT32_MAX, &prio, err)) ||
+        (rc = cs_obj_u64(o, "count", false, CS_TASK_INDEX_MAX + 1u, &count, err)) ||
+        (rc = cs_obj_res(o, "resources", false, &j->res, err)) ||
+        (rc = cs_obj_str(o, "cmd", false, CS_CMD_MAX, a, &j->cmd, err)) ||
+        (rc = unpack_ports(o, "ports", a, &j->ports, &j->nports, err)))
+        return cs_error_wrap(err, rc, "job");
+    if (cs_job_kind_parse(kind, &j->kind) != CS_OK)
+        return cs_errorf(err, CS_EINVAL, "job %s: field 'kind' is '%s', not batch or service",
+                         j->name, kind);
+    j->priority = (int32_t)prio;
+    j->count = (uint32_t)count;
+    const msgpack_object *cs = cs_obj_get(o, "constraints");
+    if (cs != NULL) {
+        if (cs->type != MSGPACK_OBJECT_ARRAY || cs->via.array.size > CS_CONSTRAINT_MAX)
+            return cs_errorf(err, CS_EPROTO, "job %s: field 'constraints' is not an array of at "
+                             "most %d", j->name, CS_CONSTRAINT_MAX);
+        j->nconstraints = cs->via.array.size;
+        j->constraints = cs_arena_alloc(a, (j->nconstraints + 1) * sizeof *j->constraints);
+        if (j->constraints == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < j->nconstraints; i++) {
+            const msgpack_object *c = &cs->via.array.ptr[i];
+            cs_constraint *d = &j->constraints[i];
+            d->value = "";
+            d->soft = false;
+            if ((rc = cs_obj_str(c, "field", true, CS_ATTR_LEN_MAX, a, &d->field, err)) ||
+                (rc = cs_obj_str(c, "op", true, CS_ATTR_LEN_MAX, a, &d->op, err)) ||
+                (rc = cs_obj_str(c, "value", false, CS_ATTR_LEN_MAX, a, &d->value, err)) ||
+                (rc = cs_obj_bool(c, "soft", false, &d->soft, err)))
+                return cs_error_wrap(err, rc, "job %s: constraint %u", j->name, i);
+        }
+    }
+    const msgpack_object *opt = cs_obj_get(o, "options");
+    if (opt != NULL) {
+        if (opt->type != MSGPACK_OBJECT_BIN || opt->via.bin.size > CS_EXTRA_MAX)
+            return cs_errorf(err, CS_EPROTO, "job %s: field 'options' is not msgpack bytes of at "
+                             "most %d", j->name, CS_EXTRA_MAX);
+        j->extra_len = opt->via.bin.size;
+        if (j->extra_len) {
+            uint8_t *e = cs_arena_alloc(a, j->extra_len);
+            if (e == NULL)
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+            memcpy(e, opt->via.bin.ptr, j->extra_len);
+            j->extra = e;
+        }
+    }
+    return cs_job_validate(j, err);
+}
+
+const char *cs_server_url(const char *flag)
+{
+    if (flag != NULL && flag[0] != '\0')
+        return flag;
+    const char *env = getenv(CS_URL_ENV);
+    if (env != NULL && env[0] != '\0')
+        return env;
+    return CS_DEFAULT_URL;
+}

@@ -1,0 +1,126 @@
+/* proto.h — cellsched's wire protocol: message types, the envelope, and the
+ * msgpack helpers that build and read message bodies.
+ *
+ * Every message, request or reply, is one msgpack array:
+ *
+ *     [protocol version, message type, request id, body]
+ *
+ * sent over nanomsg's scalability protocols (nng: REQ/REP for requests,
+ * PUB/SUB for announcements). A reply carries the request's type and id; a
+ * failed request is answered with type CS_MSG_ERROR and the body
+ * {"code": int, "error": name, "message": text}. Bodies are msgpack maps
+ * with string keys, so that a client in any language can read them;
+ * docs/protocol.md documents every message and field.
+ */
+#ifndef CS_PROTO_H
+#define CS_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "cellstate/error.h"
+#include "cellstate/record.h"
+
+#define CS_PROTO_VERSION 1
+#define CS_DEFAULT_URL "tcp://127.0.0.1:7600"
+#define CS_URL_ENV "CELL_SERVER"
+/* Requests larger than this are refused by default (cellstated --max-msg). */
+#define CS_DEFAULT_MAX_MSG (16u << 20)
+
+#define CS_MSG_TABLE(X)                          \
+    X(CS_MSG_ERROR, 0, "error")                  \
+    X(CS_MSG_MACHINE_REGISTER, 1, "machine.register") \
+    X(CS_MSG_HEARTBEAT, 2, "machine.heartbeat")  \
+    X(CS_MSG_JOB_SUBMIT, 3, "job.submit")        \
+    X(CS_MSG_JOB_KILL, 4, "job.kill")            \
+    X(CS_MSG_JOB_SCALE, 5, "job.scale")          \
+    X(CS_MSG_JOB_UPDATE, 6, "job.update")        \
+    X(CS_MSG_SYNC, 7, "sync")                    \
+    X(CS_MSG_COMMIT, 8, "commit")                \
+    X(CS_MSG_POLL, 9, "poll")                    \
+    X(CS_MSG_TASK_STATUS, 10, "task.status")     \
+    X(CS_MSG_GET_MACHINES, 11, "get.machines")   \
+    X(CS_MSG_GET_JOBS, 12, "get.jobs")           \
+    X(CS_MSG_GET_TASKS, 13, "get.tasks")         \
+    X(CS_MSG_GET_JOB, 14, "get.job")             \
+    X(CS_MSG_STATS, 15, "stats")                 \
+    X(CS_MSG_VERSION, 16, "version")
+
+enum {
+#define CS_MSG_ENUM(name, value, text) name = value,
+    CS_MSG_TABLE(CS_MSG_ENUM)
+#undef CS_MSG_ENUM
+        CS_MSG_COUNT
+};
+
+const char *cs_msg_name(uint32_t type);
+
+/* A decoded envelope. `body` points into the zone passed to
+ * cs_msg_decode: valid until that zone is destroyed or cleared. */
+typedef struct cs_msg {
+    uint32_t type;
+    uint64_t req;
+    msgpack_object body;
+} cs_msg;
+
+/* Decode one message spanning data[0..len). CS_EPROTO, with a message that
+ * names the problem, for: not msgpack, trailing bytes, not a 4-element
+ * array, another protocol version, an unknown type, a request id that is not
+ * an unsigned integer. On CS_EPROTO `m->req` is still filled when the id
+ * could be read, so that the error reply can carry it. */
+int cs_msg_decode(const void *data, size_t len, msgpack_zone *zone, cs_msg *m, cs_error *err);
+
+/* Start a message: packs the envelope's first three elements; the caller
+ * then packs exactly one body object. */
+int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req);
+
+/* A whole error reply for request `req`: {"code", "error", "message"}. */
+int cs_msg_error(msgpack_sbuffer *buf, uint64_t req, int code, const char *message);
+
+/* ---- reading bodies ------------------------------------------------------ */
+
+/* The value under `key` in map `o`, or NULL when absent (or `o` is not a map). */
+const msgpack_object *cs_obj_get(const msgpack_object *o, const char *key);
+
+/* Typed fields. `required` false: an absent key leaves *out untouched and
+ * returns CS_OK. A present key of the wrong type or range is CS_EPROTO with
+ * "field 'key' ..." in the message. Strings are copied into the arena. */
+int cs_obj_u64(const msgpack_object *o, const char *key, bool required, uint64_t max,
+               uint64_t *out, cs_error *err);
+int cs_obj_i64(const msgpack_object *o, const char *key, bool required, int64_t min, int64_t max,
+               int64_t *out, cs_error *err);
+int cs_obj_str(const msgpack_object *o, const char *key, bool required, size_t maxlen, cs_arena *a,
+               const char **out, cs_error *err);
+int cs_obj_bool(const msgpack_object *o, const char *key, bool required, bool *out, cs_error *err);
+/* {"cpu": millicores, "mem": MiB, "disk": MiB}; absent members are 0. */
+int cs_obj_res(const msgpack_object *o, const char *key, bool required, cs_res *out,
+               cs_error *err);
+
+/* ---- writing bodies ------------------------------------------------------ */
+
+int cs_pack_str(msgpack_packer *pk, const char *s);
+/* A key followed by a value of the given kind. */
+int cs_pack_kv_str(msgpack_packer *pk, const char *key, const char *value);
+int cs_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t value);
+int cs_pack_kv_i64(msgpack_packer *pk, const char *key, int64_t value);
+int cs_pack_kv_bool(msgpack_packer *pk, const char *key, bool value);
+int cs_pack_kv_res(msgpack_packer *pk, const char *key, const cs_res *r);
+
+/* Records as maps (docs/protocol.md lists the keys). */
+int cs_pack_machine(msgpack_packer *pk, const cs_machine *m);
+int cs_pack_job(msgpack_packer *pk, const cs_job *j);
+int cs_pack_task(msgpack_packer *pk, const cs_task *t);
+
+/* The inverse for what clients send: a machine registration and a job spec.
+ * Names the offending field on error (CS_EPROTO for a wrong type, CS_EINVAL
+ * for a wrong value). Strings and arrays live in `a`. */
+int cs_unpack_machine_spec(const msgpack_object *o, cs_arena *a, cs_machine *out, cs_error *err);
+int cs_unpack_job_spec(const msgpack_object *o, cs_arena *a, cs_job *out, cs_error *err);
+
+/* The server URL: `flag` if given, else $CELL_SERVER, else the default. */
+const char *cs_server_url(const char *flag);
+
+#endif
