@@ -1,0 +1,824 @@
+/* test_ops.c — the cell operations (txn/ops.h) and applying logged commands
+ * (txn/command.h): machine registration and update, machine state, job
+ * submission and kill, and refusals that must write nothing.
+ */
+#include <criterion/criterion.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/support.h"
+#include "txn/command.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static uint64_t version_of(cs_store *s)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    uint64_t v = cs_snap_version(snap);
+    cs_snap_close(snap);
+    return v;
+}
+
+typedef struct dumpb {
+    uint8_t *p;
+    size_t n;
+} dumpb;
+
+static dumpb dump_all(cs_store *s)
+{
+    dumpb d;
+    ts_dump(s, &d.p, &d.n);
+    return d;
+}
+
+/* The whole store is byte for byte what it was; frees `before`. */
+static void dump_unchanged(cs_store *s, dumpb *before, const char *what)
+{
+    dumpb now = dump_all(s);
+    cr_assert_eq(now.n, before->n, "%s: the store changed size", what);
+    cr_assert_arr_eq(now.p, before->p, now.n, "%s: the store changed", what);
+    free(now.p);
+    free(before->p);
+    before->p = NULL;
+}
+
+/* Commit one claim (fine, incremental) with the given ports; must commit. */
+static void place(cs_store *s, uint64_t req, cs_id task, cs_id machine, int64_t cpu, int64_t mem,
+                  const uint16_t *ports, uint32_t nports)
+{
+    cs_txn tx;
+    cs_txn_init(&tx, 1, req, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_res res = {cpu, mem, 0};
+    cr_assert_eq(cs_txn_add_claim(&tx, task, machine, &res, ports, nports, 0), CS_OK);
+    cs_txn_result r;
+    cs_txn_result_init(&r);
+    cs_error err = {0};
+    cr_assert_eq(cs_commit(s, &tx, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(r.claims[0], CS_COMMITTED, "claim of task %llu on machine %llu: %s",
+                 (unsigned long long)task, (unsigned long long)machine,
+                 cs_outcome_str(r.claims[0]));
+    cs_txn_result_free(&r);
+    cs_txn_free(&tx);
+}
+
+/* Release a task to `state`; must commit. */
+static void release(cs_store *s, uint64_t req, cs_id task, uint8_t state)
+{
+    cs_txn tx;
+    cs_txn_init(&tx, 1, req, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cr_assert_eq(cs_txn_add_release(&tx, task, state, 0), CS_OK);
+    cs_txn_result r;
+    cs_txn_result_init(&r);
+    cs_error err = {0};
+    cr_assert_eq(cs_commit(s, &tx, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(r.releases[0], CS_COMMITTED, "%s", cs_outcome_str(r.releases[0]));
+    cs_txn_result_free(&r);
+    cs_txn_free(&tx);
+}
+
+static void invariants(cs_store *s)
+{
+    char why[256];
+    cr_assert(ts_check_invariants(s, why, sizeof why), "invariant broken: %s", why);
+}
+
+static cs_machine machine_spec(const char *name, int64_t cpu, int64_t mem, uint16_t lo, uint16_t hi)
+{
+    cs_machine m = {0};
+    m.name = name;
+    m.capacity = (cs_res){cpu, mem, 1000};
+    m.port_lo = lo;
+    m.port_hi = hi;
+    m.state = CS_MACHINE_UP;
+    return m;
+}
+
+static cs_job job_spec(const char *name, uint32_t count, int64_t cpu, int64_t mem)
+{
+    cs_job j = {0};
+    j.name = name;
+    j.kind = CS_JOB_BATCH;
+    j.priority = 1;
+    j.count = count;
+    j.res = (cs_res){cpu, mem, 0};
+    j.cmd = "sleep 1";
+    return j;
+}
+
+static int count_task(void *ctx, const cs_task *t)
+{
+    (void)t;
+    ++*(size_t *)ctx;
+    return 0;
+}
+
+static size_t placed_on(cs_store *s, cs_id machine)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    size_t n = 0;
+    cr_assert_eq(cs_snap_each_task_on_machine(snap, machine, count_task, &n, &err), CS_OK, "%s",
+                 err.msg);
+    cs_snap_close(snap);
+    return n;
+}
+
+static void expect_error(int rc, const cs_error *err, int code, const char *needle)
+{
+    cr_assert_eq(rc, code, "rc %d (%s), expected %d", rc, err->msg, code);
+    cr_assert_eq(err->code, code);
+    cr_assert(strstr(err->msg, needle) != NULL, "message '%s' does not name '%s'", err->msg,
+              needle);
+}
+
+/* ======================================================================= */
+/* machines                                                                 */
+
+Test(ops, machine_put_creates_then_updates)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_error err = {0};
+    cs_id id = 0;
+    uint64_t v = 0;
+    const char *names[] = {"m1", "m2", "m3"};
+    for (int i = 0; i < 3; i++) {
+        cs_machine spec = machine_spec(names[i], 4000, 4000, 31000, 31010);
+        cr_assert_eq(cs_op_machine_put(t.s, &spec, &id, &v, &err), CS_OK, "%s", err.msg);
+        cr_assert_eq(id, (cs_id)i + 1);
+        cr_assert_eq(v, (uint64_t)i + 1);
+    }
+
+    /* a task with a port on m1 */
+    uint16_t dyn = 0;
+    cs_id j = ts_job(t.s, "web", CS_JOB_SERVICE, 0, 1, 1000, 500, 0, &dyn, 1);
+    uint16_t port = 31004;
+    place(t.s, 1, cs_task_id(j, 0), 1, 1000, 500, &port, 1);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine m;
+    ts_get_machine(t.s, 1, &a, &m);
+    uint64_t seq = m.seq;
+    uint64_t v0 = version_of(t.s);
+
+    /* the same name, new capacity and attributes: an update in place */
+    cs_attr attrs[] = {{"rack", "r1"}, {"zone", "z9"}};
+    cs_machine spec = machine_spec("m1", 8000, 6000, 31000, 31020);
+    spec.attrs = attrs;
+    spec.nattrs = 2;
+    spec.id = 99; /* ignored, like the fields below */
+    spec.allocated = (cs_res){1, 2, 3};
+    spec.ntasks = 17;
+    cr_assert_eq(cs_op_machine_put(t.s, &spec, &id, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(id, 1, "an update made machine %llu", (unsigned long long)id);
+    cr_assert_eq(v, v0 + 1);
+    ts_get_machine(t.s, 1, &a, &m);
+    cr_assert_eq(m.seq, seq + 1, "seq %llu after update, was %llu", (unsigned long long)m.seq,
+                 (unsigned long long)seq);
+    cr_assert_eq(m.version, v);
+    cr_assert_eq(m.capacity.cpu, 8000);
+    cr_assert_eq(m.capacity.mem, 6000);
+    cr_assert_eq(m.port_hi, 31020);
+    cr_assert_eq(m.nattrs, 2);
+    cr_assert_str_eq(m.attrs[1].key, "zone");
+    cr_assert_str_eq(m.attrs[1].value, "z9");
+    /* what is placed is kept */
+    cr_assert_eq(m.allocated.cpu, 1000);
+    cr_assert_eq(m.allocated.mem, 500);
+    cr_assert_eq(m.ntasks, 1);
+    cr_assert_eq(m.nports, 1);
+    cr_assert_eq(m.ports[0], 31004);
+    cr_assert_eq(placed_on(t.s, 1), 1);
+    invariants(t.s);
+
+    /* no new machine appeared, and the name still leads to id 1 */
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK);
+    cs_machine byname;
+    cr_assert_eq(cs_snap_machine_by_name(snap, "m1", &a, &byname, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(byname.id, 1);
+    cr_assert_eq(cs_snap_machine(snap, 4, &a, &byname, &err), CS_ENOTFOUND);
+    cs_snap_close(snap);
+
+    /* the identical spec again: nothing written, seq kept */
+    static const cs_db cell[] = {CS_DB_MACHINES, CS_DB_MACHINE_NAMES, CS_DB_JOBS,
+                                 CS_DB_JOB_NAMES, CS_DB_TASKS, CS_DB_PLACED};
+    uint8_t *before, *after;
+    size_t nb, na;
+    ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &before, &nb);
+    uint64_t v1 = version_of(t.s);
+    id = 0;
+    cr_assert_eq(cs_op_machine_put(t.s, &spec, &id, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(id, 1);
+    cr_assert_eq(v, v1, "an identical put moved the version to %llu", (unsigned long long)v);
+    cr_assert_eq(version_of(t.s), v1);
+    ts_get_machine(t.s, 1, &a, &m);
+    cr_assert_eq(m.seq, seq + 1, "an identical put bumped seq");
+    ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &after, &na);
+    cr_assert_eq(na, nb);
+    cr_assert_arr_eq(after, before, nb, "an identical put changed a record");
+    free(before);
+    free(after);
+
+    cs_arena_free(&a);
+    ts_store_destroy(&t);
+}
+
+Test(ops, capacity_below_allocated_is_refused)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m1 = ts_machine(t.s, "m1", 4000, 4000, 1000, 0, 0, NULL, 0);
+    cs_id j = ts_job(t.s, "j", CS_JOB_BATCH, 0, 1, 3000, 2000, 0, NULL, 0);
+    place(t.s, 1, cs_task_id(j, 0), m1, 3000, 2000, NULL, 0);
+
+    cs_error err = {0};
+    dumpb d = dump_all(t.s);
+    uint64_t v = version_of(t.s);
+    cs_machine spec = machine_spec("m1", 2999, 4000, 0, 0);
+    expect_error(cs_op_machine_put(t.s, &spec, NULL, NULL, &err), &err, CS_ESTATE, "cpu");
+    cr_assert(strstr(err.msg, "m1") != NULL, "%s", err.msg);
+    cr_assert_eq(version_of(t.s), v);
+    dump_unchanged(t.s, &d, "capacity below allocated cpu");
+
+    d = dump_all(t.s);
+    spec = machine_spec("m1", 4000, 1999, 0, 0);
+    expect_error(cs_op_machine_put(t.s, &spec, NULL, NULL, &err), &err, CS_ESTATE, "mem");
+    dump_unchanged(t.s, &d, "capacity below allocated mem");
+
+    /* exactly what is allocated is fine */
+    spec = machine_spec("m1", 3000, 2000, 0, 0);
+    spec.capacity.disk = 0;
+    cr_assert_eq(cs_op_machine_put(t.s, &spec, NULL, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(version_of(t.s), v + 1);
+    invariants(t.s);
+    ts_store_destroy(&t);
+}
+
+/* Three tasks of `web` on m1 (two) and m2 (one), each with a dynamic port,
+ * and a pending task of job `other`. */
+typedef struct down_cell {
+    cs_id m1, m2, web, other;
+} down_cell;
+
+static down_cell build_down_cell(cs_store *s)
+{
+    down_cell c;
+    c.m1 = ts_machine(s, "m1", 4000, 4000, 1000, 31000, 31010, NULL, 0);
+    c.m2 = ts_machine(s, "m2", 4000, 4000, 1000, 31000, 31010, NULL, 0);
+    uint16_t dyn = 0;
+    c.web = ts_job(s, "web", CS_JOB_SERVICE, 0, 3, 1000, 500, 0, &dyn, 1);
+    c.other = ts_job(s, "other", CS_JOB_BATCH, 0, 1, 100, 100, 0, NULL, 0);
+    uint16_t p0 = 31000, p1 = 31001;
+    place(s, 1, cs_task_id(c.web, 0), c.m1, 1000, 500, &p0, 1);
+    place(s, 2, cs_task_id(c.web, 1), c.m1, 1000, 500, &p1, 1);
+    place(s, 3, cs_task_id(c.web, 2), c.m2, 1000, 500, &p0, 1);
+    invariants(s);
+    cr_assert_eq(placed_on(s, c.m1), 2);
+    return c;
+}
+
+static void check_m1_down(cs_store *s, const down_cell *c, uint64_t v)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine m;
+    cs_task tk;
+    ts_get_machine(s, c->m1, &a, &m);
+    cr_assert_eq(m.state, CS_MACHINE_DOWN);
+    cr_assert_eq(m.allocated.cpu, 0);
+    cr_assert_eq(m.allocated.mem, 0);
+    cr_assert_eq(m.allocated.disk, 0);
+    cr_assert_eq(m.nports, 0, "m1 still holds %u ports", m.nports);
+    cr_assert_eq(m.ntasks, 0);
+    cr_assert_eq(m.version, v);
+    cr_assert_eq(placed_on(s, c->m1), 0, "the placed index still lists tasks on m1");
+    for (uint32_t i = 0; i < 2; i++) {
+        ts_get_task(s, cs_task_id(c->web, i), &a, &tk);
+        cr_assert_eq(tk.state, CS_TASK_LOST, "task %u is %s", i, cs_task_state_name(tk.state));
+        cr_assert_eq(tk.nports, 0);
+        cr_assert_eq(tk.version, v);
+    }
+    /* m2 and its task are untouched; the pending task too */
+    ts_get_task(s, cs_task_id(c->web, 2), &a, &tk);
+    cr_assert_eq(tk.state, CS_TASK_ASSIGNED);
+    cr_assert_eq(tk.machine, c->m2);
+    ts_get_machine(s, c->m2, &a, &m);
+    cr_assert_eq(m.allocated.cpu, 1000);
+    cr_assert_eq(m.nports, 1);
+    cr_assert_lt(m.version, v);
+    ts_get_task(s, cs_task_id(c->other, 0), &a, &tk);
+    cr_assert_eq(tk.state, CS_TASK_PENDING);
+    cr_assert_eq(placed_on(s, c->m2), 1);
+    invariants(s);
+    cs_arena_free(&a);
+}
+
+Test(ops, machine_down_loses_its_tasks)
+{
+    ts_store t;
+    ts_store_create(&t);
+    down_cell c = build_down_cell(t.s);
+    cs_error err = {0};
+    uint64_t v0 = version_of(t.s), v = 0;
+    cr_assert_eq(cs_op_machine_state(t.s, c.m1, CS_MACHINE_DOWN, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1, "machine down and its lost tasks are one command");
+    check_m1_down(t.s, &c, v);
+
+    /* down again: nothing to do */
+    cr_assert_eq(cs_op_machine_state(t.s, c.m1, CS_MACHINE_DOWN, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1);
+
+    /* a claim on a machine that is down conflicts */
+    cs_txn tx;
+    cs_txn_init(&tx, 1, 50, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_res res = {100, 100, 0};
+    cs_txn_add_claim(&tx, cs_task_id(c.other, 0), c.m1, &res, NULL, 0, 0);
+    cs_txn_result r;
+    cs_txn_result_init(&r);
+    cr_assert_eq(cs_commit(t.s, &tx, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(r.claims[0], CS_CONFLICT_MACHINE_NOT_UP);
+    cs_txn_result_free(&r);
+    cs_txn_free(&tx);
+
+    /* an unknown state or machine: refused, nothing written */
+    dumpb d = dump_all(t.s);
+    expect_error(cs_op_machine_state(t.s, c.m2, CS_MACHINE_STATE_COUNT, NULL, &err), &err,
+                 CS_EINVAL, "state");
+    expect_error(cs_op_machine_state(t.s, 42, CS_MACHINE_DRAINING, NULL, &err), &err,
+                 CS_ENOTFOUND, "42");
+    dump_unchanged(t.s, &d, "bad machine state");
+
+    /* back up: the machine takes tasks again, lost tasks stay lost */
+    cr_assert_eq(cs_op_machine_state(t.s, c.m1, CS_MACHINE_UP, NULL, &err), CS_OK, "%s", err.msg);
+    place(t.s, 51, cs_task_id(c.other, 0), c.m1, 100, 100, NULL, 0);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_task tk;
+    ts_get_task(t.s, cs_task_id(c.web, 0), &a, &tk);
+    cr_assert_eq(tk.state, CS_TASK_LOST);
+    cs_arena_free(&a);
+    invariants(t.s);
+    ts_store_destroy(&t);
+}
+
+Test(ops, machine_put_down_loses_its_tasks)
+{
+    ts_store t;
+    ts_store_create(&t);
+    down_cell c = build_down_cell(t.s);
+    cs_error err = {0};
+    uint64_t v = 0;
+    cs_machine spec = machine_spec("m1", 4000, 4000, 31000, 31010);
+    spec.state = CS_MACHINE_DOWN;
+    cs_id id = 0;
+    cr_assert_eq(cs_op_machine_put(t.s, &spec, &id, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(id, c.m1);
+    check_m1_down(t.s, &c, v);
+    ts_store_destroy(&t);
+}
+
+Test(ops, machine_draining_keeps_its_tasks)
+{
+    ts_store t;
+    ts_store_create(&t);
+    down_cell c = build_down_cell(t.s);
+    cs_error err = {0};
+    cr_assert_eq(cs_op_machine_state(t.s, c.m1, CS_MACHINE_DRAINING, NULL, &err), CS_OK, "%s",
+                 err.msg);
+    cr_assert_eq(placed_on(t.s, c.m1), 2);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine m;
+    ts_get_machine(t.s, c.m1, &a, &m);
+    cr_assert_eq(m.state, CS_MACHINE_DRAINING);
+    cr_assert_eq(m.allocated.cpu, 2000);
+    cr_assert_eq(m.nports, 2);
+    cs_arena_free(&a);
+    invariants(t.s);
+    ts_store_destroy(&t);
+}
+
+/* ======================================================================= */
+/* jobs                                                                     */
+
+typedef struct task_list {
+    cs_task t[64];
+    size_t n;
+} task_list;
+
+static int collect(void *ctx, const cs_task *t)
+{
+    task_list *l = ctx;
+    cr_assert_lt(l->n, 64);
+    l->t[l->n] = *t;
+    l->t[l->n].ports = NULL; /* borrowed memory: keep the scalars only */
+    l->n++;
+    return 0;
+}
+
+static void tasks_of(cs_store *s, cs_id job, task_list *l)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    l->n = 0;
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK);
+    cr_assert_eq(cs_snap_each_task_of_job(snap, job, collect, l, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+}
+
+Test(ops, job_submit_creates_pending_tasks)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_error err = {0};
+    cs_job spec = job_spec("batch", 5, 250, 128);
+    spec.id = 77;                   /* ignored */
+    spec.state = CS_JOB_KILLED;     /* ignored */
+    spec.spec_hash = 1;             /* computed, not taken */
+    spec.version = 1000;            /* set by the store */
+    cs_id id = 0;
+    uint64_t v = 0;
+    cr_assert_eq(cs_op_job_submit(t.s, &spec, &id, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(id, 1);
+    cr_assert_eq(v, 1);
+
+    task_list l;
+    tasks_of(t.s, id, &l);
+    cr_assert_eq(l.n, 5);
+    for (uint32_t i = 0; i < 5; i++) {
+        const cs_task *tk = &l.t[i];
+        cr_assert_eq(tk->id, cs_task_id(id, i));
+        cr_assert_eq(tk->job, id);
+        cr_assert_eq(tk->index, i);
+        cr_assert_eq(tk->state, CS_TASK_PENDING);
+        cr_assert_eq(tk->last_end, CS_TASK_PENDING);
+        cr_assert_eq(tk->machine, 0);
+        cr_assert_eq(tk->res.cpu, 250);
+        cr_assert_eq(tk->res.mem, 128);
+        cr_assert_eq(tk->attempts, 0);
+        cr_assert_eq(tk->version, v);
+    }
+
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK);
+    cs_job j;
+    cr_assert_eq(cs_snap_job(snap, id, &a, &j, &err), CS_OK, "%s", err.msg);
+    cr_assert_str_eq(j.name, "batch");
+    cr_assert_eq(j.state, CS_JOB_ACTIVE);
+    cr_assert_eq(j.count, 5);
+    cr_assert_str_eq(j.cmd, "sleep 1");
+    cr_assert_eq(j.version, v);
+    uint64_t h;
+    cr_assert_eq(cs_job_spec_hash(&spec, &h), CS_OK);
+    cr_assert_eq(j.spec_hash, h, "the stored spec hash is not the spec's");
+    cs_snap_close(snap);
+
+    /* a second job gets the next id, its tasks their own range */
+    cs_job spec2 = job_spec("second", 2, 1, 1);
+    cr_assert_eq(cs_op_job_submit(t.s, &spec2, &id, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(id, 2);
+    tasks_of(t.s, 2, &l);
+    cr_assert_eq(l.n, 2);
+    cr_assert_eq(l.t[1].id, cs_task_id(2, 1));
+    tasks_of(t.s, 1, &l);
+    cr_assert_eq(l.n, 5);
+
+    /* a job of zero tasks is allowed */
+    cs_job none = job_spec("none", 0, 1, 1);
+    cr_assert_eq(cs_op_job_submit(t.s, &none, &id, NULL, &err), CS_OK, "%s", err.msg);
+    tasks_of(t.s, id, &l);
+    cr_assert_eq(l.n, 0);
+    cs_arena_free(&a);
+    ts_store_destroy(&t);
+}
+
+Test(ops, job_names_unique_among_active_jobs)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_error err = {0};
+    cs_job spec = job_spec("web", 2, 10, 10);
+    cs_id first = 0, id = 0;
+    cr_assert_eq(cs_op_job_submit(t.s, &spec, &first, NULL, &err), CS_OK, "%s", err.msg);
+
+    dumpb d = dump_all(t.s);
+    cs_job again = job_spec("web", 7, 1, 1);
+    expect_error(cs_op_job_submit(t.s, &again, &id, NULL, &err), &err, CS_EEXIST, "web");
+    dump_unchanged(t.s, &d, "a duplicate name");
+
+    cr_assert_eq(cs_op_job_kill(t.s, first, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_submit(t.s, &again, &id, NULL, &err), CS_OK,
+                 "resubmitting a killed job's name: %s", err.msg);
+    cr_assert_neq(id, first);
+
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK);
+    cs_job j;
+    cr_assert_eq(cs_snap_job_by_name(snap, "web", &a, &j, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(j.id, id, "the name leads to job %llu", (unsigned long long)j.id);
+    cr_assert_eq(j.count, 7);
+    cr_assert_eq(cs_snap_job(snap, first, &a, &j, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(j.state, CS_JOB_KILLED);
+    cs_snap_close(snap);
+    cs_arena_free(&a);
+
+    task_list l;
+    tasks_of(t.s, id, &l);
+    cr_assert_eq(l.n, 7);
+    cr_assert_eq(l.t[0].state, CS_TASK_PENDING);
+    tasks_of(t.s, first, &l);
+    cr_assert_eq(l.n, 2);
+    cr_assert_eq(l.t[0].state, CS_TASK_KILLED);
+
+    /* the new one is active: the name is taken again */
+    expect_error(cs_op_job_submit(t.s, &again, NULL, NULL, &err), &err, CS_EEXIST, "web");
+    ts_store_destroy(&t);
+}
+
+Test(ops, job_kill_releases_everything)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m1 = ts_machine(t.s, "m1", 4000, 4000, 1000, 31000, 31010, NULL, 0);
+    cs_id m2 = ts_machine(t.s, "m2", 4000, 4000, 1000, 31000, 31010, NULL, 0);
+    uint16_t dyn = 0;
+    cs_id j = ts_job(t.s, "web", CS_JOB_SERVICE, 0, 4, 1000, 500, 0, &dyn, 1);
+    cs_id other = ts_job(t.s, "other", CS_JOB_BATCH, 0, 1, 700, 300, 0, NULL, 0);
+    uint16_t p0 = 31000, p1 = 31001, p3 = 31003;
+    place(t.s, 1, cs_task_id(j, 0), m1, 1000, 500, &p0, 1);
+    place(t.s, 2, cs_task_id(j, 1), m2, 1000, 500, &p1, 1);
+    place(t.s, 3, cs_task_id(j, 3), m1, 1000, 500, &p3, 1);
+    release(t.s, 4, cs_task_id(j, 3), CS_TASK_FINISHED);
+    place(t.s, 5, cs_task_id(other, 0), m1, 700, 300, NULL, 0);
+    /* task 2 stays pending */
+
+    cs_error err = {0};
+    uint64_t v0 = version_of(t.s), v = 0;
+    cr_assert_eq(cs_op_job_kill(t.s, j, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1);
+
+    task_list l;
+    tasks_of(t.s, j, &l);
+    cr_assert_eq(l.n, 4);
+    const uint8_t want[] = {CS_TASK_KILLED, CS_TASK_KILLED, CS_TASK_KILLED, CS_TASK_FINISHED};
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(l.t[i].state, want[i], "task %zu is %s, expected %s", i,
+                     cs_task_state_name(l.t[i].state), cs_task_state_name(want[i]));
+        cr_assert_eq(l.t[i].nports, 0);
+    }
+    cr_assert_neq(l.t[3].version, v, "an ended task was written by the kill");
+
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine m;
+    ts_get_machine(t.s, m1, &a, &m);
+    cr_assert_eq(m.allocated.cpu, 700, "m1 keeps %lld cpu", (long long)m.allocated.cpu);
+    cr_assert_eq(m.allocated.mem, 300);
+    cr_assert_eq(m.ntasks, 1);
+    cr_assert_eq(m.nports, 0);
+    ts_get_machine(t.s, m2, &a, &m);
+    cr_assert_eq(m.allocated.cpu, 0);
+    cr_assert_eq(m.ntasks, 0);
+    cr_assert_eq(m.nports, 0);
+    cr_assert_eq(placed_on(t.s, m1), 1);
+    cr_assert_eq(placed_on(t.s, m2), 0);
+    cs_task tk;
+    ts_get_task(t.s, cs_task_id(other, 0), &a, &tk);
+    cr_assert_eq(tk.state, CS_TASK_ASSIGNED, "another job's task was touched");
+    invariants(t.s);
+
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK);
+    cs_job jj;
+    cr_assert_eq(cs_snap_job(snap, j, &a, &jj, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(jj.state, CS_JOB_KILLED);
+    cs_snap_close(snap);
+    cs_arena_free(&a);
+
+    /* killing twice changes nothing */
+    static const cs_db cell[] = {CS_DB_MACHINES, CS_DB_MACHINE_NAMES, CS_DB_JOBS,
+                                 CS_DB_JOB_NAMES, CS_DB_TASKS, CS_DB_PLACED};
+    uint8_t *before, *after;
+    size_t nb, na;
+    ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &before, &nb);
+    cr_assert_eq(cs_op_job_kill(t.s, j, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1, "a second kill moved the version");
+    ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &after, &na);
+    cr_assert_eq(na, nb);
+    cr_assert_arr_eq(after, before, nb, "a second kill changed a record");
+    free(before);
+    free(after);
+
+    /* an unknown job */
+    dumpb d = dump_all(t.s);
+    expect_error(cs_op_job_kill(t.s, 99, NULL, &err), &err, CS_ENOTFOUND, "99");
+    dump_unchanged(t.s, &d, "killing an unknown job");
+    ts_store_destroy(&t);
+}
+
+/* ======================================================================= */
+/* refusals write nothing                                                   */
+
+Test(ops, bad_specs_are_refused_and_write_nothing)
+{
+    ts_store t;
+    ts_store_create(&t);
+    ts_machine(t.s, "m1", 1000, 1000, 1000, 0, 0, NULL, 0);
+    ts_job(t.s, "j1", CS_JOB_BATCH, 0, 1, 1, 1, 0, NULL, 0);
+    uint64_t v = version_of(t.s);
+    cs_error err = {0};
+    cs_id id = 12345;
+
+    struct {
+        cs_job spec;
+        const char *needle;
+    } jobs[] = {
+        {job_spec("neg", 1, -1, 10), "cpu"},
+        {job_spec("negmem", 1, 1, -10), "mem"},
+        {job_spec("huge", 1, CS_RES_MAX + 1, 1), "cpu"},
+        {job_spec("", 1, 1, 1), "name"},
+        {job_spec("many", CS_TASK_INDEX_MAX + 2, 1, 1), "count"},
+    };
+    for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++) {
+        dumpb d = dump_all(t.s);
+        cs_error_clear(&err);
+        expect_error(cs_op_job_submit(t.s, &jobs[i].spec, &id, NULL, &err), &err, CS_EINVAL,
+                     jobs[i].needle);
+        cr_assert_eq(id, 12345, "a refused submit wrote an id");
+        cr_assert_eq(version_of(t.s), v);
+        dump_unchanged(t.s, &d, jobs[i].needle);
+    }
+    cs_job noname = job_spec("x", 1, 1, 1);
+    noname.name = NULL;
+    dumpb d = dump_all(t.s);
+    expect_error(cs_op_job_submit(t.s, &noname, NULL, NULL, &err), &err, CS_EINVAL, "name");
+    dump_unchanged(t.s, &d, "a NULL job name");
+
+    uint16_t dup[] = {8080, 8080};
+    cs_job dupports = job_spec("dup", 1, 1, 1);
+    dupports.ports = dup;
+    dupports.nports = 2;
+    d = dump_all(t.s);
+    expect_error(cs_op_job_submit(t.s, &dupports, NULL, NULL, &err), &err, CS_EINVAL, "8080");
+    dump_unchanged(t.s, &d, "a port asked for twice");
+
+    struct {
+        cs_machine spec;
+        const char *needle;
+    } machines[] = {
+        {machine_spec("neg", -1, 1, 0, 0), "cpu"},
+        {machine_spec("negmem", 1, -1, 0, 0), "mem"},
+        {machine_spec("", 1, 1, 0, 0), "name"},
+        {machine_spec("rev", 1, 1, 32000, 31000), "port"},
+        {machine_spec("m1", 1, 1, 32000, 31000), "port"}, /* an update, equally refused */
+    };
+    for (size_t i = 0; i < sizeof machines / sizeof machines[0]; i++) {
+        d = dump_all(t.s);
+        cs_error_clear(&err);
+        expect_error(cs_op_machine_put(t.s, &machines[i].spec, &id, NULL, &err), &err, CS_EINVAL,
+                     machines[i].needle);
+        cr_assert_eq(version_of(t.s), v);
+        dump_unchanged(t.s, &d, machines[i].needle);
+    }
+    cs_machine badstate = machine_spec("st", 1, 1, 0, 0);
+    badstate.state = 9;
+    d = dump_all(t.s);
+    expect_error(cs_op_machine_put(t.s, &badstate, NULL, NULL, &err), &err, CS_EINVAL, "state");
+    dump_unchanged(t.s, &d, "an unknown machine state");
+    ts_store_destroy(&t);
+}
+
+/* ======================================================================= */
+/* applying logged commands                                                 */
+
+Test(ops, command_apply_runs_a_logged_command)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_error err = {0};
+    cs_machine spec = machine_spec("m1", 1000, 1000, 0, 0);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(cs_machine_encode(&spec, &sb), CS_OK);
+    cr_assert_eq(cs_command_apply(t.s, CS_CMD_MACHINE_PUT, sb.data, sb.size, &err), CS_OK, "%s",
+                 err.msg);
+    cr_assert_eq(version_of(t.s), 1);
+
+    /* [id, state] */
+    sb.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_uint8(&pk, CS_MACHINE_DRAINING);
+    cr_assert_eq(cs_command_apply(t.s, CS_CMD_MACHINE_STATE, sb.data, sb.size, &err), CS_OK, "%s",
+                 err.msg);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine m;
+    ts_get_machine(t.s, 1, &a, &m);
+    cr_assert_eq(m.state, CS_MACHINE_DRAINING);
+    cs_arena_free(&a);
+    msgpack_sbuffer_destroy(&sb);
+    ts_store_destroy(&t);
+}
+
+static uint64_t xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+Test(ops, command_apply_refuses_garbage)
+{
+    ts_store t;
+    ts_store_create(&t);
+    ts_machine(t.s, "m1", 1000, 1000, 1000, 0, 0, NULL, 0);
+    ts_job(t.s, "j1", CS_JOB_BATCH, 0, 2, 1, 1, 0, NULL, 0);
+    cs_error err = {0};
+    dumpb d = dump_all(t.s);
+
+    /* unknown kinds, even with a valid body */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cs_machine spec = machine_spec("m2", 1, 1, 0, 0);
+    cr_assert_eq(cs_machine_encode(&spec, &sb), CS_OK);
+    const uint8_t unknown[] = {0, 9, 42, 255};
+    for (size_t i = 0; i < sizeof unknown; i++) {
+        cs_error_clear(&err);
+        int rc = cs_command_apply(t.s, unknown[i], sb.data, sb.size, &err);
+        cr_assert_neq(rc, CS_OK, "kind %u was applied", unknown[i]);
+        cr_assert_eq(err.code, rc);
+        char num[8];
+        snprintf(num, sizeof num, "%u", unknown[i]);
+        cr_assert(strstr(err.msg, "kind") != NULL && strstr(err.msg, num) != NULL,
+                  "message '%s' does not name kind %u", err.msg, unknown[i]);
+    }
+
+    /* each known kind with bodies that are not its command */
+    const uint8_t kinds[] = {CS_CMD_MACHINE_PUT, CS_CMD_MACHINE_STATE, CS_CMD_JOB_SUBMIT,
+                             CS_CMD_JOB_KILL,    CS_CMD_TXN,           CS_CMD_TASK_STATUS,
+                             CS_CMD_JOB_SCALE,   CS_CMD_JOB_UPDATE};
+    const uint8_t nil[] = {0xc0};
+    const uint8_t bad_msgpack[] = {0xc1, 0x00};
+    const uint8_t empty_array[] = {0x90};
+    const uint8_t negative_id[] = {0x92, 0xff, 0x02};    /* [-1, 2] */
+    const uint8_t three[] = {0x93, 0x01, 0x02, 0x03};    /* [1, 2, 3] */
+    const uint8_t str_id[] = {0x91, 0xa1, 'x'};          /* ["x"] */
+    const uint8_t big_state[] = {0x92, 0x63, 0xcd, 0x01, 0x00}; /* [99, 256] */
+    const uint8_t trailing[] = {0x91, 0x01, 0xc0};       /* [1] nil */
+    struct {
+        const uint8_t *p;
+        size_t n;
+    } bodies[] = {
+        {nil, 0}, /* empty */
+        {nil, sizeof nil},
+        {bad_msgpack, sizeof bad_msgpack},
+        {empty_array, sizeof empty_array},
+        {negative_id, sizeof negative_id},
+        {three, sizeof three},
+        {str_id, sizeof str_id},
+        {big_state, sizeof big_state},
+        {trailing, sizeof trailing},
+        {(const uint8_t *)sb.data, sb.size - 1}, /* a truncated machine */
+    };
+    for (size_t k = 0; k < sizeof kinds; k++)
+        for (size_t b = 0; b < sizeof bodies / sizeof bodies[0]; b++) {
+            cs_error_clear(&err);
+            int rc = cs_command_apply(t.s, kinds[k], bodies[b].p, bodies[b].n, &err);
+            cr_assert_neq(rc, CS_OK, "%s with body %zu was applied", cs_cmd_name(kinds[k]), b);
+            cr_assert_eq(err.code, rc);
+            cr_assert(strstr(err.msg, cs_cmd_name(kinds[k])) != NULL,
+                      "message '%s' does not name the command", err.msg);
+        }
+    dump_unchanged(t.s, &d, "refused commands");
+
+    /* random bytes */
+    d = dump_all(t.s);
+    uint64_t x = 0x5eed;
+    uint8_t buf[64];
+    for (int i = 0; i < 3000; i++) {
+        size_t n = xorshift(&x) % sizeof buf;
+        for (size_t b = 0; b < n; b++)
+            buf[b] = (uint8_t)xorshift(&x);
+        uint8_t kind = kinds[xorshift(&x) % sizeof kinds];
+        cs_error_clear(&err);
+        int rc = cs_command_apply(t.s, kind, buf, n, &err);
+        cr_assert_neq(rc, CS_OK, "iteration %d: random bytes applied as %s", i, cs_cmd_name(kind));
+        cr_assert(err.msg[0] != '\0');
+    }
+    dump_unchanged(t.s, &d, "random commands");
+    msgpack_sbuffer_destroy(&sb);
+    ts_store_destroy(&t);
+}
