@@ -24,6 +24,9 @@ void cs_arena_init(cs_arena *a)
 void *cs_arena_alloc(cs_arena *a, size_t size)
 {
     const size_t align = alignof(max_align_t);
+    /* Refuse before rounding: rounding a size near SIZE_MAX up wraps to 0. */
+    if (size > SIZE_MAX - align - sizeof(cs_arena_chunk))
+        return NULL;
     size = (size + align - 1) & ~(align - 1);
     if (size == 0)
         size = align;
@@ -34,8 +37,6 @@ void *cs_arena_alloc(cs_arena *a, size_t size)
         size_t want = a->chunk_size;
         if (want < size)
             want = size;
-        if (size > SIZE_MAX - sizeof *c)
-            return NULL;
         c = malloc(sizeof *c + want);
         if (c == NULL)
             return NULL;

@@ -485,7 +485,9 @@ int cs_task_decode(const void *data, size_t len, cs_arena *a, cs_task *t, cs_err
     if (f[11].type != MSGPACK_OBJECT_NIL &&
         (rc = get_str(&d, &f[11], "reason", CS_REASON_MAX, &t->reason)))
         goto out;
-    if (t->id != cs_task_id(t->job, t->index))
+    if (t->index > CS_TASK_INDEX_MAX)
+        rc = bad(&d, "index", "is out of range");
+    else if (t->id != cs_task_id(t->job, t->index))
         rc = bad(&d, "id", "does not match its job and index");
 out:
     msgpack_zone_destroy(&zone);

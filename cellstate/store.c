@@ -523,10 +523,13 @@ corrupt:
                      (unsigned long long)e->version, e->n);
 }
 
-/* Walk log entries after (since, 0): entries logged at version `since` with
- * n > 0 changed nothing, so skipping them loses nothing. */
+/* Walk log entries after (since, after_n). The changes since a version skip
+ * every entry at that version (after_n = UINT32_MAX): those with n > 0
+ * changed no record. The log itself is read after (since, 0), so that a
+ * replica also gets the idempotency records those entries made. */
 typedef int (*entry_fn)(void *ctx, const log_entry *e);
-static int each_entry(cs_snap *snap, uint64_t since, entry_fn fn, void *ctx, cs_error *err)
+static int each_entry(cs_snap *snap, uint64_t since, uint32_t after_n, entry_fn fn, void *ctx,
+                      cs_error *err)
 {
     if (since < snap->floor)
         return cs_errorf(err, CS_ECOMPACTED,
@@ -543,7 +546,7 @@ static int each_entry(cs_snap *snap, uint64_t since, entry_fn fn, void *ctx, cs_
     }
     uint8_t kb[12];
     be64(kb, since);
-    be32(kb + 8, UINT32_MAX);
+    be32(kb + 8, after_n);
     MDB_val k = {12, kb}, v;
     int op = MDB_SET_RANGE;
     int result = CS_OK;
@@ -552,8 +555,8 @@ static int each_entry(cs_snap *snap, uint64_t since, entry_fn fn, void *ctx, cs_
         log_entry e;
         if ((result = log_decode(&k, &v, &zone, &e, err)) != CS_OK)
             break;
-        if (e.version == since)
-            continue; /* (since, UINT32_MAX) itself, were it ever used */
+        if (e.version == since && e.n <= after_n)
+            continue; /* (since, after_n) itself */
         if ((result = fn(ctx, &e)) != 0)
             break;
     }
@@ -578,7 +581,7 @@ static int log_visit(void *ctx, const log_entry *e)
 int cs_snap_each_log(cs_snap *snap, uint64_t since, cs_log_fn fn, void *ctx, cs_error *err)
 {
     log_cb c = {fn, ctx};
-    return each_entry(snap, since, log_visit, &c, err);
+    return each_entry(snap, since, 0, log_visit, &c, err);
 }
 
 typedef struct ids {
@@ -643,7 +646,7 @@ int cs_snap_changes_since(cs_snap *snap, uint64_t since, cs_changes *out, cs_err
     memset(out, 0, sizeof *out);
     changes_ctx c = {0};
     c.err = err;
-    int rc = each_entry(snap, since, changes_visit, &c, err);
+    int rc = each_entry(snap, since, UINT32_MAX, changes_visit, &c, err);
     if (rc != CS_OK) {
         for (int i = 0; i < CS_KIND_COUNT; i++)
             free(c.s[i].v);
@@ -991,13 +994,19 @@ int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err)
     if ((rc = mdb_cursor_open(txn, s->dbi[CS_DB_REQUESTS], &cur)) != 0)
         goto lmdb_fail;
     int op = MDB_FIRST;
+    uint8_t next[16];
     while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
-        if (v.mv_size >= 8 && get_be64(v.mv_data) <= floor) {
+        if (k.mv_size == 16 && v.mv_size >= 8 && get_be64(v.mv_data) <= floor) {
+            /* Re-seek from the deleted key rather than trust the cursor's
+             * position after a delete: after the last record LMDB leaves
+             * it unset. */
+            memcpy(next, k.mv_data, 16);
             if ((rc = mdb_cursor_del(cur, 0)) != 0)
                 break;
-            /* After a delete the cursor already sits on the next item. */
-            op = MDB_GET_CURRENT;
+            k.mv_size = 16;
+            k.mv_data = next;
+            op = MDB_SET_RANGE;
         }
     }
     mdb_cursor_close(cur);

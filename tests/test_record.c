@@ -765,11 +765,8 @@ Test(record, task_id_must_match_job_and_index)
     edit_end(&e);
 }
 
-/* BUG: cellstate/record.c cs_task_decode checks id == (job << 20 | index)
- * without bounding index to CS_TASK_INDEX_MAX, so an index with bits above
- * bit 19 is OR-ed into the job bits: job 1, index 1<<20, id 1<<20 passes,
- * although cs_task_index(id) is 0 and cs_task_job(id) is 1. */
-Test(record, task_index_beyond_20_bits_is_refused, .disabled = true)
+/* An index above bit 19 would spill into the job bits of the id. */
+Test(record, task_index_beyond_20_bits_is_refused)
 {
     edit e;
     msgpack_object *f = edit_begin(&e, K_TASK);
@@ -1121,12 +1118,8 @@ Test(arena, reset_and_free_allow_reuse)
     cs_arena_free(&a);
 }
 
-/* BUG: cellstate/arena.c cs_arena_alloc rounds `size` up to the alignment
- * before checking it for overflow: for size in (SIZE_MAX - 15, SIZE_MAX]
- * the rounding wraps to 0 (then bumped to 16), and the call returns a
- * 16-byte block instead of NULL. A caller computing n * sizeof x that
- * overflows near SIZE_MAX gets a tiny buffer it then writes past. */
-Test(arena, huge_request_returns_null, .disabled = true)
+/* A size near SIZE_MAX must not wrap when rounded to the alignment. */
+Test(arena, huge_request_returns_null)
 {
     cs_arena a;
     cs_arena_init(&a);

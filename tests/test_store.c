@@ -733,16 +733,9 @@ Test(store, compaction_drops_idempotency_records)
     ts_store_destroy(&t);
 }
 
-/* BUG: cellstate/store.c cs_store_compact, requests loop: after
- * mdb_cursor_del it reads on with MDB_GET_CURRENT. When the deleted record
- * was the last one left in the database, LMDB empties the tree and
- * uninitialises the cursor, so MDB_GET_CURRENT fails with EINVAL and the
- * compaction aborts ("compacting: Invalid argument", CS_EIO). Any floor at
- * or above the newest request record's version drops them all, so once the
- * schedulers go quiet the store can no longer be compacted. Treat EINVAL
- * there as the end (or use MDB_NEXT with the C_DEL semantics, or re-seek
- * with MDB_SET_RANGE). */
-Test(store, compaction_of_every_idempotency_record, .disabled = true)
+/* Compaction may drop every idempotency record, the last one included
+ * (LMDB leaves a cursor unset after deleting the last record). */
+Test(store, compaction_of_every_idempotency_record)
 {
     ts_store t;
     ts_store_create(&t);
@@ -894,15 +887,9 @@ Test(store, log_entries_in_order_with_kinds)
     ts_store_destroy(&t);
 }
 
-/* BUG: cellstate/store.c each_entry (under cs_snap_each_log) starts after
- * (since, UINT32_MAX), so it skips the entries (since, n) with n > 0, while
- * store.h documents "the commit log after (since, 0)". Those entries are the
- * commands that changed nothing, logged so that replay reproduces their
- * idempotency records: a replica at version V that reads the log since V
- * never sees the ones logged at V after it synced, and its requests database
- * diverges. (Skipping them is right for cs_snap_changes_since, which they do
- * not affect.) */
-Test(store, log_since_includes_unchanged_entries_at_since, .disabled = true)
+/* The log is read after (since, 0): entries logged at `since` that changed
+ * nothing still carry idempotency records a replica needs. */
+Test(store, log_since_includes_unchanged_entries_at_since)
 {
     ts_store t;
     ts_store_create(&t);
