@@ -126,13 +126,19 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(LIB_A)
 # Each suite runs on its own; the summary line counts them all. Criterion forks
 # every test, so one crash fails that test and not the run.
 test: $(TEST_BIN) $(TOOL_BIN)
-	@fail=0; for t in $(TEST_BIN); do \
+	@fail=0; pass=0; bad=0; log=$$(mktemp); \
+	for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
 	  CELLSCHED_BIN=$(CURDIR)/$(BIN) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-	    $$t --jobs=2 || fail=$$((fail+1)); \
-	done; \
-	if [ $$fail -ne 0 ]; then echo "$$fail suite(s) failed"; exit 1; fi; \
-	echo "all suites passed"
+	    $$t --jobs=2 >$$log 2>&1 || fail=$$((fail+1)); \
+	  cat $$log; \
+	  p=$$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' $$log | tail -1); \
+	  f=$$(sed -n 's/.*Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2/p' $$log | tail -1); \
+	  pass=$$((pass+$${p:-0})); for n in $$f; do bad=$$((bad+n)); done; \
+	done; rm -f $$log; \
+	if [ $$fail -ne 0 ] && [ $$bad -eq 0 ]; then bad=$$fail; fi; \
+	echo "$$pass passed, $$bad failed"; \
+	if [ $$fail -ne 0 ]; then echo "$$fail suite(s) failed"; exit 1; fi
 
 coverage:
 	$(MAKE) COVERAGE=1 test
