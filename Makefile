@@ -76,11 +76,17 @@ TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 CFLAGS  = $(CSTD) $(OPT) $(DEBUG) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS = $(SANFLAGS)
-LDLIBS  = $(PKG_LIBS) -lm -lpthread
+# nng ships no pkg-config file on Debian.
+LDLIBS  = $(PKG_LIBS) -lnng -lm -lpthread
 
-# The core library: the store and the transaction semantics. Every binary and
-# every test links it.
-LIB_SRC := $(wildcard cellstate/*.c) $(wildcard txn/*.c)
+# Daemons and agents: a main() in the folder of the part they run.
+MAINS   := cellstate/cellstated.c
+DAEMONS := $(notdir $(MAINS:.c=))
+DAEMON_BIN := $(DAEMONS:%=$(BIN)/%)
+
+# The core library: the store, the protocol, the server and the transaction
+# semantics. Every binary and every test links it.
+LIB_SRC := $(filter-out $(MAINS),$(wildcard cellstate/*.c) $(wildcard txn/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A   := $(BUILD)/libcellsched.a
 
@@ -95,7 +101,7 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps test coverage clean
 .SECONDARY:
-all: $(TOOL_BIN)
+all: $(TOOL_BIN) $(DAEMON_BIN)
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
@@ -119,13 +125,17 @@ $(BIN)/%: tools/%.c $(LIB_A)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS)
 
+$(BIN)/cellstated: cellstate/cellstated.c $(LIB_A)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS)
+
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(LIB_A) -o $@ $(LDLIBS) $(TEST_LIBS)
 
 # Each suite runs on its own; the summary line counts them all. Criterion forks
 # every test, so one crash fails that test and not the run.
-test: $(TEST_BIN) $(TOOL_BIN)
+test: $(TEST_BIN) $(TOOL_BIN) $(DAEMON_BIN)
 	@fail=0; pass=0; bad=0; log=$$(mktemp); \
 	for t in $(TEST_BIN); do \
 	  echo "== $$t"; \

@@ -69,3 +69,23 @@ void ts_dump_cell(cs_store *s, uint8_t **out, size_t *len);
 bool ts_check_invariants(cs_store *s, char *why, size_t whylen);
 
 #endif
+
+/* ---- processes, for integration tests -------------------------------------- */
+
+/* A free TCP port on 127.0.0.1 (bound, read back, released). */
+int ts_free_port(void);
+
+/* The path of binary `name`: $CELLSCHED_BIN/name (make test sets it to the
+ * sanitized build), else bin/name. Written into out. */
+void ts_bin(const char *name, char *out, size_t size);
+
+/* Start argv[0] with arguments argv (NULL-terminated), stdout and stderr to
+ * `log` (appended). Returns the pid; fails the test if it cannot start. */
+int ts_spawn(char *const argv[], const char *log);
+
+/* Send `sig` to pid and wait up to timeout_ms for it to exit. Returns its
+ * wait status, or -1 if it did not exit (it is then killed with SIGKILL). */
+int ts_stop(int pid, int sig, int timeout_ms);
+
+/* Sleep for ms milliseconds. */
+void ts_sleep_ms(int ms);

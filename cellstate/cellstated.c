@@ -1,0 +1,106 @@
+/* cellstated — the cell state server.
+ *
+ *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
+ *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
+ *              [--nosync]
+ *
+ * --listen defaults to $CELL_SERVER, else tcp://127.0.0.1:7600. Stops
+ * cleanly on SIGTERM or SIGINT; a restart on the same --data resumes where
+ * it was.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellstate/proto.h"
+#include "cellstate/server.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]\n"
+               "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
+               "                  [--max-msg BYTES] [--nosync]\n");
+}
+
+static int num(const char *flag, const char *v, unsigned long long max, unsigned long long *out)
+{
+    char *end;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || x > max || v[0] == '-') {
+        fprintf(stderr, "cellstated: %s: '%s' is not a number up to %llu\n", flag, v, max);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cs_server_opts o;
+    cs_server_opts_default(&o);
+    o.data_dir = "cell-data";
+    const char *listen = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        unsigned long long x;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--nosync") == 0) {
+            o.nosync = true;
+            continue;
+        }
+        if (v == NULL) {
+            fprintf(stderr, "cellstated: %s needs a value\n", a);
+            usage(stderr);
+            return 2;
+        }
+        i++;
+        if (strcmp(a, "--listen") == 0)
+            listen = v;
+        else if (strcmp(a, "--pub") == 0)
+            o.pub_url = v;
+        else if (strcmp(a, "--data") == 0)
+            o.data_dir = v;
+        else if (strcmp(a, "--workers") == 0 && num(a, v, 1000000, &x) == 0 && x > 0)
+            o.workers = (uint32_t)x;
+        else if (strcmp(a, "--heartbeat-timeout") == 0 && num(a, v, 86400000, &x) == 0 && x > 0)
+            o.heartbeat_timeout_ms = (uint32_t)x;
+        else if (strcmp(a, "--poll-max-wait") == 0 && num(a, v, 3600000, &x) == 0)
+            o.poll_max_wait_ms = (uint32_t)x;
+        else if (strcmp(a, "--max-msg") == 0 && num(a, v, 1ULL << 30, &x) == 0 && x >= 64)
+            o.max_msg = (size_t)x;
+        else {
+            fprintf(stderr, "cellstated: bad option %s %s\n", a, v);
+            usage(stderr);
+            return 2;
+        }
+    }
+    o.listen_url = cs_server_url(listen);
+
+    /* Block the signals before any thread starts, so that all threads
+     * inherit the mask and only sigwait below receives them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cs_server *s;
+    cs_error err = {0};
+    if (cs_server_start(&o, &s, &err) != CS_OK) {
+        fprintf(stderr, "cellstated: %s\n", err.msg);
+        return 1;
+    }
+    fprintf(stderr, "cellstated: serving %s on %s%s%s\n", o.data_dir, o.listen_url,
+            o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "");
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "cellstated: %s, stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    cs_server_stop(s);
+    return 0;
+}

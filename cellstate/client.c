@@ -1,0 +1,114 @@
+/* client.c — a blocking REQ client of cellstated (see client.h). */
+#include "cellstate/client.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct cs_client {
+    nng_socket sock;
+    uint64_t next_req;
+    nng_msg *reply; /* the last reply: the decoded one points into it */
+    msgpack_zone zone;
+    msgpack_sbuffer out;
+};
+
+int cs_client_open(const char *url, uint32_t timeout_ms, cs_client **out, cs_error *err)
+{
+    cs_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return cs_errorf(err, CS_ENOMEM, "client: out of memory");
+    int rv;
+    if ((rv = nng_req0_open(&c->sock)) != 0) {
+        free(c);
+        return cs_errorf(err, CS_EIO, "client: %s", nng_strerror(rv));
+    }
+    /* Resend only after the call's own timeout: a commit must not be sent
+     * twice while the first is being applied (a resend would be answered
+     * from the idempotency record anyway). */
+    nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
+    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 0);
+    if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+        nng_close(c->sock);
+        free(c);
+        return cs_errorf(err, CS_EINVAL, "client: cannot dial %s: %s", url, nng_strerror(rv));
+    }
+    cs_client_set_timeout(c, timeout_ms);
+    msgpack_zone_init(&c->zone, 4096);
+    msgpack_sbuffer_init(&c->out);
+    /* Request ids start from the address of the client and the time would
+     * be nicer, but any start works: REQ matches replies itself. */
+    c->next_req = 1;
+    *out = c;
+    return CS_OK;
+}
+
+void cs_client_set_timeout(cs_client *c, uint32_t timeout_ms)
+{
+    nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
+}
+
+void cs_client_close(cs_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->reply)
+        nng_msg_free(c->reply);
+    nng_close(c->sock);
+    msgpack_zone_destroy(&c->zone);
+    msgpack_sbuffer_destroy(&c->out);
+    free(c);
+}
+
+int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs_msg *reply,
+                   cs_error *err)
+{
+    if (c->reply) {
+        nng_msg_free(c->reply);
+        c->reply = NULL;
+    }
+    msgpack_zone_clear(&c->zone);
+    c->out.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+    uint64_t req = c->next_req++;
+    if (cs_msg_begin(&pk, type, req) != CS_OK ||
+        msgpack_sbuffer_write(&c->out, body, len) != 0)
+        return cs_errorf(err, CS_ENOMEM, "client: out of memory");
+    int rv = nng_send(c->sock, c->out.data, c->out.size, 0);
+    if (rv == 0)
+        rv = nng_recvmsg(c->sock, &c->reply, 0);
+    if (rv != 0)
+        return cs_errorf(err, CS_EIO, "%s: %s", cs_msg_name(type),
+                         rv == NNG_ETIMEDOUT ? "no answer from cellstated (timed out)"
+                                             : nng_strerror(rv));
+    int rc = cs_msg_decode(nng_msg_body(c->reply), nng_msg_len(c->reply), &c->zone, reply, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "reply to %s", cs_msg_name(type));
+    if (reply->type == CS_MSG_ERROR) {
+        int64_t code = CS_EPROTO;
+        cs_arena a;
+        cs_arena_init(&a);
+        const char *text = "";
+        cs_error ignore;
+        cs_obj_i64(&reply->body, "code", false, 1, 1000, &code, &ignore);
+        cs_obj_str(&reply->body, "message", false, 4096, &a, &text, &ignore);
+        rc = cs_errorf(err, (int)code, "server: %s", text);
+        cs_arena_free(&a);
+        return rc;
+    }
+    if (reply->type != type || reply->req != req)
+        return cs_errorf(err, CS_EPROTO, "reply to %s is of type %s", cs_msg_name(type),
+                         cs_msg_name(reply->type));
+    return CS_OK;
+}
+
+int cs_client_callb(cs_client *c, uint32_t type, const msgpack_sbuffer *body, cs_msg *reply,
+                    cs_error *err)
+{
+    return cs_client_call(c, type, body->data, body->size, reply, err);
+}

@@ -1,0 +1,38 @@
+/* client.h — a blocking client of cellstated, for cell-agent, cellctl, the
+ * schedulers and the tests.
+ *
+ * One REQ socket (nng), dialled without blocking so that a client may start
+ * before the server; nng re-dials and re-sends on its own when the server
+ * restarts. Not thread-safe: one client per thread.
+ */
+#ifndef CS_CLIENT_H
+#define CS_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "cellstate/error.h"
+#include "cellstate/proto.h"
+
+typedef struct cs_client cs_client;
+
+/* Connect to `url`. Calls time out after `timeout_ms`. On success *out is
+ * the caller's: cs_client_close. */
+int cs_client_open(const char *url, uint32_t timeout_ms, cs_client **out, cs_error *err);
+void cs_client_close(cs_client *c);
+void cs_client_set_timeout(cs_client *c, uint32_t timeout_ms);
+
+/* Send a request of `type` whose body is the msgpack object in
+ * body[0..len), and wait for the reply. On CS_OK, *reply is the decoded
+ * reply, valid until the next call or close. An error reply is returned as
+ * its code, with "server: <message>" in `err`; a timeout is CS_EIO. */
+int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs_msg *reply,
+                   cs_error *err);
+
+/* The same, for a body packed into `body` (an sbuffer the caller owns). */
+int cs_client_callb(cs_client *c, uint32_t type, const msgpack_sbuffer *body, cs_msg *reply,
+                    cs_error *err);
+
+#endif

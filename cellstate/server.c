@@ -1,0 +1,1378 @@
+/* server.c — cellstated (see server.h).
+ *
+ * Threads: nng's callbacks run the workers (decode, reads, parking polls);
+ * one writer thread applies every write in arrival order; one monitor
+ * thread watches heartbeats. `mu` guards the write queue, the per-machine
+ * table, the parked polls and the counters.
+ */
+#include "cellstate/server.h"
+
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/pubsub0/pub.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cellstate/proto.h"
+#include "cellstate/store.h"
+#include "txn/commit.h"
+#include "txn/ops.h"
+
+typedef enum wstate { W_INIT, W_RECV, W_WRITE, W_WAIT, W_SEND } wstate;
+
+typedef struct worker worker;
+
+/* An item of the writer's queue: a worker's request, or the monitor's
+ * "machine is silent" (w == NULL). */
+typedef struct wjob {
+    struct wjob *next;
+    worker *w;
+    cs_id down_machine;
+} wjob;
+
+struct worker {
+    cs_server *s;
+    nng_aio *aio;
+    nng_ctx ctx;
+    wstate state;
+    nng_msg *req; /* the request being served; owned */
+    msgpack_zone zone;
+    cs_msg msg;
+    wjob job;
+    /* A parked poll. */
+    cs_id poll_machine;
+    uint64_t poll_since;
+    bool parked;
+    worker *wprev, *wnext;
+};
+
+typedef struct mslot {
+    int64_t seen_ms;  /* last heartbeat or registration (monotonic) */
+    uint64_t changed; /* cell version of the machine record's last change */
+    bool down_queued;
+} mslot;
+
+typedef struct counters {
+    uint64_t requests, errors, writes, commits, commits_conflicted, claims, claims_committed;
+} counters;
+
+struct cs_server {
+    cs_server_opts o;
+    char *data_dir, *listen_url, *pub_url;
+    cs_store *store;
+    nng_socket rep, pub;
+    bool have_pub;
+    worker *workers;
+    uint32_t nworkers;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv;     /* the writer's queue is not empty, or stopping */
+    pthread_cond_t mon_cv; /* stopping: wakes the monitor's sleep */
+    wjob *qhead, *qtail;
+    bool stopping;
+    pthread_t writer, monitor;
+    bool writer_started, monitor_started;
+    mslot *mach;
+    size_t nmach;
+    worker *parked;
+    uint64_t version;
+    counters c;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cs_server_opts_default(cs_server_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->listen_url = CS_DEFAULT_URL;
+    o->workers = 1024;
+    o->heartbeat_timeout_ms = 10000;
+    o->poll_max_wait_ms = 30000;
+    o->max_msg = CS_DEFAULT_MAX_MSG;
+}
+
+/* The slot of machine `id`, growing the table; NULL when out of memory.
+ * Called with mu held. */
+static mslot *slot_of(cs_server *s, cs_id id)
+{
+    if (id >= s->nmach) {
+        size_t n = s->nmach ? s->nmach : 64;
+        while (n <= id)
+            n *= 2;
+        mslot *m = realloc(s->mach, n * sizeof *m);
+        if (m == NULL)
+            return NULL;
+        memset(m + s->nmach, 0, (n - s->nmach) * sizeof *m);
+        s->mach = m;
+        s->nmach = n;
+    }
+    return &s->mach[id];
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void release_req(worker *w)
+{
+    if (w->req != NULL) {
+        nng_msg_free(w->req);
+        w->req = NULL;
+    }
+    msgpack_zone_clear(&w->zone);
+}
+
+static void send_bytes(worker *w, const void *data, size_t len)
+{
+    release_req(w);
+    nng_msg *m;
+    if (nng_msg_alloc(&m, len) != 0) {
+        /* Without memory for a reply the request is dropped; the client's
+         * REQ socket times out and retries. */
+        w->state = W_RECV;
+        nng_ctx_recv(w->ctx, w->aio);
+        return;
+    }
+    memcpy(nng_msg_body(m), data, len);
+    w->state = W_SEND;
+    nng_aio_set_msg(w->aio, m);
+    nng_ctx_send(w->ctx, w->aio);
+}
+
+static void send_error(worker *w, int code, const char *message)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    if (code == CS_OK)
+        code = CS_EINVAL;
+    cs_msg_error(&b, w->msg.req, code, message);
+    pthread_mutex_lock(&w->s->mu);
+    w->s->c.errors++;
+    pthread_mutex_unlock(&w->s->mu);
+    send_bytes(w, b.data, b.size);
+    msgpack_sbuffer_destroy(&b);
+}
+
+/* A handler packs the body of a successful reply into `pk` (the envelope is
+ * already there) or returns an error code with `err` filled. */
+typedef int (*handler_fn)(worker *w, msgpack_packer *pk, cs_error *err);
+
+static void run_handler(worker *w, handler_fn fn)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cs_error err = {0};
+    int rc = cs_msg_begin(&pk, w->msg.type, w->msg.req);
+    if (rc == CS_OK)
+        rc = fn(w, &pk, &err);
+    if (rc == CS_OK)
+        send_bytes(w, b.data, b.size);
+    else
+        send_error(w, rc, err.msg[0] ? err.msg : cs_strerror(rc));
+    msgpack_sbuffer_destroy(&b);
+}
+
+#define PK(call)                                                       \
+    do {                                                               \
+        if ((call) != 0)                                               \
+            return cs_errorf(err, CS_ENOMEM, "reply: out of memory");  \
+    } while (0)
+#define TRY(call)         \
+    do {                  \
+        int rc_ = (call); \
+        if (rc_ != CS_OK) \
+            return rc_;   \
+    } while (0)
+
+static const msgpack_object *body(worker *w) { return &w->msg.body; }
+
+/* A job named by id (integer) or name (string) in field `key`. */
+static int job_ref(cs_snap *snap, const msgpack_object *o, const char *key, cs_arena *a,
+                   cs_job *out, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    if (v == NULL)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is missing", key);
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return cs_snap_job(snap, v->via.u64, a, out, err);
+    if (v->type == MSGPACK_OBJECT_STR && v->via.str.size <= CS_NAME_MAX) {
+        char name[CS_NAME_MAX + 1];
+        memcpy(name, v->via.str.ptr, v->via.str.size);
+        name[v->via.str.size] = '\0';
+        return cs_snap_job_by_name(snap, name, a, out, err);
+    }
+    return cs_errorf(err, CS_EPROTO, "field '%s' is neither a job id nor a job name", key);
+}
+
+static int machine_ref(cs_snap *snap, const msgpack_object *o, const char *key, cs_arena *a,
+                       cs_machine *out, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    if (v == NULL)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is missing", key);
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return cs_snap_machine(snap, v->via.u64, a, out, err);
+    if (v->type == MSGPACK_OBJECT_STR && v->via.str.size <= CS_NAME_MAX) {
+        char name[CS_NAME_MAX + 1];
+        memcpy(name, v->via.str.ptr, v->via.str.size);
+        name[v->via.str.size] = '\0';
+        return cs_snap_machine_by_name(snap, name, a, out, err);
+    }
+    return cs_errorf(err, CS_EPROTO, "field '%s' is neither a machine id nor a name", key);
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+typedef struct pack_ctx {
+    msgpack_packer *pk;
+    uint32_t n;
+    bool failed;
+    /* filters for tasks */
+    cs_id job, machine;
+    int state; /* -1: any */
+    bool placed_only;
+    cs_snap *snap;
+    bool with_job;
+} pack_ctx;
+
+static int count_machine(void *ctx, const cs_machine *m)
+{
+    (void)m;
+    ((pack_ctx *)ctx)->n++;
+    return 0;
+}
+static int put_machine(void *ctx, const cs_machine *m)
+{
+    pack_ctx *p = ctx;
+    p->failed |= cs_pack_machine(p->pk, m) != CS_OK;
+    return 0;
+}
+static int count_job(void *ctx, const cs_job *j)
+{
+    (void)j;
+    ((pack_ctx *)ctx)->n++;
+    return 0;
+}
+static int put_job(void *ctx, const cs_job *j)
+{
+    pack_ctx *p = ctx;
+    p->failed |= cs_pack_job(p->pk, j) != CS_OK;
+    return 0;
+}
+
+static bool task_wanted(const pack_ctx *p, const cs_task *t)
+{
+    return (p->job == 0 || t->job == p->job) && (p->machine == 0 || t->machine == p->machine) &&
+           (p->state < 0 || t->state == p->state) &&
+           (!p->placed_only || cs_task_state_placed(t->state));
+}
+static int count_task(void *ctx, const cs_task *t)
+{
+    pack_ctx *p = ctx;
+    p->n += task_wanted(p, t);
+    return 0;
+}
+
+/* A task as agents need it: the record, plus its job's name and command. */
+static int pack_task_for_agent(msgpack_packer *pk, cs_snap *snap, const cs_task *t)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j;
+    cs_error ignored;
+    int rc = cs_snap_job(snap, t->job, &a, &j, &ignored);
+    if (rc == CS_OK && (rc = msgpack_pack_map(pk, 2) ? CS_ENOMEM : CS_OK) == CS_OK &&
+        (rc = cs_pack_str(pk, "task")) == CS_OK && (rc = cs_pack_task(pk, t)) == CS_OK &&
+        (rc = cs_pack_str(pk, "job")) == CS_OK)
+        rc = cs_pack_job(pk, &j);
+    cs_arena_free(&a);
+    return rc;
+}
+
+static int put_task(void *ctx, const cs_task *t)
+{
+    pack_ctx *p = ctx;
+    if (task_wanted(p, t))
+        p->failed |= (p->with_job ? pack_task_for_agent(p->pk, p->snap, t)
+                                  : cs_pack_task(p->pk, t)) != CS_OK;
+    return 0;
+}
+
+static int open_snap(worker *w, cs_snap **snap, cs_error *err)
+{
+    return cs_snap_open(w->s->store, snap, err);
+}
+
+static int h_get_machines(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    TRY(open_snap(w, &snap, err));
+    pack_ctx p = {.pk = pk};
+    int rc = cs_snap_each_machine(snap, count_machine, &p, err);
+    if (rc == CS_OK && (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
+                        cs_pack_str(pk, "machines") || msgpack_pack_array(pk, p.n)))
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    if (rc == CS_OK)
+        rc = cs_snap_each_machine(snap, put_machine, &p, err);
+    cs_snap_close(snap);
+    return rc == CS_OK && p.failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
+}
+
+static int h_get_jobs(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    TRY(open_snap(w, &snap, err));
+    pack_ctx p = {.pk = pk};
+    int rc = cs_snap_each_job(snap, count_job, &p, err);
+    if (rc == CS_OK && (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
+                        cs_pack_str(pk, "jobs") || msgpack_pack_array(pk, p.n)))
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    if (rc == CS_OK)
+        rc = cs_snap_each_job(snap, put_job, &p, err);
+    cs_snap_close(snap);
+    return rc == CS_OK && p.failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
+}
+
+/* Tasks matching `p`'s filters as {"version", "tasks": [...]}, reading the
+ * job's range or the machine's index when a filter allows. */
+static int pack_tasks(cs_snap *snap, msgpack_packer *pk, pack_ctx *p, cs_error *err)
+{
+    p->pk = pk;
+    p->snap = snap;
+    int rc;
+    if (p->job != 0)
+        rc = cs_snap_each_task_of_job(snap, p->job, count_task, p, err);
+    else if (p->machine != 0 && p->placed_only)
+        rc = cs_snap_each_task_on_machine(snap, p->machine, count_task, p, err);
+    else
+        rc = cs_snap_each_task(snap, count_task, p, err);
+    if (rc != CS_OK)
+        return rc;
+    if (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
+        cs_pack_str(pk, "tasks") || msgpack_pack_array(pk, p->n))
+        return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    if (p->job != 0)
+        rc = cs_snap_each_task_of_job(snap, p->job, put_task, p, err);
+    else if (p->machine != 0 && p->placed_only)
+        rc = cs_snap_each_task_on_machine(snap, p->machine, put_task, p, err);
+    else
+        rc = cs_snap_each_task(snap, put_task, p, err);
+    return rc == CS_OK && p->failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
+}
+
+static int h_get_tasks(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    TRY(open_snap(w, &snap, err));
+    cs_arena a;
+    cs_arena_init(&a);
+    pack_ctx p = {.state = -1};
+    const char *state = NULL;
+    int rc = CS_OK;
+    if (cs_obj_get(body(w), "job") != NULL) {
+        cs_job j;
+        if ((rc = job_ref(snap, body(w), "job", &a, &j, err)) == CS_OK)
+            p.job = j.id;
+    }
+    if (rc == CS_OK && cs_obj_get(body(w), "machine") != NULL) {
+        cs_machine m;
+        if ((rc = machine_ref(snap, body(w), "machine", &a, &m, err)) == CS_OK)
+            p.machine = m.id;
+    }
+    if (rc == CS_OK && (rc = cs_obj_str(body(w), "state", false, 16, &a, &state, err)) == CS_OK &&
+        state != NULL) {
+        uint8_t st;
+        if (cs_task_state_parse(state, &st) != CS_OK)
+            rc = cs_errorf(err, CS_EINVAL, "field 'state': unknown task state '%s'", state);
+        else
+            p.state = st;
+    }
+    if (rc == CS_OK)
+        rc = pack_tasks(snap, pk, &p, err);
+    cs_arena_free(&a);
+    cs_snap_close(snap);
+    return rc;
+}
+
+static int h_get_job(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    TRY(open_snap(w, &snap, err));
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j;
+    int rc = job_ref(snap, body(w), "job", &a, &j, err);
+    if (rc == CS_OK) {
+        /* {"job": {...}, "version", "tasks"}: the task list's map is
+         * written by pack_tasks, so this reply is a map of 2 whose second
+         * value is that map. */
+        if (msgpack_pack_map(pk, 2) || cs_pack_str(pk, "job") || cs_pack_job(pk, &j) ||
+            cs_pack_str(pk, "tasks"))
+            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+        pack_ctx p = {.state = -1, .job = j.id};
+        if (rc == CS_OK)
+            rc = pack_tasks(snap, pk, &p, err);
+    }
+    cs_arena_free(&a);
+    cs_snap_close(snap);
+    return rc;
+}
+
+typedef struct stats_ctx {
+    uint32_t machines, up, jobs, active;
+    uint32_t tasks[CS_TASK_STATE_COUNT];
+    cs_res cap, alloc;
+} stats_ctx;
+
+static int stat_machine(void *ctx, const cs_machine *m)
+{
+    stats_ctx *c = ctx;
+    c->machines++;
+    if (m->state == CS_MACHINE_UP) {
+        c->up++;
+        cs_res_add(&c->cap, &m->capacity);
+    }
+    cs_res_add(&c->alloc, &m->allocated);
+    return 0;
+}
+static int stat_job(void *ctx, const cs_job *j)
+{
+    stats_ctx *c = ctx;
+    c->jobs++;
+    c->active += j->state == CS_JOB_ACTIVE;
+    return 0;
+}
+static int stat_task(void *ctx, const cs_task *t)
+{
+    ((stats_ctx *)ctx)->tasks[t->state]++;
+    return 0;
+}
+
+static int h_stats(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    TRY(open_snap(w, &snap, err));
+    stats_ctx c = {0};
+    int rc;
+    if ((rc = cs_snap_each_machine(snap, stat_machine, &c, err)) != CS_OK ||
+        (rc = cs_snap_each_job(snap, stat_job, &c, err)) != CS_OK ||
+        (rc = cs_snap_each_task(snap, stat_task, &c, err)) != CS_OK) {
+        cs_snap_close(snap);
+        return rc;
+    }
+    uint64_t version = cs_snap_version(snap);
+    cs_snap_close(snap);
+    cs_server *s = w->s;
+    pthread_mutex_lock(&s->mu);
+    counters k = s->c;
+    uint32_t parked = 0;
+    for (worker *p = s->parked; p; p = p->wnext)
+        parked++;
+    pthread_mutex_unlock(&s->mu);
+    PK(msgpack_pack_map(pk, 10));
+    TRY(cs_pack_kv_u64(pk, "version", version));
+    TRY(cs_pack_kv_u64(pk, "machines", c.machines));
+    TRY(cs_pack_kv_u64(pk, "machines_up", c.up));
+    TRY(cs_pack_kv_u64(pk, "jobs", c.jobs));
+    TRY(cs_pack_kv_u64(pk, "jobs_active", c.active));
+    TRY(cs_pack_str(pk, "tasks"));
+    PK(msgpack_pack_map(pk, CS_TASK_STATE_COUNT));
+    for (int i = 0; i < CS_TASK_STATE_COUNT; i++)
+        TRY(cs_pack_kv_u64(pk, cs_task_state_name((uint8_t)i), c.tasks[i]));
+    TRY(cs_pack_kv_res(pk, "capacity", &c.cap));
+    TRY(cs_pack_kv_res(pk, "allocated", &c.alloc));
+    TRY(cs_pack_str(pk, "server"));
+    PK(msgpack_pack_map(pk, 8));
+    TRY(cs_pack_kv_u64(pk, "requests", k.requests));
+    TRY(cs_pack_kv_u64(pk, "errors", k.errors));
+    TRY(cs_pack_kv_u64(pk, "writes", k.writes));
+    TRY(cs_pack_kv_u64(pk, "commits", k.commits));
+    TRY(cs_pack_kv_u64(pk, "commits_conflicted", k.commits_conflicted));
+    TRY(cs_pack_kv_u64(pk, "claims", k.claims));
+    TRY(cs_pack_kv_u64(pk, "claims_committed", k.claims_committed));
+    TRY(cs_pack_kv_u64(pk, "parked_polls", parked));
+    /* Scheduler-reported metrics arrive with the schedulers (issue 4). */
+    return cs_pack_kv_u64(pk, "workers", s->nworkers);
+}
+
+typedef struct ids_ctx {
+    msgpack_packer *pk;
+    cs_snap *snap;
+    cs_kind kind;
+    bool failed;
+} ids_ctx;
+
+/* Pack the current record of each id (records are never deleted in this
+ * version of the store, so each is found). */
+static int pack_changed(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch, cs_error *err)
+{
+    static const char *const keys[CS_KIND_COUNT] = {"machines", "jobs", "tasks"};
+    cs_arena a;
+    cs_arena_init(&a);
+    int rc = CS_OK;
+    for (int k = 0; k < CS_KIND_COUNT && rc == CS_OK; k++) {
+        if (cs_pack_str(pk, keys[k]) || msgpack_pack_array(pk, ch->n[k])) {
+            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+            break;
+        }
+        for (size_t i = 0; i < ch->n[k] && rc == CS_OK; i++) {
+            cs_arena_reset(&a);
+            cs_id id = ch->ids[k][i];
+            if (k == CS_KIND_MACHINE) {
+                cs_machine m;
+                if ((rc = cs_snap_machine(snap, id, &a, &m, err)) == CS_OK)
+                    rc = cs_pack_machine(pk, &m);
+            } else if (k == CS_KIND_JOB) {
+                cs_job j;
+                if ((rc = cs_snap_job(snap, id, &a, &j, err)) == CS_OK)
+                    rc = cs_pack_job(pk, &j);
+            } else {
+                cs_task t;
+                if ((rc = cs_snap_task(snap, id, &a, &t, err)) == CS_OK)
+                    rc = cs_pack_task(pk, &t);
+            }
+        }
+    }
+    cs_arena_free(&a);
+    return rc;
+}
+
+typedef struct all_ids {
+    cs_id *v;
+    size_t n, cap;
+} all_ids;
+
+static int push_id(all_ids *l, cs_id id)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 256;
+        cs_id *v = realloc(l->v, cap * sizeof *v);
+        if (v == NULL)
+            return CS_ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = id;
+    return CS_OK;
+}
+static int all_machine(void *ctx, const cs_machine *m) { return push_id(ctx, m->id); }
+static int all_job(void *ctx, const cs_job *j) { return push_id(ctx, j->id); }
+static int all_task(void *ctx, const cs_task *t) { return push_id(ctx, t->id); }
+
+static int h_sync(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    uint64_t since = 0;
+    TRY(cs_obj_u64(body(w), "since", false, UINT64_MAX, &since, err));
+    cs_snap *snap;
+    TRY(open_snap(w, &snap, err));
+    cs_changes ch;
+    bool full = since == 0;
+    int rc = CS_OK;
+    if (!full) {
+        rc = cs_snap_changes_since(snap, since, &ch, err);
+        if (rc == CS_ECOMPACTED) {
+            full = true;
+            rc = CS_OK;
+        }
+    }
+    if (full && rc == CS_OK) {
+        /* A full snapshot: every record, listed as if all had changed. */
+        all_ids l[CS_KIND_COUNT] = {{0}};
+        memset(&ch, 0, sizeof ch);
+        if ((rc = cs_snap_each_machine(snap, all_machine, &l[0], err)) == CS_OK &&
+            (rc = cs_snap_each_job(snap, all_job, &l[1], err)) == CS_OK)
+            rc = cs_snap_each_task(snap, all_task, &l[2], err);
+        for (int k = 0; k < CS_KIND_COUNT; k++) {
+            ch.ids[k] = l[k].v;
+            ch.n[k] = l[k].n;
+        }
+        if (rc == CS_ENOMEM)
+            cs_errorf(err, rc, "sync: out of memory");
+    }
+    if (rc == CS_OK) {
+        if (msgpack_pack_map(pk, 5) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
+            cs_pack_kv_bool(pk, "full", full))
+            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+        else
+            rc = pack_changed(snap, pk, &ch, err);
+    }
+    if (rc == CS_OK || full)
+        cs_changes_free(&ch);
+    cs_snap_close(snap);
+    return rc;
+}
+
+static int h_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    TRY(open_snap(w, &snap, err));
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine m;
+    int rc = machine_ref(snap, body(w), "machine", &a, &m, err);
+    if (rc == CS_OK) {
+        cs_server *s = w->s;
+        pthread_mutex_lock(&s->mu);
+        mslot *sl = slot_of(s, m.id);
+        if (sl != NULL && m.state != CS_MACHINE_DOWN)
+            sl->seen_ms = now_ms();
+        pthread_mutex_unlock(&s->mu);
+        /* A machine marked down must register again: its tasks were lost. */
+        if (msgpack_pack_map(pk, 3) || cs_pack_kv_u64(pk, "machine", m.id) ||
+            cs_pack_kv_str(pk, "state", cs_machine_state_name(m.state)) ||
+            cs_pack_kv_u64(pk, "version", cs_snap_version(snap)))
+            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    }
+    cs_arena_free(&a);
+    cs_snap_close(snap);
+    return rc;
+}
+
+/* ---- polls ------------------------------------------------------------------ */
+
+/* The assignments of the polled machine: every task placed on it, with its
+ * job. Answered at once when the machine changed after `since`. */
+static int h_poll_reply(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    TRY(open_snap(w, &snap, err));
+    pack_ctx p = {.state = -1, .machine = w->poll_machine, .placed_only = true, .with_job = true};
+    int rc = pack_tasks(snap, pk, &p, err);
+    cs_snap_close(snap);
+    return rc;
+}
+
+static void park_remove(cs_server *s, worker *w)
+{
+    if (!w->parked)
+        return;
+    if (w->wprev)
+        w->wprev->wnext = w->wnext;
+    else
+        s->parked = w->wnext;
+    if (w->wnext)
+        w->wnext->wprev = w->wprev;
+    w->wprev = w->wnext = NULL;
+    w->parked = false;
+}
+
+static void h_poll(worker *w)
+{
+    cs_server *s = w->s;
+    cs_error err = {0};
+    uint64_t since = 0, wait_ms = 0;
+    cs_snap *snap;
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine m;
+    int rc = cs_obj_u64(body(w), "since", false, UINT64_MAX, &since, &err);
+    if (rc == CS_OK)
+        rc = cs_obj_u64(body(w), "wait_ms", false, UINT32_MAX, &wait_ms, &err);
+    if (rc == CS_OK && (rc = cs_snap_open(s->store, &snap, &err)) == CS_OK) {
+        rc = machine_ref(snap, body(w), "machine", &a, &m, &err);
+        cs_snap_close(snap);
+    }
+    cs_arena_free(&a);
+    if (rc != CS_OK) {
+        send_error(w, rc, err.msg);
+        return;
+    }
+    if (wait_ms > s->o.poll_max_wait_ms)
+        wait_ms = s->o.poll_max_wait_ms;
+    w->poll_machine = m.id;
+    w->poll_since = since;
+    pthread_mutex_lock(&s->mu);
+    mslot *sl = slot_of(s, m.id);
+    bool changed = since == 0 || sl == NULL || sl->changed > since || m.version > since;
+    if (!changed && wait_ms > 0 && !s->stopping) {
+        /* Park: the writer cancels the sleep when the machine changes. */
+        w->parked = true;
+        w->wprev = NULL;
+        w->wnext = s->parked;
+        if (s->parked)
+            s->parked->wprev = w;
+        s->parked = w;
+        w->state = W_WAIT;
+        nng_sleep_aio((nng_duration)wait_ms, w->aio);
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    pthread_mutex_unlock(&s->mu);
+    run_handler(w, h_poll_reply);
+}
+
+/* Wake the parked polls whose machine changed. Called by the writer. */
+static void wake_polls(cs_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (worker *w = s->parked; w; w = w->wnext)
+        if (w->poll_machine < s->nmach && s->mach[w->poll_machine].changed > w->poll_since)
+            nng_aio_cancel(w->aio); /* completes on nng's thread, not here */
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- writes (the writer thread) ----------------------------------------------- */
+
+static int h_register(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine spec;
+    cs_id id = 0;
+    uint64_t v = 0;
+    int rc = cs_unpack_machine_spec(body(w), &a, &spec, err);
+    if (rc == CS_OK)
+        rc = cs_op_machine_put(w->s->store, &spec, &id, &v, err);
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
+    pthread_mutex_lock(&w->s->mu);
+    mslot *sl = slot_of(w->s, id);
+    if (sl != NULL) {
+        sl->seen_ms = now_ms();
+        sl->down_queued = false;
+    }
+    pthread_mutex_unlock(&w->s->mu);
+    PK(msgpack_pack_map(pk, 2));
+    TRY(cs_pack_kv_u64(pk, "id", id));
+    return cs_pack_kv_u64(pk, "version", v);
+}
+
+static int h_submit(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job spec;
+    cs_id id = 0;
+    uint64_t v = 0;
+    int rc = cs_unpack_job_spec(body(w), &a, &spec, err);
+    if (rc == CS_OK)
+        rc = cs_op_job_submit(w->s->store, &spec, &id, &v, err);
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
+    PK(msgpack_pack_map(pk, 2));
+    TRY(cs_pack_kv_u64(pk, "id", id));
+    return cs_pack_kv_u64(pk, "version", v);
+}
+
+/* Resolve the "job" field to an id with a short read snapshot. */
+static int resolve_job(worker *w, cs_id *id, cs_error *err)
+{
+    cs_snap *snap;
+    TRY(cs_snap_open(w->s->store, &snap, err));
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j;
+    int rc = job_ref(snap, body(w), "job", &a, &j, err);
+    if (rc == CS_OK)
+        *id = j.id;
+    cs_arena_free(&a);
+    cs_snap_close(snap);
+    return rc;
+}
+
+static int reply_version(msgpack_packer *pk, uint64_t v, cs_error *err)
+{
+    PK(msgpack_pack_map(pk, 1));
+    return cs_pack_kv_u64(pk, "version", v);
+}
+
+static int h_kill(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_id id;
+    uint64_t v = 0;
+    TRY(resolve_job(w, &id, err));
+    TRY(cs_op_job_kill(w->s->store, id, &v, err));
+    return reply_version(pk, v, err);
+}
+
+static int h_scale(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_id id;
+    uint64_t count = 0, v = 0;
+    TRY(cs_obj_u64(body(w), "count", true, CS_TASK_INDEX_MAX + 1u, &count, err));
+    TRY(resolve_job(w, &id, err));
+    TRY(cs_op_job_scale(w->s->store, id, (uint32_t)count, &v, err));
+    return reply_version(pk, v, err);
+}
+
+static int h_update(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_id id;
+    uint64_t v = 0;
+    const msgpack_object *spec_obj = cs_obj_get(body(w), "spec");
+    if (spec_obj == NULL)
+        return cs_errorf(err, CS_EPROTO, "field 'spec' is missing");
+    TRY(resolve_job(w, &id, err));
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job spec;
+    int rc = cs_unpack_job_spec(spec_obj, &a, &spec, err);
+    if (rc == CS_OK)
+        rc = cs_op_job_update(w->s->store, id, &spec, &v, err);
+    cs_arena_free(&a);
+    return rc != CS_OK ? rc : reply_version(pk, v, err);
+}
+
+static int pack_outcomes(msgpack_packer *pk, const char *key, const uint8_t *o, uint32_t n,
+                         cs_error *err)
+{
+    TRY(cs_pack_str(pk, key));
+    PK(msgpack_pack_array(pk, n));
+    for (uint32_t i = 0; i < n; i++)
+        PK(msgpack_pack_uint8(pk, o[i]));
+    return CS_OK;
+}
+
+static int h_commit(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_txn t;
+    cs_txn_init(&t, 0, 0, 0, 0, 0);
+    cs_txn_result r;
+    cs_txn_result_init(&r);
+    int rc = cs_txn_from_object(body(w), &t, err);
+    if (rc == CS_OK)
+        rc = cs_commit(w->s->store, &t, &r, err);
+    if (rc == CS_OK) {
+        pthread_mutex_lock(&w->s->mu);
+        if (!r.replayed) {
+            w->s->c.commits++;
+            w->s->c.commits_conflicted += r.conflicts > 0;
+            w->s->c.claims += r.nclaims;
+            w->s->c.claims_committed += r.committed;
+        }
+        pthread_mutex_unlock(&w->s->mu);
+        if (msgpack_pack_map(pk, 7) || cs_pack_kv_u64(pk, "version", r.version) ||
+            cs_pack_kv_bool(pk, "replayed", r.replayed) ||
+            cs_pack_kv_u64(pk, "committed", r.committed) ||
+            cs_pack_kv_u64(pk, "conflicts", r.conflicts) ||
+            pack_outcomes(pk, "claims", r.claims, r.nclaims, err) ||
+            pack_outcomes(pk, "releases", r.releases, r.nreleases, err) ||
+            pack_outcomes(pk, "preempts", r.preempts, r.npreempts, err))
+            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    }
+    cs_txn_result_free(&r);
+    cs_txn_free(&t);
+    return rc;
+}
+
+static int h_task_status(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    uint64_t id = 0, attempt = 0, v = 0;
+    int64_t code = 0;
+    const char *state = NULL, *reason = NULL;
+    uint8_t st = 0;
+    int rc;
+    if ((rc = cs_obj_u64(body(w), "task", true, UINT64_MAX, &id, err)) == CS_OK &&
+        (rc = cs_obj_u64(body(w), "attempt", true, UINT32_MAX, &attempt, err)) == CS_OK &&
+        (rc = cs_obj_str(body(w), "state", true, 16, &a, &state, err)) == CS_OK &&
+        (rc = cs_obj_i64(body(w), "exit_code", false, INT32_MIN, INT32_MAX, &code, err)) == CS_OK &&
+        (rc = cs_obj_str(body(w), "reason", false, CS_REASON_MAX, &a, &reason, err)) == CS_OK) {
+        if (cs_task_state_parse(state, &st) != CS_OK)
+            rc = cs_errorf(err, CS_EINVAL, "field 'state': unknown task state '%s'", state);
+        else
+            rc = cs_op_task_status(w->s->store, id, (uint32_t)attempt, st, (int32_t)code, reason,
+                                   &v, err);
+    }
+    cs_arena_free(&a);
+    return rc != CS_OK ? rc : reply_version(pk, v, err);
+}
+
+/* After a write: note which machines changed, announce the version, and
+ * wake the polls waiting on those machines. */
+static void after_write(cs_server *s)
+{
+    cs_snap *snap;
+    cs_error err;
+    if (cs_snap_open(s->store, &snap, &err) != CS_OK)
+        return;
+    uint64_t v = cs_snap_version(snap);
+    pthread_mutex_lock(&s->mu);
+    uint64_t old = s->version;
+    pthread_mutex_unlock(&s->mu);
+    if (v <= old) {
+        cs_snap_close(snap);
+        return;
+    }
+    cs_changes ch;
+    if (cs_snap_changes_since(snap, old, &ch, &err) == CS_OK) {
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < ch.n[CS_KIND_MACHINE]; i++) {
+            mslot *sl = slot_of(s, ch.ids[CS_KIND_MACHINE][i]);
+            if (sl != NULL)
+                sl->changed = v;
+        }
+        s->version = v;
+        pthread_mutex_unlock(&s->mu);
+        cs_changes_free(&ch);
+    }
+    cs_snap_close(snap);
+    if (s->have_pub) {
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+        if (cs_msg_begin(&pk, CS_MSG_VERSION, 0) == CS_OK && msgpack_pack_map(&pk, 1) == 0 &&
+            cs_pack_kv_u64(&pk, "version", v) == CS_OK)
+            nng_send(s->pub, b.data, b.size, NNG_FLAG_NONBLOCK);
+        msgpack_sbuffer_destroy(&b);
+    }
+    wake_polls(s);
+}
+
+static handler_fn write_handler(uint32_t type)
+{
+    switch (type) {
+    case CS_MSG_MACHINE_REGISTER:
+        return h_register;
+    case CS_MSG_JOB_SUBMIT:
+        return h_submit;
+    case CS_MSG_JOB_KILL:
+        return h_kill;
+    case CS_MSG_JOB_SCALE:
+        return h_scale;
+    case CS_MSG_JOB_UPDATE:
+        return h_update;
+    case CS_MSG_COMMIT:
+        return h_commit;
+    case CS_MSG_TASK_STATUS:
+        return h_task_status;
+    default:
+        return NULL;
+    }
+}
+
+static void *writer_main(void *arg)
+{
+    cs_server *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (s->qhead == NULL && !s->stopping)
+            pthread_cond_wait(&s->cv, &s->mu);
+        wjob *j = s->qhead;
+        if (s->stopping) {
+            /* Queued writes are dropped: their clients time out and retry
+             * (a commit's retry is answered from its idempotency record). */
+            pthread_mutex_unlock(&s->mu);
+            return NULL;
+        }
+        s->qhead = j->next;
+        if (s->qhead == NULL)
+            s->qtail = NULL;
+        s->c.writes++;
+        pthread_mutex_unlock(&s->mu);
+
+        if (j->w != NULL) {
+            run_handler(j->w, write_handler(j->w->msg.type));
+        } else {
+            cs_error err;
+            /* The monitor's verdict: silent past the timeout. */
+            cs_op_machine_state(s->store, j->down_machine, CS_MACHINE_DOWN, NULL, &err);
+            free(j);
+        }
+        after_write(s);
+    }
+}
+
+static void enqueue(cs_server *s, wjob *j)
+{
+    j->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->qtail)
+        s->qtail->next = j;
+    else
+        s->qhead = j;
+    s->qtail = j;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- the monitor ------------------------------------------------------------- */
+
+typedef struct silent_ctx {
+    cs_server *s;
+    int64_t now;
+    cs_id *ids;
+    size_t n, cap;
+} silent_ctx;
+
+static int find_silent(void *ctx, const cs_machine *m)
+{
+    silent_ctx *c = ctx;
+    if (m->state == CS_MACHINE_DOWN)
+        return 0;
+    pthread_mutex_lock(&c->s->mu);
+    mslot *sl = slot_of(c->s, m->id);
+    bool silent = sl != NULL && !sl->down_queued &&
+                  c->now - sl->seen_ms > (int64_t)c->s->o.heartbeat_timeout_ms;
+    if (silent)
+        sl->down_queued = true;
+    pthread_mutex_unlock(&c->s->mu);
+    if (silent && c->n < c->cap)
+        c->ids[c->n++] = m->id;
+    return 0;
+}
+
+static void *monitor_main(void *arg)
+{
+    cs_server *s = arg;
+    int64_t tick = s->o.heartbeat_timeout_ms / 4;
+    if (tick < 20)
+        tick = 20;
+    if (tick > 1000)
+        tick = 1000;
+    cs_id ids[256];
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)(tick % 1000) * 1000000L;
+        until.tv_sec += tick / 1000 + until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_mutex_lock(&s->mu);
+        while (!s->stopping && pthread_cond_timedwait(&s->mon_cv, &s->mu, &until) != ETIMEDOUT)
+            ;
+        bool stop = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stop)
+            return NULL;
+        cs_snap *snap;
+        cs_error err;
+        if (cs_snap_open(s->store, &snap, &err) != CS_OK)
+            continue;
+        silent_ctx c = {s, now_ms(), ids, 0, sizeof ids / sizeof ids[0]};
+        cs_snap_each_machine(snap, find_silent, &c, &err);
+        cs_snap_close(snap);
+        for (size_t i = 0; i < c.n; i++) {
+            wjob *j = calloc(1, sizeof *j);
+            if (j == NULL)
+                break;
+            j->down_machine = ids[i];
+            enqueue(s, j);
+        }
+    }
+}
+
+/* ---- the worker state machine ------------------------------------------------ */
+
+static bool is_write(uint32_t type) { return write_handler(type) != NULL; }
+
+static void serve(worker *w)
+{
+    cs_server *s = w->s;
+    cs_error err = {0};
+    size_t len = nng_msg_len(w->req);
+    pthread_mutex_lock(&s->mu);
+    s->c.requests++;
+    pthread_mutex_unlock(&s->mu);
+    if (len > s->o.max_msg) {
+        char m[128];
+        snprintf(m, sizeof m, "message of %zu bytes exceeds the limit of %zu bytes", len,
+                 s->o.max_msg);
+        w->msg.req = 0;
+        send_error(w, CS_ETOOBIG, m);
+        return;
+    }
+    int rc = cs_msg_decode(nng_msg_body(w->req), len, &w->zone, &w->msg, &err);
+    if (rc != CS_OK) {
+        send_error(w, rc, err.msg);
+        return;
+    }
+    if (w->msg.body.type != MSGPACK_OBJECT_MAP && w->msg.type != CS_MSG_COMMIT) {
+        send_error(w, CS_EPROTO, "message body is not a map");
+        return;
+    }
+    switch (w->msg.type) {
+    case CS_MSG_HEARTBEAT:
+        run_handler(w, h_heartbeat);
+        return;
+    case CS_MSG_SYNC:
+        run_handler(w, h_sync);
+        return;
+    case CS_MSG_POLL:
+        h_poll(w);
+        return;
+    case CS_MSG_GET_MACHINES:
+        run_handler(w, h_get_machines);
+        return;
+    case CS_MSG_GET_JOBS:
+        run_handler(w, h_get_jobs);
+        return;
+    case CS_MSG_GET_TASKS:
+        run_handler(w, h_get_tasks);
+        return;
+    case CS_MSG_GET_JOB:
+        run_handler(w, h_get_job);
+        return;
+    case CS_MSG_STATS:
+        run_handler(w, h_stats);
+        return;
+    default:
+        break;
+    }
+    if (is_write(w->msg.type)) {
+        w->state = W_WRITE;
+        w->job.w = w;
+        enqueue(s, &w->job);
+        return;
+    }
+    char m[64];
+    snprintf(m, sizeof m, "message type %s (%u) is not a request", cs_msg_name(w->msg.type),
+             w->msg.type);
+    send_error(w, CS_EPROTO, m);
+}
+
+static bool stopping(cs_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool stop = s->stopping;
+    pthread_mutex_unlock(&s->mu);
+    return stop;
+}
+
+static void worker_cb(void *arg)
+{
+    worker *w = arg;
+    int rv;
+    switch (w->state) {
+    case W_INIT:
+        w->state = W_RECV;
+        nng_ctx_recv(w->ctx, w->aio);
+        break;
+    case W_RECV:
+        if ((rv = nng_aio_result(w->aio)) != 0) {
+            if (rv == NNG_ECLOSED || stopping(w->s))
+                return;
+            nng_ctx_recv(w->ctx, w->aio);
+            break;
+        }
+        w->req = nng_aio_get_msg(w->aio);
+        serve(w);
+        break;
+    case W_WAIT: {
+        /* The sleep ran out, or the writer cancelled it: answer now. */
+        rv = nng_aio_result(w->aio);
+        pthread_mutex_lock(&w->s->mu);
+        park_remove(w->s, w);
+        bool stop = w->s->stopping;
+        pthread_mutex_unlock(&w->s->mu);
+        if (stop || rv == NNG_ECLOSED) {
+            release_req(w);
+            return;
+        }
+        run_handler(w, h_poll_reply);
+        break;
+    }
+    case W_SEND:
+        if ((rv = nng_aio_result(w->aio)) != 0) {
+            nng_msg_free(nng_aio_get_msg(w->aio));
+            if (rv == NNG_ECLOSED)
+                return;
+        }
+        if (stopping(w->s))
+            return; /* do not re-arm an aio that cs_server_stop is stopping */
+        w->state = W_RECV;
+        nng_ctx_recv(w->ctx, w->aio);
+        break;
+    case W_WRITE:
+        break; /* the writer owns the worker until it sends */
+    }
+}
+
+/* ---- start and stop ------------------------------------------------------------ */
+
+typedef struct init_ctx {
+    cs_server *s;
+} init_ctx;
+
+static int init_machine(void *ctx, const cs_machine *m)
+{
+    cs_server *s = ((init_ctx *)ctx)->s;
+    mslot *sl = slot_of(s, m->id);
+    if (sl == NULL)
+        return CS_ENOMEM;
+    /* A grace period: every machine gets one timeout to check in after a
+     * restart of the server. */
+    sl->seen_ms = now_ms();
+    sl->changed = m->version;
+    return 0;
+}
+
+static int nng_fail(cs_error *err, int rv, const char *what, const char *url)
+{
+    return cs_errorf(err, CS_EIO, "%s %s: %s", what, url ? url : "", nng_strerror(rv));
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
+{
+    cs_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return cs_errorf(err, CS_ENOMEM, "server: out of memory");
+    s->o = *o;
+    s->data_dir = dup_or_null(o->data_dir);
+    s->listen_url = dup_or_null(o->listen_url);
+    s->pub_url = dup_or_null(o->pub_url);
+    s->o.data_dir = s->data_dir;
+    s->o.listen_url = s->listen_url;
+    s->o.pub_url = s->pub_url;
+    if (s->o.workers == 0)
+        s->o.workers = 1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    pthread_cond_init(&s->mon_cv, NULL);
+    int rc, rv;
+    if (s->data_dir == NULL || s->listen_url == NULL) {
+        rc = cs_errorf(err, CS_EINVAL, "server: a data directory and a listen URL are needed");
+        goto err_after_alloc;
+    }
+    if (mkdir(s->data_dir, 0755) != 0 && errno != EEXIST) {
+        rc = cs_errorf(err, CS_EIO, "creating data directory %s: %s", s->data_dir,
+                       strerror(errno));
+        goto err_after_alloc;
+    }
+    cs_store_opts so = {.nosync = o->nosync};
+    if ((rc = cs_store_open(s->data_dir, &so, &s->store, err)) != CS_OK)
+        goto err_after_alloc;
+
+    cs_snap *snap;
+    if ((rc = cs_snap_open(s->store, &snap, err)) != CS_OK)
+        goto err_after_store;
+    s->version = cs_snap_version(snap);
+    init_ctx ic = {s};
+    rc = cs_snap_each_machine(snap, init_machine, &ic, err);
+    cs_snap_close(snap);
+    if (rc != CS_OK)
+        goto err_after_store;
+
+    if ((rv = nng_rep0_open(&s->rep)) != 0) {
+        rc = nng_fail(err, rv, "opening REP socket", NULL);
+        goto err_after_store;
+    }
+    /* nng itself drops (and disconnects) messages beyond a hard cap; below
+     * it, a request over max_msg gets an error reply that says so. */
+    size_t hard = s->o.max_msg > SIZE_MAX / 4 ? SIZE_MAX : s->o.max_msg * 4 + 4096;
+    nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ, hard);
+    s->nworkers = s->o.workers;
+    s->workers = calloc(s->nworkers, sizeof *s->workers);
+    if (s->workers == NULL) {
+        rc = cs_errorf(err, CS_ENOMEM, "server: out of memory");
+        goto err_after_rep;
+    }
+    for (uint32_t i = 0; i < s->nworkers; i++) {
+        worker *w = &s->workers[i];
+        w->s = s;
+        msgpack_zone_init(&w->zone, 4096);
+        if ((rv = nng_aio_alloc(&w->aio, worker_cb, w)) != 0 ||
+            (rv = nng_ctx_open(&w->ctx, s->rep)) != 0) {
+            rc = nng_fail(err, rv, "creating worker", NULL);
+            goto err_after_workers;
+        }
+    }
+    if ((rv = nng_listen(s->rep, s->listen_url, NULL, 0)) != 0) {
+        rc = nng_fail(err, rv, "listening on", s->listen_url);
+        goto err_after_workers;
+    }
+    if (s->pub_url != NULL) {
+        if ((rv = nng_pub0_open(&s->pub)) != 0 ||
+            (rv = nng_listen(s->pub, s->pub_url, NULL, 0)) != 0) {
+            rc = nng_fail(err, rv, "publishing on", s->pub_url);
+            goto err_after_workers;
+        }
+        s->have_pub = true;
+    }
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        rc = cs_errorf(err, CS_ENOMEM, "starting the writer thread");
+        goto err_after_workers;
+    }
+    s->writer_started = true;
+    if (pthread_create(&s->monitor, NULL, monitor_main, s) != 0) {
+        rc = cs_errorf(err, CS_ENOMEM, "starting the monitor thread");
+        goto err_after_workers;
+    }
+    s->monitor_started = true;
+    for (uint32_t i = 0; i < s->nworkers; i++)
+        worker_cb(&s->workers[i]);
+    *out = s;
+    return CS_OK;
+
+err_after_workers:
+    cs_server_stop(s);
+    return rc;
+err_after_rep:
+    nng_close(s->rep);
+err_after_store:
+    cs_store_close(s->store);
+err_after_alloc:
+    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->mon_cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->data_dir);
+    free(s->listen_url);
+    free(s->pub_url);
+    free(s);
+    return rc;
+}
+
+void cs_server_stop(cs_server *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_cond_broadcast(&s->mon_cv);
+    pthread_mutex_unlock(&s->mu);
+    /* The writer first: it finishes the write in progress and replies on a
+     * socket still open, then leaves. Only then are the sockets closed
+     * (nng must never be handed a context of a closed socket). */
+    if (s->writer_started)
+        pthread_join(s->writer, NULL);
+    if (s->monitor_started)
+        pthread_join(s->monitor, NULL);
+    /* Then the workers: nng_aio_stop waits for a callback in flight (a
+     * read being answered) and ends parked polls; callbacks see `stopping`
+     * and do not re-arm. Only then is the socket closed. */
+    for (uint32_t i = 0; i < s->nworkers; i++)
+        if (s->workers[i].aio != NULL)
+            nng_aio_stop(s->workers[i].aio);
+    nng_close(s->rep);
+    if (s->have_pub)
+        nng_close(s->pub);
+    for (uint32_t i = 0; i < s->nworkers; i++) {
+        worker *w = &s->workers[i];
+        if (w->aio != NULL)
+            nng_aio_free(w->aio);
+        release_req(w);
+        msgpack_zone_destroy(&w->zone);
+    }
+    /* Writes queued after the writer left, and monitor verdicts: dropped. */
+    while (s->qhead != NULL) {
+        wjob *j = s->qhead;
+        s->qhead = j->next;
+        if (j->w == NULL)
+            free(j);
+    }
+    free(s->workers);
+    free(s->mach);
+    cs_store_close(s->store);
+    pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->mon_cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s->data_dir);
+    free(s->listen_url);
+    free(s->pub_url);
+    free(s);
+}

@@ -1,0 +1,46 @@
+/* server.h — cellstated: the cell state as a service.
+ *
+ * Owns the store. A REP socket serves requests concurrently through nng
+ * contexts (one per worker, so that thousands of agents may long-poll at
+ * once); every write — registrations, submissions, commits, reports — goes
+ * through one writer thread, in arrival order, so that the store sees one
+ * writer as Omega's cell state does. A PUB socket announces each new cell
+ * version. A monitor marks machines that miss their heartbeats down, in a
+ * committed transaction that turns their tasks lost.
+ *
+ * The protocol is in proto.h and docs/protocol.md.
+ */
+#ifndef CS_SERVER_H
+#define CS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cellstate/error.h"
+
+typedef struct cs_server cs_server;
+
+typedef struct cs_server_opts {
+    const char *data_dir;   /* the store's directory (created if missing) */
+    const char *listen_url; /* REP endpoint, e.g. tcp://127.0.0.1:7600 */
+    const char *pub_url;    /* PUB endpoint, or NULL for none */
+    uint32_t workers;       /* concurrent requests, parked long polls included */
+    uint32_t heartbeat_timeout_ms; /* a machine silent this long is marked down */
+    uint32_t poll_max_wait_ms;     /* the longest a poll may wait */
+    size_t max_msg;                /* larger requests get an error reply */
+    bool nosync;                   /* skip fsync (tests and benchmarks only) */
+} cs_server_opts;
+
+/* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB. */
+void cs_server_opts_default(cs_server_opts *o);
+
+/* Open the store and start serving. On success *out is the caller's: stop
+ * it with cs_server_stop. `o` is copied (its strings too). */
+int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err);
+
+/* Stop serving: close the sockets, finish the write in progress, join the
+ * threads and close the store. Frees `s`. */
+void cs_server_stop(cs_server *s);
+
+#endif
