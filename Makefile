@@ -22,9 +22,10 @@ WARN      ?= -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-pro
              -Werror=implicit-function-declaration -Wno-unused-parameter
 CSTD      ?= -std=c11 -D_GNU_SOURCE
 PKGS      ?= lmdb msgpack libxxhash
-TEST_PKGS ?= criterion
+TEST_PKGS ?= criterion nanomsg
 APT_PKGS  ?= liblmdb-dev lmdb-utils libnng-dev libmsgpack-dev libxxhash-dev libcriterion-dev \
-             libraft-dev libuv1-dev liblz4-dev libjansson-dev pkg-config
+             libraft-dev libuv1-dev liblz4-dev libjansson-dev pkg-config \
+             libnanomsg-dev nanomsg-utils
 
 ifdef CI
 WARN += -Werror
