@@ -62,15 +62,6 @@ int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req)
     return CS_OK;
 }
 
-int cs_pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    PK(msgpack_pack_str(pk, n));
-    if (n)
-        PK(msgpack_pack_str_body(pk, s, n));
-    return CS_OK;
-}
-
 #define TRY(call)         \
     do {                  \
         int rc_ = (call); \

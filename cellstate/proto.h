@@ -101,7 +101,6 @@ int cs_obj_res(const msgpack_object *o, const char *key, bool required, cs_res *
 
 /* ---- writing bodies ------------------------------------------------------ */
 
-int cs_pack_str(msgpack_packer *pk, const char *s);
 /* A key followed by a value of the given kind. */
 int cs_pack_kv_str(msgpack_packer *pk, const char *key, const char *value);
 int cs_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t value);

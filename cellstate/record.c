@@ -60,7 +60,7 @@ int cs_job_kind_parse(const char *name, uint8_t *out)
             return CS_ENOMEM;     \
     } while (0)
 
-static int pack_str(msgpack_packer *pk, const char *s)
+int cs_pack_str(msgpack_packer *pk, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     PK(msgpack_pack_str(pk, n));
@@ -101,11 +101,11 @@ int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
     PK(msgpack_pack_array(&pk, MACHINE_FIELDS));
     PK(msgpack_pack_uint64(&pk, m->id));
-    TRY(pack_str(&pk, m->name));
+    TRY(cs_pack_str(&pk, m->name));
     PK(msgpack_pack_array(&pk, m->nattrs * 2));
     for (uint32_t i = 0; i < m->nattrs; i++) {
-        TRY(pack_str(&pk, m->attrs[i].key));
-        TRY(pack_str(&pk, m->attrs[i].value));
+        TRY(cs_pack_str(&pk, m->attrs[i].key));
+        TRY(cs_pack_str(&pk, m->attrs[i].value));
     }
     TRY(pack_res(&pk, &m->capacity));
     PK(msgpack_pack_uint16(&pk, m->port_lo));
@@ -124,7 +124,7 @@ int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
  * that the two can never disagree on what "the spec" is. */
 static int pack_job_spec(msgpack_packer *pk, const cs_job *j)
 {
-    TRY(pack_str(pk, j->name));
+    TRY(cs_pack_str(pk, j->name));
     PK(msgpack_pack_uint8(pk, j->kind));
     PK(msgpack_pack_int32(pk, j->priority));
     PK(msgpack_pack_uint32(pk, j->count));
@@ -134,12 +134,12 @@ static int pack_job_spec(msgpack_packer *pk, const cs_job *j)
     for (uint32_t i = 0; i < j->nconstraints; i++) {
         const cs_constraint *c = &j->constraints[i];
         PK(msgpack_pack_array(pk, 4));
-        TRY(pack_str(pk, c->field));
-        TRY(pack_str(pk, c->op));
-        TRY(pack_str(pk, c->value));
+        TRY(cs_pack_str(pk, c->field));
+        TRY(cs_pack_str(pk, c->op));
+        TRY(cs_pack_str(pk, c->value));
         PK(c->soft ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
     }
-    TRY(pack_str(pk, j->cmd));
+    TRY(cs_pack_str(pk, j->cmd));
     PK(msgpack_pack_bin(pk, j->extra_len));
     if (j->extra_len > 0)
         PK(msgpack_pack_bin_body(pk, j->extra, j->extra_len));
@@ -180,7 +180,7 @@ int cs_task_encode(const cs_task *t, msgpack_sbuffer *buf)
     /* The reason takes the slot that was reserved for it: nil when empty,
      * so that records without one keep their bytes. */
     if (t->reason != NULL && t->reason[0] != '\0')
-        TRY(pack_str(&pk, t->reason));
+        TRY(cs_pack_str(&pk, t->reason));
     else
         PK(msgpack_pack_nil(&pk));
     return CS_OK;

@@ -175,6 +175,9 @@ int cs_machine_state_parse(const char *name, uint8_t *out);
 int cs_task_state_parse(const char *name, uint8_t *out);
 int cs_job_kind_parse(const char *name, uint8_t *out);
 
+/* Pack a C string (NULL packs as "") as a msgpack str. CS_ENOMEM on failure. */
+int cs_pack_str(msgpack_packer *pk, const char *s);
+
 /* Encoding: appends the record to `buf` (caller-owned). CS_ENOMEM on failure. */
 int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf);
 int cs_job_encode(const cs_job *j, msgpack_sbuffer *buf);
