@@ -412,9 +412,8 @@ static int h_get_job(worker *w, msgpack_packer *pk, cs_error *err)
     cs_job j;
     int rc = job_ref(snap, body(w), "job", &a, &j, err);
     if (rc == CS_OK) {
-        /* {"job": {...}, "version", "tasks"}: the task list's map is
-         * written by pack_tasks, so this reply is a map of 2 whose second
-         * value is that map. */
+        /* {"job": {...}, "tasks": {"version", "tasks": [...]}}: the second
+         * value is the same map get.tasks answers with. */
         if (msgpack_pack_map(pk, 2) || cs_pack_str(pk, "job") || cs_pack_job(pk, &j) ||
             cs_pack_str(pk, "tasks"))
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");

@@ -822,3 +822,45 @@ Test(ops, command_apply_refuses_garbage)
     msgpack_sbuffer_destroy(&sb);
     ts_store_destroy(&t);
 }
+
+/* An agent's report: finished means exit code 0; running keeps the task's
+ * last exit code and reason; an ended task releases its machine. */
+Test(ops, task_status_reports)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m = ts_machine(t.s, "m1", 4000, 4096, 0, 0, 0, NULL, 0);
+    cs_id j = ts_job(t.s, "j", CS_JOB_BATCH, 50, 1, 1000, 512, 0, NULL, 0);
+    cs_txn tx;
+    cs_txn_init(&tx, 1, 1, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_res r = {1000, 512, 0};
+    cs_txn_add_claim(&tx, cs_task_id(j, 0), m, &r, NULL, 0, 0);
+    cs_txn_result res;
+    cs_txn_result_init(&res);
+    cs_error err = {0};
+    cr_assert_eq(cs_commit(t.s, &tx, &res, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(res.committed, 1);
+    cs_id id = cs_task_id(j, 0);
+    cr_assert_eq(cs_op_task_status(t.s, id, 1, CS_TASK_FINISHED, 3, NULL, NULL, &err), CS_EINVAL);
+    cr_assert(strstr(err.msg, "report failed") != NULL, "%s", err.msg);
+    cr_assert_eq(cs_op_task_status(t.s, id, 1, CS_TASK_RUNNING, 0, "started", NULL, &err), CS_OK,
+                 "%s", err.msg);
+    cr_assert_eq(cs_op_task_status(t.s, id, 1, CS_TASK_FAILED, 2, "exit 2", NULL, &err), CS_OK,
+                 "%s", err.msg);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_task tk;
+    ts_get_task(t.s, id, &a, &tk);
+    cr_assert_eq(tk.state, CS_TASK_FAILED);
+    cr_assert_eq(tk.exit_code, 2);
+    cr_assert_str_eq(tk.reason, "exit 2");
+    cs_machine mm;
+    ts_get_machine(t.s, m, &a, &mm);
+    cr_assert_eq(mm.allocated.cpu, 0, "an ended task releases its machine");
+    /* A late report on the ended attempt changes nothing. */
+    cr_assert_eq(cs_op_task_status(t.s, id, 1, CS_TASK_RUNNING, 0, NULL, NULL, &err), CS_ESTATE);
+    cs_arena_free(&a);
+    cs_txn_result_free(&res);
+    cs_txn_free(&tx);
+    ts_store_destroy(&t);
+}

@@ -350,9 +350,11 @@ static int apply_task_status(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
                          "task %llu: attempt %u is not its current placement (attempt %u, %s)",
                          (unsigned long long)ts->id, ts->attempt, t.attempts,
                          cs_task_state_name(t.state));
+    if (ts->state == CS_TASK_FINISHED && ts->code != 0)
+        return cs_errorf(err, CS_EINVAL,
+                         "task %llu: finished means exit code 0, not %d: report failed",
+                         (unsigned long long)ts->id, ts->code);
     cs_task n = t;
-    n.exit_code = ts->code;
-    n.reason = ts->reason ? ts->reason : "";
     if (ts->state == CS_TASK_RUNNING) {
         if (t.state == CS_TASK_RUNNING)
             return CS_OK;
@@ -365,6 +367,8 @@ static int apply_task_status(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     if (cs_machine_give(&m, &t.res, t.ports, t.nports, a) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     n.state = ts->state;
+    n.exit_code = ts->code;
+    n.reason = ts->reason ? ts->reason : "";
     n.ports = NULL;
     n.nports = 0;
     if ((rc = cs_wtxn_put_task(w, &t, &n, err)) != CS_OK)
