@@ -195,39 +195,51 @@ static void run_handler(worker *w, handler_fn fn)
 
 static const msgpack_object *body(worker *w) { return &w->msg.body; }
 
-/* A job named by id (integer) or name (string) in field `key`. */
-static int job_ref(cs_snap *snap, const msgpack_object *o, const char *key, cs_arena *a,
-                   cs_job *out, cs_error *err)
+/* A record named in field `key` by id (an unsigned integer: *by_id, *id) or
+ * by name (a string: name[]). */
+static int ref_of(const msgpack_object *o, const char *key, const char *what, bool *by_id,
+                  cs_id *id, char name[CS_NAME_MAX + 1], cs_error *err)
 {
     const msgpack_object *v = cs_obj_get(o, key);
     if (v == NULL)
         return cs_errorf(err, CS_EPROTO, "field '%s' is missing", key);
-    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return cs_snap_job(snap, v->via.u64, a, out, err);
+    *by_id = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+    if (*by_id) {
+        *id = v->via.u64;
+        return CS_OK;
+    }
     if (v->type == MSGPACK_OBJECT_STR && v->via.str.size <= CS_NAME_MAX) {
-        char name[CS_NAME_MAX + 1];
         memcpy(name, v->via.str.ptr, v->via.str.size);
         name[v->via.str.size] = '\0';
-        return cs_snap_job_by_name(snap, name, a, out, err);
+        return CS_OK;
     }
-    return cs_errorf(err, CS_EPROTO, "field '%s' is neither a job id nor a job name", key);
+    return cs_errorf(err, CS_EPROTO, "field '%s' is neither a %s id nor a %s name", key, what,
+                     what);
+}
+
+static int job_ref(cs_snap *snap, const msgpack_object *o, const char *key, cs_arena *a,
+                   cs_job *out, cs_error *err)
+{
+    cs_id id = 0;
+    bool by_id;
+    char name[CS_NAME_MAX + 1];
+    int rc = ref_of(o, key, "job", &by_id, &id, name, err);
+    if (rc != CS_OK)
+        return rc;
+    return by_id ? cs_snap_job(snap, id, a, out, err) : cs_snap_job_by_name(snap, name, a, out, err);
 }
 
 static int machine_ref(cs_snap *snap, const msgpack_object *o, const char *key, cs_arena *a,
                        cs_machine *out, cs_error *err)
 {
-    const msgpack_object *v = cs_obj_get(o, key);
-    if (v == NULL)
-        return cs_errorf(err, CS_EPROTO, "field '%s' is missing", key);
-    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return cs_snap_machine(snap, v->via.u64, a, out, err);
-    if (v->type == MSGPACK_OBJECT_STR && v->via.str.size <= CS_NAME_MAX) {
-        char name[CS_NAME_MAX + 1];
-        memcpy(name, v->via.str.ptr, v->via.str.size);
-        name[v->via.str.size] = '\0';
-        return cs_snap_machine_by_name(snap, name, a, out, err);
-    }
-    return cs_errorf(err, CS_EPROTO, "field '%s' is neither a machine id nor a name", key);
+    cs_id id = 0;
+    bool by_id;
+    char name[CS_NAME_MAX + 1];
+    int rc = ref_of(o, key, "machine", &by_id, &id, name, err);
+    if (rc != CS_OK)
+        return rc;
+    return by_id ? cs_snap_machine(snap, id, a, out, err)
+              : cs_snap_machine_by_name(snap, name, a, out, err);
 }
 
 /* ---- reads ------------------------------------------------------------------ */

@@ -426,3 +426,66 @@ int ts_stop(int pid, int sig, int timeout_ms)
     waitpid(pid, NULL, 0);
     return -1;
 }
+
+/* ---- a cellstated for integration tests ------------------------------------ */
+
+void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2)
+{
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", d->dir);
+    char listen[] = "--listen", datafl[] = "--data", nosync[] = "--nosync", wk[] = "--workers",
+         n64[] = "64";
+    char *argv[] = {d->bin, listen, d->url, datafl, data, nosync, wk, n64,
+                    (char *)extra1, (char *)extra2, NULL};
+    d->pid = ts_spawn(argv, d->log);
+    cs_error err = {0};
+    cr_assert_eq(cs_client_open(d->url, 2000, &d->c, &err), CS_OK, "%s", err.msg);
+    /* Ready when it answers. */
+    cs_msg r;
+    for (int i = 0; i < 100; i++) {
+        if (cs_client_call(d->c, CS_MSG_STATS, "\x80", 1, &r, &err) == CS_OK)
+            return;
+        ts_sleep_ms(50);
+    }
+    cr_assert_fail("cellstated did not answer: %s (log %s)", err.msg, d->log);
+}
+
+void ts_daemon_setup(ts_daemon *d, const char *extra1, const char *extra2)
+{
+    memset(d, 0, sizeof *d);
+    cr_assert_eq(ts_mkdtemp(d->dir, sizeof d->dir), 0);
+    snprintf(d->log, sizeof d->log, "%s/cellstated.log", d->dir);
+    snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%d", ts_free_port());
+    ts_bin("cellstated", d->bin, sizeof d->bin);
+    ts_daemon_start(d, extra1, extra2);
+}
+
+int ts_daemon_stop(ts_daemon *d)
+{
+    if (d->c) {
+        cs_client_close(d->c);
+        d->c = NULL;
+    }
+    int status = ts_stop(d->pid, SIGTERM, 10000);
+    d->pid = 0;
+    if (status != 0) {
+        /* Show why: the daemon's own log. */
+        FILE *f = fopen(d->log, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f))
+            cr_log_error("cellstated: %s", line);
+        if (f)
+            fclose(f);
+        cr_log_error("cellstated exit status %d", status);
+    }
+    return status;
+}
+
+void ts_daemon_teardown(ts_daemon *d)
+{
+    if (d->pid > 0)
+        ts_daemon_stop(d);
+    if (d->dir[0])
+        ts_rmtree(d->dir);
+    d->dir[0] = '\0';
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cellstate/client.h"
 #include "cellstate/store.h"
 #include "txn/commit.h"
 #include "txn/ops.h"
@@ -89,3 +90,22 @@ int ts_stop(int pid, int sig, int timeout_ms);
 
 /* Sleep for ms milliseconds. */
 void ts_sleep_ms(int ms);
+
+/* A cellstated process for an integration test: its own temporary
+ * directory (data and log), a free port on 127.0.0.1, and a client. */
+typedef struct ts_daemon {
+    char dir[256], log[300], url[64], bin[256];
+    int pid;
+    cs_client *c;
+} ts_daemon;
+
+/* Make the directory and port, start cellstated (--nosync, 64 workers, up
+ * to two extra arguments, NULL for none) and wait until it answers. */
+void ts_daemon_setup(ts_daemon *d, const char *extra1, const char *extra2);
+/* Start it again on the same directory and port (after ts_daemon_stop). */
+void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2);
+/* SIGTERM and wait; returns the wait status (0: a clean exit). On any
+ * other status the daemon's log is written to the test's output. */
+int ts_daemon_stop(ts_daemon *d);
+/* Stop it if running and remove its directory. Safe to call twice. */
+void ts_daemon_teardown(ts_daemon *d);

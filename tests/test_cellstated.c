@@ -13,67 +13,6 @@
 #include "cellstate/client.h"
 #include "tests/support.h"
 
-typedef struct srvproc {
-    char dir[256], log[300], url[64], bin[256];
-    int pid;
-    cs_client *c;
-} srvproc;
-
-static void start(srvproc *d, const char *extra1, const char *extra2)
-{
-    char data[300];
-    snprintf(data, sizeof data, "%s/data", d->dir);
-    char listen[] = "--listen", datafl[] = "--data", nosync[] = "--nosync", wk[] = "--workers",
-         n64[] = "64";
-    char *argv[] = {d->bin, listen, d->url, datafl, data, nosync, wk, n64,
-                    (char *)extra1, (char *)extra2, NULL};
-    d->pid = ts_spawn(argv, d->log);
-    cs_error err = {0};
-    cr_assert_eq(cs_client_open(d->url, 2000, &d->c, &err), CS_OK, "%s", err.msg);
-    /* Ready when it answers. */
-    cs_msg r;
-    for (int i = 0; i < 100; i++) {
-        if (cs_client_call(d->c, CS_MSG_STATS, "\x80", 1, &r, &err) == CS_OK)
-            return;
-        ts_sleep_ms(50);
-    }
-    cr_assert_fail("cellstated did not answer: %s (log %s)", err.msg, d->log);
-}
-
-static void setup(srvproc *d, const char *extra1, const char *extra2)
-{
-    memset(d, 0, sizeof *d);
-    cr_assert_eq(ts_mkdtemp(d->dir, sizeof d->dir), 0);
-    snprintf(d->log, sizeof d->log, "%s/cellstated.log", d->dir);
-    snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%d", ts_free_port());
-    ts_bin("cellstated", d->bin, sizeof d->bin);
-    start(d, extra1, extra2);
-}
-
-static int stop(srvproc *d)
-{
-    cs_client_close(d->c);
-    d->c = NULL;
-    int status = ts_stop(d->pid, SIGTERM, 10000);
-    if (status != 0) {
-        /* Show why: the daemon's own log. */
-        FILE *f = fopen(d->log, "r");
-        char line[512];
-        while (f && fgets(line, sizeof line, f))
-            cr_log_error("cellstated: %s", line);
-        if (f)
-            fclose(f);
-        cr_log_error("cellstated exit status %d", status);
-    }
-    return status;
-}
-
-static void teardown(srvproc *d)
-{
-    if (d->c)
-        stop(d);
-    ts_rmtree(d->dir);
-}
 
 /* ---- building request bodies ----------------------------------------------------- */
 
@@ -97,7 +36,7 @@ static uint64_t reply_u64(const cs_msg *r, const char *key)
     return v;
 }
 
-static cs_id do_register(srvproc *d, const char *name, int64_t cpu)
+static cs_id do_register(ts_daemon *d, const char *name, int64_t cpu)
 {
     body x;
     msgpack_packer *pk = body_new(&x);
@@ -115,7 +54,7 @@ static cs_id do_register(srvproc *d, const char *name, int64_t cpu)
     return reply_u64(&r, "id");
 }
 
-static cs_id do_submit(srvproc *d, const char *name, uint32_t count)
+static cs_id do_submit(ts_daemon *d, const char *name, uint32_t count)
 {
     body x;
     msgpack_packer *pk = body_new(&x);
@@ -133,7 +72,7 @@ static cs_id do_submit(srvproc *d, const char *name, uint32_t count)
 }
 
 /* Commit one claim per task, all on machine m (seq unknown: fine-grained). */
-static uint64_t do_claim(srvproc *d, cs_id m, cs_id job, uint32_t from, uint32_t n, uint64_t req)
+static uint64_t do_claim(ts_daemon *d, cs_id m, cs_id job, uint32_t from, uint32_t n, uint64_t req)
 {
     cs_txn t;
     cs_txn_init(&t, 77, req, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
@@ -192,8 +131,8 @@ static int64_t mono_ms(void)
 
 Test(cellstated, register_submit_commit_poll_report, .timeout = 60)
 {
-    srvproc d;
-    setup(&d, NULL, NULL);
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
     cs_id m = do_register(&d, "m1", 4000);
     cr_assert_eq(do_register(&d, "m1", 4000), m, "registering again keeps the id");
     cs_id j = do_submit(&d, "web", 3);
@@ -236,8 +175,8 @@ Test(cellstated, register_submit_commit_poll_report, .timeout = 60)
     cr_assert_str_eq(st, "pending");
     cs_arena_free(&a);
     msgpack_sbuffer_destroy(&x.b);
-    cr_assert_eq(stop(&d), 0, "cellstated exits 0 on SIGTERM");
-    teardown(&d);
+    cr_assert_eq(ts_daemon_stop(&d), 0, "cellstated exits 0 on SIGTERM");
+    ts_daemon_teardown(&d);
 }
 
 typedef struct poller {
@@ -263,8 +202,8 @@ static void *poll_thread(void *arg)
 
 Test(cellstated, long_poll_waits_and_wakes_on_commit, .timeout = 60)
 {
-    srvproc d;
-    setup(&d, NULL, NULL);
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
     cs_id m = do_register(&d, "m1", 4000);
     cs_id j = do_submit(&d, "batch", 4);
     uint64_t v = do_claim(&d, m, j, 0, 1, 1);
@@ -283,13 +222,13 @@ Test(cellstated, long_poll_waits_and_wakes_on_commit, .timeout = 60)
     pthread_join(th, NULL);
     cr_assert_eq(p.n, 3);
     cr_assert_lt(p.took, 6000, "the poll was woken (took %lld ms)", (long long)p.took);
-    teardown(&d);
+    ts_daemon_teardown(&d);
 }
 
 Test(cellstated, silent_machine_goes_down_and_its_tasks_are_lost, .timeout = 60)
 {
-    srvproc d;
-    setup(&d, "--heartbeat-timeout", "300");
+    ts_daemon d;
+    ts_daemon_setup(&d, "--heartbeat-timeout", "300");
     cs_id m = do_register(&d, "m1", 4000);
     cs_id j = do_submit(&d, "batch", 2);
     do_claim(&d, m, j, 0, 2, 1);
@@ -309,21 +248,21 @@ Test(cellstated, silent_machine_goes_down_and_its_tasks_are_lost, .timeout = 60)
     }
     cr_assert(lost, "tasks of a silent machine become lost");
     cr_assert_eq(poll_count(d.c, m, 0, 0, NULL), 0, "nothing is placed there any more");
-    teardown(&d);
+    ts_daemon_teardown(&d);
 }
 
 Test(cellstated, restart_resumes_where_it_was, .timeout = 60)
 {
-    srvproc d;
-    setup(&d, NULL, NULL);
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
     cs_id m = do_register(&d, "m1", 4000);
     cs_id j = do_submit(&d, "svc", 2);
     do_claim(&d, m, j, 0, 2, 1);
-    cr_assert_eq(stop(&d), 0);
-    start(&d, NULL, NULL);
+    cr_assert_eq(ts_daemon_stop(&d), 0);
+    ts_daemon_start(&d, NULL, NULL);
     cr_assert_eq(poll_count(d.c, m, 0, 0, NULL), 2, "assignments survive a restart");
     cr_assert_eq(do_register(&d, "m1", 4000), m);
-    teardown(&d);
+    ts_daemon_teardown(&d);
 }
 
 /* Send raw bytes with a bare REQ socket; return the decoded reply. */
@@ -363,8 +302,8 @@ static void expect_error_reply(const char *url, const void *data, size_t len, co
 
 Test(cellstated, bad_input_gets_an_error_and_the_server_keeps_serving, .timeout = 60)
 {
-    srvproc d;
-    setup(&d, "--max-msg", "4096");
+    ts_daemon d;
+    ts_daemon_setup(&d, "--max-msg", "4096");
     cs_id m = do_register(&d, "m1", 4000);
     cs_msg r;
     cs_error err = {0};
@@ -396,5 +335,5 @@ Test(cellstated, bad_input_gets_an_error_and_the_server_keeps_serving, .timeout 
     poll_count(d.c, m, 0, 0, &v1);
     cr_assert_eq(v1, v0, "bad input wrote to the store");
     cr_assert_eq(cs_client_call(d.c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_OK, "%s", err.msg);
-    teardown(&d);
+    ts_daemon_teardown(&d);
 }

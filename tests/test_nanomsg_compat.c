@@ -23,72 +23,10 @@
 
 #define NANOCAT "/usr/bin/nanocat"
 
-typedef struct srvproc {
-    char dir[256], log[300], url[64], bin[256];
-    int pid;
-    cs_client *c; /* only to wait for readiness */
-} srvproc;
-
-/* ---- the daemon (the pattern of test_cellstated.c) ------------------------------ */
-
-static void setup(srvproc *d)
-{
-    memset(d, 0, sizeof *d);
-    cr_assert_eq(ts_mkdtemp(d->dir, sizeof d->dir), 0);
-    snprintf(d->log, sizeof d->log, "%s/cellstated.log", d->dir);
-    snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%d", ts_free_port());
-    ts_bin("cellstated", d->bin, sizeof d->bin);
-
-    char data[300];
-    snprintf(data, sizeof data, "%s/data", d->dir);
-    char listen[] = "--listen", datafl[] = "--data", nosync[] = "--nosync";
-    char *argv[] = {d->bin, listen, d->url, datafl, data, nosync, NULL};
-    d->pid = ts_spawn(argv, d->log);
-
-    cs_error err = {0};
-    cr_assert_eq(cs_client_open(d->url, 2000, &d->c, &err), CS_OK, "%s", err.msg);
-    cs_msg r;
-    for (int i = 0; i < 100; i++) {
-        if (cs_client_call(d->c, CS_MSG_STATS, "\x80", 1, &r, &err) == CS_OK)
-            return;
-        ts_sleep_ms(50);
-    }
-    cr_assert_fail("cellstated did not answer: %s (log %s)", err.msg, d->log);
-}
-
-static int stop(srvproc *d)
-{
-    if (d->c) {
-        cs_client_close(d->c);
-        d->c = NULL;
-    }
-    int status = ts_stop(d->pid, SIGTERM, 10000);
-    d->pid = 0;
-    if (status != 0) {
-        FILE *f = fopen(d->log, "r");
-        char line[512];
-        while (f && fgets(line, sizeof line, f))
-            cr_log_error("cellstated: %s", line);
-        if (f)
-            fclose(f);
-        cr_log_error("cellstated exit status %d", status);
-    }
-    return status;
-}
-
-static void teardown(srvproc *d)
-{
-    if (d->pid > 0)
-        stop(d);
-    if (d->dir[0])
-        ts_rmtree(d->dir);
-    d->dir[0] = 0;
-}
-
 /* One daemon per test (Criterion runs each test in its own process); the
  * fini hook stops it and removes its directory even when an assertion
  * ends the test early. */
-static srvproc D;
+static ts_daemon D;
 static int S = -1;
 
 
@@ -267,15 +205,15 @@ static void fini(void)
     if (S >= 0)
         NN.close(S);
     S = -1;
-    teardown(&D);
+    ts_daemon_teardown(&D);
 }
 
 /* ---- tests ----------------------------------------------------------------------- */
 
 Test(nanomsg_compat, stats, .timeout = 60, .fini = fini)
 {
-    srvproc *d = &D;
-    setup(d);
+    ts_daemon *d = &D;
+    ts_daemon_setup(d, NULL, NULL);
     int s = S = nn_req_open(d->url);
 
     /* The envelope on the wire: fixarray(4) 1 15 7 fixmap(0). */
@@ -301,14 +239,14 @@ Test(nanomsg_compat, stats, .timeout = 60, .fini = fini)
 
     S = -1;
     cr_assert_eq(NN.close(s), 0);
-    cr_assert_eq(stop(d), 0, "cellstated exits 0 on SIGTERM");
-    teardown(d);
+    cr_assert_eq(ts_daemon_stop(d), 0, "cellstated exits 0 on SIGTERM");
+    ts_daemon_teardown(d);
 }
 
 Test(nanomsg_compat, register_then_stats, .timeout = 60, .fini = fini)
 {
-    srvproc *d = &D;
-    setup(d);
+    ts_daemon *d = &D;
+    ts_daemon_setup(d, NULL, NULL);
     int s = S = nn_req_open(d->url);
 
     msgpack_sbuffer b;
@@ -350,14 +288,14 @@ Test(nanomsg_compat, register_then_stats, .timeout = 60, .fini = fini)
 
     S = -1;
     cr_assert_eq(NN.close(s), 0);
-    cr_assert_eq(stop(d), 0, "cellstated exits 0 on SIGTERM");
-    teardown(d);
+    cr_assert_eq(ts_daemon_stop(d), 0, "cellstated exits 0 on SIGTERM");
+    ts_daemon_teardown(d);
 }
 
 Test(nanomsg_compat, bad_msgpack_then_valid, .timeout = 60, .fini = fini)
 {
-    srvproc *d = &D;
-    setup(d);
+    ts_daemon *d = &D;
+    ts_daemon_setup(d, NULL, NULL);
     int s = S = nn_req_open(d->url);
 
     /* 0xc1 is the one byte msgpack never uses. */
@@ -380,8 +318,8 @@ Test(nanomsg_compat, bad_msgpack_then_valid, .timeout = 60, .fini = fini)
 
     S = -1;
     cr_assert_eq(NN.close(s), 0);
-    cr_assert_eq(stop(d), 0, "cellstated exits 0 on SIGTERM");
-    teardown(d);
+    cr_assert_eq(ts_daemon_stop(d), 0, "cellstated exits 0 on SIGTERM");
+    ts_daemon_teardown(d);
 }
 
 /* nanocat, the nanomsg project's own command-line client, as a second and
@@ -393,8 +331,8 @@ Test(nanomsg_compat, nanocat, .timeout = 60, .fini = fini)
         cr_skip_test(NANOCAT " is not installed");
         return;
     }
-    srvproc *d = &D;
-    setup(d);
+    ts_daemon *d = &D;
+    ts_daemon_setup(d, NULL, NULL);
 
     char reqf[320], outf[320], errf[320];
     snprintf(reqf, sizeof reqf, "%.255s/req.bin", d->dir);
@@ -455,6 +393,6 @@ Test(nanomsg_compat, nanocat, .timeout = 60, .fini = fini)
     cr_assert_not_null(cs_obj_get(&r.body, "version"));
     msgpack_zone_destroy(&zone);
 
-    cr_assert_eq(stop(d), 0, "cellstated exits 0 on SIGTERM");
-    teardown(d);
+    cr_assert_eq(ts_daemon_stop(d), 0, "cellstated exits 0 on SIGTERM");
+    ts_daemon_teardown(d);
 }
