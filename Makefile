@@ -21,7 +21,7 @@ WARN      ?= -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-pro
              -Wvla -Wnull-dereference -Wdouble-promotion \
              -Werror=implicit-function-declaration -Wno-unused-parameter
 CSTD      ?= -std=c11 -D_GNU_SOURCE
-PKGS      ?= lmdb msgpack libxxhash
+PKGS      ?= lmdb msgpack libxxhash jansson
 TEST_PKGS ?= criterion nanomsg
 APT_PKGS  ?= liblmdb-dev lmdb-utils libnng-dev libmsgpack-dev libxxhash-dev libcriterion-dev \
              libraft-dev libuv1-dev liblz4-dev libjansson-dev pkg-config \
@@ -80,20 +80,29 @@ LDFLAGS = $(SANFLAGS)
 # nng ships no pkg-config file on Debian.
 LDLIBS  = $(PKG_LIBS) -lnng -lm -lpthread
 
-# Daemons and agents: a main() in the folder of the part they run.
+# Daemons: a main() in the folder of the part they run.
 MAINS   := cellstate/cellstated.c
 DAEMONS := $(notdir $(MAINS:.c=))
 DAEMON_BIN := $(DAEMONS:%=$(BIN)/%)
 
-# The core library: the store, the protocol, the server and the transaction
-# semantics. Every binary and every test links it.
-LIB_SRC := $(filter-out $(MAINS),$(wildcard cellstate/*.c) $(wildcard txn/*.c))
+# Programs made of every .c in their own folder (one of them holds main()):
+# the agent and the two schedulers. A folder with no sources yet builds nothing.
+PROGRAMS := cell-agent:agent cell-batch:schedulers/batch cell-service:schedulers/service
+prog_name = $(word 1,$(subst :, ,$1))
+prog_dir  = $(word 2,$(subst :, ,$1))
+PROG_BIN := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/*.c),$(BIN)/$(call prog_name,$p)))
+
+# The core library: the store, the protocol, the server, the transaction
+# semantics and the placement code both schedulers share (schedulers/*.c).
+# Every binary and every test links it.
+LIB_SRC := $(filter-out $(MAINS),$(wildcard cellstate/*.c) $(wildcard txn/*.c) \
+             $(wildcard schedulers/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A   := $(BUILD)/libcellsched.a
 
-# Tools: one .c with main() per binary.
-TOOLS   := cellbench
-TOOL_BIN:= $(TOOLS:%=$(BIN)/%)
+# Tools: tools/NAME.c holds main(); tools/NAME_*.c, if any, are linked with it.
+TOOLS   := cellbench cellctl
+TOOL_BIN:= $(foreach t,$(TOOLS),$(if $(wildcard tools/$t.c),$(BIN)/$t))
 
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -102,7 +111,7 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps test coverage clean
 .SECONDARY:
-all: $(TOOL_BIN) $(DAEMON_BIN)
+all: $(TOOL_BIN) $(DAEMON_BIN) $(PROG_BIN)
 
 deps:
 	@missing=""; for p in $(APT_PKGS); do \
@@ -122,13 +131,21 @@ $(LIB_A): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/%: tools/%.c $(LIB_A)
+.SECONDEXPANSION:
+$(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $(LIB_A)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(LIB_A) -o $@ $(LDLIBS)
 
 $(BIN)/cellstated: cellstate/cellstated.c $(LIB_A)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS)
+
+define program_rule
+$(BIN)/$(call prog_name,$1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(call prog_dir,$1)/*.c)) $(LIB_A)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) $$(filter %.o,$$^) $(LIB_A) -o $$@ $(LDLIBS)
+endef
+$(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/*.c),$(eval $(call program_rule,$p))))
 
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -136,7 +153,7 @@ $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(LIB_A)
 
 # Each suite runs on its own; the summary line counts them all. Criterion forks
 # every test, so one crash fails that test and not the run.
-test: $(TEST_BIN) $(TOOL_BIN) $(DAEMON_BIN)
+test: $(TEST_BIN) $(TOOL_BIN) $(DAEMON_BIN) $(PROG_BIN)
 	@fail=0; pass=0; bad=0; log=$$(mktemp); \
 	for t in $(TEST_BIN); do \
 	  echo "== $$t"; \
@@ -153,8 +170,10 @@ test: $(TEST_BIN) $(TOOL_BIN) $(DAEMON_BIN)
 
 coverage:
 	$(MAKE) COVERAGE=1 test
-	@gcov -n -o build/coverage/cellstate cellstate/*.c 2>/dev/null | grep -A1 "^File '" | grep -v "^--" | paste - - | sed "s/File '//;s/'Lines executed:/ /" || true
-	@gcov -n -o build/coverage/txn txn/*.c 2>/dev/null | grep -A1 "^File '" | grep -v "^--" | paste - - | sed "s/File '//;s/'Lines executed:/ /" || true
+	@for d in cellstate txn schedulers schedulers/batch schedulers/service agent; do \
+	  ls $$d/*.c >/dev/null 2>&1 || continue; \
+	  gcov -n -o build/coverage/$$d $$d/*.c 2>/dev/null | grep -A1 "^File '" | grep -v "^--" | paste - - | sed "s/File '//;s/'Lines executed:/ /"; \
+	done; true
 
 clean:
 	rm -rf build $(BIN)
