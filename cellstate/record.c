@@ -93,7 +93,7 @@ static int pack_ports(msgpack_packer *pk, const uint16_t *p, uint32_t n)
             return rc_;           \
     } while (0)
 
-enum { MACHINE_FIELDS = 13, JOB_FIELDS = 15, TASK_FIELDS = 12 };
+enum { MACHINE_FIELDS = 9, JOB_FIELDS = 15, TASK_FIELDS = 12 };
 
 int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
 {
@@ -110,11 +110,9 @@ int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
     TRY(pack_res(&pk, &m->capacity));
     PK(msgpack_pack_uint16(&pk, m->port_lo));
     PK(msgpack_pack_uint16(&pk, m->port_hi));
-    TRY(pack_res(&pk, &m->allocated));
-    TRY(pack_ports(&pk, m->ports, m->nports));
-    PK(msgpack_pack_uint32(&pk, m->ntasks));
+    /* The allocation (allocated, ports, ntasks) and seq are not stored: the
+     * store derives them from the placed tasks (cellstate/alloc.h). */
     PK(msgpack_pack_uint8(&pk, m->state));
-    PK(msgpack_pack_uint64(&pk, m->seq));
     PK(msgpack_pack_uint64(&pk, m->version));
     PK(msgpack_pack_nil(&pk)); /* reserved: keeps the layout extensible without a schema bump */
     return CS_OK;
@@ -369,13 +367,10 @@ int cs_machine_decode(const void *data, size_t len, cs_arena *a, cs_machine *m, 
     if ((rc = get_u64(&d, &f[5], "port_hi", UINT16_MAX, &v)))
         goto out;
     m->port_hi = (uint16_t)v;
-    if ((rc = get_res(&d, &f[6], "allocated", &m->allocated)) ||
-        (rc = get_ports(&d, &f[7], "ports", UINT16_MAX + 1u, &m->ports, &m->nports)) ||
-        (rc = get_u32(&d, &f[8], "ntasks", &m->ntasks)) ||
-        (rc = get_u8(&d, &f[9], "state", CS_MACHINE_STATE_COUNT, &m->state)) ||
-        (rc = get_u64(&d, &f[10], "seq", UINT64_MAX, &m->seq)) ||
-        (rc = get_u64(&d, &f[11], "version", UINT64_MAX, &m->version)))
+    if ((rc = get_u8(&d, &f[6], "state", CS_MACHINE_STATE_COUNT, &m->state)) ||
+        (rc = get_u64(&d, &f[7], "version", UINT64_MAX, &m->version)))
         goto out;
+    m->seq = m->version; /* the store raises it to the machine's last change */
 out:
     msgpack_zone_destroy(&zone);
     return rc;

@@ -27,7 +27,7 @@
 
 /* Bumped whenever a record layout changes; a store written with another
  * version is refused at open (CS_ESCHEMA). */
-#define CS_SCHEMA_VERSION 1
+#define CS_SCHEMA_VERSION 2
 
 typedef uint64_t cs_id;
 
@@ -82,13 +82,18 @@ typedef struct cs_machine {
     uint32_t nattrs;
     cs_res capacity;
     uint16_t port_lo, port_hi; /* dynamic ports come from [lo, hi]; 0,0 = none */
+    /* Derived by the store from the tasks placed here (cellstate/alloc.h);
+     * not part of the stored record. */
     cs_res allocated;          /* sum of the resources of the tasks placed here */
     uint16_t *ports;           /* ports in use, sorted ascending, unique */
     uint32_t nports;
     uint32_t ntasks;           /* tasks placed here (assigned or running) */
     uint8_t state;             /* cs_machine_state */
-    /* Changes with every change to the machine: Omega's coarse-grained
-     * conflict detection compares it with the value a scheduler saw. */
+    /* Changes with every change to the machine (its record, or a task placed
+     * or ended there): Omega's coarse-grained conflict detection compares it
+     * with the value a scheduler saw. The store presents the cell version of
+     * the machine's last change, raised to the log floor (see store.h).
+     * Derived, like the allocation. */
     uint64_t seq;
     uint64_t version;
 } cs_machine;

@@ -2,10 +2,12 @@
  * (see store.h). */
 #include "cellstate/store.h"
 
+#include "cellstate/alloc.h"
 #include "cellstate/mpcheck.h"
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +16,30 @@ struct cs_store {
     MDB_env *env;
     MDB_dbi dbi[CS_DB_COUNT];
     _Atomic uint64_t puts, put_bytes;
+    /* Machines' allocations, derived from the placed tasks (alloc.h). */
+    cs_alloc *alloc;
+    /* The snapshot registry: `mu` orders snapshot opens against publishing
+     * a commit's allocations, so that a snapshot never sees an LMDB version
+     * whose allocations are not published yet (it waits on `published_cv`),
+     * and the writer never frees allocations an open snapshot can reach
+     * (it trims behind the oldest registered version). */
+    pthread_mutex_t mu;
+    pthread_cond_t published_cv;
+    uint64_t published;
+    cs_snap *readers; /* open snapshots, a doubly linked list */
+    /* Set when a commit reached LMDB but its allocations could not be
+     * published (out of memory): the table no longer matches the store, so
+     * every later snapshot and write is refused until the store is reopened. */
+    bool broken;
 };
 
 struct cs_snap {
     cs_store *store;
     MDB_txn *txn;
     uint64_t version, floor;
-    bool in_wtxn; /* a view of a write transaction: not closed by cs_snap_close */
+    bool in_wtxn;          /* a view of a write transaction: not closed by cs_snap_close */
+    cs_alloc_txn *alloc;   /* in a write transaction: its allocation changes */
+    cs_snap *rprev, *rnext; /* the registry list (readers only) */
 };
 
 typedef struct touched {
@@ -39,7 +58,7 @@ struct cs_wtxn {
 
 static const char *const db_names[CS_DB_COUNT] = {
     "meta", "machines", "machine_names", "jobs", "job_names",
-    "tasks", "placed", "log", "requests",
+    "tasks", "log", "requests",
 };
 
 const char *cs_db_name(cs_db db) { return db < CS_DB_COUNT ? db_names[db] : "unknown"; }
@@ -117,6 +136,8 @@ static int meta_put(cs_store *s, MDB_txn *txn, const char *key, uint64_t val, cs
 
 /* ---- open and close --------------------------------------------------- */
 
+static int rebuild_alloc(cs_store *s, cs_error *err);
+
 int cs_store_open(const char *dir, const cs_store_opts *opts, cs_store **out, cs_error *err)
 {
     cs_store_opts o = {0};
@@ -152,10 +173,7 @@ int cs_store_open(const char *dir, const cs_store_opts *opts, cs_store **out, cs
         goto err_after_env;
     }
     for (int i = 0; i < CS_DB_COUNT; i++) {
-        unsigned f = MDB_CREATE;
-        if (i == CS_DB_PLACED)
-            f |= MDB_DUPSORT | MDB_DUPFIXED;
-        if ((rc = mdb_dbi_open(txn, db_names[i], f, &s->dbi[i])) != 0) {
+        if ((rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &s->dbi[i])) != 0) {
             rc = lmdb_err(err, rc, "opening database");
             goto err_after_txn;
         }
@@ -179,10 +197,21 @@ int cs_store_open(const char *dir, const cs_store_opts *opts, cs_store **out, cs
         rc = lmdb_err(err, rc, "opening store");
         goto err_after_env;
     }
+    if ((rc = cs_alloc_create(&s->alloc, err)) != CS_OK)
+        goto err_after_env;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->published_cv, NULL);
+    if ((rc = rebuild_alloc(s, err)) != CS_OK)
+        goto err_after_table;
     s->puts = s->put_bytes = 0;
     *out = s;
     return CS_OK;
 
+err_after_table:
+    pthread_cond_destroy(&s->published_cv);
+    pthread_mutex_destroy(&s->mu);
+    cs_alloc_destroy(s->alloc);
+    goto err_after_env;
 err_after_txn:
     mdb_txn_abort(txn);
 err_after_env:
@@ -196,6 +225,9 @@ void cs_store_close(cs_store *s)
 {
     if (s == NULL)
         return;
+    cs_alloc_destroy(s->alloc);
+    pthread_cond_destroy(&s->published_cv);
+    pthread_mutex_destroy(&s->mu);
     mdb_env_close(s->env);
     free(s);
 }
@@ -215,18 +247,36 @@ static void snap_load_meta(cs_snap *snap)
     snap->floor = meta_or_zero(snap->txn, meta, "floor");
 }
 
+static int broken(cs_error *err)
+{
+    return cs_errorf(err, CS_ENOMEM, "the allocation table was lost after running out of memory: "
+                                     "reopen the store");
+}
+
 int cs_snap_open(cs_store *s, cs_snap **out, cs_error *err)
 {
     cs_snap *snap = calloc(1, sizeof *snap);
     if (snap == NULL)
         return cs_errorf(err, CS_ENOMEM, "snapshot: out of memory");
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap->txn);
-    if (rc != 0) {
-        free(snap);
-        return lmdb_err(err, rc, "beginning snapshot");
-    }
     snap->store = s;
+    /* Begin and register under `mu`, so that the writer's trim (also under
+     * `mu`) either counts this snapshot or runs before it began. */
+    pthread_mutex_lock(&s->mu);
+    int rc = s->broken ? -1 : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap->txn);
+    if (rc != 0) {
+        pthread_mutex_unlock(&s->mu);
+        free(snap);
+        return rc == -1 ? broken(err) : lmdb_err(err, rc, "beginning snapshot");
+    }
     snap_load_meta(snap);
+    /* LMDB has committed this version; its allocations follow at once. */
+    while (s->published < snap->version && !s->broken)
+        pthread_cond_wait(&s->published_cv, &s->mu);
+    snap->rnext = s->readers;
+    if (s->readers != NULL)
+        s->readers->rprev = snap;
+    s->readers = snap;
+    pthread_mutex_unlock(&s->mu);
     *out = snap;
     return CS_OK;
 }
@@ -235,8 +285,61 @@ void cs_snap_close(cs_snap *snap)
 {
     if (snap == NULL || snap->in_wtxn)
         return;
+    cs_store *s = snap->store;
+    pthread_mutex_lock(&s->mu);
+    if (snap->rprev != NULL)
+        snap->rprev->rnext = snap->rnext;
+    else
+        s->readers = snap->rnext;
+    if (snap->rnext != NULL)
+        snap->rnext->rprev = snap->rprev;
+    pthread_mutex_unlock(&s->mu);
     mdb_txn_abort(snap->txn);
     free(snap);
+}
+
+/* The oldest version an open snapshot reads, or `now` when none. Under mu. */
+static uint64_t oldest_reader(const cs_store *s, uint64_t now)
+{
+    uint64_t v = now;
+    for (const cs_snap *r = s->readers; r != NULL; r = r->rnext)
+        if (r->version < v)
+            v = r->version;
+    return v;
+}
+
+static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
+{
+    uint64_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
+/* Fill a decoded machine's derived part from the allocation table as this
+ * snapshot sees it. The ports are copied into `a` with the record. */
+static int derive_machine(cs_snap *snap, cs_machine *m, cs_arena *a, cs_error *err)
+{
+    cs_alloc_view v;
+    if (snap->alloc != NULL)
+        cs_alloc_txn_get(snap->alloc, m->id, &v);
+    else
+        cs_alloc_get(snap->store->alloc, m->id, snap->version, &v);
+    m->allocated = v.allocated;
+    m->ntasks = v.ntasks;
+    m->nports = v.nports;
+    m->ports = NULL;
+    if (v.nports > 0) {
+        if ((m->ports = cs_arena_alloc(a, v.nports * sizeof *m->ports)) == NULL)
+            return cs_errorf(err, CS_ENOMEM, "machine %llu: out of memory",
+                             (unsigned long long)m->id);
+        memcpy(m->ports, v.ports, v.nports * sizeof *m->ports);
+    }
+    /* seq: the last change, record or placement. Raised to the floor so
+     * that a store reopened after compaction, which learns placement
+     * changes from the log above the floor only, presents the same value. */
+    m->seq = max3(m->version, v.changed, snap->floor);
+    if (v.changed > m->version)
+        m->version = v.changed;
+    return CS_OK;
 }
 
 uint64_t cs_snap_version(const cs_snap *snap) { return snap->version; }
@@ -281,6 +384,8 @@ static int get_by_id(cs_snap *snap, cs_kind kind, cs_id id, cs_arena *a, void *o
     rc = rec_decode(kind, &v, a, out, err);
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "%s %llu", kind_names[kind], (unsigned long long)id);
+    if (kind == CS_KIND_MACHINE)
+        return derive_machine(snap, out, a, err);
     return CS_OK;
 }
 
@@ -387,6 +492,9 @@ static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_
             cs_error_wrap(err, result, "%s %llu", kind_names[vis->kind], (unsigned long long)id);
             break;
         }
+        if (vis->kind == CS_KIND_MACHINE &&
+            (result = derive_machine(snap, &rec.m, &a, err)) != CS_OK)
+            break;
         if ((result = rec_call(vis, &rec)) != 0)
             break;
     }
@@ -427,34 +535,40 @@ int cs_snap_each_task_of_job(cs_snap *snap, cs_id job, cs_task_fn fn, void *ctx,
 int cs_snap_each_task_on_machine(cs_snap *snap, cs_id machine, cs_task_fn fn, void *ctx,
                                  cs_error *err)
 {
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(snap->txn, snap->store->dbi[CS_DB_PLACED], &cur);
-    if (rc != 0)
-        return lmdb_err(err, rc, "opening cursor");
+    cs_alloc_view v;
+    if (snap->alloc != NULL)
+        cs_alloc_txn_get(snap->alloc, machine, &v);
+    else
+        cs_alloc_get(snap->store->alloc, machine, snap->version, &v);
+    if (v.ntasks == 0)
+        return CS_OK;
+    /* Copy the ids: in a write transaction the callback may change them. */
+    cs_id *ids = malloc(v.ntasks * sizeof *ids);
+    if (ids == NULL)
+        return cs_errorf(err, CS_ENOMEM, "tasks on machine %llu: out of memory",
+                         (unsigned long long)machine);
+    memcpy(ids, v.tasks, v.ntasks * sizeof *ids);
+    uint32_t n = v.ntasks;
     cs_arena a;
     cs_arena_init(&a);
-    uint8_t kb[8];
-    be64(kb, machine);
-    MDB_val k = {8, kb}, v;
     int result = CS_OK;
-    int op = MDB_SET;
-    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT_DUP;
-        if (v.mv_size != 8) {
-            result = cs_errorf(err, CS_ECORRUPT, "placed index has a value of %zu bytes", v.mv_size);
-            break;
-        }
+    for (uint32_t i = 0; i < n && result == CS_OK; i++) {
         cs_task t;
         cs_arena_reset(&a);
-        if ((result = cs_snap_task(snap, get_be64(v.mv_data), &a, &t, err)) != CS_OK)
+        if ((result = cs_snap_task(snap, ids[i], &a, &t, err)) != CS_OK)
             break;
-        if ((result = fn(ctx, &t)) != 0)
+        if (!cs_task_state_placed(t.state) || t.machine != machine) {
+            result = cs_errorf(err, CS_ECORRUPT,
+                               "allocation table lists task %llu on machine %llu, its record "
+                               "says %s on %llu",
+                               (unsigned long long)t.id, (unsigned long long)machine,
+                               cs_task_state_name(t.state), (unsigned long long)t.machine);
             break;
+        }
+        result = fn(ctx, &t);
     }
-    if (result == CS_OK && rc != 0 && rc != MDB_NOTFOUND)
-        result = lmdb_err(err, rc, "iterating placed index");
     cs_arena_free(&a);
-    mdb_cursor_close(cur);
+    free(ids);
     return result;
 }
 
@@ -674,6 +788,8 @@ void cs_changes_free(cs_changes *c)
 
 int cs_wtxn_begin(cs_store *s, cs_wtxn **out, cs_error *err)
 {
+    if (s->broken)
+        return broken(err);
     cs_wtxn *w = calloc(1, sizeof *w);
     if (w == NULL)
         return cs_errorf(err, CS_ENOMEM, "write transaction: out of memory");
@@ -686,6 +802,11 @@ int cs_wtxn_begin(cs_store *s, cs_wtxn **out, cs_error *err)
     w->snap.in_wtxn = true;
     snap_load_meta(&w->snap);
     w->new_version = w->snap.version + 1;
+    if ((rc = cs_alloc_txn_begin(s->alloc, w->new_version, true, &w->snap.alloc, err)) != CS_OK) {
+        mdb_txn_abort(w->snap.txn);
+        free(w);
+        return rc;
+    }
     msgpack_sbuffer_init(&w->buf);
     *out = w;
     return CS_OK;
@@ -693,6 +814,7 @@ int cs_wtxn_begin(cs_store *s, cs_wtxn **out, cs_error *err)
 
 static void wtxn_free(cs_wtxn *w)
 {
+    cs_alloc_txn_discard(w->snap.alloc);
     msgpack_sbuffer_destroy(&w->buf);
     free(w->touched);
     free(w);
@@ -761,16 +883,6 @@ static int raw_put(cs_wtxn *w, cs_db db, const void *key, size_t klen, const voi
     return CS_OK;
 }
 
-static int raw_del(cs_wtxn *w, cs_db db, const void *key, size_t klen, const void *val,
-                   size_t vlen, cs_error *err)
-{
-    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = mdb_del(w->snap.txn, w->snap.store->dbi[db], &k, val ? &v : NULL);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return lmdb_err(err, rc, db_names[db]);
-    return CS_OK;
-}
-
 static int put_encoded(cs_wtxn *w, cs_db db, cs_id id, cs_error *err)
 {
     uint8_t kb[8];
@@ -789,7 +901,6 @@ int cs_wtxn_put_machine(cs_wtxn *w, const cs_machine *m, bool create, cs_error *
 {
     cs_machine rec = *m;
     rec.version = w->new_version;
-    rec.seq = create ? 1 : m->seq + 1;
     w->buf.size = 0;
     int rc;
     if ((rc = cs_machine_encode(&rec, &w->buf)) != CS_OK)
@@ -814,6 +925,12 @@ int cs_wtxn_put_job(cs_wtxn *w, const cs_job *j, bool create, cs_error *err)
     return touch(w, CS_KIND_JOB, j->id, err);
 }
 
+static bool same_holding(const cs_task *a, const cs_task *b)
+{
+    return memcmp(&a->res, &b->res, sizeof a->res) == 0 && a->nports == b->nports &&
+           (a->nports == 0 || memcmp(a->ports, b->ports, a->nports * sizeof *a->ports) == 0);
+}
+
 int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error *err)
 {
     cs_task rec = *t;
@@ -824,25 +941,20 @@ int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error 
         return cs_errorf(err, rc, "encoding task %llu", (unsigned long long)t->id);
     if ((rc = put_encoded(w, CS_DB_TASKS, t->id, err)) != CS_OK)
         return rc;
-    /* The placed index holds (machine, task) for every task that holds
-     * resources; move the entry when placement changes. */
+    /* The machines' allocations follow the task (alloc.h). A task that stays
+     * placed where it was, holding the same, changes nothing there. */
     bool was = old != NULL && cs_task_state_placed(old->state);
     bool is = cs_task_state_placed(t->state);
-    cs_id from = was ? old->machine : 0, to = is ? t->machine : 0;
-    if (from != to) {
-        uint8_t kb[8], vb[8];
-        be64(vb, t->id);
-        if (from != 0) {
-            be64(kb, from);
-            if ((rc = raw_del(w, CS_DB_PLACED, kb, 8, vb, 8, err)) != CS_OK)
-                return rc;
-        }
-        if (to != 0) {
-            be64(kb, to);
-            if ((rc = raw_put(w, CS_DB_PLACED, kb, 8, vb, 8, 0, err)) != CS_OK)
-                return rc;
-        }
-    }
+    if (was && is && old->machine == t->machine && same_holding(old, t))
+        return touch(w, CS_KIND_TASK, t->id, err);
+    if (was && ((rc = cs_alloc_txn_remove(w->snap.alloc, old->machine, old->id, &old->res,
+                                          old->ports, old->nports, err)) != CS_OK ||
+                (rc = touch(w, CS_KIND_MACHINE, old->machine, err)) != CS_OK))
+        return rc;
+    if (is && ((rc = cs_alloc_txn_add(w->snap.alloc, t->machine, t->id, &t->res, t->ports,
+                                      t->nports, err)) != CS_OK ||
+               (rc = touch(w, CS_KIND_MACHINE, t->machine, err)) != CS_OK))
+        return rc;
     return touch(w, CS_KIND_TASK, t->id, err);
 }
 
@@ -953,9 +1065,22 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
         wtxn_free(w);
         return rc;
     }
+    /* Publish the allocations of version v, then let snapshots that began
+     * at v (and wait for them) go on. */
+    pthread_mutex_lock(&s->mu);
+    cs_alloc_txn *x = w->snap.alloc;
+    w->snap.alloc = NULL;
+    rc = cs_alloc_publish(x, oldest_reader(s, v), err);
+    if (rc != CS_OK)
+        s->broken = true;
+    s->published = v;
+    pthread_cond_broadcast(&s->published_cv);
+    pthread_mutex_unlock(&s->mu);
+    wtxn_free(w);
+    if (rc != CS_OK)
+        return rc;
     if (version != NULL)
         *version = v;
-    wtxn_free(w);
     return CS_OK;
 fail:
     cs_wtxn_abort(w);
@@ -1022,4 +1147,68 @@ int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err)
 lmdb_fail:
     mdb_txn_abort(txn);
     return lmdb_err(err, rc, "compacting");
+}
+
+/* ---- rebuilding the allocation table at open ---------------------------- */
+
+typedef struct rebuild_ctx {
+    cs_alloc_txn *x;
+    cs_error *err;
+} rebuild_ctx;
+
+static int rebuild_task(void *ctx, const cs_task *t)
+{
+    rebuild_ctx *c = ctx;
+    if (!cs_task_state_placed(t->state))
+        return CS_OK;
+    /* Not t->version for the machine's last change: a task's record also
+     * changes without a placement change (running). The log says. */
+    return cs_alloc_txn_add(c->x, t->machine, t->id, &t->res, t->ports, t->nports, c->err);
+}
+
+static int rebuild_log(void *ctx, const log_entry *e)
+{
+    rebuild_ctx *c = ctx;
+    const msgpack_object *t = e->touched->via.array.ptr;
+    for (uint32_t i = 0; i + 1 < e->touched->via.array.size; i += 2) {
+        if (t[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            t[i + 1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return cs_errorf(c->err, CS_ECORRUPT, "log entry %llu.%u: touched key is corrupt",
+                             (unsigned long long)e->version, e->n);
+        if (t[i].via.u64 != CS_KIND_MACHINE)
+            continue;
+        int rc = cs_alloc_txn_changed(c->x, t[i + 1].via.u64, e->version, c->err);
+        if (rc != CS_OK)
+            return rc;
+    }
+    return CS_OK;
+}
+
+/* The allocations are a function of the task records: the placed tasks give
+ * what each machine holds. When each machine last changed comes from the
+ * log above the floor (every change touches the machine there); below the
+ * floor it no longer matters, since seq is presented raised to the floor. */
+static int rebuild_alloc(cs_store *s, cs_error *err)
+{
+    cs_snap snap = {.store = s};
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap.txn);
+    if (rc != 0)
+        return lmdb_err(err, rc, "rebuilding allocations");
+    snap_load_meta(&snap);
+    cs_alloc_txn *x;
+    if ((rc = cs_alloc_txn_begin(s->alloc, snap.version, false, &x, err)) != CS_OK)
+        goto out;
+    rebuild_ctx c = {x, err};
+    rec_visit vis = {.kind = CS_KIND_TASK, .task = rebuild_task, .ctx = &c};
+    if ((rc = each_record(&snap, &vis, 0, UINT64_MAX, err)) != CS_OK ||
+        (rc = each_entry(&snap, snap.floor, 0, rebuild_log, &c, err)) != CS_OK) {
+        cs_alloc_txn_discard(x);
+        cs_error_wrap(err, rc, "rebuilding allocations");
+        goto out;
+    }
+    rc = cs_alloc_publish(x, snap.version, err);
+    s->published = snap.version;
+out:
+    mdb_txn_abort(snap.txn);
+    return rc;
 }

@@ -11,7 +11,7 @@
  *   meta           schema version, cell version, log floor, id counters
  *   machines       id -> machine record      machine_names  name -> id
  *   jobs           id -> job record          job_names      name -> id
- *   tasks          id -> task record         placed         machine -> task ids
+ *   tasks          id -> task record
  *   log            (version, n) -> logged command and the keys it touched
  *   requests       (scheduler, request) -> first result, for idempotency
  *
@@ -20,6 +20,15 @@
  * is still logged, under the current version with a sub-index n > 0, so that
  * replaying the log reproduces the store exactly, idempotency records
  * included.
+ *
+ * Derived state. What each machine has allocated (resources, ports, its
+ * placed tasks) and its `seq` are not stored: they follow from the task
+ * records, and the store keeps them in memory (cellstate/alloc.h), rebuilt
+ * at open and versioned like the records, so that a snapshot sees them as
+ * of its version. A claim then writes its task record and nothing on its
+ * machine. A machine's `seq` is the cell version of its last change (a put
+ * of its record, or a task placed or ended there), raised to the log floor:
+ * the log above the floor is where a reopened store learns it from.
  *
  * Threads. A cs_store may be shared by threads: snapshots are LMDB read
  * transactions (MDB_NOTLS, so any thread may hold several); write
@@ -53,7 +62,6 @@ typedef enum cs_db {
     CS_DB_JOBS,
     CS_DB_JOB_NAMES,
     CS_DB_TASKS,
-    CS_DB_PLACED,
     CS_DB_LOG,
     CS_DB_REQUESTS,
     CS_DB_COUNT
@@ -102,7 +110,8 @@ int cs_snap_each_machine(cs_snap *snap, cs_machine_fn fn, void *ctx, cs_error *e
 int cs_snap_each_job(cs_snap *snap, cs_job_fn fn, void *ctx, cs_error *err);
 int cs_snap_each_task(cs_snap *snap, cs_task_fn fn, void *ctx, cs_error *err);
 int cs_snap_each_task_of_job(cs_snap *snap, cs_id job, cs_task_fn fn, void *ctx, cs_error *err);
-/* Tasks placed (assigned or running) on one machine, through the index. */
+/* Tasks placed (assigned or running) on one machine, in id order, through
+ * the allocation table. */
 int cs_snap_each_task_on_machine(cs_snap *snap, cs_id machine, cs_task_fn fn, void *ctx,
                                  cs_error *err);
 
@@ -147,10 +156,11 @@ int cs_wtxn_next_machine_id(cs_wtxn *w, cs_id *out, cs_error *err);
 int cs_wtxn_next_job_id(cs_wtxn *w, cs_id *out, cs_error *err);
 
 /* Write a record; the store sets its version to the new version. For a
- * machine it also increments seq (every change changes it) and, when
- * `create`, indexes its name. For a job, `create` indexes its name. For a
- * task, `old` is the record it replaces (NULL when new): the placed index
- * follows the move. The records are only read. */
+ * machine, `create` indexes its name; its allocation, ports, ntasks and seq
+ * are ignored (derived). For a job, `create` indexes its name. For a task,
+ * `old` is the record it replaces (NULL when new): the allocations of the
+ * machines it leaves or lands on follow (CS_ECORRUPT if `old` disagrees
+ * with them). The records are only read. */
 int cs_wtxn_put_machine(cs_wtxn *w, const cs_machine *m, bool create, cs_error *err);
 int cs_wtxn_put_job(cs_wtxn *w, const cs_job *j, bool create, cs_error *err);
 int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error *err);

@@ -66,7 +66,7 @@ void ts_dump_cell(cs_store *s, uint8_t **out, size_t *len);
  *   - allocated, ntasks and ports in use equal the sums over tasks placed there;
  *   - no port held twice on a machine;
  *   - every placed task is on exactly one existing machine, and the placed
- *     index lists exactly the placed tasks. */
+ *     allocation table lists exactly the placed tasks. */
 bool ts_check_invariants(cs_store *s, char *why, size_t whylen);
 
 #endif

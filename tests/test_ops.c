@@ -206,7 +206,7 @@ Test(ops, machine_put_creates_then_updates)
 
     /* the identical spec again: nothing written, seq kept */
     static const cs_db cell[] = {CS_DB_MACHINES, CS_DB_MACHINE_NAMES, CS_DB_JOBS,
-                                 CS_DB_JOB_NAMES, CS_DB_TASKS, CS_DB_PLACED};
+                                 CS_DB_JOB_NAMES, CS_DB_TASKS};
     uint8_t *before, *after;
     size_t nb, na;
     ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &before, &nb);
@@ -606,7 +606,7 @@ Test(ops, job_kill_releases_everything)
 
     /* killing twice changes nothing */
     static const cs_db cell[] = {CS_DB_MACHINES, CS_DB_MACHINE_NAMES, CS_DB_JOBS,
-                                 CS_DB_JOB_NAMES, CS_DB_TASKS, CS_DB_PLACED};
+                                 CS_DB_JOB_NAMES, CS_DB_TASKS};
     uint8_t *before, *after;
     size_t nb, na;
     ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &before, &nb);

@@ -453,14 +453,19 @@ int cs_commit_check(cs_snap *snap, const cs_txn *t, cs_txn_result *r, cs_error *
 static int write_back(cs_wtxn *wt, work *w, cs_error *err)
 {
     int rc;
-    for (uint32_t i = 0; i < w->ntasks; i++)
-        if (w->tasks[i].dirty &&
-            (rc = cs_wtxn_put_task(wt, &w->tasks[i].old, &w->tasks[i].t, err)) != CS_OK)
-            return rc;
-    for (uint32_t i = 0; i < w->nmachines; i++)
-        if (w->machines[i].dirty &&
-            (rc = cs_wtxn_put_machine(wt, &w->machines[i].m, false, err)) != CS_OK)
-            return rc;
+    /* Tasks that leave their machine first, then the rest: a claim may take
+     * the room or the port a release or preemption of this transaction gives
+     * back, and the store's allocation table follows the writes in order. */
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t i = 0; i < w->ntasks; i++) {
+            const wtask *tk = &w->tasks[i];
+            bool leaves = cs_task_state_placed(tk->old.state);
+            if (tk->dirty && leaves == (pass == 0) &&
+                (rc = cs_wtxn_put_task(wt, &tk->old, &tk->t, err)) != CS_OK)
+                return rc;
+        }
+    /* The working machines need no write: the store derives allocations
+     * from the tasks just written (cellstate/alloc.h). */
     return CS_OK;
 }
 

@@ -31,13 +31,10 @@ static int run_op(cs_store *s, uint8_t kind, const msgpack_sbuffer *cmd, apply_f
     return rc;
 }
 
-/* Release what a placed task holds on its machine (read and written back by
- * the caller) and end it in `state`. */
-static int end_placed_task(cs_wtxn *w, cs_machine *m, const cs_task *old, uint8_t state,
-                           cs_arena *a, cs_error *err)
+/* End a placed task in `state`: it gives back what it holds on its machine
+ * (the store derives the machine's allocation from the task records). */
+static int end_placed_task(cs_wtxn *w, const cs_task *old, uint8_t state, cs_error *err)
 {
-    if (cs_machine_give(m, &old->res, old->ports, old->nports, a) != CS_OK)
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
     cs_task t = *old;
     t.state = state;
     t.ports = NULL;
@@ -66,8 +63,8 @@ static int collect_task(void *ctx, const cs_task *t)
 }
 
 /* A machine going down: every task placed on it becomes lost and gives back
- * its resources. `m` is updated in memory; the caller writes it. */
-static int lose_tasks(cs_wtxn *w, cs_machine *m, cs_arena *a, cs_error *err)
+ * its resources. */
+static int lose_tasks(cs_wtxn *w, const cs_machine *m, cs_arena *a, cs_error *err)
 {
     cs_snap *snap = cs_wtxn_snap(w);
     /* Collect first: ending a task edits the index being walked. */
@@ -78,7 +75,7 @@ static int lose_tasks(cs_wtxn *w, cs_machine *m, cs_arena *a, cs_error *err)
     for (size_t i = 0; rc == CS_OK && i < l.n; i++) {
         cs_task t;
         if ((rc = cs_snap_task(snap, l.v[i], a, &t, err)) == CS_OK)
-            rc = end_placed_task(w, m, &t, CS_TASK_LOST, a, err);
+            rc = end_placed_task(w, &t, CS_TASK_LOST, err);
     }
     free(l.v);
     return rc;
@@ -292,10 +289,7 @@ static int apply_job_kill(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
         if ((rc = cs_snap_task(snap, l.v[i], a, &t, err)) != CS_OK)
             break;
         if (cs_task_state_placed(t.state)) {
-            cs_machine m;
-            if ((rc = cs_snap_machine(snap, t.machine, a, &m, err)) != CS_OK ||
-                (rc = end_placed_task(w, &m, &t, CS_TASK_KILLED, a, err)) != CS_OK ||
-                (rc = cs_wtxn_put_machine(w, &m, false, err)) != CS_OK)
+            if ((rc = end_placed_task(w, &t, CS_TASK_KILLED, err)) != CS_OK)
                 break;
         } else if (t.state == CS_TASK_PENDING) {
             cs_task k = t;
@@ -361,19 +355,14 @@ static int apply_task_status(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
         n.state = CS_TASK_RUNNING;
         return cs_wtxn_put_task(w, &t, &n, err);
     }
-    cs_machine m;
-    if ((rc = cs_snap_machine(snap, t.machine, a, &m, err)) != CS_OK)
-        return rc;
-    if (cs_machine_give(&m, &t.res, t.ports, t.nports, a) != CS_OK)
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    /* Ending releases the task's resources and ports on its machine: the
+     * store derives the machine's allocation from the task records. */
     n.state = ts->state;
     n.exit_code = ts->code;
     n.reason = ts->reason ? ts->reason : "";
     n.ports = NULL;
     n.nports = 0;
-    if ((rc = cs_wtxn_put_task(w, &t, &n, err)) != CS_OK)
-        return rc;
-    return cs_wtxn_put_machine(w, &m, false, err);
+    return cs_wtxn_put_task(w, &t, &n, err);
 }
 
 int cs_op_task_status(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, int32_t exit_code,
@@ -424,10 +413,7 @@ static int scale_tasks(cs_wtxn *w, const cs_job *j, uint32_t from, uint32_t to, 
         if ((rc = cs_snap_task(snap, cs_task_id(j->id, i), a, &t, err)) != CS_OK)
             break;
         if (cs_task_state_placed(t.state)) {
-            cs_machine m;
-            if ((rc = cs_snap_machine(snap, t.machine, a, &m, err)) == CS_OK &&
-                (rc = end_placed_task(w, &m, &t, CS_TASK_KILLED, a, err)) == CS_OK)
-                rc = cs_wtxn_put_machine(w, &m, false, err);
+            rc = end_placed_task(w, &t, CS_TASK_KILLED, err);
         } else if (t.state == CS_TASK_PENDING) {
             cs_task k = t;
             k.state = CS_TASK_KILLED;
