@@ -303,17 +303,17 @@ static int cmp_attr(const void *a, const void *b)
     return strcmp(((const cs_attr *)a)->key, ((const cs_attr *)b)->key);
 }
 
-static int unpack_ports(const msgpack_object *o, const char *key, cs_arena *a, uint16_t **out,
-                        uint32_t *n, cs_error *err)
+static int unpack_ports(const msgpack_object *o, const char *key, uint32_t max, cs_arena *a,
+                        uint16_t **out, uint32_t *n, cs_error *err)
 {
     const msgpack_object *v = cs_obj_get(o, key);
     *out = NULL;
     *n = 0;
     if (v == NULL)
         return CS_OK;
-    if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > CS_PORTS_PER_TASK_MAX)
-        return cs_errorf(err, CS_EPROTO, "field '%s' is not an array of at most %d ports", key,
-                         CS_PORTS_PER_TASK_MAX);
+    if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > max)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not an array of at most %u ports", key,
+                         max);
     uint16_t *p = cs_arena_alloc(a, (v->via.array.size + 1) * sizeof *p);
     if (p == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -387,7 +387,7 @@ int cs_unpack_job_spec(const msgpack_object *o, cs_arena *a, cs_job *j, cs_error
         (rc = cs_obj_u64(o, "count", false, CS_TASK_INDEX_MAX + 1u, &count, err)) ||
         (rc = cs_obj_res(o, "resources", false, &j->res, err)) ||
         (rc = cs_obj_str(o, "cmd", false, CS_CMD_MAX, a, &j->cmd, err)) ||
-        (rc = unpack_ports(o, "ports", a, &j->ports, &j->nports, err)))
+        (rc = unpack_ports(o, "ports", CS_PORTS_PER_TASK_MAX, a, &j->ports, &j->nports, err)))
         return cs_error_wrap(err, rc, "job");
     if (cs_job_kind_parse(kind, &j->kind) != CS_OK)
         return cs_errorf(err, CS_EINVAL, "job %s: field 'kind' is '%s', not batch or service",
@@ -430,6 +430,83 @@ int cs_unpack_job_spec(const msgpack_object *o, cs_arena *a, cs_job *j, cs_error
         }
     }
     return cs_job_validate(j, err);
+}
+
+/* ---- records as the server sends them ------------------------------------ */
+
+static int unpack_state(const msgpack_object *o, const char *key, const char *what,
+                        int (*parse)(const char *, uint8_t *), cs_arena *a, uint8_t *out,
+                        cs_error *err)
+{
+    const char *name;
+    int rc = cs_obj_str(o, key, true, 16, a, &name, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "%s", what);
+    if (parse(name, out) != CS_OK)
+        return cs_errorf(err, CS_EPROTO, "%s: field '%s' has the unknown value '%s'", what, key,
+                         name);
+    return CS_OK;
+}
+
+int cs_unpack_machine(const msgpack_object *o, cs_arena *a, cs_machine *m, cs_error *err)
+{
+    int rc = cs_unpack_machine_spec(o, a, m, err);
+    if (rc != CS_OK)
+        return rc;
+    uint64_t ntasks = 0;
+    if ((rc = cs_obj_u64(o, "id", true, UINT64_MAX, &m->id, err)) ||
+        (rc = cs_obj_res(o, "allocated", true, &m->allocated, err)) ||
+        (rc = unpack_ports(o, "ports", UINT16_MAX + 1u, a, &m->ports, &m->nports, err)) ||
+        (rc = cs_obj_u64(o, "ntasks", true, UINT32_MAX, &ntasks, err)) ||
+        (rc = cs_obj_u64(o, "seq", true, UINT64_MAX, &m->seq, err)) ||
+        (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &m->version, err)))
+        return cs_error_wrap(err, rc, "machine %s", m->name);
+    m->ntasks = (uint32_t)ntasks;
+    return CS_OK;
+}
+
+int cs_unpack_job(const msgpack_object *o, cs_arena *a, cs_job *j, cs_error *err)
+{
+    int rc = cs_unpack_job_spec(o, a, j, err);
+    if (rc != CS_OK)
+        return rc;
+    if ((rc = cs_obj_u64(o, "id", true, CS_JOB_ID_MAX, &j->id, err)) ||
+        (rc = cs_obj_u64(o, "spec_hash", true, UINT64_MAX, &j->spec_hash, err)) ||
+        (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &j->version, err)))
+        return cs_error_wrap(err, rc, "job %s", j->name);
+    return unpack_state(o, "state", "job", cs_job_state_parse, a, &j->state, err);
+}
+
+int cs_unpack_task(const msgpack_object *o, cs_arena *a, cs_task *t, cs_error *err)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(err, CS_EPROTO, "task: not a map");
+    memset(t, 0, sizeof *t);
+    uint64_t index = 0, attempts = 0;
+    int64_t code = 0;
+    int rc;
+    if ((rc = cs_obj_u64(o, "id", true, UINT64_MAX, &t->id, err)) ||
+        (rc = cs_obj_u64(o, "job", true, CS_JOB_ID_MAX, &t->job, err)) ||
+        (rc = cs_obj_u64(o, "index", true, CS_TASK_INDEX_MAX, &index, err)) ||
+        (rc = cs_obj_u64(o, "machine", true, UINT64_MAX, &t->machine, err)) ||
+        (rc = cs_obj_res(o, "resources", true, &t->res, err)) ||
+        (rc = unpack_ports(o, "ports", CS_PORTS_PER_TASK_MAX, a, &t->ports, &t->nports, err)) ||
+        (rc = cs_obj_u64(o, "attempts", true, UINT32_MAX, &attempts, err)) ||
+        (rc = cs_obj_i64(o, "exit_code", true, INT32_MIN, INT32_MAX, &code, err)) ||
+        (rc = cs_obj_str(o, "reason", true, CS_REASON_MAX, a, &t->reason, err)) ||
+        (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &t->version, err)))
+        return cs_error_wrap(err, rc, "task");
+    if (t->id != cs_task_id(t->job, (uint32_t)index))
+        return cs_errorf(err, CS_EPROTO, "task %llu: id does not match job %llu index %llu",
+                         (unsigned long long)t->id, (unsigned long long)t->job,
+                         (unsigned long long)index);
+    t->index = (uint32_t)index;
+    t->attempts = (uint32_t)attempts;
+    t->exit_code = (int32_t)code;
+    if ((rc = unpack_state(o, "state", "task", cs_task_state_parse, a, &t->state, err)) ||
+        (rc = unpack_state(o, "last_end", "task", cs_task_state_parse, a, &t->last_end, err)))
+        return rc;
+    return CS_OK;
 }
 
 const char *cs_server_url(const char *flag)

@@ -119,6 +119,15 @@ int cs_pack_task(msgpack_packer *pk, const cs_task *t);
 int cs_unpack_machine_spec(const msgpack_object *o, cs_arena *a, cs_machine *out, cs_error *err);
 int cs_unpack_job_spec(const msgpack_object *o, cs_arena *a, cs_job *out, cs_error *err);
 
+/* Records as the server sends them (§6 of docs/protocol.md: cs_pack_machine,
+ * cs_pack_job, cs_pack_task), for clients that keep copies: schedulers,
+ * agents, cellctl. Every key is required; a wrong type or value is CS_EPROTO
+ * (CS_EINVAL for a spec field out of range) naming the field. Strings and
+ * arrays live in `a`. */
+int cs_unpack_machine(const msgpack_object *o, cs_arena *a, cs_machine *out, cs_error *err);
+int cs_unpack_job(const msgpack_object *o, cs_arena *a, cs_job *out, cs_error *err);
+int cs_unpack_task(const msgpack_object *o, cs_arena *a, cs_task *out, cs_error *err);
+
 /* The server URL: `flag` if given, else $CELL_SERVER, else the default. */
 const char *cs_server_url(const char *flag);
 

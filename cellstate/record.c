@@ -50,6 +50,10 @@ int cs_job_kind_parse(const char *name, uint8_t *out)
 {
     return parse_name(job_kinds, CS_JOB_KIND_COUNT, name, out);
 }
+int cs_job_state_parse(const char *name, uint8_t *out)
+{
+    return parse_name(job_states, CS_JOB_STATE_COUNT, name, out);
+}
 
 /* ---- encoding --------------------------------------------------------- */
 

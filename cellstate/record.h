@@ -179,6 +179,7 @@ const char *cs_task_state_name(uint8_t s);
 int cs_machine_state_parse(const char *name, uint8_t *out);
 int cs_task_state_parse(const char *name, uint8_t *out);
 int cs_job_kind_parse(const char *name, uint8_t *out);
+int cs_job_state_parse(const char *name, uint8_t *out);
 
 /* Pack a C string (NULL packs as "") as a msgpack str. CS_ENOMEM on failure. */
 int cs_pack_str(msgpack_packer *pk, const char *s);
