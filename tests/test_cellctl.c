@@ -1,0 +1,613 @@
+/* test_cellctl.c — integration: the built cellctl binary against a real
+ * cellstated on 127.0.0.1 (tests/support.h ts_daemon). Machines are
+ * registered and tasks placed through the client, as agents and schedulers
+ * would; everything else goes through cellctl's command line, and its JSON
+ * output is parsed with jansson and checked value by value. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cellstate/client.h"
+#include "cellstate/proto.h"
+#include "tests/support.h"
+#include "txn/txn.h"
+
+/* ---- running cellctl ------------------------------------------------------------- */
+
+typedef struct run {
+    int status; /* exit status, or -1 if it did not exit normally */
+    char *out, *err;
+} run;
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f != NULL, "%s: cannot open", path);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(m);
+    fclose(f);
+    return buf;
+}
+
+/* Run cellctl with --server URL (unless url is NULL) and args[0..n);
+ * stdout and stderr are captured in files of the daemon's directory. */
+static void cellctl_argv(const ts_daemon *d, const char *url, run *r, const char **args, int n)
+{
+    char bin[256], out[1100], err[1100];
+    ts_bin("cellctl", bin, sizeof bin);
+    snprintf(out, sizeof out, "%s/cellctl.out", d->dir);
+    snprintf(err, sizeof err, "%s/cellctl.err", d->dir);
+    char *argv[40];
+    int argc = 0;
+    argv[argc++] = bin;
+    if (url) {
+        argv[argc++] = (char *)"--server";
+        argv[argc++] = (char *)url;
+    }
+    for (int i = 0; i < n && argc < 39; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo < 0 || fe < 0)
+            _exit(126);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(bin, argv);
+        _exit(127);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r->out = slurp(out);
+    r->err = slurp(err);
+}
+
+/* The NULL-terminated arguments after `r`, plus `extra` (NULL-terminated)
+ * at the end. */
+static int collect(va_list ap, const char **args, const char *const *extra)
+{
+    int n = 0;
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 30)
+        args[n++] = a;
+    for (; extra && *extra; extra++)
+        args[n++] = *extra;
+    return n;
+}
+
+static void cellctl(const ts_daemon *d, run *r, ...)
+{
+    const char *args[32];
+    va_list ap;
+    va_start(ap, r);
+    int n = collect(ap, args, NULL);
+    va_end(ap);
+    cellctl_argv(d, d->url, r, args, n);
+}
+
+static void run_free(run *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* Run and expect exit status 0. */
+static void ok(const ts_daemon *d, run *r, ...)
+{
+    const char *args[32];
+    va_list ap;
+    va_start(ap, r);
+    int n = collect(ap, args, NULL);
+    va_end(ap);
+    cellctl_argv(d, d->url, r, args, n);
+    cr_assert_eq(r->status, 0, "cellctl failed (%d): %s%s", r->status, r->out, r->err);
+}
+
+static json_t *parse_json(const char *text)
+{
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    cr_assert(j != NULL, "not JSON (%s): %s", je.text, text);
+    return j;
+}
+
+/* Run with -o json, expect success, and parse stdout. */
+static json_t *ok_json(const ts_daemon *d, ...)
+{
+    static const char *const json_out[] = {"-o", "json", NULL};
+    const char *args[32];
+    va_list ap;
+    va_start(ap, d);
+    int n = collect(ap, args, json_out);
+    va_end(ap);
+    run r;
+    cellctl_argv(d, d->url, &r, args, n);
+    cr_assert_eq(r.status, 0, "cellctl failed (%d): %s%s", r.status, r.out, r.err);
+    json_t *j = parse_json(r.out);
+    run_free(&r);
+    return j;
+}
+
+static json_t *find_by(json_t *arr, const char *key, const char *value)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach (arr, i, e) {
+        const char *s = json_string_value(json_object_get(e, key));
+        if (s && strcmp(s, value) == 0)
+            return e;
+    }
+    return NULL;
+}
+
+static double num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    cr_assert(json_is_number(v), "'%s' is not a number", key);
+    return json_number_value(v);
+}
+
+/* ---- the cell, as agents and schedulers make it ----------------------------------- */
+
+static uint64_t reply_u64(const cs_msg *r, const char *key)
+{
+    uint64_t v = 0;
+    cs_error err = {0};
+    cr_assert_eq(cs_obj_u64(&r->body, key, true, UINT64_MAX, &v, &err), CS_OK, "%s", err.msg);
+    return v;
+}
+
+static void call(ts_daemon *d, uint32_t type, msgpack_sbuffer *b, cs_msg *r)
+{
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(d->c, type, b, r, &err), CS_OK, "%s", err.msg);
+    msgpack_sbuffer_destroy(b);
+}
+
+/* A machine of 4 cores, 4096 MiB, 10000 MiB disk, ports 31000-31099. */
+static cs_id add_machine(ts_daemon *d, const char *name)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    cs_pack_kv_str(&pk, "name", name);
+    cs_res cap = {4000, 4096, 10000};
+    cs_pack_kv_res(&pk, "capacity", &cap);
+    cs_pack_kv_u64(&pk, "port_lo", 31000);
+    cs_pack_kv_u64(&pk, "port_hi", 31099);
+    cs_pack_str(&pk, "attrs");
+    msgpack_pack_map(&pk, 1);
+    cs_pack_kv_str(&pk, "rack", "r1");
+    cs_msg r;
+    call(d, CS_MSG_MACHINE_REGISTER, &b, &r);
+    return reply_u64(&r, "id");
+}
+
+/* Commit one transaction: a claim of `task` on `m` (one port when
+ * port != 0), or a release of it to `release_to`. */
+static void commit(ts_daemon *d, uint64_t req, cs_id task, cs_id m, const cs_res *res,
+                   uint16_t port, int release_to)
+{
+    cs_txn t;
+    cs_txn_init(&t, 9, req, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    if (release_to >= 0)
+        cs_txn_add_release(&t, task, (uint8_t)release_to, 1);
+    else
+        cs_txn_add_claim(&t, task, m, res, port ? &port : NULL, port ? 1 : 0, 0);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    cs_txn_encode(&t, &b);
+    cs_msg r;
+    call(d, CS_MSG_COMMIT, &b, &r);
+    cr_assert_eq(reply_u64(&r, "conflicts"), 0);
+    cs_txn_free(&t);
+}
+
+static void report_failed(ts_daemon *d, cs_id task, const char *reason)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    cs_pack_kv_u64(&pk, "task", task);
+    cs_pack_kv_u64(&pk, "attempt", 1);
+    cs_pack_kv_str(&pk, "state", "failed");
+    cs_pack_kv_i64(&pk, "exit_code", 1);
+    cs_pack_kv_str(&pk, "reason", reason);
+    cs_msg r;
+    call(d, CS_MSG_TASK_STATUS, &b, &r);
+}
+
+static void write_file(const ts_daemon *d, const char *name, const char *text, char *path,
+                       size_t size)
+{
+    snprintf(path, size, "%s/%s", d->dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+static ts_daemon daemon_;
+
+static void setup(void)
+{
+    ts_daemon_setup(&daemon_, NULL, NULL);
+}
+
+static void teardown(void)
+{
+    ts_daemon_teardown(&daemon_);
+}
+
+TestSuite(cellctl, .init = setup, .fini = teardown, .timeout = 120);
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+Test(cellctl, submit_get_describe)
+{
+    ts_daemon *d = &daemon_;
+    cs_id m1 = add_machine(d, "m1");
+    add_machine(d, "m2");
+    run r;
+    ok(d, &r, "submit", "examples/web.json", NULL);
+    cr_assert(strstr(r.out, "job web submitted") != NULL, "%s", r.out);
+    cr_assert_str_eq(r.err, "", "a native example warns about nothing");
+    run_free(&r);
+
+    /* A scheduler places task 0 on m1. */
+    json_t *jobs = ok_json(d, "get", "jobs", NULL);
+    json_t *web = find_by(jobs, "name", "web");
+    cr_assert(web != NULL);
+    cs_id job = (cs_id)num(web, "id");
+    cr_assert_str_eq(json_string_value(json_object_get(web, "kind")), "service");
+    cr_assert_eq(num(web, "count"), 3);
+    cr_assert_float_eq(num(json_object_get(web, "resources"), "cpu"), 0.25, 1e-9, "cpu in cores");
+    cr_assert_eq(num(json_object_get(web, "resources"), "mem"), 64);
+    json_t *c0 = json_array_get(json_object_get(web, "constraints"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(c0, "op")), "UNIQUE");
+    cr_assert_eq(num(json_object_get(web, "tasks"), "pending"), 3);
+    json_decref(jobs);
+    cs_res res = {250, 64, 10};
+    commit(d, 1, cs_task_id(job, 0), m1, &res, 31000, -1);
+
+    json_t *ms = ok_json(d, "get", "machines", NULL);
+    cr_assert_eq(json_array_size(ms), 2);
+    json_t *m = find_by(ms, "name", "m1");
+    cr_assert(m != NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(m, "state")), "up");
+    cr_assert_float_eq(num(json_object_get(m, "capacity"), "cpu"), 4.0, 1e-9);
+    cr_assert_float_eq(num(json_object_get(m, "allocated"), "cpu"), 0.25, 1e-9);
+    cr_assert_eq(num(json_object_get(m, "allocated"), "mem"), 64);
+    cr_assert_eq(num(json_object_get(m, "capacity"), "disk"), 10000);
+    cr_assert_eq(num(m, "tasks"), 1);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(m, "attrs"), "rack")), "r1");
+    json_decref(ms);
+
+    json_t *ts = ok_json(d, "get", "tasks", "--job", "web", NULL);
+    cr_assert_eq(json_array_size(ts), 3);
+    json_t *t0 = json_array_get(ts, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(t0, "job")), "web");
+    cr_assert_str_eq(json_string_value(json_object_get(t0, "state")), "assigned");
+    cr_assert_str_eq(json_string_value(json_object_get(t0, "machine")), "m1");
+    cr_assert_eq(json_integer_value(json_array_get(json_object_get(t0, "ports"), 0)), 31000);
+    cr_assert(json_is_null(json_object_get(json_array_get(ts, 1), "machine")),
+              "a pending task has no machine");
+    json_decref(ts);
+    ts = ok_json(d, "get", "tasks", "--state", "pending", NULL);
+    cr_assert_eq(json_array_size(ts), 2);
+    json_decref(ts);
+
+    ok(d, &r, "get", "machines", NULL);
+    cr_assert(strstr(r.out, "NAME") && strstr(r.out, "m1") && strstr(r.out, "0.25/4"), "%s", r.out);
+    run_free(&r);
+    ok(d, &r, "get", "tasks", NULL);
+    cr_assert(strstr(r.out, "assigned") && strstr(r.out, "m1") && strstr(r.out, "31000"), "%s",
+              r.out);
+    run_free(&r);
+    ok(d, &r, "get", "jobs", NULL);
+    cr_assert(strstr(r.out, "web") && strstr(r.out, "service"), "%s", r.out);
+    run_free(&r);
+
+    ok(d, &r, "describe", "job", "web", NULL);
+    const char *want[] = {
+        "Name:         web", "hostname UNIQUE", "HTTP GET / on $PORT0", "PYTHONUNBUFFERED=1", "m1",
+        "Pending:",          "web[1]"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(r.out, want[i]) != NULL, "describe lacks '%s':\n%s", want[i], r.out);
+    run_free(&r);
+    ok(d, &r, "describe", "machine", "m1", NULL);
+    cr_assert(strstr(r.out, "rack=r1") && strstr(r.out, "web"), "%s", r.out);
+    run_free(&r);
+}
+
+Test(cellctl, describe_says_why_a_task_is_pending)
+{
+    ts_daemon *d = &daemon_;
+    cs_id m1 = add_machine(d, "m1");
+    run r;
+    ok(d, &r, "submit", "examples/batch.json", NULL);
+    run_free(&r);
+    json_t *jobs = ok_json(d, "get", "jobs", NULL);
+    cs_id job = (cs_id)num(json_array_get(jobs, 0), "id");
+    json_decref(jobs);
+    cs_res res = {100, 16, 0};
+    commit(d, 1, cs_task_id(job, 3), m1, &res, 0, -1);
+    report_failed(d, cs_task_id(job, 3), "exit 1: disk quota exceeded");
+    commit(d, 2, cs_task_id(job, 3), 0, NULL, 0, CS_TASK_PENDING); /* a retry */
+    ok(d, &r, "describe", "job", "batch-sleep", NULL);
+    cr_assert(strstr(r.out, "batch-sleep[3] (task") != NULL, "%s", r.out);
+    cr_assert(strstr(r.out, "exit 1: disk quota exceeded (last attempt failed)") != NULL, "%s",
+              r.out);
+    cr_assert(strstr(r.out, "batch-sleep[0] (task") && strstr(r.out, "no reason reported yet"),
+              "%s", r.out);
+    run_free(&r);
+    json_t *desc = ok_json(d, "describe", "job", "batch-sleep", NULL);
+    json_t *t3 = json_array_get(json_object_get(desc, "tasks"), 3);
+    cr_assert_str_eq(json_string_value(json_object_get(t3, "reason")),
+                     "exit 1: disk quota exceeded");
+    cr_assert_str_eq(json_string_value(json_object_get(t3, "last_end")), "failed");
+    json_decref(desc);
+}
+
+Test(cellctl, scale_update_kill)
+{
+    ts_daemon *d = &daemon_;
+    run r;
+    ok(d, &r, "submit", "examples/batch.json", NULL);
+    run_free(&r);
+    ok(d, &r, "scale", "batch-sleep", "5", NULL);
+    cr_assert(strstr(r.out, "scaled to 5 tasks") != NULL, "%s", r.out);
+    run_free(&r);
+    json_t *ts = ok_json(d, "get", "tasks", "--state", "pending", NULL);
+    cr_assert_eq(json_array_size(ts), 5);
+    json_decref(ts);
+
+    char path[1100];
+    write_file(d, "b2.json",
+               "{\"name\": \"batch-sleep\", \"count\": 8, \"cmd\": \"sleep 2\","
+               " \"resources\": {\"cpu\": \"200m\", \"mem\": 32}}",
+               path, sizeof path);
+    ok(d, &r, "update", "batch-sleep", path, NULL);
+    run_free(&r);
+    json_t *jobs = ok_json(d, "get", "jobs", NULL);
+    json_t *j = json_array_get(jobs, 0);
+    cr_assert_eq(num(j, "count"), 8);
+    cr_assert_float_eq(num(json_object_get(j, "resources"), "cpu"), 0.2, 1e-9);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "cmd")), "sleep 2");
+    json_decref(jobs);
+
+    write_file(d, "other.json", "{\"name\": \"other\", \"cmd\": \"x\"}", path, sizeof path);
+    cellctl(d, &r, "update", "batch-sleep", path, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "name cannot change") != NULL, "%s", r.err);
+    run_free(&r);
+
+    ok(d, &r, "kill", "batch-sleep", NULL);
+    cr_assert(strstr(r.out, "job batch-sleep killed") != NULL, "%s", r.out);
+    run_free(&r);
+    jobs = ok_json(d, "get", "jobs", "--state", "killed", NULL);
+    cr_assert_eq(json_array_size(jobs), 1);
+    /* 40 tasks were made (examples/batch.json): 35 killed by the scale to 5,
+     * indexes 5-7 started afresh by the update to 8, then all killed. */
+    cr_assert_eq(num(json_object_get(json_array_get(jobs, 0), "tasks"), "killed"), 40);
+    cr_assert_eq(num(json_object_get(json_array_get(jobs, 0), "tasks"), "pending"), 0);
+    json_decref(jobs);
+
+    cellctl(d, &r, "kill", "nosuchjob", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "kill nosuchjob") != NULL, "%s", r.err);
+    run_free(&r);
+    cellctl(d, &r, "scale", "batch-sleep", "lots", NULL);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "'lots' is not a task count") != NULL, "%s", r.err);
+    run_free(&r);
+}
+
+Test(cellctl, stats)
+{
+    ts_daemon *d = &daemon_;
+    add_machine(d, "m1");
+    add_machine(d, "m2");
+    run r;
+    ok(d, &r, "submit", "examples/web.json", NULL);
+    run_free(&r);
+    json_t *s = ok_json(d, "stats", NULL);
+    cr_assert_eq(num(s, "machines"), 2);
+    cr_assert_eq(num(s, "jobs"), 1);
+    cr_assert_float_eq(num(json_object_get(s, "capacity"), "cpu"), 8.0, 1e-9, "cores");
+    cr_assert_eq(num(json_object_get(s, "capacity"), "mem"), 8192);
+    cr_assert_eq(num(json_object_get(s, "tasks"), "pending"), 3);
+    cr_assert(json_is_object(json_object_get(s, "server")));
+    json_decref(s);
+    ok(d, &r, "stats", NULL);
+    cr_assert(strstr(r.out, "machines     2 (2 up)") && strstr(r.out, "capacity     cpu 8,"), "%s",
+              r.out);
+    run_free(&r);
+}
+
+Test(cellctl, bad_specs_name_the_field)
+{
+    ts_daemon *d = &daemon_;
+    char path[1100];
+    run r;
+    write_file(d, "bad.json", "{\"name\": \"x\", \"cmd\": \"y\", \"resources\": {\"cpu\": -1}}",
+               path, sizeof path);
+    cellctl(d, &r, "submit", path, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "bad.json: resources.cpu: -1 cores is negative") != NULL, "%s", r.err);
+    run_free(&r);
+    write_file(d, "hc.json",
+               "{\"id\": \"/app\", \"cmd\": \"y\", \"healthChecks\": [{\"portIndex\": 2}]}", path,
+               sizeof path);
+    cellctl(d, &r, "submit", path, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "healthChecks[0].portIndex: 2 is out of range") != NULL, "%s", r.err);
+    run_free(&r);
+    write_file(d, "img.json",
+               "{\"id\": \"/nginx\", \"container\": {\"docker\": {\"image\": \"n\"}}}", path,
+               sizeof path);
+    cellctl(d, &r, "submit", path, NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "cmd: the app has neither cmd nor args") != NULL, "%s", r.err);
+    run_free(&r);
+    cellctl(d, &r, "submit", "/nonexistent/spec.json", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "/nonexistent/spec.json") != NULL, "%s", r.err);
+    run_free(&r);
+    json_t *jobs = ok_json(d, "get", "jobs", NULL);
+    cr_assert_eq(json_array_size(jobs), 0, "nothing was submitted");
+    json_decref(jobs);
+}
+
+Test(cellctl, marathon_app_with_warnings_and_dry_run)
+{
+    ts_daemon *d = &daemon_;
+    run r;
+    ok(d, &r, "submit", "--dry-run", "examples/marathon-app.json", NULL);
+    json_t *spec = parse_json(r.out);
+    cr_assert_str_eq(json_string_value(json_object_get(spec, "name")), "examples/hello-marathon");
+    cr_assert_str_eq(json_string_value(json_object_get(spec, "kind")), "service");
+    cr_assert_float_eq(num(json_object_get(spec, "resources"), "cpu"), 0.2, 1e-9);
+    json_decref(spec);
+    cr_assert(strstr(r.err, "warning: examples/marathon-app.json: labels: ignored") != NULL, "%s",
+              r.err);
+    run_free(&r);
+    json_t *jobs = ok_json(d, "get", "jobs", NULL);
+    cr_assert_eq(json_array_size(jobs), 0, "--dry-run submits nothing");
+    json_decref(jobs);
+    ok(d, &r, "submit", "examples/marathon-app.json", NULL);
+    cr_assert(strstr(r.err, "labels: ignored") != NULL, "%s", r.err);
+    run_free(&r);
+    /* A Marathon id with its leading slash names the job too. */
+    ok(d, &r, "scale", "/examples/hello-marathon", "4", NULL);
+    run_free(&r);
+    jobs = ok_json(d, "get", "jobs", NULL);
+    cr_assert_eq(num(json_array_get(jobs, 0), "count"), 4);
+    json_decref(jobs);
+}
+
+Test(cellctl, unreachable_server_is_named)
+{
+    ts_daemon *d = &daemon_;
+    char url[64];
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", ts_free_port());
+    char bin[256];
+    ts_bin("cellctl", bin, sizeof bin);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --server %s --timeout 300ms get machines 2>&1", bin, url);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL);
+    char buf[1024] = "";
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    int st = pclose(p);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d: %s", st, buf);
+    char want[128];
+    snprintf(want, sizeof want, "cannot reach cellstated at %s", url);
+    cr_assert(strstr(buf, want) != NULL, "%s", buf);
+    /* The same through $CELL_SERVER, the default when --server is absent. */
+    snprintf(cmd, sizeof cmd, "CELL_SERVER=%s %s --timeout 300ms stats 2>&1", url, bin);
+    p = popen(cmd, "r");
+    n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    st = pclose(p);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    cr_assert(strstr(buf, want) != NULL, "%s", buf);
+    (void)d;
+}
+
+Test(cellctl, command_line)
+{
+    ts_daemon *d = &daemon_;
+    run r;
+    cellctl(d, &r, NULL);
+    cr_assert_eq(r.status, 2, "no command is a usage error");
+    cr_assert(strstr(r.err, "usage: cellctl") != NULL);
+    run_free(&r);
+    ok(d, &r, "--help", NULL);
+    cr_assert(strstr(r.out, "submit FILE") && strstr(r.out, "watch"), "%s", r.out);
+    run_free(&r);
+    ok(d, &r, "help", "submit", NULL);
+    cr_assert(strstr(r.out, "--dry-run") != NULL, "%s", r.out);
+    run_free(&r);
+    ok(d, &r, "get", "--help", NULL);
+    cr_assert(strstr(r.out, "--machine M") != NULL, "%s", r.out);
+    run_free(&r);
+    const char *bad[][4] = {{"get", "pods", NULL},
+                            {"frobnicate", NULL},
+                            {"kill", "a", "--interval", "1s"},
+                            {"get", "tasks", "-o", "yaml"},
+                            {"get", "machines", "--state", "sleepy"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cellctl(d, &r, bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL);
+        cr_assert_eq(r.status, 2, "%s %s: status %d", bad[i][0], bad[i][1] ? bad[i][1] : "",
+                     r.status);
+        cr_assert(strlen(r.err) > 0);
+        run_free(&r);
+    }
+}
+
+Test(cellctl, watch_draws_frames_and_stops_cleanly)
+{
+    ts_daemon *d = &daemon_;
+    add_machine(d, "m1");
+    run r;
+    ok(d, &r, "submit", "examples/web.json", NULL);
+    run_free(&r);
+    ok(d, &r, "watch", "--count", "2", "--interval", "50ms", NULL);
+    size_t frames = 0;
+    for (const char *p = r.out; (p = strstr(p, "cellctl watch")) != NULL; p++)
+        frames++;
+    cr_assert_eq(frames, 2, "%s", r.out);
+    cr_assert(strstr(r.out, "m1") && strstr(r.out, "pending"), "%s", r.out);
+    cr_assert(strstr(r.out, "\033[") == NULL, "no escapes into a file");
+    run_free(&r);
+    ok(d, &r, "watch", "--count", "2", "--interval", "50ms", "--ansi", NULL);
+    cr_assert(strstr(r.out, "\033[H") && strstr(r.out, "\033[K") && strstr(r.out, "\033[?25h"),
+              "redrawn in place, cursor restored");
+    run_free(&r);
+
+    /* No --count: it runs until SIGTERM, then exits 0. */
+    char bin[256], log[1100];
+    ts_bin("cellctl", bin, sizeof bin);
+    snprintf(log, sizeof log, "%s/watch.log", d->dir);
+    char server[] = "--server", watch[] = "watch", interval[] = "--interval", ms[] = "100ms";
+    char *argv[] = {bin, server, d->url, watch, interval, ms, NULL};
+    int pid = ts_spawn(argv, log);
+    for (int i = 0; i < 200; i++) {
+        if (access(log, R_OK) != 0) {
+            ts_sleep_ms(50);
+            continue;
+        }
+        char *text = slurp(log);
+        bool drawn = strstr(text, "cellctl watch") != NULL;
+        free(text);
+        if (drawn)
+            break;
+        ts_sleep_ms(50);
+    }
+    int st = ts_stop(pid, SIGTERM, 10000);
+    cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "SIGTERM ends watch with status 0 (wait status %d)", st);
+}

@@ -1,0 +1,248 @@
+/* cellctl — the command line of a cellsched cell.
+ *
+ *   cellctl [--server URL] [--timeout D] COMMAND [ARGS] [OPTIONS]
+ *   cellctl --help | cellctl help COMMAND | cellctl COMMAND --help
+ *
+ * Commands: submit, update, kill, scale (cellctl_job.c); get, describe,
+ * stats, watch (cellctl_show.c). Job specs are JSON, native or Marathon
+ * (cellstate/jobspec.h; docs/design.md "Job specs").
+ *
+ * Exit status: 0 on success, 1 when a spec, a request or the server failed,
+ * 2 for a bad command line. Every failure prints one line naming it.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellstate/jobspec.h"
+#include "cellstate/proto.h"
+#include "tools/cellctl_cell.h"
+#include "tools/cellctl_job.h"
+#include "tools/cellctl_show.h"
+
+enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+#define DEFAULT_TIMEOUT_MS 5000u
+#define DEFAULT_INTERVAL_MS 2000u
+
+/* Options beyond --server, --timeout and --help, as bits, so that each
+ * command can say which apply to it. */
+enum {
+    O_OUTPUT = 1 << 0,
+    O_JOB = 1 << 1,
+    O_MACHINE = 1 << 2,
+    O_STATE = 1 << 3,
+    O_INTERVAL = 1 << 4,
+    O_COUNT = 1 << 5,
+    O_ANSI = 1 << 6,
+    O_DRY_RUN = 1 << 7,
+};
+
+typedef struct command {
+    const char *name;
+    int (*run)(ctl *c, const ctl_args *a, cs_error *err);
+    unsigned opts;
+    const char *synopsis;
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"submit", ctl_cmd_submit, O_OUTPUT | O_DRY_RUN, "submit FILE [--dry-run] [-o json]",
+     "Submit the job spec in FILE (- reads standard input): cellsched's native JSON format, or\n"
+     "a Marathon app definition as it is (told apart by its fields: an 'id' and no 'name').\n"
+     "What cannot apply here (a container image, labels, fetch URIs, ...) is warned about on\n"
+     "standard error, naming the field; an error names the JSON path that is wrong.\n"
+     "  --dry-run   print the spec as native JSON instead of submitting it\n"},
+    {"update", ctl_cmd_update, O_OUTPUT, "update JOB FILE [-o json]",
+     "Replace the spec of job JOB with the one in FILE (same name and kind). Pending tasks\n"
+     "take the new resources at once; placed ones are replaced by the schedulers' rolling\n"
+     "update; a different count scales the job.\n"},
+    {"kill", ctl_cmd_kill, O_OUTPUT, "kill JOB [-o json]",
+     "Kill job JOB: every task that has not ended is killed and its resources released.\n"},
+    {"scale", ctl_cmd_scale, O_OUTPUT, "scale JOB N [-o json]",
+     "Set the task count of job JOB to N: new tasks are pending; tasks at index N and above\n"
+     "are killed.\n"},
+    {"get", ctl_cmd_get, O_OUTPUT | O_JOB | O_MACHINE | O_STATE,
+     "get machines|jobs|tasks [--state S] [--job J] [--machine M] [-o json]",
+     "List machines, jobs or tasks as a table, or as a JSON array with -o json (cpu in cores,\n"
+     "mem and disk in MiB).\n"
+     "  --state S     only records in state S (machines: up, draining, down; jobs: active,\n"
+     "                killed; tasks: pending, assigned, running, finished, failed, killed,\n"
+     "                lost, preempted)\n"
+     "  --job J       tasks of job J only\n"
+     "  --machine M   tasks on machine M only (ended tasks keep their last machine)\n"},
+    {"describe", ctl_cmd_describe, O_OUTPUT, "describe job|machine NAME [-o json]",
+     "Show one job (its spec, options, tasks, where each runs and why pending ones wait) or\n"
+     "one machine (capacity, allocation, the tasks placed there).\n"},
+    {"stats", ctl_cmd_stats, O_OUTPUT, "stats [-o json]",
+     "Show the cell's counts, capacity and allocation, and the server's counters.\n"},
+    {"watch", ctl_cmd_watch, O_INTERVAL | O_COUNT | O_ANSI | O_JOB,
+     "watch [--interval D] [--count N] [--job J] [--ansi]",
+     "A live view of machines and of the tasks not yet ended, redrawn in place. Ctrl-C (or\n"
+     "SIGTERM) ends it.\n"
+     "  --interval D   time between frames (default 2s; 500ms, 1m, or seconds)\n"
+     "  --count N      stop after N frames (for scripts)\n"
+     "  --job J        only the tasks of job J\n"
+     "  --ansi         redraw with escape codes even when the output is not a terminal\n"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *f)
+{
+    fputs("usage: cellctl [--server URL] [--timeout D] COMMAND [ARGS] [OPTIONS]\n\ncommands:\n", f);
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %s\n", commands[i].synopsis);
+    fputs("\noptions of every command:\n"
+          "  -s, --server URL   cellstated's address (default: $" CS_URL_ENV
+          ", else " CS_DEFAULT_URL ")\n"
+          "  --timeout D        how long to wait for an answer (default 5s)\n"
+          "  -o, --output FMT   table (default) or json\n"
+          "  -h, --help         this help; `cellctl help COMMAND` for one command\n",
+          f);
+}
+
+static void command_help(const command *cmd, FILE *f)
+{
+    fprintf(f, "usage: cellctl %s\n\n%s\nEvery command also takes --server URL and --timeout D.\n",
+            cmd->synopsis, cmd->help);
+}
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+static int parse_duration(const char *opt, const char *text, uint32_t *out)
+{
+    cs_error err;
+    if (cs_jobspec_duration_ms(text, out, &err) != CS_OK) {
+        fprintf(stderr, "cellctl: %s: %s\n", opt, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"server", required_argument, NULL, 's'},   {"timeout", required_argument, NULL, 't'},
+        {"output", required_argument, NULL, 'o'},   {"job", required_argument, NULL, 'j'},
+        {"machine", required_argument, NULL, 'm'},  {"state", required_argument, NULL, 'S'},
+        {"interval", required_argument, NULL, 'i'}, {"count", required_argument, NULL, 'c'},
+        {"ansi", no_argument, NULL, 'a'},           {"dry-run", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+    };
+    const char *server = NULL;
+    ctl c = {.timeout_ms = DEFAULT_TIMEOUT_MS, .output = CTL_OUT_TABLE};
+    ctl_args a = {.interval_ms = DEFAULT_INTERVAL_MS};
+    unsigned seen = 0;
+    bool help = false;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "s:o:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 's': server = optarg; break;
+        case 't':
+            if (parse_duration("--timeout", optarg, &c.timeout_ms) != 0)
+                return EXIT_USAGE;
+            if (c.timeout_ms == 0) {
+                fprintf(stderr, "cellctl: --timeout must be more than 0\n");
+                return EXIT_USAGE;
+            }
+            break;
+        case 'o':
+            seen |= O_OUTPUT;
+            if (strcmp(optarg, "json") == 0)
+                c.output = CTL_OUT_JSON;
+            else if (strcmp(optarg, "table") != 0) {
+                fprintf(stderr, "cellctl: -o %s: the output is table or json\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case 'j': seen |= O_JOB, a.job = optarg; break;
+        case 'm': seen |= O_MACHINE, a.machine = optarg; break;
+        case 'S': seen |= O_STATE, a.state = optarg; break;
+        case 'i':
+            seen |= O_INTERVAL;
+            if (parse_duration("--interval", optarg, &a.interval_ms) != 0)
+                return EXIT_USAGE;
+            break;
+        case 'c': {
+            seen |= O_COUNT;
+            char *end;
+            a.count = strtol(optarg, &end, 10);
+            if (*end != '\0' || end == optarg || a.count < 1) {
+                fprintf(stderr, "cellctl: --count %s: not a number of frames >= 1\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        }
+        case 'a': seen |= O_ANSI, a.ansi = true; break;
+        case 'd': seen |= O_DRY_RUN, a.dry_run = true; break;
+        case 'h': help = true; break;
+        default:
+            if (optopt)
+                fprintf(stderr, "cellctl: option -%c is unknown or lacks its value\n", optopt);
+            else
+                fprintf(stderr, "cellctl: option %s is unknown or lacks its value\n",
+                        argv[optind - 1]);
+            fprintf(stderr, "run cellctl --help for the options\n");
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        usage(help ? stdout : stderr);
+        return help ? 0 : EXIT_USAGE;
+    }
+    const char *name = argv[optind];
+    if (strcmp(name, "help") == 0) {
+        const command *cmd = optind + 1 < argc ? find_command(argv[optind + 1]) : NULL;
+        if (optind + 1 < argc && cmd == NULL) {
+            fprintf(stderr, "cellctl: help: no command is named '%s'\n", argv[optind + 1]);
+            return EXIT_USAGE;
+        }
+        if (cmd)
+            command_help(cmd, stdout);
+        else
+            usage(stdout);
+        return 0;
+    }
+    const command *cmd = find_command(name);
+    if (cmd == NULL) {
+        fprintf(stderr, "cellctl: no command is named '%s'; run cellctl --help\n", name);
+        return EXIT_USAGE;
+    }
+    if (help) {
+        command_help(cmd, stdout);
+        return 0;
+    }
+    unsigned extra = seen & ~cmd->opts;
+    if (extra) {
+        static const char *const names[] = {"-o",         "--job",   "--machine", "--state",
+                                            "--interval", "--count", "--ansi",    "--dry-run"};
+        size_t bit = 0;
+        while (!(extra & (1u << bit)))
+            bit++;
+        fprintf(stderr, "cellctl %s: %s does not apply (usage: cellctl %s)\n", name, names[bit],
+                cmd->synopsis);
+        return EXIT_USAGE;
+    }
+    c.url = cs_server_url(server);
+    a.argc = argc - optind - 1;
+    a.argv = argv + optind + 1;
+    cs_error err = {0};
+    int rc = cmd->run(&c, &a, &err);
+    ctl_close(&c);
+    if (rc == CS_OK)
+        return 0;
+    fprintf(stderr, "cellctl: %s\n", err.msg[0] ? err.msg : cs_strerror(rc));
+    if (rc == CTL_EUSAGE) {
+        fprintf(stderr, "usage: cellctl %s\n", cmd->synopsis);
+        return EXIT_USAGE;
+    }
+    return EXIT_FAIL;
+}

@@ -1,0 +1,458 @@
+/* cellctl_cell.c — cellctl's connection and its decoded view of the cell
+ * (see cellctl_cell.h). */
+#include "tools/cellctl_cell.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellstate/jobopts.h"
+#include "cellstate/jobspec.h"
+#include "cellstate/proto.h"
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int rc_ = (x);                                                                             \
+        if (rc_ != CS_OK)                                                                          \
+            return rc_;                                                                            \
+    } while (0)
+
+/* ---- the connection ------------------------------------------------------------ */
+
+void ctl_close(ctl *c)
+{
+    cs_client_close(c->client);
+    c->client = NULL;
+}
+
+int ctl_call(ctl *c, uint32_t type, const void *body, size_t len, cs_msg *reply, cs_error *err)
+{
+    if (c->client == NULL) {
+        int rc = cs_client_open(c->url, c->timeout_ms, &c->client, err);
+        if (rc != CS_OK)
+            return cs_errorf(err, rc, "cannot connect to %s: %s", c->url, err->msg);
+    }
+    int rc = cs_client_call(c->client, type, body, len, reply, err);
+    /* The client reports a server's error reply as "server: ..."; anything
+     * else of CS_EIO is the transport: nobody answered at that URL. */
+    if (rc == CS_EIO && strncmp(err->msg, "server: ", 8) != 0)
+        return cs_errorf(err, rc,
+                         "cannot reach cellstated at %s: no answer within %" PRIu32
+                         " ms (is it running? set --server or $CELL_SERVER)",
+                         c->url, c->timeout_ms);
+    return rc;
+}
+
+/* ---- decoding ------------------------------------------------------------------- */
+
+typedef int (*decode_fn)(const msgpack_object *o, cs_arena *a, void *out, cs_error *err);
+
+static int get_ports(const msgpack_object *o, const char *key, cs_arena *a, uint16_t **out,
+                     uint32_t *n, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    *out = NULL;
+    *n = 0;
+    if (v == NULL)
+        return CS_OK;
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not an array", key);
+    uint16_t *p = cs_arena_alloc(a, (v->via.array.size + 1) * sizeof *p);
+    if (p == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        const msgpack_object *e = &v->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > UINT16_MAX)
+            return cs_errorf(err, CS_EPROTO, "field '%s' holds a value that is not a port", key);
+        p[i] = (uint16_t)e->via.u64;
+    }
+    *out = p;
+    *n = v->via.array.size;
+    return CS_OK;
+}
+
+static int decode_machine(const msgpack_object *o, cs_arena *a, void *out, cs_error *err)
+{
+    cs_machine *m = out;
+    TRY(cs_unpack_machine_spec(o, a, m, err));
+    uint64_t ntasks = 0;
+    int rc;
+    if ((rc = cs_obj_u64(o, "id", true, UINT64_MAX, &m->id, err)) ||
+        (rc = cs_obj_res(o, "allocated", false, &m->allocated, err)) ||
+        (rc = get_ports(o, "ports", a, &m->ports, &m->nports, err)) ||
+        (rc = cs_obj_u64(o, "ntasks", false, UINT32_MAX, &ntasks, err)) ||
+        (rc = cs_obj_u64(o, "seq", false, UINT64_MAX, &m->seq, err)) ||
+        (rc = cs_obj_u64(o, "version", false, UINT64_MAX, &m->version, err)))
+        return cs_error_wrap(err, rc, "machine %s", m->name);
+    m->ntasks = (uint32_t)ntasks;
+    return CS_OK;
+}
+
+static int decode_job(const msgpack_object *o, cs_arena *a, void *out, cs_error *err)
+{
+    cs_job *j = out;
+    TRY(cs_unpack_job_spec(o, a, j, err));
+    const char *state = "active";
+    int rc;
+    if ((rc = cs_obj_u64(o, "id", true, UINT64_MAX, &j->id, err)) ||
+        (rc = cs_obj_str(o, "state", false, 16, a, &state, err)) ||
+        (rc = cs_obj_u64(o, "spec_hash", false, UINT64_MAX, &j->spec_hash, err)) ||
+        (rc = cs_obj_u64(o, "version", false, UINT64_MAX, &j->version, err)))
+        return cs_error_wrap(err, rc, "job %s", j->name);
+    j->state = CS_JOB_STATE_COUNT;
+    for (uint8_t s = 0; s < CS_JOB_STATE_COUNT; s++)
+        if (strcmp(state, cs_job_state_name(s)) == 0)
+            j->state = s;
+    if (j->state == CS_JOB_STATE_COUNT)
+        return cs_errorf(err, CS_EPROTO, "job %s: unknown state '%s'", j->name, state);
+    return CS_OK;
+}
+
+static int decode_task(const msgpack_object *o, cs_arena *a, void *out, cs_error *err)
+{
+    cs_task *t = out;
+    memset(t, 0, sizeof *t);
+    const char *state = "", *last = "pending";
+    uint64_t index = 0, attempts = 0;
+    int64_t code = 0;
+    t->reason = "";
+    int rc;
+    if ((rc = cs_obj_u64(o, "id", true, UINT64_MAX, &t->id, err)) ||
+        (rc = cs_obj_u64(o, "job", true, UINT64_MAX, &t->job, err)) ||
+        (rc = cs_obj_u64(o, "index", false, CS_TASK_INDEX_MAX, &index, err)) ||
+        (rc = cs_obj_str(o, "state", true, 16, a, &state, err)) ||
+        (rc = cs_obj_str(o, "last_end", false, 16, a, &last, err)) ||
+        (rc = cs_obj_u64(o, "machine", false, UINT64_MAX, &t->machine, err)) ||
+        (rc = cs_obj_res(o, "resources", false, &t->res, err)) ||
+        (rc = get_ports(o, "ports", a, &t->ports, &t->nports, err)) ||
+        (rc = cs_obj_u64(o, "attempts", false, UINT32_MAX, &attempts, err)) ||
+        (rc = cs_obj_i64(o, "exit_code", false, INT32_MIN, INT32_MAX, &code, err)) ||
+        (rc = cs_obj_str(o, "reason", false, CS_REASON_MAX, a, &t->reason, err)) ||
+        (rc = cs_obj_u64(o, "version", false, UINT64_MAX, &t->version, err)))
+        return cs_error_wrap(err, rc, "task");
+    if (cs_task_state_parse(state, &t->state) != CS_OK ||
+        cs_task_state_parse(last, &t->last_end) != CS_OK)
+        return cs_errorf(err, CS_EPROTO, "task %" PRIu64 ": unknown state '%s'", t->id, state);
+    t->index = (uint32_t)index;
+    t->attempts = (uint32_t)attempts;
+    t->exit_code = (int32_t)code;
+    return CS_OK;
+}
+
+/* The array under `key` of `body`, each element decoded into *out (an
+ * array of `size`-byte records in the cell's arena). */
+static int decode_list(ctl_cell *cell, const msgpack_object *body, const char *key, size_t size,
+                       decode_fn fn, void **out, uint32_t *n, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(body, key);
+    if (v == NULL || v->type != MSGPACK_OBJECT_ARRAY)
+        return cs_errorf(err, CS_EPROTO, "reply: field '%s' is missing or not an array", key);
+    uint8_t *arr = cs_arena_alloc(&cell->a, ((size_t)v->via.array.size + 1) * size);
+    if (arr == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < v->via.array.size; i++)
+        TRY(fn(&v->via.array.ptr[i], &cell->a, arr + i * size, err));
+    *out = arr;
+    *n = v->via.array.size;
+    uint64_t version = 0;
+    cs_error ignore;
+    if (cs_obj_u64(body, "version", false, UINT64_MAX, &version, &ignore) == CS_OK &&
+        version > cell->version)
+        cell->version = version;
+    return CS_OK;
+}
+
+static int cmp_machine(const void *a, const void *b)
+{
+    cs_id x = ((const cs_machine *)a)->id, y = ((const cs_machine *)b)->id;
+    return (x > y) - (x < y);
+}
+
+static int cmp_job(const void *a, const void *b)
+{
+    cs_id x = ((const cs_job *)a)->id, y = ((const cs_job *)b)->id;
+    return (x > y) - (x < y);
+}
+
+void ctl_cell_init(ctl_cell *cell)
+{
+    memset(cell, 0, sizeof *cell);
+    cs_arena_init(&cell->a);
+}
+
+void ctl_cell_free(ctl_cell *cell)
+{
+    cs_arena_free(&cell->a);
+    memset(cell, 0, sizeof *cell);
+}
+
+static const uint8_t empty_map[] = {0x80};
+
+int ctl_fetch_machines(ctl *c, ctl_cell *cell, cs_error *err)
+{
+    cs_msg r;
+    TRY(ctl_call(c, CS_MSG_GET_MACHINES, empty_map, sizeof empty_map, &r, err));
+    TRY(decode_list(cell, &r.body, "machines", sizeof(cs_machine), decode_machine,
+                    (void **)&cell->machines, &cell->nmachines, err));
+    qsort(cell->machines, cell->nmachines, sizeof *cell->machines, cmp_machine);
+    return CS_OK;
+}
+
+int ctl_fetch_jobs(ctl *c, ctl_cell *cell, cs_error *err)
+{
+    cs_msg r;
+    TRY(ctl_call(c, CS_MSG_GET_JOBS, empty_map, sizeof empty_map, &r, err));
+    TRY(decode_list(cell, &r.body, "jobs", sizeof(cs_job), decode_job, (void **)&cell->jobs,
+                    &cell->njobs, err));
+    qsort(cell->jobs, cell->njobs, sizeof *cell->jobs, cmp_job);
+    return CS_OK;
+}
+
+int ctl_fetch_tasks(ctl *c, ctl_cell *cell, const char *job, const char *machine, const char *state,
+                    cs_error *err)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, (job != NULL) + (machine != NULL) + (state != NULL)) == 0 &&
+                     (job == NULL || cs_pack_kv_str(&pk, "job", ctl_job_ref(job)) == CS_OK) &&
+                     (machine == NULL || cs_pack_kv_str(&pk, "machine", machine) == CS_OK) &&
+                     (state == NULL || cs_pack_kv_str(&pk, "state", state) == CS_OK)
+                 ? CS_OK
+                 : cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg r;
+    if (rc == CS_OK)
+        rc = ctl_call(c, CS_MSG_GET_TASKS, b.data, b.size, &r, err);
+    msgpack_sbuffer_destroy(&b);
+    if (rc == CS_OK)
+        rc = decode_list(cell, &r.body, "tasks", sizeof(cs_task), decode_task,
+                         (void **)&cell->tasks, &cell->ntasks, err);
+    return rc;
+}
+
+int ctl_fetch_job(ctl *c, ctl_cell *cell, const char *job, cs_error *err)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, 1) == 0 && cs_pack_kv_str(&pk, "job", ctl_job_ref(job)) == CS_OK
+                 ? CS_OK
+                 : cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg r;
+    if (rc == CS_OK)
+        rc = ctl_call(c, CS_MSG_GET_JOB, b.data, b.size, &r, err);
+    msgpack_sbuffer_destroy(&b);
+    if (rc != CS_OK)
+        return rc;
+    const msgpack_object *jo = cs_obj_get(&r.body, "job"), *to = cs_obj_get(&r.body, "tasks");
+    if (jo == NULL || to == NULL)
+        return cs_errorf(err, CS_EPROTO, "reply to get.job lacks 'job' or 'tasks'");
+    cell->jobs = cs_arena_alloc(&cell->a, sizeof *cell->jobs);
+    if (cell->jobs == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    TRY(decode_job(jo, &cell->a, cell->jobs, err));
+    cell->njobs = 1;
+    return decode_list(cell, to, "tasks", sizeof(cs_task), decode_task, (void **)&cell->tasks,
+                       &cell->ntasks, err);
+}
+
+/* ---- lookups and formatting ------------------------------------------------------- */
+
+const cs_machine *ctl_machine_by_id(const ctl_cell *cell, cs_id id)
+{
+    cs_machine key = {.id = id};
+    return cell->nmachines ? bsearch(&key, cell->machines, cell->nmachines, sizeof key, cmp_machine)
+                           : NULL;
+}
+
+const cs_job *ctl_job_by_id(const ctl_cell *cell, cs_id id)
+{
+    cs_job key = {.id = id};
+    return cell->njobs ? bsearch(&key, cell->jobs, cell->njobs, sizeof key, cmp_job) : NULL;
+}
+
+const char *ctl_machine_name(const ctl_cell *cell, cs_id id, char *buf, size_t size)
+{
+    if (id == 0)
+        return "";
+    const cs_machine *m = ctl_machine_by_id(cell, id);
+    if (m != NULL)
+        return m->name;
+    snprintf(buf, size, "#%" PRIu64, id);
+    return buf;
+}
+
+const char *ctl_job_name(const ctl_cell *cell, cs_id id, char *buf, size_t size)
+{
+    const cs_job *j = ctl_job_by_id(cell, id);
+    if (j != NULL)
+        return j->name;
+    snprintf(buf, size, "#%" PRIu64, id);
+    return buf;
+}
+
+const char *ctl_cores(int64_t millicores, char *buf, size_t size)
+{
+    if (millicores % 1000 == 0) {
+        snprintf(buf, size, "%" PRId64, millicores / 1000);
+        return buf;
+    }
+    snprintf(buf, size, "%" PRId64 ".%03" PRId64, millicores / 1000, millicores % 1000);
+    size_t n = strlen(buf);
+    while (buf[n - 1] == '0')
+        buf[--n] = '\0';
+    return buf;
+}
+
+const char *ctl_ports(const uint16_t *ports, uint32_t n, char *buf, size_t size)
+{
+    if (n == 0) {
+        snprintf(buf, size, "-");
+        return buf;
+    }
+    size_t len = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < n && len + 8 < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%u", i ? "," : "", ports[i]);
+    return buf;
+}
+
+const char *ctl_job_ref(const char *name)
+{
+    return name[0] == '/' && name[1] != '\0' ? name + 1 : name;
+}
+
+/* ---- JSON ------------------------------------------------------------------------ */
+
+/* Attach v to o; false when either is NULL or the set fails (v released). */
+static bool put(json_t *o, const char *key, json_t *v)
+{
+    if (o == NULL) {
+        json_decref(v);
+        return false;
+    }
+    return v != NULL && json_object_set_new(o, key, v) == 0;
+}
+
+static json_t *ports_json(const uint16_t *ports, uint32_t n)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; a && i < n; i++)
+        if (json_array_append_new(a, json_integer(ports[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+json_t *ctl_res_json(const cs_res *r)
+{
+    json_t *o = json_object();
+    bool ok = put(o, "cpu", json_real((double)r->cpu / 1000.0));
+    ok &= put(o, "mem", json_integer(r->mem));
+    ok &= put(o, "disk", json_integer(r->disk));
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *ctl_machine_json(const cs_machine *m)
+{
+    json_t *o = json_object(), *attrs = json_object();
+    bool ok = put(o, "id", json_integer((json_int_t)m->id));
+    ok &= put(o, "name", json_string(m->name));
+    ok &= put(o, "state", json_string(cs_machine_state_name(m->state)));
+    for (uint32_t i = 0; attrs && i < m->nattrs; i++)
+        ok &= put(attrs, m->attrs[i].key, json_string(m->attrs[i].value));
+    ok &= put(o, "attrs", attrs);
+    ok &= put(o, "capacity", ctl_res_json(&m->capacity));
+    ok &= put(o, "allocated", ctl_res_json(&m->allocated));
+    ok &= put(o, "port_lo", json_integer(m->port_lo));
+    ok &= put(o, "port_hi", json_integer(m->port_hi));
+    ok &= put(o, "ports_in_use", ports_json(m->ports, m->nports));
+    ok &= put(o, "tasks", json_integer(m->ntasks));
+    ok &= put(o, "version", json_integer((json_int_t)m->version));
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *ctl_task_json(const ctl_cell *cell, const cs_task *t)
+{
+    char buf[32];
+    json_t *o = json_object();
+    const cs_machine *m = t->machine ? ctl_machine_by_id(cell, t->machine) : NULL;
+    bool ok = put(o, "id", json_integer((json_int_t)t->id));
+    ok &= put(o, "job", json_string(ctl_job_name(cell, t->job, buf, sizeof buf)));
+    ok &= put(o, "job_id", json_integer((json_int_t)t->job));
+    ok &= put(o, "index", json_integer(t->index));
+    ok &= put(o, "state", json_string(cs_task_state_name(t->state)));
+    ok &= put(o, "last_end", json_string(cs_task_state_name(t->last_end)));
+    ok &= put(o, "machine", m ? json_string(m->name) : json_null());
+    ok &= put(o, "machine_id", json_integer((json_int_t)t->machine));
+    ok &= put(o, "resources", ctl_res_json(&t->res));
+    ok &= put(o, "ports", ports_json(t->ports, t->nports));
+    ok &= put(o, "attempts", json_integer(t->attempts));
+    ok &= put(o, "exit_code", json_integer(t->exit_code));
+    ok &= put(o, "reason", json_string(t->reason));
+    ok &= put(o, "version", json_integer((json_int_t)t->version));
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *ctl_job_json(const cs_job *j, const ctl_cell *tasks, cs_error *err)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_jobopts opts;
+    json_t *o = NULL;
+    int rc = cs_job_opts(j, &a, &opts, err);
+    if (rc == CS_OK)
+        rc = cs_jobspec_to_json(j, &opts, &o, err);
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return NULL;
+    bool ok = put(o, "id", json_integer((json_int_t)j->id));
+    ok &= put(o, "state", json_string(cs_job_state_name(j->state)));
+    ok &= put(o, "version", json_integer((json_int_t)j->version));
+    /* A uint64 hash does not fit JSON's integers everywhere: hex text. */
+    char hash[24];
+    snprintf(hash, sizeof hash, "%016" PRIx64, j->spec_hash);
+    ok &= put(o, "spec_hash", json_string(hash));
+    if (tasks != NULL) {
+        json_int_t n[CS_TASK_STATE_COUNT] = {0};
+        for (uint32_t i = 0; i < tasks->ntasks; i++)
+            if (tasks->tasks[i].job == j->id)
+                n[tasks->tasks[i].state]++;
+        json_t *counts = json_object();
+        for (uint8_t s = 0; s < CS_TASK_STATE_COUNT; s++)
+            ok &= put(counts, cs_task_state_name(s), json_integer(n[s]));
+        ok &= put(o, "tasks", counts);
+    }
+    if (!ok) {
+        json_decref(o);
+        cs_errorf(err, CS_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return o;
+}
+
+int ctl_print_json(json_t *v, cs_error *err)
+{
+    if (v == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory building JSON");
+    if (json_dumpf(v, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) != 0 ||
+        fputc('\n', stdout) == EOF)
+        return cs_errorf(err, CS_EIO, "cannot write to standard output");
+    return CS_OK;
+}

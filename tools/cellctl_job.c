@@ -1,0 +1,165 @@
+/* cellctl_job.c — submit, update, kill and scale (see cellctl_job.h). */
+#include "tools/cellctl_job.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellstate/jobspec.h"
+#include "cellstate/proto.h"
+
+/* Read a spec file and say on stderr what in it was ignored. */
+static int load(const char *file, cs_jobspec *s, cs_error *err)
+{
+    int rc = cs_jobspec_load(file, s, err);
+    if (rc != CS_OK)
+        return rc;
+    for (uint32_t i = 0; i < s->nwarnings; i++)
+        fprintf(stderr, "cellctl: warning: %s: %s\n", file, s->warnings[i]);
+    return CS_OK;
+}
+
+/* What a write command prints: a sentence, or {"job", "id"?, "version"}. */
+static int report(ctl *c, const char *job, uint64_t id, uint64_t version, const char *what,
+                  cs_error *err)
+{
+    if (c->output == CTL_OUT_TABLE) {
+        printf("job %s %s (version %" PRIu64 ")\n", job, what, version);
+        return CS_OK;
+    }
+    json_t *o = json_object();
+    bool ok = o && json_object_set_new(o, "job", json_string(job)) == 0 &&
+              (id == 0 || json_object_set_new(o, "id", json_integer((json_int_t)id)) == 0) &&
+              json_object_set_new(o, "version", json_integer((json_int_t)version)) == 0;
+    int rc = ok ? ctl_print_json(o, err) : cs_errorf(err, CS_ENOMEM, "out of memory");
+    json_decref(o);
+    return rc;
+}
+
+static uint64_t reply_u64(const cs_msg *r, const char *key)
+{
+    uint64_t v = 0;
+    cs_error ignore;
+    cs_obj_u64(&r->body, key, false, UINT64_MAX, &v, &ignore);
+    return v;
+}
+
+int ctl_cmd_submit(ctl *c, const ctl_args *a, cs_error *err)
+{
+    if (a->argc != 1)
+        return cs_errorf(err, CTL_EUSAGE, "submit: give one spec file (or - for stdin)");
+    cs_jobspec s;
+    int rc = load(a->argv[0], &s, err);
+    if (rc == CS_OK && a->dry_run) {
+        /* What would be submitted, in the native format: also how to see
+         * what a Marathon app became. */
+        json_t *j = NULL;
+        rc = cs_jobspec_to_json(&s.job, &s.opts, &j, err);
+        if (rc == CS_OK)
+            rc = ctl_print_json(j, err);
+        json_decref(j);
+    } else if (rc == CS_OK) {
+        cs_msg r;
+        rc = ctl_call(c, CS_MSG_JOB_SUBMIT, s.body.data, s.body.size, &r, err);
+        if (rc == CS_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "submitted: id %" PRIu64 ", %u task%s", reply_u64(&r, "id"),
+                     s.job.count, s.job.count == 1 ? "" : "s");
+            rc = report(c, s.job.name, reply_u64(&r, "id"), reply_u64(&r, "version"), what, err);
+        } else {
+            cs_error_wrap(err, rc, "submit %s", s.job.name);
+        }
+    }
+    cs_jobspec_free(&s);
+    return rc;
+}
+
+int ctl_cmd_update(ctl *c, const ctl_args *a, cs_error *err)
+{
+    if (a->argc != 2)
+        return cs_errorf(err, CTL_EUSAGE, "update: give the job and a spec file: update JOB FILE");
+    const char *job = ctl_job_ref(a->argv[0]);
+    cs_jobspec s;
+    int rc = load(a->argv[1], &s, err);
+    if (rc != CS_OK)
+        return rc;
+    if (strcmp(s.job.name, job) != 0) {
+        rc = cs_errorf(err, CS_EINVAL,
+                       "update %s: %s is the spec of job '%s' (a job's name cannot change)", job,
+                       a->argv[1], s.job.name);
+        cs_jobspec_free(&s);
+        return rc;
+    }
+    /* {"job": name, "spec": the submit body}: the body is one msgpack map,
+     * so it is appended as it is. */
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    rc = msgpack_pack_map(&pk, 2) == 0 && cs_pack_kv_str(&pk, "job", job) == CS_OK &&
+                 cs_pack_str(&pk, "spec") == CS_OK &&
+                 msgpack_sbuffer_write(&b, s.body.data, s.body.size) == 0
+             ? CS_OK
+             : cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg r;
+    if (rc == CS_OK && (rc = ctl_call(c, CS_MSG_JOB_UPDATE, b.data, b.size, &r, err)) == CS_OK)
+        rc = report(c, job, 0, reply_u64(&r, "version"), "updated", err);
+    else if (rc != CS_ENOMEM)
+        cs_error_wrap(err, rc, "update %s", job);
+    msgpack_sbuffer_destroy(&b);
+    cs_jobspec_free(&s);
+    return rc;
+}
+
+/* A request whose body is {"job": name} plus, when count >= 0, "count". */
+static int job_request(ctl *c, uint32_t type, const char *job, int64_t count, cs_msg *r,
+                       cs_error *err)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map(&pk, count >= 0 ? 2 : 1) == 0 &&
+                     cs_pack_kv_str(&pk, "job", job) == CS_OK &&
+                     (count < 0 || cs_pack_kv_u64(&pk, "count", (uint64_t)count) == CS_OK)
+                 ? CS_OK
+                 : cs_errorf(err, CS_ENOMEM, "out of memory");
+    if (rc == CS_OK)
+        rc = ctl_call(c, type, b.data, b.size, r, err);
+    msgpack_sbuffer_destroy(&b);
+    if (rc != CS_OK)
+        cs_error_wrap(err, rc, "%s %s", type == CS_MSG_JOB_KILL ? "kill" : "scale", job);
+    return rc;
+}
+
+int ctl_cmd_kill(ctl *c, const ctl_args *a, cs_error *err)
+{
+    if (a->argc != 1)
+        return cs_errorf(err, CTL_EUSAGE, "kill: give one job name");
+    const char *job = ctl_job_ref(a->argv[0]);
+    cs_msg r;
+    int rc = job_request(c, CS_MSG_JOB_KILL, job, -1, &r, err);
+    return rc == CS_OK ? report(c, job, 0, reply_u64(&r, "version"), "killed", err) : rc;
+}
+
+int ctl_cmd_scale(ctl *c, const ctl_args *a, cs_error *err)
+{
+    if (a->argc != 2)
+        return cs_errorf(err, CTL_EUSAGE, "scale: give a job and a count: scale JOB N");
+    const char *job = ctl_job_ref(a->argv[0]), *n = a->argv[1];
+    char *end;
+    errno = 0;
+    unsigned long long count = strtoull(n, &end, 10);
+    if (n[0] < '0' || n[0] > '9' || *end != '\0' || errno != 0 || count > CS_TASK_INDEX_MAX + 1u)
+        return cs_errorf(err, CTL_EUSAGE, "scale: '%s' is not a task count in [0, %u]", n,
+                         CS_TASK_INDEX_MAX + 1u);
+    cs_msg r;
+    int rc = job_request(c, CS_MSG_JOB_SCALE, job, (int64_t)count, &r, err);
+    if (rc != CS_OK)
+        return rc;
+    char what[48];
+    snprintf(what, sizeof what, "scaled to %llu task%s", count, count == 1 ? "" : "s");
+    return report(c, job, 0, reply_u64(&r, "version"), what, err);
+}
