@@ -48,96 +48,20 @@ int ctl_call(ctl *c, uint32_t type, const void *body, size_t len, cs_msg *reply,
 
 typedef int (*decode_fn)(const msgpack_object *o, cs_arena *a, void *out, cs_error *err);
 
-static int get_ports(const msgpack_object *o, const char *key, cs_arena *a, uint16_t **out,
-                     uint32_t *n, cs_error *err)
-{
-    const msgpack_object *v = cs_obj_get(o, key);
-    *out = NULL;
-    *n = 0;
-    if (v == NULL)
-        return CS_OK;
-    if (v->type != MSGPACK_OBJECT_ARRAY)
-        return cs_errorf(err, CS_EPROTO, "field '%s' is not an array", key);
-    uint16_t *p = cs_arena_alloc(a, (v->via.array.size + 1) * sizeof *p);
-    if (p == NULL)
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    for (uint32_t i = 0; i < v->via.array.size; i++) {
-        const msgpack_object *e = &v->via.array.ptr[i];
-        if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > UINT16_MAX)
-            return cs_errorf(err, CS_EPROTO, "field '%s' holds a value that is not a port", key);
-        p[i] = (uint16_t)e->via.u64;
-    }
-    *out = p;
-    *n = v->via.array.size;
-    return CS_OK;
-}
-
+/* The record decoders of proto.h, in the shape decode_list calls. */
 static int decode_machine(const msgpack_object *o, cs_arena *a, void *out, cs_error *err)
 {
-    cs_machine *m = out;
-    TRY(cs_unpack_machine_spec(o, a, m, err));
-    uint64_t ntasks = 0;
-    int rc;
-    if ((rc = cs_obj_u64(o, "id", true, UINT64_MAX, &m->id, err)) ||
-        (rc = cs_obj_res(o, "allocated", false, &m->allocated, err)) ||
-        (rc = get_ports(o, "ports", a, &m->ports, &m->nports, err)) ||
-        (rc = cs_obj_u64(o, "ntasks", false, UINT32_MAX, &ntasks, err)) ||
-        (rc = cs_obj_u64(o, "seq", false, UINT64_MAX, &m->seq, err)) ||
-        (rc = cs_obj_u64(o, "version", false, UINT64_MAX, &m->version, err)))
-        return cs_error_wrap(err, rc, "machine %s", m->name);
-    m->ntasks = (uint32_t)ntasks;
-    return CS_OK;
+    return cs_unpack_machine(o, a, out, err);
 }
 
 static int decode_job(const msgpack_object *o, cs_arena *a, void *out, cs_error *err)
 {
-    cs_job *j = out;
-    TRY(cs_unpack_job_spec(o, a, j, err));
-    const char *state = "active";
-    int rc;
-    if ((rc = cs_obj_u64(o, "id", true, UINT64_MAX, &j->id, err)) ||
-        (rc = cs_obj_str(o, "state", false, 16, a, &state, err)) ||
-        (rc = cs_obj_u64(o, "spec_hash", false, UINT64_MAX, &j->spec_hash, err)) ||
-        (rc = cs_obj_u64(o, "version", false, UINT64_MAX, &j->version, err)))
-        return cs_error_wrap(err, rc, "job %s", j->name);
-    j->state = CS_JOB_STATE_COUNT;
-    for (uint8_t s = 0; s < CS_JOB_STATE_COUNT; s++)
-        if (strcmp(state, cs_job_state_name(s)) == 0)
-            j->state = s;
-    if (j->state == CS_JOB_STATE_COUNT)
-        return cs_errorf(err, CS_EPROTO, "job %s: unknown state '%s'", j->name, state);
-    return CS_OK;
+    return cs_unpack_job(o, a, out, err);
 }
 
 static int decode_task(const msgpack_object *o, cs_arena *a, void *out, cs_error *err)
 {
-    cs_task *t = out;
-    memset(t, 0, sizeof *t);
-    const char *state = "", *last = "pending";
-    uint64_t index = 0, attempts = 0;
-    int64_t code = 0;
-    t->reason = "";
-    int rc;
-    if ((rc = cs_obj_u64(o, "id", true, UINT64_MAX, &t->id, err)) ||
-        (rc = cs_obj_u64(o, "job", true, UINT64_MAX, &t->job, err)) ||
-        (rc = cs_obj_u64(o, "index", false, CS_TASK_INDEX_MAX, &index, err)) ||
-        (rc = cs_obj_str(o, "state", true, 16, a, &state, err)) ||
-        (rc = cs_obj_str(o, "last_end", false, 16, a, &last, err)) ||
-        (rc = cs_obj_u64(o, "machine", false, UINT64_MAX, &t->machine, err)) ||
-        (rc = cs_obj_res(o, "resources", false, &t->res, err)) ||
-        (rc = get_ports(o, "ports", a, &t->ports, &t->nports, err)) ||
-        (rc = cs_obj_u64(o, "attempts", false, UINT32_MAX, &attempts, err)) ||
-        (rc = cs_obj_i64(o, "exit_code", false, INT32_MIN, INT32_MAX, &code, err)) ||
-        (rc = cs_obj_str(o, "reason", false, CS_REASON_MAX, a, &t->reason, err)) ||
-        (rc = cs_obj_u64(o, "version", false, UINT64_MAX, &t->version, err)))
-        return cs_error_wrap(err, rc, "task");
-    if (cs_task_state_parse(state, &t->state) != CS_OK ||
-        cs_task_state_parse(last, &t->last_end) != CS_OK)
-        return cs_errorf(err, CS_EPROTO, "task %" PRIu64 ": unknown state '%s'", t->id, state);
-    t->index = (uint32_t)index;
-    t->attempts = (uint32_t)attempts;
-    t->exit_code = (int32_t)code;
-    return CS_OK;
+    return cs_unpack_task(o, a, out, err);
 }
 
 /* The array under `key` of `body`, each element decoded into *out (an
