@@ -43,7 +43,7 @@ struct worker {
     msgpack_zone zone;
     cs_msg msg;
     wjob job;
-    /* A parked poll. */
+    /* A parked poll, in its machine's list (mslot.parked). */
     cs_id poll_machine;
     uint64_t poll_since;
     bool parked;
@@ -54,6 +54,10 @@ typedef struct mslot {
     int64_t seen_ms;  /* last heartbeat or registration (monotonic) */
     uint64_t changed; /* cell version of the machine record's last change */
     bool down_queued;
+    /* The polls parked on this machine: a write wakes only the polls of the
+     * machines it changed, instead of walking every parked poll of the cell
+     * (10,000 at 10,000 machines) under `mu` at each write. */
+    struct worker *parked;
 } mslot;
 
 typedef struct counters {
@@ -78,7 +82,7 @@ struct cs_server {
     bool writer_started, monitor_started;
     mslot *mach;
     size_t nmach;
-    worker *parked;
+    uint32_t nparked;
     uint64_t version;
     counters c;
 };
@@ -485,9 +489,7 @@ static int h_stats(worker *w, msgpack_packer *pk, cs_error *err)
     cs_server *s = w->s;
     pthread_mutex_lock(&s->mu);
     counters k = s->c;
-    uint32_t parked = 0;
-    for (worker *p = s->parked; p; p = p->wnext)
-        parked++;
+    uint32_t parked = s->nparked;
     pthread_mutex_unlock(&s->mu);
     PK(msgpack_pack_map(pk, 10));
     TRY(cs_pack_kv_u64(pk, "version", version));
@@ -662,6 +664,7 @@ static int h_poll_reply(worker *w, msgpack_packer *pk, cs_error *err)
     return rc;
 }
 
+/* Called with mu held. A parked poll's machine has a slot: parking made it. */
 static void park_remove(cs_server *s, worker *w)
 {
     if (!w->parked)
@@ -669,11 +672,12 @@ static void park_remove(cs_server *s, worker *w)
     if (w->wprev)
         w->wprev->wnext = w->wnext;
     else
-        s->parked = w->wnext;
+        s->mach[w->poll_machine].parked = w->wnext;
     if (w->wnext)
         w->wnext->wprev = w->wprev;
     w->wprev = w->wnext = NULL;
     w->parked = false;
+    s->nparked--;
 }
 
 static void h_poll(worker *w)
@@ -708,10 +712,11 @@ static void h_poll(worker *w)
         /* Park: the writer cancels the sleep when the machine changes. */
         w->parked = true;
         w->wprev = NULL;
-        w->wnext = s->parked;
-        if (s->parked)
-            s->parked->wprev = w;
-        s->parked = w;
+        w->wnext = sl->parked;
+        if (sl->parked)
+            sl->parked->wprev = w;
+        sl->parked = w;
+        s->nparked++;
         w->state = W_WAIT;
         nng_sleep_aio((nng_duration)wait_ms, w->aio);
         pthread_mutex_unlock(&s->mu);
@@ -721,14 +726,13 @@ static void h_poll(worker *w)
     run_handler(w, h_poll_reply);
 }
 
-/* Wake the parked polls whose machine changed. Called by the writer. */
-static void wake_polls(cs_server *s)
+/* Wake the polls parked on machine slot `sl`, which changed at the
+ * version in sl->changed. Called by the writer with mu held. */
+static void wake_polls(mslot *sl)
 {
-    pthread_mutex_lock(&s->mu);
-    for (worker *w = s->parked; w; w = w->wnext)
-        if (w->poll_machine < s->nmach && s->mach[w->poll_machine].changed > w->poll_since)
+    for (worker *w = sl->parked; w; w = w->wnext)
+        if (sl->changed > w->poll_since)
             nng_aio_cancel(w->aio); /* completes on nng's thread, not here */
-    pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- writes (the writer thread) ----------------------------------------------- */
@@ -901,8 +905,8 @@ static int h_task_status(worker *w, msgpack_packer *pk, cs_error *err)
     return rc != CS_OK ? rc : reply_version(pk, v, err);
 }
 
-/* After a write: note which machines changed, announce the version, and
- * wake the polls waiting on those machines. */
+/* After a write: note which machines changed, wake the polls waiting on
+ * them, and announce the version. */
 static void after_write(cs_server *s)
 {
     cs_snap *snap;
@@ -922,8 +926,10 @@ static void after_write(cs_server *s)
         pthread_mutex_lock(&s->mu);
         for (size_t i = 0; i < ch.n[CS_KIND_MACHINE]; i++) {
             mslot *sl = slot_of(s, ch.ids[CS_KIND_MACHINE][i]);
-            if (sl != NULL)
+            if (sl != NULL) {
                 sl->changed = v;
+                wake_polls(sl);
+            }
         }
         s->version = v;
         pthread_mutex_unlock(&s->mu);
@@ -940,7 +946,6 @@ static void after_write(cs_server *s)
             nng_send(s->pub, b.data, b.size, NNG_FLAG_NONBLOCK);
         msgpack_sbuffer_destroy(&b);
     }
-    wake_polls(s);
 }
 
 static handler_fn write_handler(uint32_t type)

@@ -185,6 +185,7 @@ typedef struct poller {
     uint64_t since;
     uint32_t n;
     int64_t took;
+    uint32_t wait_ms; /* 0: 8000 */
 } poller;
 
 static void *poll_thread(void *arg)
@@ -194,7 +195,7 @@ static void *poll_thread(void *arg)
     cs_error err = {0};
     cr_assert_eq(cs_client_open(p->url, 10000, &c, &err), CS_OK);
     int64_t t0 = mono_ms();
-    p->n = poll_count(c, p->m, p->since, 8000, NULL);
+    p->n = poll_count(c, p->m, p->since, p->wait_ms ? p->wait_ms : 8000, NULL);
     p->took = mono_ms() - t0;
     cs_client_close(c);
     return NULL;
@@ -214,7 +215,7 @@ Test(cellstated, long_poll_waits_and_wakes_on_commit, .timeout = 60)
     cr_assert_geq(mono_ms() - t0, 350, "a poll with nothing new waits");
 
     /* A commit on its machine wakes it long before its wait ends. */
-    poller p = {d.url, m, v, 0, 0};
+    poller p = {d.url, m, v, 0, 0, 0};
     pthread_t th;
     pthread_create(&th, NULL, poll_thread, &p);
     ts_sleep_ms(300);
@@ -222,6 +223,70 @@ Test(cellstated, long_poll_waits_and_wakes_on_commit, .timeout = 60)
     pthread_join(th, NULL);
     cr_assert_eq(p.n, 3);
     cr_assert_lt(p.took, 6000, "the poll was woken (took %lld ms)", (long long)p.took);
+    ts_daemon_teardown(&d);
+}
+
+/* The server's "parked_polls" counter. */
+static uint64_t parked_polls(ts_daemon *d)
+{
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_call(d->c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_OK, "%s", err.msg);
+    uint64_t n = 0;
+    cr_assert_eq(cs_obj_u64(cs_obj_get(&r.body, "server"), "parked_polls", true, UINT64_MAX, &n,
+                            &err),
+                 CS_OK, "%s", err.msg);
+    return n;
+}
+
+static void wait_parked(ts_daemon *d, uint64_t n)
+{
+    for (int i = 0; i < 200 && parked_polls(d) != n; i++)
+        ts_sleep_ms(20);
+    cr_assert_eq(parked_polls(d), n, "%llu polls parked", (unsigned long long)n);
+}
+
+/* Parked polls are kept per machine: a commit wakes the polls of the
+ * machines it changed, every one of them, and no other; a poll that times
+ * out leaves its machine's list intact for the next wake-up. */
+Test(cellstated, commit_wakes_only_the_polls_of_its_machines, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    cs_id m1 = do_register(&d, "m1", 4000), m2 = do_register(&d, "m2", 4000);
+    cs_id j = do_submit(&d, "batch", 4);
+    uint64_t v;
+    poll_count(d.c, m1, 0, 0, &v);
+
+    /* m2: a short poll, parked first (the tail of m2's list), then a long
+     * one (its head). m1: two long polls. */
+    poller p[4] = {{d.url, m2, v, 0, 0, 2000}, {d.url, m2, v, 0, 0, 8000},
+                   {d.url, m1, v, 0, 0, 8000}, {d.url, m1, v, 0, 0, 8000}};
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        pthread_create(&th[i], NULL, poll_thread, &p[i]);
+        wait_parked(&d, (uint64_t)i + 1);
+    }
+
+    do_claim(&d, m1, j, 0, 1, 1);
+    pthread_join(th[2], NULL);
+    pthread_join(th[3], NULL);
+    for (int i = 2; i < 4; i++) {
+        cr_assert_eq(p[i].n, 1);
+        cr_assert_lt(p[i].took, 6000, "m1's poll was woken (took %lld ms)", (long long)p[i].took);
+    }
+
+    /* The commit on m1 did not answer m2's short poll: it waited its wait. */
+    pthread_join(th[0], NULL);
+    cr_assert_eq(p[0].n, 0);
+    cr_assert_geq(p[0].took, 1900, "m2's poll waited (took %lld ms)", (long long)p[0].took);
+    wait_parked(&d, 1);
+
+    do_claim(&d, m2, j, 1, 1, 2);
+    pthread_join(th[1], NULL);
+    cr_assert_eq(p[1].n, 1);
+    cr_assert_lt(p[1].took, 6000, "m2's long poll was woken (took %lld ms)", (long long)p[1].took);
+    wait_parked(&d, 0);
     ts_daemon_teardown(&d);
 }
 
