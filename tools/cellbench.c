@@ -25,7 +25,6 @@
  * docs/benchmarks.md explains the figures and records measured ones.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <math.h>
@@ -34,17 +33,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "cellstate/store.h"
+#include "tools/cellbench_cell.h"
+#include "tools/cellbench_poll.h"
+#include "tools/cellbench_util.h"
 #include "txn/commit.h"
-#include "txn/ops.h"
 #include "txn/txn.h"
-
-/* Exit codes: 1 for a failure while running, 2 for a bad command line. */
-enum { EXIT_RUN = 1, EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: cellbench <benchmark> [options]\n"
@@ -52,6 +47,8 @@ static const char usage_text[] =
     "\n"
     "benchmarks:\n"
     "  commit    Omega commits (cs_commit) against raw LMDB writes\n"
+    "  poll      N machines long-polling cellstated while assignments are\n"
+    "            committed: requests/s, commit-to-seen latency\n"
     "\n"
     "options of commit:\n"
     "  --machines N        machines in the cell (default 10000)\n"
@@ -72,74 +69,11 @@ static const char usage_text[] =
     "The store and the raw LMDB environments live in a directory made under\n"
     "$TMPDIR (default /tmp) and removed at exit.\n";
 
-static void usage(FILE *f) { fputs(usage_text, f); }
-
-/* ---- the machine the benchmark ran on ---------------------------------- */
-
-typedef struct host_info {
-    long nproc;
-    char cpu[256];
-} host_info;
-
-/* nproc and the first "model name" of /proc/cpuinfo ("unknown" if absent):
- * figures mean little without the machine they came from. */
-static void host_info_read(host_info *h)
+static void usage(FILE *f)
 {
-    h->nproc = sysconf(_SC_NPROCESSORS_ONLN);
-    snprintf(h->cpu, sizeof h->cpu, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f == NULL)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "model name", 10) != 0)
-            continue;
-        const char *colon = strchr(line, ':');
-        if (colon == NULL)
-            continue;
-        colon++;
-        while (*colon == ' ' || *colon == '\t')
-            colon++;
-        snprintf(h->cpu, sizeof h->cpu, "%s", colon);
-        h->cpu[strcspn(h->cpu, "\n")] = '\0';
-        break;
-    }
-    fclose(f);
-}
-
-/* ---- small helpers ------------------------------------------------------ */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* n per second; NaN when no time passed, so that a report says "n/a"
- * rather than dividing by zero. */
-static double per_s(double n, double s) { return s > 0 ? n / s : (double)NAN; }
-
-/* xorshift64*: small, fast and deterministic for a given seed, which makes
- * every run with the same options place the same claims. */
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * UINT64_C(0x2545F4914F6CDD1D);
-}
-
-/* splitmix64 turns (seed, stream) into a well-mixed non-zero state. */
-static uint64_t rng_seed(uint64_t seed, uint64_t stream)
-{
-    uint64_t z = seed + (stream + 1) * UINT64_C(0x9E3779B97F4A7C15);
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    z ^= z >> 31;
-    return z != 0 ? z : 1;
+    fputs(usage_text, f);
+    fputc('\n', f);
+    fputs(cb_poll_usage, f);
 }
 
 /* Bytes this process has handed to write(2) and its kin so far ("wchar" of
@@ -174,47 +108,6 @@ static void be64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)v;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* rm -rf of a directory this process made. */
-static void rmtree(const char *dir)
-{
-    if (dir[0] != '\0')
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* A fresh directory under $TMPDIR or /tmp; `out` receives its path. */
-static int make_tmpdir(char *out, size_t size, cs_error *err)
-{
-    const char *tmp = getenv("TMPDIR");
-    if (tmp == NULL || tmp[0] == '\0')
-        tmp = "/tmp";
-    if (snprintf(out, size, "%s/cellbench-XXXXXX", tmp) >= (int)size)
-        return cs_errorf(err, CS_EINVAL, "temporary directory name under %s is too long", tmp);
-    if (mkdtemp(out) == NULL) {
-        int e = errno;
-        out[0] = '\0';
-        return cs_errorf(err, CS_EIO, "making a temporary directory under %s: %s", tmp,
-                         strerror(e));
-    }
-    return CS_OK;
-}
-
-static int make_subdir(const char *base, const char *name, char *out, size_t size, cs_error *err)
-{
-    if (snprintf(out, size, "%s/%s", base, name) >= (int)size)
-        return cs_errorf(err, CS_EINVAL, "directory name %s/%s is too long", base, name);
-    if (mkdir(out, 0700) != 0)
-        return cs_errorf(err, CS_EIO, "making %s: %s", out, strerror(errno));
-    return CS_OK;
-}
-
 static int lmdb_fail(cs_error *err, int rc, const char *what)
 {
     return cs_errorf(err, rc == ENOMEM ? CS_ENOMEM : CS_EIO, "raw LMDB: %s: %s", what,
@@ -235,39 +128,7 @@ typedef struct commit_opts {
  * before the first round: larger runs would spend many minutes in setup. */
 #define TOTAL_TASKS_MAX 10000000u
 
-static int parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *out,
-                     cs_error *err)
-{
-    /* strtoull accepts a sign and leading blanks; a count must be digits only. */
-    if (s[0] < '0' || s[0] > '9')
-        return cs_errorf(err, CS_EINVAL, "%s: '%s' is not a number", flag, s);
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end != '\0')
-        return cs_errorf(err, CS_EINVAL, "%s: '%s' is not a number", flag, s);
-    if (errno == ERANGE || v < min || v > max)
-        return cs_errorf(err, CS_EINVAL, "%s: %s is out of range [%" PRIu64 ", %" PRIu64 "]",
-                         flag, s, min, max);
-    *out = v;
-    return CS_OK;
-}
-
-static int parse_u32(const char *flag, const char *s, uint32_t min, uint32_t max, uint32_t *out,
-                     cs_error *err)
-{
-    uint64_t v;
-    int rc = parse_u64(flag, s, min, max, &v, err);
-    if (rc == CS_OK)
-        *out = (uint32_t)v;
-    return rc;
-}
-
-/* The outcome of parsing: run, print the usage and succeed, or fail. */
-enum { PARSE_RUN = 0, PARSE_HELP = 1, PARSE_BAD = 2 };
-
-/* Parse `commit`'s options (argv[0] is the benchmark's name). Flags take
- * their value as the next argument or after '='. On PARSE_BAD, `err` names
+/* Parse `commit`'s options (argv[0] is the benchmark's name). On CB_PARSE_BAD, `err` names
  * the problem. */
 static int commit_parse(int argc, char **argv, commit_opts *o, cs_error *err)
 {
@@ -282,66 +143,43 @@ static int commit_parse(int argc, char **argv, commit_opts *o, cs_error *err)
         .hot_share = 2,
         .seed = 1,
     };
+    static const char *const switches[] = {"--help", "--nosync", "--json", NULL};
+    static const char *const valued[] = {"--machines", "--schedulers", "--batch", "--rounds",
+                                         "--conflict", "--commit",     "--hot",   "--hot-share",
+                                         "--seed",     NULL};
     bool hot_given = false;
-    for (int i = 1; i < argc; i++) {
-        char flag[64];
-        const char *arg = argv[i];
-        const char *eq = strchr(arg, '=');
-        size_t flen = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (strncmp(arg, "--", 2) != 0 || flen >= sizeof flag) {
-            cs_errorf(err, CS_EINVAL, "unexpected argument '%s'", arg);
-            return PARSE_BAD;
-        }
-        memcpy(flag, arg, flen);
-        flag[flen] = '\0';
-
-        if (strcmp(flag, "--help") == 0 || strcmp(flag, "--nosync") == 0 ||
-            strcmp(flag, "--json") == 0) {
-            if (eq != NULL) {
-                cs_errorf(err, CS_EINVAL, "%s takes no value", flag);
-                return PARSE_BAD;
-            }
-            if (strcmp(flag, "--help") == 0)
-                return PARSE_HELP;
-            if (strcmp(flag, "--nosync") == 0)
-                o->nosync = true;
-            else
-                o->json = true;
+    for (int i = 1; i < argc;) {
+        cb_opt opt;
+        if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
+            return CB_PARSE_BAD;
+        const char *flag = opt.flag, *val = opt.val;
+        if (strcmp(flag, "--help") == 0)
+            return CB_PARSE_HELP;
+        if (strcmp(flag, "--nosync") == 0) {
+            o->nosync = true;
             continue;
         }
-
-        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        static const char *const valued[] = {"--machines", "--schedulers", "--batch",
-                                             "--rounds",   "--conflict",   "--commit",
-                                             "--hot",      "--hot-share",  "--seed"};
-        bool known = false;
-        for (size_t k = 0; k < sizeof valued / sizeof *valued && !known; k++)
-            known = strcmp(flag, valued[k]) == 0;
-        if (!known) {
-            cs_errorf(err, CS_EINVAL, "unknown option '%s'", flag);
-            return PARSE_BAD;
-        }
-        if (val == NULL) {
-            cs_errorf(err, CS_EINVAL, "%s needs a value", flag);
-            return PARSE_BAD;
+        if (strcmp(flag, "--json") == 0) {
+            o->json = true;
+            continue;
         }
 
         int rc = CS_OK;
         if (strcmp(flag, "--machines") == 0)
-            rc = parse_u32(flag, val, 1, 1000000, &o->machines, err);
+            rc = cb_parse_u32(flag, val, 1, 1000000, &o->machines, err);
         else if (strcmp(flag, "--schedulers") == 0)
-            rc = parse_u32(flag, val, 1, 1000, &o->schedulers, err);
+            rc = cb_parse_u32(flag, val, 1, 1000, &o->schedulers, err);
         else if (strcmp(flag, "--batch") == 0)
-            rc = parse_u32(flag, val, 1, 100000, &o->batch, err);
+            rc = cb_parse_u32(flag, val, 1, 100000, &o->batch, err);
         else if (strcmp(flag, "--rounds") == 0)
-            rc = parse_u32(flag, val, 1, 1000000, &o->rounds, err);
+            rc = cb_parse_u32(flag, val, 1, 1000000, &o->rounds, err);
         else if (strcmp(flag, "--hot") == 0) {
-            rc = parse_u32(flag, val, 0, 1000000, &o->hot, err);
+            rc = cb_parse_u32(flag, val, 0, 1000000, &o->hot, err);
             hot_given = true;
         } else if (strcmp(flag, "--hot-share") == 0)
-            rc = parse_u32(flag, val, 0, 100, &o->hot_share, err);
+            rc = cb_parse_u32(flag, val, 0, 100, &o->hot_share, err);
         else if (strcmp(flag, "--seed") == 0)
-            rc = parse_u64(flag, val, 0, UINT64_MAX, &o->seed, err);
+            rc = cb_parse_u64(flag, val, 0, UINT64_MAX, &o->seed, err);
         else if (strcmp(flag, "--conflict") == 0) {
             if (cs_conflict_mode_parse(val, &o->conflict) != CS_OK)
                 rc = cs_errorf(err, CS_EINVAL, "--conflict: '%s' is neither fine nor coarse", val);
@@ -349,7 +187,7 @@ static int commit_parse(int argc, char **argv, commit_opts *o, cs_error *err)
             rc = cs_errorf(err, CS_EINVAL, "--commit: '%s' is neither incremental nor gang", val);
         }
         if (rc != CS_OK)
-            return PARSE_BAD;
+            return CB_PARSE_BAD;
     }
 
     /* A hot set larger than the cell is a mistake when asked for; the
@@ -358,7 +196,7 @@ static int commit_parse(int argc, char **argv, commit_opts *o, cs_error *err)
         if (hot_given) {
             cs_errorf(err, CS_EINVAL, "--hot: %u machines, but the cell has only %u", o->hot,
                       o->machines);
-            return PARSE_BAD;
+            return CB_PARSE_BAD;
         }
         o->hot = o->machines;
     }
@@ -367,9 +205,9 @@ static int commit_parse(int argc, char **argv, commit_opts *o, cs_error *err)
         cs_errorf(err, CS_EINVAL,
                   "schedulers x rounds x batch = %" PRIu64 " tasks, more than %u", total,
                   TOTAL_TASKS_MAX);
-        return PARSE_BAD;
+        return CB_PARSE_BAD;
     }
-    return PARSE_RUN;
+    return CB_PARSE_RUN;
 }
 
 /* ---- the cell ------------------------------------------------------------- */
@@ -380,85 +218,6 @@ static int commit_parse(int argc, char **argv, commit_opts *o, cs_error *err)
  * come from. */
 static const cs_res task_res = {.cpu = 1000, .mem = 2048, .disk = 1024};
 static const cs_res machine_cap = {.cpu = 32000, .mem = 128 * 1024, .disk = 1000 * 1000};
-
-/* Tasks per job: well below CS_TASK_INDEX_MAX, and a submit stays one
- * moderate write transaction. */
-#define TASKS_PER_JOB 10000u
-
-typedef struct cell {
-    cs_id *jobs; /* job ids, in submission order */
-    uint32_t njobs;
-    uint64_t ntasks;  /* task number g is index g % TASKS_PER_JOB of job g / TASKS_PER_JOB */
-    uint64_t version; /* cell version after setup */
-} cell;
-
-static cs_id cell_task(const cell *c, uint64_t g)
-{
-    return cs_task_id(c->jobs[g / TASKS_PER_JOB], (uint32_t)(g % TASKS_PER_JOB));
-}
-
-/* The strings of one machine's spec. */
-typedef struct machine_strs {
-    char name[32], rack[32], zone[32];
-    cs_attr attrs[2];
-} machine_strs;
-
-/* Machine number i (from 0) as the benchmark registers it: 40 machines a
- * rack, 2000 a zone. `m` borrows the strings of `ms`. */
-static void machine_spec(uint32_t i, machine_strs *ms, cs_machine *m)
-{
-    snprintf(ms->name, sizeof ms->name, "m%06u", i);
-    snprintf(ms->rack, sizeof ms->rack, "r%u", i / 40);
-    snprintf(ms->zone, sizeof ms->zone, "z%u", i / 2000);
-    ms->attrs[0] = (cs_attr){"rack", ms->rack}; /* sorted by key */
-    ms->attrs[1] = (cs_attr){"zone", ms->zone};
-    *m = (cs_machine){
-        .name = ms->name,
-        .attrs = ms->attrs,
-        .nattrs = 2,
-        .capacity = machine_cap,
-        .port_lo = 31000,
-        .port_hi = 32000,
-        .state = CS_MACHINE_UP,
-    };
-}
-
-/* Register the machines and submit the jobs. Setup goes through the same
- * store and durability as the measured commits; it is not timed. */
-static int cell_setup(cs_store *s, const commit_opts *o, cell *c, cs_error *err)
-{
-    char name[32];
-    for (uint32_t i = 0; i < o->machines; i++) {
-        machine_strs ms;
-        cs_machine m;
-        machine_spec(i, &ms, &m);
-        int rc = cs_op_machine_put(s, &m, NULL, NULL, err);
-        if (rc != CS_OK)
-            return cs_error_wrap(err, rc, "registering machine %s", ms.name);
-    }
-
-    c->ntasks = (uint64_t)o->schedulers * o->rounds * o->batch;
-    c->njobs = (uint32_t)((c->ntasks + TASKS_PER_JOB - 1) / TASKS_PER_JOB);
-    c->jobs = calloc(c->njobs, sizeof *c->jobs);
-    if (c->jobs == NULL)
-        return cs_errorf(err, CS_ENOMEM, "setup: out of memory");
-    for (uint32_t i = 0; i < c->njobs; i++) {
-        uint64_t left = c->ntasks - (uint64_t)i * TASKS_PER_JOB;
-        snprintf(name, sizeof name, "bench-%u", i);
-        cs_job j = {
-            .name = name,
-            .kind = CS_JOB_BATCH,
-            .priority = 0,
-            .count = left < TASKS_PER_JOB ? (uint32_t)left : TASKS_PER_JOB,
-            .res = task_res,
-            .cmd = "true",
-        };
-        int rc = cs_op_job_submit(s, &j, &c->jobs[i], &c->version, err);
-        if (rc != CS_OK)
-            return cs_error_wrap(err, rc, "submitting job %s", name);
-    }
-    return CS_OK;
-}
 
 /* ---- the schedulers' local copies of the cell ------------------------------ */
 
@@ -526,9 +285,9 @@ static bool fits(const cs_res *free, const cs_res *need)
  * machine has room. */
 static int64_t first_fit(slot *copy, uint32_t n, const commit_opts *o, uint64_t *rng)
 {
-    uint64_t r = rng_next(rng);
+    uint64_t r = cb_rng_next(rng);
     bool hot = o->hot > 0 && r % 100 < o->hot_share;
-    uint64_t start = rng_next(rng) % (hot ? o->hot : n);
+    uint64_t start = cb_rng_next(rng) % (hot ? o->hot : n);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t k = (uint32_t)((start + i) % n);
         if (fits(&copy[k].free, &task_res)) {
@@ -563,14 +322,14 @@ static void sched_free(sched *sc)
     cs_txn_result_free(&sc->res);
 }
 
-static int sched_init(sched *sc, uint32_t k, const commit_opts *o, const cell *c, cs_error *err)
+static int sched_init(sched *sc, uint32_t k, const commit_opts *o, const cb_cell *c, cs_error *err)
 {
     memset(sc, 0, sizeof *sc);
     sc->id = k + 1;
     uint64_t slice = (uint64_t)o->rounds * o->batch;
     sc->fresh = k * slice;
     sc->fresh_end = sc->fresh + slice;
-    sc->rng = rng_seed(o->seed, k);
+    sc->rng = cb_rng_seed(o->seed, k);
     cs_txn_init(&sc->txn, sc->id, 0, c->version, o->conflict, o->commit);
     cs_txn_result_init(&sc->res);
     sc->retry = calloc(o->batch, sizeof *sc->retry);
@@ -586,7 +345,7 @@ static int sched_init(sched *sc, uint32_t k, const commit_opts *o, const cell *c
 /* Build the scheduler's next transaction on its local copy: up to B tasks,
  * those whose claims conflicted first, each placed by first_fit. A task that
  * fits nowhere waits for the next round. */
-static int sched_build(sched *sc, const commit_opts *o, const cell *c, uint64_t version,
+static int sched_build(sched *sc, const commit_opts *o, const cb_cell *c, uint64_t version,
                        cs_error *err)
 {
     uint32_t n = 0;
@@ -594,7 +353,7 @@ static int sched_build(sched *sc, const commit_opts *o, const cell *c, uint64_t 
         sc->take[n++] = sc->retry[i];
     sc->nretry = 0;
     while (n < o->batch && sc->fresh < sc->fresh_end)
-        sc->take[n++] = cell_task(c, sc->fresh++);
+        sc->take[n++] = cb_cell_task(c, sc->fresh++);
 
     cs_txn_reset(&sc->txn, ++sc->next_req, version);
     for (uint32_t i = 0; i < n; i++) {
@@ -651,13 +410,13 @@ static int encoded_size(int rc, msgpack_sbuffer *buf, const char *what, size_t *
  * of this size. The values are those of the run's last task, on the highest
  * machine id, at the last version, so that msgpack picks the same integer
  * widths as the store's records at the end of the run. */
-static int task_record_size(const cell *c, const commit_opts *o, size_t *out, cs_error *err)
+static int task_record_size(const cb_cell *c, const commit_opts *o, size_t *out, cs_error *err)
 {
     uint64_t last = c->ntasks - 1;
     cs_task t = {
-        .id = cell_task(c, last),
-        .job = c->jobs[last / TASKS_PER_JOB],
-        .index = (uint32_t)(last % TASKS_PER_JOB),
+        .id = cb_cell_task(c, last),
+        .job = c->jobs[last / CB_TASKS_PER_JOB],
+        .index = (uint32_t)(last % CB_TASKS_PER_JOB),
         .state = CS_TASK_ASSIGNED,
         .last_end = CS_TASK_PENDING,
         .machine = o->machines,
@@ -672,11 +431,11 @@ static int task_record_size(const cell *c, const commit_opts *o, size_t *out, cs
 
 /* The size of a machine record with a few tasks placed: baseline 2 pre-fills
  * its machine keys with values of this size. */
-static int machine_record_size(const cell *c, const commit_opts *o, size_t *out, cs_error *err)
+static int machine_record_size(const cb_cell *c, const commit_opts *o, size_t *out, cs_error *err)
 {
-    machine_strs ms;
+    cb_machine_strs ms;
     cs_machine m;
-    machine_spec(o->machines - 1, &ms, &m);
+    cb_machine_spec(o->machines - 1, &machine_cap, &ms, &m);
     m.id = o->machines;
     m.allocated = (cs_res){task_res.cpu * 4, task_res.mem * 4, task_res.disk * 4};
     m.ntasks = 4;
@@ -755,7 +514,7 @@ static int raw_reserve(raw_env *r, size_t n, cs_error *err)
 /* Key number i of a pre-filled database. */
 typedef cs_id (*key_fn)(const void *ctx, uint64_t i);
 
-static cs_id task_key(const void *ctx, uint64_t i) { return cell_task(ctx, i); }
+static cs_id task_key(const void *ctx, uint64_t i) { return cb_cell_task(ctx, i); }
 
 /* Baseline 2's key for machine id `id` in key space `space`: above every
  * task id, each space as if a database of its own. Space 0 stands for the
@@ -834,7 +593,7 @@ static int raw_replay(raw_env *r, uint64_t n, path_figures *pf, cs_error *err)
         return rc;
 
     int64_t written = written_bytes();
-    double t0 = now_s();
+    double t0 = cb_now_s();
     MDB_txn *txn;
     if ((rc = mdb_txn_begin(r->env, NULL, 0, &txn)) != 0)
         return lmdb_fail(err, rc, "beginning a replay");
@@ -849,7 +608,7 @@ static int raw_replay(raw_env *r, uint64_t n, path_figures *pf, cs_error *err)
     }
     if ((rc = mdb_txn_commit(txn)) != 0)
         return lmdb_fail(err, rc, "committing a replay");
-    pf->s += now_s() - t0;
+    pf->s += cb_now_s() - t0;
 
     pf->puts += n;
     for (uint64_t i = 0; i < n; i++)
@@ -940,9 +699,9 @@ static int commit_one(bench *b, sched *sc, const commit_opts *o, commit_figures 
     cs_store_stats before, after;
     cs_store_get_stats(b->store, &before);
     int64_t written = written_bytes();
-    double t0 = now_s();
+    double t0 = cb_now_s();
     int rc = cs_commit(b->store, &sc->txn, &sc->res, err);
-    f->commit.s += now_s() - t0;
+    f->commit.s += cb_now_s() - t0;
     if (rc != CS_OK)
         return rc;
     cs_store_get_stats(b->store, &after);
@@ -959,7 +718,7 @@ static int commit_one(bench *b, sched *sc, const commit_opts *o, commit_figures 
 /* Omega's race, round after round: every scheduler syncs to the same
  * snapshot and builds its transaction on it, then they commit one after
  * another, so the 2nd..Kth commits of a round are built on stale state. */
-static int run_rounds(bench *b, const commit_opts *o, const cell *c, commit_figures *f,
+static int run_rounds(bench *b, const commit_opts *o, const cb_cell *c, commit_figures *f,
                       cs_error *err)
 {
     int rc = CS_OK;
@@ -1012,102 +771,30 @@ static double conflict_fraction(const commit_figures *f)
     return f->successful ? (double)f->conflicted / (double)f->successful : (double)NAN;
 }
 
-/* A figure with `decimals` decimals, or "n/a" for NaN (nothing to divide by).
- * Returns buf, for use as a printf argument. */
-static const char *fig(char *buf, size_t size, double v, int decimals)
-{
-    if (isfinite(v))
-        snprintf(buf, size, "%.*f", decimals, v);
-    else
-        snprintf(buf, size, "n/a");
-    return buf;
-}
-
 /* Bytes per transaction in KiB; "n/a" when unknown (-1). */
 static const char *kib_per_txn(char *buf, size_t size, int64_t bytes, uint64_t txns)
 {
     double v = bytes < 0 || txns == 0 ? (double)NAN : (double)bytes / 1024.0 / (double)txns;
-    fig(buf, size, v, 1);
+    cb_fig(buf, size, v, 1);
     if (isfinite(v))
         strncat(buf, " KiB", size - strlen(buf) - 1);
     return buf;
 }
 
-/* One JSON object on one line, written field by field. */
-typedef struct json {
-    FILE *out;
-    bool first;
-} json;
-
-static void json_key(json *j, const char *key)
-{
-    fprintf(j->out, "%s\"%s\":", j->first ? "{" : ",", key);
-    j->first = false;
-}
-
-static void json_u64(json *j, const char *key, uint64_t v)
-{
-    json_key(j, key);
-    fprintf(j->out, "%" PRIu64, v);
-}
-
-/* A real number, or null for NaN and infinities, which JSON cannot hold. */
-static void json_real(json *j, const char *key, double v)
-{
-    json_key(j, key);
-    if (isfinite(v))
-        fprintf(j->out, "%.6g", v);
-    else
-        fputs("null", j->out);
-}
-
-/* A byte count, or null when unknown (-1). */
-static void json_bytes(json *j, const char *key, int64_t v)
-{
-    json_key(j, key);
-    if (v >= 0)
-        fprintf(j->out, "%" PRId64, v);
-    else
-        fputs("null", j->out);
-}
-
-static void json_str(json *j, const char *key, const char *s)
-{
-    json_key(j, key);
-    fputc('"', j->out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(j->out, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(j->out, "\\u%04x", *p);
-        else
-            fputc(*p, j->out);
-    }
-    fputc('"', j->out);
-}
-
-static void json_bool(json *j, const char *key, bool v)
-{
-    json_key(j, key);
-    fputs(v ? "true" : "false", j->out);
-}
-
-static void json_end(json *j) { fputs(j->first ? "{}\n" : "}\n", j->out); }
-
 /* One write path's figures, as <prefix>_s, _puts, _put_bytes, _written_bytes
  * and _puts_per_s. */
-static void json_path(json *j, const char *prefix, const path_figures *pf)
+static void json_path(cb_json *j, const char *prefix, const path_figures *pf)
 {
     static const char *const suffix[] = {"s", "puts", "put_bytes", "written_bytes",
                                          "puts_per_s"};
     char key[5][64];
     for (size_t i = 0; i < 5; i++)
         snprintf(key[i], sizeof key[i], "%s_%s", prefix, suffix[i]);
-    json_real(j, key[0], pf->s);
-    json_u64(j, key[1], pf->puts);
-    json_u64(j, key[2], pf->bytes);
-    json_bytes(j, key[3], pf->written);
-    json_real(j, key[4], per_s((double)pf->puts, pf->s));
+    cb_json_real(j, key[0], pf->s);
+    cb_json_u64(j, key[1], pf->puts);
+    cb_json_u64(j, key[2], pf->bytes);
+    cb_json_bytes(j, key[3], pf->written);
+    cb_json_real(j, key[4], cb_per_s((double)pf->puts, pf->s));
 }
 
 /* The derived figures, computed once for both forms of the report. */
@@ -1123,16 +810,16 @@ typedef struct commit_rates {
 
 static void commit_rates_of(const commit_figures *f, commit_rates *r)
 {
-    r->claims_per_s = per_s((double)f->committed, f->commit.s);
-    r->commit_puts_per_s = per_s((double)f->commit.puts, f->commit.s);
-    r->raw_puts_per_s = per_s((double)f->raw.puts, f->raw.s);
-    r->same_puts_per_s = per_s((double)f->same.puts, f->same.s);
+    r->claims_per_s = cb_per_s((double)f->committed, f->commit.s);
+    r->commit_puts_per_s = cb_per_s((double)f->commit.puts, f->commit.s);
+    r->raw_puts_per_s = cb_per_s((double)f->raw.puts, f->raw.s);
+    r->same_puts_per_s = cb_per_s((double)f->same.puts, f->same.s);
     r->ratio = r->claims_per_s / r->raw_puts_per_s;
     r->ratio_same = r->commit_puts_per_s / r->same_puts_per_s;
     r->conflict_fraction = conflict_fraction(f);
 }
 
-static void commit_report_text(FILE *out, const commit_opts *o, const host_info *h,
+static void commit_report_text(FILE *out, const commit_opts *o, const cb_host *h,
                                const commit_figures *f, const commit_rates *r)
 {
     char a[64], b[64], c[64];
@@ -1149,60 +836,60 @@ static void commit_report_text(FILE *out, const commit_opts *o, const host_info 
     fprintf(out, "claims:             %" PRIu64 " attempted, %" PRIu64 " committed\n",
             f->attempted, f->committed);
     fprintf(out, "conflict fraction:  %s (conflicted / fully committed transactions)\n",
-            fig(a, sizeof a, r->conflict_fraction, 3));
+            cb_fig(a, sizeof a, r->conflict_fraction, 3));
     fprintf(out,
             "commit:             %.3f s in cs_commit: %s claims/s; %" PRIu64 " store puts, %" PRIu64
             " bytes: %s puts/s\n",
-            f->commit.s, fig(a, sizeof a, r->claims_per_s, 0), f->commit.puts, f->commit.bytes,
-            fig(b, sizeof b, r->commit_puts_per_s, 0));
+            f->commit.s, cb_fig(a, sizeof a, r->claims_per_s, 0), f->commit.puts, f->commit.bytes,
+            cb_fig(b, sizeof b, r->commit_puts_per_s, 0));
     fprintf(out, "raw LMDB:           %.3f s for %" PRIu64 " puts of %zu-byte values: %s puts/s\n",
-            f->raw.s, f->raw.puts, f->task_size, fig(a, sizeof a, r->raw_puts_per_s, 0));
+            f->raw.s, f->raw.puts, f->task_size, cb_fig(a, sizeof a, r->raw_puts_per_s, 0));
     fprintf(out, "ratio:              %s (claims/s over raw puts/s)\n",
-            fig(a, sizeof a, r->ratio, 3));
+            cb_fig(a, sizeof a, r->ratio, 3));
     fprintf(out,
             "raw, same writes:   %.3f s for %" PRIu64 " puts, %" PRIu64 " bytes: %s puts/s\n",
-            f->same.s, f->same.puts, f->same.bytes, fig(a, sizeof a, r->same_puts_per_s, 0));
+            f->same.s, f->same.puts, f->same.bytes, cb_fig(a, sizeof a, r->same_puts_per_s, 0));
     fprintf(out, "ratio, same writes: %s (commit puts/s over raw puts/s for the same writes)\n",
-            fig(a, sizeof a, r->ratio_same, 3));
+            cb_fig(a, sizeof a, r->ratio_same, 3));
     fprintf(out, "written per txn:    commit %s, raw %s, raw same writes %s\n",
             kib_per_txn(a, sizeof a, f->commit.written, f->txns),
             kib_per_txn(b, sizeof b, f->raw.written, f->txns),
             kib_per_txn(c, sizeof c, f->same.written, f->txns));
 }
 
-static void commit_report_json(FILE *out, const commit_opts *o, const host_info *h,
+static void commit_report_json(FILE *out, const commit_opts *o, const cb_host *h,
                                const commit_figures *f, const commit_rates *r)
 {
-    json j = {out, true};
-    json_str(&j, "benchmark", "commit");
-    json_u64(&j, "machines", o->machines);
-    json_u64(&j, "schedulers", o->schedulers);
-    json_u64(&j, "batch", o->batch);
-    json_u64(&j, "rounds", o->rounds);
-    json_str(&j, "conflict", cs_conflict_mode_name(o->conflict));
-    json_str(&j, "commit", cs_commit_mode_name(o->commit));
-    json_bool(&j, "fsync", !o->nosync);
-    json_u64(&j, "hot", o->hot);
-    json_u64(&j, "hot_share", o->hot_share);
-    json_u64(&j, "seed", o->seed);
-    json_u64(&j, "nproc", h->nproc > 0 ? (uint64_t)h->nproc : 0);
-    json_str(&j, "cpu", h->cpu);
-    json_u64(&j, "transactions", f->txns);
-    json_u64(&j, "conflicted_transactions", f->conflicted);
-    json_u64(&j, "successful_transactions", f->successful);
-    json_u64(&j, "attempted_claims", f->attempted);
-    json_u64(&j, "committed_claims", f->committed);
-    json_u64(&j, "raw_value_bytes", f->task_size);
-    json_u64(&j, "machine_record_bytes", f->machine_size);
+    cb_json j = {out, true};
+    cb_json_str(&j, "benchmark", "commit");
+    cb_json_u64(&j, "machines", o->machines);
+    cb_json_u64(&j, "schedulers", o->schedulers);
+    cb_json_u64(&j, "batch", o->batch);
+    cb_json_u64(&j, "rounds", o->rounds);
+    cb_json_str(&j, "conflict", cs_conflict_mode_name(o->conflict));
+    cb_json_str(&j, "commit", cs_commit_mode_name(o->commit));
+    cb_json_bool(&j, "fsync", !o->nosync);
+    cb_json_u64(&j, "hot", o->hot);
+    cb_json_u64(&j, "hot_share", o->hot_share);
+    cb_json_u64(&j, "seed", o->seed);
+    cb_json_u64(&j, "nproc", h->nproc > 0 ? (uint64_t)h->nproc : 0);
+    cb_json_str(&j, "cpu", h->cpu);
+    cb_json_u64(&j, "transactions", f->txns);
+    cb_json_u64(&j, "conflicted_transactions", f->conflicted);
+    cb_json_u64(&j, "successful_transactions", f->successful);
+    cb_json_u64(&j, "attempted_claims", f->attempted);
+    cb_json_u64(&j, "committed_claims", f->committed);
+    cb_json_u64(&j, "raw_value_bytes", f->task_size);
+    cb_json_u64(&j, "machine_record_bytes", f->machine_size);
     json_path(&j, "commit", &f->commit);
     json_path(&j, "raw", &f->raw);
     json_path(&j, "raw_same_writes", &f->same);
-    json_real(&j, "ratio_same_writes", r->ratio_same);
-    json_real(&j, "claims_per_s", r->claims_per_s);
-    json_real(&j, "raw_puts_per_s", r->raw_puts_per_s);
-    json_real(&j, "ratio", r->ratio);
-    json_real(&j, "conflict_fraction", r->conflict_fraction);
-    json_end(&j);
+    cb_json_real(&j, "ratio_same_writes", r->ratio_same);
+    cb_json_real(&j, "claims_per_s", r->claims_per_s);
+    cb_json_real(&j, "raw_puts_per_s", r->raw_puts_per_s);
+    cb_json_real(&j, "ratio", r->ratio);
+    cb_json_real(&j, "conflict_fraction", r->conflict_fraction);
+    cb_json_end(&j);
 }
 
 /* ---- `commit` ------------------------------------------------------------------------ */
@@ -1214,21 +901,27 @@ static int commit_run(const commit_opts *o, commit_figures *f, cs_error *err)
     const size_t map_size = (size_t)8 << 30;
     char root[256], store_dir[300], raw_dir[300], same_dir[300];
     bench b = {0};
-    cell c = {0};
+    cb_cell c = {0};
     memset(f, 0, sizeof *f);
 
-    int rc = make_tmpdir(root, sizeof root, err);
+    int rc = cb_make_tmpdir(root, sizeof root, err);
     if (rc != CS_OK)
         return rc;
-    if ((rc = make_subdir(root, "store", store_dir, sizeof store_dir, err)) != CS_OK ||
-        (rc = make_subdir(root, "raw", raw_dir, sizeof raw_dir, err)) != CS_OK ||
-        (rc = make_subdir(root, "same", same_dir, sizeof same_dir, err)) != CS_OK)
+    if ((rc = cb_make_subdir(root, "store", store_dir, sizeof store_dir, err)) != CS_OK ||
+        (rc = cb_make_subdir(root, "raw", raw_dir, sizeof raw_dir, err)) != CS_OK ||
+        (rc = cb_make_subdir(root, "same", same_dir, sizeof same_dir, err)) != CS_OK)
         goto remove_tmpdir;
 
     cs_store_opts so = {.map_size = map_size, .nosync = o->nosync};
     if ((rc = cs_store_open(store_dir, &so, &b.store, err)) != CS_OK)
         goto remove_tmpdir;
-    if ((rc = cell_setup(b.store, o, &c, err)) != CS_OK ||
+    cb_cell_spec spec = {
+        .machines = o->machines,
+        .ntasks = (uint64_t)o->schedulers * o->rounds * o->batch,
+        .task_res = task_res,
+        .machine_cap = machine_cap,
+    };
+    if ((rc = cb_cell_setup(b.store, &spec, &c, err)) != CS_OK ||
         (rc = task_record_size(&c, o, &f->task_size, err)) != CS_OK ||
         (rc = machine_record_size(&c, o, &f->machine_size, err)) != CS_OK)
         goto close_store;
@@ -1251,9 +944,9 @@ close_raw:
     raw_close(&b.raw);
 close_store:
     cs_store_close(b.store);
-    free(c.jobs);
+    cb_cell_free(&c);
 remove_tmpdir:
-    rmtree(root);
+    cb_rmtree(root);
     return rc;
 }
 
@@ -1262,36 +955,35 @@ static int commit_main(int argc, char **argv)
     commit_opts o;
     cs_error err = {0};
     switch (commit_parse(argc, argv, &o, &err)) {
-    case PARSE_HELP:
+    case CB_PARSE_HELP:
         usage(stdout);
         return 0;
-    case PARSE_BAD:
+    case CB_PARSE_BAD:
         fprintf(stderr, "cellbench commit: %s\n", err.msg);
         usage(stderr);
-        return EXIT_USAGE;
+        return CB_EXIT_USAGE;
     default:
         break;
     }
-    host_info h;
-    host_info_read(&h);
+    cb_host h;
+    cb_host_read(&h);
     commit_figures f;
     int rc = commit_run(&o, &f, &err);
     if (rc != CS_OK) {
         fprintf(stderr, "cellbench commit: %s (%s)\n", err.msg, cs_strerror(rc));
-        return EXIT_RUN;
+        return CB_EXIT_RUN;
     }
     commit_rates r;
     commit_rates_of(&f, &r);
     commit_report_text(stdout, &o, &h, &f, &r);
     if (o.json)
         commit_report_json(stdout, &o, &h, &f, &r);
-    return fflush(stdout) == 0 ? 0 : EXIT_RUN;
+    return fflush(stdout) == 0 ? 0 : CB_EXIT_RUN;
 }
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
-/* One entry per benchmark; `poll` (snapshot sync) and `place` (scheduler
- * placement) will join `commit` here. */
+/* One entry per benchmark; `place` (scheduler placement) will join them. */
 typedef struct benchmark {
     const char *name;
     int (*main)(int argc, char **argv);
@@ -1299,6 +991,7 @@ typedef struct benchmark {
 
 static const benchmark benchmarks[] = {
     {"commit", commit_main},
+    {"poll", cb_poll_main},
 };
 
 int main(int argc, char **argv)
@@ -1306,7 +999,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fputs("cellbench: which benchmark?\n", stderr);
         usage(stderr);
-        return EXIT_USAGE;
+        return CB_EXIT_USAGE;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
@@ -1317,5 +1010,5 @@ int main(int argc, char **argv)
             return benchmarks[i].main(argc - 1, argv + 1);
     fprintf(stderr, "cellbench: unknown benchmark '%s'\n", argv[1]);
     usage(stderr);
-    return EXIT_USAGE;
+    return CB_EXIT_USAGE;
 }

@@ -1,0 +1,73 @@
+/* test_cellbench.c — smoke checks of the benchmarks: they run, print the
+ * figures they promise, and clean up. Never an assertion on speed: the
+ * figures themselves belong in docs/benchmarks.md, not in a test. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "tests/support.h"
+
+/* Run `cellbench ARGS` with $TMPDIR set to a fresh directory; return its
+ * exit status and the last line of its standard output in `last`. The
+ * directory must be empty again afterwards: the benchmark removes what it
+ * made. */
+static int run_cellbench(const char *args, char *last, size_t size)
+{
+    char bin[256], tmp[256], cmd[1024];
+    ts_bin("cellbench", bin, sizeof bin);
+    cr_assert_eq(ts_mkdtemp(tmp, sizeof tmp), 0);
+    snprintf(cmd, sizeof cmd, "TMPDIR='%s' '%s' %s", tmp, bin, args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL, "popen %s", cmd);
+    char line[8192];
+    last[0] = '\0';
+    while (fgets(line, sizeof line, p) != NULL) {
+        cr_log_info("%s", line);
+        snprintf(last, size, "%s", line);
+    }
+    int status = pclose(p);
+
+    DIR *d = opendir(tmp);
+    cr_assert(d != NULL);
+    struct dirent *e;
+    int left = 0;
+    while ((e = readdir(d)) != NULL)
+        left += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    ts_rmtree(tmp);
+    cr_assert_eq(left, 0, "cellbench left %d entries in its temporary directory", left);
+    return status;
+}
+
+Test(cellbench, poll_runs_and_reports_every_key, .timeout = 120)
+{
+    char last[8192];
+    int status = run_cellbench("poll --machines 50 --commits 5 --json", last, sizeof last);
+    cr_assert_eq(status, 0, "cellbench poll exited with status %d", status);
+
+    json_error_t jerr;
+    json_t *o = json_loads(last, 0, &jerr);
+    cr_assert(o != NULL && json_is_object(o), "last line is not a JSON object: %s", last);
+    static const char *const keys[] = {"machines",       "requests_per_s", "latency_p50_ms",
+                                       "latency_p99_ms", "assignments",    "missing"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        cr_assert(json_object_get(o, keys[i]) != NULL, "key %s is missing", keys[i]);
+    cr_assert_eq(json_integer_value(json_object_get(o, "machines")), 50);
+    cr_assert_eq(json_integer_value(json_object_get(o, "assignments")), 50,
+                 "5 commits of 10 claims");
+    cr_assert_eq(json_integer_value(json_object_get(o, "missing")), 0,
+                 "every assignment reached its machine");
+    cr_assert(json_is_number(json_object_get(o, "latency_p99_ms")));
+    json_decref(o);
+}
+
+Test(cellbench, poll_refuses_a_bad_option)
+{
+    char last[8192];
+    int status = run_cellbench("poll --machines 0 2>/dev/null", last, sizeof last);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d", status);
+}

@@ -1,0 +1,39 @@
+/* cellbench_daemon.h — a cellstated child process for a benchmark: found
+ * beside cellbench, started on 127.0.0.1 with a free port, stopped with
+ * SIGTERM like a real deployment stops it.
+ */
+#ifndef CB_DAEMON_H
+#define CB_DAEMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cellstate/error.h"
+
+typedef struct cb_daemon {
+    int pid; /* 0 when not running */
+    char url[64];
+    char log[512]; /* its stdout and stderr */
+} cb_daemon;
+
+/* The cellstated binary: `flag` when given, else "cellstated" in the
+ * directory of this executable (/proc/self/exe). CS_ENOTFOUND when it is not
+ * an executable file. */
+int cb_cellstated_path(const char *flag, char *out, size_t size, cs_error *err);
+
+/* Start `argv[0]` with `argv` (NULL-terminated) plus "--listen URL" on a
+ * free port of 127.0.0.1, output appended to `log`, and wait up to
+ * `ready_ms` until it answers `stats`. The child gets SIGTERM if this
+ * process dies. On failure nothing is left running (d->pid is 0). */
+int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t ready_ms,
+                    cs_error *err);
+
+/* SIGTERM, and wait up to `timeout_ms` for it to exit (SIGKILL after).
+ * Returns its wait status, -1 when it had to be killed, 0 when not running. */
+int cb_daemon_stop(cb_daemon *d, uint32_t timeout_ms);
+
+/* User plus system CPU time the daemon has used so far, in seconds
+ * (/proc/PID/stat); NaN when unknown. */
+double cb_daemon_cpu_s(const cb_daemon *d);
+
+#endif
