@@ -1,6 +1,8 @@
 /* cellbench — benchmarks of the cell state.
  *
  *   cellbench commit [options]   Omega commits against raw LMDB writes
+ *   cellbench poll [options]     machines long-polling cellstated while
+ *                                assignments are committed (cellbench_poll.c)
  *   cellbench --help
  *
  * `commit` answers one question: what does Omega's optimistic commit
