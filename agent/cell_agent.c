@@ -1,0 +1,369 @@
+/* cell_agent.c — cell-agent: one machine of the cell (or many simulated
+ * ones): main and its flags.
+ *
+ *   cell-agent [--server URL] [--name NAME] [--workdir DIR]
+ *              [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]
+ *              [--attr KEY=VALUE]... [--heartbeat-ms MS] [--poll-wait-ms MS]
+ *              [--kill-grace-ms MS]
+ *   cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]
+ *              [--seed N] [the flags above]
+ *
+ * SIGTERM or SIGINT stops the agent cleanly and leaves its tasks running:
+ * they belong to the cell, not to this process, and the next agent on the
+ * same work directory adopts them. Stop a machine's work through the cell
+ * (job.kill, draining) instead.
+ */
+#include <errno.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/host.h"
+#include "agent/loop.h"
+#include "agent/runner.h"
+#include "agent/sim.h"
+#include "cellstate/proto.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cell-agent [--server URL] [--name NAME] [--workdir DIR]\n"
+            "                  [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]\n"
+            "                  [--attr KEY=VALUE]... [--heartbeat-ms MS] [--poll-wait-ms MS]\n"
+            "                  [--kill-grace-ms MS]\n"
+            "       cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]\n"
+            "                  [--seed N] [the flags above]\n"
+            "--server defaults to $CELL_SERVER, else %s; capacity is detected\n"
+            "from the host unless given (simulated machines: 8 cores, 16384 MiB, 100000 MiB).\n",
+            CS_DEFAULT_URL);
+}
+
+typedef struct flags {
+    const char *server, *name, *workdir, *prefix;
+    bool have_cpu, have_mem, have_disk; /* false: detect */
+    cs_res res;
+    uint16_t port_lo, port_hi;
+    cs_attr attrs[CS_ATTR_MAX];
+    uint32_t nattrs;
+    ag_config cfg;
+    uint32_t simulate, dur_lo, dur_hi;
+    uint64_t seed;
+} flags;
+
+static int num(const char *flag, const char *v, unsigned long long min, unsigned long long max,
+               unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || errno != 0 || v[0] == '-' || x < min || x > max) {
+        fprintf(stderr, "cell-agent: %s: '%s' is not a number in %llu..%llu\n", flag, v, min,
+                max);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+static int parse_ports(const char *v, flags *f)
+{
+    unsigned lo, hi;
+    int used = 0;
+    if (sscanf(v, "%u-%u%n", &lo, &hi, &used) != 2 || v[used] != '\0' || lo > hi ||
+        hi > 65535 || (lo == 0 && hi != 0)) {
+        fprintf(stderr, "cell-agent: --ports: '%s' is not LO-HI with 1 <= LO <= HI <= 65535 "
+                        "(or 0-0 for none)\n", v);
+        return -1;
+    }
+    f->port_lo = (uint16_t)lo;
+    f->port_hi = (uint16_t)hi;
+    return 0;
+}
+
+static int parse_attr(char *v, flags *f)
+{
+    char *eq = strchr(v, '=');
+    if (eq == NULL || eq == v || strlen(eq + 1) > CS_ATTR_LEN_MAX ||
+        (size_t)(eq - v) > CS_ATTR_LEN_MAX) {
+        fprintf(stderr, "cell-agent: --attr: '%s' is not KEY=VALUE (non-empty key, each at "
+                        "most %d bytes)\n", v, CS_ATTR_LEN_MAX);
+        return -1;
+    }
+    if (f->nattrs == CS_ATTR_MAX) {
+        fprintf(stderr, "cell-agent: --attr: at most %d attributes\n", CS_ATTR_MAX);
+        return -1;
+    }
+    *eq = '\0';
+    for (uint32_t i = 0; i < f->nattrs; i++)
+        if (strcmp(f->attrs[i].key, v) == 0) {
+            fprintf(stderr, "cell-agent: --attr: key '%s' given twice\n", v);
+            return -1;
+        }
+    f->attrs[f->nattrs].key = v;
+    f->attrs[f->nattrs].value = eq + 1;
+    f->nattrs++;
+    return 0;
+}
+
+/* Returns 0 to run, 1 for --help, -1 for a bad command line. */
+static int parse_flags(int argc, char **argv, flags *f)
+{
+    ag_config_default(&f->cfg);
+    f->port_lo = 31000;
+    f->port_hi = 32000;
+    f->prefix = "sim-";
+    f->dur_lo = 1000;
+    f->dur_hi = 1000;
+    f->seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            return 1;
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "cell-agent: unexpected argument '%s'\n", a);
+            return -1;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "cell-agent: %s needs a value\n", a);
+            return -1;
+        }
+        char *v = argv[++i];
+        unsigned long long x = 0;
+        cs_error err = {0};
+        int rc = 0;
+        if (strcmp(a, "--server") == 0)
+            f->server = v;
+        else if (strcmp(a, "--name") == 0)
+            f->name = v;
+        else if (strcmp(a, "--workdir") == 0)
+            f->workdir = v;
+        else if (strcmp(a, "--cpu") == 0) {
+            f->have_cpu = true;
+            if (ag_host_parse_cores(v, &f->res.cpu, &err) != CS_OK) {
+                fprintf(stderr, "cell-agent: --cpu: %s\n", err.msg);
+                rc = -1;
+            }
+        } else if (strcmp(a, "--mem") == 0 &&
+                   (rc = num(a, v, 0, (unsigned long long)CS_RES_MAX, &x)) == 0) {
+            f->have_mem = true;
+            f->res.mem = (int64_t)x;
+        } else if (strcmp(a, "--disk") == 0 &&
+                   (rc = num(a, v, 0, (unsigned long long)CS_RES_MAX, &x)) == 0) {
+            f->have_disk = true;
+            f->res.disk = (int64_t)x;
+        }
+        else if (strcmp(a, "--ports") == 0)
+            rc = parse_ports(v, f);
+        else if (strcmp(a, "--attr") == 0)
+            rc = parse_attr(v, f);
+        else if (strcmp(a, "--heartbeat-ms") == 0 && (rc = num(a, v, 10, 3600000, &x)) == 0)
+            f->cfg.heartbeat_ms = (uint32_t)x;
+        else if (strcmp(a, "--poll-wait-ms") == 0 && (rc = num(a, v, 0, 3600000, &x)) == 0)
+            f->cfg.poll_wait_ms = (uint32_t)x;
+        else if (strcmp(a, "--kill-grace-ms") == 0 && (rc = num(a, v, 1, 3600000, &x)) == 0)
+            f->cfg.kill_grace_ms = (uint32_t)x;
+        else if (strcmp(a, "--simulate") == 0 && (rc = num(a, v, 1, 1000000, &x)) == 0)
+            f->simulate = (uint32_t)x;
+        else if (strcmp(a, "--sim-prefix") == 0)
+            f->prefix = v;
+        else if (strcmp(a, "--seed") == 0 && (rc = num(a, v, 0, UINT64_MAX, &x)) == 0)
+            f->seed = x;
+        else if (strcmp(a, "--sim-duration") == 0) {
+            if (ag_sim_parse_duration(v, &f->dur_lo, &f->dur_hi, &err) != CS_OK) {
+                fprintf(stderr, "cell-agent: --sim-duration: %s\n", err.msg);
+                rc = -1;
+            }
+        } else if (strcmp(a, "--heartbeat-ms") != 0 && strcmp(a, "--poll-wait-ms") != 0 &&
+                   strcmp(a, "--kill-grace-ms") != 0 && strcmp(a, "--simulate") != 0 &&
+                   strcmp(a, "--seed") != 0 && strcmp(a, "--mem") != 0 &&
+                   strcmp(a, "--disk") != 0) {
+            fprintf(stderr, "cell-agent: unknown flag %s\n", a);
+            rc = -1;
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Capacity from the flags, each amount the operator did not give from
+ * `detected` (NULL: the simulator's defaults). */
+static void capacity(const flags *f, const cs_res *detected, cs_res *out)
+{
+    *out = detected ? *detected : (cs_res){8000, 16384, 100000};
+    if (f->have_cpu)
+        out->cpu = f->res.cpu;
+    if (f->have_mem)
+        out->mem = f->res.mem;
+    if (f->have_disk)
+        out->disk = f->res.disk;
+}
+
+/* Wait for SIGTERM or SIGINT (blocked in every thread since main began);
+ * every 10 s, print what the simulator is doing. */
+static void wait_for_stop(const sigset_t *set, ag_sim *sim, uint32_t n)
+{
+    struct timespec every = {10, 0};
+    for (;;) {
+        int sig = sigtimedwait(set, NULL, &every);
+        if (sig == SIGTERM || sig == SIGINT) {
+            fprintf(stderr, "cell-agent: %s, stopping (tasks keep running)\n",
+                    sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            return;
+        }
+        if (sim != NULL) {
+            uint32_t reg;
+            ag_counts c;
+            ag_sim_counts(sim, &reg, &c);
+            fprintf(stderr, "cell-agent: %u/%u machines registered, %u tasks running, %llu "
+                            "started, %llu reported\n", reg, n, c.running,
+                    (unsigned long long)c.started, (unsigned long long)c.reported);
+        }
+    }
+}
+
+static int adopt_one(void *arg, const ag_task *t)
+{
+    ag_machine *m = arg;
+    cs_error err = {0};
+    fprintf(stderr, "cell-agent: adopting task %llu attempt %u (%s): %s\n",
+            (unsigned long long)t->id, t->attempt, t->job,
+            t->phase == AG_ENDED ? "ended, to report" : "running");
+    if (ag_machine_adopt(m, t, &err) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_simulator(const flags *f, const char *url, const sigset_t *set)
+{
+    ag_sim_opts o = {f->simulate, f->prefix, f->seed, f->dur_lo, f->dur_hi, f->cfg};
+    capacity(f, NULL, &o.machine.capacity);
+    ag_sim *sim;
+    cs_error err = {0};
+    if (ag_sim_open(url, &o, &sim, &err) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", err.msg);
+        return err.code == CS_EINVAL ? 2 : 1;
+    }
+    fprintf(stderr, "cell-agent: simulating %u machines (%s%05u..) against %s\n", f->simulate,
+            f->prefix, 0u, url);
+    ag_sim_start(sim);
+    wait_for_stop(set, sim, f->simulate);
+    ag_sim_close(sim);
+    return 0;
+}
+
+static int run_machine(const flags *f, const char *url, const sigset_t *set)
+{
+    char host[CS_NAME_MAX + 1], workdir[4096], self[4096];
+    cs_error err = {0};
+    const char *name = f->name;
+    if (name == NULL) {
+        if (ag_host_name(host, sizeof host, &err) != CS_OK) {
+            fprintf(stderr, "cell-agent: %s; give --name\n", err.msg);
+            return 1;
+        }
+        name = host;
+    }
+    snprintf(workdir, sizeof workdir, "%s", f->workdir ? f->workdir : "");
+    if (f->workdir == NULL)
+        snprintf(workdir, sizeof workdir, "cell-agent-%s", name);
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        fprintf(stderr, "cell-agent: cannot find its own binary (/proc/self/exe): %s\n",
+                strerror(errno));
+        return 1;
+    }
+    self[n] = '\0';
+    int rc = 1, rv;
+    ag_runner *runner = NULL;
+    ag_machine *m = NULL;
+    nng_socket sock;
+    bool sock_open = false;
+    if (ag_runner_open(workdir, self, f->cfg.tick_ms, &runner, &err) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", err.msg);
+        goto cleanup;
+    }
+    cs_res detected = {0, 0, 0};
+    if (!(f->have_cpu && f->have_mem && f->have_disk) &&
+        ag_host_capacity(workdir, &detected, &err) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s; give --cpu, --mem and --disk\n", err.msg);
+        goto cleanup;
+    }
+    ag_config cfg = f->cfg;
+    cfg.name = name;
+    cfg.port_lo = f->port_lo;
+    cfg.port_hi = f->port_hi;
+    cfg.attrs = f->attrs;
+    cfg.nattrs = f->nattrs;
+    capacity(f, &detected, &cfg.capacity);
+    if ((rv = nng_req0_open(&sock)) != 0) {
+        fprintf(stderr, "cell-agent: socket: %s\n", nng_strerror(rv));
+        goto cleanup;
+    }
+    sock_open = true;
+    nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, 20);
+    nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 1000);
+    nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 0);
+    if ((rv = nng_dial(sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
+        fprintf(stderr, "cell-agent: cannot dial %s: %s\n", url, nng_strerror(rv));
+        rc = 2;
+        goto cleanup;
+    }
+    ag_backend be;
+    ag_runner_backend(runner, &be);
+    if (ag_machine_new(sock, &cfg, &be, &m, &err) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", err.msg);
+        goto cleanup;
+    }
+    if (ag_runner_scan(runner, adopt_one, m, &err) != 0)
+        goto cleanup;
+    fprintf(stderr, "cell-agent: machine %s (cpu %lld millicores, mem %lld MiB, disk %lld MiB, "
+                    "ports %u-%u) in %s, server %s\n", name, (long long)cfg.capacity.cpu,
+            (long long)cfg.capacity.mem, (long long)cfg.capacity.disk, cfg.port_lo, cfg.port_hi,
+            workdir, url);
+    ag_machine_start(m);
+    wait_for_stop(set, NULL, 0);
+    ag_machine_stop(m);
+    rc = 0;
+cleanup:
+    ag_machine_free(m);
+    if (sock_open)
+        nng_close(sock);
+    ag_runner_close(runner);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    /* The supervisor of one task: see runner.h. */
+    if (argc == 3 && strcmp(argv[1], "--supervise") == 0)
+        return ag_supervise(argv[2]);
+    flags f;
+    memset(&f, 0, sizeof f);
+    int p = parse_flags(argc, argv, &f);
+    if (p != 0) {
+        usage(p > 0 ? stdout : stderr);
+        return p > 0 ? 0 : 2;
+    }
+    const char *url = cs_server_url(f.server);
+
+    /* Block the stop signals before nng starts its threads, so that only
+     * wait_for_stop receives them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (f.simulate > 0)
+        return run_simulator(&f, url, &set);
+    return run_machine(&f, url, &set);
+}

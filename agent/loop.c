@@ -1,0 +1,889 @@
+/* loop.c — one machine's register/heartbeat/poll/report state machine (see
+ * loop.h).
+ *
+ * Concurrency: the two aio callbacks of a machine may run at the same time
+ * on nng's threads; `mu` guards everything below it in struct ag_machine.
+ * nng calls that can complete an aio (send, recv, sleep, cancel) are made
+ * after the lock is released, so that no callback ever waits for a lock
+ * its own submitter holds.
+ */
+#include "agent/loop.h"
+
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cellstate/proto.h"
+
+/* Longest pause between two looks at the machine's tasks and timers, and
+ * the longest retry backoff. */
+#define AG_MAX_SLEEP_MS 1000
+#define AG_MAX_BACKOFF_MS 5000
+/* While the server cannot be reached, say so at most this often. */
+#define AG_FAIL_LOG_MS 10000
+
+int64_t ag_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ag_config_default(ag_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->heartbeat_ms = 3000;
+    c->poll_wait_ms = 25000;
+    c->call_timeout_ms = 5000;
+    c->tick_ms = 100;
+}
+
+/* ---- one request at a time on one REQ context ----------------------------- */
+
+typedef enum call_state { CALL_IDLE, CALL_SLEEP, CALL_SEND, CALL_RECV } call_state;
+
+typedef struct ag_call {
+    nng_ctx ctx;
+    nng_aio *aio;
+    call_state state;
+    uint32_t type;
+    uint64_t req;
+    uint32_t timeout_ms;
+    nng_msg *reply; /* the decoded reply points into it */
+    msgpack_zone zone;
+} ag_call;
+
+/* What a completed aio meant for its call. */
+typedef enum call_event { EV_WOKE, EV_SENT, EV_REPLY, EV_FAILED } call_event;
+
+static int call_init(ag_call *c, nng_socket sock, void (*cb)(void *), void *arg, cs_error *err)
+{
+    int rv;
+    if ((rv = nng_ctx_open(&c->ctx, sock)) != 0)
+        return cs_errorf(err, CS_EIO, "nng context: %s", nng_strerror(rv));
+    if ((rv = nng_aio_alloc(&c->aio, cb, arg)) != 0) {
+        nng_ctx_close(c->ctx);
+        return cs_errorf(err, CS_ENOMEM, "nng aio: %s", nng_strerror(rv));
+    }
+    /* A report must not be applied twice because nng resent it while the
+     * first was queued: retries are ours, after the call times out. */
+    nng_ctx_set_ms(c->ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    msgpack_zone_init(&c->zone, 4096);
+    c->state = CALL_IDLE;
+    return CS_OK;
+}
+
+static void call_fini(ag_call *c)
+{
+    if (c->aio == NULL)
+        return;
+    nng_aio_free(c->aio);
+    nng_ctx_close(c->ctx);
+    if (c->reply)
+        nng_msg_free(c->reply);
+    msgpack_zone_destroy(&c->zone);
+    c->aio = NULL;
+}
+
+/* Build the message for `type` with `body` (one packed msgpack object) and
+ * note it as the call's request. The caller submits it (call_submit) after
+ * releasing its lock. */
+static int call_prepare(ag_call *c, uint32_t type, uint64_t req, const msgpack_sbuffer *body,
+                        uint32_t timeout_ms, nng_msg **out)
+{
+    msgpack_sbuffer head;
+    msgpack_sbuffer_init(&head);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &head, msgpack_sbuffer_write);
+    nng_msg *msg = NULL;
+    int rc = CS_ENOMEM;
+    if (cs_msg_begin(&pk, type, req) != CS_OK || nng_msg_alloc(&msg, 0) != 0)
+        goto cleanup;
+    if (nng_msg_append(msg, head.data, head.size) != 0 ||
+        nng_msg_append(msg, body->data, body->size) != 0)
+        goto cleanup;
+    c->type = type;
+    c->req = req;
+    c->timeout_ms = timeout_ms;
+    c->state = CALL_SEND;
+    *out = msg;
+    msg = NULL;
+    rc = CS_OK;
+cleanup:
+    if (msg)
+        nng_msg_free(msg);
+    msgpack_sbuffer_destroy(&head);
+    return rc;
+}
+
+static void call_submit(ag_call *c, nng_msg *msg)
+{
+    nng_aio_set_msg(c->aio, msg);
+    nng_aio_set_timeout(c->aio, (nng_duration)c->timeout_ms);
+    nng_ctx_send(c->ctx, c->aio);
+}
+
+/* Classify the aio's completion; on EV_FAILED `rv` is nng's error. Frees
+ * a message that could not be sent. */
+static call_event call_event_of(ag_call *c, int *rv, const char **stage)
+{
+    *rv = nng_aio_result(c->aio);
+    *stage = c->state == CALL_SEND ? "sending" : "waiting for the answer";
+    switch (c->state) {
+    case CALL_SEND:
+        if (*rv != 0) {
+            nng_msg_free(nng_aio_get_msg(c->aio));
+            nng_aio_set_msg(c->aio, NULL);
+            c->state = CALL_IDLE;
+            return EV_FAILED;
+        }
+        return EV_SENT;
+    case CALL_RECV:
+        c->state = CALL_IDLE;
+        return *rv == 0 ? EV_REPLY : EV_FAILED;
+    default:
+        c->state = CALL_IDLE;
+        return EV_WOKE;
+    }
+}
+
+/* A request that got no answer: CS_EIO naming the stage. With no
+ * connection, nng 1.5 queues the send and later resets the context, so the
+ * receive fails with NNG_ESTATE rather than NNG_ETIMEDOUT: both mean that
+ * nothing answered in time. */
+static int call_failure(const ag_call *c, int rv, const char *stage, cs_error *err)
+{
+    if (rv == NNG_ETIMEDOUT || rv == NNG_ESTATE)
+        return cs_errorf(err, CS_EIO, "no answer within %u ms", c->timeout_ms);
+    return cs_errorf(err, CS_EIO, "%s: %s", stage, nng_strerror(rv));
+}
+
+static void call_recv(ag_call *c)
+{
+    c->state = CALL_RECV;
+    nng_aio_set_timeout(c->aio, (nng_duration)c->timeout_ms);
+    nng_ctx_recv(c->ctx, c->aio);
+}
+
+/* Decode the reply just received. An error reply is returned as its code
+ * with the server's message; the reply stays valid until the next call. */
+static int call_reply(ag_call *c, cs_msg *reply, cs_error *err)
+{
+    if (c->reply)
+        nng_msg_free(c->reply);
+    c->reply = nng_aio_get_msg(c->aio);
+    nng_aio_set_msg(c->aio, NULL);
+    if (c->reply == NULL)
+        return cs_errorf(err, CS_EIO, "%s: a receive completed without a message",
+                         cs_msg_name(c->type));
+    msgpack_zone_clear(&c->zone);
+    int rc = cs_msg_decode(nng_msg_body(c->reply), nng_msg_len(c->reply), &c->zone, reply, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "reply to %s", cs_msg_name(c->type));
+    if (reply->type == CS_MSG_ERROR) {
+        int64_t code = CS_EPROTO;
+        const msgpack_object *text = cs_obj_get(&reply->body, "message");
+        cs_error ignore;
+        cs_obj_i64(&reply->body, "code", false, 1, 1000, &code, &ignore);
+        int n = text && text->type == MSGPACK_OBJECT_STR ? (int)text->via.str.size : 0;
+        return cs_errorf(err, (int)code, "%s: server: %.*s", cs_msg_name(c->type), n,
+                         n ? text->via.str.ptr : "");
+    }
+    if (reply->type != c->type || reply->req != c->req)
+        return cs_errorf(err, CS_EPROTO, "reply to %s is of type %s", cs_msg_name(c->type),
+                         cs_msg_name(reply->type));
+    return CS_OK;
+}
+
+/* ---- the machine ------------------------------------------------------------ */
+
+typedef enum ctl_kind { CTL_NONE, CTL_REGISTER, CTL_HEARTBEAT, CTL_REPORT } ctl_kind;
+
+struct ag_machine {
+    ag_config cfg;
+    char name[CS_NAME_MAX + 1];
+    ag_backend be;
+    ag_call ctl, poll;
+    pthread_mutex_t mu;
+    /* guarded by mu */
+    bool stopping;
+    bool registered;
+    cs_id id;
+    uint64_t since;         /* version of the last poll reply */
+    int64_t hb_due;         /* next heartbeat */
+    int64_t reg_retry_at;   /* next registration attempt */
+    uint32_t reg_backoff_ms, poll_backoff_ms;
+    uint64_t next_req;
+    ctl_kind ctl_doing;
+    cs_id ctl_task;         /* the report in flight: task and attempt */
+    uint32_t ctl_attempt;
+    bool failing;           /* the last request could not reach the server */
+    int64_t fail_logged_at;
+    ag_task *tasks;
+    ag_counts counts;
+    msgpack_sbuffer body;   /* request bodies, reused */
+    cs_arena parena;        /* poll reply decoding, reset per reply */
+};
+
+static void mlog(const ag_machine *m, bool warn, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void mlog(const ag_machine *m, bool warn, const char *fmt, ...)
+{
+    if (m->cfg.quiet && !warn)
+        return;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cell-agent: %s: %s\n", m->name, line);
+}
+
+static void ctl_cb(void *arg);
+static void poll_cb(void *arg);
+
+int ag_machine_new(nng_socket sock, const ag_config *cfg, const ag_backend *be, ag_machine **out,
+                   cs_error *err)
+{
+    if (cfg->name == NULL || cfg->name[0] == '\0' || strlen(cfg->name) > CS_NAME_MAX)
+        return cs_errorf(err, CS_EINVAL, "machine name must be 1 to %d bytes", CS_NAME_MAX);
+    ag_machine *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return cs_errorf(err, CS_ENOMEM, "machine: out of memory");
+    int rc;
+    m->cfg = *cfg;
+    snprintf(m->name, sizeof m->name, "%s", cfg->name);
+    m->cfg.name = m->name;
+    m->be = *be;
+    m->next_req = 1;
+    msgpack_sbuffer_init(&m->body);
+    cs_arena_init(&m->parena);
+    if (pthread_mutex_init(&m->mu, NULL) != 0) {
+        rc = cs_errorf(err, CS_ENOMEM, "machine: out of memory");
+        goto err_mutex;
+    }
+    if ((rc = call_init(&m->ctl, sock, ctl_cb, m, err)) != CS_OK)
+        goto err_ctl;
+    if ((rc = call_init(&m->poll, sock, poll_cb, m, err)) != CS_OK)
+        goto err_poll;
+    *out = m;
+    return CS_OK;
+err_poll:
+    call_fini(&m->ctl);
+err_ctl:
+    pthread_mutex_destroy(&m->mu);
+err_mutex:
+    msgpack_sbuffer_destroy(&m->body);
+    cs_arena_free(&m->parena);
+    free(m);
+    return rc;
+}
+
+int ag_machine_adopt(ag_machine *m, const ag_task *t, cs_error *err)
+{
+    ag_task *c = malloc(sizeof *c);
+    if (c == NULL)
+        return cs_errorf(err, CS_ENOMEM, "adopting task %llu: out of memory",
+                         (unsigned long long)t->id);
+    *c = *t;
+    pthread_mutex_lock(&m->mu);
+    c->next = m->tasks;
+    m->tasks = c;
+    pthread_mutex_unlock(&m->mu);
+    return CS_OK;
+}
+
+void ag_machine_start(ag_machine *m)
+{
+    /* Both loops begin with an immediate wake-up: the control loop
+     * registers, the poll loop waits for the registration. */
+    pthread_mutex_lock(&m->mu);
+    m->ctl.state = CALL_SLEEP;
+    m->poll.state = CALL_SLEEP;
+    pthread_mutex_unlock(&m->mu);
+    nng_sleep_aio(0, m->ctl.aio);
+    nng_sleep_aio(0, m->poll.aio);
+}
+
+void ag_machine_stop(ag_machine *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->stopping = true;
+    pthread_mutex_unlock(&m->mu);
+    nng_aio_stop(m->ctl.aio);
+    nng_aio_stop(m->poll.aio);
+}
+
+void ag_machine_free(ag_machine *m)
+{
+    if (m == NULL)
+        return;
+    call_fini(&m->ctl);
+    call_fini(&m->poll);
+    while (m->tasks) {
+        ag_task *t = m->tasks;
+        m->tasks = t->next;
+        free(t);
+    }
+    pthread_mutex_destroy(&m->mu);
+    msgpack_sbuffer_destroy(&m->body);
+    cs_arena_free(&m->parena);
+    free(m);
+}
+
+void ag_machine_counts(ag_machine *m, ag_counts *out)
+{
+    pthread_mutex_lock(&m->mu);
+    *out = m->counts;
+    out->registered = m->registered;
+    out->running = 0;
+    for (ag_task *t = m->tasks; t; t = t->next)
+        out->running += t->phase != AG_ENDED;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static ag_task *find_task(ag_machine *m, cs_id id, uint32_t attempt)
+{
+    for (ag_task *t = m->tasks; t; t = t->next)
+        if (t->id == id && t->attempt == attempt)
+            return t;
+    return NULL;
+}
+
+static uint32_t backoff(uint32_t *ms)
+{
+    *ms = *ms ? *ms * 2 : 100;
+    if (*ms > AG_MAX_BACKOFF_MS)
+        *ms = AG_MAX_BACKOFF_MS;
+    return *ms;
+}
+
+/* A request failed to reach the server, or timed out: say so once, then
+ * again every AG_FAIL_LOG_MS while it lasts, so that an unreachable server
+ * is visible in the log without flooding it. */
+static void note_unreachable(ag_machine *m, const char *what, const char *why, int64_t now)
+{
+    /* Quiet (simulated) machines leave this to the simulator's summary:
+     * ten thousand of them would say the same thing. */
+    if (!m->cfg.quiet && (!m->failing || now - m->fail_logged_at >= AG_FAIL_LOG_MS)) {
+        mlog(m, true, "%s: cannot reach cellstated (%s); retrying", what, why);
+        m->fail_logged_at = now;
+    }
+    m->failing = true;
+}
+
+static void note_reachable(ag_machine *m)
+{
+    if (m->failing && !m->cfg.quiet)
+        mlog(m, true, "cellstated answers again");
+    m->failing = false;
+}
+
+static void revoke_task(ag_machine *m, ag_task *t, const char *why)
+{
+    if (!t->revoked && t->phase != AG_ENDED)
+        mlog(m, false, "task %llu attempt %u (%s): %s: killing it", (unsigned long long)t->id,
+             t->attempt, t->job, why);
+    t->revoked = true;
+    t->done = true;
+    t->done_version = 0;
+}
+
+/* ---- the control loop: register, report, heartbeat ----------------------- */
+
+static bool needs_report(const ag_task *t)
+{
+    if (t->done || t->revoked)
+        return false;
+    return (t->started && !t->running_acked) || t->phase == AG_ENDED;
+}
+
+/* Look at every task: refresh from the backend, escalate kills, forget what
+ * is finished with. Returns the earliest time something is due. */
+static int64_t tick(ag_machine *m, int64_t now)
+{
+    int64_t due = now + AG_MAX_SLEEP_MS;
+    ag_task **pp = &m->tasks;
+    while (*pp) {
+        ag_task *t = *pp;
+        if (t->phase != AG_ENDED)
+            m->be.refresh(m->be.ctx, t, now);
+        if (t->revoked && t->phase != AG_ENDED) {
+            if (t->kill_at == 0) {
+                if (m->be.signal(m->be.ctx, t, SIGTERM))
+                    t->kill_at = now + t->grace_ms;
+            } else if (!t->killed && now >= t->kill_at) {
+                mlog(m, false, "task %llu attempt %u: still running after %u ms: SIGKILL",
+                     (unsigned long long)t->id, t->attempt, t->grace_ms);
+                t->killed = m->be.signal(m->be.ctx, t, SIGKILL);
+            }
+            if (t->kill_at && !t->killed && t->kill_at < due)
+                due = t->kill_at;
+        }
+        if (t->done && t->phase == AG_ENDED && !t->listed && m->since >= t->done_version) {
+            m->be.forget(m->be.ctx, t);
+            *pp = t->next;
+            free(t);
+            continue;
+        }
+        if (t->phase != AG_ENDED && t->wake_at && t->wake_at < due)
+            due = t->wake_at;
+        if (needs_report(t) && t->retry_at > now && t->retry_at < due)
+            due = t->retry_at;
+        pp = &t->next;
+    }
+    return due;
+}
+
+static int pack_register(ag_machine *m, msgpack_packer *pk)
+{
+    const ag_config *c = &m->cfg;
+    if (msgpack_pack_map(pk, 5) || cs_pack_kv_str(pk, "name", m->name) ||
+        cs_pack_kv_res(pk, "capacity", &c->capacity) ||
+        cs_pack_kv_u64(pk, "port_lo", c->port_lo) || cs_pack_kv_u64(pk, "port_hi", c->port_hi) ||
+        cs_pack_str(pk, "attrs") || msgpack_pack_map(pk, c->nattrs))
+        return CS_ENOMEM;
+    for (uint32_t i = 0; i < c->nattrs; i++)
+        if (cs_pack_kv_str(pk, c->attrs[i].key, c->attrs[i].value))
+            return CS_ENOMEM;
+    return CS_OK;
+}
+
+static int pack_report(const ag_task *t, msgpack_packer *pk)
+{
+    bool final = t->phase == AG_ENDED && (t->running_acked || !t->started);
+    const char *state = !final ? "running" : t->ok ? "finished" : "failed";
+    if (msgpack_pack_map(pk, final ? 5 : 3) || cs_pack_kv_u64(pk, "task", t->id) ||
+        cs_pack_kv_u64(pk, "attempt", t->attempt) || cs_pack_kv_str(pk, "state", state))
+        return CS_ENOMEM;
+    if (final && (cs_pack_kv_i64(pk, "exit_code", t->exit_code) ||
+                  cs_pack_kv_str(pk, "reason", t->ok ? "" : t->reason)))
+        return CS_ENOMEM;
+    return CS_OK;
+}
+
+/* Decide the control loop's next step (lock held): a request to send
+ * (*msg set), or a sleep (*sleep_ms set). */
+static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
+{
+    int64_t now = ag_now_ms();
+    int64_t due = tick(m, now);
+    *msg = NULL;
+    m->body.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &m->body, msgpack_sbuffer_write);
+    uint32_t type = 0;
+    int rc = CS_OK;
+    m->ctl_doing = CTL_NONE;
+    if (!m->registered) {
+        if (now >= m->reg_retry_at) {
+            m->ctl_doing = CTL_REGISTER;
+            type = CS_MSG_MACHINE_REGISTER;
+            rc = pack_register(m, &pk);
+        } else if (m->reg_retry_at < due) {
+            due = m->reg_retry_at;
+        }
+    } else {
+        for (ag_task *t = m->tasks; t && m->ctl_doing == CTL_NONE; t = t->next) {
+            if (needs_report(t) && t->retry_at <= now) {
+                m->ctl_doing = CTL_REPORT;
+                m->ctl_task = t->id;
+                m->ctl_attempt = t->attempt;
+                type = CS_MSG_TASK_STATUS;
+                rc = pack_report(t, &pk);
+            }
+        }
+        if (m->ctl_doing == CTL_NONE && now >= m->hb_due) {
+            m->ctl_doing = CTL_HEARTBEAT;
+            type = CS_MSG_HEARTBEAT;
+            rc = msgpack_pack_map(&pk, 1) || cs_pack_kv_u64(&pk, "machine", m->id) ? CS_ENOMEM
+                                                                                   : CS_OK;
+        } else if (m->hb_due < due) {
+            due = m->hb_due;
+        }
+    }
+    if (m->ctl_doing != CTL_NONE) {
+        if (rc == CS_OK)
+            rc = call_prepare(&m->ctl, type, m->next_req++, &m->body, m->cfg.call_timeout_ms, msg);
+        if (rc == CS_OK)
+            return;
+        /* Out of memory building a small message: wait and try again. */
+        mlog(m, true, "%s: out of memory building the request", cs_msg_name(type));
+        m->ctl_doing = CTL_NONE;
+        due = now + AG_MAX_SLEEP_MS;
+    }
+    m->ctl.state = CALL_SLEEP;
+    *sleep_ms = due > now ? due - now : 0;
+}
+
+static void on_register(ag_machine *m, int rc, const cs_msg *r, const cs_error *err, int64_t now)
+{
+    uint64_t id = 0;
+    cs_error e2 = {0};
+    if (rc == CS_OK && (rc = cs_obj_u64(&r->body, "id", true, UINT64_MAX, &id, &e2)) != CS_OK)
+        err = &e2;
+    if (rc != CS_OK) {
+        if (rc == CS_EIO)
+            note_unreachable(m, "machine.register", err->msg, now);
+        else
+            mlog(m, true, "machine.register refused: %s", err->msg);
+        m->reg_retry_at = now + backoff(&m->reg_backoff_ms);
+        return;
+    }
+    note_reachable(m);
+    if (m->id != 0 && m->id != id)
+        mlog(m, true, "the cell knows this machine by a new id %llu (was %llu)",
+             (unsigned long long)id, (unsigned long long)m->id);
+    mlog(m, false, "registered as machine %llu", (unsigned long long)id);
+    m->registered = true;
+    m->id = id;
+    m->since = 0; /* the next poll answers at once with the whole list */
+    m->reg_backoff_ms = 0;
+    m->hb_due = now + m->cfg.heartbeat_ms;
+}
+
+static void on_heartbeat(ag_machine *m, int rc, const cs_msg *r, const cs_error *err, int64_t now)
+{
+    m->hb_due = now + m->cfg.heartbeat_ms;
+    if (rc == CS_ENOTFOUND) {
+        mlog(m, true, "the cell does not know this machine any more (%s): registering again",
+             err->msg);
+        m->registered = false;
+        return;
+    }
+    if (rc != CS_OK) {
+        if (rc == CS_EIO)
+            note_unreachable(m, "machine.heartbeat", err->msg, now);
+        else
+            mlog(m, true, "heartbeat refused: %s", err->msg);
+        return;
+    }
+    note_reachable(m);
+    const msgpack_object *st = cs_obj_get(&r->body, "state");
+    if (st && st->type == MSGPACK_OBJECT_STR && st->via.str.size == 4 &&
+        memcmp(st->via.str.ptr, "down", 4) == 0) {
+        /* Its tasks were lost; the poll after registering will not list
+         * them, and reconciliation kills them. */
+        mlog(m, true, "the cell marked this machine down: registering again");
+        m->registered = false;
+    }
+}
+
+static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *err, int64_t now)
+{
+    ag_task *t = find_task(m, m->ctl_task, m->ctl_attempt);
+    if (t == NULL)
+        return; /* forgotten meanwhile: a poll showed it ended */
+    if (rc == CS_ESTATE || rc == CS_ENOTFOUND) {
+        /* protocol.md §5.10: the agent's view is stale; kill, do not retry. */
+        mlog(m, true, "task %llu attempt %u: report refused (%s)", (unsigned long long)t->id,
+             t->attempt, err->msg);
+        revoke_task(m, t, "placement is stale");
+        return;
+    }
+    if (rc != CS_OK) {
+        if (rc == CS_EIO)
+            note_unreachable(m, "task.status", err->msg, now);
+        else
+            mlog(m, true, "task %llu attempt %u: report failed: %s", (unsigned long long)t->id,
+                 t->attempt, err->msg);
+        t->retry_at = now + backoff(&t->backoff_ms);
+        return;
+    }
+    note_reachable(m);
+    t->backoff_ms = 0;
+    t->retry_at = 0;
+    bool final = t->phase == AG_ENDED && (t->running_acked || !t->started);
+    if (!final) {
+        t->running_acked = true;
+        return;
+    }
+    uint64_t v = 0;
+    cs_error ignore;
+    cs_obj_u64(&r->body, "version", false, UINT64_MAX, &v, &ignore);
+    t->done = true;
+    t->done_version = v;
+    m->counts.reported++;
+    mlog(m, false, "task %llu attempt %u (%s): reported %s%s%s", (unsigned long long)t->id,
+         t->attempt, t->job, t->ok ? "finished" : "failed", t->ok ? "" : ": ",
+         t->ok ? "" : t->reason);
+}
+
+typedef enum step {
+    STEP_HANDLED, /* nothing more to do now; the lock is released */
+    STEP_WOKE,    /* a sleep ended (or was cut short): decide the next step */
+    STEP_RESULT   /* a request ended: *rc and, on CS_OK, the reply */
+} step;
+
+/* The common start of both callbacks, called with the machine locked.
+ * Nothing cancels a machine's aios but ag_machine_stop, so a cancelled
+ * operation is only a wake-up on the way to noticing `stopping`.
+ *
+ * The poll loop does not cut the control loop's sleep short when new tasks
+ * arrive: the control loop sleeps at most AG_MAX_SLEEP_MS (and a tick while
+ * tasks run), so a "running" report waits at most that long, and no aio is
+ * ever cancelled from another thread while its owner may be reusing it. */
+static step call_step(ag_machine *m, ag_call *c, cs_msg *r, cs_error *err, int *rc)
+{
+    int rv;
+    const char *stage;
+    call_event ev = call_event_of(c, &rv, &stage);
+    if (m->stopping || ev == EV_SENT) {
+        if (!m->stopping)
+            call_recv(c);
+        pthread_mutex_unlock(&m->mu);
+        return STEP_HANDLED;
+    }
+    if (ev == EV_WOKE || (ev == EV_FAILED && rv == NNG_ECANCELED))
+        return STEP_WOKE;
+    *rc = ev == EV_REPLY ? call_reply(c, r, err) : call_failure(c, rv, stage, err);
+    return STEP_RESULT;
+}
+
+static void ctl_cb(void *arg)
+{
+    ag_machine *m = arg;
+    cs_msg r;
+    cs_error err = {0};
+    int rc = CS_OK;
+    pthread_mutex_lock(&m->mu);
+    step st = call_step(m, &m->ctl, &r, &err, &rc);
+    if (st == STEP_HANDLED)
+        return;
+    if (st == STEP_RESULT) {
+        int64_t now = ag_now_ms();
+        if (m->ctl_doing == CTL_REGISTER)
+            on_register(m, rc, &r, &err, now);
+        else if (m->ctl_doing == CTL_HEARTBEAT)
+            on_heartbeat(m, rc, &r, &err, now);
+        else if (m->ctl_doing == CTL_REPORT)
+            on_report(m, rc, &r, &err, now);
+        m->ctl_doing = CTL_NONE;
+    }
+    nng_msg *msg;
+    int64_t sleep_ms = 0;
+    ctl_next(m, &msg, &sleep_ms);
+    pthread_mutex_unlock(&m->mu);
+    if (msg)
+        call_submit(&m->ctl, msg);
+    else
+        nng_sleep_aio((nng_duration)sleep_ms, m->ctl.aio);
+}
+
+/* ---- the poll loop ------------------------------------------------------------- */
+
+static int read_ports(const msgpack_object *o, cs_arena *a, ag_assign *out, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(o, "ports");
+    out->nports = 0;
+    if (v == NULL)
+        return CS_OK;
+    if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > CS_PORTS_PER_TASK_MAX)
+        return cs_errorf(err, CS_EPROTO, "field 'ports' is not an array of at most %d ports",
+                         CS_PORTS_PER_TASK_MAX);
+    uint16_t *p = cs_arena_alloc(a, (v->via.array.size + 1) * sizeof *p);
+    if (p == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        const msgpack_object *e = &v->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > UINT16_MAX)
+            return cs_errorf(err, CS_EPROTO, "field 'ports': entry %u is not a port", i);
+        p[i] = (uint16_t)e->via.u64;
+    }
+    out->ports = p;
+    out->nports = v->via.array.size;
+    return CS_OK;
+}
+
+/* One poll entry {"task": task map, "job": job map}. An entry whose task
+ * cannot be identified is an error (it is skipped); one whose job cannot be
+ * read is returned with `bad` set, so that its start fails visibly. */
+static int decode_assign(const msgpack_object *e, cs_arena *a, ag_assign *out, cs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    cs_jobopts_init(&out->opts);
+    const msgpack_object *task = cs_obj_get(e, "task"), *job = cs_obj_get(e, "job");
+    if (task == NULL || task->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(err, CS_EPROTO, "entry has no 'task' map");
+    uint64_t id = 0, attempt = 0, index = 0;
+    int rc;
+    if ((rc = cs_obj_u64(task, "id", true, UINT64_MAX, &id, err)) ||
+        (rc = cs_obj_u64(task, "attempts", true, UINT32_MAX, &attempt, err)) ||
+        (rc = read_ports(task, a, out, err)))
+        return cs_error_wrap(err, rc, "task");
+    index = cs_task_index(id);
+    out->id = id;
+    out->attempt = (uint32_t)attempt;
+    out->index = (uint32_t)index;
+    out->job = "?";
+    out->cmd = "";
+    cs_job j;
+    cs_error jerr = {0};
+    if (job == NULL)
+        rc = cs_errorf(&jerr, CS_EPROTO, "entry has no 'job' map");
+    else if ((rc = cs_unpack_job_spec(job, a, &j, &jerr)) == CS_OK) {
+        out->job = j.name;
+        out->cmd = j.cmd;
+        rc = cs_job_opts(&j, a, &out->opts, &jerr);
+        if (rc != CS_OK)
+            cs_error_wrap(&jerr, rc, "job %s: options", j.name);
+    }
+    if (rc != CS_OK)
+        out->bad = cs_arena_strndup(a, jerr.msg, strlen(jerr.msg));
+    if (rc != CS_OK && out->bad == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    return CS_OK;
+}
+
+/* Apply one poll reply (lock held): start what is new, revoke what is gone.
+ * `complete` false (some entry could not be read) revokes nothing, since a
+ * task missing from the list might be that entry. */
+static void reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool complete,
+                      uint64_t version, int64_t now)
+{
+    for (ag_task *t = m->tasks; t; t = t->next)
+        t->listed = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const ag_assign *a = &as[i];
+        ag_task *t = find_task(m, a->id, a->attempt);
+        if (t != NULL) {
+            t->listed = true;
+            continue;
+        }
+        t = calloc(1, sizeof *t);
+        if (t == NULL) {
+            mlog(m, true, "task %llu: out of memory; will start it at the next poll",
+                 (unsigned long long)a->id);
+            continue;
+        }
+        t->id = a->id;
+        t->attempt = a->attempt;
+        t->index = a->index;
+        snprintf(t->job, sizeof t->job, "%s", a->job);
+        t->grace_ms = m->cfg.kill_grace_ms ? m->cfg.kill_grace_ms : a->opts.kill_grace_ms;
+        t->listed = true;
+        m->be.start(m->be.ctx, t, a, now);
+        m->counts.started++;
+        mlog(m, false, "task %llu attempt %u (%s/%u): %s%s", (unsigned long long)t->id,
+             t->attempt, t->job, t->index, t->phase == AG_ENDED && !t->started ? "cannot start: "
+                                                                               : "started",
+             t->phase == AG_ENDED && !t->started ? t->reason : "");
+        t->next = m->tasks;
+        m->tasks = t;
+    }
+    if (complete) {
+        for (ag_task *t = m->tasks; t; t = t->next) {
+            if (t->listed || t->done)
+                continue;
+            if (t->phase == AG_ENDED) {
+                /* Not placed here any more: any report would be refused. */
+                t->done = true;
+                t->done_version = 0;
+            } else {
+                revoke_task(m, t, "no longer assigned here");
+            }
+        }
+    }
+    m->since = version;
+}
+
+/* Decode a poll reply into assignments (in m->parena) and reconcile. */
+static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
+{
+    uint64_t version;
+    int rc = cs_obj_u64(&r->body, "version", true, UINT64_MAX, &version, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "poll reply");
+    const msgpack_object *tasks = cs_obj_get(&r->body, "tasks");
+    if (tasks == NULL || tasks->type != MSGPACK_OBJECT_ARRAY)
+        return cs_errorf(err, CS_EPROTO, "poll reply: field 'tasks' is not an array");
+    uint32_t n = tasks->via.array.size, k = 0;
+    cs_arena_reset(&m->parena);
+    ag_assign *as = cs_arena_alloc(&m->parena, (n + 1) * sizeof *as);
+    if (as == NULL)
+        return cs_errorf(err, CS_ENOMEM, "poll reply: out of memory");
+    bool complete = true;
+    for (uint32_t i = 0; i < n; i++) {
+        cs_error e = {0};
+        if (decode_assign(&tasks->via.array.ptr[i], &m->parena, &as[k], &e) == CS_OK) {
+            k++;
+            continue;
+        }
+        mlog(m, true, "poll reply entry %u ignored: %s", i, e.msg);
+        complete = false;
+    }
+    reconcile(m, as, k, complete, version, ag_now_ms());
+    return CS_OK;
+}
+
+/* The next poll (lock held): a request, or a short sleep until registered. */
+static void poll_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
+{
+    *msg = NULL;
+    *sleep_ms = 100;
+    m->poll.state = CALL_SLEEP;
+    if (!m->registered)
+        return;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    int rc = CS_ENOMEM;
+    if (msgpack_pack_map(&pk, 3) == 0 && cs_pack_kv_u64(&pk, "machine", m->id) == CS_OK &&
+        cs_pack_kv_u64(&pk, "since", m->since) == CS_OK &&
+        cs_pack_kv_u64(&pk, "wait_ms", m->cfg.poll_wait_ms) == CS_OK)
+        rc = call_prepare(&m->poll, CS_MSG_POLL, m->next_req++, &b,
+                          m->cfg.call_timeout_ms + m->cfg.poll_wait_ms, msg);
+    if (rc != CS_OK) {
+        m->poll.state = CALL_SLEEP;
+        *sleep_ms = AG_MAX_SLEEP_MS;
+    }
+    msgpack_sbuffer_destroy(&b);
+}
+
+static void poll_cb(void *arg)
+{
+    ag_machine *m = arg;
+    cs_msg r;
+    cs_error err = {0};
+    int rc = CS_OK;
+    pthread_mutex_lock(&m->mu);
+    step st = call_step(m, &m->poll, &r, &err, &rc);
+    if (st == STEP_HANDLED)
+        return;
+    int64_t delay = 0;
+    if (st == STEP_RESULT) {
+        if (rc == CS_OK)
+            rc = apply_poll(m, &r, &err);
+        if (rc == CS_OK) {
+            m->poll_backoff_ms = 0;
+        } else {
+            if (rc == CS_ENOTFOUND) {
+                mlog(m, true, "poll: %s: registering again", err.msg);
+                m->registered = false;
+            } else if (rc == CS_EIO) {
+                note_unreachable(m, "poll", err.msg, ag_now_ms());
+            } else {
+                mlog(m, true, "poll failed: %s", err.msg);
+            }
+            delay = backoff(&m->poll_backoff_ms);
+        }
+    }
+    nng_msg *msg = NULL;
+    int64_t sleep_ms = delay;
+    if (delay == 0)
+        poll_next(m, &msg, &sleep_ms);
+    else
+        m->poll.state = CALL_SLEEP;
+    pthread_mutex_unlock(&m->mu);
+    if (msg)
+        call_submit(&m->poll, msg);
+    else
+        nng_sleep_aio((nng_duration)sleep_ms, m->poll.aio);
+}

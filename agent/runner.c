@@ -1,0 +1,653 @@
+/* runner.c — tasks as processes under a detached supervisor, with durable
+ * per-task directories (see runner.h).
+ */
+#include "agent/runner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* A placement with neither pid nor exit after this long was interrupted
+ * while starting (the agent died between mkdir and the supervisor's first
+ * write): it is reported failed rather than started a second time. */
+#define AG_START_TIMEOUT_S 10
+
+/* Paths: the work directory is limited to 3000 bytes at open, so a task
+ * directory and any file in it fit. */
+#define PATH_BUF 4200
+
+struct ag_runner {
+    char *workdir;
+    char *self_exe;
+    uint32_t tick_ms;
+    int lock_fd;
+};
+
+/* ---- small file helpers ----------------------------------------------------- */
+
+/* dir/name into out; false when it does not fit. */
+static bool path_join(char *out, size_t size, const char *dir, const char *name)
+{
+    int n = snprintf(out, size, "%s/%s", dir, name);
+    return n > 0 && (size_t)n < size;
+}
+
+static int task_dir(const ag_runner *r, cs_id id, uint32_t attempt, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s/tasks/%llu-%u", r->workdir, (unsigned long long)id, attempt);
+    return n > 0 && (size_t)n < size ? CS_OK : CS_EINVAL;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Write dir/name atomically: a reader sees the old file or the whole new
+ * one, never a part (temporary file, then rename). */
+static int write_file(const char *dir, const char *name, const void *data, size_t len, bool sync)
+{
+    char tmp[PATH_BUF], path[PATH_BUF], tmpname[64];
+    int k = snprintf(tmpname, sizeof tmpname, ".%s.tmp", name);
+    if (k <= 0 || (size_t)k >= sizeof tmpname || !path_join(tmp, sizeof tmp, dir, tmpname) ||
+        !path_join(path, sizeof path, dir, name))
+        return -1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int rc = write_all(fd, data, len);
+    if (rc == 0 && sync)
+        rc = fsync(fd);
+    if (close(fd) != 0)
+        rc = -1;
+    if (rc == 0)
+        rc = rename(tmp, path);
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
+/* Read dir/name into a malloc'd, NUL-terminated buffer (*len bytes before
+ * the NUL). NULL when absent or unreadable. */
+static char *read_file(const char *dir, const char *name, size_t *len)
+{
+    char path[PATH_BUF];
+    int fd = path_join(path, sizeof path, dir, name) ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0)
+        return NULL;
+    size_t cap = 256, n = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        if (n + 1 >= cap) {
+            char *b = realloc(buf, cap * 2);
+            if (b == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = b;
+            cap *= 2;
+        }
+        ssize_t got = read(fd, buf + n, cap - n - 1);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            free(buf);
+            buf = NULL;
+        } else if (got == 0) {
+            buf[n] = '\0';
+            if (len)
+                *len = n;
+            break;
+        } else {
+            n += (size_t)got;
+        }
+    }
+    close(fd);
+    return buf;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char path[PATH_BUF];
+    return path_join(path, sizeof path, dir, name) && access(path, F_OK) == 0;
+}
+
+/* ---- opening ------------------------------------------------------------------ */
+
+static int mkdir_p(const char *path, cs_error *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return cs_errorf(err, CS_EINVAL, "path too long: %s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return cs_errorf(err, CS_EIO, "mkdir %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return cs_errorf(err, CS_EIO, "mkdir %s: %s", buf, strerror(errno));
+    return CS_OK;
+}
+
+int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, ag_runner **out,
+                   cs_error *err)
+{
+    char path[PATH_BUF];
+    int rc;
+    if (strlen(workdir) > 3000)
+        return cs_errorf(err, CS_EINVAL, "work directory path is too long");
+    snprintf(path, sizeof path, "%s/tasks", workdir);
+    if ((rc = mkdir_p(path, err)) != CS_OK)
+        return rc;
+    ag_runner *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return cs_errorf(err, CS_ENOMEM, "runner: out of memory");
+    r->lock_fd = -1;
+    r->tick_ms = tick_ms ? tick_ms : 100;
+    r->workdir = strdup(workdir);
+    r->self_exe = strdup(self_exe);
+    if (r->workdir == NULL || r->self_exe == NULL) {
+        rc = cs_errorf(err, CS_ENOMEM, "runner: out of memory");
+        goto fail;
+    }
+    /* Two agents in one directory would each start the other's tasks. The
+     * lock dies with the agent (supervisors do not inherit it: CLOEXEC). */
+    snprintf(path, sizeof path, "%s/agent.lock", workdir);
+    r->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (r->lock_fd < 0) {
+        rc = cs_errorf(err, CS_EIO, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = cs_errorf(err, CS_ESTATE, "%s: another cell-agent uses this work directory",
+                       workdir);
+        goto fail;
+    }
+    *out = r;
+    return CS_OK;
+fail:
+    ag_runner_close(r);
+    return rc;
+}
+
+void ag_runner_close(ag_runner *r)
+{
+    if (r == NULL)
+        return;
+    if (r->lock_fd >= 0)
+        close(r->lock_fd);
+    free(r->workdir);
+    free(r->self_exe);
+    free(r);
+}
+
+/* ---- reading a placement's state ------------------------------------------- */
+
+/* Fill the ended fields of t from an exit file's text. */
+static void parse_exit(ag_task *t, const char *text)
+{
+    int n;
+    t->phase = AG_ENDED;
+    t->ok = false;
+    if (sscanf(text, "exit %d", &n) == 1) {
+        t->started = true;
+        t->exit_code = n;
+        t->ok = n == 0;
+        snprintf(t->reason, sizeof t->reason, "exited with code %d", n);
+    } else if (sscanf(text, "signal %d", &n) == 1) {
+        t->started = true;
+        t->exit_code = 128 + n;
+        snprintf(t->reason, sizeof t->reason, "killed by signal %d (%s)", n, strsignal(n));
+    } else {
+        size_t len = strcspn(text, "\n");
+        const char *msg = strncmp(text, "error ", 6) == 0 ? text + 6 : text;
+        if (msg != text)
+            len -= 6;
+        t->exit_code = -1;
+        snprintf(t->reason, sizeof t->reason, "cannot start: %.*s", (int)len, msg);
+    }
+}
+
+static void refresh_dir(const ag_runner *r, ag_task *t, const char *dir, int64_t now)
+{
+    t->wake_at = now + r->tick_ms;
+    if (t->pgid == 0) {
+        char *pid = read_file(dir, "pid", NULL);
+        if (pid != NULL) {
+            int p = atoi(pid);
+            if (p > 1) {
+                t->pgid = p;
+                t->started = true;
+                t->phase = AG_RUNNING;
+            }
+            free(pid);
+        }
+    }
+    char *ex = read_file(dir, "exit", NULL);
+    if (ex != NULL) {
+        parse_exit(t, ex);
+        free(ex);
+        return;
+    }
+    if (t->pgid != 0)
+        return;
+    struct stat st;
+    if (stat(dir, &st) == 0 && time(NULL) - st.st_mtime > AG_START_TIMEOUT_S) {
+        static const char msg[] = "error start interrupted (no supervisor; did the agent stop?)\n";
+        write_file(dir, "exit", msg, sizeof msg - 1, false);
+        parse_exit(t, msg);
+    }
+}
+
+/* Fill t (id, attempt, meta, state) from the directory of one placement.
+ * CS_ENOTFOUND when it is not one (a temporary or foreign name). */
+static int load_task(const ag_runner *r, const char *name, ag_task *t, int64_t now)
+{
+    unsigned long long id;
+    unsigned attempt;
+    int used = 0;
+    if (sscanf(name, "%llu-%u%n", &id, &attempt, &used) != 2 || name[used] != '\0')
+        return CS_ENOTFOUND;
+    memset(t, 0, sizeof *t);
+    t->id = id;
+    t->attempt = attempt;
+    t->index = cs_task_index(id);
+    t->grace_ms = CS_JOBOPTS_DEFAULT_KILL_GRACE_MS;
+    snprintf(t->job, sizeof t->job, "?");
+    char dir[PATH_BUF];
+    if (task_dir(r, id, attempt, dir, sizeof dir) != CS_OK)
+        return CS_ENOTFOUND;
+    char *meta = read_file(dir, "meta", NULL);
+    if (meta != NULL) {
+        unsigned grace;
+        char *line = strstr(meta, "grace ");
+        if (line && sscanf(line, "grace %u", &grace) == 1)
+            t->grace_ms = grace;
+        if (strncmp(meta, "job ", 4) == 0)
+            snprintf(t->job, sizeof t->job, "%.*s", (int)strcspn(meta + 4, "\n"), meta + 4);
+        free(meta);
+    }
+    t->done = file_exists(dir, "done");
+    t->phase = AG_STARTING;
+    refresh_dir(r, t, dir, now);
+    return CS_OK;
+}
+
+int ag_runner_scan(ag_runner *r, int (*fn)(void *arg, const ag_task *t), void *arg,
+                   cs_error *err)
+{
+    char path[PATH_BUF];
+    snprintf(path, sizeof path, "%s/tasks", r->workdir);
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return cs_errorf(err, CS_EIO, "%s: %s", path, strerror(errno));
+    int rc = 0;
+    int64_t now = ag_now_ms();
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        ag_task t;
+        if (load_task(r, e->d_name, &t, now) != CS_OK || t.done)
+            continue;
+        rc = fn(arg, &t);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* ---- starting -------------------------------------------------------------------- */
+
+/* Append "KEY=VALUE\0" to buf unless KEY is already there: the first
+ * definition wins, so the agent's facts (CELL_*, PORT*) cannot be
+ * overridden by the job's env, nor either by the agent's own environment. */
+static int env_add(msgpack_sbuffer *buf, const char *key, size_t klen, const char *value)
+{
+    for (size_t off = 0; off < buf->size; off += strlen(buf->data + off) + 1)
+        if (strncmp(buf->data + off, key, klen) == 0 && buf->data[off + klen] == '=')
+            return 0;
+    if (msgpack_sbuffer_write(buf, key, klen) || msgpack_sbuffer_write(buf, "=", 1) ||
+        msgpack_sbuffer_write(buf, value, strlen(value) + 1))
+        return -1;
+    return 0;
+}
+
+static int build_env(const ag_assign *a, msgpack_sbuffer *buf)
+{
+    char v[64], k[32];
+    int rc = 0;
+    snprintf(v, sizeof v, "%llu", (unsigned long long)a->id);
+    rc |= env_add(buf, "CELL_TASK_ID", 12, v);
+    rc |= env_add(buf, "CELL_JOB", 8, a->job);
+    snprintf(v, sizeof v, "%u", a->index);
+    rc |= env_add(buf, "CELL_TASK_INDEX", 15, v);
+    snprintf(v, sizeof v, "%u", a->attempt);
+    rc |= env_add(buf, "CELL_TASK_ATTEMPT", 17, v);
+    for (uint32_t i = 0; i < a->nports; i++) {
+        snprintf(v, sizeof v, "%u", a->ports[i]);
+        int n = snprintf(k, sizeof k, "PORT%u", i);
+        rc |= env_add(buf, k, (size_t)n, v);
+        if (i == 0)
+            rc |= env_add(buf, "PORT", 4, v);
+    }
+    for (uint32_t i = 0; i < a->opts.nenv; i++)
+        rc |= env_add(buf, a->opts.env[i].key, strlen(a->opts.env[i].key), a->opts.env[i].value);
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (eq != NULL)
+            rc |= env_add(buf, *e, (size_t)(eq - *e), eq + 1);
+    }
+    return rc;
+}
+
+/* Write meta, cmd and env into the fresh directory. */
+static int prepare_dir(const char *dir, const ag_task *t, const ag_assign *a, cs_error *err)
+{
+    char meta[CS_NAME_MAX + 128];
+    int n = snprintf(meta, sizeof meta, "job %s\nindex %u\ngrace %u\n", t->job, t->index,
+                     t->grace_ms);
+    msgpack_sbuffer env;
+    msgpack_sbuffer_init(&env);
+    int rc = CS_OK;
+    if (build_env(a, &env) != 0)
+        rc = cs_errorf(err, CS_ENOMEM, "environment: out of memory");
+    else if (write_file(dir, "meta", meta, (size_t)n, false) != 0 ||
+             write_file(dir, "cmd", a->cmd, strlen(a->cmd), false) != 0 ||
+             write_file(dir, "env", env.data ? env.data : "", env.size, false) != 0)
+        rc = cs_errorf(err, CS_EIO, "writing %s: %s", dir, strerror(errno));
+    msgpack_sbuffer_destroy(&env);
+    return rc;
+}
+
+/* Start the supervisor, detached: the agent's child forks it and exits at
+ * once, so that the supervisor is nobody's zombie and outlives the agent.
+ * Between fork and exec only async-signal-safe calls: the agent has
+ * threads (nng's), and another thread may hold the allocator's lock. */
+static int spawn_supervisor(const ag_runner *r, const char *dir, cs_error *err)
+{
+    char *argv[] = {r->self_exe, (char *)"--supervise", (char *)dir, NULL};
+    char tmp[PATH_BUF], path[PATH_BUF];
+    if (!path_join(tmp, sizeof tmp, dir, ".exit.tmp") || !path_join(path, sizeof path, dir, "exit"))
+        return cs_errorf(err, CS_EINVAL, "task directory path too long");
+    static const char msg[] = "error cannot run the supervisor (exec failed)\n";
+    pid_t pid = fork();
+    if (pid < 0)
+        return cs_errorf(err, CS_EIO, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        /* The agent blocks SIGTERM and SIGINT for sigwait; the mask is
+         * inherited through exec and would make the task unkillable. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        setsid();
+        pid_t p = fork();
+        if (p != 0)
+            _exit(p < 0 ? 1 : 0);
+        execv(argv[0], argv);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            write_all(fd, msg, sizeof msg - 1);
+            close(fd);
+            rename(tmp, path);
+        }
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return cs_errorf(err, CS_EIO, "fork of the supervisor failed");
+    return CS_OK;
+}
+
+static void ended_unstarted(ag_task *t, const char *why)
+{
+    t->phase = AG_ENDED;
+    t->started = false;
+    t->ok = false;
+    t->exit_code = -1;
+    snprintf(t->reason, sizeof t->reason, "cannot start: %.240s", why);
+}
+
+static void runner_start(void *ctx, ag_task *t, const ag_assign *a, int64_t now)
+{
+    ag_runner *r = ctx;
+    if (a->bad != NULL) {
+        ended_unstarted(t, a->bad);
+        return;
+    }
+    char dir[PATH_BUF];
+    if (task_dir(r, t->id, t->attempt, dir, sizeof dir) != CS_OK) {
+        ended_unstarted(t, "task directory path too long");
+        return;
+    }
+    if (mkdir(dir, 0755) != 0) {
+        if (errno != EEXIST) {
+            char why[AG_REASON_MAX];
+            int n = snprintf(why, sizeof why, "mkdir %s: %s", dir, strerror(errno));
+            ended_unstarted(t, n > 0 ? why : "mkdir failed");
+            return;
+        }
+        /* Begun before (an earlier incarnation, or a report lost in
+         * flight): never again; take over what is there. */
+        char name[64];
+        snprintf(name, sizeof name, "%llu-%u", (unsigned long long)t->id, t->attempt);
+        ag_task old;
+        if (load_task(r, name, &old, now) == CS_OK) {
+            t->phase = old.phase;
+            t->started = old.started;
+            t->pgid = old.pgid;
+            t->exit_code = old.exit_code;
+            t->ok = old.ok;
+            t->done = old.done;
+            t->wake_at = old.wake_at;
+            snprintf(t->reason, sizeof t->reason, "%s", old.reason);
+        }
+        return;
+    }
+    cs_error err = {0};
+    if (prepare_dir(dir, t, a, &err) != CS_OK || spawn_supervisor(r, dir, &err) != CS_OK) {
+        /* Record the failure where a later agent will find it. */
+        char line[CS_ERROR_MSG_SIZE + 8];
+        int n = snprintf(line, sizeof line, "error %s\n", err.msg);
+        write_file(dir, "exit", line, (size_t)n, false);
+        ended_unstarted(t, err.msg);
+        return;
+    }
+    t->phase = AG_STARTING;
+    t->wake_at = now + 10;
+}
+
+static void runner_refresh(void *ctx, ag_task *t, int64_t now)
+{
+    ag_runner *r = ctx;
+    char dir[PATH_BUF];
+    if (task_dir(r, t->id, t->attempt, dir, sizeof dir) == CS_OK)
+        refresh_dir(r, t, dir, now);
+}
+
+static bool runner_signal(void *ctx, ag_task *t, int sig)
+{
+    ag_runner *r = ctx;
+    char dir[PATH_BUF];
+    if (t->pgid <= 0)
+        return false;
+    /* An exit file means the group is gone (the supervisor killed what was
+     * left of it): its number may already belong to someone else. */
+    if (task_dir(r, t->id, t->attempt, dir, sizeof dir) == CS_OK && file_exists(dir, "exit"))
+        return true;
+    kill(-t->pgid, sig);
+    return true;
+}
+
+static void runner_forget(void *ctx, ag_task *t)
+{
+    ag_runner *r = ctx;
+    char dir[PATH_BUF];
+    if (task_dir(r, t->id, t->attempt, dir, sizeof dir) == CS_OK && file_exists(dir, "."))
+        write_file(dir, "done", "", 0, false);
+}
+
+void ag_runner_backend(ag_runner *r, ag_backend *out)
+{
+    out->ctx = r;
+    out->start = runner_start;
+    out->refresh = runner_refresh;
+    out->signal = runner_signal;
+    out->forget = runner_forget;
+}
+
+/* ---- the supervisor --------------------------------------------------------------- */
+
+/* Write the exit file: "<what> <detail>\n" (see runner.h). */
+static void sup_exit(const char *what, const char *detail)
+{
+    char line[512];
+    int n = snprintf(line, sizeof line, "%s %s\n", what, detail);
+    if (n <= 0 || (size_t)n >= sizeof line)
+        n = snprintf(line, sizeof line, "%s\n", what);
+    if (write_file(".", "exit", line, (size_t)n, true) != 0)
+        fprintf(stderr, "supervisor: cannot write exit: %s\n", strerror(errno));
+}
+
+/* Split NUL-separated entries into a NULL-terminated array (pointing into
+ * `buf`). */
+static char **split_env(char *buf, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += buf[i] == '\0';
+    char **v = calloc(n + 2, sizeof *v);
+    if (v == NULL)
+        return NULL;
+    size_t k = 0;
+    for (size_t off = 0; off < len; off += strlen(buf + off) + 1)
+        v[k++] = buf + off;
+    v[k] = NULL;
+    return v;
+}
+
+static void child_exec(const char *cmd, char **envp, int errfd)
+{
+    setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    int in = open("/dev/null", O_RDONLY);
+    int out = open("stdout", O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int er = open("stderr", O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (in < 0 || out < 0 || er < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(er, 2) < 0) {
+        int e = errno;
+        write_all(errfd, &e, sizeof e);
+        _exit(127);
+    }
+    close(in);
+    close(out);
+    close(er);
+    char *argv[] = {(char *)"sh", (char *)"-c", (char *)cmd, NULL};
+    execve("/bin/sh", argv, envp);
+    int e = errno;
+    write_all(errfd, &e, sizeof e);
+    _exit(127);
+}
+
+int ag_supervise(const char *dir)
+{
+    /* Nothing of the agent's but the directory: no sockets, no lock. */
+    close_range(3, ~0U, 0);
+    if (chdir(dir) != 0) {
+        fprintf(stderr, "supervisor: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    int log = open("supervisor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log >= 0) {
+        dup2(log, 1);
+        dup2(log, 2);
+        close(log);
+    }
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    size_t elen = 0;
+    char *cmd = read_file(".", "cmd", NULL), *env = read_file(".", "env", &elen);
+    char **envp = env ? split_env(env, elen) : NULL;
+    int rc = 1, pfd[2] = {-1, -1};
+    if (cmd == NULL || envp == NULL) {
+        sup_exit("error", "cannot read the task's cmd or env");
+        goto cleanup;
+    }
+    if (pipe2(pfd, O_CLOEXEC) != 0) {
+        sup_exit("error pipe:", strerror(errno));
+        goto cleanup;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        sup_exit("error fork:", strerror(errno));
+        goto cleanup;
+    }
+    if (pid == 0)
+        child_exec(cmd, envp, pfd[1]);
+    setpgid(pid, pid); /* also here, so that no signal can find it outside */
+    close(pfd[1]);
+    pfd[1] = -1;
+    int e = 0;
+    ssize_t got;
+    while ((got = read(pfd[0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+    if (got == (ssize_t)sizeof e) {
+        sup_exit("error exec /bin/sh:", strerror(e));
+        waitpid(pid, NULL, 0);
+        goto cleanup;
+    }
+    char line[32];
+    int n = snprintf(line, sizeof line, "%d\n", (int)pid);
+    if (write_file(".", "pid", line, (size_t)n, true) != 0)
+        fprintf(stderr, "supervisor: cannot write pid: %s\n", strerror(errno));
+    /* Learn how it ended without reaping it, so that its pid (the group's
+     * id) cannot be reused while what is left of the group is killed. */
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
+        ;
+    kill(-pid, SIGKILL);
+    char code[16];
+    snprintf(code, sizeof code, "%d", si.si_status);
+    sup_exit(si.si_code == CLD_EXITED ? "exit" : "signal", code);
+    waitpid(pid, NULL, 0);
+    rc = 0;
+cleanup:
+    if (pfd[0] >= 0)
+        close(pfd[0]);
+    if (pfd[1] >= 0)
+        close(pfd[1]);
+    free(envp);
+    free(env);
+    free(cmd);
+    return rc;
+}

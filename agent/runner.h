@@ -1,0 +1,57 @@
+/* runner.h — tasks as real processes, with durable per-task state so that
+ * an agent restart never starts a task twice and still learns how each one
+ * ended.
+ *
+ * Layout under the work directory:
+ *
+ *   agent.lock                 flock'd by the running agent (one per dir)
+ *   tasks/<task id>-<attempt>/ one directory per placement, made with
+ *                              mkdir(2) before anything runs: its existence
+ *                              is the durable "this placement was begun"
+ *     meta                     job name, index, kill grace (for adoption)
+ *     cmd, env                 what the supervisor runs (env: NUL-separated)
+ *     stdout, stderr           the task's output
+ *     pid                      written by the supervisor once exec succeeded:
+ *                              the task's pid, which is its process group
+ *     exit                     written by the supervisor when the task ended:
+ *                              "exit N", "signal N" or "error TEXT"
+ *     done                     written by the agent when the cell needs
+ *                              nothing more about this placement
+ *
+ * Each task runs under a small supervisor: the agent binary re-executed
+ * with --supervise DIR, detached (double fork, own session) so that it
+ * survives the agent. It starts `/bin/sh -c CMD` in its own process group
+ * with the task directory as working directory, waits for it, kills what is
+ * left of the group, and writes `exit` atomically (temporary file and
+ * rename). pid and exit are therefore known to any later agent.
+ */
+#ifndef AG_RUNNER_H
+#define AG_RUNNER_H
+
+#include "agent/loop.h"
+
+typedef struct ag_runner ag_runner;
+
+/* Use `workdir` (created if missing) and lock it against a second agent.
+ * `self_exe` is the path of this binary, for the supervisor; copied. Tasks
+ * are looked at every `tick_ms`. On success *out is the caller's:
+ * ag_runner_close. */
+int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, ag_runner **out,
+                   cs_error *err);
+void ag_runner_close(ag_runner *r);
+
+/* The backend that runs tasks as processes (ctx borrows `r`). */
+void ag_runner_backend(ag_runner *r, ag_backend *out);
+
+/* Call fn for every placement begun by an earlier incarnation that is not
+ * `done`: running, ended but unreported, or interrupted while starting.
+ * The task passed is filled from its directory and only valid during the
+ * call. fn's non-zero return stops the scan and is returned. */
+int ag_runner_scan(ag_runner *r, int (*fn)(void *arg, const ag_task *t), void *arg,
+                   cs_error *err);
+
+/* The supervisor's main: run the task prepared in `dir`. Returns the exit
+ * status for the supervisor process. */
+int ag_supervise(const char *dir);
+
+#endif

@@ -1,0 +1,868 @@
+/* test_agent.c — integration: a real cellstated and real cell-agent
+ * processes on 127.0.0.1. Tasks are placed by a minimal first-fit placer
+ * written here (get.machines, get.jobs, get.tasks, then one commit), so
+ * that the agent is tested without the schedulers.
+ *
+ * Every wait is a deadline with polling, never a fixed sleep used as an
+ * assertion: the machine running the suite is shared and slow.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cellstate/client.h"
+#include "cellstate/jobopts.h"
+#include "tests/support.h"
+#include "txn/txn.h"
+
+#define DEADLINE_MS 20000
+
+/* Criterion's runner (the parent of the forked tests, not test code)
+ * loses track of a 48-byte record of its own in some interleavings of two
+ * parallel tests of this suite (--jobs=2), and LeakSanitizer then fails
+ * the whole binary. Leaks whose stack lies in libcriterion are not this
+ * project's to fix: suppress those, and only those. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libcriterion.so\n"; }
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- requests ------------------------------------------------------------------- */
+
+typedef struct body {
+    msgpack_sbuffer b;
+    msgpack_packer pk;
+} body;
+
+static msgpack_packer *body_new(body *x)
+{
+    msgpack_sbuffer_init(&x->b);
+    msgpack_packer_init(&x->pk, &x->b, msgpack_sbuffer_write);
+    return &x->pk;
+}
+
+/* Call and fail the test on an error reply. */
+static void call_ok(ts_daemon *d, uint32_t type, body *x, cs_msg *r)
+{
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(d->c, type, &x->b, r, &err), CS_OK, "%s: %s",
+                 cs_msg_name(type), err.msg);
+    msgpack_sbuffer_destroy(&x->b);
+}
+
+/* A request with an empty body (get.machines, get.jobs) and the array
+ * under `key` in its reply (valid until the next call). */
+static const msgpack_object *list_all(ts_daemon *d, uint32_t type, const char *key, cs_msg *r)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 0);
+    call_ok(d, type, &x, r);
+    const msgpack_object *l = cs_obj_get(&r->body, key);
+    cr_assert(l && l->type == MSGPACK_OBJECT_ARRAY, "%s: no '%s' array", cs_msg_name(type), key);
+    return l;
+}
+
+static uint64_t get_u64(const msgpack_object *o, const char *key)
+{
+    uint64_t v = 0;
+    cs_error err = {0};
+    cr_assert_eq(cs_obj_u64(o, key, true, UINT64_MAX, &v, &err), CS_OK, "%s", err.msg);
+    return v;
+}
+
+static int64_t get_i64(const msgpack_object *o, const char *key)
+{
+    int64_t v = 0;
+    cs_error err = {0};
+    cr_assert_eq(cs_obj_i64(o, key, true, INT64_MIN, INT64_MAX, &v, &err), CS_OK, "%s", err.msg);
+    return v;
+}
+
+/* Whether string field `key` of map o equals s. */
+static bool str_is(const msgpack_object *o, const char *key, const char *s)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    return v && v->type == MSGPACK_OBJECT_STR && v->via.str.size == strlen(s) &&
+           memcmp(v->via.str.ptr, s, v->via.str.size) == 0;
+}
+
+static bool str_has(const msgpack_object *o, const char *key, const char *part)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    if (v == NULL || v->type != MSGPACK_OBJECT_STR)
+        return false;
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+    return strstr(buf, part) != NULL;
+}
+
+/* Submit a job of `count` tasks, each 100 millicores and 64 MiB with
+ * `nports` dynamic ports, running `cmd`; `opts` (may be NULL) are its
+ * options bytes. Returns its id. */
+static cs_id submit(ts_daemon *d, const char *name, uint32_t count, const char *cmd,
+                    uint32_t nports, const msgpack_sbuffer *opts)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, opts ? 6 : 5);
+    cs_pack_kv_str(pk, "name", name);
+    cs_pack_kv_u64(pk, "count", count);
+    cs_res res = {100, 64, 0};
+    cs_pack_kv_res(pk, "resources", &res);
+    cs_pack_kv_str(pk, "cmd", cmd);
+    cs_pack_str(pk, "ports");
+    msgpack_pack_array(pk, nports);
+    for (uint32_t i = 0; i < nports; i++)
+        msgpack_pack_uint16(pk, 0);
+    if (opts) {
+        cs_pack_str(pk, "options");
+        msgpack_pack_bin(pk, opts->size);
+        msgpack_pack_bin_body(pk, opts->data, opts->size);
+    }
+    cs_msg r;
+    call_ok(d, CS_MSG_JOB_SUBMIT, &x, &r);
+    return get_u64(&r.body, "id");
+}
+
+static void kill_job(ts_daemon *d, cs_id job)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_u64(pk, "job", job);
+    cs_msg r;
+    call_ok(d, CS_MSG_JOB_KILL, &x, &r);
+}
+
+/* ---- a minimal first-fit placer ------------------------------------------------- */
+
+typedef struct pm {
+    cs_id id;
+    uint64_t seq;
+    cs_res free;
+    uint16_t lo, hi;
+    uint16_t used[512];
+    uint32_t nused;
+} pm;
+
+static bool port_used(const pm *m, uint16_t p)
+{
+    for (uint32_t i = 0; i < m->nused; i++)
+        if (m->used[i] == p)
+            return true;
+    return false;
+}
+
+static bool fits(const pm *m, const cs_res *r)
+{
+    return m->free.cpu >= r->cpu && m->free.mem >= r->mem && m->free.disk >= r->disk;
+}
+
+/* One placement round: every pending task of every active job on the first
+ * up machine it fits (whose name starts with `prefix`), in one commit.
+ * Returns how many claims committed. */
+static uint32_t place_round(ts_daemon *d, const char *prefix, uint64_t req)
+{
+    static pm ms[64];
+    uint32_t nm = 0;
+    cs_msg r;
+    const msgpack_object *mach = list_all(d, CS_MSG_GET_MACHINES, "machines", &r);
+    for (uint32_t i = 0; i < mach->via.array.size && nm < 64; i++) {
+        const msgpack_object *o = &mach->via.array.ptr[i];
+        if (!str_is(o, "state", "up") || !str_has(o, "name", prefix))
+            continue;
+        pm *m = &ms[nm++];
+        memset(m, 0, sizeof *m);
+        cs_res cap, alloc;
+        cs_error err = {0};
+        cs_obj_res(o, "capacity", true, &cap, &err);
+        cs_obj_res(o, "allocated", true, &alloc, &err);
+        m->id = get_u64(o, "id");
+        m->seq = get_u64(o, "seq");
+        m->free = cap;
+        cs_res_sub(&m->free, &alloc);
+        m->lo = (uint16_t)get_u64(o, "port_lo");
+        m->hi = (uint16_t)get_u64(o, "port_hi");
+        const msgpack_object *ports = cs_obj_get(o, "ports");
+        for (uint32_t k = 0; k < ports->via.array.size && m->nused < 512; k++)
+            m->used[m->nused++] = (uint16_t)ports->via.array.ptr[k].via.u64;
+    }
+    /* How many ports each job's tasks need. */
+    static struct {
+        cs_id id;
+        uint32_t nports;
+    } jobs[64];
+    uint32_t nj = 0;
+    const msgpack_object *jl = list_all(d, CS_MSG_GET_JOBS, "jobs", &r);
+    for (uint32_t i = 0; i < jl->via.array.size && nj < 64; i++) {
+        jobs[nj].id = get_u64(&jl->via.array.ptr[i], "id");
+        jobs[nj].nports = cs_obj_get(&jl->via.array.ptr[i], "ports")->via.array.size;
+        nj++;
+    }
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_str(pk, "state", "pending");
+    call_ok(d, CS_MSG_GET_TASKS, &x, &r);
+    const msgpack_object *tl = cs_obj_get(&r.body, "tasks");
+    cs_txn t;
+    cs_txn_init(&t, 4242, req, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    for (uint32_t i = 0; i < tl->via.array.size; i++) {
+        const msgpack_object *o = &tl->via.array.ptr[i];
+        cs_id id = get_u64(o, "id"), job = get_u64(o, "job");
+        cs_res need;
+        cs_error err = {0};
+        cs_obj_res(o, "resources", true, &need, &err);
+        uint32_t np = 0;
+        for (uint32_t k = 0; k < nj; k++)
+            if (jobs[k].id == job)
+                np = jobs[k].nports;
+        for (uint32_t k = 0; k < nm; k++) {
+            pm *m = &ms[k];
+            uint16_t ports[8];
+            uint32_t got = 0;
+            for (uint32_t p = m->lo; p && p <= m->hi && got < np && m->nused < 512; p++)
+                if (!port_used(m, (uint16_t)p)) {
+                    ports[got++] = (uint16_t)p;
+                    m->used[m->nused++] = (uint16_t)p;
+                }
+            if (!fits(m, &need) || got < np) {
+                m->nused -= got;
+                continue;
+            }
+            cs_res_sub(&m->free, &need);
+            cs_txn_add_claim(&t, id, m->id, &need, ports, np, m->seq);
+            break;
+        }
+    }
+    uint32_t committed = 0;
+    if (t.nclaims > 0) {
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        cs_txn_encode(&t, &b);
+        cs_error err = {0};
+        cr_assert_eq(cs_client_callb(d->c, CS_MSG_COMMIT, &b, &r, &err), CS_OK, "%s", err.msg);
+        committed = (uint32_t)get_u64(&r.body, "committed");
+        msgpack_sbuffer_destroy(&b);
+    }
+    cs_txn_free(&t);
+    return committed;
+}
+
+/* Place until `want` claims have committed, within the deadline (the
+ * machines may still be registering). */
+static void place(ts_daemon *d, const char *prefix, uint32_t want)
+{
+    static uint64_t req = 1;
+    uint32_t placed = 0;
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (placed < want && now_ms() < end) {
+        placed += place_round(d, prefix, req++);
+        if (placed < want)
+            ts_sleep_ms(50);
+    }
+    cr_assert_eq(placed, want, "placed %u of %u tasks", placed, want);
+}
+
+/* ---- waiting on the cell ---------------------------------------------------------- */
+
+/* How many of the job's tasks are in `state`. */
+static uint32_t count_state(ts_daemon *d, cs_id job, const char *state)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 2);
+    cs_pack_kv_u64(pk, "job", job);
+    cs_pack_kv_str(pk, "state", state);
+    cs_msg r;
+    call_ok(d, CS_MSG_GET_TASKS, &x, &r);
+    return cs_obj_get(&r.body, "tasks")->via.array.size;
+}
+
+static bool wait_state(ts_daemon *d, cs_id job, const char *state, uint32_t n)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (now_ms() < end) {
+        if (count_state(d, job, state) == n)
+            return true;
+        ts_sleep_ms(50);
+    }
+    return false;
+}
+
+/* The job's task `index` (the reply stays valid until the next call). */
+static const msgpack_object *task_of(ts_daemon *d, cs_id job, uint32_t index, cs_msg *r)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_u64(pk, "job", job);
+    call_ok(d, CS_MSG_GET_TASKS, &x, r);
+    const msgpack_object *tl = cs_obj_get(&r->body, "tasks");
+    for (uint32_t i = 0; i < tl->via.array.size; i++)
+        if (get_u64(&tl->via.array.ptr[i], "index") == index)
+            return &tl->via.array.ptr[i];
+    cr_assert_fail("job %llu has no task %u", (unsigned long long)job, index);
+    return NULL;
+}
+
+static bool machine_state(ts_daemon *d, const char *name, const char *state)
+{
+    cs_msg r;
+    const msgpack_object *ml = list_all(d, CS_MSG_GET_MACHINES, "machines", &r);
+    for (uint32_t i = 0; i < ml->via.array.size; i++)
+        if (str_is(&ml->via.array.ptr[i], "name", name))
+            return str_is(&ml->via.array.ptr[i], "state", state);
+    return false;
+}
+
+static uint32_t machines_up(ts_daemon *d, const char *prefix)
+{
+    cs_msg r;
+    const msgpack_object *ml = list_all(d, CS_MSG_GET_MACHINES, "machines", &r);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < ml->via.array.size; i++)
+        n += str_has(&ml->via.array.ptr[i], "name", prefix) &&
+             str_is(&ml->via.array.ptr[i], "state", "up");
+    return n;
+}
+
+/* ---- files and processes ------------------------------------------------------------ */
+
+/* The whole file as a string (caller frees), or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    static char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strdup(buf);
+}
+
+static char *wait_file(const char *path)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (now_ms() < end) {
+        char *s = slurp(path);
+        if (s && s[0] && strchr(s, '\n'))
+            return s;
+        free(s);
+        ts_sleep_ms(50);
+    }
+    cr_assert_fail("%s did not appear", path);
+    return NULL;
+}
+
+static bool alive(int pid) { return kill(pid, 0) == 0 || errno == EPERM; }
+
+static bool wait_dead(int pid)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (now_ms() < end) {
+        if (!alive(pid))
+            return true;
+        ts_sleep_ms(50);
+    }
+    return false;
+}
+
+static bool log_has(const char *log, const char *part)
+{
+    char *s = slurp(log);
+    bool has = s && strstr(s, part);
+    free(s);
+    return has;
+}
+
+static bool wait_log(const char *log, const char *part)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (now_ms() < end) {
+        if (log_has(log, part))
+            return true;
+        ts_sleep_ms(50);
+    }
+    return false;
+}
+
+/* ---- an agent process ---------------------------------------------------------------- */
+
+typedef struct agent {
+    char dir[256], work[300], log[300], bin[256], name[64];
+    int pid;
+} agent;
+
+/* The running test's cellstated and agent. Static, not on the test's
+ * stack: after a failed assertion Criterion leaves the test function and
+ * then runs its .fini (cleanup), which must still find them to stop them. */
+static ts_daemon the_daemon;
+static agent the_agent;
+static struct {
+    ts_daemon *d;
+    agent *a;
+} live;
+
+static void daemon_setup(ts_daemon *d, const char *flag, const char *value)
+{
+    live.d = d;
+    ts_daemon_setup(d, flag, value);
+}
+
+static void agent_init(agent *a, const char *name)
+{
+    live.a = a;
+    memset(a, 0, sizeof *a);
+    cr_assert_eq(ts_mkdtemp(a->dir, sizeof a->dir), 0);
+    snprintf(a->work, sizeof a->work, "%s/work", a->dir);
+    snprintf(a->log, sizeof a->log, "%s/agent.log", a->dir);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    ts_bin("cell-agent", a->bin, sizeof a->bin);
+    cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0, "prctl: %s", strerror(errno));
+}
+
+/* Start cell-agent for machine a->name against `url` with small timings;
+ * extra arguments (NULL-terminated list, may be empty) come last. */
+static void agent_start(agent *a, const char *url, const char *const *extra)
+{
+    const char *argv[40] = {a->bin,         "--server",       url,          "--name",
+                            a->name,        "--workdir",      a->work,      "--cpu",
+                            "2",            "--mem",          "2048",       "--disk",
+                            "10000",        "--heartbeat-ms", "200",        "--poll-wait-ms",
+                            "2000",         "--kill-grace-ms", "500"};
+    int n = 19;
+    for (int i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    a->pid = ts_spawn((char *const *)argv, a->log);
+}
+
+static void dump_log(const char *what, const char *log)
+{
+    char *s = slurp(log);
+    if (s)
+        cr_log_error("%s log:\n%s", what, s);
+    free(s);
+}
+
+/* Kill every task process the agent's work directory knows of: tasks are
+ * left running when an agent stops, by design, so a test cleans up. */
+static void kill_leftovers(const agent *a)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/tasks", a->work);
+    DIR *dir = opendir(path);
+    struct dirent *e;
+    while (dir && (e = readdir(dir)) != NULL) {
+        char f[800];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(f, sizeof f, "%s/%s/pid", path, e->d_name);
+        char *s = slurp(f);
+        if (s && atoi(s) > 1)
+            kill(-atoi(s), SIGKILL);
+        free(s);
+    }
+    if (dir)
+        closedir(dir);
+}
+
+/* Supervisors outlive their agent, by design, and orphans go to the
+ * nearest subreaper: this test process (agent_init makes it one), so that
+ * none escapes the test. Wait for every child to end and reap it: one left
+ * at exit would be reparented to Criterion's runner, which counts it as a
+ * stranger (and leaks its bookkeeping). */
+static void reap_all(void)
+{
+    int64_t end = now_ms() + 10000;
+    while (now_ms() < end) {
+        pid_t p = waitpid(-1, NULL, WNOHANG);
+        if (p < 0 && errno == ECHILD)
+            return;
+        if (p <= 0)
+            ts_sleep_ms(20);
+    }
+    cr_log_error("some child processes did not end");
+}
+
+/* Stop the agent, the daemon, and every task left running; remove the
+ * agent's directory. `d` may be NULL. */
+static void teardown(agent *a, ts_daemon *d)
+{
+    if (a->pid > 0)
+        ts_stop(a->pid, SIGTERM, 10000);
+    a->pid = 0;
+    if (d != NULL)
+        ts_daemon_teardown(d);
+    kill_leftovers(a);
+    reap_all();
+    if (a->dir[0])
+        ts_rmtree(a->dir);
+    a->dir[0] = '\0';
+    live.a = NULL;
+    if (d != NULL)
+        live.d = NULL;
+}
+
+static void cleanup(void)
+{
+    if (live.a != NULL)
+        teardown(live.a, live.d);
+    else if (live.d != NULL)
+        ts_daemon_teardown(live.d);
+    live.a = NULL;
+    live.d = NULL;
+}
+
+static void task_path(const agent *a, const msgpack_object *task, const char *file, char *out,
+                      size_t size)
+{
+    snprintf(out, size, "%s/tasks/%llu-%llu/%s", a->work,
+             (unsigned long long)get_u64(task, "id"), (unsigned long long)get_u64(task, "attempts"),
+             file);
+}
+
+/* A cellstated (with up to one extra flag and value, NULL for none) and an
+ * agent for machine "m1" against it. */
+static void start_cell(ts_daemon *d, agent *a, const char *flag, const char *value,
+                       const char *const *agent_extra)
+{
+    daemon_setup(d, flag, value);
+    agent_init(a, "m1");
+    agent_start(a, d->url, agent_extra);
+}
+
+/* The pid that task 0 of job j wrote to pid.txt in its directory, once it
+ * is there; the path of its exit file goes to exitf. */
+static int task_pid(ts_daemon *d, const agent *a, cs_id j, char *exitf, size_t size)
+{
+    cs_msg r;
+    const msgpack_object *t = task_of(d, j, 0, &r);
+    char path[600];
+    task_path(a, t, "pid.txt", path, sizeof path);
+    task_path(a, t, "exit", exitf, size);
+    char *s = wait_file(path);
+    int pid = atoi(s);
+    free(s);
+    cr_assert(pid > 1 && alive(pid), "task pid %d", pid);
+    return pid;
+}
+
+/* ---- (1) tasks run as processes and reach finished or failed ------------------------- */
+
+Test(agent, runs_tasks_and_reports_their_end, .timeout = 90, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    start_cell(d, a, NULL, NULL, (const char *const[]){"--ports", "31000-31010", NULL});
+
+    /* Environment from the job's options, beside the agent's own facts. */
+    cs_jobopts o;
+    cs_jobopts_init(&o);
+    cs_attr env[] = {{"GREETING", "hello there"}};
+    o.env = env;
+    o.nenv = 1;
+    msgpack_sbuffer ob;
+    msgpack_sbuffer_init(&ob);
+    cs_error err = {0};
+    cr_assert_eq(cs_jobopts_encode(&o, &ob, &err), CS_OK, "%s", err.msg);
+    cs_id ok = submit(d, "hello", 2,
+                      "echo \"$CELL_TASK_ID $CELL_JOB $CELL_TASK_INDEX $PORT0 $PORT "
+                      "$GREETING\" > out; pwd > where",
+                      1, &ob);
+    msgpack_sbuffer_destroy(&ob);
+    cs_id bad = submit(d, "broken", 1, "echo oops >&2; exit 3", 0, NULL);
+    /* Options no agent can read (an unknown key): the start fails, with a
+     * reason, and the agent keeps serving. */
+    msgpack_sbuffer junk;
+    msgpack_sbuffer_init(&junk);
+    msgpack_packer jp;
+    msgpack_packer_init(&jp, &junk, msgpack_sbuffer_write);
+    msgpack_pack_map(&jp, 1);
+    cs_pack_kv_u64(&jp, "no_such_option", 1);
+    cs_id junky = submit(d, "junk", 1, "true", 0, &junk);
+    msgpack_sbuffer_destroy(&junk);
+
+    place(d, "m1", 4);
+    bool fin = wait_state(d, ok, "finished", 2), failed = wait_state(d, bad, "failed", 1),
+         refused = wait_state(d, junky, "failed", 1);
+    if (!fin || !failed || !refused)
+        dump_log("agent", a->log);
+    cr_assert(fin, "both tasks of 'hello' finished");
+    cr_assert(failed, "the task of 'broken' failed");
+    cr_assert(refused, "the task with unreadable options failed");
+
+    cs_msg r;
+    for (uint32_t i = 0; i < 2; i++) {
+        const msgpack_object *t = task_of(d, ok, i, &r);
+        char path[600], dir[600];
+        task_path(a, t, "out", path, sizeof path);
+        /* The task has ended, so its ports are released: the file tells. */
+        char *out = slurp(path);
+        cr_assert(out != NULL, "%s exists", path);
+        unsigned long long id, p0, p;
+        char job[32], greet[64];
+        unsigned idx;
+        cr_assert_eq(sscanf(out, "%llu %31s %u %llu %llu %63[^\n]", &id, job, &idx, &p0, &p, greet),
+                     6, "out is '%s'", out);
+        cr_assert_eq(id, get_u64(t, "id"));
+        cr_assert_str_eq(job, "hello");
+        cr_assert_eq(idx, i);
+        cr_assert(p0 >= 31000 && p0 <= 31010, "PORT0 %llu is in the machine's range", p0);
+        cr_assert_eq(p, p0, "PORT is PORT0");
+        cr_assert_str_eq(greet, "hello there");
+        free(out);
+        /* Its working directory is its own task directory. */
+        task_path(a, t, "where", path, sizeof path);
+        task_path(a, t, "", dir, sizeof dir);
+        dir[strlen(dir) - 1] = '\0';
+        char *where = slurp(path);
+        char real[600];
+        cr_assert(where && realpath(dir, real));
+        where[strcspn(where, "\n")] = '\0';
+        cr_assert_str_eq(where, real);
+        free(where);
+        cr_assert_eq(get_u64(t, "attempts"), 1);
+    }
+    const msgpack_object *t = task_of(d, bad, 0, &r);
+    cr_assert_eq(get_i64(t, "exit_code"), 3);
+    cr_assert(str_has(t, "reason", "code 3"), "the reason names the exit code");
+    char path[600];
+    task_path(a, t, "stderr", path, sizeof path);
+    char *e = slurp(path);
+    cr_assert(e && strcmp(e, "oops\n") == 0, "stderr goes to the task's stderr file");
+    free(e);
+    t = task_of(d, junky, 0, &r);
+    cr_assert(str_has(t, "reason", "cannot start"), "the reason says it could not start");
+    cr_assert(str_has(t, "reason", "no_such_option"), "... and names the option");
+
+    int st = ts_stop(a->pid, SIGTERM, 10000);
+    a->pid = 0;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGTERM: the agent exits 0 (status %d)",
+              st);
+    teardown(a, d);
+}
+
+/* ---- (2) a killed job's processes are gone ------------------------------------------ */
+
+Test(agent, killed_job_processes_are_gone, .timeout = 90, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    start_cell(d, a, NULL, NULL, NULL);
+    /* It ignores SIGTERM: only the SIGKILL after the grace period ends it. */
+    cs_id j = submit(d, "stubborn", 1,
+                     "trap '' TERM; echo $$ > pid.txt; while :; do sleep 0.1; done", 0, NULL);
+    place(d, "m1", 1);
+    char exitf[600];
+    int pid = task_pid(d, a, j, exitf, sizeof exitf);
+    cr_assert(wait_state(d, j, "running", 1), "reported running");
+
+    kill_job(d, j);
+    bool dead = wait_dead(pid);
+    if (!dead)
+        dump_log("agent", a->log);
+    cr_assert(dead, "the task's process %d is gone after job.kill", pid);
+    char *ex = wait_file(exitf);
+    cr_assert_str_eq(ex, "signal 9\n", "ended by SIGKILL after ignoring SIGTERM");
+    free(ex);
+    cr_assert(alive(a->pid), "the agent keeps serving");
+    teardown(a, d);
+}
+
+/* ---- (3) a restarted agent never starts a task twice -------------------------------- */
+
+Test(agent, restart_adopts_and_never_starts_twice, .timeout = 120, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    start_cell(d, a, NULL, NULL, NULL);
+    char starts[400], cmd[600];
+    snprintf(starts, sizeof starts, "%.255s/starts", a->dir);
+    snprintf(cmd, sizeof cmd, "echo started >> %s; sleep 2", starts);
+    cs_id j = submit(d, "once", 1, cmd, 0, NULL);
+    place(d, "m1", 1);
+    free(wait_file(starts));
+
+    /* Kill the agent hard while the task runs, and let the task end while
+     * no agent is there: the next agent must learn it from the supervisor. */
+    ts_stop(a->pid, SIGKILL, 10000);
+    a->pid = 0;
+    cs_msg r;
+    const msgpack_object *t = task_of(d, j, 0, &r);
+    char exitf[600];
+    task_path(a, t, "exit", exitf, sizeof exitf);
+    char *ex = wait_file(exitf);
+    cr_assert_str_eq(ex, "exit 0\n");
+    free(ex);
+    cr_assert_eq(count_state(d, j, "finished"), 0, "nobody reported it yet");
+
+    agent_start(a, d->url, NULL);
+    bool fin = wait_state(d, j, "finished", 1);
+    if (!fin)
+        dump_log("agent", a->log);
+    cr_assert(fin, "the restarted agent reports the end");
+    char *lines = slurp(starts);
+    cr_assert_str_eq(lines, "started\n", "the task started exactly once");
+    free(lines);
+    cr_assert(log_has(a->log, "adopting task"), "the second agent adopted the task");
+    teardown(a, d);
+}
+
+/* ---- (4) a stopped agent's machine goes down; its tasks are lost -------------------- */
+
+Test(agent, stopped_agent_machine_goes_down_and_restart_kills_lost_tasks, .timeout = 120, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    start_cell(d, a, "--heartbeat-timeout", "1000", NULL);
+    cs_id j = submit(d, "long", 1, "echo $$ > pid.txt; exec sleep 300", 0, NULL);
+    place(d, "m1", 1);
+    char exitf[600];
+    int pid = task_pid(d, a, j, exitf, sizeof exitf);
+    cr_assert(wait_state(d, j, "running", 1));
+
+    int st = ts_stop(a->pid, SIGTERM, 10000);
+    a->pid = 0;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean stop (status %d)", st);
+    cr_assert(alive(pid), "a stopping agent leaves its tasks running");
+    cr_assert(wait_state(d, j, "lost", 1), "the silent machine's task becomes lost");
+    cr_assert(machine_state(d, "m1", "down"));
+
+    /* The next agent registers the machine again and kills what the cell
+     * no longer places there. */
+    agent_start(a, d->url, NULL);
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (!machine_state(d, "m1", "up") && now_ms() < end)
+        ts_sleep_ms(50);
+    cr_assert(machine_state(d, "m1", "up"), "registered again");
+    bool dead = wait_dead(pid);
+    if (!dead)
+        dump_log("agent", a->log);
+    cr_assert(dead, "the lost task's process was killed");
+    cr_assert_eq(count_state(d, j, "lost"), 1, "and it stays lost");
+    teardown(a, d);
+}
+
+/* ---- (5) simulated machines ----------------------------------------------------------- */
+
+Test(agent, simulated_machines_register_and_finish_tasks, .timeout = 120, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    daemon_setup(d, NULL, NULL);
+    agent *a = &the_agent;
+    agent_init(a, "sim");
+    const char *argv[] = {a->bin,        "--server",       d->url,   "--simulate", "20",
+                          "--sim-prefix", "simt-",        "--sim-duration", "100-300",
+                          "--seed",     "7",              "--cpu", "1",          "--mem",
+                          "1024",       "--heartbeat-ms", "300",   "--poll-wait-ms", "2000",
+                          NULL};
+    a->pid = ts_spawn((char *const *)argv, a->log);
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (machines_up(d, "simt-") < 20 && now_ms() < end)
+        ts_sleep_ms(50);
+    cr_assert_eq(machines_up(d, "simt-"), 20, "20 simulated machines registered");
+    cr_assert(machine_state(d, "simt-00019", "up"), "named prefix + index");
+
+    cs_id j = submit(d, "simjob", 60, "not run", 0, NULL);
+    /* One job with its own run time. */
+    cs_jobopts o;
+    cs_jobopts_init(&o);
+    o.duration_ms = 200;
+    msgpack_sbuffer ob;
+    msgpack_sbuffer_init(&ob);
+    cs_error err = {0};
+    cr_assert_eq(cs_jobopts_encode(&o, &ob, &err), CS_OK, "%s", err.msg);
+    cs_id k = submit(d, "timed", 20, "not run", 0, &ob);
+    msgpack_sbuffer_destroy(&ob);
+    place(d, "simt-", 80);
+    bool fin = wait_state(d, j, "finished", 60) && wait_state(d, k, "finished", 20);
+    if (!fin) {
+        dump_log("simulator", a->log);
+        const char *states[] = {"pending", "assigned", "running", "finished", "failed",
+                                "killed", "lost"};
+        for (int i = 0; i < 7; i++)
+            cr_log_error("%s: %u + %u", states[i], count_state(d, j, states[i]),
+                         count_state(d, k, states[i]));
+    }
+    cr_assert(fin, "every simulated task finished");
+    cs_msg r;
+    for (uint32_t i = 0; i < 60; i += 7)
+        cr_assert_eq(get_u64(task_of(d, j, i, &r), "attempts"), 1, "one placement each");
+
+    int st = ts_stop(a->pid, SIGTERM, 10000);
+    a->pid = 0;
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the simulator exits 0 (status %d)", st);
+    teardown(a, d);
+}
+
+/* ---- (6) bad input --------------------------------------------------------------------- */
+
+/* Run cell-agent with the given arguments and expect exit status 2 and
+ * `message` in its output. */
+static void expect_refused(const char *const *args, const char *message)
+{
+    agent *a = &the_agent;
+    agent_init(a, "x");
+    const char *argv[14] = {a->bin, "--workdir", a->work};
+    int n = 3;
+    for (int i = 0; args[i] && n < 13; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    int pid = ts_spawn((char *const *)argv, a->log);
+    int st = ts_stop(pid, 0, 10000);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: exit status 2 (got %d)", args[0], st);
+    cr_assert(log_has(a->log, message), "%s: the message says '%s'", args[0], message);
+    cr_assert(access(a->work, F_OK) != 0, "%s: refused before touching the disk", args[0]);
+    teardown(a, NULL);
+}
+
+Test(agent, flag_errors_exit_non_zero_with_a_message, .timeout = 60, .fini = cleanup)
+{
+    expect_refused((const char *const[]){"--bogus", "1", NULL}, "unknown flag --bogus");
+    expect_refused((const char *const[]){"--attr", "rack", NULL}, "KEY=VALUE");
+    expect_refused((const char *const[]){"--attr", "=r1", NULL}, "KEY=VALUE");
+    expect_refused((const char *const[]){"--attr", "a=1", "--attr", "a=2", NULL}, "given twice");
+    expect_refused((const char *const[]){"--cpu", "two", "--mem", "1", "--disk", "1", NULL},
+                   "not a number of cores");
+    expect_refused((const char *const[]){"--ports", "5-3", NULL}, "LO-HI");
+    expect_refused((const char *const[]){"--simulate", "0", NULL}, "--simulate");
+    expect_refused((const char *const[]){"--sim-duration", "9-1", NULL}, "LO-HI");
+    expect_refused((const char *const[]){"--heartbeat-ms", NULL}, "needs a value");
+}
+
+Test(agent, unreachable_server_is_retried_until_it_answers, .timeout = 90, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    daemon_setup(d, NULL, NULL);
+    cr_assert_eq(ts_daemon_stop(d), 0);
+    agent *a = &the_agent;
+    agent_init(a, "m1");
+    agent_start(a, d->url, NULL);
+    cr_assert(wait_log(a->log, "cannot reach cellstated"), "the agent says it cannot reach it");
+    cr_assert(alive(a->pid), "and keeps running");
+    ts_daemon_start(d, NULL, NULL);
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (!machine_state(d, "m1", "up") && now_ms() < end)
+        ts_sleep_ms(50);
+    cr_assert(machine_state(d, "m1", "up"), "it registers once the server is back");
+    cr_assert(wait_log(a->log, "cellstated answers again"));
+    teardown(a, d);
+}
