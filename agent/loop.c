@@ -678,29 +678,6 @@ static void ctl_cb(void *arg)
 
 /* ---- the poll loop ------------------------------------------------------------- */
 
-static int read_ports(const msgpack_object *o, cs_arena *a, ag_assign *out, cs_error *err)
-{
-    const msgpack_object *v = cs_obj_get(o, "ports");
-    out->nports = 0;
-    if (v == NULL)
-        return CS_OK;
-    if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > CS_PORTS_PER_TASK_MAX)
-        return cs_errorf(err, CS_EPROTO, "field 'ports' is not an array of at most %d ports",
-                         CS_PORTS_PER_TASK_MAX);
-    uint16_t *p = cs_arena_alloc(a, (v->via.array.size + 1) * sizeof *p);
-    if (p == NULL)
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    for (uint32_t i = 0; i < v->via.array.size; i++) {
-        const msgpack_object *e = &v->via.array.ptr[i];
-        if (e->type != MSGPACK_OBJECT_POSITIVE_INTEGER || e->via.u64 > UINT16_MAX)
-            return cs_errorf(err, CS_EPROTO, "field 'ports': entry %u is not a port", i);
-        p[i] = (uint16_t)e->via.u64;
-    }
-    out->ports = p;
-    out->nports = v->via.array.size;
-    return CS_OK;
-}
-
 /* One poll entry {"task": task map, "job": job map}. An entry whose task
  * cannot be identified is an error (it is skipped); one whose job cannot be
  * read is returned with `bad` set, so that its start fails visibly. */
@@ -711,16 +688,15 @@ static int decode_assign(const msgpack_object *e, cs_arena *a, ag_assign *out, c
     const msgpack_object *task = cs_obj_get(e, "task"), *job = cs_obj_get(e, "job");
     if (task == NULL || task->type != MSGPACK_OBJECT_MAP)
         return cs_errorf(err, CS_EPROTO, "entry has no 'task' map");
-    uint64_t id = 0, attempt = 0, index = 0;
-    int rc;
-    if ((rc = cs_obj_u64(task, "id", true, UINT64_MAX, &id, err)) ||
-        (rc = cs_obj_u64(task, "attempts", true, UINT32_MAX, &attempt, err)) ||
-        (rc = read_ports(task, a, out, err)))
-        return cs_error_wrap(err, rc, "task");
-    index = cs_task_index(id);
-    out->id = id;
-    out->attempt = (uint32_t)attempt;
-    out->index = (uint32_t)index;
+    cs_task t;
+    int rc = cs_unpack_task(task, a, &t, err);
+    if (rc != CS_OK)
+        return rc;
+    out->id = t.id;
+    out->attempt = t.attempts;
+    out->index = t.index;
+    out->ports = t.ports;
+    out->nports = t.nports;
     out->job = "?";
     out->cmd = "";
     cs_job j;
