@@ -62,7 +62,6 @@ static void idmap_put(idmap *m, cs_id id, uint32_t val)
 typedef struct wmachine {
     cs_machine m;      /* as this transaction has left it */
     uint64_t seq0;     /* seq at the start: what coarse-grained detection compares */
-    bool dirty;
 } wmachine;
 
 typedef struct wtask {
@@ -99,7 +98,6 @@ static int load_machine(work *w, cs_id id, const char *what, uint32_t item, uint
         if (rc != CS_OK)
             return cs_error_wrap(w->err, rc, "%s %u", what, item);
         wm->seq0 = wm->m.seq;
-        wm->dirty = false;
         i = w->nmachines++;
         idmap_put(&w->machine_of, id, i);
     }
@@ -256,7 +254,6 @@ static uint8_t do_release(work *w, const cs_release *r)
         wmachine *wm = machine_of(w, tk->machine);
         if (cs_machine_give(&wm->m, &tk->res, tk->ports, tk->nports, w->a) != CS_OK)
             return UINT8_MAX;
-        wm->dirty = true;
         tk->state = r->state;
         tk->exit_code = r->exit_code;
         tk->ports = NULL; /* ports are held only while placed; machine stays as history */
@@ -357,7 +354,6 @@ static int do_claim(work *w, uint32_t ci, cs_txn_result *r)
             evict(w, t->preempts[p].victim);
     if (cs_machine_take(&wm->m, &c->res, ports, c->nports, w->a) != CS_OK)
         return oom(w);
-    wm->dirty = true;
     cs_task *tk = &wt->t;
     tk->state = CS_TASK_ASSIGNED;
     tk->machine = c->machine;
@@ -416,8 +412,6 @@ static int judge(work *w, cs_txn_result *r)
         r->committed = 0;
         for (uint32_t i = 0; i < w->ntasks; i++)
             w->tasks[i].dirty = false;
-        for (uint32_t i = 0; i < w->nmachines; i++)
-            w->machines[i].dirty = false;
     }
     return CS_OK;
 }
@@ -498,8 +492,6 @@ int cs_commit(cs_store *s, const cs_txn *t, cs_txn_result *r, cs_error *err)
     bool changed = false;
     for (uint32_t i = 0; i < w.ntasks && !changed; i++)
         changed = w.tasks[i].dirty;
-    for (uint32_t i = 0; i < w.nmachines && !changed; i++)
-        changed = w.machines[i].dirty;
     r->version = changed ? cs_wtxn_new_version(wt) : cs_snap_version(cs_wtxn_snap(wt));
 
     if (cs_txn_result_encode(r, &buf) != CS_OK ||
