@@ -1,0 +1,192 @@
+/* policy.h — which filters apply and how machines are scored: the placement
+ * policy both schedulers share.
+ *
+ * A policy is plain data (cs_policy): a set of optional filters and one
+ * weight per scoring function. It comes from a preset ("spread", "binpack",
+ * "random", the strategies of Docker Swarm) or from a Kubernetes legacy
+ * Policy file (kind "Policy", apiVersion "v1"), whose predicate and priority
+ * names map onto the bits and weights below. The placement engine
+ * (schedulers/place.h) filters machines with the predicates, computes each
+ * used priority's 0..10 score with the helpers here, and ranks machines by
+ * the weighted sum (cs_policy_combine).
+ *
+ * Always enforced, whatever the policy: resources (the cell refuses
+ * overcommit, so a placement that does not fit would only conflict at
+ * commit) and machine up. The Kubernetes names PodFitsResources and
+ * CheckNodeCondition are accepted and change nothing.
+ *
+ * Soft constraints (cs_constraint.soft) are the job's own request: the policy
+ * only weighs them. NodeAffinityPriority and InterPodAffinityPriority
+ * therefore always have a weight: a Policy file that leaves one of them out
+ * gets weight 1 for it, so a file written for Kubernetes (which has no soft
+ * constraints of this kind) still honours them.
+ *
+ * Scores follow Kubernetes 1.x's priority functions, each 0..10, but in
+ * floating point: Kubernetes truncates each to an integer, which makes
+ * machines that differ by less than a tenth of their capacity tie; keeping
+ * the fraction lets the placer order them. Resource scores use cpu and
+ * memory only, as Kubernetes does; disk is a filter, never a score.
+ *
+ * Nothing here allocates or keeps a pointer: every function reads its
+ * arguments during the call only and writes results into caller storage.
+ */
+#ifndef CS_POLICY_H
+#define CS_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cellstate/error.h"
+#include "cellstate/record.h"
+
+typedef enum cs_predicate {            /* optional filters (bits) */
+    CS_PRED_PORTS = 1u << 0,           /* fixed ports must be free (PodFitsPorts, PodFitsHostPorts) */
+    CS_PRED_DISK_CONFLICT = 1u << 1,   /* host volumes: no shared path when either writes (NoDiskConflict) */
+    CS_PRED_SELECTOR = 1u << 2,        /* attribute constraints ==, !=, IS, LIKE, UNLIKE, CLUSTER (MatchNodeSelector) */
+    CS_PRED_HOSTNAME = 1u << 3,        /* hostname pins (HostName) */
+    CS_PRED_AFFINITY = 1u << 4,        /* job AFFINITY / ANTI_AFFINITY (MatchInterPodAffinity) */
+    CS_PRED_SPREAD = 1u << 5,          /* UNIQUE, MAX_PER, GROUP_BY (Marathon's operators; no Kubernetes name) */
+    CS_PRED_ALL = (1u << 6) - 1
+} cs_predicate;
+
+typedef enum cs_priority {
+    CS_PRIO_LEAST_REQUESTED,   /* LeastRequestedPriority: (cap - requested) * 10 / cap, mean of cpu and mem */
+    CS_PRIO_MOST_REQUESTED,    /* MostRequestedPriority: requested * 10 / cap (bin packing) */
+    CS_PRIO_BALANCED,          /* BalancedResourceAllocation: 10 - |cpu_frac - mem_frac| * 10 */
+    CS_PRIO_SPREADING,         /* ServiceSpreadingPriority / SelectorSpreadPriority: fewest tasks of the same job */
+    CS_PRIO_EQUAL,             /* EqualPriority: every machine 1 */
+    CS_PRIO_NODE_AFFINITY,     /* NodeAffinityPriority: soft attribute/hostname constraints */
+    CS_PRIO_JOB_AFFINITY,      /* InterPodAffinityPriority: soft AFFINITY / ANTI_AFFINITY */
+    CS_PRIO_COUNT
+} cs_priority;
+
+/* Kubernetes' priority functions score 0..MaxPriority. */
+#define CS_POLICY_MAX_SCORE 10.0
+
+typedef struct cs_policy {
+    uint32_t predicates;             /* cs_predicate bits */
+    uint32_t weights[CS_PRIO_COUNT]; /* 0 = not used */
+} cs_policy;
+
+/* ---- names ----------------------------------------------------------------- */
+
+/* The Kubernetes name of a priority ("LeastRequestedPriority"; the spreading
+ * priority is "SelectorSpreadPriority", the newer of its two names), or
+ * "unknown" outside the enum. Static string: never freed. */
+const char *cs_priority_name(cs_priority p);
+
+/* The name of one predicate bit: the Kubernetes name where there is one
+ * ("PodFitsHostPorts", "NoDiskConflict", "MatchNodeSelector", "HostName",
+ * "MatchInterPodAffinity"), "Spread" for CS_PRED_SPREAD, "unknown" for
+ * anything that is not exactly one known bit. Static string: never freed. */
+const char *cs_predicate_name(cs_predicate p);
+
+/* ---- building a policy ------------------------------------------------------ */
+
+/* Fill `out` with a preset, all predicates on in each:
+ *   "spread"  LeastRequested 1, Balanced 1, Spreading 1 (the default policy)
+ *   "binpack" MostRequested 1
+ *   "random"  Equal 1 (every machine ties; the placer breaks ties randomly)
+ * plus NodeAffinity 1 and JobAffinity 1 in each. An unknown name is
+ * CS_EINVAL naming it and listing these three. `name` is borrowed; `out` is
+ * written only on success. */
+int cs_policy_preset(const char *name, cs_policy *out, cs_error *err);
+
+/* Parse a Kubernetes legacy Policy (JSON) of `len` bytes:
+ *   {"kind": "Policy", "apiVersion": "v1",
+ *    "predicates": [{"name": N}, ...], "priorities": [{"name": N, "weight": W}, ...]}
+ * As in Kubernetes, the listed predicates are the filters that apply (no
+ * "predicates" key = all of them, [] = only the always-enforced ones), and
+ * the listed priorities get their weights (no "priorities" key = the spread
+ * preset's weights; [] = EqualPriority 1, Kubernetes' fallback when no
+ * priority is configured). NodeAffinity and JobAffinity get weight 1 when
+ * not listed (see the top of this file). CS_PRED_SPREAD has no Kubernetes
+ * name: it is on only when "predicates" is absent.
+ *
+ * Predicates: PodFitsPorts, PodFitsHostPorts, NoDiskConflict,
+ * MatchNodeSelector, HostName, MatchInterPodAffinity, GeneralPredicates
+ * (ports + resources + selector + hostname), and PodFitsResources,
+ * CheckNodeCondition (always enforced). Priorities: LeastRequestedPriority,
+ * MostRequestedPriority, BalancedResourceAllocation, ServiceSpreadingPriority
+ * or SelectorSpreadPriority (the same function: listing both is a repeat),
+ * EqualPriority, NodeAffinityPriority, InterPodAffinityPriority; weight an
+ * integer in 1..UINT32_MAX.
+ *
+ * Refused with CS_EINVAL and a message naming where: not JSON (jansson's
+ * line and column), `kind: expected "Policy"`, `apiVersion: expected "v1"`,
+ * `predicates[0]: "name" is missing`, `priorities[2]: unknown priority
+ * "ImageLocalityPriority"`, a repeated name, `priorities[1].weight: must be
+ * a positive integer`, arguments (`predicates[0].argument: not supported`),
+ * unknown keys at the top level or in an entry (named), and the Kubernetes
+ * keys cellsched does not implement (`extenders: not supported`,
+ * hardPodAffinitySymmetricWeight, alwaysCheckAllPredicates). `json` is
+ * borrowed and need not be NUL-terminated; `out` is written only on
+ * success. */
+int cs_policy_parse(const char *json, size_t len, cs_policy *out, cs_error *err);
+
+/* cs_policy_parse on the contents of the file at `path`. Every error starts
+ * with the path; a file that cannot be read is CS_EIO with strerror, one
+ * above 1 MiB CS_ETOOBIG. `path` is borrowed; `out` is written only on
+ * success. */
+int cs_policy_load(const char *path, cs_policy *out, cs_error *err);
+
+/* A scheduler's --policy argument: a preset name, else the path of a Policy
+ * file (a file named like a preset is reached as "./spread"). `arg` is
+ * borrowed; `out` is written only on success. */
+int cs_policy_resolve(const char *arg, cs_policy *out, cs_error *err);
+
+/* ---- scores ------------------------------------------------------------------ */
+
+/* The resource priorities of a machine with capacity `cap` and allocation
+ * `alloc` if it took a task requesting `req`, each 0..10 as in Kubernetes
+ * with requested = alloc + req:
+ *   least_requested  mean over cpu and mem of (cap - requested) * 10 / cap
+ *   most_requested   mean over cpu and mem of requested * 10 / cap
+ *   balanced         10 - |requested_cpu / cap_cpu - requested_mem / cap_mem| * 10
+ * A resource with zero capacity or requested beyond capacity scores 0 (in
+ * least and most requested), and balanced is 0 when either fraction reaches
+ * 1, as in Kubernetes. All three arguments are borrowed and must not be
+ * NULL; amounts lie in [0, CS_RES_MAX] (record.h). */
+double cs_policy_least_requested(const cs_res *cap, const cs_res *alloc, const cs_res *req);
+double cs_policy_most_requested(const cs_res *cap, const cs_res *alloc, const cs_res *req);
+double cs_policy_balanced(const cs_res *cap, const cs_res *alloc, const cs_res *req);
+
+/* SelectorSpreadPriority: 10 * (max_here - here) / max_here, where `here`
+ * is the number of the job's tasks on this machine and `max_here` the
+ * largest such number over the machines being scored; 10 everywhere when
+ * the job has no task yet (max_here 0). A `here` above `max_here` scores 0. */
+double cs_policy_spreading(uint32_t here, uint32_t max_here);
+
+/* NodeAffinityPriority: 10 * matched / max_matched, where `matched` is the
+ * sum of the weights of the soft attribute and hostname constraints this
+ * machine satisfies and `max_matched` the largest sum over the machines
+ * being scored; 0 when max_matched is 0. Clamped to 0..10. */
+double cs_policy_node_affinity(double matched, double max_matched);
+
+/* InterPodAffinityPriority: 10 * (raw - lo) / (hi - lo), where `raw` is this
+ * machine's soft affinity count minus its soft anti-affinity count and
+ * lo/hi the smallest and largest raw over the machines being scored. As in
+ * Kubernetes the range always includes 0 (lo is taken as min(lo, 0), hi as
+ * max(hi, 0)), so a machine that neither attracts nor repels sits between
+ * the two; 0 when the range is empty. Clamped to 0..10. */
+double cs_policy_job_affinity(double raw, double lo, double hi);
+
+/* Write the machine-only scores (least and most requested, balanced, equal =
+ * 1) into their slots of `scores`; the other slots (spreading and the two
+ * affinities, which need the other machines) are left as they were. The
+ * cs_res arguments are borrowed; `scores` is caller storage. */
+void cs_policy_resource_scores(const cs_res *cap, const cs_res *alloc, const cs_res *req,
+                               double scores[CS_PRIO_COUNT]);
+
+/* The weighted sum of `scores` by the policy's weights: sum over i of
+ * weights[i] * scores[i]. Slots with weight 0 are not read, so a caller
+ * need not compute unused priorities. Both arguments are borrowed. */
+double cs_policy_combine(const cs_policy *p, const double scores[CS_PRIO_COUNT]);
+
+/* cs_policy_combine over the machine-only scores alone
+ * (cs_policy_resource_scores): what a machine scores before spreading and
+ * affinities are added. All arguments are borrowed. */
+double cs_policy_score_resources(const cs_policy *p, const cs_res *cap, const cs_res *alloc,
+                                 const cs_res *req);
+
+#endif
