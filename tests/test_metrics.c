@@ -1,0 +1,156 @@
+/* test_metrics.c — a scheduler's measurements (schedulers/metrics.h):
+ * Omega's busyness, conflict fraction and wait-time percentiles, and the
+ * metrics map a sched.report carries.
+ *
+ * Unit tier: no store, no process; time is passed in, never read.
+ */
+#include <criterion/criterion.h>
+
+#include <string.h>
+
+#include "schedulers/metrics.h"
+
+#define SEC 1000000000LL
+
+Test(metrics, percentile_is_nearest_rank)
+{
+    uint32_t v[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    cr_expect_eq(cs_percentile(v, 10, 50), 5);
+    cr_expect_eq(cs_percentile(v, 10, 90), 9);
+    cr_expect_eq(cs_percentile(v, 10, 99), 10);
+    cr_expect_eq(cs_percentile(v, 10, 100), 10);
+    cr_expect_eq(cs_percentile(v, 1, 99), 1);
+    cr_expect_eq(cs_percentile(v, 0, 50), 0, "no samples: 0");
+}
+
+Test(metrics, conflict_fraction_counts_conflicts_per_successful_transaction)
+{
+    cs_metrics m;
+    cs_metrics_init(&m, 0);
+    /* Omega: 3 means four attempts on average. One job took four attempts:
+     * three conflicted transactions (one partly committed, one aborted as a
+     * gang), then one that committed everything. */
+    cs_metrics_txn(&m, 10, 2, false);
+    cs_metrics_txn(&m, 0, 1, false);
+    cs_metrics_txn(&m, 0, 0, true);
+    cs_metrics_txn(&m, 3, 0, false);
+    cs_metrics_view v;
+    cs_metrics_view_at(&m, SEC, &v);
+    cr_expect_float_eq(v.conflict_fraction, 3.0, 1e-12);
+    cr_expect_eq(v.txn_successful, 1);
+    cr_expect_eq(v.txn_conflicted, 3);
+    cr_expect_eq(v.claims_committed, 13);
+    cr_expect_eq(v.claims_conflicted, 3);
+    cs_metrics_free(&m);
+}
+
+Test(metrics, no_successful_transaction_reports_zero_not_infinity)
+{
+    cs_metrics m;
+    cs_metrics_init(&m, 0);
+    cs_metrics_txn(&m, 0, 5, false);
+    cs_metrics_view v;
+    cs_metrics_view_at(&m, SEC, &v);
+    cr_expect_float_eq(v.conflict_fraction, 0.0, 1e-12);
+    cr_expect_eq(v.txn_conflicted, 1);
+    cs_metrics_free(&m);
+}
+
+Test(metrics, busyness_is_decision_time_over_elapsed_time)
+{
+    cs_metrics m;
+    cs_metrics_init(&m, 10 * SEC);
+    cs_metrics_decided(&m, SEC / 2);
+    cs_metrics_decided(&m, SEC);
+    cs_metrics_decided(&m, -5); /* a clock step backwards is not negative work */
+    cs_metrics_view v;
+    cs_metrics_view_at(&m, 16 * SEC, &v);
+    cr_expect_float_eq(v.busyness, 0.25, 1e-12, "1.5 s of 6 s: %g", v.busyness);
+    cs_metrics_free(&m);
+}
+
+Test(metrics, placement_rate_is_over_the_interval_since_the_previous_view)
+{
+    cs_metrics m;
+    cs_metrics_init(&m, 0);
+    cs_metrics_txn(&m, 1000, 0, false);
+    cs_metrics_view v;
+    cs_metrics_view_at(&m, 2 * SEC, &v);
+    cr_expect_float_eq(v.placements_per_s, 500.0, 1e-9);
+    cs_metrics_txn(&m, 300, 0, false);
+    cs_metrics_view_at(&m, 3 * SEC, &v);
+    cr_expect_float_eq(v.placements_per_s, 300.0, 1e-9, "only the last second counts");
+    cs_metrics_view_at(&m, 4 * SEC, &v);
+    cr_expect_float_eq(v.placements_per_s, 0.0, 1e-9);
+    cs_metrics_free(&m);
+}
+
+Test(metrics, wait_percentiles_over_jobs)
+{
+    cs_metrics m;
+    cs_metrics_init(&m, 0);
+    /* 100 jobs waiting 100, 99, ..., 1 ms (unsorted on purpose). */
+    for (uint64_t ms = 100; ms >= 1; ms--)
+        cr_assert_eq(cs_metrics_wait_first(&m, ms), 0);
+    cr_assert_eq(cs_metrics_wait_placed(&m, 7), 0);
+    cr_assert_eq(cs_metrics_wait_placed(&m, (uint64_t)1 << 40), 0);
+    cs_metrics_view v;
+    cs_metrics_view_at(&m, SEC, &v);
+    cr_expect_eq(v.wait_first_ms[0], 50);
+    cr_expect_eq(v.wait_first_ms[1], 90);
+    cr_expect_eq(v.wait_first_ms[2], 99);
+    cr_expect_eq(v.jobs_first, 100);
+    cr_expect_eq(v.wait_placed_ms[0], 7);
+    cr_expect_eq(v.wait_placed_ms[2], UINT32_MAX, "a huge wait saturates, it does not wrap");
+    cs_metrics_free(&m);
+}
+
+Test(metrics, pack_gives_a_map_of_named_numbers)
+{
+    cs_metrics m;
+    cs_metrics_init(&m, 0);
+    cs_metrics_txn(&m, 4, 1, false);
+    cs_metrics_txn(&m, 1, 0, false);
+    cr_assert_eq(cs_metrics_wait_first(&m, 12), 0);
+    cs_metrics_decided(&m, SEC / 10);
+    cs_metrics_view v;
+    cs_metrics_view_at(&m, SEC, &v);
+
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    cr_assert_eq(cs_metrics_pack(&v, 42, &pk), 0);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    cr_assert_eq(msgpack_unpack_next(&u, buf.data, buf.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    const msgpack_object *o = &u.data;
+    cr_assert_eq(o->type, MSGPACK_OBJECT_MAP);
+    int seen = 0;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        cr_assert_eq(kv->key.type, MSGPACK_OBJECT_STR);
+        const char *k = kv->key.via.str.ptr;
+        uint32_t n = kv->key.via.str.size;
+        cr_expect(kv->val.type == MSGPACK_OBJECT_FLOAT64 ||
+                      kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER,
+                  "metric %.*s is not a number", (int)n, k);
+        if (n == 17 && memcmp(k, "conflict_fraction", n) == 0) {
+            cr_expect_float_eq(kv->val.via.f64, 1.0, 1e-12);
+            seen++;
+        } else if (n == 13 && memcmp(k, "pending_tasks", n) == 0) {
+            cr_expect_eq(kv->val.via.u64, 42);
+            seen++;
+        } else if (n == 17 && memcmp(k, "wait_first_p99_ms", n) == 0) {
+            cr_expect_eq(kv->val.via.u64, 12);
+            seen++;
+        } else if (n == 8 && memcmp(k, "busyness", n) == 0) {
+            cr_expect_float_eq(kv->val.via.f64, 0.1, 1e-12);
+            seen++;
+        }
+    }
+    cr_expect_eq(seen, 4, "conflict_fraction, pending_tasks, wait_first_p99_ms, busyness");
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&buf);
+    cs_metrics_free(&m);
+}
