@@ -1,0 +1,244 @@
+/* schedopts.c — the schedulers' shared command line (see schedopts.h). */
+#include "schedulers/schedopts.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellstate/jobspec.h"
+#include "cellstate/proto.h"
+#include "txn/txn.h"
+
+enum {
+    OPT_SERVER = 256,
+    OPT_NAME,
+    OPT_CONFLICT,
+    OPT_COMMIT,
+    OPT_T_JOB,
+    OPT_T_TASK,
+    OPT_MAX_ATTEMPTS,
+    OPT_INSTANCE,
+    OPT_INSTANCES,
+    OPT_STRATEGY,
+    OPT_POLICY,
+    OPT_SEED,
+    OPT_REPORT_MS,
+    OPT_IDLE_MS,
+    OPT_PARK_MS,
+    OPT_TIMEOUT_MS,
+    OPT_MAX_CLAIMS,
+    OPT_CANDIDATES,
+    OPT_PREEMPT,
+    OPT_NO_PREEMPT,
+    OPT_ONCE,
+    OPT_VERBOSE,
+    OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+    {"server", required_argument, NULL, OPT_SERVER},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"conflict", required_argument, NULL, OPT_CONFLICT},
+    {"commit", required_argument, NULL, OPT_COMMIT},
+    {"t-job", required_argument, NULL, OPT_T_JOB},
+    {"t-task", required_argument, NULL, OPT_T_TASK},
+    {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
+    {"instance", required_argument, NULL, OPT_INSTANCE},
+    {"instances", required_argument, NULL, OPT_INSTANCES},
+    {"strategy", required_argument, NULL, OPT_STRATEGY},
+    {"policy", required_argument, NULL, OPT_POLICY},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"report-ms", required_argument, NULL, OPT_REPORT_MS},
+    {"idle-ms", required_argument, NULL, OPT_IDLE_MS},
+    {"park-ms", required_argument, NULL, OPT_PARK_MS},
+    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+    {"max-claims", required_argument, NULL, OPT_MAX_CLAIMS},
+    {"candidates", required_argument, NULL, OPT_CANDIDATES},
+    {"preempt", no_argument, NULL, OPT_PREEMPT},
+    {"no-preempt", no_argument, NULL, OPT_NO_PREEMPT},
+    {"once", no_argument, NULL, OPT_ONCE},
+    {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
+{
+    fprintf(f,
+            "usage: %s [options]\n"
+            "\n"
+            "The %s scheduler of a cellsched cell: keeps a local copy of the cell, places\n"
+            "pending %s jobs on it and commits the placements as optimistic transactions.\n"
+            "\n"
+            "  --server URL          cellstated (default $CELL_SERVER, else tcp://127.0.0.1:7600)\n"
+            "  --name NAME           unique scheduler name (default %s)\n"
+            "  --conflict fine|coarse        conflict detection (default fine)\n"
+            "  --commit incremental|gang     commit mode (default incremental; a job's gang\n"
+            "                                option always commits that job all-or-nothing)\n"
+            "  --t-job S --t-task S  emulated decision time t_job + t_task x tasks (default 0)\n"
+            "  --max-attempts N      attempts at one job before it is parked with a note (default %u)\n"
+            "  --strategy spread|binpack|random  scoring preset (default spread)\n"
+            "  --policy FILE         a Kubernetes scheduler Policy file (overrides --strategy)\n"
+            "  --candidates K        feasible machines scored per task (default: the placer's)\n"
+            "  --seed N              randomization seed (default: from the name and pid)\n"
+            "  --report-ms MS        metrics report interval (default 1000)\n"
+            "  --idle-ms MS          sync interval when idle (default 50)\n"
+            "  --park-ms MS          retry a parked job after this if the cell changed (default 2000)\n"
+            "  --max-claims N        claims per transaction (default 5000)\n"
+            "  --timeout-ms MS       per request (default 10000)\n",
+            prog, kind == CS_SCHED_BATCH ? "batch" : "service",
+            kind == CS_SCHED_BATCH ? "batch" : "service",
+            kind == CS_SCHED_BATCH ? "batch-<instance>" : "service",
+            kind == CS_SCHED_BATCH ? 20u : 10u);
+    if (kind == CS_SCHED_BATCH)
+        fprintf(f, "  --instance I --instances N  take the jobs with XXH3(job id) %% N == I\n");
+    else
+        fprintf(f, "  --no-preempt          never evict lower-priority tasks (default: may)\n");
+    fprintf(f, "  --once                place what is pending now, then exit\n"
+               "  --verbose             log each transaction\n");
+}
+
+static int parse_u32(const char *flag, const char *v, uint32_t lo, uint32_t hi, uint32_t *out,
+                     cs_error *err)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-' || x < lo || x > hi)
+        return cs_errorf(err, CS_EINVAL, "%s: '%s' is not an integer in [%" PRIu32 ", %" PRIu32 "]",
+                         flag, v, lo, hi);
+    *out = (uint32_t)x;
+    return CS_OK;
+}
+
+/* Seconds as a number ("0.005") or with units ("5ms", "1m"). */
+static int parse_seconds(const char *flag, const char *v, double *out, cs_error *err)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (!errno && end != v && *end == '\0' && isfinite(x) && x >= 0 && x <= 86400) {
+        *out = x;
+        return CS_OK;
+    }
+    uint32_t ms;
+    cs_error e2 = {0};
+    if (cs_jobspec_duration_ms(v, &ms, &e2) == CS_OK) {
+        *out = ms / 1000.0;
+        return CS_OK;
+    }
+    return cs_errorf(err, CS_EINVAL, "%s: '%s' is not a duration (seconds, or e.g. 5ms, 1.5s)",
+                     flag, v);
+}
+
+int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts *o, bool *help,
+                        cs_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    o->conflict = CS_CONFLICT_FINE;
+    o->commit = CS_COMMIT_INCREMENTAL;
+    /* Nomad retries a batch plan 2 times and a service plan 5 before it
+     * blocks the evaluation; ours are cheaper, and the paper's simulator
+     * gives up only after 1,000. */
+    o->max_attempts = kind == CS_SCHED_BATCH ? 20 : 10;
+    o->instances = 1;
+    o->strategy = "spread";
+    o->report_ms = 1000;
+    o->idle_ms = 50;
+    o->park_ms = 2000;
+    o->timeout_ms = 10000;
+    o->max_claims = 5000;
+    o->preempt = kind == CS_SCHED_SERVICE;
+    *help = false;
+    bool have_instance = false;
+    int rc = CS_OK;
+
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", long_opts, NULL)) != -1) {
+        const char *flag = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
+        switch (c) {
+        case OPT_SERVER: o->server = optarg; break;
+        case OPT_NAME:
+            if (optarg[0] == '\0' || strlen(optarg) > 255)
+                return cs_errorf(err, CS_EINVAL, "--name: must be 1 to 255 bytes");
+            o->name = optarg;
+            break;
+        case OPT_CONFLICT:
+            if (cs_conflict_mode_parse(optarg, &o->conflict) != CS_OK)
+                return cs_errorf(err, CS_EINVAL, "--conflict: '%s' is not fine or coarse", optarg);
+            break;
+        case OPT_COMMIT:
+            if (cs_commit_mode_parse(optarg, &o->commit) != CS_OK)
+                return cs_errorf(err, CS_EINVAL, "--commit: '%s' is not incremental or gang",
+                                 optarg);
+            break;
+        case OPT_T_JOB: rc = parse_seconds("--t-job", optarg, &o->t_job_s, err); break;
+        case OPT_T_TASK: rc = parse_seconds("--t-task", optarg, &o->t_task_s, err); break;
+        case OPT_MAX_ATTEMPTS:
+            rc = parse_u32("--max-attempts", optarg, 1, 1000000, &o->max_attempts, err);
+            break;
+        case OPT_INSTANCE:
+            rc = parse_u32("--instance", optarg, 0, 65535, &o->instance, err);
+            have_instance = true;
+            break;
+        case OPT_INSTANCES: rc = parse_u32("--instances", optarg, 1, 65536, &o->instances, err); break;
+        case OPT_STRATEGY:
+            if (strcmp(optarg, "spread") && strcmp(optarg, "binpack") && strcmp(optarg, "random"))
+                return cs_errorf(err, CS_EINVAL,
+                                 "--strategy: '%s' is not spread, binpack or random", optarg);
+            o->strategy = optarg;
+            break;
+        case OPT_POLICY: o->policy_path = optarg; break;
+        case OPT_SEED: {
+            char *end;
+            errno = 0;
+            o->seed = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-')
+                return cs_errorf(err, CS_EINVAL, "--seed: '%s' is not an unsigned integer", optarg);
+            break;
+        }
+        case OPT_REPORT_MS: rc = parse_u32("--report-ms", optarg, 10, 3600000, &o->report_ms, err); break;
+        case OPT_IDLE_MS: rc = parse_u32("--idle-ms", optarg, 1, 60000, &o->idle_ms, err); break;
+        case OPT_PARK_MS: rc = parse_u32("--park-ms", optarg, 0, 3600000, &o->park_ms, err); break;
+        case OPT_TIMEOUT_MS: rc = parse_u32("--timeout-ms", optarg, 10, 3600000, &o->timeout_ms, err); break;
+        case OPT_MAX_CLAIMS:
+            rc = parse_u32("--max-claims", optarg, 1, CS_TXN_MAX_ITEMS, &o->max_claims, err);
+            break;
+        case OPT_CANDIDATES: rc = parse_u32("--candidates", optarg, 1, 1000000, &o->candidates, err); break;
+        case OPT_PREEMPT: o->preempt = true; break;
+        case OPT_NO_PREEMPT: o->preempt = false; break;
+        case OPT_ONCE: o->once = true; break;
+        case OPT_VERBOSE: o->verbose = true; break;
+        case OPT_HELP: *help = true; return CS_OK;
+        case ':': return cs_errorf(err, CS_EINVAL, "%s: needs a value", flag);
+        default: return cs_errorf(err, CS_EINVAL, "unknown option '%s'", flag);
+        }
+        if (rc != CS_OK)
+            return rc;
+    }
+    if (optind < argc)
+        return cs_errorf(err, CS_EINVAL, "unexpected argument '%s'", argv[optind]);
+    if (kind == CS_SCHED_SERVICE && (have_instance || o->instances != 1))
+        return cs_errorf(err, CS_EINVAL,
+                         "--instance/--instances: only the batch scheduler shares jobs by hashing");
+    if (o->instance >= o->instances)
+        return cs_errorf(err, CS_EINVAL, "--instance %" PRIu32 " must be below --instances %" PRIu32,
+                         o->instance, o->instances);
+    if (kind == CS_SCHED_BATCH && o->preempt)
+        return cs_errorf(err, CS_EINVAL, "--preempt: only the service scheduler preempts");
+    o->server = cs_server_url(o->server);
+    if (o->name == NULL) {
+        if (kind == CS_SCHED_BATCH)
+            snprintf(o->name_buf, sizeof o->name_buf, "batch-%" PRIu32, o->instance);
+        else
+            snprintf(o->name_buf, sizeof o->name_buf, "service");
+        o->name = o->name_buf;
+    }
+    return CS_OK;
+}

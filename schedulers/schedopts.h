@@ -1,0 +1,57 @@
+/* schedopts.h — the command line shared by cell-batch and cell-service.
+ *
+ * Both schedulers take the same concurrency-control knobs, because the point
+ * of running them side by side is to compare those knobs (Omega §4-5):
+ *   --conflict fine|coarse       conflict detection asked of the store
+ *   --commit incremental|gang    commit mode of each transaction
+ *   --t-job S --t-task S         emulated decision time, Omega's
+ *                                t_decision = t_job + t_task x tasks
+ * plus what each needs to run: the server, a name (unique per scheduler:
+ * the store's idempotency key and the sched.report name), the placement
+ * policy, and the batch scheduler's share of the work.
+ */
+#ifndef CS_SCHEDOPTS_H
+#define CS_SCHEDOPTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cellstate/error.h"
+
+typedef enum cs_sched_kind { CS_SCHED_BATCH = 0, CS_SCHED_SERVICE = 1 } cs_sched_kind;
+
+typedef struct cs_sched_opts {
+    cs_sched_kind kind;
+    const char *server;      /* borrowed from argv or the environment */
+    const char *name;        /* default "batch-<instance>" / "service" */
+    char name_buf[64];
+    uint8_t conflict;        /* cs_conflict_mode */
+    uint8_t commit;          /* cs_commit_mode; a job's `gang` option forces gang for it */
+    double t_job_s, t_task_s;
+    uint32_t max_attempts;   /* attempts at one job before it is parked with a note */
+    uint32_t instance, instances; /* batch: this one takes jobs with XXH3(id) % instances == instance */
+    const char *strategy;    /* spread | binpack | random (policy preset) */
+    const char *policy_path; /* a Kubernetes Policy file; overrides strategy */
+    uint64_t seed;           /* 0: derived from the name and the pid */
+    uint32_t report_ms;      /* sched.report interval */
+    uint32_t idle_ms;        /* sync interval when there is nothing to do */
+    uint32_t park_ms;        /* a parked job is tried again after this, if the cell changed */
+    uint32_t timeout_ms;     /* per request */
+    uint32_t max_claims;     /* claims per transaction (a gang job is never split) */
+    uint32_t candidates;     /* feasible machines scored per task (0: the placer's default) */
+    bool preempt;            /* service: may evict lower-priority tasks */
+    bool once;               /* place what is pending, then exit (tests, scripts) */
+    bool verbose;
+} cs_sched_opts;
+
+/* Parse argv for a scheduler of `kind`. On CS_EINVAL `err` names the bad
+ * flag or value; *help is set (and CS_OK returned) for --help. `o` borrows
+ * strings from argv. */
+int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts *o, bool *help,
+                        cs_error *err);
+
+/* Print the usage text of `prog` to `f`. */
+void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f);
+
+#endif
