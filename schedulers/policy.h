@@ -125,8 +125,8 @@ int cs_policy_preset(const char *name, cs_policy *out, cs_error *err);
 int cs_policy_parse(const char *json, size_t len, cs_policy *out, cs_error *err);
 
 /* cs_policy_parse on the contents of the file at `path`. Every error starts
- * with the path; a file that cannot be read is CS_EIO with strerror, one
- * above 1 MiB CS_ETOOBIG. `path` is borrowed; `out` is written only on
+ * with the path: a missing file is CS_ENOTFOUND and one that cannot be read
+ * CS_EIO, each with strerror; a file above 1 MiB is CS_ETOOBIG. `path` is borrowed; `out` is written only on
  * success. */
 int cs_policy_load(const char *path, cs_policy *out, cs_error *err);
 
