@@ -147,7 +147,7 @@ int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
 
 int cs_pack_job(msgpack_packer *pk, const cs_job *j)
 {
-    PK(msgpack_pack_map(pk, 13));
+    PK(msgpack_pack_map(pk, 15));
     TRY(cs_pack_kv_u64(pk, "id", j->id));
     TRY(cs_pack_kv_str(pk, "name", j->name));
     TRY(cs_pack_kv_str(pk, "kind", cs_job_kind_name(j->kind)));
@@ -172,12 +172,14 @@ int cs_pack_job(msgpack_packer *pk, const cs_job *j)
     if (j->extra_len)
         PK(msgpack_pack_bin_body(pk, j->extra, j->extra_len));
     TRY(cs_pack_kv_u64(pk, "spec_hash", j->spec_hash));
-    return cs_pack_kv_u64(pk, "version", j->version);
+    TRY(cs_pack_kv_u64(pk, "version", j->version));
+    TRY(cs_pack_kv_u64(pk, "submitted", j->submitted));
+    return cs_pack_kv_str(pk, "note", j->note);
 }
 
 int cs_pack_task(msgpack_packer *pk, const cs_task *t)
 {
-    PK(msgpack_pack_map(pk, 12));
+    PK(msgpack_pack_map(pk, 13));
     TRY(cs_pack_kv_u64(pk, "id", t->id));
     TRY(cs_pack_kv_u64(pk, "job", t->job));
     TRY(cs_pack_kv_u64(pk, "index", t->index));
@@ -189,6 +191,7 @@ int cs_pack_task(msgpack_packer *pk, const cs_task *t)
     TRY(cs_pack_kv_u64(pk, "attempts", t->attempts));
     TRY(cs_pack_kv_i64(pk, "exit_code", t->exit_code));
     TRY(cs_pack_kv_str(pk, "reason", t->reason));
+    TRY(cs_pack_kv_str(pk, "health", cs_task_health_name(t->health)));
     return cs_pack_kv_u64(pk, "version", t->version);
 }
 
@@ -380,6 +383,7 @@ int cs_unpack_job_spec(const msgpack_object *o, cs_arena *a, cs_job *j, cs_error
     int64_t prio = 50;
     uint64_t count = 1;
     j->cmd = "";
+    j->note = "";
     int rc;
     if ((rc = cs_obj_str(o, "name", true, CS_NAME_MAX, a, &j->name, err)) ||
         (rc = cs_obj_str(o, "kind", false, 16, a, &kind, err)) ||
@@ -472,7 +476,9 @@ int cs_unpack_job(const msgpack_object *o, cs_arena *a, cs_job *j, cs_error *err
         return rc;
     if ((rc = cs_obj_u64(o, "id", true, CS_JOB_ID_MAX, &j->id, err)) ||
         (rc = cs_obj_u64(o, "spec_hash", true, UINT64_MAX, &j->spec_hash, err)) ||
-        (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &j->version, err)))
+        (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &j->version, err)) ||
+        (rc = cs_obj_u64(o, "submitted", true, UINT64_MAX, &j->submitted, err)) ||
+        (rc = cs_obj_str(o, "note", true, CS_NOTE_MAX, a, &j->note, err)))
         return cs_error_wrap(err, rc, "job %s", j->name);
     return unpack_state(o, "state", "job", cs_job_state_parse, a, &j->state, err);
 }
@@ -504,7 +510,8 @@ int cs_unpack_task(const msgpack_object *o, cs_arena *a, cs_task *t, cs_error *e
     t->attempts = (uint32_t)attempts;
     t->exit_code = (int32_t)code;
     if ((rc = unpack_state(o, "state", "task", cs_task_state_parse, a, &t->state, err)) ||
-        (rc = unpack_state(o, "last_end", "task", cs_task_state_parse, a, &t->last_end, err)))
+        (rc = unpack_state(o, "last_end", "task", cs_task_state_parse, a, &t->last_end, err)) ||
+        (rc = unpack_state(o, "health", "task", cs_task_health_parse, a, &t->health, err)))
         return rc;
     return CS_OK;
 }

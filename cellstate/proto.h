@@ -47,7 +47,9 @@
     X(CS_MSG_GET_TASKS, 13, "get.tasks")         \
     X(CS_MSG_GET_JOB, 14, "get.job")             \
     X(CS_MSG_STATS, 15, "stats")                 \
-    X(CS_MSG_VERSION, 16, "version")
+    X(CS_MSG_VERSION, 16, "version")             \
+    X(CS_MSG_JOB_NOTE, 17, "job.note")           \
+    X(CS_MSG_SCHED_REPORT, 18, "sched.report")
 
 enum {
 #define CS_MSG_ENUM(name, value, text) name = value,

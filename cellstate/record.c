@@ -19,6 +19,7 @@ static const char *const job_kinds[] = {"batch", "service"};
 static const char *const job_states[] = {"active", "killed"};
 static const char *const task_states[] = {"pending",  "assigned", "running", "finished",
                                           "failed",   "killed",   "lost",    "preempted"};
+static const char *const task_healths[] = {"unknown", "healthy", "unhealthy"};
 
 #define NAME_OF(table, v) ((v) < sizeof(table) / sizeof(table[0]) ? table[v] : "unknown")
 
@@ -26,6 +27,7 @@ const char *cs_machine_state_name(uint8_t s) { return NAME_OF(machine_states, s)
 const char *cs_job_kind_name(uint8_t k) { return NAME_OF(job_kinds, k); }
 const char *cs_job_state_name(uint8_t s) { return NAME_OF(job_states, s); }
 const char *cs_task_state_name(uint8_t s) { return NAME_OF(task_states, s); }
+const char *cs_task_health_name(uint8_t h) { return NAME_OF(task_healths, h); }
 
 static int parse_name(const char *const *table, size_t n, const char *name, uint8_t *out)
 {
@@ -53,6 +55,10 @@ int cs_job_kind_parse(const char *name, uint8_t *out)
 int cs_job_state_parse(const char *name, uint8_t *out)
 {
     return parse_name(job_states, CS_JOB_STATE_COUNT, name, out);
+}
+int cs_task_health_parse(const char *name, uint8_t *out)
+{
+    return parse_name(task_healths, CS_TASK_HEALTH_COUNT, name, out);
 }
 
 /* ---- encoding --------------------------------------------------------- */
@@ -97,7 +103,7 @@ static int pack_ports(msgpack_packer *pk, const uint16_t *p, uint32_t n)
             return rc_;           \
     } while (0)
 
-enum { MACHINE_FIELDS = 9, JOB_FIELDS = 15, TASK_FIELDS = 12 };
+enum { MACHINE_FIELDS = 9, JOB_FIELDS = 16, TASK_FIELDS = 14 };
 
 int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
 {
@@ -119,6 +125,16 @@ int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
     PK(msgpack_pack_uint8(&pk, m->state));
     PK(msgpack_pack_uint64(&pk, m->version));
     PK(msgpack_pack_nil(&pk)); /* reserved: keeps the layout extensible without a schema bump */
+    return CS_OK;
+}
+
+/* An optional string: nil when empty, so that records without one keep
+ * their bytes small and one canonical form. */
+static int pack_opt_str(msgpack_packer *pk, const char *s)
+{
+    if (s != NULL && s[0] != '\0')
+        return cs_pack_str(pk, s);
+    PK(msgpack_pack_nil(pk));
     return CS_OK;
 }
 
@@ -158,8 +174,9 @@ int cs_job_encode(const cs_job *j, msgpack_sbuffer *buf)
     TRY(pack_job_spec(&pk, j)); /* 9 fields */
     PK(msgpack_pack_uint64(&pk, j->spec_hash));
     PK(msgpack_pack_uint64(&pk, j->version));
-    PK(msgpack_pack_nil(&pk));
-    PK(msgpack_pack_nil(&pk));
+    PK(msgpack_pack_uint64(&pk, j->submitted));
+    TRY(pack_opt_str(&pk, j->note));
+    PK(msgpack_pack_nil(&pk)); /* reserved */
     return CS_OK;
 }
 
@@ -179,12 +196,9 @@ int cs_task_encode(const cs_task *t, msgpack_sbuffer *buf)
     PK(msgpack_pack_uint32(&pk, t->attempts));
     PK(msgpack_pack_int32(&pk, t->exit_code));
     PK(msgpack_pack_uint64(&pk, t->version));
-    /* The reason takes the slot that was reserved for it: nil when empty,
-     * so that records without one keep their bytes. */
-    if (t->reason != NULL && t->reason[0] != '\0')
-        TRY(cs_pack_str(&pk, t->reason));
-    else
-        PK(msgpack_pack_nil(&pk));
+    TRY(pack_opt_str(&pk, t->reason));
+    PK(msgpack_pack_uint8(&pk, t->health));
+    PK(msgpack_pack_nil(&pk)); /* reserved */
     return CS_OK;
 }
 
@@ -273,6 +287,20 @@ static int get_str(dec *d, const msgpack_object *o, const char *field, size_t ma
         return cs_errorf(d->err, CS_ENOMEM, "%s record: out of memory", d->what);
     *out = s;
     return CS_OK;
+}
+
+/* A string that is encoded as nil when empty (pack_opt_str). */
+static int get_opt_str(dec *d, const msgpack_object *o, const char *field, size_t max,
+                       const char **out)
+{
+    *out = "";
+    return o->type == MSGPACK_OBJECT_NIL ? CS_OK : get_str(d, o, field, max, out);
+}
+
+/* A reserved slot: nil until a later layout gives it a meaning. */
+static int get_reserved(dec *d, const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_NIL ? CS_OK : bad(d, "reserved", "is not nil");
 }
 
 static int get_res(dec *d, const msgpack_object *o, const char *field, cs_res *out)
@@ -447,7 +475,10 @@ int cs_job_decode(const void *data, size_t len, cs_arena *a, cs_job *j, cs_error
         j->extra = e;
     }
     if ((rc = get_u64(&d, &f[11], "spec_hash", UINT64_MAX, &j->spec_hash)) ||
-        (rc = get_u64(&d, &f[12], "version", UINT64_MAX, &j->version)))
+        (rc = get_u64(&d, &f[12], "version", UINT64_MAX, &j->version)) ||
+        (rc = get_u64(&d, &f[13], "submitted", UINT64_MAX, &j->submitted)) ||
+        (rc = get_opt_str(&d, &f[14], "note", CS_NOTE_MAX, &j->note)) ||
+        (rc = get_reserved(&d, &f[15])))
         goto out;
 out:
     msgpack_zone_destroy(&zone);
@@ -480,9 +511,9 @@ int cs_task_decode(const void *data, size_t len, cs_arena *a, cs_task *t, cs_err
         (rc = get_u64(&d, &f[10], "version", UINT64_MAX, &t->version)))
         goto out;
     t->exit_code = (int32_t)code;
-    t->reason = "";
-    if (f[11].type != MSGPACK_OBJECT_NIL &&
-        (rc = get_str(&d, &f[11], "reason", CS_REASON_MAX, &t->reason)))
+    if ((rc = get_opt_str(&d, &f[11], "reason", CS_REASON_MAX, &t->reason)) ||
+        (rc = get_u8(&d, &f[12], "health", CS_TASK_HEALTH_COUNT, &t->health)) ||
+        (rc = get_reserved(&d, &f[13])))
         goto out;
     if (t->index > CS_TASK_INDEX_MAX)
         rc = bad(&d, "index", "is out of range");
@@ -627,10 +658,12 @@ int cs_job_copy(const cs_job *src, cs_arena *a, cs_job *dst)
     *dst = *src;
     dst->name = dup_str(a, src->name);
     dst->cmd = dup_str(a, src->cmd);
+    dst->note = dup_str(a, src->note);
     dst->ports = dup_mem(a, src->ports, src->nports * sizeof *src->ports);
     dst->extra = dup_mem(a, src->extra, src->extra_len);
     dst->constraints = dup_mem(a, src->constraints, src->nconstraints * sizeof *src->constraints);
-    if (dst->name == NULL || dst->cmd == NULL || (src->nports && dst->ports == NULL) ||
+    if (dst->name == NULL || dst->cmd == NULL || dst->note == NULL ||
+        (src->nports && dst->ports == NULL) ||
         (src->extra_len && dst->extra == NULL) || (src->nconstraints && dst->constraints == NULL))
         return CS_ENOMEM;
     for (uint32_t i = 0; i < src->nconstraints; i++) {

@@ -27,7 +27,7 @@
 
 /* Bumped whenever a record layout changes; a store written with another
  * version is refused at open (CS_ESCHEMA). */
-#define CS_SCHEMA_VERSION 2
+#define CS_SCHEMA_VERSION 3
 
 typedef uint64_t cs_id;
 
@@ -62,6 +62,7 @@ typedef struct cs_res {
 #define CS_CMD_MAX 65536
 #define CS_EXTRA_MAX 65536
 #define CS_REASON_MAX 1024
+#define CS_NOTE_MAX 1024       /* a scheduler's note on a job */
 
 typedef struct cs_attr {
     const char *key;
@@ -129,6 +130,10 @@ typedef struct cs_job {
     uint32_t extra_len;
     uint64_t spec_hash; /* XXH3 of the canonical spec: see cs_job_spec_hash */
     uint64_t version;
+    /* Not part of the spec (nor of spec_hash): */
+    uint64_t submitted; /* wall-clock ms since the epoch when the server accepted it; the
+                         * writer stamps it into the logged command, so replay keeps it */
+    const char *note;   /* a scheduler's latest word on why its tasks wait ("" = none) */
 } cs_job;
 
 typedef enum cs_task_state {
@@ -155,6 +160,15 @@ static inline bool cs_task_state_final(uint8_t s)
            s == CS_TASK_LOST;
 }
 
+/* What the agent's health checks last said of a running task. Meaningful
+ * only while the task runs: a new placement starts at UNKNOWN. */
+typedef enum cs_task_health {
+    CS_TASK_HEALTH_UNKNOWN = 0, /* no check has answered yet, or the job has none */
+    CS_TASK_HEALTH_HEALTHY = 1,
+    CS_TASK_HEALTH_UNHEALTHY = 2,
+    CS_TASK_HEALTH_COUNT
+} cs_task_health;
+
 typedef struct cs_task {
     cs_id id;
     cs_id job;
@@ -169,17 +183,20 @@ typedef struct cs_task {
     int32_t exit_code;
     const char *reason; /* why it last failed or ended, as reported ("" if none) */
     uint64_t version;
+    uint8_t health; /* cs_task_health */
 } cs_task;
 
 const char *cs_machine_state_name(uint8_t s);
 const char *cs_job_kind_name(uint8_t k);
 const char *cs_job_state_name(uint8_t s);
 const char *cs_task_state_name(uint8_t s);
+const char *cs_task_health_name(uint8_t h);
 /* Parse a name back; CS_EINVAL when unknown. */
 int cs_machine_state_parse(const char *name, uint8_t *out);
 int cs_task_state_parse(const char *name, uint8_t *out);
 int cs_job_kind_parse(const char *name, uint8_t *out);
 int cs_job_state_parse(const char *name, uint8_t *out);
+int cs_task_health_parse(const char *name, uint8_t *out);
 
 /* Pack a C string (NULL packs as "") as a msgpack str. CS_ENOMEM on failure. */
 int cs_pack_str(msgpack_packer *pk, const char *s);

@@ -3,7 +3,8 @@
  * Threads: nng's callbacks run the workers (decode, reads, parking polls);
  * one writer thread applies every write in arrival order; one monitor
  * thread watches heartbeats. `mu` guards the write queue, the per-machine
- * table, the parked polls and the counters.
+ * table, the parked polls and the counters; `rmu` the schedulers' reports
+ * (apart, so that reports and stats never wait behind polls).
  */
 #include "cellstate/server.h"
 
@@ -18,6 +19,7 @@
 #include <time.h>
 
 #include "cellstate/proto.h"
+#include "cellstate/schedreport.h"
 #include "cellstate/store.h"
 #include "txn/commit.h"
 #include "txn/ops.h"
@@ -85,6 +87,9 @@ struct cs_server {
     uint32_t nparked;
     uint64_t version;
     counters c;
+
+    pthread_mutex_t rmu;
+    cs_sched_table reports; /* the latest sched.report of each scheduler */
 };
 
 static int64_t now_ms(void)
@@ -92,6 +97,14 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wall-clock milliseconds since the epoch, for what people read as a date. */
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void cs_server_opts_default(cs_server_opts *o)
@@ -491,7 +504,7 @@ static int h_stats(worker *w, msgpack_packer *pk, cs_error *err)
     counters k = s->c;
     uint32_t parked = s->nparked;
     pthread_mutex_unlock(&s->mu);
-    PK(msgpack_pack_map(pk, 10));
+    PK(msgpack_pack_map(pk, 11));
     TRY(cs_pack_kv_u64(pk, "version", version));
     TRY(cs_pack_kv_u64(pk, "machines", c.machines));
     TRY(cs_pack_kv_u64(pk, "machines_up", c.up));
@@ -513,8 +526,38 @@ static int h_stats(worker *w, msgpack_packer *pk, cs_error *err)
     TRY(cs_pack_kv_u64(pk, "claims", k.claims));
     TRY(cs_pack_kv_u64(pk, "claims_committed", k.claims_committed));
     TRY(cs_pack_kv_u64(pk, "parked_polls", parked));
-    /* Scheduler-reported metrics arrive with the schedulers (issue 4). */
-    return cs_pack_kv_u64(pk, "workers", s->nworkers);
+    TRY(cs_pack_kv_u64(pk, "workers", s->nworkers));
+    TRY(cs_pack_str(pk, "schedulers"));
+    int64_t now = now_ms();
+    pthread_mutex_lock(&s->rmu);
+    cs_sched_table_expire(&s->reports, now);
+    rc = cs_sched_table_pack(&s->reports, now, pk);
+    pthread_mutex_unlock(&s->rmu);
+    return rc != CS_OK ? cs_errorf(err, rc, "reply: out of memory") : CS_OK;
+}
+
+/* A scheduler's metrics: kept in memory, like heartbeats, and served by
+ * stats; never written to the store. */
+static int h_sched_report(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_sched_report *r = malloc(sizeof *r); /* 5 KiB: not on an nng thread's stack */
+    if (r == NULL)
+        return cs_errorf(err, CS_ENOMEM, "sched.report: out of memory");
+    cs_server *s = w->s;
+    int rc = cs_sched_report_unpack(body(w), r, err);
+    if (rc == CS_OK) {
+        pthread_mutex_lock(&s->rmu);
+        rc = cs_sched_table_put(&s->reports, r, now_ms(), err);
+        pthread_mutex_unlock(&s->rmu);
+    }
+    free(r);
+    if (rc != CS_OK)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    uint64_t v = s->version;
+    pthread_mutex_unlock(&s->mu);
+    PK(msgpack_pack_map(pk, 1));
+    return cs_pack_kv_u64(pk, "version", v);
 }
 
 typedef struct ids_ctx {
@@ -770,6 +813,9 @@ static int h_submit(worker *w, msgpack_packer *pk, cs_error *err)
     cs_id id = 0;
     uint64_t v = 0;
     int rc = cs_unpack_job_spec(body(w), &a, &spec, err);
+    /* Stamped here, in the writer, so that the logged command carries it
+     * and a replay of the log reproduces it. */
+    spec.submitted = wall_ms();
     if (rc == CS_OK)
         rc = cs_op_job_submit(w->s->store, &spec, &id, &v, err);
     cs_arena_free(&a);
@@ -839,6 +885,22 @@ static int h_update(worker *w, msgpack_packer *pk, cs_error *err)
     return rc != CS_OK ? rc : reply_version(pk, v, err);
 }
 
+static int h_job_note(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_id id;
+    uint64_t v = 0;
+    cs_arena a;
+    cs_arena_init(&a);
+    const char *note = NULL;
+    int rc = cs_obj_str(body(w), "note", true, CS_NOTE_MAX, &a, &note, err);
+    if (rc == CS_OK)
+        rc = resolve_job(w, &id, err);
+    if (rc == CS_OK)
+        rc = cs_op_job_note(w->s->store, id, note, &v, err);
+    cs_arena_free(&a);
+    return rc != CS_OK ? rc : reply_version(pk, v, err);
+}
+
 static int pack_outcomes(msgpack_packer *pk, const char *key, const uint8_t *o, uint32_t n,
                          cs_error *err)
 {
@@ -887,19 +949,26 @@ static int h_task_status(worker *w, msgpack_packer *pk, cs_error *err)
     cs_arena_init(&a);
     uint64_t id = 0, attempt = 0, v = 0;
     int64_t code = 0;
-    const char *state = NULL, *reason = NULL;
-    uint8_t st = 0;
+    const char *state = NULL, *reason = NULL, *health = NULL;
+    cs_task_report r = {0};
     int rc;
     if ((rc = cs_obj_u64(body(w), "task", true, UINT64_MAX, &id, err)) == CS_OK &&
         (rc = cs_obj_u64(body(w), "attempt", true, UINT32_MAX, &attempt, err)) == CS_OK &&
         (rc = cs_obj_str(body(w), "state", true, 16, &a, &state, err)) == CS_OK &&
         (rc = cs_obj_i64(body(w), "exit_code", false, INT32_MIN, INT32_MAX, &code, err)) == CS_OK &&
-        (rc = cs_obj_str(body(w), "reason", false, CS_REASON_MAX, &a, &reason, err)) == CS_OK) {
-        if (cs_task_state_parse(state, &st) != CS_OK)
+        (rc = cs_obj_str(body(w), "reason", false, CS_REASON_MAX, &a, &reason, err)) == CS_OK &&
+        (rc = cs_obj_str(body(w), "health", false, 16, &a, &health, err)) == CS_OK) {
+        r = (cs_task_report){id, (uint32_t)attempt, 0, (int32_t)code, reason,
+                             CS_TASK_HEALTH_UNKNOWN};
+        /* "unknown" is what a new placement starts with, not a report. */
+        if (cs_task_state_parse(state, &r.state) != CS_OK)
             rc = cs_errorf(err, CS_EINVAL, "field 'state': unknown task state '%s'", state);
+        else if (health != NULL && (cs_task_health_parse(health, &r.health) != CS_OK ||
+                                    r.health == CS_TASK_HEALTH_UNKNOWN))
+            rc = cs_errorf(err, CS_EINVAL, "field 'health' is '%s', not healthy or unhealthy",
+                           health);
         else
-            rc = cs_op_task_status(w->s->store, id, (uint32_t)attempt, st, (int32_t)code, reason,
-                                   &v, err);
+            rc = cs_op_task_report(w->s->store, &r, &v, err);
     }
     cs_arena_free(&a);
     return rc != CS_OK ? rc : reply_version(pk, v, err);
@@ -965,6 +1034,8 @@ static handler_fn write_handler(uint32_t type)
         return h_commit;
     case CS_MSG_TASK_STATUS:
         return h_task_status;
+    case CS_MSG_JOB_NOTE:
+        return h_job_note;
     default:
         return NULL;
     }
@@ -1134,6 +1205,9 @@ static void serve(worker *w)
     case CS_MSG_STATS:
         run_handler(w, h_stats);
         return;
+    case CS_MSG_SCHED_REPORT:
+        run_handler(w, h_sched_report);
+        return;
     default:
         break;
     }
@@ -1247,6 +1321,8 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
     if (s->o.workers == 0)
         s->o.workers = 1;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->rmu, NULL);
+    cs_sched_table_init(&s->reports);
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->mon_cv, NULL);
     int rc, rv;
@@ -1335,6 +1411,7 @@ err_after_alloc:
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->mon_cv);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->rmu);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);
@@ -1384,9 +1461,11 @@ void cs_server_stop(cs_server *s)
     free(s->workers);
     free(s->mach);
     cs_store_close(s->store);
+    cs_sched_table_free(&s->reports);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->mon_cv);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->rmu);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);

@@ -41,7 +41,7 @@ cs_id ts_machine(cs_store *s, const char *name, int64_t cpu, int64_t mem, int64_
 
 /* Submit job `name` of `count` tasks each needing the given resources and
  * `nports` ports (fixed where ports[i] != 0; ports may be NULL for all
- * dynamic); returns its id. */
+ * dynamic), stamped `submitted` with the wall clock; returns its id. */
 cs_id ts_job(cs_store *s, const char *name, uint8_t kind, int32_t priority, uint32_t count,
              int64_t cpu, int64_t mem, int64_t disk, const uint16_t *ports, uint32_t nports);
 
@@ -51,8 +51,10 @@ void ts_get_machine(cs_store *s, cs_id id, cs_arena *a, cs_machine *out);
 void ts_get_task(cs_store *s, cs_id id, cs_arena *a, cs_task *out);
 
 /* The whole store as one byte string: every database, every key and value
- * in order, with length prefixes. Caller frees *out. Two stores are equal
- * byte for byte when their dumps are. */
+ * in order, with length prefixes, and the derived allocation of each
+ * machine. Caller frees *out. Two stores are equal byte for byte when their
+ * dumps are: the records' raw bytes hold every field (a job's `submitted`
+ * and `note`, a task's `health` included). */
 void ts_dump(cs_store *s, uint8_t **out, size_t *len);
 /* The same for the listed databases only. */
 void ts_dump_dbs(cs_store *s, const cs_db *dbs, size_t ndbs, uint8_t **out, size_t *len);

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "cellstate/client.h"
+#include "cellstate/schedreport.h"
 #include "tests/support.h"
 
 
@@ -401,4 +403,406 @@ Test(cellstated, bad_input_gets_an_error_and_the_server_keeps_serving, .timeout 
     cr_assert_eq(v1, v0, "bad input wrote to the store");
     cr_assert_eq(cs_client_call(d.c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_OK, "%s", err.msg);
     ts_daemon_teardown(&d);
+}
+
+/* ---- job.note, task health, sched.report ---------------------------------------- */
+
+/* Call and expect an error reply of `code` whose message names `needle`. */
+static void expect_refused(ts_daemon *d, uint32_t type, body *x, int code, const char *needle)
+{
+    cs_msg r;
+    cs_error err = {0};
+    int rc = cs_client_callb(d->c, type, &x->b, &r, &err);
+    cr_assert_eq(rc, code, "%s: rc %d (%s), expected %d", needle, rc, err.msg, code);
+    cr_assert(strstr(err.msg, needle) != NULL, "error '%s' does not name '%s'", err.msg, needle);
+    x->b.size = 0;
+}
+
+static uint64_t call_ok(ts_daemon *d, uint32_t type, body *x, cs_msg *r)
+{
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(d->c, type, &x->b, r, &err), CS_OK, "%s", err.msg);
+    x->b.size = 0;
+    return reply_u64(r, "version");
+}
+
+static uint64_t send_note(ts_daemon *d, const char *job, const char *note)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 2);
+    cs_pack_kv_str(pk, "job", job);
+    cs_pack_kv_str(pk, "note", note);
+    cs_msg r;
+    uint64_t v = call_ok(d, CS_MSG_JOB_NOTE, &x, &r);
+    msgpack_sbuffer_destroy(&x.b);
+    return v;
+}
+
+/* get.job's job map, decoded (strings in `a`). */
+static cs_job fetch_job(ts_daemon *d, const char *name, cs_arena *a)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_str(pk, "job", name);
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(d->c, CS_MSG_GET_JOB, &x.b, &r, &err), CS_OK, "%s", err.msg);
+    cs_job j;
+    cr_assert_eq(cs_unpack_job(cs_obj_get(&r.body, "job"), a, &j, &err), CS_OK, "%s", err.msg);
+    msgpack_sbuffer_destroy(&x.b);
+    return j;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+Test(cellstated, job_note_and_submission_time, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    uint64_t t0 = wall_ms();
+    do_submit(&d, "web", 2);
+    uint64_t t1 = wall_ms();
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j = fetch_job(&d, "web", &a);
+    cr_assert(j.submitted >= t0 && j.submitted <= t1, "submitted %llu not in [%llu, %llu]",
+              (unsigned long long)j.submitted, (unsigned long long)t0, (unsigned long long)t1);
+    cr_assert_str_eq(j.note, "");
+
+    const char *note = "no machine fits: cpu on 9,870, UNIQUE hostname on 130";
+    uint64_t v = send_note(&d, "web", note);
+    cr_assert_eq(v, j.version + 1);
+    cs_job k = fetch_job(&d, "web", &a);
+    cr_assert_str_eq(k.note, note);
+    cr_assert_eq(k.spec_hash, j.spec_hash);
+    cr_assert_eq(k.submitted, j.submitted);
+    cr_assert_eq(send_note(&d, "web", note), v, "an identical note writes nothing");
+
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_str(pk, "job", "web");
+    expect_refused(&d, CS_MSG_JOB_NOTE, &x, CS_EPROTO, "field 'note' is missing");
+    static char long_note[CS_NOTE_MAX + 2];
+    memset(long_note, 'n', CS_NOTE_MAX + 1);
+    msgpack_pack_map(pk, 2);
+    cs_pack_kv_str(pk, "job", "web");
+    cs_pack_kv_str(pk, "note", long_note);
+    expect_refused(&d, CS_MSG_JOB_NOTE, &x, CS_EINVAL, "field 'note' is longer than 1024 bytes");
+    msgpack_pack_map(pk, 2);
+    cs_pack_kv_str(pk, "job", "nope");
+    cs_pack_kv_str(pk, "note", "x");
+    expect_refused(&d, CS_MSG_JOB_NOTE, &x, CS_ENOTFOUND, "nope");
+    msgpack_pack_map(pk, 2);
+    cs_pack_kv_u64(pk, "job", j.id);
+    cs_pack_kv_i64(pk, "note", 5);
+    expect_refused(&d, CS_MSG_JOB_NOTE, &x, CS_EPROTO, "field 'note' is not a string");
+    msgpack_sbuffer_destroy(&x.b);
+
+    /* The note and the time survive a restart: they are in the store. */
+    cr_assert_eq(ts_daemon_stop(&d), 0);
+    ts_daemon_start(&d, NULL, NULL);
+    k = fetch_job(&d, "web", &a);
+    cr_assert_str_eq(k.note, note);
+    cr_assert_eq(k.submitted, j.submitted);
+    cs_arena_free(&a);
+    ts_daemon_teardown(&d);
+}
+
+static const char *task_health(ts_daemon *d, cs_id task, cs_arena *a)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_u64(pk, "job", cs_task_job(task));
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(d->c, CS_MSG_GET_TASKS, &x.b, &r, &err), CS_OK, "%s", err.msg);
+    msgpack_sbuffer_destroy(&x.b);
+    const msgpack_object *tasks = cs_obj_get(&r.body, "tasks");
+    for (uint32_t i = 0; i < tasks->via.array.size; i++) {
+        cs_task t;
+        cr_assert_eq(cs_unpack_task(&tasks->via.array.ptr[i], a, &t, &err), CS_OK, "%s", err.msg);
+        if (t.id == task)
+            return cs_task_health_name(t.health);
+    }
+    cr_assert_fail("task %llu not listed", (unsigned long long)task);
+    return NULL;
+}
+
+static void pack_status(msgpack_packer *pk, cs_id task, const char *state, const char *health)
+{
+    msgpack_pack_map(pk, health ? 4 : 3);
+    cs_pack_kv_u64(pk, "task", task);
+    cs_pack_kv_u64(pk, "attempt", 1);
+    cs_pack_kv_str(pk, "state", state);
+    if (health)
+        cs_pack_kv_str(pk, "health", health);
+}
+
+Test(cellstated, task_status_with_health, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    cs_id m = do_register(&d, "m1", 4000);
+    cs_id j = do_submit(&d, "svc", 1);
+    do_claim(&d, m, j, 0, 1, 1);
+    cs_id id = cs_task_id(j, 0);
+    cs_arena a;
+    cs_arena_init(&a);
+    cr_assert_str_eq(task_health(&d, id, &a), "unknown");
+
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    cs_msg r;
+    pack_status(pk, id, "running", NULL);
+    uint64_t v = call_ok(&d, CS_MSG_TASK_STATUS, &x, &r);
+    pack_status(pk, id, "running", "healthy");
+    cr_assert_eq(call_ok(&d, CS_MSG_TASK_STATUS, &x, &r), v + 1);
+    cr_assert_str_eq(task_health(&d, id, &a), "healthy");
+    pack_status(pk, id, "running", "healthy");
+    cr_assert_eq(call_ok(&d, CS_MSG_TASK_STATUS, &x, &r), v + 1, "an identical report writes");
+    pack_status(pk, id, "running", "unhealthy");
+    cr_assert_eq(call_ok(&d, CS_MSG_TASK_STATUS, &x, &r), v + 2);
+    cr_assert_str_eq(task_health(&d, id, &a), "unhealthy");
+
+    pack_status(pk, id, "running", "unknown");
+    expect_refused(&d, CS_MSG_TASK_STATUS, &x, CS_EINVAL, "field 'health' is 'unknown'");
+    pack_status(pk, id, "running", "sick");
+    expect_refused(&d, CS_MSG_TASK_STATUS, &x, CS_EINVAL, "field 'health' is 'sick'");
+    pack_status(pk, id, "failed", "unhealthy");
+    expect_refused(&d, CS_MSG_TASK_STATUS, &x, CS_EINVAL, "health is reported with state running");
+    msgpack_pack_map(pk, 4);
+    cs_pack_kv_u64(pk, "task", id);
+    cs_pack_kv_u64(pk, "attempt", 1);
+    cs_pack_kv_str(pk, "state", "running");
+    cs_pack_kv_u64(pk, "health", 1);
+    expect_refused(&d, CS_MSG_TASK_STATUS, &x, CS_EPROTO, "field 'health' is not a string");
+    cr_assert_str_eq(task_health(&d, id, &a), "unhealthy", "refused reports changed the task");
+    msgpack_sbuffer_destroy(&x.b);
+    cs_arena_free(&a);
+    ts_daemon_teardown(&d);
+}
+
+static void send_report(ts_daemon *d, const cs_sched_report *rep)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    cr_assert_eq(cs_sched_report_pack(pk, rep), CS_OK);
+    cs_msg r;
+    call_ok(d, CS_MSG_SCHED_REPORT, &x, &r);
+    msgpack_sbuffer_destroy(&x.b);
+}
+
+static const msgpack_object *stats_schedulers(ts_daemon *d, cs_msg *r)
+{
+    cs_error err = {0};
+    cr_assert_eq(cs_client_call(d->c, CS_MSG_STATS, "\x80", 1, r, &err), CS_OK, "%s", err.msg);
+    const msgpack_object *s = cs_obj_get(&r->body, "schedulers");
+    cr_assert(s != NULL && s->type == MSGPACK_OBJECT_ARRAY, "stats lacks 'schedulers'");
+    return s;
+}
+
+static void expect_str(const msgpack_object *o, const char *key, const char *want)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    cr_assert(v && v->type == MSGPACK_OBJECT_STR, "'%s' is not a string", key);
+    cr_assert(v->via.str.size == strlen(want) && memcmp(v->via.str.ptr, want, v->via.str.size) == 0,
+              "'%s' is '%.*s', not '%s'", key, (int)v->via.str.size, v->via.str.ptr, want);
+}
+
+Test(cellstated, sched_report_shows_in_stats, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    cs_msg r;
+    cr_assert_eq(stats_schedulers(&d, &r)->via.array.size, 0, "no scheduler has reported");
+
+    cs_error err = {0};
+    cs_sched_report *b = calloc(1, sizeof *b), *a = calloc(1, sizeof *a);
+    strcpy(b->name, "service-0");
+    strcpy(b->kind, "service");
+    cr_assert_eq(cs_sched_report_add_float(b, "busyness", 0.25, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_sched_report_add_uint(b, "txn_committed", 120, &err), CS_OK, "%s", err.msg);
+    strcpy(a->name, "batch-0");
+    strcpy(a->kind, "batch");
+    cr_assert_eq(cs_sched_report_add_float(a, "conflict_fraction", 0.5, &err), CS_OK, "%s", err.msg);
+    send_report(&d, b);
+    send_report(&d, a);
+    /* A newer report from batch-0 replaces its metrics. */
+    a->nmetrics = 0;
+    cr_assert_eq(cs_sched_report_add_uint(a, "pending_tasks", 7, &err), CS_OK, "%s", err.msg);
+    send_report(&d, a);
+
+    const msgpack_object *s = stats_schedulers(&d, &r);
+    cr_assert_eq(s->via.array.size, 2);
+    const msgpack_object *s0 = &s->via.array.ptr[0], *s1 = &s->via.array.ptr[1];
+    expect_str(s0, "name", "batch-0"); /* sorted by name */
+    expect_str(s0, "kind", "batch");
+    expect_str(s1, "name", "service-0");
+    uint64_t age = UINT64_MAX;
+    cr_assert_eq(cs_obj_u64(s0, "age_ms", true, UINT64_MAX, &age, &err), CS_OK, "%s", err.msg);
+    cr_assert_lt(age, 60000);
+    const msgpack_object *m0 = cs_obj_get(s0, "metrics"), *m1 = cs_obj_get(s1, "metrics");
+    cr_assert(m0 && m0->type == MSGPACK_OBJECT_MAP && m0->via.map.size == 1);
+    uint64_t pending = 0;
+    cr_assert_eq(cs_obj_u64(m0, "pending_tasks", true, UINT64_MAX, &pending, &err), CS_OK);
+    cr_assert_eq(pending, 7);
+    const msgpack_object *busy = cs_obj_get(m1, "busyness");
+    cr_assert(busy && busy->type == MSGPACK_OBJECT_FLOAT64 && busy->via.f64 == 0.25,
+              "a float metric is served as a float");
+    uint64_t committed = 0;
+    cr_assert_eq(cs_obj_u64(m1, "txn_committed", true, UINT64_MAX, &committed, &err), CS_OK);
+    cr_assert_eq(committed, 120, "an integer metric is served as an integer");
+
+    /* Reports are not cell state: the version did not move. */
+    cr_assert_eq(reply_u64(&r, "version"), 0);
+    free(a);
+    free(b);
+    ts_daemon_teardown(&d);
+}
+
+/* A map body of `n` pairs whose last pair the caller packs. */
+static msgpack_packer *report_body(body *x, const char *name, uint32_t metrics_size)
+{
+    msgpack_packer *pk = &x->pk;
+    msgpack_pack_map(pk, 3);
+    cs_pack_kv_str(pk, "name", name);
+    cs_pack_kv_str(pk, "kind", "batch");
+    cs_pack_str(pk, "metrics");
+    msgpack_pack_map(pk, metrics_size);
+    return pk;
+}
+
+Test(cellstated, bad_sched_reports_are_refused_by_field, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    body x;
+    msgpack_packer *pk = body_new(&x);
+
+    msgpack_pack_map(pk, 2);
+    cs_pack_kv_str(pk, "kind", "batch");
+    cs_pack_str(pk, "metrics");
+    msgpack_pack_map(pk, 0);
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EPROTO, "field 'name' is missing");
+    report_body(&x, "", 0);
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EINVAL, "field 'name' is empty");
+    char longname[300];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    report_body(&x, longname, 0);
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EINVAL, "field 'name' is longer than 255");
+    msgpack_pack_map(pk, 3);
+    cs_pack_kv_str(pk, "name", "s");
+    cs_pack_kv_u64(pk, "kind", 1);
+    cs_pack_str(pk, "metrics");
+    msgpack_pack_map(pk, 0);
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EPROTO, "field 'kind' is not a string");
+    msgpack_pack_map(pk, 3);
+    cs_pack_kv_str(pk, "name", "s");
+    cs_pack_kv_str(pk, "kind", "this kind is longer than thirty-two bytes");
+    cs_pack_str(pk, "metrics");
+    msgpack_pack_map(pk, 0);
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EINVAL, "field 'kind' is longer than 32");
+    msgpack_pack_map(pk, 3);
+    cs_pack_kv_str(pk, "name", "s");
+    cs_pack_kv_str(pk, "kind", "batch");
+    cs_pack_kv_str(pk, "metrics", "busy");
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EPROTO, "field 'metrics' is not a map");
+    report_body(&x, "s", 65);
+    for (int i = 0; i < 65; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "m%d", i);
+        cs_pack_kv_u64(pk, k, (uint64_t)i);
+    }
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EPROTO, "at most 64");
+    report_body(&x, "s", 1);
+    cs_pack_kv_str(pk, "busyness", "high");
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EPROTO, "'busyness' is not a number");
+    report_body(&x, "s", 1);
+    cs_pack_str(pk, "busyness");
+    msgpack_pack_double(pk, NAN);
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EINVAL, "'busyness' is not a finite number");
+    report_body(&x, "s", 2);
+    cs_pack_kv_u64(pk, "txn_committed", 1);
+    cs_pack_kv_u64(pk, "txn_committed", 2);
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EINVAL, "'txn_committed' is repeated");
+    report_body(&x, "s", 1);
+    char longkey[80];
+    memset(longkey, 'k', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    cs_pack_kv_u64(pk, longkey, 1);
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EINVAL, "longer than 64 bytes");
+    report_body(&x, "s", 1);
+    msgpack_pack_uint8(pk, 1);
+    msgpack_pack_uint8(pk, 1);
+    expect_refused(&d, CS_MSG_SCHED_REPORT, &x, CS_EPROTO, "a key is not a string");
+
+    /* Still serving; none of them was kept. A negative integer is fine. */
+    cs_msg r;
+    cr_assert_eq(stats_schedulers(&d, &r)->via.array.size, 0, "a refused report was kept");
+    report_body(&x, "s", 1);
+    cs_pack_kv_i64(pk, "skew", -3);
+    call_ok(&d, CS_MSG_SCHED_REPORT, &x, &r);
+    const msgpack_object *s = stats_schedulers(&d, &r);
+    cr_assert_eq(s->via.array.size, 1);
+    int64_t skew = 0;
+    cs_error err = {0};
+    cr_assert_eq(cs_obj_i64(cs_obj_get(&s->via.array.ptr[0], "metrics"), "skew", true, INT64_MIN,
+                            INT64_MAX, &skew, &err),
+                 CS_OK, "%s", err.msg);
+    cr_assert_eq(skew, -3);
+    msgpack_sbuffer_destroy(&x.b);
+    ts_daemon_teardown(&d);
+}
+
+/* The table itself, on a clock the test sets: a scheduler silent for ten
+ * minutes is forgotten; one that reports again is kept with its new age. */
+Test(cellstated, sched_table_forgets_silent_schedulers)
+{
+    cs_sched_table t;
+    cs_sched_table_init(&t);
+    cs_sched_report *r = calloc(1, sizeof *r);
+    cs_error err = {0};
+    const char *names[] = {"c", "a", "b"};
+    for (int i = 0; i < 3; i++) {
+        strcpy(r->name, names[i]);
+        cr_assert_eq(cs_sched_table_put(&t, r, 1000 * i, &err), CS_OK, "%s", err.msg);
+    }
+    cr_assert_eq(t.n, 3);
+    cr_assert_str_eq(t.v[0].r.name, "a");
+    cr_assert_str_eq(t.v[2].r.name, "c");
+    /* "c" reported at 0: at exactly the TTL it is kept, one ms later not. */
+    cs_sched_table_expire(&t, CS_SCHED_REPORT_TTL_MS);
+    cr_assert_eq(t.n, 3);
+    cs_sched_table_expire(&t, CS_SCHED_REPORT_TTL_MS + 1);
+    cr_assert_eq(t.n, 2);
+    cr_assert_str_eq(t.v[1].r.name, "b");
+    strcpy(r->name, "a");
+    cr_assert_eq(cs_sched_table_put(&t, r, CS_SCHED_REPORT_TTL_MS + 1500, &err), CS_OK);
+    cs_sched_table_expire(&t, CS_SCHED_REPORT_TTL_MS + 2001);
+    cr_assert_eq(t.n, 1, "b went silent, a reported again");
+    cr_assert_str_eq(t.v[0].r.name, "a");
+    cr_assert_eq(t.v[0].seen_ms, CS_SCHED_REPORT_TTL_MS + 1500);
+
+    /* A full table refuses a new name and keeps taking the known ones. */
+    for (int i = 1; i < CS_SCHED_TABLE_MAX; i++) {
+        snprintf(r->name, sizeof r->name, "s%05d", i);
+        cr_assert_eq(cs_sched_table_put(&t, r, CS_SCHED_REPORT_TTL_MS + 3000, &err), CS_OK);
+    }
+    strcpy(r->name, "one-too-many");
+    cr_assert_eq(cs_sched_table_put(&t, r, CS_SCHED_REPORT_TTL_MS + 3000, &err), CS_EFULL);
+    cr_assert(strstr(err.msg, "one-too-many") != NULL, "%s", err.msg);
+    strcpy(r->name, "a");
+    cr_assert_eq(cs_sched_table_put(&t, r, CS_SCHED_REPORT_TTL_MS + 3000, &err), CS_OK);
+    free(r);
+    cs_sched_table_free(&t);
 }

@@ -754,7 +754,7 @@ Test(ops, command_apply_refuses_garbage)
     msgpack_sbuffer_init(&sb);
     cs_machine spec = machine_spec("m2", 1, 1, 0, 0);
     cr_assert_eq(cs_machine_encode(&spec, &sb), CS_OK);
-    const uint8_t unknown[] = {0, 9, 42, 255};
+    const uint8_t unknown[] = {0, 10, 42, 255};
     for (size_t i = 0; i < sizeof unknown; i++) {
         cs_error_clear(&err);
         int rc = cs_command_apply(t.s, unknown[i], sb.data, sb.size, &err);
@@ -862,5 +862,338 @@ Test(ops, task_status_reports)
     cs_arena_free(&a);
     cs_txn_result_free(&res);
     cs_txn_free(&tx);
+    ts_store_destroy(&t);
+}
+
+/* ======================================================================= */
+/* job notes, submission time, task health                                  */
+
+static void get_job(cs_store *s, cs_id id, cs_arena *a, cs_job *out)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    int rc = cs_snap_job(snap, id, a, out, &err);
+    cs_snap_close(snap);
+    cr_assert_eq(rc, CS_OK, "job %llu: %s", (unsigned long long)id, err.msg);
+}
+
+/* A note is a write the first time and nothing at all (no log entry
+ * either) when repeated; it is not part of the spec. */
+Test(ops, job_note_writes_only_what_changes)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id j = ts_job(t.s, "web", CS_JOB_SERVICE, 50, 2, 100, 64, 0, NULL, 0);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job before;
+    get_job(t.s, j, &a, &before);
+    cr_assert_str_eq(before.note, "", "a new job has no note");
+    cs_error err = {0};
+    uint64_t v0 = version_of(t.s), v = 0;
+    const char *note = "no machine fits: cpu on 9,870, UNIQUE hostname on 130";
+    cr_assert_eq(cs_op_job_note(t.s, j, note, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1);
+    cs_job after;
+    get_job(t.s, j, &a, &after);
+    cr_assert_str_eq(after.note, note);
+    cr_assert_eq(after.version, v0 + 1);
+    cr_assert_eq(after.spec_hash, before.spec_hash, "a note is not part of the spec");
+    cr_assert_eq(after.submitted, before.submitted);
+
+    dumpb d = dump_all(t.s);
+    cr_assert_eq(cs_op_job_note(t.s, j, note, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1, "the same note again reports the current version");
+    dump_unchanged(t.s, &d, "an identical note");
+
+    /* Refusals write nothing. */
+    static char long_note[CS_NOTE_MAX + 2];
+    memset(long_note, 'x', CS_NOTE_MAX + 1);
+    d = dump_all(t.s);
+    expect_error(cs_op_job_note(t.s, j, long_note, NULL, &err), &err, CS_EINVAL, "note is longer");
+    expect_error(cs_op_job_note(t.s, 999, "x", NULL, &err), &err, CS_ENOTFOUND, "999");
+    dump_unchanged(t.s, &d, "refused notes");
+
+    /* Exactly the limit is fine; "" clears it; a killed job may carry one. */
+    long_note[CS_NOTE_MAX] = '\0';
+    cr_assert_eq(cs_op_job_note(t.s, j, long_note, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 2);
+    cr_assert_eq(cs_op_job_note(t.s, j, "", &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 3);
+    get_job(t.s, j, &a, &after);
+    cr_assert_str_eq(after.note, "");
+    cr_assert_eq(cs_op_job_kill(t.s, j, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_note(t.s, j, "killed by its owner", &v, &err), CS_OK, "%s", err.msg);
+    get_job(t.s, j, &a, &after);
+    cr_assert_str_eq(after.note, "killed by its owner");
+    cr_assert_eq(after.state, CS_JOB_KILLED);
+    cs_arena_free(&a);
+    ts_store_destroy(&t);
+}
+
+/* `submitted` comes from the submitted command (the server stamps it), not
+ * from a clock in the store; an update keeps it, and the note. */
+Test(ops, submitted_comes_from_the_command_and_update_keeps_it)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_job spec = job_spec("batch", 2, 100, 64);
+    spec.submitted = UINT64_C(1700000000123);
+    spec.note = "a client may not set a note at submission";
+    cs_id id = 0;
+    cs_error err = {0};
+    cr_assert_eq(cs_op_job_submit(t.s, &spec, &id, NULL, &err), CS_OK, "%s", err.msg);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j;
+    get_job(t.s, id, &a, &j);
+    cr_assert_eq(j.submitted, UINT64_C(1700000000123));
+    cr_assert_str_eq(j.note, "");
+
+    cr_assert_eq(cs_op_job_note(t.s, id, "waiting for cpu", NULL, &err), CS_OK, "%s", err.msg);
+    cs_job upd = job_spec("batch", 3, 200, 64);
+    upd.submitted = 1;
+    upd.note = "ignored";
+    cr_assert_eq(cs_op_job_update(t.s, id, &upd, NULL, &err), CS_OK, "%s", err.msg);
+    get_job(t.s, id, &a, &j);
+    cr_assert_eq(j.count, 3, "the update applied");
+    cr_assert_eq(j.submitted, UINT64_C(1700000000123), "an update keeps the submission time");
+    cr_assert_str_eq(j.note, "waiting for cpu", "an update keeps the note");
+    cs_arena_free(&a);
+    ts_store_destroy(&t);
+}
+
+/* Claim task 0 of a one-task job on a fresh machine; returns the task id. */
+static cs_id placed_task(cs_store *s, cs_id *machine)
+{
+    *machine = ts_machine(s, "m1", 4000, 4096, 0, 0, 0, NULL, 0);
+    cs_id j = ts_job(s, "svc", CS_JOB_SERVICE, 50, 1, 1000, 512, 0, NULL, 0);
+    place(s, 1, cs_task_id(j, 0), *machine, 1000, 512, NULL, 0);
+    return cs_task_id(j, 0);
+}
+
+static cs_task task_now(cs_store *s, cs_id id, cs_arena *a)
+{
+    cs_task t;
+    ts_get_task(s, id, a, &t);
+    return t;
+}
+
+static int report(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, uint8_t health,
+                  uint64_t *version, cs_error *err)
+{
+    cs_task_report r = {id, attempt, state, 0, NULL, health};
+    return cs_op_task_report(s, &r, version, err);
+}
+
+Test(ops, health_reports_write_only_changes)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m, id = placed_task(t.s, &m);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_error err = {0};
+    cr_assert_eq(task_now(t.s, id, &a).health, CS_TASK_HEALTH_UNKNOWN);
+
+    /* assigned -> running and healthy in one report */
+    uint64_t v0 = version_of(t.s), v = 0;
+    cr_assert_eq(report(t.s, id, 1, CS_TASK_RUNNING, CS_TASK_HEALTH_HEALTHY, &v, &err), CS_OK, "%s",
+                 err.msg);
+    cr_assert_eq(v, v0 + 1);
+    cs_task k = task_now(t.s, id, &a);
+    cr_assert_eq(k.state, CS_TASK_RUNNING);
+    cr_assert_eq(k.health, CS_TASK_HEALTH_HEALTHY);
+
+    /* The same report, or running without a health, changes nothing: no
+     * write, no log entry. */
+    dumpb d = dump_all(t.s);
+    cr_assert_eq(report(t.s, id, 1, CS_TASK_RUNNING, CS_TASK_HEALTH_HEALTHY, &v, &err), CS_OK, "%s",
+                 err.msg);
+    cr_assert_eq(v, v0 + 1);
+    cr_assert_eq(cs_op_task_status(t.s, id, 1, CS_TASK_RUNNING, 0, NULL, &v, &err), CS_OK, "%s",
+                 err.msg);
+    dump_unchanged(t.s, &d, "repeated running reports");
+
+    /* A change of health is a write of the task only: the machine's seq
+     * (what coarse-grained claims compare) stays. */
+    cs_machine mm;
+    ts_get_machine(t.s, m, &a, &mm);
+    uint64_t seq = mm.seq;
+    cr_assert_eq(report(t.s, id, 1, CS_TASK_RUNNING, CS_TASK_HEALTH_UNHEALTHY, &v, &err), CS_OK,
+                 "%s", err.msg);
+    cr_assert_eq(v, v0 + 2);
+    cr_assert_eq(task_now(t.s, id, &a).health, CS_TASK_HEALTH_UNHEALTHY);
+    ts_get_machine(t.s, m, &a, &mm);
+    cr_assert_eq(mm.seq, seq, "a health change changed the machine");
+
+    /* Health comes with running only; an unknown value is refused. */
+    d = dump_all(t.s);
+    expect_error(report(t.s, id, 1, CS_TASK_FAILED, CS_TASK_HEALTH_UNHEALTHY, NULL, &err), &err,
+                 CS_EINVAL, "running only");
+    expect_error(report(t.s, id, 1, CS_TASK_RUNNING, CS_TASK_HEALTH_COUNT, NULL, &err), &err,
+                 CS_EINVAL, "unknown health");
+    expect_error(report(t.s, id, 2, CS_TASK_RUNNING, CS_TASK_HEALTH_HEALTHY, NULL, &err), &err,
+                 CS_ESTATE, "attempt 2");
+    dump_unchanged(t.s, &d, "refused health reports");
+    cs_arena_free(&a);
+    ts_store_destroy(&t);
+}
+
+/* A new placement starts with no health: the verdict on the last process
+ * says nothing about the next. */
+Test(ops, claim_resets_health)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m, id = placed_task(t.s, &m);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_error err = {0};
+    cr_assert_eq(report(t.s, id, 1, CS_TASK_RUNNING, CS_TASK_HEALTH_HEALTHY, NULL, &err), CS_OK,
+                 "%s", err.msg);
+    /* Lost with its machine's failure, back to pending, placed again. */
+    release(t.s, 2, id, CS_TASK_LOST);
+    cr_assert_eq(task_now(t.s, id, &a).health, CS_TASK_HEALTH_HEALTHY,
+                 "an ended task keeps its last health as history");
+    release(t.s, 3, id, CS_TASK_PENDING);
+    place(t.s, 4, id, m, 1000, 512, NULL, 0);
+    cs_task k = task_now(t.s, id, &a);
+    cr_assert_eq(k.attempts, 2);
+    cr_assert_eq(k.state, CS_TASK_ASSIGNED);
+    cr_assert_eq(k.health, CS_TASK_HEALTH_UNKNOWN, "a claim resets the health");
+    cs_arena_free(&a);
+    ts_store_destroy(&t);
+}
+
+typedef struct logcopy {
+    uint8_t kind[64];
+    void *cmd[64];
+    size_t len[64];
+    size_t n;
+} logcopy;
+
+static int copy_log(void *ctx, uint64_t version, uint32_t n, uint8_t kind, const void *cmd,
+                    size_t len)
+{
+    (void)version;
+    (void)n;
+    logcopy *l = ctx;
+    cr_assert_lt(l->n, 64);
+    l->kind[l->n] = kind;
+    l->cmd[l->n] = malloc(len ? len : 1);
+    memcpy(l->cmd[l->n], cmd, len);
+    l->len[l->n++] = len;
+    return 0;
+}
+
+/* Apply the log of `from`, entries [0, upto), to a new store `to`. */
+static void replay_into(const logcopy *l, size_t upto, ts_store *to)
+{
+    ts_store_create(to);
+    cs_error err = {0};
+    for (size_t i = 0; i < upto; i++)
+        cr_assert_eq(cs_command_apply(to->s, l->kind[i], l->cmd[i], l->len[i], &err), CS_OK,
+                     "replaying entry %zu (%s): %s", i, cs_cmd_name(l->kind[i]), err.msg);
+}
+
+/* Notes, health reports and submission times are commands of the log:
+ * replaying it gives the same store byte for byte. And the comparison would
+ * see a replay that took `submitted` from anywhere but the command. */
+Test(ops, replay_reproduces_notes_health_and_submission_times)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m, id = placed_task(t.s, &m);
+    cs_error err = {0};
+    cr_assert_eq(report(t.s, id, 1, CS_TASK_RUNNING, CS_TASK_HEALTH_UNHEALTHY, NULL, &err), CS_OK,
+                 "%s", err.msg);
+    cr_assert_eq(cs_op_job_note(t.s, cs_task_job(id), "1 unhealthy", NULL, &err), CS_OK, "%s",
+                 err.msg);
+    cs_id other = ts_job(t.s, "pending", CS_JOB_BATCH, 50, 1, 9000, 1, 0, NULL, 0);
+    cr_assert_eq(cs_op_job_note(t.s, other, "no machine fits: cpu on 1", NULL, &err), CS_OK, "%s",
+                 err.msg);
+
+    logcopy l = {0};
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_each_log(snap, 0, copy_log, &l, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+    ts_store u;
+    replay_into(&l, l.n, &u);
+    dumpb d = dump_all(t.s);
+    dump_unchanged(u.s, &d, "the replayed store");
+
+    /* The same log with the first job submitted one millisecond later gives
+     * another store: the dump holds `submitted`. */
+    size_t sub = 0;
+    while (l.kind[sub] != CS_CMD_JOB_SUBMIT)
+        sub++;
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j;
+    cr_assert_eq(cs_job_decode(l.cmd[sub], l.len[sub], &a, &j, &err), CS_OK, "%s", err.msg);
+    cr_assert_neq(j.submitted, 0, "the logged submission carries its time");
+    j.submitted++;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(cs_job_encode(&j, &sb), CS_OK);
+    free(l.cmd[sub]);
+    l.cmd[sub] = malloc(sb.size);
+    memcpy(l.cmd[sub], sb.data, sb.size);
+    l.len[sub] = sb.size;
+    ts_store w;
+    replay_into(&l, l.n, &w);
+    dumpb x = dump_all(u.s), y = dump_all(w.s);
+    cr_assert(x.n != y.n || memcmp(x.p, y.p, x.n) != 0, "a different submission time went unseen");
+    free(x.p);
+    free(y.p);
+    msgpack_sbuffer_destroy(&sb);
+    cs_arena_free(&a);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.cmd[i]);
+    ts_store_destroy(&w);
+    ts_store_destroy(&u);
+    ts_store_destroy(&t);
+}
+
+/* Logged notes and reports of the wrong shape are corrupt, not applied. */
+Test(ops, corrupt_note_and_report_commands_are_refused)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id j = ts_job(t.s, "j", CS_JOB_BATCH, 50, 1, 1, 1, 0, NULL, 0);
+    dumpb d = dump_all(t.s);
+    cs_error err = {0};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2); /* [id, 7]: the note is not a string */
+    msgpack_pack_uint64(&pk, j);
+    msgpack_pack_uint64(&pk, 7);
+    expect_error(cs_command_apply(t.s, CS_CMD_JOB_NOTE, sb.data, sb.size, &err), &err, CS_ECORRUPT,
+                 "job note");
+    sb.size = 0;
+    msgpack_pack_array(&pk, 2); /* a NUL inside the note */
+    msgpack_pack_uint64(&pk, j);
+    msgpack_pack_str(&pk, 3);
+    msgpack_pack_str_body(&pk, "a\0b", 3);
+    expect_error(cs_command_apply(t.s, CS_CMD_JOB_NOTE, sb.data, sb.size, &err), &err, CS_ECORRUPT,
+                 "job note");
+    sb.size = 0;
+    msgpack_pack_array(&pk, 6); /* a task status whose health is a string */
+    msgpack_pack_uint64(&pk, cs_task_id(j, 0));
+    msgpack_pack_uint32(&pk, 1);
+    msgpack_pack_uint8(&pk, CS_TASK_RUNNING);
+    msgpack_pack_int32(&pk, 0);
+    msgpack_pack_str(&pk, 0);
+    msgpack_pack_str(&pk, 1);
+    msgpack_pack_str_body(&pk, "h", 1);
+    expect_error(cs_command_apply(t.s, CS_CMD_TASK_STATUS, sb.data, sb.size, &err), &err,
+                 CS_ECORRUPT, "task status");
+    dump_unchanged(t.s, &d, "corrupt commands");
+    msgpack_sbuffer_destroy(&sb);
     ts_store_destroy(&t);
 }

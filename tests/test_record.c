@@ -69,6 +69,8 @@ static cs_job sample_job(void)
     j.extra_len = sizeof sample_extra;
     j.spec_hash = UINT64_C(0x0123456789abcdef);
     j.version = 12;
+    j.submitted = UINT64_C(1700000000123);
+    j.note = "no machine fits: cpu on 9,870, UNIQUE hostname on 130";
     return j;
 }
 
@@ -90,6 +92,7 @@ static cs_task sample_task(void)
     t.exit_code = -9;
     t.reason = "OOM killed";
     t.version = 42;
+    t.health = CS_TASK_HEALTH_UNHEALTHY;
     return t;
 }
 
@@ -164,6 +167,8 @@ static void job_eq(const cs_job *a, const cs_job *b)
         cr_assert_arr_eq(a->extra, b->extra, a->extra_len);
     cr_assert_eq(a->spec_hash, b->spec_hash);
     cr_assert_eq(a->version, b->version);
+    cr_assert_eq(a->submitted, b->submitted);
+    cr_assert_str_eq(a->note, or_empty(b->note));
 }
 
 static void task_eq(const cs_task *a, const cs_task *b)
@@ -180,6 +185,7 @@ static void task_eq(const cs_task *a, const cs_task *b)
     cr_assert_eq(a->exit_code, b->exit_code);
     cr_assert_str_eq(a->reason, or_empty(b->reason));
     cr_assert_eq(a->version, b->version);
+    cr_assert_eq(a->health, b->health);
 }
 
 /* ---- one decoder for all three kinds ---------------------------------- */
@@ -369,6 +375,8 @@ Test(record, round_trip_limits_and_empties)
     j.count = CS_TASK_INDEX_MAX + 1;
     j.cmd = NULL; /* encodes as "" */
     j.spec_hash = UINT64_MAX;
+    j.submitted = UINT64_MAX;
+    j.note = NULL; /* encodes as nil, decodes as "" */
     cs_job dj;
     sb.size = 0;
     cr_assert_eq(cs_job_encode(&j, &sb), CS_OK);
@@ -385,6 +393,7 @@ Test(record, round_trip_limits_and_empties)
     t.last_end = CS_TASK_PREEMPTED;
     t.exit_code = INT32_MIN;
     t.attempts = UINT32_MAX;
+    t.health = CS_TASK_HEALTH_COUNT - 1;
     cs_task dt;
     sb.size = 0;
     cr_assert_eq(cs_task_encode(&t, &sb), CS_OK);
@@ -411,6 +420,7 @@ Test(record, copies_share_nothing)
     cr_assert(mc.ports != m.ports);
     cr_assert(jc.constraints != j.constraints && jc.constraints[0].field != j.constraints[0].field);
     cr_assert(jc.extra != j.extra && jc.ports != j.ports && jc.cmd != j.cmd);
+    cr_assert(jc.note != j.note);
     cs_arena_free(&a);
 }
 
@@ -478,6 +488,11 @@ Test(record, spec_hash_stable_and_ignores_identity)
     k.version = 12345;
     k.spec_hash = 1;
     cr_assert_eq(hash_of(&k), h, "id, state, version or spec_hash changed the hash");
+    /* When it was submitted and what a scheduler says of it are not its
+     * spec: a job.update must not see them as a change. */
+    k.submitted = 1;
+    k.note = "waiting";
+    cr_assert_eq(hash_of(&k), h, "submitted or note changed the hash");
 
     /* Equal content in other memory hashes equally. */
     cs_arena a;
@@ -647,6 +662,9 @@ static const bad_field bad_fields[] = {
     {K_JOB, 9, 0, 1, "'cmd'"},
     {K_JOB, 10, 1, 0, "'extra'"},
     {K_JOB, 0, 2, CS_JOB_ID_MAX + 1, "'id'"},
+    {K_JOB, 13, 1, 0, "'submitted'"},
+    {K_JOB, 14, 0, 5, "'note'"},
+    {K_JOB, 15, 1, 0, "'reserved'"},
     {K_TASK, 1, 1, 0, "'job'"},
     {K_TASK, 3, 2, CS_TASK_STATE_COUNT, "'state'"},
     {K_TASK, 4, 2, 200, "'last_end'"},
@@ -654,6 +672,9 @@ static const bad_field bad_fields[] = {
     {K_TASK, 9, 2, UINT64_C(1) << 31, "'exit_code'"},
     {K_TASK, 10, 1, 0, "'version'"},
     {K_TASK, 11, 0, 3, "'reason'"},
+    {K_TASK, 12, 2, CS_TASK_HEALTH_COUNT, "'health'"},
+    {K_TASK, 12, 1, 0, "'health'"},
+    {K_TASK, 13, 0, 0, "'reserved'"},
 };
 
 Test(record, wrong_field_type_or_range)
@@ -734,6 +755,19 @@ Test(record, nested_shapes)
     edit_end(&e);
 }
 
+/* Job field `index`, a string, holding `size` bytes with a NUL among them. */
+static void nul_in_job_string(uint32_t index, const char *bytes, uint32_t size, const char *field)
+{
+    edit e;
+    msgpack_object *f = edit_begin(&e, K_JOB);
+    f[index].type = MSGPACK_OBJECT_STR;
+    f[index].via.str.ptr = bytes;
+    f[index].via.str.size = size;
+    edit_pack(&e);
+    expect_corrupt(K_JOB, e.out.data, e.out.size, field, "NUL");
+    edit_end(&e);
+}
+
 Test(record, string_with_nul_is_refused)
 {
     edit e;
@@ -751,12 +785,32 @@ Test(record, string_with_nul_is_refused)
     expect_corrupt(K_MACHINE, e.out.data, e.out.size, "'attrs'", "NUL");
     edit_end(&e);
 
-    f = edit_begin(&e, K_JOB);
-    f[9].via.str.ptr = "\0rm -rf";
-    f[9].via.str.size = 7;
-    edit_pack(&e);
-    expect_corrupt(K_JOB, e.out.data, e.out.size, "'cmd'", "NUL");
-    edit_end(&e);
+    nul_in_job_string(9, "\0rm -rf", 7, "'cmd'");
+    nul_in_job_string(14, "wait\0", 5, "'note'");
+}
+
+/* The note is bounded like a reason: a longer one is a corrupt record. */
+Test(record, note_longer_than_its_limit_is_refused)
+{
+    static char long_note[CS_NOTE_MAX + 2];
+    memset(long_note, 'n', CS_NOTE_MAX + 1);
+    cs_job j = sample_job();
+    j.note = long_note;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(cs_job_encode(&j, &sb), CS_OK);
+    expect_corrupt(K_JOB, sb.data, sb.size, "'note'", "too long");
+    sb.size = 0;
+    long_note[CS_NOTE_MAX] = '\0'; /* exactly the limit */
+    cr_assert_eq(cs_job_encode(&j, &sb), CS_OK);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job d;
+    cs_error err = {0};
+    cr_assert_eq(cs_job_decode(sb.data, sb.size, &a, &d, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(strlen(d.note), CS_NOTE_MAX);
+    cs_arena_free(&a);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 Test(record, task_id_must_match_job_and_index)
@@ -1020,6 +1074,15 @@ Test(record, state_names_round_trip)
         cr_assert_eq(cs_job_kind_parse(n, &back), CS_OK, "%s", n);
         cr_assert_eq(back, k);
     }
+    for (uint8_t h = 0; h < CS_TASK_HEALTH_COUNT; h++) {
+        uint8_t back = 0xff;
+        const char *n = cs_task_health_name(h);
+        cr_assert_eq(cs_task_health_parse(n, &back), CS_OK, "%s", n);
+        cr_assert_eq(back, h);
+    }
+    cr_assert_str_eq(cs_task_health_name(CS_TASK_HEALTH_UNKNOWN), "unknown");
+    cr_assert_str_eq(cs_task_health_name(CS_TASK_HEALTH_HEALTHY), "healthy");
+    cr_assert_str_eq(cs_task_health_name(CS_TASK_HEALTH_UNHEALTHY), "unhealthy");
     cr_assert_str_eq(cs_machine_state_name(CS_MACHINE_DRAINING), "draining");
     cr_assert_str_eq(cs_task_state_name(CS_TASK_PREEMPTED), "preempted");
     cr_assert_str_eq(cs_job_kind_name(CS_JOB_SERVICE), "service");
@@ -1036,6 +1099,7 @@ Test(record, state_names_round_trip)
     cr_assert_eq(cs_task_state_parse("", &out), CS_EINVAL);
     cr_assert_eq(cs_task_state_parse("Running", &out), CS_EINVAL);
     cr_assert_eq(cs_job_kind_parse("unknown", &out), CS_EINVAL);
+    cr_assert_eq(cs_task_health_parse("Healthy", &out), CS_EINVAL);
     cr_assert_eq(out, 42, "a failed parse wrote its output");
 }
 

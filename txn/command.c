@@ -3,6 +3,7 @@
 
 #include <msgpack.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "cellstate/mpcheck.h"
 #include "txn/commit.h"
@@ -27,6 +28,8 @@ const char *cs_cmd_name(uint8_t kind)
         return "job-scale";
     case CS_CMD_JOB_UPDATE:
         return "job-update";
+    case CS_CMD_JOB_NOTE:
+        return "job-note";
     default:
         return "unknown";
     }
@@ -68,7 +71,8 @@ static int decode_array(const void *data, size_t len, uint32_t n, msgpack_zone *
     for (uint32_t i = 0; i < n; i++) {
         msgpack_object_type t = o.via.array.ptr[i].type;
         /* Every field is an unsigned integer but the exit code (any
-         * integer), the reason (a string) and the job spec (bytes). */
+         * integer), the reason and the note (strings) and the job spec
+         * (bytes). */
         if (t != MSGPACK_OBJECT_POSITIVE_INTEGER && t != MSGPACK_OBJECT_NEGATIVE_INTEGER &&
             t != MSGPACK_OBJECT_STR && t != MSGPACK_OBJECT_BIN)
             return cs_errorf(err, CS_ECORRUPT, "logged command is corrupt");
@@ -91,21 +95,42 @@ static int apply_task_status(cs_store *s, const void *cmd, size_t len, cs_arena 
     if (!msgpack_zone_init(&zone, 256))
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     const msgpack_object *f;
-    uint64_t id = 0, attempt = 0, state = 0;
-    int rc = decode_array(cmd, len, 5, &zone, &f, err);
+    uint64_t id = 0, attempt = 0, state = 0, health = 0;
+    int rc = decode_array(cmd, len, 6, &zone, &f, err);
     if (rc == CS_OK) {
         int64_t code = f[3].type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? f[3].via.i64
                                                                      : (int64_t)f[3].via.u64;
         if (!u64_at(&f[0], UINT64_MAX, &id) || !u64_at(&f[1], UINT32_MAX, &attempt) ||
             !u64_at(&f[2], UINT8_MAX, &state) || code < INT32_MIN || code > INT32_MAX ||
-            f[4].type != MSGPACK_OBJECT_STR)
+            f[4].type != MSGPACK_OBJECT_STR || !u64_at(&f[5], UINT8_MAX, &health))
             rc = cs_errorf(err, CS_ECORRUPT, "logged task status is corrupt");
         else {
-            char *reason = cs_arena_strndup(a, f[4].via.str.ptr, f[4].via.str.size);
-            rc = reason ? cs_op_task_status(s, id, (uint32_t)attempt, (uint8_t)state,
-                                            (int32_t)code, reason, NULL, err)
-                        : cs_errorf(err, CS_ENOMEM, "out of memory");
+            cs_task_report r = {id, (uint32_t)attempt, (uint8_t)state, (int32_t)code, NULL,
+                                (uint8_t)health};
+            r.reason = cs_arena_strndup(a, f[4].via.str.ptr, f[4].via.str.size);
+            rc = r.reason ? cs_op_task_report(s, &r, NULL, err)
+                          : cs_errorf(err, CS_ENOMEM, "out of memory");
         }
+    }
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
+static int apply_job_note(cs_store *s, const void *cmd, size_t len, cs_arena *a, cs_error *err)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 256))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    const msgpack_object *f;
+    uint64_t id = 0;
+    int rc = decode_array(cmd, len, 2, &zone, &f, err);
+    if (rc == CS_OK && (!u64_at(&f[0], UINT64_MAX, &id) || f[1].type != MSGPACK_OBJECT_STR ||
+                        memchr(f[1].via.str.ptr, '\0', f[1].via.str.size) != NULL))
+        rc = cs_errorf(err, CS_ECORRUPT, "logged job note is corrupt");
+    if (rc == CS_OK) {
+        char *note = cs_arena_strndup(a, f[1].via.str.ptr, f[1].via.str.size);
+        rc = note ? cs_op_job_note(s, id, note, NULL, err)
+                  : cs_errorf(err, CS_ENOMEM, "out of memory");
     }
     msgpack_zone_destroy(&zone);
     return rc;
@@ -182,6 +207,9 @@ int cs_command_apply(cs_store *s, uint8_t kind, const void *cmd, size_t len, cs_
     case CS_CMD_JOB_SCALE:
     case CS_CMD_JOB_UPDATE:
         rc = apply_job_scale_or_update(s, kind, cmd, len, &a, err);
+        break;
+    case CS_CMD_JOB_NOTE:
+        rc = apply_job_note(s, cmd, len, &a, err);
         break;
     default:
         rc = cs_errorf(err, CS_ECORRUPT, "unknown logged command kind %u", kind);

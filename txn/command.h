@@ -25,6 +25,7 @@ typedef enum cs_cmd_kind {
     CS_CMD_TASK_STATUS = 6,   /* an agent's report: running, exited, failed (ops.h) */
     CS_CMD_JOB_SCALE = 7,     /* change a job's task count (ops.h) */
     CS_CMD_JOB_UPDATE = 8,    /* replace a job's spec (ops.h) */
+    CS_CMD_JOB_NOTE = 9,      /* a scheduler's note on a job (ops.h) */
 } cs_cmd_kind;
 
 const char *cs_cmd_name(uint8_t kind);

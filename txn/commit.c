@@ -367,6 +367,7 @@ static int do_claim(work *w, uint32_t ci, cs_txn_result *r)
     tk->attempts++;
     tk->exit_code = 0;
     tk->reason = "";
+    tk->health = CS_TASK_HEALTH_UNKNOWN;
     wt->dirty = true;
     return CS_OK;
 }

@@ -12,6 +12,13 @@
  * in its context. */
 typedef int (*apply_fn)(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err);
 
+/* What an apply_fn returns for a repeat that changes nothing and that
+ * clients send often (a note, a health report): the transaction is
+ * dropped instead of logged, which spares the log an entry and the disk a
+ * sync. Replay is unaffected: what is not logged is not replayed, and it
+ * changed nothing. */
+enum { UNCHANGED = -1 };
+
 static int run_op(cs_store *s, uint8_t kind, const msgpack_sbuffer *cmd, apply_fn apply, void *ctx,
                   uint64_t *version, cs_error *err)
 {
@@ -22,9 +29,11 @@ static int run_op(cs_store *s, uint8_t kind, const msgpack_sbuffer *cmd, apply_f
     cs_arena a;
     cs_arena_init(&a);
     if ((rc = apply(w, ctx, &a, err)) != CS_OK) {
+        if (rc == UNCHANGED && version != NULL)
+            *version = cs_snap_version(cs_wtxn_snap(w));
         cs_wtxn_abort(w);
         cs_arena_free(&a);
-        return rc;
+        return rc == UNCHANGED ? CS_OK : rc;
     }
     rc = cs_wtxn_commit(w, kind, cmd->data, cmd->size, version, err);
     cs_arena_free(&a);
@@ -233,6 +242,7 @@ static int apply_job_submit(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
         return cs_errorf(err, rc, "job %s: reading the name index", js->spec->name);
     cs_job j = *js->spec;
     j.state = CS_JOB_ACTIVE;
+    j.note = "";
     if ((rc = cs_job_spec_hash(&j, &j.spec_hash)) != CS_OK)
         return cs_errorf(err, rc, "job %s: out of memory", j.name);
     if ((rc = cs_wtxn_next_job_id(w, &j.id, err)) != CS_OK ||
@@ -246,6 +256,7 @@ static int apply_job_submit(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
         t.state = CS_TASK_PENDING;
         t.last_end = CS_TASK_PENDING;
         t.res = j.res;
+        t.health = CS_TASK_HEALTH_UNKNOWN;
         if ((rc = cs_wtxn_put_task(w, NULL, &t, err)) != CS_OK)
             return rc;
     }
@@ -316,72 +327,125 @@ int cs_op_job_kill(cs_store *s, cs_id id, uint64_t *version, cs_error *err)
 
 /* ---- task status ---------------------------------------------------------- */
 
-typedef struct task_status {
-    cs_id id;
-    uint32_t attempt;
-    uint8_t state;
-    int32_t code;
-    const char *reason;
-} task_status;
+static int check_report(const cs_task_report *r, cs_error *err)
+{
+    unsigned long long id = (unsigned long long)r->task;
+    if (r->state != CS_TASK_RUNNING && r->state != CS_TASK_FINISHED &&
+        r->state != CS_TASK_FAILED)
+        return cs_errorf(err, CS_EINVAL, "task %llu: an agent reports running, finished or failed, "
+                         "not %s", id, cs_task_state_name(r->state));
+    if (r->health >= CS_TASK_HEALTH_COUNT)
+        return cs_errorf(err, CS_EINVAL, "task %llu: unknown health %u", id, r->health);
+    /* Health is a property of a running process: an ended one has none. */
+    if (r->health != CS_TASK_HEALTH_UNKNOWN && r->state != CS_TASK_RUNNING)
+        return cs_errorf(err, CS_EINVAL, "task %llu: health is reported with state running only, "
+                         "not %s", id, cs_task_state_name(r->state));
+    if (r->reason != NULL && strlen(r->reason) > CS_REASON_MAX)
+        return cs_errorf(err, CS_EINVAL, "task %llu: reason is longer than %d bytes", id,
+                         CS_REASON_MAX);
+    if (r->state == CS_TASK_FINISHED && r->exit_code != 0)
+        return cs_errorf(err, CS_EINVAL, "task %llu: finished means exit code 0, not %d: report failed",
+                         id, r->exit_code);
+    return CS_OK;
+}
 
 static int apply_task_status(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
 {
-    const task_status *ts = ctx;
-    if (ts->state != CS_TASK_RUNNING && ts->state != CS_TASK_FINISHED &&
-        ts->state != CS_TASK_FAILED)
-        return cs_errorf(err, CS_EINVAL, "task %llu: an agent reports running, finished or failed, "
-                         "not %s", (unsigned long long)ts->id, cs_task_state_name(ts->state));
-    if (ts->reason != NULL && strlen(ts->reason) > CS_REASON_MAX)
-        return cs_errorf(err, CS_EINVAL, "task %llu: reason is longer than %d bytes",
-                         (unsigned long long)ts->id, CS_REASON_MAX);
-    cs_snap *snap = cs_wtxn_snap(w);
-    cs_task t;
-    int rc = cs_snap_task(snap, ts->id, a, &t, err);
+    const cs_task_report *r = ctx;
+    int rc = check_report(r, err);
     if (rc != CS_OK)
         return rc;
-    if (!cs_task_state_placed(t.state) || t.attempts != ts->attempt)
+    cs_snap *snap = cs_wtxn_snap(w);
+    cs_task t;
+    if ((rc = cs_snap_task(snap, r->task, a, &t, err)) != CS_OK)
+        return rc;
+    if (!cs_task_state_placed(t.state) || t.attempts != r->attempt)
         return cs_errorf(err, CS_ESTATE,
                          "task %llu: attempt %u is not its current placement (attempt %u, %s)",
-                         (unsigned long long)ts->id, ts->attempt, t.attempts,
+                         (unsigned long long)r->task, r->attempt, t.attempts,
                          cs_task_state_name(t.state));
-    if (ts->state == CS_TASK_FINISHED && ts->code != 0)
-        return cs_errorf(err, CS_EINVAL,
-                         "task %llu: finished means exit code 0, not %d: report failed",
-                         (unsigned long long)ts->id, ts->code);
     cs_task n = t;
-    if (ts->state == CS_TASK_RUNNING) {
-        if (t.state == CS_TASK_RUNNING)
-            return CS_OK;
+    if (r->state == CS_TASK_RUNNING) {
+        if (r->health != CS_TASK_HEALTH_UNKNOWN)
+            n.health = r->health;
+        if (t.state == CS_TASK_RUNNING && n.health == t.health)
+            return UNCHANGED;
         n.state = CS_TASK_RUNNING;
         return cs_wtxn_put_task(w, &t, &n, err);
     }
     /* Ending releases the task's resources and ports on its machine: the
      * store derives the machine's allocation from the task records. */
-    n.state = ts->state;
-    n.exit_code = ts->code;
-    n.reason = ts->reason ? ts->reason : "";
+    n.state = r->state;
+    n.exit_code = r->exit_code;
+    n.reason = r->reason ? r->reason : "";
     n.ports = NULL;
     n.nports = 0;
     return cs_wtxn_put_task(w, &t, &n, err);
 }
 
-int cs_op_task_status(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, int32_t exit_code,
-                      const char *reason, uint64_t *version, cs_error *err)
+int cs_op_task_report(cs_store *s, const cs_task_report *r, uint64_t *version, cs_error *err)
 {
     msgpack_sbuffer cmd;
     msgpack_sbuffer_init(&cmd);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
-    size_t rlen = reason ? strlen(reason) : 0;
-    task_status ts = {id, attempt, state, exit_code, reason};
+    size_t rlen = r->reason ? strlen(r->reason) : 0;
     int rc = CS_OK;
-    if (msgpack_pack_array(&pk, 5) || msgpack_pack_uint64(&pk, id) ||
-        msgpack_pack_uint32(&pk, attempt) || msgpack_pack_uint8(&pk, state) ||
-        msgpack_pack_int32(&pk, exit_code) || msgpack_pack_str(&pk, rlen) ||
-        (rlen && msgpack_pack_str_body(&pk, reason, rlen)))
+    if (msgpack_pack_array(&pk, 6) || msgpack_pack_uint64(&pk, r->task) ||
+        msgpack_pack_uint32(&pk, r->attempt) || msgpack_pack_uint8(&pk, r->state) ||
+        msgpack_pack_int32(&pk, r->exit_code) || msgpack_pack_str(&pk, rlen) ||
+        (rlen && msgpack_pack_str_body(&pk, r->reason, rlen)) ||
+        msgpack_pack_uint8(&pk, r->health))
         rc = cs_errorf(err, CS_ENOMEM, "task status: out of memory");
     else
-        rc = run_op(s, CS_CMD_TASK_STATUS, &cmd, apply_task_status, &ts, version, err);
+        rc = run_op(s, CS_CMD_TASK_STATUS, &cmd, apply_task_status, (void *)r, version, err);
+    msgpack_sbuffer_destroy(&cmd);
+    return rc;
+}
+
+int cs_op_task_status(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, int32_t exit_code,
+                      const char *reason, uint64_t *version, cs_error *err)
+{
+    cs_task_report r = {id, attempt, state, exit_code, reason, CS_TASK_HEALTH_UNKNOWN};
+    return cs_op_task_report(s, &r, version, err);
+}
+
+/* ---- notes ----------------------------------------------------------------- */
+
+typedef struct job_note {
+    cs_id id;
+    const char *note;
+} job_note;
+
+static int apply_job_note(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+{
+    const job_note *jn = ctx;
+    if (strlen(jn->note) > CS_NOTE_MAX)
+        return cs_errorf(err, CS_EINVAL, "job %llu: note is longer than %d bytes",
+                         (unsigned long long)jn->id, CS_NOTE_MAX);
+    cs_job j;
+    int rc = cs_snap_job(cs_wtxn_snap(w), jn->id, a, &j, err);
+    if (rc != CS_OK)
+        return rc;
+    if (strcmp(j.note, jn->note) == 0)
+        return UNCHANGED;
+    j.note = jn->note;
+    return cs_wtxn_put_job(w, &j, false, err);
+}
+
+int cs_op_job_note(cs_store *s, cs_id id, const char *note, uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer cmd;
+    msgpack_sbuffer_init(&cmd);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
+    job_note jn = {id, note ? note : ""};
+    int rc;
+    if (msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, id) ||
+        cs_pack_str(&pk, jn.note) != CS_OK)
+        rc = cs_errorf(err, CS_ENOMEM, "job note: out of memory");
+    else
+        rc = run_op(s, CS_CMD_JOB_NOTE, &cmd, apply_job_note, &jn, version, err);
     msgpack_sbuffer_destroy(&cmd);
     return rc;
 }
@@ -493,6 +557,8 @@ static int apply_job_update(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     cs_job j = *ju->spec;
     j.id = old.id;
     j.state = old.state;
+    j.submitted = old.submitted;
+    j.note = old.note;
     if ((rc = cs_job_spec_hash(&j, &j.spec_hash)) != CS_OK)
         return cs_errorf(err, rc, "job %s: out of memory", j.name);
     if (j.spec_hash == old.spec_hash)

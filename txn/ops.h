@@ -26,7 +26,9 @@ int cs_op_machine_state(cs_store *s, cs_id id, uint8_t state, uint64_t *version,
 
 /* Submit a job: the job record (state active, spec hash computed here) and
  * `count` pending tasks. A name held by an active job is CS_EEXIST. `spec`'s
- * id, state, spec_hash and version are ignored. */
+ * id, state, spec_hash, version and note are ignored; its `submitted` is
+ * kept: the caller stamps the wall clock there (cellstated's writer does),
+ * and the logged command carries it, so that replay reproduces it. */
 int cs_op_job_submit(cs_store *s, const cs_job *spec, cs_id *id, uint64_t *version, cs_error *err);
 
 /* Kill a job: it becomes killed; each of its tasks not yet ended is killed,
@@ -34,17 +36,41 @@ int cs_op_job_submit(cs_store *s, const cs_job *spec, cs_id *id, uint64_t *versi
  * nothing. */
 int cs_op_job_kill(cs_store *s, cs_id id, uint64_t *version, cs_error *err);
 
-/* An agent's report on attempt `attempt` of task `id`:
- *   CS_TASK_RUNNING   the process started (the task was assigned);
+/* An agent's report on attempt `attempt` of task `task`:
+ *   CS_TASK_RUNNING   the process started (the task was assigned), or it
+ *                     still runs and its health checks say `health`;
  *   CS_TASK_FINISHED  it exited with code 0;
  *   CS_TASK_FAILED    it exited with another code, or could not start
  *                     (`reason` says why).
+ * `health` is CS_TASK_HEALTH_HEALTHY or _UNHEALTHY with state running only
+ * (CS_EINVAL otherwise), or CS_TASK_HEALTH_UNKNOWN for "not reported": the
+ * task's health is then kept. A running report on a running task that
+ * changes nothing is not even logged, so that agents may repeat it freely.
  * An ended task releases its resources in the same transaction. A report on
  * an attempt that is no longer the task's current placement (it was
  * preempted, killed, lost and placed again) is CS_ESTATE: the agent's view
- * is stale and nothing is written. `reason` may be NULL. */
+ * is stale and nothing is written. `reason` may be NULL. The report is only
+ * read. */
+typedef struct cs_task_report {
+    cs_id task;
+    uint32_t attempt;
+    uint8_t state;  /* cs_task_state */
+    int32_t exit_code;
+    const char *reason;
+    uint8_t health; /* cs_task_health; UNKNOWN = not reported */
+} cs_task_report;
+int cs_op_task_report(cs_store *s, const cs_task_report *r, uint64_t *version, cs_error *err);
+
+/* cs_op_task_report without a health report. */
 int cs_op_task_status(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, int32_t exit_code,
                       const char *reason, uint64_t *version, cs_error *err);
+
+/* Set job `id`'s note: a scheduler's latest word on why its pending tasks
+ * wait (at most CS_NOTE_MAX bytes, "" = none; CS_EINVAL beyond). Killed
+ * jobs too. Not part of the spec: spec_hash stays. An identical note is not
+ * even logged, so that schedulers may repeat it at every pass. `note` is
+ * only read. */
+int cs_op_job_note(cs_store *s, cs_id id, const char *note, uint64_t *version, cs_error *err);
 
 /* Scale a job to `count` tasks. Up: new pending tasks at the next indexes
  * (an index left by an earlier scale-down starts afresh). Down: tasks at
@@ -55,7 +81,8 @@ int cs_op_job_scale(cs_store *s, cs_id id, uint32_t count, uint64_t *version, cs
 /* Replace job `id`'s spec (same name and kind required) and recompute its
  * spec hash: pending tasks take the new resources, running ones keep theirs
  * until a scheduler replaces them (a rolling update); a new count scales as
- * cs_op_job_scale. An identical spec writes nothing. */
+ * cs_op_job_scale. An identical spec writes nothing. The job keeps its
+ * `submitted` and `note` (`spec`'s are ignored). */
 int cs_op_job_update(cs_store *s, cs_id id, const cs_job *spec, uint64_t *version, cs_error *err);
 
 #endif
