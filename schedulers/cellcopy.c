@@ -1,0 +1,1025 @@
+/* cellcopy.c — a scheduler's local copy of the cell (see cellcopy.h). */
+#include "schedulers/cellcopy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellstate/proto.h"
+
+/* The per-machine budget (about 200 bytes with names and attributes)
+ * starts with the record itself. */
+_Static_assert(sizeof(cs_cmachine) <= 96, "cs_cmachine grew past 96 bytes");
+
+/* ---- id indexes ---------------------------------------------------------------
+ * Machines, jobs and tasks live in arrays; an open-addressing table of 32-bit
+ * slots (slot + 1, 0 = empty) finds a record by id, comparing with the id
+ * at the start of each record. Four bytes per entry instead of twelve is a
+ * large part of what keeps a machine under 200 bytes. */
+
+typedef struct idindex {
+    uint32_t *slots;
+    uint32_t nslots; /* power of two, or 0 */
+    uint32_t n;
+} idindex;
+
+static inline uint32_t hash_id(cs_id id, uint32_t mask)
+{
+    id ^= id >> 33;
+    id *= UINT64_C(0xff51afd7ed558ccd);
+    id ^= id >> 33;
+    return (uint32_t)id & mask;
+}
+
+static inline cs_id id_at(const void *base, size_t stride, uint32_t slot)
+{
+    cs_id id;
+    memcpy(&id, (const char *)base + (size_t)slot * stride, sizeof id);
+    return id;
+}
+
+static uint32_t idx_find(const idindex *x, const void *base, size_t stride, cs_id id)
+{
+    if (x->n == 0)
+        return CS_NONE;
+    uint32_t mask = x->nslots - 1;
+    for (uint32_t i = hash_id(id, mask);; i = (i + 1) & mask) {
+        uint32_t v = x->slots[i];
+        if (v == 0)
+            return CS_NONE;
+        if (id_at(base, stride, v - 1) == id)
+            return v - 1;
+    }
+}
+
+static void idx_place(idindex *x, cs_id id, uint32_t slot)
+{
+    uint32_t mask = x->nslots - 1;
+    uint32_t i = hash_id(id, mask);
+    while (x->slots[i] != 0)
+        i = (i + 1) & mask;
+    x->slots[i] = slot + 1;
+}
+
+/* Add `slot` (holding an id not yet indexed). Load stays at most 3/4:
+ * linear probing is still short there, and a smaller table is fewer bytes
+ * per machine. */
+static int idx_add(idindex *x, const void *base, size_t stride, uint32_t slot)
+{
+    if ((uint64_t)(x->n + 1) * 4 > (uint64_t)x->nslots * 3) {
+        uint32_t n = x->nslots ? x->nslots * 2 : 64;
+        uint32_t *s = calloc(n, sizeof *s);
+        if (s == NULL)
+            return CS_ENOMEM;
+        free(x->slots);
+        x->slots = s;
+        x->nslots = n;
+        /* Records are added in slot order, so slots below `slot` are all
+         * indexed. */
+        for (uint32_t i = 0; i < slot; i++)
+            idx_place(x, id_at(base, stride, i), i);
+    }
+    idx_place(x, id_at(base, stride, slot), slot);
+    x->n++;
+    return CS_OK;
+}
+
+static void idx_clear(idindex *x)
+{
+    if (x->slots != NULL)
+        memset(x->slots, 0, (size_t)x->nslots * sizeof *x->slots);
+    x->n = 0;
+}
+
+/* ---- the copy ------------------------------------------------------------------ */
+
+enum { UNDO_CLAIM, UNDO_EVICT };
+
+/* One tentative change and what it replaced. */
+typedef struct undo {
+    uint8_t kind;
+    uint8_t state, last_end, nports;
+    uint32_t task, machine;  /* slots */
+    uint32_t prev, next;     /* the list the task left: its job's pending list (claim) or its
+                              * machine's task list (evict) */
+    uint32_t old_machine;
+    cs_res res;
+    uint16_t *ports;         /* claim: the task's ports before (restored); evict: unused */
+} undo;
+
+struct cs_copy {
+    uint64_t version;
+    cs_strtab strs;
+    /* Attribute sets: [n, key1, value1, ...] runs in one pool, deduplicated
+     * through `attrix` (offset + 1, 0 = empty). Offset 0 is the empty set. */
+    uint32_t *attrpool;
+    uint32_t nattrpool, capattrpool;
+    uint32_t *attrix;
+    uint32_t nattrix, nattrsets;
+    cs_cmachine *machines;
+    uint32_t nmachines, capmachines;
+    idindex mix;
+    cs_cjob *jobs;
+    uint32_t njobs, capjobs;
+    idindex jix;
+    cs_u32map active; /* interned name -> slot of the active job */
+    cs_ctask *tasks;
+    uint32_t ntasks, captasks;
+    idindex tix;
+    undo *undo;
+    uint32_t nundo, capundo;
+    cs_arena scratch; /* one record's decoding at a time */
+};
+
+static int nomem(cs_error *err)
+{
+    return cs_errorf(err, CS_ENOMEM, "local copy: out of memory");
+}
+
+int cs_copy_new(cs_copy **out, cs_error *err)
+{
+    cs_copy *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return nomem(err);
+    cs_strtab_init(&c->strs);
+    cs_u32map_init(&c->active);
+    cs_arena_init(&c->scratch);
+    c->capattrpool = 64;
+    c->attrpool = calloc(c->capattrpool, sizeof *c->attrpool);
+    if (c->attrpool == NULL) {
+        free(c);
+        return nomem(err);
+    }
+    c->nattrpool = 1; /* the empty set at offset 0 */
+    *out = c;
+    return CS_OK;
+}
+
+static void job_release(cs_cjob *j)
+{
+    for (uint32_t i = 0; j->cons != NULL && i < j->job.nconstraints; i++)
+        cs_ccons_free(&j->cons[i]);
+    free(j->cons);
+    j->cons = NULL;
+    cs_arena_free(&j->arena);
+}
+
+/* Forget every record; interned strings and attribute sets stay (ids in
+ * them remain valid and are reused by the records that come back). */
+static void clear_records(cs_copy *c)
+{
+    for (uint32_t i = 0; i < c->nmachines; i++)
+        free(c->machines[i].ports);
+    for (uint32_t i = 0; i < c->njobs; i++) {
+        job_release(&c->jobs[i]);
+        free(c->jobs[i].tasks);
+    }
+    for (uint32_t i = 0; i < c->ntasks; i++)
+        free(c->tasks[i].ports);
+    c->nmachines = c->njobs = c->ntasks = 0;
+    idx_clear(&c->mix);
+    idx_clear(&c->jix);
+    idx_clear(&c->tix);
+    cs_u32map_clear(&c->active);
+}
+
+void cs_copy_free(cs_copy *c)
+{
+    if (c == NULL)
+        return;
+    cs_copy_rollback(c);
+    clear_records(c);
+    free(c->machines);
+    free(c->jobs);
+    free(c->tasks);
+    free(c->mix.slots);
+    free(c->jix.slots);
+    free(c->tix.slots);
+    free(c->attrpool);
+    free(c->attrix);
+    free(c->undo);
+    cs_u32map_free(&c->active);
+    cs_strtab_free(&c->strs);
+    cs_arena_free(&c->scratch);
+    free(c);
+}
+
+uint64_t cs_copy_version(const cs_copy *c) { return c->version; }
+uint32_t cs_copy_nmachines(const cs_copy *c) { return c->nmachines; }
+uint32_t cs_copy_njobs(const cs_copy *c) { return c->njobs; }
+uint32_t cs_copy_ntasks(const cs_copy *c) { return c->ntasks; }
+const cs_cmachine *cs_copy_machine_at(const cs_copy *c, uint32_t s) { return &c->machines[s]; }
+const cs_cjob *cs_copy_job_at(const cs_copy *c, uint32_t s) { return &c->jobs[s]; }
+const cs_ctask *cs_copy_task_at(const cs_copy *c, uint32_t s) { return &c->tasks[s]; }
+
+uint32_t cs_copy_machine_slot(const cs_copy *c, cs_id id)
+{
+    return idx_find(&c->mix, c->machines, sizeof *c->machines, id);
+}
+uint32_t cs_copy_job_slot(const cs_copy *c, cs_id id)
+{
+    return idx_find(&c->jix, c->jobs, sizeof *c->jobs, id);
+}
+uint32_t cs_copy_task_slot(const cs_copy *c, cs_id id)
+{
+    return idx_find(&c->tix, c->tasks, sizeof *c->tasks, id);
+}
+const cs_cmachine *cs_copy_machine(const cs_copy *c, cs_id id)
+{
+    uint32_t s = cs_copy_machine_slot(c, id);
+    return s == CS_NONE ? NULL : &c->machines[s];
+}
+const cs_cjob *cs_copy_job(const cs_copy *c, cs_id id)
+{
+    uint32_t s = cs_copy_job_slot(c, id);
+    return s == CS_NONE ? NULL : &c->jobs[s];
+}
+const cs_ctask *cs_copy_task(const cs_copy *c, cs_id id)
+{
+    uint32_t s = cs_copy_task_slot(c, id);
+    return s == CS_NONE ? NULL : &c->tasks[s];
+}
+
+uint32_t cs_copy_job_named_slot(const cs_copy *c, uint32_t name)
+{
+    uint32_t slot;
+    return name != CS_NONE && cs_u32map_get(&c->active, name, &slot) ? slot : CS_NONE;
+}
+
+const cs_cjob *cs_copy_job_named(const cs_copy *c, const char *name)
+{
+    uint32_t s = cs_copy_job_named_slot(c, cs_copy_find_str(c, name));
+    return s == CS_NONE ? NULL : &c->jobs[s];
+}
+
+const char *cs_copy_str(const cs_copy *c, uint32_t id) { return cs_strtab_str(&c->strs, id); }
+uint32_t cs_copy_find_str(const cs_copy *c, const char *s)
+{
+    return cs_strtab_find(&c->strs, s, strlen(s));
+}
+const cs_strtab *cs_copy_strtab(const cs_copy *c) { return &c->strs; }
+
+uint32_t cs_copy_attrs(const cs_copy *c, const cs_cmachine *m, const uint32_t **pairs)
+{
+    *pairs = &c->attrpool[m->attrs + 1];
+    return c->attrpool[m->attrs];
+}
+
+uint32_t cs_copy_attr(const cs_copy *c, const cs_cmachine *m, uint32_t key)
+{
+    const uint32_t *p = &c->attrpool[m->attrs];
+    for (uint32_t i = 0; i < p[0]; i++)
+        if (p[1 + 2 * i] == key)
+            return p[2 + 2 * i];
+    return CS_NONE;
+}
+
+cs_ccons *cs_copy_job_cons(cs_copy *c, uint32_t job_slot) { return c->jobs[job_slot].cons; }
+
+size_t cs_copy_pending(const cs_copy *c, cs_id job, cs_id *out, size_t max)
+{
+    uint32_t js = cs_copy_job_slot(c, job);
+    size_t n = 0;
+    if (js == CS_NONE)
+        return 0;
+    for (uint32_t t = c->jobs[js].pending; t != CS_NONE && n < max; t = c->tasks[t].next)
+        out[n++] = c->tasks[t].id;
+    return n;
+}
+
+/* ---- growth helpers ------------------------------------------------------------- */
+
+/* Make room for `want` elements of `size` bytes. Growth is by a quarter
+ * (not doubling) so that a large cell does not carry half its size again
+ * in slack; full syncs reserve the exact count. */
+static int reserve(void **arr, uint32_t *cap, uint32_t want, size_t size)
+{
+    if (want <= *cap)
+        return CS_OK;
+    uint64_t n = *cap ? (uint64_t)*cap + *cap / 4 + 16 : 16;
+    if (n < want)
+        n = want;
+    if (n > UINT32_MAX - 1)
+        return CS_ENOMEM;
+    void *p = realloc(*arr, (size_t)n * size);
+    if (p == NULL)
+        return CS_ENOMEM;
+    *arr = p;
+    *cap = (uint32_t)n;
+    return CS_OK;
+}
+
+/* ---- attribute sets ------------------------------------------------------------- */
+
+static uint32_t set_hash(const uint32_t *run, uint32_t len, uint32_t mask)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+    for (uint32_t i = 0; i < len; i++)
+        h = (h ^ run[i]) * UINT64_C(1099511628211);
+    return hash_id(h, mask);
+}
+
+static int attrix_grow(cs_copy *c)
+{
+    uint32_t n = c->nattrix ? c->nattrix * 2 : 64;
+    uint32_t *ix = calloc(n, sizeof *ix);
+    if (ix == NULL)
+        return CS_ENOMEM;
+    free(c->attrix);
+    c->attrix = ix;
+    c->nattrix = n;
+    for (uint32_t off = 1; off < c->nattrpool; off += 1 + 2 * c->attrpool[off]) {
+        uint32_t len = 1 + 2 * c->attrpool[off];
+        uint32_t i = set_hash(&c->attrpool[off], len, n - 1);
+        while (ix[i] != 0)
+            i = (i + 1) & (n - 1);
+        ix[i] = off + 1;
+    }
+    return CS_OK;
+}
+
+/* The offset of the set holding the machine's attributes, adding it if new. */
+static int intern_attrs(cs_copy *c, const cs_machine *m, uint32_t *out)
+{
+    if (m->nattrs == 0) {
+        *out = 0;
+        return CS_OK;
+    }
+    uint32_t len = 1 + 2 * m->nattrs;
+    if (reserve((void **)&c->attrpool, &c->capattrpool, c->nattrpool + len,
+                sizeof *c->attrpool) != CS_OK)
+        return CS_ENOMEM;
+    /* Build the run at the end of the pool; keep it only if it is new. */
+    uint32_t *run = &c->attrpool[c->nattrpool];
+    run[0] = m->nattrs;
+    for (uint32_t i = 0; i < m->nattrs; i++) {
+        const char *k = m->attrs[i].key, *v = m->attrs[i].value;
+        if (cs_strtab_intern(&c->strs, k, strlen(k), &run[1 + 2 * i]) != CS_OK ||
+            cs_strtab_intern(&c->strs, v, strlen(v), &run[2 + 2 * i]) != CS_OK)
+            return CS_ENOMEM;
+    }
+    if ((uint64_t)(c->nattrsets + 1) * 4 > (uint64_t)c->nattrix * 3 && attrix_grow(c) != CS_OK)
+        return CS_ENOMEM;
+    uint32_t mask = c->nattrix - 1;
+    uint32_t i = set_hash(run, len, mask);
+    for (; c->attrix[i] != 0; i = (i + 1) & mask) {
+        const uint32_t *other = &c->attrpool[c->attrix[i] - 1];
+        if (other[0] == run[0] && memcmp(other, run, len * sizeof *run) == 0) {
+            *out = c->attrix[i] - 1;
+            return CS_OK;
+        }
+    }
+    c->attrix[i] = c->nattrpool + 1;
+    *out = c->nattrpool;
+    c->nattrpool += len;
+    c->nattrsets++;
+    return CS_OK;
+}
+
+/* ---- machine ports in use ------------------------------------------------------- */
+
+static uint32_t port_pos(const cs_cmachine *m, uint16_t port)
+{
+    uint32_t lo = 0, hi = m->nports;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (m->ports[mid] < port)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Make room for `want` ports: a power of two, so that the capacity fits in
+ * a byte of the machine. Never shrinks, so that undoing an eviction always
+ * finds room for the ports it puts back. */
+static int ports_room(cs_cmachine *m, uint32_t want)
+{
+    uint32_t cap = m->ports ? 1u << m->ports_log2 : 0;
+    if (want <= cap)
+        return CS_OK;
+    uint8_t lg = 2;
+    while ((1u << lg) < want)
+        lg++;
+    uint16_t *p = realloc(m->ports, ((size_t)1 << lg) * sizeof *p);
+    if (p == NULL)
+        return CS_ENOMEM;
+    m->ports = p;
+    m->ports_log2 = lg;
+    return CS_OK;
+}
+
+/* Insert into room made beforehand (ports_room). */
+static void ports_insert(cs_cmachine *m, uint16_t port)
+{
+    uint32_t i = port_pos(m, port);
+    memmove(&m->ports[i + 1], &m->ports[i], (m->nports - i) * sizeof *m->ports);
+    m->ports[i] = port;
+    m->nports++;
+}
+
+static void ports_remove(cs_cmachine *m, uint16_t port)
+{
+    uint32_t i = port_pos(m, port);
+    if (i == m->nports || m->ports[i] != port)
+        return;
+    memmove(&m->ports[i], &m->ports[i + 1], (m->nports - i - 1) * sizeof *m->ports);
+    m->nports--;
+}
+
+static size_t ports_bytes(const cs_cmachine *m)
+{
+    return m->ports ? ((size_t)1 << m->ports_log2) * sizeof *m->ports : 0;
+}
+
+/* ---- task lists ------------------------------------------------------------------ */
+
+static void machine_link(cs_copy *c, uint32_t ts)
+{
+    cs_ctask *t = &c->tasks[ts];
+    cs_cmachine *m = &c->machines[t->machine];
+    t->prev = CS_NONE;
+    t->next = m->tasks;
+    if (m->tasks != CS_NONE)
+        c->tasks[m->tasks].prev = ts;
+    m->tasks = ts;
+}
+
+static void machine_unlink(cs_copy *c, uint32_t ts)
+{
+    cs_ctask *t = &c->tasks[ts];
+    cs_cmachine *m = &c->machines[t->machine];
+    if (t->prev != CS_NONE)
+        c->tasks[t->prev].next = t->next;
+    else
+        m->tasks = t->next;
+    if (t->next != CS_NONE)
+        c->tasks[t->next].prev = t->prev;
+    t->next = t->prev = CS_NONE;
+}
+
+/* Put task `ts` between `prev` and `next` of its job's pending list (both
+ * CS_NONE and the list empty, or prev = the tail to append). */
+static void pending_insert(cs_copy *c, uint32_t ts, uint32_t prev, uint32_t next)
+{
+    cs_ctask *t = &c->tasks[ts];
+    cs_cjob *j = &c->jobs[t->job];
+    t->prev = prev;
+    t->next = next;
+    if (prev != CS_NONE)
+        c->tasks[prev].next = ts;
+    else
+        j->pending = ts;
+    if (next != CS_NONE)
+        c->tasks[next].prev = ts;
+    else
+        j->pending_tail = ts;
+    j->npending++;
+}
+
+static void pending_unlink(cs_copy *c, uint32_t ts)
+{
+    cs_ctask *t = &c->tasks[ts];
+    cs_cjob *j = &c->jobs[t->job];
+    if (t->prev != CS_NONE)
+        c->tasks[t->prev].next = t->next;
+    else
+        j->pending = t->next;
+    if (t->next != CS_NONE)
+        c->tasks[t->next].prev = t->prev;
+    else
+        j->pending_tail = t->prev;
+    t->next = t->prev = CS_NONE;
+    j->npending--;
+}
+
+/* Take a task out of whichever list its state puts it in. */
+static void task_detach(cs_copy *c, uint32_t ts)
+{
+    cs_ctask *t = &c->tasks[ts];
+    if (cs_task_state_placed(t->state)) {
+        machine_unlink(c, ts);
+        c->jobs[t->job].nplaced--;
+    } else if (t->state == CS_TASK_PENDING) {
+        pending_unlink(c, ts);
+    }
+}
+
+static void task_attach(cs_copy *c, uint32_t ts)
+{
+    cs_ctask *t = &c->tasks[ts];
+    if (cs_task_state_placed(t->state)) {
+        machine_link(c, ts);
+        c->jobs[t->job].nplaced++;
+    } else if (t->state == CS_TASK_PENDING) {
+        pending_insert(c, ts, c->jobs[t->job].pending_tail, CS_NONE);
+    }
+}
+
+/* ---- applying records ------------------------------------------------------------- */
+
+static int apply_machine(cs_copy *c, const msgpack_object *o, cs_error *err)
+{
+    cs_arena_reset(&c->scratch);
+    cs_machine m;
+    int rc = cs_unpack_machine(o, &c->scratch, &m, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "sync: machine");
+    uint32_t name, attrs;
+    if (cs_strtab_intern(&c->strs, m.name, strlen(m.name), &name) != CS_OK ||
+        intern_attrs(c, &m, &attrs) != CS_OK)
+        return nomem(err);
+    uint32_t s = cs_copy_machine_slot(c, m.id);
+    if (s == CS_NONE) {
+        if (reserve((void **)&c->machines, &c->capmachines, c->nmachines + 1,
+                    sizeof *c->machines) != CS_OK)
+            return nomem(err);
+        s = c->nmachines;
+        memset(&c->machines[s], 0, sizeof c->machines[s]);
+        c->machines[s].id = m.id;
+        c->machines[s].tasks = CS_NONE;
+        if (idx_add(&c->mix, c->machines, sizeof *c->machines, s) != CS_OK)
+            return nomem(err);
+        c->nmachines++;
+    }
+    cs_cmachine *d = &c->machines[s];
+    if (m.nports > UINT16_MAX)
+        return cs_errorf(err, CS_EPROTO, "sync: machine %s: %u ports in use", m.name, m.nports);
+    if (m.nports == 0) {
+        /* Ports are held only while non-empty: most machines of a batch
+         * cell have none. */
+        free(d->ports);
+        d->ports = NULL;
+        d->ports_log2 = 0;
+    } else if (ports_room(d, m.nports) != CS_OK) {
+        return nomem(err);
+    }
+    if (m.nports)
+        memcpy(d->ports, m.ports, m.nports * sizeof *m.ports);
+    d->nports = (uint16_t)m.nports;
+    d->seq = m.seq;
+    d->capacity = m.capacity;
+    d->allocated = m.allocated;
+    d->name = name;
+    d->attrs = attrs;
+    d->ntasks = m.ntasks;
+    d->port_lo = m.port_lo;
+    d->port_hi = m.port_hi;
+    d->state = m.state;
+    return CS_OK;
+}
+
+/* Bytes a job holds besides its slot, for cs_copy_memory: an arena's first
+ * chunk is 4 KiB, and what the record and options take beyond that. */
+static size_t job_bytes(const cs_cjob *j)
+{
+    size_t b = strlen(j->job.cmd) + j->job.extra_len + strlen(j->job.name) +
+               j->job.nports * sizeof(uint16_t) +
+               j->job.nconstraints * (sizeof(cs_constraint) + 3 * 16);
+    b = b < 4096 ? 4096 : 2 * b;
+    return b + j->job.nconstraints * sizeof(cs_ccons);
+}
+
+/* Compile the constraints and decode the options of a freshly unpacked
+ * job; a problem makes the job `bad` (its tasks stay pending with the
+ * reason), not the sync fail. */
+static int job_prepare(cs_copy *c, cs_cjob *j, cs_error *err)
+{
+    cs_error why;
+    cs_error_clear(&why);
+    cs_jobopts_init(&j->opts);
+    if (j->job.nconstraints) {
+        j->cons = calloc(j->job.nconstraints, sizeof *j->cons);
+        if (j->cons == NULL)
+            return nomem(err);
+        for (uint32_t i = 0; i < j->job.nconstraints; i++)
+            cs_u32map_init(&j->cons[i].cache);
+    }
+    int rc = CS_OK;
+    for (uint32_t i = 0; rc == CS_OK && i < j->job.nconstraints; i++)
+        rc = cs_ccons_compile(&j->job.constraints[i], &c->strs, &j->cons[i], &why);
+    if (rc == CS_OK) {
+        rc = cs_job_opts(&j->job, &j->arena, &j->opts, &why);
+        if (rc != CS_OK) {
+            cs_jobopts_init(&j->opts);
+            if (rc != CS_ENOMEM)
+                cs_error_wrap(&why, rc, "options");
+        }
+    }
+    if (rc == CS_ENOMEM)
+        return nomem(err);
+    if (rc != CS_OK) {
+        j->bad = cs_arena_strndup(&j->arena, why.msg, strlen(why.msg));
+        if (j->bad == NULL)
+            return nomem(err);
+    }
+    j->bytes = job_bytes(j);
+    return CS_OK;
+}
+
+static int apply_job(cs_copy *c, const msgpack_object *o, cs_error *err)
+{
+    uint64_t id = 0, version = 0;
+    int rc;
+    if ((rc = cs_obj_u64(o, "id", true, CS_JOB_ID_MAX, &id, err)) ||
+        (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &version, err)))
+        return cs_error_wrap(err, rc, "sync: job");
+    uint32_t s = cs_copy_job_slot(c, id);
+    /* Unchanged since we decoded it: keep the compiled constraints. */
+    if (s != CS_NONE && c->jobs[s].job.version == version)
+        return CS_OK;
+    cs_cjob nj;
+    memset(&nj, 0, sizeof nj);
+    cs_arena_init(&nj.arena);
+    rc = cs_unpack_job(o, &nj.arena, &nj.job, err);
+    if (rc != CS_OK) {
+        cs_arena_free(&nj.arena);
+        return cs_error_wrap(err, rc, "sync: job %llu", (unsigned long long)id);
+    }
+    if ((rc = job_prepare(c, &nj, err)) != CS_OK ||
+        cs_strtab_intern(&c->strs, nj.job.name, strlen(nj.job.name), &nj.name) != CS_OK) {
+        job_release(&nj);
+        return rc != CS_OK ? rc : nomem(err);
+    }
+    if (s == CS_NONE) {
+        if (reserve((void **)&c->jobs, &c->capjobs, c->njobs + 1, sizeof *c->jobs) != CS_OK) {
+            job_release(&nj);
+            return nomem(err);
+        }
+        s = c->njobs;
+        nj.tasks = NULL;
+        nj.ntaskidx = 0;
+        nj.pending = nj.pending_tail = CS_NONE;
+        c->jobs[s] = nj;
+        if (idx_add(&c->jix, c->jobs, sizeof *c->jobs, s) != CS_OK) {
+            job_release(&c->jobs[s]);
+            return nomem(err);
+        }
+        c->njobs++;
+    } else {
+        cs_cjob *j = &c->jobs[s];
+        uint32_t held;
+        if (cs_u32map_get(&c->active, j->name, &held) && held == s)
+            cs_u32map_del(&c->active, j->name);
+        job_release(j);
+        /* The indexes of its tasks stay: they are the job's, not the spec's. */
+        j->job = nj.job;
+        j->opts = nj.opts;
+        j->bad = nj.bad;
+        j->cons = nj.cons;
+        j->name = nj.name;
+        j->bytes = nj.bytes;
+        j->arena = nj.arena;
+    }
+    if (c->jobs[s].job.state == CS_JOB_ACTIVE &&
+        cs_u32map_put(&c->active, c->jobs[s].name, s) != CS_OK)
+        return nomem(err);
+    return CS_OK;
+}
+
+static int job_index_task(cs_cjob *j, uint32_t index, uint32_t ts)
+{
+    if (index >= j->ntaskidx) {
+        uint32_t n = j->ntaskidx ? j->ntaskidx : 4;
+        while (n <= index)
+            n *= 2;
+        if (n > CS_TASK_INDEX_MAX + 1)
+            n = CS_TASK_INDEX_MAX + 1;
+        uint32_t *p = realloc(j->tasks, n * sizeof *p);
+        if (p == NULL)
+            return CS_ENOMEM;
+        for (uint32_t i = j->ntaskidx; i < n; i++)
+            p[i] = CS_NONE;
+        j->tasks = p;
+        j->ntaskidx = n;
+    }
+    j->tasks[index] = ts;
+    return CS_OK;
+}
+
+static int apply_task(cs_copy *c, const msgpack_object *o, cs_error *err)
+{
+    cs_arena_reset(&c->scratch);
+    cs_task t;
+    int rc = cs_unpack_task(o, &c->scratch, &t, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "sync: task");
+    uint32_t js = cs_copy_job_slot(c, t.job);
+    if (js == CS_NONE)
+        return cs_errorf(err, CS_EPROTO, "sync: task %llu: the copy has no job %llu",
+                         (unsigned long long)t.id, (unsigned long long)t.job);
+    uint32_t ms = CS_NONE;
+    if (t.machine != 0) {
+        ms = cs_copy_machine_slot(c, t.machine);
+        if (ms == CS_NONE && cs_task_state_placed(t.state))
+            return cs_errorf(err, CS_EPROTO, "sync: task %llu: the copy has no machine %llu",
+                             (unsigned long long)t.id, (unsigned long long)t.machine);
+    }
+    if (t.nports > CS_PORTS_PER_TASK_MAX)
+        return cs_errorf(err, CS_EPROTO, "sync: task %llu: %u ports", (unsigned long long)t.id,
+                         t.nports);
+    uint16_t *ports = NULL;
+    if (t.nports) {
+        ports = malloc(t.nports * sizeof *ports);
+        if (ports == NULL)
+            return nomem(err);
+        memcpy(ports, t.ports, t.nports * sizeof *ports);
+    }
+    uint32_t s = cs_copy_task_slot(c, t.id);
+    if (s == CS_NONE) {
+        if (reserve((void **)&c->tasks, &c->captasks, c->ntasks + 1, sizeof *c->tasks) != CS_OK)
+            goto oom;
+        s = c->ntasks;
+        memset(&c->tasks[s], 0, sizeof c->tasks[s]);
+        c->tasks[s].id = t.id;
+        c->tasks[s].state = CS_TASK_STATE_COUNT; /* in no list yet */
+        c->tasks[s].next = c->tasks[s].prev = CS_NONE;
+        if (idx_add(&c->tix, c->tasks, sizeof *c->tasks, s) != CS_OK)
+            goto oom;
+        c->ntasks++;
+    }
+    if (job_index_task(&c->jobs[js], t.index, s) != CS_OK)
+        goto oom;
+    cs_ctask *d = &c->tasks[s];
+    task_detach(c, s);
+    free(d->ports);
+    d->ports = ports;
+    d->nports = (uint8_t)t.nports;
+    d->res = t.res;
+    d->job = js;
+    d->machine = ms;
+    d->attempts = t.attempts;
+    d->state = t.state;
+    d->last_end = t.last_end;
+    d->health = t.health;
+    task_attach(c, s);
+    return CS_OK;
+oom:
+    free(ports);
+    return nomem(err);
+}
+
+static int apply_list(cs_copy *c, const msgpack_object *reply, const char *key,
+                      int (*fn)(cs_copy *, const msgpack_object *, cs_error *), cs_error *err)
+{
+    const msgpack_object *l = cs_obj_get(reply, key);
+    if (l == NULL)
+        return cs_errorf(err, CS_EPROTO, "sync: field '%s' is missing", key);
+    if (l->type != MSGPACK_OBJECT_ARRAY)
+        return cs_errorf(err, CS_EPROTO, "sync: field '%s' is not an array", key);
+    for (uint32_t i = 0; i < l->via.array.size; i++) {
+        int rc = fn(c, &l->via.array.ptr[i], err);
+        if (rc != CS_OK)
+            return rc;
+    }
+    return CS_OK;
+}
+
+static uint32_t list_size(const msgpack_object *reply, const char *key)
+{
+    const msgpack_object *l = cs_obj_get(reply, key);
+    return l != NULL && l->type == MSGPACK_OBJECT_ARRAY ? l->via.array.size : 0;
+}
+
+int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err)
+{
+    cs_copy_rollback(c);
+    uint64_t version = 0;
+    bool full = false;
+    int rc;
+    if (reply == NULL || reply->type != MSGPACK_OBJECT_MAP) {
+        rc = cs_errorf(err, CS_EPROTO, "sync: the reply is not a map");
+        goto fail;
+    }
+    if ((rc = cs_obj_u64(reply, "version", true, UINT64_MAX, &version, err)) ||
+        (rc = cs_obj_bool(reply, "full", true, &full, err))) {
+        cs_error_wrap(err, rc, "sync");
+        goto fail;
+    }
+    if (full) {
+        clear_records(c);
+        /* The exact sizes: no growth slack on a fresh copy. */
+        uint32_t nm = list_size(reply, "machines"), nj = list_size(reply, "jobs"),
+                 nt = list_size(reply, "tasks");
+        if (reserve((void **)&c->machines, &c->capmachines, nm, sizeof *c->machines) ||
+            reserve((void **)&c->jobs, &c->capjobs, nj, sizeof *c->jobs) ||
+            reserve((void **)&c->tasks, &c->captasks, nt, sizeof *c->tasks)) {
+            rc = nomem(err);
+            goto fail;
+        }
+    }
+    /* Machines and jobs first: tasks refer to them. */
+    if ((rc = apply_list(c, reply, "machines", apply_machine, err)) ||
+        (rc = apply_list(c, reply, "jobs", apply_job, err)) ||
+        (rc = apply_list(c, reply, "tasks", apply_task, err)))
+        goto fail;
+    c->version = version;
+    cs_arena_reset(&c->scratch);
+    return CS_OK;
+fail:
+    c->version = 0;
+    return rc;
+}
+
+int cs_copy_sync(cs_copy *c, cs_client *client, cs_error *err)
+{
+    cs_copy_rollback(c);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
+    int rc;
+    if (msgpack_pack_map(&pk, 1) != 0 ||
+        cs_pack_kv_u64(&pk, "since", c->version) != CS_OK) {
+        rc = nomem(err);
+        goto out;
+    }
+    cs_msg reply;
+    rc = cs_client_callb(client, CS_MSG_SYNC, &buf, &reply, err);
+    if (rc != CS_OK) {
+        cs_error_wrap(err, rc, "sync");
+        c->version = 0;
+        goto out;
+    }
+    rc = cs_copy_apply(c, &reply.body, err);
+out:
+    msgpack_sbuffer_destroy(&buf);
+    return rc;
+}
+
+/* ---- tentative changes -------------------------------------------------------------- */
+
+static int push_undo(cs_copy *c, const undo *u)
+{
+    if (reserve((void **)&c->undo, &c->capundo, c->nundo + 1, sizeof *c->undo) != CS_OK)
+        return CS_ENOMEM;
+    c->undo[c->nundo++] = *u;
+    return CS_OK;
+}
+
+int cs_copy_claim(cs_copy *c, cs_id task, cs_id machine, const cs_res *res,
+                  const uint16_t *ports, uint32_t nports, cs_error *err)
+{
+    uint32_t ts = cs_copy_task_slot(c, task), ms = cs_copy_machine_slot(c, machine);
+    if (ts == CS_NONE)
+        return cs_errorf(err, CS_ENOTFOUND, "claim: unknown task %llu", (unsigned long long)task);
+    if (ms == CS_NONE)
+        return cs_errorf(err, CS_ENOTFOUND, "claim: unknown machine %llu",
+                         (unsigned long long)machine);
+    cs_ctask *t = &c->tasks[ts];
+    cs_cmachine *m = &c->machines[ms];
+    if (t->state != CS_TASK_PENDING)
+        return cs_errorf(err, CS_ESTATE, "claim: task %llu is %s, not pending",
+                         (unsigned long long)task, cs_task_state_name(t->state));
+    if (nports > CS_PORTS_PER_TASK_MAX)
+        return cs_errorf(err, CS_EINVAL, "claim: task %llu: %u ports (at most %d)",
+                         (unsigned long long)task, nports, CS_PORTS_PER_TASK_MAX);
+    for (uint32_t i = 0; i < nports; i++) {
+        bool twice = false;
+        for (uint32_t k = 0; k < i; k++)
+            twice |= ports[k] == ports[i];
+        if (twice || cs_ports_contains(m->ports, m->nports, ports[i]))
+            return cs_errorf(err, CS_ESTATE, "claim: task %llu: port %u %s on machine %s",
+                             (unsigned long long)task, ports[i],
+                             twice ? "asked twice" : "in use", cs_copy_str(c, m->name));
+    }
+    uint16_t *own = NULL;
+    if (nports) {
+        own = malloc(nports * sizeof *own);
+        if (own == NULL)
+            return nomem(err);
+        memcpy(own, ports, nports * sizeof *own);
+    }
+    undo u = {.kind = UNDO_CLAIM, .state = t->state, .last_end = t->last_end,
+              .nports = t->nports, .task = ts, .machine = ms, .prev = t->prev,
+              .next = t->next, .old_machine = t->machine, .res = t->res, .ports = t->ports};
+    if (push_undo(c, &u) != CS_OK) {
+        free(own);
+        return nomem(err);
+    }
+    /* Reserve room for every port before changing anything, so that a
+     * failure leaves the copy as it was. */
+    if (m->nports + nports > UINT16_MAX || ports_room(m, m->nports + nports) != CS_OK) {
+        c->nundo--;
+        free(own);
+        return nomem(err);
+    }
+    pending_unlink(c, ts);
+    t->ports = own;
+    t->nports = (uint8_t)nports;
+    t->res = *res;
+    t->state = CS_TASK_ASSIGNED;
+    t->health = CS_TASK_HEALTH_UNKNOWN;
+    t->machine = ms;
+    machine_link(c, ts);
+    c->jobs[t->job].nplaced++;
+    m->ntasks++;
+    cs_res_add(&m->allocated, res);
+    for (uint32_t i = 0; i < nports; i++)
+        ports_insert(m, ports[i]);
+    return CS_OK;
+}
+
+int cs_copy_evict(cs_copy *c, cs_id task, cs_error *err)
+{
+    uint32_t ts = cs_copy_task_slot(c, task);
+    if (ts == CS_NONE)
+        return cs_errorf(err, CS_ENOTFOUND, "evict: unknown task %llu", (unsigned long long)task);
+    cs_ctask *t = &c->tasks[ts];
+    if (!cs_task_state_placed(t->state))
+        return cs_errorf(err, CS_ESTATE, "evict: task %llu is %s, not placed",
+                         (unsigned long long)task, cs_task_state_name(t->state));
+    undo u = {.kind = UNDO_EVICT, .state = t->state, .last_end = t->last_end,
+              .nports = t->nports, .task = ts, .machine = t->machine, .prev = t->prev,
+              .next = t->next, .old_machine = t->machine, .res = t->res};
+    if (push_undo(c, &u) != CS_OK)
+        return nomem(err);
+    cs_cmachine *m = &c->machines[t->machine];
+    machine_unlink(c, ts);
+    c->jobs[t->job].nplaced--;
+    m->ntasks--;
+    cs_res_sub(&m->allocated, &t->res);
+    for (uint32_t i = 0; i < t->nports; i++)
+        ports_remove(m, t->ports[i]);
+    /* The commit returns a preempted victim to pending; until then it is
+     * out of every list so that no decision of this round places it again. */
+    t->state = CS_TASK_PREEMPTED;
+    t->last_end = CS_TASK_PREEMPTED;
+    return CS_OK;
+}
+
+size_t cs_copy_mark(const cs_copy *c) { return c->nundo; }
+
+void cs_copy_undo(cs_copy *c, size_t mark)
+{
+    while (c->nundo > mark) {
+        const undo *u = &c->undo[--c->nundo];
+        cs_ctask *t = &c->tasks[u->task];
+        cs_cmachine *m = &c->machines[u->machine];
+        if (u->kind == UNDO_CLAIM) {
+            for (uint32_t i = 0; i < t->nports; i++)
+                ports_remove(m, t->ports[i]);
+            cs_res_sub(&m->allocated, &t->res);
+            m->ntasks--;
+            machine_unlink(c, u->task);
+            c->jobs[t->job].nplaced--;
+            free(t->ports);
+            t->ports = u->ports;
+            t->nports = u->nports;
+            t->res = u->res;
+            t->state = u->state;
+            t->last_end = u->last_end;
+            t->machine = u->old_machine;
+            /* Every later change is undone, so its old neighbours are
+             * neighbours again. */
+            pending_insert(c, u->task, u->prev, u->next);
+        } else {
+            t->state = u->state;
+            t->last_end = u->last_end;
+            /* The room they had is still there: ports_room never shrinks. */
+            for (uint32_t i = 0; i < t->nports; i++)
+                ports_insert(m, t->ports[i]);
+            cs_res_add(&m->allocated, &t->res);
+            m->ntasks++;
+            t->prev = u->prev;
+            t->next = u->next;
+            if (u->prev != CS_NONE)
+                c->tasks[u->prev].next = u->task;
+            else
+                m->tasks = u->task;
+            if (u->next != CS_NONE)
+                c->tasks[u->next].prev = u->task;
+            c->jobs[t->job].nplaced++;
+        }
+    }
+}
+
+void cs_copy_rollback(cs_copy *c) { cs_copy_undo(c, 0); }
+
+/* ---- memory -------------------------------------------------------------------------- */
+
+void cs_copy_memory(const cs_copy *c, cs_copy_mem *out)
+{
+    memset(out, 0, sizeof *out);
+    out->machines = (size_t)c->capmachines * sizeof *c->machines +
+                    (size_t)c->mix.nslots * sizeof *c->mix.slots +
+                    (size_t)c->capattrpool * sizeof *c->attrpool +
+                    (size_t)c->nattrix * sizeof *c->attrix;
+    for (uint32_t i = 0; i < c->nmachines; i++)
+        out->machines += ports_bytes(&c->machines[i]);
+    out->strings = cs_strtab_memory(&c->strs);
+    out->jobs = (size_t)c->capjobs * sizeof *c->jobs + (size_t)c->jix.nslots * sizeof(uint32_t) +
+                cs_u32map_memory(&c->active);
+    for (uint32_t i = 0; i < c->njobs; i++) {
+        const cs_cjob *j = &c->jobs[i];
+        out->jobs += j->bytes + (size_t)j->ntaskidx * sizeof *j->tasks;
+        for (uint32_t k = 0; j->cons != NULL && k < j->job.nconstraints; k++)
+            out->jobs += cs_u32map_memory(&j->cons[k].cache) + (j->cons[k].re ? sizeof(regex_t) : 0);
+    }
+    out->tasks = (size_t)c->captasks * sizeof *c->tasks + (size_t)c->tix.nslots * sizeof(uint32_t);
+    for (uint32_t i = 0; i < c->ntasks; i++)
+        out->tasks += (size_t)c->tasks[i].nports * sizeof(uint16_t);
+    out->undo = (size_t)c->capundo * sizeof *c->undo;
+    out->total = out->machines + out->strings + out->jobs + out->tasks + out->undo +
+                 sizeof *c;
+}

@@ -1,0 +1,215 @@
+/* cellcopy.h — a scheduler's local copy of the cell.
+ *
+ * Omega §3.4: "each scheduler is granted ... a private, local, frequently-
+ * updated copy of cell state that it uses for making scheduling decisions."
+ * A cs_copy is that copy: every machine, job and task of the cell, built and
+ * kept current from `sync` replies (docs/protocol.md §5.7), with the indexes
+ * the placer needs — tasks by machine, tasks by job (by index), the pending
+ * tasks of each job, active jobs by name — and each job's constraints
+ * compiled (constraint.h) and options decoded (cellstate/jobopts.h) once per
+ * job version.
+ *
+ * Tentative changes. While a scheduler decides, it reserves what it has
+ * chosen in the copy (cs_copy_claim, and cs_copy_evict for preemption), so
+ * that the next task of the same decision sees the machine's room already
+ * taken. Each such change is recorded in an undo log. Nothing tentative is
+ * ever sent to the cell: the transaction carries the claims, and after the
+ * commit cs_copy_sync first rolls every tentative change back and then
+ * applies the delta, in which the committed claims come back as the cell's
+ * own records and the conflicted ones are simply gone.
+ *
+ * Memory. A cell of 10,000 machines must fit in a few MiB per scheduler, so
+ * records are kept compact: names, attribute keys and values are interned
+ * (strtab.h) and referred to by 32-bit ids, a machine's attributes are an
+ * interned set shared by every machine with the same ones, ports in use are
+ * a sorted array allocated only when non-empty, links between records are
+ * 32-bit slots. cs_copy_memory accounts for every byte held.
+ *
+ * Records are read through the structs below (borrowed from the copy: valid
+ * until the next cs_copy_sync, cs_copy_apply, cs_copy_free, or — for the
+ * records they touch — the next claim, eviction or undo). They are the
+ * copy's own: change them only through these functions. Slots are indexes
+ * into the copy's arrays (0 .. n-1); a record keeps its slot until a full
+ * sync replaces the copy.
+ *
+ * A cs_copy belongs to one thread.
+ */
+#ifndef CS_CELLCOPY_H
+#define CS_CELLCOPY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "cellstate/arena.h"
+#include "cellstate/client.h"
+#include "cellstate/error.h"
+#include "cellstate/jobopts.h"
+#include "cellstate/record.h"
+#include "schedulers/constraint.h"
+#include "schedulers/strtab.h"
+
+typedef struct cs_copy cs_copy;
+
+typedef struct cs_cmachine {
+    cs_id id;
+    uint64_t seq;          /* as the cell sent it: what a claim carries */
+    cs_res capacity;
+    cs_res allocated;      /* tentative claims and evictions included */
+    uint16_t *ports;       /* in use, ascending, unique; NULL when the cell says none */
+    uint32_t name;         /* interned (cs_copy_str) */
+    uint32_t attrs;        /* the interned attribute set: cs_copy_attr, cs_copy_attrs */
+    uint32_t ntasks;       /* placed here (assigned or running), tentative included */
+    uint32_t tasks;        /* slot of the first task placed here, CS_NONE; linked by cs_ctask.next */
+    uint16_t port_lo, port_hi; /* dynamic ports; 0, 0 = none */
+    uint16_t nports;       /* ports in use (port 0 is never one: at most 65,535) */
+    uint8_t ports_log2;    /* `ports` has room for 1 << ports_log2 (when not NULL) */
+    uint8_t state;         /* cs_machine_state: only `up` machines are ever feasible */
+} cs_cmachine;             /* 96 bytes */
+
+typedef struct cs_ctask {
+    cs_id id;
+    cs_res res;
+    uint16_t *ports;       /* held on its machine while placed (job's port order); NULL if none */
+    uint32_t job;          /* slot of its job */
+    uint32_t machine;      /* slot of the machine it is placed on (or last was); CS_NONE if never */
+    uint32_t next, prev;   /* placed: its machine's task list; pending: its job's pending list */
+    uint32_t attempts;
+    uint8_t state;         /* cs_task_state; tentative: ASSIGNED when claimed, PREEMPTED when evicted */
+    uint8_t last_end;
+    uint8_t nports;
+    uint8_t health;        /* cs_task_health */
+} cs_ctask;
+
+typedef struct cs_cjob {
+    cs_job job;            /* the record (strings and arrays owned by the copy) */
+    cs_jobopts opts;       /* decoded options; the defaults when they could not be read */
+    const char *bad;       /* why the job cannot be placed (a constraint or its options do
+                            * not compile), or NULL: its tasks stay pending with this reason */
+    cs_ccons *cons;        /* job.constraints compiled, in the same order */
+    uint32_t name;         /* interned name */
+    uint32_t *tasks;       /* task slot by index, CS_NONE where the copy has none */
+    uint32_t ntaskidx;     /* length of `tasks` */
+    uint32_t pending;      /* slot of the first pending task, CS_NONE; linked by cs_ctask.next */
+    uint32_t pending_tail;
+    uint32_t npending;
+    uint32_t nplaced;      /* assigned or running, tentative included */
+    size_t bytes;          /* memory held for the record, its options and constraints */
+    cs_arena arena;        /* where `job`, `opts` and `bad` live */
+} cs_cjob;
+
+/* An empty copy at version 0 (the first sync is a full one). On success
+ * *out is the caller's: cs_copy_free. CS_ENOMEM. */
+int cs_copy_new(cs_copy **out, cs_error *err);
+void cs_copy_free(cs_copy *c);
+
+/* Omega's sync: roll back every tentative change, send `sync` with the
+ * copy's version through `client` (borrowed; one call) and apply the reply
+ * with cs_copy_apply. On failure the copy is left consistent but possibly
+ * behind or partly updated, and its version is reset to 0 so that the next
+ * sync fetches everything. Errors: those of cs_client_call (CS_EIO on a
+ * timeout, the server's code on an error reply) and of cs_copy_apply. */
+int cs_copy_sync(cs_copy *c, cs_client *client, cs_error *err);
+
+/* Apply one `sync` reply body: {"version", "full", "machines", "jobs",
+ * "tasks"}. Tentative changes are rolled back first. full = true replaces
+ * the whole copy; otherwise each record is inserted or replaced (records are
+ * never deleted). Jobs whose version did not change are not decoded again.
+ * `reply` is borrowed (only read during the call). A malformed reply is
+ * CS_EPROTO naming the record and field — also a task whose job, or a
+ * placed task whose machine, the copy does not hold; CS_ENOMEM. On failure
+ * the version is reset to 0, as in cs_copy_sync. */
+int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err);
+
+/* The cell version the copy reflects (0 before the first sync). */
+uint64_t cs_copy_version(const cs_copy *c);
+
+/* ---- reading the copy ---------------------------------------------------- */
+
+uint32_t cs_copy_nmachines(const cs_copy *c);
+uint32_t cs_copy_njobs(const cs_copy *c);
+uint32_t cs_copy_ntasks(const cs_copy *c);
+
+/* By slot (< the count above). */
+const cs_cmachine *cs_copy_machine_at(const cs_copy *c, uint32_t slot);
+const cs_cjob *cs_copy_job_at(const cs_copy *c, uint32_t slot);
+const cs_ctask *cs_copy_task_at(const cs_copy *c, uint32_t slot);
+
+/* By id: the slot, or CS_NONE when the copy has no such record. */
+uint32_t cs_copy_machine_slot(const cs_copy *c, cs_id id);
+uint32_t cs_copy_job_slot(const cs_copy *c, cs_id id);
+uint32_t cs_copy_task_slot(const cs_copy *c, cs_id id);
+/* By id: the record, or NULL. */
+const cs_cmachine *cs_copy_machine(const cs_copy *c, cs_id id);
+const cs_cjob *cs_copy_job(const cs_copy *c, cs_id id);
+const cs_ctask *cs_copy_task(const cs_copy *c, cs_id id);
+
+/* The active job named `name` (borrowed), or NULL. */
+const cs_cjob *cs_copy_job_named(const cs_copy *c, const char *name);
+/* The slot of the active job whose interned name is `name`, or CS_NONE. */
+uint32_t cs_copy_job_named_slot(const cs_copy *c, uint32_t name);
+
+/* An interned string (machine or job name, attribute key or value). The
+ * string is the copy's: valid until the next sync or apply. */
+const char *cs_copy_str(const cs_copy *c, uint32_t id);
+/* The id of `s` if some record uses it, else CS_NONE. */
+uint32_t cs_copy_find_str(const cs_copy *c, const char *s);
+/* The table itself, for cs_ccons_match. */
+const cs_strtab *cs_copy_strtab(const cs_copy *c);
+
+/* The machine's value of attribute `key` (an interned id), or CS_NONE. */
+uint32_t cs_copy_attr(const cs_copy *c, const cs_cmachine *m, uint32_t key);
+/* The machine's attributes: *pairs points to n (key, value) id pairs,
+ * sorted by key name; returns n. Borrowed like the machine. */
+uint32_t cs_copy_attrs(const cs_copy *c, const cs_cmachine *m, const uint32_t **pairs);
+
+/* The job's compiled constraints, writable (a LIKE keeps its verdicts per
+ * value in them). NULL when the job has none. */
+cs_ccons *cs_copy_job_cons(cs_copy *c, uint32_t job_slot);
+
+/* Up to `max` ids of the job's pending tasks, in the order they became
+ * pending (by index after a sync), into `out` (caller storage); returns how
+ * many were written. 0 for an unknown job. */
+size_t cs_copy_pending(const cs_copy *c, cs_id job, cs_id *out, size_t max);
+
+/* ---- tentative changes ----------------------------------------------------- */
+
+/* Reserve `machine` for pending `task`: the task becomes ASSIGNED there with
+ * `res` and `ports` (nports entries, in the job's port order; copied), and
+ * the machine's allocated, ports in use and ntasks grow. Nothing is checked
+ * against capacity (the placer decides what fits); a port already in use on
+ * the machine, or named twice, is refused. Errors, with nothing changed:
+ * CS_ENOTFOUND (unknown task or machine), CS_ESTATE (task not pending, port
+ * in use), CS_EINVAL (more than 64 ports), CS_ENOMEM. */
+int cs_copy_claim(cs_copy *c, cs_id task, cs_id machine, const cs_res *res,
+                  const uint16_t *ports, uint32_t nports, cs_error *err);
+
+/* Tentatively evict placed `task` (preemption): it becomes PREEMPTED and
+ * gives back its resources and ports on its machine. CS_ENOTFOUND,
+ * CS_ESTATE (not placed), CS_ENOMEM; nothing changed on error. */
+int cs_copy_evict(cs_copy *c, cs_id task, cs_error *err);
+
+/* The undo log's length: a mark to come back to. */
+size_t cs_copy_mark(const cs_copy *c);
+/* Undo every tentative change made after `mark`, newest first. */
+void cs_copy_undo(cs_copy *c, size_t mark);
+/* Undo every tentative change (cs_copy_undo(c, 0)). */
+void cs_copy_rollback(cs_copy *c);
+
+/* ---- memory ------------------------------------------------------------------ */
+
+typedef struct cs_copy_mem {
+    size_t machines; /* machine array, id index, ports in use, attribute sets */
+    size_t strings;  /* interned names, keys and values */
+    size_t jobs;     /* job array, id and name indexes, records, options, constraints, task-by-index arrays */
+    size_t tasks;    /* task array, id index, ports */
+    size_t undo;     /* the undo log */
+    size_t total;
+} cs_copy_mem;
+
+/* What the copy holds, in bytes, by part (arrays at their capacity). */
+void cs_copy_memory(const cs_copy *c, cs_copy_mem *out);
+
+#endif

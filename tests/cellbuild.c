@@ -1,0 +1,412 @@
+/* cellbuild.c — an in-memory cell packed into sync replies (see cellbuild.h). */
+#include "tests/cellbuild.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellstate/proto.h"
+
+#define TB_ATTRS 8
+#define TB_CONS 8
+#define TB_PORTS 8
+
+struct tb_machine {
+    cs_machine m;
+    char name[32];
+    char kv[TB_ATTRS][2][32];
+    cs_attr attrs[TB_ATTRS];
+    uint16_t ports[256];
+    bool dirty;
+};
+
+struct tb_job {
+    cs_job j;
+    char name[64];
+    char cs[TB_CONS][3][64];
+    cs_constraint cons[TB_CONS];
+    uint16_t ports[TB_PORTS];
+    uint8_t opts[2048];
+    bool dirty;
+};
+
+struct tb_task {
+    cs_task t;
+    uint16_t ports[TB_PORTS];
+    bool dirty;
+};
+
+void tb_init(tb_cell *b) { memset(b, 0, sizeof *b); }
+
+void tb_free(tb_cell *b)
+{
+    free(b->m);
+    free(b->j);
+    free(b->t);
+    memset(b, 0, sizeof *b);
+}
+
+static void *grow(void *p, uint32_t *cap, uint32_t n, size_t size)
+{
+    if (n < *cap)
+        return p;
+    *cap = *cap ? *cap * 2 : 64;
+    p = realloc(p, *cap * size);
+    cr_assert_not_null(p);
+    return p;
+}
+
+static tb_machine *mach(const tb_cell *b, cs_id id)
+{
+    cr_assert(id >= 1 && id <= b->nm, "no machine %llu", (unsigned long long)id);
+    return &b->m[id - 1];
+}
+
+static tb_job *job(const tb_cell *b, cs_id id)
+{
+    cr_assert(id >= 1 && id <= b->nj, "no job %llu", (unsigned long long)id);
+    return &b->j[id - 1];
+}
+
+static tb_task *task(const tb_cell *b, cs_id id)
+{
+    for (uint32_t i = 0; i < b->nt; i++)
+        if (b->t[i].t.id == id)
+            return &b->t[i];
+    cr_assert_fail("no task %llu", (unsigned long long)id);
+    return NULL;
+}
+
+const cs_task *tb_task_get(const tb_cell *b, cs_id id) { return &task(b, id)->t; }
+
+cs_id tb_machine_add(tb_cell *b, const char *name, int64_t cpu, int64_t mem, int64_t disk,
+                     uint16_t port_lo, uint16_t port_hi, const char *attrs)
+{
+    b->m = grow(b->m, &b->capm, b->nm, sizeof *b->m);
+    tb_machine *m = &b->m[b->nm++];
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->m.id = b->nm;
+    m->m.capacity = (cs_res){cpu, mem, disk};
+    m->m.port_lo = port_lo;
+    m->m.port_hi = port_hi;
+    m->m.state = CS_MACHINE_UP;
+    const char *p = attrs ? attrs : "";
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        cr_assert(m->m.nattrs < TB_ATTRS);
+        int klen = (int)strcspn(p, "=");
+        int vlen = (int)strcspn(p + klen + 1, " ");
+        snprintf(m->kv[m->m.nattrs][0], 32, "%.*s", klen, p);
+        snprintf(m->kv[m->m.nattrs][1], 32, "%.*s", vlen, p + klen + 1);
+        m->m.nattrs++;
+        p += klen + 1 + vlen;
+    }
+    m->dirty = true;
+    return m->m.id;
+}
+
+void tb_machine_state(tb_cell *b, cs_id id, uint8_t state)
+{
+    tb_machine *m = mach(b, id);
+    m->m.state = state;
+    m->dirty = true;
+    if (state == CS_MACHINE_DOWN)
+        for (uint32_t i = 0; i < b->nt; i++)
+            if (b->t[i].t.machine == id && cs_task_state_placed(b->t[i].t.state))
+                tb_task_state(b, b->t[i].t.id, CS_TASK_LOST);
+}
+
+cs_id tb_job_add(tb_cell *b, const char *name, uint8_t kind, int32_t priority, uint32_t count,
+                 int64_t cpu, int64_t mem, int64_t disk)
+{
+    b->j = grow(b->j, &b->capj, b->nj, sizeof *b->j);
+    tb_job *j = &b->j[b->nj++];
+    memset(j, 0, sizeof *j);
+    snprintf(j->name, sizeof j->name, "%s", name);
+    j->j.id = b->nj;
+    j->j.kind = kind;
+    j->j.priority = priority;
+    j->j.count = count;
+    j->j.res = (cs_res){cpu, mem, disk};
+    j->j.spec_hash = j->j.id;
+    j->dirty = true;
+    for (uint32_t i = 0; i < count; i++) {
+        b->t = grow(b->t, &b->capt, b->nt, sizeof *b->t);
+        tb_task *t = &b->t[b->nt++];
+        memset(t, 0, sizeof *t);
+        t->t.id = cs_task_id(j->j.id, i);
+        t->t.job = j->j.id;
+        t->t.index = i;
+        t->t.res = j->j.res;
+        t->dirty = true;
+    }
+    return j->j.id;
+}
+
+void tb_job_ports(tb_cell *b, cs_id id, const uint16_t *ports, uint32_t n)
+{
+    tb_job *j = job(b, id);
+    cr_assert(n <= TB_PORTS);
+    memcpy(j->ports, ports, n * sizeof *ports);
+    j->j.nports = n;
+    j->dirty = true;
+}
+
+void tb_job_constraint(tb_cell *b, cs_id id, const char *field, const char *op,
+                       const char *value, bool soft)
+{
+    tb_job *j = job(b, id);
+    cr_assert(j->j.nconstraints < TB_CONS);
+    uint32_t i = j->j.nconstraints++;
+    snprintf(j->cs[i][0], 64, "%s", field);
+    snprintf(j->cs[i][1], 64, "%s", op);
+    snprintf(j->cs[i][2], 64, "%s", value ? value : "");
+    j->cons[i].soft = soft;
+    j->dirty = true;
+}
+
+void tb_job_opts(tb_cell *b, cs_id id, cs_jobopts *o)
+{
+    tb_job *j = job(b, id);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init(&buf);
+    cs_error err = {0};
+    cr_assert_eq(cs_jobopts_encode(o, &buf, &err), CS_OK, "%s", err.msg);
+    cr_assert(buf.size <= sizeof j->opts);
+    memcpy(j->opts, buf.data, buf.size);
+    j->j.extra_len = (uint32_t)buf.size;
+    msgpack_sbuffer_destroy(&buf);
+    j->dirty = true;
+}
+
+void tb_job_kill(tb_cell *b, cs_id id)
+{
+    tb_job *j = job(b, id);
+    j->j.state = CS_JOB_KILLED;
+    j->dirty = true;
+    for (uint32_t i = 0; i < b->nt; i++)
+        if (b->t[i].t.job == id && !cs_task_state_final(b->t[i].t.state))
+            tb_task_state(b, b->t[i].t.id, CS_TASK_KILLED);
+}
+
+static bool port_used(const tb_cell *b, cs_id machine, uint16_t port)
+{
+    for (uint32_t i = 0; i < b->nt; i++) {
+        const cs_task *t = &b->t[i].t;
+        if (t->machine == machine && cs_task_state_placed(t->state))
+            for (uint32_t k = 0; k < t->nports; k++)
+                if (b->t[i].ports[k] == port)
+                    return true;
+    }
+    return false;
+}
+
+static void place(tb_cell *b, tb_task *t, cs_id machine, const cs_res *res, const uint16_t *ports,
+                  uint32_t nports)
+{
+    cr_assert_eq(t->t.state, CS_TASK_PENDING, "task %llu is not pending",
+                 (unsigned long long)t->t.id);
+    t->t.state = CS_TASK_ASSIGNED;
+    t->t.machine = machine;
+    t->t.res = *res;
+    t->t.attempts++;
+    t->t.nports = nports;
+    memcpy(t->ports, ports, nports * sizeof *ports);
+    t->dirty = true;
+    mach(b, machine)->dirty = true;
+}
+
+void tb_place(tb_cell *b, cs_id jid, uint32_t index, cs_id machine)
+{
+    tb_job *j = job(b, jid);
+    tb_machine *m = mach(b, machine);
+    uint16_t ports[TB_PORTS];
+    for (uint32_t i = 0; i < j->j.nports; i++) {
+        ports[i] = j->ports[i];
+        if (ports[i] != 0)
+            continue;
+        uint32_t p = m->m.port_lo;
+        while (p <= m->m.port_hi && port_used(b, machine, (uint16_t)p))
+            p++;
+        for (uint32_t k = 0; k < i; k++)
+            if (ports[k] == p)
+                p++;
+        cr_assert(p <= m->m.port_hi, "no free dynamic port on %s", m->name);
+        ports[i] = (uint16_t)p;
+    }
+    place(b, task(b, cs_task_id(jid, index)), machine, &j->j.res, ports, j->j.nports);
+}
+
+void tb_task_state(tb_cell *b, cs_id id, uint8_t state)
+{
+    tb_task *t = task(b, id);
+    if (cs_task_state_placed(t->t.state) && !cs_task_state_placed(state)) {
+        mach(b, t->t.machine)->dirty = true;
+        t->t.nports = 0;
+    }
+    t->t.state = state;
+    if (state == CS_TASK_PENDING)
+        t->t.machine = 0;
+    t->dirty = true;
+}
+
+void tb_commit(tb_cell *b, const cs_txn *txn)
+{
+    for (uint32_t i = 0; i < txn->npreempts; i++) {
+        tb_task *v = task(b, txn->preempts[i].victim);
+        tb_task_state(b, v->t.id, CS_TASK_PENDING);
+        v->t.last_end = CS_TASK_PREEMPTED;
+    }
+    for (uint32_t i = 0; i < txn->nclaims; i++) {
+        const cs_claim *c = &txn->claims[i];
+        place(b, task(b, c->task), c->machine, &c->res, cs_claim_ports(txn, c), c->nports);
+    }
+}
+
+/* Allocations, ports in use and ntasks from the placed tasks, as the store
+ * derives them (cellstate/alloc.h). */
+static void derive(tb_cell *b)
+{
+    for (uint32_t i = 0; i < b->nm; i++) {
+        b->m[i].m.allocated = (cs_res){0, 0, 0};
+        b->m[i].m.ntasks = 0;
+        b->m[i].m.nports = 0;
+    }
+    for (uint32_t i = 0; i < b->nt; i++) {
+        const cs_task *t = &b->t[i].t;
+        if (!cs_task_state_placed(t->state))
+            continue;
+        tb_machine *m = mach(b, t->machine);
+        cs_res_add(&m->m.allocated, &t->res);
+        m->m.ntasks++;
+        for (uint32_t k = 0; k < t->nports; k++) {
+            cr_assert(m->m.nports < 256);
+            m->ports[m->m.nports++] = b->t[i].ports[k];
+        }
+    }
+    for (uint32_t i = 0; i < b->nm; i++) {
+        tb_machine *m = &b->m[i];
+        /* insertion sort: a few ports per machine */
+        for (uint32_t k = 1; k < m->m.nports; k++)
+            for (uint32_t l = k; l > 0 && m->ports[l - 1] > m->ports[l]; l--) {
+                uint16_t x = m->ports[l];
+                m->ports[l] = m->ports[l - 1];
+                m->ports[l - 1] = x;
+            }
+    }
+}
+
+void tb_reply_make(tb_cell *b, bool full, tb_reply *r)
+{
+    b->version++;
+    derive(b);
+    uint32_t nm = 0, nj = 0, nt = 0;
+    for (uint32_t i = 0; i < b->nm; i++)
+        nm += full || b->m[i].dirty;
+    for (uint32_t i = 0; i < b->nj; i++)
+        nj += full || b->j[i].dirty;
+    for (uint32_t i = 0; i < b->nt; i++)
+        nt += full || b->t[i].dirty;
+    msgpack_sbuffer_init(&r->buf);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &r->buf, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    cs_pack_kv_u64(&pk, "version", b->version);
+    cs_pack_kv_bool(&pk, "full", full);
+    cs_pack_str(&pk, "machines");
+    msgpack_pack_array(&pk, nm);
+    for (uint32_t i = 0; i < b->nm; i++) {
+        tb_machine *m = &b->m[i];
+        if (m->dirty) {
+            m->m.version = b->version;
+            m->m.seq = b->version;
+        }
+        if (!full && !m->dirty)
+            continue;
+        m->m.name = m->name;
+        m->m.attrs = m->attrs;
+        for (uint32_t k = 0; k < m->m.nattrs; k++)
+            m->attrs[k] = (cs_attr){m->kv[k][0], m->kv[k][1]};
+        m->m.ports = m->ports;
+        cr_assert_eq(cs_pack_machine(&pk, &m->m), CS_OK);
+        m->dirty = false;
+    }
+    cs_pack_str(&pk, "jobs");
+    msgpack_pack_array(&pk, nj);
+    for (uint32_t i = 0; i < b->nj; i++) {
+        tb_job *j = &b->j[i];
+        if (j->dirty)
+            j->j.version = b->version;
+        if (!full && !j->dirty)
+            continue;
+        j->j.name = j->name;
+        j->j.cmd = "true";
+        j->j.note = "";
+        j->j.ports = j->ports;
+        j->j.extra = j->opts;
+        j->j.constraints = j->cons;
+        for (uint32_t k = 0; k < j->j.nconstraints; k++) {
+            j->cons[k].field = j->cs[k][0];
+            j->cons[k].op = j->cs[k][1];
+            j->cons[k].value = j->cs[k][2];
+        }
+        cr_assert_eq(cs_pack_job(&pk, &j->j), CS_OK);
+        j->dirty = false;
+    }
+    cs_pack_str(&pk, "tasks");
+    msgpack_pack_array(&pk, nt);
+    for (uint32_t i = 0; i < b->nt; i++) {
+        tb_task *t = &b->t[i];
+        if (t->dirty)
+            t->t.version = b->version;
+        if (!full && !t->dirty)
+            continue;
+        t->t.ports = t->ports;
+        t->t.reason = "";
+        cr_assert_eq(cs_pack_task(&pk, &t->t), CS_OK);
+        t->dirty = false;
+    }
+    msgpack_zone_init(&r->zone, 4096);
+    size_t off = 0;
+    cr_assert_eq(msgpack_unpack(r->buf.data, r->buf.size, &off, &r->zone, &r->obj),
+                 MSGPACK_UNPACK_SUCCESS);
+}
+
+void tb_reply_free(tb_reply *r)
+{
+    msgpack_zone_destroy(&r->zone);
+    msgpack_sbuffer_destroy(&r->buf);
+}
+
+void tb_sync(tb_cell *b, cs_copy *c, bool full)
+{
+    tb_reply r;
+    tb_reply_make(b, full, &r);
+    cs_error err = {0};
+    int rc = cs_copy_apply(c, &r.obj, &err);
+    tb_reply_free(&r);
+    cr_assert_eq(rc, CS_OK, "cs_copy_apply: %s", err.msg);
+    cr_assert_eq(cs_copy_version(c), b->version);
+}
+
+void tb_check(const tb_cell *b)
+{
+    tb_cell *w = (tb_cell *)b;
+    derive(w);
+    for (uint32_t i = 0; i < b->nm; i++) {
+        const cs_machine *m = &b->m[i].m;
+        cr_assert(m->allocated.cpu <= m->capacity.cpu && m->allocated.mem <= m->capacity.mem &&
+                      m->allocated.disk <= m->capacity.disk,
+                  "machine %s overcommitted: cpu %lld/%lld mem %lld/%lld", b->m[i].name,
+                  (long long)m->allocated.cpu, (long long)m->capacity.cpu,
+                  (long long)m->allocated.mem, (long long)m->capacity.mem);
+        for (uint32_t k = 1; k < m->nports; k++)
+            cr_assert_neq(b->m[i].ports[k - 1], b->m[i].ports[k], "port %u twice on %s",
+                          b->m[i].ports[k], b->m[i].name);
+    }
+}

@@ -1,0 +1,85 @@
+/* cellbuild.h — a cell built in memory for the local copy and placement
+ * suites: machines, jobs and tasks as the server would hold them, packed
+ * into `sync` replies (docs/protocol.md §5.7) with the record pack functions,
+ * so that a cs_copy can be fed without a server. Machines' allocations,
+ * ports in use, ntasks and seq are derived from the tasks, as the store
+ * derives them. Not a suite itself (no test_ prefix).
+ */
+#ifndef CS_TEST_CELLBUILD_H
+#define CS_TEST_CELLBUILD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "cellstate/jobopts.h"
+#include "cellstate/record.h"
+#include "schedulers/cellcopy.h"
+#include "txn/txn.h"
+
+typedef struct tb_machine tb_machine;
+typedef struct tb_job tb_job;
+typedef struct tb_task tb_task;
+
+typedef struct tb_cell {
+    tb_machine *m;
+    uint32_t nm, capm;
+    tb_job *j;
+    uint32_t nj, capj;
+    tb_task *t;
+    uint32_t nt, capt;
+    uint64_t version;
+} tb_cell;
+
+void tb_init(tb_cell *b);
+void tb_free(tb_cell *b);
+
+/* A machine, up; `attrs` is "k=v k=v" (NULL or "" for none). Returns its id
+ * (1, 2, ...). */
+cs_id tb_machine_add(tb_cell *b, const char *name, int64_t cpu, int64_t mem, int64_t disk,
+                     uint16_t port_lo, uint16_t port_hi, const char *attrs);
+void tb_machine_state(tb_cell *b, cs_id machine, uint8_t state);
+
+/* A job of `count` pending tasks; returns its id (1, 2, ...). */
+cs_id tb_job_add(tb_cell *b, const char *name, uint8_t kind, int32_t priority, uint32_t count,
+                 int64_t cpu, int64_t mem, int64_t disk);
+void tb_job_ports(tb_cell *b, cs_id job, const uint16_t *ports, uint32_t n);
+void tb_job_constraint(tb_cell *b, cs_id job, const char *field, const char *op,
+                       const char *value, bool soft);
+/* Encode `o` (normalised in place) as the job's options. */
+void tb_job_opts(tb_cell *b, cs_id job, cs_jobopts *o);
+/* Kill the job and its tasks not yet ended. */
+void tb_job_kill(tb_cell *b, cs_id job);
+
+/* Place task `index` of `job` on `machine` (assigned, the job's resources,
+ * its fixed ports and the lowest free dynamic ones). */
+void tb_place(tb_cell *b, cs_id job, uint32_t index, cs_id machine);
+/* Set a task's state (placed tasks leaving their machine release it). */
+void tb_task_state(tb_cell *b, cs_id task, uint8_t state);
+/* Apply a transaction as a commit that accepts everything: claims place
+ * their tasks with the claim's resources and ports, victims go back to
+ * pending (last_end preempted). */
+void tb_commit(tb_cell *b, const cs_txn *t);
+
+/* A packed reply and the object read from it (valid until tb_reply_free). */
+typedef struct tb_reply {
+    msgpack_sbuffer buf;
+    msgpack_zone zone;
+    msgpack_object obj;
+} tb_reply;
+
+/* The next version's `sync` reply: everything (full) or what changed since
+ * the previous reply. */
+void tb_reply_make(tb_cell *b, bool full, tb_reply *r);
+void tb_reply_free(tb_reply *r);
+/* tb_reply_make then cs_copy_apply, asserting success. */
+void tb_sync(tb_cell *b, cs_copy *c, bool full);
+
+/* Fail the test if a machine is over capacity or holds a port twice. */
+void tb_check(const tb_cell *b);
+
+/* The builder's view of a task (state, machine). */
+const cs_task *tb_task_get(const tb_cell *b, cs_id task);
+
+#endif
