@@ -238,6 +238,37 @@ static void report_failed(ts_daemon *d, cs_id task, const char *reason)
     call(d, CS_MSG_TASK_STATUS, &b, &r);
 }
 
+/* An agent's running report, with a health when `health` is not NULL. */
+static void report_running(ts_daemon *d, cs_id task, const char *health)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, health ? 4 : 3);
+    cs_pack_kv_u64(&pk, "task", task);
+    cs_pack_kv_u64(&pk, "attempt", 1);
+    cs_pack_kv_str(&pk, "state", "running");
+    if (health)
+        cs_pack_kv_str(&pk, "health", health);
+    cs_msg r;
+    call(d, CS_MSG_TASK_STATUS, &b, &r);
+}
+
+/* A scheduler's word, as the schedulers send it. */
+static void note(ts_daemon *d, const char *job, const char *text)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    cs_pack_kv_str(&pk, "job", job);
+    cs_pack_kv_str(&pk, "note", text);
+    cs_msg r;
+    call(d, CS_MSG_JOB_NOTE, &b, &r);
+}
+
 static void write_file(const ts_daemon *d, const char *name, const char *text, char *path,
                        size_t size)
 {
@@ -246,6 +277,20 @@ static void write_file(const ts_daemon *d, const char *name, const char *text, c
     cr_assert(f != NULL);
     fputs(text, f);
     fclose(f);
+}
+
+/* `cellctl submit FILE`, then the id of job `name` from `get jobs`. */
+static cs_id submit_file(const ts_daemon *d, const char *file, const char *name)
+{
+    run r;
+    ok(d, &r, "submit", file, NULL);
+    run_free(&r);
+    json_t *jobs = ok_json(d, "get", "jobs", NULL);
+    json_t *j = find_by(jobs, "name", name);
+    cr_assert(j != NULL, "job %s is not listed", name);
+    cs_id id = (cs_id)num(j, "id");
+    json_decref(jobs);
+    return id;
 }
 
 static ts_daemon daemon_;
@@ -346,11 +391,7 @@ Test(cellctl, describe_says_why_a_task_is_pending)
     ts_daemon *d = &daemon_;
     cs_id m1 = add_machine(d, "m1");
     run r;
-    ok(d, &r, "submit", "examples/batch.json", NULL);
-    run_free(&r);
-    json_t *jobs = ok_json(d, "get", "jobs", NULL);
-    cs_id job = (cs_id)num(json_array_get(jobs, 0), "id");
-    json_decref(jobs);
+    cs_id job = submit_file(d, "examples/batch.json", "batch-sleep");
     cs_res res = {100, 16, 0};
     commit(d, 1, cs_task_id(job, 3), m1, &res, 0, -1);
     report_failed(d, cs_task_id(job, 3), "exit 1: disk quota exceeded");
@@ -424,6 +465,100 @@ Test(cellctl, scale_update_kill)
     run_free(&r);
 }
 
+/* web has an HTTP health check: only its running tasks whose check passes
+ * are endpoints. batch-sleep has none: running is enough. */
+Test(cellctl, endpoints_lists_running_healthy_tasks)
+{
+    ts_daemon *d = &daemon_;
+    cs_id m[3] = {add_machine(d, "m1"), add_machine(d, "m2"), add_machine(d, "m3")};
+    run r;
+    cs_id web = submit_file(d, "examples/web.json", "web");
+    cs_id batch = submit_file(d, "examples/batch.json", "batch-sleep");
+
+    ok(d, &r, "endpoints", "web", NULL);
+    cr_assert_str_eq(r.out, "", "nothing runs yet: no output");
+    run_free(&r);
+
+    cs_res res = {250, 64, 10};
+    for (uint32_t i = 0; i < 3; i++)
+        commit(d, 1 + i, cs_task_id(web, i), m[i], &res, (uint16_t)(31000 + i), -1);
+    report_running(d, cs_task_id(web, 0), NULL);        /* no check has answered */
+    report_running(d, cs_task_id(web, 1), "healthy");
+    report_running(d, cs_task_id(web, 2), "unhealthy");
+    ok(d, &r, "endpoints", "web", NULL);
+    cr_assert_str_eq(r.out, "m2:31001\n");
+    run_free(&r);
+    json_t *e = ok_json(d, "endpoints", "web", NULL);
+    cr_assert_eq(json_array_size(e), 1);
+    json_t *e0 = json_array_get(e, 0);
+    cr_assert_eq(num(e0, "task"), (double)cs_task_id(web, 1));
+    cr_assert_str_eq(json_string_value(json_object_get(e0, "host")), "m2");
+    cr_assert_eq(json_integer_value(json_array_get(json_object_get(e0, "ports"), 0)), 31001);
+    json_decref(e);
+    report_running(d, cs_task_id(web, 0), "healthy");
+    ok(d, &r, "endpoints", "web", NULL);
+    cr_assert_str_eq(r.out, "m1:31000\nm2:31001\n");
+    run_free(&r);
+
+    /* Without health checks a running task counts; an assigned one not. */
+    cs_res small = {100, 16, 0};
+    commit(d, 10, cs_task_id(batch, 0), m[2], &small, 0, -1);
+    commit(d, 11, cs_task_id(batch, 1), m[2], &small, 0, -1);
+    report_running(d, cs_task_id(batch, 0), NULL);
+    ok(d, &r, "endpoints", "batch-sleep", NULL);
+    cr_assert_str_eq(r.out, "m3\n", "a task without ports is its host");
+    run_free(&r);
+
+    cellctl(d, &r, "endpoints", "nosuchjob", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "nosuchjob") != NULL, "%s", r.err);
+    run_free(&r);
+    cellctl(d, &r, "endpoints", NULL);
+    cr_assert_eq(r.status, 2);
+    run_free(&r);
+
+    /* The HEALTH column and the JSON key: running tasks only have one. */
+    ok(d, &r, "get", "tasks", "--job", "web", NULL);
+    cr_assert(strstr(r.out, "HEALTH") && strstr(r.out, "unhealthy"), "%s", r.out);
+    run_free(&r);
+    json_t *ts = ok_json(d, "get", "tasks", "--job", "web", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(ts, 2), "health")),
+                     "unhealthy");
+    json_decref(ts);
+}
+
+Test(cellctl, describe_shows_submission_time_note_and_health)
+{
+    ts_daemon *d = &daemon_;
+    cs_id m1 = add_machine(d, "m1");
+    run r;
+    cs_id web = submit_file(d, "examples/web.json", "web");
+    ok(d, &r, "describe", "job", "web", NULL);
+    cr_assert(strstr(r.out, "Submitted:    20") != NULL, "a local date: %s", r.out);
+    cr_assert(strstr(r.out, "Note:") == NULL, "no note yet: %s", r.out);
+    run_free(&r);
+
+    note(d, "web", "no machine fits: cpu on 9,870, UNIQUE hostname on 130");
+    cs_res res = {250, 64, 10};
+    commit(d, 1, cs_task_id(web, 0), m1, &res, 31000, -1);
+    report_running(d, cs_task_id(web, 0), "healthy");
+    ok(d, &r, "describe", "job", "web", NULL);
+    cr_assert(strstr(r.out, "Note:         no machine fits: cpu on 9,870, UNIQUE hostname on 130"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "HEALTH") && strstr(r.out, "healthy"), "%s", r.out);
+    run_free(&r);
+
+    json_t *desc = ok_json(d, "describe", "job", "web", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(desc, "note")),
+                     "no machine fits: cpu on 9,870, UNIQUE hostname on 130");
+    cr_assert_gt(num(desc, "submitted"), 1.6e12, "milliseconds since the epoch");
+    json_t *t0 = json_array_get(json_object_get(desc, "tasks"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(t0, "health")), "healthy");
+    /* The job object stays a spec that submit takes back. */
+    cr_assert_null(json_object_get(json_object_get(desc, "job"), "note"));
+    json_decref(desc);
+}
+
 Test(cellctl, stats)
 {
     ts_daemon *d = &daemon_;
@@ -443,7 +578,44 @@ Test(cellctl, stats)
     ok(d, &r, "stats", NULL);
     cr_assert(strstr(r.out, "machines     2 (2 up)") && strstr(r.out, "capacity     cpu 8,"), "%s",
               r.out);
+    cr_assert(strstr(r.out, "schedulers   none reported") != NULL, "%s", r.out);
     run_free(&r);
+
+    /* Two schedulers report: a table of their metrics follows. */
+    msgpack_sbuffer b;
+    msgpack_packer pk;
+    const char *names[] = {"service-0", "batch-0"};
+    for (int i = 0; i < 2; i++) {
+        msgpack_sbuffer_init(&b);
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 3);
+        cs_pack_kv_str(&pk, "name", names[i]);
+        cs_pack_kv_str(&pk, "kind", i ? "batch" : "service");
+        cs_pack_str(&pk, "metrics");
+        msgpack_pack_map(&pk, 2);
+        cs_pack_str(&pk, "busyness");
+        msgpack_pack_double(&pk, i ? 0.125 : 0.5);
+        cs_pack_kv_u64(&pk, "txn_committed", 40 + (uint64_t)i);
+        cs_msg rep;
+        call(d, CS_MSG_SCHED_REPORT, &b, &rep);
+    }
+    ok(d, &r, "stats", NULL);
+    const char *batch = strstr(r.out, "batch-0"), *service = strstr(r.out, "service-0");
+    cr_assert(strstr(r.out, "SCHEDULER") && batch && service && batch < service,
+              "schedulers by name: %s", r.out);
+    cr_assert(strstr(r.out, "busyness") && strstr(r.out, "0.125") && strstr(r.out, "41"), "%s",
+              r.out);
+    run_free(&r);
+    s = ok_json(d, "stats", NULL);
+    json_t *sch = json_object_get(s, "schedulers");
+    cr_assert_eq(json_array_size(sch), 2);
+    json_t *s0 = json_array_get(sch, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(s0, "name")), "batch-0");
+    cr_assert_str_eq(json_string_value(json_object_get(s0, "kind")), "batch");
+    cr_assert_float_eq(num(json_object_get(s0, "metrics"), "busyness"), 0.125, 1e-12);
+    cr_assert_eq(num(json_object_get(s0, "metrics"), "txn_committed"), 41);
+    cr_assert(json_is_integer(json_object_get(s0, "age_ms")));
+    json_decref(s);
 }
 
 Test(cellctl, bad_specs_name_the_field)
@@ -553,6 +725,12 @@ Test(cellctl, command_line)
     run_free(&r);
     ok(d, &r, "get", "--help", NULL);
     cr_assert(strstr(r.out, "--machine M") != NULL, "%s", r.out);
+    run_free(&r);
+    ok(d, &r, "--help", NULL);
+    cr_assert(strstr(r.out, "endpoints JOB") != NULL, "%s", r.out);
+    run_free(&r);
+    ok(d, &r, "help", "endpoints", NULL);
+    cr_assert(strstr(r.out, "running and healthy") != NULL, "%s", r.out);
     run_free(&r);
     const char *bad[][4] = {{"get", "pods", NULL},
                             {"frobnicate", NULL},

@@ -4,7 +4,7 @@
  *   cellctl --help | cellctl help COMMAND | cellctl COMMAND --help
  *
  * Commands: submit, update, kill, scale (cellctl_job.c); get, describe,
- * stats, watch (cellctl_show.c). Job specs are JSON, native or Marathon
+ * endpoints, stats, watch (cellctl_show.c). Job specs are JSON, native or Marathon
  * (cellstate/jobspec.h; docs/design.md "Job specs").
  *
  * Exit status: 0 on success, 1 when a spec, a request or the server failed,
@@ -75,8 +75,14 @@ static const command commands[] = {
     {"describe", ctl_cmd_describe, O_OUTPUT, "describe job|machine NAME [-o json]",
      "Show one job (its spec, options, tasks, where each runs and why pending ones wait) or\n"
      "one machine (capacity, allocation, the tasks placed there).\n"},
+    {"endpoints", ctl_cmd_endpoints, O_OUTPUT, "endpoints JOB [-o json]",
+     "Where to reach job JOB: its tasks that are running and healthy (their health checks\n"
+     "pass; for a job without health checks, running is enough). One line per task,\n"
+     "MACHINE:PORT0 followed by its other ports, space separated; with -o json an array of\n"
+     "{task, host, ports}. No such task: no output, exit status 0.\n"},
     {"stats", ctl_cmd_stats, O_OUTPUT, "stats [-o json]",
-     "Show the cell's counts, capacity and allocation, and the server's counters.\n"},
+     "Show the cell's counts, capacity and allocation, the server's counters, and the latest\n"
+     "metrics each scheduler reported (busyness, conflict fraction, wait times, ...).\n"},
     {"watch", ctl_cmd_watch, O_INTERVAL | O_COUNT | O_ANSI | O_JOB,
      "watch [--interval D] [--count N] [--job J] [--ansi]",
      "A live view of machines and of the tasks not yet ended, redrawn in place. Ctrl-C (or\n"

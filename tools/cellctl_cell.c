@@ -326,6 +326,7 @@ json_t *ctl_task_json(const ctl_cell *cell, const cs_task *t)
     ok &= put(o, "attempts", json_integer(t->attempts));
     ok &= put(o, "exit_code", json_integer(t->exit_code));
     ok &= put(o, "reason", json_string(t->reason));
+    ok &= put(o, "health", json_string(cs_task_health_name(t->health)));
     ok &= put(o, "version", json_integer((json_int_t)t->version));
     if (!ok) {
         json_decref(o);

@@ -64,13 +64,19 @@ static int machines_table(const ctl_cell *cell, const char *state, FILE *f, size
     return rc;
 }
 
+/* A task's health as a table shows it: only a running task has one. */
+static const char *health_cell(const cs_task *k)
+{
+    return k->state == CS_TASK_RUNNING ? cs_task_health_name(k->health) : "-";
+}
+
 /* Tasks of the cell; `active_only` keeps pending and placed ones. */
 static int tasks_table(const ctl_cell *cell, bool active_only, FILE *f, size_t width, cs_error *err)
 {
-    static const char *const h[] = {">ID",   "JOB",       ">INDEX", "STATE", "MACHINE",
-                                    "PORTS", ">ATTEMPTS", ">EXIT",  "REASON"};
+    static const char *const h[] = {">ID",     "JOB",   ">INDEX",    "STATE", "HEALTH",
+                                    "MACHINE", "PORTS", ">ATTEMPTS", ">EXIT", "REASON"};
     ctl_table t;
-    int rc = ctl_table_init(&t, 9, h, err);
+    int rc = ctl_table_init(&t, 10, h, err);
     for (uint32_t i = 0; rc == CS_OK && i < cell->ntasks; i++) {
         const cs_task *k = &cell->tasks[i];
         if (active_only && cs_task_state_final(k->state))
@@ -80,6 +86,7 @@ static int tasks_table(const ctl_cell *cell, bool active_only, FILE *f, size_t w
             (rc = ctl_table_cellf(&t, err, "%s", ctl_job_name(cell, k->job, jb, sizeof jb))) ||
             (rc = ctl_table_cellf(&t, err, "%u", k->index)) ||
             (rc = ctl_table_cellf(&t, err, "%s", cs_task_state_name(k->state))) ||
+            (rc = ctl_table_cellf(&t, err, "%s", health_cell(k))) ||
             (rc = ctl_table_cellf(&t, err, "%s",
                                   k->machine ? ctl_machine_name(cell, k->machine, mb, sizeof mb)
                                              : "-")) ||
@@ -296,14 +303,32 @@ static void describe_options(const cs_jobopts *o)
         printf("%-13s %s (simulated agents)\n", "Duration:", fmt_ms(o->duration_ms, b, sizeof b));
 }
 
+/* Wall-clock milliseconds as local time: "2024-05-01 14:03:07 CEST". */
+static const char *fmt_local(uint64_t ms, char *buf, size_t size)
+{
+    if (ms == 0) {
+        snprintf(buf, size, "unknown");
+        return buf;
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (localtime_r(&t, &tm) == NULL || strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
+        snprintf(buf, size, "%" PRIu64 " ms since the epoch", ms);
+    return buf;
+}
+
 static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
 {
     TRY(ctl_fetch_machines(c, cell, err));
     TRY(ctl_fetch_job(c, cell, name, err));
     const cs_job *j = &cell->jobs[0];
     if (c->output == CTL_OUT_JSON) {
+        /* `submitted` and `note` beside the job, not in it: the job object
+         * is a spec that `cellctl submit` takes back, and they are not. */
         json_t *o = json_object(), *tasks = json_array();
-        bool ok = o && tasks && json_object_set_new(o, "job", ctl_job_json(j, cell, err)) == 0;
+        bool ok = o && tasks && json_object_set_new(o, "job", ctl_job_json(j, cell, err)) == 0 &&
+                  json_object_set_new(o, "submitted", json_integer((json_int_t)j->submitted)) == 0 &&
+                  json_object_set_new(o, "note", json_string(j->note)) == 0;
         for (uint32_t i = 0; ok && i < cell->ntasks; i++)
             ok = json_array_append_new(tasks, ctl_task_json(cell, &cell->tasks[i])) == 0;
         ok = ok && json_object_set(o, "tasks", tasks) == 0;
@@ -318,6 +343,10 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
     printf("%-13s %s\n%-13s %" PRIu64 "\n%-13s %s\n%-13s %s\n%-13s %d\n%-13s %u\n",
            "Name:", j->name, "ID:", j->id, "Kind:", cs_job_kind_name(j->kind),
            "State:", cs_job_state_name(j->state), "Priority:", j->priority, "Count:", j->count);
+    char when[64];
+    printf("%-13s %s\n", "Submitted:", fmt_local(j->submitted, when, sizeof when));
+    if (j->note[0] != '\0')
+        printf("%-13s %s\n", "Note:", j->note);
     printf("%-13s %s\n", "Command:", j->cmd);
     printf("%-13s cpu %s, mem %" PRId64 " MiB, disk %" PRId64 " MiB (per task)\n",
            "Resources:", ctl_cores(j->res.cpu, b1, sizeof b1), j->res.mem, j->res.disk);
@@ -428,6 +457,66 @@ int ctl_cmd_describe(ctl *c, const ctl_args *a, cs_error *err)
     return rc;
 }
 
+/* ---- endpoints ------------------------------------------------------------------------ */
+
+/* Whether clients may be sent to task `k`: it runs, and its health checks
+ * pass — or, for a job without checks, nothing says otherwise. */
+static bool serving(const cs_task *k, bool has_checks)
+{
+    return k->state == CS_TASK_RUNNING &&
+           (k->health == CS_TASK_HEALTH_HEALTHY ||
+            (!has_checks && k->health == CS_TASK_HEALTH_UNKNOWN));
+}
+
+static int endpoints(ctl *c, const char *job, ctl_cell *cell, cs_error *err)
+{
+    TRY(ctl_fetch_machines(c, cell, err));
+    TRY(ctl_fetch_job(c, cell, job, err));
+    cs_jobopts o;
+    TRY(cs_job_opts(&cell->jobs[0], &cell->a, &o, err));
+    json_t *arr = c->output == CTL_OUT_JSON ? json_array() : NULL;
+    bool ok = c->output != CTL_OUT_JSON || arr != NULL;
+    for (uint32_t i = 0; ok && i < cell->ntasks; i++) {
+        const cs_task *k = &cell->tasks[i];
+        if (!serving(k, o.nhealth > 0))
+            continue;
+        char mb[32];
+        const char *host = ctl_machine_name(cell, k->machine, mb, sizeof mb);
+        if (arr != NULL) {
+            json_t *e = json_object(), *ports = json_array();
+            for (uint32_t p = 0; ports && p < k->nports; p++)
+                ok &= json_array_append_new(ports, json_integer(k->ports[p])) == 0;
+            ok &= e && ports && json_object_set_new(e, "task", json_integer((json_int_t)k->id)) == 0 &&
+                  json_object_set_new(e, "host", json_string(host)) == 0 &&
+                  json_object_set(e, "ports", ports) == 0 && json_array_append(arr, e) == 0;
+            json_decref(ports);
+            json_decref(e);
+            continue;
+        }
+        /* host:PORT0, then the other ports as more columns: what a script
+         * reads with `read addr rest`. */
+        printf("%s", host);
+        for (uint32_t p = 0; p < k->nports; p++)
+            printf(p ? " %u" : ":%u", k->ports[p]);
+        printf("\n");
+    }
+    int rc = ok ? (arr ? ctl_print_json(arr, err) : CS_OK)
+                : cs_errorf(err, CS_ENOMEM, "out of memory");
+    json_decref(arr);
+    return rc;
+}
+
+int ctl_cmd_endpoints(ctl *c, const ctl_args *a, cs_error *err)
+{
+    if (a->argc != 1)
+        return cs_errorf(err, CTL_EUSAGE, "endpoints: name one job");
+    ctl_cell cell;
+    ctl_cell_init(&cell);
+    int rc = endpoints(c, a->argv[0], &cell, err);
+    ctl_cell_free(&cell);
+    return rc;
+}
+
 /* ---- stats -------------------------------------------------------------------------- */
 
 /* Any msgpack reply as JSON (maps with string keys, as every reply has). */
@@ -490,6 +579,72 @@ static void print_kv_map(const char *label, const msgpack_object *m)
     printf("\n");
 }
 
+/* A metric's value as it came: an integer, or a float with six digits. */
+static void metric_cell(const msgpack_object *v, char *buf, size_t size)
+{
+    if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        snprintf(buf, size, "%" PRIu64, v->via.u64);
+    else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        snprintf(buf, size, "%" PRId64, v->via.i64);
+    else if (v->type == MSGPACK_OBJECT_FLOAT32 || v->type == MSGPACK_OBJECT_FLOAT64)
+        snprintf(buf, size, "%.6g", v->via.f64);
+    else
+        snprintf(buf, size, "?");
+}
+
+/* The schedulers' latest reports (stats' "schedulers"): one row per
+ * metric, the scheduler's name, kind and age on its first row, so that
+ * schedulers reporting different metrics share one table. */
+static int schedulers_table(const msgpack_object *list, cs_error *err)
+{
+    if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY)
+        return cs_errorf(err, CS_EPROTO, "reply to stats: field 'schedulers' is missing");
+    if (list->via.array.size == 0) {
+        printf("%-13s%s\n", "schedulers", "none reported");
+        return CS_OK;
+    }
+    printf("\n");
+    static const char *const h[] = {"SCHEDULER", "KIND", ">AGE", "METRIC", ">VALUE"};
+    ctl_table t;
+    cs_arena a;
+    cs_arena_init(&a);
+    int rc = ctl_table_init(&t, 5, h, err);
+    for (uint32_t i = 0; rc == CS_OK && i < list->via.array.size; i++) {
+        const msgpack_object *s = &list->via.array.ptr[i], *m = cs_obj_get(s, "metrics");
+        const char *name = "?", *kind = "";
+        uint64_t age = 0;
+        if ((rc = cs_obj_str(s, "name", true, CS_NAME_MAX, &a, &name, err)) ||
+            (rc = cs_obj_str(s, "kind", true, CS_NAME_MAX, &a, &kind, err)) ||
+            (rc = cs_obj_u64(s, "age_ms", true, UINT32_MAX, &age, err)))
+            break;
+        if (m == NULL || m->type != MSGPACK_OBJECT_MAP) {
+            rc = cs_errorf(err, CS_EPROTO, "reply to stats: scheduler %s has no metrics map", name);
+            break;
+        }
+        char ab[32];
+        fmt_ms((uint32_t)age, ab, sizeof ab);
+        for (uint32_t k = 0; rc == CS_OK && k < (m->via.map.size ? m->via.map.size : 1); k++) {
+            const msgpack_object *key = m->via.map.size ? &m->via.map.ptr[k].key : NULL;
+            char vb[64] = "-";
+            if (key != NULL)
+                metric_cell(&m->via.map.ptr[k].val, vb, sizeof vb);
+            int klen = key && key->type == MSGPACK_OBJECT_STR ? (int)key->via.str.size : 1;
+            const char *kp = key && key->type == MSGPACK_OBJECT_STR ? key->via.str.ptr : "-";
+            if ((rc = ctl_table_cellf(&t, err, "%s", k ? "" : name)) ||
+                (rc = ctl_table_cellf(&t, err, "%s", k ? "" : kind)) ||
+                (rc = ctl_table_cellf(&t, err, "%s", k ? "" : ab)) ||
+                (rc = ctl_table_cellf(&t, err, "%.*s", klen, kp)) ||
+                (rc = ctl_table_cellf(&t, err, "%s", vb)))
+                break;
+        }
+    }
+    if (rc == CS_OK)
+        ctl_table_print(&t, stdout, 0);
+    ctl_table_free(&t);
+    cs_arena_free(&a);
+    return rc;
+}
+
 static double pct(int64_t part, int64_t whole)
 {
     return whole > 0 ? 100.0 * (double)part / (double)whole : 0.0;
@@ -527,7 +682,7 @@ int ctl_cmd_stats(ctl *c, const ctl_args *a, cs_error *err)
            pct(alloc.mem, cap.mem), alloc.disk, pct(alloc.disk, cap.disk));
     print_kv_map("server", cs_obj_get(&r.body, "server"));
     printf("%-13s%" PRIu64 "\n", "workers", u64_of(&r.body, "workers"));
-    return CS_OK;
+    return schedulers_table(cs_obj_get(&r.body, "schedulers"), err);
 }
 
 /* ---- watch -------------------------------------------------------------------------- */
