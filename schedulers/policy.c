@@ -226,7 +226,10 @@ static int get_list(json_t *root, const char *key, json_t **arr, cs_error *err)
 
 static int parse_predicates(json_t *arr, uint32_t *bits, cs_error *err)
 {
-    *bits = 0;
+    /* UNIQUE, MAX_PER and GROUP_BY have no Kubernetes name, so no Policy
+     * file could list them: a file that lists its predicates must not
+     * silently drop a job's own hard constraints. */
+    *bits = CS_PRED_SPREAD;
     for (size_t i = 0; i < json_array_size(arr); i++) {
         const named *n;
         int rc = entry_lookup(arr, i, &predicate_entries, &n, err);

@@ -101,7 +101,8 @@ int cs_policy_preset(const char *name, cs_policy *out, cs_error *err);
  * preset's weights; [] = EqualPriority 1, Kubernetes' fallback when no
  * priority is configured). NodeAffinity and JobAffinity get weight 1 when
  * not listed (see the top of this file). CS_PRED_SPREAD has no Kubernetes
- * name: it is on only when "predicates" is absent.
+ * name, so no file can list it: it is always on (a job's UNIQUE, MAX_PER and
+ * GROUP_BY are never dropped silently).
  *
  * Predicates: PodFitsPorts, PodFitsHostPorts, NoDiskConflict,
  * MatchNodeSelector, HostName, MatchInterPodAffinity, GeneralPredicates

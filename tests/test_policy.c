@@ -169,9 +169,10 @@ Test(kubernetes, example_policy_file_gives_its_predicates_and_weights)
                                 &err),
                  CS_OK, "%s", err.msg);
     /* PodFitsPorts, PodFitsResources, NoDiskConflict, MatchNodeSelector,
-     * HostName: no MatchInterPodAffinity, and Spread has no Kubernetes name. */
-    cr_assert_eq(p.predicates, (uint32_t)(CS_PRED_PORTS | CS_PRED_DISK_CONFLICT |
-                                          CS_PRED_SELECTOR | CS_PRED_HOSTNAME));
+     * HostName: no MatchInterPodAffinity; Spread, which no file can name,
+     * stays on. */
+    cr_assert_eq(p.predicates, (uint32_t)(CS_PRED_PORTS | CS_PRED_DISK_CONFLICT | CS_PRED_SELECTOR |
+                                          CS_PRED_HOSTNAME | CS_PRED_SPREAD));
     /* As listed, plus the soft-constraint priorities it does not list. */
     expect_weights(&p, (uint32_t[CS_PRIO_COUNT]){[CS_PRIO_LEAST_REQUESTED] = 1,
                                                  [CS_PRIO_BALANCED] = 1,
@@ -194,7 +195,7 @@ Test(parse, absent_lists_mean_all_filters_and_the_spread_weights)
 Test(parse, empty_lists_mean_only_the_enforced_filters_and_equal_scores)
 {
     cs_policy p = parse_members_ok("\"predicates\": [], \"priorities\": []");
-    cr_assert_eq(p.predicates, 0u);
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_SPREAD, "the job's own UNIQUE/MAX_PER/GROUP_BY stay");
     expect_weights(&p, (uint32_t[CS_PRIO_COUNT]){[CS_PRIO_EQUAL] = 1,
                                                  [CS_PRIO_NODE_AFFINITY] = 1,
                                                  [CS_PRIO_JOB_AFFINITY] = 1});
@@ -220,7 +221,7 @@ Test(parse, predicate_names_map_to_their_filters)
         char members[256];
         snprintf(members, sizeof members, "\"predicates\": [{\"name\": \"%s\"}]", cases[i].name);
         cs_policy p = parse_members_ok(members);
-        cr_expect_eq(p.predicates, cases[i].bits, "%s: %#x, want %#x", cases[i].name,
+        cr_expect_eq(p.predicates, cases[i].bits | CS_PRED_SPREAD, "%s: %#x, want %#x", cases[i].name,
                      p.predicates, cases[i].bits);
     }
 }
@@ -230,7 +231,7 @@ Test(parse, overlapping_predicates_are_one_filter)
     cs_policy p = parse_members_ok("\"predicates\": [{\"name\": \"GeneralPredicates\"},"
                                    " {\"name\": \"PodFitsPorts\"}, {\"name\": \"NoDiskConflict\"}]");
     cr_assert_eq(p.predicates, (uint32_t)(CS_PRED_PORTS | CS_PRED_SELECTOR | CS_PRED_HOSTNAME |
-                                          CS_PRED_DISK_CONFLICT));
+                                          CS_PRED_DISK_CONFLICT | CS_PRED_SPREAD));
 }
 
 Test(parse, listed_weights_are_kept_and_soft_constraints_default_to_one)
@@ -256,7 +257,7 @@ Test(parse, input_need_not_be_nul_terminated)
     cs_policy p = sentinel;
     cs_error err = {0};
     cr_assert_eq(cs_policy_parse(buf, len, &p, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(p.predicates, 0u);
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_SPREAD);
 }
 
 /* ---- Policy errors --------------------------------------------------------------- */
@@ -424,7 +425,7 @@ Test(load, resolve_takes_a_preset_or_a_file)
                        " \"priorities\": [{\"name\": \"MostRequestedPriority\", \"weight\": 2}]}";
     write_file(path, text, strlen(text));
     cr_assert_eq(cs_policy_resolve(path, &p, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(p.predicates, 0u);
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_SPREAD);
     cr_assert_eq(p.weights[CS_PRIO_MOST_REQUESTED], 2u);
 
     cr_assert_eq(cs_policy_resolve("", &p, &err), CS_EINVAL);
