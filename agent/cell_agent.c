@@ -245,6 +245,11 @@ static int run_simulator(const flags *f, const char *url, const sigset_t *set)
 {
     ag_sim_opts o = {f->simulate, f->prefix, f->seed, f->dur_lo, f->dur_hi, f->cfg};
     capacity(f, NULL, &o.machine.capacity);
+    /* Every simulated machine offers the same ports and attributes. */
+    o.machine.port_lo = f->port_lo;
+    o.machine.port_hi = f->port_hi;
+    o.machine.attrs = f->attrs;
+    o.machine.nattrs = f->nattrs;
     ag_sim *sim;
     cs_error err = {0};
     if (ag_sim_open(url, &o, &sim, &err) != CS_OK) {

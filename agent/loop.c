@@ -222,6 +222,8 @@ struct ag_machine {
     ctl_kind ctl_doing;
     cs_id ctl_task;         /* the report in flight: task and attempt */
     uint32_t ctl_attempt;
+    ag_health_state ctl_health; /* ... and the health it carries (UNKNOWN: none) */
+    bool health_refused;    /* the server refused a health report: said once */
     bool failing;           /* the last request could not reach the server */
     int64_t fail_logged_at;
     ag_task *tasks;
@@ -397,11 +399,40 @@ static void revoke_task(ag_machine *m, ag_task *t, const char *why)
 
 /* ---- the control loop: register, report, heartbeat ----------------------- */
 
+/* A change of health is reported once the server knows the task runs,
+ * and only while it runs: the final report supersedes it. */
+static bool health_due(const ag_task *t)
+{
+    return t->running_acked && t->phase != AG_ENDED && t->health != AG_HEALTH_UNKNOWN &&
+           t->health != t->health_acked;
+}
+
 static bool needs_report(const ag_task *t)
 {
     if (t->done || t->revoked)
         return false;
-    return (t->started && !t->running_acked) || t->phase == AG_ENDED;
+    return (t->started && !t->running_acked) || t->phase == AG_ENDED || health_due(t);
+}
+
+/* SIGTERM, then SIGKILL once the grace period has passed, to a task that
+ * must go: revoked, or condemned by its health checks. Lowers *due to
+ * when the SIGKILL is due. */
+static void kill_step(ag_machine *m, ag_task *t, int64_t now, int64_t *due)
+{
+    if (t->kill_at == 0) {
+        if (m->be.signal(m->be.ctx, t, SIGTERM)) {
+            t->kill_at = now + t->grace_ms;
+            if (!t->revoked)
+                mlog(m, true, "task %llu attempt %u (%s): %s: killing it",
+                     (unsigned long long)t->id, t->attempt, t->job, t->health_reason);
+        }
+    } else if (!t->killed && now >= t->kill_at) {
+        mlog(m, false, "task %llu attempt %u: still running after %u ms: SIGKILL",
+             (unsigned long long)t->id, t->attempt, t->grace_ms);
+        t->killed = m->be.signal(m->be.ctx, t, SIGKILL);
+    }
+    if (t->kill_at && !t->killed && t->kill_at < *due)
+        *due = t->kill_at;
 }
 
 /* Look at every task: refresh from the backend, escalate kills, forget what
@@ -414,17 +445,14 @@ static int64_t tick(ag_machine *m, int64_t now)
         ag_task *t = *pp;
         if (t->phase != AG_ENDED)
             m->be.refresh(m->be.ctx, t, now);
-        if (t->revoked && t->phase != AG_ENDED) {
-            if (t->kill_at == 0) {
-                if (m->be.signal(m->be.ctx, t, SIGTERM))
-                    t->kill_at = now + t->grace_ms;
-            } else if (!t->killed && now >= t->kill_at) {
-                mlog(m, false, "task %llu attempt %u: still running after %u ms: SIGKILL",
-                     (unsigned long long)t->id, t->attempt, t->grace_ms);
-                t->killed = m->be.signal(m->be.ctx, t, SIGKILL);
-            }
-            if (t->kill_at && !t->killed && t->kill_at < due)
-                due = t->kill_at;
+        if ((t->revoked || t->health_kill) && t->phase != AG_ENDED)
+            kill_step(m, t, now, &due);
+        if (t->health_kill && t->phase == AG_ENDED && !t->done) {
+            /* However the process ended, it ended because its checks
+             * condemned it: that is the reason the cell gets, with the
+             * exit code it ended with. */
+            t->ok = false;
+            snprintf(t->reason, sizeof t->reason, "%s", t->health_reason);
         }
         if (t->done && t->phase == AG_ENDED && !t->listed && m->since >= t->done_version) {
             m->be.forget(m->be.ctx, t);
@@ -455,15 +483,22 @@ static int pack_register(ag_machine *m, msgpack_packer *pk)
     return CS_OK;
 }
 
-static int pack_report(const ag_task *t, msgpack_packer *pk)
+/* The report t is due (needs_report): `running`, `running` with its
+ * health (*health set to it), or the final one. */
+static int pack_report(const ag_task *t, msgpack_packer *pk, ag_health_state *health)
 {
     bool final = t->phase == AG_ENDED && (t->running_acked || !t->started);
     const char *state = !final ? "running" : t->ok ? "finished" : "failed";
-    if (msgpack_pack_map(pk, final ? 5 : 3) || cs_pack_kv_u64(pk, "task", t->id) ||
+    *health = !final && health_due(t) ? t->health : AG_HEALTH_UNKNOWN;
+    uint32_t n = final ? 5 : *health != AG_HEALTH_UNKNOWN ? 4 : 3;
+    if (msgpack_pack_map(pk, n) || cs_pack_kv_u64(pk, "task", t->id) ||
         cs_pack_kv_u64(pk, "attempt", t->attempt) || cs_pack_kv_str(pk, "state", state))
         return CS_ENOMEM;
     if (final && (cs_pack_kv_i64(pk, "exit_code", t->exit_code) ||
                   cs_pack_kv_str(pk, "reason", t->ok ? "" : t->reason)))
+        return CS_ENOMEM;
+    if (n == 4 && cs_pack_kv_str(pk, "health",
+                                 *health == AG_HEALTH_HEALTHY ? "healthy" : "unhealthy"))
         return CS_ENOMEM;
     return CS_OK;
 }
@@ -496,7 +531,7 @@ static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
                 m->ctl_task = t->id;
                 m->ctl_attempt = t->attempt;
                 type = CS_MSG_TASK_STATUS;
-                rc = pack_report(t, &pk);
+                rc = pack_report(t, &pk, &m->ctl_health);
             }
         }
         if (m->ctl_doing == CTL_NONE && now >= m->hb_due) {
@@ -587,6 +622,16 @@ static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *er
         revoke_task(m, t, "placement is stale");
         return;
     }
+    if (rc != CS_OK && m->ctl_health != AG_HEALTH_UNKNOWN &&
+        (rc == CS_EPROTO || rc == CS_EINVAL)) {
+        /* A server without health reports (protocol.md §5.10): retrying
+         * cannot help, and the task's other reports must still go out. */
+        if (!m->health_refused)
+            mlog(m, true, "the server refuses health reports (%s); not sending them", err->msg);
+        m->health_refused = true;
+        t->health_acked = m->ctl_health;
+        return;
+    }
     if (rc != CS_OK) {
         if (rc == CS_EIO)
             note_unreachable(m, "task.status", err->msg, now);
@@ -602,6 +647,12 @@ static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *er
     bool final = t->phase == AG_ENDED && (t->running_acked || !t->started);
     if (!final) {
         t->running_acked = true;
+        if (m->ctl_health != AG_HEALTH_UNKNOWN) {
+            t->health_acked = m->ctl_health;
+            mlog(m, false, "task %llu attempt %u (%s): reported %s", (unsigned long long)t->id,
+                 t->attempt, t->job,
+                 m->ctl_health == AG_HEALTH_HEALTHY ? "healthy" : "unhealthy");
+        }
         return;
     }
     uint64_t v = 0;

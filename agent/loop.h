@@ -19,6 +19,10 @@
  *     SIGTERM, SIGKILL after the grace period, and never reported again;
  *   - reports are retried until the server answers; CS_ESTATE (the
  *     placement is stale) revokes the task and drops the report;
+ *   - each change of a running task's health (as the backend's checks see
+ *     it) is reported as `running` with `health`; a task its checks
+ *     condemn is killed like a revoked one, and then reported `failed`
+ *     with the checks' reason;
  *   - a heartbeat answered "down", or CS_ENOTFOUND, registers again.
  */
 #ifndef AG_LOOP_H
@@ -41,6 +45,14 @@ typedef enum ag_phase {
 } ag_phase;
 
 #define AG_REASON_MAX 256
+
+/* A task's health as its checks last judged it (health.h). UNKNOWN: no
+ * checks, or not every check has a result that counts yet. */
+typedef enum ag_health_state {
+    AG_HEALTH_UNKNOWN = 0,
+    AG_HEALTH_HEALTHY = 1,
+    AG_HEALTH_UNHEALTHY = 2
+} ag_health_state;
 
 /* One placement of a task on this machine: the (task id, attempt) pair is
  * the key, since the same task placed again is a new attempt. Owned by the
@@ -66,8 +78,14 @@ typedef struct ag_task {
     uint64_t done_version;     /* forget once a poll at or after this version omits it */
     int64_t retry_at;          /* next report attempt after a failure */
     uint32_t backoff_ms;
+    ag_health_state health;    /* backend: what its checks say now */
+    ag_health_state health_acked; /* the health the server last took */
+    bool health_kill;          /* backend: its checks condemned it: kill it, report failed */
+    char health_reason[AG_REASON_MAX]; /* backend, when health_kill: the failed report's reason */
+    bool watched;              /* backend (processes): handed to the health checker */
     int pgid;                  /* backend (processes): the task's process group, 0 unknown */
     int64_t end_at;            /* backend (simulation): when it finishes */
+    int64_t sick_at;           /* backend (simulation): when its checks condemn it, 0 never */
     struct ag_task *next;
 } ag_task;
 
@@ -96,7 +114,8 @@ typedef struct ag_backend {
      * agent is adopted, never started again. Sets t->phase; a failure to
      * start is AG_ENDED with a reason, not an error. */
     void (*start)(void *ctx, ag_task *t, const ag_assign *a, int64_t now);
-    /* Look at the world again: started? exited? Updates phase and wake_at. */
+    /* Look at the world again: started? exited? healthy? Updates phase,
+     * wake_at, health, and health_kill with health_reason. */
     void (*refresh)(void *ctx, ag_task *t, int64_t now);
     /* Deliver SIGTERM or SIGKILL to the task. false: nothing to signal
      * yet (its process is still being started); the loop asks again. */

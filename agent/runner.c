@@ -3,6 +3,8 @@
  */
 #include "agent/runner.h"
 
+#include "agent/health.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +34,7 @@ struct ag_runner {
     char *self_exe;
     uint32_t tick_ms;
     int lock_fd;
+    ag_health *health;
 };
 
 /* ---- small file helpers ----------------------------------------------------- */
@@ -188,6 +191,8 @@ int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, 
                        workdir);
         goto fail;
     }
+    if ((rc = ag_health_open(&r->health, err)) != CS_OK)
+        goto fail;
     *out = r;
     return CS_OK;
 fail:
@@ -199,6 +204,7 @@ void ag_runner_close(ag_runner *r)
 {
     if (r == NULL)
         return;
+    ag_health_close(r->health);
     if (r->lock_fd >= 0)
         close(r->lock_fd);
     free(r->workdir);
@@ -293,6 +299,13 @@ static int load_task(const ag_runner *r, const char *name, ag_task *t, int64_t n
         free(meta);
     }
     t->done = file_exists(dir, "done");
+    char *why = read_file(dir, "health_kill", NULL);
+    if (why != NULL) {
+        t->health_kill = true;
+        snprintf(t->health_reason, sizeof t->health_reason, "%.*s", (int)strcspn(why, "\n"),
+                 why);
+        free(why);
+    }
     t->phase = AG_STARTING;
     refresh_dir(r, t, dir, now);
     return CS_OK;
@@ -363,12 +376,35 @@ static int build_env(const ag_assign *a, msgpack_sbuffer *buf)
     return rc;
 }
 
-/* Write meta, cmd and env into the fresh directory. */
+/* Write the health checks of `a`, if any, to dir/health: the job's options
+ * bytes with nothing but the checks, so that a later agent can resume them
+ * without the job at hand. */
+static int write_health(const char *dir, const ag_assign *a, cs_error *err)
+{
+    if (a->opts.nhealth == 0)
+        return CS_OK;
+    cs_jobopts o;
+    cs_jobopts_init(&o);
+    o.health = a->opts.health;
+    o.nhealth = a->opts.nhealth;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    int rc = cs_jobopts_encode(&o, &b, err);
+    if (rc == CS_OK && write_file(dir, "health", b.data, b.size, false) != 0)
+        rc = cs_errorf(err, CS_EIO, "writing %s/health: %s", dir, strerror(errno));
+    msgpack_sbuffer_destroy(&b);
+    return rc;
+}
+
+/* Write meta, cmd, env and health into the fresh directory. */
 static int prepare_dir(const char *dir, const ag_task *t, const ag_assign *a, cs_error *err)
 {
-    char meta[CS_NAME_MAX + 128];
-    int n = snprintf(meta, sizeof meta, "job %s\nindex %u\ngrace %u\n", t->job, t->index,
+    char meta[CS_NAME_MAX + 128 + CS_PORTS_PER_TASK_MAX * 6];
+    int n = snprintf(meta, sizeof meta, "job %s\nindex %u\ngrace %u\nports", t->job, t->index,
                      t->grace_ms);
+    for (uint32_t i = 0; i < a->nports && i < CS_PORTS_PER_TASK_MAX; i++)
+        n += snprintf(meta + n, sizeof meta - (size_t)n, " %u", a->ports[i]);
+    n += snprintf(meta + n, sizeof meta - (size_t)n, "\n");
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
     int rc = CS_OK;
@@ -378,6 +414,8 @@ static int prepare_dir(const char *dir, const ag_task *t, const ag_assign *a, cs
              write_file(dir, "cmd", a->cmd, strlen(a->cmd), false) != 0 ||
              write_file(dir, "env", env.data ? env.data : "", env.size, false) != 0)
         rc = cs_errorf(err, CS_EIO, "writing %s: %s", dir, strerror(errno));
+    else
+        rc = write_health(dir, a, err);
     msgpack_sbuffer_destroy(&env);
     return rc;
 }
@@ -481,12 +519,109 @@ static void runner_start(void *ctx, ag_task *t, const ag_assign *a, int64_t now)
     t->wake_at = now + 10;
 }
 
+/* The ports line of a task's meta ("ports 31000 31001"); none when absent. */
+static uint32_t meta_ports(const char *meta, uint16_t *ports)
+{
+    const char *p = meta ? strstr(meta, "\nports") : NULL;
+    uint32_t n = 0;
+    if (p == NULL)
+        return 0;
+    p += 6;
+    unsigned v;
+    int used;
+    while (n < CS_PORTS_PER_TASK_MAX && *p == ' ' && sscanf(p, " %u%n", &v, &used) == 1 &&
+           v <= 65535) {
+        ports[n++] = (uint16_t)v;
+        p += used;
+    }
+    return n;
+}
+
+/* When the task started, on the ag_now_ms clock: the supervisor wrote `pid`
+ * right after exec, so its age is the task's. Now, when unknown. */
+static int64_t started_at(const char *dir, int64_t now)
+{
+    char path[PATH_BUF];
+    struct stat st;
+    struct timespec wall;
+    if (!path_join(path, sizeof path, dir, "pid") || stat(path, &st) != 0 ||
+        clock_gettime(CLOCK_REALTIME, &wall) != 0)
+        return now;
+    int64_t age = ((int64_t)wall.tv_sec - st.st_mtim.tv_sec) * 1000 +
+                  (wall.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
+    return age > 0 ? now - age : now;
+}
+
+/* Hand a task that now runs to the health checker, from what its directory
+ * holds: the same path for a task just started and one adopted from an
+ * earlier agent, whose checks resume with the grace period counted from
+ * the task's own start. */
+static void watch_task(ag_runner *r, ag_task *t, const char *dir, int64_t now)
+{
+    t->watched = true;
+    size_t hlen = 0, elen = 0;
+    char *hbytes = read_file(dir, "health", &hlen);
+    if (hbytes == NULL)
+        return; /* no checks (or a directory from before they existed) */
+    char *meta = read_file(dir, "meta", NULL), *env = read_file(dir, "env", &elen);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_jobopts o;
+    cs_error err = {0};
+    uint16_t ports[CS_PORTS_PER_TASK_MAX];
+    uint32_t nports = meta_ports(meta, ports);
+    int rc = cs_jobopts_decode(hbytes, hlen, &a, &o, &err);
+    if (rc == CS_OK && env == NULL)
+        rc = cs_errorf(&err, CS_EIO, "cannot read %s/env", dir);
+    if (rc == CS_OK) {
+        ag_health_target ht = {t->id, t->attempt, o.health, o.nhealth, ports, nports, dir,
+                               env,   elen,       started_at(dir, now)};
+        rc = ag_health_watch(r->health, &ht, &err);
+    }
+    if (rc != CS_OK)
+        fprintf(stderr, "cell-agent: task %llu attempt %u: its health checks cannot run: %s\n",
+                (unsigned long long)t->id, t->attempt, err.msg);
+    cs_arena_free(&a);
+    free(env);
+    free(meta);
+    free(hbytes);
+}
+
+/* Take the checker's latest verdict. A condemnation is written to the task's
+ * directory first, so that an agent restarted before the report still
+ * reports the same reason. */
+static void health_refresh(ag_runner *r, ag_task *t, const char *dir, int64_t now)
+{
+    if (t->phase == AG_ENDED) {
+        if (t->watched)
+            ag_health_unwatch(r->health, t->id, t->attempt);
+        return;
+    }
+    if (t->phase != AG_RUNNING)
+        return;
+    if (!t->watched)
+        watch_task(r, t, dir, now);
+    ag_health_status st;
+    if (!ag_health_get(r->health, t->id, t->attempt, &st))
+        return;
+    t->health = st.state;
+    if (st.kill && !t->health_kill) {
+        char line[AG_REASON_MAX + 1];
+        int n = snprintf(line, sizeof line, "%s\n", st.reason);
+        write_file(dir, "health_kill", line, (size_t)n, false);
+        t->health_kill = true;
+        snprintf(t->health_reason, sizeof t->health_reason, "%s", st.reason);
+    }
+}
+
 static void runner_refresh(void *ctx, ag_task *t, int64_t now)
 {
     ag_runner *r = ctx;
     char dir[PATH_BUF];
-    if (task_dir(r, t->id, t->attempt, dir, sizeof dir) == CS_OK)
-        refresh_dir(r, t, dir, now);
+    if (task_dir(r, t->id, t->attempt, dir, sizeof dir) != CS_OK)
+        return;
+    refresh_dir(r, t, dir, now);
+    health_refresh(r, t, dir, now);
 }
 
 static bool runner_signal(void *ctx, ag_task *t, int sig)
@@ -507,6 +642,8 @@ static void runner_forget(void *ctx, ag_task *t)
 {
     ag_runner *r = ctx;
     char dir[PATH_BUF];
+    if (t->watched)
+        ag_health_unwatch(r->health, t->id, t->attempt);
     if (task_dir(r, t->id, t->attempt, dir, sizeof dir) == CS_OK && file_exists(dir, "."))
         write_file(dir, "done", "", 0, false);
 }

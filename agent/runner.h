@@ -8,13 +8,17 @@
  *   tasks/<task id>-<attempt>/ one directory per placement, made with
  *                              mkdir(2) before anything runs: its existence
  *                              is the durable "this placement was begun"
- *     meta                     job name, index, kill grace (for adoption)
+ *     meta                     job name, index, kill grace, ports (for adoption)
  *     cmd, env                 what the supervisor runs (env: NUL-separated)
+ *     health                   the job's health checks (options bytes holding
+ *                              only them), when it has any
  *     stdout, stderr           the task's output
  *     pid                      written by the supervisor once exec succeeded:
  *                              the task's pid, which is its process group
  *     exit                     written by the supervisor when the task ended:
  *                              "exit N", "signal N" or "error TEXT"
+ *     health_kill              written by the agent when the task's health
+ *                              checks condemned it: the reason it reports
  *     done                     written by the agent when the cell needs
  *                              nothing more about this placement
  *
@@ -24,6 +28,10 @@
  * with the task directory as working directory, waits for it, kills what is
  * left of the group, and writes `exit` atomically (temporary file and
  * rename). pid and exit are therefore known to any later agent.
+ *
+ * The runner owns the agent's health checker (health.h): a task is handed to
+ * it once its pid is known, from the files above, and taken back when it
+ * ends; refresh passes on the checker's verdicts.
  */
 #ifndef AG_RUNNER_H
 #define AG_RUNNER_H
@@ -32,10 +40,11 @@
 
 typedef struct ag_runner ag_runner;
 
-/* Use `workdir` (created if missing) and lock it against a second agent.
- * `self_exe` is the path of this binary, for the supervisor; copied. Tasks
- * are looked at every `tick_ms`. On success *out is the caller's:
- * ag_runner_close. */
+/* Use `workdir` (created if missing) and lock it against a second agent,
+ * and start the health checker's thread. `self_exe` is the path of this
+ * binary, for the supervisor; copied. Tasks are looked at every `tick_ms`.
+ * On success *out is the caller's: ag_runner_close (which stops the
+ * checker; the tasks keep running). */
 int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, ag_runner **out,
                    cs_error *err);
 void ag_runner_close(ag_runner *r);

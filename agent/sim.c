@@ -1,6 +1,8 @@
 /* sim.c — simulated machines whose tasks are timers (see sim.h). */
 #include "agent/sim.h"
 
+#include "agent/health.h"
+
 #include <errno.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <signal.h>
@@ -33,6 +35,40 @@ static uint64_t next_rand(uint64_t *s)
     return z ^ (z >> 31);
 }
 
+/* Simulated health checks: healthy from the start, so that schedulers
+ * doing rolling updates see healthy tasks; or, with CELL_SIM_UNHEALTHY=1 in
+ * the job's env, unhealthy from the start and condemned when the first of
+ * its checks that kills would have failed max_failures times in a row
+ * (max_failures x interval), with the reason a real check would give. */
+static void sim_health(ag_task *t, const ag_assign *a, int64_t now)
+{
+    bool sick = false;
+    for (uint32_t i = 0; i < a->opts.nenv; i++)
+        sick = sick || (strcmp(a->opts.env[i].key, "CELL_SIM_UNHEALTHY") == 0 &&
+                        strcmp(a->opts.env[i].value, "1") == 0);
+    t->health = sick ? AG_HEALTH_UNHEALTHY : AG_HEALTH_HEALTHY;
+    if (!sick)
+        return;
+    int64_t after = 0;
+    uint32_t which = 0;
+    for (uint32_t i = 0; i < a->opts.nhealth; i++) {
+        const cs_health *c = &a->opts.health[i];
+        int64_t d = (int64_t)c->max_failures * c->interval_ms;
+        if (c->max_failures > 0 && (after == 0 || d < after)) {
+            after = d;
+            which = i;
+        }
+    }
+    if (after == 0)
+        return; /* no check kills (max_failures 0): unhealthy for ever */
+    const cs_health *c = &a->opts.health[which];
+    char desc[AG_REASON_MAX];
+    ag_health_describe(c, which + 1, a->ports, a->nports, desc, sizeof desc);
+    ag_health_kill_reason(desc, c->max_failures, "simulated failure (CELL_SIM_UNHEALTHY=1)",
+                          t->health_reason, sizeof t->health_reason);
+    t->sick_at = now + after;
+}
+
 static void sim_start(void *ctx, ag_task *t, const ag_assign *a, int64_t now)
 {
     sim_be *b = ctx;
@@ -49,10 +85,18 @@ static void sim_start(void *ctx, ag_task *t, const ag_assign *a, int64_t now)
     t->phase = AG_RUNNING;
     t->end_at = now + (int64_t)d;
     t->wake_at = t->end_at;
+    if (a->opts.nhealth > 0)
+        sim_health(t, a, now);
+    if (t->sick_at != 0 && t->sick_at < t->wake_at)
+        t->wake_at = t->sick_at;
 }
 
 static void sim_refresh(void *ctx, ag_task *t, int64_t now)
 {
+    if (t->sick_at != 0 && now >= t->sick_at && t->sick_at <= t->end_at) {
+        t->health_kill = true; /* the loop kills it, and sim_signal ends it */
+        return;
+    }
     if (now < t->end_at)
         return;
     t->phase = AG_ENDED;

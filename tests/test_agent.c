@@ -8,7 +8,12 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -763,22 +768,35 @@ Test(agent, stopped_agent_machine_goes_down_and_restart_kills_lost_tasks, .timeo
 
 /* ---- (5) simulated machines ----------------------------------------------------------- */
 
+/* A cellstated and a simulator of `n` machines named prefix + index, each
+ * of 1 core and 1024 MiB, with small timings and `extra` arguments (a
+ * NULL-terminated list) last; returns once all of them are up. */
+static void start_sim(ts_daemon *d, agent *a, const char *prefix, const char *n,
+                      const char *const *extra)
+{
+    daemon_setup(d, NULL, NULL);
+    agent_init(a, "sim");
+    const char *argv[32] = {a->bin,  "--server", d->url,         "--simulate", n,
+                            "--sim-prefix", prefix, "--cpu",     "1",          "--mem",
+                            "1024",  "--heartbeat-ms", "300",    "--poll-wait-ms", "2000"};
+    int k = 15;
+    for (int i = 0; extra[i] && k < 31; i++)
+        argv[k++] = extra[i];
+    argv[k] = NULL;
+    a->pid = ts_spawn((char *const *)argv, a->log);
+    uint32_t want = (uint32_t)atoi(n);
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (machines_up(d, prefix) < want && now_ms() < end)
+        ts_sleep_ms(50);
+    cr_assert_eq(machines_up(d, prefix), want, "%u simulated machines registered", want);
+}
+
 Test(agent, simulated_machines_register_and_finish_tasks, .timeout = 120, .fini = cleanup)
 {
     ts_daemon *d = &the_daemon;
-    daemon_setup(d, NULL, NULL);
     agent *a = &the_agent;
-    agent_init(a, "sim");
-    const char *argv[] = {a->bin,        "--server",       d->url,   "--simulate", "20",
-                          "--sim-prefix", "simt-",        "--sim-duration", "100-300",
-                          "--seed",     "7",              "--cpu", "1",          "--mem",
-                          "1024",       "--heartbeat-ms", "300",   "--poll-wait-ms", "2000",
-                          NULL};
-    a->pid = ts_spawn((char *const *)argv, a->log);
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (machines_up(d, "simt-") < 20 && now_ms() < end)
-        ts_sleep_ms(50);
-    cr_assert_eq(machines_up(d, "simt-"), 20, "20 simulated machines registered");
+    start_sim(d, a, "simt-", "20",
+              (const char *const[]){"--sim-duration", "100-300", "--seed", "7", NULL});
     cr_assert(machine_state(d, "simt-00019", "up"), "named prefix + index");
 
     cs_id j = submit(d, "simjob", 60, "not run", 0, NULL);
@@ -864,5 +882,380 @@ Test(agent, unreachable_server_is_retried_until_it_answers, .timeout = 90, .fini
         ts_sleep_ms(50);
     cr_assert(machine_state(d, "m1", "up"), "it registers once the server is back");
     cr_assert(wait_log(a->log, "cellstated answers again"));
+    teardown(a, d);
+}
+
+/* ---- (7) health checks ------------------------------------------------------------------ */
+
+/* A tiny HTTP server on 127.0.0.1:port, on a thread of the test: it answers
+ * every request with `status` and remembers the first request line. */
+typedef struct http_srv {
+    int fd;
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+    atomic_int status;
+    atomic_int requests;
+    pthread_mutex_t mu;
+    char first[256]; /* guarded by mu */
+} http_srv;
+
+static http_srv the_http;
+
+static void *http_main(void *arg)
+{
+    http_srv *h = arg;
+    while (!atomic_load(&h->stop)) {
+        struct pollfd p = {.fd = h->fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        int c = accept(h->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        char req[1024];
+        size_t n = 0;
+        struct pollfd q = {.fd = c, .events = POLLIN};
+        while (n < sizeof req - 1 && poll(&q, 1, 2000) > 0) {
+            ssize_t got = recv(c, req + n, sizeof req - 1 - n, 0);
+            if (got <= 0)
+                break;
+            n += (size_t)got;
+            req[n] = '\0';
+            if (strstr(req, "\r\n\r\n"))
+                break;
+        }
+        req[n] = '\0';
+        pthread_mutex_lock(&h->mu);
+        if (h->first[0] == '\0')
+            snprintf(h->first, sizeof h->first, "%.*s", (int)strcspn(req, "\r\n"), req);
+        pthread_mutex_unlock(&h->mu);
+        char ans[128];
+        int k = snprintf(ans, sizeof ans,
+                         "HTTP/1.1 %d Whatever\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                         atomic_load(&h->status));
+        ssize_t w = send(c, ans, (size_t)k, MSG_NOSIGNAL);
+        (void)w;
+        close(c);
+        atomic_fetch_add(&h->requests, 1);
+    }
+    return NULL;
+}
+
+static void http_start(http_srv *h, int port, int status)
+{
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->mu, NULL);
+    atomic_store(&h->status, status);
+    h->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(h->fd >= 0);
+    int one = 1;
+    setsockopt(h->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(h->fd, (struct sockaddr *)&a, sizeof a), 0, "bind %d: %s", port,
+                 strerror(errno));
+    cr_assert_eq(listen(h->fd, 16), 0);
+    cr_assert_eq(pthread_create(&h->thread, NULL, http_main, h), 0);
+    h->running = true;
+}
+
+static void http_stop(http_srv *h)
+{
+    if (!h->running)
+        return;
+    atomic_store(&h->stop, true);
+    pthread_join(h->thread, NULL);
+    close(h->fd);
+    pthread_mutex_destroy(&h->mu);
+    h->running = false;
+}
+
+static void health_cleanup(void)
+{
+    http_stop(&the_http);
+    cleanup();
+}
+
+/* A check with small timings (grace, interval, timeout in ms). */
+static cs_health check_of(uint8_t proto, const char *command, const char *path, uint32_t grace,
+                          uint32_t interval, uint32_t timeout, uint32_t max_failures)
+{
+    cs_health h;
+    cs_health_init(&h, proto);
+    h.command = command;
+    h.path = path;
+    h.port_index = 0;
+    h.grace_ms = grace;
+    h.interval_ms = interval;
+    h.timeout_ms = timeout;
+    h.max_failures = max_failures;
+    return h;
+}
+
+/* Submit job `name` (one task, one port, running `cmd`) with check `c`
+ * and up to one env variable (key NULL for none). */
+static cs_id submit_checked(ts_daemon *d, const char *name, const char *cmd, cs_health c,
+                            const char *key, const char *value)
+{
+    cs_jobopts o;
+    cs_jobopts_init(&o);
+    o.health = &c;
+    o.nhealth = 1;
+    cs_attr env[] = {{key, value}};
+    if (key != NULL) {
+        o.env = env;
+        o.nenv = 1;
+    }
+    msgpack_sbuffer ob;
+    msgpack_sbuffer_init(&ob);
+    cs_error err = {0};
+    cr_assert_eq(cs_jobopts_encode(&o, &ob, &err), CS_OK, "%s", err.msg);
+    cs_id j = submit(d, name, 1, cmd, 1, &ob);
+    msgpack_sbuffer_destroy(&ob);
+    return j;
+}
+
+/* Wait until task 0 of the job has `health` in the cell. */
+static bool wait_health(ts_daemon *d, cs_id job, const char *health)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (now_ms() < end) {
+        cs_msg r;
+        if (str_is(task_of(d, job, 0, &r), "health", health))
+            return true;
+        ts_sleep_ms(50);
+    }
+    return false;
+}
+
+/* Task 0 of the job failed with exactly `reason`. */
+static void expect_failed(ts_daemon *d, const agent *a, cs_id job, const char *reason)
+{
+    bool failed = wait_state(d, job, "failed", 1);
+    if (!failed)
+        dump_log("agent", a->log);
+    cr_assert(failed, "the task was killed and reported failed");
+    cs_msg r;
+    const msgpack_object *t = task_of(d, job, 0, &r);
+    const msgpack_object *why = cs_obj_get(t, "reason");
+    cr_assert(str_is(t, "reason", reason), "reason is '%.*s', expected '%s'",
+              why ? (int)why->via.str.size : 0, why ? why->via.str.ptr : "", reason);
+}
+
+/* The path of a file in task 0's directory. */
+static void task0_file(ts_daemon *d, const agent *a, cs_id job, const char *file, char *out,
+                       size_t size)
+{
+    cs_msg r;
+    task_path(a, task_of(d, job, 0, &r), file, out, size);
+}
+
+/* An agent whose machine has exactly one dynamic port, so that the test
+ * knows the task's PORT0 before it is placed. */
+static int start_cell_one_port(ts_daemon *d, agent *a)
+{
+    daemon_setup(d, NULL, NULL);
+    int port = ts_free_port();
+    static char range[32];
+    snprintf(range, sizeof range, "%d-%d", port, port);
+    agent_init(a, "m1");
+    agent_start(a, d->url, (const char *const[]){"--ports", range, NULL});
+    return port;
+}
+
+/* A cell with agent m1 (default flags) running job `name`: one task of
+ * `cmd` with check `c` and up to one env variable (key NULL for none). */
+static cs_id start_checked(ts_daemon *d, agent *a, const char *name, const char *cmd,
+                           cs_health c, const char *key, const char *value)
+{
+    start_cell(d, a, NULL, NULL, NULL);
+    cs_id j = submit_checked(d, name, cmd, c, key, value);
+    place(d, "m1", 1);
+    return j;
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL, "%s: %s", path, strerror(errno));
+    fclose(f);
+}
+
+Test(agent, http_check_reports_healthy_then_unhealthy, .timeout = 90, .fini = health_cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    int port = start_cell_one_port(d, a);
+    http_start(&the_http, port, 200);
+    cs_id j = submit_checked(d, "web", "exec sleep 300",
+                             check_of(CS_HEALTH_HTTP, "", "/health", 10000, 150, 1000, 0), NULL,
+                             NULL);
+    place(d, "m1", 1);
+    bool healthy = wait_health(d, j, "healthy");
+    if (!healthy)
+        dump_log("agent", a->log);
+    cr_assert(healthy, "a 200 answer makes the task healthy in the cell");
+    pthread_mutex_lock(&the_http.mu);
+    cr_assert_str_eq(the_http.first, "GET /health HTTP/1.1", "the check asks for its path");
+    pthread_mutex_unlock(&the_http.mu);
+
+    /* 503 is a failure, counted now that the first success ended the grace
+     * period; max_failures 0 never kills. */
+    atomic_store(&the_http.status, 503);
+    bool sick = wait_health(d, j, "unhealthy");
+    if (!sick)
+        dump_log("agent", a->log);
+    cr_assert(sick, "a 503 answer makes it unhealthy");
+    cr_assert(wait_log(a->log, "HTTP 503"), "the agent says why");
+    atomic_store(&the_http.status, 302);
+    cr_assert(wait_health(d, j, "healthy"), "a 3xx answer is healthy again");
+    cr_assert_eq(count_state(d, j, "running"), 1, "max_failures 0: never killed");
+    teardown(a, d);
+}
+
+Test(agent, command_check_follows_a_file_and_resumes_after_restart, .timeout = 120,
+     .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    /* The task's environment (its job's env) reaches the check. */
+    cs_id j = start_checked(d, a, "filecheck", "exec sleep 300",
+                            check_of(CS_HEALTH_COMMAND, "test -f ok && test \"$HC_MODE\" = on",
+                                     "", 0, 100, 2000, 0),
+                            "HC_MODE", "on");
+    cr_assert(wait_state(d, j, "running", 1));
+    cr_assert(wait_health(d, j, "unhealthy"), "no file: unhealthy (no grace period)");
+
+    char ok[600];
+    task0_file(d, a, j, "ok", ok, sizeof ok);
+    touch(ok);
+    cr_assert(wait_health(d, j, "healthy"), "the file is there: healthy");
+    cr_assert_eq(unlink(ok), 0);
+    cr_assert(wait_health(d, j, "unhealthy"), "removed: unhealthy again");
+
+    /* A restarted agent resumes the checks of the task it adopts. */
+    ts_stop(a->pid, SIGKILL, 10000);
+    a->pid = 0;
+    touch(ok);
+    agent_start(a, d->url, NULL);
+    bool healthy = wait_health(d, j, "healthy");
+    if (!healthy)
+        dump_log("agent", a->log);
+    cr_assert(healthy, "the new agent runs the check and reports it healthy");
+    cr_assert_eq(count_state(d, j, "running"), 1);
+    teardown(a, d);
+}
+
+Test(agent, tcp_check_on_a_closed_port_kills_the_task, .timeout = 90, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    int port = start_cell_one_port(d, a);
+    cs_id j = submit_checked(d, "deaf", "echo $$ > pid.txt; exec sleep 300",
+                             check_of(CS_HEALTH_TCP, "", "", 0, 100, 1000, 3), NULL, NULL);
+    place(d, "m1", 1);
+    char exitf[600];
+    int pid = task_pid(d, a, j, exitf, sizeof exitf);
+    char reason[200];
+    snprintf(reason, sizeof reason,
+             "health check 1 (TCP on port %d) failed 3 consecutive times: connection refused",
+             port);
+    expect_failed(d, a, j, reason);
+    cs_msg r;
+    cr_assert_eq(get_i64(task_of(d, j, 0, &r), "exit_code"), 128 + SIGTERM,
+                 "the exit code is how the process ended (SIGTERM)");
+    cr_assert(wait_dead(pid), "the task's process is gone");
+    cr_assert(alive(a->pid), "the agent keeps serving");
+    teardown(a, d);
+}
+
+Test(agent, failures_in_the_grace_period_do_not_count, .timeout = 90, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    /* max_failures 1: the first counted failure kills. */
+    cs_id j = start_checked(d, a, "slowstart", "exec sleep 300",
+                            check_of(CS_HEALTH_COMMAND, "echo x >> runs; test -f ok", "", 600000,
+                                     100, 2000, 1),
+                            NULL, NULL);
+    char runs[600], ok[600];
+    task0_file(d, a, j, "runs", runs, sizeof runs);
+    task0_file(d, a, j, "ok", ok, sizeof ok);
+    /* Five failed runs, all within the grace period. */
+    int64_t end = now_ms() + DEADLINE_MS;
+    int n = 0;
+    while (n < 5 && now_ms() < end && count_state(d, j, "failed") == 0) {
+        char *s = slurp(runs);
+        n = 0;
+        for (char *p = s; p && *p; p++)
+            n += *p == '\n';
+        free(s);
+        ts_sleep_ms(50);
+    }
+    cr_assert(n >= 5, "the check ran (%d times)", n);
+    cs_msg r;
+    cr_assert_eq(count_state(d, j, "running"), 1, "failures in the grace period do not kill");
+    cr_assert(str_is(task_of(d, j, 0, &r), "health", "unknown"), "nor make it unhealthy");
+
+    /* The first success ends the grace period: the next failure counts. */
+    touch(ok);
+    cr_assert(wait_health(d, j, "healthy"));
+    cr_assert_eq(unlink(ok), 0);
+    expect_failed(d, a, j,
+                  "health check 1 (COMMAND echo x >> runs; test -f ok) failed 1 consecutive "
+                  "time: exited with code 1");
+    teardown(a, d);
+}
+
+Test(agent, a_command_check_that_outlives_its_timeout_fails, .timeout = 90, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    cs_id j = start_checked(d, a, "hung", "exec sleep 300",
+                            check_of(CS_HEALTH_COMMAND, "echo $$ >> checks; exec sleep 10", "", 0,
+                                     100, 200, 2),
+                            NULL, NULL);
+    /* Two runs of 10 s each would outlast the deadline: only the timeout
+     * makes this quick. */
+    expect_failed(d, a, j,
+                  "health check 1 (COMMAND echo $$ >> checks; exec sleep 10) failed 2 "
+                  "consecutive times: timed out after 200 ms");
+    char checks[600];
+    task0_file(d, a, j, "checks", checks, sizeof checks);
+    char *s = slurp(checks);
+    cr_assert(s != NULL, "the check ran");
+    int n = 0;
+    for (char *p = strtok(s, "\n"); p; p = strtok(NULL, "\n"), n++)
+        cr_assert(wait_dead(atoi(p)), "the timed-out check %s was killed", p);
+    free(s);
+    cr_assert(n >= 2, "each run started a check (%d)", n);
+    teardown(a, d);
+}
+
+Test(agent, simulated_tasks_report_health, .timeout = 120, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    start_sim(d, a, "simh-", "2",
+              (const char *const[]){"--sim-duration", "60000", "--ports", "31000-31000", NULL});
+
+    cs_id well = submit_checked(d, "simwell", "not run",
+                                check_of(CS_HEALTH_HTTP, "", "/", 300000, 60000, 20000, 3), NULL,
+                                NULL);
+    cs_id sick = submit_checked(d, "simsick", "not run",
+                                check_of(CS_HEALTH_TCP, "", "", 0, 100, 1000, 2),
+                                "CELL_SIM_UNHEALTHY", "1");
+    place(d, "simh-", 2);
+    bool healthy = wait_health(d, well, "healthy");
+    if (!healthy)
+        dump_log("simulator", a->log);
+    cr_assert(healthy, "a simulated task with checks is reported healthy");
+    /* Each machine has the one port 31000, so that the reason is known. */
+    expect_failed(d, a, sick,
+                  "health check 1 (TCP on port 31000) failed 2 consecutive times: simulated "
+                  "failure (CELL_SIM_UNHEALTHY=1)");
+    cr_assert_eq(count_state(d, well, "running"), 1, "the healthy one keeps running");
     teardown(a, d);
 }
