@@ -751,6 +751,30 @@ Test(commit, release_failed_then_retry)
     invariants();
 }
 
+Test(commit, finished_task_runs_again_but_killed_stays_ended)
+{
+    cs_id m1 = ts_machine(T.s, "m1", 4000, 8192, 0, 0, 0, NULL, 0);
+    cs_id js = ts_job(T.s, "svc", CS_JOB_SERVICE, 10, 2, 1000, 1024, 0, NULL, 0);
+    cs_id s0 = cs_task_id(js, 0), s1 = cs_task_id(js, 1);
+    place(s0, m1, 1000, 1024, NULL, 0);
+    place(s1, m1, 1000, 1024, NULL, 0);
+    /* A service that exited 0 is run again by its scheduler. */
+    release(s0, CS_TASK_FINISHED, 0, CS_COMMITTED);
+    release(s0, CS_TASK_PENDING, 0, CS_COMMITTED);
+    cs_task t = task(s0);
+    cr_assert_eq(t.state, CS_TASK_PENDING);
+    cr_assert_eq(t.last_end, CS_TASK_FINISHED);
+    place(s0, m1, 1000, 1024, NULL, 0);
+    cr_assert_eq(task(s0).attempts, 2);
+    /* Killed is for good. */
+    uint64_t v = version();
+    release(s1, CS_TASK_KILLED, 0, CS_COMMITTED);
+    release(s1, CS_TASK_PENDING, 0, CS_CONFLICT_TASK_NOT_PLACED);
+    cr_assert_eq(version(), v + 1);
+    assert_state(s1, CS_TASK_KILLED, m1);
+    invariants();
+}
+
 Test(commit, release_of_pending_task)
 {
     ts_machine(T.s, "m1", 4000, 8192, 0, 0, 0, NULL, 0);

@@ -260,9 +260,11 @@ static uint8_t do_release(work *w, const cs_release *r)
         tk->nports = 0;
     } else if (tk->state == CS_TASK_PENDING && r->state == CS_TASK_KILLED) {
         tk->state = CS_TASK_KILLED;
-    } else if ((tk->state == CS_TASK_FAILED || tk->state == CS_TASK_LOST) &&
+    } else if ((tk->state == CS_TASK_FAILED || tk->state == CS_TASK_LOST ||
+                tk->state == CS_TASK_FINISHED) &&
                r->state == CS_TASK_PENDING) {
-        /* Another attempt: the same task goes back to the queue. */
+        /* Another attempt: the same task goes back to the queue (a service
+         * runs again even after a clean exit). Killed tasks stay ended. */
         tk->last_end = tk->state;
         tk->state = CS_TASK_PENDING;
         tk->machine = 0;
