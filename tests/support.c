@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 int ts_mkdtemp(char *out, size_t size)
@@ -107,12 +106,7 @@ cs_id ts_job(cs_store *s, const char *name, uint8_t kind, int32_t priority, uint
     j.ports = ports ? (uint16_t *)ports : dyn;
     j.nports = nports;
     j.cmd = "true";
-    /* Stamped as cellstated's writer does, so that every store built with
-     * ts_job has jobs whose `submitted` a replay must reproduce from the
-     * log rather than from its own clock. */
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    j.submitted = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    j.submitted = TS_SUBMITTED_MS;
     cs_id id = 0;
     cs_error err = {0};
     int rc = cs_op_job_submit(s, &j, &id, NULL, &err);

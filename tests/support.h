@@ -39,9 +39,15 @@ void ts_rmtree(const char *dir);
 cs_id ts_machine(cs_store *s, const char *name, int64_t cpu, int64_t mem, int64_t disk,
                  uint16_t port_lo, uint16_t port_hi, const char *const *attrs, uint32_t nattrs);
 
+/* What ts_job stamps into `submitted`, as cellstated's writer stamps its
+ * clock: fixed, so that two stores built by the same script are equal byte
+ * for byte, and not 0, so that a replay taking the time from anywhere but
+ * the logged command would differ. */
+#define TS_SUBMITTED_MS UINT64_C(1700000000000)
+
 /* Submit job `name` of `count` tasks each needing the given resources and
  * `nports` ports (fixed where ports[i] != 0; ports may be NULL for all
- * dynamic), stamped `submitted` with the wall clock; returns its id. */
+ * dynamic), submitted at TS_SUBMITTED_MS; returns its id. */
 cs_id ts_job(cs_store *s, const char *name, uint8_t kind, int32_t priority, uint32_t count,
              int64_t cpu, int64_t mem, int64_t disk, const uint16_t *ports, uint32_t nports);
 

@@ -1134,7 +1134,7 @@ Test(ops, replay_reproduces_notes_health_and_submission_times)
     cs_arena_init(&a);
     cs_job j;
     cr_assert_eq(cs_job_decode(l.cmd[sub], l.len[sub], &a, &j, &err), CS_OK, "%s", err.msg);
-    cr_assert_neq(j.submitted, 0, "the logged submission carries its time");
+    cr_assert_eq(j.submitted, TS_SUBMITTED_MS, "the logged submission carries its time");
     j.submitted++;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
