@@ -101,7 +101,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB_A   := $(BUILD)/libcellsched.a
 
 # Tools: tools/NAME.c holds main(); tools/NAME_*.c, if any, are linked with it.
-TOOLS   := cellbench cellctl
+TOOLS   := cellbench cellctl cellserve
 TOOL_BIN:= $(foreach t,$(TOOLS),$(if $(wildcard tools/$t.c),$(BIN)/$t))
 
 TEST_SRC := $(wildcard tests/test_*.c)

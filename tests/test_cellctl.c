@@ -376,7 +376,7 @@ Test(cellctl, submit_get_describe)
 
     ok(d, &r, "describe", "job", "web", NULL);
     const char *want[] = {
-        "Name:         web", "hostname UNIQUE", "HTTP GET / on $PORT0", "PYTHONUNBUFFERED=1", "m1",
+        "Name:         web", "hostname UNIQUE", "HTTP GET /health on $PORT0", "GREETING=hello", "m1",
         "Pending:",          "web[1]"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(r.out, want[i]) != NULL, "describe lacks '%s':\n%s", want[i], r.out);
@@ -449,9 +449,9 @@ Test(cellctl, scale_update_kill)
     run_free(&r);
     jobs = ok_json(d, "get", "jobs", "--state", "killed", NULL);
     cr_assert_eq(json_array_size(jobs), 1);
-    /* 40 tasks were made (examples/batch.json): 35 killed by the scale to 5,
+    /* 200 tasks were made (examples/batch.json): 195 killed by the scale to 5,
      * indexes 5-7 started afresh by the update to 8, then all killed. */
-    cr_assert_eq(num(json_object_get(json_array_get(jobs, 0), "tasks"), "killed"), 40);
+    cr_assert_eq(num(json_object_get(json_array_get(jobs, 0), "tasks"), "killed"), 200);
     cr_assert_eq(num(json_object_get(json_array_get(jobs, 0), "tasks"), "pending"), 0);
     json_decref(jobs);
 

@@ -633,9 +633,9 @@ Test(examples, batch)
     cs_jobspec s;
     load_example("examples/batch.json", &s);
     cr_assert_eq(s.job.kind, CS_JOB_BATCH);
-    cr_assert_eq(s.job.count, 40u);
+    cr_assert_eq(s.job.count, 200u);
     cr_assert_eq(s.job.res.cpu, 100);
-    cr_assert_eq(s.opts.duration_ms, 1000u);
+    cr_assert_eq(s.opts.duration_ms, 500u);
     cr_assert_eq(s.nwarnings, 0u);
     cs_jobspec_free(&s);
 }
