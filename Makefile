@@ -168,6 +168,15 @@ test: $(TEST_BIN) $(TOOL_BIN) $(DAEMON_BIN) $(PROG_BIN)
 	echo "$$pass passed, $$bad failed"; \
 	if [ $$fail -ne 0 ]; then echo "$$fail suite(s) failed"; exit 1; fi
 
+# A local cell (tools/run-cell.sh): cellstated, three agents, both schedulers
+# and examples/, in RUN_DIR (emptied first), shown live until Ctrl-C or for
+# RUN_FOR seconds.
+RUN_FOR ?=
+RUN_DIR ?= run-data
+.PHONY: run
+run: all
+	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/run-cell.sh --dir '$(RUN_DIR)' $(if $(RUN_FOR),--for '$(RUN_FOR)')
+
 coverage:
 	$(MAKE) COVERAGE=1 test
 	@for d in cellstate txn schedulers schedulers/batch schedulers/service agent; do \

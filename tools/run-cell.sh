@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# run-cell.sh — `make run`: a whole cell on this host, for trying cellsched.
+#
+#   tools/run-cell.sh [--dir DIR] [--for SECONDS]
+#
+# Starts cellstated, three cell-agents with different attributes (m1 rack=r1
+# zone=a, m2 rack=r1 zone=b, m3 rack=r2 zone=b), cell-batch and cell-service
+# in DIR (default run-data, emptied first), submits examples/*.json and shows
+# `cellctl watch`. Ctrl-C (or --for SECONDS) stops everything it started,
+# the tasks included. Exit status: 0 when it ran to the end or was stopped,
+# 1 when something failed or a process died early (named), 2 for a bad
+# command line.
+#
+# The binaries are taken from $CELLSCHED_BIN, else the repository's bin/
+# (`make run` builds them first). Every address is on 127.0.0.1 and every
+# port is chosen free, so that a run never clashes with another cell.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${CELLSCHED_BIN:-$ROOT/bin}
+DIR=run-data
+FOR=
+MARKER=.run-cell          # marks a directory this script made, so that only such is emptied
+AGENT_PORTS=100           # dynamic ports per agent
+POLICY=$ROOT/../shared/testdata/kubernetes/scheduler-policy-config.json
+
+say() { printf 'run-cell: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+usage() {
+    echo "usage: tools/run-cell.sh [--dir DIR] [--for SECONDS]"
+    echo "  --dir DIR       where the cell's data, the agents' work and the logs go (default run-data)"
+    echo "  --for SECONDS   stop after that many seconds, exit 0 (default: until Ctrl-C)"
+}
+
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    --dir) [[ $# -ge 2 && -n $2 ]] || { say "--dir needs a directory"; exit 2; }; DIR=$2; shift 2 ;;
+    --for) [[ $# -ge 2 ]] || { say "--for needs a number of seconds"; exit 2; }; FOR=$2; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) say "unknown argument '$1'"; usage >&2; exit 2 ;;
+    esac
+done
+if [[ -n $FOR && ! $FOR =~ ^[1-9][0-9]{0,5}$ ]]; then
+    say "--for (RUN_FOR): '$FOR' is not a whole number of seconds (1-999999)"
+    exit 2
+fi
+
+for b in cellstated cellctl cell-agent cell-batch cell-service cellserve; do
+    [[ -x $BIN/$b ]] || die "$BIN/$b is missing: build it with make (cell-batch and cell-service \
+need their sources in schedulers/batch/ and schedulers/service/)"
+done
+
+# ---- the data directory ---------------------------------------------------------------
+
+DIR=$(realpath -m -- "$DIR")
+case $DIR in
+/ | "$ROOT" | "$HOME") die "refusing to use $DIR as the run directory" ;;
+esac
+if [[ -e $DIR ]]; then
+    if [[ -f $DIR/$MARKER ]] || [[ -d $DIR && -z $(ls -A -- "$DIR") ]]; then
+        rm -rf -- "$DIR"
+    else
+        die "$DIR exists and was not made by run-cell.sh: remove it or choose another --dir"
+    fi
+fi
+mkdir -p -- "$DIR/logs"
+: >"$DIR/$MARKER"
+LOGS=$DIR/logs
+
+# ---- free ports -----------------------------------------------------------------------
+
+# A port is taken when /proc/net/tcp{,6} lists it on either end of a socket
+# (a stricter test than "listening", which is what a later bind needs).
+declare -A TAKEN=()
+# shellcheck disable=SC2013  # (hex port numbers, one a word)
+for h in $(awk '$2 ~ /:/ { split($2, l, ":"); split($3, r, ":"); print l[2], r[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+    TAKEN[$((16#$h))]=1
+done
+free_block() { # START COUNT: is every port of [START, START+COUNT) free?
+    local p
+    for ((p = $1; p < $1 + $2; p++)); do
+        [[ -z ${TAKEN[$p]:-} ]] || return 1
+    done
+    return 0
+}
+# One block for the server and the agents' ranges, below the ephemeral ports
+# (where the kernel puts outgoing connections, which could take an agent's port).
+BLOCK=$((1 + 3 * AGENT_PORTS))
+EPHEMERAL=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+((EPHEMERAL > 10000 + 2 * BLOCK)) || EPHEMERAL=32768
+for ((try = 0; ; try++)); do
+    ((try < 50)) || die "no free block of $BLOCK ports found between 10000 and $EPHEMERAL"
+    BASE=$((10000 + (RANDOM * 32768 + RANDOM) % (EPHEMERAL - 10000 - BLOCK)))
+    free_block "$BASE" "$BLOCK" && break
+done
+URL=tcp://127.0.0.1:$BASE
+CTL=("$BIN/cellctl" --server "$URL")
+
+# ---- processes ------------------------------------------------------------------------
+
+NAMES=() PIDS=()
+STOPPING=
+WATCH=
+
+# start NAME CMD...: run CMD in its own session (Ctrl-C reaches this script
+# and the live view, not the cell, which must outlive them until the jobs
+# are killed), output to logs/NAME.log.
+start() {
+    local name=$1
+    shift
+    setsid "$@" </dev/null >"$LOGS/$name.log" 2>&1 &
+    NAMES+=("$name") PIDS+=("$!")
+}
+
+alive() { # PID: running (a zombie, dead but not yet reaped, is not)
+    local st
+    [[ -r /proc/$1/stat ]] && read -r _ _ st _ 2>/dev/null <"/proc/$1/stat" && [[ $st != Z ]]
+}
+
+name_of() { # PID
+    local i
+    for i in "${!PIDS[@]}"; do [[ ${PIDS[$i]} == "$1" ]] && echo "${NAMES[$i]}" && return; done
+    echo "pid $1"
+}
+
+# stop SECONDS PATTERN...: SIGTERM the processes started under a name that
+# matches a glob PATTERN, SIGKILL those left after SECONDS, and reap them.
+# shellcheck disable=SC2317  # (this and the next two run from the EXIT trap)
+stop() {
+    local secs=$1 i p any pids=()
+    shift
+    for i in "${!NAMES[@]}"; do
+        for p in "$@"; do
+            # shellcheck disable=SC2053
+            [[ ${NAMES[$i]} == $p ]] && pids+=("${PIDS[$i]}")
+        done
+    done
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for ((i = 0; i < secs * 10; i++)); do
+        any=
+        for p in "${pids[@]}"; do alive "$p" && any=1; done
+        [[ -z $any ]] && break
+        sleep 0.1
+    done
+    for p in "${pids[@]}"; do
+        alive "$p" && say "$(name_of "$p") did not stop on SIGTERM: SIGKILL" && kill -KILL "$p"
+        wait "$p" 2>/dev/null
+    done
+}
+
+# Tasks still running under the agents' work directories: the process group
+# in each placement's `pid`, while its supervisor has not written `exit`
+# (after which the group is gone and its id may be reused).
+# shellcheck disable=SC2317
+running_groups() {
+    local d
+    for d in "$DIR"/agent-*/tasks/*/; do
+        [[ -f $d/pid && ! -f $d/exit ]] && cat -- "$d/pid"
+    done
+    return 0
+}
+
+# The agent leaves its tasks running when it stops (they belong to the cell),
+# so the jobs are killed first, with the schedulers stopped and the agents
+# still running, so that the agents stop the tasks with the jobs' grace;
+# whatever is left in the task groups afterwards is killed here.
+# shellcheck disable=SC2317
+cleanup() {
+    [[ -n $STOPPING ]] && return
+    STOPPING=1
+    trap '' INT TERM
+    set +e
+    say "stopping"
+    if [[ -n $WATCH ]]; then
+        kill -TERM "$WATCH" 2>/dev/null
+        wait "$WATCH" 2>/dev/null
+    fi
+    stop 5 'batch-*' 'service-*'
+    local job i g sig
+    if [[ ${#PIDS[@]} -gt 0 ]] && alive "${PIDS[0]}"; then # cellstated
+        # Every active job, also any submitted by hand meanwhile (by name: the
+        # JSON has one top-level "name" per job, at this indentation).
+        while IFS= read -r job; do
+            "${CTL[@]}" --timeout 2s kill "$job" >/dev/null
+        done < <("${CTL[@]}" --timeout 2s get jobs --state active -o json |
+            sed -n 's/^    "name": "\(.*\)",$/\1/p')
+        # The agents stop a killed job's tasks with the job's kill grace (3 s here).
+        for ((i = 0; i < 60; i++)); do
+            [[ -z $(running_groups) ]] && break
+            sleep 0.1
+        done
+    fi
+    stop 5 'm[0-9]'
+    stop 5 cellstated
+    for sig in TERM KILL; do
+        for g in $(running_groups); do
+            say "task group $g still runs: SIG$sig"
+            kill -"$sig" -- -"$g" 2>/dev/null
+        done
+        for ((i = 0; i < 30; i++)); do
+            [[ -z $(running_groups) ]] && break
+            sleep 0.1
+        done
+    done
+    say "stopped; logs are in $LOGS"
+}
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+start cellstated "$BIN/cellstated" --data "$DIR/cell" --listen "$URL"
+for ((i = 0; ; i++)); do
+    "${CTL[@]}" --timeout 200ms stats >/dev/null 2>&1 && break
+    alive "${PIDS[0]}" || die "cellstated exited at start: $(tail -n 5 "$LOGS/cellstated.log")"
+    ((i < 100)) || die "cellstated does not answer on $URL after 10 s; see $LOGS/cellstated.log"
+    sleep 0.1
+done
+
+# The tasks run `/bin/sh -c CMD` with the agent's environment: bin/ first in
+# PATH lets the examples run `cellserve`.
+agent() { # NAME INDEX ATTRS...
+    local name=$1 lo=$((BASE + 1 + $2 * AGENT_PORTS))
+    shift 2
+    local attrs=() a
+    for a in "$@"; do attrs+=(--attr "$a"); done
+    PATH=$BIN:$PATH start "$name" "$BIN/cell-agent" --server "$URL" --name "$name" "${attrs[@]}" \
+        --cpu 2 --mem 2048 --ports "$lo-$((lo + AGENT_PORTS - 1))" --workdir "$DIR/agent-$name"
+}
+agent m1 0 rack=r1 zone=a
+agent m2 1 rack=r1 zone=b
+agent m3 2 rack=r2 zone=b
+
+start batch-1 "$BIN/cell-batch" --server "$URL" --name batch-1
+policy=()
+[[ -f $POLICY ]] && policy=(--policy "$(realpath -- "$POLICY")")
+start service-1 "$BIN/cell-service" --server "$URL" --name service-1 "${policy[@]}"
+
+for f in "$ROOT"/examples/*.json; do
+    "${CTL[@]}" submit "$f" || die "cannot submit $f"
+done
+
+# ---- what to look at ------------------------------------------------------------------
+
+endpoints() { # JOB: its healthy tasks' endpoints as URLs (all machines are this host)
+    "${CTL[@]}" --timeout 2s endpoints "$1" 2>/dev/null | sed 's|^[^:]*:\([0-9]*\)$|http://127.0.0.1:\1/|'
+}
+if "${CTL[@]}" help endpoints >/dev/null 2>&1; then
+    say "waiting up to 15 s for the web services to be healthy"
+    for ((i = 0; i < 150; i++)); do
+        [[ $(endpoints web | wc -l) -ge 3 && $(endpoints examples/hello-marathon | wc -l) -ge 2 ]] && break
+        sleep 0.1
+    done
+fi
+{
+    echo
+    echo "cellsched is running: cellstated on $URL, machines m1 m2 m3, cell-batch, cell-service"
+    [[ ${#policy[@]} -gt 0 ]] && echo "  cell-service uses the Kubernetes policy ${policy[1]}"
+    echo "  logs:     $LOGS/{cellstated,m1,m2,m3,batch-1,service-1}.log"
+    echo "  tasks:    $DIR/agent-m*/tasks/<task>-<attempt>/{stdout,stderr}"
+    echo "  try:      $BIN/cellctl --server $URL describe job web"
+    for job in web examples/hello-marathon; do
+        for u in $(endpoints "$job"); do echo "  $job:  ${u} (and ${u}health)"; done
+    done
+    if [[ -n $FOR ]]; then echo "  stopping in $FOR s"; else echo "  Ctrl-C stops everything"; fi
+    echo
+} | tee "$DIR/summary.txt"
+# The live view redraws the whole terminal: give the summary a moment.
+[[ -t 1 ]] && sleep 3
+
+count=()
+[[ -n $FOR ]] && count=(--count "$FOR")
+"${CTL[@]}" watch --interval 1s "${count[@]}" </dev/null &
+WATCH=$!
+
+# Wait for the view to end (--for, or Ctrl-C) or for any process to die.
+st=0 ended=
+wait -n -p ended || st=$?
+if [[ $ended != "$WATCH" ]]; then
+    die "$(name_of "$ended") died (status $st) before the end; the end of $LOGS/$(name_of "$ended").log:
+$(tail -n 5 "$LOGS/$(name_of "$ended").log")"
+fi
+WATCH=
+((st == 0)) || die "cellctl watch failed (status $st)"
+exit 0
