@@ -57,15 +57,30 @@ DIR=$(realpath -m -- "$DIR")
 case $DIR in
 / | "$ROOT" | "$HOME") die "refusing to use $DIR as the run directory" ;;
 esac
-if [[ -e $DIR ]]; then
-    if [[ -f $DIR/$MARKER ]] || [[ -d $DIR && -z $(ls -A -- "$DIR") ]]; then
-        rm -rf -- "$DIR"
-    else
-        die "$DIR exists and was not made by run-cell.sh: remove it or choose another --dir"
+# The marker holds the pid of the run that made the directory: a run still
+# going there is not wiped out from under its processes.
+if [[ -f $DIR/$MARKER ]]; then
+    read -r owner <"$DIR/$MARKER" || owner=
+    if [[ $owner =~ ^[0-9]+$ ]] && grep -qs run-cell "/proc/$owner/cmdline"; then
+        die "$DIR is in use by another run-cell.sh (pid $owner): stop it or choose another --dir"
     fi
 fi
-mkdir -p -- "$DIR/logs"
-: >"$DIR/$MARKER"
+if [[ -e $DIR ]]; then
+    if [[ ! -f $DIR/$MARKER ]] && ! [[ -d $DIR && -z $(ls -A -- "$DIR") ]]; then
+        die "$DIR exists and was not made by run-cell.sh: remove it or choose another --dir"
+    fi
+    mv -T -- "$DIR" "$DIR.old.$$" || die "cannot move the previous $DIR away"
+fi
+# Made complete under another name, then renamed: a rename onto a directory
+# that is not empty fails, so two runs starting at once cannot share one.
+mkdir -p -- "$(dirname -- "$DIR")"
+mkdir -- "$DIR.new.$$" "$DIR.new.$$/logs"
+echo $$ >"$DIR.new.$$/$MARKER"
+if ! mv -T -- "$DIR.new.$$" "$DIR" 2>/dev/null; then
+    rm -rf -- "$DIR.new.$$"
+    die "$DIR was taken by another run-cell.sh meanwhile"
+fi
+rm -rf -- "$DIR.old.$$"
 LOGS=$DIR/logs
 
 # ---- free ports -----------------------------------------------------------------------
