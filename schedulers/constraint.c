@@ -161,33 +161,27 @@ void cs_ccons_free(cs_ccons *c)
     cs_u32map_free(&c->cache);
 }
 
-int cs_ccons_match(cs_ccons *c, const cs_strtab *strs, uint32_t v, bool *out)
+bool cs_ccons_match(cs_ccons *c, const cs_strtab *strs, uint32_t v)
 {
     switch (c->op) {
     case CS_OP_EQ:
     case CS_OP_CLUSTER:
-        *out = v != CS_NONE && v == c->value;
-        return CS_OK;
+        return v != CS_NONE && v == c->value;
     case CS_OP_NE:
-        *out = v == CS_NONE || v != c->value;
-        return CS_OK;
+        return v == CS_NONE || v != c->value;
     case CS_OP_LIKE:
     case CS_OP_UNLIKE: {
-        if (v == CS_NONE) {
-            *out = c->op == CS_OP_UNLIKE;
-            return CS_OK;
-        }
+        if (v == CS_NONE)
+            return c->op == CS_OP_UNLIKE;
         uint32_t hit;
         if (!cs_u32map_get(&c->cache, v, &hit)) {
             hit = regexec(c->re, cs_strtab_str(strs, v), 0, NULL, 0) == 0;
-            if (cs_u32map_put(&c->cache, v, hit) != CS_OK)
-                return CS_ENOMEM;
+            (void)cs_u32map_put(&c->cache, v, hit);
         }
-        *out = (c->op == CS_OP_LIKE) == (hit != 0);
-        return CS_OK;
+        return (c->op == CS_OP_LIKE) == (hit != 0);
     }
     default:
-        return CS_EINVAL;
+        return false;
     }
 }
 

@@ -79,10 +79,11 @@ void cs_ccons_free(cs_ccons *c);
 
 /* The value-level test of ==, !=, LIKE, UNLIKE and CLUSTER with a value,
  * for a machine whose value of the field is `v` (CS_NONE when it lacks the
- * field): *out says whether it passes. Other operators are not value-level:
- * CS_EINVAL. CS_ENOMEM when the LIKE cache cannot grow. `strs` is the table
- * the constraint was compiled against. */
-int cs_ccons_match(cs_ccons *c, const cs_strtab *strs, uint32_t v, bool *out);
+ * field): whether it passes. False for the other operators, which are not
+ * value-level. A LIKE's verdict is cached when memory allows (a failed
+ * cache insert only costs the next regexec). `strs` is the table the
+ * constraint was compiled against. */
+bool cs_ccons_match(cs_ccons *c, const cs_strtab *strs, uint32_t v);
 
 /* Whether the operator counts the job's tasks per value (UNIQUE, MAX_PER,
  * GROUP_BY, CLUSTER without value). */

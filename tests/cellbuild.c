@@ -216,7 +216,8 @@ static void place(tb_cell *b, tb_task *t, cs_id machine, const cs_res *res, cons
     t->t.res = *res;
     t->t.attempts++;
     t->t.nports = nports;
-    memcpy(t->ports, ports, nports * sizeof *ports);
+    if (nports)
+        memcpy(t->ports, ports, nports * sizeof *ports);
     t->dirty = true;
     mach(b, machine)->dirty = true;
 }
