@@ -179,7 +179,7 @@ int cs_pack_job(msgpack_packer *pk, const cs_job *j)
 
 int cs_pack_task(msgpack_packer *pk, const cs_task *t)
 {
-    PK(msgpack_pack_map(pk, 13));
+    PK(msgpack_pack_map(pk, 14));
     TRY(cs_pack_kv_u64(pk, "id", t->id));
     TRY(cs_pack_kv_u64(pk, "job", t->job));
     TRY(cs_pack_kv_u64(pk, "index", t->index));
@@ -192,6 +192,7 @@ int cs_pack_task(msgpack_packer *pk, const cs_task *t)
     TRY(cs_pack_kv_i64(pk, "exit_code", t->exit_code));
     TRY(cs_pack_kv_str(pk, "reason", t->reason));
     TRY(cs_pack_kv_str(pk, "health", cs_task_health_name(t->health)));
+    TRY(cs_pack_kv_u64(pk, "spec", t->spec));
     return cs_pack_kv_u64(pk, "version", t->version);
 }
 
@@ -500,6 +501,7 @@ int cs_unpack_task(const msgpack_object *o, cs_arena *a, cs_task *t, cs_error *e
         (rc = cs_obj_u64(o, "attempts", true, UINT32_MAX, &attempts, err)) ||
         (rc = cs_obj_i64(o, "exit_code", true, INT32_MIN, INT32_MAX, &code, err)) ||
         (rc = cs_obj_str(o, "reason", true, CS_REASON_MAX, a, &t->reason, err)) ||
+        (rc = cs_obj_u64(o, "spec", true, UINT64_MAX, &t->spec, err)) ||
         (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &t->version, err)))
         return cs_error_wrap(err, rc, "task");
     if (t->id != cs_task_id(t->job, (uint32_t)index))

@@ -103,7 +103,7 @@ static int pack_ports(msgpack_packer *pk, const uint16_t *p, uint32_t n)
             return rc_;           \
     } while (0)
 
-enum { MACHINE_FIELDS = 9, JOB_FIELDS = 16, TASK_FIELDS = 14 };
+enum { MACHINE_FIELDS = 9, JOB_FIELDS = 16, TASK_FIELDS = 15 };
 
 int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
 {
@@ -198,6 +198,7 @@ int cs_task_encode(const cs_task *t, msgpack_sbuffer *buf)
     PK(msgpack_pack_uint64(&pk, t->version));
     TRY(pack_opt_str(&pk, t->reason));
     PK(msgpack_pack_uint8(&pk, t->health));
+    PK(msgpack_pack_uint64(&pk, t->spec));
     PK(msgpack_pack_nil(&pk)); /* reserved */
     return CS_OK;
 }
@@ -513,7 +514,8 @@ int cs_task_decode(const void *data, size_t len, cs_arena *a, cs_task *t, cs_err
     t->exit_code = (int32_t)code;
     if ((rc = get_opt_str(&d, &f[11], "reason", CS_REASON_MAX, &t->reason)) ||
         (rc = get_u8(&d, &f[12], "health", CS_TASK_HEALTH_COUNT, &t->health)) ||
-        (rc = get_reserved(&d, &f[13])))
+        (rc = get_u64(&d, &f[13], "spec", UINT64_MAX, &t->spec)) ||
+        (rc = get_reserved(&d, &f[14])))
         goto out;
     if (t->index > CS_TASK_INDEX_MAX)
         rc = bad(&d, "index", "is out of range");

@@ -184,6 +184,9 @@ typedef struct cs_task {
     const char *reason; /* why it last failed or ended, as reported ("" if none) */
     uint64_t version;
     uint8_t health; /* cs_task_health */
+    /* The spec_hash of its job when it was last placed: a placed task whose
+     * spec differs from its job's now runs an old version (rolling update). */
+    uint64_t spec;
 } cs_task;
 
 const char *cs_machine_state_name(uint8_t s);

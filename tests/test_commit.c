@@ -766,6 +766,16 @@ Test(commit, finished_task_runs_again_but_killed_stays_ended)
     cr_assert_eq(t.last_end, CS_TASK_FINISHED);
     place(s0, m1, 1000, 1024, NULL, 0);
     cr_assert_eq(task(s0).attempts, 2);
+    /* A placement records the spec it runs (a rolling update compares it). */
+    cs_snap *snap;
+    cs_error err = {0};
+    cs_job jr;
+    cr_assert_eq(cs_snap_open(T.s, &snap, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_job(snap, js, &A, &jr, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+    cr_assert_neq(jr.spec_hash, 0);
+    cr_assert_eq(task(s0).spec, jr.spec_hash);
+    cr_assert_eq(task(s1).spec, jr.spec_hash);
     /* Killed is for good. */
     uint64_t v = version();
     release(s1, CS_TASK_KILLED, 0, CS_COMMITTED);

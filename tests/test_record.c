@@ -674,7 +674,8 @@ static const bad_field bad_fields[] = {
     {K_TASK, 11, 0, 3, "'reason'"},
     {K_TASK, 12, 2, CS_TASK_HEALTH_COUNT, "'health'"},
     {K_TASK, 12, 1, 0, "'health'"},
-    {K_TASK, 13, 0, 0, "'reserved'"},
+    {K_TASK, 13, 1, 0, "'spec'"},
+    {K_TASK, 14, 0, 0, "'reserved'"},
 };
 
 Test(record, wrong_field_type_or_range)

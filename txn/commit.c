@@ -370,6 +370,7 @@ static int do_claim(work *w, uint32_t ci, cs_txn_result *r)
     tk->exit_code = 0;
     tk->reason = "";
     tk->health = CS_TASK_HEALTH_UNKNOWN;
+    tk->spec = w->jobs[wt->job].spec_hash; /* what this placement runs */
     wt->dirty = true;
     return CS_OK;
 }
