@@ -1,0 +1,696 @@
+/* sched.c — the scheduling loop (see sched.h). */
+#include "schedulers/sched.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "cellstate/proto.h"
+#include "schedulers/place.h"
+#include "schedulers/policy.h"
+
+/* What the loop remembers of one job between rounds (the copy holds what
+ * the cell says; this is what only this scheduler knows). */
+typedef struct job_state {
+    cs_id id;               /* 0 = empty slot */
+    uint32_t attempts;      /* attempts since the job last made progress */
+    bool waited;            /* its first attempt's wait is recorded */
+    bool placed;            /* its fully-placed wait is recorded */
+    bool parked;
+    uint64_t parked_version; /* the copy's version when parked */
+    int64_t park_until_ns;
+    uint32_t conflicts[CS_OUTCOME_COUNT]; /* by outcome, since the last progress */
+} job_state;
+
+typedef struct job_map {
+    job_state *v;
+    size_t cap, n; /* cap a power of two */
+} job_map;
+
+/* A job to place this round. */
+typedef struct candidate {
+    cs_id id;
+    int32_t priority;
+    uint64_t submitted;
+} candidate;
+
+struct cs_sched {
+    const cs_sched_opts *o;
+    const cs_sched_hooks *hooks;
+    cs_client *client;
+    cs_copy *copy;
+    cs_placer *placer;
+    cs_metrics metrics;
+    cs_txn txn;
+    cs_txn_result res;
+    msgpack_sbuffer buf;
+    job_map jobs;
+    candidate *cands;
+    size_t ncands, capcands;
+    cs_id *ids, *pins;
+    size_t capids;
+    uint64_t sched_id, next_req;
+    int64_t next_report_ns, next_tend_ns;
+    int64_t last_error_ns;
+    char last_error[CS_ERROR_MSG_SIZE];
+    const char *prog;
+};
+
+/* ---- time ---------------------------------------------------------------- */
+
+int64_t cs_sched_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t cs_sched_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ns(int64_t ns)
+{
+    if (ns <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        return; /* a signal: let the loop look at its stop flag */
+}
+
+/* ---- logging --------------------------------------------------------------- */
+
+static void logf_(cs_sched *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(cs_sched *s, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s %s: %s\n", s->prog, s->o->name, line);
+}
+
+/* Errors talking to the server repeat while it is away: say each new one,
+ * and the same one again at most every 10 s. */
+static void log_error(cs_sched *s, const char *what, const cs_error *err)
+{
+    int64_t now = cs_sched_mono_ns();
+    if (strcmp(err->msg, s->last_error) == 0 && now - s->last_error_ns < 10 * 1000000000LL)
+        return;
+    snprintf(s->last_error, sizeof s->last_error, "%s", err->msg);
+    s->last_error_ns = now;
+    logf_(s, "%s: %s", what, err->msg);
+}
+
+/* ---- per-job state ------------------------------------------------------------- */
+
+static size_t hash_id(cs_id id) { return (size_t)XXH3_64bits(&id, sizeof id); }
+
+static int job_map_grow(job_map *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    job_state *v = calloc(cap, sizeof *v);
+    if (v == NULL)
+        return CS_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->v[i].id == 0)
+            continue;
+        size_t h = hash_id(m->v[i].id) & (cap - 1);
+        while (v[h].id != 0)
+            h = (h + 1) & (cap - 1);
+        v[h] = m->v[i];
+    }
+    free(m->v);
+    m->v = v;
+    m->cap = cap;
+    return CS_OK;
+}
+
+/* The state of job `id`, created empty when new. NULL when out of memory. */
+static job_state *job_get(job_map *m, cs_id id)
+{
+    if ((m->n + 1) * 2 > m->cap && job_map_grow(m) != CS_OK)
+        return NULL;
+    size_t h = hash_id(id) & (m->cap - 1);
+    while (m->v[h].id != 0 && m->v[h].id != id)
+        h = (h + 1) & (m->cap - 1);
+    if (m->v[h].id == 0) {
+        memset(&m->v[h], 0, sizeof m->v[h]);
+        m->v[h].id = id;
+        m->n++;
+    }
+    return &m->v[h];
+}
+
+/* ---- setup --------------------------------------------------------------------- */
+
+int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched **out,
+                 cs_error *err)
+{
+    int rc = CS_ENOMEM;
+    cs_sched *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    s->o = o;
+    s->hooks = hooks;
+    s->prog = o->kind == CS_SCHED_BATCH ? "cell-batch" : "cell-service";
+    cs_metrics_init(&s->metrics, cs_sched_mono_ns());
+    msgpack_sbuffer_init(&s->buf);
+    cs_txn_result_init(&s->res);
+    /* The store's idempotency key is (sched, req): the scheduler id comes
+     * from its name, and request ids start from the wall clock so that a
+     * restarted scheduler never reuses one (a reused one would be answered
+     * with the old result). */
+    s->sched_id = XXH3_64bits(o->name, strlen(o->name)) | 1;
+    s->next_req = (uint64_t)cs_sched_wall_ms() << 16;
+    cs_txn_init(&s->txn, s->sched_id, 0, 0, o->conflict, o->commit);
+
+    cs_policy policy;
+    if (o->policy_path != NULL)
+        rc = cs_policy_load(o->policy_path, &policy, err);
+    else
+        rc = cs_policy_preset(o->strategy, &policy, err);
+    if (rc != CS_OK)
+        goto fail;
+    cs_place_opts po = {
+        .seed = o->seed ? o->seed : XXH3_64bits_withSeed(o->name, strlen(o->name), (uint64_t)getpid()),
+        .k_batch = o->candidates,
+        .k_service = o->candidates,
+        .preempt = o->preempt,
+    };
+    if ((rc = cs_placer_new(&policy, &po, &s->placer, err)) != CS_OK)
+        goto fail;
+    if ((rc = cs_copy_new(&s->copy, err)) != CS_OK)
+        goto fail;
+    if ((rc = cs_client_open(o->server, o->timeout_ms, &s->client, err)) != CS_OK)
+        goto fail;
+    *out = s;
+    return CS_OK;
+fail:
+    cs_sched_free(s);
+    return rc;
+}
+
+void cs_sched_free(cs_sched *s)
+{
+    if (s == NULL)
+        return;
+    if (s->client)
+        cs_client_close(s->client);
+    cs_copy_free(s->copy);
+    cs_placer_free(s->placer);
+    cs_metrics_free(&s->metrics);
+    cs_txn_free(&s->txn);
+    cs_txn_result_free(&s->res);
+    msgpack_sbuffer_destroy(&s->buf);
+    free(s->jobs.v);
+    free(s->cands);
+    free(s->ids);
+    free(s->pins);
+    free(s);
+}
+
+const cs_sched_opts *cs_sched_options(const cs_sched *s) { return s->o; }
+cs_copy *cs_sched_copy(cs_sched *s) { return s->copy; }
+cs_metrics *cs_sched_metrics(cs_sched *s) { return &s->metrics; }
+
+/* ---- talking to the server ------------------------------------------------------- */
+
+static int sync_copy(cs_sched *s, cs_error *err)
+{
+    int rc = cs_copy_sync(s->copy, s->client, err);
+    if (rc != CS_OK && rc != CS_ENOMEM)
+        log_error(s, "sync", err);
+    return rc;
+}
+
+/* Commit s->txn; the outcome lands in s->res. */
+static int commit_txn(cs_sched *s, cs_error *err)
+{
+    s->buf.size = 0;
+    if (cs_txn_encode(&s->txn, &s->buf) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg r;
+    int rc = cs_client_callb(s->client, CS_MSG_COMMIT, &s->buf, &r, err);
+    if (rc != CS_OK) {
+        log_error(s, "commit", err);
+        return rc;
+    }
+    /* The reply is a map; its arrays carry one outcome per item. */
+    cs_txn_result_free(&s->res);
+    cs_txn_result_init(&s->res);
+    if ((rc = cs_txn_result_prepare(&s->res, &s->txn)) != CS_OK)
+        return cs_errorf(err, rc, "out of memory");
+    static const char *const lists[3] = {"claims", "releases", "preempts"};
+    uint8_t *outs[3] = {s->res.claims, s->res.releases, s->res.preempts};
+    uint32_t want[3] = {s->txn.nclaims, s->txn.nreleases, s->txn.npreempts};
+    for (int k = 0; k < 3; k++) {
+        const msgpack_object *a = cs_obj_get(&r.body, lists[k]);
+        if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != want[k])
+            return cs_errorf(err, CS_EPROTO, "commit reply: '%s' is not %" PRIu32 " outcomes",
+                             lists[k], want[k]);
+        for (uint32_t i = 0; i < want[k]; i++) {
+            const msgpack_object *v = &a->via.array.ptr[i];
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 >= CS_OUTCOME_COUNT)
+                return cs_errorf(err, CS_EPROTO, "commit reply: %s[%" PRIu32 "] is not an outcome",
+                                 lists[k], i);
+            outs[k][i] = (uint8_t)v->via.u64;
+        }
+    }
+    uint64_t u;
+    if (cs_obj_u64(&r.body, "version", true, UINT64_MAX, &u, err) != CS_OK)
+        return cs_error_wrap(err, CS_EPROTO, "commit reply");
+    s->res.version = u;
+    for (uint32_t i = 0; i < s->txn.nclaims; i++) {
+        if (s->res.claims[i] == CS_COMMITTED)
+            s->res.committed++;
+        else if (s->res.claims[i] != CS_ABORTED_GANG)
+            s->res.conflicts++;
+    }
+    return CS_OK;
+}
+
+static int set_note(cs_sched *s, const cs_cjob *j, const char *note, cs_error *err)
+{
+    if (strcmp(j->job.note ? j->job.note : "", note) == 0)
+        return CS_OK; /* the cell already says so: write nothing */
+    s->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "job", j->job.id) ||
+        cs_pack_kv_str(&pk, "note", note))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg r;
+    int rc = cs_client_callb(s->client, CS_MSG_JOB_NOTE, &s->buf, &r, err);
+    if (rc != CS_OK)
+        log_error(s, "job.note", err);
+    return rc == CS_ENOMEM ? rc : CS_OK;
+}
+
+static int scale_job(cs_sched *s, cs_id job, uint32_t count, cs_error *err)
+{
+    s->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "count", count) ||
+        cs_pack_kv_u64(&pk, "job", job))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg r;
+    int rc = cs_client_callb(s->client, CS_MSG_JOB_SCALE, &s->buf, &r, err);
+    if (rc != CS_OK)
+        log_error(s, "job.scale", err);
+    return rc == CS_ENOMEM ? rc : CS_OK;
+}
+
+static uint64_t pending_total(cs_sched *s)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
+        const cs_cjob *j = cs_copy_job_at(s->copy, i);
+        if (j->job.state == CS_JOB_ACTIVE && s->hooks->takes(s, j))
+            n += j->npending;
+    }
+    return n;
+}
+
+static void report(cs_sched *s, int64_t now)
+{
+    if (now < s->next_report_ns)
+        return;
+    s->next_report_ns = now + (int64_t)s->o->report_ms * 1000000;
+    cs_metrics_view v;
+    cs_metrics_view_at(&s->metrics, now, &v);
+    s->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 3) || cs_pack_kv_str(&pk, "name", s->o->name) ||
+        cs_pack_kv_str(&pk, "kind", s->o->kind == CS_SCHED_BATCH ? "batch" : "service") ||
+        msgpack_pack_str(&pk, 7) || msgpack_pack_str_body(&pk, "metrics", 7) ||
+        cs_metrics_pack(&v, pending_total(s), &pk) != CS_OK)
+        return;
+    cs_msg r;
+    cs_error err = {0};
+    if (cs_client_callb(s->client, CS_MSG_SCHED_REPORT, &s->buf, &r, &err) != CS_OK)
+        log_error(s, "sched.report", &err);
+}
+
+/* ---- one job ------------------------------------------------------------------------- */
+
+static int ensure_ids(cs_sched *s, size_t n)
+{
+    if (n <= s->capids)
+        return CS_OK;
+    cs_id *ids = realloc(s->ids, n * sizeof *ids);
+    if (ids == NULL)
+        return CS_ENOMEM;
+    s->ids = ids;
+    cs_id *pins = realloc(s->pins, n * sizeof *pins);
+    if (pins == NULL)
+        return CS_ENOMEM;
+    s->pins = pins;
+    s->capids = n;
+    return CS_OK;
+}
+
+/* "3 attempts conflicted: would overcommit cpu 12, port in use 2". */
+static void conflict_note(const job_state *st, char *out, size_t size)
+{
+    size_t len = (size_t)snprintf(out, size, "gave up after %" PRIu32 " conflicting attempts:",
+                                  st->attempts);
+    const char *sep = " ";
+    for (int k = 1; k < CS_OUTCOME_COUNT && len < size; k++) {
+        if (st->conflicts[k] == 0)
+            continue;
+        len += (size_t)snprintf(out + len, size - len, "%s%s %" PRIu32, sep, cs_outcome_str((uint8_t)k),
+                                st->conflicts[k]);
+        sep = ", ";
+    }
+}
+
+static void park(cs_sched *s, job_state *st, int64_t now)
+{
+    st->parked = true;
+    st->parked_version = cs_copy_version(s->copy);
+    st->park_until_ns = now + (int64_t)s->o->park_ms * 1000000;
+}
+
+/* A global job: pin its pending tasks to the machines that fit and lack
+ * one, growing the job first when there are more machines than tasks.
+ * Returns how many pins were made into s->pins (parallel to s->ids). */
+static int global_pins(cs_sched *s, const cs_cjob *j, size_t *npend, bool *scaled, bool *pinned,
+                       cs_error *err)
+{
+    cs_id *ms = NULL;
+    size_t nm = 0;
+    *scaled = false;
+    *pinned = false;
+    int rc = cs_place_global(s->placer, s->copy, j->job.id, &ms, &nm, err);
+    if (rc != CS_OK) /* a bad job: placing it unpinned gives the placer's reason */
+        return rc == CS_ENOMEM ? rc : CS_OK;
+    if (nm > *npend) {
+        /* More machines than waiting tasks: grow the job, and place the new
+         * tasks once the next sync shows them. */
+        uint64_t count = (uint64_t)j->job.count + (nm - *npend);
+        if (count > CS_TASK_INDEX_MAX + 1ULL)
+            count = CS_TASK_INDEX_MAX + 1ULL;
+        rc = scale_job(s, j->job.id, (uint32_t)count, err);
+        free(ms);
+        *scaled = true;
+        return rc;
+    }
+    if ((rc = ensure_ids(s, nm ? nm : 1)) != CS_OK) {
+        free(ms);
+        return cs_errorf(err, rc, "out of memory");
+    }
+    for (size_t i = 0; i < nm; i++)
+        s->pins[i] = ms[i];
+    *npend = nm; /* the rest wait, pending, for machines that join */
+    *pinned = true;
+    free(ms);
+    return CS_OK;
+}
+
+/* Place job `id`'s pending tasks, commit, resync. *progress is set when
+ * anything committed. */
+static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
+{
+    int64_t now = cs_sched_mono_ns();
+    const cs_cjob *j = cs_copy_job(s->copy, id);
+    if (j == NULL || j->job.state != CS_JOB_ACTIVE || (j->npending == 0 && !j->opts.global))
+        return CS_OK;
+    job_state *st = job_get(&s->jobs, id);
+    if (st == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    bool gang = j->opts.gang || s->o->commit == CS_COMMIT_GANG;
+    size_t n = j->npending;
+    if (!gang && n > s->o->max_claims)
+        n = s->o->max_claims;
+    int rc = ensure_ids(s, n);
+    if (rc != CS_OK)
+        return cs_errorf(err, rc, "out of memory");
+    n = cs_copy_pending(s->copy, id, s->ids, n);
+    const cs_id *on = NULL;
+    if (j->opts.global) {
+        bool scaled, pinned;
+        size_t had = n;
+        if ((rc = global_pins(s, j, &n, &scaled, &pinned, err)) != CS_OK)
+            return rc;
+        if (scaled) {
+            *progress = true;
+            return sync_copy(s, err) == CS_ENOMEM ? CS_ENOMEM : CS_OK;
+        }
+        if (pinned && n == 0) {
+            /* Every machine that fits runs one: wait for the cell to change. */
+            park(s, st, now);
+            if (had == 0)
+                return CS_OK;
+            return set_note(s, j, "global: waiting for a machine that fits", err);
+        }
+        on = pinned ? s->pins : NULL;
+    }
+
+    /* Omega's wait time: submission to the start of the first attempt. */
+    if (!st->waited) {
+        st->waited = true;
+        int64_t waited = cs_sched_wall_ms() - (int64_t)j->job.submitted;
+        if (j->job.submitted && cs_metrics_wait_first(&s->metrics, waited > 0 ? (uint64_t)waited : 0))
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+    }
+    cs_metrics_attempt(&s->metrics);
+    st->attempts++;
+
+    cs_txn_reset(&s->txn, s->next_req++, cs_copy_version(s->copy));
+    s->txn.conflict = s->o->conflict;
+    s->txn.commit = gang ? CS_COMMIT_GANG : CS_COMMIT_INCREMENTAL;
+    cs_place_report rep;
+    if ((rc = cs_place_job(s->placer, s->copy, id, s->ids, n, on, &s->txn, &rep, err)) != CS_OK) {
+        if (rc == CS_ENOMEM)
+            return rc;
+        log_error(s, "placement", err);
+        park(s, st, now);
+        return CS_OK;
+    }
+    /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
+    double t = s->o->t_job_s + s->o->t_task_s * (double)n;
+    sleep_ns((int64_t)(t * 1e9));
+    cs_metrics_decided(&s->metrics, cs_sched_mono_ns() - now);
+
+    bool conflicted = false;
+    if (s->txn.nclaims > 0) {
+        if ((rc = commit_txn(s, err)) != CS_OK)
+            return rc == CS_ENOMEM ? rc : CS_OK; /* the next round syncs and tries again */
+        bool aborted = gang && s->res.committed == 0;
+        cs_metrics_txn(&s->metrics, s->res.committed, s->res.conflicts, aborted);
+        conflicted = s->res.conflicts > 0 || aborted;
+        for (uint32_t i = 0; i < s->txn.nclaims; i++)
+            st->conflicts[s->res.claims[i]]++;
+        if (s->res.committed > 0)
+            *progress = true;
+        if (s->o->verbose)
+            logf_(s, "job %" PRIu64 ": %" PRIu32 " claims, %" PRIu32 " committed, %" PRIu32
+                     " conflicted, version %" PRIu64,
+                  id, s->txn.nclaims, s->res.committed, s->res.conflicts, s->res.version);
+    }
+    /* Resync whether or not it succeeded (Omega §3.4). */
+    if ((rc = sync_copy(s, err)) != CS_OK)
+        return rc == CS_ENOMEM ? rc : CS_OK;
+    j = cs_copy_job(s->copy, id);
+    if (j == NULL)
+        return CS_OK;
+    now = cs_sched_mono_ns();
+    if (j->npending == 0) {
+        if (!st->placed) {
+            st->placed = true;
+            int64_t waited = cs_sched_wall_ms() - (int64_t)j->job.submitted;
+            if (j->job.submitted &&
+                cs_metrics_wait_placed(&s->metrics, waited > 0 ? (uint64_t)waited : 0))
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+        }
+        st->attempts = 0;
+        memset(st->conflicts, 0, sizeof st->conflicts);
+        st->parked = false;
+        return set_note(s, j, "", err);
+    }
+    if (!conflicted && rep.pending > 0) {
+        /* Fits nowhere now: say why, and wait for the cell to change. */
+        park(s, st, now);
+        return set_note(s, j, rep.reason, err);
+    }
+    if (st->attempts >= s->o->max_attempts) {
+        char note[CS_PLACE_REASON_MAX];
+        conflict_note(st, note, sizeof note);
+        park(s, st, now);
+        st->attempts = 0;
+        memset(st->conflicts, 0, sizeof st->conflicts);
+        return set_note(s, j, note, err);
+    }
+    return CS_OK;
+}
+
+/* ---- rounds ---------------------------------------------------------------------------- */
+
+static int cmp_cand(const void *a, const void *b)
+{
+    const candidate *x = a, *y = b;
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    if (x->submitted != y->submitted)
+        return x->submitted < y->submitted ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Upkeep: the ended tasks the hook wants to run again go back to pending,
+ * for every owned job, in one transaction. */
+static int tend(cs_sched *s, bool *progress, cs_error *err)
+{
+    cs_txn_reset(&s->txn, s->next_req, cs_copy_version(s->copy));
+    s->txn.conflict = s->o->conflict;
+    s->txn.commit = CS_COMMIT_INCREMENTAL;
+    for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
+        const cs_cjob *j = cs_copy_job_at(s->copy, i);
+        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j))
+            continue;
+        for (uint32_t k = 0; k < j->ntaskidx && k < j->job.count; k++) {
+            if (j->tasks[k] == CS_NONE)
+                continue;
+            const cs_ctask *t = cs_copy_task_at(s->copy, j->tasks[k]);
+            bool ended = t->state == CS_TASK_FAILED || t->state == CS_TASK_FINISHED ||
+                         t->state == CS_TASK_LOST;
+            if (ended && s->hooks->again(j, t) &&
+                cs_txn_add_release(&s->txn, t->id, CS_TASK_PENDING, 0) != CS_OK)
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+        }
+    }
+    if (s->txn.nreleases == 0)
+        return CS_OK;
+    s->next_req++;
+    int rc = commit_txn(s, err);
+    if (rc != CS_OK)
+        return rc == CS_ENOMEM ? rc : CS_OK;
+    for (uint32_t i = 0; i < s->txn.nreleases; i++)
+        if (s->res.releases[i] == CS_COMMITTED)
+            *progress = true;
+    return sync_copy(s, err) == CS_ENOMEM ? CS_ENOMEM : CS_OK;
+}
+
+/* The owned jobs with pending tasks that are not parked, in order. */
+static int collect(cs_sched *s, int64_t now, cs_error *err)
+{
+    s->ncands = 0;
+    for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
+        const cs_cjob *j = cs_copy_job_at(s->copy, i);
+        /* A global job is looked at even with nothing pending: machines
+         * that join may want a task. */
+        if (j->job.state != CS_JOB_ACTIVE || (j->npending == 0 && !j->opts.global) ||
+            !s->hooks->takes(s, j))
+            continue;
+        job_state *st = job_get(&s->jobs, j->job.id);
+        if (st == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        if (st->parked) {
+            if (now < st->park_until_ns || cs_copy_version(s->copy) == st->parked_version)
+                continue;
+            st->parked = false;
+        }
+        if (s->ncands == s->capcands) {
+            size_t cap = s->capcands ? s->capcands * 2 : 64;
+            candidate *c = realloc(s->cands, cap * sizeof *c);
+            if (c == NULL)
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+            s->cands = c;
+            s->capcands = cap;
+        }
+        s->cands[s->ncands++] =
+            (candidate){.id = j->job.id, .priority = j->job.priority, .submitted = j->job.submitted};
+    }
+    if (s->ncands > 1)
+        qsort(s->cands, s->ncands, sizeof *s->cands, cmp_cand);
+    return CS_OK;
+}
+
+int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err)
+{
+    logf_(s, "scheduling %s jobs from %s (%s, %s)", s->o->kind == CS_SCHED_BATCH ? "batch" : "service",
+          s->o->server, cs_conflict_mode_name(s->o->conflict), cs_commit_mode_name(s->o->commit));
+    int64_t idle_ns = (int64_t)s->o->idle_ms * 1000000;
+    while (!*stop) {
+        int64_t now = cs_sched_mono_ns();
+        int rc = sync_copy(s, err);
+        if (rc == CS_ENOMEM)
+            return rc;
+        if (rc != CS_OK) {
+            report(s, now);
+            sleep_ns(idle_ns * 4);
+            continue;
+        }
+        bool progress = false;
+        if (now >= s->next_tend_ns) {
+            /* Upkeep walks every owned task: often enough to restart work
+             * promptly, not on every round of a busy scheduler. */
+            s->next_tend_ns = now + idle_ns * 4;
+            if ((rc = tend(s, &progress, err)) != CS_OK)
+                return rc;
+        }
+        if ((rc = collect(s, now, err)) != CS_OK)
+            return rc;
+        size_t ncands = s->ncands;
+        for (size_t i = 0; i < ncands && !*stop; i++) {
+            if ((rc = place_one(s, s->cands[i].id, &progress, err)) != CS_OK)
+                return rc;
+        }
+        report(s, cs_sched_mono_ns());
+        if (s->o->once && !progress)
+            break;
+        /* Nothing committed: nothing to do, or only conflicts (retried
+         * after a pause, which also lets the other schedulers through). */
+        if (!progress)
+            sleep_ns(idle_ns);
+    }
+    s->next_report_ns = 0;
+    report(s, cs_sched_mono_ns());
+    return CS_OK;
+}
+
+int cs_sched_main(cs_sched_kind kind, int argc, char **argv, const cs_sched_hooks *hooks,
+                  volatile sig_atomic_t *stop, void (*on_signal)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: a sleep ends at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    const char *prog = kind == CS_SCHED_BATCH ? "cell-batch" : "cell-service";
+    cs_sched_opts o;
+    cs_error err = {0};
+    bool help;
+    if (cs_sched_opts_parse(kind, argc, argv, &o, &help, &err) != CS_OK) {
+        fprintf(stderr, "%s: %s\n(%s --help lists the options)\n", prog, err.msg, prog);
+        return 2;
+    }
+    if (help) {
+        cs_sched_opts_usage(kind, prog, stdout);
+        return 0;
+    }
+    cs_sched *s;
+    if (cs_sched_new(&o, hooks, &s, &err) != CS_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 1;
+    }
+    int rc = cs_sched_run(s, stop, &err);
+    if (rc != CS_OK)
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+    cs_sched_free(s);
+    return rc == CS_OK ? 0 : 1;
+}

@@ -1,0 +1,90 @@
+/* sched.h — the scheduling loop both cell-batch and cell-service run.
+ *
+ * Omega §3.4, one round after another:
+ *   sync     bring the local copy up to date (cellcopy.h);
+ *   tend     each job this scheduler owns gets its upkeep: ended tasks that
+ *            should run again go back to pending (a release in a small
+ *            transaction of its own) — what "should" means is the hook's
+ *            business: cell-batch retries failed tasks up to a limit,
+ *            cell-service restarts whatever is not running;
+ *   decide   for one job at a time, highest priority first, then oldest:
+ *            place its pending tasks on the copy (place.h), taking the
+ *            emulated decision time t_job + t_task x tasks;
+ *   commit   send the transaction; the store judges every claim
+ *            (fine/coarse, incremental/gang);
+ *   resync   "whether or not the transaction succeeds, the scheduler
+ *            resyncs its local copy of cell state afterwards and, if
+ *            necessary, re-runs its scheduling algorithm and tries again".
+ *
+ * A job whose conflicts recur gives up after --max-attempts attempts; a job
+ * whose tasks fit nowhere gives up at once. Either way it is *parked*: its
+ * note (job.note) says why — the placer's "no machine fits: cpu on 9,870,
+ * UNIQUE hostname on 130", or the conflicts that wore it out — and it is
+ * tried again only after --park-ms, once the cell has changed. A job placed
+ * whole has its note cleared.
+ *
+ * Global jobs (option `global`): one task on every machine that fits. The
+ * loop grows the job (job.scale) to its placed tasks plus the machines that
+ * fit and lack one, and pins each new task to one of them; a task whose
+ * machine went away waits, pending, for the next machine that joins.
+ *
+ * Every --report-ms the scheduler sends its metrics (metrics.h) to
+ * cellstated (`sched.report`): `cellctl stats` shows them.
+ *
+ * A cs_sched belongs to one thread.
+ */
+#ifndef CS_SCHED_H
+#define CS_SCHED_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cellstate/client.h"
+#include "cellstate/error.h"
+#include "schedulers/cellcopy.h"
+#include "schedulers/metrics.h"
+#include "schedulers/schedopts.h"
+#include "txn/txn.h"
+
+typedef struct cs_sched cs_sched;
+
+/* What differs between the batch and the service scheduler. */
+typedef struct cs_sched_hooks {
+    /* Whether this scheduler owns `j` (an active job). */
+    bool (*takes)(const cs_sched *s, const cs_cjob *j);
+    /* Upkeep: whether ended task `t` (failed, finished or lost; index
+     * below the job's count) of owned job `j` should run again. */
+    bool (*again)(const cs_cjob *j, const cs_ctask *t);
+} cs_sched_hooks;
+
+/* A scheduler with options `o` and `hooks` (both borrowed for its life).
+ * Connects without blocking (the server may start later). On success *out
+ * is the caller's: cs_sched_free. */
+int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched **out,
+                 cs_error *err);
+void cs_sched_free(cs_sched *s);
+
+/* Run rounds until *stop becomes non-zero (a signal handler sets it), or,
+ * with --once, until a round finds nothing left to do. Errors talking to the
+ * server are logged and retried, never fatal; returns CS_OK, or CS_ENOMEM. */
+int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err);
+
+/* A scheduler's whole main(): parse argv (exit status 2 and a message
+ * naming the flag on a bad one; --help prints the usage), run until *stop,
+ * and return the process exit status (0, or 1 after an error that stopped
+ * it). `on_signal` (the caller's: it sets *stop) is installed for SIGINT
+ * and SIGTERM, so that a signal ends the loop after the request in flight. */
+int cs_sched_main(cs_sched_kind kind, int argc, char **argv, const cs_sched_hooks *hooks,
+                  volatile sig_atomic_t *stop, void (*on_signal)(int));
+
+/* For hooks: the options, the copy, and the metrics. */
+const cs_sched_opts *cs_sched_options(const cs_sched *s);
+cs_copy *cs_sched_copy(cs_sched *s);
+cs_metrics *cs_sched_metrics(cs_sched *s);
+
+/* Wall-clock and monotonic time. */
+int64_t cs_sched_wall_ms(void);
+int64_t cs_sched_mono_ns(void);
+
+#endif

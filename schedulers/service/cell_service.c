@@ -1,0 +1,47 @@
+/* cell_service.c — cell-service, the service scheduler.
+ *
+ * Takes every active service job and keeps its tasks running: a task that
+ * failed (an unhealthy task is killed by its agent and reported failed),
+ * finished or was lost with its machine goes back to pending and is placed
+ * again; scale up and down are the cell's (job.scale) and show up as new
+ * pending tasks or killed ones. Jobs with the `gang` option (or every job,
+ * with --commit gang) are committed all-or-nothing. When nothing else fits,
+ * a task may preempt lower-priority tasks in the same transaction (the
+ * victims go back to pending and their scheduler places them again);
+ * --no-preempt turns that off. Placement follows --policy, a Kubernetes
+ * scheduler Policy file, or the --strategy preset. The loop — sync, decide,
+ * commit, resync, park with a note — is sched.h's.
+ */
+#include <signal.h>
+
+#include "cellstate/record.h"
+#include "schedulers/sched.h"
+
+static bool service_takes(const cs_sched *s, const cs_cjob *j)
+{
+    (void)s;
+    return j->job.kind == CS_JOB_SERVICE;
+}
+
+static bool service_again(const cs_cjob *j, const cs_ctask *t)
+{
+    /* A service runs until it is killed or scaled down: any other end
+     * (failed, finished, lost) is replaced. */
+    (void)j;
+    (void)t;
+    return true;
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+int main(int argc, char **argv)
+{
+    static const cs_sched_hooks hooks = {.takes = service_takes, .again = service_again};
+    return cs_sched_main(CS_SCHED_SERVICE, argc, argv, &hooks, &stop_flag, on_signal);
+}

@@ -1,0 +1,799 @@
+/* test_sched.c — end to end: the real cell-batch and cell-service
+ * processes against a real cellstated on 127.0.0.1 (tests/support.h).
+ *
+ * Machines are registered through the client, as an agent would, and never
+ * run anything: these tests are about where tasks go and what the
+ * schedulers do when the cell changes under them — two batch schedulers and
+ * a service scheduler racing on one cell without overcommitting it, every
+ * constraint kind, gang jobs, preemption, lost machines, global jobs, batch
+ * retries, policies and bad flags. The agents' side is test_agent.c's.
+ */
+#include <criterion/criterion.h>
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cellstate/arena.h"
+#include "cellstate/client.h"
+#include "cellstate/jobspec.h"
+#include "cellstate/proto.h"
+#include "tests/support.h"
+
+#define DEADLINE_MS 20000
+
+static ts_daemon the_daemon;
+typedef struct proc {
+    int pid;
+    char log[320];
+    char name[32];
+} proc;
+static proc procs[8];
+static int nprocs;
+
+static void dump_file(const char *what, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        cr_log_error("%s: %s", what, line);
+    if (f)
+        fclose(f);
+}
+
+static void cleanup(void)
+{
+    for (int i = 0; i < nprocs; i++)
+        if (procs[i].pid > 0)
+            ts_stop(procs[i].pid, SIGTERM, 10000);
+    nprocs = 0;
+    ts_daemon_teardown(&the_daemon);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A cellstated whose registered machines never time out (nothing here
+ * heartbeats). */
+static ts_daemon *cell(void)
+{
+    ts_daemon_setup(&the_daemon, "--heartbeat-timeout", "600000");
+    return &the_daemon;
+}
+
+/* Start `prog` (cell-batch or cell-service) named `name` against the cell,
+ * with quick intervals and the extra arguments (NULL-terminated). */
+static proc *start(const char *prog, const char *name, ...)
+{
+    cr_assert_lt(nprocs, 8);
+    proc *p = &procs[nprocs++];
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->log, sizeof p->log, "%s/%s.log", the_daemon.dir, name);
+    char bin[256];
+    ts_bin(prog, bin, sizeof bin);
+    const char *argv[32] = {bin,         "--server",    the_daemon.url, "--name", name,
+                            "--idle-ms", "10",          "--report-ms",  "100",    "--park-ms",
+                            "200",       "--timeout-ms", "5000",        "--seed", "7"};
+    int n = 15;
+    va_list ap;
+    va_start(ap, name);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 31)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    p->pid = ts_spawn((char *const *)argv, p->log);
+    return p;
+}
+
+static void dump_procs(void)
+{
+    for (int i = 0; i < nprocs; i++)
+        dump_file(procs[i].name, procs[i].log);
+}
+
+/* ---- the cell through the client -------------------------------------------------- */
+
+static void call(uint32_t type, msgpack_sbuffer *b, cs_msg *r)
+{
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(the_daemon.c, type, b, r, &err), CS_OK, "%s: %s",
+                 cs_msg_name(type), err.msg);
+    msgpack_sbuffer_destroy(b);
+}
+
+static uint64_t reply_u64(const cs_msg *r, const char *key)
+{
+    uint64_t v = 0;
+    cs_error err = {0};
+    cr_assert_eq(cs_obj_u64(&r->body, key, true, UINT64_MAX, &v, &err), CS_OK, "%s", err.msg);
+    return v;
+}
+
+/* Register (or re-register) machine `name` with cpu millicores and mem
+ * MiB, ports 31000-31099, state `state`, and attributes given as
+ * "key=value" strings (NULL-terminated). */
+static cs_id machine(const char *name, int64_t cpu, int64_t mem, const char *state, ...)
+{
+    const char *kv[16];
+    int n = 0;
+    va_list ap;
+    va_start(ap, state);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 16)
+        kv[n++] = a;
+    va_end(ap);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    cs_pack_kv_str(&pk, "name", name);
+    cs_res cap = {cpu, mem, 100000};
+    cs_pack_kv_res(&pk, "capacity", &cap);
+    cs_pack_kv_u64(&pk, "port_lo", 31000);
+    cs_pack_kv_u64(&pk, "port_hi", 31099);
+    cs_pack_kv_str(&pk, "state", state);
+    cs_pack_str(&pk, "attrs");
+    msgpack_pack_map(&pk, (size_t)n);
+    for (int i = 0; i < n; i++) {
+        char key[64];
+        const char *eq = strchr(kv[i], '=');
+        cr_assert(eq != NULL);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - kv[i]), kv[i]);
+        cs_pack_kv_str(&pk, key, eq + 1);
+    }
+    cs_msg r;
+    call(CS_MSG_MACHINE_REGISTER, &b, &r);
+    return reply_u64(&r, "id");
+}
+
+/* Submit a native JSON job spec (docs/design.md §8). */
+static cs_id submit(const char *json)
+{
+    cs_jobspec spec;
+    cs_error err = {0};
+    cr_assert_eq(cs_jobspec_parse(json, strlen(json), &spec, &err), CS_OK, "%s: %s", json, err.msg);
+    cs_msg r;
+    cr_assert_eq(cs_client_callb(the_daemon.c, CS_MSG_JOB_SUBMIT, &spec.body, &r, &err), CS_OK,
+                 "%s", err.msg);
+    cs_jobspec_free(&spec);
+    return reply_u64(&r, "id");
+}
+
+typedef struct view {
+    cs_arena a;
+    cs_task *tasks;
+    size_t ntasks;
+    cs_machine *machines;
+    size_t nmachines;
+    cs_job job;
+} view;
+
+static void view_free(view *v)
+{
+    free(v->tasks);
+    free(v->machines);
+    cs_arena_free(&v->a);
+    memset(v, 0, sizeof *v);
+}
+
+/* The job's record and tasks, and every machine, as the cell has them now. */
+static void look(cs_id job, view *v)
+{
+    memset(v, 0, sizeof *v);
+    cs_arena_init(&v->a);
+    cs_error err = {0};
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cs_msg r;
+    if (job != 0) {
+        msgpack_pack_map(&pk, 1);
+        cs_pack_kv_u64(&pk, "job", job);
+        call(CS_MSG_GET_JOB, &b, &r);
+        const msgpack_object *jo = cs_obj_get(&r.body, "job");
+        cr_assert(jo != NULL);
+        cr_assert_eq(cs_unpack_job(jo, &v->a, &v->job, &err), CS_OK, "%s", err.msg);
+        const msgpack_object *to = cs_obj_get(cs_obj_get(&r.body, "tasks"), "tasks");
+        cr_assert(to != NULL && to->type == MSGPACK_OBJECT_ARRAY);
+        v->ntasks = to->via.array.size;
+        v->tasks = calloc(v->ntasks + 1, sizeof *v->tasks);
+        for (size_t i = 0; i < v->ntasks; i++)
+            cr_assert_eq(cs_unpack_task(&to->via.array.ptr[i], &v->a, &v->tasks[i], &err), CS_OK,
+                         "%s", err.msg);
+        msgpack_sbuffer_init(&b);
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    }
+    msgpack_pack_map(&pk, 0);
+    call(CS_MSG_GET_MACHINES, &b, &r);
+    const msgpack_object *mo = cs_obj_get(&r.body, "machines");
+    cr_assert(mo != NULL && mo->type == MSGPACK_OBJECT_ARRAY);
+    v->nmachines = mo->via.array.size;
+    v->machines = calloc(v->nmachines + 1, sizeof *v->machines);
+    for (size_t i = 0; i < v->nmachines; i++)
+        cr_assert_eq(cs_unpack_machine(&mo->via.array.ptr[i], &v->a, &v->machines[i], &err), CS_OK,
+                     "%s", err.msg);
+}
+
+static const char *machine_name(const view *v, cs_id id)
+{
+    for (size_t i = 0; i < v->nmachines; i++)
+        if (v->machines[i].id == id)
+            return v->machines[i].name;
+    return "?";
+}
+
+static const char *machine_attr(const view *v, cs_id id, const char *key)
+{
+    for (size_t i = 0; i < v->nmachines; i++) {
+        if (v->machines[i].id != id)
+            continue;
+        for (uint32_t k = 0; k < v->machines[i].nattrs; k++)
+            if (strcmp(v->machines[i].attrs[k].key, key) == 0)
+                return v->machines[i].attrs[k].value;
+    }
+    return NULL;
+}
+
+static uint32_t count_placed(const view *v)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < v->ntasks; i++)
+        n += v->tasks[i].state == CS_TASK_ASSIGNED || v->tasks[i].state == CS_TASK_RUNNING;
+    return n;
+}
+
+static uint32_t count_in(const view *v, uint8_t state)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < v->ntasks; i++)
+        n += v->tasks[i].state == state;
+    return n;
+}
+
+/* Wait until job has `placed` tasks placed (and, when note is not NULL, a
+ * note containing it). */
+static bool wait_placed(cs_id job, uint32_t placed, const char *note)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        view v;
+        look(job, &v);
+        bool ok = count_placed(&v) == placed && (note == NULL || strstr(v.job.note, note) != NULL);
+        if (ok || now_ms() > end) {
+            if (!ok)
+                cr_log_error("job %s: %u placed (want %u), note '%s'", v.job.name, count_placed(&v),
+                             placed, v.job.note);
+            view_free(&v);
+            if (!ok)
+                dump_procs();
+            return ok;
+        }
+        view_free(&v);
+        ts_sleep_ms(50);
+    }
+}
+
+/* No machine holds more than its capacity, and the machines' allocations
+ * are what their placed tasks add up to. */
+static void check_no_overcommit(void)
+{
+    view v;
+    look(0, &v);
+    for (size_t i = 0; i < v.nmachines; i++) {
+        const cs_machine *m = &v.machines[i];
+        cr_assert(m->allocated.cpu <= m->capacity.cpu && m->allocated.mem <= m->capacity.mem &&
+                      m->allocated.disk <= m->capacity.disk,
+                  "%s overcommitted: cpu %" PRId64 "/%" PRId64 ", mem %" PRId64 "/%" PRId64,
+                  m->name, m->allocated.cpu, m->capacity.cpu, m->allocated.mem, m->capacity.mem);
+    }
+    view_free(&v);
+}
+
+/* ---- racing schedulers ---------------------------------------------------------------- */
+
+Test(sched, two_batch_and_one_service_scheduler_race_without_overcommitting, .timeout = 120,
+     .fini = cleanup)
+{
+    cell();
+    char name[32];
+    for (int i = 0; i < 12; i++) {
+        snprintf(name, sizeof name, "m%02d", i);
+        machine(name, 2000, 2048, "up", "rack=r1", NULL);
+    }
+    start("cell-batch", "batch-0", "--instance", "0", "--instances", "2", NULL);
+    start("cell-batch", "batch-1", "--instance", "1", "--instances", "2", NULL);
+    start("cell-service", "service", NULL);
+    /* 8 x 30 batch tasks of 0.3 cores (72 cores) on 24 cores; 2 x 5 service
+     * tasks of high priority that must find room. */
+    cs_id batch[8], svc[2];
+    for (int i = 0; i < 8; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"name\": \"b%d\", \"count\": 30, \"priority\": 10, \"cmd\": \"x\","
+                 " \"resources\": {\"cpu\": 0.3, \"mem\": 64}}",
+                 i);
+        batch[i] = submit(json);
+    }
+    for (int i = 0; i < 2; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"name\": \"s%d\", \"kind\": \"service\", \"count\": 5, \"priority\": 100,"
+                 " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.5, \"mem\": 64}}",
+                 i);
+        svc[i] = submit(json);
+    }
+    /* While they race, nothing is ever overcommitted. */
+    int64_t end = now_ms() + 3000;
+    while (now_ms() < end) {
+        check_no_overcommit();
+        ts_sleep_ms(50);
+    }
+    for (int i = 0; i < 2; i++)
+        cr_assert(wait_placed(svc[i], 5, NULL), "service s%d placed whole (preempting batch)", i);
+    /* The cell is full: no machine has room for one more batch task. */
+    end = now_ms() + DEADLINE_MS;
+    uint32_t placed_cpu;
+    for (;;) {
+        view v;
+        look(0, &v);
+        placed_cpu = 0;
+        bool room = false;
+        for (size_t i = 0; i < v.nmachines; i++) {
+            placed_cpu += (uint32_t)v.machines[i].allocated.cpu;
+            room |= v.machines[i].capacity.cpu - v.machines[i].allocated.cpu >= 300;
+        }
+        view_free(&v);
+        if (!room || now_ms() > end)
+            break;
+        ts_sleep_ms(50);
+    }
+    cr_assert_geq(placed_cpu, 24000 - 12 * 299, "the cell is filled: %u millicores", placed_cpu);
+    check_no_overcommit();
+    uint32_t batch_placed = 0;
+    for (int i = 0; i < 8; i++) {
+        view v;
+        look(batch[i], &v);
+        batch_placed += count_placed(&v);
+        view_free(&v);
+    }
+    cr_assert_eq(batch_placed * 300 + 10 * 500, placed_cpu, "placed tasks account for the cpu");
+
+    /* Each scheduler reports its metrics to the cell. */
+    end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 0);
+        cs_msg r;
+        call(CS_MSG_STATS, &b, &r);
+        const msgpack_object *s = cs_obj_get(&r.body, "schedulers");
+        cr_assert(s != NULL && s->type == MSGPACK_OBJECT_ARRAY);
+        uint32_t working = 0;
+        for (uint32_t i = 0; i < s->via.array.size; i++) {
+            const msgpack_object *m = cs_obj_get(&s->via.array.ptr[i], "metrics");
+            /* Both batch schedulers race for the same room: one may fill the
+             * cell first (Omega promises no fairness between them), so each
+             * is asked to have tried, not to have won. */
+            uint64_t attempts = 0;
+            cs_error err = {0};
+            if (m && cs_obj_u64(m, "attempts", true, UINT64_MAX, &attempts, &err) == CS_OK &&
+                attempts > 0 && cs_obj_get(m, "conflict_fraction") && cs_obj_get(m, "busyness") &&
+                cs_obj_get(m, "wait_first_p99_ms"))
+                working++;
+        }
+        if (working == 3)
+            break;
+        if (now_ms() >= end) {
+            for (uint32_t i = 0; i < s->via.array.size; i++) {
+                const msgpack_object *o = &s->via.array.ptr[i];
+                const msgpack_object *n = cs_obj_get(o, "name");
+                uint64_t attempts = 0;
+                cs_error err = {0};
+                cs_obj_u64(cs_obj_get(o, "metrics"), "attempts", true, UINT64_MAX, &attempts, &err);
+                cr_log_error("scheduler %.*s: attempts %" PRIu64 " %s",
+                             n ? (int)n->via.str.size : 1, n ? n->via.str.ptr : "?", attempts,
+                             err.msg);
+            }
+            dump_procs();
+        }
+        cr_assert(now_ms() < end, "3 schedulers report their attempts (%u do)", working);
+        ts_sleep_ms(100);
+    }
+}
+
+/* ---- constraints ----------------------------------------------------------------------- */
+
+Test(sched, every_constraint_kind_is_honoured, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    /* m0..m5: racks r0, r0, r1, r1, r2, r2; zones a, b alternating. */
+    static const char *const racks[] = {"rack=r0", "rack=r0", "rack=r1", "rack=r1", "rack=r2", "rack=r2"};
+    for (int i = 0; i < 6; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%d", i);
+        machine(name, 100000, 100000, "up", racks[i], i % 2 ? "zone=b" : "zone=a", NULL);
+    }
+    start("cell-batch", "batch", NULL);
+#define JOB(name, count, cons)                                                                 \
+    submit("{\"name\": \"" name "\", \"count\": " #count ", \"cmd\": \"x\", \"constraints\": " \
+           cons ", \"resources\": {\"cpu\": 0.1, \"mem\": 1}}")
+    cs_id uniq = JOB("uniq", 8, "[[\"hostname\", \"UNIQUE\"]]");
+    cs_id clus = JOB("clus", 3, "[[\"rack\", \"CLUSTER\", \"r1\"]]");
+    cs_id neq = JOB("neq", 6, "[[\"rack\", \"!=\", \"r0\"]]");
+    cs_id like = JOB("like", 4, "[[\"hostname\", \"LIKE\", \"m[01]\"]]");
+    cs_id unlike = JOB("unlike", 4, "[[\"rack\", \"UNLIKE\", \"r[01]\"]]");
+    cs_id group = JOB("group", 6, "[[\"rack\", \"GROUP_BY\"]]");
+    cs_id maxper = JOB("maxper", 6, "[[\"zone\", \"MAX_PER\", \"2\"]]");
+    cs_id pin = JOB("pin", 2, "[[\"hostname\", \"IS\", \"m5\"]]");
+    cs_id eq = JOB("eq", 3, "[[\"zone\", \"==\", \"b\"]]");
+#undef JOB
+    cr_assert(wait_placed(pin, 2, NULL));
+    cs_id aff = submit("{\"name\": \"aff\", \"count\": 2, \"cmd\": \"x\", \"constraints\":"
+                       " [[\"job\", \"AFFINITY\", \"pin\"]]}");
+    cs_id anti = submit("{\"name\": \"anti\", \"count\": 5, \"cmd\": \"x\", \"constraints\":"
+                        " [[\"job\", \"ANTI_AFFINITY\", \"pin\"]]}");
+
+    cr_assert(wait_placed(uniq, 6, "UNIQUE"), "UNIQUE hostname: 6 machines, 2 left with a note");
+    cr_assert(wait_placed(clus, 3, NULL));
+    cr_assert(wait_placed(neq, 6, NULL));
+    cr_assert(wait_placed(like, 4, NULL));
+    cr_assert(wait_placed(unlike, 4, NULL));
+    cr_assert(wait_placed(group, 6, NULL));
+    cr_assert(wait_placed(maxper, 4, NULL), "MAX_PER 2 over 2 zones: 4, 2 left pending");
+    cr_assert(wait_placed(eq, 3, NULL));
+    cr_assert(wait_placed(aff, 2, NULL));
+    cr_assert(wait_placed(anti, 5, NULL));
+
+    view v;
+    look(uniq, &v);
+    for (size_t i = 0; i < v.ntasks; i++)
+        for (size_t k = 0; k < i; k++)
+            cr_assert(count_placed(&v) == 0 || v.tasks[i].state != CS_TASK_ASSIGNED ||
+                          v.tasks[k].state != CS_TASK_ASSIGNED ||
+                          v.tasks[i].machine != v.tasks[k].machine,
+                      "UNIQUE hostname: two tasks on %s", machine_name(&v, v.tasks[i].machine));
+    view_free(&v);
+
+    struct {
+        cs_id job;
+        const char *key, *allowed; /* the attribute's allowed values, '|'-separated */
+    } checks[] = {
+        {clus, "rack", "|r1|"},  {neq, "rack", "|r1|r2|"}, {unlike, "rack", "|r2|"},
+        {eq, "zone", "|b|"},
+    };
+    for (size_t c = 0; c < sizeof checks / sizeof checks[0]; c++) {
+        look(checks[c].job, &v);
+        for (size_t i = 0; i < v.ntasks; i++) {
+            if (v.tasks[i].state != CS_TASK_ASSIGNED)
+                continue;
+            char want[16];
+            snprintf(want, sizeof want, "|%s|", machine_attr(&v, v.tasks[i].machine, checks[c].key));
+            cr_assert(strstr(checks[c].allowed, want) != NULL, "%s: a task on %s (%s %s)",
+                      v.job.name, machine_name(&v, v.tasks[i].machine), checks[c].key, want);
+        }
+        view_free(&v);
+    }
+    /* Host name operators. */
+    cs_id byname[] = {like, pin, aff, anti};
+    const char *allowed[] = {"|m0|m1|", "|m5|", "|m5|", "|m0|m1|m2|m3|m4|"};
+    for (size_t c = 0; c < 4; c++) {
+        look(byname[c], &v);
+        for (size_t i = 0; i < v.ntasks; i++) {
+            char want[16];
+            snprintf(want, sizeof want, "|%s|", machine_name(&v, v.tasks[i].machine));
+            cr_assert(v.tasks[i].state == CS_TASK_ASSIGNED && strstr(allowed[c], want) != NULL,
+                      "%s: task %u on %s", v.job.name, v.tasks[i].index, want);
+        }
+        view_free(&v);
+    }
+    /* GROUP_BY rack: 2 on each of 3 racks; MAX_PER zone 2: 2 per zone. */
+    cs_id spread[] = {group, maxper};
+    const char *keys[] = {"rack", "zone"};
+    for (size_t c = 0; c < 2; c++) {
+        look(spread[c], &v);
+        int per[3] = {0};
+        for (size_t i = 0; i < v.ntasks; i++) {
+            if (v.tasks[i].state != CS_TASK_ASSIGNED)
+                continue;
+            const char *val = machine_attr(&v, v.tasks[i].machine, keys[c]);
+            int g = c == 0 ? val[1] - '0' : val[0] - 'a';
+            per[g]++;
+        }
+        if (c == 0)
+            cr_assert(per[0] == 2 && per[1] == 2 && per[2] == 2, "GROUP_BY rack: %d %d %d", per[0],
+                      per[1], per[2]);
+        else
+            cr_assert(per[0] == 2 && per[1] == 2, "MAX_PER zone 2: %d %d", per[0], per[1]);
+        view_free(&v);
+    }
+    check_no_overcommit();
+}
+
+/* ---- gang -------------------------------------------------------------------------------- */
+
+Test(sched, gang_job_is_placed_whole_or_not_at_all, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    machine("g0", 1000, 1024, "up", NULL);
+    machine("g1", 1000, 1024, "up", NULL);
+    machine("g2", 1000, 1024, "up", NULL);
+    start("cell-batch", "batch", NULL);
+    cs_id big = submit("{\"name\": \"big\", \"count\": 4, \"gang\": true, \"cmd\": \"x\","
+                       " \"resources\": {\"cpu\": 1}}");
+    cr_assert(wait_placed(big, 0, "cpu"), "4 x 1 core on 3 cores: nothing placed, a note says why");
+    cs_id fits = submit("{\"name\": \"fits\", \"count\": 3, \"gang\": true, \"cmd\": \"x\","
+                        " \"resources\": {\"cpu\": 1}}");
+    cr_assert(wait_placed(fits, 3, NULL), "3 x 1 core: all of it");
+    /* The big one still has nothing. */
+    view v;
+    look(big, &v);
+    cr_assert_eq(count_placed(&v), 0);
+    view_free(&v);
+    check_no_overcommit();
+}
+
+/* ---- preemption -------------------------------------------------------------------------- */
+
+Test(sched, preemption_evicts_batch_work_which_is_placed_again, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    machine("p0", 1000, 1024, "up", NULL);
+    machine("p1", 1000, 1024, "up", NULL);
+    start("cell-batch", "batch", NULL);
+    cs_id lo = submit("{\"name\": \"lo\", \"count\": 4, \"priority\": 10, \"cmd\": \"x\","
+                      " \"resources\": {\"cpu\": 0.5}}");
+    cr_assert(wait_placed(lo, 4, NULL));
+    start("cell-service", "service", NULL);
+    cs_id hi = submit("{\"name\": \"hi\", \"kind\": \"service\", \"count\": 2, \"priority\": 100,"
+                      " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.5}}");
+    cr_assert(wait_placed(hi, 2, NULL), "the service found room by preempting");
+    cr_assert(wait_placed(lo, 2, NULL), "two batch tasks were evicted");
+    view v;
+    look(lo, &v);
+    uint32_t preempted = 0;
+    for (size_t i = 0; i < v.ntasks; i++)
+        preempted += v.tasks[i].state == CS_TASK_PENDING && v.tasks[i].last_end == CS_TASK_PREEMPTED;
+    cr_assert_eq(preempted, 2, "evicted tasks wait, pending, marked preempted");
+    view_free(&v);
+    /* Room appears: the batch scheduler places them again. */
+    machine("p2", 1000, 1024, "up", NULL);
+    cr_assert(wait_placed(lo, 4, NULL), "the evicted batch work is placed again");
+    look(lo, &v);
+    uint32_t again = 0;
+    for (size_t i = 0; i < v.ntasks; i++)
+        again += v.tasks[i].attempts == 2;
+    cr_assert_eq(again, 2, "the two evicted tasks run their second placement");
+    view_free(&v);
+    check_no_overcommit();
+}
+
+/* ---- lost machines, global jobs, retries ------------------------------------------------ */
+
+Test(sched, service_tasks_of_a_lost_machine_are_replaced_elsewhere, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    machine("l0", 4000, 4096, "up", NULL);
+    machine("l1", 4000, 4096, "up", NULL);
+    machine("l2", 4000, 4096, "up", NULL);
+    start("cell-service", "service", NULL);
+    cs_id web = submit("{\"name\": \"web\", \"kind\": \"service\", \"count\": 2, \"cmd\": \"x\","
+                       " \"ports\": [0], \"constraints\": [[\"hostname\", \"UNIQUE\"]]}");
+    cr_assert(wait_placed(web, 2, NULL));
+    view v;
+    look(web, &v);
+    const char *gone = machine_name(&v, v.tasks[0].machine);
+    char gone_name[8];
+    snprintf(gone_name, sizeof gone_name, "%s", gone);
+    view_free(&v);
+    machine(gone_name, 4000, 4096, "down", NULL);
+    int64_t end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        look(web, &v);
+        bool ok = count_placed(&v) == 2;
+        for (size_t i = 0; i < v.ntasks; i++)
+            ok &= strcmp(machine_name(&v, v.tasks[i].machine), gone_name) != 0;
+        ok &= v.tasks[0].attempts == 2 && v.tasks[0].last_end == CS_TASK_LOST;
+        view_free(&v);
+        if (ok)
+            break;
+        if (now_ms() > end)
+            dump_procs();
+        cr_assert(now_ms() <= end, "the lost task is replaced on another machine");
+        ts_sleep_ms(50);
+    }
+}
+
+Test(sched, global_job_runs_one_task_on_every_machine_and_follows_new_ones, .timeout = 120,
+     .fini = cleanup)
+{
+    cell();
+    machine("n0", 1000, 1024, "up", "role=node", NULL);
+    machine("n1", 1000, 1024, "up", "role=node", NULL);
+    machine("x0", 1000, 1024, "up", "role=other", NULL);
+    start("cell-service", "service", NULL);
+    cs_id agent = submit("{\"name\": \"logs\", \"kind\": \"service\", \"global\": true,"
+                         " \"count\": 0, \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1},"
+                         " \"constraints\": [[\"role\", \"==\", \"node\"]]}");
+    cr_assert(wait_placed(agent, 2, NULL), "one on each node");
+    machine("n2", 1000, 1024, "up", "role=node", NULL);
+    cr_assert(wait_placed(agent, 3, NULL), "and one on the node that joined");
+    view v;
+    look(agent, &v);
+    for (size_t i = 0; i < v.ntasks; i++)
+        for (size_t k = 0; k < i; k++)
+            cr_assert_neq(v.tasks[i].machine, v.tasks[k].machine, "two tasks on one machine");
+    for (size_t i = 0; i < v.ntasks; i++)
+        cr_assert_str_eq(machine_attr(&v, v.tasks[i].machine, "role"), "node");
+    view_free(&v);
+}
+
+static void report(cs_id task, uint32_t attempt, const char *state)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    cs_pack_kv_u64(&pk, "task", task);
+    cs_pack_kv_u64(&pk, "attempt", attempt);
+    cs_pack_kv_str(&pk, "state", state);
+    cs_pack_kv_i64(&pk, "exit_code", 1);
+    cs_msg r;
+    call(CS_MSG_TASK_STATUS, &b, &r);
+}
+
+/* Wait until task `index` of `job` is placed with `attempts`. */
+static bool wait_attempt(cs_id job, uint32_t attempts)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        view v;
+        look(job, &v);
+        bool ok = v.ntasks == 1 && v.tasks[0].attempts == attempts &&
+                  v.tasks[0].state == CS_TASK_ASSIGNED;
+        view_free(&v);
+        if (ok)
+            return true;
+        if (now_ms() > end)
+            return false;
+        ts_sleep_ms(50);
+    }
+}
+
+Test(sched, failed_batch_task_is_retried_up_to_its_limit, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    machine("r0", 1000, 1024, "up", NULL);
+    start("cell-batch", "batch", NULL);
+    cs_id j = submit("{\"name\": \"flaky\", \"count\": 1, \"max_retries\": 1, \"cmd\": \"x\"}");
+    cs_id t = j << 20;
+    cr_assert(wait_attempt(j, 1));
+    report(t, 1, "failed");
+    cr_assert(wait_attempt(j, 2), "one retry");
+    report(t, 2, "failed");
+    ts_sleep_ms(1000); /* the scheduler's upkeep runs many times in this */
+    view v;
+    look(j, &v);
+    cr_assert_eq(v.tasks[0].state, CS_TASK_FAILED, "no third placement: max_retries is 1");
+    cr_assert_eq(v.tasks[0].attempts, 2);
+    view_free(&v);
+}
+
+/* ---- policies and flags -------------------------------------------------------------------- */
+
+/* Run a scheduler to completion with `args` and return its exit status;
+ * its output is in *log (caller frees). */
+static int run_to_exit(const char *prog, char **log, const char *const *args)
+{
+    static int k;
+    char bin[256], path[400];
+    ts_bin(prog, bin, sizeof bin);
+    snprintf(path, sizeof path, "%s/run-%d.log", the_daemon.dir, k++);
+    const char *argv[16] = {bin};
+    int n = 1;
+    for (int i = 0; args[i] && n < 15; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    int pid = ts_spawn((char *const *)argv, path);
+    int st = ts_stop(pid, 0, 20000);
+    FILE *f = fopen(path, "r");
+    size_t len = 0;
+    *log = NULL;
+    FILE *m = open_memstream(log, &len);
+    char buf[512];
+    size_t got;
+    while (f && (got = fread(buf, 1, sizeof buf, f)) > 0)
+        fwrite(buf, 1, got, m);
+    fclose(m);
+    if (f)
+        fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(sched, bad_policy_and_flags_are_refused_with_a_message, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    char bad[400], missing[400];
+    snprintf(bad, sizeof bad, "%s/bad-policy.json", the_daemon.dir);
+    snprintf(missing, sizeof missing, "%s/no-such-policy.json", the_daemon.dir);
+    write_file(bad, "{\"kind\": \"Policy\", \"apiVersion\": \"v1\", \"priorities\":"
+                    " [{\"name\": \"ImageLocalityPriority\", \"weight\": 1}]}");
+    char *log;
+    int st = run_to_exit("cell-service", &log,
+                         (const char *const[]){"--server", the_daemon.url, "--policy", bad, NULL});
+    cr_assert_eq(st, 1, "bad policy: exit 1 (got %d): %s", st, log);
+    cr_assert(strstr(log, "ImageLocalityPriority") != NULL, "names the priority: %s", log);
+    free(log);
+    st = run_to_exit("cell-service", &log,
+                     (const char *const[]){"--server", the_daemon.url, "--policy", missing, NULL});
+    cr_assert_eq(st, 1, "missing policy: exit 1 (got %d)", st);
+    cr_assert(strstr(log, "no-such-policy.json") != NULL, "names the file: %s", log);
+    free(log);
+    st = run_to_exit("cell-batch", &log, (const char *const[]){"--conflict", "medium", NULL});
+    cr_assert_eq(st, 2, "bad flag: exit 2");
+    cr_assert(strstr(log, "--conflict") != NULL, "names the flag: %s", log);
+    free(log);
+}
+
+Test(sched, kubernetes_policy_file_places_a_service, .timeout = 120, .fini = cleanup)
+{
+    const char *policy = "../shared/testdata/kubernetes/scheduler-policy-config.json";
+    if (access(policy, R_OK) != 0)
+        cr_skip_test("%s is absent (a user's clone has no ../shared)", policy);
+    char abs[1024];
+    cr_assert(realpath(policy, abs) != NULL);
+    cell();
+    machine("k0", 2000, 2048, "up", NULL);
+    machine("k1", 2000, 2048, "up", NULL);
+    start("cell-service", "service", "--policy", abs, NULL);
+    cs_id web = submit("{\"name\": \"web\", \"kind\": \"service\", \"count\": 4, \"cmd\": \"x\","
+                       " \"ports\": [0], \"resources\": {\"cpu\": 0.5, \"mem\": 128}}");
+    cr_assert(wait_placed(web, 4, NULL));
+    view v;
+    look(web, &v);
+    uint32_t on_k0 = 0;
+    for (size_t i = 0; i < v.ntasks; i++)
+        on_k0 += strcmp(machine_name(&v, v.tasks[i].machine), "k0") == 0;
+    view_free(&v);
+    cr_assert_eq(on_k0, 2, "LeastRequested, Balanced and ServiceSpreading spread 4 tasks 2 + 2");
+}
+
+Test(sched, once_places_what_is_pending_and_exits, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    machine("o0", 4000, 4096, "up", NULL);
+    cs_id j = submit("{\"name\": \"quick\", \"count\": 5, \"cmd\": \"x\"}");
+    char *log;
+    int st = run_to_exit("cell-batch", &log,
+                         (const char *const[]){"--server", the_daemon.url, "--once", NULL});
+    cr_assert_eq(st, 0, "exit 0: %s", log);
+    free(log);
+    view v;
+    look(j, &v);
+    cr_assert_eq(count_placed(&v), 5);
+    cr_assert_eq(count_in(&v, CS_TASK_PENDING), 0);
+    view_free(&v);
+}
