@@ -421,9 +421,12 @@ static void call(cs_client *cl, uint32_t type, msgpack_sbuffer *b)
     msgpack_sbuffer_clear(b);
 }
 
-Test(cellcopy, syncs_from_a_real_cellstated, .timeout = 60)
+/* In a fini so that a failed assertion still stops the daemon. */
+static ts_daemon d;
+static void daemon_down(void) { ts_daemon_teardown(&d); }
+
+Test(cellcopy, syncs_from_a_real_cellstated, .timeout = 60, .fini = daemon_down)
 {
-    ts_daemon d;
     ts_daemon_setup(&d, NULL, NULL);
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
@@ -479,5 +482,4 @@ Test(cellcopy, syncs_from_a_real_cellstated, .timeout = 60)
     cr_assert_eq(cs_copy_task(c, t0)->state, CS_TASK_ASSIGNED);
     cr_assert_eq(cs_copy_job_named(c, "web")->npending, 1);
     cs_copy_free(c);
-    ts_daemon_teardown(&d);
 }
