@@ -52,6 +52,7 @@ struct cs_placer {
     cs_u32map *aff;     /* AFFINITY, ANTI_AFFINITY: machine slot -> tasks of the target there */
     uint32_t *cluster;  /* CLUSTER without value: the value of the first placed task */
     uint32_t *gmin;     /* GROUP_BY: the smallest count among the groups */
+    uint32_t *gwant;    /* GROUP_BY: groups to fill before any gets a second task */
     uint32_t capcons;
     cs_u32map here;     /* machine slot -> tasks of the job there */
     cs_u32map seen;     /* task slots of one call (duplicates) */
@@ -111,6 +112,7 @@ static void free_cons_scratch(cs_placer *p)
     free(p->aff);
     free(p->cluster);
     free(p->gmin);
+    free(p->gwant);
 }
 
 void cs_placer_free(cs_placer *p)
@@ -169,6 +171,30 @@ static bool is_affinity(const cs_ccons *cc)
     return cc->op == CS_OP_AFFINITY || cc->op == CS_OP_ANTI_AFFINITY;
 }
 
+/* GROUP_BY's number of groups: its value when given; otherwise every value
+ * the field takes on an up machine. Marathon, which sees only the offers in
+ * hand, defaults to no minimum, so that tasks may pile into the first
+ * groups; the copy knows the whole cell, so the spread is even. aff[i] is
+ * free scratch for a GROUP_BY constraint. */
+static int distinct_values(cs_placer *p, const jctx *jc, uint32_t i)
+{
+    const cs_ccons *cc = &jc->cons[i];
+    if (cc->num > 0) {
+        p->gwant[i] = cc->num;
+        return CS_OK;
+    }
+    cs_u32map *seen = &p->aff[i];
+    for (uint32_t ms = 0; ms < cs_copy_nmachines(jc->c); ms++) {
+        const cs_cmachine *m = cs_copy_machine_at(jc->c, ms);
+        uint32_t v = m->state == CS_MACHINE_UP ? mval(jc, cc, m) : CS_NONE;
+        if (v != CS_NONE && cs_u32map_put(seen, v, 1) != CS_OK)
+            return CS_ENOMEM;
+    }
+    p->gwant[i] = (uint32_t)seen->n;
+    cs_u32map_clear(seen);
+    return CS_OK;
+}
+
 static void recompute_gmin(cs_placer *p, uint32_t i)
 {
     uint32_t min = UINT32_MAX;
@@ -211,7 +237,9 @@ static int grow_cons_scratch(cs_placer *p, uint32_t n)
         return CS_OK;
     cs_u32map *counts = calloc(n, sizeof *counts), *aff = calloc(n, sizeof *aff);
     uint32_t *cluster = calloc(n, sizeof *cluster), *gmin = calloc(n, sizeof *gmin);
-    if (!counts || !aff || !cluster || !gmin) {
+    uint32_t *gwant = calloc(n, sizeof *gwant);
+    if (!counts || !aff || !cluster || !gmin || !gwant) {
+        free(gwant);
         free(counts);
         free(aff);
         free(cluster);
@@ -227,6 +255,7 @@ static int grow_cons_scratch(cs_placer *p, uint32_t n)
     p->aff = aff;
     p->cluster = cluster;
     p->gmin = gmin;
+    p->gwant = gwant;
     p->capcons = n;
     return CS_OK;
 }
@@ -264,6 +293,8 @@ static int setup_job(cs_placer *p, cs_copy *c, uint32_t js, jctx *jc, cs_error *
         cs_u32map_clear(&p->aff[i]);
         p->cluster[i] = CS_NONE;
         p->gmin[i] = UINT32_MAX;
+        if (cc->op == CS_OP_GROUP_BY && distinct_values(p, jc, i) != CS_OK)
+            return nomem(err);
         if (cc->soft) {
             if (is_affinity(cc))
                 jc->nsoft_job++;
@@ -341,7 +372,7 @@ static bool cons_ok(cs_placer *p, const jctx *jc, uint32_t i, uint32_t ms, const
         /* Marathon's checkGroupBy: a value with no task yet opens a group;
          * otherwise at least `num` groups must exist and this one must be
          * among the smallest. */
-        return n == 0 || (p->counts[i].n >= cc->num && n == p->gmin[i]);
+        return n == 0 || (p->counts[i].n >= p->gwant[i] && n == p->gmin[i]);
     default:
         return false;
     }

@@ -317,6 +317,33 @@ Test(place, group_by_spreads_evenly)
     fx_free(&f);
 }
 
+Test(place, group_by_without_a_count_spreads_over_every_value_in_the_cell)
+{
+    /* Marathon, seeing only the offers in hand, lets tasks pile into the
+     * first groups when no count is given; the copy knows every value the
+     * field takes on an up machine, so the spread is even. */
+    fx f;
+    fx_init(&f);
+    for (int i = 0; i < 8; i++) {
+        char name[16], attrs[32];
+        snprintf(name, sizeof name, "g%d", i);
+        snprintf(attrs, sizeof attrs, "zone=z%d", i % 4);
+        tb_machine_add(&f.b, name, 16000, 65536, 100, 0, 0, attrs);
+    }
+    f.pol.weights[CS_PRIO_LEAST_REQUESTED] = 0;
+    f.pol.weights[CS_PRIO_MOST_REQUESTED] = 1;
+    cs_id j = tb_job_add(&f.b, "j", CS_JOB_BATCH, 50, 8, 100, 100, 0);
+    tb_job_constraint(&f.b, j, "zone", "GROUP_BY", "", false);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, j), 8);
+    int per[4] = {0};
+    for (uint32_t i = 0; i < 8; i++)
+        per[attr_of(&f, where(&f, j, i), "zone")[1] - '0']++;
+    cr_assert(per[0] == 2 && per[1] == 2 && per[2] == 2 && per[3] == 2, "%d %d %d %d", per[0],
+              per[1], per[2], per[3]);
+    fx_free(&f);
+}
+
 /* ---- job affinity -------------------------------------------------------------------- */
 
 Test(place, affinity_and_anti_affinity_to_another_job)
