@@ -86,7 +86,7 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "  --seed N              randomization seed (default: from the name and pid)\n"
             "  --report-ms MS        metrics report interval (default 1000)\n"
             "  --idle-ms MS          sync interval when idle (default 50)\n"
-            "  --park-ms MS          retry a parked job after this if the cell changed (default 2000)\n"
+            "  --park-ms MS          retry a parked job after this if the cell changed (default 500)\n"
             "  --max-claims N        claims per transaction (default 5000)\n"
             "  --timeout-ms MS       per request (default 10000)\n",
             prog, kind == CS_SCHED_BATCH ? "batch" : "service",
@@ -149,7 +149,7 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
     o->strategy = "spread";
     o->report_ms = 1000;
     o->idle_ms = 50;
-    o->park_ms = 2000;
+    o->park_ms = 500;
     o->timeout_ms = 10000;
     o->max_claims = 5000;
     o->preempt = kind == CS_SCHED_SERVICE;
