@@ -71,3 +71,50 @@ Test(cellbench, poll_refuses_a_bad_option)
     int status = run_cellbench("poll --machines 0 2>/dev/null", last, sizeof last);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d", status);
 }
+
+Test(cellbench, place_places_every_task_and_reports_every_key, .timeout = 120)
+{
+    char last[16384];
+    int status = run_cellbench("place --machines 50 --jobs 20 --tasks 20 --schedulers 1,2 "
+                               "--constrained 50 --json",
+                               last, sizeof last);
+    cr_assert_eq(status, 0, "cellbench place exited with status %d", status);
+
+    json_error_t jerr;
+    json_t *o = json_loads(last, 0, &jerr);
+    cr_assert(o != NULL && json_is_object(o), "last line is not a JSON object: %s", last);
+    cr_assert_eq(json_integer_value(json_object_get(o, "machines")), 50);
+    cr_assert(json_is_true(json_object_get(o, "all_placed")));
+    json_t *runs = json_object_get(o, "runs");
+    cr_assert(json_is_array(runs) && json_array_size(runs) == 2, "one run per scheduler count");
+    static const char *const keys[] = {"placements_per_s", "conflict_fraction", "wait_p50_ms",
+                                       "wait_p99_ms",      "elapsed_s",         "txn_conflicted",
+                                       "cellstated_cpu_s"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *r = json_array_get(runs, i);
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+            cr_assert(json_object_get(r, keys[k]) != NULL, "run %zu: key %s is missing", i,
+                      keys[k]);
+        cr_assert_eq(json_integer_value(json_object_get(r, "schedulers")), (json_int_t)i + 1);
+        cr_assert_eq(json_integer_value(json_object_get(r, "tasks")), 400);
+        cr_assert_eq(json_integer_value(json_object_get(r, "placed")), 400,
+                     "run %zu: every task placed", i);
+        cr_assert(json_is_false(json_object_get(r, "timed_out")));
+        /* Every scheduler's last report was read, and between them they
+         * committed each task exactly once. */
+        cr_assert_eq(json_integer_value(json_object_get(r, "reports")), (json_int_t)i + 1);
+        cr_assert_eq(json_integer_value(json_object_get(r, "claims_committed")), 400);
+        cr_assert(json_is_number(json_object_get(r, "wait_p99_ms")),
+                  "run %zu: wait measured", i);
+    }
+    json_decref(o);
+}
+
+Test(cellbench, place_refuses_a_bad_scheduler_list)
+{
+    char last[8192];
+    int status = run_cellbench("place --schedulers 1,,4 2>/dev/null", last, sizeof last);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d", status);
+    status = run_cellbench("place --schedulers 0 2>/dev/null", last, sizeof last);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d", status);
+}

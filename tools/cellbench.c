@@ -3,6 +3,9 @@
  *   cellbench commit [options]   Omega commits against raw LMDB writes
  *   cellbench poll [options]     machines long-polling cellstated while
  *                                assignments are committed (cellbench_poll.c)
+ *   cellbench place [options]    C1M-shaped placement by 1, 2, 4, 8 cell-batch
+ *                                processes on simulated machines
+ *                                (cellbench_place.c)
  *   cellbench --help
  *
  * `commit` answers one question: what does Omega's optimistic commit
@@ -38,6 +41,7 @@
 
 #include "cellstate/store.h"
 #include "tools/cellbench_cell.h"
+#include "tools/cellbench_place.h"
 #include "tools/cellbench_poll.h"
 #include "tools/cellbench_util.h"
 #include "txn/commit.h"
@@ -51,6 +55,8 @@ static const char usage_text[] =
     "  commit    Omega commits (cs_commit) against raw LMDB writes\n"
     "  poll      N machines long-polling cellstated while assignments are\n"
     "            committed: requests/s, commit-to-seen latency\n"
+    "  place     a C1M-shaped workload placed by 1, 2, 4, 8 cell-batch processes\n"
+    "            on simulated machines: placements/s, conflict fraction, wait\n"
     "\n"
     "options of commit:\n"
     "  --machines N        machines in the cell (default 10000)\n"
@@ -76,6 +82,8 @@ static void usage(FILE *f)
     fputs(usage_text, f);
     fputc('\n', f);
     fputs(cb_poll_usage, f);
+    fputc('\n', f);
+    fputs(cb_place_usage, f);
 }
 
 /* Bytes this process has handed to write(2) and its kin so far ("wchar" of
@@ -985,7 +993,7 @@ static int commit_main(int argc, char **argv)
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
-/* One entry per benchmark; `place` (scheduler placement) will join them. */
+/* One entry per benchmark. */
 typedef struct benchmark {
     const char *name;
     int (*main)(int argc, char **argv);
@@ -994,6 +1002,7 @@ typedef struct benchmark {
 static const benchmark benchmarks[] = {
     {"commit", commit_main},
     {"poll", cb_poll_main},
+    {"place", cb_place_main},
 };
 
 int main(int argc, char **argv)

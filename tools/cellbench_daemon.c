@@ -68,7 +68,7 @@ static void sleep_ms(uint32_t ms)
         ;
 }
 
-static int spawn(char *const argv[], const char *log, int *pid, cs_error *err)
+int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err)
 {
     pid_t parent = getpid();
     pid_t p = fork();
@@ -112,7 +112,7 @@ int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t 
     char listen[] = "--listen";
     args[n] = listen;
     args[n + 1] = d->url;
-    rc = spawn(args, log, &d->pid, err);
+    rc = cb_spawn(args, log, &d->pid, err);
     free(args);
     if (rc != CS_OK)
         return rc;

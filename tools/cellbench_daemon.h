@@ -21,6 +21,12 @@ typedef struct cb_daemon {
  * an executable file. */
 int cb_cellstated_path(const char *flag, char *out, size_t size, cs_error *err);
 
+/* Start `argv[0]` with `argv` (NULL-terminated, borrowed), its standard
+ * output and error appended to `log`; it gets SIGTERM if this process dies.
+ * Its pid into *pid: the caller reaps it (cb_daemon_stop on a cb_daemon
+ * holding it does). */
+int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err);
+
 /* Start `argv[0]` with `argv` (NULL-terminated) plus "--listen URL" on a
  * free port of 127.0.0.1, output appended to `log`, and wait up to
  * `ready_ms` until it answers `stats`. The child gets SIGTERM if this

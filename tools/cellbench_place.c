@@ -1,0 +1,904 @@
+/* cellbench_place.c — `cellbench place` (see cellbench_place.h).
+ *
+ * For each number of schedulers N, on a fresh cell:
+ *   1. starts a real cellstated (temporary directory, free port of
+ *      127.0.0.1) and S `cell-agent --simulate` processes that register the
+ *      M machines between them; each process gives its machines one rack
+ *      (r<p>) and one zone (z<p mod 2>), so that constraints have something
+ *      to choose between;
+ *   2. submits every job first — J jobs of T tasks, PCT% of them constrained
+ *      (zone == z<k>, or rack != r<k>) — through the wire, timed apart;
+ *   3. starts N `cell-batch --instance I --instances N` and measures from
+ *      that moment until every task has been seen placed (or --timeout):
+ *      a watcher follows the cell with delta `sync`s every WATCH_MS and
+ *      notes when each task is first seen out of pending;
+ *   4. stops the schedulers (each sends a last `sched.report` as it exits),
+ *      reads their metrics from `stats`, stops everything and removes the
+ *      directory.
+ *
+ * Tasks run --task-duration (default ten minutes) on their simulated
+ * machines, so that the cell never drains while it is measured, and the
+ * machines have room for every task at once (capacity_slots), or the run
+ * could never end.
+ *
+ * docs/benchmarks.md defines the figures and records measured ones.
+ */
+#include "tools/cellbench_place.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cellstate/client.h"
+#include "cellstate/jobspec.h"
+#include "cellstate/proto.h"
+#include "tools/cellbench_daemon.h"
+#include "tools/cellbench_util.h"
+
+const char cb_place_usage[] =
+    "options of place:\n"
+    "  --machines M        simulated machines (default 10000)\n"
+    "  --jobs J            batch jobs (default 1000)\n"
+    "  --tasks T           tasks per job (default 1000)\n"
+    "  --schedulers LIST   numbers of cell-batch processes, one fresh cell each\n"
+    "                      (default 1,2,4,8)\n"
+    "  --constrained PCT   percent of jobs with a constraint: zone == z<k> or\n"
+    "                      rack != r<k> (default 10)\n"
+    "  --simulators S      cell-agent --simulate processes, one rack each, zones\n"
+    "                      alternating (default 4)\n"
+    "  --task-duration MS  how long each task runs (default 600000)\n"
+    "  --timeout S         give up on a scheduler count after S seconds of\n"
+    "                      placing (default 600)\n"
+    "  --seed N            seed of the schedulers and simulators (default 1)\n"
+    "  --nosync            start cellstated with --nosync (default: fsync per commit)\n"
+    "  --json              end the output with one line of JSON\n";
+
+/* ---- options ----------------------------------------------------------------- */
+
+#define MAX_COUNTS 16
+
+typedef struct place_opts {
+    uint32_t machines, jobs, tasks, constrained, simulators, task_duration_ms, timeout_s;
+    uint32_t counts[MAX_COUNTS]; /* scheduler counts, in the order given */
+    uint32_t ncounts;
+    uint64_t seed;
+    bool nosync, json;
+} place_opts;
+
+/* Every task lives in the watcher's arrays and in each scheduler's copy. */
+#define PLACE_TASKS_MAX 4000000u
+
+/* What each task asks for: small, so that machines of a few cores hold a
+ * hundred of them. */
+#define TASK_CPU_MC 10
+#define TASK_MEM_MIB 1
+
+/* How often the watcher asks what changed: the resolution of the elapsed
+ * time and of the wait figures. */
+#define WATCH_MS 50
+
+/* "1,2,4,8": each in [1, 64]. */
+static int parse_counts(const char *flag, const char *s, place_opts *o, cs_error *err)
+{
+    o->ncounts = 0;
+    const char *p = s;
+    for (;;) {
+        char item[16];
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof item)
+            return cs_errorf(err, CS_EINVAL, "%s: '%s' is not a comma-separated list of counts",
+                             flag, s);
+        if (o->ncounts == MAX_COUNTS)
+            return cs_errorf(err, CS_EINVAL, "%s: more than %d counts", flag, MAX_COUNTS);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        int rc = cb_parse_u32(flag, item, 1, 64, &o->counts[o->ncounts], err);
+        if (rc != CS_OK)
+            return rc;
+        o->ncounts++;
+        if (p[len] == '\0')
+            return CS_OK;
+        p += len + 1;
+    }
+}
+
+static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
+{
+    *o = (place_opts){
+        .machines = 10000,
+        .jobs = 1000,
+        .tasks = 1000,
+        .constrained = 10,
+        .simulators = 4,
+        .task_duration_ms = 600000,
+        .timeout_s = 600,
+        .counts = {1, 2, 4, 8},
+        .ncounts = 4,
+        .seed = 1,
+    };
+    static const char *const switches[] = {"--help", "--nosync", "--json", NULL};
+    static const char *const valued[] = {"--machines",   "--jobs",          "--tasks",
+                                         "--schedulers", "--constrained",   "--simulators",
+                                         "--timeout",    "--task-duration", "--seed",
+                                         NULL};
+    for (int i = 1; i < argc;) {
+        cb_opt opt;
+        if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
+            return CB_PARSE_BAD;
+        const char *f = opt.flag, *v = opt.val;
+        int rc = CS_OK;
+        if (strcmp(f, "--help") == 0)
+            return CB_PARSE_HELP;
+        else if (strcmp(f, "--nosync") == 0)
+            o->nosync = true;
+        else if (strcmp(f, "--json") == 0)
+            o->json = true;
+        else if (strcmp(f, "--machines") == 0)
+            rc = cb_parse_u32(f, v, 1, 100000, &o->machines, err);
+        else if (strcmp(f, "--jobs") == 0)
+            rc = cb_parse_u32(f, v, 1, 100000, &o->jobs, err);
+        else if (strcmp(f, "--tasks") == 0)
+            rc = cb_parse_u32(f, v, 1, 100000, &o->tasks, err);
+        else if (strcmp(f, "--schedulers") == 0)
+            rc = parse_counts(f, v, o, err);
+        else if (strcmp(f, "--constrained") == 0)
+            rc = cb_parse_u32(f, v, 0, 100, &o->constrained, err);
+        else if (strcmp(f, "--simulators") == 0)
+            rc = cb_parse_u32(f, v, 1, 64, &o->simulators, err);
+        else if (strcmp(f, "--timeout") == 0)
+            rc = cb_parse_u32(f, v, 1, 86400, &o->timeout_s, err);
+        else if (strcmp(f, "--task-duration") == 0)
+            rc = cb_parse_u32(f, v, 1, UINT32_MAX, &o->task_duration_ms, err);
+        else
+            rc = cb_parse_u64(f, v, 0, UINT64_MAX, &o->seed, err);
+        if (rc != CS_OK)
+            return CB_PARSE_BAD;
+    }
+    if ((uint64_t)o->jobs * o->tasks > PLACE_TASKS_MAX) {
+        cs_errorf(err, CS_EINVAL, "--jobs %u x --tasks %u is more than %u tasks", o->jobs, o->tasks,
+                  PLACE_TASKS_MAX);
+        return CB_PARSE_BAD;
+    }
+    if (o->simulators > o->machines) {
+        cs_errorf(err, CS_EINVAL, "--simulators %u is more than --machines %u", o->simulators,
+                  o->machines);
+        return CB_PARSE_BAD;
+    }
+    return CB_PARSE_RUN;
+}
+
+/* Task slots per machine: every task must fit at once, or the run never
+ * ends. Four times the average, because constrained jobs crowd onto the
+ * machines of one zone (half the cell) and the spread is not perfect. */
+static uint64_t capacity_slots(const place_opts *o)
+{
+    uint64_t total = (uint64_t)o->jobs * o->tasks;
+    return (total + o->machines - 1) / o->machines * 4 + 16;
+}
+
+/* Zones alternate between simulator processes: two when there are two. */
+static uint32_t zones(const place_opts *o) { return o->simulators >= 2 ? 2 : 1; }
+
+/* Whether job k carries a constraint: PCT% of the jobs, spread evenly. */
+static bool constrained(const place_opts *o, uint32_t k)
+{
+    return (uint64_t)(k + 1) * o->constrained / 100 > (uint64_t)k * o->constrained / 100;
+}
+
+/* ---- SIGINT and SIGTERM ---------------------------------------------------------- */
+
+/* Set by the handler; every wait of the run looks at it and unwinds. The
+ * one piece of mutable state outside main, because a signal handler can
+ * reach nothing else. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void sleep_ms(uint32_t ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* a signal ends it early: the caller looks at `interrupted` */
+}
+
+/* ---- child processes ------------------------------------------------------------- */
+
+typedef struct child {
+    cb_daemon d; /* pid, and the log its output goes to */
+    char name[32];
+} child;
+
+/* A cell of one run: the server, the simulators, the schedulers. */
+typedef struct cell {
+    const place_opts *o;
+    char bindir[4096], dir[300];
+    cb_daemon server;
+    child *sims, *scheds;
+    uint32_t nsims, nscheds;
+    cs_client *client;
+    cs_id *jobs; /* job ids in submission order: consecutive in a fresh cell */
+    int64_t *placed_ns; /* per task (job number x T + index): first seen placed, 0 not yet */
+    uint64_t placed, since;
+    msgpack_sbuffer buf; /* the watcher's requests */
+} cell;
+
+/* Print the last lines of a child's log, which is about to be removed with
+ * its directory: they say why it died. */
+static void log_tail(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    char buf[2048];
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        fseek(f, end > (long)sizeof buf - 1 ? end - (long)sizeof buf + 1 : 0, SEEK_SET);
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "--- end of %s ---\n%s%s", path, buf, n && buf[n - 1] != '\n' ? "\n" : "");
+}
+
+/* Start child number *n of `list`, named `name`, logging into the run's
+ * directory; *n counts it once it runs. */
+static int spawn(const cell *c, child *list, uint32_t *n, const char *name, char **argv,
+                 cs_error *err)
+{
+    child *ch = &list[*n];
+    snprintf(ch->name, sizeof ch->name, "%s", name);
+    snprintf(ch->d.log, sizeof ch->d.log, "%s/%s.log", c->dir, ch->name);
+    int rc = cb_spawn(argv, ch->d.log, &ch->d.pid, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "starting %s", ch->name);
+    (*n)++;
+    return CS_OK;
+}
+
+/* CS_EIO naming the first child that has exited, after printing its log. */
+static int check_alive(child *ch, uint32_t n, cs_error *err)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        int status;
+        if (ch[i].d.pid <= 0 || waitpid(ch[i].d.pid, &status, WNOHANG) != ch[i].d.pid)
+            continue;
+        ch[i].d.pid = 0;
+        log_tail(ch[i].d.log);
+        return cs_errorf(err, CS_EIO, "%s exited with status %d", ch[i].name, status);
+    }
+    return CS_OK;
+}
+
+static int check_cell(cell *c, cs_error *err)
+{
+    if (interrupted)
+        return cs_errorf(err, CS_EIO, "interrupted");
+    int rc = check_alive(c->sims, c->nsims, err);
+    if (rc == CS_OK)
+        rc = check_alive(c->scheds, c->nscheds, err);
+    if (rc == CS_OK && c->server.pid > 0 && waitpid(c->server.pid, NULL, WNOHANG) == c->server.pid) {
+        c->server.pid = 0;
+        log_tail(c->server.log);
+        rc = cs_errorf(err, CS_EIO, "cellstated exited");
+    }
+    return rc;
+}
+
+static void stop_all(child *ch, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (cb_daemon_stop(&ch[i].d, 10000) == -1)
+            fprintf(stderr, "cellbench place: %s had to be killed\n", ch[i].name);
+}
+
+static double cpu_of(const child *ch, uint32_t n)
+{
+    double s = 0;
+    for (uint32_t i = 0; i < n; i++)
+        s += cb_daemon_cpu_s(&ch[i].d);
+    return s;
+}
+
+/* This process's CPU time, read as the children's is. */
+static double self_cpu_s(void)
+{
+    cb_daemon self = {.pid = getpid()};
+    return cb_daemon_cpu_s(&self);
+}
+
+/* ---- the cell's processes -------------------------------------------------------- */
+
+static int start_server(cell *c, cs_error *err)
+{
+    char bin[4200], workers[32], data[320], log[320];
+    snprintf(bin, sizeof bin, "%s/cellstated", c->bindir);
+    snprintf(data, sizeof data, "%s/data", c->dir);
+    snprintf(log, sizeof log, "%s/cellstated.log", c->dir);
+    /* One worker per parked long poll, and room for everything else. */
+    snprintf(workers, sizeof workers, "%u", c->o->machines + 1024);
+    char f_data[] = "--data", f_workers[] = "--workers", f_hb[] = "--heartbeat-timeout",
+         hb[] = "60000", f_nosync[] = "--nosync";
+    /* A minute of heartbeat timeout: two busy cores may delay a heartbeat
+     * past the default ten seconds, and a machine marked down would send
+     * its tasks back to pending in the middle of the measurement. */
+    char *argv[] = {bin, f_data, data, f_workers, workers, f_hb, hb,
+                    c->o->nosync ? f_nosync : NULL, NULL};
+    return cb_daemon_start(&c->server, argv, log, 30000, err);
+}
+
+/* Simulator p: its share of the machines, rack r<p>, zone z<p mod zones>. */
+static int start_sims(cell *c, cs_error *err)
+{
+    const place_opts *o = c->o;
+    uint64_t slots = capacity_slots(o);
+    char bin[4200], n[16], prefix[16], dur[16], seed[24], cpu[24], mem[24], rack[24], zone[24];
+    snprintf(bin, sizeof bin, "%s/cell-agent", c->bindir);
+    snprintf(dur, sizeof dur, "%u", o->task_duration_ms);
+    snprintf(cpu, sizeof cpu, "%" PRIu64, (slots * TASK_CPU_MC + 999) / 1000);
+    snprintf(mem, sizeof mem, "%" PRIu64, slots * TASK_MEM_MIB);
+    char f_server[] = "--server", f_sim[] = "--simulate", f_prefix[] = "--sim-prefix",
+         f_dur[] = "--sim-duration", f_seed[] = "--seed", f_cpu[] = "--cpu", f_mem[] = "--mem",
+         f_attr[] = "--attr";
+    for (uint32_t p = 0; p < o->simulators; p++) {
+        char name[32];
+        snprintf(name, sizeof name, "cell-agent-%u", p);
+        snprintf(n, sizeof n, "%u", o->machines / o->simulators + (p < o->machines % o->simulators));
+        snprintf(prefix, sizeof prefix, "s%u-", p);
+        snprintf(seed, sizeof seed, "%" PRIu64, o->seed + p);
+        snprintf(rack, sizeof rack, "rack=r%u", p);
+        snprintf(zone, sizeof zone, "zone=z%u", p % zones(o));
+        char *argv[] = {bin,  f_server, c->server.url, f_sim,  n,      f_prefix, prefix,
+                        f_dur, dur,     f_seed,        seed,   f_cpu,  cpu,      f_mem,
+                        mem,   f_attr,  rack,          f_attr, zone,   NULL};
+        int rc = spawn(c, c->sims, &c->nsims, name, argv, err);
+        if (rc != CS_OK)
+            return rc;
+    }
+    return CS_OK;
+}
+
+static int start_scheds(cell *c, uint32_t n, cs_error *err)
+{
+    char bin[4200], inst[16], insts[16], seed[24];
+    snprintf(bin, sizeof bin, "%s/cell-batch", c->bindir);
+    snprintf(insts, sizeof insts, "%u", n);
+    char f_server[] = "--server", f_inst[] = "--instance", f_insts[] = "--instances",
+         f_seed[] = "--seed", f_report[] = "--report-ms", report[] = "500";
+    for (uint32_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "cell-batch-%u", i);
+        snprintf(inst, sizeof inst, "%u", i);
+        snprintf(seed, sizeof seed, "%" PRIu64, c->o->seed * 1000 + i + 1);
+        char *argv[] = {bin,  f_server, c->server.url, f_inst,   inst,   f_insts,
+                        insts, f_seed,  seed,          f_report, report, NULL};
+        int rc = spawn(c, c->scheds, &c->nscheds, name, argv, err);
+        if (rc != CS_OK)
+            return rc;
+    }
+    return CS_OK;
+}
+
+/* ---- requests ------------------------------------------------------------------------ */
+
+static int call(cell *c, uint32_t type, const msgpack_sbuffer *body, cs_msg *reply,
+                cs_error *err)
+{
+    int rc = cs_client_callb(c->client, type, body, reply, err);
+    return rc == CS_OK ? rc : cs_error_wrap(err, rc, "%s", cs_msg_name(type));
+}
+
+/* The number under `key` of map `o`, whatever its msgpack kind; NaN when
+ * absent or not a number. */
+static double num(const msgpack_object *o, const char *key)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    if (v == NULL)
+        return (double)NAN;
+    switch (v->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return (double)v->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return (double)v->via.i64;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return v->via.f64;
+    default:
+        return (double)NAN;
+    }
+}
+
+static int stats(cell *c, cs_msg *r, cs_error *err)
+{
+    int rc = cs_client_call(c->client, CS_MSG_STATS, "\x80", 1, r, err); /* body {} */
+    return rc == CS_OK ? rc : cs_error_wrap(err, rc, "stats");
+}
+
+/* Wait until every simulated machine is registered and up. */
+static int wait_machines(cell *c, double *took_s, cs_error *err)
+{
+    double t0 = cb_now_s();
+    for (;;) {
+        cs_msg r;
+        int rc = stats(c, &r, err);
+        if (rc != CS_OK)
+            return rc;
+        if (num(&r.body, "machines_up") >= (double)c->o->machines)
+            break;
+        if ((rc = check_cell(c, err)) != CS_OK)
+            return rc;
+        if (cb_now_s() - t0 > 120)
+            return cs_errorf(err, CS_EIO, "%.0f of %u machines up after 120 s",
+                             num(&r.body, "machines_up"), c->o->machines);
+        sleep_ms(50);
+    }
+    *took_s = cb_now_s() - t0;
+    return CS_OK;
+}
+
+/* Job k's spec as cellctl would read it (jobspec.h builds the body). */
+static int job_json(const place_opts *o, uint32_t k, json_t **out, cs_error *err)
+{
+    char name[32];
+    snprintf(name, sizeof name, "c1m-%05u", k);
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:{s:f, s:i}, s:f}", "name", name, "kind", "batch",
+                          "count", (json_int_t)o->tasks, "cmd", "true", "resources", "cpu",
+                          TASK_CPU_MC / 1000.0, "mem", (json_int_t)TASK_MEM_MIB, "duration",
+                          o->task_duration_ms / 1000.0);
+    if (j == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    if (constrained(o, k)) {
+        /* Half of them keep to one zone (half the cell), half avoid one
+         * rack; with one simulator there is one rack and one zone, and
+         * both kinds become zone == z0. */
+        char v[16];
+        json_t *con;
+        if (k % 2 == 0 || o->simulators < 2) {
+            snprintf(v, sizeof v, "z%u", k / 2 % zones(o));
+            con = json_pack("[[s, s, s]]", "zone", "==", v);
+        } else {
+            snprintf(v, sizeof v, "r%u", k / 2 % o->simulators);
+            con = json_pack("[[s, s, s]]", "rack", "!=", v);
+        }
+        if (con == NULL || json_object_set_new(j, "constraints", con) != 0) {
+            json_decref(j);
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        }
+    }
+    *out = j;
+    return CS_OK;
+}
+
+static int submit_jobs(cell *c, double *took_s, cs_error *err)
+{
+    double t0 = cb_now_s();
+    for (uint32_t k = 0; k < c->o->jobs; k++) {
+        json_t *j;
+        int rc = job_json(c->o, k, &j, err);
+        if (rc != CS_OK)
+            return rc;
+        cs_jobspec s;
+        rc = cs_jobspec_from_json(j, &s, err);
+        json_decref(j);
+        cs_msg r;
+        uint64_t id = 0;
+        if (rc == CS_OK && (rc = call(c, CS_MSG_JOB_SUBMIT, &s.body, &r, err)) == CS_OK)
+            rc = cs_obj_u64(&r.body, "id", true, UINT64_MAX, &id, err);
+        cs_jobspec_free(&s);
+        if (rc != CS_OK)
+            return cs_error_wrap(err, rc, "submitting job %u", k);
+        if (k > 0 && id != c->jobs[0] + k)
+            return cs_errorf(err, CS_EPROTO,
+                             "job %u got id %" PRIu64 " in a fresh cell, not %" PRIu64, k, id,
+                             c->jobs[0] + k);
+        c->jobs[k] = id;
+        if (interrupted)
+            return cs_errorf(err, CS_EIO, "interrupted");
+    }
+    *took_s = cb_now_s() - t0;
+    return CS_OK;
+}
+
+/* ---- the watcher ------------------------------------------------------------------- */
+
+/* Task number of task `id` (job number x T + index), false when it is not
+ * one of the run's. A fresh cell numbers jobs in submission order
+ * (submit_jobs checks it), so the job number is an offset. */
+static bool task_number(const cell *c, uint64_t id, uint64_t *g)
+{
+    uint64_t job = id >> 20, index = id & ((1u << 20) - 1);
+    if (job < c->jobs[0] || job - c->jobs[0] >= c->o->jobs || index >= c->o->tasks)
+        return false;
+    *g = (job - c->jobs[0]) * c->o->tasks + index;
+    return true;
+}
+
+static bool is_pending(const msgpack_object *task)
+{
+    const msgpack_object *s = cs_obj_get(task, "state");
+    return s != NULL && s->type == MSGPACK_OBJECT_STR && s->via.str.size == 7 &&
+           memcmp(s->via.str.ptr, "pending", 7) == 0;
+}
+
+/* One delta sync: every task of the run seen out of pending for the first
+ * time is placed now. A task only leaves pending by a committed claim, and
+ * nothing sends one back here (no preemption, no machine goes down, tasks
+ * outlive the run), so "seen placed" is "placed". */
+static int watch_once(cell *c, cs_error *err)
+{
+    c->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->buf, msgpack_sbuffer_write);
+    cs_msg r;
+    int rc = msgpack_pack_map(&pk, 1) || cs_pack_kv_u64(&pk, "since", c->since)
+                 ? cs_errorf(err, CS_ENOMEM, "out of memory")
+                 : call(c, CS_MSG_SYNC, &c->buf, &r, err);
+    if (rc != CS_OK)
+        return rc;
+    int64_t now = cb_now_ns();
+    uint64_t version;
+    if ((rc = cs_obj_u64(&r.body, "version", true, UINT64_MAX, &version, err)) != CS_OK)
+        return cs_error_wrap(err, rc, "sync reply");
+    const msgpack_object *tasks = cs_obj_get(&r.body, "tasks");
+    if (tasks == NULL || tasks->type != MSGPACK_OBJECT_ARRAY)
+        return cs_errorf(err, CS_EPROTO, "sync reply: field 'tasks' is not an array");
+    for (uint32_t i = 0; i < tasks->via.array.size; i++) {
+        const msgpack_object *t = &tasks->via.array.ptr[i];
+        uint64_t id, g;
+        if (cs_obj_u64(t, "id", true, UINT64_MAX, &id, err) != CS_OK || !task_number(c, id, &g) ||
+            is_pending(t) || c->placed_ns[g] != 0)
+            continue;
+        c->placed_ns[g] = now;
+        c->placed++;
+    }
+    c->since = version;
+    return CS_OK;
+}
+
+/* ---- one run ---------------------------------------------------------------------------- */
+
+typedef struct dist {
+    double p50, p99, max; /* ms; NaN without samples */
+} dist;
+
+/* What one scheduler count gave. */
+typedef struct place_run {
+    uint32_t schedulers;
+    double ready_s, submit_s;      /* machines registered; jobs submitted */
+    double elapsed_s;              /* schedulers started -> last task seen placed (or timeout) */
+    uint64_t total, placed;
+    bool timed_out;
+    dist wait;                     /* per task: schedulers started -> seen placed */
+    uint32_t reports;              /* schedulers whose final report was read */
+    uint64_t txn_ok, txn_conflicted, claims_committed, claims_conflicted, attempts;
+    double sched_wait_placed_p50_ms, sched_wait_placed_p99_ms; /* worst scheduler's */
+    double server_cpu_s, sched_cpu_s, sim_cpu_s, bench_cpu_s;  /* over the placing */
+    uint64_t server_commits, server_commits_conflicted;
+} place_run;
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Nearest-rank percentiles of the waits of the placed tasks. */
+static int waits(const cell *c, int64_t start_ns, uint64_t total, dist *d, cs_error *err)
+{
+    *d = (dist){(double)NAN, (double)NAN, (double)NAN};
+    double *v = malloc((c->placed ? c->placed : 1) * sizeof *v);
+    if (v == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    size_t n = 0;
+    for (uint64_t g = 0; g < total; g++)
+        if (c->placed_ns[g] != 0)
+            v[n++] = (double)(c->placed_ns[g] - start_ns) / 1e6;
+    if (n > 0) {
+        qsort(v, n, sizeof *v, cmp_double);
+        d->p50 = v[(size_t)ceil(0.50 * (double)n) - 1];
+        d->p99 = v[(size_t)ceil(0.99 * (double)n) - 1];
+        d->max = v[n - 1];
+    }
+    free(v);
+    return CS_OK;
+}
+
+/* Sum the schedulers' last reports (sent as they stopped) and read the
+ * server's counters. */
+static int read_reports(cell *c, place_run *f, cs_error *err)
+{
+    cs_msg r;
+    int rc = stats(c, &r, err);
+    if (rc != CS_OK)
+        return rc;
+    const msgpack_object *srv = cs_obj_get(&r.body, "server");
+    f->server_commits = (uint64_t)num(srv, "commits");
+    f->server_commits_conflicted = (uint64_t)num(srv, "commits_conflicted");
+    const msgpack_object *ss = cs_obj_get(&r.body, "schedulers");
+    if (ss == NULL || ss->type != MSGPACK_OBJECT_ARRAY)
+        return cs_errorf(err, CS_EPROTO, "stats reply: field 'schedulers' is not an array");
+    f->sched_wait_placed_p50_ms = f->sched_wait_placed_p99_ms = 0;
+    for (uint32_t i = 0; i < ss->via.array.size; i++) {
+        const msgpack_object *m = cs_obj_get(&ss->via.array.ptr[i], "metrics");
+        double ok = num(m, "txn_committed"), bad = num(m, "txn_conflicted"),
+               cc = num(m, "claims_committed"), cx = num(m, "claims_conflicted"),
+               at = num(m, "attempts"), p50 = num(m, "wait_placed_p50_ms"),
+               p99 = num(m, "wait_placed_p99_ms");
+        if (isnan(ok) || isnan(bad) || isnan(cc) || isnan(cx) || isnan(at) || isnan(p50) ||
+            isnan(p99))
+            return cs_errorf(err, CS_EPROTO, "stats: scheduler %u's report lacks a metric", i);
+        f->txn_ok += (uint64_t)ok;
+        f->txn_conflicted += (uint64_t)bad;
+        f->claims_committed += (uint64_t)cc;
+        f->claims_conflicted += (uint64_t)cx;
+        f->attempts += (uint64_t)at;
+        f->sched_wait_placed_p50_ms = fmax(f->sched_wait_placed_p50_ms, p50);
+        f->sched_wait_placed_p99_ms = fmax(f->sched_wait_placed_p99_ms, p99);
+        f->reports++;
+    }
+    return CS_OK;
+}
+
+/* Start the schedulers and follow the cell until every task is placed, the
+ * timeout, a signal, or a child's death. */
+static int place_all(cell *c, uint32_t n, place_run *f, cs_error *err)
+{
+    double srv0 = cb_daemon_cpu_s(&c->server), sim0 = cpu_of(c->sims, c->nsims),
+           self0 = self_cpu_s();
+    int64_t start = cb_now_ns(), deadline = start + (int64_t)c->o->timeout_s * 1000000000;
+    int64_t last = start;
+    int rc = start_scheds(c, n, err);
+    while (rc == CS_OK && c->placed < f->total) {
+        if (cb_now_ns() >= deadline) {
+            f->timed_out = true;
+            break;
+        }
+        sleep_ms(WATCH_MS);
+        uint64_t before = c->placed;
+        if ((rc = check_cell(c, err)) == CS_OK && (rc = watch_once(c, err)) == CS_OK &&
+            c->placed > before)
+            last = cb_now_ns();
+    }
+    /* Elapsed to the reply that showed the last placement; on a timeout,
+     * the whole time given. */
+    f->elapsed_s = (double)((f->timed_out ? cb_now_ns() : last) - start) / 1e9;
+    f->placed = c->placed;
+    f->server_cpu_s = cb_daemon_cpu_s(&c->server) - srv0;
+    f->sim_cpu_s = cpu_of(c->sims, c->nsims) - sim0;
+    f->sched_cpu_s = cpu_of(c->scheds, c->nscheds);
+    f->bench_cpu_s = self_cpu_s() - self0;
+    if (rc != CS_OK)
+        return rc;
+    if ((rc = waits(c, start, f->total, &f->wait, err)) != CS_OK)
+        return rc;
+    stop_all(c->scheds, c->nscheds);
+    return read_reports(c, f, err);
+}
+
+static int run_one(const place_opts *o, const char *bindir, const char *root, uint32_t n,
+                   place_run *f, cs_error *err)
+{
+    memset(f, 0, sizeof *f);
+    f->schedulers = n;
+    f->total = (uint64_t)o->jobs * o->tasks;
+    cell c = {.o = o};
+    msgpack_sbuffer_init(&c.buf);
+    snprintf(c.bindir, sizeof c.bindir, "%s", bindir);
+    char name[32];
+    snprintf(name, sizeof name, "run-%u", n);
+    int rc = cb_make_subdir(root, name, c.dir, sizeof c.dir, err);
+    if (rc != CS_OK)
+        return rc;
+    c.sims = calloc(o->simulators, sizeof *c.sims);
+    c.scheds = calloc(n, sizeof *c.scheds);
+    c.jobs = calloc(o->jobs, sizeof *c.jobs);
+    c.placed_ns = calloc(f->total, sizeof *c.placed_ns);
+    if (c.sims == NULL || c.scheds == NULL || c.jobs == NULL || c.placed_ns == NULL) {
+        rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+        goto free_arrays;
+    }
+    if ((rc = start_server(&c, err)) != CS_OK)
+        goto free_arrays;
+    if ((rc = cs_client_open(c.server.url, 120000, &c.client, err)) != CS_OK)
+        goto stop_server;
+    cs_msg r;
+    if ((rc = start_sims(&c, err)) != CS_OK || (rc = wait_machines(&c, &f->ready_s, err)) != CS_OK ||
+        (rc = submit_jobs(&c, &f->submit_s, err)) != CS_OK || (rc = stats(&c, &r, err)) != CS_OK)
+        goto stop_children;
+    /* The watcher starts at the version after the submissions: every task
+     * of the run is pending there, and a full sync of them is not needed. */
+    c.since = (uint64_t)num(&r.body, "version");
+    rc = place_all(&c, n, f, err);
+
+stop_children:
+    stop_all(c.scheds, c.nscheds);
+    stop_all(c.sims, c.nsims);
+    cs_client_close(c.client);
+stop_server:
+    if (cb_daemon_stop(&c.server, 30000) == -1)
+        fprintf(stderr, "cellbench place: cellstated had to be killed\n");
+free_arrays:
+    free(c.sims);
+    free(c.scheds);
+    free(c.jobs);
+    free(c.placed_ns);
+    msgpack_sbuffer_destroy(&c.buf);
+    cb_rmtree(c.dir);
+    return rc;
+}
+
+/* ---- the report ---------------------------------------------------------------------- */
+
+static double conflict_fraction(const place_run *f)
+{
+    return f->txn_ok ? (double)f->txn_conflicted / (double)f->txn_ok : (double)NAN;
+}
+
+static void report_text(FILE *out, const place_opts *o, const cb_host *h, const place_run *runs,
+                        uint32_t nruns)
+{
+    uint64_t slots = capacity_slots(o);
+    fprintf(out,
+            "cellbench place: %u machines (%u simulators, %" PRIu64 " task slots each), %u jobs x "
+            "%u tasks, %u%% constrained, tasks run %u ms, %s\n",
+            o->machines, o->simulators, slots, o->jobs, o->tasks, o->constrained,
+            o->task_duration_ms, o->nosync ? "cellstated --nosync" : "fsync per commit");
+    fprintf(out, "machine: nproc %ld, cpu %s\n", h->nproc, h->cpu);
+    fprintf(out, "%5s %9s %9s %12s %9s %9s %9s %8s %8s  %s\n", "sched", "placed", "elapsed",
+            "placements/s", "conflicts", "wait p50", "wait p99", "submit", "cpu", "cpu split");
+    for (uint32_t i = 0; i < nruns; i++) {
+        const place_run *f = &runs[i];
+        char a[32], b[32], c[32], d[32];
+        double cpu = f->server_cpu_s + f->sched_cpu_s + f->sim_cpu_s + f->bench_cpu_s;
+        fprintf(out,
+                "%5u %9" PRIu64 " %8.2fs %12s %9s %7.0fms %7.0fms %7.1fs %7.1fs  cellstated %.0f%%, "
+                "cell-batch %.0f%%, agents %.0f%%, cellbench %.0f%%%s\n",
+                f->schedulers, f->placed, f->elapsed_s,
+                cb_fig(a, sizeof a, cb_per_s((double)f->placed, f->elapsed_s), 0),
+                cb_fig(b, sizeof b, conflict_fraction(f), 3), f->wait.p50, f->wait.p99,
+                f->submit_s, cpu, 100 * f->server_cpu_s / cpu, 100 * f->sched_cpu_s / cpu,
+                100 * f->sim_cpu_s / cpu, 100 * f->bench_cpu_s / cpu,
+                f->timed_out ? "  TIMED OUT" : "");
+        fprintf(out,
+                "      txns %" PRIu64 " ok, %" PRIu64 " conflicted; claims %" PRIu64
+                " committed, %" PRIu64 " conflicted; schedulers' wait_placed p50 %s p99 %s ms "
+                "(from submission, worst of %u)\n",
+                f->txn_ok, f->txn_conflicted, f->claims_committed, f->claims_conflicted,
+                cb_fig(c, sizeof c, f->sched_wait_placed_p50_ms, 0),
+                cb_fig(d, sizeof d, f->sched_wait_placed_p99_ms, 0), f->reports);
+    }
+}
+
+static void report_json(FILE *out, const place_opts *o, const cb_host *h, const place_run *runs,
+                        uint32_t nruns)
+{
+    cb_json j = {out, true};
+    bool all = true;
+    for (uint32_t i = 0; i < nruns; i++)
+        all = all && runs[i].placed == runs[i].total;
+    cb_json_str(&j, "benchmark", "place");
+    cb_json_u64(&j, "machines", o->machines);
+    cb_json_u64(&j, "jobs", o->jobs);
+    cb_json_u64(&j, "tasks_per_job", o->tasks);
+    cb_json_u64(&j, "constrained_pct", o->constrained);
+    cb_json_u64(&j, "simulators", o->simulators);
+    cb_json_u64(&j, "slots_per_machine", capacity_slots(o));
+    cb_json_u64(&j, "task_duration_ms", o->task_duration_ms);
+    cb_json_bool(&j, "fsync", !o->nosync);
+    cb_json_u64(&j, "nproc", h->nproc > 0 ? (uint64_t)h->nproc : 0);
+    cb_json_str(&j, "cpu", h->cpu);
+    cb_json_bool(&j, "all_placed", all);
+    /* cb_json writes flat objects: the array of runs is written around one
+     * object per run. */
+    fputs(",\"runs\":[", out);
+    for (uint32_t i = 0; i < nruns; i++) {
+        const place_run *f = &runs[i];
+        cb_json r = {out, true};
+        if (i > 0)
+            fputc(',', out);
+        cb_json_u64(&r, "schedulers", f->schedulers);
+        cb_json_u64(&r, "tasks", f->total);
+        cb_json_u64(&r, "placed", f->placed);
+        cb_json_bool(&r, "timed_out", f->timed_out);
+        cb_json_real(&r, "elapsed_s", f->elapsed_s);
+        cb_json_real(&r, "placements_per_s", cb_per_s((double)f->placed, f->elapsed_s));
+        cb_json_real(&r, "conflict_fraction", conflict_fraction(f));
+        cb_json_u64(&r, "txn_successful", f->txn_ok);
+        cb_json_u64(&r, "txn_conflicted", f->txn_conflicted);
+        cb_json_u64(&r, "claims_committed", f->claims_committed);
+        cb_json_u64(&r, "claims_conflicted", f->claims_conflicted);
+        cb_json_u64(&r, "attempts", f->attempts);
+        cb_json_u64(&r, "reports", f->reports);
+        cb_json_real(&r, "wait_p50_ms", f->wait.p50);
+        cb_json_real(&r, "wait_p99_ms", f->wait.p99);
+        cb_json_real(&r, "wait_max_ms", f->wait.max);
+        cb_json_real(&r, "sched_wait_placed_p50_ms", f->sched_wait_placed_p50_ms);
+        cb_json_real(&r, "sched_wait_placed_p99_ms", f->sched_wait_placed_p99_ms);
+        cb_json_real(&r, "ready_s", f->ready_s);
+        cb_json_real(&r, "submit_s", f->submit_s);
+        cb_json_u64(&r, "server_commits", f->server_commits);
+        cb_json_u64(&r, "server_commits_conflicted", f->server_commits_conflicted);
+        cb_json_real(&r, "cellstated_cpu_s", f->server_cpu_s);
+        cb_json_real(&r, "schedulers_cpu_s", f->sched_cpu_s);
+        cb_json_real(&r, "agents_cpu_s", f->sim_cpu_s);
+        cb_json_real(&r, "cellbench_cpu_s", f->bench_cpu_s);
+        fputc('}', out);
+    }
+    fputc(']', out);
+    cb_json_end(&j);
+}
+
+/* ---- main ------------------------------------------------------------------------------ */
+
+static int place_run_all(const place_opts *o, place_run *runs, uint32_t *nruns, cs_error *err)
+{
+    char bindir[4096], root[256];
+    int rc = cb_cellstated_path(NULL, bindir, sizeof bindir, err);
+    if (rc != CS_OK)
+        return rc;
+    *strrchr(bindir, '/') = '\0'; /* cellstated's folder holds cell-agent and cell-batch too */
+    if ((rc = cb_make_tmpdir(root, sizeof root, err)) != CS_OK)
+        return rc;
+    *nruns = 0;
+    for (uint32_t i = 0; i < o->ncounts && rc == CS_OK; i++) {
+        fprintf(stderr, "cellbench place: %u scheduler%s ...\n", o->counts[i],
+                o->counts[i] == 1 ? "" : "s");
+        rc = run_one(o, bindir, root, o->counts[i], &runs[i], err);
+        if (rc == CS_OK)
+            (*nruns)++;
+        else
+            cs_error_wrap(err, rc, "with %u schedulers", o->counts[i]);
+    }
+    cb_rmtree(root);
+    return rc;
+}
+
+int cb_place_main(int argc, char **argv)
+{
+    place_opts o;
+    cs_error err = {0};
+    switch (place_parse(argc, argv, &o, &err)) {
+    case CB_PARSE_HELP:
+        fputs("usage: cellbench place [options]\n\n", stdout);
+        fputs(cb_place_usage, stdout);
+        return 0;
+    case CB_PARSE_BAD:
+        fprintf(stderr, "cellbench place: %s\n", err.msg);
+        fputs(cb_place_usage, stderr);
+        return CB_EXIT_USAGE;
+    default:
+        break;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal; /* no SA_RESTART: waits end at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    cb_host h;
+    cb_host_read(&h);
+    place_run runs[MAX_COUNTS];
+    uint32_t nruns = 0;
+    int rc = place_run_all(&o, runs, &nruns, &err);
+    if (rc != CS_OK) {
+        fprintf(stderr, "cellbench place: %s (%s)\n", err.msg, cs_strerror(rc));
+        return CB_EXIT_RUN;
+    }
+    report_text(stdout, &o, &h, runs, nruns);
+    if (o.json)
+        report_json(stdout, &o, &h, runs, nruns);
+    return fflush(stdout) == 0 ? 0 : CB_EXIT_RUN;
+}
