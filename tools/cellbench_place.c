@@ -61,6 +61,7 @@ const char cb_place_usage[] =
     "                      placing (default 600)\n"
     "  --seed N            seed of the schedulers and simulators (default 1)\n"
     "  --nosync            start cellstated with --nosync (default: fsync per commit)\n"
+    "  --progress          each second, placed tasks and the cell version on stderr\n"
     "  --json              end the output with one line of JSON\n";
 
 /* ---- options ----------------------------------------------------------------- */
@@ -72,7 +73,7 @@ typedef struct place_opts {
     uint32_t counts[MAX_COUNTS]; /* scheduler counts, in the order given */
     uint32_t ncounts;
     uint64_t seed;
-    bool nosync, json;
+    bool nosync, json, progress;
 } place_opts;
 
 /* Every task lives in the watcher's arrays and in each scheduler's copy. */
@@ -126,7 +127,7 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
         .ncounts = 4,
         .seed = 1,
     };
-    static const char *const switches[] = {"--help", "--nosync", "--json", NULL};
+    static const char *const switches[] = {"--help", "--nosync", "--json", "--progress", NULL};
     static const char *const valued[] = {"--machines",   "--jobs",          "--tasks",
                                          "--schedulers", "--constrained",   "--simulators",
                                          "--timeout",    "--task-duration", "--seed",
@@ -143,6 +144,8 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
             o->nosync = true;
         else if (strcmp(f, "--json") == 0)
             o->json = true;
+        else if (strcmp(f, "--progress") == 0)
+            o->progress = true;
         else if (strcmp(f, "--machines") == 0)
             rc = cb_parse_u32(f, v, 1, 100000, &o->machines, err);
         else if (strcmp(f, "--jobs") == 0)
@@ -231,7 +234,10 @@ typedef struct cell {
     cs_client *client;
     cs_id *jobs; /* job ids in submission order: consecutive in a fresh cell */
     int64_t *placed_ns; /* per task (job number x T + index): first seen placed, 0 not yet */
-    uint64_t placed, since;
+    uint8_t *held;      /* per task: placed (or finished) as last seen */
+    uint64_t placed;    /* tasks held now */
+    uint64_t requeued;  /* times a placed task was seen back in pending or lost */
+    uint64_t since;
     msgpack_sbuffer buf; /* the watcher's requests */
 } cell;
 
@@ -330,10 +336,12 @@ static int start_server(cell *c, cs_error *err)
     /* One worker per parked long poll, and room for everything else. */
     snprintf(workers, sizeof workers, "%u", c->o->machines + 1024);
     char f_data[] = "--data", f_workers[] = "--workers", f_hb[] = "--heartbeat-timeout",
-         hb[] = "60000", f_nosync[] = "--nosync";
-    /* A minute of heartbeat timeout: two busy cores may delay a heartbeat
-     * past the default ten seconds, and a machine marked down would send
-     * its tasks back to pending in the middle of the measurement. */
+         hb[] = "600000", f_nosync[] = "--nosync";
+    /* Ten minutes of heartbeat timeout: no machine fails in this benchmark,
+     * but at C1M scale two saturated cores answered heartbeats more than a
+     * minute late (their requests wait for a worker behind the agents'
+     * status writes), and a machine marked down sends its tasks back to
+     * pending in the middle of the measurement. */
     char *argv[] = {bin, f_data, data, f_workers, workers, f_hb, hb,
                     c->o->nosync ? f_nosync : NULL, NULL};
     return cb_daemon_start(&c->server, argv, log, 30000, err);
@@ -525,17 +533,25 @@ static bool task_number(const cell *c, uint64_t id, uint64_t *g)
     return true;
 }
 
-static bool is_pending(const msgpack_object *task)
+/* Whether a task map says the task holds a machine, or held one to its
+ * end: assigned, running or finished. */
+static bool is_placed(const msgpack_object *task)
 {
     const msgpack_object *s = cs_obj_get(task, "state");
-    return s != NULL && s->type == MSGPACK_OBJECT_STR && s->via.str.size == 7 &&
-           memcmp(s->via.str.ptr, "pending", 7) == 0;
+    uint8_t state;
+    char name[16];
+    if (s == NULL || s->type != MSGPACK_OBJECT_STR || s->via.str.size >= sizeof name)
+        return false;
+    memcpy(name, s->via.str.ptr, s->via.str.size);
+    name[s->via.str.size] = '\0';
+    return cs_task_state_parse(name, &state) == CS_OK &&
+           (state == CS_TASK_ASSIGNED || state == CS_TASK_RUNNING || state == CS_TASK_FINISHED);
 }
 
-/* One delta sync: every task of the run seen out of pending for the first
- * time is placed now. A task only leaves pending by a committed claim, and
- * nothing sends one back here (no preemption, no machine goes down, tasks
- * outlive the run), so "seen placed" is "placed". */
+/* One delta sync: every task of the run is placed or not as it is now.
+ * A task placed for the first time has its wait noted; one that comes back
+ * (lost when its machine was marked down, then pending again) counts as
+ * requeued, and the run is over only when every task is held again. */
 static int watch_once(cell *c, cs_error *err)
 {
     c->buf.size = 0;
@@ -557,11 +573,20 @@ static int watch_once(cell *c, cs_error *err)
     for (uint32_t i = 0; i < tasks->via.array.size; i++) {
         const msgpack_object *t = &tasks->via.array.ptr[i];
         uint64_t id, g;
-        if (cs_obj_u64(t, "id", true, UINT64_MAX, &id, err) != CS_OK || !task_number(c, id, &g) ||
-            is_pending(t) || c->placed_ns[g] != 0)
+        if (cs_obj_u64(t, "id", true, UINT64_MAX, &id, err) != CS_OK || !task_number(c, id, &g))
             continue;
-        c->placed_ns[g] = now;
-        c->placed++;
+        bool placed = is_placed(t);
+        if (placed == (bool)c->held[g])
+            continue;
+        c->held[g] = placed;
+        if (placed) {
+            c->placed++;
+            if (c->placed_ns[g] == 0)
+                c->placed_ns[g] = now;
+        } else {
+            c->placed--;
+            c->requeued++;
+        }
     }
     c->since = version;
     return CS_OK;
@@ -578,7 +603,7 @@ typedef struct place_run {
     uint32_t schedulers;
     double ready_s, submit_s;      /* machines registered; jobs submitted */
     double elapsed_s;              /* schedulers started -> last task seen placed (or timeout) */
-    uint64_t total, placed;
+    uint64_t total, placed, requeued;
     bool timed_out;
     dist wait;                     /* per task: schedulers started -> seen placed */
     uint32_t reports;              /* schedulers whose final report was read */
@@ -658,12 +683,21 @@ static int place_all(cell *c, uint32_t n, place_run *f, cs_error *err)
     double srv0 = cb_daemon_cpu_s(&c->server), sim0 = cpu_of(c->sims, c->nsims),
            self0 = self_cpu_s();
     int64_t start = cb_now_ns(), deadline = start + (int64_t)c->o->timeout_s * 1000000000;
-    int64_t last = start;
+    int64_t last = start, next_progress = start + 1000000000;
+    uint64_t progress0 = 0;
     int rc = start_scheds(c, n, err);
     while (rc == CS_OK && c->placed < f->total) {
-        if (cb_now_ns() >= deadline) {
+        int64_t now = cb_now_ns();
+        if (now >= deadline) {
             f->timed_out = true;
             break;
+        }
+        if (c->o->progress && now >= next_progress) {
+            fprintf(stderr, "  %5.1f s: %" PRIu64 " placed (%" PRIu64 " in the last second), "
+                            "version %" PRIu64 "\n",
+                    (double)(now - start) / 1e9, c->placed, c->placed - progress0, c->since);
+            progress0 = c->placed;
+            next_progress = now + 1000000000;
         }
         sleep_ms(WATCH_MS);
         uint64_t before = c->placed;
@@ -675,6 +709,7 @@ static int place_all(cell *c, uint32_t n, place_run *f, cs_error *err)
      * the whole time given. */
     f->elapsed_s = (double)((f->timed_out ? cb_now_ns() : last) - start) / 1e9;
     f->placed = c->placed;
+    f->requeued = c->requeued;
     f->server_cpu_s = cb_daemon_cpu_s(&c->server) - srv0;
     f->sim_cpu_s = cpu_of(c->sims, c->nsims) - sim0;
     f->sched_cpu_s = cpu_of(c->scheds, c->nscheds);
@@ -705,7 +740,9 @@ static int run_one(const place_opts *o, const char *bindir, const char *root, ui
     c.scheds = calloc(n, sizeof *c.scheds);
     c.jobs = calloc(o->jobs, sizeof *c.jobs);
     c.placed_ns = calloc(f->total, sizeof *c.placed_ns);
-    if (c.sims == NULL || c.scheds == NULL || c.jobs == NULL || c.placed_ns == NULL) {
+    c.held = calloc(f->total, 1);
+    if (c.sims == NULL || c.scheds == NULL || c.jobs == NULL || c.placed_ns == NULL ||
+        c.held == NULL) {
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
         goto free_arrays;
     }
@@ -734,6 +771,7 @@ free_arrays:
     free(c.scheds);
     free(c.jobs);
     free(c.placed_ns);
+    free(c.held);
     msgpack_sbuffer_destroy(&c.buf);
     cb_rmtree(c.dir);
     return rc;
@@ -773,9 +811,9 @@ static void report_text(FILE *out, const place_opts *o, const cb_host *h, const 
                 f->timed_out ? "  TIMED OUT" : "");
         fprintf(out,
                 "      txns %" PRIu64 " ok, %" PRIu64 " conflicted; claims %" PRIu64
-                " committed, %" PRIu64 " conflicted; schedulers' wait_placed p50 %s p99 %s ms "
-                "(from submission, worst of %u)\n",
-                f->txn_ok, f->txn_conflicted, f->claims_committed, f->claims_conflicted,
+                " committed, %" PRIu64 " conflicted; %" PRIu64 " requeued; schedulers' "
+                "wait_placed p50 %s p99 %s ms (from submission, worst of %u)\n",
+                f->txn_ok, f->txn_conflicted, f->claims_committed, f->claims_conflicted, f->requeued,
                 cb_fig(c, sizeof c, f->sched_wait_placed_p50_ms, 0),
                 cb_fig(d, sizeof d, f->sched_wait_placed_p99_ms, 0), f->reports);
     }
@@ -811,6 +849,7 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
         cb_json_u64(&r, "schedulers", f->schedulers);
         cb_json_u64(&r, "tasks", f->total);
         cb_json_u64(&r, "placed", f->placed);
+        cb_json_u64(&r, "requeued", f->requeued);
         cb_json_bool(&r, "timed_out", f->timed_out);
         cb_json_real(&r, "elapsed_s", f->elapsed_s);
         cb_json_real(&r, "placements_per_s", cb_per_s((double)f->placed, f->elapsed_s));
