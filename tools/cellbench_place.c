@@ -48,7 +48,8 @@
 const char cb_place_usage[] =
     "options of place:\n"
     "  --machines M        simulated machines (default 10000)\n"
-    "  --jobs J            batch jobs (default 1000)\n"
+    "  --jobs J            batch jobs (default 100; 1000 is C1M, see\n"
+    "                      docs/benchmarks.md for what that costs here)\n"
     "  --tasks T           tasks per job (default 1000)\n"
     "  --schedulers LIST   numbers of cell-batch processes, one fresh cell each\n"
     "                      (default 1,2,4,8)\n"
@@ -117,7 +118,7 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
 {
     *o = (place_opts){
         .machines = 10000,
-        .jobs = 1000,
+        .jobs = 100,
         .tasks = 1000,
         .constrained = 10,
         .simulators = 4,
@@ -760,6 +761,8 @@ static int run_one(const place_opts *o, const char *bindir, const char *root, ui
     rc = place_all(&c, n, f, err);
 
 stop_children:
+    if (rc != CS_OK && !interrupted)
+        log_tail(c.server.log);
     stop_all(c.scheds, c.nscheds);
     stop_all(c.sims, c.nsims);
     cs_client_close(c.client);
@@ -895,9 +898,14 @@ static int place_run_all(const place_opts *o, place_run *runs, uint32_t *nruns, 
         fprintf(stderr, "cellbench place: %u scheduler%s ...\n", o->counts[i],
                 o->counts[i] == 1 ? "" : "s");
         rc = run_one(o, bindir, root, o->counts[i], &runs[i], err);
-        if (rc == CS_OK)
+        if (rc == CS_OK) {
+            /* The figures so far, in case a later count fails or is cut short. */
+            fprintf(stderr, "cellbench place: %u scheduler%s: %" PRIu64 " of %" PRIu64
+                            " placed in %.2f s\n",
+                    o->counts[i], o->counts[i] == 1 ? "" : "s", runs[i].placed, runs[i].total,
+                    runs[i].elapsed_s);
             (*nruns)++;
-        else
+        } else
             cs_error_wrap(err, rc, "with %u schedulers", o->counts[i]);
     }
     cb_rmtree(root);
