@@ -12,6 +12,92 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- the idempotency index ------------------------------------------------ */
+
+/* An idempotency record is kept in the log entry of the command it belongs
+ * to (its result beside the command), and found through this in-memory
+ * index, rebuilt from the log at open. Both live exactly as long as the log
+ * entry (compaction drops them together), and a commit writes one record
+ * fewer: a leaf and a branch page of a B-tree of their own. Open addressing
+ * with linear probing; entries are removed only by compaction, which
+ * rebuilds the table. */
+typedef struct reqent {
+    uint64_t sched, req;
+    uint64_t version; /* the log key of the entry holding the result */
+    uint32_t n;
+    bool used;
+} reqent;
+
+typedef struct reqidx {
+    reqent *v;
+    size_t cap; /* 0 or a power of two, kept at least twice count */
+    size_t count;
+} reqidx;
+
+static size_t req_hash(uint64_t sched, uint64_t req, size_t cap)
+{
+    uint64_t h = (sched * UINT64_C(0x9E3779B97F4A7C15)) ^ req;
+    h *= UINT64_C(0xBF58476D1CE4E5B9);
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+/* The entry for (sched, req), or the empty slot where it would go. */
+static reqent *req_slot(const reqidx *x, uint64_t sched, uint64_t req)
+{
+    size_t i = req_hash(sched, req, x->cap);
+    while (x->v[i].used && (x->v[i].sched != sched || x->v[i].req != req))
+        i = (i + 1) & (x->cap - 1);
+    return &x->v[i];
+}
+
+static const reqent *req_find(const reqidx *x, uint64_t sched, uint64_t req)
+{
+    if (x->cap == 0)
+        return NULL;
+    const reqent *e = req_slot(x, sched, req);
+    return e->used ? e : NULL;
+}
+
+/* Copy into `out`, a new table of `cap` slots, the entries logged at or
+ * after version `from`. */
+static int req_copy(const reqidx *x, size_t cap, uint64_t from, reqidx *out)
+{
+    reqent *v = calloc(cap, sizeof *v);
+    if (v == NULL)
+        return CS_ENOMEM;
+    *out = (reqidx){v, cap, 0};
+    for (size_t i = 0; i < x->cap; i++)
+        if (x->v[i].used && x->v[i].version >= from) {
+            *req_slot(out, x->v[i].sched, x->v[i].req) = x->v[i];
+            out->count++;
+        }
+    return CS_OK;
+}
+
+/* Make room for one more entry, so that the insert that follows a commit
+ * cannot fail. */
+static int req_reserve(reqidx *x)
+{
+    if ((x->count + 1) * 2 <= x->cap)
+        return CS_OK;
+    reqidx y;
+    if (req_copy(x, x->cap ? x->cap * 2 : 1024, 0, &y) != CS_OK)
+        return CS_ENOMEM;
+    free(x->v);
+    *x = y;
+    return CS_OK;
+}
+
+/* Record (or move) (sched, req) to the log entry (version, n). Room must
+ * have been reserved. */
+static void req_insert(reqidx *x, uint64_t sched, uint64_t req, uint64_t version, uint32_t n)
+{
+    reqent *e = req_slot(x, sched, req);
+    if (!e->used)
+        x->count++;
+    *e = (reqent){sched, req, version, n, true};
+}
+
 struct cs_store {
     MDB_env *env;
     MDB_dbi dbi[CS_DB_COUNT];
@@ -31,12 +117,21 @@ struct cs_store {
      * published (out of memory): the table no longer matches the store, so
      * every later snapshot and write is refused until the store is reopened. */
     bool broken;
+    /* Held by the writer from cs_wtxn_begin until its transaction is
+     * committed and published, or aborted (and by compaction): LMDB's own
+     * write lock is released inside mdb_txn_commit, before the writer has
+     * published what the next writer reads (allocations, requests). */
+    pthread_mutex_t writer;
+    /* Where each idempotency record is: (scheduler, request) -> the log
+     * entry that holds its first result. Writer-only. */
+    reqidx requests;
 };
 
 struct cs_snap {
     cs_store *store;
     MDB_txn *txn;
     uint64_t version, floor;
+    uint32_t log_n;        /* sub-index of the last log entry at `version` */
     bool in_wtxn;          /* a view of a write transaction: not closed by cs_snap_close */
     cs_alloc_txn *alloc;   /* in a write transaction: its allocation changes */
     cs_snap *rprev, *rnext; /* the registry list (readers only) */
@@ -50,15 +145,17 @@ typedef struct touched {
 struct cs_wtxn {
     cs_snap snap;
     uint64_t new_version;
-    uint32_t log_n;      /* sub-index of the last log entry at the current version */
     touched *touched;    /* keys this transaction wrote, for the log entry */
     size_t ntouched, captouched;
     msgpack_sbuffer buf; /* encoding scratch */
+    /* The idempotency record put in this transaction, for its log entry. */
+    bool has_request;
+    uint64_t sched, req;
+    msgpack_sbuffer result;
 };
 
 static const char *const db_names[CS_DB_COUNT] = {
-    "meta", "machines", "machine_names", "jobs", "job_names",
-    "tasks", "log", "requests",
+    "meta", "machines", "machine_names", "jobs", "job_names", "tasks", "log",
 };
 
 const char *cs_db_name(cs_db db) { return db < CS_DB_COUNT ? db_names[db] : "unknown"; }
@@ -200,6 +297,7 @@ int cs_store_open(const char *dir, const cs_store_opts *opts, cs_store **out, cs
     if ((rc = cs_alloc_create(&s->alloc, err)) != CS_OK)
         goto err_after_env;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->writer, NULL);
     pthread_cond_init(&s->published_cv, NULL);
     if ((rc = rebuild_alloc(s, err)) != CS_OK)
         goto err_after_table;
@@ -209,8 +307,10 @@ int cs_store_open(const char *dir, const cs_store_opts *opts, cs_store **out, cs
 
 err_after_table:
     pthread_cond_destroy(&s->published_cv);
+    pthread_mutex_destroy(&s->writer);
     pthread_mutex_destroy(&s->mu);
     cs_alloc_destroy(s->alloc);
+    free(s->requests.v);
     goto err_after_env;
 err_after_txn:
     mdb_txn_abort(txn);
@@ -226,7 +326,9 @@ void cs_store_close(cs_store *s)
     if (s == NULL)
         return;
     cs_alloc_destroy(s->alloc);
+    free(s->requests.v);
     pthread_cond_destroy(&s->published_cv);
+    pthread_mutex_destroy(&s->writer);
     pthread_mutex_destroy(&s->mu);
     mdb_env_close(s->env);
     free(s);
@@ -240,11 +342,32 @@ void cs_store_get_stats(cs_store *s, cs_store_stats *out)
 
 /* ---- snapshots -------------------------------------------------------- */
 
-static void snap_load_meta(cs_snap *snap)
+/* The cell version and the last log sub-index are those of the last log
+ * entry: every commit appends one, and compaction, which may delete them
+ * all, leaves them in meta. */
+static int snap_load_meta(cs_snap *snap, cs_error *err)
 {
     MDB_dbi meta = snap->store->dbi[CS_DB_META];
-    snap->version = meta_or_zero(snap->txn, meta, "version");
     snap->floor = meta_or_zero(snap->txn, meta, "floor");
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(snap->txn, snap->store->dbi[CS_DB_LOG], &cur);
+    if (rc != 0)
+        return lmdb_err(err, rc, "reading the cell version");
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND) {
+        snap->version = meta_or_zero(snap->txn, meta, "version");
+        snap->log_n = (uint32_t)meta_or_zero(snap->txn, meta, "log_n");
+        return CS_OK;
+    }
+    if (rc != 0)
+        return lmdb_err(err, rc, "reading the cell version");
+    if (k.mv_size != 12)
+        return cs_errorf(err, CS_ECORRUPT, "log key of %zu bytes", k.mv_size);
+    snap->version = get_be64(k.mv_data);
+    snap->log_n = get_be32((const uint8_t *)k.mv_data + 8);
+    return CS_OK;
 }
 
 static int broken(cs_error *err)
@@ -268,7 +391,12 @@ int cs_snap_open(cs_store *s, cs_snap **out, cs_error *err)
         free(snap);
         return rc == -1 ? broken(err) : lmdb_err(err, rc, "beginning snapshot");
     }
-    snap_load_meta(snap);
+    if ((rc = snap_load_meta(snap, err)) != CS_OK) {
+        pthread_mutex_unlock(&s->mu);
+        mdb_txn_abort(snap->txn);
+        free(snap);
+        return rc;
+    }
     /* LMDB has committed this version; its allocations follow at once. */
     while (s->published < snap->version && !s->broken)
         pthread_cond_wait(&s->published_cv, &s->mu);
@@ -594,7 +722,8 @@ int cs_snap_each_raw(cs_snap *snap, cs_db db, cs_raw_fn fn, void *ctx, cs_error 
 /* ---- the log ---------------------------------------------------------- */
 
 /* A log entry: key = version (8 bytes BE) . n (4 bytes BE); value = msgpack
- * [kind, cmd (bin), [kind0, id0, kind1, id1, ...] (keys touched)]. */
+ * [kind, cmd (bin), [kind0, id0, kind1, id1, ...] (keys touched),
+ *  nil | [scheduler, request, result (bin)] (the idempotency record)]. */
 
 typedef struct log_entry {
     uint64_t version;
@@ -603,6 +732,10 @@ typedef struct log_entry {
     const char *cmd;
     size_t cmdlen;
     const msgpack_object *touched; /* array, alternating kind and id */
+    bool has_request;
+    uint64_t sched, req;
+    const char *result; /* points into the entry's bytes */
+    size_t resultlen;
 } log_entry;
 
 static int log_decode(const MDB_val *k, const MDB_val *v, msgpack_zone *zone, log_entry *e,
@@ -615,7 +748,7 @@ static int log_decode(const MDB_val *k, const MDB_val *v, msgpack_zone *zone, lo
     msgpack_object obj;
     msgpack_zone_clear(zone);
     if (cs_mp_unpack(v->mv_data, v->mv_size, zone, &obj, CS_ECORRUPT, "log entry", NULL) != CS_OK ||
-        obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != 3)
+        obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != 4)
         goto corrupt;
     const msgpack_object *f = obj.via.array.ptr;
     if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 > 255 ||
@@ -625,6 +758,18 @@ static int log_decode(const MDB_val *k, const MDB_val *v, msgpack_zone *zone, lo
     e->kind = (uint8_t)f[0].via.u64;
     e->cmd = f[1].via.bin.ptr;
     e->cmdlen = f[1].via.bin.size;
+    e->has_request = f[3].type != MSGPACK_OBJECT_NIL;
+    if (e->has_request) {
+        const msgpack_object *r = f[3].via.array.ptr;
+        if (f[3].type != MSGPACK_OBJECT_ARRAY || f[3].via.array.size != 3 ||
+            r[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+            r[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || r[2].type != MSGPACK_OBJECT_BIN)
+            goto corrupt;
+        e->sched = r[0].via.u64;
+        e->req = r[1].via.u64;
+        e->result = r[2].via.bin.ptr;
+        e->resultlen = r[2].via.bin.size;
+    }
     /* The array lives in the zone: copy the object header, not the data. */
     msgpack_object *t = msgpack_zone_malloc(zone, sizeof *t);
     if (t == NULL)
@@ -788,36 +933,49 @@ void cs_changes_free(cs_changes *c)
 
 int cs_wtxn_begin(cs_store *s, cs_wtxn **out, cs_error *err)
 {
-    if (s->broken)
-        return broken(err);
     cs_wtxn *w = calloc(1, sizeof *w);
     if (w == NULL)
         return cs_errorf(err, CS_ENOMEM, "write transaction: out of memory");
-    int rc = mdb_txn_begin(s->env, NULL, 0, &w->snap.txn);
-    if (rc != 0) {
-        free(w);
-        return lmdb_err(err, rc, "beginning write transaction");
+    pthread_mutex_lock(&s->writer);
+    int rc;
+    if (s->broken) {
+        rc = broken(err);
+        goto err_after_lock;
+    }
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &w->snap.txn)) != 0) {
+        rc = lmdb_err(err, rc, "beginning write transaction");
+        goto err_after_lock;
     }
     w->snap.store = s;
     w->snap.in_wtxn = true;
-    snap_load_meta(&w->snap);
+    if ((rc = snap_load_meta(&w->snap, err)) != CS_OK)
+        goto err_after_txn;
     w->new_version = w->snap.version + 1;
-    if ((rc = cs_alloc_txn_begin(s->alloc, w->new_version, true, &w->snap.alloc, err)) != CS_OK) {
-        mdb_txn_abort(w->snap.txn);
-        free(w);
-        return rc;
-    }
+    if ((rc = cs_alloc_txn_begin(s->alloc, w->new_version, true, &w->snap.alloc, err)) != CS_OK)
+        goto err_after_txn;
     msgpack_sbuffer_init(&w->buf);
+    msgpack_sbuffer_init(&w->result);
     *out = w;
     return CS_OK;
+
+err_after_txn:
+    mdb_txn_abort(w->snap.txn);
+err_after_lock:
+    pthread_mutex_unlock(&s->writer);
+    free(w);
+    return rc;
 }
 
+/* Free the transaction's memory and let the next writer in. */
 static void wtxn_free(cs_wtxn *w)
 {
+    cs_store *s = w->snap.store;
     cs_alloc_txn_discard(w->snap.alloc);
     msgpack_sbuffer_destroy(&w->buf);
+    msgpack_sbuffer_destroy(&w->result);
     free(w->touched);
     free(w);
+    pthread_mutex_unlock(&s->writer);
 }
 
 void cs_wtxn_abort(cs_wtxn *w)
@@ -958,48 +1116,64 @@ int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error 
     return touch(w, CS_KIND_TASK, t->id, err);
 }
 
-static void request_key(uint8_t *kb, uint64_t sched, uint64_t req)
-{
-    be64(kb, sched);
-    be64(kb + 8, req);
-}
-
-/* A request record: the version it was first committed at (8 bytes BE, for
- * compaction) followed by the result bytes. */
 int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **data, size_t *len,
                         cs_error *err)
 {
-    uint8_t kb[16];
-    request_key(kb, sched, req);
-    MDB_val k = {16, kb}, v;
-    int rc = mdb_get(w->snap.txn, w->snap.store->dbi[CS_DB_REQUESTS], &k, &v);
-    if (rc == MDB_NOTFOUND)
+    if (w->has_request && w->sched == sched && w->req == req) {
+        *data = w->result.data;
+        *len = w->result.size;
+        return CS_OK;
+    }
+    const reqent *e = req_find(&w->snap.store->requests, sched, req);
+    if (e == NULL)
         return CS_ENOTFOUND;
+    uint8_t kb[12];
+    be64(kb, e->version);
+    be32(kb + 8, e->n);
+    MDB_val k = {12, kb}, v;
+    int rc = mdb_get(w->snap.txn, w->snap.store->dbi[CS_DB_LOG], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return cs_errorf(err, CS_ECORRUPT,
+                         "request (%llu, %llu): its log entry %llu.%u is missing",
+                         (unsigned long long)sched, (unsigned long long)req,
+                         (unsigned long long)e->version, e->n);
     if (rc != 0)
-        return lmdb_err(err, rc, "reading request record");
-    if (v.mv_size < 8)
-        return cs_errorf(err, CS_ECORRUPT, "request record (%llu, %llu) is truncated",
-                         (unsigned long long)sched, (unsigned long long)req);
-    *data = (const uint8_t *)v.mv_data + 8;
-    *len = v.mv_size - 8;
+        return lmdb_err(err, rc, "reading a request's log entry");
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 1024))
+        return cs_errorf(err, CS_ENOMEM, "reading a request: out of memory");
+    log_entry le;
+    if ((rc = log_decode(&k, &v, &zone, &le, err)) == CS_OK &&
+        (!le.has_request || le.sched != sched || le.req != req))
+        rc = cs_errorf(err, CS_ECORRUPT,
+                       "request (%llu, %llu): log entry %llu.%u holds another request",
+                       (unsigned long long)sched, (unsigned long long)req,
+                       (unsigned long long)e->version, e->n);
+    msgpack_zone_destroy(&zone);
+    if (rc != CS_OK)
+        return rc;
+    /* The bin points into the map, not into the zone. */
+    *data = le.result;
+    *len = le.resultlen;
     return CS_OK;
 }
 
 int cs_wtxn_request_put(cs_wtxn *w, uint64_t sched, uint64_t req, const void *data, size_t len,
                         cs_error *err)
 {
-    uint8_t kb[16];
-    request_key(kb, sched, req);
-    uint8_t *v = malloc(len + 8);
-    if (v == NULL)
+    if (w->has_request)
+        return cs_errorf(err, CS_EINVAL,
+                         "request (%llu, %llu): this transaction already holds request (%llu, "
+                         "%llu)",
+                         (unsigned long long)sched, (unsigned long long)req,
+                         (unsigned long long)w->sched, (unsigned long long)w->req);
+    w->result.size = 0;
+    if (len > 0 && msgpack_sbuffer_write(&w->result, data, len) != 0)
         return cs_errorf(err, CS_ENOMEM, "request record: out of memory");
-    /* The version of the log entry this request's command is logged under. */
-    be64(v, w->ntouched > 0 ? w->new_version : w->snap.version);
-    if (len > 0)
-        memcpy(v + 8, data, len);
-    int rc = raw_put(w, CS_DB_REQUESTS, kb, 16, v, len + 8, 0, err);
-    free(v);
-    return rc;
+    w->has_request = true;
+    w->sched = sched;
+    w->req = req;
+    return CS_OK;
 }
 
 static int cmp_touched(const void *a, const void *b)
@@ -1010,6 +1184,27 @@ static int cmp_touched(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
+static int pack_log_entry(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, size_t nt)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &w->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 4) || msgpack_pack_uint8(&pk, kind) ||
+        msgpack_pack_bin(&pk, len) || (len && msgpack_pack_bin_body(&pk, cmd, len)) ||
+        msgpack_pack_array(&pk, nt * 2))
+        return CS_ENOMEM;
+    for (size_t i = 0; i < nt; i++)
+        if (msgpack_pack_uint8(&pk, w->touched[i].kind) ||
+            msgpack_pack_uint64(&pk, w->touched[i].id))
+            return CS_ENOMEM;
+    if (!w->has_request)
+        return msgpack_pack_nil(&pk) ? CS_ENOMEM : CS_OK;
+    if (msgpack_pack_array(&pk, 3) || msgpack_pack_uint64(&pk, w->sched) ||
+        msgpack_pack_uint64(&pk, w->req) || msgpack_pack_bin(&pk, w->result.size) ||
+        (w->result.size && msgpack_pack_bin_body(&pk, w->result.data, w->result.size)))
+        return CS_ENOMEM;
+    return CS_OK;
+}
+
 int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64_t *version,
                    cs_error *err)
 {
@@ -1017,17 +1212,14 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
     MDB_txn *txn = w->snap.txn;
     bool changed = w->ntouched > 0;
     uint64_t v = changed ? w->new_version : w->snap.version;
-    int rc;
-
     /* Sub-index: 0 for the command that made version v, 1.. for commands
      * logged at v that changed nothing. */
-    uint32_t n = 0;
-    if (!changed) {
-        uint64_t last_n;
-        bool found;
-        if ((rc = meta_get(txn, s->dbi[CS_DB_META], "log_n", &last_n, &found, err)) != CS_OK)
-            goto fail;
-        n = (uint32_t)last_n + 1;
+    uint32_t n = changed ? 0 : w->snap.log_n + 1;
+    int rc;
+    if (!changed && n == 0) {
+        rc = cs_errorf(err, CS_EFULL, "log: 2^32 commands at version %llu changed nothing",
+                       (unsigned long long)v);
+        goto fail;
     }
 
     if (w->ntouched > 1)
@@ -1038,33 +1230,26 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
             w->touched[nt++] = w->touched[i];
 
     w->buf.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &w->buf, msgpack_sbuffer_write);
-    if (msgpack_pack_array(&pk, 3) || msgpack_pack_uint8(&pk, kind) ||
-        msgpack_pack_bin(&pk, len) || (len && msgpack_pack_bin_body(&pk, cmd, len)) ||
-        msgpack_pack_array(&pk, nt * 2)) {
+    if (pack_log_entry(w, kind, cmd, len, nt) != CS_OK) {
         rc = cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < nt; i++)
-        if (msgpack_pack_uint8(&pk, w->touched[i].kind) ||
-            msgpack_pack_uint64(&pk, w->touched[i].id)) {
-            rc = cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
-            goto fail;
-        }
     uint8_t kb[12];
     be64(kb, v);
     be32(kb + 8, n);
     if ((rc = raw_put(w, CS_DB_LOG, kb, 12, w->buf.data, w->buf.size, MDB_APPEND, err)) != CS_OK)
         goto fail;
-    if ((rc = meta_put(s, txn, "log_n", n, err)) != CS_OK ||
-        (changed && (rc = meta_put(s, txn, "version", v, err)) != CS_OK))
+    if (w->has_request && req_reserve(&s->requests) != CS_OK) {
+        rc = cs_errorf(err, CS_ENOMEM, "request index: out of memory");
         goto fail;
+    }
     if ((rc = mdb_txn_commit(txn)) != 0) {
         rc = lmdb_err(err, rc, "committing");
         wtxn_free(w);
         return rc;
     }
+    if (w->has_request)
+        req_insert(&s->requests, w->sched, w->req, v, n);
     /* Publish the allocations of version v, then let snapshots that began
      * at v (and wait for them) go on. */
     pthread_mutex_lock(&s->mu);
@@ -1089,23 +1274,30 @@ fail:
 
 /* ---- compaction ------------------------------------------------------- */
 
+/* Compaction deletes the log entries at or below the floor, and with them
+ * the idempotency records they hold. The cell version and the last
+ * sub-index go to meta, where snapshots find them when the log is empty. */
 int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err)
 {
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc != 0)
-        return lmdb_err(err, rc, "beginning compaction");
-    uint64_t version = meta_or_zero(txn, s->dbi[CS_DB_META], "version");
-    uint64_t old = meta_or_zero(txn, s->dbi[CS_DB_META], "floor");
-    if (floor > version)
-        floor = version;
-    if (floor <= old) {
-        mdb_txn_abort(txn);
-        return CS_OK;
+    pthread_mutex_lock(&s->writer);
+    cs_snap snap = {.store = s};
+    reqidx kept = {0};
+    int rc = mdb_txn_begin(s->env, NULL, 0, &snap.txn);
+    if (rc != 0) {
+        rc = lmdb_err(err, rc, "beginning compaction");
+        goto out;
+    }
+    if ((rc = snap_load_meta(&snap, err)) != CS_OK)
+        goto err_after_txn;
+    if (floor > snap.version)
+        floor = snap.version;
+    if (floor <= snap.floor) {
+        mdb_txn_abort(snap.txn);
+        goto out;
     }
     MDB_cursor *cur;
     MDB_val k, v;
-    if ((rc = mdb_cursor_open(txn, s->dbi[CS_DB_LOG], &cur)) != 0)
+    if ((rc = mdb_cursor_open(snap.txn, s->dbi[CS_DB_LOG], &cur)) != 0)
         goto lmdb_fail;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
         if (k.mv_size != 12 || get_be64(k.mv_data) > floor)
@@ -1116,42 +1308,40 @@ int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err)
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
         goto lmdb_fail;
-    if ((rc = mdb_cursor_open(txn, s->dbi[CS_DB_REQUESTS], &cur)) != 0)
-        goto lmdb_fail;
-    int op = MDB_FIRST;
-    uint8_t next[16];
-    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        if (k.mv_size == 16 && v.mv_size >= 8 && get_be64(v.mv_data) <= floor) {
-            /* Re-seek from the deleted key rather than trust the cursor's
-             * position after a delete: after the last record LMDB leaves
-             * it unset. */
-            memcpy(next, k.mv_data, 16);
-            if ((rc = mdb_cursor_del(cur, 0)) != 0)
-                break;
-            k.mv_size = 16;
-            k.mv_data = next;
-            op = MDB_SET_RANGE;
-        }
+    if ((rc = meta_put(s, snap.txn, "floor", floor, err)) != CS_OK ||
+        (rc = meta_put(s, snap.txn, "version", snap.version, err)) != CS_OK ||
+        (rc = meta_put(s, snap.txn, "log_n", snap.log_n, err)) != CS_OK)
+        goto err_after_txn;
+    /* The index without the dropped records, made before committing so
+     * that nothing can fail after. */
+    if (s->requests.cap > 0 &&
+        req_copy(&s->requests, s->requests.cap, floor + 1, &kept) != CS_OK) {
+        rc = cs_errorf(err, CS_ENOMEM, "compacting the request index: out of memory");
+        goto err_after_txn;
     }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        goto lmdb_fail;
-    if ((rc = meta_put(s, txn, "floor", floor, err)) != CS_OK) {
-        mdb_txn_abort(txn);
-        return rc;
+    if ((rc = mdb_txn_commit(snap.txn)) != 0) {
+        rc = lmdb_err(err, rc, "committing compaction");
+        free(kept.v);
+        goto out;
     }
-    if ((rc = mdb_txn_commit(txn)) != 0)
-        return lmdb_err(err, rc, "committing compaction");
-    return CS_OK;
+    free(s->requests.v);
+    s->requests = kept;
+    goto out;
+
 lmdb_fail:
-    mdb_txn_abort(txn);
-    return lmdb_err(err, rc, "compacting");
+    rc = lmdb_err(err, rc, "compacting");
+err_after_txn:
+    mdb_txn_abort(snap.txn);
+    free(kept.v);
+out:
+    pthread_mutex_unlock(&s->writer);
+    return rc;
 }
 
 /* ---- rebuilding the allocation table at open ---------------------------- */
 
 typedef struct rebuild_ctx {
+    cs_store *s;
     cs_alloc_txn *x;
     cs_error *err;
 } rebuild_ctx;
@@ -1181,24 +1371,30 @@ static int rebuild_log(void *ctx, const log_entry *e)
         if (rc != CS_OK)
             return rc;
     }
+    if (e->has_request) {
+        if (req_reserve(&c->s->requests) != CS_OK)
+            return cs_errorf(c->err, CS_ENOMEM, "request index: out of memory");
+        req_insert(&c->s->requests, e->sched, e->req, e->version, e->n);
+    }
     return CS_OK;
 }
 
 /* The allocations are a function of the task records: the placed tasks give
  * what each machine holds. When each machine last changed comes from the
  * log above the floor (every change touches the machine there); below the
- * floor it no longer matters, since seq is presented raised to the floor. */
+ * floor it no longer matters, since seq is presented raised to the floor.
+ * The same walk of the log indexes the idempotency records. */
 static int rebuild_alloc(cs_store *s, cs_error *err)
 {
     cs_snap snap = {.store = s};
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &snap.txn);
     if (rc != 0)
         return lmdb_err(err, rc, "rebuilding allocations");
-    snap_load_meta(&snap);
     cs_alloc_txn *x;
-    if ((rc = cs_alloc_txn_begin(s->alloc, snap.version, false, &x, err)) != CS_OK)
+    if ((rc = snap_load_meta(&snap, err)) != CS_OK ||
+        (rc = cs_alloc_txn_begin(s->alloc, snap.version, false, &x, err)) != CS_OK)
         goto out;
-    rebuild_ctx c = {x, err};
+    rebuild_ctx c = {s, x, err};
     rec_visit vis = {.kind = CS_KIND_TASK, .task = rebuild_task, .ctx = &c};
     if ((rc = each_record(&snap, &vis, 0, UINT64_MAX, err)) != CS_OK ||
         (rc = each_entry(&snap, snap.floor, 0, rebuild_log, &c, err)) != CS_OK) {

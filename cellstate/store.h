@@ -8,18 +8,26 @@
  * txn/, which is the only writer.
  *
  * Named databases in the environment (docs/design.md has the byte layout):
- *   meta           schema version, cell version, log floor, id counters
+ *   meta           schema version, log floor, id counters; the cell version
+ *                  and last log sub-index as of the last compaction
  *   machines       id -> machine record      machine_names  name -> id
  *   jobs           id -> job record          job_names      name -> id
  *   tasks          id -> task record
- *   log            (version, n) -> logged command and the keys it touched
- *   requests       (scheduler, request) -> first result, for idempotency
+ *   log            (version, n) -> logged command, the keys it touched and,
+ *                  for a transaction, its idempotency record
  *
  * Versions. The cell version counts the commands that changed the store. A
  * command that changes nothing (a transaction whose every claim conflicted)
  * is still logged, under the current version with a sub-index n > 0, so that
  * replaying the log reproduces the store exactly, idempotency records
- * included.
+ * included. The cell version is the version of the last log entry (meta
+ * holds it only for when compaction has emptied the log), so that a commit
+ * writes nothing in meta.
+ *
+ * Idempotency. A transaction's first result is stored in its log entry,
+ * under (scheduler, request), and found through an index the store keeps in
+ * memory and rebuilds from the log at open: an idempotency record lives
+ * exactly as long as its log entry.
  *
  * Derived state. What each machine has allocated (resources, ports, its
  * placed tasks) and its `seq` are not stored: they follow from the task
@@ -32,7 +40,8 @@
  *
  * Threads. A cs_store may be shared by threads: snapshots are LMDB read
  * transactions (MDB_NOTLS, so any thread may hold several); write
- * transactions are serialised by LMDB, one at a time.
+ * transactions (and compaction) run one at a time, each begun and ended by
+ * one thread.
  */
 #ifndef CS_STORE_H
 #define CS_STORE_H
@@ -63,7 +72,6 @@ typedef enum cs_db {
     CS_DB_JOB_NAMES,
     CS_DB_TASKS,
     CS_DB_LOG,
-    CS_DB_REQUESTS,
     CS_DB_COUNT
 } cs_db;
 const char *cs_db_name(cs_db db);
