@@ -19,6 +19,8 @@
 typedef struct entry {
     uint64_t version;
     uint64_t changed;
+    bool known;
+    cs_alloc_spec spec;
     cs_res allocated;
     uint32_t ntasks, nports;
     const cs_id *tasks;
@@ -40,6 +42,8 @@ struct cs_alloc {
 typedef struct ov {
     cs_id machine;
     uint64_t changed;
+    bool known;
+    cs_alloc_spec spec;
     cs_res allocated;
     cs_id *tasks;
     uint32_t ntasks, captasks;
@@ -125,6 +129,8 @@ static void view_of(const entry *e, cs_alloc_view *out)
     out->tasks = e->tasks;
     out->ports = e->ports;
     out->changed = e->changed;
+    out->known = e->known;
+    out->spec = e->spec;
 }
 
 void cs_alloc_get(const cs_alloc *t, cs_id machine, uint64_t version, cs_alloc_view *out)
@@ -223,6 +229,8 @@ static int ov_get(cs_alloc_txn *x, cs_id machine, ov **out, cs_error *err)
     const entry *e = visible(x->t, machine, UINT64_MAX);
     if (e != NULL) {
         o->changed = e->changed;
+        o->known = e->known;
+        o->spec = e->spec;
         o->allocated = e->allocated;
         if (e->ntasks > 0) {
             if ((o->tasks = malloc(e->ntasks * sizeof *o->tasks)) == NULL)
@@ -262,6 +270,8 @@ void cs_alloc_txn_get(const cs_alloc_txn *x, cs_id machine, cs_alloc_view *out)
     out->tasks = o->tasks;
     out->ports = o->ports;
     out->changed = o->changed;
+    out->known = o->known;
+    out->spec = o->spec;
 }
 
 /* Position of the first element >= key in sorted v[0..n), for task ids and
@@ -369,6 +379,17 @@ nomem:
     return cs_errorf(err, CS_ENOMEM, "allocation table: out of memory");
 }
 
+int cs_alloc_txn_spec(cs_alloc_txn *x, cs_id machine, const cs_alloc_spec *spec, cs_error *err)
+{
+    ov *o;
+    int rc = ov_get(x, machine, &o, err);
+    if (rc == CS_OK) {
+        o->known = true;
+        o->spec = *spec;
+    }
+    return rc;
+}
+
 int cs_alloc_txn_changed(cs_alloc_txn *x, cs_id machine, uint64_t version, cs_error *err)
 {
     ov *o;
@@ -394,6 +415,8 @@ static entry *freeze(const ov *o, uint64_t version)
         memcpy(ports, o->ports, pb);
     e->version = version;
     e->changed = o->changed;
+    e->known = o->known;
+    e->spec = o->spec;
     e->allocated = o->allocated;
     e->ntasks = o->ntasks;
     e->nports = o->nports;

@@ -36,6 +36,17 @@
 typedef struct cs_alloc cs_alloc;
 typedef struct cs_alloc_txn cs_alloc_txn;
 
+/* What a machine's record says that judging a claim on it needs. The table
+ * keeps a copy beside the allocation, so that a commit judges its claims
+ * without reading and decoding a machine record per claim (those reads were
+ * about half of a commit's CPU time: docs/benchmarks.md). */
+typedef struct cs_alloc_spec {
+    cs_res capacity;
+    uint16_t port_lo, port_hi;
+    uint8_t state;    /* cs_machine_state */
+    uint64_t version; /* the record's version */
+} cs_alloc_spec;
+
 /* One machine's allocation, borrowed from the table: valid while the
  * snapshot that read it is open (or, in a write transaction, until the next
  * change to that machine). */
@@ -46,6 +57,8 @@ typedef struct cs_alloc_view {
     const cs_id *tasks;    /* their ids, ascending */
     const uint16_t *ports; /* ports they hold, ascending, unique */
     uint64_t changed;      /* cell version of the last placement change here; 0 if none */
+    bool known;            /* the machine's record exists: `spec` is its copy */
+    cs_alloc_spec spec;
 } cs_alloc_view;
 
 int cs_alloc_create(cs_alloc **out, cs_error *err);
@@ -81,6 +94,9 @@ int cs_alloc_txn_remove(cs_alloc_txn *x, cs_id machine, cs_id task, const cs_res
  * it is already there or holds a port in use; CS_ENOMEM. */
 int cs_alloc_txn_add(cs_alloc_txn *x, cs_id machine, cs_id task, const cs_res *res,
                      const uint16_t *ports, uint32_t nports, cs_error *err);
+/* The machine's record was written (or read, rebuilding at open): keep
+ * `spec`, copied. CS_ENOMEM, or CS_EFULL for an id beyond the table. */
+int cs_alloc_txn_spec(cs_alloc_txn *x, cs_id machine, const cs_alloc_spec *spec, cs_error *err);
 /* Raise the machine's `changed` to at least `version` (rebuilding at open
  * from the log). CS_ENOMEM. */
 int cs_alloc_txn_changed(cs_alloc_txn *x, cs_id machine, uint64_t version, cs_error *err);

@@ -3,6 +3,7 @@
 #include "cellstate/mpcheck.h"
 
 #include <stdint.h>
+#include <string.h>
 
 static uint64_t be(const uint8_t *p, int n)
 {
@@ -87,25 +88,238 @@ cs_mp_verdict cs_mp_check(const void *data, size_t len, size_t *end)
     return CS_MP_OK;
 }
 
+/* ---- unpacking in one pass ----------------------------------------------- */
+
+/* The unpacker makes the same objects as msgpack-c's msgpack_unpack (its
+ * type for each format, strings, binaries and extensions pointing into the
+ * input, arrays and maps in the zone) in one pass that also does
+ * cs_mp_check's bounds check: checking and then unpacking walked every
+ * record twice, and msgpack-c's general state machine was the larger part of
+ * decoding a record (docs/benchmarks.md). */
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t len, off;
+    /* Objects declared and not read yet, as in cs_mp_check: a container
+     * whose elements would not fit in what is left is refused before
+     * anything is allocated for it, so what the zone holds stays
+     * proportional to the input. */
+    uint64_t pending;
+    msgpack_zone *zone;
+} rd;
+
+typedef enum rd_status { RD_OK, RD_TRUNCATED, RD_INVALID, RD_NOMEM, RD_DEEP } rd_status;
+
+static rd_status rd_take(rd *r, size_t n, const uint8_t **out)
+{
+    if (r->len - r->off < n)
+        return RD_TRUNCATED;
+    *out = r->p + r->off;
+    r->off += n;
+    return RD_OK;
+}
+
+/* `n` more bytes as a big-endian count or length. */
+static rd_status rd_uint(rd *r, int n, uint64_t *out)
+{
+    const uint8_t *b;
+    rd_status st = rd_take(r, (size_t)n, &b);
+    if (st == RD_OK)
+        *out = be(b, n);
+    return st;
+}
+
+static rd_status rd_bytes(rd *r, uint64_t n, const char **ptr, uint32_t *size)
+{
+    const uint8_t *b;
+    if (n > r->len - r->off)
+        return RD_TRUNCATED;
+    rd_take(r, (size_t)n, &b);
+    *ptr = (const char *)b;
+    *size = (uint32_t)n;
+    return RD_OK;
+}
+
+/* Declare `n` elements of a container; refuse them if they cannot fit. */
+static rd_status rd_declare(rd *r, uint64_t n)
+{
+    r->pending += n;
+    return r->pending > r->len - r->off ? RD_TRUNCATED : RD_OK;
+}
+
+static rd_status rd_obj(rd *r, msgpack_object *o, int depth);
+
+static rd_status rd_array(rd *r, uint64_t n, msgpack_object *o, int depth)
+{
+    rd_status st = rd_declare(r, n);
+    if (st != RD_OK)
+        return st;
+    if (n > 0 && depth >= CS_MP_DEPTH_MAX)
+        return RD_DEEP;
+    o->type = MSGPACK_OBJECT_ARRAY;
+    o->via.array.size = (uint32_t)n;
+    o->via.array.ptr = msgpack_zone_malloc(r->zone, (size_t)n * sizeof(msgpack_object));
+    if (o->via.array.ptr == NULL)
+        return RD_NOMEM;
+    for (uint64_t i = 0; i < n; i++)
+        if ((st = rd_obj(r, &o->via.array.ptr[i], depth + 1)) != RD_OK)
+            return st;
+    return RD_OK;
+}
+
+static rd_status rd_map(rd *r, uint64_t n, msgpack_object *o, int depth)
+{
+    rd_status st = rd_declare(r, 2 * n);
+    if (st != RD_OK)
+        return st;
+    if (n > 0 && depth >= CS_MP_DEPTH_MAX)
+        return RD_DEEP;
+    o->type = MSGPACK_OBJECT_MAP;
+    o->via.map.size = (uint32_t)n;
+    o->via.map.ptr = msgpack_zone_malloc(r->zone, (size_t)n * sizeof(msgpack_object_kv));
+    if (o->via.map.ptr == NULL)
+        return RD_NOMEM;
+    for (uint64_t i = 0; i < n; i++)
+        if ((st = rd_obj(r, &o->via.map.ptr[i].key, depth + 1)) != RD_OK ||
+            (st = rd_obj(r, &o->via.map.ptr[i].val, depth + 1)) != RD_OK)
+            return st;
+    return RD_OK;
+}
+
+static rd_status rd_ext(rd *r, uint64_t n, msgpack_object *o)
+{
+    const uint8_t *t;
+    rd_status st = rd_take(r, 1, &t);
+    if (st != RD_OK)
+        return st;
+    o->type = MSGPACK_OBJECT_EXT;
+    o->via.ext.type = (int8_t)t[0];
+    return rd_bytes(r, n, &o->via.ext.ptr, &o->via.ext.size);
+}
+
+/* A signed integer: msgpack-c types the non-negative ones as positive. */
+static void set_int(msgpack_object *o, int64_t v)
+{
+    if (v < 0) {
+        o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        o->via.i64 = v;
+    } else {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = (uint64_t)v;
+    }
+}
+
+static rd_status rd_obj(rd *r, msgpack_object *o, int depth)
+{
+    const uint8_t *b;
+    rd_status st = rd_take(r, 1, &b);
+    if (st != RD_OK)
+        return st;
+    r->pending--;
+    uint8_t c = b[0];
+    uint64_t n = 0;
+    if (c <= 0x7f) {
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = c;
+        return RD_OK;
+    }
+    if (c >= 0xe0) {
+        set_int(o, (int8_t)c);
+        return RD_OK;
+    }
+    if (c <= 0x8f)
+        return rd_map(r, c & 0x0fu, o, depth);
+    if (c <= 0x9f)
+        return rd_array(r, c & 0x0fu, o, depth);
+    if (c <= 0xbf) {
+        o->type = MSGPACK_OBJECT_STR;
+        return rd_bytes(r, c & 0x1fu, &o->via.str.ptr, &o->via.str.size);
+    }
+    switch (c) {
+    case 0xc0:
+        o->type = MSGPACK_OBJECT_NIL;
+        return RD_OK;
+    case 0xc2:
+    case 0xc3:
+        o->type = MSGPACK_OBJECT_BOOLEAN;
+        o->via.boolean = c == 0xc3;
+        return RD_OK;
+    case 0xc4: case 0xc5: case 0xc6: /* bin 8, 16, 32 */
+        if ((st = rd_uint(r, 1 << (c - 0xc4), &n)) != RD_OK)
+            return st;
+        o->type = MSGPACK_OBJECT_BIN;
+        return rd_bytes(r, n, &o->via.bin.ptr, &o->via.bin.size);
+    case 0xc7: case 0xc8: case 0xc9: /* ext 8, 16, 32 */
+        if ((st = rd_uint(r, 1 << (c - 0xc7), &n)) != RD_OK)
+            return st;
+        return rd_ext(r, n, o);
+    case 0xca: /* float 32 */
+        if ((st = rd_uint(r, 4, &n)) != RD_OK)
+            return st;
+        float f;
+        uint32_t f32 = (uint32_t)n;
+        memcpy(&f, &f32, sizeof f);
+        o->type = MSGPACK_OBJECT_FLOAT32;
+        o->via.f64 = (double)f;
+        return RD_OK;
+    case 0xcb: /* float 64 */
+        if ((st = rd_uint(r, 8, &n)) != RD_OK)
+            return st;
+        o->type = MSGPACK_OBJECT_FLOAT64;
+        memcpy(&o->via.f64, &n, sizeof n);
+        return RD_OK;
+    case 0xcc: case 0xcd: case 0xce: case 0xcf: /* uint 8 .. 64 */
+        if ((st = rd_uint(r, 1 << (c - 0xcc), &n)) != RD_OK)
+            return st;
+        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+        o->via.u64 = n;
+        return RD_OK;
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: { /* int 8 .. 64 */
+        int bytes = 1 << (c - 0xd0);
+        if ((st = rd_uint(r, bytes, &n)) != RD_OK)
+            return st;
+        /* Sign-extend from the encoded width. */
+        int shift = 64 - 8 * bytes;
+        set_int(o, (int64_t)(n << shift) >> shift);
+        return RD_OK;
+    }
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: /* fixext 1 .. 16 */
+        return rd_ext(r, 1u << (c - 0xd4), o);
+    case 0xd9: case 0xda: case 0xdb: /* str 8, 16, 32 */
+        if ((st = rd_uint(r, 1 << (c - 0xd9), &n)) != RD_OK)
+            return st;
+        o->type = MSGPACK_OBJECT_STR;
+        return rd_bytes(r, n, &o->via.str.ptr, &o->via.str.size);
+    case 0xdc: case 0xdd: /* array 16, 32 */
+        if ((st = rd_uint(r, c == 0xdc ? 2 : 4, &n)) != RD_OK)
+            return st;
+        return rd_array(r, n, o, depth);
+    case 0xde: case 0xdf: /* map 16, 32 */
+        if ((st = rd_uint(r, c == 0xde ? 2 : 4, &n)) != RD_OK)
+            return st;
+        return rd_map(r, n, o, depth);
+    default:
+        return RD_INVALID; /* 0xc1: never used */
+    }
+}
+
 int cs_mp_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *out, int code,
                  const char *what, cs_error *err)
 {
-    size_t end = 0;
-    switch (cs_mp_check(data, len, &end)) {
-    case CS_MP_TRUNCATED:
-        return cs_errorf(err, code, "%s: truncated (%zu bytes)", what, len);
-    case CS_MP_INVALID:
-        return cs_errorf(err, code, "%s: not valid msgpack", what);
-    case CS_MP_OK:
+    rd r = {data, len, 0, 1, zone};
+    switch (rd_obj(&r, out, 0)) {
+    case RD_OK:
         break;
-    }
-    if (end != len)
-        return cs_errorf(err, code, "%s: %zu trailing bytes", what, len - end);
-    size_t off = 0;
-    msgpack_unpack_return r = msgpack_unpack(data, len, &off, zone, out);
-    if (r == MSGPACK_UNPACK_NOMEM_ERROR)
-        return cs_errorf(err, CS_ENOMEM, "%s: out of memory", what);
-    if (r != MSGPACK_UNPACK_SUCCESS || off != len)
+    case RD_TRUNCATED:
+        return cs_errorf(err, code, "%s: truncated (%zu bytes)", what, len);
+    case RD_INVALID:
         return cs_errorf(err, code, "%s: not valid msgpack", what);
+    case RD_DEEP:
+        return cs_errorf(err, code, "%s: nested deeper than %d levels", what, CS_MP_DEPTH_MAX);
+    case RD_NOMEM:
+        return cs_errorf(err, CS_ENOMEM, "%s: out of memory", what);
+    }
+    if (r.off != len)
+        return cs_errorf(err, code, "%s: %zu trailing bytes", what, len - r.off);
     return CS_OK;
 }

@@ -28,11 +28,18 @@ typedef enum cs_mp_verdict {
  * ends; bytes after it are the caller's to refuse. Pure: reads only. */
 cs_mp_verdict cs_mp_check(const void *data, size_t len, size_t *end);
 
-/* Check, then unpack exactly one object spanning all of data[0..len) into
- * `zone` (the object's arrays live there; its strings point into `data`).
- * On failure returns `code` (CS_ECORRUPT for stored records, CS_EPROTO for
- * what arrives from outside) with "<what>: truncated", "<what>: not valid
- * msgpack" or "<what>: N trailing bytes" in `err`. */
+/* Containers nested deeper than this are refused (msgpack-c's unpacker has
+ * the same limit). */
+#define CS_MP_DEPTH_MAX 32
+
+/* Unpack exactly one object spanning all of data[0..len) into `zone` (the
+ * object's arrays and maps live there; its strings, binaries and extensions
+ * point into `data`), with the same objects as msgpack-c's msgpack_unpack
+ * and the same bounds as cs_mp_check, in one pass. On failure returns `code`
+ * (CS_ECORRUPT for stored records, CS_EPROTO for what arrives from outside)
+ * with "<what>: truncated", "<what>: not valid msgpack", "<what>: nested
+ * deeper than 32 levels" or "<what>: N trailing bytes" in `err`; CS_ENOMEM
+ * when the zone cannot grow. */
 int cs_mp_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *out, int code,
                  const char *what, cs_error *err);
 

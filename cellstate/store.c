@@ -132,21 +132,108 @@ struct cs_snap {
     MDB_txn *txn;
     uint64_t version, floor;
     uint32_t log_n;        /* sub-index of the last log entry at `version` */
+    /* In a write transaction: a cursor on tasks for the point reads and
+     * writes of a commit, opened on first use and closed with the
+     * transaction. Claims name tasks that share leaves (a job's tasks are
+     * adjacent), and LMDB searches the cursor's current leaf before
+     * descending from the root, which mdb_get and mdb_put always do. */
+    MDB_cursor *tasks;
     bool in_wtxn;          /* a view of a write transaction: not closed by cs_snap_close */
     cs_alloc_txn *alloc;   /* in a write transaction: its allocation changes */
     cs_snap *rprev, *rnext; /* the registry list (readers only) */
 };
 
-typedef struct touched {
-    uint8_t kind;
-    cs_id id;
-} touched;
+typedef struct idvec {
+    cs_id *v;
+    size_t n, cap;
+} idvec;
+
+static int ids_push(idvec *s, cs_id id)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        cs_id *v = realloc(s->v, cap * sizeof *v);
+        if (v == NULL)
+            return CS_ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    s->v[s->n++] = id;
+    return CS_OK;
+}
+
+static void swap_ids(cs_id *a, cs_id *b)
+{
+    cs_id t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Quicksort (median of three, insertion sort below 16) with the comparison
+ * inlined: qsort's merge sort allocates and calls a comparison function per
+ * step, which cost 7% of a 100-claim commit's instructions. */
+static void sort_ids(cs_id *v, size_t n)
+{
+    while (n > 16) {
+        size_t m = n / 2;
+        if (v[m] < v[0])
+            swap_ids(&v[m], &v[0]);
+        if (v[n - 1] < v[0])
+            swap_ids(&v[n - 1], &v[0]);
+        if (v[n - 1] < v[m])
+            swap_ids(&v[n - 1], &v[m]);
+        cs_id pivot = v[m];
+        size_t i = 0, j = n - 1;
+        for (;;) {
+            while (v[i] < pivot)
+                i++;
+            while (pivot < v[j])
+                j--;
+            if (i >= j)
+                break;
+            swap_ids(&v[i++], &v[j--]);
+        }
+        /* v[0..j] <= pivot <= v[j+1..n): recurse on the smaller side. */
+        if (j + 1 < n - j - 1) {
+            sort_ids(v, j + 1);
+            v += j + 1;
+            n -= j + 1;
+        } else {
+            sort_ids(v + j + 1, n - j - 1);
+            n = j + 1;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        cs_id x = v[i];
+        size_t k = i;
+        for (; k > 0 && v[k - 1] > x; k--)
+            v[k] = v[k - 1];
+        v[k] = x;
+    }
+}
+
+/* Sort and drop repeats; returns the new count. A commit's tasks usually
+ * come in order already. */
+static size_t sort_unique(cs_id *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    size_t sorted = 1;
+    while (sorted < n && v[sorted - 1] <= v[sorted])
+        sorted++;
+    if (sorted < n)
+        sort_ids(v, n);
+    size_t w = 1;
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != v[w - 1])
+            v[w++] = v[i];
+    return w;
+}
 
 struct cs_wtxn {
     cs_snap snap;
     uint64_t new_version;
-    touched *touched;    /* keys this transaction wrote, for the log entry */
-    size_t ntouched, captouched;
+    idvec touched[CS_KIND_COUNT]; /* keys this transaction wrote, for the log entry */
     msgpack_sbuffer buf; /* encoding scratch */
     /* The idempotency record put in this transaction, for its log entry. */
     bool has_request;
@@ -442,32 +529,71 @@ static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
     return m > c ? m : c;
 }
 
-/* Fill a decoded machine's derived part from the allocation table as this
- * snapshot sees it. The ports are copied into `a` with the record. */
-static int derive_machine(cs_snap *snap, cs_machine *m, cs_arena *a, cs_error *err)
+static void spec_of(const cs_machine *m, cs_alloc_spec *out)
 {
-    cs_alloc_view v;
+    *out = (cs_alloc_spec){m->capacity, m->port_lo, m->port_hi, m->state, m->version};
+}
+
+static void alloc_view(cs_snap *snap, cs_id machine, cs_alloc_view *v)
+{
     if (snap->alloc != NULL)
-        cs_alloc_txn_get(snap->alloc, m->id, &v);
+        cs_alloc_txn_get(snap->alloc, machine, v);
     else
-        cs_alloc_get(snap->store->alloc, m->id, snap->version, &v);
-    m->allocated = v.allocated;
-    m->ntasks = v.ntasks;
-    m->nports = v.nports;
+        cs_alloc_get(snap->store->alloc, machine, snap->version, v);
+}
+
+/* Fill a machine's derived part from the allocation view `v`. The ports
+ * are copied into `a` with the record. */
+static int derive_from(cs_snap *snap, const cs_alloc_view *v, cs_machine *m, cs_arena *a,
+                       cs_error *err)
+{
+    m->allocated = v->allocated;
+    m->ntasks = v->ntasks;
+    m->nports = v->nports;
     m->ports = NULL;
-    if (v.nports > 0) {
-        if ((m->ports = cs_arena_alloc(a, v.nports * sizeof *m->ports)) == NULL)
+    if (v->nports > 0) {
+        if ((m->ports = cs_arena_alloc(a, v->nports * sizeof *m->ports)) == NULL)
             return cs_errorf(err, CS_ENOMEM, "machine %llu: out of memory",
                              (unsigned long long)m->id);
-        memcpy(m->ports, v.ports, v.nports * sizeof *m->ports);
+        memcpy(m->ports, v->ports, v->nports * sizeof *m->ports);
     }
     /* seq: the last change, record or placement. Raised to the floor so
      * that a store reopened after compaction, which learns placement
      * changes from the log above the floor only, presents the same value. */
-    m->seq = max3(m->version, v.changed, snap->floor);
-    if (v.changed > m->version)
-        m->version = v.changed;
+    m->seq = max3(m->version, v->changed, snap->floor);
+    if (v->changed > m->version)
+        m->version = v->changed;
     return CS_OK;
+}
+
+/* Fill a decoded machine's derived part from the allocation table as this
+ * snapshot sees it. */
+static int derive_machine(cs_snap *snap, cs_machine *m, cs_arena *a, cs_error *err)
+{
+    cs_alloc_view v;
+    alloc_view(snap, m->id, &v);
+    return derive_from(snap, &v, m, a, err);
+}
+
+static int get_by_id(cs_snap *snap, cs_kind kind, cs_id id, cs_arena *a, void *out,
+                     cs_error *err);
+
+int cs_snap_machine_fit(cs_snap *snap, cs_id id, cs_arena *a, cs_machine *out, cs_error *err)
+{
+    cs_alloc_view v;
+    alloc_view(snap, id, &v);
+    /* Not in the table: absent, or a record that could not be decoded at
+     * open. Reading the record says which, in the usual words. */
+    if (!v.known)
+        return get_by_id(snap, CS_KIND_MACHINE, id, a, out, err);
+    memset(out, 0, sizeof *out);
+    out->id = id;
+    out->capacity = v.spec.capacity;
+    out->port_lo = v.spec.port_lo;
+    out->port_hi = v.spec.port_hi;
+    out->state = v.spec.state;
+    out->version = v.spec.version;
+    return derive_from(snap, &v, out, a, err);
 }
 
 uint64_t cs_snap_version(const cs_snap *snap) { return snap->version; }
@@ -496,6 +622,20 @@ static int rec_decode(cs_kind kind, const MDB_val *v, cs_arena *a, void *out, cs
     }
 }
 
+/* The write transaction's cursor on tasks (see cs_snap). */
+static int tasks_cursor(cs_snap *snap, MDB_cursor **out, cs_error *err)
+{
+    if (snap->tasks == NULL) {
+        int rc = mdb_cursor_open(snap->txn, snap->store->dbi[CS_DB_TASKS], &snap->tasks);
+        if (rc != 0) {
+            snap->tasks = NULL;
+            return lmdb_err(err, rc, "opening the tasks cursor");
+        }
+    }
+    *out = snap->tasks;
+    return CS_OK;
+}
+
 static int get_by_id(cs_snap *snap, cs_kind kind, cs_id id, cs_arena *a, void *out,
                      cs_error *err)
 {
@@ -503,7 +643,15 @@ static int get_by_id(cs_snap *snap, cs_kind kind, cs_id id, cs_arena *a, void *o
     uint8_t kb[8];
     be64(kb, id);
     MDB_val k = {8, kb}, v;
-    int rc = mdb_get(snap->txn, snap->store->dbi[db], &k, &v);
+    MDB_cursor *cur = NULL;
+    int rc;
+    if (kind == CS_KIND_TASK && snap->in_wtxn) {
+        if ((rc = tasks_cursor(snap, &cur, err)) != CS_OK)
+            return rc;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    } else {
+        rc = mdb_get(snap->txn, snap->store->dbi[db], &k, &v);
+    }
     if (rc == MDB_NOTFOUND)
         return cs_errorf(err, CS_ENOTFOUND, "unknown %s %llu", kind_names[kind],
                          (unsigned long long)id);
@@ -664,10 +812,7 @@ int cs_snap_each_task_on_machine(cs_snap *snap, cs_id machine, cs_task_fn fn, vo
                                  cs_error *err)
 {
     cs_alloc_view v;
-    if (snap->alloc != NULL)
-        cs_alloc_txn_get(snap->alloc, machine, &v);
-    else
-        cs_alloc_get(snap->store->alloc, machine, snap->version, &v);
+    alloc_view(snap, machine, &v);
     if (v.ntasks == 0)
         return CS_OK;
     /* Copy the ids: in a write transaction the callback may change them. */
@@ -843,45 +988,8 @@ int cs_snap_each_log(cs_snap *snap, uint64_t since, cs_log_fn fn, void *ctx, cs_
     return each_entry(snap, since, 0, log_visit, &c, err);
 }
 
-typedef struct ids {
-    cs_id *v;
-    size_t n, cap;
-} ids;
-
-static int ids_push(ids *s, cs_id id)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        cs_id *v = realloc(s->v, cap * sizeof *v);
-        if (v == NULL)
-            return CS_ENOMEM;
-        s->v = v;
-        s->cap = cap;
-    }
-    s->v[s->n++] = id;
-    return CS_OK;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-    cs_id x = *(const cs_id *)a, y = *(const cs_id *)b;
-    return x < y ? -1 : x > y;
-}
-
-static size_t sort_unique(cs_id *v, size_t n)
-{
-    if (n == 0)
-        return 0;
-    qsort(v, n, sizeof *v, cmp_id);
-    size_t w = 1;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] != v[w - 1])
-            v[w++] = v[i];
-    return w;
-}
-
 typedef struct changes_ctx {
-    ids s[CS_KIND_COUNT];
+    idvec s[CS_KIND_COUNT];
     cs_error *err;
 } changes_ctx;
 
@@ -973,7 +1081,8 @@ static void wtxn_free(cs_wtxn *w)
     cs_alloc_txn_discard(w->snap.alloc);
     msgpack_sbuffer_destroy(&w->buf);
     msgpack_sbuffer_destroy(&w->result);
-    free(w->touched);
+    for (int k = 0; k < CS_KIND_COUNT; k++)
+        free(w->touched[k].v);
     free(w);
     pthread_mutex_unlock(&s->writer);
 }
@@ -1017,23 +1126,18 @@ int cs_wtxn_next_job_id(cs_wtxn *w, cs_id *out, cs_error *err)
 
 static int touch(cs_wtxn *w, uint8_t kind, cs_id id, cs_error *err)
 {
-    if (w->ntouched == w->captouched) {
-        size_t cap = w->captouched ? w->captouched * 2 : 64;
-        touched *t = realloc(w->touched, cap * sizeof *t);
-        if (t == NULL)
-            return cs_errorf(err, CS_ENOMEM, "write transaction: out of memory");
-        w->touched = t;
-        w->captouched = cap;
-    }
-    w->touched[w->ntouched++] = (touched){kind, id};
+    if (ids_push(&w->touched[kind], id) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "write transaction: out of memory");
     return CS_OK;
 }
 
-static int raw_put(cs_wtxn *w, cs_db db, const void *key, size_t klen, const void *val,
-                   size_t vlen, unsigned flags, cs_error *err)
+/* Put through `cur` when not NULL (a cursor on `db`), else mdb_put. */
+static int raw_put(cs_wtxn *w, cs_db db, MDB_cursor *cur, const void *key, size_t klen,
+                   const void *val, size_t vlen, unsigned flags, cs_error *err)
 {
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-    int rc = mdb_put(w->snap.txn, w->snap.store->dbi[db], &k, &v, flags);
+    int rc = cur != NULL ? mdb_cursor_put(cur, &k, &v, flags)
+                         : mdb_put(w->snap.txn, w->snap.store->dbi[db], &k, &v, flags);
     if (rc != 0)
         return lmdb_err(err, rc, db_names[db]);
     w->snap.store->puts++;
@@ -1045,14 +1149,18 @@ static int put_encoded(cs_wtxn *w, cs_db db, cs_id id, cs_error *err)
 {
     uint8_t kb[8];
     be64(kb, id);
-    return raw_put(w, db, kb, 8, w->buf.data, w->buf.size, 0, err);
+    MDB_cursor *cur = NULL;
+    int rc;
+    if (db == CS_DB_TASKS && (rc = tasks_cursor(&w->snap, &cur, err)) != CS_OK)
+        return rc;
+    return raw_put(w, db, cur, kb, 8, w->buf.data, w->buf.size, 0, err);
 }
 
 static int put_name(cs_wtxn *w, cs_db db, const char *name, cs_id id, cs_error *err)
 {
     uint8_t vb[8];
     be64(vb, id);
-    return raw_put(w, db, name, strlen(name), vb, 8, 0, err);
+    return raw_put(w, db, NULL, name, strlen(name), vb, 8, 0, err);
 }
 
 int cs_wtxn_put_machine(cs_wtxn *w, const cs_machine *m, bool create, cs_error *err)
@@ -1065,6 +1173,10 @@ int cs_wtxn_put_machine(cs_wtxn *w, const cs_machine *m, bool create, cs_error *
         return cs_errorf(err, rc, "encoding machine %s", m->name);
     if ((rc = put_encoded(w, CS_DB_MACHINES, m->id, err)) != CS_OK ||
         (create && (rc = put_name(w, CS_DB_MACHINE_NAMES, m->name, m->id, err)) != CS_OK))
+        return rc;
+    cs_alloc_spec spec;
+    spec_of(&rec, &spec);
+    if ((rc = cs_alloc_txn_spec(w->snap.alloc, m->id, &spec, err)) != CS_OK)
         return rc;
     return touch(w, CS_KIND_MACHINE, m->id, err);
 }
@@ -1176,26 +1288,23 @@ int cs_wtxn_request_put(cs_wtxn *w, uint64_t sched, uint64_t req, const void *da
     return CS_OK;
 }
 
-static int cmp_touched(const void *a, const void *b)
+/* The touched keys are sorted and unique per kind, kinds in order. */
+static int pack_log_entry(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len)
 {
-    const touched *x = a, *y = b;
-    if (x->kind != y->kind)
-        return x->kind < y->kind ? -1 : 1;
-    return x->id < y->id ? -1 : x->id > y->id;
-}
-
-static int pack_log_entry(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, size_t nt)
-{
+    size_t nt = 0;
+    for (int k = 0; k < CS_KIND_COUNT; k++)
+        nt += w->touched[k].n;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &w->buf, msgpack_sbuffer_write);
     if (msgpack_pack_array(&pk, 4) || msgpack_pack_uint8(&pk, kind) ||
         msgpack_pack_bin(&pk, len) || (len && msgpack_pack_bin_body(&pk, cmd, len)) ||
         msgpack_pack_array(&pk, nt * 2))
         return CS_ENOMEM;
-    for (size_t i = 0; i < nt; i++)
-        if (msgpack_pack_uint8(&pk, w->touched[i].kind) ||
-            msgpack_pack_uint64(&pk, w->touched[i].id))
-            return CS_ENOMEM;
+    for (int k = 0; k < CS_KIND_COUNT; k++)
+        for (size_t i = 0; i < w->touched[k].n; i++)
+            if (msgpack_pack_uint8(&pk, (uint8_t)k) ||
+                msgpack_pack_uint64(&pk, w->touched[k].v[i]))
+                return CS_ENOMEM;
     if (!w->has_request)
         return msgpack_pack_nil(&pk) ? CS_ENOMEM : CS_OK;
     if (msgpack_pack_array(&pk, 3) || msgpack_pack_uint64(&pk, w->sched) ||
@@ -1210,7 +1319,9 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
 {
     cs_store *s = w->snap.store;
     MDB_txn *txn = w->snap.txn;
-    bool changed = w->ntouched > 0;
+    bool changed = false;
+    for (int k = 0; k < CS_KIND_COUNT; k++)
+        changed |= w->touched[k].n > 0;
     uint64_t v = changed ? w->new_version : w->snap.version;
     /* Sub-index: 0 for the command that made version v, 1.. for commands
      * logged at v that changed nothing. */
@@ -1222,22 +1333,18 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
         goto fail;
     }
 
-    if (w->ntouched > 1)
-        qsort(w->touched, w->ntouched, sizeof *w->touched, cmp_touched);
-    size_t nt = 0;
-    for (size_t i = 0; i < w->ntouched; i++)
-        if (nt == 0 || cmp_touched(&w->touched[i], &w->touched[nt - 1]) != 0)
-            w->touched[nt++] = w->touched[i];
-
+    for (int k = 0; k < CS_KIND_COUNT; k++)
+        w->touched[k].n = sort_unique(w->touched[k].v, w->touched[k].n);
     w->buf.size = 0;
-    if (pack_log_entry(w, kind, cmd, len, nt) != CS_OK) {
+    if (pack_log_entry(w, kind, cmd, len) != CS_OK) {
         rc = cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
         goto fail;
     }
     uint8_t kb[12];
     be64(kb, v);
     be32(kb + 8, n);
-    if ((rc = raw_put(w, CS_DB_LOG, kb, 12, w->buf.data, w->buf.size, MDB_APPEND, err)) != CS_OK)
+    rc = raw_put(w, CS_DB_LOG, NULL, kb, 12, w->buf.data, w->buf.size, MDB_APPEND, err);
+    if (rc != CS_OK)
         goto fail;
     if (w->has_request && req_reserve(&s->requests) != CS_OK) {
         rc = cs_errorf(err, CS_ENOMEM, "request index: out of memory");
@@ -1356,6 +1463,42 @@ static int rebuild_task(void *ctx, const cs_task *t)
     return cs_alloc_txn_add(c->x, t->machine, t->id, &t->res, t->ports, t->nports, c->err);
 }
 
+/* Copy every machine's spec into the table. A record that does not decode
+ * is left out rather than stop the open: reading it reports it (unlike a
+ * corrupt task record, it hides nothing the table must hold). */
+static int rebuild_machines(cs_snap *snap, cs_alloc_txn *x, cs_error *err)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(snap->txn, snap->store->dbi[CS_DB_MACHINES], &cur);
+    if (rc != 0)
+        return lmdb_err(err, rc, "opening cursor");
+    cs_arena a;
+    cs_arena_init(&a);
+    MDB_val k, v;
+    int result = CS_OK;
+    while (result == CS_OK && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        cs_machine m;
+        cs_alloc_spec spec;
+        cs_arena_reset(&a);
+        result = cs_machine_decode(v.mv_data, v.mv_size, &a, &m, err);
+        if (result == CS_ECORRUPT) {
+            cs_error_clear(err);
+            result = CS_OK;
+            continue;
+        }
+        /* Keyed as cs_snap_machine looks it up. */
+        if (result == CS_OK && k.mv_size == 8) {
+            spec_of(&m, &spec);
+            result = cs_alloc_txn_spec(x, get_be64(k.mv_data), &spec, err);
+        }
+    }
+    if (result == CS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        result = lmdb_err(err, rc, "iterating machines");
+    cs_arena_free(&a);
+    mdb_cursor_close(cur);
+    return result;
+}
+
 static int rebuild_log(void *ctx, const log_entry *e)
 {
     rebuild_ctx *c = ctx;
@@ -1397,6 +1540,7 @@ static int rebuild_alloc(cs_store *s, cs_error *err)
     rebuild_ctx c = {s, x, err};
     rec_visit vis = {.kind = CS_KIND_TASK, .task = rebuild_task, .ctx = &c};
     if ((rc = each_record(&snap, &vis, 0, UINT64_MAX, err)) != CS_OK ||
+        (rc = rebuild_machines(&snap, x, err)) != CS_OK ||
         (rc = each_entry(&snap, snap.floor, 0, rebuild_log, &c, err)) != CS_OK) {
         cs_alloc_txn_discard(x);
         cs_error_wrap(err, rc, "rebuilding allocations");

@@ -108,6 +108,13 @@ int cs_snap_job(cs_snap *snap, cs_id id, cs_arena *a, cs_job *out, cs_error *err
 int cs_snap_job_by_name(cs_snap *snap, const char *name, cs_arena *a, cs_job *out, cs_error *err);
 int cs_snap_task(cs_snap *snap, cs_id id, cs_arena *a, cs_task *out, cs_error *err);
 
+/* What judging a claim needs of machine `id` (capacity, port range, state,
+ * version, and the derived allocation, ports, ntasks and seq), as
+ * cs_snap_machine gives them, but from the copy the store keeps in memory:
+ * no record is read or decoded. Name and attributes are left empty. The
+ * ports live in `a`. CS_ENOTFOUND (with a message) when absent. */
+int cs_snap_machine_fit(cs_snap *snap, cs_id id, cs_arena *a, cs_machine *out, cs_error *err);
+
 /* Iteration, in id order. The record passed to the callback is valid only
  * during the call (the iterator resets its arena after each). A callback
  * returns 0 to go on, anything else to stop; that value is then returned. */
