@@ -2,6 +2,8 @@
  * in-memory chains (see alloc.h). */
 #include "cellstate/alloc.h"
 
+#include "cellstate/arena.h"
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,10 +34,13 @@ typedef _Atomic(entry *) slot;
 
 struct cs_alloc {
     _Atomic(slot *) *chunks; /* NCHUNKS pointers */
-    /* Machines whose chain holds more than one entry: the writer trims them
-     * as readers move on. Writer-only. */
+    /* Machines whose chain holds more than one entry, each once: the
+     * writer trims them as readers move on. Writer-only. */
     cs_id *pending;
     size_t npending, cappending;
+    /* A machine could not be added to `pending` (out of memory): the next
+     * trim finds the long chains by walking the whole table. */
+    bool lost;
 };
 
 /* A machine's allocation being changed by a write transaction. */
@@ -53,6 +58,9 @@ typedef struct ov {
 
 struct cs_alloc_txn {
     cs_alloc *t;
+    /* The overlay's task and port arrays: they all die with the
+     * transaction, and a commit touches a hundred machines. */
+    cs_arena a;
     uint64_t version;
     bool stamp;
     ov *v;
@@ -147,6 +155,7 @@ int cs_alloc_txn_begin(cs_alloc *t, uint64_t version, bool stamp, cs_alloc_txn *
     if (x == NULL)
         return cs_errorf(err, CS_ENOMEM, "allocation table: out of memory");
     x->t = t;
+    cs_arena_init(&x->a);
     x->version = version;
     x->stamp = stamp;
     *out = x;
@@ -157,10 +166,7 @@ void cs_alloc_txn_discard(cs_alloc_txn *x)
 {
     if (x == NULL)
         return;
-    for (uint32_t i = 0; i < x->n; i++) {
-        free(x->v[i].tasks);
-        free(x->v[i].ports);
-    }
+    cs_arena_free(&x->a);
     free(x->v);
     free(x->index);
     free(x);
@@ -233,16 +239,14 @@ static int ov_get(cs_alloc_txn *x, cs_id machine, ov **out, cs_error *err)
         o->spec = e->spec;
         o->allocated = e->allocated;
         if (e->ntasks > 0) {
-            if ((o->tasks = malloc(e->ntasks * sizeof *o->tasks)) == NULL)
+            if ((o->tasks = cs_arena_alloc(&x->a, e->ntasks * sizeof *o->tasks)) == NULL)
                 goto nomem;
             memcpy(o->tasks, e->tasks, e->ntasks * sizeof *o->tasks);
             o->ntasks = o->captasks = e->ntasks;
         }
         if (e->nports > 0) {
-            if ((o->ports = malloc(e->nports * sizeof *o->ports)) == NULL) {
-                free(o->tasks);
+            if ((o->ports = cs_arena_alloc(&x->a, e->nports * sizeof *o->ports)) == NULL)
                 goto nomem;
-            }
             memcpy(o->ports, e->ports, e->nports * sizeof *o->ports);
             o->nports = o->capports = e->nports;
         }
@@ -346,9 +350,11 @@ int cs_alloc_txn_add(cs_alloc_txn *x, cs_id machine, cs_id task, const cs_res *r
     }
     if (o->ntasks == o->captasks) {
         uint32_t cap = o->captasks ? o->captasks * 2 : 8;
-        cs_id *v = realloc(o->tasks, cap * sizeof *v);
+        cs_id *v = cs_arena_alloc(&x->a, cap * sizeof *v);
         if (v == NULL)
             goto nomem;
+        if (o->ntasks > 0)
+            memcpy(v, o->tasks, o->ntasks * sizeof *v);
         o->tasks = v;
         o->captasks = cap;
     }
@@ -356,9 +362,11 @@ int cs_alloc_txn_add(cs_alloc_txn *x, cs_id machine, cs_id task, const cs_res *r
         uint32_t cap = o->capports ? o->capports : 8;
         while (cap < o->nports + nports)
             cap *= 2;
-        uint16_t *v = realloc(o->ports, cap * sizeof *v);
+        uint16_t *v = cs_arena_alloc(&x->a, cap * sizeof *v);
         if (v == NULL)
             goto nomem;
+        if (o->nports > 0)
+            memcpy(v, o->ports, o->nports * sizeof *v);
         o->ports = v;
         o->capports = cap;
     }
@@ -440,21 +448,29 @@ static int pending_push(cs_alloc *t, cs_id machine)
     return CS_OK;
 }
 
-static int cmp_id(const void *a, const void *b)
+/* Rebuild `pending` from the table after a push failed. */
+static void find_pending(cs_alloc *t)
 {
-    cs_id x = *(const cs_id *)a, y = *(const cs_id *)b;
-    return x < y ? -1 : x > y;
+    t->npending = 0;
+    for (uint32_t c = 0; c < NCHUNKS; c++) {
+        slot *chunk = atomic_load_explicit(&t->chunks[c], memory_order_relaxed);
+        for (uint32_t i = 0; chunk != NULL && i < CHUNK_SLOTS; i++) {
+            entry *e = atomic_load_explicit(&chunk[i], memory_order_relaxed);
+            if (e != NULL && atomic_load_explicit(&e->older, memory_order_relaxed) != NULL &&
+                pending_push(t, (cs_id)c << CHUNK_BITS | i) != CS_OK)
+                return; /* still lost: try again at the next trim */
+        }
+    }
+    t->lost = false;
 }
 
 void cs_alloc_trim(cs_alloc *t, uint64_t oldest)
 {
-    if (t->npending > 1)
-        qsort(t->pending, t->npending, sizeof *t->pending, cmp_id);
+    if (t->lost)
+        find_pending(t);
     size_t keep = 0;
     for (size_t i = 0; i < t->npending; i++) {
         cs_id m = t->pending[i];
-        if (i > 0 && m == t->pending[i - 1])
-            continue;
         slot *s = slot_of(t, m);
         entry *e = atomic_load_explicit(s, memory_order_relaxed);
         /* Keep every entry newer than `oldest` and the newest at or below
@@ -496,11 +512,11 @@ int cs_alloc_publish(cs_alloc_txn *x, uint64_t oldest, cs_error *err)
         entry *head = atomic_load_explicit(s, memory_order_relaxed);
         atomic_store_explicit(&made[i]->older, head, memory_order_relaxed);
         atomic_store_explicit(s, made[i], memory_order_release);
-        if (head != NULL && pending_push(t, x->v[i].machine) != CS_OK) {
-            /* Not trimmed until the machine changes again: memory, not
-             * correctness. */
-            continue;
-        }
+        /* A chain of one entry now has two: it joins `pending`. A longer
+         * one is there already. */
+        if (head != NULL && atomic_load_explicit(&head->older, memory_order_relaxed) == NULL &&
+            pending_push(t, x->v[i].machine) != CS_OK)
+            t->lost = true;
     }
     free(made);
     cs_alloc_txn_discard(x);

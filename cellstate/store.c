@@ -4,6 +4,7 @@
 
 #include "cellstate/alloc.h"
 #include "cellstate/mpcheck.h"
+#include "cellstate/recview.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -618,6 +619,10 @@ static int rec_decode(cs_kind kind, const MDB_val *v, cs_arena *a, void *out, cs
     case CS_KIND_JOB:
         return cs_job_decode(v->mv_data, v->mv_size, a, out, err);
     default:
+        /* The fast path declines what it does not know; the full decoder
+         * then decodes it or says what is wrong. */
+        if (cs_task_view(v->mv_data, v->mv_size, a, out))
+            return CS_OK;
         return cs_task_decode(v->mv_data, v->mv_size, a, out, err);
     }
 }
