@@ -52,6 +52,15 @@ static void random_task(uint64_t *s, cs_arena *a, cs_task *t)
     t->reason = reason;
 }
 
+/* A random valid task (in *t, its arrays in `a`) and its encoding. */
+static void encode_random(uint64_t *s, cs_arena *a, cs_task *t, msgpack_sbuffer *buf)
+{
+    cs_arena_reset(a);
+    random_task(s, a, t);
+    msgpack_sbuffer_init(buf);
+    cr_assert_eq(cs_task_encode(t, buf), CS_OK);
+}
+
 static void assert_same(const cs_task *x, const cs_task *y, const char *what)
 {
     cr_assert_eq(x->id, y->id, "%s: id", what);
@@ -77,12 +86,9 @@ Test(recview, takes_every_encoded_task_and_agrees)
     cs_arena a;
     cs_arena_init(&a);
     for (int i = 0; i < 5000; i++) {
-        cs_arena_reset(&a);
         cs_task t, fast, slow;
-        random_task(&s, &a, &t);
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        cr_assert_eq(cs_task_encode(&t, &buf), CS_OK);
+        encode_random(&s, &a, &t, &buf);
         char what[32];
         snprintf(what, sizeof what, "task %d", i);
         /* A layout change in record.c lands here first: update recview.c. */
@@ -108,12 +114,9 @@ Test(recview, takes_nothing_the_decoder_refuses)
     cs_arena_init(&a);
     int taken = 0, refused = 0;
     for (int i = 0; i < 20000; i++) {
-        cs_arena_reset(&a);
         cs_task t, fast, slow;
-        random_task(&s, &a, &t);
         msgpack_sbuffer buf;
-        msgpack_sbuffer_init(&buf);
-        cr_assert_eq(cs_task_encode(&t, &buf), CS_OK);
+        encode_random(&s, &a, &t, &buf);
         size_t len = buf.size;
         switch (next(&s) % 3) {
         case 0: /* truncated */
