@@ -1,14 +1,15 @@
 /* recview.c — task records decoded in place (see recview.h). The layout is
- * cs_task_encode's (record.c): a fixarray of 12 fields, [id, job, index,
- * state, last_end, machine, [cpu, mem, disk], [ports...], attempts,
- * exit_code, version, reason or nil]; the limits are cs_task_decode's. */
+ * cs_task_encode's (record.c, schema 3): an array of 15 fields, [id, job,
+ * index, state, last_end, machine, [cpu, mem, disk], [ports...], attempts,
+ * exit_code, version, reason or nil, health, spec, nil (reserved)]; the
+ * limits are cs_task_decode's. */
 #include "cellstate/recview.h"
 
 #include <stdint.h>
 #include <string.h>
 
 /* What this file reads: the number of fields of cs_task_encode's array. */
-#define TASK_FIELDS 12
+#define TASK_FIELDS 15
 
 typedef struct rv {
     const uint8_t *p, *end;
@@ -129,6 +130,12 @@ static bool rv_ports(rv *r, cs_arena *a, uint16_t **out, uint32_t *n)
     return true;
 }
 
+static bool rv_nil(rv *r)
+{
+    uint8_t c;
+    return rv_byte(r, &c) && c == 0xc0;
+}
+
 /* The reason: nil for none, else a string without NUL bytes. */
 static bool rv_reason(rv *r, cs_arena *a, const char **out)
 {
@@ -157,7 +164,7 @@ bool cs_task_view(const void *data, size_t len, cs_arena *a, cs_task *t)
 {
     rv r = {data, (const uint8_t *)data + len};
     uint32_t n;
-    uint64_t index, state, last_end, attempts;
+    uint64_t index, state, last_end, attempts, health;
     int64_t code;
     memset(t, 0, sizeof *t);
     if (!rv_array(&r, &n) || n != TASK_FIELDS || !rv_uint(&r, UINT64_MAX, &t->id) ||
@@ -167,12 +174,14 @@ bool cs_task_view(const void *data, size_t len, cs_arena *a, cs_task *t)
         !rv_uint(&r, UINT64_MAX, &t->machine) || !rv_res(&r, &t->res) ||
         !rv_ports(&r, a, &t->ports, &t->nports) || !rv_uint(&r, UINT32_MAX, &attempts) ||
         !rv_int(&r, INT32_MIN, INT32_MAX, &code) || !rv_uint(&r, UINT64_MAX, &t->version) ||
-        !rv_reason(&r, a, &t->reason) || r.p != r.end)
+        !rv_reason(&r, a, &t->reason) || !rv_uint(&r, CS_TASK_HEALTH_COUNT - 1, &health) ||
+        !rv_uint(&r, UINT64_MAX, &t->spec) || !rv_nil(&r) || r.p != r.end)
         return false;
     t->index = (uint32_t)index;
     t->state = (uint8_t)state;
     t->last_end = (uint8_t)last_end;
     t->attempts = (uint32_t)attempts;
     t->exit_code = (int32_t)code;
+    t->health = (uint8_t)health;
     return t->id == cs_task_id(t->job, t->index);
 }

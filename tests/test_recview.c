@@ -50,6 +50,8 @@ static void random_task(uint64_t *s, cs_arena *a, cs_task *t)
         reason[i] = (char)('a' + next(s) % 26);
     reason[rlen] = '\0';
     t->reason = reason;
+    t->health = (uint8_t)(next(s) % CS_TASK_HEALTH_COUNT);
+    t->spec = some_width(s);
 }
 
 /* A random valid task (in *t, its arrays in `a`) and its encoding. */
@@ -78,6 +80,8 @@ static void assert_same(const cs_task *x, const cs_task *y, const char *what)
     cr_assert_eq(x->exit_code, y->exit_code, "%s: exit_code", what);
     cr_assert_eq(x->version, y->version, "%s: version", what);
     cr_assert_str_eq(x->reason, y->reason, "%s: reason", what);
+    cr_assert_eq(x->health, y->health, "%s: health", what);
+    cr_assert_eq(x->spec, y->spec, "%s: spec", what);
 }
 
 Test(recview, takes_every_encoded_task_and_agrees)
