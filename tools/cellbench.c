@@ -421,7 +421,8 @@ static int encoded_size(int rc, msgpack_sbuffer *buf, const char *what, size_t *
  * of this size. The values are those of the run's last task, on the highest
  * machine id, at the last version, so that msgpack picks the same integer
  * widths as the store's records at the end of the run. */
-static int task_record_size(const cb_cell *c, const commit_opts *o, size_t *out, cs_error *err)
+static int task_record_size(cs_store *s, const cb_cell *c, const commit_opts *o, size_t *out,
+                            cs_error *err)
 {
     uint64_t last = c->ntasks - 1;
     cs_task t = {
@@ -435,6 +436,21 @@ static int task_record_size(const cb_cell *c, const commit_opts *o, size_t *out,
         .attempts = 1,
         .version = c->version + (uint64_t)o->schedulers * o->rounds,
     };
+    /* A claim records the spec hash of the job it runs (schema 3): eight
+     * bytes more than the zero of a pending task. */
+    cs_snap *snap;
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j;
+    int rc = cs_snap_open(s, &snap, err);
+    if (rc == CS_OK) {
+        rc = cs_snap_job(snap, t.job, &a, &j, err);
+        t.spec = rc == CS_OK ? j.spec_hash : 0;
+        cs_snap_close(snap);
+    }
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "measuring a claimed task record");
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
     return encoded_size(cs_task_encode(&t, &buf), &buf, "task", out, err);
@@ -974,7 +990,7 @@ static int commit_run(const commit_opts *o, commit_figures *f, cs_error *err)
         .machine_cap = machine_cap,
     };
     if ((rc = cb_cell_setup(b.store, &spec, &c, err)) != CS_OK ||
-        (rc = task_record_size(&c, o, &f->task_size, err)) != CS_OK ||
+        (rc = task_record_size(b.store, &c, o, &f->task_size, err)) != CS_OK ||
         (rc = machine_record_size(&c, o, &f->machine_size, err)) != CS_OK)
         goto close_store;
     if ((rc = raw_open(&b.raw, raw_dir, o->nosync, map_size, err)) != CS_OK)
