@@ -184,6 +184,9 @@ int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error 
  * when none. *data points into the map, valid until the transaction ends. */
 int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **data, size_t *len,
                         cs_error *err);
+/* Store `data` (copied) as the first result of (scheduler, request): it is
+ * written with this transaction's log entry. One per transaction
+ * (CS_EINVAL for a second). */
 int cs_wtxn_request_put(cs_wtxn *w, uint64_t sched, uint64_t req, const void *data, size_t len,
                         cs_error *err);
 
