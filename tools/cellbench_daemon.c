@@ -1,5 +1,6 @@
 /* cellbench_daemon.c — a cellstated child process (see cellbench_daemon.h). */
 #include "tools/cellbench_daemon.h"
+#include "tools/cellbench_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,13 +60,6 @@ static int free_port(int *port, cs_error *err)
         *port = ntohs(a.sin_port);
     close(fd);
     return rc;
-}
-
-static void sleep_ms(uint32_t ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err)
@@ -139,7 +133,7 @@ int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t 
                            ready_ms, log);
             break;
         }
-        sleep_ms(50);
+        cb_sleep_ms(50);
     }
     cs_client_close(c);
     return rc;
@@ -160,7 +154,7 @@ int cb_daemon_stop(cb_daemon *d, uint32_t timeout_ms)
             status = -1;
             break;
         }
-        sleep_ms(10);
+        cb_sleep_ms(10);
     }
     d->pid = 0;
     return status;

@@ -217,15 +217,6 @@ struct poll_bench {
     uint8_t *committed;
 };
 
-static void sleep_until_ns(int64_t t)
-{
-    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
-
-static void sleep_ms(uint32_t ms) { sleep_until_ns(cb_now_ns() + (int64_t)ms * 1000000); }
-
 /* ---- requests through a context ------------------------------------------- */
 
 static int append_msg(void *data, const char *buf, size_t len)
@@ -469,7 +460,7 @@ static void *pacer_main(void *arg)
             heart_send(h, b->cell.machines[sent % n]);
             sent++;
         }
-        sleep_ms(5);
+        cb_sleep_ms(5);
     }
     return NULL;
 }
@@ -614,7 +605,7 @@ static int wait_parked(poll_bench *b, cs_client *c, double *took_s, cs_error *er
                              "after 120 s, %" PRIu64 " of %u machines answered and %" PRIu64
                              " polls are parked",
                              (uint64_t)atomic_load(&b->c.first), b->o->machines, parked);
-        sleep_ms(50);
+        cb_sleep_ms(50);
     }
     *took_s = cb_now_s() - t0;
     return CS_OK;
@@ -688,7 +679,7 @@ static int run_commits(poll_bench *b, cs_client *c, commit_log *l, cs_error *err
             break;
         }
         if (o->rate)
-            sleep_until_ns(t0 + (int64_t)(k * 1000000000 / o->rate));
+            cb_sleep_until_ns(t0 + (int64_t)(k * 1000000000 / o->rate));
         if ((rc = commit_one(b, c, &t, &buf, &rng, k * o->batch, o->batch, l, err)) != CS_OK)
             break;
     }
@@ -702,7 +693,7 @@ static void wait_stragglers(poll_bench *b, const commit_log *l, double *waited_s
 {
     double t0 = cb_now_s();
     while (atomic_load(&b->c.seen) < l->committed && (cb_now_s() - t0) * 1000 < b->o->straggler_ms)
-        sleep_ms(1);
+        cb_sleep_ms(1);
     *waited_s = cb_now_s() - t0;
 }
 

@@ -54,6 +54,15 @@ int64_t cb_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+void cb_sleep_until_ns(int64_t t)
+{
+    struct timespec ts = {(time_t)(t / 1000000000), (long)(t % 1000000000)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+void cb_sleep_ms(uint32_t ms) { cb_sleep_until_ns(cb_now_ns() + (int64_t)ms * 1000000); }
+
 double cb_per_s(double n, double s) { return s > 0 ? n / s : (double)NAN; }
 
 uint64_t cb_rng_next(uint64_t *s)

@@ -32,6 +32,11 @@ void cb_host_read(cb_host *h);
 double cb_now_s(void);
 int64_t cb_now_ns(void);
 
+/* Sleep until CLOCK_MONOTONIC reaches t ns, or for ms milliseconds; a
+ * signal does not cut either short. */
+void cb_sleep_until_ns(int64_t t);
+void cb_sleep_ms(uint32_t ms);
+
 /* n per second; NaN when no time passed, so that a report says "n/a"
  * rather than dividing by zero. */
 double cb_per_s(double n, double s);
