@@ -554,9 +554,31 @@ Test(cellctl, describe_shows_submission_time_note_and_health)
     cr_assert_gt(num(desc, "submitted"), 1.6e12, "milliseconds since the epoch");
     json_t *t0 = json_array_get(json_object_get(desc, "tasks"), 0);
     cr_assert_str_eq(json_string_value(json_object_get(t0, "health")), "healthy");
-    /* The job object stays a spec that submit takes back. */
-    cr_assert_null(json_object_get(json_object_get(desc, "job"), "note"));
+    /* The job object carries them too, read-only: submit takes it back (below). */
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(desc, "job"), "note")),
+                     "no machine fits: cpu on 9,870, UNIQUE hostname on 130");
     json_decref(desc);
+
+    /* `get jobs -o json` shows them too, and its object goes back through
+     * `update` as it is: they are read-only, not spec, so nothing changes. */
+    json_t *jobs = ok_json(d, "get", "jobs", NULL);
+    json_t *j = find_by(jobs, "name", "web");
+    cr_assert(j != NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "note")),
+                     "no machine fits: cpu on 9,870, UNIQUE hostname on 130");
+    cr_assert_gt(num(j, "submitted"), 1.6e12, "milliseconds since the epoch");
+    uint64_t version = (uint64_t)num(j, "version");
+    char *text = json_dumps(j, 0), path[1100];
+    cr_assert(text != NULL);
+    write_file(d, "web-out.json", text, path, sizeof path);
+    free(text);
+    json_decref(jobs);
+    ok(d, &r, "update", "web", path, NULL);
+    run_free(&r);
+    jobs = ok_json(d, "get", "jobs", NULL);
+    j = find_by(jobs, "name", "web");
+    cr_assert_eq((uint64_t)num(j, "version"), version, "an identical spec writes nothing");
+    json_decref(jobs);
 }
 
 Test(cellctl, stats)

@@ -354,6 +354,10 @@ json_t *ctl_job_json(const cs_job *j, const ctl_cell *tasks, cs_error *err)
     char hash[24];
     snprintf(hash, sizeof hash, "%016" PRIx64, j->spec_hash);
     ok &= put(o, "spec_hash", json_string(hash));
+    /* Milliseconds since the epoch, as the store keeps it (not part of the
+     * spec: a resubmitted `-o json` output is accepted and these ignored). */
+    ok &= put(o, "submitted", json_integer((json_int_t)j->submitted));
+    ok &= put(o, "note", json_string(j->note != NULL ? j->note : ""));
     if (tasks != NULL) {
         json_int_t n[CS_TASK_STATE_COUNT] = {0};
         for (uint32_t i = 0; i < tasks->ntasks; i++)
