@@ -617,6 +617,83 @@ Test(sched, service_tasks_of_a_lost_machine_are_replaced_elsewhere, .timeout = 1
     }
 }
 
+/* Start one simulated machine, `prefix`00000, as its own cell-agent process
+ * (a real agent's loop: registration, heartbeats, long polls, reports),
+ * whose tasks run an hour: a service task only ends when its machine does. */
+static proc *start_sim_agent(const char *prefix)
+{
+    cr_assert_lt(nprocs, 8);
+    proc *p = &procs[nprocs++];
+    snprintf(p->name, sizeof p->name, "agent-%s", prefix);
+    snprintf(p->log, sizeof p->log, "%s/agent-%s.log", the_daemon.dir, prefix);
+    char bin[256];
+    ts_bin("cell-agent", bin, sizeof bin);
+    const char *argv[] = {bin,          "--server",       the_daemon.url, "--simulate",
+                          "1",          "--sim-prefix",   prefix,         "--sim-duration",
+                          "3600000",    "--heartbeat-ms", "100",          "--poll-wait-ms",
+                          "500",        "--cpu",          "4",            "--mem",
+                          "4096",       NULL};
+    p->pid = ts_spawn((char *const *)argv, p->log);
+    return p;
+}
+
+/* Not a machine marked down by hand: an agent process dies (SIGKILL, no
+ * goodbye). cellstated notices its silence, marks its machine down, the
+ * task there is lost, and cell-service runs it again on a live machine,
+ * where that machine's agent starts it. */
+Test(sched, killed_agents_service_tasks_are_replaced_elsewhere, .timeout = 120, .fini = cleanup)
+{
+    ts_daemon_setup(&the_daemon, "--heartbeat-timeout", "1500");
+    const char *prefixes[] = {"ka-", "kb-", "kc-"};
+    proc *agents[3];
+    for (int i = 0; i < 3; i++)
+        agents[i] = start_sim_agent(prefixes[i]);
+    start("cell-service", "service", NULL);
+    cs_id web = submit("{\"name\": \"web\", \"kind\": \"service\", \"count\": 2, \"cmd\": \"x\","
+                       " \"ports\": [0], \"constraints\": [[\"hostname\", \"UNIQUE\"]]}");
+    int64_t end = now_ms() + DEADLINE_MS;
+    view v;
+    for (;;) {
+        look(web, &v);
+        if (count_in(&v, CS_TASK_RUNNING) == 2)
+            break;
+        view_free(&v);
+        if (now_ms() > end)
+            dump_procs();
+        cr_assert(now_ms() <= end, "both tasks run, each started by its machine's agent");
+        ts_sleep_ms(50);
+    }
+    char gone[16];
+    snprintf(gone, sizeof gone, "%s", machine_name(&v, v.tasks[0].machine));
+    view_free(&v);
+    proc *victim = NULL;
+    for (int i = 0; i < 3; i++)
+        if (strncmp(gone, prefixes[i], strlen(prefixes[i])) == 0)
+            victim = agents[i];
+    cr_assert(victim != NULL, "task 0 runs on %s, one of the agents' machines", gone);
+    cr_assert_neq(ts_stop(victim->pid, SIGKILL, 5000), -1);
+    victim->pid = 0;
+
+    end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        look(web, &v);
+        bool ok = count_in(&v, CS_TASK_RUNNING) == 2;
+        for (size_t i = 0; i < v.ntasks; i++)
+            ok &= strcmp(machine_name(&v, v.tasks[i].machine), gone) != 0;
+        ok &= v.tasks[0].attempts == 2 && v.tasks[0].last_end == CS_TASK_LOST;
+        for (size_t i = 0; i < v.nmachines; i++)
+            if (strcmp(v.machines[i].name, gone) == 0)
+                ok &= v.machines[i].state == CS_MACHINE_DOWN;
+        view_free(&v);
+        if (ok)
+            break;
+        if (now_ms() > end)
+            dump_procs();
+        cr_assert(now_ms() <= end, "%s goes down, and its task runs again on a live machine", gone);
+        ts_sleep_ms(50);
+    }
+}
+
 Test(sched, global_job_runs_one_task_on_every_machine_and_follows_new_ones, .timeout = 120,
      .fini = cleanup)
 {
