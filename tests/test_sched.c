@@ -857,6 +857,49 @@ Test(sched, kubernetes_policy_file_places_a_service, .timeout = 120, .fini = cle
     cr_assert_eq(on_k0, 2, "LeastRequested, Balanced and ServiceSpreading spread 4 tasks 2 + 2");
 }
 
+/* Submit the Marathon app definition in `file` as cellctl would (the
+ * converter recognises Marathon's fields). */
+static cs_id submit_file(const char *file)
+{
+    cs_jobspec spec;
+    cs_error err = {0};
+    cr_assert_eq(cs_jobspec_load(file, &spec, &err), CS_OK, "%s: %s", file, err.msg);
+    cs_msg r;
+    cr_assert_eq(cs_client_callb(the_daemon.c, CS_MSG_JOB_SUBMIT, &spec.body, &r, &err), CS_OK,
+                 "%s: %s", file, err.msg);
+    cs_jobspec_free(&spec);
+    return reply_u64(&r, "id");
+}
+
+/* The Marathon apps no one here wrote, placed by cell-service as Marathon
+ * would: app.json's `hostname LIKE srv2.*` keeps its 2 instances off srv1,
+ * each with the dynamic port its portDefinitions ask for. */
+Test(sched, marathon_testdata_apps_are_placed_by_cell_service, .timeout = 120, .fini = cleanup)
+{
+    const char *dir = "../shared/testdata/marathon";
+    if (access(dir, R_OK) != 0)
+        cr_skip_test("%s is absent (a user's clone has no ../shared)", dir);
+    cell();
+    machine("srv1-a", 4000, 4096, "up", NULL);
+    machine("srv2-a", 4000, 4096, "up", NULL);
+    machine("srv2-b", 4000, 4096, "up", NULL);
+    start("cell-service", "service", NULL);
+    cs_id foo = submit_file("../shared/testdata/marathon/app.json");
+    cs_id ready = submit_file("../shared/testdata/marathon/readiness-and-health-app.json");
+    cr_assert(wait_placed(foo, 2, NULL));
+    cr_assert(wait_placed(ready, 1, NULL));
+    view v;
+    look(foo, &v);
+    for (size_t i = 0; i < v.ntasks; i++) {
+        const char *m = machine_name(&v, v.tasks[i].machine);
+        cr_assert(strncmp(m, "srv2", 4) == 0, "foo[%zu] on %s: hostname LIKE srv2.*", i, m);
+        cr_assert_eq(v.tasks[i].nports, 1, "one port, from portDefinitions");
+        cr_assert_neq(v.tasks[i].ports[0], 0, "a dynamic port was chosen");
+    }
+    view_free(&v);
+    check_no_overcommit();
+}
+
 Test(sched, once_places_what_is_pending_and_exits, .timeout = 120, .fini = cleanup)
 {
     cell();
