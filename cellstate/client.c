@@ -112,3 +112,25 @@ int cs_client_callb(cs_client *c, uint32_t type, const msgpack_sbuffer *body, cs
 {
     return cs_client_call(c, type, body->data, body->size, reply, err);
 }
+
+int cs_client_job_surge(cs_client *c, cs_id job, uint32_t surge, uint64_t *version,
+                        cs_error *err)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    cs_msg r;
+    uint64_t v = 0;
+    int rc;
+    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "job", job) ||
+        cs_pack_kv_u64(&pk, "surge", surge))
+        rc = cs_errorf(err, CS_ENOMEM, "job.surge: out of memory");
+    else if ((rc = cs_client_callb(c, CS_MSG_JOB_SURGE, &body, &r, err)) == CS_OK &&
+             (rc = cs_obj_u64(&r.body, "version", true, UINT64_MAX, &v, err)) != CS_OK)
+        cs_error_wrap(err, rc, "reply to job.surge");
+    if (rc == CS_OK && version != NULL)
+        *version = v;
+    msgpack_sbuffer_destroy(&body);
+    return rc;
+}

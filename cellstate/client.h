@@ -35,4 +35,11 @@ int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs
 int cs_client_callb(cs_client *c, uint32_t type, const msgpack_sbuffer *body, cs_msg *reply,
                     cs_error *err);
 
+/* job.surge: set job `job`'s surge, the extra task slots of a rolling
+ * update (docs/protocol.md §5.18). On CS_OK *version (may be NULL) is the
+ * cell version the reply carries. Errors: those of cs_client_call (the
+ * server's CS_EINVAL for a batch job, CS_ESTATE for a killed one). */
+int cs_client_job_surge(cs_client *c, cs_id job, uint32_t surge, uint64_t *version,
+                        cs_error *err);
+
 #endif

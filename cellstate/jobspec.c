@@ -1143,7 +1143,7 @@ static const char *const native_fields[N_FIELDS] = {
     "global", "max_retries", "kill_grace",    "duration"};
 /* What `cellctl get jobs -o json` adds to a spec: accepted back, ignored. */
 static const char *const native_readonly[] = {"id",        "state",     "version", "spec_hash",
-                                              "submitted", "note",      "tasks"};
+                                              "submitted", "note",      "surge",   "tasks"};
 
 /* Look up every top-level key in `fields`; a key not found is handled by
  * `other` (an error or a warning). */

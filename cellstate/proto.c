@@ -147,7 +147,7 @@ int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
 
 int cs_pack_job(msgpack_packer *pk, const cs_job *j)
 {
-    PK(msgpack_pack_map(pk, 15));
+    PK(msgpack_pack_map(pk, 16));
     TRY(cs_pack_kv_u64(pk, "id", j->id));
     TRY(cs_pack_kv_str(pk, "name", j->name));
     TRY(cs_pack_kv_str(pk, "kind", cs_job_kind_name(j->kind)));
@@ -174,7 +174,8 @@ int cs_pack_job(msgpack_packer *pk, const cs_job *j)
     TRY(cs_pack_kv_u64(pk, "spec_hash", j->spec_hash));
     TRY(cs_pack_kv_u64(pk, "version", j->version));
     TRY(cs_pack_kv_u64(pk, "submitted", j->submitted));
-    return cs_pack_kv_str(pk, "note", j->note);
+    TRY(cs_pack_kv_str(pk, "note", j->note));
+    return cs_pack_kv_u64(pk, "surge", j->surge);
 }
 
 int cs_pack_task(msgpack_packer *pk, const cs_task *t)
@@ -475,12 +476,15 @@ int cs_unpack_job(const msgpack_object *o, cs_arena *a, cs_job *j, cs_error *err
     int rc = cs_unpack_job_spec(o, a, j, err);
     if (rc != CS_OK)
         return rc;
+    uint64_t surge = 0;
     if ((rc = cs_obj_u64(o, "id", true, CS_JOB_ID_MAX, &j->id, err)) ||
         (rc = cs_obj_u64(o, "spec_hash", true, UINT64_MAX, &j->spec_hash, err)) ||
         (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &j->version, err)) ||
         (rc = cs_obj_u64(o, "submitted", true, UINT64_MAX, &j->submitted, err)) ||
-        (rc = cs_obj_str(o, "note", true, CS_NOTE_MAX, a, &j->note, err)))
+        (rc = cs_obj_str(o, "note", true, CS_NOTE_MAX, a, &j->note, err)) ||
+        (rc = cs_obj_u64(o, "surge", true, CS_TASK_INDEX_MAX + 1u, &surge, err)))
         return cs_error_wrap(err, rc, "job %s", j->name);
+    j->surge = (uint32_t)surge;
     return unpack_state(o, "state", "job", cs_job_state_parse, a, &j->state, err);
 }
 

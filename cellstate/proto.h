@@ -49,7 +49,8 @@
     X(CS_MSG_STATS, 15, "stats")                 \
     X(CS_MSG_VERSION, 16, "version")             \
     X(CS_MSG_JOB_NOTE, 17, "job.note")           \
-    X(CS_MSG_SCHED_REPORT, 18, "sched.report")
+    X(CS_MSG_SCHED_REPORT, 18, "sched.report")   \
+    X(CS_MSG_JOB_SURGE, 19, "job.surge")
 
 enum {
 #define CS_MSG_ENUM(name, value, text) name = value,

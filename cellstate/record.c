@@ -103,7 +103,7 @@ static int pack_ports(msgpack_packer *pk, const uint16_t *p, uint32_t n)
             return rc_;           \
     } while (0)
 
-enum { MACHINE_FIELDS = 9, JOB_FIELDS = 16, TASK_FIELDS = 15 };
+enum { MACHINE_FIELDS = 9, JOB_FIELDS = 17, TASK_FIELDS = 15 };
 
 int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
 {
@@ -139,13 +139,16 @@ static int pack_opt_str(msgpack_packer *pk, const char *s)
 }
 
 /* The spec part of a job, shared by the record encoding and the spec hash so
- * that the two can never disagree on what "the spec" is. */
-static int pack_job_spec(msgpack_packer *pk, const cs_job *j)
+ * that the two can never disagree on what "the spec" is. The hash leaves
+ * out `count` (with_count false): scaling is not a new version of what the
+ * tasks run. */
+static int pack_job_spec(msgpack_packer *pk, const cs_job *j, bool with_count)
 {
     TRY(cs_pack_str(pk, j->name));
     PK(msgpack_pack_uint8(pk, j->kind));
     PK(msgpack_pack_int32(pk, j->priority));
-    PK(msgpack_pack_uint32(pk, j->count));
+    if (with_count)
+        PK(msgpack_pack_uint32(pk, j->count));
     TRY(pack_res(pk, &j->res));
     TRY(pack_ports(pk, j->ports, j->nports));
     PK(msgpack_pack_array(pk, j->nconstraints));
@@ -171,11 +174,12 @@ int cs_job_encode(const cs_job *j, msgpack_sbuffer *buf)
     PK(msgpack_pack_array(&pk, JOB_FIELDS));
     PK(msgpack_pack_uint64(&pk, j->id));
     PK(msgpack_pack_uint8(&pk, j->state));
-    TRY(pack_job_spec(&pk, j)); /* 9 fields */
+    TRY(pack_job_spec(&pk, j, true)); /* 9 fields */
     PK(msgpack_pack_uint64(&pk, j->spec_hash));
     PK(msgpack_pack_uint64(&pk, j->version));
     PK(msgpack_pack_uint64(&pk, j->submitted));
     TRY(pack_opt_str(&pk, j->note));
+    PK(msgpack_pack_uint32(&pk, j->surge));
     PK(msgpack_pack_nil(&pk)); /* reserved */
     return CS_OK;
 }
@@ -209,7 +213,7 @@ int cs_job_spec_hash(const cs_job *j, uint64_t *out)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    int rc = pack_job_spec(&pk, j);
+    int rc = pack_job_spec(&pk, j, false);
     if (rc == CS_OK)
         *out = XXH3_64bits(sb.data, sb.size);
     msgpack_sbuffer_destroy(&sb);
@@ -479,7 +483,8 @@ int cs_job_decode(const void *data, size_t len, cs_arena *a, cs_job *j, cs_error
         (rc = get_u64(&d, &f[12], "version", UINT64_MAX, &j->version)) ||
         (rc = get_u64(&d, &f[13], "submitted", UINT64_MAX, &j->submitted)) ||
         (rc = get_opt_str(&d, &f[14], "note", CS_NOTE_MAX, &j->note)) ||
-        (rc = get_reserved(&d, &f[15])))
+        (rc = get_u32(&d, &f[15], "surge", &j->surge)) ||
+        (rc = get_reserved(&d, &f[16])))
         goto out;
 out:
     msgpack_zone_destroy(&zone);

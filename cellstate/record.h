@@ -26,8 +26,8 @@
 #include "cellstate/error.h"
 
 /* Bumped whenever a record layout changes; a store written with another
- * version is refused at open (CS_ESCHEMA). */
-#define CS_SCHEMA_VERSION 3
+ * version is refused at open (CS_ESCHEMA). 4: the job's `surge`. */
+#define CS_SCHEMA_VERSION 4
 
 typedef uint64_t cs_id;
 
@@ -128,12 +128,16 @@ typedef struct cs_job {
      * environment) as one msgpack map; opaque to the store, part of the spec. */
     const uint8_t *extra;
     uint32_t extra_len;
-    uint64_t spec_hash; /* XXH3 of the canonical spec: see cs_job_spec_hash */
+    uint64_t spec_hash; /* XXH3 of what its tasks run: see cs_job_spec_hash */
     uint64_t version;
     /* Not part of the spec (nor of spec_hash): */
     uint64_t submitted; /* wall-clock ms since the epoch when the server accepted it; the
                          * writer stamps it into the logged command, so replay keeps it */
     const char *note;   /* a scheduler's latest word on why its tasks wait ("" = none) */
+    /* Extra task slots of a rolling update (service jobs only): the job's
+     * tasks are indexes 0 .. count + surge - 1. Set by job.surge; kept by
+     * scale and update. */
+    uint32_t surge;
 } cs_job;
 
 typedef enum cs_task_state {
@@ -222,9 +226,12 @@ int cs_res_validate(const cs_res *r, const char *what, cs_error *err);
 int cs_machine_validate(const cs_machine *m, cs_error *err);
 int cs_job_validate(const cs_job *j, cs_error *err);
 
-/* XXH3-64 of the job's canonical spec: name, kind, priority, count, resources,
- * ports, constraints, cmd and extra, in that order, msgpack-encoded. Ids,
- * state and version are not part of the spec. */
+/* XXH3-64 of what the job's tasks run: name, kind, priority, resources,
+ * ports, constraints, cmd and extra, in that order, msgpack-encoded — the
+ * job's canonical spec without `count`. A task placed under another hash
+ * runs an old version (a rolling update replaces it), so whatever does not
+ * change a task is left out: count (a scale is no new version), surge,
+ * ids, state, version, submitted and note. */
 int cs_job_spec_hash(const cs_job *j, uint64_t *out);
 
 /* Deep copies into `a`: the copy shares nothing with the source. */

@@ -857,14 +857,27 @@ static int h_kill(worker *w, msgpack_packer *pk, cs_error *err)
     return reply_version(pk, v, err);
 }
 
-static int h_scale(worker *w, msgpack_packer *pk, cs_error *err)
+/* job.scale and job.surge: {job, <key>: n} applied by `op`. */
+static int job_count_op(worker *w, msgpack_packer *pk, const char *key,
+                        int (*op)(cs_store *, cs_id, uint32_t, uint64_t *, cs_error *),
+                        cs_error *err)
 {
     cs_id id;
-    uint64_t count = 0, v = 0;
-    TRY(cs_obj_u64(body(w), "count", true, CS_TASK_INDEX_MAX + 1u, &count, err));
+    uint64_t n = 0, v = 0;
+    TRY(cs_obj_u64(body(w), key, true, CS_TASK_INDEX_MAX + 1u, &n, err));
     TRY(resolve_job(w, &id, err));
-    TRY(cs_op_job_scale(w->s->store, id, (uint32_t)count, &v, err));
+    TRY(op(w->s->store, id, (uint32_t)n, &v, err));
     return reply_version(pk, v, err);
+}
+
+static int h_scale(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    return job_count_op(w, pk, "count", cs_op_job_scale, err);
+}
+
+static int h_job_surge(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    return job_count_op(w, pk, "surge", cs_op_job_surge, err);
 }
 
 static int h_update(worker *w, msgpack_packer *pk, cs_error *err)
@@ -1036,6 +1049,8 @@ static handler_fn write_handler(uint32_t type)
         return h_task_status;
     case CS_MSG_JOB_NOTE:
         return h_job_note;
+    case CS_MSG_JOB_SURGE:
+        return h_job_surge;
     default:
         return NULL;
     }

@@ -874,6 +874,245 @@ Test(commit, release_then_claim_in_one_txn)
     cs_txn_free(&t);
 }
 
+/* ---- restart in place (rolling updates) ------------------------------------------ */
+
+/* The job's spec hash now, through a snapshot. */
+static uint64_t spec_hash_of(cs_id job)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cs_job j;
+    cr_assert_eq(cs_snap_open(T.s, &snap, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_job(snap, job, &A, &j, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+    return j.spec_hash;
+}
+
+/* A new version of service job `job` ("svc", 2 tasks, 1000m / 1024 MiB,
+ * one port `port`): its command changes, so its placed tasks become old. */
+static void new_version(cs_id job, uint16_t port, const char *cmd)
+{
+    cs_job spec = {0};
+    spec.name = "svc";
+    spec.kind = CS_JOB_SERVICE;
+    spec.priority = 10;
+    spec.count = 2;
+    spec.res = (cs_res){1000, 1024, 0};
+    spec.ports = &port;
+    spec.nports = 1;
+    spec.cmd = cmd;
+    cs_error err = {0};
+    cr_assert_eq(cs_op_job_update(T.s, job, &spec, NULL, &err), CS_OK, "%s", err.msg);
+}
+
+Test(commit, restart_in_place_frees_resources_and_ports)
+{
+    cs_id m1 = ts_machine(T.s, "m1", 4000, 8192, 0, 31000, 31009, NULL, 0);
+    cs_id js = ts_job(T.s, "svc", CS_JOB_SERVICE, 10, 2, 1000, 1024, 0, NULL, 1);
+    cs_id s0 = cs_task_id(js, 0);
+    const uint16_t p0[] = {31000};
+    place(s0, m1, 1000, 1024, p0, 1);
+    cs_error err = {0};
+    cs_task_report rep = {s0, 1, CS_TASK_RUNNING, 0, NULL, CS_TASK_HEALTH_HEALTHY};
+    cr_assert_eq(cs_op_task_report(T.s, &rep, NULL, &err), CS_OK, "%s", err.msg);
+    uint64_t seq = mach(m1).seq;
+
+    /* A placed task released to pending: its placement ends as if killed,
+     * and it waits for another. */
+    release(s0, CS_TASK_PENDING, 0, CS_COMMITTED);
+    cs_task t = task(s0);
+    cr_assert_eq(t.state, CS_TASK_PENDING);
+    cr_assert_eq(t.last_end, CS_TASK_KILLED);
+    cr_assert_eq(t.machine, 0);
+    cr_assert_eq(t.nports, 0, "a pending task holds no port");
+    cr_assert_eq(t.health, CS_TASK_HEALTH_UNKNOWN, "a pending task has no health");
+    cr_assert_eq(t.attempts, 1, "attempts count placements; the next claim makes it 2");
+    assert_alloc(m1, 0, 0, 0, 0);
+    cr_assert_eq(placed_on(m1), 0);
+    cr_assert_eq(mach(m1).nports, 0);
+    cr_assert_neq(mach(m1).seq, seq, "the machine changed: an agent's poll must wake");
+    invariants();
+
+    /* Its port is free for any task, and the task is placed again. */
+    place(cs_task_id(js, 1), m1, 1000, 1024, p0, 1);
+    place(s0, m1, 1000, 1024, (const uint16_t[]){31001}, 1);
+    cr_assert_eq(task(s0).attempts, 2);
+    assert_alloc(m1, 2000, 2048, 0, 2);
+    invariants();
+}
+
+/* Service job "svc" of two tasks on fixed port 8080, task i placed on
+ * machine i, each machine with room for exactly one. */
+typedef struct full_pair {
+    cs_id m[2], job, task[2];
+} full_pair;
+
+static const uint16_t port8080[] = {8080};
+
+static full_pair full_pair_setup(void)
+{
+    full_pair p;
+    p.m[0] = ts_machine(T.s, "m1", 1000, 1024, 0, 0, 0, NULL, 0);
+    p.m[1] = ts_machine(T.s, "m2", 1000, 1024, 0, 0, 0, NULL, 0);
+    p.job = ts_job(T.s, "svc", CS_JOB_SERVICE, 10, 2, 1000, 1024, 0, port8080, 1);
+    for (uint32_t i = 0; i < 2; i++) {
+        p.task[i] = cs_task_id(p.job, i);
+        place(p.task[i], p.m[i], 1000, 1024, port8080, 1);
+    }
+    return p;
+}
+
+Test(commit, restart_in_place_and_claim_in_one_txn)
+{
+    /* m1 has room for exactly one task, on the job's fixed port: only the
+     * release of the same transaction makes the claim fit. */
+    full_pair p = full_pair_setup();
+    cs_id m1 = p.m[0], m2 = p.m[1], js = p.job, s0 = p.task[0], s1 = p.task[1];
+    const uint16_t *port = port8080;
+    uint64_t old = spec_hash_of(js);
+    new_version(js, 8080, "serve --v2");
+    uint64_t now = spec_hash_of(js);
+    cr_assert_neq(now, old);
+    cr_assert_eq(task(s0).spec, old, "a placed task keeps the version it runs");
+    uint64_t seq = mach(m1).seq;
+
+    for (int mode = 0; mode < 2; mode++) {
+        /* Coarse too: the machine's own change within the transaction does
+         * not count against the claim. */
+        cs_txn t;
+        cs_txn_init(&t, 1, 500 + (uint64_t)mode, version(),
+                    mode ? CS_CONFLICT_COARSE : CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+        cs_id id = mode ? s1 : s0, m = mode ? m2 : m1;
+        cs_res r = {1000, 1024, 0};
+        /* The claim comes first in the transaction; the release is judged first. */
+        cr_assert_eq(cs_txn_add_claim(&t, id, m, &r, port, 1, mach(m).seq), CS_OK);
+        cr_assert_eq(cs_txn_add_release(&t, id, CS_TASK_PENDING, 0), CS_OK);
+        cs_txn_result check, res;
+        cs_txn_result_init(&check);
+        cs_txn_result_init(&res);
+        cs_snap *snap;
+        cs_error err = {0};
+        cr_assert_eq(cs_snap_open(T.s, &snap, &err), CS_OK, "%s", err.msg);
+        cr_assert_eq(cs_commit_check(snap, &t, &check, &err), CS_OK, "%s", err.msg);
+        cs_snap_close(snap);
+        commit_ok(&t, &res);
+        CLAIMS(&res, CS_COMMITTED);
+        cr_assert_eq(res.releases[0], CS_COMMITTED);
+        cr_assert_eq(check.claims[0], res.claims[0], "the dry run disagrees");
+        cs_task k = task(id);
+        cr_assert_eq(k.state, CS_TASK_ASSIGNED);
+        cr_assert_eq(k.machine, m);
+        cr_assert_eq(k.attempts, 2, "a new placement: the agent tells it by its attempt");
+        cr_assert_eq(k.spec, now, "the new placement runs the new version");
+        cr_assert_eq(k.last_end, CS_TASK_KILLED);
+        cr_assert_eq(k.nports, 1);
+        cr_assert_eq(k.ports[0], 8080);
+        assert_alloc(m, 1000, 1024, 0, 1);
+        cr_assert_eq(placed_on(m), 1);
+        invariants();
+        cs_txn_result_free(&check);
+        cs_txn_result_free(&res);
+        cs_txn_free(&t);
+    }
+    /* The same machine, the same holding, a new attempt: the machine
+     * changed, so that the agent's long poll wakes and sees it. */
+    cr_assert_neq(mach(m1).seq, seq, "a restart on the same machine left it unchanged");
+}
+
+/* Two restarts that swap machines on a fixed port: each claim takes what
+ * the other's release frees, whatever order the store writes them in. */
+Test(commit, restarts_that_swap_machines)
+{
+    full_pair p = full_pair_setup();
+    cs_id m1 = p.m[0], m2 = p.m[1], s0 = p.task[0], s1 = p.task[1];
+    const uint16_t *port = port8080;
+    for (int round = 0; round < 2; round++) {
+        cs_txn t;
+        cs_txn_init(&t, 1, 700 + (uint64_t)round, version(), CS_CONFLICT_FINE, CS_COMMIT_GANG);
+        cs_res r = {1000, 1024, 0};
+        /* Round 1 lists the tasks the other way round. */
+        cs_id a = round ? s1 : s0, b = round ? s0 : s1;
+        cr_assert_eq(cs_txn_add_release(&t, a, CS_TASK_PENDING, 0), CS_OK);
+        cr_assert_eq(cs_txn_add_release(&t, b, CS_TASK_PENDING, 0), CS_OK);
+        cr_assert_eq(cs_txn_add_claim(&t, a, task(b).machine, &r, port, 1, 0), CS_OK);
+        cr_assert_eq(cs_txn_add_claim(&t, b, task(a).machine, &r, port, 1, 0), CS_OK);
+        cs_txn_result res;
+        cs_txn_result_init(&res);
+        commit_ok(&t, &res);
+        CLAIMS(&res, CS_COMMITTED, CS_COMMITTED);
+        invariants();
+        cs_txn_result_free(&res);
+        cs_txn_free(&t);
+    }
+    assert_state(s0, CS_TASK_ASSIGNED, m1);
+    assert_state(s1, CS_TASK_ASSIGNED, m2);
+    cr_assert_eq(task(s0).attempts, 3);
+    assert_alloc(m1, 1000, 1024, 0, 1);
+    assert_alloc(m2, 1000, 1024, 0, 1);
+}
+
+Test(commit, restart_in_place_elsewhere_and_when_the_claim_conflicts)
+{
+    cs_id m1 = ts_machine(T.s, "m1", 1000, 1024, 0, 0, 0, NULL, 0);
+    cs_id m2 = ts_machine(T.s, "m2", 1000, 1024, 0, 0, 0, NULL, 0);
+    cs_id js = ts_job(T.s, "svc", CS_JOB_SERVICE, 10, 2, 1000, 1024, 0, NULL, 0);
+    cs_id jb = ts_job(T.s, "other", CS_JOB_BATCH, 10, 1, 1000, 1024, 0, NULL, 0);
+    cs_id s0 = cs_task_id(js, 0), s1 = cs_task_id(js, 1);
+    place(s0, m1, 1000, 1024, NULL, 0);
+
+    /* Moved: m1 is free, m2 holds it. */
+    cs_txn t;
+    cs_txn_init(&t, 1, 600, version(), CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cr_assert_eq(cs_txn_add_release(&t, s0, CS_TASK_PENDING, 0), CS_OK);
+    claim(&t, s0, m2, 1000, 1024, 0, 0);
+    cs_txn_result res;
+    cs_txn_result_init(&res);
+    commit_ok(&t, &res);
+    CLAIMS(&res, CS_COMMITTED);
+    assert_alloc(m1, 0, 0, 0, 0);
+    assert_alloc(m2, 1000, 1024, 0, 1);
+    assert_state(s0, CS_TASK_ASSIGNED, m2);
+    invariants();
+    cs_txn_result_free(&res);
+    cs_txn_free(&t);
+
+    /* Incremental: a claim that does not fit leaves the task pending, its
+     * old placement ended all the same. m1 is taken by another job first. */
+    place(cs_task_id(jb, 0), m1, 1000, 1024, NULL, 0);
+    cs_txn_init(&t, 1, 601, version(), CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cr_assert_eq(cs_txn_add_release(&t, s0, CS_TASK_PENDING, 0), CS_OK);
+    claim(&t, s0, m1, 1000, 1024, 0, 0);
+    cs_txn_result_init(&res);
+    commit_ok(&t, &res);
+    CLAIMS(&res, CS_CONFLICT_CPU);
+    cr_assert_eq(res.releases[0], CS_COMMITTED);
+    assert_state(s0, CS_TASK_PENDING, 0);
+    assert_alloc(m2, 0, 0, 0, 0);
+    invariants();
+    cs_txn_result_free(&res);
+    cs_txn_free(&t);
+
+    /* All-or-nothing: s1 restarts in place beside a claim that conflicts:
+     * nothing happens, s1 keeps running where it was. */
+    place(s1, m2, 1000, 1024, NULL, 0);
+    bytes before = cell_dump();
+    cs_txn_init(&t, 1, 602, version(), CS_CONFLICT_FINE, CS_COMMIT_GANG);
+    cr_assert_eq(cs_txn_add_release(&t, s1, CS_TASK_PENDING, 0), CS_OK);
+    claim(&t, s1, m2, 1000, 1024, 0, 0);
+    claim(&t, s0, m1, 1000, 1024, 0, 0); /* m1 is full */
+    cs_txn_result_init(&res);
+    commit_ok(&t, &res);
+    CLAIMS(&res, CS_ABORTED_GANG, CS_CONFLICT_CPU);
+    cr_assert_eq(res.releases[0], CS_ABORTED_GANG);
+    assert_same_cell(before, "an aborted restart");
+    free(before.p);
+    assert_state(s1, CS_TASK_ASSIGNED, m2);
+    cr_assert_eq(task(s1).attempts, 1);
+    invariants();
+    cs_txn_result_free(&res);
+    cs_txn_free(&t);
+}
+
 Test(commit, killed_job_tasks_are_not_pending)
 {
     cs_id m1 = ts_machine(T.s, "m1", 4000, 8192, 0, 0, 0, NULL, 0);
@@ -1373,6 +1612,26 @@ Test(commit, bad_input_task_twice)
 
     bad_txn(&t, &b);
     cr_assert_eq(cs_txn_add_preempt(&t, a0, a0), CS_OK); /* a task evicting itself */
+    expect_error(&t, CS_EINVAL, "twice");
+    cs_txn_free(&t);
+
+    /* A release to pending and one claim may name the same task (a
+     * restart); a second claim, or a release to an end, may not. */
+    bad_txn(&t, &b);
+    cr_assert_eq(cs_txn_add_release(&t, a0, CS_TASK_PENDING, 0), CS_OK);
+    claim(&t, a0, b.m1, 1000, 1024, 10, 0);
+    expect_error(&t, CS_EINVAL, "twice");
+    cs_txn_free(&t);
+
+    bad_txn(&t, &b);
+    cr_assert_eq(cs_txn_add_release(&t, a2, CS_TASK_FAILED, 0), CS_OK);
+    claim(&t, a2, b.m1, 1000, 1024, 10, 0);
+    expect_error(&t, CS_EINVAL, "twice");
+    cs_txn_free(&t);
+
+    bad_txn(&t, &b);
+    cr_assert_eq(cs_txn_add_release(&t, a2, CS_TASK_PENDING, 0), CS_OK);
+    cr_assert_eq(cs_txn_add_preempt(&t, a2, a0), CS_OK);
     expect_error(&t, CS_EINVAL, "twice");
     cs_txn_free(&t);
 }

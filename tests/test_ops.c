@@ -754,7 +754,7 @@ Test(ops, command_apply_refuses_garbage)
     msgpack_sbuffer_init(&sb);
     cs_machine spec = machine_spec("m2", 1, 1, 0, 0);
     cr_assert_eq(cs_machine_encode(&spec, &sb), CS_OK);
-    const uint8_t unknown[] = {0, 10, 42, 255};
+    const uint8_t unknown[] = {0, 11, 42, 255};
     for (size_t i = 0; i < sizeof unknown; i++) {
         cs_error_clear(&err);
         int rc = cs_command_apply(t.s, unknown[i], sb.data, sb.size, &err);
@@ -769,7 +769,8 @@ Test(ops, command_apply_refuses_garbage)
     /* each known kind with bodies that are not its command */
     const uint8_t kinds[] = {CS_CMD_MACHINE_PUT, CS_CMD_MACHINE_STATE, CS_CMD_JOB_SUBMIT,
                              CS_CMD_JOB_KILL,    CS_CMD_TXN,           CS_CMD_TASK_STATUS,
-                             CS_CMD_JOB_SCALE,   CS_CMD_JOB_UPDATE};
+                             CS_CMD_JOB_SCALE,   CS_CMD_JOB_UPDATE,    CS_CMD_JOB_NOTE,
+                             CS_CMD_JOB_SURGE};
     const uint8_t nil[] = {0xc0};
     const uint8_t bad_msgpack[] = {0xc1, 0x00};
     const uint8_t empty_array[] = {0x90};
@@ -1195,5 +1196,222 @@ Test(ops, corrupt_note_and_report_commands_are_refused)
                  CS_ECORRUPT, "task status");
     dump_unchanged(t.s, &d, "corrupt commands");
     msgpack_sbuffer_destroy(&sb);
+    ts_store_destroy(&t);
+}
+
+/* ======================================================================= */
+/* scale, update and surge (rolling updates)                                */
+
+/* A service job of `count` tasks of 1000m / 512 MiB, each placed on m1. */
+static cs_id placed_service(cs_store *s, uint32_t count, cs_id *machine)
+{
+    *machine = ts_machine(s, "m1", 16000, 16384, 0, 0, 0, NULL, 0);
+    cs_id j = ts_job(s, "svc", CS_JOB_SERVICE, 50, count, 1000, 512, 0, NULL, 0);
+    for (uint32_t i = 0; i < count; i++)
+        place(s, 100 + i, cs_task_id(j, i), *machine, 1000, 512, NULL, 0);
+    return j;
+}
+
+/* The state of task `index` of job `j`. */
+static uint8_t state_of(cs_store *s, cs_id j, uint32_t index, cs_arena *a)
+{
+    return task_now(s, cs_task_id(j, index), a).state;
+}
+
+/* The spec hash leaves the count out: a scale neither changes it nor makes
+ * the running tasks old; an update of what runs does. */
+Test(ops, scale_keeps_the_spec_hash)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m, j = placed_service(t.s, 2, &m);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_error err = {0};
+    cs_job before, after;
+    get_job(t.s, j, &a, &before);
+    cr_assert_eq(task_now(t.s, cs_task_id(j, 0), &a).spec, before.spec_hash);
+
+    cr_assert_eq(cs_op_job_scale(t.s, j, 5, NULL, &err), CS_OK, "%s", err.msg);
+    get_job(t.s, j, &a, &after);
+    cr_assert_eq(after.count, 5);
+    cr_assert_eq(after.spec_hash, before.spec_hash, "a scale changed the spec hash");
+    cr_assert_eq(cs_op_job_scale(t.s, j, 1, NULL, &err), CS_OK, "%s", err.msg);
+    get_job(t.s, j, &a, &after);
+    cr_assert_eq(after.spec_hash, before.spec_hash, "a scale down changed the spec hash");
+    cr_assert_eq(task_now(t.s, cs_task_id(j, 0), &a).spec, after.spec_hash,
+                 "the task left running is not old");
+
+    /* An update that only changes the count scales, and keeps the hash. */
+    cs_job upd = job_spec("svc", 3, 1000, 512);
+    upd.kind = CS_JOB_SERVICE;
+    upd.priority = 50;
+    upd.cmd = after.cmd;
+    cr_assert_eq(cs_op_job_update(t.s, j, &upd, NULL, &err), CS_OK, "%s", err.msg);
+    get_job(t.s, j, &a, &after);
+    cr_assert_eq(after.count, 3, "an update of the count alone was dropped");
+    cr_assert_eq(after.spec_hash, before.spec_hash);
+    cr_assert_eq(state_of(t.s, j, 2, &a), CS_TASK_PENDING);
+    /* A new command is a new version. */
+    upd.cmd = "serve --v2";
+    cr_assert_eq(cs_op_job_update(t.s, j, &upd, NULL, &err), CS_OK, "%s", err.msg);
+    get_job(t.s, j, &a, &after);
+    cr_assert_neq(after.spec_hash, before.spec_hash);
+    cr_assert_neq(task_now(t.s, cs_task_id(j, 0), &a).spec, after.spec_hash,
+                  "the running task should now run an old version");
+    cs_arena_free(&a);
+    ts_store_destroy(&t);
+}
+
+Test(ops, job_surge_up_and_down)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m, j = placed_service(t.s, 2, &m);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_error err = {0};
+    cs_job job;
+    get_job(t.s, j, &a, &job);
+    cr_assert_eq(job.surge, 0, "a new job has no surge");
+    uint64_t hash = job.spec_hash, v0 = version_of(t.s), v = 0;
+
+    /* Up: pending tasks at the slots above the count. */
+    cr_assert_eq(cs_op_job_surge(t.s, j, 2, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1);
+    get_job(t.s, j, &a, &job);
+    cr_assert_eq(job.surge, 2);
+    cr_assert_eq(job.count, 2, "surge is not count");
+    cr_assert_eq(job.spec_hash, hash, "surge is not part of the spec");
+    task_list l;
+    tasks_of(t.s, j, &l);
+    cr_assert_eq(l.n, 4);
+    cr_assert_eq(l.t[2].state, CS_TASK_PENDING);
+    cr_assert_eq(l.t[3].state, CS_TASK_PENDING);
+    cr_assert_eq(l.t[3].res.mem, 512, "a surge task asks for the job's resources");
+
+    /* The same surge again writes nothing, not even a log entry. */
+    dumpb d = dump_all(t.s);
+    cr_assert_eq(cs_op_job_surge(t.s, j, 2, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1);
+    dump_unchanged(t.s, &d, "an identical surge");
+
+    /* A scale keeps the surge on top of the new count: slots [0, 3 + 2). */
+    place(t.s, 200, cs_task_id(j, 2), m, 1000, 512, NULL, 0);
+    cr_assert_eq(cs_op_job_scale(t.s, j, 3, NULL, &err), CS_OK, "%s", err.msg);
+    get_job(t.s, j, &a, &job);
+    cr_assert_eq(job.surge, 2, "a scale dropped the surge");
+    tasks_of(t.s, j, &l);
+    cr_assert_eq(l.n, 5);
+    cr_assert_eq(l.t[4].state, CS_TASK_PENDING);
+    cr_assert_eq(cs_op_job_scale(t.s, j, 2, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(state_of(t.s, j, 4, &a), CS_TASK_KILLED, "slot 4 left the range [0, 2 + 2)");
+    cr_assert_eq(state_of(t.s, j, 3, &a), CS_TASK_PENDING);
+
+    /* Down: the tasks above count + surge end, placed ones give back. */
+    cr_assert_eq(cs_op_job_surge(t.s, j, 0, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(state_of(t.s, j, 2, &a), CS_TASK_KILLED);
+    cr_assert_eq(state_of(t.s, j, 3, &a), CS_TASK_KILLED);
+    cr_assert_eq(state_of(t.s, j, 0, &a), CS_TASK_ASSIGNED);
+    cr_assert_eq(placed_on(t.s, m), 2);
+    cs_machine mm;
+    ts_get_machine(t.s, m, &a, &mm);
+    cr_assert_eq(mm.allocated.cpu, 2000, "a killed surge task still holds its machine");
+    invariants(t.s);
+
+    /* Up again: the slots start afresh. */
+    cr_assert_eq(cs_op_job_surge(t.s, j, 1, NULL, &err), CS_OK, "%s", err.msg);
+    cs_task k = task_now(t.s, cs_task_id(j, 2), &a);
+    cr_assert_eq(k.state, CS_TASK_PENDING);
+    cr_assert_eq(k.attempts, 0);
+    /* An update keeps it. */
+    cs_job upd = job_spec("svc", 2, 1000, 512);
+    upd.kind = CS_JOB_SERVICE;
+    upd.cmd = "serve --v2";
+    cr_assert_eq(cs_op_job_update(t.s, j, &upd, NULL, &err), CS_OK, "%s", err.msg);
+    get_job(t.s, j, &a, &job);
+    cr_assert_eq(job.surge, 1, "an update dropped the surge");
+    cs_arena_free(&a);
+    ts_store_destroy(&t);
+}
+
+Test(ops, job_surge_refusals_write_nothing)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m, j = placed_service(t.s, 2, &m);
+    cs_id b = ts_job(t.s, "crunch", CS_JOB_BATCH, 50, 2, 1, 1, 0, NULL, 0);
+    cs_id k = ts_job(t.s, "gone", CS_JOB_SERVICE, 50, 1, 1, 1, 0, NULL, 0);
+    cs_error err = {0};
+    cr_assert_eq(cs_op_job_kill(t.s, k, NULL, &err), CS_OK, "%s", err.msg);
+    dumpb d = dump_all(t.s);
+    expect_error(cs_op_job_surge(t.s, b, 1, NULL, &err), &err, CS_EINVAL, "crunch");
+    cr_assert(strstr(err.msg, "service") != NULL, "'%s' does not say why", err.msg);
+    expect_error(cs_op_job_surge(t.s, k, 1, NULL, &err), &err, CS_ESTATE, "gone");
+    expect_error(cs_op_job_surge(t.s, k, 0, NULL, &err), &err, CS_ESTATE, "killed");
+    expect_error(cs_op_job_surge(t.s, 999, 1, NULL, &err), &err, CS_ENOTFOUND, "999");
+    expect_error(cs_op_job_surge(t.s, j, CS_TASK_INDEX_MAX, NULL, &err), &err, CS_EINVAL,
+                 "exceed");
+    dump_unchanged(t.s, &d, "refused surges");
+    /* With a surge, the count may not take the last slots either. */
+    cr_assert_eq(cs_op_job_surge(t.s, j, 1, NULL, &err), CS_OK, "%s", err.msg);
+    d = dump_all(t.s);
+    expect_error(cs_op_job_scale(t.s, j, CS_TASK_INDEX_MAX + 1, NULL, &err), &err, CS_EINVAL,
+                 "surge 1");
+    dump_unchanged(t.s, &d, "a scale beyond the slots");
+    ts_store_destroy(&t);
+}
+
+/* job-surge and restarts in place are commands of the log like the rest:
+ * replaying it gives the same store byte for byte. */
+Test(ops, replay_reproduces_surges_and_restarts)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m, j = placed_service(t.s, 2, &m);
+    cs_error err = {0};
+    cr_assert_eq(cs_op_job_surge(t.s, j, 2, NULL, &err), CS_OK, "%s", err.msg);
+    place(t.s, 300, cs_task_id(j, 2), m, 1000, 512, NULL, 0);
+    /* Task 0 restarts in place: released to pending and claimed again in
+     * one transaction. */
+    cs_txn tx;
+    cs_txn_init(&tx, 1, 301, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_res res = {1000, 512, 0};
+    cr_assert_eq(cs_txn_add_release(&tx, cs_task_id(j, 0), CS_TASK_PENDING, 0), CS_OK);
+    cr_assert_eq(cs_txn_add_claim(&tx, cs_task_id(j, 0), m, &res, NULL, 0, 0), CS_OK);
+    cs_txn_result r;
+    cs_txn_result_init(&r);
+    cr_assert_eq(cs_commit(t.s, &tx, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(r.claims[0], CS_COMMITTED, "%s", cs_outcome_str(r.claims[0]));
+    cs_txn_result_free(&r);
+    cs_txn_free(&tx);
+    cr_assert_eq(cs_op_job_surge(t.s, j, 0, NULL, &err), CS_OK, "%s", err.msg);
+    invariants(t.s);
+
+    logcopy l = {0};
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_each_log(snap, 0, copy_log, &l, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+    size_t surges = 0;
+    for (size_t i = 0; i < l.n; i++)
+        surges += l.kind[i] == CS_CMD_JOB_SURGE;
+    cr_assert_eq(surges, 2, "%zu job-surge commands logged, want 2", surges);
+    ts_store u;
+    replay_into(&l, l.n, &u);
+    dumpb d = dump_all(t.s);
+    dump_unchanged(u.s, &d, "the replayed store");
+    /* Without the last surge command, the surge task would still run. */
+    ts_store w;
+    replay_into(&l, l.n - 1, &w);
+    cs_arena a;
+    cs_arena_init(&a);
+    cr_assert_eq(state_of(w.s, j, 2, &a), CS_TASK_ASSIGNED);
+    cr_assert_eq(state_of(u.s, j, 2, &a), CS_TASK_KILLED);
+    cs_arena_free(&a);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.cmd[i]);
+    ts_store_destroy(&w);
+    ts_store_destroy(&u);
     ts_store_destroy(&t);
 }

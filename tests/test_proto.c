@@ -76,7 +76,7 @@ Test(proto, job_and_task_maps_round_trip)
     cs_job j = {.id = 3, .name = "web", .kind = CS_JOB_SERVICE, .state = CS_JOB_KILLED,
                 .priority = -5, .count = 4, .res = {500, 256, 10}, .ports = jports, .nports = 2,
                 .constraints = c, .nconstraints = 2, .cmd = "serve", .extra = opts,
-                .extra_len = sizeof opts, .spec_hash = 0xdeadbeef, .version = 12};
+                .extra_len = sizeof opts, .spec_hash = 0xdeadbeef, .version = 12, .surge = 2};
     uint16_t tports[] = {31001, 8080};
     cs_task t = {.id = cs_task_id(3, 2), .job = 3, .index = 2, .state = CS_TASK_RUNNING,
                  .last_end = CS_TASK_LOST, .machine = 7, .res = {500, 256, 10}, .ports = tports,
@@ -105,6 +105,7 @@ Test(proto, job_and_task_maps_round_trip)
     cr_expect(memcmp(dj.extra, opts, sizeof opts) == 0);
     cr_expect_eq(dj.spec_hash, 0xdeadbeef);
     cr_expect_eq(dj.version, 12);
+    cr_expect_eq(dj.surge, 2);
 
     cs_task dt;
     cr_assert_eq(cs_unpack_task(&pt.obj, &a, &dt, &err), CS_OK, "%s", err.msg);

@@ -71,6 +71,7 @@ static cs_job sample_job(void)
     j.version = 12;
     j.submitted = UINT64_C(1700000000123);
     j.note = "no machine fits: cpu on 9,870, UNIQUE hostname on 130";
+    j.surge = 2;
     return j;
 }
 
@@ -169,6 +170,7 @@ static void job_eq(const cs_job *a, const cs_job *b)
     cr_assert_eq(a->version, b->version);
     cr_assert_eq(a->submitted, b->submitted);
     cr_assert_str_eq(a->note, or_empty(b->note));
+    cr_assert_eq(a->surge, b->surge);
 }
 
 static void task_eq(const cs_task *a, const cs_task *b)
@@ -377,6 +379,7 @@ Test(record, round_trip_limits_and_empties)
     j.spec_hash = UINT64_MAX;
     j.submitted = UINT64_MAX;
     j.note = NULL; /* encodes as nil, decodes as "" */
+    j.surge = UINT32_MAX;
     cs_job dj;
     sb.size = 0;
     cr_assert_eq(cs_job_encode(&j, &sb), CS_OK);
@@ -493,6 +496,11 @@ Test(record, spec_hash_stable_and_ignores_identity)
     k.submitted = 1;
     k.note = "waiting";
     cr_assert_eq(hash_of(&k), h, "submitted or note changed the hash");
+    /* Nor are the number of tasks and the surge slots: scaling is no new
+     * version, and a task placed before a scale must not count as old. */
+    k.count = j.count + 7;
+    k.surge = 3;
+    cr_assert_eq(hash_of(&k), h, "count or surge changed the hash");
 
     /* Equal content in other memory hashes equally. */
     cs_arena a;
@@ -519,8 +527,6 @@ Test(record, spec_hash_changes_with_spec)
     j = base;
     j.cmd = "/bin/web --port $PORT1";
     CHANGED("cmd");
-    j.count = 5;
-    CHANGED("count");
     j.res.cpu++;
     CHANGED("cpu");
     j.res.mem++;
@@ -664,7 +670,9 @@ static const bad_field bad_fields[] = {
     {K_JOB, 0, 2, CS_JOB_ID_MAX + 1, "'id'"},
     {K_JOB, 13, 1, 0, "'submitted'"},
     {K_JOB, 14, 0, 5, "'note'"},
-    {K_JOB, 15, 1, 0, "'reserved'"},
+    {K_JOB, 15, 1, 0, "'surge'"},
+    {K_JOB, 15, 2, UINT64_C(1) << 32, "'surge'"},
+    {K_JOB, 16, 1, 0, "'reserved'"},
     {K_TASK, 1, 1, 0, "'job'"},
     {K_TASK, 3, 2, CS_TASK_STATE_COUNT, "'state'"},
     {K_TASK, 4, 2, 200, "'last_end'"},

@@ -358,6 +358,7 @@ json_t *ctl_job_json(const cs_job *j, const ctl_cell *tasks, cs_error *err)
      * spec: a resubmitted `-o json` output is accepted and these ignored). */
     ok &= put(o, "submitted", json_integer((json_int_t)j->submitted));
     ok &= put(o, "note", json_string(j->note != NULL ? j->note : ""));
+    ok &= put(o, "surge", json_integer((json_int_t)j->surge));
     if (tasks != NULL) {
         json_int_t n[CS_TASK_STATE_COUNT] = {0};
         for (uint32_t i = 0; i < tasks->ntasks; i++)

@@ -131,7 +131,9 @@ static int jobs_table(const ctl_cell *cell, const char *state, FILE *f, cs_error
             (rc = ctl_table_cellf(&t, err, "%s", cs_job_kind_name(j->kind))) ||
             (rc = ctl_table_cellf(&t, err, "%s", cs_job_state_name(j->state))) ||
             (rc = ctl_table_cellf(&t, err, "%d", j->priority)) ||
-            (rc = ctl_table_cellf(&t, err, "%u", j->count)) ||
+            /* "4+2": a rolling update runs surge tasks beside the count. */
+            (rc = j->surge ? ctl_table_cellf(&t, err, "%u+%u", j->count, j->surge)
+                           : ctl_table_cellf(&t, err, "%u", j->count)) ||
             (rc = ctl_table_cellf(&t, err, "%u", n[CS_TASK_PENDING])) ||
             (rc = ctl_table_cellf(&t, err, "%u", n[CS_TASK_ASSIGNED] + n[CS_TASK_RUNNING])) ||
             (rc = ctl_table_cellf(&t, err, "%u",
@@ -343,6 +345,9 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
     printf("%-13s %s\n%-13s %" PRIu64 "\n%-13s %s\n%-13s %s\n%-13s %d\n%-13s %u\n",
            "Name:", j->name, "ID:", j->id, "Kind:", cs_job_kind_name(j->kind),
            "State:", cs_job_state_name(j->state), "Priority:", j->priority, "Count:", j->count);
+    if (j->surge)
+        printf("%-13s %u (rolling update: tasks beside the count, stopped when it is done)\n",
+               "Surge:", j->surge);
     char when[64];
     printf("%-13s %s\n", "Submitted:", fmt_local(j->submitted, when, sizeof when));
     if (j->note[0] != '\0')

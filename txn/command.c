@@ -30,6 +30,8 @@ const char *cs_cmd_name(uint8_t kind)
         return "job-update";
     case CS_CMD_JOB_NOTE:
         return "job-note";
+    case CS_CMD_JOB_SURGE:
+        return "job-surge";
     default:
         return "unknown";
     }
@@ -136,6 +138,7 @@ static int apply_job_note(cs_store *s, const void *cmd, size_t len, cs_arena *a,
     return rc;
 }
 
+/* job-scale, job-surge ([id, n]) and job-update ([id, job record]). */
 static int apply_job_scale_or_update(cs_store *s, uint8_t kind, const void *cmd, size_t len,
                                      cs_arena *a, cs_error *err)
 {
@@ -147,10 +150,13 @@ static int apply_job_scale_or_update(cs_store *s, uint8_t kind, const void *cmd,
     int rc = decode_array(cmd, len, 2, &zone, &f, err);
     if (rc == CS_OK && !u64_at(&f[0], UINT64_MAX, &id))
         rc = cs_errorf(err, CS_ECORRUPT, "logged %s is corrupt", cs_cmd_name(kind));
-    if (rc == CS_OK && kind == CS_CMD_JOB_SCALE) {
-        rc = u64_at(&f[1], UINT32_MAX, &count)
-                 ? cs_op_job_scale(s, id, (uint32_t)count, NULL, err)
-                 : cs_errorf(err, CS_ECORRUPT, "logged job scale is corrupt");
+    if (rc == CS_OK && kind != CS_CMD_JOB_UPDATE) {
+        if (!u64_at(&f[1], UINT32_MAX, &count))
+            rc = cs_errorf(err, CS_ECORRUPT, "logged %s is corrupt", cs_cmd_name(kind));
+        else if (kind == CS_CMD_JOB_SCALE)
+            rc = cs_op_job_scale(s, id, (uint32_t)count, NULL, err);
+        else
+            rc = cs_op_job_surge(s, id, (uint32_t)count, NULL, err);
     } else if (rc == CS_OK) {
         cs_job j;
         if (f[1].type != MSGPACK_OBJECT_BIN)
@@ -205,6 +211,7 @@ int cs_command_apply(cs_store *s, uint8_t kind, const void *cmd, size_t len, cs_
         rc = apply_task_status(s, cmd, len, &a, err);
         break;
     case CS_CMD_JOB_SCALE:
+    case CS_CMD_JOB_SURGE:
     case CS_CMD_JOB_UPDATE:
         rc = apply_job_scale_or_update(s, kind, cmd, len, &a, err);
         break;

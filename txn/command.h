@@ -26,6 +26,7 @@ typedef enum cs_cmd_kind {
     CS_CMD_JOB_SCALE = 7,     /* change a job's task count (ops.h) */
     CS_CMD_JOB_UPDATE = 8,    /* replace a job's spec (ops.h) */
     CS_CMD_JOB_NOTE = 9,      /* a scheduler's note on a job (ops.h) */
+    CS_CMD_JOB_SURGE = 10,    /* a rolling update's extra task slots (ops.h) */
 } cs_cmd_kind;
 
 const char *cs_cmd_name(uint8_t kind);

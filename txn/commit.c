@@ -69,6 +69,8 @@ typedef struct wtask {
     cs_task t;         /* as this transaction leaves it */
     uint32_t job;      /* index into jobs */
     bool dirty;
+    bool requeue;      /* named by a release to pending: a claim may name it too */
+    bool claimed;      /* named by a claim */
 } wtask;
 
 typedef struct work {
@@ -134,6 +136,8 @@ static int load_task(work *w, cs_id id, const char *what, uint32_t item, uint32_
         return cs_error_wrap(w->err, rc, "%s %u: task %llu", what, item, (unsigned long long)id);
     wt->t = wt->old;
     wt->dirty = false;
+    wt->requeue = false;
+    wt->claimed = false;
     *out = w->ntasks++;
     idmap_put(&w->task_of, id, *out);
     return CS_OK;
@@ -153,9 +157,15 @@ static int validate_claim(work *w, uint32_t i, uint32_t *mi)
         snprintf(what, sizeof what, "claim %u (task %llu)", i, (unsigned long long)c->task);
         return cs_res_validate(&c->res, what, w->err);
     }
-    uint32_t ti;
-    if ((rc = load_task(w, c->task, "claim", i, &ti)) != CS_OK)
-        return rc;
+    /* A release to pending and one claim may name the same task: the
+     * release is judged first, so the claim places it again (a restart in
+     * place, or elsewhere). Any other repeat is refused by load_task. */
+    uint32_t ti = idmap_get(&w->task_of, c->task);
+    if (ti == UINT32_MAX || !w->tasks[ti].requeue || w->tasks[ti].claimed) {
+        if ((rc = load_task(w, c->task, "claim", i, &ti)) != CS_OK)
+            return rc;
+    }
+    w->tasks[ti].claimed = true;
     return load_machine(w, c->machine, "claim", i, mi);
 }
 
@@ -210,6 +220,7 @@ static int validate(work *w)
         uint32_t ti, mi;
         if ((rc = load_task(w, r->task, "release", i, &ti)) != CS_OK)
             return rc;
+        w->tasks[ti].requeue = r->state == CS_TASK_PENDING;
         const cs_task *tk = &w->tasks[ti].t;
         if (cs_task_state_placed(tk->state) &&
             (rc = load_machine(w, tk->machine, "release", i, &mi)) != CS_OK)
@@ -249,18 +260,39 @@ static wmachine *machine_of(work *w, cs_id id)
     return &w->machines[idmap_get(&w->machine_of, id)];
 }
 
+/* Back to the queue after placement ended with `last_end`: a pending task
+ * is on no machine and asks for its job's resources as they are now. */
+static void requeue(work *w, wtask *wt, uint8_t last_end)
+{
+    cs_task *tk = &wt->t;
+    tk->last_end = last_end;
+    tk->state = CS_TASK_PENDING;
+    tk->machine = 0;
+    tk->exit_code = 0;
+    tk->res = w->jobs[wt->job].res;
+}
+
 static uint8_t do_release(work *w, const cs_release *r)
 {
     wtask *wt = task_of(w, r->task);
     cs_task *tk = &wt->t;
-    if (cs_task_state_placed(tk->state) && r->state != CS_TASK_PENDING) {
+    if (cs_task_state_placed(tk->state)) {
         wmachine *wm = machine_of(w, tk->machine);
         if (cs_machine_give(&wm->m, &tk->res, tk->ports, tk->nports, w->a) != CS_OK)
             return UINT8_MAX;
-        tk->state = r->state;
-        tk->exit_code = r->exit_code;
-        tk->ports = NULL; /* ports are held only while placed; machine stays as history */
+        tk->ports = NULL; /* ports are held only while placed */
         tk->nports = 0;
+        if (r->state == CS_TASK_PENDING) {
+            /* Restart in place (a rolling update): the placement ends as if
+             * killed and the task waits for a new one, which a claim of this
+             * transaction may give it at once. */
+            requeue(w, wt, CS_TASK_KILLED);
+            tk->health = CS_TASK_HEALTH_UNKNOWN;
+            tk->reason = "";
+        } else {
+            tk->state = r->state; /* machine stays, as history */
+            tk->exit_code = r->exit_code;
+        }
     } else if (tk->state == CS_TASK_PENDING && r->state == CS_TASK_KILLED) {
         tk->state = CS_TASK_KILLED;
     } else if ((tk->state == CS_TASK_FAILED || tk->state == CS_TASK_LOST ||
@@ -268,10 +300,7 @@ static uint8_t do_release(work *w, const cs_release *r)
                r->state == CS_TASK_PENDING) {
         /* Another attempt: the same task goes back to the queue (a service
          * runs again even after a clean exit). Killed tasks stay ended. */
-        tk->last_end = tk->state;
-        tk->state = CS_TASK_PENDING;
-        tk->machine = 0;
-        tk->exit_code = 0;
+        requeue(w, wt, tk->state);
     } else {
         return CS_CONFLICT_TASK_NOT_PLACED;
     }
@@ -456,13 +485,29 @@ static int write_back(cs_wtxn *wt, work *w, cs_error *err)
     int rc;
     /* Tasks that leave their machine first, then the rest: a claim may take
      * the room or the port a release or preemption of this transaction gives
-     * back, and the store's allocation table follows the writes in order. */
+     * back, and the store's allocation table follows the writes in order. A
+     * task that leaves and is placed again (released to pending, then
+     * claimed) is written twice: pending in the first pass, so that what it
+     * held is free before any claim takes it, placed in the second. */
     for (int pass = 0; pass < 2; pass++)
         for (uint32_t i = 0; i < w->ntasks; i++) {
             const wtask *tk = &w->tasks[i];
+            if (!tk->dirty)
+                continue;
             bool leaves = cs_task_state_placed(tk->old.state);
-            if (tk->dirty && leaves == (pass == 0) &&
-                (rc = cs_wtxn_put_task(wt, &tk->old, &tk->t, err)) != CS_OK)
+            bool back = leaves && cs_task_state_placed(tk->t.state);
+            cs_task mid = tk->t;
+            mid.state = CS_TASK_PENDING;
+            mid.machine = 0;
+            mid.ports = NULL;
+            mid.nports = 0;
+            if (pass == 0 && leaves)
+                rc = cs_wtxn_put_task(wt, &tk->old, back ? &mid : &tk->t, err);
+            else if (pass == 1 && (!leaves || back))
+                rc = cs_wtxn_put_task(wt, back ? &mid : &tk->old, &tk->t, err);
+            else
+                continue;
+            if (rc != CS_OK)
                 return rc;
         }
     /* The working machines need no write: the store derives allocations

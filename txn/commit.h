@@ -10,9 +10,11 @@
  *   1. idempotency: a transaction whose (scheduler, request) was committed
  *      before returns that first result and changes nothing;
  *   2. validation of the input: every task and machine named exists, no task
- *      appears twice, resources are in [0, CS_RES_MAX], ports match the
- *      job's spec, every preemptor is a claim of this transaction. Any
- *      failure is an error (CS_EINVAL, CS_ENOTFOUND) and nothing is written;
+ *      appears twice (except once in a release to pending and once in a
+ *      claim: a restart, placed again by the same transaction), resources
+ *      are in [0, CS_RES_MAX], ports match the job's spec, every preemptor
+ *      is a claim of this transaction. Any failure is an error (CS_EINVAL,
+ *      CS_ENOTFOUND) and nothing is written;
  *   3. releases, then claims in order, each claim preceded by the
  *      preemptions that make room for it, judged against the machine as the
  *      transaction has left it so far (conflict.h);

@@ -243,6 +243,7 @@ static int apply_job_submit(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     cs_job j = *js->spec;
     j.state = CS_JOB_ACTIVE;
     j.note = "";
+    j.surge = 0;
     if ((rc = cs_job_spec_hash(&j, &j.spec_hash)) != CS_OK)
         return cs_errorf(err, rc, "job %s: out of memory", j.name);
     if ((rc = cs_wtxn_next_job_id(w, &j.id, err)) != CS_OK ||
@@ -487,6 +488,7 @@ static int scale_tasks(cs_wtxn *w, const cs_job *j, uint32_t from, uint32_t to, 
     return rc;
 }
 
+/* job-scale's count, or job-surge's surge. */
 typedef struct job_scale {
     cs_id id;
     uint32_t count;
@@ -501,6 +503,17 @@ static int load_active_job(cs_wtxn *w, cs_id id, cs_arena *a, cs_job *j, cs_erro
     return rc;
 }
 
+/* A job's task slots are 0 .. count + surge - 1: both together must leave
+ * every index representable. */
+static int check_slots(const cs_job *j, uint64_t count, uint64_t surge, cs_error *err)
+{
+    if (count + surge > CS_TASK_INDEX_MAX + 1u)
+        return cs_errorf(err, CS_EINVAL, "job %s: count %llu and surge %llu exceed %u tasks",
+                         j->name, (unsigned long long)count, (unsigned long long)surge,
+                         CS_TASK_INDEX_MAX + 1u);
+    return CS_OK;
+}
+
 static int apply_job_scale(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
 {
     const job_scale *js = ctx;
@@ -511,30 +524,39 @@ static int apply_job_scale(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     int rc = load_active_job(w, js->id, a, &j, err);
     if (rc != CS_OK || j.count == js->count)
         return rc;
-    uint32_t from = j.count;
+    if ((rc = check_slots(&j, js->count, j.surge, err)) != CS_OK)
+        return rc;
+    /* The spec hash leaves count out: the tasks that run stay current. The
+     * surge slots stay on top of the new count. */
+    uint32_t from = j.count + j.surge;
     j.count = js->count;
-    if ((rc = cs_job_spec_hash(&j, &j.spec_hash)) != CS_OK)
-        return cs_errorf(err, rc, "job %s: out of memory", j.name);
-    if ((rc = scale_tasks(w, &j, from, js->count, a, err)) != CS_OK)
+    if ((rc = scale_tasks(w, &j, from, j.count + j.surge, a, err)) != CS_OK)
         return rc;
     return cs_wtxn_put_job(w, &j, false, err);
 }
 
-int cs_op_job_scale(cs_store *s, cs_id id, uint32_t count, uint64_t *version, cs_error *err)
+/* A command [id, n] on a job: job-scale (n = count) and job-surge. */
+static int run_job_count(cs_store *s, uint8_t kind, cs_id id, uint32_t n, apply_fn apply,
+                         uint64_t *version, cs_error *err)
 {
     msgpack_sbuffer cmd;
     msgpack_sbuffer_init(&cmd);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
-    job_scale js = {id, count};
+    job_scale js = {id, n};
     int rc;
     if (msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, id) ||
-        msgpack_pack_uint32(&pk, count))
-        rc = cs_errorf(err, CS_ENOMEM, "job scale: out of memory");
+        msgpack_pack_uint32(&pk, n))
+        rc = cs_errorf(err, CS_ENOMEM, "%s: out of memory", cs_cmd_name(kind));
     else
-        rc = run_op(s, CS_CMD_JOB_SCALE, &cmd, apply_job_scale, &js, version, err);
+        rc = run_op(s, kind, &cmd, apply, &js, version, err);
     msgpack_sbuffer_destroy(&cmd);
     return rc;
+}
+
+int cs_op_job_scale(cs_store *s, cs_id id, uint32_t count, uint64_t *version, cs_error *err)
+{
+    return run_job_count(s, CS_CMD_JOB_SCALE, id, count, apply_job_scale, version, err);
 }
 
 typedef struct job_update {
@@ -559,12 +581,16 @@ static int apply_job_update(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     j.state = old.state;
     j.submitted = old.submitted;
     j.note = old.note;
+    j.surge = old.surge;
     if ((rc = cs_job_spec_hash(&j, &j.spec_hash)) != CS_OK)
         return cs_errorf(err, rc, "job %s: out of memory", j.name);
-    if (j.spec_hash == old.spec_hash)
+    if (j.spec_hash == old.spec_hash && j.count == old.count)
         return CS_OK;
+    if ((rc = check_slots(&j, j.count, j.surge, err)) != CS_OK)
+        return rc;
     /* Pending tasks take the new resources; placed ones keep what they hold. */
-    uint32_t keep = old.count < j.count ? old.count : j.count;
+    uint32_t from = old.count + old.surge, to = j.count + j.surge;
+    uint32_t keep = from < to ? from : to;
     idlist l = {0};
     rc = cs_snap_each_task_of_job(cs_wtxn_snap(w), j.id, collect_task, &l, err);
     for (size_t i = 0; rc == CS_OK && i < l.n; i++) {
@@ -581,7 +607,7 @@ static int apply_job_update(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     }
     free(l.v);
     if (rc == CS_OK)
-        rc = scale_tasks(w, &j, old.count, j.count, a, err);
+        rc = scale_tasks(w, &j, from, to, a, err);
     if (rc == CS_OK)
         rc = cs_wtxn_put_job(w, &j, false, err);
     return rc;
@@ -605,4 +631,32 @@ int cs_op_job_update(cs_store *s, cs_id id, const cs_job *spec, uint64_t *versio
     msgpack_sbuffer_destroy(&rec);
     msgpack_sbuffer_destroy(&cmd);
     return rc;
+}
+
+/* ---- surge ------------------------------------------------------------------ */
+
+static int apply_job_surge(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+{
+    const job_scale *js = ctx;
+    cs_job j;
+    int rc = load_active_job(w, js->id, a, &j, err);
+    if (rc != CS_OK)
+        return rc;
+    if (js->count > 0 && j.kind != CS_JOB_SERVICE)
+        return cs_errorf(err, CS_EINVAL, "job %s: only a service job has surge tasks, not a %s job",
+                         j.name, cs_job_kind_name(j.kind));
+    if ((rc = check_slots(&j, j.count, js->count, err)) != CS_OK)
+        return rc;
+    if (j.surge == js->count)
+        return UNCHANGED;
+    uint32_t from = j.count + j.surge;
+    j.surge = js->count;
+    if ((rc = scale_tasks(w, &j, from, j.count + j.surge, a, err)) != CS_OK)
+        return rc;
+    return cs_wtxn_put_job(w, &j, false, err);
+}
+
+int cs_op_job_surge(cs_store *s, cs_id id, uint32_t surge, uint64_t *version, cs_error *err)
+{
+    return run_job_count(s, CS_CMD_JOB_SURGE, id, surge, apply_job_surge, version, err);
 }

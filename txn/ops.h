@@ -72,17 +72,29 @@ int cs_op_task_status(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, in
  * only read. */
 int cs_op_job_note(cs_store *s, cs_id id, const char *note, uint64_t *version, cs_error *err);
 
-/* Scale a job to `count` tasks. Up: new pending tasks at the next indexes
- * (an index left by an earlier scale-down starts afresh). Down: tasks at
- * index >= count that have not ended are killed, placed ones releasing their
- * resources. CS_ESTATE for a killed job. */
+/* Scale a job to `count` tasks. Its task slots are always 0 .. count +
+ * surge - 1, so the surge slots move on top of the new count. Up: new
+ * pending tasks at the next indexes (an index left by an earlier scale-down
+ * starts afresh). Down: tasks at index >= count + surge that have not ended
+ * are killed, placed ones releasing their resources. The spec hash does not
+ * change (it leaves count out): no task becomes old. CS_ESTATE for a killed
+ * job; CS_EINVAL when count + surge exceeds 2^20. */
 int cs_op_job_scale(cs_store *s, cs_id id, uint32_t count, uint64_t *version, cs_error *err);
 
 /* Replace job `id`'s spec (same name and kind required) and recompute its
  * spec hash: pending tasks take the new resources, running ones keep theirs
  * until a scheduler replaces them (a rolling update); a new count scales as
- * cs_op_job_scale. An identical spec writes nothing. The job keeps its
- * `submitted` and `note` (`spec`'s are ignored). */
+ * cs_op_job_scale. An identical spec (same hash and count) writes nothing.
+ * The job keeps its `submitted`, `note` and `surge` (`spec`'s are ignored). */
 int cs_op_job_update(cs_store *s, cs_id id, const cs_job *spec, uint64_t *version, cs_error *err);
+
+/* Set service job `id`'s surge: the extra task slots a rolling update runs
+ * beside its `count` (slots count .. count + surge - 1). Up: pending tasks
+ * at the new slots, as a scale up makes them. Down: the tasks at index >=
+ * count + surge that have not ended are killed, placed ones releasing their
+ * resources. The same surge again writes nothing (not even a log entry).
+ * CS_EINVAL for surge > 0 on a batch job (naming it) or count + surge above
+ * 2^20; CS_ESTATE for a killed job. */
+int cs_op_job_surge(cs_store *s, cs_id id, uint32_t surge, uint64_t *version, cs_error *err);
 
 #endif
