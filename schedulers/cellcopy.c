@@ -92,18 +92,18 @@ static void idx_clear(idindex *x)
 
 /* ---- the copy ------------------------------------------------------------------ */
 
-enum { UNDO_CLAIM, UNDO_EVICT };
+enum { UNDO_CLAIM, UNDO_EVICT, UNDO_REQUEUE };
 
 /* One tentative change and what it replaced. */
 typedef struct undo {
     uint8_t kind;
-    uint8_t state, last_end, nports;
+    uint8_t state, last_end, nports, health;
     uint32_t task, machine;  /* slots */
     uint32_t prev, next;     /* the list the task left: its job's pending list (claim) or its
-                              * machine's task list (evict) */
+                              * machine's task list (evict, requeue) */
     uint32_t old_machine;
     cs_res res;
-    uint16_t *ports;         /* claim: the task's ports before (restored); evict: unused */
+    uint16_t *ports;         /* claim, requeue: the task's ports before (restored); evict: unused */
 } undo;
 
 struct cs_copy {
@@ -752,6 +752,7 @@ static int apply_task(cs_copy *c, const msgpack_object *o, cs_error *err)
     d->state = t.state;
     d->last_end = t.last_end;
     d->health = t.health;
+    d->spec = t.spec;
     task_attach(c, s);
     return CS_OK;
 oom:
@@ -891,8 +892,9 @@ int cs_copy_claim(cs_copy *c, cs_id task, cs_id machine, const cs_res *res,
         memcpy(own, ports, nports * sizeof *own);
     }
     undo u = {.kind = UNDO_CLAIM, .state = t->state, .last_end = t->last_end,
-              .nports = t->nports, .task = ts, .machine = ms, .prev = t->prev,
-              .next = t->next, .old_machine = t->machine, .res = t->res, .ports = t->ports};
+              .nports = t->nports, .health = t->health, .task = ts, .machine = ms,
+              .prev = t->prev, .next = t->next, .old_machine = t->machine, .res = t->res,
+              .ports = t->ports};
     if (push_undo(c, &u) != CS_OK) {
         free(own);
         return nomem(err);
@@ -920,18 +922,23 @@ int cs_copy_claim(cs_copy *c, cs_id task, cs_id machine, const cs_res *res,
     return CS_OK;
 }
 
-int cs_copy_evict(cs_copy *c, cs_id task, cs_error *err)
+/* Take placed task `what` (evict, requeue) off its machine, giving back
+ * what it holds, with an undo record of `kind`. Returns its slot through
+ * *slot. */
+static int unplace(cs_copy *c, cs_id task, uint8_t kind, const char *what, uint32_t *slot,
+                   cs_error *err)
 {
     uint32_t ts = cs_copy_task_slot(c, task);
     if (ts == CS_NONE)
-        return cs_errorf(err, CS_ENOTFOUND, "evict: unknown task %llu", (unsigned long long)task);
+        return cs_errorf(err, CS_ENOTFOUND, "%s: unknown task %llu", what,
+                         (unsigned long long)task);
     cs_ctask *t = &c->tasks[ts];
     if (!cs_task_state_placed(t->state))
-        return cs_errorf(err, CS_ESTATE, "evict: task %llu is %s, not placed",
+        return cs_errorf(err, CS_ESTATE, "%s: task %llu is %s, not placed", what,
                          (unsigned long long)task, cs_task_state_name(t->state));
-    undo u = {.kind = UNDO_EVICT, .state = t->state, .last_end = t->last_end,
-              .nports = t->nports, .task = ts, .machine = t->machine, .prev = t->prev,
-              .next = t->next, .old_machine = t->machine, .res = t->res};
+    undo u = {.kind = kind, .state = t->state, .last_end = t->last_end, .nports = t->nports,
+              .health = t->health, .task = ts, .machine = t->machine, .prev = t->prev,
+              .next = t->next, .old_machine = t->machine, .res = t->res, .ports = t->ports};
     if (push_undo(c, &u) != CS_OK)
         return nomem(err);
     cs_cmachine *m = &c->machines[t->machine];
@@ -941,10 +948,40 @@ int cs_copy_evict(cs_copy *c, cs_id task, cs_error *err)
     cs_res_sub(&m->allocated, &t->res);
     for (uint32_t i = 0; i < t->nports; i++)
         ports_remove(m, t->ports[i]);
+    *slot = ts;
+    return CS_OK;
+}
+
+int cs_copy_evict(cs_copy *c, cs_id task, cs_error *err)
+{
+    uint32_t ts;
+    int rc = unplace(c, task, UNDO_EVICT, "evict", &ts, err);
+    if (rc != CS_OK)
+        return rc;
     /* The commit returns a preempted victim to pending; until then it is
      * out of every list so that no decision of this round places it again. */
-    t->state = CS_TASK_PREEMPTED;
-    t->last_end = CS_TASK_PREEMPTED;
+    c->tasks[ts].state = CS_TASK_PREEMPTED;
+    c->tasks[ts].last_end = CS_TASK_PREEMPTED;
+    return CS_OK;
+}
+
+int cs_copy_requeue(cs_copy *c, cs_id task, cs_error *err)
+{
+    uint32_t ts;
+    int rc = unplace(c, task, UNDO_REQUEUE, "requeue", &ts, err);
+    if (rc != CS_OK)
+        return rc;
+    cs_ctask *t = &c->tasks[ts];
+    cs_cjob *j = &c->jobs[t->job];
+    /* What the commit's release to pending makes of it. The ports stay
+     * with the undo record. */
+    t->state = CS_TASK_PENDING;
+    t->last_end = CS_TASK_KILLED;
+    t->health = CS_TASK_HEALTH_UNKNOWN;
+    t->res = j->job.res;
+    t->ports = NULL;
+    t->nports = 0;
+    pending_insert(c, ts, j->pending_tail, CS_NONE);
     return CS_OK;
 }
 
@@ -969,11 +1006,20 @@ void cs_copy_undo(cs_copy *c, size_t mark)
             t->res = u->res;
             t->state = u->state;
             t->last_end = u->last_end;
+            t->health = u->health;
             t->machine = u->old_machine;
             /* Every later change is undone, so its old neighbours are
              * neighbours again. */
             pending_insert(c, u->task, u->prev, u->next);
         } else {
+            if (u->kind == UNDO_REQUEUE) {
+                /* Nothing later is left: it is still where it was queued. */
+                pending_unlink(c, u->task);
+                t->res = u->res;
+                t->ports = u->ports;
+                t->nports = u->nports;
+                t->health = u->health;
+            }
             t->state = u->state;
             t->last_end = u->last_end;
             /* The room they had is still there: ports_room never shrinks. */

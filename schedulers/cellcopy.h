@@ -10,7 +10,8 @@
  * job version.
  *
  * Tentative changes. While a scheduler decides, it reserves what it has
- * chosen in the copy (cs_copy_claim, and cs_copy_evict for preemption), so
+ * chosen in the copy (cs_copy_claim, cs_copy_evict for preemption and
+ * cs_copy_requeue for a restart in place), so
  * that the next task of the same decision sees the machine's room already
  * taken. Each such change is recorded in an undo log. Nothing tentative is
  * ever sent to the cell: the transaction carries the claims, and after the
@@ -77,10 +78,13 @@ typedef struct cs_ctask {
     uint32_t machine;      /* slot of the machine it is placed on (or last was); CS_NONE if never */
     uint32_t next, prev;   /* placed: its machine's task list; pending: its job's pending list */
     uint32_t attempts;
-    uint8_t state;         /* cs_task_state; tentative: ASSIGNED when claimed, PREEMPTED when evicted */
+    uint8_t state;         /* cs_task_state; tentative: ASSIGNED when claimed, PREEMPTED when
+                            * evicted, PENDING when requeued */
     uint8_t last_end;
     uint8_t nports;
     uint8_t health;        /* cs_task_health */
+    uint64_t spec;         /* its job's spec_hash when last placed, as the cell says (a
+                            * tentative claim leaves it): another hash = an old version */
 } cs_ctask;
 
 typedef struct cs_cjob {
@@ -190,6 +194,14 @@ int cs_copy_claim(cs_copy *c, cs_id task, cs_id machine, const cs_res *res,
  * gives back its resources and ports on its machine. CS_ENOTFOUND,
  * CS_ESTATE (not placed), CS_ENOMEM; nothing changed on error. */
 int cs_copy_evict(cs_copy *c, cs_id task, cs_error *err);
+
+/* Tentatively end placed `task`'s placement and put it back among its
+ * job's pending tasks (last), as a commit release to pending does (a
+ * restart in place, protocol §7.1): it gives back its resources and ports,
+ * asks for its job's resources again, and its health is unknown. The
+ * placer may then claim it in the same decision. CS_ENOTFOUND, CS_ESTATE
+ * (not placed), CS_ENOMEM; nothing changed on error. */
+int cs_copy_requeue(cs_copy *c, cs_id task, cs_error *err);
 
 /* The undo log's length: a mark to come back to. */
 size_t cs_copy_mark(const cs_copy *c);

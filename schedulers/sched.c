@@ -55,6 +55,7 @@ struct cs_sched {
     size_t ncands, capcands;
     cs_id *ids, *pins;
     size_t capids;
+    cs_rollout roll; /* scratch of the rollout hook */
     uint64_t sched_id, next_req;
     int64_t next_report_ns, next_tend_ns;
     int64_t last_error_ns;
@@ -216,6 +217,7 @@ void cs_sched_free(cs_sched *s)
     free(s->cands);
     free(s->ids);
     free(s->pins);
+    cs_rollout_free(&s->roll);
     free(s);
 }
 
@@ -419,6 +421,19 @@ static int global_pins(cs_sched *s, const cs_cjob *j, size_t *npend, bool *scale
     return CS_OK;
 }
 
+/* The note of job `j` once every task of it is placed: the rollout's
+ * progress while one is under way, else none. Only CS_ENOMEM fails. */
+static int placed_note(cs_sched *s, const cs_cjob *j, char *buf, size_t size, cs_error *err)
+{
+    buf[0] = '\0';
+    if (s->hooks->rollout == NULL)
+        return CS_OK;
+    int rc = s->hooks->rollout(s->copy, j, &s->roll, err);
+    if (rc == CS_OK)
+        cs_rollout_note(&s->roll.step, buf, size);
+    return rc == CS_ENOMEM ? rc : CS_OK;
+}
+
 /* Place job `id`'s pending tasks, commit, resync. *progress is set when
  * anything committed. */
 static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
@@ -518,7 +533,10 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
         st->attempts = 0;
         memset(st->conflicts, 0, sizeof st->conflicts);
         st->parked = false;
-        return set_note(s, j, "", err);
+        char note[CS_NOTE_MAX + 1];
+        if ((rc = placed_note(s, j, note, sizeof note, err)) != CS_OK)
+            return rc;
+        return set_note(s, j, note, err);
     }
     if (!conflicted && rep.pending > 0) {
         /* Fits nowhere now: say why, and wait for the cell to change. */
@@ -559,7 +577,8 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
         if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j))
             continue;
-        for (uint32_t k = 0; k < j->ntaskidx && k < j->job.count; k++) {
+        uint64_t slots = (uint64_t)j->job.count + j->job.surge;
+        for (uint32_t k = 0; k < j->ntaskidx && k < slots; k++) {
             if (j->tasks[k] == CS_NONE)
                 continue;
             const cs_ctask *t = cs_copy_task_at(s->copy, j->tasks[k]);
@@ -580,6 +599,125 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
         if (s->res.releases[i] == CS_COMMITTED)
             *progress = true;
     return sync_copy(s, err) == CS_ENOMEM ? CS_ENOMEM : CS_OK;
+}
+
+/* ---- rolling updates ------------------------------------------------------------------ */
+
+/* Restart the slots that step `st` chose of job `j` with its current spec:
+ * one transaction of releases to pending and — unless the job is global,
+ * whose pending tasks place_one pins — the claims that place them again
+ * where they fit now (restarted in place, the copy reserving what each
+ * gave back). What does not fit stays pending for place_one. */
+static int restart(cs_sched *s, const cs_cjob *j, const cs_rollout_step *st, bool *moved,
+                   cs_error *err)
+{
+    int64_t start = cs_sched_mono_ns();
+    cs_id id = j->job.id;
+    bool gang = j->opts.gang || s->o->commit == CS_COMMIT_GANG;
+    int rc = ensure_ids(s, st->nrestart);
+    if (rc != CS_OK)
+        return cs_errorf(err, rc, "out of memory");
+    cs_txn_reset(&s->txn, s->next_req++, cs_copy_version(s->copy));
+    s->txn.conflict = s->o->conflict;
+    s->txn.commit = gang ? CS_COMMIT_GANG : CS_COMMIT_INCREMENTAL;
+    for (uint32_t i = 0; i < st->nrestart; i++) {
+        s->ids[i] = cs_task_id(id, st->restart[i]);
+        if (cs_txn_add_release(&s->txn, s->ids[i], CS_TASK_PENDING, 0) != CS_OK)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        /* The rollout chose placed tasks of this copy: only memory fails;
+         * the next sync rolls back what was requeued. */
+        if ((rc = cs_copy_requeue(s->copy, s->ids[i], err)) != CS_OK) {
+            if (rc != CS_ENOMEM)
+                log_error(s, "rollout", err);
+            return rc == CS_ENOMEM ? rc : CS_OK;
+        }
+    }
+    if (!j->opts.global) {
+        cs_place_report rep;
+        rc = cs_place_job(s->placer, s->copy, id, s->ids, st->nrestart, NULL, &s->txn, &rep, err);
+        if (rc == CS_ENOMEM)
+            return rc;
+        if (rc != CS_OK) /* the releases go alone; place_one says why the rest waits */
+            log_error(s, "placement", err);
+        double t = s->o->t_job_s + s->o->t_task_s * (double)st->nrestart;
+        sleep_ns((int64_t)(t * 1e9));
+    }
+    cs_metrics_decided(&s->metrics, cs_sched_mono_ns() - start);
+    if ((rc = commit_txn(s, err)) != CS_OK)
+        return rc == CS_ENOMEM ? rc : CS_OK;
+    if (s->txn.nclaims > 0)
+        cs_metrics_txn(&s->metrics, s->res.committed, s->res.conflicts,
+                       gang && s->res.committed == 0);
+    for (uint32_t i = 0; i < s->txn.nreleases; i++)
+        *moved |= s->res.releases[i] == CS_COMMITTED;
+    return CS_OK;
+}
+
+/* One line per rollout step with --verbose. */
+static void log_step(cs_sched *s, const cs_cjob *j, const cs_rollout_step *st)
+{
+    char slots[256] = "", note[CS_NOTE_MAX + 1];
+    size_t len = 0;
+    for (uint32_t i = 0; i < st->nrestart && len < sizeof slots; i++)
+        len += (size_t)snprintf(slots + len, sizeof slots - len, "%s%" PRIu32, i ? "," : " ",
+                                st->restart[i]);
+    cs_rollout_note(st, note, sizeof note);
+    logf_(s, "job %" PRIu64 " (%s): restart %" PRIu32 " slot%s%s, surge %" PRIu32 " -> %" PRIu32
+             "; %s",
+          j->job.id, j->job.name, st->nrestart, st->nrestart == 1 ? "" : "s", slots,
+          j->job.surge, st->surge, note);
+}
+
+/* Step every owned job's rollout (hooks.rollout): set its surge, restart
+ * what the step chose, and keep its note (when every task is placed; until
+ * then place_one's note says why they wait). */
+static int roll(cs_sched *s, bool *progress, cs_error *err)
+{
+    if (s->hooks->rollout == NULL)
+        return CS_OK;
+    for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
+        const cs_cjob *j = cs_copy_job_at(s->copy, i);
+        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j))
+            continue;
+        int rc = s->hooks->rollout(s->copy, j, &s->roll, err);
+        if (rc == CS_ENOMEM)
+            return rc;
+        const cs_rollout_step *st = &s->roll.step;
+        if (rc != CS_OK || !st->active) {
+            /* Done (or never begun): a rollout's note goes with it. */
+            if (rc == CS_OK && j->npending == 0 && cs_rollout_is_note(j->job.note) &&
+                (rc = set_note(s, j, "", err)) != CS_OK)
+                return rc;
+            continue;
+        }
+        cs_id id = j->job.id;
+        bool moved = false;
+        if (st->nrestart > 0 || st->surge != j->job.surge) {
+            if (s->o->verbose)
+                log_step(s, j, st);
+            if (st->surge != j->job.surge) {
+                rc = cs_client_job_surge(s->client, id, st->surge, NULL, err);
+                if (rc == CS_ENOMEM)
+                    return rc;
+                if (rc != CS_OK)
+                    log_error(s, "job.surge", err);
+                moved = rc == CS_OK;
+            }
+            if (st->nrestart > 0 && (rc = restart(s, j, st, &moved, err)) != CS_OK)
+                return rc;
+            if ((rc = sync_copy(s, err)) != CS_OK)
+                return rc == CS_ENOMEM ? rc : CS_OK;
+        }
+        *progress |= moved;
+        j = cs_copy_job(s->copy, id);
+        if (j != NULL && j->npending == 0) {
+            char note[CS_NOTE_MAX + 1];
+            if ((rc = placed_note(s, j, note, sizeof note, err)) != CS_OK ||
+                (rc = set_note(s, j, note, err)) != CS_OK)
+                return rc;
+        }
+    }
+    return CS_OK;
 }
 
 /* The owned jobs with pending tasks that are not parked, in order. */
@@ -637,7 +775,7 @@ int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err)
             /* Upkeep walks every owned task: often enough to restart work
              * promptly, not on every round of a busy scheduler. */
             s->next_tend_ns = now + idle_ns * 4;
-            if ((rc = tend(s, &progress, err)) != CS_OK)
+            if ((rc = tend(s, &progress, err)) != CS_OK || (rc = roll(s, &progress, err)) != CS_OK)
                 return rc;
         }
         if ((rc = collect(s, now, err)) != CS_OK)

@@ -23,6 +23,9 @@
  * tried again only after --park-ms, once the cell has changed. A job placed
  * whole has its note cleared.
  *
+ * Rolling updates (hooks.rollout): after upkeep, each owned job with tasks
+ * of an old version is stepped towards its new one (rollout.h).
+ *
  * Global jobs (option `global`): one task on every machine that fits. The
  * loop grows the job (job.scale) to its placed tasks plus the machines that
  * fit and lack one, and pins each new task to one of them; a task whose
@@ -44,6 +47,7 @@
 #include "cellstate/error.h"
 #include "schedulers/cellcopy.h"
 #include "schedulers/metrics.h"
+#include "schedulers/rollout.h"
 #include "schedulers/schedopts.h"
 #include "txn/txn.h"
 
@@ -54,8 +58,15 @@ typedef struct cs_sched_hooks {
     /* Whether this scheduler owns `j` (an active job). */
     bool (*takes)(const cs_sched *s, const cs_cjob *j);
     /* Upkeep: whether ended task `t` (failed, finished or lost; index
-     * below the job's count) of owned job `j` should run again. */
+     * below the job's count + surge) of owned job `j` should run again. */
     bool (*again)(const cs_cjob *j, const cs_ctask *t);
+    /* Rolling updates (cell-service: cs_rollout_job), or NULL for none:
+     * decide, from the synced copy, which old tasks of owned job `j` to
+     * restart and its surge, into r->step. Each pass the loop sets the
+     * surge (job.surge), commits the restarts with the claims that place
+     * them again in the same transaction where they fit, and keeps the
+     * job's note on the rollout's progress. */
+    int (*rollout)(const cs_copy *c, const cs_cjob *j, cs_rollout *r, cs_error *err);
 } cs_sched_hooks;
 
 /* A scheduler with options `o` and `hooks` (both borrowed for its life).

@@ -505,3 +505,91 @@ void ts_daemon_teardown(ts_daemon *d)
         ts_rmtree(d->dir);
     d->dir[0] = '\0';
 }
+
+/* ---- the cell through a client --------------------------------------------------- */
+
+#include "cellstate/jobspec.h"
+
+cs_id ts_submit(cs_client *c, const char *json)
+{
+    cs_jobspec spec;
+    cs_error err = {0};
+    cr_assert_eq(cs_jobspec_parse(json, strlen(json), &spec, &err), CS_OK, "%s: %s", json, err.msg);
+    cs_msg r;
+    uint64_t id = 0;
+    cr_assert_eq(cs_client_callb(c, CS_MSG_JOB_SUBMIT, &spec.body, &r, &err), CS_OK, "submit: %s",
+                 err.msg);
+    cr_assert_eq(cs_obj_u64(&r.body, "id", true, CS_JOB_ID_MAX, &id, &err), CS_OK, "%s", err.msg);
+    cs_jobspec_free(&spec);
+    return id;
+}
+
+void ts_update(cs_client *c, cs_id id, const char *json)
+{
+    cs_jobspec spec;
+    cs_error err = {0};
+    cr_assert_eq(cs_jobspec_parse(json, strlen(json), &spec, &err), CS_OK, "%s: %s", json, err.msg);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    /* {"job": id, "spec": the submit body as it is} */
+    cr_assert(msgpack_pack_map(&pk, 2) == 0 && cs_pack_kv_u64(&pk, "job", id) == CS_OK &&
+              cs_pack_str(&pk, "spec") == CS_OK &&
+              msgpack_sbuffer_write(&b, spec.body.data, spec.body.size) == 0);
+    cs_msg r;
+    cr_assert_eq(cs_client_callb(c, CS_MSG_JOB_UPDATE, &b, &r, &err), CS_OK, "update: %s",
+                 err.msg);
+    msgpack_sbuffer_destroy(&b);
+    cs_jobspec_free(&spec);
+}
+
+/* Unpack the records of array `key` of a sync reply into *out (n of them). */
+#define READ_LIST(reply, key, unpack, a, out, n)                                             \
+    do {                                                                                     \
+        const msgpack_object *l_ = cs_obj_get((reply), (key));                               \
+        cr_assert(l_ != NULL && l_->type == MSGPACK_OBJECT_ARRAY, "sync: no '%s'", (key));   \
+        *(n) = l_->via.array.size;                                                           \
+        *(out) = cs_arena_alloc((a), (*(n) + 1) * sizeof **(out));                           \
+        cr_assert(*(out) != NULL);                                                           \
+        for (size_t i_ = 0; i_ < *(n); i_++) {                                               \
+            cs_error e_ = {0};                                                               \
+            cr_assert_eq(unpack(&l_->via.array.ptr[i_], (a), &(*(out))[i_], &e_), CS_OK,     \
+                         "sync: %s: %s", (key), e_.msg);                                     \
+        }                                                                                    \
+    } while (0)
+
+void ts_cell_read(cs_client *c, ts_cell *out)
+{
+    memset(out, 0, sizeof *out);
+    cs_arena_init(&out->a);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cr_assert(msgpack_pack_map(&pk, 1) == 0 && cs_pack_kv_u64(&pk, "since", 0) == CS_OK);
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(c, CS_MSG_SYNC, &b, &r, &err), CS_OK, "sync: %s", err.msg);
+    msgpack_sbuffer_destroy(&b);
+    cr_assert_eq(cs_obj_u64(&r.body, "version", true, UINT64_MAX, &out->version, &err), CS_OK,
+                 "%s", err.msg);
+    READ_LIST(&r.body, "machines", cs_unpack_machine, &out->a, &out->machines, &out->nmachines);
+    READ_LIST(&r.body, "jobs", cs_unpack_job, &out->a, &out->jobs, &out->njobs);
+    READ_LIST(&r.body, "tasks", cs_unpack_task, &out->a, &out->tasks, &out->ntasks);
+}
+
+void ts_cell_free(ts_cell *cell)
+{
+    cs_arena_free(&cell->a);
+    memset(cell, 0, sizeof *cell);
+}
+
+const cs_job *ts_cell_job(const ts_cell *cell, cs_id id)
+{
+    for (size_t i = 0; i < cell->njobs; i++)
+        if (cell->jobs[i].id == id)
+            return &cell->jobs[i];
+    cr_assert_fail("the cell has no job %llu", (unsigned long long)id);
+    return NULL;
+}

@@ -117,3 +117,29 @@ void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2);
 int ts_daemon_stop(ts_daemon *d);
 /* Stop it if running and remove its directory. Safe to call twice. */
 void ts_daemon_teardown(ts_daemon *d);
+
+/* ---- the cell through a client, for integration tests ------------------------------ */
+
+/* Submit a native JSON job spec (docs/design.md §8), or replace job `id`'s
+ * spec with one (job.update); the test fails on any error. Returns the
+ * job's id. */
+cs_id ts_submit(cs_client *c, const char *json);
+void ts_update(cs_client *c, cs_id id, const char *json);
+
+/* The whole cell as one `sync` reply (a full snapshot: one read, so that
+ * what it shows held at one version). Records live in `a`. */
+typedef struct ts_cell {
+    cs_arena a;
+    uint64_t version;
+    cs_machine *machines;
+    size_t nmachines;
+    cs_job *jobs;
+    size_t njobs;
+    cs_task *tasks;
+    size_t ntasks;
+} ts_cell;
+
+void ts_cell_read(cs_client *c, ts_cell *out);
+void ts_cell_free(ts_cell *cell);
+/* Job `id` of the snapshot; fails the test when absent. */
+const cs_job *ts_cell_job(const ts_cell *cell, cs_id id);

@@ -11,10 +11,17 @@
  * --no-preempt turns that off. Placement follows --policy, a Kubernetes
  * scheduler Policy file, or the --strategy preset. The loop — sync, decide,
  * commit, resync, park with a note — is sched.h's.
+ *
+ * Rolling updates: when a job's spec changes (job.update), its tasks of the
+ * old version are restarted in place with the new one, keeping at least
+ * ceil(N x minimumHealthCapacity) healthy and running at most
+ * ceil(N x (1 + maximumOverCapacity)), with surge tasks for the room in
+ * between (rollout.h decides; the loop applies it).
  */
 #include <signal.h>
 
 #include "cellstate/record.h"
+#include "schedulers/rollout.h"
 #include "schedulers/sched.h"
 
 static bool service_takes(const cs_sched *s, const cs_cjob *j)
@@ -42,6 +49,7 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    static const cs_sched_hooks hooks = {.takes = service_takes, .again = service_again};
+    static const cs_sched_hooks hooks = {
+        .takes = service_takes, .again = service_again, .rollout = cs_rollout_job};
     return cs_sched_main(CS_SCHED_SERVICE, argc, argv, &hooks, &stop_flag, on_signal);
 }
