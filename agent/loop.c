@@ -204,6 +204,17 @@ static int call_reply(ag_call *c, cs_msg *reply, cs_error *err)
 
 typedef enum ctl_kind { CTL_NONE, CTL_REGISTER, CTL_HEARTBEAT, CTL_REPORT } ctl_kind;
 
+/* The most reports one task.status carries: every report due at one step
+ * of the control loop goes in one request (and one write on the server),
+ * which is what keeps a machine that starts many tasks at once cheap. */
+#define AG_BATCH_MAX 64
+
+typedef struct ag_inflight {
+    cs_id task;
+    uint32_t attempt;
+    ag_health_state health;
+} ag_inflight;
+
 struct ag_machine {
     ag_config cfg;
     char name[CS_NAME_MAX + 1];
@@ -220,9 +231,12 @@ struct ag_machine {
     uint32_t reg_backoff_ms, poll_backoff_ms;
     uint64_t next_req;
     ctl_kind ctl_doing;
-    cs_id ctl_task;         /* the report in flight: task and attempt */
-    uint32_t ctl_attempt;
-    ag_health_state ctl_health; /* ... and the health it carries (UNKNOWN: none) */
+    /* The reports in flight, one task.status: each task and attempt, and
+     * the health it carries (UNKNOWN: none). */
+    ag_inflight ctl_batch[AG_BATCH_MAX];
+    uint32_t ctl_n;
+    bool ctl_batched;       /* sent in the batch form (protocol.md §5.10) */
+    bool batch_refused;     /* the server predates the batch form: one report a request */
     bool health_refused;    /* the server refused a health report: said once */
     bool failing;           /* the last request could not reach the server */
     int64_t fail_logged_at;
@@ -503,6 +517,34 @@ static int pack_report(const ag_task *t, msgpack_packer *pk, ag_health_state *he
     return CS_OK;
 }
 
+/* The reports due now (at most AG_BATCH_MAX) into one task.status body,
+ * noted in m->ctl_batch: the batch form, or the single form for the first
+ * of them when the server does not take batches. */
+static int pack_reports(ag_machine *m, msgpack_packer *pk, int64_t now)
+{
+    ag_task *due[AG_BATCH_MAX];
+    uint32_t n = 0;
+    for (ag_task *t = m->tasks; t && n < AG_BATCH_MAX; t = t->next)
+        if (needs_report(t) && t->retry_at <= now)
+            due[n++] = t;
+    m->ctl_n = n;
+    if (n == 0)
+        return CS_OK;
+    m->ctl_batched = !m->batch_refused;
+    if (!m->ctl_batched)
+        m->ctl_n = n = 1;
+    else if (msgpack_pack_map(pk, 1) || cs_pack_str(pk, "reports") || msgpack_pack_array(pk, n))
+        return CS_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        ag_inflight *f = &m->ctl_batch[i];
+        *f = (ag_inflight){due[i]->id, due[i]->attempt, AG_HEALTH_UNKNOWN};
+        int rc = pack_report(due[i], pk, &f->health);
+        if (rc != CS_OK)
+            return rc;
+    }
+    return CS_OK;
+}
+
 /* Decide the control loop's next step (lock held): a request to send
  * (*msg set), or a sleep (*sleep_ms set). */
 static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
@@ -525,14 +567,10 @@ static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
             due = m->reg_retry_at;
         }
     } else {
-        for (ag_task *t = m->tasks; t && m->ctl_doing == CTL_NONE; t = t->next) {
-            if (needs_report(t) && t->retry_at <= now) {
-                m->ctl_doing = CTL_REPORT;
-                m->ctl_task = t->id;
-                m->ctl_attempt = t->attempt;
-                type = CS_MSG_TASK_STATUS;
-                rc = pack_report(t, &pk, &m->ctl_health);
-            }
+        rc = pack_reports(m, &pk, now);
+        if (m->ctl_n > 0) {
+            m->ctl_doing = CTL_REPORT;
+            type = CS_MSG_TASK_STATUS;
         }
         if (m->ctl_doing == CTL_NONE && now >= m->hb_due) {
             m->ctl_doing = CTL_HEARTBEAT;
@@ -610,9 +648,12 @@ static void on_heartbeat(ag_machine *m, int rc, const cs_msg *r, const cs_error 
     }
 }
 
-static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *err, int64_t now)
+/* The server's answer `rc` (err when not CS_OK) to report f; `v` is the
+ * reply's version. */
+static void on_report_one(ag_machine *m, const ag_inflight *f, int rc, const cs_error *err,
+                          uint64_t v, int64_t now)
 {
-    ag_task *t = find_task(m, m->ctl_task, m->ctl_attempt);
+    ag_task *t = find_task(m, f->task, f->attempt);
     if (t == NULL)
         return; /* forgotten meanwhile: a poll showed it ended */
     if (rc == CS_ESTATE || rc == CS_ENOTFOUND) {
@@ -622,14 +663,13 @@ static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *er
         revoke_task(m, t, "placement is stale");
         return;
     }
-    if (rc != CS_OK && m->ctl_health != AG_HEALTH_UNKNOWN &&
-        (rc == CS_EPROTO || rc == CS_EINVAL)) {
+    if (rc != CS_OK && f->health != AG_HEALTH_UNKNOWN && (rc == CS_EPROTO || rc == CS_EINVAL)) {
         /* A server without health reports (protocol.md §5.10): retrying
          * cannot help, and the task's other reports must still go out. */
         if (!m->health_refused)
             mlog(m, true, "the server refuses health reports (%s); not sending them", err->msg);
         m->health_refused = true;
-        t->health_acked = m->ctl_health;
+        t->health_acked = f->health;
         return;
     }
     if (rc != CS_OK) {
@@ -647,23 +687,74 @@ static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *er
     bool final = t->phase == AG_ENDED && (t->running_acked || !t->started);
     if (!final) {
         t->running_acked = true;
-        if (m->ctl_health != AG_HEALTH_UNKNOWN) {
-            t->health_acked = m->ctl_health;
+        if (f->health != AG_HEALTH_UNKNOWN) {
+            t->health_acked = f->health;
             mlog(m, false, "task %llu attempt %u (%s): reported %s", (unsigned long long)t->id,
-                 t->attempt, t->job,
-                 m->ctl_health == AG_HEALTH_HEALTHY ? "healthy" : "unhealthy");
+                 t->attempt, t->job, f->health == AG_HEALTH_HEALTHY ? "healthy" : "unhealthy");
         }
         return;
     }
-    uint64_t v = 0;
-    cs_error ignore;
-    cs_obj_u64(&r->body, "version", false, UINT64_MAX, &v, &ignore);
     t->done = true;
     t->done_version = v;
     m->counts.reported++;
     mlog(m, false, "task %llu attempt %u (%s): reported %s%s%s", (unsigned long long)t->id,
          t->attempt, t->job, t->ok ? "finished" : "failed", t->ok ? "" : ": ",
          t->ok ? "" : t->reason);
+}
+
+/* One result of a batch reply: {"code": uint, "message": str}. */
+static int batch_result(const msgpack_object *o, int *rc, cs_error *e)
+{
+    uint64_t code;
+    const msgpack_object *msg = cs_obj_get(o, "message");
+    cs_error ignore;
+    if (o->type != MSGPACK_OBJECT_MAP ||
+        cs_obj_u64(o, "code", true, CS_ESTATE, &code, &ignore) != CS_OK || msg == NULL ||
+        msg->type != MSGPACK_OBJECT_STR)
+        return CS_EPROTO;
+    *rc = (int)code;
+    cs_errorf(e, *rc, "%.*s", (int)msg->via.str.size, msg->via.str.ptr);
+    return CS_OK;
+}
+
+static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *err, int64_t now)
+{
+    uint64_t v = 0;
+    cs_error ignore;
+    if (rc == CS_OK)
+        cs_obj_u64(&r->body, "version", false, UINT64_MAX, &v, &ignore);
+    const msgpack_object *res = rc == CS_OK && m->ctl_batched ? cs_obj_get(&r->body, "results")
+                                                              : NULL;
+    if (rc == CS_OK && m->ctl_batched &&
+        (res == NULL || res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != m->ctl_n)) {
+        cs_error e;
+        cs_errorf(&e, CS_EPROTO, "task.status reply: 'results' is not an array of %u results",
+                  m->ctl_n);
+        for (uint32_t i = 0; i < m->ctl_n; i++)
+            on_report_one(m, &m->ctl_batch[i], CS_EPROTO, &e, 0, now);
+        return;
+    }
+    if (rc == CS_EPROTO && m->ctl_batched) {
+        /* A server that predates the batch form reads it as a single
+         * report without its fields: send one report a request from now
+         * on, at once. */
+        mlog(m, true, "the server refuses batched reports (%s); sending them one by one",
+             err->msg);
+        m->batch_refused = true;
+        return;
+    }
+    for (uint32_t i = 0; i < m->ctl_n; i++) {
+        int rci = rc;
+        cs_error e = {0};
+        const cs_error *ei = err;
+        if (res != NULL && batch_result(&res->via.array.ptr[i], &rci, &e) != CS_OK) {
+            rci = cs_errorf(&e, CS_EPROTO, "task.status reply: results[%u] is malformed", i);
+            ei = &e;
+        } else if (res != NULL) {
+            ei = &e;
+        }
+        on_report_one(m, &m->ctl_batch[i], rci, ei, v, now);
+    }
 }
 
 typedef enum step {

@@ -162,6 +162,8 @@ int cs_alloc_txn_begin(cs_alloc *t, uint64_t version, bool stamp, cs_alloc_txn *
     return CS_OK;
 }
 
+void cs_alloc_txn_set_version(cs_alloc_txn *x, uint64_t version) { x->version = version; }
+
 void cs_alloc_txn_discard(cs_alloc_txn *x)
 {
     if (x == NULL)

@@ -81,6 +81,11 @@ void cs_alloc_get(const cs_alloc *t, cs_id machine, uint64_t version, cs_alloc_v
 int cs_alloc_txn_begin(cs_alloc *t, uint64_t version, bool stamp, cs_alloc_txn **out,
                        cs_error *err);
 
+/* From now on the transaction's changes are stamped (when `stamp`) and
+ * published with `version`: the store's group commit runs several logged
+ * commands, each with its own version, through one overlay. */
+void cs_alloc_txn_set_version(cs_alloc_txn *x, uint64_t version);
+
 /* The allocation as this transaction sees it: the last published entry with
  * the transaction's own changes applied. */
 void cs_alloc_txn_get(const cs_alloc_txn *x, cs_id machine, cs_alloc_view *out);

@@ -178,23 +178,127 @@ int cs_pack_job(msgpack_packer *pk, const cs_job *j)
     return cs_pack_kv_u64(pk, "surge", j->surge);
 }
 
+/* A task map written byte by byte into one buffer and handed to the packer
+ * in one write: sync replies carry every changed task to every scheduler,
+ * and packing it key by key through msgpack's packer (two calls and a
+ * strlen per field) was the largest part of cellstated's CPU time in
+ * cellbench place (docs/benchmarks.md). The bytes are exactly the packer's:
+ * the smallest form of each integer and string. */
+static uint8_t *put_uint(uint8_t *p, uint64_t v)
+{
+    if (v < 128) {
+        *p++ = (uint8_t)v;
+    } else if (v < 256) {
+        *p++ = 0xcc;
+        *p++ = (uint8_t)v;
+    } else if (v < 65536) {
+        *p++ = 0xcd;
+        *p++ = (uint8_t)(v >> 8);
+        *p++ = (uint8_t)v;
+    } else if (v < (UINT64_C(1) << 32)) {
+        *p++ = 0xce;
+        for (int s = 24; s >= 0; s -= 8)
+            *p++ = (uint8_t)(v >> s);
+    } else {
+        *p++ = 0xcf;
+        for (int s = 56; s >= 0; s -= 8)
+            *p++ = (uint8_t)(v >> s);
+    }
+    return p;
+}
+
+static uint8_t *put_int(uint8_t *p, int64_t v)
+{
+    if (v >= 0)
+        return put_uint(p, (uint64_t)v);
+    uint64_t u = (uint64_t)v;
+    if (v >= -32) {
+        *p++ = (uint8_t)u;
+    } else if (v >= INT8_MIN) {
+        *p++ = 0xd0;
+        *p++ = (uint8_t)u;
+    } else if (v >= INT16_MIN) {
+        *p++ = 0xd1;
+        *p++ = (uint8_t)(u >> 8);
+        *p++ = (uint8_t)u;
+    } else if (v >= INT32_MIN) {
+        *p++ = 0xd2;
+        for (int s = 24; s >= 0; s -= 8)
+            *p++ = (uint8_t)(u >> s);
+    } else {
+        *p++ = 0xd3;
+        for (int s = 56; s >= 0; s -= 8)
+            *p++ = (uint8_t)(u >> s);
+    }
+    return p;
+}
+
+/* A string of at most 65535 bytes (every string of a task record). */
+static uint8_t *put_str(uint8_t *p, const char *str, size_t n)
+{
+    if (n < 32) {
+        *p++ = (uint8_t)(0xa0 | n);
+    } else if (n < 256) {
+        *p++ = 0xd9;
+        *p++ = (uint8_t)n;
+    } else {
+        *p++ = 0xda;
+        *p++ = (uint8_t)(n >> 8);
+        *p++ = (uint8_t)n;
+    }
+    memcpy(p, str, n);
+    return p + n;
+}
+
+/* A key: a fixstr literal, its length known at compile time. */
+#define PUT_KEY(p, k) put_str((p), (k), sizeof(k) - 1)
+
+static uint8_t *put_res(uint8_t *p, const cs_res *r)
+{
+    *p++ = 0x83;
+    p = put_int(PUT_KEY(p, "cpu"), r->cpu);
+    p = put_int(PUT_KEY(p, "mem"), r->mem);
+    return put_int(PUT_KEY(p, "disk"), r->disk);
+}
+
+/* The largest task map: 14 keys, integers of 9 bytes, the longest state
+ * names, 64 ports of 3 bytes, a reason of CS_REASON_MAX bytes. */
+#define TASK_MAP_MAX (256 + 3 * 16 + 3 + 3 * CS_PORTS_PER_TASK_MAX + 3 + CS_REASON_MAX)
+
 int cs_pack_task(msgpack_packer *pk, const cs_task *t)
 {
-    PK(msgpack_pack_map(pk, 14));
-    TRY(cs_pack_kv_u64(pk, "id", t->id));
-    TRY(cs_pack_kv_u64(pk, "job", t->job));
-    TRY(cs_pack_kv_u64(pk, "index", t->index));
-    TRY(cs_pack_kv_str(pk, "state", cs_task_state_name(t->state)));
-    TRY(cs_pack_kv_str(pk, "last_end", cs_task_state_name(t->last_end)));
-    TRY(cs_pack_kv_u64(pk, "machine", t->machine));
-    TRY(cs_pack_kv_res(pk, "resources", &t->res));
-    TRY(pack_ports(pk, "ports", t->ports, t->nports));
-    TRY(cs_pack_kv_u64(pk, "attempts", t->attempts));
-    TRY(cs_pack_kv_i64(pk, "exit_code", t->exit_code));
-    TRY(cs_pack_kv_str(pk, "reason", t->reason));
-    TRY(cs_pack_kv_str(pk, "health", cs_task_health_name(t->health)));
-    TRY(cs_pack_kv_u64(pk, "spec", t->spec));
-    return cs_pack_kv_u64(pk, "version", t->version);
+    uint8_t b[TASK_MAP_MAX];
+    size_t rlen = t->reason != NULL ? strlen(t->reason) : 0;
+    if (t->nports > CS_PORTS_PER_TASK_MAX || rlen > CS_REASON_MAX)
+        return CS_EINVAL;
+    const char *state = cs_task_state_name(t->state), *last = cs_task_state_name(t->last_end),
+               *health = cs_task_health_name(t->health);
+    uint8_t *p = b;
+    *p++ = 0x8e; /* fixmap of 14 */
+    p = put_uint(PUT_KEY(p, "id"), t->id);
+    p = put_uint(PUT_KEY(p, "job"), t->job);
+    p = put_uint(PUT_KEY(p, "index"), t->index);
+    p = put_str(PUT_KEY(p, "state"), state, strlen(state));
+    p = put_str(PUT_KEY(p, "last_end"), last, strlen(last));
+    p = put_uint(PUT_KEY(p, "machine"), t->machine);
+    p = put_res(PUT_KEY(p, "resources"), &t->res);
+    p = PUT_KEY(p, "ports");
+    if (t->nports < 16) {
+        *p++ = (uint8_t)(0x90 | t->nports);
+    } else {
+        *p++ = 0xdc;
+        *p++ = (uint8_t)(t->nports >> 8);
+        *p++ = (uint8_t)t->nports;
+    }
+    for (uint32_t i = 0; i < t->nports; i++)
+        p = put_uint(p, t->ports[i]);
+    p = put_uint(PUT_KEY(p, "attempts"), t->attempts);
+    p = put_int(PUT_KEY(p, "exit_code"), t->exit_code);
+    p = put_str(PUT_KEY(p, "reason"), t->reason != NULL ? t->reason : "", rlen);
+    p = put_str(PUT_KEY(p, "health"), health, strlen(health));
+    p = put_uint(PUT_KEY(p, "spec"), t->spec);
+    p = put_uint(PUT_KEY(p, "version"), t->version);
+    return pk->callback(pk->data, (const char *)b, (size_t)(p - b)) != 0 ? CS_ENOMEM : CS_OK;
 }
 
 /* ---- reading ------------------------------------------------------------- */

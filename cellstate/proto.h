@@ -29,6 +29,8 @@
 #define CS_URL_ENV "CELL_SERVER"
 /* Requests larger than this are refused by default (cellstated --max-msg). */
 #define CS_DEFAULT_MAX_MSG (16u << 20)
+/* The most reports one task.status may carry in its batch form. */
+#define CS_REPORTS_MAX 1024
 
 #define CS_MSG_TABLE(X)                          \
     X(CS_MSG_ERROR, 0, "error")                  \

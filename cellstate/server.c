@@ -181,20 +181,30 @@ static void send_error(worker *w, int code, const char *message)
  * already there) or returns an error code with `err` filled. */
 typedef int (*handler_fn)(worker *w, msgpack_packer *pk, cs_error *err);
 
-static void run_handler(worker *w, handler_fn fn)
+/* The reply to w's request: the handler's, or an error reply. */
+static void build_reply(worker *w, handler_fn fn, msgpack_sbuffer *b)
 {
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
     cs_error err = {0};
     int rc = cs_msg_begin(&pk, w->msg.type, w->msg.req);
     if (rc == CS_OK)
         rc = fn(w, &pk, &err);
     if (rc == CS_OK)
-        send_bytes(w, b.data, b.size);
-    else
-        send_error(w, rc, err.msg[0] ? err.msg : cs_strerror(rc));
+        return;
+    b->size = 0;
+    cs_msg_error(b, w->msg.req, rc, err.msg[0] ? err.msg : cs_strerror(rc));
+    pthread_mutex_lock(&w->s->mu);
+    w->s->c.errors++;
+    pthread_mutex_unlock(&w->s->mu);
+}
+
+static void run_handler(worker *w, handler_fn fn)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    build_reply(w, fn, &b);
+    send_bytes(w, b.data, b.size);
     msgpack_sbuffer_destroy(&b);
 }
 
@@ -826,19 +836,22 @@ static int h_submit(worker *w, msgpack_packer *pk, cs_error *err)
     return cs_pack_kv_u64(pk, "version", v);
 }
 
-/* Resolve the "job" field to an id with a short read snapshot. */
+/* Resolve the "job" field to an id. Through a write transaction, not a
+ * snapshot: in a group (writer_main) a job submitted by an earlier command
+ * of the same group is not in any snapshot yet. The transaction writes
+ * nothing and is aborted. */
 static int resolve_job(worker *w, cs_id *id, cs_error *err)
 {
-    cs_snap *snap;
-    TRY(cs_snap_open(w->s->store, &snap, err));
+    cs_wtxn *wt;
+    TRY(cs_wtxn_begin(w->s->store, &wt, err));
     cs_arena a;
     cs_arena_init(&a);
     cs_job j;
-    int rc = job_ref(snap, body(w), "job", &a, &j, err);
+    int rc = job_ref(cs_wtxn_snap(wt), body(w), "job", &a, &j, err);
     if (rc == CS_OK)
         *id = j.id;
     cs_arena_free(&a);
-    cs_snap_close(snap);
+    cs_wtxn_abort(wt);
     return rc;
 }
 
@@ -956,33 +969,99 @@ static int h_commit(worker *w, msgpack_packer *pk, cs_error *err)
     return rc;
 }
 
-static int h_task_status(worker *w, msgpack_packer *pk, cs_error *err)
+/* One report's fields (protocol.md §5.10) from map `o` into *r (strings in
+ * `a`). */
+static int parse_report(const msgpack_object *o, cs_arena *a, cs_task_report *r, cs_error *err)
 {
-    cs_arena a;
-    cs_arena_init(&a);
-    uint64_t id = 0, attempt = 0, v = 0;
+    uint64_t id = 0, attempt = 0;
     int64_t code = 0;
     const char *state = NULL, *reason = NULL, *health = NULL;
-    cs_task_report r = {0};
     int rc;
-    if ((rc = cs_obj_u64(body(w), "task", true, UINT64_MAX, &id, err)) == CS_OK &&
-        (rc = cs_obj_u64(body(w), "attempt", true, UINT32_MAX, &attempt, err)) == CS_OK &&
-        (rc = cs_obj_str(body(w), "state", true, 16, &a, &state, err)) == CS_OK &&
-        (rc = cs_obj_i64(body(w), "exit_code", false, INT32_MIN, INT32_MAX, &code, err)) == CS_OK &&
-        (rc = cs_obj_str(body(w), "reason", false, CS_REASON_MAX, &a, &reason, err)) == CS_OK &&
-        (rc = cs_obj_str(body(w), "health", false, 16, &a, &health, err)) == CS_OK) {
-        r = (cs_task_report){id, (uint32_t)attempt, 0, (int32_t)code, reason,
-                             CS_TASK_HEALTH_UNKNOWN};
-        /* "unknown" is what a new placement starts with, not a report. */
-        if (cs_task_state_parse(state, &r.state) != CS_OK)
-            rc = cs_errorf(err, CS_EINVAL, "field 'state': unknown task state '%s'", state);
-        else if (health != NULL && (cs_task_health_parse(health, &r.health) != CS_OK ||
-                                    r.health == CS_TASK_HEALTH_UNKNOWN))
-            rc = cs_errorf(err, CS_EINVAL, "field 'health' is '%s', not healthy or unhealthy",
-                           health);
-        else
-            rc = cs_op_task_report(w->s->store, &r, &v, err);
+    if ((rc = cs_obj_u64(o, "task", true, UINT64_MAX, &id, err)) != CS_OK ||
+        (rc = cs_obj_u64(o, "attempt", true, UINT32_MAX, &attempt, err)) != CS_OK ||
+        (rc = cs_obj_str(o, "state", true, 16, a, &state, err)) != CS_OK ||
+        (rc = cs_obj_i64(o, "exit_code", false, INT32_MIN, INT32_MAX, &code, err)) != CS_OK ||
+        (rc = cs_obj_str(o, "reason", false, CS_REASON_MAX, a, &reason, err)) != CS_OK ||
+        (rc = cs_obj_str(o, "health", false, 16, a, &health, err)) != CS_OK)
+        return rc;
+    *r = (cs_task_report){id, (uint32_t)attempt, 0, (int32_t)code, reason, CS_TASK_HEALTH_UNKNOWN};
+    if (cs_task_state_parse(state, &r->state) != CS_OK)
+        return cs_errorf(err, CS_EINVAL, "field 'state': unknown task state '%s'", state);
+    /* "unknown" is what a new placement starts with, not a report. */
+    if (health != NULL &&
+        (cs_task_health_parse(health, &r->health) != CS_OK || r->health == CS_TASK_HEALTH_UNKNOWN))
+        return cs_errorf(err, CS_EINVAL, "field 'health' is '%s', not healthy or unhealthy",
+                         health);
+    return CS_OK;
+}
+
+/* The batch form: {"reports": [report, ...]}, each applied as its own
+ * command (its own version and log entry), in order; one refused report
+ * does not stop the others. The writer's group commit makes the batch one
+ * LMDB transaction. Reply: {"version", "results": [{"code", "message"}]},
+ * code 0 for a report taken. */
+static int task_status_batch(worker *w, const msgpack_object *list, msgpack_packer *pk,
+                             cs_error *err)
+{
+    if (list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > CS_REPORTS_MAX)
+        return cs_errorf(err, CS_EPROTO, "field 'reports' is not an array of at most %d reports",
+                         CS_REPORTS_MAX);
+    uint32_t n = list->via.array.size;
+    int *codes = calloc(n ? n : 1, sizeof *codes);
+    cs_error *errs = calloc(n ? n : 1, sizeof *errs);
+    if (codes == NULL || errs == NULL) {
+        free(codes);
+        free(errs);
+        return cs_errorf(err, CS_ENOMEM, "task.status: out of memory");
     }
+    uint64_t v = 0;
+    cs_arena a;
+    cs_arena_init(&a);
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *o = &list->via.array.ptr[i];
+        cs_task_report r;
+        uint64_t vi = 0;
+        cs_arena_reset(&a);
+        if (o->type != MSGPACK_OBJECT_MAP)
+            codes[i] = cs_errorf(&errs[i], CS_EPROTO, "reports[%u] is not a map", i);
+        else if ((codes[i] = parse_report(o, &a, &r, &errs[i])) == CS_OK &&
+                 (codes[i] = cs_op_task_report(w->s->store, &r, &vi, &errs[i])) == CS_OK &&
+                 vi > v)
+            v = vi;
+    }
+    cs_arena_free(&a);
+    if (v == 0) {
+        /* Nothing taken: the current version, as a single refused or
+         * unchanged report would give. */
+        pthread_mutex_lock(&w->s->mu);
+        v = w->s->version;
+        pthread_mutex_unlock(&w->s->mu);
+    }
+    int rc = CS_OK;
+    if (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", v) ||
+        cs_pack_str(pk, "results") || msgpack_pack_array(pk, n))
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    for (uint32_t i = 0; i < n && rc == CS_OK; i++)
+        if (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "code", (uint64_t)codes[i]) ||
+            cs_pack_kv_str(pk, "message", codes[i] == CS_OK ? "" : errs[i].msg))
+            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    free(codes);
+    free(errs);
+    return rc;
+}
+
+static int h_task_status(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    const msgpack_object *list = cs_obj_get(body(w), "reports");
+    if (list != NULL)
+        return task_status_batch(w, list, pk, err);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_task_report r;
+    uint64_t v = 0;
+    int rc = parse_report(body(w), &a, &r, err);
+    if (rc == CS_OK)
+        rc = cs_op_task_report(w->s->store, &r, &v, err);
     cs_arena_free(&a);
     return rc != CS_OK ? rc : reply_version(pk, v, err);
 }
@@ -1056,36 +1135,113 @@ static handler_fn write_handler(uint32_t type)
     }
 }
 
+/* One queued write, alone or as a command of the writer's group. Its
+ * reply goes to `b` (not sent: the caller sends it once the write is
+ * durable). */
+static void apply_write(cs_server *s, wjob *j, msgpack_sbuffer *b)
+{
+    if (j->w != NULL) {
+        build_reply(j->w, write_handler(j->w->msg.type), b);
+        return;
+    }
+    cs_error err;
+    /* The monitor's verdict: silent past the timeout. */
+    cs_op_machine_state(s->store, j->down_machine, CS_MACHINE_DOWN, NULL, &err);
+}
+
+static void finish_write(wjob *j, msgpack_sbuffer *b)
+{
+    if (j->w != NULL)
+        send_bytes(j->w, b->data, b->size);
+    else
+        free(j);
+    msgpack_sbuffer_destroy(b);
+}
+
+/* Apply the queued writes `jobs` (n of them, in arrival order) in one group
+ * commit (store.h): one LMDB transaction, and one fsync, for the lot. The
+ * replies go out only after the group is committed, so that a reply still
+ * means the write is durable. A group abandoned because a command failed
+ * after writing (out of memory, I/O) is applied again one write at a time;
+ * a group whose commit failed answers every write with that error (none of
+ * it was applied; the clients retry). */
+static void run_group(cs_server *s, wjob **jobs, size_t n, msgpack_sbuffer *replies)
+{
+    cs_error err = {0};
+    bool grouped = n > 1 && cs_store_group_begin(s->store, &err) == CS_OK;
+    for (size_t i = 0; i < n; i++) {
+        msgpack_sbuffer_init(&replies[i]);
+        apply_write(s, jobs[i], &replies[i]);
+    }
+    if (grouped) {
+        bool abandoned;
+        int rc = cs_store_group_end(s->store, &abandoned, NULL, &err);
+        if (abandoned) {
+            for (size_t i = 0; i < n; i++) {
+                replies[i].size = 0;
+                apply_write(s, jobs[i], &replies[i]);
+            }
+        } else if (rc != CS_OK) {
+            for (size_t i = 0; i < n; i++) {
+                if (jobs[i]->w == NULL)
+                    continue;
+                replies[i].size = 0;
+                cs_msg_error(&replies[i], jobs[i]->w->msg.req, rc, err.msg);
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        finish_write(jobs[i], &replies[i]);
+}
+
+/* The most writes one group takes: enough for a burst of agents' reports
+ * and schedulers' commits, few enough that the first of them is not kept
+ * waiting long for its reply. */
+#define GROUP_MAX 1024
+
 static void *writer_main(void *arg)
 {
     cs_server *s = arg;
+    wjob **jobs = malloc(GROUP_MAX * sizeof *jobs);
+    msgpack_sbuffer *replies = malloc(GROUP_MAX * sizeof *replies);
+    size_t cap = jobs != NULL && replies != NULL ? GROUP_MAX : 1;
+    wjob *one[1];
+    msgpack_sbuffer one_reply[1];
+    if (cap == 1) {
+        /* Without memory for a group, one write at a time. */
+        free(jobs);
+        free(replies);
+        jobs = one;
+        replies = one_reply;
+    }
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (s->qhead == NULL && !s->stopping)
             pthread_cond_wait(&s->cv, &s->mu);
-        wjob *j = s->qhead;
         if (s->stopping) {
             /* Queued writes are dropped: their clients time out and retry
              * (a commit's retry is answered from its idempotency record). */
             pthread_mutex_unlock(&s->mu);
-            return NULL;
+            break;
         }
-        s->qhead = j->next;
+        size_t n = 0;
+        while (s->qhead != NULL && n < cap) {
+            jobs[n++] = s->qhead;
+            s->qhead = s->qhead->next;
+        }
         if (s->qhead == NULL)
             s->qtail = NULL;
-        s->c.writes++;
+        s->c.writes += n;
         pthread_mutex_unlock(&s->mu);
 
-        if (j->w != NULL) {
-            run_handler(j->w, write_handler(j->w->msg.type));
-        } else {
-            cs_error err;
-            /* The monitor's verdict: silent past the timeout. */
-            cs_op_machine_state(s->store, j->down_machine, CS_MACHINE_DOWN, NULL, &err);
-            free(j);
-        }
+        run_group(s, jobs, n, replies);
         after_write(s);
     }
+    if (cap > 1) {
+        free(jobs);
+        free(replies);
+    }
+    return NULL;
 }
 
 static void enqueue(cs_server *s, wjob *j)

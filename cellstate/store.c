@@ -75,14 +75,17 @@ static int req_copy(const reqidx *x, size_t cap, uint64_t from, reqidx *out)
     return CS_OK;
 }
 
-/* Make room for one more entry, so that the insert that follows a commit
+/* Make room for `k` more entries, so that the inserts that follow a commit
  * cannot fail. */
-static int req_reserve(reqidx *x)
+static int req_reserve(reqidx *x, size_t k)
 {
-    if ((x->count + 1) * 2 <= x->cap)
+    if ((x->count + k) * 2 <= x->cap)
         return CS_OK;
+    size_t cap = x->cap ? x->cap * 2 : 1024;
+    while ((x->count + k) * 2 > cap)
+        cap *= 2;
     reqidx y;
-    if (req_copy(x, x->cap ? x->cap * 2 : 1024, 0, &y) != CS_OK)
+    if (req_copy(x, cap, 0, &y) != CS_OK)
         return CS_ENOMEM;
     free(x->v);
     *x = y;
@@ -98,6 +101,26 @@ static void req_insert(reqidx *x, uint64_t sched, uint64_t req, uint64_t version
         x->count++;
     *e = (reqent){sched, req, version, n, true};
 }
+
+/* A request recorded by a command of an open group: indexed once the group
+ * is committed, found here until then. */
+typedef struct wgroup_req {
+    uint64_t sched, req, version;
+    uint32_t n;
+} wgroup_req;
+
+/* Group commit (cs_store_group_begin): the commands of a group share one
+ * LMDB write transaction and one allocation overlay; each keeps its own
+ * version and log entry. */
+typedef struct wgroup {
+    pthread_t owner;
+    MDB_txn *txn;
+    cs_alloc_txn *alloc;
+    uint64_t version; /* the cell version after the group's last command */
+    bool poisoned;    /* a command failed after writing: the group cannot commit */
+    wgroup_req *reqs;
+    size_t nreqs, capreqs;
+} wgroup;
 
 struct cs_store {
     MDB_env *env;
@@ -126,6 +149,9 @@ struct cs_store {
     /* Where each idempotency record is: (scheduler, request) -> the log
      * entry that holds its first result. Writer-only. */
     reqidx requests;
+    /* The open group, or NULL; set and read by its owner (under `writer`),
+     * read by other threads only to see that it is not theirs. */
+    _Atomic(wgroup *) group;
 };
 
 struct cs_snap {
@@ -233,6 +259,8 @@ static size_t sort_unique(cs_id *v, size_t n)
 
 struct cs_wtxn {
     cs_snap snap;
+    wgroup *group; /* the group it belongs to, or NULL */
+    bool dirty;   /* something was written (records, ids, allocations) */
     uint64_t new_version;
     idvec touched[CS_KIND_COUNT]; /* keys this transaction wrote, for the log entry */
     msgpack_sbuffer buf; /* encoding scratch */
@@ -1044,11 +1072,52 @@ void cs_changes_free(cs_changes *c)
 
 /* ---- write transactions ----------------------------------------------- */
 
+/* The group the calling thread holds open, or NULL. */
+static wgroup *own_group(cs_store *s)
+{
+    wgroup *g = atomic_load_explicit(&s->group, memory_order_acquire);
+    return g != NULL && pthread_equal(g->owner, pthread_self()) ? g : NULL;
+}
+
+/* A command of an open group: it reads and writes the group's LMDB
+ * transaction, so it sees the commands before it, and stamps what it
+ * changes in the allocation table with a version of its own. */
+static int group_wtxn_begin(cs_store *s, wgroup *g, cs_wtxn *w, cs_error *err)
+{
+    if (g->poisoned) {
+        free(w);
+        return cs_errorf(err, CS_EIO, "group commit: an earlier command of the group failed "
+                                      "after writing; the group is abandoned");
+    }
+    w->group = g;
+    w->snap.txn = g->txn;
+    w->snap.store = s;
+    w->snap.in_wtxn = true;
+    int rc = snap_load_meta(&w->snap, err);
+    if (rc != CS_OK) {
+        free(w);
+        return rc;
+    }
+    w->new_version = w->snap.version + 1;
+    cs_alloc_txn_set_version(g->alloc, w->new_version);
+    w->snap.alloc = g->alloc;
+    msgpack_sbuffer_init(&w->buf);
+    msgpack_sbuffer_init(&w->result);
+    return CS_OK;
+}
+
 int cs_wtxn_begin(cs_store *s, cs_wtxn **out, cs_error *err)
 {
     cs_wtxn *w = calloc(1, sizeof *w);
     if (w == NULL)
         return cs_errorf(err, CS_ENOMEM, "write transaction: out of memory");
+    wgroup *g = own_group(s);
+    if (g != NULL) {
+        int rc = group_wtxn_begin(s, g, w, err);
+        if (rc == CS_OK)
+            *out = w;
+        return rc;
+    }
     pthread_mutex_lock(&s->writer);
     int rc;
     if (s->broken) {
@@ -1079,24 +1148,39 @@ err_after_lock:
     return rc;
 }
 
-/* Free the transaction's memory and let the next writer in. */
+/* Free the transaction's memory and let the next writer in. A command of
+ * a group leaves the transaction, the overlay and the lock to the group,
+ * but closes its cursor: LMDB closes a write transaction's cursors only
+ * when the transaction ends. */
 static void wtxn_free(cs_wtxn *w)
 {
     cs_store *s = w->snap.store;
-    cs_alloc_txn_discard(w->snap.alloc);
+    if (w->group != NULL) {
+        if (w->snap.tasks != NULL)
+            mdb_cursor_close(w->snap.tasks);
+    } else {
+        cs_alloc_txn_discard(w->snap.alloc);
+    }
     msgpack_sbuffer_destroy(&w->buf);
     msgpack_sbuffer_destroy(&w->result);
     for (int k = 0; k < CS_KIND_COUNT; k++)
         free(w->touched[k].v);
+    bool grouped = w->group != NULL;
     free(w);
-    pthread_mutex_unlock(&s->writer);
+    if (!grouped)
+        pthread_mutex_unlock(&s->writer);
 }
 
 void cs_wtxn_abort(cs_wtxn *w)
 {
     if (w == NULL)
         return;
-    mdb_txn_abort(w->snap.txn);
+    if (w->group == NULL)
+        mdb_txn_abort(w->snap.txn);
+    else if (w->dirty)
+        /* Its writes are in the shared transaction and cannot be taken
+         * out of it alone: the whole group is abandoned (store.h). */
+        w->group->poisoned = true;
     wtxn_free(w);
 }
 
@@ -1106,6 +1190,7 @@ uint64_t cs_wtxn_new_version(const cs_wtxn *w) { return w->new_version; }
 static int next_id(cs_wtxn *w, const char *key, cs_id max, cs_id *out, cs_error *err)
 {
     cs_store *s = w->snap.store;
+    w->dirty = true;
     uint64_t last;
     bool found;
     int rc = meta_get(w->snap.txn, s->dbi[CS_DB_META], key, &last, &found, err);
@@ -1170,6 +1255,7 @@ static int put_name(cs_wtxn *w, cs_db db, const char *name, cs_id id, cs_error *
 
 int cs_wtxn_put_machine(cs_wtxn *w, const cs_machine *m, bool create, cs_error *err)
 {
+    w->dirty = true;
     cs_machine rec = *m;
     rec.version = w->new_version;
     w->buf.size = 0;
@@ -1188,6 +1274,7 @@ int cs_wtxn_put_machine(cs_wtxn *w, const cs_machine *m, bool create, cs_error *
 
 int cs_wtxn_put_job(cs_wtxn *w, const cs_job *j, bool create, cs_error *err)
 {
+    w->dirty = true;
     cs_job rec = *j;
     rec.version = w->new_version;
     w->buf.size = 0;
@@ -1208,6 +1295,7 @@ static bool same_holding(const cs_task *a, const cs_task *b)
 
 int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error *err)
 {
+    w->dirty = true;
     cs_task rec = *t;
     rec.version = w->new_version;
     w->buf.size = 0;
@@ -1241,7 +1329,21 @@ int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **d
         *len = w->result.size;
         return CS_OK;
     }
-    const reqent *e = req_find(&w->snap.store->requests, sched, req);
+    const reqent *found = req_find(&w->snap.store->requests, sched, req);
+    reqent ge;
+    if (w->group != NULL) {
+        /* A repeat within the group of a request committed earlier in it
+         * (a client's retry queued behind its first try). */
+        for (size_t i = w->group->nreqs; i-- > 0;) {
+            const wgroup_req *q = &w->group->reqs[i];
+            if (q->sched == sched && q->req == req) {
+                ge = (reqent){sched, req, q->version, q->n, true};
+                found = &ge;
+                break;
+            }
+        }
+    }
+    const reqent *e = found;
     if (e == NULL)
         return CS_ENOTFOUND;
     uint8_t kb[12];
@@ -1319,6 +1421,34 @@ static int pack_log_entry(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len)
     return CS_OK;
 }
 
+/* A command of a group is logged in the group's transaction; it becomes
+ * durable, and its request indexed, when the group commits. */
+static int group_wtxn_commit(cs_wtxn *w, uint64_t v, uint32_t n, uint64_t *version,
+                             cs_error *err)
+{
+    wgroup *g = w->group;
+    if (w->has_request) {
+        if (g->nreqs == g->capreqs) {
+            size_t cap = g->capreqs ? g->capreqs * 2 : 16;
+            wgroup_req *q = realloc(g->reqs, cap * sizeof *q);
+            if (q == NULL) {
+                /* The log entry is in: the group cannot drop it alone. */
+                g->poisoned = true;
+                wtxn_free(w);
+                return cs_errorf(err, CS_ENOMEM, "group commit: out of memory");
+            }
+            g->reqs = q;
+            g->capreqs = cap;
+        }
+        g->reqs[g->nreqs++] = (wgroup_req){w->sched, w->req, v, n};
+    }
+    g->version = v;
+    wtxn_free(w);
+    if (version != NULL)
+        *version = v;
+    return CS_OK;
+}
+
 int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64_t *version,
                    cs_error *err)
 {
@@ -1348,10 +1478,13 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
     uint8_t kb[12];
     be64(kb, v);
     be32(kb + 8, n);
+    w->dirty = true;
     rc = raw_put(w, CS_DB_LOG, NULL, kb, 12, w->buf.data, w->buf.size, MDB_APPEND, err);
     if (rc != CS_OK)
         goto fail;
-    if (w->has_request && req_reserve(&s->requests) != CS_OK) {
+    if (w->group != NULL)
+        return group_wtxn_commit(w, v, n, version, err);
+    if (w->has_request && req_reserve(&s->requests, 1) != CS_OK) {
         rc = cs_errorf(err, CS_ENOMEM, "request index: out of memory");
         goto fail;
     }
@@ -1381,6 +1514,96 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
     return CS_OK;
 fail:
     cs_wtxn_abort(w);
+    return rc;
+}
+
+/* ---- group commit --------------------------------------------------------- */
+
+int cs_store_group_begin(cs_store *s, cs_error *err)
+{
+    if (own_group(s) != NULL)
+        return cs_errorf(err, CS_EINVAL, "group commit: a group is already open");
+    wgroup *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return cs_errorf(err, CS_ENOMEM, "group commit: out of memory");
+    pthread_mutex_lock(&s->writer);
+    int rc;
+    if (s->broken) {
+        rc = broken(err);
+        goto err_after_lock;
+    }
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &g->txn)) != 0) {
+        rc = lmdb_err(err, rc, "beginning group write transaction");
+        goto err_after_lock;
+    }
+    cs_snap probe = {.store = s, .txn = g->txn};
+    if ((rc = snap_load_meta(&probe, err)) != CS_OK)
+        goto err_after_txn;
+    g->version = probe.version;
+    /* The overlay's version is set by each command (group_wtxn_begin), and
+     * to the group's last version before it is published. */
+    if ((rc = cs_alloc_txn_begin(s->alloc, g->version, true, &g->alloc, err)) != CS_OK)
+        goto err_after_txn;
+    g->owner = pthread_self();
+    atomic_store_explicit(&s->group, g, memory_order_release);
+    return CS_OK;
+
+err_after_txn:
+    mdb_txn_abort(g->txn);
+err_after_lock:
+    pthread_mutex_unlock(&s->writer);
+    free(g);
+    return rc;
+}
+
+int cs_store_group_end(cs_store *s, bool *abandoned, uint64_t *version, cs_error *err)
+{
+    wgroup *g = own_group(s);
+    *abandoned = false;
+    if (g == NULL)
+        return cs_errorf(err, CS_EINVAL, "group commit: no group is open");
+    atomic_store_explicit(&s->group, NULL, memory_order_release);
+    int rc = CS_OK;
+    if (g->poisoned) {
+        *abandoned = true;
+        mdb_txn_abort(g->txn);
+        cs_alloc_txn_discard(g->alloc);
+        goto out;
+    }
+    /* Room for every request first, so that nothing can fail between
+     * LMDB's commit and indexing them. */
+    if (req_reserve(&s->requests, g->nreqs) != CS_OK) {
+        mdb_txn_abort(g->txn);
+        cs_alloc_txn_discard(g->alloc);
+        rc = cs_errorf(err, CS_ENOMEM, "request index: out of memory");
+        goto out;
+    }
+    if ((rc = mdb_txn_commit(g->txn)) != 0) {
+        cs_alloc_txn_discard(g->alloc);
+        rc = lmdb_err(err, rc, "committing a group");
+        goto out;
+    }
+    uint64_t v = g->version;
+    for (size_t i = 0; i < g->nreqs; i++)
+        req_insert(&s->requests, g->reqs[i].sched, g->reqs[i].req, g->reqs[i].version,
+                   g->reqs[i].n);
+    /* Every command's allocation changes become visible at the version
+     * LMDB now holds: no snapshot can begin between two of them. */
+    cs_alloc_txn_set_version(g->alloc, v);
+    pthread_mutex_lock(&s->mu);
+    rc = cs_alloc_publish(g->alloc, oldest_reader(s, v), err);
+    if (rc != CS_OK)
+        s->broken = true;
+    if (v > s->published)
+        s->published = v;
+    pthread_cond_broadcast(&s->published_cv);
+    pthread_mutex_unlock(&s->mu);
+    if (rc == CS_OK && version != NULL)
+        *version = v;
+out:
+    pthread_mutex_unlock(&s->writer);
+    free(g->reqs);
+    free(g);
     return rc;
 }
 
@@ -1520,7 +1743,7 @@ static int rebuild_log(void *ctx, const log_entry *e)
             return rc;
     }
     if (e->has_request) {
-        if (req_reserve(&c->s->requests) != CS_OK)
+        if (req_reserve(&c->s->requests, 1) != CS_OK)
             return cs_errorf(c->err, CS_ENOMEM, "request index: out of memory");
         req_insert(&c->s->requests, e->sched, e->req, e->version, e->n);
     }

@@ -198,6 +198,36 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
                    cs_error *err);
 void cs_wtxn_abort(cs_wtxn *w);
 
+/* ---- group commit ------------------------------------------------------- */
+
+/* Group commit: the write transactions the calling thread begins between
+ * cs_store_group_begin and cs_store_group_end share one LMDB write
+ * transaction, so that a burst of small commands (agents' reports, a
+ * scheduler's commit queued behind them) costs one commit — one fsync
+ * without `nosync` — instead of one each. Each command of the group is what
+ * it would be alone: it sees the commands before it, gets its own version
+ * and log entry (replay is unchanged), and cs_wtxn_commit returns its
+ * version; but nothing of the group is visible to snapshots, or durable,
+ * before cs_store_group_end has returned CS_OK: a caller answers its
+ * clients only then.
+ *
+ * A command refused before it wrote anything (validation, a stale report,
+ * a repeat that changes nothing) is aborted alone and leaves the group
+ * intact. One that fails after writing (out of memory, a full map, an I/O
+ * error: never a client's mistake) poisons the group: every later
+ * cs_wtxn_begin of the group fails with CS_EIO, and cs_store_group_end
+ * drops the whole group and sets *abandoned, so that the caller runs the
+ * group's commands again, one by one, outside a group.
+ *
+ * The group holds the writer lock from begin to end (other threads' write
+ * transactions and compaction wait). Begin: CS_EINVAL if this thread
+ * already holds a group. End: CS_EINVAL without an open group; an LMDB
+ * commit failure drops the group and returns the error (nothing of it was
+ * applied); on CS_OK `*version` (may be NULL) is the cell version after
+ * the group. */
+int cs_store_group_begin(cs_store *s, cs_error *err);
+int cs_store_group_end(cs_store *s, bool *abandoned, uint64_t *version, cs_error *err);
+
 /* ---- maintenance ------------------------------------------------------ */
 
 /* Drop log entries and idempotency records at or below `floor` (clamped to

@@ -114,6 +114,16 @@ cs_id ts_job(cs_store *s, const char *name, uint8_t kind, int32_t priority, uint
     return id;
 }
 
+uint64_t ts_version(cs_store *s)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    uint64_t v = cs_snap_version(snap);
+    cs_snap_close(snap);
+    return v;
+}
+
 void ts_get_machine(cs_store *s, cs_id id, cs_arena *a, cs_machine *out)
 {
     cs_snap *snap;

@@ -51,6 +51,9 @@ cs_id ts_machine(cs_store *s, const char *name, int64_t cpu, int64_t mem, int64_
 cs_id ts_job(cs_store *s, const char *name, uint8_t kind, int32_t priority, uint32_t count,
              int64_t cpu, int64_t mem, int64_t disk, const uint16_t *ports, uint32_t nports);
 
+/* The cell version, through a fresh snapshot. */
+uint64_t ts_version(cs_store *s);
+
 /* Read one record through a fresh snapshot (copied into `a`). Fails the
  * test when absent. */
 void ts_get_machine(cs_store *s, cs_id id, cs_arena *a, cs_machine *out);

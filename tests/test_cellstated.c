@@ -516,7 +516,8 @@ Test(cellstated, job_note_and_submission_time, .timeout = 60)
     ts_daemon_teardown(&d);
 }
 
-static const char *task_health(ts_daemon *d, cs_id task, cs_arena *a)
+/* Task `task` as get.tasks lists it (strings in `a`). */
+static cs_task task_of(ts_daemon *d, cs_id task, cs_arena *a)
 {
     body x;
     msgpack_packer *pk = body_new(&x);
@@ -527,14 +528,24 @@ static const char *task_health(ts_daemon *d, cs_id task, cs_arena *a)
     cr_assert_eq(cs_client_callb(d->c, CS_MSG_GET_TASKS, &x.b, &r, &err), CS_OK, "%s", err.msg);
     msgpack_sbuffer_destroy(&x.b);
     const msgpack_object *tasks = cs_obj_get(&r.body, "tasks");
+    cs_task t = {0};
     for (uint32_t i = 0; i < tasks->via.array.size; i++) {
-        cs_task t;
         cr_assert_eq(cs_unpack_task(&tasks->via.array.ptr[i], a, &t, &err), CS_OK, "%s", err.msg);
         if (t.id == task)
-            return cs_task_health_name(t.health);
+            return t;
     }
     cr_assert_fail("task %llu not listed", (unsigned long long)task);
-    return NULL;
+    return t;
+}
+
+static const char *task_health(ts_daemon *d, cs_id task, cs_arena *a)
+{
+    return cs_task_health_name(task_of(d, task, a).health);
+}
+
+static const char *task_state_of(ts_daemon *d, cs_id task, cs_arena *a)
+{
+    return cs_task_state_name(task_of(d, task, a).state);
 }
 
 static void pack_status(msgpack_packer *pk, cs_id task, const char *state, const char *health)
@@ -586,6 +597,71 @@ Test(cellstated, task_status_with_health, .timeout = 60)
     cs_pack_kv_u64(pk, "health", 1);
     expect_refused(&d, CS_MSG_TASK_STATUS, &x, CS_EPROTO, "field 'health' is not a string");
     cr_assert_str_eq(task_health(&d, id, &a), "unhealthy", "refused reports changed the task");
+    msgpack_sbuffer_destroy(&x.b);
+    cs_arena_free(&a);
+    ts_daemon_teardown(&d);
+}
+
+/* The code of results[i] of a batch reply, and its message in *msg. */
+static uint64_t result_at(const cs_msg *r, uint32_t i, const char **msg, uint32_t *len)
+{
+    const msgpack_object *res = cs_obj_get(&r->body, "results");
+    cr_assert(res && res->type == MSGPACK_OBJECT_ARRAY && i < res->via.array.size,
+              "no results[%u]", i);
+    const msgpack_object *e = &res->via.array.ptr[i];
+    const msgpack_object *code = cs_obj_get(e, "code"), *m = cs_obj_get(e, "message");
+    cr_assert(code && code->type == MSGPACK_OBJECT_POSITIVE_INTEGER && m &&
+              m->type == MSGPACK_OBJECT_STR);
+    *msg = m->via.str.ptr;
+    *len = m->via.str.size;
+    return code->via.u64;
+}
+
+Test(cellstated, task_status_batch_applies_each_report_on_its_own, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    cs_id m = do_register(&d, "m1", 4000);
+    cs_id j = do_submit(&d, "b", 3);
+    do_claim(&d, m, j, 0, 2, 1); /* tasks 0 and 1 placed, 2 pending */
+    cs_arena a;
+    cs_arena_init(&a);
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_str(pk, "reports");
+    msgpack_pack_array(pk, 5);
+    pack_status(pk, cs_task_id(j, 0), "running", NULL);
+    pack_status(pk, cs_task_id(j, 2), "running", NULL); /* not placed: stale */
+    pack_status(pk, cs_task_id(j, 1), "finished", NULL);
+    pack_status(pk, cs_task_id(j, 0), "running", "sick");
+    msgpack_pack_uint8(pk, 3); /* not a map */
+    cs_msg r;
+    uint64_t v = call_ok(&d, CS_MSG_TASK_STATUS, &x, &r);
+    const char *msg;
+    uint32_t len;
+    cr_assert_eq(result_at(&r, 0, &msg, &len), CS_OK);
+    cr_assert_eq(len, 0);
+    cr_assert_eq(result_at(&r, 1, &msg, &len), CS_ESTATE);
+    cr_assert(len > 0 && memmem(msg, len, "attempt", 7) != NULL, "%.*s", (int)len, msg);
+    cr_assert_eq(result_at(&r, 2, &msg, &len), CS_OK);
+    cr_assert_eq(result_at(&r, 3, &msg, &len), CS_EINVAL);
+    cr_assert(memmem(msg, len, "sick", 4) != NULL, "%.*s", (int)len, msg);
+    cr_assert_eq(result_at(&r, 4, &msg, &len), CS_EPROTO);
+    cr_assert(memmem(msg, len, "reports[4]", 10) != NULL, "%.*s", (int)len, msg);
+    cr_assert_str_eq(task_state_of(&d, cs_task_id(j, 0), &a), "running");
+    cr_assert_str_eq(task_state_of(&d, cs_task_id(j, 1), &a), "finished");
+    cr_assert_str_eq(task_state_of(&d, cs_task_id(j, 2), &a), "pending");
+    /* Two reports taken: two versions, the reply carries the last. */
+    cs_error err = {0};
+    cs_msg s;
+    cr_assert_eq(cs_client_call(d.c, CS_MSG_STATS, "\x80", 1, &s, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(reply_u64(&s, "version"), v);
+
+    /* The batch's shape is checked as a whole. */
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_u64(pk, "reports", 1);
+    expect_refused(&d, CS_MSG_TASK_STATUS, &x, CS_EPROTO, "field 'reports' is not an array");
     msgpack_sbuffer_destroy(&x.b);
     cs_arena_free(&a);
     ts_daemon_teardown(&d);

@@ -156,3 +156,70 @@ Test(proto, bad_record_maps_are_named)
     packed_free(&p);
     cs_arena_free(&a);
 }
+
+/* The task map as msgpack's packer writes it, key by key: what
+ * cs_pack_task's one-buffer encoding must equal byte for byte. */
+static void pack_task_reference(msgpack_packer *pk, const cs_task *t)
+{
+    cr_assert_eq(msgpack_pack_map(pk, 14), 0);
+    cs_pack_kv_u64(pk, "id", t->id);
+    cs_pack_kv_u64(pk, "job", t->job);
+    cs_pack_kv_u64(pk, "index", t->index);
+    cs_pack_kv_str(pk, "state", cs_task_state_name(t->state));
+    cs_pack_kv_str(pk, "last_end", cs_task_state_name(t->last_end));
+    cs_pack_kv_u64(pk, "machine", t->machine);
+    cs_pack_kv_res(pk, "resources", &t->res);
+    cs_pack_str(pk, "ports");
+    msgpack_pack_array(pk, t->nports);
+    for (uint32_t i = 0; i < t->nports; i++)
+        msgpack_pack_uint16(pk, t->ports[i]);
+    cs_pack_kv_u64(pk, "attempts", t->attempts);
+    cs_pack_kv_i64(pk, "exit_code", t->exit_code);
+    cs_pack_kv_str(pk, "reason", t->reason);
+    cs_pack_kv_str(pk, "health", cs_task_health_name(t->health));
+    cs_pack_kv_u64(pk, "spec", t->spec);
+    cs_pack_kv_u64(pk, "version", t->version);
+}
+
+Test(proto, task_map_bytes_equal_the_packers)
+{
+    /* Every width of every integer, negative exit codes, reasons around
+     * each string form's limit, port lists around fixarray's. */
+    static const uint64_t u[] = {0, 1, 127, 128, 255, 256, 65535, 65536, UINT32_MAX,
+                                 (uint64_t)UINT32_MAX + 1, UINT64_MAX};
+    static const int32_t codes[] = {0, -1, -32, -33, -128, -129, -32768, -32769, INT32_MIN,
+                                    1, 200, INT32_MAX};
+    static const size_t rlens[] = {0, 31, 32, 255, 256, CS_REASON_MAX};
+    static const uint32_t nports[] = {0, 1, 15, 16, CS_PORTS_PER_TASK_MAX};
+    char reason[CS_REASON_MAX + 1];
+    uint16_t ports[CS_PORTS_PER_TASK_MAX];
+    for (uint32_t i = 0; i < CS_PORTS_PER_TASK_MAX; i++)
+        ports[i] = (uint16_t)(i * 1021 + 7);
+    for (size_t k = 0; k < 64; k++) {
+        size_t rl = rlens[k % 6];
+        memset(reason, 'a' + (int)(k % 26), rl);
+        reason[rl] = '\0';
+        cs_task t = {.id = u[k % 11], .job = u[(k + 3) % 11], .index = (uint32_t)(k * 4099),
+                     .state = (uint8_t)(k % CS_TASK_STATE_COUNT),
+                     .last_end = (uint8_t)((k + 5) % CS_TASK_STATE_COUNT),
+                     .machine = u[(k + 7) % 11], .res = {(int64_t)(u[k % 9] >> 24), INT64_C(1) << (k % 40),
+                                                         (int64_t)k * 1000},
+                     .ports = ports, .nports = nports[k % 5], .attempts = (uint32_t)u[(k + 1) % 9],
+                     .exit_code = codes[k % 12], .reason = reason,
+                     .health = (uint8_t)(k % CS_TASK_HEALTH_COUNT), .spec = u[(k + 9) % 11],
+                     .version = u[(k + 5) % 11]};
+        msgpack_sbuffer a, b;
+        msgpack_sbuffer_init(&a);
+        msgpack_sbuffer_init(&b);
+        msgpack_packer pa, pb;
+        msgpack_packer_init(&pa, &a, msgpack_sbuffer_write);
+        msgpack_packer_init(&pb, &b, msgpack_sbuffer_write);
+        cr_assert_eq(cs_pack_task(&pa, &t), CS_OK);
+        pack_task_reference(&pb, &t);
+        cr_assert_eq(a.size, b.size, "case %zu: %zu bytes, the packer writes %zu", k, a.size,
+                     b.size);
+        cr_assert_arr_eq(a.data, b.data, a.size, "case %zu: bytes differ", k);
+        msgpack_sbuffer_destroy(&a);
+        msgpack_sbuffer_destroy(&b);
+    }
+}

@@ -19,16 +19,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static uint64_t version_of(cs_store *s)
-{
-    cs_snap *snap;
-    cs_error err = {0};
-    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
-    uint64_t v = cs_snap_version(snap);
-    cs_snap_close(snap);
-    return v;
-}
-
 static cs_snap *snap_of(cs_store *s)
 {
     cs_snap *snap;
@@ -156,13 +146,13 @@ Test(store, open_creates_and_reopen_keeps_data)
 
     cs_id m1 = ts_machine(t.s, "m1", 4000, 8192, 1000, 0, 0, NULL, 0);
     cs_id j1 = ts_job(t.s, "web", CS_JOB_SERVICE, 5, 2, 100, 100, 0, NULL, 0);
-    cr_assert_eq(version_of(t.s), 2);
+    cr_assert_eq(ts_version(t.s), 2);
     uint8_t *before, *after;
     size_t nbefore, nafter;
     ts_dump(t.s, &before, &nbefore);
 
     ts_store_reopen(&t);
-    cr_assert_eq(version_of(t.s), 2, "reopen lost the version");
+    cr_assert_eq(ts_version(t.s), 2, "reopen lost the version");
     ts_dump(t.s, &after, &nafter);
     cr_assert_eq(nafter, nbefore);
     cr_assert_arr_eq(after, before, nbefore, "reopen changed the store");
@@ -182,7 +172,7 @@ Test(store, open_creates_and_reopen_keeps_data)
     /* id counters survive too */
     cr_assert_eq(ts_machine(t.s, "m2", 1, 1, 1, 0, 0, NULL, 0), m1 + 1);
     cr_assert_eq(ts_job(t.s, "batch", CS_JOB_BATCH, 0, 1, 1, 1, 0, NULL, 0), j1 + 1);
-    cr_assert_eq(version_of(t.s), 4);
+    cr_assert_eq(ts_version(t.s), 4);
 
     free(before);
     free(after);
@@ -219,7 +209,7 @@ Test(store, other_schema_version_is_refused)
     be64(v, CS_SCHEMA_VERSION);
     raw_put(t.dir, "meta", "schema", 6, v, 8);
     ts_store_reopen(&t);
-    cr_assert_eq(version_of(t.s), 1);
+    cr_assert_eq(ts_version(t.s), 1);
     ts_store_destroy(&t);
 }
 
@@ -287,11 +277,11 @@ Test(store, corrupt_machine_record_is_reported)
     cs_snap_close(snap);
 
     /* An operation on it fails cleanly and writes nothing. */
-    uint64_t v = version_of(t.s);
+    uint64_t v = ts_version(t.s);
     cs_error_clear(&err);
     rc = cs_op_machine_state(t.s, m2, CS_MACHINE_DRAINING, NULL, &err);
     cr_assert_eq(rc, CS_ECORRUPT, "rc %d: %s", rc, err.msg);
-    cr_assert_eq(version_of(t.s), v);
+    cr_assert_eq(ts_version(t.s), v);
 
     cs_arena_free(&a);
     ts_store_destroy(&t);
@@ -337,7 +327,7 @@ Test(store, snapshot_sees_its_version_only)
     cs_id m2 = ts_machine(t.s, "m2", 1000, 1000, 0, 0, 0, NULL, 0);
     ts_machine(t.s, "m1", 2000, 1000, 0, 0, 0, NULL, 0); /* update m1 */
     cs_id j = ts_job(t.s, "j", CS_JOB_BATCH, 0, 1, 1, 1, 0, NULL, 0);
-    cr_assert_eq(version_of(t.s), 4);
+    cr_assert_eq(ts_version(t.s), 4);
 
     cs_arena a;
     cs_arena_init(&a);
@@ -484,7 +474,7 @@ static void build_history(cs_store *s)
     cr_assert_eq(ts_job(s, "j2", CS_JOB_BATCH, 0, 1, 1000, 1000, 0, NULL, 0), 2);
     place(s, 1, 1, cs_task_id(1, 0), 1, 1000, 1000);
     ts_machine(s, "m2", 5000, 4000, 0, 0, 0, NULL, 0);
-    cr_assert_eq(version_of(s), 6);
+    cr_assert_eq(ts_version(s), 6);
 }
 
 Test(store, changes_since_lists_touched_ids)
@@ -687,7 +677,7 @@ Test(store, compaction_drops_idempotency_records)
     cs_txn_result_free(&r);
     /* (1, 3) at version 7: a change */
     place(t.s, 1, 3, cs_task_id(2, 0), 2, 1000, 1000);
-    cr_assert_eq(version_of(t.s), 7);
+    cr_assert_eq(ts_version(t.s), 7);
 
     /* Before compaction, (1, 1) replays its first result. */
     recommit(t.s, 1, &r);
@@ -796,7 +786,7 @@ Test(store, log_entries_in_order_with_kinds)
                  err.msg);
     cr_assert_eq(r.claims[0], CS_CONFLICT_MEM);
     cs_txn_result_free(&r);
-    cr_assert_eq(version_of(t.s), 6, "a transaction that changed nothing bumped the version");
+    cr_assert_eq(ts_version(t.s), 6, "a transaction that changed nothing bumped the version");
     /* 7, 8, 9 */
     cr_assert_eq(cs_op_machine_state(t.s, 2, CS_MACHINE_DRAINING, NULL, &err), CS_OK, "%s",
                  err.msg);
