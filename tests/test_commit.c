@@ -34,16 +34,7 @@ static void teardown(void)
 
 TestSuite(commit, .init = setup, .fini = teardown);
 
-static uint64_t version_of(cs_store *s)
-{
-    cs_snap *snap;
-    cs_error err = {0};
-    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
-    uint64_t v = cs_snap_version(snap);
-    cs_snap_close(snap);
-    return v;
-}
-static uint64_t version(void) { return version_of(T.s); }
+static uint64_t version(void) { return ts_version(T.s); }
 
 static cs_machine mach(cs_id id)
 {
@@ -1808,7 +1799,7 @@ static void script(cs_store *s)
     uint64_t req = 1;
     for (int round = 0; round < 12; round++) {
         cs_txn t;
-        cs_txn_init(&t, (uint64_t)round % 3 + 1, req++, version_of(s), (uint8_t)(round % 2),
+        cs_txn_init(&t, (uint64_t)round % 3 + 1, req++, ts_version(s), (uint8_t)(round % 2),
                      (uint8_t)(round % 5 == 4));
         for (uint32_t k = 0; k < 4; k++) {
             seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
@@ -1829,7 +1820,7 @@ static void script(cs_store *s)
     }
     /* Preempt on m0: hi0 evicts every lo task there. */
     cs_txn t;
-    cs_txn_init(&t, 9, req++, version_of(s), CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_txn_init(&t, 9, req++, ts_version(s), CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
     uint16_t p80 = 80;
     cs_res rh = {2000, 1024, 0};
     cr_assert_eq(cs_txn_add_claim(&t, cs_task_id(hi, 0), m[0], &rh, &p80, 1, 0), CS_OK);
@@ -1838,7 +1829,7 @@ static void script(cs_store *s)
     commit_on(s, &t);
     /* m1 goes down (its tasks are lost), a lost task retries, some finish. */
     cr_assert_eq(cs_op_machine_state(s, m[1], CS_MACHINE_DOWN, NULL, &err), CS_OK, "%s", err.msg);
-    cs_txn_reset(&t, req++, version_of(s));
+    cs_txn_reset(&t, req++, ts_version(s));
     for (uint32_t i = 0; i < 20; i++)
         cr_assert_eq(cs_txn_add_release(&t, cs_task_id(lo, i), i % 2 ? CS_TASK_PENDING
                                                                       : CS_TASK_FINISHED,

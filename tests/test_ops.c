@@ -12,15 +12,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static uint64_t version_of(cs_store *s)
-{
-    cs_snap *snap;
-    cs_error err = {0};
-    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
-    uint64_t v = cs_snap_version(snap);
-    cs_snap_close(snap);
-    return v;
-}
 
 typedef struct dumpb {
     uint8_t *p;
@@ -163,7 +154,7 @@ Test(ops, machine_put_creates_then_updates)
     cs_machine m;
     ts_get_machine(t.s, 1, &a, &m);
     uint64_t seq = m.seq;
-    uint64_t v0 = version_of(t.s);
+    uint64_t v0 = ts_version(t.s);
 
     /* the same name, new capacity and attributes: an update in place */
     cs_attr attrs[] = {{"rack", "r1"}, {"zone", "z9"}};
@@ -210,12 +201,12 @@ Test(ops, machine_put_creates_then_updates)
     uint8_t *before, *after;
     size_t nb, na;
     ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &before, &nb);
-    uint64_t v1 = version_of(t.s);
+    uint64_t v1 = ts_version(t.s);
     id = 0;
     cr_assert_eq(cs_op_machine_put(t.s, &spec, &id, &v, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(id, 1);
     cr_assert_eq(v, v1, "an identical put moved the version to %llu", (unsigned long long)v);
-    cr_assert_eq(version_of(t.s), v1);
+    cr_assert_eq(ts_version(t.s), v1);
     ts_get_machine(t.s, 1, &a, &m);
     cr_assert_eq(m.seq, seq + 1, "an identical put bumped seq");
     ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &after, &na);
@@ -238,11 +229,11 @@ Test(ops, capacity_below_allocated_is_refused)
 
     cs_error err = {0};
     dumpb d = dump_all(t.s);
-    uint64_t v = version_of(t.s);
+    uint64_t v = ts_version(t.s);
     cs_machine spec = machine_spec("m1", 2999, 4000, 0, 0);
     expect_error(cs_op_machine_put(t.s, &spec, NULL, NULL, &err), &err, CS_ESTATE, "cpu");
     cr_assert(strstr(err.msg, "m1") != NULL, "%s", err.msg);
-    cr_assert_eq(version_of(t.s), v);
+    cr_assert_eq(ts_version(t.s), v);
     dump_unchanged(t.s, &d, "capacity below allocated cpu");
 
     d = dump_all(t.s);
@@ -254,7 +245,7 @@ Test(ops, capacity_below_allocated_is_refused)
     spec = machine_spec("m1", 3000, 2000, 0, 0);
     spec.capacity.disk = 0;
     cr_assert_eq(cs_op_machine_put(t.s, &spec, NULL, NULL, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(version_of(t.s), v + 1);
+    cr_assert_eq(ts_version(t.s), v + 1);
     invariants(t.s);
     ts_store_destroy(&t);
 }
@@ -324,7 +315,7 @@ Test(ops, machine_down_loses_its_tasks)
     ts_store_create(&t);
     down_cell c = build_down_cell(t.s);
     cs_error err = {0};
-    uint64_t v0 = version_of(t.s), v = 0;
+    uint64_t v0 = ts_version(t.s), v = 0;
     cr_assert_eq(cs_op_machine_state(t.s, c.m1, CS_MACHINE_DOWN, &v, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(v, v0 + 1, "machine down and its lost tasks are one command");
     check_m1_down(t.s, &c, v);
@@ -562,7 +553,7 @@ Test(ops, job_kill_releases_everything)
     /* task 2 stays pending */
 
     cs_error err = {0};
-    uint64_t v0 = version_of(t.s), v = 0;
+    uint64_t v0 = ts_version(t.s), v = 0;
     cr_assert_eq(cs_op_job_kill(t.s, j, &v, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(v, v0 + 1);
 
@@ -634,7 +625,7 @@ Test(ops, bad_specs_are_refused_and_write_nothing)
     ts_store_create(&t);
     ts_machine(t.s, "m1", 1000, 1000, 1000, 0, 0, NULL, 0);
     ts_job(t.s, "j1", CS_JOB_BATCH, 0, 1, 1, 1, 0, NULL, 0);
-    uint64_t v = version_of(t.s);
+    uint64_t v = ts_version(t.s);
     cs_error err = {0};
     cs_id id = 12345;
 
@@ -654,7 +645,7 @@ Test(ops, bad_specs_are_refused_and_write_nothing)
         expect_error(cs_op_job_submit(t.s, &jobs[i].spec, &id, NULL, &err), &err, CS_EINVAL,
                      jobs[i].needle);
         cr_assert_eq(id, 12345, "a refused submit wrote an id");
-        cr_assert_eq(version_of(t.s), v);
+        cr_assert_eq(ts_version(t.s), v);
         dump_unchanged(t.s, &d, jobs[i].needle);
     }
     cs_job noname = job_spec("x", 1, 1, 1);
@@ -686,7 +677,7 @@ Test(ops, bad_specs_are_refused_and_write_nothing)
         cs_error_clear(&err);
         expect_error(cs_op_machine_put(t.s, &machines[i].spec, &id, NULL, &err), &err, CS_EINVAL,
                      machines[i].needle);
-        cr_assert_eq(version_of(t.s), v);
+        cr_assert_eq(ts_version(t.s), v);
         dump_unchanged(t.s, &d, machines[i].needle);
     }
     cs_machine badstate = machine_spec("st", 1, 1, 0, 0);
@@ -711,7 +702,7 @@ Test(ops, command_apply_runs_a_logged_command)
     cr_assert_eq(cs_machine_encode(&spec, &sb), CS_OK);
     cr_assert_eq(cs_command_apply(t.s, CS_CMD_MACHINE_PUT, sb.data, sb.size, &err), CS_OK, "%s",
                  err.msg);
-    cr_assert_eq(version_of(t.s), 1);
+    cr_assert_eq(ts_version(t.s), 1);
 
     /* [id, state] */
     sb.size = 0;
@@ -892,7 +883,7 @@ Test(ops, job_note_writes_only_what_changes)
     get_job(t.s, j, &a, &before);
     cr_assert_str_eq(before.note, "", "a new job has no note");
     cs_error err = {0};
-    uint64_t v0 = version_of(t.s), v = 0;
+    uint64_t v0 = ts_version(t.s), v = 0;
     const char *note = "no machine fits: cpu on 9,870, UNIQUE hostname on 130";
     cr_assert_eq(cs_op_job_note(t.s, j, note, &v, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(v, v0 + 1);
@@ -999,7 +990,7 @@ Test(ops, health_reports_write_only_changes)
     cr_assert_eq(task_now(t.s, id, &a).health, CS_TASK_HEALTH_UNKNOWN);
 
     /* assigned -> running and healthy in one report */
-    uint64_t v0 = version_of(t.s), v = 0;
+    uint64_t v0 = ts_version(t.s), v = 0;
     cr_assert_eq(report(t.s, id, 1, CS_TASK_RUNNING, CS_TASK_HEALTH_HEALTHY, &v, &err), CS_OK, "%s",
                  err.msg);
     cr_assert_eq(v, v0 + 1);
@@ -1274,7 +1265,7 @@ Test(ops, job_surge_up_and_down)
     cs_job job;
     get_job(t.s, j, &a, &job);
     cr_assert_eq(job.surge, 0, "a new job has no surge");
-    uint64_t hash = job.spec_hash, v0 = version_of(t.s), v = 0;
+    uint64_t hash = job.spec_hash, v0 = ts_version(t.s), v = 0;
 
     /* Up: pending tasks at the slots above the count. */
     cr_assert_eq(cs_op_job_surge(t.s, j, 2, &v, &err), CS_OK, "%s", err.msg);
