@@ -345,13 +345,13 @@ static int get_ports(dec *d, const msgpack_object *o, const char *field, uint32_
 
 /* Unpack exactly one msgpack array of `fields` elements spanning all of
  * `data`: trailing bytes mean a record written over another, or a torn one. */
-static int unpack_record(dec *d, const void *data, size_t len, msgpack_zone *zone,
-                         uint32_t fields, const msgpack_object **out)
+/* `label` is d->what + " record", a literal: formatting it here would cost
+ * every decode an snprintf for a text only an error needs. */
+static int unpack_record(dec *d, const char *label, const void *data, size_t len,
+                         msgpack_zone *zone, uint32_t fields, const msgpack_object **out)
 {
-    char what[32];
-    snprintf(what, sizeof what, "%s record", d->what);
     msgpack_object obj;
-    int rc = cs_mp_unpack(data, len, zone, &obj, CS_ECORRUPT, what, d->err);
+    int rc = cs_mp_unpack(data, len, zone, &obj, CS_ECORRUPT, label, d->err);
     if (rc != CS_OK)
         return rc;
     if (obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != fields)
@@ -372,7 +372,7 @@ int cs_machine_decode(const void *data, size_t len, cs_arena *a, cs_machine *m, 
     if (!msgpack_zone_init(&zone, 2048))
         return cs_errorf(err, CS_ENOMEM, "machine record: out of memory");
     const msgpack_object *root;
-    int rc = unpack_record(&d, data, len, &zone, MACHINE_FIELDS, &root);
+    int rc = unpack_record(&d, "machine record", data, len, &zone, MACHINE_FIELDS, &root);
     if (rc != CS_OK)
         goto out;
     const msgpack_object *f = root->via.array.ptr;
@@ -420,7 +420,7 @@ int cs_job_decode(const void *data, size_t len, cs_arena *a, cs_job *j, cs_error
     if (!msgpack_zone_init(&zone, 2048))
         return cs_errorf(err, CS_ENOMEM, "job record: out of memory");
     const msgpack_object *root;
-    int rc = unpack_record(&d, data, len, &zone, JOB_FIELDS, &root);
+    int rc = unpack_record(&d, "job record", data, len, &zone, JOB_FIELDS, &root);
     if (rc != CS_OK)
         goto out;
     const msgpack_object *f = root->via.array.ptr;
@@ -498,7 +498,7 @@ int cs_task_decode(const void *data, size_t len, cs_arena *a, cs_task *t, cs_err
     if (!msgpack_zone_init(&zone, 1024))
         return cs_errorf(err, CS_ENOMEM, "task record: out of memory");
     const msgpack_object *root;
-    int rc = unpack_record(&d, data, len, &zone, TASK_FIELDS, &root);
+    int rc = unpack_record(&d, "task record", data, len, &zone, TASK_FIELDS, &root);
     if (rc != CS_OK)
         goto out;
     const msgpack_object *f = root->via.array.ptr;
