@@ -45,6 +45,7 @@ struct worker {
     msgpack_zone zone;
     cs_msg msg;
     wjob job;
+    int64_t recv_ms; /* when nng handed us the request (monotonic) */
     /* A parked poll, in its machine's list (mslot.parked). */
     cs_id poll_machine;
     uint64_t poll_since;
@@ -53,14 +54,21 @@ struct worker {
 };
 
 typedef struct mslot {
-    int64_t seen_ms;  /* last heartbeat or registration (monotonic) */
+    int64_t seen_ms;  /* receipt of the last heartbeat or registration (monotonic) */
     uint64_t changed; /* cell version of the machine record's last change */
+    /* The record's state as of s->version, kept by the writer (after_write)
+     * so that a heartbeat is answered from memory: it never opens a
+     * snapshot, which waits while the writer publishes a group. */
+    uint8_t state;
+    bool known; /* a record with this id exists */
     bool down_queued;
     /* The polls parked on this machine: a write wakes only the polls of the
      * machines it changed, instead of walking every parked poll of the cell
      * (10,000 at 10,000 machines) under `mu` at each write. */
     struct worker *parked;
 } mslot;
+
+#define STATE_UNREAD 0xff /* after_write: a changed machine whose state it could not read */
 
 typedef struct counters {
     uint64_t requests, errors, writes, commits, commits_conflicted, claims, claims_committed;
@@ -82,6 +90,14 @@ struct cs_server {
     bool stopping;
     pthread_t writer, monitor;
     bool writer_started, monitor_started;
+    /* The monitor's probe (monitor_main): a chain of PROBE_HOPS callbacks
+     * through nng's task queue, the queue that reads heartbeats. */
+    nng_aio *probe;
+    bool probe_busy;
+    uint32_t probe_hops;
+    int64_t probe_armed_ms;
+    int64_t served_ms; /* requests received before this have been read */
+    nng_listener listener;
     mslot *mach;
     size_t nmach;
     uint32_t nparked;
@@ -271,6 +287,60 @@ static int machine_ref(cs_snap *snap, const msgpack_object *o, const char *key, 
 
 /* ---- reads ------------------------------------------------------------------ */
 
+/* The jobs of one poll reply, each read and packed once: a machine at C1M
+ * scale holds ~100 tasks of a handful of jobs, and the job part (name,
+ * command, options) is most of each entry. A small table with round-robin
+ * replacement: bytes identical to packing each job again. */
+#define JOB_MEMO 8
+
+typedef struct job_memo {
+    cs_id id[JOB_MEMO];
+    msgpack_sbuffer packed[JOB_MEMO];
+    unsigned n, next;
+} job_memo;
+
+static void job_memo_free(job_memo *jm)
+{
+    for (unsigned i = 0; i < jm->n; i++)
+        msgpack_sbuffer_destroy(&jm->packed[i]);
+}
+
+/* The packed job `id` from the memo, packing it into the memo first when
+ * absent. */
+static int job_memo_get(job_memo *jm, cs_snap *snap, cs_id id, const msgpack_sbuffer **out)
+{
+    for (unsigned i = 0; i < jm->n; i++)
+        if (jm->id[i] == id) {
+            *out = &jm->packed[i];
+            return CS_OK;
+        }
+    unsigned k;
+    if (jm->n < JOB_MEMO) {
+        k = jm->n++;
+        msgpack_sbuffer_init(&jm->packed[k]);
+    } else {
+        k = jm->next++ % JOB_MEMO;
+        jm->packed[k].size = 0;
+    }
+    jm->id[k] = 0; /* no job has id 0: matches nothing until packed */
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j;
+    cs_error ignored;
+    int rc = cs_snap_job(snap, id, &a, &j, &ignored);
+    if (rc == CS_OK) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &jm->packed[k], msgpack_sbuffer_write);
+        rc = cs_pack_job(&pk, &j);
+    }
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
+    jm->id[k] = id;
+    *out = &jm->packed[k];
+    return CS_OK;
+}
+
 typedef struct pack_ctx {
     msgpack_packer *pk;
     uint32_t n;
@@ -281,6 +351,7 @@ typedef struct pack_ctx {
     bool placed_only;
     cs_snap *snap;
     bool with_job;
+    job_memo *memo; /* with_job: the jobs packed so far */
 } pack_ctx;
 
 static int count_machine(void *ctx, const cs_machine *m)
@@ -322,18 +393,14 @@ static int count_task(void *ctx, const cs_task *t)
 }
 
 /* A task as agents need it: the record, plus its job's name and command. */
-static int pack_task_for_agent(msgpack_packer *pk, cs_snap *snap, const cs_task *t)
+static int pack_task_for_agent(msgpack_packer *pk, cs_snap *snap, job_memo *jm, const cs_task *t)
 {
-    cs_arena a;
-    cs_arena_init(&a);
-    cs_job j;
-    cs_error ignored;
-    int rc = cs_snap_job(snap, t->job, &a, &j, &ignored);
+    const msgpack_sbuffer *job;
+    int rc = job_memo_get(jm, snap, t->job, &job);
     if (rc == CS_OK && (rc = msgpack_pack_map(pk, 2) ? CS_ENOMEM : CS_OK) == CS_OK &&
         (rc = cs_pack_str(pk, "task")) == CS_OK && (rc = cs_pack_task(pk, t)) == CS_OK &&
         (rc = cs_pack_str(pk, "job")) == CS_OK)
-        rc = cs_pack_job(pk, &j);
-    cs_arena_free(&a);
+        rc = pk->callback(pk->data, job->data, job->size) ? CS_ENOMEM : CS_OK;
     return rc;
 }
 
@@ -341,7 +408,7 @@ static int put_task(void *ctx, const cs_task *t)
 {
     pack_ctx *p = ctx;
     if (task_wanted(p, t))
-        p->failed |= (p->with_job ? pack_task_for_agent(p->pk, p->snap, t)
+        p->failed |= (p->with_job ? pack_task_for_agent(p->pk, p->snap, p->memo, t)
                                   : cs_pack_task(p->pk, t)) != CS_OK;
     return 0;
 }
@@ -677,8 +744,46 @@ static int h_sync(worker *w, msgpack_packer *pk, cs_error *err)
     return rc;
 }
 
+static int pack_heartbeat(msgpack_packer *pk, cs_id id, uint8_t state, uint64_t version,
+                          cs_error *err)
+{
+    /* A machine marked down must register again: its tasks were lost. */
+    if (msgpack_pack_map(pk, 3) || cs_pack_kv_u64(pk, "machine", id) ||
+        cs_pack_kv_str(pk, "state", cs_machine_state_name(state)) ||
+        cs_pack_kv_u64(pk, "version", version))
+        return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    return CS_OK;
+}
+
+/* Note a heartbeat of machine `sl` received at `at` (mu held). A down
+ * machine's heartbeat does not count: it must register again. */
+static void heartbeat_seen(mslot *sl, int64_t at)
+{
+    if (sl->state != CS_MACHINE_DOWN && at > sl->seen_ms)
+        sl->seen_ms = at;
+}
+
+/* A heartbeat by id is answered from the machine table, under `mu` only:
+ * at C1M scale a heartbeat that waited for a snapshot (or for a worker
+ * thread busy encoding a sync) came back after the timeout, and machines
+ * were marked down for the server's own slowness. By name, or for an id
+ * the table does not hold, the store is asked. */
 static int h_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
 {
+    cs_server *s = w->s;
+    const msgpack_object *ref = cs_obj_get(body(w), "machine");
+    if (ref != NULL && ref->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        cs_id id = ref->via.u64;
+        pthread_mutex_lock(&s->mu);
+        mslot *sl = id < s->nmach && s->mach[id].known ? &s->mach[id] : NULL;
+        uint8_t state = sl ? sl->state : 0;
+        uint64_t version = s->version;
+        if (sl != NULL)
+            heartbeat_seen(sl, w->recv_ms);
+        pthread_mutex_unlock(&s->mu);
+        if (sl != NULL)
+            return pack_heartbeat(pk, id, state, version, err);
+    }
     cs_snap *snap;
     TRY(open_snap(w, &snap, err));
     cs_arena a;
@@ -686,17 +791,12 @@ static int h_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
     cs_machine m;
     int rc = machine_ref(snap, body(w), "machine", &a, &m, err);
     if (rc == CS_OK) {
-        cs_server *s = w->s;
         pthread_mutex_lock(&s->mu);
         mslot *sl = slot_of(s, m.id);
-        if (sl != NULL && m.state != CS_MACHINE_DOWN)
-            sl->seen_ms = now_ms();
+        if (sl != NULL && m.state != CS_MACHINE_DOWN && w->recv_ms > sl->seen_ms)
+            sl->seen_ms = w->recv_ms;
         pthread_mutex_unlock(&s->mu);
-        /* A machine marked down must register again: its tasks were lost. */
-        if (msgpack_pack_map(pk, 3) || cs_pack_kv_u64(pk, "machine", m.id) ||
-            cs_pack_kv_str(pk, "state", cs_machine_state_name(m.state)) ||
-            cs_pack_kv_u64(pk, "version", cs_snap_version(snap)))
-            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+        rc = pack_heartbeat(pk, m.id, m.state, cs_snap_version(snap), err);
     }
     cs_arena_free(&a);
     cs_snap_close(snap);
@@ -711,8 +811,11 @@ static int h_poll_reply(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_snap *snap;
     TRY(open_snap(w, &snap, err));
-    pack_ctx p = {.state = -1, .machine = w->poll_machine, .placed_only = true, .with_job = true};
+    job_memo jm = {0};
+    pack_ctx p = {.state = -1, .machine = w->poll_machine, .placed_only = true, .with_job = true,
+                  .memo = &jm};
     int rc = pack_tasks(snap, pk, &p, err);
+    job_memo_free(&jm);
     cs_snap_close(snap);
     return rc;
 }
@@ -1066,8 +1169,10 @@ static int h_task_status(worker *w, msgpack_packer *pk, cs_error *err)
     return rc != CS_OK ? rc : reply_version(pk, v, err);
 }
 
-/* After a write: note which machines changed, wake the polls waiting on
- * them, and announce the version. */
+/* After a write: note which machines changed (and their state, for
+ * heartbeats), wake the polls waiting on them, and announce the version.
+ * Before the write's replies go out: an agent that registered again after
+ * being marked down must not be told "down" by its next heartbeat. */
 static void after_write(cs_server *s)
 {
     cs_snap *snap;
@@ -1084,16 +1189,33 @@ static void after_write(cs_server *s)
     }
     cs_changes ch;
     if (cs_snap_changes_since(snap, old, &ch, &err) == CS_OK) {
+        size_t n = ch.n[CS_KIND_MACHINE];
+        /* The states are read before taking `mu`, from the store's copy in
+         * memory; STATE_UNREAD sends the machine's heartbeats to the store. */
+        uint8_t *st = malloc(n ? n : 1);
+        cs_arena a;
+        cs_arena_init(&a);
+        for (size_t i = 0; st != NULL && i < n; i++) {
+            cs_machine m;
+            cs_arena_reset(&a);
+            st[i] = cs_snap_machine_fit(snap, ch.ids[CS_KIND_MACHINE][i], &a, &m, &err) == CS_OK
+                        ? m.state
+                        : STATE_UNREAD;
+        }
+        cs_arena_free(&a);
         pthread_mutex_lock(&s->mu);
-        for (size_t i = 0; i < ch.n[CS_KIND_MACHINE]; i++) {
+        for (size_t i = 0; i < n; i++) {
             mslot *sl = slot_of(s, ch.ids[CS_KIND_MACHINE][i]);
             if (sl != NULL) {
                 sl->changed = v;
+                sl->known = st != NULL && st[i] != STATE_UNREAD;
+                sl->state = sl->known ? st[i] : 0;
                 wake_polls(sl);
             }
         }
         s->version = v;
         pthread_mutex_unlock(&s->mu);
+        free(st);
         cs_changes_free(&ch);
     }
     cs_snap_close(snap);
@@ -1190,6 +1312,7 @@ static void run_group(cs_server *s, wjob **jobs, size_t n, msgpack_sbuffer *repl
             }
         }
     }
+    after_write(s);
     for (size_t i = 0; i < n; i++)
         finish_write(jobs[i], &replies[i]);
 }
@@ -1235,7 +1358,6 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         run_group(s, jobs, n, replies);
-        after_write(s);
     }
     if (cap > 1) {
         free(jobs);
@@ -1261,7 +1383,7 @@ static void enqueue(cs_server *s, wjob *j)
 
 typedef struct silent_ctx {
     cs_server *s;
-    int64_t now;
+    int64_t served; /* s->served_ms when the scan began */
     cs_id *ids;
     size_t n, cap;
 } silent_ctx;
@@ -1274,13 +1396,53 @@ static int find_silent(void *ctx, const cs_machine *m)
     pthread_mutex_lock(&c->s->mu);
     mslot *sl = slot_of(c->s, m->id);
     bool silent = sl != NULL && !sl->down_queued &&
-                  c->now - sl->seen_ms > (int64_t)c->s->o.heartbeat_timeout_ms;
+                  c->served - sl->seen_ms > (int64_t)c->s->o.heartbeat_timeout_ms;
     if (silent)
         sl->down_queued = true;
     pthread_mutex_unlock(&c->s->mu);
     if (silent && c->n < c->cap)
         c->ids[c->n++] = m->id;
     return 0;
+}
+
+/* Silence is judged against the server's progress, not the clock: a
+ * heartbeat is counted when a worker callback reads it, and when nng's
+ * task queue is backed up (every thread encoding a sync reply) heartbeats
+ * wait in it, received but not read. The probe is a chain of PROBE_HOPS
+ * callbacks through that same queue, about as many as a request takes from
+ * the socket to a worker (transport read of header and body, protocol,
+ * worker): when the chain armed at time T completes, what arrived before T
+ * has been read, so served_ms = T. A machine is silent when its last
+ * heartbeat was received more than the timeout before served_ms; a server
+ * too busy to read heartbeats marks no one down. */
+#define PROBE_HOPS 4
+
+static void probe_cb(void *arg)
+{
+    cs_server *s = arg;
+    int rv = nng_aio_result(s->probe);
+    pthread_mutex_lock(&s->mu);
+    bool again = rv == 0 && !s->stopping && ++s->probe_hops < PROBE_HOPS;
+    if (!again) {
+        if (rv == 0 && s->probe_hops >= PROBE_HOPS)
+            s->served_ms = s->probe_armed_ms;
+        s->probe_busy = false;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (again)
+        nng_sleep_aio(0, s->probe);
+}
+
+/* Arm the probe unless it is on its way (mu held by the caller: false is
+ * returned when nothing is to be armed). */
+static bool probe_arm(cs_server *s)
+{
+    if (s->probe_busy || s->stopping)
+        return false;
+    s->probe_busy = true;
+    s->probe_hops = 0;
+    s->probe_armed_ms = now_ms();
+    return true;
 }
 
 static void *monitor_main(void *arg)
@@ -1302,14 +1464,18 @@ static void *monitor_main(void *arg)
         while (!s->stopping && pthread_cond_timedwait(&s->mon_cv, &s->mu, &until) != ETIMEDOUT)
             ;
         bool stop = s->stopping;
+        bool arm = probe_arm(s);
+        int64_t served = s->served_ms;
         pthread_mutex_unlock(&s->mu);
         if (stop)
             return NULL;
+        if (arm)
+            nng_sleep_aio(0, s->probe);
         cs_snap *snap;
         cs_error err;
         if (cs_snap_open(s->store, &snap, &err) != CS_OK)
             continue;
-        silent_ctx c = {s, now_ms(), ids, 0, sizeof ids / sizeof ids[0]};
+        silent_ctx c = {s, served, ids, 0, sizeof ids / sizeof ids[0]};
         cs_snap_each_machine(snap, find_silent, &c, &err);
         cs_snap_close(snap);
         for (size_t i = 0; i < c.n; i++) {
@@ -1419,6 +1585,13 @@ static void worker_cb(void *arg)
             break;
         }
         w->req = nng_aio_get_msg(w->aio);
+        w->recv_ms = now_ms();
+        if (stopping(w->s)) {
+            /* Stopping: not served (it could be a sync that takes seconds
+             * to encode); the client times out and retries elsewhere. */
+            release_req(w);
+            return;
+        }
         serve(w);
         break;
     case W_WAIT: {
@@ -1467,6 +1640,8 @@ static int init_machine(void *ctx, const cs_machine *m)
      * restart of the server. */
     sl->seen_ms = now_ms();
     sl->changed = m->version;
+    sl->known = true;
+    sl->state = m->state;
     return 0;
 }
 
@@ -1544,7 +1719,12 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
             goto err_after_workers;
         }
     }
-    if ((rv = nng_listen(s->rep, s->listen_url, NULL, 0)) != 0) {
+    if ((rv = nng_aio_alloc(&s->probe, probe_cb, s)) != 0) {
+        rc = nng_fail(err, rv, "creating the monitor's probe", NULL);
+        goto err_after_workers;
+    }
+    s->served_ms = now_ms();
+    if ((rv = nng_listen(s->rep, s->listen_url, &s->listener, 0)) != 0) {
         rc = nng_fail(err, rv, "listening on", s->listen_url);
         goto err_after_workers;
     }
@@ -1606,9 +1786,20 @@ void cs_server_stop(cs_server *s)
         pthread_join(s->writer, NULL);
     if (s->monitor_started)
         pthread_join(s->monitor, NULL);
+    if (s->probe != NULL)
+        nng_aio_stop(s->probe);
     /* Then the workers: nng_aio_stop waits for a callback in flight (a
      * read being answered) and ends parked polls; callbacks see `stopping`
-     * and do not re-arm. Only then is the socket closed. */
+     * and do not re-arm. Only then is the socket closed. Every aio is
+     * cancelled first, all at once: stopping them one by one waited for
+     * each cancellation's callback in turn behind nng's task queue (11,024
+     * workers at C1M scale). The listener goes first, so that no new
+     * request arrives meanwhile. */
+    if (nng_listener_id(s->listener) > 0)
+        nng_listener_close(s->listener);
+    for (uint32_t i = 0; i < s->nworkers; i++)
+        if (s->workers[i].aio != NULL)
+            nng_aio_cancel(s->workers[i].aio);
     for (uint32_t i = 0; i < s->nworkers; i++)
         if (s->workers[i].aio != NULL)
             nng_aio_stop(s->workers[i].aio);
@@ -1622,6 +1813,8 @@ void cs_server_stop(cs_server *s)
         release_req(w);
         msgpack_zone_destroy(&w->zone);
     }
+    if (s->probe != NULL)
+        nng_aio_free(s->probe);
     /* Writes queued after the writer left, and monitor verdicts: dropped. */
     while (s->qhead != NULL) {
         wjob *j = s->qhead;

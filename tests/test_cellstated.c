@@ -1,6 +1,7 @@
 /* test_cellstated.c — integration: a real cellstated process on 127.0.0.1,
  * a free port and a temporary data directory, driven through the client. */
 #include <criterion/criterion.h>
+#include <lmdb.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <math.h>
@@ -881,4 +882,295 @@ Test(cellstated, sched_table_forgets_silent_schedulers)
     cr_assert_eq(cs_sched_table_put(&t, r, CS_SCHED_REPORT_TTL_MS + 3000, &err), CS_OK);
     free(r);
     cs_sched_table_free(&t);
+}
+
+/* ---- heartbeats, poll replies and stopping at scale (C1M) -------------------------- */
+
+/* The server's "writes" counter: writer queue items taken so far. */
+static uint64_t writes_taken(ts_daemon *d)
+{
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_call(d->c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_OK, "%s", err.msg);
+    uint64_t n = 0;
+    cr_assert_eq(cs_obj_u64(cs_obj_get(&r.body, "server"), "writes", true, UINT64_MAX, &n, &err),
+                 CS_OK, "%s", err.msg);
+    return n;
+}
+
+/* Hold LMDB's write lock on the daemon's store from this process, so that
+ * its writer blocks at its next write for as long as the test wants. */
+typedef struct held_store {
+    MDB_env *env;
+    MDB_txn *txn;
+} held_store;
+
+static void hold_writer(ts_daemon *d, held_store *h)
+{
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", d->dir);
+    cr_assert_eq(mdb_env_create(&h->env), 0);
+    mdb_env_set_maxdbs(h->env, 32);
+    cr_assert_eq(mdb_env_open(h->env, data, MDB_NOTLS, 0644), 0);
+    cr_assert_eq(mdb_txn_begin(h->env, NULL, 0, &h->txn), 0);
+}
+
+static void release_writer(held_store *h)
+{
+    mdb_txn_abort(h->txn);
+    mdb_env_close(h->env);
+}
+
+/* Send a request on its own REQ socket and leave it in flight: the reply,
+ * if any, is never read. The caller closes *s. */
+static void send_only(const char *url, uint32_t type, uint64_t req, const msgpack_sbuffer *b,
+                      nng_socket *s)
+{
+    msgpack_sbuffer m;
+    msgpack_sbuffer_init(&m);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &m, msgpack_sbuffer_write);
+    cr_assert_eq(cs_msg_begin(&pk, type, req), CS_OK);
+    msgpack_sbuffer_write(&m, b->data, b->size);
+    cr_assert_eq(nng_req0_open(s), 0);
+    cr_assert_eq(nng_dial(*s, url, NULL, 0), 0);
+    cr_assert_eq(nng_send(*s, m.data, m.size, 0), 0);
+    msgpack_sbuffer_destroy(&m);
+}
+
+static void register_body(body *x, const char *name)
+{
+    msgpack_packer *pk = body_new(x);
+    msgpack_pack_map(pk, 2);
+    cs_pack_kv_str(pk, "name", name);
+    cs_res cap = {4000, 4096, 10000};
+    cs_pack_kv_res(pk, "capacity", &cap);
+}
+
+/* A register left in flight in the writer, which blocks on the held lock:
+ * returns once the writer has taken it. */
+static void write_in_flight(ts_daemon *d, const char *name, nng_socket *s)
+{
+    uint64_t before = writes_taken(d);
+    body x;
+    register_body(&x, name);
+    send_only(d->url, CS_MSG_MACHINE_REGISTER, 1, &x.b, s);
+    msgpack_sbuffer_destroy(&x.b);
+    for (int i = 0; i < 500 && writes_taken(d) == before; i++)
+        ts_sleep_ms(10);
+    cr_assert_eq(writes_taken(d), before + 1, "the writer took the register");
+}
+
+static cs_msg heartbeat(ts_daemon *d, const msgpack_sbuffer *b, int want)
+{
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(d->c, CS_MSG_HEARTBEAT, b, &r, &err), want, "%s", err.msg);
+    return r;
+}
+
+static void expect_heartbeat(ts_daemon *d, cs_id m, const char *state, uint64_t version)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_u64(pk, "machine", m);
+    cs_msg r = heartbeat(d, &x.b, CS_OK);
+    msgpack_sbuffer_destroy(&x.b);
+    cr_assert_eq(reply_u64(&r, "machine"), m);
+    expect_str(&r.body, "state", state);
+    if (version != 0)
+        cr_assert_eq(reply_u64(&r, "version"), version);
+}
+
+/* Heartbeats never wait for the writer: one is answered, from memory, while
+ * a write is stuck in the writer, with the version before that write. */
+Test(cellstated, heartbeat_is_answered_while_the_writer_is_held, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    cs_id m = do_register(&d, "m1", 4000);
+    cs_id j = do_submit(&d, "batch", 2);
+    uint64_t v = do_claim(&d, m, j, 0, 2, 1);
+
+    held_store h;
+    hold_writer(&d, &h);
+    nng_socket s;
+    write_in_flight(&d, "m2", &s);
+    /* The write has not happened: the heartbeat says the version before it. */
+    expect_heartbeat(&d, m, "up", v);
+    release_writer(&h);
+    nng_msg *reply;
+    cr_assert_eq(nng_recvmsg(s, &reply, 0), 0, "the held write completes");
+    nng_msg_free(reply);
+    nng_close(s);
+
+    /* By name (through the store) and for an id the cell does not know. */
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_str(pk, "machine", "m1");
+    cs_msg r = heartbeat(&d, &x.b, CS_OK);
+    cr_assert_eq(reply_u64(&r, "machine"), m);
+    msgpack_sbuffer_destroy(&x.b);
+    pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_u64(pk, "machine", 999);
+    heartbeat(&d, &x.b, CS_ENOTFOUND);
+    msgpack_sbuffer_destroy(&x.b);
+    ts_daemon_teardown(&d);
+}
+
+Test(cellstated, heartbeat_state_follows_down_and_register_again, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, "--heartbeat-timeout", "200");
+    cs_id m = do_register(&d, "m1", 4000);
+    /* Silent (asking get.machines, not heartbeating): marked down by the
+     * monitor, and then the heartbeat says so. */
+    bool down = false;
+    for (int i = 0; i < 500 && !down; i++) {
+        ts_sleep_ms(20);
+        cs_msg r;
+        cs_error err = {0};
+        cr_assert_eq(cs_client_call(d.c, CS_MSG_GET_MACHINES, "\x80", 1, &r, &err), CS_OK,
+                     "%s", err.msg);
+        const msgpack_object *ms = cs_obj_get(&r.body, "machines");
+        cr_assert(ms && ms->via.array.size == 1);
+        const msgpack_object *st = cs_obj_get(&ms->via.array.ptr[0], "state");
+        down = st && st->via.str.size == 4 && memcmp(st->via.str.ptr, "down", 4) == 0;
+    }
+    cr_assert(down, "a silent machine is marked down");
+    expect_heartbeat(&d, m, "down", 0);
+    /* The reply to a register is sent after the machine table has the
+     * new state: the very next heartbeat says up. */
+    cr_assert_eq(do_register(&d, "m1", 4000), m);
+    expect_heartbeat(&d, m, "up", 0);
+    ts_daemon_teardown(&d);
+}
+
+/* SIGTERM with polls parked, a write stuck in the writer and requests
+ * queued behind it: the daemon exits with status 0 (under the sanitizers,
+ * a leak would make it non-zero). */
+Test(cellstated, stop_with_parked_polls_and_writes_in_flight_exits_cleanly, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    enum { NM = 6 };
+    cs_id m[NM];
+    nng_socket polls[NM], writes[3];
+    for (int i = 0; i < NM; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%d", i);
+        m[i] = do_register(&d, name, 4000);
+    }
+    uint64_t v;
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_call(d.c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_OK, "%s", err.msg);
+    v = reply_u64(&r, "version");
+    for (int i = 0; i < NM; i++) {
+        body x;
+        msgpack_packer *pk = body_new(&x);
+        msgpack_pack_map(pk, 3);
+        cs_pack_kv_u64(pk, "machine", m[i]);
+        cs_pack_kv_u64(pk, "since", v);
+        cs_pack_kv_u64(pk, "wait_ms", 30000);
+        send_only(d.url, CS_MSG_POLL, 1, &x.b, &polls[i]);
+        msgpack_sbuffer_destroy(&x.b);
+    }
+    wait_parked(&d, NM);
+    held_store h;
+    hold_writer(&d, &h);
+    write_in_flight(&d, "w0", &writes[0]);
+    for (int i = 1; i < 3; i++) {
+        body x;
+        register_body(&x, i == 1 ? "w1" : "w2");
+        send_only(d.url, CS_MSG_MACHINE_REGISTER, 1, &x.b, &writes[i]);
+        msgpack_sbuffer_destroy(&x.b);
+    }
+    cr_assert_eq(kill(d.pid, SIGTERM), 0);
+    /* The writer finishes the write in progress before the daemon goes. */
+    release_writer(&h);
+    cr_assert_eq(ts_daemon_stop(&d), 0, "cellstated exits cleanly");
+    for (int i = 0; i < NM; i++)
+        nng_close(polls[i]);
+    for (int i = 0; i < 3; i++)
+        nng_close(writes[i]);
+    ts_daemon_teardown(&d);
+}
+
+/* A poll reply packs each job once and copies it into every entry of that
+ * job: each entry's job must be, byte for byte, what get.jobs says of it,
+ * with more jobs on the machine than the reply's table of packed jobs. */
+Test(cellstated, poll_reply_jobs_are_the_jobs_records, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    cs_id m = do_register(&d, "m1", 64000);
+    enum { NJ = 10 };
+    cs_id j[NJ];
+    for (int i = 0; i < NJ; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "job%d", i);
+        j[i] = do_submit(&d, name, 3);
+    }
+    /* One task of every job, a second of half of them (the machine's
+     * memory: 4096 MiB, 256 a task). */
+    for (uint32_t k = 0; k < 2; k++)
+        for (int i = 0; i < NJ; i++)
+            if (k == 0 || i % 2 == 0)
+                do_claim(&d, m, j[i], k, 1, 100 + k * NJ + (uint64_t)i);
+
+    cs_msg jobs;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_call(d.c, CS_MSG_GET_JOBS, "\x80", 1, &jobs, &err), CS_OK, "%s",
+                 err.msg);
+    const msgpack_object *jl = cs_obj_get(&jobs.body, "jobs");
+    cr_assert(jl && jl->via.array.size == NJ);
+    /* The reply to get.jobs lives in the client's buffers until its next
+     * call: keep each job's bytes. */
+    msgpack_sbuffer want[NJ];
+    cs_id want_id[NJ];
+    for (uint32_t i = 0; i < NJ; i++) {
+        msgpack_sbuffer_init(&want[i]);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &want[i], msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, jl->via.array.ptr[i]);
+        uint64_t id = 0;
+        cr_assert_eq(cs_obj_u64(&jl->via.array.ptr[i], "id", true, UINT64_MAX, &id, &err), CS_OK);
+        want_id[i] = id;
+    }
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_u64(pk, "machine", m);
+    cs_msg r;
+    cr_assert_eq(cs_client_callb(d.c, CS_MSG_POLL, &x.b, &r, &err), CS_OK, "%s", err.msg);
+    msgpack_sbuffer_destroy(&x.b);
+    const msgpack_object *tasks = cs_obj_get(&r.body, "tasks");
+    cr_assert_eq(tasks->via.array.size, NJ + NJ / 2);
+    for (uint32_t i = 0; i < tasks->via.array.size; i++) {
+        const msgpack_object *e = &tasks->via.array.ptr[i];
+        uint64_t job = 0;
+        cr_assert_eq(cs_obj_u64(cs_obj_get(e, "task"), "job", true, UINT64_MAX, &job, &err),
+                     CS_OK, "%s", err.msg);
+        msgpack_sbuffer got;
+        msgpack_sbuffer_init(&got);
+        msgpack_packer gp;
+        msgpack_packer_init(&gp, &got, msgpack_sbuffer_write);
+        msgpack_pack_object(&gp, *cs_obj_get(e, "job"));
+        int k = -1;
+        for (int n = 0; n < NJ; n++)
+            if (want_id[n] == job)
+                k = n;
+        cr_assert_geq(k, 0, "entry %u: job %llu is a job of the cell", i,
+                      (unsigned long long)job);
+        cr_assert(got.size == want[k].size && memcmp(got.data, want[k].data, got.size) == 0,
+                  "entry %u: job %llu as get.jobs packs it", i, (unsigned long long)job);
+        msgpack_sbuffer_destroy(&got);
+    }
+    for (int i = 0; i < NJ; i++)
+        msgpack_sbuffer_destroy(&want[i]);
+    ts_daemon_teardown(&d);
 }

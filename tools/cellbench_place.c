@@ -60,6 +60,7 @@ const char cb_place_usage[] =
     "  --task-duration MS  how long each task runs (default 600000)\n"
     "  --timeout S         give up on a scheduler count after S seconds of\n"
     "                      placing (default 600)\n"
+    "  --heartbeat-timeout MS  cellstated's --heartbeat-timeout (default 600000)\n"
     "  --seed N            seed of the schedulers and simulators (default 1)\n"
     "  --nosync            start cellstated with --nosync (default: fsync per commit)\n"
     "  --progress          each second, placed tasks and the cell version on stderr\n"
@@ -71,6 +72,7 @@ const char cb_place_usage[] =
 
 typedef struct place_opts {
     uint32_t machines, jobs, tasks, constrained, simulators, task_duration_ms, timeout_s;
+    uint32_t heartbeat_timeout_ms;
     uint32_t counts[MAX_COUNTS]; /* scheduler counts, in the order given */
     uint32_t ncounts;
     uint64_t seed;
@@ -124,6 +126,7 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
         .simulators = 4,
         .task_duration_ms = 600000,
         .timeout_s = 600,
+        .heartbeat_timeout_ms = 600000,
         .counts = {1, 2, 4, 8},
         .ncounts = 4,
         .seed = 1,
@@ -132,7 +135,7 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
     static const char *const valued[] = {"--machines",   "--jobs",          "--tasks",
                                          "--schedulers", "--constrained",   "--simulators",
                                          "--timeout",    "--task-duration", "--seed",
-                                         NULL};
+                                         "--heartbeat-timeout", NULL};
     for (int i = 1; i < argc;) {
         cb_opt opt;
         if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
@@ -163,6 +166,8 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
             rc = cb_parse_u32(f, v, 1, 86400, &o->timeout_s, err);
         else if (strcmp(f, "--task-duration") == 0)
             rc = cb_parse_u32(f, v, 1, UINT32_MAX, &o->task_duration_ms, err);
+        else if (strcmp(f, "--heartbeat-timeout") == 0)
+            rc = cb_parse_u32(f, v, 1, 86400000, &o->heartbeat_timeout_ms, err);
         else
             rc = cb_parse_u64(f, v, 0, UINT64_MAX, &o->seed, err);
         if (rc != CS_OK)
@@ -330,19 +335,20 @@ static double self_cpu_s(void)
 
 static int start_server(cell *c, cs_error *err)
 {
-    char bin[4200], workers[32], data[320], log[320];
+    char bin[4200], workers[32], data[320], log[320], hb[16];
     snprintf(bin, sizeof bin, "%s/cellstated", c->bindir);
+    snprintf(hb, sizeof hb, "%u", c->o->heartbeat_timeout_ms);
     snprintf(data, sizeof data, "%s/data", c->dir);
     snprintf(log, sizeof log, "%s/cellstated.log", c->dir);
     /* One worker per parked long poll, and room for everything else. */
     snprintf(workers, sizeof workers, "%u", c->o->machines + 1024);
     char f_data[] = "--data", f_workers[] = "--workers", f_hb[] = "--heartbeat-timeout",
-         hb[] = "600000", f_nosync[] = "--nosync";
-    /* Ten minutes of heartbeat timeout: no machine fails in this benchmark,
-     * but at C1M scale two saturated cores answered heartbeats more than a
-     * minute late (their requests wait for a worker behind the agents'
-     * status writes), and a machine marked down sends its tasks back to
-     * pending in the middle of the measurement. */
+         f_nosync[] = "--nosync";
+    /* Ten minutes of heartbeat timeout by default: no machine fails in this
+     * benchmark, and a machine marked down sends its tasks back to pending
+     * in the middle of the measurement (at C1M scale, before heartbeats
+     * were answered from memory and judged against the server's progress,
+     * 20 machines were). --heartbeat-timeout 10000 checks they hold. */
     char *argv[] = {bin, f_data, data, f_workers, workers, f_hb, hb,
                     c->o->nosync ? f_nosync : NULL, NULL};
     return cb_daemon_start(&c->server, argv, log, 30000, err);
