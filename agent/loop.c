@@ -945,6 +945,7 @@ static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
     for (uint32_t i = 0; i < n; i++) {
         cs_error e = {0};
         if (decode_assign(&tasks->via.array.ptr[i], &m->parena, &as[k], &e) == CS_OK) {
+            as[k].machine = m->cfg.name;
             k++;
             continue;
         }

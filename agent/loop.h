@@ -98,6 +98,7 @@ typedef struct ag_assign {
     uint32_t attempt;
     uint32_t index;
     const char *job;
+    const char *machine; /* the name this agent registered its machine under */
     const char *cmd;
     const uint16_t *ports;
     uint32_t nports;

@@ -355,6 +355,8 @@ static int build_env(const ag_assign *a, msgpack_sbuffer *buf)
     snprintf(v, sizeof v, "%llu", (unsigned long long)a->id);
     rc |= env_add(buf, "CELL_TASK_ID", 12, v);
     rc |= env_add(buf, "CELL_JOB", 8, a->job);
+    if (a->machine != NULL)
+        rc |= env_add(buf, "CELL_MACHINE", 12, a->machine);
     snprintf(v, sizeof v, "%u", a->index);
     rc |= env_add(buf, "CELL_TASK_INDEX", 15, v);
     snprintf(v, sizeof v, "%u", a->attempt);

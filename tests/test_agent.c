@@ -590,7 +590,7 @@ Test(agent, runs_tasks_and_reports_their_end, .timeout = 90, .fini = cleanup)
     cr_assert_eq(cs_jobopts_encode(&o, &ob, &err), CS_OK, "%s", err.msg);
     cs_id ok = submit(d, "hello", 2,
                       "echo \"$CELL_TASK_ID $CELL_JOB $CELL_TASK_INDEX $PORT0 $PORT "
-                      "$GREETING\" > out; pwd > where",
+                      "$CELL_MACHINE $GREETING\" > out; pwd > where",
                       1, &ob);
     msgpack_sbuffer_destroy(&ob);
     cs_id bad = submit(d, "broken", 1, "echo oops >&2; exit 3", 0, NULL);
@@ -623,10 +623,12 @@ Test(agent, runs_tasks_and_reports_their_end, .timeout = 90, .fini = cleanup)
         char *out = slurp(path);
         cr_assert(out != NULL, "%s exists", path);
         unsigned long long id, p0, p;
-        char job[32], greet[64];
+        char job[32], mach[32], greet[64];
         unsigned idx;
-        cr_assert_eq(sscanf(out, "%llu %31s %u %llu %llu %63[^\n]", &id, job, &idx, &p0, &p, greet),
-                     6, "out is '%s'", out);
+        cr_assert_eq(sscanf(out, "%llu %31s %u %llu %llu %31s %63[^\n]", &id, job, &idx, &p0, &p,
+                            mach, greet),
+                     7, "out is '%s'", out);
+        cr_assert_str_eq(mach, "m1", "CELL_MACHINE is the machine's name");
         cr_assert_eq(id, get_u64(t, "id"));
         cr_assert_str_eq(job, "hello");
         cr_assert_eq(idx, i);

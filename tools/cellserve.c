@@ -4,8 +4,8 @@
  *
  * A fresh Debian machine has no python3, yet the service examples need a
  * task that serves its $PORT0 and answers an HTTP health check. `GET /`
- * answers 200 with a line naming the task ($CELL_TASK_ID, $CELL_JOB, the
- * host name), led by $GREETING when set (the examples pass it in the job's
+ * answers 200 with a line naming the task ($CELL_TASK_ID, $CELL_JOB, its
+ * machine: $CELL_MACHINE, else the host name), led by $GREETING when set (the examples pass it in the job's
  * env); `GET /health` 200; any other path 404, another method 405, a
  * malformed or oversized request 400. HEAD is GET without the body.
  *
@@ -249,8 +249,14 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Every agent of `make run` shares one host: the machine's name, which
+     * the agent passes, tells the tasks apart. */
     char host[256] = "unknown", page[1024];
-    gethostname(host, sizeof host - 1);
+    const char *machine = getenv("CELL_MACHINE");
+    if (machine != NULL && machine[0] != '\0')
+        snprintf(host, sizeof host, "%s", machine);
+    else
+        gethostname(host, sizeof host - 1);
     const char *task = getenv("CELL_TASK_ID"), *job = getenv("CELL_JOB"), *hi = getenv("GREETING");
     snprintf(page, sizeof page, "%s from task %s of job %s on %s, port %d\n", hi ? hi : "cellserve",
              task ? task : "(none)", job ? job : "(none)", host, port);
