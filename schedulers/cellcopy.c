@@ -918,7 +918,8 @@ static int apply_maps(cs_copy *c, cs_mp_cur *list, const char *key,
         size_t vlen;
         msgpack_object o;
         msgpack_zone_clear(&c->zone);
-        cs_mp_read_raw(list, &v, &vlen); /* the whole reply was checked: it cannot fail */
+        if (cs_mp_read_raw(list, &v, &vlen) != CS_OK)
+            return cs_errorf(err, CS_EPROTO, "sync: %s[%u] is truncated", key, i);
         int rc = cs_mp_unpack(v, vlen, &c->zone, &o, CS_EPROTO, key, err);
         if (rc == CS_OK)
             rc = fn(c, &o, err);
