@@ -64,8 +64,10 @@ void cs_client_close(cs_client *c)
     free(c);
 }
 
-int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs_msg *reply,
-                   cs_error *err)
+/* Send one request and wait for its reply, kept in c->reply. Returns the
+ * request id through *req. */
+static int exchange(cs_client *c, uint32_t type, const void *body, size_t len, uint64_t *req,
+                    cs_error *err)
 {
     if (c->reply) {
         nng_msg_free(c->reply);
@@ -75,8 +77,8 @@ int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs
     c->out.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
-    uint64_t req = c->next_req++;
-    if (cs_msg_begin(&pk, type, req) != CS_OK ||
+    *req = c->next_req++;
+    if (cs_msg_begin(&pk, type, *req) != CS_OK ||
         msgpack_sbuffer_write(&c->out, body, len) != 0)
         return cs_errorf(err, CS_ENOMEM, "client: out of memory");
     int rv = nng_send(c->sock, c->out.data, c->out.size, 0);
@@ -86,6 +88,12 @@ int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs
         return cs_errorf(err, CS_EIO, "%s: %s", cs_msg_name(type),
                          rv == NNG_ETIMEDOUT ? "no answer from cellstated (timed out)"
                                              : nng_strerror(rv));
+    return CS_OK;
+}
+
+/* Decode c->reply, the answer to request `req` of `type`, into objects. */
+static int decode_reply(cs_client *c, uint32_t type, uint64_t req, cs_msg *reply, cs_error *err)
+{
     int rc = cs_msg_decode(nng_msg_body(c->reply), nng_msg_len(c->reply), &c->zone, reply, err);
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "reply to %s", cs_msg_name(type));
@@ -105,6 +113,39 @@ int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs
         return cs_errorf(err, CS_EPROTO, "reply to %s is of type %s", cs_msg_name(type),
                          cs_msg_name(reply->type));
     return CS_OK;
+}
+
+int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs_msg *reply,
+                   cs_error *err)
+{
+    uint64_t req;
+    int rc = exchange(c, type, body, len, &req, err);
+    return rc != CS_OK ? rc : decode_reply(c, type, req, reply, err);
+}
+
+int cs_client_call_raw(cs_client *c, uint32_t type, const void *body, size_t len,
+                       const void **reply_body, size_t *reply_len, cs_error *err)
+{
+    uint64_t req;
+    int rc = exchange(c, type, body, len, &req, err);
+    if (rc != CS_OK)
+        return rc;
+    /* The envelope, read in place; anything unexpected (an error reply, a
+     * malformed envelope) goes the general way, which says what it is. */
+    cs_mp_cur cur;
+    cs_mp_cur_init(&cur, nng_msg_body(c->reply), nng_msg_len(c->reply));
+    uint32_t n;
+    uint64_t version, rtype, rreq;
+    if (cs_mp_read_array(&cur, &n) == CS_OK && n == 4 &&
+        cs_mp_read_uint(&cur, &version) == CS_OK && version == CS_PROTO_VERSION &&
+        cs_mp_read_uint(&cur, &rtype) == CS_OK && rtype == type &&
+        cs_mp_read_uint(&cur, &rreq) == CS_OK && rreq == req &&
+        cs_mp_read_raw(&cur, reply_body, reply_len) == CS_OK && cs_mp_cur_left(&cur) == 0)
+        return CS_OK;
+    cs_msg m;
+    rc = decode_reply(c, type, req, &m, err);
+    return rc != CS_OK ? rc : cs_errorf(err, CS_EPROTO, "reply to %s: malformed envelope",
+                                        cs_msg_name(type));
 }
 
 int cs_client_callb(cs_client *c, uint32_t type, const msgpack_sbuffer *body, cs_msg *reply,

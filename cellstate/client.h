@@ -35,6 +35,14 @@ int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs
 int cs_client_callb(cs_client *c, uint32_t type, const msgpack_sbuffer *body, cs_msg *reply,
                     cs_error *err);
 
+/* The same, without decoding the reply into objects (for replies too
+ * large to unpack into a tree: sync). On CS_OK, reply_body[0..*reply_len)
+ * is the reply's body, one well-formed msgpack value (cs_mp_check), valid
+ * until the next call or close; read it with a cs_mp_cur. Errors as
+ * cs_client_call; a malformed envelope is CS_EPROTO. */
+int cs_client_call_raw(cs_client *c, uint32_t type, const void *body, size_t len,
+                       const void **reply_body, size_t *reply_len, cs_error *err);
+
 /* job.surge: set job `job`'s surge, the extra task slots of a rolling
  * update (docs/protocol.md §5.18). On CS_OK *version (may be NULL) is the
  * cell version the reply carries. Errors: those of cs_client_call (the

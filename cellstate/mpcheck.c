@@ -323,3 +323,160 @@ int cs_mp_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_objec
         return cs_errorf(err, code, "%s: %zu trailing bytes", what, len - r.off);
     return CS_OK;
 }
+
+/* ---- reading in place ------------------------------------------------------ */
+
+void cs_mp_cur_init(cs_mp_cur *c, const void *data, size_t len)
+{
+    c->p = data;
+    c->end = c->p + len;
+}
+
+/* The header of a container: fixed form `lo`..`lo + 15`, or 16/32-bit counts
+ * after `b16`/`b32`. `per` elements per entry (2 for maps). */
+static int read_container(cs_mp_cur *c, uint8_t lo, uint8_t b16, uint8_t b32, uint64_t per,
+                          uint32_t *n)
+{
+    if (c->p >= c->end)
+        return CS_EPROTO;
+    uint8_t b = c->p[0];
+    size_t hdr;
+    uint64_t cnt;
+    if (b >= lo && b <= lo + 15) {
+        hdr = 1;
+        cnt = b & 0x0f;
+    } else if (b == b16 || b == b32) {
+        hdr = b == b16 ? 3 : 5;
+        if (cs_mp_cur_left(c) < hdr)
+            return CS_EPROTO;
+        cnt = be(c->p + 1, (int)hdr - 1);
+    } else {
+        return CS_EPROTO;
+    }
+    if (cnt * per > cs_mp_cur_left(c) - hdr)
+        return CS_EPROTO;
+    c->p += hdr;
+    *n = (uint32_t)cnt;
+    return CS_OK;
+}
+
+int cs_mp_read_map(cs_mp_cur *c, uint32_t *n) { return read_container(c, 0x80, 0xde, 0xdf, 2, n); }
+
+int cs_mp_read_array(cs_mp_cur *c, uint32_t *n)
+{
+    return read_container(c, 0x90, 0xdc, 0xdd, 1, n);
+}
+
+/* Any integer, as a sign and a magnitude. */
+static int read_integer(cs_mp_cur *c, bool *neg, uint64_t *mag)
+{
+    if (c->p >= c->end)
+        return CS_EPROTO;
+    uint8_t b = c->p[0];
+    if (b <= 0x7f || b >= 0xe0) {
+        int64_t v = (int8_t)b;
+        *neg = v < 0;
+        *mag = *neg ? (uint64_t)(-v) : (uint64_t)v;
+        c->p++;
+        return CS_OK;
+    }
+    int n;
+    bool sgn = b >= 0xd0;
+    switch (b) {
+    case 0xcc: case 0xd0: n = 1; break;
+    case 0xcd: case 0xd1: n = 2; break;
+    case 0xce: case 0xd2: n = 4; break;
+    case 0xcf: case 0xd3: n = 8; break;
+    default: return CS_EPROTO;
+    }
+    if (cs_mp_cur_left(c) < (size_t)n + 1)
+        return CS_EPROTO;
+    uint64_t u = be(c->p + 1, n);
+    if (sgn && (u >> (8 * n - 1)) & 1) {
+        /* Sign-extend, then the magnitude of a negative value. */
+        if (n < 8)
+            u |= ~UINT64_C(0) << (8 * n);
+        *neg = true;
+        *mag = (uint64_t)0 - u;
+    } else {
+        *neg = false;
+        *mag = u;
+    }
+    c->p += 1 + n;
+    return CS_OK;
+}
+
+int cs_mp_read_uint(cs_mp_cur *c, uint64_t *v)
+{
+    const uint8_t *at = c->p;
+    bool neg;
+    uint64_t m;
+    if (read_integer(c, &neg, &m) != CS_OK)
+        return CS_EPROTO;
+    if (neg) {
+        c->p = at;
+        return CS_EPROTO;
+    }
+    *v = m;
+    return CS_OK;
+}
+
+int cs_mp_read_int(cs_mp_cur *c, int64_t *v)
+{
+    const uint8_t *at = c->p;
+    bool neg;
+    uint64_t m;
+    if (read_integer(c, &neg, &m) != CS_OK)
+        return CS_EPROTO;
+    if (neg ? m > (uint64_t)INT64_MAX + 1 : m > (uint64_t)INT64_MAX) {
+        c->p = at;
+        return CS_EPROTO;
+    }
+    *v = neg ? (int64_t)((uint64_t)0 - m) : (int64_t)m;
+    return CS_OK;
+}
+
+int cs_mp_read_bool(cs_mp_cur *c, bool *v)
+{
+    if (c->p >= c->end || (c->p[0] != 0xc2 && c->p[0] != 0xc3))
+        return CS_EPROTO;
+    *v = *c->p++ == 0xc3;
+    return CS_OK;
+}
+
+int cs_mp_read_str(cs_mp_cur *c, const char **s, uint32_t *n)
+{
+    if (c->p >= c->end)
+        return CS_EPROTO;
+    uint8_t b = c->p[0];
+    size_t hdr;
+    uint64_t len;
+    if (b >= 0xa0 && b <= 0xbf) {
+        hdr = 1;
+        len = b & 0x1f;
+    } else if (b == 0xd9 || b == 0xda || b == 0xdb) {
+        hdr = b == 0xd9 ? 2 : b == 0xda ? 3 : 5;
+        if (cs_mp_cur_left(c) < hdr)
+            return CS_EPROTO;
+        len = be(c->p + 1, (int)hdr - 1);
+    } else {
+        return CS_EPROTO;
+    }
+    if (len > cs_mp_cur_left(c) - hdr)
+        return CS_EPROTO;
+    *s = (const char *)c->p + hdr;
+    *n = (uint32_t)len;
+    c->p += hdr + len;
+    return CS_OK;
+}
+
+int cs_mp_read_raw(cs_mp_cur *c, const void **start, size_t *len)
+{
+    size_t n;
+    if (cs_mp_check(c->p, cs_mp_cur_left(c), &n) != CS_MP_OK)
+        return CS_EPROTO;
+    *start = c->p;
+    *len = n;
+    c->p += n;
+    return CS_OK;
+}

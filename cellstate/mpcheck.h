@@ -11,7 +11,9 @@
 #ifndef CS_MPCHECK_H
 #define CS_MPCHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <msgpack.h>
 
@@ -42,5 +44,37 @@ cs_mp_verdict cs_mp_check(const void *data, size_t len, size_t *end);
  * when the zone cannot grow. */
 int cs_mp_unpack(const void *data, size_t len, msgpack_zone *zone, msgpack_object *out, int code,
                  const char *what, cs_error *err);
+
+/* ---- reading in place ------------------------------------------------------
+ * A cursor reads msgpack straight from the bytes, one value at a time, with
+ * no object tree: the schedulers' sync replies (docs/protocol.md §5.7) carry
+ * 100,000s of records, and building a msgpack_object for each, then looking
+ * its fields up by key, was the larger part of a scheduler's CPU time
+ * (docs/benchmarks.md). Every read checks the type and the bounds; a
+ * container header is refused when it declares more elements than bytes
+ * are left, as in cs_mp_check. The readers return CS_OK, or CS_EPROTO with
+ * nothing consumed and no message: the caller knows which field it read
+ * and names it. Integers are accepted in any width that holds the value. */
+
+typedef struct cs_mp_cur {
+    const uint8_t *p, *end; /* borrowed: the bytes must outlive the cursor */
+} cs_mp_cur;
+
+/* A cursor over data[0..len) (borrowed). */
+void cs_mp_cur_init(cs_mp_cur *c, const void *data, size_t len);
+/* Bytes left. */
+static inline size_t cs_mp_cur_left(const cs_mp_cur *c) { return (size_t)(c->end - c->p); }
+
+int cs_mp_read_map(cs_mp_cur *c, uint32_t *n);
+int cs_mp_read_array(cs_mp_cur *c, uint32_t *n);
+/* An unsigned value: a positive integer, or a negative-typed one that is >= 0. */
+int cs_mp_read_uint(cs_mp_cur *c, uint64_t *v);
+int cs_mp_read_int(cs_mp_cur *c, int64_t *v);
+int cs_mp_read_bool(cs_mp_cur *c, bool *v);
+/* A string: *s points into the input (not NUL-terminated), *n bytes. */
+int cs_mp_read_str(cs_mp_cur *c, const char **s, uint32_t *n);
+/* The next value, whatever it is, as the span *start[0..*len) of the
+ * input; CS_EPROTO when it is truncated or invalid (cs_mp_check). */
+int cs_mp_read_raw(cs_mp_cur *c, const void **start, size_t *len);
 
 #endif

@@ -301,6 +301,191 @@ int cs_pack_task(msgpack_packer *pk, const cs_task *t)
     return pk->callback(pk->data, (const char *)b, (size_t)(p - b)) != 0 ? CS_ENOMEM : CS_OK;
 }
 
+/* ---- the compact form of sync's tasks ------------------------------------ */
+
+void cs_task_runs_init(cs_task_runs *r)
+{
+    memset(r, 0, sizeof *r);
+    msgpack_sbuffer_init(&r->buf);
+}
+
+void cs_task_runs_free(cs_task_runs *r) { msgpack_sbuffer_destroy(&r->buf); }
+
+static int put_entry(cs_task_runs *r)
+{
+    const cs_task *t = &r->head;
+    uint8_t b[TASK_MAP_MAX];
+    uint8_t *p = b;
+    *p++ = 0x90 | CS_TASK_ENTRY_FIELDS;
+    p = put_uint(p, t->id);
+    p = put_uint(p, r->n);
+    p = put_uint(p, t->state);
+    p = put_uint(p, t->last_end);
+    p = put_uint(p, t->machine);
+    p = put_int(p, t->res.cpu);
+    p = put_int(p, t->res.mem);
+    p = put_int(p, t->res.disk);
+    if (t->nports < 16) {
+        *p++ = (uint8_t)(0x90 | t->nports);
+    } else {
+        *p++ = 0xdc;
+        *p++ = (uint8_t)(t->nports >> 8);
+        *p++ = (uint8_t)t->nports;
+    }
+    for (uint32_t i = 0; i < t->nports; i++)
+        p = put_uint(p, t->ports[i]);
+    p = put_uint(p, t->attempts);
+    p = put_int(p, t->exit_code);
+    p = put_str(p, t->reason, strlen(t->reason));
+    p = put_uint(p, t->health);
+    p = put_uint(p, t->spec);
+    p = put_uint(p, t->version);
+    if (msgpack_sbuffer_write(&r->buf, (const char *)b, (size_t)(p - b)) != 0)
+        return CS_ENOMEM;
+    r->entries++;
+    r->n = 0;
+    return CS_OK;
+}
+
+/* Whether `t` continues the open run: the next index of the same job, and
+ * every other field equal. */
+static bool joins_run(const cs_task_runs *r, const cs_task *t)
+{
+    const cs_task *h = &r->head;
+    return r->n > 0 && t->job == h->job && t->index == h->index + r->n &&
+           t->state == h->state && t->last_end == h->last_end && t->machine == h->machine &&
+           t->res.cpu == h->res.cpu && t->res.mem == h->res.mem && t->res.disk == h->res.disk &&
+           t->nports == h->nports && t->attempts == h->attempts &&
+           t->exit_code == h->exit_code && t->health == h->health && t->spec == h->spec &&
+           t->version == h->version &&
+           (t->nports == 0 || memcmp(t->ports, h->ports, t->nports * sizeof *t->ports) == 0) &&
+           strcmp(t->reason != NULL ? t->reason : "", h->reason) == 0;
+}
+
+int cs_task_runs_add(cs_task_runs *r, const cs_task *t)
+{
+    size_t rlen = t->reason != NULL ? strlen(t->reason) : 0;
+    if (t->nports > CS_PORTS_PER_TASK_MAX || rlen > CS_REASON_MAX)
+        return CS_EINVAL;
+    if (joins_run(r, t)) {
+        r->n++;
+        return CS_OK;
+    }
+    if (r->n > 0 && put_entry(r) != CS_OK)
+        return CS_ENOMEM;
+    r->head = *t;
+    if (t->nports > 0)
+        memcpy(r->ports, t->ports, t->nports * sizeof *t->ports);
+    memcpy(r->reason, t->reason != NULL ? t->reason : "", rlen + 1);
+    r->head.ports = r->ports;
+    r->head.reason = r->reason;
+    r->n = 1;
+    return CS_OK;
+}
+
+int cs_task_runs_finish(cs_task_runs *r, msgpack_packer *pk)
+{
+    if (r->n > 0 && put_entry(r) != CS_OK)
+        return CS_ENOMEM;
+    int rc = msgpack_pack_array(pk, r->entries) != 0 ||
+                     pk->callback(pk->data, r->buf.data, r->buf.size) != 0
+                 ? CS_ENOMEM
+                 : CS_OK;
+    r->buf.size = 0;
+    r->entries = 0;
+    return rc;
+}
+
+/* The field names of an entry, for errors. */
+static const char *const entry_field[CS_TASK_ENTRY_FIELDS] = {
+    "id", "n", "state", "last_end", "machine", "cpu", "mem", "disk",
+    "ports", "attempts", "exit_code", "reason", "health", "spec", "version"};
+
+static int bad_entry(cs_error *err, int f, const char *what)
+{
+    return cs_errorf(err, CS_EPROTO, "field '%s' (%d) %s", entry_field[f], f, what);
+}
+
+/* Field f as an unsigned integer of at most max. */
+static int entry_uint(cs_mp_cur *c, int f, uint64_t max, uint64_t *v, cs_error *err)
+{
+    if (cs_mp_read_uint(c, v) != CS_OK)
+        return bad_entry(err, f, "is not an unsigned integer");
+    if (*v > max)
+        return cs_errorf(err, CS_EPROTO, "field '%s' (%d) is %llu, above %llu", entry_field[f],
+                         f, (unsigned long long)*v, (unsigned long long)max);
+    return CS_OK;
+}
+
+int cs_read_task_entry(cs_mp_cur *c, cs_arena *a, cs_task *t, uint32_t *n, cs_error *err)
+{
+    memset(t, 0, sizeof *t);
+    uint32_t len;
+    if (cs_mp_read_array(c, &len) != CS_OK || len != CS_TASK_ENTRY_FIELDS)
+        return cs_errorf(err, CS_EPROTO, "not an array of %d fields", CS_TASK_ENTRY_FIELDS);
+    uint64_t u[5];
+    int rc;
+    if ((rc = entry_uint(c, 0, UINT64_MAX, &t->id, err)) ||
+        (rc = entry_uint(c, 1, CS_TASK_INDEX_MAX + 1u, &u[0], err)) ||
+        (rc = entry_uint(c, 2, CS_TASK_STATE_COUNT - 1, &u[1], err)) ||
+        (rc = entry_uint(c, 3, CS_TASK_STATE_COUNT - 1, &u[2], err)) ||
+        (rc = entry_uint(c, 4, UINT64_MAX, &t->machine, err)))
+        return rc;
+    if (u[0] == 0)
+        return bad_entry(err, 1, "is 0: a run has at least one task");
+    t->job = cs_task_job(t->id);
+    t->index = cs_task_index(t->id);
+    if (t->index + (u[0] - 1) > CS_TASK_INDEX_MAX)
+        return cs_errorf(err, CS_EPROTO,
+                         "field 'n' (1) is %llu: the run passes the last task index of job %llu",
+                         (unsigned long long)u[0], (unsigned long long)t->job);
+    *n = (uint32_t)u[0];
+    t->state = (uint8_t)u[1];
+    t->last_end = (uint8_t)u[2];
+    int64_t *res[3] = {&t->res.cpu, &t->res.mem, &t->res.disk};
+    for (int k = 0; k < 3; k++) {
+        if (cs_mp_read_int(c, res[k]) != CS_OK)
+            return bad_entry(err, 5 + k, "is not an integer");
+        if (*res[k] < 0 || *res[k] > CS_RES_MAX)
+            return bad_entry(err, 5 + k, "is out of range");
+    }
+    uint32_t np;
+    if (cs_mp_read_array(c, &np) != CS_OK || np > CS_PORTS_PER_TASK_MAX)
+        return bad_entry(err, 8, "is not an array of at most 64 ports");
+    if (np > 0) {
+        t->ports = cs_arena_alloc(a, np * sizeof *t->ports);
+        if (t->ports == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        for (uint32_t i = 0; i < np; i++) {
+            uint64_t port;
+            if (cs_mp_read_uint(c, &port) != CS_OK || port > UINT16_MAX)
+                return cs_errorf(err, CS_EPROTO, "field 'ports' (8): entry %u is not a port number",
+                                 i);
+            t->ports[i] = (uint16_t)port;
+        }
+    }
+    t->nports = np;
+    int64_t code;
+    if ((rc = entry_uint(c, 9, UINT32_MAX, &u[3], err)))
+        return rc;
+    t->attempts = (uint32_t)u[3];
+    if (cs_mp_read_int(c, &code) != CS_OK || code < INT32_MIN || code > INT32_MAX)
+        return bad_entry(err, 10, "is not a 32-bit integer");
+    t->exit_code = (int32_t)code;
+    const char *s;
+    uint32_t slen;
+    if (cs_mp_read_str(c, &s, &slen) != CS_OK || slen > CS_REASON_MAX)
+        return bad_entry(err, 11, "is not a string of at most 1024 bytes");
+    if ((t->reason = cs_arena_strndup(a, s, slen)) == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    if ((rc = entry_uint(c, 12, CS_TASK_HEALTH_COUNT - 1, &u[4], err)) ||
+        (rc = entry_uint(c, 13, UINT64_MAX, &t->spec, err)) ||
+        (rc = entry_uint(c, 14, UINT64_MAX, &t->version, err)))
+        return rc;
+    t->health = (uint8_t)u[4];
+    return CS_OK;
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 const msgpack_object *cs_obj_get(const msgpack_object *o, const char *key)

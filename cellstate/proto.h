@@ -22,6 +22,7 @@
 #include <msgpack.h>
 
 #include "cellstate/error.h"
+#include "cellstate/mpcheck.h"
 #include "cellstate/record.h"
 
 #define CS_PROTO_VERSION 1
@@ -132,6 +133,43 @@ int cs_unpack_job_spec(const msgpack_object *o, cs_arena *a, cs_job *out, cs_err
 int cs_unpack_machine(const msgpack_object *o, cs_arena *a, cs_machine *out, cs_error *err);
 int cs_unpack_job(const msgpack_object *o, cs_arena *a, cs_job *out, cs_error *err);
 int cs_unpack_task(const msgpack_object *o, cs_arena *a, cs_task *out, cs_error *err);
+
+/* ---- the compact form of sync's tasks (docs/protocol.md §5.7) -------------
+ * A task is a positional array of CS_TASK_ENTRY_FIELDS instead of a 14-key
+ * map, and one entry stands for a run of n tasks of one job with
+ * consecutive indexes whose other fields are all equal (a job's pending
+ * tasks, typically):
+ *   [id, n, state, last_end, machine, cpu, mem, disk, [port, ...],
+ *    attempts, exit_code, reason, health, spec, version]
+ * `id` is the run's first task; states and health are their numbers. */
+#define CS_TASK_ENTRY_FIELDS 15
+
+/* Tasks in, compact entries out: feed the tasks in ascending id order with
+ * cs_task_runs_add; equal neighbours join one entry. cs_task_runs_finish
+ * writes the array of entries to a packer. The tasks passed are copied:
+ * they need not outlive the call. */
+typedef struct cs_task_runs {
+    msgpack_sbuffer buf; /* the entries written so far, without the array header */
+    uint32_t entries;
+    uint32_t n;          /* tasks in the open run (0 = none) */
+    cs_task head;        /* the open run's first task; its ports and reason below */
+    uint16_t ports[CS_PORTS_PER_TASK_MAX];
+    char reason[CS_REASON_MAX + 1];
+} cs_task_runs;
+
+void cs_task_runs_init(cs_task_runs *r);
+void cs_task_runs_free(cs_task_runs *r);
+/* Add `t` (borrowed). CS_EINVAL for a task that cs_pack_task refuses too
+ * (more than 64 ports, too long a reason), CS_ENOMEM. */
+int cs_task_runs_add(cs_task_runs *r, const cs_task *t);
+/* Write the array of every entry to `pk` and start over empty. CS_ENOMEM. */
+int cs_task_runs_finish(cs_task_runs *r, msgpack_packer *pk);
+
+/* Read one compact entry at the cursor into *t (its ports and reason in
+ * `a`) and the run's length into *n (>= 1): the tasks are t->id .. t->id +
+ * n - 1, each with t's other fields. A malformed entry is CS_EPROTO naming
+ * the field ("field 'machine' (4) is not an unsigned integer"); CS_ENOMEM. */
+int cs_read_task_entry(cs_mp_cur *c, cs_arena *a, cs_task *t, uint32_t *n, cs_error *err);
 
 /* The server URL: `flag` if given, else $CELL_SERVER, else the default. */
 const char *cs_server_url(const char *flag);

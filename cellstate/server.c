@@ -644,15 +644,64 @@ typedef struct ids_ctx {
     bool failed;
 } ids_ctx;
 
+/* The tasks of a compact sync reply (protocol §5.7): runs of equal tasks
+ * go out as one positional entry. */
+static int add_run(void *ctx, const cs_task *t)
+{
+    return cs_task_runs_add(ctx, t);
+}
+
+static int pack_task_runs(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch, bool all,
+                          cs_error *err)
+{
+    cs_task_runs *r = malloc(sizeof *r);
+    if (r == NULL)
+        return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    cs_task_runs_init(r);
+    cs_arena a;
+    cs_arena_init(&a);
+    int rc = CS_OK;
+    if (all) {
+        /* A full sync walks the tasks once, in id order, instead of
+         * listing their ids and reading each again. */
+        rc = cs_snap_each_task(snap, add_run, r, err);
+    } else {
+        for (size_t i = 0; i < ch->n[CS_KIND_TASK] && rc == CS_OK; i++) {
+            cs_arena_reset(&a);
+            cs_task t;
+            if ((rc = cs_snap_task(snap, ch->ids[CS_KIND_TASK][i], &a, &t, err)) == CS_OK)
+                rc = cs_task_runs_add(r, &t);
+        }
+    }
+    if (rc == CS_EINVAL)
+        rc = cs_errorf(err, CS_EIO, "sync: a stored task has more ports or a longer reason "
+                                    "than a record may");
+    else if (rc == CS_ENOMEM)
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    if (rc == CS_OK && (cs_pack_str(pk, "tasks") || cs_task_runs_finish(r, pk) != CS_OK))
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    cs_arena_free(&a);
+    cs_task_runs_free(r);
+    free(r);
+    return rc;
+}
+
 /* Pack the current record of each id (records are never deleted in this
- * version of the store, so each is found). */
-static int pack_changed(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch, cs_error *err)
+ * version of the store, so each is found); with `compact`, the tasks as
+ * runs of entries, and with `all_tasks` too every task of the cell rather
+ * than those listed. */
+static int pack_changed(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch, bool compact,
+                        bool all_tasks, cs_error *err)
 {
     static const char *const keys[CS_KIND_COUNT] = {"machines", "jobs", "tasks"};
     cs_arena a;
     cs_arena_init(&a);
     int rc = CS_OK;
     for (int k = 0; k < CS_KIND_COUNT && rc == CS_OK; k++) {
+        if (k == CS_KIND_TASK && compact) {
+            rc = pack_task_runs(snap, pk, ch, all_tasks, err);
+            break;
+        }
         if (cs_pack_str(pk, keys[k]) || msgpack_pack_array(pk, ch->n[k])) {
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
             break;
@@ -701,10 +750,29 @@ static int all_machine(void *ctx, const cs_machine *m) { return push_id(ctx, m->
 static int all_job(void *ctx, const cs_job *j) { return push_id(ctx, j->id); }
 static int all_task(void *ctx, const cs_task *t) { return push_id(ctx, t->id); }
 
+/* The form sync's reply takes: "map" (the default) or "compact". */
+static int sync_form(worker *w, bool *compact, cs_error *err)
+{
+    const msgpack_object *f = cs_obj_get(body(w), "form");
+    *compact = false;
+    if (f == NULL)
+        return CS_OK;
+    if (f->type != MSGPACK_OBJECT_STR)
+        return cs_errorf(err, CS_EPROTO, "field 'form' is not a string");
+    if (f->via.str.size == 7 && memcmp(f->via.str.ptr, "compact", 7) == 0)
+        *compact = true;
+    else if (!(f->via.str.size == 3 && memcmp(f->via.str.ptr, "map", 3) == 0))
+        return cs_errorf(err, CS_EINVAL, "field 'form' is '%.*s', not 'map' or 'compact'",
+                         (int)(f->via.str.size > 32 ? 32 : f->via.str.size), f->via.str.ptr);
+    return CS_OK;
+}
+
 static int h_sync(worker *w, msgpack_packer *pk, cs_error *err)
 {
     uint64_t since = 0;
+    bool compact;
     TRY(cs_obj_u64(body(w), "since", false, UINT64_MAX, &since, err));
+    TRY(sync_form(w, &compact, err));
     cs_snap *snap;
     TRY(open_snap(w, &snap, err));
     cs_changes ch;
@@ -718,11 +786,12 @@ static int h_sync(worker *w, msgpack_packer *pk, cs_error *err)
         }
     }
     if (full && rc == CS_OK) {
-        /* A full snapshot: every record, listed as if all had changed. */
+        /* A full snapshot: every record, listed as if all had changed (the
+         * compact form walks the tasks itself). */
         all_ids l[CS_KIND_COUNT] = {{0}};
         memset(&ch, 0, sizeof ch);
         if ((rc = cs_snap_each_machine(snap, all_machine, &l[0], err)) == CS_OK &&
-            (rc = cs_snap_each_job(snap, all_job, &l[1], err)) == CS_OK)
+            (rc = cs_snap_each_job(snap, all_job, &l[1], err)) == CS_OK && !compact)
             rc = cs_snap_each_task(snap, all_task, &l[2], err);
         for (int k = 0; k < CS_KIND_COUNT; k++) {
             ch.ids[k] = l[k].v;
@@ -732,11 +801,13 @@ static int h_sync(worker *w, msgpack_packer *pk, cs_error *err)
             cs_errorf(err, rc, "sync: out of memory");
     }
     if (rc == CS_OK) {
-        if (msgpack_pack_map(pk, 5) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
-            cs_pack_kv_bool(pk, "full", full))
+        if (msgpack_pack_map(pk, compact ? 6 : 5) ||
+            cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
+            cs_pack_kv_bool(pk, "full", full) ||
+            (compact && cs_pack_kv_str(pk, "form", "compact")))
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
         else
-            rc = pack_changed(snap, pk, &ch, err);
+            rc = pack_changed(snap, pk, &ch, compact, full, err);
     }
     if (rc == CS_OK || full)
         cs_changes_free(&ch);

@@ -123,11 +123,12 @@ struct cs_copy {
     idindex jix;
     cs_u32map active; /* interned name -> slot of the active job */
     cs_ctask *tasks;
-    uint32_t ntasks, captasks;
-    idindex tix;
+    uint32_t ntasks, captasks; /* found by id through their job's `tasks` (no index of their own) */
     undo *undo;
     uint32_t nundo, capundo;
     cs_arena scratch; /* one record's decoding at a time */
+    msgpack_zone zone; /* one machine or job map of a compact reply at a time */
+    msgpack_sbuffer req; /* the sync request */
 };
 
 static int nomem(cs_error *err)
@@ -143,9 +144,13 @@ int cs_copy_new(cs_copy **out, cs_error *err)
     cs_strtab_init(&c->strs);
     cs_u32map_init(&c->active);
     cs_arena_init(&c->scratch);
+    msgpack_zone_init(&c->zone, 4096);
+    msgpack_sbuffer_init(&c->req);
     c->capattrpool = 64;
     c->attrpool = calloc(c->capattrpool, sizeof *c->attrpool);
     if (c->attrpool == NULL) {
+        msgpack_zone_destroy(&c->zone);
+        msgpack_sbuffer_destroy(&c->req);
         free(c);
         return nomem(err);
     }
@@ -178,7 +183,6 @@ static void clear_records(cs_copy *c)
     c->nmachines = c->njobs = c->ntasks = 0;
     idx_clear(&c->mix);
     idx_clear(&c->jix);
-    idx_clear(&c->tix);
     cs_u32map_clear(&c->active);
 }
 
@@ -193,13 +197,14 @@ void cs_copy_free(cs_copy *c)
     free(c->tasks);
     free(c->mix.slots);
     free(c->jix.slots);
-    free(c->tix.slots);
     free(c->attrpool);
     free(c->attrix);
     free(c->undo);
     cs_u32map_free(&c->active);
     cs_strtab_free(&c->strs);
     cs_arena_free(&c->scratch);
+    msgpack_zone_destroy(&c->zone);
+    msgpack_sbuffer_destroy(&c->req);
     free(c);
 }
 
@@ -219,9 +224,17 @@ uint32_t cs_copy_job_slot(const cs_copy *c, cs_id id)
 {
     return idx_find(&c->jix, c->jobs, sizeof *c->jobs, id);
 }
+/* A task id is its job's id and its index (record.h): the job's
+ * task-by-index array finds it with no table of its own, one look-up among
+ * the few jobs instead of a probe among 100,000s of tasks. */
 uint32_t cs_copy_task_slot(const cs_copy *c, cs_id id)
 {
-    return idx_find(&c->tix, c->tasks, sizeof *c->tasks, id);
+    uint32_t js = cs_copy_job_slot(c, cs_task_job(id));
+    if (js == CS_NONE)
+        return CS_NONE;
+    const cs_cjob *j = &c->jobs[js];
+    uint32_t i = cs_task_index(id);
+    return i < j->ntaskidx ? j->tasks[i] : CS_NONE;
 }
 const cs_cmachine *cs_copy_machine(const cs_copy *c, cs_id id)
 {
@@ -697,6 +710,64 @@ static int job_index_task(cs_cjob *j, uint32_t index, uint32_t ts)
     return CS_OK;
 }
 
+/* Insert or replace task `t` (borrowed) in the copy. */
+static int apply_task_rec(cs_copy *c, const cs_task *t, cs_error *err)
+{
+    uint32_t js = cs_copy_job_slot(c, t->job);
+    if (js == CS_NONE)
+        return cs_errorf(err, CS_EPROTO, "sync: task %llu: the copy has no job %llu",
+                         (unsigned long long)t->id, (unsigned long long)t->job);
+    uint32_t ms = CS_NONE;
+    if (t->machine != 0) {
+        ms = cs_copy_machine_slot(c, t->machine);
+        if (ms == CS_NONE && cs_task_state_placed(t->state))
+            return cs_errorf(err, CS_EPROTO, "sync: task %llu: the copy has no machine %llu",
+                             (unsigned long long)t->id, (unsigned long long)t->machine);
+    }
+    if (t->nports > CS_PORTS_PER_TASK_MAX)
+        return cs_errorf(err, CS_EPROTO, "sync: task %llu: %u ports", (unsigned long long)t->id,
+                         t->nports);
+    uint16_t *ports = NULL;
+    if (t->nports) {
+        ports = malloc(t->nports * sizeof *ports);
+        if (ports == NULL)
+            return nomem(err);
+        memcpy(ports, t->ports, t->nports * sizeof *ports);
+    }
+    cs_cjob *j = &c->jobs[js];
+    uint32_t s = t->index < j->ntaskidx ? j->tasks[t->index] : CS_NONE;
+    if (s == CS_NONE) {
+        if (reserve((void **)&c->tasks, &c->captasks, c->ntasks + 1, sizeof *c->tasks) != CS_OK)
+            goto oom;
+        s = c->ntasks;
+        if (job_index_task(j, t->index, s) != CS_OK)
+            goto oom;
+        memset(&c->tasks[s], 0, sizeof c->tasks[s]);
+        c->tasks[s].id = t->id;
+        c->tasks[s].state = CS_TASK_STATE_COUNT; /* in no list yet */
+        c->tasks[s].next = c->tasks[s].prev = CS_NONE;
+        c->ntasks++;
+    }
+    cs_ctask *d = &c->tasks[s];
+    task_detach(c, s);
+    free(d->ports);
+    d->ports = ports;
+    d->nports = (uint8_t)t->nports;
+    d->res = t->res;
+    d->job = js;
+    d->machine = ms;
+    d->attempts = t->attempts;
+    d->state = t->state;
+    d->last_end = t->last_end;
+    d->health = t->health;
+    d->spec = t->spec;
+    task_attach(c, s);
+    return CS_OK;
+oom:
+    free(ports);
+    return nomem(err);
+}
+
 static int apply_task(cs_copy *c, const msgpack_object *o, cs_error *err)
 {
     cs_arena_reset(&c->scratch);
@@ -704,60 +775,7 @@ static int apply_task(cs_copy *c, const msgpack_object *o, cs_error *err)
     int rc = cs_unpack_task(o, &c->scratch, &t, err);
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "sync: task");
-    uint32_t js = cs_copy_job_slot(c, t.job);
-    if (js == CS_NONE)
-        return cs_errorf(err, CS_EPROTO, "sync: task %llu: the copy has no job %llu",
-                         (unsigned long long)t.id, (unsigned long long)t.job);
-    uint32_t ms = CS_NONE;
-    if (t.machine != 0) {
-        ms = cs_copy_machine_slot(c, t.machine);
-        if (ms == CS_NONE && cs_task_state_placed(t.state))
-            return cs_errorf(err, CS_EPROTO, "sync: task %llu: the copy has no machine %llu",
-                             (unsigned long long)t.id, (unsigned long long)t.machine);
-    }
-    if (t.nports > CS_PORTS_PER_TASK_MAX)
-        return cs_errorf(err, CS_EPROTO, "sync: task %llu: %u ports", (unsigned long long)t.id,
-                         t.nports);
-    uint16_t *ports = NULL;
-    if (t.nports) {
-        ports = malloc(t.nports * sizeof *ports);
-        if (ports == NULL)
-            return nomem(err);
-        memcpy(ports, t.ports, t.nports * sizeof *ports);
-    }
-    uint32_t s = cs_copy_task_slot(c, t.id);
-    if (s == CS_NONE) {
-        if (reserve((void **)&c->tasks, &c->captasks, c->ntasks + 1, sizeof *c->tasks) != CS_OK)
-            goto oom;
-        s = c->ntasks;
-        memset(&c->tasks[s], 0, sizeof c->tasks[s]);
-        c->tasks[s].id = t.id;
-        c->tasks[s].state = CS_TASK_STATE_COUNT; /* in no list yet */
-        c->tasks[s].next = c->tasks[s].prev = CS_NONE;
-        if (idx_add(&c->tix, c->tasks, sizeof *c->tasks, s) != CS_OK)
-            goto oom;
-        c->ntasks++;
-    }
-    if (job_index_task(&c->jobs[js], t.index, s) != CS_OK)
-        goto oom;
-    cs_ctask *d = &c->tasks[s];
-    task_detach(c, s);
-    free(d->ports);
-    d->ports = ports;
-    d->nports = (uint8_t)t.nports;
-    d->res = t.res;
-    d->job = js;
-    d->machine = ms;
-    d->attempts = t.attempts;
-    d->state = t.state;
-    d->last_end = t.last_end;
-    d->health = t.health;
-    d->spec = t.spec;
-    task_attach(c, s);
-    return CS_OK;
-oom:
-    free(ports);
-    return nomem(err);
+    return apply_task_rec(c, &t, err);
 }
 
 static int apply_list(cs_copy *c, const msgpack_object *reply, const char *key,
@@ -822,30 +840,185 @@ fail:
     return rc;
 }
 
+/* ---- the compact form ------------------------------------------------------
+ * Read in place with a cursor (cellstate/mpcheck.h): machines and jobs are
+ * still maps, each unpacked alone into a small zone and applied as above;
+ * tasks are positional entries, each standing for a run of equal tasks
+ * (cellstate/proto.h), applied with no object tree at all. */
+
+/* Where the fields of a reply's top-level map are. */
+typedef struct reply_parts {
+    uint64_t version;
+    bool full, compact;
+    bool seen[5];            /* version, full, machines, jobs, tasks */
+    cs_mp_cur list[3];       /* machines, jobs, tasks: each cursor spans its array */
+} reply_parts;
+
+static int read_parts(const void *data, size_t len, reply_parts *r, cs_error *err)
+{
+    static const char *const keys[] = {"version", "full", "machines", "jobs", "tasks", "form"};
+    memset(r, 0, sizeof *r);
+    cs_mp_cur cur;
+    cs_mp_cur_init(&cur, data, len);
+    uint32_t n;
+    if (cs_mp_read_map(&cur, &n) != CS_OK)
+        return cs_errorf(err, CS_EPROTO, "sync: the reply is not a map");
+    bool form = false;
+    for (uint32_t i = 0; i < n; i++) {
+        const char *k;
+        uint32_t klen;
+        if (cs_mp_read_str(&cur, &k, &klen) != CS_OK)
+            return cs_errorf(err, CS_EPROTO, "sync: key %u of the reply is not a string", i);
+        int f = 0;
+        while (f < 6 && !(strlen(keys[f]) == klen && memcmp(keys[f], k, klen) == 0))
+            f++;
+        if (f < 5 && r->seen[f])
+            return cs_errorf(err, CS_EPROTO, "sync: field '%s' appears twice", keys[f]);
+        if (f < 5)
+            r->seen[f] = true;
+        const void *v;
+        size_t vlen;
+        if (f == 0) {
+            if (cs_mp_read_uint(&cur, &r->version) != CS_OK)
+                return cs_errorf(err, CS_EPROTO, "sync: field 'version' is not an unsigned integer");
+        } else if (f == 1) {
+            if (cs_mp_read_bool(&cur, &r->full) != CS_OK)
+                return cs_errorf(err, CS_EPROTO, "sync: field 'full' is not a boolean");
+        } else if (f == 5) {
+            const char *fv;
+            uint32_t flen;
+            if (form || cs_mp_read_str(&cur, &fv, &flen) != CS_OK)
+                return cs_errorf(err, CS_EPROTO, "sync: field 'form' is not one string");
+            form = true;
+            r->compact = flen == 7 && memcmp(fv, "compact", 7) == 0;
+            if (!r->compact && !(flen == 3 && memcmp(fv, "map", 3) == 0))
+                return cs_errorf(err, CS_EPROTO, "sync: field 'form' is '%.*s'",
+                                 (int)(flen > 32 ? 32 : flen), fv);
+        } else if (cs_mp_read_raw(&cur, &v, &vlen) != CS_OK) {
+            return cs_errorf(err, CS_EPROTO, "sync: the reply is truncated");
+        } else if (f < 5) {
+            cs_mp_cur_init(&r->list[f - 2], v, vlen);
+        }
+    }
+    for (int f = 0; f < 5; f++)
+        if (!r->seen[f])
+            return cs_errorf(err, CS_EPROTO, "sync: field '%s' is missing", keys[f]);
+    return CS_OK;
+}
+
+/* Apply each map of `list` (machines or jobs) with fn. */
+static int apply_maps(cs_copy *c, cs_mp_cur *list, const char *key,
+                      int (*fn)(cs_copy *, const msgpack_object *, cs_error *), cs_error *err)
+{
+    uint32_t n;
+    if (cs_mp_read_array(list, &n) != CS_OK)
+        return cs_errorf(err, CS_EPROTO, "sync: field '%s' is not an array", key);
+    for (uint32_t i = 0; i < n; i++) {
+        const void *v;
+        size_t vlen;
+        msgpack_object o;
+        msgpack_zone_clear(&c->zone);
+        if (cs_mp_read_raw(list, &v, &vlen) != CS_OK)
+            return cs_errorf(err, CS_EPROTO, "sync: %s[%u] is truncated", key, i);
+        int rc = cs_mp_unpack(v, vlen, &c->zone, &o, CS_EPROTO, key, err);
+        if (rc == CS_OK)
+            rc = fn(c, &o, err);
+        if (rc != CS_OK)
+            return cs_error_wrap(err, rc, "%s[%u]", key, i);
+    }
+    return CS_OK;
+}
+
+static int apply_entries(cs_copy *c, cs_mp_cur *list, cs_error *err)
+{
+    uint32_t n;
+    if (cs_mp_read_array(list, &n) != CS_OK)
+        return cs_errorf(err, CS_EPROTO, "sync: field 'tasks' is not an array");
+    for (uint32_t i = 0; i < n; i++) {
+        cs_arena_reset(&c->scratch);
+        cs_task t;
+        uint32_t run;
+        int rc = cs_read_task_entry(list, &c->scratch, &t, &run, err);
+        if (rc != CS_OK)
+            return cs_error_wrap(err, rc, "sync: tasks[%u]", i);
+        for (uint32_t k = 0; k < run; k++) {
+            if ((rc = apply_task_rec(c, &t, err)) != CS_OK)
+                return rc;
+            t.id++;
+            t.index++;
+        }
+    }
+    return CS_OK;
+}
+
+/* The map form, unpacked whole and applied by cs_copy_apply. */
+static int apply_map_form(cs_copy *c, const void *data, size_t len, cs_error *err)
+{
+    msgpack_object o;
+    msgpack_zone_clear(&c->zone);
+    int rc = cs_mp_unpack(data, len, &c->zone, &o, CS_EPROTO, "sync reply", err);
+    if (rc != CS_OK) {
+        c->version = 0;
+        return rc;
+    }
+    rc = cs_copy_apply(c, &o, err);
+    msgpack_zone_clear(&c->zone);
+    return rc;
+}
+
+int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err)
+{
+    cs_copy_rollback(c);
+    reply_parts r;
+    int rc = read_parts(data, len, &r, err);
+    if (rc != CS_OK)
+        goto fail;
+    if (!r.compact)
+        return apply_map_form(c, data, len, err);
+    if (r.full) {
+        clear_records(c);
+        cs_mp_cur m = r.list[0], j = r.list[1];
+        uint32_t nm = 0, nj = 0;
+        cs_mp_read_array(&m, &nm);
+        cs_mp_read_array(&j, &nj);
+        if (reserve((void **)&c->machines, &c->capmachines, nm, sizeof *c->machines) ||
+            reserve((void **)&c->jobs, &c->capjobs, nj, sizeof *c->jobs)) {
+            rc = nomem(err);
+            goto fail;
+        }
+    }
+    /* Machines and jobs first: tasks refer to them. */
+    if ((rc = apply_maps(c, &r.list[0], "machines", apply_machine, err)) ||
+        (rc = apply_maps(c, &r.list[1], "jobs", apply_job, err)) ||
+        (rc = apply_entries(c, &r.list[2], err)))
+        goto fail;
+    c->version = r.version;
+    cs_arena_reset(&c->scratch);
+    msgpack_zone_clear(&c->zone);
+    return CS_OK;
+fail:
+    c->version = 0;
+    return rc;
+}
+
 int cs_copy_sync(cs_copy *c, cs_client *client, cs_error *err)
 {
     cs_copy_rollback(c);
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init(&buf);
+    c->req.size = 0;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &buf, msgpack_sbuffer_write);
-    int rc;
-    if (msgpack_pack_map(&pk, 1) != 0 ||
-        cs_pack_kv_u64(&pk, "since", c->version) != CS_OK) {
-        rc = nomem(err);
-        goto out;
-    }
-    cs_msg reply;
-    rc = cs_client_callb(client, CS_MSG_SYNC, &buf, &reply, err);
+    msgpack_packer_init(&pk, &c->req, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 2) != 0 || cs_pack_kv_u64(&pk, "since", c->version) != CS_OK ||
+        cs_pack_kv_str(&pk, "form", "compact") != CS_OK)
+        return nomem(err);
+    const void *body;
+    size_t len;
+    int rc = cs_client_call_raw(client, CS_MSG_SYNC, c->req.data, c->req.size, &body, &len, err);
     if (rc != CS_OK) {
         cs_error_wrap(err, rc, "sync");
         c->version = 0;
-        goto out;
+        return rc;
     }
-    rc = cs_copy_apply(c, &reply.body, err);
-out:
-    msgpack_sbuffer_destroy(&buf);
-    return rc;
+    return cs_copy_apply_bytes(c, body, len, err);
 }
 
 /* ---- tentative changes -------------------------------------------------------------- */
@@ -1062,7 +1235,7 @@ void cs_copy_memory(const cs_copy *c, cs_copy_mem *out)
         for (uint32_t k = 0; j->cons != NULL && k < j->job.nconstraints; k++)
             out->jobs += cs_u32map_memory(&j->cons[k].cache) + (j->cons[k].re ? sizeof(regex_t) : 0);
     }
-    out->tasks = (size_t)c->captasks * sizeof *c->tasks + (size_t)c->tix.nslots * sizeof(uint32_t);
+    out->tasks = (size_t)c->captasks * sizeof *c->tasks;
     for (uint32_t i = 0; i < c->ntasks; i++)
         out->tasks += (size_t)c->tasks[i].nports * sizeof(uint16_t);
     out->undo = (size_t)c->capundo * sizeof *c->undo;

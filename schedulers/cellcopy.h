@@ -110,8 +110,8 @@ int cs_copy_new(cs_copy **out, cs_error *err);
 void cs_copy_free(cs_copy *c);
 
 /* Omega's sync: roll back every tentative change, send `sync` with the
- * copy's version through `client` (borrowed; one call) and apply the reply
- * with cs_copy_apply. On failure the copy is left consistent but possibly
+ * copy's version and the compact form through `client` (borrowed; one call)
+ * and apply the reply with cs_copy_apply_bytes. On failure the copy is left consistent but possibly
  * behind or partly updated, and its version is reset to 0 so that the next
  * sync fetches everything. Errors: those of cs_client_call (CS_EIO on a
  * timeout, the server's code on an error reply) and of cs_copy_apply. */
@@ -126,6 +126,15 @@ int cs_copy_sync(cs_copy *c, cs_client *client, cs_error *err);
  * placed task whose machine, the copy does not hold; CS_ENOMEM. On failure
  * the version is reset to 0, as in cs_copy_sync. */
 int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err);
+
+/* The same for a reply body as bytes (data[0..len), borrowed: only read
+ * during the call), read in place: in the compact form (docs/protocol.md
+ * §5.7: "form": "compact", tasks as runs of positional entries), or in the
+ * map form (no "form", or "map": a server that predates the compact form)
+ * through cs_copy_apply. Both give the same copy. Errors as cs_copy_apply;
+ * a malformed entry is CS_EPROTO naming it ("sync: tasks[3]: field
+ * 'machine' (4) is not an unsigned integer"). */
+int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err);
 
 /* The cell version the copy reflects (0 before the first sync). */
 uint64_t cs_copy_version(const cs_copy *c);

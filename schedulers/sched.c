@@ -40,6 +40,14 @@ typedef struct candidate {
     uint64_t submitted;
 } candidate;
 
+/* A job placed in a shared transaction: its claims are s->txn's claims
+ * [first, first + n). */
+typedef struct batched {
+    cs_id id;
+    uint32_t first, n;
+    cs_place_report rep;
+} batched;
+
 struct cs_sched {
     const cs_sched_opts *o;
     const cs_sched_hooks *hooks;
@@ -53,6 +61,8 @@ struct cs_sched {
     job_map jobs;
     candidate *cands;
     size_t ncands, capcands;
+    batched *batch;
+    size_t nbatch, capbatch;
     cs_id *ids, *pins;
     size_t capids;
     cs_rollout roll; /* scratch of the rollout hook */
@@ -215,6 +225,7 @@ void cs_sched_free(cs_sched *s)
     msgpack_sbuffer_destroy(&s->buf);
     free(s->jobs.v);
     free(s->cands);
+    free(s->batch);
     free(s->ids);
     free(s->pins);
     cs_rollout_free(&s->roll);
@@ -434,6 +445,64 @@ static int placed_note(cs_sched *s, const cs_cjob *j, char *buf, size_t size, cs
     return rc == CS_ENOMEM ? rc : CS_OK;
 }
 
+/* After the commit and the sync that followed it: job `id`'s waits, its
+ * parking and its note, from whether its claims conflicted and what the
+ * placer reported. */
+static int finish_job(cs_sched *s, cs_id id, job_state *st, bool conflicted,
+                      const cs_place_report *rep, cs_error *err)
+{
+    int rc;
+    const cs_cjob *j = cs_copy_job(s->copy, id);
+    if (j == NULL)
+        return CS_OK;
+    int64_t now = cs_sched_mono_ns();
+    if (j->npending == 0) {
+        if (!st->placed) {
+            st->placed = true;
+            int64_t waited = cs_sched_wall_ms() - (int64_t)j->job.submitted;
+            if (j->job.submitted &&
+                cs_metrics_wait_placed(&s->metrics, waited > 0 ? (uint64_t)waited : 0))
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+        }
+        st->attempts = 0;
+        memset(st->conflicts, 0, sizeof st->conflicts);
+        st->parked = false;
+        char note[CS_NOTE_MAX + 1];
+        if ((rc = placed_note(s, j, note, sizeof note, err)) != CS_OK)
+            return rc;
+        return set_note(s, j, note, err);
+    }
+    if (!conflicted && rep->pending > 0) {
+        /* Fits nowhere now: say why, and wait for the cell to change. */
+        park(s, st, now);
+        return set_note(s, j, rep->reason, err);
+    }
+    if (st->attempts >= s->o->max_attempts) {
+        char note[CS_PLACE_REASON_MAX];
+        conflict_note(st, note, sizeof note);
+        park(s, st, now);
+        st->attempts = 0;
+        memset(st->conflicts, 0, sizeof st->conflicts);
+        return set_note(s, j, note, err);
+    }
+    return CS_OK;
+}
+
+/* Omega's wait time of a job's first attempt (submission to its start),
+ * and one more attempt. */
+static int start_attempt(cs_sched *s, const cs_cjob *j, job_state *st, cs_error *err)
+{
+    if (!st->waited) {
+        st->waited = true;
+        int64_t waited = cs_sched_wall_ms() - (int64_t)j->job.submitted;
+        if (j->job.submitted && cs_metrics_wait_first(&s->metrics, waited > 0 ? (uint64_t)waited : 0))
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+    }
+    cs_metrics_attempt(&s->metrics);
+    st->attempts++;
+    return CS_OK;
+}
+
 /* Place job `id`'s pending tasks, commit, resync. *progress is set when
  * anything committed. */
 static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
@@ -473,15 +542,8 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
         on = pinned ? s->pins : NULL;
     }
 
-    /* Omega's wait time: submission to the start of the first attempt. */
-    if (!st->waited) {
-        st->waited = true;
-        int64_t waited = cs_sched_wall_ms() - (int64_t)j->job.submitted;
-        if (j->job.submitted && cs_metrics_wait_first(&s->metrics, waited > 0 ? (uint64_t)waited : 0))
-            return cs_errorf(err, CS_ENOMEM, "out of memory");
-    }
-    cs_metrics_attempt(&s->metrics);
-    st->attempts++;
+    if ((rc = start_attempt(s, j, st, err)) != CS_OK)
+        return rc;
 
     cs_txn_reset(&s->txn, s->next_req++, cs_copy_version(s->copy));
     s->txn.conflict = s->o->conflict;
@@ -518,38 +580,121 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
     /* Resync whether or not it succeeded (Omega §3.4). */
     if ((rc = sync_copy(s, err)) != CS_OK)
         return rc == CS_ENOMEM ? rc : CS_OK;
-    j = cs_copy_job(s->copy, id);
-    if (j == NULL)
-        return CS_OK;
-    now = cs_sched_mono_ns();
-    if (j->npending == 0) {
-        if (!st->placed) {
-            st->placed = true;
-            int64_t waited = cs_sched_wall_ms() - (int64_t)j->job.submitted;
-            if (j->job.submitted &&
-                cs_metrics_wait_placed(&s->metrics, waited > 0 ? (uint64_t)waited : 0))
-                return cs_errorf(err, CS_ENOMEM, "out of memory");
-        }
-        st->attempts = 0;
-        memset(st->conflicts, 0, sizeof st->conflicts);
-        st->parked = false;
-        char note[CS_NOTE_MAX + 1];
-        if ((rc = placed_note(s, j, note, sizeof note, err)) != CS_OK)
+    return finish_job(s, id, st, conflicted, &rep, err);
+}
+
+/* The most claims a transaction of several jobs gathers. Larger batches
+ * conflict more: the schedulers all choose from copies of the same moment,
+ * and a policy that prefers the emptiest machines sends their claims to the
+ * same ones. Measured (cellbench place, 4 schedulers, jobs of 1,000 tasks):
+ * batches up to --max-claims (5,000) raised the conflict fraction from 0.07
+ * to 0.8-0.9 and lowered placements/s; at 1,000 those jobs go one per
+ * transaction as before, and only jobs smaller than that share one. */
+#define BATCH_CLAIMS 1000
+
+/* Whether job `j` may share a transaction with others: incremental, and
+ * neither a gang (all or nothing is judged per transaction) nor global
+ * (its pins and growth go through place_one). */
+static bool batchable(const cs_sched *s, const cs_cjob *j)
+{
+    return s->o->commit == CS_COMMIT_INCREMENTAL && !j->opts.gang && !j->opts.global;
+}
+
+static int push_batched(cs_sched *s, const batched *b)
+{
+    if (s->nbatch == s->capbatch) {
+        size_t cap = s->capbatch ? s->capbatch * 2 : 16;
+        batched *v = realloc(s->batch, cap * sizeof *v);
+        if (v == NULL)
+            return CS_ENOMEM;
+        s->batch = v;
+        s->capbatch = cap;
+    }
+    s->batch[s->nbatch++] = *b;
+    return CS_OK;
+}
+
+/* Omega §3.4 lets a scheduler decide for as many jobs as it likes between
+ * syncs. Place the batchable candidates from s->cands[from] on, one after
+ * the other on the copy (each sees the claims of those before it), until
+ * their claims would pass BATCH_CLAIMS; commit them in one incremental
+ * transaction and sync once: one round trip to the writer and one delta
+ * for several small jobs instead of one each. Still one commit
+ * outstanding. *next is the first candidate not taken: `from` when that
+ * one is not batchable (place_one places it). */
+static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, cs_error *err)
+{
+    int64_t start = cs_sched_mono_ns();
+    int rc;
+    cs_txn_reset(&s->txn, s->next_req, cs_copy_version(s->copy));
+    s->txn.conflict = s->o->conflict;
+    s->txn.commit = CS_COMMIT_INCREMENTAL;
+    s->nbatch = 0;
+    size_t i = from;
+    for (; i < s->ncands; i++) {
+        cs_id id = s->cands[i].id;
+        const cs_cjob *j = cs_copy_job(s->copy, id);
+        if (j != NULL && j->job.state == CS_JOB_ACTIVE && !batchable(s, j))
+            break; /* even with nothing pending: a global job looks for new machines */
+        if (j == NULL || j->job.state != CS_JOB_ACTIVE || j->npending == 0)
+            continue;
+        size_t n = j->npending < s->o->max_claims ? j->npending : s->o->max_claims;
+        if (s->nbatch > 0 && s->txn.nclaims + n > BATCH_CLAIMS)
+            break;
+        job_state *st = job_get(&s->jobs, id);
+        if (st == NULL || ensure_ids(s, n) != CS_OK)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        n = cs_copy_pending(s->copy, id, s->ids, n);
+        if ((rc = start_attempt(s, j, st, err)) != CS_OK)
             return rc;
-        return set_note(s, j, note, err);
+        int64_t decide = cs_sched_mono_ns();
+        batched b = {.id = id, .first = s->txn.nclaims};
+        if ((rc = cs_place_job(s->placer, s->copy, id, s->ids, n, NULL, &s->txn, &b.rep, err)) !=
+            CS_OK) {
+            if (rc == CS_ENOMEM)
+                return rc;
+            log_error(s, "placement", err);
+            park(s, st, start);
+            continue;
+        }
+        /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
+        double t = s->o->t_job_s + s->o->t_task_s * (double)n;
+        sleep_ns((int64_t)(t * 1e9));
+        cs_metrics_decided(&s->metrics, cs_sched_mono_ns() - decide);
+        b.n = s->txn.nclaims - b.first;
+        if (push_batched(s, &b) != CS_OK)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
-    if (!conflicted && rep.pending > 0) {
-        /* Fits nowhere now: say why, and wait for the cell to change. */
-        park(s, st, now);
-        return set_note(s, j, rep.reason, err);
+    *next = i;
+    if (s->nbatch == 0)
+        return CS_OK;
+    s->next_req++;
+    if (s->txn.nclaims > 0) {
+        if ((rc = commit_txn(s, err)) != CS_OK)
+            return rc == CS_ENOMEM ? rc : CS_OK; /* the next round syncs and tries again */
+        cs_metrics_txn(&s->metrics, s->res.committed, s->res.conflicts, false);
+        if (s->res.committed > 0)
+            *progress = true;
+        if (s->o->verbose)
+            logf_(s, "%zu jobs: %" PRIu32 " claims, %" PRIu32 " committed, %" PRIu32
+                     " conflicted, version %" PRIu64,
+                  s->nbatch, s->txn.nclaims, s->res.committed, s->res.conflicts, s->res.version);
     }
-    if (st->attempts >= s->o->max_attempts) {
-        char note[CS_PLACE_REASON_MAX];
-        conflict_note(st, note, sizeof note);
-        park(s, st, now);
-        st->attempts = 0;
-        memset(st->conflicts, 0, sizeof st->conflicts);
-        return set_note(s, j, note, err);
+    /* Resync whether or not it succeeded (Omega §3.4). */
+    if ((rc = sync_copy(s, err)) != CS_OK)
+        return rc == CS_ENOMEM ? rc : CS_OK;
+    for (size_t k = 0; k < s->nbatch; k++) {
+        const batched *b = &s->batch[k];
+        job_state *st = job_get(&s->jobs, b->id);
+        if (st == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        bool conflicted = false;
+        for (uint32_t c = b->first; c < b->first + b->n; c++) {
+            st->conflicts[s->res.claims[c]]++;
+            conflicted |= s->res.claims[c] != CS_COMMITTED;
+        }
+        if ((rc = finish_job(s, b->id, st, conflicted, &b->rep, err)) != CS_OK)
+            return rc;
     }
     return CS_OK;
 }
@@ -781,9 +926,16 @@ int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err)
         if ((rc = collect(s, now, err)) != CS_OK)
             return rc;
         size_t ncands = s->ncands;
-        for (size_t i = 0; i < ncands && !*stop; i++) {
-            if ((rc = place_one(s, s->cands[i].id, &progress, err)) != CS_OK)
+        for (size_t i = 0; i < ncands && !*stop;) {
+            size_t next;
+            if ((rc = place_batch(s, i, &next, &progress, err)) != CS_OK)
                 return rc;
+            if (next == i) {
+                if ((rc = place_one(s, s->cands[i].id, &progress, err)) != CS_OK)
+                    return rc;
+                next = i + 1;
+            }
+            i = next;
         }
         report(s, cs_sched_mono_ns());
         if (s->o->once && !progress)

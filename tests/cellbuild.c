@@ -359,6 +359,12 @@ void tb_reply_make(tb_cell *b, bool full, tb_reply *r)
         cr_assert_eq(cs_pack_job(&pk, &j->j), CS_OK);
         j->dirty = false;
     }
+    /* The compact form (protocol §5.7) of the same reply: the same bytes
+     * up to the tasks, then runs of positional entries. */
+    size_t head = r->buf.size;
+    cs_task_runs *runs = malloc(sizeof *runs);
+    cr_assert_not_null(runs);
+    cs_task_runs_init(runs);
     cs_pack_str(&pk, "tasks");
     msgpack_pack_array(&pk, nt);
     for (uint32_t i = 0; i < b->nt; i++) {
@@ -370,8 +376,20 @@ void tb_reply_make(tb_cell *b, bool full, tb_reply *r)
         t->t.ports = t->ports;
         t->t.reason = "";
         cr_assert_eq(cs_pack_task(&pk, &t->t), CS_OK);
+        cr_assert_eq(cs_task_runs_add(runs, &t->t), CS_OK);
         t->dirty = false;
     }
+    msgpack_sbuffer_init(&r->compact);
+    msgpack_packer cpk;
+    msgpack_packer_init(&cpk, &r->compact, msgpack_sbuffer_write);
+    msgpack_pack_map(&cpk, 6);
+    cs_pack_kv_str(&cpk, "form", "compact");
+    /* Skip the map header of 5 (one byte) and copy version .. jobs. */
+    msgpack_sbuffer_write(&r->compact, r->buf.data + 1, head - 1);
+    cs_pack_str(&cpk, "tasks");
+    cr_assert_eq(cs_task_runs_finish(runs, &cpk), CS_OK);
+    cs_task_runs_free(runs);
+    free(runs);
     msgpack_zone_init(&r->zone, 4096);
     size_t off = 0;
     cr_assert_eq(msgpack_unpack(r->buf.data, r->buf.size, &off, &r->zone, &r->obj),
@@ -380,6 +398,7 @@ void tb_reply_make(tb_cell *b, bool full, tb_reply *r)
 
 void tb_reply_free(tb_reply *r)
 {
+    msgpack_sbuffer_destroy(&r->compact);
     msgpack_zone_destroy(&r->zone);
     msgpack_sbuffer_destroy(&r->buf);
 }

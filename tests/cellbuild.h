@@ -62,11 +62,13 @@ void tb_task_state(tb_cell *b, cs_id task, uint8_t state);
  * pending (last_end preempted). */
 void tb_commit(tb_cell *b, const cs_txn *t);
 
-/* A packed reply and the object read from it (valid until tb_reply_free). */
+/* A packed reply and the object read from it (valid until tb_reply_free);
+ * `compact` is the same reply in the compact form (protocol §5.7). */
 typedef struct tb_reply {
     msgpack_sbuffer buf;
     msgpack_zone zone;
     msgpack_object obj;
+    msgpack_sbuffer compact;
 } tb_reply;
 
 /* The next version's `sync` reply: everything (full) or what changed since

@@ -916,3 +916,43 @@ Test(sched, once_places_what_is_pending_and_exits, .timeout = 120, .fini = clean
     cr_assert_eq(count_in(&v, CS_TASK_PENDING), 0);
     view_free(&v);
 }
+
+Test(sched, small_jobs_share_one_transaction_and_each_keeps_its_note, .timeout = 120,
+     .fini = cleanup)
+{
+    cell();
+    machine("s0", 4000, 4096, "up", NULL);
+    machine("s1", 4000, 4096, "up", NULL);
+    cs_id small[3];
+    for (int i = 0; i < 3; i++) {
+        char json[128];
+        snprintf(json, sizeof json,
+                 "{\"name\": \"small%d\", \"count\": 4, \"cmd\": \"x\", \"resources\": {\"cpu\": 0.5}}",
+                 i);
+        small[i] = submit(json);
+    }
+    /* Between them, one that fits nowhere: the batch places the others and
+     * says why this one waits. */
+    cs_id huge = submit("{\"name\": \"huge\", \"count\": 2, \"cmd\": \"x\","
+                        " \"resources\": {\"cpu\": 64}}");
+    char *log;
+    int st = run_to_exit("cell-batch", &log,
+                         (const char *const[]){"--server", the_daemon.url, "--once", "--verbose",
+                                               NULL});
+    cr_assert_eq(st, 0, "exit 0: %s", log);
+    /* One commit for the four jobs (12 claims), not one per job. */
+    cr_assert(strstr(log, "4 jobs: 12 claims, 12 committed, 0 conflicted") != NULL, "%s", log);
+    free(log);
+    view v;
+    for (int i = 0; i < 3; i++) {
+        look(small[i], &v);
+        cr_assert_eq(count_placed(&v), 4, "small%d", i);
+        cr_assert_str_eq(v.job.note, "", "small%d has no note", i);
+        view_free(&v);
+    }
+    look(huge, &v);
+    cr_assert_eq(count_placed(&v), 0);
+    cr_assert(strstr(v.job.note, "cpu") != NULL, "huge says why: '%s'", v.job.note);
+    view_free(&v);
+    check_no_overcommit();
+}
