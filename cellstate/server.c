@@ -36,6 +36,12 @@ typedef struct wjob {
     cs_id down_machine;
 } wjob;
 
+/* A FIFO of queued writes. */
+typedef struct wlane {
+    wjob *head, *tail;
+} wlane;
+enum { LANE_CELL, LANE_REPORTS, NLANES };
+
 struct worker {
     cs_server *s;
     nng_aio *aio;
@@ -72,6 +78,7 @@ typedef struct mslot {
 
 typedef struct counters {
     uint64_t requests, errors, writes, commits, commits_conflicted, claims, claims_committed;
+    uint64_t queued; /* writes waiting for the writer now */
 } counters;
 
 struct cs_server {
@@ -86,7 +93,10 @@ struct cs_server {
     pthread_mutex_t mu;
     pthread_cond_t cv;     /* the writer's queue is not empty, or stopping */
     pthread_cond_t mon_cv; /* stopping: wakes the monitor's sleep */
-    wjob *qhead, *qtail;
+    /* The writer's queue, in two lanes: [LANE_CELL] the schedulers' and
+     * operators' writes (commits, jobs, machines, the monitor's verdicts),
+     * [LANE_REPORTS] the agents' task reports. See writer_main. */
+    wlane lanes[NLANES];
     bool stopping;
     pthread_t writer, monitor;
     bool writer_started, monitor_started;
@@ -594,7 +604,7 @@ static int h_stats(worker *w, msgpack_packer *pk, cs_error *err)
     TRY(cs_pack_kv_res(pk, "capacity", &c.cap));
     TRY(cs_pack_kv_res(pk, "allocated", &c.alloc));
     TRY(cs_pack_str(pk, "server"));
-    PK(msgpack_pack_map(pk, 8));
+    PK(msgpack_pack_map(pk, 9));
     TRY(cs_pack_kv_u64(pk, "requests", k.requests));
     TRY(cs_pack_kv_u64(pk, "errors", k.errors));
     TRY(cs_pack_kv_u64(pk, "writes", k.writes));
@@ -602,6 +612,7 @@ static int h_stats(worker *w, msgpack_packer *pk, cs_error *err)
     TRY(cs_pack_kv_u64(pk, "commits_conflicted", k.commits_conflicted));
     TRY(cs_pack_kv_u64(pk, "claims", k.claims));
     TRY(cs_pack_kv_u64(pk, "claims_committed", k.claims_committed));
+    TRY(cs_pack_kv_u64(pk, "queued", k.queued));
     TRY(cs_pack_kv_u64(pk, "parked_polls", parked));
     TRY(cs_pack_kv_u64(pk, "workers", s->nworkers));
     TRY(cs_pack_str(pk, "schedulers"));
@@ -1392,6 +1403,35 @@ static void run_group(cs_server *s, wjob **jobs, size_t n, msgpack_sbuffer *repl
  * and schedulers' commits, few enough that the first of them is not kept
  * waiting long for its reply. */
 #define GROUP_MAX 1024
+/* At most this many report requests (each up to 1024 reports) per group.
+ * A scheduler's commit waits for the group under way and no other: the
+ * writer takes the schedulers' writes first and bounds the agents' part,
+ * so that a flood of reports after a big placement (every task placed
+ * reports running) does not stand between the schedulers and the cell.
+ * Requests are concurrent: their order was never promised, and each is
+ * judged on the cell as it finds it. */
+#define REPORTS_MAX 64
+
+static bool queued(const cs_server *s)
+{
+    for (int l = 0; l < NLANES; l++)
+        if (s->lanes[l].head != NULL)
+            return true;
+    return false;
+}
+
+/* Move up to max writes from the front of lane `q` into out. */
+static size_t take(wlane *q, wjob **out, size_t max)
+{
+    size_t n = 0;
+    while (q->head != NULL && n < max) {
+        out[n++] = q->head;
+        q->head = q->head->next;
+    }
+    if (q->head == NULL)
+        q->tail = NULL;
+    return n;
+}
 
 static void *writer_main(void *arg)
 {
@@ -1410,7 +1450,7 @@ static void *writer_main(void *arg)
     }
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (s->qhead == NULL && !s->stopping)
+        while (!queued(s) && !s->stopping)
             pthread_cond_wait(&s->cv, &s->mu);
         if (s->stopping) {
             /* Queued writes are dropped: their clients time out and retry
@@ -1418,14 +1458,10 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        size_t n = 0;
-        while (s->qhead != NULL && n < cap) {
-            jobs[n++] = s->qhead;
-            s->qhead = s->qhead->next;
-        }
-        if (s->qhead == NULL)
-            s->qtail = NULL;
+        size_t n = take(&s->lanes[LANE_CELL], jobs, cap);
+        n += take(&s->lanes[LANE_REPORTS], jobs + n, n + REPORTS_MAX < cap ? REPORTS_MAX : cap - n);
         s->c.writes += n;
+        s->c.queued -= n;
         pthread_mutex_unlock(&s->mu);
 
         run_group(s, jobs, n, replies);
@@ -1440,12 +1476,15 @@ static void *writer_main(void *arg)
 static void enqueue(cs_server *s, wjob *j)
 {
     j->next = NULL;
+    wlane *q = &s->lanes[j->w != NULL && j->w->msg.type == CS_MSG_TASK_STATUS ? LANE_REPORTS
+                                                                               : LANE_CELL];
     pthread_mutex_lock(&s->mu);
-    if (s->qtail)
-        s->qtail->next = j;
+    if (q->tail)
+        q->tail->next = j;
     else
-        s->qhead = j;
-    s->qtail = j;
+        q->head = j;
+    q->tail = j;
+    s->c.queued++;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
@@ -1887,12 +1926,13 @@ void cs_server_stop(cs_server *s)
     if (s->probe != NULL)
         nng_aio_free(s->probe);
     /* Writes queued after the writer left, and monitor verdicts: dropped. */
-    while (s->qhead != NULL) {
-        wjob *j = s->qhead;
-        s->qhead = j->next;
-        if (j->w == NULL)
-            free(j);
-    }
+    for (int l = 0; l < NLANES; l++)
+        while (s->lanes[l].head != NULL) {
+            wjob *j = s->lanes[l].head;
+            s->lanes[l].head = j->next;
+            if (j->w == NULL)
+                free(j);
+        }
     free(s->workers);
     free(s->mach);
     cs_store_close(s->store);

@@ -886,16 +886,26 @@ Test(cellstated, sched_table_forgets_silent_schedulers)
 
 /* ---- heartbeats, poll replies and stopping at scale (C1M) -------------------------- */
 
-/* The server's "writes" counter: writer queue items taken so far. */
-static uint64_t writes_taken(ts_daemon *d)
+/* One of the server's counters (stats' "server" map). */
+static uint64_t server_counter(ts_daemon *d, const char *name)
 {
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(cs_client_call(d->c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_OK, "%s", err.msg);
     uint64_t n = 0;
-    cr_assert_eq(cs_obj_u64(cs_obj_get(&r.body, "server"), "writes", true, UINT64_MAX, &n, &err),
+    cr_assert_eq(cs_obj_u64(cs_obj_get(&r.body, "server"), name, true, UINT64_MAX, &n, &err),
                  CS_OK, "%s", err.msg);
     return n;
+}
+
+/* Writer queue items taken so far. */
+static uint64_t writes_taken(ts_daemon *d) { return server_counter(d, "writes"); }
+
+static void wait_queued(ts_daemon *d, uint64_t n)
+{
+    for (int i = 0; i < 500 && server_counter(d, "queued") != n; i++)
+        ts_sleep_ms(10);
+    cr_assert_eq(server_counter(d, "queued"), n, "%llu writes queued", (unsigned long long)n);
 }
 
 /* Hold LMDB's write lock on the daemon's store from this process, so that
@@ -1018,6 +1028,75 @@ Test(cellstated, heartbeat_is_answered_while_the_writer_is_held, .timeout = 60)
     cs_pack_kv_u64(pk, "machine", 999);
     heartbeat(&d, &x.b, CS_ENOTFOUND);
     msgpack_sbuffer_destroy(&x.b);
+    ts_daemon_teardown(&d);
+}
+
+/* The writer takes the schedulers' writes before the agents' reports that
+ * were queued earlier: a commit sent after three reports, all waiting
+ * behind a held write, is applied first (a lower version than theirs). */
+Test(cellstated, commits_go_before_queued_reports, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    cs_id m = do_register(&d, "m1", 4000);
+    cs_id j = do_submit(&d, "batch", 4);
+    do_claim(&d, m, j, 0, 3, 1);
+
+    held_store h;
+    hold_writer(&d, &h);
+    nng_socket held, reports[3], commit;
+    write_in_flight(&d, "m2", &held);
+    for (uint32_t i = 0; i < 3; i++) {
+        body x;
+        msgpack_packer *pk = body_new(&x);
+        msgpack_pack_map(pk, 3);
+        cs_pack_kv_u64(pk, "task", cs_task_id(j, i));
+        cs_pack_kv_u64(pk, "attempt", 1);
+        cs_pack_kv_str(pk, "state", "running");
+        send_only(d.url, CS_MSG_TASK_STATUS, 1, &x.b, &reports[i]);
+        msgpack_sbuffer_destroy(&x.b);
+    }
+    wait_queued(&d, 3);
+    cs_txn t;
+    cs_txn_init(&t, 77, 2, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_res res = {500, 256, 0};
+    cs_txn_add_claim(&t, cs_task_id(j, 3), m, &res, NULL, 0, 0);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    cs_txn_encode(&t, &b);
+    send_only(d.url, CS_MSG_COMMIT, 1, &b, &commit);
+    msgpack_sbuffer_destroy(&b);
+    cs_txn_free(&t);
+    wait_queued(&d, 4);
+    release_writer(&h);
+
+    nng_msg *reply;
+    cr_assert_eq(nng_recvmsg(held, &reply, 0), 0);
+    nng_msg_free(reply);
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(nng_recvmsg(commit, &reply, 0), 0);
+    cr_assert_eq(cs_msg_decode(nng_msg_body(reply), nng_msg_len(reply), &zone, &r, &err), CS_OK,
+                 "%s", err.msg);
+    cr_assert_eq(reply_u64(&r, "committed"), 1);
+    uint64_t vc = reply_u64(&r, "version");
+    nng_msg_free(reply);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(nng_recvmsg(reports[i], &reply, 0), 0);
+        cr_assert_eq(cs_msg_decode(nng_msg_body(reply), nng_msg_len(reply), &zone, &r, &err),
+                     CS_OK, "%s", err.msg);
+        uint64_t vr = reply_u64(&r, "version");
+        cr_assert_gt(vr, vc, "report %d (version %llu) was applied after the commit (%llu)", i,
+                     (unsigned long long)vr, (unsigned long long)vc);
+        nng_msg_free(reply);
+        nng_close(reports[i]);
+    }
+    msgpack_zone_destroy(&zone);
+    nng_close(held);
+    nng_close(commit);
+    cr_assert_eq(server_counter(&d, "queued"), 0);
     ts_daemon_teardown(&d);
 }
 
