@@ -835,42 +835,117 @@ static void ctl_cb(void *arg)
 
 /* ---- the poll loop ------------------------------------------------------------- */
 
-/* One poll entry {"task": task map, "job": job map}. An entry whose task
- * cannot be identified is an error (it is skipped); one whose job cannot be
- * read is returned with `bad` set, so that its start fails visibly. */
-static int decode_assign(const msgpack_object *e, cs_arena *a, ag_assign *out, cs_error *err)
+/* A job as a start needs it: name, command and options, or `bad` (why it
+ * cannot be read) so that the start fails visibly. */
+typedef struct job_view {
+    const char *name, *cmd;
+    cs_jobopts opts;
+    const char *bad;
+} job_view;
+
+static int decode_job(const msgpack_object *job, cs_arena *a, job_view *out, cs_error *err)
+{
+    out->name = "?";
+    out->cmd = "";
+    out->bad = NULL;
+    cs_jobopts_init(&out->opts);
+    cs_job j;
+    cs_error jerr = {0};
+    int rc;
+    if (job == NULL || job->type != MSGPACK_OBJECT_MAP)
+        rc = cs_errorf(&jerr, CS_EPROTO, "entry has no 'job' map");
+    else if ((rc = cs_unpack_job_spec(job, a, &j, &jerr)) == CS_OK) {
+        out->name = j.name;
+        out->cmd = j.cmd;
+        if ((rc = cs_job_opts(&j, a, &out->opts, &jerr)) != CS_OK)
+            cs_error_wrap(&jerr, rc, "job %s: options", j.name);
+    }
+    if (rc != CS_OK && (out->bad = cs_arena_strndup(a, jerr.msg, strlen(jerr.msg))) == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    return CS_OK;
+}
+
+/* One job of a compact reply's "jobs", decoded on first use: the jobs of
+ * tasks the machine already runs are never decoded. id 0 (no job has it):
+ * the map has no readable id and matches no entry. */
+typedef struct reply_job {
+    cs_id id;
+    const msgpack_object *map;
+    bool decoded;
+    job_view v;
+} reply_job;
+
+typedef struct reply_jobs {
+    reply_job *j;
+    uint32_t n, last;
+    bool compact; /* the reply has "jobs": entries name their job by id */
+} reply_jobs;
+
+static reply_job *reply_job_find(reply_jobs *rj, cs_id id)
+{
+    if (rj->n > 0 && rj->j[rj->last].id == id)
+        return &rj->j[rj->last];
+    for (uint32_t i = 0; i < rj->n; i++)
+        if (rj->j[i].id == id) {
+            rj->last = i;
+            return &rj->j[i];
+        }
+    return NULL;
+}
+
+/* One poll entry: {"task": task map, "job": job map} (the default form) or
+ * {"task": task map, "job": job id} (compact, rj->compact). The entry of a
+ * (task, attempt) the machine already has yields only that pair: nothing
+ * else of it is needed. An entry whose task cannot be identified, or that
+ * names a job the reply does not carry, is an error (it is skipped); one
+ * whose job cannot be read is returned with `bad` set. */
+static int decode_assign(ag_machine *m, const msgpack_object *e, reply_jobs *rj, cs_arena *a,
+                         ag_assign *out, cs_error *err)
 {
     memset(out, 0, sizeof *out);
     cs_jobopts_init(&out->opts);
-    const msgpack_object *task = cs_obj_get(e, "task"), *job = cs_obj_get(e, "job");
+    const msgpack_object *task = cs_obj_get(e, "task");
     if (task == NULL || task->type != MSGPACK_OBJECT_MAP)
         return cs_errorf(err, CS_EPROTO, "entry has no 'task' map");
-    cs_task t;
-    int rc = cs_unpack_task(task, a, &t, err);
-    if (rc != CS_OK)
+    uint64_t id, attempt, job_id = 0;
+    int rc;
+    if ((rc = cs_obj_u64(task, "id", true, UINT64_MAX, &id, err)) != CS_OK ||
+        (rc = cs_obj_u64(task, "attempts", true, UINT32_MAX, &attempt, err)) != CS_OK ||
+        (rj->compact && (rc = cs_obj_u64(e, "job", true, UINT64_MAX, &job_id, err)) != CS_OK))
         return rc;
-    out->id = t.id;
-    out->attempt = t.attempts;
+    reply_job *j = NULL;
+    if (rj->compact) {
+        if ((j = reply_job_find(rj, job_id)) == NULL)
+            return cs_errorf(err, CS_EPROTO, "task %llu: job %llu is not in the reply's 'jobs'",
+                             (unsigned long long)id, (unsigned long long)job_id);
+    }
+    out->id = id;
+    out->attempt = (uint32_t)attempt;
+    if (find_task(m, out->id, out->attempt) != NULL)
+        return CS_OK;
+    cs_task t;
+    if ((rc = cs_unpack_task(task, a, &t, err)) != CS_OK)
+        return rc;
+    if (rj->compact && t.job != job_id)
+        return cs_errorf(err, CS_EPROTO, "task %llu: entry names job %llu, the task is of job %llu",
+                         (unsigned long long)id, (unsigned long long)job_id,
+                         (unsigned long long)t.job);
     out->index = t.index;
     out->ports = t.ports;
     out->nports = t.nports;
-    out->job = "?";
-    out->cmd = "";
-    cs_job j;
-    cs_error jerr = {0};
-    if (job == NULL)
-        rc = cs_errorf(&jerr, CS_EPROTO, "entry has no 'job' map");
-    else if ((rc = cs_unpack_job_spec(job, a, &j, &jerr)) == CS_OK) {
-        out->job = j.name;
-        out->cmd = j.cmd;
-        rc = cs_job_opts(&j, a, &out->opts, &jerr);
-        if (rc != CS_OK)
-            cs_error_wrap(&jerr, rc, "job %s: options", j.name);
-    }
+    job_view local, *v = &local;
+    if (j == NULL)
+        rc = decode_job(cs_obj_get(e, "job"), a, &local, err);
+    else if (!j->decoded && (rc = decode_job(j->map, a, &j->v, err)) == CS_OK)
+        j->decoded = true;
     if (rc != CS_OK)
-        out->bad = cs_arena_strndup(a, jerr.msg, strlen(jerr.msg));
-    if (rc != CS_OK && out->bad == NULL)
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
+        return rc;
+    if (j != NULL)
+        v = &j->v;
+    out->job = v->name;
+    out->cmd = v->cmd;
+    out->opts = v->opts;
+    out->bad = v->bad;
     return CS_OK;
 }
 
@@ -926,7 +1001,37 @@ static void reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool compl
     m->since = version;
 }
 
-/* Decode a poll reply into assignments (in m->parena) and reconcile. */
+/* The compact reply's jobs, indexed by id (in m->parena). A job map without
+ * a readable id is logged and matches nothing: the entries naming it are
+ * then skipped as naming a job the reply does not carry. */
+static int index_jobs(ag_machine *m, const msgpack_object *jobs, reply_jobs *rj, cs_error *err)
+{
+    if (jobs->type != MSGPACK_OBJECT_ARRAY)
+        return cs_errorf(err, CS_EPROTO, "poll reply: field 'jobs' is not an array");
+    rj->compact = true;
+    rj->n = jobs->via.array.size;
+    rj->j = cs_arena_alloc(&m->parena, (rj->n + 1) * sizeof *rj->j);
+    if (rj->j == NULL)
+        return cs_errorf(err, CS_ENOMEM, "poll reply: out of memory");
+    for (uint32_t i = 0; i < rj->n; i++) {
+        reply_job *j = &rj->j[i];
+        cs_error e = {0};
+        uint64_t id = 0;
+        memset(j, 0, sizeof *j);
+        j->map = &jobs->via.array.ptr[i];
+        if (j->map->type != MSGPACK_OBJECT_MAP)
+            cs_errorf(&e, CS_EPROTO, "not a map");
+        else if (cs_obj_u64(j->map, "id", true, UINT64_MAX, &id, &e) == CS_OK)
+            j->id = id;
+        if (id == 0)
+            mlog(m, true, "poll reply job %u ignored: %s", i, e.msg[0] ? e.msg : "id 0");
+    }
+    return CS_OK;
+}
+
+/* Decode a poll reply into assignments (in m->parena) and reconcile. A
+ * reply without "jobs" is the default form (a server that ignored the
+ * request's "jobs": "once"). */
 static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
 {
     uint64_t version;
@@ -938,13 +1043,17 @@ static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
         return cs_errorf(err, CS_EPROTO, "poll reply: field 'tasks' is not an array");
     uint32_t n = tasks->via.array.size, k = 0;
     cs_arena_reset(&m->parena);
+    reply_jobs rj = {0};
+    const msgpack_object *jobs = cs_obj_get(&r->body, "jobs");
+    if (jobs != NULL && (rc = index_jobs(m, jobs, &rj, err)) != CS_OK)
+        return rc;
     ag_assign *as = cs_arena_alloc(&m->parena, (n + 1) * sizeof *as);
     if (as == NULL)
         return cs_errorf(err, CS_ENOMEM, "poll reply: out of memory");
     bool complete = true;
     for (uint32_t i = 0; i < n; i++) {
         cs_error e = {0};
-        if (decode_assign(&tasks->via.array.ptr[i], &m->parena, &as[k], &e) == CS_OK) {
+        if (decode_assign(m, &tasks->via.array.ptr[i], &rj, &m->parena, &as[k], &e) == CS_OK) {
             as[k].machine = m->cfg.name;
             k++;
             continue;
@@ -969,9 +1078,11 @@ static void poll_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
     int rc = CS_ENOMEM;
-    if (msgpack_pack_map(&pk, 3) == 0 && cs_pack_kv_u64(&pk, "machine", m->id) == CS_OK &&
+    /* "jobs": "once": each job once per reply, not once per task. */
+    if (msgpack_pack_map(&pk, 4) == 0 && cs_pack_kv_u64(&pk, "machine", m->id) == CS_OK &&
         cs_pack_kv_u64(&pk, "since", m->since) == CS_OK &&
-        cs_pack_kv_u64(&pk, "wait_ms", m->cfg.poll_wait_ms) == CS_OK)
+        cs_pack_kv_u64(&pk, "wait_ms", m->cfg.poll_wait_ms) == CS_OK &&
+        cs_pack_str(&pk, "jobs") == CS_OK && cs_pack_str(&pk, "once") == CS_OK)
         rc = call_prepare(&m->poll, CS_MSG_POLL, m->next_req++, &b,
                           m->cfg.call_timeout_ms + m->cfg.poll_wait_ms, msg);
     if (rc != CS_OK) {

@@ -55,6 +55,7 @@ struct worker {
     /* A parked poll, in its machine's list (mslot.parked). */
     cs_id poll_machine;
     uint64_t poll_since;
+    bool poll_jobs_once; /* the compact reply: each job once, entries name it */
     bool parked;
     worker *wprev, *wnext;
 };
@@ -887,17 +888,95 @@ static int h_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
 
 /* ---- polls ------------------------------------------------------------------ */
 
+/* The jobs of a compact poll reply: each distinct job of the machine's
+ * tasks, in the order first seen. A machine's tasks come in task id order,
+ * so the tasks of one job are adjacent and the last id usually matches. */
+typedef struct poll_jobs {
+    cs_id *id;
+    uint32_t n, cap;
+    bool failed;
+} poll_jobs;
+
+static int collect_job(void *ctx, const cs_task *t)
+{
+    poll_jobs *pj = ctx;
+    if (pj->n > 0 && pj->id[pj->n - 1] == t->job)
+        return 0;
+    for (uint32_t i = 0; i < pj->n; i++)
+        if (pj->id[i] == t->job)
+            return 0;
+    if (pj->n == pj->cap) {
+        uint32_t cap = pj->cap ? 2 * pj->cap : 8;
+        cs_id *id = realloc(pj->id, cap * sizeof *id);
+        if (id == NULL) {
+            pj->failed = true;
+            return 0;
+        }
+        pj->id = id;
+        pj->cap = cap;
+    }
+    pj->id[pj->n++] = t->job;
+    return 0;
+}
+
+/* A compact entry {"task": task map, "job": job id}: the job is in the
+ * reply's "jobs". */
+static int put_task_compact(void *ctx, const cs_task *t)
+{
+    pack_ctx *p = ctx;
+    p->failed |= msgpack_pack_map(p->pk, 2) || cs_pack_str(p->pk, "task") ||
+                 cs_pack_task(p->pk, t) || cs_pack_kv_u64(p->pk, "job", t->job);
+    return 0;
+}
+
+/* {"version", "jobs": [job map, ...], "tasks": [{"task", "job": id}, ...]}
+ * (protocol.md §5.9): what an agent that asked for "jobs": "once" gets. */
+static int pack_poll_compact(cs_snap *snap, msgpack_packer *pk, cs_id machine, cs_error *err)
+{
+    poll_jobs pj = {0};
+    pack_ctx p = {.pk = pk, .state = -1, .machine = machine, .placed_only = true};
+    cs_arena a;
+    cs_arena_init(&a);
+    int rc = cs_snap_each_task_on_machine(snap, machine, collect_job, &pj, err);
+    if (rc == CS_OK)
+        rc = cs_snap_each_task_on_machine(snap, machine, count_task, &p, err);
+    if (rc == CS_OK && (pj.failed || msgpack_pack_map(pk, 3) ||
+                        cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
+                        cs_pack_str(pk, "jobs") || msgpack_pack_array(pk, pj.n)))
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    for (uint32_t i = 0; rc == CS_OK && i < pj.n; i++) {
+        cs_job j;
+        cs_arena_reset(&a);
+        if ((rc = cs_snap_job(snap, pj.id[i], &a, &j, err)) != CS_OK)
+            rc = cs_error_wrap(err, rc, "poll reply: job %llu", (unsigned long long)pj.id[i]);
+        else if (cs_pack_job(pk, &j) != CS_OK)
+            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    }
+    if (rc == CS_OK && (cs_pack_str(pk, "tasks") || msgpack_pack_array(pk, p.n)))
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    if (rc == CS_OK)
+        rc = cs_snap_each_task_on_machine(snap, machine, put_task_compact, &p, err);
+    cs_arena_free(&a);
+    free(pj.id);
+    return rc == CS_OK && p.failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
+}
+
 /* The assignments of the polled machine: every task placed on it, with its
  * job. Answered at once when the machine changed after `since`. */
 static int h_poll_reply(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_snap *snap;
     TRY(open_snap(w, &snap, err));
-    job_memo jm = {0};
-    pack_ctx p = {.state = -1, .machine = w->poll_machine, .placed_only = true, .with_job = true,
-                  .memo = &jm};
-    int rc = pack_tasks(snap, pk, &p, err);
-    job_memo_free(&jm);
+    int rc;
+    if (w->poll_jobs_once) {
+        rc = pack_poll_compact(snap, pk, w->poll_machine, err);
+    } else {
+        job_memo jm = {0};
+        pack_ctx p = {.state = -1, .machine = w->poll_machine, .placed_only = true,
+                      .with_job = true, .memo = &jm};
+        rc = pack_tasks(snap, pk, &p, err);
+        job_memo_free(&jm);
+    }
     cs_snap_close(snap);
     return rc;
 }
@@ -918,6 +997,22 @@ static void park_remove(cs_server *s, worker *w)
     s->nparked--;
 }
 
+/* The request's optional "jobs": "each" (the default: every entry embeds
+ * its job) or "once" (the compact reply). */
+static int poll_jobs_form(const msgpack_object *body, bool *once, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(body, "jobs");
+    *once = false;
+    if (v == NULL)
+        return CS_OK;
+    if (v->type == MSGPACK_OBJECT_STR && v->via.str.size == 4 && !memcmp(v->via.str.ptr, "once", 4))
+        *once = true;
+    else if (!(v->type == MSGPACK_OBJECT_STR && v->via.str.size == 4 &&
+               !memcmp(v->via.str.ptr, "each", 4)))
+        return cs_errorf(err, CS_EPROTO, "field 'jobs': must be \"each\" or \"once\"");
+    return CS_OK;
+}
+
 static void h_poll(worker *w)
 {
     cs_server *s = w->s;
@@ -930,6 +1025,9 @@ static void h_poll(worker *w)
     int rc = cs_obj_u64(body(w), "since", false, UINT64_MAX, &since, &err);
     if (rc == CS_OK)
         rc = cs_obj_u64(body(w), "wait_ms", false, UINT32_MAX, &wait_ms, &err);
+    bool once = false;
+    if (rc == CS_OK)
+        rc = poll_jobs_form(body(w), &once, &err);
     if (rc == CS_OK && (rc = cs_snap_open(s->store, &snap, &err)) == CS_OK) {
         rc = machine_ref(snap, body(w), "machine", &a, &m, &err);
         cs_snap_close(snap);
@@ -943,6 +1041,7 @@ static void h_poll(worker *w)
         wait_ms = s->o.poll_max_wait_ms;
     w->poll_machine = m.id;
     w->poll_since = since;
+    w->poll_jobs_once = once;
     pthread_mutex_lock(&s->mu);
     mslot *sl = slot_of(s, m.id);
     bool changed = since == 0 || sl == NULL || sl->changed > since || m.version > since;

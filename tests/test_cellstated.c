@@ -182,6 +182,106 @@ Test(cellstated, register_submit_commit_poll_report, .timeout = 60)
     ts_daemon_teardown(&d);
 }
 
+/* A poll of machine m at once, on client c, asking for the form `jobs`
+ * ("each", "once" or NULL for none); the reply stays valid until c's next
+ * call. */
+static int poll_form(cs_client *c, cs_id m, const char *jobs, cs_msg *r, cs_error *err)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, jobs ? 3 : 2);
+    cs_pack_kv_u64(pk, "machine", m);
+    cs_pack_kv_u64(pk, "since", 0);
+    if (jobs)
+        cs_pack_kv_str(pk, "jobs", jobs);
+    int rc = cs_client_callb(c, CS_MSG_POLL, &x.b, r, err);
+    msgpack_sbuffer_destroy(&x.b);
+    return rc;
+}
+
+static const msgpack_object *job_with_id(const msgpack_object *jobs, uint64_t id)
+{
+    cs_error err = {0};
+    for (uint32_t i = 0; i < jobs->via.array.size; i++) {
+        uint64_t v = 0;
+        cs_obj_u64(&jobs->via.array.ptr[i], "id", true, UINT64_MAX, &v, &err);
+        if (v == id)
+            return &jobs->via.array.ptr[i];
+    }
+    return NULL;
+}
+
+/* "jobs": "once" (protocol.md §5.9): each job of the machine's tasks once,
+ * equal to its get.jobs record, and entries naming it by id; the tasks are
+ * the default form's. "each" is the default form; anything else is refused. */
+Test(cellstated, compact_poll_reply_carries_each_job_once, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    cs_id m1 = do_register(&d, "m1", 8000), m2 = do_register(&d, "m2", 8000);
+    cs_id web = do_submit(&d, "web", 3), db = do_submit(&d, "db", 2);
+    do_claim(&d, m1, web, 0, 2, 1);
+    do_claim(&d, m1, db, 0, 1, 2);
+    do_claim(&d, m2, web, 2, 1, 3);
+    cs_client *c2, *c3;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_open(d.url, 10000, &c2, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_client_open(d.url, 10000, &c3, &err), CS_OK, "%s", err.msg);
+    cs_msg def, once, all;
+    cr_assert_eq(poll_form(d.c, m1, NULL, &def, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(poll_form(c2, m1, "once", &once, &err), CS_OK, "%s", err.msg);
+    body none;
+    msgpack_pack_map(body_new(&none), 0);
+    cr_assert_eq(cs_client_callb(c3, CS_MSG_GET_JOBS, &none.b, &all, &err), CS_OK, "%s", err.msg);
+    msgpack_sbuffer_destroy(&none.b);
+    cr_assert_null(cs_obj_get(&def.body, "jobs"), "the default reply has no 'jobs'");
+    cr_assert_eq(reply_u64(&once, "version"), reply_u64(&def, "version"));
+
+    const msgpack_object *jobs = cs_obj_get(&once.body, "jobs");
+    const msgpack_object *all_jobs = cs_obj_get(&all.body, "jobs");
+    cr_assert(jobs && jobs->type == MSGPACK_OBJECT_ARRAY && all_jobs);
+    cr_assert_eq(jobs->via.array.size, 2, "web and db, once each");
+    for (uint32_t i = 0; i < 2; i++) {
+        uint64_t id = 0;
+        cr_assert_eq(cs_obj_u64(&jobs->via.array.ptr[i], "id", true, UINT64_MAX, &id, &err), CS_OK);
+        cr_assert(id == web || id == db);
+        const msgpack_object *rec = job_with_id(all_jobs, id);
+        cr_assert(rec && msgpack_object_equal(*rec, jobs->via.array.ptr[i]),
+                  "job %llu is its get.jobs record", (unsigned long long)id);
+    }
+
+    const msgpack_object *dt = cs_obj_get(&def.body, "tasks"), *ot = cs_obj_get(&once.body, "tasks");
+    cr_assert(dt && ot && dt->via.array.size == 3 && ot->via.array.size == 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        const msgpack_object *de = &dt->via.array.ptr[i], *oe = &ot->via.array.ptr[i];
+        cr_assert_eq(oe->via.map.size, 2, "an entry is {task, job}");
+        cr_assert(msgpack_object_equal(*cs_obj_get(de, "task"), *cs_obj_get(oe, "task")),
+                  "entry %u: the same task record in both forms", i);
+        uint64_t task_job = 0, named = 0;
+        cr_assert_eq(cs_obj_u64(cs_obj_get(oe, "task"), "job", true, UINT64_MAX, &task_job, &err),
+                     CS_OK);
+        cr_assert_eq(cs_obj_u64(oe, "job", true, UINT64_MAX, &named, &err), CS_OK,
+                     "a compact entry names its job by id: %s", err.msg);
+        cr_assert_eq(named, task_job);
+        cr_assert(msgpack_object_equal(*cs_obj_get(de, "job"), *job_with_id(jobs, named)),
+                  "entry %u: the default form embeds the same job", i);
+    }
+
+    /* m2 holds one task of web: only web. */
+    cr_assert_eq(poll_form(c2, m2, "once", &once, &err), CS_OK, "%s", err.msg);
+    jobs = cs_obj_get(&once.body, "jobs");
+    cr_assert(jobs && jobs->via.array.size == 1 && job_with_id(jobs, web));
+
+    cr_assert_eq(poll_form(c2, m1, "each", &once, &err), CS_OK, "%s", err.msg);
+    cr_assert_null(cs_obj_get(&once.body, "jobs"), "\"each\" is the default form");
+    cr_assert_eq(poll_form(c2, m1, "twice", &once, &err), CS_EPROTO);
+    cr_assert(strstr(err.msg, "'jobs'") != NULL, "the error names the field: %s", err.msg);
+
+    cs_client_close(c2);
+    cs_client_close(c3);
+    ts_daemon_teardown(&d);
+}
+
 typedef struct poller {
     const char *url;
     cs_id m;
