@@ -24,6 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
 #include "cellstate/client.h"
 #include "cellstate/jobopts.h"
 #include "tests/support.h"
@@ -1260,4 +1263,287 @@ Test(agent, simulated_tasks_report_health, .timeout = 120, .fini = cleanup)
                   "failure (CELL_SIM_UNHEALTHY=1)");
     cr_assert_eq(count_state(d, well, "running"), 1, "the healthy one keeps running");
     teardown(a, d);
+}
+
+/* ---- (8) poll reply forms, against a scripted server ------------------------------------ */
+
+/* A server on a thread of the test answers the agent's polls with replies
+ * built here: the compact form (protocol.md §5.9, "jobs": "once"), a compact
+ * reply with an entry naming a job it does not carry, and the default form a
+ * server that ignores the request's "jobs" sends. Tasks are real processes
+ * whose exit code is their job's command, so a report shows which job the
+ * agent decoded for which task. */
+#define MACHINE_ID 5
+#define JOB_A 1
+#define JOB_B 2
+#define JOB_ABSENT 99
+
+/* One final report the server took. */
+typedef struct report {
+    cs_id task;
+    bool failed;
+    int64_t exit_code;
+} report;
+
+typedef enum form { FORM_COMPACT, FORM_COMPACT_MISSING, FORM_DEFAULT } form;
+
+typedef struct fake {
+    nng_socket sock;
+    char url[64];
+    pthread_t thread;
+    atomic_bool stop;
+    form form;
+    pthread_mutex_t mu; /* guards what follows */
+    bool asked_once;    /* a poll asked for "jobs": "once" */
+    report reports[16];
+    uint32_t nreports;
+} fake;
+
+static void pack_job(msgpack_packer *pk, cs_id id, const char *name, const char *cmd)
+{
+    cs_job j = {.id = id, .name = name, .cmd = cmd, .count = 1, .note = "",
+                .res = {100, 64, 0}};
+    cr_assert_eq(cs_pack_job(pk, &j), CS_OK);
+}
+
+static void pack_task(msgpack_packer *pk, cs_id job)
+{
+    cs_task t = {.id = cs_task_id(job, 0), .job = job, .state = CS_TASK_ASSIGNED,
+                 .machine = MACHINE_ID, .res = {100, 64, 0}, .attempts = 1, .reason = ""};
+    cr_assert_eq(cs_pack_task(pk, &t), CS_OK);
+}
+
+/* The poll reply of f->form: tasks of jobs A ("exit 3") and B ("exit 4"),
+ * and in FORM_COMPACT_MISSING a third entry naming a job not in "jobs". */
+static void pack_poll_reply(const fake *f, msgpack_packer *pk)
+{
+    bool compact = f->form != FORM_DEFAULT;
+    uint32_t n = f->form == FORM_COMPACT_MISSING ? 3 : 2;
+    msgpack_pack_map(pk, compact ? 3 : 2);
+    cs_pack_kv_u64(pk, "version", 2);
+    if (compact) {
+        cs_pack_str(pk, "jobs");
+        msgpack_pack_array(pk, 2);
+        pack_job(pk, JOB_A, "a", "exit 3");
+        pack_job(pk, JOB_B, "b", "exit 4");
+    }
+    cs_pack_str(pk, "tasks");
+    msgpack_pack_array(pk, n);
+    const cs_id jobs[3] = {JOB_A, JOB_B, JOB_ABSENT};
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_map(pk, 2);
+        cs_pack_str(pk, "task");
+        pack_task(pk, jobs[i]);
+        cs_pack_str(pk, "job");
+        if (compact)
+            msgpack_pack_uint64(pk, jobs[i]);
+        else
+            pack_job(pk, jobs[i], jobs[i] == JOB_A ? "a" : "b",
+                     jobs[i] == JOB_A ? "exit 3" : "exit 4");
+    }
+}
+
+/* Record the final reports of a task.status body (batch or single form)
+ * and pack the reply's body. */
+static void take_reports(fake *f, const msgpack_object *req, msgpack_packer *pk)
+{
+    const msgpack_object *list = cs_obj_get(req, "reports");
+    uint32_t n = list ? list->via.array.size : 1;
+    msgpack_pack_map(pk, list ? 2 : 1);
+    cs_pack_kv_u64(pk, "version", 3);
+    if (list) {
+        cs_pack_str(pk, "results");
+        msgpack_pack_array(pk, n);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *r = list ? &list->via.array.ptr[i] : req;
+        const msgpack_object *st = cs_obj_get(r, "state");
+        uint64_t task = 0;
+        int64_t code = 0;
+        cs_error ignore;
+        cs_obj_u64(r, "task", true, UINT64_MAX, &task, &ignore);
+        cs_obj_i64(r, "exit_code", false, INT64_MIN, INT64_MAX, &code, &ignore);
+        bool running = st && st->type == MSGPACK_OBJECT_STR && st->via.str.size == 7 &&
+                       memcmp(st->via.str.ptr, "running", 7) == 0;
+        pthread_mutex_lock(&f->mu);
+        if (!running && f->nreports < 16)
+            f->reports[f->nreports++] =
+                (report){task, st && st->via.str.size == 6 && !memcmp(st->via.str.ptr, "failed", 6),
+                         code};
+        pthread_mutex_unlock(&f->mu);
+        if (list) {
+            msgpack_pack_map(pk, 2);
+            cs_pack_kv_u64(pk, "code", CS_OK);
+            cs_pack_kv_str(pk, "message", "");
+        }
+    }
+}
+
+static void *serve(void *arg)
+{
+    fake *f = arg;
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    while (!atomic_load(&f->stop)) {
+        nng_msg *req;
+        if (nng_recvmsg(f->sock, &req, 0) != 0)
+            continue; /* the receive timeout: look at `stop` */
+        cs_msg m;
+        cs_error err = {0};
+        msgpack_zone_clear(&zone);
+        int rc = cs_msg_decode(nng_msg_body(req), nng_msg_len(req), &zone, &m, &err);
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+        if (rc != CS_OK) {
+            cs_msg_error(&b, 0, CS_EPROTO, err.msg);
+        } else {
+            cs_msg_begin(&pk, m.type, m.req);
+            uint64_t since = 0;
+            const msgpack_object *jobs;
+            switch (m.type) {
+            case CS_MSG_MACHINE_REGISTER:
+                msgpack_pack_map(&pk, 2);
+                cs_pack_kv_u64(&pk, "id", MACHINE_ID);
+                cs_pack_kv_u64(&pk, "version", 1);
+                break;
+            case CS_MSG_HEARTBEAT:
+                msgpack_pack_map(&pk, 2);
+                cs_pack_kv_str(&pk, "state", "up");
+                cs_pack_kv_u64(&pk, "version", 1);
+                break;
+            case CS_MSG_POLL:
+                jobs = cs_obj_get(&m.body, "jobs");
+                pthread_mutex_lock(&f->mu);
+                f->asked_once |= jobs && jobs->type == MSGPACK_OBJECT_STR &&
+                                 jobs->via.str.size == 4 && !memcmp(jobs->via.str.ptr, "once", 4);
+                pthread_mutex_unlock(&f->mu);
+                cs_obj_u64(&m.body, "since", false, UINT64_MAX, &since, &err);
+                if (since != 0)
+                    ts_sleep_ms(50); /* the same list again: keep the agent from spinning */
+                pack_poll_reply(f, &pk);
+                break;
+            case CS_MSG_TASK_STATUS:
+                take_reports(f, &m.body, &pk);
+                break;
+            default:
+                b.size = 0;
+                cs_msg_error(&b, m.req, CS_EPROTO, "not served by this test");
+            }
+        }
+        nng_msg_free(req);
+        nng_msg *rep;
+        if (nng_msg_alloc(&rep, 0) == 0 && nng_msg_append(rep, b.data, b.size) == 0 &&
+            nng_sendmsg(f->sock, rep, 0) != 0)
+            nng_msg_free(rep);
+        msgpack_sbuffer_destroy(&b);
+    }
+    msgpack_zone_destroy(&zone);
+    return NULL;
+}
+
+static void fake_start(fake *f, form fm)
+{
+    memset(f, 0, sizeof *f);
+    f->form = fm;
+    pthread_mutex_init(&f->mu, NULL);
+    snprintf(f->url, sizeof f->url, "tcp://127.0.0.1:%d", ts_free_port());
+    cr_assert_eq(nng_rep0_open(&f->sock), 0);
+    cr_assert_eq(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 100), 0);
+    cr_assert_eq(nng_listen(f->sock, f->url, NULL, 0), 0, "listen on %s", f->url);
+    cr_assert_eq(pthread_create(&f->thread, NULL, serve, f), 0);
+}
+
+static void fake_stop(fake *f)
+{
+    atomic_store(&f->stop, true);
+    pthread_join(f->thread, NULL);
+    nng_close(f->sock);
+    pthread_mutex_destroy(&f->mu);
+}
+
+/* Wait until the server has taken `n` final reports; a copy of them. */
+static uint32_t wait_reports(fake *f, uint32_t n, report *out)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    uint32_t got = 0;
+    for (;;) {
+        pthread_mutex_lock(&f->mu);
+        got = f->nreports;
+        memcpy(out, f->reports, sizeof f->reports);
+        pthread_mutex_unlock(&f->mu);
+        if (got >= n || now_ms() >= end)
+            return got;
+        ts_sleep_ms(20);
+    }
+}
+
+static const report *report_of(const report *r, uint32_t n, cs_id job)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (r[i].task == cs_task_id(job, 0))
+            return &r[i];
+    return NULL;
+}
+
+static fake the_fake;
+
+static void poll_cleanup(void)
+{
+    cleanup();
+    if (the_fake.url[0] && !atomic_load(&the_fake.stop))
+        fake_stop(&the_fake);
+}
+
+/* A real agent (machine "pm") against the scripted server answering its
+ * polls in form `fm`. Tasks of A and B ran their own job's command: each
+ * ended with its exit code, and nothing else was reported. */
+static void run_against(form fm)
+{
+    fake *f = &the_fake;
+    fake_start(f, fm);
+    agent *a = &the_agent;
+    agent_init(a, "pm");
+    agent_start(a, f->url, NULL);
+    report r[16];
+    uint32_t n = wait_reports(f, 2, r);
+    if (n < 2)
+        dump_log("agent", a->log);
+    cr_assert_eq(n, 2, "two final reports (got %u)", n);
+    const report *ra = report_of(r, n, JOB_A), *rb = report_of(r, n, JOB_B);
+    cr_assert(ra && ra->failed && ra->exit_code == 3, "job a's task ran 'exit 3'");
+    cr_assert(rb && rb->failed && rb->exit_code == 4, "job b's task ran 'exit 4'");
+}
+
+Test(agent, compact_poll_reply_runs_each_task_with_its_job, .timeout = 60, .fini = poll_cleanup)
+{
+    run_against(FORM_COMPACT);
+    pthread_mutex_lock(&the_fake.mu);
+    bool once = the_fake.asked_once;
+    pthread_mutex_unlock(&the_fake.mu);
+    cr_assert(once, "the agent asks for \"jobs\": \"once\"");
+}
+
+Test(agent, default_poll_reply_still_works, .timeout = 60, .fini = poll_cleanup)
+{
+    run_against(FORM_DEFAULT);
+}
+
+Test(agent, poll_entry_naming_a_job_not_in_the_reply_is_ignored, .timeout = 60,
+     .fini = poll_cleanup)
+{
+    run_against(FORM_COMPACT_MISSING);
+    /* One reply carried all three entries, and the agent logs each start
+     * before it reports anything: the third entry's reason is logged by
+     * now, and had its task been started, that would be logged too. */
+    char *log = slurp(the_agent.log);
+    char started[64];
+    snprintf(started, sizeof started, "task %llu attempt",
+             (unsigned long long)cs_task_id(JOB_ABSENT, 0));
+    cr_assert(log && strstr(log, "poll reply entry 2 ignored: task ") &&
+                  strstr(log, "job 99 is not in the reply's 'jobs'"),
+              "the agent says why: %s", log ? log : "(no log)");
+    cr_assert_null(strstr(log, started), "the ignored entry's task was not started: %s", log);
+    free(log);
 }
