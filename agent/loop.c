@@ -240,7 +240,7 @@ struct ag_machine {
     bool stopping;
     bool registered;
     cs_id id;
-    uint64_t since;         /* version of the last poll reply */
+    uint64_t since;         /* version of the last poll reply; 0: ask for every entry in full */
     int64_t hb_due;         /* next heartbeat */
     int64_t reg_retry_at;   /* next registration attempt */
     uint32_t reg_backoff_ms, poll_backoff_ms;
@@ -893,17 +893,42 @@ static reply_job *reply_job_find(reply_jobs *rj, cs_id id)
     return NULL;
 }
 
-/* One poll entry: {"task": task map, "job": job map} (the default form) or
- * {"task": task map, "job": job id} (compact, rj->compact). The entry of a
+/* A short entry [task id, attempts] (protocol.md §5.9, "known": "short"):
+ * a (task, attempt) unchanged since the reply this machine last applied,
+ * so one it must already have. One it does not have means that claim
+ * failed here (an entry it could not start, a lost reply); `*unknown` then
+ * tells the caller to ask for every entry in full next time. */
+static int decode_short(ag_machine *m, const msgpack_object *e, ag_assign *out, bool *unknown,
+                        cs_error *err)
+{
+    const msgpack_object *v = e->via.array.ptr;
+    if (e->via.array.size != 2 || v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[1].via.u64 > UINT32_MAX)
+        return cs_errorf(err, CS_EPROTO, "short entry is not [task id, attempts]");
+    out->id = v[0].via.u64;
+    out->attempt = (uint32_t)v[1].via.u64;
+    if (find_task(m, out->id, out->attempt) != NULL)
+        return CS_OK;
+    *unknown = true;
+    return cs_errorf(err, CS_EPROTO, "short entry for task %llu attempt %u, which this machine "
+                     "does not have: asking for every entry in full",
+                     (unsigned long long)out->id, out->attempt);
+}
+
+/* One poll entry: {"task": task map, "job": job map} (the default form),
+ * {"task": task map, "job": job id} (compact, rj->compact) or a short
+ * [task id, attempts] (decode_short). The entry of a
  * (task, attempt) the machine already has yields only that pair: nothing
  * else of it is needed. An entry whose task cannot be identified, or that
  * names a job the reply does not carry, is an error (it is skipped); one
  * whose job cannot be read is returned with `bad` set. */
 static int decode_assign(ag_machine *m, const msgpack_object *e, reply_jobs *rj, cs_arena *a,
-                         ag_assign *out, cs_error *err)
+                         ag_assign *out, bool *unknown, cs_error *err)
 {
     memset(out, 0, sizeof *out);
     cs_jobopts_init(&out->opts);
+    if (e->type == MSGPACK_OBJECT_ARRAY)
+        return decode_short(m, e, out, unknown, err);
     const msgpack_object *task = cs_obj_get(e, "task");
     if (task == NULL || task->type != MSGPACK_OBJECT_MAP)
         return cs_errorf(err, CS_EPROTO, "entry has no 'task' map");
@@ -953,7 +978,7 @@ static int decode_assign(ag_machine *m, const msgpack_object *e, reply_jobs *rj,
  * `complete` false (some entry could not be read) revokes nothing, since a
  * task missing from the list might be that entry. */
 static void reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool complete,
-                      uint64_t version, int64_t now)
+                      int64_t now)
 {
     for (ag_task *t = m->tasks; t; t = t->next)
         t->listed = false;
@@ -998,7 +1023,6 @@ static void reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool compl
             }
         }
     }
-    m->since = version;
 }
 
 /* The compact reply's jobs, indexed by id (in m->parena). A job map without
@@ -1050,10 +1074,11 @@ static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
     ag_assign *as = cs_arena_alloc(&m->parena, (n + 1) * sizeof *as);
     if (as == NULL)
         return cs_errorf(err, CS_ENOMEM, "poll reply: out of memory");
-    bool complete = true;
+    bool complete = true, unknown = false;
     for (uint32_t i = 0; i < n; i++) {
         cs_error e = {0};
-        if (decode_assign(m, &tasks->via.array.ptr[i], &rj, &m->parena, &as[k], &e) == CS_OK) {
+        if (decode_assign(m, &tasks->via.array.ptr[i], &rj, &m->parena, &as[k], &unknown, &e) ==
+            CS_OK) {
             as[k].machine = m->cfg.name;
             k++;
             continue;
@@ -1061,7 +1086,11 @@ static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
         mlog(m, true, "poll reply entry %u ignored: %s", i, e.msg);
         complete = false;
     }
-    reconcile(m, as, k, complete, version, ag_now_ms());
+    reconcile(m, as, k, complete, ag_now_ms());
+    /* since 0 answers at once, in full: the entries this machine lacks come
+     * with their jobs, and the full reply holds no short entry that could
+     * send it round again. */
+    m->since = unknown ? 0 : version;
     return CS_OK;
 }
 
@@ -1078,11 +1107,13 @@ static void poll_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
     int rc = CS_ENOMEM;
-    /* "jobs": "once": each job once per reply, not once per task. */
-    if (msgpack_pack_map(&pk, 4) == 0 && cs_pack_kv_u64(&pk, "machine", m->id) == CS_OK &&
+    /* "jobs": "once": each job once per reply, not once per task; "known":
+     * "short": what is unchanged since the last reply applied comes short. */
+    if (msgpack_pack_map(&pk, 5) == 0 && cs_pack_kv_u64(&pk, "machine", m->id) == CS_OK &&
         cs_pack_kv_u64(&pk, "since", m->since) == CS_OK &&
         cs_pack_kv_u64(&pk, "wait_ms", m->cfg.poll_wait_ms) == CS_OK &&
-        cs_pack_str(&pk, "jobs") == CS_OK && cs_pack_str(&pk, "once") == CS_OK)
+        cs_pack_str(&pk, "jobs") == CS_OK && cs_pack_str(&pk, "once") == CS_OK &&
+        cs_pack_str(&pk, "known") == CS_OK && cs_pack_str(&pk, "short") == CS_OK)
         rc = call_prepare(&m->poll, CS_MSG_POLL, m->next_req++, &b,
                           m->cfg.call_timeout_ms + m->cfg.poll_wait_ms, msg);
     if (rc != CS_OK) {

@@ -56,6 +56,7 @@ struct worker {
     cs_id poll_machine;
     uint64_t poll_since;
     bool poll_jobs_once; /* the compact reply: each job once, entries name it */
+    bool poll_short;     /* "known": "short": tasks unchanged since poll_since come short */
     bool parked;
     worker *wprev, *wnext;
 };
@@ -888,77 +889,117 @@ static int h_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
 
 /* ---- polls ------------------------------------------------------------------ */
 
-/* The jobs of a compact poll reply: each distinct job of the machine's
- * tasks, in the order first seen. A machine's tasks come in task id order,
- * so the tasks of one job are adjacent and the last id usually matches. */
-typedef struct poll_jobs {
-    cs_id *id;
+/* One task of a compact poll reply, as the first walk saw it. */
+typedef struct poll_ent {
+    cs_id id, job;
+    uint32_t attempts;
+    bool full; /* changed after the request's `since` (or no short form asked) */
+} poll_ent;
+
+/* The machine's tasks in one walk, and the distinct jobs of the entries
+ * that go out in full, in the order first seen. A machine's tasks come in
+ * task id order, so the tasks of one job are adjacent and the last id
+ * usually matches. Short entries need nothing else, so only the full ones
+ * are read again for packing: at C1M a machine is woken ~100 times while
+ * its ~100 tasks arrive, and nearly all of each reply is short. */
+typedef struct poll_walk {
+    uint64_t known;   /* task versions <= known go short; 0: none */
+    poll_ent *e;
     uint32_t n, cap;
+    cs_id *job;
+    uint32_t njobs, jcap;
     bool failed;
-} poll_jobs;
+} poll_walk;
 
-static int collect_job(void *ctx, const cs_task *t)
+static bool grow(void **p, uint32_t *cap, uint32_t need, size_t size)
 {
-    poll_jobs *pj = ctx;
-    if (pj->n > 0 && pj->id[pj->n - 1] == t->job)
+    if (need <= *cap)
+        return true;
+    uint32_t c = *cap ? 2 * *cap : 16;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, (size_t)c * size);
+    if (q == NULL)
+        return false;
+    *p = q;
+    *cap = c;
+    return true;
+}
+
+static int walk_task(void *ctx, const cs_task *t)
+{
+    poll_walk *pw = ctx;
+    if (!grow((void **)&pw->e, &pw->cap, pw->n + 1, sizeof *pw->e)) {
+        pw->failed = true;
         return 0;
-    for (uint32_t i = 0; i < pj->n; i++)
-        if (pj->id[i] == t->job)
-            return 0;
-    if (pj->n == pj->cap) {
-        uint32_t cap = pj->cap ? 2 * pj->cap : 8;
-        cs_id *id = realloc(pj->id, cap * sizeof *id);
-        if (id == NULL) {
-            pj->failed = true;
-            return 0;
-        }
-        pj->id = id;
-        pj->cap = cap;
     }
-    pj->id[pj->n++] = t->job;
+    bool full = pw->known == 0 || t->version > pw->known;
+    pw->e[pw->n++] = (poll_ent){t->id, t->job, t->attempts, full};
+    if (!full || (pw->njobs > 0 && pw->job[pw->njobs - 1] == t->job))
+        return 0;
+    for (uint32_t i = 0; i < pw->njobs; i++)
+        if (pw->job[i] == t->job)
+            return 0;
+    if (!grow((void **)&pw->job, &pw->jcap, pw->njobs + 1, sizeof *pw->job)) {
+        pw->failed = true;
+        return 0;
+    }
+    pw->job[pw->njobs++] = t->job;
     return 0;
 }
 
-/* A compact entry {"task": task map, "job": job id}: the job is in the
- * reply's "jobs". */
-static int put_task_compact(void *ctx, const cs_task *t)
+/* One entry of a compact reply: short [task id, attempts], or full
+ * {"task": task map, "job": job id} with the job in the reply's "jobs". */
+static int pack_poll_entry(cs_snap *snap, msgpack_packer *pk, const poll_ent *e, cs_arena *a,
+                           cs_error *err)
 {
-    pack_ctx *p = ctx;
-    p->failed |= msgpack_pack_map(p->pk, 2) || cs_pack_str(p->pk, "task") ||
-                 cs_pack_task(p->pk, t) || cs_pack_kv_u64(p->pk, "job", t->job);
-    return 0;
+    if (!e->full)
+        return msgpack_pack_array(pk, 2) || msgpack_pack_uint64(pk, e->id) ||
+                       msgpack_pack_uint32(pk, e->attempts)
+                   ? cs_errorf(err, CS_ENOMEM, "reply: out of memory")
+                   : CS_OK;
+    cs_task t;
+    cs_arena_reset(a);
+    int rc = cs_snap_task(snap, e->id, a, &t, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "poll reply: task %llu", (unsigned long long)e->id);
+    if (msgpack_pack_map(pk, 2) || cs_pack_str(pk, "task") || cs_pack_task(pk, &t) ||
+        cs_pack_kv_u64(pk, "job", t.job))
+        return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    return CS_OK;
 }
 
-/* {"version", "jobs": [job map, ...], "tasks": [{"task", "job": id}, ...]}
- * (protocol.md §5.9): what an agent that asked for "jobs": "once" gets. */
-static int pack_poll_compact(cs_snap *snap, msgpack_packer *pk, cs_id machine, cs_error *err)
+/* {"version", "jobs": [job map, ...], "tasks": [entry, ...]} (protocol.md
+ * §5.9): what an agent that asked for "jobs": "once" gets; with `known` >
+ * 0 ("known": "short"), the tasks whose record is at or before version
+ * `known` come as short entries and their jobs are not carried for them. */
+static int pack_poll_compact(cs_snap *snap, msgpack_packer *pk, cs_id machine, uint64_t known,
+                             cs_error *err)
 {
-    poll_jobs pj = {0};
-    pack_ctx p = {.pk = pk, .state = -1, .machine = machine, .placed_only = true};
+    poll_walk pw = {.known = known};
     cs_arena a;
     cs_arena_init(&a);
-    int rc = cs_snap_each_task_on_machine(snap, machine, collect_job, &pj, err);
-    if (rc == CS_OK)
-        rc = cs_snap_each_task_on_machine(snap, machine, count_task, &p, err);
-    if (rc == CS_OK && (pj.failed || msgpack_pack_map(pk, 3) ||
+    int rc = cs_snap_each_task_on_machine(snap, machine, walk_task, &pw, err);
+    if (rc == CS_OK && (pw.failed || msgpack_pack_map(pk, 3) ||
                         cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
-                        cs_pack_str(pk, "jobs") || msgpack_pack_array(pk, pj.n)))
+                        cs_pack_str(pk, "jobs") || msgpack_pack_array(pk, pw.njobs)))
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    for (uint32_t i = 0; rc == CS_OK && i < pj.n; i++) {
+    for (uint32_t i = 0; rc == CS_OK && i < pw.njobs; i++) {
         cs_job j;
         cs_arena_reset(&a);
-        if ((rc = cs_snap_job(snap, pj.id[i], &a, &j, err)) != CS_OK)
-            rc = cs_error_wrap(err, rc, "poll reply: job %llu", (unsigned long long)pj.id[i]);
+        if ((rc = cs_snap_job(snap, pw.job[i], &a, &j, err)) != CS_OK)
+            rc = cs_error_wrap(err, rc, "poll reply: job %llu", (unsigned long long)pw.job[i]);
         else if (cs_pack_job(pk, &j) != CS_OK)
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     }
-    if (rc == CS_OK && (cs_pack_str(pk, "tasks") || msgpack_pack_array(pk, p.n)))
+    if (rc == CS_OK && (cs_pack_str(pk, "tasks") || msgpack_pack_array(pk, pw.n)))
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    if (rc == CS_OK)
-        rc = cs_snap_each_task_on_machine(snap, machine, put_task_compact, &p, err);
+    for (uint32_t i = 0; rc == CS_OK && i < pw.n; i++)
+        rc = pack_poll_entry(snap, pk, &pw.e[i], &a, err);
     cs_arena_free(&a);
-    free(pj.id);
-    return rc == CS_OK && p.failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
+    free(pw.e);
+    free(pw.job);
+    return rc;
 }
 
 /* The assignments of the polled machine: every task placed on it, with its
@@ -969,7 +1010,7 @@ static int h_poll_reply(worker *w, msgpack_packer *pk, cs_error *err)
     TRY(open_snap(w, &snap, err));
     int rc;
     if (w->poll_jobs_once) {
-        rc = pack_poll_compact(snap, pk, w->poll_machine, err);
+        rc = pack_poll_compact(snap, pk, w->poll_machine, w->poll_short ? w->poll_since : 0, err);
     } else {
         job_memo jm = {0};
         pack_ctx p = {.state = -1, .machine = w->poll_machine, .placed_only = true,
@@ -997,20 +1038,36 @@ static void park_remove(cs_server *s, worker *w)
     s->nparked--;
 }
 
-/* The request's optional "jobs": "each" (the default: every entry embeds
- * its job) or "once" (the compact reply). */
-static int poll_jobs_form(const msgpack_object *body, bool *once, cs_error *err)
+static bool str_is(const msgpack_object *v, const char *s)
 {
-    const msgpack_object *v = cs_obj_get(body, "jobs");
-    *once = false;
-    if (v == NULL)
-        return CS_OK;
-    if (v->type == MSGPACK_OBJECT_STR && v->via.str.size == 4 && !memcmp(v->via.str.ptr, "once", 4))
-        *once = true;
-    else if (!(v->type == MSGPACK_OBJECT_STR && v->via.str.size == 4 &&
-               !memcmp(v->via.str.ptr, "each", 4)))
-        return cs_errorf(err, CS_EPROTO, "field 'jobs': must be \"each\" or \"once\"");
+    size_t n = strlen(s);
+    return v->type == MSGPACK_OBJECT_STR && v->via.str.size == n && !memcmp(v->via.str.ptr, s, n);
+}
+
+/* A request's optional two-valued string field `key`: absent or `dflt`
+ * (*alt false), or `alt` (*alt true); anything else is EPROTO. */
+static int poll_choice(const msgpack_object *body, const char *key, const char *dflt,
+                       const char *alt, bool *is_alt, cs_error *err)
+{
+    const msgpack_object *v = cs_obj_get(body, key);
+    *is_alt = v != NULL && str_is(v, alt);
+    if (v != NULL && !*is_alt && !str_is(v, dflt))
+        return cs_errorf(err, CS_EPROTO, "field '%s': must be \"%s\" or \"%s\"", key, dflt, alt);
     return CS_OK;
+}
+
+/* The request's optional "jobs": "each" (the default: every entry embeds
+ * its job) or "once" (the compact reply), and "known": "full" (the
+ * default) or "short" (tasks unchanged since `since` come as short
+ * entries), which needs the compact form: a short entry names no job. */
+static int poll_forms(const msgpack_object *body, bool *once, bool *shrt, cs_error *err)
+{
+    int rc = poll_choice(body, "jobs", "each", "once", once, err);
+    if (rc == CS_OK)
+        rc = poll_choice(body, "known", "full", "short", shrt, err);
+    if (rc == CS_OK && *shrt && !*once)
+        rc = cs_errorf(err, CS_EPROTO, "field 'known': \"short\" needs \"jobs\": \"once\"");
+    return rc;
 }
 
 static void h_poll(worker *w)
@@ -1025,9 +1082,9 @@ static void h_poll(worker *w)
     int rc = cs_obj_u64(body(w), "since", false, UINT64_MAX, &since, &err);
     if (rc == CS_OK)
         rc = cs_obj_u64(body(w), "wait_ms", false, UINT32_MAX, &wait_ms, &err);
-    bool once = false;
+    bool once = false, shrt = false;
     if (rc == CS_OK)
-        rc = poll_jobs_form(body(w), &once, &err);
+        rc = poll_forms(body(w), &once, &shrt, &err);
     if (rc == CS_OK && (rc = cs_snap_open(s->store, &snap, &err)) == CS_OK) {
         rc = machine_ref(snap, body(w), "machine", &a, &m, &err);
         cs_snap_close(snap);
@@ -1042,6 +1099,7 @@ static void h_poll(worker *w)
     w->poll_machine = m.id;
     w->poll_since = since;
     w->poll_jobs_once = once;
+    w->poll_short = shrt;
     pthread_mutex_lock(&s->mu);
     mslot *sl = slot_of(s, m.id);
     bool changed = since == 0 || sl == NULL || sl->changed > since || m.version > since;
