@@ -1285,7 +1285,15 @@ typedef struct report {
     int64_t exit_code;
 } report;
 
-typedef enum form { FORM_COMPACT, FORM_COMPACT_MISSING, FORM_DEFAULT } form;
+/* FORM_SHORT, FORM_SHORT_UNKNOWN: short entries ("known": "short"),
+ * pack_short_reply. */
+typedef enum form {
+    FORM_COMPACT,
+    FORM_COMPACT_MISSING,
+    FORM_DEFAULT,
+    FORM_SHORT,
+    FORM_SHORT_UNKNOWN
+} form;
 
 typedef struct fake {
     nng_socket sock;
@@ -1295,6 +1303,11 @@ typedef struct fake {
     form form;
     pthread_mutex_t mu; /* guards what follows */
     bool asked_once;    /* a poll asked for "jobs": "once" */
+    bool asked_short;   /* a poll asked for "known": "short" */
+    uint32_t polls_zero;  /* polls with since 0 */
+    uint32_t shorts_sent; /* replies with short entries */
+    uint32_t zero_after_short; /* polls with since 0 after a reply with short entries */
+    uint64_t version;     /* of the last reply */
     report reports[16];
     uint32_t nreports;
 } fake;
@@ -1341,6 +1354,52 @@ static void pack_poll_reply(const fake *f, msgpack_packer *pk)
             pack_job(pk, jobs[i], jobs[i] == JOB_A ? "a" : "b",
                      jobs[i] == JOB_A ? "exit 3" : "exit 4");
     }
+}
+
+/* The short forms' replies, a new version each. FORM_SHORT: job A is
+ * "sleep 30"; since 0 gets its task in full, any other since a short entry
+ * [id, 1] for it. FORM_SHORT_UNKNOWN: the same, but after the first since-0
+ * reply the list also holds B's task ("exit 4"): short — an entry the agent
+ * cannot have — until it asks with since 0 again, then in full. */
+static void pack_short_reply(fake *f, uint64_t since, msgpack_packer *pk)
+{
+    pthread_mutex_lock(&f->mu);
+    bool full = since == 0, with_b = f->form == FORM_SHORT_UNKNOWN && f->polls_zero > 1;
+    if (f->form == FORM_SHORT_UNKNOWN && !full)
+        with_b = true;
+    if (!full)
+        f->shorts_sent++;
+    uint64_t version = ++f->version + 1;
+    pthread_mutex_unlock(&f->mu);
+    msgpack_pack_map(pk, 3);
+    cs_pack_kv_u64(pk, "version", version);
+    cs_pack_str(pk, "jobs");
+    msgpack_pack_array(pk, full ? 1 + with_b : 0);
+    if (full)
+        pack_job(pk, JOB_A, "a", "sleep 30");
+    if (full && with_b)
+        pack_job(pk, JOB_B, "b", "exit 4");
+    cs_pack_str(pk, "tasks");
+    msgpack_pack_array(pk, 1 + with_b);
+    for (cs_id job = JOB_A; job <= (with_b ? JOB_B : JOB_A); job++) {
+        if (full) {
+            msgpack_pack_map(pk, 2);
+            cs_pack_str(pk, "task");
+            pack_task(pk, job);
+            cs_pack_kv_u64(pk, "job", job);
+        } else {
+            msgpack_pack_array(pk, 2);
+            msgpack_pack_uint64(pk, cs_task_id(job, 0));
+            msgpack_pack_uint64(pk, 1);
+        }
+    }
+}
+
+static bool body_str_is(const msgpack_object *o, const char *key, const char *s)
+{
+    const msgpack_object *v = cs_obj_get(o, key);
+    return v && v->type == MSGPACK_OBJECT_STR && v->via.str.size == strlen(s) &&
+           memcmp(v->via.str.ptr, s, v->via.str.size) == 0;
 }
 
 /* Record the final reports of a task.status body (batch or single form)
@@ -1401,7 +1460,6 @@ static void *serve(void *arg)
         } else {
             cs_msg_begin(&pk, m.type, m.req);
             uint64_t since = 0;
-            const msgpack_object *jobs;
             switch (m.type) {
             case CS_MSG_MACHINE_REGISTER:
                 msgpack_pack_map(&pk, 2);
@@ -1414,15 +1472,19 @@ static void *serve(void *arg)
                 cs_pack_kv_u64(&pk, "version", 1);
                 break;
             case CS_MSG_POLL:
-                jobs = cs_obj_get(&m.body, "jobs");
-                pthread_mutex_lock(&f->mu);
-                f->asked_once |= jobs && jobs->type == MSGPACK_OBJECT_STR &&
-                                 jobs->via.str.size == 4 && !memcmp(jobs->via.str.ptr, "once", 4);
-                pthread_mutex_unlock(&f->mu);
                 cs_obj_u64(&m.body, "since", false, UINT64_MAX, &since, &err);
+                pthread_mutex_lock(&f->mu);
+                f->asked_once |= body_str_is(&m.body, "jobs", "once");
+                f->asked_short |= body_str_is(&m.body, "known", "short");
+                f->polls_zero += since == 0;
+                f->zero_after_short += since == 0 && f->shorts_sent > 0;
+                pthread_mutex_unlock(&f->mu);
                 if (since != 0)
                     ts_sleep_ms(50); /* the same list again: keep the agent from spinning */
-                pack_poll_reply(f, &pk);
+                if (f->form == FORM_SHORT || f->form == FORM_SHORT_UNKNOWN)
+                    pack_short_reply(f, since, &pk);
+                else
+                    pack_poll_reply(f, &pk);
                 break;
             case CS_MSG_TASK_STATUS:
                 take_reports(f, &m.body, &pk);
@@ -1463,20 +1525,29 @@ static void fake_stop(fake *f)
     pthread_mutex_destroy(&f->mu);
 }
 
-/* Wait until the server has taken `n` final reports; a copy of them. */
-static uint32_t wait_reports(fake *f, uint32_t n, report *out)
+/* Wait until the counter `c` of f (read under f->mu) reaches `n`; its value. */
+static uint32_t wait_count(fake *f, const uint32_t *c, uint32_t n)
 {
     int64_t end = now_ms() + DEADLINE_MS;
-    uint32_t got = 0;
     for (;;) {
         pthread_mutex_lock(&f->mu);
-        got = f->nreports;
-        memcpy(out, f->reports, sizeof f->reports);
+        uint32_t got = *c;
         pthread_mutex_unlock(&f->mu);
         if (got >= n || now_ms() >= end)
             return got;
         ts_sleep_ms(20);
     }
+}
+
+/* Wait until the server has taken `n` final reports; a copy of them. */
+static uint32_t wait_reports(fake *f, uint32_t n, report *out)
+{
+    wait_count(f, &f->nreports, n);
+    pthread_mutex_lock(&f->mu);
+    uint32_t got = f->nreports;
+    memcpy(out, f->reports, sizeof f->reports);
+    pthread_mutex_unlock(&f->mu);
+    return got;
 }
 
 static const report *report_of(const report *r, uint32_t n, cs_id job)
@@ -1497,19 +1568,25 @@ static void poll_cleanup(void)
 }
 
 /* A real agent (machine "pm") against the scripted server answering its
- * polls in form `fm`. Tasks of A and B ran their own job's command: each
- * ended with its exit code, and nothing else was reported. */
+ * polls in form `fm`; then up to `want` final reports, copied to r (the
+ * agent's log is shown when fewer came). */
+static uint32_t agent_against(form fm, uint32_t want, report *r)
+{
+    fake_start(&the_fake, fm);
+    agent_init(&the_agent, "pm");
+    agent_start(&the_agent, the_fake.url, NULL);
+    uint32_t n = want ? wait_reports(&the_fake, want, r) : 0;
+    if (n < want)
+        dump_log("agent", the_agent.log);
+    return n;
+}
+
+/* Tasks of A and B ran their own job's command: each ended with its exit
+ * code, and nothing else was reported. */
 static void run_against(form fm)
 {
-    fake *f = &the_fake;
-    fake_start(f, fm);
-    agent *a = &the_agent;
-    agent_init(a, "pm");
-    agent_start(a, f->url, NULL);
     report r[16];
-    uint32_t n = wait_reports(f, 2, r);
-    if (n < 2)
-        dump_log("agent", a->log);
+    uint32_t n = agent_against(fm, 2, r);
     cr_assert_eq(n, 2, "two final reports (got %u)", n);
     const report *ra = report_of(r, n, JOB_A), *rb = report_of(r, n, JOB_B);
     cr_assert(ra && ra->failed && ra->exit_code == 3, "job a's task ran 'exit 3'");
@@ -1520,9 +1597,11 @@ Test(agent, compact_poll_reply_runs_each_task_with_its_job, .timeout = 60, .fini
 {
     run_against(FORM_COMPACT);
     pthread_mutex_lock(&the_fake.mu);
-    bool once = the_fake.asked_once;
+    bool once = the_fake.asked_once, shrt = the_fake.asked_short;
     pthread_mutex_unlock(&the_fake.mu);
     cr_assert(once, "the agent asks for \"jobs\": \"once\"");
+    /* This server ignores "known": every entry is full, and that works. */
+    cr_assert(shrt, "the agent asks for \"known\": \"short\"");
 }
 
 Test(agent, default_poll_reply_still_works, .timeout = 60, .fini = poll_cleanup)
@@ -1545,5 +1624,65 @@ Test(agent, poll_entry_naming_a_job_not_in_the_reply_is_ignored, .timeout = 60,
                   strstr(log, "job 99 is not in the reply's 'jobs'"),
               "the agent says why: %s", log ? log : "(no log)");
     cr_assert_null(strstr(log, started), "the ignored entry's task was not started: %s", log);
+    free(log);
+}
+
+static uint32_t count_in(const char *s, const char *part)
+{
+    uint32_t n = 0;
+    for (const char *p = s; p && (p = strstr(p, part)) != NULL; p += strlen(part))
+        n++;
+    return n;
+}
+
+/* A short entry [id, attempts] for a task the agent runs keeps it: not
+ * started again, not revoked, nothing logged as ignored, and the polls go
+ * on from the reply's version (no since 0 after the first). */
+Test(agent, short_poll_entry_keeps_a_running_task, .timeout = 60, .fini = poll_cleanup)
+{
+    fake *f = &the_fake;
+    agent *a = &the_agent;
+    agent_against(FORM_SHORT, 0, NULL);
+    bool got = wait_count(f, &f->shorts_sent, 4) >= 4;
+    char *log = slurp(a->log);
+    cr_assert(got, "4 short replies served: %s", log ? log : "(no log)");
+    char started[64];
+    snprintf(started, sizeof started, "task %llu attempt 1 (a/0): started",
+             (unsigned long long)cs_task_id(JOB_A, 0));
+    cr_assert(log && count_in(log, started) == 1, "A started once: %s", log ? log : "");
+    cr_assert_null(strstr(log, "killing it"), "A was not revoked: %s", log);
+    cr_assert_null(strstr(log, "ignored"), "no entry was ignored: %s", log);
+    free(log);
+    pthread_mutex_lock(&f->mu);
+    uint32_t zero = f->polls_zero;
+    bool shrt = f->asked_short;
+    pthread_mutex_unlock(&f->mu);
+    cr_assert(shrt, "the agent asks for \"known\": \"short\"");
+    cr_assert_eq(zero, 1, "only the first poll had since 0 (%u did)", zero);
+}
+
+/* A short entry for a (task, attempt) the agent does not have is logged
+ * and ignored (the reply revokes nothing: A keeps running), and the next
+ * poll asks with since 0, whose full entries start the task. */
+Test(agent, short_poll_entry_for_an_unknown_task_asks_again_in_full, .timeout = 60,
+     .fini = poll_cleanup)
+{
+    fake *f = &the_fake;
+    agent *a = &the_agent;
+    report r[16];
+    uint32_t n = agent_against(FORM_SHORT_UNKNOWN, 1, r);
+    cr_assert_eq(n, 1, "B's final report (got %u)", n);
+    cr_assert(r[0].task == cs_task_id(JOB_B, 0) && r[0].failed && r[0].exit_code == 4,
+              "B ran 'exit 4' once its full entry came");
+    pthread_mutex_lock(&f->mu);
+    uint32_t again = f->zero_after_short;
+    pthread_mutex_unlock(&f->mu);
+    cr_assert_geq(again, 1, "a poll with since 0 followed the unknown short entry");
+    char *log = slurp(a->log), want[128];
+    snprintf(want, sizeof want, "short entry for task %llu attempt 1, which this machine does not "
+             "have", (unsigned long long)cs_task_id(JOB_B, 0));
+    cr_assert(log && strstr(log, "poll reply entry 1 ignored: ") && strstr(log, want),
+              "the agent says why: %s", log ? log : "(no log)");
+    cr_assert_null(strstr(log, "killing it"), "A was not revoked: %s", log);
     free(log);
 }

@@ -1353,3 +1353,121 @@ Test(cellstated, poll_reply_jobs_are_the_jobs_records, .timeout = 60)
         msgpack_sbuffer_destroy(&want[i]);
     ts_daemon_teardown(&d);
 }
+
+/* ---- short poll entries ("known": "short", protocol.md §5.9) ----------------- */
+
+/* A poll of machine m at once in the compact form, with "known": `known`
+ * (NULL: absent) and `since`; the reply stays valid until c's next call. */
+static int poll_known(cs_client *c, cs_id m, uint64_t since, const char *jobs, const char *known,
+                      cs_msg *r, cs_error *err)
+{
+    body x;
+    msgpack_packer *pk = body_new(&x);
+    msgpack_pack_map(pk, 2 + (jobs != NULL) + (known != NULL));
+    cs_pack_kv_u64(pk, "machine", m);
+    cs_pack_kv_u64(pk, "since", since);
+    if (jobs)
+        cs_pack_kv_str(pk, "jobs", jobs);
+    if (known)
+        cs_pack_kv_str(pk, "known", known);
+    int rc = cs_client_callb(c, CS_MSG_POLL, &x.b, r, err);
+    msgpack_sbuffer_destroy(&x.b);
+    return rc;
+}
+
+/* The entries of a compact reply: for each, whether it is short, and its
+ * task id; the job ids in "jobs". Checks each entry's shape. */
+static uint32_t entries_of(const cs_msg *r, cs_id *id, bool *shrt, uint32_t max, cs_id *jobs,
+                           uint32_t *njobs)
+{
+    const msgpack_object *t = cs_obj_get(&r->body, "tasks"), *j = cs_obj_get(&r->body, "jobs");
+    cr_assert(t && t->type == MSGPACK_OBJECT_ARRAY && j && j->type == MSGPACK_OBJECT_ARRAY);
+    cr_assert_leq(t->via.array.size, max);
+    cs_error err = {0};
+    for (uint32_t i = 0; i < t->via.array.size; i++) {
+        const msgpack_object *e = &t->via.array.ptr[i];
+        shrt[i] = e->type == MSGPACK_OBJECT_ARRAY;
+        if (shrt[i]) {
+            cr_assert_eq(e->via.array.size, 2, "a short entry is [id, attempts]");
+            cr_assert_eq(e->via.array.ptr[1].via.u64, 1, "attempt 1");
+            id[i] = e->via.array.ptr[0].via.u64;
+        } else {
+            cr_assert_eq(cs_obj_u64(cs_obj_get(e, "task"), "id", true, UINT64_MAX, &id[i], &err),
+                         CS_OK, "%s", err.msg);
+        }
+    }
+    *njobs = j->via.array.size;
+    for (uint32_t i = 0; i < *njobs && i < max; i++)
+        cr_assert_eq(cs_obj_u64(&j->via.array.ptr[i], "id", true, UINT64_MAX, &jobs[i], &err),
+                     CS_OK, "%s", err.msg);
+    return t->via.array.size;
+}
+
+/* With "known": "short" and since = a reply's version, the tasks unchanged
+ * since come short and carry no job; a task placed or reported after it
+ * comes in full with its job; since 0 (or no "known") gives all in full. */
+Test(cellstated, short_poll_entries_for_tasks_unchanged_since, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    cs_id m = do_register(&d, "m1", 8000);
+    cs_id web = do_submit(&d, "web", 3), db = do_submit(&d, "db", 1);
+    do_claim(&d, m, web, 0, 2, 1);
+    cs_msg r;
+    cs_error err = {0};
+    cs_id id[8], jobs[8];
+    bool shrt[8];
+    uint32_t nj;
+    cr_assert_eq(poll_known(d.c, m, 0, "once", "short", &r, &err), CS_OK, "%s", err.msg);
+    uint64_t v1 = reply_u64(&r, "version");
+    cr_assert_eq(entries_of(&r, id, shrt, 8, jobs, &nj), 2);
+    cr_assert(!shrt[0] && !shrt[1] && nj == 1 && jobs[0] == web, "since 0: all in full");
+
+    /* Nothing changed since v1: all short, no job. */
+    cr_assert_eq(poll_known(d.c, m, v1, "once", "short", &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(entries_of(&r, id, shrt, 8, jobs, &nj), 2);
+    cr_assert(shrt[0] && shrt[1] && nj == 0, "unchanged: short, no jobs");
+    cr_assert(id[0] == cs_task_id(web, 0) && id[1] == cs_task_id(web, 1));
+
+    /* web/2 and db/0 placed, web/0 reported running: those three in full
+     * with their jobs, web/1 short. */
+    do_claim(&d, m, web, 2, 1, 2);
+    do_claim(&d, m, db, 0, 1, 3);
+    body x;
+    pack_status(body_new(&x), cs_task_id(web, 0), "running", NULL);
+    call_ok(&d, CS_MSG_TASK_STATUS, &x, &r);
+    msgpack_sbuffer_destroy(&x.b);
+    cr_assert_eq(poll_known(d.c, m, v1, "once", "short", &r, &err), CS_OK, "%s", err.msg);
+    uint64_t v2 = reply_u64(&r, "version");
+    cr_assert_gt(v2, v1);
+    uint32_t n = entries_of(&r, id, shrt, 8, jobs, &nj);
+    cr_assert_eq(n, 4, "every placed task is listed");
+    uint32_t nshort = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        cr_assert_eq(shrt[i], id[i] == cs_task_id(web, 1), "task %llu: short iff unchanged",
+                     (unsigned long long)id[i]);
+        nshort += shrt[i];
+    }
+    cr_assert_eq(nshort, 1);
+    cr_assert(nj == 2 && job_with_id(cs_obj_get(&r.body, "jobs"), web) &&
+                  job_with_id(cs_obj_get(&r.body, "jobs"), db),
+              "the jobs of the full entries, once each");
+
+    /* since 0, or "known": "full", or no "known": all in full. */
+    const char *full[] = {"short", "full", NULL};
+    for (int k = 0; k < 3; k++) {
+        uint64_t since = k == 0 ? 0 : v1;
+        cr_assert_eq(poll_known(d.c, m, since, "once", full[k], &r, &err), CS_OK, "%s", err.msg);
+        n = entries_of(&r, id, shrt, 8, jobs, &nj);
+        cr_assert_eq(n, 4);
+        for (uint32_t i = 0; i < n; i++)
+            cr_assert(!shrt[i], "case %d: entry %u in full", k, i);
+    }
+
+    /* "short" needs the compact form; other values are refused. */
+    cr_assert_eq(poll_known(d.c, m, v2, NULL, "short", &r, &err), CS_EPROTO);
+    cr_assert(strstr(err.msg, "'known'") && strstr(err.msg, "once"), "%s", err.msg);
+    cr_assert_eq(poll_known(d.c, m, v2, "once", "brief", &r, &err), CS_EPROTO);
+    cr_assert(strstr(err.msg, "'known'") != NULL, "the error names the field: %s", err.msg);
+    ts_daemon_teardown(&d);
+}
