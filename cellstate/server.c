@@ -430,34 +430,44 @@ static int open_snap(worker *w, cs_snap **snap, cs_error *err)
     return cs_snap_open(w->s->store, snap, err);
 }
 
-static int h_get_machines(worker *w, msgpack_packer *pk, cs_error *err)
+/* One kind of record, walked twice: to count (the array's length comes
+ * first in msgpack), then to pack. */
+typedef int (*walk_fn)(cs_snap *snap, bool put, pack_ctx *p, cs_error *err);
+
+static int walk_machines(cs_snap *snap, bool put, pack_ctx *p, cs_error *err)
+{
+    return cs_snap_each_machine(snap, put ? put_machine : count_machine, p, err);
+}
+
+static int walk_jobs(cs_snap *snap, bool put, pack_ctx *p, cs_error *err)
+{
+    return cs_snap_each_job(snap, put ? put_job : count_job, p, err);
+}
+
+/* {"version", key: [every record walk visits]} from one snapshot. */
+static int h_list(worker *w, msgpack_packer *pk, const char *key, walk_fn walk, cs_error *err)
 {
     cs_snap *snap;
     TRY(open_snap(w, &snap, err));
     pack_ctx p = {.pk = pk};
-    int rc = cs_snap_each_machine(snap, count_machine, &p, err);
+    int rc = walk(snap, false, &p, err);
     if (rc == CS_OK && (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
-                        cs_pack_str(pk, "machines") || msgpack_pack_array(pk, p.n)))
+                        cs_pack_str(pk, key) || msgpack_pack_array(pk, p.n)))
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     if (rc == CS_OK)
-        rc = cs_snap_each_machine(snap, put_machine, &p, err);
+        rc = walk(snap, true, &p, err);
     cs_snap_close(snap);
     return rc == CS_OK && p.failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
 }
 
+static int h_get_machines(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    return h_list(w, pk, "machines", walk_machines, err);
+}
+
 static int h_get_jobs(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    cs_snap *snap;
-    TRY(open_snap(w, &snap, err));
-    pack_ctx p = {.pk = pk};
-    int rc = cs_snap_each_job(snap, count_job, &p, err);
-    if (rc == CS_OK && (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
-                        cs_pack_str(pk, "jobs") || msgpack_pack_array(pk, p.n)))
-        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    if (rc == CS_OK)
-        rc = cs_snap_each_job(snap, put_job, &p, err);
-    cs_snap_close(snap);
-    return rc == CS_OK && p.failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
+    return h_list(w, pk, "jobs", walk_jobs, err);
 }
 
 /* Tasks matching `p`'s filters as {"version", "tasks": [...]}, reading the
