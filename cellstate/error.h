@@ -57,4 +57,13 @@ int cs_error_wrap(cs_error *err, int code, const char *fmt, ...)
 /* Reset `err` to CS_OK with an empty message. NULL is allowed. */
 void cs_error_clear(cs_error *err);
 
+/* Return from the enclosing function with `call`'s code unless it is CS_OK
+ * (for functions that return a cs error code, the message already set). */
+#define CS_TRY(call)          \
+    do {                      \
+        int cs_try_ = (call); \
+        if (cs_try_ != CS_OK) \
+            return cs_try_;   \
+    } while (0)
+
 #endif

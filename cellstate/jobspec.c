@@ -14,13 +14,6 @@
 
 #include "cellstate/proto.h"
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        int rc_ = (x);                                                                             \
-        if (rc_ != CS_OK)                                                                          \
-            return rc_;                                                                            \
-    } while (0)
-
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A JSON path ("healthChecks[0].portIndex") long enough for any field of a
@@ -236,7 +229,7 @@ static int get_int(ctx *c, const json_t *v, int64_t min, int64_t max, int64_t *o
         x = json_integer_value(v);
     } else {
         double d;
-        TRY(get_number(c, v, &d));
+        CS_TRY(get_number(c, v, &d));
         if (d != floor(d))
             return fail(c, "%g is not a whole number", d);
         /* Beyond 2^53 a double no longer holds every integer. */
@@ -254,7 +247,7 @@ static int get_int(ctx *c, const json_t *v, int64_t min, int64_t max, int64_t *o
 static int get_u32(ctx *c, const json_t *v, uint32_t max, uint32_t *out)
 {
     int64_t x;
-    TRY(get_int(c, v, 0, max, &x));
+    CS_TRY(get_int(c, v, 0, max, &x));
     *out = (uint32_t)x;
     return CS_OK;
 }
@@ -314,7 +307,7 @@ static int get_duration(ctx *c, const json_t *v, uint32_t *out)
         return CS_OK;
     }
     double sec;
-    TRY(get_number(c, v, &sec));
+    CS_TRY(get_number(c, v, &sec));
     return seconds_to_ms(c, sec, out);
 }
 
@@ -322,7 +315,7 @@ static int get_duration(ctx *c, const json_t *v, uint32_t *out)
 static int get_fraction(ctx *c, const json_t *v, uint32_t *out)
 {
     double f;
-    TRY(get_number(c, v, &f));
+    CS_TRY(get_number(c, v, &f));
     if (!(f >= 0 && f <= 1))
         return fail(c, "%g is not between 0 and 1", f);
     *out = (uint32_t)lround(f * CS_PERMILLE);
@@ -339,7 +332,7 @@ static int get_cpu(ctx *c, const json_t *v, int64_t *out)
     if (t && n > 0 && t[n] == 'm' && t[n + 1] == '\0' && n + 1 == json_string_length(v))
         cores = strtod(t, NULL) / 1000.0;
     else
-        TRY(get_number(c, v, &cores));
+        CS_TRY(get_number(c, v, &cores));
     if (!(cores >= 0))
         return fail(c, "%g cores is negative", cores);
     if (cores > (double)CS_RES_MAX / 1000.0)
@@ -372,7 +365,7 @@ static int get_mib(ctx *c, const json_t *v, int64_t *out)
             return fail(c, "\"%.64s\" is not a size in MiB (a number, or with a unit: 512Mi, 2Gi)",
                         t);
     } else {
-        TRY(get_number(c, v, &mib));
+        CS_TRY(get_number(c, v, &mib));
     }
     if (!(mib >= 0))
         return fail(c, "%g MiB is negative", mib);
@@ -505,7 +498,7 @@ char *cs_jobspec_shell_join(const char *const *argv, size_t argc, cs_arena *a)
 static int set_name(ctx *c, const json_t *v)
 {
     const char *name;
-    TRY(get_str(c, v, c->marathon ? 4096 : CS_NAME_MAX, true, &name));
+    CS_TRY(get_str(c, v, c->marathon ? 4096 : CS_NAME_MAX, true, &name));
     if (!c->marathon) {
         if (has_control(name))
             return fail(c, "holds a control character");
@@ -532,7 +525,7 @@ static int set_args(ctx *c, const json_t *v)
         return oom(c);
     for (size_t i = 0; i < n; i++) {
         size_t old = push_index(c, i);
-        TRY(get_str(c, json_array_get(v, i), CS_CMD_MAX, false, &argv[i]));
+        CS_TRY(get_str(c, json_array_get(v, i), CS_CMD_MAX, false, &argv[i]));
         pop(c, old);
     }
     char *cmd = cs_jobspec_shell_join(argv, n, &c->s->arena);
@@ -580,10 +573,10 @@ typedef int (*item_fn)(ctx *c, const json_t *item, size_t i, void *arg);
  * the path at the item ("constraints[2]"). */
 static int each_item(ctx *c, const json_t *v, size_t max, item_fn fn, void *arg)
 {
-    TRY(check_array(c, v, max));
+    CS_TRY(check_array(c, v, max));
     for (size_t i = 0; i < json_array_size(v); i++) {
         size_t old = push_index(c, i);
-        TRY(fn(c, json_array_get(v, i), i, arg));
+        CS_TRY(fn(c, json_array_get(v, i), i, arg));
         pop(c, old);
     }
     return CS_OK;
@@ -601,7 +594,7 @@ static int each_member(ctx *c, const json_t *v, const char *shape, member_fn fn,
     const json_t *x;
     json_object_foreach ((json_t *)v, key, x) {
         size_t old = push_key(c, key);
-        TRY(fn(c, key, x, arg));
+        CS_TRY(fn(c, key, x, arg));
         pop(c, old);
     }
     return CS_OK;
@@ -610,7 +603,7 @@ static int each_member(ctx *c, const json_t *v, const char *shape, member_fn fn,
 static int port_item(ctx *c, const json_t *item, size_t i, void *arg)
 {
     int64_t port;
-    TRY(get_int(c, item, 0, 65535, &port));
+    CS_TRY(get_int(c, item, 0, 65535, &port));
     return add_port(c, port);
 }
 
@@ -646,7 +639,7 @@ static int get_value(ctx *c, const json_t *v, const char **out)
 static int get_op(ctx *c, const json_t *v, const char **out)
 {
     const char *raw;
-    TRY(get_str(c, v, CS_ATTR_LEN_MAX, true, &raw));
+    CS_TRY(get_str(c, v, CS_ATTR_LEN_MAX, true, &raw));
     char *op = (char *)raw; /* our own copy in the arena */
     for (char *p = op; *p; p++)
         *p = (char)toupper((unsigned char)*p);
@@ -747,22 +740,22 @@ static int read_constraint(ctx *c, const json_t *v, cs_constraint *k)
     }
     bool arr = json_is_array(v);
     size_t old = arr ? push_index(c, 0) : push_key(c, "field");
-    TRY(get_str(c, jf, CS_ATTR_LEN_MAX, true, &k->field));
+    CS_TRY(get_str(c, jf, CS_ATTR_LEN_MAX, true, &k->field));
     /* Marathon 1.6 spells machine fields with an @ ("@hostname", "@zone"). */
     if (k->field[0] == '@' && k->field[1] != '\0')
         k->field++;
     pop(c, old);
     old = arr ? push_index(c, 1) : push_key(c, "op");
-    TRY(get_op(c, jop, &k->op));
+    CS_TRY(get_op(c, jop, &k->op));
     pop(c, old);
     if (jval) {
         old = arr ? push_index(c, 2) : push_key(c, "value");
-        TRY(get_value(c, jval, &k->value));
+        CS_TRY(get_value(c, jval, &k->value));
         pop(c, old);
     }
     if (jsoft) {
         old = push_key(c, "soft");
-        TRY(get_bool(c, jsoft, &k->soft));
+        CS_TRY(get_bool(c, jsoft, &k->soft));
         pop(c, old);
     }
     return check_constraint(c, k);
@@ -771,7 +764,7 @@ static int read_constraint(ctx *c, const json_t *v, cs_constraint *k)
 static int constraint_item(ctx *c, const json_t *item, size_t i, void *arg)
 {
     cs_job *j = &c->s->job;
-    TRY(read_constraint(c, item, &j->constraints[i]));
+    CS_TRY(read_constraint(c, item, &j->constraints[i]));
     j->nconstraints++;
     return CS_OK;
 }
@@ -801,7 +794,7 @@ static const health_keys marathon_hk = {
 static int get_protocol(ctx *c, const json_t *v, uint8_t *out)
 {
     const char *name;
-    TRY(get_str(c, v, 32, true, &name));
+    CS_TRY(get_str(c, v, 32, true, &name));
     char up[33];
     size_t i = 0;
     for (; name[i]; i++)
@@ -846,7 +839,7 @@ static int read_health(ctx *c, const json_t *v, cs_health *h, int64_t *fixed_por
     const json_t *jp = json_object_get(v, "protocol");
     if (jp) {
         size_t old = push_key(c, "protocol");
-        TRY(get_protocol(c, jp, &proto));
+        CS_TRY(get_protocol(c, jp, &proto));
         pop(c, old);
     }
     cs_health_init(h, proto);
@@ -864,21 +857,21 @@ static int read_health(ctx *c, const json_t *v, cs_health *h, int64_t *fixed_por
             const json_t *cmd = c->marathon && json_is_object(x) ? json_object_get(x, "value") : x;
             if (cmd == NULL)
                 return fail(c, "has no value");
-            TRY(get_str(c, cmd, CS_OPT_STR_MAX, true, &h->command));
+            CS_TRY(get_str(c, cmd, CS_OPT_STR_MAX, true, &h->command));
         } else if (strcmp(key, hk->path) == 0) {
             if (proto != CS_HEALTH_HTTP) {
                 if (!c->marathon)
                     return fail(c, "only an HTTP check has a path");
-                TRY(warn(c, "ignored: only an HTTP check has a path"));
+                CS_TRY(warn(c, "ignored: only an HTTP check has a path"));
             } else {
-                TRY(get_str(c, x, CS_OPT_STR_MAX, true, &h->path));
+                CS_TRY(get_str(c, x, CS_OPT_STR_MAX, true, &h->path));
                 if (h->path[0] != '/')
                     return fail(c, "'%.64s' does not start with /", h->path);
             }
         } else if (strcmp(key, hk->port_index) == 0) {
-            TRY(get_u32(c, x, CS_PORTS_PER_TASK_MAX - 1, &h->port_index));
+            CS_TRY(get_u32(c, x, CS_PORTS_PER_TASK_MAX - 1, &h->port_index));
         } else if (c->marathon && strcmp(key, "port") == 0) {
-            TRY(get_int(c, x, 1, 65535, fixed_port));
+            CS_TRY(get_int(c, x, 1, 65535, fixed_port));
         } else if (strcmp(key, hk->grace) == 0 || strcmp(key, hk->interval) == 0 ||
                    strcmp(key, hk->timeout) == 0) {
             uint32_t *dst = strcmp(key, hk->grace) == 0      ? &h->grace_ms
@@ -886,17 +879,17 @@ static int read_health(ctx *c, const json_t *v, cs_health *h, int64_t *fixed_por
                                                              : &h->timeout_ms;
             if (c->marathon) {
                 double sec;
-                TRY(get_number(c, x, &sec));
-                TRY(seconds_to_ms(c, sec, dst));
+                CS_TRY(get_number(c, x, &sec));
+                CS_TRY(seconds_to_ms(c, sec, dst));
             } else {
-                TRY(get_duration(c, x, dst));
+                CS_TRY(get_duration(c, x, dst));
             }
             if (*dst == 0 && dst != &h->grace_ms)
                 return fail(c, "must be more than 0");
         } else if (strcmp(key, hk->max_failures) == 0) {
-            TRY(get_u32(c, x, UINT32_MAX, &h->max_failures));
+            CS_TRY(get_u32(c, x, UINT32_MAX, &h->max_failures));
         } else if (c->marathon) {
-            TRY(marathon_health_extra(c, key, x));
+            CS_TRY(marathon_health_extra(c, key, x));
         } else {
             return fail(c, "unknown field (a health check has protocol, command, path, port_index, "
                            "grace_period, interval, timeout, max_failures)");
@@ -917,7 +910,7 @@ static int health_item(ctx *c, const json_t *item, size_t i, void *arg)
 {
     health_ports *hp = arg;
     cs_jobopts *o = &c->s->opts;
-    TRY(read_health(c, item, &o->health[i], &hp->port[i]));
+    CS_TRY(read_health(c, item, &o->health[i], &hp->port[i]));
     o->nhealth++;
     return CS_OK;
 }
@@ -982,7 +975,7 @@ static int env_member(ctx *c, const char *key, const json_t *x, void *arg)
         return fail(c, "the name is longer than %u bytes", CS_OPT_STR_MAX);
     cs_jobopts *o = &c->s->opts;
     cs_attr *e = &o->env[o->nenv];
-    TRY(get_str(c, x, CS_OPT_STR_MAX, false, &e->value));
+    CS_TRY(get_str(c, x, CS_OPT_STR_MAX, false, &e->value));
     e->key = cs_arena_strndup(&c->s->arena, key, strlen(key));
     if (e->key == NULL)
         return oom(c);
@@ -1024,7 +1017,7 @@ static int add_volume(ctx *c, const char *path, bool rw)
 static int get_mode(ctx *c, const json_t *v, bool *rw)
 {
     const char *m;
-    TRY(get_str(c, v, 8, true, &m));
+    CS_TRY(get_str(c, v, 8, true, &m));
     if (strcasecmp(m, "rw") != 0 && strcasecmp(m, "ro") != 0)
         return fail(c, "'%s' is not ro or rw", m);
     *rw = tolower((unsigned char)m[1]) == 'w';
@@ -1038,7 +1031,7 @@ static int native_volume_item(ctx *c, const json_t *v, size_t i, void *arg)
     const char *path;
     bool rw = true;
     if (json_is_string(v)) {
-        TRY(get_str(c, v, CS_OPT_STR_MAX, true, &path));
+        CS_TRY(get_str(c, v, CS_OPT_STR_MAX, true, &path));
         char *colon = strrchr(path, ':');
         if (colon && (strcasecmp(colon, ":ro") == 0 || strcasecmp(colon, ":rw") == 0)) {
             rw = tolower((unsigned char)colon[2]) == 'w';
@@ -1056,9 +1049,9 @@ static int native_volume_item(ctx *c, const json_t *v, size_t i, void *arg)
     json_object_foreach ((json_t *)v, key, x) {
         size_t old = push_key(c, key);
         if (strcmp(key, "path") == 0)
-            TRY(get_str(c, x, CS_OPT_STR_MAX, true, &path));
+            CS_TRY(get_str(c, x, CS_OPT_STR_MAX, true, &path));
         else if (strcmp(key, "mode") == 0)
-            TRY(get_mode(c, x, &rw));
+            CS_TRY(get_mode(c, x, &rw));
         else
             return fail(c, "unknown field (a volume has path and mode)");
         pop(c, old);
@@ -1074,7 +1067,7 @@ static int alloc_volumes(ctx *c)
 
 static int set_native_volumes(ctx *c, const json_t *v)
 {
-    TRY(alloc_volumes(c));
+    CS_TRY(alloc_volumes(c));
     return each_item(c, v, CS_VOLUME_MAX, native_volume_item, NULL);
 }
 
@@ -1164,7 +1157,7 @@ static int collect(ctx *c, const json_t *root, const char *const *fields, size_t
             continue;
         }
         size_t old = push_key(c, key);
-        TRY(other(c, key, x));
+        CS_TRY(other(c, key, x));
         pop(c, old);
     }
     return CS_OK;
@@ -1184,7 +1177,7 @@ static int native_other(ctx *c, const char *key, const json_t *x)
         if (found[f] != NULL) {                                                                    \
             size_t old_ = push_key(c, names[f]);                                                   \
             const json_t *v = found[f];                                                            \
-            TRY(call);                                                                             \
+            CS_TRY(call);                                                                             \
             pop(c, old_);                                                                          \
         }                                                                                          \
     } while (0)
@@ -1192,7 +1185,7 @@ static int native_other(ctx *c, const char *key, const json_t *x)
 static int native(ctx *c, const json_t *root, health_ports *hp)
 {
     const json_t *found[N_FIELDS] = {0};
-    TRY(collect(c, root, native_fields, N_FIELDS, found, native_other));
+    CS_TRY(collect(c, root, native_fields, N_FIELDS, found, native_other));
     cs_job *j = &c->s->job;
     cs_jobopts *o = &c->s->opts;
     int64_t x;
@@ -1344,21 +1337,21 @@ static int port_list_item(ctx *c, const json_t *e, size_t i, void *arg)
         json_object_foreach ((json_t *)e, key, x) {
             size_t o2 = push_key(c, key);
             if (strcmp(key, "name") == 0 && !asks_nothing(x))
-                TRY(warn(c, "ignored: named port variables are not set; use $PORT%zu", i));
+                CS_TRY(warn(c, "ignored: named port variables are not set; use $PORT%zu", i));
             else if (strcmp(key, "labels") == 0 && !asks_nothing(x))
-                TRY(warn(c, "ignored: labels are not used"));
+                CS_TRY(warn(c, "ignored: labels are not used"));
             else if (strcmp(key, "port") != 0 && strcmp(key, "protocol") != 0 &&
                      strcmp(key, "name") != 0 && strcmp(key, "labels") != 0 && !asks_nothing(x))
-                TRY(warn(c, "is not a port definition field known here: ignored"));
+                CS_TRY(warn(c, "is not a port definition field known here: ignored"));
             pop(c, o2);
         }
         push_key(c, "port");
     }
     int64_t port = 0;
     if (jp != NULL)
-        TRY(get_int(c, jp, 0, 65535, &port));
+        CS_TRY(get_int(c, jp, 0, 65535, &port));
     if (port != 0 && !pl->require) {
-        TRY(warn(c,
+        CS_TRY(warn(c,
                  "%lld is a service port (requirePorts is false): the task gets a dynamic "
                  "host port in $PORT%zu",
                  (long long)port, i));
@@ -1380,16 +1373,16 @@ static int port_mapping_item(ctx *c, const json_t *e, size_t i, void *arg)
     json_object_foreach ((json_t *)e, key, x) {
         size_t old = push_key(c, key);
         if (strcmp(key, "hostPort") == 0)
-            TRY(get_int(c, x, 0, 65535, &port));
+            CS_TRY(get_int(c, x, 0, 65535, &port));
         else if (strcmp(key, "containerPort") == 0 && !asks_nothing(x))
-            TRY(warn(c, "ignored: tasks are processes and listen on their host port ($PORT%zu)",
+            CS_TRY(warn(c, "ignored: tasks are processes and listen on their host port ($PORT%zu)",
                      i));
         else if (strcmp(key, "servicePort") == 0 && !asks_nothing(x))
-            TRY(warn(c, "ignored: there are no service ports"));
+            CS_TRY(warn(c, "ignored: there are no service ports"));
         else if (strcmp(key, "name") == 0 && !asks_nothing(x))
-            TRY(warn(c, "ignored: named port variables are not set; use $PORT%zu", i));
+            CS_TRY(warn(c, "ignored: named port variables are not set; use $PORT%zu", i));
         else if (strcmp(key, "protocol") != 0 && !asks_nothing(x))
-            TRY(warn(c, "ignored: not used for process tasks"));
+            CS_TRY(warn(c, "ignored: not used for process tasks"));
         pop(c, old);
     }
     return add_port(c, port);
@@ -1409,16 +1402,16 @@ static int marathon_volume_item(ctx *c, const json_t *e, size_t i, void *arg)
     const char *path;
     bool rw = true;
     size_t o2 = push_key(c, "hostPath");
-    TRY(get_str(c, host, CS_OPT_STR_MAX, true, &path));
+    CS_TRY(get_str(c, host, CS_OPT_STR_MAX, true, &path));
     pop(c, o2);
     if (mode) {
         o2 = push_key(c, "mode");
-        TRY(get_mode(c, mode, &rw));
+        CS_TRY(get_mode(c, mode, &rw));
         pop(c, o2);
     }
     if (cp && json_is_string(cp) && strcmp(json_string_value(cp), path) != 0) {
         o2 = push_key(c, "containerPath");
-        TRY(warn(c, "ignored: tasks are processes and use hostPath '%.64s' itself", path));
+        CS_TRY(warn(c, "ignored: tasks are processes and use hostPath '%.64s' itself", path));
         pop(c, o2);
     }
     return add_volume(c, path, rw);
@@ -1456,11 +1449,11 @@ static int marathon_container(ctx *c, const json_t *v, const json_t **mappings, 
             *mappings = x;
             snprintf(mpath, mpath_size, "%.300s", c->path);
         } else if (strcmp(key, "volumes") == 0) {
-            TRY(alloc_volumes(c));
-            TRY(each_item(c, x, CS_VOLUME_MAX, marathon_volume_item, NULL));
+            CS_TRY(alloc_volumes(c));
+            CS_TRY(each_item(c, x, CS_VOLUME_MAX, marathon_volume_item, NULL));
         } else if (strcmp(key, "docker") == 0) {
             const json_t *dm = NULL;
-            TRY(each_member(c, x, "an object", docker_member, (void *)&dm));
+            CS_TRY(each_member(c, x, "an object", docker_member, (void *)&dm));
             *image = json_is_object(x) && json_object_get(x, "image") != NULL;
             if (dm && *mappings == NULL) {
                 *mappings = dm;
@@ -1468,10 +1461,10 @@ static int marathon_container(ctx *c, const json_t *v, const json_t **mappings, 
             }
         } else if (strcmp(key, "type") == 0) {
             if (json_is_string(x) && strcmp(json_string_value(x), "MESOS") != 0)
-                TRY(warn(c, "%.16s ignored: tasks run as processes on the host",
+                CS_TRY(warn(c, "%.16s ignored: tasks run as processes on the host",
                          json_string_value(x)));
         } else if (!asks_nothing(x)) {
-            TRY(warn(c, "ignored: tasks run as processes on the host, not in containers"));
+            CS_TRY(warn(c, "ignored: tasks run as processes on the host, not in containers"));
         }
         pop(c, old);
     }
@@ -1485,7 +1478,7 @@ static int marathon_container(ctx *c, const json_t *v, const json_t **mappings, 
 static int marathon_ports(ctx *c, const json_t *const *found, const json_t *mappings,
                           const char *mpath)
 {
-    TRY(alloc_ports(c));
+    CS_TRY(alloc_ports(c));
     bool require = false;
     FIELD(marathon_fields, M_REQUIRE_PORTS, get_bool(c, v, &require));
     const json_t *defs = found[M_PORT_DEFS], *plain = found[M_PORTS];
@@ -1493,12 +1486,12 @@ static int marathon_ports(ctx *c, const json_t *const *found, const json_t *mapp
         for (int f = M_PORTS; f <= M_PORT_DEFS; f++)
             if (found[f] && !asks_nothing(found[f])) {
                 size_t old = push_key(c, marathon_fields[f]);
-                TRY(warn(c, "ignored: container portMappings define the ports"));
+                CS_TRY(warn(c, "ignored: container portMappings define the ports"));
                 pop(c, old);
             }
         snprintf(c->path, sizeof c->path, "%.300s", mpath);
         c->plen = strlen(c->path);
-        TRY(each_item(c, mappings, CS_PORTS_PER_TASK_MAX, port_mapping_item, NULL));
+        CS_TRY(each_item(c, mappings, CS_PORTS_PER_TASK_MAX, port_mapping_item, NULL));
         pop(c, 0);
         return CS_OK;
     }
@@ -1516,7 +1509,7 @@ static int marathon_ports(ctx *c, const json_t *const *found, const json_t *mapp
     for (uint32_t i = 0; i < a.n; i++) {
         size_t old = push_key(c, src);
         push_index(c, i);
-        TRY(add_port(c, a.port[i]));
+        CS_TRY(add_port(c, a.port[i]));
         pop(c, old);
     }
     return CS_OK;
@@ -1525,14 +1518,14 @@ static int marathon_ports(ctx *c, const json_t *const *found, const json_t *mapp
 static int marathon_kill_grace(ctx *c, const json_t *v)
 {
     double sec;
-    TRY(get_number(c, v, &sec));
+    CS_TRY(get_number(c, v, &sec));
     return seconds_to_ms(c, sec, &c->s->opts.kill_grace_ms);
 }
 
 static int marathon(ctx *c, const json_t *root, health_ports *hp)
 {
     const json_t *found[M_FIELDS] = {0};
-    TRY(collect(c, root, marathon_fields, M_FIELDS, found, marathon_other));
+    CS_TRY(collect(c, root, marathon_fields, M_FIELDS, found, marathon_other));
     cs_job *j = &c->s->job;
     if (found[M_APPS]) {
         return fail_at(c, "apps", "a Marathon group is not supported: submit each app on its own");
@@ -1551,7 +1544,7 @@ static int marathon(ctx *c, const json_t *root, health_ports *hp)
     FIELD(marathon_fields, M_CMD, get_str(c, v, CS_CMD_MAX, true, &j->cmd));
     if (found[M_CMD] && found[M_ARGS]) {
         size_t old = push_key(c, "args");
-        TRY(warn(c, "ignored: cmd is given too (Marathon refuses both)"));
+        CS_TRY(warn(c, "ignored: cmd is given too (Marathon refuses both)"));
         pop(c, old);
     } else {
         FIELD(marathon_fields, M_ARGS, set_args(c, v));
@@ -1565,7 +1558,7 @@ static int marathon(ctx *c, const json_t *root, health_ports *hp)
     FIELD(marathon_fields, M_MEM, get_mib(c, v, &j->res.mem));
     FIELD(marathon_fields, M_DISK, get_mib(c, v, &j->res.disk));
     FIELD(marathon_fields, M_INSTANCES, get_u32(c, v, CS_TASK_INDEX_MAX + 1u, &j->count));
-    TRY(marathon_ports(c, found, mappings, mpath));
+    CS_TRY(marathon_ports(c, found, mappings, mpath));
     FIELD(marathon_fields, M_CONSTRAINTS, set_constraints(c, v));
     FIELD(marathon_fields, M_HEALTH, set_health(c, v, hp));
     FIELD(marathon_fields, M_UPGRADE,
@@ -1621,7 +1614,7 @@ static int pack_body(ctx *c)
 /* Encode the options, check the whole spec as the server will, pack. */
 static int finish(ctx *c, const health_ports *hp)
 {
-    TRY(check_health_ports(c, hp));
+    CS_TRY(check_health_ports(c, hp));
     cs_job *j = &c->s->job;
     msgpack_sbuffer opts;
     msgpack_sbuffer_init(&opts);
@@ -1640,8 +1633,8 @@ static int finish(ctx *c, const health_ports *hp)
         }
     }
     msgpack_sbuffer_destroy(&opts);
-    TRY(rc);
-    TRY(cs_job_validate(j, c->err));
+    CS_TRY(rc);
+    CS_TRY(cs_job_validate(j, c->err));
     return pack_body(c);
 }
 

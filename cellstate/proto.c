@@ -62,46 +62,39 @@ int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req)
     return CS_OK;
 }
 
-#define TRY(call)         \
-    do {                  \
-        int rc_ = (call); \
-        if (rc_ != CS_OK) \
-            return rc_;   \
-    } while (0)
-
 int cs_pack_kv_str(msgpack_packer *pk, const char *key, const char *value)
 {
-    TRY(cs_pack_str(pk, key));
+    CS_TRY(cs_pack_str(pk, key));
     return cs_pack_str(pk, value);
 }
 
 int cs_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t value)
 {
-    TRY(cs_pack_str(pk, key));
+    CS_TRY(cs_pack_str(pk, key));
     PK(msgpack_pack_uint64(pk, value));
     return CS_OK;
 }
 
 int cs_pack_kv_i64(msgpack_packer *pk, const char *key, int64_t value)
 {
-    TRY(cs_pack_str(pk, key));
+    CS_TRY(cs_pack_str(pk, key));
     PK(msgpack_pack_int64(pk, value));
     return CS_OK;
 }
 
 int cs_pack_kv_bool(msgpack_packer *pk, const char *key, bool value)
 {
-    TRY(cs_pack_str(pk, key));
+    CS_TRY(cs_pack_str(pk, key));
     PK(value ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
     return CS_OK;
 }
 
 int cs_pack_kv_res(msgpack_packer *pk, const char *key, const cs_res *r)
 {
-    TRY(cs_pack_str(pk, key));
+    CS_TRY(cs_pack_str(pk, key));
     PK(msgpack_pack_map(pk, 3));
-    TRY(cs_pack_kv_i64(pk, "cpu", r->cpu));
-    TRY(cs_pack_kv_i64(pk, "mem", r->mem));
+    CS_TRY(cs_pack_kv_i64(pk, "cpu", r->cpu));
+    CS_TRY(cs_pack_kv_i64(pk, "mem", r->mem));
     return cs_pack_kv_i64(pk, "disk", r->disk);
 }
 
@@ -109,16 +102,16 @@ int cs_msg_error(msgpack_sbuffer *buf, uint64_t req, int code, const char *messa
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    TRY(cs_msg_begin(&pk, CS_MSG_ERROR, req));
+    CS_TRY(cs_msg_begin(&pk, CS_MSG_ERROR, req));
     PK(msgpack_pack_map(&pk, 3));
-    TRY(cs_pack_kv_i64(&pk, "code", code));
-    TRY(cs_pack_kv_str(&pk, "error", cs_strerror(code)));
+    CS_TRY(cs_pack_kv_i64(&pk, "code", code));
+    CS_TRY(cs_pack_kv_str(&pk, "error", cs_strerror(code)));
     return cs_pack_kv_str(&pk, "message", message);
 }
 
 static int pack_ports(msgpack_packer *pk, const char *key, const uint16_t *p, uint32_t n)
 {
-    TRY(cs_pack_str(pk, key));
+    CS_TRY(cs_pack_str(pk, key));
     PK(msgpack_pack_array(pk, n));
     for (uint32_t i = 0; i < n; i++)
         PK(msgpack_pack_uint16(pk, p[i]));
@@ -128,53 +121,53 @@ static int pack_ports(msgpack_packer *pk, const char *key, const uint16_t *p, ui
 int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
 {
     PK(msgpack_pack_map(pk, 12));
-    TRY(cs_pack_kv_u64(pk, "id", m->id));
-    TRY(cs_pack_kv_str(pk, "name", m->name));
-    TRY(cs_pack_kv_str(pk, "state", cs_machine_state_name(m->state)));
-    TRY(cs_pack_str(pk, "attrs"));
+    CS_TRY(cs_pack_kv_u64(pk, "id", m->id));
+    CS_TRY(cs_pack_kv_str(pk, "name", m->name));
+    CS_TRY(cs_pack_kv_str(pk, "state", cs_machine_state_name(m->state)));
+    CS_TRY(cs_pack_str(pk, "attrs"));
     PK(msgpack_pack_map(pk, m->nattrs));
     for (uint32_t i = 0; i < m->nattrs; i++)
-        TRY(cs_pack_kv_str(pk, m->attrs[i].key, m->attrs[i].value));
-    TRY(cs_pack_kv_res(pk, "capacity", &m->capacity));
-    TRY(cs_pack_kv_res(pk, "allocated", &m->allocated));
-    TRY(cs_pack_kv_u64(pk, "port_lo", m->port_lo));
-    TRY(cs_pack_kv_u64(pk, "port_hi", m->port_hi));
-    TRY(pack_ports(pk, "ports", m->ports, m->nports));
-    TRY(cs_pack_kv_u64(pk, "ntasks", m->ntasks));
-    TRY(cs_pack_kv_u64(pk, "seq", m->seq));
+        CS_TRY(cs_pack_kv_str(pk, m->attrs[i].key, m->attrs[i].value));
+    CS_TRY(cs_pack_kv_res(pk, "capacity", &m->capacity));
+    CS_TRY(cs_pack_kv_res(pk, "allocated", &m->allocated));
+    CS_TRY(cs_pack_kv_u64(pk, "port_lo", m->port_lo));
+    CS_TRY(cs_pack_kv_u64(pk, "port_hi", m->port_hi));
+    CS_TRY(pack_ports(pk, "ports", m->ports, m->nports));
+    CS_TRY(cs_pack_kv_u64(pk, "ntasks", m->ntasks));
+    CS_TRY(cs_pack_kv_u64(pk, "seq", m->seq));
     return cs_pack_kv_u64(pk, "version", m->version);
 }
 
 int cs_pack_job(msgpack_packer *pk, const cs_job *j)
 {
     PK(msgpack_pack_map(pk, 16));
-    TRY(cs_pack_kv_u64(pk, "id", j->id));
-    TRY(cs_pack_kv_str(pk, "name", j->name));
-    TRY(cs_pack_kv_str(pk, "kind", cs_job_kind_name(j->kind)));
-    TRY(cs_pack_kv_str(pk, "state", cs_job_state_name(j->state)));
-    TRY(cs_pack_kv_i64(pk, "priority", j->priority));
-    TRY(cs_pack_kv_u64(pk, "count", j->count));
-    TRY(cs_pack_kv_res(pk, "resources", &j->res));
-    TRY(pack_ports(pk, "ports", j->ports, j->nports));
-    TRY(cs_pack_str(pk, "constraints"));
+    CS_TRY(cs_pack_kv_u64(pk, "id", j->id));
+    CS_TRY(cs_pack_kv_str(pk, "name", j->name));
+    CS_TRY(cs_pack_kv_str(pk, "kind", cs_job_kind_name(j->kind)));
+    CS_TRY(cs_pack_kv_str(pk, "state", cs_job_state_name(j->state)));
+    CS_TRY(cs_pack_kv_i64(pk, "priority", j->priority));
+    CS_TRY(cs_pack_kv_u64(pk, "count", j->count));
+    CS_TRY(cs_pack_kv_res(pk, "resources", &j->res));
+    CS_TRY(pack_ports(pk, "ports", j->ports, j->nports));
+    CS_TRY(cs_pack_str(pk, "constraints"));
     PK(msgpack_pack_array(pk, j->nconstraints));
     for (uint32_t i = 0; i < j->nconstraints; i++) {
         const cs_constraint *c = &j->constraints[i];
         PK(msgpack_pack_map(pk, 4));
-        TRY(cs_pack_kv_str(pk, "field", c->field));
-        TRY(cs_pack_kv_str(pk, "op", c->op));
-        TRY(cs_pack_kv_str(pk, "value", c->value));
-        TRY(cs_pack_kv_bool(pk, "soft", c->soft));
+        CS_TRY(cs_pack_kv_str(pk, "field", c->field));
+        CS_TRY(cs_pack_kv_str(pk, "op", c->op));
+        CS_TRY(cs_pack_kv_str(pk, "value", c->value));
+        CS_TRY(cs_pack_kv_bool(pk, "soft", c->soft));
     }
-    TRY(cs_pack_kv_str(pk, "cmd", j->cmd));
-    TRY(cs_pack_str(pk, "options"));
+    CS_TRY(cs_pack_kv_str(pk, "cmd", j->cmd));
+    CS_TRY(cs_pack_str(pk, "options"));
     PK(msgpack_pack_bin(pk, j->extra_len));
     if (j->extra_len)
         PK(msgpack_pack_bin_body(pk, j->extra, j->extra_len));
-    TRY(cs_pack_kv_u64(pk, "spec_hash", j->spec_hash));
-    TRY(cs_pack_kv_u64(pk, "version", j->version));
-    TRY(cs_pack_kv_u64(pk, "submitted", j->submitted));
-    TRY(cs_pack_kv_str(pk, "note", j->note));
+    CS_TRY(cs_pack_kv_u64(pk, "spec_hash", j->spec_hash));
+    CS_TRY(cs_pack_kv_u64(pk, "version", j->version));
+    CS_TRY(cs_pack_kv_u64(pk, "submitted", j->submitted));
+    CS_TRY(cs_pack_kv_str(pk, "note", j->note));
     return cs_pack_kv_u64(pk, "surge", j->surge);
 }
 

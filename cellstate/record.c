@@ -96,13 +96,6 @@ static int pack_ports(msgpack_packer *pk, const uint16_t *p, uint32_t n)
     return CS_OK;
 }
 
-#define TRY(call)                 \
-    do {                          \
-        int rc_ = (call);         \
-        if (rc_ != CS_OK)         \
-            return rc_;           \
-    } while (0)
-
 enum { MACHINE_FIELDS = 9, JOB_FIELDS = 17, TASK_FIELDS = 15 };
 
 int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
@@ -111,13 +104,13 @@ int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
     PK(msgpack_pack_array(&pk, MACHINE_FIELDS));
     PK(msgpack_pack_uint64(&pk, m->id));
-    TRY(cs_pack_str(&pk, m->name));
+    CS_TRY(cs_pack_str(&pk, m->name));
     PK(msgpack_pack_array(&pk, m->nattrs * 2));
     for (uint32_t i = 0; i < m->nattrs; i++) {
-        TRY(cs_pack_str(&pk, m->attrs[i].key));
-        TRY(cs_pack_str(&pk, m->attrs[i].value));
+        CS_TRY(cs_pack_str(&pk, m->attrs[i].key));
+        CS_TRY(cs_pack_str(&pk, m->attrs[i].value));
     }
-    TRY(pack_res(&pk, &m->capacity));
+    CS_TRY(pack_res(&pk, &m->capacity));
     PK(msgpack_pack_uint16(&pk, m->port_lo));
     PK(msgpack_pack_uint16(&pk, m->port_hi));
     /* The allocation (allocated, ports, ntasks) and seq are not stored: the
@@ -144,23 +137,23 @@ static int pack_opt_str(msgpack_packer *pk, const char *s)
  * tasks run. */
 static int pack_job_spec(msgpack_packer *pk, const cs_job *j, bool with_count)
 {
-    TRY(cs_pack_str(pk, j->name));
+    CS_TRY(cs_pack_str(pk, j->name));
     PK(msgpack_pack_uint8(pk, j->kind));
     PK(msgpack_pack_int32(pk, j->priority));
     if (with_count)
         PK(msgpack_pack_uint32(pk, j->count));
-    TRY(pack_res(pk, &j->res));
-    TRY(pack_ports(pk, j->ports, j->nports));
+    CS_TRY(pack_res(pk, &j->res));
+    CS_TRY(pack_ports(pk, j->ports, j->nports));
     PK(msgpack_pack_array(pk, j->nconstraints));
     for (uint32_t i = 0; i < j->nconstraints; i++) {
         const cs_constraint *c = &j->constraints[i];
         PK(msgpack_pack_array(pk, 4));
-        TRY(cs_pack_str(pk, c->field));
-        TRY(cs_pack_str(pk, c->op));
-        TRY(cs_pack_str(pk, c->value));
+        CS_TRY(cs_pack_str(pk, c->field));
+        CS_TRY(cs_pack_str(pk, c->op));
+        CS_TRY(cs_pack_str(pk, c->value));
         PK(c->soft ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
     }
-    TRY(cs_pack_str(pk, j->cmd));
+    CS_TRY(cs_pack_str(pk, j->cmd));
     PK(msgpack_pack_bin(pk, j->extra_len));
     if (j->extra_len > 0)
         PK(msgpack_pack_bin_body(pk, j->extra, j->extra_len));
@@ -174,11 +167,11 @@ int cs_job_encode(const cs_job *j, msgpack_sbuffer *buf)
     PK(msgpack_pack_array(&pk, JOB_FIELDS));
     PK(msgpack_pack_uint64(&pk, j->id));
     PK(msgpack_pack_uint8(&pk, j->state));
-    TRY(pack_job_spec(&pk, j, true)); /* 9 fields */
+    CS_TRY(pack_job_spec(&pk, j, true)); /* 9 fields */
     PK(msgpack_pack_uint64(&pk, j->spec_hash));
     PK(msgpack_pack_uint64(&pk, j->version));
     PK(msgpack_pack_uint64(&pk, j->submitted));
-    TRY(pack_opt_str(&pk, j->note));
+    CS_TRY(pack_opt_str(&pk, j->note));
     PK(msgpack_pack_uint32(&pk, j->surge));
     PK(msgpack_pack_nil(&pk)); /* reserved */
     return CS_OK;
@@ -195,12 +188,12 @@ int cs_task_encode(const cs_task *t, msgpack_sbuffer *buf)
     PK(msgpack_pack_uint8(&pk, t->state));
     PK(msgpack_pack_uint8(&pk, t->last_end));
     PK(msgpack_pack_uint64(&pk, t->machine));
-    TRY(pack_res(&pk, &t->res));
-    TRY(pack_ports(&pk, t->ports, t->nports));
+    CS_TRY(pack_res(&pk, &t->res));
+    CS_TRY(pack_ports(&pk, t->ports, t->nports));
     PK(msgpack_pack_uint32(&pk, t->attempts));
     PK(msgpack_pack_int32(&pk, t->exit_code));
     PK(msgpack_pack_uint64(&pk, t->version));
-    TRY(pack_opt_str(&pk, t->reason));
+    CS_TRY(pack_opt_str(&pk, t->reason));
     PK(msgpack_pack_uint8(&pk, t->health));
     PK(msgpack_pack_uint64(&pk, t->spec));
     PK(msgpack_pack_nil(&pk)); /* reserved */
@@ -266,7 +259,7 @@ static int get_i64(dec *d, const msgpack_object *o, const char *field, int64_t m
 static int get_u32(dec *d, const msgpack_object *o, const char *field, uint32_t *out)
 {
     uint64_t v = 0;
-    TRY(get_u64(d, o, field, UINT32_MAX, &v));
+    CS_TRY(get_u64(d, o, field, UINT32_MAX, &v));
     *out = (uint32_t)v;
     return CS_OK;
 }
@@ -274,7 +267,7 @@ static int get_u32(dec *d, const msgpack_object *o, const char *field, uint32_t 
 static int get_u8(dec *d, const msgpack_object *o, const char *field, uint8_t limit, uint8_t *out)
 {
     uint64_t v = 0;
-    TRY(get_u64(d, o, field, (uint64_t)limit - 1, &v));
+    CS_TRY(get_u64(d, o, field, (uint64_t)limit - 1, &v));
     *out = (uint8_t)v;
     return CS_OK;
 }
@@ -313,9 +306,9 @@ static int get_res(dec *d, const msgpack_object *o, const char *field, cs_res *o
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3)
         return bad(d, field, "is not an array of 3 integers");
     const msgpack_object *v = o->via.array.ptr;
-    TRY(get_i64(d, &v[0], field, 0, CS_RES_MAX * 16, &out->cpu));
-    TRY(get_i64(d, &v[1], field, 0, CS_RES_MAX * 16, &out->mem));
-    TRY(get_i64(d, &v[2], field, 0, CS_RES_MAX * 16, &out->disk));
+    CS_TRY(get_i64(d, &v[0], field, 0, CS_RES_MAX * 16, &out->cpu));
+    CS_TRY(get_i64(d, &v[1], field, 0, CS_RES_MAX * 16, &out->mem));
+    CS_TRY(get_i64(d, &v[2], field, 0, CS_RES_MAX * 16, &out->disk));
     return CS_OK;
 }
 
@@ -335,7 +328,7 @@ static int get_ports(dec *d, const msgpack_object *o, const char *field, uint32_
     }
     for (uint32_t i = 0; i < cnt; i++) {
         uint64_t v = 0;
-        TRY(get_u64(d, &o->via.array.ptr[i], field, UINT16_MAX, &v));
+        CS_TRY(get_u64(d, &o->via.array.ptr[i], field, UINT16_MAX, &v));
         p[i] = (uint16_t)v;
     }
     *out = p;
@@ -561,8 +554,8 @@ static int check_name(const char *what, const char *name, cs_error *err)
 
 int cs_machine_validate(const cs_machine *m, cs_error *err)
 {
-    TRY(check_name("machine", m->name, err));
-    TRY(cs_res_validate(&m->capacity, "machine capacity", err));
+    CS_TRY(check_name("machine", m->name, err));
+    CS_TRY(cs_res_validate(&m->capacity, "machine capacity", err));
     if (m->port_lo > m->port_hi)
         return cs_errorf(err, CS_EINVAL, "machine %s: port range %u-%u is reversed", m->name,
                          m->port_lo, m->port_hi);
@@ -589,7 +582,7 @@ int cs_machine_validate(const cs_machine *m, cs_error *err)
 
 int cs_job_validate(const cs_job *j, cs_error *err)
 {
-    TRY(check_name("job", j->name, err));
+    CS_TRY(check_name("job", j->name, err));
     if (j->kind >= CS_JOB_KIND_COUNT)
         return cs_errorf(err, CS_EINVAL, "job %s: unknown kind %u", j->name, j->kind);
     if (j->count > CS_TASK_INDEX_MAX + 1u)
@@ -597,7 +590,7 @@ int cs_job_validate(const cs_job *j, cs_error *err)
                          CS_TASK_INDEX_MAX + 1u);
     char what[CS_NAME_MAX + 32];
     snprintf(what, sizeof what, "job %s resources", j->name);
-    TRY(cs_res_validate(&j->res, what, err));
+    CS_TRY(cs_res_validate(&j->res, what, err));
     if (j->nports > CS_PORTS_PER_TASK_MAX)
         return cs_errorf(err, CS_EINVAL, "job %s: more than %d ports per task", j->name,
                          CS_PORTS_PER_TASK_MAX);

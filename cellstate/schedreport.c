@@ -13,13 +13,6 @@
         if ((call) != 0)      \
             return CS_ENOMEM; \
     } while (0)
-#define TRY(call)         \
-    do {                  \
-        int rc_ = (call); \
-        if (rc_ != CS_OK) \
-            return rc_;   \
-    } while (0)
-
 /* ---- the body --------------------------------------------------------------- */
 
 /* A required string field into a fixed buffer of max + 1 bytes. */
@@ -79,7 +72,7 @@ static int read_metric(cs_sched_report *r, const msgpack_object *k, const msgpac
     if (k->type != MSGPACK_OBJECT_STR)
         return cs_errorf(err, CS_EPROTO, "field 'metrics': a key is not a string");
     cs_sched_metric *m;
-    TRY(new_metric(r, k->via.str.ptr, k->via.str.size, &m, err));
+    CS_TRY(new_metric(r, k->via.str.ptr, k->via.str.size, &m, err));
     switch (v->type) {
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
         m->type = CS_METRIC_UINT;
@@ -108,8 +101,8 @@ static int read_metric(cs_sched_report *r, const msgpack_object *k, const msgpac
 int cs_sched_report_unpack(const msgpack_object *body, cs_sched_report *out, cs_error *err)
 {
     memset(out, 0, sizeof *out);
-    TRY(text_field(body, "name", CS_NAME_MAX, true, out->name, err));
-    TRY(text_field(body, "kind", CS_SCHED_KIND_MAX, false, out->kind, err));
+    CS_TRY(text_field(body, "name", CS_NAME_MAX, true, out->name, err));
+    CS_TRY(text_field(body, "kind", CS_SCHED_KIND_MAX, false, out->kind, err));
     const msgpack_object *ms = cs_obj_get(body, "metrics");
     if (ms == NULL)
         return cs_errorf(err, CS_EPROTO, "field 'metrics' is missing");
@@ -117,17 +110,17 @@ int cs_sched_report_unpack(const msgpack_object *body, cs_sched_report *out, cs_
         return cs_errorf(err, CS_EPROTO, "field 'metrics' is not a map of at most %d numbers",
                          CS_SCHED_METRICS_MAX);
     for (uint32_t i = 0; i < ms->via.map.size; i++)
-        TRY(read_metric(out, &ms->via.map.ptr[i].key, &ms->via.map.ptr[i].val, err));
+        CS_TRY(read_metric(out, &ms->via.map.ptr[i].key, &ms->via.map.ptr[i].val, err));
     return CS_OK;
 }
 
 static int pack_metrics(msgpack_packer *pk, const cs_sched_report *r)
 {
-    TRY(cs_pack_str(pk, "metrics"));
+    CS_TRY(cs_pack_str(pk, "metrics"));
     PK(msgpack_pack_map(pk, r->nmetrics));
     for (uint32_t i = 0; i < r->nmetrics; i++) {
         const cs_sched_metric *m = &r->metrics[i];
-        TRY(cs_pack_str(pk, m->key));
+        CS_TRY(cs_pack_str(pk, m->key));
         if (m->type == CS_METRIC_UINT)
             PK(msgpack_pack_uint64(pk, m->v.u));
         else if (m->type == CS_METRIC_INT)
@@ -141,8 +134,8 @@ static int pack_metrics(msgpack_packer *pk, const cs_sched_report *r)
 int cs_sched_report_pack(msgpack_packer *pk, const cs_sched_report *r)
 {
     PK(msgpack_pack_map(pk, 3));
-    TRY(cs_pack_kv_str(pk, "name", r->name));
-    TRY(cs_pack_kv_str(pk, "kind", r->kind));
+    CS_TRY(cs_pack_kv_str(pk, "name", r->name));
+    CS_TRY(cs_pack_kv_str(pk, "kind", r->kind));
     return pack_metrics(pk, r);
 }
 
@@ -152,7 +145,7 @@ static int add_metric(cs_sched_report *r, const char *key, const cs_sched_metric
                       cs_error *err)
 {
     cs_sched_metric *m;
-    TRY(new_metric(r, key, strlen(key), &m, err));
+    CS_TRY(new_metric(r, key, strlen(key), &m, err));
     m->type = value->type;
     m->v = value->v;
     r->nmetrics++;
@@ -246,10 +239,10 @@ int cs_sched_table_pack(const cs_sched_table *t, int64_t now_ms, msgpack_packer 
         const cs_sched_entry *e = &t->v[i];
         int64_t age = now_ms - e->seen_ms;
         PK(msgpack_pack_map(pk, 4));
-        TRY(cs_pack_kv_str(pk, "name", e->r.name));
-        TRY(cs_pack_kv_str(pk, "kind", e->r.kind));
-        TRY(cs_pack_kv_u64(pk, "age_ms", age > 0 ? (uint64_t)age : 0));
-        TRY(pack_metrics(pk, &e->r));
+        CS_TRY(cs_pack_kv_str(pk, "name", e->r.name));
+        CS_TRY(cs_pack_kv_str(pk, "kind", e->r.kind));
+        CS_TRY(cs_pack_kv_u64(pk, "age_ms", age > 0 ? (uint64_t)age : 0));
+        CS_TRY(pack_metrics(pk, &e->r));
     }
     return CS_OK;
 }

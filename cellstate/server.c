@@ -241,13 +241,6 @@ static void run_handler(worker *w, handler_fn fn)
         if ((call) != 0)                                               \
             return cs_errorf(err, CS_ENOMEM, "reply: out of memory");  \
     } while (0)
-#define TRY(call)         \
-    do {                  \
-        int rc_ = (call); \
-        if (rc_ != CS_OK) \
-            return rc_;   \
-    } while (0)
-
 static const msgpack_object *body(worker *w) { return &w->msg.body; }
 
 /* A record named in field `key` by id (an unsigned integer: *by_id, *id) or
@@ -448,7 +441,7 @@ static int walk_jobs(cs_snap *snap, bool put, pack_ctx *p, cs_error *err)
 static int h_list(worker *w, msgpack_packer *pk, const char *key, walk_fn walk, cs_error *err)
 {
     cs_snap *snap;
-    TRY(open_snap(w, &snap, err));
+    CS_TRY(open_snap(w, &snap, err));
     pack_ctx p = {.pk = pk};
     int rc = walk(snap, false, &p, err);
     if (rc == CS_OK && (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
@@ -500,7 +493,7 @@ static int pack_tasks(cs_snap *snap, msgpack_packer *pk, pack_ctx *p, cs_error *
 static int h_get_tasks(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_snap *snap;
-    TRY(open_snap(w, &snap, err));
+    CS_TRY(open_snap(w, &snap, err));
     cs_arena a;
     cs_arena_init(&a);
     pack_ctx p = {.state = -1};
@@ -534,7 +527,7 @@ static int h_get_tasks(worker *w, msgpack_packer *pk, cs_error *err)
 static int h_get_job(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_snap *snap;
-    TRY(open_snap(w, &snap, err));
+    CS_TRY(open_snap(w, &snap, err));
     cs_arena a;
     cs_arena_init(&a);
     cs_job j;
@@ -587,7 +580,7 @@ static int stat_task(void *ctx, const cs_task *t)
 static int h_stats(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_snap *snap;
-    TRY(open_snap(w, &snap, err));
+    CS_TRY(open_snap(w, &snap, err));
     stats_ctx c = {0};
     int rc;
     if ((rc = cs_snap_each_machine(snap, stat_machine, &c, err)) != CS_OK ||
@@ -604,30 +597,30 @@ static int h_stats(worker *w, msgpack_packer *pk, cs_error *err)
     uint32_t parked = s->nparked;
     pthread_mutex_unlock(&s->mu);
     PK(msgpack_pack_map(pk, 11));
-    TRY(cs_pack_kv_u64(pk, "version", version));
-    TRY(cs_pack_kv_u64(pk, "machines", c.machines));
-    TRY(cs_pack_kv_u64(pk, "machines_up", c.up));
-    TRY(cs_pack_kv_u64(pk, "jobs", c.jobs));
-    TRY(cs_pack_kv_u64(pk, "jobs_active", c.active));
-    TRY(cs_pack_str(pk, "tasks"));
+    CS_TRY(cs_pack_kv_u64(pk, "version", version));
+    CS_TRY(cs_pack_kv_u64(pk, "machines", c.machines));
+    CS_TRY(cs_pack_kv_u64(pk, "machines_up", c.up));
+    CS_TRY(cs_pack_kv_u64(pk, "jobs", c.jobs));
+    CS_TRY(cs_pack_kv_u64(pk, "jobs_active", c.active));
+    CS_TRY(cs_pack_str(pk, "tasks"));
     PK(msgpack_pack_map(pk, CS_TASK_STATE_COUNT));
     for (int i = 0; i < CS_TASK_STATE_COUNT; i++)
-        TRY(cs_pack_kv_u64(pk, cs_task_state_name((uint8_t)i), c.tasks[i]));
-    TRY(cs_pack_kv_res(pk, "capacity", &c.cap));
-    TRY(cs_pack_kv_res(pk, "allocated", &c.alloc));
-    TRY(cs_pack_str(pk, "server"));
+        CS_TRY(cs_pack_kv_u64(pk, cs_task_state_name((uint8_t)i), c.tasks[i]));
+    CS_TRY(cs_pack_kv_res(pk, "capacity", &c.cap));
+    CS_TRY(cs_pack_kv_res(pk, "allocated", &c.alloc));
+    CS_TRY(cs_pack_str(pk, "server"));
     PK(msgpack_pack_map(pk, 9));
-    TRY(cs_pack_kv_u64(pk, "requests", k.requests));
-    TRY(cs_pack_kv_u64(pk, "errors", k.errors));
-    TRY(cs_pack_kv_u64(pk, "writes", k.writes));
-    TRY(cs_pack_kv_u64(pk, "commits", k.commits));
-    TRY(cs_pack_kv_u64(pk, "commits_conflicted", k.commits_conflicted));
-    TRY(cs_pack_kv_u64(pk, "claims", k.claims));
-    TRY(cs_pack_kv_u64(pk, "claims_committed", k.claims_committed));
-    TRY(cs_pack_kv_u64(pk, "queued", k.queued));
-    TRY(cs_pack_kv_u64(pk, "parked_polls", parked));
-    TRY(cs_pack_kv_u64(pk, "workers", s->nworkers));
-    TRY(cs_pack_str(pk, "schedulers"));
+    CS_TRY(cs_pack_kv_u64(pk, "requests", k.requests));
+    CS_TRY(cs_pack_kv_u64(pk, "errors", k.errors));
+    CS_TRY(cs_pack_kv_u64(pk, "writes", k.writes));
+    CS_TRY(cs_pack_kv_u64(pk, "commits", k.commits));
+    CS_TRY(cs_pack_kv_u64(pk, "commits_conflicted", k.commits_conflicted));
+    CS_TRY(cs_pack_kv_u64(pk, "claims", k.claims));
+    CS_TRY(cs_pack_kv_u64(pk, "claims_committed", k.claims_committed));
+    CS_TRY(cs_pack_kv_u64(pk, "queued", k.queued));
+    CS_TRY(cs_pack_kv_u64(pk, "parked_polls", parked));
+    CS_TRY(cs_pack_kv_u64(pk, "workers", s->nworkers));
+    CS_TRY(cs_pack_str(pk, "schedulers"));
     int64_t now = now_ms();
     pthread_mutex_lock(&s->rmu);
     cs_sched_table_expire(&s->reports, now);
@@ -794,10 +787,10 @@ static int h_sync(worker *w, msgpack_packer *pk, cs_error *err)
 {
     uint64_t since = 0;
     bool compact;
-    TRY(cs_obj_u64(body(w), "since", false, UINT64_MAX, &since, err));
-    TRY(sync_form(w, &compact, err));
+    CS_TRY(cs_obj_u64(body(w), "since", false, UINT64_MAX, &since, err));
+    CS_TRY(sync_form(w, &compact, err));
     cs_snap *snap;
-    TRY(open_snap(w, &snap, err));
+    CS_TRY(open_snap(w, &snap, err));
     cs_changes ch;
     bool full = since == 0;
     int rc = CS_OK;
@@ -879,7 +872,7 @@ static int h_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
             return pack_heartbeat(pk, id, state, version, err);
     }
     cs_snap *snap;
-    TRY(open_snap(w, &snap, err));
+    CS_TRY(open_snap(w, &snap, err));
     cs_arena a;
     cs_arena_init(&a);
     cs_machine m;
@@ -1017,7 +1010,7 @@ static int pack_poll_compact(cs_snap *snap, msgpack_packer *pk, cs_id machine, u
 static int h_poll_reply(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_snap *snap;
-    TRY(open_snap(w, &snap, err));
+    CS_TRY(open_snap(w, &snap, err));
     int rc;
     if (w->poll_jobs_once) {
         rc = pack_poll_compact(snap, pk, w->poll_machine, w->poll_short ? w->poll_since : 0, err);
@@ -1163,7 +1156,7 @@ static int h_register(worker *w, msgpack_packer *pk, cs_error *err)
     }
     pthread_mutex_unlock(&w->s->mu);
     PK(msgpack_pack_map(pk, 2));
-    TRY(cs_pack_kv_u64(pk, "id", id));
+    CS_TRY(cs_pack_kv_u64(pk, "id", id));
     return cs_pack_kv_u64(pk, "version", v);
 }
 
@@ -1184,7 +1177,7 @@ static int h_submit(worker *w, msgpack_packer *pk, cs_error *err)
     if (rc != CS_OK)
         return rc;
     PK(msgpack_pack_map(pk, 2));
-    TRY(cs_pack_kv_u64(pk, "id", id));
+    CS_TRY(cs_pack_kv_u64(pk, "id", id));
     return cs_pack_kv_u64(pk, "version", v);
 }
 
@@ -1195,7 +1188,7 @@ static int h_submit(worker *w, msgpack_packer *pk, cs_error *err)
 static int resolve_job(worker *w, cs_id *id, cs_error *err)
 {
     cs_wtxn *wt;
-    TRY(cs_wtxn_begin(w->s->store, &wt, err));
+    CS_TRY(cs_wtxn_begin(w->s->store, &wt, err));
     cs_arena a;
     cs_arena_init(&a);
     cs_job j;
@@ -1217,8 +1210,8 @@ static int h_kill(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_id id;
     uint64_t v = 0;
-    TRY(resolve_job(w, &id, err));
-    TRY(cs_op_job_kill(w->s->store, id, &v, err));
+    CS_TRY(resolve_job(w, &id, err));
+    CS_TRY(cs_op_job_kill(w->s->store, id, &v, err));
     return reply_version(pk, v, err);
 }
 
@@ -1229,9 +1222,9 @@ static int job_count_op(worker *w, msgpack_packer *pk, const char *key,
 {
     cs_id id;
     uint64_t n = 0, v = 0;
-    TRY(cs_obj_u64(body(w), key, true, CS_TASK_INDEX_MAX + 1u, &n, err));
-    TRY(resolve_job(w, &id, err));
-    TRY(op(w->s->store, id, (uint32_t)n, &v, err));
+    CS_TRY(cs_obj_u64(body(w), key, true, CS_TASK_INDEX_MAX + 1u, &n, err));
+    CS_TRY(resolve_job(w, &id, err));
+    CS_TRY(op(w->s->store, id, (uint32_t)n, &v, err));
     return reply_version(pk, v, err);
 }
 
@@ -1252,7 +1245,7 @@ static int h_update(worker *w, msgpack_packer *pk, cs_error *err)
     const msgpack_object *spec_obj = cs_obj_get(body(w), "spec");
     if (spec_obj == NULL)
         return cs_errorf(err, CS_EPROTO, "field 'spec' is missing");
-    TRY(resolve_job(w, &id, err));
+    CS_TRY(resolve_job(w, &id, err));
     cs_arena a;
     cs_arena_init(&a);
     cs_job spec;
@@ -1282,7 +1275,7 @@ static int h_job_note(worker *w, msgpack_packer *pk, cs_error *err)
 static int pack_outcomes(msgpack_packer *pk, const char *key, const uint8_t *o, uint32_t n,
                          cs_error *err)
 {
-    TRY(cs_pack_str(pk, key));
+    CS_TRY(cs_pack_str(pk, key));
     PK(msgpack_pack_array(pk, n));
     for (uint32_t i = 0; i < n; i++)
         PK(msgpack_pack_uint8(pk, o[i]));

@@ -11,13 +11,6 @@
 #include "cellstate/jobspec.h"
 #include "cellstate/proto.h"
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        int rc_ = (x);                                                                             \
-        if (rc_ != CS_OK)                                                                          \
-            return rc_;                                                                            \
-    } while (0)
-
 /* ---- the connection ------------------------------------------------------------ */
 
 void ctl_close(ctl *c)
@@ -76,7 +69,7 @@ static int decode_list(ctl_cell *cell, const msgpack_object *body, const char *k
     if (arr == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     for (uint32_t i = 0; i < v->via.array.size; i++)
-        TRY(fn(&v->via.array.ptr[i], &cell->a, arr + i * size, err));
+        CS_TRY(fn(&v->via.array.ptr[i], &cell->a, arr + i * size, err));
     *out = arr;
     *n = v->via.array.size;
     uint64_t version = 0;
@@ -116,8 +109,8 @@ static const uint8_t empty_map[] = {0x80};
 int ctl_fetch_machines(ctl *c, ctl_cell *cell, cs_error *err)
 {
     cs_msg r;
-    TRY(ctl_call(c, CS_MSG_GET_MACHINES, empty_map, sizeof empty_map, &r, err));
-    TRY(decode_list(cell, &r.body, "machines", sizeof(cs_machine), decode_machine,
+    CS_TRY(ctl_call(c, CS_MSG_GET_MACHINES, empty_map, sizeof empty_map, &r, err));
+    CS_TRY(decode_list(cell, &r.body, "machines", sizeof(cs_machine), decode_machine,
                     (void **)&cell->machines, &cell->nmachines, err));
     qsort(cell->machines, cell->nmachines, sizeof *cell->machines, cmp_machine);
     return CS_OK;
@@ -126,8 +119,8 @@ int ctl_fetch_machines(ctl *c, ctl_cell *cell, cs_error *err)
 int ctl_fetch_jobs(ctl *c, ctl_cell *cell, cs_error *err)
 {
     cs_msg r;
-    TRY(ctl_call(c, CS_MSG_GET_JOBS, empty_map, sizeof empty_map, &r, err));
-    TRY(decode_list(cell, &r.body, "jobs", sizeof(cs_job), decode_job, (void **)&cell->jobs,
+    CS_TRY(ctl_call(c, CS_MSG_GET_JOBS, empty_map, sizeof empty_map, &r, err));
+    CS_TRY(decode_list(cell, &r.body, "jobs", sizeof(cs_job), decode_job, (void **)&cell->jobs,
                     &cell->njobs, err));
     qsort(cell->jobs, cell->njobs, sizeof *cell->jobs, cmp_job);
     return CS_OK;
@@ -177,7 +170,7 @@ int ctl_fetch_job(ctl *c, ctl_cell *cell, const char *job, cs_error *err)
     cell->jobs = cs_arena_alloc(&cell->a, sizeof *cell->jobs);
     if (cell->jobs == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
-    TRY(decode_job(jo, &cell->a, cell->jobs, err));
+    CS_TRY(decode_job(jo, &cell->a, cell->jobs, err));
     cell->njobs = 1;
     return decode_list(cell, to, "tasks", sizeof(cs_task), decode_task, (void **)&cell->tasks,
                        &cell->ntasks, err);

@@ -15,13 +15,6 @@
 #include "cellstate/proto.h"
 #include "tools/cellctl_table.h"
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        int rc_ = (x);                                                                             \
-        if (rc_ != CS_OK)                                                                          \
-            return rc_;                                                                            \
-    } while (0)
-
 /* Reasons can be 1 KiB; a table cell shows the start. */
 #define REASON_CELL 80
 
@@ -220,23 +213,23 @@ static int get(ctl *c, const ctl_args *a, ctl_cell *cell, cs_error *err)
     if (!tasks && (a->job || a->machine))
         return cs_errorf(err, CTL_EUSAGE, "get %s: --job and --machine filter tasks only", what);
     if (is_kind(what, "machines")) {
-        TRY(check_state(a->state, "machine", cs_machine_state_name, CS_MACHINE_STATE_COUNT, err));
-        TRY(ctl_fetch_machines(c, cell, err));
+        CS_TRY(check_state(a->state, "machine", cs_machine_state_name, CS_MACHINE_STATE_COUNT, err));
+        CS_TRY(ctl_fetch_machines(c, cell, err));
         return c->output == CTL_OUT_JSON ? json_array_of_machines(cell, a->state, err)
                                          : machines_table(cell, a->state, stdout, 0, err);
     }
     if (is_kind(what, "jobs")) {
-        TRY(check_state(a->state, "job", cs_job_state_name, CS_JOB_STATE_COUNT, err));
-        TRY(ctl_fetch_jobs(c, cell, err));
-        TRY(ctl_fetch_tasks(c, cell, NULL, NULL, NULL, err));
+        CS_TRY(check_state(a->state, "job", cs_job_state_name, CS_JOB_STATE_COUNT, err));
+        CS_TRY(ctl_fetch_jobs(c, cell, err));
+        CS_TRY(ctl_fetch_tasks(c, cell, NULL, NULL, NULL, err));
         return c->output == CTL_OUT_JSON ? json_array_of_jobs(cell, a->state, err)
                                          : jobs_table(cell, a->state, stdout, err);
     }
     if (tasks) {
-        TRY(check_state(a->state, "task", cs_task_state_name, CS_TASK_STATE_COUNT, err));
-        TRY(ctl_fetch_machines(c, cell, err));
-        TRY(ctl_fetch_jobs(c, cell, err));
-        TRY(ctl_fetch_tasks(c, cell, a->job, a->machine, a->state, err));
+        CS_TRY(check_state(a->state, "task", cs_task_state_name, CS_TASK_STATE_COUNT, err));
+        CS_TRY(ctl_fetch_machines(c, cell, err));
+        CS_TRY(ctl_fetch_jobs(c, cell, err));
+        CS_TRY(ctl_fetch_tasks(c, cell, a->job, a->machine, a->state, err));
         return c->output == CTL_OUT_JSON ? json_array_of_tasks(cell, err)
                                          : tasks_table(cell, false, stdout, 0, err);
     }
@@ -321,8 +314,8 @@ static const char *fmt_local(uint64_t ms, char *buf, size_t size)
 
 static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
 {
-    TRY(ctl_fetch_machines(c, cell, err));
-    TRY(ctl_fetch_job(c, cell, name, err));
+    CS_TRY(ctl_fetch_machines(c, cell, err));
+    CS_TRY(ctl_fetch_job(c, cell, name, err));
     const cs_job *j = &cell->jobs[0];
     if (c->output == CTL_OUT_JSON) {
         /* `submitted` and `note` beside the job, not in it: the job object
@@ -340,7 +333,7 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
         return rc;
     }
     cs_jobopts o;
-    TRY(cs_job_opts(j, &cell->a, &o, err));
+    CS_TRY(cs_job_opts(j, &cell->a, &o, err));
     char b1[32], pb[512];
     printf("%-13s %s\n%-13s %" PRIu64 "\n%-13s %s\n%-13s %s\n%-13s %d\n%-13s %u\n",
            "Name:", j->name, "ID:", j->id, "Kind:", cs_job_kind_name(j->kind),
@@ -382,7 +375,7 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
     if (cell->ntasks == 0)
         return CS_OK;
     printf("\n");
-    TRY(tasks_table(cell, false, stdout, 0, err));
+    CS_TRY(tasks_table(cell, false, stdout, 0, err));
     if (n[CS_TASK_PENDING] == 0)
         return CS_OK;
     /* Why each pending task waits: the reason the schedulers (or the end of
@@ -403,15 +396,15 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
 
 static int describe_machine(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
 {
-    TRY(ctl_fetch_machines(c, cell, err));
-    TRY(ctl_fetch_jobs(c, cell, err));
+    CS_TRY(ctl_fetch_machines(c, cell, err));
+    CS_TRY(ctl_fetch_jobs(c, cell, err));
     const cs_machine *m = NULL;
     for (uint32_t i = 0; i < cell->nmachines && m == NULL; i++)
         if (strcmp(cell->machines[i].name, name) == 0)
             m = &cell->machines[i];
     if (m == NULL)
         return cs_errorf(err, CS_ENOTFOUND, "describe: no machine is named '%s'", name);
-    TRY(ctl_fetch_tasks(c, cell, NULL, name, NULL, err));
+    CS_TRY(ctl_fetch_tasks(c, cell, NULL, name, NULL, err));
     if (c->output == CTL_OUT_JSON) {
         json_t *o = json_object(), *tasks = json_array();
         bool ok = o && tasks && json_object_set_new(o, "machine", ctl_machine_json(m)) == 0;
@@ -475,10 +468,10 @@ static bool serving(const cs_task *k, bool has_checks)
 
 static int endpoints(ctl *c, const char *job, ctl_cell *cell, cs_error *err)
 {
-    TRY(ctl_fetch_machines(c, cell, err));
-    TRY(ctl_fetch_job(c, cell, job, err));
+    CS_TRY(ctl_fetch_machines(c, cell, err));
+    CS_TRY(ctl_fetch_job(c, cell, job, err));
     cs_jobopts o;
-    TRY(cs_job_opts(&cell->jobs[0], &cell->a, &o, err));
+    CS_TRY(cs_job_opts(&cell->jobs[0], &cell->a, &o, err));
     json_t *arr = c->output == CTL_OUT_JSON ? json_array() : NULL;
     bool ok = c->output != CTL_OUT_JSON || arr != NULL;
     for (uint32_t i = 0; ok && i < cell->ntasks; i++) {
@@ -660,10 +653,10 @@ int ctl_cmd_stats(ctl *c, const ctl_args *a, cs_error *err)
     if (a->argc != 0)
         return cs_errorf(err, CTL_EUSAGE, "stats takes no arguments");
     cs_msg r;
-    TRY(ctl_call(c, CS_MSG_STATS, "\x80", 1, &r, err));
+    CS_TRY(ctl_call(c, CS_MSG_STATS, "\x80", 1, &r, err));
     cs_res cap = {0, 0, 0}, alloc = {0, 0, 0};
-    TRY(cs_obj_res(&r.body, "capacity", false, &cap, err));
-    TRY(cs_obj_res(&r.body, "allocated", false, &alloc, err));
+    CS_TRY(cs_obj_res(&r.body, "capacity", false, &cap, err));
+    CS_TRY(cs_obj_res(&r.body, "allocated", false, &alloc, err));
     if (c->output == CTL_OUT_JSON) {
         json_t *o = mp_json(&r.body);
         /* cpu in cores, as everywhere in cellctl's JSON. */

@@ -216,39 +216,32 @@ static int want_array(const msgpack_object *o, const char *field, uint32_t n, cs
     return CS_OK;
 }
 
-#define TRY(call)         \
-    do {                  \
-        int rc_ = (call); \
-        if (rc_ != CS_OK) \
-            return rc_;   \
-    } while (0)
-
 int cs_txn_from_object(const msgpack_object *o, cs_txn *t, cs_error *err)
 {
-    TRY(want_array(o, "transaction", 8, err));
+    CS_TRY(want_array(o, "transaction", 8, err));
     const msgpack_object *f = o->via.array.ptr;
     uint64_t sched = 0, req = 0, ver = 0, conflict = 0, commit = 0;
-    TRY(want_u64(&f[0], "scheduler id", UINT64_MAX, &sched, err));
-    TRY(want_u64(&f[1], "request id", UINT64_MAX, &req, err));
-    TRY(want_u64(&f[2], "snapshot version", UINT64_MAX, &ver, err));
-    TRY(want_u64(&f[3], "conflict mode", CS_CONFLICT_MODE_COUNT - 1, &conflict, err));
-    TRY(want_u64(&f[4], "commit mode", CS_COMMIT_MODE_COUNT - 1, &commit, err));
+    CS_TRY(want_u64(&f[0], "scheduler id", UINT64_MAX, &sched, err));
+    CS_TRY(want_u64(&f[1], "request id", UINT64_MAX, &req, err));
+    CS_TRY(want_u64(&f[2], "snapshot version", UINT64_MAX, &ver, err));
+    CS_TRY(want_u64(&f[3], "conflict mode", CS_CONFLICT_MODE_COUNT - 1, &conflict, err));
+    CS_TRY(want_u64(&f[4], "commit mode", CS_COMMIT_MODE_COUNT - 1, &commit, err));
     cs_txn_free(t);
     cs_txn_init(t, sched, req, ver, (uint8_t)conflict, (uint8_t)commit);
 
-    TRY(want_array(&f[5], "claims", UINT32_MAX, err));
+    CS_TRY(want_array(&f[5], "claims", UINT32_MAX, err));
     for (uint32_t i = 0; i < f[5].via.array.size; i++) {
         const msgpack_object *c = &f[5].via.array.ptr[i];
-        TRY(want_array(c, "claim", 7, err));
+        CS_TRY(want_array(c, "claim", 7, err));
         const msgpack_object *cf = c->via.array.ptr;
         uint64_t task = 0, machine = 0, seq = 0;
         cs_res res = {0, 0, 0};
-        TRY(want_u64(&cf[0], "claim task", UINT64_MAX, &task, err));
-        TRY(want_u64(&cf[1], "claim machine", UINT64_MAX, &machine, err));
-        TRY(want_i64(&cf[2], "claim cpu", &res.cpu, err));
-        TRY(want_i64(&cf[3], "claim mem", &res.mem, err));
-        TRY(want_i64(&cf[4], "claim disk", &res.disk, err));
-        TRY(want_array(&cf[5], "claim ports", UINT32_MAX, err));
+        CS_TRY(want_u64(&cf[0], "claim task", UINT64_MAX, &task, err));
+        CS_TRY(want_u64(&cf[1], "claim machine", UINT64_MAX, &machine, err));
+        CS_TRY(want_i64(&cf[2], "claim cpu", &res.cpu, err));
+        CS_TRY(want_i64(&cf[3], "claim mem", &res.mem, err));
+        CS_TRY(want_i64(&cf[4], "claim disk", &res.disk, err));
+        CS_TRY(want_array(&cf[5], "claim ports", UINT32_MAX, err));
         uint32_t np = cf[5].via.array.size;
         if (np > CS_PORTS_PER_TASK_MAX)
             return cs_errorf(err, CS_EPROTO, "transaction: claim %u has more than %d ports", i,
@@ -256,34 +249,34 @@ int cs_txn_from_object(const msgpack_object *o, cs_txn *t, cs_error *err)
         uint16_t ports[CS_PORTS_PER_TASK_MAX];
         for (uint32_t p = 0; p < np; p++) {
             uint64_t v = 0;
-            TRY(want_u64(&cf[5].via.array.ptr[p], "claim port", UINT16_MAX, &v, err));
+            CS_TRY(want_u64(&cf[5].via.array.ptr[p], "claim port", UINT16_MAX, &v, err));
             ports[p] = (uint16_t)v;
         }
-        TRY(want_u64(&cf[6], "claim seq", UINT64_MAX, &seq, err));
+        CS_TRY(want_u64(&cf[6], "claim seq", UINT64_MAX, &seq, err));
         if (cs_txn_add_claim(t, task, machine, &res, ports, np, seq) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "transaction: out of memory");
     }
-    TRY(want_array(&f[6], "releases", UINT32_MAX, err));
+    CS_TRY(want_array(&f[6], "releases", UINT32_MAX, err));
     for (uint32_t i = 0; i < f[6].via.array.size; i++) {
         const msgpack_object *r = &f[6].via.array.ptr[i];
-        TRY(want_array(r, "release", 3, err));
+        CS_TRY(want_array(r, "release", 3, err));
         uint64_t task = 0, state = 0;
         int64_t code = 0;
-        TRY(want_u64(&r->via.array.ptr[0], "release task", UINT64_MAX, &task, err));
-        TRY(want_u64(&r->via.array.ptr[1], "release state", CS_TASK_STATE_COUNT - 1, &state, err));
-        TRY(want_i64(&r->via.array.ptr[2], "release exit code", &code, err));
+        CS_TRY(want_u64(&r->via.array.ptr[0], "release task", UINT64_MAX, &task, err));
+        CS_TRY(want_u64(&r->via.array.ptr[1], "release state", CS_TASK_STATE_COUNT - 1, &state, err));
+        CS_TRY(want_i64(&r->via.array.ptr[2], "release exit code", &code, err));
         if (code < INT32_MIN || code > INT32_MAX)
             return cs_errorf(err, CS_EPROTO, "transaction: release exit code is out of range");
         if (cs_txn_add_release(t, task, (uint8_t)state, (int32_t)code) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "transaction: out of memory");
     }
-    TRY(want_array(&f[7], "preemptions", UINT32_MAX, err));
+    CS_TRY(want_array(&f[7], "preemptions", UINT32_MAX, err));
     for (uint32_t i = 0; i < f[7].via.array.size; i++) {
         const msgpack_object *p = &f[7].via.array.ptr[i];
-        TRY(want_array(p, "preemption", 2, err));
+        CS_TRY(want_array(p, "preemption", 2, err));
         uint64_t victim = 0, preemptor = 0;
-        TRY(want_u64(&p->via.array.ptr[0], "preemption victim", UINT64_MAX, &victim, err));
-        TRY(want_u64(&p->via.array.ptr[1], "preemption preemptor", UINT64_MAX, &preemptor, err));
+        CS_TRY(want_u64(&p->via.array.ptr[0], "preemption victim", UINT64_MAX, &victim, err));
+        CS_TRY(want_u64(&p->via.array.ptr[1], "preemption preemptor", UINT64_MAX, &preemptor, err));
         if (cs_txn_add_preempt(t, victim, preemptor) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "transaction: out of memory");
     }
