@@ -880,7 +880,11 @@ Test(sched, marathon_testdata_apps_are_placed_by_cell_service, .timeout = 120, .
     if (access(dir, R_OK) != 0)
         cr_skip_test("%s is absent (a user's clone has no ../shared)", dir);
     cell();
-    machine("srv1-a", 4000, 4096, "up", NULL);
+    /* The srv1 machines are larger and more numerous: spreading alone
+     * would put foo's instances there; only LIKE keeps them off. */
+    machine("srv1-a", 16000, 16384, "up", NULL);
+    machine("srv1-b", 16000, 16384, "up", NULL);
+    machine("srv1-c", 16000, 16384, "up", NULL);
     machine("srv2-a", 4000, 4096, "up", NULL);
     machine("srv2-b", 4000, 4096, "up", NULL);
     start("cell-service", "service", NULL);
