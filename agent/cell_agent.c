@@ -288,6 +288,7 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     self[n] = '\0';
     int rc = 1, rv;
     ag_runner *runner = NULL;
+    ag_clock *clock = NULL;
     ag_machine *m = NULL;
     nng_socket sock;
     bool sock_open = false;
@@ -323,7 +324,8 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     }
     ag_backend be;
     ag_runner_backend(runner, &be);
-    if (ag_machine_new(sock, &cfg, &be, &m, &err) != CS_OK) {
+    if (ag_clock_new(&clock, &err) != CS_OK ||
+        ag_machine_new(sock, clock, &cfg, &be, &m, &err) != CS_OK) {
         fprintf(stderr, "cell-agent: %s\n", err.msg);
         goto cleanup;
     }
@@ -339,6 +341,7 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     rc = 0;
 cleanup:
     ag_machine_free(m);
+    ag_clock_free(clock);
     if (sock_open)
         nng_close(sock);
     ag_runner_close(runner);

@@ -27,13 +27,6 @@
 /* While the server cannot be reached, say so at most this often. */
 #define AG_FAIL_LOG_MS 10000
 
-int64_t ag_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void ag_config_default(ag_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -235,6 +228,8 @@ struct ag_machine {
     char name[CS_NAME_MAX + 1];
     ag_backend be;
     ag_call ctl, poll;
+    ag_clock *clock;
+    ag_sleep ctl_sleep, poll_sleep; /* the loops' pauses (clock.h: not nng_sleep_aio) */
     pthread_mutex_t mu;
     /* guarded by mu */
     bool stopping;
@@ -279,8 +274,8 @@ static void mlog(const ag_machine *m, bool warn, const char *fmt, ...)
 static void ctl_cb(void *arg);
 static void poll_cb(void *arg);
 
-int ag_machine_new(nng_socket sock, const ag_config *cfg, const ag_backend *be, ag_machine **out,
-                   cs_error *err)
+int ag_machine_new(nng_socket sock, ag_clock *clock, const ag_config *cfg, const ag_backend *be,
+                   ag_machine **out, cs_error *err)
 {
     if (cfg->name == NULL || cfg->name[0] == '\0' || strlen(cfg->name) > CS_NAME_MAX)
         return cs_errorf(err, CS_EINVAL, "machine name must be 1 to %d bytes", CS_NAME_MAX);
@@ -293,8 +288,13 @@ int ag_machine_new(nng_socket sock, const ag_config *cfg, const ag_backend *be, 
     m->cfg.name = m->name;
     m->be = *be;
     m->next_req = 1;
+    m->clock = clock;
+    ag_sleep_init(&m->ctl_sleep, clock);
+    ag_sleep_init(&m->poll_sleep, clock);
     msgpack_sbuffer_init(&m->body);
     cs_arena_init(&m->parena);
+    if ((rc = ag_clock_reserve(clock, 2, err)) != CS_OK)
+        goto err_reserve;
     if (pthread_mutex_init(&m->mu, NULL) != 0) {
         rc = cs_errorf(err, CS_ENOMEM, "machine: out of memory");
         goto err_mutex;
@@ -310,6 +310,8 @@ err_poll:
 err_ctl:
     pthread_mutex_destroy(&m->mu);
 err_mutex:
+    ag_clock_unreserve(clock, 2);
+err_reserve:
     msgpack_sbuffer_destroy(&m->body);
     cs_arena_free(&m->parena);
     free(m);
@@ -337,9 +339,9 @@ void ag_machine_start(ag_machine *m)
     pthread_mutex_lock(&m->mu);
     m->ctl.state = CALL_SLEEP;
     m->poll.state = CALL_SLEEP;
+    ag_sleep_begin(&m->ctl_sleep, m->ctl.aio, 0);
+    ag_sleep_begin(&m->poll_sleep, m->poll.aio, 0);
     pthread_mutex_unlock(&m->mu);
-    nng_sleep_aio(0, m->ctl.aio);
-    nng_sleep_aio(0, m->poll.aio);
 }
 
 void ag_machine_stop(ag_machine *m)
@@ -349,6 +351,10 @@ void ag_machine_stop(ag_machine *m)
     pthread_mutex_unlock(&m->mu);
     nng_aio_stop(m->ctl.aio);
     nng_aio_stop(m->poll.aio);
+    /* A sleep that the clock's thread had just taken to end is finished
+     * by that thread: wait until it is done with this machine. */
+    ag_clock_disarm(m->clock, &m->ctl_sleep.timer, true);
+    ag_clock_disarm(m->clock, &m->poll_sleep.timer, true);
 }
 
 void ag_machine_free(ag_machine *m)
@@ -363,6 +369,7 @@ void ag_machine_free(ag_machine *m)
         free(t);
     }
     pthread_mutex_destroy(&m->mu);
+    ag_clock_unreserve(m->clock, 2);
     msgpack_sbuffer_destroy(&m->body);
     cs_arena_free(&m->parena);
     free(m);
@@ -826,11 +833,13 @@ static void ctl_cb(void *arg)
     nng_msg *msg;
     int64_t sleep_ms = 0;
     ctl_next(m, &msg, &sleep_ms);
+    /* A sleep begins under the lock, so that ag_machine_stop (which takes
+     * it to set `stopping`) finds the sleep cancellable. */
+    if (msg == NULL)
+        ag_sleep_begin(&m->ctl_sleep, m->ctl.aio, ag_now_ms() + sleep_ms);
     pthread_mutex_unlock(&m->mu);
     if (msg)
         call_submit(&m->ctl, msg);
-    else
-        nng_sleep_aio((nng_duration)sleep_ms, m->ctl.aio);
 }
 
 /* ---- the poll loop ------------------------------------------------------------- */
@@ -1161,9 +1170,9 @@ static void poll_cb(void *arg)
         poll_next(m, &msg, &sleep_ms);
     else
         m->poll.state = CALL_SLEEP;
+    if (msg == NULL)
+        ag_sleep_begin(&m->poll_sleep, m->poll.aio, ag_now_ms() + sleep_ms);
     pthread_mutex_unlock(&m->mu);
     if (msg)
         call_submit(&m->poll, msg);
-    else
-        nng_sleep_aio((nng_duration)sleep_ms, m->poll.aio);
 }

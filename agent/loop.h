@@ -5,9 +5,10 @@
  * The machine is driven by two nng aios on two REQ contexts of a socket the
  * caller owns: the *poll* aio keeps one long poll outstanding (protocol.md
  * §8); the *control* aio sends registrations, reports and heartbeats one at
- * a time and otherwise sleeps until the next thing is due. No thread is
- * owned by a machine, so one process can drive thousands of them (the
- * simulator) over one socket.
+ * a time and otherwise sleeps until the next thing is due, on a clock
+ * (clock.h) the process's machines share. No thread is owned by a
+ * machine, so one process can drive thousands of them (the simulator) over
+ * one socket.
  *
  * What "running a task" means is the backend's business (ag_backend): real
  * processes under a supervisor (runner.h) or timers (sim.h). The loop only
@@ -33,6 +34,7 @@
 
 #include <nng/nng.h>
 
+#include "agent/clock.h"
 #include "cellstate/error.h"
 #include "cellstate/jobopts.h"
 #include "cellstate/record.h"
@@ -144,12 +146,13 @@ void ag_config_default(ag_config *c);
 
 typedef struct ag_machine ag_machine;
 
-/* A machine on `sock` (borrowed: the caller closes it after
- * ag_machine_free). `cfg` is copied except attrs; `be` is copied, its ctx
- * borrowed. Does not start talking: ag_machine_start. On success *out is
- * the caller's: ag_machine_stop, then ag_machine_free. */
-int ag_machine_new(nng_socket sock, const ag_config *cfg, const ag_backend *be, ag_machine **out,
-                   cs_error *err);
+/* A machine on `sock` whose loops pause on `clock` (both borrowed: the
+ * caller closes and frees them after ag_machine_free). `cfg` is copied
+ * except attrs; `be` is copied, its ctx borrowed. Does not start talking:
+ * ag_machine_start. On success *out is the caller's: ag_machine_stop, then
+ * ag_machine_free. */
+int ag_machine_new(nng_socket sock, ag_clock *clock, const ag_config *cfg, const ag_backend *be,
+                   ag_machine **out, cs_error *err);
 
 /* Add a task adopted from an earlier incarnation (before start). `t` is
  * copied; its phase and exit come from the backend. */
@@ -170,8 +173,5 @@ typedef struct ag_counts {
     uint64_t reported; /* final reports taken by the server */
 } ag_counts;
 void ag_machine_counts(ag_machine *m, ag_counts *out);
-
-/* Monotonic milliseconds (the loop's clock; backends use it too). */
-int64_t ag_now_ms(void);
 
 #endif

@@ -21,6 +21,7 @@ typedef struct sim_be {
 struct ag_sim {
     nng_socket sock;
     bool sock_open;
+    ag_clock *clock; /* every machine's pauses: one thread, not one nng deadline each */
     uint32_t n;
     sim_be *be;
     ag_machine **m;
@@ -153,6 +154,8 @@ int ag_sim_open(const char *url, const ag_sim_opts *o, ag_sim **out, cs_error *e
         goto fail;
     }
     s->sock_open = true;
+    if ((rc = ag_clock_new(&s->clock, err)) != CS_OK)
+        goto fail;
     nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 1000);
     nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 0);
@@ -170,7 +173,7 @@ int ag_sim_open(const char *url, const ag_sim_opts *o, ag_sim **out, cs_error *e
         s->be[i] = (sim_be){o->seed ^ (0x9E3779B97F4A7C15ull * (i + 1)), o->dur_lo_ms,
                             o->dur_hi_ms};
         ag_backend be = {&s->be[i], sim_start, sim_refresh, sim_signal, sim_forget};
-        if ((rc = ag_machine_new(s->sock, &c, &be, &s->m[i], err)) != CS_OK)
+        if ((rc = ag_machine_new(s->sock, s->clock, &c, &be, &s->m[i], err)) != CS_OK)
             goto fail;
         s->n = i + 1;
     }
@@ -195,6 +198,7 @@ void ag_sim_close(ag_sim *s)
         ag_machine_stop(s->m[i]);
     for (uint32_t i = 0; i < s->n; i++)
         ag_machine_free(s->m[i]);
+    ag_clock_free(s->clock);
     if (s->sock_open)
         nng_close(s->sock);
     free(s->m);
