@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/taskidx.h"
 #include "cellstate/proto.h"
 
 /* Longest pause between two looks at the machine's tasks and timers, and
@@ -251,6 +252,7 @@ struct ag_machine {
     bool failing;           /* the last request could not reach the server */
     int64_t fail_logged_at;
     ag_task *tasks;
+    ag_taskidx idx;         /* the tasks by (id, attempt) */
     ag_counts counts;
     msgpack_sbuffer body;   /* request bodies, reused */
     cs_arena parena;        /* poll reply decoding, reset per reply */
@@ -293,6 +295,7 @@ int ag_machine_new(nng_socket sock, ag_clock *clock, const ag_config *cfg, const
     ag_sleep_init(&m->poll_sleep, clock);
     msgpack_sbuffer_init(&m->body);
     cs_arena_init(&m->parena);
+    ag_taskidx_init(&m->idx);
     if ((rc = ag_clock_reserve(clock, 2, err)) != CS_OK)
         goto err_reserve;
     if (pthread_mutex_init(&m->mu, NULL) != 0) {
@@ -326,10 +329,15 @@ int ag_machine_adopt(ag_machine *m, const ag_task *t, cs_error *err)
                          (unsigned long long)t->id);
     *c = *t;
     pthread_mutex_lock(&m->mu);
-    c->next = m->tasks;
-    m->tasks = c;
+    int rc = ag_taskidx_add(&m->idx, c, err);
+    if (rc == CS_OK) {
+        c->next = m->tasks;
+        m->tasks = c;
+    }
     pthread_mutex_unlock(&m->mu);
-    return CS_OK;
+    if (rc != CS_OK)
+        free(c);
+    return rc;
 }
 
 void ag_machine_start(ag_machine *m)
@@ -368,6 +376,7 @@ void ag_machine_free(ag_machine *m)
         m->tasks = t->next;
         free(t);
     }
+    ag_taskidx_free(&m->idx);
     pthread_mutex_destroy(&m->mu);
     ag_clock_unreserve(m->clock, 2);
     msgpack_sbuffer_destroy(&m->body);
@@ -388,10 +397,7 @@ void ag_machine_counts(ag_machine *m, ag_counts *out)
 
 static ag_task *find_task(ag_machine *m, cs_id id, uint32_t attempt)
 {
-    for (ag_task *t = m->tasks; t; t = t->next)
-        if (t->id == id && t->attempt == attempt)
-            return t;
-    return NULL;
+    return ag_taskidx_find(&m->idx, id, attempt);
 }
 
 static uint32_t backoff(uint32_t *ms)
@@ -493,6 +499,7 @@ static int64_t tick(ag_machine *m, int64_t now)
         if (t->done && t->phase == AG_ENDED && !t->listed && m->since >= t->done_version) {
             m->be.forget(m->be.ctx, t);
             *pp = t->next;
+            ag_taskidx_remove(&m->idx, t);
             free(t);
             continue;
         }
@@ -999,13 +1006,17 @@ static void reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool compl
             continue;
         }
         t = calloc(1, sizeof *t);
-        if (t == NULL) {
+        cs_error e;
+        if (t != NULL) {
+            t->id = a->id;
+            t->attempt = a->attempt;
+        }
+        if (t == NULL || ag_taskidx_add(&m->idx, t, &e) != CS_OK) {
             mlog(m, true, "task %llu: out of memory; will start it at the next poll",
                  (unsigned long long)a->id);
+            free(t);
             continue;
         }
-        t->id = a->id;
-        t->attempt = a->attempt;
         t->index = a->index;
         snprintf(t->job, sizeof t->job, "%s", a->job);
         t->grace_ms = m->cfg.kill_grace_ms ? m->cfg.kill_grace_ms : a->opts.kill_grace_ms;
