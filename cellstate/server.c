@@ -21,6 +21,7 @@
 #include "cellstate/proto.h"
 #include "cellstate/schedreport.h"
 #include "cellstate/store.h"
+#include "txn/command.h"
 #include "txn/commit.h"
 #include "txn/ops.h"
 
@@ -766,36 +767,59 @@ static int all_machine(void *ctx, const cs_machine *m) { return push_id(ctx, m->
 static int all_job(void *ctx, const cs_job *j) { return push_id(ctx, j->id); }
 static int all_task(void *ctx, const cs_task *t) { return push_id(ctx, t->id); }
 
-/* The form sync's reply takes: "map" (the default) or "compact". */
-static int sync_form(worker *w, bool *compact, cs_error *err)
+/* Which of `choices` (a NULL-terminated list of one or two words) the
+ * string field `key` names: *which is its index, or -1 when the field is
+ * absent. Another word is CS_EINVAL naming the field and the words. */
+static int str_choice(worker *w, const char *key, const char *const *choices, int *which,
+                      cs_error *err)
 {
-    const msgpack_object *f = cs_obj_get(body(w), "form");
-    *compact = false;
+    const msgpack_object *f = cs_obj_get(body(w), key);
+    *which = -1;
     if (f == NULL)
         return CS_OK;
     if (f->type != MSGPACK_OBJECT_STR)
-        return cs_errorf(err, CS_EPROTO, "field 'form' is not a string");
-    if (f->via.str.size == 7 && memcmp(f->via.str.ptr, "compact", 7) == 0)
-        *compact = true;
-    else if (!(f->via.str.size == 3 && memcmp(f->via.str.ptr, "map", 3) == 0))
-        return cs_errorf(err, CS_EINVAL, "field 'form' is '%.*s', not 'map' or 'compact'",
-                         (int)(f->via.str.size > 32 ? 32 : f->via.str.size), f->via.str.ptr);
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not a string", key);
+    for (int i = 0; choices[i] != NULL; i++)
+        if (f->via.str.size == strlen(choices[i]) &&
+            memcmp(f->via.str.ptr, choices[i], f->via.str.size) == 0) {
+            *which = i;
+            return CS_OK;
+        }
+    return cs_errorf(err, CS_EINVAL, "field '%s' is '%.*s', not '%s'%s%s%s", key,
+                     (int)(f->via.str.size > 32 ? 32 : f->via.str.size), f->via.str.ptr,
+                     choices[0], choices[1] ? " or '" : "", choices[1] ? choices[1] : "",
+                     choices[1] ? "'" : "");
+}
+
+/* The sync request's options (protocol §5.7): the reply's form, "map" (the
+ * default) or "compact"; and "omit": "running", to leave out the tasks
+ * whose only change was an agent's report that they run. */
+static int sync_options(worker *w, bool *compact, bool *omit_running, cs_error *err)
+{
+    static const char *const forms[] = {"map", "compact", NULL};
+    static const char *const omits[] = {"running", NULL};
+    int form, omit;
+    CS_TRY(str_choice(w, "form", forms, &form, err));
+    CS_TRY(str_choice(w, "omit", omits, &omit, err));
+    *compact = form == 1;
+    *omit_running = omit == 0;
     return CS_OK;
 }
 
 static int h_sync(worker *w, msgpack_packer *pk, cs_error *err)
 {
     uint64_t since = 0;
-    bool compact;
+    bool compact, omit_running;
     CS_TRY(cs_obj_u64(body(w), "since", false, UINT64_MAX, &since, err));
-    CS_TRY(sync_form(w, &compact, err));
+    CS_TRY(sync_options(w, &compact, &omit_running, err));
     cs_snap *snap;
     CS_TRY(open_snap(w, &snap, err));
     cs_changes ch;
     bool full = since == 0;
     int rc = CS_OK;
     if (!full) {
-        rc = cs_snap_changes_since(snap, since, &ch, err);
+        rc = cs_snap_changes_except(snap, since, omit_running ? cs_cmd_only_marks_running : NULL,
+                                    NULL, &ch, err);
         if (rc == CS_ECOMPACTED) {
             full = true;
             rc = CS_OK;

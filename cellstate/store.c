@@ -1023,6 +1023,8 @@ int cs_snap_each_log(cs_snap *snap, uint64_t since, cs_log_fn fn, void *ctx, cs_
 
 typedef struct changes_ctx {
     idvec s[CS_KIND_COUNT];
+    cs_quiet_fn quiet;
+    void *qctx;
     cs_error *err;
 } changes_ctx;
 
@@ -1030,11 +1032,14 @@ static int changes_visit(void *ctx, const log_entry *e)
 {
     changes_ctx *c = ctx;
     const msgpack_object *t = e->touched->via.array.ptr;
+    bool quiet = c->quiet != NULL && c->quiet(c->qctx, e->kind, e->cmd, e->cmdlen);
     for (uint32_t i = 0; i + 1 < e->touched->via.array.size; i += 2) {
         if (t[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER || t[i].via.u64 >= CS_KIND_COUNT ||
             t[i + 1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
             return cs_errorf(c->err, CS_ECORRUPT, "log entry %llu.%u: touched key is corrupt",
                              (unsigned long long)e->version, e->n);
+        if (quiet && t[i].via.u64 == CS_KIND_TASK)
+            continue;
         if (ids_push(&c->s[t[i].via.u64], t[i + 1].via.u64) != CS_OK)
             return cs_errorf(c->err, CS_ENOMEM, "reading changes: out of memory");
     }
@@ -1043,8 +1048,16 @@ static int changes_visit(void *ctx, const log_entry *e)
 
 int cs_snap_changes_since(cs_snap *snap, uint64_t since, cs_changes *out, cs_error *err)
 {
+    return cs_snap_changes_except(snap, since, NULL, NULL, out, err);
+}
+
+int cs_snap_changes_except(cs_snap *snap, uint64_t since, cs_quiet_fn quiet, void *ctx,
+                           cs_changes *out, cs_error *err)
+{
     memset(out, 0, sizeof *out);
     changes_ctx c = {0};
+    c.quiet = quiet;
+    c.qctx = ctx;
     c.err = err;
     int rc = each_entry(snap, since, UINT32_MAX, changes_visit, &c, err);
     if (rc != CS_OK) {

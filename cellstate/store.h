@@ -141,6 +141,15 @@ typedef struct cs_changes {
     size_t n[CS_KIND_COUNT];
 } cs_changes;
 int cs_snap_changes_since(cs_snap *snap, uint64_t since, cs_changes *out, cs_error *err);
+
+/* The same, leaving out the tasks touched only by "quiet" commands: those
+ * for which quiet(ctx, kind, cmd, len) is true (a task a quiet command and
+ * another one both touched is listed). The machines and jobs a quiet
+ * command touches are listed as usual. For readers that do not care about
+ * some changes (a batch scheduler and a task's start: txn/command.h). */
+typedef bool (*cs_quiet_fn)(void *ctx, uint8_t kind, const void *cmd, size_t len);
+int cs_snap_changes_except(cs_snap *snap, uint64_t since, cs_quiet_fn quiet, void *ctx,
+                           cs_changes *out, cs_error *err);
 void cs_changes_free(cs_changes *c);
 
 /* The commit log after (since, 0), in order. `cmd` is the logged command's

@@ -129,6 +129,7 @@ struct cs_copy {
     cs_arena scratch; /* one record's decoding at a time */
     msgpack_zone zone; /* one machine or job map of a compact reply at a time */
     msgpack_sbuffer req; /* the sync request */
+    bool omit_running;   /* syncs ask to leave out tasks that only started */
 };
 
 static int nomem(cs_error *err)
@@ -207,6 +208,8 @@ void cs_copy_free(cs_copy *c)
     msgpack_sbuffer_destroy(&c->req);
     free(c);
 }
+
+void cs_copy_omit_running(cs_copy *c, bool omit) { c->omit_running = omit; }
 
 uint64_t cs_copy_version(const cs_copy *c) { return c->version; }
 uint32_t cs_copy_nmachines(const cs_copy *c) { return c->nmachines; }
@@ -1007,8 +1010,10 @@ int cs_copy_sync(cs_copy *c, cs_client *client, cs_error *err)
     c->req.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->req, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 2) != 0 || cs_pack_kv_u64(&pk, "since", c->version) != CS_OK ||
-        cs_pack_kv_str(&pk, "form", "compact") != CS_OK)
+    if (msgpack_pack_map(&pk, c->omit_running ? 3 : 2) != 0 ||
+        cs_pack_kv_u64(&pk, "since", c->version) != CS_OK ||
+        cs_pack_kv_str(&pk, "form", "compact") != CS_OK ||
+        (c->omit_running && cs_pack_kv_str(&pk, "omit", "running") != CS_OK))
         return nomem(err);
     const void *body;
     size_t len;

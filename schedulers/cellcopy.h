@@ -136,6 +136,14 @@ int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err);
  * 'machine' (4) is not an unsigned integer"). */
 int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err);
 
+/* Whether cs_copy_sync asks the server to leave out the tasks whose only
+ * change was to start running ("omit": "running", docs/protocol.md §5.7):
+ * the copy then keeps such a task `assigned` until something else about
+ * it changes (it ends, fails, is lost or reports its health). For a
+ * scheduler that treats the two alike (cell-batch): at scale every task
+ * starts once, so its syncs read half the tasks. Off by default. */
+void cs_copy_omit_running(cs_copy *c, bool omit);
+
 /* The cell version the copy reflects (0 before the first sync). */
 uint64_t cs_copy_version(const cs_copy *c);
 

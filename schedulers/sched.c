@@ -202,6 +202,7 @@ int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched *
         goto fail;
     if ((rc = cs_copy_new(&s->copy, err)) != CS_OK)
         goto fail;
+    cs_copy_omit_running(s->copy, hooks->omit_running);
     if ((rc = cs_client_open(o->server, o->timeout_ms, &s->client, err)) != CS_OK)
         goto fail;
     *out = s;

@@ -67,6 +67,10 @@ typedef struct cs_sched_hooks {
      * them again in the same transaction where they fit, and keeps the
      * job's note on the rollout's progress. */
     int (*rollout)(const cs_copy *c, const cs_cjob *j, cs_rollout *r, cs_error *err);
+    /* Whether the copy may miss that a placed task started running
+     * (cs_copy_omit_running): true only for a scheduler that never looks
+     * at `running` (rollouts do: running is healthy without checks). */
+    bool omit_running;
 } cs_sched_hooks;
 
 /* A scheduler with options `o` and `hooks` (both borrowed for its life).

@@ -1033,6 +1033,58 @@ Test(ops, health_reports_write_only_changes)
     ts_store_destroy(&t);
 }
 
+/* Whether task `id` is among the changes since `since`, with or without
+ * the running-only reports left out. */
+static bool changed(cs_store *s, uint64_t since, cs_id id, bool omit_running)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    cs_changes ch;
+    cr_assert_eq(cs_snap_changes_except(snap, since, omit_running ? cs_cmd_only_marks_running : NULL,
+                                        NULL, &ch, &err),
+                 CS_OK, "%s", err.msg);
+    bool found = false;
+    for (size_t i = 0; i < ch.n[CS_KIND_TASK]; i++)
+        found = found || ch.ids[CS_KIND_TASK][i] == id;
+    cs_changes_free(&ch);
+    cs_snap_close(snap);
+    return found;
+}
+
+Test(ops, changes_can_leave_out_reports_that_only_start_a_task)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m, id = placed_task(t.s, &m);
+    cs_error err = {0};
+    uint64_t placed = ts_version(t.s), v;
+
+    /* running, no health: quiet; the placement before it is not */
+    cr_assert_eq(report(t.s, id, 1, CS_TASK_RUNNING, CS_TASK_HEALTH_UNKNOWN, &v, &err), CS_OK,
+                 "%s", err.msg);
+    cr_assert(changed(t.s, placed, id, false));
+    cr_assert_not(changed(t.s, placed, id, true), "a start alone was listed");
+    cr_assert(changed(t.s, placed - 1, id, true), "the placement in range was left out");
+
+    /* running with a health, and the end, are changes a batch copy needs */
+    uint64_t started = v;
+    cr_assert_eq(report(t.s, id, 1, CS_TASK_RUNNING, CS_TASK_HEALTH_HEALTHY, &v, &err), CS_OK,
+                 "%s", err.msg);
+    cr_assert(changed(t.s, started, id, true), "a health report was left out");
+    uint64_t healthy = v;
+    cr_assert_eq(cs_op_task_status(t.s, id, 1, CS_TASK_FINISHED, 0, NULL, &v, &err), CS_OK, "%s",
+                 err.msg);
+    cr_assert(changed(t.s, healthy, id, true), "the end was left out");
+
+    /* The predicate itself: only a task-status command of state running
+     * without health; garbage is not quiet. */
+    uint8_t junk[3] = {0x93, 0xc1, 0x00};
+    cr_assert_not(cs_cmd_only_marks_running(NULL, CS_CMD_TASK_STATUS, junk, sizeof junk));
+    cr_assert_not(cs_cmd_only_marks_running(NULL, CS_CMD_TXN, junk, 0));
+    ts_store_destroy(&t);
+}
+
 /* A new placement starts with no health: the verdict on the last process
  * says nothing about the next. */
 Test(ops, claim_resets_health)

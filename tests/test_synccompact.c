@@ -639,17 +639,20 @@ Test(synccompact, property_compact_and_map_forms_give_the_same_copy, .timeout = 
 static ts_daemon d;
 static void daemon_down(void) { ts_daemon_teardown(&d); }
 
-static void sync_form(cs_client *cl, uint64_t since, const char *form, msgpack_sbuffer *out,
-                      int want, const char *says)
+/* A sync with the given "form" and "omit" (NULL: not sent). */
+static void sync_req(cs_client *cl, uint64_t since, const char *form, const char *omit,
+                     msgpack_sbuffer *out, int want, const char *says)
 {
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, form ? 2 : 1);
+    msgpack_pack_map(&pk, 1 + (form != NULL) + (omit != NULL));
     cs_pack_kv_u64(&pk, "since", since);
     if (form)
         cs_pack_kv_str(&pk, "form", form);
+    if (omit)
+        cs_pack_kv_str(&pk, "omit", omit);
     const void *body;
     size_t len;
     cs_error err = {0};
@@ -662,6 +665,12 @@ static void sync_form(cs_client *cl, uint64_t since, const char *form, msgpack_s
         msgpack_sbuffer_write(out, body, len);
     }
     msgpack_sbuffer_destroy(&b);
+}
+
+static void sync_form(cs_client *cl, uint64_t since, const char *form, msgpack_sbuffer *out,
+                      int want, const char *says)
+{
+    sync_req(cl, since, form, NULL, out, want, says);
 }
 
 Test(synccompact, a_real_cellstated_answers_both_forms_alike, .timeout = 60, .fini = daemon_down)
@@ -735,7 +744,27 @@ Test(synccompact, a_real_cellstated_answers_both_forms_alike, .timeout = 60, .fi
     cr_assert_eq(cs_copy_sync(synced, d.c, &err), CS_OK, "%s", err.msg);
     assert_same_copy(c[0], synced, "cs_copy_sync");
 
+    /* Task 7 starts. A copy that omits starts keeps it assigned; one
+     * that does not sees it running; both reach the same version. */
+    cs_copy *quiet = new_copy();
+    cs_copy_omit_running(quiet, true);
+    cr_assert_eq(cs_copy_sync(quiet, d.c, &err), CS_OK, "%s", err.msg);
+    b.size = 0;
+    msgpack_pack_map(&pk, 3);
+    cs_pack_kv_u64(&pk, "task", cs_task_id(web, 7));
+    cs_pack_kv_u64(&pk, "attempt", 1);
+    cs_pack_kv_str(&pk, "state", "running");
+    cr_assert_eq(cs_client_callb(d.c, CS_MSG_TASK_STATUS, &b, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_copy_sync(synced, d.c, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_copy_sync(quiet, d.c, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_copy_task(synced, cs_task_id(web, 7))->state, CS_TASK_RUNNING);
+    cr_assert_eq(cs_copy_task(quiet, cs_task_id(web, 7))->state, CS_TASK_ASSIGNED);
+    cr_assert_eq(cs_copy_version(quiet), cs_copy_version(synced));
+    cr_assert_eq(cs_copy_job(quiet, web)->nplaced, 1);
+    cs_copy_free(quiet);
+
     sync_form(d.c, 0, "columns", &compact, CS_EINVAL, "'form' is 'columns'");
+    sync_req(d.c, 0, "compact", "everything", &compact, CS_EINVAL, "'omit' is 'everything'");
 
     cs_copy_free(synced);
     cs_copy_free(fresh);

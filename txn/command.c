@@ -37,6 +37,26 @@ const char *cs_cmd_name(uint8_t kind)
     }
 }
 
+bool cs_cmd_only_marks_running(void *ctx, uint8_t kind, const void *cmd, size_t len)
+{
+    (void)ctx;
+    if (kind != CS_CMD_TASK_STATUS)
+        return false;
+    /* [task, attempt, state, exit_code, reason, health], as cs_op_task_report
+     * logs it: read in place, the sync walks one per report. */
+    cs_mp_cur c;
+    cs_mp_cur_init(&c, cmd, len);
+    uint32_t n, rlen;
+    uint64_t task, attempt, state, health;
+    int64_t code;
+    const char *reason;
+    return cs_mp_read_array(&c, &n) == CS_OK && n == 6 && cs_mp_read_uint(&c, &task) == CS_OK &&
+           cs_mp_read_uint(&c, &attempt) == CS_OK && cs_mp_read_uint(&c, &state) == CS_OK &&
+           cs_mp_read_int(&c, &code) == CS_OK && cs_mp_read_str(&c, &reason, &rlen) == CS_OK &&
+           cs_mp_read_uint(&c, &health) == CS_OK && state == CS_TASK_RUNNING &&
+           health == CS_TASK_HEALTH_UNKNOWN;
+}
+
 /* [id] or [id, small] as ops.c encodes them. */
 static int decode_ids(const void *data, size_t len, uint32_t n, uint64_t *id, uint8_t *extra,
                       cs_error *err)

@@ -10,6 +10,7 @@
 #ifndef CS_COMMAND_H
 #define CS_COMMAND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,15 @@ typedef enum cs_cmd_kind {
 } cs_cmd_kind;
 
 const char *cs_cmd_name(uint8_t kind);
+
+/* Whether a logged command only marks its task running: an agent's
+ * "running" report without health. A reader whose copy treats a placed
+ * task the same whether it runs yet or not (a batch scheduler, a watcher of
+ * placements) can leave these out of what it reads (the sync request's
+ * "omit": "running", protocol.md), which at scale halves the tasks it is
+ * sent: every task is placed once and reported running once. A command
+ * that cannot be read is not quiet. Fits cs_quiet_fn (ctx unused). */
+bool cs_cmd_only_marks_running(void *ctx, uint8_t kind, const void *cmd, size_t len);
 
 /* Apply a command read from a log: decode it and run it exactly as it ran
  * when it was first logged. A command that was refused then is never in a
