@@ -284,3 +284,12 @@ void ag_sleep_begin(ag_sleep *s, nng_aio *aio, int64_t due)
         pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
+
+void ag_sleep_hasten(ag_sleep *s, int64_t due)
+{
+    ag_clock *c = s->clock;
+    pthread_mutex_lock(&c->mu);
+    if (s->timer.slot != 0 && s->timer.due > due && arm_locked(c, &s->timer, due))
+        pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}

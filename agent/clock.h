@@ -75,4 +75,10 @@ void ag_sleep_init(ag_sleep *s, ag_clock *c);
  * and its callback is not called, as with nng_sleep_aio in nng 1.5. */
 void ag_sleep_begin(ag_sleep *s, nng_aio *aio, int64_t due);
 
+/* Bring the sleep forward to `due` if it is still armed and due later.
+ * Harmless when the aio is not sleeping (nothing is armed then): another
+ * thread may call it at any time, unlike nng_aio_cancel, which would end
+ * whatever operation the aio had moved on to. */
+void ag_sleep_hasten(ag_sleep *s, int64_t due);
+
 #endif

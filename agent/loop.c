@@ -21,9 +21,13 @@
 #include "agent/taskidx.h"
 #include "cellstate/proto.h"
 
-/* Longest pause between two looks at the machine's tasks and timers, and
- * the longest retry backoff. */
+/* The pause after a failure to build a request, and the longest retry
+ * backoff. */
 #define AG_MAX_SLEEP_MS 1000
+/* How long "running" reports of new tasks wait for more to go with them:
+ * a poll reply brings a few tasks at a time, and each request costs the
+ * server a write group's work whatever it carries. */
+#define AG_REPORT_GATHER_MS 200
 #define AG_MAX_BACKOFF_MS 5000
 /* While the server cannot be reached, say so at most this often. */
 #define AG_FAIL_LOG_MS 10000
@@ -238,6 +242,15 @@ struct ag_machine {
     cs_id id;
     uint64_t since;         /* version of the last poll reply; 0: ask for every entry in full */
     int64_t hb_due;         /* next heartbeat */
+    /* When to look at the tasks again (tick): a look walks every task, and
+     * a simulated machine at C1M scale holds a hundred on a process's
+     * thousands of machines, so it is not done on every wake-up but when
+     * something changed (`dirty`: a poll reply, a report's answer) or
+     * something falls due (`look_at`: a backend's wake_at, a kill, a
+     * report's retry). */
+    bool dirty;
+    int64_t look_at;
+    uint32_t reports_due;   /* reports the last look found due */
     int64_t reg_retry_at;   /* next registration attempt */
     uint32_t reg_backoff_ms, poll_backoff_ms;
     uint64_t next_req;
@@ -290,6 +303,7 @@ int ag_machine_new(nng_socket sock, ag_clock *clock, const ag_config *cfg, const
     m->cfg.name = m->name;
     m->be = *be;
     m->next_req = 1;
+    m->dirty = true;
     m->clock = clock;
     ag_sleep_init(&m->ctl_sleep, clock);
     ag_sleep_init(&m->poll_sleep, clock);
@@ -333,6 +347,7 @@ int ag_machine_adopt(ag_machine *m, const ag_task *t, cs_error *err)
     if (rc == CS_OK) {
         c->next = m->tasks;
         m->tasks = c;
+        m->dirty = true;
     }
     pthread_mutex_unlock(&m->mu);
     if (rc != CS_OK)
@@ -478,10 +493,12 @@ static void kill_step(ag_machine *m, ag_task *t, int64_t now, int64_t *due)
 }
 
 /* Look at every task: refresh from the backend, escalate kills, forget what
- * is finished with. Returns the earliest time something is due. */
+ * is finished with, count the reports due now. Returns the earliest time a
+ * task needs another look (INT64_MAX: none does until something changes). */
 static int64_t tick(ag_machine *m, int64_t now)
 {
-    int64_t due = now + AG_MAX_SLEEP_MS;
+    int64_t due = INT64_MAX;
+    m->reports_due = 0;
     ag_task **pp = &m->tasks;
     while (*pp) {
         ag_task *t = *pp;
@@ -507,6 +524,7 @@ static int64_t tick(ag_machine *m, int64_t now)
             due = t->wake_at;
         if (needs_report(t) && t->retry_at > now && t->retry_at < due)
             due = t->retry_at;
+        m->reports_due += needs_report(t) && t->retry_at <= now;
         pp = &t->next;
     }
     return due;
@@ -579,7 +597,11 @@ static int pack_reports(ag_machine *m, msgpack_packer *pk, int64_t now)
 static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
 {
     int64_t now = ag_now_ms();
-    int64_t due = tick(m, now);
+    if (m->dirty || now >= m->look_at) {
+        m->dirty = false;
+        m->look_at = tick(m, now);
+    }
+    int64_t due = m->look_at;
     *msg = NULL;
     m->body.size = 0;
     msgpack_packer pk;
@@ -596,7 +618,9 @@ static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
             due = m->reg_retry_at;
         }
     } else {
-        rc = pack_reports(m, &pk, now);
+        m->ctl_n = 0;
+        if (m->reports_due > 0)
+            rc = pack_reports(m, &pk, now);
         if (m->ctl_n > 0) {
             m->ctl_doing = CTL_REPORT;
             type = CS_MSG_TASK_STATUS;
@@ -748,6 +772,7 @@ static int batch_result(const msgpack_object *o, int *rc, cs_error *e)
 
 static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *err, int64_t now)
 {
+    m->dirty = true; /* acknowledged, retried or revoked: look again */
     uint64_t v = 0;
     cs_error ignore;
     if (rc == CS_OK)
@@ -796,10 +821,10 @@ typedef enum step {
  * Nothing cancels a machine's aios but ag_machine_stop, so a cancelled
  * operation is only a wake-up on the way to noticing `stopping`.
  *
- * The poll loop does not cut the control loop's sleep short when new tasks
- * arrive: the control loop sleeps at most AG_MAX_SLEEP_MS (and a tick while
- * tasks run), so a "running" report waits at most that long, and no aio is
- * ever cancelled from another thread while its owner may be reusing it. */
+ * The poll loop brings the control loop's sleep forward when the tasks
+ * change (ag_sleep_hasten, which never touches an aio that is not
+ * sleeping): no aio is ever cancelled from another thread while its owner
+ * may be reusing it. */
 static step call_step(ag_machine *m, ag_call *c, cs_msg *r, cs_error *err, int *rc)
 {
     int rv;
@@ -992,10 +1017,13 @@ static int decode_assign(ag_machine *m, const msgpack_object *e, reply_jobs *rj,
 
 /* Apply one poll reply (lock held): start what is new, revoke what is gone.
  * `complete` false (some entry could not be read) revokes nothing, since a
- * task missing from the list might be that entry. */
-static void reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool complete,
-                      int64_t now)
+ * task missing from the list might be that entry. Returns when the control
+ * loop should look at the tasks: at once for a kill, a little later for
+ * starts to report (gathering them), INT64_MAX when nothing changed. */
+static int64_t reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool complete,
+                         int64_t now)
 {
+    int64_t look = INT64_MAX;
     for (ag_task *t = m->tasks; t; t = t->next)
         t->listed = false;
     for (uint32_t i = 0; i < n; i++) {
@@ -1029,6 +1057,8 @@ static void reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool compl
              t->phase == AG_ENDED && !t->started ? t->reason : "");
         t->next = m->tasks;
         m->tasks = t;
+        if (look > now + AG_REPORT_GATHER_MS)
+            look = now + AG_REPORT_GATHER_MS;
     }
     if (complete) {
         for (ag_task *t = m->tasks; t; t = t->next) {
@@ -1040,9 +1070,11 @@ static void reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool compl
                 t->done_version = 0;
             } else {
                 revoke_task(m, t, "no longer assigned here");
+                look = now;
             }
         }
     }
+    return look;
 }
 
 /* The compact reply's jobs, indexed by id (in m->parena). A job map without
@@ -1106,11 +1138,15 @@ static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
         mlog(m, true, "poll reply entry %u ignored: %s", i, e.msg);
         complete = false;
     }
-    reconcile(m, as, k, complete, ag_now_ms());
+    int64_t look = reconcile(m, as, k, complete, ag_now_ms());
     /* since 0 answers at once, in full: the entries this machine lacks come
      * with their jobs, and the full reply holds no short entry that could
      * send it round again. */
     m->since = unknown ? 0 : version;
+    /* A new `since` may let finished tasks be forgotten: no hurry. */
+    m->dirty = true;
+    if (look != INT64_MAX)
+        ag_sleep_hasten(&m->ctl_sleep, look);
     return CS_OK;
 }
 

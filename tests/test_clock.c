@@ -229,6 +229,26 @@ Test(clock, stopping_the_aio_cancels_a_long_sleep_and_refuses_new_ones)
     ag_clock_free(c);
 }
 
+Test(clock, hasten_brings_a_sleep_forward_and_leaves_an_idle_aio_alone)
+{
+    sleeper sl = {0};
+    ag_sleep s;
+    ag_clock *c = sleeper_new(&sl, &s);
+    /* Hastening an aio that does not sleep arms nothing. */
+    ag_sleep_hasten(&s, ag_now_ms());
+    cr_assert_not(ag_clock_disarm(c, &s.timer, false), "hasten armed an idle sleep");
+    /* An hour's sleep brought forward to now ends with success. */
+    ag_sleep_begin(&s, sl.aio, ag_now_ms() + 3600 * 1000);
+    ag_sleep_hasten(&s, ag_now_ms() + 7200 * 1000); /* later: no change */
+    cr_assert_lt(s.timer.due, ag_now_ms() + 3601 * 1000, "hasten put the sleep off");
+    ag_sleep_hasten(&s, ag_now_ms());
+    nng_aio_wait(sl.aio);
+    cr_assert_eq(atomic_load(&sl.calls), 1);
+    cr_assert_eq(atomic_load(&sl.result), 0);
+    nng_aio_free(sl.aio);
+    ag_clock_free(c);
+}
+
 /* ---- disarm's wait --------------------------------------------------------------- */
 
 typedef struct slow_timer {
