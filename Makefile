@@ -104,10 +104,11 @@ LIB_A   := $(BUILD)/libcellsched.a
 TOOLS   := cellbench cellctl cellserve
 TOOL_BIN:= $(foreach t,$(TOOLS),$(if $(wildcard tools/$t.c),$(BIN)/$t))
 
-# The agent's modules without its main(), for the suites that test them
-# directly (an archive: a suite links only what it uses).
-AGENT_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out agent/cell_agent.c,$(wildcard agent/*.c)))
-AGENT_A   := $(BUILD)/libagent.a
+# The agent's and the tools' modules without their main(), for the suites
+# that test them directly (an archive: a suite links only what it uses).
+MODULE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out agent/cell_agent.c,$(wildcard agent/*.c)) \
+                $(wildcard tools/*_*.c))
+MODULE_A   := $(BUILD)/libmodules.a
 
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -152,13 +153,13 @@ $(BIN)/$(call prog_name,$1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(call prog_
 endef
 $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/*.c),$(eval $(call program_rule,$p))))
 
-$(AGENT_A): $(AGENT_OBJ)
+$(MODULE_A): $(MODULE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(AGENT_A) $(LIB_A)
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(MODULE_A) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(AGENT_A) $(LIB_A) -o $@ $(LDLIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(MODULE_A) $(LIB_A) -o $@ $(LDLIBS) $(TEST_LIBS)
 
 # Each suite runs on its own; the summary line counts them all. Criterion forks
 # every test, so one crash fails that test and not the run.

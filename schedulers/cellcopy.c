@@ -849,18 +849,12 @@ fail:
  * tasks are positional entries, each standing for a run of equal tasks
  * (cellstate/proto.h), applied with no object tree at all. */
 
-/* Where the fields of a reply's top-level map are. */
-typedef struct reply_parts {
-    uint64_t version;
-    bool full, compact;
-    bool seen[5];            /* version, full, machines, jobs, tasks */
-    cs_mp_cur list[3];       /* machines, jobs, tasks: each cursor spans its array */
-} reply_parts;
-
-static int read_parts(const void *data, size_t len, reply_parts *r, cs_error *err)
+int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error *err)
 {
     static const char *const keys[] = {"version", "full", "machines", "jobs", "tasks", "form"};
     memset(r, 0, sizeof *r);
+    bool seen[5] = {false}; /* version, full, machines, jobs, tasks */
+    cs_mp_cur *list[3] = {&r->machines, &r->jobs, &r->tasks};
     cs_mp_cur cur;
     cs_mp_cur_init(&cur, data, len);
     uint32_t n;
@@ -875,10 +869,10 @@ static int read_parts(const void *data, size_t len, reply_parts *r, cs_error *er
         int f = 0;
         while (f < 6 && !(strlen(keys[f]) == klen && memcmp(keys[f], k, klen) == 0))
             f++;
-        if (f < 5 && r->seen[f])
+        if (f < 5 && seen[f])
             return cs_errorf(err, CS_EPROTO, "sync: field '%s' appears twice", keys[f]);
         if (f < 5)
-            r->seen[f] = true;
+            seen[f] = true;
         const void *v;
         size_t vlen;
         if (f == 0) {
@@ -900,11 +894,11 @@ static int read_parts(const void *data, size_t len, reply_parts *r, cs_error *er
         } else if (cs_mp_read_raw(&cur, &v, &vlen) != CS_OK) {
             return cs_errorf(err, CS_EPROTO, "sync: the reply is truncated");
         } else if (f < 5) {
-            cs_mp_cur_init(&r->list[f - 2], v, vlen);
+            cs_mp_cur_init(list[f - 2], v, vlen);
         }
     }
     for (int f = 0; f < 5; f++)
-        if (!r->seen[f])
+        if (!seen[f])
             return cs_errorf(err, CS_EPROTO, "sync: field '%s' is missing", keys[f]);
     return CS_OK;
 }
@@ -972,15 +966,15 @@ static int apply_map_form(cs_copy *c, const void *data, size_t len, cs_error *er
 int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err)
 {
     cs_copy_rollback(c);
-    reply_parts r;
-    int rc = read_parts(data, len, &r, err);
+    cs_copy_reply r;
+    int rc = cs_copy_read_reply(data, len, &r, err);
     if (rc != CS_OK)
         goto fail;
     if (!r.compact)
         return apply_map_form(c, data, len, err);
     if (r.full) {
         clear_records(c);
-        cs_mp_cur m = r.list[0], j = r.list[1];
+        cs_mp_cur m = r.machines, j = r.jobs;
         uint32_t nm = 0, nj = 0;
         cs_mp_read_array(&m, &nm);
         cs_mp_read_array(&j, &nj);
@@ -991,9 +985,9 @@ int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err)
         }
     }
     /* Machines and jobs first: tasks refer to them. */
-    if ((rc = apply_maps(c, &r.list[0], "machines", apply_machine, err)) ||
-        (rc = apply_maps(c, &r.list[1], "jobs", apply_job, err)) ||
-        (rc = apply_entries(c, &r.list[2], err)))
+    if ((rc = apply_maps(c, &r.machines, "machines", apply_machine, err)) ||
+        (rc = apply_maps(c, &r.jobs, "jobs", apply_job, err)) ||
+        (rc = apply_entries(c, &r.tasks, err)))
         goto fail;
     c->version = r.version;
     cs_arena_reset(&c->scratch);

@@ -144,6 +144,24 @@ int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err)
  * starts once, so its syncs read half the tasks. Off by default. */
 void cs_copy_omit_running(cs_copy *c, bool omit);
 
+/* The top-level fields of a `sync` reply body, found in place: what
+ * cs_copy_apply_bytes starts with, public for other readers of sync
+ * replies (cellbench's watcher), which walk `tasks` with
+ * cs_read_task_entry when `compact`. */
+typedef struct cs_copy_reply {
+    uint64_t version;
+    bool full;
+    bool compact;                    /* "form": "compact"; false: the map form */
+    cs_mp_cur machines, jobs, tasks; /* each spans its field's value, not yet read */
+} cs_copy_reply;
+
+/* Find the fields of reply body data[0..len) (borrowed: the cursors point
+ * into it). "version", "full", "machines", "jobs" and "tasks" are required,
+ * once each; "form" is optional ("map" or "compact"); other keys are
+ * skipped. Values other than version, full and form are not checked here.
+ * CS_EPROTO naming the field ("sync: field 'tasks' is missing"). */
+int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error *err);
+
 /* The cell version the copy reflects (0 before the first sync). */
 uint64_t cs_copy_version(const cs_copy *c);
 

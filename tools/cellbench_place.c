@@ -10,8 +10,9 @@
  *      (zone == z<k>, or rack != r<k>) — through the wire, timed apart;
  *   3. starts N `cell-batch --instance I --instances N` and measures from
  *      that moment until every task has been seen placed (or --timeout):
- *      a watcher follows the cell with delta `sync`s every WATCH_MS and
- *      notes when each task is first seen out of pending;
+ *      a watcher (cellbench_watch.h) follows the cell with delta `sync`s
+ *      in the compact form every WATCH_MS and notes when each task is
+ *      first seen out of pending;
  *   4. stops the schedulers (each sends a last `sched.report` as it exits),
  *      reads their metrics from `stats`, stops everything and removes the
  *      directory.
@@ -44,6 +45,7 @@
 #include "cellstate/proto.h"
 #include "tools/cellbench_daemon.h"
 #include "tools/cellbench_util.h"
+#include "tools/cellbench_watch.h"
 
 const char cb_place_usage[] =
     "options of place:\n"
@@ -239,11 +241,7 @@ typedef struct cell {
     uint32_t nsims, nscheds;
     cs_client *client;
     cs_id *jobs; /* job ids in submission order: consecutive in a fresh cell */
-    int64_t *placed_ns; /* per task (job number x T + index): first seen placed, 0 not yet */
-    uint8_t *held;      /* per task: placed (or finished) as last seen */
-    uint64_t placed;    /* tasks held now */
-    uint64_t requeued;  /* times a placed task was seen back in pending or lost */
-    uint64_t since;
+    cb_watch watch;
     msgpack_sbuffer buf; /* the watcher's requests */
 } cell;
 
@@ -528,75 +526,26 @@ static int submit_jobs(cell *c, double *took_s, cs_error *err)
 
 /* ---- the watcher ------------------------------------------------------------------- */
 
-/* Task number of task `id` (job number x T + index), false when it is not
- * one of the run's. A fresh cell numbers jobs in submission order
- * (submit_jobs checks it), so the job number is an offset. */
-static bool task_number(const cell *c, uint64_t id, uint64_t *g)
-{
-    uint64_t job = id >> 20, index = id & ((1u << 20) - 1);
-    if (job < c->jobs[0] || job - c->jobs[0] >= c->o->jobs || index >= c->o->tasks)
-        return false;
-    *g = (job - c->jobs[0]) * c->o->tasks + index;
-    return true;
-}
-
-/* Whether a task map says the task holds a machine, or held one to its
- * end: assigned, running or finished. */
-static bool is_placed(const msgpack_object *task)
-{
-    const msgpack_object *s = cs_obj_get(task, "state");
-    uint8_t state;
-    char name[16];
-    if (s == NULL || s->type != MSGPACK_OBJECT_STR || s->via.str.size >= sizeof name)
-        return false;
-    memcpy(name, s->via.str.ptr, s->via.str.size);
-    name[s->via.str.size] = '\0';
-    return cs_task_state_parse(name, &state) == CS_OK &&
-           (state == CS_TASK_ASSIGNED || state == CS_TASK_RUNNING || state == CS_TASK_FINISHED);
-}
-
-/* One delta sync: every task of the run is placed or not as it is now.
- * A task placed for the first time has its wait noted; one that comes back
- * (lost when its machine was marked down, then pending again) counts as
- * requeued, and the run is over only when every task is held again. */
+/* One delta sync in the compact form, read in place: every task of the
+ * run is placed or not as it is now (cb_watch_apply). Starts are omitted
+ * ("omit": "running"): a start does not change whether a task is placed,
+ * and a task placed and started between two looks comes with its
+ * placement. */
 static int watch_once(cell *c, cs_error *err)
 {
     c->buf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->buf, msgpack_sbuffer_write);
-    cs_msg r;
-    int rc = msgpack_pack_map(&pk, 1) || cs_pack_kv_u64(&pk, "since", c->since)
-                 ? cs_errorf(err, CS_ENOMEM, "out of memory")
-                 : call(c, CS_MSG_SYNC, &c->buf, &r, err);
+    if (msgpack_pack_map(&pk, 3) != 0 || cs_pack_kv_u64(&pk, "since", c->watch.since) != CS_OK ||
+        cs_pack_kv_str(&pk, "form", "compact") != CS_OK ||
+        cs_pack_kv_str(&pk, "omit", "running") != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    const void *body;
+    size_t len;
+    int rc = cs_client_call_raw(c->client, CS_MSG_SYNC, c->buf.data, c->buf.size, &body, &len, err);
     if (rc != CS_OK)
-        return rc;
-    int64_t now = cb_now_ns();
-    uint64_t version;
-    if ((rc = cs_obj_u64(&r.body, "version", true, UINT64_MAX, &version, err)) != CS_OK)
-        return cs_error_wrap(err, rc, "sync reply");
-    const msgpack_object *tasks = cs_obj_get(&r.body, "tasks");
-    if (tasks == NULL || tasks->type != MSGPACK_OBJECT_ARRAY)
-        return cs_errorf(err, CS_EPROTO, "sync reply: field 'tasks' is not an array");
-    for (uint32_t i = 0; i < tasks->via.array.size; i++) {
-        const msgpack_object *t = &tasks->via.array.ptr[i];
-        uint64_t id, g;
-        if (cs_obj_u64(t, "id", true, UINT64_MAX, &id, err) != CS_OK || !task_number(c, id, &g))
-            continue;
-        bool placed = is_placed(t);
-        if (placed == (bool)c->held[g])
-            continue;
-        c->held[g] = placed;
-        if (placed) {
-            c->placed++;
-            if (c->placed_ns[g] == 0)
-                c->placed_ns[g] = now;
-        } else {
-            c->placed--;
-            c->requeued++;
-        }
-    }
-    c->since = version;
-    return CS_OK;
+        return cs_error_wrap(err, rc, "sync");
+    return cb_watch_apply(&c->watch, body, len, cb_now_ns(), err);
 }
 
 /* ---- one run ---------------------------------------------------------------------------- */
@@ -630,13 +579,13 @@ static int cmp_double(const void *x, const void *y)
 static int waits(const cell *c, int64_t start_ns, uint64_t total, dist *d, cs_error *err)
 {
     *d = (dist){(double)NAN, (double)NAN, (double)NAN};
-    double *v = malloc((c->placed ? c->placed : 1) * sizeof *v);
+    double *v = malloc((c->watch.placed ? c->watch.placed : 1) * sizeof *v);
     if (v == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     size_t n = 0;
     for (uint64_t g = 0; g < total; g++)
-        if (c->placed_ns[g] != 0)
-            v[n++] = (double)(c->placed_ns[g] - start_ns) / 1e6;
+        if (c->watch.placed_ns[g] != 0)
+            v[n++] = (double)(c->watch.placed_ns[g] - start_ns) / 1e6;
     if (n > 0) {
         qsort(v, n, sizeof *v, cmp_double);
         d->p50 = v[(size_t)ceil(0.50 * (double)n) - 1];
@@ -693,7 +642,7 @@ static int place_all(cell *c, uint32_t n, place_run *f, cs_error *err)
     int64_t last = start, next_progress = start + 1000000000;
     uint64_t progress0 = 0;
     int rc = start_scheds(c, n, err);
-    while (rc == CS_OK && c->placed < f->total) {
+    while (rc == CS_OK && c->watch.placed < f->total) {
         int64_t now = cb_now_ns();
         if (now >= deadline) {
             f->timed_out = true;
@@ -702,21 +651,22 @@ static int place_all(cell *c, uint32_t n, place_run *f, cs_error *err)
         if (c->o->progress && now >= next_progress) {
             fprintf(stderr, "  %5.1f s: %" PRIu64 " placed (%" PRIu64 " in the last second), "
                             "version %" PRIu64 "\n",
-                    (double)(now - start) / 1e9, c->placed, c->placed - progress0, c->since);
-            progress0 = c->placed;
+                    (double)(now - start) / 1e9, c->watch.placed, c->watch.placed - progress0,
+                    c->watch.since);
+            progress0 = c->watch.placed;
             next_progress = now + 1000000000;
         }
         sleep_ms(WATCH_MS);
-        uint64_t before = c->placed;
+        uint64_t before = c->watch.placed;
         if ((rc = check_cell(c, err)) == CS_OK && (rc = watch_once(c, err)) == CS_OK &&
-            c->placed > before)
+            c->watch.placed > before)
             last = cb_now_ns();
     }
     /* Elapsed to the reply that showed the last placement; on a timeout,
      * the whole time given. */
     f->elapsed_s = (double)((f->timed_out ? cb_now_ns() : last) - start) / 1e9;
-    f->placed = c->placed;
-    f->requeued = c->requeued;
+    f->placed = c->watch.placed;
+    f->requeued = c->watch.requeued;
     f->server_cpu_s = cb_daemon_cpu_s(&c->server) - srv0;
     f->sim_cpu_s = cpu_of(c->sims, c->nsims) - sim0;
     f->sched_cpu_s = cpu_of(c->scheds, c->nscheds);
@@ -746,10 +696,9 @@ static int run_one(const place_opts *o, const char *bindir, const char *root, ui
     c.sims = calloc(o->simulators, sizeof *c.sims);
     c.scheds = calloc(n, sizeof *c.scheds);
     c.jobs = calloc(o->jobs, sizeof *c.jobs);
-    c.placed_ns = calloc(f->total, sizeof *c.placed_ns);
-    c.held = calloc(f->total, 1);
-    if (c.sims == NULL || c.scheds == NULL || c.jobs == NULL || c.placed_ns == NULL ||
-        c.held == NULL) {
+    if ((rc = cb_watch_init(&c.watch, o->jobs, o->tasks, err)) != CS_OK)
+        goto free_arrays;
+    if (c.sims == NULL || c.scheds == NULL || c.jobs == NULL) {
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
         goto free_arrays;
     }
@@ -763,7 +712,8 @@ static int run_one(const place_opts *o, const char *bindir, const char *root, ui
         goto stop_children;
     /* The watcher starts at the version after the submissions: every task
      * of the run is pending there, and a full sync of them is not needed. */
-    c.since = (uint64_t)num(&r.body, "version");
+    c.watch.job0 = c.jobs[0];
+    c.watch.since = (uint64_t)num(&r.body, "version");
     rc = place_all(&c, n, f, err);
 
 stop_children:
@@ -779,8 +729,7 @@ free_arrays:
     free(c.sims);
     free(c.scheds);
     free(c.jobs);
-    free(c.placed_ns);
-    free(c.held);
+    cb_watch_free(&c.watch);
     msgpack_sbuffer_destroy(&c.buf);
     cb_rmtree(c.dir);
     return rc;
