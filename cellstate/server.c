@@ -675,21 +675,11 @@ static int pack_task_runs(cs_snap *snap, msgpack_packer *pk, const cs_changes *c
     if (r == NULL)
         return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     cs_task_runs_init(r);
-    cs_arena a;
-    cs_arena_init(&a);
-    int rc = CS_OK;
-    if (all) {
-        /* A full sync walks the tasks once, in id order, instead of
-         * listing their ids and reading each again. */
-        rc = cs_snap_each_task(snap, add_run, r, err);
-    } else {
-        for (size_t i = 0; i < ch->n[CS_KIND_TASK] && rc == CS_OK; i++) {
-            cs_arena_reset(&a);
-            cs_task t;
-            if ((rc = cs_snap_task(snap, ch->ids[CS_KIND_TASK][i], &a, &t, err)) == CS_OK)
-                rc = cs_task_runs_add(r, &t);
-        }
-    }
+    /* A full sync walks the tasks once, in id order, instead of listing
+     * their ids and reading each again. */
+    int rc = all ? cs_snap_each_task(snap, add_run, r, err)
+                 : cs_snap_each_task_in(snap, ch->ids[CS_KIND_TASK], ch->n[CS_KIND_TASK],
+                                        add_run, r, err);
     if (rc == CS_EINVAL)
         rc = cs_errorf(err, CS_EIO, "sync: a stored task has more ports or a longer reason "
                                     "than a record may");
@@ -697,11 +687,12 @@ static int pack_task_runs(cs_snap *snap, msgpack_packer *pk, const cs_changes *c
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     if (rc == CS_OK && (cs_pack_str(pk, "tasks") || cs_task_runs_finish(r, pk) != CS_OK))
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    cs_arena_free(&a);
     cs_task_runs_free(r);
     free(r);
     return rc;
 }
+
+static int pack_task_map(void *ctx, const cs_task *t) { return cs_pack_task(ctx, t); }
 
 /* Pack the current record of each id (records are never deleted in this
  * version of the store, so each is found); with `compact`, the tasks as
@@ -723,6 +714,10 @@ static int pack_changed(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch,
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
             break;
         }
+        if (k == CS_KIND_TASK) {
+            rc = cs_snap_each_task_in(snap, ch->ids[k], ch->n[k], pack_task_map, pk, err);
+            break;
+        }
         for (size_t i = 0; i < ch->n[k] && rc == CS_OK; i++) {
             cs_arena_reset(&a);
             cs_id id = ch->ids[k][i];
@@ -730,14 +725,10 @@ static int pack_changed(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch,
                 cs_machine m;
                 if ((rc = cs_snap_machine(snap, id, &a, &m, err)) == CS_OK)
                     rc = cs_pack_machine(pk, &m);
-            } else if (k == CS_KIND_JOB) {
+            } else {
                 cs_job j;
                 if ((rc = cs_snap_job(snap, id, &a, &j, err)) == CS_OK)
                     rc = cs_pack_job(pk, &j);
-            } else {
-                cs_task t;
-                if ((rc = cs_snap_task(snap, id, &a, &t, err)) == CS_OK)
-                    rc = cs_pack_task(pk, &t);
             }
         }
     }

@@ -655,6 +655,26 @@ static int rec_decode(cs_kind kind, const MDB_val *v, cs_arena *a, void *out, cs
     }
 }
 
+/* Decode the record of `kind` and `id` held in `v` into `out`, as a point
+ * read or a walk gives it: a failure names the record, and a machine gets
+ * its derived part. */
+static int rec_read(cs_snap *snap, cs_kind kind, cs_id id, const MDB_val *v, cs_arena *a,
+                    void *out, cs_error *err)
+{
+    int rc = rec_decode(kind, v, a, out, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "%s %llu", kind_names[kind], (unsigned long long)id);
+    if (kind == CS_KIND_MACHINE)
+        return derive_machine(snap, out, a, err);
+    return CS_OK;
+}
+
+static int unknown_record(cs_error *err, cs_kind kind, cs_id id)
+{
+    return cs_errorf(err, CS_ENOTFOUND, "unknown %s %llu", kind_names[kind],
+                     (unsigned long long)id);
+}
+
 /* The write transaction's cursor on tasks (see cs_snap). */
 static int tasks_cursor(cs_snap *snap, MDB_cursor **out, cs_error *err)
 {
@@ -686,16 +706,10 @@ static int get_by_id(cs_snap *snap, cs_kind kind, cs_id id, cs_arena *a, void *o
         rc = mdb_get(snap->txn, snap->store->dbi[db], &k, &v);
     }
     if (rc == MDB_NOTFOUND)
-        return cs_errorf(err, CS_ENOTFOUND, "unknown %s %llu", kind_names[kind],
-                         (unsigned long long)id);
+        return unknown_record(err, kind, id);
     if (rc != 0)
         return lmdb_err(err, rc, "reading record");
-    rc = rec_decode(kind, &v, a, out, err);
-    if (rc != CS_OK)
-        return cs_error_wrap(err, rc, "%s %llu", kind_names[kind], (unsigned long long)id);
-    if (kind == CS_KIND_MACHINE)
-        return derive_machine(snap, out, a, err);
-    return CS_OK;
+    return rec_read(snap, kind, id, &v, a, out, err);
 }
 
 static int id_by_name(cs_snap *snap, cs_db db, const char *what, const char *name, cs_id *id,
@@ -768,6 +782,17 @@ static int rec_call(const rec_visit *vis, const any_rec *rec)
     }
 }
 
+/* Decode one record into the scratch arena `a` (reset first: the record
+ * lives only during the call) and pass it to the visitor. */
+static int rec_visit_one(cs_snap *snap, const rec_visit *vis, cs_id id, const MDB_val *v,
+                         cs_arena *a, cs_error *err)
+{
+    any_rec rec;
+    cs_arena_reset(a);
+    int rc = rec_read(snap, vis->kind, id, v, a, &rec, err);
+    return rc != CS_OK ? rc : rec_call(vis, &rec);
+}
+
 /* Iterate records of one kind with ids in [lo, hi), decoding each into a
  * scratch arena reset between records. */
 static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_t hi,
@@ -780,7 +805,6 @@ static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_
         return lmdb_err(err, rc, "opening cursor");
     cs_arena a;
     cs_arena_init(&a);
-    any_rec rec;
     uint8_t kb[8];
     be64(kb, lo);
     MDB_val k = {8, kb}, v;
@@ -796,15 +820,7 @@ static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_
         uint64_t id = get_be64(k.mv_data);
         if (id >= hi)
             break;
-        cs_arena_reset(&a);
-        if ((result = rec_decode(vis->kind, &v, &a, &rec, err)) != CS_OK) {
-            cs_error_wrap(err, result, "%s %llu", kind_names[vis->kind], (unsigned long long)id);
-            break;
-        }
-        if (vis->kind == CS_KIND_MACHINE &&
-            (result = derive_machine(snap, &rec.m, &a, err)) != CS_OK)
-            break;
-        if ((result = rec_call(vis, &rec)) != 0)
+        if ((result = rec_visit_one(snap, vis, id, &v, &a, err)) != 0)
             break;
     }
     if (result == CS_OK && rc != 0 && rc != MDB_NOTFOUND)
@@ -812,6 +828,80 @@ static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_
     cs_arena_free(&a);
     mdb_cursor_close(cur);
     return result;
+}
+
+/* Position `cur` on the record of `id` (its key in kb, 8 bytes) and read it
+ * into *v. The cursor is first stepped to the next key: a walk over a
+ * commit's ids mostly wants just that (a job's tasks are adjacent and a
+ * commit changes runs of them), and a step stays on the cursor's leaf,
+ * where a search descends from the root comparing keys at each level. Only
+ * when the next key is not `id` (or `step` is false: the cursor is not known
+ * to be just before it) is the key searched for. */
+static int seek_id(MDB_cursor *cur, const uint8_t *kb, bool step, MDB_val *v)
+{
+    MDB_val k;
+    if (step) {
+        int rc = mdb_cursor_get(cur, &k, v, MDB_NEXT);
+        if (rc == 0 && k.mv_size == 8 && memcmp(k.mv_data, kb, 8) == 0)
+            return 0;
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+    }
+    k = (MDB_val){8, (void *)kb};
+    return mdb_cursor_get(cur, &k, v, MDB_SET_KEY);
+}
+
+/* Visit the records of `ids` (ascending, unique) through one cursor: the
+ * write transaction's own for tasks (it sees the transaction's writes and
+ * stays open with it), else a cursor of this walk. */
+static int each_in(cs_snap *snap, const rec_visit *vis, const cs_id *ids, size_t n,
+                   cs_error *err)
+{
+    /* Checked first, so that a bad list visits nothing rather than part. */
+    for (size_t i = 1; i < n; i++)
+        if (ids[i] <= ids[i - 1])
+            return cs_errorf(err, CS_EINVAL,
+                             "%s ids are not ascending and unique: %llu at position %zu "
+                             "follows %llu",
+                             kind_names[vis->kind], (unsigned long long)ids[i], i,
+                             (unsigned long long)ids[i - 1]);
+    if (n == 0)
+        return CS_OK;
+    MDB_cursor *cur;
+    bool own = !(vis->kind == CS_KIND_TASK && snap->in_wtxn);
+    int rc;
+    if (!own)
+        CS_TRY(tasks_cursor(snap, &cur, err));
+    else if ((rc = mdb_cursor_open(snap->txn, snap->store->dbi[kind_db[vis->kind]], &cur)) != 0)
+        return lmdb_err(err, rc, "opening cursor");
+    cs_arena a;
+    cs_arena_init(&a);
+    int result = CS_OK;
+    for (size_t i = 0; i < n && result == CS_OK; i++) {
+        uint8_t kb[8];
+        be64(kb, ids[i]);
+        MDB_val v;
+        /* The first id is searched: the write transaction's cursor may be
+         * anywhere, and a fresh one would step to the first key. */
+        rc = seek_id(cur, kb, i > 0, &v);
+        if (rc == MDB_NOTFOUND)
+            result = unknown_record(err, vis->kind, ids[i]);
+        else if (rc != 0)
+            result = lmdb_err(err, rc, "reading record");
+        else
+            result = rec_visit_one(snap, vis, ids[i], &v, &a, err);
+    }
+    cs_arena_free(&a);
+    if (own)
+        mdb_cursor_close(cur);
+    return result;
+}
+
+int cs_snap_each_task_in(cs_snap *snap, const cs_id *ids, size_t n, cs_task_fn fn, void *ctx,
+                         cs_error *err)
+{
+    rec_visit vis = {.kind = CS_KIND_TASK, .task = fn, .ctx = ctx};
+    return each_in(snap, &vis, ids, n, err);
 }
 
 int cs_snap_each_machine(cs_snap *snap, cs_machine_fn fn, void *ctx, cs_error *err)

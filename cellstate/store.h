@@ -125,6 +125,18 @@ int cs_snap_each_machine(cs_snap *snap, cs_machine_fn fn, void *ctx, cs_error *e
 int cs_snap_each_job(cs_snap *snap, cs_job_fn fn, void *ctx, cs_error *err);
 int cs_snap_each_task(cs_snap *snap, cs_task_fn fn, void *ctx, cs_error *err);
 int cs_snap_each_task_of_job(cs_snap *snap, cs_id job, cs_task_fn fn, void *ctx, cs_error *err);
+/* The tasks `ids[0..n)` (borrowed, only read), in that order, as
+ * cs_snap_task reads each: the ids must be ascending and unique, as
+ * cs_snap_changes_since gives them (CS_EINVAL naming the first position
+ * that is not, before any callback). One cursor walks them, stepping to the
+ * next key where it can instead of searching from the root for each: for
+ * runs of adjacent ids this is much cheaper than a cs_snap_task per id. An
+ * absent id is CS_ENOTFOUND ("unknown task N") when the walk reaches it,
+ * after the callbacks for the ids before it. In a write transaction it
+ * reads through the transaction's own tasks cursor and sees its writes.
+ * The record passed to fn is valid during the call; fn's value as above. */
+int cs_snap_each_task_in(cs_snap *snap, const cs_id *ids, size_t n, cs_task_fn fn, void *ctx,
+                         cs_error *err);
 /* Tasks placed (assigned or running) on one machine, in id order, through
  * the allocation table. */
 int cs_snap_each_task_on_machine(cs_snap *snap, cs_id machine, cs_task_fn fn, void *ctx,
