@@ -60,35 +60,39 @@ typedef enum ag_health_state {
  * the key, since the same task placed again is a new attempt. Owned by the
  * machine; backends fill the fields marked "backend". */
 typedef struct ag_task {
+    /* First, what the loop reads on each pass over a machine's tasks
+     * (tick, reports, lookups): a simulator walks hundreds of thousands of
+     * tasks, and each cache line a step touches is a miss. */
+    struct ag_task *next;
     cs_id id;
     uint32_t attempt;
-    uint32_t index;
-    char job[CS_NAME_MAX + 1];
     ag_phase phase;            /* backend */
-    bool started;              /* backend: a process (or timer) did run, so "running" is true */
-    int32_t exit_code;         /* backend, when ENDED */
-    bool ok;                   /* backend, when ENDED: exited 0 */
-    char reason[AG_REASON_MAX];/* backend, when ENDED and not ok */
     int64_t wake_at;           /* backend: when refresh should next look (ms, monotonic); 0 = no need */
-    uint32_t grace_ms;         /* SIGTERM to SIGKILL */
-    bool revoked;              /* no longer ours: kill it, report nothing more */
+    int64_t retry_at;          /* next report attempt after a failure */
     int64_t kill_at;           /* when revoked: SIGKILL due (0 = SIGTERM not sent yet) */
+    uint64_t done_version;     /* forget once a poll at or after this version omits it */
+    int64_t end_at;            /* backend (simulation): when it finishes */
+    int64_t sick_at;           /* backend (simulation): when its checks condemn it, 0 never */
+    bool started;              /* backend: a process (or timer) did run, so "running" is true */
+    bool revoked;              /* no longer ours: kill it, report nothing more */
     bool killed;               /* SIGKILL sent */
     bool running_acked;        /* the server took "running" */
     bool done;                 /* nothing more to report: final report taken, or dropped */
     bool listed;               /* in the last poll reply */
-    uint64_t done_version;     /* forget once a poll at or after this version omits it */
-    int64_t retry_at;          /* next report attempt after a failure */
-    uint32_t backoff_ms;
+    bool health_kill;          /* backend: its checks condemned it: kill it, report failed */
+    bool ok;                   /* backend, when ENDED: exited 0 */
     ag_health_state health;    /* backend: what its checks say now */
     ag_health_state health_acked; /* the health the server last took */
-    bool health_kill;          /* backend: its checks condemned it: kill it, report failed */
-    char health_reason[AG_REASON_MAX]; /* backend, when health_kill: the failed report's reason */
+    /* The rest is read when something happens to the task. */
+    uint32_t index;
+    uint32_t grace_ms;         /* SIGTERM to SIGKILL */
+    uint32_t backoff_ms;
+    int32_t exit_code;         /* backend, when ENDED */
     bool watched;              /* backend (processes): handed to the health checker */
     int pgid;                  /* backend (processes): the task's process group, 0 unknown */
-    int64_t end_at;            /* backend (simulation): when it finishes */
-    int64_t sick_at;           /* backend (simulation): when its checks condemn it, 0 never */
-    struct ag_task *next;
+    char job[CS_NAME_MAX + 1];
+    char reason[AG_REASON_MAX];/* backend, when ENDED and not ok */
+    char health_reason[AG_REASON_MAX]; /* backend, when health_kill: the failed report's reason */
 } ag_task;
 
 /* One entry of a poll reply, decoded. Strings live in the reply's arena,

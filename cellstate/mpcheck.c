@@ -444,18 +444,21 @@ int cs_mp_read_bool(cs_mp_cur *c, bool *v)
     return CS_OK;
 }
 
-int cs_mp_read_str(cs_mp_cur *c, const char **s, uint32_t *n)
+/* A string (str8 = 0xd9) or binary (bin8 = 0xc4) value whose 8-, 16- or
+ * 32-bit length follows its first byte; str also has a fixed form (0xa0 to
+ * 0xbf, `fix` true). */
+static int read_bytes(cs_mp_cur *c, uint8_t first8, bool fix, const void **s, uint32_t *n)
 {
     if (c->p >= c->end)
         return CS_EPROTO;
     uint8_t b = c->p[0];
     size_t hdr;
     uint64_t len;
-    if (b >= 0xa0 && b <= 0xbf) {
+    if (fix && b >= 0xa0 && b <= 0xbf) {
         hdr = 1;
         len = b & 0x1f;
-    } else if (b == 0xd9 || b == 0xda || b == 0xdb) {
-        hdr = b == 0xd9 ? 2 : b == 0xda ? 3 : 5;
+    } else if (b >= first8 && b <= first8 + 2) {
+        hdr = b == first8 ? 2 : b == first8 + 1 ? 3 : 5;
         if (cs_mp_cur_left(c) < hdr)
             return CS_EPROTO;
         len = be(c->p + 1, (int)hdr - 1);
@@ -464,10 +467,32 @@ int cs_mp_read_str(cs_mp_cur *c, const char **s, uint32_t *n)
     }
     if (len > cs_mp_cur_left(c) - hdr)
         return CS_EPROTO;
-    *s = (const char *)c->p + hdr;
+    *s = c->p + hdr;
     *n = (uint32_t)len;
     c->p += hdr + len;
     return CS_OK;
+}
+
+int cs_mp_read_str(cs_mp_cur *c, const char **s, uint32_t *n)
+{
+    const void *p;
+    int rc = read_bytes(c, 0xd9, true, &p, n);
+    if (rc == CS_OK)
+        *s = p;
+    return rc;
+}
+
+int cs_mp_read_bin(cs_mp_cur *c, const void **b, uint32_t *n)
+{
+    return read_bytes(c, 0xc4, false, b, n);
+}
+
+bool cs_mp_read_nil(cs_mp_cur *c)
+{
+    if (c->p >= c->end || c->p[0] != 0xc0)
+        return false;
+    c->p++;
+    return true;
 }
 
 int cs_mp_read_raw(cs_mp_cur *c, const void **start, size_t *len)

@@ -73,6 +73,10 @@ int cs_mp_read_int(cs_mp_cur *c, int64_t *v);
 int cs_mp_read_bool(cs_mp_cur *c, bool *v);
 /* A string: *s points into the input (not NUL-terminated), *n bytes. */
 int cs_mp_read_str(cs_mp_cur *c, const char **s, uint32_t *n);
+/* A binary value: *b points into the input, *n bytes. */
+int cs_mp_read_bin(cs_mp_cur *c, const void **b, uint32_t *n);
+/* Whether the next value is nil; if it is, it is consumed. */
+bool cs_mp_read_nil(cs_mp_cur *c);
 /* The next value, whatever it is, as the span *start[0..*len) of the
  * input; CS_EPROTO when it is truncated or invalid (cs_mp_check). */
 int cs_mp_read_raw(cs_mp_cur *c, const void **start, size_t *len);

@@ -999,54 +999,76 @@ typedef struct log_entry {
     uint8_t kind;
     const char *cmd;
     size_t cmdlen;
-    const msgpack_object *touched; /* array, alternating kind and id */
+    const void *touched; /* the array, alternating kind and id: touched_next */
+    size_t touchedlen;
     bool has_request;
     uint64_t sched, req;
     const char *result; /* points into the entry's bytes */
     size_t resultlen;
 } log_entry;
 
-static int log_decode(const MDB_val *k, const MDB_val *v, msgpack_zone *zone, log_entry *e,
-                      cs_error *err)
+/* Decode an entry in place with a cursor: every sync walks the entries
+ * after its version, and at C1M scale that was millions of entries a run
+ * unpacked into msgpack trees. The touched keys are checked as they are
+ * read (touched_next). */
+static int log_decode(const MDB_val *k, const MDB_val *v, log_entry *e, cs_error *err)
 {
     if (k->mv_size != 12)
         return cs_errorf(err, CS_ECORRUPT, "log key of %zu bytes", k->mv_size);
     e->version = get_be64(k->mv_data);
     e->n = get_be32((const uint8_t *)k->mv_data + 8);
-    msgpack_object obj;
-    msgpack_zone_clear(zone);
-    if (cs_mp_unpack(v->mv_data, v->mv_size, zone, &obj, CS_ECORRUPT, "log entry", NULL) != CS_OK ||
-        obj.type != MSGPACK_OBJECT_ARRAY || obj.via.array.size != 4)
+    cs_mp_cur c;
+    cs_mp_cur_init(&c, v->mv_data, v->mv_size);
+    uint32_t n, cmdlen, resultlen;
+    uint64_t kind;
+    const void *cmd, *result;
+    if (cs_mp_read_array(&c, &n) != CS_OK || n != 4 || cs_mp_read_uint(&c, &kind) != CS_OK ||
+        kind > 255 || cs_mp_read_bin(&c, &cmd, &cmdlen) != CS_OK ||
+        cs_mp_read_raw(&c, &e->touched, &e->touchedlen) != CS_OK)
         goto corrupt;
-    const msgpack_object *f = obj.via.array.ptr;
-    if (f[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || f[0].via.u64 > 255 ||
-        f[1].type != MSGPACK_OBJECT_BIN || f[2].type != MSGPACK_OBJECT_ARRAY ||
-        f[2].via.array.size % 2 != 0)
-        goto corrupt;
-    e->kind = (uint8_t)f[0].via.u64;
-    e->cmd = f[1].via.bin.ptr;
-    e->cmdlen = f[1].via.bin.size;
-    e->has_request = f[3].type != MSGPACK_OBJECT_NIL;
+    e->kind = (uint8_t)kind;
+    e->cmd = cmd;
+    e->cmdlen = cmdlen;
+    e->has_request = !cs_mp_read_nil(&c);
     if (e->has_request) {
-        const msgpack_object *r = f[3].via.array.ptr;
-        if (f[3].type != MSGPACK_OBJECT_ARRAY || f[3].via.array.size != 3 ||
-            r[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-            r[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || r[2].type != MSGPACK_OBJECT_BIN)
+        if (cs_mp_read_array(&c, &n) != CS_OK || n != 3 ||
+            cs_mp_read_uint(&c, &e->sched) != CS_OK || cs_mp_read_uint(&c, &e->req) != CS_OK ||
+            cs_mp_read_bin(&c, &result, &resultlen) != CS_OK)
             goto corrupt;
-        e->sched = r[0].via.u64;
-        e->req = r[1].via.u64;
-        e->result = r[2].via.bin.ptr;
-        e->resultlen = r[2].via.bin.size;
+        e->result = result;
+        e->resultlen = resultlen;
     }
-    /* The array lives in the zone: copy the object header, not the data. */
-    msgpack_object *t = msgpack_zone_malloc(zone, sizeof *t);
-    if (t == NULL)
-        return cs_errorf(err, CS_ENOMEM, "reading log: out of memory");
-    *t = f[2];
-    e->touched = t;
+    if (cs_mp_cur_left(&c) != 0)
+        goto corrupt;
     return CS_OK;
 corrupt:
     return cs_errorf(err, CS_ECORRUPT, "log entry %llu.%u is corrupt",
+                     (unsigned long long)e->version, e->n);
+}
+
+/* Call fn(ctx, kind, id) for each key e touched, in order, until it
+ * returns non-zero (returned). A key that is not two unsigned integers,
+ * with a kind the store knows, is CS_ECORRUPT. */
+typedef int (*touched_fn)(void *ctx, uint64_t kind, uint64_t id);
+static int each_touched(const log_entry *e, touched_fn fn, void *ctx, cs_error *err)
+{
+    cs_mp_cur t;
+    cs_mp_cur_init(&t, e->touched, e->touchedlen);
+    uint32_t n;
+    if (cs_mp_read_array(&t, &n) != CS_OK || n % 2 != 0)
+        goto corrupt;
+    for (; n > 0; n -= 2) {
+        uint64_t kind, id;
+        if (cs_mp_read_uint(&t, &kind) != CS_OK || kind >= CS_KIND_COUNT ||
+            cs_mp_read_uint(&t, &id) != CS_OK)
+            goto corrupt;
+        int rc = fn(ctx, kind, id);
+        if (rc != 0)
+            return rc;
+    }
+    return CS_OK;
+corrupt:
+    return cs_errorf(err, CS_ECORRUPT, "log entry %llu.%u: touched key is corrupt",
                      (unsigned long long)e->version, e->n);
 }
 
@@ -1066,11 +1088,6 @@ static int each_entry(cs_snap *snap, uint64_t since, uint32_t after_n, entry_fn 
     int rc = mdb_cursor_open(snap->txn, snap->store->dbi[CS_DB_LOG], &cur);
     if (rc != 0)
         return lmdb_err(err, rc, "opening log cursor");
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 4096)) {
-        mdb_cursor_close(cur);
-        return cs_errorf(err, CS_ENOMEM, "reading log: out of memory");
-    }
     uint8_t kb[12];
     be64(kb, since);
     be32(kb + 8, after_n);
@@ -1080,7 +1097,7 @@ static int each_entry(cs_snap *snap, uint64_t since, uint32_t after_n, entry_fn 
     while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
         log_entry e;
-        if ((result = log_decode(&k, &v, &zone, &e, err)) != CS_OK)
+        if ((result = log_decode(&k, &v, &e, err)) != CS_OK)
             break;
         if (e.version == since && e.n <= after_n)
             continue; /* (since, after_n) itself */
@@ -1089,7 +1106,6 @@ static int each_entry(cs_snap *snap, uint64_t since, uint32_t after_n, entry_fn 
     }
     if (result == CS_OK && rc != 0 && rc != MDB_NOTFOUND)
         result = lmdb_err(err, rc, "reading log");
-    msgpack_zone_destroy(&zone);
     mdb_cursor_close(cur);
     return result;
 }
@@ -1115,25 +1131,25 @@ typedef struct changes_ctx {
     idvec s[CS_KIND_COUNT];
     cs_quiet_fn quiet;
     void *qctx;
+    bool entry_quiet; /* the entry being read is quiet */
     cs_error *err;
 } changes_ctx;
+
+static int changes_key(void *ctx, uint64_t kind, uint64_t id)
+{
+    changes_ctx *c = ctx;
+    if (c->entry_quiet && kind == CS_KIND_TASK)
+        return CS_OK;
+    if (ids_push(&c->s[kind], id) != CS_OK)
+        return cs_errorf(c->err, CS_ENOMEM, "reading changes: out of memory");
+    return CS_OK;
+}
 
 static int changes_visit(void *ctx, const log_entry *e)
 {
     changes_ctx *c = ctx;
-    const msgpack_object *t = e->touched->via.array.ptr;
-    bool quiet = c->quiet != NULL && c->quiet(c->qctx, e->kind, e->cmd, e->cmdlen);
-    for (uint32_t i = 0; i + 1 < e->touched->via.array.size; i += 2) {
-        if (t[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER || t[i].via.u64 >= CS_KIND_COUNT ||
-            t[i + 1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return cs_errorf(c->err, CS_ECORRUPT, "log entry %llu.%u: touched key is corrupt",
-                             (unsigned long long)e->version, e->n);
-        if (quiet && t[i].via.u64 == CS_KIND_TASK)
-            continue;
-        if (ids_push(&c->s[t[i].via.u64], t[i + 1].via.u64) != CS_OK)
-            return cs_errorf(c->err, CS_ENOMEM, "reading changes: out of memory");
-    }
-    return CS_OK;
+    c->entry_quiet = c->quiet != NULL && c->quiet(c->qctx, e->kind, e->cmd, e->cmdlen);
+    return each_touched(e, changes_key, c, c->err);
 }
 
 int cs_snap_changes_since(cs_snap *snap, uint64_t since, cs_changes *out, cs_error *err)
@@ -1461,20 +1477,16 @@ int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **d
                          (unsigned long long)e->version, e->n);
     if (rc != 0)
         return lmdb_err(err, rc, "reading a request's log entry");
-    msgpack_zone zone;
-    if (!msgpack_zone_init(&zone, 1024))
-        return cs_errorf(err, CS_ENOMEM, "reading a request: out of memory");
     log_entry le;
-    if ((rc = log_decode(&k, &v, &zone, &le, err)) == CS_OK &&
+    if ((rc = log_decode(&k, &v, &le, err)) == CS_OK &&
         (!le.has_request || le.sched != sched || le.req != req))
         rc = cs_errorf(err, CS_ECORRUPT,
                        "request (%llu, %llu): log entry %llu.%u holds another request",
                        (unsigned long long)sched, (unsigned long long)req,
                        (unsigned long long)e->version, e->n);
-    msgpack_zone_destroy(&zone);
     if (rc != CS_OK)
         return rc;
-    /* The bin points into the map, not into the zone. */
+    /* The bin points into the entry's bytes, valid in the transaction. */
     *data = le.result;
     *len = le.resultlen;
     return CS_OK;
@@ -1781,6 +1793,7 @@ out:
 typedef struct rebuild_ctx {
     cs_store *s;
     cs_alloc_txn *x;
+    uint64_t version; /* of the log entry being read */
     cs_error *err;
 } rebuild_ctx;
 
@@ -1830,21 +1843,21 @@ static int rebuild_machines(cs_snap *snap, cs_alloc_txn *x, cs_error *err)
     return result;
 }
 
+static int rebuild_key(void *ctx, uint64_t kind, uint64_t id)
+{
+    rebuild_ctx *c = ctx;
+    if (kind != CS_KIND_MACHINE)
+        return CS_OK;
+    return cs_alloc_txn_changed(c->x, id, c->version, c->err);
+}
+
 static int rebuild_log(void *ctx, const log_entry *e)
 {
     rebuild_ctx *c = ctx;
-    const msgpack_object *t = e->touched->via.array.ptr;
-    for (uint32_t i = 0; i + 1 < e->touched->via.array.size; i += 2) {
-        if (t[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-            t[i + 1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return cs_errorf(c->err, CS_ECORRUPT, "log entry %llu.%u: touched key is corrupt",
-                             (unsigned long long)e->version, e->n);
-        if (t[i].via.u64 != CS_KIND_MACHINE)
-            continue;
-        int rc = cs_alloc_txn_changed(c->x, t[i + 1].via.u64, e->version, c->err);
-        if (rc != CS_OK)
-            return rc;
-    }
+    c->version = e->version;
+    int rc = each_touched(e, rebuild_key, c, c->err);
+    if (rc != CS_OK)
+        return rc;
     if (e->has_request) {
         if (req_reserve(&c->s->requests, 1) != CS_OK)
             return cs_errorf(c->err, CS_ENOMEM, "request index: out of memory");
@@ -1868,7 +1881,7 @@ static int rebuild_alloc(cs_store *s, cs_error *err)
     if ((rc = snap_load_meta(&snap, err)) != CS_OK ||
         (rc = cs_alloc_txn_begin(s->alloc, snap.version, false, &x, err)) != CS_OK)
         goto out;
-    rebuild_ctx c = {s, x, err};
+    rebuild_ctx c = {.s = s, .x = x, .err = err};
     rec_visit vis = {.kind = CS_KIND_TASK, .task = rebuild_task, .ctx = &c};
     if ((rc = each_record(&snap, &vis, 0, UINT64_MAX, err)) != CS_OK ||
         (rc = rebuild_machines(&snap, x, err)) != CS_OK ||

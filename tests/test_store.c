@@ -83,6 +83,12 @@ static void be64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)v;
 }
 
+static void be32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
 /* Close the store so that raw_put may open the environment. */
 static void close_for_raw(ts_store *t)
 {
@@ -311,6 +317,50 @@ Test(store, corrupt_task_record_is_reported)
     cr_assert(strstr(err.msg, "truncated") != NULL, "message '%s'", err.msg);
     t.s = NULL;
     ts_store_destroy(&t);
+}
+
+/* Log entries are read in place at open (each machine's last change and
+ * the idempotency index come from them): any malformed one stops the open,
+ * named, whatever part of it is wrong. */
+Test(store, corrupt_log_entries_are_reported)
+{
+    static const struct {
+        const char *what;
+        const char *bytes;
+        size_t len;
+        const char *says;
+    } bad[] = {
+        {"truncated", "\x94\x01\xc4\x05" "ab", 6, "is corrupt"},
+        {"three fields", "\x93\x01\xc4\x00\x90", 5, "is corrupt"},
+        {"cmd as a string", "\x94\x01\xa1x\x90\xc0", 6, "is corrupt"},
+        {"trailing bytes", "\x94\x01\xc4\x00\x90\xc0\x01", 7, "is corrupt"},
+        {"bad request", "\x94\x01\xc4\x00\x90\x92\x01\x02", 8, "is corrupt"},
+        {"odd touched", "\x94\x01\xc4\x00\x91\x00\xc0", 7, "touched key is corrupt"},
+        {"touched kind 7", "\x94\x01\xc4\x00\x92\x07\x01\xc0", 8, "touched key is corrupt"},
+        {"touched id as a string", "\x94\x01\xc4\x00\x92\x00\xa1x\xc0", 9,
+         "touched key is corrupt"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ts_store t;
+        ts_store_create(&t);
+        ts_machine(t.s, "m1", 1000, 1000, 0, 0, 0, NULL, 0);
+        uint64_t v = ts_version(t.s);
+        close_for_raw(&t);
+        uint8_t key[12];
+        be64(key, v + 1);
+        be32(key + 8, 0);
+        raw_put(t.dir, "log", key, 12, bad[i].bytes, bad[i].len);
+        cs_error err = {0};
+        cs_store_opts o = {.nosync = true, .map_size = (size_t)256 << 20};
+        int rc = cs_store_open(t.dir, &o, &t.s, &err);
+        cr_assert_eq(rc, CS_ECORRUPT, "%s: rc %d: %s", bad[i].what, rc, err.msg);
+        char want[64];
+        snprintf(want, sizeof want, "log entry %llu.0", (unsigned long long)(v + 1));
+        cr_assert(strstr(err.msg, want) != NULL && strstr(err.msg, bad[i].says) != NULL,
+                  "%s: message '%s' lacks '%s' or '%s'", bad[i].what, err.msg, want, bad[i].says);
+        t.s = NULL;
+        ts_store_destroy(&t);
+    }
 }
 
 /* ======================================================================= */

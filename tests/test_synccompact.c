@@ -105,6 +105,45 @@ Test(synccompact, cursor_refuses_wrong_types_and_short_input)
     cr_assert_eq(cs_mp_read_raw(&c, &start, &len), CS_EPROTO);
 }
 
+Test(synccompact, cursor_reads_bins_of_every_width_and_nil)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    static char data[70000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 7);
+    const uint32_t sizes[] = {0, 10, 300, 70000}; /* bin8 twice, bin16, bin32 */
+    for (int i = 0; i < 4; i++) {
+        msgpack_pack_bin(&pk, sizes[i]);
+        msgpack_pack_bin_body(&pk, data, sizes[i]);
+    }
+    msgpack_pack_nil(&pk);
+    msgpack_pack_str(&pk, 1);
+    msgpack_pack_str_body(&pk, "x", 1);
+    cs_mp_cur c;
+    cs_mp_cur_init(&c, b.data, b.size);
+    for (int i = 0; i < 4; i++) {
+        const void *p;
+        uint32_t n;
+        cr_assert_eq(cs_mp_read_nil(&c), false, "a bin read as nil");
+        cr_assert_eq(cs_mp_read_bin(&c, &p, &n), CS_OK, "bin of %u", sizes[i]);
+        cr_assert_eq(n, sizes[i]);
+        cr_assert(memcmp(p, data, n) == 0);
+    }
+    const void *p;
+    uint32_t n;
+    cr_assert_eq(cs_mp_read_bin(&c, &p, &n), CS_EPROTO, "nil read as a bin");
+    cr_assert(cs_mp_read_nil(&c));
+    cr_assert_eq(cs_mp_read_bin(&c, &p, &n), CS_EPROTO, "a string read as a bin");
+    cr_assert_eq(cs_mp_cur_left(&c), 2, "a refused read consumed input");
+    /* A bin longer than the input. */
+    cs_mp_cur_init(&c, "\xc4\x05" "ab", 4);
+    cr_assert_eq(cs_mp_read_bin(&c, &p, &n), CS_EPROTO);
+    msgpack_sbuffer_destroy(&b);
+}
+
 /* ---- runs of tasks ------------------------------------------------------------------- */
 
 static cs_task pending_task(cs_id job, uint32_t index)
