@@ -24,10 +24,12 @@
 /* The pause after a failure to build a request, and the longest retry
  * backoff. */
 #define AG_MAX_SLEEP_MS 1000
-/* How long "running" reports of new tasks wait for more to go with them:
- * a poll reply brings a few tasks at a time, and each request costs the
- * server a write group's work whatever it carries. */
-#define AG_REPORT_GATHER_MS 200
+/* How long "running" reports of new tasks wait for more to go with them
+ * (as long as when the control loop looked every second): a poll reply
+ * brings a few tasks at a time, and fewer, fuller report requests keep
+ * the server's writer free for commits. Measured at C1M with fsync and one
+ * scheduler: 200 ms gave 49,000 placements/s, 1,000 ms 71,000. */
+#define AG_REPORT_GATHER_MS 1000
 #define AG_MAX_BACKOFF_MS 5000
 /* While the server cannot be reached, say so at most this often. */
 #define AG_FAIL_LOG_MS 10000
