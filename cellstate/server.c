@@ -1586,6 +1586,10 @@ static void run_group(cs_server *s, wjob **jobs, size_t n, msgpack_sbuffer *repl
  * Requests are concurrent: their order was never promised, and each is
  * judged on the cell as it finds it. */
 #define REPORTS_MAX 64
+/* ... and this many when the group carries schedulers' writes, whose
+ * senders wait for the group to end: a single scheduler commits, waits,
+ * syncs and places in turn, so its pace is the group's. */
+#define REPORTS_WITH_CELL 8
 
 static bool queued(const cs_server *s)
 {
@@ -1634,7 +1638,8 @@ static void *writer_main(void *arg)
             break;
         }
         size_t n = take(&s->lanes[LANE_CELL], jobs, cap);
-        n += take(&s->lanes[LANE_REPORTS], jobs + n, n + REPORTS_MAX < cap ? REPORTS_MAX : cap - n);
+        size_t r = n > 0 ? REPORTS_WITH_CELL : REPORTS_MAX;
+        n += take(&s->lanes[LANE_REPORTS], jobs + n, n + r < cap ? r : cap - n);
         s->c.writes += n;
         s->c.queued -= n;
         pthread_mutex_unlock(&s->mu);
