@@ -106,6 +106,14 @@ Test(cellbench, place_places_every_task_and_reports_every_key, .timeout = 120)
         cr_assert_eq(json_integer_value(json_object_get(r, "claims_committed")), 400);
         cr_assert(json_is_number(json_object_get(r, "wait_p99_ms")),
                   "run %zu: wait measured", i);
+        /* The server's counters over the run: at least the 50 machines'
+         * registrations and the 20 jobs' submissions were requests and
+         * writes, and the commits were writes too. */
+        json_int_t req = json_integer_value(json_object_get(r, "server_requests"));
+        json_int_t wr = json_integer_value(json_object_get(r, "server_writes"));
+        json_int_t commits = json_integer_value(json_object_get(r, "server_commits"));
+        cr_assert(wr >= 50 + 20 + commits && req >= wr, "run %zu: %lld requests, %lld writes, "
+                  "%lld commits", i, (long long)req, (long long)wr, (long long)commits);
     }
     json_decref(o);
 }

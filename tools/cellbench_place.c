@@ -567,6 +567,7 @@ typedef struct place_run {
     double sched_wait_placed_p50_ms, sched_wait_placed_p99_ms; /* worst scheduler's */
     double server_cpu_s, sched_cpu_s, sim_cpu_s, bench_cpu_s;  /* over the placing */
     uint64_t server_commits, server_commits_conflicted;
+    uint64_t server_requests, server_writes; /* whole run, setup included */
 } place_run;
 
 static int cmp_double(const void *x, const void *y)
@@ -607,6 +608,8 @@ static int read_reports(cell *c, place_run *f, cs_error *err)
     const msgpack_object *srv = cs_obj_get(&r.body, "server");
     f->server_commits = (uint64_t)num(srv, "commits");
     f->server_commits_conflicted = (uint64_t)num(srv, "commits_conflicted");
+    f->server_requests = (uint64_t)num(srv, "requests");
+    f->server_writes = (uint64_t)num(srv, "writes");
     const msgpack_object *ss = cs_obj_get(&r.body, "schedulers");
     if (ss == NULL || ss->type != MSGPACK_OBJECT_ARRAY)
         return cs_errorf(err, CS_EPROTO, "stats reply: field 'schedulers' is not an array");
@@ -827,6 +830,8 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
         cb_json_real(&r, "submit_s", f->submit_s);
         cb_json_u64(&r, "server_commits", f->server_commits);
         cb_json_u64(&r, "server_commits_conflicted", f->server_commits_conflicted);
+        cb_json_u64(&r, "server_requests", f->server_requests);
+        cb_json_u64(&r, "server_writes", f->server_writes);
         cb_json_real(&r, "cellstated_cpu_s", f->server_cpu_s);
         cb_json_real(&r, "schedulers_cpu_s", f->sched_cpu_s);
         cb_json_real(&r, "agents_cpu_s", f->sim_cpu_s);
