@@ -999,8 +999,8 @@ typedef struct log_entry {
     uint8_t kind;
     const char *cmd;
     size_t cmdlen;
-    const void *touched; /* the array, alternating kind and id: touched_next */
-    size_t touchedlen;
+    const void *touched; /* the array, alternating kind and id (each_touched); */
+    size_t touchedlen;   /* without `whole`, the span goes on to the end */
     bool has_request;
     uint64_t sched, req;
     const char *result; /* points into the entry's bytes */
@@ -1010,8 +1010,13 @@ typedef struct log_entry {
 /* Decode an entry in place with a cursor: every sync walks the entries
  * after its version, and at C1M scale that was millions of entries a run
  * unpacked into msgpack trees. The touched keys are checked as they are
- * read (touched_next). */
-static int log_decode(const MDB_val *k, const MDB_val *v, log_entry *e, cs_error *err)
+ * read (each_touched). `whole` false stops after the command: `touched`
+ * then spans the rest of the entry, and the idempotency record is left
+ * unread (has_request false); a sync needs neither the record nor a
+ * second pass over a commit's thousands of keys to find it. The open reads
+ * every entry whole, so a malformed one is refused there. */
+static int log_decode(const MDB_val *k, const MDB_val *v, bool whole, log_entry *e,
+                      cs_error *err)
 {
     if (k->mv_size != 12)
         return cs_errorf(err, CS_ECORRUPT, "log key of %zu bytes", k->mv_size);
@@ -1023,12 +1028,19 @@ static int log_decode(const MDB_val *k, const MDB_val *v, log_entry *e, cs_error
     uint64_t kind;
     const void *cmd, *result;
     if (cs_mp_read_array(&c, &n) != CS_OK || n != 4 || cs_mp_read_uint(&c, &kind) != CS_OK ||
-        kind > 255 || cs_mp_read_bin(&c, &cmd, &cmdlen) != CS_OK ||
-        cs_mp_read_raw(&c, &e->touched, &e->touchedlen) != CS_OK)
+        kind > 255 || cs_mp_read_bin(&c, &cmd, &cmdlen) != CS_OK)
         goto corrupt;
     e->kind = (uint8_t)kind;
     e->cmd = cmd;
     e->cmdlen = cmdlen;
+    if (!whole) {
+        e->touched = c.p;
+        e->touchedlen = cs_mp_cur_left(&c);
+        e->has_request = false;
+        return CS_OK;
+    }
+    if (cs_mp_read_raw(&c, &e->touched, &e->touchedlen) != CS_OK)
+        goto corrupt;
     e->has_request = !cs_mp_read_nil(&c);
     if (e->has_request) {
         if (cs_mp_read_array(&c, &n) != CS_OK || n != 3 ||
@@ -1077,8 +1089,8 @@ corrupt:
  * changed no record. The log itself is read after (since, 0), so that a
  * replica also gets the idempotency records those entries made. */
 typedef int (*entry_fn)(void *ctx, const log_entry *e);
-static int each_entry(cs_snap *snap, uint64_t since, uint32_t after_n, entry_fn fn, void *ctx,
-                      cs_error *err)
+static int each_entry(cs_snap *snap, uint64_t since, uint32_t after_n, bool whole, entry_fn fn,
+                      void *ctx, cs_error *err)
 {
     if (since < snap->floor)
         return cs_errorf(err, CS_ECOMPACTED,
@@ -1097,7 +1109,7 @@ static int each_entry(cs_snap *snap, uint64_t since, uint32_t after_n, entry_fn 
     while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
         log_entry e;
-        if ((result = log_decode(&k, &v, &e, err)) != CS_OK)
+        if ((result = log_decode(&k, &v, whole, &e, err)) != CS_OK)
             break;
         if (e.version == since && e.n <= after_n)
             continue; /* (since, after_n) itself */
@@ -1124,7 +1136,7 @@ static int log_visit(void *ctx, const log_entry *e)
 int cs_snap_each_log(cs_snap *snap, uint64_t since, cs_log_fn fn, void *ctx, cs_error *err)
 {
     log_cb c = {fn, ctx};
-    return each_entry(snap, since, 0, log_visit, &c, err);
+    return each_entry(snap, since, 0, false, log_visit, &c, err);
 }
 
 typedef struct changes_ctx {
@@ -1165,7 +1177,7 @@ int cs_snap_changes_except(cs_snap *snap, uint64_t since, cs_quiet_fn quiet, voi
     c.quiet = quiet;
     c.qctx = ctx;
     c.err = err;
-    int rc = each_entry(snap, since, UINT32_MAX, changes_visit, &c, err);
+    int rc = each_entry(snap, since, UINT32_MAX, false, changes_visit, &c, err);
     if (rc != CS_OK) {
         for (int i = 0; i < CS_KIND_COUNT; i++)
             free(c.s[i].v);
@@ -1478,7 +1490,7 @@ int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **d
     if (rc != 0)
         return lmdb_err(err, rc, "reading a request's log entry");
     log_entry le;
-    if ((rc = log_decode(&k, &v, &le, err)) == CS_OK &&
+    if ((rc = log_decode(&k, &v, true, &le, err)) == CS_OK &&
         (!le.has_request || le.sched != sched || le.req != req))
         rc = cs_errorf(err, CS_ECORRUPT,
                        "request (%llu, %llu): log entry %llu.%u holds another request",
@@ -1885,7 +1897,7 @@ static int rebuild_alloc(cs_store *s, cs_error *err)
     rec_visit vis = {.kind = CS_KIND_TASK, .task = rebuild_task, .ctx = &c};
     if ((rc = each_record(&snap, &vis, 0, UINT64_MAX, err)) != CS_OK ||
         (rc = rebuild_machines(&snap, x, err)) != CS_OK ||
-        (rc = each_entry(&snap, snap.floor, 0, rebuild_log, &c, err)) != CS_OK) {
+        (rc = each_entry(&snap, snap.floor, 0, true, rebuild_log, &c, err)) != CS_OK) {
         cs_alloc_txn_discard(x);
         cs_error_wrap(err, rc, "rebuilding allocations");
         goto out;
