@@ -662,33 +662,40 @@ typedef struct ids_ctx {
 } ids_ctx;
 
 /* The tasks of a compact sync reply (protocol §5.7): runs of equal tasks
- * go out as one positional entry. */
+ * go out as one positional entry. `added` keeps what adding said, so that
+ * its errors are told from the walk's own (which carry their message). */
+typedef struct runs_ctx {
+    cs_task_runs *r;
+    int added;
+} runs_ctx;
+
 static int add_run(void *ctx, const cs_task *t)
 {
-    return cs_task_runs_add(ctx, t);
+    runs_ctx *c = ctx;
+    return c->added = cs_task_runs_add(c->r, t);
 }
 
 static int pack_task_runs(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch, bool all,
                           cs_error *err)
 {
-    cs_task_runs *r = malloc(sizeof *r);
-    if (r == NULL)
+    runs_ctx c = {malloc(sizeof *c.r), CS_OK};
+    if (c.r == NULL)
         return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    cs_task_runs_init(r);
+    cs_task_runs_init(c.r);
     /* A full sync walks the tasks once, in id order, instead of listing
      * their ids and reading each again. */
-    int rc = all ? cs_snap_each_task(snap, add_run, r, err)
+    int rc = all ? cs_snap_each_task(snap, add_run, &c, err)
                  : cs_snap_each_task_in(snap, ch->ids[CS_KIND_TASK], ch->n[CS_KIND_TASK],
-                                        add_run, r, err);
-    if (rc == CS_EINVAL)
+                                        add_run, &c, err);
+    if (c.added == CS_EINVAL)
         rc = cs_errorf(err, CS_EIO, "sync: a stored task has more ports or a longer reason "
                                     "than a record may");
-    else if (rc == CS_ENOMEM)
+    else if (c.added == CS_ENOMEM)
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    if (rc == CS_OK && (cs_pack_str(pk, "tasks") || cs_task_runs_finish(r, pk) != CS_OK))
+    if (rc == CS_OK && (cs_pack_str(pk, "tasks") || cs_task_runs_finish(c.r, pk) != CS_OK))
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    cs_task_runs_free(r);
-    free(r);
+    cs_task_runs_free(c.r);
+    free(c.r);
     return rc;
 }
 
