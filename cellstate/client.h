@@ -37,9 +37,11 @@ int cs_client_callb(cs_client *c, uint32_t type, const msgpack_sbuffer *body, cs
 
 /* The same, without decoding the reply into objects (for replies too
  * large to unpack into a tree: sync). On CS_OK, reply_body[0..*reply_len)
- * is the reply's body, one well-formed msgpack value (cs_mp_check), valid
- * until the next call or close; read it with a cs_mp_cur. Errors as
- * cs_client_call; a malformed envelope is CS_EPROTO. */
+ * is the reply's body, the rest of the message after the envelope's
+ * header, valid until the next call or close. It is not checked beyond
+ * its first byte: read it with a cs_mp_cur, whose readers refuse what is
+ * malformed or truncated as they meet it. Errors as cs_client_call; a
+ * malformed envelope is CS_EPROTO. */
 int cs_client_call_raw(cs_client *c, uint32_t type, const void *body, size_t len,
                        const void **reply_body, size_t *reply_len, cs_error *err);
 

@@ -891,6 +891,12 @@ int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error 
             if (!r->compact && !(flen == 3 && memcmp(fv, "map", 3) == 0))
                 return cs_errorf(err, CS_EPROTO, "sync: field 'form' is '%.*s'",
                                  (int)(flen > 32 ? 32 : flen), fv);
+        } else if (f < 5 && i == n - 1) {
+            /* The last field (the server puts the tasks there) runs to
+             * the end of the reply: its entries are checked as they are
+             * read, so it is not scanned first to find its end. */
+            cs_mp_cur_init(list[f - 2], cur.p, cs_mp_cur_left(&cur));
+            cur.p = cur.end;
         } else if (cs_mp_read_raw(&cur, &v, &vlen) != CS_OK) {
             return cs_errorf(err, CS_EPROTO, "sync: the reply is truncated");
         } else if (f < 5) {

@@ -5,6 +5,9 @@
  * one built from the map form over random cells and histories, and both
  * forms from a real cellstated. */
 #include <criterion/criterion.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -813,3 +816,90 @@ Test(synccompact, a_real_cellstated_answers_both_forms_alike, .timeout = 60, .fi
     msgpack_sbuffer_destroy(&compact);
     msgpack_sbuffer_destroy(&b);
 }
+
+/* ---- a server whose reply bodies are cut short ------------------------------------------ */
+
+/* cs_client_call_raw hands the body on unchecked past its first byte:
+ * whatever is malformed must still be refused, by name, by the reader. */
+typedef struct cut_server {
+    nng_socket sock;
+    char url[64];
+    const char *body; /* the reply body to send, len bytes */
+    size_t len;
+    pthread_t thread;
+} cut_server;
+
+static void *cut_serve(void *arg)
+{
+    cut_server *cs = arg;
+    nng_msg *req;
+    if (nng_recvmsg(cs->sock, &req, 0) != 0)
+        return NULL;
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    cs_msg m;
+    cs_error err;
+    uint64_t id = cs_msg_decode(nng_msg_body(req), nng_msg_len(req), &zone, &m, &err) == CS_OK
+                      ? m.req
+                      : 0;
+    nng_msg_free(req);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint64(&pk, CS_PROTO_VERSION);
+    msgpack_pack_uint64(&pk, CS_MSG_SYNC);
+    msgpack_pack_uint64(&pk, id);
+    msgpack_sbuffer_write(&b, cs->body, cs->len);
+    nng_send(cs->sock, b.data, b.size, 0);
+    msgpack_sbuffer_destroy(&b);
+    msgpack_zone_destroy(&zone);
+    return NULL;
+}
+
+Test(synccompact, a_reply_cut_short_after_its_envelope_is_refused_by_name, .timeout = 30)
+{
+    /* A compact reply whose tasks (the last field) declare two entries
+     * and hold one; then one whose map declares more fields than it has. */
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 6);
+    cs_pack_kv_str(&pk, "form", "compact");
+    cs_pack_kv_u64(&pk, "version", 9);
+    cs_pack_kv_bool(&pk, "full", false);
+    cs_pack_str(&pk, "machines");
+    msgpack_pack_array(&pk, 0);
+    cs_pack_str(&pk, "jobs");
+    msgpack_pack_array(&pk, 0);
+    cs_pack_str(&pk, "tasks");
+    msgpack_pack_array(&pk, 2);
+    pack_entry(&pk, 3, -1, 0);
+    const struct {
+        size_t len;
+        const char *says;
+    } cuts[] = {{b.size, "tasks"}, {b.size / 2, "sync"}};
+    for (int i = 0; i < 2; i++) {
+        cut_server cs = {.body = b.data, .len = cuts[i].len};
+        snprintf(cs.url, sizeof cs.url, "tcp://127.0.0.1:%d", ts_free_port());
+        cr_assert_eq(nng_rep0_open(&cs.sock), 0);
+        cr_assert_eq(nng_listen(cs.sock, cs.url, NULL, 0), 0, "listen on %s", cs.url);
+        cr_assert_eq(pthread_create(&cs.thread, NULL, cut_serve, &cs), 0);
+        cs_client *cl;
+        cs_error err = {0};
+        cr_assert_eq(cs_client_open(cs.url, 5000, &cl, &err), CS_OK, "%s", err.msg);
+        cs_copy *c = new_copy();
+        int rc = cs_copy_sync(c, cl, &err);
+        cr_assert_eq(rc, CS_EPROTO, "cut %d: rc %d: %s", i, rc, err.msg);
+        cr_assert(strstr(err.msg, cuts[i].says), "cut %d: %s", i, err.msg);
+        cr_assert_eq(cs_copy_version(c), 0);
+        cs_copy_free(c);
+        cs_client_close(cl);
+        pthread_join(cs.thread, NULL);
+        nng_close(cs.sock);
+    }
+    msgpack_sbuffer_destroy(&b);
+}
+
