@@ -819,6 +819,16 @@ Test(synccompact, a_real_cellstated_answers_both_forms_alike, .timeout = 60, .fi
 
 /* ---- a server whose reply bodies are cut short ------------------------------------------ */
 
+/* Criterion's runner (the parent of the forked tests, not test code) loses
+ * track of a 48-byte record of its own in some interleavings of two
+ * parallel tests (--jobs=2), as in test_agent: seen here once this suite
+ * started tests with threads and sockets. LeakSanitizer then fails the
+ * whole binary. Leaks whose stack lies in libcriterion are not this
+ * project's to fix: suppress those. (The copy's own leaks are still caught
+ * by test_cellcopy and test_place, which suppress nothing.) */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libcriterion.so\n"; }
+
 /* cs_client_call_raw hands the body on unchecked past its first byte:
  * whatever is malformed must still be refused, by name, by the reader. */
 typedef struct cut_server {
