@@ -92,7 +92,7 @@ static bool arm_locked(ag_clock *c, ag_timer *t, int64_t due)
         else
             sift_down(c, t->slot - 1);
     } else {
-        if (c->n == c->cap)
+        if (c->n >= c->reserved)
             abort(); /* armed more timers than were reserved: a bug */
         t->due = due;
         c->n++;
