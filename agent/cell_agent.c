@@ -27,6 +27,7 @@
 #include "agent/loop.h"
 #include "agent/runner.h"
 #include "agent/sim.h"
+#include "cellstate/paths.h"
 #include "cellstate/proto.h"
 
 static void usage(FILE *f)
@@ -276,9 +277,16 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
         }
         name = host;
     }
-    snprintf(workdir, sizeof workdir, "%s", f->workdir ? f->workdir : "");
-    if (f->workdir == NULL)
-        snprintf(workdir, sizeof workdir, "cell-agent-%s", name);
+    if (f->workdir != NULL)
+        snprintf(workdir, sizeof workdir, "%s", f->workdir);
+    else {
+        char leaf[CS_NAME_MAX + 8];
+        snprintf(leaf, sizeof leaf, "agent-%s", name);
+        if (cs_default_state_path_env(leaf, "--workdir", workdir, sizeof workdir, &err) != CS_OK) {
+            fprintf(stderr, "cell-agent: %s\n", err.msg);
+            return 1;
+        }
+    }
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) {
         fprintf(stderr, "cell-agent: cannot find its own binary (/proc/self/exe): %s\n",

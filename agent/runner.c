@@ -4,6 +4,7 @@
 #include "agent/runner.h"
 
 #include "agent/health.h"
+#include "cellstate/paths.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -139,24 +140,6 @@ static bool file_exists(const char *dir, const char *name)
 
 /* ---- opening ------------------------------------------------------------------ */
 
-static int mkdir_p(const char *path, cs_error *err)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return cs_errorf(err, CS_EINVAL, "path too long: %s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return cs_errorf(err, CS_EIO, "mkdir %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return cs_errorf(err, CS_EIO, "mkdir %s: %s", buf, strerror(errno));
-    return CS_OK;
-}
-
 int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, ag_runner **out,
                    cs_error *err)
 {
@@ -165,7 +148,7 @@ int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, 
     if (strlen(workdir) > 3000)
         return cs_errorf(err, CS_EINVAL, "work directory path is too long");
     snprintf(path, sizeof path, "%s/tasks", workdir);
-    if ((rc = mkdir_p(path, err)) != CS_OK)
+    if ((rc = cs_mkdir_p(path, err)) != CS_OK)
         return rc;
     ag_runner *r = calloc(1, sizeof *r);
     if (r == NULL)

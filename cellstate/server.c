@@ -2067,6 +2067,22 @@ err_after_alloc:
     return rc;
 }
 
+int cs_server_bound_url(cs_server *s, char *out, size_t size, cs_error *err)
+{
+    int port = 0, n;
+    const char *url = s->listen_url;
+    const char *colon = strrchr(url, ':');
+    /* Only TCP listeners have a port; ipc:// and inproc:// are their URL. */
+    if (strncmp(url, "tcp", 3) == 0 && colon != NULL &&
+        nng_listener_get_int(s->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+        n = snprintf(out, size, "%.*s:%d", (int)(colon - url), url, port);
+    else
+        n = snprintf(out, size, "%s", url);
+    if (n < 0 || (size_t)n >= size)
+        return cs_errorf(err, CS_EINVAL, "the listen address %s is too long", url);
+    return CS_OK;
+}
+
 void cs_server_stop(cs_server *s)
 {
     if (s == NULL)

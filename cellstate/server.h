@@ -39,6 +39,12 @@ void cs_server_opts_default(cs_server_opts *o);
  * it with cs_server_stop. `o` is copied (its strings too). */
 int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err);
 
+/* The address clients reach `s` at, into out[0..size): listen_url with the
+ * port the listener was given, so that a listen URL with port 0 (any free
+ * port, chosen by the kernel at bind time) can be told to clients. CS_EINVAL
+ * when it does not fit. */
+int cs_server_bound_url(cs_server *s, char *out, size_t size, cs_error *err);
+
 /* Stop serving: close the sockets, finish the write in progress, join the
  * threads and close the store. Frees `s`. */
 void cs_server_stop(cs_server *s);
