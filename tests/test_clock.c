@@ -96,6 +96,7 @@ static uint64_t rnd(uint64_t *s)
 }
 
 #define NT 400
+#define DISARMED INT64_MIN
 
 Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
 {
@@ -116,23 +117,24 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
         ag_clock_arm(c, &b.t, 0);
         latch_wait(&h.blocking);
 
-        /* Every due is in the past (ag_now_ms is far above 10^7 here,
-         * and the test never waits for a time): arm, move and disarm at
-         * random, keeping the final state in `due` (-1: disarmed). */
-        int64_t base = ag_now_ms() - 10000000;
+        /* Every due is in the past (the test never waits for a time),
+         * and may be negative on a machine booted minutes ago: arm, move
+         * and disarm at random, keeping the final state in `due`
+         * (DISARMED: disarmed). */
+        int64_t base = ag_now_ms() - 10000;
         uint64_t s = seed * 0x9E3779B97F4A7C15ull;
         for (uint32_t i = 0; i < NT; i++) {
             ts[i].t.fire = rec_fire;
             ts[i].run = &h;
-            ts[i].due = -1;
+            ts[i].due = DISARMED;
         }
         for (uint32_t k = 0; k < 6 * NT; k++) {
             rec_timer *r = &ts[rnd(&s) % NT];
             if (rnd(&s) % 4 == 0) {
                 bool armed = ag_clock_disarm(c, &r->t, false);
-                cr_assert_eq(armed, r->due >= 0, "seed %llu: disarm said %d", (unsigned long long)seed,
-                             armed);
-                r->due = -1;
+                cr_assert_eq(armed, r->due != DISARMED, "seed %llu: disarm said %d",
+                             (unsigned long long)seed, armed);
+                r->due = DISARMED;
             } else {
                 r->due = base + (int64_t)(rnd(&s) % 5000); /* ties happen */
                 ag_clock_arm(c, &r->t, r->due);
@@ -140,7 +142,7 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
         }
         uint32_t expect = 0;
         for (uint32_t i = 0; i < NT; i++)
-            expect += ts[i].due >= 0;
+            expect += ts[i].due != DISARMED;
         latch_open(&h.hold);
         pthread_mutex_lock(&h.mu);
         while (h.nfired < expect)
@@ -152,7 +154,8 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
         cr_assert_eq(h.nfired, expect, "seed %llu: %u fired, %u armed", (unsigned long long)seed,
                      h.nfired, expect);
         for (uint32_t i = 0; i < NT; i++)
-            cr_assert_eq(ts[i].fired, ts[i].due >= 0 ? 1 : 0, "seed %llu: timer %u fired %d times",
+            cr_assert_eq(ts[i].fired, ts[i].due != DISARMED ? 1 : 0,
+                         "seed %llu: timer %u fired %d times",
                          (unsigned long long)seed, i, ts[i].fired);
         for (uint32_t i = 1; i < h.nfired; i++)
             cr_assert_leq(h.order[i - 1]->due, h.order[i]->due,
