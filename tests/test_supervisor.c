@@ -90,7 +90,8 @@ static void write_pid(int fd)
 /* root (a subreaper) has a child g1 that called setsid, and a grandchild g3
  * that called setsid and whose parent g2 exited, so that g3 was re-parented
  * to root. A sibling of root, outside its tree, must not be touched. */
-Test(proctree, signals_every_descendant_even_after_setsid, .timeout = 60, .fini = ts_kill_descendants)
+Test(proctree, signals_every_descendant_even_after_setsid, .timeout = 60,
+     .fini = ts_kill_descendants)
 {
     be_subreaper();
     int p[2];
