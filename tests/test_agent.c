@@ -1000,6 +1000,8 @@ Test(agent, flag_errors_exit_non_zero_with_a_message, .timeout = 60, .fini = cle
     expect_refused((const char *const[]){"--simulate", "0", NULL}, "--simulate");
     expect_refused((const char *const[]){"--sim-duration", "9-1", NULL}, "LO-HI");
     expect_refused((const char *const[]){"--heartbeat-ms", NULL}, "needs a value");
+    expect_refused((const char *const[]){"--orphan-grace", "5", NULL},
+                   "--orphan-grace: '5' is not a number in 100..");
 }
 
 Test(agent, unreachable_server_is_retried_until_it_answers, .timeout = 90, .fini = cleanup)
