@@ -141,7 +141,7 @@ void cs_server_opts_default(cs_server_opts *o)
     memset(o, 0, sizeof *o);
     o->listen_url = CS_DEFAULT_URL;
     o->workers = 1024;
-    o->heartbeat_timeout_ms = 10000;
+    o->heartbeat_timeout_ms = CS_HEARTBEAT_TIMEOUT_DEFAULT_MS;
     o->poll_max_wait_ms = 30000;
     o->max_msg = CS_DEFAULT_MAX_MSG;
 }

@@ -32,6 +32,10 @@ typedef struct cs_server_opts {
     bool nosync;                   /* skip fsync (tests and benchmarks only) */
 } cs_server_opts;
 
+/* The default heartbeat timeout. The agent derives its default
+ * --orphan-grace from it (agent/alive.h). */
+#define CS_HEARTBEAT_TIMEOUT_DEFAULT_MS 10000
+
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB. */
 void cs_server_opts_default(cs_server_opts *o);
 

@@ -395,6 +395,8 @@ bool ts_check_invariants(cs_store *s, char *why, size_t whylen)
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include "agent/proctree.h"
+
 /* Whether `port` can be bound on 127.0.0.1 now (nothing listens there). */
 static bool port_bindable(int port)
 {
@@ -514,6 +516,21 @@ int ts_stop(int pid, int sig, int timeout_ms)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return -1;
+}
+
+void ts_kill_descendants(void)
+{
+    uint32_t n;
+    cs_error err = {0};
+    for (int waited = 0; waited <= 20000; waited += 10) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (ag_proctree_signal(getpid(), SIGKILL, &n, &err) != CS_OK || n == 0)
+            break;
+        ts_sleep_ms(10);
+    }
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
 }
 
 /* ---- a cellstated for integration tests ------------------------------------ */

@@ -120,6 +120,13 @@ int ts_stop(int pid, int sig, int timeout_ms);
 /* Sleep for ms milliseconds. */
 void ts_sleep_ms(int ms);
 
+/* Kill every descendant of this process with SIGKILL (a walk of /proc,
+ * repeated until none is alive) and reap every child. With the test made a
+ * subreaper (PR_SET_CHILD_SUBREAPER), every process the test started, or
+ * a process it started started, is a descendant: nothing outlives the
+ * test, whatever state a failure left it in. */
+void ts_kill_descendants(void);
+
 /* A cellstated process for an integration test: its own temporary
  * directory (data and log), a free port on 127.0.0.1, and a client. */
 typedef struct ts_daemon {
