@@ -5,11 +5,8 @@
 
 #include "agent/alive.h"
 #include "agent/health.h"
-<<<<<<< HEAD
-#include "cellstate/paths.h"
-=======
 #include "agent/proctree.h"
->>>>>>> i12-super
+#include "cellstate/paths.h"
 
 #include <dirent.h>
 #include <errno.h>
