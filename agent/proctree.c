@@ -99,8 +99,8 @@ static int read_procs(proc **out, size_t *n, cs_error *err)
 
 int ag_proctree_signal(pid_t root, int sig, uint32_t *count, cs_error *err)
 {
-    proc *v;
-    size_t n;
+    proc *v = NULL;
+    size_t n = 0;
     *count = 0;
     int rc = read_procs(&v, &n, err);
     if (rc != CS_OK)
