@@ -2,7 +2,13 @@
  *
  *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
  *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
- *              [--nosync]
+ *              [--job-gc DURATION] [--log-retain DURATION] [--nosync]
+ *
+ * --job-gc (default 4h): ended jobs and their tasks leave the cell this long
+ * after they ended; --log-retain (default 10m): the commit log keeps an
+ * entry at least this long (and the idempotency record in it), at most
+ * twice as long. Durations as in job specs ("30m", "10s", "1h30m"); 0 keeps
+ * everything.
  *
  * --listen defaults to $CELL_SERVER, else tcp://127.0.0.1:7600. Stops
  * cleanly on SIGTERM or SIGINT; a restart on the same --data resumes where
@@ -14,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/jobspec.h"
 #include "cellstate/proto.h"
 #include "cellstate/server.h"
 
@@ -21,7 +28,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]\n"
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
-               "                  [--max-msg BYTES] [--nosync]\n");
+               "                  [--max-msg BYTES] [--job-gc DURATION] [--log-retain DURATION]\n"
+               "                  [--nosync]\n");
 }
 
 static int num(const char *flag, const char *v, unsigned long long max, unsigned long long *out)
@@ -33,6 +41,18 @@ static int num(const char *flag, const char *v, unsigned long long max, unsigned
         return -1;
     }
     *out = x;
+    return 0;
+}
+
+static int duration(const char *flag, const char *v, uint64_t *out)
+{
+    uint32_t ms;
+    cs_error err;
+    if (cs_jobspec_duration_ms(v, &ms, &err) != CS_OK) {
+        fprintf(stderr, "cellstated: %s: '%s': %s\n", flag, v, err.msg);
+        return -1;
+    }
+    *out = ms;
     return 0;
 }
 
@@ -71,6 +91,10 @@ int main(int argc, char **argv)
             o.heartbeat_timeout_ms = (uint32_t)x;
         else if (strcmp(a, "--poll-max-wait") == 0 && num(a, v, 3600000, &x) == 0)
             o.poll_max_wait_ms = (uint32_t)x;
+        else if (strcmp(a, "--job-gc") == 0 && duration(a, v, &o.job_gc_ms) == 0)
+            ;
+        else if (strcmp(a, "--log-retain") == 0 && duration(a, v, &o.log_retain_ms) == 0)
+            ;
         else if (strcmp(a, "--max-msg") == 0 && num(a, v, 1ULL << 30, &x) == 0 && x >= 64)
             o.max_msg = (size_t)x;
         else {

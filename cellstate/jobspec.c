@@ -1135,8 +1135,8 @@ static const char *const native_fields[N_FIELDS] = {
     "ports",  "constraints", "health_checks", "update_strategy", "env", "volumes", "gang",
     "global", "max_retries", "kill_grace",    "duration"};
 /* What `cellctl get jobs -o json` adds to a spec: accepted back, ignored. */
-static const char *const native_readonly[] = {"id",        "state",     "version", "spec_hash",
-                                              "submitted", "note",      "surge",   "tasks"};
+static const char *const native_readonly[] = {"id",   "state", "version", "spec_hash", "submitted",
+                                              "note", "surge", "ended",   "tasks"};
 
 /* Look up every top-level key in `fields`; a key not found is handled by
  * `other` (an error or a warning). */

@@ -712,8 +712,54 @@ static int cmp_cand(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Whether every task in owned job `j`'s slots has ended and none will run
+ * again: the job is over (hooks.ends_jobs). */
+static bool job_over(const cs_sched *s, const cs_cjob *j)
+{
+    uint64_t slots = (uint64_t)j->job.count + j->job.surge;
+    if (j->ntaskidx < slots)
+        return false;
+    for (uint32_t k = 0; k < slots; k++) {
+        if (j->tasks[k] == CS_NONE)
+            return false;
+        const cs_ctask *t = cs_copy_task_at(s->copy, j->tasks[k]);
+        if (!cs_task_state_final(t->state) || s->hooks->again(j, t))
+            return false;
+    }
+    return true;
+}
+
+/* Send job.end for each owned job that is over. The cell checks the tasks
+ * again (a stale copy is refused with CS_ESTATE, logged) and decides
+ * finished or failed. */
+static int end_jobs(cs_sched *s, bool *progress, cs_error *err)
+{
+    if (!s->hooks->ends_jobs)
+        return CS_OK;
+    for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
+        const cs_cjob *j = cs_copy_job_at(s->copy, i);
+        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j) || !job_over(s, j))
+            continue;
+        s->buf.size = 0;
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
+        if (msgpack_pack_map(&pk, 1) || cs_pack_kv_u64(&pk, "job", j->job.id))
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        cs_msg r;
+        int rc = cs_client_callb(s->client, CS_MSG_JOB_END, &s->buf, &r, err);
+        if (rc == CS_ENOMEM)
+            return rc;
+        if (rc != CS_OK)
+            log_error(s, "job.end", err);
+        else
+            *progress = true;
+    }
+    return CS_OK;
+}
+
 /* Upkeep: the ended tasks the hook wants to run again go back to pending,
- * for every owned job, in one transaction. */
+ * for every owned job, in one transaction; then the jobs that are over
+ * end. */
 static int tend(cs_sched *s, bool *progress, cs_error *err)
 {
     cs_txn_reset(&s->txn, s->next_req, cs_copy_version(s->copy));
@@ -736,7 +782,7 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
         }
     }
     if (s->txn.nreleases == 0)
-        return CS_OK;
+        return end_jobs(s, progress, err);
     s->next_req++;
     int rc = commit_txn(s, err);
     if (rc != CS_OK)
@@ -744,7 +790,9 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
     for (uint32_t i = 0; i < s->txn.nreleases; i++)
         if (s->res.releases[i] == CS_COMMITTED)
             *progress = true;
-    return sync_copy(s, err) == CS_ENOMEM ? CS_ENOMEM : CS_OK;
+    if (sync_copy(s, err) == CS_ENOMEM)
+        return CS_ENOMEM;
+    return end_jobs(s, progress, err);
 }
 
 /* ---- rolling updates ------------------------------------------------------------------ */

@@ -387,7 +387,7 @@ static void cell_event(rng *r, cs_store *s, uint32_t *jobs_made)
         cr_assert(rc == CS_OK || rc == CS_ESTATE, "rc %d: %s", rc, err.msg);
     } else if (*jobs_made > 0) {
         cs_id j = 1 + below(r, *jobs_made);
-        cr_assert_eq(cs_op_job_kill(s, j, NULL, &err), CS_OK, "%s", err.msg);
+        cr_assert_eq(cs_op_job_kill(s, j, 1000, NULL, &err), CS_OK, "%s", err.msg);
     }
 }
 

@@ -323,6 +323,7 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
         json_t *o = json_object(), *tasks = json_array();
         bool ok = o && tasks && json_object_set_new(o, "job", ctl_job_json(j, cell, err)) == 0 &&
                   json_object_set_new(o, "submitted", json_integer((json_int_t)j->submitted)) == 0 &&
+                  json_object_set_new(o, "ended", json_integer((json_int_t)j->ended)) == 0 &&
                   json_object_set_new(o, "note", json_string(j->note)) == 0;
         for (uint32_t i = 0; ok && i < cell->ntasks; i++)
             ok = json_array_append_new(tasks, ctl_task_json(cell, &cell->tasks[i])) == 0;
@@ -343,6 +344,8 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
                "Surge:", j->surge);
     char when[64];
     printf("%-13s %s\n", "Submitted:", fmt_local(j->submitted, when, sizeof when));
+    if (j->ended != 0)
+        printf("%-13s %s\n", "Ended:", fmt_local(j->ended, when, sizeof when));
     if (j->note[0] != '\0')
         printf("%-13s %s\n", "Note:", j->note);
     printf("%-13s %s\n", "Command:", j->cmd);
@@ -385,8 +388,12 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
         const cs_task *k = &cell->tasks[i];
         if (k->state != CS_TASK_PENDING)
             continue;
+        /* Without a reason of its own, a task waits for what the job's note
+         * says, when there is one. */
         printf("  %s[%u] (task %" PRIu64 "): %s", j->name, k->index, k->id,
-               k->reason[0] ? k->reason : "waiting for a scheduler (no reason reported yet)");
+               k->reason[0]    ? k->reason
+               : j->note[0]    ? "waiting: see the note above"
+                               : "waiting for a scheduler (no reason reported yet)");
         if (k->last_end != CS_TASK_PENDING)
             printf(" (last attempt %s)", cs_task_state_name(k->last_end));
         printf("\n");
