@@ -1,0 +1,266 @@
+/* test_lifecycle.c — end to end: how jobs end and leave the cell.
+ *
+ * A real cellstated, cell-batch and cell-agent on 127.0.0.1: batch jobs
+ * whose processes exit 0 become `finished`, one whose process keeps
+ * failing past its retries `failed`, each with its end time; `cellctl get
+ * jobs --state` filters on them; a service job stays active; cellstated
+ * removes the ended jobs after --job-gc, and a reader whose last sync
+ * predates the removal is answered in full. A second cell compacts its log
+ * after --log-retain: a reader below the floor is answered in full too.
+ */
+#include <criterion/criterion.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cellstate/client.h"
+#include "cellstate/proto.h"
+#include "tests/support.h"
+
+#define DEADLINE_MS 30000
+
+static ts_daemon the_daemon;
+static int batch_pid, agent_pid;
+
+static void cleanup(void)
+{
+    /* The agent first: its tasks (`true`, `exit 3`) end by themselves. */
+    if (agent_pid > 0)
+        ts_stop(agent_pid, SIGTERM, 10000);
+    if (batch_pid > 0)
+        ts_stop(batch_pid, SIGTERM, 10000);
+    agent_pid = batch_pid = 0;
+    ts_daemon_teardown(&the_daemon);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void dump(const char *what, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        cr_log_error("%s: %s", what, line);
+    if (f)
+        fclose(f);
+}
+
+static void dump_all(void)
+{
+    char p[400];
+    dump("cellstated", the_daemon.log);
+    snprintf(p, sizeof p, "%s/batch.log", the_daemon.dir);
+    dump("cell-batch", p);
+    snprintf(p, sizeof p, "%s/agent.log", the_daemon.dir);
+    dump("cell-agent", p);
+}
+
+/* The job of the full snapshot, or NULL when the cell no longer has it. */
+static const cs_job *find_job(const ts_cell *c, cs_id id)
+{
+    for (size_t i = 0; i < c->njobs; i++)
+        if (c->jobs[i].id == id)
+            return &c->jobs[i];
+    return NULL;
+}
+
+/* A sync since `since`: whether the reply is a full one. */
+static bool sync_is_full(uint64_t since)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cr_assert(msgpack_pack_map(&pk, 1) == 0 && cs_pack_kv_u64(&pk, "since", since) == CS_OK);
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(the_daemon.c, CS_MSG_SYNC, &b, &r, &err), CS_OK, "sync: %s",
+                 err.msg);
+    msgpack_sbuffer_destroy(&b);
+    bool full = false;
+    cr_assert_eq(cs_obj_bool(&r.body, "full", true, &full, &err), CS_OK, "%s", err.msg);
+    return full;
+}
+
+/* `cellctl get jobs --state STATE` against the cell: its output. */
+static char *get_jobs(const char *state)
+{
+    char bin[256], cmd[700];
+    ts_bin("cellctl", bin, sizeof bin);
+    snprintf(cmd, sizeof cmd, "%s --server %s get jobs --state %s", bin, the_daemon.url, state);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL);
+    char *out = calloc(1, 8192);
+    size_t n = fread(out, 1, 8191, p);
+    out[n] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s: exit status 0", cmd);
+    return out;
+}
+
+static bool has_word(const char *text, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = strstr(text, word); p != NULL; p = strstr(p + 1, word))
+        if ((p == text || p[-1] == ' ' || p[-1] == '\n') && (p[n] == ' ' || p[n] == '\n'))
+            return true;
+    return false;
+}
+
+Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .timeout = 120,
+     .fini = cleanup)
+{
+    ts_daemon_setup(&the_daemon, "--job-gc", "2s");
+    char bin[256], work[300], log[300];
+    ts_bin("cell-agent", bin, sizeof bin);
+    snprintf(work, sizeof work, "%s/agent", the_daemon.dir);
+    snprintf(log, sizeof log, "%s/agent.log", the_daemon.dir);
+    const char *agent[] = {bin,       "--server", the_daemon.url, "--name", "m1", "--workdir",
+                           work,      "--cpu",    "2",            "--mem",  "2048", "--disk",
+                           "10000",   "--heartbeat-ms", "200",    "--poll-wait-ms", "1000", NULL};
+    agent_pid = ts_spawn((char *const *)agent, log);
+    ts_bin("cell-batch", bin, sizeof bin);
+    snprintf(log, sizeof log, "%s/batch.log", the_daemon.dir);
+    const char *batch[] = {bin, "--server", the_daemon.url, "--name", "batch", "--idle-ms", "10",
+                           "--report-ms", "100", "--seed", "7", NULL};
+    batch_pid = ts_spawn((char *const *)batch, log);
+
+    cs_id ok = ts_submit(the_daemon.c, "{\"name\": \"ok\", \"count\": 2, \"cmd\": \"true\","
+                                       " \"resources\": {\"cpu\": 0.1, \"mem\": 16}}");
+    cs_id bad = ts_submit(the_daemon.c, "{\"name\": \"bad\", \"count\": 1, \"max_retries\": 1,"
+                                        " \"cmd\": \"exit 3\", \"resources\": {\"cpu\": 0.1}}");
+    /* No scheduler places service jobs here: it stays active, pending. */
+    cs_id svc = ts_submit(the_daemon.c, "{\"name\": \"svc\", \"kind\": \"service\", \"cmd\": \"x\"}");
+
+    int64_t end = mono_ms() + DEADLINE_MS;
+    ts_cell c;
+    for (;;) {
+        ts_cell_read(the_daemon.c, &c);
+        const cs_job *a = find_job(&c, ok), *b = find_job(&c, bad);
+        cr_assert(a != NULL && b != NULL, "not collected before they were seen ended");
+        if (a->state == CS_JOB_FINISHED && b->state == CS_JOB_FAILED)
+            break;
+        cr_assert(a->state == CS_JOB_ACTIVE || a->state == CS_JOB_FINISHED, "ok is %s",
+                  cs_job_state_name(a->state));
+        cr_assert(b->state == CS_JOB_ACTIVE || b->state == CS_JOB_FAILED, "bad is %s",
+                  cs_job_state_name(b->state));
+        ts_cell_free(&c);
+        if (mono_ms() > end)
+            dump_all();
+        cr_assert(mono_ms() <= end, "ok finishes and bad fails");
+        ts_sleep_ms(50);
+    }
+    const cs_job *a = find_job(&c, ok), *b = find_job(&c, bad), *s = find_job(&c, svc);
+    cr_assert(a->ended >= a->submitted && a->ended > 0, "ok ended at %llu, submitted %llu",
+              (unsigned long long)a->ended, (unsigned long long)a->submitted);
+    cr_assert(b->ended >= b->submitted && b->ended > 0);
+    cr_assert(s != NULL && s->state == CS_JOB_ACTIVE && s->ended == 0, "the service runs on");
+    uint64_t ok_ended = a->ended, bad_ended = b->ended;
+    for (size_t i = 0; i < c.ntasks; i++) {
+        const cs_task *t = &c.tasks[i];
+        if (t->job == ok)
+            cr_assert_eq(t->state, CS_TASK_FINISHED);
+        if (t->job == bad) {
+            cr_assert_eq(t->state, CS_TASK_FAILED);
+            cr_assert_eq(t->attempts, 2, "the first run and max_retries 1 more");
+            cr_assert_eq(t->exit_code, 3);
+        }
+    }
+    uint64_t seen = c.version;
+    ts_cell_free(&c);
+
+    char *fin = get_jobs("finished"), *fail = get_jobs("failed"), *act = get_jobs("active");
+    cr_assert(has_word(fin, "ok") && !has_word(fin, "bad") && !has_word(fin, "svc"), "%s", fin);
+    cr_assert(has_word(fail, "bad") && !has_word(fail, "ok"), "%s", fail);
+    cr_assert(has_word(act, "svc") && !has_word(act, "ok"), "%s", act);
+    free(fin);
+    free(fail);
+    free(act);
+
+    /* Collected once --job-gc has passed since they ended, not before. */
+    end = mono_ms() + DEADLINE_MS;
+    for (;;) {
+        ts_cell_read(the_daemon.c, &c);
+        bool ok_gone = find_job(&c, ok) == NULL, bad_gone = find_job(&c, bad) == NULL;
+        uint64_t now = wall_ms();
+        cr_assert(!ok_gone || now >= ok_ended + 2000, "ok collected before --job-gc passed");
+        cr_assert(!bad_gone || now >= bad_ended + 2000, "bad collected before --job-gc passed");
+        if (ok_gone && bad_gone) {
+            for (size_t i = 0; i < c.ntasks; i++)
+                cr_assert(c.tasks[i].job != ok && c.tasks[i].job != bad,
+                          "their tasks leave with them");
+            cr_assert(find_job(&c, svc) != NULL, "an active job stays");
+            ts_cell_free(&c);
+            break;
+        }
+        ts_cell_free(&c);
+        if (mono_ms() > end)
+            dump_all();
+        cr_assert(mono_ms() <= end, "the ended jobs are collected");
+        ts_sleep_ms(100);
+    }
+    /* A reader whose copy predates the removal cannot be sent a delta. */
+    cr_assert(sync_is_full(seen), "a sync since before the collection is answered in full");
+    char *none = get_jobs("finished");
+    cr_assert(!has_word(none, "ok"), "%s", none);
+    free(none);
+    /* A name of a collected job is free; the batch scheduler, whose copy
+     * was replaced by a full sync, runs the new job to its end. */
+    cs_id again = ts_submit(the_daemon.c, "{\"name\": \"ok\", \"count\": 1, \"cmd\": \"true\","
+                                          " \"resources\": {\"cpu\": 0.1}}");
+    end = mono_ms() + DEADLINE_MS;
+    for (;;) {
+        ts_cell_read(the_daemon.c, &c);
+        const cs_job *j = find_job(&c, again);
+        bool done = j != NULL && j->state == CS_JOB_FINISHED;
+        ts_cell_free(&c);
+        if (done)
+            break;
+        if (mono_ms() > end)
+            dump_all();
+        cr_assert(mono_ms() <= end, "the resubmitted job finishes");
+        ts_sleep_ms(50);
+    }
+}
+
+Test(lifecycle, a_reader_below_the_compacted_log_gets_a_full_sync, .timeout = 60, .fini = cleanup)
+{
+    ts_daemon_setup(&the_daemon, "--log-retain", "1s");
+    cs_id first = ts_submit(the_daemon.c, "{\"name\": \"a\", \"cmd\": \"x\"}");
+    cr_assert(!sync_is_full(1), "the log still holds version 1: a delta");
+    int64_t end = mono_ms() + DEADLINE_MS;
+    /* Each pass of --log-retain drops what the previous pass saw; new
+     * writes keep the version moving so that there is something to drop. */
+    int k = 0;
+    while (!sync_is_full(1)) {
+        char spec[96];
+        snprintf(spec, sizeof spec, "{\"name\": \"n%d\", \"cmd\": \"x\"}", k++);
+        ts_submit(the_daemon.c, spec);
+        if (mono_ms() > end)
+            dump("cellstated", the_daemon.log);
+        cr_assert(mono_ms() <= end, "the log is compacted past version 1");
+        ts_sleep_ms(100);
+    }
+    /* The full answer holds the whole cell, the first job included. */
+    ts_cell c;
+    ts_cell_read(the_daemon.c, &c);
+    cr_assert(find_job(&c, first) != NULL);
+    cr_assert_eq(c.njobs, (size_t)k + 1);
+    uint64_t now = c.version;
+    ts_cell_free(&c);
+    cr_assert(!sync_is_full(now), "a reader at the current version gets a delta");
+}
