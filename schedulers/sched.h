@@ -46,6 +46,7 @@
 
 #include "cellstate/client.h"
 #include "cellstate/error.h"
+#include "schedulers/backoff.h"
 #include "schedulers/cellcopy.h"
 #include "schedulers/metrics.h"
 #include "schedulers/rollout.h"
@@ -77,6 +78,11 @@ typedef struct cs_sched_hooks {
      * loop sends job.end and the cell makes the job finished or failed. A
      * service job runs until killed (false). */
     bool ends_jobs;
+    /* Whether a task that ended (failed or finished; not lost: its machine
+     * went away, not its program) waits before `again` restarts it, as
+     * its job's back-off options say (backoff.h; cell-service). The job's
+     * note says when the next one starts. */
+    bool backoff;
 } cs_sched_hooks;
 
 /* A scheduler with options `o` and `hooks` (both borrowed for its life).

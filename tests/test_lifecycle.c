@@ -6,7 +6,9 @@
  * jobs --state` filters on them; a service job stays active; cellstated
  * removes the ended jobs after --job-gc, and a reader whose last sync
  * predates the removal is answered in full. A second cell compacts its log
- * after --log-retain: a reader below the floor is answered in full too.
+ * after --log-retain: a reader below the floor is answered in full too. A
+ * service whose command keeps failing is restarted by cell-service after a
+ * back-off that grows by its factor, which `cellctl describe` shows.
  */
 #include <criterion/criterion.h>
 
@@ -23,7 +25,7 @@
 #define DEADLINE_MS 30000
 
 static ts_daemon the_daemon;
-static int batch_pid, agent_pid;
+static int batch_pid, agent_pid; /* batch_pid: the scheduler, batch or service */
 
 static void cleanup(void)
 {
@@ -32,6 +34,7 @@ static void cleanup(void)
         ts_stop(agent_pid, SIGTERM, 10000);
     if (batch_pid > 0)
         ts_stop(batch_pid, SIGTERM, 10000);
+    /* What the agent left running (nothing, unless a test failed early). */
     agent_pid = batch_pid = 0;
     ts_daemon_teardown(&the_daemon);
 }
@@ -121,10 +124,10 @@ static bool has_word(const char *text, const char *word)
     return false;
 }
 
-Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .timeout = 120,
-     .fini = cleanup)
+/* One real agent (machine m1: 2 cores, 2 GiB) and scheduler `prog`, logging
+ * to agent.log and batch.log in the daemon's directory. */
+static void start_agent_and(const char *prog)
 {
-    ts_daemon_setup(&the_daemon, "--job-gc", "2s");
     char bin[256], work[300], log[300];
     ts_bin("cell-agent", bin, sizeof bin);
     snprintf(work, sizeof work, "%s/agent", the_daemon.dir);
@@ -133,11 +136,18 @@ Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .time
                            work,      "--cpu",    "2",            "--mem",  "2048", "--disk",
                            "10000",   "--heartbeat-ms", "200",    "--poll-wait-ms", "1000", NULL};
     agent_pid = ts_spawn((char *const *)agent, log);
-    ts_bin("cell-batch", bin, sizeof bin);
+    ts_bin(prog, bin, sizeof bin);
     snprintf(log, sizeof log, "%s/batch.log", the_daemon.dir);
-    const char *batch[] = {bin, "--server", the_daemon.url, "--name", "batch", "--idle-ms", "10",
+    const char *sched[] = {bin, "--server", the_daemon.url, "--name", prog, "--idle-ms", "10",
                            "--report-ms", "100", "--seed", "7", NULL};
-    batch_pid = ts_spawn((char *const *)batch, log);
+    batch_pid = ts_spawn((char *const *)sched, log);
+}
+
+Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .timeout = 120,
+     .fini = cleanup)
+{
+    ts_daemon_setup(&the_daemon, "--job-gc", "2s");
+    start_agent_and("cell-batch");
 
     cs_id ok = ts_submit(the_daemon.c, "{\"name\": \"ok\", \"count\": 2, \"cmd\": \"true\","
                                        " \"resources\": {\"cpu\": 0.1, \"mem\": 16}}");
@@ -263,4 +273,92 @@ Test(lifecycle, a_reader_below_the_compacted_log_gets_a_full_sync, .timeout = 60
     uint64_t now = c.version;
     ts_cell_free(&c);
     cr_assert(!sync_is_full(now), "a reader at the current version gets a delta");
+}
+
+/* `cellctl describe job NAME`: its output. */
+static char *describe(const char *name)
+{
+    char bin[256], cmd[700];
+    ts_bin("cellctl", bin, sizeof bin);
+    snprintf(cmd, sizeof cmd, "%s --server %s describe job %s", bin, the_daemon.url, name);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL);
+    char *out = calloc(1, 16384);
+    size_t n = fread(out, 1, 16383, p);
+    out[n] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s: exit status 0", cmd);
+    return out;
+}
+
+/* A service whose command exits at once: each restart waits backoff x
+ * factor^(n-1) (200, 400, 800, 1600 ms here) after the n-th end in a
+ * row, where it was restarted within a few milliseconds before. Only lower
+ * bounds are checked: the waits are the back-off's, the rest is latency. */
+Test(lifecycle, a_crash_looping_service_restarts_after_a_growing_back_off, .timeout = 120,
+     .fini = cleanup)
+{
+    ts_daemon_setup(&the_daemon, NULL, NULL);
+    start_agent_and("cell-service");
+    cs_id id = ts_submit(the_daemon.c, "{\"name\": \"crash\", \"kind\": \"service\","
+                                       " \"cmd\": \"exit 1\", \"ports\": [],"
+                                       " \"resources\": {\"cpu\": 0.1, \"mem\": 16},"
+                                       " \"backoff\": 0.2, \"backoff_factor\": 2,"
+                                       " \"max_launch_delay\": \"20s\"}");
+    int64_t first_seen[7] = {0};
+    int64_t end = mono_ms() + DEADLINE_MS;
+    uint32_t attempts = 0;
+    while (attempts < 6) {
+        ts_cell c;
+        ts_cell_read(the_daemon.c, &c);
+        int64_t now = mono_ms();
+        for (size_t i = 0; i < c.ntasks; i++)
+            if (c.tasks[i].job == id && c.tasks[i].attempts > attempts) {
+                /* Each placement's first sight; one skipped between two
+                 * looks would show up as a missing entry below. */
+                attempts = c.tasks[i].attempts;
+                if (attempts < 7)
+                    first_seen[attempts] = now;
+            }
+        ts_cell_free(&c);
+        if (mono_ms() > end)
+            dump_all();
+        cr_assert(mono_ms() <= end, "six placements (attempt %u so far)", attempts);
+        ts_sleep_ms(10);
+    }
+    int64_t delay = 200;
+    for (int k = 1; k < 6; k++, delay *= 2) {
+        cr_assert(first_seen[k] > 0 && first_seen[k + 1] > 0, "placement %d seen", k + 1);
+        int64_t gap = first_seen[k + 1] - first_seen[k];
+        cr_log_info("placement %d after %d: %lld ms (back-off %lld ms)", k + 1, k, (long long)gap,
+                    (long long)delay);
+        /* Less 60 ms for when each placement was seen (10 ms looks, each a
+         * sync): the back-off is counted from the scheduler's sight of the
+         * end, after the placement, so the true gap is longer still. */
+        cr_assert_geq(gap, delay - 60, "placement %d came %lld ms after %d: the back-off is %lld ms",
+                      k + 1, (long long)gap, k, (long long)delay);
+    }
+    /* The sixth end waits 6.4 s: the note says so, in seconds to go. */
+    end = mono_ms() + DEADLINE_MS;
+    for (;;) {
+        char *out = describe("crash");
+        bool shown = strstr(out, "Note:         back-off: next start in ") != NULL &&
+                     strstr(out, " in a row)") != NULL;
+        if (!shown && mono_ms() > end)
+            cr_log_error("%s", out);
+        free(out);
+        if (shown)
+            break;
+        cr_assert(mono_ms() <= end, "describe shows the back-off");
+        ts_sleep_ms(100);
+    }
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cr_assert(msgpack_pack_map(&pk, 1) == 0 && cs_pack_kv_u64(&pk, "job", id) == CS_OK);
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(the_daemon.c, CS_MSG_JOB_KILL, &b, &r, &err), CS_OK, "%s",
+                 err.msg);
+    msgpack_sbuffer_destroy(&b);
 }

@@ -13,6 +13,7 @@
 
 #include "cellstate/jobopts.h"
 #include "cellstate/proto.h"
+#include "schedulers/backoff.h"
 #include "tools/cellctl_table.h"
 
 /* Reasons can be 1 KiB; a table cell shows the start. */
@@ -312,6 +313,26 @@ static const char *fmt_local(uint64_t ms, char *buf, size_t size)
     return buf;
 }
 
+/* The job's note; a restart back-off's says how long is left rather than
+ * when (the note holds the time, so that it need not be rewritten as time
+ * passes). */
+static void print_note(const char *note)
+{
+    uint64_t start;
+    const char *rest;
+    struct timespec ts;
+    if (!cs_backoff_note_parse(note, &start, &rest) || clock_gettime(CLOCK_REALTIME, &ts) != 0) {
+        printf("%-13s %s\n", "Note:", note);
+        return;
+    }
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t left = start > now ? (start - now + 999) / 1000 : 0;
+    if (left == 0)
+        printf("%-13s back-off: next start now%s\n", "Note:", rest);
+    else
+        printf("%-13s back-off: next start in %" PRIu64 " s%s\n", "Note:", left, rest);
+}
+
 static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
 {
     CS_TRY(ctl_fetch_machines(c, cell, err));
@@ -347,7 +368,7 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
     if (j->ended != 0)
         printf("%-13s %s\n", "Ended:", fmt_local(j->ended, when, sizeof when));
     if (j->note[0] != '\0')
-        printf("%-13s %s\n", "Note:", j->note);
+        print_note(j->note);
     printf("%-13s %s\n", "Command:", j->cmd);
     printf("%-13s cpu %s, mem %" PRId64 " MiB, disk %" PRId64 " MiB (per task)\n",
            "Resources:", ctl_cores(j->res.cpu, b1, sizeof b1), j->res.mem, j->res.disk);
