@@ -130,6 +130,21 @@ static bool has_word(const char *text, const char *word)
     return false;
 }
 
+/* `cellctl describe job NAME`: its output. */
+static char *describe(const char *name)
+{
+    char bin[256], cmd[700];
+    ts_bin("cellctl", bin, sizeof bin);
+    snprintf(cmd, sizeof cmd, "%s --server %s describe job %s", bin, the_daemon.url, name);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL);
+    char *out = calloc(1, 16384);
+    size_t n = fread(out, 1, 16383, p);
+    out[n] = '\0';
+    cr_assert_eq(pclose(p), 0, "%s: exit status 0", cmd);
+    return out;
+}
+
 /* One real agent (machine m1: 2 cores, 2 GiB) and scheduler `prog`, logging
  * to agent.log and batch.log in the daemon's directory. */
 static void start_agent_and(const char *prog)
@@ -201,6 +216,10 @@ Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .time
     uint64_t seen = c.version;
     ts_cell_free(&c);
 
+    char *desc = describe("bad");
+    cr_assert(strstr(desc, "State:        failed") != NULL && strstr(desc, "Ended:") != NULL,
+              "%s", desc);
+    free(desc);
     char *fin = get_jobs("finished"), *fail = get_jobs("failed"), *act = get_jobs("active");
     cr_assert(has_word(fin, "ok") && !has_word(fin, "bad") && !has_word(fin, "svc"), "%s", fin);
     cr_assert(has_word(fail, "bad") && !has_word(fail, "ok"), "%s", fail);
@@ -281,21 +300,6 @@ Test(lifecycle, a_reader_below_the_compacted_log_gets_a_full_sync, .timeout = 60
     uint64_t now = c.version;
     ts_cell_free(&c);
     cr_assert(!sync_is_full(now), "a reader at the current version gets a delta");
-}
-
-/* `cellctl describe job NAME`: its output. */
-static char *describe(const char *name)
-{
-    char bin[256], cmd[700];
-    ts_bin("cellctl", bin, sizeof bin);
-    snprintf(cmd, sizeof cmd, "%s --server %s describe job %s", bin, the_daemon.url, name);
-    FILE *p = popen(cmd, "r");
-    cr_assert(p != NULL);
-    char *out = calloc(1, 16384);
-    size_t n = fread(out, 1, 16383, p);
-    out[n] = '\0';
-    cr_assert_eq(pclose(p), 0, "%s: exit status 0", cmd);
-    return out;
 }
 
 /* A service whose command exits at once: each restart waits backoff x
