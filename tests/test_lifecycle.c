@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cellstate/client.h"
 #include "cellstate/proto.h"
@@ -376,4 +378,41 @@ Test(lifecycle, a_crash_looping_service_restarts_after_a_growing_back_off, .time
     cr_assert_eq(cs_client_callb(the_daemon.c, CS_MSG_JOB_KILL, &b, &r, &err), CS_OK, "%s",
                  err.msg);
     msgpack_sbuffer_destroy(&b);
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char buf[4096];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+/* --job-gc and --log-retain take durations; anything else is refused
+ * before the store is touched, naming the flag and why. */
+Test(lifecycle, bad_durations_are_refused_with_a_message, .timeout = 60)
+{
+    char dir[256], log[300], data[300], bin[256];
+    cr_assert_eq(ts_mkdtemp(dir, sizeof dir), 0);
+    snprintf(log, sizeof log, "%s/cellstated.log", dir);
+    snprintf(data, sizeof data, "%s/data", dir);
+    ts_bin("cellstated", bin, sizeof bin);
+    const char *cases[][3] = {{"--job-gc", "soon", "--job-gc: 'soon'"},
+                              {"--log-retain", "-5m", "--log-retain: '-5m'"},
+                              {"--job-gc", "1000000h", "--job-gc: '1000000h'"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *argv[] = {bin, "--data", data, "--listen", "tcp://127.0.0.1:1",
+                              cases[i][0], cases[i][1], NULL};
+        int pid = ts_spawn((char *const *)argv, log);
+        int st = ts_stop(pid, 0, 10000);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s %s: exit status 2 (got %d)",
+                  cases[i][0], cases[i][1], st);
+        cr_assert(file_has(log, cases[i][2]), "%s %s: the message names it", cases[i][0],
+                  cases[i][1]);
+    }
+    cr_assert(access(data, F_OK) != 0, "refused before the store was made");
+    ts_rmtree(dir);
 }
