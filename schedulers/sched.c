@@ -833,8 +833,12 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
                 cs_txn_add_release(&s->txn, t->id, CS_TASK_PENDING, 0) != CS_OK)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
         }
+        /* One note per job: the placer's (why pending tasks wait) and a
+         * rollout's progress come first, so that two writers never take
+         * turns rewriting it. */
         int rc;
-        if (w.not_before != INT64_MAX && (rc = backoff_note(s, j, &w, now, err)) != CS_OK)
+        if (w.not_before != INT64_MAX && j->npending == 0 && !cs_rollout_is_note(j->job.note) &&
+            (rc = backoff_note(s, j, &w, now, err)) != CS_OK)
             return rc;
     }
     if (s->txn.nreleases == 0)
