@@ -1534,6 +1534,23 @@ Test(ops, a_batch_job_ends_finished_or_failed_once_every_task_has_ended)
     cr_assert_eq(job_now(t.s, ok, &a).state, CS_JOB_FINISHED);
     free(d.p);
 
+    /* Its failed task is not run again: a stale scheduler's retry of it
+     * conflicts and writes nothing. */
+    d = dump_all(t.s);
+    cs_txn tx;
+    cs_txn_init(&tx, 1, 99, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cr_assert_eq(cs_txn_add_release(&tx, cs_task_id(bad, 1), CS_TASK_PENDING, 0), CS_OK);
+    cs_txn_result r;
+    cs_txn_result_init(&r);
+    cr_assert_eq(cs_commit(t.s, &tx, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(r.releases[0], CS_CONFLICT_TASK_NOT_PLACED, "%s", cs_outcome_str(r.releases[0]));
+    cs_txn_result_free(&r);
+    cs_txn_free(&tx);
+    cs_task bt;
+    ts_get_task(t.s, cs_task_id(bad, 1), &a, &bt);
+    cr_assert_eq(bt.state, CS_TASK_FAILED);
+    free(d.p);
+
     /* A kill stamps its time; the name is free again once the job ended. */
     cr_assert_eq(cs_op_job_kill(t.s, svc, 8000, NULL, &err), CS_OK, "%s", err.msg);
     j = job_now(t.s, svc, &a);
