@@ -2,7 +2,13 @@
  *
  *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
  *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
- *              [--addr-file FILE] [--nosync]
+ *              [--addr-file FILE] [--job-gc DURATION] [--log-retain DURATION] [--nosync]
+ *
+ * --job-gc (default 4h): ended jobs and their tasks leave the cell this long
+ * after they ended; --log-retain (default 10m): the commit log keeps an
+ * entry at least this long (and the idempotency record in it), at most
+ * twice as long. Durations as in job specs ("30m", "10s", "1h30m"); 0 keeps
+ * everything.
  *
  * --listen defaults to $CELL_SERVER, else tcp://127.0.0.1:7600; port 0 takes
  * any free port, and --addr-file FILE then tells which: the address clients
@@ -22,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cellstate/jobspec.h"
 #include "cellstate/paths.h"
 #include "cellstate/proto.h"
 #include "cellstate/server.h"
@@ -30,7 +37,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]\n"
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
-               "                  [--max-msg BYTES] [--addr-file FILE] [--nosync]\n"
+               "                  [--max-msg BYTES] [--addr-file FILE] [--job-gc DURATION]\n"
+               "                  [--log-retain DURATION] [--nosync]\n"
                "--listen: $CELL_SERVER, else %s (port 0: any free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
                "        else ~/.local/state/cellsched/cell\n",
@@ -67,6 +75,18 @@ static int write_addr_file(const char *path, const char *url, cs_error *err)
         return cs_errorf(err, CS_EIO, "--addr-file %s: %s", path, strerror(e));
     }
     return CS_OK;
+}
+
+static int duration(const char *flag, const char *v, uint64_t *out)
+{
+    uint32_t ms;
+    cs_error err;
+    if (cs_jobspec_duration_ms(v, &ms, &err) != CS_OK) {
+        fprintf(stderr, "cellstated: %s: '%s': %s\n", flag, v, err.msg);
+        return -1;
+    }
+    *out = ms;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -106,6 +126,10 @@ int main(int argc, char **argv)
             o.heartbeat_timeout_ms = (uint32_t)x;
         else if (strcmp(a, "--poll-max-wait") == 0 && num(a, v, 3600000, &x) == 0)
             o.poll_max_wait_ms = (uint32_t)x;
+        else if (strcmp(a, "--job-gc") == 0 && duration(a, v, &o.job_gc_ms) == 0)
+            ;
+        else if (strcmp(a, "--log-retain") == 0 && duration(a, v, &o.log_retain_ms) == 0)
+            ;
         else if (strcmp(a, "--max-msg") == 0 && num(a, v, 1ULL << 30, &x) == 0 && x >= 64)
             o.max_msg = (size_t)x;
         else {

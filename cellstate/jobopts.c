@@ -16,6 +16,9 @@ void cs_jobopts_init(cs_jobopts *o)
     o->max_over_pm = CS_PERMILLE;
     o->max_retries = CS_JOBOPTS_DEFAULT_MAX_RETRIES;
     o->kill_grace_ms = CS_JOBOPTS_DEFAULT_KILL_GRACE_MS;
+    o->backoff_ms = CS_JOBOPTS_DEFAULT_BACKOFF_MS;
+    o->backoff_factor_pm = CS_JOBOPTS_DEFAULT_BACKOFF_FACTOR_PM;
+    o->max_delay_ms = CS_JOBOPTS_DEFAULT_MAX_DELAY_MS;
 }
 
 void cs_health_init(cs_health *h, uint8_t proto)
@@ -119,6 +122,9 @@ int cs_jobopts_normalize(cs_jobopts *o, cs_error *err)
         return cs_errorf(err, CS_EINVAL, "options: min_health must be between 0 and 1");
     if (o->max_over_pm > CS_PERMILLE)
         return cs_errorf(err, CS_EINVAL, "options: max_over must be between 0 and 1");
+    /* A factor below 1 would shorten the wait of a task that keeps failing. */
+    if (o->backoff_factor_pm < CS_PERMILLE)
+        return cs_errorf(err, CS_EINVAL, "options: backoff_factor must be at least 1");
     int rc;
     for (uint32_t i = 0; i < o->nenv; i++) {
         if ((rc = check_str(o->env[i].key, "env name", true, err)) != CS_OK ||
@@ -194,7 +200,7 @@ int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
     int rc = cs_jobopts_normalize(o, err);
     if (rc != CS_OK)
         return rc;
-    bool has[10] = {
+    bool has[13] = {
         o->nenv > 0,
         o->nhealth > 0,
         o->min_health_pm != CS_PERMILLE,
@@ -205,6 +211,9 @@ int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
         o->max_retries != CS_JOBOPTS_DEFAULT_MAX_RETRIES,
         o->kill_grace_ms != CS_JOBOPTS_DEFAULT_KILL_GRACE_MS,
         o->duration_ms != 0,
+        o->backoff_ms != CS_JOBOPTS_DEFAULT_BACKOFF_MS,
+        o->backoff_factor_pm != CS_JOBOPTS_DEFAULT_BACKOFF_FACTOR_PM,
+        o->max_delay_ms != CS_JOBOPTS_DEFAULT_MAX_DELAY_MS,
     };
     uint32_t n = 0;
     for (size_t i = 0; i < sizeof has / sizeof has[0]; i++)
@@ -257,6 +266,12 @@ int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
         PK(pack_u32(&pk, "kill_grace_ms", o->kill_grace_ms));
     if (has[9])
         PK(pack_u32(&pk, "duration_ms", o->duration_ms));
+    if (has[10])
+        PK(pack_u32(&pk, "backoff_ms", o->backoff_ms));
+    if (has[11])
+        PK(pack_u32(&pk, "backoff_factor", o->backoff_factor_pm));
+    if (has[12])
+        PK(pack_u32(&pk, "max_delay_ms", o->max_delay_ms));
     return CS_OK;
 nomem:
     return cs_errorf(err, CS_ENOMEM, "options: out of memory");
@@ -445,6 +460,15 @@ static int dec_map(dec *d, const msgpack_object *m, cs_jobopts *o)
             rc = get_u32(d, v, "kill_grace_ms", UINT32_MAX, &o->kill_grace_ms);
         } else if (key_is(k, "duration_ms")) {
             rc = get_u32(d, v, "duration_ms", UINT32_MAX, &o->duration_ms);
+        } else if (key_is(k, "backoff_ms")) {
+            rc = get_u32(d, v, "backoff_ms", UINT32_MAX, &o->backoff_ms);
+        } else if (key_is(k, "backoff_factor")) {
+            rc = get_u32(d, v, "backoff_factor", UINT32_MAX, &o->backoff_factor_pm);
+            if (rc == CS_OK && o->backoff_factor_pm < CS_PERMILLE)
+                return cs_errorf(d->err, CS_EINVAL, "options: backoff_factor %u permille is "
+                                 "below 1000 (a factor below 1)", o->backoff_factor_pm);
+        } else if (key_is(k, "max_delay_ms")) {
+            rc = get_u32(d, v, "max_delay_ms", UINT32_MAX, &o->max_delay_ms);
         } else if (k->type == MSGPACK_OBJECT_STR) {
             return cs_errorf(d->err, CS_EINVAL, "options: unknown key '%.*s'",
                              (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);

@@ -1,6 +1,7 @@
 /* jobopts.h — a job's scheduler and agent options: health checks, rolling
  * update limits, host volumes, environment, gang and global placement,
- * retries, kill grace period, and the run time of simulated tasks.
+ * retries, restart back-off, kill grace period, and the run time of
+ * simulated tasks.
  *
  * The store treats them as opaque bytes (cs_job.extra, the `options` field
  * of a job spec on the wire); this module is the one place that gives those
@@ -88,10 +89,20 @@ typedef struct cs_jobopts {
     uint32_t max_retries; /* a failed batch task is placed again up to this many times; default 3 */
     uint32_t kill_grace_ms; /* SIGTERM, then SIGKILL after this; default 5000 */
     uint32_t duration_ms;   /* simulated agents: how long a task runs; 0 = the agent's default */
+    /* Restart back-off of a service task that keeps ending (Marathon's
+     * backoffSeconds, backoffFactor, maxLaunchDelaySeconds): the n-th
+     * restart in a row waits backoff x factor^(n-1), at most max_delay. */
+    uint32_t backoff_ms;        /* default 1000 */
+    uint32_t backoff_factor_pm; /* permille, >= 1000; default 1150 */
+    uint32_t max_delay_ms;      /* default 3,600,000 (an hour) */
 } cs_jobopts;
 
 #define CS_JOBOPTS_DEFAULT_MAX_RETRIES 3u
 #define CS_JOBOPTS_DEFAULT_KILL_GRACE_MS 5000u
+/* Marathon's defaults (its app schema, ../shared/testdata/marathon/app.json). */
+#define CS_JOBOPTS_DEFAULT_BACKOFF_MS 1000u
+#define CS_JOBOPTS_DEFAULT_BACKOFF_FACTOR_PM 1150u
+#define CS_JOBOPTS_DEFAULT_MAX_DELAY_MS 3600000u
 
 /* The defaults (no env, no health checks, no volumes, ...). */
 void cs_jobopts_init(cs_jobopts *o);

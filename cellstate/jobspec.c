@@ -322,6 +322,17 @@ static int get_fraction(ctx *c, const json_t *v, uint32_t *out)
     return CS_OK;
 }
 
+/* A factor of at least 1 (a restart back-off's growth), to permille. */
+static int get_factor(ctx *c, const json_t *v, uint32_t *out)
+{
+    double f;
+    CS_TRY(get_number(c, v, &f));
+    if (!(f >= 1 && f <= 1000))
+        return fail(c, "%g is not between 1 and 1000", f);
+    *out = (uint32_t)lround(f * CS_PERMILLE);
+    return CS_OK;
+}
+
 /* cpu in cores (a number, "0.5", or Kubernetes' "500m") to millicores,
  * rounded to the nearest. */
 static int get_cpu(ctx *c, const json_t *v, int64_t *out)
@@ -1128,15 +1139,19 @@ enum {
     N_MAX_RETRIES,
     N_KILL_GRACE,
     N_DURATION,
+    N_BACKOFF,
+    N_BACKOFF_FACTOR,
+    N_MAX_DELAY,
     N_FIELDS
 };
 static const char *const native_fields[N_FIELDS] = {
     "name",   "kind",        "priority",      "count",           "cmd", "args",    "resources",
     "ports",  "constraints", "health_checks", "update_strategy", "env", "volumes", "gang",
-    "global", "max_retries", "kill_grace",    "duration"};
+    "global", "max_retries", "kill_grace",    "duration", "backoff", "backoff_factor",
+    "max_launch_delay"};
 /* What `cellctl get jobs -o json` adds to a spec: accepted back, ignored. */
-static const char *const native_readonly[] = {"id",        "state",     "version", "spec_hash",
-                                              "submitted", "note",      "surge",   "tasks"};
+static const char *const native_readonly[] = {"id",   "state", "version", "spec_hash", "submitted",
+                                              "note", "surge", "ended",   "tasks"};
 
 /* Look up every top-level key in `fields`; a key not found is handled by
  * `other` (an error or a warning). */
@@ -1221,6 +1236,9 @@ static int native(ctx *c, const json_t *root, health_ports *hp)
     FIELD(native_fields, N_MAX_RETRIES, get_u32(c, v, UINT32_MAX, &o->max_retries));
     FIELD(native_fields, N_KILL_GRACE, get_duration(c, v, &o->kill_grace_ms));
     FIELD(native_fields, N_DURATION, get_duration(c, v, &o->duration_ms));
+    FIELD(native_fields, N_BACKOFF, get_duration(c, v, &o->backoff_ms));
+    FIELD(native_fields, N_BACKOFF_FACTOR, get_factor(c, v, &o->backoff_factor_pm));
+    FIELD(native_fields, N_MAX_DELAY, get_duration(c, v, &o->max_delay_ms));
     return CS_OK;
 }
 
@@ -1243,6 +1261,9 @@ enum {
     M_UPGRADE,
     M_ENV,
     M_KILL_GRACE,
+    M_BACKOFF,
+    M_BACKOFF_FACTOR,
+    M_MAX_DELAY,
     M_APPS,
     M_FIELDS
 };
@@ -1262,6 +1283,9 @@ static const char *const marathon_fields[M_FIELDS] = {"id",
                                                       "upgradeStrategy",
                                                       "env",
                                                       "taskKillGracePeriodSeconds",
+                                                      "backoffSeconds",
+                                                      "backoffFactor",
+                                                      "maxLaunchDelaySeconds",
                                                       "apps"};
 
 /* Marathon fields that cannot apply to processes placed by cellsched, and
@@ -1271,9 +1295,6 @@ static const struct {
 } marathon_ignored[] = {
     {"acceptedResourceRoles", "there are no Mesos resource roles"},
     {"role", "there are no Mesos resource roles"},
-    {"backoffFactor", "restart backoff is not configurable"},
-    {"backoffSeconds", "restart backoff is not configurable"},
-    {"maxLaunchDelaySeconds", "restart backoff is not configurable"},
     {"dependencies", "apps are not deployed in dependency order"},
     {"executor", "tasks are run by cell-agent"},
     {"fetch", "nothing is downloaded before a task starts"},
@@ -1515,11 +1536,12 @@ static int marathon_ports(ctx *c, const json_t *const *found, const json_t *mapp
     return CS_OK;
 }
 
-static int marathon_kill_grace(ctx *c, const json_t *v)
+/* Marathon's durations are numbers of seconds. */
+static int marathon_seconds(ctx *c, const json_t *v, uint32_t *out)
 {
     double sec;
     CS_TRY(get_number(c, v, &sec));
-    return seconds_to_ms(c, sec, &c->s->opts.kill_grace_ms);
+    return seconds_to_ms(c, sec, out);
 }
 
 static int marathon(ctx *c, const json_t *root, health_ports *hp)
@@ -1564,7 +1586,11 @@ static int marathon(ctx *c, const json_t *root, health_ports *hp)
     FIELD(marathon_fields, M_UPGRADE,
           set_update(c, v, "minimumHealthCapacity", "maximumOverCapacity"));
     FIELD(marathon_fields, M_ENV, set_env(c, v));
-    FIELD(marathon_fields, M_KILL_GRACE, marathon_kill_grace(c, v));
+    cs_jobopts *o = &c->s->opts;
+    FIELD(marathon_fields, M_KILL_GRACE, marathon_seconds(c, v, &o->kill_grace_ms));
+    FIELD(marathon_fields, M_BACKOFF, marathon_seconds(c, v, &o->backoff_ms));
+    FIELD(marathon_fields, M_BACKOFF_FACTOR, get_factor(c, v, &o->backoff_factor_pm));
+    FIELD(marathon_fields, M_MAX_DELAY, marathon_seconds(c, v, &o->max_delay_ms));
     return CS_OK;
 }
 
@@ -1822,6 +1848,9 @@ int cs_jobspec_to_json(const cs_job *j, const cs_jobopts *o, json_t **out, cs_er
     put(r, "max_retries", json_integer(o->max_retries), &ok);
     put(r, "kill_grace", json_real(o->kill_grace_ms / 1000.0), &ok);
     put(r, "duration", json_real(o->duration_ms / 1000.0), &ok);
+    put(r, "backoff", json_real(o->backoff_ms / 1000.0), &ok);
+    put(r, "backoff_factor", json_real(o->backoff_factor_pm / (double)CS_PERMILLE), &ok);
+    put(r, "max_launch_delay", json_real(o->max_delay_ms / 1000.0), &ok);
     if (!ok) {
         json_decref(r);
         return cs_errorf(err, CS_ENOMEM, "job %s: out of memory building JSON", j->name);

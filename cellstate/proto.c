@@ -140,7 +140,7 @@ int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
 
 int cs_pack_job(msgpack_packer *pk, const cs_job *j)
 {
-    PK(msgpack_pack_map(pk, 16));
+    PK(msgpack_pack_map(pk, 17));
     CS_TRY(cs_pack_kv_u64(pk, "id", j->id));
     CS_TRY(cs_pack_kv_str(pk, "name", j->name));
     CS_TRY(cs_pack_kv_str(pk, "kind", cs_job_kind_name(j->kind)));
@@ -168,7 +168,8 @@ int cs_pack_job(msgpack_packer *pk, const cs_job *j)
     CS_TRY(cs_pack_kv_u64(pk, "version", j->version));
     CS_TRY(cs_pack_kv_u64(pk, "submitted", j->submitted));
     CS_TRY(cs_pack_kv_str(pk, "note", j->note));
-    return cs_pack_kv_u64(pk, "surge", j->surge);
+    CS_TRY(cs_pack_kv_u64(pk, "surge", j->surge));
+    return cs_pack_kv_u64(pk, "ended", j->ended);
 }
 
 /* A task map written byte by byte into one buffer and handed to the packer
@@ -764,7 +765,9 @@ int cs_unpack_job(const msgpack_object *o, cs_arena *a, cs_job *j, cs_error *err
         (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &j->version, err)) ||
         (rc = cs_obj_u64(o, "submitted", true, UINT64_MAX, &j->submitted, err)) ||
         (rc = cs_obj_str(o, "note", true, CS_NOTE_MAX, a, &j->note, err)) ||
-        (rc = cs_obj_u64(o, "surge", true, CS_TASK_INDEX_MAX + 1u, &surge, err)))
+        (rc = cs_obj_u64(o, "surge", true, CS_TASK_INDEX_MAX + 1u, &surge, err)) ||
+        /* Absent from a server that predates job ends: the job has not. */
+        (rc = cs_obj_u64(o, "ended", false, UINT64_MAX, &j->ended, err)))
         return cs_error_wrap(err, rc, "job %s", j->name);
     j->surge = (uint32_t)surge;
     return unpack_state(o, "state", "job", cs_job_state_parse, a, &j->state, err);

@@ -16,7 +16,7 @@
 
 static const char *const machine_states[] = {"up", "draining", "down"};
 static const char *const job_kinds[] = {"batch", "service"};
-static const char *const job_states[] = {"active", "killed"};
+static const char *const job_states[] = {"active", "killed", "finished", "failed"};
 static const char *const task_states[] = {"pending",  "assigned", "running", "finished",
                                           "failed",   "killed",   "lost",    "preempted"};
 static const char *const task_healths[] = {"unknown", "healthy", "unhealthy"};
@@ -96,7 +96,7 @@ static int pack_ports(msgpack_packer *pk, const uint16_t *p, uint32_t n)
     return CS_OK;
 }
 
-enum { MACHINE_FIELDS = 9, JOB_FIELDS = 17, TASK_FIELDS = 15 };
+enum { MACHINE_FIELDS = 9, JOB_FIELDS = 18, TASK_FIELDS = 15 };
 
 int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
 {
@@ -173,6 +173,7 @@ int cs_job_encode(const cs_job *j, msgpack_sbuffer *buf)
     PK(msgpack_pack_uint64(&pk, j->submitted));
     CS_TRY(pack_opt_str(&pk, j->note));
     PK(msgpack_pack_uint32(&pk, j->surge));
+    PK(msgpack_pack_uint64(&pk, j->ended));
     PK(msgpack_pack_nil(&pk)); /* reserved */
     return CS_OK;
 }
@@ -477,7 +478,8 @@ int cs_job_decode(const void *data, size_t len, cs_arena *a, cs_job *j, cs_error
         (rc = get_u64(&d, &f[13], "submitted", UINT64_MAX, &j->submitted)) ||
         (rc = get_opt_str(&d, &f[14], "note", CS_NOTE_MAX, &j->note)) ||
         (rc = get_u32(&d, &f[15], "surge", &j->surge)) ||
-        (rc = get_reserved(&d, &f[16])))
+        (rc = get_u64(&d, &f[16], "ended", UINT64_MAX, &j->ended)) ||
+        (rc = get_reserved(&d, &f[17])))
         goto out;
 out:
     msgpack_zone_destroy(&zone);

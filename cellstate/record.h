@@ -26,8 +26,9 @@
 #include "cellstate/error.h"
 
 /* Bumped whenever a record layout changes; a store written with another
- * version is refused at open (CS_ESCHEMA). 4: the job's `surge`. */
-#define CS_SCHEMA_VERSION 4
+ * version is refused at open (CS_ESCHEMA). 4: the job's `surge`; 5: the
+ * job's `ended` (and its states finished and failed). */
+#define CS_SCHEMA_VERSION 5
 
 typedef uint64_t cs_id;
 
@@ -100,7 +101,16 @@ typedef struct cs_machine {
 } cs_machine;
 
 typedef enum cs_job_kind { CS_JOB_BATCH = 0, CS_JOB_SERVICE = 1, CS_JOB_KIND_COUNT } cs_job_kind;
-typedef enum cs_job_state { CS_JOB_ACTIVE = 0, CS_JOB_KILLED = 1, CS_JOB_STATE_COUNT } cs_job_state;
+/* A job is active until it ends: killed (by an operator), or, for a batch
+ * job whose every task has ended for good, finished (all finished) or failed
+ * (some failed past their retries). A service job ends only when killed. */
+typedef enum cs_job_state {
+    CS_JOB_ACTIVE = 0,
+    CS_JOB_KILLED = 1,
+    CS_JOB_FINISHED = 2,
+    CS_JOB_FAILED = 3,
+    CS_JOB_STATE_COUNT
+} cs_job_state;
 
 /* A placement constraint, kept as data: the store does not interpret it; the
  * schedulers do (schedulers/). `value` may be "" for operators without one. */
@@ -138,6 +148,10 @@ typedef struct cs_job {
      * tasks are indexes 0 .. count + surge - 1. Set by job.surge; kept by
      * scale and update. */
     uint32_t surge;
+    /* Wall-clock ms since the epoch when the job ended (killed, finished or
+     * failed), 0 while active; stamped by the writer into the logged command
+     * as `submitted` is. Job garbage collection counts from it. */
+    uint64_t ended;
 } cs_job;
 
 typedef enum cs_task_state {

@@ -13,6 +13,7 @@
 #include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,12 +30,15 @@ typedef enum wstate { W_INIT, W_RECV, W_WRITE, W_WAIT, W_SEND } wstate;
 
 typedef struct worker worker;
 
-/* An item of the writer's queue: a worker's request, or the monitor's
- * "machine is silent" (w == NULL). */
+/* An item of the writer's queue: a worker's request, or one of the
+ * monitor's (w == NULL): "machine is silent" (down_machine), or "these
+ * ended jobs are due for collection" (gc, ngc: owned by the item). */
 typedef struct wjob {
     struct wjob *next;
     worker *w;
     cs_id down_machine;
+    cs_id *gc;
+    size_t ngc;
 } wjob;
 
 /* A FIFO of queued writes. */
@@ -110,6 +114,7 @@ struct cs_server {
     uint32_t probe_hops;
     int64_t probe_armed_ms;
     int64_t served_ms; /* requests received before this have been read */
+    bool gc_queued;    /* a collection of ended jobs waits for the writer */
     nng_listener listener;
     mslot *mach;
     size_t nmach;
@@ -144,6 +149,8 @@ void cs_server_opts_default(cs_server_opts *o)
     o->heartbeat_timeout_ms = CS_HEARTBEAT_TIMEOUT_DEFAULT_MS;
     o->poll_max_wait_ms = 30000;
     o->max_msg = CS_DEFAULT_MAX_MSG;
+    o->job_gc_ms = 4 * 3600 * 1000;
+    o->log_retain_ms = 10 * 60 * 1000;
 }
 
 /* The slot of machine `id`, growing the table; NULL when out of memory.
@@ -701,8 +708,8 @@ static int pack_task_runs(cs_snap *snap, msgpack_packer *pk, const cs_changes *c
 
 static int pack_task_map(void *ctx, const cs_task *t) { return cs_pack_task(ctx, t); }
 
-/* Pack the current record of each id (records are never deleted in this
- * version of the store, so each is found); with `compact`, the tasks as
+/* Pack the current record of each id (h_sync has made sure that none was
+ * removed: a change set naming a collected job is answered in full); with `compact`, the tasks as
  * runs of entries, and with `all_tasks` too every task of the cell rather
  * than those listed. */
 static int pack_changed(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch, bool compact,
@@ -804,6 +811,24 @@ static int sync_options(worker *w, bool *compact, bool *omit_running, cs_error *
     return CS_OK;
 }
 
+/* Whether a job of the change set was removed (collected, §5.7): its id is
+ * listed and its record is gone. Garbage collection removes a job with its
+ * tasks in one command, so the jobs alone tell. */
+static bool removed_since(cs_snap *snap, const cs_changes *ch)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    bool removed = false;
+    for (size_t i = 0; i < ch->n[CS_KIND_JOB] && !removed; i++) {
+        cs_job j;
+        cs_error err;
+        cs_arena_reset(&a);
+        removed = cs_snap_job(snap, ch->ids[CS_KIND_JOB][i], &a, &j, &err) == CS_ENOTFOUND;
+    }
+    cs_arena_free(&a);
+    return removed;
+}
+
 static int h_sync(worker *w, msgpack_packer *pk, cs_error *err)
 {
     uint64_t since = 0;
@@ -821,6 +846,10 @@ static int h_sync(worker *w, msgpack_packer *pk, cs_error *err)
         if (rc == CS_ECOMPACTED) {
             full = true;
             rc = CS_OK;
+        } else if (rc == CS_OK && removed_since(snap, &ch)) {
+            /* A delta cannot say "gone": the reader gets the whole cell. */
+            cs_changes_free(&ch);
+            full = true;
         }
     }
     if (full && rc == CS_OK) {
@@ -1233,7 +1262,18 @@ static int h_kill(worker *w, msgpack_packer *pk, cs_error *err)
     cs_id id;
     uint64_t v = 0;
     CS_TRY(resolve_job(w, &id, err));
-    CS_TRY(cs_op_job_kill(w->s->store, id, &v, err));
+    CS_TRY(cs_op_job_kill(w->s->store, id, wall_ms(), &v, err));
+    return reply_version(pk, v, err);
+}
+
+/* job.end {job}: a batch scheduler says none of the job's tasks will run
+ * again; the cell makes it finished or failed, stamped now. */
+static int h_job_end(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_id id;
+    uint64_t v = 0;
+    CS_TRY(resolve_job(w, &id, err));
+    CS_TRY(cs_op_job_end(w->s->store, id, wall_ms(), &v, err));
     return reply_version(pk, v, err);
 }
 
@@ -1516,6 +1556,8 @@ static handler_fn write_handler(uint32_t type)
         return h_job_note;
     case CS_MSG_JOB_SURGE:
         return h_job_surge;
+    case CS_MSG_JOB_END:
+        return h_job_end;
     default:
         return NULL;
     }
@@ -1531,16 +1573,30 @@ static void apply_write(cs_server *s, wjob *j, msgpack_sbuffer *b)
         return;
     }
     cs_error err;
+    if (j->gc != NULL) {
+        /* Jobs the monitor found ended long enough ago. A failure (out of
+         * memory, a full map) leaves them for its next pass. */
+        if (cs_op_job_gc(s->store, j->gc, j->ngc, NULL, &err) != CS_OK)
+            fprintf(stderr, "cellstated: collecting %zu ended jobs: %s\n", j->ngc, err.msg);
+        return;
+    }
     /* The monitor's verdict: silent past the timeout. */
     cs_op_machine_state(s->store, j->down_machine, CS_MACHINE_DOWN, NULL, &err);
 }
 
-static void finish_write(wjob *j, msgpack_sbuffer *b)
+static void finish_write(cs_server *s, wjob *j, msgpack_sbuffer *b)
 {
-    if (j->w != NULL)
+    if (j->w != NULL) {
         send_bytes(j->w, b->data, b->size);
-    else
+    } else {
+        if (j->gc != NULL) {
+            pthread_mutex_lock(&s->mu);
+            s->gc_queued = false;
+            pthread_mutex_unlock(&s->mu);
+        }
+        free(j->gc);
         free(j);
+    }
     msgpack_sbuffer_destroy(b);
 }
 
@@ -1578,7 +1634,7 @@ static void run_group(cs_server *s, wjob **jobs, size_t n, msgpack_sbuffer *repl
     }
     after_write(s);
     for (size_t i = 0; i < n; i++)
-        finish_write(jobs[i], &replies[i]);
+        finish_write(s, jobs[i], &replies[i]);
 }
 
 /* The most writes one group takes: enough for a burst of agents' reports
@@ -1742,6 +1798,103 @@ static bool probe_arm(cs_server *s)
     return true;
 }
 
+/* ---- upkeep: collecting ended jobs, compacting the log ------------------- */
+
+/* The most jobs one collection command removes: each removes its tasks
+ * too, and the writer holds every other write meanwhile. */
+#define GC_BATCH 256
+
+typedef struct gc_ctx {
+    uint64_t before; /* wall ms: jobs that ended at or before this are due */
+    cs_id *ids;
+    size_t n;
+} gc_ctx;
+
+static int find_due(void *ctx, const cs_job *j)
+{
+    gc_ctx *c = ctx;
+    if (j->state != CS_JOB_ACTIVE && j->ended <= c->before)
+        c->ids[c->n++] = j->id;
+    return c->n == GC_BATCH; /* stop when full: the next pass takes the rest */
+}
+
+/* Queue the collection of the ended jobs due, in id order (the store's),
+ * unless one is still queued. Reads one snapshot of the jobs: at most once
+ * per gc interval. */
+static void queue_gc(cs_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool busy = s->gc_queued;
+    pthread_mutex_unlock(&s->mu);
+    uint64_t now = wall_ms();
+    if (busy || now < s->o.job_gc_ms)
+        return;
+    gc_ctx c = {now - s->o.job_gc_ms, malloc(GC_BATCH * sizeof(cs_id)), 0};
+    wjob *j = calloc(1, sizeof *j);
+    cs_snap *snap;
+    cs_error err;
+    if (c.ids != NULL && j != NULL && cs_snap_open(s->store, &snap, &err) == CS_OK) {
+        cs_snap_each_job(snap, find_due, &c, &err);
+        cs_snap_close(snap);
+    }
+    if (c.n == 0) {
+        free(c.ids);
+        free(j);
+        return;
+    }
+    j->gc = c.ids;
+    j->ngc = c.n;
+    pthread_mutex_lock(&s->mu);
+    s->gc_queued = true;
+    pthread_mutex_unlock(&s->mu);
+    enqueue(s, j);
+}
+
+/* The monitor's schedule for upkeep (monotonic ms). Compaction drops what
+ * the log held `log_retain_ms` ago: `mark` is the cell version at the
+ * previous compaction, so an entry lives between one and two retention
+ * periods. The mark is a version the writer has finished with (s->version),
+ * so that after_write never finds its own starting point compacted away. */
+typedef struct upkeep {
+    int64_t next_gc, gc_every;
+    int64_t next_compact;
+    uint64_t mark;
+} upkeep;
+
+static void upkeep_init(cs_server *s, upkeep *u, int64_t tick)
+{
+    int64_t now = now_ms();
+    u->gc_every = (int64_t)(s->o.job_gc_ms / 4);
+    if (u->gc_every < tick)
+        u->gc_every = tick;
+    if (u->gc_every > 60000)
+        u->gc_every = 60000;
+    u->next_gc = now;
+    u->next_compact = now + (int64_t)s->o.log_retain_ms;
+    pthread_mutex_lock(&s->mu);
+    u->mark = s->version;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void upkeep_run(cs_server *s, upkeep *u)
+{
+    int64_t now = now_ms();
+    if (s->o.job_gc_ms > 0 && now >= u->next_gc) {
+        u->next_gc = now + u->gc_every;
+        queue_gc(s);
+    }
+    if (s->o.log_retain_ms > 0 && now >= u->next_compact) {
+        u->next_compact = now + (int64_t)s->o.log_retain_ms;
+        cs_error err;
+        if (u->mark > 0 && cs_store_compact(s->store, u->mark, &err) != CS_OK)
+            fprintf(stderr, "cellstated: compacting the log to %llu: %s\n",
+                    (unsigned long long)u->mark, err.msg);
+        pthread_mutex_lock(&s->mu);
+        u->mark = s->version;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
 static void *monitor_main(void *arg)
 {
     cs_server *s = arg;
@@ -1751,6 +1904,8 @@ static void *monitor_main(void *arg)
     if (tick > 1000)
         tick = 1000;
     cs_id ids[256];
+    upkeep u;
+    upkeep_init(s, &u, tick);
     for (;;) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -1782,6 +1937,7 @@ static void *monitor_main(void *arg)
             j->down_machine = ids[i];
             enqueue(s, j);
         }
+        upkeep_run(s, &u);
     }
 }
 
@@ -2133,8 +2289,10 @@ void cs_server_stop(cs_server *s)
         while (s->lanes[l].head != NULL) {
             wjob *j = s->lanes[l].head;
             s->lanes[l].head = j->next;
-            if (j->w == NULL)
+            if (j->w == NULL) {
+                free(j->gc);
                 free(j);
+            }
         }
     free(s->workers);
     free(s->mach);

@@ -30,6 +30,13 @@ typedef struct cs_server_opts {
     uint32_t poll_max_wait_ms;     /* the longest a poll may wait */
     size_t max_msg;                /* larger requests get an error reply */
     bool nosync;                   /* skip fsync (tests and benchmarks only) */
+    /* Ended jobs (killed, finished, failed) and their tasks are removed
+     * this long after they ended (Nomad's job_gc_threshold); 0 = kept. */
+    uint64_t job_gc_ms;
+    /* The commit log keeps an entry at least this long and at most twice
+     * as long, then compacts it away (and the idempotency records with
+     * it); 0 = the log is never compacted. */
+    uint64_t log_retain_ms;
 } cs_server_opts;
 
 /* The default heartbeat timeout. The agent derives its default

@@ -1452,6 +1452,51 @@ int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error 
     return touch(w, CS_KIND_TASK, t->id, err);
 }
 
+/* Delete key id from `db`; an absent key is CS_ENOTFOUND naming `what`. */
+static int raw_del_id(cs_wtxn *w, cs_db db, const char *what, cs_id id, cs_error *err)
+{
+    uint8_t kb[8];
+    be64(kb, id);
+    MDB_val k = {8, kb};
+    int rc = mdb_del(w->snap.txn, w->snap.store->dbi[db], &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        return cs_errorf(err, CS_ENOTFOUND, "unknown %s %llu", what, (unsigned long long)id);
+    if (rc != 0)
+        return lmdb_err(err, rc, db_names[db]);
+    return CS_OK;
+}
+
+int cs_wtxn_del_job(cs_wtxn *w, const cs_job *j, cs_error *err)
+{
+    w->dirty = true;
+    int rc = raw_del_id(w, CS_DB_JOBS, "job", j->id, err);
+    if (rc != CS_OK)
+        return rc;
+    /* The name index keeps the newest job of a name: a job submitted again
+     * under this name after this one ended owns the entry now. */
+    MDB_val k = {strlen(j->name), (void *)j->name}, v;
+    rc = mdb_get(w->snap.txn, w->snap.store->dbi[CS_DB_JOB_NAMES], &k, &v);
+    if (rc == 0 && v.mv_size == 8 && get_be64(v.mv_data) == j->id)
+        rc = mdb_del(w->snap.txn, w->snap.store->dbi[CS_DB_JOB_NAMES], &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return lmdb_err(err, rc, db_names[CS_DB_JOB_NAMES]);
+    return touch(w, CS_KIND_JOB, j->id, err);
+}
+
+int cs_wtxn_del_task(cs_wtxn *w, const cs_task *t, cs_error *err)
+{
+    /* The allocation table holds placed tasks; removing one would leave
+     * its machine holding what nothing records. */
+    if (cs_task_state_placed(t->state))
+        return cs_errorf(err, CS_ESTATE, "task %llu is %s: only a task that holds nothing may be "
+                         "removed", (unsigned long long)t->id, cs_task_state_name(t->state));
+    w->dirty = true;
+    int rc = raw_del_id(w, CS_DB_TASKS, "task", t->id, err);
+    if (rc != CS_OK)
+        return rc;
+    return touch(w, CS_KIND_TASK, t->id, err);
+}
+
 int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **data, size_t *len,
                         cs_error *err)
 {

@@ -201,6 +201,15 @@ int cs_wtxn_put_machine(cs_wtxn *w, const cs_machine *m, bool create, cs_error *
 int cs_wtxn_put_job(cs_wtxn *w, const cs_job *j, bool create, cs_error *err);
 int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error *err);
 
+/* Remove a record (used by job garbage collection, txn/ops.h): job `j`'s
+ * record, and its name from the name index when the name still belongs to
+ * it; a task, which must hold nothing on a machine (not assigned or
+ * running: CS_ESTATE). CS_ENOTFOUND when absent. The removed key counts as
+ * touched: a reader's change set lists it, and finds no record. The records
+ * are only read. */
+int cs_wtxn_del_job(cs_wtxn *w, const cs_job *j, cs_error *err);
+int cs_wtxn_del_task(cs_wtxn *w, const cs_task *t, cs_error *err);
+
 /* The first result stored for (scheduler, request), if any: CS_ENOTFOUND
  * when none. *data points into the map, valid until the transaction ends. */
 int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **data, size_t *len,

@@ -7,12 +7,30 @@
 #include <string.h>
 
 /* Why a machine cannot take a task: these, then R_CONS + i for the job's
- * constraint i. */
-enum { R_DOWN, R_CPU, R_MEM, R_DISK, R_PORT, R_DYNPORTS, R_VOLUME, R_CONS };
+ * constraint i. The resources are one reason per combination of those
+ * short (R_RES + mask - 1, mask bits cpu 1, memory 2, disk 4), so that a
+ * note names every resource a machine lacks ("cpu and memory on 3"), not
+ * only the first checked. */
+enum { RES_CPU = 1, RES_MEM = 2, RES_DISK = 4, RES_COMBOS = 7 };
+enum { R_DOWN, R_RES, R_PORT = R_RES + RES_COMBOS, R_DYNPORTS, R_VOLUME, R_CONS };
 static const char *const reason_text[R_CONS] = {
-    "machine not up", "cpu",         "memory",       "disk",
-    "ports in use",   "no free dynamic port", "volume in use",
+    "machine not up",
+    "cpu",
+    "memory",
+    "cpu and memory",
+    "disk",
+    "cpu and disk",
+    "memory and disk",
+    "cpu, memory and disk",
+    "ports in use",
+    "no free dynamic port",
+    "volume in use",
 };
+static bool is_room(int r)
+{
+    return (r >= R_RES && r < R_RES + RES_COMBOS) || r == R_PORT || r == R_DYNPORTS ||
+           r == R_VOLUME;
+}
 #define FEASIBLE (-1)
 
 /* One equivalence class of a call: the tasks with the same resources. */
@@ -428,12 +446,11 @@ static int check(cs_placer *p, const jctx *jc, const cs_res *res, uint32_t ms)
         if (!cc->soft && !cs_ccons_counts(cc) && pred_on(p, cc) && !cons_ok(p, jc, i, ms, m))
             return R_CONS + (int)i;
     }
-    if (m->capacity.cpu - m->allocated.cpu < res->cpu)
-        return R_CPU;
-    if (m->capacity.mem - m->allocated.mem < res->mem)
-        return R_MEM;
-    if (m->capacity.disk - m->allocated.disk < res->disk)
-        return R_DISK;
+    int lacks = (m->capacity.cpu - m->allocated.cpu < res->cpu ? RES_CPU : 0) |
+                (m->capacity.mem - m->allocated.mem < res->mem ? RES_MEM : 0) |
+                (m->capacity.disk - m->allocated.disk < res->disk ? RES_DISK : 0);
+    if (lacks)
+        return R_RES + lacks - 1;
     const cs_job *j = &jc->j->job;
     uint32_t fixed_in_range = 0;
     for (uint32_t i = 0; i < j->nports; i++) {
@@ -761,8 +778,7 @@ static int preempt(cs_placer *p, const jctx *jc, klass *k, uint32_t only, uint32
         uint32_t at = k->start + i;
         uint32_t m = only != CS_NONE ? only : p->perm[at >= p->nperm ? at - p->nperm : at];
         int r = check(p, jc, &k->res, m);
-        if (r != R_CPU && r != R_MEM && r != R_DISK && r != R_PORT && r != R_DYNPORTS &&
-            r != R_VOLUME)
+        if (!is_room(r))
             continue; /* only room can be made, not a constraint met */
         uint32_t nv;
         int rc = victims_on(p, jc, k, m, &nv, err);

@@ -66,6 +66,7 @@ struct cs_sched {
     cs_id *ids, *pins;
     size_t capids;
     cs_rollout roll; /* scratch of the rollout hook */
+    cs_backoff backoff; /* restart back-off of ended tasks (hooks.backoff) */
     uint64_t sched_id, next_req;
     int64_t next_report_ns, next_tend_ns;
     int64_t last_error_ns;
@@ -230,6 +231,7 @@ void cs_sched_free(cs_sched *s)
     free(s->ids);
     free(s->pins);
     cs_rollout_free(&s->roll);
+    cs_backoff_free(&s->backoff);
     free(s);
 }
 
@@ -712,31 +714,135 @@ static int cmp_cand(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* Whether every task in owned job `j`'s slots has ended and none will run
+ * again: the job is over (hooks.ends_jobs). */
+static bool job_over(const cs_sched *s, const cs_cjob *j)
+{
+    uint64_t slots = (uint64_t)j->job.count + j->job.surge;
+    if (j->ntaskidx < slots)
+        return false;
+    for (uint32_t k = 0; k < slots; k++) {
+        if (j->tasks[k] == CS_NONE)
+            return false;
+        const cs_ctask *t = cs_copy_task_at(s->copy, j->tasks[k]);
+        if (!cs_task_state_final(t->state) || s->hooks->again(j, t))
+            return false;
+    }
+    return true;
+}
+
+/* Send job.end for each owned job that is over. The cell checks the tasks
+ * again (a stale copy is refused with CS_ESTATE, logged) and decides
+ * finished or failed. */
+static int end_jobs(cs_sched *s, bool *progress, cs_error *err)
+{
+    if (!s->hooks->ends_jobs)
+        return CS_OK;
+    for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
+        const cs_cjob *j = cs_copy_job_at(s->copy, i);
+        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j) || !job_over(s, j))
+            continue;
+        s->buf.size = 0;
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
+        if (msgpack_pack_map(&pk, 1) || cs_pack_kv_u64(&pk, "job", j->job.id))
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        cs_msg r;
+        int rc = cs_client_callb(s->client, CS_MSG_JOB_END, &s->buf, &r, err);
+        if (rc == CS_ENOMEM)
+            return rc;
+        if (rc != CS_OK)
+            log_error(s, "job.end", err);
+        else
+            *progress = true;
+    }
+    return CS_OK;
+}
+
+/* Of a job's tasks waiting out their back-off, the one that starts first:
+ * what the job's note tells. */
+typedef struct waiting {
+    int64_t not_before; /* monotonic ms; INT64_MAX when none waits */
+    uint32_t index, ends;
+} waiting;
+
+/* Whether ended task `t` of job `j` must wait before it runs again
+ * (hooks.backoff), noting the soonest start of the job's waiting tasks in
+ * *w. A running task is seen running, which resets its count in time. */
+static int backs_off(cs_sched *s, const cs_cjob *j, const cs_ctask *t, int64_t now, waiting *w,
+                     bool *wait, cs_error *err)
+{
+    *wait = false;
+    if (!s->hooks->backoff)
+        return CS_OK;
+    if (t->state == CS_TASK_RUNNING) {
+        cs_backoff_running(&s->backoff, t->id, t->attempts, now);
+        return CS_OK;
+    }
+    if (t->state != CS_TASK_FAILED && t->state != CS_TASK_FINISHED)
+        return CS_OK;
+    int64_t nb;
+    uint32_t ends;
+    if (cs_backoff_ended(&s->backoff, t->id, t->attempts, &j->opts, now, &nb, &ends) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    *wait = now < nb;
+    if (*wait && nb < w->not_before)
+        *w = (waiting){nb, cs_task_index(t->id), ends};
+    return CS_OK;
+}
+
+/* The job's note while a task of it waits out its back-off. */
+static int backoff_note(cs_sched *s, const cs_cjob *j, const waiting *w, int64_t now,
+                        cs_error *err)
+{
+    char note[CS_NOTE_MAX + 1];
+    cs_backoff_note((uint64_t)(cs_sched_wall_ms() + (w->not_before - now)), w->index, w->ends,
+                    note, sizeof note);
+    return set_note(s, j, note, err);
+}
+
 /* Upkeep: the ended tasks the hook wants to run again go back to pending,
- * for every owned job, in one transaction. */
+ * for every owned job, in one transaction — those in back-off once it has
+ * passed —; then the jobs that are over end. */
 static int tend(cs_sched *s, bool *progress, cs_error *err)
 {
     cs_txn_reset(&s->txn, s->next_req, cs_copy_version(s->copy));
     s->txn.conflict = s->o->conflict;
     s->txn.commit = CS_COMMIT_INCREMENTAL;
+    int64_t now = cs_sched_mono_ns() / 1000000;
     for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
-        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j))
+        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j)) {
+            if (s->backoff.n > 0)
+                cs_backoff_forget_job(&s->backoff, j->job.id);
             continue;
+        }
         uint64_t slots = (uint64_t)j->job.count + j->job.surge;
+        waiting w = {INT64_MAX, 0, 0};
         for (uint32_t k = 0; k < j->ntaskidx && k < slots; k++) {
             if (j->tasks[k] == CS_NONE)
                 continue;
             const cs_ctask *t = cs_copy_task_at(s->copy, j->tasks[k]);
             bool ended = t->state == CS_TASK_FAILED || t->state == CS_TASK_FINISHED ||
                          t->state == CS_TASK_LOST;
-            if (ended && s->hooks->again(j, t) &&
+            bool wait;
+            int rc = backs_off(s, j, t, now, &w, &wait, err);
+            if (rc != CS_OK)
+                return rc;
+            if (ended && !wait && s->hooks->again(j, t) &&
                 cs_txn_add_release(&s->txn, t->id, CS_TASK_PENDING, 0) != CS_OK)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
         }
+        /* One note per job: the placer's (why pending tasks wait) and a
+         * rollout's progress come first, so that two writers never take
+         * turns rewriting it. */
+        int rc;
+        if (w.not_before != INT64_MAX && j->npending == 0 && !cs_rollout_is_note(j->job.note) &&
+            (rc = backoff_note(s, j, &w, now, err)) != CS_OK)
+            return rc;
     }
     if (s->txn.nreleases == 0)
-        return CS_OK;
+        return end_jobs(s, progress, err);
     s->next_req++;
     int rc = commit_txn(s, err);
     if (rc != CS_OK)
@@ -744,7 +850,9 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
     for (uint32_t i = 0; i < s->txn.nreleases; i++)
         if (s->res.releases[i] == CS_COMMITTED)
             *progress = true;
-    return sync_copy(s, err) == CS_ENOMEM ? CS_ENOMEM : CS_OK;
+    if (sync_copy(s, err) == CS_ENOMEM)
+        return CS_ENOMEM;
+    return end_jobs(s, progress, err);
 }
 
 /* ---- rolling updates ------------------------------------------------------------------ */

@@ -6,7 +6,8 @@
  *            should run again go back to pending (a release in a small
  *            transaction of its own) — what "should" means is the hook's
  *            business: cell-batch retries failed tasks up to a limit,
- *            cell-service restarts whatever is not running;
+ *            cell-service restarts whatever is not running; a job
+ *            whose every task has ended for good ends (hooks.ends_jobs);
  *   decide   for one job at a time, highest priority first, then oldest:
  *            place its pending tasks on the copy (place.h), taking the
  *            emulated decision time t_job + t_task x tasks;
@@ -45,6 +46,7 @@
 
 #include "cellstate/client.h"
 #include "cellstate/error.h"
+#include "schedulers/backoff.h"
 #include "schedulers/cellcopy.h"
 #include "schedulers/metrics.h"
 #include "schedulers/rollout.h"
@@ -71,6 +73,16 @@ typedef struct cs_sched_hooks {
      * (cs_copy_omit_running): true only for a scheduler that never looks
      * at `running` (rollouts do: running is healthy without checks). */
     bool omit_running;
+    /* Whether an owned job ends when its tasks have: once every task in
+     * its slots has ended and `again` wants none of them (cell-batch), the
+     * loop sends job.end and the cell makes the job finished or failed. A
+     * service job runs until killed (false). */
+    bool ends_jobs;
+    /* Whether a task that ended (failed or finished; not lost: its machine
+     * went away, not its program) waits before `again` restarts it, as
+     * its job's back-off options say (backoff.h; cell-service). The job's
+     * note says when the next one starts. */
+    bool backoff;
 } cs_sched_hooks;
 
 /* A scheduler with options `o` and `hooks` (both borrowed for its life).

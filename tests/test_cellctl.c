@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cellstate/client.h"
 #include "cellstate/proto.h"
+#include "schedulers/backoff.h"
 #include "tests/support.h"
 #include "txn/txn.h"
 
@@ -409,6 +411,83 @@ Test(cellctl, describe_says_why_a_task_is_pending)
                      "exit 1: disk quota exceeded");
     cr_assert_str_eq(json_string_value(json_object_get(t3, "last_end")), "failed");
     json_decref(desc);
+}
+
+/* A job no machine of the cell could hold is accepted, with a warning for
+ * each reason; once a scheduler notes why its tasks wait, describe points
+ * at the note instead of saying no reason was reported. */
+Test(cellctl, submit_warns_when_no_machine_could_hold_the_job)
+{
+    ts_daemon *d = &daemon_;
+    add_machine(d, "m1");
+    char path[1100];
+    snprintf(path, sizeof path, "%s/huge.json", d->dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fputs("{\"name\": \"huge\", \"cmd\": \"x\", \"count\": 2,"
+          " \"resources\": {\"cpu\": 64, \"mem\": \"8Gi\"},"
+          " \"constraints\": [[\"gpu\", \"==\", \"yes\"], [\"rack\", \"==\", \"r9\"],"
+          " [\"rack\", \"!=\", \"r1\"]]}",
+          f);
+    fclose(f);
+    run r;
+    ok(d, &r, "submit", path, NULL);
+    cr_assert(strstr(r.out, "job huge submitted") != NULL, "accepted: %s", r.out);
+    const char *want[] = {
+        "warning: job huge waits: resources: cpu 64 cores per task is above every machine's "
+        "capacity (the largest has 4 cores)",
+        "warning: job huge waits: resources: mem 8192 MiB per task is above every machine's "
+        "capacity (the largest has 4096 MiB)",
+        "warning: job huge waits: constraints[0] (gpu == yes): no machine has attribute 'gpu'",
+        "warning: job huge waits: constraints[1] (rack == r9): no machine has rack = r9"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_assert(strstr(r.err, want[i]) != NULL, "stderr lacks '%s':\n%s", want[i], r.err);
+    cr_assert(strstr(r.err, "constraints[2]") == NULL, "!= accepts a machine: %s", r.err);
+    run_free(&r);
+
+    ok(d, &r, "describe", "job", "huge", NULL);
+    cr_assert(strstr(r.out, "no reason reported yet") != NULL, "no note yet: %s", r.out);
+    run_free(&r);
+    note(d, "huge", "no machine fits: cpu and memory on 1");
+    ok(d, &r, "describe", "job", "huge", NULL);
+    cr_assert(strstr(r.out, "Note:         no machine fits: cpu and memory on 1") != NULL, "%s",
+              r.out);
+    cr_assert(strstr(r.out, "huge[1] (task") != NULL && strstr(r.out, "see the note above"), "%s",
+              r.out);
+    cr_assert(strstr(r.out, "no reason reported yet") == NULL, "%s", r.out);
+    run_free(&r);
+}
+
+/* A restart back-off's note holds the time of the next start; describe
+ * says how long is left. */
+Test(cellctl, describe_shows_the_back_off_as_time_left)
+{
+    ts_daemon *d = &daemon_;
+    add_machine(d, "m1");
+    submit_file(d, "examples/web.json", "web");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t in_90s = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 90500;
+    char text[256];
+    cs_backoff_note(in_90s, 2, 7, text, sizeof text);
+    note(d, "web", text);
+    run r;
+    ok(d, &r, "describe", "job", "web", NULL);
+    /* 90 or 91 s: a second may pass between the note and the look. */
+    cr_assert(strstr(r.out, "Note:         back-off: next start in 9") != NULL &&
+                  strstr(r.out, " s (task 2 ended 7 times in a row)") != NULL,
+              "%s", r.out);
+    run_free(&r);
+    /* The JSON keeps the note as it is. */
+    json_t *desc = ok_json(d, "describe", "job", "web", NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(desc, "note")), text);
+    json_decref(desc);
+    cs_backoff_note(in_90s - 200000, 2, 8, text, sizeof text);
+    note(d, "web", text);
+    ok(d, &r, "describe", "job", "web", NULL);
+    cr_assert(strstr(r.out, "back-off: next start now (task 2 ended 8 times in a row)") != NULL,
+              "%s", r.out);
+    run_free(&r);
 }
 
 Test(cellctl, scale_update_kill)

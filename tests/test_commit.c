@@ -1110,7 +1110,7 @@ Test(commit, killed_job_tasks_are_not_pending)
     cs_id ja = ts_job(T.s, "a", CS_JOB_BATCH, 10, 2, 1000, 1024, 0, NULL, 0);
     uint64_t v0 = version();
     cs_error err = {0};
-    cr_assert_eq(cs_op_job_kill(T.s, ja, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(T.s, ja, 1000, NULL, &err), CS_OK, "%s", err.msg);
     cs_txn t;
     cs_txn_init(&t, 1, 1, v0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
     claim(&t, cs_task_id(ja, 0), m1, 1000, 1024, 0, 0);
@@ -1836,7 +1836,7 @@ static void script(cs_store *s)
                                         (int32_t)i),
                      CS_OK);
     commit_on(s, &t);
-    cr_assert_eq(cs_op_job_kill(s, lo, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(s, lo, 1000, NULL, &err), CS_OK, "%s", err.msg);
     cs_txn_free(&t);
 }
 

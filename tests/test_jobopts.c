@@ -65,6 +65,9 @@ Test(jobopts, round_trip_and_canonical_order)
     o.max_retries = 7;
     o.kill_grace_ms = 100;
     o.duration_ms = 2500;
+    o.backoff_ms = 200;
+    o.backoff_factor_pm = 2000;
+    o.max_delay_ms = 60000;
     msgpack_sbuffer b1;
     encode(&o, &b1);
     /* Sorted in place: env by name, volumes by path. */
@@ -95,6 +98,9 @@ Test(jobopts, round_trip_and_canonical_order)
     cr_expect_eq(d.max_retries, 7);
     cr_expect_eq(d.kill_grace_ms, 100);
     cr_expect_eq(d.duration_ms, 2500);
+    cr_expect_eq(d.backoff_ms, 200);
+    cr_expect_eq(d.backoff_factor_pm, 2000);
+    cr_expect_eq(d.max_delay_ms, 60000);
 
     /* Re-encoding the decoded struct gives the same bytes: canonical. */
     msgpack_sbuffer b2;
@@ -185,6 +191,12 @@ static void env_bad_name(msgpack_packer *pk)
     key(pk, "1BAD");
     key(pk, "x");
 }
+static void backoff_factor_below_one(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 1);
+    key(pk, "backoff_factor");
+    msgpack_pack_uint32(pk, 999);
+}
 static void not_a_map(msgpack_packer *pk)
 {
     msgpack_pack_array(pk, 0);
@@ -203,6 +215,7 @@ Test(jobopts, bad_options_are_named)
         {health_command_without_command, "needs a command"},
         {volume_relative, "not absolute"},
         {env_bad_name, "'1BAD' is not a valid variable name"},
+        {backoff_factor_below_one, "backoff_factor 999 permille"},
         {not_a_map, "not a map"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -129,7 +129,8 @@ static const char every_field[] =
     " \"volumes\": [{\"path\": \"/data\", \"mode\": \"ro\"}, \"/scratch\", \"/logs:rw\", "
     "   \"/etc/app:ro\"],"
     " \"gang\": true, \"global\": true, \"max_retries\": 7, \"kill_grace\": \"10s\","
-    " \"duration\": 2.5}";
+    " \"duration\": 2.5, \"backoff\": \"200ms\", \"backoff_factor\": 2,"
+    " \"max_launch_delay\": \"30s\"}";
 
 Test(native, every_field_reaches_the_wire)
 {
@@ -195,6 +196,9 @@ Test(native, every_field_reaches_the_wire)
     cr_assert_eq(o->max_retries, 7u);
     cr_assert_eq(o->kill_grace_ms, 10000u);
     cr_assert_eq(o->duration_ms, 2500u);
+    cr_assert_eq(o->backoff_ms, 200u);
+    cr_assert_eq(o->backoff_factor_pm, 2000u);
+    cr_assert_eq(o->max_delay_ms, 30000u);
     decoded_free(&d);
     cs_jobspec_free(&s);
 }
@@ -301,6 +305,12 @@ Test(native_errors, scalars)
     expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"duration\": \"5 s\"}", "duration",
                  "not a duration");
     expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"duration\": 1e9}", "duration", "49 days");
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"backoff_factor\": 0.5}", "backoff_factor",
+                 "not between 1 and 1000");
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"backoff\": \"-1s\"}", "backoff",
+                 "negative");
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"max_launch_delay\": \"soon\"}",
+                 "max_launch_delay", "not a duration");
     char longname[400];
     memset(longname, 'a', sizeof longname);
     snprintf(longname, sizeof longname, "{\"name\": \"%0256d\", \"cmd\": \"x\"}", 0);
@@ -472,10 +482,14 @@ Test(marathon, app_json_is_accepted_with_warnings)
     cr_assert_eq(o->nvolumes, 1u);
     cr_assert_str_eq(o->volumes[0].path, "/hdd/tools/docker/registry");
     cr_assert(o->volumes[0].rw);
+    /* Its back-off is Marathon's default, taken as it is, not warned about. */
+    cr_assert_eq(o->backoff_ms, 1000u);
+    cr_assert_eq(o->backoff_factor_pm, 1150u);
+    cr_assert_eq(o->max_delay_ms, 3600000u);
+    cr_assert_not(has_warning(&s, "backoff"));
+    cr_assert_not(has_warning(&s, "maxLaunchDelaySeconds"));
     const char *warned[] = {"acceptedResourceRoles",
                             "args",
-                            "backoffFactor",
-                            "backoffSeconds",
                             "container.docker.image",
                             "container.docker.network",
                             "container.docker.parameters",
@@ -487,7 +501,6 @@ Test(marathon, app_json_is_accepted_with_warnings)
                             "dependencies",
                             "labels",
                             "readinessChecks",
-                            "maxLaunchDelaySeconds",
                             "ipAddress",
                             "portDefinitions: ignored",
                             "ports: ignored",

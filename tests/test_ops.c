@@ -504,7 +504,7 @@ Test(ops, job_names_unique_among_active_jobs)
     expect_error(cs_op_job_submit(t.s, &again, &id, NULL, &err), &err, CS_EEXIST, "web");
     dump_unchanged(t.s, &d, "a duplicate name");
 
-    cr_assert_eq(cs_op_job_kill(t.s, first, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(t.s, first, 1000, NULL, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(cs_op_job_submit(t.s, &again, &id, NULL, &err), CS_OK,
                  "resubmitting a killed job's name: %s", err.msg);
     cr_assert_neq(id, first);
@@ -554,7 +554,7 @@ Test(ops, job_kill_releases_everything)
 
     cs_error err = {0};
     uint64_t v0 = ts_version(t.s), v = 0;
-    cr_assert_eq(cs_op_job_kill(t.s, j, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(t.s, j, 1000, &v, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(v, v0 + 1);
 
     task_list l;
@@ -601,7 +601,7 @@ Test(ops, job_kill_releases_everything)
     uint8_t *before, *after;
     size_t nb, na;
     ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &before, &nb);
-    cr_assert_eq(cs_op_job_kill(t.s, j, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(t.s, j, 1000, &v, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(v, v0 + 1, "a second kill moved the version");
     ts_dump_dbs(t.s, cell, sizeof cell / sizeof cell[0], &after, &na);
     cr_assert_eq(na, nb);
@@ -611,7 +611,7 @@ Test(ops, job_kill_releases_everything)
 
     /* an unknown job */
     dumpb d = dump_all(t.s);
-    expect_error(cs_op_job_kill(t.s, 99, NULL, &err), &err, CS_ENOTFOUND, "99");
+    expect_error(cs_op_job_kill(t.s, 99, 1000, NULL, &err), &err, CS_ENOTFOUND, "99");
     dump_unchanged(t.s, &d, "killing an unknown job");
     ts_store_destroy(&t);
 }
@@ -745,7 +745,7 @@ Test(ops, command_apply_refuses_garbage)
     msgpack_sbuffer_init(&sb);
     cs_machine spec = machine_spec("m2", 1, 1, 0, 0);
     cr_assert_eq(cs_machine_encode(&spec, &sb), CS_OK);
-    const uint8_t unknown[] = {0, 11, 42, 255};
+    const uint8_t unknown[] = {0, 13, 42, 255};
     for (size_t i = 0; i < sizeof unknown; i++) {
         cs_error_clear(&err);
         int rc = cs_command_apply(t.s, unknown[i], sb.data, sb.size, &err);
@@ -761,7 +761,7 @@ Test(ops, command_apply_refuses_garbage)
     const uint8_t kinds[] = {CS_CMD_MACHINE_PUT, CS_CMD_MACHINE_STATE, CS_CMD_JOB_SUBMIT,
                              CS_CMD_JOB_KILL,    CS_CMD_TXN,           CS_CMD_TASK_STATUS,
                              CS_CMD_JOB_SCALE,   CS_CMD_JOB_UPDATE,    CS_CMD_JOB_NOTE,
-                             CS_CMD_JOB_SURGE};
+                             CS_CMD_JOB_SURGE,   CS_CMD_JOB_END,       CS_CMD_JOB_GC};
     const uint8_t nil[] = {0xc0};
     const uint8_t bad_msgpack[] = {0xc1, 0x00};
     const uint8_t empty_array[] = {0x90};
@@ -915,7 +915,7 @@ Test(ops, job_note_writes_only_what_changes)
     cr_assert_eq(v, v0 + 3);
     get_job(t.s, j, &a, &after);
     cr_assert_str_eq(after.note, "");
-    cr_assert_eq(cs_op_job_kill(t.s, j, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(t.s, j, 1000, NULL, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(cs_op_job_note(t.s, j, "killed by its owner", &v, &err), CS_OK, "%s", err.msg);
     get_job(t.s, j, &a, &after);
     cr_assert_str_eq(after.note, "killed by its owner");
@@ -1386,7 +1386,7 @@ Test(ops, job_surge_refusals_write_nothing)
     cs_id b = ts_job(t.s, "crunch", CS_JOB_BATCH, 50, 2, 1, 1, 0, NULL, 0);
     cs_id k = ts_job(t.s, "gone", CS_JOB_SERVICE, 50, 1, 1, 1, 0, NULL, 0);
     cs_error err = {0};
-    cr_assert_eq(cs_op_job_kill(t.s, k, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(t.s, k, 1000, NULL, &err), CS_OK, "%s", err.msg);
     dumpb d = dump_all(t.s);
     expect_error(cs_op_job_surge(t.s, b, 1, NULL, &err), &err, CS_EINVAL, "crunch");
     cr_assert(strstr(err.msg, "service") != NULL, "'%s' does not say why", err.msg);
@@ -1455,6 +1455,225 @@ Test(ops, replay_reproduces_surges_and_restarts)
     for (size_t i = 0; i < l.n; i++)
         free(l.cmd[i]);
     ts_store_destroy(&w);
+    ts_store_destroy(&u);
+    ts_store_destroy(&t);
+}
+
+/* ---- job lifecycle: end, kill's time, garbage collection ------------------------------ */
+
+static cs_job job_now(cs_store *s, cs_id id, cs_arena *a)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    cs_job j;
+    cr_assert_eq(cs_snap_job(snap, id, a, &j, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+    return j;
+}
+
+/* Place task `id` on `m` (request `req`) and end its first attempt in `state`. */
+static void run_to_end(cs_store *s, uint64_t req, cs_id id, cs_id m, uint8_t state)
+{
+    place(s, req, id, m, 100, 10, NULL, 0);
+    cs_error err = {0};
+    cr_assert_eq(cs_op_task_status(s, id, 1, state, state == CS_TASK_FINISHED ? 0 : 3, NULL, NULL,
+                                   &err),
+                 CS_OK, "%s", err.msg);
+}
+
+Test(ops, a_batch_job_ends_finished_or_failed_once_every_task_has_ended)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m = ts_machine(t.s, "m1", 4000, 4096, 0, 0, 0, NULL, 0);
+    cs_id ok = ts_job(t.s, "ok", CS_JOB_BATCH, 50, 2, 100, 10, 0, NULL, 0);
+    cs_id bad = ts_job(t.s, "bad", CS_JOB_BATCH, 50, 2, 100, 10, 0, NULL, 0);
+    cs_id svc = ts_job(t.s, "svc", CS_JOB_SERVICE, 50, 1, 100, 10, 0, NULL, 0);
+    cs_error err = {0};
+    cs_arena a;
+    cs_arena_init(&a);
+
+    /* Not before every task has ended: the asker's copy was stale. */
+    dumpb d = dump_all(t.s);
+    expect_error(cs_op_job_end(t.s, ok, 5000, NULL, &err), &err, CS_ESTATE, "pending");
+    run_to_end(t.s, 1, cs_task_id(ok, 0), m, CS_TASK_FINISHED);
+    place(t.s, 2, cs_task_id(ok, 1), m, 100, 10, NULL, 0);
+    expect_error(cs_op_job_end(t.s, ok, 5000, NULL, &err), &err, CS_ESTATE, "assigned");
+    expect_error(cs_op_job_end(t.s, svc, 5000, NULL, &err), &err, CS_EINVAL, "until it is killed");
+    expect_error(cs_op_job_end(t.s, 99, 5000, NULL, &err), &err, CS_ENOTFOUND, "99");
+    free(d.p);
+
+    cr_assert_eq(cs_op_task_status(t.s, cs_task_id(ok, 1), 1, CS_TASK_FINISHED, 0, NULL, NULL,
+                                   &err),
+                 CS_OK, "%s", err.msg);
+    uint64_t v0 = ts_version(t.s), v = 0;
+    cr_assert_eq(cs_op_job_end(t.s, ok, 5000, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1, "the end is a change of its own");
+    cs_job j = job_now(t.s, ok, &a);
+    cr_assert_eq(j.state, CS_JOB_FINISHED, "all finished: %s", cs_job_state_name(j.state));
+    cr_assert_eq(j.ended, 5000);
+    cr_assert_str_eq(cs_job_state_name(j.state), "finished");
+
+    /* One failed task (past its retries: the scheduler's call) fails the job. */
+    run_to_end(t.s, 3, cs_task_id(bad, 0), m, CS_TASK_FINISHED);
+    run_to_end(t.s, 4, cs_task_id(bad, 1), m, CS_TASK_FAILED);
+    cr_assert_eq(cs_op_job_end(t.s, bad, 6000, NULL, &err), CS_OK, "%s", err.msg);
+    j = job_now(t.s, bad, &a);
+    cr_assert_eq(j.state, CS_JOB_FAILED);
+    cr_assert_eq(j.ended, 6000);
+    cr_assert_str_eq(cs_job_state_name(j.state), "failed");
+
+    /* An ended job is ended: no second end, no scale, no surge; a kill
+     * changes nothing, not even its end time. */
+    d = dump_all(t.s);
+    expect_error(cs_op_job_end(t.s, ok, 7000, NULL, &err), &err, CS_ESTATE, "finished");
+    expect_error(cs_op_job_scale(t.s, bad, 5, NULL, &err), &err, CS_ESTATE, "failed");
+    cr_assert_eq(cs_op_job_kill(t.s, ok, 7000, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(job_now(t.s, ok, &a).ended, 5000);
+    cr_assert_eq(job_now(t.s, ok, &a).state, CS_JOB_FINISHED);
+    free(d.p);
+
+    /* Its failed task is not run again: a stale scheduler's retry of it
+     * conflicts and writes nothing. */
+    d = dump_all(t.s);
+    cs_txn tx;
+    cs_txn_init(&tx, 1, 99, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cr_assert_eq(cs_txn_add_release(&tx, cs_task_id(bad, 1), CS_TASK_PENDING, 0), CS_OK);
+    cs_txn_result r;
+    cs_txn_result_init(&r);
+    cr_assert_eq(cs_commit(t.s, &tx, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(r.releases[0], CS_CONFLICT_TASK_NOT_PLACED, "%s", cs_outcome_str(r.releases[0]));
+    cs_txn_result_free(&r);
+    cs_txn_free(&tx);
+    cs_task bt;
+    ts_get_task(t.s, cs_task_id(bad, 1), &a, &bt);
+    cr_assert_eq(bt.state, CS_TASK_FAILED);
+    free(d.p);
+
+    /* A kill stamps its time; the name is free again once the job ended. */
+    cr_assert_eq(cs_op_job_kill(t.s, svc, 8000, NULL, &err), CS_OK, "%s", err.msg);
+    j = job_now(t.s, svc, &a);
+    cr_assert_eq(j.state, CS_JOB_KILLED);
+    cr_assert_eq(j.ended, 8000);
+    cs_id again = ts_job(t.s, "ok", CS_JOB_BATCH, 50, 1, 100, 10, 0, NULL, 0);
+    cr_assert_neq(again, ok);
+    cr_assert_eq(job_now(t.s, again, &a).ended, 0, "a new job has not ended");
+    cs_arena_free(&a);
+    ts_store_destroy(&t);
+}
+
+Test(ops, job_gc_removes_ended_jobs_their_tasks_and_names)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m = ts_machine(t.s, "m1", 4000, 4096, 0, 0, 0, NULL, 0);
+    cs_id done = ts_job(t.s, "done", CS_JOB_BATCH, 50, 1, 100, 10, 0, NULL, 0);
+    cs_id killed = ts_job(t.s, "killed", CS_JOB_SERVICE, 50, 2, 100, 10, 0, NULL, 0);
+    cs_id live = ts_job(t.s, "live", CS_JOB_SERVICE, 50, 1, 100, 10, 0, NULL, 0);
+    cs_error err = {0};
+    run_to_end(t.s, 1, cs_task_id(done, 0), m, CS_TASK_FINISHED);
+    cr_assert_eq(cs_op_job_end(t.s, done, 5000, NULL, &err), CS_OK, "%s", err.msg);
+    place(t.s, 2, cs_task_id(killed, 0), m, 100, 10, NULL, 0);
+    cr_assert_eq(cs_op_job_kill(t.s, killed, 6000, NULL, &err), CS_OK, "%s", err.msg);
+    /* A job submitted again under the name of an ended one owns the name. */
+    cs_id renewed = ts_job(t.s, "done", CS_JOB_BATCH, 50, 1, 100, 10, 0, NULL, 0);
+
+    /* Refused whole, writing nothing: an active job, an unknown one, ids
+     * out of order or repeated, none at all. */
+    dumpb d = dump_all(t.s);
+    cs_id with_live[] = {done, live};
+    expect_error(cs_op_job_gc(t.s, with_live, 2, NULL, &err), &err, CS_ESTATE, "live");
+    cs_id unknown[] = {done, 99};
+    expect_error(cs_op_job_gc(t.s, unknown, 2, NULL, &err), &err, CS_ENOTFOUND, "99");
+    cs_id backwards[] = {killed, done};
+    expect_error(cs_op_job_gc(t.s, backwards, 2, NULL, &err), &err, CS_EINVAL, "ascending");
+    cs_id twice[] = {done, done};
+    expect_error(cs_op_job_gc(t.s, twice, 2, NULL, &err), &err, CS_EINVAL, "ascending");
+    expect_error(cs_op_job_gc(t.s, twice, 0, NULL, &err), &err, CS_EINVAL, "no job");
+    dump_unchanged(t.s, &d, "refused collections");
+
+    uint64_t before = ts_version(t.s);
+    cs_id both[] = {done, killed};
+    uint64_t v = 0;
+    cr_assert_eq(cs_op_job_gc(t.s, both, 2, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, before + 1);
+
+    cs_snap *snap;
+    cs_arena a;
+    cs_arena_init(&a);
+    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
+    cs_job j;
+    cs_task k;
+    cr_assert_eq(cs_snap_job(snap, done, &a, &j, &err), CS_ENOTFOUND);
+    cr_assert_eq(cs_snap_job(snap, killed, &a, &j, &err), CS_ENOTFOUND);
+    for (uint32_t i = 0; i < 2; i++)
+        cr_assert_eq(cs_snap_task(snap, cs_task_id(killed, i), &a, &k, &err), CS_ENOTFOUND);
+    cr_assert_eq(cs_snap_task(snap, cs_task_id(done, 0), &a, &k, &err), CS_ENOTFOUND);
+    cr_assert_eq(cs_snap_job_by_name(snap, "killed", &a, &j, &err), CS_ENOTFOUND,
+                 "a collected job's name leaves the index");
+    cr_assert_eq(cs_snap_job_by_name(snap, "done", &a, &j, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(j.id, renewed, "the newer job keeps its name");
+    cr_assert_eq(cs_snap_job(snap, live, &a, &j, &err), CS_OK, "%s", err.msg);
+    /* A reader behind sees the removed ids in its change set, and no
+     * record: the server answers such a sync in full (§5.7). */
+    cs_changes ch;
+    cr_assert_eq(cs_snap_changes_since(snap, before, &ch, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(ch.n[CS_KIND_JOB], 2);
+    cr_assert_eq(ch.ids[CS_KIND_JOB][0], done);
+    cr_assert_eq(ch.ids[CS_KIND_JOB][1], killed);
+    cr_assert_eq(ch.n[CS_KIND_TASK], 3);
+    cs_changes_free(&ch);
+    cs_snap_close(snap);
+    cs_arena_free(&a);
+
+    /* The machine holds nothing of them, and the invariants hold. */
+    char why[256];
+    cr_assert(ts_check_invariants(t.s, why, sizeof why), "%s", why);
+    /* Collected jobs stay collected across a reopen. */
+    ts_store_reopen(&t);
+    d = dump_all(t.s);
+    cr_assert_eq(cs_op_job_gc(t.s, both, 2, NULL, &err), CS_ENOTFOUND);
+    dump_unchanged(t.s, &d, "a second collection");
+    ts_store_destroy(&t);
+}
+
+/* Ends, kills and collections are logged commands: replaying the log gives
+ * the same store byte for byte, end times and removals included. */
+Test(ops, replay_reproduces_job_ends_and_collections)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m = ts_machine(t.s, "m1", 4000, 4096, 0, 0, 0, NULL, 0);
+    cs_id a1 = ts_job(t.s, "a", CS_JOB_BATCH, 50, 1, 100, 10, 0, NULL, 0);
+    cs_id b1 = ts_job(t.s, "b", CS_JOB_BATCH, 50, 1, 100, 10, 0, NULL, 0);
+    cs_id c1 = ts_job(t.s, "c", CS_JOB_SERVICE, 50, 1, 100, 10, 0, NULL, 0);
+    cs_error err = {0};
+    run_to_end(t.s, 1, cs_task_id(a1, 0), m, CS_TASK_FINISHED);
+    run_to_end(t.s, 2, cs_task_id(b1, 0), m, CS_TASK_FAILED);
+    cr_assert_eq(cs_op_job_end(t.s, a1, 5000, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_end(t.s, b1, 5001, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(t.s, c1, 5002, NULL, &err), CS_OK, "%s", err.msg);
+    cs_id gone[] = {a1};
+    cr_assert_eq(cs_op_job_gc(t.s, gone, 1, NULL, &err), CS_OK, "%s", err.msg);
+
+    logcopy l = {0};
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_each_log(snap, 0, copy_log, &l, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+    bool saw_end = false, saw_gc = false;
+    for (size_t i = 0; i < l.n; i++) {
+        saw_end |= l.kind[i] == CS_CMD_JOB_END;
+        saw_gc |= l.kind[i] == CS_CMD_JOB_GC;
+    }
+    cr_assert(saw_end && saw_gc, "job-end and job-gc are in the log");
+    ts_store u;
+    replay_into(&l, l.n, &u);
+    dumpb d = dump_all(t.s);
+    dump_unchanged(u.s, &d, "the replayed store");
+    for (size_t i = 0; i < l.n; i++)
+        free(l.cmd[i]);
     ts_store_destroy(&u);
     ts_store_destroy(&t);
 }

@@ -117,6 +117,25 @@ Test(place, tentative_claims_never_overcommit_a_nearly_full_cell)
     fx_free(&f);
 }
 
+/* A machine short of several resources is counted once, under all of them:
+ * the note says what would have to grow. */
+Test(place, reasons_name_every_resource_a_machine_lacks)
+{
+    fx f;
+    fx_init(&f);
+    tb_machine_add(&f.b, "a", 1000, 1000, 10, 0, 0, NULL);
+    tb_machine_add(&f.b, "b", 1000, 1000, 10, 0, 0, NULL);
+    tb_machine_add(&f.b, "c", 1000, 1000, 10, 0, 0, NULL);
+    tb_machine_add(&f.b, "d", 8000, 1000, 10, 0, 0, NULL);
+    tb_machine_add(&f.b, "e", 8000, 8000, 5, 0, 0, NULL);
+    cs_id j = tb_job_add(&f.b, "wide", CS_JOB_BATCH, 50, 1, 2000, 2000, 8);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, j), 0);
+    cr_assert_str_eq(f.rep.reason, "no machine fits: cpu and memory on 3, memory on 1, disk on 1",
+                     "%s", f.rep.reason);
+    fx_free(&f);
+}
+
 Test(place, machines_not_up_are_never_chosen_and_reasons_count_them)
 {
     fx f;
@@ -679,7 +698,8 @@ Test(place, global_jobs_list_machines_and_pin)
                  err.msg);
     cr_assert_eq(f.rep.placed, 1);
     cr_assert_eq(where(&f, g2, 0), 4);
-    cr_assert_str_eq(f.rep.reason, "machine tiny does not fit: cpu", "%s", f.rep.reason);
+    cr_assert_str_eq(f.rep.reason, "machine tiny does not fit: cpu and memory", "%s",
+                     f.rep.reason);
     fx_free(&f);
 }
 

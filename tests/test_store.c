@@ -840,10 +840,10 @@ Test(store, log_entries_in_order_with_kinds)
     /* 7, 8, 9 */
     cr_assert_eq(cs_op_machine_state(t.s, 2, CS_MACHINE_DRAINING, NULL, &err), CS_OK, "%s",
                  err.msg);
-    cr_assert_eq(cs_op_job_kill(t.s, 2, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(t.s, 2, 1000, NULL, &err), CS_OK, "%s", err.msg);
     place(t.s, 1, 4, cs_task_id(1, 1), 1, 1000, 1000);
     /* 9.1: a kill of a killed job changes nothing */
-    cr_assert_eq(cs_op_job_kill(t.s, 2, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_job_kill(t.s, 2, 1000, NULL, &err), CS_OK, "%s", err.msg);
 
     const uint64_t wv[] = {1, 2, 3, 4, 5, 6, 6, 6, 7, 8, 9, 9};
     const uint32_t wn[] = {0, 0, 0, 0, 0, 0, 1, 2, 0, 0, 0, 1};

@@ -386,8 +386,16 @@ static void cell_event(rng *r, cs_store *s, uint32_t *jobs_made)
         }
         cr_assert(rc == CS_OK || rc == CS_ESTATE, "rc %d: %s", rc, err.msg);
     } else if (*jobs_made > 0) {
+        /* Kill a random job, or end it: a batch job whose tasks have all
+         * ended does, others refuse (tasks not ended, a service job, an
+         * ended job), writing nothing. */
         cs_id j = 1 + below(r, *jobs_made);
-        cr_assert_eq(cs_op_job_kill(s, j, NULL, &err), CS_OK, "%s", err.msg);
+        if (chance(r, 50)) {
+            cr_assert_eq(cs_op_job_kill(s, j, 1000, NULL, &err), CS_OK, "%s", err.msg);
+        } else {
+            int rc = cs_op_job_end(s, j, 2000, NULL, &err);
+            cr_assert(rc == CS_OK || rc == CS_ESTATE || rc == CS_EINVAL, "rc %d: %s", rc, err.msg);
+        }
     }
 }
 

@@ -352,6 +352,7 @@ json_t *ctl_job_json(const cs_job *j, const ctl_cell *tasks, cs_error *err)
     ok &= put(o, "submitted", json_integer((json_int_t)j->submitted));
     ok &= put(o, "note", json_string(j->note != NULL ? j->note : ""));
     ok &= put(o, "surge", json_integer((json_int_t)j->surge));
+    ok &= put(o, "ended", json_integer((json_int_t)j->ended));
     if (tasks != NULL) {
         json_int_t n[CS_TASK_STATE_COUNT] = {0};
         for (uint32_t i = 0; i < tasks->ntasks; i++)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/fitcheck.h"
 #include "cellstate/jobspec.h"
 #include "cellstate/proto.h"
 
@@ -46,6 +47,26 @@ static uint64_t reply_u64(const cs_msg *r, const char *key)
     return v;
 }
 
+/* After a submission: say on stderr why no machine of the cell could hold
+ * the job, if none could (cellstate/fitcheck.h). It was accepted anyway:
+ * machines may join. A cell that cannot be read is not the submission's
+ * failure: nothing is said. */
+static void warn_unfit(ctl *c, const cs_job *j)
+{
+    ctl_cell cell;
+    ctl_cell_init(&cell);
+    cs_error ignore;
+    if (ctl_fetch_machines(c, &cell, &ignore) == CS_OK) {
+        cs_fit_warnings w;
+        cs_fit_check(j, cell.machines, cell.nmachines, &w);
+        for (uint32_t i = 0; i < w.n; i++)
+            fprintf(stderr, "cellctl: warning: job %s waits: %s\n", j->name, w.msg[i]);
+        if (w.more > 0)
+            fprintf(stderr, "cellctl: warning: job %s: %u more reasons\n", j->name, w.more);
+    }
+    ctl_cell_free(&cell);
+}
+
 int ctl_cmd_submit(ctl *c, const ctl_args *a, cs_error *err)
 {
     if (a->argc != 1)
@@ -68,6 +89,7 @@ int ctl_cmd_submit(ctl *c, const ctl_args *a, cs_error *err)
             snprintf(what, sizeof what, "submitted: id %" PRIu64 ", %u task%s", reply_u64(&r, "id"),
                      s.job.count, s.job.count == 1 ? "" : "s");
             rc = report(c, s.job.name, reply_u64(&r, "id"), reply_u64(&r, "version"), what, err);
+            warn_unfit(c, &s.job);
         } else {
             cs_error_wrap(err, rc, "submit %s", s.job.name);
         }

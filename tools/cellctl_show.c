@@ -13,6 +13,7 @@
 
 #include "cellstate/jobopts.h"
 #include "cellstate/proto.h"
+#include "schedulers/backoff.h"
 #include "tools/cellctl_table.h"
 
 /* Reasons can be 1 KiB; a table cell shows the start. */
@@ -312,6 +313,26 @@ static const char *fmt_local(uint64_t ms, char *buf, size_t size)
     return buf;
 }
 
+/* The job's note; a restart back-off's says how long is left rather than
+ * when (the note holds the time, so that it need not be rewritten as time
+ * passes). */
+static void print_note(const char *note)
+{
+    uint64_t start;
+    const char *rest;
+    struct timespec ts;
+    if (!cs_backoff_note_parse(note, &start, &rest) || clock_gettime(CLOCK_REALTIME, &ts) != 0) {
+        printf("%-13s %s\n", "Note:", note);
+        return;
+    }
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t left = start > now ? (start - now + 999) / 1000 : 0;
+    if (left == 0)
+        printf("%-13s back-off: next start now%s\n", "Note:", rest);
+    else
+        printf("%-13s back-off: next start in %" PRIu64 " s%s\n", "Note:", left, rest);
+}
+
 static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
 {
     CS_TRY(ctl_fetch_machines(c, cell, err));
@@ -323,6 +344,7 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
         json_t *o = json_object(), *tasks = json_array();
         bool ok = o && tasks && json_object_set_new(o, "job", ctl_job_json(j, cell, err)) == 0 &&
                   json_object_set_new(o, "submitted", json_integer((json_int_t)j->submitted)) == 0 &&
+                  json_object_set_new(o, "ended", json_integer((json_int_t)j->ended)) == 0 &&
                   json_object_set_new(o, "note", json_string(j->note)) == 0;
         for (uint32_t i = 0; ok && i < cell->ntasks; i++)
             ok = json_array_append_new(tasks, ctl_task_json(cell, &cell->tasks[i])) == 0;
@@ -343,8 +365,10 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
                "Surge:", j->surge);
     char when[64];
     printf("%-13s %s\n", "Submitted:", fmt_local(j->submitted, when, sizeof when));
+    if (j->ended != 0)
+        printf("%-13s %s\n", "Ended:", fmt_local(j->ended, when, sizeof when));
     if (j->note[0] != '\0')
-        printf("%-13s %s\n", "Note:", j->note);
+        print_note(j->note);
     printf("%-13s %s\n", "Command:", j->cmd);
     printf("%-13s cpu %s, mem %" PRId64 " MiB, disk %" PRId64 " MiB (per task)\n",
            "Resources:", ctl_cores(j->res.cpu, b1, sizeof b1), j->res.mem, j->res.disk);
@@ -385,8 +409,12 @@ static int describe_job(ctl *c, const char *name, ctl_cell *cell, cs_error *err)
         const cs_task *k = &cell->tasks[i];
         if (k->state != CS_TASK_PENDING)
             continue;
+        /* Without a reason of its own, a task waits for what the job's note
+         * says, when there is one. */
         printf("  %s[%u] (task %" PRIu64 "): %s", j->name, k->index, k->id,
-               k->reason[0] ? k->reason : "waiting for a scheduler (no reason reported yet)");
+               k->reason[0]    ? k->reason
+               : j->note[0]    ? "waiting: see the note above"
+                               : "waiting for a scheduler (no reason reported yet)");
         if (k->last_end != CS_TASK_PENDING)
             printf(" (last attempt %s)", cs_task_state_name(k->last_end));
         printf("\n");

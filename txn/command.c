@@ -32,6 +32,10 @@ const char *cs_cmd_name(uint8_t kind)
         return "job-note";
     case CS_CMD_JOB_SURGE:
         return "job-surge";
+    case CS_CMD_JOB_END:
+        return "job-end";
+    case CS_CMD_JOB_GC:
+        return "job-gc";
     default:
         return "unknown";
     }
@@ -188,12 +192,53 @@ static int apply_job_scale_or_update(cs_store *s, uint8_t kind, const void *cmd,
     return rc;
 }
 
+/* job-kill and job-end: [id, ended]. */
+static int apply_job_end(cs_store *s, uint8_t kind, const void *cmd, size_t len, cs_error *err)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 256))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    const msgpack_object *f;
+    uint64_t id = 0, ended = 0;
+    int rc = decode_array(cmd, len, 2, &zone, &f, err);
+    if (rc == CS_OK && (!u64_at(&f[0], UINT64_MAX, &id) || !u64_at(&f[1], UINT64_MAX, &ended)))
+        rc = cs_errorf(err, CS_ECORRUPT, "logged %s is corrupt", cs_cmd_name(kind));
+    if (rc == CS_OK)
+        rc = kind == CS_CMD_JOB_KILL ? cs_op_job_kill(s, id, ended, NULL, err)
+                                     : cs_op_job_end(s, id, ended, NULL, err);
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
+/* job-gc: [id, id, ...]. */
+static int apply_job_gc(cs_store *s, const void *cmd, size_t len, cs_arena *a, cs_error *err)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 256))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    msgpack_object o;
+    int rc = cs_mp_unpack(cmd, len, &zone, &o, CS_ECORRUPT, "logged command", err);
+    if (rc == CS_OK && o.type != MSGPACK_OBJECT_ARRAY)
+        rc = cs_errorf(err, CS_ECORRUPT, "logged job gc is corrupt");
+    cs_id *ids = NULL;
+    if (rc == CS_OK && o.via.array.size > 0 &&
+        (ids = cs_arena_alloc(a, o.via.array.size * sizeof *ids)) == NULL)
+        rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; rc == CS_OK && i < o.via.array.size; i++)
+        if (!u64_at(&o.via.array.ptr[i], UINT64_MAX, &ids[i]))
+            rc = cs_errorf(err, CS_ECORRUPT, "logged job gc is corrupt");
+    if (rc == CS_OK)
+        rc = cs_op_job_gc(s, ids, o.via.array.size, NULL, err);
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
 int cs_command_apply(cs_store *s, uint8_t kind, const void *cmd, size_t len, cs_error *err)
 {
     cs_arena a;
     cs_arena_init(&a);
     int rc;
-    uint64_t id;
+    uint64_t id = 0;
     uint8_t extra = 0;
     switch (kind) {
     case CS_CMD_MACHINE_PUT: {
@@ -213,8 +258,11 @@ int cs_command_apply(cs_store *s, uint8_t kind, const void *cmd, size_t len, cs_
         break;
     }
     case CS_CMD_JOB_KILL:
-        if ((rc = decode_ids(cmd, len, 1, &id, NULL, err)) == CS_OK)
-            rc = cs_op_job_kill(s, id, NULL, err);
+    case CS_CMD_JOB_END:
+        rc = apply_job_end(s, kind, cmd, len, err);
+        break;
+    case CS_CMD_JOB_GC:
+        rc = apply_job_gc(s, cmd, len, &a, err);
         break;
     case CS_CMD_TXN: {
         cs_txn t;

@@ -299,7 +299,11 @@ static uint8_t do_release(work *w, const cs_release *r)
                 tk->state == CS_TASK_FINISHED) &&
                r->state == CS_TASK_PENDING) {
         /* Another attempt: the same task goes back to the queue (a service
-         * runs again even after a clean exit). Killed tasks stay ended. */
+         * runs again even after a clean exit). Killed tasks stay ended, and
+         * so do the tasks of a job that has ended (killed, finished,
+         * failed): an ended job never has a task to place again. */
+        if (w->jobs[wt->job].state != CS_JOB_ACTIVE)
+            return CS_CONFLICT_TASK_NOT_PLACED;
         requeue(w, wt, tk->state);
     } else {
         return CS_CONFLICT_TASK_NOT_PLACED;

@@ -222,6 +222,9 @@ int cs_op_machine_state(cs_store *s, cs_id id, uint8_t state, uint64_t *version,
 
 /* ---- jobs ---------------------------------------------------------------- */
 
+/* Read job `id`; CS_ESTATE naming its state when it has ended. */
+static int load_active_job(cs_wtxn *w, cs_id id, cs_arena *a, cs_job *j, cs_error *err);
+
 typedef struct job_submit {
     const cs_job *spec;
     cs_id id;
@@ -244,6 +247,7 @@ static int apply_job_submit(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     j.state = CS_JOB_ACTIVE;
     j.note = "";
     j.surge = 0;
+    j.ended = 0;
     if ((rc = cs_job_spec_hash(&j, &j.spec_hash)) != CS_OK)
         return cs_errorf(err, rc, "job %s: out of memory", j.name);
     if ((rc = cs_wtxn_next_job_id(w, &j.id, err)) != CS_OK ||
@@ -281,15 +285,22 @@ int cs_op_job_submit(cs_store *s, const cs_job *spec, cs_id *id, uint64_t *versi
     return rc;
 }
 
+typedef struct job_end {
+    cs_id id;
+    uint64_t ended;
+} job_end;
+
 static int apply_job_kill(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
 {
-    const cs_id *id = ctx;
+    const job_end *je = ctx;
     cs_snap *snap = cs_wtxn_snap(w);
     cs_job j;
-    int rc = cs_snap_job(snap, *id, a, &j, err);
-    if (rc != CS_OK || j.state == CS_JOB_KILLED)
+    int rc = cs_snap_job(snap, je->id, a, &j, err);
+    /* A job that has ended (killed, finished, failed) has nothing to kill. */
+    if (rc != CS_OK || j.state != CS_JOB_ACTIVE)
         return rc;
     j.state = CS_JOB_KILLED;
+    j.ended = je->ended;
     if ((rc = cs_wtxn_put_job(w, &j, false, err)) != CS_OK)
         return rc;
     idlist l = {0};
@@ -313,15 +324,137 @@ static int apply_job_kill(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     return rc;
 }
 
-int cs_op_job_kill(cs_store *s, cs_id id, uint64_t *version, cs_error *err)
+/* A command [id, ended]: job-kill and job-end. */
+static int run_job_end(cs_store *s, uint8_t kind, cs_id id, uint64_t ended, apply_fn apply,
+                       uint64_t *version, cs_error *err)
 {
     msgpack_sbuffer cmd;
     msgpack_sbuffer_init(&cmd);
-    int rc = pack_ids(&cmd, id, -1);
-    if (rc != CS_OK)
-        rc = cs_errorf(err, rc, "job kill: out of memory");
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
+    job_end je = {id, ended};
+    int rc;
+    if (msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, id) ||
+        msgpack_pack_uint64(&pk, ended))
+        rc = cs_errorf(err, CS_ENOMEM, "%s: out of memory", cs_cmd_name(kind));
     else
-        rc = run_op(s, CS_CMD_JOB_KILL, &cmd, apply_job_kill, &id, version, err);
+        rc = run_op(s, kind, &cmd, apply, &je, version, err);
+    msgpack_sbuffer_destroy(&cmd);
+    return rc;
+}
+
+int cs_op_job_kill(cs_store *s, cs_id id, uint64_t ended, uint64_t *version, cs_error *err)
+{
+    return run_job_end(s, CS_CMD_JOB_KILL, id, ended, apply_job_kill, version, err);
+}
+
+/* What a batch job's ended tasks make it: finished when every one
+ * finished, failed otherwise. `l` lists its tasks; those at index >=
+ * `slots` (left by a scale down) do not count. */
+static int ended_state(cs_snap *snap, const cs_job *j, const idlist *l, uint32_t slots,
+                       cs_arena *a, uint8_t *state, cs_error *err)
+{
+    *state = CS_JOB_FINISHED;
+    for (size_t i = 0; i < l->n; i++) {
+        if (cs_task_index(l->v[i]) >= slots)
+            continue;
+        cs_task t;
+        int rc = cs_snap_task(snap, l->v[i], a, &t, err);
+        if (rc != CS_OK)
+            return rc;
+        if (!cs_task_state_final(t.state))
+            return cs_errorf(err, CS_ESTATE, "job %s: task %u is %s: a job ends when all its "
+                             "tasks have", j->name, t.index, cs_task_state_name(t.state));
+        if (t.state != CS_TASK_FINISHED)
+            *state = CS_JOB_FAILED;
+    }
+    return CS_OK;
+}
+
+static int apply_job_end(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+{
+    const job_end *je = ctx;
+    cs_snap *snap = cs_wtxn_snap(w);
+    cs_job j;
+    int rc = load_active_job(w, je->id, a, &j, err);
+    if (rc != CS_OK)
+        return rc;
+    if (j.kind != CS_JOB_BATCH)
+        return cs_errorf(err, CS_EINVAL, "job %s: a %s job runs until it is killed", j.name,
+                         cs_job_kind_name(j.kind));
+    idlist l = {0};
+    rc = cs_snap_each_task_of_job(snap, j.id, collect_task, &l, err);
+    if (rc == CS_ENOMEM)
+        rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+    if (rc == CS_OK)
+        rc = ended_state(snap, &j, &l, j.count + j.surge, a, &j.state, err);
+    free(l.v);
+    if (rc != CS_OK)
+        return rc;
+    j.ended = je->ended;
+    return cs_wtxn_put_job(w, &j, false, err);
+}
+
+int cs_op_job_end(cs_store *s, cs_id id, uint64_t ended, uint64_t *version, cs_error *err)
+{
+    return run_job_end(s, CS_CMD_JOB_END, id, ended, apply_job_end, version, err);
+}
+
+typedef struct job_gc {
+    const cs_id *ids;
+    size_t n;
+} job_gc;
+
+static int apply_job_gc(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+{
+    const job_gc *g = ctx;
+    cs_snap *snap = cs_wtxn_snap(w);
+    if (g->n == 0)
+        return cs_errorf(err, CS_EINVAL, "job gc: no job named");
+    int rc = CS_OK;
+    for (size_t i = 0; rc == CS_OK && i < g->n; i++) {
+        if (i > 0 && g->ids[i] <= g->ids[i - 1])
+            return cs_errorf(err, CS_EINVAL, "job gc: ids are not ascending and unique at %zu", i);
+        cs_job j;
+        if ((rc = cs_snap_job(snap, g->ids[i], a, &j, err)) != CS_OK)
+            return rc;
+        if (j.state == CS_JOB_ACTIVE)
+            return cs_errorf(err, CS_ESTATE, "job %s (%llu) is active: only an ended job is "
+                             "collected", j.name, (unsigned long long)j.id);
+        idlist l = {0};
+        rc = cs_snap_each_task_of_job(snap, j.id, collect_task, &l, err);
+        if (rc == CS_ENOMEM)
+            rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+        for (size_t k = 0; rc == CS_OK && k < l.n; k++) {
+            cs_task t;
+            if ((rc = cs_snap_task(snap, l.v[k], a, &t, err)) == CS_OK)
+                rc = cs_wtxn_del_task(w, &t, err);
+        }
+        free(l.v);
+        if (rc == CS_OK)
+            rc = cs_wtxn_del_job(w, &j, err);
+        cs_arena_reset(a);
+    }
+    return rc;
+}
+
+int cs_op_job_gc(cs_store *s, const cs_id *ids, size_t n, uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer cmd;
+    msgpack_sbuffer_init(&cmd);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
+    job_gc g = {ids, n};
+    int rc = CS_OK;
+    if (n > UINT32_MAX || msgpack_pack_array(&pk, (uint32_t)n))
+        rc = CS_ENOMEM;
+    for (size_t i = 0; rc == CS_OK && i < n; i++)
+        if (msgpack_pack_uint64(&pk, ids[i]))
+            rc = CS_ENOMEM;
+    if (rc != CS_OK)
+        rc = cs_errorf(err, CS_ENOMEM, "job gc: out of memory");
+    else
+        rc = run_op(s, CS_CMD_JOB_GC, &cmd, apply_job_gc, &g, version, err);
     msgpack_sbuffer_destroy(&cmd);
     return rc;
 }
@@ -498,8 +631,8 @@ static int load_active_job(cs_wtxn *w, cs_id id, cs_arena *a, cs_job *j, cs_erro
 {
     int rc = cs_snap_job(cs_wtxn_snap(w), id, a, j, err);
     if (rc == CS_OK && j->state != CS_JOB_ACTIVE)
-        rc = cs_errorf(err, CS_ESTATE, "job %s (%llu) is killed", j->name,
-                       (unsigned long long)id);
+        rc = cs_errorf(err, CS_ESTATE, "job %s (%llu) is %s", j->name, (unsigned long long)id,
+                       cs_job_state_name(j->state));
     return rc;
 }
 
@@ -582,6 +715,7 @@ static int apply_job_update(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     j.submitted = old.submitted;
     j.note = old.note;
     j.surge = old.surge;
+    j.ended = old.ended;
     if ((rc = cs_job_spec_hash(&j, &j.spec_hash)) != CS_OK)
         return cs_errorf(err, rc, "job %s: out of memory", j.name);
     if (j.spec_hash == old.spec_hash && j.count == old.count)

@@ -31,10 +31,29 @@ int cs_op_machine_state(cs_store *s, cs_id id, uint8_t state, uint64_t *version,
  * and the logged command carries it, so that replay reproduces it. */
 int cs_op_job_submit(cs_store *s, const cs_job *spec, cs_id *id, uint64_t *version, cs_error *err);
 
-/* Kill a job: it becomes killed; each of its tasks not yet ended is killed,
- * and placed ones release their resources. Killing a killed job changes
- * nothing. */
-int cs_op_job_kill(cs_store *s, cs_id id, uint64_t *version, cs_error *err);
+/* Kill a job: it becomes killed, `ended` (wall-clock ms, stamped by the
+ * caller as `submitted` is) its end; each of its tasks not yet ended is
+ * killed, and placed ones release their resources. Killing a job that has
+ * ended (killed, finished, failed) changes nothing. */
+int cs_op_job_kill(cs_store *s, cs_id id, uint64_t ended, uint64_t *version, cs_error *err);
+
+/* End batch job `id` whose tasks have all ended for good: it becomes
+ * finished when every task in its slots (0 .. count + surge - 1) finished,
+ * failed otherwise, with `ended` (wall-clock ms, stamped by the caller) as
+ * its end. Whether a failed task is retried is the batch scheduler's
+ * policy (the job's max_retries), so the scheduler asks for this once none
+ * will be; the cell checks what it can: CS_ESTATE when a task has not
+ * ended (pending, assigned, running: the asker's view was stale) or the job
+ * has ended already, CS_EINVAL for a service job (it runs until killed). */
+int cs_op_job_end(cs_store *s, cs_id id, uint64_t ended, uint64_t *version, cs_error *err);
+
+/* Garbage collection: remove the ended jobs `ids[0..n)` (ascending and
+ * unique, CS_EINVAL otherwise; only read) and all their tasks from the
+ * cell, job names included (a later job of the same name keeps its name).
+ * All or nothing: CS_ENOTFOUND for an unknown job, CS_ESTATE for an active
+ * one. Which jobs are old enough is the caller's decision (cellstated's
+ * --job-gc); the logged command names them, so replay removes the same. */
+int cs_op_job_gc(cs_store *s, const cs_id *ids, size_t n, uint64_t *version, cs_error *err);
 
 /* An agent's report on attempt `attempt` of task `task`:
  *   CS_TASK_RUNNING   the process started (the task was assigned), or it
@@ -77,8 +96,8 @@ int cs_op_job_note(cs_store *s, cs_id id, const char *note, uint64_t *version, c
  * pending tasks at the next indexes (an index left by an earlier scale-down
  * starts afresh). Down: tasks at index >= count + surge that have not ended
  * are killed, placed ones releasing their resources. The spec hash does not
- * change (it leaves count out): no task becomes old. CS_ESTATE for a killed
- * job; CS_EINVAL when count + surge exceeds 2^20. */
+ * change (it leaves count out): no task becomes old. CS_ESTATE for a job
+ * that has ended (killed, finished, failed); CS_EINVAL when count + surge exceeds 2^20. */
 int cs_op_job_scale(cs_store *s, cs_id id, uint32_t count, uint64_t *version, cs_error *err);
 
 /* Replace job `id`'s spec (same name and kind required) and recompute its

@@ -5,7 +5,8 @@
  * --instance — and places their pending tasks with incremental commits by
  * default (Omega: "incremental transactions should be the default"). Failed
  * tasks are placed again while their placements so far are within the job's
- * max_retries + 1; lost tasks (their machine went down) always. The loop
+ * max_retries + 1; lost tasks (their machine went down) always. A job whose
+ * tasks have all ended, none to be retried, ends: finished or failed. The loop
  * itself — sync, decide, commit, resync, park with a note — is sched.h's.
  */
 #include <signal.h>
@@ -49,6 +50,6 @@ int main(int argc, char **argv)
     /* A batch task holds its machine alike placed or running: the copy
      * need not hear of starts, half of all task changes at scale. */
     static const cs_sched_hooks hooks = {
-        .takes = batch_takes, .again = batch_again, .omit_running = true};
+        .takes = batch_takes, .again = batch_again, .omit_running = true, .ends_jobs = true};
     return cs_sched_main(CS_SCHED_BATCH, argc, argv, &hooks, &stop_flag, on_signal);
 }

@@ -50,6 +50,7 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     static const cs_sched_hooks hooks = {
-        .takes = service_takes, .again = service_again, .rollout = cs_rollout_job};
+        .takes = service_takes, .again = service_again, .rollout = cs_rollout_job,
+        .backoff = true};
     return cs_sched_main(CS_SCHED_SERVICE, argc, argv, &hooks, &stop_flag, on_signal);
 }
