@@ -356,6 +356,49 @@ Test(rollout, copy_requeue_then_claim_rolls_back_exactly)
     tb_free(&b);
 }
 
+/* A drain reuses the rollout: a task on a draining machine counts as old
+ * (it must move), within the same bounds; a cordoned machine's tasks stay. */
+Test(rollout, tasks_on_a_draining_machine_are_replaced)
+{
+    tb_cell b;
+    tb_init(&b);
+    cs_id m1 = tb_machine_add(&b, "m1", 4000, 8192, 100, 0, 0, NULL);
+    cs_id m2 = tb_machine_add(&b, "m2", 4000, 8192, 100, 0, 0, NULL);
+    tb_machine_add(&b, "m3", 4000, 8192, 100, 0, 0, NULL);
+    cs_id j = tb_job_add(&b, "svc", CS_JOB_SERVICE, 50, 3, 1000, 512, 0);
+    cs_id where[3] = {m1, m2, m2};
+    for (uint32_t i = 0; i < 3; i++) {
+        tb_place(&b, j, i, where[i]);
+        tb_task_state(&b, cs_task_id(j, i), CS_TASK_RUNNING);
+        tb_task_current(&b, cs_task_id(j, i));
+    }
+    cs_copy *c;
+    cs_error err = {0};
+    cr_assert_eq(cs_copy_new(&c, &err), CS_OK);
+    tb_sync(&b, c, true);
+    cs_rollout r = {0};
+    cr_assert_eq(cs_rollout_job(c, cs_copy_job(c, j), &r, &err), CS_OK, "%s", err.msg);
+    cr_assert(!r.step.active, "every task runs the current spec on an active machine");
+
+    tb_machine_admin(&b, m2, CS_ADMIN_CORDONED);
+    tb_sync(&b, c, true);
+    cr_assert_eq(cs_rollout_job(c, cs_copy_job(c, j), &r, &err), CS_OK, "%s", err.msg);
+    cr_assert(!r.step.active, "a cordon moves nothing");
+
+    tb_machine_admin(&b, m2, CS_ADMIN_DRAINING);
+    tb_sync(&b, c, true);
+    cr_assert_eq(cs_rollout_job(c, cs_copy_job(c, j), &r, &err), CS_OK, "%s", err.msg);
+    cr_assert(r.step.active);
+    cr_assert_eq(r.step.old, 2, "the two tasks on m2 must move");
+    cr_assert_eq(r.step.healthy, 3);
+    cr_assert_eq(r.step.min_healthy, 3, "Marathon's default keeps all three healthy");
+    cr_assert_eq(r.step.nrestart, 0, "none stops before its replacement runs");
+    cr_assert_eq(r.step.surge, 2, "two replacements start beside them");
+    cs_rollout_free(&r);
+    cs_copy_free(c);
+    tb_free(&b);
+}
+
 /* ======================================================================= */
 /* end to end                                                               */
 

@@ -28,6 +28,8 @@ typedef enum cs_cmd_kind {
     CS_CMD_JOB_UPDATE = 8,    /* replace a job's spec (ops.h) */
     CS_CMD_JOB_NOTE = 9,      /* a scheduler's note on a job (ops.h) */
     CS_CMD_JOB_SURGE = 10,    /* a rolling update's extra task slots (ops.h) */
+    CS_CMD_MACHINE_ADMIN = 11, /* cordon, drain, uncordon a machine (ops.h) */
+    CS_CMD_DRAIN_DEADLINE = 12, /* a draining machine's batch tasks move (ops.h) */
 } cs_cmd_kind;
 
 const char *cs_cmd_name(uint8_t kind);
