@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/clock.h"
 #include "cellstate/proto.h"
 
 /* The work directory is at most 3000 bytes (runner.c), so any task file fits. */
@@ -209,13 +210,6 @@ static int64_t wall_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Read a task.logs body into q. */
 static int parse_req(const msgpack_object *b, ag_logs_req *q, cs_error *err)
 {
@@ -290,11 +284,11 @@ static void *serve_main(void *arg)
     ag_logsrv *s = arg;
     int64_t next_sweep = 0;
     for (;;) {
-        if (mono_ms() >= next_sweep) {
+        if (ag_now_ms() >= next_sweep) {
             cs_error err = {0};
             if (ag_retain_sweep(s->workdir, &s->retain, wall_now_ms(), NULL, &err) != CS_OK)
                 fprintf(stderr, "cell-agent: retention: %s\n", err.msg);
-            next_sweep = mono_ms() + SWEEP_EVERY_MS;
+            next_sweep = ag_now_ms() + SWEEP_EVERY_MS;
         }
         nng_msg *req;
         int rv = nng_recvmsg(s->sock, &req, 0);

@@ -107,25 +107,28 @@ int ctl_cmd_drain(ctl *c, const ctl_args *a, cs_error *err)
 
 /* ---- logs --------------------------------------------------------------------- */
 
-/* JOB[/INDEX] into job (in buf) and index (0 when absent). */
+/* JOB[/INDEX] into job (in buf) and index (0 when absent). What follows the
+ * last "/" is an index only when it is a number: a Marathon app's id may
+ * hold slashes ("group/app"), and its leading "/" is dropped as
+ * ctl_job_ref drops it. */
 static int parse_target(const char *arg, char *buf, size_t size, uint32_t *index, cs_error *err)
 {
-    const char *slash = strrchr(arg, '/');
-    /* A Marathon id's leading "/" is not an index separator. */
-    if (slash == NULL || slash == arg) {
-        snprintf(buf, size, "%s", arg);
-        *index = 0;
-        return CS_OK;
+    const char *ref = ctl_job_ref(arg), *slash = strrchr(ref, '/');
+    size_t n = strlen(ref);
+    *index = 0;
+    if (slash != NULL && slash > ref && slash[1] >= '0' && slash[1] <= '9') {
+        char *end;
+        errno = 0;
+        unsigned long long i = strtoull(slash + 1, &end, 10);
+        if (*end != '\0' || errno != 0 || i > CS_TASK_INDEX_MAX)
+            return cs_errorf(err, CTL_EUSAGE, "logs: '%s' is not JOB or JOB/INDEX (an index is "
+                             "at most %u)", arg, CS_TASK_INDEX_MAX);
+        *index = (uint32_t)i;
+        n = (size_t)(slash - ref);
     }
-    char *end;
-    errno = 0;
-    unsigned long long i = strtoull(slash + 1, &end, 10);
-    if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || errno != 0 || i > CS_TASK_INDEX_MAX)
+    if (n == 0 || n >= size)
         return cs_errorf(err, CTL_EUSAGE, "logs: '%s' is not JOB or JOB/INDEX", arg);
-    if ((size_t)(slash - arg) >= size)
-        return cs_errorf(err, CTL_EUSAGE, "logs: job name '%s' is too long", arg);
-    snprintf(buf, size, "%.*s", (int)(slash - arg), arg);
-    *index = (uint32_t)i;
+    snprintf(buf, size, "%.*s", (int)n, ref);
     return CS_OK;
 }
 

@@ -71,23 +71,36 @@ static int collect_task(void *ctx, const cs_task *t)
     return 0;
 }
 
-/* A machine going down: every task placed on it becomes lost and gives back
- * its resources. */
-static int lose_tasks(cs_wtxn *w, const cs_machine *m, cs_arena *a, cs_error *err)
+/* Call fn for every task placed on machine `id`, in this transaction. */
+typedef int (*placed_fn)(cs_wtxn *w, const cs_task *t, cs_arena *a, cs_error *err);
+
+static int each_placed(cs_wtxn *w, cs_id id, placed_fn fn, cs_arena *a, cs_error *err)
 {
     cs_snap *snap = cs_wtxn_snap(w);
     /* Collect first: ending a task edits the index being walked. */
     idlist l = {0};
-    int rc = cs_snap_each_task_on_machine(snap, m->id, collect_task, &l, err);
+    int rc = cs_snap_each_task_on_machine(snap, id, collect_task, &l, err);
     if (rc == CS_ENOMEM)
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
     for (size_t i = 0; rc == CS_OK && i < l.n; i++) {
         cs_task t;
         if ((rc = cs_snap_task(snap, l.v[i], a, &t, err)) == CS_OK)
-            rc = end_placed_task(w, &t, CS_TASK_LOST, err);
+            rc = fn(w, &t, a, err);
     }
     free(l.v);
     return rc;
+}
+
+static int lose_one(cs_wtxn *w, const cs_task *t, cs_arena *a, cs_error *err)
+{
+    return end_placed_task(w, t, CS_TASK_LOST, err);
+}
+
+/* A machine going down: every task placed on it becomes lost and gives back
+ * its resources. */
+static int lose_tasks(cs_wtxn *w, const cs_machine *m, cs_arena *a, cs_error *err)
+{
+    return each_placed(w, m->id, lose_one, a, err);
 }
 
 /* ---- machines ------------------------------------------------------------ */
@@ -301,17 +314,7 @@ static int apply_drain_deadline(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *er
         return rc;
     if (m.admin != CS_ADMIN_DRAINING || m.drain_deadline == 0)
         return UNCHANGED;
-    idlist l = {0};
-    rc = cs_snap_each_task_on_machine(snap, m.id, collect_task, &l, err);
-    if (rc == CS_ENOMEM)
-        rc = cs_errorf(err, CS_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == CS_OK && i < l.n; i++) {
-        cs_task t;
-        if ((rc = cs_snap_task(snap, l.v[i], a, &t, err)) == CS_OK)
-            rc = requeue_batch_task(w, &t, a, err);
-    }
-    free(l.v);
-    if (rc != CS_OK)
+    if ((rc = each_placed(w, m.id, requeue_batch_task, a, err)) != CS_OK)
         return rc;
     /* Re-read: requeueing tasks changed the machine's allocation. */
     if ((rc = cs_snap_machine(snap, *id, a, &m, err)) != CS_OK)
