@@ -23,9 +23,12 @@ WARN      ?= -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-pro
 CSTD      ?= -std=c11 -D_GNU_SOURCE
 PKGS      ?= lmdb msgpack libxxhash jansson
 TEST_PKGS ?= criterion nanomsg
-APT_PKGS  ?= liblmdb-dev lmdb-utils libnng-dev libmsgpack-dev libxxhash-dev libcriterion-dev \
-             libraft-dev libuv1-dev liblz4-dev libjansson-dev pkg-config \
-             libnanomsg-dev nanomsg-utils
+# The suites to run (names of tests/test_*.c without .c); all by default.
+TESTS     ?=
+# The clock the suites run on: `boot` starts CLOCK_MONOTONIC and
+# CLOCK_BOOTTIME near zero (a Linux time namespace, as on a machine booted a
+# second ago) where the machine allows it; `host` uses the machine's own.
+TEST_CLOCK ?= boot
 
 ifdef CI
 WARN += -Werror
@@ -60,13 +63,14 @@ BUILD    := build/coverage
 BIN      := $(BUILD)/bin
 endif
 
-# Dependency check: when a pkg-config lookup fails, install the packages
-# first so that a fresh Debian machine needs no other step. Skipped for
-# `make deps` and `make clean` themselves.
+# Dependency check (tools/deps.sh: a command, a pkg-config module or a
+# header for each piece, so a missing compiler or libnng, which has no .pc
+# file, is named). It only checks: nothing installs while the Makefile
+# parses. `make deps`, ./test.sh and ./run.sh install what is missing.
 ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
-ifneq ($(shell pkg-config --exists $(PKGS) $(TEST_PKGS) 2>/dev/null && echo ok),ok)
-$(info cellsched: some packages are missing; running make deps)
-$(shell $(MAKE) --no-print-directory deps >&2)
+DEPS_MISSING := $(shell CC='$(CC)' sh tools/deps.sh check 2>&1 >/dev/null)
+ifneq ($(DEPS_MISSING),)
+$(error $(DEPS_MISSING))
 endif
 endif
 
@@ -110,9 +114,9 @@ MODULE_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(filter-out agent/cell_agent.c,$(wild
                 $(wildcard tools/*_*.c))
 MODULE_A   := $(BUILD)/libmodules.a
 
-TEST_SRC := $(wildcard tests/test_*.c)
+TEST_SRC := $(if $(TESTS),$(TESTS:%=tests/%.c),$(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-TEST_SUPPORT_SRC := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+TEST_SUPPORT_SRC := $(filter-out tests/test_%.c,$(wildcard tests/*.c))
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps test coverage clean
@@ -120,16 +124,20 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 all: $(TOOL_BIN) $(DAEMON_BIN) $(PROG_BIN)
 
 deps:
-	@missing=""; for p in $(APT_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	else echo "all packages present"; fi
+	@CC='$(CC)' sh tools/deps.sh install
 
-$(BUILD)/%.o: %.c
+# Every object and binary depends on the flags they were built with: a change
+# of CC, CFLAGS (CI=true adds -Werror), LDFLAGS or LDLIBS rebuilds what it
+# affects. The file is rewritten only when its text changes, so an unchanged
+# build stays up to date.
+FLAGS_FILE := $(BUILD)/flags
+FLAGS_TEXT := $(CC) $(CFLAGS) | $(TEST_CFLAGS) | $(LDFLAGS) | $(LDLIBS) $(TEST_LIBS)
+.PHONY: FORCE
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(FLAGS_TEXT)' | cmp -s - $@ || printf '%s\n' '$(FLAGS_TEXT)' > $@
+
+$(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -138,16 +146,16 @@ $(LIB_A): $(LIB_OBJ)
 	ar rcs $@ $^
 
 .SECONDEXPANSION:
-$(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $(LIB_A)
+$(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $(LIB_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(LIB_A) -o $@ $(LDLIBS)
 
-$(BIN)/cellstated: cellstate/cellstated.c $(LIB_A)
+$(BIN)/cellstated: cellstate/cellstated.c $(LIB_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS)
 
 define program_rule
-$(BIN)/$(call prog_name,$1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(call prog_dir,$1)/*.c)) $(LIB_A)
+$(BIN)/$(call prog_name,$1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(call prog_dir,$1)/*.c)) $(LIB_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) $$(filter %.o,$$^) $(LIB_A) -o $$@ $(LDLIBS)
 endef
@@ -157,35 +165,25 @@ $(MODULE_A): $(MODULE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(MODULE_A) $(LIB_A)
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(MODULE_A) $(LIB_A) $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(MODULE_A) $(LIB_A) -o $@ $(LDLIBS) $(TEST_LIBS)
 
-# Each suite runs on its own; the summary line counts them all. Criterion forks
-# every test, so one crash fails that test and not the run.
+# Each suite runs on its own (tests/run-suites.sh): one closing line counts
+# them all; by default every suite runs with its clocks starting near zero, as
+# on a freshly booted machine (TEST_CLOCK=host: the machine's own clock).
 test: $(TEST_BIN) $(TOOL_BIN) $(DAEMON_BIN) $(PROG_BIN)
-	@fail=0; pass=0; bad=0; log=$$(mktemp); \
-	for t in $(TEST_BIN); do \
-	  echo "== $$t"; \
-	  CELLSCHED_BIN=$(CURDIR)/$(BIN) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-	    $$t --jobs=2 >$$log 2>&1 || fail=$$((fail+1)); \
-	  cat $$log; \
-	  p=$$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' $$log | tail -1); \
-	  f=$$(sed -n 's/.*Failing: \([0-9]*\) | Crashing: \([0-9]*\).*/\1 \2/p' $$log | tail -1); \
-	  pass=$$((pass+$${p:-0})); for n in $$f; do bad=$$((bad+n)); done; \
-	done; rm -f $$log; \
-	if [ $$fail -ne 0 ] && [ $$bad -eq 0 ]; then bad=$$fail; fi; \
-	echo "$$pass passed, $$bad failed"; \
-	if [ $$fail -ne 0 ]; then echo "$$fail suite(s) failed"; exit 1; fi
+	@CELLSCHED_BIN=$(CURDIR)/$(BIN) TEST_CLOCK=$(TEST_CLOCK) sh tests/run-suites.sh $(TEST_BIN)
 
 # A local cell (tools/run-cell.sh): cellstated, three agents, both schedulers
-# and examples/, in RUN_DIR (emptied first), shown live until Ctrl-C or for
-# RUN_FOR seconds.
+# and examples/, in RUN_DIR (emptied first; default outside the checkout, in
+# $XDG_STATE_HOME/cellsched/run or ~/.local/state/cellsched/run), shown live
+# until Ctrl-C or for RUN_FOR seconds.
 RUN_FOR ?=
-RUN_DIR ?= run-data
+RUN_DIR ?=
 .PHONY: run
 run: all
-	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/run-cell.sh --dir '$(RUN_DIR)' $(if $(RUN_FOR),--for '$(RUN_FOR)')
+	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/run-cell.sh $(if $(RUN_DIR),--dir '$(RUN_DIR)') $(if $(RUN_FOR),--for '$(RUN_FOR)')
 
 coverage:
 	$(MAKE) COVERAGE=1 test

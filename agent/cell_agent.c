@@ -4,15 +4,16 @@
  *   cell-agent [--server URL] [--name NAME] [--workdir DIR]
  *              [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]
  *              [--attr KEY=VALUE]... [--heartbeat-ms MS] [--poll-wait-ms MS]
- *              [--kill-grace-ms MS] [--log-listen URL] [--retain-count N]
- *              [--retain-ms MS]
+ *              [--kill-grace-ms MS] [--orphan-grace MS] [--log-listen URL]
+ *              [--retain-count N] [--retain-ms MS]
  *   cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]
  *              [--seed N] [the flags above]
  *
  * SIGTERM or SIGINT stops the agent cleanly and leaves its tasks running:
  * they belong to the cell, not to this process, and the next agent on the
  * same work directory adopts them. Stop a machine's work through the cell
- * (job.kill, draining) instead.
+ * (job.kill, draining) instead. An agent that does not come back within
+ * --orphan-grace has its tasks stopped by their supervisors (alive.h).
  */
 #include <errno.h>
 #include <nng/nng.h>
@@ -24,11 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/alive.h"
 #include "agent/host.h"
 #include "agent/logserve.h"
 #include "agent/loop.h"
 #include "agent/runner.h"
 #include "agent/sim.h"
+#include "cellstate/paths.h"
 #include "cellstate/proto.h"
 
 #define AG_LOG_LISTEN_DEFAULT "tcp://0.0.0.0:0"
@@ -41,17 +44,19 @@ static void usage(FILE *f)
             "usage: cell-agent [--server URL] [--name NAME] [--workdir DIR]\n"
             "                  [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]\n"
             "                  [--attr KEY=VALUE]... [--heartbeat-ms MS] [--poll-wait-ms MS]\n"
-            "                  [--kill-grace-ms MS] [--log-listen URL] [--retain-count N]\n"
-            "                  [--retain-ms MS]\n"
+            "                  [--kill-grace-ms MS] [--orphan-grace MS] [--log-listen URL]\n"
+            "                  [--retain-count N] [--retain-ms MS]\n"
             "       cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]\n"
             "                  [--seed N] [the flags above]\n"
             "--server defaults to $CELL_SERVER, else %s; capacity is detected\n"
             "from the host unless given (simulated machines: 8 cores, 16384 MiB, 100000 MiB).\n"
+            "--orphan-grace (default %d): a task whose agent has been gone this long is\n"
+            "stopped by its supervisor.\n"
             "Tasks' output is served (cellctl logs) on --log-listen, default %s (a free\n"
             "port; advertised with this host's name); an ended task's directory is deleted\n"
             "once %u newer ones ended (--retain-count) or %u ms after it ended (--retain-ms).\n",
-            CS_DEFAULT_URL, AG_LOG_LISTEN_DEFAULT, AG_RETAIN_COUNT_DEFAULT,
-            AG_RETAIN_MS_DEFAULT);
+            CS_DEFAULT_URL, AG_ORPHAN_GRACE_DEFAULT_MS, AG_LOG_LISTEN_DEFAULT,
+            AG_RETAIN_COUNT_DEFAULT, AG_RETAIN_MS_DEFAULT);
 }
 
 typedef struct flags {
@@ -64,6 +69,7 @@ typedef struct flags {
     uint32_t nattrs;
     ag_config cfg;
     uint32_t simulate, dur_lo, dur_hi;
+    uint32_t orphan_grace_ms;
     uint64_t seed;
 } flags;
 
@@ -132,6 +138,7 @@ static int parse_flags(int argc, char **argv, flags *f)
     f->dur_lo = 1000;
     f->dur_hi = 1000;
     f->seed = 1;
+    f->orphan_grace_ms = AG_ORPHAN_GRACE_DEFAULT_MS;
     f->log_listen = AG_LOG_LISTEN_DEFAULT;
     f->retain = (ag_retain){AG_RETAIN_COUNT_DEFAULT, AG_RETAIN_MS_DEFAULT};
     for (int i = 1; i < argc; i++) {
@@ -187,6 +194,9 @@ static int parse_flags(int argc, char **argv, flags *f)
             f->cfg.poll_wait_ms = (uint32_t)x;
         else if (strcmp(a, "--kill-grace-ms") == 0 && (rc = num(a, v, 1, 3600000, &x)) == 0)
             f->cfg.kill_grace_ms = (uint32_t)x;
+        else if (strcmp(a, "--orphan-grace") == 0 &&
+                 (rc = num(a, v, AG_ORPHAN_GRACE_MIN_MS, 86400000, &x)) == 0)
+            f->orphan_grace_ms = (uint32_t)x;
         else if (strcmp(a, "--simulate") == 0 && (rc = num(a, v, 1, 1000000, &x)) == 0)
             f->simulate = (uint32_t)x;
         else if (strcmp(a, "--sim-prefix") == 0)
@@ -200,6 +210,7 @@ static int parse_flags(int argc, char **argv, flags *f)
             }
         } else if (strcmp(a, "--heartbeat-ms") != 0 && strcmp(a, "--poll-wait-ms") != 0 &&
                    strcmp(a, "--kill-grace-ms") != 0 && strcmp(a, "--simulate") != 0 &&
+                   strcmp(a, "--orphan-grace") != 0 &&
                    strcmp(a, "--seed") != 0 && strcmp(a, "--mem") != 0 &&
                    strcmp(a, "--disk") != 0 && strcmp(a, "--retain-count") != 0 &&
                    strcmp(a, "--retain-ms") != 0) {
@@ -297,9 +308,16 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
         }
         name = host;
     }
-    snprintf(workdir, sizeof workdir, "%s", f->workdir ? f->workdir : "");
-    if (f->workdir == NULL)
-        snprintf(workdir, sizeof workdir, "cell-agent-%s", name);
+    if (f->workdir != NULL)
+        snprintf(workdir, sizeof workdir, "%s", f->workdir);
+    else {
+        char leaf[CS_NAME_MAX + 8];
+        snprintf(leaf, sizeof leaf, "agent-%s", name);
+        if (cs_default_state_path_env(leaf, "--workdir", workdir, sizeof workdir, &err) != CS_OK) {
+            fprintf(stderr, "cell-agent: %s\n", err.msg);
+            return 1;
+        }
+    }
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) {
         fprintf(stderr, "cell-agent: cannot find its own binary (/proc/self/exe): %s\n",
@@ -309,12 +327,14 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     self[n] = '\0';
     int rc = 1, rv;
     ag_runner *runner = NULL;
+    ag_alive *alive = NULL;
     ag_logsrv *logs = NULL;
     ag_clock *clock = NULL;
     ag_machine *m = NULL;
     nng_socket sock;
     bool sock_open = false;
-    if (ag_runner_open(workdir, self, f->cfg.tick_ms, &runner, &err) != CS_OK) {
+    if (ag_runner_open(workdir, self, f->cfg.tick_ms, &runner, &err) != CS_OK ||
+        ag_alive_start(workdir, f->orphan_grace_ms, &alive, &err) != CS_OK) {
         fprintf(stderr, "cell-agent: %s\n", err.msg);
         goto cleanup;
     }
@@ -363,9 +383,10 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     if (ag_runner_scan(runner, adopt_one, m, &err) != 0)
         goto cleanup;
     fprintf(stderr, "cell-agent: machine %s (cpu %lld millicores, mem %lld MiB, disk %lld MiB, "
-                    "ports %u-%u) in %s, server %s, logs at %s\n", name,
+                    "ports %u-%u) in %s, server %s, orphan grace %u ms, logs at %s\n", name,
             (long long)cfg.capacity.cpu, (long long)cfg.capacity.mem,
-            (long long)cfg.capacity.disk, cfg.port_lo, cfg.port_hi, workdir, url, cfg.log_url);
+            (long long)cfg.capacity.disk, cfg.port_lo, cfg.port_hi, workdir, url,
+            f->orphan_grace_ms, cfg.log_url);
     ag_machine_start(m);
     wait_for_stop(set, NULL, 0);
     ag_machine_stop(m);
@@ -375,6 +396,7 @@ cleanup:
     ag_clock_free(clock);
     if (sock_open)
         nng_close(sock);
+    ag_alive_stop(alive);
     ag_logsrv_close(logs);
     ag_runner_close(runner);
     return rc;

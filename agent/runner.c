@@ -3,7 +3,10 @@
  */
 #include "agent/runner.h"
 
+#include "agent/alive.h"
 #include "agent/health.h"
+#include "agent/proctree.h"
+#include "cellstate/paths.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -139,24 +142,6 @@ static bool file_exists(const char *dir, const char *name)
 
 /* ---- opening ------------------------------------------------------------------ */
 
-static int mkdir_p(const char *path, cs_error *err)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return cs_errorf(err, CS_EINVAL, "path too long: %s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return cs_errorf(err, CS_EIO, "mkdir %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return cs_errorf(err, CS_EIO, "mkdir %s: %s", buf, strerror(errno));
-    return CS_OK;
-}
-
 int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, ag_runner **out,
                    cs_error *err)
 {
@@ -165,7 +150,7 @@ int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, 
     if (strlen(workdir) > 3000)
         return cs_errorf(err, CS_EINVAL, "work directory path is too long");
     snprintf(path, sizeof path, "%s/tasks", workdir);
-    if ((rc = mkdir_p(path, err)) != CS_OK)
+    if ((rc = cs_mkdir_p(path, err)) != CS_OK)
         return rc;
     ag_runner *r = calloc(1, sizeof *r);
     if (r == NULL)
@@ -258,6 +243,13 @@ static void refresh_dir(const ag_runner *r, ag_task *t, const char *dir, int64_t
     if (ex != NULL) {
         parse_exit(t, ex);
         free(ex);
+        /* Stopped by its supervisor while no agent was there: that is the
+         * reason, whatever signal ended it. */
+        char *why = read_file(dir, "orphaned", NULL);
+        if (why != NULL) {
+            snprintf(t->reason, sizeof t->reason, "%.*s", (int)strcspn(why, "\n"), why);
+            free(why);
+        }
         return;
     }
     if (t->pgid != 0)
@@ -268,6 +260,14 @@ static void refresh_dir(const ag_runner *r, ag_task *t, const char *dir, int64_t
         write_file(dir, "exit", msg, sizeof msg - 1, false);
         parse_exit(t, msg);
     }
+}
+
+/* The kill grace in a task's meta ("grace N"), or `dflt`. */
+static uint32_t meta_grace(const char *meta, uint32_t dflt)
+{
+    unsigned grace;
+    const char *line = meta ? strstr(meta, "grace ") : NULL;
+    return line && sscanf(line, "grace %u", &grace) == 1 ? grace : dflt;
 }
 
 /* Fill t (id, attempt, meta, state) from the directory of one placement.
@@ -290,10 +290,7 @@ static int load_task(const ag_runner *r, const char *name, ag_task *t, int64_t n
         return CS_ENOTFOUND;
     char *meta = read_file(dir, "meta", NULL);
     if (meta != NULL) {
-        unsigned grace;
-        char *line = strstr(meta, "grace ");
-        if (line && sscanf(line, "grace %u", &grace) == 1)
-            t->grace_ms = grace;
+        t->grace_ms = meta_grace(meta, t->grace_ms);
         if (strncmp(meta, "job ", 4) == 0)
             snprintf(t->job, sizeof t->job, "%.*s", (int)strcspn(meta + 4, "\n"), meta + 4);
         free(meta);
@@ -716,6 +713,131 @@ static void child_exec(const char *cmd, char **envp, int errfd)
     _exit(127);
 }
 
+/* The agent's heartbeat file, from a task directory (tasks/<id>-<attempt>/). */
+#define SUP_ALIVE_PATH "../../" AG_ALIVE_FILE
+
+/* The longest the final kill waits for the task's processes to die (one in
+ * uninterruptible sleep ignores SIGKILL until it wakes): past it, the exit
+ * is written anyway, so that the agent learns the task ended. */
+#define SUP_KILL_WAIT_MS 10000
+
+/* What the supervisor knows while the task runs. */
+typedef struct sup {
+    pid_t shell;      /* the task's shell: its process group's id, left unreaped until the end */
+    bool subreaper;   /* the task's orphans come to us (proctree.h) */
+    uint32_t kill_grace_ms;
+    sigset_t chld;    /* SIGCHLD, blocked and taken by sigtimedwait */
+} sup;
+
+/* SIGCHLD must not be discarded as ignored: a handler, though it never
+ * runs (the signal stays blocked and is taken by sigtimedwait). */
+static void sup_on_chld(int sig) { (void)sig; }
+
+/* Sleep until a child changes state or `ms` pass. */
+static void sup_nap(const sup *s, int64_t ms)
+{
+    if (ms < 1)
+        ms = 1;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    sigtimedwait(&s->chld, NULL, &ts);
+}
+
+/* Send `sig` to every process of the task: each descendant of the
+ * supervisor (the group and whatever left it), or only the group when
+ * there is no subreaper. Returns how many were signalled. */
+static uint32_t sup_signal(const sup *s, int sig)
+{
+    uint32_t n = 0;
+    cs_error err = {0};
+    if (!s->subreaper)
+        return kill(-s->shell, sig) == 0;
+    if (ag_proctree_signal(getpid(), sig, &n, &err) != CS_OK) {
+        fprintf(stderr, "supervisor: %s; signalling the task's process group only\n", err.msg);
+        return kill(-s->shell, sig) == 0;
+    }
+    return n;
+}
+
+/* Reap every ended child but the shell, which stays a zombie until the
+ * end so that its pid (the group's id, which the agent signals) is not
+ * reused. True once the shell has ended. */
+static bool sup_reap(const sup *s)
+{
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+            if (errno == EINTR)
+                continue;
+            return false;
+        }
+        if (si.si_pid == 0)
+            return false;
+        if (si.si_pid == s->shell)
+            return true;
+        waitpid(si.si_pid, NULL, 0);
+    }
+}
+
+/* Stopped for want of an agent: say why where the next agent reads it. */
+static void sup_orphaned(const ag_alive_watch *w, int64_t now)
+{
+    char why[160];
+    int n = snprintf(why, sizeof why,
+                     "stopped by its supervisor: no word from the agent for %lld ms "
+                     "(--orphan-grace %u ms)\n",
+                     (long long)(now - w->heard_ms), w->grace_ms);
+    fprintf(stderr, "supervisor: %s", why);
+    if (write_file(".", "orphaned", why, (size_t)n, true) != 0)
+        fprintf(stderr, "supervisor: cannot write orphaned: %s\n", strerror(errno));
+}
+
+/* Wait for the shell to end, reaping the task's orphans meanwhile. When
+ * the agent has been silent for its grace (alive.h), stop the task as the
+ * agent would: SIGTERM to all its processes, SIGKILL after its kill
+ * grace. */
+static void sup_wait(const sup *s)
+{
+    ag_alive_watch w;
+    ag_alive_watch_init(&w, AG_ORPHAN_GRACE_DEFAULT_MS, ag_now_ms());
+    int64_t term_at = 0;
+    bool killed = false;
+    while (!sup_reap(s)) {
+        int64_t now = ag_now_ms(), nap = ag_alive_period_ms(w.grace_ms);
+        if (term_at == 0 && ag_alive_orphaned(&w, SUP_ALIVE_PATH, now)) {
+            sup_orphaned(&w, now);
+            sup_signal(s, SIGTERM);
+            term_at = now;
+        }
+        if (term_at != 0 && !killed) {
+            int64_t left = term_at + s->kill_grace_ms - now;
+            if (left <= 0) {
+                sup_signal(s, SIGKILL);
+                killed = true;
+            } else if (left < nap) {
+                nap = left;
+            }
+        }
+        sup_nap(s, nap);
+    }
+}
+
+/* The shell has ended: kill what is left of the task, in its group or not,
+ * until nothing is (or SUP_KILL_WAIT_MS passed). */
+static void sup_kill_rest(const sup *s)
+{
+    kill(-s->shell, SIGKILL);
+    int64_t end = ag_now_ms() + SUP_KILL_WAIT_MS;
+    while (s->subreaper && sup_signal(s, SIGKILL) > 0) {
+        if (ag_now_ms() > end) {
+            fprintf(stderr, "supervisor: some processes of the task outlive SIGKILL; "
+                            "reporting its end anyway\n");
+            return;
+        }
+        sup_nap(s, 10);
+    }
+}
+
 int ag_supervise(const char *dir)
 {
     /* Nothing of the agent's but the directory: no sockets, no lock. */
@@ -733,8 +855,23 @@ int ag_supervise(const char *dir)
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
+    sup s = {0};
+    sigemptyset(&s.chld);
+    sigaddset(&s.chld, SIGCHLD);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sup_on_chld;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigprocmask(SIG_BLOCK, &s.chld, NULL); /* the task's shell unblocks it (child_exec) */
+    cs_error serr = {0};
+    s.subreaper = ag_proctree_subreaper(&serr) == CS_OK;
+    if (!s.subreaper)
+        fprintf(stderr, "supervisor: %s: only the task's process group can be killed (a "
+                        "process that leaves it survives the task)\n", serr.msg);
     size_t elen = 0;
     char *cmd = read_file(".", "cmd", NULL), *env = read_file(".", "env", &elen);
+    char *meta = read_file(".", "meta", NULL);
+    s.kill_grace_ms = meta_grace(meta, CS_JOBOPTS_DEFAULT_KILL_GRACE_MS);
     char **envp = env ? split_env(env, elen) : NULL;
     int rc = 1, pfd[2] = {-1, -1};
     if (cmd == NULL || envp == NULL) {
@@ -768,17 +905,21 @@ int ag_supervise(const char *dir)
     int n = snprintf(line, sizeof line, "%d\n", (int)pid);
     if (write_file(".", "pid", line, (size_t)n, true) != 0)
         fprintf(stderr, "supervisor: cannot write pid: %s\n", strerror(errno));
+    s.shell = pid;
+    sup_wait(&s);
     /* Learn how it ended without reaping it, so that its pid (the group's
-     * id) cannot be reused while what is left of the group is killed. */
+     * id) cannot be reused while what is left of the task is killed. */
     siginfo_t si;
     memset(&si, 0, sizeof si);
     while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
         ;
-    kill(-pid, SIGKILL);
+    sup_kill_rest(&s);
     char code[16];
     snprintf(code, sizeof code, "%d", si.si_status);
     sup_exit(si.si_code == CLD_EXITED ? "exit" : "signal", code);
-    waitpid(pid, NULL, 0);
+    /* The shell, and the zombies the final kill left (nothing lives). */
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
     rc = 0;
 cleanup:
     if (pfd[0] >= 0)
@@ -787,6 +928,7 @@ cleanup:
         close(pfd[1]);
     free(envp);
     free(env);
+    free(meta);
     free(cmd);
     return rc;
 }

@@ -5,6 +5,8 @@
  * Layout under the work directory:
  *
  *   agent.lock                 flock'd by the running agent (one per dir)
+ *   agent.alive                the running agent's heartbeat to the
+ *                              supervisors (alive.h)
  *   tasks/<task id>-<attempt>/ one directory per placement, made with
  *                              mkdir(2) before anything runs: its existence
  *                              is the durable "this placement was begun"
@@ -17,6 +19,8 @@
  *                              the task's pid, which is its process group
  *     exit                     written by the supervisor when the task ended:
  *                              "exit N", "signal N" or "error TEXT"
+ *     orphaned                 written by the supervisor when it stopped the
+ *                              task for want of an agent: the reason
  *     health_kill              written by the agent when the task's health
  *                              checks condemned it: the reason it reports
  *     done                     written by the agent when the cell needs
@@ -26,8 +30,17 @@
  * with --supervise DIR, detached (double fork, own session) so that it
  * survives the agent. It starts `/bin/sh -c CMD` in its own process group
  * with the task directory as working directory, waits for it, kills what is
- * left of the group, and writes `exit` atomically (temporary file and
+ * left of the task, and writes `exit` atomically (temporary file and
  * rename). pid and exit are therefore known to any later agent.
+ *
+ * "What is left of the task" is every process it started, in its group or
+ * not (setsid): the supervisor is a child subreaper, so they all remain its
+ * descendants, and it kills them by a walk of /proc (proctree.h says why
+ * this and not a cgroup). And a task never outlives its agent
+ * unsupervised: the supervisor stops it (SIGTERM, SIGKILL after the kill
+ * grace) once agent.alive has not changed for --orphan-grace. The agent is
+ * in touch through that file, not a pipe, so that a restarted agent is in
+ * touch with the supervisors of the tasks it adopts (alive.h).
  *
  * The runner owns the agent's health checker (health.h): a task is handed to
  * it once its pid is known, from the files above, and taken back when it

@@ -2,18 +2,27 @@
  *
  *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
  *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
- *              [--nosync]
+ *              [--addr-file FILE] [--nosync]
  *
- * --listen defaults to $CELL_SERVER, else tcp://127.0.0.1:7600. Stops
- * cleanly on SIGTERM or SIGINT; a restart on the same --data resumes where
- * it was.
+ * --listen defaults to $CELL_SERVER, else tcp://127.0.0.1:7600; port 0 takes
+ * any free port, and --addr-file FILE then tells which: the address clients
+ * reach the server at, written once it listens (whole: written beside and
+ * renamed), so that whoever started it never has to guess a free port in
+ * advance. --data defaults to $XDG_STATE_HOME/cellsched/cell, else
+ * /var/lib/cellsched/cell for root, else ~/.local/state/cellsched/cell:
+ * never the current directory. Stops cleanly on SIGTERM or SIGINT; a restart
+ * on the same --data resumes where it was.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "cellstate/paths.h"
 #include "cellstate/proto.h"
 #include "cellstate/server.h"
 
@@ -21,7 +30,11 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]\n"
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
-               "                  [--max-msg BYTES] [--nosync]\n");
+               "                  [--max-msg BYTES] [--addr-file FILE] [--nosync]\n"
+               "--listen: $CELL_SERVER, else %s (port 0: any free port, see --addr-file)\n"
+               "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
+               "        else ~/.local/state/cellsched/cell\n",
+            CS_DEFAULT_URL);
 }
 
 static int num(const char *flag, const char *v, unsigned long long max, unsigned long long *out)
@@ -36,12 +49,32 @@ static int num(const char *flag, const char *v, unsigned long long max, unsigned
     return 0;
 }
 
+/* Write `url` and a newline to `path` whole: into path.tmp, then renamed,
+ * so that a reader polling for the file never sees half of it. */
+static int write_addr_file(const char *path, const char *url, cs_error *err)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return cs_errorf(err, CS_EINVAL, "--addr-file %s: path too long", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return cs_errorf(err, CS_EIO, "--addr-file %s: %s", tmp, strerror(errno));
+    bool ok = fprintf(f, "%s\n", url) > 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return cs_errorf(err, CS_EIO, "--addr-file %s: %s", path, strerror(e));
+    }
+    return CS_OK;
+}
+
 int main(int argc, char **argv)
 {
     cs_server_opts o;
     cs_server_opts_default(&o);
-    o.data_dir = "cell-data";
-    const char *listen = NULL;
+    o.data_dir = NULL;
+    const char *listen = NULL, *addr_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -65,6 +98,8 @@ int main(int argc, char **argv)
             o.pub_url = v;
         else if (strcmp(a, "--data") == 0)
             o.data_dir = v;
+        else if (strcmp(a, "--addr-file") == 0)
+            addr_file = v;
         else if (strcmp(a, "--workers") == 0 && num(a, v, 1000000, &x) == 0 && x > 0)
             o.workers = (uint32_t)x;
         else if (strcmp(a, "--heartbeat-timeout") == 0 && num(a, v, 86400000, &x) == 0 && x > 0)
@@ -80,6 +115,25 @@ int main(int argc, char **argv)
         }
     }
     o.listen_url = cs_server_url(listen);
+    cs_error err = {0};
+    char data[4096];
+    if (o.data_dir == NULL) {
+        if (cs_default_state_path_env("cell", "--data", data, sizeof data, &err) != CS_OK) {
+            fprintf(stderr, "cellstated: %s\n", err.msg);
+            return 1;
+        }
+        /* The store makes its own directory; the default's parents may not
+         * exist yet. */
+        char *slash = strrchr(data, '/');
+        *slash = '\0';
+        int rc = cs_mkdir_p(data, &err);
+        *slash = '/';
+        if (rc != CS_OK) {
+            fprintf(stderr, "cellstated: %s\n", err.msg);
+            return 1;
+        }
+        o.data_dir = data;
+    }
 
     /* Block the signals before any thread starts, so that all threads
      * inherit the mask and only sigwait below receives them. */
@@ -91,12 +145,18 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     cs_server *s;
-    cs_error err = {0};
     if (cs_server_start(&o, &s, &err) != CS_OK) {
         fprintf(stderr, "cellstated: %s\n", err.msg);
         return 1;
     }
-    fprintf(stderr, "cellstated: serving %s on %s%s%s\n", o.data_dir, o.listen_url,
+    char bound[512];
+    if (cs_server_bound_url(s, bound, sizeof bound, &err) != CS_OK ||
+        (addr_file != NULL && write_addr_file(addr_file, bound, &err) != CS_OK)) {
+        fprintf(stderr, "cellstated: %s\n", err.msg);
+        cs_server_stop(s);
+        return 1;
+    }
+    fprintf(stderr, "cellstated: serving %s on %s%s%s\n", o.data_dir, bound,
             o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "");
     int sig = 0;
     sigwait(&set, &sig);

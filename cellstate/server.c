@@ -144,7 +144,7 @@ void cs_server_opts_default(cs_server_opts *o)
     memset(o, 0, sizeof *o);
     o->listen_url = CS_DEFAULT_URL;
     o->workers = 1024;
-    o->heartbeat_timeout_ms = 10000;
+    o->heartbeat_timeout_ms = CS_HEARTBEAT_TIMEOUT_DEFAULT_MS;
     o->poll_max_wait_ms = 30000;
     o->max_msg = CS_DEFAULT_MAX_MSG;
 }
@@ -2150,6 +2150,22 @@ err_after_alloc:
     free(s->pub_url);
     free(s);
     return rc;
+}
+
+int cs_server_bound_url(cs_server *s, char *out, size_t size, cs_error *err)
+{
+    int port = 0, n;
+    const char *url = s->listen_url;
+    const char *colon = strrchr(url, ':');
+    /* Only TCP listeners have a port; ipc:// and inproc:// are their URL. */
+    if (strncmp(url, "tcp", 3) == 0 && colon != NULL &&
+        nng_listener_get_int(s->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
+        n = snprintf(out, size, "%.*s:%d", (int)(colon - url), url, port);
+    else
+        n = snprintf(out, size, "%s", url);
+    if (n < 0 || (size_t)n >= size)
+        return cs_errorf(err, CS_EINVAL, "the listen address %s is too long", url);
+    return CS_OK;
 }
 
 void cs_server_stop(cs_server *s)

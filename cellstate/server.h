@@ -32,12 +32,22 @@ typedef struct cs_server_opts {
     bool nosync;                   /* skip fsync (tests and benchmarks only) */
 } cs_server_opts;
 
+/* The default heartbeat timeout. The agent derives its default
+ * --orphan-grace from it (agent/alive.h). */
+#define CS_HEARTBEAT_TIMEOUT_DEFAULT_MS 10000
+
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB. */
 void cs_server_opts_default(cs_server_opts *o);
 
 /* Open the store and start serving. On success *out is the caller's: stop
  * it with cs_server_stop. `o` is copied (its strings too). */
 int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err);
+
+/* The address clients reach `s` at, into out[0..size): listen_url with the
+ * port the listener was given, so that a listen URL with port 0 (any free
+ * port, chosen by the kernel at bind time) can be told to clients. CS_EINVAL
+ * when it does not fit. */
+int cs_server_bound_url(cs_server *s, char *out, size_t size, cs_error *err);
 
 /* Stop serving: close the sockets, finish the write in progress, join the
  * threads and close the store. Frees `s`. */

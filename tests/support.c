@@ -392,18 +392,83 @@ bool ts_check_invariants(cs_store *s, char *why, size_t whylen)
 #include <sys/wait.h>
 #include <time.h>
 
-int ts_free_port(void)
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "agent/proctree.h"
+
+/* Whether `port` can be bound on 127.0.0.1 now (nothing listens there). */
+static bool port_bindable(int port)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* as nng's listeners do */
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0, "bind: %s", strerror(errno));
-    socklen_t len = sizeof a;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    a.sin_port = htons((uint16_t)port);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
     close(fd);
-    return ntohs(a.sin_port);
+    return ok;
+}
+
+/* Reserve a block (see support.h): returns its first port. The lock's file
+ * descriptor stays open, close-on-exec so that spawned daemons do not keep
+ * it, until the process exits. */
+static int reserve_block(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[256], path[300];
+    snprintf(dir, sizeof dir, "%s/cellsched-test-ports", tmp && tmp[0] ? tmp : "/tmp");
+    if (mkdir(dir, 01777) == 0)
+        chmod(dir, 01777); /* shared by every user's tests, like /tmp */
+    int nblocks = (TS_PORT_HI - TS_PORT_LO) / TS_PORT_BLOCK;
+    int start = (int)((unsigned)getpid() * 2654435761u % (unsigned)nblocks);
+    for (int k = 0; k < nblocks; k++) {
+        int lo = TS_PORT_LO + ((start + k) % nblocks) * TS_PORT_BLOCK;
+        snprintf(path, sizeof path, "%s/%d", dir, lo);
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            continue;
+        }
+        bool free_ = true;
+        for (int p = lo; p < lo + TS_PORT_BLOCK && free_; p++)
+            free_ = port_bindable(p);
+        if (free_)
+            return lo; /* fd stays open: the reservation */
+        close(fd);
+    }
+    cr_assert_fail("no free block of %d ports in [%d, %d) (locks in %s)", TS_PORT_BLOCK, TS_PORT_LO,
+                   TS_PORT_HI, dir);
+    return -1;
+}
+
+/* This process's current block and the ports of it not yet handed out. A
+ * block serves only the process that reserved it: a forked test takes a
+ * block of its own rather than its parent's leftovers. */
+static pid_t ports_owner;
+static int ports_next, ports_end;
+
+int ts_port_range(int n)
+{
+    cr_assert(n >= 1 && n <= TS_PORT_BLOCK, "ts_port_range(%d): 1..%d", n, TS_PORT_BLOCK);
+    if (ports_owner != getpid() || ports_end - ports_next < n) {
+        ports_next = reserve_block();
+        ports_end = ports_next + TS_PORT_BLOCK;
+        ports_owner = getpid();
+    }
+    int first = ports_next;
+    ports_next += n;
+    return first;
+}
+
+int ts_free_port(void)
+{
+    return ts_port_range(1);
 }
 
 void ts_bin(const char *name, char *out, size_t size)
@@ -451,6 +516,21 @@ int ts_stop(int pid, int sig, int timeout_ms)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return -1;
+}
+
+void ts_kill_descendants(void)
+{
+    uint32_t n;
+    cs_error err = {0};
+    for (int waited = 0; waited <= 20000; waited += 10) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (ag_proctree_signal(getpid(), SIGKILL, &n, &err) != CS_OK || n == 0)
+            break;
+        ts_sleep_ms(10);
+    }
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+        ;
 }
 
 /* ---- a cellstated for integration tests ------------------------------------ */

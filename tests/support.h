@@ -84,8 +84,26 @@ bool ts_check_invariants(cs_store *s, char *why, size_t whylen);
 
 /* ---- processes, for integration tests -------------------------------------- */
 
-/* A free TCP port on 127.0.0.1 (bound, read back, released). */
+/* A TCP port on 127.0.0.1 reserved for this test process until it exits.
+ *
+ * Why not "bind port 0, read it back, close": that port is free only at the
+ * moment of the probe; the kernel may hand it to any other socket before the
+ * test's daemon binds it (a test once connected to another test's server).
+ * Instead, ports come from [TS_PORT_LO, TS_PORT_HI), below Linux's ephemeral
+ * range (32768-60999), which the kernel never hands out on its own, in
+ * blocks of TS_PORT_BLOCK, each reserved by an flock on a file under
+ * $TMPDIR/cellsched-test-ports that this process holds until it exits (a
+ * Criterion test is a process of its own), so that concurrent suites and
+ * tests never share one. A block is taken only when every port in it can be
+ * bound at that moment (no foreign listener). The test fails when every
+ * block is taken. */
+#define TS_PORT_LO 20000
+#define TS_PORT_HI 32752
+#define TS_PORT_BLOCK 16
 int ts_free_port(void);
+/* `n` consecutive reserved ports (1 <= n <= TS_PORT_BLOCK), for an agent's
+ * --ports range; returns the first. */
+int ts_port_range(int n);
 
 /* The path of binary `name`: $CELLSCHED_BIN/name (make test sets it to the
  * sanitized build), else bin/name. Written into out. */
@@ -101,6 +119,13 @@ int ts_stop(int pid, int sig, int timeout_ms);
 
 /* Sleep for ms milliseconds. */
 void ts_sleep_ms(int ms);
+
+/* Kill every descendant of this process with SIGKILL (a walk of /proc,
+ * repeated until none is alive) and reap every child. With the test made a
+ * subreaper (PR_SET_CHILD_SUBREAPER), every process the test started, or
+ * a process it started started, is a descendant: nothing outlives the
+ * test, whatever state a failure left it in. */
+void ts_kill_descendants(void);
 
 /* A cellstated process for an integration test: its own temporary
  * directory (data and log), a free port on 127.0.0.1, and a client. */

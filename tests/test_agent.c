@@ -7,6 +7,7 @@
  * assertion: the machine running the suite is shared and slow.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -470,46 +470,6 @@ static void dump_log(const char *what, const char *log)
     free(s);
 }
 
-/* Kill every task process the agent's work directory knows of: tasks are
- * left running when an agent stops, by design, so a test cleans up. */
-static void kill_leftovers(const agent *a)
-{
-    char path[400];
-    snprintf(path, sizeof path, "%s/tasks", a->work);
-    DIR *dir = opendir(path);
-    struct dirent *e;
-    while (dir && (e = readdir(dir)) != NULL) {
-        char f[800];
-        if (e->d_name[0] == '.')
-            continue;
-        snprintf(f, sizeof f, "%s/%s/pid", path, e->d_name);
-        char *s = slurp(f);
-        if (s && atoi(s) > 1)
-            kill(-atoi(s), SIGKILL);
-        free(s);
-    }
-    if (dir)
-        closedir(dir);
-}
-
-/* Supervisors outlive their agent, by design, and orphans go to the
- * nearest subreaper: this test process (agent_init makes it one), so that
- * none escapes the test. Wait for every child to end and reap it: one left
- * at exit would be reparented to Criterion's runner, which counts it as a
- * stranger (and leaks its bookkeeping). */
-static void reap_all(void)
-{
-    int64_t end = now_ms() + 10000;
-    while (now_ms() < end) {
-        pid_t p = waitpid(-1, NULL, WNOHANG);
-        if (p < 0 && errno == ECHILD)
-            return;
-        if (p <= 0)
-            ts_sleep_ms(20);
-    }
-    cr_log_error("some child processes did not end");
-}
-
 /* Stop the agent, the daemon, and every task left running; remove the
  * agent's directory. `d` may be NULL. */
 static void teardown(agent *a, ts_daemon *d)
@@ -519,8 +479,11 @@ static void teardown(agent *a, ts_daemon *d)
     a->pid = 0;
     if (d != NULL)
         ts_daemon_teardown(d);
-    kill_leftovers(a);
-    reap_all();
+    /* Tasks and their supervisors outlive a stopped agent by design, and
+     * this test process is their subreaper (agent_init): end them all,
+     * and reap them, so that none is left to Criterion's runner (which
+     * counts strays and leaks its bookkeeping on them). */
+    ts_kill_descendants();
     if (a->dir[0])
         ts_rmtree(a->dir);
     a->dir[0] = '\0';
@@ -571,6 +534,16 @@ static int task_pid(ts_daemon *d, const agent *a, cs_id j, char *exitf, size_t s
     free(s);
     cr_assert(pid > 1 && alive(pid), "task pid %d", pid);
     return pid;
+}
+
+/* Task 0 of the job, once it is reported failed (the reply in r). */
+static const msgpack_object *wait_failed(ts_daemon *d, const agent *a, cs_id job, cs_msg *r)
+{
+    bool failed = wait_state(d, job, "failed", 1);
+    if (!failed)
+        dump_log("agent", a->log);
+    cr_assert(failed, "the task was killed and reported failed");
+    return task_of(d, job, 0, r);
 }
 
 /* ---- (1) tasks run as processes and reach finished or failed ------------------------- */
@@ -771,6 +744,165 @@ Test(agent, stopped_agent_machine_goes_down_and_restart_kills_lost_tasks, .timeo
     teardown(a, d);
 }
 
+/* ---- (4b) the supervisor: every process of a task, and tasks without an agent ----------- */
+
+/* A task that leaves its group and session: the setsid'd shell writes its
+ * pid (it then becomes the sleep) to escaped.txt, the task's shell its own
+ * to pid.txt. `starts` (may be NULL) gets a line per start. */
+static void escaper_cmd(char *out, size_t size, const char *starts)
+{
+    char count[400] = "";
+    if (starts != NULL)
+        snprintf(count, sizeof count, "echo started >> %.300s; ", starts);
+    snprintf(out, size, "%secho $$ > pid.txt; setsid sh -c 'echo $$ > escaped.txt; exec sleep "
+                        "300' & sleep 300", count);
+}
+
+/* The session of process `pid` (field 6 of /proc/PID/stat), 0 unknown. */
+static int session_of(int pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    char *s = slurp(path);
+    char *p = s ? strrchr(s, ')') : NULL;
+    int pp, pg, sid = 0;
+    char st;
+    if (p == NULL || sscanf(p + 1, " %c %d %d %d", &st, &pp, &pg, &sid) != 4)
+        sid = 0;
+    free(s);
+    return sid;
+}
+
+/* Start the escaper as job "escaper" on m1; its two pids, once it runs and
+ * the escaped one is in a session of its own. */
+static cs_id start_escaper(ts_daemon *d, const agent *a, const char *starts, int *pid, int *esc,
+                           char *exitf, size_t size)
+{
+    char cmd[700];
+    escaper_cmd(cmd, sizeof cmd, starts);
+    cs_id j = submit(d, "escaper", 1, cmd, 0, NULL);
+    place(d, "m1", 1);
+    *pid = task_pid(d, a, j, exitf, size);
+    cs_msg r;
+    char path[600];
+    task_path(a, task_of(d, j, 0, &r), "escaped.txt", path, sizeof path);
+    char *s = wait_file(path);
+    *esc = atoi(s);
+    free(s);
+    cr_assert(*esc > 1 && alive(*esc), "escaped pid %d", *esc);
+    cr_assert(session_of(*esc) == *esc && session_of(*esc) != session_of(*pid),
+              "the escaped process leads a session of its own");
+    cr_assert(wait_state(d, j, "running", 1), "reported running");
+    return j;
+}
+
+Test(agent, killed_job_leaves_no_process_even_after_setsid, .timeout = 90, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    start_cell(d, a, NULL, NULL, NULL);
+    int pid, esc;
+    char exitf[600];
+    cs_id j = start_escaper(d, a, NULL, &pid, &esc, exitf, sizeof exitf);
+
+    kill_job(d, j);
+    bool gone = wait_dead(pid) && wait_dead(esc);
+    if (!gone)
+        dump_log("agent", a->log);
+    cr_assert(gone, "after job.kill neither the task (%d) nor its escaped child (%d) lives",
+              pid, esc);
+    char *ex = wait_file(exitf);
+    cr_assert_str_eq(ex, "signal 15\n", "the task's shell ended by the agent's SIGTERM");
+    free(ex);
+    teardown(a, d);
+}
+
+Test(agent, tasks_of_a_killed_agent_are_stopped_after_the_orphan_grace, .timeout = 120,
+     .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    /* A long heartbeat timeout: the machine stays up, so that the next
+     * agent's report of the stop is taken. */
+    start_cell(d, a, "--heartbeat-timeout", "120000",
+               (const char *const[]){"--orphan-grace", "1000", NULL});
+    int pid, esc;
+    char exitf[600];
+    cs_id j = start_escaper(d, a, NULL, &pid, &esc, exitf, sizeof exitf);
+
+    ts_stop(a->pid, SIGKILL, 10000);
+    a->pid = 0;
+    bool gone = wait_dead(pid) && wait_dead(esc);
+    cr_assert(gone, "the supervisor stopped the task (%d) and its escaped child (%d)", pid, esc);
+    char *ex = wait_file(exitf);
+    cr_assert_str_eq(ex, "signal 15\n", "SIGTERM first");
+    free(ex);
+    char orphaned[600];
+    snprintf(orphaned, sizeof orphaned, "%.*sorphaned", (int)(strlen(exitf) - 4), exitf);
+    char *why = wait_file(orphaned);
+    cr_assert(strstr(why, "no word from the agent") && strstr(why, "--orphan-grace 1000 ms"),
+              "orphaned says why: %s", why);
+    free(why);
+
+    /* The next agent adopts the ended task and reports it, with that reason. */
+    agent_start(a, d->url, NULL);
+    cs_msg r;
+    const msgpack_object *t = wait_failed(d, a, j, &r);
+    cr_assert(str_has(t, "reason", "stopped by its supervisor"), "the reason says who stopped it");
+    teardown(a, d);
+}
+
+Test(agent, agent_restarted_within_the_orphan_grace_keeps_its_tasks, .timeout = 120,
+     .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    const uint32_t grace = 6000;
+    const char *const flags[] = {"--orphan-grace", "6000", NULL};
+    start_cell(d, a, NULL, NULL, flags);
+    char starts[400];
+    snprintf(starts, sizeof starts, "%.255s/starts", a->dir);
+    int pid, esc;
+    char exitf[600];
+    cs_id j = start_escaper(d, a, starts, &pid, &esc, exitf, sizeof exitf);
+
+    ts_stop(a->pid, SIGKILL, 10000);
+    a->pid = 0;
+    int64_t killed_at = now_ms();
+    agent_start(a, d->url, flags);
+    /* The new agent is in touch once its pid is in agent.alive: that must
+     * come within the grace, or this run says nothing about adoption. */
+    char alive_path[400];
+    snprintf(alive_path, sizeof alive_path, "%.300s/agent.alive", a->work);
+    int64_t end = now_ms() + DEADLINE_MS, in_touch_at = 0;
+    while (in_touch_at == 0 && now_ms() < end) {
+        char *s = slurp(alive_path);
+        if (s && atoi(s) == a->pid)
+            in_touch_at = now_ms();
+        free(s);
+        if (in_touch_at == 0)
+            ts_sleep_ms(10);
+    }
+    cr_assert(in_touch_at != 0, "the restarted agent writes agent.alive");
+    cr_assert_lt(in_touch_at - killed_at, grace, "the restart took %lld ms, within the grace",
+                 (long long)(in_touch_at - killed_at));
+    cr_assert(wait_log(a->log, "adopting task"), "the restarted agent adopts the task");
+
+    /* Past the grace the old agent's silence would have used up (and two
+     * periods of the heartbeat file), the task still runs. */
+    while (now_ms() < killed_at + grace + 2 * 750 + 500) {
+        cr_assert(alive(pid) && alive(esc), "the adopted task keeps running");
+        ts_sleep_ms(100);
+    }
+    cr_assert(alive(pid) && alive(esc), "the adopted task keeps running");
+    cr_assert_eq(access(exitf, F_OK), -1, "it has not ended");
+    cr_assert_eq(count_state(d, j, "running"), 1, "the cell still has it running");
+    char *lines = slurp(starts);
+    cr_assert_str_eq(lines, "started\n", "the task started exactly once");
+    free(lines);
+    teardown(a, d);
+}
+
 /* ---- (5) simulated machines ----------------------------------------------------------- */
 
 /* A cellstated and a simulator of `n` machines named prefix + index, each
@@ -869,6 +1001,8 @@ Test(agent, flag_errors_exit_non_zero_with_a_message, .timeout = 60, .fini = cle
     expect_refused((const char *const[]){"--simulate", "0", NULL}, "--simulate");
     expect_refused((const char *const[]){"--sim-duration", "9-1", NULL}, "LO-HI");
     expect_refused((const char *const[]){"--heartbeat-ms", NULL}, "needs a value");
+    expect_refused((const char *const[]){"--orphan-grace", "5", NULL},
+                   "--orphan-grace: '5' is not a number in 100..");
 }
 
 Test(agent, unreachable_server_is_retried_until_it_answers, .timeout = 90, .fini = cleanup)
@@ -1038,12 +1172,8 @@ static bool wait_health(ts_daemon *d, cs_id job, const char *health)
 /* Task 0 of the job failed with exactly `reason`. */
 static void expect_failed(ts_daemon *d, const agent *a, cs_id job, const char *reason)
 {
-    bool failed = wait_state(d, job, "failed", 1);
-    if (!failed)
-        dump_log("agent", a->log);
-    cr_assert(failed, "the task was killed and reported failed");
     cs_msg r;
-    const msgpack_object *t = task_of(d, job, 0, &r);
+    const msgpack_object *t = wait_failed(d, a, job, &r);
     const msgpack_object *why = cs_obj_get(t, "reason");
     cr_assert(str_is(t, "reason", reason), "reason is '%.*s', expected '%s'",
               why ? (int)why->via.str.size : 0, why ? why->via.str.ptr : "", reason);

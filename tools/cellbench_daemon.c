@@ -2,18 +2,15 @@
 #include "tools/cellbench_daemon.h"
 #include "tools/cellbench_util.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,28 +37,6 @@ int cb_cellstated_path(const char *flag, char *out, size_t size, cs_error *err)
     return CS_OK;
 }
 
-/* A TCP port of 127.0.0.1 that was free a moment ago: bound, read back and
- * released. Another process could take it before cellstated listens; the
- * start then fails and says so. */
-static int free_port(int *port, cs_error *err)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return cs_errorf(err, CS_EIO, "socket: %s", strerror(errno));
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int rc = CS_OK;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        rc = cs_errorf(err, CS_EIO, "finding a free port: %s", strerror(errno));
-    else
-        *port = ntohs(a.sin_port);
-    close(fd);
-    return rc;
-}
-
 int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err)
 {
     pid_t parent = getpid();
@@ -86,30 +61,75 @@ int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err)
     return CS_OK;
 }
 
+/* Whether the daemon has exited; if so, reap it and say so in err. */
+static bool exited(cb_daemon *d, const char *log, cs_error *err)
+{
+    int status;
+    if (waitpid(d->pid, &status, WNOHANG) != d->pid)
+        return false;
+    d->pid = 0;
+    cs_errorf(err, CS_EIO, "cellstated exited with status %d (log: %s)", status, log);
+    return true;
+}
+
+/* Wait up to ready_ms for cellstated's --addr-file and read the address it
+ * listens on into d->url. */
+static int read_addr(cb_daemon *d, const char *path, const char *log, uint32_t ready_ms,
+                     cs_error *err)
+{
+    for (uint32_t waited = 0;; waited += 20) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            bool ok = fgets(d->url, sizeof d->url, f) != NULL;
+            fclose(f);
+            size_t n = ok ? strcspn(d->url, "\n") : 0;
+            if (n == 0)
+                return cs_errorf(err, CS_EPROTO, "cellstated's address file %s is empty", path);
+            d->url[n] = '\0';
+            return CS_OK;
+        }
+        if (exited(d, log, err))
+            return CS_EIO;
+        if (waited >= ready_ms)
+            return cs_errorf(err, CS_EIO, "cellstated did not listen within %u ms (log: %s)",
+                             ready_ms, log);
+        cb_sleep_ms(20);
+    }
+}
+
 int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t ready_ms,
                     cs_error *err)
 {
     d->pid = 0;
     snprintf(d->log, sizeof d->log, "%s", log);
-    int port = 0, rc;
-    if ((rc = free_port(&port, err)) != CS_OK)
-        return rc;
-    snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%d", port);
+    int rc;
+    /* Port 0: the kernel picks a free port as cellstated binds it, and
+     * cellstated writes which into the address file. A port probed free
+     * beforehand could be taken by anyone before cellstated listens. */
+    char addr[sizeof d->log + 8], listen[] = "--listen", any[] = "tcp://127.0.0.1:0",
+                                  addr_flag[] = "--addr-file";
+    snprintf(addr, sizeof addr, "%s.addr", log);
+    unlink(addr);
 
     size_t n = 0;
     while (argv[n] != NULL)
         n++;
-    char **args = calloc(n + 3, sizeof *args);
+    char **args = calloc(n + 5, sizeof *args);
     if (args == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     memcpy(args, argv, n * sizeof *args);
-    char listen[] = "--listen";
     args[n] = listen;
-    args[n + 1] = d->url;
+    args[n + 1] = any;
+    args[n + 2] = addr_flag;
+    args[n + 3] = addr;
     rc = cb_spawn(args, log, &d->pid, err);
     free(args);
     if (rc != CS_OK)
         return rc;
+    if ((rc = read_addr(d, addr, log, ready_ms, err)) != CS_OK) {
+        cb_daemon_stop(d, 5000);
+        return rc;
+    }
 
     cs_client *c;
     if ((rc = cs_client_open(d->url, 500, &c, err)) != CS_OK) {
@@ -120,11 +140,8 @@ int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t 
         cs_msg r;
         if ((rc = cs_client_call(c, CS_MSG_STATS, "\x80", 1, &r, err)) == CS_OK)
             break;
-        int status;
-        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-            d->pid = 0;
-            rc = cs_errorf(err, CS_EIO, "cellstated exited with status %d (log: %s)", status,
-                           log);
+        if (exited(d, log, err)) {
+            rc = CS_EIO;
             break;
         }
         if (waited >= ready_ms) {

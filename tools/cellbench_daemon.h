@@ -1,5 +1,5 @@
 /* cellbench_daemon.h — a cellstated child process for a benchmark: found
- * beside cellbench, started on 127.0.0.1 with a free port, stopped with
+ * beside cellbench, started on 127.0.0.1 on a port the kernel picks, stopped with
  * SIGTERM like a real deployment stops it.
  */
 #ifndef CB_DAEMON_H
@@ -27,8 +27,9 @@ int cb_cellstated_path(const char *flag, char *out, size_t size, cs_error *err);
  * holding it does). */
 int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err);
 
-/* Start `argv[0]` with `argv` (NULL-terminated) plus "--listen URL" on a
- * free port of 127.0.0.1, output appended to `log`, and wait up to
+/* Start `argv[0]` with `argv` (NULL-terminated) plus "--listen
+ * tcp://127.0.0.1:0 --addr-file LOG.addr" (any free port, which cellstated
+ * writes into that file: d->url), output appended to `log`, and wait up to
  * `ready_ms` until it answers `stats`. The child gets SIGTERM if this
  * process dies. On failure nothing is left running (d->pid is 0). */
 int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t ready_ms,

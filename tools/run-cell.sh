@@ -5,7 +5,8 @@
 #
 # Starts cellstated, three cell-agents with different attributes (m1 rack=r1
 # zone=a, m2 rack=r1 zone=b, m3 rack=r2 zone=b), cell-batch and cell-service
-# in DIR (default run-data, emptied first), submits examples/*.json and shows
+# in DIR (default $XDG_STATE_HOME/cellsched/run, else
+# ~/.local/state/cellsched/run: never the checkout; emptied first), submits examples/*.json and shows
 # `cellctl watch`. Ctrl-C (or --for SECONDS) stops everything it started,
 # the tasks included. Exit status: 0 when it ran to the end or was stopped,
 # 1 when something failed or a process died early (named), 2 for a bad
@@ -18,7 +19,10 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${CELLSCHED_BIN:-$ROOT/bin}
-DIR=run-data
+# Never the checkout: a run leaves `git status` as it found it.
+STATE_HOME=${XDG_STATE_HOME:-}
+[[ $STATE_HOME == /* ]] || STATE_HOME=${HOME:?HOME is not set: give --dir}/.local/state
+DIR=$STATE_HOME/cellsched/run
 FOR=
 MARKER=.run-cell          # marks a directory this script made, so that only such is emptied
 AGENT_PORTS=100           # dynamic ports per agent
@@ -29,7 +33,8 @@ die() { say "$*"; exit 1; }
 
 usage() {
     echo "usage: tools/run-cell.sh [--dir DIR] [--for SECONDS]"
-    echo "  --dir DIR       where the cell's data, the agents' work and the logs go (default run-data)"
+    echo "  --dir DIR       where the cell's data, the agents' work and the logs go"
+    echo "                  (default \$XDG_STATE_HOME/cellsched/run, else ~/.local/state/cellsched/run)"
     echo "  --for SECONDS   stop after that many seconds, exit 0 (default: until Ctrl-C)"
 }
 
@@ -99,14 +104,14 @@ free_block() { # START COUNT: is every port of [START, START+COUNT) free?
     done
     return 0
 }
-# One block for the server and the agents' ranges, below the ephemeral ports
-# (where the kernel puts outgoing connections, which could take an agent's port).
+# One block for the server and the agents' ranges, in [10000, 20000): below
+# the ephemeral ports (where the kernel puts outgoing connections, which
+# could take an agent's port), and below the ports the test suites reserve
+# for themselves (tests/support.h), so that a run and a test run never meet.
 BLOCK=$((1 + 3 * AGENT_PORTS))
-EPHEMERAL=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-((EPHEMERAL > 10000 + 2 * BLOCK)) || EPHEMERAL=32768
 for ((try = 0; ; try++)); do
-    ((try < 50)) || die "no free block of $BLOCK ports found between 10000 and $EPHEMERAL"
-    BASE=$((10000 + (RANDOM * 32768 + RANDOM) % (EPHEMERAL - 10000 - BLOCK)))
+    ((try < 50)) || die "no free block of $BLOCK ports found between 10000 and 20000"
+    BASE=$((10000 + (RANDOM * 32768 + RANDOM) % (10000 - BLOCK)))
     free_block "$BASE" "$BLOCK" && break
 done
 URL=tcp://127.0.0.1:$BASE

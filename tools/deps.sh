@@ -1,0 +1,153 @@
+#!/bin/sh
+# deps.sh — what cellsched needs on a Debian machine, checked by what it is
+# (a command, a pkg-config module, a header) and installed by package name.
+#
+#   tools/deps.sh check     print each missing piece by name; exit 1 if any
+#   tools/deps.sh install   install the packages of the missing pieces with
+#                           apt-get (through sudo when not root), then check
+#                           again and name whatever is still missing
+#
+# Why a POSIX sh script and not a make target: the README's two commands
+# (./test.sh, ./run.sh) must work on a fresh Debian that has neither make nor
+# a compiler, so the one list of what is needed has to be readable before
+# make exists. The Makefile only runs `check` (it never installs while it
+# parses) and `make deps` runs `install`.
+#
+# Probes, not package names, decide what is missing: Debian's libnng-dev
+# ships no pkg-config file, so a pkg-config check alone never noticed a
+# missing nng; a package can also be installed yet broken or shadowed.
+#
+# Environment: CC (the compiler to look for; default cc), DEPS_DRY_RUN=1
+# (install prints the commands it would run instead of running them), and
+# for the tests' stand-ins: DEPS_APT (apt-get by default), DEPS_SUDO (sudo
+# by default; a name not on PATH acts as a machine without sudo).
+set -u
+
+CC_CMD=${CC:-cc}
+# The first word only: CC may be "ccache gcc" or carry flags.
+CC_CMD=${CC_CMD%% *}
+
+# One line per piece: name|probe kind|probe argument|Debian package.
+# Probe kinds: cmd (on PATH), pc (pkg-config module), hdr (a header the
+# compiler finds), lib (a library the linker finds).
+pieces() {
+    cat <<EOF
+make|cmd|make|make
+compiler ($CC_CMD)|cmd|$CC_CMD|gcc
+C library headers|hdr|stdio.h|libc6-dev
+pkg-config|cmd|pkg-config|pkg-config
+liblmdb|pc|lmdb|liblmdb-dev
+lmdb-utils|cmd|mdb_stat|lmdb-utils
+libnng|hdr|nng/nng.h|libnng-dev
+libnng (library)|lib|nng|libnng-dev
+msgpack-c|pc|msgpack|libmsgpack-dev
+xxhash|pc|libxxhash|libxxhash-dev
+jansson|pc|jansson|libjansson-dev
+criterion|pc|criterion|libcriterion-dev
+nanomsg (compat tests)|pc|nanomsg|libnanomsg-dev
+nanomsg-utils|cmd|nanocat|nanomsg-utils
+libraft|hdr|raft.h|libraft-dev
+libuv|pc|libuv|libuv1-dev
+liblz4|pc|liblz4|liblz4-dev
+EOF
+}
+
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+# Headers and libraries are asked of the compiler when there is one (it knows
+# its own search paths); without one, Debian's standard places are looked at,
+# so that a missing compiler is not also reported as every missing header.
+probe() { # kind arg
+    case "$1" in
+    cmd) have_cmd "$2" ;;
+    pc) have_cmd pkg-config && pkg-config --exists "$2" 2>/dev/null ;;
+    hdr)
+        if have_cmd "$CC_CMD"; then
+            printf '#include <%s>\n' "$2" | "$CC_CMD" -E -x c - >/dev/null 2>&1
+        else
+            [ -f "/usr/include/$2" ] || [ -f "/usr/local/include/$2" ]
+        fi
+        ;;
+    lib)
+        if have_cmd "$CC_CMD"; then
+            printf 'int main(void){return 0;}\n' | "$CC_CMD" -x c - -o /dev/null -l"$2" >/dev/null 2>&1
+        else
+            for f in /usr/lib/lib"$2".so /usr/lib/*/lib"$2".so /usr/local/lib/lib"$2".so; do
+                [ -e "$f" ] && return 0
+            done
+            return 1
+        fi
+        ;;
+    *) return 1 ;;
+    esac
+}
+
+# Prints "name|package" for each missing piece.
+missing() {
+    pieces | while IFS='|' read -r name kind arg pkg; do
+        probe "$kind" "$arg" || printf '%s|%s\n' "$name" "$pkg"
+    done
+}
+
+names() { cut -d'|' -f1 | paste -sd, - | sed 's/,/, /g'; }
+packages() { cut -d'|' -f2 | sort -u | paste -sd' ' -; }
+
+check() {
+    m=$(missing)
+    if [ -n "$m" ]; then
+        echo "cellsched: missing: $(printf '%s\n' "$m" | names)" >&2
+        echo "cellsched: install them with: make deps (or ./test.sh, which does it first)" >&2
+        return 1
+    fi
+    return 0
+}
+
+run() { # command... (printed instead with DEPS_DRY_RUN=1)
+    if [ "${DEPS_DRY_RUN:-}" = 1 ]; then
+        echo "would run: $*"
+    else
+        "$@"
+    fi
+}
+
+install() {
+    m=$(missing)
+    if [ -z "$m" ]; then
+        echo "cellsched: every dependency is present"
+        return 0
+    fi
+    pkgs=$(printf '%s\n' "$m" | packages)
+    echo "cellsched: missing: $(printf '%s\n' "$m" | names)"
+    apt=${DEPS_APT:-apt-get}
+    if [ "$(id -u)" -eq 0 ]; then
+        sudo=""
+    elif have_cmd "${DEPS_SUDO:-sudo}"; then
+        sudo=${DEPS_SUDO:-sudo}
+    else
+        echo "cellsched: cannot install as $(id -un) without sudo; run as root: apt-get update && apt-get install -y $pkgs" >&2
+        return 1
+    fi
+    echo "cellsched: installing: $pkgs"
+    # shellcheck disable=SC2086 # $sudo and $pkgs are word lists on purpose
+    if ! run $sudo "$apt" update -qq ||
+        ! run $sudo env DEBIAN_FRONTEND=noninteractive "$apt" install -y -qq --no-install-recommends $pkgs; then
+        echo "cellsched: apt-get failed installing: $pkgs" >&2
+        return 1
+    fi
+    [ "${DEPS_DRY_RUN:-}" = 1 ] && return 0
+    m=$(missing)
+    if [ -n "$m" ]; then
+        echo "cellsched: still missing after the install: $(printf '%s\n' "$m" | names) (packages: $(printf '%s\n' "$m" | packages))" >&2
+        return 1
+    fi
+    echo "cellsched: every dependency is present"
+}
+
+case "${1:-}" in
+check) check ;;
+install) install ;;
+*)
+    echo "usage: tools/deps.sh check|install" >&2
+    exit 2
+    ;;
+esac
