@@ -4,7 +4,8 @@
  *   cell-agent [--server URL] [--name NAME] [--workdir DIR]
  *              [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]
  *              [--attr KEY=VALUE]... [--heartbeat-ms MS] [--poll-wait-ms MS]
- *              [--kill-grace-ms MS] [--orphan-grace MS]
+ *              [--kill-grace-ms MS] [--orphan-grace MS] [--log-listen URL]
+ *              [--retain-count N] [--retain-ms MS]
  *   cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]
  *              [--seed N] [the flags above]
  *
@@ -26,11 +27,16 @@
 
 #include "agent/alive.h"
 #include "agent/host.h"
+#include "agent/logserve.h"
 #include "agent/loop.h"
 #include "agent/runner.h"
 #include "agent/sim.h"
 #include "cellstate/paths.h"
 #include "cellstate/proto.h"
+
+#define AG_LOG_LISTEN_DEFAULT "tcp://0.0.0.0:0"
+#define AG_RETAIN_COUNT_DEFAULT 10u
+#define AG_RETAIN_MS_DEFAULT 3600000u
 
 static void usage(FILE *f)
 {
@@ -38,18 +44,24 @@ static void usage(FILE *f)
             "usage: cell-agent [--server URL] [--name NAME] [--workdir DIR]\n"
             "                  [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]\n"
             "                  [--attr KEY=VALUE]... [--heartbeat-ms MS] [--poll-wait-ms MS]\n"
-            "                  [--kill-grace-ms MS] [--orphan-grace MS]\n"
+            "                  [--kill-grace-ms MS] [--orphan-grace MS] [--log-listen URL]\n"
+            "                  [--retain-count N] [--retain-ms MS]\n"
             "       cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]\n"
             "                  [--seed N] [the flags above]\n"
             "--server defaults to $CELL_SERVER, else %s; capacity is detected\n"
             "from the host unless given (simulated machines: 8 cores, 16384 MiB, 100000 MiB).\n"
             "--orphan-grace (default %d): a task whose agent has been gone this long is\n"
-            "stopped by its supervisor.\n",
-            CS_DEFAULT_URL, AG_ORPHAN_GRACE_DEFAULT_MS);
+            "stopped by its supervisor.\n"
+            "Tasks' output is served (cellctl logs) on --log-listen, default %s (a free\n"
+            "port; advertised with this host's name); an ended task's directory is deleted\n"
+            "once %u newer ones ended (--retain-count) or %u ms after it ended (--retain-ms).\n",
+            CS_DEFAULT_URL, AG_ORPHAN_GRACE_DEFAULT_MS, AG_LOG_LISTEN_DEFAULT,
+            AG_RETAIN_COUNT_DEFAULT, AG_RETAIN_MS_DEFAULT);
 }
 
 typedef struct flags {
-    const char *server, *name, *workdir, *prefix;
+    const char *server, *name, *workdir, *prefix, *log_listen;
+    ag_retain retain;
     bool have_cpu, have_mem, have_disk; /* false: detect */
     cs_res res;
     uint16_t port_lo, port_hi;
@@ -127,6 +139,8 @@ static int parse_flags(int argc, char **argv, flags *f)
     f->dur_hi = 1000;
     f->seed = 1;
     f->orphan_grace_ms = AG_ORPHAN_GRACE_DEFAULT_MS;
+    f->log_listen = AG_LOG_LISTEN_DEFAULT;
+    f->retain = (ag_retain){AG_RETAIN_COUNT_DEFAULT, AG_RETAIN_MS_DEFAULT};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
@@ -149,6 +163,12 @@ static int parse_flags(int argc, char **argv, flags *f)
             f->name = v;
         else if (strcmp(a, "--workdir") == 0)
             f->workdir = v;
+        else if (strcmp(a, "--log-listen") == 0)
+            f->log_listen = v;
+        else if (strcmp(a, "--retain-count") == 0 && (rc = num(a, v, 0, 1000000, &x)) == 0)
+            f->retain.keep = (uint32_t)x;
+        else if (strcmp(a, "--retain-ms") == 0 && (rc = num(a, v, 0, UINT32_MAX, &x)) == 0)
+            f->retain.max_age_ms = x;
         else if (strcmp(a, "--cpu") == 0) {
             f->have_cpu = true;
             if (ag_host_parse_cores(v, &f->res.cpu, &err) != CS_OK) {
@@ -192,7 +212,8 @@ static int parse_flags(int argc, char **argv, flags *f)
                    strcmp(a, "--kill-grace-ms") != 0 && strcmp(a, "--simulate") != 0 &&
                    strcmp(a, "--orphan-grace") != 0 &&
                    strcmp(a, "--seed") != 0 && strcmp(a, "--mem") != 0 &&
-                   strcmp(a, "--disk") != 0) {
+                   strcmp(a, "--disk") != 0 && strcmp(a, "--retain-count") != 0 &&
+                   strcmp(a, "--retain-ms") != 0) {
             fprintf(stderr, "cell-agent: unknown flag %s\n", a);
             rc = -1;
         }
@@ -307,6 +328,7 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     int rc = 1, rv;
     ag_runner *runner = NULL;
     ag_alive *alive = NULL;
+    ag_logsrv *logs = NULL;
     ag_clock *clock = NULL;
     ag_machine *m = NULL;
     nng_socket sock;
@@ -314,6 +336,14 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     if (ag_runner_open(workdir, self, f->cfg.tick_ms, &runner, &err) != CS_OK ||
         ag_alive_start(workdir, f->orphan_grace_ms, &alive, &err) != CS_OK) {
         fprintf(stderr, "cell-agent: %s\n", err.msg);
+        goto cleanup;
+    }
+    char me[CS_NAME_MAX + 1];
+    if (ag_host_name(me, sizeof me, &err) != CS_OK)
+        snprintf(me, sizeof me, "%s", name);
+    if (ag_logsrv_open(workdir, f->log_listen, me, &f->retain, &logs, &err) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", err.msg);
+        rc = err.code == CS_EINVAL ? 2 : 1;
         goto cleanup;
     }
     cs_res detected = {0, 0, 0};
@@ -328,6 +358,7 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     cfg.port_hi = f->port_hi;
     cfg.attrs = f->attrs;
     cfg.nattrs = f->nattrs;
+    cfg.log_url = ag_logsrv_url(logs);
     capacity(f, &detected, &cfg.capacity);
     if ((rv = nng_req0_open(&sock)) != 0) {
         fprintf(stderr, "cell-agent: socket: %s\n", nng_strerror(rv));
@@ -352,10 +383,10 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     if (ag_runner_scan(runner, adopt_one, m, &err) != 0)
         goto cleanup;
     fprintf(stderr, "cell-agent: machine %s (cpu %lld millicores, mem %lld MiB, disk %lld MiB, "
-                    "ports %u-%u) in %s, server %s, orphan grace %u ms\n", name,
+                    "ports %u-%u) in %s, server %s, orphan grace %u ms, logs at %s\n", name,
             (long long)cfg.capacity.cpu, (long long)cfg.capacity.mem,
             (long long)cfg.capacity.disk, cfg.port_lo, cfg.port_hi, workdir, url,
-            f->orphan_grace_ms);
+            f->orphan_grace_ms, cfg.log_url);
     ag_machine_start(m);
     wait_for_stop(set, NULL, 0);
     ag_machine_stop(m);
@@ -366,6 +397,7 @@ cleanup:
     if (sock_open)
         nng_close(sock);
     ag_alive_stop(alive);
+    ag_logsrv_close(logs);
     ag_runner_close(runner);
     return rc;
 }

@@ -143,6 +143,9 @@ typedef struct ag_config {
     uint32_t tick_ms;         /* how often running tasks are looked at */
     uint32_t kill_grace_ms;   /* overrides the job's kill_grace_ms when > 0 */
     bool quiet;               /* log only warnings, and not "unreachable" (simulated machines) */
+    const char *log_url;      /* where this agent serves its tasks' output (logserve.h),
+                               * advertised in machine.register; borrowed like attrs;
+                               * NULL = none */
 } ag_config;
 
 /* Defaults: heartbeat 3 s, poll wait 25 s, call timeout 5 s, tick 100 ms. */

@@ -44,6 +44,7 @@ typedef struct cs_alloc_spec {
     cs_res capacity;
     uint16_t port_lo, port_hi;
     uint8_t state;    /* cs_machine_state */
+    uint8_t admin;    /* cs_machine_admin: a commit refuses claims on a machine not active */
     uint64_t version; /* the record's version */
 } cs_alloc_spec;
 

@@ -120,7 +120,7 @@ static int pack_ports(msgpack_packer *pk, const char *key, const uint16_t *p, ui
 
 int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
 {
-    PK(msgpack_pack_map(pk, 12));
+    PK(msgpack_pack_map(pk, 15));
     CS_TRY(cs_pack_kv_u64(pk, "id", m->id));
     CS_TRY(cs_pack_kv_str(pk, "name", m->name));
     CS_TRY(cs_pack_kv_str(pk, "state", cs_machine_state_name(m->state)));
@@ -135,7 +135,10 @@ int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
     CS_TRY(pack_ports(pk, "ports", m->ports, m->nports));
     CS_TRY(cs_pack_kv_u64(pk, "ntasks", m->ntasks));
     CS_TRY(cs_pack_kv_u64(pk, "seq", m->seq));
-    return cs_pack_kv_u64(pk, "version", m->version);
+    CS_TRY(cs_pack_kv_u64(pk, "version", m->version));
+    CS_TRY(cs_pack_kv_str(pk, "admin", cs_machine_admin_name(m->admin)));
+    CS_TRY(cs_pack_kv_u64(pk, "drain_deadline", m->drain_deadline));
+    return cs_pack_kv_str(pk, "log_url", m->log_url ? m->log_url : "");
 }
 
 int cs_pack_job(msgpack_packer *pk, const cs_job *j)
@@ -623,12 +626,14 @@ int cs_unpack_machine_spec(const msgpack_object *o, cs_arena *a, cs_machine *m, 
     memset(m, 0, sizeof *m);
     uint64_t lo = 0, hi = 0;
     const char *state = "up";
+    m->log_url = "";
     int rc;
     if ((rc = cs_obj_str(o, "name", true, CS_NAME_MAX, a, &m->name, err)) ||
         (rc = cs_obj_res(o, "capacity", true, &m->capacity, err)) ||
         (rc = cs_obj_u64(o, "port_lo", false, UINT16_MAX, &lo, err)) ||
         (rc = cs_obj_u64(o, "port_hi", false, UINT16_MAX, &hi, err)) ||
-        (rc = cs_obj_str(o, "state", false, 16, a, &state, err)))
+        (rc = cs_obj_str(o, "state", false, 16, a, &state, err)) ||
+        (rc = cs_obj_str(o, "log_url", false, CS_URL_MAX, a, &m->log_url, err)))
         return cs_error_wrap(err, rc, "machine");
     m->port_lo = (uint16_t)lo;
     m->port_hi = (uint16_t)hi;
@@ -743,13 +748,19 @@ int cs_unpack_machine(const msgpack_object *o, cs_arena *a, cs_machine *m, cs_er
     if (rc != CS_OK)
         return rc;
     uint64_t ntasks = 0;
+    const char *admin = "active";
     if ((rc = cs_obj_u64(o, "id", true, UINT64_MAX, &m->id, err)) ||
+        (rc = cs_obj_str(o, "admin", true, 16, a, &admin, err)) ||
+        (rc = cs_obj_u64(o, "drain_deadline", true, UINT64_MAX, &m->drain_deadline, err)) ||
         (rc = cs_obj_res(o, "allocated", true, &m->allocated, err)) ||
         (rc = unpack_ports(o, "ports", UINT16_MAX + 1u, a, &m->ports, &m->nports, err)) ||
         (rc = cs_obj_u64(o, "ntasks", true, UINT32_MAX, &ntasks, err)) ||
         (rc = cs_obj_u64(o, "seq", true, UINT64_MAX, &m->seq, err)) ||
         (rc = cs_obj_u64(o, "version", true, UINT64_MAX, &m->version, err)))
         return cs_error_wrap(err, rc, "machine %s", m->name);
+    if (cs_machine_admin_parse(admin, &m->admin) != CS_OK)
+        return cs_errorf(err, CS_EPROTO, "machine %s: field 'admin' is '%s', not active, "
+                         "cordoned or draining", m->name, admin);
     m->ntasks = (uint32_t)ntasks;
     return CS_OK;
 }

@@ -54,7 +54,9 @@
     X(CS_MSG_JOB_NOTE, 17, "job.note")           \
     X(CS_MSG_SCHED_REPORT, 18, "sched.report")   \
     X(CS_MSG_JOB_SURGE, 19, "job.surge")         \
-    X(CS_MSG_JOB_END, 20, "job.end")
+    X(CS_MSG_JOB_END, 20, "job.end")             \
+    X(CS_MSG_MACHINE_ADMIN, 21, "machine.admin") \
+    X(CS_MSG_TASK_LOGS, 22, "task.logs")
 
 enum {
 #define CS_MSG_ENUM(name, value, text) name = value,

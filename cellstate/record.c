@@ -15,6 +15,7 @@
 /* ---- names ------------------------------------------------------------ */
 
 static const char *const machine_states[] = {"up", "draining", "down"};
+static const char *const machine_admins[] = {"active", "cordoned", "draining"};
 static const char *const job_kinds[] = {"batch", "service"};
 static const char *const job_states[] = {"active", "killed", "finished", "failed"};
 static const char *const task_states[] = {"pending",  "assigned", "running", "finished",
@@ -24,6 +25,7 @@ static const char *const task_healths[] = {"unknown", "healthy", "unhealthy"};
 #define NAME_OF(table, v) ((v) < sizeof(table) / sizeof(table[0]) ? table[v] : "unknown")
 
 const char *cs_machine_state_name(uint8_t s) { return NAME_OF(machine_states, s); }
+const char *cs_machine_admin_name(uint8_t a) { return NAME_OF(machine_admins, a); }
 const char *cs_job_kind_name(uint8_t k) { return NAME_OF(job_kinds, k); }
 const char *cs_job_state_name(uint8_t s) { return NAME_OF(job_states, s); }
 const char *cs_task_state_name(uint8_t s) { return NAME_OF(task_states, s); }
@@ -43,6 +45,11 @@ static int parse_name(const char *const *table, size_t n, const char *name, uint
 int cs_machine_state_parse(const char *name, uint8_t *out)
 {
     return parse_name(machine_states, CS_MACHINE_STATE_COUNT, name, out);
+}
+
+int cs_machine_admin_parse(const char *name, uint8_t *out)
+{
+    return parse_name(machine_admins, CS_ADMIN_COUNT, name, out);
 }
 int cs_task_state_parse(const char *name, uint8_t *out)
 {
@@ -96,7 +103,17 @@ static int pack_ports(msgpack_packer *pk, const uint16_t *p, uint32_t n)
     return CS_OK;
 }
 
-enum { MACHINE_FIELDS = 9, JOB_FIELDS = 18, TASK_FIELDS = 15 };
+/* An optional string: nil when empty, so that records without one keep
+ * their bytes small and one canonical form. */
+static int pack_opt_str(msgpack_packer *pk, const char *s)
+{
+    if (s != NULL && s[0] != '\0')
+        return cs_pack_str(pk, s);
+    PK(msgpack_pack_nil(pk));
+    return CS_OK;
+}
+
+enum { MACHINE_FIELDS = 12, JOB_FIELDS = 18, TASK_FIELDS = 15 };
 
 int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
 {
@@ -118,16 +135,9 @@ int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
     PK(msgpack_pack_uint8(&pk, m->state));
     PK(msgpack_pack_uint64(&pk, m->version));
     PK(msgpack_pack_nil(&pk)); /* reserved: keeps the layout extensible without a schema bump */
-    return CS_OK;
-}
-
-/* An optional string: nil when empty, so that records without one keep
- * their bytes small and one canonical form. */
-static int pack_opt_str(msgpack_packer *pk, const char *s)
-{
-    if (s != NULL && s[0] != '\0')
-        return cs_pack_str(pk, s);
-    PK(msgpack_pack_nil(pk));
+    PK(msgpack_pack_uint8(&pk, m->admin));
+    PK(msgpack_pack_uint64(&pk, m->drain_deadline));
+    CS_TRY(pack_opt_str(&pk, m->log_url));
     return CS_OK;
 }
 
@@ -399,8 +409,13 @@ int cs_machine_decode(const void *data, size_t len, cs_arena *a, cs_machine *m, 
         goto out;
     m->port_hi = (uint16_t)v;
     if ((rc = get_u8(&d, &f[6], "state", CS_MACHINE_STATE_COUNT, &m->state)) ||
-        (rc = get_u64(&d, &f[7], "version", UINT64_MAX, &m->version)))
+        (rc = get_u64(&d, &f[7], "version", UINT64_MAX, &m->version)) ||
+        (rc = get_u8(&d, &f[9], "admin", CS_ADMIN_COUNT, &m->admin)) ||
+        (rc = get_u64(&d, &f[10], "drain_deadline", UINT64_MAX, &m->drain_deadline)) ||
+        (rc = get_opt_str(&d, &f[11], "log_url", CS_URL_MAX, &m->log_url)))
         goto out;
+    if (m->log_url == NULL)
+        m->log_url = "";
     m->seq = m->version; /* the store raises it to the machine's last change */
 out:
     msgpack_zone_destroy(&zone);
@@ -565,6 +580,11 @@ int cs_machine_validate(const cs_machine *m, cs_error *err)
         return cs_errorf(err, CS_EINVAL, "machine %s: port range may not include port 0", m->name);
     if (m->state >= CS_MACHINE_STATE_COUNT)
         return cs_errorf(err, CS_EINVAL, "machine %s: unknown state %u", m->name, m->state);
+    if (m->admin >= CS_ADMIN_COUNT)
+        return cs_errorf(err, CS_EINVAL, "machine %s: unknown admin state %u", m->name, m->admin);
+    if (m->log_url != NULL && strlen(m->log_url) > CS_URL_MAX)
+        return cs_errorf(err, CS_EINVAL, "machine %s: log_url is longer than %d bytes", m->name,
+                         CS_URL_MAX);
     if (m->nattrs > CS_ATTR_MAX)
         return cs_errorf(err, CS_EINVAL, "machine %s: more than %d attributes", m->name, CS_ATTR_MAX);
     for (uint32_t i = 0; i < m->nattrs; i++) {
@@ -644,7 +664,9 @@ int cs_machine_copy(const cs_machine *src, cs_arena *a, cs_machine *dst)
     dst->name = dup_str(a, src->name);
     dst->attrs = dup_mem(a, src->attrs, src->nattrs * sizeof *src->attrs);
     dst->ports = dup_mem(a, src->ports, src->nports * sizeof *src->ports);
-    if (dst->name == NULL || (src->nattrs && dst->attrs == NULL) || (src->nports && dst->ports == NULL))
+    dst->log_url = src->log_url ? dup_str(a, src->log_url) : NULL;
+    if (dst->name == NULL || (src->nattrs && dst->attrs == NULL) ||
+        (src->nports && dst->ports == NULL) || (src->log_url && dst->log_url == NULL))
         return CS_ENOMEM;
     for (uint32_t i = 0; i < src->nattrs; i++) {
         dst->attrs[i].key = dup_str(a, src->attrs[i].key);

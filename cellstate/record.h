@@ -27,7 +27,8 @@
 
 /* Bumped whenever a record layout changes; a store written with another
  * version is refused at open (CS_ESCHEMA). 4: the job's `surge`; 5: the
- * job's `ended` (and its states finished and failed). */
+ * job's `ended` (and its states finished and failed), the machine's `admin`,
+ * `drain_deadline` and `log_url`. */
 #define CS_SCHEMA_VERSION 5
 
 typedef uint64_t cs_id;
@@ -64,6 +65,7 @@ typedef struct cs_res {
 #define CS_EXTRA_MAX 65536
 #define CS_REASON_MAX 1024
 #define CS_NOTE_MAX 1024       /* a scheduler's note on a job */
+#define CS_URL_MAX 255         /* an agent's log service address */
 
 typedef struct cs_attr {
     const char *key;
@@ -76,6 +78,18 @@ typedef enum cs_machine_state {
     CS_MACHINE_DOWN = 2,
     CS_MACHINE_STATE_COUNT
 } cs_machine_state;
+
+/* What the operator says about new placements on a machine (cellctl
+ * cordon, drain, uncordon), apart from `state`, which is the machine's
+ * liveness as its agent and the heartbeat monitor see it: a cordon
+ * outlives the agent's restarts and re-registrations. */
+typedef enum cs_machine_admin {
+    CS_ADMIN_ACTIVE = 0,   /* takes new placements (when up) */
+    CS_ADMIN_CORDONED = 1, /* keeps its tasks, takes no new ones */
+    CS_ADMIN_DRAINING = 2, /* cordoned, and its tasks move off: service tasks within their
+                            * update strategy, batch ones at the drain deadline */
+    CS_ADMIN_COUNT
+} cs_machine_admin;
 
 typedef struct cs_machine {
     cs_id id;
@@ -98,6 +112,12 @@ typedef struct cs_machine {
      * Derived, like the allocation. */
     uint64_t seq;
     uint64_t version;
+    /* The operator's word and the agent's log service (schema 5). */
+    uint8_t admin;           /* cs_machine_admin */
+    uint64_t drain_deadline; /* draining: wall-clock ms since the epoch when its batch tasks
+                              * are killed and placed again; 0 = none (not draining, drained
+                              * without one, or the deadline already acted) */
+    const char *log_url;     /* where its agent serves task output (task.logs), "" = nowhere */
 } cs_machine;
 
 typedef enum cs_job_kind { CS_JOB_BATCH = 0, CS_JOB_SERVICE = 1, CS_JOB_KIND_COUNT } cs_job_kind;
@@ -208,12 +228,14 @@ typedef struct cs_task {
 } cs_task;
 
 const char *cs_machine_state_name(uint8_t s);
+const char *cs_machine_admin_name(uint8_t a);
 const char *cs_job_kind_name(uint8_t k);
 const char *cs_job_state_name(uint8_t s);
 const char *cs_task_state_name(uint8_t s);
 const char *cs_task_health_name(uint8_t h);
 /* Parse a name back; CS_EINVAL when unknown. */
 int cs_machine_state_parse(const char *name, uint8_t *out);
+int cs_machine_admin_parse(const char *name, uint8_t *out);
 int cs_task_state_parse(const char *name, uint8_t *out);
 int cs_job_kind_parse(const char *name, uint8_t *out);
 int cs_job_state_parse(const char *name, uint8_t *out);

@@ -31,14 +31,16 @@ typedef enum wstate { W_INIT, W_RECV, W_WRITE, W_WAIT, W_SEND } wstate;
 typedef struct worker worker;
 
 /* An item of the writer's queue: a worker's request, or one of the
- * monitor's (w == NULL): "machine is silent" (down_machine), or "these
- * ended jobs are due for collection" (gc, ngc: owned by the item). */
+ * monitor's (w == NULL): "machine is silent" (down_machine), "its drain
+ * deadline came" (down_machine with drain), or "these ended jobs are due
+ * for collection" (gc, ngc: owned by the item). */
 typedef struct wjob {
     struct wjob *next;
     worker *w;
     cs_id down_machine;
     cs_id *gc;
     size_t ngc;
+    bool drain;
 } wjob;
 
 /* A FIFO of queued writes. */
@@ -75,6 +77,7 @@ typedef struct mslot {
     uint8_t state;
     bool known; /* a record with this id exists */
     bool down_queued;
+    bool drain_queued; /* the monitor queued its drain deadline's verdict */
     /* The polls parked on this machine: a write wakes only the polls of the
      * machines it changed, instead of walking every parked poll of the cell
      * (10,000 at 10,000 machines) under `mu` at each write. */
@@ -1300,6 +1303,45 @@ static int h_job_surge(worker *w, msgpack_packer *pk, cs_error *err)
     return job_count_op(w, pk, "surge", cs_op_job_surge, err);
 }
 
+/* machine.admin: {machine, admin, deadline_ms?}. The deadline comes as a
+ * duration and is stamped here, in the writer, on the wall clock, so that
+ * the logged command carries the instant and a replay reproduces it. The
+ * machine is resolved through a write transaction, as resolve_job does. */
+static int h_machine_admin(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    const char *name = NULL;
+    uint64_t dur = 0;
+    uint8_t admin = 0;
+    bool has_deadline = cs_obj_get(body(w), "deadline_ms") != NULL;
+    int rc = cs_obj_str(body(w), "admin", true, 16, &a, &name, err);
+    if (rc == CS_OK && cs_machine_admin_parse(name, &admin) != CS_OK)
+        rc = cs_errorf(err, CS_EINVAL, "field 'admin' is '%s', not active, cordoned or draining",
+                       name);
+    if (rc == CS_OK)
+        rc = cs_obj_u64(body(w), "deadline_ms", false, UINT32_MAX, &dur, err);
+    if (rc == CS_OK && has_deadline && admin != CS_ADMIN_DRAINING)
+        rc = cs_errorf(err, CS_EINVAL, "field 'deadline_ms' goes with admin 'draining' only");
+    cs_machine m;
+    cs_wtxn *wt = NULL;
+    if (rc == CS_OK && (rc = cs_wtxn_begin(w->s->store, &wt, err)) == CS_OK) {
+        rc = machine_ref(cs_wtxn_snap(wt), body(w), "machine", &a, &m, err);
+        cs_wtxn_abort(wt);
+    }
+    uint64_t deadline = has_deadline ? wall_ms() + dur : 0, v = 0;
+    if (rc == CS_OK)
+        rc = cs_op_machine_admin(w->s->store, m.id, admin, deadline, &v, err);
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
+    PK(msgpack_pack_map(pk, 4));
+    CS_TRY(cs_pack_kv_u64(pk, "id", m.id));
+    CS_TRY(cs_pack_kv_str(pk, "admin", cs_machine_admin_name(admin)));
+    CS_TRY(cs_pack_kv_u64(pk, "drain_deadline", deadline));
+    return cs_pack_kv_u64(pk, "version", v);
+}
+
 static int h_update(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_id id;
@@ -1558,6 +1600,8 @@ static handler_fn write_handler(uint32_t type)
         return h_job_surge;
     case CS_MSG_JOB_END:
         return h_job_end;
+    case CS_MSG_MACHINE_ADMIN:
+        return h_machine_admin;
     default:
         return NULL;
     }
@@ -1578,6 +1622,16 @@ static void apply_write(cs_server *s, wjob *j, msgpack_sbuffer *b)
          * memory, a full map) leaves them for its next pass. */
         if (cs_op_job_gc(s->store, j->gc, j->ngc, NULL, &err) != CS_OK)
             fprintf(stderr, "cellstated: collecting %zu ended jobs: %s\n", j->ngc, err.msg);
+        return;
+    }
+    if (j->drain) {
+        /* The monitor's verdict: the drain deadline came. */
+        cs_op_machine_drain_deadline(s->store, j->down_machine, NULL, &err);
+        pthread_mutex_lock(&s->mu);
+        mslot *sl = slot_of(s, j->down_machine);
+        if (sl != NULL)
+            sl->drain_queued = false;
+        pthread_mutex_unlock(&s->mu);
         return;
     }
     /* The monitor's verdict: silent past the timeout. */
@@ -1739,11 +1793,32 @@ typedef struct silent_ctx {
     int64_t served; /* s->served_ms when the scan began */
     cs_id *ids;
     size_t n, cap;
+    uint64_t wall;  /* the wall clock when the scan began, for drain deadlines */
+    cs_id *drains;  /* draining machines whose deadline came */
+    size_t ndrains;
 } silent_ctx;
+
+/* A draining machine whose deadline has come, not yet queued: its batch
+ * tasks are to move (cs_op_machine_drain_deadline). */
+static void find_drain_due(silent_ctx *c, const cs_machine *m)
+{
+    if (m->admin != CS_ADMIN_DRAINING || m->drain_deadline == 0 || m->drain_deadline > c->wall ||
+        c->ndrains == c->cap)
+        return;
+    pthread_mutex_lock(&c->s->mu);
+    mslot *sl = slot_of(c->s, m->id);
+    bool due = sl != NULL && !sl->drain_queued;
+    if (due)
+        sl->drain_queued = true;
+    pthread_mutex_unlock(&c->s->mu);
+    if (due)
+        c->drains[c->ndrains++] = m->id;
+}
 
 static int find_silent(void *ctx, const cs_machine *m)
 {
     silent_ctx *c = ctx;
+    find_drain_due(c, m);
     if (m->state == CS_MACHINE_DOWN)
         return 0;
     pthread_mutex_lock(&c->s->mu);
@@ -1903,7 +1978,7 @@ static void *monitor_main(void *arg)
         tick = 20;
     if (tick > 1000)
         tick = 1000;
-    cs_id ids[256];
+    cs_id ids[256], drains[256];
     upkeep u;
     upkeep_init(s, &u, tick);
     for (;;) {
@@ -1927,14 +2002,24 @@ static void *monitor_main(void *arg)
         cs_error err;
         if (cs_snap_open(s->store, &snap, &err) != CS_OK)
             continue;
-        silent_ctx c = {s, served, ids, 0, sizeof ids / sizeof ids[0]};
+        silent_ctx c = {s, served, ids, 0, sizeof ids / sizeof ids[0], wall_ms(), drains, 0};
         cs_snap_each_machine(snap, find_silent, &c, &err);
         cs_snap_close(snap);
-        for (size_t i = 0; i < c.n; i++) {
+        for (size_t i = 0; i < c.n + c.ndrains; i++) {
             wjob *j = calloc(1, sizeof *j);
-            if (j == NULL)
+            if (j == NULL) {
+                /* Unqueued drain verdicts are judged again at the next tick. */
+                pthread_mutex_lock(&s->mu);
+                for (size_t k = i < c.n ? 0 : i - c.n; k < c.ndrains; k++) {
+                    mslot *sl = slot_of(s, drains[k]);
+                    if (sl != NULL)
+                        sl->drain_queued = false;
+                }
+                pthread_mutex_unlock(&s->mu);
                 break;
-            j->down_machine = ids[i];
+            }
+            j->down_machine = i < c.n ? ids[i] : drains[i - c.n];
+            j->drain = i >= c.n;
             enqueue(s, j);
         }
         upkeep_run(s, &u);

@@ -560,7 +560,7 @@ static uint64_t max3(uint64_t a, uint64_t b, uint64_t c)
 
 static void spec_of(const cs_machine *m, cs_alloc_spec *out)
 {
-    *out = (cs_alloc_spec){m->capacity, m->port_lo, m->port_hi, m->state, m->version};
+    *out = (cs_alloc_spec){m->capacity, m->port_lo, m->port_hi, m->state, m->admin, m->version};
 }
 
 static void alloc_view(cs_snap *snap, cs_id machine, cs_alloc_view *v)
@@ -621,6 +621,7 @@ int cs_snap_machine_fit(cs_snap *snap, cs_id id, cs_arena *a, cs_machine *out, c
     out->port_lo = v.spec.port_lo;
     out->port_hi = v.spec.port_hi;
     out->state = v.spec.state;
+    out->admin = v.spec.admin;
     out->version = v.spec.version;
     return derive_from(snap, &v, out, a, err);
 }

@@ -582,6 +582,10 @@ static int apply_machine(cs_copy *c, const msgpack_object *o, cs_error *err)
     d->port_lo = m.port_lo;
     d->port_hi = m.port_hi;
     d->state = m.state;
+    if (m.state == CS_MACHINE_UP && m.admin == CS_ADMIN_CORDONED)
+        d->state = CS_MACHINE_DRAINING;
+    else if (m.state == CS_MACHINE_UP && m.admin == CS_ADMIN_DRAINING)
+        d->state = CS_CMACHINE_EVACUATING;
     return CS_OK;
 }
 

@@ -67,8 +67,16 @@ typedef struct cs_cmachine {
     uint16_t port_lo, port_hi; /* dynamic ports; 0, 0 = none */
     uint16_t nports;       /* ports in use (port 0 is never one: at most 65,535) */
     uint8_t ports_log2;    /* `ports` has room for 1 << ports_log2 (when not NULL) */
-    uint8_t state;         /* cs_machine_state: only `up` machines are ever feasible */
+    uint8_t state;         /* cs_machine_state, or CS_CMACHINE_EVACUATING: only `up`
+                            * machines are ever feasible */
 } cs_cmachine;             /* 96 bytes */
+
+/* The copy folds the operator's word (cs_machine.admin) into `state`, which
+ * keeps a machine in 96 bytes: an up machine that is cordoned is
+ * CS_MACHINE_DRAINING (keeps its tasks, takes no new ones), one that is
+ * draining is CS_CMACHINE_EVACUATING (takes none, and its service tasks
+ * move off, rollout.h). */
+#define CS_CMACHINE_EVACUATING CS_MACHINE_STATE_COUNT
 
 typedef struct cs_ctask {
     cs_id id;

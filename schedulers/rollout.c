@@ -163,7 +163,13 @@ int cs_rollout_job(const cs_copy *c, const cs_cjob *j, cs_rollout *r, cs_error *
         const cs_ctask *t = cs_copy_task_at(c, ts);
         s->state = t->state;
         s->health = t->health;
-        s->old = cs_task_state_placed(t->state) && t->spec != j->job.spec_hash;
+        /* A task on a draining machine must move: it is replaced as an old
+         * version is, within the same bounds, so that the job keeps its
+         * minimum healthy while it leaves (cellctl drain). */
+        s->old = cs_task_state_placed(t->state) &&
+                 (t->spec != j->job.spec_hash ||
+                  (t->machine != CS_NONE &&
+                   cs_copy_machine_at(c, t->machine)->state == CS_CMACHINE_EVACUATING));
     }
     cs_rollout_in in = {
         .count = j->job.count,

@@ -33,6 +33,11 @@
  * does, one healthy old task is then restarted anyway, once every task is
  * healthy again: the job runs one below its minimum while it starts.
  *
+ * A drain (cellctl drain) reuses the same steps: cs_rollout_job counts a
+ * task on a draining machine as old, so it is replaced, within the same
+ * minimum healthy and surge, by one placed elsewhere (a draining machine
+ * takes no new task).
+ *
  * Healthy: running, and `healthy` by the agent's checks; a job without
  * health checks counts running as healthy (Marathon's rule; the agent
  * reports no health for it).
@@ -55,7 +60,8 @@
 typedef struct cs_rollout_slot {
     uint8_t state;  /* cs_task_state; CS_TASK_STATE_COUNT when the slot has no task */
     uint8_t health; /* cs_task_health */
-    bool old;       /* placed, with another spec than the job's */
+    bool old;       /* placed, with another spec than the job's, or on a draining
+                     * machine (cs_rollout_job): either way it must be replaced */
 } cs_rollout_slot;
 
 /* A job as the decision sees it. */

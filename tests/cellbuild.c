@@ -121,6 +121,13 @@ void tb_machine_state(tb_cell *b, cs_id id, uint8_t state)
                 tb_task_state(b, b->t[i].t.id, CS_TASK_LOST);
 }
 
+void tb_machine_admin(tb_cell *b, cs_id id, uint8_t admin)
+{
+    tb_machine *m = mach(b, id);
+    m->m.admin = admin;
+    m->dirty = true;
+}
+
 cs_id tb_job_add(tb_cell *b, const char *name, uint8_t kind, int32_t priority, uint32_t count,
                  int64_t cpu, int64_t mem, int64_t disk)
 {
@@ -253,6 +260,13 @@ void tb_task_state(tb_cell *b, cs_id id, uint8_t state)
     t->t.state = state;
     if (state == CS_TASK_PENDING)
         t->t.machine = 0;
+    t->dirty = true;
+}
+
+void tb_task_current(tb_cell *b, cs_id id)
+{
+    tb_task *t = task(b, id);
+    t->t.spec = job(b, t->t.job)->j.spec_hash;
     t->dirty = true;
 }
 

@@ -40,6 +40,8 @@ void tb_free(tb_cell *b);
 cs_id tb_machine_add(tb_cell *b, const char *name, int64_t cpu, int64_t mem, int64_t disk,
                      uint16_t port_lo, uint16_t port_hi, const char *attrs);
 void tb_machine_state(tb_cell *b, cs_id machine, uint8_t state);
+/* The operator's word on a machine (cs_machine_admin). */
+void tb_machine_admin(tb_cell *b, cs_id machine, uint8_t admin);
 
 /* A job of `count` pending tasks; returns its id (1, 2, ...). */
 cs_id tb_job_add(tb_cell *b, const char *name, uint8_t kind, int32_t priority, uint32_t count,
@@ -57,6 +59,9 @@ void tb_job_kill(tb_cell *b, cs_id job);
 void tb_place(tb_cell *b, cs_id job, uint32_t index, cs_id machine);
 /* Set a task's state (placed tasks leaving their machine release it). */
 void tb_task_state(tb_cell *b, cs_id task, uint8_t state);
+/* Mark a placed task as running its job's current spec (tb_place leaves
+ * spec 0: an old version). */
+void tb_task_current(tb_cell *b, cs_id task);
 /* Apply a transaction as a commit that accepts everything: claims place
  * their tasks with the claim's resources and ports, victims go back to
  * pending (last_end preempted). */

@@ -7,6 +7,7 @@
  * assertion: the machine running the suite is shared and slow.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -1814,4 +1815,157 @@ Test(agent, short_poll_entry_for_an_unknown_task_asks_again_in_full, .timeout = 
               "the agent says why: %s", log ? log : "(no log)");
     cr_assert_null(strstr(log, "killing it"), "A was not revoked: %s", log);
     free(log);
+}
+
+/* ---- cellctl logs: a task's output from its agent ------------------------------------ */
+
+/* Run cellctl against d with `args` (NULL-terminated); its standard output
+ * and error go to the file `out`, replaced. Returns its exit status. */
+static int cellctl_to(ts_daemon *d, const char *out, const char *const *args)
+{
+    char bin[256];
+    ts_bin("cellctl", bin, sizeof bin);
+    const char *argv[20] = {bin, "--server", d->url};
+    int n = 3;
+    for (int i = 0; args[i] != NULL && n < 19; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    unlink(out);
+    int pid = ts_spawn((char *const *)argv, out), st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* cellctl's output for `args`, expecting exit status `status`; the
+ * caller frees it. */
+static char *cellctl_out(ts_daemon *d, const agent *a, int status, const char *const *args)
+{
+    char out[1200];
+    snprintf(out, sizeof out, "%s/cellctl.out", a->dir);
+    int st = cellctl_to(d, out, args);
+    char *s = slurp(out);
+    cr_assert(s != NULL);
+    cr_assert_eq(st, status, "cellctl %s %s: status %d: %s", args[0], args[1], st, s);
+    return s;
+}
+
+/* Wait until `cellctl ARGS` prints exactly `want`. */
+static void wait_output(ts_daemon *d, const agent *a, const char *const *args, const char *want)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    char *s = NULL;
+    while (now_ms() < end) {
+        free(s);
+        char out[1200];
+        snprintf(out, sizeof out, "%s/cellctl.out", a->dir);
+        int st = cellctl_to(d, out, args);
+        s = slurp(out);
+        if (st == 0 && s != NULL && strcmp(s, want) == 0) {
+            free(s);
+            return;
+        }
+        ts_sleep_ms(50);
+    }
+    dump_log("agent", a->log);
+    cr_assert_fail("cellctl %s %s printed '%s', not '%s'", args[0], args[1], s ? s : "", want);
+}
+
+/* The agent serves its task's output over the network (no file is read
+ * from the test's side): all of it, the last lines, stderr, following until
+ * the task ends, and after it ended. Then retention: of six ended tasks,
+ * the agent keeps the newest two directories; the others' logs are gone,
+ * and cellctl says so. */
+Test(agent, cellctl_logs_serves_output_and_retention_keeps_the_newest,
+     .timeout = 150, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    start_cell(d, a, NULL, NULL,
+               (const char *const[]){"--log-listen", "tcp://127.0.0.1:0", "--retain-count", "2",
+                                     NULL});
+    char flag[1200], cmd[1600];
+    snprintf(flag, sizeof flag, "%s/go", a->dir);
+    snprintf(cmd, sizeof cmd,
+             "echo one; echo two; echo three; echo err1 >&2; "
+             "while [ ! -e %s ]; do sleep 0.05; done; echo after; echo err2 >&2",
+             flag);
+    cs_id talk = submit(d, "talk", 1, cmd, 0, NULL);
+    place(d, "m1", 1);
+    cr_assert(wait_state(d, talk, "running", 1));
+
+    wait_output(d, a, (const char *const[]){"logs", "talk", NULL}, "one\ntwo\nthree\n");
+    char *s = cellctl_out(d, a, 0, (const char *const[]){"logs", "talk/0", "--tail", "2", NULL});
+    cr_assert_str_eq(s, "two\nthree\n");
+    free(s);
+    wait_output(d, a, (const char *const[]){"logs", "talk", "--stderr", NULL}, "err1\n");
+
+    /* -f: follows until the task ends, then exits 0 with all of it. */
+    char fout[1200], bin[256];
+    snprintf(fout, sizeof fout, "%s/follow.out", a->dir);
+    ts_bin("cellctl", bin, sizeof bin);
+    const char *fargv[] = {bin, "--server", d->url, "logs", "talk", "-f", NULL};
+    int fpid = ts_spawn((char *const *)fargv, fout);
+    cr_assert(wait_log(fout, "three\n"), "-f printed what was there");
+    FILE *f = fopen(flag, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    int st = -1;
+    int64_t end = now_ms() + DEADLINE_MS;
+    while (now_ms() < end && waitpid(fpid, &st, WNOHANG) != fpid)
+        ts_sleep_ms(20);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "logs -f did not end with its task (%d)",
+              st);
+    s = slurp(fout);
+    cr_assert_str_eq(s, "one\ntwo\nthree\nafter\n");
+    free(s);
+
+    /* An ended task's output, while its directory is kept. */
+    cr_assert(wait_state(d, talk, "finished", 1));
+    s = cellctl_out(d, a, 0, (const char *const[]){"logs", "talk", "--stderr", NULL});
+    cr_assert_str_eq(s, "err1\nerr2\n");
+    free(s);
+
+    /* Retention: five more tasks end; two directories of the six stay. */
+    cs_id quick = submit(d, "quick", 5, "echo hi $CELL_TASK_INDEX", 0, NULL);
+    place(d, "m1", 5);
+    cr_assert(wait_state(d, quick, "finished", 5));
+    char tasks[1200];
+    snprintf(tasks, sizeof tasks, "%s/tasks", a->work);
+    uint32_t n = 99;
+    end = now_ms() + DEADLINE_MS;
+    while (now_ms() < end) {
+        n = 0;
+        DIR *dir = opendir(tasks);
+        struct dirent *e;
+        while (dir && (e = readdir(dir)) != NULL)
+            n += e->d_name[0] != '.';
+        if (dir)
+            closedir(dir);
+        if (n == 2)
+            break;
+        ts_sleep_ms(50);
+    }
+    cr_assert_eq(n, 2, "%u task directories kept, not 2", n);
+    uint32_t readable = 0;
+    for (uint32_t i = 0; i < 5; i++) {
+        char ref[32], want[32];
+        snprintf(ref, sizeof ref, "quick/%u", i);
+        snprintf(want, sizeof want, "hi %u\n", i);
+        char out[1200];
+        snprintf(out, sizeof out, "%s/cellctl.out", a->dir);
+        int rc = cellctl_to(d, out, (const char *const[]){"logs", ref, NULL});
+        s = slurp(out);
+        if (rc == 0) {
+            cr_assert_str_eq(s, want);
+            readable++;
+        } else {
+            cr_assert(strstr(s, "removed by retention") != NULL, "%s: %s", ref, s);
+        }
+        free(s);
+    }
+    s = cellctl_out(d, a, 1, (const char *const[]){"logs", "talk", NULL});
+    cr_assert(strstr(s, "removed by retention") != NULL, "%s", s);
+    free(s);
+    cr_assert_eq(readable, 2, "the two kept directories are the ones still readable");
+    teardown(a, d);
 }

@@ -890,3 +890,121 @@ Test(cellctl, watch_draws_frames_and_stops_cleanly)
     cr_assert(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
               "SIGTERM ends watch with status 0 (wait status %d)", st);
 }
+
+/* cordon, drain and uncordon through cellctl: what the cell records, what
+ * `get machines` shows (the table and -o json), a claim refused on a machine
+ * that takes no new task, and the command line's refusals. */
+Test(cellctl, cordon_drain_uncordon)
+{
+    ts_daemon *d = &daemon_;
+    cs_id m1 = add_machine(d, "m1"), m2 = add_machine(d, "m2");
+    run r;
+    ok(d, &r, "cordon", "m1", NULL);
+    cr_assert(strstr(r.out, "machine m1 cordoned") != NULL, "%s", r.out);
+    run_free(&r);
+    ok(d, &r, "get", "machines", NULL);
+    cr_assert(strstr(r.out, "up,cordoned") != NULL, "%s", r.out);
+    run_free(&r);
+    json_t *ms = ok_json(d, "get", "machines", NULL);
+    json_t *j1 = find_by(ms, "name", "m1"), *j2 = find_by(ms, "name", "m2");
+    cr_assert_str_eq(json_string_value(json_object_get(j1, "admin")), "cordoned");
+    cr_assert_str_eq(json_string_value(json_object_get(j1, "state")), "up");
+    cr_assert_str_eq(json_string_value(json_object_get(j2, "admin")), "active");
+    json_decref(ms);
+
+    /* A claim on the cordoned machine is refused by the cell itself. */
+    ok(d, &r, "submit", "examples/batch.json", NULL);
+    run_free(&r);
+    json_t *jobs = ok_json(d, "get", "jobs", NULL);
+    cs_id job = (cs_id)num(json_array_get(jobs, 0), "id");
+    json_decref(jobs);
+    cs_txn t;
+    cs_txn_init(&t, 9, 1, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_res res = {100, 64, 0};
+    cs_txn_add_claim(&t, cs_task_id(job, 0), m1, &res, NULL, 0, 0);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    cs_txn_encode(&t, &b);
+    cs_msg reply;
+    call(d, CS_MSG_COMMIT, &b, &reply);
+    cr_assert_eq(reply_u64(&reply, "conflicts"), 1, "a claim on a cordoned machine committed");
+    cs_txn_free(&t);
+
+    /* drain: draining while a task is there, drained once none is; the
+     * deadline is the server's clock plus the duration. */
+    commit(d, 2, cs_task_id(job, 0), m2, &res, 0, -1); /* on m2, which then drains */
+    int64_t before = (int64_t)time(NULL) * 1000;
+    json_t *o = ok_json(d, "drain", "m2", "--deadline", "10m", NULL);
+    int64_t at = (int64_t)num(o, "drain_deadline");
+    cr_assert(at >= before + 600000 - 1000 && at <= (int64_t)time(NULL) * 1000 + 600000 + 1000,
+              "deadline %lld is not 10 minutes from now", (long long)at);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "admin")), "draining");
+    json_decref(o);
+    ok(d, &r, "get", "machines", NULL);
+    cr_assert(strstr(r.out, "up,draining") != NULL, "%s", r.out);
+    run_free(&r);
+    commit(d, 3, cs_task_id(job, 0), 0, NULL, 0, CS_TASK_FINISHED);
+    ok(d, &r, "get", "machines", NULL);
+    cr_assert(strstr(r.out, "up,drained") != NULL, "%s", r.out);
+    run_free(&r);
+    ok(d, &r, "drain", "m1", "--no-deadline", NULL);
+    cr_assert(strstr(r.out, "batch tasks run to their end") != NULL, "%s", r.out);
+    run_free(&r);
+    ms = ok_json(d, "get", "machines", NULL);
+    j1 = find_by(ms, "name", "m1");
+    j2 = find_by(ms, "name", "m2");
+    cr_assert_eq(num(j1, "drain_deadline"), 0);
+    cr_assert(json_is_true(json_object_get(j1, "drained")), "m1 holds no task");
+    cr_assert(json_is_true(json_object_get(j2, "drained")));
+    json_decref(ms);
+
+    /* uncordon: active again, and a claim commits */
+    ok(d, &r, "uncordon", "m1", NULL);
+    cr_assert(strstr(r.out, "machine m1 uncordoned") != NULL, "%s", r.out);
+    run_free(&r);
+    commit(d, 4, cs_task_id(job, 1), m1, &res, 0, -1);
+
+    /* refusals, each named */
+    cellctl(d, &r, "cordon", "nosuch", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "nosuch") != NULL, "%s", r.err);
+    run_free(&r);
+    const char *bad[][5] = {{"drain", "m1", "--deadline", "soon", NULL},
+                            {"drain", "m1", "--deadline", "1s", "--no-deadline"},
+                            {"cordon", "m1", "--deadline", "1s", NULL},
+                            {"cordon", NULL},
+                            {"logs", "web", "--tail", "0", NULL},
+                            {"logs", "web/9x", NULL},
+                            {"logs", "web/99999999", NULL},
+                            {"logs", "web", "--deadline", "1s", NULL}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cellctl(d, &r, bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], NULL);
+        cr_assert_eq(r.status, 2, "%s %s: status %d (%s)", bad[i][0], bad[i][1] ? bad[i][1] : "",
+                     r.status, r.err);
+        cr_assert(strlen(r.err) > 0);
+        run_free(&r);
+    }
+    ok(d, &r, "help", "drain", NULL);
+    cr_assert(strstr(r.out, "--no-deadline") != NULL && strstr(r.out, "minimum healthy"),
+              "%s", r.out);
+    run_free(&r);
+    ok(d, &r, "help", "logs", NULL);
+    cr_assert(strstr(r.out, "--tail N") != NULL, "%s", r.out);
+    run_free(&r);
+
+    /* logs of a task whose machine advertises no log service: named */
+    cellctl(d, &r, "logs", "batch-sleep/1", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "ran on machine m1, whose agent serves no logs") != NULL, "%s",
+              r.err);
+    run_free(&r);
+    /* ... of a task never placed, and of one the job does not have */
+    cellctl(d, &r, "logs", "batch-sleep/5", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "task batch-sleep/5 is pending") != NULL, "%s", r.err);
+    run_free(&r);
+    cellctl(d, &r, "logs", "batch-sleep/999", NULL);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "has no task 999") != NULL, "%s", r.err);
+    run_free(&r);
+}

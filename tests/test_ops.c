@@ -394,6 +394,159 @@ Test(ops, machine_draining_keeps_its_tasks)
     ts_store_destroy(&t);
 }
 
+/* The outcome of one claim (fine, incremental) of `task` on `machine`. */
+static uint8_t claim_outcome(cs_store *s, uint64_t req, cs_id task, cs_id machine)
+{
+    cs_txn tx;
+    cs_txn_init(&tx, 1, req, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_res res = {100, 100, 0};
+    cr_assert_eq(cs_txn_add_claim(&tx, task, machine, &res, NULL, 0, 0), CS_OK);
+    cs_txn_result r;
+    cs_txn_result_init(&r);
+    cs_error err = {0};
+    cr_assert_eq(cs_commit(s, &tx, &r, &err), CS_OK, "%s", err.msg);
+    uint8_t out = r.claims[0];
+    cs_txn_result_free(&r);
+    cs_txn_free(&tx);
+    return out;
+}
+
+static cs_machine get_machine(cs_store *s, cs_id id, cs_arena *a)
+{
+    cs_machine m;
+    ts_get_machine(s, id, a, &m);
+    return m;
+}
+
+Test(ops, machine_admin_cordon_drain_uncordon)
+{
+    ts_store t;
+    ts_store_create(&t);
+    down_cell c = build_down_cell(t.s);
+    cs_error err = {0};
+    cs_arena a;
+    cs_arena_init(&a);
+    cr_assert_eq(get_machine(t.s, c.m1, &a).admin, CS_ADMIN_ACTIVE, "a new machine is active");
+
+    /* cordon: tasks stay, a claim there conflicts, elsewhere it commits */
+    uint64_t v0 = ts_version(t.s), v = 0;
+    cr_assert_eq(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_CORDONED, 0, &v, &err), CS_OK, "%s",
+                 err.msg);
+    cr_assert_eq(v, v0 + 1);
+    cs_machine m = get_machine(t.s, c.m1, &a);
+    cr_assert_eq(m.admin, CS_ADMIN_CORDONED);
+    cr_assert_eq(m.state, CS_MACHINE_UP, "a cordon is not the machine's liveness");
+    cr_assert_eq(m.version, v, "the machine changed: its agent's poll wakes, seq moves");
+    cr_assert_eq(placed_on(t.s, c.m1), 2);
+    cr_assert_eq(claim_outcome(t.s, 60, cs_task_id(c.other, 0), c.m1),
+                 CS_CONFLICT_MACHINE_NOT_UP);
+
+    /* the same word again: nothing written, not even a log entry */
+    dumpb d = dump_all(t.s);
+    cr_assert_eq(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_CORDONED, 0, &v, &err), CS_OK);
+    cr_assert_eq(v, ts_version(t.s));
+    dump_unchanged(t.s, &d, "a repeated cordon");
+
+    /* bad words: refused by name, nothing written */
+    d = dump_all(t.s);
+    expect_error(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_COUNT, 0, NULL, &err), &err, CS_EINVAL,
+                 "admin");
+    expect_error(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_CORDONED, 5, NULL, &err), &err,
+                 CS_EINVAL, "deadline");
+    expect_error(cs_op_machine_admin(t.s, 42, CS_ADMIN_CORDONED, 0, NULL, &err), &err,
+                 CS_ENOTFOUND, "42");
+    dump_unchanged(t.s, &d, "refused admin words");
+
+    /* the agent registers again (a restart, a new log address): the
+     * operator's word stays, the agent's address is taken */
+    cs_machine spec = machine_spec("m1", 4000, 4000, 31000, 31010);
+    spec.log_url = "tcp://h1:7000";
+    spec.admin = CS_ADMIN_ACTIVE;
+    cr_assert_eq(cs_op_machine_put(t.s, &spec, NULL, NULL, &err), CS_OK, "%s", err.msg);
+    m = get_machine(t.s, c.m1, &a);
+    cr_assert_eq(m.admin, CS_ADMIN_CORDONED, "a re-registration lifted the cordon");
+    cr_assert_str_eq(m.log_url, "tcp://h1:7000");
+    /* ... and the same registration again leaves the machine as it is */
+    uint64_t mv = m.version;
+    cr_assert_eq(cs_op_machine_put(t.s, &spec, NULL, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(get_machine(t.s, c.m1, &a).version, mv, "an identical registration changed it");
+    /* a new machine is active whatever its spec says */
+    spec.name = "m3";
+    spec.admin = CS_ADMIN_DRAINING;
+    cs_id m3 = 0;
+    cr_assert_eq(cs_op_machine_put(t.s, &spec, &m3, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(get_machine(t.s, m3, &a).admin, CS_ADMIN_ACTIVE);
+
+    /* drain: still no claims; the deadline is kept as given */
+    cr_assert_eq(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_DRAINING, 1234, NULL, &err), CS_OK,
+                 "%s", err.msg);
+    m = get_machine(t.s, c.m1, &a);
+    cr_assert_eq(m.admin, CS_ADMIN_DRAINING);
+    cr_assert_eq(m.drain_deadline, 1234);
+    cr_assert_eq(claim_outcome(t.s, 61, cs_task_id(c.other, 0), c.m1),
+                 CS_CONFLICT_MACHINE_NOT_UP);
+
+    /* uncordon: claims commit again */
+    cr_assert_eq(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_ACTIVE, 0, NULL, &err), CS_OK, "%s",
+                 err.msg);
+    m = get_machine(t.s, c.m1, &a);
+    cr_assert_eq(m.admin, CS_ADMIN_ACTIVE);
+    cr_assert_eq(m.drain_deadline, 0);
+    cr_assert_eq(claim_outcome(t.s, 62, cs_task_id(c.other, 0), c.m1), CS_COMMITTED);
+    cs_arena_free(&a);
+    invariants(t.s);
+    ts_store_destroy(&t);
+}
+
+Test(ops, drain_deadline_requeues_batch_tasks_only)
+{
+    ts_store t;
+    ts_store_create(&t);
+    down_cell c = build_down_cell(t.s);
+    cs_error err = {0};
+    cs_arena a;
+    cs_arena_init(&a);
+    place(t.s, 70, cs_task_id(c.other, 0), c.m1, 100, 100, NULL, 0);
+    cr_assert_eq(placed_on(t.s, c.m1), 3);
+
+    /* not draining: the verdict is a no-op, not logged */
+    dumpb d = dump_all(t.s);
+    cr_assert_eq(cs_op_machine_drain_deadline(t.s, c.m1, NULL, &err), CS_OK, "%s", err.msg);
+    dump_unchanged(t.s, &d, "a deadline on a machine that is not draining");
+    /* draining without a deadline: the same */
+    cr_assert_eq(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_DRAINING, 0, NULL, &err), CS_OK);
+    d = dump_all(t.s);
+    cr_assert_eq(cs_op_machine_drain_deadline(t.s, c.m1, NULL, &err), CS_OK, "%s", err.msg);
+    dump_unchanged(t.s, &d, "a drain without a deadline");
+
+    cr_assert_eq(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_DRAINING, 99, NULL, &err), CS_OK);
+    uint64_t v0 = ts_version(t.s), v = 0;
+    cr_assert_eq(cs_op_machine_drain_deadline(t.s, c.m1, &v, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(v, v0 + 1, "the batch tasks move and the deadline clears in one command");
+    cs_task tk;
+    ts_get_task(t.s, cs_task_id(c.other, 0), &a, &tk);
+    cr_assert_eq(tk.state, CS_TASK_PENDING, "the batch task is placed again");
+    cr_assert_eq(tk.last_end, CS_TASK_KILLED);
+    cr_assert_eq(tk.machine, 0);
+    cr_assert_eq(tk.attempts, 1, "attempts count placements: the next one makes 2");
+    ts_get_task(t.s, cs_task_id(c.web, 0), &a, &tk);
+    cr_assert_eq(tk.state, CS_TASK_ASSIGNED, "a service task waits for its scheduler");
+    cs_machine m = get_machine(t.s, c.m1, &a);
+    cr_assert_eq(m.drain_deadline, 0);
+    cr_assert_eq(m.admin, CS_ADMIN_DRAINING);
+    cr_assert_eq(m.allocated.cpu, 2000, "the batch task's 100 millicores were given back");
+    cr_assert_eq(m.ntasks, 2);
+
+    /* a second verdict: nothing to do */
+    d = dump_all(t.s);
+    cr_assert_eq(cs_op_machine_drain_deadline(t.s, c.m1, NULL, &err), CS_OK, "%s", err.msg);
+    dump_unchanged(t.s, &d, "a repeated deadline");
+    expect_error(cs_op_machine_drain_deadline(t.s, 42, NULL, &err), &err, CS_ENOTFOUND, "42");
+    cs_arena_free(&a);
+    invariants(t.s);
+    ts_store_destroy(&t);
+}
+
 /* ======================================================================= */
 /* jobs                                                                     */
 
@@ -761,7 +914,8 @@ Test(ops, command_apply_refuses_garbage)
     const uint8_t kinds[] = {CS_CMD_MACHINE_PUT, CS_CMD_MACHINE_STATE, CS_CMD_JOB_SUBMIT,
                              CS_CMD_JOB_KILL,    CS_CMD_TXN,           CS_CMD_TASK_STATUS,
                              CS_CMD_JOB_SCALE,   CS_CMD_JOB_UPDATE,    CS_CMD_JOB_NOTE,
-                             CS_CMD_JOB_SURGE,   CS_CMD_JOB_END,       CS_CMD_JOB_GC};
+                             CS_CMD_JOB_SURGE,   CS_CMD_JOB_END,       CS_CMD_JOB_GC,
+                             CS_CMD_DRAIN_DEADLINE};
     const uint8_t nil[] = {0xc0};
     const uint8_t bad_msgpack[] = {0xc1, 0x00};
     const uint8_t empty_array[] = {0x90};
@@ -1656,7 +1810,6 @@ Test(ops, replay_reproduces_job_ends_and_collections)
     cr_assert_eq(cs_op_job_kill(t.s, c1, 5002, NULL, &err), CS_OK, "%s", err.msg);
     cs_id gone[] = {a1};
     cr_assert_eq(cs_op_job_gc(t.s, gone, 1, NULL, &err), CS_OK, "%s", err.msg);
-
     logcopy l = {0};
     cs_snap *snap;
     cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
@@ -1672,6 +1825,42 @@ Test(ops, replay_reproduces_job_ends_and_collections)
     replay_into(&l, l.n, &u);
     dumpb d = dump_all(t.s);
     dump_unchanged(u.s, &d, "the replayed store");
+    for (size_t i = 0; i < l.n; i++)
+        free(l.cmd[i]);
+    ts_store_destroy(&u);
+    ts_store_destroy(&t);
+}
+
+Test(ops, machine_admin_commands_replay)
+{
+    /* What the operator did, logged, replays to the same store. */
+    ts_store t;
+    ts_store_create(&t);
+    cs_error err = {0};
+    down_cell c = build_down_cell(t.s);
+    place(t.s, 70, cs_task_id(c.other, 0), c.m1, 100, 100, NULL, 0);
+    cr_assert_eq(cs_op_machine_admin(t.s, c.m2, CS_ADMIN_CORDONED, 0, NULL, &err), CS_OK);
+    cr_assert_eq(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_DRAINING, 77, NULL, &err), CS_OK);
+    cr_assert_eq(cs_op_machine_drain_deadline(t.s, c.m1, NULL, &err), CS_OK);
+    logcopy l = {0};
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_each_log(snap, 0, copy_log, &l, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+    cr_assert_eq(l.kind[l.n - 1], CS_CMD_DRAIN_DEADLINE);
+    cr_assert_eq(l.kind[l.n - 2], CS_CMD_MACHINE_ADMIN);
+    ts_store u;
+    replay_into(&l, l.n, &u);
+    dumpb d = dump_all(t.s);
+    dump_unchanged(u.s, &d, "the replayed store");
+
+    /* a logged machine-admin that is not [id, admin, deadline] is refused by name */
+    const uint8_t bad[][4] = {{0x92, 0x01, 0x01}, {0x93, 0x01, 0x07, 0x00}, {0x93, 0xa1, 'x', 0}};
+    for (size_t i = 0; i < 3; i++) {
+        int rc = cs_command_apply(u.s, CS_CMD_MACHINE_ADMIN, bad[i], i == 0 ? 3 : 4, &err);
+        cr_assert_neq(rc, CS_OK, "body %zu was applied", i);
+        cr_assert(strstr(err.msg, "machine-admin") != NULL, "'%s' does not name it", err.msg);
+    }
     for (size_t i = 0; i < l.n; i++)
         free(l.cmd[i]);
     ts_store_destroy(&u);

@@ -152,6 +152,38 @@ Test(place, machines_not_up_are_never_chosen_and_reasons_count_them)
     fx_free(&f);
 }
 
+Test(place, cordoned_and_draining_machines_are_never_chosen)
+{
+    fx f;
+    fx_init(&f);
+    cs_id a = tb_machine_add(&f.b, "a", 8000, 8000, 10, 0, 0, NULL);
+    cs_id c = tb_machine_add(&f.b, "c", 8000, 8000, 10, 0, 0, NULL);
+    cs_id d = tb_machine_add(&f.b, "d", 8000, 8000, 10, 0, 0, NULL);
+    tb_machine_admin(&f.b, c, CS_ADMIN_CORDONED);
+    tb_machine_admin(&f.b, d, CS_ADMIN_DRAINING);
+    cs_id j = tb_job_add(&f.b, "j", CS_JOB_BATCH, 50, 4, 100, 100, 0);
+    fx_ready(&f);
+    cr_assert_eq(cs_copy_machine(f.c, c)->state, CS_MACHINE_DRAINING);
+    cr_assert_eq(cs_copy_machine(f.c, d)->state, CS_CMACHINE_EVACUATING);
+    cr_assert_eq(place(&f, j), 4, "the active machine has room for all four");
+    for (uint32_t i = 0; i < f.txn.nclaims; i++)
+        cr_assert_eq(f.txn.claims[i].machine, a, "a task went to a machine taking none");
+    /* Only cordoned machines left: nothing placed, and the reason says so. */
+    tb_machine_admin(&f.b, a, CS_ADMIN_CORDONED);
+    cs_id k = tb_job_add(&f.b, "k", CS_JOB_BATCH, 50, 1, 100, 100, 0);
+    cs_txn_free(&f.txn);
+    cs_txn_init(&f.txn, 1, 2, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, k), 0);
+    cr_assert_str_eq(f.rep.reason, "no machine fits: machine not up on 3");
+    /* Uncordoned, it takes tasks again. */
+    tb_machine_admin(&f.b, c, CS_ADMIN_ACTIVE);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, k), 1);
+    cr_assert_eq(f.txn.claims[0].machine, c);
+    fx_free(&f);
+}
+
 Test(place, reasons_use_thousands_separators_most_frequent_first, .timeout = 60)
 {
     fx f;

@@ -38,6 +38,9 @@ static cs_machine sample_machine(void)
     m.state = CS_MACHINE_DRAINING;
     m.seq = 17;
     m.version = 99;
+    m.admin = CS_ADMIN_DRAINING;
+    m.drain_deadline = UINT64_C(1700000000123);
+    m.log_url = "tcp://h1:40000";
     return m;
 }
 
@@ -128,6 +131,9 @@ static void machine_eq(const cs_machine *a, const cs_machine *b, bool decoded)
     cr_assert_eq(a->port_lo, b->port_lo);
     cr_assert_eq(a->port_hi, b->port_hi);
     cr_assert_eq(a->state, b->state);
+    cr_assert_eq(a->admin, b->admin);
+    cr_assert_eq(a->drain_deadline, b->drain_deadline);
+    cr_assert_str_eq(a->log_url, or_empty(b->log_url));
     if (!decoded) {
         res_eq(&a->allocated, &b->allocated, "allocated");
         ports_eq(a->ports, a->nports, b->ports, b->nports);

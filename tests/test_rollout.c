@@ -356,6 +356,49 @@ Test(rollout, copy_requeue_then_claim_rolls_back_exactly)
     tb_free(&b);
 }
 
+/* A drain reuses the rollout: a task on a draining machine counts as old
+ * (it must move), within the same bounds; a cordoned machine's tasks stay. */
+Test(rollout, tasks_on_a_draining_machine_are_replaced)
+{
+    tb_cell b;
+    tb_init(&b);
+    cs_id m1 = tb_machine_add(&b, "m1", 4000, 8192, 100, 0, 0, NULL);
+    cs_id m2 = tb_machine_add(&b, "m2", 4000, 8192, 100, 0, 0, NULL);
+    tb_machine_add(&b, "m3", 4000, 8192, 100, 0, 0, NULL);
+    cs_id j = tb_job_add(&b, "svc", CS_JOB_SERVICE, 50, 3, 1000, 512, 0);
+    cs_id where[3] = {m1, m2, m2};
+    for (uint32_t i = 0; i < 3; i++) {
+        tb_place(&b, j, i, where[i]);
+        tb_task_state(&b, cs_task_id(j, i), CS_TASK_RUNNING);
+        tb_task_current(&b, cs_task_id(j, i));
+    }
+    cs_copy *c;
+    cs_error err = {0};
+    cr_assert_eq(cs_copy_new(&c, &err), CS_OK);
+    tb_sync(&b, c, true);
+    cs_rollout r = {0};
+    cr_assert_eq(cs_rollout_job(c, cs_copy_job(c, j), &r, &err), CS_OK, "%s", err.msg);
+    cr_assert(!r.step.active, "every task runs the current spec on an active machine");
+
+    tb_machine_admin(&b, m2, CS_ADMIN_CORDONED);
+    tb_sync(&b, c, true);
+    cr_assert_eq(cs_rollout_job(c, cs_copy_job(c, j), &r, &err), CS_OK, "%s", err.msg);
+    cr_assert(!r.step.active, "a cordon moves nothing");
+
+    tb_machine_admin(&b, m2, CS_ADMIN_DRAINING);
+    tb_sync(&b, c, true);
+    cr_assert_eq(cs_rollout_job(c, cs_copy_job(c, j), &r, &err), CS_OK, "%s", err.msg);
+    cr_assert(r.step.active);
+    cr_assert_eq(r.step.old, 2, "the two tasks on m2 must move");
+    cr_assert_eq(r.step.healthy, 3);
+    cr_assert_eq(r.step.min_healthy, 3, "Marathon's default keeps all three healthy");
+    cr_assert_eq(r.step.nrestart, 0, "none stops before its replacement runs");
+    cr_assert_eq(r.step.surge, 2, "two replacements start beside them");
+    cs_rollout_free(&r);
+    cs_copy_free(c);
+    tb_free(&b);
+}
+
 /* ======================================================================= */
 /* end to end                                                               */
 
@@ -638,4 +681,165 @@ Test(rollout, agent_restarts_a_task_in_place, .timeout = 150, .fini = cleanup)
     cr_assert_eq(cs_client_callb(D.c, CS_MSG_JOB_KILL, &b, &r, &err), CS_OK, "%s", err.msg);
     msgpack_sbuffer_destroy(&b);
     wait_file(path);
+}
+
+/* ---- cordon and drain end to end ------------------------------------------------ */
+
+/* machine.admin through the client; deadline_ms < 0: none given. */
+static void machine_admin(const char *machine, const char *admin, int64_t deadline_ms)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, deadline_ms >= 0 ? 3 : 2);
+    cs_pack_kv_str(&pk, "machine", machine);
+    cs_pack_kv_str(&pk, "admin", admin);
+    if (deadline_ms >= 0)
+        cs_pack_kv_u64(&pk, "deadline_ms", (uint64_t)deadline_ms);
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(D.c, CS_MSG_MACHINE_ADMIN, &b, &r, &err), CS_OK,
+                 "%s %s: %s", admin, machine, err.msg);
+    msgpack_sbuffer_destroy(&b);
+}
+
+/* One look at the two jobs: where their tasks are. */
+typedef struct drain_seen {
+    uint32_t web_running, web_placed, web_on_m0, batch_running, batch_on_m0, batch_moved;
+    uint32_t off_m0; /* tasks of either job placed elsewhere than on m0 */
+    uint32_t m0_tasks, web_surge;
+} drain_seen;
+
+static drain_seen drain_look(cs_id web, cs_id batch, cs_id m0)
+{
+    ts_cell cell;
+    ts_cell_read(D.c, &cell);
+    drain_seen s = {0};
+    s.web_surge = ts_cell_job(&cell, web)->surge;
+    for (size_t i = 0; i < cell.ntasks; i++) {
+        const cs_task *t = &cell.tasks[i];
+        bool placed = cs_task_state_placed(t->state), running = t->state == CS_TASK_RUNNING;
+        s.off_m0 += (t->job == web || t->job == batch) && placed && t->machine != m0;
+        if (t->job == web) {
+            s.web_running += running;
+            s.web_placed += placed;
+            s.web_on_m0 += placed && t->machine == m0;
+        } else if (t->job == batch) {
+            s.batch_running += running;
+            s.batch_on_m0 += placed && t->machine == m0;
+            s.batch_moved += running && t->machine != m0 && t->attempts == 2 &&
+                             t->last_end == CS_TASK_KILLED;
+        }
+    }
+    for (size_t i = 0; i < cell.nmachines; i++)
+        if (cell.machines[i].id == m0)
+            s.m0_tasks = cell.machines[i].ntasks;
+    ts_cell_free(&cell);
+    return s;
+}
+
+/* Three simulated machines, cell-service and cell-batch. With two machines
+ * cordoned, a service job of 2 and a batch job of 2 all land on the third,
+ * m00000: a cordon places nothing. The other two are uncordoned and m00000
+ * drained without a deadline: the service tasks move off with at least 2
+ * running at every look (Marathon's defaults: minimum healthy 1.0, so the
+ * replacements run before the old tasks stop), and the batch tasks stay.
+ * Then a deadline of 0: the batch tasks are killed and placed again
+ * elsewhere, and m00000 holds nothing. */
+Test(rollout, cordon_then_drain_end_to_end, .timeout = 150, .fini = cleanup)
+{
+    ts_daemon_setup(&D, NULL, NULL);
+    char agent[256], service[256], batch[256];
+    ts_bin("cell-agent", agent, sizeof agent);
+    ts_bin("cell-service", service, sizeof service);
+    ts_bin("cell-batch", batch, sizeof batch);
+    const char *a[] = {agent,          "--server",       D.url, "--simulate",   "3",
+                       "--sim-prefix", "m",              "--sim-duration", "100000000",
+                       "--cpu",        "4",              "--mem", "4096", "--heartbeat-ms",
+                       "500",          "--poll-wait-ms", "2000", NULL};
+    spawn(a);
+    const char *sv[] = {service, "--server", D.url, "--name", "service", "--idle-ms", "10",
+                        "--report-ms", "200", "--park-ms", "100", "--seed", "3", NULL};
+    spawn(sv);
+    const char *bv[] = {batch, "--server", D.url, "--name", "batch", "--idle-ms", "10",
+                        "--report-ms", "200", "--park-ms", "100", "--seed", "3", NULL};
+    spawn(bv);
+
+    /* Wait for the three machines, then cordon two. */
+    int64_t end = now_ms() + DEADLINE_MS;
+    cs_id m0 = 0;
+    for (;;) {
+        ts_cell cell;
+        ts_cell_read(D.c, &cell);
+        size_t n = cell.nmachines;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(cell.machines[i].name, "m00000") == 0)
+                m0 = cell.machines[i].id;
+        ts_cell_free(&cell);
+        if (n == 3 && m0 != 0)
+            break;
+        cr_assert_lt(now_ms(), end, "%zu machines registered", n);
+        ts_sleep_ms(50);
+    }
+    machine_admin("m00001", "cordoned", -1);
+    machine_admin("m00002", "cordoned", -1);
+    cs_id web = ts_submit(D.c, "{\"name\": \"web\", \"kind\": \"service\", \"count\": 2,"
+                               " \"cmd\": \"serve\", \"resources\": {\"cpu\": 0.5, \"mem\": 64}}");
+    cs_id crunch = ts_submit(D.c, "{\"name\": \"crunch\", \"kind\": \"batch\", \"count\": 2,"
+                                  " \"cmd\": \"crunch\", \"resources\": {\"cpu\": 0.5, \"mem\": 64}}");
+    drain_seen s;
+    end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        s = drain_look(web, crunch, m0);
+        cr_assert_eq(s.off_m0, 0, "a task was placed on a cordoned machine");
+        if (s.web_running == 2 && s.batch_running == 2)
+            break;
+        if (now_ms() > end) {
+            dump_logs();
+            cr_assert_fail("web %u and crunch %u running of 2 each", s.web_running,
+                           s.batch_running);
+        }
+        ts_sleep_ms(50);
+    }
+    cr_assert_eq(s.web_on_m0 + s.batch_on_m0, 4, "all four run on the one active machine");
+
+    machine_admin("m00001", "active", -1);
+    machine_admin("m00002", "active", -1);
+    machine_admin("m00000", "draining", -1);
+    uint32_t looks = 0, max_surge = 0;
+    end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        s = drain_look(web, crunch, m0);
+        looks++;
+        cr_assert_geq(s.web_running, 2, "look %u: %u of web's tasks run, minimum 2", looks,
+                      s.web_running);
+        cr_assert_leq(s.web_placed, 4, "look %u: %u placed, maximum 4", looks, s.web_placed);
+        cr_assert_eq(s.batch_on_m0, 2, "look %u: a batch task left before any deadline", looks);
+        if (s.web_surge > max_surge)
+            max_surge = s.web_surge;
+        if (s.web_on_m0 == 0 && s.web_running == 2 && s.web_surge == 0)
+            break;
+        if (now_ms() > end) {
+            dump_logs();
+            cr_assert_fail("web still has %u tasks on the draining machine", s.web_on_m0);
+        }
+        ts_sleep_ms(20 + (int)(looks % 4) * 10);
+    }
+    cr_assert_gt(max_surge, 0, "the replacements ran beside the old tasks (surge)");
+
+    machine_admin("m00000", "draining", 0);
+    end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        s = drain_look(web, crunch, m0);
+        if (s.batch_moved == 2 && s.m0_tasks == 0)
+            break;
+        if (now_ms() > end) {
+            dump_logs();
+            cr_assert_fail("after the deadline: %u of 2 batch tasks moved, %u tasks on m00000",
+                           s.batch_moved, s.m0_tasks);
+        }
+        ts_sleep_ms(50);
+    }
+    cr_assert_eq(s.web_running, 2);
 }

@@ -91,7 +91,10 @@ static int sync_machine(void *ctx, const cs_machine *m)
     memset(lm, 0, sizeof *lm);
     lm->id = m->id;
     lm->seq = m->seq;
-    lm->state = m->state;
+    /* A cordoned or draining machine takes nothing new, as in the
+     * schedulers' copy (cellcopy.h). */
+    lm->state = m->state == CS_MACHINE_UP && m->admin != CS_ADMIN_ACTIVE ? CS_MACHINE_DRAINING
+                                                                          : m->state;
     lm->cap = m->capacity;
     lm->alloc = m->allocated;
     for (uint32_t i = 0; i < m->nports; i++) {
@@ -349,7 +352,25 @@ static void cell_event(rng *r, cs_store *s, uint32_t *jobs_made)
 {
     cs_error err = {0};
     uint32_t what = below(r, 100);
-    if (what < 30) {
+    if (what < 5) {
+        /* The operator: cordon, drain (with a deadline or none), uncordon,
+         * or a drain deadline coming (a no-op on a machine not draining). */
+        cs_id m = 1 + below(r, NMACHINES);
+        if (chance(r, 30)) {
+            cr_assert_eq(cs_op_machine_drain_deadline(s, m, NULL, &err), CS_OK, "%s", err.msg);
+        } else {
+            /* Mostly back to active, so that the cell stays full enough to
+             * preempt. */
+            static const uint8_t admins[] = {CS_ADMIN_ACTIVE, CS_ADMIN_ACTIVE, CS_ADMIN_CORDONED,
+                                             CS_ADMIN_DRAINING};
+            uint8_t admin = admins[below(r, 4)];
+            uint64_t deadline = admin == CS_ADMIN_DRAINING && chance(r, 70)
+                                    ? TS_SUBMITTED_MS + below(r, 1000)
+                                    : 0;
+            cr_assert_eq(cs_op_machine_admin(s, m, admin, deadline, NULL, &err), CS_OK, "%s",
+                         err.msg);
+        }
+    } else if (what < 30) {
         cs_id m = 1 + below(r, NMACHINES);
         static const uint8_t states[] = {CS_MACHINE_UP, CS_MACHINE_UP, CS_MACHINE_DRAINING,
                                          CS_MACHINE_DOWN};

@@ -4,7 +4,8 @@
  *   cellctl --help | cellctl help COMMAND | cellctl COMMAND --help
  *
  * Commands: submit, update, kill, scale (cellctl_job.c); get, describe,
- * endpoints, stats, watch (cellctl_show.c). Job specs are JSON, native or Marathon
+ * endpoints, stats, watch (cellctl_show.c); cordon, uncordon, drain, logs
+ * (cellctl_ops.c). Job specs are JSON, native or Marathon
  * (cellstate/jobspec.h; docs/design.md "Job specs").
  *
  * Exit status: 0 on success, 1 when a spec, a request or the server failed,
@@ -19,6 +20,7 @@
 #include "cellstate/proto.h"
 #include "tools/cellctl_cell.h"
 #include "tools/cellctl_job.h"
+#include "tools/cellctl_ops.h"
 #include "tools/cellctl_show.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -37,6 +39,11 @@ enum {
     O_COUNT = 1 << 5,
     O_ANSI = 1 << 6,
     O_DRY_RUN = 1 << 7,
+    O_DEADLINE = 1 << 8,
+    O_NO_DEADLINE = 1 << 9,
+    O_STDERR = 1 << 10,
+    O_TAIL = 1 << 11,
+    O_FOLLOW = 1 << 12,
 };
 
 typedef struct command {
@@ -91,6 +98,30 @@ static const command commands[] = {
      "  --count N      stop after N frames (for scripts)\n"
      "  --job J        only the tasks of job J\n"
      "  --ansi         redraw with escape codes even when the output is not a terminal\n"},
+    {"cordon", ctl_cmd_cordon, O_OUTPUT, "cordon MACHINE [-o json]",
+     "No new placements on MACHINE: its tasks keep running there, the schedulers place\n"
+     "nothing new on it (the cell refuses such a claim). Outlives its agent's restarts.\n"
+     "`get machines` shows it as up,cordoned.\n"},
+    {"uncordon", ctl_cmd_uncordon, O_OUTPUT, "uncordon MACHINE [-o json]",
+     "MACHINE takes new placements again (ends a cordon or a drain).\n"},
+    {"drain", ctl_cmd_drain, O_OUTPUT | O_DEADLINE | O_NO_DEADLINE,
+     "drain MACHINE [--deadline D | --no-deadline] [-o json]",
+     "Cordon MACHINE and move its tasks off: cell-service replaces each service task there\n"
+     "by one elsewhere within the job's update strategy (at least its minimum healthy keep\n"
+     "running: the replacement runs before the old one stops when the strategy allows a\n"
+     "surge); batch tasks may finish until the deadline, when those still there are killed\n"
+     "and placed again elsewhere. `get machines` shows up,draining, then up,drained once\n"
+     "no task is left. The machine stays cordoned until `uncordon`.\n"
+     "  --deadline D    how long batch tasks may run on (default 1h; 30s, 10m, 0 = now)\n"
+     "  --no-deadline   batch tasks run to their end\n"},
+    {"logs", ctl_cmd_logs, O_STDERR | O_TAIL | O_FOLLOW,
+     "logs JOB[/INDEX] [--stderr] [--tail N] [-f]",
+     "Print the output of task INDEX (default 0) of job JOB, from the agent of the machine\n"
+     "it runs on (or last ran on: an ended task's output stays while its agent retains its\n"
+     "directory, cell-agent --retain-count and --retain-ms). No shared filesystem needed.\n"
+     "  --stderr    its standard error instead of its standard output\n"
+     "  --tail N    only the last N lines (at most the last 64 KiB)\n"
+     "  -f          follow: print new output as it comes, until the task ends\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -140,6 +171,9 @@ int main(int argc, char **argv)
         {"machine", required_argument, NULL, 'm'},  {"state", required_argument, NULL, 'S'},
         {"interval", required_argument, NULL, 'i'}, {"count", required_argument, NULL, 'c'},
         {"ansi", no_argument, NULL, 'a'},           {"dry-run", no_argument, NULL, 'd'},
+        {"deadline", required_argument, NULL, 'D'}, {"no-deadline", no_argument, NULL, 'N'},
+        {"stderr", no_argument, NULL, 'E'},         {"tail", required_argument, NULL, 'T'},
+        {"follow", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *server = NULL;
@@ -149,7 +183,7 @@ int main(int argc, char **argv)
     bool help = false;
     int opt;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "s:o:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:o:hf", longopts, NULL)) != -1) {
         switch (opt) {
         case 's': server = optarg; break;
         case 't':
@@ -189,6 +223,27 @@ int main(int argc, char **argv)
         }
         case 'a': seen |= O_ANSI, a.ansi = true; break;
         case 'd': seen |= O_DRY_RUN, a.dry_run = true; break;
+        case 'D':
+            seen |= O_DEADLINE;
+            a.has_deadline = true;
+            if (parse_duration("--deadline", optarg, &a.deadline_ms) != 0)
+                return EXIT_USAGE;
+            break;
+        case 'N': seen |= O_NO_DEADLINE, a.no_deadline = true; break;
+        case 'E': seen |= O_STDERR, a.err_stream = true; break;
+        case 'T': {
+            seen |= O_TAIL;
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || end == optarg || n < 1 || n > 1000000) {
+                fprintf(stderr, "cellctl: --tail %s: not a number of lines in 1..1000000\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            a.tail = (uint32_t)n;
+            break;
+        }
+        case 'f': seen |= O_FOLLOW, a.follow = true; break;
         case 'h': help = true; break;
         default:
             if (optopt)
@@ -228,8 +283,11 @@ int main(int argc, char **argv)
     }
     unsigned extra = seen & ~cmd->opts;
     if (extra) {
-        static const char *const names[] = {"-o",         "--job",   "--machine", "--state",
-                                            "--interval", "--count", "--ansi",    "--dry-run"};
+        static const char *const names[] = {"-o",         "--job",         "--machine",
+                                            "--state",    "--interval",    "--count",
+                                            "--ansi",     "--dry-run",     "--deadline",
+                                            "--no-deadline", "--stderr",   "--tail",
+                                            "-f"};
         size_t bit = 0;
         while (!(extra & (1u << bit)))
             bit++;

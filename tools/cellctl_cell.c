@@ -284,6 +284,10 @@ json_t *ctl_machine_json(const cs_machine *m)
     bool ok = put(o, "id", json_integer((json_int_t)m->id));
     ok &= put(o, "name", json_string(m->name));
     ok &= put(o, "state", json_string(cs_machine_state_name(m->state)));
+    ok &= put(o, "admin", json_string(cs_machine_admin_name(m->admin)));
+    ok &= put(o, "drained", json_boolean(m->admin == CS_ADMIN_DRAINING && m->ntasks == 0));
+    ok &= put(o, "drain_deadline", json_integer((json_int_t)m->drain_deadline));
+    ok &= put(o, "log_url", json_string(m->log_url ? m->log_url : ""));
     for (uint32_t i = 0; attrs && i < m->nattrs; i++)
         ok &= put(attrs, m->attrs[i].key, json_string(m->attrs[i].value));
     ok &= put(o, "attrs", attrs);

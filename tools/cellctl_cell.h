@@ -40,6 +40,11 @@ typedef struct ctl_args {
     long count;                        /* --count; 0 = until stopped */
     bool ansi;                         /* --ansi: escapes even when not a terminal */
     bool dry_run;                      /* --dry-run */
+    uint32_t deadline_ms;              /* drain --deadline */
+    bool has_deadline, no_deadline;    /* drain: --deadline given; --no-deadline */
+    bool err_stream;                   /* logs --stderr */
+    uint32_t tail;                     /* logs --tail N; 0 = all */
+    bool follow;                       /* logs -f */
 } ctl_args;
 
 /* Close the connection, if any. */

@@ -14,6 +14,7 @@
 #include "cellstate/jobopts.h"
 #include "cellstate/proto.h"
 #include "schedulers/backoff.h"
+#include "tools/cellctl_ops.h"
 #include "tools/cellctl_table.h"
 
 /* Reasons can be 1 KiB; a table cell shows the start. */
@@ -32,14 +33,14 @@ static int machines_table(const ctl_cell *cell, const char *state, FILE *f, size
         const cs_machine *m = &cell->machines[i];
         if (state && strcmp(state, cs_machine_state_name(m->state)) != 0)
             continue;
-        char a[32], b[32], attrs[512] = "";
+        char a[32], b[32], attrs[512] = "", st[48];
         size_t len = 0;
         for (uint32_t k = 0; k < m->nattrs && len + 2 < sizeof attrs; k++)
             len += (size_t)snprintf(attrs + len, sizeof attrs - len, "%s%s=%s", k ? "," : "",
                                     m->attrs[k].key, m->attrs[k].value);
         if ((rc = ctl_table_cellf(&t, err, "%s", m->name)) ||
             (rc = ctl_table_cellf(&t, err, "%" PRIu64, m->id)) ||
-            (rc = ctl_table_cellf(&t, err, "%s", cs_machine_state_name(m->state))) ||
+            (rc = ctl_table_cellf(&t, err, "%s", ctl_machine_status(m, st, sizeof st))) ||
             (rc = ctl_table_cellf(&t, err, "%s/%s", ctl_cores(m->allocated.cpu, a, sizeof a),
                                   ctl_cores(m->capacity.cpu, b, sizeof b))) ||
             (rc = ctl_table_cellf(&t, err, "%" PRId64 "/%" PRId64, m->allocated.mem,
@@ -444,9 +445,11 @@ static int describe_machine(ctl *c, const char *name, ctl_cell *cell, cs_error *
         json_decref(o);
         return rc;
     }
-    char a[32], b[32], pb[1024];
+    char a[32], b[32], pb[1024], st[48];
     printf("%-13s %s\n%-13s %" PRIu64 "\n%-13s %s\n", "Name:", m->name, "ID:", m->id,
-           "State:", cs_machine_state_name(m->state));
+           "State:", ctl_machine_status(m, st, sizeof st));
+    if (m->log_url != NULL && m->log_url[0] != '\0')
+        printf("%-13s %s\n", "Logs:", m->log_url);
     for (uint32_t i = 0; i < m->nattrs; i++)
         printf("%-13s %s=%s\n", i ? "" : "Attributes:", m->attrs[i].key, m->attrs[i].value);
     printf("%-13s cpu %s, mem %" PRId64 " MiB, disk %" PRId64 " MiB\n",

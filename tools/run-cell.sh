@@ -244,7 +244,8 @@ agent() { # NAME INDEX ATTRS...
     local attrs=() a
     for a in "$@"; do attrs+=(--attr "$a"); done
     PATH=$BIN:$PATH start "$name" "$BIN/cell-agent" --server "$URL" --name "$name" "${attrs[@]}" \
-        --cpu 2 --mem 2048 --ports "$lo-$((lo + AGENT_PORTS - 1))" --workdir "$DIR/agent-$name"
+        --cpu 2 --mem 2048 --ports "$lo-$((lo + AGENT_PORTS - 1))" --workdir "$DIR/agent-$name" \
+        --log-listen tcp://127.0.0.1:0
 }
 agent m1 0 rack=r1 zone=a
 agent m2 1 rack=r1 zone=b

@@ -36,6 +36,10 @@ const char *cs_cmd_name(uint8_t kind)
         return "job-end";
     case CS_CMD_JOB_GC:
         return "job-gc";
+    case CS_CMD_MACHINE_ADMIN:
+        return "machine-admin";
+    case CS_CMD_DRAIN_DEADLINE:
+        return "drain-deadline";
     default:
         return "unknown";
     }
@@ -210,6 +214,24 @@ static int apply_job_end(cs_store *s, uint8_t kind, const void *cmd, size_t len,
     return rc;
 }
 
+/* machine-admin: [id, admin, deadline]. */
+static int apply_machine_admin(cs_store *s, const void *cmd, size_t len, cs_error *err)
+{
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, 256))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    const msgpack_object *f;
+    uint64_t id = 0, admin = 0, deadline = 0;
+    int rc = decode_array(cmd, len, 3, &zone, &f, err);
+    if (rc == CS_OK && (!u64_at(&f[0], UINT64_MAX, &id) || !u64_at(&f[1], UINT8_MAX, &admin) ||
+                        !u64_at(&f[2], UINT64_MAX, &deadline)))
+        rc = cs_errorf(err, CS_ECORRUPT, "logged machine admin is corrupt");
+    if (rc == CS_OK)
+        rc = cs_op_machine_admin(s, id, (uint8_t)admin, deadline, NULL, err);
+    msgpack_zone_destroy(&zone);
+    return rc;
+}
+
 /* job-gc: [id, id, ...]. */
 static int apply_job_gc(cs_store *s, const void *cmd, size_t len, cs_arena *a, cs_error *err)
 {
@@ -285,6 +307,13 @@ int cs_command_apply(cs_store *s, uint8_t kind, const void *cmd, size_t len, cs_
         break;
     case CS_CMD_JOB_NOTE:
         rc = apply_job_note(s, cmd, len, &a, err);
+        break;
+    case CS_CMD_MACHINE_ADMIN:
+        rc = apply_machine_admin(s, cmd, len, err);
+        break;
+    case CS_CMD_DRAIN_DEADLINE:
+        if ((rc = decode_ids(cmd, len, 1, &id, NULL, err)) == CS_OK)
+            rc = cs_op_machine_drain_deadline(s, id, NULL, err);
         break;
     default:
         rc = cs_errorf(err, CS_ECORRUPT, "unknown logged command kind %u", kind);

@@ -30,6 +30,8 @@ typedef enum cs_cmd_kind {
     CS_CMD_JOB_SURGE = 10,    /* a rolling update's extra task slots (ops.h) */
     CS_CMD_JOB_END = 11,      /* a batch job whose tasks all ended: finished or failed (ops.h) */
     CS_CMD_JOB_GC = 12,       /* remove ended jobs and their tasks (ops.h) */
+    CS_CMD_MACHINE_ADMIN = 13, /* cordon, drain, uncordon a machine (ops.h) */
+    CS_CMD_DRAIN_DEADLINE = 14, /* a draining machine's batch tasks move (ops.h) */
 } cs_cmd_kind;
 
 const char *cs_cmd_name(uint8_t kind);

@@ -7,7 +7,9 @@
 uint8_t cs_conflict_fine(const cs_machine *m, const cs_res *res, const uint16_t *ports,
                          uint32_t nports)
 {
-    if (m->state != CS_MACHINE_UP)
+    /* A cordoned or draining machine takes no new task, whatever a
+     * scheduler's copy said when it chose it. */
+    if (m->state != CS_MACHINE_UP || m->admin != CS_ADMIN_ACTIVE)
         return CS_CONFLICT_MACHINE_NOT_UP;
     /* Amounts are bounded by CS_RES_MAX (record.h), so these sums cannot
      * overflow. */

@@ -71,23 +71,36 @@ static int collect_task(void *ctx, const cs_task *t)
     return 0;
 }
 
-/* A machine going down: every task placed on it becomes lost and gives back
- * its resources. */
-static int lose_tasks(cs_wtxn *w, const cs_machine *m, cs_arena *a, cs_error *err)
+/* Call fn for every task placed on machine `id`, in this transaction. */
+typedef int (*placed_fn)(cs_wtxn *w, const cs_task *t, cs_arena *a, cs_error *err);
+
+static int each_placed(cs_wtxn *w, cs_id id, placed_fn fn, cs_arena *a, cs_error *err)
 {
     cs_snap *snap = cs_wtxn_snap(w);
     /* Collect first: ending a task edits the index being walked. */
     idlist l = {0};
-    int rc = cs_snap_each_task_on_machine(snap, m->id, collect_task, &l, err);
+    int rc = cs_snap_each_task_on_machine(snap, id, collect_task, &l, err);
     if (rc == CS_ENOMEM)
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
     for (size_t i = 0; rc == CS_OK && i < l.n; i++) {
         cs_task t;
         if ((rc = cs_snap_task(snap, l.v[i], a, &t, err)) == CS_OK)
-            rc = end_placed_task(w, &t, CS_TASK_LOST, err);
+            rc = fn(w, &t, a, err);
     }
     free(l.v);
     return rc;
+}
+
+static int lose_one(cs_wtxn *w, const cs_task *t, cs_arena *a, cs_error *err)
+{
+    return end_placed_task(w, t, CS_TASK_LOST, err);
+}
+
+/* A machine going down: every task placed on it becomes lost and gives back
+ * its resources. */
+static int lose_tasks(cs_wtxn *w, const cs_machine *m, cs_arena *a, cs_error *err)
+{
+    return each_placed(w, m->id, lose_one, a, err);
 }
 
 /* ---- machines ------------------------------------------------------------ */
@@ -100,7 +113,8 @@ typedef struct machine_put {
 static bool same_spec(const cs_machine *a, const cs_machine *b)
 {
     if (a->nattrs != b->nattrs || a->port_lo != b->port_lo || a->port_hi != b->port_hi ||
-        a->state != b->state || memcmp(&a->capacity, &b->capacity, sizeof a->capacity) != 0)
+        a->state != b->state || memcmp(&a->capacity, &b->capacity, sizeof a->capacity) != 0 ||
+        strcmp(a->log_url ? a->log_url : "", b->log_url ? b->log_url : "") != 0)
         return false;
     for (uint32_t i = 0; i < a->nattrs; i++)
         if (strcmp(a->attrs[i].key, b->attrs[i].key) != 0 ||
@@ -121,6 +135,9 @@ static int apply_machine_put(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     rc = cs_snap_machine_by_name(cs_wtxn_snap(w), spec->name, a, &m, &lookup);
     if (rc == CS_ENOTFOUND) {
         m = *spec;
+        /* A new machine takes placements: only an operator cordons. */
+        m.admin = CS_ADMIN_ACTIVE;
+        m.drain_deadline = 0;
         if ((rc = cs_wtxn_next_machine_id(w, &m.id, err)) != CS_OK)
             return rc;
         memset(&m.allocated, 0, sizeof m.allocated);
@@ -151,6 +168,7 @@ static int apply_machine_put(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     m.capacity = spec->capacity;
     m.port_lo = spec->port_lo;
     m.port_hi = spec->port_hi;
+    m.log_url = spec->log_url; /* the agent's; admin and drain_deadline stay the operator's */
     if (spec->state == CS_MACHINE_DOWN && m.state != CS_MACHINE_DOWN &&
         (rc = lose_tasks(w, &m, a, err)) != CS_OK)
         return rc;
@@ -216,6 +234,104 @@ int cs_op_machine_state(cs_store *s, cs_id id, uint8_t state, uint64_t *version,
         rc = cs_errorf(err, rc, "machine state: out of memory");
     else
         rc = run_op(s, CS_CMD_MACHINE_STATE, &cmd, apply_machine_state, &ms, version, err);
+    msgpack_sbuffer_destroy(&cmd);
+    return rc;
+}
+
+typedef struct machine_admin {
+    cs_id id;
+    uint8_t admin;
+    uint64_t deadline;
+} machine_admin;
+
+static int apply_machine_admin(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+{
+    const machine_admin *ma = ctx;
+    if (ma->admin >= CS_ADMIN_COUNT)
+        return cs_errorf(err, CS_EINVAL, "unknown machine admin state %u", ma->admin);
+    if (ma->admin != CS_ADMIN_DRAINING && ma->deadline != 0)
+        return cs_errorf(err, CS_EINVAL, "a drain deadline goes with draining only, not %s",
+                         cs_machine_admin_name(ma->admin));
+    cs_machine m;
+    int rc = cs_snap_machine(cs_wtxn_snap(w), ma->id, a, &m, err);
+    if (rc != CS_OK)
+        return rc;
+    if (m.admin == ma->admin && m.drain_deadline == ma->deadline)
+        return UNCHANGED;
+    m.admin = ma->admin;
+    m.drain_deadline = ma->deadline;
+    return cs_wtxn_put_machine(w, &m, false, err);
+}
+
+int cs_op_machine_admin(cs_store *s, cs_id id, uint8_t admin, uint64_t deadline,
+                        uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer cmd;
+    msgpack_sbuffer_init(&cmd);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
+    machine_admin ma = {id, admin, deadline};
+    int rc;
+    if (msgpack_pack_array(&pk, 3) || msgpack_pack_uint64(&pk, id) ||
+        msgpack_pack_uint8(&pk, admin) || msgpack_pack_uint64(&pk, deadline))
+        rc = cs_errorf(err, CS_ENOMEM, "machine admin: out of memory");
+    else
+        rc = run_op(s, CS_CMD_MACHINE_ADMIN, &cmd, apply_machine_admin, &ma, version, err);
+    msgpack_sbuffer_destroy(&cmd);
+    return rc;
+}
+
+/* A batch task placed on a draining machine whose deadline came: it ends
+ * there as a rolling update's restart does (commit.c): resources and ports
+ * given back, back to pending with last_end killed, to be placed again
+ * elsewhere (the machine takes no new tasks). */
+static int requeue_batch_task(cs_wtxn *w, const cs_task *old, cs_arena *a, cs_error *err)
+{
+    cs_job j;
+    int rc = cs_snap_job(cs_wtxn_snap(w), old->job, a, &j, err);
+    if (rc != CS_OK || j.kind != CS_JOB_BATCH)
+        return rc;
+    cs_task t = *old;
+    t.state = CS_TASK_PENDING;
+    t.last_end = CS_TASK_KILLED;
+    t.machine = 0;
+    t.exit_code = 0;
+    t.res = j.res;
+    t.ports = NULL;
+    t.nports = 0;
+    t.health = CS_TASK_HEALTH_UNKNOWN;
+    t.reason = "";
+    return cs_wtxn_put_task(w, old, &t, err);
+}
+
+static int apply_drain_deadline(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+{
+    const cs_id *id = ctx;
+    cs_snap *snap = cs_wtxn_snap(w);
+    cs_machine m;
+    int rc = cs_snap_machine(snap, *id, a, &m, err);
+    if (rc != CS_OK)
+        return rc;
+    if (m.admin != CS_ADMIN_DRAINING || m.drain_deadline == 0)
+        return UNCHANGED;
+    if ((rc = each_placed(w, m.id, requeue_batch_task, a, err)) != CS_OK)
+        return rc;
+    /* Re-read: requeueing tasks changed the machine's allocation. */
+    if ((rc = cs_snap_machine(snap, *id, a, &m, err)) != CS_OK)
+        return rc;
+    m.drain_deadline = 0;
+    return cs_wtxn_put_machine(w, &m, false, err);
+}
+
+int cs_op_machine_drain_deadline(cs_store *s, cs_id id, uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer cmd;
+    msgpack_sbuffer_init(&cmd);
+    int rc = pack_ids(&cmd, id, -1);
+    if (rc != CS_OK)
+        rc = cs_errorf(err, rc, "drain deadline: out of memory");
+    else
+        rc = run_op(s, CS_CMD_DRAIN_DEADLINE, &cmd, apply_drain_deadline, &id, version, err);
     msgpack_sbuffer_destroy(&cmd);
     return rc;
 }

@@ -24,6 +24,28 @@ int cs_op_machine_put(cs_store *s, const cs_machine *spec, cs_id *id, uint64_t *
  * and its resources are released, in the same transaction. */
 int cs_op_machine_state(cs_store *s, cs_id id, uint8_t state, uint64_t *version, cs_error *err);
 
+/* Set what the operator says about machine `id` (cellctl cordon, drain,
+ * uncordon): CS_ADMIN_ACTIVE, _CORDONED or _DRAINING, and with draining
+ * the deadline (wall-clock ms since the epoch, stamped by the caller so
+ * that the logged command carries it; 0 = none) after which
+ * cs_op_machine_drain_deadline moves its batch tasks. Tasks stay where they
+ * are: the schedulers move service tasks off a draining machine, and place
+ * nothing new on a machine that is not active. The same word again writes
+ * nothing (not even a log entry). CS_EINVAL for an unknown admin state or a
+ * deadline without draining; CS_ENOTFOUND. Kept across re-registrations
+ * (cs_op_machine_put leaves it). */
+int cs_op_machine_admin(cs_store *s, cs_id id, uint8_t admin, uint64_t deadline,
+                        uint64_t *version, cs_error *err);
+
+/* A draining machine's deadline came (the caller, cellstated's monitor,
+ * judged it on its clock): every batch task placed there goes back to
+ * pending with last_end killed, releasing what it held, to be placed
+ * elsewhere; its deadline becomes 0. Service tasks stay (their scheduler
+ * moves them within their update strategy). A machine that is not
+ * draining, or whose deadline is already 0, is left as it is and nothing
+ * is logged, so that a repeated verdict is harmless. CS_ENOTFOUND. */
+int cs_op_machine_drain_deadline(cs_store *s, cs_id id, uint64_t *version, cs_error *err);
+
 /* Submit a job: the job record (state active, spec hash computed here) and
  * `count` pending tasks. A name held by an active job is CS_EEXIST. `spec`'s
  * id, state, spec_hash, version and note are ignored; its `submitted` is
