@@ -898,7 +898,7 @@ Test(ops, command_apply_refuses_garbage)
     msgpack_sbuffer_init(&sb);
     cs_machine spec = machine_spec("m2", 1, 1, 0, 0);
     cr_assert_eq(cs_machine_encode(&spec, &sb), CS_OK);
-    const uint8_t unknown[] = {0, 13, 42, 255};
+    const uint8_t unknown[] = {0, 15, 42, 255};
     for (size_t i = 0; i < sizeof unknown; i++) {
         cs_error_clear(&err);
         int rc = cs_command_apply(t.s, unknown[i], sb.data, sb.size, &err);
