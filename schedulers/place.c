@@ -64,6 +64,14 @@ struct cs_placer {
     uint32_t *vict;     /* preemption: candidate victims (task slots) */
     uint32_t nvict_cap;
     uint64_t checked;
+    /* Fewest tasks first (cs_policy.fewest_tasks): machine slots ordered by
+     * their task count, ties in a random rotation of `perm`, kept in order
+     * as the call's claims raise counts. group[h] is the first position of
+     * the machines with h tasks (group[ngroups] = norder); opos[ms] is
+     * machine ms's position. */
+    uint32_t *order, *opos, *group;
+    uint32_t norder, caporder, ngroups, capgroup;
+    bool order_stale;   /* counts changed other than by a claim (preemption) */
 };
 
 /* ---- the generator (splitmix64: small, seedable, good enough for order) ---- */
@@ -130,6 +138,9 @@ void cs_placer_free(cs_placer *p)
     free(p->cls);
     free(p->total);
     free(p->vict);
+    free(p->order);
+    free(p->opos);
+    free(p->group);
     free(p);
 }
 
@@ -156,6 +167,88 @@ static int sync_perm(cs_placer *p, const cs_copy *c)
         p->perm[j] = i;
     }
     p->nperm = n;
+    return CS_OK;
+}
+
+/* ---- fewest tasks first ------------------------------------------------------ */
+
+static int grow_groups(cs_placer *p, uint32_t n)
+{
+    if (n <= p->capgroup)
+        return CS_OK;
+    uint32_t cap = n < 16 ? 16 : n + n / 2;
+    uint32_t *g = realloc(p->group, (size_t)cap * sizeof *g);
+    if (g == NULL)
+        return CS_ENOMEM;
+    p->group = g;
+    p->capgroup = cap;
+    return CS_OK;
+}
+
+/* Order the machines by task count (a counting sort over `perm` from a
+ * random point, so that machines with equally few tasks come in another
+ * order each call). O(machines + largest count). */
+static int build_order(cs_placer *p, const cs_copy *c)
+{
+    uint32_t n = p->nperm, max = 0;
+    if (n > p->caporder) {
+        uint32_t *o = realloc(p->order, (size_t)n * sizeof *o);
+        if (o == NULL)
+            return CS_ENOMEM;
+        p->order = o;
+        uint32_t *q = realloc(p->opos, (size_t)n * sizeof *q);
+        if (q == NULL)
+            return CS_ENOMEM;
+        p->opos = q;
+        p->caporder = n;
+    }
+    for (uint32_t ms = 0; ms < n; ms++)
+        if (cs_copy_machine_at(c, ms)->ntasks > max)
+            max = cs_copy_machine_at(c, ms)->ntasks;
+    if (grow_groups(p, max + 2) != CS_OK)
+        return CS_ENOMEM;
+    memset(p->group, 0, (size_t)(max + 2) * sizeof *p->group);
+    for (uint32_t ms = 0; ms < n; ms++)
+        p->group[cs_copy_machine_at(c, ms)->ntasks + 1]++;
+    for (uint32_t h = 1; h < max + 2; h++)
+        p->group[h] += p->group[h - 1];
+    /* group[h] is now the first position of count h; fill, advancing a
+     * cursor per count (opos serves as scratch for nothing else yet). */
+    uint32_t start = n ? rand_below(p, n) : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t at = start + i, ms = p->perm[at >= n ? at - n : at];
+        uint32_t h = cs_copy_machine_at(c, ms)->ntasks;
+        uint32_t pos = p->group[h]++;
+        p->order[pos] = ms;
+        p->opos[ms] = pos;
+    }
+    /* The cursors ended at each group's end: shift back to starts. */
+    for (uint32_t h = max + 1; h > 0; h--)
+        p->group[h] = p->group[h - 1];
+    p->group[0] = 0;
+    p->ngroups = max + 1;
+    p->norder = n;
+    p->order_stale = false;
+    return CS_OK;
+}
+
+/* Machine slot `ms` took one more task: move it from its group to the
+ * front of the next (swap with the last of its group), O(1). */
+static int order_raise(cs_placer *p, const cs_copy *c, uint32_t ms)
+{
+    uint32_t h = cs_copy_machine_at(c, ms)->ntasks - 1; /* before the claim */
+    if (h + 1 >= p->ngroups) {
+        if (grow_groups(p, p->ngroups + 2) != CS_OK)
+            return CS_ENOMEM;
+        p->group[p->ngroups + 1] = p->norder;
+        p->ngroups++;
+    }
+    uint32_t i = p->opos[ms], last = p->group[h + 1] - 1, other = p->order[last];
+    p->order[i] = other;
+    p->opos[other] = i;
+    p->order[last] = ms;
+    p->opos[ms] = last;
+    p->group[h + 1] = last;
     return CS_OK;
 }
 
@@ -282,7 +375,9 @@ static int setup_job(cs_placer *p, cs_copy *c, uint32_t js, jctx *jc, cs_error *
         jc->k = p->o.k_batch ? p->o.k_batch : 2;
     if (jc->k > n)
         jc->k = n ? n : 1;
-    jc->fresh = p->o.no_classes;
+    /* Fewest tasks first scans the machines from the least loaded for every
+     * task: a class's candidates would keep the first task's view. */
+    jc->fresh = p->o.no_classes || p->pol.fewest_tasks;
     jc->want_here = p->pol.weights[CS_PRIO_SPREADING] > 0;
     if (grow_cons_scratch(p, jc->ncons) != CS_OK)
         return nomem(err);
@@ -335,11 +430,6 @@ static int setup_job(cs_placer *p, cs_copy *c, uint32_t js, jctx *jc, cs_error *
 }
 
 /* ---- feasibility -------------------------------------------------------------- */
-
-static bool pred_on(const cs_placer *p, const cs_ccons *cc)
-{
-    return (p->pol.predicates & cs_ccons_predicate(cc)) != 0;
-}
 
 /* Whether machine `m` (slot ms) satisfies constraint i, hard or soft. */
 static bool cons_ok(cs_placer *p, const jctx *jc, uint32_t i, uint32_t ms, const cs_cmachine *m)
@@ -425,7 +515,7 @@ static int check(cs_placer *p, const jctx *jc, const cs_res *res, uint32_t ms)
         return R_DOWN;
     for (uint32_t i = 0; i < jc->ncons; i++) {
         const cs_ccons *cc = &jc->cons[i];
-        if (!cc->soft && !cs_ccons_counts(cc) && pred_on(p, cc) && !cons_ok(p, jc, i, ms, m))
+        if (!cc->soft && !cs_ccons_counts(cc) && !cons_ok(p, jc, i, ms, m))
             return R_CONS + (int)i;
     }
     if (m->capacity.cpu - m->allocated.cpu < res->cpu)
@@ -456,7 +546,7 @@ static int check(cs_placer *p, const jctx *jc, const cs_res *res, uint32_t ms)
         return R_VOLUME;
     for (uint32_t i = 0; i < jc->ncons; i++) {
         const cs_ccons *cc = &jc->cons[i];
-        if (!cc->soft && cs_ccons_counts(cc) && pred_on(p, cc) && !cons_ok(p, jc, i, ms, m))
+        if (!cc->soft && cs_ccons_counts(cc) && !cons_ok(p, jc, i, ms, m))
             return R_CONS + (int)i;
     }
     return FEASIBLE;
@@ -524,7 +614,7 @@ static void scan(cs_placer *p, const jctx *jc, klass *k)
     uint32_t n = p->nperm;
     while (k->ncand < jc->k && k->pos < n) {
         uint32_t at = k->start + k->pos++;
-        uint32_t ms = p->perm[at >= n ? at - n : at];
+        uint32_t ms = p->pol.fewest_tasks ? p->order[k->pos - 1] : p->perm[at >= n ? at - n : at];
         int r = check(p, jc, &k->res, ms);
         if (r == FEASIBLE)
             k->cand[k->ncand++] = ms;
@@ -591,9 +681,16 @@ static uint32_t choose(cs_placer *p, const jctx *jc, const klass *k)
         lo = job[i] < lo ? job[i] : lo;
         hi = job[i] > hi ? job[i] : hi;
     }
+    /* Swarm's spread: only the machines with the fewest tasks compete. */
+    uint32_t fewest = UINT32_MAX;
+    for (uint32_t i = 0; p->pol.fewest_tasks && i < k->ncand; i++)
+        if (cs_copy_machine_at(jc->c, k->cand[i])->ntasks < fewest)
+            fewest = cs_copy_machine_at(jc->c, k->cand[i])->ntasks;
     uint32_t best = CS_NONE, ties = 0;
     double best_score = 0;
     for (uint32_t i = 0; i < k->ncand; i++) {
+        if (p->pol.fewest_tasks && cs_copy_machine_at(jc->c, k->cand[i])->ntasks > fewest)
+            continue;
         double s = total[i];
         if (w[CS_PRIO_SPREADING])
             s += w[CS_PRIO_SPREADING] * cs_policy_spreading((uint32_t)here[i], (uint32_t)max_here);
@@ -869,6 +966,8 @@ static int place_one(cs_placer *p, jctx *jc, uint32_t ts, uint32_t only, cs_txn 
     if (class_for(p, jc, &t->res, &k) != CS_OK || grow_k(p, jc->k) != CS_OK)
         return nomem(err);
     uint32_t ms = CS_NONE;
+    if (p->pol.fewest_tasks && p->order_stale && build_order(p, c) != CS_OK)
+        return nomem(err);
     if (only != CS_NONE) {
         class_reset(k);
         int r = check(p, jc, &k->res, only);
@@ -917,6 +1016,13 @@ static int place_one(cs_placer *p, jctx *jc, uint32_t ts, uint32_t only, cs_txn 
             rc = nomem(err);
     if (rc == CS_OK && note_placed(p, jc, ms) != CS_OK)
         rc = nomem(err);
+    if (rc == CS_OK && p->pol.fewest_tasks) {
+        /* An eviction lowered counts the order does not track. */
+        if (pre.n > 0)
+            p->order_stale = true;
+        else if (order_raise(p, c, ms) != CS_OK)
+            rc = nomem(err);
+    }
     if (rc == CS_OK) {
         rep->placed++;
         rep->victims += pre.n;
@@ -995,7 +1101,8 @@ int cs_place_job(cs_placer *p, cs_copy *c, cs_id job, const cs_id *tasks, size_t
     jctx jc;
     p->checked = 0;
     p->ncls = 0;
-    if ((rc = sync_perm(p, c)) != CS_OK) {
+    if ((rc = sync_perm(p, c)) != CS_OK ||
+        (p->pol.fewest_tasks && (rc = build_order(p, c)) != CS_OK)) {
         rc = nomem(err);
         goto out;
     }

@@ -10,10 +10,11 @@
  *     allocated); the job's fixed ports free and enough free dynamic ports in
  *     the machine's range (always checked: the copy cannot hold a port
  *     twice); host volumes (NoDiskConflict: no shared path when either task
- *     writes it); the job's hard constraints (constraint.h, Marathon's
- *     meaning), each family switched by the policy's predicate bits
- *     (schedulers/policy.h). A constraint no machine satisfies is not an
- *     error: the task stays pending, with a reason.
+ *     writes it; the policy's one optional filter, NoDiskConflict); every
+ *     hard constraint of the job (constraint.h, Marathon's meaning),
+ *     whatever the policy lists: they are the job's contract. A constraint
+ *     no machine satisfies is not an error: the task stays pending, with a
+ *     reason.
  *   - scores: the policy's weighted sum of Kubernetes' 0..10 priorities;
  *     soft constraints (soft: true) raise NodeAffinity (attribute and
  *     hostname operators) or JobAffinity (AFFINITY, ANTI_AFFINITY). Ties are
@@ -37,6 +38,16 @@
  *     both). A job whose feasibility can grow during the call — a hard
  *     GROUP_BY (a group becomes the smallest again) or a hard AFFINITY to
  *     itself — is scanned afresh for every task.
+ *
+ * Fewest tasks first (cs_policy.fewest_tasks, the spread preset: Docker
+ * Swarm's spread). Sampling K machines cannot spread evenly — a class kept
+ * its first K candidates for all its tasks, so 6 tasks on 3 machines went
+ * 3/3/0 — so under this rule the placer keeps the machines ordered by their
+ * task count (a counting sort per call, O(machines); each claim moves its
+ * machine up one group in O(1)), scans them from the least loaded for
+ * every task, and chooses among the scanned candidates with the fewest
+ * tasks, by the weighted sum. N tasks on M equal machines then end within
+ * one of N/M, in one call and across calls.
  *
  * Reasons: when a task fits nowhere the report says why, as Nomad and
  * Kubernetes do, counting the machines rejected per reason, most frequent

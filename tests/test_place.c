@@ -373,6 +373,133 @@ Test(place, affinity_and_anti_affinity_to_another_job)
     fx_free(&f);
 }
 
+/* A job's hard constraints are its contract: a policy whose predicates
+ * name none of them (Kubernetes' example Policy file lists no
+ * MatchInterPodAffinity) still enforces every one. */
+Test(place, hard_constraints_hold_whatever_the_policy_lists)
+{
+    fx f;
+    fx_init(&f);
+    f.pol.predicates = 0;
+    attr_cell(&f);
+    cs_id db = tb_job_add(&f.b, "db", CS_JOB_SERVICE, 50, 1, 100, 100, 0);
+    tb_place(&f.b, db, 0, 2);
+    cs_id near = tb_job_add(&f.b, "near", CS_JOB_BATCH, 50, 4, 100, 100, 0);
+    tb_job_constraint(&f.b, near, "job", "AFFINITY", "db", false);
+    cs_id far = tb_job_add(&f.b, "far", CS_JOB_BATCH, 50, 4, 100, 100, 0);
+    tb_job_constraint(&f.b, far, "job", "ANTI_AFFINITY", "db", false);
+    cs_id pinned = tb_job_add(&f.b, "pinned", CS_JOB_BATCH, 50, 2, 100, 100, 0);
+    tb_job_constraint(&f.b, pinned, "hostname", "==", "h3", false);
+    cs_id racked = tb_job_add(&f.b, "racked", CS_JOB_BATCH, 50, 3, 100, 100, 0);
+    tb_job_constraint(&f.b, racked, "rack", "==", "r2", false);
+    cs_id one = tb_job_add(&f.b, "one", CS_JOB_BATCH, 50, 6, 100, 100, 0);
+    tb_job_constraint(&f.b, one, "hostname", "UNIQUE", "", false);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, near), 4);
+    cr_assert_eq(place(&f, far), 4);
+    cr_assert_eq(place(&f, pinned), 2);
+    cr_assert_eq(place(&f, racked), 3);
+    for (uint32_t i = 0; i < 4; i++) {
+        cr_assert_eq(where(&f, near, i), 2, "AFFINITY: next to db");
+        cr_assert_neq(where(&f, far, i), 2, "ANTI_AFFINITY: away from db");
+    }
+    for (uint32_t i = 0; i < 2; i++)
+        cr_assert(is_h3(&f, where(&f, pinned, i)));
+    for (uint32_t i = 0; i < 3; i++)
+        cr_assert(is_r2(&f, where(&f, racked, i)));
+    cr_assert_eq(place(&f, one), (uint32_t)cs_copy_nmachines(f.c), "UNIQUE: one per machine");
+    fx_free(&f);
+}
+
+/* ---- fewest tasks first (the spread preset) ---------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s); /* with the random cells, below */
+
+/* Tasks per machine in the copy: the smallest and largest counts. */
+static void task_spread(fx *f, uint32_t *lo, uint32_t *hi)
+{
+    *lo = UINT32_MAX;
+    *hi = 0;
+    for (uint32_t ms = 0; ms < cs_copy_nmachines(f->c); ms++) {
+        uint32_t n = cs_copy_machine_at(f->c, ms)->ntasks;
+        *lo = n < *lo ? n : *lo;
+        *hi = n > *hi ? n : *hi;
+    }
+}
+
+/* Property (fixed seeds): under the spread preset, N tasks on M equal
+ * machines end within one of N/M — max - min <= 1 — whether they come as
+ * one job placed in one pass or as jobs of random sizes over several
+ * passes, each committed before the next, batch (K = 2) and service. */
+Test(place, spread_preset_keeps_equal_machines_within_one_task, .timeout = 120)
+{
+    for (uint64_t seed = 1; seed <= 12; seed++) {
+        uint64_t rng = seed * 0x9E3779B97F4A7C15u;
+        fx f;
+        fx_init(&f);
+        cr_assert_eq(cs_policy_preset("spread", &f.pol, NULL), CS_OK);
+        f.o.seed = seed;
+        uint32_t m = 2 + (uint32_t)(rng_next(&rng) % 11);
+        for (uint32_t i = 0; i < m; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "m%02u", i);
+            tb_machine_add(&f.b, name, 64000, 65536, 1000, 0, 0, NULL);
+        }
+        /* Every job is submitted first; the first is placed in one pass,
+         * the others (1..7 tasks each) one call each, committed and synced
+         * after most calls and sometimes two calls to one transaction. */
+        uint32_t n = 1 + (uint32_t)(rng_next(&rng) % (5 * m));
+        uint8_t kind = seed % 2 ? CS_JOB_BATCH : CS_JOB_SERVICE;
+        cs_id jobs[11];
+        uint32_t cnt[11];
+        cnt[0] = n;
+        jobs[0] = tb_job_add(&f.b, "one", kind, 50, n, 100, 64, 0);
+        for (int pass = 1; pass < 11; pass++) {
+            char name[16];
+            snprintf(name, sizeof name, "p%d", pass);
+            cnt[pass] = 1 + (uint32_t)(rng_next(&rng) % 7);
+            jobs[pass] = tb_job_add(&f.b, name, pass % 2 ? CS_JOB_SERVICE : CS_JOB_BATCH, 50,
+                                    cnt[pass], 100 + 50 * (pass % 3), 64, 0);
+        }
+        fx_ready(&f);
+        uint32_t total = 0;
+        for (int pass = 0; pass < 11; pass++) {
+            cr_assert_eq(place(&f, jobs[pass]), cnt[pass]);
+            total += cnt[pass];
+            uint32_t lo, hi;
+            task_spread(&f, &lo, &hi);
+            cr_assert_leq(hi - lo, 1, "seed %llu pass %d: %u tasks on %u machines: %u..%u",
+                          (unsigned long long)seed, pass, total, m, lo, hi);
+            if (pass % 3 != 2)
+                fx_commit(&f);
+        }
+        fx_commit(&f);
+        tb_check(&f.b);
+        fx_free(&f);
+    }
+}
+
+/* Without the rule (a Kubernetes Policy file's weights), a batch job's
+ * class keeps its first K = 2 candidates: the rule is what spreads. This
+ * is the case the fix was for: 6 tasks on 3 machines went 3/3/0. */
+Test(place, fewest_tasks_first_reaches_every_machine_in_one_pass)
+{
+    fx f;
+    fx_init(&f);
+    cr_assert_eq(cs_policy_preset("spread", &f.pol, NULL), CS_OK);
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "e%d", i);
+        tb_machine_add(&f.b, name, 4000, 4096, 100, 0, 0, NULL);
+    }
+    cs_id j = tb_job_add(&f.b, "six", CS_JOB_BATCH, 50, 6, 100, 64, 0);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, j), 6);
+    for (uint32_t ms = 0; ms < 3; ms++)
+        cr_assert_eq(cs_copy_machine_at(f.c, ms)->ntasks, 2, "2/2/2");
+    fx_free(&f);
+}
+
 /* ---- soft constraints and priorities ---------------------------------------------------- */
 
 /* Where one task of a fresh job goes, every machine scored (K = N). */
