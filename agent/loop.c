@@ -535,7 +535,8 @@ static int64_t tick(ag_machine *m, int64_t now)
 static int pack_register(ag_machine *m, msgpack_packer *pk)
 {
     const ag_config *c = &m->cfg;
-    if (msgpack_pack_map(pk, 5) || cs_pack_kv_str(pk, "name", m->name) ||
+    if (msgpack_pack_map(pk, 6) || cs_pack_kv_str(pk, "name", m->name) ||
+        cs_pack_taints(pk, c->taints, c->ntaints) ||
         cs_pack_kv_res(pk, "capacity", &c->capacity) ||
         cs_pack_kv_u64(pk, "port_lo", c->port_lo) || cs_pack_kv_u64(pk, "port_hi", c->port_hi) ||
         cs_pack_str(pk, "attrs") || msgpack_pack_map(pk, c->nattrs))

@@ -8,9 +8,9 @@
 
 /* Why a machine cannot take a task: these, then R_CONS + i for the job's
  * constraint i. */
-enum { R_DOWN, R_CPU, R_MEM, R_DISK, R_PORT, R_DYNPORTS, R_VOLUME, R_CONS };
+enum { R_DOWN, R_TAINT, R_CPU, R_MEM, R_DISK, R_PORT, R_DYNPORTS, R_VOLUME, R_CONS };
 static const char *const reason_text[R_CONS] = {
-    "machine not up", "cpu",         "memory",       "disk",
+    "machine not up", "taint not tolerated", "cpu", "memory", "disk",
     "ports in use",   "no free dynamic port", "volume in use",
 };
 #define FEASIBLE (-1)
@@ -504,6 +504,34 @@ static bool volumes_conflict(const jctx *jc, const cs_cmachine *m)
     return false;
 }
 
+/* Whether the job tolerates the taint (interned key and value, effect). */
+static bool tolerated(const jctx *jc, uint32_t key, uint32_t value, uint32_t effect)
+{
+    const cs_jobopts *o = &jc->j->opts;
+    for (uint32_t i = 0; i < o->ntolerations; i++)
+        if (cs_toleration_matches(&o->tolerations[i], cs_copy_str(jc->c, key),
+                                  cs_copy_str(jc->c, value), (uint8_t)effect))
+            return true;
+    return false;
+}
+
+/* How many of the machine's taints with effect `effect` (or, for
+ * NoSchedule, NoSchedule and NoExecute: both keep a task off) the job does
+ * not tolerate. */
+static uint32_t untolerated(const jctx *jc, const cs_cmachine *m, uint32_t effect)
+{
+    const uint32_t *t;
+    uint32_t n = cs_copy_taints(jc->c, m, &t), bad = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = t[3 * i + 2];
+        bool counts = effect == CS_TAINT_NO_SCHEDULE
+                          ? e == CS_TAINT_NO_SCHEDULE || e == CS_TAINT_NO_EXECUTE
+                          : e == effect;
+        bad += counts && !tolerated(jc, t[3 * i], t[3 * i + 1], e);
+    }
+    return bad;
+}
+
 /* FEASIBLE, or the first reason machine slot `ms` cannot take a task asking
  * `res`. Checks run from what never changes within a call to what our own
  * claims change, so that a rejected machine keeps its reason. */
@@ -513,6 +541,9 @@ static int check(cs_placer *p, const jctx *jc, const cs_res *res, uint32_t ms)
     const cs_cmachine *m = cs_copy_machine_at(jc->c, ms);
     if (m->state != CS_MACHINE_UP)
         return R_DOWN;
+    /* The machine owner's word, like `up`: whatever the policy lists. */
+    if (untolerated(jc, m, CS_TAINT_NO_SCHEDULE) > 0)
+        return R_TAINT;
     for (uint32_t i = 0; i < jc->ncons; i++) {
         const cs_ccons *cc = &jc->cons[i];
         if (!cc->soft && !cs_ccons_counts(cc) && !cons_ok(p, jc, i, ms, m))
@@ -647,7 +678,7 @@ static int grow_k(cs_placer *p, uint32_t k)
 {
     if (k <= p->capk)
         return CS_OK;
-    double *t = realloc(p->total, (size_t)k * 4 * sizeof *t);
+    double *t = realloc(p->total, (size_t)k * 5 * sizeof *t);
     if (t == NULL)
         return CS_ENOMEM;
     p->total = t;
@@ -660,8 +691,8 @@ static int grow_k(cs_placer *p, uint32_t k)
 static uint32_t choose(cs_placer *p, const jctx *jc, const klass *k)
 {
     double *total = p->total, *here = p->total + p->capk, *node = here + p->capk,
-           *job = node + p->capk;
-    double max_here = 0, max_node = 0, lo = 0, hi = 0;
+           *job = node + p->capk, *bad = job + p->capk;
+    double max_here = 0, max_node = 0, lo = 0, hi = 0, max_bad = 0;
     const uint32_t *w = p->pol.weights;
     for (uint32_t i = 0; i < k->ncand; i++) {
         uint32_t ms = k->cand[i];
@@ -674,6 +705,9 @@ static uint32_t choose(cs_placer *p, const jctx *jc, const klass *k)
             cs_u32map_get(&p->here, ms, &h);
         here[i] = h;
         soft_counts(p, jc, ms, &node[i], &job[i]);
+        bad[i] = w[CS_PRIO_TAINT_TOLERATION] ? untolerated(jc, m, CS_TAINT_PREFER_NO_SCHEDULE) : 0;
+        if (bad[i] > max_bad)
+            max_bad = bad[i];
         if (here[i] > max_here)
             max_here = here[i];
         if (node[i] > max_node)
@@ -698,6 +732,9 @@ static uint32_t choose(cs_placer *p, const jctx *jc, const klass *k)
             s += w[CS_PRIO_NODE_AFFINITY] * cs_policy_node_affinity(node[i], max_node);
         if (w[CS_PRIO_JOB_AFFINITY] && jc->nsoft_job)
             s += w[CS_PRIO_JOB_AFFINITY] * cs_policy_job_affinity(job[i], lo, hi);
+        if (w[CS_PRIO_TAINT_TOLERATION])
+            s += w[CS_PRIO_TAINT_TOLERATION] *
+                 cs_policy_taint_toleration((uint32_t)bad[i], (uint32_t)max_bad);
         if (best == CS_NONE || s > best_score) {
             best = i;
             best_score = s;

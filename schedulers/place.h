@@ -6,7 +6,9 @@
  * so that the next task of the same decision sees the room already taken.
  *
  * For each task: filter, then score (Kubernetes' scheduler):
- *   - hard filters: machine up; cpu, memory and disk fit (capacity minus
+ *   - hard filters: machine up; every NoSchedule and NoExecute taint of the
+ *     machine tolerated by the job (cellstate/jobopts.h, Kubernetes'
+ *     matching); cpu, memory and disk fit (capacity minus
  *     allocated); the job's fixed ports free and enough free dynamic ports in
  *     the machine's range (always checked: the copy cannot hold a port
  *     twice); host volumes (NoDiskConflict: no shared path when either task
@@ -17,7 +19,9 @@
  *     reason.
  *   - scores: the policy's weighted sum of Kubernetes' 0..10 priorities;
  *     soft constraints (soft: true) raise NodeAffinity (attribute and
- *     hostname operators) or JobAffinity (AFFINITY, ANTI_AFFINITY). Ties are
+ *     hostname operators) or JobAffinity (AFFINITY, ANTI_AFFINITY);
+ *     PreferNoSchedule taints the job does not tolerate lower
+ *     TaintToleration. Ties are
  *     broken with the placer's own seeded generator, never rand().
  *
  * Speed (a placement must cost a few microseconds), after Borg §3.4:

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "cellstate/proto.h"
+#include "cellstate/schedreport.h"
 #include "schedulers/place.h"
 #include "schedulers/policy.h"
 
@@ -71,6 +72,9 @@ struct cs_sched {
     int64_t last_error_ns;
     char last_error[CS_ERROR_MSG_SIZE];
     const char *prog;
+    /* The policy's names it ignores (cs_policy_warning), said once on
+     * stderr and in every sched.report so that `cellctl stats` shows it. */
+    char warning[CS_SCHED_WARNING_MAX + 1];
 };
 
 /* ---- time ---------------------------------------------------------------- */
@@ -192,6 +196,8 @@ int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched *
         rc = cs_policy_preset(o->strategy, &policy, err);
     if (rc != CS_OK)
         goto fail;
+    if (cs_policy_warning(&policy, s->warning, sizeof s->warning))
+        logf_(s, "%s", s->warning);
     cs_place_opts po = {
         .seed = o->seed ? o->seed : XXH3_64bits_withSeed(o->name, strlen(o->name), (uint64_t)getpid()),
         .k_batch = o->candidates,
@@ -346,8 +352,9 @@ static void report(cs_sched *s, int64_t now)
     s->buf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 3) || cs_pack_kv_str(&pk, "name", s->o->name) ||
+    if (msgpack_pack_map(&pk, s->warning[0] ? 4 : 3) || cs_pack_kv_str(&pk, "name", s->o->name) ||
         cs_pack_kv_str(&pk, "kind", s->o->kind == CS_SCHED_BATCH ? "batch" : "service") ||
+        (s->warning[0] && cs_pack_kv_str(&pk, "warning", s->warning)) ||
         msgpack_pack_str(&pk, 7) || msgpack_pack_str_body(&pk, "metrics", 7) ||
         cs_metrics_pack(&v, pending_total(s), &pk) != CS_OK)
         return;

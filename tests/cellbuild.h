@@ -40,6 +40,9 @@ void tb_free(tb_cell *b);
 cs_id tb_machine_add(tb_cell *b, const char *name, int64_t cpu, int64_t mem, int64_t disk,
                      uint16_t port_lo, uint16_t port_hi, const char *attrs);
 void tb_machine_state(tb_cell *b, cs_id machine, uint8_t state);
+/* Add a taint "key=value:Effect" or "key:Effect" (the sync reply sorts
+ * the machine's taints). */
+void tb_machine_taint(tb_cell *b, cs_id machine, const char *taint);
 
 /* A job of `count` pending tasks; returns its id (1, 2, ...). */
 cs_id tb_job_add(tb_cell *b, const char *name, uint8_t kind, int32_t priority, uint32_t count,

@@ -411,6 +411,110 @@ Test(place, hard_constraints_hold_whatever_the_policy_lists)
     fx_free(&f);
 }
 
+/* ---- taints and tolerations ---------------------------------------------------------------- */
+
+/* A job with these tolerations, each "key|op|value|effect" ("-" for an
+ * empty key or value, and for any effect). */
+static void tolerate(fx *f, cs_id job, const char *const *tols, uint32_t n)
+{
+    cs_toleration t[4];
+    cr_assert(n <= 4);
+    for (uint32_t i = 0; i < n; i++) {
+        char key[32], op[16], value[32], effect[32];
+        cr_assert_eq(sscanf(tols[i], "%31[^|]|%15[^|]|%31[^|]|%31s", key, op, value, effect), 4,
+                     "%s", tols[i]);
+        memset(&t[i], 0, sizeof t[i]);
+        t[i].key = strcmp(key, "-") == 0 ? "" : strdup(key);
+        t[i].op = strcmp(op, "Exists") == 0 ? CS_TOL_EXISTS : CS_TOL_EQUAL;
+        t[i].value = strcmp(value, "-") == 0 ? "" : strdup(value);
+        t[i].effect = CS_TOL_ANY_EFFECT;
+        if (strcmp(effect, "-") != 0)
+            cr_assert_eq(cs_taint_effect_parse(effect, &t[i].effect), CS_OK);
+    }
+    cs_jobopts o;
+    cs_jobopts_init(&o);
+    o.tolerations = t;
+    o.ntolerations = n;
+    tb_job_opts(&f->b, job, &o);
+    for (uint32_t i = 0; i < n; i++) {
+        if (t[i].key[0])
+            free((char *)t[i].key);
+        if (t[i].value[0])
+            free((char *)t[i].value);
+    }
+}
+
+/* NoSchedule and NoExecute keep an untolerating task off, whatever the
+ * policy (predicates 0); a matching toleration lets it on; Kubernetes'
+ * matching rules: Equal compares values, Exists any value, an empty key
+ * with Exists every taint, an effect only its own. */
+Test(place, taints_keep_off_what_does_not_tolerate_them)
+{
+    fx f;
+    fx_init(&f);
+    f.pol.predicates = 0;
+    cs_id clean = tb_machine_add(&f.b, "clean", 1000, 1000, 100, 0, 0, NULL);
+    cs_id gpu = tb_machine_add(&f.b, "gpu", 64000, 64000, 100, 0, 0, NULL);
+    cs_id evict = tb_machine_add(&f.b, "evict", 64000, 64000, 100, 0, 0, NULL);
+    tb_machine_taint(&f.b, gpu, "dedicated=gpu:NoSchedule");
+    tb_machine_taint(&f.b, evict, "maintenance:NoExecute");
+    /* plain: only `clean` (which holds 3 of 300m); gpu: Equal gpu; wrong:
+     * Equal with another value; any: Exists with no key; gpu_ne: right key,
+     * wrong effect. */
+    cs_id plain = tb_job_add(&f.b, "plain", CS_JOB_BATCH, 50, 5, 300, 10, 0);
+    cs_id ok = tb_job_add(&f.b, "ok", CS_JOB_BATCH, 50, 8, 300, 10, 0);
+    tolerate(&f, ok, (const char *const[]){"dedicated|Equal|gpu|NoSchedule"}, 1);
+    cs_id wrong = tb_job_add(&f.b, "wrong", CS_JOB_BATCH, 50, 8, 300, 10, 0);
+    tolerate(&f, wrong, (const char *const[]){"dedicated|Equal|cpu|NoSchedule"}, 1);
+    cs_id any = tb_job_add(&f.b, "any", CS_JOB_BATCH, 50, 12, 300, 10, 0);
+    tolerate(&f, any, (const char *const[]){"-|Exists|-|-"}, 1);
+    cs_id ne = tb_job_add(&f.b, "ne", CS_JOB_BATCH, 50, 8, 300, 10, 0);
+    tolerate(&f, ne, (const char *const[]){"dedicated|Exists|-|NoExecute"}, 1);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, plain), 3, "room on clean only");
+    cr_assert_str_eq(f.rep.reason, "no machine fits: taint not tolerated on 2, cpu on 1",
+                     "%s", f.rep.reason);
+    for (uint32_t i = 0; i < 5; i++)
+        cr_assert(where(&f, plain, i) == clean || where(&f, plain, i) == 0);
+    cr_assert_eq(place(&f, ok), 8);
+    for (uint32_t i = 0; i < 8; i++)
+        cr_assert_eq(where(&f, ok, i), gpu, "tolerates dedicated=gpu only");
+    cr_assert_eq(place(&f, wrong), 0, "Equal compares the value; clean is full");
+    cr_assert_eq(place(&f, any), 12, "an empty key with Exists tolerates everything");
+    bool on_evict = false;
+    for (uint32_t i = 0; i < 12; i++)
+        on_evict |= where(&f, any, i) == evict;
+    cr_assert(on_evict, "12 tasks spread by LeastRequested reach the NoExecute machine");
+    cr_assert_eq(place(&f, ne), 0, "a NoExecute toleration does not cover NoSchedule");
+    fx_free(&f);
+}
+
+/* PreferNoSchedule only scores: an untolerating task goes to the tainted
+ * machine when nothing else fits, and elsewhere when something does. */
+Test(place, prefer_no_schedule_is_a_preference)
+{
+    fx f;
+    fx_init(&f);
+    f.pol.weights[CS_PRIO_TAINT_TOLERATION] = 100; /* outweighs LeastRequested */
+    f.o.k_batch = 8;
+    cs_id big = tb_machine_add(&f.b, "big", 64000, 64000, 100, 0, 0, NULL);
+    cs_id small = tb_machine_add(&f.b, "small", 1000, 1000, 100, 0, 0, NULL);
+    tb_machine_taint(&f.b, big, "spot:PreferNoSchedule");
+    cs_id j = tb_job_add(&f.b, "j", CS_JOB_BATCH, 50, 5, 300, 10, 0);
+    cs_id tol = tb_job_add(&f.b, "tol", CS_JOB_BATCH, 50, 3, 300, 10, 0);
+    tolerate(&f, tol, (const char *const[]){"spot|Exists|-|PreferNoSchedule"}, 1);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, j), 5, "placed anyway");
+    uint32_t on_small = 0;
+    for (uint32_t i = 0; i < 5; i++)
+        on_small += where(&f, j, i) == small;
+    cr_assert_eq(on_small, 3, "small first (room for 3), then the tainted machine");
+    cr_assert_eq(place(&f, tol), 3);
+    for (uint32_t i = 0; i < 3; i++)
+        cr_assert_eq(where(&f, tol, i), big, "tolerated: LeastRequested picks the big one");
+    fx_free(&f);
+}
+
 /* ---- fewest tasks first (the spread preset) ---------------------------------------------- */
 
 static uint64_t rng_next(uint64_t *s); /* with the random cells, below */
