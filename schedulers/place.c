@@ -504,13 +504,17 @@ static bool volumes_conflict(const jctx *jc, const cs_cmachine *m)
     return false;
 }
 
-/* Whether the job tolerates the taint (interned key and value, effect). */
+/* Whether the job tolerates the taint (interned key and value, effect) for
+ * a new placement. A NoExecute toleration with tolerationSeconds does not
+ * count: the task would be evicted again when they pass (Kubernetes places
+ * it all the same, and its taint manager evicts it over and over). */
 static bool tolerated(const jctx *jc, uint32_t key, uint32_t value, uint32_t effect)
 {
     const cs_jobopts *o = &jc->j->opts;
     for (uint32_t i = 0; i < o->ntolerations; i++)
         if (cs_toleration_matches(&o->tolerations[i], cs_copy_str(jc->c, key),
-                                  cs_copy_str(jc->c, value), (uint8_t)effect))
+                                  cs_copy_str(jc->c, value), (uint8_t)effect) &&
+            !(effect == CS_TAINT_NO_EXECUTE && o->tolerations[i].has_seconds))
             return true;
     return false;
 }
@@ -1169,6 +1173,26 @@ undo_keep:
 out:
     free(slots);
     return rc;
+}
+
+uint32_t cs_place_noexecute_stay(const cs_copy *c, const cs_cjob *j, const cs_cmachine *m)
+{
+    const uint32_t *t;
+    uint32_t n = cs_copy_taints(c, m, &t), stay = CS_PLACE_STAY_FOREVER;
+    for (uint32_t i = 0; i < n; i++) {
+        if (t[3 * i + 2] != CS_TAINT_NO_EXECUTE)
+            continue;
+        const cs_toleration *match = NULL;
+        for (uint32_t k = 0; match == NULL && k < j->opts.ntolerations; k++)
+            if (cs_toleration_matches(&j->opts.tolerations[k], cs_copy_str(c, t[3 * i]),
+                                      cs_copy_str(c, t[3 * i + 1]), CS_TAINT_NO_EXECUTE))
+                match = &j->opts.tolerations[k];
+        if (match == NULL)
+            return 0;
+        if (match->has_seconds && match->seconds < stay)
+            stay = match->seconds;
+    }
+    return stay;
 }
 
 static int cmp_id(const void *a, const void *b)

@@ -141,4 +141,14 @@ int cs_place_job(cs_placer *p, cs_copy *c, cs_id job, const cs_id *tasks, size_t
 int cs_place_global(cs_placer *p, cs_copy *c, cs_id job, cs_id **machines, size_t *n,
                     cs_error *err);
 
+/* NoExecute, after Kubernetes' taint manager: how long a placed task of
+ * job `j` may stay on machine `m` (both borrowed from `c`), in seconds:
+ * 0 when one of the machine's NoExecute taints is tolerated by none of the
+ * job's tolerations (evict now); else the smallest tolerationSeconds of
+ * the tolerations that tolerate them (the first match per taint, as
+ * Kubernetes takes it); CS_PLACE_STAY_FOREVER when none of those has a
+ * limit, or the machine has no NoExecute taint. */
+#define CS_PLACE_STAY_FOREVER UINT32_MAX
+uint32_t cs_place_noexecute_stay(const cs_copy *c, const cs_cjob *j, const cs_cmachine *m);
+
 #endif

@@ -43,6 +43,14 @@ typedef struct candidate {
 
 /* A job placed in a shared transaction: its claims are s->txn's claims
  * [first, first + n). */
+/* A placed task on a machine with a NoExecute taint its job tolerates for
+ * a while (tolerationSeconds): when the scheduler first saw it so. */
+typedef struct lingering {
+    cs_id task;
+    int64_t since_ns;
+    bool seen; /* still so in this upkeep */
+} lingering;
+
 typedef struct batched {
     cs_id id;
     uint32_t first, n;
@@ -75,6 +83,8 @@ struct cs_sched {
     /* The policy's names it ignores (cs_policy_warning), said once on
      * stderr and in every sched.report so that `cellctl stats` shows it. */
     char warning[CS_SCHED_WARNING_MAX + 1];
+    lingering *linger;
+    size_t nlinger, caplinger;
 };
 
 /* ---- time ---------------------------------------------------------------- */
@@ -235,6 +245,7 @@ void cs_sched_free(cs_sched *s)
     free(s->batch);
     free(s->ids);
     free(s->pins);
+    free(s->linger);
     cs_rollout_free(&s->roll);
     free(s);
 }
@@ -719,10 +730,58 @@ static int cmp_cand(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Upkeep: the ended tasks the hook wants to run again go back to pending,
- * for every owned job, in one transaction. */
+/* Whether placed task `t` of `j` must leave its machine now for a
+ * NoExecute taint (cs_place_noexecute_stay): at once when no toleration
+ * covers the taint, after tolerationSeconds counted from when this
+ * scheduler first saw the task so (the cell does not say when a taint was
+ * added; a restarted scheduler counts again), never otherwise. CS_ENOMEM. */
+static int noexecute_due(cs_sched *s, const cs_cjob *j, const cs_ctask *t, int64_t now,
+                         bool *due)
+{
+    *due = false;
+    const cs_cmachine *m = cs_copy_machine_at(s->copy, t->machine);
+    uint32_t stay = cs_place_noexecute_stay(s->copy, j, m);
+    if (stay == CS_PLACE_STAY_FOREVER)
+        return CS_OK;
+    size_t i = 0;
+    while (i < s->nlinger && s->linger[i].task != t->id)
+        i++;
+    if (i == s->nlinger) {
+        if (s->nlinger == s->caplinger) {
+            size_t cap = s->caplinger ? 2 * s->caplinger : 16;
+            lingering *v = realloc(s->linger, cap * sizeof *v);
+            if (v == NULL)
+                return CS_ENOMEM;
+            s->linger = v;
+            s->caplinger = cap;
+        }
+        s->linger[s->nlinger++] = (lingering){t->id, now, false};
+    }
+    s->linger[i].seen = true;
+    *due = now - s->linger[i].since_ns >= (int64_t)stay * 1000000000;
+    return CS_OK;
+}
+
+/* Forget the lingering tasks not seen in this upkeep (moved, ended, or the
+ * taint is gone). */
+static void linger_sweep(cs_sched *s)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < s->nlinger; i++)
+        if (s->linger[i].seen) {
+            s->linger[w] = s->linger[i];
+            s->linger[w++].seen = false;
+        }
+    s->nlinger = w;
+}
+
+/* Upkeep, for every owned job, in one transaction: the ended tasks the
+ * hook wants to run again go back to pending, and so do the placed tasks a
+ * NoExecute taint of their machine evicts (the placer then keeps them off
+ * it). */
 static int tend(cs_sched *s, bool *progress, cs_error *err)
 {
+    int64_t now = cs_sched_mono_ns();
     cs_txn_reset(&s->txn, s->next_req, cs_copy_version(s->copy));
     s->txn.conflict = s->o->conflict;
     s->txn.commit = CS_COMMIT_INCREMENTAL;
@@ -737,11 +796,15 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
             const cs_ctask *t = cs_copy_task_at(s->copy, j->tasks[k]);
             bool ended = t->state == CS_TASK_FAILED || t->state == CS_TASK_FINISHED ||
                          t->state == CS_TASK_LOST;
-            if (ended && s->hooks->again(j, t) &&
+            bool evict = false;
+            if (cs_task_state_placed(t->state) && noexecute_due(s, j, t, now, &evict) != CS_OK)
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+            if (((ended && s->hooks->again(j, t)) || evict) &&
                 cs_txn_add_release(&s->txn, t->id, CS_TASK_PENDING, 0) != CS_OK)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
         }
     }
+    linger_sweep(s);
     if (s->txn.nreleases == 0)
         return CS_OK;
     s->next_req++;

@@ -489,6 +489,48 @@ Test(place, taints_keep_off_what_does_not_tolerate_them)
     fx_free(&f);
 }
 
+/* How long a placed task may stay under NoExecute taints: never without a
+ * toleration, for ever with one without a limit, else the smallest limit;
+ * and a limited toleration does not let a new task on. */
+Test(place, no_execute_stay_follows_the_tolerations)
+{
+    fx f;
+    fx_init(&f);
+    cs_id clean = tb_machine_add(&f.b, "clean", 64000, 64000, 100, 0, 0, NULL);
+    cs_id ne = tb_machine_add(&f.b, "ne", 64000, 64000, 100, 0, 0, NULL);
+    tb_machine_taint(&f.b, ne, "maintenance:NoExecute");
+    tb_machine_taint(&f.b, ne, "flaky=yes:NoExecute");
+    tb_machine_taint(&f.b, ne, "soft:NoSchedule");
+    cs_id none = tb_job_add(&f.b, "none", CS_JOB_SERVICE, 50, 1, 100, 10, 0);
+    cs_id all = tb_job_add(&f.b, "all", CS_JOB_SERVICE, 50, 1, 100, 10, 0);
+    tolerate(&f, all, (const char *const[]){"-|Exists|-|-"}, 1);
+    cs_id timed = tb_job_add(&f.b, "timed", CS_JOB_SERVICE, 50, 1, 100, 10, 0);
+    cs_id half = tb_job_add(&f.b, "half", CS_JOB_SERVICE, 50, 1, 100, 10, 0);
+    tolerate(&f, half, (const char *const[]){"maintenance|Exists|-|NoExecute"}, 1);
+    /* tolerate() takes no seconds: set them by hand. */
+    cs_toleration t[3] = {
+        {"maintenance", "", CS_TOL_EXISTS, CS_TAINT_NO_EXECUTE, true, 30},
+        {"flaky", "yes", CS_TOL_EQUAL, CS_TAINT_NO_EXECUTE, true, 5},
+        {"soft", "", CS_TOL_EXISTS, CS_TOL_ANY_EFFECT, false, 0},
+    };
+    cs_jobopts o;
+    cs_jobopts_init(&o);
+    o.tolerations = t;
+    o.ntolerations = 3;
+    tb_job_opts(&f.b, timed, &o);
+    fx_ready(&f);
+    const cs_cmachine *m = cs_copy_machine(f.c, ne), *c0 = cs_copy_machine(f.c, clean);
+    cr_assert_eq(cs_place_noexecute_stay(f.c, cs_copy_job(f.c, none), m), 0);
+    cr_assert_eq(cs_place_noexecute_stay(f.c, cs_copy_job(f.c, none), c0), CS_PLACE_STAY_FOREVER);
+    cr_assert_eq(cs_place_noexecute_stay(f.c, cs_copy_job(f.c, all), m), CS_PLACE_STAY_FOREVER);
+    cr_assert_eq(cs_place_noexecute_stay(f.c, cs_copy_job(f.c, timed), m), 5, "the smallest");
+    cr_assert_eq(cs_place_noexecute_stay(f.c, cs_copy_job(f.c, half), m), 0, "flaky untolerated");
+    cr_assert_eq(place(&f, timed), 1);
+    cr_assert_eq(where(&f, timed, 0), clean, "a limited NoExecute toleration lets no task on");
+    cr_assert_eq(place(&f, all), 1);
+    fx_free(&f);
+}
+
 /* PreferNoSchedule only scores: an untolerating task goes to the tainted
  * machine when nothing else fits, and elsewhere when something does. */
 Test(place, prefer_no_schedule_is_a_preference)

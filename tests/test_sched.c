@@ -973,6 +973,59 @@ Test(sched, tainted_machine_gets_no_untolerating_task, .timeout = 120, .fini = c
     check_no_overcommit();
 }
 
+/* Wait until `job` has `placed` tasks placed and none on machine `name`. */
+static bool wait_off(cs_id job, uint32_t placed, const char *name)
+{
+    int64_t end = now_ms() + DEADLINE_MS;
+    for (;;) {
+        view v;
+        look(job, &v);
+        bool ok = count_placed(&v) == placed && placed_on(&v, name) == 0;
+        view_free(&v);
+        if (ok)
+            return true;
+        if (now_ms() > end) {
+            dump_procs();
+            return false;
+        }
+        ts_sleep_ms(50);
+    }
+}
+
+/* A machine that gets a NoExecute taint loses the tasks that do not
+ * tolerate it (placed again elsewhere), keeps those that tolerate it for
+ * ever, and loses those that tolerate it for tolerationSeconds once that
+ * has passed. */
+Test(sched, no_execute_taint_evicts_what_does_not_tolerate_it, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    machine("n0", 8000, 8192, "up", NULL);
+    start("cell-service", "service", NULL);
+    cs_id plain = submit("{\"name\": \"plain\", \"kind\": \"service\", \"count\": 2,"
+                         " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64}}");
+    cs_id stay = submit("{\"name\": \"stay\", \"kind\": \"service\", \"count\": 2,"
+                        " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64},"
+                        " \"tolerations\": [{\"key\": \"maintenance\", \"operator\": \"Exists\","
+                        " \"effect\": \"NoExecute\"}]}");
+    cs_id brief = submit("{\"name\": \"brief\", \"kind\": \"service\", \"count\": 2,"
+                         " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64},"
+                         " \"tolerations\": [{\"key\": \"maintenance\", \"operator\": \"Exists\","
+                         " \"effect\": \"NoExecute\", \"tolerationSeconds\": 1}]}");
+    cr_assert(wait_placed(plain, 2, NULL));
+    cr_assert(wait_placed(stay, 2, NULL));
+    cr_assert(wait_placed(brief, 2, NULL));
+    machine("n1", 8000, 8192, "up", NULL);
+    tainted_machine("n0", 8000, 8192, "maintenance", "", "NoExecute");
+    cr_assert(wait_off(plain, 2, "n0"), "plain left n0 and runs on n1");
+    /* The pass that moved plain looked at stay too. */
+    view v;
+    look(stay, &v);
+    cr_assert_eq(placed_on(&v, "n0"), 2, "tolerated without a limit: stays");
+    view_free(&v);
+    cr_assert(wait_off(brief, 2, "n0"), "tolerated for 1 s: leaves after it");
+    check_no_overcommit();
+}
+
 /* A Policy file that names Kubernetes' image and cloud-volume functions
  * runs, and says once what it ignores: on stderr and in `stats`. */
 Test(sched, ignored_policy_names_are_warned_on_stderr_and_in_stats, .timeout = 120,
