@@ -558,22 +558,25 @@ double cs_policy_balanced(const cs_res *cap, const cs_res *alloc, const cs_res *
     return clamp_score(CS_POLICY_MAX_SCORE - diff * CS_POLICY_MAX_SCORE);
 }
 
+/* Kubernetes' reversed normalisation: 10 for the fewest, 0 for the most;
+ * 10 everywhere when the most is 0. */
+static double fewer_is_better(uint32_t n, uint32_t max)
+{
+    if (max == 0)
+        return CS_POLICY_MAX_SCORE;
+    if (n > max)
+        return 0.0;
+    return CS_POLICY_MAX_SCORE * (double)(max - n) / (double)max;
+}
+
 double cs_policy_taint_toleration(uint32_t bad, uint32_t max_bad)
 {
-    if (max_bad == 0)
-        return CS_POLICY_MAX_SCORE;
-    if (bad > max_bad)
-        return 0.0;
-    return CS_POLICY_MAX_SCORE * (double)(max_bad - bad) / (double)max_bad;
+    return fewer_is_better(bad, max_bad);
 }
 
 double cs_policy_spreading(uint32_t here, uint32_t max_here)
 {
-    if (max_here == 0)
-        return CS_POLICY_MAX_SCORE;
-    if (here > max_here)
-        return 0.0;
-    return CS_POLICY_MAX_SCORE * (double)(max_here - here) / (double)max_here;
+    return fewer_is_better(here, max_here);
 }
 
 double cs_policy_node_affinity(double matched, double max_matched)

@@ -116,10 +116,13 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
         ag_clock_arm(c, &b.t, 0);
         latch_wait(&h.blocking);
 
-        /* Every due is in the past (ag_now_ms is far above 10^7 here,
-         * and the test never waits for a time): arm, move and disarm at
-         * random, keeping the final state in `due` (-1: disarmed). */
-        int64_t base = ag_now_ms() - 10000000;
+        /* Every due is in the past and not negative (ag_now_ms is
+         * CLOCK_MONOTONIC, which may be only minutes after boot, and the
+         * test never waits for a time): arm, move and disarm at random,
+         * keeping the final state in `due` (-1: disarmed). */
+        int64_t now = ag_now_ms();
+        cr_assert_gt(now, 5001, "dues in the past need the clock 5 s past its start");
+        int64_t base = now - 5001;
         uint64_t s = seed * 0x9E3779B97F4A7C15ull;
         for (uint32_t i = 0; i < NT; i++) {
             ts[i].t.fire = rec_fire;

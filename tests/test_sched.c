@@ -289,15 +289,28 @@ static uint32_t count_in(const view *v, uint8_t state)
     return n;
 }
 
+/* The job's tasks per machine name: how many of its placed tasks are on
+ * machine `name`. */
+static uint32_t placed_on(const view *v, const char *name)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < v->ntasks; i++)
+        n += cs_task_state_placed(v->tasks[i].state) &&
+             strcmp(machine_name(v, v->tasks[i].machine), name) == 0;
+    return n;
+}
+
 /* Wait until job has `placed` tasks placed (and, when note is not NULL, a
- * note containing it). */
-static bool wait_placed(cs_id job, uint32_t placed, const char *note)
+ * note containing it; when off is not NULL, none on the machine of that
+ * name). */
+static bool wait_job(cs_id job, uint32_t placed, const char *note, const char *off)
 {
     int64_t end = now_ms() + DEADLINE_MS;
     for (;;) {
         view v;
         look(job, &v);
-        bool ok = count_placed(&v) == placed && (note == NULL || strstr(v.job.note, note) != NULL);
+        bool ok = count_placed(&v) == placed && (note == NULL || strstr(v.job.note, note) != NULL) &&
+                  (off == NULL || placed_on(&v, off) == 0);
         if (ok || now_ms() > end) {
             if (!ok)
                 cr_log_error("job %s: %u placed (want %u), note '%s'", v.job.name, count_placed(&v),
@@ -310,6 +323,11 @@ static bool wait_placed(cs_id job, uint32_t placed, const char *note)
         view_free(&v);
         ts_sleep_ms(50);
     }
+}
+
+static bool wait_placed(cs_id job, uint32_t placed, const char *note)
+{
+    return wait_job(job, placed, note, NULL);
 }
 
 /* No machine holds more than its capacity, and the machines' allocations
@@ -885,17 +903,6 @@ Test(sched, kubernetes_policy_file_places_a_service, .timeout = 120, .fini = cle
     cr_assert_eq(on_k0, 2, "LeastRequested, Balanced and ServiceSpreading spread 4 tasks 2 + 2");
 }
 
-/* The job's tasks per machine name: how many of its placed tasks are on
- * machine `name`. */
-static uint32_t placed_on(const view *v, const char *name)
-{
-    uint32_t n = 0;
-    for (size_t i = 0; i < v->ntasks; i++)
-        n += cs_task_state_placed(v->tasks[i].state) &&
-             strcmp(machine_name(v, v->tasks[i].machine), name) == 0;
-    return n;
-}
-
 /* The Policy file `make run` gives cell-service lists no
  * MatchInterPodAffinity: a job's hard AFFINITY and ANTI_AFFINITY hold all
  * the same (they placed a replacement next to its anchor before). */
@@ -973,25 +980,6 @@ Test(sched, tainted_machine_gets_no_untolerating_task, .timeout = 120, .fini = c
     check_no_overcommit();
 }
 
-/* Wait until `job` has `placed` tasks placed and none on machine `name`. */
-static bool wait_off(cs_id job, uint32_t placed, const char *name)
-{
-    int64_t end = now_ms() + DEADLINE_MS;
-    for (;;) {
-        view v;
-        look(job, &v);
-        bool ok = count_placed(&v) == placed && placed_on(&v, name) == 0;
-        view_free(&v);
-        if (ok)
-            return true;
-        if (now_ms() > end) {
-            dump_procs();
-            return false;
-        }
-        ts_sleep_ms(50);
-    }
-}
-
 /* A machine that gets a NoExecute taint loses the tasks that do not
  * tolerate it (placed again elsewhere), keeps those that tolerate it for
  * ever, and loses those that tolerate it for tolerationSeconds once that
@@ -1016,13 +1004,13 @@ Test(sched, no_execute_taint_evicts_what_does_not_tolerate_it, .timeout = 120, .
     cr_assert(wait_placed(brief, 2, NULL));
     machine("n1", 8000, 8192, "up", NULL);
     tainted_machine("n0", 8000, 8192, "maintenance", "", "NoExecute");
-    cr_assert(wait_off(plain, 2, "n0"), "plain left n0 and runs on n1");
+    cr_assert(wait_job(plain, 2, NULL, "n0"), "plain left n0 and runs on n1");
     /* The pass that moved plain looked at stay too. */
     view v;
     look(stay, &v);
     cr_assert_eq(placed_on(&v, "n0"), 2, "tolerated without a limit: stays");
     view_free(&v);
-    cr_assert(wait_off(brief, 2, "n0"), "tolerated for 1 s: leaves after it");
+    cr_assert(wait_job(brief, 2, NULL, "n0"), "tolerated for 1 s: leaves after it");
     check_no_overcommit();
 }
 
