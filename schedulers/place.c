@@ -25,6 +25,12 @@ typedef struct klass {
     uint32_t *rej;     /* [R_CONS + ncons] machines rejected per reason */
     uint32_t nrej;
     bool no_preempt;   /* a preemption search already failed for it */
+    /* Fewest tasks first rescans from the least loaded for every task; a
+     * machine rejected once stays rejected within the call (machines only
+     * lose room), so its reason is kept here, by machine slot (reason + 1,
+     * 0 = not rejected), and it is not checked again. NULL when unused. */
+    uint8_t *why;
+    uint32_t capwhy;
 } klass;
 
 /* What one call knows of its job. */
@@ -37,6 +43,7 @@ typedef struct jctx {
     uint32_t k;
     uint32_t ndyn;     /* dynamic ports per task */
     bool fresh;        /* scan afresh for every task */
+    bool memo;         /* fresh only for fewest tasks first: remember rejections (klass.why) */
     bool want_here;    /* tasks of the job per machine are needed */
     uint32_t nsoft_node, nsoft_job;
 } jctx;
@@ -134,6 +141,7 @@ void cs_placer_free(cs_placer *p)
     for (uint32_t i = 0; i < p->capcls; i++) {
         free(p->cls[i].cand);
         free(p->cls[i].rej);
+        free(p->cls[i].why);
     }
     free(p->cls);
     free(p->total);
@@ -378,6 +386,7 @@ static int setup_job(cs_placer *p, cs_copy *c, uint32_t js, jctx *jc, cs_error *
     /* Fewest tasks first scans the machines from the least loaded for every
      * task: a class's candidates would keep the first task's view. */
     jc->fresh = p->o.no_classes || p->pol.fewest_tasks;
+    jc->memo = p->pol.fewest_tasks && !p->o.no_classes;
     jc->want_here = p->pol.weights[CS_PRIO_SPREADING] > 0;
     if (grow_cons_scratch(p, jc->ncons) != CS_OK)
         return nomem(err);
@@ -398,6 +407,7 @@ static int setup_job(cs_placer *p, cs_copy *c, uint32_t js, jctx *jc, cs_error *
         } else if (cc->op == CS_OP_GROUP_BY ||
                    (cc->op == CS_OP_AFFINITY && cc->value == jc->j->name)) {
             jc->fresh = true; /* feasibility can grow within the call */
+            jc->memo = false;
         }
         if (!is_affinity(cc))
             continue;
@@ -623,6 +633,15 @@ static int class_for(cs_placer *p, const jctx *jc, const cs_res *res, klass **ou
         return CS_ENOMEM;
     k->rej = rej;
     k->nrej = nrej;
+    if (jc->memo && p->nperm > k->capwhy) {
+        uint8_t *why = realloc(k->why, p->nperm);
+        if (why == NULL)
+            return CS_ENOMEM;
+        k->why = why;
+        k->capwhy = p->nperm;
+    }
+    if (jc->memo)
+        memset(k->why, 0, p->nperm);
     k->res = *res;
     k->start = p->nperm ? rand_below(p, p->nperm) : 0;
     k->no_preempt = false;
@@ -647,14 +666,22 @@ static void scan(cs_placer *p, const jctx *jc, klass *k)
     }
     k->ncand = w;
     uint32_t n = p->nperm;
+    bool memo = jc->memo && k->why != NULL;
     while (k->ncand < jc->k && k->pos < n) {
         uint32_t at = k->start + k->pos++;
         uint32_t ms = p->pol.fewest_tasks ? p->order[k->pos - 1] : p->perm[at >= n ? at - n : at];
+        if (memo && k->why[ms] != 0) {
+            k->rej[k->why[ms] - 1]++;
+            continue;
+        }
         int r = check(p, jc, &k->res, ms);
-        if (r == FEASIBLE)
+        if (r == FEASIBLE) {
             k->cand[k->ncand++] = ms;
-        else
+        } else {
             k->rej[r]++;
+            if (memo)
+                k->why[ms] = (uint8_t)(r + 1);
+        }
     }
 }
 
@@ -1030,8 +1057,11 @@ static int place_one(cs_placer *p, jctx *jc, uint32_t ts, uint32_t only, cs_txn 
         }
         if (ms == CS_NONE && only == CS_NONE)
             k->no_preempt = true;
-        else if (ms != CS_NONE)
+        else if (ms != CS_NONE) {
             class_reset(k); /* room was freed: what was rejected may fit now */
+            if (jc->memo && k->why != NULL)
+                memset(k->why, 0, p->nperm);
+        }
     }
     if (ms == CS_NONE) {
         free(pre.victims);

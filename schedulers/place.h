@@ -49,8 +49,9 @@
  * 3/3/0 — so under this rule the placer keeps the machines ordered by their
  * task count (a counting sort per call, O(machines); each claim moves its
  * machine up one group in O(1)), scans them from the least loaded for
- * every task, and chooses among the scanned candidates with the fewest
- * tasks, by the weighted sum. N tasks on M equal machines then end within
+ * every task (a class remembers the machines it rejected in the call, which
+ * stay rejected, and skips them), and chooses among the scanned candidates
+ * with the fewest tasks, by the weighted sum. N tasks on M equal machines then end within
  * one of N/M, in one call and across calls.
  *
  * Reasons: when a task fits nowhere the report says why, as Nomad and
