@@ -220,8 +220,8 @@ static int build_order(cs_placer *p, const cs_copy *c)
         p->group[cs_copy_machine_at(c, ms)->ntasks + 1]++;
     for (uint32_t h = 1; h < max + 2; h++)
         p->group[h] += p->group[h - 1];
-    /* group[h] is now the first position of count h; fill, advancing a
-     * cursor per count (opos serves as scratch for nothing else yet). */
+    /* group[h] is now the first position of count h; fill, advancing it
+     * as a cursor, from a random point of perm. */
     uint32_t start = n ? rand_below(p, n) : 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t at = start + i, ms = p->perm[at >= n ? at - n : at];
@@ -640,7 +640,7 @@ static int class_for(cs_placer *p, const jctx *jc, const cs_res *res, klass **ou
         k->why = why;
         k->capwhy = p->nperm;
     }
-    if (jc->memo)
+    if (jc->memo && k->why != NULL) /* NULL while the cell has no machine */
         memset(k->why, 0, p->nperm);
     k->res = *res;
     k->start = p->nperm ? rand_below(p, p->nperm) : 0;

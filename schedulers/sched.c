@@ -41,8 +41,6 @@ typedef struct candidate {
     uint64_t submitted;
 } candidate;
 
-/* A job placed in a shared transaction: its claims are s->txn's claims
- * [first, first + n). */
 /* A placed task on a machine with a NoExecute taint its job tolerates for
  * a while (tolerationSeconds): when the scheduler first saw it so. */
 typedef struct lingering {
@@ -51,6 +49,8 @@ typedef struct lingering {
     bool seen; /* still so in this upkeep */
 } lingering;
 
+/* A job placed in a shared transaction: its claims are s->txn's claims
+ * [first, first + n). */
 typedef struct batched {
     cs_id id;
     uint32_t first, n;
@@ -83,8 +83,10 @@ struct cs_sched {
     /* The policy's names it ignores (cs_policy_warning), said once on
      * stderr and in every sched.report so that `cellctl stats` shows it. */
     char warning[CS_SCHED_WARNING_MAX + 1];
+    /* Sorted by task id up to nsorted (each upkeep sorts what it kept);
+     * the tasks first seen in this upkeep follow. */
     lingering *linger;
-    size_t nlinger, caplinger;
+    size_t nlinger, caplinger, nsorted;
 };
 
 /* ---- time ---------------------------------------------------------------- */
@@ -743,7 +745,15 @@ static int noexecute_due(cs_sched *s, const cs_cjob *j, const cs_ctask *t, int64
     uint32_t stay = cs_place_noexecute_stay(s->copy, j, m);
     if (stay == CS_PLACE_STAY_FOREVER)
         return CS_OK;
-    size_t i = 0;
+    size_t lo = 0, hi = s->nsorted;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->linger[mid].task < t->id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t i = lo < s->nsorted && s->linger[lo].task == t->id ? lo : s->nsorted;
     while (i < s->nlinger && s->linger[i].task != t->id)
         i++;
     if (i == s->nlinger) {
@@ -762,10 +772,17 @@ static int noexecute_due(cs_sched *s, const cs_cjob *j, const cs_ctask *t, int64
     return CS_OK;
 }
 
+static int cmp_lingering(const void *a, const void *b)
+{
+    cs_id x = ((const lingering *)a)->task, y = ((const lingering *)b)->task;
+    return (x > y) - (x < y);
+}
+
 /* Forget the lingering tasks not seen in this upkeep (moved, ended, or the
- * taint is gone). */
+ * taint is gone); sort the rest for the next upkeep's lookups. */
 static void linger_sweep(cs_sched *s)
 {
+    bool added = s->nlinger > s->nsorted;
     size_t w = 0;
     for (size_t i = 0; i < s->nlinger; i++)
         if (s->linger[i].seen) {
@@ -773,6 +790,9 @@ static void linger_sweep(cs_sched *s)
             s->linger[w++].seen = false;
         }
     s->nlinger = w;
+    if (added)
+        qsort(s->linger, w, sizeof *s->linger, cmp_lingering);
+    s->nsorted = w;
 }
 
 /* Upkeep, for every owned job, in one transaction: the ended tasks the

@@ -625,6 +625,23 @@ Test(place, spread_preset_keeps_equal_machines_within_one_task, .timeout = 120)
     }
 }
 
+/* A cell with no machine yet: nothing to order, nothing placed, and the
+ * reason says so (a rollout's first pass can run this early). */
+Test(place, fewest_tasks_first_in_a_cell_without_machines)
+{
+    fx f;
+    fx_init(&f);
+    cr_assert_eq(cs_policy_preset("spread", &f.pol, NULL), CS_OK);
+    cs_id j = tb_job_add(&f.b, "early", CS_JOB_SERVICE, 50, 2, 100, 64, 0);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, j), 0);
+    cr_assert_str_eq(f.rep.reason, "no machine fits: the cell has no machines");
+    tb_machine_add(&f.b, "late", 4000, 4096, 100, 0, 0, NULL);
+    tb_sync(&f.b, f.c, false);
+    cr_assert_eq(place(&f, j), 2, "the first machine takes both");
+    fx_free(&f);
+}
+
 /* Without the rule (a Kubernetes Policy file's weights), a batch job's
  * class keeps its first K = 2 candidates: the rule is what spreads. This
  * is the case the fix was for: 6 tasks on 3 machines went 3/3/0. */
