@@ -300,6 +300,16 @@ static uint32_t placed_on(const view *v, const char *name)
     return n;
 }
 
+/* How many of the job's tasks are placed on machine `name` now. */
+static uint32_t now_on(cs_id job, const char *name)
+{
+    view v;
+    look(job, &v);
+    uint32_t n = placed_on(&v, name);
+    view_free(&v);
+    return n;
+}
+
 /* Wait until job has `placed` tasks placed (and, when note is not NULL, a
  * note containing it; when off is not NULL, none on the machine of that
  * name). */
@@ -933,13 +943,8 @@ Test(sched, kubernetes_policy_file_keeps_hard_affinity_and_anti_affinity, .timeo
                        " \"resources\": {\"cpu\": 0.1, \"mem\": 64}}");
     cr_assert(wait_placed(near, 4, NULL));
     cr_assert(wait_placed(far, 6, NULL));
-    view v;
-    look(near, &v);
-    cr_assert_eq(placed_on(&v, "a2"), 4, "AFFINITY db: every task next to db on a2");
-    view_free(&v);
-    look(far, &v);
-    cr_assert_eq(placed_on(&v, "a2"), 0, "ANTI_AFFINITY db: none on a2");
-    view_free(&v);
+    cr_assert_eq(now_on(near, "a2"), 4, "AFFINITY db: every task next to db on a2");
+    cr_assert_eq(now_on(far, "a2"), 0, "ANTI_AFFINITY db: none on a2");
     check_no_overcommit();
 }
 
@@ -961,10 +966,11 @@ Test(sched, tainted_machine_gets_no_untolerating_task, .timeout = 120, .fini = c
     /* cpu0 holds 3 of 0.3 cores; the rest of plain waits. */
     cr_assert(wait_placed(plain, 3, "taint not tolerated"));
     cr_assert(wait_placed(tol, 6, NULL));
+    cr_assert_eq(now_on(plain, "gpu0"), 0, "an untolerating task on the tainted machine");
+    cr_assert_eq(now_on(plain, "cpu0"), 3);
+    cr_assert_gt(now_on(tol, "gpu0"), 0, "the tolerating job may use gpu0");
     view v;
-    look(plain, &v);
-    cr_assert_eq(placed_on(&v, "gpu0"), 0, "an untolerating task on the tainted machine");
-    cr_assert_eq(placed_on(&v, "cpu0"), 3);
+    look(0, &v);
     bool shown = false;
     for (size_t i = 0; i < v.nmachines; i++)
         if (strcmp(v.machines[i].name, "gpu0") == 0)
@@ -973,9 +979,6 @@ Test(sched, tainted_machine_gets_no_untolerating_task, .timeout = 120, .fini = c
                     strcmp(v.machines[i].taints[0].value, "gpu") == 0 &&
                     v.machines[i].taints[0].effect == CS_TAINT_NO_SCHEDULE;
     cr_assert(shown, "get.machines gives gpu0's taint back");
-    view_free(&v);
-    look(tol, &v);
-    cr_assert_gt(placed_on(&v, "gpu0"), 0, "the tolerating job may use gpu0");
     view_free(&v);
     check_no_overcommit();
 }
@@ -1006,10 +1009,7 @@ Test(sched, no_execute_taint_evicts_what_does_not_tolerate_it, .timeout = 120, .
     tainted_machine("n0", 8000, 8192, "maintenance", "", "NoExecute");
     cr_assert(wait_job(plain, 2, NULL, "n0"), "plain left n0 and runs on n1");
     /* The pass that moved plain looked at stay too. */
-    view v;
-    look(stay, &v);
-    cr_assert_eq(placed_on(&v, "n0"), 2, "tolerated without a limit: stays");
-    view_free(&v);
+    cr_assert_eq(now_on(stay, "n0"), 2, "tolerated without a limit: stays");
     cr_assert(wait_job(brief, 2, NULL, "n0"), "tolerated for 1 s: leaves after it");
     check_no_overcommit();
 }
