@@ -3,9 +3,9 @@
  *
  *   cell-agent [--server URL] [--name NAME] [--workdir DIR]
  *              [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]
- *              [--attr KEY=VALUE]... [--heartbeat-ms MS] [--poll-wait-ms MS]
- *              [--kill-grace-ms MS] [--orphan-grace MS] [--log-listen URL]
- *              [--retain-count N] [--retain-ms MS]
+ *              [--attr KEY=VALUE]... [--taint KEY[=VALUE]:EFFECT]...
+ *              [--heartbeat-ms MS] [--poll-wait-ms MS] [--kill-grace-ms MS]
+ *              [--orphan-grace MS] [--log-listen URL] [--retain-count N] [--retain-ms MS]
  *   cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]
  *              [--seed N] [the flags above]
  *
@@ -43,8 +43,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: cell-agent [--server URL] [--name NAME] [--workdir DIR]\n"
             "                  [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]\n"
-            "                  [--attr KEY=VALUE]... [--heartbeat-ms MS] [--poll-wait-ms MS]\n"
-            "                  [--kill-grace-ms MS] [--orphan-grace MS] [--log-listen URL]\n"
+            "                  [--attr KEY=VALUE]... [--taint KEY[=VALUE]:EFFECT]...\n"
+            "                  [--heartbeat-ms MS] [--poll-wait-ms MS] [--kill-grace-ms MS]\n"
+            "                  [--orphan-grace MS] [--log-listen URL]\n"
             "                  [--retain-count N] [--retain-ms MS]\n"
             "       cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]\n"
             "                  [--seed N] [the flags above]\n"
@@ -52,6 +53,9 @@ static void usage(FILE *f)
             "from the host unless given (simulated machines: 8 cores, 16384 MiB, 100000 MiB).\n"
             "--orphan-grace (default %d): a task whose agent has been gone this long is\n"
             "stopped by its supervisor.\n"
+            "--taint EFFECT is NoSchedule, PreferNoSchedule or NoExecute: tasks that do not\n"
+            "tolerate the taint (the job's tolerations) are not placed here, placed here last,\n"
+            "or neither placed nor kept here.\n"
             "Tasks' output is served (cellctl logs) on --log-listen, default %s (a free\n"
             "port; advertised with this host's name); an ended task's directory is deleted\n"
             "once %u newer ones ended (--retain-count) or %u ms after it ended (--retain-ms).\n",
@@ -67,6 +71,9 @@ typedef struct flags {
     uint16_t port_lo, port_hi;
     cs_attr attrs[CS_ATTR_MAX];
     uint32_t nattrs;
+    cs_taint taints[CS_TAINT_MAX];
+    uint32_t ntaints;
+    cs_arena arena; /* the taints' strings */
     ag_config cfg;
     uint32_t simulate, dur_lo, dur_hi;
     uint32_t orphan_grace_ms;
@@ -125,6 +132,29 @@ static int parse_attr(char *v, flags *f)
     f->attrs[f->nattrs].key = v;
     f->attrs[f->nattrs].value = eq + 1;
     f->nattrs++;
+    return 0;
+}
+
+static int parse_taint(const char *v, flags *f)
+{
+    cs_error err = {0};
+    cs_taint t;
+    if (f->ntaints == CS_TAINT_MAX) {
+        fprintf(stderr, "cell-agent: --taint: at most %d taints\n", CS_TAINT_MAX);
+        return -1;
+    }
+    if (cs_taint_parse(v, &f->arena, &t, &err) != CS_OK) {
+        fprintf(stderr, "cell-agent: --taint: %s\n", err.msg);
+        return -1;
+    }
+    for (uint32_t i = 0; i < f->ntaints; i++)
+        if (strcmp(f->taints[i].key, t.key) == 0 && f->taints[i].effect == t.effect) {
+            fprintf(stderr, "cell-agent: --taint: %s:%s given twice\n", t.key,
+                    cs_taint_effect_name(t.effect));
+            return -1;
+        }
+    f->taints[f->ntaints++] = t;
+    cs_taints_sort(f->taints, f->ntaints);
     return 0;
 }
 
@@ -188,6 +218,8 @@ static int parse_flags(int argc, char **argv, flags *f)
             rc = parse_ports(v, f);
         else if (strcmp(a, "--attr") == 0)
             rc = parse_attr(v, f);
+        else if (strcmp(a, "--taint") == 0)
+            rc = parse_taint(v, f);
         else if (strcmp(a, "--heartbeat-ms") == 0 && (rc = num(a, v, 10, 3600000, &x)) == 0)
             f->cfg.heartbeat_ms = (uint32_t)x;
         else if (strcmp(a, "--poll-wait-ms") == 0 && (rc = num(a, v, 0, 3600000, &x)) == 0)
@@ -282,6 +314,8 @@ static int run_simulator(const flags *f, const char *url, const sigset_t *set)
     o.machine.port_hi = f->port_hi;
     o.machine.attrs = f->attrs;
     o.machine.nattrs = f->nattrs;
+    o.machine.taints = f->taints;
+    o.machine.ntaints = f->ntaints;
     ag_sim *sim;
     cs_error err = {0};
     if (ag_sim_open(url, &o, &sim, &err) != CS_OK) {
@@ -359,6 +393,8 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     cfg.attrs = f->attrs;
     cfg.nattrs = f->nattrs;
     cfg.log_url = ag_logsrv_url(logs);
+    cfg.taints = f->taints;
+    cfg.ntaints = f->ntaints;
     capacity(f, &detected, &cfg.capacity);
     if ((rv = nng_req0_open(&sock)) != 0) {
         fprintf(stderr, "cell-agent: socket: %s\n", nng_strerror(rv));
@@ -409,8 +445,10 @@ int main(int argc, char **argv)
         return ag_supervise(argv[2]);
     flags f;
     memset(&f, 0, sizeof f);
+    cs_arena_init(&f.arena);
     int p = parse_flags(argc, argv, &f);
     if (p != 0) {
+        cs_arena_free(&f.arena);
         usage(p > 0 ? stdout : stderr);
         return p > 0 ? 0 : 2;
     }
@@ -425,7 +463,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (f.simulate > 0)
-        return run_simulator(&f, url, &set);
-    return run_machine(&f, url, &set);
+    int rc = f.simulate > 0 ? run_simulator(&f, url, &set) : run_machine(&f, url, &set);
+    cs_arena_free(&f.arena);
+    return rc;
 }

@@ -536,8 +536,9 @@ static int pack_register(ag_machine *m, msgpack_packer *pk)
 {
     const ag_config *c = &m->cfg;
     bool url = c->log_url != NULL && c->log_url[0] != '\0';
-    if (msgpack_pack_map(pk, url ? 6 : 5) || cs_pack_kv_str(pk, "name", m->name) ||
+    if (msgpack_pack_map(pk, url ? 7 : 6) || cs_pack_kv_str(pk, "name", m->name) ||
         (url && cs_pack_kv_str(pk, "log_url", c->log_url)) ||
+        cs_pack_taints(pk, c->taints, c->ntaints) ||
         cs_pack_kv_res(pk, "capacity", &c->capacity) ||
         cs_pack_kv_u64(pk, "port_lo", c->port_lo) || cs_pack_kv_u64(pk, "port_hi", c->port_hi) ||
         cs_pack_str(pk, "attrs") || msgpack_pack_map(pk, c->nattrs))

@@ -137,6 +137,8 @@ typedef struct ag_config {
     uint16_t port_lo, port_hi;
     const cs_attr *attrs;     /* borrowed for the machine's lifetime */
     uint32_t nattrs;
+    const cs_taint *taints;   /* borrowed for the machine's lifetime; sorted (cs_taints_sort) */
+    uint32_t ntaints;
     uint32_t heartbeat_ms;    /* between heartbeats */
     uint32_t poll_wait_ms;    /* long poll wait */
     uint32_t call_timeout_ms; /* a request without an answer after this is retried */
@@ -155,7 +157,7 @@ typedef struct ag_machine ag_machine;
 
 /* A machine on `sock` whose loops pause on `clock` (both borrowed: the
  * caller closes and frees them after ag_machine_free). `cfg` is copied
- * except attrs; `be` is copied, its ctx borrowed. Does not start talking:
+ * except attrs and taints; `be` is copied, its ctx borrowed. Does not start talking:
  * ag_machine_start. On success *out is the caller's: ag_machine_stop, then
  * ag_machine_free. */
 int ag_machine_new(nng_socket sock, ag_clock *clock, const ag_config *cfg, const ag_backend *be,

@@ -8,6 +8,19 @@
 #include "cellstate/mpcheck.h"
 
 static const char *const proto_names[CS_HEALTH_PROTO_COUNT] = {"COMMAND", "TCP", "HTTP"};
+static const char *const tol_ops[CS_TOL_OP_COUNT] = {"Equal", "Exists"};
+
+const char *cs_toleration_op_name(uint8_t op) { return op < CS_TOL_OP_COUNT ? tol_ops[op] : "?"; }
+
+bool cs_toleration_matches(const cs_toleration *t, const char *key, const char *value,
+                           uint8_t effect)
+{
+    if (t->effect != CS_TOL_ANY_EFFECT && t->effect != effect)
+        return false;
+    if (t->key[0] != '\0' && strcmp(t->key, key) != 0)
+        return false;
+    return t->op == CS_TOL_EXISTS || strcmp(t->value, value) == 0;
+}
 
 void cs_jobopts_init(cs_jobopts *o)
 {
@@ -149,6 +162,27 @@ int cs_jobopts_normalize(cs_jobopts *o, cs_error *err)
             return cs_errorf(err, CS_EINVAL, "options: volume path '%s' is not absolute",
                              o->volumes[i].path);
     }
+    if (o->ntolerations > CS_TOLERATION_MAX)
+        return cs_errorf(err, CS_EINVAL, "options: more than %u tolerations", CS_TOLERATION_MAX);
+    for (uint32_t i = 0; i < o->ntolerations; i++) {
+        const cs_toleration *t = &o->tolerations[i];
+        if ((rc = check_str(t->key, "toleration key", false, err)) != CS_OK ||
+            (rc = check_str(t->value, "toleration value", false, err)) != CS_OK)
+            return rc;
+        if (t->op >= CS_TOL_OP_COUNT || t->effect > CS_TOL_ANY_EFFECT)
+            return cs_errorf(err, CS_EINVAL, "options: toleration %u: bad operator or effect", i);
+        /* Kubernetes' validation: an empty key tolerates every key, which
+         * only Exists can mean; Exists takes no value. */
+        if (t->key[0] == '\0' && t->op != CS_TOL_EXISTS)
+            return cs_errorf(err, CS_EINVAL,
+                             "options: toleration %u: an empty key needs operator Exists", i);
+        if (t->op == CS_TOL_EXISTS && t->value[0] != '\0')
+            return cs_errorf(err, CS_EINVAL,
+                             "options: toleration %u: operator Exists takes no value", i);
+        if (t->has_seconds && t->effect != CS_TAINT_NO_EXECUTE)
+            return cs_errorf(err, CS_EINVAL,
+                             "options: toleration %u: seconds apply to effect NoExecute only", i);
+    }
     if (o->nvolumes > 1)
         qsort(o->volumes, o->nvolumes, sizeof *o->volumes, cmp_volume);
     for (uint32_t i = 1; i < o->nvolumes; i++)
@@ -195,12 +229,25 @@ static int pack_health(msgpack_packer *pk, const cs_health *h)
     return 0;
 }
 
+/* {key, operator, value, effect[, seconds]}: effect "" for any. */
+static int pack_toleration(msgpack_packer *pk, const cs_toleration *t)
+{
+    const char *effect = t->effect == CS_TOL_ANY_EFFECT ? "" : cs_taint_effect_name(t->effect);
+    if (msgpack_pack_map(pk, t->has_seconds ? 5 : 4) != 0 || pack_key(pk, "key") != 0 ||
+        cs_pack_str(pk, t->key) != CS_OK || pack_key(pk, "operator") != 0 ||
+        cs_pack_str(pk, cs_toleration_op_name(t->op)) != CS_OK || pack_key(pk, "value") != 0 ||
+        cs_pack_str(pk, t->value) != CS_OK || pack_key(pk, "effect") != 0 ||
+        cs_pack_str(pk, effect) != CS_OK)
+        return -1;
+    return t->has_seconds ? pack_u32(pk, "seconds", t->seconds) : 0;
+}
+
 int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
 {
     int rc = cs_jobopts_normalize(o, err);
     if (rc != CS_OK)
         return rc;
-    bool has[13] = {
+    bool has[14] = {
         o->nenv > 0,
         o->nhealth > 0,
         o->min_health_pm != CS_PERMILLE,
@@ -214,6 +261,7 @@ int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
         o->backoff_ms != CS_JOBOPTS_DEFAULT_BACKOFF_MS,
         o->backoff_factor_pm != CS_JOBOPTS_DEFAULT_BACKOFF_FACTOR_PM,
         o->max_delay_ms != CS_JOBOPTS_DEFAULT_MAX_DELAY_MS,
+        o->ntolerations > 0,
     };
     uint32_t n = 0;
     for (size_t i = 0; i < sizeof has / sizeof has[0]; i++)
@@ -272,6 +320,12 @@ int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
         PK(pack_u32(&pk, "backoff_factor", o->backoff_factor_pm));
     if (has[12])
         PK(pack_u32(&pk, "max_delay_ms", o->max_delay_ms));
+    if (has[13]) {
+        PK(pack_key(&pk, "tolerations"));
+        PK(msgpack_pack_array(&pk, o->ntolerations));
+        for (uint32_t i = 0; i < o->ntolerations; i++)
+            PK(pack_toleration(&pk, &o->tolerations[i]));
+    }
     return CS_OK;
 nomem:
     return cs_errorf(err, CS_ENOMEM, "options: out of memory");
@@ -423,6 +477,53 @@ static int dec_volumes(dec *d, const msgpack_object *v, cs_jobopts *o)
     return CS_OK;
 }
 
+static int dec_toleration(dec *d, const msgpack_object *v, uint32_t idx, cs_toleration *t)
+{
+    char what[64];
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(d->err, CS_EINVAL, "options: tolerations[%u] is not a map", idx);
+    memset(t, 0, sizeof *t);
+    t->key = t->value = "";
+    t->effect = CS_TOL_ANY_EFFECT;
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key, *x = &v->via.map.ptr[i].val;
+        const char *s = NULL;
+        int rc;
+        if (key_is(k, "seconds")) {
+            snprintf(what, sizeof what, "tolerations[%u].seconds", idx);
+            t->has_seconds = true;
+            rc = get_u32(d, x, what, UINT32_MAX, &t->seconds);
+        } else if (key_is(k, "key") || key_is(k, "value") || key_is(k, "operator") ||
+                   key_is(k, "effect")) {
+            snprintf(what, sizeof what, "tolerations[%u].%.*s", idx, (int)k->via.str.size,
+                     k->via.str.ptr);
+            rc = get_str(d, x, what, &s);
+        } else {
+            return cs_errorf(d->err, CS_EINVAL, "options: tolerations[%u] has an unknown key",
+                             idx);
+        }
+        if (rc != CS_OK)
+            return rc;
+        if (key_is(k, "key"))
+            t->key = s;
+        else if (key_is(k, "value"))
+            t->value = s;
+        else if (key_is(k, "operator") && strcmp(s, "Equal") != 0 && strcmp(s, "Exists") != 0)
+            return cs_errorf(d->err, CS_EINVAL,
+                             "options: tolerations[%u].operator '%s' is not Equal or Exists", idx,
+                             s);
+        else if (key_is(k, "operator"))
+            t->op = s[1] == 'q' ? CS_TOL_EQUAL : CS_TOL_EXISTS;
+        else if (key_is(k, "effect") && s[0] != '\0' &&
+                 cs_taint_effect_parse(s, &t->effect) != CS_OK)
+            return cs_errorf(d->err, CS_EINVAL,
+                             "options: tolerations[%u].effect '%s' is not NoSchedule, "
+                             "PreferNoSchedule or NoExecute",
+                             idx, s);
+    }
+    return CS_OK;
+}
+
 static int dec_map(dec *d, const msgpack_object *m, cs_jobopts *o)
 {
     if (m->type != MSGPACK_OBJECT_MAP)
@@ -469,6 +570,18 @@ static int dec_map(dec *d, const msgpack_object *m, cs_jobopts *o)
                                  "below 1000 (a factor below 1)", o->backoff_factor_pm);
         } else if (key_is(k, "max_delay_ms")) {
             rc = get_u32(d, v, "max_delay_ms", UINT32_MAX, &o->max_delay_ms);
+        } else if (key_is(k, "tolerations")) {
+            if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > CS_TOLERATION_MAX)
+                return cs_errorf(d->err, CS_EINVAL,
+                                 "options: tolerations is not an array of at most %u",
+                                 CS_TOLERATION_MAX);
+            o->ntolerations = v->via.array.size;
+            o->tolerations = alloc_n(d, o->ntolerations, sizeof *o->tolerations);
+            if (o->ntolerations && o->tolerations == NULL)
+                return cs_errorf(d->err, CS_ENOMEM, "options: out of memory");
+            rc = CS_OK;
+            for (uint32_t t = 0; t < o->ntolerations && rc == CS_OK; t++)
+                rc = dec_toleration(d, &v->via.array.ptr[t], t, &o->tolerations[t]);
         } else if (k->type == MSGPACK_OBJECT_STR) {
             return cs_errorf(d->err, CS_EINVAL, "options: unknown key '%.*s'",
                              (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);

@@ -69,6 +69,26 @@ typedef struct cs_volume {
     bool rw;
 } cs_volume;
 
+/* A toleration (Kubernetes' meaning): it matches a machine's taint when
+ * its effect is the taint's (or any), its key is the taint's (or, with
+ * Exists and no key, any), and with Equal its value is the taint's. A task
+ * goes only where it tolerates every NoSchedule and NoExecute taint. */
+typedef enum cs_toleration_op { CS_TOL_EQUAL = 0, CS_TOL_EXISTS = 1, CS_TOL_OP_COUNT } cs_toleration_op;
+
+#define CS_TOLERATION_MAX 32 /* tolerations per job */
+#define CS_TOL_ANY_EFFECT CS_TAINT_EFFECT_COUNT
+
+typedef struct cs_toleration {
+    const char *key;   /* "" with Exists: every key */
+    const char *value; /* Equal: the taint's value ("" matches an empty one) */
+    uint8_t op;        /* cs_toleration_op */
+    uint8_t effect;    /* a cs_taint_effect, or CS_TOL_ANY_EFFECT */
+    /* NoExecute only: the task may stay this long after the taint appears
+     * (evicted then); absent = for ever. */
+    bool has_seconds;
+    uint32_t seconds;
+} cs_toleration;
+
 /* Permille, so that the canonical encoding holds no floating point. */
 #define CS_PERMILLE 1000u
 
@@ -95,6 +115,8 @@ typedef struct cs_jobopts {
     uint32_t backoff_ms;        /* default 1000 */
     uint32_t backoff_factor_pm; /* permille, >= 1000; default 1150 */
     uint32_t max_delay_ms;      /* default 3,600,000 (an hour) */
+    cs_toleration *tolerations; /* in the order given */
+    uint32_t ntolerations;
 } cs_jobopts;
 
 #define CS_JOBOPTS_DEFAULT_MAX_RETRIES 3u
@@ -114,6 +136,13 @@ const char *cs_health_proto_name(uint8_t proto);
 /* "COMMAND", "TCP", "HTTP" (also "MESOS_TCP", "MESOS_HTTP", "MESOS_HTTPS"
  * and "HTTPS" are refused: CS_EINVAL). */
 int cs_health_proto_parse(const char *name, uint8_t *out);
+
+/* Whether `t` tolerates the taint (key, value, effect): Kubernetes'
+ * ToleratesTaint. Both strings are borrowed. */
+bool cs_toleration_matches(const cs_toleration *t, const char *key, const char *value,
+                           uint8_t effect);
+
+const char *cs_toleration_op_name(uint8_t op);
 
 /* Check ranges and sortedness; CS_EINVAL naming the option. Sorts env and
  * volumes in place first, so that callers may fill them in any order. */

@@ -1082,6 +1082,66 @@ static int set_native_volumes(ctx *c, const json_t *v)
     return each_item(c, v, CS_VOLUME_MAX, native_volume_item, NULL);
 }
 
+/* Kubernetes' toleration: {"key", "operator": "Equal"|"Exists", "value",
+ * "effect": "NoSchedule"|"PreferNoSchedule"|"NoExecute" (absent or "" =
+ * any), "tolerationSeconds"}; the rules (an empty key needs Exists, Exists
+ * takes no value, seconds need NoExecute) are checked here, where the path
+ * names the entry. */
+static int toleration_item(ctx *c, const json_t *v, size_t i, void *arg)
+{
+    if (!json_is_object(v))
+        return fail(c, "is %s, not an object {key, operator, value, effect}", type_name(v));
+    cs_toleration *t = &c->s->opts.tolerations[c->s->opts.ntolerations];
+    memset(t, 0, sizeof *t);
+    t->key = t->value = "";
+    t->effect = CS_TOL_ANY_EFFECT;
+    const char *op = NULL;
+    const char *key;
+    const json_t *x;
+    json_object_foreach ((json_t *)v, key, x) {
+        size_t old = push_key(c, key);
+        const char *str;
+        if (strcmp(key, "key") == 0) {
+            CS_TRY(get_str(c, x, CS_ATTR_LEN_MAX, false, &t->key));
+        } else if (strcmp(key, "value") == 0) {
+            CS_TRY(get_str(c, x, CS_ATTR_LEN_MAX, false, &t->value));
+        } else if (strcmp(key, "operator") == 0) {
+            CS_TRY(get_str(c, x, 16, true, &op));
+            if (strcmp(op, "Equal") != 0 && strcmp(op, "Exists") != 0)
+                return fail(c, "'%s' is not Equal or Exists", op);
+            t->op = op[1] == 'q' ? CS_TOL_EQUAL : CS_TOL_EXISTS;
+        } else if (strcmp(key, "effect") == 0) {
+            CS_TRY(get_str(c, x, 32, false, &str));
+            if (str[0] != '\0' && cs_taint_effect_parse(str, &t->effect) != CS_OK)
+                return fail(c, "'%s' is not NoSchedule, PreferNoSchedule or NoExecute", str);
+        } else if (strcmp(key, "tolerationSeconds") == 0) {
+            CS_TRY(get_u32(c, x, UINT32_MAX, &t->seconds));
+            t->has_seconds = true;
+        } else {
+            return fail(c, "unknown field (a toleration has key, operator, value, effect, "
+                           "tolerationSeconds)");
+        }
+        pop(c, old);
+    }
+    if (t->key[0] == '\0' && t->op != CS_TOL_EXISTS)
+        return fail(c, "an empty key tolerates every taint only with operator Exists");
+    if (t->op == CS_TOL_EXISTS && t->value[0] != '\0')
+        return fail(c, "operator Exists takes no value");
+    if (t->has_seconds && t->effect != CS_TAINT_NO_EXECUTE)
+        return fail(c, "tolerationSeconds applies to effect NoExecute only");
+    c->s->opts.ntolerations++;
+    return CS_OK;
+}
+
+static int set_tolerations(ctx *c, const json_t *v)
+{
+    c->s->opts.tolerations =
+        cs_arena_alloc(&c->s->arena, CS_TOLERATION_MAX * sizeof(cs_toleration));
+    if (c->s->opts.tolerations == NULL)
+        return oom(c);
+    return each_item(c, v, CS_TOLERATION_MAX, toleration_item, NULL);
+}
+
 /* arg: the format's two key names, {minimum health, maximum over}. */
 static int update_member(ctx *c, const char *key, const json_t *x, void *arg)
 {
@@ -1142,13 +1202,14 @@ enum {
     N_BACKOFF,
     N_BACKOFF_FACTOR,
     N_MAX_DELAY,
+    N_TOLERATIONS,
     N_FIELDS
 };
 static const char *const native_fields[N_FIELDS] = {
     "name",   "kind",        "priority",      "count",           "cmd", "args",    "resources",
     "ports",  "constraints", "health_checks", "update_strategy", "env", "volumes", "gang",
     "global", "max_retries", "kill_grace",    "duration", "backoff", "backoff_factor",
-    "max_launch_delay"};
+    "max_launch_delay", "tolerations"};
 /* What `cellctl get jobs -o json` adds to a spec: accepted back, ignored. */
 static const char *const native_readonly[] = {"id",   "state", "version", "spec_hash", "submitted",
                                               "note", "surge", "ended",   "tasks"};
@@ -1239,6 +1300,7 @@ static int native(ctx *c, const json_t *root, health_ports *hp)
     FIELD(native_fields, N_BACKOFF, get_duration(c, v, &o->backoff_ms));
     FIELD(native_fields, N_BACKOFF_FACTOR, get_factor(c, v, &o->backoff_factor_pm));
     FIELD(native_fields, N_MAX_DELAY, get_duration(c, v, &o->max_delay_ms));
+    FIELD(native_fields, N_TOLERATIONS, set_tolerations(c, v));
     return CS_OK;
 }
 
@@ -1851,6 +1913,20 @@ int cs_jobspec_to_json(const cs_job *j, const cs_jobopts *o, json_t **out, cs_er
     put(r, "backoff", json_real(o->backoff_ms / 1000.0), &ok);
     put(r, "backoff_factor", json_real(o->backoff_factor_pm / (double)CS_PERMILLE), &ok);
     put(r, "max_launch_delay", json_real(o->max_delay_ms / 1000.0), &ok);
+    json_t *tols = put(r, "tolerations", json_array(), &ok);
+    for (uint32_t i = 0; i < o->ntolerations; i++) {
+        const cs_toleration *t = &o->tolerations[i];
+        json_t *k = add(tols, json_object(), &ok);
+        put(k, "key", json_string(t->key), &ok);
+        put(k, "operator", json_string(cs_toleration_op_name(t->op)), &ok);
+        if (t->op == CS_TOL_EQUAL)
+            put(k, "value", json_string(t->value), &ok);
+        put(k, "effect",
+            json_string(t->effect == CS_TOL_ANY_EFFECT ? "" : cs_taint_effect_name(t->effect)),
+            &ok);
+        if (t->has_seconds)
+            put(k, "tolerationSeconds", json_integer(t->seconds), &ok);
+    }
     if (!ok) {
         json_decref(r);
         return cs_errorf(err, CS_ENOMEM, "job %s: out of memory building JSON", j->name);

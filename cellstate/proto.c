@@ -118,9 +118,55 @@ static int pack_ports(msgpack_packer *pk, const char *key, const uint16_t *p, ui
     return CS_OK;
 }
 
+int cs_pack_taints(msgpack_packer *pk, const cs_taint *t, uint32_t n)
+{
+    CS_TRY(cs_pack_str(pk, "taints"));
+    PK(msgpack_pack_array(pk, n));
+    for (uint32_t i = 0; i < n; i++) {
+        PK(msgpack_pack_map(pk, 3));
+        CS_TRY(cs_pack_kv_str(pk, "key", t[i].key));
+        CS_TRY(cs_pack_kv_str(pk, "value", t[i].value));
+        CS_TRY(cs_pack_kv_str(pk, "effect", cs_taint_effect_name(t[i].effect)));
+    }
+    return CS_OK;
+}
+
+/* The optional "taints" of a machine: [{key, value, effect}], sorted here. */
+static int unpack_taints(const msgpack_object *o, cs_arena *a, cs_machine *m, cs_error *err)
+{
+    const msgpack_object *ts = cs_obj_get(o, "taints");
+    if (ts == NULL)
+        return CS_OK;
+    if (ts->type != MSGPACK_OBJECT_ARRAY || ts->via.array.size > CS_TAINT_MAX)
+        return cs_errorf(err, CS_EPROTO, "machine: field 'taints' is not an array of at most %d",
+                         CS_TAINT_MAX);
+    m->ntaints = ts->via.array.size;
+    m->taints = cs_arena_alloc(a, (m->ntaints + 1) * sizeof *m->taints);
+    if (m->taints == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < m->ntaints; i++) {
+        const msgpack_object *t = &ts->via.array.ptr[i];
+        cs_taint *d = &m->taints[i];
+        const char *effect;
+        d->value = "";
+        int rc;
+        if ((rc = cs_obj_str(t, "key", true, CS_ATTR_LEN_MAX, a, &d->key, err)) ||
+            (rc = cs_obj_str(t, "value", false, CS_ATTR_LEN_MAX, a, &d->value, err)) ||
+            (rc = cs_obj_str(t, "effect", true, 32, a, &effect, err)))
+            return cs_error_wrap(err, rc, "machine: taint %u", i);
+        if (cs_taint_effect_parse(effect, &d->effect) != CS_OK)
+            return cs_errorf(err, CS_EINVAL,
+                             "machine: taint %u: effect '%s' is not NoSchedule, PreferNoSchedule "
+                             "or NoExecute",
+                             i, effect);
+    }
+    cs_taints_sort(m->taints, m->ntaints);
+    return CS_OK;
+}
+
 int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
 {
-    PK(msgpack_pack_map(pk, 15));
+    PK(msgpack_pack_map(pk, 16));
     CS_TRY(cs_pack_kv_u64(pk, "id", m->id));
     CS_TRY(cs_pack_kv_str(pk, "name", m->name));
     CS_TRY(cs_pack_kv_str(pk, "state", cs_machine_state_name(m->state)));
@@ -128,6 +174,7 @@ int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
     PK(msgpack_pack_map(pk, m->nattrs));
     for (uint32_t i = 0; i < m->nattrs; i++)
         CS_TRY(cs_pack_kv_str(pk, m->attrs[i].key, m->attrs[i].value));
+    CS_TRY(cs_pack_taints(pk, m->taints, m->ntaints));
     CS_TRY(cs_pack_kv_res(pk, "capacity", &m->capacity));
     CS_TRY(cs_pack_kv_res(pk, "allocated", &m->allocated));
     CS_TRY(cs_pack_kv_u64(pk, "port_lo", m->port_lo));
@@ -661,6 +708,8 @@ int cs_unpack_machine_spec(const msgpack_object *o, cs_arena *a, cs_machine *m, 
         if (m->nattrs > 1)
             qsort(m->attrs, m->nattrs, sizeof *m->attrs, cmp_attr);
     }
+    if ((rc = unpack_taints(o, a, m, err)) != CS_OK)
+        return rc;
     return cs_machine_validate(m, err);
 }
 

@@ -119,6 +119,10 @@ int cs_pack_kv_res(msgpack_packer *pk, const char *key, const cs_res *r);
 
 /* Records as maps (docs/protocol.md lists the keys). */
 int cs_pack_machine(msgpack_packer *pk, const cs_machine *m);
+/* The key "taints" and its value, [{key, value, effect}] with the effect's
+ * name, as cs_pack_machine and machine.register carry them. `t` is
+ * borrowed. CS_ENOMEM. */
+int cs_pack_taints(msgpack_packer *pk, const cs_taint *t, uint32_t n);
 int cs_pack_job(msgpack_packer *pk, const cs_job *j);
 int cs_pack_task(msgpack_packer *pk, const cs_task *t);
 

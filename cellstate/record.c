@@ -9,6 +9,7 @@
 #include "cellstate/mpcheck.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
 
@@ -21,6 +22,7 @@ static const char *const job_states[] = {"active", "killed", "finished", "failed
 static const char *const task_states[] = {"pending",  "assigned", "running", "finished",
                                           "failed",   "killed",   "lost",    "preempted"};
 static const char *const task_healths[] = {"unknown", "healthy", "unhealthy"};
+static const char *const taint_effects[] = {"NoSchedule", "PreferNoSchedule", "NoExecute"};
 
 #define NAME_OF(table, v) ((v) < sizeof(table) / sizeof(table[0]) ? table[v] : "unknown")
 
@@ -30,6 +32,7 @@ const char *cs_job_kind_name(uint8_t k) { return NAME_OF(job_kinds, k); }
 const char *cs_job_state_name(uint8_t s) { return NAME_OF(job_states, s); }
 const char *cs_task_state_name(uint8_t s) { return NAME_OF(task_states, s); }
 const char *cs_task_health_name(uint8_t h) { return NAME_OF(task_healths, h); }
+const char *cs_taint_effect_name(uint8_t e) { return NAME_OF(taint_effects, e); }
 
 static int parse_name(const char *const *table, size_t n, const char *name, uint8_t *out)
 {
@@ -40,6 +43,50 @@ static int parse_name(const char *const *table, size_t n, const char *name, uint
         }
     }
     return CS_EINVAL;
+}
+
+int cs_taint_effect_parse(const char *name, uint8_t *out)
+{
+    return parse_name(taint_effects, CS_TAINT_EFFECT_COUNT, name, out);
+}
+
+int cs_taint_parse(const char *text, cs_arena *a, cs_taint *out, cs_error *err)
+{
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL)
+        return cs_errorf(err, CS_EINVAL,
+                         "taint '%.300s': expected key=value:Effect or key:Effect", text);
+    if (cs_taint_effect_parse(colon + 1, &out->effect) != CS_OK)
+        return cs_errorf(err, CS_EINVAL,
+                         "taint '%.300s': effect '%.64s' is not NoSchedule, PreferNoSchedule or "
+                         "NoExecute",
+                         text, colon + 1);
+    const char *eq = memchr(text, '=', (size_t)(colon - text));
+    size_t klen = (size_t)((eq ? eq : colon) - text);
+    size_t vlen = eq ? (size_t)(colon - eq - 1) : 0;
+    if (klen == 0)
+        return cs_errorf(err, CS_EINVAL, "taint '%.300s': the key is empty", text);
+    if (klen > CS_ATTR_LEN_MAX || vlen > CS_ATTR_LEN_MAX)
+        return cs_errorf(err, CS_EINVAL, "taint '%.300s': key or value is longer than %d bytes",
+                         text, CS_ATTR_LEN_MAX);
+    out->key = cs_arena_strndup(a, text, klen);
+    out->value = cs_arena_strndup(a, eq ? eq + 1 : "", vlen);
+    if (out->key == NULL || out->value == NULL)
+        return cs_errorf(err, CS_ENOMEM, "taint: out of memory");
+    return CS_OK;
+}
+
+static int cmp_taint(const void *x, const void *y)
+{
+    const cs_taint *a = x, *b = y;
+    int c = strcmp(a->key, b->key);
+    return c != 0 ? c : (int)a->effect - (int)b->effect;
+}
+
+void cs_taints_sort(cs_taint *t, uint32_t n)
+{
+    if (n > 1)
+        qsort(t, n, sizeof *t, cmp_taint);
 }
 
 int cs_machine_state_parse(const char *name, uint8_t *out)
@@ -113,7 +160,7 @@ static int pack_opt_str(msgpack_packer *pk, const char *s)
     return CS_OK;
 }
 
-enum { MACHINE_FIELDS = 12, JOB_FIELDS = 18, TASK_FIELDS = 15 };
+enum { MACHINE_FIELDS = 13, JOB_FIELDS = 18, TASK_FIELDS = 15 };
 
 int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
 {
@@ -138,6 +185,13 @@ int cs_machine_encode(const cs_machine *m, msgpack_sbuffer *buf)
     PK(msgpack_pack_uint8(&pk, m->admin));
     PK(msgpack_pack_uint64(&pk, m->drain_deadline));
     CS_TRY(pack_opt_str(&pk, m->log_url));
+    /* Taints: [key, value, effect] flattened, as attrs are pairs. */
+    PK(msgpack_pack_array(&pk, m->ntaints * 3));
+    for (uint32_t i = 0; i < m->ntaints; i++) {
+        CS_TRY(cs_pack_str(&pk, m->taints[i].key));
+        CS_TRY(cs_pack_str(&pk, m->taints[i].value));
+        PK(msgpack_pack_uint8(&pk, m->taints[i].effect));
+    }
     return CS_OK;
 }
 
@@ -417,6 +471,25 @@ int cs_machine_decode(const void *data, size_t len, cs_arena *a, cs_machine *m, 
     if (m->log_url == NULL)
         m->log_url = "";
     m->seq = m->version; /* the store raises it to the machine's last change */
+    if ((rc = get_reserved(&d, &f[8])))
+        goto out;
+    if (f[12].type != MSGPACK_OBJECT_ARRAY || f[12].via.array.size % 3 != 0 ||
+        f[12].via.array.size / 3 > CS_TAINT_MAX) {
+        rc = bad(&d, "taints", "is not an array of key, value, effect triples");
+        goto out;
+    }
+    m->ntaints = f[12].via.array.size / 3;
+    if (m->ntaints > 0 && (m->taints = cs_arena_alloc(a, m->ntaints * sizeof *m->taints)) == NULL) {
+        rc = cs_errorf(err, CS_ENOMEM, "machine record: out of memory");
+        goto out;
+    }
+    for (uint32_t i = 0; i < m->ntaints; i++) {
+        const msgpack_object *t = &f[12].via.array.ptr[3 * i];
+        if ((rc = get_str(&d, &t[0], "taints", CS_ATTR_LEN_MAX, &m->taints[i].key)) ||
+            (rc = get_str(&d, &t[1], "taints", CS_ATTR_LEN_MAX, &m->taints[i].value)) ||
+            (rc = get_u8(&d, &t[2], "taints", CS_TAINT_EFFECT_COUNT, &m->taints[i].effect)))
+            goto out;
+    }
 out:
     msgpack_zone_destroy(&zone);
     return rc;
@@ -599,6 +672,23 @@ int cs_machine_validate(const cs_machine *m, cs_error *err)
                              "machine %s: attributes are not sorted by key or repeat %s", m->name,
                              at->key);
     }
+    if (m->ntaints > CS_TAINT_MAX)
+        return cs_errorf(err, CS_EINVAL, "machine %s: more than %d taints", m->name, CS_TAINT_MAX);
+    for (uint32_t i = 0; i < m->ntaints; i++) {
+        const cs_taint *t = &m->taints[i];
+        if (t->key == NULL || t->key[0] == '\0' || t->value == NULL)
+            return cs_errorf(err, CS_EINVAL, "machine %s: taint %u has an empty key", m->name, i);
+        if (strlen(t->key) > CS_ATTR_LEN_MAX || strlen(t->value) > CS_ATTR_LEN_MAX)
+            return cs_errorf(err, CS_EINVAL, "machine %s: taint %s is longer than %d bytes",
+                             m->name, t->key, CS_ATTR_LEN_MAX);
+        if (t->effect >= CS_TAINT_EFFECT_COUNT)
+            return cs_errorf(err, CS_EINVAL, "machine %s: taint %s has the unknown effect %u",
+                             m->name, t->key, t->effect);
+        if (i > 0 && cmp_taint(&m->taints[i - 1], t) >= 0)
+            return cs_errorf(err, CS_EINVAL,
+                             "machine %s: taints are not sorted or repeat %s:%s", m->name, t->key,
+                             cs_taint_effect_name(t->effect));
+    }
     return CS_OK;
 }
 
@@ -672,6 +762,15 @@ int cs_machine_copy(const cs_machine *src, cs_arena *a, cs_machine *dst)
         dst->attrs[i].key = dup_str(a, src->attrs[i].key);
         dst->attrs[i].value = dup_str(a, src->attrs[i].value);
         if (dst->attrs[i].key == NULL || dst->attrs[i].value == NULL)
+            return CS_ENOMEM;
+    }
+    dst->taints = dup_mem(a, src->taints, src->ntaints * sizeof *src->taints);
+    if (src->ntaints && dst->taints == NULL)
+        return CS_ENOMEM;
+    for (uint32_t i = 0; i < src->ntaints; i++) {
+        dst->taints[i].key = dup_str(a, src->taints[i].key);
+        dst->taints[i].value = dup_str(a, src->taints[i].value);
+        if (dst->taints[i].key == NULL || dst->taints[i].value == NULL)
             return CS_ENOMEM;
     }
     return CS_OK;

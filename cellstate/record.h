@@ -28,7 +28,7 @@
 /* Bumped whenever a record layout changes; a store written with another
  * version is refused at open (CS_ESCHEMA). 4: the job's `surge`; 5: the
  * job's `ended` (and its states finished and failed), the machine's `admin`,
- * `drain_deadline` and `log_url`. */
+ * `drain_deadline`, `log_url` and `taints`. */
 #define CS_SCHEMA_VERSION 5
 
 typedef uint64_t cs_id;
@@ -66,11 +66,29 @@ typedef struct cs_res {
 #define CS_REASON_MAX 1024
 #define CS_NOTE_MAX 1024       /* a scheduler's note on a job */
 #define CS_URL_MAX 255         /* an agent's log service address */
+#define CS_TAINT_MAX 32        /* taints per machine */
 
 typedef struct cs_attr {
     const char *key;
     const char *value;
 } cs_attr;
+
+/* A machine's taint, with Kubernetes' meaning: a task that does not
+ * tolerate it (cellstate/jobopts.h, cs_toleration) is never placed there
+ * (NoSchedule), placed there only when nothing better fits
+ * (PreferNoSchedule), or neither placed nor kept there (NoExecute). */
+typedef enum cs_taint_effect {
+    CS_TAINT_NO_SCHEDULE = 0,
+    CS_TAINT_PREFER_NO_SCHEDULE = 1,
+    CS_TAINT_NO_EXECUTE = 2,
+    CS_TAINT_EFFECT_COUNT
+} cs_taint_effect;
+
+typedef struct cs_taint {
+    const char *key;   /* non-empty */
+    const char *value; /* may be "" */
+    uint8_t effect;    /* cs_taint_effect */
+} cs_taint;
 
 typedef enum cs_machine_state {
     CS_MACHINE_UP = 0,
@@ -98,6 +116,8 @@ typedef struct cs_machine {
     uint32_t nattrs;
     cs_res capacity;
     uint16_t port_lo, port_hi; /* dynamic ports come from [lo, hi]; 0,0 = none */
+    cs_taint *taints;          /* sorted by key then effect; (key, effect) unique */
+    uint32_t ntaints;
     /* Derived by the store from the tasks placed here (cellstate/alloc.h);
      * not part of the stored record. */
     cs_res allocated;          /* sum of the resources of the tasks placed here */
@@ -229,6 +249,18 @@ typedef struct cs_task {
 
 const char *cs_machine_state_name(uint8_t s);
 const char *cs_machine_admin_name(uint8_t a);
+/* "NoSchedule", "PreferNoSchedule", "NoExecute" (Kubernetes' names). */
+const char *cs_taint_effect_name(uint8_t e);
+int cs_taint_effect_parse(const char *name, uint8_t *out);
+
+/* A taint as the agent's --taint flag and cellctl write it: "key=value:Effect"
+ * or "key:Effect" (value ""). The key and value are copied into `a`. A
+ * missing or unknown effect, an empty key, or a key or value longer than
+ * CS_ATTR_LEN_MAX is CS_EINVAL naming the text. */
+int cs_taint_parse(const char *text, cs_arena *a, cs_taint *out, cs_error *err);
+
+/* Sort `t[0..n)` by key then effect (the order a machine keeps). */
+void cs_taints_sort(cs_taint *t, uint32_t n);
 const char *cs_job_kind_name(uint8_t k);
 const char *cs_job_state_name(uint8_t s);
 const char *cs_task_state_name(uint8_t s);

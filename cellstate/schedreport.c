@@ -103,6 +103,8 @@ int cs_sched_report_unpack(const msgpack_object *body, cs_sched_report *out, cs_
     memset(out, 0, sizeof *out);
     CS_TRY(text_field(body, "name", CS_NAME_MAX, true, out->name, err));
     CS_TRY(text_field(body, "kind", CS_SCHED_KIND_MAX, false, out->kind, err));
+    if (cs_obj_get(body, "warning") != NULL)
+        CS_TRY(text_field(body, "warning", CS_SCHED_WARNING_MAX, false, out->warning, err));
     const msgpack_object *ms = cs_obj_get(body, "metrics");
     if (ms == NULL)
         return cs_errorf(err, CS_EPROTO, "field 'metrics' is missing");
@@ -133,9 +135,11 @@ static int pack_metrics(msgpack_packer *pk, const cs_sched_report *r)
 
 int cs_sched_report_pack(msgpack_packer *pk, const cs_sched_report *r)
 {
-    PK(msgpack_pack_map(pk, 3));
+    PK(msgpack_pack_map(pk, r->warning[0] ? 4 : 3));
     CS_TRY(cs_pack_kv_str(pk, "name", r->name));
     CS_TRY(cs_pack_kv_str(pk, "kind", r->kind));
+    if (r->warning[0])
+        CS_TRY(cs_pack_kv_str(pk, "warning", r->warning));
     return pack_metrics(pk, r);
 }
 
@@ -238,9 +242,11 @@ int cs_sched_table_pack(const cs_sched_table *t, int64_t now_ms, msgpack_packer 
     for (size_t i = 0; i < t->n; i++) {
         const cs_sched_entry *e = &t->v[i];
         int64_t age = now_ms - e->seen_ms;
-        PK(msgpack_pack_map(pk, 4));
+        PK(msgpack_pack_map(pk, e->r.warning[0] ? 5 : 4));
         CS_TRY(cs_pack_kv_str(pk, "name", e->r.name));
         CS_TRY(cs_pack_kv_str(pk, "kind", e->r.kind));
+        if (e->r.warning[0])
+            CS_TRY(cs_pack_kv_str(pk, "warning", e->r.warning));
         CS_TRY(cs_pack_kv_u64(pk, "age_ms", age > 0 ? (uint64_t)age : 0));
         CS_TRY(pack_metrics(pk, &e->r));
     }

@@ -26,6 +26,7 @@
 #define CS_SCHED_METRICS_MAX 64     /* metrics per report */
 #define CS_SCHED_METRIC_KEY_MAX 64  /* bytes of a metric's name */
 #define CS_SCHED_TABLE_MAX 1024     /* schedulers remembered at once */
+#define CS_SCHED_WARNING_MAX 512    /* bytes of a scheduler's standing warning */
 /* A scheduler not heard from for this long is forgotten. */
 #define CS_SCHED_REPORT_TTL_MS (10 * 60 * 1000)
 
@@ -51,11 +52,15 @@ typedef struct cs_sched_metric {
 typedef struct cs_sched_report {
     char name[CS_NAME_MAX + 1]; /* non-empty */
     char kind[CS_SCHED_KIND_MAX + 1];
+    /* What the scheduler wants its operator to know for as long as it runs
+     * ("policy: ignoring ImageLocalityPriority ..."); "" = nothing. */
+    char warning[CS_SCHED_WARNING_MAX + 1];
     uint32_t nmetrics;
     cs_sched_metric metrics[CS_SCHED_METRICS_MAX]; /* keys unique */
 } cs_sched_report;
 
-/* Read a sched.report body {"name", "kind", "metrics": {key: number}}.
+/* Read a sched.report body {"name", "kind", "metrics": {key: number}} with
+ * an optional "warning" string (absent = "").
  * A missing field, a wrong type, too many metrics or a non-number value is
  * CS_EPROTO; an empty or too long name, kind or key, a NUL byte, a repeated
  * key or a value that is not finite is CS_EINVAL — each naming the field.
@@ -94,7 +99,8 @@ int cs_sched_table_put(cs_sched_table *t, const cs_sched_report *r, int64_t now_
                        cs_error *err);
 
 /* Pack the table as an array, sorted by name, of
- * {"name", "kind", "age_ms", "metrics": {...}}, ages as of now_ms.
+ * {"name", "kind", "age_ms", "metrics": {...}} plus "warning" when the
+ * report had one, ages as of now_ms.
  * CS_ENOMEM. */
 int cs_sched_table_pack(const cs_sched_table *t, int64_t now_ms, msgpack_packer *pk);
 

@@ -109,8 +109,10 @@ typedef struct undo {
 struct cs_copy {
     uint64_t version;
     cs_strtab strs;
-    /* Attribute sets: [n, key1, value1, ...] runs in one pool, deduplicated
-     * through `attrix` (offset + 1, 0 = empty). Offset 0 is the empty set. */
+    /* Attribute sets: [n, key1, value1, ..., t, tkey1, tvalue1, effect1, ...]
+     * runs (a machine's attributes, then its taints) in one pool,
+     * deduplicated through `attrix` (offset + 1, 0 = empty). Offset 0 is
+     * the empty set. */
     uint32_t *attrpool;
     uint32_t nattrpool, capattrpool;
     uint32_t *attrix;
@@ -155,7 +157,7 @@ int cs_copy_new(cs_copy **out, cs_error *err)
         free(c);
         return nomem(err);
     }
-    c->nattrpool = 1; /* the empty set at offset 0 */
+    c->nattrpool = 2; /* the empty set at offset 0: no attributes, no taints */
     *out = c;
     return CS_OK;
 }
@@ -280,6 +282,13 @@ uint32_t cs_copy_attrs(const cs_copy *c, const cs_cmachine *m, const uint32_t **
     return c->attrpool[m->attrs];
 }
 
+uint32_t cs_copy_taints(const cs_copy *c, const cs_cmachine *m, const uint32_t **triples)
+{
+    const uint32_t *t = &c->attrpool[m->attrs + 1 + 2 * c->attrpool[m->attrs]];
+    *triples = t + 1;
+    return t[0];
+}
+
 uint32_t cs_copy_attr(const cs_copy *c, const cs_cmachine *m, uint32_t key)
 {
     const uint32_t *p = &c->attrpool[m->attrs];
@@ -334,6 +343,13 @@ static uint32_t set_hash(const uint32_t *run, uint32_t len, uint32_t mask)
     return hash_id(h, mask);
 }
 
+/* The length of the set at `off`: its attributes and its taints. */
+static uint32_t set_len(const uint32_t *pool, uint32_t off)
+{
+    uint32_t na = pool[off];
+    return 2 + 2 * na + 3 * pool[off + 1 + 2 * na];
+}
+
 static int attrix_grow(cs_copy *c)
 {
     uint32_t n = c->nattrix ? c->nattrix * 2 : 64;
@@ -343,8 +359,8 @@ static int attrix_grow(cs_copy *c)
     free(c->attrix);
     c->attrix = ix;
     c->nattrix = n;
-    for (uint32_t off = 1; off < c->nattrpool; off += 1 + 2 * c->attrpool[off]) {
-        uint32_t len = 1 + 2 * c->attrpool[off];
+    for (uint32_t off = 2; off < c->nattrpool; off += set_len(c->attrpool, off)) {
+        uint32_t len = set_len(c->attrpool, off);
         uint32_t i = set_hash(&c->attrpool[off], len, n - 1);
         while (ix[i] != 0)
             i = (i + 1) & (n - 1);
@@ -353,14 +369,15 @@ static int attrix_grow(cs_copy *c)
     return CS_OK;
 }
 
-/* The offset of the set holding the machine's attributes, adding it if new. */
+/* The offset of the set holding the machine's attributes and taints,
+ * adding it if new. */
 static int intern_attrs(cs_copy *c, const cs_machine *m, uint32_t *out)
 {
-    if (m->nattrs == 0) {
+    if (m->nattrs == 0 && m->ntaints == 0) {
         *out = 0;
         return CS_OK;
     }
-    uint32_t len = 1 + 2 * m->nattrs;
+    uint32_t len = 2 + 2 * m->nattrs + 3 * m->ntaints;
     if (reserve((void **)&c->attrpool, &c->capattrpool, c->nattrpool + len,
                 sizeof *c->attrpool) != CS_OK)
         return CS_ENOMEM;
@@ -373,13 +390,23 @@ static int intern_attrs(cs_copy *c, const cs_machine *m, uint32_t *out)
             cs_strtab_intern(&c->strs, v, strlen(v), &run[2 + 2 * i]) != CS_OK)
             return CS_ENOMEM;
     }
+    uint32_t *tr = &run[1 + 2 * m->nattrs];
+    tr[0] = m->ntaints;
+    for (uint32_t i = 0; i < m->ntaints; i++) {
+        const char *k = m->taints[i].key, *v = m->taints[i].value;
+        if (cs_strtab_intern(&c->strs, k, strlen(k), &tr[1 + 3 * i]) != CS_OK ||
+            cs_strtab_intern(&c->strs, v, strlen(v), &tr[2 + 3 * i]) != CS_OK)
+            return CS_ENOMEM;
+        tr[3 + 3 * i] = m->taints[i].effect;
+    }
     if ((uint64_t)(c->nattrsets + 1) * 4 > (uint64_t)c->nattrix * 3 && attrix_grow(c) != CS_OK)
         return CS_ENOMEM;
     uint32_t mask = c->nattrix - 1;
     uint32_t i = set_hash(run, len, mask);
     for (; c->attrix[i] != 0; i = (i + 1) & mask) {
         const uint32_t *other = &c->attrpool[c->attrix[i] - 1];
-        if (other[0] == run[0] && memcmp(other, run, len * sizeof *run) == 0) {
+        if (set_len(c->attrpool, c->attrix[i] - 1) == len &&
+            memcmp(other, run, len * sizeof *run) == 0) {
             *out = c->attrix[i] - 1;
             return CS_OK;
         }

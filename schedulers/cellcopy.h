@@ -206,6 +206,11 @@ uint32_t cs_copy_find_str(const cs_copy *c, const char *s);
 /* The table itself, for cs_ccons_match. */
 const cs_strtab *cs_copy_strtab(const cs_copy *c);
 
+/* The machine's taints: *triples points to n (key, value, effect) triples,
+ * key and value interned, effect a cs_taint_effect, sorted by key name then
+ * effect; returns n. Borrowed like the machine. */
+uint32_t cs_copy_taints(const cs_copy *c, const cs_cmachine *m, const uint32_t **triples);
+
 /* The machine's value of attribute `key` (an interned id), or CS_NONE. */
 uint32_t cs_copy_attr(const cs_copy *c, const cs_cmachine *m, uint32_t key);
 /* The machine's attributes: *pairs points to n (key, value) id pairs,

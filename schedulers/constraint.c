@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "schedulers/policy.h"
 
 static const struct {
     const char *name;
@@ -189,19 +188,4 @@ bool cs_ccons_counts(const cs_ccons *c)
 {
     return c->op == CS_OP_UNIQUE || c->op == CS_OP_MAX_PER || c->op == CS_OP_GROUP_BY ||
            (c->op == CS_OP_CLUSTER && c->value == CS_NONE);
-}
-
-uint32_t cs_ccons_predicate(const cs_ccons *c)
-{
-    switch (c->op) {
-    case CS_OP_AFFINITY:
-    case CS_OP_ANTI_AFFINITY:
-        return CS_PRED_AFFINITY;
-    case CS_OP_UNIQUE:
-    case CS_OP_MAX_PER:
-    case CS_OP_GROUP_BY:
-        return CS_PRED_SPREAD;
-    default:
-        return c->hostname ? CS_PRED_HOSTNAME : CS_PRED_SELECTOR;
-    }
 }

@@ -89,9 +89,6 @@ bool cs_ccons_match(cs_ccons *c, const cs_strtab *strs, uint32_t v);
  * GROUP_BY, CLUSTER without value). */
 bool cs_ccons_counts(const cs_ccons *c);
 
-/* The policy predicate bit (schedulers/policy.h) that turns this filter on. */
-uint32_t cs_ccons_predicate(const cs_ccons *c);
-
 /* A short text of the constraint for reasons: "rack == r1", "UNIQUE
  * hostname", "MAX_PER rack 2", "AFFINITY job web". Writes at most `size`
  * bytes into `buf` (always NUL-terminated when size > 0). */

@@ -12,9 +12,10 @@
  * note names every resource a machine lacks ("cpu and memory on 3"), not
  * only the first checked. */
 enum { RES_CPU = 1, RES_MEM = 2, RES_DISK = 4, RES_COMBOS = 7 };
-enum { R_DOWN, R_RES, R_PORT = R_RES + RES_COMBOS, R_DYNPORTS, R_VOLUME, R_CONS };
+enum { R_DOWN, R_TAINT, R_RES, R_PORT = R_RES + RES_COMBOS, R_DYNPORTS, R_VOLUME, R_CONS };
 static const char *const reason_text[R_CONS] = {
     "machine not up",
+    "taint not tolerated",
     "cpu",
     "memory",
     "cpu and memory",
@@ -43,6 +44,12 @@ typedef struct klass {
     uint32_t *rej;     /* [R_CONS + ncons] machines rejected per reason */
     uint32_t nrej;
     bool no_preempt;   /* a preemption search already failed for it */
+    /* Fewest tasks first rescans from the least loaded for every task; a
+     * machine rejected once stays rejected within the call (machines only
+     * lose room), so its reason is kept here, by machine slot (reason + 1,
+     * 0 = not rejected), and it is not checked again. NULL when unused. */
+    uint8_t *why;
+    uint32_t capwhy;
 } klass;
 
 /* What one call knows of its job. */
@@ -55,6 +62,7 @@ typedef struct jctx {
     uint32_t k;
     uint32_t ndyn;     /* dynamic ports per task */
     bool fresh;        /* scan afresh for every task */
+    bool memo;         /* fresh only for fewest tasks first: remember rejections (klass.why) */
     bool want_here;    /* tasks of the job per machine are needed */
     uint32_t nsoft_node, nsoft_job;
 } jctx;
@@ -82,6 +90,14 @@ struct cs_placer {
     uint32_t *vict;     /* preemption: candidate victims (task slots) */
     uint32_t nvict_cap;
     uint64_t checked;
+    /* Fewest tasks first (cs_policy.fewest_tasks): machine slots ordered by
+     * their task count, ties in a random rotation of `perm`, kept in order
+     * as the call's claims raise counts. group[h] is the first position of
+     * the machines with h tasks (group[ngroups] = norder); opos[ms] is
+     * machine ms's position. */
+    uint32_t *order, *opos, *group;
+    uint32_t norder, caporder, ngroups, capgroup;
+    bool order_stale;   /* counts changed other than by a claim (preemption) */
 };
 
 /* ---- the generator (splitmix64: small, seedable, good enough for order) ---- */
@@ -144,10 +160,14 @@ void cs_placer_free(cs_placer *p)
     for (uint32_t i = 0; i < p->capcls; i++) {
         free(p->cls[i].cand);
         free(p->cls[i].rej);
+        free(p->cls[i].why);
     }
     free(p->cls);
     free(p->total);
     free(p->vict);
+    free(p->order);
+    free(p->opos);
+    free(p->group);
     free(p);
 }
 
@@ -174,6 +194,88 @@ static int sync_perm(cs_placer *p, const cs_copy *c)
         p->perm[j] = i;
     }
     p->nperm = n;
+    return CS_OK;
+}
+
+/* ---- fewest tasks first ------------------------------------------------------ */
+
+static int grow_groups(cs_placer *p, uint32_t n)
+{
+    if (n <= p->capgroup)
+        return CS_OK;
+    uint32_t cap = n < 16 ? 16 : n + n / 2;
+    uint32_t *g = realloc(p->group, (size_t)cap * sizeof *g);
+    if (g == NULL)
+        return CS_ENOMEM;
+    p->group = g;
+    p->capgroup = cap;
+    return CS_OK;
+}
+
+/* Order the machines by task count (a counting sort over `perm` from a
+ * random point, so that machines with equally few tasks come in another
+ * order each call). O(machines + largest count). */
+static int build_order(cs_placer *p, const cs_copy *c)
+{
+    uint32_t n = p->nperm, max = 0;
+    if (n > p->caporder) {
+        uint32_t *o = realloc(p->order, (size_t)n * sizeof *o);
+        if (o == NULL)
+            return CS_ENOMEM;
+        p->order = o;
+        uint32_t *q = realloc(p->opos, (size_t)n * sizeof *q);
+        if (q == NULL)
+            return CS_ENOMEM;
+        p->opos = q;
+        p->caporder = n;
+    }
+    for (uint32_t ms = 0; ms < n; ms++)
+        if (cs_copy_machine_at(c, ms)->ntasks > max)
+            max = cs_copy_machine_at(c, ms)->ntasks;
+    if (grow_groups(p, max + 2) != CS_OK)
+        return CS_ENOMEM;
+    memset(p->group, 0, (size_t)(max + 2) * sizeof *p->group);
+    for (uint32_t ms = 0; ms < n; ms++)
+        p->group[cs_copy_machine_at(c, ms)->ntasks + 1]++;
+    for (uint32_t h = 1; h < max + 2; h++)
+        p->group[h] += p->group[h - 1];
+    /* group[h] is now the first position of count h; fill, advancing it
+     * as a cursor, from a random point of perm. */
+    uint32_t start = n ? rand_below(p, n) : 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t at = start + i, ms = p->perm[at >= n ? at - n : at];
+        uint32_t h = cs_copy_machine_at(c, ms)->ntasks;
+        uint32_t pos = p->group[h]++;
+        p->order[pos] = ms;
+        p->opos[ms] = pos;
+    }
+    /* The cursors ended at each group's end: shift back to starts. */
+    for (uint32_t h = max + 1; h > 0; h--)
+        p->group[h] = p->group[h - 1];
+    p->group[0] = 0;
+    p->ngroups = max + 1;
+    p->norder = n;
+    p->order_stale = false;
+    return CS_OK;
+}
+
+/* Machine slot `ms` took one more task: move it from its group to the
+ * front of the next (swap with the last of its group), O(1). */
+static int order_raise(cs_placer *p, const cs_copy *c, uint32_t ms)
+{
+    uint32_t h = cs_copy_machine_at(c, ms)->ntasks - 1; /* before the claim */
+    if (h + 1 >= p->ngroups) {
+        if (grow_groups(p, p->ngroups + 2) != CS_OK)
+            return CS_ENOMEM;
+        p->group[p->ngroups + 1] = p->norder;
+        p->ngroups++;
+    }
+    uint32_t i = p->opos[ms], last = p->group[h + 1] - 1, other = p->order[last];
+    p->order[i] = other;
+    p->opos[other] = i;
+    p->order[last] = ms;
+    p->opos[ms] = last;
+    p->group[h + 1] = last;
     return CS_OK;
 }
 
@@ -300,7 +402,10 @@ static int setup_job(cs_placer *p, cs_copy *c, uint32_t js, jctx *jc, cs_error *
         jc->k = p->o.k_batch ? p->o.k_batch : 2;
     if (jc->k > n)
         jc->k = n ? n : 1;
-    jc->fresh = p->o.no_classes;
+    /* Fewest tasks first scans the machines from the least loaded for every
+     * task: a class's candidates would keep the first task's view. */
+    jc->fresh = p->o.no_classes || p->pol.fewest_tasks;
+    jc->memo = p->pol.fewest_tasks && !p->o.no_classes;
     jc->want_here = p->pol.weights[CS_PRIO_SPREADING] > 0;
     if (grow_cons_scratch(p, jc->ncons) != CS_OK)
         return nomem(err);
@@ -321,6 +426,7 @@ static int setup_job(cs_placer *p, cs_copy *c, uint32_t js, jctx *jc, cs_error *
         } else if (cc->op == CS_OP_GROUP_BY ||
                    (cc->op == CS_OP_AFFINITY && cc->value == jc->j->name)) {
             jc->fresh = true; /* feasibility can grow within the call */
+            jc->memo = false;
         }
         if (!is_affinity(cc))
             continue;
@@ -353,11 +459,6 @@ static int setup_job(cs_placer *p, cs_copy *c, uint32_t js, jctx *jc, cs_error *
 }
 
 /* ---- feasibility -------------------------------------------------------------- */
-
-static bool pred_on(const cs_placer *p, const cs_ccons *cc)
-{
-    return (p->pol.predicates & cs_ccons_predicate(cc)) != 0;
-}
 
 /* Whether machine `m` (slot ms) satisfies constraint i, hard or soft. */
 static bool cons_ok(cs_placer *p, const jctx *jc, uint32_t i, uint32_t ms, const cs_cmachine *m)
@@ -432,6 +533,38 @@ static bool volumes_conflict(const jctx *jc, const cs_cmachine *m)
     return false;
 }
 
+/* Whether the job tolerates the taint (interned key and value, effect) for
+ * a new placement. A NoExecute toleration with tolerationSeconds does not
+ * count: the task would be evicted again when they pass (Kubernetes places
+ * it all the same, and its taint manager evicts it over and over). */
+static bool tolerated(const jctx *jc, uint32_t key, uint32_t value, uint32_t effect)
+{
+    const cs_jobopts *o = &jc->j->opts;
+    for (uint32_t i = 0; i < o->ntolerations; i++)
+        if (cs_toleration_matches(&o->tolerations[i], cs_copy_str(jc->c, key),
+                                  cs_copy_str(jc->c, value), (uint8_t)effect) &&
+            !(effect == CS_TAINT_NO_EXECUTE && o->tolerations[i].has_seconds))
+            return true;
+    return false;
+}
+
+/* How many of the machine's taints with effect `effect` (or, for
+ * NoSchedule, NoSchedule and NoExecute: both keep a task off) the job does
+ * not tolerate. */
+static uint32_t untolerated(const jctx *jc, const cs_cmachine *m, uint32_t effect)
+{
+    const uint32_t *t;
+    uint32_t n = cs_copy_taints(jc->c, m, &t), bad = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t e = t[3 * i + 2];
+        bool counts = effect == CS_TAINT_NO_SCHEDULE
+                          ? e == CS_TAINT_NO_SCHEDULE || e == CS_TAINT_NO_EXECUTE
+                          : e == effect;
+        bad += counts && !tolerated(jc, t[3 * i], t[3 * i + 1], e);
+    }
+    return bad;
+}
+
 /* FEASIBLE, or the first reason machine slot `ms` cannot take a task asking
  * `res`. Checks run from what never changes within a call to what our own
  * claims change, so that a rejected machine keeps its reason. */
@@ -441,9 +574,12 @@ static int check(cs_placer *p, const jctx *jc, const cs_res *res, uint32_t ms)
     const cs_cmachine *m = cs_copy_machine_at(jc->c, ms);
     if (m->state != CS_MACHINE_UP)
         return R_DOWN;
+    /* The machine owner's word, like `up`: whatever the policy lists. */
+    if (untolerated(jc, m, CS_TAINT_NO_SCHEDULE) > 0)
+        return R_TAINT;
     for (uint32_t i = 0; i < jc->ncons; i++) {
         const cs_ccons *cc = &jc->cons[i];
-        if (!cc->soft && !cs_ccons_counts(cc) && pred_on(p, cc) && !cons_ok(p, jc, i, ms, m))
+        if (!cc->soft && !cs_ccons_counts(cc) && !cons_ok(p, jc, i, ms, m))
             return R_CONS + (int)i;
     }
     int lacks = (m->capacity.cpu - m->allocated.cpu < res->cpu ? RES_CPU : 0) |
@@ -473,7 +609,7 @@ static int check(cs_placer *p, const jctx *jc, const cs_res *res, uint32_t ms)
         return R_VOLUME;
     for (uint32_t i = 0; i < jc->ncons; i++) {
         const cs_ccons *cc = &jc->cons[i];
-        if (!cc->soft && cs_ccons_counts(cc) && pred_on(p, cc) && !cons_ok(p, jc, i, ms, m))
+        if (!cc->soft && cs_ccons_counts(cc) && !cons_ok(p, jc, i, ms, m))
             return R_CONS + (int)i;
     }
     return FEASIBLE;
@@ -515,6 +651,15 @@ static int class_for(cs_placer *p, const jctx *jc, const cs_res *res, klass **ou
         return CS_ENOMEM;
     k->rej = rej;
     k->nrej = nrej;
+    if (jc->memo && p->nperm > k->capwhy) {
+        uint8_t *why = realloc(k->why, p->nperm);
+        if (why == NULL)
+            return CS_ENOMEM;
+        k->why = why;
+        k->capwhy = p->nperm;
+    }
+    if (jc->memo && k->why != NULL) /* NULL while the cell has no machine */
+        memset(k->why, 0, p->nperm);
     k->res = *res;
     k->start = p->nperm ? rand_below(p, p->nperm) : 0;
     k->no_preempt = false;
@@ -539,14 +684,22 @@ static void scan(cs_placer *p, const jctx *jc, klass *k)
     }
     k->ncand = w;
     uint32_t n = p->nperm;
+    bool memo = jc->memo && k->why != NULL;
     while (k->ncand < jc->k && k->pos < n) {
         uint32_t at = k->start + k->pos++;
-        uint32_t ms = p->perm[at >= n ? at - n : at];
+        uint32_t ms = p->pol.fewest_tasks ? p->order[k->pos - 1] : p->perm[at >= n ? at - n : at];
+        if (memo && k->why[ms] != 0) {
+            k->rej[k->why[ms] - 1]++;
+            continue;
+        }
         int r = check(p, jc, &k->res, ms);
-        if (r == FEASIBLE)
+        if (r == FEASIBLE) {
             k->cand[k->ncand++] = ms;
-        else
+        } else {
             k->rej[r]++;
+            if (memo)
+                k->why[ms] = (uint8_t)(r + 1);
+        }
     }
 }
 
@@ -574,7 +727,7 @@ static int grow_k(cs_placer *p, uint32_t k)
 {
     if (k <= p->capk)
         return CS_OK;
-    double *t = realloc(p->total, (size_t)k * 4 * sizeof *t);
+    double *t = realloc(p->total, (size_t)k * 5 * sizeof *t);
     if (t == NULL)
         return CS_ENOMEM;
     p->total = t;
@@ -587,8 +740,8 @@ static int grow_k(cs_placer *p, uint32_t k)
 static uint32_t choose(cs_placer *p, const jctx *jc, const klass *k)
 {
     double *total = p->total, *here = p->total + p->capk, *node = here + p->capk,
-           *job = node + p->capk;
-    double max_here = 0, max_node = 0, lo = 0, hi = 0;
+           *job = node + p->capk, *bad = job + p->capk;
+    double max_here = 0, max_node = 0, lo = 0, hi = 0, max_bad = 0;
     const uint32_t *w = p->pol.weights;
     for (uint32_t i = 0; i < k->ncand; i++) {
         uint32_t ms = k->cand[i];
@@ -601,6 +754,9 @@ static uint32_t choose(cs_placer *p, const jctx *jc, const klass *k)
             cs_u32map_get(&p->here, ms, &h);
         here[i] = h;
         soft_counts(p, jc, ms, &node[i], &job[i]);
+        bad[i] = w[CS_PRIO_TAINT_TOLERATION] ? untolerated(jc, m, CS_TAINT_PREFER_NO_SCHEDULE) : 0;
+        if (bad[i] > max_bad)
+            max_bad = bad[i];
         if (here[i] > max_here)
             max_here = here[i];
         if (node[i] > max_node)
@@ -608,9 +764,16 @@ static uint32_t choose(cs_placer *p, const jctx *jc, const klass *k)
         lo = job[i] < lo ? job[i] : lo;
         hi = job[i] > hi ? job[i] : hi;
     }
+    /* Swarm's spread: only the machines with the fewest tasks compete. */
+    uint32_t fewest = UINT32_MAX;
+    for (uint32_t i = 0; p->pol.fewest_tasks && i < k->ncand; i++)
+        if (cs_copy_machine_at(jc->c, k->cand[i])->ntasks < fewest)
+            fewest = cs_copy_machine_at(jc->c, k->cand[i])->ntasks;
     uint32_t best = CS_NONE, ties = 0;
     double best_score = 0;
     for (uint32_t i = 0; i < k->ncand; i++) {
+        if (p->pol.fewest_tasks && cs_copy_machine_at(jc->c, k->cand[i])->ntasks > fewest)
+            continue;
         double s = total[i];
         if (w[CS_PRIO_SPREADING])
             s += w[CS_PRIO_SPREADING] * cs_policy_spreading((uint32_t)here[i], (uint32_t)max_here);
@@ -618,6 +781,9 @@ static uint32_t choose(cs_placer *p, const jctx *jc, const klass *k)
             s += w[CS_PRIO_NODE_AFFINITY] * cs_policy_node_affinity(node[i], max_node);
         if (w[CS_PRIO_JOB_AFFINITY] && jc->nsoft_job)
             s += w[CS_PRIO_JOB_AFFINITY] * cs_policy_job_affinity(job[i], lo, hi);
+        if (w[CS_PRIO_TAINT_TOLERATION])
+            s += w[CS_PRIO_TAINT_TOLERATION] *
+                 cs_policy_taint_toleration((uint32_t)bad[i], (uint32_t)max_bad);
         if (best == CS_NONE || s > best_score) {
             best = i;
             best_score = s;
@@ -885,6 +1051,8 @@ static int place_one(cs_placer *p, jctx *jc, uint32_t ts, uint32_t only, cs_txn 
     if (class_for(p, jc, &t->res, &k) != CS_OK || grow_k(p, jc->k) != CS_OK)
         return nomem(err);
     uint32_t ms = CS_NONE;
+    if (p->pol.fewest_tasks && p->order_stale && build_order(p, c) != CS_OK)
+        return nomem(err);
     if (only != CS_NONE) {
         class_reset(k);
         int r = check(p, jc, &k->res, only);
@@ -906,8 +1074,11 @@ static int place_one(cs_placer *p, jctx *jc, uint32_t ts, uint32_t only, cs_txn 
         }
         if (ms == CS_NONE && only == CS_NONE)
             k->no_preempt = true;
-        else if (ms != CS_NONE)
+        else if (ms != CS_NONE) {
             class_reset(k); /* room was freed: what was rejected may fit now */
+            if (jc->memo && k->why != NULL)
+                memset(k->why, 0, p->nperm);
+        }
     }
     if (ms == CS_NONE) {
         free(pre.victims);
@@ -933,6 +1104,13 @@ static int place_one(cs_placer *p, jctx *jc, uint32_t ts, uint32_t only, cs_txn 
             rc = nomem(err);
     if (rc == CS_OK && note_placed(p, jc, ms) != CS_OK)
         rc = nomem(err);
+    if (rc == CS_OK && p->pol.fewest_tasks) {
+        /* An eviction lowered counts the order does not track. */
+        if (pre.n > 0)
+            p->order_stale = true;
+        else if (order_raise(p, c, ms) != CS_OK)
+            rc = nomem(err);
+    }
     if (rc == CS_OK) {
         rep->placed++;
         rep->victims += pre.n;
@@ -1011,7 +1189,8 @@ int cs_place_job(cs_placer *p, cs_copy *c, cs_id job, const cs_id *tasks, size_t
     jctx jc;
     p->checked = 0;
     p->ncls = 0;
-    if ((rc = sync_perm(p, c)) != CS_OK) {
+    if ((rc = sync_perm(p, c)) != CS_OK ||
+        (p->pol.fewest_tasks && (rc = build_order(p, c)) != CS_OK)) {
         rc = nomem(err);
         goto out;
     }
@@ -1041,6 +1220,26 @@ undo_keep:
 out:
     free(slots);
     return rc;
+}
+
+uint32_t cs_place_noexecute_stay(const cs_copy *c, const cs_cjob *j, const cs_cmachine *m)
+{
+    const uint32_t *t;
+    uint32_t n = cs_copy_taints(c, m, &t), stay = CS_PLACE_STAY_FOREVER;
+    for (uint32_t i = 0; i < n; i++) {
+        if (t[3 * i + 2] != CS_TAINT_NO_EXECUTE)
+            continue;
+        const cs_toleration *match = NULL;
+        for (uint32_t k = 0; match == NULL && k < j->opts.ntolerations; k++)
+            if (cs_toleration_matches(&j->opts.tolerations[k], cs_copy_str(c, t[3 * i]),
+                                      cs_copy_str(c, t[3 * i + 1]), CS_TAINT_NO_EXECUTE))
+                match = &j->opts.tolerations[k];
+        if (match == NULL)
+            return 0;
+        if (match->has_seconds && match->seconds < stay)
+            stay = match->seconds;
+    }
+    return stay;
 }
 
 static int cmp_id(const void *a, const void *b)

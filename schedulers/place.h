@@ -6,17 +6,22 @@
  * so that the next task of the same decision sees the room already taken.
  *
  * For each task: filter, then score (Kubernetes' scheduler):
- *   - hard filters: machine up; cpu, memory and disk fit (capacity minus
+ *   - hard filters: machine up; every NoSchedule and NoExecute taint of the
+ *     machine tolerated by the job (cellstate/jobopts.h, Kubernetes'
+ *     matching); cpu, memory and disk fit (capacity minus
  *     allocated); the job's fixed ports free and enough free dynamic ports in
  *     the machine's range (always checked: the copy cannot hold a port
  *     twice); host volumes (NoDiskConflict: no shared path when either task
- *     writes it); the job's hard constraints (constraint.h, Marathon's
- *     meaning), each family switched by the policy's predicate bits
- *     (schedulers/policy.h). A constraint no machine satisfies is not an
- *     error: the task stays pending, with a reason.
+ *     writes it; the policy's one optional filter, NoDiskConflict); every
+ *     hard constraint of the job (constraint.h, Marathon's meaning),
+ *     whatever the policy lists: they are the job's contract. A constraint
+ *     no machine satisfies is not an error: the task stays pending, with a
+ *     reason.
  *   - scores: the policy's weighted sum of Kubernetes' 0..10 priorities;
  *     soft constraints (soft: true) raise NodeAffinity (attribute and
- *     hostname operators) or JobAffinity (AFFINITY, ANTI_AFFINITY). Ties are
+ *     hostname operators) or JobAffinity (AFFINITY, ANTI_AFFINITY);
+ *     PreferNoSchedule taints the job does not tolerate lower
+ *     TaintToleration. Ties are
  *     broken with the placer's own seeded generator, never rand().
  *
  * Speed (a placement must cost a few microseconds), after Borg §3.4:
@@ -37,6 +42,17 @@
  *     both). A job whose feasibility can grow during the call — a hard
  *     GROUP_BY (a group becomes the smallest again) or a hard AFFINITY to
  *     itself — is scanned afresh for every task.
+ *
+ * Fewest tasks first (cs_policy.fewest_tasks, the spread preset: Docker
+ * Swarm's spread). Sampling K machines cannot spread evenly — a class kept
+ * its first K candidates for all its tasks, so 6 tasks on 3 machines went
+ * 3/3/0 — so under this rule the placer keeps the machines ordered by their
+ * task count (a counting sort per call, O(machines); each claim moves its
+ * machine up one group in O(1)), scans them from the least loaded for
+ * every task (a class remembers the machines it rejected in the call, which
+ * stay rejected, and skips them), and chooses among the scanned candidates
+ * with the fewest tasks, by the weighted sum. N tasks on M equal machines then end within
+ * one of N/M, in one call and across calls.
  *
  * Reasons: when a task fits nowhere the report says why, as Nomad and
  * Kubernetes do, counting the machines rejected per reason, most frequent
@@ -125,5 +141,15 @@ int cs_place_job(cs_placer *p, cs_copy *c, cs_id job, const cs_id *tasks, size_t
  * message says why), CS_ENOMEM. */
 int cs_place_global(cs_placer *p, cs_copy *c, cs_id job, cs_id **machines, size_t *n,
                     cs_error *err);
+
+/* NoExecute, after Kubernetes' taint manager: how long a placed task of
+ * job `j` may stay on machine `m` (both borrowed from `c`), in seconds:
+ * 0 when one of the machine's NoExecute taints is tolerated by none of the
+ * job's tolerations (evict now); else the smallest tolerationSeconds of
+ * the tolerations that tolerate them (the first match per taint, as
+ * Kubernetes takes it); CS_PLACE_STAY_FOREVER when none of those has a
+ * limit, or the machine has no NoExecute taint. */
+#define CS_PLACE_STAY_FOREVER UINT32_MAX
+uint32_t cs_place_noexecute_stay(const cs_copy *c, const cs_cjob *j, const cs_cmachine *m);
 
 #endif

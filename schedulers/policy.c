@@ -21,16 +21,22 @@ typedef struct named {
     uint32_t value;
 } named;
 
+/* The bits a listed name sets; every one but NoDiskConflict's is in
+ * CS_PRED_ENFORCED already, so listing it changes nothing. */
 static const named predicate_names[] = {
     {"PodFitsPorts", CS_PRED_PORTS},
     {"PodFitsHostPorts", CS_PRED_PORTS},
-    {"PodFitsResources", 0}, /* always enforced */
+    {"PodFitsResources", 0},
     {"NoDiskConflict", CS_PRED_DISK_CONFLICT},
     {"MatchNodeSelector", CS_PRED_SELECTOR},
     {"HostName", CS_PRED_HOSTNAME},
     {"GeneralPredicates", CS_PRED_PORTS | CS_PRED_SELECTOR | CS_PRED_HOSTNAME},
-    {"CheckNodeCondition", 0}, /* always enforced */
+    {"CheckNodeCondition", 0},
+    {"CheckNodeUnschedulable", 0}, /* only `up` machines take tasks */
     {"MatchInterPodAffinity", CS_PRED_AFFINITY},
+    {"PodToleratesNodeTaints", CS_PRED_TAINTS},
+    {"PodToleratesNodeNoExecuteTaints", CS_PRED_TAINTS},
+    {"NoVolumeZoneConflict", 0}, /* host volumes have no zone */
 };
 
 static const named priority_names[] = {
@@ -42,6 +48,27 @@ static const named priority_names[] = {
     {"EqualPriority", CS_PRIO_EQUAL},
     {"NodeAffinityPriority", CS_PRIO_NODE_AFFINITY},
     {"InterPodAffinityPriority", CS_PRIO_JOB_AFFINITY},
+    {"TaintTolerationPriority", CS_PRIO_TAINT_TOLERATION},
+};
+
+/* Kubernetes names that need container images or cloud volumes, which a
+ * cell does not have: accepted, ignored, and named in one warning. The
+ * index is the bit in cs_policy.ignored. */
+typedef struct ignored_name {
+    const char *name;
+    bool priority; /* listed under "priorities" (else "predicates") */
+    const char *needs;
+} ignored_name;
+
+static const ignored_name ignored_names[] = {
+    {"ImageLocalityPriority", true, "container images"},
+    {"MaxEBSVolumeCount", false, "cloud volumes"},
+    {"MaxGCEPDVolumeCount", false, "cloud volumes"},
+    {"MaxAzureDiskVolumeCount", false, "cloud volumes"},
+    {"MaxCinderVolumeCount", false, "cloud volumes"},
+    {"MaxCSIVolumeCountPred", false, "cloud volumes"},
+    {"CheckVolumeBinding", false, "cloud volumes"},
+    {"NoVolumeNodeConflict", false, "cloud volumes"},
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -64,6 +91,7 @@ const char *cs_priority_name(cs_priority p)
     case CS_PRIO_EQUAL: return "EqualPriority";
     case CS_PRIO_NODE_AFFINITY: return "NodeAffinityPriority";
     case CS_PRIO_JOB_AFFINITY: return "InterPodAffinityPriority";
+    case CS_PRIO_TAINT_TOLERATION: return "TaintTolerationPriority";
     case CS_PRIO_COUNT: break;
     }
     return "unknown";
@@ -78,6 +106,7 @@ const char *cs_predicate_name(cs_predicate p)
     case CS_PRED_HOSTNAME: return "HostName";
     case CS_PRED_AFFINITY: return "MatchInterPodAffinity";
     case CS_PRED_SPREAD: return "Spread";
+    case CS_PRED_TAINTS: return "PodToleratesNodeTaints";
     default: return "unknown";
     }
 }
@@ -89,18 +118,24 @@ typedef struct preset {
     cs_policy policy;
 } preset;
 
-/* Soft constraints weigh 1 in every preset: they are the job's request. */
+/* Soft constraints weigh 1 in every preset: they are the job's request;
+ * so do PreferNoSchedule taints, the machine owner's (Kubernetes' default
+ * provider weighs TaintTolerationPriority 1). */
 static const preset presets[] = {
     {"spread",
-     {CS_PRED_ALL,
-      {[CS_PRIO_LEAST_REQUESTED] = 1, [CS_PRIO_BALANCED] = 1, [CS_PRIO_SPREADING] = 1,
-       [CS_PRIO_NODE_AFFINITY] = 1, [CS_PRIO_JOB_AFFINITY] = 1}}},
+     {.predicates = CS_PRED_ALL,
+      .weights = {[CS_PRIO_LEAST_REQUESTED] = 1, [CS_PRIO_BALANCED] = 1, [CS_PRIO_SPREADING] = 1,
+                  [CS_PRIO_NODE_AFFINITY] = 1, [CS_PRIO_JOB_AFFINITY] = 1,
+                  [CS_PRIO_TAINT_TOLERATION] = 1},
+      .fewest_tasks = true}},
     {"binpack",
-     {CS_PRED_ALL,
-      {[CS_PRIO_MOST_REQUESTED] = 1, [CS_PRIO_NODE_AFFINITY] = 1, [CS_PRIO_JOB_AFFINITY] = 1}}},
+     {.predicates = CS_PRED_ALL,
+      .weights = {[CS_PRIO_MOST_REQUESTED] = 1, [CS_PRIO_NODE_AFFINITY] = 1,
+                  [CS_PRIO_JOB_AFFINITY] = 1, [CS_PRIO_TAINT_TOLERATION] = 1}}},
     {"random",
-     {CS_PRED_ALL,
-      {[CS_PRIO_EQUAL] = 1, [CS_PRIO_NODE_AFFINITY] = 1, [CS_PRIO_JOB_AFFINITY] = 1}}},
+     {.predicates = CS_PRED_ALL,
+      .weights = {[CS_PRIO_EQUAL] = 1, [CS_PRIO_NODE_AFFINITY] = 1, [CS_PRIO_JOB_AFFINITY] = 1,
+                  [CS_PRIO_TAINT_TOLERATION] = 1}}},
 };
 
 static const cs_policy *find_preset(const char *name)
@@ -109,6 +144,28 @@ static const cs_policy *find_preset(const char *name)
         if (strcmp(presets[i].name, name) == 0)
             return &presets[i].policy;
     return NULL;
+}
+
+bool cs_policy_warning(const cs_policy *p, char *buf, size_t size)
+{
+    if (size == 0)
+        return p->ignored != 0;
+    buf[0] = '\0';
+    if (p->ignored == 0)
+        return false;
+    size_t o = (size_t)snprintf(buf, size, "policy: ignoring");
+    const char *sep = " ";
+    for (size_t i = 0; i < NELEM(ignored_names) && o < size; i++) {
+        if (!(p->ignored & (1u << i)))
+            continue;
+        int w = snprintf(buf + o, size - o, "%s%s (%s)", sep, ignored_names[i].name,
+                         ignored_names[i].needs);
+        o += w > 0 ? (size_t)w : 0;
+        sep = ", ";
+    }
+    if (o < size)
+        snprintf(buf + o, size - o, ": a cell has no container images or cloud volumes");
+    return true;
 }
 
 int cs_policy_preset(const char *name, cs_policy *out, cs_error *err)
@@ -173,9 +230,39 @@ static const entry_kind predicate_entries = {"predicates", "predicate", predicat
 static const entry_kind priority_entries = {"priorities", "priority", priority_names,
                                             NELEM(priority_names), true};
 
-/* Entry i of `arr` must be an object with a string "name" known to `k`, not
- * named before, and no keys but "name" and, when weighted, "weight". What
- * the name means is returned through `out`. */
+/* The names of a file that are refused, gathered so that one message names
+ * them all: a user who copied a Kubernetes file fixes it in one go. */
+typedef struct unknowns {
+    char text[CS_ERROR_MSG_SIZE];
+    size_t len;
+    uint32_t n;
+} unknowns;
+
+static void add_unknown(unknowns *u, const char *list, size_t i, const char *what,
+                        const char *name)
+{
+    if (u->len >= sizeof u->text)
+        return; /* full: the message is cut, the refusal stands */
+    int w = snprintf(u->text + u->len, sizeof u->text - u->len, "%s%s[%zu]: unknown %s \"%.64s\"",
+                     u->n ? "; " : "", list, i, what, name);
+    u->len += w > 0 ? (size_t)w : 0;
+    u->n++;
+}
+
+/* The bit in cs_policy.ignored of a name cellsched ignores, listed in the
+ * right list; -1 if it is not one. */
+static int ignored_bit(const char *name, bool priority)
+{
+    for (size_t i = 0; i < NELEM(ignored_names); i++)
+        if (ignored_names[i].priority == priority && strcmp(ignored_names[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Entry i of `arr` must be an object with a string "name", not named
+ * before, and no keys but "name" and, when weighted, "weight". What the
+ * name means is returned through `out`: NULL for a name `k` does not know
+ * (the caller then looks for it among the ignored ones, else gathers it). */
 static int entry_lookup(json_t *arr, size_t i, const entry_kind *k, const named **out,
                         cs_error *err)
 {
@@ -208,10 +295,19 @@ static int entry_lookup(json_t *arr, size_t i, const entry_kind *k, const named 
                              list, j);
     }
     *out = lookup(k->table, k->n, name);
-    if (*out == NULL)
-        return cs_errorf(err, CS_EINVAL, "%s[%zu]: unknown %s \"%.64s\"", list, i, k->what,
-                         name);
     return CS_OK;
+}
+
+/* A name entry_lookup did not find: ignored (its bit set) or unknown. */
+static void not_found(json_t *arr, size_t i, const entry_kind *k, uint32_t *ignored,
+                      unknowns *u)
+{
+    const char *name = json_string_value(json_object_get(json_array_get(arr, i), "name"));
+    int bit = ignored_bit(name, k->weighted);
+    if (bit >= 0)
+        *ignored |= 1u << bit;
+    else
+        add_unknown(u, k->list, i, k->what, name);
 }
 
 /* "predicates" or "priorities": absent (NULL through `arr`, not an error)
@@ -224,17 +320,21 @@ static int get_list(json_t *root, const char *key, json_t **arr, cs_error *err)
     return CS_OK;
 }
 
-static int parse_predicates(json_t *arr, uint32_t *bits, cs_error *err)
+static int parse_predicates(json_t *arr, uint32_t *bits, uint32_t *ignored, unknowns *u,
+                            cs_error *err)
 {
-    /* UNIQUE, MAX_PER and GROUP_BY have no Kubernetes name, so no Policy
-     * file could list them: a file that lists its predicates must not
-     * silently drop a job's own hard constraints. */
-    *bits = CS_PRED_SPREAD;
+    /* A job's hard constraints are its contract, and the machine's taints
+     * its owner's: a file that lists its predicates cannot drop them. */
+    *bits = CS_PRED_ENFORCED;
     for (size_t i = 0; i < json_array_size(arr); i++) {
         const named *n;
         int rc = entry_lookup(arr, i, &predicate_entries, &n, err);
         if (rc != CS_OK)
             return rc;
+        if (n == NULL) {
+            not_found(arr, i, &predicate_entries, ignored, u);
+            continue;
+        }
         /* Overlaps (GeneralPredicates with PodFitsPorts) are harmless: a
          * filter applied twice is applied once. */
         *bits |= n->value;
@@ -256,7 +356,8 @@ static int parse_weight(json_t *entry, size_t i, uint32_t *weight, cs_error *err
     return CS_OK;
 }
 
-static int parse_priorities(json_t *arr, uint32_t weights[CS_PRIO_COUNT], cs_error *err)
+static int parse_priorities(json_t *arr, uint32_t weights[CS_PRIO_COUNT], uint32_t *ignored,
+                            unknowns *u, cs_error *err)
 {
     size_t first[CS_PRIO_COUNT];
     memset(weights, 0, CS_PRIO_COUNT * sizeof weights[0]);
@@ -265,6 +366,15 @@ static int parse_priorities(json_t *arr, uint32_t weights[CS_PRIO_COUNT], cs_err
         int rc = entry_lookup(arr, i, &priority_entries, &n, err);
         if (rc != CS_OK)
             return rc;
+        if (n == NULL) {
+            uint32_t unused;
+            /* An ignored priority's weight is still checked: the file
+             * must be a valid Policy for Kubernetes too. */
+            if ((rc = parse_weight(json_array_get(arr, i), i, &unused, err)) != CS_OK)
+                return rc;
+            not_found(arr, i, &priority_entries, ignored, u);
+            continue;
+        }
         /* Same name twice was caught by entry_lookup; this is the other name
          * of the spreading priority. One weight cannot hold two. */
         if (weights[n->value] != 0)
@@ -300,10 +410,15 @@ static int policy_from_json(json_t *root, cs_policy *out, cs_error *err)
         return rc;
 
     cs_policy p = *find_preset("spread");
-    if (preds != NULL && (rc = parse_predicates(preds, &p.predicates, err)) != CS_OK)
+    p.fewest_tasks = false; /* Swarm's rule, not Kubernetes' */
+    unknowns u = {.len = 0};
+    u.text[0] = '\0';
+    if (preds != NULL && (rc = parse_predicates(preds, &p.predicates, &p.ignored, &u, err)) != CS_OK)
         return rc;
-    if (prios != NULL && (rc = parse_priorities(prios, p.weights, err)) != CS_OK)
+    if (prios != NULL && (rc = parse_priorities(prios, p.weights, &p.ignored, &u, err)) != CS_OK)
         return rc;
+    if (u.n > 0)
+        return cs_errorf(err, CS_EINVAL, "%s", u.text);
     if (p.weights[CS_PRIO_NODE_AFFINITY] == 0)
         p.weights[CS_PRIO_NODE_AFFINITY] = 1;
     if (p.weights[CS_PRIO_JOB_AFFINITY] == 0)
@@ -443,13 +558,25 @@ double cs_policy_balanced(const cs_res *cap, const cs_res *alloc, const cs_res *
     return clamp_score(CS_POLICY_MAX_SCORE - diff * CS_POLICY_MAX_SCORE);
 }
 
+/* Kubernetes' reversed normalisation: 10 for the fewest, 0 for the most;
+ * 10 everywhere when the most is 0. */
+static double fewer_is_better(uint32_t n, uint32_t max)
+{
+    if (max == 0)
+        return CS_POLICY_MAX_SCORE;
+    if (n > max)
+        return 0.0;
+    return CS_POLICY_MAX_SCORE * (double)(max - n) / (double)max;
+}
+
+double cs_policy_taint_toleration(uint32_t bad, uint32_t max_bad)
+{
+    return fewer_is_better(bad, max_bad);
+}
+
 double cs_policy_spreading(uint32_t here, uint32_t max_here)
 {
-    if (max_here == 0)
-        return CS_POLICY_MAX_SCORE;
-    if (here > max_here)
-        return 0.0;
-    return CS_POLICY_MAX_SCORE * (double)(max_here - here) / (double)max_here;
+    return fewer_is_better(here, max_here);
 }
 
 double cs_policy_node_affinity(double matched, double max_matched)

@@ -12,8 +12,22 @@
  *
  * Always enforced, whatever the policy: resources (the cell refuses
  * overcommit, so a placement that does not fit would only conflict at
- * commit) and machine up. The Kubernetes names PodFitsResources and
- * CheckNodeCondition are accepted and change nothing.
+ * commit), ports (the copy cannot hold a port twice), machine up, the
+ * machine's NoSchedule and NoExecute taints (its owner's word, as in
+ * Kubernetes from 1.12, where PodToleratesNodeTaints and
+ * CheckNodeUnschedulable became mandatory) and every hard constraint of the
+ * job (its own contract: a Policy file written for Kubernetes does not know
+ * cellsched's operators, and leaving MatchInterPodAffinity out of it must
+ * not put an AFFINITY job away from its anchor). The Kubernetes names of
+ * those filters are accepted and change nothing; the policy chooses the
+ * scores and the one optional filter, NoDiskConflict.
+ *
+ * Kubernetes names that mean nothing in a cell without container images or
+ * cloud volumes (ImageLocalityPriority, MaxEBSVolumeCount, ...) are
+ * accepted and ignored, and the policy remembers them (cs_policy.ignored)
+ * so that the scheduler can warn once, naming them (cs_policy_warning). A
+ * name Kubernetes does not have is refused; every such name of a file is
+ * named in one message.
  *
  * Soft constraints (cs_constraint.soft) are the job's own request: the policy
  * only weighs them. NodeAffinityPriority and InterPodAffinityPriority
@@ -33,20 +47,27 @@
 #ifndef CS_POLICY_H
 #define CS_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "cellstate/error.h"
 #include "cellstate/record.h"
 
-typedef enum cs_predicate {            /* optional filters (bits) */
+/* The filters, as bits of cs_policy.predicates. Only CS_PRED_DISK_CONFLICT
+ * is optional: the others are always set (see the top of this file) and
+ * kept as bits so that a policy says in full what it filters by. */
+typedef enum cs_predicate {
     CS_PRED_PORTS = 1u << 0,           /* fixed ports must be free (PodFitsPorts, PodFitsHostPorts) */
     CS_PRED_DISK_CONFLICT = 1u << 1,   /* host volumes: no shared path when either writes (NoDiskConflict) */
     CS_PRED_SELECTOR = 1u << 2,        /* attribute constraints ==, !=, IS, LIKE, UNLIKE, CLUSTER (MatchNodeSelector) */
     CS_PRED_HOSTNAME = 1u << 3,        /* hostname pins (HostName) */
     CS_PRED_AFFINITY = 1u << 4,        /* job AFFINITY / ANTI_AFFINITY (MatchInterPodAffinity) */
     CS_PRED_SPREAD = 1u << 5,          /* UNIQUE, MAX_PER, GROUP_BY (Marathon's operators; no Kubernetes name) */
-    CS_PRED_ALL = (1u << 6) - 1
+    CS_PRED_TAINTS = 1u << 6,          /* NoSchedule / NoExecute taints tolerated (PodToleratesNodeTaints) */
+    CS_PRED_ALL = (1u << 7) - 1,
+    /* What every policy enforces: all but NoDiskConflict. */
+    CS_PRED_ENFORCED = CS_PRED_ALL & ~(uint32_t)CS_PRED_DISK_CONFLICT
 } cs_predicate;
 
 typedef enum cs_priority {
@@ -57,6 +78,7 @@ typedef enum cs_priority {
     CS_PRIO_EQUAL,             /* EqualPriority: every machine 1 */
     CS_PRIO_NODE_AFFINITY,     /* NodeAffinityPriority: soft attribute/hostname constraints */
     CS_PRIO_JOB_AFFINITY,      /* InterPodAffinityPriority: soft AFFINITY / ANTI_AFFINITY */
+    CS_PRIO_TAINT_TOLERATION,  /* TaintTolerationPriority: fewest PreferNoSchedule taints not tolerated */
     CS_PRIO_COUNT
 } cs_priority;
 
@@ -66,6 +88,14 @@ typedef enum cs_priority {
 typedef struct cs_policy {
     uint32_t predicates;             /* cs_predicate bits */
     uint32_t weights[CS_PRIO_COUNT]; /* 0 = not used */
+    /* Docker Swarm's spread: the machine with the fewest tasks (of any job)
+     * first, the weighted sum only among machines with equally few. The
+     * "spread" preset sets it; the placer then scans machines from the
+     * least loaded (place.h). */
+    bool fewest_tasks;
+    /* Bits of the names the Policy file listed that cellsched ignores
+     * (container images, cloud volumes): cs_policy_warning names them. */
+    uint32_t ignored;
 } cs_policy;
 
 /* ---- names ----------------------------------------------------------------- */
@@ -81,13 +111,22 @@ const char *cs_priority_name(cs_priority p);
  * anything that is not exactly one known bit. Static string: never freed. */
 const char *cs_predicate_name(cs_predicate p);
 
+/* The warning a scheduler prints once for a policy that lists names
+ * cellsched ignores: "policy: ignoring ImageLocalityPriority (container
+ * images), MaxEBSVolumeCount (cloud volumes): cellsched has neither".
+ * Writes at most `size` bytes into `buf` (NUL-terminated, cut if longer)
+ * and returns true; false with buf "" when the policy ignores nothing.
+ * `p` is borrowed. */
+bool cs_policy_warning(const cs_policy *p, char *buf, size_t size);
+
 /* ---- building a policy ------------------------------------------------------ */
 
 /* Fill `out` with a preset, all predicates on in each:
- *   "spread"  LeastRequested 1, Balanced 1, Spreading 1 (the default policy)
+ *   "spread"  fewest tasks first (Swarm), then LeastRequested 1, Balanced 1,
+ *             Spreading 1 (the default policy)
  *   "binpack" MostRequested 1
  *   "random"  Equal 1 (every machine ties; the placer breaks ties randomly)
- * plus NodeAffinity 1 and JobAffinity 1 in each. An unknown name is
+ * plus NodeAffinity 1, JobAffinity 1 and TaintToleration 1 in each. An unknown name is
  * CS_EINVAL naming it and listing these three. `name` is borrowed; `out` is
  * written only on success. */
 int cs_policy_preset(const char *name, cs_policy *out, cs_error *err);
@@ -95,28 +134,34 @@ int cs_policy_preset(const char *name, cs_policy *out, cs_error *err);
 /* Parse a Kubernetes legacy Policy (JSON) of `len` bytes:
  *   {"kind": "Policy", "apiVersion": "v1",
  *    "predicates": [{"name": N}, ...], "priorities": [{"name": N, "weight": W}, ...]}
- * As in Kubernetes, the listed predicates are the filters that apply (no
- * "predicates" key = all of them, [] = only the always-enforced ones), and
- * the listed priorities get their weights (no "priorities" key = the spread
- * preset's weights; [] = EqualPriority 1, Kubernetes' fallback when no
- * priority is configured). NodeAffinity and JobAffinity get weight 1 when
- * not listed (see the top of this file). CS_PRED_SPREAD has no Kubernetes
- * name, so no file can list it: it is always on (a job's UNIQUE, MAX_PER and
- * GROUP_BY are never dropped silently).
+ * The listed predicates are the filters that apply besides the
+ * always-enforced ones (CS_PRED_ENFORCED: no "predicates" key = all of
+ * them, [] = only those), and the listed priorities get their weights (no
+ * "priorities" key = the spread preset's weights, without its fewest-tasks
+ * rule; [] = EqualPriority 1, Kubernetes' fallback when no priority is
+ * configured). NodeAffinity and JobAffinity get weight 1 when not listed
+ * (see the top of this file).
  *
- * Predicates: PodFitsPorts, PodFitsHostPorts, NoDiskConflict,
- * MatchNodeSelector, HostName, MatchInterPodAffinity, GeneralPredicates
- * (ports + resources + selector + hostname), and PodFitsResources,
- * CheckNodeCondition (always enforced). Priorities: LeastRequestedPriority,
- * MostRequestedPriority, BalancedResourceAllocation, ServiceSpreadingPriority
- * or SelectorSpreadPriority (the same function: listing both is a repeat),
- * EqualPriority, NodeAffinityPriority, InterPodAffinityPriority; weight an
- * integer in 1..UINT32_MAX.
+ * Predicates: NoDiskConflict (optional); PodFitsPorts, PodFitsHostPorts,
+ * PodFitsResources, GeneralPredicates, HostName, MatchNodeSelector,
+ * MatchInterPodAffinity, PodToleratesNodeTaints,
+ * PodToleratesNodeNoExecuteTaints, CheckNodeUnschedulable,
+ * CheckNodeCondition (always enforced); NoVolumeZoneConflict (host volumes
+ * have no zone: always satisfied). Priorities: LeastRequestedPriority,
+ * MostRequestedPriority, BalancedResourceAllocation,
+ * ServiceSpreadingPriority or SelectorSpreadPriority (the same function:
+ * listing both is a repeat), EqualPriority, NodeAffinityPriority,
+ * InterPodAffinityPriority, TaintTolerationPriority; weight an integer in
+ * 1..UINT32_MAX. Ignored with a warning (bits in `ignored`):
+ * ImageLocalityPriority; MaxEBSVolumeCount, MaxGCEPDVolumeCount,
+ * MaxAzureDiskVolumeCount, MaxCinderVolumeCount, MaxCSIVolumeCountPred,
+ * CheckVolumeBinding, NoVolumeNodeConflict.
  *
  * Refused with CS_EINVAL and a message naming where: not JSON (jansson's
  * line and column), `kind: expected "Policy"`, `apiVersion: expected "v1"`,
- * `predicates[0]: "name" is missing`, `priorities[2]: unknown priority
- * "ImageLocalityPriority"`, a repeated name, `priorities[1].weight: must be
+ * `predicates[0]: "name" is missing`, unknown names — all of them, in list
+ * order: `predicates[2]: unknown predicate "PodFitsPort"; priorities[0]:
+ * unknown priority "Spread"` —, a repeated name, `priorities[1].weight: must be
  * a positive integer`, arguments (`predicates[0].argument: not supported`),
  * unknown keys at the top level or in an entry (named), and the Kubernetes
  * keys cellsched does not implement (`extenders: not supported`,
@@ -151,6 +196,13 @@ int cs_policy_resolve(const char *arg, cs_policy *out, cs_error *err);
 double cs_policy_least_requested(const cs_res *cap, const cs_res *alloc, const cs_res *req);
 double cs_policy_most_requested(const cs_res *cap, const cs_res *alloc, const cs_res *req);
 double cs_policy_balanced(const cs_res *cap, const cs_res *alloc, const cs_res *req);
+
+/* TaintTolerationPriority: 10 * (max_bad - bad) / max_bad, where `bad` is
+ * the number of the machine's PreferNoSchedule taints the task does not
+ * tolerate and `max_bad` the largest such number over the machines being
+ * scored (Kubernetes' ComputeTaintTolerationPriority, reversed and
+ * normalised); 10 everywhere when max_bad is 0. */
+double cs_policy_taint_toleration(uint32_t bad, uint32_t max_bad);
 
 /* SelectorSpreadPriority: 10 * (max_here - here) / max_here, where `here`
  * is the number of the job's tasks on this machine and `max_here` the

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "cellstate/proto.h"
+#include "cellstate/schedreport.h"
 #include "schedulers/place.h"
 #include "schedulers/policy.h"
 
@@ -39,6 +40,14 @@ typedef struct candidate {
     int32_t priority;
     uint64_t submitted;
 } candidate;
+
+/* A placed task on a machine with a NoExecute taint its job tolerates for
+ * a while (tolerationSeconds): when the scheduler first saw it so. */
+typedef struct lingering {
+    cs_id task;
+    int64_t since_ns;
+    bool seen; /* still so in this upkeep */
+} lingering;
 
 /* A job placed in a shared transaction: its claims are s->txn's claims
  * [first, first + n). */
@@ -72,6 +81,13 @@ struct cs_sched {
     int64_t last_error_ns;
     char last_error[CS_ERROR_MSG_SIZE];
     const char *prog;
+    /* The policy's names it ignores (cs_policy_warning), said once on
+     * stderr and in every sched.report so that `cellctl stats` shows it. */
+    char warning[CS_SCHED_WARNING_MAX + 1];
+    /* Sorted by task id up to nsorted (each upkeep sorts what it kept);
+     * the tasks first seen in this upkeep follow. */
+    lingering *linger;
+    size_t nlinger, caplinger, nsorted;
 };
 
 /* ---- time ---------------------------------------------------------------- */
@@ -193,6 +209,8 @@ int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched *
         rc = cs_policy_preset(o->strategy, &policy, err);
     if (rc != CS_OK)
         goto fail;
+    if (cs_policy_warning(&policy, s->warning, sizeof s->warning))
+        logf_(s, "%s", s->warning);
     cs_place_opts po = {
         .seed = o->seed ? o->seed : XXH3_64bits_withSeed(o->name, strlen(o->name), (uint64_t)getpid()),
         .k_batch = o->candidates,
@@ -230,6 +248,7 @@ void cs_sched_free(cs_sched *s)
     free(s->batch);
     free(s->ids);
     free(s->pins);
+    free(s->linger);
     cs_rollout_free(&s->roll);
     cs_backoff_free(&s->backoff);
     free(s);
@@ -348,8 +367,9 @@ static void report(cs_sched *s, int64_t now)
     s->buf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 3) || cs_pack_kv_str(&pk, "name", s->o->name) ||
+    if (msgpack_pack_map(&pk, s->warning[0] ? 4 : 3) || cs_pack_kv_str(&pk, "name", s->o->name) ||
         cs_pack_kv_str(&pk, "kind", s->o->kind == CS_SCHED_BATCH ? "batch" : "service") ||
+        (s->warning[0] && cs_pack_kv_str(&pk, "warning", s->warning)) ||
         msgpack_pack_str(&pk, 7) || msgpack_pack_str_body(&pk, "metrics", 7) ||
         cs_metrics_pack(&v, pending_total(s), &pk) != CS_OK)
         return;
@@ -801,15 +821,80 @@ static int backoff_note(cs_sched *s, const cs_cjob *j, const waiting *w, int64_t
     return set_note(s, j, note, err);
 }
 
-/* Upkeep: the ended tasks the hook wants to run again go back to pending,
- * for every owned job, in one transaction — those in back-off once it has
- * passed —; then the jobs that are over end. */
+/* Whether placed task `t` of `j` must leave its machine now for a
+ * NoExecute taint (cs_place_noexecute_stay): at once when no toleration
+ * covers the taint, after tolerationSeconds counted from when this
+ * scheduler first saw the task so (the cell does not say when a taint was
+ * added; a restarted scheduler counts again), never otherwise. CS_ENOMEM. */
+static int noexecute_due(cs_sched *s, const cs_cjob *j, const cs_ctask *t, int64_t now,
+                         bool *due)
+{
+    *due = false;
+    const cs_cmachine *m = cs_copy_machine_at(s->copy, t->machine);
+    uint32_t stay = cs_place_noexecute_stay(s->copy, j, m);
+    if (stay == CS_PLACE_STAY_FOREVER)
+        return CS_OK;
+    size_t lo = 0, hi = s->nsorted;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->linger[mid].task < t->id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t i = lo < s->nsorted && s->linger[lo].task == t->id ? lo : s->nsorted;
+    while (i < s->nlinger && s->linger[i].task != t->id)
+        i++;
+    if (i == s->nlinger) {
+        if (s->nlinger == s->caplinger) {
+            size_t cap = s->caplinger ? 2 * s->caplinger : 16;
+            lingering *v = realloc(s->linger, cap * sizeof *v);
+            if (v == NULL)
+                return CS_ENOMEM;
+            s->linger = v;
+            s->caplinger = cap;
+        }
+        s->linger[s->nlinger++] = (lingering){t->id, now, false};
+    }
+    s->linger[i].seen = true;
+    *due = now - s->linger[i].since_ns >= (int64_t)stay * 1000000000;
+    return CS_OK;
+}
+
+static int cmp_lingering(const void *a, const void *b)
+{
+    cs_id x = ((const lingering *)a)->task, y = ((const lingering *)b)->task;
+    return (x > y) - (x < y);
+}
+
+/* Forget the lingering tasks not seen in this upkeep (moved, ended, or the
+ * taint is gone); sort the rest for the next upkeep's lookups. */
+static void linger_sweep(cs_sched *s)
+{
+    bool added = s->nlinger > s->nsorted;
+    size_t w = 0;
+    for (size_t i = 0; i < s->nlinger; i++)
+        if (s->linger[i].seen) {
+            s->linger[w] = s->linger[i];
+            s->linger[w++].seen = false;
+        }
+    s->nlinger = w;
+    if (added)
+        qsort(s->linger, w, sizeof *s->linger, cmp_lingering);
+    s->nsorted = w;
+}
+
+/* Upkeep, for every owned job, in one transaction: the ended tasks the
+ * hook wants to run again go back to pending — those in back-off once it
+ * has passed —, and so do the placed tasks a NoExecute taint of their
+ * machine evicts (the placer then keeps them off it); then the jobs that
+ * are over end. */
 static int tend(cs_sched *s, bool *progress, cs_error *err)
 {
+    int64_t now_ns = cs_sched_mono_ns(), now = now_ns / 1000000;
     cs_txn_reset(&s->txn, s->next_req, cs_copy_version(s->copy));
     s->txn.conflict = s->o->conflict;
     s->txn.commit = CS_COMMIT_INCREMENTAL;
-    int64_t now = cs_sched_mono_ns() / 1000000;
     for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
         if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j)) {
@@ -829,7 +914,10 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
             int rc = backs_off(s, j, t, now, &w, &wait, err);
             if (rc != CS_OK)
                 return rc;
-            if (ended && !wait && s->hooks->again(j, t) &&
+            bool evict = false;
+            if (cs_task_state_placed(t->state) && noexecute_due(s, j, t, now_ns, &evict) != CS_OK)
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+            if (((ended && !wait && s->hooks->again(j, t)) || evict) &&
                 cs_txn_add_release(&s->txn, t->id, CS_TASK_PENDING, 0) != CS_OK)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
         }
@@ -841,6 +929,7 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
             (rc = backoff_note(s, j, &w, now, err)) != CS_OK)
             return rc;
     }
+    linger_sweep(s);
     if (s->txn.nreleases == 0)
         return end_jobs(s, progress, err);
     s->next_req++;

@@ -11,12 +11,15 @@
 #define TB_ATTRS 8
 #define TB_CONS 8
 #define TB_PORTS 8
+#define TB_TAINTS 4
 
 struct tb_machine {
     cs_machine m;
     char name[32];
     char kv[TB_ATTRS][2][32];
     cs_attr attrs[TB_ATTRS];
+    char tkv[TB_TAINTS][2][32];
+    cs_taint taints[TB_TAINTS];
     uint16_t ports[256];
     bool dirty;
 };
@@ -108,6 +111,23 @@ cs_id tb_machine_add(tb_cell *b, const char *name, int64_t cpu, int64_t mem, int
     }
     m->dirty = true;
     return m->m.id;
+}
+
+void tb_machine_taint(tb_cell *b, cs_id id, const char *taint)
+{
+    tb_machine *m = mach(b, id);
+    cr_assert(m->m.ntaints < TB_TAINTS);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_taint t;
+    cs_error err = {0};
+    cr_assert_eq(cs_taint_parse(taint, &a, &t, &err), CS_OK, "%s", err.msg);
+    uint32_t k = m->m.ntaints++;
+    snprintf(m->tkv[k][0], 32, "%s", t.key);
+    snprintf(m->tkv[k][1], 32, "%s", t.value);
+    m->taints[k].effect = t.effect;
+    cs_arena_free(&a);
+    m->dirty = true;
 }
 
 void tb_machine_state(tb_cell *b, cs_id id, uint8_t state)
@@ -347,6 +367,11 @@ void tb_reply_make(tb_cell *b, bool full, tb_reply *r)
         m->m.attrs = m->attrs;
         for (uint32_t k = 0; k < m->m.nattrs; k++)
             m->attrs[k] = (cs_attr){m->kv[k][0], m->kv[k][1]};
+        m->m.taints = m->taints;
+        for (uint32_t k = 0; k < m->m.ntaints; k++) {
+            m->taints[k].key = m->tkv[k][0];
+            m->taints[k].value = m->tkv[k][1];
+        }
         m->m.ports = m->ports;
         cr_assert_eq(cs_pack_machine(&pk, &m->m), CS_OK);
         m->dirty = false;

@@ -42,6 +42,9 @@ cs_id tb_machine_add(tb_cell *b, const char *name, int64_t cpu, int64_t mem, int
 void tb_machine_state(tb_cell *b, cs_id machine, uint8_t state);
 /* The operator's word on a machine (cs_machine_admin). */
 void tb_machine_admin(tb_cell *b, cs_id machine, uint8_t admin);
+/* Add a taint "key=value:Effect" or "key:Effect" (the sync reply sorts
+ * the machine's taints). */
+void tb_machine_taint(tb_cell *b, cs_id machine, const char *taint);
 
 /* A job of `count` pending tasks; returns its id (1, 2, ...). */
 cs_id tb_job_add(tb_cell *b, const char *name, uint8_t kind, int32_t priority, uint32_t count,

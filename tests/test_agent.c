@@ -968,6 +968,41 @@ Test(agent, simulated_machines_register_and_finish_tasks, .timeout = 120, .fini 
     teardown(a, d);
 }
 
+/* --taint reaches machine.register: every simulated machine carries the
+ * taints, sorted, as the cell hands them back. */
+Test(agent, taint_flags_reach_the_cell, .timeout = 120, .fini = cleanup)
+{
+    ts_daemon *d = &the_daemon;
+    agent *a = &the_agent;
+    start_sim(d, a, "taint-", "2",
+              (const char *const[]){"--taint", "spot:PreferNoSchedule", "--taint",
+                                    "dedicated=gpu:NoSchedule", NULL});
+    cs_msg r;
+    const msgpack_object *ml = list_all(d, CS_MSG_GET_MACHINES, "machines", &r);
+    cs_arena ar;
+    cs_arena_init(&ar);
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < ml->via.array.size; i++) {
+        cs_machine m;
+        cs_error err = {0};
+        cr_assert_eq(cs_unpack_machine(&ml->via.array.ptr[i], &ar, &m, &err), CS_OK, "%s",
+                     err.msg);
+        if (strncmp(m.name, "taint-", 6) != 0)
+            continue;
+        seen++;
+        cr_assert_eq(m.ntaints, 2, "%s", m.name);
+        cr_assert_str_eq(m.taints[0].key, "dedicated");
+        cr_assert_str_eq(m.taints[0].value, "gpu");
+        cr_assert_eq(m.taints[0].effect, CS_TAINT_NO_SCHEDULE);
+        cr_assert_str_eq(m.taints[1].key, "spot");
+        cr_assert_str_eq(m.taints[1].value, "");
+        cr_assert_eq(m.taints[1].effect, CS_TAINT_PREFER_NO_SCHEDULE);
+    }
+    cs_arena_free(&ar);
+    cr_assert_eq(seen, 2);
+    teardown(a, d);
+}
+
 /* ---- (6) bad input --------------------------------------------------------------------- */
 
 /* Run cell-agent with the given arguments and expect exit status 2 and
@@ -1003,6 +1038,12 @@ Test(agent, flag_errors_exit_non_zero_with_a_message, .timeout = 60, .fini = cle
     expect_refused((const char *const[]){"--heartbeat-ms", NULL}, "needs a value");
     expect_refused((const char *const[]){"--orphan-grace", "5", NULL},
                    "--orphan-grace: '5' is not a number in 100..");
+    expect_refused((const char *const[]){"--taint", "k=v", NULL}, "key=value:Effect");
+    expect_refused((const char *const[]){"--taint", "k=v:NoScheduel", NULL},
+                   "is not NoSchedule, PreferNoSchedule or NoExecute");
+    expect_refused((const char *const[]){"--taint", "k:NoSchedule", "--taint", "k=x:NoSchedule",
+                                         NULL},
+                   "k:NoSchedule given twice");
 }
 
 Test(agent, unreachable_server_is_retried_until_it_answers, .timeout = 90, .fini = cleanup)

@@ -102,6 +102,58 @@ Test(cellcopy, full_sync_builds_records_and_indexes)
     tb_free(&b);
 }
 
+/* Taints live in the machine's interned set with its attributes: machines
+ * with the same attributes and taints share one set, a different taint
+ * makes another, and a delta sync that adds a taint is seen (the attrix
+ * grows past its first size on the way: 80 distinct sets). */
+Test(cellcopy, taints_are_interned_with_the_attributes)
+{
+    tb_cell b;
+    tb_init(&b);
+    cs_id a = tb_machine_add(&b, "a", 1000, 1000, 10, 0, 0, "rack=r1");
+    cs_id a2 = tb_machine_add(&b, "a2", 1000, 1000, 10, 0, 0, "rack=r1");
+    cs_id t = tb_machine_add(&b, "t", 1000, 1000, 10, 0, 0, "rack=r1");
+    tb_machine_taint(&b, a, "gpu=yes:NoSchedule");
+    tb_machine_taint(&b, a2, "gpu=yes:NoSchedule");
+    tb_machine_taint(&b, t, "gpu=yes:NoExecute");
+    for (int i = 0; i < 80; i++) {
+        char name[16], rack[32];
+        snprintf(name, sizeof name, "x%02d", i);
+        snprintf(rack, sizeof rack, "rack=x%d", i);
+        cs_id x = tb_machine_add(&b, name, 1000, 1000, 10, 0, 0, rack);
+        if (i % 2)
+            tb_machine_taint(&b, x, "odd:PreferNoSchedule");
+    }
+    cs_copy *c = new_copy();
+    tb_sync(&b, c, true);
+    const cs_cmachine *ma = cs_copy_machine(c, a), *ma2 = cs_copy_machine(c, a2),
+                      *mt = cs_copy_machine(c, t);
+    cr_assert_eq(ma->attrs, ma2->attrs, "same attributes and taints: one set");
+    cr_assert_neq(ma->attrs, mt->attrs, "another effect: another set");
+    const uint32_t *tr, *pairs;
+    cr_assert_eq(cs_copy_taints(c, ma, &tr), 1);
+    cr_assert_str_eq(cs_copy_str(c, tr[0]), "gpu");
+    cr_assert_str_eq(cs_copy_str(c, tr[1]), "yes");
+    cr_assert_eq(tr[2], CS_TAINT_NO_SCHEDULE);
+    cr_assert_eq(cs_copy_attrs(c, mt, &pairs), 1, "the attributes are as before");
+    cr_assert_str_eq(cs_copy_str(c, cs_copy_attr(c, mt, cs_copy_find_str(c, "rack"))), "r1");
+    cr_assert_eq(cs_copy_taints(c, mt, &tr), 1);
+    cr_assert_eq(tr[2], CS_TAINT_NO_EXECUTE);
+    for (int i = 0; i < 80; i++) {
+        const cs_cmachine *x = cs_copy_machine(c, (cs_id)(4 + i));
+        cr_assert_eq(cs_copy_taints(c, x, &tr), (uint32_t)(i % 2), "x%02d", i);
+        cr_assert_eq(cs_copy_attrs(c, x, &pairs), 1);
+    }
+    tb_machine_taint(&b, a2, "spot:PreferNoSchedule");
+    tb_sync(&b, c, false);
+    ma2 = cs_copy_machine(c, a2);
+    cr_assert_eq(cs_copy_taints(c, ma2, &tr), 2, "a delta sync brings the new taint");
+    cr_assert_str_eq(cs_copy_str(c, tr[3]), "spot");
+    cr_assert_eq(cs_copy_taints(c, cs_copy_machine(c, a), &tr), 1, "a is unchanged");
+    cs_copy_free(c);
+    tb_free(&b);
+}
+
 Test(cellcopy, delta_sync_upserts_changed_records_only)
 {
     tb_cell b;

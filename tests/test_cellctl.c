@@ -388,6 +388,64 @@ Test(cellctl, submit_get_describe)
     run_free(&r);
 }
 
+/* A machine registered with taints and a job with tolerations: get
+ * machines (table and JSON), describe machine and describe job show them. */
+Test(cellctl, taints_and_tolerations_are_shown)
+{
+    ts_daemon *d = &daemon_;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    cs_pack_kv_str(&pk, "name", "gpu1");
+    cs_res cap = {4000, 4096, 10000};
+    cs_pack_kv_res(&pk, "capacity", &cap);
+    cs_pack_str(&pk, "taints");
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_map(&pk, 3);
+    cs_pack_kv_str(&pk, "key", "spot");
+    cs_pack_kv_str(&pk, "value", "");
+    cs_pack_kv_str(&pk, "effect", "PreferNoSchedule");
+    msgpack_pack_map(&pk, 2);
+    cs_pack_kv_str(&pk, "key", "dedicated");
+    cs_pack_kv_str(&pk, "effect", "NoSchedule");
+    cs_msg reply;
+    call(d, CS_MSG_MACHINE_REGISTER, &b, &reply);
+    run r;
+    ok(d, &r, "get", "machines", NULL);
+    cr_assert(strstr(r.out, "TAINTS") && strstr(r.out, "dedicated:NoSchedule,spot:PreferNoSchedule"),
+              "sorted by key: %s", r.out);
+    run_free(&r);
+    json_t *ms = ok_json(d, "get", "machines", NULL);
+    json_t *t0 = json_array_get(json_object_get(find_by(ms, "name", "gpu1"), "taints"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(t0, "key")), "dedicated");
+    cr_assert_str_eq(json_string_value(json_object_get(t0, "effect")), "NoSchedule");
+    json_decref(ms);
+    ok(d, &r, "describe", "machine", "gpu1", NULL);
+    cr_assert(strstr(r.out, "Taints:       dedicated:NoSchedule") && strstr(r.out, "spot:Prefer"),
+              "%s", r.out);
+    run_free(&r);
+
+    char spec[1024];
+    snprintf(spec, sizeof spec, "%s/tol.json", d->dir);
+    FILE *f = fopen(spec, "w");
+    cr_assert(f != NULL);
+    fputs("{\"name\": \"tol\", \"cmd\": \"x\", \"tolerations\": ["
+          "{\"key\": \"dedicated\", \"value\": \"gpu\", \"effect\": \"NoSchedule\"},"
+          "{\"key\": \"maintenance\", \"operator\": \"Exists\", \"effect\": \"NoExecute\","
+          " \"tolerationSeconds\": 60}]}",
+          f);
+    fclose(f);
+    ok(d, &r, "submit", spec, NULL);
+    run_free(&r);
+    ok(d, &r, "describe", "job", "tol", NULL);
+    cr_assert(strstr(r.out, "Tolerations:  dedicated Equal gpu, NoSchedule") &&
+                  strstr(r.out, "maintenance Exists, NoExecute for 60s"),
+              "%s", r.out);
+    run_free(&r);
+}
+
 Test(cellctl, describe_says_why_a_task_is_pending)
 {
     ts_daemon *d = &daemon_;
@@ -700,7 +758,20 @@ Test(cellctl, stats)
         cs_msg rep;
         call(d, CS_MSG_SCHED_REPORT, &b, &rep);
     }
+    /* A standing warning (a policy's ignored names) is printed under the table. */
+    msgpack_sbuffer_init(&b);
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 4);
+    cs_pack_kv_str(&pk, "name", "service-1");
+    cs_pack_kv_str(&pk, "kind", "service");
+    cs_pack_kv_str(&pk, "warning", "policy: ignoring ImageLocalityPriority (container images)");
+    cs_pack_str(&pk, "metrics");
+    msgpack_pack_map(&pk, 0);
+    cs_msg wrep;
+    call(d, CS_MSG_SCHED_REPORT, &b, &wrep);
     ok(d, &r, "stats", NULL);
+    cr_assert(strstr(r.out, "warning: service-1: policy: ignoring ImageLocalityPriority") != NULL,
+              "%s", r.out);
     const char *batch = strstr(r.out, "batch-0"), *service = strstr(r.out, "service-0");
     cr_assert(strstr(r.out, "SCHEDULER") && batch && service && batch < service,
               "schedulers by name: %s", r.out);
@@ -709,7 +780,10 @@ Test(cellctl, stats)
     run_free(&r);
     s = ok_json(d, "stats", NULL);
     json_t *sch = json_object_get(s, "schedulers");
-    cr_assert_eq(json_array_size(sch), 2);
+    cr_assert_eq(json_array_size(sch), 3);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(sch, 2), "warning")),
+                     "policy: ignoring ImageLocalityPriority (container images)");
+    cr_assert_null(json_object_get(json_array_get(sch, 0), "warning"), "none when none");
     json_t *s0 = json_array_get(sch, 0);
     cr_assert_str_eq(json_string_value(json_object_get(s0, "name")), "batch-0");
     cr_assert_str_eq(json_string_value(json_object_get(s0, "kind")), "batch");

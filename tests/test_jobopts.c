@@ -68,6 +68,13 @@ Test(jobopts, round_trip_and_canonical_order)
     o.backoff_ms = 200;
     o.backoff_factor_pm = 2000;
     o.max_delay_ms = 60000;
+    cs_toleration tol[] = {
+        {"dedicated", "gpu", CS_TOL_EQUAL, CS_TAINT_NO_SCHEDULE, false, 0},
+        {"", "", CS_TOL_EXISTS, CS_TOL_ANY_EFFECT, false, 0},
+        {"maintenance", "", CS_TOL_EXISTS, CS_TAINT_NO_EXECUTE, true, 300},
+    };
+    o.tolerations = tol;
+    o.ntolerations = 3;
     msgpack_sbuffer b1;
     encode(&o, &b1);
     /* Sorted in place: env by name, volumes by path. */
@@ -101,6 +108,12 @@ Test(jobopts, round_trip_and_canonical_order)
     cr_expect_eq(d.backoff_ms, 200);
     cr_expect_eq(d.backoff_factor_pm, 2000);
     cr_expect_eq(d.max_delay_ms, 60000);
+    cr_assert_eq(d.ntolerations, 3, "in the order given");
+    cr_expect_str_eq(d.tolerations[0].value, "gpu");
+    cr_expect_eq(d.tolerations[1].effect, CS_TOL_ANY_EFFECT);
+    cr_expect_eq(d.tolerations[1].op, CS_TOL_EXISTS);
+    cr_expect(d.tolerations[2].has_seconds && d.tolerations[2].seconds == 300u);
+    cr_expect(!d.tolerations[0].has_seconds);
 
     /* Re-encoding the decoded struct gives the same bytes: canonical. */
     msgpack_sbuffer b2;
@@ -197,6 +210,41 @@ static void backoff_factor_below_one(msgpack_packer *pk)
     key(pk, "backoff_factor");
     msgpack_pack_uint32(pk, 999);
 }
+/* One toleration map of `n` string pairs (key, value, ...). */
+static void toleration(msgpack_packer *pk, uint32_t n, const char *const *kv)
+{
+    msgpack_pack_map(pk, 1);
+    key(pk, "tolerations");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, n);
+    for (uint32_t i = 0; i < 2 * n; i++)
+        key(pk, kv[i]);
+}
+static void tol_empty_key_equal(msgpack_packer *pk)
+{
+    toleration(pk, 2, (const char *const[]){"key", "", "operator", "Equal"});
+}
+static void tol_exists_with_value(msgpack_packer *pk)
+{
+    toleration(pk, 3, (const char *const[]){"key", "k", "operator", "Exists", "value", "v"});
+}
+static void tol_bad_effect(msgpack_packer *pk)
+{
+    toleration(pk, 2, (const char *const[]){"key", "k", "effect", "Never"});
+}
+static void tol_seconds_not_no_execute(msgpack_packer *pk)
+{
+    msgpack_pack_map(pk, 1);
+    key(pk, "tolerations");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 3);
+    key(pk, "key");
+    key(pk, "k");
+    key(pk, "effect");
+    key(pk, "NoSchedule");
+    key(pk, "seconds");
+    msgpack_pack_uint32(pk, 5);
+}
 static void not_a_map(msgpack_packer *pk)
 {
     msgpack_pack_array(pk, 0);
@@ -217,6 +265,10 @@ Test(jobopts, bad_options_are_named)
         {env_bad_name, "'1BAD' is not a valid variable name"},
         {backoff_factor_below_one, "backoff_factor 999 permille"},
         {not_a_map, "not a map"},
+        {tol_empty_key_equal, "an empty key needs operator Exists"},
+        {tol_exists_with_value, "operator Exists takes no value"},
+        {tol_bad_effect, "'Never' is not NoSchedule, PreferNoSchedule or NoExecute"},
+        {tol_seconds_not_no_execute, "seconds apply to effect NoExecute only"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char msg[256];

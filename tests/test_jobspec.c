@@ -416,6 +416,84 @@ Test(native_errors, env_volumes_update)
                  "update_strategy.max_surge", "unknown field");
 }
 
+/* Tolerations in the native spec, Kubernetes' fields: they reach the
+ * options, match as Kubernetes matches, and `get jobs -o json` gives them
+ * back in a form that parses to the same. */
+Test(native, tolerations_reach_the_options_and_match_as_kubernetes)
+{
+    const char *json =
+        "{\"name\": \"t\", \"cmd\": \"x\", \"tolerations\": ["
+        " {\"key\": \"dedicated\", \"operator\": \"Equal\", \"value\": \"gpu\","
+        "  \"effect\": \"NoSchedule\"},"
+        " {\"key\": \"maintenance\", \"operator\": \"Exists\", \"effect\": \"NoExecute\","
+        "  \"tolerationSeconds\": 30},"
+        " {\"key\": \"spot\", \"value\": \"\"},"
+        " {\"operator\": \"Exists\", \"effect\": \"PreferNoSchedule\"}]}";
+    cs_jobspec s;
+    parse_ok(json, &s);
+    decoded d;
+    decode_body(&s, &d);
+    const cs_jobopts *o = &d.opts;
+    cr_assert_eq(o->ntolerations, 4u);
+    const cs_toleration *t = o->tolerations;
+    cr_assert_str_eq(t[0].key, "dedicated");
+    cr_assert_eq(t[0].op, CS_TOL_EQUAL);
+    cr_assert_eq(t[1].op, CS_TOL_EXISTS);
+    cr_assert(t[1].has_seconds && t[1].seconds == 30u);
+    cr_assert_eq(t[2].op, CS_TOL_EQUAL, "Equal is the default operator");
+    cr_assert_eq(t[2].effect, CS_TOL_ANY_EFFECT, "no effect: every effect");
+    /* Kubernetes' ToleratesTaint. */
+    cr_assert(cs_toleration_matches(&t[0], "dedicated", "gpu", CS_TAINT_NO_SCHEDULE));
+    cr_assert_not(cs_toleration_matches(&t[0], "dedicated", "cpu", CS_TAINT_NO_SCHEDULE));
+    cr_assert_not(cs_toleration_matches(&t[0], "dedicated", "gpu", CS_TAINT_NO_EXECUTE));
+    cr_assert(cs_toleration_matches(&t[1], "maintenance", "anything", CS_TAINT_NO_EXECUTE));
+    cr_assert_not(cs_toleration_matches(&t[1], "other", "", CS_TAINT_NO_EXECUTE));
+    cr_assert(cs_toleration_matches(&t[2], "spot", "", CS_TAINT_NO_EXECUTE));
+    cr_assert_not(cs_toleration_matches(&t[2], "spot", "x", CS_TAINT_NO_SCHEDULE));
+    cr_assert(cs_toleration_matches(&t[3], "anything", "v", CS_TAINT_PREFER_NO_SCHEDULE));
+    cr_assert_not(cs_toleration_matches(&t[3], "anything", "v", CS_TAINT_NO_SCHEDULE));
+    /* Back to JSON and in again: the same options. */
+    json_t *back;
+    cs_error err = {0};
+    cr_assert_eq(cs_jobspec_to_json(&d.job, o, &back, &err), CS_OK, "%s", err.msg);
+    char *text = json_dumps(back, 0);
+    cs_jobspec s2;
+    parse_ok(text, &s2);
+    decoded d2;
+    decode_body(&s2, &d2);
+    cr_assert_eq(d2.job.extra_len, d.job.extra_len);
+    cr_assert_eq(memcmp(d2.job.extra, d.job.extra, d.job.extra_len), 0, "%s", text);
+    free(text);
+    json_decref(back);
+    decoded_free(&d2);
+    cs_jobspec_free(&s2);
+    decoded_free(&d);
+    cs_jobspec_free(&s);
+}
+
+Test(native_errors, tolerations)
+{
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"tolerations\": {}}", "tolerations",
+                 "not an array");
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"tolerations\": [{\"key\": \"k\","
+                 " \"operator\": \"In\"}]}",
+                 "tolerations[0].operator", "'In' is not Equal or Exists");
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"tolerations\": [{\"key\": \"k\","
+                 " \"effect\": \"NoSchedul\"}]}",
+                 "tolerations[0].effect", "not NoSchedule, PreferNoSchedule or NoExecute");
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"tolerations\": [{\"value\": \"v\"}]}",
+                 "tolerations[0]", "only with operator Exists");
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"tolerations\": [{\"key\": \"k\","
+                 " \"operator\": \"Exists\", \"value\": \"v\"}]}",
+                 "tolerations[0]", "Exists takes no value");
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"tolerations\": [{\"key\": \"k\","
+                 " \"effect\": \"NoSchedule\", \"tolerationSeconds\": 5}]}",
+                 "tolerations[0]", "NoExecute only");
+    expect_error("{\"name\": \"x\", \"cmd\": \"x\", \"tolerations\": [{\"key\": \"k\","
+                 " \"colour\": 1}]}",
+                 "tolerations[0].colour", "unknown field");
+}
+
 /* ---- Marathon ---------------------------------------------------------------------- */
 
 Test(marathon, numbers_as_strings_and_defaults)

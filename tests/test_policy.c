@@ -17,7 +17,15 @@
 
 /* A policy no parse produces, to show that a refused input leaves `out`
  * alone. */
-static const cs_policy sentinel = {0xdead, {7, 7, 7, 7, 7, 7, 7}};
+static const cs_policy sentinel = {0xdead, {7, 7, 7, 7, 7, 7, 7, 7}, true, 0xbeef};
+
+/* Field by field: the struct has padding, which assignment need not copy. */
+static bool same_policy(const cs_policy *a, const cs_policy *b)
+{
+    return a->predicates == b->predicates &&
+           memcmp(a->weights, b->weights, sizeof a->weights) == 0 &&
+           a->fewest_tasks == b->fewest_tasks && a->ignored == b->ignored;
+}
 
 static void expect_weights(const cs_policy *p, const uint32_t want[CS_PRIO_COUNT])
 {
@@ -47,7 +55,7 @@ static void expect_error(const char *json, const char *where, const char *what)
     cr_assert_eq(strncmp(err.msg, where, strlen(where)), 0, "error '%s' does not start with '%s'",
                  err.msg, where);
     cr_assert(strstr(err.msg, what) != NULL, "error '%s' lacks '%s'", err.msg, what);
-    cr_assert_eq(memcmp(&p, &sentinel, sizeof p), 0, "a refused policy was written");
+    cr_assert_eq(same_policy(&p, &sentinel), true, "a refused policy was written");
 }
 
 /* A Policy with the given predicates and priorities members ("" = absent). */
@@ -82,7 +90,10 @@ Test(preset, spread_weighs_free_room_balance_spreading_and_soft_constraints)
                                                  [CS_PRIO_BALANCED] = 1,
                                                  [CS_PRIO_SPREADING] = 1,
                                                  [CS_PRIO_NODE_AFFINITY] = 1,
-                                                 [CS_PRIO_JOB_AFFINITY] = 1});
+                                                 [CS_PRIO_JOB_AFFINITY] = 1,
+                                                 [CS_PRIO_TAINT_TOLERATION] = 1});
+    cr_assert(p.fewest_tasks, "Swarm's spread: fewest tasks first");
+    cr_assert_eq(p.ignored, 0u);
 }
 
 Test(preset, binpack_weighs_most_requested_and_soft_constraints)
@@ -93,7 +104,9 @@ Test(preset, binpack_weighs_most_requested_and_soft_constraints)
     cr_assert_eq(p.predicates, (uint32_t)CS_PRED_ALL);
     expect_weights(&p, (uint32_t[CS_PRIO_COUNT]){[CS_PRIO_MOST_REQUESTED] = 1,
                                                  [CS_PRIO_NODE_AFFINITY] = 1,
-                                                 [CS_PRIO_JOB_AFFINITY] = 1});
+                                                 [CS_PRIO_JOB_AFFINITY] = 1,
+                                                 [CS_PRIO_TAINT_TOLERATION] = 1});
+    cr_assert(!p.fewest_tasks);
 }
 
 Test(preset, random_weighs_equal_and_soft_constraints)
@@ -104,7 +117,9 @@ Test(preset, random_weighs_equal_and_soft_constraints)
     cr_assert_eq(p.predicates, (uint32_t)CS_PRED_ALL);
     expect_weights(&p, (uint32_t[CS_PRIO_COUNT]){[CS_PRIO_EQUAL] = 1,
                                                  [CS_PRIO_NODE_AFFINITY] = 1,
-                                                 [CS_PRIO_JOB_AFFINITY] = 1});
+                                                 [CS_PRIO_JOB_AFFINITY] = 1,
+                                                 [CS_PRIO_TAINT_TOLERATION] = 1});
+    cr_assert(!p.fewest_tasks);
 }
 
 Test(preset, unknown_name_is_named_with_the_valid_ones)
@@ -114,7 +129,7 @@ Test(preset, unknown_name_is_named_with_the_valid_ones)
     cr_assert_eq(cs_policy_preset("Spread", &p, &err), CS_EINVAL);
     cr_assert(strstr(err.msg, "\"Spread\"") != NULL, "%s", err.msg);
     cr_assert(strstr(err.msg, "spread, binpack, random") != NULL, "%s", err.msg);
-    cr_assert_eq(memcmp(&p, &sentinel, sizeof p), 0);
+    cr_assert_eq(same_policy(&p, &sentinel), true);
     cr_assert_eq(cs_policy_preset(NULL, &p, &err), CS_EINVAL);
 }
 
@@ -127,6 +142,7 @@ Test(preset, names_are_the_kubernetes_ones)
     cr_assert_str_eq(cs_priority_name(CS_PRIO_EQUAL), "EqualPriority");
     cr_assert_str_eq(cs_priority_name(CS_PRIO_NODE_AFFINITY), "NodeAffinityPriority");
     cr_assert_str_eq(cs_priority_name(CS_PRIO_JOB_AFFINITY), "InterPodAffinityPriority");
+    cr_assert_str_eq(cs_priority_name(CS_PRIO_TAINT_TOLERATION), "TaintTolerationPriority");
     cr_assert_str_eq(cs_priority_name(CS_PRIO_COUNT), "unknown");
     cr_assert_str_eq(cs_predicate_name(CS_PRED_PORTS), "PodFitsHostPorts");
     cr_assert_str_eq(cs_predicate_name(CS_PRED_DISK_CONFLICT), "NoDiskConflict");
@@ -134,6 +150,7 @@ Test(preset, names_are_the_kubernetes_ones)
     cr_assert_str_eq(cs_predicate_name(CS_PRED_HOSTNAME), "HostName");
     cr_assert_str_eq(cs_predicate_name(CS_PRED_AFFINITY), "MatchInterPodAffinity");
     cr_assert_str_eq(cs_predicate_name(CS_PRED_SPREAD), "Spread");
+    cr_assert_str_eq(cs_predicate_name(CS_PRED_TAINTS), "PodToleratesNodeTaints");
     cr_assert_str_eq(cs_predicate_name(CS_PRED_PORTS | CS_PRED_SPREAD), "unknown");
 }
 
@@ -169,10 +186,11 @@ Test(kubernetes, example_policy_file_gives_its_predicates_and_weights)
                                 &err),
                  CS_OK, "%s", err.msg);
     /* PodFitsPorts, PodFitsResources, NoDiskConflict, MatchNodeSelector,
-     * HostName: no MatchInterPodAffinity; Spread, which no file can name,
-     * stays on. */
-    cr_assert_eq(p.predicates, (uint32_t)(CS_PRED_PORTS | CS_PRED_DISK_CONFLICT | CS_PRED_SELECTOR |
-                                          CS_PRED_HOSTNAME | CS_PRED_SPREAD));
+     * HostName: no MatchInterPodAffinity, which a job's AFFINITY needs all
+     * the same: every filter is on. */
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_ALL);
+    cr_assert(!p.fewest_tasks);
+    cr_assert_eq(p.ignored, 0u);
     /* As listed, plus the soft-constraint priorities it does not list. */
     expect_weights(&p, (uint32_t[CS_PRIO_COUNT]){[CS_PRIO_LEAST_REQUESTED] = 1,
                                                  [CS_PRIO_BALANCED] = 1,
@@ -189,13 +207,16 @@ Test(parse, absent_lists_mean_all_filters_and_the_spread_weights)
     cs_policy p = parse_members_ok("");
     cs_policy spread;
     cr_assert_eq(cs_policy_preset("spread", &spread, NULL), CS_OK);
-    cr_assert_eq(memcmp(&p, &spread, sizeof p), 0);
+    cr_assert_eq(p.predicates, spread.predicates);
+    cr_assert_eq(memcmp(p.weights, spread.weights, sizeof p.weights), 0);
+    cr_assert(!p.fewest_tasks, "fewest tasks first is Swarm's, not a Kubernetes file's");
 }
 
 Test(parse, empty_lists_mean_only_the_enforced_filters_and_equal_scores)
 {
     cs_policy p = parse_members_ok("\"predicates\": [], \"priorities\": []");
-    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_SPREAD, "the job's own UNIQUE/MAX_PER/GROUP_BY stay");
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_ENFORCED,
+                 "the job's own constraints and the machines' taints stay");
     expect_weights(&p, (uint32_t[CS_PRIO_COUNT]){[CS_PRIO_EQUAL] = 1,
                                                  [CS_PRIO_NODE_AFFINITY] = 1,
                                                  [CS_PRIO_JOB_AFFINITY] = 1});
@@ -216,13 +237,18 @@ Test(parse, predicate_names_map_to_their_filters)
         {"GeneralPredicates", CS_PRED_PORTS | CS_PRED_SELECTOR | CS_PRED_HOSTNAME},
         {"PodFitsResources", 0},
         {"CheckNodeCondition", 0},
+        {"CheckNodeUnschedulable", 0},
+        {"PodToleratesNodeTaints", CS_PRED_TAINTS},
+        {"PodToleratesNodeNoExecuteTaints", CS_PRED_TAINTS},
+        {"NoVolumeZoneConflict", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char members[256];
         snprintf(members, sizeof members, "\"predicates\": [{\"name\": \"%s\"}]", cases[i].name);
         cs_policy p = parse_members_ok(members);
-        cr_expect_eq(p.predicates, cases[i].bits | CS_PRED_SPREAD, "%s: %#x, want %#x", cases[i].name,
-                     p.predicates, cases[i].bits);
+        cr_expect_eq(p.predicates, cases[i].bits | CS_PRED_ENFORCED, "%s: %#x, want %#x",
+                     cases[i].name, p.predicates, cases[i].bits | CS_PRED_ENFORCED);
+        cr_expect_eq(p.ignored, 0u, "%s", cases[i].name);
     }
 }
 
@@ -230,8 +256,7 @@ Test(parse, overlapping_predicates_are_one_filter)
 {
     cs_policy p = parse_members_ok("\"predicates\": [{\"name\": \"GeneralPredicates\"},"
                                    " {\"name\": \"PodFitsPorts\"}, {\"name\": \"NoDiskConflict\"}]");
-    cr_assert_eq(p.predicates, (uint32_t)(CS_PRED_PORTS | CS_PRED_SELECTOR | CS_PRED_HOSTNAME |
-                                          CS_PRED_DISK_CONFLICT | CS_PRED_SPREAD));
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_ALL);
 }
 
 Test(parse, listed_weights_are_kept_and_soft_constraints_default_to_one)
@@ -257,7 +282,7 @@ Test(parse, input_need_not_be_nul_terminated)
     cs_policy p = sentinel;
     cs_error err = {0};
     cr_assert_eq(cs_policy_parse(buf, len, &p, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_SPREAD);
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_ENFORCED);
 }
 
 /* ---- Policy errors --------------------------------------------------------------- */
@@ -310,12 +335,69 @@ Test(parse_error, names_missing_wrong_or_unknown)
     expect_members_error("\"priorities\": [{\"weight\": 1}]", "priorities[0]: ",
                          "\"name\" is missing");
     expect_members_error("\"predicates\": [{\"name\": \"HostName\"}, {\"name\": \"NoDiskConflict\"},"
-                         " {\"name\": \"PodToleratesNodeTaints\"}]",
-                         "predicates[2]: ", "unknown predicate \"PodToleratesNodeTaints\"");
+                         " {\"name\": \"PodToleratesNodeTaint\"}]",
+                         "predicates[2]: ", "unknown predicate \"PodToleratesNodeTaint\"");
     expect_members_error("\"priorities\": [{\"name\": \"EqualPriority\", \"weight\": 1},"
                          " {\"name\": \"MostRequestedPriority\", \"weight\": 1},"
-                         " {\"name\": \"ImageLocalityPriority\", \"weight\": 1}]",
-                         "priorities[2]: ", "unknown priority \"ImageLocalityPriority\"");
+                         " {\"name\": \"ImageLocalityPriorty\", \"weight\": 1}]",
+                         "priorities[2]: ", "unknown priority \"ImageLocalityPriorty\"");
+    /* An ignored name in the other list is unknown there. */
+    expect_members_error("\"predicates\": [{\"name\": \"ImageLocalityPriority\"}]",
+                         "predicates[0]: ", "unknown predicate \"ImageLocalityPriority\"");
+}
+
+Test(parse_error, every_unknown_name_is_named_in_one_message)
+{
+    char buf[2048];
+    const char *json = policy_json(
+        "\"predicates\": [{\"name\": \"PodFitsPort\"}, {\"name\": \"HostName\"},"
+        " {\"name\": \"MatchNodeSelectors\"}],"
+        " \"priorities\": [{\"name\": \"EqualPriority\", \"weight\": 1},"
+        " {\"name\": \"LeastRequested\", \"weight\": 1}]",
+        buf, sizeof buf);
+    cs_policy p = sentinel;
+    cs_error err = {0};
+    cr_assert_eq(cs_policy_parse(json, strlen(json), &p, &err), CS_EINVAL);
+    cr_assert_str_eq(err.msg, "predicates[0]: unknown predicate \"PodFitsPort\"; "
+                              "predicates[2]: unknown predicate \"MatchNodeSelectors\"; "
+                              "priorities[1]: unknown priority \"LeastRequested\"");
+    cr_assert_eq(same_policy(&p, &sentinel), true, "a refused policy was written");
+}
+
+Test(parse, image_and_cloud_volume_names_are_ignored_with_one_warning)
+{
+    cs_policy p = parse_members_ok(
+        "\"predicates\": [{\"name\": \"MaxEBSVolumeCount\"}, {\"name\": \"HostName\"},"
+        " {\"name\": \"CheckVolumeBinding\"}],"
+        " \"priorities\": [{\"name\": \"ImageLocalityPriority\", \"weight\": 2},"
+        " {\"name\": \"LeastRequestedPriority\", \"weight\": 1}]");
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_ENFORCED, "nothing else filters");
+    expect_weights(&p, (uint32_t[CS_PRIO_COUNT]){[CS_PRIO_LEAST_REQUESTED] = 1,
+                                                 [CS_PRIO_NODE_AFFINITY] = 1,
+                                                 [CS_PRIO_JOB_AFFINITY] = 1});
+    char w[256];
+    cr_assert(cs_policy_warning(&p, w, sizeof w));
+    cr_assert_str_eq(w, "policy: ignoring ImageLocalityPriority (container images), "
+                        "MaxEBSVolumeCount (cloud volumes), CheckVolumeBinding (cloud volumes): "
+                        "a cell has no container images or cloud volumes");
+    /* A warning is cut, never overrun. */
+    char small[20];
+    cr_assert(cs_policy_warning(&p, small, sizeof small));
+    cr_assert_eq(strlen(small), sizeof small - 1);
+    cs_policy spread;
+    cr_assert_eq(cs_policy_preset("spread", &spread, NULL), CS_OK);
+    cr_assert_not(cs_policy_warning(&spread, w, sizeof w));
+    cr_assert_str_eq(w, "");
+    /* An ignored priority's weight is still checked. */
+    expect_members_error("\"priorities\": [{\"name\": \"ImageLocalityPriority\", \"weight\": 0}]",
+                         "priorities[0].weight: ", "must be a positive integer");
+}
+
+Test(parse, taint_toleration_priority_takes_its_weight)
+{
+    cs_policy p = parse_members_ok(
+        "\"priorities\": [{\"name\": \"TaintTolerationPriority\", \"weight\": 3}]");
+    cr_assert_eq(p.weights[CS_PRIO_TAINT_TOLERATION], 3u);
 }
 
 Test(parse_error, repeated_names)
@@ -405,7 +487,7 @@ Test(load, errors_name_the_path)
     cr_expect_eq(cs_policy_load(path, &p, &err), CS_ETOOBIG);
     cr_expect_eq(strncmp(err.msg, path, strlen(path)), 0, "%s", err.msg);
 
-    cr_expect_eq(memcmp(&p, &sentinel, sizeof p), 0, "a refused policy was written");
+    cr_expect_eq(same_policy(&p, &sentinel), true, "a refused policy was written");
     ts_rmtree(dir);
 }
 
@@ -418,14 +500,14 @@ Test(load, resolve_takes_a_preset_or_a_file)
 
     cr_assert_eq(cs_policy_resolve("binpack", &p, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(cs_policy_preset("binpack", &want, &err), CS_OK);
-    cr_assert_eq(memcmp(&p, &want, sizeof p), 0);
+    cr_assert_eq(same_policy(&p, &want), true);
 
     snprintf(path, sizeof path, "%s/policy.json", dir);
     const char *text = "{\"kind\": \"Policy\", \"apiVersion\": \"v1\", \"predicates\": [],"
                        " \"priorities\": [{\"name\": \"MostRequestedPriority\", \"weight\": 2}]}";
     write_file(path, text, strlen(text));
     cr_assert_eq(cs_policy_resolve(path, &p, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_SPREAD);
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_ENFORCED);
     cr_assert_eq(p.weights[CS_PRIO_MOST_REQUESTED], 2u);
 
     cr_assert_eq(cs_policy_resolve("", &p, &err), CS_EINVAL);
@@ -500,6 +582,15 @@ Test(score, spreading_favours_fewest_tasks_of_the_job)
     cr_assert_float_eq(cs_policy_spreading(5, 4), 0.0, EPS);
 }
 
+Test(score, taint_toleration_favours_fewest_untolerated_prefer_no_schedule_taints)
+{
+    cr_assert_float_eq(cs_policy_taint_toleration(0, 0), 10.0, EPS);
+    cr_assert_float_eq(cs_policy_taint_toleration(0, 2), 10.0, EPS);
+    cr_assert_float_eq(cs_policy_taint_toleration(1, 2), 5.0, EPS);
+    cr_assert_float_eq(cs_policy_taint_toleration(2, 2), 0.0, EPS);
+    cr_assert_float_eq(cs_policy_taint_toleration(3, 2), 0.0, EPS);
+}
+
 Test(score, node_affinity_is_relative_to_the_best_machine)
 {
     cr_assert_float_eq(cs_policy_node_affinity(3, 4), 7.5, EPS);
@@ -540,8 +631,9 @@ Test(score, resource_scores_fill_only_their_slots)
 
 Test(score, combine_is_the_weighted_sum_of_used_priorities)
 {
-    cs_policy p = {CS_PRED_ALL, {[CS_PRIO_LEAST_REQUESTED] = 2, [CS_PRIO_SPREADING] = 3,
-                                 [CS_PRIO_JOB_AFFINITY] = 1}};
+    cs_policy p = {.predicates = CS_PRED_ALL,
+                   .weights = {[CS_PRIO_LEAST_REQUESTED] = 2, [CS_PRIO_SPREADING] = 3,
+                               [CS_PRIO_JOB_AFFINITY] = 1}};
     double s[CS_PRIO_COUNT];
     for (int i = 0; i < CS_PRIO_COUNT; i++)
         s[i] = NAN; /* unused slots are not read: a NaN there would spoil the sum */
@@ -561,7 +653,7 @@ Test(score, score_resources_under_each_preset)
     cr_assert_float_eq(cs_policy_score_resources(&spread, &cap, &alloc, &req), 15.0, EPS);
     cr_assert_float_eq(cs_policy_score_resources(&binpack, &cap, &alloc, &req), 5.0, EPS);
     cr_assert_float_eq(cs_policy_score_resources(&random, &cap, &alloc, &req), 1.0, EPS);
-    cs_policy p = {0, {[CS_PRIO_LEAST_REQUESTED] = 2, [CS_PRIO_EQUAL] = 3}};
+    cs_policy p = {.weights = {[CS_PRIO_LEAST_REQUESTED] = 2, [CS_PRIO_EQUAL] = 3}};
     cr_assert_float_eq(cs_policy_score_resources(&p, &cap, &alloc, &req), 13.0, EPS);
 
     /* spread prefers the emptier machine, binpack the fuller one */

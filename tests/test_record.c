@@ -21,6 +21,12 @@
 static cs_attr sample_attrs[] = {{"arch", "x86_64"}, {"rack", "r12"}, {"zone", "eu-1"}};
 static uint16_t sample_mports[] = {31000, 31005, 31010};
 
+static cs_taint sample_taints[] = {
+    {"dedicated", "gpu", CS_TAINT_NO_SCHEDULE},
+    {"dedicated", "gpu", CS_TAINT_NO_EXECUTE},
+    {"spot", "", CS_TAINT_PREFER_NO_SCHEDULE},
+};
+
 static cs_machine sample_machine(void)
 {
     cs_machine m = {0};
@@ -31,6 +37,8 @@ static cs_machine sample_machine(void)
     m.capacity = (cs_res){16000, 65536, INT64_C(1) << 20};
     m.port_lo = 31000;
     m.port_hi = 32000;
+    m.taints = sample_taints;
+    m.ntaints = 3;
     m.allocated = (cs_res){2000, 4096, 0};
     m.ports = sample_mports;
     m.nports = 3;
@@ -126,6 +134,12 @@ static void machine_eq(const cs_machine *a, const cs_machine *b, bool decoded)
     for (uint32_t i = 0; i < a->nattrs; i++) {
         cr_assert_str_eq(a->attrs[i].key, b->attrs[i].key);
         cr_assert_str_eq(a->attrs[i].value, b->attrs[i].value);
+    }
+    cr_assert_eq(a->ntaints, b->ntaints);
+    for (uint32_t i = 0; i < a->ntaints; i++) {
+        cr_assert_str_eq(a->taints[i].key, b->taints[i].key);
+        cr_assert_str_eq(a->taints[i].value, b->taints[i].value);
+        cr_assert_eq(a->taints[i].effect, b->taints[i].effect);
     }
     res_eq(&a->capacity, &b->capacity, "capacity");
     cr_assert_eq(a->port_lo, b->port_lo);
@@ -311,6 +325,58 @@ Test(record, machine_round_trip)
     /* Decoded strings and arrays live in the arena, not in the buffer. */
     cr_assert(d.name != m.name && d.ports != m.ports && d.attrs != m.attrs);
     msgpack_sbuffer_destroy(&sb);
+    cs_arena_free(&a);
+}
+
+static void expect_einval(int rc, const cs_error *err, const char *needle);
+
+Test(record, taints_are_validated)
+{
+    cs_error err = {0};
+    cs_machine m = sample_machine();
+    cs_taint t[2] = {{"k", "", CS_TAINT_NO_SCHEDULE}, {"k", "v", CS_TAINT_NO_SCHEDULE}};
+    m.taints = t;
+    m.ntaints = 2;
+    expect_einval(cs_machine_validate(&m, &err), &err, "repeat k:NoSchedule");
+    t[1].effect = CS_TAINT_EFFECT_COUNT;
+    expect_einval(cs_machine_validate(&m, &err), &err, "unknown effect");
+    t[1] = (cs_taint){"", "v", CS_TAINT_NO_EXECUTE};
+    expect_einval(cs_machine_validate(&m, &err), &err, "empty key");
+    t[0] = (cs_taint){"z", "", CS_TAINT_NO_SCHEDULE};
+    t[1] = (cs_taint){"a", "", CS_TAINT_NO_SCHEDULE};
+    expect_einval(cs_machine_validate(&m, &err), &err, "not sorted");
+    cs_taints_sort(t, 2);
+    cr_assert_eq(cs_machine_validate(&m, &err), CS_OK, "%s", err.msg);
+    cr_assert_str_eq(t[0].key, "a");
+}
+
+Test(record, taint_text_is_parsed)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_taint t;
+    cs_error err = {0};
+    cr_assert_eq(cs_taint_parse("dedicated=gpu:NoSchedule", &a, &t, &err), CS_OK, "%s", err.msg);
+    cr_assert_str_eq(t.key, "dedicated");
+    cr_assert_str_eq(t.value, "gpu");
+    cr_assert_eq(t.effect, CS_TAINT_NO_SCHEDULE);
+    cr_assert_eq(cs_taint_parse("spot:PreferNoSchedule", &a, &t, &err), CS_OK, "%s", err.msg);
+    cr_assert_str_eq(t.key, "spot");
+    cr_assert_str_eq(t.value, "");
+    cr_assert_eq(t.effect, CS_TAINT_PREFER_NO_SCHEDULE);
+    cr_assert_eq(cs_taint_parse("a=b=c:NoExecute", &a, &t, &err), CS_OK, "%s", err.msg);
+    cr_assert_str_eq(t.value, "b=c");
+    cr_assert_eq(cs_taint_parse("k=v", &a, &t, &err), CS_EINVAL);
+    cr_assert(strstr(err.msg, "key=value:Effect") != NULL, "%s", err.msg);
+    cr_assert_eq(cs_taint_parse("k=v:NoSchedul", &a, &t, &err), CS_EINVAL);
+    cr_assert(strstr(err.msg, "'NoSchedul'") != NULL, "%s", err.msg);
+    cr_assert_eq(cs_taint_parse("=v:NoSchedule", &a, &t, &err), CS_EINVAL);
+    cr_assert(strstr(err.msg, "key is empty") != NULL, "%s", err.msg);
+    for (uint8_t e = 0; e < CS_TAINT_EFFECT_COUNT; e++) {
+        uint8_t back;
+        cr_assert_eq(cs_taint_effect_parse(cs_taint_effect_name(e), &back), CS_OK);
+        cr_assert_eq(back, e);
+    }
     cs_arena_free(&a);
 }
 

@@ -158,6 +158,32 @@ static cs_id machine(const char *name, int64_t cpu, int64_t mem, const char *sta
     return reply_u64(&r, "id");
 }
 
+/* Register machine `name` (up, ports 31000-31099, no attributes) with one
+ * taint given as machine.register carries it. */
+static cs_id tainted_machine(const char *name, int64_t cpu, int64_t mem, const char *key,
+                             const char *value, const char *effect)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 5);
+    cs_pack_kv_str(&pk, "name", name);
+    cs_res cap = {cpu, mem, 100000};
+    cs_pack_kv_res(&pk, "capacity", &cap);
+    cs_pack_kv_u64(&pk, "port_lo", 31000);
+    cs_pack_kv_u64(&pk, "port_hi", 31099);
+    cs_pack_str(&pk, "taints");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 3);
+    cs_pack_kv_str(&pk, "key", key);
+    cs_pack_kv_str(&pk, "value", value);
+    cs_pack_kv_str(&pk, "effect", effect);
+    cs_msg r;
+    call(CS_MSG_MACHINE_REGISTER, &b, &r);
+    return reply_u64(&r, "id");
+}
+
 /* Submit a native JSON job spec (docs/design.md §8). */
 static cs_id submit(const char *json)
 {
@@ -263,15 +289,38 @@ static uint32_t count_in(const view *v, uint8_t state)
     return n;
 }
 
+/* The job's tasks per machine name: how many of its placed tasks are on
+ * machine `name`. */
+static uint32_t placed_on(const view *v, const char *name)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < v->ntasks; i++)
+        n += cs_task_state_placed(v->tasks[i].state) &&
+             strcmp(machine_name(v, v->tasks[i].machine), name) == 0;
+    return n;
+}
+
+/* How many of the job's tasks are placed on machine `name` now. */
+static uint32_t now_on(cs_id job, const char *name)
+{
+    view v;
+    look(job, &v);
+    uint32_t n = placed_on(&v, name);
+    view_free(&v);
+    return n;
+}
+
 /* Wait until job has `placed` tasks placed (and, when note is not NULL, a
- * note containing it). */
-static bool wait_placed(cs_id job, uint32_t placed, const char *note)
+ * note containing it; when off is not NULL, none on the machine of that
+ * name). */
+static bool wait_job(cs_id job, uint32_t placed, const char *note, const char *off)
 {
     int64_t end = now_ms() + DEADLINE_MS;
     for (;;) {
         view v;
         look(job, &v);
-        bool ok = count_placed(&v) == placed && (note == NULL || strstr(v.job.note, note) != NULL);
+        bool ok = count_placed(&v) == placed && (note == NULL || strstr(v.job.note, note) != NULL) &&
+                  (off == NULL || placed_on(&v, off) == 0);
         if (ok || now_ms() > end) {
             if (!ok)
                 cr_log_error("job %s: %u placed (want %u), note '%s'", v.job.name, count_placed(&v),
@@ -284,6 +333,11 @@ static bool wait_placed(cs_id job, uint32_t placed, const char *note)
         view_free(&v);
         ts_sleep_ms(50);
     }
+}
+
+static bool wait_placed(cs_id job, uint32_t placed, const char *note)
+{
+    return wait_job(job, placed, note, NULL);
 }
 
 /* No machine holds more than its capacity, and the machines' allocations
@@ -815,13 +869,15 @@ Test(sched, bad_policy_and_flags_are_refused_with_a_message, .timeout = 120, .fi
     char bad[400], missing[400];
     snprintf(bad, sizeof bad, "%s/bad-policy.json", the_daemon.dir);
     snprintf(missing, sizeof missing, "%s/no-such-policy.json", the_daemon.dir);
-    write_file(bad, "{\"kind\": \"Policy\", \"apiVersion\": \"v1\", \"priorities\":"
-                    " [{\"name\": \"ImageLocalityPriority\", \"weight\": 1}]}");
+    write_file(bad, "{\"kind\": \"Policy\", \"apiVersion\": \"v1\","
+                    " \"predicates\": [{\"name\": \"PodFitsPort\"}],"
+                    " \"priorities\": [{\"name\": \"ImageLocalityPriorty\", \"weight\": 1}]}");
     char *log;
     int st = run_to_exit("cell-service", &log,
                          (const char *const[]){"--server", the_daemon.url, "--policy", bad, NULL});
     cr_assert_eq(st, 1, "bad policy: exit 1 (got %d): %s", st, log);
-    cr_assert(strstr(log, "ImageLocalityPriority") != NULL, "names the priority: %s", log);
+    cr_assert(strstr(log, "\"PodFitsPort\"") != NULL && strstr(log, "\"ImageLocalityPriorty\""),
+              "names every unknown name: %s", log);
     free(log);
     st = run_to_exit("cell-service", &log,
                      (const char *const[]){"--server", the_daemon.url, "--policy", missing, NULL});
@@ -855,6 +911,157 @@ Test(sched, kubernetes_policy_file_places_a_service, .timeout = 120, .fini = cle
         on_k0 += strcmp(machine_name(&v, v.tasks[i].machine), "k0") == 0;
     view_free(&v);
     cr_assert_eq(on_k0, 2, "LeastRequested, Balanced and ServiceSpreading spread 4 tasks 2 + 2");
+}
+
+/* The Policy file `make run` gives cell-service lists no
+ * MatchInterPodAffinity: a job's hard AFFINITY and ANTI_AFFINITY hold all
+ * the same (they placed a replacement next to its anchor before). */
+Test(sched, kubernetes_policy_file_keeps_hard_affinity_and_anti_affinity, .timeout = 120,
+     .fini = cleanup)
+{
+    const char *policy = "../shared/testdata/kubernetes/scheduler-policy-config.json";
+    if (access(policy, R_OK) != 0)
+        cr_skip_test("%s is absent (a user's clone has no ../shared)", policy);
+    char abs[1024];
+    cr_assert(realpath(policy, abs) != NULL);
+    cell();
+    machine("a0", 4000, 4096, "up", NULL);
+    machine("a1", 4000, 4096, "up", NULL);
+    machine("a2", 4000, 4096, "up", NULL);
+    machine("a3", 4000, 4096, "up", NULL);
+    cs_id db = submit("{\"name\": \"db\", \"kind\": \"service\", \"cmd\": \"x\","
+                      " \"constraints\": [[\"hostname\", \"==\", \"a2\"]],"
+                      " \"resources\": {\"cpu\": 0.1, \"mem\": 64}}");
+    start("cell-service", "service", "--policy", abs, NULL);
+    cr_assert(wait_placed(db, 1, NULL));
+    /* Spreading and LeastRequested would put these everywhere but a2. */
+    cs_id near = submit("{\"name\": \"near\", \"kind\": \"service\", \"count\": 4,"
+                        " \"cmd\": \"x\", \"constraints\": [[\"job\", \"AFFINITY\", \"db\"]],"
+                        " \"resources\": {\"cpu\": 0.1, \"mem\": 64}}");
+    cs_id far = submit("{\"name\": \"far\", \"kind\": \"service\", \"count\": 6,"
+                       " \"cmd\": \"x\", \"constraints\": [[\"job\", \"ANTI_AFFINITY\", \"db\"]],"
+                       " \"resources\": {\"cpu\": 0.1, \"mem\": 64}}");
+    cr_assert(wait_placed(near, 4, NULL));
+    cr_assert(wait_placed(far, 6, NULL));
+    cr_assert_eq(now_on(near, "a2"), 4, "AFFINITY db: every task next to db on a2");
+    cr_assert_eq(now_on(far, "a2"), 0, "ANTI_AFFINITY db: none on a2");
+    check_no_overcommit();
+}
+
+/* machine.register's taints reach the cell; a NoSchedule machine gets no
+ * task that does not tolerate its taint, while a job that tolerates it may
+ * go there; the untolerating job waits with a note naming the taint. */
+Test(sched, tainted_machine_gets_no_untolerating_task, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    tainted_machine("gpu0", 16000, 16384, "dedicated", "gpu", "NoSchedule");
+    machine("cpu0", 1000, 1024, "up", NULL);
+    start("cell-batch", "batch", NULL);
+    cs_id plain = submit("{\"name\": \"plain\", \"count\": 6, \"cmd\": \"x\","
+                         " \"resources\": {\"cpu\": 0.3, \"mem\": 64}}");
+    cs_id tol = submit("{\"name\": \"tol\", \"count\": 6, \"cmd\": \"x\","
+                       " \"resources\": {\"cpu\": 0.3, \"mem\": 64},"
+                       " \"tolerations\": [{\"key\": \"dedicated\", \"operator\": \"Equal\","
+                       " \"value\": \"gpu\", \"effect\": \"NoSchedule\"}]}");
+    /* cpu0 holds 3 of 0.3 cores; the rest of plain waits. */
+    cr_assert(wait_placed(plain, 3, "taint not tolerated"));
+    cr_assert(wait_placed(tol, 6, NULL));
+    cr_assert_eq(now_on(plain, "gpu0"), 0, "an untolerating task on the tainted machine");
+    cr_assert_eq(now_on(plain, "cpu0"), 3);
+    cr_assert_gt(now_on(tol, "gpu0"), 0, "the tolerating job may use gpu0");
+    view v;
+    look(0, &v);
+    bool shown = false;
+    for (size_t i = 0; i < v.nmachines; i++)
+        if (strcmp(v.machines[i].name, "gpu0") == 0)
+            shown = v.machines[i].ntaints == 1 &&
+                    strcmp(v.machines[i].taints[0].key, "dedicated") == 0 &&
+                    strcmp(v.machines[i].taints[0].value, "gpu") == 0 &&
+                    v.machines[i].taints[0].effect == CS_TAINT_NO_SCHEDULE;
+    cr_assert(shown, "get.machines gives gpu0's taint back");
+    view_free(&v);
+    check_no_overcommit();
+}
+
+/* A machine that gets a NoExecute taint loses the tasks that do not
+ * tolerate it (placed again elsewhere), keeps those that tolerate it for
+ * ever, and loses those that tolerate it for tolerationSeconds once that
+ * has passed. */
+Test(sched, no_execute_taint_evicts_what_does_not_tolerate_it, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    machine("n0", 8000, 8192, "up", NULL);
+    start("cell-service", "service", NULL);
+    cs_id plain = submit("{\"name\": \"plain\", \"kind\": \"service\", \"count\": 2,"
+                         " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64}}");
+    cs_id stay = submit("{\"name\": \"stay\", \"kind\": \"service\", \"count\": 2,"
+                        " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64},"
+                        " \"tolerations\": [{\"key\": \"maintenance\", \"operator\": \"Exists\","
+                        " \"effect\": \"NoExecute\"}]}");
+    cs_id brief = submit("{\"name\": \"brief\", \"kind\": \"service\", \"count\": 2,"
+                         " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64},"
+                         " \"tolerations\": [{\"key\": \"maintenance\", \"operator\": \"Exists\","
+                         " \"effect\": \"NoExecute\", \"tolerationSeconds\": 1}]}");
+    cr_assert(wait_placed(plain, 2, NULL));
+    cr_assert(wait_placed(stay, 2, NULL));
+    cr_assert(wait_placed(brief, 2, NULL));
+    machine("n1", 8000, 8192, "up", NULL);
+    tainted_machine("n0", 8000, 8192, "maintenance", "", "NoExecute");
+    cr_assert(wait_job(plain, 2, NULL, "n0"), "plain left n0 and runs on n1");
+    /* The pass that moved plain looked at stay too. */
+    cr_assert_eq(now_on(stay, "n0"), 2, "tolerated without a limit: stays");
+    cr_assert(wait_job(brief, 2, NULL, "n0"), "tolerated for 1 s: leaves after it");
+    check_no_overcommit();
+}
+
+/* A Policy file that names Kubernetes' image and cloud-volume functions
+ * runs, and says once what it ignores: on stderr and in `stats`. */
+Test(sched, ignored_policy_names_are_warned_on_stderr_and_in_stats, .timeout = 120,
+     .fini = cleanup)
+{
+    cell();
+    char path[400];
+    snprintf(path, sizeof path, "%s/k8s-policy.json", the_daemon.dir);
+    write_file(path, "{\"kind\": \"Policy\", \"apiVersion\": \"v1\","
+                     " \"predicates\": [{\"name\": \"MaxEBSVolumeCount\"},"
+                     " {\"name\": \"PodToleratesNodeTaints\"}],"
+                     " \"priorities\": [{\"name\": \"ImageLocalityPriority\", \"weight\": 1},"
+                     " {\"name\": \"TaintTolerationPriority\", \"weight\": 1}]}");
+    machine("w0", 2000, 2048, "up", NULL);
+    proc *p = start("cell-service", "service", "--policy", path, NULL);
+    cs_id web = submit("{\"name\": \"web\", \"kind\": \"service\", \"count\": 2,"
+                       " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64}}");
+    cr_assert(wait_placed(web, 2, NULL), "the policy runs");
+    const char *want = "policy: ignoring ImageLocalityPriority (container images), "
+                       "MaxEBSVolumeCount (cloud volumes)";
+    int64_t end = now_ms() + DEADLINE_MS;
+    bool in_stats = false;
+    while (!in_stats && now_ms() < end) {
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 0);
+        cs_msg r;
+        call(CS_MSG_STATS, &b, &r);
+        const msgpack_object *s = cs_obj_get(&r.body, "schedulers");
+        for (uint32_t i = 0; s && s->type == MSGPACK_OBJECT_ARRAY && i < s->via.array.size; i++) {
+            const msgpack_object *w = cs_obj_get(&s->via.array.ptr[i], "warning");
+            in_stats |= w && w->type == MSGPACK_OBJECT_STR &&
+                        memmem(w->via.str.ptr, w->via.str.size, want, strlen(want)) != NULL;
+        }
+        if (!in_stats)
+            ts_sleep_ms(50);
+    }
+    cr_assert(in_stats, "stats carries the warning");
+    FILE *f = fopen(p->log, "r");
+    cr_assert(f != NULL);
+    char line[1024];
+    int times = 0;
+    while (fgets(line, sizeof line, f))
+        times += strstr(line, want) != NULL;
+    fclose(f);
+    cr_assert_eq(times, 1, "said once on stderr");
 }
 
 /* Submit the Marathon app definition in `file` as cellctl would (the

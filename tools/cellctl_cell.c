@@ -291,6 +291,19 @@ json_t *ctl_machine_json(const cs_machine *m)
     for (uint32_t i = 0; attrs && i < m->nattrs; i++)
         ok &= put(attrs, m->attrs[i].key, json_string(m->attrs[i].value));
     ok &= put(o, "attrs", attrs);
+    json_t *taints = json_array();
+    for (uint32_t i = 0; taints && i < m->ntaints; i++) {
+        json_t *t = json_object();
+        bool tok = put(t, "key", json_string(m->taints[i].key));
+        tok &= put(t, "value", json_string(m->taints[i].value));
+        tok &= put(t, "effect", json_string(cs_taint_effect_name(m->taints[i].effect)));
+        if (tok)
+            tok = json_array_append_new(taints, t) == 0; /* takes t, also on failure */
+        else
+            json_decref(t);
+        ok &= tok;
+    }
+    ok &= put(o, "taints", taints);
     ok &= put(o, "capacity", ctl_res_json(&m->capacity));
     ok &= put(o, "allocated", ctl_res_json(&m->allocated));
     ok &= put(o, "port_lo", json_integer(m->port_lo));

@@ -15,6 +15,7 @@
 #include "cellstate/proto.h"
 #include "schedulers/backoff.h"
 #include "tools/cellctl_ops.h"
+#include "cellstate/schedreport.h"
 #include "tools/cellctl_table.h"
 
 /* Reasons can be 1 KiB; a table cell shows the start. */
@@ -25,19 +26,24 @@
 static int machines_table(const ctl_cell *cell, const char *state, FILE *f, size_t width,
                           cs_error *err)
 {
-    static const char *const h[] = {"NAME",       ">ID",    "STATE", ">CPU", ">MEM(MiB)",
-                                    ">DISK(MiB)", ">TASKS", "PORTS", "ATTRS"};
+    static const char *const h[] = {"NAME",       ">ID",    "STATE", ">CPU",  ">MEM(MiB)",
+                                    ">DISK(MiB)", ">TASKS", "PORTS", "ATTRS", "TAINTS"};
     ctl_table t;
-    int rc = ctl_table_init(&t, 9, h, err);
+    int rc = ctl_table_init(&t, 10, h, err);
     for (uint32_t i = 0; rc == CS_OK && i < cell->nmachines; i++) {
         const cs_machine *m = &cell->machines[i];
         if (state && strcmp(state, cs_machine_state_name(m->state)) != 0)
             continue;
-        char a[32], b[32], attrs[512] = "", st[48];
-        size_t len = 0;
+        char a[32], b[32], attrs[512] = "", taints[512] = "", st[48];
+        size_t len = 0, tlen = 0;
         for (uint32_t k = 0; k < m->nattrs && len + 2 < sizeof attrs; k++)
             len += (size_t)snprintf(attrs + len, sizeof attrs - len, "%s%s=%s", k ? "," : "",
                                     m->attrs[k].key, m->attrs[k].value);
+        for (uint32_t k = 0; k < m->ntaints && tlen + 2 < sizeof taints; k++)
+            tlen += (size_t)snprintf(taints + tlen, sizeof taints - tlen, "%s%s%s%s:%s",
+                                     k ? "," : "", m->taints[k].key,
+                                     m->taints[k].value[0] ? "=" : "", m->taints[k].value,
+                                     cs_taint_effect_name(m->taints[k].effect));
         if ((rc = ctl_table_cellf(&t, err, "%s", m->name)) ||
             (rc = ctl_table_cellf(&t, err, "%" PRIu64, m->id)) ||
             (rc = ctl_table_cellf(&t, err, "%s", ctl_machine_status(m, st, sizeof st))) ||
@@ -50,7 +56,8 @@ static int machines_table(const ctl_cell *cell, const char *state, FILE *f, size
             (rc = ctl_table_cellf(&t, err, "%u", m->ntasks)) ||
             (rc = m->port_lo ? ctl_table_cellf(&t, err, "%u-%u", m->port_lo, m->port_hi)
                              : ctl_table_cellf(&t, err, "-")) ||
-            (rc = ctl_table_cellf(&t, err, "%s", len ? attrs : "-")))
+            (rc = ctl_table_cellf(&t, err, "%s", len ? attrs : "-")) ||
+            (rc = ctl_table_cellf(&t, err, "%s", tlen ? taints : "-")))
             break;
     }
     if (rc == CS_OK)
@@ -294,6 +301,17 @@ static void describe_options(const cs_jobopts *o)
     if (o->gang || o->global)
         printf("%-13s %s%s%s\n", "Placement:", o->gang ? "gang (all or nothing)" : "",
                o->gang && o->global ? ", " : "", o->global ? "global (one per machine)" : "");
+    for (uint32_t i = 0; i < o->ntolerations; i++) {
+        const cs_toleration *t = &o->tolerations[i];
+        char secs[32] = "";
+        if (t->has_seconds)
+            snprintf(secs, sizeof secs, " for %us", t->seconds);
+        printf("%-13s %s %s%s%s, %s%s\n", i ? "" : "Tolerations:", t->key[0] ? t->key : "*",
+               cs_toleration_op_name(t->op), t->op == CS_TOL_EQUAL ? " " : "",
+               t->op == CS_TOL_EQUAL ? t->value : "",
+               t->effect == CS_TOL_ANY_EFFECT ? "any effect" : cs_taint_effect_name(t->effect),
+               secs);
+    }
     printf("%-13s %u\n", "Max retries:", o->max_retries);
     printf("%-13s %s\n", "Kill grace:", fmt_ms(o->kill_grace_ms, b, sizeof b));
     if (o->duration_ms)
@@ -452,6 +470,10 @@ static int describe_machine(ctl *c, const char *name, ctl_cell *cell, cs_error *
         printf("%-13s %s\n", "Logs:", m->log_url);
     for (uint32_t i = 0; i < m->nattrs; i++)
         printf("%-13s %s=%s\n", i ? "" : "Attributes:", m->attrs[i].key, m->attrs[i].value);
+    for (uint32_t i = 0; i < m->ntaints; i++)
+        printf("%-13s %s%s%s:%s\n", i ? "" : "Taints:", m->taints[i].key,
+               m->taints[i].value[0] ? "=" : "", m->taints[i].value,
+               cs_taint_effect_name(m->taints[i].effect));
     printf("%-13s cpu %s, mem %" PRId64 " MiB, disk %" PRId64 " MiB\n",
            "Capacity:", ctl_cores(m->capacity.cpu, a, sizeof a), m->capacity.mem, m->capacity.disk);
     printf("%-13s cpu %s, mem %" PRId64 " MiB, disk %" PRId64 " MiB\n",
@@ -669,6 +691,16 @@ static int schedulers_table(const msgpack_object *list, cs_error *err)
     }
     if (rc == CS_OK)
         ctl_table_print(&t, stdout, 0);
+    /* Standing warnings (a policy that ignores names) after the table. */
+    for (uint32_t i = 0; rc == CS_OK && i < list->via.array.size; i++) {
+        const msgpack_object *s = &list->via.array.ptr[i];
+        const char *name = "?", *warning = "";
+        if ((rc = cs_obj_str(s, "name", true, CS_NAME_MAX, &a, &name, err)) ||
+            (rc = cs_obj_str(s, "warning", false, CS_SCHED_WARNING_MAX, &a, &warning, err)))
+            break;
+        if (warning[0])
+            printf("warning: %s: %s\n", name, warning);
+    }
     ctl_table_free(&t);
     cs_arena_free(&a);
     return rc;

@@ -120,6 +120,13 @@ static bool same_spec(const cs_machine *a, const cs_machine *b)
         if (strcmp(a->attrs[i].key, b->attrs[i].key) != 0 ||
             strcmp(a->attrs[i].value, b->attrs[i].value) != 0)
             return false;
+    if (a->ntaints != b->ntaints)
+        return false;
+    for (uint32_t i = 0; i < a->ntaints; i++)
+        if (strcmp(a->taints[i].key, b->taints[i].key) != 0 ||
+            strcmp(a->taints[i].value, b->taints[i].value) != 0 ||
+            a->taints[i].effect != b->taints[i].effect)
+            return false;
     return true;
 }
 
@@ -165,6 +172,8 @@ static int apply_machine_put(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
                              spec->name, res[i], (long long)cap[i], (long long)used[i]);
     m.attrs = spec->attrs;
     m.nattrs = spec->nattrs;
+    m.taints = spec->taints;
+    m.ntaints = spec->ntaints;
     m.capacity = spec->capacity;
     m.port_lo = spec->port_lo;
     m.port_hi = spec->port_hi;
