@@ -34,10 +34,11 @@ Test(schedopts, defaults)
     cr_expect_str_eq(o.name, "batch-0");
     cr_expect_eq(o.instances, 1);
     cr_expect(!o.preempt);
-    cr_expect_str_eq(o.strategy, "spread");
+    cr_expect_str_eq(o.strategy, "binpack", "batch work packs by default (Nomad, Omega's first fit)");
     cr_assert_eq(parse(CS_SCHED_SERVICE, &o, &err, 0), CS_OK, "%s", err.msg);
     cr_expect_str_eq(o.name, "service");
     cr_expect(o.preempt);
+    cr_expect_str_eq(o.strategy, "spread", "services spread by default");
 }
 
 Test(schedopts, every_knob)

@@ -64,6 +64,8 @@ const char cb_place_usage[] =
     "                      placing (default 600)\n"
     "  --heartbeat-timeout MS  cellstated's --heartbeat-timeout (default 600000)\n"
     "  --seed N            seed of the schedulers and simulators (default 1)\n"
+    "  --strategy S        cell-batch's --strategy: spread, binpack or random\n"
+    "                      (default: cell-batch's own, spread)\n"
     "  --nosync            start cellstated with --nosync (default: fsync per commit)\n"
     "  --progress          each second, placed tasks and the cell version on stderr\n"
     "  --json              end the output with one line of JSON\n";
@@ -78,6 +80,7 @@ typedef struct place_opts {
     uint32_t counts[MAX_COUNTS]; /* scheduler counts, in the order given */
     uint32_t ncounts;
     uint64_t seed;
+    const char *strategy; /* cell-batch's --strategy; NULL: its default */
     bool nosync, json, progress;
 } place_opts;
 
@@ -137,7 +140,7 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
     static const char *const valued[] = {"--machines",   "--jobs",          "--tasks",
                                          "--schedulers", "--constrained",   "--simulators",
                                          "--timeout",    "--task-duration", "--seed",
-                                         "--heartbeat-timeout", NULL};
+                                         "--heartbeat-timeout", "--strategy", NULL};
     for (int i = 1; i < argc;) {
         cb_opt opt;
         if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
@@ -170,7 +173,12 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
             rc = cb_parse_u32(f, v, 1, UINT32_MAX, &o->task_duration_ms, err);
         else if (strcmp(f, "--heartbeat-timeout") == 0)
             rc = cb_parse_u32(f, v, 1, 86400000, &o->heartbeat_timeout_ms, err);
-        else
+        else if (strcmp(f, "--strategy") == 0) {
+            if (strcmp(v, "spread") != 0 && strcmp(v, "binpack") != 0 && strcmp(v, "random") != 0)
+                rc = cs_errorf(err, CS_EINVAL, "--strategy: '%s' is not spread, binpack or random",
+                               v);
+            o->strategy = v;
+        } else
             rc = cb_parse_u64(f, v, 0, UINT64_MAX, &o->seed, err);
         if (rc != CS_OK)
             return CB_PARSE_BAD;
@@ -395,8 +403,10 @@ static int start_scheds(cell *c, uint32_t n, cs_error *err)
         snprintf(name, sizeof name, "cell-batch-%u", i);
         snprintf(inst, sizeof inst, "%u", i);
         snprintf(seed, sizeof seed, "%" PRIu64, c->o->seed * 1000 + i + 1);
-        char *argv[] = {bin,  f_server, c->server.url, f_inst,   inst,   f_insts,
-                        insts, f_seed,  seed,          f_report, report, NULL};
+        char f_strategy[] = "--strategy", *strategy = (char *)c->o->strategy;
+        char *argv[] = {bin,   f_server, c->server.url, f_inst,   inst,   f_insts,
+                        insts, f_seed,   seed,          f_report, report,
+                        strategy ? f_strategy : NULL, strategy, NULL};
         int rc = spawn(c, c->scheds, &c->nscheds, name, argv, err);
         if (rc != CS_OK)
             return rc;
@@ -796,6 +806,7 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
     cb_json_u64(&j, "slots_per_machine", capacity_slots(o));
     cb_json_u64(&j, "task_duration_ms", o->task_duration_ms);
     cb_json_bool(&j, "fsync", !o->nosync);
+    cb_json_str(&j, "strategy", o->strategy ? o->strategy : "spread");
     cb_json_u64(&j, "nproc", h->nproc > 0 ? (uint64_t)h->nproc : 0);
     cb_json_str(&j, "cpu", h->cpu);
     cb_json_bool(&j, "all_placed", all);
