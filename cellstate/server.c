@@ -25,6 +25,7 @@
 #include "txn/command.h"
 #include "txn/commit.h"
 #include "txn/ops.h"
+#include "cellstate/vec.h"
 
 typedef enum wstate { W_INIT, W_RECV, W_WRITE, W_WAIT, W_SEND } wstate;
 
@@ -760,14 +761,10 @@ typedef struct all_ids {
 
 static int push_id(all_ids *l, cs_id id)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 256;
-        cs_id *v = realloc(l->v, cap * sizeof *v);
-        if (v == NULL)
-            return CS_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    cs_id *v = cs_vec_grow(l->v, &l->cap, l->n + 1, sizeof *v, 256);
+    if (v == NULL)
+        return CS_ENOMEM;
+    l->v = v;
     l->v[l->n++] = id;
     return CS_OK;
 }

@@ -1,5 +1,6 @@
 /* backoff.c — restart back-off of service tasks (see backoff.h). */
 #include "schedulers/backoff.h"
+#include "cellstate/vec.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -57,14 +58,10 @@ int cs_backoff_ended(cs_backoff *b, cs_id task, uint32_t attempt, const cs_jobop
 {
     size_t i = lower(b, task);
     if (i == b->n || b->v[i].task != task) {
-        if (b->n == b->cap) {
-            size_t cap = b->cap ? 2 * b->cap : 16;
-            cs_backoff_entry *v = realloc(b->v, cap * sizeof *v);
-            if (v == NULL)
-                return CS_ENOMEM;
-            b->v = v;
-            b->cap = cap;
-        }
+        cs_backoff_entry *v = cs_vec_grow(b->v, &b->cap, b->n + 1, sizeof *b->v, 16);
+        if (v == NULL)
+            return CS_ENOMEM;
+        b->v = v;
         memmove(&b->v[i + 1], &b->v[i], (b->n - i) * sizeof *b->v);
         b->n++;
         b->v[i] = (cs_backoff_entry){task, 0, 0, 0, -1};

@@ -15,6 +15,7 @@
 #include "cellstate/schedreport.h"
 #include "schedulers/place.h"
 #include "schedulers/policy.h"
+#include "cellstate/vec.h"
 
 /* What the loop remembers of one job between rounds (the copy holds what
  * the cell says; this is what only this scheduler knows). */
@@ -846,14 +847,10 @@ static int noexecute_due(cs_sched *s, const cs_cjob *j, const cs_ctask *t, int64
     while (i < s->nlinger && s->linger[i].task != t->id)
         i++;
     if (i == s->nlinger) {
-        if (s->nlinger == s->caplinger) {
-            size_t cap = s->caplinger ? 2 * s->caplinger : 16;
-            lingering *v = realloc(s->linger, cap * sizeof *v);
-            if (v == NULL)
-                return CS_ENOMEM;
-            s->linger = v;
-            s->caplinger = cap;
-        }
+        lingering *v = cs_vec_grow(s->linger, &s->caplinger, s->nlinger + 1, sizeof *v, 16);
+        if (v == NULL)
+            return CS_ENOMEM;
+        s->linger = v;
         s->linger[s->nlinger++] = (lingering){t->id, now, false};
     }
     s->linger[i].seen = true;

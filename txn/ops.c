@@ -6,6 +6,7 @@
 
 #include "txn/command.h"
 #include "txn/conflict.h"
+#include "cellstate/vec.h"
 
 /* The shared shape of every operation: begin, apply, log, commit; on any
  * error abort, so that nothing is half-written. `apply` may leave a result
@@ -59,14 +60,10 @@ typedef struct idlist {
 static int collect_task(void *ctx, const cs_task *t)
 {
     idlist *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        cs_id *v = realloc(l->v, cap * sizeof *v);
-        if (v == NULL)
-            return CS_ENOMEM;
-        l->v = v;
-        l->cap = cap;
-    }
+    cs_id *v = cs_vec_grow(l->v, &l->cap, l->n + 1, sizeof *v, 16);
+    if (v == NULL)
+        return CS_ENOMEM;
+    l->v = v;
     l->v[l->n++] = t->id;
     return 0;
 }

@@ -1,0 +1,23 @@
+/* vec.c — growing a heap array by doubling (see vec.h). */
+#include "cellstate/vec.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+void *cs_vec_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first)
+{
+    if (need <= *cap)
+        return v;
+    size_t c = *cap ? *cap : (first ? first : 1);
+    while (c < need) {
+        if (c > SIZE_MAX / 2)
+            return NULL;
+        c *= 2;
+    }
+    if (elem != 0 && c > SIZE_MAX / elem)
+        return NULL;
+    void *p = realloc(v, c * elem);
+    if (p != NULL)
+        *cap = c;
+    return p;
+}
