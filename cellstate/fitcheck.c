@@ -1,5 +1,6 @@
 /* fitcheck.c — submit-time warnings (see fitcheck.h). */
 #include "cellstate/fitcheck.h"
+#include "cellstate/jobopts.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -19,7 +20,11 @@ static void __attribute__((format(printf, 2, 3))) warn(cs_fit_warnings *w, const
 }
 
 /* Whether a machine takes tasks: the checks look at these only. */
-static bool usable(const cs_machine *m) { return m->state == CS_MACHINE_UP; }
+/* Up, and not cordoned or draining: a machine that may take a new task. */
+static bool usable(const cs_machine *m)
+{
+    return m->state == CS_MACHINE_UP && m->admin == CS_ADMIN_ACTIVE;
+}
 
 /* ---- resources ------------------------------------------------------------ */
 
@@ -142,14 +147,62 @@ static void check_constraints(const cs_job *j, const cs_machine *ms, size_t n, c
     }
 }
 
+/* The first NoSchedule or NoExecute taint of `m` that none of `o`'s
+ * tolerations tolerates for a new placement (the placer's rule: a NoExecute
+ * toleration with tolerationSeconds lets no new task on), or NULL. */
+static const cs_taint *untolerated(const cs_machine *m, const cs_jobopts *o)
+{
+    for (uint32_t t = 0; t < m->ntaints; t++) {
+        const cs_taint *k = &m->taints[t];
+        if (k->effect == CS_TAINT_PREFER_NO_SCHEDULE)
+            continue;
+        bool ok = false;
+        for (uint32_t i = 0; i < o->ntolerations && !ok; i++)
+            ok = cs_toleration_matches(&o->tolerations[i], k->key, k->value, k->effect) &&
+                 !(k->effect == CS_TAINT_NO_EXECUTE && o->tolerations[i].has_seconds);
+        if (!ok)
+            return k;
+    }
+    return NULL;
+}
+
+/* Every usable machine carries a taint the job does not tolerate. Options
+ * that cannot be read are the submit's own error to report, not this
+ * check's: it says nothing then. */
+static void check_taints(const cs_job *j, const cs_machine *ms, size_t n, cs_fit_warnings *w)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_jobopts o;
+    if (cs_job_opts(j, &a, &o, NULL) != CS_OK)
+        goto out;
+    const cs_machine *first = NULL;
+    const cs_taint *bar = NULL;
+    for (size_t m = 0; m < n; m++) {
+        if (!usable(&ms[m]))
+            continue;
+        const cs_taint *t = untolerated(&ms[m], &o);
+        if (t == NULL)
+            goto out; /* this one could take it */
+        if (first == NULL) {
+            first = &ms[m];
+            bar = t;
+        }
+    }
+    if (first != NULL)
+        warn(w, "tolerations: every machine up has a taint the job does not tolerate (%s: %s%s%s:%s)",
+             first->name, bar->key, bar->value[0] ? "=" : "", bar->value,
+             cs_taint_effect_name(bar->effect));
+out:
+    cs_arena_free(&a);
+}
+
 /* ---- the checks ---------------------------------------------------------------- */
 
-/* One function per kind of obstacle, each over the machines that are up
- * (usable). A
- * check on machine taints (a job without a matching toleration on a cell
- * whose every machine carries one) takes its place in this table. */
+/* One function per kind of obstacle, each over the machines that are up and
+ * take placements (usable). */
 typedef void (*fit_fn)(const cs_job *j, const cs_machine *ms, size_t n, cs_fit_warnings *w);
-static const fit_fn checks[] = {check_resources, check_constraints};
+static const fit_fn checks[] = {check_resources, check_constraints, check_taints};
 
 void cs_fit_check(const cs_job *j, const cs_machine *ms, size_t n, cs_fit_warnings *out)
 {
@@ -162,7 +215,7 @@ void cs_fit_check(const cs_job *j, const cs_machine *ms, size_t n, cs_fit_warnin
         return;
     }
     if (up == 0) {
-        warn(out, "machines: none of the %zu machines is up", n);
+        warn(out, "machines: none of the %zu machines takes new tasks (up, not cordoned)", n);
         return;
     }
     for (size_t c = 0; c < sizeof checks / sizeof checks[0]; c++)

@@ -7,12 +7,13 @@
  * whole cell, ignoring what is allocated (room comes and goes; capacity and
  * attributes do not): resources above every machine's capacity, or held by
  * no single machine together; a hard constraint on an attribute no machine
- * has, or an equality no machine meets; a hostname no machine has. Only
- * machines that are up count (draining and down ones take no tasks).
+ * has, or an equality no machine meets; a hostname no machine has; a taint
+ * on every machine that the job does not tolerate. Only machines that are
+ * up and take placements count (cordoned, draining and down ones take no
+ * tasks).
  *
  * The checks are a table of functions (fitcheck.c): one per kind of
- * obstacle, each adding its own warnings; a machine property that bars
- * tasks (taints without a matching toleration) is one more entry there.
+ * obstacle, each adding its own warnings.
  * Pure functions over records the caller holds, so that any front end
  * (cellctl submit today) and the tests call them alike.
  */

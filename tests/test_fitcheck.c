@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cellstate/fitcheck.h"
+#include "cellstate/jobopts.h"
 
 static cs_attr zone_a[] = {{"rack", "r1"}, {"zone", "a"}};
 static cs_attr zone_b[] = {{"rack", "r2"}, {"zone", "b"}};
@@ -124,7 +125,7 @@ Test(fitcheck, only_machines_that_are_up_count)
     expect(&w, 2, want);
     ms[1].state = CS_MACHINE_DOWN;
     cs_fit_check(&j, ms, 2, &w);
-    const char *none_up[] = {"machines: none of the 2 machines is up"};
+    const char *none_up[] = {"machines: none of the 2 machines takes new tasks (up, not cordoned)"};
     expect(&w, 1, none_up);
     cs_fit_check(&j, ms, 0, &w);
     const char *empty[] = {"machines: the cell has no machine yet"};
@@ -146,4 +147,68 @@ Test(fitcheck, warnings_beyond_the_limit_are_counted)
     cr_assert_eq(w.n, CS_FIT_WARN_MAX);
     cr_assert_eq(w.more, 12 - CS_FIT_WARN_MAX);
     cr_assert_str_eq(w.msg[0], "constraints[0] (k0 == v): no machine has attribute 'k0'");
+}
+
+/* A job whose options hold `tol` (n of them), encoded into buf. */
+static cs_job tolerating(cs_toleration *tol, uint32_t n, msgpack_sbuffer *buf)
+{
+    cs_jobopts o;
+    cs_jobopts_init(&o);
+    o.tolerations = tol;
+    o.ntolerations = n;
+    msgpack_sbuffer_init(buf);
+    cs_error err = {0};
+    cr_assert_eq(cs_jobopts_encode(&o, buf, &err), CS_OK, "%s", err.msg);
+    cs_job j = job(100, 64, 0, NULL, 0);
+    j.extra = (const uint8_t *)buf->data;
+    j.extra_len = (uint32_t)buf->size;
+    return j;
+}
+
+Test(fitcheck, a_taint_on_every_machine_that_the_job_does_not_tolerate_is_named)
+{
+    cs_taint gpu[] = {{"dedicated", "gpu", CS_TAINT_NO_SCHEDULE}};
+    cs_taint maint[] = {{"maintenance", "", CS_TAINT_NO_EXECUTE}};
+    cs_taint soft[] = {{"slow", "", CS_TAINT_PREFER_NO_SCHEDULE}};
+    cs_machine ms[] = {machine("m1", 4000, 4096, 0, NULL, 0), machine("m2", 4000, 4096, 0, NULL, 0)};
+    ms[0].taints = gpu;
+    ms[0].ntaints = 1;
+    ms[1].taints = maint;
+    ms[1].ntaints = 1;
+    msgpack_sbuffer b;
+    cs_job plain = tolerating(NULL, 0, &b);
+    cs_fit_warnings w;
+    cs_fit_check(&plain, ms, 2, &w);
+    const char *want[] = {"tolerations: every machine up has a taint the job does not tolerate "
+                          "(m1: dedicated=gpu:NoSchedule)"};
+    expect(&w, 1, want);
+    msgpack_sbuffer_destroy(&b);
+
+    /* Tolerating one machine's taint is enough. */
+    cs_toleration t[] = {{"dedicated", "gpu", CS_TOL_EQUAL, CS_TAINT_NO_SCHEDULE, false, 0}};
+    cs_job ok = tolerating(t, 1, &b);
+    cs_fit_check(&ok, ms, 2, &w);
+    expect(&w, 0, NULL);
+    msgpack_sbuffer_destroy(&b);
+
+    /* A NoExecute toleration with tolerationSeconds lets no new task on
+     * (the placer's rule), so it does not count here either. */
+    cs_toleration limited[] = {{"maintenance", "", CS_TOL_EXISTS, CS_TAINT_NO_EXECUTE, true, 60}};
+    cs_job brief = tolerating(limited, 1, &b);
+    cs_fit_check(&brief, ms, 2, &w);
+    expect(&w, 1, want);
+    msgpack_sbuffer_destroy(&b);
+
+    /* A PreferNoSchedule taint only lowers a score; a cordoned machine
+     * without taints takes nothing new, so it does not help. */
+    ms[1].taints = soft;
+    plain = tolerating(NULL, 0, &b);
+    cs_fit_check(&plain, ms, 2, &w);
+    expect(&w, 0, NULL);
+    ms[1].taints = NULL;
+    ms[1].ntaints = 0;
+    ms[1].admin = CS_ADMIN_CORDONED;
+    cs_fit_check(&plain, ms, 2, &w);
+    expect(&w, 1, want);
+    msgpack_sbuffer_destroy(&b);
 }
