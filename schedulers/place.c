@@ -396,10 +396,20 @@ static int setup_job(cs_placer *p, cs_copy *c, uint32_t js, jctx *jc, cs_error *
     uint32_t log2n = 0;
     while (log2n < 32 && (UINT64_C(1) << log2n) < n)
         log2n++;
+    uint32_t given = jc->j->job.kind == CS_JOB_SERVICE ? p->o.k_service : p->o.k_batch;
     if (jc->j->job.kind == CS_JOB_SERVICE)
-        jc->k = p->o.k_service ? p->o.k_service : (log2n > 2 ? log2n : 2);
+        jc->k = given ? given : (log2n > 2 ? log2n : 2);
     else
-        jc->k = p->o.k_batch ? p->o.k_batch : 2;
+        jc->k = given ? given : 2;
+    /* A score that counts the job's own tasks (Kubernetes' spreading
+     * priorities, in a Policy file) compares machines as the job's tasks
+     * land; among K = 2 or 3 candidates it only alternates between them (9
+     * tasks on 3 equal machines went 5/4/0). Kubernetes scores at least 100
+     * feasible nodes (its minFeasibleNodesToFind), all of a smaller cell:
+     * so does the placer then, unless K was given. */
+    if (!given && p->pol.weights[CS_PRIO_SPREADING] > 0 && !p->pol.fewest_tasks &&
+        jc->k < CS_PLACE_K_SPREADING)
+        jc->k = CS_PLACE_K_SPREADING;
     if (jc->k > n)
         jc->k = n ? n : 1;
     /* Fewest tasks first scans the machines from the least loaded for every

@@ -30,7 +30,11 @@
  *     from a random start per decision, and the scan stops at the first K
  *     feasible machines, which alone are scored. K defaults to 2 for batch
  *     jobs (Nomad's power of two choices) and max(2, ceil(log2 N)) for
- *     service jobs (Nomad's service limit), N the machines in the copy.
+ *     service jobs (Nomad's service limit), N the machines in the copy;
+ *     under a policy that weighs spreading (fewest tasks of the same job)
+ *     it is at least CS_PLACE_K_SPREADING, Kubernetes' minimum of feasible
+ *     nodes scored, since a spreading score over two candidates only
+ *     alternates between them.
  *   - equivalence classes: the tasks of one call with the same resources
  *     (one job, so the same ports and constraints) share one scan. Within a
  *     call a machine only loses room (claims take, nothing frees), so a
@@ -70,6 +74,9 @@
  */
 #ifndef CS_PLACE_H
 #define CS_PLACE_H
+
+/* K under a policy that weighs spreading: Kubernetes' minFeasibleNodesToFind. */
+#define CS_PLACE_K_SPREADING 100u
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -714,6 +714,38 @@ Test(place, fewest_tasks_first_reaches_every_machine_in_one_pass)
     fx_free(&f);
 }
 
+/* A Kubernetes Policy file that weighs spreading (ServiceSpreadingPriority,
+ * as the one `make run` gives cell-service) spreads a job's tasks over
+ * every machine of a small cell: it scores at least 100 feasible machines,
+ * as Kubernetes does, not K = 2 or 3 (9 tasks on 3 machines went 5/4/0). */
+Test(place, a_policy_that_weighs_spreading_scores_enough_machines_to_spread)
+{
+    static const char json[] =
+        "{\"kind\": \"Policy\", \"apiVersion\": \"v1\","
+        " \"predicates\": [{\"name\": \"PodFitsResources\"}],"
+        " \"priorities\": [{\"name\": \"LeastRequestedPriority\", \"weight\": 1},"
+        " {\"name\": \"ServiceSpreadingPriority\", \"weight\": 1},"
+        " {\"name\": \"EqualPriority\", \"weight\": 1}]}";
+    for (uint8_t kind = 0; kind < CS_JOB_KIND_COUNT; kind++) {
+        fx f;
+        fx_init(&f);
+        cs_error err = {0};
+        cr_assert_eq(cs_policy_parse(json, sizeof json - 1, &f.pol, &err), CS_OK, "%s", err.msg);
+        for (int i = 0; i < 3; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "k%d", i);
+            tb_machine_add(&f.b, name, 4000, 4096, 100, 0, 0, NULL);
+        }
+        cs_id j = tb_job_add(&f.b, "nine", kind, 50, 9, 10, 1, 0);
+        fx_ready(&f);
+        cr_assert_eq(place(&f, j), 9);
+        for (uint32_t ms = 0; ms < 3; ms++)
+            cr_assert_eq(cs_copy_machine_at(f.c, ms)->ntasks, 3, "%s: 3/3/3, machine %u has %u",
+                         cs_job_kind_name(kind), ms, cs_copy_machine_at(f.c, ms)->ntasks);
+        fx_free(&f);
+    }
+}
+
 /* ---- soft constraints and priorities ---------------------------------------------------- */
 
 /* Where one task of a fresh job goes, every machine scored (K = N). */
