@@ -1296,6 +1296,26 @@ static void replay_into(const logcopy *l, size_t upto, ts_store *to)
                      "replaying entry %zu (%s): %s", i, cs_cmd_name(l->kind[i]), err.msg);
 }
 
+/* The whole log of `s`, copied into *l (the caller frees l->cmd[i]). */
+static void copy_whole_log(cs_store *s, logcopy *l)
+{
+    memset(l, 0, sizeof *l);
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_each_log(snap, 0, copy_log, l, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+}
+
+/* Replay all of `l` into a new store *u, which must equal `s` byte for
+ * byte: the property every logged command keeps. */
+static void replay_equals(const logcopy *l, cs_store *s, ts_store *u)
+{
+    replay_into(l, l->n, u);
+    dumpb d = dump_all(s);
+    dump_unchanged(u->s, &d, "the replayed store");
+}
+
 /* Notes, health reports and submission times are commands of the log:
  * replaying it gives the same store byte for byte. And the comparison would
  * see a replay that took `submitted` from anywhere but the command. */
@@ -1313,15 +1333,10 @@ Test(ops, replay_reproduces_notes_health_and_submission_times)
     cr_assert_eq(cs_op_job_note(t.s, other, "no machine fits: cpu on 1", NULL, &err), CS_OK, "%s",
                  err.msg);
 
-    logcopy l = {0};
-    cs_snap *snap;
-    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(cs_snap_each_log(snap, 0, copy_log, &l, &err), CS_OK, "%s", err.msg);
-    cs_snap_close(snap);
+    logcopy l;
+    copy_whole_log(t.s, &l);
     ts_store u;
-    replay_into(&l, l.n, &u);
-    dumpb d = dump_all(t.s);
-    dump_unchanged(u.s, &d, "the replayed store");
+    replay_equals(&l, t.s, &u);
 
     /* The same log with the first job submitted one millisecond later gives
      * another store: the dump holds `submitted`. */
@@ -1585,19 +1600,14 @@ Test(ops, replay_reproduces_surges_and_restarts)
     cr_assert_eq(cs_op_job_surge(t.s, j, 0, NULL, &err), CS_OK, "%s", err.msg);
     invariants(t.s);
 
-    logcopy l = {0};
-    cs_snap *snap;
-    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(cs_snap_each_log(snap, 0, copy_log, &l, &err), CS_OK, "%s", err.msg);
-    cs_snap_close(snap);
+    logcopy l;
+    copy_whole_log(t.s, &l);
     size_t surges = 0;
     for (size_t i = 0; i < l.n; i++)
         surges += l.kind[i] == CS_CMD_JOB_SURGE;
     cr_assert_eq(surges, 2, "%zu job-surge commands logged, want 2", surges);
     ts_store u;
-    replay_into(&l, l.n, &u);
-    dumpb d = dump_all(t.s);
-    dump_unchanged(u.s, &d, "the replayed store");
+    replay_equals(&l, t.s, &u);
     /* Without the last surge command, the surge task would still run. */
     ts_store w;
     replay_into(&l, l.n - 1, &w);
@@ -1810,11 +1820,8 @@ Test(ops, replay_reproduces_job_ends_and_collections)
     cr_assert_eq(cs_op_job_kill(t.s, c1, 5002, NULL, &err), CS_OK, "%s", err.msg);
     cs_id gone[] = {a1};
     cr_assert_eq(cs_op_job_gc(t.s, gone, 1, NULL, &err), CS_OK, "%s", err.msg);
-    logcopy l = {0};
-    cs_snap *snap;
-    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(cs_snap_each_log(snap, 0, copy_log, &l, &err), CS_OK, "%s", err.msg);
-    cs_snap_close(snap);
+    logcopy l;
+    copy_whole_log(t.s, &l);
     bool saw_end = false, saw_gc = false;
     for (size_t i = 0; i < l.n; i++) {
         saw_end |= l.kind[i] == CS_CMD_JOB_END;
@@ -1822,9 +1829,7 @@ Test(ops, replay_reproduces_job_ends_and_collections)
     }
     cr_assert(saw_end && saw_gc, "job-end and job-gc are in the log");
     ts_store u;
-    replay_into(&l, l.n, &u);
-    dumpb d = dump_all(t.s);
-    dump_unchanged(u.s, &d, "the replayed store");
+    replay_equals(&l, t.s, &u);
     for (size_t i = 0; i < l.n; i++)
         free(l.cmd[i]);
     ts_store_destroy(&u);
@@ -1842,17 +1847,12 @@ Test(ops, machine_admin_commands_replay)
     cr_assert_eq(cs_op_machine_admin(t.s, c.m2, CS_ADMIN_CORDONED, 0, NULL, &err), CS_OK);
     cr_assert_eq(cs_op_machine_admin(t.s, c.m1, CS_ADMIN_DRAINING, 77, NULL, &err), CS_OK);
     cr_assert_eq(cs_op_machine_drain_deadline(t.s, c.m1, NULL, &err), CS_OK);
-    logcopy l = {0};
-    cs_snap *snap;
-    cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(cs_snap_each_log(snap, 0, copy_log, &l, &err), CS_OK, "%s", err.msg);
-    cs_snap_close(snap);
+    logcopy l;
+    copy_whole_log(t.s, &l);
     cr_assert_eq(l.kind[l.n - 1], CS_CMD_DRAIN_DEADLINE);
     cr_assert_eq(l.kind[l.n - 2], CS_CMD_MACHINE_ADMIN);
     ts_store u;
-    replay_into(&l, l.n, &u);
-    dumpb d = dump_all(t.s);
-    dump_unchanged(u.s, &d, "the replayed store");
+    replay_equals(&l, t.s, &u);
 
     /* a logged machine-admin that is not [id, admin, deadline] is refused by name */
     const uint8_t bad[][4] = {{0x92, 0x01, 0x01}, {0x93, 0x01, 0x07, 0x00}, {0x93, 0xa1, 'x', 0}};
