@@ -504,6 +504,23 @@ void ts_sleep_ms(int ms)
         ;
 }
 
+int64_t ts_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ts_log_file(const char *what, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        cr_log_error("%s: %s", what, line);
+    if (f)
+        fclose(f);
+}
+
 int ts_stop(int pid, int sig, int timeout_ms)
 {
     kill(pid, sig);
@@ -576,12 +593,7 @@ int ts_daemon_stop(ts_daemon *d)
     d->pid = 0;
     if (status != 0) {
         /* Show why: the daemon's own log. */
-        FILE *f = fopen(d->log, "r");
-        char line[512];
-        while (f && fgets(line, sizeof line, f))
-            cr_log_error("cellstated: %s", line);
-        if (f)
-            fclose(f);
+        ts_log_file("cellstated", d->log);
         cr_log_error("cellstated exit status %d", status);
     }
     return status;

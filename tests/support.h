@@ -120,6 +120,14 @@ int ts_stop(int pid, int sig, int timeout_ms);
 /* Sleep for ms milliseconds. */
 void ts_sleep_ms(int ms);
 
+/* CLOCK_MONOTONIC in milliseconds, for the tests' deadlines. */
+int64_t ts_now_ms(void);
+
+/* Write the file at `path` into the test's log, each line prefixed with
+ * `what` (a process's log, to show why a test failed). A missing file
+ * writes nothing. */
+void ts_log_file(const char *what, const char *path);
+
 /* Kill every descendant of this process with SIGKILL (a walk of /proc,
  * repeated until none is alive) and reap every child. With the test made a
  * subreaper (PR_SET_CHILD_SUBREAPER), every process the test started, or

@@ -42,13 +42,6 @@
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libcriterion.so\n"; }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- requests ------------------------------------------------------------------- */
 
 typedef struct body {
@@ -278,8 +271,8 @@ static void place(ts_daemon *d, const char *prefix, uint32_t want)
 {
     static uint64_t req = 1;
     uint32_t placed = 0;
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (placed < want && now_ms() < end) {
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (placed < want && ts_now_ms() < end) {
         placed += place_round(d, prefix, req++);
         if (placed < want)
             ts_sleep_ms(50);
@@ -304,8 +297,8 @@ static uint32_t count_state(ts_daemon *d, cs_id job, const char *state)
 
 static bool wait_state(ts_daemon *d, cs_id job, const char *state, uint32_t n)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (now_ms() < end) {
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (ts_now_ms() < end) {
         if (count_state(d, job, state) == n)
             return true;
         ts_sleep_ms(50);
@@ -367,8 +360,8 @@ static char *slurp(const char *path)
 
 static char *wait_file(const char *path)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (now_ms() < end) {
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (ts_now_ms() < end) {
         char *s = slurp(path);
         if (s && s[0] && strchr(s, '\n'))
             return s;
@@ -383,8 +376,8 @@ static bool alive(int pid) { return kill(pid, 0) == 0 || errno == EPERM; }
 
 static bool wait_dead(int pid)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (now_ms() < end) {
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (ts_now_ms() < end) {
         if (!alive(pid))
             return true;
         ts_sleep_ms(50);
@@ -402,8 +395,8 @@ static bool log_has(const char *log, const char *part)
 
 static bool wait_log(const char *log, const char *part)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (now_ms() < end) {
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (ts_now_ms() < end) {
         if (log_has(log, part))
             return true;
         ts_sleep_ms(50);
@@ -732,8 +725,8 @@ Test(agent, stopped_agent_machine_goes_down_and_restart_kills_lost_tasks, .timeo
     /* The next agent registers the machine again and kills what the cell
      * no longer places there. */
     agent_start(a, d->url, NULL);
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (!machine_state(d, "m1", "up") && now_ms() < end)
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (!machine_state(d, "m1", "up") && ts_now_ms() < end)
         ts_sleep_ms(50);
     cr_assert(machine_state(d, "m1", "up"), "registered again");
     bool dead = wait_dead(pid);
@@ -868,17 +861,17 @@ Test(agent, agent_restarted_within_the_orphan_grace_keeps_its_tasks, .timeout = 
 
     ts_stop(a->pid, SIGKILL, 10000);
     a->pid = 0;
-    int64_t killed_at = now_ms();
+    int64_t killed_at = ts_now_ms();
     agent_start(a, d->url, flags);
     /* The new agent is in touch once its pid is in agent.alive: that must
      * come within the grace, or this run says nothing about adoption. */
     char alive_path[400];
     snprintf(alive_path, sizeof alive_path, "%.300s/agent.alive", a->work);
-    int64_t end = now_ms() + DEADLINE_MS, in_touch_at = 0;
-    while (in_touch_at == 0 && now_ms() < end) {
+    int64_t end = ts_now_ms() + DEADLINE_MS, in_touch_at = 0;
+    while (in_touch_at == 0 && ts_now_ms() < end) {
         char *s = slurp(alive_path);
         if (s && atoi(s) == a->pid)
-            in_touch_at = now_ms();
+            in_touch_at = ts_now_ms();
         free(s);
         if (in_touch_at == 0)
             ts_sleep_ms(10);
@@ -890,7 +883,7 @@ Test(agent, agent_restarted_within_the_orphan_grace_keeps_its_tasks, .timeout = 
 
     /* Past the grace the old agent's silence would have used up (and two
      * periods of the heartbeat file), the task still runs. */
-    while (now_ms() < killed_at + grace + 2 * 750 + 500) {
+    while (ts_now_ms() < killed_at + grace + 2 * 750 + 500) {
         cr_assert(alive(pid) && alive(esc), "the adopted task keeps running");
         ts_sleep_ms(100);
     }
@@ -922,8 +915,8 @@ static void start_sim(ts_daemon *d, agent *a, const char *prefix, const char *n,
     argv[k] = NULL;
     a->pid = ts_spawn((char *const *)argv, a->log);
     uint32_t want = (uint32_t)atoi(n);
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (machines_up(d, prefix) < want && now_ms() < end)
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (machines_up(d, prefix) < want && ts_now_ms() < end)
         ts_sleep_ms(50);
     cr_assert_eq(machines_up(d, prefix), want, "%u simulated machines registered", want);
 }
@@ -1057,8 +1050,8 @@ Test(agent, unreachable_server_is_retried_until_it_answers, .timeout = 90, .fini
     cr_assert(wait_log(a->log, "cannot reach cellstated"), "the agent says it cannot reach it");
     cr_assert(alive(a->pid), "and keeps running");
     ts_daemon_start(d, NULL, NULL);
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (!machine_state(d, "m1", "up") && now_ms() < end)
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (!machine_state(d, "m1", "up") && ts_now_ms() < end)
         ts_sleep_ms(50);
     cr_assert(machine_state(d, "m1", "up"), "it registers once the server is back");
     cr_assert(wait_log(a->log, "cellstated answers again"));
@@ -1200,8 +1193,8 @@ static cs_id submit_checked(ts_daemon *d, const char *name, const char *cmd, cs_
 /* Wait until task 0 of the job has `health` in the cell. */
 static bool wait_health(ts_daemon *d, cs_id job, const char *health)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (now_ms() < end) {
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (ts_now_ms() < end) {
         cs_msg r;
         if (str_is(task_of(d, job, 0, &r), "health", health))
             return true;
@@ -1360,9 +1353,9 @@ Test(agent, failures_in_the_grace_period_do_not_count, .timeout = 90, .fini = cl
     task0_file(d, a, j, "runs", runs, sizeof runs);
     task0_file(d, a, j, "ok", ok, sizeof ok);
     /* Five failed runs, all within the grace period. */
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     int n = 0;
-    while (n < 5 && now_ms() < end && count_state(d, j, "failed") == 0) {
+    while (n < 5 && ts_now_ms() < end && count_state(d, j, "failed") == 0) {
         char *s = slurp(runs);
         n = 0;
         for (char *p = s; p && *p; p++)
@@ -1699,12 +1692,12 @@ static void fake_stop(fake *f)
 /* Wait until the counter `c` of f (read under f->mu) reaches `n`; its value. */
 static uint32_t wait_count(fake *f, const uint32_t *c, uint32_t n)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         pthread_mutex_lock(&f->mu);
         uint32_t got = *c;
         pthread_mutex_unlock(&f->mu);
-        if (got >= n || now_ms() >= end)
+        if (got >= n || ts_now_ms() >= end)
             return got;
         ts_sleep_ms(20);
     }
@@ -1893,9 +1886,9 @@ static char *cellctl_out(ts_daemon *d, const agent *a, int status, const char *c
 /* Wait until `cellctl ARGS` prints exactly `want`. */
 static void wait_output(ts_daemon *d, const agent *a, const char *const *args, const char *want)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     char *s = NULL;
-    while (now_ms() < end) {
+    while (ts_now_ms() < end) {
         free(s);
         char out[1200];
         snprintf(out, sizeof out, "%s/cellctl.out", a->dir);
@@ -1951,8 +1944,8 @@ Test(agent, cellctl_logs_serves_output_and_retention_keeps_the_newest,
     cr_assert_not_null(f);
     fclose(f);
     int st = -1;
-    int64_t end = now_ms() + DEADLINE_MS;
-    while (now_ms() < end && waitpid(fpid, &st, WNOHANG) != fpid)
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    while (ts_now_ms() < end && waitpid(fpid, &st, WNOHANG) != fpid)
         ts_sleep_ms(20);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "logs -f did not end with its task (%d)",
               st);
@@ -1973,8 +1966,8 @@ Test(agent, cellctl_logs_serves_output_and_retention_keeps_the_newest,
     char tasks[1200];
     snprintf(tasks, sizeof tasks, "%s/tasks", a->work);
     uint32_t n = 99;
-    end = now_ms() + DEADLINE_MS;
-    while (now_ms() < end) {
+    end = ts_now_ms() + DEADLINE_MS;
+    while (ts_now_ms() < end) {
         n = 0;
         DIR *dir = opendir(tasks);
         struct dirent *e;

@@ -123,13 +123,6 @@ static uint32_t poll_count(cs_client *c, cs_id m, uint64_t since, uint32_t wait_
     return tasks->via.array.size;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- tests ------------------------------------------------------------------------ */
 
 Test(cellstated, register_submit_commit_poll_report, .timeout = 60)
@@ -297,9 +290,9 @@ static void *poll_thread(void *arg)
     cs_client *c;
     cs_error err = {0};
     cr_assert_eq(cs_client_open(p->url, 10000, &c, &err), CS_OK);
-    int64_t t0 = mono_ms();
+    int64_t t0 = ts_now_ms();
     p->n = poll_count(c, p->m, p->since, p->wait_ms ? p->wait_ms : 8000, NULL);
-    p->took = mono_ms() - t0;
+    p->took = ts_now_ms() - t0;
     cs_client_close(c);
     return NULL;
 }
@@ -313,9 +306,9 @@ Test(cellstated, long_poll_waits_and_wakes_on_commit, .timeout = 60)
     uint64_t v = do_claim(&d, m, j, 0, 1, 1);
 
     /* Nothing changes: the poll waits its wait out and answers the same. */
-    int64_t t0 = mono_ms();
+    int64_t t0 = ts_now_ms();
     cr_assert_eq(poll_count(d.c, m, v, 400, NULL), 1);
-    cr_assert_geq(mono_ms() - t0, 350, "a poll with nothing new waits");
+    cr_assert_geq(ts_now_ms() - t0, 350, "a poll with nothing new waits");
 
     /* A commit on its machine wakes it long before its wait ends. */
     poller p = {d.url, m, v, 0, 0, 0};

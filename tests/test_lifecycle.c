@@ -47,13 +47,6 @@ static void cleanup(void)
     ts_daemon_teardown(&the_daemon);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint64_t wall_ms(void)
 {
     struct timespec ts;
@@ -61,24 +54,14 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void dump(const char *what, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        cr_log_error("%s: %s", what, line);
-    if (f)
-        fclose(f);
-}
-
 static void dump_all(void)
 {
     char p[400];
-    dump("cellstated", the_daemon.log);
+    ts_log_file("cellstated", the_daemon.log);
     snprintf(p, sizeof p, "%s/batch.log", the_daemon.dir);
-    dump("cell-batch", p);
+    ts_log_file("cell-batch", p);
     snprintf(p, sizeof p, "%s/agent.log", the_daemon.dir);
-    dump("cell-agent", p);
+    ts_log_file("cell-agent", p);
 }
 
 /* The job of the full snapshot, or NULL when the cell no longer has it. */
@@ -181,7 +164,7 @@ Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .time
     /* No scheduler places service jobs here: it stays active, pending. */
     cs_id svc = ts_submit(the_daemon.c, "{\"name\": \"svc\", \"kind\": \"service\", \"cmd\": \"x\"}");
 
-    int64_t end = mono_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     ts_cell c;
     for (;;) {
         ts_cell_read(the_daemon.c, &c);
@@ -194,9 +177,9 @@ Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .time
         cr_assert(b->state == CS_JOB_ACTIVE || b->state == CS_JOB_FAILED, "bad is %s",
                   cs_job_state_name(b->state));
         ts_cell_free(&c);
-        if (mono_ms() > end)
+        if (ts_now_ms() > end)
             dump_all();
-        cr_assert(mono_ms() <= end, "ok finishes and bad fails");
+        cr_assert(ts_now_ms() <= end, "ok finishes and bad fails");
         ts_sleep_ms(50);
     }
     const cs_job *a = find_job(&c, ok), *b = find_job(&c, bad), *s = find_job(&c, svc);
@@ -231,7 +214,7 @@ Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .time
     free(act);
 
     /* Collected once --job-gc has passed since they ended, not before. */
-    end = mono_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         ts_cell_read(the_daemon.c, &c);
         bool ok_gone = find_job(&c, ok) == NULL, bad_gone = find_job(&c, bad) == NULL;
@@ -247,9 +230,9 @@ Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .time
             break;
         }
         ts_cell_free(&c);
-        if (mono_ms() > end)
+        if (ts_now_ms() > end)
             dump_all();
-        cr_assert(mono_ms() <= end, "the ended jobs are collected");
+        cr_assert(ts_now_ms() <= end, "the ended jobs are collected");
         ts_sleep_ms(100);
     }
     /* A reader whose copy predates the removal cannot be sent a delta. */
@@ -261,7 +244,7 @@ Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .time
      * was replaced by a full sync, runs the new job to its end. */
     cs_id again = ts_submit(the_daemon.c, "{\"name\": \"ok\", \"count\": 1, \"cmd\": \"true\","
                                           " \"resources\": {\"cpu\": 0.1}}");
-    end = mono_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         ts_cell_read(the_daemon.c, &c);
         const cs_job *j = find_job(&c, again);
@@ -269,9 +252,9 @@ Test(lifecycle, batch_jobs_finish_or_fail_and_leave_the_cell_after_job_gc, .time
         ts_cell_free(&c);
         if (done)
             break;
-        if (mono_ms() > end)
+        if (ts_now_ms() > end)
             dump_all();
-        cr_assert(mono_ms() <= end, "the resubmitted job finishes");
+        cr_assert(ts_now_ms() <= end, "the resubmitted job finishes");
         ts_sleep_ms(50);
     }
 }
@@ -281,7 +264,7 @@ Test(lifecycle, a_reader_below_the_compacted_log_gets_a_full_sync, .timeout = 60
     ts_daemon_setup(&the_daemon, "--log-retain", "1s");
     cs_id first = ts_submit(the_daemon.c, "{\"name\": \"a\", \"cmd\": \"x\"}");
     cr_assert(!sync_is_full(1), "the log still holds version 1: a delta");
-    int64_t end = mono_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     /* Each pass of --log-retain drops what the previous pass saw; new
      * writes keep the version moving so that there is something to drop. */
     int k = 0;
@@ -289,9 +272,9 @@ Test(lifecycle, a_reader_below_the_compacted_log_gets_a_full_sync, .timeout = 60
         char spec[96];
         snprintf(spec, sizeof spec, "{\"name\": \"n%d\", \"cmd\": \"x\"}", k++);
         ts_submit(the_daemon.c, spec);
-        if (mono_ms() > end)
-            dump("cellstated", the_daemon.log);
-        cr_assert(mono_ms() <= end, "the log is compacted past version 1");
+        if (ts_now_ms() > end)
+            ts_log_file("cellstated", the_daemon.log);
+        cr_assert(ts_now_ms() <= end, "the log is compacted past version 1");
         ts_sleep_ms(100);
     }
     /* The full answer holds the whole cell, the first job included. */
@@ -319,12 +302,12 @@ Test(lifecycle, a_crash_looping_service_restarts_after_a_growing_back_off, .time
                                        " \"backoff\": 0.2, \"backoff_factor\": 2,"
                                        " \"max_launch_delay\": \"20s\"}");
     int64_t first_seen[7] = {0};
-    int64_t end = mono_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     uint32_t attempts = 0;
     while (attempts < 6) {
         ts_cell c;
         ts_cell_read(the_daemon.c, &c);
-        int64_t now = mono_ms();
+        int64_t now = ts_now_ms();
         for (size_t i = 0; i < c.ntasks; i++)
             if (c.tasks[i].job == id && c.tasks[i].attempts > attempts) {
                 /* Each placement's first sight; one skipped between two
@@ -334,9 +317,9 @@ Test(lifecycle, a_crash_looping_service_restarts_after_a_growing_back_off, .time
                     first_seen[attempts] = now;
             }
         ts_cell_free(&c);
-        if (mono_ms() > end)
+        if (ts_now_ms() > end)
             dump_all();
-        cr_assert(mono_ms() <= end, "six placements (attempt %u so far)", attempts);
+        cr_assert(ts_now_ms() <= end, "six placements (attempt %u so far)", attempts);
         ts_sleep_ms(10);
     }
     int64_t delay = 200;
@@ -355,17 +338,17 @@ Test(lifecycle, a_crash_looping_service_restarts_after_a_growing_back_off, .time
                       (long long)gap, k, (long long)delay);
     }
     /* The sixth end waits 6.4 s: the note says so, in seconds to go. */
-    end = mono_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         char *out = describe("crash");
         bool shown = strstr(out, "Note:         back-off: next start in ") != NULL &&
                      strstr(out, " in a row)") != NULL;
-        if (!shown && mono_ms() > end)
+        if (!shown && ts_now_ms() > end)
             cr_log_error("%s", out);
         free(out);
         if (shown)
             break;
-        cr_assert(mono_ms() <= end, "describe shows the back-off");
+        cr_assert(ts_now_ms() <= end, "describe shows the back-off");
         ts_sleep_ms(100);
     }
     msgpack_sbuffer b;

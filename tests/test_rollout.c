@@ -420,14 +420,8 @@ static void cleanup(void)
 
 static void dump_logs(void)
 {
-    for (int i = 0; i < npids; i++) {
-        FILE *f = fopen(logs[i], "r");
-        char line[512];
-        while (f && fgets(line, sizeof line, f))
-            cr_log_error("%s: %s", logs[i], line);
-        if (f)
-            fclose(f);
-    }
+    for (int i = 0; i < npids; i++)
+        ts_log_file(logs[i], logs[i]);
 }
 
 static void spawn(const char *const *argv)
@@ -436,13 +430,6 @@ static void spawn(const char *const *argv)
     snprintf(logs[npids], sizeof logs[npids], "%s/proc%d.log", D.dir, npids);
     pids[npids] = ts_spawn((char *const *)argv, logs[npids]);
     npids++;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* What one observation of the job shows. */
@@ -499,7 +486,7 @@ static uint32_t roll_web(const char *strategy, uint32_t min_healthy, uint32_t ma
     snprintf(json, sizeof json, JOB, "serve v1", strategy);
     cs_id job = ts_submit(D.c, json);
 
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     ts_cell cell;
     seen s;
     for (;;) {
@@ -507,7 +494,7 @@ static uint32_t roll_web(const char *strategy, uint32_t min_healthy, uint32_t ma
         ts_cell_free(&cell);
         if (s.healthy == 4)
             break;
-        if (now_ms() > end) {
+        if (ts_now_ms() > end) {
             dump_logs();
             cr_assert_fail("web: %u healthy of 4 before the update", s.healthy);
         }
@@ -517,7 +504,7 @@ static uint32_t roll_web(const char *strategy, uint32_t min_healthy, uint32_t ma
     snprintf(json, sizeof json, JOB, "serve v2", strategy);
     ts_update(D.c, job, json);
     uint32_t max_surge = 0, observations = 0;
-    end = now_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         s = observe(job, &cell);
         observations++;
@@ -532,7 +519,7 @@ static uint32_t roll_web(const char *strategy, uint32_t min_healthy, uint32_t ma
         ts_cell_free(&cell);
         if (s.done)
             break;
-        if (now_ms() > end) {
+        if (ts_now_ms() > end) {
             dump_logs();
             cr_assert_fail("web: rollout not done: %u of 4 updated, surge %u, note '%s'",
                            s.updated, s.surge, s.note);
@@ -584,7 +571,7 @@ static void commit(cs_txn *t)
 /* Wait until task `id` is running at attempt `attempt`. */
 static void wait_running(cs_id job, cs_id id, uint32_t attempt)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         ts_cell cell;
         ts_cell_read(D.c, &cell);
@@ -596,7 +583,7 @@ static void wait_running(cs_id job, cs_id id, uint32_t attempt)
         ts_cell_free(&cell);
         if (ok)
             return;
-        if (now_ms() > end) {
+        if (ts_now_ms() > end) {
             dump_logs();
             cr_assert_fail("task %llu never ran attempt %u", (unsigned long long)id, attempt);
         }
@@ -606,9 +593,9 @@ static void wait_running(cs_id job, cs_id id, uint32_t attempt)
 
 static void wait_file(const char *path)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     while (!file_exists(path)) {
-        if (now_ms() > end) {
+        if (ts_now_ms() > end) {
             dump_logs();
             cr_assert_fail("%s never appeared", path);
         }
@@ -632,14 +619,14 @@ Test(rollout, agent_restarts_a_task_in_place, .timeout = 150, .fini = cleanup)
     cs_id id = cs_task_id(job, 0);
     /* The machine registers; the task is placed on it by hand (no scheduler). */
     cs_id m = 0;
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     while (m == 0) {
         ts_cell cell;
         ts_cell_read(D.c, &cell);
         if (cell.nmachines == 1)
             m = cell.machines[0].id;
         ts_cell_free(&cell);
-        cr_assert(m != 0 || now_ms() < end, "the agent never registered");
+        cr_assert(m != 0 || ts_now_ms() < end, "the agent never registered");
         ts_sleep_ms(50);
     }
     cs_txn t;
@@ -767,7 +754,7 @@ Test(rollout, cordon_then_drain_end_to_end, .timeout = 150, .fini = cleanup)
     spawn(bv);
 
     /* Wait for the three machines, then cordon two. */
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     cs_id m0 = 0;
     for (;;) {
         ts_cell cell;
@@ -779,7 +766,7 @@ Test(rollout, cordon_then_drain_end_to_end, .timeout = 150, .fini = cleanup)
         ts_cell_free(&cell);
         if (n == 3 && m0 != 0)
             break;
-        cr_assert_lt(now_ms(), end, "%zu machines registered", n);
+        cr_assert_lt(ts_now_ms(), end, "%zu machines registered", n);
         ts_sleep_ms(50);
     }
     machine_admin("m00001", "cordoned", -1);
@@ -789,13 +776,13 @@ Test(rollout, cordon_then_drain_end_to_end, .timeout = 150, .fini = cleanup)
     cs_id crunch = ts_submit(D.c, "{\"name\": \"crunch\", \"kind\": \"batch\", \"count\": 2,"
                                   " \"cmd\": \"crunch\", \"resources\": {\"cpu\": 0.5, \"mem\": 64}}");
     drain_seen s;
-    end = now_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         s = drain_look(web, crunch, m0);
         cr_assert_eq(s.off_m0, 0, "a task was placed on a cordoned machine");
         if (s.web_running == 2 && s.batch_running == 2)
             break;
-        if (now_ms() > end) {
+        if (ts_now_ms() > end) {
             dump_logs();
             cr_assert_fail("web %u and crunch %u running of 2 each", s.web_running,
                            s.batch_running);
@@ -808,7 +795,7 @@ Test(rollout, cordon_then_drain_end_to_end, .timeout = 150, .fini = cleanup)
     machine_admin("m00002", "active", -1);
     machine_admin("m00000", "draining", -1);
     uint32_t looks = 0, max_surge = 0;
-    end = now_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         s = drain_look(web, crunch, m0);
         looks++;
@@ -820,7 +807,7 @@ Test(rollout, cordon_then_drain_end_to_end, .timeout = 150, .fini = cleanup)
             max_surge = s.web_surge;
         if (s.web_on_m0 == 0 && s.web_running == 2 && s.web_surge == 0)
             break;
-        if (now_ms() > end) {
+        if (ts_now_ms() > end) {
             dump_logs();
             cr_assert_fail("web still has %u tasks on the draining machine", s.web_on_m0);
         }
@@ -829,12 +816,12 @@ Test(rollout, cordon_then_drain_end_to_end, .timeout = 150, .fini = cleanup)
     cr_assert_gt(max_surge, 0, "the replacements ran beside the old tasks (surge)");
 
     machine_admin("m00000", "draining", 0);
-    end = now_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         s = drain_look(web, crunch, m0);
         if (s.batch_moved == 2 && s.m0_tasks == 0)
             break;
-        if (now_ms() > end) {
+        if (ts_now_ms() > end) {
             dump_logs();
             cr_assert_fail("after the deadline: %u of 2 batch tasks moved, %u tasks on m00000",
                            s.batch_moved, s.m0_tasks);

@@ -37,16 +37,6 @@ typedef struct proc {
 static proc procs[8];
 static int nprocs;
 
-static void dump_file(const char *what, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f))
-        cr_log_error("%s: %s", what, line);
-    if (f)
-        fclose(f);
-}
-
 static void cleanup(void)
 {
     for (int i = 0; i < nprocs; i++)
@@ -54,13 +44,6 @@ static void cleanup(void)
             ts_stop(procs[i].pid, SIGTERM, 10000);
     nprocs = 0;
     ts_daemon_teardown(&the_daemon);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A cellstated whose registered machines never time out (nothing here
@@ -99,7 +82,7 @@ static proc *start(const char *prog, const char *name, ...)
 static void dump_procs(void)
 {
     for (int i = 0; i < nprocs; i++)
-        dump_file(procs[i].name, procs[i].log);
+        ts_log_file(procs[i].name, procs[i].log);
 }
 
 /* ---- the cell through the client -------------------------------------------------- */
@@ -315,13 +298,13 @@ static uint32_t now_on(cs_id job, const char *name)
  * name). */
 static bool wait_job(cs_id job, uint32_t placed, const char *note, const char *off)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         view v;
         look(job, &v);
         bool ok = count_placed(&v) == placed && (note == NULL || strstr(v.job.note, note) != NULL) &&
                   (off == NULL || placed_on(&v, off) == 0);
-        if (ok || now_ms() > end) {
+        if (ok || ts_now_ms() > end) {
             if (!ok)
                 cr_log_error("job %s: %u placed (want %u), note '%s'", v.job.name, count_placed(&v),
                              placed, v.job.note);
@@ -390,15 +373,15 @@ Test(sched, two_batch_and_one_service_scheduler_race_without_overcommitting, .ti
         svc[i] = submit(json);
     }
     /* While they race, nothing is ever overcommitted. */
-    int64_t end = now_ms() + 3000;
-    while (now_ms() < end) {
+    int64_t end = ts_now_ms() + 3000;
+    while (ts_now_ms() < end) {
         check_no_overcommit();
         ts_sleep_ms(50);
     }
     for (int i = 0; i < 2; i++)
         cr_assert(wait_placed(svc[i], 5, NULL), "service s%d placed whole (preempting batch)", i);
     /* The cell is full: no machine has room for one more batch task. */
-    end = now_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     uint32_t placed_cpu;
     for (;;) {
         view v;
@@ -410,7 +393,7 @@ Test(sched, two_batch_and_one_service_scheduler_race_without_overcommitting, .ti
             room |= v.machines[i].capacity.cpu - v.machines[i].allocated.cpu >= 300;
         }
         view_free(&v);
-        if (!room || now_ms() > end)
+        if (!room || ts_now_ms() > end)
             break;
         ts_sleep_ms(50);
     }
@@ -426,7 +409,7 @@ Test(sched, two_batch_and_one_service_scheduler_race_without_overcommitting, .ti
     cr_assert_eq(batch_placed * 300 + 10 * 500, placed_cpu, "placed tasks account for the cpu");
 
     /* Each scheduler reports its metrics to the cell. */
-    end = now_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         msgpack_sbuffer b;
         msgpack_sbuffer_init(&b);
@@ -452,7 +435,7 @@ Test(sched, two_batch_and_one_service_scheduler_race_without_overcommitting, .ti
         }
         if (working == 3)
             break;
-        if (now_ms() >= end) {
+        if (ts_now_ms() >= end) {
             for (uint32_t i = 0; i < s->via.array.size; i++) {
                 const msgpack_object *o = &s->via.array.ptr[i];
                 const msgpack_object *n = cs_obj_get(o, "name");
@@ -465,7 +448,7 @@ Test(sched, two_batch_and_one_service_scheduler_race_without_overcommitting, .ti
             }
             dump_procs();
         }
-        cr_assert(now_ms() < end, "3 schedulers report their attempts (%u do)", working);
+        cr_assert(ts_now_ms() < end, "3 schedulers report their attempts (%u do)", working);
         ts_sleep_ms(100);
     }
 }
@@ -654,7 +637,7 @@ Test(sched, service_tasks_of_a_lost_machine_are_replaced_elsewhere, .timeout = 1
     snprintf(gone_name, sizeof gone_name, "%s", gone);
     view_free(&v);
     machine(gone_name, 4000, 4096, "down", NULL);
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         look(web, &v);
         bool ok = count_placed(&v) == 2;
@@ -664,9 +647,9 @@ Test(sched, service_tasks_of_a_lost_machine_are_replaced_elsewhere, .timeout = 1
         view_free(&v);
         if (ok)
             break;
-        if (now_ms() > end)
+        if (ts_now_ms() > end)
             dump_procs();
-        cr_assert(now_ms() <= end, "the lost task is replaced on another machine");
+        cr_assert(ts_now_ms() <= end, "the lost task is replaced on another machine");
         ts_sleep_ms(50);
     }
 }
@@ -705,16 +688,16 @@ Test(sched, killed_agents_service_tasks_are_replaced_elsewhere, .timeout = 120, 
     start("cell-service", "service", NULL);
     cs_id web = submit("{\"name\": \"web\", \"kind\": \"service\", \"count\": 2, \"cmd\": \"x\","
                        " \"ports\": [0], \"constraints\": [[\"hostname\", \"UNIQUE\"]]}");
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     view v;
     for (;;) {
         look(web, &v);
         if (count_in(&v, CS_TASK_RUNNING) == 2)
             break;
         view_free(&v);
-        if (now_ms() > end)
+        if (ts_now_ms() > end)
             dump_procs();
-        cr_assert(now_ms() <= end, "both tasks run, each started by its machine's agent");
+        cr_assert(ts_now_ms() <= end, "both tasks run, each started by its machine's agent");
         ts_sleep_ms(50);
     }
     char gone[16];
@@ -728,7 +711,7 @@ Test(sched, killed_agents_service_tasks_are_replaced_elsewhere, .timeout = 120, 
     cr_assert_neq(ts_stop(victim->pid, SIGKILL, 5000), -1);
     victim->pid = 0;
 
-    end = now_ms() + DEADLINE_MS;
+    end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         look(web, &v);
         bool ok = count_in(&v, CS_TASK_RUNNING) == 2;
@@ -741,9 +724,9 @@ Test(sched, killed_agents_service_tasks_are_replaced_elsewhere, .timeout = 120, 
         view_free(&v);
         if (ok)
             break;
-        if (now_ms() > end)
+        if (ts_now_ms() > end)
             dump_procs();
-        cr_assert(now_ms() <= end, "%s goes down, and its task runs again on a live machine", gone);
+        cr_assert(ts_now_ms() <= end, "%s goes down, and its task runs again on a live machine", gone);
         ts_sleep_ms(50);
     }
 }
@@ -790,7 +773,7 @@ static void report(cs_id task, uint32_t attempt, const char *state)
 /* Wait until task `index` of `job` is placed with `attempts`. */
 static bool wait_attempt(cs_id job, uint32_t attempts)
 {
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     for (;;) {
         view v;
         look(job, &v);
@@ -799,7 +782,7 @@ static bool wait_attempt(cs_id job, uint32_t attempts)
         view_free(&v);
         if (ok)
             return true;
-        if (now_ms() > end)
+        if (ts_now_ms() > end)
             return false;
         ts_sleep_ms(50);
     }
@@ -1034,9 +1017,9 @@ Test(sched, ignored_policy_names_are_warned_on_stderr_and_in_stats, .timeout = 1
     cr_assert(wait_placed(web, 2, NULL), "the policy runs");
     const char *want = "policy: ignoring ImageLocalityPriority (container images), "
                        "MaxEBSVolumeCount (cloud volumes)";
-    int64_t end = now_ms() + DEADLINE_MS;
+    int64_t end = ts_now_ms() + DEADLINE_MS;
     bool in_stats = false;
-    while (!in_stats && now_ms() < end) {
+    while (!in_stats && ts_now_ms() < end) {
         msgpack_sbuffer b;
         msgpack_sbuffer_init(&b);
         msgpack_packer pk;
