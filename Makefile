@@ -75,34 +75,56 @@ endif
 endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_CFLAGS:= $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+# Only what reads JSON links jansson (job specs, the schedulers' policy file,
+# the tools): cellstated and cell-agent do not.
+JSON_LIBS  := $(shell pkg-config --libs jansson 2>/dev/null)
 
 CFLAGS  = $(CSTD) $(OPT) $(DEBUG) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS = $(SANFLAGS)
 # nng ships no pkg-config file on Debian.
-LDLIBS  = $(PKG_LIBS) -lnng -lm -lpthread
+LDLIBS  = $(shell pkg-config --libs $(filter-out jansson,$(PKGS)) 2>/dev/null) -lnng -lm -lpthread
+
+# The layers, one archive per folder, each linked only into what uses it.
+# Dependencies point one way (tools/layers.sh checks every #include):
+#   cellstate   the store: records, LMDB, allocation table, log
+#   txn         the semantics of change: claims, conflict, commit, commands
+#   proto       the wire codec and client, below all its users
+#   spec        job specs as JSON and Marathon apps (jansson)
+#   server      cellstated: transport, dispatch, reads, feed, writer, monitor
+#   schedulers  the loop, the copy, placement (batch/ and service/ hold main)
+#   agent       cell-agent
+LAYERS := cellstate txn proto spec server schedulers
+MAINS  := server/cellstated.c
+layer_src = $(filter-out $(MAINS),$(wildcard $1/*.c))
+layer_a   = $(BUILD)/lib/$1.a
+define layer_rule
+$(call layer_a,$1): $(patsubst %.c,$(BUILD)/%.o,$(call layer_src,$1))
+	@mkdir -p $$(@D)
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach l,$(LAYERS),$(eval $(call layer_rule,$l)))
+
+# Link order: users before what they use.
+CORE_A   := $(call layer_a,proto) $(call layer_a,txn) $(call layer_a,cellstate)
+SERVER_A := $(call layer_a,server) $(CORE_A)
+SCHED_A  := $(call layer_a,schedulers) $(CORE_A)
+ALL_A    := $(call layer_a,spec) $(call layer_a,server) $(call layer_a,schedulers) $(CORE_A)
 
 # Daemons: a main() in the folder of the part they run.
-MAINS   := cellstate/cellstated.c
-DAEMONS := $(notdir $(MAINS:.c=))
-DAEMON_BIN := $(DAEMONS:%=$(BIN)/%)
+DAEMON_BIN := $(BIN)/cellstated
 
 # Programs made of every .c in their own folder (one of them holds main()):
-# the agent and the two schedulers. A folder with no sources yet builds nothing.
+# the agent and the two schedulers, with the archives they use and whether
+# they read JSON.
 PROGRAMS := cell-agent:agent cell-batch:schedulers/batch cell-service:schedulers/service
 prog_name = $(word 1,$(subst :, ,$1))
 prog_dir  = $(word 2,$(subst :, ,$1))
+prog_libs = $(if $(filter agent,$(call prog_dir,$1)),$(CORE_A),$(SCHED_A))
+prog_json = $(if $(filter agent,$(call prog_dir,$1)),,$(JSON_LIBS))
 PROG_BIN := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/*.c),$(BIN)/$(call prog_name,$p)))
-
-# The core library: the store, the protocol, the server, the transaction
-# semantics and the placement code both schedulers share (schedulers/*.c).
-# Every binary and every test links it.
-LIB_SRC := $(filter-out $(MAINS),$(wildcard cellstate/*.c) $(wildcard txn/*.c) \
-             $(wildcard schedulers/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-LIB_A   := $(BUILD)/libcellsched.a
 
 # Tools: tools/NAME.c holds main(); tools/NAME_*.c, if any, are linked with it.
 TOOLS   := cellbench cellctl cellserve
@@ -131,7 +153,7 @@ deps:
 # affects. The file is rewritten only when its text changes, so an unchanged
 # build stays up to date.
 FLAGS_FILE := $(BUILD)/flags
-FLAGS_TEXT := $(CC) $(CFLAGS) | $(TEST_CFLAGS) | $(LDFLAGS) | $(LDLIBS) $(TEST_LIBS)
+FLAGS_TEXT := $(CC) $(CFLAGS) | $(TEST_CFLAGS) | $(LDFLAGS) | $(LDLIBS) $(JSON_LIBS) $(TEST_LIBS)
 .PHONY: FORCE
 $(FLAGS_FILE): FORCE
 	@mkdir -p $(@D)
@@ -141,23 +163,19 @@ $(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(LIB_A): $(LIB_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
-
 .SECONDEXPANSION:
-$(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $(LIB_A) $(FLAGS_FILE)
+$(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $(ALL_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(LIB_A) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS)
 
-$(BIN)/cellstated: cellstate/cellstated.c $(LIB_A) $(FLAGS_FILE)
+$(BIN)/cellstated: server/cellstated.c $(SERVER_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_A) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(SERVER_A) -o $@ $(LDLIBS)
 
 define program_rule
-$(BIN)/$(call prog_name,$1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(call prog_dir,$1)/*.c)) $(LIB_A) $(FLAGS_FILE)
+$(BIN)/$(call prog_name,$1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(call prog_dir,$1)/*.c)) $(call prog_libs,$1) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
-	$(CC) $(LDFLAGS) $$(filter %.o,$$^) $(LIB_A) -o $$@ $(LDLIBS)
+	$(CC) $(LDFLAGS) $$(filter %.o,$$^) $(call prog_libs,$1) -o $$@ $(LDLIBS) $(call prog_json,$1)
 endef
 $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/*.c),$(eval $(call program_rule,$p))))
 
@@ -165,14 +183,15 @@ $(MODULE_A): $(MODULE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(MODULE_A) $(LIB_A) $(FLAGS_FILE)
+$(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(MODULE_A) $(ALL_A) $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(MODULE_A) $(LIB_A) -o $@ $(LDLIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(MODULE_A) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(TEST_LIBS)
 
 # Each suite runs on its own (tests/run-suites.sh): one closing line counts
 # them all; by default every suite runs with its clocks starting near zero, as
 # on a freshly booted machine (TEST_CLOCK=host: the machine's own clock).
 test: $(TEST_BIN) $(TOOL_BIN) $(DAEMON_BIN) $(PROG_BIN)
+	@sh tools/layers.sh
 	@CELLSCHED_BIN=$(CURDIR)/$(BIN) TEST_CLOCK=$(TEST_CLOCK) sh tests/run-suites.sh $(TEST_BIN)
 
 # A local cell (tools/run-cell.sh): cellstated, three agents, both schedulers
@@ -187,7 +206,7 @@ run: all
 
 coverage:
 	$(MAKE) COVERAGE=1 test
-	@for d in cellstate txn schedulers schedulers/batch schedulers/service agent; do \
+	@for d in cellstate txn proto spec server schedulers schedulers/batch schedulers/service agent; do \
 	  ls $$d/*.c >/dev/null 2>&1 || continue; \
 	  gcov -n -o build/coverage/$$d $$d/*.c 2>/dev/null | grep -A1 "^File '" | grep -v "^--" | paste - - | sed "s/File '//;s/'Lines executed:/ /"; \
 	done; true

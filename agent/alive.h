@@ -37,7 +37,7 @@
 #include <stdint.h>
 
 #include "cellstate/error.h"
-#include "cellstate/server.h"
+#include "proto/proto.h"
 
 /* The file's name in the work directory. */
 #define AG_ALIVE_FILE "agent.alive"

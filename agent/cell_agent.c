@@ -32,7 +32,7 @@
 #include "agent/runner.h"
 #include "agent/sim.h"
 #include "cellstate/paths.h"
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 #define AG_LOG_LISTEN_DEFAULT "tcp://0.0.0.0:0"
 #define AG_RETAIN_COUNT_DEFAULT 10u

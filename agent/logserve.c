@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "agent/clock.h"
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 /* The work directory is at most 3000 bytes (runner.c), so any task file fits. */
 #define PATH_BUF 4200

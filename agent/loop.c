@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "agent/taskidx.h"
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 /* The pause after a failure to build a request, and the longest retry
  * backoff. */

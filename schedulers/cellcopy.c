@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 /* The per-machine budget (about 200 bytes with names and attributes)
  * starts with the record itself. */
@@ -878,7 +878,7 @@ fail:
  * Read in place with a cursor (cellstate/mpcheck.h): machines and jobs are
  * still maps, each unpacked alone into a small zone and applied as above;
  * tasks are positional entries, each standing for a run of equal tasks
- * (cellstate/proto.h), applied with no object tree at all. */
+ * (proto/proto.h), applied with no object tree at all. */
 
 int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error *err)
 {

@@ -45,7 +45,7 @@
 #include <msgpack.h>
 
 #include "cellstate/arena.h"
-#include "cellstate/client.h"
+#include "proto/client.h"
 #include "cellstate/error.h"
 #include "cellstate/jobopts.h"
 #include "cellstate/record.h"

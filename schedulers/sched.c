@@ -11,8 +11,8 @@
 
 #include <xxhash.h>
 
-#include "cellstate/proto.h"
-#include "cellstate/schedreport.h"
+#include "proto/proto.h"
+#include "proto/schedreport.h"
 #include "schedulers/place.h"
 #include "schedulers/policy.h"
 #include "cellstate/vec.h"

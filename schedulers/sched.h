@@ -44,7 +44,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cellstate/client.h"
+#include "proto/client.h"
 #include "cellstate/error.h"
 #include "schedulers/backoff.h"
 #include "schedulers/cellcopy.h"

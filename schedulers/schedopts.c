@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cellstate/jobspec.h"
-#include "cellstate/proto.h"
+#include "cellstate/units.h"
+#include "proto/proto.h"
 #include "txn/txn.h"
 
 enum {
@@ -126,7 +126,7 @@ static int parse_seconds(const char *flag, const char *v, double *out, cs_error 
     }
     uint32_t ms;
     cs_error e2 = {0};
-    if (cs_jobspec_duration_ms(v, &ms, &e2) == CS_OK) {
+    if (cs_duration_parse_ms(v, &ms, &e2) == CS_OK) {
         *out = ms / 1000.0;
         return CS_OK;
     }

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 #define TB_ATTRS 8
 #define TB_CONS 8

@@ -610,7 +610,7 @@ void ts_daemon_teardown(ts_daemon *d)
 
 /* ---- the cell through a client --------------------------------------------------- */
 
-#include "cellstate/jobspec.h"
+#include "spec/jobspec.h"
 
 cs_id ts_submit(cs_client *c, const char *json)
 {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cellstate/client.h"
+#include "proto/client.h"
 #include "cellstate/store.h"
 #include "txn/commit.h"
 #include "txn/ops.h"

@@ -27,7 +27,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
-#include "cellstate/client.h"
+#include "proto/client.h"
 #include "cellstate/jobopts.h"
 #include "tests/support.h"
 #include "txn/txn.h"

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 #include "tools/cellbench_watch.h"
 
 /* Two jobs of 8 tasks, ids 5 and 6. */

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cellstate/client.h"
-#include "cellstate/proto.h"
+#include "proto/client.h"
+#include "proto/proto.h"
 #include "schedulers/cellcopy.h"
 #include "tests/cellbuild.h"
 #include "tests/support.h"

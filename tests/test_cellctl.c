@@ -15,8 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cellstate/client.h"
-#include "cellstate/proto.h"
+#include "proto/client.h"
+#include "proto/proto.h"
 #include "schedulers/backoff.h"
 #include "tests/support.h"
 #include "txn/txn.h"

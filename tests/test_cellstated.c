@@ -12,8 +12,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "cellstate/client.h"
-#include "cellstate/schedreport.h"
+#include "proto/client.h"
+#include "proto/schedreport.h"
 #include "tests/support.h"
 
 

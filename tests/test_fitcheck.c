@@ -1,11 +1,11 @@
-/* test_fitcheck.c — submit-time warnings (cellstate/fitcheck.h): every
+/* test_fitcheck.c — submit-time warnings (spec/fitcheck.h): every
  * reason no machine could hold a job, and none when one could. */
 #include <criterion/criterion.h>
 
 #include <stdio.h>
 #include <string.h>
 
-#include "cellstate/fitcheck.h"
+#include "spec/fitcheck.h"
 #include "cellstate/jobopts.h"
 
 static cs_attr zone_a[] = {{"rack", "r1"}, {"zone", "a"}};

@@ -1,5 +1,5 @@
 /* test_jobspec.c — unit: JSON job specs (native and Marathon) to job.submit
- * bodies (cellstate/jobspec.h). Every accepted spec is also checked through
+ * bodies (spec/jobspec.h). Every accepted spec is also checked through
  * the server's own decoder (cs_unpack_job_spec, cs_job_opts), so that what
  * is asserted is what cellstated would store. */
 #include <criterion/criterion.h>
@@ -8,9 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cellstate/jobspec.h"
+#include "spec/jobspec.h"
+#include "cellstate/units.h"
 #include "cellstate/mpcheck.h"
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 #define TESTDATA "../shared/testdata/marathon"
 
@@ -796,7 +797,7 @@ Test(helpers, durations)
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint32_t ms = 1;
         cs_error err = {0};
-        cr_assert_eq(cs_jobspec_duration_ms(ok[i].text, &ms, &err), CS_OK, "%s: %s", ok[i].text,
+        cr_assert_eq(cs_duration_parse_ms(ok[i].text, &ms, &err), CS_OK, "%s: %s", ok[i].text,
                      err.msg);
         cr_assert_eq(ms, ok[i].ms, "%s gave %u", ok[i].text, ms);
     }
@@ -804,7 +805,7 @@ Test(helpers, durations)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint32_t ms;
         cs_error err = {0};
-        cr_assert_eq(cs_jobspec_duration_ms(bad[i], &ms, &err), CS_EINVAL, "'%s' accepted", bad[i]);
+        cr_assert_eq(cs_duration_parse_ms(bad[i], &ms, &err), CS_EINVAL, "'%s' accepted", bad[i]);
     }
 }
 

@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cellstate/client.h"
-#include "cellstate/proto.h"
+#include "proto/client.h"
+#include "proto/proto.h"
 #include "tests/support.h"
 
 #define DEADLINE_MS 30000

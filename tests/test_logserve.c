@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "agent/logserve.h"
-#include "cellstate/client.h"
-#include "cellstate/proto.h"
+#include "proto/client.h"
+#include "proto/proto.h"
 #include "tests/support.h"
 
 static char root[256];

@@ -17,8 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cellstate/client.h"
-#include "cellstate/proto.h"
+#include "proto/client.h"
+#include "proto/proto.h"
 #include "tests/support.h"
 
 #define NANOCAT "/usr/bin/nanocat"

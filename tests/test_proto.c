@@ -1,4 +1,4 @@
-/* test_proto.c — records as maps (cellstate/proto.h): what cs_pack_* sends,
+/* test_proto.c — records as maps (proto/proto.h): what cs_pack_* sends,
  * cs_unpack_* reads back whole; a missing or mistyped key is named.
  *
  * Unit tier: no store, no process.
@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 typedef struct packed {
     msgpack_sbuffer buf;

@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include "cellstate/arena.h"
-#include "cellstate/client.h"
-#include "cellstate/jobspec.h"
-#include "cellstate/proto.h"
+#include "proto/client.h"
+#include "spec/jobspec.h"
+#include "proto/proto.h"
 #include "tests/support.h"
 
 #define DEADLINE_MS 20000

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cellstate/client.h"
+#include "proto/client.h"
 #include "cellstate/mpcheck.h"
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 #include "schedulers/cellcopy.h"
 #include "tests/cellbuild.h"
 #include "tests/support.h"

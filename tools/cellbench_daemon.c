@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cellstate/client.h"
+#include "proto/client.h"
 
 int cb_cellstated_path(const char *flag, char *out, size_t size, cs_error *err)
 {

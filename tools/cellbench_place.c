@@ -40,9 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cellstate/client.h"
-#include "cellstate/jobspec.h"
-#include "cellstate/proto.h"
+#include "proto/client.h"
+#include "spec/jobspec.h"
+#include "proto/proto.h"
 #include "tools/cellbench_daemon.h"
 #include "tools/cellbench_util.h"
 #include "tools/cellbench_watch.h"

@@ -34,8 +34,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "cellstate/client.h"
-#include "cellstate/proto.h"
+#include "proto/client.h"
+#include "proto/proto.h"
 #include "tools/cellbench_cell.h"
 #include "tools/cellbench_daemon.h"
 #include "tools/cellbench_util.h"

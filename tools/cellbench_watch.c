@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 #include "schedulers/cellcopy.h"
 
 int cb_watch_init(cb_watch *w, uint32_t jobs, uint32_t tasks, cs_error *err)

@@ -6,7 +6,7 @@
  * Commands: submit, update, kill, scale (cellctl_job.c); get, describe,
  * endpoints, stats, watch (cellctl_show.c); cordon, uncordon, drain, logs
  * (cellctl_ops.c). Job specs are JSON, native or Marathon
- * (cellstate/jobspec.h; docs/design.md "Job specs").
+ * (spec/jobspec.h; docs/design.md "Job specs").
  *
  * Exit status: 0 on success, 1 when a spec, a request or the server failed,
  * 2 for a bad command line. Every failure prints one line naming it.
@@ -16,8 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cellstate/jobspec.h"
-#include "cellstate/proto.h"
+#include "spec/jobspec.h"
+#include "cellstate/units.h"
+#include "proto/proto.h"
 #include "tools/cellctl_cell.h"
 #include "tools/cellctl_job.h"
 #include "tools/cellctl_ops.h"
@@ -156,7 +157,7 @@ static const command *find_command(const char *name)
 static int parse_duration(const char *opt, const char *text, uint32_t *out)
 {
     cs_error err;
-    if (cs_jobspec_duration_ms(text, out, &err) != CS_OK) {
+    if (cs_duration_parse_ms(text, out, &err) != CS_OK) {
         fprintf(stderr, "cellctl: %s: %s\n", opt, err.msg);
         return -1;
     }

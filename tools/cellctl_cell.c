@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "cellstate/jobopts.h"
-#include "cellstate/jobspec.h"
-#include "cellstate/proto.h"
+#include "spec/jobspec.h"
+#include "proto/proto.h"
 
 /* ---- the connection ------------------------------------------------------------ */
 

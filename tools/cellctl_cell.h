@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "cellstate/client.h"
+#include "proto/client.h"
 #include "cellstate/error.h"
 #include "cellstate/record.h"
 

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cellstate/fitcheck.h"
-#include "cellstate/jobspec.h"
-#include "cellstate/proto.h"
+#include "spec/fitcheck.h"
+#include "spec/jobspec.h"
+#include "proto/proto.h"
 
 /* Read a spec file and say on stderr what in it was ignored. */
 static int load(const char *file, cs_jobspec *s, cs_error *err)
@@ -48,7 +48,7 @@ static uint64_t reply_u64(const cs_msg *r, const char *key)
 }
 
 /* After a submission: say on stderr why no machine of the cell could hold
- * the job, if none could (cellstate/fitcheck.h). It was accepted anyway:
+ * the job, if none could (spec/fitcheck.h). It was accepted anyway:
  * machines may join. A cell that cannot be read is not the submission's
  * failure: nothing is said. */
 static void warn_unfit(ctl *c, const cs_job *j)

@@ -1,6 +1,6 @@
 /* cellctl_job.h — cellctl's commands that change jobs: `submit FILE`,
  * `update JOB FILE`, `kill JOB` and `scale JOB N`. Specs are read with
- * cellstate/jobspec.h (native JSON or a Marathon app); its warnings go to
+ * spec/jobspec.h (native JSON or a Marathon app); its warnings go to
  * standard error, each naming the field that was ignored.
  *
  * Each returns CS_OK, CTL_EUSAGE for a bad command line, or the error of the

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 const char *ctl_machine_status(const cs_machine *m, char *buf, size_t size)
 {

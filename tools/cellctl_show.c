@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 #include "cellstate/jobopts.h"
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 #include "schedulers/backoff.h"
 #include "tools/cellctl_ops.h"
-#include "cellstate/schedreport.h"
+#include "proto/schedreport.h"
 #include "tools/cellctl_table.h"
 
 /* Reasons can be 1 KiB; a table cell shows the start. */

@@ -1,5 +1,5 @@
 /* client.c — a blocking REQ client of cellstated (see client.h). */
-#include "cellstate/client.h"
+#include "proto/client.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>

@@ -28,10 +28,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cellstate/jobspec.h"
+#include "cellstate/units.h"
 #include "cellstate/paths.h"
-#include "cellstate/proto.h"
-#include "cellstate/server.h"
+#include "proto/proto.h"
+#include "server/server.h"
 
 static void usage(FILE *f)
 {
@@ -81,7 +81,7 @@ static int duration(const char *flag, const char *v, uint64_t *out)
 {
     uint32_t ms;
     cs_error err;
-    if (cs_jobspec_duration_ms(v, &ms, &err) != CS_OK) {
+    if (cs_duration_parse_ms(v, &ms, &err) != CS_OK) {
         fprintf(stderr, "cellstated: %s: '%s': %s\n", flag, v, err.msg);
         return -1;
     }

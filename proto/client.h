@@ -14,7 +14,7 @@
 #include <msgpack.h>
 
 #include "cellstate/error.h"
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 typedef struct cs_client cs_client;
 

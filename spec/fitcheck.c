@@ -1,5 +1,5 @@
 /* fitcheck.c — submit-time warnings (see fitcheck.h). */
-#include "cellstate/fitcheck.h"
+#include "spec/fitcheck.h"
 #include "cellstate/jobopts.h"
 
 #include <stdarg.h>

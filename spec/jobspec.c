@@ -1,6 +1,6 @@
 /* jobspec.c — native and Marathon JSON job specs to job.submit bodies (see
  * jobspec.h; docs/design.md "Job specs" lists the fields and the mapping). */
-#include "cellstate/jobspec.h"
+#include "spec/jobspec.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,7 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cellstate/proto.h"
+#include "cellstate/units.h"
+#include "proto/proto.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -167,35 +168,6 @@ static bool asks_nothing(const json_t *v)
 
 /* ---- scalars ---------------------------------------------------------------- */
 
-/* Length of the decimal number at the start of s ([+-] digits [. digits]
- * [e[+-]digits]), 0 if none. Stricter than strtod, which also takes hex,
- * "inf", "nan" and leading blanks. */
-static size_t scan_decimal(const char *s, bool sign)
-{
-    size_t i = 0, digits = 0;
-    if (sign && (s[i] == '+' || s[i] == '-'))
-        i++;
-    while (isdigit((unsigned char)s[i]))
-        i++, digits++;
-    if (s[i] == '.') {
-        i++;
-        while (isdigit((unsigned char)s[i]))
-            i++, digits++;
-    }
-    if (digits == 0)
-        return 0;
-    if (s[i] == 'e' || s[i] == 'E') {
-        size_t j = i + 1;
-        if (s[j] == '+' || s[j] == '-')
-            j++;
-        if (isdigit((unsigned char)s[j])) {
-            while (isdigit((unsigned char)s[j]))
-                j++;
-            i = j;
-        }
-    }
-    return i;
-}
 
 /* A JSON number, or a string holding one ("0.5"): Marathon files often
  * quote numbers, and Marathon itself accepts them. */
@@ -212,7 +184,7 @@ static int get_number(ctx *c, const json_t *v, double *out)
     if (!json_is_string(v))
         return fail(c, "is %s, not a number", type_name(v));
     const char *t = json_string_value(v);
-    size_t n = scan_decimal(t, true);
+    size_t n = cs_scan_decimal(t, true);
     if (n == 0 || t[n] != '\0' || n != json_string_length(v))
         return fail(c, "\"%.64s\" is not a number", t);
     double d = strtod(t, NULL);
@@ -302,7 +274,7 @@ static int get_duration(ctx *c, const json_t *v, uint32_t *out)
 {
     if (json_is_string(v)) {
         cs_error e;
-        if (cs_jobspec_duration_ms(json_string_value(v), out, &e) != CS_OK)
+        if (cs_duration_parse_ms(json_string_value(v), out, &e) != CS_OK)
             return fail(c, "%s", e.msg);
         return CS_OK;
     }
@@ -339,7 +311,7 @@ static int get_cpu(ctx *c, const json_t *v, int64_t *out)
 {
     double cores;
     const char *t = json_is_string(v) ? json_string_value(v) : NULL;
-    size_t n = t ? scan_decimal(t, true) : 0;
+    size_t n = t ? cs_scan_decimal(t, true) : 0;
     if (t && n > 0 && t[n] == 'm' && t[n + 1] == '\0' && n + 1 == json_string_length(v))
         cores = strtod(t, NULL) / 1000.0;
     else
@@ -365,7 +337,7 @@ static int get_mib(ctx *c, const json_t *v, int64_t *out)
                  {"Ti", 1024 * 1024}, {"TiB", 1024 * 1024}};
     double mib = 0;
     const char *t = json_is_string(v) ? json_string_value(v) : NULL;
-    size_t n = t ? scan_decimal(t, true) : 0;
+    size_t n = t ? cs_scan_decimal(t, true) : 0;
     if (t && n > 0 && t[n] != '\0') {
         size_t u = 0;
         while (u < NELEM(units) && strcmp(t + n, units[u].unit) != 0)
@@ -386,47 +358,6 @@ static int get_mib(ctx *c, const json_t *v, int64_t *out)
     return CS_OK;
 }
 
-int cs_jobspec_duration_ms(const char *text, uint32_t *out, cs_error *err)
-{
-    size_t n = scan_decimal(text, true);
-    double ms = 0;
-    if (n > 0 && text[n] == '\0') {
-        ms = strtod(text, NULL) * 1000.0;
-    } else {
-        const char *p = text;
-        if (*p == '\0')
-            return cs_errorf(err, CS_EINVAL, "an empty duration");
-        while (*p) {
-            n = scan_decimal(p, p == text);
-            if (n == 0)
-                goto bad;
-            double x = strtod(p, NULL);
-            p += n;
-            if (strncmp(p, "ms", 2) == 0)
-                ms += x, p += 2;
-            else if (*p == 's')
-                ms += x * 1000.0, p++;
-            else if (*p == 'm')
-                ms += x * 60000.0, p++;
-            else if (*p == 'h')
-                ms += x * 3600000.0, p++;
-            else
-                goto bad;
-        }
-    }
-    if (!(ms >= 0))
-        return cs_errorf(err, CS_EINVAL, "duration '%.64s' is negative", text);
-    ms = round(ms);
-    if (ms > (double)UINT32_MAX)
-        return cs_errorf(err, CS_EINVAL, "duration '%.64s' is longer than %u ms (about 49 days)",
-                         text, UINT32_MAX);
-    *out = (uint32_t)ms;
-    return CS_OK;
-bad:
-    return cs_errorf(err, CS_EINVAL,
-                     "'%.64s' is not a duration (seconds as a number, or 500ms, 30s, 1m30s, 2h)",
-                     text);
-}
 
 /* ---- names and commands ------------------------------------------------------ */
 

@@ -6,7 +6,7 @@
  * table, the parked polls and the counters; `rmu` the schedulers' reports
  * (apart, so that reports and stats never wait behind polls).
  */
-#include "cellstate/server.h"
+#include "server/server.h"
 
 #include <errno.h>
 #include <nng/nng.h>
@@ -19,8 +19,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cellstate/proto.h"
-#include "cellstate/schedreport.h"
+#include "proto/proto.h"
+#include "proto/schedreport.h"
 #include "cellstate/store.h"
 #include "txn/command.h"
 #include "txn/commit.h"

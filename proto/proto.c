@@ -1,5 +1,5 @@
 /* proto.c — envelope, body readers and writers (see proto.h). */
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 #include "cellstate/mpcheck.h"
 

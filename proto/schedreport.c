@@ -1,12 +1,12 @@
 /* schedreport.c — sched.report bodies and the table of latest reports (see
  * schedreport.h). */
-#include "cellstate/schedreport.h"
+#include "proto/schedreport.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cellstate/proto.h"
+#include "proto/proto.h"
 
 #define PK(call)              \
     do {                      \

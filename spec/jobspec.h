@@ -79,11 +79,6 @@ int cs_jobspec_from_json(const json_t *root, cs_jobspec *s, cs_error *err);
  * On CS_OK *out is a new reference the caller must json_decref. */
 int cs_jobspec_to_json(const cs_job *j, const cs_jobopts *o, json_t **out, cs_error *err);
 
-/* A duration: a number of seconds ("2.5") or Go-style units ("1m30s",
- * "500ms", "2h"), rounded to the nearest millisecond. CS_EINVAL (with the
- * reason in `err`, no path) when malformed, negative or above 2^32-1 ms. */
-int cs_jobspec_duration_ms(const char *text, uint32_t *out, cs_error *err);
-
 /* The cellsched job name of a Marathon app id: the id without its leading
  * "/" ("/prod/web" -> "prod/web"; the other slashes stay, so that distinct
  * ids give distinct names). Written into out[0..size). CS_EINVAL naming the

@@ -32,6 +32,10 @@
 #define CS_DEFAULT_MAX_MSG (16u << 20)
 /* The most reports one task.status may carry in its batch form. */
 #define CS_REPORTS_MAX 1024
+/* A machine silent this long is marked down (cellstated
+ * --heartbeat-timeout); agents derive their default --orphan-grace from it
+ * (agent/alive.h), so it is part of the contract between the two. */
+#define CS_HEARTBEAT_TIMEOUT_DEFAULT_MS 10000
 
 #define CS_MSG_TABLE(X)                          \
     X(CS_MSG_ERROR, 0, "error")                  \

@@ -8,7 +8,7 @@
  * version. A monitor marks machines that miss their heartbeats down, in a
  * committed transaction that turns their tasks lost.
  *
- * The protocol is in proto.h and docs/protocol.md.
+ * The protocol is in proto/proto.h and docs/protocol.md.
  */
 #ifndef CS_SERVER_H
 #define CS_SERVER_H
@@ -38,10 +38,6 @@ typedef struct cs_server_opts {
      * it); 0 = the log is never compacted. */
     uint64_t log_retain_ms;
 } cs_server_opts;
-
-/* The default heartbeat timeout. The agent derives its default
- * --orphan-grace from it (agent/alive.h). */
-#define CS_HEARTBEAT_TIMEOUT_DEFAULT_MS 10000
 
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB. */
 void cs_server_opts_default(cs_server_opts *o);
