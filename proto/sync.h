@@ -1,0 +1,48 @@
+/* sync.h — Omega's sync on the wire: the request a scheduler sends with the
+ * version its copy has, and the reply cellstated builds from a snapshot of
+ * the store: every record changed since, or the whole cell (protocol.md
+ * §5.7).
+ *
+ * Both ends use these functions, so that the bytes a scheduler reads are
+ * built in one place: cellstated's feed answers `sync` with
+ * cs_sync_reply_encode, and the in-process twin of the scheduler's port
+ * (schedulers/) builds the very same reply from a store it holds, with no
+ * socket in between. The copy's decoder of the reply is cs_copy_apply_bytes
+ * (schedulers/cellcopy.h), which applies it without building objects.
+ */
+#ifndef CS_SYNC_H
+#define CS_SYNC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "cellstate/error.h"
+#include "cellstate/store.h"
+#include "proto/proto.h"
+
+/* A sync request: {"since": version, "form": "map" | "compact",
+ * "omit": "running"}, every field optional. */
+typedef struct cs_sync_req {
+    uint64_t since;    /* the reader's version; 0 = send the whole cell */
+    bool compact;      /* the compact form: tasks as runs of positional entries */
+    bool omit_running; /* leave out tasks whose only change was being reported running */
+} cs_sync_req;
+
+/* Pack `r` (only read) as a request body. CS_ENOMEM. */
+int cs_sync_req_encode(msgpack_packer *pk, const cs_sync_req *r);
+
+/* Read a request body (borrowed; *out keeps nothing of it). CS_EPROTO or
+ * CS_EINVAL naming the field for a wrong type or an unknown word. */
+int cs_sync_req_decode(const msgpack_object *body, cs_sync_req *out, cs_error *err);
+
+/* Pack the reply to `req` (only read) from `snap` (borrowed; the caller
+ * closes it): {"version", "full", ["form": "compact"], "machines", "jobs",
+ * "tasks"}. A `since` that the log no longer reaches back to, or whose
+ * changes include a removed (collected) job, is answered in full. Errors:
+ * the store's, and CS_ENOMEM. */
+int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *pk,
+                         cs_error *err);
+
+#endif

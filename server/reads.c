@@ -1,0 +1,352 @@
+/* reads.c — the requests answered from one snapshot of the store, on the
+ * worker's thread: get.machines, get.jobs, get.tasks, get.job, stats; and
+ * the tasks of a machine as a poll in the "each" form gets them. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+
+/* ---- reads ------------------------------------------------------------------ */
+
+/* The jobs of one poll reply, each read and packed once: a machine at C1M
+ * scale holds ~100 tasks of a handful of jobs, and the job part (name,
+ * command, options) is most of each entry. A small table with round-robin
+ * replacement: bytes identical to packing each job again. */
+#define JOB_MEMO 8
+
+typedef struct job_memo {
+    cs_id id[JOB_MEMO];
+    msgpack_sbuffer packed[JOB_MEMO];
+    unsigned n, next;
+} job_memo;
+
+static void job_memo_free(job_memo *jm)
+{
+    for (unsigned i = 0; i < jm->n; i++)
+        msgpack_sbuffer_destroy(&jm->packed[i]);
+}
+
+/* The packed job `id` from the memo, packing it into the memo first when
+ * absent. */
+static int job_memo_get(job_memo *jm, cs_snap *snap, cs_id id, const msgpack_sbuffer **out)
+{
+    for (unsigned i = 0; i < jm->n; i++)
+        if (jm->id[i] == id) {
+            *out = &jm->packed[i];
+            return CS_OK;
+        }
+    unsigned k;
+    if (jm->n < JOB_MEMO) {
+        k = jm->n++;
+        msgpack_sbuffer_init(&jm->packed[k]);
+    } else {
+        k = jm->next++ % JOB_MEMO;
+        jm->packed[k].size = 0;
+    }
+    jm->id[k] = 0; /* no job has id 0: matches nothing until packed */
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j;
+    cs_error ignored;
+    int rc = cs_snap_job(snap, id, &a, &j, &ignored);
+    if (rc == CS_OK) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &jm->packed[k], msgpack_sbuffer_write);
+        rc = cs_pack_job(&pk, &j);
+    }
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
+    jm->id[k] = id;
+    *out = &jm->packed[k];
+    return CS_OK;
+}
+
+typedef struct pack_ctx {
+    msgpack_packer *pk;
+    uint32_t n;
+    bool failed;
+    /* filters for tasks */
+    cs_id job, machine;
+    int state; /* -1: any */
+    bool placed_only;
+    cs_snap *snap;
+    bool with_job;
+    job_memo *memo; /* with_job: the jobs packed so far */
+} pack_ctx;
+
+static int count_machine(void *ctx, const cs_machine *m)
+{
+    (void)m;
+    ((pack_ctx *)ctx)->n++;
+    return 0;
+}
+static int put_machine(void *ctx, const cs_machine *m)
+{
+    pack_ctx *p = ctx;
+    p->failed |= cs_pack_machine(p->pk, m) != CS_OK;
+    return 0;
+}
+static int count_job(void *ctx, const cs_job *j)
+{
+    (void)j;
+    ((pack_ctx *)ctx)->n++;
+    return 0;
+}
+static int put_job(void *ctx, const cs_job *j)
+{
+    pack_ctx *p = ctx;
+    p->failed |= cs_pack_job(p->pk, j) != CS_OK;
+    return 0;
+}
+
+static bool task_wanted(const pack_ctx *p, const cs_task *t)
+{
+    return (p->job == 0 || t->job == p->job) && (p->machine == 0 || t->machine == p->machine) &&
+           (p->state < 0 || t->state == p->state) &&
+           (!p->placed_only || cs_task_state_placed(t->state));
+}
+static int count_task(void *ctx, const cs_task *t)
+{
+    pack_ctx *p = ctx;
+    p->n += task_wanted(p, t);
+    return 0;
+}
+
+/* A task as agents need it: the record, plus its job's name and command. */
+static int pack_task_for_agent(msgpack_packer *pk, cs_snap *snap, job_memo *jm, const cs_task *t)
+{
+    const msgpack_sbuffer *job;
+    int rc = job_memo_get(jm, snap, t->job, &job);
+    if (rc == CS_OK && (rc = msgpack_pack_map(pk, 2) ? CS_ENOMEM : CS_OK) == CS_OK &&
+        (rc = cs_pack_str(pk, "task")) == CS_OK && (rc = cs_pack_task(pk, t)) == CS_OK &&
+        (rc = cs_pack_str(pk, "job")) == CS_OK)
+        rc = pk->callback(pk->data, job->data, job->size) ? CS_ENOMEM : CS_OK;
+    return rc;
+}
+
+static int put_task(void *ctx, const cs_task *t)
+{
+    pack_ctx *p = ctx;
+    if (task_wanted(p, t))
+        p->failed |= (p->with_job ? pack_task_for_agent(p->pk, p->snap, p->memo, t)
+                                  : cs_pack_task(p->pk, t)) != CS_OK;
+    return 0;
+}
+
+/* One kind of record, walked twice: to count (the array's length comes
+ * first in msgpack), then to pack. */
+typedef int (*walk_fn)(cs_snap *snap, bool put, pack_ctx *p, cs_error *err);
+
+static int walk_machines(cs_snap *snap, bool put, pack_ctx *p, cs_error *err)
+{
+    return cs_snap_each_machine(snap, put ? put_machine : count_machine, p, err);
+}
+
+static int walk_jobs(cs_snap *snap, bool put, pack_ctx *p, cs_error *err)
+{
+    return cs_snap_each_job(snap, put ? put_job : count_job, p, err);
+}
+
+/* {"version", key: [every record walk visits]} from one snapshot. */
+static int h_list(worker *w, msgpack_packer *pk, const char *key, walk_fn walk, cs_error *err)
+{
+    cs_snap *snap;
+    CS_TRY(open_snap(w, &snap, err));
+    pack_ctx p = {.pk = pk};
+    int rc = walk(snap, false, &p, err);
+    if (rc == CS_OK && (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
+                        cs_pack_str(pk, key) || msgpack_pack_array(pk, p.n)))
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    if (rc == CS_OK)
+        rc = walk(snap, true, &p, err);
+    cs_snap_close(snap);
+    return rc == CS_OK && p.failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
+}
+
+int srv_get_machines(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    return h_list(w, pk, "machines", walk_machines, err);
+}
+
+int srv_get_jobs(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    return h_list(w, pk, "jobs", walk_jobs, err);
+}
+
+/* Tasks matching `p`'s filters as {"version", "tasks": [...]}, reading the
+ * job's range or the machine's index when a filter allows. */
+static int pack_tasks(cs_snap *snap, msgpack_packer *pk, pack_ctx *p, cs_error *err)
+{
+    p->pk = pk;
+    p->snap = snap;
+    int rc;
+    if (p->job != 0)
+        rc = cs_snap_each_task_of_job(snap, p->job, count_task, p, err);
+    else if (p->machine != 0 && p->placed_only)
+        rc = cs_snap_each_task_on_machine(snap, p->machine, count_task, p, err);
+    else
+        rc = cs_snap_each_task(snap, count_task, p, err);
+    if (rc != CS_OK)
+        return rc;
+    if (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
+        cs_pack_str(pk, "tasks") || msgpack_pack_array(pk, p->n))
+        return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    if (p->job != 0)
+        rc = cs_snap_each_task_of_job(snap, p->job, put_task, p, err);
+    else if (p->machine != 0 && p->placed_only)
+        rc = cs_snap_each_task_on_machine(snap, p->machine, put_task, p, err);
+    else
+        rc = cs_snap_each_task(snap, put_task, p, err);
+    return rc == CS_OK && p->failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
+}
+
+int srv_get_tasks(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    CS_TRY(open_snap(w, &snap, err));
+    cs_arena a;
+    cs_arena_init(&a);
+    pack_ctx p = {.state = -1};
+    const char *state = NULL;
+    int rc = CS_OK;
+    if (cs_obj_get(body(w), "job") != NULL) {
+        cs_job j;
+        if ((rc = srv_job_ref(snap, body(w), "job", &a, &j, err)) == CS_OK)
+            p.job = j.id;
+    }
+    if (rc == CS_OK && cs_obj_get(body(w), "machine") != NULL) {
+        cs_machine m;
+        if ((rc = srv_machine_ref(snap, body(w), "machine", &a, &m, err)) == CS_OK)
+            p.machine = m.id;
+    }
+    if (rc == CS_OK && (rc = cs_obj_str(body(w), "state", false, 16, &a, &state, err)) == CS_OK &&
+        state != NULL) {
+        uint8_t st;
+        if (cs_task_state_parse(state, &st) != CS_OK)
+            rc = cs_errorf(err, CS_EINVAL, "field 'state': unknown task state '%s'", state);
+        else
+            p.state = st;
+    }
+    if (rc == CS_OK)
+        rc = pack_tasks(snap, pk, &p, err);
+    cs_arena_free(&a);
+    cs_snap_close(snap);
+    return rc;
+}
+
+int srv_get_job(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    CS_TRY(open_snap(w, &snap, err));
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job j;
+    int rc = srv_job_ref(snap, body(w), "job", &a, &j, err);
+    if (rc == CS_OK) {
+        /* {"job": {...}, "tasks": {"version", "tasks": [...]}}: the second
+         * value is the same map get.tasks answers with. */
+        if (msgpack_pack_map(pk, 2) || cs_pack_str(pk, "job") || cs_pack_job(pk, &j) ||
+            cs_pack_str(pk, "tasks"))
+            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+        pack_ctx p = {.state = -1, .job = j.id};
+        if (rc == CS_OK)
+            rc = pack_tasks(snap, pk, &p, err);
+    }
+    cs_arena_free(&a);
+    cs_snap_close(snap);
+    return rc;
+}
+
+typedef struct stats_ctx {
+    uint32_t machines, up, jobs, active;
+    uint32_t tasks[CS_TASK_STATE_COUNT];
+    cs_res cap, alloc;
+} stats_ctx;
+
+static int stat_machine(void *ctx, const cs_machine *m)
+{
+    stats_ctx *c = ctx;
+    c->machines++;
+    if (m->state == CS_MACHINE_UP) {
+        c->up++;
+        cs_res_add(&c->cap, &m->capacity);
+    }
+    cs_res_add(&c->alloc, &m->allocated);
+    return 0;
+}
+static int stat_job(void *ctx, const cs_job *j)
+{
+    stats_ctx *c = ctx;
+    c->jobs++;
+    c->active += j->state == CS_JOB_ACTIVE;
+    return 0;
+}
+static int stat_task(void *ctx, const cs_task *t)
+{
+    ((stats_ctx *)ctx)->tasks[t->state]++;
+    return 0;
+}
+
+int srv_stats(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_snap *snap;
+    CS_TRY(open_snap(w, &snap, err));
+    stats_ctx c = {0};
+    int rc;
+    if ((rc = cs_snap_each_machine(snap, stat_machine, &c, err)) != CS_OK ||
+        (rc = cs_snap_each_job(snap, stat_job, &c, err)) != CS_OK ||
+        (rc = cs_snap_each_task(snap, stat_task, &c, err)) != CS_OK) {
+        cs_snap_close(snap);
+        return rc;
+    }
+    uint64_t version = cs_snap_version(snap);
+    cs_snap_close(snap);
+    cs_server *s = w->s;
+    pthread_mutex_lock(&s->mu);
+    counters k = s->c;
+    uint32_t parked = s->nparked;
+    pthread_mutex_unlock(&s->mu);
+    PK(msgpack_pack_map(pk, 11));
+    CS_TRY(cs_pack_kv_u64(pk, "version", version));
+    CS_TRY(cs_pack_kv_u64(pk, "machines", c.machines));
+    CS_TRY(cs_pack_kv_u64(pk, "machines_up", c.up));
+    CS_TRY(cs_pack_kv_u64(pk, "jobs", c.jobs));
+    CS_TRY(cs_pack_kv_u64(pk, "jobs_active", c.active));
+    CS_TRY(cs_pack_str(pk, "tasks"));
+    PK(msgpack_pack_map(pk, CS_TASK_STATE_COUNT));
+    for (int i = 0; i < CS_TASK_STATE_COUNT; i++)
+        CS_TRY(cs_pack_kv_u64(pk, cs_task_state_name((uint8_t)i), c.tasks[i]));
+    CS_TRY(cs_pack_kv_res(pk, "capacity", &c.cap));
+    CS_TRY(cs_pack_kv_res(pk, "allocated", &c.alloc));
+    CS_TRY(cs_pack_str(pk, "server"));
+    PK(msgpack_pack_map(pk, 9));
+    CS_TRY(cs_pack_kv_u64(pk, "requests", k.requests));
+    CS_TRY(cs_pack_kv_u64(pk, "errors", k.errors));
+    CS_TRY(cs_pack_kv_u64(pk, "writes", k.writes));
+    CS_TRY(cs_pack_kv_u64(pk, "commits", k.commits));
+    CS_TRY(cs_pack_kv_u64(pk, "commits_conflicted", k.commits_conflicted));
+    CS_TRY(cs_pack_kv_u64(pk, "claims", k.claims));
+    CS_TRY(cs_pack_kv_u64(pk, "claims_committed", k.claims_committed));
+    CS_TRY(cs_pack_kv_u64(pk, "queued", k.queued));
+    CS_TRY(cs_pack_kv_u64(pk, "parked_polls", parked));
+    CS_TRY(cs_pack_kv_u64(pk, "workers", s->nworkers));
+    CS_TRY(cs_pack_str(pk, "schedulers"));
+    int64_t now = now_ms();
+    pthread_mutex_lock(&s->rmu);
+    cs_sched_table_expire(&s->reports, now);
+    rc = cs_sched_table_pack(&s->reports, now, pk);
+    pthread_mutex_unlock(&s->rmu);
+    return rc != CS_OK ? cs_errorf(err, rc, "reply: out of memory") : CS_OK;
+}
+
+
+int srv_pack_machine_tasks(cs_snap *snap, msgpack_packer *pk, cs_id machine, cs_error *err)
+{
+    job_memo jm = {0};
+    pack_ctx p = {.state = -1, .machine = machine, .placed_only = true, .with_job = true,
+                  .memo = &jm};
+    int rc = pack_tasks(snap, pk, &p, err);
+    job_memo_free(&jm);
+    return rc;
+}
