@@ -3,6 +3,7 @@
 #include "cellstate/alloc.h"
 
 #include "cellstate/arena.h"
+#include "cellstate/idindex.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -65,8 +66,7 @@ struct cs_alloc_txn {
     bool stamp;
     ov *v;
     uint32_t n, cap;
-    uint32_t *index; /* open addressing: 1 + position in v, 0 = empty */
-    uint32_t icap;   /* a power of two, kept at least twice n */
+    cs_idindex index; /* finds a machine's entry in v */
 };
 
 int cs_alloc_create(cs_alloc **out, cs_error *err)
@@ -170,44 +170,14 @@ void cs_alloc_txn_discard(cs_alloc_txn *x)
         return;
     cs_arena_free(&x->a);
     free(x->v);
-    free(x->index);
+    cs_idindex_free(&x->index);
     free(x);
-}
-
-static uint32_t hash_id(cs_id id, uint32_t mask)
-{
-    /* Fibonacci hashing: consecutive machine ids spread over the table. */
-    return (uint32_t)((id * UINT64_C(0x9E3779B97F4A7C15)) >> 32) & mask;
 }
 
 static ov *ov_find(const cs_alloc_txn *x, cs_id machine)
 {
-    if (x->icap == 0)
-        return NULL;
-    for (uint32_t h = hash_id(machine, x->icap - 1);; h = (h + 1) & (x->icap - 1)) {
-        uint32_t i = x->index[h];
-        if (i == 0)
-            return NULL;
-        if (x->v[i - 1].machine == machine)
-            return &x->v[i - 1];
-    }
-}
-
-static int rehash(cs_alloc_txn *x, uint32_t icap)
-{
-    uint32_t *index = calloc(icap, sizeof *index);
-    if (index == NULL)
-        return CS_ENOMEM;
-    for (uint32_t i = 0; i < x->n; i++) {
-        uint32_t h = hash_id(x->v[i].machine, icap - 1);
-        while (index[h] != 0)
-            h = (h + 1) & (icap - 1);
-        index[h] = i + 1;
-    }
-    free(x->index);
-    x->index = index;
-    x->icap = icap;
-    return CS_OK;
+    uint32_t i = cs_idindex_find(&x->index, x->v, sizeof *x->v, machine);
+    return i == CS_IDINDEX_NONE ? NULL : &x->v[i];
 }
 
 /* The overlay entry of `machine`, made from the published one on first use. */
@@ -221,8 +191,6 @@ static int ov_get(cs_alloc_txn *x, cs_id machine, ov **out, cs_error *err)
         *out = o;
         return CS_OK;
     }
-    if ((x->n + 1) * 2 > x->icap && rehash(x, x->icap ? x->icap * 2 : 64) != CS_OK)
-        goto nomem;
     if (x->n == x->cap) {
         uint32_t cap = x->cap ? x->cap * 2 : 32;
         ov *v = realloc(x->v, cap * sizeof *v);
@@ -253,10 +221,9 @@ static int ov_get(cs_alloc_txn *x, cs_id machine, ov **out, cs_error *err)
             o->nports = o->capports = e->nports;
         }
     }
-    uint32_t h = hash_id(machine, x->icap - 1);
-    while (x->index[h] != 0)
-        h = (h + 1) & (x->icap - 1);
-    x->index[h] = ++x->n;
+    if (cs_idindex_add(&x->index, x->v, sizeof *x->v, x->n) != CS_OK)
+        goto nomem;
+    x->n++;
     *out = o;
     return CS_OK;
 nomem:

@@ -15,6 +15,7 @@
 
 #include "cellstate/arena.h"
 #include "cellstate/record.h"
+#include "cellstate/rng.h"
 
 /* ---- sample records --------------------------------------------------- */
 
@@ -924,13 +925,6 @@ Test(record, task_index_beyond_20_bits_is_refused)
     edit_end(&e);
 }
 
-static uint64_t xorshift(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
 
 /* Random bytes and random mutations of valid records through every
  * decoder: each answer is success or CS_ECORRUPT with a message, never a
@@ -946,22 +940,22 @@ Test(record, random_garbage_never_crashes)
     cs_arena_init(&a);
     unsigned errors = 0, oks = 0;
     for (int i = 0; i < 30000; i++) {
-        int kind = (int)(xorshift(&x) % K_COUNT);
+        int kind = (int)(cs_rng_next(&x) % K_COUNT);
         size_t len;
         if (i % 2 == 0) {
-            len = xorshift(&x) % 96;
+            len = cs_rng_next(&x) % 96;
             for (size_t b = 0; b < len; b++)
-                buf[b] = (uint8_t)xorshift(&x);
+                buf[b] = (uint8_t)cs_rng_next(&x);
         } else {
             len = valid[kind].size;
             memcpy(buf, valid[kind].data, len);
-            int flips = 1 + (int)(xorshift(&x) % 4);
+            int flips = 1 + (int)(cs_rng_next(&x) % 4);
             for (int fl = 0; fl < flips; fl++) {
-                size_t at = xorshift(&x) % len;
-                buf[at] = (uint8_t)xorshift(&x);
+                size_t at = cs_rng_next(&x) % len;
+                buf[at] = (uint8_t)cs_rng_next(&x);
             }
-            if (xorshift(&x) % 4 == 0)
-                len = xorshift(&x) % (len + 1);
+            if (cs_rng_next(&x) % 4 == 0)
+                len = cs_rng_next(&x) % (len + 1);
         }
         cs_error err = {0};
         int rc = decode_any(kind, buf, len, &a, &err);

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
 #include "cellstate/store.h"
 #include "tests/support.h"
 #include "txn/commit.h"
@@ -214,14 +215,6 @@ static void assert_walk_is_reads(cs_snap *snap, const cs_id *ids, size_t n, cons
 
 /* ---- random sorted subsets ------------------------------------------------- */
 
-/* A number in [0, n) from xorshift64* (state never 0): a fixed seed gives
- * the same subsets on every run. */
-static size_t below(uint64_t *rng, size_t n)
-{
-    *rng ^= *rng >> 12, *rng ^= *rng << 25, *rng ^= *rng >> 27;
-    return (size_t)((*rng * UINT64_C(0x2545F4914F6CDD1D)) % n);
-}
-
 static const char *const shapes[] = {"empty", "one id", "all ids", "one run",
                                      "sparse", "dense", "runs and gaps", "first and last"};
 #define NSHAPES (sizeof shapes / sizeof *shapes)
@@ -235,14 +228,15 @@ static size_t subset(uint64_t *rng, size_t shape, const cs_id *all, size_t n, cs
     case 0:
         break;
     case 1:
-        out[k++] = all[below(rng, n)];
+        out[k++] = all[cs_rng_below(rng, (uint32_t)n)];
         break;
     case 2:
         memcpy(out, all, n * sizeof *all);
         k = n;
         break;
     case 3: {
-        size_t a = below(rng, n), b = a + 1 + below(rng, n - a);
+        size_t a = cs_rng_below(rng, (uint32_t)n);
+        size_t b = a + 1 + cs_rng_below(rng, (uint32_t)(n - a));
         for (size_t i = a; i < b; i++)
             out[k++] = all[i];
         break;
@@ -251,14 +245,14 @@ static size_t subset(uint64_t *rng, size_t shape, const cs_id *all, size_t n, cs
     case 5: {
         size_t per100 = shape == 4 ? 5 : 90;
         for (size_t i = 0; i < n; i++)
-            if (below(rng, 100) < per100)
+            if (cs_rng_below(rng, 100) < per100)
                 out[k++] = all[i];
         break;
     }
     case 6:
         for (size_t i = 0; i < n;) {
-            size_t len = 1 + below(rng, 40);
-            bool in = below(rng, 2) == 0;
+            size_t len = 1 + cs_rng_below(rng, 40);
+            bool in = cs_rng_below(rng, 2) == 0;
             for (size_t e = i + len < n ? i + len : n; i < e; i++)
                 if (in)
                     out[k++] = all[i];
