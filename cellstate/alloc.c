@@ -433,7 +433,9 @@ static void find_pending(cs_alloc *t)
     t->lost = false;
 }
 
-void cs_alloc_trim(cs_alloc *t, uint64_t oldest)
+/* Free what no snapshot at or after `oldest` can reach (also done by every
+ * publish); for a writer whose readers have moved on. */
+static void alloc_trim(cs_alloc *t, uint64_t oldest)
 {
     if (t->lost)
         find_pending(t);
@@ -489,7 +491,7 @@ int cs_alloc_publish(cs_alloc_txn *x, uint64_t oldest, cs_error *err)
     }
     free(made);
     cs_alloc_txn_discard(x);
-    cs_alloc_trim(t, oldest);
+    alloc_trim(t, oldest);
     return CS_OK;
 nomem:
     if (made != NULL)

@@ -115,8 +115,4 @@ int cs_alloc_publish(cs_alloc_txn *x, uint64_t oldest, cs_error *err);
 /* Drop the transaction's changes and free it. */
 void cs_alloc_txn_discard(cs_alloc_txn *x);
 
-/* Free what no snapshot at or after `oldest` can reach (also done by every
- * publish); for a writer whose readers have moved on. */
-void cs_alloc_trim(cs_alloc *t, uint64_t oldest);
-
 #endif

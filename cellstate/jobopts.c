@@ -123,7 +123,9 @@ static int check_health(const cs_health *h, uint32_t i, cs_error *err)
     return rc;
 }
 
-int cs_jobopts_normalize(cs_jobopts *o, cs_error *err)
+/* Check ranges and sortedness; CS_EINVAL naming the option. Sorts env and
+ * volumes in place first, so that callers may fill them in any order. */
+static int jobopts_normalize(cs_jobopts *o, cs_error *err)
 {
     if (o->nenv > CS_ENV_MAX)
         return cs_errorf(err, CS_EINVAL, "options: more than %u environment variables", CS_ENV_MAX);
@@ -244,7 +246,7 @@ static int pack_toleration(msgpack_packer *pk, const cs_toleration *t)
 
 int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
 {
-    int rc = cs_jobopts_normalize(o, err);
+    int rc = jobopts_normalize(o, err);
     if (rc != CS_OK)
         return rc;
     bool has[14] = {
@@ -609,7 +611,7 @@ int cs_jobopts_decode(const void *data, size_t len, cs_arena *a, cs_jobopts *out
         rc = dec_map(&d, &obj, out);
     msgpack_zone_destroy(&zone);
     if (rc == CS_OK)
-        rc = cs_jobopts_normalize(out, err);
+        rc = jobopts_normalize(out, err);
     return rc;
 }
 

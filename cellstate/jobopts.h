@@ -144,13 +144,10 @@ bool cs_toleration_matches(const cs_toleration *t, const char *key, const char *
 
 const char *cs_toleration_op_name(uint8_t op);
 
-/* Check ranges and sortedness; CS_EINVAL naming the option. Sorts env and
- * volumes in place first, so that callers may fill them in any order. */
-int cs_jobopts_normalize(cs_jobopts *o, cs_error *err);
-
 /* Append the canonical encoding to `buf` (caller-owned); nothing at all when
- * every option has its default. Calls cs_jobopts_normalize first (so `o` may
- * be reordered). CS_EINVAL or CS_ENOMEM. */
+ * every option has its default. Checks ranges first (CS_EINVAL naming the
+ * option) and sorts env and volumes in place (so `o` may be reordered).
+ * CS_EINVAL or CS_ENOMEM. */
 int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err);
 
 /* Decode options bytes (len 0 = the defaults). Strings and arrays of `out`

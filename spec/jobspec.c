@@ -404,7 +404,10 @@ static bool shell_safe(const char *s)
     return true;
 }
 
-char *cs_jobspec_shell_join(const char *const *argv, size_t argc, cs_arena *a)
+/* Append the arguments, quoted for a POSIX shell and separated by spaces,
+ * to a NUL-terminated string in `a`: the `cmd` that runs `argv` exactly
+ * (no expansion of $, *, ...). NULL when out of memory. */
+static char *shell_join(const char *const *argv, size_t argc, cs_arena *a)
 {
     /* Worst case: every byte a quote ('\'' is 4 bytes), 2 quotes, a space. */
     size_t size = 1;
@@ -470,7 +473,7 @@ static int set_args(ctx *c, const json_t *v)
         CS_TRY(get_str(c, json_array_get(v, i), CS_CMD_MAX, false, &argv[i]));
         pop(c, old);
     }
-    char *cmd = cs_jobspec_shell_join(argv, n, &c->s->arena);
+    char *cmd = shell_join(argv, n, &c->s->arena);
     if (cmd == NULL)
         return oom(c);
     if (strlen(cmd) > CS_CMD_MAX)
@@ -1659,7 +1662,9 @@ static int finish(ctx *c, const health_ports *hp)
 
 /* ---- entry points ---------------------------------------------------------------- */
 
-void cs_jobspec_init(cs_jobspec *s)
+/* Prepare `s` for one of the parse functions (which call it themselves);
+ * cs_jobspec_free is then always safe. */
+static void jobspec_init(cs_jobspec *s)
 {
     memset(s, 0, sizeof *s);
     cs_arena_init(&s->arena);
@@ -1670,12 +1675,12 @@ void cs_jobspec_free(cs_jobspec *s)
 {
     cs_arena_free(&s->arena);
     msgpack_sbuffer_destroy(&s->body);
-    cs_jobspec_init(s);
+    jobspec_init(s);
 }
 
 int cs_jobspec_from_json(const json_t *root, cs_jobspec *s, cs_error *err)
 {
-    cs_jobspec_init(s);
+    jobspec_init(s);
     ctx c = {.s = s, .err = err};
     if (!json_is_object(root))
         return cs_errorf(err, CS_EINVAL, "the spec is %s, not a JSON object", type_name(root));
@@ -1703,7 +1708,7 @@ int cs_jobspec_from_json(const json_t *root, cs_jobspec *s, cs_error *err)
 
 int cs_jobspec_parse(const char *text, size_t len, cs_jobspec *s, cs_error *err)
 {
-    cs_jobspec_init(s);
+    jobspec_init(s);
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (root == NULL)
@@ -1715,7 +1720,7 @@ int cs_jobspec_parse(const char *text, size_t len, cs_jobspec *s, cs_error *err)
 
 int cs_jobspec_load(const char *path, cs_jobspec *s, cs_error *err)
 {
-    cs_jobspec_init(s);
+    jobspec_init(s);
     bool in = strcmp(path, "-") == 0;
     const char *name = in ? "<stdin>" : path;
     FILE *f = in ? stdin : fopen(path, "rb");

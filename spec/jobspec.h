@@ -53,10 +53,6 @@ typedef struct cs_jobspec {
     cs_arena arena;
 } cs_jobspec;
 
-/* Prepare `s` for one of the parse functions (which call it themselves);
- * cs_jobspec_free is then always safe. */
-void cs_jobspec_init(cs_jobspec *s);
-
 /* Release what `s` holds. Safe on an initialised or freed spec. */
 void cs_jobspec_free(cs_jobspec *s);
 
@@ -84,10 +80,5 @@ int cs_jobspec_to_json(const cs_job *j, const cs_jobopts *o, json_t **out, cs_er
  * ids give distinct names). Written into out[0..size). CS_EINVAL naming the
  * problem for an empty segment, "." or "..", or a name above 255 bytes. */
 int cs_jobspec_marathon_name(const char *id, char *out, size_t size, cs_error *err);
-
-/* Append the arguments, quoted for a POSIX shell and separated by spaces,
- * to a NUL-terminated string in `a`: the `cmd` that runs `argv` exactly
- * (no expansion of $, *, ...). NULL when out of memory. */
-char *cs_jobspec_shell_join(const char *const *argv, size_t argc, cs_arena *a);
 
 #endif
