@@ -4,6 +4,7 @@
 
 #include "cellstate/arena.h"
 #include "cellstate/idindex.h"
+#include "cellstate/vec.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -65,7 +66,8 @@ struct cs_alloc_txn {
     uint64_t version;
     bool stamp;
     ov *v;
-    uint32_t n, cap;
+    uint32_t n;
+    size_t cap;
     cs_idindex index; /* finds a machine's entry in v */
 };
 
@@ -191,14 +193,10 @@ static int ov_get(cs_alloc_txn *x, cs_id machine, ov **out, cs_error *err)
         *out = o;
         return CS_OK;
     }
-    if (x->n == x->cap) {
-        uint32_t cap = x->cap ? x->cap * 2 : 32;
-        ov *v = realloc(x->v, cap * sizeof *v);
-        if (v == NULL)
-            goto nomem;
-        x->v = v;
-        x->cap = cap;
-    }
+    ov *nv = cs_vec_grow(x->v, &x->cap, (size_t)x->n + 1, sizeof *x->v, 32);
+    if (nv == NULL)
+        goto nomem;
+    x->v = nv;
     o = &x->v[x->n];
     memset(o, 0, sizeof *o);
     o->machine = machine;
@@ -405,14 +403,10 @@ static entry *freeze(const ov *o, uint64_t version)
 
 static int pending_push(cs_alloc *t, cs_id machine)
 {
-    if (t->npending == t->cappending) {
-        size_t cap = t->cappending ? t->cappending * 2 : 64;
-        cs_id *v = realloc(t->pending, cap * sizeof *v);
-        if (v == NULL)
-            return CS_ENOMEM;
-        t->pending = v;
-        t->cappending = cap;
-    }
+    cs_id *v = cs_vec_grow(t->pending, &t->cappending, t->npending + 1, sizeof *v, 64);
+    if (v == NULL)
+        return CS_ENOMEM;
+    t->pending = v;
     t->pending[t->npending++] = machine;
     return CS_OK;
 }

@@ -5,6 +5,7 @@
 #include "cellstate/alloc.h"
 #include "cellstate/mpcheck.h"
 #include "cellstate/recview.h"
+#include "cellstate/vec.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -177,14 +178,10 @@ typedef struct idvec {
 
 static int ids_push(idvec *s, cs_id id)
 {
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        cs_id *v = realloc(s->v, cap * sizeof *v);
-        if (v == NULL)
-            return CS_ENOMEM;
-        s->v = v;
-        s->cap = cap;
-    }
+    cs_id *v = cs_vec_grow(s->v, &s->cap, s->n + 1, sizeof *v, 64);
+    if (v == NULL)
+        return CS_ENOMEM;
+    s->v = v;
     s->v[s->n++] = id;
     return CS_OK;
 }

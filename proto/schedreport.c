@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/vec.h"
 #include "proto/proto.h"
 
 #define PK(call)              \
@@ -220,14 +221,10 @@ int cs_sched_table_put(cs_sched_table *t, const cs_sched_report *r, int64_t now_
             return cs_errorf(err, CS_EFULL,
                              "scheduler %s: %d other schedulers reported in the last %d minutes",
                              r->name, CS_SCHED_TABLE_MAX, CS_SCHED_REPORT_TTL_MS / 60000);
-        if (t->n == t->cap) {
-            size_t cap = t->cap ? 2 * t->cap : 8;
-            cs_sched_entry *v = realloc(t->v, cap * sizeof *v);
-            if (v == NULL)
-                return cs_errorf(err, CS_ENOMEM, "scheduler %s: out of memory", r->name);
-            t->v = v;
-            t->cap = cap;
-        }
+        cs_sched_entry *v = cs_vec_grow(t->v, &t->cap, t->n + 1, sizeof *v, 8);
+        if (v == NULL)
+            return cs_errorf(err, CS_ENOMEM, "scheduler %s: out of memory", r->name);
+        t->v = v;
         memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof *t->v);
         t->n++;
     }

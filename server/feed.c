@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/vec.h"
 #include "proto/sync.h"
 #include "server/internal.h"
 
@@ -38,34 +39,23 @@ typedef struct poll_ent {
 typedef struct poll_walk {
     uint64_t known;   /* task versions <= known go short; 0: none */
     poll_ent *e;
-    uint32_t n, cap;
+    uint32_t n;
+    size_t cap;
     cs_id *job;
-    uint32_t njobs, jcap;
+    uint32_t njobs;
+    size_t jcap;
     bool failed;
 } poll_walk;
-
-static bool grow(void **p, uint32_t *cap, uint32_t need, size_t size)
-{
-    if (need <= *cap)
-        return true;
-    uint32_t c = *cap ? 2 * *cap : 16;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, (size_t)c * size);
-    if (q == NULL)
-        return false;
-    *p = q;
-    *cap = c;
-    return true;
-}
 
 static int walk_task(void *ctx, const cs_task *t)
 {
     poll_walk *pw = ctx;
-    if (!grow((void **)&pw->e, &pw->cap, pw->n + 1, sizeof *pw->e)) {
+    poll_ent *e = cs_vec_grow(pw->e, &pw->cap, (size_t)pw->n + 1, sizeof *e, 16);
+    if (e == NULL) {
         pw->failed = true;
         return 0;
     }
+    pw->e = e;
     bool full = pw->known == 0 || t->version > pw->known;
     pw->e[pw->n++] = (poll_ent){t->id, t->job, t->attempts, full};
     if (!full || (pw->njobs > 0 && pw->job[pw->njobs - 1] == t->job))
@@ -73,10 +63,12 @@ static int walk_task(void *ctx, const cs_task *t)
     for (uint32_t i = 0; i < pw->njobs; i++)
         if (pw->job[i] == t->job)
             return 0;
-    if (!grow((void **)&pw->job, &pw->jcap, pw->njobs + 1, sizeof *pw->job)) {
+    cs_id *job = cs_vec_grow(pw->job, &pw->jcap, (size_t)pw->njobs + 1, sizeof *job, 16);
+    if (job == NULL) {
         pw->failed = true;
         return 0;
     }
+    pw->job = job;
     pw->job[pw->njobs++] = t->job;
     return 0;
 }
