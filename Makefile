@@ -95,6 +95,7 @@ LDLIBS  = $(shell pkg-config --libs $(filter-out jansson,$(PKGS)) 2>/dev/null) -
 #   server      cellstated: transport, dispatch, reads, feed, writer, monitor
 #   schedulers  the loop, the copy, placement (batch/ and service/ hold main)
 #   agent       cell-agent
+.DEFAULT_GOAL := all
 LAYERS := cellstate txn proto spec server schedulers
 MAINS  := server/cellstated.c
 layer_src = $(filter-out $(MAINS),$(wildcard $1/*.c))
