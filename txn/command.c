@@ -373,7 +373,8 @@ int cs_cmd_job_note(cs_command *c, cs_id id, const char *note, cs_error *err)
         cs_pack_str(&pk, note) != CS_OK)
         return oom(c, err);
     c->args.id = id;
-    c->args.note = note;
+    if ((c->args.note = cs_arena_strndup(&c->arena, note, strlen(note))) == NULL)
+        return oom(c, err);
     return CS_OK;
 }
 
@@ -390,7 +391,9 @@ int cs_cmd_task_report(cs_command *c, const cs_task_report *r, cs_error *err)
         msgpack_pack_uint8(&pk, r->health))
         return oom(c, err);
     c->args.report = *r;
-    c->args.report.reason = r->reason ? r->reason : "";
+    if ((c->args.report.reason = cs_arena_strndup(&c->arena, r->reason ? r->reason : "", rlen)) ==
+        NULL)
+        return oom(c, err);
     return CS_OK;
 }
 
@@ -577,13 +580,13 @@ static int decode(uint8_t kind, const void *cmd, size_t len, cs_arena *a, decode
 static int log_refusal(cs_store *s, uint8_t kind, const void *cmd, size_t len, int code,
                        const cs_error *judged, cs_result *r, cs_error *err)
 {
+    result_reset(r, kind);
     cs_wtxn *w;
     int rc = cs_wtxn_begin(s, &w, err);
     if (rc == CS_OK)
         rc = cs_wtxn_commit(w, kind, cmd, len, &r->version, err);
     if (rc != CS_OK)
         return rc;
-    result_reset(r, kind);
     r->status = code;
     snprintf(r->message, sizeof r->message, "%s",
              judged->msg[0] != '\0' ? judged->msg : cs_strerror(code));

@@ -130,10 +130,10 @@ typedef struct cs_cmd_args {
  * command one built does not decode what it just encoded (a scheduler's
  * transaction is the commit path's hot spot: docs/benchmarks.md). Machine
  * and job records are decoded back from the bytes into `arena`, so that
- * the proposer applies exactly what replay will; the transaction, the ids,
- * the note and the report's reason are borrowed from the builder's caller
- * and must outlive the command. Owned by the caller: cs_command_free, also
- * after a builder failed. */
+ * the proposer applies exactly what replay will; a note and a report's
+ * reason are copied there too. The transaction and job-gc's ids are
+ * borrowed from the builder's caller and must outlive the command. Owned
+ * by the caller: cs_command_free, also after a builder failed. */
 typedef struct cs_command {
     uint8_t kind;
     msgpack_sbuffer bytes;
