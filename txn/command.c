@@ -167,13 +167,7 @@ static void result_reset(cs_result *r, uint8_t kind)
     r->txn.committed = r->txn.conflicts = 0;
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-    cs_id x = *(const cs_id *)a, y = *(const cs_id *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The machines `w` has changed, ascending and unique, into r->machines. */
+/* The machines `w` has changed (ascending, unique) into r->machines. */
 static int note_machines(cs_wtxn *w, cs_result *r, cs_error *err)
 {
     size_t n;
@@ -186,12 +180,7 @@ static int note_machines(cs_wtxn *w, cs_result *r, cs_error *err)
         return cs_errorf(err, CS_ENOMEM, "result: out of memory");
     r->machines = v;
     memcpy(v, ids, n * sizeof *v);
-    qsort(v, n, sizeof *v, cmp_id);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (k == 0 || v[k - 1] != v[i])
-            v[k++] = v[i];
-    r->nmachines = k;
+    r->nmachines = n;
     return CS_OK;
 }
 
