@@ -1409,7 +1409,9 @@ Test(ops, replay_reproduces_notes_health_and_submission_times)
     dumpb x = dump_all(u.s), y = dump_all(w.s);
     cr_assert(x.n != y.n || memcmp(x.p, y.p, x.n) != 0, "a different submission time went unseen");
     free(x.p);
+    free(x.q);
     free(y.p);
+    free(y.q);
     msgpack_sbuffer_destroy(&sb);
     cs_arena_free(&a);
     for (size_t i = 0; i < l.n; i++)
@@ -1715,6 +1717,7 @@ Test(ops, a_batch_job_ends_finished_or_failed_once_every_task_has_ended)
     expect_error(cs_op_job_end(t.s, svc, 5000, NULL, &err), &err, CS_EINVAL, "until it is killed");
     expect_error(cs_op_job_end(t.s, 99, 5000, NULL, &err), &err, CS_ENOTFOUND, "99");
     free(d.p);
+    free(d.q);
 
     cr_assert_eq(cs_op_task_status(t.s, cs_task_id(ok, 1), 1, CS_TASK_FINISHED, 0, NULL, NULL,
                                    &err),
@@ -1745,6 +1748,7 @@ Test(ops, a_batch_job_ends_finished_or_failed_once_every_task_has_ended)
     cr_assert_eq(job_now(t.s, ok, &a).ended, 5000);
     cr_assert_eq(job_now(t.s, ok, &a).state, CS_JOB_FINISHED);
     free(d.p);
+    free(d.q);
 
     /* Its failed task is not run again: a stale scheduler's retry of it
      * conflicts and writes nothing. */
@@ -1762,6 +1766,7 @@ Test(ops, a_batch_job_ends_finished_or_failed_once_every_task_has_ended)
     ts_get_task(t.s, cs_task_id(bad, 1), &a, &bt);
     cr_assert_eq(bt.state, CS_TASK_FAILED);
     free(d.p);
+    free(d.q);
 
     /* A kill stamps its time; the name is free again once the job ended. */
     cr_assert_eq(cs_op_job_kill(t.s, svc, 8000, NULL, &err), CS_OK, "%s", err.msg);

@@ -397,8 +397,8 @@ int cs_cmd_txn(cs_command *c, const cs_txn *t, cs_error *err)
 
 /* ---- decoding logged commands ------------------------------------------------------- */
 
-/* The fields of a logged command, decoded: strings and records in `a`, a
- * transaction in `t` (initialised by the caller, who frees it). */
+/* The fields of a logged command, decoded, and the records they point to
+ * (whose strings live in the decoder's arena). */
 typedef struct decoded {
     cs_cmd_args args;
     cs_machine machine;
@@ -517,6 +517,9 @@ static int decode_job_gc(const void *cmd, size_t len, cs_arena *a, cs_cmd_args *
     return rc;
 }
 
+/* Decode command `kind` into `d`: strings in `a`, a transaction in `t`
+ * (initialised by the caller, who frees it). CS_ECORRUPT (a transaction:
+ * CS_EPROTO) for bytes that are not such a command. */
 static int decode(uint8_t kind, const void *cmd, size_t len, cs_arena *a, decoded *d, cs_txn *t,
                   cs_error *err)
 {
