@@ -1316,6 +1316,15 @@ void cs_wtxn_abort(cs_wtxn *w)
 cs_snap *cs_wtxn_snap(cs_wtxn *w) { return &w->snap; }
 uint64_t cs_wtxn_new_version(const cs_wtxn *w) { return w->new_version; }
 
+const cs_id *cs_wtxn_touched(cs_wtxn *w, cs_kind kind, size_t *n)
+{
+    /* In place: the log entry lists them sorted too, and commit's
+     * sort_unique then only checks that they are. */
+    w->touched[kind].n = sort_unique(w->touched[kind].v, w->touched[kind].n);
+    *n = w->touched[kind].n;
+    return w->touched[kind].v;
+}
+
 static int next_id(cs_wtxn *w, const char *key, cs_id max, cs_id *out, cs_error *err)
 {
     cs_store *s = w->snap.store;

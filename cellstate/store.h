@@ -187,6 +187,14 @@ cs_snap *cs_wtxn_snap(cs_wtxn *w);
 /* The version records written in this transaction will carry. */
 uint64_t cs_wtxn_new_version(const cs_wtxn *w);
 
+/* The ids of kind `kind` this transaction has written so far (records put
+ * or removed, and for a task the machines it left or landed on), ascending
+ * and unique; *n receives how many. What the log entry will list as
+ * touched: the state machine (txn/command.h) hands the machines to whoever
+ * wakes their agents' polls, so that nobody reads the log back. Borrowed:
+ * valid until the next write or the end of the transaction. */
+const cs_id *cs_wtxn_touched(cs_wtxn *w, cs_kind kind, size_t *n);
+
 /* Allocate the next machine or job id (1, 2, ...). */
 int cs_wtxn_next_machine_id(cs_wtxn *w, cs_id *out, cs_error *err);
 int cs_wtxn_next_job_id(cs_wtxn *w, cs_id *out, cs_error *err);

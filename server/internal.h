@@ -129,6 +129,9 @@ struct cs_server {
     uint32_t nparked;
     uint64_t version;
     counters c;
+    /* The machines the writer's current group changed, from its commands'
+     * results (writer.c): the polls to wake. Writer thread only. */
+    struct wtouched *touched;
 
     pthread_mutex_t rmu;
     cs_sched_table reports; /* the latest sched.report of each scheduler */

@@ -9,21 +9,96 @@
 #include "cellstate/vec.h"
 #include "server/internal.h"
 #include "txn/command.h"
-#include "txn/commit.h"
-#include "txn/ops.h"
 
 /* ---- writes (the writer thread) ----------------------------------------------- */
+
+/* Every write is a command of the state machine (txn/command.h): a handler
+ * decodes its request, resolves names to ids, builds the command with the
+ * instants it needs stamped on the wall clock here (the proposer's clock:
+ * applying reads none), applies it, and packs its reply from the result.
+ * The machines each result names are gathered for after_write. */
+
+/* The machines the group's commands changed (cs_server.touched). */
+typedef struct wtouched {
+    cs_id *ids;
+    size_t n, cap;
+    bool lost; /* out of memory noting some: after_write wakes every machine */
+} wtouched;
+
+static void note_touched(cs_server *s, const cs_result *r)
+{
+    wtouched *t = s->touched;
+    if (t == NULL || r->nmachines == 0)
+        return;
+    cs_id *v = cs_vec_grow(t->ids, &t->cap, t->n + r->nmachines, sizeof *v, 64);
+    if (v == NULL) {
+        t->lost = true;
+        return;
+    }
+    t->ids = v;
+    memcpy(v + t->n, r->machines, r->nmachines * sizeof *v);
+    t->n += r->nmachines;
+}
+
+/* Apply command `c` (`built`: its builder's code), note what it touched,
+ * and give a refusal back as the error the client gets. `r` receives the
+ * result; `c` is freed. */
+static int propose(cs_server *s, cs_command *c, int built, cs_result *r, cs_error *err)
+{
+    int rc = built == CS_OK ? cs_command_apply_built(s->store, c, r, err) : built;
+    cs_command_free(c);
+    if (rc != CS_OK)
+        return rc;
+    note_touched(s, r);
+    return cs_result_error(r, err);
+}
+
+static int reply_version(msgpack_packer *pk, uint64_t v, cs_error *err)
+{
+    PK(msgpack_pack_map(pk, 1));
+    return cs_pack_kv_u64(pk, "version", v);
+}
+
+/* propose, replying {version}. */
+static int propose_reply_version(worker *w, msgpack_packer *pk, cs_command *c, int built,
+                                 cs_error *err)
+{
+    cs_result r;
+    cs_result_init(&r);
+    int rc = propose(w->s, c, built, &r, err);
+    if (rc == CS_OK)
+        rc = reply_version(pk, r.version, err);
+    cs_result_free(&r);
+    return rc;
+}
+
+/* propose, replying {id, version}: a registration or a submission. */
+static int propose_reply_id(worker *w, msgpack_packer *pk, cs_command *c, int built,
+                            cs_id *id, cs_error *err)
+{
+    cs_result r;
+    cs_result_init(&r);
+    int rc = propose(w->s, c, built, &r, err);
+    if (rc == CS_OK) {
+        *id = r.id;
+        if (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "id", r.id) ||
+            cs_pack_kv_u64(pk, "version", r.version))
+            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    }
+    cs_result_free(&r);
+    return rc;
+}
 
 int srv_register(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_arena a;
     cs_arena_init(&a);
     cs_machine spec;
+    cs_command c;
     cs_id id = 0;
-    uint64_t v = 0;
     int rc = cs_unpack_machine_spec(body(w), &a, &spec, err);
     if (rc == CS_OK)
-        rc = cs_op_machine_put(w->s->store, &spec, &id, &v, err);
+        rc = propose_reply_id(w, pk, &c, cs_cmd_machine_put(&c, &spec, err), &id, err);
     cs_arena_free(&a);
     if (rc != CS_OK)
         return rc;
@@ -34,9 +109,7 @@ int srv_register(worker *w, msgpack_packer *pk, cs_error *err)
         sl->down_queued = false;
     }
     pthread_mutex_unlock(&w->s->mu);
-    PK(msgpack_pack_map(pk, 2));
-    CS_TRY(cs_pack_kv_u64(pk, "id", id));
-    return cs_pack_kv_u64(pk, "version", v);
+    return CS_OK;
 }
 
 int srv_submit(worker *w, msgpack_packer *pk, cs_error *err)
@@ -44,20 +117,16 @@ int srv_submit(worker *w, msgpack_packer *pk, cs_error *err)
     cs_arena a;
     cs_arena_init(&a);
     cs_job spec;
+    cs_command c;
     cs_id id = 0;
-    uint64_t v = 0;
     int rc = cs_unpack_job_spec(body(w), &a, &spec, err);
     /* Stamped here, in the writer, so that the logged command carries it
      * and a replay of the log reproduces it. */
     spec.submitted = wall_ms();
     if (rc == CS_OK)
-        rc = cs_op_job_submit(w->s->store, &spec, &id, &v, err);
+        rc = propose_reply_id(w, pk, &c, cs_cmd_job_submit(&c, &spec, err), &id, err);
     cs_arena_free(&a);
-    if (rc != CS_OK)
-        return rc;
-    PK(msgpack_pack_map(pk, 2));
-    CS_TRY(cs_pack_kv_u64(pk, "id", id));
-    return cs_pack_kv_u64(pk, "version", v);
+    return rc;
 }
 
 /* Resolve the "job" field to an id. Through a write transaction, not a
@@ -79,19 +148,12 @@ static int resolve_job(worker *w, cs_id *id, cs_error *err)
     return rc;
 }
 
-static int reply_version(msgpack_packer *pk, uint64_t v, cs_error *err)
-{
-    PK(msgpack_pack_map(pk, 1));
-    return cs_pack_kv_u64(pk, "version", v);
-}
-
 int srv_kill(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_id id;
-    uint64_t v = 0;
+    cs_command c;
     CS_TRY(resolve_job(w, &id, err));
-    CS_TRY(cs_op_job_kill(w->s->store, id, wall_ms(), &v, err));
-    return reply_version(pk, v, err);
+    return propose_reply_version(w, pk, &c, cs_cmd_job_kill(&c, id, wall_ms(), err), err);
 }
 
 /* job.end {job}: a batch scheduler says none of the job's tasks will run
@@ -99,33 +161,31 @@ int srv_kill(worker *w, msgpack_packer *pk, cs_error *err)
 int srv_job_end(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_id id;
-    uint64_t v = 0;
+    cs_command c;
     CS_TRY(resolve_job(w, &id, err));
-    CS_TRY(cs_op_job_end(w->s->store, id, wall_ms(), &v, err));
-    return reply_version(pk, v, err);
+    return propose_reply_version(w, pk, &c, cs_cmd_job_end(&c, id, wall_ms(), err), err);
 }
 
-/* job.scale and job.surge: {job, <key>: n} applied by `op`. */
+/* job.scale and job.surge: {job, <key>: n}, the command built by `build`. */
 static int job_count_op(worker *w, msgpack_packer *pk, const char *key,
-                        int (*op)(cs_store *, cs_id, uint32_t, uint64_t *, cs_error *),
-                        cs_error *err)
+                        int (*build)(cs_command *, cs_id, uint32_t, cs_error *), cs_error *err)
 {
     cs_id id;
-    uint64_t n = 0, v = 0;
+    uint64_t n = 0;
+    cs_command c;
     CS_TRY(cs_obj_u64(body(w), key, true, CS_TASK_INDEX_MAX + 1u, &n, err));
     CS_TRY(resolve_job(w, &id, err));
-    CS_TRY(op(w->s->store, id, (uint32_t)n, &v, err));
-    return reply_version(pk, v, err);
+    return propose_reply_version(w, pk, &c, build(&c, id, (uint32_t)n, err), err);
 }
 
 int srv_scale(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    return job_count_op(w, pk, "count", cs_op_job_scale, err);
+    return job_count_op(w, pk, "count", cs_cmd_job_scale, err);
 }
 
 int srv_job_surge(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    return job_count_op(w, pk, "surge", cs_op_job_surge, err);
+    return job_count_op(w, pk, "surge", cs_cmd_job_surge, err);
 }
 
 /* machine.admin: {machine, admin, deadline_ms?}. The deadline comes as a
@@ -154,23 +214,26 @@ int srv_machine_admin(worker *w, msgpack_packer *pk, cs_error *err)
         rc = srv_machine_ref(cs_wtxn_snap(wt), body(w), "machine", &a, &m, err);
         cs_wtxn_abort(wt);
     }
-    uint64_t deadline = has_deadline ? wall_ms() + dur : 0, v = 0;
+    uint64_t deadline = has_deadline ? wall_ms() + dur : 0;
+    cs_command c;
+    cs_result r;
+    cs_result_init(&r);
     if (rc == CS_OK)
-        rc = cs_op_machine_admin(w->s->store, m.id, admin, deadline, &v, err);
+        rc = propose(w->s, &c, cs_cmd_machine_admin(&c, m.id, admin, deadline, err), &r, err);
     cs_arena_free(&a);
-    if (rc != CS_OK)
-        return rc;
-    PK(msgpack_pack_map(pk, 4));
-    CS_TRY(cs_pack_kv_u64(pk, "id", m.id));
-    CS_TRY(cs_pack_kv_str(pk, "admin", cs_machine_admin_name(admin)));
-    CS_TRY(cs_pack_kv_u64(pk, "drain_deadline", deadline));
-    return cs_pack_kv_u64(pk, "version", v);
+    if (rc == CS_OK &&
+        (msgpack_pack_map(pk, 4) || cs_pack_kv_u64(pk, "id", m.id) ||
+         cs_pack_kv_str(pk, "admin", cs_machine_admin_name(admin)) ||
+         cs_pack_kv_u64(pk, "drain_deadline", deadline) ||
+         cs_pack_kv_u64(pk, "version", r.version)))
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    cs_result_free(&r);
+    return rc;
 }
 
 int srv_update(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_id id;
-    uint64_t v = 0;
     const msgpack_object *spec_obj = cs_obj_get(body(w), "spec");
     if (spec_obj == NULL)
         return cs_errorf(err, CS_EPROTO, "field 'spec' is missing");
@@ -178,27 +241,28 @@ int srv_update(worker *w, msgpack_packer *pk, cs_error *err)
     cs_arena a;
     cs_arena_init(&a);
     cs_job spec;
+    cs_command c;
     int rc = cs_unpack_job_spec(spec_obj, &a, &spec, err);
     if (rc == CS_OK)
-        rc = cs_op_job_update(w->s->store, id, &spec, &v, err);
+        rc = propose_reply_version(w, pk, &c, cs_cmd_job_update(&c, id, &spec, err), err);
     cs_arena_free(&a);
-    return rc != CS_OK ? rc : reply_version(pk, v, err);
+    return rc;
 }
 
 int srv_job_note(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_id id;
-    uint64_t v = 0;
     cs_arena a;
     cs_arena_init(&a);
     const char *note = NULL;
+    cs_command c;
     int rc = cs_obj_str(body(w), "note", true, CS_NOTE_MAX, &a, &note, err);
     if (rc == CS_OK)
         rc = resolve_job(w, &id, err);
     if (rc == CS_OK)
-        rc = cs_op_job_note(w->s->store, id, note, &v, err);
+        rc = propose_reply_version(w, pk, &c, cs_cmd_job_note(&c, id, note, err), err);
     cs_arena_free(&a);
-    return rc != CS_OK ? rc : reply_version(pk, v, err);
+    return rc;
 }
 
 static int pack_outcomes(msgpack_packer *pk, const char *key, const uint8_t *o, uint32_t n,
@@ -215,30 +279,32 @@ int srv_commit(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_txn t;
     cs_txn_init(&t, 0, 0, 0, 0, 0);
-    cs_txn_result r;
-    cs_txn_result_init(&r);
+    cs_command c;
+    cs_result res;
+    cs_result_init(&res);
     int rc = cs_txn_from_object(body(w), &t, err);
     if (rc == CS_OK)
-        rc = cs_commit(w->s->store, &t, &r, err);
+        rc = propose(w->s, &c, cs_cmd_txn(&c, &t, err), &res, err);
     if (rc == CS_OK) {
+        const cs_txn_result *r = &res.txn;
         pthread_mutex_lock(&w->s->mu);
-        if (!r.replayed) {
+        if (!r->replayed) {
             w->s->c.commits++;
-            w->s->c.commits_conflicted += r.conflicts > 0;
-            w->s->c.claims += r.nclaims;
-            w->s->c.claims_committed += r.committed;
+            w->s->c.commits_conflicted += r->conflicts > 0;
+            w->s->c.claims += r->nclaims;
+            w->s->c.claims_committed += r->committed;
         }
         pthread_mutex_unlock(&w->s->mu);
-        if (msgpack_pack_map(pk, 7) || cs_pack_kv_u64(pk, "version", r.version) ||
-            cs_pack_kv_bool(pk, "replayed", r.replayed) ||
-            cs_pack_kv_u64(pk, "committed", r.committed) ||
-            cs_pack_kv_u64(pk, "conflicts", r.conflicts) ||
-            pack_outcomes(pk, "claims", r.claims, r.nclaims, err) ||
-            pack_outcomes(pk, "releases", r.releases, r.nreleases, err) ||
-            pack_outcomes(pk, "preempts", r.preempts, r.npreempts, err))
+        if (msgpack_pack_map(pk, 7) || cs_pack_kv_u64(pk, "version", r->version) ||
+            cs_pack_kv_bool(pk, "replayed", r->replayed) ||
+            cs_pack_kv_u64(pk, "committed", r->committed) ||
+            cs_pack_kv_u64(pk, "conflicts", r->conflicts) ||
+            pack_outcomes(pk, "claims", r->claims, r->nclaims, err) ||
+            pack_outcomes(pk, "releases", r->releases, r->nreleases, err) ||
+            pack_outcomes(pk, "preempts", r->preempts, r->npreempts, err))
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     }
-    cs_txn_result_free(&r);
+    cs_result_free(&res);
     cs_txn_free(&t);
     return rc;
 }
@@ -291,18 +357,22 @@ static int task_status_batch(worker *w, const msgpack_object *list, msgpack_pack
     uint64_t v = 0;
     cs_arena a;
     cs_arena_init(&a);
+    cs_result res;
+    cs_result_init(&res);
     for (uint32_t i = 0; i < n; i++) {
         const msgpack_object *o = &list->via.array.ptr[i];
         cs_task_report r;
-        uint64_t vi = 0;
+        cs_command c;
         cs_arena_reset(&a);
         if (o->type != MSGPACK_OBJECT_MAP)
             codes[i] = cs_errorf(&errs[i], CS_EPROTO, "reports[%u] is not a map", i);
         else if ((codes[i] = parse_report(o, &a, &r, &errs[i])) == CS_OK &&
-                 (codes[i] = cs_op_task_report(w->s->store, &r, &vi, &errs[i])) == CS_OK &&
-                 vi > v)
-            v = vi;
+                 (codes[i] = propose(w->s, &c, cs_cmd_task_report(&c, &r, &errs[i]), &res,
+                                     &errs[i])) == CS_OK &&
+                 res.version > v)
+            v = res.version;
     }
+    cs_result_free(&res);
     cs_arena_free(&a);
     if (v == 0) {
         /* Nothing taken: the current version, as a single refused or
@@ -332,64 +402,91 @@ int srv_task_status(worker *w, msgpack_packer *pk, cs_error *err)
     cs_arena a;
     cs_arena_init(&a);
     cs_task_report r;
-    uint64_t v = 0;
+    cs_command c;
     int rc = parse_report(body(w), &a, &r, err);
     if (rc == CS_OK)
-        rc = cs_op_task_report(w->s->store, &r, &v, err);
+        rc = propose_reply_version(w, pk, &c, cs_cmd_task_report(&c, &r, err), err);
     cs_arena_free(&a);
-    return rc != CS_OK ? rc : reply_version(pk, v, err);
+    return rc;
 }
 
-/* After a write: note which machines changed (and their state, for
- * heartbeats), wake the polls waiting on them, and announce the version.
- * Before the write's replies go out: an agent that registered again after
- * being marked down must not be told "down" by its next heartbeat. */
-static void after_write(cs_server *s)
+static int cmp_id(const void *a, const void *b)
 {
+    cs_id x = *(const cs_id *)a, y = *(const cs_id *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* After a group: note which machines its commands changed (their results
+ * said, s->touched) and their state (for heartbeats), wake the polls
+ * waiting on them, and announce the version. Before the group's replies go
+ * out: an agent that registered again after being marked down must not be
+ * told "down" by its next heartbeat. `applied`: the group committed (a
+ * failed one changed nothing). */
+static void after_write(cs_server *s, bool applied)
+{
+    wtouched *t = s->touched;
     cs_snap *snap;
     cs_error err;
-    if (cs_snap_open(s->store, &snap, &err) != CS_OK)
+    if (!applied || cs_snap_open(s->store, &snap, &err) != CS_OK) {
+        t->n = 0;
+        t->lost = false;
         return;
+    }
     uint64_t v = cs_snap_version(snap);
     pthread_mutex_lock(&s->mu);
     uint64_t old = s->version;
+    if (t->lost) {
+        /* Which machines changed is unknown: every one may have. */
+        size_t n = 0;
+        cs_id *v2 = cs_vec_grow(t->ids, &t->cap, s->nmach, sizeof *v2, 64);
+        if (v2 != NULL) {
+            t->ids = v2;
+            for (size_t i = 0; i < s->nmach; i++)
+                t->ids[n++] = i;
+            t->n = n;
+        }
+    }
     pthread_mutex_unlock(&s->mu);
     if (v <= old) {
         cs_snap_close(snap);
+        t->n = 0;
+        t->lost = false;
         return;
     }
-    cs_changes ch;
-    if (cs_snap_changes_since(snap, old, &ch, &err) == CS_OK) {
-        size_t n = ch.n[CS_KIND_MACHINE];
-        /* The states are read before taking `mu`, from the store's copy in
-         * memory; STATE_UNREAD sends the machine's heartbeats to the store. */
-        uint8_t *st = malloc(n ? n : 1);
-        cs_arena a;
-        cs_arena_init(&a);
-        for (size_t i = 0; st != NULL && i < n; i++) {
-            cs_machine m;
-            cs_arena_reset(&a);
-            st[i] = cs_snap_machine_fit(snap, ch.ids[CS_KIND_MACHINE][i], &a, &m, &err) == CS_OK
-                        ? m.state
-                        : STATE_UNREAD;
-        }
-        cs_arena_free(&a);
-        pthread_mutex_lock(&s->mu);
-        for (size_t i = 0; i < n; i++) {
-            mslot *sl = srv_slot_of(s, ch.ids[CS_KIND_MACHINE][i]);
-            if (sl != NULL) {
-                sl->changed = v;
-                sl->known = st != NULL && st[i] != STATE_UNREAD;
-                sl->state = sl->known ? st[i] : 0;
-                srv_wake_polls(sl);
-            }
-        }
-        s->version = v;
-        pthread_mutex_unlock(&s->mu);
-        free(st);
-        cs_changes_free(&ch);
+    if (t->n > 1)
+        qsort(t->ids, t->n, sizeof *t->ids, cmp_id);
+    size_t n = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (n == 0 || t->ids[n - 1] != t->ids[i])
+            t->ids[n++] = t->ids[i];
+    /* The states are read before taking `mu`, from the store's copy in
+     * memory; STATE_UNREAD sends the machine's heartbeats to the store. */
+    uint8_t *st = malloc(n ? n : 1);
+    cs_arena a;
+    cs_arena_init(&a);
+    for (size_t i = 0; st != NULL && i < n; i++) {
+        cs_machine m;
+        cs_arena_reset(&a);
+        st[i] = cs_snap_machine_fit(snap, t->ids[i], &a, &m, &err) == CS_OK ? m.state
+                                                                            : STATE_UNREAD;
     }
+    cs_arena_free(&a);
     cs_snap_close(snap);
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        mslot *sl = srv_slot_of(s, t->ids[i]);
+        if (sl != NULL) {
+            sl->changed = v;
+            sl->known = st != NULL && st[i] != STATE_UNREAD;
+            sl->state = sl->known ? st[i] : 0;
+            srv_wake_polls(sl);
+        }
+    }
+    s->version = v;
+    pthread_mutex_unlock(&s->mu);
+    free(st);
+    t->n = 0;
+    t->lost = false;
     if (s->have_pub) {
         msgpack_sbuffer b;
         msgpack_sbuffer_init(&b);
@@ -412,25 +509,28 @@ static void apply_write(cs_server *s, wjob *j, msgpack_sbuffer *b)
         return;
     }
     cs_error err;
+    cs_command c;
+    cs_result r;
+    cs_result_init(&r);
     if (j->gc != NULL) {
         /* Jobs the monitor found ended long enough ago. A failure (out of
          * memory, a full map) leaves them for its next pass. */
-        if (cs_op_job_gc(s->store, j->gc, j->ngc, NULL, &err) != CS_OK)
+        if (propose(s, &c, cs_cmd_job_gc(&c, j->gc, j->ngc, &err), &r, &err) != CS_OK)
             fprintf(stderr, "cellstated: collecting %zu ended jobs: %s\n", j->ngc, err.msg);
-        return;
-    }
-    if (j->drain) {
+    } else if (j->drain) {
         /* The monitor's verdict: the drain deadline came. */
-        cs_op_machine_drain_deadline(s->store, j->down_machine, NULL, &err);
+        propose(s, &c, cs_cmd_drain_deadline(&c, j->down_machine, &err), &r, &err);
         pthread_mutex_lock(&s->mu);
         mslot *sl = srv_slot_of(s, j->down_machine);
         if (sl != NULL)
             sl->drain_queued = false;
         pthread_mutex_unlock(&s->mu);
-        return;
+    } else {
+        /* The monitor's verdict: silent past the timeout. */
+        propose(s, &c, cs_cmd_machine_state(&c, j->down_machine, CS_MACHINE_DOWN, &err), &r,
+                &err);
     }
-    /* The monitor's verdict: silent past the timeout. */
-    cs_op_machine_state(s->store, j->down_machine, CS_MACHINE_DOWN, NULL, &err);
+    cs_result_free(&r);
 }
 
 static void finish_write(cs_server *s, wjob *j, msgpack_sbuffer *b)
@@ -464,15 +564,20 @@ static void run_group(cs_server *s, wjob **jobs, size_t n, msgpack_sbuffer *repl
         msgpack_sbuffer_init(&replies[i]);
         apply_write(s, jobs[i], &replies[i]);
     }
+    bool applied = true;
     if (grouped) {
         bool abandoned;
         int rc = cs_store_group_end(s->store, &abandoned, NULL, &err);
         if (abandoned) {
+            /* Nothing of the group was applied: neither were its results. */
+            s->touched->n = 0;
+            s->touched->lost = false;
             for (size_t i = 0; i < n; i++) {
                 replies[i].size = 0;
                 apply_write(s, jobs[i], &replies[i]);
             }
         } else if (rc != CS_OK) {
+            applied = false;
             for (size_t i = 0; i < n; i++) {
                 if (jobs[i]->w == NULL)
                     continue;
@@ -481,7 +586,7 @@ static void run_group(cs_server *s, wjob **jobs, size_t n, msgpack_sbuffer *repl
             }
         }
     }
-    after_write(s);
+    after_write(s, applied);
     for (size_t i = 0; i < n; i++)
         finish_write(s, jobs[i], &replies[i]);
 }
@@ -539,6 +644,8 @@ void *srv_writer_main(void *arg)
         jobs = one;
         replies = one_reply;
     }
+    wtouched touched = {0};
+    s->touched = &touched;
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!queued(s) && !s->stopping)
@@ -558,6 +665,8 @@ void *srv_writer_main(void *arg)
 
         run_group(s, jobs, n, replies);
     }
+    s->touched = NULL;
+    free(touched.ids);
     if (cap > 1) {
         free(jobs);
         free(replies);

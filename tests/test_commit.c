@@ -610,11 +610,45 @@ Test(commit, fixed_and_dynamic_port_conflicts)
     cs_txn_free(&t);
 }
 
-/* Commit `t`, expecting error `code` with `needle` in the message, and the
- * store unchanged byte for byte. */
+/* The last log entry: its kind and a copy of its bytes. */
+typedef struct last_entry {
+    size_t n;
+    uint8_t kind;
+    msgpack_sbuffer cmd;
+} last_entry;
+
+static int keep_last(void *ctx, uint64_t version, uint32_t n, uint8_t kind, const void *cmd,
+                     size_t len)
+{
+    last_entry *e = ctx;
+    e->n++;
+    e->kind = kind;
+    e->cmd.size = 0;
+    msgpack_sbuffer_write(&e->cmd, cmd, len);
+    return 0;
+}
+
+static void read_last(last_entry *e)
+{
+    e->n = 0;
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(T.s, &snap, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_snap_each_log(snap, 0, keep_last, e, &err), CS_OK, "%s", err.msg);
+    cs_snap_close(snap);
+}
+
+/* Commit `t`, expecting refusal `code` with `needle` in the message: the
+ * cell and its version unchanged, and the refused transaction logged as it
+ * is (command.h), so that replay refuses it again. */
 static void expect_error(const cs_txn *t, int code, const char *needle)
 {
-    bytes before = dump();
+    bytes before = cell_dump();
+    uint64_t v = ts_version(T.s);
+    last_entry e;
+    msgpack_sbuffer_init(&e.cmd);
+    read_last(&e);
+    size_t n0 = e.n;
     cs_txn_result r;
     cs_txn_result_init(&r);
     cs_error err = {0};
@@ -622,7 +656,18 @@ static void expect_error(const cs_txn *t, int code, const char *needle)
     cr_assert_eq(rc, code, "want %s, got rc %d: %s", cs_strerror(code), rc, err.msg);
     cr_assert_eq(err.code, code);
     cr_assert(strstr(err.msg, needle) != NULL, "want \"%s\" in \"%s\"", needle, err.msg);
-    assert_same_dump(before, needle);
+    assert_same_cell(before, needle);
+    cr_assert_eq(ts_version(T.s), v);
+    read_last(&e);
+    cr_assert_eq(e.n, n0 + 1, "%s: the refusal was not logged", needle);
+    cr_assert_eq(e.kind, CS_CMD_TXN);
+    msgpack_sbuffer enc;
+    msgpack_sbuffer_init(&enc);
+    cr_assert_eq(cs_txn_encode(t, &enc), CS_OK);
+    cr_assert(enc.size == e.cmd.size && memcmp(enc.data, e.cmd.data, enc.size) == 0,
+              "%s: the log holds another transaction", needle);
+    msgpack_sbuffer_destroy(&enc);
+    msgpack_sbuffer_destroy(&e.cmd);
     free(before.p);
     cs_txn_result_free(&r);
 }

@@ -82,7 +82,8 @@ Test(store_group, commands_keep_their_versions_and_a_refused_one_leaves_the_othe
     cs_txn_result r1, r2, r3;
     cr_assert_eq(claim(t.s, 1, cs_task_id(j1, 0), m1, &r1, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(r1.version, v0 + 1);
-    /* A report on a task that is not placed: refused before writing. */
+    /* A report on a task that is not placed: refused before writing, and
+     * logged (command.h) at the current version. */
     uint64_t v = 0;
     cs_error refused = {0};
     cr_assert_eq(cs_op_task_status(t.s, cs_task_id(j1, 1), 1, CS_TASK_RUNNING, 0, NULL, &v,
@@ -124,15 +125,18 @@ Test(store_group, commands_keep_their_versions_and_a_refused_one_leaves_the_othe
     cr_assert_eq(m.allocated.cpu, 200);
     cr_assert_eq(m.seq, v0 + 3, "seq is the version of the machine's last change");
 
-    /* One log entry per command, at its own version; the replayed retry
-     * adds none. After a reopen request 1 is still answered. */
+    /* One log entry per command, at its own version (the refusal at the
+     * version it found); the replayed retry adds none. After a reopen
+     * request 1 is still answered. */
     logged l;
     read_log(t.s, &l);
-    cr_assert_eq(l.n, 5);
+    cr_assert_eq(l.n, 6);
     cr_assert_eq(l.version[2], v0 + 1);
     cr_assert_eq(l.kind[3], CS_CMD_TASK_STATUS);
-    cr_assert_eq(l.version[3], v0 + 2);
-    cr_assert_eq(l.version[4], v0 + 3);
+    cr_assert_eq(l.version[3], v0 + 1);
+    cr_assert_eq(l.kind[4], CS_CMD_TASK_STATUS);
+    cr_assert_eq(l.version[4], v0 + 2);
+    cr_assert_eq(l.version[5], v0 + 3);
     logged_free(&l);
     ts_store_reopen(&t);
     cs_txn_result r4;
@@ -175,7 +179,7 @@ Test(store_group, replaying_the_log_of_groups_reproduces_the_store)
     logged l;
     read_log(t.s, &l);
     for (size_t i = 0; i < l.n; i++)
-        cr_assert_eq(cs_command_apply(u.s, l.kind[i], l.cmd[i], l.len[i], &err), CS_OK,
+        cr_assert_eq(cs_command_apply(u.s, l.kind[i], l.cmd[i], l.len[i], NULL, &err), CS_OK,
                      "command %zu: %s", i, err.msg);
     logged_free(&l);
     uint8_t *x, *y;

@@ -538,7 +538,7 @@ static void check_replay(cs_store *s)
     ts_store u;
     ts_store_create(&u);
     for (size_t i = 0; i < lb.n; i++) {
-        cr_assert_eq(cs_command_apply(u.s, lb.v[i].kind, lb.v[i].cmd, lb.v[i].len, &err), CS_OK,
+        cr_assert_eq(cs_command_apply(u.s, lb.v[i].kind, lb.v[i].cmd, lb.v[i].len, NULL, &err), CS_OK,
                      "replaying entry %zu (%s): %s", i, cs_cmd_name(lb.v[i].kind), err.msg);
         free(lb.v[i].cmd);
     }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "txn/apply.h"
 #include "txn/command.h"
 #include "txn/conflict.h"
 
@@ -519,55 +520,59 @@ static int write_back(cs_wtxn *wt, work *w, cs_error *err)
     return CS_OK;
 }
 
-int cs_commit(cs_store *s, const cs_txn *t, cs_txn_result *r, cs_error *err)
+int cs_commit_apply(cs_wtxn *wt, const cs_txn *t, cs_txn_result *r, cs_error *err)
 {
-    cs_wtxn *wt;
-    int rc = cs_wtxn_begin(s, &wt, err);
-    if (rc != CS_OK)
+    const void *prev;
+    size_t prevlen;
+    int rc = cs_wtxn_request_get(wt, t->sched, t->req, &prev, &prevlen, err);
+    if (rc == CS_OK) {
+        if ((rc = cs_txn_result_decode(prev, prevlen, r, err)) != CS_OK)
+            return rc;
+        r->replayed = true;
+        return CS_UNCHANGED; /* nothing to write: the first result stands */
+    }
+    if (rc != CS_ENOTFOUND)
         return rc;
+
     cs_arena a;
     cs_arena_init(&a);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init(&buf);
-
-    const void *prev;
-    size_t prevlen;
-    rc = cs_wtxn_request_get(wt, t->sched, t->req, &prev, &prevlen, err);
-    if (rc == CS_OK) {
-        rc = cs_txn_result_decode(prev, prevlen, r, err);
-        r->replayed = true;
-        goto err_after_begin; /* nothing to write: abort is the clean end */
-    }
-    if (rc != CS_ENOTFOUND)
-        goto err_after_begin;
-
     work w;
     if ((rc = run(cs_wtxn_snap(wt), t, r, &a, err, &w)) != CS_OK ||
         (rc = write_back(wt, &w, err)) != CS_OK)
-        goto err_after_begin;
+        goto out;
     bool changed = false;
     for (uint32_t i = 0; i < w.ntasks && !changed; i++)
         changed = w.tasks[i].dirty;
     r->version = changed ? cs_wtxn_new_version(wt) : cs_snap_version(cs_wtxn_snap(wt));
-
-    if (cs_txn_result_encode(r, &buf) != CS_OK ||
-        (rc = cs_wtxn_request_put(wt, t->sched, t->req, buf.data, buf.size, err)) != CS_OK) {
-        rc = rc ? rc : cs_errorf(err, CS_ENOMEM, "commit: out of memory");
-        goto err_after_begin;
-    }
-    buf.size = 0;
-    if (cs_txn_encode(t, &buf) != CS_OK) {
+    if (cs_txn_result_encode(r, &buf) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "commit: out of memory");
-        goto err_after_begin;
-    }
-    rc = cs_wtxn_commit(wt, CS_CMD_TXN, buf.data, buf.size, NULL, err);
+    else
+        rc = cs_wtxn_request_put(wt, t->sched, t->req, buf.data, buf.size, err);
+out:
     msgpack_sbuffer_destroy(&buf);
     cs_arena_free(&a);
     return rc;
+}
 
-err_after_begin:
-    cs_wtxn_abort(wt);
-    msgpack_sbuffer_destroy(&buf);
-    cs_arena_free(&a);
+int cs_commit(cs_store *s, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    cs_command c;
+    cs_result res;
+    cs_result_init(&res);
+    int rc = cs_cmd_txn(&c, t, err);
+    if (rc == CS_OK)
+        rc = cs_command_apply_built(s, &c, &res, err);
+    if (rc == CS_OK)
+        rc = cs_result_error(&res, err);
+    if (rc == CS_OK) {
+        /* The caller's result takes the outcomes' arrays. */
+        cs_txn_result_free(r);
+        *r = res.txn;
+        cs_txn_result_init(&res.txn);
+    }
+    cs_result_free(&res);
+    cs_command_free(&c);
     return rc;
 }

@@ -4,42 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "txn/apply.h"
 #include "txn/command.h"
 #include "txn/conflict.h"
 #include "cellstate/vec.h"
 
-/* The shared shape of every operation: begin, apply, log, commit; on any
- * error abort, so that nothing is half-written. `apply` may leave a result
- * in its context. */
-typedef int (*apply_fn)(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err);
-
-/* What an apply_fn returns for a repeat that changes nothing and that
- * clients send often (a note, a health report): the transaction is
- * dropped instead of logged, which spares the log an entry and the disk a
- * sync. Replay is unaffected: what is not logged is not replayed, and it
- * changed nothing. */
-enum { UNCHANGED = -1 };
-
-static int run_op(cs_store *s, uint8_t kind, const msgpack_sbuffer *cmd, apply_fn apply, void *ctx,
-                  uint64_t *version, cs_error *err)
-{
-    cs_wtxn *w;
-    int rc = cs_wtxn_begin(s, &w, err);
-    if (rc != CS_OK)
-        return rc;
-    cs_arena a;
-    cs_arena_init(&a);
-    if ((rc = apply(w, ctx, &a, err)) != CS_OK) {
-        if (rc == UNCHANGED && version != NULL)
-            *version = cs_snap_version(cs_wtxn_snap(w));
-        cs_wtxn_abort(w);
-        cs_arena_free(&a);
-        return rc == UNCHANGED ? CS_OK : rc;
-    }
-    rc = cs_wtxn_commit(w, kind, cmd->data, cmd->size, version, err);
-    cs_arena_free(&a);
-    return rc;
-}
+/* An operation judged and written inside the transaction command.c began
+ * for it: the fields of its command, scratch memory, and where to put the
+ * id it creates. */
+typedef int (*apply_fn)(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id, cs_error *err);
 
 /* End a placed task in `state`: it gives back what it holds on its machine
  * (the store derives the machine's allocation from the task records). */
@@ -102,11 +75,6 @@ static int lose_tasks(cs_wtxn *w, const cs_machine *m, cs_arena *a, cs_error *er
 
 /* ---- machines ------------------------------------------------------------ */
 
-typedef struct machine_put {
-    const cs_machine *spec;
-    cs_id id;
-} machine_put;
-
 static bool same_spec(const cs_machine *a, const cs_machine *b)
 {
     if (a->nattrs != b->nattrs || a->port_lo != b->port_lo || a->port_hi != b->port_hi ||
@@ -127,10 +95,10 @@ static bool same_spec(const cs_machine *a, const cs_machine *b)
     return true;
 }
 
-static int apply_machine_put(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+static int apply_machine_put(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                             cs_error *err)
 {
-    machine_put *mp = ctx;
-    const cs_machine *spec = mp->spec;
+    const cs_machine *spec = c->machine;
     int rc = cs_machine_validate(spec, err);
     if (rc != CS_OK)
         return rc;
@@ -148,7 +116,7 @@ static int apply_machine_put(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
         m.ports = NULL;
         m.nports = 0;
         m.ntasks = 0;
-        mp->id = m.id;
+        *id = m.id;
         return cs_wtxn_put_machine(w, &m, true, err);
     }
     if (rc != CS_OK) {
@@ -156,7 +124,7 @@ static int apply_machine_put(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
             *err = lookup;
         return rc;
     }
-    mp->id = m.id;
+    *id = m.id;
     if (same_spec(&m, spec))
         return CS_OK;
     const char *res[3] = {"cpu", "mem", "disk"};
@@ -182,109 +150,43 @@ static int apply_machine_put(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     return cs_wtxn_put_machine(w, &m, false, err);
 }
 
-int cs_op_machine_put(cs_store *s, const cs_machine *spec, cs_id *id, uint64_t *version,
-                      cs_error *err)
+static int apply_machine_state(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                               cs_error *err)
 {
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    int rc = cs_machine_encode(spec, &cmd);
-    machine_put mp = {spec, 0};
-    if (rc != CS_OK)
-        rc = cs_errorf(err, rc, "machine: out of memory");
-    else
-        rc = run_op(s, CS_CMD_MACHINE_PUT, &cmd, apply_machine_put, &mp, version, err);
-    if (rc == CS_OK && id != NULL)
-        *id = mp.id;
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
-}
-
-typedef struct machine_state {
-    cs_id id;
-    uint8_t state;
-} machine_state;
-
-static int apply_machine_state(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
-{
-    const machine_state *ms = ctx;
-    if (ms->state >= CS_MACHINE_STATE_COUNT)
-        return cs_errorf(err, CS_EINVAL, "unknown machine state %u", ms->state);
+    (void)id;
+    if (c->n >= CS_MACHINE_STATE_COUNT)
+        return cs_errorf(err, CS_EINVAL, "unknown machine state %llu", (unsigned long long)c->n);
     cs_snap *snap = cs_wtxn_snap(w);
     cs_machine m;
-    int rc = cs_snap_machine(snap, ms->id, a, &m, err);
-    if (rc != CS_OK || m.state == ms->state)
+    int rc = cs_snap_machine(snap, c->id, a, &m, err);
+    if (rc != CS_OK || m.state == c->n)
         return rc;
-    if (ms->state == CS_MACHINE_DOWN && (rc = lose_tasks(w, &m, a, err)) != CS_OK)
+    if (c->n == CS_MACHINE_DOWN && (rc = lose_tasks(w, &m, a, err)) != CS_OK)
         return rc;
-    m.state = ms->state;
+    m.state = (uint8_t)c->n;
     return cs_wtxn_put_machine(w, &m, false, err);
 }
 
-static int pack_ids(msgpack_sbuffer *buf, cs_id id, int extra)
+static int apply_machine_admin(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                               cs_error *err)
 {
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    if (msgpack_pack_array(&pk, extra >= 0 ? 2 : 1) || msgpack_pack_uint64(&pk, id) ||
-        (extra >= 0 && msgpack_pack_uint8(&pk, (uint8_t)extra)))
-        return CS_ENOMEM;
-    return CS_OK;
-}
-
-int cs_op_machine_state(cs_store *s, cs_id id, uint8_t state, uint64_t *version, cs_error *err)
-{
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    machine_state ms = {id, state};
-    int rc = pack_ids(&cmd, id, state);
-    if (rc != CS_OK)
-        rc = cs_errorf(err, rc, "machine state: out of memory");
-    else
-        rc = run_op(s, CS_CMD_MACHINE_STATE, &cmd, apply_machine_state, &ms, version, err);
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
-}
-
-typedef struct machine_admin {
-    cs_id id;
-    uint8_t admin;
-    uint64_t deadline;
-} machine_admin;
-
-static int apply_machine_admin(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
-{
-    const machine_admin *ma = ctx;
-    if (ma->admin >= CS_ADMIN_COUNT)
-        return cs_errorf(err, CS_EINVAL, "unknown machine admin state %u", ma->admin);
-    if (ma->admin != CS_ADMIN_DRAINING && ma->deadline != 0)
+    (void)id;
+    if (c->n >= CS_ADMIN_COUNT)
+        return cs_errorf(err, CS_EINVAL, "unknown machine admin state %llu",
+                         (unsigned long long)c->n);
+    uint8_t admin = (uint8_t)c->n;
+    if (admin != CS_ADMIN_DRAINING && c->deadline != 0)
         return cs_errorf(err, CS_EINVAL, "a drain deadline goes with draining only, not %s",
-                         cs_machine_admin_name(ma->admin));
+                         cs_machine_admin_name(admin));
     cs_machine m;
-    int rc = cs_snap_machine(cs_wtxn_snap(w), ma->id, a, &m, err);
+    int rc = cs_snap_machine(cs_wtxn_snap(w), c->id, a, &m, err);
     if (rc != CS_OK)
         return rc;
-    if (m.admin == ma->admin && m.drain_deadline == ma->deadline)
-        return UNCHANGED;
-    m.admin = ma->admin;
-    m.drain_deadline = ma->deadline;
+    if (m.admin == admin && m.drain_deadline == c->deadline)
+        return CS_UNCHANGED;
+    m.admin = admin;
+    m.drain_deadline = c->deadline;
     return cs_wtxn_put_machine(w, &m, false, err);
-}
-
-int cs_op_machine_admin(cs_store *s, cs_id id, uint8_t admin, uint64_t deadline,
-                        uint64_t *version, cs_error *err)
-{
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
-    machine_admin ma = {id, admin, deadline};
-    int rc;
-    if (msgpack_pack_array(&pk, 3) || msgpack_pack_uint64(&pk, id) ||
-        msgpack_pack_uint8(&pk, admin) || msgpack_pack_uint64(&pk, deadline))
-        rc = cs_errorf(err, CS_ENOMEM, "machine admin: out of memory");
-    else
-        rc = run_op(s, CS_CMD_MACHINE_ADMIN, &cmd, apply_machine_admin, &ma, version, err);
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
 }
 
 /* A batch task placed on a draining machine whose deadline came: it ends
@@ -310,36 +212,24 @@ static int requeue_batch_task(cs_wtxn *w, const cs_task *old, cs_arena *a, cs_er
     return cs_wtxn_put_task(w, old, &t, err);
 }
 
-static int apply_drain_deadline(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+static int apply_drain_deadline(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                                cs_error *err)
 {
-    const cs_id *id = ctx;
+    (void)id;
     cs_snap *snap = cs_wtxn_snap(w);
     cs_machine m;
-    int rc = cs_snap_machine(snap, *id, a, &m, err);
+    int rc = cs_snap_machine(snap, c->id, a, &m, err);
     if (rc != CS_OK)
         return rc;
     if (m.admin != CS_ADMIN_DRAINING || m.drain_deadline == 0)
-        return UNCHANGED;
+        return CS_UNCHANGED;
     if ((rc = each_placed(w, m.id, requeue_batch_task, a, err)) != CS_OK)
         return rc;
     /* Re-read: requeueing tasks changed the machine's allocation. */
-    if ((rc = cs_snap_machine(snap, *id, a, &m, err)) != CS_OK)
+    if ((rc = cs_snap_machine(snap, c->id, a, &m, err)) != CS_OK)
         return rc;
     m.drain_deadline = 0;
     return cs_wtxn_put_machine(w, &m, false, err);
-}
-
-int cs_op_machine_drain_deadline(cs_store *s, cs_id id, uint64_t *version, cs_error *err)
-{
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    int rc = pack_ids(&cmd, id, -1);
-    if (rc != CS_OK)
-        rc = cs_errorf(err, rc, "drain deadline: out of memory");
-    else
-        rc = run_op(s, CS_CMD_DRAIN_DEADLINE, &cmd, apply_drain_deadline, &id, version, err);
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
 }
 
 /* ---- jobs ---------------------------------------------------------------- */
@@ -347,25 +237,21 @@ int cs_op_machine_drain_deadline(cs_store *s, cs_id id, uint64_t *version, cs_er
 /* Read job `id`; CS_ESTATE naming its state when it has ended. */
 static int load_active_job(cs_wtxn *w, cs_id id, cs_arena *a, cs_job *j, cs_error *err);
 
-typedef struct job_submit {
-    const cs_job *spec;
-    cs_id id;
-} job_submit;
-
-static int apply_job_submit(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+static int apply_job_submit(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                            cs_error *err)
 {
-    job_submit *js = ctx;
-    int rc = cs_job_validate(js->spec, err);
+    const cs_job *spec = c->job;
+    int rc = cs_job_validate(spec, err);
     if (rc != CS_OK)
         return rc;
     cs_job old;
-    rc = cs_snap_job_by_name(cs_wtxn_snap(w), js->spec->name, a, &old, NULL);
+    rc = cs_snap_job_by_name(cs_wtxn_snap(w), spec->name, a, &old, NULL);
     if (rc == CS_OK && old.state == CS_JOB_ACTIVE)
-        return cs_errorf(err, CS_EEXIST, "job %s already exists (id %llu)", js->spec->name,
+        return cs_errorf(err, CS_EEXIST, "job %s already exists (id %llu)", spec->name,
                          (unsigned long long)old.id);
     if (rc != CS_OK && rc != CS_ENOTFOUND)
-        return cs_errorf(err, rc, "job %s: reading the name index", js->spec->name);
-    cs_job j = *js->spec;
+        return cs_errorf(err, rc, "job %s: reading the name index", spec->name);
+    cs_job j = *spec;
     j.state = CS_JOB_ACTIVE;
     j.note = "";
     j.surge = 0;
@@ -387,42 +273,22 @@ static int apply_job_submit(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
         if ((rc = cs_wtxn_put_task(w, NULL, &t, err)) != CS_OK)
             return rc;
     }
-    js->id = j.id;
+    *id = j.id;
     return CS_OK;
 }
 
-int cs_op_job_submit(cs_store *s, const cs_job *spec, cs_id *id, uint64_t *version, cs_error *err)
+static int apply_job_kill(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                          cs_error *err)
 {
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    job_submit js = {spec, 0};
-    int rc = cs_job_encode(spec, &cmd);
-    if (rc != CS_OK)
-        rc = cs_errorf(err, rc, "job: out of memory");
-    else
-        rc = run_op(s, CS_CMD_JOB_SUBMIT, &cmd, apply_job_submit, &js, version, err);
-    if (rc == CS_OK && id != NULL)
-        *id = js.id;
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
-}
-
-typedef struct job_end {
-    cs_id id;
-    uint64_t ended;
-} job_end;
-
-static int apply_job_kill(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
-{
-    const job_end *je = ctx;
+    (void)id;
     cs_snap *snap = cs_wtxn_snap(w);
     cs_job j;
-    int rc = cs_snap_job(snap, je->id, a, &j, err);
+    int rc = cs_snap_job(snap, c->id, a, &j, err);
     /* A job that has ended (killed, finished, failed) has nothing to kill. */
     if (rc != CS_OK || j.state != CS_JOB_ACTIVE)
         return rc;
     j.state = CS_JOB_KILLED;
-    j.ended = je->ended;
+    j.ended = c->n;
     if ((rc = cs_wtxn_put_job(w, &j, false, err)) != CS_OK)
         return rc;
     idlist l = {0};
@@ -444,30 +310,6 @@ static int apply_job_kill(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     }
     free(l.v);
     return rc;
-}
-
-/* A command [id, ended]: job-kill and job-end. */
-static int run_job_end(cs_store *s, uint8_t kind, cs_id id, uint64_t ended, apply_fn apply,
-                       uint64_t *version, cs_error *err)
-{
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
-    job_end je = {id, ended};
-    int rc;
-    if (msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, id) ||
-        msgpack_pack_uint64(&pk, ended))
-        rc = cs_errorf(err, CS_ENOMEM, "%s: out of memory", cs_cmd_name(kind));
-    else
-        rc = run_op(s, kind, &cmd, apply, &je, version, err);
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
-}
-
-int cs_op_job_kill(cs_store *s, cs_id id, uint64_t ended, uint64_t *version, cs_error *err)
-{
-    return run_job_end(s, CS_CMD_JOB_KILL, id, ended, apply_job_kill, version, err);
 }
 
 /* What a batch job's ended tasks make it: finished when every one
@@ -493,12 +335,13 @@ static int ended_state(cs_snap *snap, const cs_job *j, const idlist *l, uint32_t
     return CS_OK;
 }
 
-static int apply_job_end(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+static int apply_job_end(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                         cs_error *err)
 {
-    const job_end *je = ctx;
+    (void)id;
     cs_snap *snap = cs_wtxn_snap(w);
     cs_job j;
-    int rc = load_active_job(w, je->id, a, &j, err);
+    int rc = load_active_job(w, c->id, a, &j, err);
     if (rc != CS_OK)
         return rc;
     if (j.kind != CS_JOB_BATCH)
@@ -513,36 +356,35 @@ static int apply_job_end(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     free(l.v);
     if (rc != CS_OK)
         return rc;
-    j.ended = je->ended;
+    j.ended = c->n;
     return cs_wtxn_put_job(w, &j, false, err);
 }
 
-int cs_op_job_end(cs_store *s, cs_id id, uint64_t ended, uint64_t *version, cs_error *err)
+/* All judged before anything is written: a refused collection then leaves
+ * its transaction clean, and a writer's group goes on (store.h). */
+static int apply_job_gc(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id, cs_error *err)
 {
-    return run_job_end(s, CS_CMD_JOB_END, id, ended, apply_job_end, version, err);
-}
-
-typedef struct job_gc {
-    const cs_id *ids;
-    size_t n;
-} job_gc;
-
-static int apply_job_gc(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
-{
-    const job_gc *g = ctx;
+    (void)id;
     cs_snap *snap = cs_wtxn_snap(w);
-    if (g->n == 0)
+    if (c->nids == 0)
         return cs_errorf(err, CS_EINVAL, "job gc: no job named");
-    int rc = CS_OK;
-    for (size_t i = 0; rc == CS_OK && i < g->n; i++) {
-        if (i > 0 && g->ids[i] <= g->ids[i - 1])
+    int rc;
+    for (size_t i = 0; i < c->nids; i++) {
+        if (i > 0 && c->ids[i] <= c->ids[i - 1])
             return cs_errorf(err, CS_EINVAL, "job gc: ids are not ascending and unique at %zu", i);
         cs_job j;
-        if ((rc = cs_snap_job(snap, g->ids[i], a, &j, err)) != CS_OK)
+        if ((rc = cs_snap_job(snap, c->ids[i], a, &j, err)) != CS_OK)
             return rc;
         if (j.state == CS_JOB_ACTIVE)
             return cs_errorf(err, CS_ESTATE, "job %s (%llu) is active: only an ended job is "
                              "collected", j.name, (unsigned long long)j.id);
+        cs_arena_reset(a);
+    }
+    rc = CS_OK;
+    for (size_t i = 0; rc == CS_OK && i < c->nids; i++) {
+        cs_job j;
+        if ((rc = cs_snap_job(snap, c->ids[i], a, &j, err)) != CS_OK)
+            return rc;
         idlist l = {0};
         rc = cs_snap_each_task_of_job(snap, j.id, collect_task, &l, err);
         if (rc == CS_ENOMEM)
@@ -557,27 +399,6 @@ static int apply_job_gc(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
             rc = cs_wtxn_del_job(w, &j, err);
         cs_arena_reset(a);
     }
-    return rc;
-}
-
-int cs_op_job_gc(cs_store *s, const cs_id *ids, size_t n, uint64_t *version, cs_error *err)
-{
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
-    job_gc g = {ids, n};
-    int rc = CS_OK;
-    if (n > UINT32_MAX || msgpack_pack_array(&pk, (uint32_t)n))
-        rc = CS_ENOMEM;
-    for (size_t i = 0; rc == CS_OK && i < n; i++)
-        if (msgpack_pack_uint64(&pk, ids[i]))
-            rc = CS_ENOMEM;
-    if (rc != CS_OK)
-        rc = cs_errorf(err, CS_ENOMEM, "job gc: out of memory");
-    else
-        rc = run_op(s, CS_CMD_JOB_GC, &cmd, apply_job_gc, &g, version, err);
-    msgpack_sbuffer_destroy(&cmd);
     return rc;
 }
 
@@ -605,9 +426,11 @@ static int check_report(const cs_task_report *r, cs_error *err)
     return CS_OK;
 }
 
-static int apply_task_status(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+static int apply_task_status(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                             cs_error *err)
 {
-    const cs_task_report *r = ctx;
+    (void)id;
+    const cs_task_report *r = &c->report;
     int rc = check_report(r, err);
     if (rc != CS_OK)
         return rc;
@@ -625,7 +448,7 @@ static int apply_task_status(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
         if (r->health != CS_TASK_HEALTH_UNKNOWN)
             n.health = r->health;
         if (t.state == CS_TASK_RUNNING && n.health == t.health)
-            return UNCHANGED;
+            return CS_UNCHANGED;
         n.state = CS_TASK_RUNNING;
         return cs_wtxn_put_task(w, &t, &n, err);
     }
@@ -639,71 +462,24 @@ static int apply_task_status(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     return cs_wtxn_put_task(w, &t, &n, err);
 }
 
-int cs_op_task_report(cs_store *s, const cs_task_report *r, uint64_t *version, cs_error *err)
-{
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
-    size_t rlen = r->reason ? strlen(r->reason) : 0;
-    int rc = CS_OK;
-    if (msgpack_pack_array(&pk, 6) || msgpack_pack_uint64(&pk, r->task) ||
-        msgpack_pack_uint32(&pk, r->attempt) || msgpack_pack_uint8(&pk, r->state) ||
-        msgpack_pack_int32(&pk, r->exit_code) || msgpack_pack_str(&pk, rlen) ||
-        (rlen && msgpack_pack_str_body(&pk, r->reason, rlen)) ||
-        msgpack_pack_uint8(&pk, r->health))
-        rc = cs_errorf(err, CS_ENOMEM, "task status: out of memory");
-    else
-        rc = run_op(s, CS_CMD_TASK_STATUS, &cmd, apply_task_status, (void *)r, version, err);
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
-}
-
-int cs_op_task_status(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, int32_t exit_code,
-                      const char *reason, uint64_t *version, cs_error *err)
-{
-    cs_task_report r = {id, attempt, state, exit_code, reason, CS_TASK_HEALTH_UNKNOWN};
-    return cs_op_task_report(s, &r, version, err);
-}
-
 /* ---- notes ----------------------------------------------------------------- */
 
-typedef struct job_note {
-    cs_id id;
-    const char *note;
-} job_note;
-
-static int apply_job_note(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+static int apply_job_note(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                          cs_error *err)
 {
-    const job_note *jn = ctx;
-    if (strlen(jn->note) > CS_NOTE_MAX)
+    (void)id;
+    const char *note = c->note ? c->note : "";
+    if (strlen(note) > CS_NOTE_MAX)
         return cs_errorf(err, CS_EINVAL, "job %llu: note is longer than %d bytes",
-                         (unsigned long long)jn->id, CS_NOTE_MAX);
+                         (unsigned long long)c->id, CS_NOTE_MAX);
     cs_job j;
-    int rc = cs_snap_job(cs_wtxn_snap(w), jn->id, a, &j, err);
+    int rc = cs_snap_job(cs_wtxn_snap(w), c->id, a, &j, err);
     if (rc != CS_OK)
         return rc;
-    if (strcmp(j.note, jn->note) == 0)
-        return UNCHANGED;
-    j.note = jn->note;
+    if (strcmp(j.note, note) == 0)
+        return CS_UNCHANGED;
+    j.note = note;
     return cs_wtxn_put_job(w, &j, false, err);
-}
-
-int cs_op_job_note(cs_store *s, cs_id id, const char *note, uint64_t *version, cs_error *err)
-{
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
-    job_note jn = {id, note ? note : ""};
-    int rc;
-    if (msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, id) ||
-        cs_pack_str(&pk, jn.note) != CS_OK)
-        rc = cs_errorf(err, CS_ENOMEM, "job note: out of memory");
-    else
-        rc = run_op(s, CS_CMD_JOB_NOTE, &cmd, apply_job_note, &jn, version, err);
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
 }
 
 /* ---- scale and update ----------------------------------------------------- */
@@ -743,12 +519,6 @@ static int scale_tasks(cs_wtxn *w, const cs_job *j, uint32_t from, uint32_t to, 
     return rc;
 }
 
-/* job-scale's count, or job-surge's surge. */
-typedef struct job_scale {
-    cs_id id;
-    uint32_t count;
-} job_scale;
-
 static int load_active_job(cs_wtxn *w, cs_id id, cs_arena *a, cs_job *j, cs_error *err)
 {
     int rc = cs_snap_job(cs_wtxn_snap(w), id, a, j, err);
@@ -769,69 +539,44 @@ static int check_slots(const cs_job *j, uint64_t count, uint64_t surge, cs_error
     return CS_OK;
 }
 
-static int apply_job_scale(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+static int apply_job_scale(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                           cs_error *err)
 {
-    const job_scale *js = ctx;
-    if (js->count > CS_TASK_INDEX_MAX + 1u)
-        return cs_errorf(err, CS_EINVAL, "job %llu: count %u exceeds %u tasks",
-                         (unsigned long long)js->id, js->count, CS_TASK_INDEX_MAX + 1u);
+    (void)id;
+    if (c->n > CS_TASK_INDEX_MAX + 1u)
+        return cs_errorf(err, CS_EINVAL, "job %llu: count %llu exceeds %u tasks",
+                         (unsigned long long)c->id, (unsigned long long)c->n,
+                         CS_TASK_INDEX_MAX + 1u);
     cs_job j;
-    int rc = load_active_job(w, js->id, a, &j, err);
-    if (rc != CS_OK || j.count == js->count)
+    int rc = load_active_job(w, c->id, a, &j, err);
+    if (rc != CS_OK || j.count == c->n)
         return rc;
-    if ((rc = check_slots(&j, js->count, j.surge, err)) != CS_OK)
+    if ((rc = check_slots(&j, c->n, j.surge, err)) != CS_OK)
         return rc;
     /* The spec hash leaves count out: the tasks that run stay current. The
      * surge slots stay on top of the new count. */
     uint32_t from = j.count + j.surge;
-    j.count = js->count;
+    j.count = (uint32_t)c->n;
     if ((rc = scale_tasks(w, &j, from, j.count + j.surge, a, err)) != CS_OK)
         return rc;
     return cs_wtxn_put_job(w, &j, false, err);
 }
 
-/* A command [id, n] on a job: job-scale (n = count) and job-surge. */
-static int run_job_count(cs_store *s, uint8_t kind, cs_id id, uint32_t n, apply_fn apply,
-                         uint64_t *version, cs_error *err)
+static int apply_job_update(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                            cs_error *err)
 {
-    msgpack_sbuffer cmd;
-    msgpack_sbuffer_init(&cmd);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
-    job_scale js = {id, n};
-    int rc;
-    if (msgpack_pack_array(&pk, 2) || msgpack_pack_uint64(&pk, id) ||
-        msgpack_pack_uint32(&pk, n))
-        rc = cs_errorf(err, CS_ENOMEM, "%s: out of memory", cs_cmd_name(kind));
-    else
-        rc = run_op(s, kind, &cmd, apply, &js, version, err);
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
-}
-
-int cs_op_job_scale(cs_store *s, cs_id id, uint32_t count, uint64_t *version, cs_error *err)
-{
-    return run_job_count(s, CS_CMD_JOB_SCALE, id, count, apply_job_scale, version, err);
-}
-
-typedef struct job_update {
-    cs_id id;
-    const cs_job *spec;
-} job_update;
-
-static int apply_job_update(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
-{
-    const job_update *ju = ctx;
-    int rc = cs_job_validate(ju->spec, err);
+    (void)id;
+    const cs_job *spec = c->job;
+    int rc = cs_job_validate(spec, err);
     if (rc != CS_OK)
         return rc;
     cs_job old;
-    if ((rc = load_active_job(w, ju->id, a, &old, err)) != CS_OK)
+    if ((rc = load_active_job(w, c->id, a, &old, err)) != CS_OK)
         return rc;
-    if (strcmp(old.name, ju->spec->name) != 0 || old.kind != ju->spec->kind)
+    if (strcmp(old.name, spec->name) != 0 || old.kind != spec->kind)
         return cs_errorf(err, CS_EINVAL, "job %s: an update may not change its name or kind",
                          old.name);
-    cs_job j = *ju->spec;
+    cs_job j = *spec;
     j.id = old.id;
     j.state = old.state;
     j.submitted = old.submitted;
@@ -869,50 +614,176 @@ static int apply_job_update(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
     return rc;
 }
 
-int cs_op_job_update(cs_store *s, cs_id id, const cs_job *spec, uint64_t *version, cs_error *err)
-{
-    msgpack_sbuffer cmd, rec;
-    msgpack_sbuffer_init(&cmd);
-    msgpack_sbuffer_init(&rec);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &cmd, msgpack_sbuffer_write);
-    job_update ju = {id, spec};
-    int rc;
-    if (cs_job_encode(spec, &rec) != CS_OK || msgpack_pack_array(&pk, 2) ||
-        msgpack_pack_uint64(&pk, id) || msgpack_pack_bin(&pk, rec.size) ||
-        msgpack_pack_bin_body(&pk, rec.data, rec.size))
-        rc = cs_errorf(err, CS_ENOMEM, "job update: out of memory");
-    else
-        rc = run_op(s, CS_CMD_JOB_UPDATE, &cmd, apply_job_update, &ju, version, err);
-    msgpack_sbuffer_destroy(&rec);
-    msgpack_sbuffer_destroy(&cmd);
-    return rc;
-}
-
 /* ---- surge ------------------------------------------------------------------ */
 
-static int apply_job_surge(cs_wtxn *w, void *ctx, cs_arena *a, cs_error *err)
+static int apply_job_surge(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                           cs_error *err)
 {
-    const job_scale *js = ctx;
+    (void)id;
     cs_job j;
-    int rc = load_active_job(w, js->id, a, &j, err);
+    int rc = load_active_job(w, c->id, a, &j, err);
     if (rc != CS_OK)
         return rc;
-    if (js->count > 0 && j.kind != CS_JOB_SERVICE)
+    if (c->n > 0 && j.kind != CS_JOB_SERVICE)
         return cs_errorf(err, CS_EINVAL, "job %s: only a service job has surge tasks, not a %s job",
                          j.name, cs_job_kind_name(j.kind));
-    if ((rc = check_slots(&j, j.count, js->count, err)) != CS_OK)
+    if ((rc = check_slots(&j, j.count, c->n, err)) != CS_OK)
         return rc;
-    if (j.surge == js->count)
-        return UNCHANGED;
+    if (j.surge == c->n)
+        return CS_UNCHANGED;
     uint32_t from = j.count + j.surge;
-    j.surge = js->count;
+    j.surge = (uint32_t)c->n;
     if ((rc = scale_tasks(w, &j, from, j.count + j.surge, a, err)) != CS_OK)
         return rc;
     return cs_wtxn_put_job(w, &j, false, err);
 }
 
+/* ---- the dispatch, and the shorthands ------------------------------------ */
+
+static apply_fn applier(uint8_t kind)
+{
+    switch (kind) {
+    case CS_CMD_MACHINE_PUT:
+        return apply_machine_put;
+    case CS_CMD_MACHINE_STATE:
+        return apply_machine_state;
+    case CS_CMD_MACHINE_ADMIN:
+        return apply_machine_admin;
+    case CS_CMD_DRAIN_DEADLINE:
+        return apply_drain_deadline;
+    case CS_CMD_JOB_SUBMIT:
+        return apply_job_submit;
+    case CS_CMD_JOB_KILL:
+        return apply_job_kill;
+    case CS_CMD_JOB_END:
+        return apply_job_end;
+    case CS_CMD_JOB_GC:
+        return apply_job_gc;
+    case CS_CMD_JOB_SCALE:
+        return apply_job_scale;
+    case CS_CMD_JOB_SURGE:
+        return apply_job_surge;
+    case CS_CMD_JOB_UPDATE:
+        return apply_job_update;
+    case CS_CMD_JOB_NOTE:
+        return apply_job_note;
+    case CS_CMD_TASK_STATUS:
+        return apply_task_status;
+    default:
+        return NULL;
+    }
+}
+
+int cs_apply_op(cs_wtxn *w, uint8_t kind, const cs_cmd_args *c, cs_arena *a, cs_id *id,
+                cs_error *err)
+{
+    apply_fn fn = applier(kind);
+    if (fn == NULL)
+        return cs_errorf(err, CS_ECORRUPT, "unknown command kind %u", kind);
+    return fn(w, c, a, id, err);
+}
+
+/* Apply the command a builder made (`built` is its code), give a refusal
+ * back as an error, and free the command. */
+static int run(cs_store *s, cs_command *c, int built, cs_id *id, uint64_t *version, cs_error *err)
+{
+    cs_result r;
+    cs_result_init(&r);
+    int rc = built == CS_OK ? cs_command_apply_built(s, c, &r, err) : built;
+    if (rc == CS_OK && (rc = cs_result_error(&r, err)) == CS_OK) {
+        if (id != NULL)
+            *id = r.id;
+        if (version != NULL)
+            *version = r.version;
+    }
+    cs_result_free(&r);
+    cs_command_free(c);
+    return rc;
+}
+
+int cs_op_machine_put(cs_store *s, const cs_machine *spec, cs_id *id, uint64_t *version,
+                      cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_machine_put(&c, spec, err), id, version, err);
+}
+
+int cs_op_machine_state(cs_store *s, cs_id id, uint8_t state, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_machine_state(&c, id, state, err), NULL, version, err);
+}
+
+int cs_op_machine_admin(cs_store *s, cs_id id, uint8_t admin, uint64_t deadline,
+                        uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_machine_admin(&c, id, admin, deadline, err), NULL, version, err);
+}
+
+int cs_op_machine_drain_deadline(cs_store *s, cs_id id, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_drain_deadline(&c, id, err), NULL, version, err);
+}
+
+int cs_op_job_submit(cs_store *s, const cs_job *spec, cs_id *id, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_job_submit(&c, spec, err), id, version, err);
+}
+
+int cs_op_job_kill(cs_store *s, cs_id id, uint64_t ended, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_job_kill(&c, id, ended, err), NULL, version, err);
+}
+
+int cs_op_job_end(cs_store *s, cs_id id, uint64_t ended, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_job_end(&c, id, ended, err), NULL, version, err);
+}
+
+int cs_op_job_gc(cs_store *s, const cs_id *ids, size_t n, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_job_gc(&c, ids, n, err), NULL, version, err);
+}
+
+int cs_op_task_report(cs_store *s, const cs_task_report *r, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_task_report(&c, r, err), NULL, version, err);
+}
+
+int cs_op_task_status(cs_store *s, cs_id id, uint32_t attempt, uint8_t state, int32_t exit_code,
+                      const char *reason, uint64_t *version, cs_error *err)
+{
+    cs_task_report r = {id, attempt, state, exit_code, reason, CS_TASK_HEALTH_UNKNOWN};
+    return cs_op_task_report(s, &r, version, err);
+}
+
+int cs_op_job_note(cs_store *s, cs_id id, const char *note, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_job_note(&c, id, note, err), NULL, version, err);
+}
+
+int cs_op_job_scale(cs_store *s, cs_id id, uint32_t count, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_job_scale(&c, id, count, err), NULL, version, err);
+}
+
+int cs_op_job_update(cs_store *s, cs_id id, const cs_job *spec, uint64_t *version, cs_error *err)
+{
+    cs_command c;
+    return run(s, &c, cs_cmd_job_update(&c, id, spec, err), NULL, version, err);
+}
+
 int cs_op_job_surge(cs_store *s, cs_id id, uint32_t surge, uint64_t *version, cs_error *err)
 {
-    return run_job_count(s, CS_CMD_JOB_SURGE, id, surge, apply_job_surge, version, err);
+    cs_command c;
+    return run(s, &c, cs_cmd_job_surge(&c, id, surge, err), NULL, version, err);
 }

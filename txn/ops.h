@@ -1,15 +1,20 @@
 /* ops.h — the cell operations that are not scheduler transactions:
  * registering machines, changing their state, submitting and killing jobs.
  *
- * Each is one command of the commit log (command.h): it runs in one write
- * transaction, all or nothing, and is logged as its canonical encoding so
- * that replaying the log repeats it exactly. Inputs are only read; results
- * come back through the pointer arguments (any of which may be NULL).
+ * Each is a command of the state machine (command.h): what it does when
+ * applied is said here, next to a shorthand that builds the command from
+ * its arguments, applies it and gives a refusal back as its error code and
+ * message — for callers that hold the values and need no more of the
+ * result than an id and the version (tests, benchmarks' setup). A refusal
+ * goes through the state machine like any command, so it is logged.
+ * Inputs are only read; results come back through the pointer arguments
+ * (any of which may be NULL).
  */
 #ifndef CS_OPS_H
 #define CS_OPS_H
 
 #include "cellstate/store.h"
+#include "txn/command.h"
 
 /* Register a machine, or update the one with the same name: its attributes,
  * capacity, port range and state. Allocations, ports in use and tasks are
@@ -90,16 +95,8 @@ int cs_op_job_gc(cs_store *s, const cs_id *ids, size_t n, uint64_t *version, cs_
  * An ended task releases its resources in the same transaction. A report on
  * an attempt that is no longer the task's current placement (it was
  * preempted, killed, lost and placed again) is CS_ESTATE: the agent's view
- * is stale and nothing is written. `reason` may be NULL. The report is only
- * read. */
-typedef struct cs_task_report {
-    cs_id task;
-    uint32_t attempt;
-    uint8_t state;  /* cs_task_state */
-    int32_t exit_code;
-    const char *reason;
-    uint8_t health; /* cs_task_health; UNKNOWN = not reported */
-} cs_task_report;
+ * is stale: the refusal is logged and nothing else is written. `reason`
+ * may be NULL. The report (cs_task_report, command.h) is only read. */
 int cs_op_task_report(cs_store *s, const cs_task_report *r, uint64_t *version, cs_error *err);
 
 /* cs_op_task_report without a health report. */
