@@ -50,6 +50,18 @@ int cs_obj_ref(const msgpack_object *o, const char *key, const char *what, bool 
                      what);
 }
 
+int cs_ref_job(cs_snap *snap, const cs_ref *r, cs_arena *a, cs_job *out, cs_error *err)
+{
+    return r->name ? cs_snap_job_by_name(snap, r->name, a, out, err)
+                   : cs_snap_job(snap, r->id, a, out, err);
+}
+
+int cs_ref_machine(cs_snap *snap, const cs_ref *r, cs_arena *a, cs_machine *out, cs_error *err)
+{
+    return r->name ? cs_snap_machine_by_name(snap, r->name, a, out, err)
+                   : cs_snap_machine(snap, r->id, a, out, err);
+}
+
 int cs_version_reply_encode(msgpack_packer *pk, const cs_version_reply *in)
 {
     PK(msgpack_pack_map(pk, 1));

@@ -47,6 +47,7 @@
 #include "cellstate/arena.h"
 #include "cellstate/error.h"
 #include "cellstate/record.h"
+#include "cellstate/store.h"
 
 /* A record named by id (`name` NULL) or by name (docs/protocol.md §4, "ref"). */
 typedef struct cs_ref {
@@ -67,6 +68,12 @@ int cs_pack_kv_ref(msgpack_packer *pk, const char *key, const cs_ref *r);
  * be NULL when required). The name is copied into `a`. */
 int cs_obj_ref(const msgpack_object *o, const char *key, const char *what, bool required,
                cs_arena *a, cs_ref *out, bool *present, cs_error *err);
+
+/* The job or machine `r` names, read from `snap` into *out (its strings
+ * in `a`): by id, or by name (the most recent job of that name).
+ * CS_ENOTFOUND, or the store's error. `r` is only read. */
+int cs_ref_job(cs_snap *snap, const cs_ref *r, cs_arena *a, cs_job *out, cs_error *err);
+int cs_ref_machine(cs_snap *snap, const cs_ref *r, cs_arena *a, cs_machine *out, cs_error *err);
 
 /* {"version": uint}: the reply of job.kill, job.scale, job.update,
  * job.note, job.surge, job.end, a single task.status and sched.report,

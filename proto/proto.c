@@ -2,6 +2,7 @@
 #include "proto/proto.h"
 
 #include "cellstate/mpcheck.h"
+#include "proto/msg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -103,10 +104,8 @@ int cs_msg_error(msgpack_sbuffer *buf, uint64_t req, int code, const char *messa
     msgpack_packer pk;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
     CS_TRY(cs_msg_begin(&pk, CS_MSG_ERROR, req));
-    PK(msgpack_pack_map(&pk, 3));
-    CS_TRY(cs_pack_kv_i64(&pk, "code", code));
-    CS_TRY(cs_pack_kv_str(&pk, "error", cs_strerror(code)));
-    return cs_pack_kv_str(&pk, "message", message);
+    cs_error_reply e = {code, NULL, message, 0};
+    return cs_error_reply_encode(&pk, &e);
 }
 
 static int pack_ports(msgpack_packer *pk, const char *key, const uint16_t *p, uint32_t n)
