@@ -235,7 +235,7 @@ int cs_stats_reply_encode(msgpack_packer *pk, const cs_stats_reply *in)
 static int decode_sched(const msgpack_object *s, cs_stats_sched *e, cs_arena *a, cs_error *err)
 {
     if (s->type != MSGPACK_OBJECT_MAP)
-        return cs_errorf(err, CS_EPROTO, "reply to stats: a scheduler is not a map");
+        return cs_errorf(err, CS_EPROTO, "a scheduler is not a map");
     e->warning = "";
     CS_TRY(cs_obj_str(s, "name", true, CS_NAME_MAX, a, &e->name, err));
     CS_TRY(cs_obj_str(s, "kind", true, CS_NAME_MAX, a, &e->kind, err));
@@ -243,7 +243,7 @@ static int decode_sched(const msgpack_object *s, cs_stats_sched *e, cs_arena *a,
     CS_TRY(cs_obj_str(s, "warning", false, CS_SCHED_WARNING_MAX, a, &e->warning, err));
     e->metrics = cs_obj_get(s, "metrics");
     if (e->metrics == NULL || e->metrics->type != MSGPACK_OBJECT_MAP)
-        return cs_errorf(err, CS_EPROTO, "reply to stats: scheduler %s has no metrics map",
+        return cs_errorf(err, CS_EPROTO, "scheduler %s has no metrics map",
                          e->name);
     return CS_OK;
 }
@@ -253,7 +253,7 @@ int cs_stats_reply_decode(const msgpack_object *o, cs_stats_reply *out, cs_arena
 {
     memset(out, 0, sizeof *out);
     if (o->type != MSGPACK_OBJECT_MAP)
-        return cs_errorf(err, CS_EPROTO, "reply to stats is not a map");
+        return cs_errorf(err, CS_EPROTO, "body is not a map");
     CS_TRY(cs_obj_u64(o, "version", true, UINT64_MAX, &out->version, err));
     CS_TRY(cs_obj_u64(o, "machines", true, UINT64_MAX, &out->machines, err));
     CS_TRY(cs_obj_u64(o, "machines_up", true, UINT64_MAX, &out->machines_up, err));
@@ -261,21 +261,21 @@ int cs_stats_reply_decode(const msgpack_object *o, cs_stats_reply *out, cs_arena
     CS_TRY(cs_obj_u64(o, "jobs_active", true, UINT64_MAX, &out->jobs_active, err));
     const msgpack_object *tasks = cs_obj_get(o, "tasks"), *srv = cs_obj_get(o, "server");
     if (tasks == NULL || tasks->type != MSGPACK_OBJECT_MAP)
-        return cs_errorf(err, CS_EPROTO, "reply to stats: field 'tasks' is not a map");
+        return cs_errorf(err, CS_EPROTO, "field 'tasks' is not a map");
     for (int i = 0; i < CS_TASK_STATE_COUNT; i++)
         CS_TRY(cs_obj_u64(tasks, cs_task_state_name((uint8_t)i), true, UINT64_MAX,
                           &out->tasks[i], err));
     CS_TRY(cs_obj_res(o, "capacity", true, &out->capacity, err));
     CS_TRY(cs_obj_res(o, "allocated", true, &out->allocated, err));
     if (srv == NULL || srv->type != MSGPACK_OBJECT_MAP)
-        return cs_errorf(err, CS_EPROTO, "reply to stats: field 'server' is not a map");
+        return cs_errorf(err, CS_EPROTO, "field 'server' is not a map");
 #define READ_COUNTER(f) CS_TRY(cs_obj_u64(srv, #f, true, UINT64_MAX, &out->server.f, err));
     SERVER_COUNTERS(READ_COUNTER)
 #undef READ_COUNTER
     CS_TRY(cs_obj_u64(o, "workers", true, UINT64_MAX, &out->workers, err));
     const msgpack_object *list = cs_obj_get(o, "schedulers");
     if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY)
-        return cs_errorf(err, CS_EPROTO, "reply to stats: field 'schedulers' is missing");
+        return cs_errorf(err, CS_EPROTO, "field 'schedulers' is missing");
     out->nscheds = list->via.array.size;
     if ((out->scheds = cs_arena_alloc(a, (out->nscheds + 1) * sizeof *out->scheds)) == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
