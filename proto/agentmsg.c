@@ -50,16 +50,13 @@ int cs_register_req_decode(const msgpack_object *o, cs_machine *out, cs_arena *a
 
 int cs_heartbeat_req_encode(msgpack_packer *pk, const cs_heartbeat_req *in)
 {
-    PK(msgpack_pack_map(pk, 1));
-    return cs_pack_kv_ref(pk, "machine", &in->machine);
+    return cs_ref_req_encode(pk, "machine", &in->machine);
 }
 
 int cs_heartbeat_req_decode(const msgpack_object *o, cs_heartbeat_req *out, cs_arena *a,
                             cs_error *err)
 {
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
-    return cs_obj_ref(o, "machine", "machine", true, a, &out->machine, NULL, err);
+    return cs_ref_req_decode(o, "machine", "machine", a, &out->machine, err);
 }
 
 int cs_heartbeat_reply_encode(msgpack_packer *pk, const cs_heartbeat_reply *in)

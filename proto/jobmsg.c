@@ -27,20 +27,8 @@ int cs_job_spec_encode(msgpack_packer *pk, const cs_job *j)
     CS_TRY(cs_pack_kv_i64(pk, "priority", j->priority));
     CS_TRY(cs_pack_kv_u64(pk, "count", j->count));
     CS_TRY(cs_pack_kv_res(pk, "resources", &j->res));
-    CS_TRY(cs_pack_str(pk, "ports"));
-    PK(msgpack_pack_array(pk, j->nports));
-    for (uint32_t i = 0; i < j->nports; i++)
-        PK(msgpack_pack_uint16(pk, j->ports[i]));
-    CS_TRY(cs_pack_str(pk, "constraints"));
-    PK(msgpack_pack_array(pk, j->nconstraints));
-    for (uint32_t i = 0; i < j->nconstraints; i++) {
-        const cs_constraint *k = &j->constraints[i];
-        PK(msgpack_pack_map(pk, 4));
-        CS_TRY(cs_pack_kv_str(pk, "field", k->field));
-        CS_TRY(cs_pack_kv_str(pk, "op", k->op));
-        CS_TRY(cs_pack_kv_str(pk, "value", k->value));
-        CS_TRY(cs_pack_kv_bool(pk, "soft", k->soft));
-    }
+    CS_TRY(cs_pack_kv_ports(pk, "ports", j->ports, j->nports));
+    CS_TRY(cs_pack_kv_constraints(pk, "constraints", j->constraints, j->nconstraints));
     CS_TRY(cs_pack_kv_str(pk, "cmd", j->cmd ? j->cmd : ""));
     if (j->extra_len > 0) {
         CS_TRY(cs_pack_str(pk, "options"));
@@ -64,16 +52,13 @@ int cs_job_submit_req_decode(const msgpack_object *o, cs_job *out, cs_arena *a, 
 
 int cs_job_ref_req_encode(msgpack_packer *pk, const cs_job_ref_req *in)
 {
-    PK(msgpack_pack_map(pk, 1));
-    return cs_pack_kv_ref(pk, "job", &in->job);
+    return cs_ref_req_encode(pk, "job", &in->job);
 }
 
 int cs_job_ref_req_decode(const msgpack_object *o, cs_job_ref_req *out, cs_arena *a,
                           cs_error *err)
 {
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
-    return cs_obj_ref(o, "job", "job", true, a, &out->job, NULL, err);
+    return cs_ref_req_decode(o, "job", "job", a, &out->job, err);
 }
 
 /* ---- job.scale, job.surge ------------------------------------------------------------- */

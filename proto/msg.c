@@ -50,6 +50,20 @@ int cs_obj_ref(const msgpack_object *o, const char *key, const char *what, bool 
                      what);
 }
 
+int cs_ref_req_encode(msgpack_packer *pk, const char *key, const cs_ref *r)
+{
+    PK(msgpack_pack_map(pk, 1));
+    return cs_pack_kv_ref(pk, key, r);
+}
+
+int cs_ref_req_decode(const msgpack_object *o, const char *key, const char *what, cs_arena *a,
+                      cs_ref *out, cs_error *err)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(err, CS_EPROTO, "message body is not a map");
+    return cs_obj_ref(o, key, what, true, a, out, NULL, err);
+}
+
 int cs_ref_job(cs_snap *snap, const cs_ref *r, cs_arena *a, cs_job *out, cs_error *err)
 {
     return r->name ? cs_snap_job_by_name(snap, r->name, a, out, err)

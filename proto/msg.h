@@ -69,6 +69,13 @@ int cs_pack_kv_ref(msgpack_packer *pk, const char *key, const cs_ref *r);
 int cs_obj_ref(const msgpack_object *o, const char *key, const char *what, bool required,
                cs_arena *a, cs_ref *out, bool *present, cs_error *err);
 
+/* A body that is only a reference, {key: ref} (machine.heartbeat,
+ * job.kill, job.end, get.job): its encoder and decoder ("message body is
+ * not a map", then cs_obj_ref's errors). */
+int cs_ref_req_encode(msgpack_packer *pk, const char *key, const cs_ref *r);
+int cs_ref_req_decode(const msgpack_object *o, const char *key, const char *what, cs_arena *a,
+                      cs_ref *out, cs_error *err);
+
 /* The job or machine `r` names, read from `snap` into *out (its strings
  * in `a`): by id, or by name (the most recent job of that name).
  * CS_ENOTFOUND, or the store's error. `r` is only read. */
