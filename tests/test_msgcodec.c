@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
 #include "proto/agentmsg.h"
 #include "proto/commitmsg.h"
 #include "proto/jobmsg.h"
@@ -1056,14 +1057,7 @@ Test(msgcodec, hostile_sizes_stop_at_the_bounds_check)
 
 /* ---- randomized round trips (fixed seed) ------------------------------------------------- */
 
-static uint64_t rnd(uint64_t *s)
-{
-    /* splitmix64: deterministic across platforms */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(uint64_t *s) { return cs_rng_next(s); }
 
 /* A width-varied unsigned value: small, 16-bit, 32-bit or full. */
 static uint64_t rnd_u(uint64_t *s)
