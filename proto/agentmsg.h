@@ -63,7 +63,9 @@ int cs_poll_req_decode(const msgpack_object *o, cs_poll_req *out, cs_arena *a, c
  *   compact form: cs_poll_reply_begin_once, then njobs job maps
  *                 (cs_pack_job), cs_poll_reply_tasks, then per task
  *                 cs_poll_entry_short_encode or cs_poll_entry_full_encode.
- * cs_poll_reply_encode writes a whole reply from a cs_poll_out with these. */
+ * cs_poll_reply_encode writes a whole reply from a cs_poll_out with these.
+ * Every argument is only read (the job map's bytes are copied into the
+ * packer); each returns CS_OK or CS_ENOMEM. */
 int cs_poll_reply_begin_each(msgpack_packer *pk, uint64_t version, uint32_t ntasks);
 /* {"task": t, "job": <job_map[0..job_len), one packed job map>} */
 int cs_poll_entry_each_encode(msgpack_packer *pk, const cs_task *t, const void *job_map,
