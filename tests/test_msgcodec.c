@@ -724,6 +724,42 @@ Test(msgcodec, get_tasks_request_is_cellctls_old_body)
 
 /* ---- round trips of the replies the readers decode ------------------------------------- */
 
+Test(msgcodec, read_replies_are_the_servers_old_replies)
+{
+    cs_job job = sample_job(12, "web");
+    cs_task tasks[2] = {sample_task(12, 0, 1, 50), sample_task(12, 1, 2, 61)};
+    body old, now;
+    body_init(&old);
+    body_init(&now);
+    /* reads.c srv_get_job and pack_tasks, as they were */
+    msgpack_packer *pk = &old.pk;
+    msgpack_pack_map(pk, 2);
+    cs_pack_str(pk, "job");
+    cs_pack_job(pk, &job);
+    cs_pack_str(pk, "tasks");
+    msgpack_pack_map(pk, 2);
+    cs_pack_kv_u64(pk, "version", 11);
+    cs_pack_str(pk, "tasks");
+    msgpack_pack_array(pk, 2);
+    cs_pack_task(pk, &tasks[0]);
+    cs_pack_task(pk, &tasks[1]);
+    cs_get_job_reply r = {job, {11, tasks, 2}};
+    cr_assert_eq(cs_get_job_reply_encode(&now.pk, &r), CS_OK);
+    expect_same(&old, &now, "get.job reply");
+    /* h_list: {"version", "jobs": [...]} */
+    old.buf.size = now.buf.size = 0;
+    msgpack_pack_map(pk, 2);
+    cs_pack_kv_u64(pk, "version", 3);
+    cs_pack_str(pk, "jobs");
+    msgpack_pack_array(pk, 1);
+    cs_pack_job(pk, &job);
+    cs_jobs_reply jr = {3, &job, 1};
+    cr_assert_eq(cs_jobs_reply_encode(&now.pk, &jr), CS_OK);
+    expect_same(&old, &now, "get.jobs reply");
+    body_free(&old);
+    body_free(&now);
+}
+
 Test(msgcodec, list_and_get_job_replies_round_trip)
 {
     cs_job jobs[2] = {sample_job(12, "web"), sample_job(14, "db")};
@@ -874,13 +910,21 @@ Test(msgcodec, small_replies_round_trip)
     cr_assert_eq(cs_error_reply_decode(body_obj(&b), &ed, NULL, &err), CS_OK);
     cr_expect_eq(ed.code, CS_ENOTFOUND);
     cr_expect(ed.message_len == 20 && memcmp(ed.message, "unknown machine 'm1'", 20) == 0);
-    /* the same bytes as cs_msg_error's body */
+    /* the same bytes as cs_msg_error wrote before it used the codec */
+    body old;
+    body_init(&old);
+    msgpack_pack_map(&old.pk, 3);
+    cs_pack_kv_i64(&old.pk, "code", CS_ENOTFOUND);
+    cs_pack_kv_str(&old.pk, "error", "not found");
+    cs_pack_kv_str(&old.pk, "message", "unknown machine 'm1'");
+    expect_same(&old, &b, "error reply");
     msgpack_sbuffer whole;
     msgpack_sbuffer_init(&whole);
     cr_assert_eq(cs_msg_error(&whole, 7, CS_ENOTFOUND, "unknown machine 'm1'"), CS_OK);
     cr_assert_eq(whole.size, 4 + b.buf.size);
     cr_expect(memcmp(whole.data + 4, b.buf.data, b.buf.size) == 0);
     msgpack_sbuffer_destroy(&whole);
+    body_free(&old);
     /* a nonsense error body still reads as an error */
     cr_assert_eq(cs_error_reply_decode(json_obj(&b, "{\"code\": \"x\"}"), &ed, NULL, &err), CS_OK);
     cr_expect(ed.code == CS_EPROTO && ed.message_len == 0);
