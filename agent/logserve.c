@@ -210,33 +210,6 @@ static int64_t wall_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Read a task.logs body into q. */
-static int parse_req(const msgpack_object *b, ag_logs_req *q, cs_error *err)
-{
-    uint64_t task = 0, attempt = 0, off = 0, tail = 0, max = AG_LOGS_DEFAULT;
-    const msgpack_object *s = cs_obj_get(b, "stream");
-    int rc;
-    if ((rc = cs_obj_u64(b, "task", true, UINT64_MAX, &task, err)) ||
-        (rc = cs_obj_u64(b, "attempt", true, UINT32_MAX, &attempt, err)) ||
-        (rc = cs_obj_u64(b, "offset", false, UINT64_MAX, &off, err)) ||
-        (rc = cs_obj_u64(b, "tail", false, UINT32_MAX, &tail, err)) ||
-        (rc = cs_obj_u64(b, "max", false, AG_LOGS_MAX, &max, err)))
-        return rc;
-    bool err_stream = false;
-    if (s != NULL) {
-        bool out = s->type == MSGPACK_OBJECT_STR && s->via.str.size == 6 &&
-                   memcmp(s->via.str.ptr, "stdout", 6) == 0;
-        err_stream = s->type == MSGPACK_OBJECT_STR && s->via.str.size == 6 &&
-                     memcmp(s->via.str.ptr, "stderr", 6) == 0;
-        if (!out && !err_stream)
-            return cs_errorf(err, CS_EINVAL, "field 'stream' is neither stdout nor stderr");
-    }
-    if (max == 0)
-        return cs_errorf(err, CS_EINVAL, "field 'max' must be at least 1");
-    *q = (ag_logs_req){task, (uint32_t)attempt, err_stream, off, (uint32_t)tail, (uint32_t)max};
-    return CS_OK;
-}
-
 /* Answer one request (data[0..len)) into buf. */
 static void answer(const ag_logsrv *s, const void *data, size_t len, msgpack_sbuffer *buf)
 {
@@ -254,20 +227,14 @@ static void answer(const ag_logsrv *s, const void *data, size_t len, msgpack_sbu
         if (m.type != CS_MSG_TASK_LOGS)
             rc = cs_errorf(&err, CS_EPROTO, "this is a cell-agent's log service: it answers "
                            "task.logs only, not %s", cs_msg_name(m.type));
-        else if (m.body.type != MSGPACK_OBJECT_MAP)
-            rc = cs_errorf(&err, CS_EPROTO, "message body is not a map");
-        else if ((rc = parse_req(&m.body, &q, &err)) == CS_OK)
+        else if ((rc = cs_logs_req_decode(&m.body, &q, NULL, &err)) == CS_OK)
             rc = ag_logs_read(s->workdir, &q, &c, &err);
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    if (rc == CS_OK &&
-        (cs_msg_begin(&pk, CS_MSG_TASK_LOGS, m.req) != CS_OK || msgpack_pack_map(&pk, 4) ||
-         cs_pack_kv_u64(&pk, "offset", c.offset) != CS_OK ||
-         cs_pack_kv_u64(&pk, "size", c.size) != CS_OK ||
-         cs_pack_kv_u64(&pk, "next", c.offset + c.len) != CS_OK ||
-         cs_pack_str(&pk, "data") != CS_OK || msgpack_pack_bin(&pk, c.len) ||
-         (c.len > 0 && msgpack_pack_bin_body(&pk, c.data, c.len)))) {
+    cs_logs_reply reply = {c.offset, c.size, c.offset + c.len, c.data, (uint32_t)c.len};
+    if (rc == CS_OK && (cs_msg_begin(&pk, CS_MSG_TASK_LOGS, m.req) != CS_OK ||
+                        cs_logs_reply_encode(&pk, &reply) != CS_OK)) {
         buf->size = 0;
         rc = cs_errorf(&err, CS_ENOMEM, "out of memory");
     }

@@ -31,19 +31,13 @@
 
 #include "cellstate/error.h"
 #include "cellstate/record.h"
+#include "proto/agentmsg.h"
 
-#define AG_LOGS_MAX (1u << 20)      /* bytes in one reply, at most */
-#define AG_LOGS_DEFAULT (64u << 10) /* ... when the request says no "max" */
+#define AG_LOGS_MAX CS_LOGS_MAX         /* bytes in one reply, at most */
+#define AG_LOGS_DEFAULT CS_LOGS_DEFAULT /* ... when the request says no "max" */
 
-/* One task.logs request, decoded. */
-typedef struct ag_logs_req {
-    cs_id task;
-    uint32_t attempt;
-    bool err_stream;  /* stderr instead of stdout */
-    uint64_t offset;  /* read from here (ignored with tail) */
-    uint32_t tail;    /* > 0: the last `tail` lines instead (bounded by max) */
-    uint32_t max;     /* bytes, 1 .. AG_LOGS_MAX */
-} ag_logs_req;
+/* One task.logs request, decoded (proto/agentmsg.h). */
+typedef cs_logs_req ag_logs_req;
 
 /* What a read found: data[0..len) starts at `offset` of a file of `size`
  * bytes now. `data` is malloc'd, the caller's (free it), NULL when len 0. */

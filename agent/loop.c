@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "agent/taskidx.h"
+#include "proto/agentmsg.h"
 #include "proto/proto.h"
 
 /* The pause after a failure to build a request, and the longest retry
@@ -201,13 +202,10 @@ static int call_reply(ag_call *c, cs_msg *reply, cs_error *err)
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "reply to %s", cs_msg_name(c->type));
     if (reply->type == CS_MSG_ERROR) {
-        int64_t code = CS_EPROTO;
-        const msgpack_object *text = cs_obj_get(&reply->body, "message");
-        cs_error ignore;
-        cs_obj_i64(&reply->body, "code", false, 1, 1000, &code, &ignore);
-        int n = text && text->type == MSGPACK_OBJECT_STR ? (int)text->via.str.size : 0;
-        return cs_errorf(err, (int)code, "%s: server: %.*s", cs_msg_name(c->type), n,
-                         n ? text->via.str.ptr : "");
+        cs_error_reply e;
+        cs_error_reply_decode(&reply->body, &e, NULL, err);
+        return cs_errorf(err, e.code, "%s: server: %.*s", cs_msg_name(c->type),
+                         (int)e.message_len, e.message);
     }
     if (reply->type != c->type || reply->req != c->req)
         return cs_errorf(err, CS_EPROTO, "reply to %s is of type %s", cs_msg_name(c->type),
@@ -535,38 +533,30 @@ static int64_t tick(ag_machine *m, int64_t now)
 static int pack_register(ag_machine *m, msgpack_packer *pk)
 {
     const ag_config *c = &m->cfg;
-    bool url = c->log_url != NULL && c->log_url[0] != '\0';
-    if (msgpack_pack_map(pk, url ? 7 : 6) || cs_pack_kv_str(pk, "name", m->name) ||
-        (url && cs_pack_kv_str(pk, "log_url", c->log_url)) ||
-        cs_pack_taints(pk, c->taints, c->ntaints) ||
-        cs_pack_kv_res(pk, "capacity", &c->capacity) ||
-        cs_pack_kv_u64(pk, "port_lo", c->port_lo) || cs_pack_kv_u64(pk, "port_hi", c->port_hi) ||
-        cs_pack_str(pk, "attrs") || msgpack_pack_map(pk, c->nattrs))
-        return CS_ENOMEM;
-    for (uint32_t i = 0; i < c->nattrs; i++)
-        if (cs_pack_kv_str(pk, c->attrs[i].key, c->attrs[i].value))
-            return CS_ENOMEM;
-    return CS_OK;
+    /* The encoder only reads the attributes and taints. */
+    cs_machine spec = {.name = m->name, .attrs = (cs_attr *)c->attrs, .nattrs = c->nattrs,
+                       .capacity = c->capacity, .port_lo = c->port_lo, .port_hi = c->port_hi,
+                       .taints = (cs_taint *)c->taints, .ntaints = c->ntaints,
+                       .state = CS_MACHINE_UP, .log_url = c->log_url};
+    return cs_register_req_encode(pk, &spec);
 }
 
 /* The report t is due (needs_report): `running`, `running` with its
  * health (*health set to it), or the final one. */
-static int pack_report(const ag_task *t, msgpack_packer *pk, ag_health_state *health)
+static cs_task_report due_report(const ag_task *t, ag_health_state *health)
 {
     bool final = t->phase == AG_ENDED && (t->running_acked || !t->started);
-    const char *state = !final ? "running" : t->ok ? "finished" : "failed";
     *health = !final && health_due(t) ? t->health : AG_HEALTH_UNKNOWN;
-    uint32_t n = final ? 5 : *health != AG_HEALTH_UNKNOWN ? 4 : 3;
-    if (msgpack_pack_map(pk, n) || cs_pack_kv_u64(pk, "task", t->id) ||
-        cs_pack_kv_u64(pk, "attempt", t->attempt) || cs_pack_kv_str(pk, "state", state))
-        return CS_ENOMEM;
-    if (final && (cs_pack_kv_i64(pk, "exit_code", t->exit_code) ||
-                  cs_pack_kv_str(pk, "reason", t->ok ? "" : t->reason)))
-        return CS_ENOMEM;
-    if (n == 4 && cs_pack_kv_str(pk, "health",
-                                 *health == AG_HEALTH_HEALTHY ? "healthy" : "unhealthy"))
-        return CS_ENOMEM;
-    return CS_OK;
+    cs_task_report r = {t->id, t->attempt, CS_TASK_RUNNING, 0, NULL, CS_TASK_HEALTH_UNKNOWN};
+    if (final) {
+        r.state = t->ok ? CS_TASK_FINISHED : CS_TASK_FAILED;
+        r.exit_code = t->exit_code;
+        r.reason = t->ok ? "" : t->reason;
+    } else if (*health != AG_HEALTH_UNKNOWN) {
+        r.health = *health == AG_HEALTH_HEALTHY ? CS_TASK_HEALTH_HEALTHY
+                                                : CS_TASK_HEALTH_UNHEALTHY;
+    }
+    return r;
 }
 
 /* The reports due now (at most AG_BATCH_MAX) into one task.status body,
@@ -574,27 +564,22 @@ static int pack_report(const ag_task *t, msgpack_packer *pk, ag_health_state *he
  * of them when the server does not take batches. */
 static int pack_reports(ag_machine *m, msgpack_packer *pk, int64_t now)
 {
-    ag_task *due[AG_BATCH_MAX];
+    cs_task_report due[AG_BATCH_MAX];
     uint32_t n = 0;
     for (ag_task *t = m->tasks; t && n < AG_BATCH_MAX; t = t->next)
-        if (needs_report(t) && t->retry_at <= now)
-            due[n++] = t;
+        if (needs_report(t) && t->retry_at <= now) {
+            ag_inflight *f = &m->ctl_batch[n];
+            *f = (ag_inflight){t->id, t->attempt, AG_HEALTH_UNKNOWN};
+            due[n++] = due_report(t, &f->health);
+        }
     m->ctl_n = n;
     if (n == 0)
         return CS_OK;
     m->ctl_batched = !m->batch_refused;
     if (!m->ctl_batched)
         m->ctl_n = n = 1;
-    else if (msgpack_pack_map(pk, 1) || cs_pack_str(pk, "reports") || msgpack_pack_array(pk, n))
-        return CS_ENOMEM;
-    for (uint32_t i = 0; i < n; i++) {
-        ag_inflight *f = &m->ctl_batch[i];
-        *f = (ag_inflight){due[i]->id, due[i]->attempt, AG_HEALTH_UNKNOWN};
-        int rc = pack_report(due[i], pk, &f->health);
-        if (rc != CS_OK)
-            return rc;
-    }
-    return CS_OK;
+    cs_task_status_req q = {.batch = m->ctl_batched, .reports = due, .n = n};
+    return cs_task_status_req_encode(pk, &q);
 }
 
 /* Decide the control loop's next step (lock held): a request to send
@@ -633,8 +618,8 @@ static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
         if (m->ctl_doing == CTL_NONE && now >= m->hb_due) {
             m->ctl_doing = CTL_HEARTBEAT;
             type = CS_MSG_HEARTBEAT;
-            rc = msgpack_pack_map(&pk, 1) || cs_pack_kv_u64(&pk, "machine", m->id) ? CS_ENOMEM
-                                                                                   : CS_OK;
+            cs_heartbeat_req q = {cs_ref_id(m->id)};
+            rc = cs_heartbeat_req_encode(&pk, &q);
         } else if (m->hb_due < due) {
             due = m->hb_due;
         }
@@ -655,10 +640,11 @@ static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
 
 static void on_register(ag_machine *m, int rc, const cs_msg *r, const cs_error *err, int64_t now)
 {
-    uint64_t id = 0;
+    cs_id_reply reply = {0, 0};
     cs_error e2 = {0};
-    if (rc == CS_OK && (rc = cs_obj_u64(&r->body, "id", true, UINT64_MAX, &id, &e2)) != CS_OK)
+    if (rc == CS_OK && (rc = cs_id_reply_decode(&r->body, &reply, NULL, &e2)) != CS_OK)
         err = &e2;
+    cs_id id = reply.id;
     if (rc != CS_OK) {
         if (rc == CS_EIO)
             note_unreachable(m, "machine.register", err->msg, now);
@@ -696,9 +682,17 @@ static void on_heartbeat(ag_machine *m, int rc, const cs_msg *r, const cs_error 
         return;
     }
     note_reachable(m);
-    const msgpack_object *st = cs_obj_get(&r->body, "state");
-    if (st && st->type == MSGPACK_OBJECT_STR && st->via.str.size == 4 &&
-        memcmp(st->via.str.ptr, "down", 4) == 0) {
+    cs_heartbeat_reply reply;
+    cs_error e2 = {0};
+    cs_arena a;
+    cs_arena_init(&a);
+    rc = cs_heartbeat_reply_decode(&r->body, &reply, &a, &e2);
+    cs_arena_free(&a);
+    if (rc != CS_OK) {
+        mlog(m, true, "heartbeat reply: %s", e2.msg);
+        return;
+    }
+    if (reply.state == CS_MACHINE_DOWN) {
         /* Its tasks were lost; the poll after registering will not list
          * them, and reconciliation kills them. */
         mlog(m, true, "the cell marked this machine down: registering again");
@@ -760,38 +754,25 @@ static void on_report_one(ag_machine *m, const ag_inflight *f, int rc, const cs_
          t->ok ? "" : t->reason);
 }
 
-/* One result of a batch reply: {"code": uint, "message": str}. */
-static int batch_result(const msgpack_object *o, int *rc, cs_error *e)
-{
-    uint64_t code;
-    const msgpack_object *msg = cs_obj_get(o, "message");
-    cs_error ignore;
-    if (o->type != MSGPACK_OBJECT_MAP ||
-        cs_obj_u64(o, "code", true, CS_ESTATE, &code, &ignore) != CS_OK || msg == NULL ||
-        msg->type != MSGPACK_OBJECT_STR)
-        return CS_EPROTO;
-    *rc = (int)code;
-    cs_errorf(e, *rc, "%.*s", (int)msg->via.str.size, msg->via.str.ptr);
-    return CS_OK;
-}
-
 static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *err, int64_t now)
 {
     m->dirty = true; /* acknowledged, retried or revoked: look again */
-    uint64_t v = 0;
-    cs_error ignore;
-    if (rc == CS_OK)
-        cs_obj_u64(&r->body, "version", false, UINT64_MAX, &v, &ignore);
-    const msgpack_object *res = rc == CS_OK && m->ctl_batched ? cs_obj_get(&r->body, "results")
-                                                              : NULL;
+    cs_task_status_reply res = {0, NULL, 0};
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_error e = {0};
     if (rc == CS_OK && m->ctl_batched &&
-        (res == NULL || res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != m->ctl_n)) {
-        cs_error e;
+        (cs_task_status_reply_decode(&r->body, &res, &a, &e) != CS_OK || res.n != m->ctl_n)) {
         cs_errorf(&e, CS_EPROTO, "task.status reply: 'results' is not an array of %u results",
                   m->ctl_n);
         for (uint32_t i = 0; i < m->ctl_n; i++)
             on_report_one(m, &m->ctl_batch[i], CS_EPROTO, &e, 0, now);
+        cs_arena_free(&a);
         return;
+    }
+    if (rc == CS_OK && !m->ctl_batched) {
+        cs_version_reply v;
+        res.version = cs_version_reply_decode(&r->body, &v, NULL, &e) == CS_OK ? v.version : 0;
     }
     if (rc == CS_EPROTO && m->ctl_batched) {
         /* A server that predates the batch form reads it as a single
@@ -800,20 +781,20 @@ static void on_report(ag_machine *m, int rc, const cs_msg *r, const cs_error *er
         mlog(m, true, "the server refuses batched reports (%s); sending them one by one",
              err->msg);
         m->batch_refused = true;
+        cs_arena_free(&a);
         return;
     }
     for (uint32_t i = 0; i < m->ctl_n; i++) {
         int rci = rc;
-        cs_error e = {0};
         const cs_error *ei = err;
-        if (res != NULL && batch_result(&res->via.array.ptr[i], &rci, &e) != CS_OK) {
-            rci = cs_errorf(&e, CS_EPROTO, "task.status reply: results[%u] is malformed", i);
-            ei = &e;
-        } else if (res != NULL) {
+        if (res.results != NULL) {
+            rci = res.results[i].code;
+            cs_errorf(&e, rci, "%s", res.results[i].message);
             ei = &e;
         }
-        on_report_one(m, &m->ctl_batch[i], rci, ei, v, now);
+        on_report_one(m, &m->ctl_batch[i], rci, ei, res.version, now);
     }
+    cs_arena_free(&a);
 }
 
 typedef enum step {
@@ -911,103 +892,54 @@ static int decode_job(const msgpack_object *job, cs_arena *a, job_view *out, cs_
     return CS_OK;
 }
 
-/* One job of a compact reply's "jobs", decoded on first use: the jobs of
- * tasks the machine already runs are never decoded. id 0 (no job has it):
- * the map has no readable id and matches no entry. */
+/* The jobs of a compact reply, each decoded on first use: the jobs of
+ * tasks the machine already runs are never decoded. Parallel to the
+ * decoded reply's jobs[]. */
 typedef struct reply_job {
-    cs_id id;
-    const msgpack_object *map;
     bool decoded;
     job_view v;
 } reply_job;
 
-typedef struct reply_jobs {
-    reply_job *j;
-    uint32_t n, last;
-    bool compact; /* the reply has "jobs": entries name their job by id */
-} reply_jobs;
-
-static reply_job *reply_job_find(reply_jobs *rj, cs_id id)
-{
-    if (rj->n > 0 && rj->j[rj->last].id == id)
-        return &rj->j[rj->last];
-    for (uint32_t i = 0; i < rj->n; i++)
-        if (rj->j[i].id == id) {
-            rj->last = i;
-            return &rj->j[i];
-        }
-    return NULL;
-}
-
-/* A short entry [task id, attempts] (protocol.md §5.9, "known": "short"):
- * a (task, attempt) unchanged since the reply this machine last applied,
- * so one it must already have. One it does not have means that claim
- * failed here (an entry it could not start, a lost reply); `*unknown` then
- * tells the caller to ask for every entry in full next time. */
-static int decode_short(ag_machine *m, const msgpack_object *e, ag_assign *out, bool *unknown,
-                        cs_error *err)
-{
-    const msgpack_object *v = e->via.array.ptr;
-    if (e->via.array.size != 2 || v[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        v[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER || v[1].via.u64 > UINT32_MAX)
-        return cs_errorf(err, CS_EPROTO, "short entry is not [task id, attempts]");
-    out->id = v[0].via.u64;
-    out->attempt = (uint32_t)v[1].via.u64;
-    if (find_task(m, out->id, out->attempt) != NULL)
-        return CS_OK;
-    *unknown = true;
-    return cs_errorf(err, CS_EPROTO, "short entry for task %llu attempt %u, which this machine "
-                     "does not have: asking for every entry in full",
-                     (unsigned long long)out->id, out->attempt);
-}
-
-/* One poll entry: {"task": task map, "job": job map} (the default form),
- * {"task": task map, "job": job id} (compact, rj->compact) or a short
- * [task id, attempts] (decode_short). The entry of a
- * (task, attempt) the machine already has yields only that pair: nothing
- * else of it is needed. An entry whose task cannot be identified, or that
- * names a job the reply does not carry, is an error (it is skipped); one
- * whose job cannot be read is returned with `bad` set. */
-static int decode_assign(ag_machine *m, const msgpack_object *e, reply_jobs *rj, cs_arena *a,
+/* One readable entry of a poll reply (proto/agentmsg.h: cs_poll_entry) as
+ * an assignment. The entry of a (task, attempt) the machine already has
+ * yields only that pair: nothing else of it is needed. A short entry of
+ * one it does not have means that claim failed here (an entry it could
+ * not start, a lost reply): it is an error, and `*unknown` tells the
+ * caller to ask for every entry in full next time. An entry whose job
+ * cannot be read is returned with `bad` set. */
+static int decode_assign(ag_machine *m, const cs_poll_entry *e, reply_job *rj, cs_arena *a,
                          ag_assign *out, bool *unknown, cs_error *err)
 {
     memset(out, 0, sizeof *out);
     cs_jobopts_init(&out->opts);
-    if (e->type == MSGPACK_OBJECT_ARRAY)
-        return decode_short(m, e, out, unknown, err);
-    const msgpack_object *task = cs_obj_get(e, "task");
-    if (task == NULL || task->type != MSGPACK_OBJECT_MAP)
-        return cs_errorf(err, CS_EPROTO, "entry has no 'task' map");
-    uint64_t id, attempt, job_id = 0;
-    int rc;
-    if ((rc = cs_obj_u64(task, "id", true, UINT64_MAX, &id, err)) != CS_OK ||
-        (rc = cs_obj_u64(task, "attempts", true, UINT32_MAX, &attempt, err)) != CS_OK ||
-        (rj->compact && (rc = cs_obj_u64(e, "job", true, UINT64_MAX, &job_id, err)) != CS_OK))
-        return rc;
-    reply_job *j = NULL;
-    if (rj->compact) {
-        if ((j = reply_job_find(rj, job_id)) == NULL)
-            return cs_errorf(err, CS_EPROTO, "task %llu: job %llu is not in the reply's 'jobs'",
-                             (unsigned long long)id, (unsigned long long)job_id);
-    }
-    out->id = id;
-    out->attempt = (uint32_t)attempt;
+    if (e->kind == CS_POLL_BAD)
+        return cs_errorf(err, CS_EPROTO, "%s", e->bad);
+    out->id = e->id;
+    out->attempt = e->attempts;
     if (find_task(m, out->id, out->attempt) != NULL)
         return CS_OK;
+    if (e->kind == CS_POLL_SHORT) {
+        *unknown = true;
+        return cs_errorf(err, CS_EPROTO, "short entry for task %llu attempt %u, which this "
+                         "machine does not have: asking for every entry in full",
+                         (unsigned long long)out->id, out->attempt);
+    }
     cs_task t;
-    if ((rc = cs_unpack_task(task, a, &t, err)) != CS_OK)
+    int rc;
+    if ((rc = cs_unpack_task(e->task, a, &t, err)) != CS_OK)
         return rc;
-    if (rj->compact && t.job != job_id)
+    if (e->job_index >= 0 && t.job != e->job)
         return cs_errorf(err, CS_EPROTO, "task %llu: entry names job %llu, the task is of job %llu",
-                         (unsigned long long)id, (unsigned long long)job_id,
+                         (unsigned long long)out->id, (unsigned long long)e->job,
                          (unsigned long long)t.job);
     out->index = t.index;
     out->ports = t.ports;
     out->nports = t.nports;
     job_view local, *v = &local;
+    reply_job *j = e->job_index >= 0 ? &rj[e->job_index] : NULL;
     if (j == NULL)
-        rc = decode_job(cs_obj_get(e, "job"), a, &local, err);
-    else if (!j->decoded && (rc = decode_job(j->map, a, &j->v, err)) == CS_OK)
+        rc = decode_job(e->job_map, a, &local, err);
+    else if (!j->decoded && (rc = decode_job(e->job_map, a, &j->v, err)) == CS_OK)
         j->decoded = true;
     if (rc != CS_OK)
         return rc;
@@ -1082,60 +1014,29 @@ static int64_t reconcile(ag_machine *m, const ag_assign *as, uint32_t n, bool co
     return look;
 }
 
-/* The compact reply's jobs, indexed by id (in m->parena). A job map without
- * a readable id is logged and matches nothing: the entries naming it are
- * then skipped as naming a job the reply does not carry. */
-static int index_jobs(ag_machine *m, const msgpack_object *jobs, reply_jobs *rj, cs_error *err)
-{
-    if (jobs->type != MSGPACK_OBJECT_ARRAY)
-        return cs_errorf(err, CS_EPROTO, "poll reply: field 'jobs' is not an array");
-    rj->compact = true;
-    rj->n = jobs->via.array.size;
-    rj->j = cs_arena_alloc(&m->parena, (rj->n + 1) * sizeof *rj->j);
-    if (rj->j == NULL)
-        return cs_errorf(err, CS_ENOMEM, "poll reply: out of memory");
-    for (uint32_t i = 0; i < rj->n; i++) {
-        reply_job *j = &rj->j[i];
-        cs_error e = {0};
-        uint64_t id = 0;
-        memset(j, 0, sizeof *j);
-        j->map = &jobs->via.array.ptr[i];
-        if (j->map->type != MSGPACK_OBJECT_MAP)
-            cs_errorf(&e, CS_EPROTO, "not a map");
-        else if (cs_obj_u64(j->map, "id", true, UINT64_MAX, &id, &e) == CS_OK)
-            j->id = id;
-        if (id == 0)
-            mlog(m, true, "poll reply job %u ignored: %s", i, e.msg[0] ? e.msg : "id 0");
-    }
-    return CS_OK;
-}
-
-/* Decode a poll reply into assignments (in m->parena) and reconcile. A
+/* Decode a poll reply (in m->parena) into assignments and reconcile. A
  * reply without "jobs" is the default form (a server that ignored the
- * request's "jobs": "once"). */
+ * request's "jobs": "once"). A job map without a readable id is logged
+ * and matches nothing: the entries naming it are then skipped as naming a
+ * job the reply does not carry. */
 static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
 {
-    uint64_t version;
-    int rc = cs_obj_u64(&r->body, "version", true, UINT64_MAX, &version, err);
-    if (rc != CS_OK)
-        return cs_error_wrap(err, rc, "poll reply");
-    const msgpack_object *tasks = cs_obj_get(&r->body, "tasks");
-    if (tasks == NULL || tasks->type != MSGPACK_OBJECT_ARRAY)
-        return cs_errorf(err, CS_EPROTO, "poll reply: field 'tasks' is not an array");
-    uint32_t n = tasks->via.array.size, k = 0;
     cs_arena_reset(&m->parena);
-    reply_jobs rj = {0};
-    const msgpack_object *jobs = cs_obj_get(&r->body, "jobs");
-    if (jobs != NULL && (rc = index_jobs(m, jobs, &rj, err)) != CS_OK)
-        return rc;
-    ag_assign *as = cs_arena_alloc(&m->parena, (n + 1) * sizeof *as);
-    if (as == NULL)
+    cs_poll_reply pr;
+    CS_TRY(cs_poll_reply_decode(&r->body, &pr, &m->parena, err));
+    for (uint32_t i = 0; i < pr.njobs; i++)
+        if (pr.jobs[i].id == 0)
+            mlog(m, true, "poll reply job %u ignored: %s", i, pr.jobs[i].bad);
+    reply_job *rj = cs_arena_alloc(&m->parena, (pr.njobs + 1) * sizeof *rj);
+    ag_assign *as = cs_arena_alloc(&m->parena, (pr.ntasks + 1) * sizeof *as);
+    if (rj == NULL || as == NULL)
         return cs_errorf(err, CS_ENOMEM, "poll reply: out of memory");
+    memset(rj, 0, (pr.njobs + 1) * sizeof *rj);
+    uint32_t k = 0;
     bool complete = true, unknown = false;
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < pr.ntasks; i++) {
         cs_error e = {0};
-        if (decode_assign(m, &tasks->via.array.ptr[i], &rj, &m->parena, &as[k], &unknown, &e) ==
-            CS_OK) {
+        if (decode_assign(m, &pr.tasks[i], rj, &m->parena, &as[k], &unknown, &e) == CS_OK) {
             as[k].machine = m->cfg.name;
             k++;
             continue;
@@ -1147,7 +1048,7 @@ static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
     /* since 0 answers at once, in full: the entries this machine lacks come
      * with their jobs, and the full reply holds no short entry that could
      * send it round again. */
-    m->since = unknown ? 0 : version;
+    m->since = unknown ? 0 : pr.version;
     /* A new `since` may let finished tasks be forgotten: no hurry. */
     m->dirty = true;
     if (look != INT64_MAX)
@@ -1167,14 +1068,11 @@ static void poll_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    int rc = CS_ENOMEM;
     /* "jobs": "once": each job once per reply, not once per task; "known":
      * "short": what is unchanged since the last reply applied comes short. */
-    if (msgpack_pack_map(&pk, 5) == 0 && cs_pack_kv_u64(&pk, "machine", m->id) == CS_OK &&
-        cs_pack_kv_u64(&pk, "since", m->since) == CS_OK &&
-        cs_pack_kv_u64(&pk, "wait_ms", m->cfg.poll_wait_ms) == CS_OK &&
-        cs_pack_str(&pk, "jobs") == CS_OK && cs_pack_str(&pk, "once") == CS_OK &&
-        cs_pack_str(&pk, "known") == CS_OK && cs_pack_str(&pk, "short") == CS_OK)
+    cs_poll_req q = {cs_ref_id(m->id), m->since, m->cfg.poll_wait_ms, true, true};
+    int rc = cs_poll_req_encode(&pk, &q);
+    if (rc == CS_OK)
         rc = call_prepare(&m->poll, CS_MSG_POLL, m->next_req++, &b,
                           m->cfg.call_timeout_ms + m->cfg.poll_wait_ms, msg);
     if (rc != CS_OK) {

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/jobmsg.h"
+#include "proto/msg.h"
+
 struct cs_client {
     nng_socket sock;
     uint64_t next_req;
@@ -98,16 +101,9 @@ static int decode_reply(cs_client *c, uint32_t type, uint64_t req, cs_msg *reply
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "reply to %s", cs_msg_name(type));
     if (reply->type == CS_MSG_ERROR) {
-        int64_t code = CS_EPROTO;
-        cs_arena a;
-        cs_arena_init(&a);
-        const char *text = "";
-        cs_error ignore;
-        cs_obj_i64(&reply->body, "code", false, 1, 1000, &code, &ignore);
-        cs_obj_str(&reply->body, "message", false, 4096, &a, &text, &ignore);
-        rc = cs_errorf(err, (int)code, "server: %s", text);
-        cs_arena_free(&a);
-        return rc;
+        cs_error_reply e;
+        cs_error_reply_decode(&reply->body, &e, NULL, err);
+        return cs_errorf(err, e.code, "server: %.*s", (int)e.message_len, e.message);
     }
     if (reply->type != type || reply->req != req)
         return cs_errorf(err, CS_EPROTO, "reply to %s is of type %s", cs_msg_name(type),
@@ -167,16 +163,16 @@ int cs_client_job_surge(cs_client *c, cs_id job, uint32_t surge, uint64_t *versi
     msgpack_packer pk;
     msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
     cs_msg r;
-    uint64_t v = 0;
     int rc;
-    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "job", job) ||
-        cs_pack_kv_u64(&pk, "surge", surge))
+    cs_job_count_req q = {cs_ref_id(job), surge};
+    cs_version_reply v;
+    if (cs_job_surge_req_encode(&pk, &q) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "job.surge: out of memory");
     else if ((rc = cs_client_callb(c, CS_MSG_JOB_SURGE, &body, &r, err)) == CS_OK &&
-             (rc = cs_obj_u64(&r.body, "version", true, UINT64_MAX, &v, err)) != CS_OK)
+             (rc = cs_version_reply_decode(&r.body, &v, NULL, err)) != CS_OK)
         cs_error_wrap(err, rc, "reply to job.surge");
     if (rc == CS_OK && version != NULL)
-        *version = v;
+        *version = v.version;
     msgpack_sbuffer_destroy(&body);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "proto/proto.h"
 
 #include "cellstate/mpcheck.h"
+#include "proto/msg.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -103,13 +104,11 @@ int cs_msg_error(msgpack_sbuffer *buf, uint64_t req, int code, const char *messa
     msgpack_packer pk;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
     CS_TRY(cs_msg_begin(&pk, CS_MSG_ERROR, req));
-    PK(msgpack_pack_map(&pk, 3));
-    CS_TRY(cs_pack_kv_i64(&pk, "code", code));
-    CS_TRY(cs_pack_kv_str(&pk, "error", cs_strerror(code)));
-    return cs_pack_kv_str(&pk, "message", message);
+    cs_error_reply e = {code, NULL, message, 0};
+    return cs_error_reply_encode(&pk, &e);
 }
 
-static int pack_ports(msgpack_packer *pk, const char *key, const uint16_t *p, uint32_t n)
+int cs_pack_kv_ports(msgpack_packer *pk, const char *key, const uint16_t *p, uint32_t n)
 {
     CS_TRY(cs_pack_str(pk, key));
     PK(msgpack_pack_array(pk, n));
@@ -179,13 +178,28 @@ int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
     CS_TRY(cs_pack_kv_res(pk, "allocated", &m->allocated));
     CS_TRY(cs_pack_kv_u64(pk, "port_lo", m->port_lo));
     CS_TRY(cs_pack_kv_u64(pk, "port_hi", m->port_hi));
-    CS_TRY(pack_ports(pk, "ports", m->ports, m->nports));
+    CS_TRY(cs_pack_kv_ports(pk, "ports", m->ports, m->nports));
     CS_TRY(cs_pack_kv_u64(pk, "ntasks", m->ntasks));
     CS_TRY(cs_pack_kv_u64(pk, "seq", m->seq));
     CS_TRY(cs_pack_kv_u64(pk, "version", m->version));
     CS_TRY(cs_pack_kv_str(pk, "admin", cs_machine_admin_name(m->admin)));
     CS_TRY(cs_pack_kv_u64(pk, "drain_deadline", m->drain_deadline));
     return cs_pack_kv_str(pk, "log_url", m->log_url ? m->log_url : "");
+}
+
+int cs_pack_kv_constraints(msgpack_packer *pk, const char *key, const cs_constraint *c,
+                           uint32_t n)
+{
+    CS_TRY(cs_pack_str(pk, key));
+    PK(msgpack_pack_array(pk, n));
+    for (uint32_t i = 0; i < n; i++) {
+        PK(msgpack_pack_map(pk, 4));
+        CS_TRY(cs_pack_kv_str(pk, "field", c[i].field));
+        CS_TRY(cs_pack_kv_str(pk, "op", c[i].op));
+        CS_TRY(cs_pack_kv_str(pk, "value", c[i].value));
+        CS_TRY(cs_pack_kv_bool(pk, "soft", c[i].soft));
+    }
+    return CS_OK;
 }
 
 int cs_pack_job(msgpack_packer *pk, const cs_job *j)
@@ -198,17 +212,8 @@ int cs_pack_job(msgpack_packer *pk, const cs_job *j)
     CS_TRY(cs_pack_kv_i64(pk, "priority", j->priority));
     CS_TRY(cs_pack_kv_u64(pk, "count", j->count));
     CS_TRY(cs_pack_kv_res(pk, "resources", &j->res));
-    CS_TRY(pack_ports(pk, "ports", j->ports, j->nports));
-    CS_TRY(cs_pack_str(pk, "constraints"));
-    PK(msgpack_pack_array(pk, j->nconstraints));
-    for (uint32_t i = 0; i < j->nconstraints; i++) {
-        const cs_constraint *c = &j->constraints[i];
-        PK(msgpack_pack_map(pk, 4));
-        CS_TRY(cs_pack_kv_str(pk, "field", c->field));
-        CS_TRY(cs_pack_kv_str(pk, "op", c->op));
-        CS_TRY(cs_pack_kv_str(pk, "value", c->value));
-        CS_TRY(cs_pack_kv_bool(pk, "soft", c->soft));
-    }
+    CS_TRY(cs_pack_kv_ports(pk, "ports", j->ports, j->nports));
+    CS_TRY(cs_pack_kv_constraints(pk, "constraints", j->constraints, j->nconstraints));
     CS_TRY(cs_pack_kv_str(pk, "cmd", j->cmd));
     CS_TRY(cs_pack_str(pk, "options"));
     PK(msgpack_pack_bin(pk, j->extra_len));

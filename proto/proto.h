@@ -120,6 +120,11 @@ int cs_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t value);
 int cs_pack_kv_i64(msgpack_packer *pk, const char *key, int64_t value);
 int cs_pack_kv_bool(msgpack_packer *pk, const char *key, bool value);
 int cs_pack_kv_res(msgpack_packer *pk, const char *key, const cs_res *r);
+/* A key and an array of ports (uint16), or of constraints ({"field", "op",
+ * "value", "soft"}), as job maps and job specs carry them. Borrowed. */
+int cs_pack_kv_ports(msgpack_packer *pk, const char *key, const uint16_t *p, uint32_t n);
+int cs_pack_kv_constraints(msgpack_packer *pk, const char *key, const cs_constraint *c,
+                           uint32_t n);
 
 /* Records as maps (docs/protocol.md lists the keys). */
 int cs_pack_machine(msgpack_packer *pk, const cs_machine *m);

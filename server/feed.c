@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cellstate/vec.h"
+#include "proto/agentmsg.h"
 #include "proto/sync.h"
 #include "server/internal.h"
 
@@ -79,8 +80,7 @@ static int pack_poll_entry(cs_snap *snap, msgpack_packer *pk, const poll_ent *e,
                            cs_error *err)
 {
     if (!e->full)
-        return msgpack_pack_array(pk, 2) || msgpack_pack_uint64(pk, e->id) ||
-                       msgpack_pack_uint32(pk, e->attempts)
+        return cs_poll_entry_short_encode(pk, e->id, e->attempts) != CS_OK
                    ? cs_errorf(err, CS_ENOMEM, "reply: out of memory")
                    : CS_OK;
     cs_task t;
@@ -88,8 +88,7 @@ static int pack_poll_entry(cs_snap *snap, msgpack_packer *pk, const poll_ent *e,
     int rc = cs_snap_task(snap, e->id, a, &t, err);
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "poll reply: task %llu", (unsigned long long)e->id);
-    if (msgpack_pack_map(pk, 2) || cs_pack_str(pk, "task") || cs_pack_task(pk, &t) ||
-        cs_pack_kv_u64(pk, "job", t.job))
+    if (cs_poll_entry_full_encode(pk, &t) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     return CS_OK;
 }
@@ -105,9 +104,8 @@ static int pack_poll_compact(cs_snap *snap, msgpack_packer *pk, cs_id machine, u
     cs_arena a;
     cs_arena_init(&a);
     int rc = cs_snap_each_task_on_machine(snap, machine, walk_task, &pw, err);
-    if (rc == CS_OK && (pw.failed || msgpack_pack_map(pk, 3) ||
-                        cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
-                        cs_pack_str(pk, "jobs") || msgpack_pack_array(pk, pw.njobs)))
+    if (rc == CS_OK &&
+        (pw.failed || cs_poll_reply_begin_once(pk, cs_snap_version(snap), pw.njobs) != CS_OK))
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     for (uint32_t i = 0; rc == CS_OK && i < pw.njobs; i++) {
         cs_job j;
@@ -117,7 +115,7 @@ static int pack_poll_compact(cs_snap *snap, msgpack_packer *pk, cs_id machine, u
         else if (cs_pack_job(pk, &j) != CS_OK)
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     }
-    if (rc == CS_OK && (cs_pack_str(pk, "tasks") || msgpack_pack_array(pk, pw.n)))
+    if (rc == CS_OK && cs_poll_reply_tasks(pk, pw.n) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     for (uint32_t i = 0; rc == CS_OK && i < pw.n; i++)
         rc = pack_poll_entry(snap, pk, &pw.e[i], &a, err);
@@ -156,55 +154,18 @@ void srv_park_remove(cs_server *s, worker *w)
     s->nparked--;
 }
 
-static bool str_is(const msgpack_object *v, const char *s)
-{
-    size_t n = strlen(s);
-    return v->type == MSGPACK_OBJECT_STR && v->via.str.size == n && !memcmp(v->via.str.ptr, s, n);
-}
-
-/* A request's optional two-valued string field `key`: absent or `dflt`
- * (*alt false), or `alt` (*alt true); anything else is EPROTO. */
-static int poll_choice(const msgpack_object *body, const char *key, const char *dflt,
-                       const char *alt, bool *is_alt, cs_error *err)
-{
-    const msgpack_object *v = cs_obj_get(body, key);
-    *is_alt = v != NULL && str_is(v, alt);
-    if (v != NULL && !*is_alt && !str_is(v, dflt))
-        return cs_errorf(err, CS_EPROTO, "field '%s': must be \"%s\" or \"%s\"", key, dflt, alt);
-    return CS_OK;
-}
-
-/* The request's optional "jobs": "each" (the default: every entry embeds
- * its job) or "once" (the compact reply), and "known": "full" (the
- * default) or "short" (tasks unchanged since `since` come as short
- * entries), which needs the compact form: a short entry names no job. */
-static int poll_forms(const msgpack_object *body, bool *once, bool *shrt, cs_error *err)
-{
-    int rc = poll_choice(body, "jobs", "each", "once", once, err);
-    if (rc == CS_OK)
-        rc = poll_choice(body, "known", "full", "short", shrt, err);
-    if (rc == CS_OK && *shrt && !*once)
-        rc = cs_errorf(err, CS_EPROTO, "field 'known': \"short\" needs \"jobs\": \"once\"");
-    return rc;
-}
-
 void srv_poll(worker *w)
 {
     cs_server *s = w->s;
     cs_error err = {0};
-    uint64_t since = 0, wait_ms = 0;
     cs_snap *snap;
     cs_arena a;
     cs_arena_init(&a);
     cs_machine m;
-    int rc = cs_obj_u64(body(w), "since", false, UINT64_MAX, &since, &err);
-    if (rc == CS_OK)
-        rc = cs_obj_u64(body(w), "wait_ms", false, UINT32_MAX, &wait_ms, &err);
-    bool once = false, shrt = false;
-    if (rc == CS_OK)
-        rc = poll_forms(body(w), &once, &shrt, &err);
+    cs_poll_req q;
+    int rc = cs_poll_req_decode(body(w), &q, &a, &err);
     if (rc == CS_OK && (rc = cs_snap_open(s->store, &snap, &err)) == CS_OK) {
-        rc = srv_machine_ref(snap, body(w), "machine", &a, &m, &err);
+        rc = cs_ref_machine(snap, &q.machine, &a, &m, &err);
         cs_snap_close(snap);
     }
     cs_arena_free(&a);
@@ -212,12 +173,13 @@ void srv_poll(worker *w)
         srv_send_error(w, rc, err.msg);
         return;
     }
+    uint64_t since = q.since, wait_ms = q.wait_ms;
     if (wait_ms > s->o.poll_max_wait_ms)
         wait_ms = s->o.poll_max_wait_ms;
     w->poll_machine = m.id;
     w->poll_since = since;
-    w->poll_jobs_once = once;
-    w->poll_short = shrt;
+    w->poll_jobs_once = q.jobs_once;
+    w->poll_short = q.known_short;
     pthread_mutex_lock(&s->mu);
     mslot *sl = srv_slot_of(s, m.id);
     bool changed = since == 0 || sl == NULL || sl->changed > since || m.version > since;

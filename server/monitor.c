@@ -6,15 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "proto/agentmsg.h"
 #include "server/internal.h"
 
 static int pack_heartbeat(msgpack_packer *pk, cs_id id, uint8_t state, uint64_t version,
                           cs_error *err)
 {
     /* A machine marked down must register again: its tasks were lost. */
-    if (msgpack_pack_map(pk, 3) || cs_pack_kv_u64(pk, "machine", id) ||
-        cs_pack_kv_str(pk, "state", cs_machine_state_name(state)) ||
-        cs_pack_kv_u64(pk, "version", version))
+    cs_heartbeat_reply r = {id, state, version};
+    if (cs_heartbeat_reply_encode(pk, &r) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     return CS_OK;
 }
@@ -35,9 +35,12 @@ static void heartbeat_seen(mslot *sl, int64_t at)
 int srv_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_server *s = w->s;
-    const msgpack_object *ref = cs_obj_get(body(w), "machine");
-    if (ref != NULL && ref->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        cs_id id = ref->via.u64;
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_heartbeat_req q;
+    int rc = cs_heartbeat_req_decode(body(w), &q, &a, err);
+    if (rc == CS_OK && q.machine.name == NULL) {
+        cs_id id = q.machine.id;
         pthread_mutex_lock(&s->mu);
         mslot *sl = id < s->nmach && s->mach[id].known ? &s->mach[id] : NULL;
         uint8_t state = sl ? sl->state : 0;
@@ -45,15 +48,15 @@ int srv_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
         if (sl != NULL)
             heartbeat_seen(sl, w->recv_ms);
         pthread_mutex_unlock(&s->mu);
-        if (sl != NULL)
+        if (sl != NULL) {
+            cs_arena_free(&a);
             return pack_heartbeat(pk, id, state, version, err);
+        }
     }
-    cs_snap *snap;
-    CS_TRY(open_snap(w, &snap, err));
-    cs_arena a;
-    cs_arena_init(&a);
+    cs_snap *snap = NULL;
     cs_machine m;
-    int rc = srv_machine_ref(snap, body(w), "machine", &a, &m, err);
+    if (rc == CS_OK && (rc = open_snap(w, &snap, err)) == CS_OK)
+        rc = cs_ref_machine(snap, &q.machine, &a, &m, err);
     if (rc == CS_OK) {
         pthread_mutex_lock(&s->mu);
         mslot *sl = srv_slot_of(s, m.id);
@@ -63,7 +66,8 @@ int srv_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
         rc = pack_heartbeat(pk, m.id, m.state, cs_snap_version(snap), err);
     }
     cs_arena_free(&a);
-    cs_snap_close(snap);
+    if (snap != NULL)
+        cs_snap_close(snap);
     return rc;
 }
 

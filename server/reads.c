@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/agentmsg.h"
+#include "proto/readmsg.h"
 #include "server/internal.h"
 
 /* ---- reads ------------------------------------------------------------------ */
@@ -118,11 +120,7 @@ static int pack_task_for_agent(msgpack_packer *pk, cs_snap *snap, job_memo *jm, 
 {
     const msgpack_sbuffer *job;
     int rc = job_memo_get(jm, snap, t->job, &job);
-    if (rc == CS_OK && (rc = msgpack_pack_map(pk, 2) ? CS_ENOMEM : CS_OK) == CS_OK &&
-        (rc = cs_pack_str(pk, "task")) == CS_OK && (rc = cs_pack_task(pk, t)) == CS_OK &&
-        (rc = cs_pack_str(pk, "job")) == CS_OK)
-        rc = pk->callback(pk->data, job->data, job->size) ? CS_ENOMEM : CS_OK;
-    return rc;
+    return rc == CS_OK ? cs_poll_entry_each_encode(pk, t, job->data, job->size) : rc;
 }
 
 static int put_task(void *ctx, const cs_task *t)
@@ -155,8 +153,7 @@ static int h_list(worker *w, msgpack_packer *pk, const char *key, walk_fn walk, 
     CS_TRY(open_snap(w, &snap, err));
     pack_ctx p = {.pk = pk};
     int rc = walk(snap, false, &p, err);
-    if (rc == CS_OK && (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
-                        cs_pack_str(pk, key) || msgpack_pack_array(pk, p.n)))
+    if (rc == CS_OK && cs_list_reply_begin(pk, cs_snap_version(snap), key, p.n) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     if (rc == CS_OK)
         rc = walk(snap, true, &p, err);
@@ -189,8 +186,7 @@ static int pack_tasks(cs_snap *snap, msgpack_packer *pk, pack_ctx *p, cs_error *
         rc = cs_snap_each_task(snap, count_task, p, err);
     if (rc != CS_OK)
         return rc;
-    if (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
-        cs_pack_str(pk, "tasks") || msgpack_pack_array(pk, p->n))
+    if (cs_list_reply_begin(pk, cs_snap_version(snap), "tasks", p->n) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     if (p->job != 0)
         rc = cs_snap_each_task_of_job(snap, p->job, put_task, p, err);
@@ -203,58 +199,54 @@ static int pack_tasks(cs_snap *snap, msgpack_packer *pk, pack_ctx *p, cs_error *
 
 int srv_get_tasks(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    cs_snap *snap;
-    CS_TRY(open_snap(w, &snap, err));
     cs_arena a;
     cs_arena_init(&a);
-    pack_ctx p = {.state = -1};
-    const char *state = NULL;
-    int rc = CS_OK;
-    if (cs_obj_get(body(w), "job") != NULL) {
+    cs_get_tasks_req q;
+    int rc = cs_get_tasks_req_decode(body(w), &q, &a, err);
+    cs_snap *snap = NULL;
+    if (rc == CS_OK)
+        rc = open_snap(w, &snap, err);
+    pack_ctx p = {.state = q.state};
+    if (rc == CS_OK && q.has_job) {
         cs_job j;
-        if ((rc = srv_job_ref(snap, body(w), "job", &a, &j, err)) == CS_OK)
+        if ((rc = cs_ref_job(snap, &q.job, &a, &j, err)) == CS_OK)
             p.job = j.id;
     }
-    if (rc == CS_OK && cs_obj_get(body(w), "machine") != NULL) {
+    if (rc == CS_OK && q.has_machine) {
         cs_machine m;
-        if ((rc = srv_machine_ref(snap, body(w), "machine", &a, &m, err)) == CS_OK)
+        if ((rc = cs_ref_machine(snap, &q.machine, &a, &m, err)) == CS_OK)
             p.machine = m.id;
-    }
-    if (rc == CS_OK && (rc = cs_obj_str(body(w), "state", false, 16, &a, &state, err)) == CS_OK &&
-        state != NULL) {
-        uint8_t st;
-        if (cs_task_state_parse(state, &st) != CS_OK)
-            rc = cs_errorf(err, CS_EINVAL, "field 'state': unknown task state '%s'", state);
-        else
-            p.state = st;
     }
     if (rc == CS_OK)
         rc = pack_tasks(snap, pk, &p, err);
     cs_arena_free(&a);
-    cs_snap_close(snap);
+    if (snap != NULL)
+        cs_snap_close(snap);
     return rc;
 }
 
 int srv_get_job(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    cs_snap *snap;
-    CS_TRY(open_snap(w, &snap, err));
     cs_arena a;
     cs_arena_init(&a);
+    cs_job_ref_req q;
     cs_job j;
-    int rc = srv_job_ref(snap, body(w), "job", &a, &j, err);
+    int rc = cs_job_ref_req_decode(body(w), &q, &a, err);
+    cs_snap *snap = NULL;
+    if (rc == CS_OK && (rc = open_snap(w, &snap, err)) == CS_OK)
+        rc = cs_ref_job(snap, &q.job, &a, &j, err);
     if (rc == CS_OK) {
         /* {"job": {...}, "tasks": {"version", "tasks": [...]}}: the second
          * value is the same map get.tasks answers with. */
-        if (msgpack_pack_map(pk, 2) || cs_pack_str(pk, "job") || cs_pack_job(pk, &j) ||
-            cs_pack_str(pk, "tasks"))
+        if (cs_get_job_reply_begin(pk, &j) != CS_OK)
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
         pack_ctx p = {.state = -1, .job = j.id};
         if (rc == CS_OK)
             rc = pack_tasks(snap, pk, &p, err);
     }
     cs_arena_free(&a);
-    cs_snap_close(snap);
+    if (snap != NULL)
+        cs_snap_close(snap);
     return rc;
 }
 
@@ -307,31 +299,16 @@ int srv_stats(worker *w, msgpack_packer *pk, cs_error *err)
     counters k = s->c;
     uint32_t parked = s->nparked;
     pthread_mutex_unlock(&s->mu);
-    PK(msgpack_pack_map(pk, 11));
-    CS_TRY(cs_pack_kv_u64(pk, "version", version));
-    CS_TRY(cs_pack_kv_u64(pk, "machines", c.machines));
-    CS_TRY(cs_pack_kv_u64(pk, "machines_up", c.up));
-    CS_TRY(cs_pack_kv_u64(pk, "jobs", c.jobs));
-    CS_TRY(cs_pack_kv_u64(pk, "jobs_active", c.active));
-    CS_TRY(cs_pack_str(pk, "tasks"));
-    PK(msgpack_pack_map(pk, CS_TASK_STATE_COUNT));
+    cs_stats_reply r = {.version = version, .machines = c.machines, .machines_up = c.up,
+                        .jobs = c.jobs, .jobs_active = c.active, .capacity = c.cap,
+                        .allocated = c.alloc,
+                        .server = {k.requests, k.errors, k.writes, k.commits,
+                                   k.commits_conflicted, k.claims, k.claims_committed, k.queued,
+                                   parked},
+                        .workers = s->nworkers};
     for (int i = 0; i < CS_TASK_STATE_COUNT; i++)
-        CS_TRY(cs_pack_kv_u64(pk, cs_task_state_name((uint8_t)i), c.tasks[i]));
-    CS_TRY(cs_pack_kv_res(pk, "capacity", &c.cap));
-    CS_TRY(cs_pack_kv_res(pk, "allocated", &c.alloc));
-    CS_TRY(cs_pack_str(pk, "server"));
-    PK(msgpack_pack_map(pk, 9));
-    CS_TRY(cs_pack_kv_u64(pk, "requests", k.requests));
-    CS_TRY(cs_pack_kv_u64(pk, "errors", k.errors));
-    CS_TRY(cs_pack_kv_u64(pk, "writes", k.writes));
-    CS_TRY(cs_pack_kv_u64(pk, "commits", k.commits));
-    CS_TRY(cs_pack_kv_u64(pk, "commits_conflicted", k.commits_conflicted));
-    CS_TRY(cs_pack_kv_u64(pk, "claims", k.claims));
-    CS_TRY(cs_pack_kv_u64(pk, "claims_committed", k.claims_committed));
-    CS_TRY(cs_pack_kv_u64(pk, "queued", k.queued));
-    CS_TRY(cs_pack_kv_u64(pk, "parked_polls", parked));
-    CS_TRY(cs_pack_kv_u64(pk, "workers", s->nworkers));
-    CS_TRY(cs_pack_str(pk, "schedulers"));
+        r.tasks[i] = c.tasks[i];
+    PK(cs_stats_reply_head(pk, &r));
     int64_t now = now_ms();
     pthread_mutex_lock(&s->rmu);
     cs_sched_table_expire(&s->reports, now);

@@ -3,6 +3,7 @@
  * store). */
 #include <stdlib.h>
 
+#include "proto/msg.h"
 #include "server/internal.h"
 
 /* A scheduler's metrics: kept in memory, like heartbeats, and served by
@@ -25,7 +26,8 @@ int srv_sched_report(worker *w, msgpack_packer *pk, cs_error *err)
     pthread_mutex_lock(&s->mu);
     uint64_t v = s->version;
     pthread_mutex_unlock(&s->mu);
-    PK(msgpack_pack_map(pk, 1));
-    return cs_pack_kv_u64(pk, "version", v);
+    cs_version_reply reply = {v};
+    PK(cs_version_reply_encode(pk, &reply));
+    return CS_OK;
 }
 

@@ -34,8 +34,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "proto/agentmsg.h"
 #include "proto/client.h"
+#include "proto/commitmsg.h"
 #include "proto/proto.h"
+#include "proto/readmsg.h"
 #include "tools/cellbench_cell.h"
 #include "tools/cellbench_daemon.h"
 #include "tools/cellbench_util.h"
@@ -254,8 +257,8 @@ static void agent_poll(agent *a)
     poll_bench *b = a->b;
     msgpack_packer pk;
     nng_msg *m = msg_begin(&pk, CS_MSG_POLL, ++a->req);
-    if (m == NULL || msgpack_pack_map(&pk, 3) != 0 || cs_pack_kv_u64(&pk, "machine", a->machine) ||
-        cs_pack_kv_u64(&pk, "since", a->since) || cs_pack_kv_u64(&pk, "wait_ms", b->o->wait_ms)) {
+    cs_poll_req q = {cs_ref_id(a->machine), a->since, b->o->wait_ms, false, false};
+    if (m == NULL || cs_poll_req_encode(&pk, &q) != CS_OK) {
         if (m != NULL)
             nng_msg_free(m);
         atomic_fetch_add(&b->c.errors, 1);
@@ -277,22 +280,18 @@ static uint64_t agent_take(agent *a, nng_msg *m, int64_t now)
         return 0;
     cs_msg msg;
     cs_error err;
+    cs_arena arena;
+    cs_arena_init(&arena);
+    cs_poll_reply r;
     uint64_t version = 0;
     if (cs_msg_decode(nng_msg_body(m), nng_msg_len(m), &zone, &msg, &err) != CS_OK ||
-        msg.type != CS_MSG_POLL ||
-        cs_obj_u64(&msg.body, "version", true, UINT64_MAX, &version, &err) != CS_OK)
+        msg.type != CS_MSG_POLL || cs_poll_reply_decode(&msg.body, &r, &arena, &err) != CS_OK)
         goto done;
-    const msgpack_object *tasks = cs_obj_get(&msg.body, "tasks");
-    if (tasks == NULL || tasks->type != MSGPACK_OBJECT_ARRAY) {
-        version = 0;
-        goto done;
-    }
+    version = r.version;
     bool news = false;
-    for (uint32_t i = 0; i < tasks->via.array.size; i++) {
-        const msgpack_object *t = cs_obj_get(&tasks->via.array.ptr[i], "task");
-        uint64_t id, g;
-        if (t == NULL || cs_obj_u64(t, "id", true, UINT64_MAX, &id, &err) != CS_OK ||
-            !cb_cell_task_number(&b->cell, id, &g)) {
+    for (uint32_t i = 0; i < r.ntasks; i++) {
+        uint64_t g;
+        if (r.tasks[i].kind == CS_POLL_BAD || !cb_cell_task_number(&b->cell, r.tasks[i].id, &g)) {
             atomic_fetch_add(&b->c.unknown, 1);
             continue;
         }
@@ -306,6 +305,7 @@ static uint64_t agent_take(agent *a, nng_msg *m, int64_t now)
     if (news)
         atomic_fetch_add(&b->c.news, 1);
 done:
+    cs_arena_free(&arena);
     msgpack_zone_destroy(&zone);
     return version;
 }
@@ -398,14 +398,13 @@ static void heart_cb(void *arg)
     if (msgpack_zone_init(&zone, 512)) {
         cs_msg msg;
         cs_error err;
-        const msgpack_object *st;
+        cs_arena a;
+        cs_arena_init(&a);
+        cs_heartbeat_reply r;
         if (cs_msg_decode(nng_msg_body(m), nng_msg_len(m), &zone, &msg, &err) == CS_OK &&
-            msg.type == CS_MSG_HEARTBEAT) {
-            st = cs_obj_get(&msg.body, "state");
-            bool down = st != NULL && st->type == MSGPACK_OBJECT_STR && st->via.str.size == 4 &&
-                        memcmp(st->via.str.ptr, "down", 4) == 0;
-            counter = down ? &b->c.hb_down : &b->c.heartbeats;
-        }
+            msg.type == CS_MSG_HEARTBEAT && cs_heartbeat_reply_decode(&msg.body, &r, &a, &err) == CS_OK)
+            counter = r.state == CS_MACHINE_DOWN ? &b->c.hb_down : &b->c.heartbeats;
+        cs_arena_free(&a);
         msgpack_zone_destroy(&zone);
     }
     nng_msg_free(m);
@@ -418,8 +417,8 @@ static void heart_send(heart *h, cs_id machine)
     poll_bench *b = h->b;
     msgpack_packer pk;
     nng_msg *m = msg_begin(&pk, CS_MSG_HEARTBEAT, ++h->req);
-    if (m == NULL || msgpack_pack_map(&pk, 1) != 0 ||
-        cs_pack_kv_u64(&pk, "machine", machine) != CS_OK) {
+    cs_heartbeat_req q = {cs_ref_id(machine)};
+    if (m == NULL || cs_heartbeat_req_encode(&pk, &q) != CS_OK) {
         if (m != NULL)
             nng_msg_free(m);
         heart_done(h, &b->c.hb_errors);
@@ -579,13 +578,16 @@ static void close_agents(poll_bench *b)
 static int parked_polls(cs_client *c, uint64_t *out, cs_error *err)
 {
     cs_msg r;
-    int rc = cs_client_call(c, CS_MSG_STATS, "\x80", 1, &r, err);
+    int rc = cs_client_call(c, CS_MSG_STATS, "\x80", 1, &r, err); /* body {} */
     if (rc != CS_OK)
         return rc;
-    const msgpack_object *srv = cs_obj_get(&r.body, "server");
-    if (srv == NULL)
-        return cs_errorf(err, CS_EPROTO, "stats: no 'server' map");
-    return cs_obj_u64(srv, "parked_polls", true, UINT64_MAX, out, err);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_stats_reply st;
+    if ((rc = cs_stats_reply_decode(&r.body, &st, &a, err)) == CS_OK)
+        *out = st.server.parked_polls;
+    cs_arena_free(&a);
+    return rc != CS_OK ? cs_error_wrap(err, rc, "stats") : CS_OK;
 }
 
 /* Wait until every machine has had its first answer and its next poll is
@@ -631,7 +633,7 @@ static int commit_one(poll_bench *b, cs_client *c, cs_txn *t, msgpack_sbuffer *b
             return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
     buf->size = 0;
-    if (cs_txn_encode(t, buf) != CS_OK)
+    if (cs_commit_req_encode(buf, t) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     cs_msg r;
     int64_t sent = cb_now_ns();
@@ -639,16 +641,21 @@ static int commit_one(poll_bench *b, cs_client *c, cs_txn *t, msgpack_sbuffer *b
     int64_t acked = cb_now_ns();
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "commit %" PRIu64, l->commits + 1);
-    const msgpack_object *out = cs_obj_get(&r.body, "claims");
-    if (out == NULL || out->type != MSGPACK_OBJECT_ARRAY || out->via.array.size != n)
-        return cs_errorf(err, CS_EPROTO, "commit reply: no outcome per claim");
-    for (uint32_t i = 0; i < n; i++) {
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_commit_reply cr;
+    rc = cs_commit_reply_decode(&r.body, &cr, &a, err);
+    if (rc == CS_OK && cr.nclaims != n)
+        rc = cs_errorf(err, CS_EPROTO, "commit reply: no outcome per claim");
+    for (uint32_t i = 0; rc == CS_OK && i < n; i++) {
         b->sent_ns[g0 + i] = sent;
         b->acked_ns[g0 + i] = acked;
-        const msgpack_object *v = &out->via.array.ptr[i];
-        b->committed[g0 + i] = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == 0;
+        b->committed[g0 + i] = cr.claims[i] == CS_COMMITTED;
         l->committed += b->committed[g0 + i];
     }
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
     if (l->commits == 0)
         l->start_ns = sent;
     l->end_ns = acked;

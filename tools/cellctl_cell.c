@@ -10,6 +10,7 @@
 #include "cellstate/jobopts.h"
 #include "spec/jobspec.h"
 #include "proto/proto.h"
+#include "proto/readmsg.h"
 
 /* ---- the connection ------------------------------------------------------------ */
 
@@ -39,45 +40,11 @@ int ctl_call(ctl *c, uint32_t type, const void *body, size_t len, cs_msg *reply,
 
 /* ---- decoding ------------------------------------------------------------------- */
 
-typedef int (*decode_fn)(const msgpack_object *o, cs_arena *a, void *out, cs_error *err);
-
-/* The record decoders of proto.h, in the shape decode_list calls. */
-static int decode_machine(const msgpack_object *o, cs_arena *a, void *out, cs_error *err)
+/* Keep the newest version a reply showed. */
+static void saw_version(ctl_cell *cell, uint64_t version)
 {
-    return cs_unpack_machine(o, a, out, err);
-}
-
-static int decode_job(const msgpack_object *o, cs_arena *a, void *out, cs_error *err)
-{
-    return cs_unpack_job(o, a, out, err);
-}
-
-static int decode_task(const msgpack_object *o, cs_arena *a, void *out, cs_error *err)
-{
-    return cs_unpack_task(o, a, out, err);
-}
-
-/* The array under `key` of `body`, each element decoded into *out (an
- * array of `size`-byte records in the cell's arena). */
-static int decode_list(ctl_cell *cell, const msgpack_object *body, const char *key, size_t size,
-                       decode_fn fn, void **out, uint32_t *n, cs_error *err)
-{
-    const msgpack_object *v = cs_obj_get(body, key);
-    if (v == NULL || v->type != MSGPACK_OBJECT_ARRAY)
-        return cs_errorf(err, CS_EPROTO, "reply: field '%s' is missing or not an array", key);
-    uint8_t *arr = cs_arena_alloc(&cell->a, ((size_t)v->via.array.size + 1) * size);
-    if (arr == NULL)
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    for (uint32_t i = 0; i < v->via.array.size; i++)
-        CS_TRY(fn(&v->via.array.ptr[i], &cell->a, arr + i * size, err));
-    *out = arr;
-    *n = v->via.array.size;
-    uint64_t version = 0;
-    cs_error ignore;
-    if (cs_obj_u64(body, "version", false, UINT64_MAX, &version, &ignore) == CS_OK &&
-        version > cell->version)
+    if (version > cell->version)
         cell->version = version;
-    return CS_OK;
 }
 
 static int cmp_machine(const void *a, const void *b)
@@ -104,14 +71,17 @@ void ctl_cell_free(ctl_cell *cell)
     memset(cell, 0, sizeof *cell);
 }
 
-static const uint8_t empty_map[] = {0x80};
+static const uint8_t empty_map[] = {0x80}; /* cs_empty_req_encode's bytes: {} */
 
 int ctl_fetch_machines(ctl *c, ctl_cell *cell, cs_error *err)
 {
     cs_msg r;
+    cs_machines_reply d;
     CS_TRY(ctl_call(c, CS_MSG_GET_MACHINES, empty_map, sizeof empty_map, &r, err));
-    CS_TRY(decode_list(cell, &r.body, "machines", sizeof(cs_machine), decode_machine,
-                    (void **)&cell->machines, &cell->nmachines, err));
+    CS_TRY(cs_machines_reply_decode(&r.body, &d, &cell->a, err));
+    cell->machines = d.machines;
+    cell->nmachines = d.n;
+    saw_version(cell, d.version);
     qsort(cell->machines, cell->nmachines, sizeof *cell->machines, cmp_machine);
     return CS_OK;
 }
@@ -119,33 +89,48 @@ int ctl_fetch_machines(ctl *c, ctl_cell *cell, cs_error *err)
 int ctl_fetch_jobs(ctl *c, ctl_cell *cell, cs_error *err)
 {
     cs_msg r;
+    cs_jobs_reply d;
     CS_TRY(ctl_call(c, CS_MSG_GET_JOBS, empty_map, sizeof empty_map, &r, err));
-    CS_TRY(decode_list(cell, &r.body, "jobs", sizeof(cs_job), decode_job, (void **)&cell->jobs,
-                    &cell->njobs, err));
+    CS_TRY(cs_jobs_reply_decode(&r.body, &d, &cell->a, err));
+    cell->jobs = d.jobs;
+    cell->njobs = d.n;
+    saw_version(cell, d.version);
     qsort(cell->jobs, cell->njobs, sizeof *cell->jobs, cmp_job);
     return CS_OK;
+}
+
+static void take_tasks(ctl_cell *cell, const cs_tasks_reply *d)
+{
+    cell->tasks = d->tasks;
+    cell->ntasks = d->n;
+    saw_version(cell, d->version);
 }
 
 int ctl_fetch_tasks(ctl *c, ctl_cell *cell, const char *job, const char *machine, const char *state,
                     cs_error *err)
 {
+    cs_get_tasks_req q = {job != NULL, machine != NULL, cs_ref_name(job ? ctl_job_ref(job) : ""),
+                          cs_ref_name(machine), -1};
+    uint8_t st;
+    if (state != NULL) {
+        if (cs_task_state_parse(state, &st) != CS_OK)
+            return cs_errorf(err, CS_EINVAL, "unknown task state '%s'", state);
+        q.state = st;
+    }
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, (job != NULL) + (machine != NULL) + (state != NULL)) == 0 &&
-                     (job == NULL || cs_pack_kv_str(&pk, "job", ctl_job_ref(job)) == CS_OK) &&
-                     (machine == NULL || cs_pack_kv_str(&pk, "machine", machine) == CS_OK) &&
-                     (state == NULL || cs_pack_kv_str(&pk, "state", state) == CS_OK)
+    int rc = cs_get_tasks_req_encode(&pk, &q) == CS_OK
                  ? CS_OK
                  : cs_errorf(err, CS_ENOMEM, "out of memory");
     cs_msg r;
+    cs_tasks_reply d;
     if (rc == CS_OK)
         rc = ctl_call(c, CS_MSG_GET_TASKS, b.data, b.size, &r, err);
     msgpack_sbuffer_destroy(&b);
-    if (rc == CS_OK)
-        rc = decode_list(cell, &r.body, "tasks", sizeof(cs_task), decode_task,
-                         (void **)&cell->tasks, &cell->ntasks, err);
+    if (rc == CS_OK && (rc = cs_tasks_reply_decode(&r.body, &d, &cell->a, err)) == CS_OK)
+        take_tasks(cell, &d);
     return rc;
 }
 
@@ -155,7 +140,8 @@ int ctl_fetch_job(ctl *c, ctl_cell *cell, const char *job, cs_error *err)
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 1) == 0 && cs_pack_kv_str(&pk, "job", ctl_job_ref(job)) == CS_OK
+    cs_job_ref_req q = {cs_ref_name(ctl_job_ref(job))};
+    int rc = cs_job_ref_req_encode(&pk, &q) == CS_OK
                  ? CS_OK
                  : cs_errorf(err, CS_ENOMEM, "out of memory");
     cs_msg r;
@@ -164,16 +150,15 @@ int ctl_fetch_job(ctl *c, ctl_cell *cell, const char *job, cs_error *err)
     msgpack_sbuffer_destroy(&b);
     if (rc != CS_OK)
         return rc;
-    const msgpack_object *jo = cs_obj_get(&r.body, "job"), *to = cs_obj_get(&r.body, "tasks");
-    if (jo == NULL || to == NULL)
-        return cs_errorf(err, CS_EPROTO, "reply to get.job lacks 'job' or 'tasks'");
+    cs_get_job_reply d;
     cell->jobs = cs_arena_alloc(&cell->a, sizeof *cell->jobs);
     if (cell->jobs == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
-    CS_TRY(decode_job(jo, &cell->a, cell->jobs, err));
+    CS_TRY(cs_get_job_reply_decode(&r.body, &d, &cell->a, err));
+    cell->jobs[0] = d.job;
     cell->njobs = 1;
-    return decode_list(cell, to, "tasks", sizeof(cs_task), decode_task, (void **)&cell->tasks,
-                       &cell->ntasks, err);
+    take_tasks(cell, &d.tasks);
+    return CS_OK;
 }
 
 /* ---- lookups and formatting ------------------------------------------------------- */

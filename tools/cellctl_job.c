@@ -9,6 +9,7 @@
 
 #include "spec/fitcheck.h"
 #include "spec/jobspec.h"
+#include "proto/jobmsg.h"
 #include "proto/proto.h"
 
 /* Read a spec file and say on stderr what in it was ignored. */
@@ -39,12 +40,26 @@ static int report(ctl *c, const char *job, uint64_t id, uint64_t version, const 
     return rc;
 }
 
-static uint64_t reply_u64(const cs_msg *r, const char *key)
+/* The version a {version} reply carries; 0 for a reply without one. */
+static uint64_t reply_version(const cs_msg *r)
 {
-    uint64_t v = 0;
+    cs_version_reply v;
     cs_error ignore;
-    cs_obj_u64(&r->body, key, false, UINT64_MAX, &v, &ignore);
-    return v;
+    return cs_version_reply_decode(&r->body, &v, NULL, &ignore) == CS_OK ? v.version : 0;
+}
+
+/* A packer writing into `b`. */
+static msgpack_packer packer_of(msgpack_sbuffer *b)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
+    return pk;
+}
+
+/* An encoder's result: CS_OK, or out of memory (the only way one fails). */
+static int packed(int rc, cs_error *err)
+{
+    return rc == CS_OK ? CS_OK : cs_errorf(err, CS_ENOMEM, "out of memory");
 }
 
 /* After a submission: say on stderr why no machine of the cell could hold
@@ -83,16 +98,23 @@ int ctl_cmd_submit(ctl *c, const ctl_args *a, cs_error *err)
         json_decref(j);
     } else if (rc == CS_OK) {
         cs_msg r;
-        rc = ctl_call(c, CS_MSG_JOB_SUBMIT, s.body.data, s.body.size, &r, err);
-        if (rc == CS_OK) {
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        cs_id_reply id = {0, 0};
+        cs_error ignore;
+        msgpack_packer pk = packer_of(&b);
+        rc = packed(cs_job_submit_req_encode(&pk, &s.job), err);
+        if (rc == CS_OK && (rc = ctl_call(c, CS_MSG_JOB_SUBMIT, b.data, b.size, &r, err)) == CS_OK) {
             char what[64];
-            snprintf(what, sizeof what, "submitted: id %" PRIu64 ", %u task%s", reply_u64(&r, "id"),
+            cs_id_reply_decode(&r.body, &id, NULL, &ignore);
+            snprintf(what, sizeof what, "submitted: id %" PRIu64 ", %u task%s", id.id,
                      s.job.count, s.job.count == 1 ? "" : "s");
-            rc = report(c, s.job.name, reply_u64(&r, "id"), reply_u64(&r, "version"), what, err);
+            rc = report(c, s.job.name, id.id, id.version, what, err);
             warn_unfit(c, &s.job);
-        } else {
+        } else if (rc != CS_ENOMEM) {
             cs_error_wrap(err, rc, "submit %s", s.job.name);
         }
+        msgpack_sbuffer_destroy(&b);
     }
     cs_jobspec_free(&s);
     return rc;
@@ -114,20 +136,15 @@ int ctl_cmd_update(ctl *c, const ctl_args *a, cs_error *err)
         cs_jobspec_free(&s);
         return rc;
     }
-    /* {"job": name, "spec": the submit body}: the body is one msgpack map,
-     * so it is appended as it is. */
+    /* {"job": name, "spec": the submit body} */
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    rc = msgpack_pack_map(&pk, 2) == 0 && cs_pack_kv_str(&pk, "job", job) == CS_OK &&
-                 cs_pack_str(&pk, "spec") == CS_OK &&
-                 msgpack_sbuffer_write(&b, s.body.data, s.body.size) == 0
-             ? CS_OK
-             : cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_job_update_req q = {cs_ref_name(job), s.job};
+    msgpack_packer pk = packer_of(&b);
+    rc = packed(cs_job_update_req_encode(&pk, &q), err);
     cs_msg r;
     if (rc == CS_OK && (rc = ctl_call(c, CS_MSG_JOB_UPDATE, b.data, b.size, &r, err)) == CS_OK)
-        rc = report(c, job, 0, reply_u64(&r, "version"), "updated", err);
+        rc = report(c, job, 0, reply_version(&r), "updated", err);
     else if (rc != CS_ENOMEM)
         cs_error_wrap(err, rc, "update %s", job);
     msgpack_sbuffer_destroy(&b);
@@ -141,13 +158,11 @@ static int job_request(ctl *c, uint32_t type, const char *job, int64_t count, cs
 {
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, count >= 0 ? 2 : 1) == 0 &&
-                     cs_pack_kv_str(&pk, "job", job) == CS_OK &&
-                     (count < 0 || cs_pack_kv_u64(&pk, "count", (uint64_t)count) == CS_OK)
-                 ? CS_OK
-                 : cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_job_ref_req k = {cs_ref_name(job)};
+    cs_job_count_req n = {cs_ref_name(job), (uint32_t)count};
+    msgpack_packer pk = packer_of(&b);
+    int rc = packed(count < 0 ? cs_job_ref_req_encode(&pk, &k) : cs_job_scale_req_encode(&pk, &n),
+                    err);
     if (rc == CS_OK)
         rc = ctl_call(c, type, b.data, b.size, r, err);
     msgpack_sbuffer_destroy(&b);
@@ -163,7 +178,7 @@ int ctl_cmd_kill(ctl *c, const ctl_args *a, cs_error *err)
     const char *job = ctl_job_ref(a->argv[0]);
     cs_msg r;
     int rc = job_request(c, CS_MSG_JOB_KILL, job, -1, &r, err);
-    return rc == CS_OK ? report(c, job, 0, reply_u64(&r, "version"), "killed", err) : rc;
+    return rc == CS_OK ? report(c, job, 0, reply_version(&r), "killed", err) : rc;
 }
 
 int ctl_cmd_scale(ctl *c, const ctl_args *a, cs_error *err)
@@ -183,5 +198,5 @@ int ctl_cmd_scale(ctl *c, const ctl_args *a, cs_error *err)
         return rc;
     char what[48];
     snprintf(what, sizeof what, "scaled to %llu task%s", count, count == 1 ? "" : "s");
-    return report(c, job, 0, reply_u64(&r, "version"), what, err);
+    return report(c, job, 0, reply_version(&r), what, err);
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/agentmsg.h"
+#include "proto/jobmsg.h"
 #include "proto/proto.h"
 
 const char *ctl_machine_status(const cs_machine *m, char *buf, size_t size)
@@ -33,10 +35,9 @@ static int admin_request(ctl *c, const char *verb, const char *machine, uint8_t 
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, deadline >= 0 ? 3 : 2) == 0 &&
-                     cs_pack_kv_str(&pk, "machine", machine) == CS_OK &&
-                     cs_pack_kv_str(&pk, "admin", cs_machine_admin_name(admin)) == CS_OK &&
-                     (deadline < 0 || cs_pack_kv_u64(&pk, "deadline_ms", (uint64_t)deadline) == CS_OK)
+    cs_machine_admin_req q = {cs_ref_name(machine), admin, deadline >= 0,
+                              deadline >= 0 ? (uint32_t)deadline : 0};
+    int rc = cs_machine_admin_req_encode(&pk, &q) == CS_OK
                  ? CS_OK
                  : cs_errorf(err, CS_ENOMEM, "out of memory");
     cs_msg r;
@@ -45,10 +46,14 @@ static int admin_request(ctl *c, const char *verb, const char *machine, uint8_t 
     msgpack_sbuffer_destroy(&b);
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "%s %s", verb, machine);
-    uint64_t v = 0, at = 0;
-    cs_error ignore;
-    cs_obj_u64(&r.body, "version", false, UINT64_MAX, &v, &ignore);
-    cs_obj_u64(&r.body, "drain_deadline", false, UINT64_MAX, &at, &ignore);
+    cs_machine_admin_reply reply = {0, admin, 0, 0};
+    cs_arena ra;
+    cs_arena_init(&ra);
+    rc = cs_machine_admin_reply_decode(&r.body, &reply, &ra, err);
+    cs_arena_free(&ra);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "%s %s: reply", verb, machine);
+    uint64_t v = reply.version, at = reply.drain_deadline;
     if (c->output == CTL_OUT_JSON) {
         json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "machine", machine, "admin",
                               cs_machine_admin_name(admin), "drain_deadline", (json_int_t)at,
@@ -205,26 +210,23 @@ static int read_chunk(cs_client *agent, const where *w, const ctl_args *a, uint6
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map(&pk, 5) == 0 && cs_pack_kv_u64(&pk, "task", w->task) == CS_OK &&
-                     cs_pack_kv_u64(&pk, "attempt", w->attempt) == CS_OK &&
-                     cs_pack_kv_str(&pk, "stream", a->err_stream ? "stderr" : "stdout") == CS_OK &&
-                     cs_pack_kv_u64(&pk, "max", CTL_LOGS_CHUNK) == CS_OK &&
-                     (tail ? cs_pack_kv_u64(&pk, "tail", (uint64_t)a->tail)
-                           : cs_pack_kv_u64(&pk, "offset", offset)) == CS_OK
-                 ? CS_OK
-                 : cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_logs_req q = {w->task, w->attempt, a->err_stream, tail ? 0 : offset,
+                     tail ? (uint32_t)a->tail : 0, CTL_LOGS_CHUNK};
+    int rc = cs_logs_req_encode(&pk, &q) == CS_OK ? CS_OK
+                                                  : cs_errorf(err, CS_ENOMEM, "out of memory");
     cs_msg r;
     if (rc == CS_OK)
         rc = cs_client_call(agent, CS_MSG_TASK_LOGS, b.data, b.size, &r, err);
     msgpack_sbuffer_destroy(&b);
     if (rc != CS_OK)
         return rc;
-    const msgpack_object *data = cs_obj_get(&r.body, "data");
-    if (data == NULL || data->type != MSGPACK_OBJECT_BIN ||
-        cs_obj_u64(&r.body, "next", true, UINT64_MAX, next, err) != CS_OK)
-        return cs_errorf(err, CS_EPROTO, "the agent's task.logs reply lacks 'data' or 'next'");
-    *len = data->via.bin.size;
-    if (*len > 0 && fwrite(data->via.bin.ptr, 1, *len, stdout) != *len)
+    cs_logs_reply d;
+    cs_error why;
+    if (cs_logs_reply_decode(&r.body, &d, NULL, &why) != CS_OK)
+        return cs_errorf(err, CS_EPROTO, "the agent's task.logs reply is malformed: %s", why.msg);
+    *next = d.next;
+    *len = d.len;
+    if (*len > 0 && fwrite(d.data, 1, *len, stdout) != *len)
         return cs_errorf(err, CS_EIO, "writing standard output: %s", strerror(errno));
     fflush(stdout);
     return CS_OK;

@@ -13,6 +13,7 @@
 
 #include "cellstate/jobopts.h"
 #include "proto/proto.h"
+#include "proto/readmsg.h"
 #include "schedulers/backoff.h"
 #include "tools/cellctl_ops.h"
 #include "proto/schedreport.h"
@@ -610,23 +611,13 @@ static json_t *mp_json(const msgpack_object *o)
     }
 }
 
-static uint64_t u64_of(const msgpack_object *o, const char *key)
-{
-    uint64_t v = 0;
-    cs_error ignore;
-    cs_obj_u64(o, key, false, UINT64_MAX, &v, &ignore);
-    return v;
-}
-
-static void print_kv_map(const char *label, const msgpack_object *m)
+/* A label, then "name value" pairs. */
+static void print_pairs(const char *label, const char *const *names, const uint64_t *values,
+                        int n)
 {
     printf("%-13s", label);
-    for (uint32_t i = 0; m && m->type == MSGPACK_OBJECT_MAP && i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        if (k->type == MSGPACK_OBJECT_STR && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            printf("%s%.*s %" PRIu64, i ? ", " : "", (int)k->via.str.size, k->via.str.ptr,
-                   v->via.u64);
-    }
+    for (int i = 0; i < n; i++)
+        printf("%s%s %" PRIu64, i ? ", " : "", names[i], values[i]);
     printf("\n");
 }
 
@@ -646,34 +637,21 @@ static void metric_cell(const msgpack_object *v, char *buf, size_t size)
 /* The schedulers' latest reports (stats' "schedulers"): one row per
  * metric, the scheduler's name, kind and age on its first row, so that
  * schedulers reporting different metrics share one table. */
-static int schedulers_table(const msgpack_object *list, cs_error *err)
+static int schedulers_table(const cs_stats_reply *st, cs_error *err)
 {
-    if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY)
-        return cs_errorf(err, CS_EPROTO, "reply to stats: field 'schedulers' is missing");
-    if (list->via.array.size == 0) {
+    if (st->nscheds == 0) {
         printf("%-13s%s\n", "schedulers", "none reported");
         return CS_OK;
     }
     printf("\n");
     static const char *const h[] = {"SCHEDULER", "KIND", ">AGE", "METRIC", ">VALUE"};
     ctl_table t;
-    cs_arena a;
-    cs_arena_init(&a);
     int rc = ctl_table_init(&t, 5, h, err);
-    for (uint32_t i = 0; rc == CS_OK && i < list->via.array.size; i++) {
-        const msgpack_object *s = &list->via.array.ptr[i], *m = cs_obj_get(s, "metrics");
-        const char *name = "?", *kind = "";
-        uint64_t age = 0;
-        if ((rc = cs_obj_str(s, "name", true, CS_NAME_MAX, &a, &name, err)) ||
-            (rc = cs_obj_str(s, "kind", true, CS_NAME_MAX, &a, &kind, err)) ||
-            (rc = cs_obj_u64(s, "age_ms", true, UINT32_MAX, &age, err)))
-            break;
-        if (m == NULL || m->type != MSGPACK_OBJECT_MAP) {
-            rc = cs_errorf(err, CS_EPROTO, "reply to stats: scheduler %s has no metrics map", name);
-            break;
-        }
+    for (uint32_t i = 0; rc == CS_OK && i < st->nscheds; i++) {
+        const cs_stats_sched *s = &st->scheds[i];
+        const msgpack_object *m = s->metrics;
         char ab[32];
-        fmt_ms((uint32_t)age, ab, sizeof ab);
+        fmt_ms((uint32_t)s->age_ms, ab, sizeof ab);
         for (uint32_t k = 0; rc == CS_OK && k < (m->via.map.size ? m->via.map.size : 1); k++) {
             const msgpack_object *key = m->via.map.size ? &m->via.map.ptr[k].key : NULL;
             char vb[64] = "-";
@@ -681,8 +659,8 @@ static int schedulers_table(const msgpack_object *list, cs_error *err)
                 metric_cell(&m->via.map.ptr[k].val, vb, sizeof vb);
             int klen = key && key->type == MSGPACK_OBJECT_STR ? (int)key->via.str.size : 1;
             const char *kp = key && key->type == MSGPACK_OBJECT_STR ? key->via.str.ptr : "-";
-            if ((rc = ctl_table_cellf(&t, err, "%s", k ? "" : name)) ||
-                (rc = ctl_table_cellf(&t, err, "%s", k ? "" : kind)) ||
+            if ((rc = ctl_table_cellf(&t, err, "%s", k ? "" : s->name)) ||
+                (rc = ctl_table_cellf(&t, err, "%s", k ? "" : s->kind)) ||
                 (rc = ctl_table_cellf(&t, err, "%s", k ? "" : ab)) ||
                 (rc = ctl_table_cellf(&t, err, "%.*s", klen, kp)) ||
                 (rc = ctl_table_cellf(&t, err, "%s", vb)))
@@ -692,17 +670,10 @@ static int schedulers_table(const msgpack_object *list, cs_error *err)
     if (rc == CS_OK)
         ctl_table_print(&t, stdout, 0);
     /* Standing warnings (a policy that ignores names) after the table. */
-    for (uint32_t i = 0; rc == CS_OK && i < list->via.array.size; i++) {
-        const msgpack_object *s = &list->via.array.ptr[i];
-        const char *name = "?", *warning = "";
-        if ((rc = cs_obj_str(s, "name", true, CS_NAME_MAX, &a, &name, err)) ||
-            (rc = cs_obj_str(s, "warning", false, CS_SCHED_WARNING_MAX, &a, &warning, err)))
-            break;
-        if (warning[0])
-            printf("warning: %s: %s\n", name, warning);
-    }
+    for (uint32_t i = 0; rc == CS_OK && i < st->nscheds; i++)
+        if (st->scheds[i].warning[0])
+            printf("warning: %s: %s\n", st->scheds[i].name, st->scheds[i].warning);
     ctl_table_free(&t);
-    cs_arena_free(&a);
     return rc;
 }
 
@@ -716,34 +687,50 @@ int ctl_cmd_stats(ctl *c, const ctl_args *a, cs_error *err)
     if (a->argc != 0)
         return cs_errorf(err, CTL_EUSAGE, "stats takes no arguments");
     cs_msg r;
-    CS_TRY(ctl_call(c, CS_MSG_STATS, "\x80", 1, &r, err));
-    cs_res cap = {0, 0, 0}, alloc = {0, 0, 0};
-    CS_TRY(cs_obj_res(&r.body, "capacity", false, &cap, err));
-    CS_TRY(cs_obj_res(&r.body, "allocated", false, &alloc, err));
+    CS_TRY(ctl_call(c, CS_MSG_STATS, "\x80", 1, &r, err)); /* body {} */
+    cs_arena sa;
+    cs_arena_init(&sa);
+    cs_stats_reply st;
+    int rc = cs_stats_reply_decode(&r.body, &st, &sa, err);
+    if (rc != CS_OK) {
+        cs_arena_free(&sa);
+        return cs_error_wrap(err, rc, "reply to stats");
+    }
+    cs_res cap = st.capacity, alloc = st.allocated;
     if (c->output == CTL_OUT_JSON) {
         json_t *o = mp_json(&r.body);
         /* cpu in cores, as everywhere in cellctl's JSON. */
         bool ok = o && json_object_set_new(o, "capacity", ctl_res_json(&cap)) == 0 &&
                   json_object_set_new(o, "allocated", ctl_res_json(&alloc)) == 0;
-        int rc = ok ? ctl_print_json(o, err) : cs_errorf(err, CS_ENOMEM, "out of memory");
+        rc = ok ? ctl_print_json(o, err) : cs_errorf(err, CS_ENOMEM, "out of memory");
         json_decref(o);
+        cs_arena_free(&sa);
         return rc;
     }
     char a1[32], a2[32];
-    printf("%-13s%" PRIu64 "\n", "version", u64_of(&r.body, "version"));
-    printf("%-13s%" PRIu64 " (%" PRIu64 " up)\n", "machines", u64_of(&r.body, "machines"),
-           u64_of(&r.body, "machines_up"));
-    printf("%-13s%" PRIu64 " (%" PRIu64 " active)\n", "jobs", u64_of(&r.body, "jobs"),
-           u64_of(&r.body, "jobs_active"));
-    print_kv_map("tasks", cs_obj_get(&r.body, "tasks"));
+    printf("%-13s%" PRIu64 "\n", "version", st.version);
+    printf("%-13s%" PRIu64 " (%" PRIu64 " up)\n", "machines", st.machines, st.machines_up);
+    printf("%-13s%" PRIu64 " (%" PRIu64 " active)\n", "jobs", st.jobs, st.jobs_active);
+    const char *states[CS_TASK_STATE_COUNT];
+    for (int i = 0; i < CS_TASK_STATE_COUNT; i++)
+        states[i] = cs_task_state_name((uint8_t)i);
+    print_pairs("tasks", states, st.tasks, CS_TASK_STATE_COUNT);
     printf("%-13scpu %s, mem %" PRId64 " MiB, disk %" PRId64 " MiB\n", "capacity",
            ctl_cores(cap.cpu, a1, sizeof a1), cap.mem, cap.disk);
     printf("%-13scpu %s (%.1f%%), mem %" PRId64 " MiB (%.1f%%), disk %" PRId64 " MiB (%.1f%%)\n",
            "allocated", ctl_cores(alloc.cpu, a2, sizeof a2), pct(alloc.cpu, cap.cpu), alloc.mem,
            pct(alloc.mem, cap.mem), alloc.disk, pct(alloc.disk, cap.disk));
-    print_kv_map("server", cs_obj_get(&r.body, "server"));
-    printf("%-13s%" PRIu64 "\n", "workers", u64_of(&r.body, "workers"));
-    return schedulers_table(cs_obj_get(&r.body, "schedulers"), err);
+    static const char *const counters[] = {"requests", "errors", "writes", "commits",
+                                           "commits_conflicted", "claims", "claims_committed",
+                                           "queued", "parked_polls"};
+    const cs_server_counters *k = &st.server;
+    uint64_t kv[] = {k->requests, k->errors,  k->writes, k->commits,     k->commits_conflicted,
+                     k->claims,   k->claims_committed, k->queued, k->parked_polls};
+    print_pairs("server", counters, kv, 9);
+    printf("%-13s%" PRIu64 "\n", "workers", st.workers);
+    rc = schedulers_table(&st, err);
+    cs_arena_free(&sa);
+    return rc;
 }
 
 /* ---- watch -------------------------------------------------------------------------- */
