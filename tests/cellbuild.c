@@ -469,3 +469,13 @@ void tb_check(const tb_cell *b)
                           b->m[i].ports[k], b->m[i].name);
     }
 }
+
+int tb_sync_client(cs_copy *c, cs_client *client, cs_error *err)
+{
+    cs_port_nng *p = NULL;
+    int rc = cs_port_nng_over(client, &p, err);
+    if (rc == CS_OK)
+        rc = cs_copy_sync(c, cs_port_nng_table(p), err);
+    cs_port_nng_free(p);
+    return rc;
+}

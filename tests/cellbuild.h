@@ -86,6 +86,10 @@ void tb_reply_free(tb_reply *r);
 /* tb_reply_make then cs_copy_apply, asserting success. */
 void tb_sync(tb_cell *b, cs_copy *c, bool full);
 
+/* cs_copy_sync over cellstated through `client` (borrowed), with an nng
+ * port made for the call. */
+int tb_sync_client(cs_copy *c, cs_client *client, cs_error *err);
+
 /* Fail the test if a machine is over capacity or holds a port twice. */
 void tb_check(const tb_cell *b);
 

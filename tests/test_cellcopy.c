@@ -505,7 +505,7 @@ Test(cellcopy, syncs_from_a_real_cellstated, .timeout = 60, .fini = daemon_down)
 
     cs_copy *c = new_copy();
     cs_error err = {0};
-    cr_assert_eq(cs_copy_sync(c, d.c, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(tb_sync_client(c, d.c, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(cs_copy_nmachines(c), 3);
     const cs_cjob *j = cs_copy_job_named(c, "web");
     cr_assert_not_null(j);
@@ -525,7 +525,7 @@ Test(cellcopy, syncs_from_a_real_cellstated, .timeout = 60, .fini = daemon_down)
     cs_txn_free(&txn);
     msgpack_sbuffer_destroy(&b);
 
-    cr_assert_eq(cs_copy_sync(c, d.c, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(tb_sync_client(c, d.c, &err), CS_OK, "%s", err.msg);
     cr_assert_gt(cs_copy_version(c), v1);
     cr_assert_eq(cs_copy_mark(c), 0);
     m = cs_copy_machine_at(c, 1);
