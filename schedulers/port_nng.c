@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "proto/proto.h"
+#include "proto/sync.h"
 #include "schedulers/cellcopy.h"
 
 struct cs_port_nng {
@@ -25,11 +26,8 @@ static int nng_sync(void *ctx, cs_copy *c, cs_error *err)
     p->buf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-    bool omit = cs_copy_omits_running(c);
-    if (msgpack_pack_map(&pk, omit ? 3 : 2) != 0 ||
-        cs_pack_kv_u64(&pk, "since", cs_copy_version(c)) != CS_OK ||
-        cs_pack_kv_str(&pk, "form", "compact") != CS_OK ||
-        (omit && cs_pack_kv_str(&pk, "omit", "running") != CS_OK))
+    cs_sync_req req = {cs_copy_version(c), true, cs_copy_omits_running(c)};
+    if (cs_sync_req_encode(&pk, &req) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     const void *body;
     size_t len;

@@ -35,6 +35,10 @@
  * Every --report-ms the scheduler sends its metrics (metrics.h) to
  * cellstated (`sched.report`): `cellctl stats` shows them.
  *
+ * The loop reaches the cell and the clock only through its port (port.h):
+ * cellstated over nng in the daemons, a store in process with a virtual
+ * clock in the tests and cellbench, where cs_sched_round steps it.
+ *
  * A cs_sched belongs to one thread.
  */
 #ifndef CS_SCHED_H

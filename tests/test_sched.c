@@ -21,12 +21,27 @@
 #include <unistd.h>
 
 #include "cellstate/arena.h"
+#include "cellstate/jobopts.h"
 #include "proto/client.h"
 #include "spec/jobspec.h"
 #include "proto/proto.h"
+#include "schedulers/backoff.h"
+#include "schedulers/kinds.h"
+#include "schedulers/port.h"
 #include "tests/support.h"
+#include "txn/ops.h"
 
 #define DEADLINE_MS 20000
+
+/* Append the strings of `ap` up to its NULL to out[n..max); returns the
+ * new count. */
+static int va_strings(va_list ap, const char **out, int n, int max)
+{
+    const char *a;
+    while (n < max && (a = va_arg(ap, const char *)) != NULL)
+        out[n++] = a;
+    return n;
+}
 
 static ts_daemon the_daemon;
 typedef struct proc {
@@ -70,9 +85,7 @@ static proc *start(const char *prog, const char *name, ...)
     int n = 15;
     va_list ap;
     va_start(ap, name);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 31)
-        argv[n++] = a;
+    n = va_strings(ap, argv, n, 31);
     va_end(ap);
     argv[n] = NULL;
     p->pid = ts_spawn((char *const *)argv, p->log);
@@ -112,9 +125,7 @@ static cs_id machine(const char *name, int64_t cpu, int64_t mem, const char *sta
     int n = 0;
     va_list ap;
     va_start(ap, state);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 16)
-        kv[n++] = a;
+    n = va_strings(ap, kv, n, 16);
     va_end(ap);
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
@@ -1149,4 +1160,349 @@ Test(sched, small_jobs_share_one_transaction_and_each_keeps_its_note, .timeout =
     cr_assert(strstr(v.job.note, "cpu") != NULL, "huge says why: '%s'", v.job.note);
     view_free(&v);
     check_no_overcommit();
+}
+
+/* ---- the loop on the local port ------------------------------------------------
+ *
+ * The same loop and the same two schedulers (schedulers/kinds.h) in this
+ * process, over a store through the local port (schedulers/port.h): no
+ * cellstated, no processes, and a virtual clock, so that a race between
+ * two schedulers happens in the order the test chooses and a back-off of
+ * 30 s passes at once. */
+
+/* Monotonic ns and epoch ms the virtual clock starts from: the wall clock a
+ * second after ts_job's submissions. */
+#define VSTART_NS INT64_C(1000000000)
+#define VWALL_MS ((int64_t)TS_SUBMITTED_MS + 1000)
+
+typedef struct local_cell {
+    ts_store st;
+    cs_port_local *port;
+} local_cell;
+
+static void local_open(local_cell *l)
+{
+    ts_store_create(&l->st);
+    cs_error err = {0};
+    cr_assert_eq(cs_port_local_new(l->st.s, VSTART_NS, VWALL_MS, &l->port, &err), CS_OK, "%s",
+                 err.msg);
+}
+
+static void local_close(local_cell *l)
+{
+    cs_port_local_free(l->port);
+    ts_store_destroy(&l->st);
+}
+
+/* Options as cell-batch's or cell-service's command line gives them, with
+ * --once (cs_sched_run returns after a round that committed nothing), a
+ * fixed seed and the extra flags (string literals, NULL-terminated). */
+static void local_opts(cs_sched_kind kind, cs_sched_opts *o, const char *name, ...)
+{
+    const char *argv[32] = {"sched",   "--name",    name, "--seed",      "7",  "--idle-ms",
+                            "10",      "--park-ms", "200", "--report-ms", "100", "--once"};
+    int n = 12;
+    va_list ap;
+    va_start(ap, name);
+    n = va_strings(ap, argv, n, 31);
+    va_end(ap);
+    bool help;
+    cs_error err = {0};
+    cr_assert_eq(cs_sched_opts_parse(kind, n, (char **)argv, o, &help, &err), CS_OK, "%s", err.msg);
+}
+
+static cs_sched *local_sched(const cs_sched_opts *o, const cs_sched_port *port)
+{
+    cs_sched *s;
+    cs_error err = {0};
+    const cs_sched_hooks *h =
+        o->kind == CS_SCHED_BATCH ? &cs_sched_batch_hooks : &cs_sched_service_hooks;
+    cr_assert_eq(cs_sched_new(o, h, port, &s, &err), CS_OK, "%s", err.msg);
+    return s;
+}
+
+/* cs_sched_run until a round commits nothing (--once). */
+static void settle(cs_sched *s)
+{
+    static volatile sig_atomic_t never;
+    cs_error err = {0};
+    cr_assert_eq(cs_sched_run(s, &never, &err), CS_OK, "%s", err.msg);
+}
+
+/* Submit `name` with options `jo` (NULL: the defaults). */
+static cs_id local_job(cs_store *st, const char *name, uint8_t kind, uint32_t count, int64_t cpu,
+                       cs_jobopts *jo)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    cs_error err = {0};
+    if (jo != NULL)
+        cr_assert_eq(cs_jobopts_encode(jo, &b, &err), CS_OK, "%s", err.msg);
+    cs_job j = {.name = name, .kind = kind, .count = count, .res = {cpu, 256, 0}, .cmd = "true",
+                .submitted = TS_SUBMITTED_MS, .extra = (const uint8_t *)b.data,
+                .extra_len = (uint32_t)b.size};
+    cs_id id = 0;
+    cr_assert_eq(cs_op_job_submit(st, &j, &id, NULL, &err), CS_OK, "%s: %s", name, err.msg);
+    msgpack_sbuffer_destroy(&b);
+    return id;
+}
+
+static cs_task local_task(cs_store *st, cs_id task)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_task t;
+    ts_get_task(st, task, &a, &t);
+    t.ports = NULL;
+    t.reason = NULL;
+    cs_arena_free(&a);
+    return t;
+}
+
+/* Tasks of `job` (its first n) placed, and their machines in `on`. */
+static uint32_t local_placed(cs_store *st, cs_id job, uint32_t n, cs_id *on)
+{
+    uint32_t placed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        cs_task t = local_task(st, cs_task_id(job, i));
+        if (cs_task_state_placed(t.state)) {
+            if (on != NULL)
+                on[placed] = t.machine;
+            placed++;
+        }
+    }
+    return placed;
+}
+
+static void local_note(cs_store *st, cs_id job, char *out, size_t size)
+{
+    cs_snap *snap;
+    cs_error err = {0};
+    cs_arena a;
+    cs_arena_init(&a);
+    cr_assert_eq(cs_snap_open(st, &snap, &err), CS_OK, "%s", err.msg);
+    cs_job j;
+    cr_assert_eq(cs_snap_job(snap, job, &a, &j, &err), CS_OK, "%s", err.msg);
+    snprintf(out, size, "%s", j.note ? j.note : "");
+    cs_snap_close(snap);
+    cs_arena_free(&a);
+}
+
+static void local_invariants(cs_store *st)
+{
+    char why[256];
+    cr_assert(ts_check_invariants(st, why, sizeof why), "%s", why);
+}
+
+Test(sched_local, batch_places_what_fits_notes_what_does_not_and_reports)
+{
+    local_cell l;
+    local_open(&l);
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%d", i);
+        ts_machine(l.st.s, name, 2000, 4096, 1000, 0, 0, NULL, 0);
+    }
+    cs_id fits = local_job(l.st.s, "fits", CS_JOB_BATCH, 6, 1000, NULL);
+    cs_id big = local_job(l.st.s, "big", CS_JOB_BATCH, 1, 5000, NULL);
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "b1", NULL);
+    cs_sched *s = local_sched(&o, cs_port_local_table(l.port));
+    settle(s);
+
+    cr_assert_eq(local_placed(l.st.s, fits, 6, NULL), 6);
+    cr_assert_eq(local_placed(l.st.s, big, 1, NULL), 0);
+    local_invariants(l.st.s);
+    char note[CS_NOTE_MAX + 1];
+    local_note(l.st.s, fits, note, sizeof note);
+    cr_assert_str_empty(note);
+    local_note(l.st.s, big, note, sizeof note);
+    cr_assert(strstr(note, "no machine fits") != NULL, "note: %s", note);
+
+    /* The final report went through the port, read as cellstated reads it. */
+    const cs_sched_report *r = cs_port_local_last_report(l.port);
+    cr_assert_not_null(r);
+    cr_assert_str_eq(r->name, "b1");
+    cr_assert_str_eq(r->kind, "batch");
+    cs_port_local_counts k;
+    cs_port_local_counts_get(l.port, &k);
+    cr_assert_geq(k.commits, 1);
+    cr_assert_eq(k.committed, 6);
+    cr_assert_eq(k.full_syncs, 1, "only the first sync is a full one");
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+/* A port that, at the first commit of its scheduler, lets another
+ * scheduler run a whole round first: the other decides on a fresh copy and
+ * commits while this one holds a decision made on the cell as it was —
+ * Omega's race, at a moment the test chooses. */
+typedef struct racing {
+    cs_sched_port table;
+    const cs_sched_port *base;
+    cs_sched *other;
+    bool raced;
+    uint32_t commits, conflicted; /* this scheduler's, with a conflicting claim */
+} racing;
+
+static int race_sync(void *ctx, cs_copy *c, cs_error *err)
+{
+    const racing *x = ctx;
+    return x->base->sync(x->base->ctx, c, err);
+}
+static int race_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    racing *x = ctx;
+    if (!x->raced) {
+        x->raced = true;
+        static volatile sig_atomic_t never;
+        bool synced, progress;
+        cr_assert_eq(cs_sched_round(x->other, &never, &synced, &progress, err), CS_OK, "%s",
+                     err->msg);
+        cr_assert(synced && progress, "the other scheduler committed nothing");
+    }
+    int rc = x->base->commit(x->base->ctx, t, r, err);
+    if (rc == CS_OK && t->nclaims > 0) {
+        x->commits++;
+        x->conflicted += r->conflicts > 0;
+    }
+    return rc;
+}
+static int race_note(void *ctx, cs_id job, const char *note, cs_error *err)
+{
+    const racing *x = ctx;
+    return x->base->note(x->base->ctx, job, note, err);
+}
+static int race_scale(void *ctx, cs_id job, uint32_t count, cs_error *err)
+{
+    const racing *x = ctx;
+    return x->base->scale(x->base->ctx, job, count, err);
+}
+static int race_surge(void *ctx, cs_id job, uint32_t surge, cs_error *err)
+{
+    const racing *x = ctx;
+    return x->base->surge(x->base->ctx, job, surge, err);
+}
+static int race_end(void *ctx, cs_id job, cs_error *err)
+{
+    const racing *x = ctx;
+    return x->base->job_end(x->base->ctx, job, err);
+}
+static int race_report(void *ctx, const void *body, size_t len, cs_error *err)
+{
+    const racing *x = ctx;
+    return x->base->report(x->base->ctx, body, len, err);
+}
+static int64_t race_now(void *ctx)
+{
+    const racing *x = ctx;
+    return x->base->now(x->base->ctx);
+}
+static int64_t race_wall(void *ctx)
+{
+    const racing *x = ctx;
+    return x->base->wall(x->base->ctx);
+}
+static void race_sleep(void *ctx, int64_t until)
+{
+    const racing *x = ctx;
+    x->base->sleep(x->base->ctx, until);
+}
+
+static void racing_init(racing *x, const cs_sched_port *base)
+{
+    *x = (racing){.base = base};
+    x->table = (cs_sched_port){.ctx = x,          .sync = race_sync,     .commit = race_commit,
+                               .note = race_note, .scale = race_scale,   .surge = race_surge,
+                               .job_end = race_end, .report = race_report, .now = race_now,
+                               .wall = race_wall, .sleep = race_sleep};
+}
+
+Test(sched_local, batch_and_service_race_for_a_machine_and_the_loser_retries)
+{
+    local_cell l;
+    local_open(&l);
+    cs_id m[2] = {ts_machine(l.st.s, "m0", 2000, 4096, 1000, 0, 0, NULL, 0),
+                  ts_machine(l.st.s, "m1", 2000, 4096, 1000, 0, 0, NULL, 0)};
+    cs_id batch = local_job(l.st.s, "crunch", CS_JOB_BATCH, 2, 1000, NULL);
+    cs_id svc = local_job(l.st.s, "web", CS_JOB_SERVICE, 2, 1000, NULL);
+
+    /* The batch scheduler packs both its tasks onto one machine; while it
+     * decides, the service scheduler spreads its two over both machines
+     * and commits first. */
+    cs_sched_opts ob, os;
+    local_opts(CS_SCHED_BATCH, &ob, "batch", NULL);
+    local_opts(CS_SCHED_SERVICE, &os, "service", NULL);
+    racing x;
+    racing_init(&x, cs_port_local_table(l.port));
+    cs_sched *b = local_sched(&ob, &x.table);
+    x.other = local_sched(&os, cs_port_local_table(l.port));
+    settle(b);
+
+    /* Its first commit conflicted (the machine it packed onto lost half of
+     * its room meanwhile: incremental, one claim committed); it resynced
+     * and placed the other task on the machine that had room. */
+    cr_assert(x.raced);
+    cr_assert_geq(x.conflicted, 1, "no conflict in %u commits", x.commits);
+    cr_assert_geq(x.commits, 2, "the conflicted claim was not retried");
+    cs_id on[2];
+    cr_assert_eq(local_placed(l.st.s, svc, 2, on), 2);
+    cr_assert_neq(on[0], on[1], "the service spreads");
+    cr_assert_eq(local_placed(l.st.s, batch, 2, on), 2);
+    cr_assert_neq(on[0], on[1], "the retry went to the other machine");
+    cr_assert(on[0] == m[0] || on[0] == m[1]);
+    local_invariants(l.st.s);
+    cs_sched_free(b);
+    cs_sched_free(x.other);
+    local_close(&l);
+}
+
+Test(sched_local, restart_back_off_is_waited_out_in_virtual_time)
+{
+    local_cell l;
+    local_open(&l);
+    ts_machine(l.st.s, "m0", 2000, 4096, 1000, 0, 0, NULL, 0);
+    cs_jobopts jo;
+    cs_jobopts_init(&jo);
+    jo.backoff_ms = 30000;
+    jo.backoff_factor_pm = 1000;
+    cs_id web = local_job(l.st.s, "web", CS_JOB_SERVICE, 1, 1000, &jo);
+    cs_id t0 = cs_task_id(web, 0);
+    cs_sched_opts o;
+    local_opts(CS_SCHED_SERVICE, &o, "service", NULL);
+    cs_sched *s = local_sched(&o, cs_port_local_table(l.port));
+    settle(s);
+    cs_task t = local_task(l.st.s, t0);
+    cr_assert_eq(t.state, CS_TASK_ASSIGNED);
+    cr_assert_eq(t.attempts, 1);
+
+    /* Its agent says it failed. The next upkeep sees the end and holds the
+     * restart for 30 s of the port's time, saying so in the job's note. */
+    cs_error err = {0};
+    cr_assert_eq(cs_op_task_status(l.st.s, t0, 1, CS_TASK_FAILED, 1, "exit 1", NULL, &err), CS_OK,
+                 "%s", err.msg);
+    const cs_sched_port *p = cs_port_local_table(l.port);
+    cs_port_local_advance(l.port, 1000000000);
+    int64_t seen_wall = p->wall(p->ctx);
+    settle(s);
+    cr_assert_eq(local_task(l.st.s, t0).state, CS_TASK_FAILED);
+    char note[CS_NOTE_MAX + 1];
+    local_note(l.st.s, web, note, sizeof note);
+    uint64_t start;
+    const char *rest;
+    cr_assert(cs_backoff_note_parse(note, &start, &rest), "note: %s", note);
+    cr_assert_eq((int64_t)start, seen_wall + 30000, "note: %s", note);
+
+    /* 29 s later it still waits; 2 s more and it runs again. */
+    cs_port_local_advance(l.port, INT64_C(29000000000));
+    settle(s);
+    cr_assert_eq(local_task(l.st.s, t0).state, CS_TASK_FAILED);
+    cs_port_local_advance(l.port, INT64_C(2000000000));
+    settle(s);
+    t = local_task(l.st.s, t0);
+    cr_assert_eq(t.state, CS_TASK_ASSIGNED);
+    cr_assert_eq(t.attempts, 2);
+    local_invariants(l.st.s);
+    cs_sched_free(s);
+    local_close(&l);
 }
