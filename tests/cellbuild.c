@@ -479,3 +479,67 @@ int tb_sync_client(cs_copy *c, cs_client *client, cs_error *err)
     cs_port_nng_free(p);
     return rc;
 }
+
+/* ---- a port that interposes on commit ---------------------------------------- */
+
+static int wrap_sync(void *ctx, cs_copy *c, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->sync(w->base->ctx, c, err);
+}
+static int wrap_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    tb_port *w = ctx;
+    return w->commit(w, t, r, err);
+}
+static int wrap_note(void *ctx, cs_id job, const char *note, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->note(w->base->ctx, job, note, err);
+}
+static int wrap_scale(void *ctx, cs_id job, uint32_t count, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->scale(w->base->ctx, job, count, err);
+}
+static int wrap_surge(void *ctx, cs_id job, uint32_t surge, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->surge(w->base->ctx, job, surge, err);
+}
+static int wrap_end(void *ctx, cs_id job, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->job_end(w->base->ctx, job, err);
+}
+static int wrap_report(void *ctx, const void *body, size_t len, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->report(w->base->ctx, body, len, err);
+}
+static int64_t wrap_now(void *ctx)
+{
+    const tb_port *w = ctx;
+    return w->base->now(w->base->ctx);
+}
+static int64_t wrap_wall(void *ctx)
+{
+    const tb_port *w = ctx;
+    return w->base->wall(w->base->ctx);
+}
+static void wrap_sleep(void *ctx, int64_t until)
+{
+    const tb_port *w = ctx;
+    w->base->sleep(w->base->ctx, until);
+}
+
+void tb_port_wrap(tb_port *w, const cs_sched_port *base,
+                  int (*commit)(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err),
+                  void *user)
+{
+    *w = (tb_port){.base = base, .commit = commit, .user = user};
+    w->table = (cs_sched_port){.ctx = w,          .sync = wrap_sync,     .commit = wrap_commit,
+                               .note = wrap_note, .scale = wrap_scale,   .surge = wrap_surge,
+                               .job_end = wrap_end, .report = wrap_report, .now = wrap_now,
+                               .wall = wrap_wall, .sleep = wrap_sleep};
+}

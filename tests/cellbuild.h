@@ -90,6 +90,22 @@ void tb_sync(tb_cell *b, cs_copy *c, bool full);
  * port made for the call. */
 int tb_sync_client(cs_copy *c, cs_client *client, cs_error *err);
 
+/* A scheduler port that hands every call to `base` except commit, which
+ * goes to the test's `commit` first: to run something between a
+ * scheduler's decision and its commit (another scheduler's round, a cell
+ * event), or to check each commit. `commit` reaches the base through
+ * w->base; `user` is the test's. */
+typedef struct tb_port tb_port;
+struct tb_port {
+    cs_sched_port table; /* give this to cs_sched_new */
+    const cs_sched_port *base;
+    int (*commit)(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err);
+    void *user;
+};
+void tb_port_wrap(tb_port *w, const cs_sched_port *base,
+                  int (*commit)(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err),
+                  void *user);
+
 /* Fail the test if a machine is over capacity or holds a port twice. */
 void tb_check(const tb_cell *b);
 

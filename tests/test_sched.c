@@ -28,6 +28,7 @@
 #include "schedulers/backoff.h"
 #include "schedulers/kinds.h"
 #include "schedulers/port.h"
+#include "tests/cellbuild.h"
 #include "tests/support.h"
 #include "txn/ops.h"
 
@@ -1338,21 +1339,14 @@ Test(sched_local, batch_places_what_fits_notes_what_does_not_and_reports)
  * commits while this one holds a decision made on the cell as it was —
  * Omega's race, at a moment the test chooses. */
 typedef struct racing {
-    cs_sched_port table;
-    const cs_sched_port *base;
     cs_sched *other;
     bool raced;
     uint32_t commits, conflicted; /* this scheduler's, with a conflicting claim */
 } racing;
 
-static int race_sync(void *ctx, cs_copy *c, cs_error *err)
+static int race_commit(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err)
 {
-    const racing *x = ctx;
-    return x->base->sync(x->base->ctx, c, err);
-}
-static int race_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
-{
-    racing *x = ctx;
+    racing *x = w->user;
     if (!x->raced) {
         x->raced = true;
         static volatile sig_atomic_t never;
@@ -1361,61 +1355,12 @@ static int race_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *e
                      err->msg);
         cr_assert(synced && progress, "the other scheduler committed nothing");
     }
-    int rc = x->base->commit(x->base->ctx, t, r, err);
+    int rc = w->base->commit(w->base->ctx, t, r, err);
     if (rc == CS_OK && t->nclaims > 0) {
         x->commits++;
         x->conflicted += r->conflicts > 0;
     }
     return rc;
-}
-static int race_note(void *ctx, cs_id job, const char *note, cs_error *err)
-{
-    const racing *x = ctx;
-    return x->base->note(x->base->ctx, job, note, err);
-}
-static int race_scale(void *ctx, cs_id job, uint32_t count, cs_error *err)
-{
-    const racing *x = ctx;
-    return x->base->scale(x->base->ctx, job, count, err);
-}
-static int race_surge(void *ctx, cs_id job, uint32_t surge, cs_error *err)
-{
-    const racing *x = ctx;
-    return x->base->surge(x->base->ctx, job, surge, err);
-}
-static int race_end(void *ctx, cs_id job, cs_error *err)
-{
-    const racing *x = ctx;
-    return x->base->job_end(x->base->ctx, job, err);
-}
-static int race_report(void *ctx, const void *body, size_t len, cs_error *err)
-{
-    const racing *x = ctx;
-    return x->base->report(x->base->ctx, body, len, err);
-}
-static int64_t race_now(void *ctx)
-{
-    const racing *x = ctx;
-    return x->base->now(x->base->ctx);
-}
-static int64_t race_wall(void *ctx)
-{
-    const racing *x = ctx;
-    return x->base->wall(x->base->ctx);
-}
-static void race_sleep(void *ctx, int64_t until)
-{
-    const racing *x = ctx;
-    x->base->sleep(x->base->ctx, until);
-}
-
-static void racing_init(racing *x, const cs_sched_port *base)
-{
-    *x = (racing){.base = base};
-    x->table = (cs_sched_port){.ctx = x,          .sync = race_sync,     .commit = race_commit,
-                               .note = race_note, .scale = race_scale,   .surge = race_surge,
-                               .job_end = race_end, .report = race_report, .now = race_now,
-                               .wall = race_wall, .sleep = race_sleep};
 }
 
 Test(sched_local, batch_and_service_race_for_a_machine_and_the_loser_retries)
@@ -1433,9 +1378,10 @@ Test(sched_local, batch_and_service_race_for_a_machine_and_the_loser_retries)
     cs_sched_opts ob, os;
     local_opts(CS_SCHED_BATCH, &ob, "batch", NULL);
     local_opts(CS_SCHED_SERVICE, &os, "service", NULL);
-    racing x;
-    racing_init(&x, cs_port_local_table(l.port));
-    cs_sched *b = local_sched(&ob, &x.table);
+    racing x = {0};
+    tb_port w;
+    tb_port_wrap(&w, cs_port_local_table(l.port), race_commit, &x);
+    cs_sched *b = local_sched(&ob, &w.table);
     x.other = local_sched(&os, cs_port_local_table(l.port));
     settle(b);
 
