@@ -1,12 +1,20 @@
-/* test_sched.c — end to end: the real cell-batch and cell-service
- * processes against a real cellstated on 127.0.0.1 (tests/support.h).
+/* test_sched.c — the scheduling loop, two ways.
  *
- * Machines are registered through the client, as an agent would, and never
- * run anything: these tests are about where tasks go and what the
- * schedulers do when the cell changes under them — two batch schedulers and
- * a service scheduler racing on one cell without overcommitting it, every
- * constraint kind, gang jobs, preemption, lost machines, global jobs, batch
- * retries, policies and bad flags. The agents' side is test_agent.c's.
+ * sched_local: the loop itself — cell-batch's and cell-service's hooks
+ * (schedulers/kinds.h) on the local port (schedulers/port.h), over a store
+ * in this process with a virtual clock: no cellstated, no processes, no
+ * sleeps, every run the same. Races between schedulers happen where the
+ * test puts them (a port that runs the other scheduler before a commit),
+ * and waits (back-off, parking) pass by moving the clock: gang jobs,
+ * preemption, lost machines, global jobs, batch retries and job ends,
+ * notes and reports.
+ *
+ * sched: end to end, the real cell-batch and cell-service processes
+ * against a real cellstated on 127.0.0.1 (tests/support.h). Machines are
+ * registered through the client, as an agent would, and never run
+ * anything: two batch schedulers and a service scheduler racing on one
+ * cell without overcommitting it, every constraint kind, killed agents,
+ * policies, taints and bad flags. The agents' side is test_agent.c's.
  */
 #include <criterion/criterion.h>
 
@@ -21,7 +29,6 @@
 #include <unistd.h>
 
 #include "cellstate/arena.h"
-#include "cellstate/jobopts.h"
 #include "proto/client.h"
 #include "spec/jobspec.h"
 #include "proto/proto.h"
@@ -574,97 +581,7 @@ Test(sched, every_constraint_kind_is_honoured, .timeout = 120, .fini = cleanup)
 
 /* ---- gang -------------------------------------------------------------------------------- */
 
-Test(sched, gang_job_is_placed_whole_or_not_at_all, .timeout = 120, .fini = cleanup)
-{
-    cell();
-    machine("g0", 1000, 1024, "up", NULL);
-    machine("g1", 1000, 1024, "up", NULL);
-    machine("g2", 1000, 1024, "up", NULL);
-    start("cell-batch", "batch", NULL);
-    cs_id big = submit("{\"name\": \"big\", \"count\": 4, \"gang\": true, \"cmd\": \"x\","
-                       " \"resources\": {\"cpu\": 1}}");
-    cr_assert(wait_placed(big, 0, "cpu"), "4 x 1 core on 3 cores: nothing placed, a note says why");
-    cs_id fits = submit("{\"name\": \"fits\", \"count\": 3, \"gang\": true, \"cmd\": \"x\","
-                        " \"resources\": {\"cpu\": 1}}");
-    cr_assert(wait_placed(fits, 3, NULL), "3 x 1 core: all of it");
-    /* The big one still has nothing. */
-    view v;
-    look(big, &v);
-    cr_assert_eq(count_placed(&v), 0);
-    view_free(&v);
-    check_no_overcommit();
-}
-
-/* ---- preemption -------------------------------------------------------------------------- */
-
-Test(sched, preemption_evicts_batch_work_which_is_placed_again, .timeout = 120, .fini = cleanup)
-{
-    cell();
-    machine("p0", 1000, 1024, "up", NULL);
-    machine("p1", 1000, 1024, "up", NULL);
-    start("cell-batch", "batch", NULL);
-    cs_id lo = submit("{\"name\": \"lo\", \"count\": 4, \"priority\": 10, \"cmd\": \"x\","
-                      " \"resources\": {\"cpu\": 0.5}}");
-    cr_assert(wait_placed(lo, 4, NULL));
-    start("cell-service", "service", NULL);
-    cs_id hi = submit("{\"name\": \"hi\", \"kind\": \"service\", \"count\": 2, \"priority\": 100,"
-                      " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.5}}");
-    cr_assert(wait_placed(hi, 2, NULL), "the service found room by preempting");
-    cr_assert(wait_placed(lo, 2, NULL), "two batch tasks were evicted");
-    view v;
-    look(lo, &v);
-    uint32_t preempted = 0;
-    for (size_t i = 0; i < v.ntasks; i++)
-        preempted += v.tasks[i].state == CS_TASK_PENDING && v.tasks[i].last_end == CS_TASK_PREEMPTED;
-    cr_assert_eq(preempted, 2, "evicted tasks wait, pending, marked preempted");
-    view_free(&v);
-    /* Room appears: the batch scheduler places them again. */
-    machine("p2", 1000, 1024, "up", NULL);
-    cr_assert(wait_placed(lo, 4, NULL), "the evicted batch work is placed again");
-    look(lo, &v);
-    uint32_t again = 0;
-    for (size_t i = 0; i < v.ntasks; i++)
-        again += v.tasks[i].attempts == 2;
-    cr_assert_eq(again, 2, "the two evicted tasks run their second placement");
-    view_free(&v);
-    check_no_overcommit();
-}
-
-/* ---- lost machines, global jobs, retries ------------------------------------------------ */
-
-Test(sched, service_tasks_of_a_lost_machine_are_replaced_elsewhere, .timeout = 120, .fini = cleanup)
-{
-    cell();
-    machine("l0", 4000, 4096, "up", NULL);
-    machine("l1", 4000, 4096, "up", NULL);
-    machine("l2", 4000, 4096, "up", NULL);
-    start("cell-service", "service", NULL);
-    cs_id web = submit("{\"name\": \"web\", \"kind\": \"service\", \"count\": 2, \"cmd\": \"x\","
-                       " \"ports\": [0], \"constraints\": [[\"hostname\", \"UNIQUE\"]]}");
-    cr_assert(wait_placed(web, 2, NULL));
-    view v;
-    look(web, &v);
-    const char *gone = machine_name(&v, v.tasks[0].machine);
-    char gone_name[8];
-    snprintf(gone_name, sizeof gone_name, "%s", gone);
-    view_free(&v);
-    machine(gone_name, 4000, 4096, "down", NULL);
-    int64_t end = ts_now_ms() + DEADLINE_MS;
-    for (;;) {
-        look(web, &v);
-        bool ok = count_placed(&v) == 2;
-        for (size_t i = 0; i < v.ntasks; i++)
-            ok &= strcmp(machine_name(&v, v.tasks[i].machine), gone_name) != 0;
-        ok &= v.tasks[0].attempts == 2 && v.tasks[0].last_end == CS_TASK_LOST;
-        view_free(&v);
-        if (ok)
-            break;
-        if (ts_now_ms() > end)
-            dump_procs();
-        cr_assert(ts_now_ms() <= end, "the lost task is replaced on another machine");
-        ts_sleep_ms(50);
-    }
-}
+/* ---- lost machines --------------------------------------------------------------------- */
 
 /* Start one simulated machine, `prefix`00000, as its own cell-agent process
  * (a real agent's loop: registration, heartbeats, long polls, reports),
@@ -741,82 +658,6 @@ Test(sched, killed_agents_service_tasks_are_replaced_elsewhere, .timeout = 120, 
         cr_assert(ts_now_ms() <= end, "%s goes down, and its task runs again on a live machine", gone);
         ts_sleep_ms(50);
     }
-}
-
-Test(sched, global_job_runs_one_task_on_every_machine_and_follows_new_ones, .timeout = 120,
-     .fini = cleanup)
-{
-    cell();
-    machine("n0", 1000, 1024, "up", "role=node", NULL);
-    machine("n1", 1000, 1024, "up", "role=node", NULL);
-    machine("x0", 1000, 1024, "up", "role=other", NULL);
-    start("cell-service", "service", NULL);
-    cs_id agent = submit("{\"name\": \"logs\", \"kind\": \"service\", \"global\": true,"
-                         " \"count\": 0, \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1},"
-                         " \"constraints\": [[\"role\", \"==\", \"node\"]]}");
-    cr_assert(wait_placed(agent, 2, NULL), "one on each node");
-    machine("n2", 1000, 1024, "up", "role=node", NULL);
-    cr_assert(wait_placed(agent, 3, NULL), "and one on the node that joined");
-    view v;
-    look(agent, &v);
-    for (size_t i = 0; i < v.ntasks; i++)
-        for (size_t k = 0; k < i; k++)
-            cr_assert_neq(v.tasks[i].machine, v.tasks[k].machine, "two tasks on one machine");
-    for (size_t i = 0; i < v.ntasks; i++)
-        cr_assert_str_eq(machine_attr(&v, v.tasks[i].machine, "role"), "node");
-    view_free(&v);
-}
-
-static void report(cs_id task, uint32_t attempt, const char *state)
-{
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    cs_pack_kv_u64(&pk, "task", task);
-    cs_pack_kv_u64(&pk, "attempt", attempt);
-    cs_pack_kv_str(&pk, "state", state);
-    cs_pack_kv_i64(&pk, "exit_code", 1);
-    cs_msg r;
-    call(CS_MSG_TASK_STATUS, &b, &r);
-}
-
-/* Wait until task `index` of `job` is placed with `attempts`. */
-static bool wait_attempt(cs_id job, uint32_t attempts)
-{
-    int64_t end = ts_now_ms() + DEADLINE_MS;
-    for (;;) {
-        view v;
-        look(job, &v);
-        bool ok = v.ntasks == 1 && v.tasks[0].attempts == attempts &&
-                  v.tasks[0].state == CS_TASK_ASSIGNED;
-        view_free(&v);
-        if (ok)
-            return true;
-        if (ts_now_ms() > end)
-            return false;
-        ts_sleep_ms(50);
-    }
-}
-
-Test(sched, failed_batch_task_is_retried_up_to_its_limit, .timeout = 120, .fini = cleanup)
-{
-    cell();
-    machine("r0", 1000, 1024, "up", NULL);
-    start("cell-batch", "batch", NULL);
-    cs_id j = submit("{\"name\": \"flaky\", \"count\": 1, \"max_retries\": 1, \"cmd\": \"x\"}");
-    cs_id t = j << 20;
-    cr_assert(wait_attempt(j, 1));
-    report(t, 1, "failed");
-    cr_assert(wait_attempt(j, 2), "one retry");
-    report(t, 2, "failed");
-    ts_sleep_ms(1000); /* the scheduler's upkeep runs many times in this */
-    view v;
-    look(j, &v);
-    cr_assert_eq(v.tasks[0].state, CS_TASK_FAILED, "no third placement: max_retries is 1");
-    cr_assert_eq(v.tasks[0].attempts, 2);
-    view_free(&v);
 }
 
 /* ---- policies and flags -------------------------------------------------------------------- */
@@ -1222,6 +1063,14 @@ static cs_sched *local_sched(const cs_sched_opts *o, const cs_sched_port *port)
     return s;
 }
 
+/* local_opts into *o (which must outlive it) and local_sched. */
+static cs_sched *local_start(cs_sched_kind kind, const char *name, cs_sched_opts *o,
+                             const cs_sched_port *port)
+{
+    local_opts(kind, o, name, NULL);
+    return local_sched(o, port);
+}
+
 /* cs_sched_run until a round commits nothing (--once). */
 static void settle(cs_sched *s)
 {
@@ -1230,21 +1079,17 @@ static void settle(cs_sched *s)
     cr_assert_eq(cs_sched_run(s, &never, &err), CS_OK, "%s", err.msg);
 }
 
-/* Submit `name` with options `jo` (NULL: the defaults). */
-static cs_id local_job(cs_store *st, const char *name, uint8_t kind, uint32_t count, int64_t cpu,
-                       cs_jobopts *jo)
+/* Submit the job spec `json` (the native format, as cellctl submit reads
+ * it) straight to the store, stamped as ts_job stamps. */
+static cs_id local_submit(cs_store *st, const char *json)
 {
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
+    cs_jobspec spec;
     cs_error err = {0};
-    if (jo != NULL)
-        cr_assert_eq(cs_jobopts_encode(jo, &b, &err), CS_OK, "%s", err.msg);
-    cs_job j = {.name = name, .kind = kind, .count = count, .res = {cpu, 256, 0}, .cmd = "true",
-                .submitted = TS_SUBMITTED_MS, .extra = (const uint8_t *)b.data,
-                .extra_len = (uint32_t)b.size};
+    cr_assert_eq(cs_jobspec_parse(json, strlen(json), &spec, &err), CS_OK, "%s: %s", json, err.msg);
+    spec.job.submitted = TS_SUBMITTED_MS;
     cs_id id = 0;
-    cr_assert_eq(cs_op_job_submit(st, &j, &id, NULL, &err), CS_OK, "%s: %s", name, err.msg);
-    msgpack_sbuffer_destroy(&b);
+    cr_assert_eq(cs_op_job_submit(st, &spec.job, &id, NULL, &err), CS_OK, "%s: %s", json, err.msg);
+    cs_jobspec_free(&spec);
     return id;
 }
 
@@ -1295,20 +1140,33 @@ static void local_invariants(cs_store *st)
     cr_assert(ts_check_invariants(st, why, sizeof why), "%s", why);
 }
 
+static cs_id local_machine(cs_store *st, const char *name, int64_t cpu, const char *attr)
+{
+    const char *attrs[] = {attr};
+    return ts_machine(st, name, cpu, 4096, 100000, 31000, 31099, attrs, attr ? 1 : 0);
+}
+
+/* Machines prefix0 .. prefix<n-1>, `cpu` millicores each. */
+static void local_machines(cs_store *st, const char *prefix, int n, int64_t cpu)
+{
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "%s%d", prefix, i);
+        local_machine(st, name, cpu, NULL);
+    }
+}
+
 Test(sched_local, batch_places_what_fits_notes_what_does_not_and_reports)
 {
     local_cell l;
     local_open(&l);
-    for (int i = 0; i < 3; i++) {
-        char name[16];
-        snprintf(name, sizeof name, "m%d", i);
-        ts_machine(l.st.s, name, 2000, 4096, 1000, 0, 0, NULL, 0);
-    }
-    cs_id fits = local_job(l.st.s, "fits", CS_JOB_BATCH, 6, 1000, NULL);
-    cs_id big = local_job(l.st.s, "big", CS_JOB_BATCH, 1, 5000, NULL);
+    local_machines(l.st.s, "m", 3, 2000);
+    cs_id fits = local_submit(l.st.s, "{\"name\": \"fits\", \"count\": 6, \"cmd\": \"x\","
+                                      " \"resources\": {\"cpu\": 1}}");
+    cs_id big = local_submit(l.st.s, "{\"name\": \"big\", \"count\": 1, \"cmd\": \"x\","
+                                     " \"resources\": {\"cpu\": 5}}");
     cs_sched_opts o;
-    local_opts(CS_SCHED_BATCH, &o, "b1", NULL);
-    cs_sched *s = local_sched(&o, cs_port_local_table(l.port));
+    cs_sched *s = local_start(CS_SCHED_BATCH, "b1", &o, cs_port_local_table(l.port));
     settle(s);
 
     cr_assert_eq(local_placed(l.st.s, fits, 6, NULL), 6);
@@ -1369,8 +1227,10 @@ Test(sched_local, batch_and_service_race_for_a_machine_and_the_loser_retries)
     local_open(&l);
     cs_id m[2] = {ts_machine(l.st.s, "m0", 2000, 4096, 1000, 0, 0, NULL, 0),
                   ts_machine(l.st.s, "m1", 2000, 4096, 1000, 0, 0, NULL, 0)};
-    cs_id batch = local_job(l.st.s, "crunch", CS_JOB_BATCH, 2, 1000, NULL);
-    cs_id svc = local_job(l.st.s, "web", CS_JOB_SERVICE, 2, 1000, NULL);
+    cs_id batch = local_submit(l.st.s, "{\"name\": \"crunch\", \"count\": 2, \"cmd\": \"x\","
+                                       " \"resources\": {\"cpu\": 1}}");
+    cs_id svc = local_submit(l.st.s, "{\"name\": \"web\", \"kind\": \"service\", \"count\": 2,"
+                                     " \"cmd\": \"x\", \"resources\": {\"cpu\": 1}}");
 
     /* The batch scheduler packs both its tasks onto one machine; while it
      * decides, the service scheduler spreads its two over both machines
@@ -1408,15 +1268,12 @@ Test(sched_local, restart_back_off_is_waited_out_in_virtual_time)
     local_cell l;
     local_open(&l);
     ts_machine(l.st.s, "m0", 2000, 4096, 1000, 0, 0, NULL, 0);
-    cs_jobopts jo;
-    cs_jobopts_init(&jo);
-    jo.backoff_ms = 30000;
-    jo.backoff_factor_pm = 1000;
-    cs_id web = local_job(l.st.s, "web", CS_JOB_SERVICE, 1, 1000, &jo);
+    cs_id web = local_submit(l.st.s, "{\"name\": \"web\", \"kind\": \"service\", \"count\": 1,"
+                                     " \"cmd\": \"x\", \"resources\": {\"cpu\": 1},"
+                                     " \"backoff\": 30, \"backoff_factor\": 1}");
     cs_id t0 = cs_task_id(web, 0);
     cs_sched_opts o;
-    local_opts(CS_SCHED_SERVICE, &o, "service", NULL);
-    cs_sched *s = local_sched(&o, cs_port_local_table(l.port));
+    cs_sched *s = local_start(CS_SCHED_SERVICE, "service", &o, cs_port_local_table(l.port));
     settle(s);
     cs_task t = local_task(l.st.s, t0);
     cr_assert_eq(t.state, CS_TASK_ASSIGNED);
@@ -1449,6 +1306,180 @@ Test(sched_local, restart_back_off_is_waited_out_in_virtual_time)
     cr_assert_eq(t.state, CS_TASK_ASSIGNED);
     cr_assert_eq(t.attempts, 2);
     local_invariants(l.st.s);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+/* Loop behaviours these suites once showed with cell-batch and
+ * cell-service processes against cellstated, polling for up to 20 s each:
+ * on the local port they take milliseconds and cannot be flaky. */
+
+Test(sched_local, gang_job_is_placed_whole_or_not_at_all)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "g", 3, 1000);
+    cs_sched_opts o;
+    cs_sched *s = local_start(CS_SCHED_BATCH, "batch", &o, cs_port_local_table(l.port));
+    cs_id big = local_submit(l.st.s, "{\"name\": \"big\", \"count\": 4, \"gang\": true,"
+                                     " \"cmd\": \"x\", \"resources\": {\"cpu\": 1}}");
+    settle(s);
+    cr_assert_eq(local_placed(l.st.s, big, 4, NULL), 0, "4 x 1 core on 3 cores: nothing placed");
+    char note[CS_NOTE_MAX + 1];
+    local_note(l.st.s, big, note, sizeof note);
+    cr_assert(strstr(note, "cpu") != NULL, "the note says why: %s", note);
+    cs_id fits = local_submit(l.st.s, "{\"name\": \"fits\", \"count\": 3, \"gang\": true,"
+                                      " \"cmd\": \"x\", \"resources\": {\"cpu\": 1}}");
+    settle(s);
+    cr_assert_eq(local_placed(l.st.s, fits, 3, NULL), 3, "3 x 1 core: all of it");
+    cr_assert_eq(local_placed(l.st.s, big, 4, NULL), 0);
+    local_invariants(l.st.s);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, preemption_evicts_batch_work_which_is_placed_again)
+{
+    local_cell l;
+    local_open(&l);
+    local_machine(l.st.s, "p0", 1000, NULL);
+    local_machine(l.st.s, "p1", 1000, NULL);
+    cs_sched_opts ob, os;
+    local_opts(CS_SCHED_BATCH, &ob, "batch", NULL);
+    local_opts(CS_SCHED_SERVICE, &os, "service", NULL);
+    cs_sched *b = local_sched(&ob, cs_port_local_table(l.port));
+    cs_sched *sv = local_sched(&os, cs_port_local_table(l.port));
+    cs_id lo = local_submit(l.st.s, "{\"name\": \"lo\", \"count\": 4, \"priority\": 10,"
+                                    " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.5}}");
+    settle(b);
+    cr_assert_eq(local_placed(l.st.s, lo, 4, NULL), 4);
+    cs_id hi = local_submit(l.st.s, "{\"name\": \"hi\", \"kind\": \"service\", \"count\": 2,"
+                                    " \"priority\": 100, \"cmd\": \"x\","
+                                    " \"resources\": {\"cpu\": 0.5}}");
+    settle(sv);
+    cr_assert_eq(local_placed(l.st.s, hi, 2, NULL), 2, "the service found room by preempting");
+    cr_assert_eq(local_placed(l.st.s, lo, 4, NULL), 2, "two batch tasks were evicted");
+    uint32_t preempted = 0;
+    for (uint32_t i = 0; i < 4; i++) {
+        cs_task t = local_task(l.st.s, cs_task_id(lo, i));
+        preempted += t.state == CS_TASK_PENDING && t.last_end == CS_TASK_PREEMPTED;
+    }
+    cr_assert_eq(preempted, 2, "evicted tasks wait, pending, marked preempted");
+
+    /* Room appears: once its parking has passed, the batch scheduler
+     * places them again. */
+    local_machine(l.st.s, "p2", 1000, NULL);
+    cs_port_local_advance(l.port, INT64_C(1000000000));
+    settle(b);
+    cr_assert_eq(local_placed(l.st.s, lo, 4, NULL), 4, "the evicted batch work is placed again");
+    uint32_t again = 0;
+    for (uint32_t i = 0; i < 4; i++)
+        again += local_task(l.st.s, cs_task_id(lo, i)).attempts == 2;
+    cr_assert_eq(again, 2, "the two evicted tasks run their second placement");
+    local_invariants(l.st.s);
+    cs_sched_free(b);
+    cs_sched_free(sv);
+    local_close(&l);
+}
+
+Test(sched_local, service_tasks_of_a_lost_machine_are_replaced_elsewhere)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "l", 3, 4000);
+    cs_sched_opts o;
+    cs_sched *s = local_start(CS_SCHED_SERVICE, "service", &o, cs_port_local_table(l.port));
+    cs_id web = local_submit(l.st.s, "{\"name\": \"web\", \"kind\": \"service\", \"count\": 2,"
+                                     " \"cmd\": \"x\", \"ports\": [0],"
+                                     " \"constraints\": [[\"hostname\", \"UNIQUE\"]]}");
+    settle(s);
+    cs_id on[2];
+    cr_assert_eq(local_placed(l.st.s, web, 2, on), 2);
+    cs_id gone = on[0];
+    cs_error err = {0};
+    cr_assert_eq(cs_op_machine_state(l.st.s, gone, CS_MACHINE_DOWN, NULL, &err), CS_OK, "%s",
+                 err.msg);
+    cs_port_local_advance(l.port, INT64_C(1000000000));
+    settle(s);
+    cr_assert_eq(local_placed(l.st.s, web, 2, on), 2, "the lost task is replaced");
+    cr_assert(on[0] != gone && on[1] != gone, "not on the machine that went down");
+    cs_task t = local_task(l.st.s, cs_task_id(web, 0));
+    cr_assert_eq(t.attempts, 2);
+    cr_assert_eq(t.last_end, CS_TASK_LOST);
+    local_invariants(l.st.s);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, global_job_runs_one_task_on_every_machine_and_follows_new_ones)
+{
+    local_cell l;
+    local_open(&l);
+    local_machine(l.st.s, "n0", 1000, "role=node");
+    local_machine(l.st.s, "n1", 1000, "role=node");
+    cs_id other = local_machine(l.st.s, "x0", 1000, "role=other");
+    cs_sched_opts o;
+    cs_sched *s = local_start(CS_SCHED_SERVICE, "service", &o, cs_port_local_table(l.port));
+    cs_id logs = local_submit(l.st.s, "{\"name\": \"logs\", \"kind\": \"service\", \"global\": true,"
+                                      " \"count\": 0, \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1},"
+                                      " \"constraints\": [[\"role\", \"==\", \"node\"]]}");
+    settle(s);
+    cs_id on[3];
+    cr_assert_eq(local_placed(l.st.s, logs, 2, on), 2, "one on each node");
+    cr_assert_neq(on[0], on[1]);
+    local_machine(l.st.s, "n2", 1000, "role=node");
+    cs_port_local_advance(l.port, INT64_C(1000000000));
+    settle(s);
+    cr_assert_eq(local_placed(l.st.s, logs, 3, on), 3, "and one on the node that joined");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_neq(on[i], other, "a task on the machine that is not a node");
+        for (int k = 0; k < i; k++)
+            cr_assert_neq(on[i], on[k], "two tasks on one machine");
+    }
+    local_invariants(l.st.s);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, failed_batch_task_is_retried_up_to_its_limit_and_its_job_fails)
+{
+    local_cell l;
+    local_open(&l);
+    local_machine(l.st.s, "r0", 1000, NULL);
+    cs_sched_opts o;
+    cs_sched *s = local_start(CS_SCHED_BATCH, "batch", &o, cs_port_local_table(l.port));
+    cs_id j = local_submit(l.st.s, "{\"name\": \"flaky\", \"count\": 1, \"max_retries\": 1,"
+                                   " \"cmd\": \"x\"}");
+    cs_id t = cs_task_id(j, 0);
+    cs_error err = {0};
+    for (uint32_t attempt = 1; attempt <= 2; attempt++) {
+        settle(s);
+        cs_task k = local_task(l.st.s, t);
+        cr_assert_eq(k.state, CS_TASK_ASSIGNED, "attempt %u", attempt);
+        cr_assert_eq(k.attempts, attempt);
+        cr_assert_eq(cs_op_task_status(l.st.s, t, attempt, CS_TASK_FAILED, 1, "exit 1", NULL, &err),
+                     CS_OK, "%s", err.msg);
+        cs_port_local_advance(l.port, INT64_C(1000000000));
+    }
+    /* A minute of upkeep later: no third placement (max_retries is 1), and
+     * the job has ended, failed. */
+    for (int i = 0; i < 60; i++) {
+        settle(s);
+        cs_port_local_advance(l.port, INT64_C(1000000000));
+    }
+    cs_task k = local_task(l.st.s, t);
+    cr_assert_eq(k.state, CS_TASK_FAILED);
+    cr_assert_eq(k.attempts, 2);
+    cs_snap *snap;
+    cs_arena a;
+    cs_arena_init(&a);
+    cr_assert_eq(cs_snap_open(l.st.s, &snap, &err), CS_OK, "%s", err.msg);
+    cs_job job;
+    cr_assert_eq(cs_snap_job(snap, j, &a, &job, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(job.state, CS_JOB_FAILED);
+    cr_assert_eq(job.ended, (uint64_t)VWALL_MS + 2000, "ended at the port's time");
+    cs_snap_close(snap);
+    cs_arena_free(&a);
     cs_sched_free(s);
     local_close(&l);
 }
