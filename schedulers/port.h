@@ -47,7 +47,8 @@
 struct cs_copy;
 
 typedef struct cs_sched_port {
-    void *ctx; /* the implementation's; passed back as each call's first argument */
+    void *ctx;         /* the implementation's; passed back as each call's first argument */
+    const char *where; /* the cell, in words, for the log: the server's URL, or "in process" */
 
     /* Omega's sync: bring copy `c` (borrowed) up to the cell's current
      * version, asking for the changes since cs_copy_version(c) in the form
@@ -88,7 +89,8 @@ typedef struct cs_sched_port {
 
 typedef struct cs_port_nng cs_port_nng;
 
-/* A port that talks to cellstated at `url` through a client of its own
+/* A port that talks to cellstated at `url` (borrowed: it names the cell in
+ * the loop's log for the port's life) through a client of its own
  * (cs_client_open: connects without blocking, calls time out after
  * `timeout_ms`). On success *out is the caller's: cs_port_nng_free. */
 int cs_port_nng_open(const char *url, uint32_t timeout_ms, cs_port_nng **out, cs_error *err);

@@ -168,6 +168,7 @@ int cs_port_local_new(cs_store *store, int64_t mono_ns, int64_t wall_ms, cs_port
     p->wall_ms = wall_ms;
     p->table = (cs_sched_port){
         .ctx = p,
+        .where = "a store in process",
         .sync = local_sync,
         .commit = local_commit,
         .note = local_note,

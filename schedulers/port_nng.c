@@ -169,7 +169,8 @@ static void nng_sleep(void *ctx, int64_t until)
 
 /* ---- setup ------------------------------------------------------------------------ */
 
-static int port_new(cs_client *client, bool owns, cs_port_nng **out, cs_error *err)
+static int port_new(cs_client *client, const char *url, bool owns, cs_port_nng **out,
+                    cs_error *err)
 {
     cs_port_nng *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -179,6 +180,7 @@ static int port_new(cs_client *client, bool owns, cs_port_nng **out, cs_error *e
     msgpack_sbuffer_init(&p->buf);
     p->table = (cs_sched_port){
         .ctx = p,
+        .where = url,
         .sync = nng_sync,
         .commit = nng_commit,
         .note = nng_note,
@@ -200,14 +202,14 @@ int cs_port_nng_open(const char *url, uint32_t timeout_ms, cs_port_nng **out, cs
     int rc = cs_client_open(url, timeout_ms, &client, err);
     if (rc != CS_OK)
         return rc;
-    if ((rc = port_new(client, true, out, err)) != CS_OK)
+    if ((rc = port_new(client, url, true, out, err)) != CS_OK)
         cs_client_close(client);
     return rc;
 }
 
 int cs_port_nng_over(cs_client *client, cs_port_nng **out, cs_error *err)
 {
-    return port_new(client, false, out, err);
+    return port_new(client, "cellstated", false, out, err);
 }
 
 void cs_port_nng_free(cs_port_nng *p)

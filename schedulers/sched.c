@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -1065,7 +1064,7 @@ int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool 
 int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err)
 {
     logf_(s, "scheduling %s jobs from %s (%s, %s)", s->o->kind == CS_SCHED_BATCH ? "batch" : "service",
-          s->o->server, cs_conflict_mode_name(s->o->conflict), cs_commit_mode_name(s->o->commit));
+          s->port->where, cs_conflict_mode_name(s->o->conflict), cs_commit_mode_name(s->o->commit));
     int64_t idle_ns = (int64_t)s->o->idle_ms * 1000000;
     while (!*stop) {
         bool synced, progress;

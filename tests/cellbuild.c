@@ -582,8 +582,18 @@ void tb_port_wrap(tb_port *w, const cs_sched_port *base,
                   void *user)
 {
     *w = (tb_port){.base = base, .commit = commit, .user = user};
-    w->table = (cs_sched_port){.ctx = w,          .sync = wrap_sync,     .commit = wrap_commit,
-                               .note = wrap_note, .scale = wrap_scale,   .surge = wrap_surge,
-                               .job_end = wrap_end, .report = wrap_report, .now = wrap_now,
-                               .wall = wrap_wall, .sleep = wrap_sleep};
+    w->table = (cs_sched_port){
+        .ctx = w,
+        .where = base->where,
+        .sync = wrap_sync,
+        .commit = wrap_commit,
+        .note = wrap_note,
+        .scale = wrap_scale,
+        .surge = wrap_surge,
+        .job_end = wrap_end,
+        .report = wrap_report,
+        .now = wrap_now,
+        .wall = wrap_wall,
+        .sleep = wrap_sleep,
+    };
 }
