@@ -5,16 +5,18 @@
  * in this process with a virtual clock: no cellstated, no processes, no
  * sleeps, every run the same. Races between schedulers happen where the
  * test puts them (a port that runs the other scheduler before a commit),
- * and waits (back-off, parking) pass by moving the clock: gang jobs,
- * preemption, lost machines, global jobs, batch retries and job ends,
- * notes and reports.
+ * and waits (back-off, parking, tolerationSeconds) pass by moving the
+ * clock: gang jobs, preemption, lost machines, global jobs, batch retries
+ * and job ends, small jobs sharing a transaction, NoExecute taints, notes
+ * and reports.
  *
  * sched: end to end, the real cell-batch and cell-service processes
  * against a real cellstated on 127.0.0.1 (tests/support.h). Machines are
  * registered through the client, as an agent would, and never run
  * anything: two batch schedulers and a service scheduler racing on one
  * cell without overcommitting it, every constraint kind, killed agents,
- * policies, taints and bad flags. The agents' side is test_agent.c's.
+ * policies, a NoSchedule taint as get.machines shows it, --once and bad
+ * flags. The agents' side is test_agent.c's.
  */
 #include <criterion/criterion.h>
 
@@ -819,37 +821,6 @@ Test(sched, tainted_machine_gets_no_untolerating_task, .timeout = 120, .fini = c
     check_no_overcommit();
 }
 
-/* A machine that gets a NoExecute taint loses the tasks that do not
- * tolerate it (placed again elsewhere), keeps those that tolerate it for
- * ever, and loses those that tolerate it for tolerationSeconds once that
- * has passed. */
-Test(sched, no_execute_taint_evicts_what_does_not_tolerate_it, .timeout = 120, .fini = cleanup)
-{
-    cell();
-    machine("n0", 8000, 8192, "up", NULL);
-    start("cell-service", "service", NULL);
-    cs_id plain = submit("{\"name\": \"plain\", \"kind\": \"service\", \"count\": 2,"
-                         " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64}}");
-    cs_id stay = submit("{\"name\": \"stay\", \"kind\": \"service\", \"count\": 2,"
-                        " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64},"
-                        " \"tolerations\": [{\"key\": \"maintenance\", \"operator\": \"Exists\","
-                        " \"effect\": \"NoExecute\"}]}");
-    cs_id brief = submit("{\"name\": \"brief\", \"kind\": \"service\", \"count\": 2,"
-                         " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64},"
-                         " \"tolerations\": [{\"key\": \"maintenance\", \"operator\": \"Exists\","
-                         " \"effect\": \"NoExecute\", \"tolerationSeconds\": 1}]}");
-    cr_assert(wait_placed(plain, 2, NULL));
-    cr_assert(wait_placed(stay, 2, NULL));
-    cr_assert(wait_placed(brief, 2, NULL));
-    machine("n1", 8000, 8192, "up", NULL);
-    tainted_machine("n0", 8000, 8192, "maintenance", "", "NoExecute");
-    cr_assert(wait_job(plain, 2, NULL, "n0"), "plain left n0 and runs on n1");
-    /* The pass that moved plain looked at stay too. */
-    cr_assert_eq(now_on(stay, "n0"), 2, "tolerated without a limit: stays");
-    cr_assert(wait_job(brief, 2, NULL, "n0"), "tolerated for 1 s: leaves after it");
-    check_no_overcommit();
-}
-
 /* A Policy file that names Kubernetes' image and cloud-volume functions
  * runs, and says once what it ignores: on stderr and in `stats`. */
 Test(sched, ignored_policy_names_are_warned_on_stderr_and_in_stats, .timeout = 120,
@@ -964,45 +935,6 @@ Test(sched, once_places_what_is_pending_and_exits, .timeout = 120, .fini = clean
     view_free(&v);
 }
 
-Test(sched, small_jobs_share_one_transaction_and_each_keeps_its_note, .timeout = 120,
-     .fini = cleanup)
-{
-    cell();
-    machine("s0", 4000, 4096, "up", NULL);
-    machine("s1", 4000, 4096, "up", NULL);
-    cs_id small[3];
-    for (int i = 0; i < 3; i++) {
-        char json[128];
-        snprintf(json, sizeof json,
-                 "{\"name\": \"small%d\", \"count\": 4, \"cmd\": \"x\", \"resources\": {\"cpu\": 0.5}}",
-                 i);
-        small[i] = submit(json);
-    }
-    /* Between them, one that fits nowhere: the batch places the others and
-     * says why this one waits. */
-    cs_id huge = submit("{\"name\": \"huge\", \"count\": 2, \"cmd\": \"x\","
-                        " \"resources\": {\"cpu\": 64}}");
-    char *log;
-    int st = run_to_exit("cell-batch", &log,
-                         (const char *const[]){"--server", the_daemon.url, "--once", "--verbose",
-                                               NULL});
-    cr_assert_eq(st, 0, "exit 0: %s", log);
-    /* One commit for the four jobs (12 claims), not one per job. */
-    cr_assert(strstr(log, "4 jobs: 12 claims, 12 committed, 0 conflicted") != NULL, "%s", log);
-    free(log);
-    view v;
-    for (int i = 0; i < 3; i++) {
-        look(small[i], &v);
-        cr_assert_eq(count_placed(&v), 4, "small%d", i);
-        cr_assert_str_eq(v.job.note, "", "small%d has no note", i);
-        view_free(&v);
-    }
-    look(huge, &v);
-    cr_assert_eq(count_placed(&v), 0);
-    cr_assert(strstr(v.job.note, "cpu") != NULL, "huge says why: '%s'", v.job.note);
-    view_free(&v);
-    check_no_overcommit();
-}
 
 /* ---- the loop on the local port ------------------------------------------------
  *
@@ -1480,6 +1412,110 @@ Test(sched_local, failed_batch_task_is_retried_up_to_its_limit_and_its_job_fails
     cr_assert_eq(job.ended, (uint64_t)VWALL_MS + 2000, "ended at the port's time");
     cs_snap_close(snap);
     cs_arena_free(&a);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, small_jobs_share_one_transaction_and_each_keeps_its_note)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "s", 2, 4000);
+    cs_id small[3];
+    for (int i = 0; i < 3; i++) {
+        char json[128];
+        snprintf(json, sizeof json,
+                 "{\"name\": \"small%d\", \"count\": 4, \"cmd\": \"x\", \"resources\": {\"cpu\": 0.5}}",
+                 i);
+        small[i] = local_submit(l.st.s, json);
+    }
+    /* Between them, one that fits nowhere: the batch places the others and
+     * says why this one waits. */
+    cs_id huge = local_submit(l.st.s, "{\"name\": \"huge\", \"count\": 2, \"cmd\": \"x\","
+                                      " \"resources\": {\"cpu\": 64}}");
+    cs_sched_opts o;
+    cs_sched *s = local_start(CS_SCHED_BATCH, "batch", &o, cs_port_local_table(l.port));
+    settle(s);
+    /* One commit for the four jobs (12 claims), not one per job. */
+    cs_port_local_counts k;
+    cs_port_local_counts_get(l.port, &k);
+    cr_assert_eq(k.commits, 1);
+    cr_assert_eq(k.claims, 12);
+    cr_assert_eq(k.committed, 12);
+    char note[CS_NOTE_MAX + 1];
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(local_placed(l.st.s, small[i], 4, NULL), 4, "small%d", i);
+        local_note(l.st.s, small[i], note, sizeof note);
+        cr_assert_str_empty(note, "small%d has no note", i);
+    }
+    cr_assert_eq(local_placed(l.st.s, huge, 2, NULL), 0);
+    local_note(l.st.s, huge, note, sizeof note);
+    cr_assert(strstr(note, "cpu") != NULL, "huge says why: '%s'", note);
+    local_invariants(l.st.s);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+/* How many of the first n tasks of `job` are placed on `machine`. */
+static uint32_t local_on(cs_store *st, cs_id job, uint32_t n, cs_id machine)
+{
+    cs_id on[8];
+    uint32_t placed = local_placed(st, job, n, on), k = 0;
+    for (uint32_t i = 0; i < placed; i++)
+        k += on[i] == machine;
+    return k;
+}
+
+/* A machine that gets a NoExecute taint loses the tasks that do not
+ * tolerate it (placed again elsewhere), keeps those that tolerate it for
+ * ever, and loses those that tolerate it for tolerationSeconds once that
+ * has passed — on the port's clock. */
+Test(sched_local, no_execute_taint_evicts_what_does_not_tolerate_it)
+{
+    local_cell l;
+    local_open(&l);
+    cs_id n0 = local_machine(l.st.s, "n0", 8000, NULL);
+    cs_sched_opts o;
+    cs_sched *s = local_start(CS_SCHED_SERVICE, "service", &o, cs_port_local_table(l.port));
+    cs_id plain = local_submit(l.st.s, "{\"name\": \"plain\", \"kind\": \"service\", \"count\": 2,"
+                                       " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64}}");
+    cs_id stay = local_submit(l.st.s, "{\"name\": \"stay\", \"kind\": \"service\", \"count\": 2,"
+                                      " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64},"
+                                      " \"tolerations\": [{\"key\": \"maintenance\","
+                                      " \"operator\": \"Exists\", \"effect\": \"NoExecute\"}]}");
+    cs_id brief = local_submit(l.st.s, "{\"name\": \"brief\", \"kind\": \"service\", \"count\": 2,"
+                                       " \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1, \"mem\": 64},"
+                                       " \"tolerations\": [{\"key\": \"maintenance\","
+                                       " \"operator\": \"Exists\", \"effect\": \"NoExecute\","
+                                       " \"tolerationSeconds\": 1}]}");
+    settle(s);
+    cr_assert_eq(local_on(l.st.s, plain, 2, n0), 2);
+    cr_assert_eq(local_on(l.st.s, stay, 2, n0), 2);
+    cr_assert_eq(local_on(l.st.s, brief, 2, n0), 2);
+
+    local_machine(l.st.s, "n1", 8000, NULL);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_machine m;
+    ts_get_machine(l.st.s, n0, &a, &m);
+    cs_taint taint = {"maintenance", "", CS_TAINT_NO_EXECUTE};
+    m.taints = &taint;
+    m.ntaints = 1;
+    cs_error err = {0};
+    cr_assert_eq(cs_op_machine_put(l.st.s, &m, NULL, NULL, &err), CS_OK, "%s", err.msg);
+    cs_arena_free(&a);
+    cs_port_local_advance(l.port, INT64_C(100000000));
+    settle(s);
+    cr_assert_eq(local_on(l.st.s, plain, 2, n0), 0, "plain left n0");
+    cr_assert_eq(local_placed(l.st.s, plain, 2, NULL), 2, "and runs on n1");
+    cr_assert_eq(local_on(l.st.s, stay, 2, n0), 2, "tolerated without a limit: stays");
+    cr_assert_eq(local_on(l.st.s, brief, 2, n0), 2, "tolerated for 1 s: not yet");
+    cs_port_local_advance(l.port, INT64_C(1100000000));
+    settle(s);
+    cr_assert_eq(local_on(l.st.s, brief, 2, n0), 0, "tolerated for 1 s: leaves after it");
+    cr_assert_eq(local_placed(l.st.s, brief, 2, NULL), 2);
+    cr_assert_eq(local_on(l.st.s, stay, 2, n0), 2);
+    local_invariants(l.st.s);
     cs_sched_free(s);
     local_close(&l);
 }
