@@ -243,7 +243,7 @@ void cs_sched_free(cs_sched *s)
 
 const cs_sched_opts *cs_sched_options(const cs_sched *s) { return s->o; }
 
-/* ---- talking to the server ------------------------------------------------------- */
+/* ---- talking to the cell (through the port) --------------------------------------- */
 
 static int sync_copy(cs_sched *s, cs_error *err)
 {
