@@ -130,7 +130,6 @@ struct cs_copy {
     uint32_t nundo, capundo;
     cs_arena scratch; /* one record's decoding at a time */
     msgpack_zone zone; /* one machine or job map of a compact reply at a time */
-    msgpack_sbuffer req; /* the sync request */
     bool omit_running;   /* syncs ask to leave out tasks that only started */
 };
 
@@ -148,12 +147,10 @@ int cs_copy_new(cs_copy **out, cs_error *err)
     cs_u32map_init(&c->active);
     cs_arena_init(&c->scratch);
     msgpack_zone_init(&c->zone, 4096);
-    msgpack_sbuffer_init(&c->req);
     c->capattrpool = 64;
     c->attrpool = calloc(c->capattrpool, sizeof *c->attrpool);
     if (c->attrpool == NULL) {
         msgpack_zone_destroy(&c->zone);
-        msgpack_sbuffer_destroy(&c->req);
         free(c);
         return nomem(err);
     }
@@ -207,7 +204,6 @@ void cs_copy_free(cs_copy *c)
     cs_strtab_free(&c->strs);
     cs_arena_free(&c->scratch);
     msgpack_zone_destroy(&c->zone);
-    msgpack_sbuffer_destroy(&c->req);
     free(c);
 }
 
@@ -1035,27 +1031,16 @@ fail:
     return rc;
 }
 
-int cs_copy_sync(cs_copy *c, cs_client *client, cs_error *err)
+int cs_copy_sync(cs_copy *c, const cs_sched_port *port, cs_error *err)
 {
     cs_copy_rollback(c);
-    c->req.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &c->req, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, c->omit_running ? 3 : 2) != 0 ||
-        cs_pack_kv_u64(&pk, "since", c->version) != CS_OK ||
-        cs_pack_kv_str(&pk, "form", "compact") != CS_OK ||
-        (c->omit_running && cs_pack_kv_str(&pk, "omit", "running") != CS_OK))
-        return nomem(err);
-    const void *body;
-    size_t len;
-    int rc = cs_client_call_raw(client, CS_MSG_SYNC, c->req.data, c->req.size, &body, &len, err);
-    if (rc != CS_OK) {
-        cs_error_wrap(err, rc, "sync");
+    int rc = port->sync(port->ctx, c, err);
+    if (rc != CS_OK)
         c->version = 0;
-        return rc;
-    }
-    return cs_copy_apply_bytes(c, body, len, err);
+    return rc;
 }
+
+bool cs_copy_omits_running(const cs_copy *c) { return c->omit_running; }
 
 /* ---- tentative changes -------------------------------------------------------------- */
 

@@ -45,11 +45,11 @@
 #include <msgpack.h>
 
 #include "cellstate/arena.h"
-#include "proto/client.h"
 #include "cellstate/error.h"
 #include "cellstate/jobopts.h"
 #include "cellstate/record.h"
 #include "schedulers/constraint.h"
+#include "schedulers/port.h"
 #include "schedulers/strtab.h"
 
 typedef struct cs_copy cs_copy;
@@ -117,13 +117,15 @@ typedef struct cs_cjob {
 int cs_copy_new(cs_copy **out, cs_error *err);
 void cs_copy_free(cs_copy *c);
 
-/* Omega's sync: roll back every tentative change, send `sync` with the
- * copy's version and the compact form through `client` (borrowed; one call)
- * and apply the reply with cs_copy_apply_bytes. On failure the copy is left consistent but possibly
- * behind or partly updated, and its version is reset to 0 so that the next
- * sync fetches everything. Errors: those of cs_client_call (CS_EIO on a
- * timeout, the server's code on an error reply) and of cs_copy_apply. */
-int cs_copy_sync(cs_copy *c, cs_client *client, cs_error *err);
+/* Omega's sync: roll back every tentative change and bring the copy up to
+ * the cell's version through `port` (borrowed; one call of its `sync`:
+ * over nng a `sync` request with the copy's version and the compact form,
+ * whose reply cs_copy_apply_bytes applies). On failure the copy is left
+ * consistent but possibly behind or partly updated, and its version is
+ * reset to 0 so that the next sync fetches everything. Errors: the port's
+ * (CS_EIO on a timeout, the server's code on an error reply) and those of
+ * cs_copy_apply. */
+int cs_copy_sync(cs_copy *c, const cs_sched_port *port, cs_error *err);
 
 /* Apply one `sync` reply body: {"version", "full", "machines", "jobs",
  * "tasks"}. Tentative changes are rolled back first. full = true replaces
@@ -151,6 +153,8 @@ int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err)
  * scheduler that treats the two alike (cell-batch): at scale every task
  * starts once, so its syncs read half the tasks. Off by default. */
 void cs_copy_omit_running(cs_copy *c, bool omit);
+/* Whether it does (what a port's sync asks for). */
+bool cs_copy_omits_running(const cs_copy *c);
 
 /* The top-level fields of a `sync` reply body, found in place: what
  * cs_copy_apply_bytes starts with, public for other readers of sync

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -61,7 +60,7 @@ typedef struct batched {
 struct cs_sched {
     const cs_sched_opts *o;
     const cs_sched_hooks *hooks;
-    cs_client *client;
+    const cs_sched_port *port;
     cs_copy *copy;
     cs_placer *placer;
     cs_metrics metrics;
@@ -93,26 +92,16 @@ struct cs_sched {
 
 /* ---- time ---------------------------------------------------------------- */
 
-int64_t cs_sched_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+/* The port's clocks (port.h): the host's for the daemons, a virtual one
+ * in process. */
+static int64_t mono_ns(const cs_sched *s) { return s->port->now(s->port->ctx); }
+static int64_t wall_ms(const cs_sched *s) { return s->port->wall(s->port->ctx); }
 
-int64_t cs_sched_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ns(int64_t ns)
+static void sleep_ns(cs_sched *s, int64_t ns)
 {
     if (ns <= 0)
         return;
-    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    nanosleep(&ts, NULL); /* a signal ends it early: the loop looks at its stop flag */
+    s->port->sleep(s->port->ctx, mono_ns(s) + ns);
 }
 
 /* ---- logging --------------------------------------------------------------- */
@@ -132,7 +121,7 @@ static void logf_(cs_sched *s, const char *fmt, ...)
  * and the same one again at most every 10 s. */
 static void log_error(cs_sched *s, const char *what, const cs_error *err)
 {
-    int64_t now = cs_sched_mono_ns();
+    int64_t now = mono_ns(s);
     if (strcmp(err->msg, s->last_error) == 0 && now - s->last_error_ns < 10 * 1000000000LL)
         return;
     snprintf(s->last_error, sizeof s->last_error, "%s", err->msg);
@@ -182,8 +171,8 @@ static job_state *job_get(job_map *m, cs_id id)
 
 /* ---- setup --------------------------------------------------------------------- */
 
-int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched **out,
-                 cs_error *err)
+int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, const cs_sched_port *port,
+                 cs_sched **out, cs_error *err)
 {
     int rc = CS_ENOMEM;
     cs_sched *s = calloc(1, sizeof *s);
@@ -191,8 +180,9 @@ int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched *
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     s->o = o;
     s->hooks = hooks;
+    s->port = port;
     s->prog = o->kind == CS_SCHED_BATCH ? "cell-batch" : "cell-service";
-    cs_metrics_init(&s->metrics, cs_sched_mono_ns());
+    cs_metrics_init(&s->metrics, mono_ns(s));
     msgpack_sbuffer_init(&s->buf);
     cs_txn_result_init(&s->res);
     /* The store's idempotency key is (sched, req): the scheduler id comes
@@ -200,7 +190,7 @@ int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched *
      * restarted scheduler never reuses one (a reused one would be answered
      * with the old result). */
     s->sched_id = XXH3_64bits(o->name, strlen(o->name)) | 1;
-    s->next_req = (uint64_t)cs_sched_wall_ms() << 16;
+    s->next_req = (uint64_t)wall_ms(s) << 16;
     cs_txn_init(&s->txn, s->sched_id, 0, 0, o->conflict, o->commit);
 
     cs_policy policy;
@@ -223,8 +213,6 @@ int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched *
     if ((rc = cs_copy_new(&s->copy, err)) != CS_OK)
         goto fail;
     cs_copy_omit_running(s->copy, hooks->omit_running);
-    if ((rc = cs_client_open(o->server, o->timeout_ms, &s->client, err)) != CS_OK)
-        goto fail;
     *out = s;
     return CS_OK;
 fail:
@@ -236,8 +224,6 @@ void cs_sched_free(cs_sched *s)
 {
     if (s == NULL)
         return;
-    if (s->client)
-        cs_client_close(s->client);
     cs_copy_free(s->copy);
     cs_placer_free(s->placer);
     cs_metrics_free(&s->metrics);
@@ -256,14 +242,12 @@ void cs_sched_free(cs_sched *s)
 }
 
 const cs_sched_opts *cs_sched_options(const cs_sched *s) { return s->o; }
-cs_copy *cs_sched_copy(cs_sched *s) { return s->copy; }
-cs_metrics *cs_sched_metrics(cs_sched *s) { return &s->metrics; }
 
-/* ---- talking to the server ------------------------------------------------------- */
+/* ---- talking to the cell (through the port) --------------------------------------- */
 
 static int sync_copy(cs_sched *s, cs_error *err)
 {
-    int rc = cs_copy_sync(s->copy, s->client, err);
+    int rc = cs_copy_sync(s->copy, s->port, err);
     if (rc != CS_OK && rc != CS_ENOMEM)
         log_error(s, "sync", err);
     return rc;
@@ -272,77 +256,26 @@ static int sync_copy(cs_sched *s, cs_error *err)
 /* Commit s->txn; the outcome lands in s->res. */
 static int commit_txn(cs_sched *s, cs_error *err)
 {
-    s->buf.size = 0;
-    if (cs_txn_encode(&s->txn, &s->buf) != CS_OK)
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    cs_msg r;
-    int rc = cs_client_callb(s->client, CS_MSG_COMMIT, &s->buf, &r, err);
-    if (rc != CS_OK) {
+    int rc = s->port->commit(s->port->ctx, &s->txn, &s->res, err);
+    if (rc != CS_OK && rc != CS_ENOMEM)
         log_error(s, "commit", err);
-        return rc;
-    }
-    /* The reply is a map; its arrays carry one outcome per item. */
-    cs_txn_result_free(&s->res);
-    cs_txn_result_init(&s->res);
-    if ((rc = cs_txn_result_prepare(&s->res, &s->txn)) != CS_OK)
-        return cs_errorf(err, rc, "out of memory");
-    static const char *const lists[3] = {"claims", "releases", "preempts"};
-    uint8_t *outs[3] = {s->res.claims, s->res.releases, s->res.preempts};
-    uint32_t want[3] = {s->txn.nclaims, s->txn.nreleases, s->txn.npreempts};
-    for (int k = 0; k < 3; k++) {
-        const msgpack_object *a = cs_obj_get(&r.body, lists[k]);
-        if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != want[k])
-            return cs_errorf(err, CS_EPROTO, "commit reply: '%s' is not %" PRIu32 " outcomes",
-                             lists[k], want[k]);
-        for (uint32_t i = 0; i < want[k]; i++) {
-            const msgpack_object *v = &a->via.array.ptr[i];
-            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 >= CS_OUTCOME_COUNT)
-                return cs_errorf(err, CS_EPROTO, "commit reply: %s[%" PRIu32 "] is not an outcome",
-                                 lists[k], i);
-            outs[k][i] = (uint8_t)v->via.u64;
-        }
-    }
-    uint64_t u;
-    if (cs_obj_u64(&r.body, "version", true, UINT64_MAX, &u, err) != CS_OK)
-        return cs_error_wrap(err, CS_EPROTO, "commit reply");
-    s->res.version = u;
-    for (uint32_t i = 0; i < s->txn.nclaims; i++) {
-        if (s->res.claims[i] == CS_COMMITTED)
-            s->res.committed++;
-        else if (s->res.claims[i] != CS_ABORTED_GANG)
-            s->res.conflicts++;
-    }
-    return CS_OK;
+    return rc;
 }
 
 static int set_note(cs_sched *s, const cs_cjob *j, const char *note, cs_error *err)
 {
     if (strcmp(j->job.note ? j->job.note : "", note) == 0)
         return CS_OK; /* the cell already says so: write nothing */
-    s->buf.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "job", j->job.id) ||
-        cs_pack_kv_str(&pk, "note", note))
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    cs_msg r;
-    int rc = cs_client_callb(s->client, CS_MSG_JOB_NOTE, &s->buf, &r, err);
-    if (rc != CS_OK)
+    int rc = s->port->note(s->port->ctx, j->job.id, note, err);
+    if (rc != CS_OK && rc != CS_ENOMEM)
         log_error(s, "job.note", err);
     return rc == CS_ENOMEM ? rc : CS_OK;
 }
 
 static int scale_job(cs_sched *s, cs_id job, uint32_t count, cs_error *err)
 {
-    s->buf.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "count", count) ||
-        cs_pack_kv_u64(&pk, "job", job))
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    cs_msg r;
-    int rc = cs_client_callb(s->client, CS_MSG_JOB_SCALE, &s->buf, &r, err);
-    if (rc != CS_OK)
+    int rc = s->port->scale(s->port->ctx, job, count, err);
+    if (rc != CS_OK && rc != CS_ENOMEM)
         log_error(s, "job.scale", err);
     return rc == CS_ENOMEM ? rc : CS_OK;
 }
@@ -374,9 +307,8 @@ static void report(cs_sched *s, int64_t now)
         msgpack_pack_str(&pk, 7) || msgpack_pack_str_body(&pk, "metrics", 7) ||
         cs_metrics_pack(&v, pending_total(s), &pk) != CS_OK)
         return;
-    cs_msg r;
     cs_error err = {0};
-    if (cs_client_callb(s->client, CS_MSG_SCHED_REPORT, &s->buf, &r, &err) != CS_OK)
+    if (s->port->report(s->port->ctx, s->buf.data, s->buf.size, &err) != CS_OK)
         log_error(s, "sched.report", &err);
 }
 
@@ -479,11 +411,11 @@ static int finish_job(cs_sched *s, cs_id id, job_state *st, bool conflicted,
     const cs_cjob *j = cs_copy_job(s->copy, id);
     if (j == NULL)
         return CS_OK;
-    int64_t now = cs_sched_mono_ns();
+    int64_t now = mono_ns(s);
     if (j->npending == 0) {
         if (!st->placed) {
             st->placed = true;
-            int64_t waited = cs_sched_wall_ms() - (int64_t)j->job.submitted;
+            int64_t waited = wall_ms(s) - (int64_t)j->job.submitted;
             if (j->job.submitted &&
                 cs_metrics_wait_placed(&s->metrics, waited > 0 ? (uint64_t)waited : 0))
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -518,7 +450,7 @@ static int start_attempt(cs_sched *s, const cs_cjob *j, job_state *st, cs_error 
 {
     if (!st->waited) {
         st->waited = true;
-        int64_t waited = cs_sched_wall_ms() - (int64_t)j->job.submitted;
+        int64_t waited = wall_ms(s) - (int64_t)j->job.submitted;
         if (j->job.submitted && cs_metrics_wait_first(&s->metrics, waited > 0 ? (uint64_t)waited : 0))
             return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
@@ -531,7 +463,7 @@ static int start_attempt(cs_sched *s, const cs_cjob *j, job_state *st, cs_error 
  * anything committed. */
 static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
 {
-    int64_t now = cs_sched_mono_ns();
+    int64_t now = mono_ns(s);
     const cs_cjob *j = cs_copy_job(s->copy, id);
     if (j == NULL || j->job.state != CS_JOB_ACTIVE || (j->npending == 0 && !j->opts.global))
         return CS_OK;
@@ -582,8 +514,8 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
     }
     /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
     double t = s->o->t_job_s + s->o->t_task_s * (double)n;
-    sleep_ns((int64_t)(t * 1e9));
-    cs_metrics_decided(&s->metrics, cs_sched_mono_ns() - now);
+    sleep_ns(s, (int64_t)(t * 1e9));
+    cs_metrics_decided(&s->metrics, mono_ns(s) - now);
 
     bool conflicted = false;
     if (s->txn.nclaims > 0) {
@@ -648,7 +580,7 @@ static int push_batched(cs_sched *s, const batched *b)
  * one is not batchable (place_one places it). */
 static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, cs_error *err)
 {
-    int64_t start = cs_sched_mono_ns();
+    int64_t start = mono_ns(s);
     int rc;
     cs_txn_reset(&s->txn, s->next_req, cs_copy_version(s->copy));
     s->txn.conflict = s->o->conflict;
@@ -671,7 +603,7 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
         n = cs_copy_pending(s->copy, id, s->ids, n);
         if ((rc = start_attempt(s, j, st, err)) != CS_OK)
             return rc;
-        int64_t decide = cs_sched_mono_ns();
+        int64_t decide = mono_ns(s);
         batched b = {.id = id, .first = s->txn.nclaims};
         if ((rc = cs_place_job(s->placer, s->copy, id, s->ids, n, NULL, &s->txn, &b.rep, err)) !=
             CS_OK) {
@@ -683,8 +615,8 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
         }
         /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
         double t = s->o->t_job_s + s->o->t_task_s * (double)n;
-        sleep_ns((int64_t)(t * 1e9));
-        cs_metrics_decided(&s->metrics, cs_sched_mono_ns() - decide);
+        sleep_ns(s, (int64_t)(t * 1e9));
+        cs_metrics_decided(&s->metrics, mono_ns(s) - decide);
         b.n = s->txn.nclaims - b.first;
         if (push_batched(s, &b) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -763,13 +695,7 @@ static int end_jobs(cs_sched *s, bool *progress, cs_error *err)
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
         if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j) || !job_over(s, j))
             continue;
-        s->buf.size = 0;
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
-        if (msgpack_pack_map(&pk, 1) || cs_pack_kv_u64(&pk, "job", j->job.id))
-            return cs_errorf(err, CS_ENOMEM, "out of memory");
-        cs_msg r;
-        int rc = cs_client_callb(s->client, CS_MSG_JOB_END, &s->buf, &r, err);
+        int rc = s->port->job_end(s->port->ctx, j->job.id, err);
         if (rc == CS_ENOMEM)
             return rc;
         if (rc != CS_OK)
@@ -817,7 +743,7 @@ static int backoff_note(cs_sched *s, const cs_cjob *j, const waiting *w, int64_t
                         cs_error *err)
 {
     char note[CS_NOTE_MAX + 1];
-    cs_backoff_note((uint64_t)(cs_sched_wall_ms() + (w->not_before - now)), w->index, w->ends,
+    cs_backoff_note((uint64_t)(wall_ms(s) + (w->not_before - now)), w->index, w->ends,
                     note, sizeof note);
     return set_note(s, j, note, err);
 }
@@ -888,7 +814,7 @@ static void linger_sweep(cs_sched *s)
  * are over end. */
 static int tend(cs_sched *s, bool *progress, cs_error *err)
 {
-    int64_t now_ns = cs_sched_mono_ns(), now = now_ns / 1000000;
+    int64_t now_ns = mono_ns(s), now = now_ns / 1000000;
     cs_txn_reset(&s->txn, s->next_req, cs_copy_version(s->copy));
     s->txn.conflict = s->o->conflict;
     s->txn.commit = CS_COMMIT_INCREMENTAL;
@@ -951,7 +877,7 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
 static int restart(cs_sched *s, const cs_cjob *j, const cs_rollout_step *st, bool *moved,
                    cs_error *err)
 {
-    int64_t start = cs_sched_mono_ns();
+    int64_t start = mono_ns(s);
     cs_id id = j->job.id;
     bool gang = j->opts.gang || s->o->commit == CS_COMMIT_GANG;
     int rc = ensure_ids(s, st->nrestart);
@@ -980,9 +906,9 @@ static int restart(cs_sched *s, const cs_cjob *j, const cs_rollout_step *st, boo
         if (rc != CS_OK) /* the releases go alone; place_one says why the rest waits */
             log_error(s, "placement", err);
         double t = s->o->t_job_s + s->o->t_task_s * (double)st->nrestart;
-        sleep_ns((int64_t)(t * 1e9));
+        sleep_ns(s, (int64_t)(t * 1e9));
     }
-    cs_metrics_decided(&s->metrics, cs_sched_mono_ns() - start);
+    cs_metrics_decided(&s->metrics, mono_ns(s) - start);
     if ((rc = commit_txn(s, err)) != CS_OK)
         return rc == CS_ENOMEM ? rc : CS_OK;
     if (s->txn.nclaims > 0)
@@ -1036,7 +962,7 @@ static int roll(cs_sched *s, bool *progress, cs_error *err)
             if (s->o->verbose)
                 log_step(s, j, st);
             if (st->surge != j->job.surge) {
-                rc = cs_client_job_surge(s->client, id, st->surge, NULL, err);
+                rc = s->port->surge(s->port->ctx, id, st->surge, err);
                 if (rc == CS_ENOMEM)
                     return rc;
                 if (rc != CS_OK)
@@ -1095,53 +1021,67 @@ static int collect(cs_sched *s, int64_t now, cs_error *err)
     return CS_OK;
 }
 
+int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool *progress,
+                   cs_error *err)
+{
+    int64_t idle_ns = (int64_t)s->o->idle_ms * 1000000;
+    int64_t now = mono_ns(s);
+    *progress = false;
+    int rc = sync_copy(s, err);
+    *synced = rc == CS_OK;
+    if (rc == CS_ENOMEM)
+        return rc;
+    if (rc != CS_OK) {
+        report(s, now);
+        sleep_ns(s, idle_ns * 4);
+        return CS_OK;
+    }
+    if (now >= s->next_tend_ns) {
+        /* Upkeep walks every owned task: often enough to restart work
+         * promptly, not on every round of a busy scheduler. */
+        s->next_tend_ns = now + idle_ns * 4;
+        if ((rc = tend(s, progress, err)) != CS_OK || (rc = roll(s, progress, err)) != CS_OK)
+            return rc;
+    }
+    if ((rc = collect(s, now, err)) != CS_OK)
+        return rc;
+    size_t ncands = s->ncands;
+    for (size_t i = 0; i < ncands && !*stop;) {
+        size_t next;
+        if ((rc = place_batch(s, i, &next, progress, err)) != CS_OK)
+            return rc;
+        if (next == i) {
+            if ((rc = place_one(s, s->cands[i].id, progress, err)) != CS_OK)
+                return rc;
+            next = i + 1;
+        }
+        i = next;
+    }
+    report(s, mono_ns(s));
+    return CS_OK;
+}
+
 int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err)
 {
     logf_(s, "scheduling %s jobs from %s (%s, %s)", s->o->kind == CS_SCHED_BATCH ? "batch" : "service",
-          s->o->server, cs_conflict_mode_name(s->o->conflict), cs_commit_mode_name(s->o->commit));
+          s->port->where, cs_conflict_mode_name(s->o->conflict), cs_commit_mode_name(s->o->commit));
     int64_t idle_ns = (int64_t)s->o->idle_ms * 1000000;
     while (!*stop) {
-        int64_t now = cs_sched_mono_ns();
-        int rc = sync_copy(s, err);
-        if (rc == CS_ENOMEM)
+        bool synced, progress;
+        int rc = cs_sched_round(s, stop, &synced, &progress, err);
+        if (rc != CS_OK)
             return rc;
-        if (rc != CS_OK) {
-            report(s, now);
-            sleep_ns(idle_ns * 4);
-            continue;
-        }
-        bool progress = false;
-        if (now >= s->next_tend_ns) {
-            /* Upkeep walks every owned task: often enough to restart work
-             * promptly, not on every round of a busy scheduler. */
-            s->next_tend_ns = now + idle_ns * 4;
-            if ((rc = tend(s, &progress, err)) != CS_OK || (rc = roll(s, &progress, err)) != CS_OK)
-                return rc;
-        }
-        if ((rc = collect(s, now, err)) != CS_OK)
-            return rc;
-        size_t ncands = s->ncands;
-        for (size_t i = 0; i < ncands && !*stop;) {
-            size_t next;
-            if ((rc = place_batch(s, i, &next, &progress, err)) != CS_OK)
-                return rc;
-            if (next == i) {
-                if ((rc = place_one(s, s->cands[i].id, &progress, err)) != CS_OK)
-                    return rc;
-                next = i + 1;
-            }
-            i = next;
-        }
-        report(s, cs_sched_mono_ns());
+        if (!synced)
+            continue; /* the round waited; the server may come back */
         if (s->o->once && !progress)
             break;
         /* Nothing committed: nothing to do, or only conflicts (retried
          * after a pause, which also lets the other schedulers through). */
         if (!progress)
-            sleep_ns(idle_ns);
+            sleep_ns(s, idle_ns);
     }
     s->next_report_ns = 0;
-    report(s, cs_sched_mono_ns());
+    report(s, mono_ns(s));
     return CS_OK;
 }
 
@@ -1166,14 +1106,21 @@ int cs_sched_main(cs_sched_kind kind, int argc, char **argv, const cs_sched_hook
         cs_sched_opts_usage(kind, prog, stdout);
         return 0;
     }
+    cs_port_nng *port;
     cs_sched *s;
-    if (cs_sched_new(&o, hooks, &s, &err) != CS_OK) {
+    if (cs_port_nng_open(o.server, o.timeout_ms, &port, &err) != CS_OK) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 1;
+    }
+    if (cs_sched_new(&o, hooks, cs_port_nng_table(port), &s, &err) != CS_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        cs_port_nng_free(port);
         return 1;
     }
     int rc = cs_sched_run(s, stop, &err);
     if (rc != CS_OK)
         fprintf(stderr, "%s: %s\n", prog, err.msg);
     cs_sched_free(s);
+    cs_port_nng_free(port);
     return rc == CS_OK ? 0 : 1;
 }

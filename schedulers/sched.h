@@ -35,6 +35,10 @@
  * Every --report-ms the scheduler sends its metrics (metrics.h) to
  * cellstated (`sched.report`): `cellctl stats` shows them.
  *
+ * The loop reaches the cell and the clock only through its port (port.h):
+ * cellstated over nng in the daemons, a store in process with a virtual
+ * clock in the tests and cellbench, where cs_sched_round steps it.
+ *
  * A cs_sched belongs to one thread.
  */
 #ifndef CS_SCHED_H
@@ -44,11 +48,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "proto/client.h"
 #include "cellstate/error.h"
 #include "schedulers/backoff.h"
 #include "schedulers/cellcopy.h"
 #include "schedulers/metrics.h"
+#include "schedulers/port.h"
 #include "schedulers/rollout.h"
 #include "schedulers/schedopts.h"
 #include "txn/txn.h"
@@ -85,17 +89,31 @@ typedef struct cs_sched_hooks {
     bool backoff;
 } cs_sched_hooks;
 
-/* A scheduler with options `o` and `hooks` (both borrowed for its life).
- * Connects without blocking (the server may start later). On success *out
- * is the caller's: cs_sched_free. */
-int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, cs_sched **out,
-                 cs_error *err);
+/* A scheduler with options `o`, `hooks` and `port` (all borrowed for its
+ * life): it reaches the cell and the clock only through the port (port.h),
+ * cellstated's over nng or a store's in process. Nothing is sent yet (the
+ * server may start later). On success *out is the caller's:
+ * cs_sched_free. */
+int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, const cs_sched_port *port,
+                 cs_sched **out, cs_error *err);
 void cs_sched_free(cs_sched *s);
 
 /* Run rounds until *stop becomes non-zero (a signal handler sets it), or,
  * with --once, until a round finds nothing left to do. Errors talking to the
  * server are logged and retried, never fatal; returns CS_OK, or CS_ENOMEM. */
 int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err);
+
+/* One round of cs_sched_run: sync; upkeep and rollouts when due; place
+ * each candidate job (stopping early once *stop is non-zero), each commit
+ * followed by a sync; report when due. *synced is false when the first
+ * sync failed (logged; the round then only reported and slept 4 x
+ * --idle-ms); *progress is true when anything committed. The caller
+ * decides when the next round runs: cs_sched_run sleeps --idle-ms after a
+ * round without progress; a test or a simulator on the local port steps
+ * rounds of several schedulers in the order it chooses. Returns CS_OK, or
+ * CS_ENOMEM. */
+int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool *progress,
+                   cs_error *err);
 
 /* A scheduler's whole main(): parse argv (exit status 2 and a message
  * naming the flag on a bad one; --help prints the usage), run until *stop,
@@ -105,13 +123,7 @@ int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err);
 int cs_sched_main(cs_sched_kind kind, int argc, char **argv, const cs_sched_hooks *hooks,
                   volatile sig_atomic_t *stop, void (*on_signal)(int));
 
-/* For hooks: the options, the copy, and the metrics. */
+/* For hooks: the options (borrowed from the scheduler). */
 const cs_sched_opts *cs_sched_options(const cs_sched *s);
-cs_copy *cs_sched_copy(cs_sched *s);
-cs_metrics *cs_sched_metrics(cs_sched *s);
-
-/* Wall-clock and monotonic time. */
-int64_t cs_sched_wall_ms(void);
-int64_t cs_sched_mono_ns(void);
 
 #endif

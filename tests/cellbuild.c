@@ -1,4 +1,5 @@
-/* cellbuild.c — an in-memory cell packed into sync replies (see cellbuild.h). */
+/* cellbuild.c — an in-memory cell and the sync replies cellstated would send for it (see
+ * cellbuild.h). */
 #include "tests/cellbuild.h"
 
 #include <criterion/criterion.h>
@@ -7,6 +8,9 @@
 #include <string.h>
 
 #include "proto/proto.h"
+#include "proto/sync.h"
+#include "tests/support.h"
+#include "txn/command.h"
 
 #define TB_ATTRS 8
 #define TB_CONS 8
@@ -22,6 +26,7 @@ struct tb_machine {
     cs_taint taints[TB_TAINTS];
     uint16_t ports[256];
     bool dirty;
+    bool stored; /* in the cell's store (tb_reply_make) */
 };
 
 struct tb_job {
@@ -32,18 +37,24 @@ struct tb_job {
     uint16_t ports[TB_PORTS];
     uint8_t opts[2048];
     bool dirty;
+    bool stored; /* in the cell's store (tb_reply_make) */
 };
 
 struct tb_task {
     cs_task t;
     uint16_t ports[TB_PORTS];
     bool dirty;
+    bool stored; /* in the cell's store (tb_reply_make) */
 };
 
 void tb_init(tb_cell *b) { memset(b, 0, sizeof *b); }
 
 void tb_free(tb_cell *b)
 {
+    if (b->store != NULL) {
+        ts_store_destroy(b->store);
+        free(b->store);
+    }
     free(b->m);
     free(b->j);
     free(b->t);
@@ -336,32 +347,25 @@ static void derive(tb_cell *b)
     }
 }
 
-void tb_reply_make(tb_cell *b, bool full, tb_reply *r)
+/* Write the records changed since the last reply into the cell's store,
+ * as they are here: through the write transaction's record functions, not
+ * the operations, so that a test may build any state (an old spec, a task
+ * on a drained machine). The store derives the machines' allocations,
+ * ports in use and seq from the tasks, as it does for cellstated. */
+static void store_dirty(tb_cell *b)
 {
-    b->version++;
-    derive(b);
-    uint32_t nm = 0, nj = 0, nt = 0;
-    for (uint32_t i = 0; i < b->nm; i++)
-        nm += full || b->m[i].dirty;
-    for (uint32_t i = 0; i < b->nj; i++)
-        nj += full || b->j[i].dirty;
-    for (uint32_t i = 0; i < b->nt; i++)
-        nt += full || b->t[i].dirty;
-    msgpack_sbuffer_init(&r->buf);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &r->buf, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 5);
-    cs_pack_kv_u64(&pk, "version", b->version);
-    cs_pack_kv_bool(&pk, "full", full);
-    cs_pack_str(&pk, "machines");
-    msgpack_pack_array(&pk, nm);
+    if (b->store == NULL) {
+        b->store = malloc(sizeof *b->store);
+        cr_assert_not_null(b->store);
+        ts_store_create(b->store);
+    }
+    cs_error err = {0};
+    cs_wtxn *w;
+    cr_assert_eq(cs_wtxn_begin(b->store->s, &w, &err), CS_OK, "%s", err.msg);
+    bool wrote = false;
     for (uint32_t i = 0; i < b->nm; i++) {
         tb_machine *m = &b->m[i];
-        if (m->dirty) {
-            m->m.version = b->version;
-            m->m.seq = b->version;
-        }
-        if (!full && !m->dirty)
+        if (!m->dirty)
             continue;
         m->m.name = m->name;
         m->m.attrs = m->attrs;
@@ -373,16 +377,14 @@ void tb_reply_make(tb_cell *b, bool full, tb_reply *r)
             m->taints[k].value = m->tkv[k][1];
         }
         m->m.ports = m->ports;
-        cr_assert_eq(cs_pack_machine(&pk, &m->m), CS_OK);
+        cr_assert_eq(cs_wtxn_put_machine(w, &m->m, !m->stored, &err), CS_OK, "%s", err.msg);
+        m->stored = true;
         m->dirty = false;
+        wrote = true;
     }
-    cs_pack_str(&pk, "jobs");
-    msgpack_pack_array(&pk, nj);
     for (uint32_t i = 0; i < b->nj; i++) {
         tb_job *j = &b->j[i];
-        if (j->dirty)
-            j->j.version = b->version;
-        if (!full && !j->dirty)
+        if (!j->dirty)
             continue;
         j->j.name = j->name;
         j->j.cmd = "true";
@@ -395,40 +397,82 @@ void tb_reply_make(tb_cell *b, bool full, tb_reply *r)
             j->cons[k].op = j->cs[k][1];
             j->cons[k].value = j->cs[k][2];
         }
-        cr_assert_eq(cs_pack_job(&pk, &j->j), CS_OK);
+        cr_assert_eq(cs_wtxn_put_job(w, &j->j, !j->stored, &err), CS_OK, "%s", err.msg);
+        j->stored = true;
         j->dirty = false;
+        wrote = true;
     }
-    /* The compact form (protocol §5.7) of the same reply: the same bytes
-     * up to the tasks, then runs of positional entries. */
-    size_t head = r->buf.size;
-    cs_task_runs *runs = malloc(sizeof *runs);
-    cr_assert_not_null(runs);
-    cs_task_runs_init(runs);
-    cs_pack_str(&pk, "tasks");
-    msgpack_pack_array(&pk, nt);
+    cs_arena a;
+    cs_arena_init(&a);
+    /* First every changed task that was placed lets go of its machine, so
+     * that a port or room another takes in the same reply is free. */
     for (uint32_t i = 0; i < b->nt; i++) {
         tb_task *t = &b->t[i];
-        if (t->dirty)
-            t->t.version = b->version;
-        if (!full && !t->dirty)
+        cs_task old;
+        if (!t->dirty || !t->stored)
+            continue;
+        cr_assert_eq(cs_snap_task(cs_wtxn_snap(w), t->t.id, &a, &old, &err), CS_OK, "%s",
+                     err.msg);
+        if (cs_task_state_placed(old.state)) {
+            cs_task off = old;
+            off.state = CS_TASK_PENDING;
+            cr_assert_eq(cs_wtxn_put_task(w, &old, &off, &err), CS_OK, "%s", err.msg);
+        }
+        cs_arena_reset(&a);
+    }
+    for (uint32_t i = 0; i < b->nt; i++) {
+        tb_task *t = &b->t[i];
+        if (!t->dirty)
             continue;
         t->t.ports = t->ports;
         t->t.reason = "";
-        cr_assert_eq(cs_pack_task(&pk, &t->t), CS_OK);
-        cr_assert_eq(cs_task_runs_add(runs, &t->t), CS_OK);
+        cs_task old;
+        if (t->stored)
+            cr_assert_eq(cs_snap_task(cs_wtxn_snap(w), t->t.id, &a, &old, &err), CS_OK, "%s",
+                         err.msg);
+        cr_assert_eq(cs_wtxn_put_task(w, t->stored ? &old : NULL, &t->t, &err), CS_OK,
+                     "task %llu: %s", (unsigned long long)t->t.id, err.msg);
+        cs_arena_reset(&a);
+        t->stored = true;
         t->dirty = false;
+        wrote = true;
     }
-    msgpack_sbuffer_init(&r->compact);
-    msgpack_packer cpk;
-    msgpack_packer_init(&cpk, &r->compact, msgpack_sbuffer_write);
-    msgpack_pack_map(&cpk, 6);
-    cs_pack_kv_str(&cpk, "form", "compact");
-    /* Skip the map header of 5 (one byte) and copy version .. jobs. */
-    msgpack_sbuffer_write(&r->compact, r->buf.data + 1, head - 1);
-    cs_pack_str(&cpk, "tasks");
-    cr_assert_eq(cs_task_runs_finish(runs, &cpk), CS_OK);
-    cs_task_runs_free(runs);
-    free(runs);
+    cs_arena_free(&a);
+    if (!wrote) {
+        cs_wtxn_abort(w);
+        return;
+    }
+    /* The log entry only marks what changed (the readers' delta); nothing
+     * replays it. */
+    static const uint8_t nil = 0xc0;
+    cr_assert_eq(cs_wtxn_commit(w, CS_CMD_MACHINE_PUT, &nil, 1, NULL, &err), CS_OK, "%s",
+                 err.msg);
+}
+
+/* The reply cellstated would send for `since`, in the map form or the
+ * compact one (proto/sync.h). */
+static void encode_reply(cs_snap *snap, uint64_t since, bool compact, msgpack_sbuffer *out)
+{
+    msgpack_sbuffer_init(out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    cs_sync_req req = {.since = since, .compact = compact};
+    cs_error err = {0};
+    cr_assert_eq(cs_sync_reply_encode(snap, &req, &pk, &err), CS_OK, "%s", err.msg);
+}
+
+void tb_reply_make(tb_cell *b, bool full, tb_reply *r)
+{
+    derive(b);
+    uint64_t since = full ? 0 : b->version;
+    store_dirty(b);
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(b->store->s, &snap, &err), CS_OK, "%s", err.msg);
+    b->version = cs_snap_version(snap);
+    encode_reply(snap, since, false, &r->buf);
+    encode_reply(snap, since, true, &r->compact);
+    cs_snap_close(snap);
     msgpack_zone_init(&r->zone, 4096);
     size_t off = 0;
     cr_assert_eq(msgpack_unpack(r->buf.data, r->buf.size, &off, &r->zone, &r->obj),
@@ -468,4 +512,88 @@ void tb_check(const tb_cell *b)
             cr_assert_neq(b->m[i].ports[k - 1], b->m[i].ports[k], "port %u twice on %s",
                           b->m[i].ports[k], b->m[i].name);
     }
+}
+
+int tb_sync_client(cs_copy *c, cs_client *client, cs_error *err)
+{
+    cs_port_nng *p = NULL;
+    int rc = cs_port_nng_over(client, &p, err);
+    if (rc == CS_OK)
+        rc = cs_copy_sync(c, cs_port_nng_table(p), err);
+    cs_port_nng_free(p);
+    return rc;
+}
+
+/* ---- a port that interposes on commit ---------------------------------------- */
+
+static int wrap_sync(void *ctx, cs_copy *c, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->sync(w->base->ctx, c, err);
+}
+static int wrap_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    tb_port *w = ctx;
+    return w->commit(w, t, r, err);
+}
+static int wrap_note(void *ctx, cs_id job, const char *note, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->note(w->base->ctx, job, note, err);
+}
+static int wrap_scale(void *ctx, cs_id job, uint32_t count, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->scale(w->base->ctx, job, count, err);
+}
+static int wrap_surge(void *ctx, cs_id job, uint32_t surge, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->surge(w->base->ctx, job, surge, err);
+}
+static int wrap_end(void *ctx, cs_id job, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->job_end(w->base->ctx, job, err);
+}
+static int wrap_report(void *ctx, const void *body, size_t len, cs_error *err)
+{
+    const tb_port *w = ctx;
+    return w->base->report(w->base->ctx, body, len, err);
+}
+static int64_t wrap_now(void *ctx)
+{
+    const tb_port *w = ctx;
+    return w->base->now(w->base->ctx);
+}
+static int64_t wrap_wall(void *ctx)
+{
+    const tb_port *w = ctx;
+    return w->base->wall(w->base->ctx);
+}
+static void wrap_sleep(void *ctx, int64_t until)
+{
+    const tb_port *w = ctx;
+    w->base->sleep(w->base->ctx, until);
+}
+
+void tb_port_wrap(tb_port *w, const cs_sched_port *base,
+                  int (*commit)(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err),
+                  void *user)
+{
+    *w = (tb_port){.base = base, .commit = commit, .user = user};
+    w->table = (cs_sched_port){
+        .ctx = w,
+        .where = base->where,
+        .sync = wrap_sync,
+        .commit = wrap_commit,
+        .note = wrap_note,
+        .scale = wrap_scale,
+        .surge = wrap_surge,
+        .job_end = wrap_end,
+        .report = wrap_report,
+        .now = wrap_now,
+        .wall = wrap_wall,
+        .sleep = wrap_sleep,
+    };
 }

@@ -1,9 +1,15 @@
 /* cellbuild.h — a cell built in memory for the local copy and placement
- * suites: machines, jobs and tasks as the server would hold them, packed
- * into `sync` replies (docs/protocol.md §5.7) with the record pack functions,
- * so that a cs_copy can be fed without a server. Machines' allocations,
- * ports in use, ntasks and seq are derived from the tasks, as the store
- * derives them. Not a suite itself (no test_ prefix).
+ * suites: machines, jobs and tasks in any state a test wants, and the
+ * `sync` replies (docs/protocol.md §5.7) cellstated would send for it, so
+ * that a cs_copy can be fed without a server. The replies are not packed
+ * here: the changed records go into a store of the cell's own (raw record
+ * writes, so that states no operation makes — an old spec, a task on a
+ * drained machine — can be built), which derives machines' allocations,
+ * ports in use, ntasks and seq from the tasks, and proto/sync.h's encoder,
+ * cellstated's, builds both forms of the reply from it.
+ *
+ * Also for the scheduler suites: cs_copy_sync over a client, and a port
+ * that interposes on commit. Not a suite itself (no test_ prefix).
  */
 #ifndef CS_TEST_CELLBUILD_H
 #define CS_TEST_CELLBUILD_H
@@ -29,7 +35,8 @@ typedef struct tb_cell {
     uint32_t nj, capj;
     tb_task *t;
     uint32_t nt, capt;
-    uint64_t version;
+    uint64_t version;      /* of the last reply */
+    struct ts_store *store; /* where the replies come from (tests/support.h), made at the first */
 } tb_cell;
 
 void tb_init(tb_cell *b);
@@ -79,12 +86,33 @@ typedef struct tb_reply {
     msgpack_sbuffer compact;
 } tb_reply;
 
-/* The next version's `sync` reply: everything (full) or what changed since
- * the previous reply. */
+/* The `sync` reply after the changes made since the previous reply:
+ * everything (full) or the delta since the previous reply's version. The
+ * version moves only when something changed (b->version is the reply's). */
 void tb_reply_make(tb_cell *b, bool full, tb_reply *r);
 void tb_reply_free(tb_reply *r);
 /* tb_reply_make then cs_copy_apply, asserting success. */
 void tb_sync(tb_cell *b, cs_copy *c, bool full);
+
+/* cs_copy_sync over cellstated through `client` (borrowed), with an nng
+ * port made for the call. */
+int tb_sync_client(cs_copy *c, cs_client *client, cs_error *err);
+
+/* A scheduler port that hands every call to `base` except commit, which
+ * goes to the test's `commit` first: to run something between a
+ * scheduler's decision and its commit (another scheduler's round, a cell
+ * event), or to check each commit. `commit` reaches the base through
+ * w->base; `user` is the test's. */
+typedef struct tb_port tb_port;
+struct tb_port {
+    cs_sched_port table; /* give this to cs_sched_new */
+    const cs_sched_port *base;
+    int (*commit)(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err);
+    void *user;
+};
+void tb_port_wrap(tb_port *w, const cs_sched_port *base,
+                  int (*commit)(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err),
+                  void *user);
 
 /* Fail the test if a machine is over capacity or holds a port twice. */
 void tb_check(const tb_cell *b);

@@ -783,22 +783,22 @@ Test(synccompact, a_real_cellstated_answers_both_forms_alike, .timeout = 60, .fi
     assert_same_copy(c[0], fresh, "full after the claim");
     /* And through cs_copy_sync itself. */
     cs_copy *synced = new_copy();
-    cr_assert_eq(cs_copy_sync(synced, d.c, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(tb_sync_client(synced, d.c, &err), CS_OK, "%s", err.msg);
     assert_same_copy(c[0], synced, "cs_copy_sync");
 
     /* Task 7 starts. A copy that omits starts keeps it assigned; one
      * that does not sees it running; both reach the same version. */
     cs_copy *quiet = new_copy();
     cs_copy_omit_running(quiet, true);
-    cr_assert_eq(cs_copy_sync(quiet, d.c, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(tb_sync_client(quiet, d.c, &err), CS_OK, "%s", err.msg);
     b.size = 0;
     msgpack_pack_map(&pk, 3);
     cs_pack_kv_u64(&pk, "task", cs_task_id(web, 7));
     cs_pack_kv_u64(&pk, "attempt", 1);
     cs_pack_kv_str(&pk, "state", "running");
     cr_assert_eq(cs_client_callb(d.c, CS_MSG_TASK_STATUS, &b, &r, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(cs_copy_sync(synced, d.c, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(cs_copy_sync(quiet, d.c, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(tb_sync_client(synced, d.c, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(tb_sync_client(quiet, d.c, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(cs_copy_task(synced, cs_task_id(web, 7))->state, CS_TASK_RUNNING);
     cr_assert_eq(cs_copy_task(quiet, cs_task_id(web, 7))->state, CS_TASK_ASSIGNED);
     cr_assert_eq(cs_copy_version(quiet), cs_copy_version(synced));
@@ -901,7 +901,7 @@ Test(synccompact, a_reply_cut_short_after_its_envelope_is_refused_by_name, .time
         cs_error err = {0};
         cr_assert_eq(cs_client_open(cs.url, 5000, &cl, &err), CS_OK, "%s", err.msg);
         cs_copy *c = new_copy();
-        int rc = cs_copy_sync(c, cl, &err);
+        int rc = tb_sync_client(c, cl, &err);
         cr_assert_eq(rc, CS_EPROTO, "cut %d: rc %d: %s", i, rc, err.msg);
         cr_assert(strstr(err.msg, cuts[i].says), "cut %d: %s", i, err.msg);
         cr_assert_eq(cs_copy_version(c), 0);

@@ -1,13 +1,23 @@
 /* test_txn_prop.c — randomized property tests of Omega's commit, with fixed
- * seeds.
+ * seeds, in two kinds of runs.
  *
- * Several simulated schedulers keep local copies of the cell that go stale
- * (each resyncs only now and then), build transactions on them (claims by
- * randomized first fit, releases, preemptions; now and then a deliberately
- * impossible claim) and commit them interleaved with cell events (machines
- * draining, going down, coming back; jobs killed and submitted). Thousands of
- * rounds, once per combination of fine/coarse x incremental/gang. After
- * every commit:
+ * Real schedulers: cell-batch (two instances) and cell-service, the real
+ * loop on the local port (schedulers/port.h), place and restart the cell's
+ * jobs while the cell changes under them (machines cordoned, drained, going
+ * down and coming back; agents reporting; jobs submitted, scaled, updated,
+ * killed); before a commit, now and then the cell changes or another
+ * scheduler runs a round, so that the transaction was decided on a stale
+ * copy. Every commit they make is checked as below.
+ *
+ * Generated transactions: what no correct scheduler sends, to reach the
+ * commit's every refusal — claims that ignore capacity, ports chosen on a
+ * stale view, releases of tasks in any state, preemptions of whatever has
+ * a lower priority, a deliberately impossible claim now and then — built
+ * on snapshots that go stale (each resyncs only now and then) by three
+ * such senders.
+ *
+ * Thousands of rounds, once per combination of fine/coarse x
+ * incremental/gang. After every commit:
  *   - the cell invariants hold (no machine over capacity on any resource, no
  *     port held twice, allocations equal the sums of the tasks placed, the
  *     placed index exact, every task on at most one machine);
@@ -21,9 +31,14 @@
  * store byte for byte.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "schedulers/kinds.h"
+#include "schedulers/port.h"
+#include "tests/cellbuild.h"
 #include "tests/support.h"
 #include "txn/command.h"
 
@@ -43,7 +58,7 @@ static uint64_t rnd(rng *r)
 static uint32_t below(rng *r, uint32_t n) { return n ? (uint32_t)(rnd(r) % n) : 0; }
 static bool chance(rng *r, uint32_t percent) { return below(r, 100) < percent; }
 
-/* ---- a scheduler's local copy of the cell ------------------------------- */
+/* ---- a sender's view of the cell --------------------------------------- */
 
 #define NMACHINES 10
 #define NSCHED 3
@@ -496,6 +511,97 @@ static void check_superset(cs_store *s, cs_txn *tx, cs_txn_result *pred, counts 
     cs_snap_close(snap);
 }
 
+/* Commit `tx` to `s` (res initialised by the caller, who keeps it) and
+ * check it: fine-grained rejections are a subset of coarse-grained ones, the
+ * dry run predicted the result, the cell invariants hold, a gang
+ * transaction committed all or left every byte, nothing committed means
+ * nothing changed and anything committed advances the version by one; now
+ * and then the same request again must be answered with its first result
+ * and write nothing. `tx` is restored as it came. */
+static void commit_checked(cs_store *s, cs_txn *tx, cs_txn_result *res, rng *r, counts *cnt,
+                           uint32_t round)
+{
+    cs_error err = {0};
+    char why[256];
+    cs_txn_result pred;
+    check_superset(s, tx, &pred, cnt);
+
+    uint8_t *before;
+    size_t blen;
+    ts_dump_cell(s, &before, &blen);
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK);
+    uint64_t v0 = cs_snap_version(snap);
+    cs_snap_close(snap);
+
+    cr_assert_eq(cs_commit(s, tx, res, &err), CS_OK, "round %u: %s", round, err.msg);
+    cr_assert(!res->replayed);
+    cr_assert(same_outcomes(&pred, res), "round %u: the dry run predicted another result", round);
+    cr_assert(ts_check_invariants(s, why, sizeof why), "round %u: %s", round, why);
+
+    bool all = all_committed(res);
+    bool any = res->committed > 0;
+    for (uint32_t i = 0; i < res->nreleases; i++)
+        any |= res->releases[i] == CS_COMMITTED;
+    if (tx->commit == CS_COMMIT_GANG) {
+        /* Atomic: all of it, or not a byte of the cell. */
+        if (!all) {
+            cr_assert(same_cell(s, before, blen), "round %u: gang abort changed the cell", round);
+            cr_assert_eq(res->version, v0);
+            cr_assert_eq(res->committed, 0);
+            cnt->gang_aborts++;
+        }
+    } else {
+        cs_arena a;
+        cs_arena_init(&a);
+        for (uint32_t i = 0; i < tx->nclaims; i++) {
+            cs_task tk;
+            ts_get_task(s, tx->claims[i].task, &a, &tk);
+            if (res->claims[i] == CS_COMMITTED)
+                cr_assert(tk.state == CS_TASK_ASSIGNED && tk.machine == tx->claims[i].machine,
+                          "round %u: committed claim %u not applied", round, i);
+        }
+        cs_arena_free(&a);
+    }
+    if (!any)
+        cr_assert(res->version == v0 && same_cell(s, before, blen),
+                  "round %u: nothing committed but the cell changed", round);
+    else
+        cr_assert_eq(res->version, v0 + 1, "round %u: version must advance by one", round);
+    free(before);
+
+    cnt->commits += all;
+    cnt->conflicts += res->conflicts > 0;
+    for (uint32_t i = 0; i < res->npreempts; i++)
+        cnt->preempted += res->preempts[i] == CS_COMMITTED;
+
+    if (chance(r, 5)) {
+        /* The same request again, even with other contents: its first
+         * result, and nothing written. */
+        cs_txn_result again;
+        cs_txn_result_init(&again);
+        uint8_t *b0, *b1;
+        size_t l0, l1;
+        ts_dump(s, &b0, &l0);
+        uint32_t nclaims = tx->nclaims;
+        tx->nclaims = nclaims ? nclaims - 1 : 0;
+        cr_assert_eq(cs_commit(s, tx, &again, &err), CS_OK, "%s", err.msg);
+        tx->nclaims = nclaims;
+        ts_dump(s, &b1, &l1);
+        cr_assert(again.replayed);
+        cs_txn_result first = *res;
+        first.nclaims = again.nclaims; /* compare what both have */
+        cr_assert(same_outcomes(&first, &again) && again.version == res->version,
+                  "round %u: a replayed request got another result", round);
+        cr_assert(l0 == l1 && memcmp(b0, b1, l0) == 0, "round %u: a replay wrote", round);
+        free(b0);
+        free(b1);
+        cs_txn_result_free(&again);
+        cnt->replays++;
+    }
+    cs_txn_result_free(&pred);
+}
+
 typedef struct logged {
     uint8_t kind;
     void *cmd;
@@ -556,23 +662,31 @@ static void check_replay(cs_store *s)
 
 #define ROUNDS 4000
 
-static void run_property(uint8_t conflict, uint8_t commit, uint64_t seed)
+/* The cell both runs start from: NMACHINES machines of three sizes on
+ * three racks, and cell events until 8 jobs were submitted. Returns the
+ * jobs submitted. */
+static uint32_t make_cell(cs_store *s, rng *r)
 {
-    rng r = {seed};
-    ts_store t;
-    ts_store_create(&t);
-    cs_error err = {0};
     for (uint32_t i = 0; i < NMACHINES; i++) {
         char name[16], rack[16];
         snprintf(name, sizeof name, "m%u", i);
         snprintf(rack, sizeof rack, "rack=r%u", i % 3);
         const char *attrs[] = {rack};
-        ts_machine(t.s, name, 2000 + 1000 * (i % 3), 4096 + 2048 * (i % 2), 3000, PORT_LO,
-                   PORT_HI, attrs, 1);
+        ts_machine(s, name, 2000 + 1000 * (i % 3), 4096 + 2048 * (i % 2), 3000, PORT_LO, PORT_HI,
+                   attrs, 1);
     }
     uint32_t jobs = 0;
     while (jobs < 8)
-        cell_event(&(rng){rnd(&r) | 1}, t.s, &jobs) /* job or machine event */;
+        cell_event(&(rng){rnd(r) | 1}, s, &jobs); /* job or machine event */
+    return jobs;
+}
+
+static void run_property(uint8_t conflict, uint8_t commit, uint64_t seed)
+{
+    rng r = {seed};
+    ts_store t;
+    ts_store_create(&t);
+    uint32_t jobs = make_cell(t.s, &r);
 
     lcopy copies[NSCHED];
     memset(copies, 0, sizeof copies);
@@ -600,87 +714,13 @@ static void run_property(uint8_t conflict, uint8_t commit, uint64_t seed)
             continue;
         }
 
-        cs_txn_result pred, res;
+        cs_txn_result res;
         cs_txn_result_init(&res);
-        check_superset(t.s, &tx, &pred, &cnt);
-
-        uint8_t *before;
-        size_t blen;
-        ts_dump_cell(t.s, &before, &blen);
-        cs_snap *snap;
-        cr_assert_eq(cs_snap_open(t.s, &snap, &err), CS_OK);
-        uint64_t v0 = cs_snap_version(snap);
-        cs_snap_close(snap);
-
-        cr_assert_eq(cs_commit(t.s, &tx, &res, &err), CS_OK, "round %u: %s", round, err.msg);
-        cr_assert(!res.replayed);
-        cr_assert(same_outcomes(&pred, &res), "round %u: the dry run predicted another result",
-                  round);
-        cr_assert(ts_check_invariants(t.s, why, sizeof why), "round %u: %s", round, why);
-
-        bool all = all_committed(&res);
-        bool any = res.committed > 0;
-        for (uint32_t i = 0; i < res.nreleases; i++)
-            any |= res.releases[i] == CS_COMMITTED;
-        if (commit == CS_COMMIT_GANG) {
-            /* Atomic: all of it, or not a byte of the cell. */
-            if (!all) {
-                cr_assert(same_cell(t.s, before, blen), "round %u: gang abort changed the cell",
-                          round);
-                cr_assert_eq(res.version, v0);
-                cr_assert_eq(res.committed, 0);
-                cnt.gang_aborts++;
-            }
-        } else {
-            cs_arena a;
-            cs_arena_init(&a);
-            for (uint32_t i = 0; i < tx.nclaims; i++) {
-                cs_task tk;
-                ts_get_task(t.s, tx.claims[i].task, &a, &tk);
-                if (res.claims[i] == CS_COMMITTED)
-                    cr_assert(tk.state == CS_TASK_ASSIGNED && tk.machine == tx.claims[i].machine,
-                              "round %u: committed claim %u not applied", round, i);
-            }
-            cs_arena_free(&a);
-        }
-        if (!any)
-            cr_assert(res.version == v0 && same_cell(t.s, before, blen),
-                      "round %u: nothing committed but the cell changed", round);
-        else
-            cr_assert_eq(res.version, v0 + 1, "round %u: version must advance by one", round);
-        free(before);
-
-        cnt.commits += all;
-        cnt.conflicts += res.conflicts > 0;
-        for (uint32_t i = 0; i < res.npreempts; i++)
-            cnt.preempted += res.preempts[i] == CS_COMMITTED;
-
-        if (chance(&r, 5)) {
-            /* The same request again, even with other contents: its first
-             * result, and nothing written. */
-            cs_txn_result again;
-            cs_txn_result_init(&again);
-            uint8_t *b0, *b1;
-            size_t l0, l1;
-            ts_dump(t.s, &b0, &l0);
-            tx.nclaims = tx.nclaims ? tx.nclaims - 1 : 0;
-            cr_assert_eq(cs_commit(t.s, &tx, &again, &err), CS_OK, "%s", err.msg);
-            ts_dump(t.s, &b1, &l1);
-            cr_assert(again.replayed);
-            res.nclaims = again.nclaims; /* compare what both have */
-            cr_assert(same_outcomes(&res, &again) && again.version == res.version,
-                      "round %u: a replayed request got another result", round);
-            cr_assert(l0 == l1 && memcmp(b0, b1, l0) == 0, "round %u: a replay wrote", round);
-            free(b0);
-            free(b1);
-            cs_txn_result_free(&again);
-            cnt.replays++;
-        }
+        commit_checked(t.s, &tx, &res, &r, &cnt, round);
         /* Omega: the scheduler resyncs after its commit, succeeded or not;
          * the others stay stale. */
         if (chance(&r, 70))
             lsync(&copies[k], t.s);
-        cs_txn_result_free(&pred);
         cs_txn_result_free(&res);
         cs_txn_free(&tx);
     }
@@ -704,6 +744,137 @@ static void run_property(uint8_t conflict, uint8_t commit, uint64_t seed)
     ts_store_destroy(&t);
 }
 
+/* ---- the real schedulers ----------------------------------------------------
+ *
+ * The same properties with cell-batch (two instances sharing the batch jobs)
+ * and cell-service, the real loop on the local port (schedulers/port.h), in
+ * place of the generated transactions: every commit they make goes through
+ * commit_checked. Their copies go stale the way Omega's do: before a commit,
+ * now and then the cell changes (an operator, an agent, a submission) or
+ * another scheduler runs a whole round, so that the transaction was decided
+ * on a cell that is gone. The virtual clock moves 20 ms a round, so that
+ * upkeep, back-off and parking run as they do in the daemons. */
+
+#define NREAL 3
+#define REAL_ROUNDS 6000
+
+typedef struct real_run {
+    cs_store *s;
+    cs_port_local *port;
+    rng *r;
+    uint32_t *jobs;
+    counts *cnt;
+    cs_sched *sched[NREAL];
+    bool racing; /* a commit is letting something else run first */
+    uint32_t round;
+} real_run;
+
+/* What a scheduler's port knows: the run, and which scheduler it serves
+ * (a race runs one of the others: the loop is not reentrant). */
+typedef struct real_port {
+    tb_port w;
+    real_run *run;
+    uint32_t self;
+} real_port;
+
+static void real_round(real_run *run, uint32_t k)
+{
+    static volatile sig_atomic_t never;
+    bool synced, progress;
+    cs_error err = {0};
+    cr_assert_eq(cs_sched_round(run->sched[k], &never, &synced, &progress, &err), CS_OK, "%s",
+                 err.msg);
+    cr_assert(synced, "round %u: %s", run->round, err.msg);
+}
+
+static int real_commit(tb_port *w, const cs_txn *t, cs_txn_result *res, cs_error *err)
+{
+    (void)err; /* every commit must succeed: commit_checked asserts it */
+    const real_port *p = w->user;
+    real_run *run = p->run;
+    if (!run->racing && chance(run->r, 50)) {
+        run->racing = true;
+        if (chance(run->r, 50))
+            cell_event(run->r, run->s, run->jobs);
+        else
+            real_round(run, (p->self + 1 + below(run->r, NREAL - 1)) % NREAL);
+        run->racing = false;
+    }
+    cs_txn tx = *t; /* check_superset and the replay change a field and restore it */
+    cs_txn_result_free(res);
+    cs_txn_result_init(res);
+    commit_checked(run->s, &tx, res, run->r, run->cnt, run->round);
+    return CS_OK;
+}
+
+static void run_real(const char *conflict, const char *commit, uint64_t seed)
+{
+    rng r = {seed};
+    ts_store t;
+    ts_store_create(&t);
+    uint32_t jobs = make_cell(t.s, &r);
+
+    counts cnt = {0};
+    real_run run = {.s = t.s, .r = &r, .jobs = &jobs, .cnt = &cnt};
+    cs_error err = {0};
+    cr_assert_eq(cs_port_local_new(t.s, 1000000000, (int64_t)TS_SUBMITTED_MS, &run.port, &err),
+                 CS_OK, "%s", err.msg);
+    static const char *const names[NREAL] = {"batch-0", "batch-1", "service"};
+    static const char *const instance[NREAL] = {"0", "1", "0"};
+    cs_sched_opts o[NREAL];
+    real_port w[NREAL];
+    for (int k = 0; k < NREAL; k++) {
+        cs_sched_kind kind = k < 2 ? CS_SCHED_BATCH : CS_SCHED_SERVICE;
+        const char *argv[] = {"sched",      "--name",     names[k], "--seed",    "7",
+                              "--conflict", conflict,     "--commit", commit,   "--park-ms",
+                              "200",        "--idle-ms",  "10",       "--instances", "2",
+                              "--instance", instance[k]};
+        int argc = kind == CS_SCHED_BATCH ? 17 : 13;
+        bool help;
+        cr_assert_eq(cs_sched_opts_parse(kind, argc, (char **)argv, &o[k], &help, &err), CS_OK,
+                     "%s", err.msg);
+        w[k] = (real_port){.run = &run, .self = (uint32_t)k};
+        tb_port_wrap(&w[k].w, cs_port_local_table(run.port), real_commit, &w[k]);
+        const cs_sched_hooks *h = kind == CS_SCHED_BATCH ? &cs_sched_batch_hooks
+                                                         : &cs_sched_service_hooks;
+        cr_assert_eq(cs_sched_new(&o[k], h, &w[k].w.table, &run.sched[k], &err), CS_OK, "%s",
+                     err.msg);
+    }
+
+    char why[256];
+    for (run.round = 0; run.round < REAL_ROUNDS; run.round++) {
+        if (chance(&r, 20)) {
+            cell_event(&r, t.s, &jobs);
+            cr_assert(ts_check_invariants(t.s, why, sizeof why), "round %u (event): %s", run.round,
+                      why);
+        }
+        real_round(&run, below(&r, NREAL));
+        cs_port_local_advance(run.port, 20000000);
+    }
+
+    cs_port_local_counts k;
+    cs_port_local_counts_get(run.port, &k);
+    cr_log_info("real schedulers %s/%s: %u full commits, %u conflicted, %u coarse-only "
+                "rejections, %u gang aborts, %u preemptions, %u replays; %" PRIu64 " syncs",
+                conflict, commit, cnt.commits, cnt.conflicts, cnt.coarse_only, cnt.gang_aborts,
+                cnt.preempted, cnt.replays, k.syncs);
+    cr_assert_gt(cnt.commits, REAL_ROUNDS / 20, "only %u transactions committed fully",
+                 cnt.commits);
+    cr_assert_gt(cnt.conflicts + cnt.gang_aborts, 10, "only %u transactions conflicted",
+                 cnt.conflicts + cnt.gang_aborts);
+    cr_assert_gt(cnt.replays, 10);
+    cr_assert_gt(cnt.preempted, 0, "no preemption committed");
+    if (strcmp(commit, "gang") == 0)
+        cr_assert_gt(cnt.gang_aborts, 5);
+    cr_assert_gt(cnt.coarse_only, 0, "coarse never rejected more than fine");
+
+    check_replay(t.s);
+    for (int i = 0; i < NREAL; i++)
+        cs_sched_free(run.sched[i]);
+    cs_port_local_free(run.port);
+    ts_store_destroy(&t);
+}
+
 Test(txn_prop, fine_incremental, .timeout = 300)
 {
     run_property(CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL, 0x5eed0001);
@@ -722,4 +893,24 @@ Test(txn_prop, coarse_incremental, .timeout = 300)
 Test(txn_prop, coarse_gang, .timeout = 300)
 {
     run_property(CS_CONFLICT_COARSE, CS_COMMIT_GANG, 0x5eed0004);
+}
+
+Test(txn_prop, real_schedulers_fine_incremental, .timeout = 300)
+{
+    run_real("fine", "incremental", 0x5eed0011);
+}
+
+Test(txn_prop, real_schedulers_fine_gang, .timeout = 300)
+{
+    run_real("fine", "gang", 0x5eed0012);
+}
+
+Test(txn_prop, real_schedulers_coarse_incremental, .timeout = 300)
+{
+    run_real("coarse", "incremental", 0x5eed0013);
+}
+
+Test(txn_prop, real_schedulers_coarse_gang, .timeout = 300)
+{
+    run_real("coarse", "gang", 0x5eed0014);
 }

@@ -13,7 +13,9 @@
  * top of the storage engine it runs on? It measures, in one run:
  *
  *   - the commit path: K simulated schedulers build transactions of B claims
- *     on stale snapshots and commit them through cs_commit, with the store's
+ *     on stale local copies (the schedulers' own cs_copy, synced through the
+ *     in-process port of schedulers/port.h; only the choice of machine is
+ *     the benchmark's) and commit them through cs_commit, with the store's
  *     real durability (an fsync per commit unless --nosync);
  *   - raw LMDB: for every commit the benchmark made, one write transaction in
  *     a separate environment with one put per claim, of the size of a claimed
@@ -41,6 +43,8 @@
 #include <string.h>
 
 #include "cellstate/store.h"
+#include "schedulers/cellcopy.h"
+#include "schedulers/port.h"
 #include "tools/cellbench_cell.h"
 #include "tools/cellbench_place.h"
 #include "tools/cellbench_poll.h"
@@ -230,86 +234,41 @@ static int commit_parse(int argc, char **argv, commit_opts *o, cs_error *err)
 static const cs_res task_res = {.cpu = 1000, .mem = 2048, .disk = 1024};
 static const cs_res machine_cap = {.cpu = 32000, .mem = 128 * 1024, .disk = 1000 * 1000};
 
-/* ---- the schedulers' local copies of the cell ------------------------------ */
+/* ---- the schedulers ------------------------------------------------------------ */
 
-/* One machine as a scheduler sees it: what Omega's schedulers keep of the
- * cell state between syncs. */
-typedef struct slot {
-    cs_id id;
-    uint64_t seq; /* what coarse-grained conflict detection will compare */
-    cs_res free;
-} slot;
+/* Each scheduler keeps the real local copy (schedulers/cellcopy.h), synced
+ * through the in-process port (schedulers/port.h): the sync reply
+ * cellstated would send, applied as a scheduler applies it. What it claims
+ * is the benchmark's own choice (first_fit), so that --hot and --hot-share
+ * shape the race. */
 
-typedef struct copy_fill {
-    slot *v;
-    uint32_t n, cap;
-} copy_fill;
-
-static int copy_machine(void *ctx, const cs_machine *m)
+/* Whether machine `m` of a copy has room for `need`: up, and capacity minus
+ * what is allocated (tentative claims included). */
+static bool fits(const cs_cmachine *m, const cs_res *need)
 {
-    copy_fill *f = ctx;
-    if (f->n == f->cap)
-        return CS_ECORRUPT; /* more machines than registered: reported by the caller */
-    slot *sl = &f->v[f->n++];
-    sl->id = m->id;
-    sl->seq = m->seq;
-    sl->free = m->capacity;
-    cs_res_sub(&sl->free, &m->allocated);
-    if (m->state != CS_MACHINE_UP)
-        sl->free = (cs_res){0, 0, 0};
-    return 0;
-}
-
-/* Read every machine from a fresh snapshot into `base`: the sync with which
- * each round starts. */
-static int cell_sync(cs_store *s, slot *base, uint32_t n, uint64_t *version, cs_error *err)
-{
-    cs_snap *snap;
-    int rc = cs_snap_open(s, &snap, err);
-    if (rc != CS_OK)
-        return cs_error_wrap(err, rc, "sync");
-    copy_fill f = {base, 0, n};
-    rc = cs_snap_each_machine(snap, copy_machine, &f, err);
-    if (rc == CS_ECORRUPT && f.n == n)
-        rc = cs_errorf(err, CS_ECORRUPT, "sync: the store has more than the %u machines registered",
-                       n);
-    else if (rc == CS_OK && f.n != n)
-        rc = cs_errorf(err, CS_ECORRUPT, "sync: the store has %u machines, %u were registered",
-                       f.n, n);
-    else if (rc != CS_OK)
-        cs_error_wrap(err, rc, "sync");
-    *version = cs_snap_version(snap);
-    cs_snap_close(snap);
-    return rc;
-}
-
-static bool fits(const cs_res *free, const cs_res *need)
-{
-    return free->cpu >= need->cpu && free->mem >= need->mem && free->disk >= need->disk;
+    return m->state == CS_MACHINE_UP && m->capacity.cpu - m->allocated.cpu >= need->cpu &&
+           m->capacity.mem - m->allocated.mem >= need->mem &&
+           m->capacity.disk - m->allocated.disk >= need->disk;
 }
 
 /* Randomized first-fit: scan from a random machine for the first with room
  * in the local copy. With probability hot_share% the scan starts in the hot
  * set (machines [0, hot)), the preferred machines every scheduler packs
  * first; once they are full, the schedulers converge on the same free room
- * just past them. Returns the slot taken (its room reduced), or -1 when no
- * machine has room. */
-static int64_t first_fit(slot *copy, uint32_t n, const commit_opts *o, uint64_t *rng)
+ * just past them. Returns the machine's slot, or -1 when no machine has
+ * room. */
+static int64_t first_fit(const cs_copy *copy, uint32_t n, const commit_opts *o, uint64_t *rng)
 {
     uint64_t r = cb_rng_next(rng);
     bool hot = o->hot > 0 && r % 100 < o->hot_share;
     uint64_t start = cb_rng_next(rng) % (hot ? o->hot : n);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t k = (uint32_t)((start + i) % n);
-        if (fits(&copy[k].free, &task_res)) {
-            cs_res_sub(&copy[k].free, &task_res);
+        if (fits(cs_copy_machine_at(copy, k), &task_res))
             return k;
-        }
     }
     return -1;
 }
-
-/* ---- schedulers ----------------------------------------------------------- */
 
 typedef struct sched {
     uint64_t id;
@@ -317,8 +276,8 @@ typedef struct sched {
     uint64_t fresh, fresh_end; /* its slice of task numbers never tried yet */
     cs_id *retry;              /* tasks to try before fresh ones: claims that conflicted */
     uint32_t nretry;
-    cs_id *take; /* the tasks of the transaction being built */
-    slot *copy;  /* its local copy of the cell */
+    cs_id *take;   /* the tasks of the transaction being built */
+    cs_copy *copy; /* its local copy of the cell */
     uint64_t rng;
     cs_txn txn;
     cs_txn_result res;
@@ -328,7 +287,7 @@ static void sched_free(sched *sc)
 {
     free(sc->retry);
     free(sc->take);
-    free(sc->copy);
+    cs_copy_free(sc->copy);
     cs_txn_free(&sc->txn);
     cs_txn_result_free(&sc->res);
 }
@@ -345,19 +304,30 @@ static int sched_init(sched *sc, uint32_t k, const commit_opts *o, const cb_cell
     cs_txn_result_init(&sc->res);
     sc->retry = calloc(o->batch, sizeof *sc->retry);
     sc->take = calloc(o->batch, sizeof *sc->take);
-    sc->copy = calloc(o->machines, sizeof *sc->copy);
-    if (sc->retry == NULL || sc->take == NULL || sc->copy == NULL) {
+    if (sc->retry == NULL || sc->take == NULL || cs_copy_new(&sc->copy, err) != CS_OK) {
         sched_free(sc);
         return cs_errorf(err, CS_ENOMEM, "scheduler %u: out of memory", k + 1);
     }
     return CS_OK;
 }
 
+/* Omega's sync, with which each round starts: the copy becomes the cell as
+ * it is now. */
+static int sched_sync(sched *sc, const cs_sched_port *port, const commit_opts *o, cs_error *err)
+{
+    int rc = cs_copy_sync(sc->copy, port, err);
+    if (rc != CS_OK)
+        return rc;
+    if (cs_copy_nmachines(sc->copy) != o->machines)
+        return cs_errorf(err, CS_ECORRUPT, "sync: the store has %u machines, %u were registered",
+                         cs_copy_nmachines(sc->copy), o->machines);
+    return CS_OK;
+}
+
 /* Build the scheduler's next transaction on its local copy: up to B tasks,
- * those whose claims conflicted first, each placed by first_fit. A task that
- * fits nowhere waits for the next round. */
-static int sched_build(sched *sc, const commit_opts *o, const cb_cell *c, uint64_t version,
-                       cs_error *err)
+ * those whose claims conflicted first, each placed by first_fit and
+ * reserved in the copy. A task that fits nowhere waits for the next round. */
+static int sched_build(sched *sc, const commit_opts *o, const cb_cell *c, cs_error *err)
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < sc->nretry && n < o->batch; i++)
@@ -366,15 +336,20 @@ static int sched_build(sched *sc, const commit_opts *o, const cb_cell *c, uint64
     while (n < o->batch && sc->fresh < sc->fresh_end)
         sc->take[n++] = cb_cell_task(c, sc->fresh++);
 
-    cs_txn_reset(&sc->txn, ++sc->next_req, version);
+    cs_txn_reset(&sc->txn, ++sc->next_req, cs_copy_version(sc->copy));
     for (uint32_t i = 0; i < n; i++) {
         int64_t k = first_fit(sc->copy, o->machines, o, &sc->rng);
         if (k < 0) {
             sc->retry[sc->nretry++] = sc->take[i];
             continue;
         }
-        const slot *sl = &sc->copy[k];
-        if (cs_txn_add_claim(&sc->txn, sc->take[i], sl->id, &task_res, NULL, 0, sl->seq) != CS_OK)
+        const cs_cmachine *m = cs_copy_machine_at(sc->copy, (uint32_t)k);
+        cs_id machine = m->id;
+        uint64_t seq = m->seq;
+        int rc = cs_copy_claim(sc->copy, sc->take[i], machine, &task_res, NULL, 0, err);
+        if (rc != CS_OK)
+            return cs_error_wrap(err, rc, "scheduler %" PRIu64, sc->id);
+        if (cs_txn_add_claim(&sc->txn, sc->take[i], machine, &task_res, NULL, 0, seq) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "scheduler %" PRIu64 ": out of memory", sc->id);
     }
     return CS_OK;
@@ -783,33 +758,32 @@ static int commit_one(bench *b, sched *sc, const commit_opts *o, commit_figures 
     return raw_same_writes(&b->same, &sc->txn, puts, bytes, &f->same, err);
 }
 
-/* Omega's race, round after round: every scheduler syncs to the same
- * snapshot and builds its transaction on it, then they commit one after
+/* Omega's race, round after round: every scheduler syncs its copy to the
+ * same version and builds its transaction on it, then they commit one after
  * another, so the 2nd..Kth commits of a round are built on stale state. */
 static int run_rounds(bench *b, const commit_opts *o, const cb_cell *c, commit_figures *f,
                       cs_error *err)
 {
     int rc = CS_OK;
     uint32_t k = 0;
+    cs_port_local *port = NULL;
     sched *scheds = calloc(o->schedulers, sizeof *scheds);
-    slot *base = calloc(o->machines, sizeof *base);
-    if (scheds == NULL || base == NULL) {
+    if (scheds == NULL) {
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
         goto out;
     }
+    /* The clock is not read: no scheduler loop runs here. */
+    if ((rc = cs_port_local_new(b->store, 0, 0, &port, err)) != CS_OK)
+        goto out;
     for (k = 0; k < o->schedulers; k++)
         if ((rc = sched_init(&scheds[k], k, o, c, err)) != CS_OK)
             goto out;
 
     for (uint32_t round = 0; round < o->rounds; round++) {
-        uint64_t version = 0;
-        if ((rc = cell_sync(b->store, base, o->machines, &version, err)) != CS_OK)
-            goto out;
-        for (uint32_t i = 0; i < o->schedulers; i++) {
-            memcpy(scheds[i].copy, base, o->machines * sizeof *base);
-            if ((rc = sched_build(&scheds[i], o, c, version, err)) != CS_OK)
+        for (uint32_t i = 0; i < o->schedulers; i++)
+            if ((rc = sched_sync(&scheds[i], cs_port_local_table(port), o, err)) != CS_OK ||
+                (rc = sched_build(&scheds[i], o, c, err)) != CS_OK)
                 goto out;
-        }
         for (uint32_t i = 0; i < o->schedulers; i++) {
             if (scheds[i].txn.nclaims == 0)
                 continue; /* the cell is full: an empty transaction is refused */
@@ -824,7 +798,7 @@ out:
     for (uint32_t i = 0; scheds != NULL && i < k; i++)
         sched_free(&scheds[i]);
     free(scheds);
-    free(base);
+    cs_port_local_free(port);
     return rc;
 }
 

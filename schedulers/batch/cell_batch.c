@@ -11,31 +11,7 @@
  */
 #include <signal.h>
 
-#include <xxhash.h>
-
-#include "cellstate/record.h"
-#include "schedulers/sched.h"
-
-static bool batch_takes(const cs_sched *s, const cs_cjob *j)
-{
-    const cs_sched_opts *o = cs_sched_options(s);
-    if (j->job.kind != CS_JOB_BATCH)
-        return false;
-    if (o->instances <= 1)
-        return true;
-    uint8_t le[8];
-    for (int i = 0; i < 8; i++)
-        le[i] = (uint8_t)(j->job.id >> (8 * i));
-    return XXH3_64bits(le, sizeof le) % o->instances == o->instance;
-}
-
-static bool batch_again(const cs_cjob *j, const cs_ctask *t)
-{
-    /* attempts counts placements: the first run and max_retries more. A
-     * lost task did not fail: it always runs again. */
-    return (t->state == CS_TASK_FAILED && t->attempts <= j->opts.max_retries) ||
-           t->state == CS_TASK_LOST;
-}
+#include "schedulers/kinds.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -47,9 +23,5 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    /* A batch task holds its machine alike placed or running: the copy
-     * need not hear of starts, half of all task changes at scale. */
-    static const cs_sched_hooks hooks = {
-        .takes = batch_takes, .again = batch_again, .omit_running = true, .ends_jobs = true};
-    return cs_sched_main(CS_SCHED_BATCH, argc, argv, &hooks, &stop_flag, on_signal);
+    return cs_sched_main(CS_SCHED_BATCH, argc, argv, &cs_sched_batch_hooks, &stop_flag, on_signal);
 }

@@ -20,24 +20,7 @@
  */
 #include <signal.h>
 
-#include "cellstate/record.h"
-#include "schedulers/rollout.h"
-#include "schedulers/sched.h"
-
-static bool service_takes(const cs_sched *s, const cs_cjob *j)
-{
-    (void)s;
-    return j->job.kind == CS_JOB_SERVICE;
-}
-
-static bool service_again(const cs_cjob *j, const cs_ctask *t)
-{
-    /* A service runs until it is killed or scaled down: any other end
-     * (failed, finished, lost) is replaced. */
-    (void)j;
-    (void)t;
-    return true;
-}
+#include "schedulers/kinds.h"
 
 static volatile sig_atomic_t stop_flag;
 
@@ -49,8 +32,5 @@ static void on_signal(int sig)
 
 int main(int argc, char **argv)
 {
-    static const cs_sched_hooks hooks = {
-        .takes = service_takes, .again = service_again, .rollout = cs_rollout_job,
-        .backoff = true};
-    return cs_sched_main(CS_SCHED_SERVICE, argc, argv, &hooks, &stop_flag, on_signal);
+    return cs_sched_main(CS_SCHED_SERVICE, argc, argv, &cs_sched_service_hooks, &stop_flag, on_signal);
 }

@@ -1,0 +1,225 @@
+/* port_nng.c — the scheduler port over cellstated (see port.h): each call
+ * one request of docs/protocol.md through proto/client.h, packed as the
+ * loop packed it before the port existed; the host's clocks. */
+#include "schedulers/port.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "proto/proto.h"
+#include "proto/sync.h"
+#include "schedulers/cellcopy.h"
+
+struct cs_port_nng {
+    cs_sched_port table;
+    cs_client *client;
+    bool owns_client;
+    msgpack_sbuffer buf; /* the request being sent */
+};
+
+/* ---- the cell ---------------------------------------------------------------- */
+
+static int nng_sync(void *ctx, cs_copy *c, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    p->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+    cs_sync_req req = {cs_copy_version(c), true, cs_copy_omits_running(c)};
+    if (cs_sync_req_encode(&pk, &req) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    const void *body;
+    size_t len;
+    int rc = cs_client_call_raw(p->client, CS_MSG_SYNC, p->buf.data, p->buf.size, &body, &len, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "sync");
+    return cs_copy_apply_bytes(c, body, len, err);
+}
+
+/* The commit reply is a map; its arrays carry one outcome per item. */
+static int read_outcomes(const cs_msg *m, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    static const char *const lists[3] = {"claims", "releases", "preempts"};
+    uint8_t *outs[3] = {r->claims, r->releases, r->preempts};
+    uint32_t want[3] = {t->nclaims, t->nreleases, t->npreempts};
+    for (int k = 0; k < 3; k++) {
+        const msgpack_object *a = cs_obj_get(&m->body, lists[k]);
+        if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != want[k])
+            return cs_errorf(err, CS_EPROTO, "commit reply: '%s' is not %" PRIu32 " outcomes",
+                             lists[k], want[k]);
+        for (uint32_t i = 0; i < want[k]; i++) {
+            const msgpack_object *v = &a->via.array.ptr[i];
+            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 >= CS_OUTCOME_COUNT)
+                return cs_errorf(err, CS_EPROTO, "commit reply: %s[%" PRIu32 "] is not an outcome",
+                                 lists[k], i);
+            outs[k][i] = (uint8_t)v->via.u64;
+        }
+    }
+    uint64_t u;
+    if (cs_obj_u64(&m->body, "version", true, UINT64_MAX, &u, err) != CS_OK)
+        return cs_error_wrap(err, CS_EPROTO, "commit reply");
+    r->version = u;
+    for (uint32_t i = 0; i < t->nclaims; i++) {
+        if (r->claims[i] == CS_COMMITTED)
+            r->committed++;
+        else if (r->claims[i] != CS_ABORTED_GANG)
+            r->conflicts++;
+    }
+    return CS_OK;
+}
+
+static int nng_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    p->buf.size = 0;
+    if (cs_txn_encode(t, &p->buf) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg m;
+    int rc = cs_client_callb(p->client, CS_MSG_COMMIT, &p->buf, &m, err);
+    if (rc != CS_OK)
+        return rc;
+    cs_txn_result_free(r);
+    cs_txn_result_init(r);
+    if ((rc = cs_txn_result_prepare(r, t)) != CS_OK)
+        return cs_errorf(err, rc, "out of memory");
+    return read_outcomes(&m, t, r, err);
+}
+
+static int nng_note(void *ctx, cs_id job, const char *note, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    p->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "job", job) ||
+        cs_pack_kv_str(&pk, "note", note))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg m;
+    return cs_client_callb(p->client, CS_MSG_JOB_NOTE, &p->buf, &m, err);
+}
+
+static int nng_scale(void *ctx, cs_id job, uint32_t count, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    p->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "count", count) ||
+        cs_pack_kv_u64(&pk, "job", job))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg m;
+    return cs_client_callb(p->client, CS_MSG_JOB_SCALE, &p->buf, &m, err);
+}
+
+static int nng_surge(void *ctx, cs_id job, uint32_t surge, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    return cs_client_job_surge(p->client, job, surge, NULL, err);
+}
+
+static int nng_job_end(void *ctx, cs_id job, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    p->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+    if (msgpack_pack_map(&pk, 1) || cs_pack_kv_u64(&pk, "job", job))
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg m;
+    return cs_client_callb(p->client, CS_MSG_JOB_END, &p->buf, &m, err);
+}
+
+static int nng_report(void *ctx, const void *body, size_t len, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    cs_msg m;
+    return cs_client_call(p->client, CS_MSG_SCHED_REPORT, body, len, &m, err);
+}
+
+/* ---- the host's clocks --------------------------------------------------------- */
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t nng_now(void *ctx)
+{
+    (void)ctx;
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+static int64_t nng_wall(void *ctx)
+{
+    (void)ctx;
+    return clock_ns(CLOCK_REALTIME) / 1000000;
+}
+
+static void nng_sleep(void *ctx, int64_t until)
+{
+    int64_t ns = until - nng_now(ctx);
+    if (ns <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    nanosleep(&ts, NULL); /* a signal ends it early: the loop looks at its stop flag */
+}
+
+/* ---- setup ------------------------------------------------------------------------ */
+
+static int port_new(cs_client *client, const char *url, bool owns, cs_port_nng **out,
+                    cs_error *err)
+{
+    cs_port_nng *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    p->client = client;
+    p->owns_client = owns;
+    msgpack_sbuffer_init(&p->buf);
+    p->table = (cs_sched_port){
+        .ctx = p,
+        .where = url,
+        .sync = nng_sync,
+        .commit = nng_commit,
+        .note = nng_note,
+        .scale = nng_scale,
+        .surge = nng_surge,
+        .job_end = nng_job_end,
+        .report = nng_report,
+        .now = nng_now,
+        .wall = nng_wall,
+        .sleep = nng_sleep,
+    };
+    *out = p;
+    return CS_OK;
+}
+
+int cs_port_nng_open(const char *url, uint32_t timeout_ms, cs_port_nng **out, cs_error *err)
+{
+    cs_client *client;
+    int rc = cs_client_open(url, timeout_ms, &client, err);
+    if (rc != CS_OK)
+        return rc;
+    if ((rc = port_new(client, url, true, out, err)) != CS_OK)
+        cs_client_close(client);
+    return rc;
+}
+
+int cs_port_nng_over(cs_client *client, cs_port_nng **out, cs_error *err)
+{
+    return port_new(client, "cellstated", false, out, err);
+}
+
+void cs_port_nng_free(cs_port_nng *p)
+{
+    if (p == NULL)
+        return;
+    if (p->owns_client)
+        cs_client_close(p->client);
+    msgpack_sbuffer_destroy(&p->buf);
+    free(p);
+}
+
+const cs_sched_port *cs_port_nng_table(cs_port_nng *p) { return &p->table; }
