@@ -2,6 +2,7 @@
 #include "agent/sim.h"
 
 #include "agent/health.h"
+#include "cellstate/rng.h"
 
 #include <errno.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -26,15 +27,6 @@ struct ag_sim {
     sim_be *be;
     ag_machine **m;
 };
-
-/* splitmix64: small, good enough for run times, and reproducible. */
-static uint64_t next_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
 
 /* Simulated health checks: healthy from the start, so that schedulers
  * doing rolling updates see healthy tasks; or, with CELL_SIM_UNHEALTHY=1 in
@@ -81,7 +73,7 @@ static void sim_start(void *ctx, ag_task *t, const ag_assign *a, int64_t now)
     }
     uint64_t d = a->opts.duration_ms;
     if (d == 0)
-        d = b->lo + next_rand(&b->rng) % ((uint64_t)b->hi - b->lo + 1);
+        d = b->lo + cs_rng_next(&b->rng) % ((uint64_t)b->hi - b->lo + 1);
     t->started = true;
     t->phase = AG_RUNNING;
     t->end_at = now + (int64_t)d;

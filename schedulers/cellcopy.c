@@ -4,91 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/idindex.h"
 #include "proto/proto.h"
 
 /* The per-machine budget (about 200 bytes with names and attributes)
  * starts with the record itself. */
 _Static_assert(sizeof(cs_cmachine) <= 96, "cs_cmachine grew past 96 bytes");
 
-/* ---- id indexes ---------------------------------------------------------------
- * Machines, jobs and tasks live in arrays; an open-addressing table of 32-bit
- * slots (slot + 1, 0 = empty) finds a record by id, comparing with the id
- * at the start of each record. Four bytes per entry instead of twelve is a
- * large part of what keeps a machine under 200 bytes. */
-
-typedef struct idindex {
-    uint32_t *slots;
-    uint32_t nslots; /* power of two, or 0 */
-    uint32_t n;
-} idindex;
-
-static inline uint32_t hash_id(cs_id id, uint32_t mask)
-{
-    id ^= id >> 33;
-    id *= UINT64_C(0xff51afd7ed558ccd);
-    id ^= id >> 33;
-    return (uint32_t)id & mask;
-}
-
-static inline cs_id id_at(const void *base, size_t stride, uint32_t slot)
-{
-    cs_id id;
-    memcpy(&id, (const char *)base + (size_t)slot * stride, sizeof id);
-    return id;
-}
-
-static uint32_t idx_find(const idindex *x, const void *base, size_t stride, cs_id id)
-{
-    if (x->n == 0)
-        return CS_NONE;
-    uint32_t mask = x->nslots - 1;
-    for (uint32_t i = hash_id(id, mask);; i = (i + 1) & mask) {
-        uint32_t v = x->slots[i];
-        if (v == 0)
-            return CS_NONE;
-        if (id_at(base, stride, v - 1) == id)
-            return v - 1;
-    }
-}
-
-static void idx_place(idindex *x, cs_id id, uint32_t slot)
-{
-    uint32_t mask = x->nslots - 1;
-    uint32_t i = hash_id(id, mask);
-    while (x->slots[i] != 0)
-        i = (i + 1) & mask;
-    x->slots[i] = slot + 1;
-}
-
-/* Add `slot` (holding an id not yet indexed). Load stays at most 3/4:
- * linear probing is still short there, and a smaller table is fewer bytes
- * per machine. */
-static int idx_add(idindex *x, const void *base, size_t stride, uint32_t slot)
-{
-    if ((uint64_t)(x->n + 1) * 4 > (uint64_t)x->nslots * 3) {
-        uint32_t n = x->nslots ? x->nslots * 2 : 64;
-        uint32_t *s = calloc(n, sizeof *s);
-        if (s == NULL)
-            return CS_ENOMEM;
-        free(x->slots);
-        x->slots = s;
-        x->nslots = n;
-        /* Records are added in slot order, so slots below `slot` are all
-         * indexed. */
-        for (uint32_t i = 0; i < slot; i++)
-            idx_place(x, id_at(base, stride, i), i);
-    }
-    idx_place(x, id_at(base, stride, slot), slot);
-    x->n++;
-    return CS_OK;
-}
-
-static void idx_clear(idindex *x)
-{
-    if (x->slots != NULL)
-        memset(x->slots, 0, (size_t)x->nslots * sizeof *x->slots);
-    x->n = 0;
-}
+/* Machines, jobs and tasks live in arrays; cellstate/idindex.h finds a
+ * record by id: four bytes per record instead of twelve is a large part of
+ * what keeps a machine under 200 bytes. Its "not found" is the copy's
+ * CS_NONE. */
+_Static_assert(CS_IDINDEX_NONE == CS_NONE, "the index's not-found is the copy's");
 
 /* ---- the copy ------------------------------------------------------------------ */
 
@@ -119,10 +46,10 @@ struct cs_copy {
     uint32_t nattrix, nattrsets;
     cs_cmachine *machines;
     uint32_t nmachines, capmachines;
-    idindex mix;
+    cs_idindex mix;
     cs_cjob *jobs;
     uint32_t njobs, capjobs;
-    idindex jix;
+    cs_idindex jix;
     cs_u32map active; /* interned name -> slot of the active job */
     cs_ctask *tasks;
     uint32_t ntasks, captasks; /* found by id through their job's `tasks` (no index of their own) */
@@ -181,8 +108,8 @@ static void clear_records(cs_copy *c)
     for (uint32_t i = 0; i < c->ntasks; i++)
         free(c->tasks[i].ports);
     c->nmachines = c->njobs = c->ntasks = 0;
-    idx_clear(&c->mix);
-    idx_clear(&c->jix);
+    cs_idindex_clear(&c->mix);
+    cs_idindex_clear(&c->jix);
     cs_u32map_clear(&c->active);
 }
 
@@ -195,8 +122,8 @@ void cs_copy_free(cs_copy *c)
     free(c->machines);
     free(c->jobs);
     free(c->tasks);
-    free(c->mix.slots);
-    free(c->jix.slots);
+    cs_idindex_free(&c->mix);
+    cs_idindex_free(&c->jix);
     free(c->attrpool);
     free(c->attrix);
     free(c->undo);
@@ -219,11 +146,11 @@ const cs_ctask *cs_copy_task_at(const cs_copy *c, uint32_t s) { return &c->tasks
 
 uint32_t cs_copy_machine_slot(const cs_copy *c, cs_id id)
 {
-    return idx_find(&c->mix, c->machines, sizeof *c->machines, id);
+    return cs_idindex_find(&c->mix, c->machines, sizeof *c->machines, id);
 }
 uint32_t cs_copy_job_slot(const cs_copy *c, cs_id id)
 {
-    return idx_find(&c->jix, c->jobs, sizeof *c->jobs, id);
+    return cs_idindex_find(&c->jix, c->jobs, sizeof *c->jobs, id);
 }
 /* A task id is its job's id and its index (record.h): the job's
  * task-by-index array finds it with no table of its own, one look-up among
@@ -336,7 +263,7 @@ static uint32_t set_hash(const uint32_t *run, uint32_t len, uint32_t mask)
     uint64_t h = UINT64_C(1469598103934665603);
     for (uint32_t i = 0; i < len; i++)
         h = (h ^ run[i]) * UINT64_C(1099511628211);
-    return hash_id(h, mask);
+    return cs_idindex_hash(h, mask);
 }
 
 /* The length of the set at `off`: its attributes and its taints. */
@@ -577,7 +504,7 @@ static int apply_machine(cs_copy *c, const msgpack_object *o, cs_error *err)
         memset(&c->machines[s], 0, sizeof c->machines[s]);
         c->machines[s].id = m.id;
         c->machines[s].tasks = CS_NONE;
-        if (idx_add(&c->mix, c->machines, sizeof *c->machines, s) != CS_OK)
+        if (cs_idindex_add(&c->mix, c->machines, sizeof *c->machines, s) != CS_OK)
             return nomem(err);
         c->nmachines++;
     }
@@ -694,7 +621,7 @@ static int apply_job(cs_copy *c, const msgpack_object *o, cs_error *err)
         nj.ntaskidx = 0;
         nj.pending = nj.pending_tail = CS_NONE;
         c->jobs[s] = nj;
-        if (idx_add(&c->jix, c->jobs, sizeof *c->jobs, s) != CS_OK) {
+        if (cs_idindex_add(&c->jix, c->jobs, sizeof *c->jobs, s) != CS_OK) {
             job_release(&c->jobs[s]);
             return nomem(err);
         }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
+
 /* Why a machine cannot take a task: these, then R_CONS + i for the job's
  * constraint i. The resources are one reason per combination of those
  * short (R_RES + mask - 1, mask bits cpu 1, memory 2, disk 4), so that a
@@ -100,20 +102,9 @@ struct cs_placer {
     bool order_stale;   /* counts changed other than by a claim (preemption) */
 };
 
-/* ---- the generator (splitmix64: small, seedable, good enough for order) ---- */
-
-static uint64_t next_rand(cs_placer *p)
-{
-    uint64_t z = (p->rng += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static uint32_t rand_below(cs_placer *p, uint32_t n)
-{
-    return (uint32_t)(((next_rand(p) >> 32) * (uint64_t)n) >> 32);
-}
+/* The placer's own seeded generator (cellstate/rng.h): ties and sampling
+ * are reproducible for a seed. */
+static uint32_t rand_below(cs_placer *p, uint32_t n) { return cs_rng_below(&p->rng, n); }
 
 static int nomem(cs_error *err)
 {

@@ -1,12 +1,14 @@
 /* port_nng.c — the scheduler port over cellstated (see port.h): each call
- * one request of docs/protocol.md through proto/client.h, packed as the
- * loop packed it before the port existed; the host's clocks. */
+ * one request of docs/protocol.md through proto/client.h, packed and read
+ * by the message codecs of proto/; the host's clocks. */
 #include "schedulers/port.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include "proto/commitmsg.h"
+#include "proto/jobmsg.h"
 #include "proto/proto.h"
 #include "proto/sync.h"
 #include "schedulers/cellcopy.h"
@@ -37,79 +39,50 @@ static int nng_sync(void *ctx, cs_copy *c, cs_error *err)
     return cs_copy_apply_bytes(c, body, len, err);
 }
 
-/* The commit reply is a map; its arrays carry one outcome per item. */
-static int read_outcomes(const cs_msg *m, const cs_txn *t, cs_txn_result *r, cs_error *err)
-{
-    static const char *const lists[3] = {"claims", "releases", "preempts"};
-    uint8_t *outs[3] = {r->claims, r->releases, r->preempts};
-    uint32_t want[3] = {t->nclaims, t->nreleases, t->npreempts};
-    for (int k = 0; k < 3; k++) {
-        const msgpack_object *a = cs_obj_get(&m->body, lists[k]);
-        if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != want[k])
-            return cs_errorf(err, CS_EPROTO, "commit reply: '%s' is not %" PRIu32 " outcomes",
-                             lists[k], want[k]);
-        for (uint32_t i = 0; i < want[k]; i++) {
-            const msgpack_object *v = &a->via.array.ptr[i];
-            if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER || v->via.u64 >= CS_OUTCOME_COUNT)
-                return cs_errorf(err, CS_EPROTO, "commit reply: %s[%" PRIu32 "] is not an outcome",
-                                 lists[k], i);
-            outs[k][i] = (uint8_t)v->via.u64;
-        }
-    }
-    uint64_t u;
-    if (cs_obj_u64(&m->body, "version", true, UINT64_MAX, &u, err) != CS_OK)
-        return cs_error_wrap(err, CS_EPROTO, "commit reply");
-    r->version = u;
-    for (uint32_t i = 0; i < t->nclaims; i++) {
-        if (r->claims[i] == CS_COMMITTED)
-            r->committed++;
-        else if (r->claims[i] != CS_ABORTED_GANG)
-            r->conflicts++;
-    }
-    return CS_OK;
-}
-
 static int nng_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
 {
     cs_port_nng *p = ctx;
     p->buf.size = 0;
-    if (cs_txn_encode(t, &p->buf) != CS_OK)
+    if (cs_commit_req_encode(&p->buf, t) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     cs_msg m;
     int rc = cs_client_callb(p->client, CS_MSG_COMMIT, &p->buf, &m, err);
     if (rc != CS_OK)
         return rc;
+    cs_commit_reply reply;
+    cs_arena a;
+    cs_arena_init(&a);
     cs_txn_result_free(r);
     cs_txn_result_init(r);
-    if ((rc = cs_txn_result_prepare(r, t)) != CS_OK)
-        return cs_errorf(err, rc, "out of memory");
-    return read_outcomes(&m, t, r, err);
+    if ((rc = cs_commit_reply_decode(&m.body, &reply, &a, err)) == CS_OK)
+        rc = cs_commit_reply_result(&reply, t, r, err);
+    cs_arena_free(&a);
+    return rc;
 }
+
+/* Pack a request with `encode` into the port's buffer and send it as
+ * `type`; the reply ({version}) is not read. */
+#define SEND(p, type, encode, req, err)                                         \
+    do {                                                                        \
+        (p)->buf.size = 0;                                                      \
+        msgpack_packer pk_;                                                     \
+        msgpack_packer_init(&pk_, &(p)->buf, msgpack_sbuffer_write);            \
+        if (encode(&pk_, req) != CS_OK)                                         \
+            return cs_errorf(err, CS_ENOMEM, "out of memory");                  \
+        cs_msg m_;                                                              \
+        return cs_client_callb((p)->client, type, &(p)->buf, &m_, err);         \
+    } while (0)
 
 static int nng_note(void *ctx, cs_id job, const char *note, cs_error *err)
 {
-    cs_port_nng *p = ctx;
-    p->buf.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "job", job) ||
-        cs_pack_kv_str(&pk, "note", note))
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    cs_msg m;
-    return cs_client_callb(p->client, CS_MSG_JOB_NOTE, &p->buf, &m, err);
+    cs_job_note_req req = {cs_ref_id(job), note};
+    SEND((cs_port_nng *)ctx, CS_MSG_JOB_NOTE, cs_job_note_req_encode, &req, err);
 }
 
 static int nng_scale(void *ctx, cs_id job, uint32_t count, cs_error *err)
 {
-    cs_port_nng *p = ctx;
-    p->buf.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 2) || cs_pack_kv_u64(&pk, "count", count) ||
-        cs_pack_kv_u64(&pk, "job", job))
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    cs_msg m;
-    return cs_client_callb(p->client, CS_MSG_JOB_SCALE, &p->buf, &m, err);
+    cs_job_count_req req = {cs_ref_id(job), count};
+    SEND((cs_port_nng *)ctx, CS_MSG_JOB_SCALE, cs_job_scale_req_encode, &req, err);
 }
 
 static int nng_surge(void *ctx, cs_id job, uint32_t surge, cs_error *err)
@@ -120,14 +93,8 @@ static int nng_surge(void *ctx, cs_id job, uint32_t surge, cs_error *err)
 
 static int nng_job_end(void *ctx, cs_id job, cs_error *err)
 {
-    cs_port_nng *p = ctx;
-    p->buf.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 1) || cs_pack_kv_u64(&pk, "job", job))
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    cs_msg m;
-    return cs_client_callb(p->client, CS_MSG_JOB_END, &p->buf, &m, err);
+    cs_job_ref_req req = {cs_ref_id(job)};
+    SEND((cs_port_nng *)ctx, CS_MSG_JOB_END, cs_job_ref_req_encode, &req, err);
 }
 
 static int nng_report(void *ctx, const void *body, size_t len, cs_error *err)

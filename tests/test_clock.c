@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cellstate/rng.h"
 #include "agent/clock.h"
 
 typedef struct latch {
@@ -88,14 +89,6 @@ static void blocker_fire(ag_timer *t)
     latch_wait(&h->hold);
 }
 
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 #define NT 400
 
 Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
@@ -134,8 +127,8 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
         int bad_disarm = -1; /* the step at which disarm first disagreed */
         bool bad_said = false;
         for (uint32_t k = 0; k < 6 * NT; k++) {
-            rec_timer *r = &ts[rnd(&s) % NT];
-            if (rnd(&s) % 4 == 0) {
+            rec_timer *r = &ts[cs_rng_next(&s) % NT];
+            if (cs_rng_next(&s) % 4 == 0) {
                 bool armed = ag_clock_disarm(c, &r->t, false);
                 if (armed != r->armed && bad_disarm < 0) {
                     bad_disarm = (int)k;
@@ -143,7 +136,7 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
                 }
                 r->armed = false;
             } else {
-                r->due = base + (int64_t)(rnd(&s) % 5000); /* ties happen */
+                r->due = base + (int64_t)(cs_rng_next(&s) % 5000); /* ties happen */
                 r->armed = true;
                 ag_clock_arm(c, &r->t, r->due);
             }

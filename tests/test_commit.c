@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
 #include "tests/support.h"
 #include "txn/conflict.h"
 
@@ -1906,15 +1907,6 @@ Test(commit, deterministic)
     free(b);
 }
 
-/* xorshift64*: a fixed-seed generator, the same sequence on every run. */
-static uint64_t rnd_u(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * UINT64_C(2685821657736338717);
-}
-
 /* ---- randomized: the invariants hold under concurrent schedulers ----------------------- */
 
 Test(commit, random_schedulers_keep_invariants)
@@ -1938,20 +1930,20 @@ Test(commit, random_schedulers_keep_invariants)
         uint64_t v = version();
         cs_txn t[3];
         for (int s = 0; s < 3; s++) {
-            cs_txn_init(&t[s], (uint64_t)s + 1, req++, v, (uint8_t)(rnd_u(&seed) % 2),
-                        (uint8_t)(rnd_u(&seed) % 4 == 0));
-            uint32_t n = 1 + (uint32_t)(rnd_u(&seed) % 6);
+            cs_txn_init(&t[s], (uint64_t)s + 1, req++, v, (uint8_t)(cs_rng_next(&seed) % 2),
+                        (uint8_t)(cs_rng_next(&seed) % 4 == 0));
+            uint32_t n = 1 + (uint32_t)(cs_rng_next(&seed) % 6);
             for (uint32_t k = 0; k < n; k++) {
-                uint32_t jj = (uint32_t)(rnd_u(&seed) % NJ);
-                cs_id tid = cs_task_id(j[jj], (uint32_t)(rnd_u(&seed) % NT));
+                uint32_t jj = (uint32_t)(cs_rng_next(&seed) % NJ);
+                cs_id tid = cs_task_id(j[jj], (uint32_t)(cs_rng_next(&seed) % NT));
                 bool dup = false;
                 for (uint32_t c = 0; c < t[s].nclaims; c++)
                     dup |= t[s].claims[c].task == tid;
                 if (dup)
                     continue;
-                cs_id mm = m[rnd_u(&seed) % NM];
+                cs_id mm = m[cs_rng_next(&seed) % NM];
                 cs_res r = {500 + 250 * (int64_t)jj, 700, 20};
-                uint16_t port = (uint16_t)(31000 + rnd_u(&seed) % 20);
+                uint16_t port = (uint16_t)(31000 + cs_rng_next(&seed) % 20);
                 cr_assert_eq(cs_txn_add_claim(&t[s], tid, mm, &r, &port, 1, mach(mm).seq), CS_OK);
             }
         }

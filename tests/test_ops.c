@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
 #include "tests/support.h"
 #include "txn/command.h"
 
@@ -907,14 +908,6 @@ Test(ops, command_apply_runs_a_logged_command)
     ts_store_destroy(&t);
 }
 
-static uint64_t xorshift(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
-
 Test(ops, command_apply_refuses_garbage)
 {
     ts_store t;
@@ -999,10 +992,10 @@ Test(ops, command_apply_refuses_garbage)
     uint64_t x = 0x5eed;
     uint8_t buf[64];
     for (int i = 0; i < 3000; i++) {
-        size_t n = xorshift(&x) % sizeof buf;
+        size_t n = cs_rng_next(&x) % sizeof buf;
         for (size_t b = 0; b < n; b++)
-            buf[b] = (uint8_t)xorshift(&x);
-        uint8_t kind = kinds[xorshift(&x) % sizeof kinds];
+            buf[b] = (uint8_t)cs_rng_next(&x);
+        uint8_t kind = kinds[cs_rng_next(&x) % sizeof kinds];
         cs_error_clear(&err);
         int rc = cs_command_apply(t.s, kind, buf, n, &res, &err);
         if (rc == CS_OK)

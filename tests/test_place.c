@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
 #include "schedulers/cellcopy.h"
 #include "schedulers/place.h"
 #include "tests/cellbuild.h"
@@ -610,7 +611,6 @@ Test(place, prefer_no_schedule_is_a_preference)
 
 /* ---- fewest tasks first (the spread preset) ---------------------------------------------- */
 
-static uint64_t rng_next(uint64_t *s); /* with the random cells, below */
 
 /* Tasks per machine in the copy: the smallest and largest counts. */
 static void task_spread(fx *f, uint32_t *lo, uint32_t *hi)
@@ -636,7 +636,7 @@ Test(place, spread_preset_keeps_equal_machines_within_one_task, .timeout = 120)
         fx_init(&f);
         cr_assert_eq(cs_policy_preset("spread", &f.pol, NULL), CS_OK);
         f.o.seed = seed;
-        uint32_t m = 2 + (uint32_t)(rng_next(&rng) % 11);
+        uint32_t m = 2 + (uint32_t)(cs_rng_next(&rng) % 11);
         for (uint32_t i = 0; i < m; i++) {
             char name[16];
             snprintf(name, sizeof name, "m%02u", i);
@@ -645,7 +645,7 @@ Test(place, spread_preset_keeps_equal_machines_within_one_task, .timeout = 120)
         /* Every job is submitted first; the first is placed in one pass,
          * the others (1..7 tasks each) one call each, committed and synced
          * after most calls and sometimes two calls to one transaction. */
-        uint32_t n = 1 + (uint32_t)(rng_next(&rng) % (5 * m));
+        uint32_t n = 1 + (uint32_t)(cs_rng_next(&rng) % (5 * m));
         uint8_t kind = seed % 2 ? CS_JOB_BATCH : CS_JOB_SERVICE;
         cs_id jobs[11];
         uint32_t cnt[11];
@@ -654,7 +654,7 @@ Test(place, spread_preset_keeps_equal_machines_within_one_task, .timeout = 120)
         for (int pass = 1; pass < 11; pass++) {
             char name[16];
             snprintf(name, sizeof name, "p%d", pass);
-            cnt[pass] = 1 + (uint32_t)(rng_next(&rng) % 7);
+            cnt[pass] = 1 + (uint32_t)(cs_rng_next(&rng) % 7);
             jobs[pass] = tb_job_add(&f.b, name, pass % 2 ? CS_JOB_SERVICE : CS_JOB_BATCH, 50,
                                     cnt[pass], 100 + 50 * (pass % 3), 64, 0);
         }
@@ -1092,27 +1092,20 @@ Test(place, bad_jobs_stay_pending_and_bad_calls_are_errors)
 
 /* ---- properties ----------------------------------------------------------------------------------- */
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
 /* A random cell: machines of random sizes and racks, a random filler load,
  * then jobs with random constraints. */
 static void random_cell(fx *f, uint64_t seed)
 {
     uint64_t s = seed;
-    uint32_t nm = 30 + (uint32_t)(rng_next(&s) % 40);
+    uint32_t nm = 30 + (uint32_t)(cs_rng_next(&s) % 40);
     for (uint32_t i = 0; i < nm; i++) {
         char name[16], attrs[48];
         snprintf(name, sizeof name, "m%u", i);
-        snprintf(attrs, sizeof attrs, "rack=r%u zone=z%u", (unsigned)(rng_next(&s) % 6),
-                 (unsigned)(rng_next(&s) % 3));
-        tb_machine_add(&f->b, name, 2000 + (int64_t)(rng_next(&s) % 6) * 1000, 8192, 100, 31000,
-                       31000 + (uint16_t)(rng_next(&s) % 4), attrs);
+        snprintf(attrs, sizeof attrs, "rack=r%u zone=z%u", (unsigned)(cs_rng_next(&s) % 6),
+                 (unsigned)(cs_rng_next(&s) % 3));
+        int64_t cpu = 2000 + (int64_t)(cs_rng_next(&s) % 6) * 1000;
+        tb_machine_add(&f->b, name, cpu, 8192, 100, 31000, 31000 + (uint16_t)(cs_rng_next(&s) % 4),
+                       attrs);
     }
     static const char *const ops[][3] = {
         {"rack", "UNIQUE", ""}, {"hostname", "UNIQUE", ""}, {"rack", "MAX_PER", "2"},
@@ -1123,14 +1116,14 @@ static void random_cell(fx *f, uint64_t seed)
         char name[16];
         snprintf(name, sizeof name, "j%u", j);
         cs_id id = tb_job_add(&f->b, name, j % 2 ? CS_JOB_SERVICE : CS_JOB_BATCH, 50,
-                              20 + (uint32_t)(rng_next(&s) % 60),
-                              300 + (int64_t)(rng_next(&s) % 4) * 250, 100, 0);
-        uint32_t nc = (uint32_t)(rng_next(&s) % 3);
+                              20 + (uint32_t)(cs_rng_next(&s) % 60),
+                              300 + (int64_t)(cs_rng_next(&s) % 4) * 250, 100, 0);
+        uint32_t nc = (uint32_t)(cs_rng_next(&s) % 3);
         for (uint32_t k = 0; k < nc; k++) {
-            const char *const *c = ops[rng_next(&s) % (sizeof ops / sizeof ops[0])];
-            tb_job_constraint(&f->b, id, c[0], c[1], c[2], rng_next(&s) % 4 == 0);
+            const char *const *c = ops[cs_rng_next(&s) % (sizeof ops / sizeof ops[0])];
+            tb_job_constraint(&f->b, id, c[0], c[1], c[2], cs_rng_next(&s) % 4 == 0);
         }
-        if (rng_next(&s) % 3 == 0) {
+        if (cs_rng_next(&s) % 3 == 0) {
             uint16_t ports[] = {0};
             tb_job_ports(&f->b, id, ports, 1);
         }

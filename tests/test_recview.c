@@ -5,22 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
 #include "cellstate/recview.h"
-
-static uint64_t next(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 /* A value of up to 64 bits whose width varies, so that every integer
  * encoding appears. */
 static uint64_t some_width(uint64_t *s)
 {
-    int bits = (int)(next(s) % 65);
-    uint64_t v = next(s);
+    int bits = (int)(cs_rng_next(s) % 65);
+    uint64_t v = cs_rng_next(s);
     return bits == 64 ? v : v & ((UINT64_C(1) << bits) - 1);
 }
 
@@ -31,26 +24,27 @@ static void random_task(uint64_t *s, cs_arena *a, cs_task *t)
     t->job = some_width(s) % (CS_JOB_ID_MAX + 1);
     t->index = (uint32_t)(some_width(s) % (CS_TASK_INDEX_MAX + 1));
     t->id = cs_task_id(t->job, t->index);
-    t->state = (uint8_t)(next(s) % CS_TASK_STATE_COUNT);
-    t->last_end = (uint8_t)(next(s) % CS_TASK_STATE_COUNT);
+    t->state = (uint8_t)(cs_rng_next(s) % CS_TASK_STATE_COUNT);
+    t->last_end = (uint8_t)(cs_rng_next(s) % CS_TASK_STATE_COUNT);
     t->machine = some_width(s);
     t->res.cpu = (int64_t)(some_width(s) % (uint64_t)CS_RES_MAX);
     t->res.mem = (int64_t)(some_width(s) % (uint64_t)CS_RES_MAX);
     t->res.disk = (int64_t)(some_width(s) % (uint64_t)CS_RES_MAX);
-    t->nports = (uint32_t)(next(s) % 4 == 0 ? next(s) % (CS_PORTS_PER_TASK_MAX + 1) : 0);
+    bool ports = cs_rng_next(s) % 4 == 0;
+    t->nports = ports ? (uint32_t)(cs_rng_next(s) % (CS_PORTS_PER_TASK_MAX + 1)) : 0;
     t->ports = t->nports ? cs_arena_alloc(a, t->nports * sizeof *t->ports) : NULL;
     for (uint32_t i = 0; i < t->nports; i++)
-        t->ports[i] = (uint16_t)next(s);
+        t->ports[i] = (uint16_t)cs_rng_next(s);
     t->attempts = (uint32_t)some_width(s);
     t->exit_code = (int32_t)(uint32_t)some_width(s);
     t->version = some_width(s);
-    size_t rlen = next(s) % 3 == 0 ? (size_t)(next(s) % (CS_REASON_MAX + 1)) : 0;
+    size_t rlen = cs_rng_next(s) % 3 == 0 ? (size_t)(cs_rng_next(s) % (CS_REASON_MAX + 1)) : 0;
     char *reason = cs_arena_alloc(a, rlen + 1);
     for (size_t i = 0; i < rlen; i++)
-        reason[i] = (char)('a' + next(s) % 26);
+        reason[i] = (char)('a' + cs_rng_next(s) % 26);
     reason[rlen] = '\0';
     t->reason = reason;
-    t->health = (uint8_t)(next(s) % CS_TASK_HEALTH_COUNT);
+    t->health = (uint8_t)(cs_rng_next(s) % CS_TASK_HEALTH_COUNT);
     t->spec = some_width(s);
 }
 
@@ -122,16 +116,16 @@ Test(recview, takes_nothing_the_decoder_refuses)
         msgpack_sbuffer buf;
         encode_random(&s, &a, &t, &buf);
         size_t len = buf.size;
-        switch (next(&s) % 3) {
+        switch (cs_rng_next(&s) % 3) {
         case 0: /* truncated */
-            len = (size_t)(next(&s) % buf.size);
+            len = (size_t)(cs_rng_next(&s) % buf.size);
             break;
         case 1: /* one byte changed */
-            buf.data[next(&s) % buf.size] = (char)next(&s);
+            buf.data[cs_rng_next(&s) % buf.size] = (char)cs_rng_next(&s);
             break;
         default: /* two bytes changed */
-            buf.data[next(&s) % buf.size] = (char)next(&s);
-            buf.data[next(&s) % buf.size] = (char)next(&s);
+            buf.data[cs_rng_next(&s) % buf.size] = (char)cs_rng_next(&s);
+            buf.data[cs_rng_next(&s) % buf.size] = (char)cs_rng_next(&s);
             break;
         }
         uint8_t *in = malloc(len ? len : 1);

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cellstate/rng.h"
 #include "schedulers/rollout.h"
 #include "tests/cellbuild.h"
 #include "tests/support.h"
@@ -31,15 +32,7 @@
 /* ======================================================================= */
 /* the decision                                                             */
 
-static uint64_t splitmix(uint64_t *x)
-{
-    uint64_t z = (*x += UINT64_C(0x9E3779B97F4A7C15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return z ^ (z >> 31);
-}
-
-static bool chance(uint64_t *x, unsigned percent) { return splitmix(x) % 100 < percent; }
+static bool chance(uint64_t *x, unsigned percent) { return cs_rng_next(x) % 100 < percent; }
 
 enum { SLOTS_MAX = 64 };
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
 #include "proto/client.h"
 #include "cellstate/mpcheck.h"
 #include "proto/proto.h"
@@ -569,14 +570,6 @@ static void assert_same_copy(const cs_copy *x, const cs_copy *y, const char *whe
     }
 }
 
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
 /* The jobs of a random cell: their count of tasks by id - 1. */
 typedef struct jobs {
     uint32_t n;
@@ -587,10 +580,10 @@ static void add_job(tb_cell *b, jobs *js, uint64_t *seed)
 {
     char name[32];
     snprintf(name, sizeof name, "j%u", js->n);
-    uint32_t count = 1 + (uint32_t)(rnd(seed) % 60);
-    cs_id id = tb_job_add(b, name, rnd(seed) % 2 ? CS_JOB_BATCH : CS_JOB_SERVICE, 0, count, 100,
-                          64, 0);
-    if (rnd(seed) % 2) {
+    uint32_t count = 1 + (uint32_t)(cs_rng_next(seed) % 60);
+    uint8_t kind = cs_rng_next(seed) % 2 ? CS_JOB_BATCH : CS_JOB_SERVICE;
+    cs_id id = tb_job_add(b, name, kind, 0, count, 100, 64, 0);
+    if (cs_rng_next(seed) % 2) {
         uint16_t ports[] = {0};
         tb_job_ports(b, id, ports, 1);
     }
@@ -600,15 +593,15 @@ static void add_job(tb_cell *b, jobs *js, uint64_t *seed)
 /* One random change of the cell. */
 static void mutate(tb_cell *b, uint64_t *seed, jobs *js)
 {
-    uint64_t k = rnd(seed) % 10;
+    uint64_t k = cs_rng_next(seed) % 10;
     if (k == 0 && js->n < 16) {
         add_job(b, js, seed);
         return;
     }
-    cs_id job = 1 + rnd(seed) % js->n;
-    uint32_t index = (uint32_t)(rnd(seed) % js->count[job - 1]);
+    cs_id job = 1 + cs_rng_next(seed) % js->n;
+    uint32_t index = (uint32_t)(cs_rng_next(seed) % js->count[job - 1]);
     const cs_task *t = tb_task_get(b, cs_task_id(job, index));
-    cs_id m = 1 + rnd(seed) % 8;
+    cs_id m = 1 + cs_rng_next(seed) % 8;
     if (t->state == CS_TASK_PENDING) {
         if (k < 7)
             tb_place(b, job, t->index, m);
@@ -617,7 +610,7 @@ static void mutate(tb_cell *b, uint64_t *seed, jobs *js)
     } else if (cs_task_state_placed(t->state)) {
         static const uint8_t to[] = {CS_TASK_RUNNING, CS_TASK_FINISHED, CS_TASK_FAILED,
                                      CS_TASK_LOST, CS_TASK_PENDING};
-        tb_task_state(b, t->id, to[rnd(seed) % 5]);
+        tb_task_state(b, t->id, to[cs_rng_next(seed) % 5]);
     } else if (t->state != CS_TASK_KILLED) {
         tb_task_state(b, t->id, CS_TASK_PENDING);
     }
@@ -649,7 +642,7 @@ Test(synccompact, property_compact_and_map_forms_give_the_same_copy, .timeout = 
                            i % 2 ? "rack=r1 zone=a" : "zone=b");
         }
         jobs js = {0};
-        for (uint64_t j = 1 + rnd(&seed) % 4; j > 0; j--)
+        for (uint64_t j = 1 + cs_rng_next(&seed) % 4; j > 0; j--)
             add_job(&b, &js, &seed);
         for (int i = 0; i < 30; i++)
             mutate(&b, &seed, &js);
@@ -660,10 +653,10 @@ Test(synccompact, property_compact_and_map_forms_give_the_same_copy, .timeout = 
         assert_same_copy(c[0], c[1], when);
         assert_same_copy(c[0], c[2], when);
         for (int round = 0; round < 15; round++) {
-            int changes = (int)(rnd(&seed) % 20);
+            int changes = (int)(cs_rng_next(&seed) % 20);
             for (int i = 0; i < changes; i++)
                 mutate(&b, &seed, &js);
-            bool full = rnd(&seed) % 8 == 0;
+            bool full = cs_rng_next(&seed) % 8 == 0;
             sync3(&b, c, full);
             snprintf(when, sizeof when, "cell %llu, round %d%s", (unsigned long long)cell, round,
                      full ? " (full)" : "");

@@ -5,15 +5,8 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
+#include "cellstate/rng.h"
 #include "agent/taskidx.h"
-
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
 #define POOL 600
 
@@ -27,7 +20,7 @@ Test(taskidx, matches_a_plain_list_over_random_histories)
         /* Ids in a few dense runs (tasks of one job are consecutive), a
          * task sometimes under two attempts, and a pool size that makes
          * the table grow and then empty again. */
-        uint32_t live = 40 + (uint32_t)(rnd(&s) % (POOL - 40));
+        uint32_t live = 40 + (uint32_t)(cs_rng_next(&s) % (POOL - 40));
         for (uint32_t i = 0; i < POOL; i++) {
             pool[i].id = 1000 * (1 + i % 3) + i / 3 * (1 + seed % 2);
             pool[i].attempt = (uint32_t)(i % 7 == 0);
@@ -37,8 +30,8 @@ Test(taskidx, matches_a_plain_list_over_random_histories)
         ag_taskidx_init(&x);
         uint32_t n = 0;
         for (uint32_t k = 0; k < 20 * live; k++) {
-            uint32_t i = (uint32_t)(rnd(&s) % live);
-            uint32_t op = (uint32_t)(rnd(&s) % 3);
+            uint32_t i = (uint32_t)(cs_rng_next(&s) % live);
+            uint32_t op = (uint32_t)(cs_rng_next(&s) % 3);
             if (op == 0 && !in[i]) {
                 cs_error err = {0};
                 cr_assert_eq(ag_taskidx_add(&x, &pool[i], &err), CS_OK, "%s", err.msg);
@@ -49,7 +42,7 @@ Test(taskidx, matches_a_plain_list_over_random_histories)
                 n -= in[i];
                 in[i] = false;
             }
-            uint32_t j = (uint32_t)(rnd(&s) % live);
+            uint32_t j = (uint32_t)(cs_rng_next(&s) % live);
             ag_task *f = ag_taskidx_find(&x, pool[j].id, pool[j].attempt);
             cr_assert_eq(f, in[j] ? &pool[j] : NULL,
                          "seed %llu step %u: find(%llu, %u) gave %p, expected %s",

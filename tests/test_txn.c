@@ -4,18 +4,10 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
 #include "txn/txn.h"
 
 /* ---- helpers -------------------------------------------------------------- */
-
-/* xorshift64*: a fixed-seed generator so that every run sees the same inputs. */
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * UINT64_C(2685821657736338717);
-}
 
 /* A transaction with every kind of item and field values that need each
  * msgpack integer width. */
@@ -573,19 +565,19 @@ static void fuzz_decoders(uint64_t seed, int iters, bool short_containers)
     for (int iter = 0; iter < iters; iter++) {
         size_t len;
         if (iter % 2 == 0) {
-            len = rnd(&seed) % 96;
+            len = cs_rng_next(&seed) % 96;
             for (size_t i = 0; i < len; i++)
-                buf[i] = (uint8_t)rnd(&seed);
+                buf[i] = (uint8_t)cs_rng_next(&seed);
         } else {
             len = valid.size;
             memcpy(buf, valid.data, len);
-            int flips = 1 + (int)(rnd(&seed) % 4);
+            int flips = 1 + (int)(cs_rng_next(&seed) % 4);
             for (int f = 0; f < flips; f++) {
-                size_t at = rnd(&seed) % len;
-                buf[at] = (uint8_t)rnd(&seed);
+                size_t at = cs_rng_next(&seed) % len;
+                buf[at] = (uint8_t)cs_rng_next(&seed);
             }
-            if (rnd(&seed) % 4 == 0)
-                len = rnd(&seed) % (len + 1);
+            if (cs_rng_next(&seed) % 4 == 0)
+                len = cs_rng_next(&seed) % (len + 1);
         }
         if (short_containers)
             for (size_t i = 0; i < len; i++)

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "schedulers/kinds.h"
+#include "cellstate/rng.h"
 #include "schedulers/port.h"
 #include "tests/cellbuild.h"
 #include "tests/support.h"
@@ -48,14 +49,8 @@ typedef struct rng {
     uint64_t s;
 } rng;
 
-static uint64_t rnd(rng *r)
-{
-    r->s ^= r->s >> 12;
-    r->s ^= r->s << 25;
-    r->s ^= r->s >> 27;
-    return r->s * UINT64_C(2685821657736338717);
-}
-static uint32_t below(rng *r, uint32_t n) { return n ? (uint32_t)(rnd(r) % n) : 0; }
+static uint64_t rnd(rng *r) { return cs_rng_next(&r->s); }
+static uint32_t below(rng *r, uint32_t n) { return cs_rng_below(&r->s, n); }
 static bool chance(rng *r, uint32_t percent) { return below(r, 100) < percent; }
 
 /* ---- a sender's view of the cell --------------------------------------- */
