@@ -8,6 +8,7 @@
 
 #include "proto/jobmsg.h"
 #include "proto/msg.h"
+#include "proto/readmsg.h"
 
 struct cs_client {
     nng_socket sock;
@@ -173,6 +174,23 @@ int cs_client_job_surge(cs_client *c, cs_id job, uint32_t surge, uint64_t *versi
         cs_error_wrap(err, rc, "reply to job.surge");
     if (rc == CS_OK && version != NULL)
         *version = v.version;
+    msgpack_sbuffer_destroy(&body);
+    return rc;
+}
+
+int cs_client_stats(cs_client *c, cs_stats_reply *out, cs_arena *a, cs_error *err)
+{
+    msgpack_sbuffer body;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &body, msgpack_sbuffer_write);
+    cs_msg r;
+    int rc;
+    if (cs_empty_req_encode(&pk) != CS_OK)
+        rc = cs_errorf(err, CS_ENOMEM, "stats: out of memory");
+    else if ((rc = cs_client_callb(c, CS_MSG_STATS, &body, &r, err)) == CS_OK &&
+             (rc = cs_stats_reply_decode(&r.body, out, a, err)) != CS_OK)
+        cs_error_wrap(err, rc, "reply to stats");
     msgpack_sbuffer_destroy(&body);
     return rc;
 }

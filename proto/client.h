@@ -15,6 +15,7 @@
 
 #include "cellstate/error.h"
 #include "proto/proto.h"
+#include "proto/readmsg.h"
 
 typedef struct cs_client cs_client;
 
@@ -51,5 +52,11 @@ int cs_client_call_raw(cs_client *c, uint32_t type, const void *body, size_t len
  * server's CS_EINVAL for a batch job, CS_ESTATE for a killed one). */
 int cs_client_job_surge(cs_client *c, cs_id job, uint32_t surge, uint64_t *version,
                         cs_error *err);
+
+/* stats: the empty request (cs_empty_req_encode) and its reply decoded
+ * into *out (cs_stats_reply_decode; its lists in `a`, the caller's).
+ * Errors: those of cs_client_call, and the decoder's, wrapped as "reply
+ * to stats". */
+int cs_client_stats(cs_client *c, cs_stats_reply *out, cs_arena *a, cs_error *err);
 
 #endif

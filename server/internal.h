@@ -200,14 +200,6 @@ void srv_build_reply(worker *w, handler_fn fn, msgpack_sbuffer *b);
 /* Build and send the reply of fn. */
 void srv_run_handler(worker *w, handler_fn fn);
 
-/* The record named in field `key` of `o` (borrowed), by id or by name, read
- * from `snap` into `out` (its strings in `a`). CS_EPROTO when the field is
- * missing or neither; CS_ENOTFOUND. */
-int srv_job_ref(cs_snap *snap, const msgpack_object *o, const char *key, cs_arena *a,
-                cs_job *out, cs_error *err);
-int srv_machine_ref(cs_snap *snap, const msgpack_object *o, const char *key, cs_arena *a,
-                    cs_machine *out, cs_error *err);
-
 /* ---- reads (reads.c) ---- */
 
 int srv_get_machines(worker *w, msgpack_packer *pk, cs_error *err);

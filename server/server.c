@@ -120,53 +120,6 @@ void srv_run_handler(worker *w, handler_fn fn)
 }
 
 
-/* A record named in field `key` by id (an unsigned integer: *by_id, *id) or
- * by name (a string: name[]). */
-static int ref_of(const msgpack_object *o, const char *key, const char *what, bool *by_id,
-                  cs_id *id, char name[CS_NAME_MAX + 1], cs_error *err)
-{
-    const msgpack_object *v = cs_obj_get(o, key);
-    if (v == NULL)
-        return cs_errorf(err, CS_EPROTO, "field '%s' is missing", key);
-    *by_id = v->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
-    if (*by_id) {
-        *id = v->via.u64;
-        return CS_OK;
-    }
-    if (v->type == MSGPACK_OBJECT_STR && v->via.str.size <= CS_NAME_MAX) {
-        memcpy(name, v->via.str.ptr, v->via.str.size);
-        name[v->via.str.size] = '\0';
-        return CS_OK;
-    }
-    return cs_errorf(err, CS_EPROTO, "field '%s' is neither a %s id nor a %s name", key, what,
-                     what);
-}
-
-int srv_job_ref(cs_snap *snap, const msgpack_object *o, const char *key, cs_arena *a,
-                   cs_job *out, cs_error *err)
-{
-    cs_id id = 0;
-    bool by_id;
-    char name[CS_NAME_MAX + 1];
-    int rc = ref_of(o, key, "job", &by_id, &id, name, err);
-    if (rc != CS_OK)
-        return rc;
-    return by_id ? cs_snap_job(snap, id, a, out, err) : cs_snap_job_by_name(snap, name, a, out, err);
-}
-
-int srv_machine_ref(cs_snap *snap, const msgpack_object *o, const char *key, cs_arena *a,
-                       cs_machine *out, cs_error *err)
-{
-    cs_id id = 0;
-    bool by_id;
-    char name[CS_NAME_MAX + 1];
-    int rc = ref_of(o, key, "machine", &by_id, &id, name, err);
-    if (rc != CS_OK)
-        return rc;
-    return by_id ? cs_snap_machine(snap, id, a, out, err)
-              : cs_snap_machine_by_name(snap, name, a, out, err);
-}
-
 /* ---- dispatch ------------------------------------------------------------------ */
 
 /* Every request type and how it is served; a type absent here (error,

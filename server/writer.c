@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "cellstate/vec.h"
+#include "proto/agentmsg.h"
+#include "proto/commitmsg.h"
+#include "proto/jobmsg.h"
 #include "server/internal.h"
 #include "txn/command.h"
 
@@ -53,36 +56,41 @@ static int propose(cs_server *s, cs_command *c, int built, cs_result *r, cs_erro
     return cs_result_error(r, err);
 }
 
-static int reply_version(msgpack_packer *pk, uint64_t v, cs_error *err)
+/* The current cell version: the reply of a write that changed nothing. */
+static uint64_t current_version(cs_server *s)
 {
-    PK(msgpack_pack_map(pk, 1));
-    return cs_pack_kv_u64(pk, "version", v);
+    pthread_mutex_lock(&s->mu);
+    uint64_t v = s->version;
+    pthread_mutex_unlock(&s->mu);
+    return v;
 }
 
-/* propose, replying {version}. */
+/* propose, replying {version} (cs_version_reply). */
 static int propose_reply_version(worker *w, msgpack_packer *pk, cs_command *c, int built,
                                  cs_error *err)
 {
     cs_result r;
     cs_result_init(&r);
     int rc = propose(w->s, c, built, &r, err);
-    if (rc == CS_OK)
-        rc = reply_version(pk, r.version, err);
+    cs_version_reply reply = {r.version};
+    if (rc == CS_OK && cs_version_reply_encode(pk, &reply) != CS_OK)
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     cs_result_free(&r);
     return rc;
 }
 
-/* propose, replying {id, version}: a registration or a submission. */
+/* propose, replying {id, version} (cs_id_reply): a registration or a
+ * submission. */
 static int propose_reply_id(worker *w, msgpack_packer *pk, cs_command *c, int built,
                             cs_id *id, cs_error *err)
 {
     cs_result r;
     cs_result_init(&r);
     int rc = propose(w->s, c, built, &r, err);
+    cs_id_reply reply = {r.id, r.version};
     if (rc == CS_OK) {
         *id = r.id;
-        if (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "id", r.id) ||
-            cs_pack_kv_u64(pk, "version", r.version))
+        if (cs_id_reply_encode(pk, &reply) != CS_OK)
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     }
     cs_result_free(&r);
@@ -96,7 +104,7 @@ int srv_register(worker *w, msgpack_packer *pk, cs_error *err)
     cs_machine spec;
     cs_command c;
     cs_id id = 0;
-    int rc = cs_unpack_machine_spec(body(w), &a, &spec, err);
+    int rc = cs_register_req_decode(body(w), &spec, &a, err);
     if (rc == CS_OK)
         rc = propose_reply_id(w, pk, &c, cs_cmd_machine_put(&c, &spec, err), &id, err);
     cs_arena_free(&a);
@@ -119,7 +127,7 @@ int srv_submit(worker *w, msgpack_packer *pk, cs_error *err)
     cs_job spec;
     cs_command c;
     cs_id id = 0;
-    int rc = cs_unpack_job_spec(body(w), &a, &spec, err);
+    int rc = cs_job_submit_req_decode(body(w), &spec, &a, err);
     /* Stamped here, in the writer, so that the logged command carries it
      * and a replay of the log reproduces it. */
     spec.submitted = wall_ms();
@@ -129,152 +137,159 @@ int srv_submit(worker *w, msgpack_packer *pk, cs_error *err)
     return rc;
 }
 
-/* Resolve the "job" field to an id. Through a write transaction, not a
- * snapshot: in a group (srv_writer_main) a job submitted by an earlier command
- * of the same group is not in any snapshot yet. The transaction writes
- * nothing and is aborted. */
-static int resolve_job(worker *w, cs_id *id, cs_error *err)
+/* The id of the job (`job`) or machine `ref` names (only read; a name in
+ * `a`). Through a write transaction, not a snapshot: in a group
+ * (srv_writer_main) a record written by an earlier command of the same
+ * group is not in any snapshot yet. The transaction writes nothing and is
+ * aborted. */
+static int resolve(worker *w, const cs_ref *ref, bool job, cs_id *id, cs_error *err)
 {
     cs_wtxn *wt;
     CS_TRY(cs_wtxn_begin(w->s->store, &wt, err));
     cs_arena a;
     cs_arena_init(&a);
     cs_job j;
-    int rc = srv_job_ref(cs_wtxn_snap(wt), body(w), "job", &a, &j, err);
+    cs_machine m;
+    int rc = job ? cs_ref_job(cs_wtxn_snap(wt), ref, &a, &j, err)
+                 : cs_ref_machine(cs_wtxn_snap(wt), ref, &a, &m, err);
     if (rc == CS_OK)
-        *id = j.id;
+        *id = job ? j.id : m.id;
     cs_arena_free(&a);
     cs_wtxn_abort(wt);
     return rc;
 }
 
+static int resolve_job(worker *w, const cs_ref *ref, cs_id *id, cs_error *err)
+{
+    return resolve(w, ref, true, id, err);
+}
+
+/* job.kill and job.end, {job}: the command built by `build`, stamped now
+ * (job.end: a batch scheduler says none of the job's tasks will run again;
+ * the cell makes it finished or failed). */
+static int job_ref_op(worker *w, msgpack_packer *pk,
+                      int (*build)(cs_command *, cs_id, uint64_t, cs_error *), cs_error *err)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job_ref_req req;
+    cs_id id = 0;
+    cs_command c;
+    int rc = cs_job_ref_req_decode(body(w), &req, &a, err);
+    if (rc == CS_OK)
+        rc = resolve_job(w, &req.job, &id, err);
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
+    return propose_reply_version(w, pk, &c, build(&c, id, wall_ms(), err), err);
+}
+
 int srv_kill(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    cs_id id;
-    cs_command c;
-    CS_TRY(resolve_job(w, &id, err));
-    return propose_reply_version(w, pk, &c, cs_cmd_job_kill(&c, id, wall_ms(), err), err);
+    return job_ref_op(w, pk, cs_cmd_job_kill, err);
 }
 
-/* job.end {job}: a batch scheduler says none of the job's tasks will run
- * again; the cell makes it finished or failed, stamped now. */
 int srv_job_end(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    cs_id id;
-    cs_command c;
-    CS_TRY(resolve_job(w, &id, err));
-    return propose_reply_version(w, pk, &c, cs_cmd_job_end(&c, id, wall_ms(), err), err);
+    return job_ref_op(w, pk, cs_cmd_job_end, err);
 }
 
-/* job.scale and job.surge: {job, <key>: n}, the command built by `build`. */
-static int job_count_op(worker *w, msgpack_packer *pk, const char *key,
+/* job.scale and job.surge: {job, <key>: n} decoded by `decode`, the
+ * command built by `build`. */
+static int job_count_op(worker *w, msgpack_packer *pk,
+                        int (*decode)(const msgpack_object *, cs_job_count_req *, cs_arena *,
+                                      cs_error *),
                         int (*build)(cs_command *, cs_id, uint32_t, cs_error *), cs_error *err)
 {
-    cs_id id;
-    uint64_t n = 0;
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_job_count_req req;
+    cs_id id = 0;
     cs_command c;
-    CS_TRY(cs_obj_u64(body(w), key, true, CS_TASK_INDEX_MAX + 1u, &n, err));
-    CS_TRY(resolve_job(w, &id, err));
-    return propose_reply_version(w, pk, &c, build(&c, id, (uint32_t)n, err), err);
+    int rc = decode(body(w), &req, &a, err);
+    if (rc == CS_OK)
+        rc = resolve_job(w, &req.job, &id, err);
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
+    return propose_reply_version(w, pk, &c, build(&c, id, req.n, err), err);
 }
 
 int srv_scale(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    return job_count_op(w, pk, "count", cs_cmd_job_scale, err);
+    return job_count_op(w, pk, cs_job_scale_req_decode, cs_cmd_job_scale, err);
 }
 
 int srv_job_surge(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    return job_count_op(w, pk, "surge", cs_cmd_job_surge, err);
+    return job_count_op(w, pk, cs_job_surge_req_decode, cs_cmd_job_surge, err);
 }
 
 /* machine.admin: {machine, admin, deadline_ms?}. The deadline comes as a
  * duration and is stamped here, in the writer, on the wall clock, so that
- * the logged command carries the instant and a replay reproduces it. The
- * machine is resolved through a write transaction, as resolve_job does. */
+ * the logged command carries the instant and a replay reproduces it. */
 int srv_machine_admin(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_arena a;
     cs_arena_init(&a);
-    const char *name = NULL;
-    uint64_t dur = 0;
-    uint8_t admin = 0;
-    bool has_deadline = cs_obj_get(body(w), "deadline_ms") != NULL;
-    int rc = cs_obj_str(body(w), "admin", true, 16, &a, &name, err);
-    if (rc == CS_OK && cs_machine_admin_parse(name, &admin) != CS_OK)
-        rc = cs_errorf(err, CS_EINVAL, "field 'admin' is '%s', not active, cordoned or draining",
-                       name);
+    cs_machine_admin_req req;
+    cs_id id = 0;
+    int rc = cs_machine_admin_req_decode(body(w), &req, &a, err);
     if (rc == CS_OK)
-        rc = cs_obj_u64(body(w), "deadline_ms", false, UINT32_MAX, &dur, err);
-    if (rc == CS_OK && has_deadline && admin != CS_ADMIN_DRAINING)
-        rc = cs_errorf(err, CS_EINVAL, "field 'deadline_ms' goes with admin 'draining' only");
-    cs_machine m;
-    cs_wtxn *wt = NULL;
-    if (rc == CS_OK && (rc = cs_wtxn_begin(w->s->store, &wt, err)) == CS_OK) {
-        rc = srv_machine_ref(cs_wtxn_snap(wt), body(w), "machine", &a, &m, err);
-        cs_wtxn_abort(wt);
-    }
-    uint64_t deadline = has_deadline ? wall_ms() + dur : 0;
+        rc = resolve(w, &req.machine, false, &id, err);
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
+    uint64_t deadline = req.has_deadline ? wall_ms() + req.deadline_ms : 0;
     cs_command c;
     cs_result r;
     cs_result_init(&r);
-    if (rc == CS_OK)
-        rc = propose(w->s, &c, cs_cmd_machine_admin(&c, m.id, admin, deadline, err), &r, err);
-    cs_arena_free(&a);
-    if (rc == CS_OK &&
-        (msgpack_pack_map(pk, 4) || cs_pack_kv_u64(pk, "id", m.id) ||
-         cs_pack_kv_str(pk, "admin", cs_machine_admin_name(admin)) ||
-         cs_pack_kv_u64(pk, "drain_deadline", deadline) ||
-         cs_pack_kv_u64(pk, "version", r.version)))
+    rc = propose(w->s, &c, cs_cmd_machine_admin(&c, id, req.admin, deadline, err), &r, err);
+    cs_machine_admin_reply reply = {id, req.admin, deadline, r.version};
+    if (rc == CS_OK && cs_machine_admin_reply_encode(pk, &reply) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     cs_result_free(&r);
     return rc;
 }
 
+/* job.update: {job, spec}. The codec checks the whole request before the
+ * job is looked up, so a request naming an unknown job with a bad spec is
+ * refused for the spec (docs/protocol.md §5.6). */
 int srv_update(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    cs_id id;
-    const msgpack_object *spec_obj = cs_obj_get(body(w), "spec");
-    if (spec_obj == NULL)
-        return cs_errorf(err, CS_EPROTO, "field 'spec' is missing");
-    CS_TRY(resolve_job(w, &id, err));
     cs_arena a;
     cs_arena_init(&a);
-    cs_job spec;
+    cs_job_update_req req;
+    cs_id id = 0;
     cs_command c;
-    int rc = cs_unpack_job_spec(spec_obj, &a, &spec, err);
+    int rc = cs_job_update_req_decode(body(w), &req, &a, err);
     if (rc == CS_OK)
-        rc = propose_reply_version(w, pk, &c, cs_cmd_job_update(&c, id, &spec, err), err);
+        rc = resolve_job(w, &req.job, &id, err);
+    if (rc == CS_OK)
+        rc = propose_reply_version(w, pk, &c, cs_cmd_job_update(&c, id, &req.spec, err), err);
     cs_arena_free(&a);
     return rc;
 }
 
 int srv_job_note(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    cs_id id;
     cs_arena a;
     cs_arena_init(&a);
-    const char *note = NULL;
+    cs_job_note_req req;
+    cs_id id = 0;
     cs_command c;
-    int rc = cs_obj_str(body(w), "note", true, CS_NOTE_MAX, &a, &note, err);
+    int rc = cs_job_note_req_decode(body(w), &req, &a, err);
     if (rc == CS_OK)
-        rc = resolve_job(w, &id, err);
+        rc = resolve_job(w, &req.job, &id, err);
     if (rc == CS_OK)
-        rc = propose_reply_version(w, pk, &c, cs_cmd_job_note(&c, id, note, err), err);
+        rc = propose_reply_version(w, pk, &c, cs_cmd_job_note(&c, id, req.note, err), err);
     cs_arena_free(&a);
     return rc;
 }
 
-static int pack_outcomes(msgpack_packer *pk, const char *key, const uint8_t *o, uint32_t n,
-                         cs_error *err)
-{
-    CS_TRY(cs_pack_str(pk, key));
-    PK(msgpack_pack_array(pk, n));
-    for (uint32_t i = 0; i < n; i++)
-        PK(msgpack_pack_uint8(pk, o[i]));
-    return CS_OK;
-}
-
+/* commit: per commit on the writer thread, so nothing here allocates per
+ * claim beyond the transaction itself; the reply borrows the result's
+ * outcome arrays. */
 int srv_commit(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_txn t;
@@ -282,7 +297,7 @@ int srv_commit(worker *w, msgpack_packer *pk, cs_error *err)
     cs_command c;
     cs_result res;
     cs_result_init(&res);
-    int rc = cs_txn_from_object(body(w), &t, err);
+    int rc = cs_commit_req_decode(body(w), &t, NULL, err);
     if (rc == CS_OK)
         rc = propose(w->s, &c, cs_cmd_txn(&c, &t, err), &res, err);
     if (rc == CS_OK) {
@@ -295,13 +310,8 @@ int srv_commit(worker *w, msgpack_packer *pk, cs_error *err)
             w->s->c.claims_committed += r->committed;
         }
         pthread_mutex_unlock(&w->s->mu);
-        if (msgpack_pack_map(pk, 7) || cs_pack_kv_u64(pk, "version", r->version) ||
-            cs_pack_kv_bool(pk, "replayed", r->replayed) ||
-            cs_pack_kv_u64(pk, "committed", r->committed) ||
-            cs_pack_kv_u64(pk, "conflicts", r->conflicts) ||
-            pack_outcomes(pk, "claims", r->claims, r->nclaims, err) ||
-            pack_outcomes(pk, "releases", r->releases, r->nreleases, err) ||
-            pack_outcomes(pk, "preempts", r->preempts, r->npreempts, err))
+        cs_commit_reply reply = cs_commit_reply_of(r);
+        if (cs_commit_reply_encode(pk, &reply) != CS_OK)
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     }
     cs_result_free(&res);
@@ -309,103 +319,57 @@ int srv_commit(worker *w, msgpack_packer *pk, cs_error *err)
     return rc;
 }
 
-/* One report's fields (protocol.md §5.10) from map `o` into *r (strings in
- * `a`). */
-static int parse_report(const msgpack_object *o, cs_arena *a, cs_task_report *r, cs_error *err)
+/* The batch form of task.status, decoded as `req`: each report the codec
+ * took is applied as its own command (its own version and log entry), in
+ * order; one refused report does not stop the others. The writer's group
+ * commit makes the batch one LMDB transaction. Reply: {"version",
+ * "results": [{"code", "message"}]}, code 0 for a report taken; the
+ * messages live in `a`. */
+static int task_status_batch(worker *w, const cs_task_status_req *req, cs_arena *a,
+                             msgpack_packer *pk, cs_error *err)
 {
-    uint64_t id = 0, attempt = 0;
-    int64_t code = 0;
-    const char *state = NULL, *reason = NULL, *health = NULL;
-    int rc;
-    if ((rc = cs_obj_u64(o, "task", true, UINT64_MAX, &id, err)) != CS_OK ||
-        (rc = cs_obj_u64(o, "attempt", true, UINT32_MAX, &attempt, err)) != CS_OK ||
-        (rc = cs_obj_str(o, "state", true, 16, a, &state, err)) != CS_OK ||
-        (rc = cs_obj_i64(o, "exit_code", false, INT32_MIN, INT32_MAX, &code, err)) != CS_OK ||
-        (rc = cs_obj_str(o, "reason", false, CS_REASON_MAX, a, &reason, err)) != CS_OK ||
-        (rc = cs_obj_str(o, "health", false, 16, a, &health, err)) != CS_OK)
-        return rc;
-    *r = (cs_task_report){id, (uint32_t)attempt, 0, (int32_t)code, reason, CS_TASK_HEALTH_UNKNOWN};
-    if (cs_task_state_parse(state, &r->state) != CS_OK)
-        return cs_errorf(err, CS_EINVAL, "field 'state': unknown task state '%s'", state);
-    /* "unknown" is what a new placement starts with, not a report. */
-    if (health != NULL &&
-        (cs_task_health_parse(health, &r->health) != CS_OK || r->health == CS_TASK_HEALTH_UNKNOWN))
-        return cs_errorf(err, CS_EINVAL, "field 'health' is '%s', not healthy or unhealthy",
-                         health);
-    return CS_OK;
-}
-
-/* The batch form: {"reports": [report, ...]}, each applied as its own
- * command (its own version and log entry), in order; one refused report
- * does not stop the others. The writer's group commit makes the batch one
- * LMDB transaction. Reply: {"version", "results": [{"code", "message"}]},
- * code 0 for a report taken. */
-static int task_status_batch(worker *w, const msgpack_object *list, msgpack_packer *pk,
-                             cs_error *err)
-{
-    if (list->type != MSGPACK_OBJECT_ARRAY || list->via.array.size > CS_REPORTS_MAX)
-        return cs_errorf(err, CS_EPROTO, "field 'reports' is not an array of at most %d reports",
-                         CS_REPORTS_MAX);
-    uint32_t n = list->via.array.size;
-    int *codes = calloc(n ? n : 1, sizeof *codes);
-    cs_error *errs = calloc(n ? n : 1, sizeof *errs);
-    if (codes == NULL || errs == NULL) {
-        free(codes);
-        free(errs);
+    cs_task_status_reply reply = {0, cs_arena_alloc(a, (req->n + 1) * sizeof *reply.results),
+                                  req->n};
+    if (reply.results == NULL)
         return cs_errorf(err, CS_ENOMEM, "task.status: out of memory");
-    }
-    uint64_t v = 0;
-    cs_arena a;
-    cs_arena_init(&a);
     cs_result res;
     cs_result_init(&res);
-    for (uint32_t i = 0; i < n; i++) {
-        const msgpack_object *o = &list->via.array.ptr[i];
-        cs_task_report r;
+    int rc = CS_OK;
+    for (uint32_t i = 0; i < req->n && rc == CS_OK; i++) {
+        cs_report_result *o = &reply.results[i];
+        cs_error e = {0};
         cs_command c;
-        cs_arena_reset(&a);
-        if (o->type != MSGPACK_OBJECT_MAP)
-            codes[i] = cs_errorf(&errs[i], CS_EPROTO, "reports[%u] is not a map", i);
-        else if ((codes[i] = parse_report(o, &a, &r, &errs[i])) == CS_OK &&
-                 (codes[i] = propose(w->s, &c, cs_cmd_task_report(&c, &r, &errs[i]), &res,
-                                     &errs[i])) == CS_OK &&
-                 res.version > v)
-            v = res.version;
+        *o = (cs_report_result){req->codes[i], req->errors[i]};
+        if (o->code != CS_OK)
+            continue;
+        o->code = propose(w->s, &c, cs_cmd_task_report(&c, &req->reports[i], &e), &res, &e);
+        if (o->code == CS_OK && res.version > reply.version)
+            reply.version = res.version;
+        else if (o->code != CS_OK &&
+                 (o->message = cs_arena_strndup(a, e.msg, strlen(e.msg))) == NULL)
+            rc = cs_errorf(err, CS_ENOMEM, "task.status: out of memory");
     }
     cs_result_free(&res);
-    cs_arena_free(&a);
-    if (v == 0) {
-        /* Nothing taken: the current version, as a single refused or
-         * unchanged report would give. */
-        pthread_mutex_lock(&w->s->mu);
-        v = w->s->version;
-        pthread_mutex_unlock(&w->s->mu);
-    }
-    int rc = CS_OK;
-    if (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "version", v) ||
-        cs_pack_str(pk, "results") || msgpack_pack_array(pk, n))
+    /* Nothing taken: the current version, as a single refused or unchanged
+     * report would give. */
+    if (reply.version == 0)
+        reply.version = current_version(w->s);
+    if (rc == CS_OK && cs_task_status_reply_encode(pk, &reply) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    for (uint32_t i = 0; i < n && rc == CS_OK; i++)
-        if (msgpack_pack_map(pk, 2) || cs_pack_kv_u64(pk, "code", (uint64_t)codes[i]) ||
-            cs_pack_kv_str(pk, "message", codes[i] == CS_OK ? "" : errs[i].msg))
-            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    free(codes);
-    free(errs);
     return rc;
 }
 
 int srv_task_status(worker *w, msgpack_packer *pk, cs_error *err)
 {
-    const msgpack_object *list = cs_obj_get(body(w), "reports");
-    if (list != NULL)
-        return task_status_batch(w, list, pk, err);
     cs_arena a;
     cs_arena_init(&a);
-    cs_task_report r;
+    cs_task_status_req req;
     cs_command c;
-    int rc = parse_report(body(w), &a, &r, err);
-    if (rc == CS_OK)
-        rc = propose_reply_version(w, pk, &c, cs_cmd_task_report(&c, &r, err), err);
+    int rc = cs_task_status_req_decode(body(w), &req, &a, err);
+    if (rc == CS_OK && req.batch)
+        rc = task_status_batch(w, &req, &a, pk, err);
+    else if (rc == CS_OK)
+        rc = propose_reply_version(w, pk, &c, cs_cmd_task_report(&c, &req.reports[0], err), err);
     cs_arena_free(&a);
     return rc;
 }
@@ -492,8 +456,9 @@ static void after_write(cs_server *s, bool applied)
         msgpack_sbuffer_init(&b);
         msgpack_packer pk;
         msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-        if (cs_msg_begin(&pk, CS_MSG_VERSION, 0) == CS_OK && msgpack_pack_map(&pk, 1) == 0 &&
-            cs_pack_kv_u64(&pk, "version", v) == CS_OK)
+        cs_version_reply ann = {v};
+        if (cs_msg_begin(&pk, CS_MSG_VERSION, 0) == CS_OK &&
+            cs_version_reply_encode(&pk, &ann) == CS_OK)
             nng_send(s->pub, b.data, b.size, NNG_FLAG_NONBLOCK);
         msgpack_sbuffer_destroy(&b);
     }

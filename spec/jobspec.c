@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "cellstate/units.h"
+#include "proto/jobmsg.h"
 #include "proto/proto.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -1592,44 +1593,14 @@ static int marathon(ctx *c, const json_t *root, health_ports *hp)
 
 /* ---- the body ------------------------------------------------------------------ */
 
-#define PK(call)                                                                                   \
-    do {                                                                                           \
-        if ((call) != 0)                                                                           \
-            return oom(c);                                                                         \
-    } while (0)
-
-/* The job.submit body (§5.3): the spec fields only, options when any. */
+/* The job.submit body (§5.3), through its codec: the spec fields only,
+ * options when any. */
 static int pack_body(ctx *c)
 {
-    const cs_job *j = &c->s->job;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->s->body, msgpack_sbuffer_write);
-    PK(msgpack_pack_map(&pk, 8 + (j->extra_len > 0)));
-    PK(cs_pack_kv_str(&pk, "name", j->name));
-    PK(cs_pack_kv_str(&pk, "kind", cs_job_kind_name(j->kind)));
-    PK(cs_pack_kv_i64(&pk, "priority", j->priority));
-    PK(cs_pack_kv_u64(&pk, "count", j->count));
-    PK(cs_pack_kv_res(&pk, "resources", &j->res));
-    PK(cs_pack_str(&pk, "ports"));
-    PK(msgpack_pack_array(&pk, j->nports));
-    for (uint32_t i = 0; i < j->nports; i++)
-        PK(msgpack_pack_uint16(&pk, j->ports[i]));
-    PK(cs_pack_str(&pk, "constraints"));
-    PK(msgpack_pack_array(&pk, j->nconstraints));
-    for (uint32_t i = 0; i < j->nconstraints; i++) {
-        const cs_constraint *k = &j->constraints[i];
-        PK(msgpack_pack_map(&pk, 4));
-        PK(cs_pack_kv_str(&pk, "field", k->field));
-        PK(cs_pack_kv_str(&pk, "op", k->op));
-        PK(cs_pack_kv_str(&pk, "value", k->value));
-        PK(cs_pack_kv_bool(&pk, "soft", k->soft));
-    }
-    PK(cs_pack_kv_str(&pk, "cmd", j->cmd));
-    if (j->extra_len > 0) {
-        PK(cs_pack_str(&pk, "options"));
-        PK(msgpack_pack_bin(&pk, j->extra_len));
-        PK(msgpack_pack_bin_body(&pk, j->extra, j->extra_len));
-    }
+    if (cs_job_submit_req_encode(&pk, &c->s->job) != CS_OK)
+        return oom(c);
     return CS_OK;
 }
 

@@ -490,6 +490,14 @@ Test(cellstated, bad_input_gets_an_error_and_the_server_keeps_serving, .timeout 
     expect_error_reply(d.url, "\x94\x01\x08\x01\x90", 5, "transaction");
     expect_error_reply(d.url, "\x94\x01\x03\x01\x82\xa4name\xa1j\xa5" "count\xd0\xff", 20,
                        "field 'count' is not an unsigned integer");
+    /* job.update is checked whole before the job is looked up (protocol.md
+     * §5.6): spec present, job a ref, the spec, then the job. */
+    expect_error_reply(d.url, "\x94\x01\x06\x01\x81\xa3job\x2a", 10, "field 'spec' is missing");
+    expect_error_reply(d.url, "\x94\x01\x06\x01\x81\xa4spec\x80", 11, "field 'job' is missing");
+    expect_error_reply(d.url, "\x94\x01\x06\x01\x82\xa3job\x2a\xa4spec\x80", 16,
+                       "field 'name' is missing");
+    /* job.scale: the count before the job. */
+    expect_error_reply(d.url, "\x94\x01\x05\x01\x81\xa3job\x2a", 10, "field 'count' is missing");
 
     /* Still serving, and nothing was written. */
     uint64_t v1;

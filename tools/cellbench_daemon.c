@@ -136,9 +136,13 @@ int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t 
         cb_daemon_stop(d, 5000);
         return rc;
     }
+    /* Ready once stats is answered. */
+    cs_arena a;
+    cs_arena_init(&a);
     for (uint32_t waited = 0;; waited += 50) {
-        cs_msg r;
-        if ((rc = cs_client_call(c, CS_MSG_STATS, "\x80", 1, &r, err)) == CS_OK)
+        cs_stats_reply st;
+        cs_arena_reset(&a);
+        if ((rc = cs_client_stats(c, &st, &a, err)) == CS_OK)
             break;
         if (exited(d, log, err)) {
             rc = CS_EIO;
@@ -152,6 +156,7 @@ int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t 
         }
         cb_sleep_ms(50);
     }
+    cs_arena_free(&a);
     cs_client_close(c);
     return rc;
 }

@@ -577,17 +577,14 @@ static void close_agents(poll_bench *b)
 /* The server's parked polls ("server"."parked_polls" of stats). */
 static int parked_polls(cs_client *c, uint64_t *out, cs_error *err)
 {
-    cs_msg r;
-    int rc = cs_client_call(c, CS_MSG_STATS, "\x80", 1, &r, err); /* body {} */
-    if (rc != CS_OK)
-        return rc;
     cs_arena a;
     cs_arena_init(&a);
     cs_stats_reply st;
-    if ((rc = cs_stats_reply_decode(&r.body, &st, &a, err)) == CS_OK)
+    int rc = cs_client_stats(c, &st, &a, err);
+    if (rc == CS_OK)
         *out = st.server.parked_polls;
     cs_arena_free(&a);
-    return rc != CS_OK ? cs_error_wrap(err, rc, "stats") : CS_OK;
+    return rc;
 }
 
 /* Wait until every machine has had its first answer and its next poll is
