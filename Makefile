@@ -216,3 +216,54 @@ clean:
 	rm -rf build $(BIN)
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (tests/fuzz/, docs/fuzzing.md) -------------------------------
+# `make fuzz FUZZ_SECONDS=N`: every tests/fuzz/fuzz_NAME.c is a libFuzzer
+# target, built with clang under ASan+UBSan into build/fuzz/ (its own
+# objects: clang's coverage instrumentation must not mix with the gcc
+# build's) and run for N seconds on a copy of tests/fuzz/corpus/NAME/, so
+# that the checkout is never written to. A crash, a leak, an UBSan report or
+# an input slower than FUZZ_TIMEOUT seconds fails the goal; the input is kept
+# in build/fuzz/crashes/ and named. FUZZ_TARGETS="msg policy" runs some.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 10
+FUZZ_TIMEOUT ?= 10
+FUZZ_TARGETS ?=
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = $(CSTD) -O1 -g $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -I. $(PKG_CFLAGS) -MMD -MP
+FUZZ_LDFLAGS := $(FUZZ_SAN) -fsanitize=fuzzer
+# Every module but the programs' main(), and the targets' shared helpers
+# (tests/fuzz/fuzz.c): a target links what it uses.
+FUZZ_LIB_SRC := $(filter-out $(MAINS) agent/cell_agent.c,$(wildcard $(addsuffix /*.c,$(LAYERS) agent))) \
+                tests/fuzz/fuzz.c
+FUZZ_LIB_A   := $(FUZZ_BUILD)/libcellsched.a
+FUZZ_SRC     := $(if $(FUZZ_TARGETS),$(FUZZ_TARGETS:%=tests/fuzz/fuzz_%.c),$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/bin/%)
+FUZZ_FLAGS_FILE := $(FUZZ_BUILD)/flags
+FUZZ_FLAGS_TEXT := $(FUZZ_CC) $(FUZZ_CFLAGS) | $(FUZZ_LDFLAGS) | $(LDLIBS) $(JSON_LIBS)
+
+.PHONY: fuzz fuzz-deps
+$(FUZZ_FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(FUZZ_FLAGS_TEXT)' | cmp -s - $@ || printf '%s\n' '$(FUZZ_FLAGS_TEXT)' > $@
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_FLAGS_FILE)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIB_A): $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+# clang and libFuzzer are needed only here: named when missing (make deps
+# does not install them; ./test.sh does, with tools/deps.sh install fuzz).
+fuzz-deps:
+	@FUZZ_CC='$(FUZZ_CC)' sh tools/deps.sh check fuzz
+
+$(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB_A) $(FUZZ_FLAGS_FILE) | fuzz-deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) $< $(FUZZ_LIB_A) -o $@ $(LDLIBS) $(JSON_LIBS)
+
+fuzz: $(FUZZ_BIN)
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TIMEOUT) $(FUZZ_BIN)

@@ -6,6 +6,10 @@
 #   tools/deps.sh install   install the packages of the missing pieces with
 #                           apt-get (through sudo when not root), then check
 #                           again and name whatever is still missing
+#   tools/deps.sh check fuzz, tools/deps.sh install fuzz
+#                           the same for what `make fuzz` needs besides:
+#                           clang and its libFuzzer runtime (FUZZ_CC names
+#                           the clang to look for; default clang)
 #
 # Why a POSIX sh script and not a make target: the README's two commands
 # (./test.sh, ./run.sh) must work on a fresh Debian that has neither make nor
@@ -17,7 +21,8 @@
 # ships no pkg-config file, so a pkg-config check alone never noticed a
 # missing nng; a package can also be installed yet broken or shadowed.
 #
-# Environment: CC (the compiler to look for; default cc), DEPS_DRY_RUN=1
+# Environment: CC (the compiler to look for; default cc), FUZZ_CC (the
+# same for the fuzz group; default clang), DEPS_DRY_RUN=1
 # (install prints the commands it would run instead of running them), and
 # for the tests' stand-ins: DEPS_APT (apt-get by default), DEPS_SUDO (sudo
 # by default; a name not on PATH acts as a machine without sudo).
@@ -52,6 +57,20 @@ liblz4|pc|liblz4|liblz4-dev
 EOF
 }
 
+# What `make fuzz` needs besides: clang, and the libFuzzer and sanitizer
+# runtimes, which Debian ships apart from clang (clang only recommends
+# libclang-rt-dev, and installs here run --no-install-recommends). Asked
+# for only by `check fuzz` and `install fuzz` (./test.sh, make fuzz):
+# building and running cellsched needs neither.
+fuzz_pieces() {
+    fcc=${FUZZ_CC:-clang}
+    fcc=${fcc%% *}
+    cat <<EOF
+clang ($fcc)|cmd|$fcc|clang
+libFuzzer ($fcc -fsanitize=fuzzer)|fuzzer|$fcc|libclang-rt-dev
+EOF
+}
+
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 
 # Headers and libraries are asked of the compiler when there is one (it knows
@@ -78,13 +97,21 @@ probe() { # kind arg
             return 1
         fi
         ;;
+    fuzzer)
+        # A whole libFuzzer target, linked under the sanitizers make fuzz uses.
+        have_cmd "$2" || return 1
+        printf '%s\n%s\n' 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);' \
+            'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return d && n; }' |
+            "$2" -fsanitize=fuzzer,address,undefined -x c - -o /dev/null >/dev/null 2>&1
+        ;;
     *) return 1 ;;
     esac
 }
 
-# Prints "name|package" for each missing piece.
+# Prints "name|package" for each missing piece of $GROUP (empty: what
+# cellsched needs; fuzz: what make fuzz needs besides).
 missing() {
-    pieces | while IFS='|' read -r name kind arg pkg; do
+    if [ "$GROUP" = fuzz ]; then fuzz_pieces; else pieces; fi | while IFS='|' read -r name kind arg pkg; do
         probe "$kind" "$arg" || printf '%s|%s\n' "$name" "$pkg"
     done
 }
@@ -96,7 +123,11 @@ check() {
     m=$(missing)
     if [ -n "$m" ]; then
         echo "cellsched: missing: $(printf '%s\n' "$m" | names)" >&2
-        echo "cellsched: install them with: make deps (or ./test.sh, which does it first)" >&2
+        if [ "$GROUP" = fuzz ]; then
+            echo "cellsched: install them with: sh tools/deps.sh install fuzz (or ./test.sh, which does it first)" >&2
+        else
+            echo "cellsched: install them with: make deps (or ./test.sh, which does it first)" >&2
+        fi
         return 1
     fi
     return 0
@@ -143,11 +174,19 @@ install() {
     echo "cellsched: every dependency is present"
 }
 
+GROUP=${2:-}
+case "$GROUP" in
+'' | fuzz) ;;
+*)
+    echo "usage: tools/deps.sh check|install [fuzz]" >&2
+    exit 2
+    ;;
+esac
 case "${1:-}" in
 check) check ;;
 install) install ;;
 *)
-    echo "usage: tools/deps.sh check|install" >&2
+    echo "usage: tools/deps.sh check|install [fuzz]" >&2
     exit 2
     ;;
 esac
