@@ -267,3 +267,16 @@ $(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB_A) $(FUZZ_FLAGS
 
 fuzz: $(FUZZ_BIN)
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TIMEOUT) $(FUZZ_BIN)
+
+# The seed corpora, written with the real encoders by tests/fuzz/seeds.c
+# (an ordinary program of the gcc build) and committed: rerun after a
+# change of format. Marathon apps and the Kubernetes Policy are copied from
+# ../shared/testdata when it is there.
+FUZZ_TESTDATA ?= ../shared/testdata
+.PHONY: fuzz-seeds
+fuzz-seeds: $(BUILD)/tests/fuzz/seeds.o $(BUILD)/tests/fuzz/fuzz.o $(ALL_A)
+	$(CC) $(LDFLAGS) $(filter %.o,$^) $(ALL_A) -o $(BUILD)/tests/fuzz/seeds $(LDLIBS) $(JSON_LIBS)
+	rm -rf tests/fuzz/corpus.new
+	$(BUILD)/tests/fuzz/seeds tests/fuzz/corpus.new $(FUZZ_TESTDATA)
+	rm -rf tests/fuzz/corpus
+	mv tests/fuzz/corpus.new tests/fuzz/corpus
