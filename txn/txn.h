@@ -99,10 +99,12 @@ int cs_txn_add_claim(cs_txn *t, cs_id task, cs_id machine, const cs_res *res, co
 int cs_txn_add_release(cs_txn *t, cs_id task, uint8_t state, int32_t exit_code);
 int cs_txn_add_preempt(cs_txn *t, cs_id victim, cs_id preemptor);
 
-/* The claim's ports (borrowed from the transaction). */
+/* The claim's ports (borrowed from the transaction); NULL when it has
+ * none. A transaction without any port has t->ports NULL, and NULL + 0 is
+ * undefined behaviour in C (clang's UBSan reports it: make fuzz). */
 static inline const uint16_t *cs_claim_ports(const cs_txn *t, const cs_claim *c)
 {
-    return t->ports + c->port_off;
+    return c->nports > 0 ? t->ports + c->port_off : NULL;
 }
 
 /* The canonical encoding (what the commit log stores), and its inverse.
