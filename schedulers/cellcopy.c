@@ -675,12 +675,13 @@ static int apply_task_rec(cs_copy *c, const cs_task *t, cs_error *err)
         return cs_errorf(err, CS_EPROTO, "sync: task %llu: the copy has no job %llu",
                          (unsigned long long)t->id, (unsigned long long)t->job);
     uint32_t ms = CS_NONE;
-    if (t->machine != 0) {
+    if (t->machine != 0)
         ms = cs_copy_machine_slot(c, t->machine);
-        if (ms == CS_NONE && cs_task_state_placed(t->state))
-            return cs_errorf(err, CS_EPROTO, "sync: task %llu: the copy has no machine %llu",
-                             (unsigned long long)t->id, (unsigned long long)t->machine);
-    }
+    /* A placed task joins its machine's list: machine 0 (none) is as
+     * unknown as an id the copy lacks. */
+    if (ms == CS_NONE && cs_task_state_placed(t->state))
+        return cs_errorf(err, CS_EPROTO, "sync: task %llu: the copy has no machine %llu",
+                         (unsigned long long)t->id, (unsigned long long)t->machine);
     if (t->nports > CS_PORTS_PER_TASK_MAX)
         return cs_errorf(err, CS_EPROTO, "sync: task %llu: %u ports", (unsigned long long)t->id,
                          t->nports);
