@@ -224,12 +224,16 @@ clean:
 # build's) and run for N seconds on a copy of tests/fuzz/corpus/NAME/, so
 # that the checkout is never written to. A crash, a leak, an UBSan report or
 # an input slower than FUZZ_TIMEOUT seconds fails the goal; the input is kept
-# in build/fuzz/crashes/ and named. FUZZ_TARGETS="msg policy" runs some.
+# in build/fuzz/crashes/ and named. FUZZ_TARGETS="msg policy" runs some;
+# FUZZ_SECONDS=0 runs each on its seeds only. FUZZ_OUT moves the logs and
+# crashes, FUZZ_CORPUS the seeds (tests/test_fuzz.c uses both).
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 10
 FUZZ_TIMEOUT ?= 10
 FUZZ_TARGETS ?=
 FUZZ_BUILD   := build/fuzz
+FUZZ_OUT     ?= $(FUZZ_BUILD)
+FUZZ_CORPUS  ?= tests/fuzz/corpus
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS   = $(CSTD) -O1 -g $(WARN) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -I. $(PKG_CFLAGS) -MMD -MP
 FUZZ_LDFLAGS := $(FUZZ_SAN) -fsanitize=fuzzer
@@ -266,17 +270,20 @@ $(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB_A) $(FUZZ_FLAGS
 	$(FUZZ_CC) $(FUZZ_LDFLAGS) $< $(FUZZ_LIB_A) -o $@ $(LDLIBS) $(JSON_LIBS)
 
 fuzz: $(FUZZ_BIN)
-	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TIMEOUT) $(FUZZ_BIN)
+	@FUZZ_OUT='$(FUZZ_OUT)' FUZZ_CORPUS='$(FUZZ_CORPUS)' sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TIMEOUT) $(FUZZ_BIN)
 
 # The seed corpora, written with the real encoders by tests/fuzz/seeds.c
 # (an ordinary program of the gcc build) and committed: rerun after a
 # change of format. Marathon apps and the Kubernetes Policy are copied from
-# ../shared/testdata when it is there.
+# ../shared/testdata when it is there. Inputs that once found a bug
+# (corpus/NAME/regress-*) are kept.
 FUZZ_TESTDATA ?= ../shared/testdata
 .PHONY: fuzz-seeds
 fuzz-seeds: $(BUILD)/tests/fuzz/seeds.o $(BUILD)/tests/fuzz/fuzz.o $(ALL_A)
 	$(CC) $(LDFLAGS) $(filter %.o,$^) $(ALL_A) -o $(BUILD)/tests/fuzz/seeds $(LDLIBS) $(JSON_LIBS)
 	rm -rf tests/fuzz/corpus.new
 	$(BUILD)/tests/fuzz/seeds tests/fuzz/corpus.new $(FUZZ_TESTDATA)
+	@for f in tests/fuzz/corpus/*/regress-*; do [ -e "$$f" ] || continue; \
+	  d=tests/fuzz/corpus.new/$$(basename $$(dirname $$f)); mkdir -p $$d && cp $$f $$d/; done
 	rm -rf tests/fuzz/corpus
 	mv tests/fuzz/corpus.new tests/fuzz/corpus

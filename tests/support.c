@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int ts_mkdtemp(char *out, size_t size)
@@ -30,6 +31,18 @@ void ts_rmtree(const char *dir)
 {
     if (dir[0] != '\0')
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int ts_run(const char *cmd, char *out, size_t size)
+{
+    char full[4096];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    cr_assert(p != NULL, "popen %s", cmd);
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static void open_store(ts_store *t)

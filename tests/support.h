@@ -32,6 +32,10 @@ void ts_store_destroy(ts_store *t);
 int ts_mkdtemp(char *out, size_t size);
 /* rm -rf of a directory this process made. */
 void ts_rmtree(const char *dir);
+/* Run `cmd` under sh with stdout and stderr captured into out[0..size)
+ * (NUL-terminated, cut at size - 1); its exit status, -1 if it did not
+ * exit. */
+int ts_run(const char *cmd, char *out, size_t size);
 
 /* Register machine `name` with the given capacity (cpu millicores, mem MiB,
  * disk MiB) and port range; returns its id. Attributes as "k=v" strings,

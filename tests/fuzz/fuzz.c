@@ -5,7 +5,9 @@
 
 #include <ftw.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int fz_mkdtemp(char *out, size_t size)
@@ -90,4 +92,29 @@ bool fz_next_command(const uint8_t **p, size_t *n, uint8_t *kind, const uint8_t 
     *p += 3 + l;
     *n -= 3 + l;
     return true;
+}
+
+static bool is(const uint8_t *data, size_t size, const char *word)
+{
+    return size == strlen(word) && memcmp(data, word, size) == 0;
+}
+
+void fz_planted(const uint8_t *data, size_t size)
+{
+    if (size < 6 || memcmp(data, "plant:", 6) != 0 || getenv(FZ_PLANT_ENV) == NULL)
+        return;
+    if (is(data, size, "plant:overflow")) {
+        char *volatile p = malloc(4);
+        fprintf(stderr, "planted: %d\n", p[4]);
+        free(p);
+    } else if (is(data, size, "plant:ub")) {
+        volatile int big = INT32_MAX;
+        fprintf(stderr, "planted: %d\n", big + (int)size);
+    } else if (is(data, size, "plant:leak")) {
+        char *volatile p = malloc(64);
+        p[0] = 1;
+        p = NULL;
+    } else if (is(data, size, "plant:require")) {
+        fz_require(size == 0, "planted: a broken property");
+    }
 }

@@ -43,6 +43,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
                    ((b1)->size == 0 || memcmp((b1)->data, (b2)->data, (b1)->size) == 0), \
                what)
 
+/* tests/test_fuzz.c's planted bugs, to prove that make fuzz fails on each
+ * kind of report: with FZ_PLANT_ENV set in the environment, an input that
+ * is exactly "plant:overflow" reads past a heap block (ASan), "plant:ub"
+ * overflows a signed int (UBSan), "plant:leak" leaks a block (LeakSanitizer)
+ * and "plant:require" breaks an fz_require. Any other input, or no
+ * FZ_PLANT_ENV, does nothing. fuzz_policy calls it first. */
+#define FZ_PLANT_ENV "CELLSCHED_FUZZ_PLANT"
+void fz_planted(const uint8_t *data, size_t size);
+
 /* A fresh directory under $TMPDIR (else /tmp) for a target's store; its
  * path into out[0..size). 0, or -1 (errno set). */
 int fz_mkdtemp(char *out, size_t size);

@@ -3,15 +3,16 @@
 #
 #   sh tests/fuzz/run.sh SECONDS TIMEOUT build/fuzz/bin/fuzz_NAME ...
 #
-# A target starts from a temporary copy of tests/fuzz/corpus/NAME/ (so the
-# checkout is never written to; the inputs it finds are thrown away) and
-# runs with -max_total_time=SECONDS, -timeout=TIMEOUT (seconds one input may
-# take) and LeakSanitizer on. Its output goes to build/fuzz/logs/NAME.log;
-# one line per target says how many inputs it ran. A target that stops
-# with a crash, a leak, an UBSan report, a slow input or too much memory
-# keeps that input in build/fuzz/crashes/ (libFuzzer's -artifact_prefix),
-# which the failure line names with the log's last lines; every target
-# still runs, and the exit status is then 1.
+# A target starts from a temporary copy of $FUZZ_CORPUS/NAME/ (default
+# tests/fuzz/corpus: the checkout is never written to; the inputs it finds
+# are thrown away) and runs with -max_total_time=SECONDS (0: the seeds only,
+# once: -runs=0), -timeout=TIMEOUT (seconds one input may take) and
+# LeakSanitizer on. Its output goes to $FUZZ_OUT/logs/NAME.log (default
+# build/fuzz); one line per target says how many inputs it ran. A target
+# that stops with a crash, a leak, an UBSan report, a slow input or too much
+# memory keeps that input in $FUZZ_OUT/crashes/ (libFuzzer's
+# -artifact_prefix), which the failure line names with the report's first
+# lines; every target still runs, and the exit status is then 1.
 #
 # Why a script: the per-target bookkeeping (temporary corpus, exit status,
 # the count of inputs from libFuzzer's final stats) is more than a make
@@ -21,7 +22,13 @@ set -u
 seconds=$1
 timeout=$2
 shift 2
-out=build/fuzz
+out=${FUZZ_OUT:-build/fuzz}
+seeds=${FUZZ_CORPUS:-tests/fuzz/corpus}
+case "$seconds" in
+'' | *[!0-9]*) echo "tests/fuzz/run.sh: SECONDS must be a number: $seconds" >&2; exit 2 ;;
+0) length=-runs=0 ;;
+*) length=-max_total_time=$seconds ;;
+esac
 mkdir -p "$out/logs" "$out/crashes"
 work=$(mktemp -d "${TMPDIR:-/tmp}/cellsched-fuzz.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT INT TERM
@@ -31,13 +38,13 @@ for bin in "$@"; do
     name=${name#fuzz_}
     corpus="$work/$name"
     mkdir -p "$corpus"
-    if [ -d "tests/fuzz/corpus/$name" ]; then
-        cp -R "tests/fuzz/corpus/$name/." "$corpus/"
+    if [ -d "$seeds/$name" ]; then
+        cp -R "$seeds/$name/." "$corpus/"
     fi
     log="$out/logs/$name.log"
     # Crashes get a name of their own: libFuzzer names them by content hash.
     prefix="$out/crashes/$name-"
-    "$bin" -max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb=2048 \
+    "$bin" "$length" -timeout="$timeout" -rss_limit_mb=2048 \
         -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$prefix" \
         "$corpus" >"$log" 2>&1
     rc=$?
