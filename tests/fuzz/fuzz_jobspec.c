@@ -5,7 +5,6 @@
  * (cs_jobspec_to_json, what `cellctl describe` prints) as the same
  * job.submit body, as jobspec.h promises. */
 #include <jansson.h>
-#include <string.h>
 
 #include "spec/jobspec.h"
 #include "tests/fuzz/fuzz.h"
@@ -14,19 +13,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cs_jobspec s, back;
     cs_error err = {0};
-    cs_jobspec_init(&back);
     if (cs_jobspec_parse((const char *)data, size, &s, &err) == CS_OK) {
         json_t *j = NULL;
         fz_require(cs_jobspec_to_json(&s.job, &s.opts, &j, &err) == CS_OK,
                    "an accepted spec has a native JSON");
         fz_require(cs_jobspec_from_json(j, &back, &err) == CS_OK,
                    "the native JSON of an accepted spec is accepted");
-        fz_require(back.body.size == s.body.size &&
-                       memcmp(back.body.data, s.body.data, s.body.size) == 0,
-                   "the native JSON gives the same job.submit body");
+        fz_require_same(&back.body, &s.body, "the native JSON gives the same job.submit body");
         json_decref(j);
+        cs_jobspec_free(&back);
     }
-    cs_jobspec_free(&back);
     cs_jobspec_free(&s);
     return 0;
 }
