@@ -256,7 +256,7 @@ $(FUZZ_FLAGS_FILE): FORCE
 	@mkdir -p $(@D)
 	@printf '%s\n' '$(FUZZ_FLAGS_TEXT)' | cmp -s - $@ || printf '%s\n' '$(FUZZ_FLAGS_TEXT)' > $@
 
-$(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_FLAGS_FILE)
+$(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_FLAGS_FILE) | fuzz-deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
 

@@ -10,8 +10,9 @@
  * Each run is FUZZ_SECONDS=0 (the seeds only, -runs=0) on a corpus of one
  * file written here, so it takes a second once build/fuzz is built (the
  * first run builds it: about a minute). Without clang and libFuzzer
- * (tools/deps.sh check fuzz; ./test.sh installs them) the suite is
- * skipped. The suite runs from the checkout (make test's directory). */
+ * (tools/deps.sh check fuzz; ./test.sh installs them) these are skipped;
+ * that check itself is tested last. The suite runs from the checkout
+ * (make test's directory). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,4 +127,16 @@ Test(fuzz, a_leak_fails_make_fuzz, .init = setup, .fini = teardown)
 Test(fuzz, a_broken_property_fails_make_fuzz, .init = setup, .fini = teardown)
 {
     fails_on("plant:require", "planted: a broken property");
+}
+
+Test(fuzz, deps_check_fuzz_names_a_missing_clang_and_how_to_install_it, .init = setup,
+     .fini = teardown)
+{
+    char out[4096];
+    int rc = ts_run("FUZZ_CC=no-such-clang-here sh tools/deps.sh check fuzz", out, sizeof out);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "missing: clang (no-such-clang-here), libFuzzer"), "%s", out);
+    cr_assert(strstr(out, "tools/deps.sh install fuzz"), "%s", out);
+    /* The base pieces are not the fuzz group's business. */
+    cr_assert_null(strstr(out, "msgpack"), "%s", out);
 }
