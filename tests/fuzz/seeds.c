@@ -12,10 +12,11 @@
  * then serves the store with an in-process cellstated and writes one
  * request of every type (msg: whole messages; server: type byte and body)
  * and what the server answers that clients decode (sync, poll, the records
- * of get.*: wire_record). Job specs come from examples/, Marathon apps and
- * the Kubernetes Policy from TESTDATA_DIR (../shared/testdata, when
- * present: Apache-2.0 files, tests/fuzz/NOTICE), policies also
- * from a few written here. Every seed is small (the largest is a few KB). */
+ * of get.*: wire_record), and task.logs requests to an agent (logs). Job
+ * specs come from examples/, Marathon apps and the Kubernetes Policy from
+ * TESTDATA_DIR (../shared/testdata, when present: Apache-2.0 files,
+ * tests/fuzz/NOTICE), policies also from a few written here. Every seed is
+ * small (the largest is a few KB). */
 #include <errno.h>
 #include <msgpack.h>
 #include <nng/nng.h>
@@ -581,6 +582,38 @@ static void server_seeds(const char *dir)
     cs_server_stop(srv);
 }
 
+/* task.logs requests as cellctl logs sends them to an agent: whole
+ * messages, for fuzz_logs (its work directory holds batch/0, attempt 1). */
+static void logs_seeds(void)
+{
+    static const struct {
+        const char *name, *stream;
+        uint64_t offset, tail, max;
+    } reqs[] = {
+        {"stdout", NULL, 0, 0, 0},          {"stderr", "stderr", 0, 0, 0},
+        {"tail-2", "stdout", 0, 2, 0},      {"offset-5-max-10", NULL, 5, 0, 10},
+        {"tail-9-max-4", "stdout", 0, 9, 4},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+        uint32_t n = 2 + (reqs[i].stream != NULL) + (reqs[i].offset > 0) + (reqs[i].tail > 0) +
+                     (reqs[i].max > 0);
+        if (cs_msg_begin(&pk, CS_MSG_TASK_LOGS, 1) != CS_OK || msgpack_pack_map(&pk, n) != 0 ||
+            cs_pack_kv_u64(&pk, "task", cs_task_id(1, 0)) != CS_OK ||
+            cs_pack_kv_u64(&pk, "attempt", 1) != CS_OK ||
+            (reqs[i].stream && cs_pack_kv_str(&pk, "stream", reqs[i].stream) != CS_OK) ||
+            (reqs[i].offset && cs_pack_kv_u64(&pk, "offset", reqs[i].offset) != CS_OK) ||
+            (reqs[i].tail && cs_pack_kv_u64(&pk, "tail", reqs[i].tail) != CS_OK) ||
+            (reqs[i].max && cs_pack_kv_u64(&pk, "max", reqs[i].max) != CS_OK))
+            die("task.logs", "out of memory");
+        seedb("logs", reqs[i].name, &b);
+        msgpack_sbuffer_destroy(&b);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 3) {
@@ -604,6 +637,7 @@ int main(int argc, char **argv)
     store_seeds(s);
     cs_store_close(s);
     spec_seeds(testdata);
+    logs_seeds();
     server_seeds(dir);
     fz_rmtree(dir);
     return 0;
