@@ -1,6 +1,6 @@
-/* fuzz_command.c — log entries as replay applies them (cs_command_apply,
- * txn/command.h): what a replica or a restored backup reads from a log it
- * did not write. The input is a sequence of entries (fz_next_command),
+/* fuzz_command.c — log entries as the state machine applies them
+ * (cs_command_apply, txn/command.h, with its result): what a replica or a
+ * restored backup reads from a log it did not write. The input is a sequence of entries (fz_next_command),
  * applied in order to a store holding fz_cell's cell, so that a command
  * naming its machines, jobs and tasks gets past the lookups into the ops.
  *
@@ -100,9 +100,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fresh_store();
     p = data;
     n = size;
+    cs_result res;
+    cs_result_init(&res);
     while (fz_next_command(&p, &n, &kind, &cmd, &len)) {
         cs_error err = {0};
-        (void)cs_command_apply(store, kind, cmd, len, &err);
+        (void)cs_command_apply(store, kind, cmd, len, &res, &err);
     }
+    cs_result_free(&res);
     return 0;
 }
