@@ -279,15 +279,16 @@ fuzz: $(FUZZ_BIN)
 # The seed corpora, written with the real encoders by tests/fuzz/seeds.c
 # (an ordinary program of the gcc build) and committed: rerun after a
 # change of format. Marathon apps and the Kubernetes Policy are copied from
-# ../shared/testdata when it is there. Inputs that once found a bug
-# (corpus/NAME/regress-*) are kept.
+# ../shared/testdata when it is there. Only the folders it writes are
+# replaced (other targets' seeds, e.g. msg_body's, are written by their
+# authors), and in them the inputs that once found a bug (regress-*) kept.
 FUZZ_TESTDATA ?= ../shared/testdata
 .PHONY: fuzz-seeds
 fuzz-seeds: $(BUILD)/tests/fuzz/seeds.o $(BUILD)/tests/fuzz/fuzz.o $(ALL_A)
 	$(CC) $(LDFLAGS) $(filter %.o,$^) $(ALL_A) -o $(BUILD)/tests/fuzz/seeds $(LDLIBS) $(JSON_LIBS)
 	rm -rf tests/fuzz/corpus.new
 	$(BUILD)/tests/fuzz/seeds tests/fuzz/corpus.new $(FUZZ_TESTDATA)
-	@for f in tests/fuzz/corpus/*/regress-*; do [ -e "$$f" ] || continue; \
-	  d=tests/fuzz/corpus.new/$$(basename $$(dirname $$f)); mkdir -p $$d && cp $$f $$d/; done
-	rm -rf tests/fuzz/corpus
-	mv tests/fuzz/corpus.new tests/fuzz/corpus
+	@for d in tests/fuzz/corpus.new/*/; do n=$$(basename $$d); \
+	  for f in tests/fuzz/corpus/$$n/regress-*; do [ -e "$$f" ] && cp "$$f" $$d; done; \
+	  rm -rf tests/fuzz/corpus/$$n && mv $$d tests/fuzz/corpus/$$n; done
+	rm -rf tests/fuzz/corpus.new
