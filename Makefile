@@ -1,7 +1,11 @@
 # cellsched — top-level Makefile (plain make, no generators).
 #
-#   make            build every binary into bin/ (installs missing packages first)
-#   make test       build under ASan+UBSan and run every Criterion suite
+#   make            build every binary into bin/ (checks that the packages are there:
+#                   `make deps` installs them)
+#   make test       build under ASan+UBSan, check the layers (tools/layers.sh) and run
+#                   every Criterion suite
+#   make fuzz       build every libFuzzer target with clang and run each for
+#                   FUZZ_SECONDS (docs/fuzzing.md); make fuzz-seeds writes the seeds
 #   make SANITIZER=thread test    the same under TSan
 #   make coverage   run the suites with gcov instrumentation, summary per file
 #   make deps       install missing Debian packages (apt-get; sudo when not root)

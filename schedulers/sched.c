@@ -14,12 +14,13 @@
 #include "proto/schedreport.h"
 #include "schedulers/place.h"
 #include "schedulers/policy.h"
+#include "cellstate/idindex.h"
 #include "cellstate/vec.h"
 
 /* What the loop remembers of one job between rounds (the copy holds what
  * the cell says; this is what only this scheduler knows). */
 typedef struct job_state {
-    cs_id id;               /* 0 = empty slot */
+    cs_id id;               /* first: cellstate/idindex.h finds the state by it */
     uint32_t attempts;      /* attempts since the job last made progress */
     bool waited;            /* its first attempt's wait is recorded */
     bool placed;            /* its fully-placed wait is recorded */
@@ -29,9 +30,12 @@ typedef struct job_state {
     uint32_t conflicts[CS_OUTCOME_COUNT]; /* by outcome, since the last progress */
 } job_state;
 
+/* The jobs' states in order of first sight, found by id. */
 typedef struct job_map {
     job_state *v;
-    size_t cap, n; /* cap a power of two */
+    size_t cap;
+    uint32_t n;
+    cs_idindex ix;
 } job_map;
 
 /* A job to place this round. */
@@ -131,42 +135,22 @@ static void log_error(cs_sched *s, const char *what, const cs_error *err)
 
 /* ---- per-job state ------------------------------------------------------------- */
 
-static size_t hash_id(cs_id id) { return (size_t)XXH3_64bits(&id, sizeof id); }
-
-static int job_map_grow(job_map *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    job_state *v = calloc(cap, sizeof *v);
-    if (v == NULL)
-        return CS_ENOMEM;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (m->v[i].id == 0)
-            continue;
-        size_t h = hash_id(m->v[i].id) & (cap - 1);
-        while (v[h].id != 0)
-            h = (h + 1) & (cap - 1);
-        v[h] = m->v[i];
-    }
-    free(m->v);
-    m->v = v;
-    m->cap = cap;
-    return CS_OK;
-}
-
-/* The state of job `id`, created empty when new. NULL when out of memory. */
+/* The state of job `id`, created empty when new. NULL when out of memory.
+ * Valid until the next job_get (the array may move). */
 static job_state *job_get(job_map *m, cs_id id)
 {
-    if ((m->n + 1) * 2 > m->cap && job_map_grow(m) != CS_OK)
+    uint32_t i = cs_idindex_find(&m->ix, m->v, sizeof *m->v, id);
+    if (i != CS_IDINDEX_NONE)
+        return &m->v[i];
+    job_state *v = cs_vec_grow(m->v, &m->cap, (size_t)m->n + 1, sizeof *v, 256);
+    if (v == NULL)
         return NULL;
-    size_t h = hash_id(id) & (m->cap - 1);
-    while (m->v[h].id != 0 && m->v[h].id != id)
-        h = (h + 1) & (m->cap - 1);
-    if (m->v[h].id == 0) {
-        memset(&m->v[h], 0, sizeof m->v[h]);
-        m->v[h].id = id;
-        m->n++;
-    }
-    return &m->v[h];
+    m->v = v;
+    memset(&v[m->n], 0, sizeof *v);
+    v[m->n].id = id;
+    if (cs_idindex_add(&m->ix, m->v, sizeof *m->v, m->n) != CS_OK)
+        return NULL;
+    return &m->v[m->n++];
 }
 
 /* ---- setup --------------------------------------------------------------------- */
@@ -231,6 +215,7 @@ void cs_sched_free(cs_sched *s)
     cs_txn_result_free(&s->res);
     msgpack_sbuffer_destroy(&s->buf);
     free(s->jobs.v);
+    cs_idindex_free(&s->jobs.ix);
     free(s->cands);
     free(s->batch);
     free(s->ids);

@@ -33,6 +33,16 @@ void ts_rmtree(const char *dir)
         nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+char ts_tmp[256];
+
+void ts_tmp_setup(void) { cr_assert_eq(ts_mkdtemp(ts_tmp, sizeof ts_tmp), 0); }
+
+void ts_tmp_teardown(void)
+{
+    if (ts_tmp[0])
+        ts_rmtree(ts_tmp);
+}
+
 int ts_run(const char *cmd, char *out, size_t size)
 {
     char full[4096];

@@ -32,6 +32,12 @@ void ts_store_destroy(ts_store *t);
 int ts_mkdtemp(char *out, size_t size);
 /* rm -rf of a directory this process made. */
 void ts_rmtree(const char *dir);
+/* A temporary directory for each test: `.init = ts_tmp_setup, .fini =
+ * ts_tmp_teardown`, its path in ts_tmp (Criterion forks each test, so each
+ * has its own). */
+extern char ts_tmp[256];
+void ts_tmp_setup(void);
+void ts_tmp_teardown(void);
 /* Run `cmd` under sh with stdout and stderr captured into out[0..size)
  * (NUL-terminated, cut at size - 1); its exit status, -1 if it did not
  * exit. */

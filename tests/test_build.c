@@ -17,37 +17,10 @@
 
 #include "tests/support.h"
 
-static char tmp[256];
-
-static void setup(void)
-{
-    cr_assert_eq(ts_mkdtemp(tmp, sizeof tmp), 0);
-}
-
-static void teardown(void)
-{
-    if (tmp[0])
-        ts_rmtree(tmp);
-}
-
-/* Run `cmd` under sh with stdout and stderr captured into out; returns its
- * exit status. */
-static int run(const char *cmd, char *out, size_t size)
-{
-    char full[4096];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    cr_assert(p != NULL);
-    size_t n = fread(out, 1, size - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-/* An executable script at tmp/name with `body`. */
+/* An executable script at ts_tmp/name with `body`. */
 static void script(const char *name, const char *body, char *path, size_t size)
 {
-    snprintf(path, size, "%s/%s", tmp, name);
+    snprintf(path, size, "%s/%s", ts_tmp, name);
     FILE *f = fopen(path, "w");
     cr_assert(f != NULL);
     fprintf(f, "#!/bin/sh\n%s\n", body);
@@ -55,10 +28,10 @@ static void script(const char *name, const char *body, char *path, size_t size)
     cr_assert_eq(chmod(path, 0755), 0);
 }
 
-Test(build, deps_check_names_a_missing_compiler, .init = setup, .fini = teardown)
+Test(build, deps_check_names_a_missing_compiler, .init = ts_tmp_setup, .fini = ts_tmp_teardown)
 {
     char out[4096];
-    int rc = run("CC=no-such-cc-here sh tools/deps.sh check", out, sizeof out);
+    int rc = ts_run("CC=no-such-cc-here sh tools/deps.sh check", out, sizeof out);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "missing: compiler (no-such-cc-here)"), "%s", out);
     /* Without a compiler, headers are looked for where Debian puts them:
@@ -66,7 +39,7 @@ Test(build, deps_check_names_a_missing_compiler, .init = setup, .fini = teardown
     cr_assert_null(strstr(out, "msgpack"), "%s", out);
 }
 
-Test(build, deps_check_names_libnng_which_has_no_pc_file, .init = setup, .fini = teardown)
+Test(build, deps_check_names_libnng_which_has_no_pc_file, .init = ts_tmp_setup, .fini = ts_tmp_teardown)
 {
     char cc[400], cmd[1024], out[4096];
     /* A compiler for which nng is not installed: it refuses any input that
@@ -77,15 +50,15 @@ Test(build, deps_check_names_libnng_which_has_no_pc_file, .init = setup, .fini =
            "cc \"$@\" < \"$in\"; rc=$?; rm -f \"$in\"; exit $rc",
            cc, sizeof cc);
     snprintf(cmd, sizeof cmd, "CC=%s sh tools/deps.sh check", cc);
-    int rc = run(cmd, out, sizeof out);
+    int rc = ts_run(cmd, out, sizeof out);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "libnng"), "%s", out);
     cr_assert_null(strstr(out, "compiler"), "%s", out);
     cr_assert_null(strstr(out, "lmdb"), "%s", out);
 }
 
-Test(build, deps_install_names_a_failed_apt_get_and_what_is_still_missing, .init = setup,
-     .fini = teardown)
+Test(build, deps_install_names_a_failed_apt_get_and_what_is_still_missing, .init = ts_tmp_setup,
+     .fini = ts_tmp_teardown)
 {
     char failing[400], noop[400], cmd[1024], out[4096];
     script("apt-fails", "echo 'E: Unable to locate package' >&2; exit 100", failing,
@@ -95,19 +68,19 @@ Test(build, deps_install_names_a_failed_apt_get_and_what_is_still_missing, .init
         cr_skip_test("needs root, which installs without sudo");
 
     snprintf(cmd, sizeof cmd, "CC=no-such-cc-here DEPS_APT=%s sh tools/deps.sh install", failing);
-    int rc = run(cmd, out, sizeof out);
+    int rc = ts_run(cmd, out, sizeof out);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "apt-get failed installing: gcc"), "%s", out);
 
     snprintf(cmd, sizeof cmd, "CC=no-such-cc-here DEPS_APT=%s sh tools/deps.sh install", noop);
-    rc = run(cmd, out, sizeof out);
+    rc = ts_run(cmd, out, sizeof out);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "still missing after the install: compiler (no-such-cc-here)"), "%s",
               out);
 }
 
-Test(build, deps_install_without_root_or_sudo_names_the_command_for_root, .init = setup,
-     .fini = teardown)
+Test(build, deps_install_without_root_or_sudo_names_the_command_for_root, .init = ts_tmp_setup,
+     .fini = ts_tmp_teardown)
 {
     char cmd[1024], out[4096];
     /* As root, drop to nobody for this one command; another user already
@@ -116,7 +89,7 @@ Test(build, deps_install_without_root_or_sudo_names_the_command_for_root, .init 
     snprintf(cmd, sizeof cmd,
              "%senv CC=no-such-cc-here DEPS_SUDO=no-such-sudo-here sh tools/deps.sh install",
              as_user);
-    int rc = run(cmd, out, sizeof out);
+    int rc = ts_run(cmd, out, sizeof out);
     cr_assert_eq(rc, 1, "%s", out);
     /* The last line says what to do. */
     size_t n = strlen(out);
@@ -136,12 +109,12 @@ static bool compiled(const char *vars)
     snprintf(cmd, sizeof cmd,
              "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u CI -u SANITIZER -u OPT make --no-print-directory BUILD=%s/b %s "
              "%s/b/cellstate/error.o",
-             tmp, vars, tmp);
-    cr_assert_eq(run(cmd, out, sizeof out), 0, "%s", out);
+             ts_tmp, vars, ts_tmp);
+    cr_assert_eq(ts_run(cmd, out, sizeof out), 0, "%s", out);
     return strstr(out, "-c cellstate/error.c") != NULL;
 }
 
-Test(build, a_change_of_flags_rebuilds_what_they_affect, .init = setup, .fini = teardown)
+Test(build, a_change_of_flags_rebuilds_what_they_affect, .init = ts_tmp_setup, .fini = ts_tmp_teardown)
 {
     cr_assert(compiled(""), "a new build directory compiled nothing");
     cr_assert_not(compiled(""), "the same flags compiled again");

@@ -22,19 +22,6 @@
 #include "tests/fuzz/fuzz.h"
 #include "tests/support.h"
 
-static char tmp[256];
-
-static void setup(void)
-{
-    cr_assert_eq(ts_mkdtemp(tmp, sizeof tmp), 0);
-}
-
-static void teardown(void)
-{
-    if (tmp[0])
-        ts_rmtree(tmp);
-}
-
 static void need_libfuzzer(void)
 {
     char out[1024];
@@ -47,7 +34,7 @@ static void need_libfuzzer(void)
 static int fuzz_policy_on(const char *input, char *out, size_t size)
 {
     char dir[512], path[600], cmd[2048];
-    snprintf(dir, sizeof dir, "%s/corpus/policy", tmp);
+    snprintf(dir, sizeof dir, "%s/corpus/policy", ts_tmp);
     snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
     cr_assert_eq(system(cmd), 0);
     snprintf(path, sizeof path, "%s/seed", dir);
@@ -58,11 +45,15 @@ static int fuzz_policy_on(const char *input, char *out, size_t size)
     /* One make at a time in build/fuzz: Criterion runs two tests at once,
      * and the first builds the targets. The suites' sanitizer options are
      * not the fuzz targets'. */
+    /* The first run also builds every object (tens of KiB of compiler
+     * lines): only the end of make's output, where the runner reports, is
+     * kept, with make's status. */
     snprintf(cmd, sizeof cmd,
              "mkdir -p build && flock build/.fuzz.lock env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL "
              "-u ASAN_OPTIONS -u UBSAN_OPTIONS -u LSAN_OPTIONS %s=1 make --no-print-directory "
-             "fuzz FUZZ_TARGETS=policy FUZZ_SECONDS=0 FUZZ_OUT=%s/out FUZZ_CORPUS=%s/corpus",
-             FZ_PLANT_ENV, tmp, tmp);
+             "fuzz FUZZ_TARGETS=policy FUZZ_SECONDS=0 FUZZ_OUT=%s/out FUZZ_CORPUS=%s/corpus "
+             ">%s/make.log 2>&1; rc=$?; tail -c %zu %s/make.log; exit $rc",
+             FZ_PLANT_ENV, ts_tmp, ts_tmp, ts_tmp, size / 2, ts_tmp);
     return ts_run(cmd, out, size);
 }
 
@@ -71,7 +62,7 @@ static int fuzz_policy_on(const char *input, char *out, size_t size)
 static void kept(const char *out, const char *input)
 {
     char prefix[600];
-    snprintf(prefix, sizeof prefix, "input %s/out/crashes/policy-", tmp);
+    snprintf(prefix, sizeof prefix, "input %s/out/crashes/policy-", ts_tmp);
     const char *at = strstr(out, prefix);
     cr_assert(at != NULL, "no kept input named: %s", out);
     char path[700];
@@ -100,7 +91,7 @@ static void fails_on(const char *input, const char *report)
     kept(out, input);
 }
 
-Test(fuzz, a_target_that_finds_nothing_passes, .init = setup, .fini = teardown)
+Test(fuzz, a_target_that_finds_nothing_passes, .init = ts_tmp_setup, .fini = ts_tmp_teardown)
 {
     need_libfuzzer();
     char out[16384];
@@ -109,28 +100,28 @@ Test(fuzz, a_target_that_finds_nothing_passes, .init = setup, .fini = teardown)
     cr_assert(strstr(out, "fuzz: policy") && strstr(out, " ok: "), "%s", out);
 }
 
-Test(fuzz, a_heap_overflow_fails_make_fuzz, .init = setup, .fini = teardown)
+Test(fuzz, a_heap_overflow_fails_make_fuzz, .init = ts_tmp_setup, .fini = ts_tmp_teardown)
 {
     fails_on("plant:overflow", "heap-buffer-overflow");
 }
 
-Test(fuzz, undefined_behaviour_fails_make_fuzz, .init = setup, .fini = teardown)
+Test(fuzz, undefined_behaviour_fails_make_fuzz, .init = ts_tmp_setup, .fini = ts_tmp_teardown)
 {
     fails_on("plant:ub", "runtime error: signed integer overflow");
 }
 
-Test(fuzz, a_leak_fails_make_fuzz, .init = setup, .fini = teardown)
+Test(fuzz, a_leak_fails_make_fuzz, .init = ts_tmp_setup, .fini = ts_tmp_teardown)
 {
     fails_on("plant:leak", "detected memory leaks");
 }
 
-Test(fuzz, a_broken_property_fails_make_fuzz, .init = setup, .fini = teardown)
+Test(fuzz, a_broken_property_fails_make_fuzz, .init = ts_tmp_setup, .fini = ts_tmp_teardown)
 {
     fails_on("plant:require", "planted: a broken property");
 }
 
-Test(fuzz, deps_check_fuzz_names_a_missing_clang_and_how_to_install_it, .init = setup,
-     .fini = teardown)
+Test(fuzz, deps_check_fuzz_names_a_missing_clang_and_how_to_install_it, .init = ts_tmp_setup,
+     .fini = ts_tmp_teardown)
 {
     char out[4096];
     int rc = ts_run("FUZZ_CC=no-such-clang-here sh tools/deps.sh check fuzz", out, sizeof out);

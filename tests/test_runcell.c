@@ -13,19 +13,6 @@
 
 #include "tests/support.h"
 
-static char tmp[256];
-
-static void setup(void)
-{
-    cr_assert_eq(ts_mkdtemp(tmp, sizeof tmp), 0);
-}
-
-static void teardown(void)
-{
-    if (tmp[0])
-        ts_rmtree(tmp);
-}
-
 /* Processes whose working directory lies under `dir` (the tasks run in
  * their task directories); each is named in the test's log and killed. */
 static int processes_under(const char *dir)
@@ -55,12 +42,12 @@ static int processes_under(const char *dir)
     return n;
 }
 
-Test(runcell, the_local_cell_runs_the_examples_and_stops_clean, .init = setup, .fini = teardown,
+Test(runcell, the_local_cell_runs_the_examples_and_stops_clean, .init = ts_tmp_setup, .fini = ts_tmp_teardown,
      .timeout = 240)
 {
     const char *bin = getenv("CELLSCHED_BIN");
     char dir[400], cmd[2048], out[8192], line[1024];
-    snprintf(dir, sizeof dir, "%s/run", tmp);
+    snprintf(dir, sizeof dir, "%s/run", ts_tmp);
     snprintf(cmd, sizeof cmd, "CELLSCHED_BIN='%s' tools/run-cell.sh --dir '%s' --for 5 2>&1",
              bin && bin[0] ? bin : "bin", dir);
     FILE *p = popen(cmd, "r");

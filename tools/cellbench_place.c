@@ -42,7 +42,9 @@
 
 #include "proto/client.h"
 #include "spec/jobspec.h"
+#include "proto/msg.h"
 #include "proto/proto.h"
+#include "proto/sync.h"
 #include "tools/cellbench_daemon.h"
 #include "tools/cellbench_util.h"
 #include "tools/cellbench_watch.h"
@@ -443,10 +445,10 @@ static double num(const msgpack_object *o, const char *key)
     }
 }
 
-static int stats(cell *c, cs_msg *r, cs_error *err)
+/* The server's stats, decoded into *st (its lists in `a`, the caller's). */
+static int stats(cell *c, cs_stats_reply *st, cs_arena *a, cs_error *err)
 {
-    int rc = cs_client_call(c->client, CS_MSG_STATS, "\x80", 1, r, err); /* body {} */
-    return rc == CS_OK ? rc : cs_error_wrap(err, rc, "stats");
+    return cs_client_stats(c->client, st, a, err);
 }
 
 /* Wait until every simulated machine is registered and up. */
@@ -454,17 +456,20 @@ static int wait_machines(cell *c, double *took_s, cs_error *err)
 {
     double t0 = cb_now_s();
     for (;;) {
-        cs_msg r;
-        int rc = stats(c, &r, err);
+        cs_stats_reply st;
+        cs_arena a;
+        cs_arena_init(&a);
+        int rc = stats(c, &st, &a, err);
+        cs_arena_free(&a);
         if (rc != CS_OK)
             return rc;
-        if (num(&r.body, "machines_up") >= (double)c->o->machines)
+        if (st.machines_up >= c->o->machines)
             break;
         if ((rc = check_cell(c, err)) != CS_OK)
             return rc;
         if (cb_now_s() - t0 > 120)
-            return cs_errorf(err, CS_EIO, "%.0f of %u machines up after 120 s",
-                             num(&r.body, "machines_up"), c->o->machines);
+            return cs_errorf(err, CS_EIO, "%" PRIu64 " of %u machines up after 120 s",
+                             st.machines_up, c->o->machines);
         sleep_ms(50);
     }
     *took_s = cb_now_s() - t0;
@@ -516,9 +521,10 @@ static int submit_jobs(cell *c, double *took_s, cs_error *err)
         rc = cs_jobspec_from_json(j, &s, err);
         json_decref(j);
         cs_msg r;
-        uint64_t id = 0;
+        cs_id_reply got = {0};
         if (rc == CS_OK && (rc = call(c, CS_MSG_JOB_SUBMIT, &s.body, &r, err)) == CS_OK)
-            rc = cs_obj_u64(&r.body, "id", true, UINT64_MAX, &id, err);
+            rc = cs_id_reply_decode(&r.body, &got, NULL, err);
+        uint64_t id = got.id;
         cs_jobspec_free(&s);
         if (rc != CS_OK)
             return cs_error_wrap(err, rc, "submitting job %u", k);
@@ -546,9 +552,8 @@ static int watch_once(cell *c, cs_error *err)
     c->buf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->buf, msgpack_sbuffer_write);
-    if (msgpack_pack_map(&pk, 3) != 0 || cs_pack_kv_u64(&pk, "since", c->watch.since) != CS_OK ||
-        cs_pack_kv_str(&pk, "form", "compact") != CS_OK ||
-        cs_pack_kv_str(&pk, "omit", "running") != CS_OK)
+    cs_sync_req req = {.since = c->watch.since, .compact = true, .omit_running = true};
+    if (cs_sync_req_encode(&pk, &req) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     const void *body;
     size_t len;
@@ -611,28 +616,30 @@ static int waits(const cell *c, int64_t start_ns, uint64_t total, dist *d, cs_er
  * server's counters. */
 static int read_reports(cell *c, place_run *f, cs_error *err)
 {
-    cs_msg r;
-    int rc = stats(c, &r, err);
-    if (rc != CS_OK)
+    cs_stats_reply st;
+    cs_arena a;
+    cs_arena_init(&a);
+    int rc = stats(c, &st, &a, err);
+    if (rc != CS_OK) {
+        cs_arena_free(&a);
         return rc;
-    const msgpack_object *srv = cs_obj_get(&r.body, "server");
-    f->server_commits = (uint64_t)num(srv, "commits");
-    f->server_commits_conflicted = (uint64_t)num(srv, "commits_conflicted");
-    f->server_requests = (uint64_t)num(srv, "requests");
-    f->server_writes = (uint64_t)num(srv, "writes");
-    const msgpack_object *ss = cs_obj_get(&r.body, "schedulers");
-    if (ss == NULL || ss->type != MSGPACK_OBJECT_ARRAY)
-        return cs_errorf(err, CS_EPROTO, "stats reply: field 'schedulers' is not an array");
+    }
+    f->server_commits = st.server.commits;
+    f->server_commits_conflicted = st.server.commits_conflicted;
+    f->server_requests = st.server.requests;
+    f->server_writes = st.server.writes;
     f->sched_wait_placed_p50_ms = f->sched_wait_placed_p99_ms = 0;
-    for (uint32_t i = 0; i < ss->via.array.size; i++) {
-        const msgpack_object *m = cs_obj_get(&ss->via.array.ptr[i], "metrics");
+    for (uint32_t i = 0; i < st.nscheds; i++) {
+        const msgpack_object *m = st.scheds[i].metrics;
         double ok = num(m, "txn_committed"), bad = num(m, "txn_conflicted"),
                cc = num(m, "claims_committed"), cx = num(m, "claims_conflicted"),
                at = num(m, "attempts"), p50 = num(m, "wait_placed_p50_ms"),
                p99 = num(m, "wait_placed_p99_ms");
         if (isnan(ok) || isnan(bad) || isnan(cc) || isnan(cx) || isnan(at) || isnan(p50) ||
-            isnan(p99))
-            return cs_errorf(err, CS_EPROTO, "stats: scheduler %u's report lacks a metric", i);
+            isnan(p99)) {
+            rc = cs_errorf(err, CS_EPROTO, "stats: scheduler %u's report lacks a metric", i);
+            break;
+        }
         f->txn_ok += (uint64_t)ok;
         f->txn_conflicted += (uint64_t)bad;
         f->claims_committed += (uint64_t)cc;
@@ -642,7 +649,8 @@ static int read_reports(cell *c, place_run *f, cs_error *err)
         f->sched_wait_placed_p99_ms = fmax(f->sched_wait_placed_p99_ms, p99);
         f->reports++;
     }
-    return CS_OK;
+    cs_arena_free(&a);
+    return rc;
 }
 
 /* Start the schedulers and follow the cell until every task is placed, the
@@ -719,14 +727,20 @@ static int run_one(const place_opts *o, const char *bindir, const char *root, ui
         goto free_arrays;
     if ((rc = cs_client_open(c.server.url, 120000, &c.client, err)) != CS_OK)
         goto stop_server;
-    cs_msg r;
+    cs_stats_reply st;
+    cs_arena sa;
+    cs_arena_init(&sa);
     if ((rc = start_sims(&c, err)) != CS_OK || (rc = wait_machines(&c, &f->ready_s, err)) != CS_OK ||
-        (rc = submit_jobs(&c, &f->submit_s, err)) != CS_OK || (rc = stats(&c, &r, err)) != CS_OK)
+        (rc = submit_jobs(&c, &f->submit_s, err)) != CS_OK ||
+        (rc = stats(&c, &st, &sa, err)) != CS_OK) {
+        cs_arena_free(&sa);
         goto stop_children;
+    }
+    cs_arena_free(&sa);
     /* The watcher starts at the version after the submissions: every task
      * of the run is pending there, and a full sync of them is not needed. */
     c.watch.job0 = c.jobs[0];
-    c.watch.since = (uint64_t)num(&r.body, "version");
+    c.watch.since = st.version;
     rc = place_all(&c, n, f, err);
 
 stop_children:

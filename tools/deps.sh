@@ -51,9 +51,6 @@ jansson|pc|jansson|libjansson-dev
 criterion|pc|criterion|libcriterion-dev
 nanomsg (compat tests)|pc|nanomsg|libnanomsg-dev
 nanomsg-utils|cmd|nanocat|nanomsg-utils
-libraft|hdr|raft.h|libraft-dev
-libuv|pc|libuv|libuv1-dev
-liblz4|pc|liblz4|liblz4-dev
 EOF
 }
 
