@@ -38,8 +38,7 @@ struct cs_alloc {
     _Atomic(slot *) *chunks; /* NCHUNKS pointers */
     /* Machines whose chain holds more than one entry, each once: the
      * writer trims them as readers move on. Writer-only. */
-    cs_id *pending;
-    size_t npending, cappending;
+    cs_ids pending;
     /* A machine could not be added to `pending` (out of memory): the next
      * trim finds the long chains by walking the whole table. */
     bool lost;
@@ -104,7 +103,7 @@ void cs_alloc_destroy(cs_alloc *t)
         free(s);
     }
     free(t->chunks);
-    free(t->pending);
+    cs_ids_free(&t->pending);
     free(t);
 }
 
@@ -401,20 +400,12 @@ static entry *freeze(const ov *o, uint64_t version)
     return e;
 }
 
-static int pending_push(cs_alloc *t, cs_id machine)
-{
-    cs_id *v = cs_vec_grow(t->pending, &t->cappending, t->npending + 1, sizeof *v, 64);
-    if (v == NULL)
-        return CS_ENOMEM;
-    t->pending = v;
-    t->pending[t->npending++] = machine;
-    return CS_OK;
-}
+static int pending_push(cs_alloc *t, cs_id machine) { return cs_ids_push(&t->pending, machine); }
 
 /* Rebuild `pending` from the table after a push failed. */
 static void find_pending(cs_alloc *t)
 {
-    t->npending = 0;
+    t->pending.n = 0;
     for (uint32_t c = 0; c < NCHUNKS; c++) {
         slot *chunk = atomic_load_explicit(&t->chunks[c], memory_order_relaxed);
         for (uint32_t i = 0; chunk != NULL && i < CHUNK_SLOTS; i++) {
@@ -434,8 +425,8 @@ static void alloc_trim(cs_alloc *t, uint64_t oldest)
     if (t->lost)
         find_pending(t);
     size_t keep = 0;
-    for (size_t i = 0; i < t->npending; i++) {
-        cs_id m = t->pending[i];
+    for (size_t i = 0; i < t->pending.n; i++) {
+        cs_id m = t->pending.v[i];
         slot *s = slot_of(t, m);
         entry *e = atomic_load_explicit(s, memory_order_relaxed);
         /* Keep every entry newer than `oldest` and the newest at or below
@@ -447,9 +438,9 @@ static void alloc_trim(cs_alloc *t, uint64_t oldest)
             if (atomic_load_explicit(s, memory_order_relaxed) == e)
                 continue; /* one entry left */
         }
-        t->pending[keep++] = m;
+        t->pending.v[keep++] = m;
     }
-    t->npending = keep;
+    t->pending.n = keep;
 }
 
 int cs_alloc_publish(cs_alloc_txn *x, uint64_t oldest, cs_error *err)

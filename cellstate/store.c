@@ -171,21 +171,6 @@ struct cs_snap {
     cs_snap *rprev, *rnext; /* the registry list (readers only) */
 };
 
-typedef struct idvec {
-    cs_id *v;
-    size_t n, cap;
-} idvec;
-
-static int ids_push(idvec *s, cs_id id)
-{
-    cs_id *v = cs_vec_grow(s->v, &s->cap, s->n + 1, sizeof *v, 64);
-    if (v == NULL)
-        return CS_ENOMEM;
-    s->v = v;
-    s->v[s->n++] = id;
-    return CS_OK;
-}
-
 static void swap_ids(cs_id *a, cs_id *b)
 {
     cs_id t = *a;
@@ -259,7 +244,7 @@ struct cs_wtxn {
     wgroup *group; /* the group it belongs to, or NULL */
     bool dirty;   /* something was written (records, ids, allocations) */
     uint64_t new_version;
-    idvec touched[CS_KIND_COUNT]; /* keys this transaction wrote, for the log entry */
+    cs_ids touched[CS_KIND_COUNT]; /* keys this transaction wrote, for the log entry */
     msgpack_sbuffer buf; /* encoding scratch */
     /* The idempotency record put in this transaction, for its log entry. */
     bool has_request;
@@ -1138,7 +1123,7 @@ int cs_snap_each_log(cs_snap *snap, uint64_t since, cs_log_fn fn, void *ctx, cs_
 }
 
 typedef struct changes_ctx {
-    idvec s[CS_KIND_COUNT];
+    cs_ids s[CS_KIND_COUNT];
     cs_quiet_fn quiet;
     void *qctx;
     bool entry_quiet; /* the entry being read is quiet */
@@ -1150,7 +1135,7 @@ static int changes_key(void *ctx, uint64_t kind, uint64_t id)
     changes_ctx *c = ctx;
     if (c->entry_quiet && kind == CS_KIND_TASK)
         return CS_OK;
-    if (ids_push(&c->s[kind], id) != CS_OK)
+    if (cs_ids_push(&c->s[kind], id) != CS_OK)
         return cs_errorf(c->err, CS_ENOMEM, "reading changes: out of memory");
     return CS_OK;
 }
@@ -1354,7 +1339,7 @@ int cs_wtxn_next_job_id(cs_wtxn *w, cs_id *out, cs_error *err)
 
 static int touch(cs_wtxn *w, uint8_t kind, cs_id id, cs_error *err)
 {
-    if (ids_push(&w->touched[kind], id) != CS_OK)
+    if (cs_ids_push(&w->touched[kind], id) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "write transaction: out of memory");
     return CS_OK;
 }

@@ -21,3 +21,20 @@ void *cs_vec_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first)
         *cap = c;
     return p;
 }
+
+int cs_ids_push(cs_ids *l, uint64_t id)
+{
+    uint64_t *v = cs_vec_grow(l->v, &l->cap, l->n + 1, sizeof *v, 64);
+    if (v == NULL)
+        return CS_ENOMEM;
+    l->v = v;
+    l->v[l->n++] = id;
+    return CS_OK;
+}
+
+void cs_ids_free(cs_ids *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}

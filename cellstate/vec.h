@@ -10,6 +10,7 @@
 #define CS_VEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cellstate/error.h"
 
@@ -25,5 +26,20 @@
  *     l->v = nv;
  */
 void *cs_vec_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first);
+
+/* A list of record ids (cs_id), the growable array three modules keep: the
+ * keys a write transaction touched, the tasks an operation walks, every
+ * record of a full sync. Zero-initialised it is empty; the caller frees
+ * `v` (free, or cs_ids_free). */
+typedef struct cs_ids {
+    uint64_t *v;
+    size_t n, cap;
+} cs_ids;
+
+/* Append `id`. CS_ENOMEM leaves the list as it was. */
+int cs_ids_push(cs_ids *l, uint64_t id);
+
+/* Free the list's array; the list is empty afterwards. */
+void cs_ids_free(cs_ids *l);
 
 #endif

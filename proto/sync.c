@@ -89,23 +89,9 @@ static int pack_changed(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch,
     return rc;
 }
 
-typedef struct all_ids {
-    cs_id *v;
-    size_t n, cap;
-} all_ids;
-
-static int push_id(all_ids *l, cs_id id)
-{
-    cs_id *v = cs_vec_grow(l->v, &l->cap, l->n + 1, sizeof *v, 256);
-    if (v == NULL)
-        return CS_ENOMEM;
-    l->v = v;
-    l->v[l->n++] = id;
-    return CS_OK;
-}
-static int all_machine(void *ctx, const cs_machine *m) { return push_id(ctx, m->id); }
-static int all_job(void *ctx, const cs_job *j) { return push_id(ctx, j->id); }
-static int all_task(void *ctx, const cs_task *t) { return push_id(ctx, t->id); }
+static int all_machine(void *ctx, const cs_machine *m) { return cs_ids_push(ctx, m->id); }
+static int all_job(void *ctx, const cs_job *j) { return cs_ids_push(ctx, j->id); }
+static int all_task(void *ctx, const cs_task *t) { return cs_ids_push(ctx, t->id); }
 
 /* Which of `choices` (a NULL-terminated list of one or two words) the
  * string field `key` names: *which is its index, or -1 when the field is
@@ -199,7 +185,7 @@ int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *
     if (full && rc == CS_OK) {
         /* A full snapshot: every record, listed as if all had changed (the
          * compact form walks the tasks itself). */
-        all_ids l[CS_KIND_COUNT] = {{0}};
+        cs_ids l[CS_KIND_COUNT] = {{0}};
         memset(&ch, 0, sizeof ch);
         if ((rc = cs_snap_each_machine(snap, all_machine, &l[0], err)) == CS_OK &&
             (rc = cs_snap_each_job(snap, all_job, &l[1], err)) == CS_OK && !compact)

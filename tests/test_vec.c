@@ -48,3 +48,21 @@ Test(vec, an_impossible_size_is_refused_and_changes_nothing)
     cr_assert_eq(cap, 4);
     free(v);
 }
+
+Test(vec, an_id_list_keeps_every_id_in_order_across_growth)
+{
+    cs_ids l = {0};
+    for (uint64_t i = 0; i < 1000; i++)
+        cr_assert_eq(cs_ids_push(&l, i * 7 + 1), CS_OK);
+    cr_assert_eq(l.n, 1000);
+    cr_assert_geq(l.cap, 1000);
+    for (size_t i = 0; i < l.n; i++)
+        cr_assert_eq(l.v[i], i * 7 + 1);
+    cs_ids_free(&l);
+    cr_assert_null(l.v);
+    cr_assert_eq(l.n, 0);
+    cr_assert_eq(l.cap, 0);
+    cr_assert_eq(cs_ids_push(&l, 42), CS_OK, "a freed list is empty and usable");
+    cr_assert_eq(l.v[0], 42);
+    cs_ids_free(&l);
+}

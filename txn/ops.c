@@ -25,21 +25,7 @@ static int end_placed_task(cs_wtxn *w, const cs_task *old, uint8_t state, cs_err
     return cs_wtxn_put_task(w, old, &t, err);
 }
 
-typedef struct idlist {
-    cs_id *v;
-    size_t n, cap;
-} idlist;
-
-static int collect_task(void *ctx, const cs_task *t)
-{
-    idlist *l = ctx;
-    cs_id *v = cs_vec_grow(l->v, &l->cap, l->n + 1, sizeof *v, 16);
-    if (v == NULL)
-        return CS_ENOMEM;
-    l->v = v;
-    l->v[l->n++] = t->id;
-    return 0;
-}
+static int collect_task(void *ctx, const cs_task *t) { return cs_ids_push(ctx, t->id); }
 
 /* Call fn for every task placed on machine `id`, in this transaction. */
 typedef int (*placed_fn)(cs_wtxn *w, const cs_task *t, cs_arena *a, cs_error *err);
@@ -48,7 +34,7 @@ static int each_placed(cs_wtxn *w, cs_id id, placed_fn fn, cs_arena *a, cs_error
 {
     cs_snap *snap = cs_wtxn_snap(w);
     /* Collect first: ending a task edits the index being walked. */
-    idlist l = {0};
+    cs_ids l = {0};
     int rc = cs_snap_each_task_on_machine(snap, id, collect_task, &l, err);
     if (rc == CS_ENOMEM)
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -291,7 +277,7 @@ static int apply_job_kill(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *
     j.ended = c->n;
     if ((rc = cs_wtxn_put_job(w, &j, false, err)) != CS_OK)
         return rc;
-    idlist l = {0};
+    cs_ids l = {0};
     rc = cs_snap_each_task_of_job(snap, j.id, collect_task, &l, err);
     if (rc == CS_ENOMEM)
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -315,7 +301,7 @@ static int apply_job_kill(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *
 /* What a batch job's ended tasks make it: finished when every one
  * finished, failed otherwise. `l` lists its tasks; those at index >=
  * `slots` (left by a scale down) do not count. */
-static int ended_state(cs_snap *snap, const cs_job *j, const idlist *l, uint32_t slots,
+static int ended_state(cs_snap *snap, const cs_job *j, const cs_ids *l, uint32_t slots,
                        cs_arena *a, uint8_t *state, cs_error *err)
 {
     *state = CS_JOB_FINISHED;
@@ -347,7 +333,7 @@ static int apply_job_end(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *i
     if (j.kind != CS_JOB_BATCH)
         return cs_errorf(err, CS_EINVAL, "job %s: a %s job runs until it is killed", j.name,
                          cs_job_kind_name(j.kind));
-    idlist l = {0};
+    cs_ids l = {0};
     rc = cs_snap_each_task_of_job(snap, j.id, collect_task, &l, err);
     if (rc == CS_ENOMEM)
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -385,7 +371,7 @@ static int apply_job_gc(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id *id
         cs_job j;
         if ((rc = cs_snap_job(snap, c->ids[i], a, &j, err)) != CS_OK)
             return rc;
-        idlist l = {0};
+        cs_ids l = {0};
         rc = cs_snap_each_task_of_job(snap, j.id, collect_task, &l, err);
         if (rc == CS_ENOMEM)
             rc = cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -592,7 +578,7 @@ static int apply_job_update(cs_wtxn *w, const cs_cmd_args *c, cs_arena *a, cs_id
     /* Pending tasks take the new resources; placed ones keep what they hold. */
     uint32_t from = old.count + old.surge, to = j.count + j.surge;
     uint32_t keep = from < to ? from : to;
-    idlist l = {0};
+    cs_ids l = {0};
     rc = cs_snap_each_task_of_job(cs_wtxn_snap(w), j.id, collect_task, &l, err);
     for (size_t i = 0; rc == CS_OK && i < l.n; i++) {
         cs_task t;
