@@ -16,6 +16,10 @@
 # Criterion forks every test, so one crash fails that test and not the run;
 # a suite that fails without a counted failure (a crash of the runner itself)
 # counts as one failure.
+#
+# The closing lines repeat, for each failed suite, its name and the lines
+# Criterion printed about the failure, so that the end of a long CI log (often
+# all a CI page keeps) says what failed.
 set -u
 
 clock=${TEST_CLOCK:-boot}
@@ -36,7 +40,8 @@ if [ "$clock" = boot ]; then
 fi
 
 log=$(mktemp) || exit 1
-trap 'rm -f "$log"' EXIT
+fails=$(mktemp) || exit 1
+trap 'rm -f "$log" "$fails"' EXIT
 pass=0 bad=0 suites_failed=0
 for t in "$@"; do
     echo "== $t"
@@ -56,12 +61,17 @@ for t in "$@"; do
     if [ $rc -ne 0 ]; then
         suites_failed=$((suites_failed + 1))
         [ $n -eq 0 ] && n=1
+        {
+            echo "-- $t (exit $rc)"
+            grep -E '\[(FAIL|----|ERR )\]|CRASH|ERROR: (Address|Leak)Sanitizer|runtime error' "$log" | head -20
+        } >>"$fails"
     fi
     pass=$((pass + ${p:-0}))
     bad=$((bad + n))
 done
 echo "$pass passed, $bad failed"
 if [ $suites_failed -ne 0 ]; then
-    echo "$suites_failed suite(s) failed"
+    echo "$suites_failed suite(s) failed:"
+    cat "$fails"
     exit 1
 fi
