@@ -24,7 +24,9 @@
     X(CS_EFULL, 9, "store is full")                                              \
     X(CS_EPROTO, 10, "protocol error")                                           \
     X(CS_ETOOBIG, 11, "too large")                                               \
-    X(CS_ESTATE, 12, "not allowed in the current state")
+    X(CS_ESTATE, 12, "not allowed in the current state")                        \
+    X(CS_ENOTLEADER, 13, "not the leader")                                      \
+    X(CS_EUNAVAIL, 14, "unavailable")
 
 enum {
 #define CS_ERROR_ENUM(name, value, text) name = value,

@@ -1,0 +1,205 @@
+/* replica.h — the cell state replicated with Raft: one replica of a cell of
+ * 1, 3 or 5, the only module that knows the consensus library.
+ *
+ * Why a module of its own: the engine is canonical raft 0.15 (Debian's
+ * libraft, with its libuv I/O and TCP transport), an existing, tested
+ * implementation of the Raft paper, not one of ours. Everything that names
+ * it is here, so that a fork with the same API (cowsql/raft) is a drop-in
+ * and the rest of cellstated speaks of replicas, leaders and indexes.
+ *
+ * The concepts are the Raft paper's. Each member has an id and two
+ * addresses: `listen`, where clients reach its cellstated, and `raft`
+ * (host:port), where the members talk Raft. A replica is a follower, a
+ * candidate or the leader of a term. Commands the leader accepts are
+ * appended to the replicated log; an entry is committed once a majority has
+ * it on disk, and every replica then applies it, in log order, to its state
+ * machine. The applied index is the last entry applied.
+ *
+ * The state machine is the cell's (txn/command.h): an entry holds a command
+ * (its kind and canonical bytes), and applying it is cs_command_apply on
+ * this replica's LMDB store. The Raft log is the durability: the store runs
+ * without its own fsync, and records the applied index in the same LMDB
+ * transaction as the entry's effects, so that after a crash the replica
+ * re-applies exactly the entries after the index the store holds (an entry
+ * at or below it is skipped: never applied twice). Snapshots are compacting
+ * LMDB copies (mdb_env_copy2) carrying the applied index they hold; a
+ * lagging or new replica installs one and goes on from there. The store's
+ * own commit log (the change feed of sync and poll, and the idempotency
+ * records) is compacted by a replicated command, so that every replica
+ * answers a retried transaction the same way.
+ *
+ * Also replicated: the members' client addresses (`listen`), so that a
+ * follower can forward a write to the leader and `members` can list them.
+ *
+ * Threads. The replica runs libuv's loop on a thread of its own; Raft,
+ * the state machine's applies and every hook below run there. The other
+ * functions may be called from any thread.
+ */
+#ifndef CS_REPLICA_H
+#define CS_REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cellstate/error.h"
+#include "cellstate/store.h"
+#include "txn/command.h"
+
+typedef struct cs_replica cs_replica;
+
+#define CS_MEMBER_LISTEN_MAX 128
+#define CS_MEMBER_RAFT_MAX 64
+
+/* A member of the cell: its id (1, 2, ...) and its two addresses. */
+typedef struct cs_member {
+    uint64_t id;
+    char listen[CS_MEMBER_LISTEN_MAX]; /* clients' URL, e.g. tcp://127.0.0.1:7600 */
+    char raft[CS_MEMBER_RAFT_MAX];     /* Raft's host:port, e.g. 127.0.0.1:7610 */
+} cs_member;
+
+/* Parse a cluster file: a JSON array of {"id", "listen", "raft"}, 1 to 7
+ * members, ids unique and nonzero, addresses unique and within their
+ * bounds. On CS_OK *out (n of them) is the caller's: free(). CS_EINVAL
+ * names the file and the member that is wrong; a file that cannot be read
+ * is CS_EIO with the path. */
+int cs_members_load(const char *path, cs_member **out, size_t *n, cs_error *err);
+
+typedef enum cs_role {
+    CS_ROLE_UNAVAILABLE = 0, /* starting, stopping, or removed from the cell */
+    CS_ROLE_FOLLOWER = 1,
+    CS_ROLE_CANDIDATE = 2,
+    CS_ROLE_LEADER = 3,
+} cs_role;
+
+const char *cs_role_name(cs_role role);
+
+/* What cellstated learns from its replica. Every hook runs on the
+ * replica's thread, and must not call back into the replica except for
+ * cs_replica_status. */
+typedef struct cs_replica_hooks {
+    void *ctx;
+    /* After each entry holding a command is applied (on every replica, the
+     * leader's own entries included, and for entries re-applied at start):
+     * its index and result (only read; owned by the replica). cellstated
+     * wakes the polls of the machines it touched and moves its version. */
+    void (*applied)(void *ctx, uint64_t index, const cs_result *res);
+    /* The store is about to be replaced by an installed snapshot: stop
+     * every use of it (readers included) and return; `restored` follows
+     * with the new store once it is open (the old one is closed by then). */
+    void (*replacing)(void *ctx);
+    void (*restored)(void *ctx, cs_store *store, uint64_t index);
+    /* The role changed, or the term did (e.g. a new leader elsewhere). */
+    void (*role)(void *ctx, cs_role role, uint64_t term, uint64_t leader);
+} cs_replica_hooks;
+
+typedef struct cs_replica_opts {
+    uint64_t id;                /* this member's id */
+    const cs_member *members;   /* the cell's members as first configured (copied) */
+    size_t nmembers;
+    /* Where the Raft log, Raft's metadata and snapshots live (created if
+     * missing), e.g. DATA/raft. */
+    const char *raft_dir;
+    /* The store's directory and options (nosync is forced on: the Raft log
+     * is the durability). The replica opens the store, and replaces it when
+     * it installs a snapshot: cs_replica_store. */
+    const char *store_dir;
+    cs_store_opts store_opts;
+    /* Timeouts in ms (0: 1000 and 100). Raft takes a random election
+     * timeout between this and twice this. */
+    unsigned election_timeout_ms;
+    unsigned heartbeat_timeout_ms;
+    /* Take a snapshot every `snapshot_threshold` entries (0: 8192) and keep
+     * `snapshot_trailing` entries behind it in the log (0: 2048), so that a
+     * follower a little behind catches up from the log. */
+    unsigned snapshot_threshold;
+    unsigned snapshot_trailing;
+} cs_replica_opts;
+
+/* Start the replica: open the store and the Raft log, bootstrap the
+ * configuration from `members` when the Raft directory is new (every
+ * member of a new cell bootstraps the same one; a member added later with
+ * cellctl starts with an empty directory and is not in `members`: it waits
+ * to be contacted), start the loop thread. `hooks` is copied; its
+ * functions may be NULL. On success *out is the caller's: cs_replica_stop. */
+int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs_replica **out,
+                     cs_error *err);
+
+/* Stop: leave the loop, close Raft, the log and the store. Proposals in
+ * flight get CS_EUNAVAIL. Frees `r`. */
+void cs_replica_stop(cs_replica *r);
+
+/* The store this replica applies to. The pointer changes when a snapshot
+ * is installed (hooks.restored says when); between `replacing` and
+ * `restored` there is none. */
+cs_store *cs_replica_store(cs_replica *r);
+
+/* ---- proposing (the leader) ---- */
+
+/* What a proposal gave: `rc` CS_OK with `res` the command's result (only
+ * read; valid during the call) and `index` its log index, or an error:
+ * CS_ENOTLEADER (this replica is not the leader, or lost leadership before
+ * the entry committed — it may still commit under the next leader: a
+ * client retries, and an idempotent command is answered from its record)
+ * or CS_EUNAVAIL (stopping), with a message in `msg`. Called on the
+ * replica's thread, once. */
+typedef void (*cs_propose_cb)(void *arg, int rc, uint64_t index, const cs_result *res,
+                              const char *msg);
+
+/* Append command `c` (its kind and bytes; copied) to the log, if this
+ * replica is the leader, and call cb once it is applied here. Proposals are
+ * appended in the order of the calls; a burst of them shares one write and
+ * fsync of the log. CS_OK when queued (cb will be called), else an error
+ * and cb is not called. */
+int cs_replica_propose(cs_replica *r, const cs_command *c, cs_propose_cb cb, void *arg,
+                       cs_error *err);
+
+/* Propose that the store's commit log drop what is at or below version
+ * `floor` (store.h cs_store_compact), on every replica at the same point of
+ * the log. No callback: the leader's upkeep proposes it and moves on. */
+int cs_replica_propose_compact(cs_replica *r, uint64_t floor, cs_error *err);
+
+/* ---- the cell's members ---- */
+
+typedef struct cs_member_status {
+    cs_member m;
+    cs_role role;      /* as this replica knows it: the leader, voters are followers */
+    bool voter;
+    uint64_t match;    /* leader only: the last index known replicated there */
+} cs_member_status;
+
+typedef struct cs_replica_status {
+    uint64_t id;
+    cs_role role;
+    uint64_t term;
+    uint64_t leader;         /* 0: none known */
+    char leader_listen[CS_MEMBER_LISTEN_MAX]; /* "" when unknown */
+    uint64_t last_index;     /* the last entry in the log */
+    uint64_t commit_index;
+    uint64_t applied_index;
+    uint64_t snapshot_index; /* the last snapshot taken or installed */
+    cs_member_status *members; /* the configuration (owned by the caller: free) */
+    size_t nmembers;
+} cs_replica_status;
+
+/* A consistent picture of the replica, taken on its thread (waits for it).
+ * `st->members` is the caller's: free(). */
+int cs_replica_status_get(cs_replica *r, cs_replica_status *st, cs_error *err);
+
+/* Wait until this replica has applied `index` or `timeout_ms` passed:
+ * CS_OK, or CS_EUNAVAIL naming both indexes on timeout. For read-your-
+ * writes (a sync or poll with min_index). Any thread; blocks. */
+int cs_replica_wait_applied(cs_replica *r, uint64_t index, uint32_t timeout_ms, cs_error *err);
+
+/* Membership changes, on the leader (CS_ENOTLEADER elsewhere), each waited
+ * for (up to timeout_ms) until committed:
+ *   add: record the member's addresses, add it to the configuration and
+ *        make it a voter once it has caught up (Raft's catch-up rounds);
+ *   remove: take it out of the configuration (the leader may remove
+ *        itself: it steps down once the change commits);
+ *   transfer: hand leadership to `id` (0: the most up-to-date voter). */
+int cs_replica_add(cs_replica *r, const cs_member *m, uint32_t timeout_ms, cs_error *err);
+int cs_replica_remove(cs_replica *r, uint64_t id, uint32_t timeout_ms, cs_error *err);
+int cs_replica_transfer(cs_replica *r, uint64_t id, uint32_t timeout_ms, cs_error *err);
+
+#endif
