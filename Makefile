@@ -25,7 +25,7 @@ WARN      ?= -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-pro
              -Wvla -Wnull-dereference -Wdouble-promotion \
              -Werror=implicit-function-declaration -Wno-unused-parameter
 CSTD      ?= -std=c11 -D_GNU_SOURCE
-PKGS      ?= lmdb msgpack libxxhash jansson
+PKGS      ?= lmdb msgpack libxxhash jansson raft libuv
 TEST_PKGS ?= criterion nanomsg
 # The suites to run (names of tests/test_*.c without .c); all by default.
 TESTS     ?=
@@ -84,11 +84,14 @@ TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 # Only what reads JSON links jansson (job specs, the schedulers' policy file,
 # the tools): cellstated and cell-agent do not.
 JSON_LIBS  := $(shell pkg-config --libs jansson 2>/dev/null)
+# Only what links the server (cellstated, the tools and tests that start one
+# in-process) links the consensus library and its event loop.
+RAFT_LIBS  := $(shell pkg-config --libs raft libuv 2>/dev/null)
 
 CFLAGS  = $(CSTD) $(OPT) $(DEBUG) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS = $(SANFLAGS)
 # nng ships no pkg-config file on Debian.
-LDLIBS  = $(shell pkg-config --libs $(filter-out jansson,$(PKGS)) 2>/dev/null) -lnng -lm -lpthread
+LDLIBS  = $(shell pkg-config --libs $(filter-out jansson raft libuv,$(PKGS)) 2>/dev/null) -lnng -lm -lpthread
 
 # The layers, one archive per folder, each linked only into what uses it.
 # Dependencies point one way (tools/layers.sh checks every #include):
@@ -158,7 +161,7 @@ deps:
 # affects. The file is rewritten only when its text changes, so an unchanged
 # build stays up to date.
 FLAGS_FILE := $(BUILD)/flags
-FLAGS_TEXT := $(CC) $(CFLAGS) | $(TEST_CFLAGS) | $(LDFLAGS) | $(LDLIBS) $(JSON_LIBS) $(TEST_LIBS)
+FLAGS_TEXT := $(CC) $(CFLAGS) | $(TEST_CFLAGS) | $(LDFLAGS) | $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS) $(TEST_LIBS)
 .PHONY: FORCE
 $(FLAGS_FILE): FORCE
 	@mkdir -p $(@D)
@@ -171,11 +174,11 @@ $(BUILD)/%.o: %.c $(FLAGS_FILE)
 .SECONDEXPANSION:
 $(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $(ALL_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS)
 
 $(BIN)/cellstated: server/cellstated.c $(SERVER_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(SERVER_A) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(SERVER_A) -o $@ $(LDLIBS) $(RAFT_LIBS)
 
 define program_rule
 $(BIN)/$(call prog_name,$1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(call prog_dir,$1)/*.c)) $(call prog_libs,$1) $(FLAGS_FILE)
@@ -190,7 +193,7 @@ $(MODULE_A): $(MODULE_OBJ)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(MODULE_A) $(ALL_A) $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(MODULE_A) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(MODULE_A) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS) $(TEST_LIBS)
 
 # Each suite runs on its own (tests/run-suites.sh): one closing line counts
 # them all; by default every suite runs with its clocks starting near zero, as
@@ -253,7 +256,7 @@ FUZZ_LIB_A   := $(FUZZ_BUILD)/libcellsched.a
 FUZZ_SRC     := $(if $(FUZZ_TARGETS),$(FUZZ_TARGETS:%=tests/fuzz/fuzz_%.c),$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/bin/%)
 FUZZ_FLAGS_FILE := $(FUZZ_BUILD)/flags
-FUZZ_FLAGS_TEXT := $(FUZZ_CC) $(FUZZ_CFLAGS) | $(FUZZ_LDFLAGS) | $(LDLIBS) $(JSON_LIBS)
+FUZZ_FLAGS_TEXT := $(FUZZ_CC) $(FUZZ_CFLAGS) | $(FUZZ_LDFLAGS) | $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS)
 
 .PHONY: fuzz fuzz-deps
 $(FUZZ_FLAGS_FILE): FORCE
@@ -275,7 +278,7 @@ fuzz-deps:
 
 $(FUZZ_BUILD)/bin/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_LIB_A) $(FUZZ_FLAGS_FILE) | fuzz-deps
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_LDFLAGS) $< $(FUZZ_LIB_A) -o $@ $(LDLIBS) $(JSON_LIBS)
+	$(FUZZ_CC) $(FUZZ_LDFLAGS) $< $(FUZZ_LIB_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS)
 
 fuzz: $(FUZZ_BIN)
 	@FUZZ_OUT='$(FUZZ_OUT)' FUZZ_CORPUS='$(FUZZ_CORPUS)' sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TIMEOUT) $(FUZZ_BIN)
@@ -289,7 +292,7 @@ fuzz: $(FUZZ_BIN)
 FUZZ_TESTDATA ?= ../shared/testdata
 .PHONY: fuzz-seeds
 fuzz-seeds: $(BUILD)/tests/fuzz/seeds.o $(BUILD)/tests/fuzz/fuzz.o $(ALL_A)
-	$(CC) $(LDFLAGS) $(filter %.o,$^) $(ALL_A) -o $(BUILD)/tests/fuzz/seeds $(LDLIBS) $(JSON_LIBS)
+	$(CC) $(LDFLAGS) $(filter %.o,$^) $(ALL_A) -o $(BUILD)/tests/fuzz/seeds $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS)
 	rm -rf tests/fuzz/corpus.new
 	$(BUILD)/tests/fuzz/seeds tests/fuzz/corpus.new $(FUZZ_TESTDATA)
 	@for d in tests/fuzz/corpus.new/*/; do n=$$(basename $$d); \

@@ -48,6 +48,8 @@ libnng (library)|lib|nng|libnng-dev
 msgpack-c|pc|msgpack|libmsgpack-dev
 xxhash|pc|libxxhash|libxxhash-dev
 jansson|pc|jansson|libjansson-dev
+libraft (replication)|pc|raft|libraft-dev
+libuv (replication)|pc|libuv|libuv1-dev
 criterion|pc|criterion|libcriterion-dev
 nanomsg (compat tests)|pc|nanomsg|libnanomsg-dev
 nanomsg-utils|cmd|nanocat|nanomsg-utils
