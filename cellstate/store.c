@@ -1776,7 +1776,7 @@ out:
 /* Compaction deletes the log entries at or below the floor, and with them
  * the idempotency records they hold. The cell version and the last
  * sub-index go to meta, where snapshots find them when the log is empty. */
-int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err)
+static int compact(cs_store *s, uint64_t floor, const uint64_t *applied, cs_error *err)
 {
     pthread_mutex_lock(&s->writer);
     cs_snap snap = {.store = s};
@@ -1788,10 +1788,18 @@ int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err)
     }
     if ((rc = snap_load_meta(&snap, err)) != CS_OK)
         goto err_after_txn;
+    if (applied != NULL && (rc = meta_put(s, snap.txn, "applied", *applied, err)) != CS_OK)
+        goto err_after_txn;
     if (floor > snap.version)
         floor = snap.version;
     if (floor <= snap.floor) {
-        mdb_txn_abort(snap.txn);
+        /* Nothing to drop; a replicated compaction still records that its
+         * entry was applied. */
+        if (applied == NULL) {
+            mdb_txn_abort(snap.txn);
+        } else if ((rc = mdb_txn_commit(snap.txn)) != 0) {
+            rc = lmdb_err(err, rc, "committing compaction");
+        }
         goto out;
     }
     MDB_cursor *cur;
@@ -1835,6 +1843,86 @@ err_after_txn:
 out:
     pthread_mutex_unlock(&s->writer);
     return rc;
+}
+
+int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err)
+{
+    return compact(s, floor, NULL, err);
+}
+
+int cs_store_compact_applied(cs_store *s, uint64_t floor, uint64_t index, cs_error *err)
+{
+    return compact(s, floor, &index, err);
+}
+
+/* ---- replication ---------------------------------------------------------- */
+
+int cs_store_applied(cs_store *s, uint64_t *index, cs_error *err)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return lmdb_err(err, rc, "reading the applied index");
+    bool found;
+    rc = meta_get(txn, s->dbi[CS_DB_META], "applied", index, &found, err);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int cs_store_group_set_applied(cs_store *s, uint64_t index, cs_error *err)
+{
+    wgroup *g = own_group(s);
+    if (g == NULL)
+        return cs_errorf(err, CS_EINVAL, "applied index: no group is open");
+    return meta_put(s, g->txn, "applied", index, err);
+}
+
+int cs_store_group_put_replica(cs_store *s, const void *data, size_t len, cs_error *err)
+{
+    wgroup *g = own_group(s);
+    if (g == NULL)
+        return cs_errorf(err, CS_EINVAL, "replica record: no group is open");
+    static const char key[] = "replica";
+    MDB_val k = {sizeof key - 1, (void *)key}, v = {len, (void *)data};
+    int rc = mdb_put(g->txn, s->dbi[CS_DB_META], &k, &v, 0);
+    if (rc != 0)
+        return lmdb_err(err, rc, "writing the replica record");
+    s->puts++;
+    s->put_bytes += len;
+    return CS_OK;
+}
+
+int cs_store_replica(cs_store *s, void **data, size_t *len, cs_error *err)
+{
+    *data = NULL;
+    *len = 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return lmdb_err(err, rc, "reading the replica record");
+    static const char key[] = "replica";
+    MDB_val k = {sizeof key - 1, (void *)key}, v;
+    rc = mdb_get(txn, s->dbi[CS_DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        rc = CS_OK;
+    } else if (rc != 0) {
+        rc = lmdb_err(err, rc, "reading the replica record");
+    } else if ((*data = malloc(v.mv_size ? v.mv_size : 1)) == NULL) {
+        rc = cs_errorf(err, CS_ENOMEM, "reading the replica record: out of memory");
+    } else {
+        memcpy(*data, v.mv_data, v.mv_size);
+        *len = v.mv_size;
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int cs_store_copy(cs_store *s, int fd, cs_error *err)
+{
+    int rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    if (rc != 0)
+        return lmdb_err(err, rc, "copying the store");
+    return CS_OK;
 }
 
 /* ---- rebuilding the allocation table at open ---------------------------- */

@@ -9,7 +9,8 @@
  *
  * Named databases in the environment (docs/design.md has the byte layout):
  *   meta           schema version, log floor, id counters; the cell version
- *                  and last log sub-index as of the last compaction
+ *                  and last log sub-index as of the last compaction; with
+ *                  replication, the applied index and the replica's record
  *   machines       id -> machine record      machine_names  name -> id
  *   jobs           id -> job record          job_names      name -> id
  *   tasks          id -> task record
@@ -271,6 +272,48 @@ int cs_store_group_end(cs_store *s, bool *abandoned, uint64_t *version, cs_error
 /* Drop log entries and idempotency records at or below `floor` (clamped to
  * the current version); readers behind it then need a full snapshot. */
 int cs_store_compact(cs_store *s, uint64_t floor, cs_error *err);
+
+/* ---- replication (server/replica.h) -------------------------------------- */
+
+/* A replicated store runs without its own fsync: the Raft log is the
+ * durability. What makes that safe is the applied index, meta's `applied`:
+ * the index of the last Raft log entry whose effects the store holds,
+ * written in the same LMDB transaction as those effects, so that the two
+ * cannot disagree after a crash. A replica that restarts re-applies the
+ * entries after it and skips those at or below it: an entry is never
+ * applied twice. 0 in a store that was never replicated.
+ *
+ * cs_store_applied reads it (a read transaction of its own: CS_OK and 0
+ * when absent). */
+int cs_store_applied(cs_store *s, uint64_t *index, cs_error *err);
+
+/* Record the applied index in the group this thread holds open
+ * (cs_store_group_begin): it commits with the group's commands, or not at
+ * all. The group commits the meta write even when none of its commands
+ * wrote anything (a refusal, a repeat). CS_EINVAL without an open group. */
+int cs_store_group_set_applied(cs_store *s, uint64_t index, cs_error *err);
+
+/* The replica's own record in meta (`replica`): an opaque blob the replica
+ * module encodes (the members' client addresses), replicated by its log
+ * entries and carried by snapshots like every record. Put: in the group
+ * this thread holds open, `data[0..len)` copied (CS_EINVAL without a
+ * group). Get: *data is the caller's (free()), NULL with *len 0 when none
+ * was ever put. */
+int cs_store_group_put_replica(cs_store *s, const void *data, size_t len, cs_error *err);
+int cs_store_replica(cs_store *s, void **data, size_t *len, cs_error *err);
+
+/* cs_store_compact, and the applied index `index` recorded in the same LMDB
+ * transaction (also when there is nothing to drop): a compaction that is a
+ * replicated log entry. */
+int cs_store_compact_applied(cs_store *s, uint64_t floor, uint64_t index, cs_error *err);
+
+/* Write a compacting copy of the whole environment (mdb_env_copyfd2 with
+ * MDB_CP_COMPACT: free pages left out) to `fd` (borrowed; written from its
+ * current offset, not synced, not closed). The copy is one LMDB read
+ * transaction: a consistent store as of some commit, which may run
+ * concurrently with writers. Open the copy as a store by naming it
+ * `data.mdb` in a directory of its own. */
+int cs_store_copy(cs_store *s, int fd, cs_error *err);
 
 /* Puts and bytes written by write transactions since open, for benchmarks. */
 typedef struct cs_store_stats {

@@ -238,3 +238,58 @@ Test(store_group, a_command_failing_after_writing_abandons_the_group)
     cs_store_close(s);
     ts_rmtree(dir);
 }
+
+/* Replication (store.h): the applied index commits with the group's
+ * commands, also when none of them wrote anything (a refusal), survives a
+ * reopen, and is read back; a replicated compaction records its index even
+ * with nothing to drop; the replica record round-trips. */
+Test(store_group, the_applied_index_commits_with_the_group_even_when_nothing_was_written)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_error err = {0};
+    uint64_t applied = 99;
+    cr_assert_eq(cs_store_applied(t.s, &applied, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(applied, 0, "a new store has applied nothing");
+    cr_assert_eq(cs_store_group_set_applied(t.s, 1, &err), CS_EINVAL, "no group is open");
+
+    /* A group whose only command is refused (a kill of an unknown job). */
+    cr_assert_eq(cs_store_group_begin(t.s, &err), CS_OK, "%s", err.msg);
+    cs_command c;
+    cr_assert_eq(cs_cmd_job_kill(&c, 42, TS_SUBMITTED_MS, &err), CS_OK, "%s", err.msg);
+    cs_result r;
+    cs_result_init(&r);
+    cr_assert_eq(cs_command_apply_built(t.s, &c, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_neq(r.status, CS_OK, "killing an unknown job is refused");
+    cs_command_free(&c);
+    cr_assert_eq(cs_store_group_set_applied(t.s, 7, &err), CS_OK, "%s", err.msg);
+    bool abandoned;
+    cr_assert_eq(cs_store_group_end(t.s, &abandoned, NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert(!abandoned);
+    cr_assert_eq(cs_store_applied(t.s, &applied, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(applied, 7);
+
+    /* A group with no command at all still commits the meta write. */
+    cr_assert_eq(cs_store_group_begin(t.s, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_store_group_set_applied(t.s, 8, &err), CS_OK, "%s", err.msg);
+    static const char blob[] = "members";
+    cr_assert_eq(cs_store_group_put_replica(t.s, blob, sizeof blob, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_store_group_end(t.s, &abandoned, NULL, &err), CS_OK, "%s", err.msg);
+
+    ts_store_reopen(&t);
+    cr_assert_eq(cs_store_applied(t.s, &applied, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(applied, 8, "the applied index survives a reopen");
+    void *data;
+    size_t len;
+    cr_assert_eq(cs_store_replica(t.s, &data, &len, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(len, sizeof blob);
+    cr_assert_arr_eq(data, blob, len);
+    free(data);
+
+    /* Nothing to drop (floor 0): the index is recorded all the same. */
+    cr_assert_eq(cs_store_compact_applied(t.s, 0, 9, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_store_applied(t.s, &applied, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(applied, 9);
+    cs_result_free(&r);
+    ts_store_destroy(&t);
+}
