@@ -97,6 +97,10 @@ typedef struct cs_replica_opts {
     uint64_t id;                /* this member's id */
     const cs_member *members;   /* the cell's members as first configured (copied) */
     size_t nmembers;
+    /* This member's Raft host:port when it is not in `members` (a member
+     * added at run time: it must not bootstrap, and has no entry there to
+     * take its address from); NULL for its entry in `members`. */
+    const char *raft_addr;
     /* Where the Raft log, Raft's metadata and snapshots live (created if
      * missing), e.g. DATA/raft. */
     const char *raft_dir;
@@ -201,5 +205,46 @@ int cs_replica_wait_applied(cs_replica *r, uint64_t index, uint32_t timeout_ms, 
 int cs_replica_add(cs_replica *r, const cs_member *m, uint32_t timeout_ms, cs_error *err);
 int cs_replica_remove(cs_replica *r, uint64_t id, uint32_t timeout_ms, cs_error *err);
 int cs_replica_transfer(cs_replica *r, uint64_t id, uint32_t timeout_ms, cs_error *err);
+
+/* ---- for tests: the state machine alone, under libraft's fixture ---------
+ *
+ * tests/test_replica.c drives the replica's state machine (entries, apply,
+ * snapshots, restore) on libraft's in-memory cluster (raft/fixture.h), which
+ * owns the struct raft instances and their I/O. Nothing else uses these. */
+
+typedef struct cs_replica_fsm cs_replica_fsm;
+
+/* Open the store in `store_dir` (created if missing; nosync forced) and
+ * make a state machine over it. `hooks` is copied. On CS_OK *out is the
+ * caller's: cs_replica_fsm_free (after the raft instance that uses it is
+ * closed). */
+int cs_replica_fsm_new(const char *store_dir, const cs_store_opts *o,
+                       const cs_replica_hooks *hooks, cs_replica_fsm **out, cs_error *err);
+/* Its `struct raft_fsm *` (void here, so that this header does not name the
+ * library), to give raft_init or raft_fixture_grow. Borrowed. */
+void *cs_replica_fsm_raft(cs_replica_fsm *f);
+/* The `struct raft *` that applies to it (borrowed; it asks it for the
+ * index of each entry it applies): set before raft_start. */
+void cs_replica_fsm_bind(cs_replica_fsm *f, void *raft);
+/* The store it applies to now (borrowed; replaced by a restore). */
+cs_store *cs_replica_fsm_store(cs_replica_fsm *f);
+/* The members' addresses it holds (the replicated record): borrowed, valid
+ * until the next entry is applied. */
+const cs_member *cs_replica_fsm_members(cs_replica_fsm *f, size_t *n);
+void cs_replica_fsm_free(cs_replica_fsm *f);
+
+/* Entries as the log holds them, in memory from raft_malloc (what
+ * raft_apply takes: on its success the buffer is the library's, else still
+ * the caller's, to release with raft_free). The command's kind and bytes
+ * are copied. */
+int cs_replica_entry_command(const cs_command *c, void **base, size_t *len, cs_error *err);
+int cs_replica_entry_compact(uint64_t floor, void **base, size_t *len, cs_error *err);
+int cs_replica_entry_member_put(const cs_member *m, void **base, size_t *len, cs_error *err);
+int cs_replica_entry_member_remove(uint64_t id, void **base, size_t *len, cs_error *err);
+
+/* Whether leader `raft` (a `struct raft *`) may append new entries now:
+ * the discipline the runtime keeps (one batch in flight, replica.c says
+ * why), for a test that proposes on the fixture's instances. */
+bool cs_replica_may_append(void *raft);
 
 #endif

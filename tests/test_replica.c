@@ -1,0 +1,615 @@
+/* test_replica.c — the replica's state machine (server/replica.h) under
+ * Raft, on libraft's in-memory cluster (raft/fixture.h): simulated time,
+ * network and disks, deterministic for a seed.
+ *
+ * Each node is the real state machine over its own LMDB store in a
+ * temporary directory; the commands are the cell's (txn/command.h builders:
+ * machines, jobs, transactions that claim tasks, kills, reports, and
+ * refusals: names taken, unknown ids, stale reports), proposed on whoever
+ * leads, while the test partitions, drops and delays messages, and kills
+ * and revives nodes. Then, everything healed:
+ *   - every store is byte-identical (records, names, the commit log and
+ *     meta: the applied index and the members' record included);
+ *   - no node applied an index twice, and every node got, for each index,
+ *     the result the first node to apply it got;
+ *   - a node left far behind caught up by installing a snapshot.
+ *
+ * Also the cluster file parser (cs_members_load) and the entry codecs.
+ */
+#include <criterion/criterion.h>
+
+#include <raft.h>
+#include <raft/fixture.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cellstate/rng.h"
+#include "server/replica.h"
+#include "tests/support.h"
+#include "txn/command.h"
+#include "txn/txn.h"
+
+/* ---- the nodes -------------------------------------------------------------------- */
+
+#define NODES_MAX 4
+#define INDEX_MAX 4096
+
+/* What one index gave, as the first node to apply it saw it. */
+typedef struct seen {
+    bool set;
+    int status;
+    uint64_t version;
+    bool logged;
+    cs_id id;
+} seen;
+
+typedef struct node {
+    unsigned i;
+    cs_replica_fsm *fsm;
+    uint8_t *applied;     /* applied[index]: how many times */
+    uint64_t last;        /* the last index its hook saw */
+    unsigned restores;
+    seen *results;        /* shared by all nodes */
+} node;
+
+static void on_applied(void *ctx, uint64_t index, const cs_result *res)
+{
+    node *n = ctx;
+    cr_assert_lt(index, INDEX_MAX);
+    cr_assert_eq(n->applied[index], 0, "node %u applied index %llu twice", n->i,
+                 (unsigned long long)index);
+    cr_assert_gt(index, n->last, "node %u applied %llu after %llu", n->i,
+                 (unsigned long long)index, (unsigned long long)n->last);
+    n->applied[index]++;
+    n->last = index;
+    seen *s = &n->results[index];
+    if (!s->set) {
+        *s = (seen){true, res->status, res->version, res->logged, res->id};
+        return;
+    }
+    cr_assert(s->status == res->status && s->version == res->version &&
+                  s->logged == res->logged && s->id == res->id,
+              "node %u: index %llu gave status %d version %llu, another node %d version %llu",
+              n->i, (unsigned long long)index, res->status, (unsigned long long)res->version,
+              s->status, (unsigned long long)s->version);
+}
+
+static void on_restored(void *ctx, cs_store *store, uint64_t index)
+{
+    node *n = ctx;
+    (void)store;
+    n->restores++;
+    /* Entries up to the copy's applied index are in the store now. */
+    if (index > n->last)
+        n->last = index;
+}
+
+typedef struct cluster {
+    struct raft_fixture f;
+    node nodes[NODES_MAX];
+    unsigned n;
+    seen *results;
+    uint64_t rng;
+    uint64_t clock;
+    uint64_t req;
+    cs_arena a;
+    unsigned proposed, answered, refused_here;
+    raft_term barrier_term[NODES_MAX];
+} cluster;
+
+static void node_add(cluster *c, unsigned threshold, unsigned trailing)
+{
+    unsigned i = c->n;
+    node *n = &c->nodes[i];
+    n->i = i;
+    n->results = c->results;
+    n->applied = calloc(INDEX_MAX, 1);
+    cr_assert_not_null(n->applied);
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/node%u", ts_tmp, i);
+    cs_store_opts o = {.map_size = (size_t)64 << 20};
+    cs_replica_hooks h = {.ctx = n, .applied = on_applied, .restored = on_restored};
+    cs_error err = {0};
+    cr_assert_eq(cs_replica_fsm_new(dir, &o, &h, &n->fsm, &err), CS_OK, "%s", err.msg);
+    /* 0.15's fixture has async_work (run in place, at a step) but leaves
+     * its raft_io's version unset, and raft_init refuses an fsm with
+     * snapshot_async on an io below version 2: declare it. */
+    c->f.servers[i].io.version = 2;
+    cr_assert_eq(raft_fixture_grow(&c->f, cs_replica_fsm_raft(n->fsm)), 0);
+    struct raft *r = raft_fixture_get(&c->f, i);
+    cs_replica_fsm_bind(n->fsm, r);
+    raft_set_snapshot_threshold(r, threshold);
+    raft_set_snapshot_trailing(r, trailing);
+    c->n++;
+}
+
+static void cluster_start(cluster *c, unsigned n, uint64_t seed, unsigned threshold,
+                          unsigned trailing)
+{
+    memset(c, 0, sizeof *c);
+    c->results = calloc(INDEX_MAX, sizeof *c->results);
+    cr_assert_not_null(c->results);
+    c->rng = seed;
+    c->clock = TS_SUBMITTED_MS;
+    cs_arena_init(&c->a);
+    cr_assert_eq(raft_fixture_initialize(&c->f), 0);
+    for (unsigned i = 0; i < n; i++)
+        node_add(c, threshold, trailing);
+    struct raft_configuration conf;
+    cr_assert_eq(raft_fixture_configuration(&c->f, n, &conf), 0);
+    cr_assert_eq(raft_fixture_bootstrap(&c->f, &conf), 0);
+    raft_configuration_close(&conf);
+    cr_assert_eq(raft_fixture_start(&c->f), 0);
+}
+
+static void cluster_free(cluster *c)
+{
+    raft_fixture_close(&c->f);
+    for (unsigned i = 0; i < c->n; i++) {
+        cs_replica_fsm_free(c->nodes[i].fsm);
+        free(c->nodes[i].applied);
+    }
+    free(c->results);
+    cs_arena_free(&c->a);
+}
+
+/* ---- commands --------------------------------------------------------------------- */
+
+static uint32_t below(cluster *c, uint32_t n) { return cs_rng_below(&c->rng, n); }
+
+static int count_machine(void *ctx, const cs_machine *m)
+{
+    (void)m;
+    (*(uint32_t *)ctx)++;
+    return 0;
+}
+
+static int max_job(void *ctx, const cs_job *j)
+{
+    uint32_t *n = ctx;
+    *n = j->id > *n ? (uint32_t)j->id : *n;
+    return 0;
+}
+
+/* A command as a proposer would build it from what store `s` shows: many
+ * of them the cell must refuse. */
+static void build(cluster *c, cs_store *s, cs_command *cmd, cs_txn *t)
+{
+    static const char *const mnames[] = {"m1", "m2", "m3"};
+    static const char *const jnames[] = {"a", "b", "c", "d", "e"};
+    cs_snap *snap;
+    cs_error err = {0};
+    cr_assert_eq(cs_snap_open(s, &snap, &err), CS_OK, "%s", err.msg);
+    uint32_t nm = 0, nj = 0;
+    cr_assert_eq(cs_snap_each_machine(snap, count_machine, &nm, &err), CS_OK);
+    cr_assert_eq(cs_snap_each_job(snap, max_job, &nj, &err), CS_OK);
+    cs_snap_close(snap);
+    c->clock += 1000;
+    cs_arena_reset(&c->a);
+    int rc;
+    switch (nm == 0 ? 0 : nj == 0 ? 1 : below(c, 9)) {
+    case 0: {
+        cs_machine m = {0};
+        m.name = mnames[below(c, 3)];
+        m.capacity = (cs_res){1000 + 500 * below(c, 3), 4096, 1000};
+        m.state = CS_MACHINE_UP;
+        rc = cs_cmd_machine_put(cmd, &m, &err);
+        break;
+    }
+    case 1:
+    case 2: {
+        cs_job j = {0};
+        j.name = jnames[below(c, 5)]; /* a name taken is refused */
+        j.kind = CS_JOB_BATCH;
+        j.count = 1 + below(c, 3);
+        j.res = (cs_res){300, 100, 0};
+        j.cmd = "true";
+        j.submitted = c->clock;
+        rc = cs_cmd_job_submit(cmd, &j, &err);
+        break;
+    }
+    case 3:
+    case 4:
+    case 5: {
+        /* Now and then a retry of an earlier request: answered from its
+         * idempotency record while the log holds it. */
+        uint64_t req = c->req > 1 && below(c, 6) == 0 ? 1 + below(c, (uint32_t)c->req) : ++c->req;
+        cs_txn_init(t, 1, req, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+        uint32_t nclaims = 1 + below(c, 2);
+        for (uint32_t k = 0; k < nclaims; k++) {
+            cs_id task = cs_task_id(1 + below(c, nj + 1), below(c, 3) + k * 3);
+            cs_res res = {300, 100, 0};
+            cr_assert_eq(cs_txn_add_claim(t, task, 1 + below(c, nm + 1), &res, NULL, 0, 0),
+                         CS_OK);
+        }
+        rc = cs_cmd_txn(cmd, t, &err);
+        break;
+    }
+    case 6:
+        rc = cs_cmd_job_kill(cmd, 1 + below(c, nj + 2), c->clock, &err);
+        break;
+    case 7: {
+        cs_task_report r = {cs_task_id(1 + below(c, nj), below(c, 3)), 1, CS_TASK_RUNNING, 0, "",
+                            CS_TASK_HEALTH_UNKNOWN};
+        rc = cs_cmd_task_report(cmd, &r, &err);
+        break;
+    }
+    default:
+        rc = cs_cmd_machine_state(cmd, 1 + below(c, nm + 1), CS_MACHINE_UP, &err);
+        break;
+    }
+    cr_assert_eq(rc, CS_OK, "%s", err.msg);
+}
+
+static void barrier_done(struct raft_barrier *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* As the runtime does: a new leader appends an entry of its term first. */
+static void barrier_if_elected(cluster *c)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        struct raft *r = raft_fixture_get(&c->f, i);
+        if (raft_state(r) != RAFT_LEADER || r->current_term == c->barrier_term[i])
+            continue;
+        c->barrier_term[i] = r->current_term;
+        struct raft_barrier *b = calloc(1, sizeof *b);
+        cr_assert_not_null(b);
+        b->data = c;
+        if (raft_barrier(r, b, barrier_done) != 0)
+            free(b);
+    }
+}
+
+/* Step the cluster `n` events, one at a time, the way the runtime watches
+ * its loop. */
+static void steps(cluster *c, unsigned n)
+{
+    for (unsigned k = 0; k < n; k++) {
+        raft_fixture_step(&c->f);
+        barrier_if_elected(c);
+    }
+}
+
+typedef struct proposal {
+    struct raft_apply req;
+    cluster *c;
+    bool command; /* a command entry, which has a result */
+} proposal;
+
+static void proposal_done(struct raft_apply *req, int status, void *result)
+{
+    proposal *p = req->data;
+    if (status == 0 && p->command) {
+        /* The proposer's result is its own entry's: the one the first node
+         * to apply that index recorded. */
+        const cs_result *res = result;
+        cr_assert_not_null(res);
+        const seen *s = &p->c->results[req->index];
+        cr_assert(s->set && s->status == res->status && s->version == res->version,
+                  "proposal at %llu got another entry's result", (unsigned long long)req->index);
+        p->c->answered++;
+    }
+    free(p);
+}
+
+/* Append an entry on the leader, if there is one and it may append now
+ * (the runtime's discipline: cs_replica_may_append); false otherwise. */
+static bool propose_entry(cluster *c, void *base, size_t len, bool command)
+{
+    unsigned l = raft_fixture_leader_index(&c->f);
+    if (l >= c->n || !cs_replica_may_append(raft_fixture_get(&c->f, l))) {
+        raft_free(base);
+        return false;
+    }
+    proposal *p = calloc(1, sizeof *p);
+    cr_assert_not_null(p);
+    p->c = c;
+    p->command = command;
+    p->req.data = p;
+    struct raft_buffer buf = {base, len};
+    if (raft_apply(raft_fixture_get(&c->f, l), &p->req, &buf, 1, proposal_done) != 0) {
+        raft_free(base);
+        free(p);
+        c->refused_here++;
+        return false;
+    }
+    c->proposed++;
+    return true;
+}
+
+/* Step until the leader may append, then append; false if it never may. */
+static bool propose_entry_soon(cluster *c, void *base, size_t len)
+{
+    for (int k = 0; k < 2000; k++) {
+        unsigned l = raft_fixture_leader_index(&c->f);
+        if (l < c->n && cs_replica_may_append(raft_fixture_get(&c->f, l)))
+            return propose_entry(c, base, len, false);
+        steps(c, 1);
+    }
+    raft_free(base);
+    return false;
+}
+
+static bool propose(cluster *c)
+{
+    unsigned l = raft_fixture_leader_index(&c->f);
+    if (l >= c->n || !cs_replica_may_append(raft_fixture_get(&c->f, l)))
+        return false;
+    cs_command cmd;
+    cs_txn t;
+    memset(&t, 0, sizeof t);
+    build(c, cs_replica_fsm_store(c->nodes[l].fsm), &cmd, &t);
+    void *base;
+    size_t len;
+    cs_error err = {0};
+    cr_assert_eq(cs_replica_entry_command(&cmd, &base, &len, &err), CS_OK, "%s", err.msg);
+    cs_command_free(&cmd);
+    cs_txn_free(&t);
+    return propose_entry(c, base, len, true);
+}
+
+static void propose_compact(cluster *c)
+{
+    unsigned l = raft_fixture_leader_index(&c->f);
+    if (l >= c->n)
+        return;
+    uint64_t v = ts_version(cs_replica_fsm_store(c->nodes[l].fsm));
+    void *base;
+    size_t len;
+    cs_error err = {0};
+    cr_assert_eq(cs_replica_entry_compact(v > 5 ? v - 5 : 0, &base, &len, &err), CS_OK);
+    propose_entry(c, base, len, false);
+}
+
+/* ---- the checks ------------------------------------------------------------------- */
+
+/* Heal everything, then append one more command and step until every node
+ * has applied it. */
+static void settle(cluster *c)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        if (!raft_fixture_alive(&c->f, i))
+            raft_fixture_revive(&c->f, i);
+        raft_fixture_set_network_latency(&c->f, i, 15);
+        for (unsigned j = 0; j < c->n; j++) {
+            if (i == j)
+                continue;
+            raft_fixture_reconnect(&c->f, i, j);
+            raft_fixture_desaturate(&c->f, i, j);
+        }
+    }
+    bool ok = false;
+    for (int tries = 0; tries < 200 && !ok; tries++) {
+        cr_assert(raft_fixture_step_until_has_leader(&c->f, 60000), "no leader after healing");
+        barrier_if_elected(c);
+        if (!propose(c)) {
+            steps(c, 20);
+            continue;
+        }
+        unsigned l = raft_fixture_leader_index(&c->f);
+        raft_index last = raft_last_index(raft_fixture_get(&c->f, l));
+        ok = raft_fixture_step_until_applied(&c->f, c->n, last, 60000);
+    }
+    cr_assert(ok, "the nodes did not all apply the last entry");
+}
+
+static const cs_db all_dbs[] = {CS_DB_META, CS_DB_MACHINES, CS_DB_MACHINE_NAMES, CS_DB_JOBS,
+                                CS_DB_JOB_NAMES, CS_DB_TASKS, CS_DB_LOG};
+
+static void same_stores(cluster *c)
+{
+    uint8_t *first;
+    size_t nfirst;
+    ts_dump_dbs(cs_replica_fsm_store(c->nodes[0].fsm), all_dbs, 7, &first, &nfirst);
+    for (unsigned i = 1; i < c->n; i++) {
+        uint8_t *d;
+        size_t n;
+        ts_dump_dbs(cs_replica_fsm_store(c->nodes[i].fsm), all_dbs, 7, &d, &n);
+        cr_assert_eq(n, nfirst, "node %u's store is %zu bytes, node 0's %zu", i, n, nfirst);
+        cr_assert_arr_eq(d, first, n, "node %u's store differs from node 0's", i);
+        free(d);
+    }
+    free(first);
+    char why[256];
+    for (unsigned i = 0; i < c->n; i++)
+        cr_assert(ts_check_invariants(cs_replica_fsm_store(c->nodes[i].fsm), why, sizeof why),
+                  "node %u: %s", i, why);
+}
+
+/* ---- the scenarios ---------------------------------------------------------------- */
+
+/* One randomized run: a seed decides every fault and every command. */
+static void chaos(uint64_t seed)
+{
+    cluster c;
+    cluster_start(&c, 3, seed, 64, 16);
+    cr_assert(raft_fixture_step_until_has_leader(&c.f, 10000));
+    for (int round = 0; round < 1500; round++) {
+        unsigned a = below(&c, 3), b = below(&c, 3);
+        switch (below(&c, 24)) {
+        case 0:
+            if (a != b)
+                raft_fixture_disconnect(&c.f, a, b);
+            break;
+        case 1:
+            if (a != b)
+                raft_fixture_reconnect(&c.f, a, b);
+            break;
+        case 2:
+            if (a != b)
+                raft_fixture_saturate(&c.f, a, b); /* messages dropped */
+            break;
+        case 3:
+            if (a != b)
+                raft_fixture_desaturate(&c.f, a, b);
+            break;
+        case 4: {
+            /* At most one node down at a time, so that a majority stays. */
+            bool any_dead = false;
+            for (unsigned i = 0; i < 3; i++)
+                any_dead |= !raft_fixture_alive(&c.f, i);
+            if (!any_dead)
+                raft_fixture_kill(&c.f, a);
+            break;
+        }
+        case 5:
+            for (unsigned i = 0; i < 3; i++)
+                if (!raft_fixture_alive(&c.f, i))
+                    raft_fixture_revive(&c.f, i);
+            break;
+        case 6:
+            raft_fixture_set_network_latency(&c.f, a, 5 + below(&c, 200)); /* delayed */
+            break;
+        case 7:
+            propose_compact(&c);
+            break;
+        default:
+            propose(&c);
+            break;
+        }
+        steps(&c, 1 + below(&c, 30));
+    }
+    settle(&c);
+    same_stores(&c);
+    fprintf(stderr, "seed %llx: %u proposed, %u answered\n", (unsigned long long)seed, c.proposed, c.answered);
+    cr_assert_gt(c.answered, 100, "only %u proposals were answered", c.answered);
+    cluster_free(&c);
+}
+
+TestSuite(replica, .init = ts_tmp_setup, .fini = ts_tmp_teardown, .timeout = 300);
+
+Test(replica, chaos_seed_1) { chaos(0x1); }
+Test(replica, chaos_seed_2) { chaos(0xbeef); }
+Test(replica, chaos_seed_3) { chaos(0x5eed5eed); }
+Test(replica, chaos_seed_4) { chaos(0x31415926); }
+
+/* A node cut off while the others append far past the snapshot threshold
+ * and trailing: the leader's log no longer has what it lacks, so it must
+ * install a snapshot (a compacting LMDB copy), then go on from the log. */
+Test(replica, a_lagging_node_catches_up_by_installing_a_snapshot)
+{
+    cluster c;
+    cluster_start(&c, 3, 0xabc, 16, 4);
+    cr_assert(raft_fixture_step_until_has_leader(&c.f, 10000));
+    for (int i = 0; i < 10; i++) {
+        propose(&c);
+        steps(&c, 10);
+    }
+    unsigned l = raft_fixture_leader_index(&c.f);
+    unsigned lag = (l + 1) % 3;
+    raft_fixture_kill(&c.f, lag);
+    for (int i = 0; i < 120; i++) {
+        if (!propose(&c))
+            cr_assert(raft_fixture_step_until_has_leader(&c.f, 10000));
+        steps(&c, 8);
+    }
+    struct raft *lr = raft_fixture_get(&c.f, raft_fixture_leader_index(&c.f));
+    cr_assert_gt(lr->log.snapshot.last_index, c.nodes[lag].last,
+                 "the leader's snapshot (%llu, %u proposed, %u answered) should be past what "
+                 "the lagging node has (%llu)",
+                 (unsigned long long)lr->log.snapshot.last_index, c.proposed, c.answered,
+                 (unsigned long long)c.nodes[lag].last);
+    settle(&c);
+    cr_assert_geq(c.nodes[lag].restores, 1, "node %u caught up without a snapshot", lag);
+    same_stores(&c);
+    cluster_free(&c);
+}
+
+/* A member entry: recorded in every store, carried by snapshots. */
+Test(replica, member_entries_are_replicated_into_every_store)
+{
+    cluster c;
+    cluster_start(&c, 3, 0x77, 16, 4);
+    cr_assert(raft_fixture_step_until_has_leader(&c.f, 10000));
+    cs_member m = {.id = 9, .listen = "tcp://127.0.0.1:7609", .raft = "127.0.0.1:7619"};
+    cs_member k = {.id = 4, .listen = "tcp://127.0.0.1:7604", .raft = "127.0.0.1:7614"};
+    void *base;
+    size_t len;
+    cs_error err = {0};
+    cr_assert_eq(cs_replica_entry_member_put(&m, &base, &len, &err), CS_OK);
+    cr_assert(propose_entry_soon(&c, base, len));
+    cr_assert_eq(cs_replica_entry_member_put(&k, &base, &len, &err), CS_OK);
+    cr_assert(propose_entry_soon(&c, base, len));
+    cr_assert_eq(cs_replica_entry_member_remove(9, &base, &len, &err), CS_OK);
+    cr_assert(propose_entry_soon(&c, base, len));
+    settle(&c);
+    for (unsigned i = 0; i < 3; i++) {
+        size_t n;
+        const cs_member *v = cs_replica_fsm_members(c.nodes[i].fsm, &n);
+        cr_assert_eq(n, 1, "node %u holds %zu members", i, n);
+        cr_assert_eq(v[0].id, 4);
+        cr_assert_str_eq(v[0].listen, k.listen);
+        cr_assert_str_eq(v[0].raft, k.raft);
+    }
+    same_stores(&c);
+    cluster_free(&c);
+}
+
+/* ---- the cluster file --------------------------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int load(const char *text, cs_member **v, size_t *n, cs_error *err)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/cluster.json", ts_tmp);
+    write_file(path, text);
+    return cs_members_load(path, v, n, err);
+}
+
+Test(replica, the_cluster_file_is_read_and_its_mistakes_named)
+{
+    cs_member *v;
+    size_t n;
+    cs_error err = {0};
+    cr_assert_eq(load(" [ {\"raft\": \"127.0.0.1:7610\", \"id\": 1,\n"
+                      "    \"listen\":\"tcp://127.0.0.1:7600\"},\n"
+                      "  {\"id\":2,\"listen\":\"tcp://127.0.0.1:7601\",\"raft\":\"h\\/x:7611\"} ]\n",
+                      &v, &n, &err),
+                 CS_OK, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(v[0].id, 1);
+    cr_assert_str_eq(v[0].listen, "tcp://127.0.0.1:7600");
+    cr_assert_str_eq(v[0].raft, "127.0.0.1:7610");
+    cr_assert_str_eq(v[1].raft, "h/x:7611");
+    free(v);
+
+    static const struct {
+        const char *text, *says;
+    } bad[] = {
+        {"[]", "no members"},
+        {"[{\"id\":1,\"listen\":\"a\"}]", "member 1"},
+        {"[{\"id\":0,\"listen\":\"a\",\"raft\":\"h:1\"}]", "above 0"},
+        {"[{\"id\":1,\"listen\":\"a\",\"raft\":\"h:1\"},{\"id\":1,\"listen\":\"b\",\"raft\":\"h:2\"}]",
+         "member 2: its id"},
+        {"[{\"id\":1,\"listen\":\"a\",\"raft\":\"h:1\"},{\"id\":2,\"listen\":\"b\",\"raft\":\"h:1\"}]",
+         "\"raft\" is another"},
+        {"[{\"id\":1,\"listen\":\"a\",\"raft\":\"nocolon\"}]", "host:port"},
+        {"[{\"id\":1,\"listen\":\"a\",\"raft\":\"h:1\",\"rafts\":\"x\"}]", "unknown"},
+        {"[{\"id\":1,\"listen\":\"a\",\"raft\":\"h:1\"}] x", "after the array"},
+        {"[{\"id\":1,\"listen\":\"a\",\"raft\":\"h:1\"}", "expected ',' or ']'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cs_error e = {0};
+        cr_assert_eq(load(bad[i].text, &v, &n, &e), CS_EINVAL, "case %zu accepted", i);
+        cr_assert_not_null(strstr(e.msg, bad[i].says), "case %zu: '%s' lacks '%s'", i, e.msg,
+                           bad[i].says);
+        cr_assert_not_null(strstr(e.msg, "cluster.json"), "the message names the file");
+    }
+    char longer[512];
+    snprintf(longer, sizeof longer, "[{\"id\":1,\"listen\":\"a\",\"raft\":\"%0100d:1\"}]", 0);
+    cr_assert_eq(load(longer, &v, &n, &err), CS_EINVAL);
+    cr_assert_not_null(strstr(err.msg, "longer than"), "%s", err.msg);
+    cr_assert_eq(cs_members_load("/nonexistent/cluster.json", &v, &n, &err), CS_EIO);
+    cr_assert_not_null(strstr(err.msg, "/nonexistent/cluster.json"));
+}
