@@ -1070,7 +1070,8 @@ static void poll_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
     /* "jobs": "once": each job once per reply, not once per task; "known":
      * "short": what is unchanged since the last reply applied comes short. */
-    cs_poll_req q = {cs_ref_id(m->id), m->since, m->cfg.poll_wait_ms, true, true};
+    cs_poll_req q = {.machine = cs_ref_id(m->id), .since = m->since,
+                     .wait_ms = m->cfg.poll_wait_ms, .jobs_once = true, .known_short = true};
     int rc = cs_poll_req_encode(&pk, &q);
     if (rc == CS_OK)
         rc = call_prepare(&m->poll, CS_MSG_POLL, m->next_req++, &b,

@@ -84,7 +84,8 @@ int cs_heartbeat_reply_decode(const msgpack_object *o, cs_heartbeat_reply *out, 
 
 int cs_poll_req_encode(msgpack_packer *pk, const cs_poll_req *in)
 {
-    PK(msgpack_pack_map(pk, 3u + in->jobs_once + in->known_short));
+    bool wait = in->min_index != 0;
+    PK(msgpack_pack_map(pk, 3u + in->jobs_once + in->known_short + wait));
     CS_TRY(cs_pack_kv_ref(pk, "machine", &in->machine));
     CS_TRY(cs_pack_kv_u64(pk, "since", in->since));
     CS_TRY(cs_pack_kv_u64(pk, "wait_ms", in->wait_ms));
@@ -92,6 +93,8 @@ int cs_poll_req_encode(msgpack_packer *pk, const cs_poll_req *in)
         CS_TRY(cs_pack_kv_str(pk, "jobs", "once"));
     if (in->known_short)
         CS_TRY(cs_pack_kv_str(pk, "known", "short"));
+    if (wait)
+        CS_TRY(cs_pack_kv_u64(pk, "min_index", in->min_index));
     return CS_OK;
 }
 
@@ -116,6 +119,7 @@ int cs_poll_req_decode(const msgpack_object *o, cs_poll_req *out, cs_arena *a, c
     CS_TRY(cs_obj_u64(o, "since", false, UINT64_MAX, &out->since, err));
     CS_TRY(cs_obj_u64(o, "wait_ms", false, UINT32_MAX, &wait, err));
     out->wait_ms = (uint32_t)wait;
+    CS_TRY(cs_obj_u64(o, "min_index", false, UINT64_MAX, &out->min_index, err));
     CS_TRY(choice(o, "jobs", "each", "once", &out->jobs_once, err));
     CS_TRY(choice(o, "known", "full", "short", &out->known_short, err));
     /* A short entry names no job: it needs the reply that carries them. */

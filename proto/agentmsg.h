@@ -42,15 +42,18 @@ int cs_heartbeat_reply_decode(const msgpack_object *o, cs_heartbeat_reply *out, 
 
 /* ---- poll (9) ---------------------------------------------------------------
  * {"machine", "since", "wait_ms"} and, when asked, "jobs": "once" (the
- * compact reply) and "known": "short" (short entries; needs "once"). The
- * decoder checks in the server's order: since, wait_ms, jobs, known,
- * machine. */
+ * compact reply), "known": "short" (short entries; needs "once") and
+ * "min_index" (only when nonzero). The decoder checks in the server's
+ * order: since, wait_ms, min_index, jobs, known, machine. */
 typedef struct cs_poll_req {
     cs_ref machine;
     uint64_t since;
     uint32_t wait_ms;
     bool jobs_once;
     bool known_short;
+    /* Read-your-writes on a replicated cell: answer once the replica asked
+     * has applied this Raft log index; 0 = no wait. */
+    uint64_t min_index;
 } cs_poll_req;
 int cs_poll_req_encode(msgpack_packer *pk, const cs_poll_req *in);
 int cs_poll_req_decode(const msgpack_object *o, cs_poll_req *out, cs_arena *a, cs_error *err);

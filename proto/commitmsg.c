@@ -27,7 +27,7 @@ cs_commit_reply cs_commit_reply_of(const cs_txn_result *r)
 {
     return (cs_commit_reply){r->version,  r->replayed,  r->committed, r->conflicts,
                              r->claims,   r->releases,  r->preempts,  r->nclaims,
-                             r->nreleases, r->npreempts};
+                             r->nreleases, r->npreempts, 0};
 }
 
 static int pack_outcomes(msgpack_packer *pk, const char *key, const uint8_t *o, uint32_t n)
@@ -41,14 +41,16 @@ static int pack_outcomes(msgpack_packer *pk, const char *key, const uint8_t *o, 
 
 int cs_commit_reply_encode(msgpack_packer *pk, const cs_commit_reply *in)
 {
-    PK(msgpack_pack_map(pk, 7));
+    bool indexed = in->index != 0;
+    PK(msgpack_pack_map(pk, 7u + indexed));
     CS_TRY(cs_pack_kv_u64(pk, "version", in->version));
     CS_TRY(cs_pack_kv_bool(pk, "replayed", in->replayed));
     CS_TRY(cs_pack_kv_u64(pk, "committed", in->committed));
     CS_TRY(cs_pack_kv_u64(pk, "conflicts", in->conflicts));
     CS_TRY(pack_outcomes(pk, "claims", in->claims, in->nclaims));
     CS_TRY(pack_outcomes(pk, "releases", in->releases, in->nreleases));
-    return pack_outcomes(pk, "preempts", in->preempts, in->npreempts);
+    CS_TRY(pack_outcomes(pk, "preempts", in->preempts, in->npreempts));
+    return indexed ? cs_pack_kv_u64(pk, "index", in->index) : CS_OK;
 }
 
 static int read_outcomes(const msgpack_object *o, const char *key, const uint8_t **out,
@@ -83,7 +85,8 @@ int cs_commit_reply_decode(const msgpack_object *o, cs_commit_reply *out, cs_are
     if ((rc = cs_obj_u64(o, "version", true, UINT64_MAX, &out->version, err)) ||
         (rc = cs_obj_bool(o, "replayed", true, &out->replayed, err)) ||
         (rc = cs_obj_u64(o, "committed", true, UINT32_MAX, &committed, err)) ||
-        (rc = cs_obj_u64(o, "conflicts", true, UINT32_MAX, &conflicts, err)))
+        (rc = cs_obj_u64(o, "conflicts", true, UINT32_MAX, &conflicts, err)) ||
+        (rc = cs_obj_u64(o, "index", false, UINT64_MAX, &out->index, err)))
         return cs_error_wrap(err, rc, "commit reply");
     out->committed = (uint32_t)committed;
     out->conflicts = (uint32_t)conflicts;

@@ -23,16 +23,21 @@ int cs_commit_req_encode(msgpack_sbuffer *buf, const cs_txn *t);
 int cs_commit_req_decode(const msgpack_object *o, cs_txn *t, cs_arena *a, cs_error *err);
 
 /* {"version", "replayed", "committed", "conflicts", "claims": [outcome],
- * "releases": [outcome], "preempts": [outcome]} */
+ * "releases": [outcome], "preempts": [outcome]} and, on a replicated cell,
+ * "index": the Raft log index of the entry that carried the commit (sent
+ * only when nonzero, so that a single replica's reply keeps its bytes; a
+ * reader passes it as a sync's or poll's min_index to read its write). */
 typedef struct cs_commit_reply {
     uint64_t version;
     bool replayed;
     uint32_t committed, conflicts;
     const uint8_t *claims, *releases, *preempts; /* decode: in the arena */
     uint32_t nclaims, nreleases, npreempts;
+    uint64_t index; /* 0: absent (a single replica) */
 } cs_commit_reply;
 
-/* The reply of a commit's result `r` (borrowed: the arrays are r's). */
+/* The reply of a commit's result `r` (borrowed: the arrays are r's); its
+ * `index` is 0 (the caller sets it on a replicated cell). */
 cs_commit_reply cs_commit_reply_of(const cs_txn_result *r);
 
 int cs_commit_reply_encode(msgpack_packer *pk, const cs_commit_reply *in);

@@ -16,6 +16,8 @@
  *   proto/readmsg.h   reads: get.machines, get.jobs, get.tasks, get.job,
  *                     stats, the sync request, the version announcement
  *   proto/schedreport.h  sched.report
+ *   proto/membermsg.h the replicated cell's members: members, members.add,
+ *                     members.remove, members.transfer
  *
  * Why one codec per message: each message used to be packed by one end and
  * read by hand by the other (the commit reply three times, the poll reply

@@ -60,7 +60,11 @@
     X(CS_MSG_JOB_SURGE, 19, "job.surge")         \
     X(CS_MSG_JOB_END, 20, "job.end")             \
     X(CS_MSG_MACHINE_ADMIN, 21, "machine.admin") \
-    X(CS_MSG_TASK_LOGS, 22, "task.logs")
+    X(CS_MSG_TASK_LOGS, 22, "task.logs")         \
+    X(CS_MSG_MEMBERS, 23, "members")             \
+    X(CS_MSG_MEMBERS_ADD, 24, "members.add")     \
+    X(CS_MSG_MEMBERS_REMOVE, 25, "members.remove") \
+    X(CS_MSG_MEMBERS_TRANSFER, 26, "members.transfer")
 
 enum {
 #define CS_MSG_ENUM(name, value, text) name = value,

@@ -126,7 +126,10 @@ int cs_sync_req_decode(const msgpack_object *body, cs_sync_req *out, cs_error *e
     CS_TRY(cs_obj_u64(body, "since", false, UINT64_MAX, &since, err));
     CS_TRY(str_choice(body, "form", forms, &form, err));
     CS_TRY(str_choice(body, "omit", omits, &omit, err));
+    uint64_t min_index = 0;
+    CS_TRY(cs_obj_u64(body, "min_index", false, UINT64_MAX, &min_index, err));
     out->since = since;
+    out->min_index = min_index;
     out->compact = form == 1;
     out->omit_running = omit == 0;
     return CS_OK;
@@ -136,10 +139,13 @@ int cs_sync_req_encode(msgpack_packer *pk, const cs_sync_req *r)
 {
     /* The map form is the default and goes unsaid, as the scheduler has
      * always sent it: the bytes stay what they were. */
-    if (msgpack_pack_map(pk, 1 + (uint32_t)r->compact + (uint32_t)r->omit_running) != 0 ||
+    bool wait = r->min_index != 0;
+    if (msgpack_pack_map(pk, 1 + (uint32_t)r->compact + (uint32_t)r->omit_running +
+                                 (uint32_t)wait) != 0 ||
         cs_pack_kv_u64(pk, "since", r->since) != CS_OK ||
         (r->compact && cs_pack_kv_str(pk, "form", "compact") != CS_OK) ||
-        (r->omit_running && cs_pack_kv_str(pk, "omit", "running") != CS_OK))
+        (r->omit_running && cs_pack_kv_str(pk, "omit", "running") != CS_OK) ||
+        (wait && cs_pack_kv_u64(pk, "min_index", r->min_index) != CS_OK))
         return CS_ENOMEM;
     return CS_OK;
 }

@@ -23,11 +23,16 @@
 #include "proto/proto.h"
 
 /* A sync request: {"since": version, "form": "map" | "compact",
- * "omit": "running"}, every field optional. */
+ * "omit": "running", "min_index": index}, every field optional. */
 typedef struct cs_sync_req {
     uint64_t since;    /* the reader's version; 0 = send the whole cell */
     bool compact;      /* the compact form: tasks as runs of positional entries */
     bool omit_running; /* leave out tasks whose only change was being reported running */
+    /* Read-your-writes on a replicated cell: answer once the replica asked
+     * has applied this Raft log index (a commit reply's `index`); 0 = no
+     * wait. Sent only when nonzero, so that the bytes of a request without
+     * it are those of before. */
+    uint64_t min_index;
 } cs_sync_req;
 
 /* Pack `r` (only read) as a request body. CS_ENOMEM. */

@@ -41,7 +41,8 @@ static int local_sync(void *ctx, cs_copy *c, cs_error *err)
     p->buf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-    cs_sync_req req = {cs_copy_version(c), true, cs_copy_omits_running(c)};
+    cs_sync_req req = {.since = cs_copy_version(c), .compact = true,
+                       .omit_running = cs_copy_omits_running(c)};
     rc = cs_sync_reply_encode(snap, &req, &pk, err);
     cs_snap_close(snap);
     if (rc != CS_OK)

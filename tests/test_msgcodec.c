@@ -18,10 +18,12 @@
 #include "proto/agentmsg.h"
 #include "proto/commitmsg.h"
 #include "proto/jobmsg.h"
+#include "proto/membermsg.h"
 #include "proto/msg.h"
 #include "proto/proto.h"
 #include "proto/readmsg.h"
 #include "proto/schedreport.h"
+#include "proto/sync.h"
 #include "spec/jobspec.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -181,6 +183,78 @@ Test(msgcodec, commit_reply_bytes_are_pinned)
     body_free(&b);
 }
 
+/* Replication's optional fields (docs/protocol.md §5.7-§5.9): absent they
+ * leave the bytes as they were; set, they come last and read back. */
+Test(msgcodec, min_index_and_index_are_sent_only_when_set)
+{
+    body b;
+    body_init(&b);
+    char h[512];
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_error err = {0};
+    /* sync: {"since": 5} as schedulers have always sent it, then with
+     * "min_index": 42 after every other field */
+    cs_sync_req s = {.since = 5}, sd;
+    cr_assert_eq(cs_sync_req_encode(&b.pk, &s), CS_OK);
+    hex(&b, h, sizeof h);
+    cr_expect_str_eq(h, "81 a5 73 69 6e 63 65 05");
+    b.buf.size = 0;
+    s = (cs_sync_req){.since = 5, .compact = true, .min_index = 42};
+    cr_assert_eq(cs_sync_req_encode(&b.pk, &s), CS_OK);
+    hex(&b, h, sizeof h);
+    cr_expect_str_eq(h, "83 a5 73 69 6e 63 65 05 a4 66 6f 72 6d a7 63 6f 6d 70 61 63 74 "
+                        "a9 6d 69 6e 5f 69 6e 64 65 78 2a");
+    cr_assert_eq(cs_sync_req_decode(body_obj(&b), &sd, &err), CS_OK, "%s", err.msg);
+    cr_expect(sd.since == 5 && sd.compact && !sd.omit_running && sd.min_index == 42);
+    /* poll: {"machine": 3, "since": 0, "wait_ms": 0, "min_index": 7} */
+    b.buf.size = 0;
+    cs_poll_req p = {.machine = cs_ref_id(3), .min_index = 7}, pd;
+    cr_assert_eq(cs_poll_req_encode(&b.pk, &p), CS_OK);
+    hex(&b, h, sizeof h);
+    cr_expect_str_eq(h, "84 a7 6d 61 63 68 69 6e 65 03 a5 73 69 6e 63 65 00 a7 77 61 69 74 5f "
+                        "6d 73 00 a9 6d 69 6e 5f 69 6e 64 65 78 07");
+    cr_assert_eq(cs_poll_req_decode(body_obj(&b), &pd, &a, &err), CS_OK, "%s", err.msg);
+    cr_expect(pd.machine.id == 3 && pd.min_index == 7);
+    /* commit reply: §5.8's example plus "index": 300 (a uint16) */
+    b.buf.size = 0;
+    uint8_t claims[] = {0};
+    cs_commit_reply r = {.version = 58, .committed = 1, .claims = claims, .nclaims = 1,
+                         .index = 300}, rd;
+    cr_assert_eq(cs_commit_reply_encode(&b.pk, &r), CS_OK);
+    hex(&b, h, sizeof h);
+    cr_expect_str_eq(h, "88 a7 76 65 72 73 69 6f 6e 3a a8 72 65 70 6c 61 79 65 64 c2 a9 63 6f 6d "
+                        "6d 69 74 74 65 64 01 a9 63 6f 6e 66 6c 69 63 74 73 00 a6 63 6c 61 69 6d "
+                        "73 91 00 a8 72 65 6c 65 61 73 65 73 90 a8 70 72 65 65 6d 70 74 73 90 "
+                        "a5 69 6e 64 65 78 cd 01 2c");
+    cr_assert_eq(cs_commit_reply_decode(body_obj(&b), &rd, &a, &err), CS_OK, "%s", err.msg);
+    cr_expect(rd.version == 58 && rd.index == 300 && rd.nclaims == 1);
+    /* absent: 0, as a single replica's reply reads */
+    REFUSED(cs_commit_reply_decode, cs_commit_reply,
+            "{\"version\": 1, \"replayed\": false, \"committed\": 0, \"conflicts\": 0, "
+            "\"index\": \"300\", \"claims\": [], \"releases\": [], \"preempts\": []}",
+            CS_EPROTO, "commit reply: field 'index' is not an unsigned integer");
+    REFUSED(cs_poll_req_decode, cs_poll_req, "{\"machine\": 3, \"min_index\": -1}", CS_EPROTO,
+            "field 'min_index' is not an unsigned integer");
+    cs_arena_free(&a);
+    body_free(&b);
+}
+
+/* The sync request has no arena: its refusals are checked here. */
+Test(msgcodec, sync_request_refuses_a_min_index_of_another_type)
+{
+    body b;
+    body_init(&b);
+    cs_sync_req d;
+    cs_error err = {0};
+    cr_expect_eq(cs_sync_req_decode(json_obj(&b, "{\"since\": 1, \"min_index\": \"9\"}"), &d, &err),
+                 CS_EPROTO);
+    cr_expect_str_eq(err.msg, "field 'min_index' is not an unsigned integer");
+    cr_expect_eq(cs_sync_req_decode(json_obj(&b, "{\"since\": 1}"), &d, &err), CS_OK);
+    cr_expect_eq(d.min_index, 0);
+    body_free(&b);
+}
+
 /* ---- the same bytes as the packers they replace ---------------------------------------- */
 
 Test(msgcodec, register_is_the_agents_old_body)
@@ -328,7 +402,7 @@ Test(msgcodec, poll_request_is_the_agents_and_cellbenchs_old_body)
     cs_pack_str(&old.pk, "once");
     cs_pack_str(&old.pk, "known");
     cs_pack_str(&old.pk, "short");
-    cs_poll_req q = {cs_ref_id(12), 99, 25000, true, true};
+    cs_poll_req q = {cs_ref_id(12), 99, 25000, true, true, 0};
     cr_assert_eq(cs_poll_req_encode(&now.pk, &q), CS_OK);
     expect_same(&old, &now, "poll (agent)");
     /* tools/cellbench_poll.c */
@@ -337,7 +411,7 @@ Test(msgcodec, poll_request_is_the_agents_and_cellbenchs_old_body)
     cs_pack_kv_u64(&old.pk, "machine", 12);
     cs_pack_kv_u64(&old.pk, "since", 0);
     cs_pack_kv_u64(&old.pk, "wait_ms", 30000);
-    q = (cs_poll_req){cs_ref_id(12), 0, 30000, false, false};
+    q = (cs_poll_req){cs_ref_id(12), 0, 30000, false, false, 0};
     cr_assert_eq(cs_poll_req_encode(&now.pk, &q), CS_OK);
     expect_same(&old, &now, "poll (cellbench)");
     body_free(&old);
@@ -1099,6 +1173,314 @@ Test(msgcodec, hostile_sizes_stop_at_the_bounds_check)
     msgpack_zone_destroy(&z);
 }
 
+/* ---- membership: members, members.add, members.remove, members.transfer ------------------ */
+
+Test(msgcodec, member_requests_and_index_reply_bytes_are_pinned)
+{
+    body b;
+    body_init(&b);
+    char h[256];
+    cs_member_req q = {4, "tcp://h:1", "h:2"};
+    cr_assert_eq(cs_member_add_req_encode(&b.pk, &q), CS_OK);
+    hex(&b, h, sizeof h);
+    cr_expect_str_eq(h, "83 a2 69 64 04 a6 6c 69 73 74 65 6e a9 74 63 70 3a 2f 2f 68 3a 31 a4 72 "
+                        "61 66 74 a3 68 3a 32");
+    b.buf.size = 0;
+    cr_assert_eq(cs_member_id_req_encode(&b.pk, &(cs_member_req){2, NULL, NULL}), CS_OK);
+    hex(&b, h, sizeof h);
+    cr_expect_str_eq(h, "81 a2 69 64 02");
+    b.buf.size = 0;
+    cr_assert_eq(cs_index_reply_encode(&b.pk, &(cs_index_reply){12}), CS_OK);
+    hex(&b, h, sizeof h);
+    cr_expect_str_eq(h, "81 a5 69 6e 64 65 78 0c");
+    cr_expect_str_eq(cs_msg_name(CS_MSG_MEMBERS), "members");
+    cr_expect_str_eq(cs_msg_name(CS_MSG_MEMBERS_ADD), "members.add");
+    cr_expect_str_eq(cs_msg_name(CS_MSG_MEMBERS_REMOVE), "members.remove");
+    cr_expect_str_eq(cs_msg_name(CS_MSG_MEMBERS_TRANSFER), "members.transfer");
+    cr_expect_eq(CS_MSG_MEMBERS_TRANSFER, 26);
+    body_free(&b);
+}
+
+/* The three members of protocol.md §5.21's example, as the leader sees them. */
+static const cs_member_info three[] = {
+    {1, "tcp://127.0.0.1:7600", "127.0.0.1:7610", CS_MEMBER_LEADER, true, 120},
+    {2, "tcp://127.0.0.1:7601", "127.0.0.1:7611", CS_MEMBER_FOLLOWER, true, 118},
+    {3, "ipc:///run/cell/3", "[::1]:7612", CS_MEMBER_FOLLOWER, false, 0},
+};
+
+Test(msgcodec, members_reply_round_trips_in_its_key_order)
+{
+    body old, now;
+    body_init(&old);
+    body_init(&now);
+    cs_members_reply r = {1, CS_MEMBER_LEADER, 7, 1, 121, 120, 120, 100,
+                          (cs_member_info *)three, 3};
+    /* the order docs/protocol.md §5.21 lists, every key always written */
+    msgpack_pack_map(&old.pk, 9);
+    cs_pack_kv_u64(&old.pk, "id", 1);
+    cs_pack_kv_str(&old.pk, "role", "leader");
+    cs_pack_kv_u64(&old.pk, "term", 7);
+    cs_pack_kv_u64(&old.pk, "leader", 1);
+    cs_pack_kv_u64(&old.pk, "last_index", 121);
+    cs_pack_kv_u64(&old.pk, "commit_index", 120);
+    cs_pack_kv_u64(&old.pk, "applied_index", 120);
+    cs_pack_kv_u64(&old.pk, "snapshot_index", 100);
+    cs_pack_str(&old.pk, "members");
+    msgpack_pack_array(&old.pk, 3);
+    for (int i = 0; i < 3; i++) {
+        msgpack_pack_map(&old.pk, 6);
+        cs_pack_kv_u64(&old.pk, "id", three[i].id);
+        cs_pack_kv_str(&old.pk, "listen", three[i].listen);
+        cs_pack_kv_str(&old.pk, "raft", three[i].raft);
+        cs_pack_kv_str(&old.pk, "role", i == 0 ? "leader" : "follower");
+        cs_pack_kv_bool(&old.pk, "voter", three[i].voter);
+        cs_pack_kv_u64(&old.pk, "match", three[i].match);
+    }
+    cr_assert_eq(cs_members_reply_encode(&now.pk, &r), CS_OK);
+    expect_same(&old, &now, "members reply");
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_error err = {0};
+    cs_members_reply d;
+    cr_assert_eq(cs_members_reply_decode(body_obj(&now), &d, &a, &err), CS_OK, "%s", err.msg);
+    cr_expect(d.id == 1 && d.role == CS_MEMBER_LEADER && d.term == 7 && d.leader == 1 &&
+              d.last_index == 121 && d.commit_index == 120 && d.applied_index == 120 &&
+              d.snapshot_index == 100);
+    cr_assert_eq(d.n, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        cr_expect(d.members[i].id == three[i].id && d.members[i].role == three[i].role &&
+                  d.members[i].voter == three[i].voter && d.members[i].match == three[i].match,
+                  "member %u", i);
+        cr_expect_str_eq(d.members[i].listen, three[i].listen);
+        cr_expect_str_eq(d.members[i].raft, three[i].raft);
+    }
+    /* a single replica without --cluster: itself, and no member yet known
+     * by address is shown with "" */
+    now.buf.size = 0;
+    cs_member_info self = {1, "", "", CS_MEMBER_LEADER, true, 0};
+    r = (cs_members_reply){1, CS_MEMBER_LEADER, 0, 1, 0, 0, 0, 0, &self, 1};
+    cr_assert_eq(cs_members_reply_encode(&now.pk, &r), CS_OK);
+    cr_assert_eq(cs_members_reply_decode(body_obj(&now), &d, &a, &err), CS_OK, "%s", err.msg);
+    cr_expect(d.n == 1 && d.members[0].listen[0] == '\0' && d.applied_index == 0);
+    cs_arena_free(&a);
+    body_free(&old);
+    body_free(&now);
+}
+
+Test(msgcodec, role_words_are_the_replicas_numbers)
+{
+    static const char *const words[] = {"unavailable", "follower", "candidate", "leader"};
+    for (uint8_t r = 0; r < CS_MEMBER_ROLE_COUNT; r++) {
+        uint8_t back = 99;
+        cr_expect_str_eq(cs_role_word(r), words[r]);
+        cr_expect_eq(cs_role_parse(words[r], strlen(words[r]), &back), CS_OK);
+        cr_expect_eq(back, r);
+    }
+    uint8_t x;
+    cr_expect_str_eq(cs_role_word(CS_MEMBER_ROLE_COUNT), "unknown");
+    cr_expect_eq(cs_role_parse("lead", 4, &x), CS_EINVAL);
+    cr_expect_eq(cs_role_parse("leaders", 7, &x), CS_EINVAL);
+    cr_expect_eq(CS_MEMBER_LEADER, 3);
+    cr_expect_eq(CS_MEMBER_UNAVAILABLE, 0);
+}
+
+#define MEMBER(extra)                                                                         \
+    "{\"id\": 2, \"role\": \"follower\", \"voter\": true, \"match\": 0, \"listen\": "         \
+    "\"tcp://a:1\", \"raft\": \"a:2\"" extra "}"
+#define MEMBERS_HEAD                                                                          \
+    "{\"id\": 1, \"role\": \"leader\", \"term\": 3, \"leader\": 1, \"last_index\": 9, "       \
+    "\"commit_index\": 9, \"applied_index\": 9, \"snapshot_index\": 0, "
+
+Test(msgcodec, malformed_members_replies_are_named)
+{
+    REFUSED(cs_members_reply_decode, cs_members_reply, "[1]", CS_EPROTO,
+            "members reply: body is not a map");
+    REFUSED(cs_members_reply_decode, cs_members_reply,
+            "{\"id\": 1, \"role\": \"leader\", \"leader\": 1}", CS_EPROTO,
+            "members reply: field 'term' is missing");
+    REFUSED(cs_members_reply_decode, cs_members_reply,
+            "{\"id\": 1, \"role\": \"boss\", \"term\": 1}", CS_EINVAL,
+            "members reply: field 'role' is 'boss', not leader, follower, candidate or "
+            "unavailable");
+    REFUSED(cs_members_reply_decode, cs_members_reply, "{\"id\": 1, \"role\": 3}", CS_EPROTO,
+            "members reply: field 'role' is not a string");
+    REFUSED(cs_members_reply_decode, cs_members_reply,
+            MEMBERS_HEAD "\"applied_index\": -1, \"members\": []}", CS_EPROTO,
+            "field 'applied_index' is not an unsigned integer");
+    REFUSED(cs_members_reply_decode, cs_members_reply, MEMBERS_HEAD "\"members\": {}}",
+            CS_EPROTO, "members reply: field 'members' is not an array of at most 64");
+    REFUSED(cs_members_reply_decode, cs_members_reply,
+            MEMBERS_HEAD "\"members\": [" MEMBER("") ", 5]}", CS_EPROTO,
+            "members reply: members[1]: not a map");
+    REFUSED(cs_members_reply_decode, cs_members_reply,
+            MEMBERS_HEAD "\"members\": [" MEMBER(", \"voter\": 1") "]}", CS_EPROTO,
+            "members reply: members[0]: field 'voter' is not a boolean");
+    REFUSED(cs_members_reply_decode, cs_members_reply,
+            MEMBERS_HEAD "\"members\": [" MEMBER(", \"id\": 0") "]}", CS_EINVAL,
+            "members reply: members[0]: field 'id' is 0 (member ids start at 1)");
+    REFUSED(cs_members_reply_decode, cs_members_reply,
+            MEMBERS_HEAD "\"members\": [" MEMBER(", \"role\": \"king\"") "]}", CS_EINVAL,
+            "members[0]: field 'role' is 'king'");
+    REFUSED(cs_members_reply_decode, cs_members_reply,
+            MEMBERS_HEAD "\"members\": [{\"id\": 2, \"listen\": \"tcp://a:1\"}]}", CS_EPROTO,
+            "members reply: members[0]: field 'raft' is missing");
+    /* 65 members: one more than a reply may list */
+    char text[4096];
+    size_t k = (size_t)snprintf(text, sizeof text, MEMBERS_HEAD "\"members\": [");
+    for (int i = 0; i < CS_MEMBERS_MAX + 1; i++)
+        k += (size_t)snprintf(text + k, sizeof text - k, "%s{}", i ? ", " : "");
+    snprintf(text + k, sizeof text - k, "]}");
+    REFUSED(cs_members_reply_decode, cs_members_reply, text, CS_EPROTO,
+            "field 'members' is not an array of at most 64");
+    /* an address of 128 bytes: one more than a member's may hold */
+    char listen[129], member[512];
+    memset(listen, 'x', 128);
+    listen[128] = '\0';
+    snprintf(member, sizeof member, MEMBERS_HEAD "\"members\": [" MEMBER(", \"listen\": \"%s\"") "]}",
+             listen);
+    REFUSED(cs_members_reply_decode, cs_members_reply, member, CS_EINVAL,
+            "members[0]: field 'listen' is longer than 127 bytes");
+}
+
+Test(msgcodec, member_requests_round_trip)
+{
+    body b;
+    body_init(&b);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_error err = {0};
+    static const char *const listens[] = {"tcp://127.0.0.1:7600", "tls+tcp://cell.example:443",
+                                          "ipc:///run/cell/4", "tcp://[::1]:7603",
+                                          "tcp://node-4.rack_2:65535"};
+    static const char *const rafts[] = {"127.0.0.1:7610", "cell.example:1", "[fe80::1]:7611",
+                                        "n4:7613", "localhost:65535"};
+    for (int i = 0; i < 5; i++) {
+        b.buf.size = 0;
+        cs_member_req q = {(uint64_t)i + 1, listens[i], rafts[i]}, d;
+        cr_assert_eq(cs_member_add_req_encode(&b.pk, &q), CS_OK);
+        cr_assert_eq(cs_member_add_req_decode(body_obj(&b), &d, &a, &err), CS_OK, "%s: %s",
+                     listens[i], err.msg);
+        cr_expect(d.id == q.id);
+        cr_expect_str_eq(d.listen, listens[i]);
+        cr_expect_str_eq(d.raft, rafts[i]);
+    }
+    cs_member_req d;
+    b.buf.size = 0;
+    cr_assert_eq(cs_member_id_req_encode(&b.pk, &(cs_member_req){UINT64_MAX, NULL, NULL}), CS_OK);
+    cr_assert_eq(cs_member_remove_req_decode(body_obj(&b), &d, &a, &err), CS_OK, "%s", err.msg);
+    cr_expect(d.id == UINT64_MAX && d.listen == NULL && d.raft == NULL);
+    /* transfer: 0 and absent both mean "let Raft pick" */
+    b.buf.size = 0;
+    cr_assert_eq(cs_member_id_req_encode(&b.pk, &(cs_member_req){0, NULL, NULL}), CS_OK);
+    cr_assert_eq(cs_member_transfer_req_decode(body_obj(&b), &d, &a, &err), CS_OK, "%s", err.msg);
+    cr_expect_eq(d.id, 0);
+    cr_assert_eq(cs_member_transfer_req_decode(json_obj(&b, "{}"), &d, &a, &err), CS_OK);
+    cr_expect_eq(d.id, 0);
+    cr_assert_eq(cs_member_transfer_req_decode(json_obj(&b, "{\"id\": 3}"), &d, &a, &err), CS_OK);
+    cr_expect_eq(d.id, 3);
+    cs_index_reply ir;
+    cr_assert_eq(cs_index_reply_decode(json_obj(&b, "{\"index\": 4096}"), &ir, NULL, &err), CS_OK);
+    cr_expect_eq(ir.index, 4096);
+    cs_arena_free(&a);
+    body_free(&b);
+}
+
+/* prefix, then `host` bytes of 'a', then suffix, into out. */
+static void long_addr(char *out, const char *prefix, size_t host, const char *suffix)
+{
+    size_t p = strlen(prefix);
+    memcpy(out, prefix, p);
+    memset(out + p, 'a', host);
+    strcpy(out + p + host, suffix);
+}
+
+#define ADD(id, listen, raft) "{\"id\": " id ", \"listen\": " listen ", \"raft\": " raft "}"
+
+Test(msgcodec, malformed_member_requests_are_named)
+{
+    REFUSED(cs_member_add_req_decode, cs_member_req, "[]", CS_EPROTO,
+            "message body is not a map");
+    REFUSED(cs_member_add_req_decode, cs_member_req, "{\"listen\": \"tcp://a:1\"}", CS_EPROTO,
+            "field 'id' is missing");
+    REFUSED(cs_member_add_req_decode, cs_member_req, ADD("0", "\"tcp://a:1\"", "\"a:2\""),
+            CS_EINVAL, "field 'id' is 0 (member ids start at 1)");
+    REFUSED(cs_member_add_req_decode, cs_member_req, ADD("\"4\"", "\"tcp://a:1\"", "\"a:2\""),
+            CS_EPROTO, "field 'id' is not an unsigned integer");
+    REFUSED(cs_member_add_req_decode, cs_member_req, "{\"id\": 4, \"raft\": \"a:2\"}",
+            CS_EPROTO, "field 'listen' is missing");
+    REFUSED(cs_member_add_req_decode, cs_member_req, ADD("4", "7600", "\"a:2\""), CS_EPROTO,
+            "field 'listen' is not a string");
+    REFUSED(cs_member_add_req_decode, cs_member_req, ADD("4", "\"\"", "\"a:2\""), CS_EINVAL,
+            "field 'listen' is empty");
+    static const char *const bad_listens[] = {
+        "\"http://a:1\"", "\"tcp://a\"", "\"tcp://a:\"", "\"tcp://:7600\"", "\"tcp://a:0\"",
+        "\"tcp://a:65536\"", "\"tcp://a:76x0\"", "\"tcp://::1:7600\"", "\"tcp://[]:1\"",
+        "\"tcp://[::1]7600\"", "\"ipc://\"", "\"tcp://a:123456\"", "\"a:1\""};
+    for (size_t i = 0; i < sizeof bad_listens / sizeof *bad_listens; i++) {
+        char text[256], want[128];
+        snprintf(text, sizeof text, ADD("4", "%s", "\"a:2\""), bad_listens[i]);
+        snprintf(want, sizeof want, "field 'listen' is '%.*s', not tcp://HOST:PORT",
+                 (int)strlen(bad_listens[i]) - 2, bad_listens[i] + 1);
+        REFUSED(cs_member_add_req_decode, cs_member_req, text, CS_EINVAL, want);
+    }
+    REFUSED(cs_member_add_req_decode, cs_member_req, ADD("4", "\"tcp://a b:1\"", "\"a:2\""),
+            CS_EINVAL, "field 'listen' contains a space or a control byte");
+    /* listen: 127 bytes fit (NUL included: 128), 128 do not */
+    char text[512], addr[200];
+    body b;
+    body_init(&b);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_error err = {0};
+    cs_member_req ok;
+    for (size_t len = 126; len <= 128; len++) {
+        long_addr(addr, "tcp://", len - 11, ":7600");
+        cr_assert_eq(strlen(addr), len);
+        snprintf(text, sizeof text, ADD("4", "\"%s\"", "\"a:2\""), addr);
+        if (len < CS_MEMBER_LISTEN_MAX)
+            cr_expect_eq(cs_member_add_req_decode(json_obj(&b, text), &ok, &a, &err), CS_OK,
+                         "%zu bytes fit: %s", len, err.msg);
+        else
+            REFUSED(cs_member_add_req_decode, cs_member_req, text, CS_EINVAL,
+                    "field 'listen' is longer than 127 bytes");
+    }
+    /* raft: 63 bytes fit, 64 do not */
+    for (size_t len = 63; len <= 64; len++) {
+        long_addr(addr, "", len - 5, ":7610");
+        snprintf(text, sizeof text, ADD("4", "\"tcp://a:1\"", "\"%s\""), addr);
+        if (len < CS_MEMBER_RAFT_MAX)
+            cr_expect_eq(cs_member_add_req_decode(json_obj(&b, text), &ok, &a, &err), CS_OK,
+                         "%zu bytes fit: %s", len, err.msg);
+        else
+            REFUSED(cs_member_add_req_decode, cs_member_req, text, CS_EINVAL,
+                    "field 'raft' is longer than 63 bytes");
+    }
+    cs_arena_free(&a);
+    body_free(&b);
+    REFUSED(cs_member_add_req_decode, cs_member_req, "{\"id\": 4, \"listen\": \"tcp://a:1\"}",
+            CS_EPROTO, "field 'raft' is missing");
+    REFUSED(cs_member_add_req_decode, cs_member_req, ADD("4", "\"tcp://a:1\"", "\"127.0.0.1\""),
+            CS_EINVAL, "field 'raft' is '127.0.0.1', not HOST:PORT");
+    REFUSED(cs_member_add_req_decode, cs_member_req,
+            ADD("4", "\"tcp://a:1\"", "\"tcp://127.0.0.1:7610\""), CS_EINVAL,
+            "field 'raft' is 'tcp://127.0.0.1:7610', not HOST:PORT");
+    REFUSED(cs_member_add_req_decode, cs_member_req, ADD("4", "\"tcp://a:1\"", "[\"a:2\"]"),
+            CS_EPROTO, "field 'raft' is not a string");
+    REFUSED(cs_member_remove_req_decode, cs_member_req, "{}", CS_EPROTO, "field 'id' is missing");
+    REFUSED(cs_member_remove_req_decode, cs_member_req, "{\"id\": 0}", CS_EINVAL,
+            "field 'id' is 0 (member ids start at 1)");
+    REFUSED(cs_member_remove_req_decode, cs_member_req, "\"id\"", CS_EPROTO,
+            "message body is not a map");
+    REFUSED(cs_member_transfer_req_decode, cs_member_req, "{\"id\": \"2\"}", CS_EPROTO,
+            "field 'id' is not an unsigned integer");
+    REFUSED(cs_member_transfer_req_decode, cs_member_req, "{\"id\": -2}", CS_EPROTO,
+            "field 'id' is not an unsigned integer");
+    REFUSED(cs_index_reply_decode, cs_index_reply, "{}", CS_EPROTO, "field 'index' is missing");
+    REFUSED(cs_index_reply_decode, cs_index_reply, "{\"index\": true}", CS_EPROTO,
+            "field 'index' is not an unsigned integer");
+    REFUSED(cs_index_reply_decode, cs_index_reply, "[]", CS_EPROTO, "reply is not a map");
+}
+
 /* ---- randomized round trips (fixed seed) ------------------------------------------------- */
 
 static uint64_t rnd(uint64_t *s) { return cs_rng_next(s); }
@@ -1147,13 +1529,15 @@ Test(msgcodec, random_messages_round_trip)
         }
         case 1: { /* poll */
             cs_poll_req q = {rnd(&seed) % 2 ? cs_ref_id(rnd_u(&seed)) : cs_ref_name(name),
-                             rnd_u(&seed), (uint32_t)rnd_u(&seed), rnd(&seed) % 2, false}, d;
+                             rnd_u(&seed), (uint32_t)rnd_u(&seed), rnd(&seed) % 2, false, 0}, d;
             snprintf(name, sizeof name, "m%llu", (unsigned long long)(rnd(&seed) % 1000));
             q.known_short = q.jobs_once && rnd(&seed) % 2;
+            q.min_index = rnd(&seed) % 2 ? rnd_u(&seed) : 0;
             cr_assert_eq(cs_poll_req_encode(&b.pk, &q), CS_OK);
             cr_assert_eq(cs_poll_req_decode(body_obj(&b), &d, &a, &err), CS_OK, "%s", err.msg);
             cr_assert(d.since == q.since && d.wait_ms == q.wait_ms &&
-                      d.jobs_once == q.jobs_once && d.known_short == q.known_short);
+                      d.jobs_once == q.jobs_once && d.known_short == q.known_short &&
+                      d.min_index == q.min_index);
             cr_assert((q.machine.name == NULL && d.machine.name == NULL &&
                        d.machine.id == q.machine.id) ||
                       (q.machine.name && d.machine.name &&
@@ -1195,12 +1579,14 @@ Test(msgcodec, random_messages_round_trip)
                     o[k][i] = (uint8_t)(rnd(&seed) % CS_OUTCOME_COUNT);
             }
             cs_commit_reply q = {rnd_u(&seed), rnd(&seed) % 2, (uint32_t)rnd_u(&seed),
-                                 (uint32_t)rnd_u(&seed), o[0], o[1], o[2], n[0], n[1], n[2]}, d;
+                                 (uint32_t)rnd_u(&seed), o[0], o[1], o[2], n[0], n[1], n[2], 0}, d;
+            q.index = rnd(&seed) % 2 ? rnd_u(&seed) : 0;
             cr_assert_eq(cs_commit_reply_encode(&b.pk, &q), CS_OK);
             cr_assert_eq(cs_commit_reply_decode(body_obj(&b), &d, &a, &err), CS_OK, "%s",
                          err.msg);
             cr_assert(d.version == q.version && d.replayed == q.replayed &&
-                      d.committed == q.committed && d.conflicts == q.conflicts);
+                      d.committed == q.committed && d.conflicts == q.conflicts &&
+                      d.index == q.index);
             cr_assert(d.nclaims == n[0] && d.nreleases == n[1] && d.npreempts == n[2]);
             cr_assert(memcmp(d.claims, o[0], n[0]) == 0 && memcmp(d.releases, o[1], n[1]) == 0 &&
                       memcmp(d.preempts, o[2], n[2]) == 0);

@@ -257,7 +257,7 @@ static void agent_poll(agent *a)
     poll_bench *b = a->b;
     msgpack_packer pk;
     nng_msg *m = msg_begin(&pk, CS_MSG_POLL, ++a->req);
-    cs_poll_req q = {cs_ref_id(a->machine), a->since, b->o->wait_ms, false, false};
+    cs_poll_req q = {.machine = cs_ref_id(a->machine), .since = a->since, .wait_ms = b->o->wait_ms};
     if (m == NULL || cs_poll_req_encode(&pk, &q) != CS_OK) {
         if (m != NULL)
             nng_msg_free(m);

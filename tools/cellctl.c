@@ -5,7 +5,7 @@
  *
  * Commands: submit, update, kill, scale (cellctl_job.c); get, describe,
  * endpoints, stats, watch (cellctl_show.c); cordon, uncordon, drain, logs
- * (cellctl_ops.c). Job specs are JSON, native or Marathon
+ * (cellctl_ops.c); members (cellctl_members.c). Job specs are JSON, native or Marathon
  * (spec/jobspec.h; docs/design.md "Job specs").
  *
  * Exit status: 0 on success, 1 when a spec, a request or the server failed,
@@ -21,6 +21,7 @@
 #include "proto/proto.h"
 #include "tools/cellctl_cell.h"
 #include "tools/cellctl_job.h"
+#include "tools/cellctl_members.h"
 #include "tools/cellctl_ops.h"
 #include "tools/cellctl_show.h"
 
@@ -123,6 +124,21 @@ static const command commands[] = {
      "  --stderr    its standard error instead of its standard output\n"
      "  --tail N    only the last N lines (at most the last 64 KiB)\n"
      "  -f          follow: print new output as it comes, until the task ends\n"},
+    {"members", ctl_cmd_members, O_OUTPUT,
+     "members [add ID LISTEN RAFT | remove ID | transfer [ID]] [-o json]",
+     "The replicas of the cell. Without a verb: one line per member of the configuration\n"
+     "the server knows (ID, LISTEN, RAFT), then each member's own word, asked at its LISTEN\n"
+     "URL: its ROLE (leader, follower, candidate, unavailable; ',non-voter' while it catches\n"
+     "up), TERM and APPLIED index, and LAG, the leader's applied index minus its own. A\n"
+     "member that does not answer within --timeout is shown as unreachable.\n"
+     "  add ID LISTEN RAFT   add member ID: clients reach it at LISTEN (tcp://HOST:PORT,\n"
+     "                       tls+tcp://HOST:PORT or ipc://PATH), Raft at RAFT (HOST:PORT);\n"
+     "                       start it first with an empty --data. It votes once caught up.\n"
+     "  remove ID            take member ID out of the cell (the leader may remove itself:\n"
+     "                       it steps down once the change commits)\n"
+     "  transfer [ID]        hand leadership to member ID (none: the most up-to-date voter)\n"
+     "Each change prints the log index it committed at; any replica forwards it to the\n"
+     "leader.\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -17,6 +17,7 @@
 #include "proto/agentmsg.h"
 #include "proto/commitmsg.h"
 #include "proto/jobmsg.h"
+#include "proto/membermsg.h"
 #include "proto/msg.h"
 #include "proto/proto.h"
 #include "proto/readmsg.h"
@@ -63,6 +64,11 @@ ADAPT(jobs_reply, cs_jobs_reply, cs_jobs_reply_decode, cs_jobs_reply_encode)
 ADAPT(tasks_reply, cs_tasks_reply, cs_tasks_reply_decode, cs_tasks_reply_encode)
 ADAPT(get_job_reply, cs_get_job_reply, cs_get_job_reply_decode, cs_get_job_reply_encode)
 ADAPT(stats_reply, cs_stats_reply, cs_stats_reply_decode, cs_stats_reply_encode)
+ADAPT(members_reply, cs_members_reply, cs_members_reply_decode, cs_members_reply_encode)
+ADAPT(member_add_req, cs_member_req, cs_member_add_req_decode, cs_member_add_req_encode)
+ADAPT(member_remove_req, cs_member_req, cs_member_remove_req_decode, cs_member_id_req_encode)
+ADAPT(member_transfer_req, cs_member_req, cs_member_transfer_req_decode, cs_member_id_req_encode)
+ADAPT(index_reply, cs_index_reply, cs_index_reply_decode, cs_index_reply_encode)
 
 /* task.status: a batch with refused reports has no encoding of its own
  * (the refused ones are not reports), so only a batch read whole is
@@ -133,6 +139,9 @@ static const codec codecs[] = {
     BOTH(id_reply),      BOTH(get_tasks_req),  BOTH(machines_reply),  BOTH(jobs_reply),
     BOTH(tasks_reply),   BOTH(get_job_reply),  BOTH(stats_reply),     {error_reply_dec, NULL},
     {empty_req_dec, NULL},
+    /* appended, so that every earlier seed keeps its decoder */
+    BOTH(members_reply), BOTH(member_add_req), BOTH(member_remove_req),
+    BOTH(member_transfer_req), BOTH(index_reply),
 };
 #define NCODECS (sizeof codecs / sizeof *codecs)
 
@@ -147,6 +156,8 @@ typedef union decoded {
     cs_task_status_req sq;
     cs_commit_reply cr;
     cs_error_reply er;
+    cs_members_reply mr;
+    cs_member_req mq;
 } decoded;
 
 /* Unpack body[0..len) through the bounds check and decode it with `c`;
