@@ -3,6 +3,16 @@
  *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
  *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
  *              [--addr-file FILE] [--job-gc DURATION] [--log-retain DURATION] [--nosync]
+ *              [--cluster FILE --id N] [--election-timeout MS]
+ *              [--snapshot-threshold N] [--snapshot-trailing N]
+ *
+ * --cluster FILE --id N: this process is member N of a replicated cell
+ * (server/replica.h): FILE lists every member as
+ * [{"id": 1, "listen": "tcp://127.0.0.1:7600", "raft": "127.0.0.1:7610"}, ...]
+ * (1, 3 or 5 of them); the member's `listen` is where it serves clients
+ * (--listen, if given too, must be the same), its `raft` where it talks
+ * Raft. Without --cluster, one replica, as ever. --data then defaults to
+ * .../cellsched/cell-N, so that replicas on one machine never share one.
  *
  * --job-gc (default 4h): ended jobs and their tasks leave the cell this long
  * after they ended; --log-retain (default 10m): the commit log keeps an
@@ -31,6 +41,7 @@
 #include "cellstate/units.h"
 #include "cellstate/paths.h"
 #include "proto/proto.h"
+#include "server/replica.h"
 #include "server/server.h"
 
 static void usage(FILE *f)
@@ -39,9 +50,13 @@ static void usage(FILE *f)
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
                "                  [--max-msg BYTES] [--addr-file FILE] [--job-gc DURATION]\n"
                "                  [--log-retain DURATION] [--nosync]\n"
+               "                  [--cluster FILE --id N] [--election-timeout MS]\n"
+               "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
                "--listen: $CELL_SERVER, else %s (port 0: any free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
-               "        else ~/.local/state/cellsched/cell\n",
+               "        else ~/.local/state/cellsched/cell (cell-N for member N of a cluster)\n"
+               "--cluster FILE --id N: member N of the replicated cell FILE lists as\n"
+               "        [{\"id\":1,\"listen\":\"tcp://127.0.0.1:7600\",\"raft\":\"127.0.0.1:7610\"},...]\n",
             CS_DEFAULT_URL);
 }
 
@@ -94,7 +109,8 @@ int main(int argc, char **argv)
     cs_server_opts o;
     cs_server_opts_default(&o);
     o.data_dir = NULL;
-    const char *listen = NULL, *addr_file = NULL;
+    const char *listen = NULL, *addr_file = NULL, *cluster = NULL;
+    unsigned long long member_id = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -132,17 +148,61 @@ int main(int argc, char **argv)
             ;
         else if (strcmp(a, "--max-msg") == 0 && num(a, v, 1ULL << 30, &x) == 0 && x >= 64)
             o.max_msg = (size_t)x;
+        else if (strcmp(a, "--cluster") == 0)
+            cluster = v;
+        else if (strcmp(a, "--id") == 0 && num(a, v, UINT32_MAX, &member_id) == 0 && member_id > 0)
+            ;
+        else if (strcmp(a, "--election-timeout") == 0 && num(a, v, 60000, &x) == 0 && x >= 10)
+            o.election_timeout_ms = (unsigned)x;
+        else if (strcmp(a, "--snapshot-threshold") == 0 && num(a, v, UINT32_MAX, &x) == 0 && x > 0)
+            o.snapshot_threshold = (unsigned)x;
+        else if (strcmp(a, "--snapshot-trailing") == 0 && num(a, v, UINT32_MAX, &x) == 0 && x > 0)
+            o.snapshot_trailing = (unsigned)x;
         else {
             fprintf(stderr, "cellstated: bad option %s %s\n", a, v);
             usage(stderr);
             return 2;
         }
     }
-    o.listen_url = cs_server_url(listen);
     cs_error err = {0};
-    char data[4096];
+    cs_member *members = NULL;
+    char data[4096], cell_name[32] = "cell";
+    if ((cluster != NULL) != (member_id != 0)) {
+        fprintf(stderr, "cellstated: --cluster and --id go together (a member of a replicated "
+                        "cell needs both)\n");
+        return 2;
+    }
+    if (cluster != NULL) {
+        size_t n = 0;
+        if (cs_members_load(cluster, &members, &n, &err) != CS_OK) {
+            fprintf(stderr, "cellstated: %s\n", err.msg);
+            return 1;
+        }
+        const cs_member *me = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (members[i].id == member_id)
+                me = &members[i];
+        if (me == NULL) {
+            fprintf(stderr, "cellstated: --id %llu is not a member listed in %s\n", member_id,
+                    cluster);
+            free(members);
+            return 1;
+        }
+        if (listen != NULL && strcmp(listen, me->listen) != 0) {
+            fprintf(stderr, "cellstated: --listen %s differs from member %llu's listen %s in %s\n",
+                    listen, member_id, me->listen, cluster);
+            free(members);
+            return 1;
+        }
+        listen = me->listen;
+        o.members = members;
+        o.nmembers = n;
+        o.member_id = member_id;
+        snprintf(cell_name, sizeof cell_name, "cell-%llu", member_id);
+    }
+    o.listen_url = cs_server_url(listen);
     if (o.data_dir == NULL) {
-        if (cs_default_state_path_env("cell", "--data", data, sizeof data, &err) != CS_OK) {
+        if (cs_default_state_path_env(cell_name, "--data", data, sizeof data, &err) != CS_OK) {
             fprintf(stderr, "cellstated: %s\n", err.msg);
             return 1;
         }
@@ -169,7 +229,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     cs_server *s;
-    if (cs_server_start(&o, &s, &err) != CS_OK) {
+    int started = cs_server_start(&o, &s, &err);
+    free(members); /* copied by the server */
+    if (started != CS_OK) {
         fprintf(stderr, "cellstated: %s\n", err.msg);
         return 1;
     }
@@ -180,8 +242,13 @@ int main(int argc, char **argv)
         cs_server_stop(s);
         return 1;
     }
-    fprintf(stderr, "cellstated: serving %s on %s%s%s\n", o.data_dir, bound,
-            o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "");
+    if (member_id != 0)
+        fprintf(stderr, "cellstated: member %llu of the cell in %s, serving %s on %s%s%s\n",
+                member_id, cluster, o.data_dir, bound, o.pub_url ? ", announcing on " : "",
+                o.pub_url ? o.pub_url : "");
+    else
+        fprintf(stderr, "cellstated: serving %s on %s%s%s\n", o.data_dir, bound,
+                o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "");
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "cellstated: %s, stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -11,14 +11,21 @@
 
 /* ---- sync ------------------------------------------------------------------- */
 
+/* The longest a read waits for its min_index (read-your-writes on a
+ * replicated cell): a follower is normally a few milliseconds behind; one
+ * that is further behind answers CS_EUNAVAIL, and the reader asks again or
+ * asks another replica. */
+#define MIN_INDEX_WAIT_MS 2000
+
 int srv_sync(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_sync_req req;
     CS_TRY(cs_sync_req_decode(body(w), &req, err));
+    CS_TRY(srv_wait_applied(w->s, req.min_index, MIN_INDEX_WAIT_MS, err));
     cs_snap *snap;
     CS_TRY(open_snap(w, &snap, err));
     int rc = cs_sync_reply_encode(snap, &req, pk, err);
-    cs_snap_close(snap);
+    srv_snap_close(w->s, snap);
     return rc;
 }
 
@@ -134,7 +141,7 @@ int srv_poll_reply(worker *w, msgpack_packer *pk, cs_error *err)
     int rc = w->poll_jobs_once ? pack_poll_compact(snap, pk, w->poll_machine,
                                                    w->poll_short ? w->poll_since : 0, err)
                                : srv_pack_machine_tasks(snap, pk, w->poll_machine, err);
-    cs_snap_close(snap);
+    srv_snap_close(w->s, snap);
     return rc;
 }
 
@@ -164,9 +171,11 @@ void srv_poll(worker *w)
     cs_machine m;
     cs_poll_req q;
     int rc = cs_poll_req_decode(body(w), &q, &a, &err);
-    if (rc == CS_OK && (rc = cs_snap_open(s->store, &snap, &err)) == CS_OK) {
+    if (rc == CS_OK)
+        rc = srv_wait_applied(s, q.min_index, MIN_INDEX_WAIT_MS, &err);
+    if (rc == CS_OK && (rc = srv_snap_open(s, &snap, &err)) == CS_OK) {
         rc = cs_ref_machine(snap, &q.machine, &a, &m, &err);
-        cs_snap_close(snap);
+        srv_snap_close(s, snap);
     }
     cs_arena_free(&a);
     if (rc != CS_OK) {

@@ -27,13 +27,45 @@
 #include <time.h>
 
 #include "cellstate/store.h"
+#include "proto/agentmsg.h"
 #include "proto/proto.h"
 #include "proto/schedreport.h"
 #include "server/server.h"
+#include "txn/command.h"
 
-typedef enum wstate { W_INIT, W_RECV, W_WRITE, W_WAIT, W_SEND } wstate;
+typedef enum wstate { W_INIT, W_RECV, W_WRITE, W_WAIT, W_SEND, W_FORWARD } wstate;
 
 typedef struct worker worker;
+
+/* One command of a prepared write (writer.c). */
+typedef struct wcmd {
+    struct cs_server *s; /* a replicated cell: whose proposal (writer.c) */
+    cs_command c;
+    bool built;     /* its builder succeeded: it is applied (proposed) */
+    int rc;         /* the builder's code, then the apply's (CS_OK: `res` holds the result) */
+    cs_error err;   /* with rc */
+    cs_result res;
+    uint64_t index; /* a replicated cell: its Raft log index; else 0 */
+} wcmd;
+
+/* A write prepared for the state machine: its commands (one; a batch of
+ * reports has one per report), and what its reply needs besides their
+ * results. Built by the write's `prep` (writer.c), answered by its `reply`
+ * once every command is applied. Owned by its wjob. */
+typedef struct wprep {
+    wcmd one;
+    wcmd *cmds; /* &one, or n of them (a batch of reports) */
+    uint32_t n;
+    bool ready;                 /* prepared: the fields below are set */
+    int rc;                     /* the prep's own error (no command), e.g. an unknown name */
+    cs_error err;
+    cs_arena a;                 /* the decoded request */
+    cs_txn txn;                 /* commit: the transaction (its command borrows it) */
+    cs_task_status_req reports; /* task.status */
+    cs_id id;                   /* machine.admin: the machine */
+    uint8_t admin;
+    uint64_t deadline;
+} wprep;
 
 /* An item of the writer's queue: a worker's request, or one of the
  * monitor's (w == NULL): "machine is silent" (down_machine), "its drain
@@ -46,6 +78,7 @@ typedef struct wjob {
     cs_id *gc;
     size_t ngc;
     bool drain;
+    wprep p;
 } wjob;
 
 /* A FIFO of queued writes. */
@@ -71,6 +104,12 @@ struct worker {
     bool poll_short;     /* "known": "short": tasks unchanged since poll_since come short */
     bool parked;
     worker *wprev, *wnext;
+    /* Forwarding to the leader (forward.c): its own aio and context on
+     * the server's forwarding socket, opened on first use. */
+    nng_aio *faio;
+    nng_ctx fctx;
+    bool fctx_open;
+    bool fsent; /* the request went out: the aio now receives the reply */
 };
 
 typedef struct mslot {
@@ -133,6 +172,33 @@ struct cs_server {
      * results (writer.c): the polls to wake. Writer thread only. */
     struct wtouched *touched;
 
+    /* A replicated cell (server/replica.h): the replica owns the store.
+     * `store_lk` is held for reading by whoever uses the store off the
+     * replica's thread (snapshots, the writer's prep), and for writing
+     * while a snapshot replaces the store or the replica stops. */
+    bool replicated;
+    struct cs_replica *replica;
+    pthread_rwlock_t store_lk;
+    pthread_cond_t wcv;        /* a proposal of the writer's group came back */
+    uint32_t wpending;         /* the writer's proposals in flight (mu) */
+    struct wtouched *rtouched; /* what applied entries touched: replica thread */
+    uint64_t applied_index;    /* the last entry applied here (mu) */
+    pthread_cond_t applied_cv; /* applied_index moved (mu) */
+    uint8_t role;              /* cs_role (mu) */
+    uint64_t term, leader;     /* (mu) */
+    bool swap_unlocked;        /* a snapshot install found store_lk taken by a stop */
+    bool ready;                /* started: the replica's hooks act (mu) */
+    struct cs_member *members; /* opts.members, copied */
+    /* Forwarding (forward.c): one REQ socket dialled to the leader's
+     * listen URL, redialled when the leader changes (fmu). */
+    pthread_mutex_t fmu;
+    nng_socket fwd;
+    bool have_fwd;
+    nng_dialer fwd_dialer;
+    bool have_fwd_dialer;
+    uint64_t fwd_leader; /* whose URL fwd_dialer dials; 0: none */
+    char fwd_url[128];
+
     pthread_mutex_t rmu;
     cs_sched_table reports; /* the latest sched.report of each scheduler */
 };
@@ -162,9 +228,16 @@ static inline uint64_t wall_ms(void)
 /* The body of the request `w` serves: valid until its reply is sent. */
 static inline const msgpack_object *body(worker *w) { return &w->msg.body; }
 
+/* A snapshot of the store, off the replica's thread: taken under the
+ * store's read lock (a replicated cell's store may be replaced by an
+ * installed snapshot, or closed by a stop), released by srv_snap_close.
+ * CS_EUNAVAIL when the replica has stopped. */
+int srv_snap_open(cs_server *s, cs_snap **snap, cs_error *err);
+void srv_snap_close(cs_server *s, cs_snap *snap);
+
 static inline int open_snap(worker *w, cs_snap **snap, cs_error *err)
 {
-    return cs_snap_open(w->s->store, snap, err);
+    return srv_snap_open(w->s, snap, err);
 }
 
 /* ---- transport (server.c) ---- */
@@ -200,6 +273,44 @@ void srv_build_reply(worker *w, handler_fn fn, msgpack_sbuffer *b);
 /* Build and send the reply of fn. */
 void srv_run_handler(worker *w, handler_fn fn);
 
+/* A replicated cell: the replica's status (replica.h's
+ * cs_replica_status_get; st->members is the caller's: free), or CS_EUNAVAIL
+ * once it has stopped. */
+struct cs_replica_status;
+int srv_replica_status(cs_server *s, struct cs_replica_status *st, cs_error *err);
+
+/* Whether this server judges heartbeats, drain deadlines and upkeep: one
+ * replica always; in a replicated cell, the leader. */
+bool srv_leads(cs_server *s);
+
+/* ---- forwarding to the leader (forward.c) ---- */
+
+/* Whether a request of `type` must be served by the leader: writes,
+ * heartbeats (the leader's monitor reads them), schedulers' reports (kept
+ * where stats are whole) and membership changes. */
+bool srv_leader_only(uint32_t type);
+/* Forward w's request to the leader and relay its reply (a follower of a
+ * replicated cell); CS_ENOTLEADER when no leader is known. */
+void srv_forward(worker *w);
+/* The forwarding side of a worker and of the server: set up, torn down. */
+int srv_forward_init(cs_server *s, cs_error *err);
+int srv_forward_worker_init(worker *w, cs_error *err);
+void srv_forward_stop(cs_server *s);
+
+/* ---- the cell's members (members.c) ---- */
+
+/* members: this replica's view (any replica; one member without --cluster). */
+int srv_members(worker *w, msgpack_packer *pk, cs_error *err);
+/* members.add, members.remove, members.transfer: on the leader, waited for
+ * until committed (or refused on a cell of one replica). */
+int srv_members_change(worker *w, msgpack_packer *pk, cs_error *err);
+
+/* Wait until this replica has applied `index` (a sync's or poll's
+ * min_index), at most timeout_ms: CS_OK, or CS_EUNAVAIL naming both
+ * indexes. One replica: at once (every write is applied before its
+ * reply). */
+int srv_wait_applied(cs_server *s, uint64_t index, uint32_t timeout_ms, cs_error *err);
+
 /* ---- reads (reads.c) ---- */
 
 int srv_get_machines(worker *w, msgpack_packer *pk, cs_error *err);
@@ -225,17 +336,15 @@ void srv_wake_polls(mslot *sl);
 
 /* ---- the writer (writer.c) ---- */
 
-int srv_register(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_submit(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_kill(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_job_end(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_scale(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_job_surge(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_machine_admin(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_update(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_job_note(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_commit(worker *w, msgpack_packer *pk, cs_error *err);
-int srv_task_status(worker *w, msgpack_packer *pk, cs_error *err);
+/* Whether message `type` is a write (writer.c's table of writes). */
+bool srv_is_write(uint32_t type);
+/* A replicated cell: the replica applied entry `index` with result `res`
+ * (replica.h's hooks.applied; ctx: the cs_server). On the replica's
+ * thread: notes what it touched, wakes their polls, moves the version. */
+void srv_applied(void *ctx, uint64_t index, const cs_result *res);
+/* The replica thread's record of what was touched (cs_server.rtouched). */
+int srv_touched_new(cs_server *s);
+void srv_touched_free(cs_server *s);
 /* Queue `j` for the writer (its lane by kind). */
 void srv_enqueue(cs_server *s, wjob *j);
 /* The writer thread's body (arg: the cs_server). */

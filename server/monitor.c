@@ -8,6 +8,7 @@
 
 #include "proto/agentmsg.h"
 #include "server/internal.h"
+#include "server/replica.h"
 
 static int pack_heartbeat(msgpack_packer *pk, cs_id id, uint8_t state, uint64_t version,
                           cs_error *err)
@@ -67,7 +68,7 @@ int srv_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
     }
     cs_arena_free(&a);
     if (snap != NULL)
-        cs_snap_close(snap);
+        srv_snap_close(s, snap);
     return rc;
 }
 
@@ -193,9 +194,9 @@ static void queue_gc(cs_server *s)
     wjob *j = calloc(1, sizeof *j);
     cs_snap *snap;
     cs_error err;
-    if (c.ids != NULL && j != NULL && cs_snap_open(s->store, &snap, &err) == CS_OK) {
+    if (c.ids != NULL && j != NULL && srv_snap_open(s, &snap, &err) == CS_OK) {
         cs_snap_each_job(snap, find_due, &c, &err);
-        cs_snap_close(snap);
+        srv_snap_close(s, snap);
     }
     if (c.n == 0) {
         free(c.ids);
@@ -246,7 +247,19 @@ static void upkeep_run(cs_server *s, upkeep *u)
     if (s->o.log_retain_ms > 0 && now >= u->next_compact) {
         u->next_compact = now + (int64_t)s->o.log_retain_ms;
         cs_error err;
-        if (u->mark > 0 && cs_store_compact(s->store, u->mark, &err) != CS_OK)
+        int rc = CS_OK;
+        if (u->mark > 0 && !s->replicated) {
+            rc = cs_store_compact(s->store, u->mark, &err);
+        } else if (u->mark > 0) {
+            /* Every replica compacts at the same point of the log, so
+             * that a retried transaction finds (or misses) its
+             * idempotency record alike everywhere (replica.h). */
+            pthread_rwlock_rdlock(&s->store_lk);
+            rc = s->replica != NULL ? cs_replica_propose_compact(s->replica, u->mark, &err)
+                                    : CS_OK;
+            pthread_rwlock_unlock(&s->store_lk);
+        }
+        if (rc != CS_OK)
             fprintf(stderr, "cellstated: compacting the log to %llu: %s\n",
                     (unsigned long long)u->mark, err.msg);
         pthread_mutex_lock(&s->mu);
@@ -283,13 +296,15 @@ void *srv_monitor_main(void *arg)
             return NULL;
         if (arm)
             nng_sleep_aio(0, s->probe);
+        if (!srv_leads(s))
+            continue; /* a follower: the leader judges heartbeats and upkeep */
         cs_snap *snap;
         cs_error err;
-        if (cs_snap_open(s->store, &snap, &err) != CS_OK)
+        if (srv_snap_open(s, &snap, &err) != CS_OK)
             continue;
         silent_ctx c = {s, served, ids, 0, sizeof ids / sizeof ids[0], wall_ms(), drains, 0};
         cs_snap_each_machine(snap, find_silent, &c, &err);
-        cs_snap_close(snap);
+        srv_snap_close(s, snap);
         for (size_t i = 0; i < c.n + c.ndrains; i++) {
             wjob *j = calloc(1, sizeof *j);
             if (j == NULL) {

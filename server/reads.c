@@ -157,7 +157,7 @@ static int h_list(worker *w, msgpack_packer *pk, const char *key, walk_fn walk, 
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
     if (rc == CS_OK)
         rc = walk(snap, true, &p, err);
-    cs_snap_close(snap);
+    srv_snap_close(w->s, snap);
     return rc == CS_OK && p.failed ? cs_errorf(err, CS_ENOMEM, "reply: out of memory") : rc;
 }
 
@@ -221,7 +221,7 @@ int srv_get_tasks(worker *w, msgpack_packer *pk, cs_error *err)
         rc = pack_tasks(snap, pk, &p, err);
     cs_arena_free(&a);
     if (snap != NULL)
-        cs_snap_close(snap);
+        srv_snap_close(w->s, snap);
     return rc;
 }
 
@@ -246,7 +246,7 @@ int srv_get_job(worker *w, msgpack_packer *pk, cs_error *err)
     }
     cs_arena_free(&a);
     if (snap != NULL)
-        cs_snap_close(snap);
+        srv_snap_close(w->s, snap);
     return rc;
 }
 
@@ -289,11 +289,11 @@ int srv_stats(worker *w, msgpack_packer *pk, cs_error *err)
     if ((rc = cs_snap_each_machine(snap, stat_machine, &c, err)) != CS_OK ||
         (rc = cs_snap_each_job(snap, stat_job, &c, err)) != CS_OK ||
         (rc = cs_snap_each_task(snap, stat_task, &c, err)) != CS_OK) {
-        cs_snap_close(snap);
+        srv_snap_close(w->s, snap);
         return rc;
     }
     uint64_t version = cs_snap_version(snap);
-    cs_snap_close(snap);
+    srv_snap_close(w->s, snap);
     cs_server *s = w->s;
     pthread_mutex_lock(&s->mu);
     counters k = s->c;

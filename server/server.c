@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "server/internal.h"
+#include "server/replica.h"
 
 void cs_server_opts_default(cs_server_opts *o)
 {
@@ -128,29 +129,72 @@ void srv_run_handler(worker *w, handler_fn fn)
  * reads are answered from a snapshot on the worker's thread; a poll may
  * park. */
 static const srv_route routes[CS_MSG_COUNT] = {
-    [CS_MSG_MACHINE_REGISTER] = {srv_register, SRV_WRITE},
+    [CS_MSG_MACHINE_REGISTER] = {NULL, SRV_WRITE},
     [CS_MSG_HEARTBEAT] = {srv_heartbeat, SRV_READ},
-    [CS_MSG_JOB_SUBMIT] = {srv_submit, SRV_WRITE},
-    [CS_MSG_JOB_KILL] = {srv_kill, SRV_WRITE},
-    [CS_MSG_JOB_SCALE] = {srv_scale, SRV_WRITE},
-    [CS_MSG_JOB_UPDATE] = {srv_update, SRV_WRITE},
+    [CS_MSG_JOB_SUBMIT] = {NULL, SRV_WRITE},
+    [CS_MSG_JOB_KILL] = {NULL, SRV_WRITE},
+    [CS_MSG_JOB_SCALE] = {NULL, SRV_WRITE},
+    [CS_MSG_JOB_UPDATE] = {NULL, SRV_WRITE},
     [CS_MSG_SYNC] = {srv_sync, SRV_READ},
-    [CS_MSG_COMMIT] = {srv_commit, SRV_WRITE},
+    [CS_MSG_COMMIT] = {NULL, SRV_WRITE},
     [CS_MSG_POLL] = {NULL, SRV_PARK},
-    [CS_MSG_TASK_STATUS] = {srv_task_status, SRV_WRITE},
+    [CS_MSG_TASK_STATUS] = {NULL, SRV_WRITE},
     [CS_MSG_GET_MACHINES] = {srv_get_machines, SRV_READ},
     [CS_MSG_GET_JOBS] = {srv_get_jobs, SRV_READ},
     [CS_MSG_GET_TASKS] = {srv_get_tasks, SRV_READ},
     [CS_MSG_GET_JOB] = {srv_get_job, SRV_READ},
     [CS_MSG_STATS] = {srv_stats, SRV_READ},
-    [CS_MSG_JOB_NOTE] = {srv_job_note, SRV_WRITE},
+    [CS_MSG_JOB_NOTE] = {NULL, SRV_WRITE},
     [CS_MSG_SCHED_REPORT] = {srv_sched_report, SRV_READ},
-    [CS_MSG_JOB_SURGE] = {srv_job_surge, SRV_WRITE},
-    [CS_MSG_JOB_END] = {srv_job_end, SRV_WRITE},
-    [CS_MSG_MACHINE_ADMIN] = {srv_machine_admin, SRV_WRITE},
+    [CS_MSG_JOB_SURGE] = {NULL, SRV_WRITE},
+    [CS_MSG_JOB_END] = {NULL, SRV_WRITE},
+    [CS_MSG_MACHINE_ADMIN] = {NULL, SRV_WRITE},
+    [CS_MSG_MEMBERS] = {srv_members, SRV_READ},
+    [CS_MSG_MEMBERS_ADD] = {srv_members_change, SRV_READ},
+    [CS_MSG_MEMBERS_REMOVE] = {srv_members_change, SRV_READ},
+    [CS_MSG_MEMBERS_TRANSFER] = {srv_members_change, SRV_READ},
 };
 
 static const srv_route not_a_request = {NULL, SRV_NONE};
+
+bool srv_leads(cs_server *s)
+{
+    if (!s->replicated)
+        return true;
+    pthread_mutex_lock(&s->mu);
+    bool leads = s->role == CS_ROLE_LEADER;
+    pthread_mutex_unlock(&s->mu);
+    return leads;
+}
+
+int srv_replica_status(cs_server *s, cs_replica_status *st, cs_error *err)
+{
+    memset(st, 0, sizeof *st);
+    pthread_rwlock_rdlock(&s->store_lk);
+    int rc = s->replica != NULL ? cs_replica_status_get(s->replica, st, err)
+                                : cs_errorf(err, CS_EUNAVAIL, "the replica is stopping");
+    pthread_rwlock_unlock(&s->store_lk);
+    return rc;
+}
+
+int srv_snap_open(cs_server *s, cs_snap **snap, cs_error *err)
+{
+    pthread_rwlock_rdlock(&s->store_lk);
+    if (s->store == NULL) {
+        pthread_rwlock_unlock(&s->store_lk);
+        return cs_errorf(err, CS_EUNAVAIL, "the replica is stopping");
+    }
+    int rc = cs_snap_open(s->store, snap, err);
+    if (rc != CS_OK)
+        pthread_rwlock_unlock(&s->store_lk);
+    return rc;
+}
+
+void srv_snap_close(cs_server *s, cs_snap *snap)
+{
+    cs_snap_close(snap);
+    pthread_rwlock_unlock(&s->store_lk);
+}
 
 const srv_route *srv_route_of(uint32_t type)
 {
@@ -185,6 +229,10 @@ static void serve(worker *w)
         return;
     }
     const srv_route *r = srv_route_of(w->msg.type);
+    if (r->how != SRV_NONE && s->replicated && srv_leader_only(w->msg.type) && !srv_leads(s)) {
+        srv_forward(w);
+        return;
+    }
     switch (r->how) {
     case SRV_READ:
         srv_run_handler(w, r->fn);
@@ -267,6 +315,8 @@ static void worker_cb(void *arg)
         break;
     case W_WRITE:
         break; /* the writer owns the worker until it sends */
+    case W_FORWARD:
+        break; /* forward.c owns the worker until it sends */
     }
 }
 
@@ -279,16 +329,172 @@ typedef struct init_ctx {
 static int init_machine(void *ctx, const cs_machine *m)
 {
     cs_server *s = ((init_ctx *)ctx)->s;
+    pthread_mutex_lock(&s->mu);
+    mslot *sl = srv_slot_of(s, m->id);
+    if (sl != NULL && sl->changed <= m->version) {
+        /* A grace period: every machine gets one timeout to check in after
+         * a restart of the server. (A replica's applies may have noted a
+         * later change meanwhile: that one stands.) */
+        sl->seen_ms = now_ms();
+        sl->changed = m->version;
+        sl->known = true;
+        sl->state = m->state;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return sl == NULL ? CS_ENOMEM : 0;
+}
+
+/* ---- a replicated cell: the replica's hooks ----------------------------------- */
+
+/* The role or term changed. A new leader gives every machine one heartbeat
+ * timeout of grace before its monitor marks anything down: the agents were
+ * heartbeating to the old leader (Borg's and Nomad's masters do the same
+ * after a failover). */
+static void on_role(void *ctx, cs_role role, uint64_t term, uint64_t leader)
+{
+    cs_server *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    if (role == CS_ROLE_LEADER && s->role != CS_ROLE_LEADER) {
+        int64_t now = now_ms();
+        for (size_t i = 0; i < s->nmach; i++) {
+            s->mach[i].seen_ms = now;
+            s->mach[i].down_queued = false;
+        }
+    }
+    s->role = (uint8_t)role;
+    s->term = term;
+    s->leader = leader;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void on_applied(void *ctx, uint64_t index, const cs_result *res)
+{
+    cs_server *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    bool ready = s->ready;
+    pthread_mutex_unlock(&s->mu);
+    if (ready)
+        srv_applied(s, index, res);
+}
+
+/* An installed snapshot is about to replace the store: wait for every
+ * reader to leave it. A stop that holds the lock already excludes them
+ * (and waits for this thread): go on without it. */
+static void on_replacing(void *ctx)
+{
+    cs_server *s = ctx;
+    while (pthread_rwlock_trywrlock(&s->store_lk) != 0) {
+        pthread_mutex_lock(&s->mu);
+        bool stop = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        if (stop) {
+            s->swap_unlocked = true;
+            return;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    s->store = NULL;
+}
+
+static int restored_machine(void *ctx, const cs_machine *m)
+{
+    cs_server *s = ctx;
     mslot *sl = srv_slot_of(s, m->id);
     if (sl == NULL)
         return CS_ENOMEM;
-    /* A grace period: every machine gets one timeout to check in after a
-     * restart of the server. */
-    sl->seen_ms = now_ms();
-    sl->changed = m->version;
     sl->known = true;
     sl->state = m->state;
     return 0;
+}
+
+/* The store is the snapshot's now: what the server keeps of it in memory
+ * (each machine's state, the version) is read again, and every parked
+ * poll is woken, since any machine may have changed. */
+static void on_restored(void *ctx, cs_store *store, uint64_t index)
+{
+    cs_server *s = ctx;
+    s->store = store;
+    cs_snap *snap;
+    cs_error err;
+    if (cs_snap_open(store, &snap, &err) == CS_OK) {
+        uint64_t v = cs_snap_version(snap);
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->nmach; i++)
+            s->mach[i].known = false;
+        if (cs_snap_each_machine(snap, restored_machine, s, &err) != CS_OK)
+            fprintf(stderr, "cellstated: reading the installed snapshot's machines: %s\n",
+                    err.msg);
+        int64_t now = now_ms();
+        for (size_t i = 0; i < s->nmach; i++) {
+            s->mach[i].changed = v;
+            s->mach[i].seen_ms = now;
+            srv_wake_polls(&s->mach[i]);
+        }
+        s->version = v;
+        s->applied_index = index;
+        pthread_cond_broadcast(&s->applied_cv);
+        pthread_mutex_unlock(&s->mu);
+        cs_snap_close(snap);
+    } else {
+        fprintf(stderr, "cellstated: reading the installed snapshot: %s\n", err.msg);
+    }
+    if (s->swap_unlocked)
+        s->swap_unlocked = false;
+    else
+        pthread_rwlock_unlock(&s->store_lk);
+}
+
+/* Start this member's replica (replica.h), which opens the store. */
+static int start_replica(cs_server *s, const cs_server_opts *o, const cs_store_opts *so,
+                         cs_error *err)
+{
+    s->members = malloc(o->nmembers * sizeof *s->members);
+    if (s->members == NULL)
+        return cs_errorf(err, CS_ENOMEM, "server: out of memory");
+    memcpy(s->members, o->members, o->nmembers * sizeof *s->members);
+    s->o.members = s->members;
+    s->replicated = true;
+    char raft_dir[4096];
+    int n = snprintf(raft_dir, sizeof raft_dir, "%s/raft", s->data_dir);
+    if (n < 0 || (size_t)n >= sizeof raft_dir)
+        return cs_errorf(err, CS_EINVAL, "data directory %s: path too long", s->data_dir);
+    CS_TRY(srv_touched_new(s) == CS_OK ? CS_OK
+                                       : cs_errorf(err, CS_ENOMEM, "server: out of memory"));
+    CS_TRY(srv_forward_init(s, err));
+    cs_replica_opts ro = {
+        .id = o->member_id,
+        .members = s->members,
+        .nmembers = o->nmembers,
+        .raft_dir = raft_dir,
+        .store_dir = s->data_dir,
+        .store_opts = *so,
+        .election_timeout_ms = o->election_timeout_ms,
+        .snapshot_threshold = o->snapshot_threshold,
+        .snapshot_trailing = o->snapshot_trailing,
+    };
+    cs_replica_hooks h = {s, on_applied, on_replacing, on_restored, on_role};
+    cs_replica *r;
+    CS_TRY(cs_replica_start(&ro, &h, &r, err));
+    pthread_rwlock_wrlock(&s->store_lk);
+    s->replica = r;
+    s->store = cs_replica_store(r);
+    pthread_rwlock_unlock(&s->store_lk);
+    return CS_OK;
+}
+
+/* Stop the replica (which closes the store): proposals in flight fail, so
+ * that a writer waiting for them goes on; readers are kept out until the
+ * store is gone. */
+static void stop_replica(cs_server *s)
+{
+    if (s->replica == NULL)
+        return;
+    pthread_rwlock_wrlock(&s->store_lk);
+    cs_replica_stop(s->replica);
+    s->replica = NULL;
+    s->store = NULL;
+    pthread_rwlock_unlock(&s->store_lk);
 }
 
 static int nng_fail(cs_error *err, int rv, const char *what, const char *url)
@@ -314,9 +520,13 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         s->o.workers = 1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->rmu, NULL);
+    pthread_mutex_init(&s->fmu, NULL);
+    pthread_rwlock_init(&s->store_lk, NULL);
     cs_sched_table_init(&s->reports);
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->mon_cv, NULL);
+    pthread_cond_init(&s->wcv, NULL);
+    pthread_cond_init(&s->applied_cv, NULL);
     int rc, rv;
     if (s->data_dir == NULL || s->listen_url == NULL) {
         rc = cs_errorf(err, CS_EINVAL, "server: a data directory and a listen URL are needed");
@@ -328,16 +538,27 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         goto err_after_alloc;
     }
     cs_store_opts so = {.nosync = o->nosync};
-    if ((rc = cs_store_open(s->data_dir, &so, &s->store, err)) != CS_OK)
+    if (o->nmembers > 0)
+        rc = start_replica(s, o, &so, err);
+    else
+        rc = cs_store_open(s->data_dir, &so, &s->store, err);
+    if (rc != CS_OK)
         goto err_after_alloc;
+    pthread_mutex_lock(&s->mu);
+    s->ready = true; /* the replica's hooks may act from here on */
+    pthread_mutex_unlock(&s->mu);
 
     cs_snap *snap;
-    if ((rc = cs_snap_open(s->store, &snap, err)) != CS_OK)
+    if ((rc = srv_snap_open(s, &snap, err)) != CS_OK)
         goto err_after_store;
-    s->version = cs_snap_version(snap);
+    uint64_t v = cs_snap_version(snap);
+    pthread_mutex_lock(&s->mu);
+    if (v > s->version)
+        s->version = v;
+    pthread_mutex_unlock(&s->mu);
     init_ctx ic = {s};
     rc = cs_snap_each_machine(snap, init_machine, &ic, err);
-    cs_snap_close(snap);
+    srv_snap_close(s, snap);
     if (rc != CS_OK)
         goto err_after_store;
 
@@ -364,6 +585,8 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
             rc = nng_fail(err, rv, "creating worker", NULL);
             goto err_after_workers;
         }
+        if (s->replicated && (rc = srv_forward_worker_init(w, err)) != CS_OK)
+            goto err_after_workers;
     }
     if ((rv = nng_aio_alloc(&s->probe, srv_probe_cb, s)) != 0) {
         rc = nng_fail(err, rv, "creating the monitor's probe", NULL);
@@ -403,12 +626,25 @@ err_after_workers:
 err_after_rep:
     nng_close(s->rep);
 err_after_store:
-    cs_store_close(s->store);
+    if (s->replicated)
+        stop_replica(s);
+    else
+        cs_store_close(s->store);
 err_after_alloc:
+    if (s->replica != NULL)
+        stop_replica(s);
+    if (s->have_fwd)
+        nng_close(s->fwd);
+    srv_touched_free(s);
+    free(s->members);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->mon_cv);
+    pthread_cond_destroy(&s->wcv);
+    pthread_cond_destroy(&s->applied_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->rmu);
+    pthread_mutex_destroy(&s->fmu);
+    pthread_rwlock_destroy(&s->store_lk);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);
@@ -440,7 +676,11 @@ void cs_server_stop(cs_server *s)
     s->stopping = true;
     pthread_cond_broadcast(&s->cv);
     pthread_cond_broadcast(&s->mon_cv);
+    pthread_cond_broadcast(&s->applied_cv);
     pthread_mutex_unlock(&s->mu);
+    /* A replicated cell: the replica first, so that proposals in flight
+     * fail and a writer waiting for them can answer and leave. */
+    stop_replica(s);
     /* The writer first: it finishes the write in progress and replies on a
      * socket still open, then leaves. Only then are the sockets closed
      * (nng must never be handed a context of a closed socket). */
@@ -459,6 +699,7 @@ void cs_server_stop(cs_server *s)
      * request arrives meanwhile. */
     if (nng_listener_id(s->listener) > 0)
         nng_listener_close(s->listener);
+    srv_forward_stop(s);
     for (uint32_t i = 0; i < s->nworkers; i++)
         if (s->workers[i].aio != NULL)
             nng_aio_cancel(s->workers[i].aio);
@@ -489,12 +730,19 @@ void cs_server_stop(cs_server *s)
         }
     free(s->workers);
     free(s->mach);
-    cs_store_close(s->store);
+    if (!s->replicated)
+        cs_store_close(s->store);
+    srv_touched_free(s);
+    free(s->members);
     cs_sched_table_free(&s->reports);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->mon_cv);
+    pthread_cond_destroy(&s->wcv);
+    pthread_cond_destroy(&s->applied_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->rmu);
+    pthread_mutex_destroy(&s->fmu);
+    pthread_rwlock_destroy(&s->store_lk);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);

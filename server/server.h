@@ -37,6 +37,16 @@ typedef struct cs_server_opts {
      * as long, then compacts it away (and the idempotency records with
      * it); 0 = the log is never compacted. */
     uint64_t log_retain_ms;
+    /* A replicated cell (server/replica.h, docs/design.md): every member
+     * (copied) and this one's id; listen_url is then this member's
+     * `listen`, the store lives in data_dir and the Raft log in
+     * data_dir/raft. nmembers == 0: one replica, as always. */
+    const struct cs_member *members;
+    size_t nmembers;
+    uint64_t member_id;
+    unsigned election_timeout_ms; /* 0: the replica's default */
+    unsigned snapshot_threshold;  /* 0: the replica's default */
+    unsigned snapshot_trailing;   /* 0: the replica's default */
 } cs_server_opts;
 
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB. */

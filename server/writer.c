@@ -1,7 +1,23 @@
 /* writer.c — the one writer: every write (registrations, submissions,
- * commits, reports, the monitor's verdicts) in arrival order, grouped into
- * one LMDB transaction and one fsync per group (store.h's group commit), so
- * that the store sees one writer as Omega's cell state does. */
+ * commits, reports, the monitor's verdicts) in arrival order, in groups.
+ *
+ * A write is prepared, applied, then answered. Its `prep` decodes the
+ * request, resolves names to ids and builds its commands of the state
+ * machine (txn/command.h), with the instants they need stamped on the wall
+ * clock here (the proposer's clock: applying reads none); its `reply`
+ * packs the answer from their results. Between the two, a group of writes
+ * is applied one of two ways:
+ *
+ *   one replica     each command is applied here, in one LMDB transaction
+ *                   and one fsync for the group (store.h's group commit);
+ *   a replicated    the group's commands are proposed to the replica
+ *   cell            (server/replica.h), appended to the Raft log in one
+ *                   write, and the writer waits for their results: every
+ *                   replica applies them as they commit (srv_applied).
+ *
+ * Either way a reply goes out only once its write is durable (on disk here,
+ * or on a majority of the replicas), and after the polls of the machines it
+ * changed have been woken. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,26 +27,21 @@
 #include "proto/commitmsg.h"
 #include "proto/jobmsg.h"
 #include "server/internal.h"
+#include "server/replica.h"
 #include "txn/command.h"
 
-/* ---- writes (the writer thread) ----------------------------------------------- */
+/* ---- what the group's commands touched --------------------------------------- */
 
-/* Every write is a command of the state machine (txn/command.h): a handler
- * decodes its request, resolves names to ids, builds the command with the
- * instants it needs stamped on the wall clock here (the proposer's clock:
- * applying reads none), applies it, and packs its reply from the result.
- * The machines each result names are gathered for after_write. */
-
-/* The machines the group's commands changed (cs_server.touched). */
+/* The machines commands changed (cs_server.touched for the writer's group
+ * on one replica; the replica thread's own in a replicated cell). */
 typedef struct wtouched {
     cs_id *ids;
     size_t n, cap;
     bool lost; /* out of memory noting some: after_write wakes every machine */
 } wtouched;
 
-static void note_touched(cs_server *s, const cs_result *r)
+static void note_touched(wtouched *t, const cs_result *r)
 {
-    wtouched *t = s->touched;
     if (t == NULL || r->nmachines == 0)
         return;
     cs_id *v = cs_vec_grow(t->ids, &t->cap, t->n + r->nmachines, sizeof *v, 64);
@@ -43,17 +54,53 @@ static void note_touched(cs_server *s, const cs_result *r)
     t->n += r->nmachines;
 }
 
-/* Apply command `c` (`built`: its builder's code), note what it touched,
- * and give a refusal back as the error the client gets. `r` receives the
- * result; `c` is freed. */
-static int propose(cs_server *s, cs_command *c, int built, cs_result *r, cs_error *err)
+/* ---- prepared writes ---------------------------------------------------------- */
+
+static void prep_init(wprep *p)
 {
-    int rc = built == CS_OK ? cs_command_apply_built(s->store, c, r, err) : built;
-    cs_command_free(c);
-    if (rc != CS_OK)
-        return rc;
-    note_touched(s, r);
-    return cs_result_error(r, err);
+    memset(p, 0, sizeof *p);
+    cs_arena_init(&p->a);
+    cs_txn_init(&p->txn, 0, 0, 0, 0, 0);
+}
+
+static void cmd_init(wcmd *c)
+{
+    memset(c, 0, sizeof *c);
+    cs_result_init(&c->res);
+}
+
+static void prep_free(wprep *p)
+{
+    for (uint32_t i = 0; i < p->n; i++) {
+        cs_command_free(&p->cmds[i].c);
+        cs_result_free(&p->cmds[i].res);
+    }
+    if (p->cmds != &p->one)
+        free(p->cmds);
+    cs_txn_free(&p->txn);
+    cs_arena_free(&p->a);
+    memset(p, 0, sizeof *p);
+}
+
+/* The write's one command, to build. */
+static wcmd *one_cmd(wprep *p)
+{
+    cmd_init(&p->one);
+    p->cmds = &p->one;
+    p->n = 1;
+    return &p->one;
+}
+
+/* The outcome of command `c` as the client hears it: an error that kept it
+ * from being applied, or its refusal; CS_OK when taken. */
+static int cmd_outcome(const wcmd *c, cs_error *err)
+{
+    if (c->rc != CS_OK) {
+        if (err != NULL)
+            *err = c->err;
+        return c->rc;
+    }
+    return cs_result_error(&c->res, err);
 }
 
 /* The current cell version: the reply of a write that changed nothing. */
@@ -65,87 +112,14 @@ static uint64_t current_version(cs_server *s)
     return v;
 }
 
-/* propose, replying {version} (cs_version_reply). */
-static int propose_reply_version(worker *w, msgpack_packer *pk, cs_command *c, int built,
-                                 cs_error *err)
-{
-    cs_result r;
-    cs_result_init(&r);
-    int rc = propose(w->s, c, built, &r, err);
-    cs_version_reply reply = {r.version};
-    if (rc == CS_OK && cs_version_reply_encode(pk, &reply) != CS_OK)
-        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    cs_result_free(&r);
-    return rc;
-}
-
-/* propose, replying {id, version} (cs_id_reply): a registration or a
- * submission. */
-static int propose_reply_id(worker *w, msgpack_packer *pk, cs_command *c, int built,
-                            cs_id *id, cs_error *err)
-{
-    cs_result r;
-    cs_result_init(&r);
-    int rc = propose(w->s, c, built, &r, err);
-    cs_id_reply reply = {r.id, r.version};
-    if (rc == CS_OK) {
-        *id = r.id;
-        if (cs_id_reply_encode(pk, &reply) != CS_OK)
-            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    }
-    cs_result_free(&r);
-    return rc;
-}
-
-int srv_register(worker *w, msgpack_packer *pk, cs_error *err)
-{
-    cs_arena a;
-    cs_arena_init(&a);
-    cs_machine spec;
-    cs_command c;
-    cs_id id = 0;
-    int rc = cs_register_req_decode(body(w), &spec, &a, err);
-    if (rc == CS_OK)
-        rc = propose_reply_id(w, pk, &c, cs_cmd_machine_put(&c, &spec, err), &id, err);
-    cs_arena_free(&a);
-    if (rc != CS_OK)
-        return rc;
-    pthread_mutex_lock(&w->s->mu);
-    mslot *sl = srv_slot_of(w->s, id);
-    if (sl != NULL) {
-        sl->seen_ms = now_ms();
-        sl->down_queued = false;
-    }
-    pthread_mutex_unlock(&w->s->mu);
-    return CS_OK;
-}
-
-int srv_submit(worker *w, msgpack_packer *pk, cs_error *err)
-{
-    cs_arena a;
-    cs_arena_init(&a);
-    cs_job spec;
-    cs_command c;
-    cs_id id = 0;
-    int rc = cs_job_submit_req_decode(body(w), &spec, &a, err);
-    /* Stamped here, in the writer, so that the logged command carries it
-     * and a replay of the log reproduces it. */
-    spec.submitted = wall_ms();
-    if (rc == CS_OK)
-        rc = propose_reply_id(w, pk, &c, cs_cmd_job_submit(&c, &spec, err), &id, err);
-    cs_arena_free(&a);
-    return rc;
-}
-
 /* The id of the job (`job`) or machine `ref` names (only read; a name in
- * `a`). Through a write transaction, not a snapshot: in a group
- * (srv_writer_main) a record written by an earlier command of the same
- * group is not in any snapshot yet. The transaction writes nothing and is
- * aborted. */
-static int resolve(worker *w, const cs_ref *ref, bool job, cs_id *id, cs_error *err)
+ * `a`). Through a write transaction, not a snapshot: on one replica, in a
+ * group, a record written by an earlier command of the same group is not
+ * in any snapshot yet. The transaction writes nothing and is aborted. */
+static int resolve(cs_server *s, const cs_ref *ref, bool job, cs_id *id, cs_error *err)
 {
     cs_wtxn *wt;
-    CS_TRY(cs_wtxn_begin(w->s->store, &wt, err));
+    CS_TRY(cs_wtxn_begin(s->store, &wt, err));
     cs_arena a;
     cs_arena_init(&a);
     cs_job j;
@@ -159,219 +133,335 @@ static int resolve(worker *w, const cs_ref *ref, bool job, cs_id *id, cs_error *
     return rc;
 }
 
-static int resolve_job(worker *w, const cs_ref *ref, cs_id *id, cs_error *err)
+/* ---- each write: prep and reply ------------------------------------------------ */
+
+static const msgpack_object *req_body(wjob *j) { return &j->w->msg.body; }
+
+/* {version} (cs_version_reply): most writes. */
+static int reply_version(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err)
 {
-    return resolve(w, ref, true, id, err);
+    (void)s;
+    CS_TRY(cmd_outcome(&j->p.cmds[0], err));
+    cs_version_reply reply = {j->p.cmds[0].res.version};
+    return cs_version_reply_encode(pk, &reply) == CS_OK
+               ? CS_OK
+               : cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+}
+
+/* {id, version} (cs_id_reply): a submission. */
+static int reply_id(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err)
+{
+    (void)s;
+    const wcmd *c = &j->p.cmds[0];
+    CS_TRY(cmd_outcome(c, err));
+    cs_id_reply reply = {c->res.id, c->res.version};
+    return cs_id_reply_encode(pk, &reply) == CS_OK
+               ? CS_OK
+               : cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+}
+
+static int prep_register(cs_server *s, wjob *j, cs_error *err)
+{
+    (void)s;
+    cs_machine spec;
+    CS_TRY(cs_register_req_decode(req_body(j), &spec, &j->p.a, err));
+    wcmd *c = one_cmd(&j->p);
+    c->rc = cs_cmd_machine_put(&c->c, &spec, &c->err);
+    return CS_OK;
+}
+
+/* A registration is a heartbeat too: the machine's clock restarts. */
+static int reply_register(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err)
+{
+    CS_TRY(reply_id(s, j, pk, err));
+    pthread_mutex_lock(&s->mu);
+    mslot *sl = srv_slot_of(s, j->p.cmds[0].res.id);
+    if (sl != NULL) {
+        sl->seen_ms = now_ms();
+        sl->down_queued = false;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return CS_OK;
+}
+
+static int prep_submit(cs_server *s, wjob *j, cs_error *err)
+{
+    (void)s;
+    cs_job spec;
+    CS_TRY(cs_job_submit_req_decode(req_body(j), &spec, &j->p.a, err));
+    /* Stamped here, by the proposer, so that the logged command carries it
+     * and a replay of the log reproduces it. */
+    spec.submitted = wall_ms();
+    wcmd *c = one_cmd(&j->p);
+    c->rc = cs_cmd_job_submit(&c->c, &spec, &c->err);
+    return CS_OK;
 }
 
 /* job.kill and job.end, {job}: the command built by `build`, stamped now
  * (job.end: a batch scheduler says none of the job's tasks will run again;
  * the cell makes it finished or failed). */
-static int job_ref_op(worker *w, msgpack_packer *pk,
-                      int (*build)(cs_command *, cs_id, uint64_t, cs_error *), cs_error *err)
+static int job_ref_op(cs_server *s, wjob *j, int (*build)(cs_command *, cs_id, uint64_t, cs_error *),
+                      cs_error *err)
 {
-    cs_arena a;
-    cs_arena_init(&a);
     cs_job_ref_req req;
     cs_id id = 0;
-    cs_command c;
-    int rc = cs_job_ref_req_decode(body(w), &req, &a, err);
-    if (rc == CS_OK)
-        rc = resolve_job(w, &req.job, &id, err);
-    cs_arena_free(&a);
-    if (rc != CS_OK)
-        return rc;
-    return propose_reply_version(w, pk, &c, build(&c, id, wall_ms(), err), err);
+    CS_TRY(cs_job_ref_req_decode(req_body(j), &req, &j->p.a, err));
+    CS_TRY(resolve(s, &req.job, true, &id, err));
+    wcmd *c = one_cmd(&j->p);
+    c->rc = build(&c->c, id, wall_ms(), &c->err);
+    return CS_OK;
 }
 
-int srv_kill(worker *w, msgpack_packer *pk, cs_error *err)
+static int prep_kill(cs_server *s, wjob *j, cs_error *err)
 {
-    return job_ref_op(w, pk, cs_cmd_job_kill, err);
+    return job_ref_op(s, j, cs_cmd_job_kill, err);
 }
 
-int srv_job_end(worker *w, msgpack_packer *pk, cs_error *err)
+static int prep_job_end(cs_server *s, wjob *j, cs_error *err)
 {
-    return job_ref_op(w, pk, cs_cmd_job_end, err);
+    return job_ref_op(s, j, cs_cmd_job_end, err);
 }
 
 /* job.scale and job.surge: {job, <key>: n} decoded by `decode`, the
  * command built by `build`. */
-static int job_count_op(worker *w, msgpack_packer *pk,
+static int job_count_op(cs_server *s, wjob *j,
                         int (*decode)(const msgpack_object *, cs_job_count_req *, cs_arena *,
                                       cs_error *),
                         int (*build)(cs_command *, cs_id, uint32_t, cs_error *), cs_error *err)
 {
-    cs_arena a;
-    cs_arena_init(&a);
     cs_job_count_req req;
     cs_id id = 0;
-    cs_command c;
-    int rc = decode(body(w), &req, &a, err);
-    if (rc == CS_OK)
-        rc = resolve_job(w, &req.job, &id, err);
-    cs_arena_free(&a);
-    if (rc != CS_OK)
-        return rc;
-    return propose_reply_version(w, pk, &c, build(&c, id, req.n, err), err);
+    CS_TRY(decode(req_body(j), &req, &j->p.a, err));
+    CS_TRY(resolve(s, &req.job, true, &id, err));
+    wcmd *c = one_cmd(&j->p);
+    c->rc = build(&c->c, id, req.n, &c->err);
+    return CS_OK;
 }
 
-int srv_scale(worker *w, msgpack_packer *pk, cs_error *err)
+static int prep_scale(cs_server *s, wjob *j, cs_error *err)
 {
-    return job_count_op(w, pk, cs_job_scale_req_decode, cs_cmd_job_scale, err);
+    return job_count_op(s, j, cs_job_scale_req_decode, cs_cmd_job_scale, err);
 }
 
-int srv_job_surge(worker *w, msgpack_packer *pk, cs_error *err)
+static int prep_surge(cs_server *s, wjob *j, cs_error *err)
 {
-    return job_count_op(w, pk, cs_job_surge_req_decode, cs_cmd_job_surge, err);
+    return job_count_op(s, j, cs_job_surge_req_decode, cs_cmd_job_surge, err);
 }
 
 /* machine.admin: {machine, admin, deadline_ms?}. The deadline comes as a
- * duration and is stamped here, in the writer, on the wall clock, so that
- * the logged command carries the instant and a replay reproduces it. */
-int srv_machine_admin(worker *w, msgpack_packer *pk, cs_error *err)
+ * duration and is stamped here, by the proposer, on the wall clock, so
+ * that the logged command carries the instant and a replay reproduces it. */
+static int prep_machine_admin(cs_server *s, wjob *j, cs_error *err)
 {
-    cs_arena a;
-    cs_arena_init(&a);
     cs_machine_admin_req req;
-    cs_id id = 0;
-    int rc = cs_machine_admin_req_decode(body(w), &req, &a, err);
-    if (rc == CS_OK)
-        rc = resolve(w, &req.machine, false, &id, err);
-    cs_arena_free(&a);
-    if (rc != CS_OK)
-        return rc;
-    uint64_t deadline = req.has_deadline ? wall_ms() + req.deadline_ms : 0;
-    cs_command c;
-    cs_result r;
-    cs_result_init(&r);
-    rc = propose(w->s, &c, cs_cmd_machine_admin(&c, id, req.admin, deadline, err), &r, err);
-    cs_machine_admin_reply reply = {id, req.admin, deadline, r.version};
-    if (rc == CS_OK && cs_machine_admin_reply_encode(pk, &reply) != CS_OK)
-        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    cs_result_free(&r);
-    return rc;
+    wprep *p = &j->p;
+    CS_TRY(cs_machine_admin_req_decode(req_body(j), &req, &p->a, err));
+    CS_TRY(resolve(s, &req.machine, false, &p->id, err));
+    p->admin = req.admin;
+    p->deadline = req.has_deadline ? wall_ms() + req.deadline_ms : 0;
+    wcmd *c = one_cmd(p);
+    c->rc = cs_cmd_machine_admin(&c->c, p->id, p->admin, p->deadline, &c->err);
+    return CS_OK;
+}
+
+static int reply_machine_admin(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err)
+{
+    (void)s;
+    const wprep *p = &j->p;
+    CS_TRY(cmd_outcome(&p->cmds[0], err));
+    cs_machine_admin_reply reply = {p->id, p->admin, p->deadline, p->cmds[0].res.version};
+    return cs_machine_admin_reply_encode(pk, &reply) == CS_OK
+               ? CS_OK
+               : cs_errorf(err, CS_ENOMEM, "reply: out of memory");
 }
 
 /* job.update: {job, spec}. The codec checks the whole request before the
  * job is looked up, so a request naming an unknown job with a bad spec is
  * refused for the spec (docs/protocol.md §5.6). */
-int srv_update(worker *w, msgpack_packer *pk, cs_error *err)
+static int prep_update(cs_server *s, wjob *j, cs_error *err)
 {
-    cs_arena a;
-    cs_arena_init(&a);
     cs_job_update_req req;
     cs_id id = 0;
-    cs_command c;
-    int rc = cs_job_update_req_decode(body(w), &req, &a, err);
-    if (rc == CS_OK)
-        rc = resolve_job(w, &req.job, &id, err);
-    if (rc == CS_OK)
-        rc = propose_reply_version(w, pk, &c, cs_cmd_job_update(&c, id, &req.spec, err), err);
-    cs_arena_free(&a);
-    return rc;
+    CS_TRY(cs_job_update_req_decode(req_body(j), &req, &j->p.a, err));
+    CS_TRY(resolve(s, &req.job, true, &id, err));
+    wcmd *c = one_cmd(&j->p);
+    c->rc = cs_cmd_job_update(&c->c, id, &req.spec, &c->err);
+    return CS_OK;
 }
 
-int srv_job_note(worker *w, msgpack_packer *pk, cs_error *err)
+static int prep_note(cs_server *s, wjob *j, cs_error *err)
 {
-    cs_arena a;
-    cs_arena_init(&a);
     cs_job_note_req req;
     cs_id id = 0;
-    cs_command c;
-    int rc = cs_job_note_req_decode(body(w), &req, &a, err);
-    if (rc == CS_OK)
-        rc = resolve_job(w, &req.job, &id, err);
-    if (rc == CS_OK)
-        rc = propose_reply_version(w, pk, &c, cs_cmd_job_note(&c, id, req.note, err), err);
-    cs_arena_free(&a);
-    return rc;
+    CS_TRY(cs_job_note_req_decode(req_body(j), &req, &j->p.a, err));
+    CS_TRY(resolve(s, &req.job, true, &id, err));
+    wcmd *c = one_cmd(&j->p);
+    c->rc = cs_cmd_job_note(&c->c, id, req.note, &c->err);
+    return CS_OK;
 }
 
-/* commit: per commit on the writer thread, so nothing here allocates per
- * claim beyond the transaction itself; the reply borrows the result's
- * outcome arrays. */
-int srv_commit(worker *w, msgpack_packer *pk, cs_error *err)
+/* commit: the transaction decoded into the prep (its command borrows it);
+ * nothing here allocates per claim beyond the transaction itself. */
+static int prep_commit(cs_server *s, wjob *j, cs_error *err)
 {
-    cs_txn t;
-    cs_txn_init(&t, 0, 0, 0, 0, 0);
-    cs_command c;
-    cs_result res;
-    cs_result_init(&res);
-    int rc = cs_commit_req_decode(body(w), &t, NULL, err);
-    if (rc == CS_OK)
-        rc = propose(w->s, &c, cs_cmd_txn(&c, &t, err), &res, err);
-    if (rc == CS_OK) {
-        const cs_txn_result *r = &res.txn;
-        pthread_mutex_lock(&w->s->mu);
-        if (!r->replayed) {
-            w->s->c.commits++;
-            w->s->c.commits_conflicted += r->conflicts > 0;
-            w->s->c.claims += r->nclaims;
-            w->s->c.claims_committed += r->committed;
-        }
-        pthread_mutex_unlock(&w->s->mu);
-        cs_commit_reply reply = cs_commit_reply_of(r);
-        if (cs_commit_reply_encode(pk, &reply) != CS_OK)
-            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    (void)s;
+    CS_TRY(cs_commit_req_decode(req_body(j), &j->p.txn, NULL, err));
+    wcmd *c = one_cmd(&j->p);
+    c->rc = cs_cmd_txn(&c->c, &j->p.txn, &c->err);
+    return CS_OK;
+}
+
+/* The reply borrows the result's outcome arrays. */
+static int reply_commit(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err)
+{
+    const wcmd *c = &j->p.cmds[0];
+    CS_TRY(cmd_outcome(c, err));
+    const cs_txn_result *r = &c->res.txn;
+    pthread_mutex_lock(&s->mu);
+    if (!r->replayed) {
+        s->c.commits++;
+        s->c.commits_conflicted += r->conflicts > 0;
+        s->c.claims += r->nclaims;
+        s->c.claims_committed += r->committed;
     }
-    cs_result_free(&res);
-    cs_txn_free(&t);
-    return rc;
+    pthread_mutex_unlock(&s->mu);
+    cs_commit_reply reply = cs_commit_reply_of(r);
+    reply.index = c->index; /* a replicated cell: read your write with min_index */
+    return cs_commit_reply_encode(pk, &reply) == CS_OK
+               ? CS_OK
+               : cs_errorf(err, CS_ENOMEM, "reply: out of memory");
 }
 
-/* The batch form of task.status, decoded as `req`: each report the codec
- * took is applied as its own command (its own version and log entry), in
- * order; one refused report does not stop the others. The writer's group
- * commit makes the batch one LMDB transaction. Reply: {"version",
- * "results": [{"code", "message"}]}, code 0 for a report taken; the
- * messages live in `a`. */
-static int task_status_batch(worker *w, const cs_task_status_req *req, cs_arena *a,
-                             msgpack_packer *pk, cs_error *err)
+/* task.status: one command per report the codec took, each its own
+ * version and log entry, in order; one refused report does not stop the
+ * others. A group makes the batch one LMDB transaction (or one append to
+ * the Raft log). */
+static int prep_task_status(cs_server *s, wjob *j, cs_error *err)
 {
-    cs_task_status_reply reply = {0, cs_arena_alloc(a, (req->n + 1) * sizeof *reply.results),
+    (void)s;
+    wprep *p = &j->p;
+    cs_task_status_req *req = &p->reports;
+    CS_TRY(cs_task_status_req_decode(req_body(j), req, &p->a, err));
+    if (!req->batch) {
+        wcmd *c = one_cmd(p);
+        c->rc = cs_cmd_task_report(&c->c, &req->reports[0], &c->err);
+        return CS_OK;
+    }
+    if (req->n == 0)
+        return CS_OK;
+    if ((p->cmds = calloc(req->n, sizeof *p->cmds)) == NULL)
+        return cs_errorf(err, CS_ENOMEM, "task.status: out of memory");
+    p->n = req->n;
+    for (uint32_t i = 0; i < req->n; i++) {
+        wcmd *c = &p->cmds[i];
+        cmd_init(c);
+        if ((c->rc = req->codes[i]) != CS_OK)
+            snprintf(c->err.msg, sizeof c->err.msg, "%s", req->errors[i]);
+        else
+            c->rc = cs_cmd_task_report(&c->c, &req->reports[i], &c->err);
+    }
+    return CS_OK;
+}
+
+/* The batch form's reply: {"version", "results": [{"code", "message"}]},
+ * code 0 for a report taken; the messages live in the prep's arena. */
+static int reply_task_status(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err)
+{
+    wprep *p = &j->p;
+    const cs_task_status_req *req = &p->reports;
+    if (!req->batch)
+        return reply_version(s, j, pk, err);
+    cs_task_status_reply reply = {0, cs_arena_alloc(&p->a, (req->n + 1) * sizeof *reply.results),
                                   req->n};
     if (reply.results == NULL)
         return cs_errorf(err, CS_ENOMEM, "task.status: out of memory");
-    cs_result res;
-    cs_result_init(&res);
-    int rc = CS_OK;
-    for (uint32_t i = 0; i < req->n && rc == CS_OK; i++) {
-        cs_report_result *o = &reply.results[i];
+    for (uint32_t i = 0; i < req->n; i++) {
+        const wcmd *c = &p->cmds[i];
         cs_error e = {0};
-        cs_command c;
-        *o = (cs_report_result){req->codes[i], req->errors[i]};
-        if (o->code != CS_OK)
-            continue;
-        o->code = propose(w->s, &c, cs_cmd_task_report(&c, &req->reports[i], &e), &res, &e);
-        if (o->code == CS_OK && res.version > reply.version)
-            reply.version = res.version;
+        cs_report_result *o = &reply.results[i];
+        *o = (cs_report_result){cmd_outcome(c, &e), ""};
+        if (o->code == CS_OK && c->res.version > reply.version)
+            reply.version = c->res.version;
         else if (o->code != CS_OK &&
-                 (o->message = cs_arena_strndup(a, e.msg, strlen(e.msg))) == NULL)
-            rc = cs_errorf(err, CS_ENOMEM, "task.status: out of memory");
+                 (o->message = cs_arena_strndup(&p->a, e.msg, strlen(e.msg))) == NULL)
+            return cs_errorf(err, CS_ENOMEM, "task.status: out of memory");
     }
-    cs_result_free(&res);
     /* Nothing taken: the current version, as a single refused or unchanged
      * report would give. */
     if (reply.version == 0)
-        reply.version = current_version(w->s);
-    if (rc == CS_OK && cs_task_status_reply_encode(pk, &reply) != CS_OK)
-        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    return rc;
+        reply.version = current_version(s);
+    return cs_task_status_reply_encode(pk, &reply) == CS_OK
+               ? CS_OK
+               : cs_errorf(err, CS_ENOMEM, "reply: out of memory");
 }
 
-int srv_task_status(worker *w, msgpack_packer *pk, cs_error *err)
+/* How each write is prepared and answered. */
+typedef struct wtype {
+    int (*prep)(cs_server *s, wjob *j, cs_error *err);
+    int (*reply)(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err);
+} wtype;
+
+static const wtype writes[CS_MSG_COUNT] = {
+    [CS_MSG_MACHINE_REGISTER] = {prep_register, reply_register},
+    [CS_MSG_JOB_SUBMIT] = {prep_submit, reply_id},
+    [CS_MSG_JOB_KILL] = {prep_kill, reply_version},
+    [CS_MSG_JOB_SCALE] = {prep_scale, reply_version},
+    [CS_MSG_JOB_UPDATE] = {prep_update, reply_version},
+    [CS_MSG_COMMIT] = {prep_commit, reply_commit},
+    [CS_MSG_TASK_STATUS] = {prep_task_status, reply_task_status},
+    [CS_MSG_JOB_NOTE] = {prep_note, reply_version},
+    [CS_MSG_JOB_SURGE] = {prep_surge, reply_version},
+    [CS_MSG_JOB_END] = {prep_job_end, reply_version},
+    [CS_MSG_MACHINE_ADMIN] = {prep_machine_admin, reply_machine_admin},
+};
+
+bool srv_is_write(uint32_t type) { return type < CS_MSG_COUNT && writes[type].prep != NULL; }
+
+/* The monitor's verdicts (j->w == NULL): a collection of ended jobs, a
+ * drain deadline that came, a machine silent past the timeout. */
+static void prep_verdict(wjob *j)
 {
-    cs_arena a;
-    cs_arena_init(&a);
-    cs_task_status_req req;
-    cs_command c;
-    int rc = cs_task_status_req_decode(body(w), &req, &a, err);
-    if (rc == CS_OK && req.batch)
-        rc = task_status_batch(w, &req, &a, pk, err);
-    else if (rc == CS_OK)
-        rc = propose_reply_version(w, pk, &c, cs_cmd_task_report(&c, &req.reports[0], err), err);
-    cs_arena_free(&a);
-    return rc;
+    wcmd *c = one_cmd(&j->p);
+    if (j->gc != NULL)
+        c->rc = cs_cmd_job_gc(&c->c, j->gc, j->ngc, &c->err);
+    else if (j->drain)
+        c->rc = cs_cmd_drain_deadline(&c->c, j->down_machine, &c->err);
+    else
+        c->rc = cs_cmd_machine_state(&c->c, j->down_machine, CS_MACHINE_DOWN, &c->err);
+}
+
+/* Prepare write `j`, once: its prep's own error (a request that does not
+ * decode, a name that resolves to nothing) becomes the reply, with no
+ * command. */
+static void prepare(cs_server *s, wjob *j)
+{
+    wprep *p = &j->p;
+    if (p->ready)
+        return;
+    prep_init(p);
+    p->ready = true;
+    if (j->w == NULL) {
+        prep_verdict(j);
+        p->one.built = p->one.rc == CS_OK;
+        return;
+    }
+    int rc = writes[j->w->msg.type].prep(s, j, &p->err);
+    for (uint32_t i = 0; rc == CS_OK && i < p->n; i++)
+        p->cmds[i].built = p->cmds[i].rc == CS_OK;
+    if (rc != CS_OK) {
+        /* No command is applied: the reply is the error. */
+        for (uint32_t i = 0; i < p->n; i++) {
+            cs_command_free(&p->cmds[i].c);
+            cs_result_free(&p->cmds[i].res);
+        }
+        if (p->cmds != &p->one)
+            free(p->cmds);
+        p->cmds = NULL;
+        p->n = 0;
+        p->rc = rc;
+        if (p->err.msg[0] == '\0')
+            snprintf(p->err.msg, sizeof p->err.msg, "%s", cs_strerror(rc));
+    }
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -380,15 +470,14 @@ static int cmp_id(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* After a group: note which machines its commands changed (their results
- * said, s->touched) and their state (for heartbeats), wake the polls
+/* After a group (a replicated cell: after each entry applied): note which
+ * machines its commands changed (their results said, `t`) and their state (for heartbeats), wake the polls
  * waiting on them, and announce the version. Before the group's replies go
  * out: an agent that registered again after being marked down must not be
  * told "down" by its next heartbeat. `applied`: the group committed (a
  * failed one changed nothing). */
-static void after_write(cs_server *s, bool applied)
+static void after_write(cs_server *s, wtouched *t, bool applied)
 {
-    wtouched *t = s->touched;
     cs_snap *snap;
     cs_error err;
     if (!applied || cs_snap_open(s->store, &snap, &err) != CS_OK) {
@@ -464,70 +553,202 @@ static void after_write(cs_server *s, bool applied)
     }
 }
 
-/* One queued write, alone or as a command of the writer's group. Its
- * reply goes to `b` (not sent: the caller sends it once the write is
- * durable). */
-static void apply_write(cs_server *s, wjob *j, msgpack_sbuffer *b)
+
+/* ---- applying a group ---------------------------------------------------------- */
+
+/* One replica: apply `j`'s commands here, in the writer's group if one is
+ * open, noting what they touched. */
+static void apply_local(cs_server *s, wjob *j)
 {
-    if (j->w != NULL) {
-        srv_build_reply(j->w, srv_route_of(j->w->msg.type)->fn, b);
-        return;
+    wprep *p = &j->p;
+    for (uint32_t i = 0; i < p->n; i++) {
+        wcmd *c = &p->cmds[i];
+        if (!c->built)
+            continue;
+        c->rc = cs_command_apply_built(s->store, &c->c, &c->res, &c->err);
+        if (c->rc == CS_OK)
+            note_touched(s->touched, &c->res);
     }
-    cs_error err;
-    cs_command c;
-    cs_result r;
-    cs_result_init(&r);
-    if (j->gc != NULL) {
-        /* Jobs the monitor found ended long enough ago. A failure (out of
-         * memory, a full map) leaves them for its next pass. */
-        if (propose(s, &c, cs_cmd_job_gc(&c, j->gc, j->ngc, &err), &r, &err) != CS_OK)
-            fprintf(stderr, "cellstated: collecting %zu ended jobs: %s\n", j->ngc, err.msg);
-    } else if (j->drain) {
-        /* The monitor's verdict: the drain deadline came. */
-        propose(s, &c, cs_cmd_drain_deadline(&c, j->down_machine, &err), &r, &err);
-        pthread_mutex_lock(&s->mu);
-        mslot *sl = srv_slot_of(s, j->down_machine);
-        if (sl != NULL)
-            sl->drain_queued = false;
-        pthread_mutex_unlock(&s->mu);
-    } else {
-        /* The monitor's verdict: silent past the timeout. */
-        propose(s, &c, cs_cmd_machine_state(&c, j->down_machine, CS_MACHINE_DOWN, &err), &r,
-                &err);
-    }
-    cs_result_free(&r);
 }
 
-static void finish_write(cs_server *s, wjob *j, msgpack_sbuffer *b)
+/* A replicated cell: a proposal's result, on the replica's thread. */
+static void proposed(void *arg, int rc, uint64_t index, const cs_result *res, const char *msg)
 {
-    if (j->w != NULL) {
-        srv_send_bytes(j->w, b->data, b->size);
+    wcmd *c = arg;
+    cs_server *s = c->s;
+    if (rc == CS_OK) {
+        c->rc = cs_result_copy(&c->res, res, &c->err);
+        c->index = index;
     } else {
+        c->rc = rc;
+        c->err.code = rc;
+        snprintf(c->err.msg, sizeof c->err.msg, "%s", msg != NULL && msg[0] ? msg : cs_strerror(rc));
+    }
+    pthread_mutex_lock(&s->mu);
+    s->wpending--;
+    pthread_cond_broadcast(&s->wcv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* A replicated cell: prepare the group and propose its commands (held
+ * under the store's read lock: a snapshot being installed, or the replica
+ * stopping, waits), then wait for every result. */
+static void propose_group(cs_server *s, wjob **jobs, size_t n)
+{
+    pthread_rwlock_rdlock(&s->store_lk);
+    for (size_t i = 0; i < n; i++) {
+        if (s->replica == NULL) {
+            /* Stopping: the replica is gone; the clients retry elsewhere. */
+            prep_init(&jobs[i]->p);
+            jobs[i]->p.ready = true;
+            jobs[i]->p.rc = cs_errorf(&jobs[i]->p.err, CS_EUNAVAIL, "the replica is stopping");
+            continue;
+        }
+        prepare(s, jobs[i]);
+        wprep *p = &jobs[i]->p;
+        for (uint32_t k = 0; k < p->n; k++) {
+            wcmd *c = &p->cmds[k];
+            if (!c->built)
+                continue;
+            c->s = s;
+            pthread_mutex_lock(&s->mu);
+            s->wpending++;
+            pthread_mutex_unlock(&s->mu);
+            c->rc = cs_replica_propose(s->replica, &c->c, proposed, c, &c->err);
+            if (c->rc != CS_OK) {
+                pthread_mutex_lock(&s->mu);
+                s->wpending--;
+                pthread_mutex_unlock(&s->mu);
+            }
+        }
+    }
+    pthread_rwlock_unlock(&s->store_lk);
+    pthread_mutex_lock(&s->mu);
+    while (s->wpending > 0)
+        pthread_cond_wait(&s->wcv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void srv_applied(void *ctx, uint64_t index, const cs_result *res)
+{
+    cs_server *s = ctx;
+    note_touched(s->rtouched, res);
+    pthread_mutex_lock(&s->mu);
+    s->applied_index = index;
+    pthread_cond_broadcast(&s->applied_cv);
+    pthread_mutex_unlock(&s->mu);
+    after_write(s, s->rtouched, true);
+}
+
+int srv_wait_applied(cs_server *s, uint64_t index, uint32_t timeout_ms, cs_error *err)
+{
+    if (!s->replicated || index == 0)
+        return CS_OK;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    while (s->applied_index < index && !s->stopping && rc == 0)
+        rc = pthread_cond_timedwait(&s->applied_cv, &s->mu, &until);
+    uint64_t have = s->applied_index;
+    pthread_mutex_unlock(&s->mu);
+    if (have >= index)
+        return CS_OK;
+    return cs_errorf(err, CS_EUNAVAIL,
+                     "this replica has applied index %llu, not yet min_index %llu: retry, or "
+                     "ask another replica",
+                     (unsigned long long)have, (unsigned long long)index);
+}
+
+void srv_touched_free(cs_server *s)
+{
+    if (s->rtouched != NULL) {
+        free(s->rtouched->ids);
+        free(s->rtouched);
+        s->rtouched = NULL;
+    }
+}
+
+int srv_touched_new(cs_server *s)
+{
+    s->rtouched = calloc(1, sizeof *s->rtouched);
+    return s->rtouched != NULL ? CS_OK : CS_ENOMEM;
+}
+
+/* Answer write `j` from its results (a monitor's verdict: act on it) and
+ * release what its prep held. */
+static void finish(cs_server *s, wjob *j)
+{
+    wprep *p = &j->p;
+    if (j->w == NULL) {
+        cs_error err;
         if (j->gc != NULL) {
+            /* A failure (out of memory, a full map, no leader) leaves the
+             * jobs for the monitor's next pass. */
+            if (cmd_outcome(&p->cmds[0], &err) != CS_OK)
+                fprintf(stderr, "cellstated: collecting %zu ended jobs: %s\n", j->ngc, err.msg);
             pthread_mutex_lock(&s->mu);
             s->gc_queued = false;
             pthread_mutex_unlock(&s->mu);
+        } else if (j->drain) {
+            pthread_mutex_lock(&s->mu);
+            mslot *sl = srv_slot_of(s, j->down_machine);
+            if (sl != NULL)
+                sl->drain_queued = false;
+            pthread_mutex_unlock(&s->mu);
         }
+        prep_free(p);
         free(j->gc);
         free(j);
+        return;
     }
-    msgpack_sbuffer_destroy(b);
+    worker *w = j->w;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cs_error err = p->err;
+    int rc = p->rc;
+    if (rc == CS_OK && (rc = cs_msg_begin(&pk, w->msg.type, w->msg.req)) == CS_OK)
+        rc = writes[w->msg.type].reply(s, j, &pk, &err);
+    if (rc != CS_OK) {
+        b.size = 0;
+        cs_msg_error(&b, w->msg.req, rc, err.msg[0] ? err.msg : cs_strerror(rc));
+        pthread_mutex_lock(&s->mu);
+        s->c.errors++;
+        pthread_mutex_unlock(&s->mu);
+    }
+    prep_free(p);
+    srv_send_bytes(w, b.data, b.size);
+    msgpack_sbuffer_destroy(&b);
 }
 
-/* Apply the queued writes `jobs` (n of them, in arrival order) in one group
- * commit (store.h): one LMDB transaction, and one fsync, for the lot. The
- * replies go out only after the group is committed, so that a reply still
- * means the write is durable. A group abandoned because a command failed
+/* Apply the queued writes `jobs` (n of them, in arrival order) and answer
+ * them. One replica: in one group commit (store.h): one LMDB transaction,
+ * and one fsync, for the lot; a group abandoned because a command failed
  * after writing (out of memory, I/O) is applied again one write at a time;
  * a group whose commit failed answers every write with that error (none of
- * it was applied; the clients retry). */
-static void run_group(cs_server *s, wjob **jobs, size_t n, msgpack_sbuffer *replies)
+ * it was applied; the clients retry). A replicated cell: proposed together
+ * (propose_group). The replies go out only once the group is durable. */
+static void run_group(cs_server *s, wjob **jobs, size_t n)
 {
+    if (s->replicated) {
+        propose_group(s, jobs, n);
+        for (size_t i = 0; i < n; i++)
+            finish(s, jobs[i]);
+        return;
+    }
     cs_error err = {0};
     bool grouped = n > 1 && cs_store_group_begin(s->store, &err) == CS_OK;
     for (size_t i = 0; i < n; i++) {
-        msgpack_sbuffer_init(&replies[i]);
-        apply_write(s, jobs[i], &replies[i]);
+        prepare(s, jobs[i]);
+        apply_local(s, jobs[i]);
     }
     bool applied = true;
     if (grouped) {
@@ -537,23 +758,23 @@ static void run_group(cs_server *s, wjob **jobs, size_t n, msgpack_sbuffer *repl
             /* Nothing of the group was applied: neither were its results. */
             s->touched->n = 0;
             s->touched->lost = false;
-            for (size_t i = 0; i < n; i++) {
-                replies[i].size = 0;
-                apply_write(s, jobs[i], &replies[i]);
-            }
+            for (size_t i = 0; i < n; i++)
+                apply_local(s, jobs[i]);
         } else if (rc != CS_OK) {
             applied = false;
-            for (size_t i = 0; i < n; i++) {
-                if (jobs[i]->w == NULL)
-                    continue;
-                replies[i].size = 0;
-                cs_msg_error(&replies[i], jobs[i]->w->msg.req, rc, err.msg);
-            }
+            for (size_t i = 0; i < n; i++)
+                for (uint32_t k = 0; k < jobs[i]->p.n; k++) {
+                    wcmd *c = &jobs[i]->p.cmds[k];
+                    if (c->built) {
+                        c->rc = rc;
+                        c->err = err;
+                    }
+                }
         }
     }
-    after_write(s, applied);
+    after_write(s, s->touched, applied);
     for (size_t i = 0; i < n; i++)
-        finish_write(s, jobs[i], &replies[i]);
+        finish(s, jobs[i]);
 }
 
 /* The most writes one group takes: enough for a burst of agents' reports
@@ -598,17 +819,10 @@ void *srv_writer_main(void *arg)
 {
     cs_server *s = arg;
     wjob **jobs = malloc(GROUP_MAX * sizeof *jobs);
-    msgpack_sbuffer *replies = malloc(GROUP_MAX * sizeof *replies);
-    size_t cap = jobs != NULL && replies != NULL ? GROUP_MAX : 1;
+    size_t cap = jobs != NULL ? GROUP_MAX : 1;
     wjob *one[1];
-    msgpack_sbuffer one_reply[1];
-    if (cap == 1) {
-        /* Without memory for a group, one write at a time. */
-        free(jobs);
-        free(replies);
-        jobs = one;
-        replies = one_reply;
-    }
+    if (cap == 1)
+        jobs = one; /* without memory for a group, one write at a time */
     wtouched touched = {0};
     s->touched = &touched;
     for (;;) {
@@ -628,14 +842,12 @@ void *srv_writer_main(void *arg)
         s->c.queued -= n;
         pthread_mutex_unlock(&s->mu);
 
-        run_group(s, jobs, n, replies);
+        run_group(s, jobs, n);
     }
     s->touched = NULL;
     free(touched.ids);
-    if (cap > 1) {
+    if (cap > 1)
         free(jobs);
-        free(replies);
-    }
     return NULL;
 }
 

@@ -141,6 +141,41 @@ void cs_result_free(cs_result *r)
     memset(r, 0, sizeof *r);
 }
 
+/* A copy of n bytes of `src` into *dst (freed first): NULL stays NULL. */
+static int copy_bytes(void **dst, const void *src, size_t n)
+{
+    free(*dst);
+    *dst = NULL;
+    if (src == NULL || n == 0)
+        return CS_OK;
+    if ((*dst = malloc(n)) == NULL)
+        return CS_ENOMEM;
+    memcpy(*dst, src, n);
+    return CS_OK;
+}
+
+int cs_result_copy(cs_result *dst, const cs_result *src, cs_error *err)
+{
+    cs_result_free(dst);
+    cs_result_init(dst);
+    cs_result c = *src;
+    c.machines = NULL;
+    c.capmachines = 0;
+    c.txn.claims = c.txn.releases = c.txn.preempts = NULL;
+    *dst = c;
+    const cs_txn_result *t = &src->txn;
+    if (copy_bytes((void **)&dst->machines, src->machines, src->nmachines * sizeof(cs_id)) ||
+        copy_bytes((void **)&dst->txn.claims, t->claims, t->nclaims) ||
+        copy_bytes((void **)&dst->txn.releases, t->releases, t->nreleases) ||
+        copy_bytes((void **)&dst->txn.preempts, t->preempts, t->npreempts)) {
+        cs_result_free(dst);
+        cs_result_init(dst);
+        return cs_errorf(err, CS_ENOMEM, "result: out of memory");
+    }
+    dst->capmachines = src->nmachines;
+    return CS_OK;
+}
+
 int cs_result_error(const cs_result *r, cs_error *err)
 {
     if (r->status != CS_OK && err != NULL) {

@@ -187,6 +187,12 @@ typedef struct cs_result {
 void cs_result_init(cs_result *r);
 void cs_result_free(cs_result *r);
 
+/* Copy `src` (only read) into `dst` (initialised; what it held is
+ * replaced), arrays included: for a proposer whose result is handed over
+ * on another thread (a replicated cell's, server/replica.h). CS_ENOMEM
+ * leaves `dst` empty (cs_result_init's state). */
+int cs_result_copy(cs_result *dst, const cs_result *src, cs_error *err);
+
 /* The refusal as an error: copies the status and message into `err` (may
  * be NULL) and returns the status (CS_OK when the command was taken). */
 int cs_result_error(const cs_result *r, cs_error *err);

@@ -1,0 +1,181 @@
+/* forward.c — a follower hands what only the leader may do to the leader.
+ *
+ * In a replicated cell any replica takes any request (clients need not
+ * know the leader, issue 14): reads are answered where they arrive, and a
+ * write, a heartbeat (the leader's monitor judges them), a scheduler's
+ * report (kept where stats are whole) or a membership change arriving at a
+ * follower is sent on, byte for byte, to the leader's listen URL, and the
+ * leader's reply is relayed back byte for byte: the envelope's request id
+ * is the client's, so the client cannot tell. A reply from the leader
+ * still means what it means there (a write's: committed on a majority and
+ * applied). No leader known (an election under way): CS_ENOTLEADER, and
+ * the client retries, on another replica if it likes.
+ *
+ * One REQ socket per server, one context per worker (each forwarded
+ * request waits for its own reply, as the worker's client waits), dialled
+ * to the current leader: redialled when a request finds the leader
+ * changed. */
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "server/internal.h"
+#include "server/replica.h"
+
+/* How long a forwarded request may wait for the leader's reply: a long
+ * poll is never forwarded, so this bounds a write's commit, with room for
+ * an election in the middle. */
+#define FORWARD_TIMEOUT_MS 30000
+
+bool srv_leader_only(uint32_t type)
+{
+    return srv_is_write(type) || type == CS_MSG_HEARTBEAT || type == CS_MSG_SCHED_REPORT ||
+           type == CS_MSG_MEMBERS_ADD || type == CS_MSG_MEMBERS_REMOVE ||
+           type == CS_MSG_MEMBERS_TRANSFER;
+}
+
+static void forward_cb(void *arg);
+
+int srv_forward_init(cs_server *s, cs_error *err)
+{
+    int rv = nng_req0_open(&s->fwd);
+    if (rv != 0)
+        return cs_errorf(err, CS_EIO, "opening the forwarding socket: %s", nng_strerror(rv));
+    s->have_fwd = true;
+    /* Never resent on our own: a forwarded commit is resent by its client
+     * (answered from its idempotency record), not twice by us. */
+    nng_socket_set_ms(s->fwd, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_ms(s->fwd, NNG_OPT_RECONNMINT, 20);
+    nng_socket_set_ms(s->fwd, NNG_OPT_RECONNMAXT, 500);
+    nng_socket_set_size(s->fwd, NNG_OPT_RECVMAXSZ, 0);
+    return CS_OK;
+}
+
+int srv_forward_worker_init(worker *w, cs_error *err)
+{
+    int rv = nng_aio_alloc(&w->faio, forward_cb, w);
+    if (rv != 0)
+        return cs_errorf(err, CS_ENOMEM, "creating a forwarding worker: %s", nng_strerror(rv));
+    nng_aio_set_timeout(w->faio, FORWARD_TIMEOUT_MS);
+    return CS_OK;
+}
+
+void srv_forward_stop(cs_server *s)
+{
+    for (uint32_t i = 0; i < s->nworkers; i++)
+        if (s->workers[i].faio != NULL)
+            nng_aio_cancel(s->workers[i].faio);
+    for (uint32_t i = 0; i < s->nworkers; i++)
+        if (s->workers[i].faio != NULL)
+            nng_aio_stop(s->workers[i].faio);
+    if (s->have_fwd)
+        nng_close(s->fwd);
+    for (uint32_t i = 0; i < s->nworkers; i++)
+        if (s->workers[i].faio != NULL) {
+            nng_aio_free(s->workers[i].faio);
+            s->workers[i].faio = NULL;
+        }
+    s->have_fwd = false;
+}
+
+/* Point the forwarding socket at the current leader (fmu held): the
+ * leader's listen URL from the replica, dialled without blocking (nng
+ * connects, and reconnects, in the background). CS_ENOTLEADER when no
+ * leader is known. */
+static int aim(cs_server *s, cs_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t leader = s->leader;
+    pthread_mutex_unlock(&s->mu);
+    if (leader != 0 && leader == s->fwd_leader && s->have_fwd_dialer)
+        return CS_OK;
+    cs_replica_status st;
+    int rc = srv_replica_status(s, &st, err);
+    free(st.members);
+    if (rc != CS_OK)
+        return rc;
+    if (st.leader == 0 || st.leader_listen[0] == '\0')
+        return cs_errorf(err, CS_ENOTLEADER,
+                         "no leader known to replica %llu: an election is under way; retry",
+                         (unsigned long long)st.id);
+    if (st.leader == st.id)
+        return cs_errorf(err, CS_ENOTLEADER,
+                         "replica %llu became the leader meanwhile; retry",
+                         (unsigned long long)st.id);
+    if (s->have_fwd_dialer && strcmp(s->fwd_url, st.leader_listen) == 0) {
+        s->fwd_leader = st.leader;
+        return CS_OK;
+    }
+    if (s->have_fwd_dialer) {
+        nng_dialer_close(s->fwd_dialer);
+        s->have_fwd_dialer = false;
+    }
+    int rv = nng_dial(s->fwd, st.leader_listen, &s->fwd_dialer, NNG_FLAG_NONBLOCK);
+    if (rv != 0)
+        return cs_errorf(err, CS_ENOTLEADER, "dialling the leader (replica %llu) at %s: %s",
+                         (unsigned long long)st.leader, st.leader_listen, nng_strerror(rv));
+    s->have_fwd_dialer = true;
+    s->fwd_leader = st.leader;
+    snprintf(s->fwd_url, sizeof s->fwd_url, "%s", st.leader_listen);
+    return CS_OK;
+}
+
+void srv_forward(worker *w)
+{
+    cs_server *s = w->s;
+    cs_error err = {0};
+    int rv, rc;
+    pthread_mutex_lock(&s->fmu);
+    rc = aim(s, &err);
+    if (rc == CS_OK && !w->fctx_open) {
+        if ((rv = nng_ctx_open(&w->fctx, s->fwd)) == 0)
+            w->fctx_open = true;
+        else
+            rc = cs_errorf(&err, CS_EIO, "forwarding: %s", nng_strerror(rv));
+    }
+    pthread_mutex_unlock(&s->fmu);
+    nng_msg *m = NULL;
+    if (rc == CS_OK && (rv = nng_msg_dup(&m, w->req)) != 0)
+        rc = cs_errorf(&err, CS_ENOMEM, "forwarding: out of memory");
+    if (rc != CS_OK) {
+        srv_send_error(w, rc, err.msg);
+        return;
+    }
+    w->state = W_FORWARD;
+    w->fsent = false;
+    nng_aio_set_msg(w->faio, m);
+    nng_ctx_send(w->fctx, w->faio);
+}
+
+static void forward_cb(void *arg)
+{
+    worker *w = arg;
+    int rv = nng_aio_result(w->faio);
+    if (rv == NNG_ECANCELED || rv == NNG_ECLOSED) {
+        if (!w->fsent)
+            nng_msg_free(nng_aio_get_msg(w->faio));
+        return; /* stopping */
+    }
+    if (rv != 0) {
+        if (!w->fsent)
+            nng_msg_free(nng_aio_get_msg(w->faio));
+        char m[256];
+        pthread_mutex_lock(&w->s->fmu);
+        snprintf(m, sizeof m, "forwarding to the leader at %s: %s", w->s->fwd_url,
+                 nng_strerror(rv));
+        /* Dial afresh next time: the leader may have changed. */
+        w->s->fwd_leader = 0;
+        pthread_mutex_unlock(&w->s->fmu);
+        srv_send_error(w, CS_ENOTLEADER, m);
+        return;
+    }
+    if (!w->fsent) {
+        w->fsent = true;
+        nng_ctx_recv(w->fctx, w->faio);
+        return;
+    }
+    nng_msg *reply = nng_aio_get_msg(w->faio);
+    srv_send_bytes(w, nng_msg_body(reply), nng_msg_len(reply));
+    nng_msg_free(reply);
+}
