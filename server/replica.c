@@ -36,7 +36,8 @@
  * (may_append keeps one batch in flight); and an entry of an earlier term
  * may be committed by counting replicas (Raft §5.4.2, #220): a new leader
  * appends a barrier of its term at once, which closes all but the window
- * of its own first disk write.
+ * of its own first disk write. And one of raft_uv's: entries must be a
+ * multiple of 8 bytes long (the entries section says why).
  */
 #include "server/replica.h"
 
@@ -474,12 +475,19 @@ static int members_decode(const uint8_t *b, size_t len, members *ms, cs_error *e
 /* ---- entries ------------------------------------------------------------------------ */
 
 /* A log entry: a format byte (so that a later build can change what
- * follows and still read these), a type, and the type's body:
+ * follows and still read these), a type, the count of padding bytes at its
+ * end, then the type's body:
  *   command        the command's kind (1) and canonical bytes (txn/command.h)
  *   compact        the floor (8): cs_store_compact on every replica at this
  *                  point of the log
  *   member-put     a member as the members' record packs it
  *   member-remove  its id (8)
+ * Why the padding: 0.15's raft_uv sends each entry's bytes as they are but
+ * its receiver (uvDecodeEntriesBatch) steps over each entry padded to 8
+ * bytes, so an AppendEntries of several entries whose lengths are not
+ * multiples of 8 is read at the wrong offsets (the in-memory fixture never
+ * encodes, and never shows it; test_replica's raft_uv test did). Every
+ * entry is therefore a multiple of 8 bytes long.
  * Why compaction is an entry and not each replica's own timer: compaction
  * drops the idempotency records with the log entries below the floor, and a
  * scheduler that retries a transaction after a leader change (a lost reply)
@@ -490,40 +498,46 @@ static int members_decode(const uint8_t *b, size_t len, members *ms, cs_error *e
  * an entry, every replica drops exactly the same records between exactly
  * the same two commands. */
 #define ENTRY_FORMAT 1
+#define ENTRY_HEADER 3
 
 enum { ENTRY_COMMAND = 1, ENTRY_COMPACT = 2, ENTRY_MEMBER_PUT = 3, ENTRY_MEMBER_REMOVE = 4 };
 
-static int entry_alloc(size_t len, void **base, cs_error *err)
+/* A zeroed entry of `type` with room for a body of `body` bytes, padded to
+ * a multiple of 8; *at is where the body goes. raft_apply takes the buffer
+ * on success and frees it with raft_free. */
+static int entry_new(uint8_t type, size_t body, void **base, size_t *len, uint8_t **at,
+                     cs_error *err)
 {
-    /* raft_apply takes the buffer on success and frees it with raft_free. */
-    *base = raft_malloc(len);
+    size_t n = ENTRY_HEADER + body;
+    size_t pad = (8 - n % 8) % 8;
+    *len = n + pad;
+    *base = raft_calloc(1, *len);
     if (*base == NULL)
         return cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
+    uint8_t *p = *base;
+    p[0] = ENTRY_FORMAT;
+    p[1] = type;
+    p[2] = (uint8_t)pad;
+    *at = p + ENTRY_HEADER;
     return CS_OK;
 }
 
 int cs_replica_entry_command(const cs_command *c, void **base, size_t *len, cs_error *err)
 {
-    *len = 3 + c->bytes.size;
-    CS_TRY(entry_alloc(*len, base, err));
-    uint8_t *p = *base;
-    p[0] = ENTRY_FORMAT;
-    p[1] = ENTRY_COMMAND;
-    p[2] = c->kind;
+    uint8_t *at;
+    CS_TRY(entry_new(ENTRY_COMMAND, 1 + c->bytes.size, base, len, &at, err));
+    at[0] = c->kind;
     if (c->bytes.size > 0)
-        memcpy(p + 3, c->bytes.data, c->bytes.size);
+        memcpy(at + 1, c->bytes.data, c->bytes.size);
     return CS_OK;
 }
 
 /* An entry whose body is one 64-bit number (compact, member-remove). */
 static int entry_u64(uint8_t type, uint64_t v, void **base, size_t *len, cs_error *err)
 {
-    *len = 10;
-    CS_TRY(entry_alloc(*len, base, err));
-    uint8_t *p = *base;
-    p[0] = ENTRY_FORMAT;
-    p[1] = type;
-    put_be64(p + 2, v);
+    uint8_t *at;
+    CS_TRY(entry_new(type, 8, base, len, &at, err));
+    put_be64(at, v);
     return CS_OK;
 }
 
@@ -537,12 +551,9 @@ int cs_replica_entry_member_put(const cs_member *m, void **base, size_t *len, cs
     if (m->id == 0 || memchr(m->listen, '\0', sizeof m->listen) == NULL ||
         memchr(m->raft, '\0', sizeof m->raft) == NULL)
         return cs_errorf(err, CS_EINVAL, "member: id 0 or an address over its bound");
-    *len = 2 + member_size(m);
-    CS_TRY(entry_alloc(*len, base, err));
-    uint8_t *p = *base;
-    p[0] = ENTRY_FORMAT;
-    p[1] = ENTRY_MEMBER_PUT;
-    member_pack(p + 2, m);
+    uint8_t *at;
+    CS_TRY(entry_new(ENTRY_MEMBER_PUT, member_size(m), base, len, &at, err));
+    member_pack(at, m);
     return CS_OK;
 }
 
@@ -619,14 +630,14 @@ static void fsm_advanced(cs_replica_fsm *f)
 
 /* Apply one command entry and record its index, in one LMDB transaction
  * (a group: cs_command_apply joins it). */
-static void apply_command(cs_replica_fsm *f, uint64_t index, const uint8_t *p, size_t len)
+static void apply_command(cs_replica_fsm *f, uint64_t index, const uint8_t *b, size_t len)
 {
     cs_store *s = fsm_store(f);
     cs_error err = {0};
     bool abandoned = false;
     if (cs_store_group_begin(s, &err) != CS_OK)
         fatal("beginning a write", index, err.msg);
-    if (cs_command_apply(s, p[2], p + 3, len - 3, &f->res, &err) != CS_OK ||
+    if (cs_command_apply(s, b[0], b + 1, len - 1, &f->res, &err) != CS_OK ||
         cs_store_group_set_applied(s, index, &err) != CS_OK) {
         /* The command was not judged (a refusal is CS_OK with res.status
          * set): an error of this replica, not of the command. */
@@ -638,27 +649,28 @@ static void apply_command(cs_replica_fsm *f, uint64_t index, const uint8_t *p, s
         fatal("committing a command", index, abandoned ? "the write was abandoned" : err.msg);
 }
 
-static void apply_compact(cs_replica_fsm *f, uint64_t index, const uint8_t *p)
+static void apply_compact(cs_replica_fsm *f, uint64_t index, const uint8_t *b)
 {
     cs_error err = {0};
-    if (cs_store_compact_applied(fsm_store(f), get_be64(p + 2), index, &err) != CS_OK)
+    if (cs_store_compact_applied(fsm_store(f), get_be64(b), index, &err) != CS_OK)
         fatal("compacting the store's log", index, err.msg);
 }
 
 /* A member entry changes the members' record; recorded with the index. */
-static void apply_member(cs_replica_fsm *f, uint64_t index, const uint8_t *p, size_t len)
+static void apply_member(cs_replica_fsm *f, uint64_t index, uint8_t type, const uint8_t *b,
+                         size_t len)
 {
-    if (p[1] == ENTRY_MEMBER_PUT) {
+    if (type == ENTRY_MEMBER_PUT) {
         cs_member m;
-        const uint8_t *q = p + 2;
-        if (!member_unpack(&q, p + len, &m) || q != p + len)
+        const uint8_t *q = b;
+        if (!member_unpack(&q, b + len, &m) || q != b + len)
             fatal("reading a member entry", index, "it does not decode");
         if (members_put(&f->members, &m) != CS_OK)
             fatal("recording a member", index, "out of memory");
     } else {
-        if (len != 10)
+        if (len != 8)
             fatal("reading a member entry", index, "it does not decode");
-        members_remove(&f->members, get_be64(p + 2));
+        members_remove(&f->members, get_be64(b));
     }
     uint8_t *blob;
     size_t blen;
@@ -691,9 +703,12 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     uint64_t index = raft_last_applied(f->raft) + 1;
     *result = NULL;
     const uint8_t *p = buf->base;
-    size_t len = buf->len;
-    if (len < 2 || p[0] != ENTRY_FORMAT)
+    if (buf->len < ENTRY_HEADER || p[0] != ENTRY_FORMAT)
         fatal("reading an entry", index, "unknown entry format (a newer build's?)");
+    if (p[2] > buf->len - ENTRY_HEADER)
+        fatal("reading an entry", index, "its padding is longer than it");
+    const uint8_t *body = p + ENTRY_HEADER;
+    size_t len = buf->len - ENTRY_HEADER - p[2];
     if (index <= f->applied) {
         /* In the store already: applied before a restart, or carried by a
          * snapshot copied after its nominal index (fsm_snapshot_async). */
@@ -702,23 +717,23 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     }
     switch (p[1]) {
     case ENTRY_COMMAND:
-        if (len < 3)
+        if (len < 1)
             fatal("reading an entry", index, "a command entry without its kind");
-        apply_command(f, index, p, len);
+        apply_command(f, index, body, len);
         f->applied = index;
         if (f->hooks.applied != NULL)
             f->hooks.applied(f->hooks.ctx, index, &f->res);
         *result = &f->res;
         break;
     case ENTRY_COMPACT:
-        if (len != 10)
+        if (len != 8)
             fatal("reading an entry", index, "a compaction entry of the wrong size");
-        apply_compact(f, index, p);
+        apply_compact(f, index, body);
         f->applied = index;
         break;
     case ENTRY_MEMBER_PUT:
     case ENTRY_MEMBER_REMOVE:
-        apply_member(f, index, p, len);
+        apply_member(f, index, p[1], body, len);
         f->applied = index;
         break;
     default:
@@ -739,6 +754,9 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
  * every entry at or below that, whatever raft replays after the nominal
  * index. `snapshot_finalize` (loop thread) frees what the two made: with
  * version 3 the buffers are ours, not raft's. */
+static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n);
+static int fsm_snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n);
+
 static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n)
 {
     cs_replica_fsm *f = rf->data;
@@ -762,7 +780,12 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     b[0].len = SNAP_HEADER;
     *bufs = b;
     *n = 1;
-    return 0;
+    if (f->fsm.snapshot_async != NULL)
+        return 0;
+    int rv = fsm_snapshot_async(rf, bufs, n);
+    if (rv != 0)
+        fsm_snapshot_finalize(rf, bufs, n);
+    return rv;
 }
 
 /* Copy the store into memory: an anonymous file (memfd) takes the copy,
@@ -1642,6 +1665,14 @@ int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs
         raft_uv_tcp_close(&r->transport);
         goto err_after_handles;
     }
+    /* 0.15's raft_uv has async_work (uv_queue_work) but declares version 1,
+     * and raft_init refuses an fsm with snapshot_async on an io below 2:
+     * declare what it has. Without the method, snapshots are taken on the
+     * loop (fsm_snapshot copies in place). */
+    if (r->io.async_work != NULL && r->io.version < 2)
+        r->io.version = 2;
+    else if (r->io.async_work == NULL)
+        r->fsm->fsm.snapshot_async = NULL;
     if ((rv = raft_init(&r->raft, &r->io, cs_replica_fsm_raft(r->fsm), r->id, r->raft_addr)) !=
         0) {
         rc = cs_errorf(err, CS_EIO, "replica: raft: %s", raft_errmsg(&r->raft));

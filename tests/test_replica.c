@@ -475,7 +475,8 @@ static void chaos(uint64_t seed)
     }
     settle(&c);
     same_stores(&c);
-    fprintf(stderr, "seed %llx: %u proposed, %u answered\n", (unsigned long long)seed, c.proposed, c.answered);
+    cr_log_info("seed %llx: %u proposed, %u answered", (unsigned long long)seed, c.proposed,
+                c.answered);
     cr_assert_gt(c.answered, 100, "only %u proposals were answered", c.answered);
     cluster_free(&c);
 }
@@ -612,4 +613,299 @@ Test(replica, the_cluster_file_is_read_and_its_mistakes_named)
     cr_assert_not_null(strstr(err.msg, "longer than"), "%s", err.msg);
     cr_assert_eq(cs_members_load("/nonexistent/cluster.json", &v, &n, &err), CS_EIO);
     cr_assert_not_null(strstr(err.msg, "/nonexistent/cluster.json"));
+}
+
+/* ---- the runtime on raft_uv: three replicas in this process -------------------------- */
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#define LIVE_MAX 4
+
+/* One member: its replica (NULL while stopped), its directories, and what
+ * its hooks saw over all its lives (the replica's thread writes, the test
+ * reads after a wait: the counters are atomic). */
+typedef struct live {
+    cs_member m;
+    char raft_dir[512], store_dir[512];
+    cs_replica *r;
+    _Atomic uint8_t *seen;
+    atomic_bool twice;
+    atomic_uint restores;
+} live;
+
+static void live_applied(void *ctx, uint64_t index, const cs_result *res)
+{
+    (void)res;
+    live *l = ctx;
+    if (index >= INDEX_MAX || atomic_fetch_add(&l->seen[index], 1) != 0)
+        atomic_store(&l->twice, true);
+}
+
+static void live_restored(void *ctx, cs_store *store, uint64_t index)
+{
+    (void)store;
+    (void)index;
+    live *l = ctx;
+    atomic_fetch_add(&l->restores, 1);
+}
+
+static void live_init(live *l, uint64_t id)
+{
+    memset(l, 0, sizeof *l);
+    l->m.id = id;
+    snprintf(l->m.listen, sizeof l->m.listen, "tcp://127.0.0.1:%d", ts_free_port());
+    snprintf(l->m.raft, sizeof l->m.raft, "127.0.0.1:%d", ts_free_port());
+    snprintf(l->raft_dir, sizeof l->raft_dir, "%s/m%llu/raft", ts_tmp, (unsigned long long)id);
+    snprintf(l->store_dir, sizeof l->store_dir, "%s/m%llu/cell", ts_tmp,
+             (unsigned long long)id);
+    l->seen = calloc(INDEX_MAX, 1);
+    cr_assert_not_null(l->seen);
+}
+
+/* Start member l of the cell `members` (l itself may be outside them: a
+ * member that joins). */
+static void live_start(live *l, const cs_member *members, size_t n)
+{
+    cs_replica_opts o = {
+        .id = l->m.id,
+        .members = members,
+        .nmembers = n,
+        .raft_addr = l->m.raft,
+        .raft_dir = l->raft_dir,
+        .store_dir = l->store_dir,
+        .store_opts = {.map_size = (size_t)64 << 20},
+        .election_timeout_ms = 300,
+        .heartbeat_timeout_ms = 50,
+        .snapshot_threshold = 32,
+        .snapshot_trailing = 8,
+    };
+    cs_replica_hooks h = {.ctx = l, .applied = live_applied, .restored = live_restored};
+    cs_error err = {0};
+    cr_assert_eq(cs_replica_start(&o, &h, &l->r, &err), CS_OK, "member %llu: %s",
+                 (unsigned long long)l->m.id, err.msg);
+}
+
+static void live_stop(live *l)
+{
+    cs_replica_stop(l->r);
+    l->r = NULL;
+}
+
+static cs_replica_status live_status(live *l)
+{
+    cs_replica_status st;
+    cs_error err = {0};
+    cr_assert_eq(cs_replica_status_get(l->r, &st, &err), CS_OK, "%s", err.msg);
+    return st;
+}
+
+/* The running member that leads (and is known as leader by itself), within
+ * a generous bound. */
+static live *await_leader(live *v, size_t n)
+{
+    for (int64_t end = ts_now_ms() + 30000; ts_now_ms() < end; ts_sleep_ms(20)) {
+        for (size_t i = 0; i < n; i++) {
+            if (v[i].r == NULL)
+                continue;
+            cs_replica_status st = live_status(&v[i]);
+            free(st.members);
+            if (st.role == CS_ROLE_LEADER)
+                return &v[i];
+        }
+    }
+    cr_assert_fail("no leader within 30 s");
+    return NULL;
+}
+
+/* The proposals of one batch, and what their callbacks said. */
+typedef struct batch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned pending, failed;
+    uint64_t max_index;
+    char msg[CS_ERROR_MSG_SIZE];
+} batch;
+
+static void batch_done(void *arg, int rc, uint64_t index, const cs_result *res, const char *msg)
+{
+    batch *b = arg;
+    pthread_mutex_lock(&b->mu);
+    if (rc != CS_OK || res == NULL || res->status != CS_OK || index == 0) {
+        b->failed++;
+        snprintf(b->msg, sizeof b->msg, "rc %d status %d: %.100s %.100s", rc,
+                 res ? res->status : -1, msg, res ? res->message : "");
+    }
+    if (index > b->max_index)
+        b->max_index = index;
+    b->pending--;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* Register `count` new machines through whoever leads; every proposal must
+ * be taken. Returns the highest index. */
+static uint64_t put_machines(live *v, size_t n, unsigned first, unsigned count)
+{
+    batch b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    live *l = await_leader(v, n);
+    for (unsigned k = first; k < first + count; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "m%u", k);
+        cs_machine m = {0};
+        m.name = name;
+        m.capacity = (cs_res){1000, 1024, 100};
+        m.state = CS_MACHINE_UP;
+        cs_command c;
+        cs_error err = {0};
+        cr_assert_eq(cs_cmd_machine_put(&c, &m, &err), CS_OK);
+        pthread_mutex_lock(&b.mu);
+        b.pending++;
+        pthread_mutex_unlock(&b.mu);
+        int rc = cs_replica_propose(l->r, &c, batch_done, &b, &err);
+        cs_command_free(&c);
+        cr_assert_eq(rc, CS_OK, "proposing on member %llu: %s", (unsigned long long)l->m.id,
+                     err.msg);
+    }
+    pthread_mutex_lock(&b.mu);
+    while (b.pending > 0)
+        pthread_cond_wait(&b.cv, &b.mu);
+    pthread_mutex_unlock(&b.mu);
+    cr_assert_eq(b.failed, 0, "%u proposals failed: %s", b.failed, b.msg);
+    return b.max_index;
+}
+
+static void await_applied(live *l, uint64_t index)
+{
+    cs_error err = {0};
+    cr_assert_eq(cs_replica_wait_applied(l->r, index, 30000, &err), CS_OK, "member %llu: %s",
+                 (unsigned long long)l->m.id, err.msg);
+}
+
+/* Every running member's store, byte for byte, once all have applied
+ * `index` (the last entry proposed: the cell is quiet). */
+static void same_live_stores(live *v, size_t n, uint64_t index)
+{
+    uint8_t *first = NULL;
+    size_t nfirst = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].r == NULL)
+            continue;
+        await_applied(&v[i], index);
+        uint8_t *d;
+        size_t len;
+        ts_dump_dbs(cs_replica_store(v[i].r), all_dbs, 7, &d, &len);
+        if (first == NULL) {
+            first = d;
+            nfirst = len;
+            continue;
+        }
+        cr_assert_eq(len, nfirst, "member %llu's store differs in size",
+                     (unsigned long long)v[i].m.id);
+        cr_assert_arr_eq(d, first, len, "member %llu's store differs",
+                         (unsigned long long)v[i].m.id);
+        free(d);
+    }
+    free(first);
+}
+
+/* cellstated ignores SIGPIPE (a peer that went away must not kill it):
+ * raft_uv writes to the sockets of members the test stops. */
+static void uv_setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    ts_tmp_setup();
+}
+
+TestSuite(replica_uv, .init = uv_setup, .fini = ts_tmp_teardown, .timeout = 300);
+
+Test(replica_uv, three_replicas_fail_over_change_members_and_rebuild_from_snapshots)
+{
+    live v[LIVE_MAX];
+    for (unsigned i = 0; i < LIVE_MAX; i++)
+        live_init(&v[i], i + 1);
+    cs_member members[3] = {v[0].m, v[1].m, v[2].m};
+    for (unsigned i = 0; i < 3; i++)
+        live_start(&v[i], members, 3);
+
+    /* A leader emerges; proposals return results with their indexes;
+     * followers reach them (wait_applied). */
+    uint64_t last = put_machines(v, 3, 0, 20);
+    cr_assert_gt(last, 0);
+    for (unsigned i = 0; i < 3; i++)
+        await_applied(&v[i], last);
+
+    /* Stop the leader: another is elected and proposals resume. */
+    live *old = await_leader(v, 3);
+    live_stop(old);
+    live *next = await_leader(v, 3);
+    cr_assert_neq(next, old);
+    last = put_machines(v, 3, 20, 20);
+
+    /* Restart it from its data directory: it catches up and applies no
+     * index twice over its two lives. */
+    live_start(old, members, 3);
+    await_applied(old, last);
+
+    /* A fourth member joins (it is not in the cluster file), becomes a
+     * voter, and is removed again. */
+    live_start(&v[3], members, 3);
+    cs_error err = {0};
+    live *l = await_leader(v, 4);
+    cr_assert_eq(cs_replica_add(l->r, &v[3].m, 30000, &err), CS_OK, "%s", err.msg);
+    last = put_machines(v, 4, 40, 5);
+    await_applied(&v[3], last);
+    cs_replica_status st = live_status(&v[3]);
+    cr_assert_eq(st.nmembers, 4, "the new member sees %zu members", st.nmembers);
+    bool voter = false;
+    for (size_t i = 0; i < st.nmembers; i++) {
+        if (st.members[i].m.id == 4) {
+            voter = st.members[i].voter;
+            cr_assert_str_eq(st.members[i].m.listen, v[3].m.listen);
+        }
+        if (st.members[i].m.id == 1)
+            cr_assert_str_eq(st.members[i].m.listen, v[0].m.listen,
+                             "the initial members' addresses reach a member added later");
+    }
+    cr_assert(voter, "member 4 did not become a voter");
+    free(st.members);
+    l = await_leader(v, 4);
+    if (l == &v[3]) {
+        cr_assert_eq(cs_replica_transfer(l->r, 0, 30000, &err), CS_OK, "%s", err.msg);
+        l = await_leader(v, 3);
+    }
+    cr_assert_eq(cs_replica_remove(l->r, 4, 30000, &err), CS_OK, "%s", err.msg);
+    live_stop(&v[3]);
+
+    /* Hand leadership to a chosen follower. */
+    l = await_leader(v, 3);
+    live *target = &v[(l - v + 1) % 3];
+    cr_assert_eq(cs_replica_transfer(l->r, target->m.id, 30000, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(await_leader(v, 3), target, "leadership did not move to member %llu",
+                 (unsigned long long)target->m.id);
+
+    /* Far past the snapshot threshold, then a follower with an empty data
+     * directory: it is rebuilt from a snapshot. */
+    last = put_machines(v, 3, 45, 80);
+    live *wiped = &v[(target - v + 1) % 3];
+    live_stop(wiped);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/m%llu", ts_tmp, (unsigned long long)wiped->m.id);
+    ts_rmtree(dir);
+    memset((void *)wiped->seen, 0, INDEX_MAX);
+    unsigned restores = atomic_load(&wiped->restores);
+    live_start(wiped, members, 3);
+    last = put_machines(v, 3, 125, 5);
+    await_applied(wiped, last);
+    cr_assert_gt(atomic_load(&wiped->restores), restores, "the wiped member was not restored "
+                                                          "from a snapshot");
+    same_live_stores(v, 3, last);
+
+    for (unsigned i = 0; i < LIVE_MAX; i++) {
+        if (v[i].r != NULL)
+            live_stop(&v[i]);
+        cr_assert(!atomic_load(&v[i].twice), "member %u applied an index twice", i + 1);
+        free((void *)v[i].seen);
+    }
 }
