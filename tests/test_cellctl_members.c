@@ -2,7 +2,10 @@
  * built binary against fake replicas on 127.0.0.1 that answer `members`,
  * `members.add`, `members.remove` and `members.transfer` with the codecs of
  * proto/membermsg.h, so that what cellctl shows and sends is checked without
- * a replicated cell; and its command-line errors, which need no server.
+ * a replicated cell; against one real cellstated (no --cluster), which
+ * lists itself and refuses changes; and its command-line errors, which need
+ * no server. The replicated cell end to end is test_replica's and the
+ * lead's integration suite's.
  *
  * Each fake is a stand-in server (tests/support.h ts_rep) with the status
  * it claims for itself and the configuration it lists; it records
@@ -380,4 +383,27 @@ Test(cellctl_members, bad_arguments_are_named_without_a_server, .timeout = 60)
     snprintf(args, sizeof args, "--server %s --timeout 200ms members", server);
     cr_expect_eq(cellctl(args, false, out, sizeof out), 1, "%s", out);
     cr_expect(strstr(out, "members: cannot reach cellstated at") && strstr(out, server), "%s", out);
+}
+
+/* ---- against a real cellstated of one replica -------------------------------------- */
+
+Test(cellctl_members, one_cellstated_lists_itself_and_refuses_changes, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    char args[256], out[4096], *cols[8];
+    snprintf(args, sizeof args, "--server %s members", d.url);
+    int st = cellctl(args, false, out, sizeof out);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect_eq(row_of(out, "1", cols), 7, "%s", out);
+    cr_expect_str_eq(cols[1], d.url);
+    cr_expect_str_eq(cols[3], "leader");
+    cr_expect_str_eq(cols[6], "0");
+    snprintf(args, sizeof args, "--server %s members add 2 tcp://127.0.0.1:7601 127.0.0.1:7611",
+             d.url);
+    st = cellctl(args, false, out, sizeof out);
+    cr_expect_eq(st, 1, "%s", out);
+    cr_expect(strstr(out, "members add 2: server: ") && strstr(out, "without --cluster"), "%s",
+              out);
+    ts_daemon_teardown(&d);
 }
