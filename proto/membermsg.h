@@ -114,8 +114,9 @@ int cs_member_remove_req_decode(const msgpack_object *o, cs_member_req *out, cs_
 int cs_member_transfer_req_decode(const msgpack_object *o, cs_member_req *out, cs_arena *a,
                                   cs_error *err);
 
-/* {"index": uint}: the reply of each of the three: the log index at which
- * the change committed (0 for transfer, which writes no entry). */
+/* {"index": uint}: the reply of each of the three: the leader's applied
+ * index once the change committed, at or after the change's own entry (0
+ * for transfer, which writes no entry). */
 typedef struct cs_index_reply {
     uint64_t index;
 } cs_index_reply;

@@ -718,3 +718,73 @@ const cs_job *ts_cell_job(const ts_cell *cell, cs_id id)
     cr_assert_fail("the cell has no job %llu", (unsigned long long)id);
     return NULL;
 }
+
+/* ---- a stand-in server -------------------------------------------------------------- */
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct ts_rep {
+    char url[64];
+    nng_socket sock;
+    pthread_t thread;
+    atomic_bool stop;
+    ts_answer_fn answer;
+    void *ctx;
+};
+
+static void *rep_serve(void *arg)
+{
+    ts_rep *r = arg;
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 4096);
+    while (!atomic_load(&r->stop)) {
+        nng_msg *req;
+        /* a receive timeout brings the loop back to `stop` */
+        if (nng_recvmsg(r->sock, &req, 0) != 0)
+            continue;
+        msgpack_zone_clear(&zone);
+        msgpack_sbuffer b;
+        msgpack_sbuffer_init(&b);
+        cs_msg m;
+        cs_error err = {0};
+        if (cs_msg_decode(nng_msg_body(req), nng_msg_len(req), &zone, &m, &err) != CS_OK)
+            cs_msg_error(&b, m.req, CS_EPROTO, err.msg);
+        else
+            r->answer(r->ctx, &m, &b);
+        nng_msg_free(req);
+        nng_msg *rep;
+        if (nng_msg_alloc(&rep, 0) == 0 &&
+            (nng_msg_append(rep, b.data, b.size) != 0 || nng_sendmsg(r->sock, rep, 0) != 0))
+            nng_msg_free(rep);
+        msgpack_sbuffer_destroy(&b);
+    }
+    msgpack_zone_destroy(&zone);
+    return NULL;
+}
+
+ts_rep *ts_rep_start(ts_answer_fn answer, void *ctx)
+{
+    ts_rep *r = calloc(1, sizeof *r);
+    cr_assert_not_null(r);
+    r->answer = answer;
+    r->ctx = ctx;
+    snprintf(r->url, sizeof r->url, "tcp://127.0.0.1:%d", ts_free_port());
+    cr_assert_eq(nng_rep0_open(&r->sock), 0);
+    cr_assert_eq(nng_socket_set_ms(r->sock, NNG_OPT_RECVTIMEO, 100), 0);
+    cr_assert_eq(nng_listen(r->sock, r->url, NULL, 0), 0, "listen on %s", r->url);
+    cr_assert_eq(pthread_create(&r->thread, NULL, rep_serve, r), 0);
+    return r;
+}
+
+const char *ts_rep_url(const ts_rep *r) { return r->url; }
+
+void ts_rep_stop(ts_rep *r)
+{
+    atomic_store(&r->stop, true);
+    pthread_join(r->thread, NULL);
+    nng_close(r->sock);
+    free(r);
+}

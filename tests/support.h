@@ -189,3 +189,23 @@ void ts_cell_read(cs_client *c, ts_cell *out);
 void ts_cell_free(ts_cell *cell);
 /* Job `id` of the snapshot; fails the test when absent. */
 const cs_job *ts_cell_job(const ts_cell *cell, cs_id id);
+
+/* ---- a stand-in server, for tests of clients ---------------------------------------- */
+
+/* Answer one request: `req` (its body valid during the call) and the
+ * reply, to be written whole into `reply` (empty on entry): cs_msg_begin
+ * and a body, or cs_msg_error. Runs on the stand-in's thread. */
+typedef void (*ts_answer_fn)(void *ctx, const cs_msg *req, msgpack_sbuffer *reply);
+
+typedef struct ts_rep ts_rep;
+
+/* A REP socket listening on a free port of 127.0.0.1, served by a thread
+ * that hands each request to `answer` with `ctx` (an envelope that does not
+ * decode is answered EPROTO, with its message). Fails the test when it
+ * cannot listen. The caller's: ts_rep_stop. */
+ts_rep *ts_rep_start(ts_answer_fn answer, void *ctx);
+/* Its URL, tcp://127.0.0.1:PORT (owned by it, valid until ts_rep_stop). */
+const char *ts_rep_url(const ts_rep *r);
+/* Stop the thread (after the request in progress, if any) and close the
+ * socket; frees r. */
+void ts_rep_stop(ts_rep *r);

@@ -24,9 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
-
 #include "proto/client.h"
 #include "cellstate/jobopts.h"
 #include "tests/support.h"
@@ -1460,10 +1457,8 @@ typedef enum form {
 } form;
 
 typedef struct fake {
-    nng_socket sock;
-    char url[64];
-    pthread_t thread;
-    atomic_bool stop;
+    ts_rep *rep;     /* NULL: stopped */
+    const char *url; /* ts_rep_url(rep) */
     form form;
     pthread_mutex_t mu; /* guards what follows */
     bool asked_once;    /* a poll asked for "jobs": "once" */
@@ -1602,71 +1597,48 @@ static void take_reports(fake *f, const msgpack_object *req, msgpack_packer *pk)
     }
 }
 
-static void *serve(void *arg)
+/* The cell as this test plays it (tests/support.h ts_rep calls it). */
+static void answer(void *ctx, const cs_msg *m, msgpack_sbuffer *b)
 {
-    fake *f = arg;
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 4096);
-    while (!atomic_load(&f->stop)) {
-        nng_msg *req;
-        if (nng_recvmsg(f->sock, &req, 0) != 0)
-            continue; /* the receive timeout: look at `stop` */
-        cs_msg m;
-        cs_error err = {0};
-        msgpack_zone_clear(&zone);
-        int rc = cs_msg_decode(nng_msg_body(req), nng_msg_len(req), &zone, &m, &err);
-        msgpack_sbuffer b;
-        msgpack_sbuffer_init(&b);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-        if (rc != CS_OK) {
-            cs_msg_error(&b, 0, CS_EPROTO, err.msg);
-        } else {
-            cs_msg_begin(&pk, m.type, m.req);
-            uint64_t since = 0;
-            switch (m.type) {
-            case CS_MSG_MACHINE_REGISTER:
-                msgpack_pack_map(&pk, 2);
-                cs_pack_kv_u64(&pk, "id", MACHINE_ID);
-                cs_pack_kv_u64(&pk, "version", 1);
-                break;
-            case CS_MSG_HEARTBEAT:
-                msgpack_pack_map(&pk, 2);
-                cs_pack_kv_str(&pk, "state", "up");
-                cs_pack_kv_u64(&pk, "version", 1);
-                break;
-            case CS_MSG_POLL:
-                cs_obj_u64(&m.body, "since", false, UINT64_MAX, &since, &err);
-                pthread_mutex_lock(&f->mu);
-                f->asked_once |= body_str_is(&m.body, "jobs", "once");
-                f->asked_short |= body_str_is(&m.body, "known", "short");
-                f->polls_zero += since == 0;
-                f->zero_after_short += since == 0 && f->shorts_sent > 0;
-                pthread_mutex_unlock(&f->mu);
-                if (since != 0)
-                    ts_sleep_ms(50); /* the same list again: keep the agent from spinning */
-                if (f->form == FORM_SHORT || f->form == FORM_SHORT_UNKNOWN)
-                    pack_short_reply(f, since, &pk);
-                else
-                    pack_poll_reply(f, &pk);
-                break;
-            case CS_MSG_TASK_STATUS:
-                take_reports(f, &m.body, &pk);
-                break;
-            default:
-                b.size = 0;
-                cs_msg_error(&b, m.req, CS_EPROTO, "not served by this test");
-            }
-        }
-        nng_msg_free(req);
-        nng_msg *rep;
-        if (nng_msg_alloc(&rep, 0) == 0 && nng_msg_append(rep, b.data, b.size) == 0 &&
-            nng_sendmsg(f->sock, rep, 0) != 0)
-            nng_msg_free(rep);
-        msgpack_sbuffer_destroy(&b);
+    fake *f = ctx;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
+    cs_error err = {0};
+    cs_msg_begin(&pk, m->type, m->req);
+    uint64_t since = 0;
+    switch (m->type) {
+    case CS_MSG_MACHINE_REGISTER:
+        msgpack_pack_map(&pk, 2);
+        cs_pack_kv_u64(&pk, "id", MACHINE_ID);
+        cs_pack_kv_u64(&pk, "version", 1);
+        break;
+    case CS_MSG_HEARTBEAT:
+        msgpack_pack_map(&pk, 2);
+        cs_pack_kv_str(&pk, "state", "up");
+        cs_pack_kv_u64(&pk, "version", 1);
+        break;
+    case CS_MSG_POLL:
+        cs_obj_u64(&m->body, "since", false, UINT64_MAX, &since, &err);
+        pthread_mutex_lock(&f->mu);
+        f->asked_once |= body_str_is(&m->body, "jobs", "once");
+        f->asked_short |= body_str_is(&m->body, "known", "short");
+        f->polls_zero += since == 0;
+        f->zero_after_short += since == 0 && f->shorts_sent > 0;
+        pthread_mutex_unlock(&f->mu);
+        if (since != 0)
+            ts_sleep_ms(50); /* the same list again: keep the agent from spinning */
+        if (f->form == FORM_SHORT || f->form == FORM_SHORT_UNKNOWN)
+            pack_short_reply(f, since, &pk);
+        else
+            pack_poll_reply(f, &pk);
+        break;
+    case CS_MSG_TASK_STATUS:
+        take_reports(f, &m->body, &pk);
+        break;
+    default:
+        b->size = 0;
+        cs_msg_error(b, m->req, CS_EPROTO, "not served by this test");
     }
-    msgpack_zone_destroy(&zone);
-    return NULL;
 }
 
 static void fake_start(fake *f, form fm)
@@ -1674,18 +1646,14 @@ static void fake_start(fake *f, form fm)
     memset(f, 0, sizeof *f);
     f->form = fm;
     pthread_mutex_init(&f->mu, NULL);
-    snprintf(f->url, sizeof f->url, "tcp://127.0.0.1:%d", ts_free_port());
-    cr_assert_eq(nng_rep0_open(&f->sock), 0);
-    cr_assert_eq(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 100), 0);
-    cr_assert_eq(nng_listen(f->sock, f->url, NULL, 0), 0, "listen on %s", f->url);
-    cr_assert_eq(pthread_create(&f->thread, NULL, serve, f), 0);
+    f->rep = ts_rep_start(answer, f);
+    f->url = ts_rep_url(f->rep);
 }
 
 static void fake_stop(fake *f)
 {
-    atomic_store(&f->stop, true);
-    pthread_join(f->thread, NULL);
-    nng_close(f->sock);
+    ts_rep_stop(f->rep);
+    f->rep = NULL;
     pthread_mutex_destroy(&f->mu);
 }
 
@@ -1727,7 +1695,7 @@ static fake the_fake;
 static void poll_cleanup(void)
 {
     cleanup();
-    if (the_fake.url[0] && !atomic_load(&the_fake.stop))
+    if (the_fake.rep != NULL)
         fake_stop(&the_fake);
 }
 

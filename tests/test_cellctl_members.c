@@ -2,20 +2,20 @@
  * built binary against fake replicas on 127.0.0.1 that answer `members`,
  * `members.add`, `members.remove` and `members.transfer` with the codecs of
  * proto/membermsg.h, so that what cellctl shows and sends is checked without
- * a replicated cell; and its command-line errors, which need no server.
+ * a replicated cell; against one real cellstated (no --cluster), which
+ * lists itself and refuses changes; and its command-line errors, which need
+ * no server. The replicated cell end to end is test_replica's and the
+ * lead's integration suite's.
  *
- * Each fake is an nng REP socket served by a thread of the test, with the
- * status it claims for itself and the configuration it lists; it records
+ * Each fake is a stand-in server (tests/support.h ts_rep) with the status
+ * it claims for itself and the configuration it lists; it records
  * the last change request it was sent. A member whose listen port has no
  * listener stands for a dead replica.
  */
 #include <criterion/criterion.h>
 
 #include <jansson.h>
-#include <nng/nng.h>
-#include <nng/protocol/reqrep0/rep.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,10 +26,8 @@
 /* ---- a fake replica -------------------------------------------------------------- */
 
 typedef struct fake {
-    char url[64];
-    nng_socket sock;
-    pthread_t thread;
-    atomic_bool stop;
+    ts_rep *rep;
+    const char *url;       /* ts_rep_url(rep) */
     pthread_mutex_t mu;    /* guards what follows */
     cs_members_reply self; /* its answer to members (its list included: borrowed) */
     int change_code;       /* CS_OK: changes answered {"index": change_index}; else this error */
@@ -40,7 +38,7 @@ typedef struct fake {
 } fake;
 
 /* Record a change request and pack its reply (an index, or the fake's error). */
-static void take_change(fake *f, const cs_msg *m, msgpack_sbuffer *b, msgpack_packer *pk)
+static void take_change(fake *f, const cs_msg *m, msgpack_sbuffer *b)
 {
     cs_arena a;
     cs_arena_init(&a);
@@ -61,51 +59,30 @@ static void take_change(fake *f, const cs_msg *m, msgpack_sbuffer *b, msgpack_pa
         rc = code;
         snprintf(err.msg, sizeof err.msg, "not the leader (the leader is member 1)");
     }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
     if (rc != CS_OK)
         cs_msg_error(b, m->req, rc, err.msg);
-    else if (cs_msg_begin(pk, m->type, m->req) == CS_OK)
-        cs_index_reply_encode(pk, &reply);
+    else if (cs_msg_begin(&pk, m->type, m->req) == CS_OK)
+        cs_index_reply_encode(&pk, &reply);
     cs_arena_free(&a);
 }
 
-static void *serve(void *arg)
+static void answer(void *ctx, const cs_msg *m, msgpack_sbuffer *b)
 {
-    fake *f = arg;
-    msgpack_zone zone;
-    msgpack_zone_init(&zone, 1024);
-    while (!atomic_load(&f->stop)) {
-        nng_msg *req;
-        if (nng_recvmsg(f->sock, &req, 0) != 0)
-            continue; /* the receive timeout: look at `stop` again */
-        msgpack_zone_clear(&zone);
-        msgpack_sbuffer b;
-        msgpack_sbuffer_init(&b);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-        cs_msg m;
-        cs_error err = {0};
-        if (cs_msg_decode(nng_msg_body(req), nng_msg_len(req), &zone, &m, &err) != CS_OK)
-            cs_msg_error(&b, m.req, CS_EPROTO, err.msg);
-        else if (m.type == CS_MSG_MEMBERS && cs_msg_begin(&pk, m.type, m.req) == CS_OK) {
-            pthread_mutex_lock(&f->mu);
-            cs_members_reply self = f->self;
-            pthread_mutex_unlock(&f->mu);
-            cs_members_reply_encode(&pk, &self);
-        }
-        else if (m.type >= CS_MSG_MEMBERS_ADD && m.type <= CS_MSG_MEMBERS_TRANSFER)
-            take_change(f, &m, &b, &pk);
-        else
-            cs_msg_error(&b, m.req, CS_EPROTO, "not served by this test");
-        nng_msg_free(req);
-        nng_msg *rep;
-        if (nng_msg_alloc(&rep, 0) == 0) {
-            if (nng_msg_append(rep, b.data, b.size) != 0 || nng_sendmsg(f->sock, rep, 0) != 0)
-                nng_msg_free(rep);
-        }
-        msgpack_sbuffer_destroy(&b);
+    fake *f = ctx;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
+    if (m->type == CS_MSG_MEMBERS && cs_msg_begin(&pk, m->type, m->req) == CS_OK) {
+        pthread_mutex_lock(&f->mu);
+        cs_members_reply self = f->self;
+        pthread_mutex_unlock(&f->mu);
+        cs_members_reply_encode(&pk, &self);
+    } else if (m->type >= CS_MSG_MEMBERS_ADD && m->type <= CS_MSG_MEMBERS_TRANSFER) {
+        take_change(f, m, b);
+    } else {
+        cs_msg_error(b, m->req, CS_EPROTO, "not served by this test");
     }
-    msgpack_zone_destroy(&zone);
-    return NULL;
 }
 
 /* Listen on a free port (f->url). Until fake_set, it answers members with
@@ -114,11 +91,8 @@ static void fake_start(fake *f)
 {
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->mu, NULL);
-    snprintf(f->url, sizeof f->url, "tcp://127.0.0.1:%d", ts_free_port());
-    cr_assert_eq(nng_rep0_open(&f->sock), 0);
-    cr_assert_eq(nng_socket_set_ms(f->sock, NNG_OPT_RECVTIMEO, 100), 0);
-    cr_assert_eq(nng_listen(f->sock, f->url, NULL, 0), 0, "listen on %s", f->url);
-    cr_assert_eq(pthread_create(&f->thread, NULL, serve, f), 0);
+    f->rep = ts_rep_start(answer, f);
+    f->url = ts_rep_url(f->rep);
 }
 
 /* What it answers: `self` (borrowed, its list too, until fake_stop) to
@@ -134,9 +108,7 @@ static void fake_set(fake *f, const cs_members_reply *self, int code, uint64_t i
 
 static void fake_stop(fake *f)
 {
-    atomic_store(&f->stop, true);
-    pthread_join(f->thread, NULL);
-    nng_close(f->sock);
+    ts_rep_stop(f->rep);
     pthread_mutex_destroy(&f->mu);
 }
 
@@ -411,4 +383,27 @@ Test(cellctl_members, bad_arguments_are_named_without_a_server, .timeout = 60)
     snprintf(args, sizeof args, "--server %s --timeout 200ms members", server);
     cr_expect_eq(cellctl(args, false, out, sizeof out), 1, "%s", out);
     cr_expect(strstr(out, "members: cannot reach cellstated at") && strstr(out, server), "%s", out);
+}
+
+/* ---- against a real cellstated of one replica -------------------------------------- */
+
+Test(cellctl_members, one_cellstated_lists_itself_and_refuses_changes, .timeout = 60)
+{
+    ts_daemon d;
+    ts_daemon_setup(&d, NULL, NULL);
+    char args[256], out[4096], *cols[8];
+    snprintf(args, sizeof args, "--server %s members", d.url);
+    int st = cellctl(args, false, out, sizeof out);
+    cr_expect_eq(st, 0, "%s", out);
+    cr_expect_eq(row_of(out, "1", cols), 7, "%s", out);
+    cr_expect_str_eq(cols[1], d.url);
+    cr_expect_str_eq(cols[3], "leader");
+    cr_expect_str_eq(cols[6], "0");
+    snprintf(args, sizeof args, "--server %s members add 2 tcp://127.0.0.1:7601 127.0.0.1:7611",
+             d.url);
+    st = cellctl(args, false, out, sizeof out);
+    cr_expect_eq(st, 1, "%s", out);
+    cr_expect(strstr(out, "members add 2: server: ") && strstr(out, "without --cluster"), "%s",
+              out);
+    ts_daemon_teardown(&d);
 }

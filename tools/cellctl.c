@@ -137,7 +137,7 @@ static const command commands[] = {
      "  remove ID            take member ID out of the cell (the leader may remove itself:\n"
      "                       it steps down once the change commits)\n"
      "  transfer [ID]        hand leadership to member ID (none: the most up-to-date voter)\n"
-     "Each change prints the log index it committed at; any replica forwards it to the\n"
+     "Each change prints the log index once it committed; any replica forwards it to the\n"
      "leader.\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
