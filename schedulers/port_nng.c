@@ -18,6 +18,11 @@ struct cs_port_nng {
     cs_client *client;
     bool owns_client;
     msgpack_sbuffer buf; /* the request being sent */
+    /* The Raft index of this scheduler's last commit (0 on a cell of one
+     * replica): the next sync asks for it as min_index, so that the
+     * replica it reads from — a follower may be a heartbeat behind — shows
+     * the scheduler its own commit (Nomad's RefreshIndex). */
+    uint64_t last_index;
 };
 
 /* ---- the cell ---------------------------------------------------------------- */
@@ -29,7 +34,7 @@ static int nng_sync(void *ctx, cs_copy *c, cs_error *err)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
     cs_sync_req req = {.since = cs_copy_version(c), .compact = true,
-                       .omit_running = cs_copy_omits_running(c)};
+                       .omit_running = cs_copy_omits_running(c), .min_index = p->last_index};
     if (cs_sync_req_encode(&pk, &req) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     const void *body;
@@ -57,6 +62,8 @@ static int nng_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *er
     cs_txn_result_init(r);
     if ((rc = cs_commit_reply_decode(&m.body, &reply, &a, err)) == CS_OK)
         rc = cs_commit_reply_result(&reply, t, r, err);
+    if (rc == CS_OK && reply.index > p->last_index)
+        p->last_index = reply.index;
     cs_arena_free(&a);
     return rc;
 }

@@ -11,7 +11,9 @@
  * [{"id": 1, "listen": "tcp://127.0.0.1:7600", "raft": "127.0.0.1:7610"}, ...]
  * (1, 3 or 5 of them); the member's `listen` is where it serves clients
  * (--listen, if given too, must be the same), its `raft` where it talks
- * Raft. Without --cluster, one replica, as ever. --data then defaults to
+ * Raft. A member added at run time (`cellctl members add`) is not in FILE:
+ * it is started with --listen URL --raft HOST:PORT and waits, empty, to be
+ * added. Without --cluster, one replica, as ever. --data then defaults to
  * .../cellsched/cell-N, so that replicas on one machine never share one.
  *
  * --job-gc (default 4h): ended jobs and their tasks leave the cell this long
@@ -50,13 +52,15 @@ static void usage(FILE *f)
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
                "                  [--max-msg BYTES] [--addr-file FILE] [--job-gc DURATION]\n"
                "                  [--log-retain DURATION] [--nosync]\n"
-               "                  [--cluster FILE --id N] [--election-timeout MS]\n"
+               "                  [--cluster FILE --id N [--raft HOST:PORT]] [--election-timeout MS]\n"
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
                "--listen: $CELL_SERVER, else %s (port 0: any free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
                "        else ~/.local/state/cellsched/cell (cell-N for member N of a cluster)\n"
                "--cluster FILE --id N: member N of the replicated cell FILE lists as\n"
-               "        [{\"id\":1,\"listen\":\"tcp://127.0.0.1:7600\",\"raft\":\"127.0.0.1:7610\"},...]\n",
+               "        [{\"id\":1,\"listen\":\"tcp://127.0.0.1:7600\",\"raft\":\"127.0.0.1:7610\"},...];\n"
+               "        a member not listed (to be added with cellctl members add) gives --listen\n"
+               "        and --raft\n",
             CS_DEFAULT_URL);
 }
 
@@ -109,7 +113,7 @@ int main(int argc, char **argv)
     cs_server_opts o;
     cs_server_opts_default(&o);
     o.data_dir = NULL;
-    const char *listen = NULL, *addr_file = NULL, *cluster = NULL;
+    const char *listen = NULL, *addr_file = NULL, *cluster = NULL, *raft = NULL;
     unsigned long long member_id = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -150,6 +154,8 @@ int main(int argc, char **argv)
             o.max_msg = (size_t)x;
         else if (strcmp(a, "--cluster") == 0)
             cluster = v;
+        else if (strcmp(a, "--raft") == 0)
+            raft = v;
         else if (strcmp(a, "--id") == 0 && num(a, v, UINT32_MAX, &member_id) == 0 && member_id > 0)
             ;
         else if (strcmp(a, "--election-timeout") == 0 && num(a, v, 60000, &x) == 0 && x >= 10)
@@ -182,19 +188,30 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < n; i++)
             if (members[i].id == member_id)
                 me = &members[i];
-        if (me == NULL) {
-            fprintf(stderr, "cellstated: --id %llu is not a member listed in %s\n", member_id,
-                    cluster);
+        if (me == NULL && (listen == NULL || raft == NULL)) {
+            fprintf(stderr,
+                    "cellstated: --id %llu is not a member listed in %s: a member added at run "
+                    "time (cellctl members add) needs --listen URL and --raft HOST:PORT\n",
+                    member_id, cluster);
             free(members);
             return 1;
         }
-        if (listen != NULL && strcmp(listen, me->listen) != 0) {
+        if (me != NULL && listen != NULL && strcmp(listen, me->listen) != 0) {
             fprintf(stderr, "cellstated: --listen %s differs from member %llu's listen %s in %s\n",
                     listen, member_id, me->listen, cluster);
             free(members);
             return 1;
         }
-        listen = me->listen;
+        if (me != NULL && raft != NULL && strcmp(raft, me->raft) != 0) {
+            fprintf(stderr, "cellstated: --raft %s differs from member %llu's raft %s in %s\n",
+                    raft, member_id, me->raft, cluster);
+            free(members);
+            return 1;
+        }
+        if (me == NULL)
+            o.raft_addr = raft;
+        if (me != NULL)
+            listen = me->listen;
         o.members = members;
         o.nmembers = n;
         o.member_id = member_id;

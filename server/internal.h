@@ -189,6 +189,7 @@ struct cs_server {
     bool swap_unlocked;        /* a snapshot install found store_lk taken by a stop */
     bool ready;                /* started: the replica's hooks act (mu) */
     struct cs_member *members; /* opts.members, copied */
+    char *raft_addr;           /* opts.raft_addr, copied */
     /* Forwarding (forward.c): one REQ socket dialled to the leader's
      * listen URL, redialled when the leader changes (fmu). */
     pthread_mutex_t fmu;

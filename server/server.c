@@ -455,6 +455,9 @@ static int start_replica(cs_server *s, const cs_server_opts *o, const cs_store_o
     memcpy(s->members, o->members, o->nmembers * sizeof *s->members);
     s->o.members = s->members;
     s->replicated = true;
+    if (o->raft_addr != NULL && (s->raft_addr = strdup(o->raft_addr)) == NULL)
+        return cs_errorf(err, CS_ENOMEM, "server: out of memory");
+    s->o.raft_addr = s->raft_addr;
     char raft_dir[4096];
     int n = snprintf(raft_dir, sizeof raft_dir, "%s/raft", s->data_dir);
     if (n < 0 || (size_t)n >= sizeof raft_dir)
@@ -464,6 +467,7 @@ static int start_replica(cs_server *s, const cs_server_opts *o, const cs_store_o
     CS_TRY(srv_forward_init(s, err));
     cs_replica_opts ro = {
         .id = o->member_id,
+        .raft_addr = s->raft_addr,
         .members = s->members,
         .nmembers = o->nmembers,
         .raft_dir = raft_dir,
@@ -637,6 +641,7 @@ err_after_alloc:
         nng_close(s->fwd);
     srv_touched_free(s);
     free(s->members);
+    free(s->raft_addr);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->mon_cv);
     pthread_cond_destroy(&s->wcv);
@@ -734,6 +739,7 @@ void cs_server_stop(cs_server *s)
         cs_store_close(s->store);
     srv_touched_free(s);
     free(s->members);
+    free(s->raft_addr);
     cs_sched_table_free(&s->reports);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->mon_cv);

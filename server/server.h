@@ -44,6 +44,7 @@ typedef struct cs_server_opts {
     const struct cs_member *members;
     size_t nmembers;
     uint64_t member_id;
+    const char *raft_addr;        /* a member not in `members` (added at run time): its Raft host:port */
     unsigned election_timeout_ms; /* 0: the replica's default */
     unsigned snapshot_threshold;  /* 0: the replica's default */
     unsigned snapshot_trailing;   /* 0: the replica's default */

@@ -33,13 +33,13 @@ typedef struct replica {
     cs_client *c;
 } replica;
 
-typedef struct cell {
+typedef struct rcell {
     char dir[256], cluster[300], bin[256];
     int n;
     replica r[MAXR];
-} cell;
+} rcell;
 
-static cell C;
+static rcell C;
 
 static void setup(void)
 {
@@ -192,10 +192,10 @@ static uint64_t converge(const bool *alive, uint64_t min, int wait_ms)
         for (int i = 0; i < C.n; i++) {
             if (alive != NULL && !alive[i])
                 continue;
-            uint64_t x = version_of(&C.r[i]);
+            uint64_t x = version_of(&C.r[i]); /* 0: no answer */
             if (v == 0)
                 v = x;
-            same = same && x == v && x >= min;
+            same = same && x != 0 && x == v && x >= min;
         }
         if (same && v > 0)
             return v;
@@ -230,6 +230,8 @@ static void quiesce_and_compare(const bool *alive)
     for (int i = 0; i < C.n; i++) {
         if (alive != NULL && !alive[i])
             continue;
+        cr_log_info("replica %d serves version %llu before it stops", C.r[i].id,
+                    (unsigned long long)version_of(&C.r[i]));
         cs_client_close(C.r[i].c);
         C.r[i].c = NULL;
         cr_assert_eq(ts_stop(C.r[i].pid, SIGTERM, 20000), 0, "replica %d did not stop cleanly",
@@ -309,6 +311,7 @@ Test(replicated, leader_killed_writes_resume_nothing_acknowledged_is_lost)
     for (int k = 0; k < 120; k++) {
         if (k == 40) {
             /* kill -9 the leader in the middle of the load. */
+            cr_log_info("kill -9 of the leader, replica %d", C.r[l].id);
             kill(C.r[l].pid, SIGKILL);
             ts_stop(C.r[l].pid, SIGKILL, 5000);
             C.r[l].pid = 0;
@@ -395,4 +398,147 @@ Test(replicated, stopped_follower_catches_up_and_empty_member_is_rebuilt)
     cr_expect(has_job(&C.r[other], "while-stopped-0"));
     cr_expect(has_job(&C.r[other], "while-gone-39"));
     quiesce_and_compare(NULL);
+}
+
+/* Counts of job `name`'s tasks by state, as replica r serves them; false
+ * when it does not answer. */
+static bool job_counts(replica *r, cs_id id, uint32_t *finished, uint32_t *total)
+{
+    ts_cell view;
+    ts_cell_read(r->c, &view);
+    *finished = *total = 0;
+    for (size_t i = 0; i < view.ntasks; i++)
+        if (view.tasks[i].job == id) {
+            (*total)++;
+            *finished += view.tasks[i].state == CS_TASK_FINISHED;
+        }
+    ts_cell_free(&view);
+    return true;
+}
+
+static int spawn_args(const char *const *argv, const char *log)
+{
+    return ts_spawn((char *const *)argv, log);
+}
+
+/* The daemons that use the cell, pointed at followers only: simulated
+ * machines poll and heartbeat through one follower, the batch scheduler
+ * syncs and commits through the other (its sync asks for its last
+ * commit's index, min_index, so it reads its own writes). Every task of a
+ * batch job runs and finishes. */
+Test(replicated, scheduler_and_agents_through_followers)
+{
+    cell_start(3);
+    int l = leader(NULL, 30000);
+    cr_assert_geq(l, 0, "no leader elected");
+    replica *f1 = &C.r[(l + 1) % 3], *f2 = &C.r[(l + 2) % 3];
+    char agent[256], batch[256], alog[300], blog[300];
+    ts_bin("cell-agent", agent, sizeof agent);
+    ts_bin("cell-batch", batch, sizeof batch);
+    snprintf(alog, sizeof alog, "%s/agent.log", C.dir);
+    snprintf(blog, sizeof blog, "%s/batch.log", C.dir);
+    const char *av[] = {agent, "--server", f1->url, "--simulate", "4", "--sim-prefix", "m",
+                        "--sim-duration", "20-80", "--cpu", "4", "--mem", "4096",
+                        "--heartbeat-ms", "300", "--poll-wait-ms", "2000", NULL};
+    spawn_args(av, alog);
+    const char *bv[] = {batch, "--server", f2->url, "--name", "batch", "--idle-ms", "10",
+                        "--report-ms", "200", "--park-ms", "100", "--seed", "3", NULL};
+    spawn_args(bv, blog);
+    cs_id job = ts_submit(f1->c, "{\"name\": \"crunch\", \"count\": 40, \"cmd\": \"crunch\","
+                                 " \"resources\": {\"cpu\": 0.5, \"mem\": 64}}");
+    uint32_t fin = 0, total = 0;
+    int64_t end = ts_now_ms() + 60000;
+    while (ts_now_ms() < end) {
+        job_counts(f2, job, &fin, &total);
+        if (total == 40 && fin == 40)
+            break;
+        ts_sleep_ms(100);
+    }
+    if (fin != 40) {
+        ts_log_file("cell-agent", alog);
+        ts_log_file("cell-batch", blog);
+        show_logs();
+    }
+    cr_assert_eq(fin, 40, "%u of %u tasks finished", fin, total);
+    /* The machines are up on every replica: the leader's monitor hears
+     * their heartbeats, forwarded by the follower they talk to. */
+    for (int i = 0; i < 3; i++) {
+        ts_cell view;
+        ts_cell_read(C.r[i].c, &view);
+        size_t up = 0;
+        for (size_t k = 0; k < view.nmachines; k++)
+            up += view.machines[k].state == CS_MACHINE_UP;
+        ts_cell_free(&view);
+        cr_expect_eq(up, 4, "replica %d: %zu machines up", i + 1, up);
+    }
+}
+
+/* members.add, members.transfer and members.remove at run time, through
+ * a follower: a fourth member joins empty and catches up, takes the
+ * leadership, and is removed again; the cell goes on taking writes. */
+Test(replicated, members_added_transferred_and_removed)
+{
+    cell_start(3);
+    int l = leader(NULL, 30000);
+    cr_assert_geq(l, 0, "no leader elected");
+    char name[32];
+    for (int k = 0; k < 20; k++) {
+        cs_error err = {0};
+        snprintf(name, sizeof name, "before-%d", k);
+        cr_assert_eq(submit(&C.r[l], name, &err), CS_OK, "%s", err.msg);
+    }
+    /* The fourth member: started first (it waits, unbootstrapped, to be
+     * contacted), then added through a follower with cellctl. */
+    replica *r4 = &C.r[3];
+    r4->id = 4;
+    snprintf(r4->url, sizeof r4->url, "tcp://127.0.0.1:%d", ts_free_port());
+    snprintf(r4->raft, sizeof r4->raft, "127.0.0.1:%d", ts_free_port());
+    snprintf(r4->data, sizeof r4->data, "%s/cell-4", C.dir);
+    snprintf(r4->log, sizeof r4->log, "%s/cellstated-4.log", C.dir);
+    char ctl[256], cmd[1024], out[4096];
+    ts_bin("cellctl", ctl, sizeof ctl);
+    char id[16], cl[] = "--cluster", idf[] = "--id", data[] = "--data", rf[] = "--raft",
+                 lf[] = "--listen";
+    snprintf(id, sizeof id, "%d", r4->id);
+    char *argv[] = {C.bin, cl, C.cluster, idf, id, data, r4->data, lf, r4->url, rf, r4->raft, NULL};
+    r4->pid = ts_spawn(argv, r4->log);
+    cs_error err = {0};
+    cr_assert_eq(cs_client_open(r4->url, 2000, &r4->c, &err), CS_OK, "%s", err.msg);
+    C.n = 4;
+    replica *f = &C.r[(l + 1) % 3];
+    snprintf(cmd, sizeof cmd, "%s --server %s members add 4 %s %s 2>&1", ctl, f->url, r4->url,
+             r4->raft);
+    int rc = ts_run(cmd, out, sizeof out);
+    if (rc != 0)
+        show_logs();
+    cr_assert_eq(rc, 0, "members add: %s", out);
+    cr_assert_gt(converge(NULL, 20, 60000), 0, "the added member did not catch up");
+    cr_expect(has_job(r4, "before-19"));
+
+    /* Leadership to the new member, through a follower. */
+    snprintf(cmd, sizeof cmd, "%s --server %s members transfer 4 2>&1", ctl, f->url);
+    rc = ts_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "members transfer: %s", out);
+    int l2 = leader(NULL, 30000);
+    cr_assert_eq(l2, 3, "leader is member %d after the transfer", l2 >= 0 ? C.r[l2].id : -1);
+    cr_assert_eq(submit(f, "after-transfer", &err), CS_OK, "%s", err.msg);
+
+    /* And out again: the old members elect one of themselves. */
+    snprintf(cmd, sizeof cmd, "%s --server %s members remove 4 2>&1", ctl, f->url);
+    rc = ts_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "members remove: %s", out);
+    bool alive[MAXR] = {true, true, true, false};
+    int l3 = leader(alive, 30000);
+    cr_assert_geq(l3, 0, "no leader among the three after the removal");
+    int64_t until = ts_now_ms() + 30000;
+    while ((rc = submit(f, "after-remove", &err)) != CS_OK && rc != CS_EEXIST &&
+           ts_now_ms() < until)
+        ts_sleep_ms(100);
+    cr_assert(rc == CS_OK || rc == CS_EEXIST, "after the removal: %s", err.msg);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_members_reply m;
+    cr_assert_eq(members(&C.r[l3], &m, &a), CS_OK);
+    cr_expect_eq(m.n, 3, "%u members after the removal", m.n);
+    cs_arena_free(&a);
 }
