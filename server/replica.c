@@ -503,29 +503,30 @@ static int members_decode(const uint8_t *b, size_t len, members *ms, cs_error *e
 enum { ENTRY_COMMAND = 1, ENTRY_COMPACT = 2, ENTRY_MEMBER_PUT = 3, ENTRY_MEMBER_REMOVE = 4 };
 
 /* A zeroed entry of `type` with room for a body of `body` bytes, padded to
- * a multiple of 8; *at is where the body goes. raft_apply takes the buffer
- * on success and frees it with raft_free. */
-static int entry_new(uint8_t type, size_t body, void **base, size_t *len, uint8_t **at,
-                     cs_error *err)
+ * a multiple of 8: where the body goes, or NULL (out of memory, in `err`).
+ * raft_apply takes *base on success and frees it with raft_free. */
+static uint8_t *entry_new(uint8_t type, size_t body, void **base, size_t *len, cs_error *err)
 {
     size_t n = ENTRY_HEADER + body;
     size_t pad = (8 - n % 8) % 8;
     *len = n + pad;
-    *base = raft_calloc(1, *len);
-    if (*base == NULL)
-        return cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
-    uint8_t *p = *base;
+    uint8_t *p = raft_calloc(1, *len);
+    *base = p;
+    if (p == NULL) {
+        cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
+        return NULL;
+    }
     p[0] = ENTRY_FORMAT;
     p[1] = type;
     p[2] = (uint8_t)pad;
-    *at = p + ENTRY_HEADER;
-    return CS_OK;
+    return p + ENTRY_HEADER;
 }
 
 int cs_replica_entry_command(const cs_command *c, void **base, size_t *len, cs_error *err)
 {
-    uint8_t *at;
-    CS_TRY(entry_new(ENTRY_COMMAND, 1 + c->bytes.size, base, len, &at, err));
+    uint8_t *at = entry_new(ENTRY_COMMAND, 1 + c->bytes.size, base, len, err);
+    if (at == NULL)
+        return CS_ENOMEM;
     at[0] = c->kind;
     if (c->bytes.size > 0)
         memcpy(at + 1, c->bytes.data, c->bytes.size);
@@ -535,8 +536,9 @@ int cs_replica_entry_command(const cs_command *c, void **base, size_t *len, cs_e
 /* An entry whose body is one 64-bit number (compact, member-remove). */
 static int entry_u64(uint8_t type, uint64_t v, void **base, size_t *len, cs_error *err)
 {
-    uint8_t *at;
-    CS_TRY(entry_new(type, 8, base, len, &at, err));
+    uint8_t *at = entry_new(type, 8, base, len, err);
+    if (at == NULL)
+        return CS_ENOMEM;
     put_be64(at, v);
     return CS_OK;
 }
@@ -551,8 +553,9 @@ int cs_replica_entry_member_put(const cs_member *m, void **base, size_t *len, cs
     if (m->id == 0 || memchr(m->listen, '\0', sizeof m->listen) == NULL ||
         memchr(m->raft, '\0', sizeof m->raft) == NULL)
         return cs_errorf(err, CS_EINVAL, "member: id 0 or an address over its bound");
-    uint8_t *at;
-    CS_TRY(entry_new(ENTRY_MEMBER_PUT, member_size(m), base, len, &at, err));
+    uint8_t *at = entry_new(ENTRY_MEMBER_PUT, member_size(m), base, len, err);
+    if (at == NULL)
+        return CS_ENOMEM;
     member_pack(at, m);
     return CS_OK;
 }
@@ -1033,6 +1036,7 @@ struct cs_replica {
     struct raft_io io;
     struct raft raft;
     pthread_t thread;
+    pthread_t loop_thread; /* set by the loop thread itself, before any hook */
     /* `mu` guards the queue, `stopping`, `applied` and the start result;
      * `cv` signals calls done, the applied index moving and the start. */
     pthread_mutex_t mu;
@@ -1499,6 +1503,9 @@ static void on_advanced(void *ctx, uint64_t applied)
 static void *loop_main(void *arg)
 {
     cs_replica *r = arg;
+    /* Not r->thread: pthread_create may store it after this thread has
+     * begun, and raft_start already runs hooks (a snapshot's restore). */
+    r->loop_thread = pthread_self();
     int rv = r->start_rc == 0 ? raft_start(&r->raft) : r->start_rc;
     pthread_mutex_lock(&r->mu);
     if (rv != 0 && r->start_rc == 0) {
@@ -1804,7 +1811,7 @@ int cs_replica_propose_compact(cs_replica *r, uint64_t floor, cs_error *err)
 int cs_replica_status_get(cs_replica *r, cs_replica_status *st, cs_error *err)
 {
     /* From a hook, on the loop thread itself: waiting would never end. */
-    if (pthread_equal(pthread_self(), r->thread)) {
+    if (pthread_equal(pthread_self(), r->loop_thread)) {
         fill_status(r, st);
         return CS_OK;
     }
