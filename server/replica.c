@@ -1507,6 +1507,8 @@ static void *loop_main(void *arg)
      * begun, and raft_start already runs hooks (a snapshot's restore). */
     r->loop_thread = pthread_self();
     int rv = r->start_rc == 0 ? raft_start(&r->raft) : r->start_rc;
+    if (rv == 0)
+        on_check(&r->check); /* a cell of one leads from raft_start on */
     pthread_mutex_lock(&r->mu);
     if (rv != 0 && r->start_rc == 0) {
         r->start_rc = rv;
@@ -1597,6 +1599,26 @@ static const cs_member *member_in(const cs_member *v, size_t n, uint64_t id)
     return NULL;
 }
 
+/* A store with commands in it but no applied index was written outside
+ * the replicated log (a single cellstated's): the other members do not
+ * have it, and applying the log on top of it would make this member's
+ * cell differ from theirs for good. */
+static int check_store_origin(cs_replica_fsm *f, cs_error *err)
+{
+    if (f->applied > 0)
+        return CS_OK;
+    cs_snap *snap;
+    CS_TRY(cs_snap_open(fsm_store(f), &snap, err));
+    uint64_t version = cs_snap_version(snap);
+    cs_snap_close(snap);
+    if (version == 0)
+        return CS_OK;
+    return cs_errorf(err, CS_ESTATE,
+                     "replica: the store in %s holds a cell (version %" PRIu64 ") that no "
+                     "replicated log wrote; start the member on an empty directory",
+                     f->store_dir, version);
+}
+
 /* Undo what cs_replica_start set up before its thread ran. */
 static void start_unwind(cs_replica *r)
 {
@@ -1642,6 +1664,8 @@ int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs
     r->fsm->advanced = on_advanced;
     r->fsm->advanced_ctx = r;
     r->applied = r->fsm->applied;
+    if ((rc = check_store_origin(r->fsm, err)) != CS_OK)
+        goto err_after_fsm;
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
