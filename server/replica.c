@@ -37,7 +37,12 @@
  * may be committed by counting replicas (Raft §5.4.2, #220): a new leader
  * appends a barrier of its term at once, which closes all but the window
  * of its own first disk write. And one of raft_uv's: entries must be a
- * multiple of 8 bytes long (the entries section says why).
+ * multiple of 8 bytes long (the entries section says why). And a member
+ * that returns with an empty directory: the leader still holds its old
+ * match index, so the reply to the snapshot it sends does not move that
+ * follower out of the snapshot state (progressMaybeUpdate sees nothing
+ * new) and it gets no entries until the install-snapshot timeout
+ * (opts.install_snapshot_timeout_ms; test_replica wipes a member).
  */
 #include "server/replica.h"
 
@@ -1721,6 +1726,8 @@ int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs
      * not raise its term while it is away, so that rejoining does not
      * depose a working leader. */
     raft_set_pre_vote(&r->raft, true);
+    if (o->install_snapshot_timeout_ms != 0)
+        raft_set_install_snapshot_timeout(&r->raft, o->install_snapshot_timeout_ms);
 
     /* Every member of a new cell bootstraps the same configuration: all of
      * the cluster file, as voters. A Raft directory with state refuses it

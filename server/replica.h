@@ -118,6 +118,12 @@ typedef struct cs_replica_opts {
      * follower a little behind catches up from the log. */
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    /* How long the leader waits for a follower to install a snapshot
+     * before it sends it again (0: libraft's 30000 ms). It must cover the
+     * transfer of the whole store; it is also how long a member that comes
+     * back with an empty directory waits, in libraft 0.15, before it is
+     * sent the entries after the snapshot (replica.c, known bugs). */
+    unsigned install_snapshot_timeout_ms;
 } cs_replica_opts;
 
 /* Start the replica: open the store and the Raft log, bootstrap the

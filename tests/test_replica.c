@@ -681,6 +681,7 @@ static void live_start(live *l, const cs_member *members, size_t n)
         .heartbeat_timeout_ms = 50,
         .snapshot_threshold = 32,
         .snapshot_trailing = 8,
+        .install_snapshot_timeout_ms = 2000,
     };
     cs_replica_hooks h = {.ctx = l, .applied = live_applied, .restored = live_restored};
     cs_error err = {0};
