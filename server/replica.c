@@ -37,7 +37,12 @@
  * may be committed by counting replicas (Raft §5.4.2, #220): a new leader
  * appends a barrier of its term at once, which closes all but the window
  * of its own first disk write. And one of raft_uv's: entries must be a
- * multiple of 8 bytes long (the entries section says why).
+ * multiple of 8 bytes long (the entries section says why). And a member
+ * that returns with an empty directory: the leader still holds its old
+ * match index, so the reply to the snapshot it sends does not move that
+ * follower out of the snapshot state (progressMaybeUpdate sees nothing
+ * new) and it gets no entries until the install-snapshot timeout
+ * (opts.install_snapshot_timeout_ms; test_replica wipes a member).
  */
 #include "server/replica.h"
 
@@ -503,29 +508,30 @@ static int members_decode(const uint8_t *b, size_t len, members *ms, cs_error *e
 enum { ENTRY_COMMAND = 1, ENTRY_COMPACT = 2, ENTRY_MEMBER_PUT = 3, ENTRY_MEMBER_REMOVE = 4 };
 
 /* A zeroed entry of `type` with room for a body of `body` bytes, padded to
- * a multiple of 8; *at is where the body goes. raft_apply takes the buffer
- * on success and frees it with raft_free. */
-static int entry_new(uint8_t type, size_t body, void **base, size_t *len, uint8_t **at,
-                     cs_error *err)
+ * a multiple of 8: where the body goes, or NULL (out of memory, in `err`).
+ * raft_apply takes *base on success and frees it with raft_free. */
+static uint8_t *entry_new(uint8_t type, size_t body, void **base, size_t *len, cs_error *err)
 {
     size_t n = ENTRY_HEADER + body;
     size_t pad = (8 - n % 8) % 8;
     *len = n + pad;
-    *base = raft_calloc(1, *len);
-    if (*base == NULL)
-        return cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
-    uint8_t *p = *base;
+    uint8_t *p = raft_calloc(1, *len);
+    *base = p;
+    if (p == NULL) {
+        cs_errorf(err, CS_ENOMEM, "log entry: out of memory");
+        return NULL;
+    }
     p[0] = ENTRY_FORMAT;
     p[1] = type;
     p[2] = (uint8_t)pad;
-    *at = p + ENTRY_HEADER;
-    return CS_OK;
+    return p + ENTRY_HEADER;
 }
 
 int cs_replica_entry_command(const cs_command *c, void **base, size_t *len, cs_error *err)
 {
-    uint8_t *at;
-    CS_TRY(entry_new(ENTRY_COMMAND, 1 + c->bytes.size, base, len, &at, err));
+    uint8_t *at = entry_new(ENTRY_COMMAND, 1 + c->bytes.size, base, len, err);
+    if (at == NULL)
+        return CS_ENOMEM;
     at[0] = c->kind;
     if (c->bytes.size > 0)
         memcpy(at + 1, c->bytes.data, c->bytes.size);
@@ -535,8 +541,9 @@ int cs_replica_entry_command(const cs_command *c, void **base, size_t *len, cs_e
 /* An entry whose body is one 64-bit number (compact, member-remove). */
 static int entry_u64(uint8_t type, uint64_t v, void **base, size_t *len, cs_error *err)
 {
-    uint8_t *at;
-    CS_TRY(entry_new(type, 8, base, len, &at, err));
+    uint8_t *at = entry_new(type, 8, base, len, err);
+    if (at == NULL)
+        return CS_ENOMEM;
     put_be64(at, v);
     return CS_OK;
 }
@@ -551,8 +558,9 @@ int cs_replica_entry_member_put(const cs_member *m, void **base, size_t *len, cs
     if (m->id == 0 || memchr(m->listen, '\0', sizeof m->listen) == NULL ||
         memchr(m->raft, '\0', sizeof m->raft) == NULL)
         return cs_errorf(err, CS_EINVAL, "member: id 0 or an address over its bound");
-    uint8_t *at;
-    CS_TRY(entry_new(ENTRY_MEMBER_PUT, member_size(m), base, len, &at, err));
+    uint8_t *at = entry_new(ENTRY_MEMBER_PUT, member_size(m), base, len, err);
+    if (at == NULL)
+        return CS_ENOMEM;
     member_pack(at, m);
     return CS_OK;
 }
@@ -1033,6 +1041,7 @@ struct cs_replica {
     struct raft_io io;
     struct raft raft;
     pthread_t thread;
+    pthread_t loop_thread; /* set by the loop thread itself, before any hook */
     /* `mu` guards the queue, `stopping`, `applied` and the start result;
      * `cv` signals calls done, the applied index moving and the start. */
     pthread_mutex_t mu;
@@ -1499,7 +1508,12 @@ static void on_advanced(void *ctx, uint64_t applied)
 static void *loop_main(void *arg)
 {
     cs_replica *r = arg;
+    /* Not r->thread: pthread_create may store it after this thread has
+     * begun, and raft_start already runs hooks (a snapshot's restore). */
+    r->loop_thread = pthread_self();
     int rv = r->start_rc == 0 ? raft_start(&r->raft) : r->start_rc;
+    if (rv == 0)
+        on_check(&r->check); /* a cell of one leads from raft_start on */
     pthread_mutex_lock(&r->mu);
     if (rv != 0 && r->start_rc == 0) {
         r->start_rc = rv;
@@ -1590,6 +1604,26 @@ static const cs_member *member_in(const cs_member *v, size_t n, uint64_t id)
     return NULL;
 }
 
+/* A store with commands in it but no applied index was written outside
+ * the replicated log (a single cellstated's): the other members do not
+ * have it, and applying the log on top of it would make this member's
+ * cell differ from theirs for good. */
+static int check_store_origin(cs_replica_fsm *f, cs_error *err)
+{
+    if (f->applied > 0)
+        return CS_OK;
+    cs_snap *snap;
+    CS_TRY(cs_snap_open(fsm_store(f), &snap, err));
+    uint64_t version = cs_snap_version(snap);
+    cs_snap_close(snap);
+    if (version == 0)
+        return CS_OK;
+    return cs_errorf(err, CS_ESTATE,
+                     "replica: the store in %s holds a cell (version %" PRIu64 ") that no "
+                     "replicated log wrote; start the member on an empty directory",
+                     f->store_dir, version);
+}
+
 /* Undo what cs_replica_start set up before its thread ran. */
 static void start_unwind(cs_replica *r)
 {
@@ -1635,6 +1669,8 @@ int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs
     r->fsm->advanced = on_advanced;
     r->fsm->advanced_ctx = r;
     r->applied = r->fsm->applied;
+    if ((rc = check_store_origin(r->fsm, err)) != CS_OK)
+        goto err_after_fsm;
 
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1690,6 +1726,8 @@ int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs
      * not raise its term while it is away, so that rejoining does not
      * depose a working leader. */
     raft_set_pre_vote(&r->raft, true);
+    if (o->install_snapshot_timeout_ms != 0)
+        raft_set_install_snapshot_timeout(&r->raft, o->install_snapshot_timeout_ms);
 
     /* Every member of a new cell bootstraps the same configuration: all of
      * the cluster file, as voters. A Raft directory with state refuses it
@@ -1804,7 +1842,7 @@ int cs_replica_propose_compact(cs_replica *r, uint64_t floor, cs_error *err)
 int cs_replica_status_get(cs_replica *r, cs_replica_status *st, cs_error *err)
 {
     /* From a hook, on the loop thread itself: waiting would never end. */
-    if (pthread_equal(pthread_self(), r->thread)) {
+    if (pthread_equal(pthread_self(), r->loop_thread)) {
         fill_status(r, st);
         return CS_OK;
     }

@@ -118,6 +118,12 @@ typedef struct cs_replica_opts {
      * follower a little behind catches up from the log. */
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
+    /* How long the leader waits for a follower to install a snapshot
+     * before it sends it again (0: libraft's 30000 ms). It must cover the
+     * transfer of the whole store; it is also how long a member that comes
+     * back with an empty directory waits, in libraft 0.15, before it is
+     * sent the entries after the snapshot (replica.c, known bugs). */
+    unsigned install_snapshot_timeout_ms;
 } cs_replica_opts;
 
 /* Start the replica: open the store and the Raft log, bootstrap the
@@ -130,7 +136,9 @@ int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs
                      cs_error *err);
 
 /* Stop: leave the loop, close Raft, the log and the store. Proposals in
- * flight get CS_EUNAVAIL. Frees `r`. */
+ * flight get CS_EUNAVAIL, and so do waits (cs_replica_wait_applied) that
+ * are blocked; no other call may begin once stop has, and it must not be
+ * called from a hook. Frees `r`. */
 void cs_replica_stop(cs_replica *r);
 
 /* The store this replica applies to. The pointer changes when a snapshot
@@ -152,9 +160,12 @@ typedef void (*cs_propose_cb)(void *arg, int rc, uint64_t index, const cs_result
 
 /* Append command `c` (its kind and bytes; copied) to the log, if this
  * replica is the leader, and call cb once it is applied here. Proposals are
- * appended in the order of the calls; a burst of them shares one write and
- * fsync of the log. CS_OK when queued (cb will be called), else an error
- * and cb is not called. */
+ * appended in the order of the calls. While entries are in flight (appended,
+ * not committed yet) new proposals wait, and go out together once those
+ * commit: one write and fsync of the log per batch, and batches grow with
+ * the load (replica.c says why libraft 0.15 needs this). CS_OK when queued
+ * (cb will be called), else an error (CS_ENOTLEADER at once when this
+ * replica is known not to lead) and cb is not called. */
 int cs_replica_propose(cs_replica *r, const cs_command *c, cs_propose_cb cb, void *arg,
                        cs_error *err);
 

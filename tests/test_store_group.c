@@ -8,8 +8,12 @@
  */
 #include <criterion/criterion.h>
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tests/support.h"
 #include "txn/command.h"
@@ -291,5 +295,48 @@ Test(store_group, the_applied_index_commits_with_the_group_even_when_nothing_was
     cr_assert_eq(cs_store_applied(t.s, &applied, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(applied, 9);
     cs_result_free(&r);
+    ts_store_destroy(&t);
+}
+
+/* cs_store_copy: the compacting copy, named data.mdb in a directory of its
+ * own, opens as the same store (records, log, meta and its applied index),
+ * which is what a replica installs from a snapshot. */
+Test(store_group, a_compacting_copy_opens_as_the_same_store)
+{
+    ts_store t;
+    ts_store_create(&t);
+    cs_id m = ts_machine(t.s, "m1", 2000, 2048, 100, 0, 0, NULL, 0);
+    cs_id j = ts_job(t.s, "web", CS_JOB_SERVICE, 0, 3, 100, 100, 0, NULL, 0);
+    cs_txn_result r;
+    cs_error err = {0};
+    cr_assert_eq(claim(t.s, 1, cs_task_id(j, 0), m, &r, &err), CS_OK, "%s", err.msg);
+    cs_txn_result_free(&r);
+    cr_assert_eq(cs_store_compact_applied(t.s, 1, 42, &err), CS_OK, "%s", err.msg);
+
+    char dir[512], path[600];
+    snprintf(dir, sizeof dir, "%s-copy", t.dir);
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(cs_store_copy(t.s, fd, &err), CS_OK, "%s", err.msg);
+    close(fd);
+
+    cs_store *c;
+    cs_store_opts o = {.map_size = (size_t)64 << 20, .nosync = true};
+    cr_assert_eq(cs_store_open(dir, &o, &c, &err), CS_OK, "%s", err.msg);
+    uint64_t applied = 0;
+    cr_assert_eq(cs_store_applied(c, &applied, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(applied, 42);
+    uint8_t *a, *b;
+    size_t na, nb;
+    ts_dump(t.s, &a, &na);
+    ts_dump(c, &b, &nb);
+    cr_assert_eq(na, nb);
+    cr_assert_arr_eq(a, b, na, "the copy differs from its store");
+    free(a);
+    free(b);
+    cs_store_close(c);
+    ts_rmtree(dir);
     ts_store_destroy(&t);
 }
