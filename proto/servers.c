@@ -104,6 +104,24 @@ int cs_servers_from(const char *flag, cs_servers *out, const char **urls, cs_err
     return CS_OK;
 }
 
+int cs_listen_url(const char *flag, const char **out, cs_error *err)
+{
+    const char *url = cs_server_url(flag);
+    *out = url;
+    if (flag != NULL && flag[0] != '\0')
+        return CS_OK;
+    cs_servers s;
+    if (cs_servers_parse(url, &s, err) == CS_OK && s.n > 1)
+        return cs_errorf(err, CS_EINVAL,
+                         "$" CS_URL_ENV " lists %zu servers (%s), a replicated cell's for its "
+                         "clients; give this replica's own address with --listen, or --cluster "
+                         "FILE --id N",
+                         s.n, url);
+    /* One entry, even one the list rules refuse: nng's listen says what is
+     * wrong with it, as it always did. */
+    return CS_OK;
+}
+
 int cs_servers_dial(nng_socket sock, const cs_servers *s, cs_error *err)
 {
     for (size_t i = 0; i < s->n; i++) {

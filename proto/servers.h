@@ -49,6 +49,15 @@ int cs_servers_parse(const char *list, cs_servers *out, cs_error *err);
  * where the list came from ("--server" or "$CELL_SERVER") and the entry. */
 int cs_servers_from(const char *flag, cs_servers *out, const char **urls, cs_error *err);
 
+/* Where cellstated listens when --listen is not given: `flag` (borrowed,
+ * may be NULL) if set, as ever; else $CELL_SERVER when it names one
+ * server; else CS_DEFAULT_URL. *out is borrowed from the flag or the
+ * environment. A list in $CELL_SERVER is refused (CS_EINVAL, saying to give
+ * --listen or --cluster): it names the clients' view of a replicated cell,
+ * and taking its first entry would have every replica on a host that
+ * shares the environment try to listen at the same address. */
+int cs_listen_url(const char *flag, const char **out, cs_error *err);
+
 /* Dial every server of `s` (borrowed) on `sock` without blocking: nng
  * connects and reconnects each in the background, and a REQ socket sends
  * each request on one connected pipe (see agent/loop.h for who uses it).

@@ -91,6 +91,24 @@ Test(servers, from_names_the_source)
     cr_assert_str_eq(urls, CS_DEFAULT_URL);
 }
 
+Test(servers, listen_url)
+{
+    const char *url = NULL;
+    cs_error err = {0};
+    setenv(CS_URL_ENV, "tcp://127.0.0.1:7601,tcp://127.0.0.1:7602", 1);
+    cr_assert_eq(cs_listen_url(NULL, &url, &err), CS_EINVAL);
+    cr_assert(strstr(err.msg, "$CELL_SERVER lists 2 servers") && strstr(err.msg, "--listen"), "%s",
+              err.msg);
+    cr_assert_eq(cs_listen_url("tcp://127.0.0.1:7605", &url, &err), CS_OK, "--listen wins");
+    cr_assert_str_eq(url, "tcp://127.0.0.1:7605");
+    setenv(CS_URL_ENV, "tcp://127.0.0.1:7601", 1);
+    cr_assert_eq(cs_listen_url(NULL, &url, &err), CS_OK, "%s", err.msg);
+    cr_assert_str_eq(url, "tcp://127.0.0.1:7601");
+    unsetenv(CS_URL_ENV);
+    cr_assert_eq(cs_listen_url(NULL, &url, &err), CS_OK, "%s", err.msg);
+    cr_assert_str_eq(url, CS_DEFAULT_URL);
+}
+
 Test(servers, client_open_names_the_bad_entry)
 {
     cs_client *c = NULL;
@@ -489,7 +507,7 @@ Test(failover, cellctl_takes_a_list)
     cr_assert(strstr(out, want) != NULL, "%s", out);
 }
 
-Test(failover, schedulers_and_agent_refuse_a_bad_list)
+Test(failover, programs_refuse_a_bad_list)
 {
     char bin[256], cmd[1024], out[4096];
     ts_bin("cell-batch", bin, sizeof bin);
@@ -500,6 +518,16 @@ Test(failover, schedulers_and_agent_refuse_a_bad_list)
     snprintf(cmd, sizeof cmd, "CELL_SERVER=tcp://127.0.0.1:1,x %s --name m 2>&1", bin);
     cr_assert_eq(shell(cmd, out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "$CELL_SERVER: server 2 'x' is not a URL") != NULL, "%s", out);
+    /* cellstated does not listen at the first entry of a list. */
+    char dir[256];
+    cr_assert_eq(ts_mkdtemp(dir, sizeof dir), 0);
+    ts_bin("cellstated", bin, sizeof bin);
+    snprintf(cmd, sizeof cmd, "CELL_SERVER=tcp://127.0.0.1:%d,tcp://127.0.0.1:%d %s --data %s/d 2>&1",
+             ts_free_port(), ts_free_port(), bin, dir);
+    int st = shell(cmd, out, sizeof out);
+    ts_rmtree(dir);
+    cr_assert_eq(st, 2, "%s", out);
+    cr_assert(strstr(out, "$CELL_SERVER lists 2 servers") != NULL, "%s", out);
 }
 
 /* The parked polls of the server behind `c`. */
