@@ -36,8 +36,12 @@
  * killed server), so the client moves on at once instead of waiting out
  * its timeout. A request is sent twice only by the failover below, with
  * the same bytes: a commit's retry carries the same scheduler id and
- * request id (txn.h), and the server answers it from its idempotency
- * record if the first copy was applied.
+ * request id (txn.h). That makes the resend safe even when the first copy
+ * is still in flight (on a stopped replica, or in a deposed leader's log):
+ * the idempotency check is part of applying a commit (txn/apply.h
+ * cs_commit_apply), in log order on every replica, so whichever copy is
+ * applied second is answered from the first one's record and changes
+ * nothing.
  *
  * The cell agent's machines are the exception (agent/loop.h): thousands of
  * asynchronous contexts share one socket, which dials every server. */
