@@ -1,7 +1,7 @@
 /* cell_agent.c — cell-agent: one machine of the cell (or many simulated
  * ones): main and its flags.
  *
- *   cell-agent [--server URL] [--name NAME] [--workdir DIR]
+ *   cell-agent [--server URL[,URL...]] [--name NAME] [--workdir DIR]
  *              [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]
  *              [--attr KEY=VALUE]... [--taint KEY[=VALUE]:EFFECT]...
  *              [--heartbeat-ms MS] [--poll-wait-ms MS] [--kill-grace-ms MS]
@@ -33,6 +33,7 @@
 #include "agent/sim.h"
 #include "cellstate/paths.h"
 #include "proto/proto.h"
+#include "proto/servers.h"
 
 #define AG_LOG_LISTEN_DEFAULT "tcp://0.0.0.0:0"
 #define AG_RETAIN_COUNT_DEFAULT 10u
@@ -41,7 +42,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: cell-agent [--server URL] [--name NAME] [--workdir DIR]\n"
+            "usage: cell-agent [--server URL[,URL...]] [--name NAME] [--workdir DIR]\n"
             "                  [--cpu CORES] [--mem MiB] [--disk MiB] [--ports LO-HI]\n"
             "                  [--attr KEY=VALUE]... [--taint KEY[=VALUE]:EFFECT]...\n"
             "                  [--heartbeat-ms MS] [--poll-wait-ms MS] [--kill-grace-ms MS]\n"
@@ -49,7 +50,8 @@ static void usage(FILE *f)
             "                  [--retain-count N] [--retain-ms MS]\n"
             "       cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]\n"
             "                  [--seed N] [the flags above]\n"
-            "--server defaults to $CELL_SERVER, else %s; capacity is detected\n"
+            "--server (one URL, or the comma-separated replicas of a replicated cell)\n"
+            "defaults to $CELL_SERVER, else %s; capacity is detected\n"
             "from the host unless given (simulated machines: 8 cores, 16384 MiB, 100000 MiB).\n"
             "--orphan-grace (default %d): a task whose agent has been gone this long is\n"
             "stopped by its supervisor.\n"
@@ -330,7 +332,9 @@ static int run_simulator(const flags *f, const char *url, const sigset_t *set)
     return 0;
 }
 
-static int run_machine(const flags *f, const char *url, const sigset_t *set)
+/* `url` is the list as given (for the log), `servers` the same parsed. */
+static int run_machine(const flags *f, const char *url, const cs_servers *servers,
+                       const sigset_t *set)
 {
     char host[CS_NAME_MAX + 1], workdir[4096], self[4096];
     cs_error err = {0};
@@ -404,8 +408,8 @@ static int run_machine(const flags *f, const char *url, const sigset_t *set)
     nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 1000);
     nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 0);
-    if ((rv = nng_dial(sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-        fprintf(stderr, "cell-agent: cannot dial %s: %s\n", url, nng_strerror(rv));
+    if (cs_servers_dial(sock, servers, &err) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", err.msg);
         rc = 2;
         goto cleanup;
     }
@@ -452,7 +456,16 @@ int main(int argc, char **argv)
         usage(p > 0 ? stdout : stderr);
         return p > 0 ? 0 : 2;
     }
-    const char *url = cs_server_url(f.server);
+    /* The whole list is checked before anything starts: a bad entry is a
+     * bad command line, named. */
+    const char *url;
+    cs_servers servers;
+    cs_error perr = {0};
+    if (cs_servers_from(f.server, &servers, &url, &perr) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", perr.msg);
+        cs_arena_free(&f.arena);
+        return 2;
+    }
 
     /* Block the stop signals before nng starts its threads, so that only
      * wait_for_stop receives them. */
@@ -463,7 +476,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    int rc = f.simulate > 0 ? run_simulator(&f, url, &set) : run_machine(&f, url, &set);
+    int rc = f.simulate > 0 ? run_simulator(&f, url, &set) : run_machine(&f, url, &servers, &set);
     cs_arena_free(&f.arena);
     return rc;
 }

@@ -423,6 +423,16 @@ static uint32_t backoff(uint32_t *ms)
     return *ms;
 }
 
+/* Whether `rc` says that no server could serve the request now, rather
+ * than that one refused it: no answer (CS_EIO), or a replica without a
+ * leader or stopping (CS_ENOTLEADER, CS_EUNAVAIL). Either is retried after
+ * the back-off, and the retry goes to the socket's next connected pipe:
+ * another replica when the socket dials several (loop.h). */
+static bool unreachable(int rc)
+{
+    return rc == CS_EIO || rc == CS_ENOTLEADER || rc == CS_EUNAVAIL;
+}
+
 /* A request failed to reach the server, or timed out: say so once, then
  * again every AG_FAIL_LOG_MS while it lasts, so that an unreachable server
  * is visible in the log without flooding it. */
@@ -646,7 +656,7 @@ static void on_register(ag_machine *m, int rc, const cs_msg *r, const cs_error *
         err = &e2;
     cs_id id = reply.id;
     if (rc != CS_OK) {
-        if (rc == CS_EIO)
+        if (unreachable(rc))
             note_unreachable(m, "machine.register", err->msg, now);
         else
             mlog(m, true, "machine.register refused: %s", err->msg);
@@ -675,7 +685,7 @@ static void on_heartbeat(ag_machine *m, int rc, const cs_msg *r, const cs_error 
         return;
     }
     if (rc != CS_OK) {
-        if (rc == CS_EIO)
+        if (unreachable(rc))
             note_unreachable(m, "machine.heartbeat", err->msg, now);
         else
             mlog(m, true, "heartbeat refused: %s", err->msg);
@@ -725,7 +735,7 @@ static void on_report_one(ag_machine *m, const ag_inflight *f, int rc, const cs_
         return;
     }
     if (rc != CS_OK) {
-        if (rc == CS_EIO)
+        if (unreachable(rc))
             note_unreachable(m, "task.status", err->msg, now);
         else
             mlog(m, true, "task %llu attempt %u: report failed: %s", (unsigned long long)t->id,
@@ -1107,7 +1117,7 @@ static void poll_cb(void *arg)
             if (rc == CS_ENOTFOUND) {
                 mlog(m, true, "poll: %s: registering again", err.msg);
                 m->registered = false;
-            } else if (rc == CS_EIO) {
+            } else if (unreachable(rc)) {
                 note_unreachable(m, "poll", err.msg, ag_now_ms());
             } else {
                 mlog(m, true, "poll failed: %s", err.msg);

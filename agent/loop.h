@@ -10,6 +10,17 @@
  * machine, so one process can drive thousands of them (the simulator) over
  * one socket.
  *
+ * A replicated cell: the socket dials every replica of the list
+ * (proto/servers.h cs_servers_dial), and nng's REQ sends each request on
+ * one connected pipe, in turn — so a process's machines spread their polls
+ * over the replicas, each served where it lands. Each context keeps
+ * resends off, so req0 fails a request whose pipe closes (NNG_ECONNRESET) instead
+ * of sending it again: a poll parked on a replica that dies ends at once,
+ * and its retry (after the back-off below) goes to a replica still
+ * connected; a replica that is stopped, not dead, costs the request's
+ * timeout. An answer of CS_ENOTLEADER or CS_EUNAVAIL is retried the same
+ * way. Why cs_client (proto/client.h) does it differently: proto/client.c.
+ *
  * What "running a task" means is the backend's business (ag_backend): real
  * processes under a supervisor (runner.h) or timers (sim.h). The loop only
  * decides when to start, kill, report and forget, from the poll replies and

@@ -3,6 +3,7 @@
 
 #include "agent/health.h"
 #include "cellstate/rng.h"
+#include "proto/servers.h"
 
 #include <errno.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -151,10 +152,10 @@ int ag_sim_open(const char *url, const ag_sim_opts *o, ag_sim **out, cs_error *e
     nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 1000);
     nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 0);
-    if ((rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-        rc = cs_errorf(err, CS_EINVAL, "cannot dial %s: %s", url, nng_strerror(rv));
+    cs_servers servers;
+    if ((rc = cs_servers_parse(url, &servers, err)) != CS_OK ||
+        (rc = cs_servers_dial(s->sock, &servers, err)) != CS_OK)
         goto fail;
-    }
     for (uint32_t i = 0; i < o->machines; i++) {
         char name[CS_NAME_MAX + 1];
         snprintf(name, sizeof name, "%s%05u", o->prefix, i);

@@ -26,7 +26,8 @@ typedef struct ag_sim_opts {
 
 typedef struct ag_sim ag_sim;
 
-/* Dial `url` and make the machines (not started). `o` is copied, its
+/* Dial the servers of `url` (one URL or a list, proto/servers.h: every
+ * one on the machines' one socket, loop.h) and make the machines (not started). `o` is copied, its
  * strings and attrs borrowed until ag_sim_close. *out is the caller's. */
 int ag_sim_open(const char *url, const ag_sim_opts *o, ag_sim **out, cs_error *err);
 void ag_sim_start(ag_sim *s);

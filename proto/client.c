@@ -1,48 +1,148 @@
-/* client.c — a blocking REQ client of cellstated (see client.h). */
+/* client.c — a blocking REQ client of cellstated that fails over between
+ * the servers of its list (see client.h). */
 #include "proto/client.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto/jobmsg.h"
 #include "proto/msg.h"
 #include "proto/readmsg.h"
+#include "proto/servers.h"
+
+/* One socket per server, not one REQ socket dialling every URL.
+ *
+ * nng's req0 (1.5, src/sp/protocol/reqrep0/req.c) sends each request on the
+ * first ready pipe of its socket and puts that pipe last, so one socket
+ * over N servers spreads requests round-robin: the client cannot stick to
+ * the server that answered (a follower that served a sync may be behind
+ * the one that took the commit before it), nor choose "the next one" after
+ * an answer of CS_ENOTLEADER — a resend may land on the same replica. Its
+ * own failover only resends when a pipe closes or the resend timer fires,
+ * and the timer cannot tell a SIGSTOPped replica (its TCP connection stays
+ * open) from a slow commit: it would resend every slow commit. With one
+ * socket per server the client decides: it sends to the server it sticks
+ * to and moves to the next on a closed connection, a timeout, or an
+ * answer of CS_ENOTLEADER or CS_EUNAVAIL.
+ *
+ * Each socket keeps resends off (NNG_OPT_REQ_RESENDTIME infinite): nng
+ * never sends a request twice on its own, and with resends off req0 fails
+ * the outstanding receive with NNG_ECONNRESET when its pipe closes (a
+ * killed server), so the client moves on at once instead of waiting out
+ * its timeout. A request is sent twice only by the failover below, with
+ * the same bytes: a commit's retry carries the same scheduler id and
+ * request id (txn.h). That makes the resend safe even when the first copy
+ * is still in flight (on a stopped replica, or in a deposed leader's log):
+ * the idempotency check is part of applying a commit (txn/apply.h
+ * cs_commit_apply), in log order on every replica, so whichever copy is
+ * applied second is answered from the first one's record and changes
+ * nothing.
+ *
+ * The cell agent's machines are the exception (agent/loop.h): thousands of
+ * asynchronous contexts share one socket, which dials every server. */
+
+/* After a server answered that it has no leader or is stopping, wait this
+ * long before asking the next: an election takes about one election
+ * timeout, and a round at full speed would only collect the same answer. */
+#define CS_CLIENT_BACKOFF_MS 50
+/* A new client (nothing connected yet, several servers) waits at most this
+ * long for its first connection before it picks whom to ask: on loopback
+ * or a LAN a live server is connected within a few ms, and a dead one never
+ * is, so the first call goes to a live server instead of spending its
+ * share of the timeout on a dead first entry. */
+#define CS_CLIENT_CONNECT_MS 250
+
+typedef struct server {
+    struct cs_client *c;
+    nng_socket sock;
+    bool open;
+    int pipes; /* pipes nng has (ADD_PRE seen, REM_POST not yet); guarded by c->mu */
+} server;
 
 struct cs_client {
-    nng_socket sock;
+    cs_servers list;
+    server srv[CS_SERVERS_MAX];
+    size_t cur;          /* the server that answered last: the next call starts there */
+    uint32_t timeout_ms; /* per call, all attempts included */
+    pthread_mutex_t mu;  /* nng's threads count the pipes */
+    pthread_cond_t connected;
     uint64_t next_req;
     nng_msg *reply; /* the last reply: the decoded one points into it */
     msgpack_zone zone;
     msgpack_sbuffer out;
 };
 
-int cs_client_open(const char *url, uint32_t timeout_ms, cs_client **out, cs_error *err)
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* nng's pipe events, on its threads. Every pipe that was announced
+ * (ADD_PRE) is removed once (REM_POST), even one the protocol refused. */
+static void pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    (void)pipe;
+    server *s = arg;
+    pthread_mutex_lock(&s->c->mu);
+    s->pipes += ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1;
+    pthread_cond_broadcast(&s->c->connected);
+    pthread_mutex_unlock(&s->c->mu);
+}
+
+/* Open server i's socket and dial it without blocking. */
+static int server_open(cs_client *c, size_t i, cs_error *err)
+{
+    server *s = &c->srv[i];
+    const char *url = c->list.url[i];
+    s->c = c;
+    int rv;
+    if ((rv = nng_req0_open(&s->sock)) != 0)
+        return cs_errorf(err, CS_EIO, "client: %s", nng_strerror(rv));
+    s->open = true;
+    /* Resends off: see the top of this file. */
+    nng_socket_set_ms(s->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 20);
+    nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 500);
+    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 0);
+    if ((rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_event, s)) != 0 ||
+        (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_event, s)) != 0)
+        return cs_errorf(err, CS_EIO, "client: %s", nng_strerror(rv));
+    if ((rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0)
+        return cs_errorf(err, CS_EINVAL, "client: cannot dial %s: %s", url, nng_strerror(rv));
+    return CS_OK;
+}
+
+int cs_client_open(const char *urls, uint32_t timeout_ms, cs_client **out, cs_error *err)
 {
     cs_client *c = calloc(1, sizeof *c);
     if (c == NULL)
         return cs_errorf(err, CS_ENOMEM, "client: out of memory");
-    int rv;
-    if ((rv = nng_req0_open(&c->sock)) != 0) {
+    int rc = cs_servers_parse(urls, &c->list, err);
+    if (rc != CS_OK) {
         free(c);
-        return cs_errorf(err, CS_EIO, "client: %s", nng_strerror(rv));
+        return cs_error_wrap(err, rc, "client");
     }
-    /* Resend only after the call's own timeout: a commit must not be sent
-     * twice while the first is being applied (a resend would be answered
-     * from the idempotency record anyway). */
-    nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 20);
-    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 500);
-    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, 0);
-    if ((rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0) {
-        nng_close(c->sock);
-        free(c);
-        return cs_errorf(err, CS_EINVAL, "client: cannot dial %s: %s", url, nng_strerror(rv));
-    }
-    cs_client_set_timeout(c, timeout_ms);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->connected, &ca);
+    pthread_condattr_destroy(&ca);
     msgpack_zone_init(&c->zone, 4096);
     msgpack_sbuffer_init(&c->out);
+    for (size_t i = 0; i < c->list.n; i++)
+        if ((rc = server_open(c, i, err)) != CS_OK) {
+            cs_client_close(c);
+            return rc;
+        }
+    c->timeout_ms = timeout_ms;
     /* Request ids start from the address of the client and the time would
      * be nicer, but any start works: REQ matches replies itself. */
     c->next_req = 1;
@@ -50,11 +150,7 @@ int cs_client_open(const char *url, uint32_t timeout_ms, cs_client **out, cs_err
     return CS_OK;
 }
 
-void cs_client_set_timeout(cs_client *c, uint32_t timeout_ms)
-{
-    nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
-    nng_socket_set_ms(c->sock, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
-}
+void cs_client_set_timeout(cs_client *c, uint32_t timeout_ms) { c->timeout_ms = timeout_ms; }
 
 void cs_client_close(cs_client *c)
 {
@@ -62,37 +158,47 @@ void cs_client_close(cs_client *c)
         return;
     if (c->reply)
         nng_msg_free(c->reply);
-    nng_close(c->sock);
+    /* nng_close returns once the socket's pipes are gone, their REM_POST
+     * callbacks run: nothing touches c after the loop. */
+    for (size_t i = 0; i < c->list.n; i++)
+        if (c->srv[i].open)
+            nng_close(c->srv[i].sock);
+    pthread_cond_destroy(&c->connected);
+    pthread_mutex_destroy(&c->mu);
     msgpack_zone_destroy(&c->zone);
     msgpack_sbuffer_destroy(&c->out);
     free(c);
 }
 
-/* Send one request and wait for its reply, kept in c->reply. Returns the
- * request id through *req. */
-static int exchange(cs_client *c, uint32_t type, const void *body, size_t len, uint64_t *req,
-                    cs_error *err)
+/* The order of this call's attempts into order[0..n): the servers with a
+ * connection first, from the one the client sticks to on, then those
+ * without (a dead one, or one still connecting), in the same order. A new
+ * client with several servers first waits up to CS_CLIENT_CONNECT_MS (and
+ * the deadline) for any connection. */
+static void attempt_order(cs_client *c, int64_t deadline, size_t *order)
 {
-    if (c->reply) {
-        nng_msg_free(c->reply);
-        c->reply = NULL;
+    size_t n = c->list.n, k = 0;
+    pthread_mutex_lock(&c->mu);
+    if (n > 1) {
+        int64_t until = mono_ms() + CS_CLIENT_CONNECT_MS;
+        if (until > deadline)
+            until = deadline;
+        struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000};
+        for (;;) {
+            bool any = false;
+            for (size_t i = 0; i < n; i++)
+                any = any || c->srv[i].pipes > 0;
+            if (any || pthread_cond_timedwait(&c->connected, &c->mu, &ts) != 0)
+                break;
+        }
     }
-    msgpack_zone_clear(&c->zone);
-    c->out.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
-    *req = c->next_req++;
-    if (cs_msg_begin(&pk, type, *req) != CS_OK ||
-        msgpack_sbuffer_write(&c->out, body, len) != 0)
-        return cs_errorf(err, CS_ENOMEM, "client: out of memory");
-    int rv = nng_send(c->sock, c->out.data, c->out.size, 0);
-    if (rv == 0)
-        rv = nng_recvmsg(c->sock, &c->reply, 0);
-    if (rv != 0)
-        return cs_errorf(err, CS_EIO, "%s: %s", cs_msg_name(type),
-                         rv == NNG_ETIMEDOUT ? "no answer from cellstated (timed out)"
-                                             : nng_strerror(rv));
-    return CS_OK;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t j = 0; j < n; j++) {
+            size_t i = (c->cur + j) % n;
+            if ((c->srv[i].pipes > 0) == (pass == 0))
+                order[k++] = i;
+        }
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Decode c->reply, the answer to request `req` of `type`, into objects. */
@@ -110,6 +216,108 @@ static int decode_reply(cs_client *c, uint32_t type, uint64_t req, cs_msg *reply
         return cs_errorf(err, CS_EPROTO, "reply to %s is of type %s", cs_msg_name(type),
                          cs_msg_name(reply->type));
     return CS_OK;
+}
+
+/* The code of c->reply when it is an error reply, else CS_OK. Only the
+ * envelope is read here; decode_reply reads the whole reply. */
+static int reply_error_code(cs_client *c)
+{
+    cs_mp_cur cur;
+    cs_mp_cur_init(&cur, nng_msg_body(c->reply), nng_msg_len(c->reply));
+    uint32_t n;
+    uint64_t version, rtype, req;
+    if (cs_mp_read_array(&cur, &n) != CS_OK || n != 4 || cs_mp_read_uint(&cur, &version) != CS_OK ||
+        cs_mp_read_uint(&cur, &rtype) != CS_OK || rtype != CS_MSG_ERROR ||
+        cs_mp_read_uint(&cur, &req) != CS_OK)
+        return CS_OK;
+    cs_msg m;
+    cs_error_reply e;
+    cs_error ignored;
+    msgpack_zone_clear(&c->zone);
+    if (cs_msg_decode(nng_msg_body(c->reply), nng_msg_len(c->reply), &c->zone, &m, &ignored) !=
+            CS_OK ||
+        cs_error_reply_decode(&m.body, &e, NULL, &ignored) != CS_OK)
+        return CS_OK;
+    return e.code;
+}
+
+/* Send c->out to server i and wait for its reply, kept in c->reply; both
+ * within `ms`. CS_EIO when it could not be sent or was not answered. */
+static int attempt(cs_client *c, size_t i, uint32_t type, int64_t ms, cs_error *err)
+{
+    nng_socket sock = c->srv[i].sock;
+    int64_t start = mono_ms();
+    nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (nng_duration)ms);
+    int rv = nng_send(sock, c->out.data, c->out.size, 0);
+    if (rv == 0) {
+        int64_t left = ms - (mono_ms() - start);
+        nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, (nng_duration)(left > 0 ? left : 0));
+        rv = nng_recvmsg(sock, &c->reply, 0);
+    }
+    if (rv == 0)
+        return CS_OK;
+    const char *why = rv == NNG_ETIMEDOUT ? "no answer from cellstated (timed out)"
+                                          : nng_strerror(rv);
+    if (c->list.n == 1)
+        return cs_errorf(err, CS_EIO, "%s: %s", cs_msg_name(type), why);
+    return cs_errorf(err, CS_EIO, "%s: %s: %s", cs_msg_name(type), c->list.url[i], why);
+}
+
+/* Send one request and wait for its reply, kept in c->reply, failing over
+ * as client.h says. Returns the request id through *req. */
+static int exchange(cs_client *c, uint32_t type, const void *body, size_t len, uint64_t *req,
+                    cs_error *err)
+{
+    if (c->reply) {
+        nng_msg_free(c->reply);
+        c->reply = NULL;
+    }
+    msgpack_zone_clear(&c->zone);
+    c->out.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+    *req = c->next_req++;
+    if (cs_msg_begin(&pk, type, *req) != CS_OK ||
+        msgpack_sbuffer_write(&c->out, body, len) != 0)
+        return cs_errorf(err, CS_ENOMEM, "client: out of memory");
+    size_t n = c->list.n, order[CS_SERVERS_MAX];
+    int64_t deadline = mono_ms() + c->timeout_ms;
+    attempt_order(c, deadline, order);
+    int rc = CS_EIO;
+    size_t tried = 0;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = order[k];
+        int64_t left = deadline - mono_ms();
+        if (k > 0 && left <= 0)
+            break; /* the error of the last attempt stands */
+        /* Each server still to ask gets an equal share of what is left, so
+         * that a stopped server costs a share and the call still ends by
+         * the deadline; the last one gets all of it. */
+        int64_t share = k + 1 == n ? left : left / (int64_t)(n - k);
+        tried++;
+        if ((rc = attempt(c, i, type, share > 0 ? share : 0, err)) == CS_OK) {
+            int code = reply_error_code(c);
+            if (code != CS_ENOTLEADER && code != CS_EUNAVAIL) {
+                c->cur = i;
+                return CS_OK; /* an answer, maybe an error reply: decode_reply says */
+            }
+            /* Keep the server's words in case nobody does better. */
+            cs_msg m;
+            rc = decode_reply(c, type, *req, &m, err);
+            nng_msg_free(c->reply);
+            c->reply = NULL;
+            if (k + 1 < n) {
+                int64_t pause = deadline - mono_ms();
+                if (pause > CS_CLIENT_BACKOFF_MS)
+                    pause = CS_CLIENT_BACKOFF_MS;
+                struct timespec ts = {0, (long)(pause > 0 ? pause : 0) * 1000000};
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    if (n > 1 && rc != CS_ENOMEM)
+        cs_error_wrap(err, rc, "tried %zu of %zu servers; the last", tried, n);
+    return rc;
 }
 
 int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs_msg *reply,

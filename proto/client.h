@@ -1,9 +1,25 @@
-/* client.h — a blocking client of cellstated, for cell-agent, cellctl, the
- * schedulers and the tests.
+/* client.h — a blocking client of cellstated, for cellctl, the schedulers,
+ * cellbench and the tests.
  *
- * One REQ socket (nng), dialled without blocking so that a client may start
- * before the server; nng re-dials and re-sends on its own when the server
- * restarts. Not thread-safe: one client per thread.
+ * It takes the cell's servers as a list (servers.h: one URL, or the
+ * comma-separated replicas of a replicated cell) and dials each without
+ * blocking, so that a client may start before its servers; nng re-dials a
+ * server that restarts. A call goes to one server: the one that answered
+ * the last call, or, when it has no connection, the next that has. When
+ * the request cannot be sent or is not answered (refused, closed, a
+ * timeout: a SIGSTOPped replica keeps its connection open), or the server
+ * answers CS_ENOTLEADER or CS_EUNAVAIL (a replica without a leader, or
+ * stopping), the call moves to the next server, after a short pause when
+ * the server answered, at most once round the list; the next call starts
+ * from the server that answered. Why one socket per server: client.c.
+ *
+ * Timeouts are per call: `timeout_ms` bounds the whole call, every attempt
+ * included, so that a user's --timeout still bounds the wait. Each server
+ * still to ask gets an equal share of what is left (the last all of it):
+ * with one server the call waits as long as it always did; with three, a
+ * stopped first server costs a third. A request is sent again only to
+ * another server, with the same bytes (see client.c for why that is safe
+ * for a commit). Not thread-safe: one client per thread.
  */
 #ifndef CS_CLIENT_H
 #define CS_CLIENT_H
@@ -19,16 +35,22 @@
 
 typedef struct cs_client cs_client;
 
-/* Connect to `url`. Calls time out after `timeout_ms`. On success *out is
- * the caller's: cs_client_close. */
-int cs_client_open(const char *url, uint32_t timeout_ms, cs_client **out, cs_error *err);
+/* Connect to the servers of `urls` (borrowed: one URL or a comma-separated
+ * list, checked whole first; cs_servers_parse). A call ends within
+ * `timeout_ms`. CS_EINVAL naming the entry that is not a URL or that nng
+ * cannot dial. On success *out is the caller's: cs_client_close. */
+int cs_client_open(const char *urls, uint32_t timeout_ms, cs_client **out, cs_error *err);
 void cs_client_close(cs_client *c);
+/* The bound of each later call, all its attempts included. */
 void cs_client_set_timeout(cs_client *c, uint32_t timeout_ms);
 
 /* Send a request of `type` whose body is the msgpack object in
  * body[0..len), and wait for the reply. On CS_OK, *reply is the decoded
  * reply, valid until the next call or close. An error reply is returned as
- * its code, with "server: <message>" in `err`; a timeout is CS_EIO. */
+ * its code, with "server: <message>" in `err`; a timeout is CS_EIO. With
+ * several servers, a call that none answered (or that each answered
+ * CS_ENOTLEADER or CS_EUNAVAIL) returns the last attempt's error, its
+ * message starting "tried N of M servers; the last: ". */
 int cs_client_call(cs_client *c, uint32_t type, const void *body, size_t len, cs_msg *reply,
                    cs_error *err);
 

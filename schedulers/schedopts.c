@@ -10,6 +10,7 @@
 
 #include "cellstate/units.h"
 #include "proto/proto.h"
+#include "proto/servers.h"
 #include "txn/txn.h"
 
 enum {
@@ -73,7 +74,8 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "The %s scheduler of a cellsched cell: keeps a local copy of the cell, places\n"
             "pending %s jobs on it and commits the placements as optimistic transactions.\n"
             "\n"
-            "  --server URL          cellstated (default $CELL_SERVER, else tcp://127.0.0.1:7600)\n"
+            "  --server URL[,URL...] cellstated, or the replicas of a replicated cell (default\n"
+            "                        $CELL_SERVER, else tcp://127.0.0.1:7600)\n"
             "  --name NAME           unique scheduler name (default %s)\n"
             "  --conflict fine|coarse        conflict detection (default fine)\n"
             "  --commit incremental|gang     commit mode (default incremental; a job's gang\n"
@@ -239,7 +241,10 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
                          o->instance, o->instances);
     if (kind == CS_SCHED_BATCH && o->preempt)
         return cs_errorf(err, CS_EINVAL, "--preempt: only the service scheduler preempts");
-    o->server = cs_server_url(o->server);
+    /* The list is checked here, so that a bad entry is a bad command line
+     * (named, exit 2) rather than a scheduler that starts and cannot dial. */
+    cs_servers servers;
+    CS_TRY(cs_servers_from(o->server, &servers, &o->server, err));
     if (o->name == NULL) {
         if (kind == CS_SCHED_BATCH)
             snprintf(o->name_buf, sizeof o->name_buf, "batch-%" PRIu32, o->instance);

@@ -23,7 +23,7 @@ typedef enum cs_sched_kind { CS_SCHED_BATCH = 0, CS_SCHED_SERVICE = 1 } cs_sched
 
 typedef struct cs_sched_opts {
     cs_sched_kind kind;
-    const char *server;      /* borrowed from argv or the environment */
+    const char *server;      /* borrowed from argv or the environment: one URL or a list (proto/servers.h) */
     const char *name;        /* default "batch-<instance>" / "service" */
     char name_buf[64];
     uint8_t conflict;        /* cs_conflict_mode */

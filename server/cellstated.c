@@ -22,7 +22,9 @@
  * twice as long. Durations as in job specs ("30m", "10s", "1h30m"); 0 keeps
  * everything.
  *
- * --listen defaults to $CELL_SERVER, else tcp://127.0.0.1:7600; port 0 takes
+ * --listen defaults to $CELL_SERVER (when it names one server: a list, the
+ * clients' view of a replicated cell, is refused), else
+ * tcp://127.0.0.1:7600; port 0 takes
  * any free port, and --addr-file FILE then tells which: the address clients
  * reach the server at, written once it listens (whole: written beside and
  * renamed), so that whoever started it never has to guess a free port in
@@ -43,6 +45,7 @@
 #include "cellstate/units.h"
 #include "cellstate/paths.h"
 #include "proto/proto.h"
+#include "proto/servers.h"
 #include "server/replica.h"
 #include "server/server.h"
 
@@ -54,7 +57,8 @@ static void usage(FILE *f)
                "                  [--log-retain DURATION] [--nosync]\n"
                "                  [--cluster FILE --id N [--raft HOST:PORT]] [--election-timeout MS]\n"
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
-               "--listen: $CELL_SERVER, else %s (port 0: any free port, see --addr-file)\n"
+               "--listen: $CELL_SERVER (one URL; a list is refused), else %s (port 0: any\n"
+               "free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
                "        else ~/.local/state/cellsched/cell (cell-N for member N of a cluster)\n"
                "--cluster FILE --id N: member N of the replicated cell FILE lists as\n"
@@ -217,7 +221,13 @@ int main(int argc, char **argv)
         o.member_id = member_id;
         snprintf(cell_name, sizeof cell_name, "cell-%llu", member_id);
     }
-    o.listen_url = cs_server_url(listen);
+    /* $CELL_SERVER may list a replicated cell's servers: not an address to
+     * listen at (proto/servers.h cs_listen_url). */
+    if (cs_listen_url(listen, &o.listen_url, &err) != CS_OK) {
+        fprintf(stderr, "cellstated: %s\n", err.msg);
+        free(members);
+        return 2;
+    }
     if (o.data_dir == NULL) {
         if (cs_default_state_path_env(cell_name, "--data", data, sizeof data, &err) != CS_OK) {
             fprintf(stderr, "cellstated: %s\n", err.msg);

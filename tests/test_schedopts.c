@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "schedulers/schedopts.h"
@@ -95,4 +96,25 @@ Test(schedopts, missing_value)
     cs_error err = {0};
     cr_expect_eq(parse(CS_SCHED_BATCH, &o, &err, 1, "--conflict"), CS_EINVAL);
     cr_expect(strstr(err.msg, "--conflict") != NULL, "%s", err.msg);
+}
+
+Test(schedopts, server_list)
+{
+    cs_sched_opts o;
+    cs_error err = {0};
+    cr_assert_eq(parse(CS_SCHED_BATCH, &o, &err, 2, "--server",
+                       "tcp://127.0.0.1:7600,tcp://127.0.0.1:7601"),
+                 CS_OK, "%s", err.msg);
+    cr_expect_str_eq(o.server, "tcp://127.0.0.1:7600,tcp://127.0.0.1:7601");
+    /* Checked whole at parse time, the bad entry named. */
+    cr_assert_eq(parse(CS_SCHED_SERVICE, &o, &err, 2, "--server", "tcp://127.0.0.1:7600,7601"),
+                 CS_EINVAL);
+    cr_expect(strstr(err.msg, "--server") && strstr(err.msg, "server 2 '7601' is not a URL"), "%s",
+              err.msg);
+    setenv("CELL_SERVER", "tcp://127.0.0.1:7600,,", 1);
+    err = (cs_error){0};
+    cr_assert_eq(parse(CS_SCHED_BATCH, &o, &err, 0), CS_EINVAL);
+    cr_expect(strstr(err.msg, "$CELL_SERVER") && strstr(err.msg, "server 2 is empty"), "%s",
+              err.msg);
+    unsetenv("CELL_SERVER");
 }

@@ -19,6 +19,7 @@
 #include "spec/jobspec.h"
 #include "cellstate/units.h"
 #include "proto/proto.h"
+#include "proto/servers.h"
 #include "tools/cellctl_cell.h"
 #include "tools/cellctl_job.h"
 #include "tools/cellctl_members.h"
@@ -144,13 +145,15 @@ static const command commands[] = {
 
 static void usage(FILE *f)
 {
-    fputs("usage: cellctl [--server URL] [--timeout D] COMMAND [ARGS] [OPTIONS]\n\ncommands:\n", f);
+    fputs("usage: cellctl [--server URL[,URL...]] [--timeout D] COMMAND [ARGS] [OPTIONS]\n\ncommands:\n", f);
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %s\n", commands[i].synopsis);
     fputs("\noptions of every command:\n"
-          "  -s, --server URL   cellstated's address (default: $" CS_URL_ENV
-          ", else " CS_DEFAULT_URL ")\n"
-          "  --timeout D        how long to wait for an answer (default 5s)\n"
+          "  -s, --server URL   cellstated's address, or a comma-separated list of a\n"
+          "                     replicated cell's (default: $" CS_URL_ENV ", else "
+          CS_DEFAULT_URL ")\n"
+          "  --timeout D        how long to wait for an answer, every server of a list\n"
+          "                     included (default 5s)\n"
           "  -o, --output FMT   table (default) or json\n"
           "  -h, --help         this help; `cellctl help COMMAND` for one command\n",
           f);
@@ -312,7 +315,14 @@ int main(int argc, char **argv)
                 cmd->synopsis);
         return EXIT_USAGE;
     }
-    c.url = cs_server_url(server);
+    /* The whole list is checked before any command runs: a bad entry is a
+     * bad command line, named, even when an earlier server would answer. */
+    cs_servers servers;
+    cs_error perr = {0};
+    if (cs_servers_from(server, &servers, &c.url, &perr) != CS_OK) {
+        fprintf(stderr, "cellctl: %s\n", perr.msg);
+        return EXIT_USAGE;
+    }
     a.argc = argc - optind - 1;
     a.argv = argv + optind + 1;
     cs_error err = {0};

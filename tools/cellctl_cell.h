@@ -20,8 +20,8 @@
 typedef enum ctl_output { CTL_OUT_TABLE = 0, CTL_OUT_JSON = 1 } ctl_output;
 
 typedef struct ctl {
-    const char *url;     /* cs_server_url(--server) */
-    uint32_t timeout_ms; /* per request */
+    const char *url;     /* cs_server_url(--server): one URL or a list (proto/servers.h) */
+    uint32_t timeout_ms; /* per request, failover included (proto/client.h) */
     ctl_output output;
     cs_client *client; /* opened by the first ctl_call; closed by ctl_close */
 } ctl;
