@@ -202,15 +202,17 @@ test: $(TEST_BIN) $(TOOL_BIN) $(DAEMON_BIN) $(PROG_BIN)
 	@sh tools/layers.sh
 	@CELLSCHED_BIN=$(CURDIR)/$(BIN) TEST_CLOCK=$(TEST_CLOCK) sh tests/run-suites.sh $(TEST_BIN)
 
-# A local cell (tools/run-cell.sh): cellstated, three agents, both schedulers
+# A local cell (tools/run-cell.sh): REPLICAS cellstated replicas (default 3;
+# 1: a single cellstated), three agents, both schedulers
 # and examples/, in RUN_DIR (emptied first; default outside the checkout, in
 # $XDG_STATE_HOME/cellsched/run or ~/.local/state/cellsched/run), shown live
 # until Ctrl-C or for RUN_FOR seconds.
 RUN_FOR ?=
 RUN_DIR ?=
+REPLICAS ?= 3
 .PHONY: run
 run: all
-	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/run-cell.sh $(if $(RUN_DIR),--dir '$(RUN_DIR)') $(if $(RUN_FOR),--for '$(RUN_FOR)')
+	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/run-cell.sh --replicas '$(REPLICAS)' $(if $(RUN_DIR),--dir '$(RUN_DIR)') $(if $(RUN_FOR),--for '$(RUN_FOR)')
 
 coverage:
 	$(MAKE) COVERAGE=1 test

@@ -69,6 +69,9 @@ Test(runcell, the_local_cell_runs_the_examples_and_stops_clean, .init = ts_tmp_s
     int st = pclose(p);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "run-cell.sh ended with %d:\n%s", st, out);
     cr_assert(strstr(all, "cellsched is running"), "%s", out);
+    /* Three replicas by default, one of them the leader, in the summary. */
+    cr_assert(strstr(all, "the cell state is replicated (3 members"), "%s", out);
+    cr_assert(strstr(all, " leader "), "no leader among the members:\n%s", out);
     /* The examples' web service was healthy and listed by URL. */
     cr_assert(strstr(all, "web:  http://127.0.0.1:"), "%s", out);
     cr_assert(strstr(all, "run-cell: stopped"), "%s", out);
@@ -80,4 +83,14 @@ Test(runcell, the_local_cell_runs_the_examples_and_stops_clean, .init = ts_tmp_s
     char real[PATH_MAX];
     cr_assert(realpath(dir, real) != NULL);
     cr_assert_eq(processes_under(real), 0);
+}
+
+Test(runcell, a_replica_count_other_than_1_3_5_is_refused, .init = ts_tmp_setup,
+     .fini = ts_tmp_teardown)
+{
+    char cmd[1024], out[2048];
+    snprintf(cmd, sizeof cmd, "tools/run-cell.sh --dir '%s/run' --replicas 2 2>&1", ts_tmp);
+    int st = ts_run(cmd, out, sizeof out);
+    cr_assert_eq(st, 2, "exit %d: %s", st, out);
+    cr_assert(strstr(out, "'2' is not 1, 3 or 5"), "%s", out);
 }

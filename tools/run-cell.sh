@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # run-cell.sh — `make run`: a whole cell on this host, for trying cellsched.
 #
-#   tools/run-cell.sh [--dir DIR] [--for SECONDS]
+#   tools/run-cell.sh [--dir DIR] [--for SECONDS] [--replicas 1|3|5]
 #
-# Starts cellstated, three cell-agents with different attributes (m1 rack=r1
+# Starts the cell state as REPLICAS cellstated replicas (default 3, or
+# $REPLICAS: a replicated cell, docs/design.md; 1: a single cellstated
+# without --cluster), three cell-agents with different attributes (m1 rack=r1
 # zone=a, m2 rack=r1 zone=b, m3 rack=r2 zone=b), cell-batch and cell-service
 # in DIR (default $XDG_STATE_HOME/cellsched/run, else
 # ~/.local/state/cellsched/run: never the checkout; emptied first), submits examples/*.json and shows
@@ -24,6 +26,7 @@ STATE_HOME=${XDG_STATE_HOME:-}
 [[ $STATE_HOME == /* ]] || STATE_HOME=${HOME:?HOME is not set: give --dir}/.local/state
 DIR=$STATE_HOME/cellsched/run
 FOR=
+REPLICAS=${REPLICAS:-3}
 MARKER=.run-cell          # marks a directory this script made, so that only such is emptied
 AGENT_PORTS=100           # dynamic ports per agent
 POLICY=$ROOT/../shared/testdata/kubernetes/scheduler-policy-config.json
@@ -36,18 +39,24 @@ usage() {
     echo "  --dir DIR       where the cell's data, the agents' work and the logs go"
     echo "                  (default \$XDG_STATE_HOME/cellsched/run, else ~/.local/state/cellsched/run)"
     echo "  --for SECONDS   stop after that many seconds, exit 0 (default: until Ctrl-C)"
+    echo "  --replicas N    cellstated replicas: 1, 3 or 5 (default \$REPLICAS, else 3)"
 }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
     --dir) [[ $# -ge 2 && -n $2 ]] || { say "--dir needs a directory"; exit 2; }; DIR=$2; shift 2 ;;
     --for) [[ $# -ge 2 ]] || { say "--for needs a number of seconds"; exit 2; }; FOR=$2; shift 2 ;;
+    --replicas) [[ $# -ge 2 ]] || { say "--replicas needs 1, 3 or 5"; exit 2; }; REPLICAS=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) say "unknown argument '$1'"; usage >&2; exit 2 ;;
     esac
 done
 if [[ -n $FOR && ! $FOR =~ ^[1-9][0-9]{0,5}$ ]]; then
     say "--for (RUN_FOR): '$FOR' is not a whole number of seconds (1-999999)"
+    exit 2
+fi
+if [[ ! $REPLICAS =~ ^[135]$ ]]; then
+    say "--replicas (REPLICAS): '$REPLICAS' is not 1, 3 or 5"
     exit 2
 fi
 
@@ -104,18 +113,24 @@ free_block() { # START COUNT: is every port of [START, START+COUNT) free?
     done
     return 0
 }
-# One block for the server and the agents' ranges, in [10000, 20000): below
+# One block for the replicas (a client port and a Raft port each) and the
+# agents' ranges, in [10000, 20000): below
 # the ephemeral ports (where the kernel puts outgoing connections, which
 # could take an agent's port), and below the ports the test suites reserve
 # for themselves (tests/support.h), so that a run and a test run never meet.
-BLOCK=$((1 + 3 * AGENT_PORTS))
+BLOCK=$((2 * REPLICAS + 3 * AGENT_PORTS))
 for ((try = 0; ; try++)); do
     ((try < 50)) || die "no free block of $BLOCK ports found between 10000 and 20000"
     BASE=$((10000 + (RANDOM * 32768 + RANDOM) % (10000 - BLOCK)))
     free_block "$BASE" "$BLOCK" && break
 done
-URL=tcp://127.0.0.1:$BASE
+# Replica i (1..REPLICAS) serves clients on BASE+i-1 and talks Raft on
+# BASE+REPLICAS+i-1; every client is given the whole list and fails over.
+URLS=()
+for ((i = 0; i < REPLICAS; i++)); do URLS+=("tcp://127.0.0.1:$((BASE + i))"); done
+URL=$(IFS=,; echo "${URLS[*]}")
 CTL=("$BIN/cellctl" --server "$URL")
+AGENT_BASE=$((BASE + 2 * REPLICAS))
 
 # ---- processes ------------------------------------------------------------------------
 
@@ -212,7 +227,7 @@ cleanup() {
         done
     fi
     stop 5 'm[0-9]'
-    stop 5 cellstated
+    stop 5 'cellstated*' 
     for sig in TERM KILL; do
         for g in $(running_groups); do
             say "task group $g still runs: SIG$sig"
@@ -228,18 +243,44 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-start cellstated "$BIN/cellstated" --data "$DIR/cell" --listen "$URL"
+if ((REPLICAS == 1)); then
+    start cellstated "$BIN/cellstated" --data "$DIR/cell" --listen "$URL"
+else
+    {
+        echo "["
+        for ((i = 1; i <= REPLICAS; i++)); do
+            printf '  {"id": %d, "listen": "%s", "raft": "127.0.0.1:%d"}%s\n' "$i" "${URLS[i - 1]}" \
+                "$((BASE + REPLICAS + i - 1))" "$([[ $i -lt $REPLICAS ]] && echo ,)"
+        done
+        echo "]"
+    } >"$DIR/cluster.json"
+    for ((i = 1; i <= REPLICAS; i++)); do
+        start "cellstated-$i" "$BIN/cellstated" --cluster "$DIR/cluster.json" --id "$i" \
+            --data "$DIR/cell-$i"
+    done
+fi
+# Ready when it answers; a replicated cell, when it has elected a leader
+# (writes wait for one).
+ready() {
+    if ((REPLICAS == 1)); then
+        "${CTL[@]}" --timeout 200ms stats >/dev/null 2>&1
+    else
+        "${CTL[@]}" --timeout 500ms members 2>/dev/null | grep -qw leader
+    fi
+}
 for ((i = 0; ; i++)); do
-    "${CTL[@]}" --timeout 200ms stats >/dev/null 2>&1 && break
-    alive "${PIDS[0]}" || die "cellstated exited at start: $(tail -n 5 "$LOGS/cellstated.log")"
-    ((i < 100)) || die "cellstated does not answer on $URL after 10 s; see $LOGS/cellstated.log"
+    ready && break
+    for ((r = 0; r < REPLICAS; r++)); do
+        alive "${PIDS[r]}" || die "${NAMES[r]} exited at start: $(tail -n 5 "$LOGS/${NAMES[r]}.log")"
+    done
+    ((i < 100)) || die "the cell state does not answer on $URL after 10 s; see $LOGS/cellstated*.log"
     sleep 0.1
 done
 
 # The tasks run `/bin/sh -c CMD` with the agent's environment: bin/ first in
 # PATH lets the examples run `cellserve`.
 agent() { # NAME INDEX ATTRS...
-    local name=$1 lo=$((BASE + 1 + $2 * AGENT_PORTS))
+    local name=$1 lo=$((AGENT_BASE + $2 * AGENT_PORTS))
     shift 2
     local attrs=() a
     for a in "$@"; do attrs+=(--attr "$a"); done
@@ -275,8 +316,15 @@ fi
 {
     echo
     echo "cellsched is running: cellstated on $URL, machines m1 m2 m3, cell-batch, cell-service"
+    if ((REPLICAS > 1)); then
+        echo "  the cell state is replicated ($REPLICAS members, $DIR/cluster.json):"
+        "${CTL[@]}" --timeout 2s members 2>&1 | sed 's/^/    /'
+        printf '  pids:     '
+        for ((r = 0; r < REPLICAS; r++)); do printf '%s=%s ' "${NAMES[r]}" "${PIDS[r]}"; done
+        echo "(kill -9 the leader's: the cell goes on)"
+    fi
     [[ ${#policy[@]} -gt 0 ]] && echo "  cell-service uses the Kubernetes policy ${policy[1]}"
-    echo "  logs:     $LOGS/{cellstated,m1,m2,m3,batch-1,service-1}.log"
+    echo "  logs:     $LOGS/{cellstated*,m1,m2,m3,batch-1,service-1}.log"
     echo "  tasks:    $DIR/agent-m*/tasks/<task>-<attempt>/{stdout,stderr}"
     echo "  try:      $BIN/cellctl --server $URL describe job web"
     for job in web examples/hello-marathon; do
