@@ -677,7 +677,7 @@ static void live_start(live *l, const cs_member *members, size_t n)
         .raft_dir = l->raft_dir,
         .store_dir = l->store_dir,
         .store_opts = {.map_size = (size_t)64 << 20},
-        .election_timeout_ms = 300,
+        .election_timeout_ms = 500,
         .heartbeat_timeout_ms = 50,
         .snapshot_threshold = 32,
         .snapshot_trailing = 8,
@@ -721,7 +721,7 @@ static live *await_leader(live *v, size_t n)
     return NULL;
 }
 
-/* The proposals of one batch, and what their callbacks said. */
+/* The proposals of one round, and what their callbacks said. */
 typedef struct batch {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -730,57 +730,88 @@ typedef struct batch {
     char msg[CS_ERROR_MSG_SIZE];
 } batch;
 
+typedef struct proposed {
+    batch *b;
+    bool done, retry;
+} proposed;
+
 static void batch_done(void *arg, int rc, uint64_t index, const cs_result *res, const char *msg)
 {
-    batch *b = arg;
+    proposed *p = arg;
+    batch *b = p->b;
     pthread_mutex_lock(&b->mu);
-    if (rc != CS_OK || res == NULL || res->status != CS_OK || index == 0) {
+    if (rc == CS_ENOTLEADER) {
+        /* Leadership moved before the entry committed (elections happen
+         * on a loaded machine): it may or may not commit; a put of the
+         * same machine again is harmless, so it is proposed again. */
+        p->retry = true;
+    } else if (rc != CS_OK || res == NULL || res->status != CS_OK || index == 0) {
         b->failed++;
         snprintf(b->msg, sizeof b->msg, "rc %d status %d: %.100s %.100s", rc,
                  res ? res->status : -1, msg, res ? res->message : "");
+    } else {
+        p->done = true;
+        if (index > b->max_index)
+            b->max_index = index;
     }
-    if (index > b->max_index)
-        b->max_index = index;
     b->pending--;
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
 }
 
-/* Register `count` new machines through whoever leads; every proposal must
- * be taken. Returns the highest index. */
+/* Register machines first .. first+count-1 through whoever leads; every one
+ * must be taken (proposed again when leadership moved under it). Returns
+ * the highest index. */
 static uint64_t put_machines(live *v, size_t n, unsigned first, unsigned count)
 {
     batch b = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    live *l = await_leader(v, n);
-    for (unsigned k = first; k < first + count; k++) {
-        char name[32];
-        snprintf(name, sizeof name, "m%u", k);
-        cs_machine m = {0};
-        m.name = name;
-        m.capacity = (cs_res){1000, 1024, 100};
-        m.state = CS_MACHINE_UP;
-        cs_command c;
-        cs_error err = {0};
-        cr_assert_eq(cs_cmd_machine_put(&c, &m, &err), CS_OK);
-        pthread_mutex_lock(&b.mu);
-        b.pending++;
-        pthread_mutex_unlock(&b.mu);
-        /* A leader's own view of its role may trail its status by one
-         * turn of its loop: look again, within the bound. */
-        int rc = cs_replica_propose(l->r, &c, batch_done, &b, &err);
-        for (int tries = 0; rc == CS_ENOTLEADER && tries < 100; tries++) {
-            ts_sleep_ms(20);
-            l = await_leader(v, n);
-            rc = cs_replica_propose(l->r, &c, batch_done, &b, &err);
+    proposed *ps = calloc(count, sizeof *ps);
+    cr_assert_not_null(ps);
+    for (unsigned k = 0; k < count; k++)
+        ps[k] = (proposed){&b, false, true};
+    for (int round = 0; round < 50; round++) {
+        bool any = false;
+        for (unsigned k = 0; k < count; k++) {
+            if (!ps[k].retry)
+                continue;
+            any = true;
+            ps[k].retry = false;
+            char name[32];
+            snprintf(name, sizeof name, "m%u", first + k);
+            cs_machine m = {0};
+            m.name = name;
+            m.capacity = (cs_res){1000, 1024, 100};
+            m.state = CS_MACHINE_UP;
+            cs_command c;
+            cs_error err = {0};
+            cr_assert_eq(cs_cmd_machine_put(&c, &m, &err), CS_OK);
+            pthread_mutex_lock(&b.mu);
+            b.pending++;
+            pthread_mutex_unlock(&b.mu);
+            live *l = await_leader(v, n);
+            int rc = cs_replica_propose(l->r, &c, batch_done, &ps[k], &err);
+            cs_command_free(&c);
+            if (rc != CS_OK) {
+                /* Not queued: its role may trail its status by a turn. */
+                cr_assert_eq(rc, CS_ENOTLEADER, "proposing on member %llu: %s",
+                             (unsigned long long)l->m.id, err.msg);
+                pthread_mutex_lock(&b.mu);
+                b.pending--;
+                ps[k].retry = true;
+                pthread_mutex_unlock(&b.mu);
+                ts_sleep_ms(20);
+            }
         }
-        cs_command_free(&c);
-        cr_assert_eq(rc, CS_OK, "proposing on member %llu: %s", (unsigned long long)l->m.id,
-                     err.msg);
+        pthread_mutex_lock(&b.mu);
+        while (b.pending > 0)
+            pthread_cond_wait(&b.cv, &b.mu);
+        pthread_mutex_unlock(&b.mu);
+        if (!any)
+            break;
     }
-    pthread_mutex_lock(&b.mu);
-    while (b.pending > 0)
-        pthread_cond_wait(&b.cv, &b.mu);
-    pthread_mutex_unlock(&b.mu);
+    for (unsigned k = 0; k < count; k++)
+        cr_assert(ps[k].done, "machine m%u was never taken", first + k);
+    free(ps);
     cr_assert_eq(b.failed, 0, "%u proposals failed: %s", b.failed, b.msg);
     return b.max_index;
 }
