@@ -4,7 +4,6 @@
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,27 +49,19 @@
  * long before asking the next: an election takes about one election
  * timeout, and a round at full speed would only collect the same answer. */
 #define CS_CLIENT_BACKOFF_MS 50
-/* A new client (nothing connected yet, several servers) waits at most this
- * long for its first connection before it picks whom to ask: on loopback
- * or a LAN a live server is connected within a few ms, and a dead one never
- * is, so the first call goes to a live server instead of spending its
- * share of the timeout on a dead first entry. */
+/* With other servers still to ask, a request waits at most this long for
+ * a connection to the server it is for (nng's send blocks until a pipe is
+ * ready): on loopback or a LAN a live server is connected within a few ms
+ * and a dead one never is, so a dead entry costs this, not a share of the
+ * timeout. The last server of a round waits as long as the call may. */
 #define CS_CLIENT_CONNECT_MS 250
-
-typedef struct server {
-    struct cs_client *c;
-    nng_socket sock;
-    bool open;
-    int pipes; /* pipes nng has (ADD_PRE seen, REM_POST not yet); guarded by c->mu */
-} server;
 
 struct cs_client {
     cs_servers list;
-    server srv[CS_SERVERS_MAX];
+    nng_socket sock[CS_SERVERS_MAX];
+    bool open[CS_SERVERS_MAX];
     size_t cur;          /* the server that answered last: the next call starts there */
     uint32_t timeout_ms; /* per call, all attempts included */
-    pthread_mutex_t mu;  /* nng's threads count the pipes */
-    pthread_cond_t connected;
     uint64_t next_req;
     nng_msg *reply; /* the last reply: the decoded one points into it */
     msgpack_zone zone;
@@ -84,37 +75,21 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* nng's pipe events, on its threads. Every pipe that was announced
- * (ADD_PRE) is removed once (REM_POST), even one the protocol refused. */
-static void pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
-{
-    (void)pipe;
-    server *s = arg;
-    pthread_mutex_lock(&s->c->mu);
-    s->pipes += ev == NNG_PIPE_EV_ADD_PRE ? 1 : -1;
-    pthread_cond_broadcast(&s->c->connected);
-    pthread_mutex_unlock(&s->c->mu);
-}
-
 /* Open server i's socket and dial it without blocking. */
 static int server_open(cs_client *c, size_t i, cs_error *err)
 {
-    server *s = &c->srv[i];
+    nng_socket *sock = &c->sock[i];
     const char *url = c->list.url[i];
-    s->c = c;
     int rv;
-    if ((rv = nng_req0_open(&s->sock)) != 0)
+    if ((rv = nng_req0_open(sock)) != 0)
         return cs_errorf(err, CS_EIO, "client: %s", nng_strerror(rv));
-    s->open = true;
+    c->open[i] = true;
     /* Resends off: see the top of this file. */
-    nng_socket_set_ms(s->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
-    nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 20);
-    nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 500);
-    nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 0);
-    if ((rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_PRE, pipe_event, s)) != 0 ||
-        (rv = nng_pipe_notify(s->sock, NNG_PIPE_EV_REM_POST, pipe_event, s)) != 0)
-        return cs_errorf(err, CS_EIO, "client: %s", nng_strerror(rv));
-    if ((rv = nng_dial(s->sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0)
+    nng_socket_set_ms(*sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 20);
+    nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 500);
+    nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, 0);
+    if ((rv = nng_dial(*sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0)
         return cs_errorf(err, CS_EINVAL, "client: cannot dial %s: %s", url, nng_strerror(rv));
     return CS_OK;
 }
@@ -129,12 +104,6 @@ int cs_client_open(const char *urls, uint32_t timeout_ms, cs_client **out, cs_er
         free(c);
         return cs_error_wrap(err, rc, "client");
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->connected, &ca);
-    pthread_condattr_destroy(&ca);
     msgpack_zone_init(&c->zone, 4096);
     msgpack_sbuffer_init(&c->out);
     for (size_t i = 0; i < c->list.n; i++)
@@ -158,47 +127,17 @@ void cs_client_close(cs_client *c)
         return;
     if (c->reply)
         nng_msg_free(c->reply);
-    /* nng_close returns once the socket's pipes are gone, their REM_POST
-     * callbacks run: nothing touches c after the loop. */
+    /* Known limit of nng 1.5.2 (Debian 12's): closing a socket while the
+     * replies to its timed-out requests arrive (a stopped server that was
+     * resumed) can leave nng_close waiting forever in its pipe reaper
+     * (req0_pipe_stop on the pipe's receive); test_client's stopped-server
+     * test saw it about once in ten runs and closes before resuming. */
     for (size_t i = 0; i < c->list.n; i++)
-        if (c->srv[i].open)
-            nng_close(c->srv[i].sock);
-    pthread_cond_destroy(&c->connected);
-    pthread_mutex_destroy(&c->mu);
+        if (c->open[i])
+            nng_close(c->sock[i]);
     msgpack_zone_destroy(&c->zone);
     msgpack_sbuffer_destroy(&c->out);
     free(c);
-}
-
-/* The order of this call's attempts into order[0..n): the servers with a
- * connection first, from the one the client sticks to on, then those
- * without (a dead one, or one still connecting), in the same order. A new
- * client with several servers first waits up to CS_CLIENT_CONNECT_MS (and
- * the deadline) for any connection. */
-static void attempt_order(cs_client *c, int64_t deadline, size_t *order)
-{
-    size_t n = c->list.n, k = 0;
-    pthread_mutex_lock(&c->mu);
-    if (n > 1) {
-        int64_t until = mono_ms() + CS_CLIENT_CONNECT_MS;
-        if (until > deadline)
-            until = deadline;
-        struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000};
-        for (;;) {
-            bool any = false;
-            for (size_t i = 0; i < n; i++)
-                any = any || c->srv[i].pipes > 0;
-            if (any || pthread_cond_timedwait(&c->connected, &c->mu, &ts) != 0)
-                break;
-        }
-    }
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t j = 0; j < n; j++) {
-            size_t i = (c->cur + j) % n;
-            if ((c->srv[i].pipes > 0) == (pass == 0))
-                order[k++] = i;
-        }
-    pthread_mutex_unlock(&c->mu);
 }
 
 /* Decode c->reply, the answer to request `req` of `type`, into objects. */
@@ -242,12 +181,14 @@ static int reply_error_code(cs_client *c)
 }
 
 /* Send c->out to server i and wait for its reply, kept in c->reply; both
- * within `ms`. CS_EIO when it could not be sent or was not answered. */
-static int attempt(cs_client *c, size_t i, uint32_t type, int64_t ms, cs_error *err)
+ * within `ms`, the wait for a connection within `connect_ms` (<= ms).
+ * CS_EIO when it could not be sent or was not answered. */
+static int attempt(cs_client *c, size_t i, uint32_t type, int64_t ms, int64_t connect_ms,
+                   cs_error *err)
 {
-    nng_socket sock = c->srv[i].sock;
+    nng_socket sock = c->sock[i];
     int64_t start = mono_ms();
-    nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (nng_duration)ms);
+    nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, (nng_duration)connect_ms);
     int rv = nng_send(sock, c->out.data, c->out.size, 0);
     if (rv == 0) {
         int64_t left = ms - (mono_ms() - start);
@@ -280,13 +221,12 @@ static int exchange(cs_client *c, uint32_t type, const void *body, size_t len, u
     if (cs_msg_begin(&pk, type, *req) != CS_OK ||
         msgpack_sbuffer_write(&c->out, body, len) != 0)
         return cs_errorf(err, CS_ENOMEM, "client: out of memory");
-    size_t n = c->list.n, order[CS_SERVERS_MAX];
+    size_t n = c->list.n;
     int64_t deadline = mono_ms() + c->timeout_ms;
-    attempt_order(c, deadline, order);
     int rc = CS_EIO;
     size_t tried = 0;
     for (size_t k = 0; k < n; k++) {
-        size_t i = order[k];
+        size_t i = (c->cur + k) % n;
         int64_t left = deadline - mono_ms();
         if (k > 0 && left <= 0)
             break; /* the error of the last attempt stands */
@@ -294,8 +234,11 @@ static int exchange(cs_client *c, uint32_t type, const void *body, size_t len, u
          * that a stopped server costs a share and the call still ends by
          * the deadline; the last one gets all of it. */
         int64_t share = k + 1 == n ? left : left / (int64_t)(n - k);
+        if (share < 0)
+            share = 0;
+        int64_t connect = k + 1 < n && share > CS_CLIENT_CONNECT_MS ? CS_CLIENT_CONNECT_MS : share;
         tried++;
-        if ((rc = attempt(c, i, type, share > 0 ? share : 0, err)) == CS_OK) {
+        if ((rc = attempt(c, i, type, share, connect, err)) == CS_OK) {
             int code = reply_error_code(c);
             if (code != CS_ENOTLEADER && code != CS_EUNAVAIL) {
                 c->cur = i;

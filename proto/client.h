@@ -4,14 +4,14 @@
  * It takes the cell's servers as a list (servers.h: one URL, or the
  * comma-separated replicas of a replicated cell) and dials each without
  * blocking, so that a client may start before its servers; nng re-dials a
- * server that restarts. A call goes to one server: the one that answered
- * the last call, or, when it has no connection, the next that has. When
- * the request cannot be sent or is not answered (refused, closed, a
- * timeout: a SIGSTOPped replica keeps its connection open), or the server
- * answers CS_ENOTLEADER or CS_EUNAVAIL (a replica without a leader, or
- * stopping), the call moves to the next server, after a short pause when
- * the server answered, at most once round the list; the next call starts
- * from the server that answered. Why one socket per server: client.c.
+ * server that restarts. A call goes to one server, first the one that
+ * answered the last call, and moves to the next when the request cannot
+ * be sent (no connection within 250 ms while other servers remain: a dead
+ * server), is not answered (the connection closed, or a timeout: a
+ * SIGSTOPped replica keeps its connection open), or is answered
+ * CS_ENOTLEADER or CS_EUNAVAIL (a replica without a leader, or stopping;
+ * then after a short pause) — at most once round the list. Why one socket
+ * per server: client.c.
  *
  * Timeouts are per call: `timeout_ms` bounds the whole call, every attempt
  * included, so that a user's --timeout still bounds the wait. Each server

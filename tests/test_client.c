@@ -270,11 +270,17 @@ Test(failover, stopped_server_costs_a_share_of_the_timeout)
     cr_assert_eq(rc, CS_EIO, "rc %d: %s", rc, err.msg);
     cr_assert(strstr(err.msg, "tried 2 of 2 servers") != NULL, "%s", err.msg);
     cr_assert(strstr(err.msg, "timed out") != NULL, "%s", err.msg);
+    /* Closed while its servers are still stopped: with nng 1.5.2, closing a
+     * REQ socket while the replies to its timed-out requests arrive can
+     * hang nng_close (its reaper waits forever for the pipe's receive: seen
+     * here about once in ten runs), and a resumed server sends exactly
+     * those. */
+    cs_client_close(c);
     for (int i = 0; i < 2; i++) {
         kill(daemons[i].pid, SIGCONT);
         stopped[i] = false;
     }
-    cs_client_set_timeout(c, 6000);
+    cr_assert_eq(cs_client_open(list, 6000, &c, &err), CS_OK, "%s", err.msg);
     int after = talking_to(c, names, 2);
     cr_assert(after == 0 || after == 1);
     cs_client_close(c);
@@ -287,6 +293,7 @@ typedef struct responder {
     pthread_t thread;
     char url[64];
     int code;
+    atomic_int pipes; /* clients connected */
     atomic_int requests;
     atomic_bool stop;
     /* The first request's bytes, to compare a resend with. */
@@ -327,6 +334,25 @@ static void *respond(void *arg)
     return NULL;
 }
 
+static void responder_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    (void)p;
+    responder *r = arg;
+    atomic_fetch_add(&r->pipes, ev == NNG_PIPE_EV_ADD_POST ? 1 : -1);
+}
+
+/* Wait until a client is connected to r: a client gives a server it is
+ * not connected to a moment only (client.h), and the tests below want
+ * each responder asked. */
+static void responder_connected(responder *r)
+{
+    int64_t deadline = ts_now_ms() + 20000;
+    while (atomic_load(&r->pipes) == 0) {
+        cr_assert_lt(ts_now_ms(), deadline, "nobody connected to %s", r->url);
+        ts_sleep_ms(10);
+    }
+}
+
 static void responder_start(responder *r, int code)
 {
     memset(r, 0, sizeof *r);
@@ -334,6 +360,8 @@ static void responder_start(responder *r, int code)
     snprintf(r->url, sizeof r->url, "tcp://127.0.0.1:%d", ts_free_port());
     cr_assert_eq(nng_rep0_open(&r->sock), 0);
     nng_socket_set_ms(r->sock, NNG_OPT_RECVTIMEO, 50);
+    cr_assert_eq(nng_pipe_notify(r->sock, NNG_PIPE_EV_ADD_POST, responder_pipe, r), 0);
+    cr_assert_eq(nng_pipe_notify(r->sock, NNG_PIPE_EV_REM_POST, responder_pipe, r), 0);
     cr_assert_eq(nng_listen(r->sock, r->url, NULL, 0), 0, "listen %s", r->url);
     cr_assert_eq(pthread_create(&r->thread, NULL, respond, r), 0);
 }
@@ -361,11 +389,13 @@ Test(failover, not_leader_tries_the_next)
     cs_client *c;
     cs_error err = {0};
     cr_assert_eq(cs_client_open(list, 5000, &c, &err), CS_OK, "%s", err.msg);
+    responder_connected(&a);
+    responder_connected(&b);
     cs_msg r;
     int rc = cs_client_call(c, CS_MSG_STATS, "\x80", 1, &r, &err);
-    /* Whichever answered first, the other was asked next, and nobody twice:
-     * one round of the list. */
-    cr_assert(rc == CS_ENOTLEADER || rc == CS_EUNAVAIL, "rc %d: %s", rc, err.msg);
+    /* The first server answered 13, the second was asked next and answered
+     * 14, and nobody twice: one round of the list. */
+    cr_assert_eq(rc, CS_EUNAVAIL, "rc %d: %s", rc, err.msg);
     cr_assert_eq(atomic_load(&a.requests), 1);
     cr_assert_eq(atomic_load(&b.requests), 1);
     cr_assert(strstr(err.msg, "tried 2 of 2 servers; the last: server: ") != NULL, "%s",
@@ -385,14 +415,15 @@ Test(failover, not_leader_then_a_server_that_answers)
     cs_client *c;
     cs_error err = {0};
     cr_assert_eq(cs_client_open(list, 5000, &c, &err), CS_OK, "%s", err.msg);
+    responder_connected(&a);
     char name[64];
     for (int i = 0; i < 3; i++) {
         job_of(c, name, sizeof name);
         cr_assert_str_eq(name, "alpha");
     }
-    /* The responder is asked at most once: after that the client sticks
-     * to the server that answered. */
-    cr_assert_leq(atomic_load(&a.requests), 1);
+    /* The responder, first in the list, is asked once: after that the
+     * client sticks to the server that answered. */
+    cr_assert_eq(atomic_load(&a.requests), 1);
     cs_client_close(c);
     responder_stop(&a);
 }
@@ -406,6 +437,7 @@ Test(failover, other_errors_are_answers)
     cs_error err = {0};
     cs_msg r;
     cr_assert_eq(cs_client_open(list, 5000, &c, &err), CS_OK, "%s", err.msg);
+    responder_connected(&a);
     for (int i = 0; i < 3; i++) {
         err = (cs_error){0};
         cr_assert_eq(cs_client_call(c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_EINVAL, "%s",
@@ -415,7 +447,7 @@ Test(failover, other_errors_are_answers)
     /* A refusal is the server's answer, not a reason to ask another: the
      * client sticks to it. */
     cr_assert_eq(atomic_load(&a.requests), 3);
-    cr_assert_leq(atomic_load(&b.requests), 1);
+    cr_assert_eq(atomic_load(&b.requests), 0);
     cs_client_close(c);
     responder_stop(&a);
     responder_stop(&b);
@@ -432,6 +464,7 @@ Test(failover, commit_resent_with_the_same_ids)
     cs_port_nng *port;
     cs_error err = {0};
     cr_assert_eq(cs_port_nng_open(list, 5000, &port, &err), CS_OK, "%s", err.msg);
+    responder_connected(&a);
     const cs_sched_port *p = cs_port_nng_table(port);
     cs_txn t;
     cs_txn_init(&t, 0x5eed, 4242, 7, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
