@@ -34,6 +34,9 @@ enum {
 #undef CS_ERROR_ENUM
 };
 
+/* The largest code of the table: a decoder of a peer's code takes 0 .. this. */
+#define CS_ECODE_MAX CS_EUNAVAIL
+
 #define CS_ERROR_MSG_SIZE 256
 
 /* The last error of an operation: its code and a sentence with context. */

@@ -448,7 +448,7 @@ static int decode_result(const msgpack_object *o, cs_report_result *r, cs_arena 
     const msgpack_object *msg = cs_obj_get(o, "message");
     cs_error ignore;
     if (o->type != MSGPACK_OBJECT_MAP ||
-        cs_obj_u64(o, "code", true, CS_ESTATE, &code, &ignore) != CS_OK || msg == NULL ||
+        cs_obj_u64(o, "code", true, CS_ECODE_MAX, &code, &ignore) != CS_OK || msg == NULL ||
         msg->type != MSGPACK_OBJECT_STR)
         return CS_EPROTO;
     r->code = (int)code;

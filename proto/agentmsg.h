@@ -171,7 +171,7 @@ int cs_task_status_req_decode(const msgpack_object *o, cs_task_status_req *out, 
 
 /* The batch form's reply: {"version", "results": [{"code", "message"}]}
  * (the single form's is cs_version_reply). A result that is not a map of
- * a code 0 .. CS_ESTATE and a string message decodes as code CS_EPROTO,
+ * a code 0 .. CS_ECODE_MAX and a string message decodes as code CS_EPROTO,
  * message "task.status reply: results[i] is malformed". Messages live in
  * the arena. */
 typedef struct cs_report_result {

@@ -5,6 +5,7 @@
  *              [--addr-file FILE] [--job-gc DURATION] [--log-retain DURATION] [--nosync]
  *              [--cluster FILE --id N] [--election-timeout MS]
  *              [--snapshot-threshold N] [--snapshot-trailing N]
+ *              [--install-snapshot-timeout MS]
  *
  * --cluster FILE --id N: this process is member N of a replicated cell
  * (server/replica.h): FILE lists every member as
@@ -57,6 +58,7 @@ static void usage(FILE *f)
                "                  [--log-retain DURATION] [--nosync]\n"
                "                  [--cluster FILE --id N [--raft HOST:PORT]] [--election-timeout MS]\n"
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
+               "                  [--install-snapshot-timeout MS]\n"
                "--listen: $CELL_SERVER (one URL; a list is refused), else %s (port 0: any\n"
                "free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
@@ -117,6 +119,10 @@ int main(int argc, char **argv)
     cs_server_opts o;
     cs_server_opts_default(&o);
     o.data_dir = NULL;
+    /* A member back with an empty directory waits this long for the leader
+     * to send it a snapshot again (libraft 0.15, design.md §12): 10 s
+     * rather than libraft's 30, with room for a large store's transfer. */
+    o.install_snapshot_timeout_ms = 10000;
     const char *listen = NULL, *addr_file = NULL, *cluster = NULL, *raft = NULL;
     unsigned long long member_id = 0;
     for (int i = 1; i < argc; i++) {
@@ -168,6 +174,9 @@ int main(int argc, char **argv)
             o.snapshot_threshold = (unsigned)x;
         else if (strcmp(a, "--snapshot-trailing") == 0 && num(a, v, UINT32_MAX, &x) == 0 && x > 0)
             o.snapshot_trailing = (unsigned)x;
+        else if (strcmp(a, "--install-snapshot-timeout") == 0 && num(a, v, 3600000, &x) == 0 &&
+                 x >= 100)
+            o.install_snapshot_timeout_ms = (unsigned)x;
         else {
             fprintf(stderr, "cellstated: bad option %s %s\n", a, v);
             usage(stderr);

@@ -48,6 +48,10 @@ typedef struct cs_server_opts {
     unsigned election_timeout_ms; /* 0: the replica's default */
     unsigned snapshot_threshold;  /* 0: the replica's default */
     unsigned snapshot_trailing;   /* 0: the replica's default */
+    /* How long the leader waits for a member to install a snapshot before
+     * it sends it again (0: libraft's 30 s). A member back with an empty
+     * directory waits this long in libraft 0.15 (design.md §12). */
+    unsigned install_snapshot_timeout_ms;
 } cs_server_opts;
 
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB. */

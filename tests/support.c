@@ -579,9 +579,15 @@ void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2)
 {
     char data[300];
     snprintf(data, sizeof data, "%s/data", d->dir);
+    /* Machines a test registers by hand send no heartbeats: an hour's
+     * timeout keeps the monitor from marking them down while a slow
+     * (loaded, sanitized) run still uses them — test_cellctl's cordon test
+     * once took 12.7 s, past the 10 s default, and its last claim
+     * conflicted on a machine gone down. A test that wants the monitor
+     * passes its own --heartbeat-timeout, which comes later and wins. */
     char listen[] = "--listen", datafl[] = "--data", nosync[] = "--nosync", wk[] = "--workers",
-         n64[] = "64";
-    char *argv[] = {d->bin, listen, d->url, datafl, data, nosync, wk, n64,
+         n64[] = "64", hb[] = "--heartbeat-timeout", hour[] = "3600000";
+    char *argv[] = {d->bin, listen, d->url, datafl, data, nosync, wk, n64, hb, hour,
                     (char *)extra1, (char *)extra2, NULL};
     d->pid = ts_spawn(argv, d->log);
     cs_error err = {0};

@@ -153,8 +153,9 @@ typedef struct ts_daemon {
     cs_client *c;
 } ts_daemon;
 
-/* Make the directory and port, start cellstated (--nosync, 64 workers, up
- * to two extra arguments, NULL for none) and wait until it answers. */
+/* Make the directory and port, start cellstated (--nosync, 64 workers, a
+ * heartbeat timeout of an hour; up to two extra arguments, NULL for none,
+ * which come after these and so override them) and wait until it answers. */
 void ts_daemon_setup(ts_daemon *d, const char *extra1, const char *extra2);
 /* Start it again on the same directory and port (after ts_daemon_stop). */
 void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2);

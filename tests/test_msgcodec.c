@@ -931,8 +931,13 @@ Test(msgcodec, poll_reply_decodes_entries_and_names_the_bad_ones)
 
 Test(msgcodec, task_status_reply_round_trips_and_marks_malformed_results)
 {
-    cs_report_result res[2] = {{0, ""}, {CS_ESTATE, "task 5: attempt 1 is not its current"}};
-    cs_task_status_reply r = {60, res, 2}, d;
+    /* A replicated cell's per-report codes (not the leader, unavailable)
+     * are codes too: an agent that read them as malformed would wait out
+     * its back-off instead of trying another replica. */
+    cs_report_result res[3] = {{0, ""},
+                               {CS_ESTATE, "task 5: attempt 1 is not its current"},
+                               {CS_ENOTLEADER, "replica 2 lost its leadership"}};
+    cs_task_status_reply r = {60, res, 3}, d;
     body b;
     body_init(&b);
     cr_assert_eq(cs_task_status_reply_encode(&b.pk, &r), CS_OK);
@@ -941,9 +946,10 @@ Test(msgcodec, task_status_reply_round_trips_and_marks_malformed_results)
     cs_error err = {0};
     cr_assert_eq(cs_task_status_reply_decode(body_obj(&b), &d, &a, &err), CS_OK, "%s", err.msg);
     cr_expect_eq(d.version, 60);
-    cr_expect_eq(d.n, 2);
+    cr_expect_eq(d.n, 3);
     cr_expect_eq(d.results[1].code, CS_ESTATE);
     cr_expect_str_eq(d.results[1].message, res[1].message);
+    cr_expect_eq(d.results[2].code, CS_ENOTLEADER);
     const char *bad = "{\"version\": 3, \"results\": [{\"code\": 0, \"message\": \"\"}, "
                       "{\"code\": 99, \"message\": \"\"}, 7]}";
     cr_assert_eq(cs_task_status_reply_decode(json_obj(&b, bad), &d, &a, &err), CS_OK);

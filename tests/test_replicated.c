@@ -295,6 +295,13 @@ Test(replicated, writes_through_every_replica_reach_all)
         cr_expect_geq(m.applied_index, 30);
         cs_arena_free(&a);
     }
+    /* cellctl's live view names the replicas and the leader. */
+    char ctl[256], cmd[1024], out[8192], want[64];
+    ts_bin("cellctl", ctl, sizeof ctl);
+    snprintf(cmd, sizeof cmd, "%s --server %s watch --count 1 2>&1", ctl, C.r[(l + 1) % 3].url);
+    cr_assert_eq(ts_run(cmd, out, sizeof out), 0, "%s", out);
+    snprintf(want, sizeof want, "cell state: 3 replicas, leader %d ", C.r[l].id);
+    cr_expect(strstr(out, want) != NULL, "no '%s' in:\n%s", want, out);
     quiesce_and_compare(NULL);
 }
 

@@ -25,6 +25,27 @@ static int ask_members(ctl *c, cs_members_reply *out, cs_arena *a, cs_error *err
     return cs_members_reply_decode(&r.body, out, a, err);
 }
 
+void ctl_members_line(ctl *c, FILE *f)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_members_reply r;
+    cs_error err = {0};
+    if (ask_members(c, &r, &a, &err) != CS_OK)
+        fprintf(f, "cell state: members: %s\n", err.msg);
+    else if (r.n > 1 && r.leader != 0)
+        fprintf(f,
+                "cell state: %" PRIu32 " replicas, leader %" PRIu64 " (term %" PRIu64
+                "); asked %" PRIu64 ": %s, applied %" PRIu64 "\n",
+                r.n, r.leader, r.term, r.id, cs_role_word(r.role), r.applied_index);
+    else if (r.n > 1)
+        fprintf(f,
+                "cell state: %" PRIu32 " replicas, no leader known (term %" PRIu64
+                "); asked %" PRIu64 ": %s, applied %" PRIu64 "\n",
+                r.n, r.term, r.id, cs_role_word(r.role), r.applied_index);
+    cs_arena_free(&a);
+}
+
 /* One member of the configuration and what it says of itself. */
 typedef struct peer {
     const cs_member_info *m; /* borrowed from the configuration */

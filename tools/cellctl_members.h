@@ -26,9 +26,17 @@
 #ifndef CELLCTL_MEMBERS_H
 #define CELLCTL_MEMBERS_H
 
+#include <stdio.h>
+
 #include "cellstate/error.h"
 #include "tools/cellctl_cell.h"
 
 int ctl_cmd_members(ctl *c, const ctl_args *a, cs_error *err);
+
+/* One line for `watch` about the cell state's replicas, as the server asked
+ * sees them, into `f`: "cell state: 3 replicas, leader 2 (term 4); asked 1:
+ * follower, applied 410", or nothing for a cell of one. One request; an
+ * error is written as the line. */
+void ctl_members_line(ctl *c, FILE *f);
 
 #endif

@@ -17,6 +17,7 @@
 #include "schedulers/backoff.h"
 #include "tools/cellctl_ops.h"
 #include "proto/schedreport.h"
+#include "tools/cellctl_members.h"
 #include "tools/cellctl_table.h"
 
 /* Reasons can be 1 KiB; a table cell shows the start. */
@@ -768,11 +769,13 @@ static int frame(ctl *c, const ctl_args *a, FILE *f, size_t width, cs_error *err
     char a1[32], a2[32];
     fprintf(f,
             "machines %u (%u up)   cpu %s/%s   mem %" PRId64 "/%" PRId64
-            " MiB   tasks: %u pending, %u assigned, %u running, %u ended\n\n",
+            " MiB   tasks: %u pending, %u assigned, %u running, %u ended\n",
             cell.nmachines, up, ctl_cores(alloc.cpu, a1, sizeof a1),
             ctl_cores(cap.cpu, a2, sizeof a2), alloc.mem, cap.mem, n[CS_TASK_PENDING],
             n[CS_TASK_ASSIGNED], n[CS_TASK_RUNNING],
             cell.ntasks - n[CS_TASK_PENDING] - n[CS_TASK_ASSIGNED] - n[CS_TASK_RUNNING]);
+    ctl_members_line(c, f);
+    fprintf(f, "\n");
     rc = machines_table(&cell, NULL, f, width, err);
     if (rc == CS_OK) {
         fprintf(f, "\n");
