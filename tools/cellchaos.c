@@ -20,8 +20,8 @@
  * service's recovery after each machine loss (seconds, max and p50), and
  * each replica's final applied index and version. Exit status 0 when
  * nothing was lost, overcommitted or placed twice, 1 otherwise (or when
- * the cell could not be started), 2 for a bad command line. Progress goes
- * to standard error.
+ * the cell could not be started, or the run was interrupted), 2 for a bad
+ * command line. Progress goes to standard error.
  *
  * Everything lives in --dir (default: a fresh directory under $TMPDIR,
  * removed after a run that passed, kept and named after one that did not):
@@ -483,8 +483,11 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < r.cell.nprocs; i++)
         exits += r.cell.procs[i].exits;
     report(&r, &res, tried, exits, stdout);
-    status = res.lost == 0 && res.overcommits == 0 && res.double_placements == 0 ? 0
-                                                                                  : CB_EXIT_RUN;
+    /* An interrupted run did not do what was asked: 1, its data kept. */
+    status = res.lost == 0 && res.overcommits == 0 && res.double_placements == 0 &&
+                     !r.interrupted
+                 ? 0
+                 : CB_EXIT_RUN;
     if (res.first_violation[0] != '\0')
         fprintf(stderr, "cellchaos: %s\n", res.first_violation);
 cleanup:

@@ -440,12 +440,19 @@ static int check_version(watcher *w, const msgpack_object *body, cs_arena *a, cs
                     k->rec = nr;
                     k->rec[k->nrec++] = t - k->rec_start;
                 }
+                fprintf(stderr, "cellchaos: service back to %u running in %.2f s (version %llu, "
+                                "replica %u)\n",
+                        k->svc_count, t - k->rec_start, (unsigned long long)w->version,
+                        w->idx + 1);
             }
             k->rec_armed = true;
             k->rec_open = false;
         } else if (k->rec_armed && !k->rec_open) {
             k->rec_open = true;
             k->rec_start = t;
+            fprintf(stderr, "cellchaos: service down to %u of %u running (version %llu, replica "
+                            "%u)\n",
+                    w->svc_running, k->svc_count, (unsigned long long)w->version, w->idx + 1);
         }
     }
     pthread_mutex_unlock(&k->mu);
