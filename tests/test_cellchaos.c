@@ -109,6 +109,7 @@ Test(cellchaos, short_run_loses_nothing)
     cr_expect_eq(field(r, "lost"), 0);
     cr_expect_eq(field(r, "overcommits"), 0);
     cr_expect_eq(field(r, "double_placements"), 0);
+    cr_expect_eq(field(r, "unread"), 0, "every replica answered at the end");
     cr_expect_eq(rc, 0, "cellchaos exited %d", rc);
     /* Something happened: writes acknowledged, versions checked on every
      * replica, kills made, and every replica applied entries. */

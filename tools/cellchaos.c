@@ -251,7 +251,11 @@ static int setup(run *r, const sigset_t *sigs, cs_error *err)
     CS_TRY(start_kind(r, CC_REPLICA, err));
     fprintf(stderr, "cellchaos: %u replicas starting in %s\n", r->o.replicas, r->dir);
     for (int waited = 0; !leader_elected(&r->cell); waited += 100) {
-        if (waited >= 30000 || cc_cell_reap(&r->cell) > 0)
+        for (uint32_t i = 0; i < r->o.replicas; i++)
+            if (cc_proc_reap(&r->cell.procs[i]))
+                return cs_errorf(err, CS_EIO, "%s exited as it started (log: %s)",
+                                 r->cell.procs[i].name, r->cell.procs[i].log);
+        if (waited >= 30000)
             return cs_errorf(err, CS_EIO, "no leader elected within 30 s (logs in %s)", r->dir);
         if (signalled(sigs, 100)) {
             r->interrupted = true;
@@ -287,7 +291,8 @@ static uint32_t pause_ms(cc_kind k)
 }
 
 /* SIGKILL one running process chosen at random, never a replica while
- * another is down (a majority must remain), and schedule its restart. */
+ * another is down (so that a cell of 3 or 5 keeps a majority, and one of
+ * 1 or 2 comes back), and schedule its restart. */
 static void kill_one(run *r)
 {
     cc_cell *c = &r->cell;
@@ -297,7 +302,7 @@ static void kill_one(run *r)
     size_t cand[256], n = 0;
     for (size_t i = 0; i < c->nprocs && n < sizeof cand / sizeof *cand; i++) {
         const cc_proc *p = &c->procs[i];
-        if (p->pid > 0 && !(p->kind == CC_REPLICA && (replica_down || c->nreplicas < 2)))
+        if (p->pid > 0 && !(p->kind == CC_REPLICA && replica_down))
             cand[n++] = i;
     }
     if (n == 0)
@@ -325,14 +330,9 @@ static void tend(run *r, bool all)
             p->restart_ns = now + 1000000000;
         }
     }
-    uint32_t before[64] = {0};
-    for (size_t i = 0; i < c->nprocs && i < 64; i++)
-        before[i] = c->procs[i].exits;
-    if (cc_cell_reap(c) == 0)
-        return;
-    for (size_t i = 0; i < c->nprocs && i < 64; i++) {
+    for (size_t i = 0; i < c->nprocs; i++) {
         cc_proc *p = &c->procs[i];
-        if (p->exits != before[i]) {
+        if (cc_proc_reap(p)) {
             fprintf(stderr, "cellchaos: %s exited on its own (log: %s); starting it again\n",
                     p->name, p->log);
             p->restart_ns = now + (int64_t)pause_ms(p->kind) * 1000000;
@@ -414,7 +414,8 @@ static void report(const run *r, const cc_result *res, uint64_t tried, uint32_t 
     json_real(f, res->recovery_max_s);
     fputs(",\"p50\":", f);
     json_real(f, res->recovery_p50_s);
-    fprintf(f, ",\"unrecovered\":%u},\"applied_index\":", res->unrecovered);
+    fprintf(f, ",\"unrecovered\":%u},\"unread\":%u,\"applied_index\":", res->unrecovered,
+            res->unread);
     json_u64s(f, res->applied, res->nreplicas);
     fputs(",\"version\":", f);
     json_u64s(f, res->version, res->nreplicas);
@@ -485,7 +486,7 @@ int main(int argc, char **argv)
     report(&r, &res, tried, exits, stdout);
     /* An interrupted run did not do what was asked: 1, its data kept. */
     status = res.lost == 0 && res.overcommits == 0 && res.double_placements == 0 &&
-                     !r.interrupted
+                     res.unread == 0 && !r.interrupted
                  ? 0
                  : CB_EXIT_RUN;
     if (res.first_violation[0] != '\0')

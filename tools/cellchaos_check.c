@@ -17,6 +17,7 @@
 #include "proto/membermsg.h"
 #include "proto/proto.h"
 #include "proto/readmsg.h"
+#include "proto/sync.h"
 
 #define CC_MAX_REPLICAS 8
 
@@ -461,26 +462,32 @@ static int check_version(watcher *w, const msgpack_object *body, cs_arena *a, cs
     return rc;
 }
 
-/* One sync of the watcher's replica: incremental from the copy's version. */
-static int sync_once(watcher *w, cs_client *c, cs_arena *a, cs_error *err)
+/* A `sync` request from version `since` (0: the whole cell), through the
+ * codec the schedulers' port uses; on CS_OK *r is the reply, valid until
+ * the next call on `c`. */
+static int sync_call(cs_client *c, uint64_t since, cs_msg *r, cs_error *err)
 {
-    cc_check *k = w->k;
-    uint8_t req[32];
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    int rc = CS_ENOMEM;
-    if (msgpack_pack_map(&pk, 1) != 0 || cs_pack_kv_u64(&pk, "since", w->version) != CS_OK ||
-        b.size > sizeof req) {
-        msgpack_sbuffer_destroy(&b);
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
-    }
-    size_t len = b.size;
-    memcpy(req, b.data, len);
+    cs_sync_req req = {.since = since};
+    int rc = cs_sync_req_encode(&pk, &req);
+    if (rc == CS_OK)
+        rc = cs_client_callb(c, CS_MSG_SYNC, &b, r, err);
+    else
+        cs_errorf(err, rc, "out of memory");
     msgpack_sbuffer_destroy(&b);
+    return rc;
+}
+
+/* One sync of the watcher's replica: incremental from the copy's version. */
+static int sync_once(watcher *w, cs_client *c, cs_arena *a, cs_error *err)
+{
+    cc_check *k = w->k;
     cs_msg r;
-    if ((rc = cs_client_call(c, CS_MSG_SYNC, req, len, &r, err)) != CS_OK)
+    int rc;
+    if ((rc = sync_call(c, w->version, &r, err)) != CS_OK)
         return rc;
     uint64_t v = 0;
     bool full = false;
@@ -519,7 +526,7 @@ static void *watch(void *arg)
     cs_error err = {0};
     cs_arena a;
     cs_arena_init(&a);
-    if (cs_client_open(k->urls[w->idx], 2000, &c, &err) != CS_OK) {
+    if (cs_client_open(k->urls[w->idx], 5000, &c, &err) != CS_OK) {
         fprintf(stderr, "cellchaos: watcher of replica %u: %s\n", w->idx + 1, err.msg);
         goto out;
     }
@@ -591,54 +598,36 @@ static void replica_status(cs_client *c, uint64_t *applied, uint64_t *version)
     cs_arena_free(&a);
 }
 
-/* The acknowledged writes replica `c` lacks, from one whole sync. */
+/* The acknowledged writes replica `c` lacks (missing[i] for ack i), from
+ * its list of jobs (get.jobs: every job, none of the tasks, which a cell
+ * that ran for minutes holds by the hundred thousand). */
 static int count_lost(cc_check *k, uint32_t replica, cs_client *c, bool *missing, cs_error *err)
 {
     int rc;
     cs_msg r;
-    if ((rc = cs_client_call(c, CS_MSG_SYNC, "\x81\xa5since\x00", 8, &r, err)) != CS_OK)
-        return rc;
-    const msgpack_object *js = cs_obj_get(&r.body, "jobs");
-    if (js == NULL || js->type != MSGPACK_OBJECT_ARRAY)
-        return cs_errorf(err, CS_EPROTO, "sync reply without jobs");
-    /* Index the replica's jobs by id: positions into the reply's array. */
-    typedef struct jpos {
-        cs_id id;
-        uint32_t at;
-    } jpos;
-    jpos *pos = calloc(js->via.array.size + 1, sizeof *pos);
-    cs_idindex ix;
-    cs_idindex_init(&ix);
     cs_arena a;
     cs_arena_init(&a);
-    if (pos == NULL) {
-        rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_jobs_reply jr;
+    cs_idindex ix;
+    cs_idindex_init(&ix);
+    if ((rc = cs_client_call(c, CS_MSG_GET_JOBS, "\x80", 1, &r, err)) != CS_OK ||
+        (rc = cs_jobs_reply_decode(&r.body, &jr, &a, err)) != CS_OK)
         goto cleanup;
-    }
-    for (uint32_t i = 0; i < js->via.array.size; i++) {
-        cs_job j;
-        cs_arena_reset(&a);
-        if ((rc = cs_unpack_job(&js->via.array.ptr[i], &a, &j, err)) != CS_OK)
-            goto cleanup;
-        pos[i] = (jpos){j.id, i};
-        if (cs_idindex_add(&ix, pos, sizeof *pos, i) != CS_OK) {
+    /* cs_job starts with its id: the index finds a job in the reply's array. */
+    for (uint32_t i = 0; i < jr.n; i++)
+        if (cs_idindex_add(&ix, jr.jobs, sizeof *jr.jobs, i) != CS_OK) {
             rc = cs_errorf(err, CS_ENOMEM, "out of memory");
             goto cleanup;
         }
-    }
     for (size_t i = 0; i < k->nacks; i++) {
         const ack *w = &k->acks[i];
-        uint32_t at = cs_idindex_find(&ix, pos, sizeof *pos, w->job);
-        cs_job j;
+        uint32_t at = cs_idindex_find(&ix, jr.jobs, sizeof *jr.jobs, w->job);
         const char *why = NULL;
-        cs_arena_reset(&a);
         if (at == CS_IDINDEX_NONE)
             why = "absent";
-        else if ((rc = cs_unpack_job(&js->via.array.ptr[pos[at].at], &a, &j, err)) != CS_OK)
-            goto cleanup;
-        else if (strcmp(j.name, w->name) != 0)
+        else if (strcmp(jr.jobs[at].name, w->name) != 0)
             why = "under another name";
-        else if (w->killed && j.state == CS_JOB_ACTIVE)
+        else if (w->killed && jr.jobs[at].state == CS_JOB_ACTIVE)
             /* A kill ends an active job; one that had ended already
              * (finished, failed) stays as it was, so "not active" is what
              * an acknowledged kill promises. */
@@ -651,31 +640,40 @@ static int count_lost(cc_check *k, uint32_t replica, cs_client *c, bool *missing
                       w->killed ? ", killed" : "", why, replica + 1);
         }
     }
-    rc = CS_OK;
 cleanup:
-    cs_arena_free(&a);
     cs_idindex_free(&ix);
-    free(pos);
+    cs_arena_free(&a);
     return rc;
+}
+
+/* Whether a drop of the service below N is still open (under mu). */
+static bool recovering(cc_check *k)
+{
+    pthread_mutex_lock(&k->mu);
+    bool open = k->rec_open;
+    pthread_mutex_unlock(&k->mu);
+    return open;
 }
 
 int cc_check_finish(cc_check *k, uint32_t wait_ms, cc_result *out, cs_error *err)
 {
-    cc_check_stop(k);
     memset(out, 0, sizeof *out);
     out->nreplicas = k->n;
     cs_client *c[CC_MAX_REPLICAS] = {0};
-    bool *missing = calloc(k->nacks + 1, sizeof *missing);
+    bool *missing = calloc(k->nacks + 1, sizeof *missing), *mine = calloc(k->nacks + 1, 1);
     int rc = CS_OK;
-    if (missing == NULL) {
+    if (missing == NULL || mine == NULL) {
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
         goto cleanup;
     }
+    /* A cell of a few hundred thousand tasks on a loaded machine may take
+     * seconds to answer: patience here, where nothing else is waiting. */
     for (uint32_t i = 0; i < k->n; i++)
-        if ((rc = cs_client_open(k->urls[i], 2000, &c[i], err)) != CS_OK)
+        if ((rc = cs_client_open(k->urls[i], 10000, &c[i], err)) != CS_OK)
             goto cleanup;
     /* Every replica must reach the highest acknowledged version before its
-     * absence of a write means anything. */
+     * absence of a write means anything; and the watchers go on until the
+     * service has recovered from the last machine loss, or the wait ends. */
     double until = now_s() + wait_ms / 1000.0;
     for (;;) {
         bool all = true;
@@ -683,37 +681,31 @@ int cc_check_finish(cc_check *k, uint32_t wait_ms, cc_result *out, cs_error *err
             replica_status(c[i], &out->applied[i], &out->version[i]);
             all = all && out->version[i] >= k->max_version;
         }
-        if (all || now_s() >= until)
+        if ((all && !recovering(k)) || now_s() >= until)
             break;
-        sleep_ms(100);
+        sleep_ms(200);
     }
+    cc_check_stop(k);
     for (uint32_t i = 0; i < k->n; i++) {
-        bool *mine = calloc(k->nacks + 1, sizeof *mine);
-        if (mine == NULL) {
-            rc = cs_errorf(err, CS_ENOMEM, "out of memory");
-            goto cleanup;
-        }
         cs_error e2 = {0};
         int r2 = CS_EIO;
-        /* A replica slow to answer a whole sync is asked again; one that
-         * never does lacks everything. */
-        for (int tries = 0; tries < 5 && r2 != CS_OK; tries++) {
-            memset(mine, 0, (k->nacks + 1) * sizeof *mine);
+        for (int tries = 0; tries < 3 && r2 != CS_OK; tries++) {
+            memset(mine, 0, k->nacks + 1);
             if ((r2 = count_lost(k, i, c[i], mine, &e2)) != CS_OK)
-                sleep_ms(500);
-        }
-        for (size_t j = 0; j < k->nacks; j++) {
-            if (r2 != CS_OK)
-                mine[j] = true;
-            out->lost_on[i] += mine[j];
-            missing[j] = missing[j] || mine[j];
+                sleep_ms(1000);
         }
         if (r2 != CS_OK) {
+            /* Not read is not lost: said apart, and the run fails. */
+            out->unread++;
             pthread_mutex_lock(&k->mu);
             violation(k, "replica %u could not be read at the end: %s", i + 1, e2.msg);
             pthread_mutex_unlock(&k->mu);
+            continue;
         }
-        free(mine);
+        for (size_t j = 0; j < k->nacks; j++) {
+            out->lost_on[i] += mine[j];
+            missing[j] = missing[j] || mine[j];
+        }
     }
     pthread_mutex_lock(&k->mu);
     for (size_t j = 0; j < k->nacks; j++)
@@ -741,5 +733,6 @@ cleanup:
     for (uint32_t i = 0; i < k->n; i++)
         cs_client_close(c[i]);
     free(missing);
+    free(mine);
     return rc;
 }

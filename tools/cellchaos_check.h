@@ -80,8 +80,9 @@ typedef struct cc_result {
     uint64_t regressions;    /* replies whose version was below the one held */
     uint64_t alloc_mismatch; /* observations where a machine's derived allocation differed
                               * from the sum of its placed tasks (not an overcommit) */
+    uint32_t unread;         /* replicas whose jobs could not be read at the end */
     uint32_t losses;         /* service recoveries measured */
-    uint32_t unrecovered;    /* drops below N still open at the end */
+    uint32_t unrecovered;    /* a drop below N still open when the final wait ended */
     double recovery_max_s, recovery_p50_s; /* NaN when none */
     uint32_t nreplicas;
     uint64_t applied[8];     /* each replica's applied index at the end (0: no answer) */
@@ -90,10 +91,12 @@ typedef struct cc_result {
     char first_violation[256]; /* the first overcommit, double placement or loss, in words */
 } cc_result;
 
-/* The end of the run: wait up to `wait_ms` for every replica to serve at
- * least the highest acknowledged version, then read each one whole and
- * count what it lacks; fill *out with everything above. The watchers are
- * stopped first. */
+/* The end of the run, once the load has stopped: wait up to `wait_ms` for
+ * every replica to serve at least the highest acknowledged version and for
+ * the service to be back to N (the watchers still running), stop the
+ * watchers, then read each replica's jobs and count the acknowledged
+ * writes it lacks; fill *out with everything above. A replica that cannot
+ * be read counts in `unread`, not in `lost`. */
 int cc_check_finish(cc_check *k, uint32_t wait_ms, cc_result *out, cs_error *err);
 
 #endif

@@ -199,7 +199,8 @@ static void *run(void *arg)
                  name, l->o.batch_tasks);
         if (submit(l, clients, json, &id, &version, &err) == CS_OK) {
             atomic_fetch_add(&l->acked, 1);
-            cc_check_ack_submit(l->k, id, name, version);
+            if (cc_check_ack_submit(l->k, id, name, version) != CS_OK)
+                fprintf(stderr, "cellchaos: out of memory: submit of %s not recorded\n", name);
             since_kill++;
         }
         if (l->o.kill_each > 0 && since_kill >= l->o.kill_each &&

@@ -344,18 +344,13 @@ void cc_proc_kill(cc_proc *p)
     p->kills++;
 }
 
-uint32_t cc_cell_reap(cc_cell *c)
+bool cc_proc_reap(cc_proc *p)
 {
-    uint32_t n = 0;
-    for (size_t i = 0; i < c->nprocs; i++) {
-        cc_proc *p = &c->procs[i];
-        if (p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == p->pid) {
-            p->pid = 0;
-            p->exits++;
-            n++;
-        }
-    }
-    return n;
+    if (p->pid <= 0 || waitpid(p->pid, NULL, WNOHANG) != p->pid)
+        return false;
+    p->pid = 0;
+    p->exits++;
+    return true;
 }
 
 void cc_cell_stop(cc_cell *c, uint32_t timeout_ms)

@@ -85,9 +85,9 @@ int cc_proc_start(cc_proc *p, cs_error *err);
 /* SIGKILL `p` and reap it; counts a kill. Nothing when not running. */
 void cc_proc_kill(cc_proc *p);
 
-/* Reap every process that exited on its own since the last call, counting
- * an exit for each; returns how many. */
-uint32_t cc_cell_reap(cc_cell *c);
+/* Whether `p` exited on its own (a crash, or a refusal to start) since it
+ * was started: if so it is reaped and counted as an exit. */
+bool cc_proc_reap(cc_proc *p);
 
 /* SIGTERM every running process, wait up to `timeout_ms` for all of them,
  * then SIGKILL what is left; reaps all. */
