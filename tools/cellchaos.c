@@ -81,8 +81,9 @@ typedef struct options {
 
 /* The machines' heartbeat timeout in cellstated, and the pauses before
  * a killed process is started again. An agent simulator stays down past
- * the timeout so that its kill is a machine loss; a replica comes back
- * well within it, so that the agents it serves keep their machines. */
+ * the timeout so that its kill is a machine loss; a replica or a scheduler
+ * comes back after a second (its clients have moved to another replica
+ * meanwhile: they are given every one). */
 #define CC_HEARTBEAT_TIMEOUT_MS 4000u
 #define CC_PAUSE_REPLICA_MS 1000u
 #define CC_PAUSE_SCHEDULER_MS 1000u
@@ -270,8 +271,7 @@ static int setup(run *r, const sigset_t *sigs, cs_error *err)
                        .every_ms = 100,
                        .kill_each = 10,
                        .seed = r->o.seed};
-    CS_TRY(cc_load_new((const char (*)[64])r->cell.url, r->cell.nreplicas, r->check, &lo,
-                       &r->load, err));
+    CS_TRY(cc_load_new(r->cell.servers, r->check, &lo, &r->load, err));
     /* A service of a task per 50 machines (at least 10): an agent's loss
      * takes some of them. */
     r->service_tasks = r->o.machines / 50 > 10 ? r->o.machines / 50 : 10;

@@ -15,17 +15,15 @@
 #include "proto/msg.h"
 #include "spec/jobspec.h"
 
-#define CC_LOAD_REPLICAS 8
 /* A write's reply may wait for an election (500-1000 ms here) and the
- * forwarding to the new leader: 3 s before the next replica is tried. */
-#define CC_WRITE_TIMEOUT_MS 3000
+ * forwarding to the new leader, and the client may try every replica in
+ * turn within this bound. */
+#define CC_WRITE_TIMEOUT_MS 10000
 
 struct cc_load {
     cc_check *k;
     cc_load_opts o;
-    char urls[CC_LOAD_REPLICAS][64];
-    uint32_t n;
-    uint32_t cur; /* the replica tried first */
+    char servers[1024]; /* the replicas' URLs, comma-separated */
     uint64_t rng;
     uint64_t seq; /* names: every attempt its own, so a retry never meets an earlier try */
     atomic_bool stop;
@@ -40,19 +38,18 @@ static void sleep_ms(uint32_t ms)
     nanosleep(&ts, NULL);
 }
 
-int cc_load_new(const char (*urls)[64], uint32_t n, cc_check *k, const cc_load_opts *o,
-                cc_load **out, cs_error *err)
+int cc_load_new(const char *servers, cc_check *k, const cc_load_opts *o, cc_load **out,
+                cs_error *err)
 {
-    if (n < 1 || n > CC_LOAD_REPLICAS)
-        return cs_errorf(err, CS_EINVAL, "load: %u replicas (1 to %d)", n, CC_LOAD_REPLICAS);
     cc_load *l = calloc(1, sizeof *l);
     if (l == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
+    if (snprintf(l->servers, sizeof l->servers, "%s", servers) >= (int)sizeof l->servers) {
+        free(l);
+        return cs_errorf(err, CS_EINVAL, "load: the list of servers is too long");
+    }
     l->k = k;
     l->o = *o;
-    l->n = n;
-    for (uint32_t i = 0; i < n; i++)
-        snprintf(l->urls[i], sizeof l->urls[i], "%s", urls[i]);
     l->rng = o->seed ^ UINT64_C(0x6c6f6164); /* its own stream of the run's seed */
     atomic_init(&l->stop, false);
     atomic_init(&l->tried, 0);
@@ -75,38 +72,23 @@ void cc_load_counts(cc_load *l, uint64_t *tried, uint64_t *acked)
     *acked = atomic_load(&l->acked);
 }
 
-/* Send one write through replica `l->cur`; when it does not answer, or
- * cannot take writes now, the next write goes to the next replica. On CS_OK
- * *reply is valid until the next call on that replica's client. */
-static int write_once(cc_load *l, cs_client **clients, uint32_t type, const msgpack_sbuffer *body,
+/* One write through the client, which moves on to another replica when
+ * one does not answer or cannot take writes now. */
+static int write_once(cc_load *l, cs_client *c, uint32_t type, const msgpack_sbuffer *body,
                       cs_msg *reply, cs_error *err)
 {
     atomic_fetch_add(&l->tried, 1);
-    uint32_t i = l->cur;
-    int rc;
-    if (clients[i] == NULL &&
-        (rc = cs_client_open(l->urls[i], CC_WRITE_TIMEOUT_MS, &clients[i], err)) != CS_OK)
-        return rc;
-    rc = cs_client_callb(clients[i], type, body, reply, err);
-    if (rc == CS_EIO || rc == CS_ENOTLEADER || rc == CS_EUNAVAIL) {
-        /* No answer, or a replica that cannot take writes now: drop its
-         * socket (a late reply must not answer the next request) and try
-         * the next replica next time. */
-        cs_client_close(clients[i]);
-        clients[i] = NULL;
-        l->cur = (l->cur + 1) % l->n;
-    }
-    return rc;
+    return cs_client_callb(c, type, body, reply, err);
 }
 
 /* Submit the spec in `json` once; its id and the reply's version on CS_OK. */
-static int submit(cc_load *l, cs_client **clients, const char *json, cs_id *id,
+static int submit(cc_load *l, cs_client *c, const char *json, cs_id *id,
                   uint64_t *version, cs_error *err)
 {
     cs_jobspec spec;
     CS_TRY(cs_jobspec_parse(json, strlen(json), &spec, err));
     cs_msg r;
-    int rc = write_once(l, clients, CS_MSG_JOB_SUBMIT, &spec.body, &r, err);
+    int rc = write_once(l, c, CS_MSG_JOB_SUBMIT, &spec.body, &r, err);
     cs_id_reply ir;
     cs_arena a;
     cs_arena_init(&a);
@@ -119,7 +101,7 @@ static int submit(cc_load *l, cs_client **clients, const char *json, cs_id *id,
     return rc;
 }
 
-static int kill_job(cc_load *l, cs_client **clients, cs_id id, uint64_t *version, cs_error *err)
+static int kill_job(cc_load *l, cs_client *c, cs_id id, uint64_t *version, cs_error *err)
 {
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
@@ -129,7 +111,7 @@ static int kill_job(cc_load *l, cs_client **clients, cs_id id, uint64_t *version
     int rc = cs_job_ref_req_encode(&pk, &req);
     cs_msg r;
     if (rc == CS_OK)
-        rc = write_once(l, clients, CS_MSG_JOB_KILL, &b, &r, err);
+        rc = write_once(l, c, CS_MSG_JOB_KILL, &b, &r, err);
     cs_version_reply vr;
     cs_arena a;
     cs_arena_init(&a);
@@ -140,21 +122,14 @@ static int kill_job(cc_load *l, cs_client **clients, cs_id id, uint64_t *version
     return rc;
 }
 
-static void close_all(cc_load *l, cs_client **clients)
-{
-    for (uint32_t i = 0; i < l->n; i++) {
-        cs_client_close(clients[i]);
-        clients[i] = NULL;
-    }
-}
-
 int cc_load_service(cc_load *l, uint32_t count, uint32_t wait_ms, cs_id *job, cs_error *err)
 {
     char json[512];
-    cs_client *clients[CC_LOAD_REPLICAS] = {0};
+    cs_client *c;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc;
+    CS_TRY(cs_client_open(l->servers, CC_WRITE_TIMEOUT_MS, &c, err));
     for (;;) {
         /* The name carries the attempt: a first try committed without its
          * reply reaching us must not make the next one "already exists". */
@@ -164,7 +139,7 @@ int cc_load_service(cc_load *l, uint32_t count, uint32_t wait_ms, cs_id *job, cs
                  "\"resources\": {\"cpu\": 0.5, \"mem\": 256}}",
                  (unsigned long long)l->seq++, count);
         uint64_t version = 0;
-        if ((rc = submit(l, clients, json, job, &version, err)) == CS_OK) {
+        if ((rc = submit(l, c, json, job, &version, err)) == CS_OK) {
             atomic_fetch_add(&l->acked, 1);
             char name[64];
             snprintf(name, sizeof name, "chaos-service-%llu", (unsigned long long)l->seq - 1);
@@ -178,14 +153,19 @@ int cc_load_service(cc_load *l, uint32_t count, uint32_t wait_ms, cs_id *job, cs
         }
         sleep_ms(200);
     }
-    close_all(l, clients);
+    cs_client_close(c);
     return rc;
 }
 
 static void *run(void *arg)
 {
     cc_load *l = arg;
-    cs_client *clients[CC_LOAD_REPLICAS] = {0};
+    cs_client *c;
+    cs_error oerr = {0};
+    if (cs_client_open(l->servers, CC_WRITE_TIMEOUT_MS, &c, &oerr) != CS_OK) {
+        fprintf(stderr, "cellchaos: load: %s\n", oerr.msg);
+        return NULL;
+    }
     char json[512], name[64];
     uint32_t since_kill = 0; /* acknowledged submits since the last kill tried */
     while (!atomic_load(&l->stop)) {
@@ -197,7 +177,7 @@ static void *run(void *arg)
                  "{\"name\": \"%s\", \"count\": %u, \"cmd\": \"true\", \"max_retries\": 1000, "
                  "\"resources\": {\"cpu\": 1, \"mem\": 512}}",
                  name, l->o.batch_tasks);
-        if (submit(l, clients, json, &id, &version, &err) == CS_OK) {
+        if (submit(l, c, json, &id, &version, &err) == CS_OK) {
             atomic_fetch_add(&l->acked, 1);
             if (cc_check_ack_submit(l->k, id, name, version) != CS_OK)
                 fprintf(stderr, "cellchaos: out of memory: submit of %s not recorded\n", name);
@@ -208,14 +188,14 @@ static void *run(void *arg)
             since_kill = 0;
             /* A kill refused (the job ended already: CS_ESTATE) or
              * unanswered is no acknowledged write. */
-            if (kill_job(l, clients, id, &version, &err) == CS_OK) {
+            if (kill_job(l, c, id, &version, &err) == CS_OK) {
                 atomic_fetch_add(&l->acked, 1);
                 cc_check_ack_kill(l->k, id, version);
             }
         }
         sleep_ms(l->o.every_ms);
     }
-    close_all(l, clients);
+    cs_client_close(c);
     return NULL;
 }
 

@@ -5,10 +5,10 @@
  *
  * Why through any replica: a replicated cell accepts a write at any member
  * and forwards it to the leader (issue 14), and a write is acknowledged
- * only once committed; so the load goes to the next replica when one does
- * not answer, as a client with a list of servers does, and a write whose
- * reply never came is simply not acknowledged (it may or may not be in the
- * cell; the checker asks nothing of it).
+ * only once committed; so the load uses a client given every replica,
+ * which moves to the next when one does not answer (proto/client.h), and a
+ * write whose reply never came is simply not acknowledged (it may or may
+ * not be in the cell; the checker asks nothing of it).
  */
 #ifndef CC_LOAD_H
 #define CC_LOAD_H
@@ -31,11 +31,11 @@ typedef struct cc_load_opts {
     uint64_t seed;
 } cc_load_opts;
 
-/* A load on the replicas at urls[0..n) (copied), recording into `k`
- * (borrowed: it must outlive the load). On success *out is the caller's:
- * cc_load_free. */
-int cc_load_new(const char (*urls)[64], uint32_t n, cc_check *k, const cc_load_opts *o,
-                cc_load **out, cs_error *err);
+/* A load on the replicas whose URLs `servers` lists, comma-separated
+ * (copied), recording into `k` (borrowed: it must outlive the load). On
+ * success *out is the caller's: cc_load_free. */
+int cc_load_new(const char *servers, cc_check *k, const cc_load_opts *o, cc_load **out,
+                cs_error *err);
 void cc_load_free(cc_load *l);
 
 /* Submit the service job "chaos-service" of `count` tasks (half a core and

@@ -200,10 +200,20 @@ static int replica_args(cc_proc *p, const cc_cell *c, const cc_layout *l, uint32
     return arg(p, &n, err, "%u", l->machines + 64);
 }
 
-/* Scheduler processes talk to the replicas in turn (schedulers and agents
- * take one --server until clients fail over on their own): a replica's
- * kill then stalls the processes on it until it is back, as a real
- * client's lost connection would. */
+/* Schedulers and agents are given every replica (--server a,b,c) and move
+ * to another when theirs dies, as a deployment's clients do; the list
+ * starts at a different replica for each, so that the load spreads. */
+static int server_arg(cc_proc *p, size_t *n, const cc_cell *c, uint32_t first, cs_error *err)
+{
+    char list[sizeof c->servers];
+    size_t len = 0;
+    for (uint32_t j = 0; j < c->nreplicas; j++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", j ? "," : "",
+                                c->url[(first + j) % c->nreplicas]);
+    CS_TRY(arg(p, n, err, "--server"));
+    return arg(p, n, err, "%s", list);
+}
+
 static int batch_args(cc_proc *p, const cc_cell *c, const cc_layout *l, uint32_t i,
                       cs_error *err)
 {
@@ -211,8 +221,7 @@ static int batch_args(cc_proc *p, const cc_cell *c, const cc_layout *l, uint32_t
     snprintf(name, sizeof name, "batch-%u", i);
     size_t n;
     CS_TRY(proc_init(p, CC_SCHEDULER, name, l, "cell-batch", &n, err));
-    CS_TRY(arg(p, &n, err, "--server"));
-    CS_TRY(arg(p, &n, err, "%s", c->url[i % c->nreplicas]));
+    CS_TRY(server_arg(p, &n, c, i, err));
     CS_TRY(arg(p, &n, err, "--name"));
     CS_TRY(arg(p, &n, err, "%s", name));
     CS_TRY(arg(p, &n, err, "--instance"));
@@ -225,8 +234,7 @@ static int service_args(cc_proc *p, const cc_cell *c, const cc_layout *l, cs_err
 {
     size_t n;
     CS_TRY(proc_init(p, CC_SCHEDULER, "service", l, "cell-service", &n, err));
-    CS_TRY(arg(p, &n, err, "--server"));
-    CS_TRY(arg(p, &n, err, "%s", c->url[l->batch % c->nreplicas]));
+    CS_TRY(server_arg(p, &n, c, l->batch, err));
     CS_TRY(arg(p, &n, err, "--name"));
     return arg(p, &n, err, "service");
 }
@@ -241,8 +249,7 @@ static int agent_args(cc_proc *p, const cc_cell *c, const cc_layout *l, uint32_t
     snprintf(name, sizeof name, "agent-%u", i);
     size_t n;
     CS_TRY(proc_init(p, CC_AGENT, name, l, "cell-agent", &n, err));
-    CS_TRY(arg(p, &n, err, "--server"));
-    CS_TRY(arg(p, &n, err, "%s", c->url[i % c->nreplicas]));
+    CS_TRY(server_arg(p, &n, c, i, err));
     CS_TRY(arg(p, &n, err, "--simulate"));
     CS_TRY(arg(p, &n, err, "%u", machines));
     CS_TRY(arg(p, &n, err, "--sim-prefix"));
@@ -271,9 +278,12 @@ int cc_cell_init(cc_cell *c, const cc_layout *l, cs_error *err)
     int ports[2 * CC_REPLICAS_MAX];
     uint64_t rng = l->seed ^ (uint64_t)getpid();
     CS_TRY(choose_ports(2 * l->replicas, &rng, ports, err));
+    size_t len = 0;
     for (uint32_t i = 0; i < l->replicas; i++) {
         snprintf(c->url[i], sizeof c->url[i], "tcp://127.0.0.1:%d", ports[2 * i]);
         snprintf(c->raft[i], sizeof c->raft[i], "127.0.0.1:%d", ports[2 * i + 1]);
+        len += (size_t)snprintf(c->servers + len, sizeof c->servers - len, "%s%s", i ? "," : "",
+                                c->url[i]);
     }
     CS_TRY(write_cluster(c, l->dir, err));
 

@@ -60,6 +60,7 @@ typedef struct cc_cell {
     char url[CC_REPLICAS_MAX][64];  /* each replica's listen URL */
     char raft[CC_REPLICAS_MAX][64]; /* each replica's Raft host:port */
     char cluster[CC_PATH_MAX];      /* the cluster file */
+    char servers[CC_REPLICAS_MAX * 64]; /* every listen URL, comma-separated (--server) */
     cc_proc *procs;                 /* replicas first, then schedulers, then agents */
     size_t nprocs;
 } cc_cell;
