@@ -348,9 +348,9 @@ static int apply_task(watcher *w, const cs_task *t, cs_id svc)
     x->res = t->res;
     x->machine = cs_task_state_placed(t->state) ? t->machine : 0;
     if (x->machine != 0) {
-        /* A placed task's machine is in the same snapshot; one that is not
-         * would be counted below as an allocation mismatch of nothing, so
-         * it is added as a machine of no capacity: an overcommit. */
+        /* A placed task's machine is in the same snapshot. One that is
+         * not gets a record of no capacity here, so that the check counts
+         * it as an overcommit instead of never looking at it. */
         wmachine *m = machine_slot(w, x->machine, true);
         if (m == NULL)
             return CS_ENOMEM;
@@ -361,7 +361,8 @@ static int apply_task(watcher *w, const cs_task *t, cs_id svc)
     return CS_OK;
 }
 
-/* Apply a sync reply; *full says whether it was a whole cell. */
+/* Apply a sync reply: a whole cell (its "full") replaces the copy, a
+ * delta updates it. */
 static int apply_reply(watcher *w, const msgpack_object *body, cs_id svc, cs_arena *a,
                        cs_error *err)
 {
