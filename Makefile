@@ -135,8 +135,11 @@ prog_json = $(if $(filter agent,$(call prog_dir,$1)),,$(JSON_LIBS))
 PROG_BIN := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/*.c),$(BIN)/$(call prog_name,$p)))
 
 # Tools: tools/NAME.c holds main(); tools/NAME_*.c, if any, are linked with it.
-TOOLS   := cellbench cellctl cellserve
+TOOLS   := cellbench cellchaos cellctl cellserve
 TOOL_BIN:= $(foreach t,$(TOOLS),$(if $(wildcard tools/$t.c),$(BIN)/$t))
+# cellchaos also uses cellbench's command line and directory helpers and its
+# way of finding cellstated.
+TOOL_SHARED_cellchaos := tools/cellbench_util.c tools/cellbench_daemon.c
 
 # The agent's and the tools' modules without their main(), for the suites
 # that test them directly (an archive: a suite links only what it uses).
@@ -172,7 +175,7 @@ $(BUILD)/%.o: %.c $(FLAGS_FILE)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 .SECONDEXPANSION:
-$(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $(ALL_A) $(FLAGS_FILE)
+$(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $$(TOOL_SHARED_$$*) $(ALL_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS)
 
