@@ -66,6 +66,15 @@
 #include <raft/uv.h>
 #include <uv.h>
 
+/* Snapshot defaults. A snapshot copies the whole store (150 MB at C1M),
+ * while an entry is a few hundred bytes to a few kilobytes: every 8,192
+ * entries, which the log of a cell under load grows by in seconds, the
+ * copies took a third of the members' CPU (docs/benchmarks.md,
+ * Replication). 131,072 entries keep the log to some hundreds of MB; a
+ * trailing 16,384 let a follower a little behind catch up from the log. */
+#define SNAPSHOT_THRESHOLD 131072
+#define SNAPSHOT_TRAILING 16384
+
 /* ---- small pieces -------------------------------------------------------------- */
 
 static void put_be64(uint8_t *p, uint64_t v)
@@ -1701,6 +1710,16 @@ int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs
         raft_uv_tcp_close(&r->transport);
         goto err_after_handles;
     }
+    /* No LZ4 on snapshots: the store copy is already compacted, a snapshot
+     * travels only to a lagging or new member, and compressing every one
+     * took a fifth of the members' CPU at C1M (docs/benchmarks.md,
+     * Replication). */
+    if ((rv = raft_uv_set_snapshot_compression(&r->io, false)) != 0) {
+        rc = cs_errorf(err, CS_EIO, "replica: snapshot compression: %s", raft_strerror(rv));
+        raft_uv_close(&r->io);
+        raft_uv_tcp_close(&r->transport);
+        goto err_after_handles;
+    }
     /* 0.15's raft_uv has async_work (uv_queue_work) but declares version 1,
      * and raft_init refuses an fsm with snapshot_async on an io below 2:
      * declare what it has. Without the method, snapshots are taken on the
@@ -1720,8 +1739,10 @@ int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs
     cs_replica_fsm_bind(r->fsm, &r->raft);
     raft_set_election_timeout(&r->raft, o->election_timeout_ms ? o->election_timeout_ms : 1000);
     raft_set_heartbeat_timeout(&r->raft, o->heartbeat_timeout_ms ? o->heartbeat_timeout_ms : 100);
-    raft_set_snapshot_threshold(&r->raft, o->snapshot_threshold ? o->snapshot_threshold : 8192);
-    raft_set_snapshot_trailing(&r->raft, o->snapshot_trailing ? o->snapshot_trailing : 2048);
+    raft_set_snapshot_threshold(&r->raft,
+                                o->snapshot_threshold ? o->snapshot_threshold : SNAPSHOT_THRESHOLD);
+    raft_set_snapshot_trailing(&r->raft,
+                               o->snapshot_trailing ? o->snapshot_trailing : SNAPSHOT_TRAILING);
     /* Pre-vote (dissertation §9.6): a member cut off from the others does
      * not raise its term while it is away, so that rejoining does not
      * depose a working leader. */

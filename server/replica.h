@@ -113,8 +113,8 @@ typedef struct cs_replica_opts {
      * timeout between this and twice this. */
     unsigned election_timeout_ms;
     unsigned heartbeat_timeout_ms;
-    /* Take a snapshot every `snapshot_threshold` entries (0: 8192) and keep
-     * `snapshot_trailing` entries behind it in the log (0: 2048), so that a
+    /* Take a snapshot every `snapshot_threshold` entries (0: 131072) and keep
+     * `snapshot_trailing` entries behind it in the log (0: 16384), so that a
      * follower a little behind catches up from the log. */
     unsigned snapshot_threshold;
     unsigned snapshot_trailing;
