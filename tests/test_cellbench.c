@@ -145,6 +145,39 @@ Test(cellbench, place_watcher_counts_every_task_from_compact_replies, .timeout =
     json_decref(o);
 }
 
+/* --replicas 3: the same workload on a replicated cell, the agents at the
+ * followers. Every task placed once means the forwarded reports and the
+ * followers' polls worked; the replicas' CPU is the three members'. */
+Test(cellbench, place_on_three_replicas_places_every_task, .timeout = 180)
+{
+    json_t *o = run_cellbench_json("place --machines 30 --jobs 10 --tasks 20 --schedulers 2 "
+                                   "--replicas 3 --json");
+    cr_assert_eq(json_integer_value(json_object_get(o, "replicas")), 3);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "agents_at")), "followers");
+    cr_assert(json_is_true(json_object_get(o, "all_placed")));
+    json_t *r = json_array_get(json_object_get(o, "runs"), 0);
+    cr_assert(r != NULL);
+    cr_assert_eq(json_integer_value(json_object_get(r, "placed")), 200);
+    cr_assert_eq(json_integer_value(json_object_get(r, "claims_committed")), 200,
+                 "each task committed exactly once");
+    cr_assert_eq(json_integer_value(json_object_get(r, "reports")), 2);
+    cr_assert(json_number_value(json_object_get(r, "cellstated_cpu_s")) >= 0);
+    json_decref(o);
+}
+
+Test(cellbench, place_refuses_bad_replicas)
+{
+    char last[8192];
+    static const char *const bad[] = {"place --replicas 0 2>/dev/null",
+                                      "place --replicas 6 2>/dev/null",
+                                      "place --replicas 3 --agents-at anywhere 2>/dev/null"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int status = run_cellbench(bad[i], last, sizeof last);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d", bad[i],
+                  status);
+    }
+}
+
 Test(cellbench, place_refuses_a_bad_scheduler_list)
 {
     char last[8192];

@@ -100,14 +100,20 @@ static int read_addr(cb_daemon *d, const char *path, const char *log, uint32_t r
 int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t ready_ms,
                     cs_error *err)
 {
-    d->pid = 0;
-    snprintf(d->log, sizeof d->log, "%s", log);
-    int rc;
     /* Port 0: the kernel picks a free port as cellstated binds it, and
      * cellstated writes which into the address file. A port probed free
      * beforehand could be taken by anyone before cellstated listens. */
-    char addr[sizeof d->log + 8], listen[] = "--listen", any[] = "tcp://127.0.0.1:0",
-                                  addr_flag[] = "--addr-file";
+    return cb_daemon_start_at(d, argv, "tcp://127.0.0.1:0", log, ready_ms, err);
+}
+
+int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url, const char *log,
+                       uint32_t ready_ms, cs_error *err)
+{
+    d->pid = 0;
+    snprintf(d->log, sizeof d->log, "%s", log);
+    int rc;
+    char addr[sizeof d->log + 8], listen[] = "--listen", addr_flag[] = "--addr-file";
+    char *any = (char *)url; /* execv's argv is not const; it is not written */
     snprintf(addr, sizeof addr, "%s.addr", log);
     unlink(addr);
 
