@@ -72,6 +72,21 @@ Test(cellbench, poll_runs_and_reports_every_key, .timeout = 120)
     json_decref(o);
 }
 
+/* --replicas 3: the machines poll the followers, the commits go to the
+ * leader; every assignment must reach its machine through a follower. */
+Test(cellbench, poll_on_three_replicas_reaches_every_machine_through_followers, .timeout = 120)
+{
+    json_t *o = run_cellbench_json("poll --machines 40 --commits 6 --replicas 3 --json");
+    cr_assert_eq(json_integer_value(json_object_get(o, "replicas")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(o, "assignments")), 60,
+                 "6 commits of 10 claims");
+    cr_assert_eq(json_integer_value(json_object_get(o, "seen")), 60);
+    cr_assert_eq(json_integer_value(json_object_get(o, "missing")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(o, "poll_errors")), 0);
+    cr_assert(json_is_number(json_object_get(o, "latency_p99_ms")));
+    json_decref(o);
+}
+
 Test(cellbench, poll_refuses_a_bad_option)
 {
     char last[8192];
@@ -169,6 +184,7 @@ Test(cellbench, place_refuses_bad_replicas)
 {
     char last[8192];
     static const char *const bad[] = {"place --replicas 0 2>/dev/null",
+                                      "poll --replicas 9 2>/dev/null",
                                       "place --replicas 6 2>/dev/null",
                                       "place --replicas 3 --agents-at anywhere 2>/dev/null"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {

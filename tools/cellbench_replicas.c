@@ -58,6 +58,52 @@ int cb_replicas_data_dir(const char *dir, uint32_t i, char *out, size_t size, cs
     return CS_OK;
 }
 
+/* Copy the file `from` to `to` (created or truncated). */
+static int copy_file(const char *from, const char *to, cs_error *err)
+{
+    int rc = CS_OK;
+    FILE *in = fopen(from, "rb"), *out = NULL;
+    if (in == NULL)
+        return cs_errorf(err, CS_EIO, "%s: %s", from, strerror(errno));
+    if ((out = fopen(to, "wb")) == NULL) {
+        rc = cs_errorf(err, CS_EIO, "%s: %s", to, strerror(errno));
+        goto close_in;
+    }
+    char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) {
+            rc = cs_errorf(err, CS_EIO, "writing %s: %s", to, strerror(errno));
+            break;
+        }
+    if (rc == CS_OK && ferror(in))
+        rc = cs_errorf(err, CS_EIO, "reading %s", from);
+    if (fclose(out) != 0 && rc == CS_OK)
+        rc = cs_errorf(err, CS_EIO, "writing %s: %s", to, strerror(errno));
+close_in:
+    fclose(in);
+    return rc;
+}
+
+int cb_replicas_copy_store(const char *dir, uint32_t n, cs_error *err)
+{
+    char first[320], from[340];
+    int rc = cb_replicas_data_dir(dir, 0, first, sizeof first, err);
+    if (rc != CS_OK)
+        return rc;
+    snprintf(from, sizeof from, "%s/data.mdb", first);
+    for (uint32_t i = 1; i < n && rc == CS_OK; i++) {
+        char data[320], to[340];
+        if ((rc = cb_replicas_data_dir(dir, i, data, sizeof data, err)) != CS_OK)
+            break;
+        if (mkdir(data, 0755) != 0 && errno != EEXIST)
+            return cs_errorf(err, CS_EIO, "%s: %s", data, strerror(errno));
+        snprintf(to, sizeof to, "%s/data.mdb", data);
+        rc = copy_file(from, to, err);
+    }
+    return rc;
+}
+
 /* Write DIR/cluster.json naming every member's listen and raft address. */
 static int write_cluster(cb_replicas *r, const char *path, cs_error *err)
 {

@@ -30,6 +30,12 @@ typedef struct cb_replicas {
  * writes it there (the same bytes into every member's). */
 int cb_replicas_data_dir(const char *dir, uint32_t i, char *out, size_t size, cs_error *err);
 
+/* Copy the store written into member 1's data directory (its data.mdb)
+ * into the data directories of members 2..n, made if missing: every
+ * member starts from the same bytes, as if each had applied the same
+ * entries, and Raft's log starts after them. */
+int cb_replicas_copy_store(const char *dir, uint32_t n, cs_error *err);
+
 /* Start n (1..CB_REPLICAS_MAX) members of one cell from the cellstated at
  * `bin`: writes DIR/cluster.json (free ports of 127.0.0.1, probed just
  * before), makes each member's data directory if missing, and starts
