@@ -194,6 +194,63 @@ Test(cellbench, place_refuses_bad_replicas)
     }
 }
 
+/* cellbench etcd, tiny: one member each side, K 1 and 3. Every
+ * transaction commits on both sides (no conflicts by construction), each
+ * summary row has both sides' rates and CPU. Skipped where etcd is not
+ * installed (tools/deps.sh install bench). */
+Test(cellbench, etcd_commits_every_transaction_on_both_sides, .timeout = 180)
+{
+    json_t *o = run_cellbench_json("etcd --members 1 --k 1,3 --clients 2 --txns 5 --rounds 2 "
+                                   "--machines 30 --json");
+    if (json_is_true(json_object_get(o, "skipped"))) {
+        json_decref(o);
+        cr_skip_test("etcd is not installed");
+    }
+    json_t *runs = json_object_get(o, "runs");
+    cr_assert_eq(json_array_size(runs), 8, "2 rounds x 2 K x 2 sides");
+    size_t i;
+    json_t *r;
+    json_array_foreach(runs, i, r)
+    {
+        cr_assert_eq(json_integer_value(json_object_get(r, "txns")), 10);
+        cr_assert_eq(json_integer_value(json_object_get(r, "committed")), 10, "run %zu: %s", i,
+                     json_string_value(json_object_get(r, "side")));
+        cr_assert(json_number_value(json_object_get(r, "window_s")) > 0);
+        cr_assert(json_number_value(json_object_get(r, "client_cpu_s")) >= 0);
+    }
+    /* The sides alternate who goes first from round to round. */
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(runs, 0), "side")),
+                     "cellsched");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(runs, 4), "side")), "etcd");
+    json_t *sum = json_object_get(o, "summary");
+    cr_assert_eq(json_array_size(sum), 2);
+    json_array_foreach(sum, i, r)
+    {
+        double cs = json_number_value(json_object_get(r, "cellsched_txn_per_s")),
+               et = json_number_value(json_object_get(r, "etcd_txn_per_s")),
+               ratio = json_number_value(json_object_get(r, "ratio"));
+        cr_assert(cs > 0 && et > 0, "rates %g %g", cs, et);
+        cr_assert_float_eq(ratio, cs / et, 1e-4 * ratio); /* JSON keeps 6 digits */
+        json_int_t k = json_integer_value(json_object_get(r, "k"));
+        cr_assert_float_eq(json_number_value(json_object_get(r, "etcd_placements_per_s")), et * k,
+                           1e-4 * et * k);
+        cr_assert_eq(json_integer_value(json_object_get(r, "etcd_failed")), 0);
+    }
+    json_decref(o);
+}
+
+Test(cellbench, etcd_without_etcd_says_it_skipped)
+{
+    json_t *o = run_cellbench_json("etcd --etcd /nonexistent/etcd --json");
+    cr_assert(json_is_true(json_object_get(o, "skipped")));
+    cr_assert(json_is_string(json_object_get(o, "reason")));
+    json_decref(o);
+    char last[8192];
+    int status = run_cellbench("etcd --k 129 2>/dev/null", last, sizeof last);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "K above etcd's 128 ops: %d",
+              status);
+}
+
 Test(cellbench, place_refuses_a_bad_scheduler_list)
 {
     char last[8192];

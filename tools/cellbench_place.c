@@ -972,18 +972,9 @@ int cb_place_main(int argc, char **argv)
 {
     place_opts o;
     cs_error err = {0};
-    switch (place_parse(argc, argv, &o, &err)) {
-    case CB_PARSE_HELP:
-        fputs("usage: cellbench place [options]\n\n", stdout);
-        fputs(cb_place_usage, stdout);
-        return 0;
-    case CB_PARSE_BAD:
-        fprintf(stderr, "cellbench place: %s\n", err.msg);
-        fputs(cb_place_usage, stderr);
-        return CB_EXIT_USAGE;
-    default:
-        break;
-    }
+    int done = cb_parse_exit(place_parse(argc, argv, &o, &err), "place", cb_place_usage, &err);
+    if (done >= 0)
+        return done;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal; /* no SA_RESTART: waits end at once */

@@ -1105,18 +1105,9 @@ int cb_poll_main(int argc, char **argv)
 {
     poll_opts o;
     cs_error err = {0};
-    switch (poll_parse(argc, argv, &o, &err)) {
-    case CB_PARSE_HELP:
-        fputs("usage: cellbench poll [options]\n\n", stdout);
-        fputs(cb_poll_usage, stdout);
-        return 0;
-    case CB_PARSE_BAD:
-        fprintf(stderr, "cellbench poll: %s\n", err.msg);
-        fputs(cb_poll_usage, stderr);
-        return CB_EXIT_USAGE;
-    default:
-        break;
-    }
+    int done = cb_parse_exit(poll_parse(argc, argv, &o, &err), "poll", cb_poll_usage, &err);
+    if (done >= 0)
+        return done;
     cb_host h;
     cb_host_read(&h);
     poll_figures f;
