@@ -165,9 +165,11 @@ Test(cellbench, place_watcher_counts_every_task_from_compact_replies, .timeout =
  * followers' polls worked; the replicas' CPU is the three members'. */
 Test(cellbench, place_on_three_replicas_places_every_task, .timeout = 180)
 {
+    /* A low snapshot threshold: snapshots are taken while it places. */
     json_t *o = run_cellbench_json("place --machines 30 --jobs 10 --tasks 20 --schedulers 2 "
-                                   "--replicas 3 --json");
+                                   "--replicas 3 --snapshot-threshold 64 --json");
     cr_assert_eq(json_integer_value(json_object_get(o, "replicas")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(o, "snapshot_threshold")), 64);
     cr_assert_str_eq(json_string_value(json_object_get(o, "agents_at")), "followers");
     cr_assert(json_is_true(json_object_get(o, "all_placed")));
     json_t *r = json_array_get(json_object_get(o, "runs"), 0);

@@ -83,6 +83,8 @@ const char cb_place_usage[] =
     "                      cellstated, not replicated)\n"
     "  --agents-at WHERE   with --replicas: the simulators talk to the\n"
     "                      `followers` in turn (default) or to the `leader`\n"
+    "  --snapshot-threshold N  with --replicas: the members' --snapshot-threshold\n"
+    "                      (default: cellstated's own)\n"
     "  --progress          each second, placed tasks and the cell version on stderr\n"
     "  --json              end the output with one line of JSON\n";
 
@@ -94,6 +96,7 @@ typedef struct place_opts {
     uint32_t machines, jobs, tasks, constrained, simulators, task_duration_ms, timeout_s;
     uint32_t heartbeat_timeout_ms;
     uint32_t replicas;  /* 0: one plain cellstated */
+    uint32_t snapshot_threshold; /* 0: cellstated's default */
     bool agents_at_leader;
     uint32_t counts[MAX_COUNTS]; /* scheduler counts, in the order given */
     uint32_t ncounts;
@@ -159,7 +162,8 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
                                          "--schedulers", "--constrained",   "--simulators",
                                          "--timeout",    "--task-duration", "--seed",
                                          "--heartbeat-timeout", "--strategy",
-                                         "--replicas",   "--agents-at",     NULL};
+                                         "--replicas",   "--agents-at",
+                                         "--snapshot-threshold", NULL};
     for (int i = 1; i < argc;) {
         cb_opt opt;
         if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
@@ -194,6 +198,8 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
             rc = cb_parse_u32(f, v, 1, 86400000, &o->heartbeat_timeout_ms, err);
         else if (strcmp(f, "--replicas") == 0)
             rc = cb_parse_u32(f, v, 1, CB_REPLICAS_MAX, &o->replicas, err);
+        else if (strcmp(f, "--snapshot-threshold") == 0)
+            rc = cb_parse_u32(f, v, 1, UINT32_MAX, &o->snapshot_threshold, err);
         else if (strcmp(f, "--agents-at") == 0) {
             if (strcmp(v, "leader") != 0 && strcmp(v, "followers") != 0)
                 rc = cs_errorf(err, CS_EINVAL, "--agents-at: '%s' is not leader or followers", v);
@@ -412,7 +418,16 @@ static int start_server(cell *c, cs_error *err)
     if (c->o->replicas > 0) {
         /* The cluster file gives each member its data directory, listen and
          * raft address; the rest is the same as for one server. */
-        char *extra[] = {f_workers, workers, f_hb, hb, c->o->nosync ? f_nosync : NULL, NULL};
+        char f_snap[] = "--snapshot-threshold", snap[16];
+        snprintf(snap, sizeof snap, "%u", c->o->snapshot_threshold);
+        char *extra[8] = {f_workers, workers, f_hb, hb};
+        size_t n = 4;
+        if (c->o->nosync)
+            extra[n++] = f_nosync;
+        if (c->o->snapshot_threshold > 0) {
+            extra[n++] = f_snap;
+            extra[n++] = snap;
+        }
         int rc = cb_replicas_start(&c->reps, bin, c->dir, c->o->replicas, extra, 60000, err);
         if (rc == CS_OK)
             c->url = c->reps.d[c->reps.leader].url;
@@ -889,6 +904,7 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
     cb_json_bool(&j, "fsync", !o->nosync);
     /* 0: one plain cellstated. */
     cb_json_u64(&j, "replicas", o->replicas);
+    cb_json_u64(&j, "snapshot_threshold", o->snapshot_threshold); /* 0: cellstated's */
     cb_json_str(&j, "agents_at",
                 o->replicas > 1 && !o->agents_at_leader ? "followers" : "leader");
     cb_json_str(&j, "strategy", o->strategy ? o->strategy : "spread");
