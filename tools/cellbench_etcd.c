@@ -732,8 +732,11 @@ static int run_members(const etcd_opts *o, const char *etcd_bin, const char *cs_
     }
     fprintf(stderr, "cellbench etcd: %u member%s: writing the cell, starting both sides ...\n",
             n, n == 1 ? "" : "s");
-    char f_workers[] = "--workers", workers[] = "256";
-    char *extra[] = {f_workers, workers, NULL};
+    /* No agent heartbeats here: a day's timeout, or the leader's monitor
+     * would mark every machine down after 10 s and refuse their claims. */
+    char f_workers[] = "--workers", workers[] = "256", f_hb[] = "--heartbeat-timeout",
+         hb[] = "86400000";
+    char *extra[] = {f_workers, workers, f_hb, hb, NULL};
     if ((rc = write_cell(o, data, &w.cell, err)) != CS_OK ||
         (rc = cb_replicas_copy_store(dir, n, err)) != CS_OK ||
         (rc = cb_replicas_start(&reps, cs_bin, dir, n, extra, 60000, err)) != CS_OK)
