@@ -54,6 +54,22 @@ Test(cellbench_replicas, followers_are_taken_in_turn_and_never_the_leader)
     cr_assert_eq(cb_replicas_follower(&r, 5), 0, "one member: the leader is all there is");
 }
 
+Test(cellbench_replicas, url_lists_put_the_chosen_member_first)
+{
+    cb_replicas r = {.n = 3};
+    for (int i = 0; i < 3; i++)
+        snprintf(r.d[i].url, sizeof r.d[i].url, "tcp://127.0.0.1:%d", 7600 + i);
+    char out[256];
+    cs_error err = {0};
+    cr_assert_eq(cb_replicas_urls(&r, 0, out, sizeof out, &err), CS_OK);
+    cr_assert_str_eq(out, "tcp://127.0.0.1:7600,tcp://127.0.0.1:7601,tcp://127.0.0.1:7602");
+    cr_assert_eq(cb_replicas_urls(&r, 1, out, sizeof out, &err), CS_OK);
+    cr_assert_str_eq(out, "tcp://127.0.0.1:7601,tcp://127.0.0.1:7600,tcp://127.0.0.1:7602");
+    cr_assert_eq(cb_replicas_urls(&r, 2, out, sizeof out, &err), CS_OK);
+    cr_assert_str_eq(out, "tcp://127.0.0.1:7602,tcp://127.0.0.1:7600,tcp://127.0.0.1:7601");
+    cr_assert_eq(cb_replicas_urls(&r, 0, out, 30, &err), CS_EINVAL, "too small a buffer");
+}
+
 Test(cellbench_replicas, three_members_elect_a_leader_all_name_and_stop)
 {
     char bin[256];

@@ -22,7 +22,9 @@
  * the schedulers and the watcher talk to the leader, the simulators to the
  * followers in turn (or to the leader with --agents-at leader), so that
  * every agent's report is a forwarded write and every poll a follower
- * read, as agents spread over a cell's replicas would make them.
+ * read, as agents spread over a cell's replicas would make them. Each is
+ * given every member's URL, that one first, and fails over to the others
+ * (proto/client.h) when it stops answering.
  *
  * Tasks run --task-duration (default ten minutes) on their simulated
  * machines, so that the cell never drains while it is measured, and the
@@ -278,7 +280,10 @@ typedef struct cell {
     char bindir[4096], dir[300];
     cb_daemon server;  /* without --replicas */
     cb_replicas reps;  /* with --replicas; reps.n is 0 otherwise */
-    const char *url;   /* where the schedulers and the watcher go: server or leader */
+    /* Where the schedulers and the watcher go: the server, or every member
+     * with the leader first (they fail over to the others). */
+    char url[CB_REPLICAS_MAX * 64];
+    char agent_urls[CB_REPLICAS_MAX][CB_REPLICAS_MAX * 64]; /* simulator p: [p % n] */
     child *sims, *scheds;
     uint32_t nsims, nscheds;
     cs_client *client;
@@ -365,14 +370,13 @@ static const char *server_log(const cell *c)
     return c->reps.n ? c->reps.d[c->reps.leader].log : c->server.log;
 }
 
-/* Where simulator p's machines talk to the cell. */
+/* Where simulator p's machines talk to the cell: the server, or every
+ * member with a follower (taken in turn) or the leader first. */
 static const char *agent_url(const cell *c, uint32_t p)
 {
     if (c->reps.n == 0)
         return c->server.url;
-    if (c->o->agents_at_leader)
-        return c->reps.d[c->reps.leader].url;
-    return c->reps.d[cb_replicas_follower(&c->reps, p)].url;
+    return c->agent_urls[p % c->reps.n];
 }
 
 static void stop_all(child *ch, uint32_t n)
@@ -430,13 +434,19 @@ static int start_server(cell *c, cs_error *err)
         }
         int rc = cb_replicas_start(&c->reps, bin, c->dir, c->o->replicas, extra, 60000, err);
         if (rc == CS_OK)
-            c->url = c->reps.d[c->reps.leader].url;
+            rc = cb_replicas_urls(&c->reps, c->reps.leader, c->url, sizeof c->url, err);
+        for (uint32_t p = 0; rc == CS_OK && p < c->reps.n; p++) {
+            uint32_t first = c->o->agents_at_leader ? c->reps.leader
+                                                    : cb_replicas_follower(&c->reps, p);
+            rc = cb_replicas_urls(&c->reps, first, c->agent_urls[p], sizeof c->agent_urls[p],
+                                  err);
+        }
         return rc;
     }
     char *argv[] = {bin, f_data, data, f_workers, workers, f_hb, hb,
                     c->o->nosync ? f_nosync : NULL, NULL};
     int rc = cb_daemon_start(&c->server, argv, log, 30000, err);
-    c->url = c->server.url;
+    snprintf(c->url, sizeof c->url, "%s", c->server.url);
     return rc;
 }
 

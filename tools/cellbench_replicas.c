@@ -264,6 +264,21 @@ double cb_replicas_cpu_s(const cb_replicas *r)
     return r->n ? s : (double)NAN;
 }
 
+int cb_replicas_urls(const cb_replicas *r, uint32_t first, char *out, size_t size,
+                     cs_error *err)
+{
+    size_t used = 0;
+    for (uint32_t k = 0; k < r->n; k++) {
+        /* first, then 0, 1, ... without it */
+        uint32_t i = k == 0 ? first : k - 1 + (k - 1 >= first);
+        int n = snprintf(out + used, size - used, "%s%s", k ? "," : "", r->d[i].url);
+        if (n < 0 || (size_t)n >= size - used)
+            return cs_errorf(err, CS_EINVAL, "the members' URLs do not fit in %zu bytes", size);
+        used += (size_t)n;
+    }
+    return CS_OK;
+}
+
 uint32_t cb_replicas_follower(const cb_replicas *r, uint32_t k)
 {
     if (r->n <= 1)

@@ -63,6 +63,13 @@ double cb_replicas_cpu_s(const cb_replicas *r);
  * take them in turn with this. */
 uint32_t cb_replicas_follower(const cb_replicas *r, uint32_t k);
 
+/* Every member's listen URL, comma-separated, member `first` (an index
+ * into d) first and the others in order: a client given the list talks to
+ * `first` and fails over to the rest (proto/client.h). CS_EINVAL when it
+ * does not fit in `size`. */
+int cb_replicas_urls(const cb_replicas *r, uint32_t first, char *out, size_t size,
+                     cs_error *err);
+
 /* n free TCP ports of 127.0.0.1, distinct (each bound until all are
  * found), into ports[]. Another process may take one before it is used:
  * callers that cannot bind port 0 themselves (a cluster file names every
