@@ -8,12 +8,14 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proto/client.h"
 #include "proto/msg.h"
 #include "spec/jobspec.h"
 #include "tests/support.h"
+#include "tools/cellbench_cell.h"
 #include "tools/cellbench_replicas.h"
 
 static char dir[256];
@@ -52,6 +54,29 @@ Test(cellbench_replicas, followers_are_taken_in_turn_and_never_the_leader)
     cr_assert_eq(cb_replicas_follower(&r, 1), 2);
     r = (cb_replicas){.n = 1, .leader = 0};
     cr_assert_eq(cb_replicas_follower(&r, 5), 0, "one member: the leader is all there is");
+}
+
+Test(cellbench_replicas, a_seed_store_records_applied_index_one)
+{
+    char data[300];
+    snprintf(data, sizeof data, "%s/seed", dir);
+    cr_assert_eq(mkdir(data, 0755), 0);
+    cs_store *s;
+    cs_store_opts so = {.nosync = true};
+    cs_error err = {0};
+    cr_assert_eq(cs_store_open(data, &so, &s, &err), CS_OK, "%s", err.msg);
+    cb_cell_spec spec = {.machines = 3, .ntasks = 5, .task_res = {.cpu = 10, .mem = 16},
+                         .machine_cap = {.cpu = 1000, .mem = 1024, .disk = 1000}};
+    cb_cell cell;
+    cr_assert_eq(cb_cell_setup(s, &spec, &cell, &err), CS_OK, "%s", err.msg);
+    uint64_t applied = 9;
+    cr_assert_eq(cs_store_applied(s, &applied, &err), CS_OK);
+    cr_assert_eq(applied, 0, "a store written directly was never replicated");
+    cr_assert_eq(cb_replicas_mark_seed(s, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_store_applied(s, &applied, &err), CS_OK);
+    cr_assert_eq(applied, 1);
+    cb_cell_free(&cell);
+    cs_store_close(s);
 }
 
 Test(cellbench_replicas, url_lists_put_the_chosen_member_first)

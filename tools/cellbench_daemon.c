@@ -61,14 +61,38 @@ int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err)
     return CS_OK;
 }
 
-/* Whether the daemon has exited; if so, reap it and say so in err. */
+void cb_log_last_line(const char *path, char *out, size_t size)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    char buf[1024];
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        fseek(f, end > (long)sizeof buf - 1 ? end - (long)sizeof buf + 1 : 0, SEEK_SET);
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    while (n > 0 && buf[n - 1] == '\n')
+        n--;
+    buf[n] = '\0';
+    char *line = strrchr(buf, '\n');
+    snprintf(out, size, "%s", line ? line + 1 : buf);
+}
+
+/* Whether the daemon has exited; if so, reap it and say so in err, with
+ * the last line of its log (the log goes with the benchmark's directory). */
 static bool exited(cb_daemon *d, const char *log, cs_error *err)
 {
     int status;
     if (waitpid(d->pid, &status, WNOHANG) != d->pid)
         return false;
     d->pid = 0;
-    cs_errorf(err, CS_EIO, "cellstated exited with status %d (log: %s)", status, log);
+    char last[256];
+    cb_log_last_line(log, last, sizeof last);
+    cs_errorf(err, CS_EIO, "cellstated exited with status %d: \"%s\" (log: %s)", status, last,
+              log);
     return true;
 }
 

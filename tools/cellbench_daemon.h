@@ -44,6 +44,11 @@ int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url, const 
  * Returns its wait status, -1 when it had to be killed, 0 when not running. */
 int cb_daemon_stop(cb_daemon *d, uint32_t timeout_ms);
 
+/* The last line of the log at `path` (its end, up to 1 KiB back), into
+ * `out`; "" when there is none. Errors name it because the benchmarks
+ * remove their directories, logs included, as they exit. */
+void cb_log_last_line(const char *path, char *out, size_t size);
+
 /* User plus system CPU time the daemon has used so far, in seconds
  * (/proc/PID/stat); NaN when unknown. */
 double cb_daemon_cpu_s(const cb_daemon *d);

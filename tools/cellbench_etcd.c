@@ -692,6 +692,8 @@ static int write_cell(const etcd_opts *o, const char *data, cb_cell *cell, cs_er
     if (worst * (uint64_t)claim_res.mem > (uint64_t)spec.machine_cap.mem)
         spec.machine_cap.mem = (int64_t)worst * claim_res.mem;
     rc = cb_cell_setup(s, &spec, cell, err);
+    if (rc == CS_OK)
+        rc = cb_replicas_mark_seed(s, err); /* the members' common seed */
     cs_store_close(s);
     return rc;
 }

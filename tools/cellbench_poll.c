@@ -834,6 +834,8 @@ static int write_cell(const poll_opts *o, const char *dir, cb_cell *cell, cs_err
     if (worst * (uint64_t)poll_task_res.mem > (uint64_t)spec.machine_cap.mem)
         spec.machine_cap.mem = (int64_t)worst * poll_task_res.mem;
     rc = cb_cell_setup(s, &spec, cell, err);
+    if (rc == CS_OK && o->replicas > 0)
+        rc = cb_replicas_mark_seed(s, err); /* the members' common seed */
     cs_store_close(s);
     return rc;
 }

@@ -85,6 +85,22 @@ close_in:
     return rc;
 }
 
+int cb_replicas_mark_seed(cs_store *s, cs_error *err)
+{
+    int rc = cs_store_group_begin(s, err);
+    if (rc != CS_OK)
+        return rc;
+    bool abandoned = false;
+    rc = cs_store_group_set_applied(s, 1, err);
+    /* The group ends either way: it holds the writer lock. */
+    int end = cs_store_group_end(s, &abandoned, NULL, rc == CS_OK ? err : NULL);
+    if (rc == CS_OK && end != CS_OK)
+        rc = end;
+    if (rc == CS_OK && abandoned)
+        rc = cs_errorf(err, CS_EIO, "marking the seed store: the group was abandoned");
+    return rc;
+}
+
 int cb_replicas_copy_store(const char *dir, uint32_t n, cs_error *err)
 {
     char first[320], from[340];
@@ -204,7 +220,8 @@ int cb_replicas_start(cb_replicas *r, const char *bin, const char *dir, uint32_t
         }
         char *a[] = {(char *)bin, f_cluster, cluster, f_id, id[i], f_data, data[i]};
         memcpy(argv, a, sizeof a);
-        memcpy(argv + 7, extra, nextra * sizeof *argv);
+        if (nextra > 0)
+            memcpy(argv + 7, extra, nextra * sizeof *argv);
         argv[7 + nextra] = NULL;
         /* cb_daemon_start_at waits until the member answers stats, which
          * a member serves before any leader is elected. */
@@ -236,8 +253,10 @@ int cb_replicas_check(cb_replicas *r, cs_error *err)
         if (r->d[i].pid <= 0 || waitpid(r->d[i].pid, &status, WNOHANG) != r->d[i].pid)
             continue;
         r->d[i].pid = 0;
-        return cs_errorf(err, CS_EIO, "cellstated member %u exited with status %d (log: %s)",
-                         i + 1, status, r->d[i].log);
+        char last[256];
+        cb_log_last_line(r->d[i].log, last, sizeof last);
+        return cs_errorf(err, CS_EIO, "cellstated member %u exited with status %d: \"%s\" (log: %s)",
+                         i + 1, status, last, r->d[i].log);
     }
     return CS_OK;
 }

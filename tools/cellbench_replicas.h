@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cellstate/error.h"
+#include "cellstate/store.h"
 #include "tools/cellbench_daemon.h"
 
 /* The cells: 1, 3 or 5 members. */
@@ -29,6 +30,16 @@ typedef struct cb_replicas {
  * benchmark that writes its cell into a store before the server starts
  * writes it there (the same bytes into every member's). */
 int cb_replicas_data_dir(const char *dir, uint32_t i, char *out, size_t size, cs_error *err);
+
+/* Mark a store a benchmark wrote directly (cellbench_cell.h) as the seed of
+ * a replicated cell: its applied index becomes 1, the Raft log's bootstrap
+ * configuration, which changes no record. A replica refuses a store with
+ * a cell and no applied index (replica.c: a single cellstated's store,
+ * which the other members would not have); a seed copied byte for byte
+ * into every member's directory (cb_replicas_copy_store) is held by all of
+ * them, and the log applies on top of it alike everywhere. Benchmarks
+ * only: a member rebuilt from the log alone would lack the seed. */
+int cb_replicas_mark_seed(cs_store *s, cs_error *err);
 
 /* Copy the store written into member 1's data directory (its data.mdb)
  * into the data directories of members 2..n, made if missing: every
