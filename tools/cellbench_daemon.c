@@ -61,22 +61,28 @@ int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err)
     return CS_OK;
 }
 
-void cb_log_last_line(const char *path, char *out, size_t size)
+size_t cb_log_tail(const char *path, char *out, size_t size)
 {
     out[0] = '\0';
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return;
-    char buf[1024];
+        return 0;
     if (fseek(f, 0, SEEK_END) == 0) {
         long end = ftell(f);
-        fseek(f, end > (long)sizeof buf - 1 ? end - (long)sizeof buf + 1 : 0, SEEK_SET);
+        fseek(f, end > (long)size - 1 ? end - (long)size + 1 : 0, SEEK_SET);
     }
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
     fclose(f);
+    return n;
+}
+
+void cb_log_last_line(const char *path, char *out, size_t size)
+{
+    char buf[1024];
+    size_t n = cb_log_tail(path, buf, sizeof buf);
     while (n > 0 && buf[n - 1] == '\n')
-        n--;
-    buf[n] = '\0';
+        buf[--n] = '\0';
     char *line = strrchr(buf, '\n');
     snprintf(out, size, "%s", line ? line + 1 : buf);
 }

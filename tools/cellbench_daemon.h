@@ -44,9 +44,11 @@ int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url, const 
  * Returns its wait status, -1 when it had to be killed, 0 when not running. */
 int cb_daemon_stop(cb_daemon *d, uint32_t timeout_ms);
 
-/* The last line of the log at `path` (its end, up to 1 KiB back), into
- * `out`; "" when there is none. Errors name it because the benchmarks
- * remove their directories, logs included, as they exit. */
+/* The end of the log at `path`, up to size - 1 bytes, NUL-terminated,
+ * into `out`; returns its length (0, "", when there is no log). And its
+ * last line alone. Errors show them because the benchmarks remove their
+ * directories, logs included, as they exit. */
+size_t cb_log_tail(const char *path, char *out, size_t size);
 void cb_log_last_line(const char *path, char *out, size_t size);
 
 /* User plus system CPU time the daemon has used so far, in seconds

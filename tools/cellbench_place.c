@@ -296,17 +296,10 @@ typedef struct cell {
  * its directory: they say why it died. */
 static void log_tail(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    if (access(path, F_OK) != 0)
         return;
     char buf[2048];
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long end = ftell(f);
-        fseek(f, end > (long)sizeof buf - 1 ? end - (long)sizeof buf + 1 : 0, SEEK_SET);
-    }
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
+    size_t n = cb_log_tail(path, buf, sizeof buf);
     fprintf(stderr, "--- end of %s ---\n%s%s", path, buf, n && buf[n - 1] != '\n' ? "\n" : "");
 }
 
