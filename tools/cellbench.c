@@ -6,6 +6,8 @@
  *   cellbench place [options]    C1M-shaped placement by 1, 2, 4, 8 cell-batch
  *                                processes on simulated machines
  *                                (cellbench_place.c)
+ *   cellbench etcd [options]     the same commits against etcd 3.4 and
+ *                                cellsched cells (cellbench_etcd.c)
  *   cellbench --help
  *
  * `commit` answers one question: what does Omega's optimistic commit
@@ -46,6 +48,7 @@
 #include "schedulers/cellcopy.h"
 #include "schedulers/port.h"
 #include "tools/cellbench_cell.h"
+#include "tools/cellbench_etcd.h"
 #include "tools/cellbench_place.h"
 #include "tools/cellbench_poll.h"
 #include "tools/cellbench_util.h"
@@ -62,6 +65,8 @@ static const char usage_text[] =
     "            committed: requests/s, commit-to-seen latency\n"
     "  place     a C1M-shaped workload placed by 1, 2, 4, 8 cell-batch processes\n"
     "            on simulated machines: placements/s, conflict fraction, wait\n"
+    "  etcd      the same commits against etcd 3.4 and cellsched, 1 and 3 members\n"
+    "            each: transactions/s, placements/s, the ratio, client CPU\n"
     "\n"
     "options of commit:\n"
     "  --machines N        machines in the cell (default 10000)\n"
@@ -89,6 +94,8 @@ static void usage(FILE *f)
     fputs(cb_poll_usage, f);
     fputc('\n', f);
     fputs(cb_place_usage, f);
+    fputc('\n', f);
+    fputs(cb_etcd_usage, f);
 }
 
 /* Bytes this process has handed to write(2) and its kin so far ("wchar" of
@@ -1035,6 +1042,7 @@ static const benchmark benchmarks[] = {
     {"commit", commit_main},
     {"poll", cb_poll_main},
     {"place", cb_place_main},
+    {"etcd", cb_etcd_main},
 };
 
 int main(int argc, char **argv)

@@ -61,14 +61,44 @@ int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err)
     return CS_OK;
 }
 
-/* Whether the daemon has exited; if so, reap it and say so in err. */
+size_t cb_log_tail(const char *path, char *out, size_t size)
+{
+    out[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long end = ftell(f);
+        fseek(f, end > (long)size - 1 ? end - (long)size + 1 : 0, SEEK_SET);
+    }
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    return n;
+}
+
+void cb_log_last_line(const char *path, char *out, size_t size)
+{
+    char buf[1024];
+    size_t n = cb_log_tail(path, buf, sizeof buf);
+    while (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    char *line = strrchr(buf, '\n');
+    snprintf(out, size, "%s", line ? line + 1 : buf);
+}
+
+/* Whether the daemon has exited; if so, reap it and say so in err, with
+ * the last line of its log (the log goes with the benchmark's directory). */
 static bool exited(cb_daemon *d, const char *log, cs_error *err)
 {
     int status;
     if (waitpid(d->pid, &status, WNOHANG) != d->pid)
         return false;
     d->pid = 0;
-    cs_errorf(err, CS_EIO, "cellstated exited with status %d (log: %s)", status, log);
+    char last[256];
+    cb_log_last_line(log, last, sizeof last);
+    cs_errorf(err, CS_EIO, "cellstated exited with status %d: \"%s\" (log: %s)", status, last,
+              log);
     return true;
 }
 
@@ -100,14 +130,20 @@ static int read_addr(cb_daemon *d, const char *path, const char *log, uint32_t r
 int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t ready_ms,
                     cs_error *err)
 {
-    d->pid = 0;
-    snprintf(d->log, sizeof d->log, "%s", log);
-    int rc;
     /* Port 0: the kernel picks a free port as cellstated binds it, and
      * cellstated writes which into the address file. A port probed free
      * beforehand could be taken by anyone before cellstated listens. */
-    char addr[sizeof d->log + 8], listen[] = "--listen", any[] = "tcp://127.0.0.1:0",
-                                  addr_flag[] = "--addr-file";
+    return cb_daemon_start_at(d, argv, "tcp://127.0.0.1:0", log, ready_ms, err);
+}
+
+int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url, const char *log,
+                       uint32_t ready_ms, cs_error *err)
+{
+    d->pid = 0;
+    snprintf(d->log, sizeof d->log, "%s", log);
+    int rc;
+    char addr[sizeof d->log + 8], listen[] = "--listen", addr_flag[] = "--addr-file";
+    char *any = (char *)url; /* execv's argv is not const; it is not written */
     snprintf(addr, sizeof addr, "%s.addr", log);
     unlink(addr);
 

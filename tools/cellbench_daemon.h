@@ -35,9 +35,21 @@ int cb_spawn(char *const argv[], const char *log, int *pid, cs_error *err);
 int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t ready_ms,
                     cs_error *err);
 
+/* The same on the listen URL `url` (borrowed): a member of a replicated
+ * cell must listen where the cluster file says. */
+int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url, const char *log,
+                       uint32_t ready_ms, cs_error *err);
+
 /* SIGTERM, and wait up to `timeout_ms` for it to exit (SIGKILL after).
  * Returns its wait status, -1 when it had to be killed, 0 when not running. */
 int cb_daemon_stop(cb_daemon *d, uint32_t timeout_ms);
+
+/* The end of the log at `path`, up to size - 1 bytes, NUL-terminated,
+ * into `out`; returns its length (0, "", when there is no log). And its
+ * last line alone. Errors show them because the benchmarks remove their
+ * directories, logs included, as they exit. */
+size_t cb_log_tail(const char *path, char *out, size_t size);
+void cb_log_last_line(const char *path, char *out, size_t size);
 
 /* User plus system CPU time the daemon has used so far, in seconds
  * (/proc/PID/stat); NaN when unknown. */

@@ -17,6 +17,15 @@
  *      reads their metrics from `stats`, stops everything and removes the
  *      directory.
  *
+ * With --replicas N the cell state is N cellstated members of one
+ * replicated cell (cellbench_replicas.h), each with its own data directory:
+ * the schedulers and the watcher talk to the leader, the simulators to the
+ * followers in turn (or to the leader with --agents-at leader), so that
+ * every agent's report is a forwarded write and every poll a follower
+ * read, as agents spread over a cell's replicas would make them. Each is
+ * given every member's URL, that one first, and fails over to the others
+ * (proto/client.h) when it stops answering.
+ *
  * Tasks run --task-duration (default ten minutes) on their simulated
  * machines, so that the cell never drains while it is measured, and the
  * machines have room for every task at once (capacity_slots), or the run
@@ -46,6 +55,7 @@
 #include "proto/proto.h"
 #include "proto/sync.h"
 #include "tools/cellbench_daemon.h"
+#include "tools/cellbench_replicas.h"
 #include "tools/cellbench_util.h"
 #include "tools/cellbench_watch.h"
 
@@ -68,7 +78,15 @@ const char cb_place_usage[] =
     "  --seed N            seed of the schedulers and simulators (default 1)\n"
     "  --strategy S        cell-batch's --strategy: spread, binpack or random\n"
     "                      (default: cell-batch's own, spread)\n"
-    "  --nosync            start cellstated with --nosync (default: fsync per commit)\n"
+    "  --nosync            start cellstated with --nosync (default: fsync per commit;\n"
+    "                      with --replicas, the Raft log fsyncs whatever this says)\n"
+    "  --replicas N        N cellstated members of one replicated cell (1 to 5),\n"
+    "                      each its own data directory (default: one plain\n"
+    "                      cellstated, not replicated)\n"
+    "  --agents-at WHERE   with --replicas: the simulators talk to the\n"
+    "                      `followers` in turn (default) or to the `leader`\n"
+    "  --snapshot-threshold N  with --replicas: the members' --snapshot-threshold\n"
+    "                      (default: cellstated's own)\n"
     "  --progress          each second, placed tasks and the cell version on stderr\n"
     "  --json              end the output with one line of JSON\n";
 
@@ -79,6 +97,9 @@ const char cb_place_usage[] =
 typedef struct place_opts {
     uint32_t machines, jobs, tasks, constrained, simulators, task_duration_ms, timeout_s;
     uint32_t heartbeat_timeout_ms;
+    uint32_t replicas;  /* 0: one plain cellstated */
+    uint32_t snapshot_threshold; /* 0: cellstated's default */
+    bool agents_at_leader;
     uint32_t counts[MAX_COUNTS]; /* scheduler counts, in the order given */
     uint32_t ncounts;
     uint64_t seed;
@@ -142,7 +163,9 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
     static const char *const valued[] = {"--machines",   "--jobs",          "--tasks",
                                          "--schedulers", "--constrained",   "--simulators",
                                          "--timeout",    "--task-duration", "--seed",
-                                         "--heartbeat-timeout", "--strategy", NULL};
+                                         "--heartbeat-timeout", "--strategy",
+                                         "--replicas",   "--agents-at",
+                                         "--snapshot-threshold", NULL};
     for (int i = 1; i < argc;) {
         cb_opt opt;
         if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
@@ -175,7 +198,15 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
             rc = cb_parse_u32(f, v, 1, UINT32_MAX, &o->task_duration_ms, err);
         else if (strcmp(f, "--heartbeat-timeout") == 0)
             rc = cb_parse_u32(f, v, 1, 86400000, &o->heartbeat_timeout_ms, err);
-        else if (strcmp(f, "--strategy") == 0) {
+        else if (strcmp(f, "--replicas") == 0)
+            rc = cb_parse_u32(f, v, 1, CB_REPLICAS_MAX, &o->replicas, err);
+        else if (strcmp(f, "--snapshot-threshold") == 0)
+            rc = cb_parse_u32(f, v, 1, UINT32_MAX, &o->snapshot_threshold, err);
+        else if (strcmp(f, "--agents-at") == 0) {
+            if (strcmp(v, "leader") != 0 && strcmp(v, "followers") != 0)
+                rc = cs_errorf(err, CS_EINVAL, "--agents-at: '%s' is not leader or followers", v);
+            o->agents_at_leader = strcmp(v, "leader") == 0;
+        } else if (strcmp(f, "--strategy") == 0) {
             if (strcmp(v, "spread") != 0 && strcmp(v, "binpack") != 0 && strcmp(v, "random") != 0)
                 rc = cs_errorf(err, CS_EINVAL, "--strategy: '%s' is not spread, binpack or random",
                                v);
@@ -242,11 +273,17 @@ typedef struct child {
     char name[32];
 } child;
 
-/* A cell of one run: the server, the simulators, the schedulers. */
+/* A cell of one run: the server (or the replicas), the simulators, the
+ * schedulers. */
 typedef struct cell {
     const place_opts *o;
     char bindir[4096], dir[300];
-    cb_daemon server;
+    cb_daemon server;  /* without --replicas */
+    cb_replicas reps;  /* with --replicas; reps.n is 0 otherwise */
+    /* Where the schedulers and the watcher go: the server, or every member
+     * with the leader first (they fail over to the others). */
+    char url[CB_REPLICAS_MAX * 64];
+    char agent_urls[CB_REPLICAS_MAX][CB_REPLICAS_MAX * 64]; /* simulator p: [p % n] */
     child *sims, *scheds;
     uint32_t nsims, nscheds;
     cs_client *client;
@@ -259,17 +296,10 @@ typedef struct cell {
  * its directory: they say why it died. */
 static void log_tail(const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    if (access(path, F_OK) != 0)
         return;
     char buf[2048];
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long end = ftell(f);
-        fseek(f, end > (long)sizeof buf - 1 ? end - (long)sizeof buf + 1 : 0, SEEK_SET);
-    }
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = '\0';
-    fclose(f);
+    size_t n = cb_log_tail(path, buf, sizeof buf);
     fprintf(stderr, "--- end of %s ---\n%s%s", path, buf, n && buf[n - 1] != '\n' ? "\n" : "");
 }
 
@@ -314,7 +344,32 @@ static int check_cell(cell *c, cs_error *err)
         log_tail(c->server.log);
         rc = cs_errorf(err, CS_EIO, "cellstated exited");
     }
+    if (rc == CS_OK && (rc = cb_replicas_check(&c->reps, err)) != CS_OK)
+        for (uint32_t i = 0; i < c->reps.n; i++)
+            if (c->reps.d[i].pid == 0)
+                log_tail(c->reps.d[i].log);
     return rc;
+}
+
+/* CPU seconds of the cell state's processes: one server or every replica. */
+static double server_cpu_s(const cell *c)
+{
+    return c->reps.n ? cb_replicas_cpu_s(&c->reps) : cb_daemon_cpu_s(&c->server);
+}
+
+/* The log that says why the cell state failed: the server's or the leader's. */
+static const char *server_log(const cell *c)
+{
+    return c->reps.n ? c->reps.d[c->reps.leader].log : c->server.log;
+}
+
+/* Where simulator p's machines talk to the cell: the server, or every
+ * member with a follower (taken in turn) or the leader first. */
+static const char *agent_url(const cell *c, uint32_t p)
+{
+    if (c->reps.n == 0)
+        return c->server.url;
+    return c->agent_urls[p % c->reps.n];
 }
 
 static void stop_all(child *ch, uint32_t n)
@@ -357,9 +412,35 @@ static int start_server(cell *c, cs_error *err)
      * in the middle of the measurement (at C1M scale, before heartbeats
      * were answered from memory and judged against the server's progress,
      * 20 machines were). --heartbeat-timeout 10000 checks they hold. */
+    if (c->o->replicas > 0) {
+        /* The cluster file gives each member its data directory, listen and
+         * raft address; the rest is the same as for one server. */
+        char f_snap[] = "--snapshot-threshold", snap[16];
+        snprintf(snap, sizeof snap, "%u", c->o->snapshot_threshold);
+        char *extra[8] = {f_workers, workers, f_hb, hb};
+        size_t n = 4;
+        if (c->o->nosync)
+            extra[n++] = f_nosync;
+        if (c->o->snapshot_threshold > 0) {
+            extra[n++] = f_snap;
+            extra[n++] = snap;
+        }
+        int rc = cb_replicas_start(&c->reps, bin, c->dir, c->o->replicas, extra, 60000, err);
+        if (rc == CS_OK)
+            rc = cb_replicas_urls(&c->reps, c->reps.leader, c->url, sizeof c->url, err);
+        for (uint32_t p = 0; rc == CS_OK && p < c->reps.n; p++) {
+            uint32_t first = c->o->agents_at_leader ? c->reps.leader
+                                                    : cb_replicas_follower(&c->reps, p);
+            rc = cb_replicas_urls(&c->reps, first, c->agent_urls[p], sizeof c->agent_urls[p],
+                                  err);
+        }
+        return rc;
+    }
     char *argv[] = {bin, f_data, data, f_workers, workers, f_hb, hb,
                     c->o->nosync ? f_nosync : NULL, NULL};
-    return cb_daemon_start(&c->server, argv, log, 30000, err);
+    int rc = cb_daemon_start(&c->server, argv, log, 30000, err);
+    snprintf(c->url, sizeof c->url, "%s", c->server.url);
+    return rc;
 }
 
 /* Simulator p: its share of the machines, rack r<p>, zone z<p mod zones>. */
@@ -383,7 +464,7 @@ static int start_sims(cell *c, cs_error *err)
         snprintf(seed, sizeof seed, "%" PRIu64, o->seed + p);
         snprintf(rack, sizeof rack, "rack=r%u", p);
         snprintf(zone, sizeof zone, "zone=z%u", p % zones(o));
-        char *argv[] = {bin,  f_server, c->server.url, f_sim,  n,      f_prefix, prefix,
+        char *argv[] = {bin,  f_server, (char *)agent_url(c, p), f_sim,  n,      f_prefix, prefix,
                         f_dur, dur,     f_seed,        seed,   f_cpu,  cpu,      f_mem,
                         mem,   f_attr,  rack,          f_attr, zone,   NULL};
         int rc = spawn(c, c->sims, &c->nsims, name, argv, err);
@@ -406,7 +487,7 @@ static int start_scheds(cell *c, uint32_t n, cs_error *err)
         snprintf(inst, sizeof inst, "%u", i);
         snprintf(seed, sizeof seed, "%" PRIu64, c->o->seed * 1000 + i + 1);
         char f_strategy[] = "--strategy", *strategy = (char *)c->o->strategy;
-        char *argv[] = {bin,   f_server, c->server.url, f_inst,   inst,   f_insts,
+        char *argv[] = {bin,   f_server, (char *)c->url, f_inst,   inst,   f_insts,
                         insts, f_seed,   seed,          f_report, report,
                         strategy ? f_strategy : NULL, strategy, NULL};
         int rc = spawn(c, c->scheds, &c->nscheds, name, argv, err);
@@ -657,7 +738,7 @@ static int read_reports(cell *c, place_run *f, cs_error *err)
  * timeout, a signal, or a child's death. */
 static int place_all(cell *c, uint32_t n, place_run *f, cs_error *err)
 {
-    double srv0 = cb_daemon_cpu_s(&c->server), sim0 = cpu_of(c->sims, c->nsims),
+    double srv0 = server_cpu_s(c), sim0 = cpu_of(c->sims, c->nsims),
            self0 = self_cpu_s();
     int64_t start = cb_now_ns(), deadline = start + (int64_t)c->o->timeout_s * 1000000000;
     int64_t last = start, next_progress = start + 1000000000;
@@ -688,7 +769,7 @@ static int place_all(cell *c, uint32_t n, place_run *f, cs_error *err)
     f->elapsed_s = (double)((f->timed_out ? cb_now_ns() : last) - start) / 1e9;
     f->placed = c->watch.placed;
     f->requeued = c->watch.requeued;
-    f->server_cpu_s = cb_daemon_cpu_s(&c->server) - srv0;
+    f->server_cpu_s = server_cpu_s(c) - srv0;
     f->sim_cpu_s = cpu_of(c->sims, c->nsims) - sim0;
     f->sched_cpu_s = cpu_of(c->scheds, c->nscheds);
     f->bench_cpu_s = self_cpu_s() - self0;
@@ -725,7 +806,7 @@ static int run_one(const place_opts *o, const char *bindir, const char *root, ui
     }
     if ((rc = start_server(&c, err)) != CS_OK)
         goto free_arrays;
-    if ((rc = cs_client_open(c.server.url, 120000, &c.client, err)) != CS_OK)
+    if ((rc = cs_client_open(c.url, 120000, &c.client, err)) != CS_OK)
         goto stop_server;
     cs_stats_reply st;
     cs_arena sa;
@@ -745,12 +826,12 @@ static int run_one(const place_opts *o, const char *bindir, const char *root, ui
 
 stop_children:
     if (rc != CS_OK && !interrupted)
-        log_tail(c.server.log);
+        log_tail(server_log(&c));
     stop_all(c.scheds, c.nscheds);
     stop_all(c.sims, c.nsims);
     cs_client_close(c.client);
 stop_server:
-    if (cb_daemon_stop(&c.server, 30000) == -1)
+    if (cb_daemon_stop(&c.server, 30000) == -1 || cb_replicas_stop(&c.reps, 30000) > 0)
         fprintf(stderr, "cellbench place: cellstated had to be killed\n");
 free_arrays:
     free(c.sims);
@@ -778,6 +859,10 @@ static void report_text(FILE *out, const place_opts *o, const cb_host *h, const 
             "%u tasks, %u%% constrained, tasks run %u ms, %s\n",
             o->machines, o->simulators, slots, o->jobs, o->tasks, o->constrained,
             o->task_duration_ms, o->nosync ? "cellstated --nosync" : "fsync per commit");
+    if (o->replicas > 0)
+        fprintf(out, "cell state: %u replicas of one Raft cell (the Raft log fsyncs), "
+                     "schedulers at the leader, agents at the %s\n",
+                o->replicas, o->agents_at_leader || o->replicas == 1 ? "leader" : "followers");
     fprintf(out, "machine: nproc %ld, cpu %s\n", h->nproc, h->cpu);
     fprintf(out, "%5s %9s %9s %12s %9s %9s %9s %8s %8s  %s\n", "sched", "placed", "elapsed",
             "placements/s", "conflicts", "wait p50", "wait p99", "submit", "cpu", "cpu split");
@@ -820,6 +905,11 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
     cb_json_u64(&j, "slots_per_machine", capacity_slots(o));
     cb_json_u64(&j, "task_duration_ms", o->task_duration_ms);
     cb_json_bool(&j, "fsync", !o->nosync);
+    /* 0: one plain cellstated. */
+    cb_json_u64(&j, "replicas", o->replicas);
+    cb_json_u64(&j, "snapshot_threshold", o->snapshot_threshold); /* 0: cellstated's */
+    cb_json_str(&j, "agents_at",
+                o->replicas > 1 && !o->agents_at_leader ? "followers" : "leader");
     cb_json_str(&j, "strategy", o->strategy ? o->strategy : "spread");
     cb_json_u64(&j, "nproc", h->nproc > 0 ? (uint64_t)h->nproc : 0);
     cb_json_str(&j, "cpu", h->cpu);
@@ -901,18 +991,9 @@ int cb_place_main(int argc, char **argv)
 {
     place_opts o;
     cs_error err = {0};
-    switch (place_parse(argc, argv, &o, &err)) {
-    case CB_PARSE_HELP:
-        fputs("usage: cellbench place [options]\n\n", stdout);
-        fputs(cb_place_usage, stdout);
-        return 0;
-    case CB_PARSE_BAD:
-        fprintf(stderr, "cellbench place: %s\n", err.msg);
-        fputs(cb_place_usage, stderr);
-        return CB_EXIT_USAGE;
-    default:
-        break;
-    }
+    int done = cb_parse_exit(place_parse(argc, argv, &o, &err), "place", cb_place_usage, &err);
+    if (done >= 0)
+        return done;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal; /* no SA_RESTART: waits end at once */

@@ -15,6 +15,13 @@
  *   5. each simulated machine notes when a reply first lists a task, and the
  *      run waits for the stragglers before it stops everything.
  *
+ * With --replicas N the store written in step 1 is copied into every
+ * member's data directory and N cellstated members of one replicated cell
+ * start on it (cellbench_replicas.h); the commits go to the leader and the
+ * machines' connections to the followers, taken in turn, so that a claim
+ * is seen once a follower has applied it: commit to the leader, Raft to
+ * the follower, its poll's reply.
+ *
  * docs/benchmarks.md defines every figure and records measured ones.
  */
 #include "tools/cellbench_poll.h"
@@ -32,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "proto/agentmsg.h"
@@ -41,6 +49,7 @@
 #include "proto/readmsg.h"
 #include "tools/cellbench_cell.h"
 #include "tools/cellbench_daemon.h"
+#include "tools/cellbench_replicas.h"
 #include "tools/cellbench_util.h"
 #include "txn/txn.h"
 
@@ -60,7 +69,11 @@ const char cb_poll_usage[] =
     "                      unseen assignments (default: wait-ms + 5000)\n"
     "  --seed S            seed of the machine choice (default 1)\n"
     "  --cellstated PATH   the server binary (default: beside cellbench)\n"
-    "  --nosync            start cellstated with --nosync (default: fsync per commit)\n"
+    "  --nosync            start cellstated with --nosync (default: fsync per commit;\n"
+    "                      with --replicas, the Raft log fsyncs whatever this says)\n"
+    "  --replicas N        N cellstated members of one replicated cell (1 to 5): the\n"
+    "                      commits go to the leader, the machines poll the\n"
+    "                      followers (default: one plain cellstated)\n"
     "  --json              end the output with one line of JSON\n";
 
 /* ---- options ----------------------------------------------------------------- */
@@ -69,6 +82,7 @@ typedef struct poll_opts {
     uint32_t machines, batch, rate, duration_s, wait_ms, connections, heartbeat_timeout_ms;
     uint64_t commits; /* 0: for duration_s */
     uint32_t straggler_ms;
+    uint32_t replicas; /* 0: one plain cellstated */
     uint64_t seed;
     const char *cellstated;
     bool nosync, json;
@@ -102,7 +116,7 @@ static int poll_parse(int argc, char **argv, poll_opts *o, cs_error *err)
     static const char *const valued[] = {
         "--machines", "--batch",      "--rate",        "--duration",          "--commits",
         "--wait-ms",  "--connections", "--heartbeat-timeout", "--straggler-ms", "--seed",
-        "--cellstated", NULL};
+        "--cellstated", "--replicas", NULL};
     for (int i = 1; i < argc;) {
         cb_opt opt;
         if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
@@ -135,6 +149,8 @@ static int poll_parse(int argc, char **argv, poll_opts *o, cs_error *err)
             rc = cb_parse_u32(f, v, 0, 3600000, &o->straggler_ms, err);
         else if (strcmp(f, "--seed") == 0)
             rc = cb_parse_u64(f, v, 0, UINT64_MAX, &o->seed, err);
+        else if (strcmp(f, "--replicas") == 0)
+            rc = cb_parse_u32(f, v, 1, CB_REPLICAS_MAX, &o->replicas, err);
         else
             o->cellstated = v;
         if (rc != CS_OK)
@@ -471,7 +487,8 @@ static int nng_fail(cs_error *err, int rv, const char *what)
     return cs_errorf(err, CS_EIO, "%s: %s", what, nng_strerror(rv));
 }
 
-static int open_sockets(poll_bench *b, const char *url, cs_error *err)
+/* The machines' K connections, socket i dialled to urls[i % nurls]. */
+static int open_sockets(poll_bench *b, const char *const *urls, uint32_t nurls, cs_error *err)
 {
     b->socks = calloc(b->o->connections, sizeof *b->socks);
     if (b->socks == NULL)
@@ -486,7 +503,7 @@ static int open_sockets(poll_bench *b, const char *url, cs_error *err)
          * only park a second one. Replies of any size. */
         nng_socket_set_ms(*s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
         nng_socket_set_size(*s, NNG_OPT_RECVMAXSZ, 0);
-        if ((rv = nng_dial(*s, url, NULL, 0)) != 0)
+        if ((rv = nng_dial(*s, urls[i % nurls], NULL, 0)) != 0)
             return nng_fail(err, rv, "dialling cellstated");
     }
     return CS_OK;
@@ -574,27 +591,33 @@ static void close_agents(poll_bench *b)
 
 /* ---- the committer ------------------------------------------------------------------ */
 
-/* The server's parked polls ("server"."parked_polls" of stats). */
-static int parked_polls(cs_client *c, uint64_t *out, cs_error *err)
+/* The parked polls ("server"."parked_polls" of stats) of every server the
+ * machines poll, summed. */
+static int parked_polls(cs_client *const *cs, uint32_t n, uint64_t *out, cs_error *err)
 {
     cs_arena a;
     cs_arena_init(&a);
-    cs_stats_reply st;
-    int rc = cs_client_stats(c, &st, &a, err);
-    if (rc == CS_OK)
-        *out = st.server.parked_polls;
+    int rc = CS_OK;
+    *out = 0;
+    for (uint32_t i = 0; i < n && rc == CS_OK; i++) {
+        cs_stats_reply st;
+        cs_arena_reset(&a);
+        if ((rc = cs_client_stats(cs[i], &st, &a, err)) == CS_OK)
+            *out += st.server.parked_polls;
+    }
     cs_arena_free(&a);
     return rc;
 }
 
 /* Wait until every machine has had its first answer and its next poll is
  * parked: only then does a commit measure a wake-up. */
-static int wait_parked(poll_bench *b, cs_client *c, double *took_s, cs_error *err)
+static int wait_parked(poll_bench *b, cs_client *const *cs, uint32_t n, double *took_s,
+                       cs_error *err)
 {
     double t0 = cb_now_s();
     uint64_t parked = 0;
     for (;;) {
-        int rc = parked_polls(c, &parked, err);
+        int rc = parked_polls(cs, n, &parked, err);
         if (rc != CS_OK)
             return rc;
         if (atomic_load(&b->c.first) >= b->o->machines && parked >= b->o->machines)
@@ -811,18 +834,37 @@ static int write_cell(const poll_opts *o, const char *dir, cb_cell *cell, cs_err
     if (worst * (uint64_t)poll_task_res.mem > (uint64_t)spec.machine_cap.mem)
         spec.machine_cap.mem = (int64_t)worst * poll_task_res.mem;
     rc = cb_cell_setup(s, &spec, cell, err);
+    if (rc == CS_OK && o->replicas > 0)
+        rc = cb_replicas_mark_seed(s, err); /* the members' common seed */
     cs_store_close(s);
     return rc;
 }
 
-static int start_server(const poll_opts *o, const char *data, const char *log, cb_daemon *d,
-                        uint32_t nhearts, cs_error *err)
+/* The cell state the run talks to: one plain cellstated, or the members of
+ * a replicated cell. */
+typedef struct poll_servers {
+    cb_daemon d;      /* without --replicas */
+    cb_replicas reps; /* with --replicas; reps.n is 0 otherwise */
+    const char *commit_url;
+    const char *agent_urls[CB_REPLICAS_MAX]; /* where the machines' sockets go, in turn */
+    uint32_t nagent_urls;
+} poll_servers;
+
+static double servers_cpu_s(const poll_servers *sv)
+{
+    return sv->reps.n ? cb_replicas_cpu_s(&sv->reps) : cb_daemon_cpu_s(&sv->d);
+}
+
+/* Start the server on the store in `root`/data, or the replicas on the
+ * store in member 1's directory (copied to the others first). */
+static int start_servers(const poll_opts *o, const char *root, const char *data, uint32_t nhearts,
+                         poll_servers *sv, cs_error *err)
 {
     char bin[4096];
     int rc = cb_cellstated_path(o->cellstated, bin, sizeof bin, err);
     if (rc != CS_OK)
         return rc;
-    char workers[32], hb[32], maxwait[32];
+    char workers[32], hb[32], maxwait[32], log[320];
     /* One worker per parked poll, one per heartbeat sender, and room for
      * the commits, stats and re-polls in flight. */
     snprintf(workers, sizeof workers, "%u", o->machines + nhearts + 256);
@@ -830,26 +872,57 @@ static int start_server(const poll_opts *o, const char *data, const char *log, c
     snprintf(maxwait, sizeof maxwait, "%u", o->wait_ms > 30000 ? o->wait_ms : 30000);
     char f_data[] = "--data", f_workers[] = "--workers", f_hb[] = "--heartbeat-timeout",
          f_wait[] = "--poll-max-wait", f_nosync[] = "--nosync";
+    if (o->replicas > 0) {
+        char *extra[] = {f_workers, workers, f_hb, hb, f_wait, maxwait,
+                         o->nosync ? f_nosync : NULL, NULL};
+        if ((rc = cb_replicas_copy_store(root, o->replicas, err)) != CS_OK ||
+            (rc = cb_replicas_start(&sv->reps, bin, root, o->replicas, extra, 60000, err)) !=
+                CS_OK)
+            return rc;
+        sv->commit_url = sv->reps.d[sv->reps.leader].url;
+        /* Every follower once (the leader alone in a cell of one). */
+        sv->nagent_urls = o->replicas > 1 ? o->replicas - 1 : 1;
+        for (uint32_t k = 0; k < sv->nagent_urls; k++)
+            sv->agent_urls[k] = sv->reps.d[cb_replicas_follower(&sv->reps, k)].url;
+        return CS_OK;
+    }
+    snprintf(log, sizeof log, "%s/cellstated.log", root);
     char *argv[] = {bin,    f_data, (char *)data, f_workers, workers, f_hb, hb, f_wait,
                     maxwait, o->nosync ? f_nosync : NULL, NULL};
-    return cb_daemon_start(d, argv, log, 20000, err);
+    if ((rc = cb_daemon_start(&sv->d, argv, log, 20000, err)) != CS_OK)
+        return rc;
+    sv->commit_url = sv->agent_urls[0] = sv->d.url;
+    sv->nagent_urls = 1;
+    return CS_OK;
+}
+
+/* Stop what start_servers started; false when something had to be killed. */
+static bool stop_servers(poll_servers *sv)
+{
+    bool clean = cb_replicas_stop(&sv->reps, 30000) == 0;
+    return cb_daemon_stop(&sv->d, 30000) == 0 && clean;
 }
 
 static int poll_run(const poll_opts *o, poll_figures *f, cs_error *err)
 {
     poll_bench b = {.o = o};
-    cb_daemon d = {0};
-    cs_client *c = NULL;
-    char root[256], data[300], log[320];
+    poll_servers sv = {0};
+    cs_client *c = NULL, *watch[CB_REPLICAS_MAX] = {0};
+    char root[256], data[320];
     memset(f, 0, sizeof *f);
 
     int rc = cb_make_tmpdir(root, sizeof root, err);
     if (rc != CS_OK)
         return rc;
-    snprintf(log, sizeof log, "%s/cellstated.log", root);
     double t0 = cb_now_s();
-    if ((rc = cb_make_subdir(root, "data", data, sizeof data, err)) != CS_OK ||
-        (rc = write_cell(o, data, &b.cell, err)) != CS_OK)
+    if (o->replicas > 0) {
+        /* Member 1's directory: start_servers copies it to the others. */
+        if ((rc = cb_replicas_data_dir(root, 0, data, sizeof data, err)) == CS_OK &&
+            mkdir(data, 0755) != 0)
+            rc = cs_errorf(err, CS_EIO, "%s: %s", data, strerror(errno));
+    } else
+        rc = cb_make_subdir(root, "data", data, sizeof data, err);
+    if (rc != CS_OK || (rc = write_cell(o, data, &b.cell, err)) != CS_OK)
         goto remove_tmpdir;
     uint64_t n = b.cell.ntasks;
     b.sent_ns = calloc(n ? n : 1, sizeof *b.sent_ns);
@@ -864,12 +937,17 @@ static int poll_run(const poll_opts *o, poll_figures *f, cs_error *err)
 
     t0 = cb_now_s();
     uint32_t nhearts = heart_contexts(o);
-    if ((rc = start_server(o, data, log, &d, nhearts, err)) != CS_OK)
+    if ((rc = start_servers(o, root, data, nhearts, &sv, err)) != CS_OK)
         goto free_arrays;
     f->ready_s = cb_now_s() - t0;
-    if ((rc = cs_client_open(d.url, 60000, &c, err)) != CS_OK)
+    if ((rc = cs_client_open(sv.commit_url, 60000, &c, err)) != CS_OK)
         goto stop_server;
-    if ((rc = open_sockets(&b, d.url, err)) != CS_OK || (rc = open_agents(&b, err)) != CS_OK)
+    for (uint32_t k = 0; k < sv.nagent_urls && rc == CS_OK; k++)
+        rc = cs_client_open(sv.agent_urls[k], 60000, &watch[k], err);
+    if (rc != CS_OK)
+        goto close_agents;
+    if ((rc = open_sockets(&b, sv.agent_urls, sv.nagent_urls, err)) != CS_OK ||
+        (rc = open_agents(&b, err)) != CS_OK)
         goto close_agents;
     if (b.nhearts > 0) {
         if (pthread_create(&b.pacer, NULL, pacer_main, &b) != 0) {
@@ -880,14 +958,14 @@ static int poll_run(const poll_opts *o, poll_figures *f, cs_error *err)
     }
     for (uint32_t i = 0; i < o->machines; i++)
         agent_poll(&b.agents[i]);
-    if ((rc = wait_parked(&b, c, &f->parked_s, err)) != CS_OK)
+    if ((rc = wait_parked(&b, watch, sv.nagent_urls, &f->parked_s, err)) != CS_OK)
         goto close_agents;
 
     uint64_t replies0 = atomic_load(&b.c.replies), news0 = atomic_load(&b.c.news),
              hb0 = atomic_load(&b.c.heartbeats);
-    double scpu0 = cb_daemon_cpu_s(&d), bcpu0 = self_cpu_s();
+    double scpu0 = servers_cpu_s(&sv), bcpu0 = self_cpu_s();
     rc = run_commits(&b, c, &f->log, err);
-    f->server_cpu_s = cb_daemon_cpu_s(&d) - scpu0;
+    f->server_cpu_s = servers_cpu_s(&sv) - scpu0;
     f->bench_cpu_s = self_cpu_s() - bcpu0;
     f->window_s = (double)(f->log.end_ns - f->log.start_ns) / 1e9;
     f->replies = atomic_load(&b.c.replies) - replies0;
@@ -907,9 +985,12 @@ close_agents:
     if (rc == CS_OK)
         rc = latencies(&b, f, err);
     cs_client_close(c);
+    for (uint32_t k = 0; k < CB_REPLICAS_MAX; k++)
+        if (watch[k] != NULL)
+            cs_client_close(watch[k]);
 stop_server:
-    if (cb_daemon_stop(&d, 30000) != 0)
-        fprintf(stderr, "cellbench poll: cellstated did not exit cleanly (log: %s)\n", log);
+    if (!stop_servers(&sv))
+        fprintf(stderr, "cellbench poll: cellstated did not exit cleanly (logs in %s)\n", root);
 free_arrays:
     free(f->log.rtt_ns);
     f->log.rtt_ns = NULL;
@@ -939,6 +1020,10 @@ static void report_text(FILE *out, const poll_opts *o, const cb_host *h, const p
     else
         fprintf(out, ", no heartbeats");
     fprintf(out, ", %s\n", o->nosync ? "cellstated --nosync" : "fsync per commit");
+    if (o->replicas > 0)
+        fprintf(out, "cell state:        %u replicas of one Raft cell (the Raft log fsyncs), "
+                     "commits to the leader, machines polling the %s\n",
+                o->replicas, o->replicas > 1 ? "followers" : "leader");
     fprintf(out, "machine:           nproc %ld, cpu %s\n", h->nproc, h->cpu);
     fprintf(out, "setup:             cell written in %.1f s, cellstated ready in %.1f s, "
                  "all polls parked in %.1f s\n",
@@ -993,6 +1078,7 @@ static void report_json(FILE *out, const poll_opts *o, const cb_host *h, const p
     cb_json_u64(&j, "wait_ms", o->wait_ms);
     cb_json_u64(&j, "heartbeat_timeout_ms", o->heartbeat_timeout_ms);
     cb_json_bool(&j, "fsync", !o->nosync);
+    cb_json_u64(&j, "replicas", o->replicas); /* 0: one plain cellstated */
     cb_json_u64(&j, "nproc", h->nproc > 0 ? (uint64_t)h->nproc : 0);
     cb_json_str(&j, "cpu", h->cpu);
     cb_json_u64(&j, "commits", f->log.commits);
@@ -1021,18 +1107,9 @@ int cb_poll_main(int argc, char **argv)
 {
     poll_opts o;
     cs_error err = {0};
-    switch (poll_parse(argc, argv, &o, &err)) {
-    case CB_PARSE_HELP:
-        fputs("usage: cellbench poll [options]\n\n", stdout);
-        fputs(cb_poll_usage, stdout);
-        return 0;
-    case CB_PARSE_BAD:
-        fprintf(stderr, "cellbench poll: %s\n", err.msg);
-        fputs(cb_poll_usage, stderr);
-        return CB_EXIT_USAGE;
-    default:
-        break;
-    }
+    int done = cb_parse_exit(poll_parse(argc, argv, &o, &err), "poll", cb_poll_usage, &err);
+    if (done >= 0)
+        return done;
     cb_host h;
     cb_host_read(&h);
     poll_figures f;

@@ -252,3 +252,19 @@ void cb_json_bool(cb_json *j, const char *key, bool v)
 }
 
 void cb_json_end(cb_json *j) { fputs(j->first ? "{}\n" : "}\n", j->out); }
+
+int cb_parse_exit(int parsed, const char *name, const char *usage, const cs_error *err)
+{
+    switch (parsed) {
+    case CB_PARSE_HELP:
+        printf("usage: cellbench %s [options]\n\n", name);
+        fputs(usage, stdout);
+        return 0;
+    case CB_PARSE_BAD:
+        fprintf(stderr, "cellbench %s: %s\n", name, err->msg);
+        fputs(usage, stderr);
+        return CB_EXIT_USAGE;
+    default:
+        return -1;
+    }
+}

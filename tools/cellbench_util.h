@@ -75,6 +75,12 @@ typedef struct cb_opt {
 int cb_opt_next(int argc, char **argv, int *i, const char *const *switches,
                 const char *const *valued, cb_opt *out, cs_error *err);
 
+/* What a benchmark's main does with its parser's outcome `parsed`: for
+ * CB_PARSE_HELP, "usage: cellbench NAME [options]" and `usage` on stdout
+ * (returns 0); for CB_PARSE_BAD, "cellbench NAME: " err's message and
+ * `usage` on stderr (returns CB_EXIT_USAGE); for CB_PARSE_RUN, -1: go on. */
+int cb_parse_exit(int parsed, const char *name, const char *usage, const cs_error *err);
+
 /* A decimal number in [min, max], digits only. */
 int cb_parse_u64(const char *flag, const char *s, uint64_t min, uint64_t max, uint64_t *out,
                  cs_error *err);

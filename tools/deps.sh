@@ -10,6 +10,10 @@
 #                           the same for what `make fuzz` needs besides:
 #                           clang and its libFuzzer runtime (FUZZ_CC names
 #                           the clang to look for; default clang)
+#   tools/deps.sh check bench, tools/deps.sh install bench
+#                           the same for what `cellbench etcd` compares
+#                           against: etcd 3.4 (Debian's etcd-server); never
+#                           part of the default install
 #
 # Why a POSIX sh script and not a make target: the README's two commands
 # (./test.sh, ./run.sh) must work on a fresh Debian that has neither make nor
@@ -70,6 +74,15 @@ libFuzzer ($fcc -fsanitize=fuzzer)|fuzzer|$fcc|libclang-rt-dev
 EOF
 }
 
+# What `cellbench etcd` needs besides: the etcd server it starts on
+# 127.0.0.1. Asked for only by `check bench` and `install bench`: the
+# benchmark skips, saying so, without it, and nothing else uses it.
+bench_pieces() {
+    cat <<EOF
+etcd 3.4 (cellbench etcd)|cmd|etcd|etcd-server
+EOF
+}
+
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 
 # Headers and libraries are asked of the compiler when there is one (it knows
@@ -108,9 +121,18 @@ probe() { # kind arg
 }
 
 # Prints "name|package" for each missing piece of $GROUP (empty: what
-# cellsched needs; fuzz: what make fuzz needs besides).
+# cellsched needs; fuzz: what make fuzz needs besides; bench: what
+# cellbench etcd needs besides).
+group_pieces() {
+    case "$GROUP" in
+    fuzz) fuzz_pieces ;;
+    bench) bench_pieces ;;
+    *) pieces ;;
+    esac
+}
+
 missing() {
-    if [ "$GROUP" = fuzz ]; then fuzz_pieces; else pieces; fi | while IFS='|' read -r name kind arg pkg; do
+    group_pieces | while IFS='|' read -r name kind arg pkg; do
         probe "$kind" "$arg" || printf '%s|%s\n' "$name" "$pkg"
     done
 }
@@ -124,6 +146,8 @@ check() {
         echo "cellsched: missing: $(printf '%s\n' "$m" | names)" >&2
         if [ "$GROUP" = fuzz ]; then
             echo "cellsched: install them with: sh tools/deps.sh install fuzz (or ./test.sh, which does it first)" >&2
+        elif [ "$GROUP" = bench ]; then
+            echo "cellsched: install them with: sh tools/deps.sh install bench" >&2
         else
             echo "cellsched: install them with: make deps (or ./test.sh, which does it first)" >&2
         fi
@@ -175,9 +199,9 @@ install() {
 
 GROUP=${2:-}
 case "$GROUP" in
-'' | fuzz) ;;
+'' | fuzz | bench) ;;
 *)
-    echo "usage: tools/deps.sh check|install [fuzz]" >&2
+    echo "usage: tools/deps.sh check|install [fuzz|bench]" >&2
     exit 2
     ;;
 esac
@@ -185,7 +209,7 @@ case "${1:-}" in
 check) check ;;
 install) install ;;
 *)
-    echo "usage: tools/deps.sh check|install [fuzz]" >&2
+    echo "usage: tools/deps.sh check|install [fuzz|bench]" >&2
     exit 2
     ;;
 esac
