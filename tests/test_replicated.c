@@ -201,6 +201,12 @@ static uint64_t converge(const bool *alive, uint64_t min, int wait_ms)
             return v;
         ts_sleep_ms(50);
     } while (ts_now_ms() < until);
+    /* Not converged: what each replica serves, and its log, say why. */
+    for (int i = 0; i < C.n; i++)
+        if (alive == NULL || alive[i])
+            cr_log_error("replica %d serves version %llu", C.r[i].id,
+                         (unsigned long long)version_of(&C.r[i]));
+    show_logs();
     return 0;
 }
 
@@ -360,7 +366,7 @@ Test(replicated, leader_killed_writes_resume_nothing_acknowledged_is_lost)
     /* The killed member comes back and catches up. */
     start(&C.r[l]);
     alive[l] = true;
-    cr_assert_gt(converge(NULL, 0, 60000), 0, "the restarted member did not catch up");
+    cr_assert_gt(converge(NULL, 0, 90000), 0, "the restarted member did not catch up");
     quiesce_and_compare(NULL);
 }
 
@@ -401,7 +407,7 @@ Test(replicated, stopped_follower_catches_up_and_empty_member_is_rebuilt)
         cr_assert(rc == CS_OK || rc == CS_EEXIST, "%s: %s", name, err.msg);
     }
     start(&C.r[other]);
-    cr_assert_gt(converge(NULL, 190, 60000), 0, "the emptied member was not rebuilt");
+    cr_assert_gt(converge(NULL, 190, 90000), 0, "the emptied member was not rebuilt");
     cr_expect(has_job(&C.r[other], "while-stopped-0"));
     cr_expect(has_job(&C.r[other], "while-gone-39"));
     quiesce_and_compare(NULL);
