@@ -1,6 +1,7 @@
 /* store.c — LMDB environment, snapshots, write transactions, the commit log
  * (see store.h). */
 #include "cellstate/store.h"
+#include "cellstate/be.h"
 
 #include "cellstate/alloc.h"
 #include "cellstate/mpcheck.h"
@@ -260,29 +261,6 @@ const char *cs_db_name(cs_db db) { return db < CS_DB_COUNT ? db_names[db] : "unk
 
 /* ---- keys and meta ---------------------------------------------------- */
 
-/* Ids are stored big-endian so that LMDB's byte order is numeric order. */
-static void be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-static void be32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static int lmdb_err(cs_error *err, int rc, const char *what)
 {
     int code = rc == MDB_MAP_FULL ? CS_EFULL : rc == ENOMEM ? CS_ENOMEM : CS_EIO;
@@ -305,7 +283,7 @@ static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out, b
         return cs_errorf(err, CS_ECORRUPT, "meta record '%s' has %zu bytes, expected 8", key,
                          v.mv_size);
     *found = true;
-    *out = get_be64(v.mv_data);
+    *out = cs_be64_get(v.mv_data);
     return CS_OK;
 }
 
@@ -319,7 +297,7 @@ static uint64_t meta_or_zero(MDB_txn *txn, MDB_dbi dbi, const char *key)
 static int meta_put(cs_store *s, MDB_txn *txn, const char *key, uint64_t val, cs_error *err)
 {
     uint8_t b[8];
-    be64(b, val);
+    cs_be64_put(b, val);
     MDB_val k = {strlen(key), (void *)key}, v = {8, b};
     int rc = mdb_put(txn, s->dbi[CS_DB_META], &k, &v, 0);
     if (rc != 0)
@@ -463,8 +441,8 @@ static int snap_load_meta(cs_snap *snap, cs_error *err)
         return lmdb_err(err, rc, "reading the cell version");
     if (k.mv_size != 12)
         return cs_errorf(err, CS_ECORRUPT, "log key of %zu bytes", k.mv_size);
-    snap->version = get_be64(k.mv_data);
-    snap->log_n = get_be32((const uint8_t *)k.mv_data + 8);
+    snap->version = cs_be64_get(k.mv_data);
+    snap->log_n = cs_be32_get((const uint8_t *)k.mv_data + 8);
     return CS_OK;
 }
 
@@ -677,7 +655,7 @@ static int get_by_id(cs_snap *snap, cs_kind kind, cs_id id, cs_arena *a, void *o
 {
     cs_db db = kind_db[kind];
     uint8_t kb[8];
-    be64(kb, id);
+    cs_be64_put(kb, id);
     MDB_val k = {8, kb}, v;
     MDB_cursor *cur = NULL;
     int rc;
@@ -709,7 +687,7 @@ static int id_by_name(cs_snap *snap, cs_db db, const char *what, const char *nam
         return lmdb_err(err, rc, "reading name index");
     if (v.mv_size != 8)
         return cs_errorf(err, CS_ECORRUPT, "%s name index entry for '%s' is corrupt", what, name);
-    *id = get_be64(v.mv_data);
+    *id = cs_be64_get(v.mv_data);
     return CS_OK;
 }
 
@@ -789,7 +767,7 @@ static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_
     cs_arena a;
     cs_arena_init(&a);
     uint8_t kb[8];
-    be64(kb, lo);
+    cs_be64_put(kb, lo);
     MDB_val k = {8, kb}, v;
     int op = MDB_SET_RANGE;
     int result = CS_OK;
@@ -800,7 +778,7 @@ static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_
                                db_names[db], k.mv_size);
             break;
         }
-        uint64_t id = get_be64(k.mv_data);
+        uint64_t id = cs_be64_get(k.mv_data);
         if (id >= hi)
             break;
         if ((result = rec_visit_one(snap, vis, id, &v, &a, err)) != 0)
@@ -862,7 +840,7 @@ static int each_in(cs_snap *snap, const rec_visit *vis, const cs_id *ids, size_t
     int result = CS_OK;
     for (size_t i = 0; i < n && result == CS_OK; i++) {
         uint8_t kb[8];
-        be64(kb, ids[i]);
+        cs_be64_put(kb, ids[i]);
         MDB_val v;
         /* The first id is searched: the write transaction's cursor may be
          * anywhere, and a fresh one would step to the first key. */
@@ -1003,8 +981,8 @@ static int log_decode(const MDB_val *k, const MDB_val *v, bool whole, log_entry 
 {
     if (k->mv_size != 12)
         return cs_errorf(err, CS_ECORRUPT, "log key of %zu bytes", k->mv_size);
-    e->version = get_be64(k->mv_data);
-    e->n = get_be32((const uint8_t *)k->mv_data + 8);
+    e->version = cs_be64_get(k->mv_data);
+    e->n = cs_be32_get((const uint8_t *)k->mv_data + 8);
     cs_mp_cur c;
     cs_mp_cur_init(&c, v->mv_data, v->mv_size);
     uint32_t n, cmdlen, resultlen;
@@ -1084,8 +1062,8 @@ static int each_entry(cs_snap *snap, uint64_t since, uint32_t after_n, bool whol
     if (rc != 0)
         return lmdb_err(err, rc, "opening log cursor");
     uint8_t kb[12];
-    be64(kb, since);
-    be32(kb + 8, after_n);
+    cs_be64_put(kb, since);
+    cs_be32_put(kb + 8, after_n);
     MDB_val k = {12, kb}, v;
     int op = MDB_SET_RANGE;
     int result = CS_OK;
@@ -1361,7 +1339,7 @@ static int raw_put(cs_wtxn *w, cs_db db, MDB_cursor *cur, const void *key, size_
 static int put_encoded(cs_wtxn *w, cs_db db, cs_id id, cs_error *err)
 {
     uint8_t kb[8];
-    be64(kb, id);
+    cs_be64_put(kb, id);
     MDB_cursor *cur = NULL;
     int rc;
     if (db == CS_DB_TASKS && (rc = tasks_cursor(&w->snap, &cur, err)) != CS_OK)
@@ -1372,7 +1350,7 @@ static int put_encoded(cs_wtxn *w, cs_db db, cs_id id, cs_error *err)
 static int put_name(cs_wtxn *w, cs_db db, const char *name, cs_id id, cs_error *err)
 {
     uint8_t vb[8];
-    be64(vb, id);
+    cs_be64_put(vb, id);
     return raw_put(w, db, NULL, name, strlen(name), vb, 8, 0, err);
 }
 
@@ -1448,7 +1426,7 @@ int cs_wtxn_put_task(cs_wtxn *w, const cs_task *old, const cs_task *t, cs_error 
 static int raw_del_id(cs_wtxn *w, cs_db db, const char *what, cs_id id, cs_error *err)
 {
     uint8_t kb[8];
-    be64(kb, id);
+    cs_be64_put(kb, id);
     MDB_val k = {8, kb};
     int rc = mdb_del(w->snap.txn, w->snap.store->dbi[db], &k, NULL);
     if (rc == MDB_NOTFOUND)
@@ -1468,7 +1446,7 @@ int cs_wtxn_del_job(cs_wtxn *w, const cs_job *j, cs_error *err)
      * under this name after this one ended owns the entry now. */
     MDB_val k = {strlen(j->name), (void *)j->name}, v;
     rc = mdb_get(w->snap.txn, w->snap.store->dbi[CS_DB_JOB_NAMES], &k, &v);
-    if (rc == 0 && v.mv_size == 8 && get_be64(v.mv_data) == j->id)
+    if (rc == 0 && v.mv_size == 8 && cs_be64_get(v.mv_data) == j->id)
         rc = mdb_del(w->snap.txn, w->snap.store->dbi[CS_DB_JOB_NAMES], &k, NULL);
     if (rc != 0 && rc != MDB_NOTFOUND)
         return lmdb_err(err, rc, db_names[CS_DB_JOB_NAMES]);
@@ -1515,8 +1493,8 @@ int cs_wtxn_request_get(cs_wtxn *w, uint64_t sched, uint64_t req, const void **d
     if (e == NULL)
         return CS_ENOTFOUND;
     uint8_t kb[12];
-    be64(kb, e->version);
-    be32(kb + 8, e->n);
+    cs_be64_put(kb, e->version);
+    cs_be32_put(kb + 8, e->n);
     MDB_val k = {12, kb}, v;
     int rc = mdb_get(w->snap.txn, w->snap.store->dbi[CS_DB_LOG], &k, &v);
     if (rc == MDB_NOTFOUND)
@@ -1640,8 +1618,8 @@ int cs_wtxn_commit(cs_wtxn *w, uint8_t kind, const void *cmd, size_t len, uint64
         goto fail;
     }
     uint8_t kb[12];
-    be64(kb, v);
-    be32(kb + 8, n);
+    cs_be64_put(kb, v);
+    cs_be32_put(kb + 8, n);
     w->dirty = true;
     rc = raw_put(w, CS_DB_LOG, NULL, kb, 12, w->buf.data, w->buf.size, MDB_APPEND, err);
     if (rc != CS_OK)
@@ -1807,7 +1785,7 @@ static int compact(cs_store *s, uint64_t floor, const uint64_t *applied, cs_erro
     if ((rc = mdb_cursor_open(snap.txn, s->dbi[CS_DB_LOG], &cur)) != 0)
         goto lmdb_fail;
     while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
-        if (k.mv_size != 12 || get_be64(k.mv_data) > floor)
+        if (k.mv_size != 12 || cs_be64_get(k.mv_data) > floor)
             break;
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
             break;
@@ -1970,7 +1948,7 @@ static int rebuild_machines(cs_snap *snap, cs_alloc_txn *x, cs_error *err)
         /* Keyed as cs_snap_machine looks it up. */
         if (result == CS_OK && k.mv_size == 8) {
             spec_of(&m, &spec);
-            result = cs_alloc_txn_spec(x, get_be64(k.mv_data), &spec, err);
+            result = cs_alloc_txn_spec(x, cs_be64_get(k.mv_data), &spec, err);
         }
     }
     if (result == CS_OK && rc != 0 && rc != MDB_NOTFOUND)

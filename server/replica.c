@@ -47,6 +47,7 @@
 #include "server/replica.h"
 
 #include "cellstate/paths.h"
+#include "cellstate/be.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,31 +77,6 @@
 #define SNAPSHOT_TRAILING 16384
 
 /* ---- small pieces -------------------------------------------------------------- */
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* A failure that is no judgement of the cell (out of memory, an I/O error,
  * a full map, an entry this build cannot read) while applying a committed
@@ -418,7 +394,7 @@ static size_t member_size(const cs_member *m)
 /* Write m at p (member_size(m) bytes); returns the end. */
 static uint8_t *member_pack(uint8_t *p, const cs_member *m)
 {
-    put_be64(p, m->id);
+    cs_be64_put(p, m->id);
     p += 8;
     size_t l = strlen(m->listen), k = strlen(m->raft);
     *p++ = (uint8_t)l;
@@ -436,7 +412,7 @@ static bool member_unpack(const uint8_t **p, const uint8_t *end, cs_member *m)
     memset(m, 0, sizeof *m);
     if (end - q < 9)
         return false;
-    m->id = get_be64(q);
+    m->id = cs_be64_get(q);
     q += 8;
     size_t l = *q++;
     if (l >= sizeof m->listen || (size_t)(end - q) < l + 1)
@@ -553,7 +529,7 @@ static int entry_u64(uint8_t type, uint64_t v, void **base, size_t *len, cs_erro
     uint8_t *at = entry_new(type, 8, base, len, err);
     if (at == NULL)
         return CS_ENOMEM;
-    put_be64(at, v);
+    cs_be64_put(at, v);
     return CS_OK;
 }
 
@@ -669,7 +645,7 @@ static void apply_command(cs_replica_fsm *f, uint64_t index, const uint8_t *b, s
 static void apply_compact(cs_replica_fsm *f, uint64_t index, const uint8_t *b)
 {
     cs_error err = {0};
-    if (cs_store_compact_applied(fsm_store(f), get_be64(b), index, &err) != CS_OK)
+    if (cs_store_compact_applied(fsm_store(f), cs_be64_get(b), index, &err) != CS_OK)
         fatal("compacting the store's log", index, err.msg);
 }
 
@@ -687,7 +663,7 @@ static void apply_member(cs_replica_fsm *f, uint64_t index, uint8_t type, const 
     } else {
         if (len != 8)
             fatal("reading a member entry", index, "it does not decode");
-        members_remove(&f->members, get_be64(b));
+        members_remove(&f->members, cs_be64_get(b));
     }
     uint8_t *blob;
     size_t blen;
@@ -791,8 +767,8 @@ static int fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigne
     }
     f->snap_index = raft_last_applied(f->raft);
     memcpy(h, SNAP_MAGIC, 8);
-    put_be32(h + 8, SNAP_FORMAT);
-    put_be64(h + 16, f->snap_index);
+    cs_be32_put(h + 8, SNAP_FORMAT);
+    cs_be64_put(h + 16, f->snap_index);
     b[0].base = h;
     b[0].len = SNAP_HEADER;
     *bufs = b;
@@ -835,7 +811,7 @@ static int fsm_snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], u
         }
         got += (size_t)k;
     }
-    put_be64((uint8_t *)(*bufs)[0].base + 24, size);
+    cs_be64_put((uint8_t *)(*bufs)[0].base + 24, size);
     (*bufs)[1].base = data;
     (*bufs)[1].len = size;
     *n = 2;
@@ -912,9 +888,9 @@ static int fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
     cs_replica_fsm *f = rf->data;
     const uint8_t *h = buf->base;
     if (buf->len < SNAP_HEADER || memcmp(h, SNAP_MAGIC, 8) != 0 ||
-        get_be32(h + 8) != SNAP_FORMAT || get_be64(h + 24) != buf->len - SNAP_HEADER)
+        cs_be32_get(h + 8) != SNAP_FORMAT || cs_be64_get(h + 24) != buf->len - SNAP_HEADER)
         return RAFT_MALFORMED;
-    uint64_t index = get_be64(h + 16);
+    uint64_t index = cs_be64_get(h + 16);
     if (f->applied >= index) {
         raft_free(buf->base);
         fsm_advanced(f);

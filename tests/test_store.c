@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cellstate/be.h"
 #include "tests/support.h"
 #include "txn/command.h"
 
@@ -75,18 +76,6 @@ static void raw_put(const char *dir, const char *db, const void *key, size_t kle
     cr_assert_eq(mdb_put(txn, dbi, &k, &v, 0), 0);
     cr_assert_eq(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-}
-
-static void be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void be32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
 }
 
 /* Close the store so that raw_put may open the environment. */
@@ -194,7 +183,7 @@ Test(store, other_schema_version_is_refused)
     close_for_raw(&t);
 
     uint8_t v[8];
-    be64(v, 999);
+    cs_be64_put(v, 999);
     raw_put(t.dir, "meta", "schema", 6, v, 8);
 
     cs_store *s = NULL;
@@ -212,7 +201,7 @@ Test(store, other_schema_version_is_refused)
     cr_assert(strstr(err.msg, t.dir) != NULL, "message '%s' lacks the path", err.msg);
 
     /* The refusal changed nothing: with the right schema back it opens, data intact. */
-    be64(v, CS_SCHEMA_VERSION);
+    cs_be64_put(v, CS_SCHEMA_VERSION);
     raw_put(t.dir, "meta", "schema", 6, v, 8);
     ts_store_reopen(&t);
     cr_assert_eq(ts_version(t.s), 1);
@@ -254,7 +243,7 @@ Test(store, corrupt_machine_record_is_reported)
     cr_assert_eq(m2, 2);
     close_for_raw(&t);
     uint8_t key[8];
-    be64(key, m2);
+    cs_be64_put(key, m2);
     const uint8_t garbage[] = {0x9d, 0x02, 0xa2, 'm', '2', 0xc1, 0xff, 0x00, 0x13};
     raw_put(t.dir, "machines", key, 8, garbage, sizeof garbage);
     ts_store_reopen(&t);
@@ -303,7 +292,7 @@ Test(store, corrupt_task_record_is_reported)
     cs_id j = ts_job(t.s, "j", CS_JOB_BATCH, 0, 3, 1, 1, 0, NULL, 0);
     close_for_raw(&t);
     uint8_t key[8];
-    be64(key, cs_task_id(j, 1));
+    cs_be64_put(key, cs_task_id(j, 1));
     const uint8_t garbage[] = {0x9c, 0xcf, 0x01};
     raw_put(t.dir, "tasks", key, 8, garbage, sizeof garbage);
 
@@ -347,8 +336,8 @@ Test(store, corrupt_log_entries_are_reported)
         uint64_t v = ts_version(t.s);
         close_for_raw(&t);
         uint8_t key[12];
-        be64(key, v + 1);
-        be32(key + 8, 0);
+        cs_be64_put(key, v + 1);
+        cs_be32_put(key + 8, 0);
         raw_put(t.dir, "log", key, 12, bad[i].bytes, bad[i].len);
         cs_error err = {0};
         cs_store_opts o = {.nosync = true, .map_size = (size_t)256 << 20};
