@@ -22,6 +22,7 @@
 #include "proto/jobmsg.h"
 #include "proto/membermsg.h"
 #include "proto/msg.h"
+#include "proto/sync.h"
 #include "spec/jobspec.h"
 #include "tests/support.h"
 
@@ -554,4 +555,48 @@ Test(replicated, members_added_transferred_and_removed)
     cr_assert_eq(members(&C.r[l3], &m, &a), CS_OK);
     cr_expect_eq(m.n, 3, "%u members after the removal", m.n);
     cs_arena_free(&a);
+}
+
+/* A sync to a follower asking for min_index: an index the cell has reached
+ * is answered (with the write in it), one far ahead is refused with
+ * CS_EUNAVAIL after the server's bounded wait, naming both indexes. */
+static int sync_min_index(replica *r, uint64_t min_index, uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cs_sync_req req = {.since = 0, .min_index = min_index};
+    cr_assert_eq(cs_sync_req_encode(&pk, &req), CS_OK);
+    const void *body;
+    size_t len;
+    cs_client_set_timeout(r->c, 10000);
+    int rc = cs_client_call_raw(r->c, CS_MSG_SYNC, b.data, b.size, &body, &len, err);
+    msgpack_sbuffer_destroy(&b);
+    if (rc == CS_OK)
+        *version = version_of(r);
+    return rc;
+}
+
+Test(replicated, follower_reads_wait_for_min_index)
+{
+    cell_start(3);
+    int l = leader(NULL, 30000);
+    cr_assert_geq(l, 0, "no leader elected");
+    replica *f = &C.r[(l + 1) % 3];
+    cs_error err = {0};
+    cr_assert_eq(submit(&C.r[l], "mine", &err), CS_OK, "%s", err.msg);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_members_reply m;
+    cr_assert_eq(members(&C.r[l], &m, &a), CS_OK);
+    uint64_t at = m.applied_index, v = 0;
+    cs_arena_free(&a);
+    /* The leader's applied index includes the submission: a follower asked
+     * for it answers only once it has applied it. */
+    cr_assert_eq(sync_min_index(f, at, &v, &err), CS_OK, "%s", err.msg);
+    cr_expect(has_job(f, "mine"), "the follower answered min_index %llu without the write",
+              (unsigned long long)at);
+    cr_assert_eq(sync_min_index(f, at + 1000000, &v, &err), CS_EUNAVAIL, "%s", err.msg);
+    cr_expect(strstr(err.msg, "min_index") != NULL, "%s", err.msg);
 }
