@@ -1871,36 +1871,36 @@ int cs_replica_wait_applied(cs_replica *r, uint64_t index, uint32_t timeout_ms, 
                      r->id, got, index, timeout_ms);
 }
 
+/* A membership change `kind` (of member `m`, copied, for an add; else of
+ * `id`), handed to the loop and waited for (call_wait). */
+static int membership_call(cs_replica *r, call_kind kind, const cs_member *m, uint64_t id,
+                           uint32_t timeout_ms, const char *what, cs_error *err)
+{
+    call *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return cs_errorf(err, CS_ENOMEM, "%s: out of memory", what);
+    c->kind = kind;
+    c->id = id;
+    if (m != NULL)
+        c->member = *m;
+    return call_wait(r, c, timeout_ms, what, NULL, err);
+}
+
 int cs_replica_add(cs_replica *r, const cs_member *m, uint32_t timeout_ms, cs_error *err)
 {
     if (m->id == 0 || memchr(m->listen, '\0', sizeof m->listen) == NULL ||
         memchr(m->raft, '\0', sizeof m->raft) == NULL || m->listen[0] == '\0' ||
         m->raft[0] == '\0')
         return cs_errorf(err, CS_EINVAL, "add: a member needs an id above 0 and both addresses");
-    call *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return cs_errorf(err, CS_ENOMEM, "add: out of memory");
-    c->kind = CALL_ADD;
-    c->member = *m;
-    return call_wait(r, c, timeout_ms, "add", NULL, err);
+    return membership_call(r, CALL_ADD, m, m->id, timeout_ms, "add", err);
 }
 
 int cs_replica_remove(cs_replica *r, uint64_t id, uint32_t timeout_ms, cs_error *err)
 {
-    call *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return cs_errorf(err, CS_ENOMEM, "remove: out of memory");
-    c->kind = CALL_REMOVE;
-    c->id = id;
-    return call_wait(r, c, timeout_ms, "remove", NULL, err);
+    return membership_call(r, CALL_REMOVE, NULL, id, timeout_ms, "remove", err);
 }
 
 int cs_replica_transfer(cs_replica *r, uint64_t id, uint32_t timeout_ms, cs_error *err)
 {
-    call *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return cs_errorf(err, CS_ENOMEM, "transfer: out of memory");
-    c->kind = CALL_TRANSFER;
-    c->id = id;
-    return call_wait(r, c, timeout_ms, "transfer", NULL, err);
+    return membership_call(r, CALL_TRANSFER, NULL, id, timeout_ms, "transfer", err);
 }
