@@ -69,7 +69,8 @@ static void cmd_init(wcmd *c)
     cs_result_init(&c->res);
 }
 
-static void prep_free(wprep *p)
+/* Release the prep's commands and their results. */
+static void cmds_free(wprep *p)
 {
     for (uint32_t i = 0; i < p->n; i++) {
         cs_command_free(&p->cmds[i].c);
@@ -77,6 +78,13 @@ static void prep_free(wprep *p)
     }
     if (p->cmds != &p->one)
         free(p->cmds);
+    p->cmds = NULL;
+    p->n = 0;
+}
+
+static void prep_free(wprep *p)
+{
+    cmds_free(p);
     cs_txn_free(&p->txn);
     cs_arena_free(&p->a);
     memset(p, 0, sizeof *p);
@@ -418,8 +426,9 @@ static const wtype writes[CS_MSG_COUNT] = {
 bool srv_is_write(uint32_t type) { return type < CS_MSG_COUNT && writes[type].prep != NULL; }
 
 /* The monitor's verdicts (j->w == NULL): a collection of ended jobs, a
- * drain deadline that came, a machine silent past the timeout. */
-static void prep_verdict(wjob *j)
+ * drain deadline that came, a machine silent past the timeout. CS_OK: a
+ * builder's failure is the command's own code, as for a request. */
+static int prep_verdict(wjob *j)
 {
     wcmd *c = one_cmd(&j->p);
     if (j->gc != NULL)
@@ -428,6 +437,7 @@ static void prep_verdict(wjob *j)
         c->rc = cs_cmd_drain_deadline(&c->c, j->down_machine, &c->err);
     else
         c->rc = cs_cmd_machine_state(&c->c, j->down_machine, CS_MACHINE_DOWN, &c->err);
+    return CS_OK;
 }
 
 /* Prepare write `j`, once: its prep's own error (a request that does not
@@ -440,24 +450,12 @@ static void prepare(cs_server *s, wjob *j)
         return;
     prep_init(p);
     p->ready = true;
-    if (j->w == NULL) {
-        prep_verdict(j);
-        p->one.built = p->one.rc == CS_OK;
-        return;
-    }
-    int rc = writes[j->w->msg.type].prep(s, j, &p->err);
+    int rc = j->w == NULL ? prep_verdict(j) : writes[j->w->msg.type].prep(s, j, &p->err);
     for (uint32_t i = 0; rc == CS_OK && i < p->n; i++)
         p->cmds[i].built = p->cmds[i].rc == CS_OK;
     if (rc != CS_OK) {
         /* No command is applied: the reply is the error. */
-        for (uint32_t i = 0; i < p->n; i++) {
-            cs_command_free(&p->cmds[i].c);
-            cs_result_free(&p->cmds[i].res);
-        }
-        if (p->cmds != &p->one)
-            free(p->cmds);
-        p->cmds = NULL;
-        p->n = 0;
+        cmds_free(p);
         p->rc = rc;
         if (p->err.msg[0] == '\0')
             snprintf(p->err.msg, sizeof p->err.msg, "%s", cs_strerror(rc));
