@@ -179,8 +179,8 @@ struct cs_server {
     bool replicated;
     struct cs_replica *replica;
     pthread_rwlock_t store_lk;
-    pthread_cond_t wcv;        /* a proposal of the writer's group came back */
-    uint32_t wpending;         /* the writer's proposals in flight (mu) */
+    struct wgroup *wdone, *wdone_tail; /* groups whose results came back (mu) */
+    uint32_t winflight;        /* the writer's groups in flight (mu) */
     struct wtouched *rtouched; /* what applied entries touched: replica thread */
     uint64_t applied_index;    /* the last entry applied here (mu) */
     pthread_cond_t applied_cv; /* applied_index moved (mu) */
@@ -339,10 +339,11 @@ void srv_wake_polls(mslot *sl);
 
 /* Whether message `type` is a write (writer.c's table of writes). */
 bool srv_is_write(uint32_t type);
-/* A replicated cell: the replica applied entry `index` with result `res`
- * (replica.h's hooks.applied; ctx: the cs_server). On the replica's
- * thread: notes what it touched, wakes their polls, moves the version. */
-void srv_applied(void *ctx, uint64_t index, const cs_result *res);
+/* A replicated cell: the replica applied entry `index`, whose commands
+ * gave res[0..n) (replica.h's hooks.applied; ctx: the cs_server). On the
+ * replica's thread: notes what they touched, wakes their polls, moves the
+ * version. */
+void srv_applied(void *ctx, uint64_t index, const cs_result *res, size_t n);
 /* The replica thread's record of what was touched (cs_server.rtouched). */
 int srv_touched_new(cs_server *s);
 void srv_touched_free(cs_server *s);

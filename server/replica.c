@@ -467,7 +467,13 @@ static int members_decode(const uint8_t *b, size_t len, members *ms, cs_error *e
 /* A log entry: a format byte (so that a later build can change what
  * follows and still read these), a type, the count of padding bytes at its
  * end, then the type's body:
- *   command        the command's kind (1) and canonical bytes (txn/command.h)
+ *   commands       a group of commands applied together, in one LMDB
+ *                  transaction on every replica: their count (4), then each
+ *                  command's kind (1), length (4) and canonical bytes
+ *                  (txn/command.h)
+ *   command        one command: its kind (1) and canonical bytes (what
+ *                  builds before groups wrote; still read, so that a log
+ *                  they left goes on working)
  *   compact        the floor (8): cs_store_compact on every replica at this
  *                  point of the log
  *   member-put     a member as the members' record packs it
@@ -490,7 +496,17 @@ static int members_decode(const uint8_t *b, size_t len, members *ms, cs_error *e
 #define ENTRY_FORMAT 1
 #define ENTRY_HEADER 3
 
-enum { ENTRY_COMMAND = 1, ENTRY_COMPACT = 2, ENTRY_MEMBER_PUT = 3, ENTRY_MEMBER_REMOVE = 4 };
+enum {
+    ENTRY_COMMAND = 1,
+    ENTRY_COMPACT = 2,
+    ENTRY_MEMBER_PUT = 3,
+    ENTRY_MEMBER_REMOVE = 4,
+    ENTRY_COMMANDS = 5,
+};
+
+/* The most commands one entry may carry (what a writer's group can hold:
+ * 1,024 writes, each up to 1,024 reports, with room to spare). */
+#define ENTRY_COMMANDS_MAX (1u << 22)
 
 /* A zeroed entry of `type` with room for a body of `body` bytes, padded to
  * a multiple of 8: where the body goes, or NULL (out of memory, in `err`).
@@ -520,6 +536,34 @@ int cs_replica_entry_command(const cs_command *c, void **base, size_t *len, cs_e
     at[0] = c->kind;
     if (c->bytes.size > 0)
         memcpy(at + 1, c->bytes.data, c->bytes.size);
+    return CS_OK;
+}
+
+int cs_replica_entry_commands(const cs_command *const *cmds, size_t n, void **base, size_t *len,
+                              cs_error *err)
+{
+    if (n == 0 || n > ENTRY_COMMANDS_MAX)
+        return cs_errorf(err, CS_EINVAL, "log entry: %zu commands (1 to %u)", n,
+                         ENTRY_COMMANDS_MAX);
+    size_t body = 4;
+    for (size_t i = 0; i < n; i++) {
+        if (cmds[i]->bytes.size > UINT32_MAX)
+            return cs_errorf(err, CS_EINVAL, "log entry: a command of %zu bytes",
+                             cmds[i]->bytes.size);
+        body += 5 + cmds[i]->bytes.size;
+    }
+    uint8_t *at = entry_new(ENTRY_COMMANDS, body, base, len, err);
+    if (at == NULL)
+        return CS_ENOMEM;
+    cs_be32_put(at, (uint32_t)n);
+    at += 4;
+    for (size_t i = 0; i < n; i++) {
+        at[0] = cmds[i]->kind;
+        cs_be32_put(at + 1, (uint32_t)cmds[i]->bytes.size);
+        if (cmds[i]->bytes.size > 0)
+            memcpy(at + 5, cmds[i]->bytes.data, cmds[i]->bytes.size);
+        at += 5 + cmds[i]->bytes.size;
+    }
     return CS_OK;
 }
 
@@ -572,12 +616,15 @@ struct cs_replica_fsm {
     cs_replica_hooks hooks;
     /* The store's applied index: entries at or below it are skipped. */
     uint64_t applied;
-    /* The result of the entry being applied: raft hands its address to the
-     * proposal's callback, which libraft 0.15 calls right after fsm->apply
-     * returns (replication.c applyCommand), before the next entry is
-     * applied. One reused result means nothing is allocated per entry, and
-     * nothing leaks on a follower, where no request takes `*result`. */
-    cs_result res;
+    /* The results of the entry being applied, one per command: raft hands
+     * `out`'s address to the proposal's callback, which libraft 0.15 calls
+     * right after fsm->apply returns (replication.c applyCommand), before
+     * the next entry is applied. Reused from entry to entry, so that
+     * nothing is allocated per entry once they have grown, and nothing
+     * leaks on a follower, where no request takes `*result`. */
+    cs_result *res;
+    size_t capres;
+    cs_replica_results out;
     members members;
     /* The Raft index of the snapshot being taken (set on the loop thread,
      * read by the copy on libuv's worker). */
@@ -621,18 +668,86 @@ static void fsm_advanced(cs_replica_fsm *f)
         f->advanced(f->advanced_ctx, f->applied);
 }
 
-/* Apply one command entry and record its index, in one LMDB transaction
- * (a group: cs_command_apply joins it). */
-static void apply_command(cs_replica_fsm *f, uint64_t index, const uint8_t *b, size_t len)
+/* Room for n results in f->res (each initialised once). */
+static void fsm_results(cs_replica_fsm *f, uint64_t index, size_t n)
 {
+    if (n <= f->capres)
+        return;
+    size_t cap = f->capres ? f->capres : 16;
+    while (cap < n)
+        cap *= 2;
+    cs_result *v = realloc(f->res, cap * sizeof *v);
+    if (v == NULL)
+        fatal("applying a group of commands", index, "out of memory");
+    for (size_t i = f->capres; i < cap; i++)
+        cs_result_init(&v[i]);
+    f->res = v;
+    f->capres = cap;
+}
+
+/* The commands of a `commands` entry's body, checked whole before any is
+ * applied: their count, and each one's kind, bytes and length. */
+typedef struct cmdview {
+    uint8_t kind;
+    const uint8_t *b;
+    size_t len;
+} cmdview;
+
+static bool next_command(const uint8_t **p, const uint8_t *end, cmdview *v)
+{
+    if ((size_t)(end - *p) < 5)
+        return false;
+    v->kind = (*p)[0];
+    v->len = cs_be32_get(*p + 1);
+    v->b = *p + 5;
+    if (v->len > (size_t)(end - v->b))
+        return false;
+    *p = v->b + v->len;
+    return true;
+}
+
+/* Apply the commands of one entry (a `commands` entry's body, or a single
+ * `command` entry's when `single`) and record the entry's index, all in
+ * one LMDB transaction (a group: cs_command_apply joins it), so that each
+ * replica's store moves from entry to entry and never stops inside one.
+ * The results land in f->res, f->out. */
+static void apply_commands(cs_replica_fsm *f, uint64_t index, const uint8_t *b, size_t len,
+                           bool single)
+{
+    size_t n = 1;
+    const uint8_t *p = b, *end = b + len;
+    if (!single) {
+        if (len < 4)
+            fatal("reading an entry", index, "a group of commands without its count");
+        n = cs_be32_get(b);
+        if (n == 0 || n > ENTRY_COMMANDS_MAX)
+            fatal("reading an entry", index, "a group of commands with a count out of bounds");
+        p = b + 4;
+        cmdview v;
+        for (size_t i = 0; i < n; i++)
+            if (!next_command(&p, end, &v))
+                fatal("reading an entry", index, "a command runs past the entry's end");
+        if (p != end)
+            fatal("reading an entry", index, "bytes after the group's last command");
+        p = b + 4;
+    } else if (len < 1) {
+        fatal("reading an entry", index, "a command entry without its kind");
+    }
+    fsm_results(f, index, n);
     cs_store *s = fsm_store(f);
     cs_error err = {0};
     bool abandoned = false;
     if (cs_store_group_begin(s, &err) != CS_OK)
         fatal("beginning a write", index, err.msg);
-    if (cs_command_apply(s, b[0], b + 1, len - 1, &f->res, &err) != CS_OK ||
-        cs_store_group_set_applied(s, index, &err) != CS_OK) {
-        /* The command was not judged (a refusal is CS_OK with res.status
+    int rc = CS_OK;
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        cmdview v = {b[0], b + 1, len - 1};
+        if (!single)
+            next_command(&p, end, &v);
+        rc = cs_command_apply(s, v.kind, v.b, v.len, &f->res[i], &err);
+    }
+    if (rc != CS_OK || cs_store_group_set_applied(s, index, &err) != CS_OK) {
+        /* A command was not judged (a refusal is CS_OK with res.status
          * set): an error of this replica, not of the command. */
         cs_error end_err = {0};
         cs_store_group_end(s, &abandoned, NULL, &end_err);
@@ -640,6 +755,7 @@ static void apply_command(cs_replica_fsm *f, uint64_t index, const uint8_t *b, s
     }
     if (cs_store_group_end(s, &abandoned, NULL, &err) != CS_OK || abandoned)
         fatal("committing a command", index, abandoned ? "the write was abandoned" : err.msg);
+    f->out = (cs_replica_results){f->res, n};
 }
 
 static void apply_compact(cs_replica_fsm *f, uint64_t index, const uint8_t *b)
@@ -710,13 +826,12 @@ static int fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **
     }
     switch (p[1]) {
     case ENTRY_COMMAND:
-        if (len < 1)
-            fatal("reading an entry", index, "a command entry without its kind");
-        apply_command(f, index, body, len);
+    case ENTRY_COMMANDS:
+        apply_commands(f, index, body, len, p[1] == ENTRY_COMMAND);
         f->applied = index;
         if (f->hooks.applied != NULL)
-            f->hooks.applied(f->hooks.ctx, index, &f->res);
-        *result = &f->res;
+            f->hooks.applied(f->hooks.ctx, index, f->out.res, f->out.n);
+        *result = &f->out;
         break;
     case ENTRY_COMPACT:
         if (len != 8)
@@ -929,7 +1044,6 @@ int cs_replica_fsm_new(const char *store_dir, const cs_store_opts *o,
         f->store_opts = *o;
     if (hooks != NULL)
         f->hooks = *hooks;
-    cs_result_init(&f->res);
     if ((rc = cs_mkdir_p(store_dir, err)) != CS_OK || (rc = fsm_open_store(f, err)) != CS_OK)
         goto err_after_dir;
     f->fsm.version = 3;
@@ -943,7 +1057,6 @@ int cs_replica_fsm_new(const char *store_dir, const cs_store_opts *o,
     return CS_OK;
 
 err_after_dir:
-    cs_result_free(&f->res);
     free(f->members.v);
     free(f->store_dir);
 err_after_alloc:
@@ -968,7 +1081,9 @@ void cs_replica_fsm_free(cs_replica_fsm *f)
     if (f == NULL)
         return;
     cs_store_close(fsm_store(f));
-    cs_result_free(&f->res);
+    for (size_t i = 0; i < f->capres; i++)
+        cs_result_free(&f->res[i]);
+    free(f->res);
     free(f->members.v);
     free(f->store_dir);
     free(f);
@@ -1086,7 +1201,7 @@ static void call_done(call *c, int rc, const char *msg)
     cs_replica *r = c->r;
     if (!c->waited) {
         if (c->kind == CALL_PROPOSE && c->cb != NULL)
-            c->cb(c->arg, rc, 0, NULL, msg);
+            c->cb(c->arg, rc, 0, NULL, 0, msg);
         call_free(c);
         return;
     }
@@ -1156,13 +1271,14 @@ static void on_applied(struct raft_apply *req, int status, void *result)
             char msg[CS_ERROR_MSG_SIZE];
             snprintf(msg, sizeof msg, "entry %" PRIu64 ": %s", (uint64_t)req->index,
                      c->r->closing ? "the replica is stopping" : raft_strerror(status));
-            c->cb(c->arg, code_of(c->r, status), req->index, NULL, msg);
+            c->cb(c->arg, code_of(c->r, status), req->index, NULL, 0, msg);
         } else if (result == NULL) {
             /* Never for a live proposal: its index is above anything the
              * store held when this leader took office. */
-            c->cb(c->arg, CS_EUNAVAIL, req->index, NULL, "the entry was applied before");
+            c->cb(c->arg, CS_EUNAVAIL, req->index, NULL, 0, "the entry was applied before");
         } else {
-            c->cb(c->arg, CS_OK, req->index, result, "");
+            const cs_replica_results *out = result;
+            c->cb(c->arg, CS_OK, req->index, out->res, out->n, "");
         }
         free(c);
         return;
@@ -1815,14 +1931,14 @@ static int queue_entry(cs_replica *r, call_kind kind, void *base, size_t len, cs
     return CS_OK;
 }
 
-int cs_replica_propose(cs_replica *r, const cs_command *c, cs_propose_cb cb, void *arg,
-                       cs_error *err)
+int cs_replica_propose(cs_replica *r, const cs_command *const *cmds, size_t n, cs_propose_cb cb,
+                       void *arg, cs_error *err)
 {
     if (atomic_load(&r->role) != CS_ROLE_LEADER)
         return cs_errorf(err, CS_ENOTLEADER, "replica %" PRIu64 " is not the leader", r->id);
     void *base;
     size_t len;
-    CS_TRY(cs_replica_entry_command(c, &base, &len, err));
+    CS_TRY(cs_replica_entry_commands(cmds, n, &base, &len, err));
     return queue_entry(r, CALL_PROPOSE, base, len, cb, arg, err);
 }
 

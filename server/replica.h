@@ -79,11 +79,12 @@ const char *cs_role_name(cs_role role);
  * cs_replica_status. */
 typedef struct cs_replica_hooks {
     void *ctx;
-    /* After each entry holding a command is applied (on every replica, the
+    /* After each entry holding commands is applied (on every replica, the
      * leader's own entries included, and for entries re-applied at start):
-     * its index and result (only read; owned by the replica). cellstated
-     * wakes the polls of the machines it touched and moves its version. */
-    void (*applied)(void *ctx, uint64_t index, const cs_result *res);
+     * its index and its commands' results res[0..n) (only read; owned by
+     * the replica). cellstated wakes the polls of the machines they
+     * touched and moves its version. */
+    void (*applied)(void *ctx, uint64_t index, const cs_result *res, size_t n);
     /* The store is about to be replaced by an installed snapshot: stop
      * every use of it (readers included) and return; `restored` follows
      * with the new store once it is open (the old one is closed by then). */
@@ -148,26 +149,39 @@ cs_store *cs_replica_store(cs_replica *r);
 
 /* ---- proposing (the leader) ---- */
 
-/* What a proposal gave: `rc` CS_OK with `res` the command's result (only
- * read; valid during the call) and `index` its log index, or an error:
- * CS_ENOTLEADER (this replica is not the leader, or lost leadership before
- * the entry committed — it may still commit under the next leader: a
- * client retries, and an idempotent command is answered from its record)
- * or CS_EUNAVAIL (stopping), with a message in `msg`. Called on the
- * replica's thread, once. */
-typedef void (*cs_propose_cb)(void *arg, int rc, uint64_t index, const cs_result *res,
+/* The results of an entry's commands, in their order (owned by the
+ * replica, valid during the call that hands them over). */
+typedef struct cs_replica_results {
+    cs_result *res;
+    size_t n;
+} cs_replica_results;
+
+/* What a proposal gave: `rc` CS_OK with `res[0..n)` the results of its
+ * commands, in order, and `index` the entry's log index (the results are
+ * the replica's and valid during the call; the callback may take one by
+ * swapping it with an initialised cs_result of its own, so that no result
+ * is copied on the replica's thread), or an error: CS_ENOTLEADER (this replica is not the
+ * leader, or lost leadership before the entry committed — it may still
+ * commit under the next leader: a client retries, and an idempotent
+ * command is answered from its record) or CS_EUNAVAIL (stopping), with a
+ * message in `msg` (res NULL, n 0). Called on the replica's thread, once. */
+typedef void (*cs_propose_cb)(void *arg, int rc, uint64_t index, cs_result *res, size_t n,
                               const char *msg);
 
-/* Append command `c` (its kind and bytes; copied) to the log, if this
- * replica is the leader, and call cb once it is applied here. Proposals are
- * appended in the order of the calls. While entries are in flight (appended,
- * not committed yet) new proposals wait, and go out together once those
- * commit: one write and fsync of the log per batch, and batches grow with
- * the load (replica.c says why libraft 0.15 needs this). CS_OK when queued
- * (cb will be called), else an error (CS_ENOTLEADER at once when this
- * replica is known not to lead) and cb is not called. */
-int cs_replica_propose(cs_replica *r, const cs_command *c, cs_propose_cb cb, void *arg,
-                       cs_error *err);
+/* Append commands `cmds[0..n)` (1 to 4,194,304; their kinds and bytes are
+ * copied), as ONE entry, to the log, if this replica is the leader, and
+ * call cb once it is applied here. Every replica applies the entry's
+ * commands in order in one LMDB transaction: a writer's group costs one
+ * entry and one transaction per replica, however many writes it holds.
+ * Proposals are appended in the order of the calls. While entries are in
+ * flight (appended, not committed yet) new proposals wait, and go out
+ * together once those commit: one write and fsync of the log per batch,
+ * and batches grow with the load (replica.c says why libraft 0.15 needs
+ * this). CS_OK when queued (cb will be called), else an error
+ * (CS_ENOTLEADER at once when this replica is known not to lead) and cb is
+ * not called. */
+int cs_replica_propose(cs_replica *r, const cs_command *const *cmds, size_t n, cs_propose_cb cb,
+                       void *arg, cs_error *err);
 
 /* Propose that the store's commit log drop what is at or below version
  * `floor` (store.h cs_store_compact), on every replica at the same point of
@@ -248,6 +262,9 @@ void cs_replica_fsm_free(cs_replica_fsm *f);
  * raft_apply takes: on its success the buffer is the library's, else still
  * the caller's, to release with raft_free). The command's kind and bytes
  * are copied. */
+int cs_replica_entry_commands(const cs_command *const *cmds, size_t n, void **base, size_t *len,
+                              cs_error *err);
+/* The one-command entry of builds before groups (still applied). */
 int cs_replica_entry_command(const cs_command *c, void **base, size_t *len, cs_error *err);
 int cs_replica_entry_compact(uint64_t floor, void **base, size_t *len, cs_error *err);
 int cs_replica_entry_member_put(const cs_member *m, void **base, size_t *len, cs_error *err);

@@ -367,14 +367,14 @@ static void on_role(void *ctx, cs_role role, uint64_t term, uint64_t leader)
     pthread_mutex_unlock(&s->mu);
 }
 
-static void on_applied(void *ctx, uint64_t index, const cs_result *res)
+static void on_applied(void *ctx, uint64_t index, const cs_result *res, size_t n)
 {
     cs_server *s = ctx;
     pthread_mutex_lock(&s->mu);
     bool ready = s->ready;
     pthread_mutex_unlock(&s->mu);
     if (ready)
-        srv_applied(s, index, res);
+        srv_applied(s, index, res, n);
 }
 
 /* An installed snapshot is about to replace the store: wait for every
@@ -530,7 +530,6 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
     cs_sched_table_init(&s->reports);
     pthread_cond_init(&s->cv, NULL);
     pthread_cond_init(&s->mon_cv, NULL);
-    pthread_cond_init(&s->wcv, NULL);
     pthread_cond_init(&s->applied_cv, NULL);
     int rc, rv;
     if (s->data_dir == NULL || s->listen_url == NULL) {
@@ -645,7 +644,6 @@ err_after_alloc:
     free(s->raft_addr);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->mon_cv);
-    pthread_cond_destroy(&s->wcv);
     pthread_cond_destroy(&s->applied_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->rmu);
@@ -744,7 +742,6 @@ void cs_server_stop(cs_server *s)
     cs_sched_table_free(&s->reports);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->mon_cv);
-    pthread_cond_destroy(&s->wcv);
     pthread_cond_destroy(&s->applied_cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->rmu);

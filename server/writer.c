@@ -569,68 +569,157 @@ static void apply_local(cs_server *s, wjob *j)
     }
 }
 
-/* A replicated cell: a proposal's result, on the replica's thread. */
-static void proposed(void *arg, int rc, uint64_t index, const cs_result *res, const char *msg)
+/* ---- a replicated cell: groups in flight ---------------------------------------- */
+
+/* A group of writes proposed as one entry (every replica applies its
+ * commands in one LMDB transaction), in flight until its results come back
+ * on the replica's thread; the writer then answers it. Up to
+ * WRITER_INFLIGHT groups are in flight at once: while one is being
+ * replicated the writer prepares and proposes the next, which the replica
+ * appends as soon as the one before commits (the pipeline). Safe to
+ * prepare ahead: no write of a group in flight has been answered, so no
+ * request in the next group can depend on one of them. */
+typedef struct wgroup {
+    struct wgroup *next;
+    cs_server *s;
+    size_t n, ncmds;
+    wjob **jobs;   /* n, in arrival order (inside the allocation) */
+    wcmd **cmds;   /* their built commands, in order (inside the allocation) */
+    const cs_command **props; /* the same commands, for cs_replica_propose */
+} wgroup;
+
+#define WRITER_INFLIGHT 4
+
+/* A proposal's result, on the replica's thread: take each command's result
+ * (swapped, not copied) and hand the group back to the writer. */
+static void group_proposed(void *arg, int rc, uint64_t index, cs_result *res, size_t n,
+                           const char *msg)
 {
-    wcmd *c = arg;
-    cs_server *s = c->s;
-    if (rc == CS_OK) {
-        c->rc = cs_result_copy(&c->res, res, &c->err);
-        c->index = index;
-    } else {
-        c->rc = rc;
-        c->err.code = rc;
-        snprintf(c->err.msg, sizeof c->err.msg, "%s", msg != NULL && msg[0] ? msg : cs_strerror(rc));
+    wgroup *g = arg;
+    cs_server *s = g->s;
+    if (rc == CS_OK && n != g->ncmds) {
+        rc = CS_EUNAVAIL;
+        msg = "the entry's results do not match its commands";
+    }
+    for (size_t k = 0; k < g->ncmds; k++) {
+        wcmd *c = g->cmds[k];
+        if (rc == CS_OK) {
+            cs_result t = c->res;
+            c->res = res[k];
+            res[k] = t;
+            c->rc = CS_OK;
+            c->index = index;
+        } else {
+            c->rc = rc;
+            c->err.code = rc;
+            snprintf(c->err.msg, sizeof c->err.msg, "%s",
+                     msg != NULL && msg[0] ? msg : cs_strerror(rc));
+        }
     }
     pthread_mutex_lock(&s->mu);
-    s->wpending--;
-    pthread_cond_broadcast(&s->wcv);
+    if (s->wdone_tail != NULL)
+        s->wdone_tail->next = g;
+    else
+        s->wdone = g;
+    s->wdone_tail = g;
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
-/* A replicated cell: prepare the group and propose its commands (held
- * under the store's read lock: a snapshot being installed, or the replica
- * stopping, waits), then wait for every result. */
+static void finish(cs_server *s, wjob *j);
+
+/* Answer a group that came back (or never left) and free it. */
+static void group_finish(cs_server *s, wgroup *g, bool inflight)
+{
+    for (size_t i = 0; i < g->n; i++)
+        finish(s, g->jobs[i]);
+    if (inflight) {
+        pthread_mutex_lock(&s->mu);
+        s->winflight--;
+        pthread_mutex_unlock(&s->mu);
+    }
+    free(g);
+}
+
+/* Answer writes that cannot be proposed with `rc` (their commands', or
+ * the prep's when there are none). */
+static void fail_jobs(cs_server *s, wjob **jobs, size_t n, int rc, const char *msg)
+{
+    for (size_t i = 0; i < n; i++) {
+        wprep *p = &jobs[i]->p;
+        if (!p->ready) {
+            prep_init(p);
+            p->ready = true;
+        }
+        if (p->n == 0 && p->rc == CS_OK)
+            p->rc = cs_errorf(&p->err, rc, "%s", msg);
+        for (uint32_t k = 0; k < p->n; k++)
+            if (p->cmds[k].built) {
+                p->cmds[k].rc = rc;
+                cs_errorf(&p->cmds[k].err, rc, "%s", msg);
+            }
+        finish(s, jobs[i]);
+    }
+}
+
+/* A replicated cell: prepare the group and propose its commands as one
+ * entry (under the store's read lock: a snapshot being installed, or the
+ * replica stopping, waits). Does not wait: the writer answers the group
+ * when it comes back (group_proposed), or here when nothing was proposed. */
 static void propose_group(cs_server *s, wjob **jobs, size_t n)
 {
     pthread_rwlock_rdlock(&s->store_lk);
-    for (size_t i = 0; i < n; i++) {
-        if (s->replica == NULL) {
-            /* Stopping: the replica is gone; the clients retry elsewhere. */
-            prep_init(&jobs[i]->p);
-            jobs[i]->p.ready = true;
-            jobs[i]->p.rc = cs_errorf(&jobs[i]->p.err, CS_EUNAVAIL, "the replica is stopping");
-            continue;
-        }
-        prepare(s, jobs[i]);
-        wprep *p = &jobs[i]->p;
-        for (uint32_t k = 0; k < p->n; k++) {
-            wcmd *c = &p->cmds[k];
-            if (!c->built)
-                continue;
-            c->s = s;
-            pthread_mutex_lock(&s->mu);
-            s->wpending++;
-            pthread_mutex_unlock(&s->mu);
-            c->rc = cs_replica_propose(s->replica, &c->c, proposed, c, &c->err);
-            if (c->rc != CS_OK) {
-                pthread_mutex_lock(&s->mu);
-                s->wpending--;
-                pthread_mutex_unlock(&s->mu);
-            }
-        }
+    if (s->replica == NULL) {
+        /* Stopping: the replica is gone; the clients retry elsewhere. */
+        pthread_rwlock_unlock(&s->store_lk);
+        fail_jobs(s, jobs, n, CS_EUNAVAIL, "the replica is stopping");
+        return;
     }
-    pthread_rwlock_unlock(&s->store_lk);
+    size_t ncmds = 0;
+    for (size_t i = 0; i < n; i++) {
+        prepare(s, jobs[i]);
+        for (uint32_t k = 0; k < jobs[i]->p.n; k++)
+            ncmds += jobs[i]->p.cmds[k].built;
+    }
+    wgroup *g = malloc(sizeof *g + n * sizeof *g->jobs + ncmds * (sizeof *g->cmds + sizeof *g->props));
+    if (g == NULL) {
+        pthread_rwlock_unlock(&s->store_lk);
+        fail_jobs(s, jobs, n, CS_ENOMEM, "proposing: out of memory");
+        return;
+    }
+    *g = (wgroup){.s = s, .n = n, .ncmds = ncmds};
+    g->jobs = (wjob **)(g + 1);
+    g->cmds = (wcmd **)(g->jobs + n);
+    g->props = (const cs_command **)(g->cmds + ncmds);
+    memcpy(g->jobs, jobs, n * sizeof *jobs);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t c = 0; c < jobs[i]->p.n; c++)
+            if (jobs[i]->p.cmds[c].built) {
+                g->cmds[k] = &jobs[i]->p.cmds[c];
+                g->props[k++] = &jobs[i]->p.cmds[c].c;
+            }
+    if (ncmds == 0) {
+        /* Every write failed in its prep: nothing to replicate. */
+        pthread_rwlock_unlock(&s->store_lk);
+        group_finish(s, g, false);
+        return;
+    }
     pthread_mutex_lock(&s->mu);
-    while (s->wpending > 0)
-        pthread_cond_wait(&s->wcv, &s->mu);
+    s->winflight++;
     pthread_mutex_unlock(&s->mu);
+    cs_error err = {0};
+    int rc = cs_replica_propose(s->replica, g->props, ncmds, group_proposed, g, &err);
+    pthread_rwlock_unlock(&s->store_lk);
+    if (rc != CS_OK)
+        group_proposed(g, rc, 0, NULL, 0, err.msg);
 }
 
-void srv_applied(void *ctx, uint64_t index, const cs_result *res)
+void srv_applied(void *ctx, uint64_t index, const cs_result *res, size_t n)
 {
     cs_server *s = ctx;
-    note_touched(s->rtouched, res);
+    for (size_t i = 0; i < n; i++)
+        note_touched(s->rtouched, &res[i]);
     pthread_mutex_lock(&s->mu);
     s->applied_index = index;
     pthread_cond_broadcast(&s->applied_cv);
@@ -732,14 +821,13 @@ static void finish(cs_server *s, wjob *j)
  * and one fsync, for the lot; a group abandoned because a command failed
  * after writing (out of memory, I/O) is applied again one write at a time;
  * a group whose commit failed answers every write with that error (none of
- * it was applied; the clients retry). A replicated cell: proposed together
- * (propose_group). The replies go out only once the group is durable. */
+ * it was applied; the clients retry). A replicated cell: proposed as one
+ * entry (propose_group) and answered when it comes back. The replies go
+ * out only once the group is durable. */
 static void run_group(cs_server *s, wjob **jobs, size_t n)
 {
     if (s->replicated) {
         propose_group(s, jobs, n);
-        for (size_t i = 0; i < n; i++)
-            finish(s, jobs[i]);
         return;
     }
     cs_error err = {0};
@@ -825,22 +913,38 @@ void *srv_writer_main(void *arg)
     s->touched = &touched;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!queued(s) && !s->stopping)
+        /* Wait for writes to take (while fewer than WRITER_INFLIGHT groups
+         * are in flight) or a group to answer. Stopping: queued writes are
+         * dropped (their clients time out and retry; a commit's retry is
+         * answered from its idempotency record), and the groups in flight
+         * are answered (the replica, stopped first, fails them) before the
+         * writer leaves. */
+        while (s->wdone == NULL && (s->stopping ? s->winflight > 0
+                                                : !queued(s) || s->winflight >= WRITER_INFLIGHT))
             pthread_cond_wait(&s->cv, &s->mu);
-        if (s->stopping) {
-            /* Queued writes are dropped: their clients time out and retry
-             * (a commit's retry is answered from its idempotency record). */
+        wgroup *done = s->wdone;
+        s->wdone = s->wdone_tail = NULL;
+        if (done == NULL && s->stopping) {
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        size_t n = take(&s->lanes[LANE_CELL], jobs, cap);
-        size_t r = n > 0 ? REPORTS_WITH_CELL : REPORTS_MAX;
-        n += take(&s->lanes[LANE_REPORTS], jobs + n, n + r < cap ? r : cap - n);
-        s->c.writes += n;
-        s->c.queued -= n;
+        size_t n = 0;
+        if (!s->stopping && s->winflight < WRITER_INFLIGHT) {
+            n = take(&s->lanes[LANE_CELL], jobs, cap);
+            size_t r = n > 0 ? REPORTS_WITH_CELL : REPORTS_MAX;
+            n += take(&s->lanes[LANE_REPORTS], jobs + n, n + r < cap ? r : cap - n);
+            s->c.writes += n;
+            s->c.queued -= n;
+        }
         pthread_mutex_unlock(&s->mu);
 
-        run_group(s, jobs, n);
+        while (done != NULL) {
+            wgroup *next = done->next;
+            group_finish(s, done, true);
+            done = next;
+        }
+        if (n > 0)
+            run_group(s, jobs, n);
     }
     s->touched = NULL;
     free(touched.ids);

@@ -35,6 +35,8 @@
 
 #define NODES_MAX 4
 #define INDEX_MAX 4096
+/* The most commands the tests put in one entry. */
+#define GROUP_MAX 4
 
 /* What one index gave, as the first node to apply it saw it. */
 typedef struct seen {
@@ -54,7 +56,7 @@ typedef struct node {
     seen *results;        /* shared by all nodes */
 } node;
 
-static void on_applied(void *ctx, uint64_t index, const cs_result *res)
+static void on_applied(void *ctx, uint64_t index, const cs_result *res, size_t nres)
 {
     node *n = ctx;
     cr_assert_lt(index, INDEX_MAX);
@@ -64,16 +66,22 @@ static void on_applied(void *ctx, uint64_t index, const cs_result *res)
                  (unsigned long long)index, (unsigned long long)n->last);
     n->applied[index]++;
     n->last = index;
-    seen *s = &n->results[index];
-    if (!s->set) {
-        *s = (seen){true, res->status, res->version, res->logged, res->id};
-        return;
+    cr_assert(nres >= 1 && nres <= GROUP_MAX, "node %u: index %llu gave %zu results", n->i,
+              (unsigned long long)index, nres);
+    for (size_t k = 0; k < nres; k++) {
+        const cs_result *r = &res[k];
+        seen *s = &n->results[index * GROUP_MAX + k];
+        if (!s->set) {
+            *s = (seen){true, r->status, r->version, r->logged, r->id};
+            continue;
+        }
+        cr_assert(s->status == r->status && s->version == r->version &&
+                      s->logged == r->logged && s->id == r->id,
+                  "node %u: index %llu command %zu gave status %d version %llu, another node "
+                  "%d version %llu",
+                  n->i, (unsigned long long)index, k, r->status, (unsigned long long)r->version,
+                  s->status, (unsigned long long)s->version);
     }
-    cr_assert(s->status == res->status && s->version == res->version &&
-                  s->logged == res->logged && s->id == res->id,
-              "node %u: index %llu gave status %d version %llu, another node %d version %llu",
-              n->i, (unsigned long long)index, res->status, (unsigned long long)res->version,
-              s->status, (unsigned long long)s->version);
 }
 
 static void on_restored(void *ctx, cs_store *store, uint64_t index)
@@ -95,7 +103,7 @@ typedef struct cluster {
     uint64_t clock;
     uint64_t req;
     cs_arena a;
-    unsigned proposed, answered, refused_here;
+    unsigned proposed, answered, commands, refused_here;
     raft_term barrier_term[NODES_MAX];
 } cluster;
 
@@ -129,7 +137,7 @@ static void cluster_start(cluster *c, unsigned n, uint64_t seed, unsigned thresh
                           unsigned trailing)
 {
     memset(c, 0, sizeof *c);
-    c->results = calloc(INDEX_MAX, sizeof *c->results);
+    c->results = calloc(INDEX_MAX * GROUP_MAX, sizeof *c->results);
     cr_assert_not_null(c->results);
     c->rng = seed;
     c->clock = TS_SUBMITTED_MS;
@@ -278,28 +286,35 @@ static void steps(cluster *c, unsigned n)
 typedef struct proposal {
     struct raft_apply req;
     cluster *c;
-    bool command; /* a command entry, which has a result */
+    size_t commands; /* how many commands the entry holds (0: none, no result) */
 } proposal;
 
 static void proposal_done(struct raft_apply *req, int status, void *result)
 {
     proposal *p = req->data;
-    if (status == 0 && p->command) {
-        /* The proposer's result is its own entry's: the one the first node
-         * to apply that index recorded. */
-        const cs_result *res = result;
-        cr_assert_not_null(res);
-        const seen *s = &p->c->results[req->index];
-        cr_assert(s->set && s->status == res->status && s->version == res->version,
-                  "proposal at %llu got another entry's result", (unsigned long long)req->index);
+    if (status == 0 && p->commands > 0) {
+        /* The proposer's results are its own entry's, one per command: the
+         * ones the first node to apply that index recorded. */
+        const cs_replica_results *out = result;
+        cr_assert_not_null(out);
+        cr_assert_eq(out->n, p->commands, "proposal at %llu: %zu results for %zu commands",
+                     (unsigned long long)req->index, out->n, p->commands);
+        for (size_t k = 0; k < out->n; k++) {
+            const seen *s = &p->c->results[req->index * GROUP_MAX + k];
+            cr_assert(s->set && s->status == out->res[k].status &&
+                          s->version == out->res[k].version,
+                      "proposal at %llu got another entry's result",
+                      (unsigned long long)req->index);
+        }
         p->c->answered++;
+        p->c->commands += out->n;
     }
     free(p);
 }
 
 /* Append an entry on the leader, if there is one and it may append now
  * (the runtime's discipline: cs_replica_may_append); false otherwise. */
-static bool propose_entry(cluster *c, void *base, size_t len, bool command)
+static bool propose_entry(cluster *c, void *base, size_t len, size_t commands)
 {
     unsigned l = raft_fixture_leader_index(&c->f);
     if (l >= c->n || !cs_replica_may_append(raft_fixture_get(&c->f, l))) {
@@ -309,7 +324,7 @@ static bool propose_entry(cluster *c, void *base, size_t len, bool command)
     proposal *p = calloc(1, sizeof *p);
     cr_assert_not_null(p);
     p->c = c;
-    p->command = command;
+    p->commands = commands;
     p->req.data = p;
     struct raft_buffer buf = {base, len};
     if (raft_apply(raft_fixture_get(&c->f, l), &p->req, &buf, 1, proposal_done) != 0) {
@@ -328,7 +343,7 @@ static bool propose_entry_soon(cluster *c, void *base, size_t len)
     for (int k = 0; k < 2000; k++) {
         unsigned l = raft_fixture_leader_index(&c->f);
         if (l < c->n && cs_replica_may_append(raft_fixture_get(&c->f, l)))
-            return propose_entry(c, base, len, false);
+            return propose_entry(c, base, len, 0);
         steps(c, 1);
     }
     raft_free(base);
@@ -340,17 +355,32 @@ static bool propose(cluster *c)
     unsigned l = raft_fixture_leader_index(&c->f);
     if (l >= c->n || !cs_replica_may_append(raft_fixture_get(&c->f, l)))
         return false;
-    cs_command cmd;
-    cs_txn t;
-    memset(&t, 0, sizeof t);
-    build(c, cs_replica_fsm_store(c->nodes[l].fsm), &cmd, &t);
+    /* A group of 1 to GROUP_MAX commands in one entry, as the writer
+     * proposes them, or now and then one command in the entry of builds
+     * before groups (still applied). Commands of a group are built on the
+     * same snapshot: a later one may be refused for what an earlier one
+     * did, the same way on every node. */
+    bool single = below(c, 4) == 0;
+    size_t n = single ? 1 : 1 + below(c, GROUP_MAX);
+    cs_command cmds[GROUP_MAX];
+    const cs_command *props[GROUP_MAX];
+    cs_txn t[GROUP_MAX];
+    memset(t, 0, sizeof t);
+    for (size_t k = 0; k < n; k++) {
+        build(c, cs_replica_fsm_store(c->nodes[l].fsm), &cmds[k], &t[k]);
+        props[k] = &cmds[k];
+    }
     void *base;
     size_t len;
     cs_error err = {0};
-    cr_assert_eq(cs_replica_entry_command(&cmd, &base, &len, &err), CS_OK, "%s", err.msg);
-    cs_command_free(&cmd);
-    cs_txn_free(&t);
-    return propose_entry(c, base, len, true);
+    int rc = single ? cs_replica_entry_command(&cmds[0], &base, &len, &err)
+                    : cs_replica_entry_commands(props, n, &base, &len, &err);
+    cr_assert_eq(rc, CS_OK, "%s", err.msg);
+    for (size_t k = 0; k < n; k++) {
+        cs_command_free(&cmds[k]);
+        cs_txn_free(&t[k]);
+    }
+    return propose_entry(c, base, len, n);
 }
 
 static void propose_compact(cluster *c)
@@ -363,7 +393,7 @@ static void propose_compact(cluster *c)
     size_t len;
     cs_error err = {0};
     cr_assert_eq(cs_replica_entry_compact(v > 5 ? v - 5 : 0, &base, &len, &err), CS_OK);
-    propose_entry(c, base, len, false);
+    propose_entry(c, base, len, 0);
 }
 
 /* ---- the checks ------------------------------------------------------------------- */
@@ -429,7 +459,7 @@ static void chaos(uint64_t seed)
     cluster c;
     cluster_start(&c, 3, seed, 64, 16);
     cr_assert(raft_fixture_step_until_has_leader(&c.f, 10000));
-    for (int round = 0; round < 1500; round++) {
+    for (int round = 0; round < 3000; round++) {
         unsigned a = below(&c, 3), b = below(&c, 3);
         switch (below(&c, 24)) {
         case 0:
@@ -476,16 +506,24 @@ static void chaos(uint64_t seed)
     }
     settle(&c);
     same_stores(&c);
-    cr_log_info("seed %llx: %u proposed, %u answered", (unsigned long long)seed, c.proposed,
-                c.answered);
-    cr_assert_gt(c.answered, 100, "only %u proposals were answered", c.answered);
+    cr_log_info("seed %llx: %u entries proposed, %u answered holding %u commands",
+                (unsigned long long)seed, c.proposed, c.answered, c.commands);
+    cr_assert_gt(c.commands, 200, "only %u commands were answered (in %u entries)", c.commands,
+                 c.answered);
     cluster_free(&c);
 }
 
 TestSuite(replica, .init = ts_tmp_setup, .fini = ts_tmp_teardown, .timeout = 300);
 
+/* Seeds are fixed; any change to what a run draws gives each seed other
+ * faults. One that was dropped (0xbeef, once proposals became groups)
+ * tripped a bug of libraft 0.15's in-memory fixture, not of the replica:
+ * after a snapshot install empties a node's fixture log, ioMethodTruncate
+ * still counts the log from index 1 and copies past its end (fixture.c;
+ * raft_uv, which cellstated runs on, keeps its own first index). ASan
+ * reports it as a heap-buffer-overflow inside raft_fixture_step. */
 Test(replica, chaos_seed_1) { chaos(0x1); }
-Test(replica, chaos_seed_2) { chaos(0xbeef); }
+Test(replica, chaos_seed_2) { chaos(0xbeef1); }
 Test(replica, chaos_seed_3) { chaos(0x5eed5eed); }
 Test(replica, chaos_seed_4) { chaos(0x31415926); }
 
@@ -636,9 +674,10 @@ typedef struct live {
     atomic_uint restores;
 } live;
 
-static void live_applied(void *ctx, uint64_t index, const cs_result *res)
+static void live_applied(void *ctx, uint64_t index, const cs_result *res, size_t n)
 {
     (void)res;
+    (void)n;
     live *l = ctx;
     if (index >= INDEX_MAX || atomic_fetch_add(&l->seen[index], 1) != 0)
         atomic_store(&l->twice, true);
@@ -735,7 +774,8 @@ typedef struct proposed {
     bool done, retry;
 } proposed;
 
-static void batch_done(void *arg, int rc, uint64_t index, const cs_result *res, const char *msg)
+static void batch_done(void *arg, int rc, uint64_t index, cs_result *res, size_t n,
+                       const char *msg)
 {
     proposed *p = arg;
     batch *b = p->b;
@@ -745,7 +785,7 @@ static void batch_done(void *arg, int rc, uint64_t index, const cs_result *res, 
          * on a loaded machine): it may or may not commit; a put of the
          * same machine again is harmless, so it is proposed again. */
         p->retry = true;
-    } else if (rc != CS_OK || res == NULL || res->status != CS_OK || index == 0) {
+    } else if (rc != CS_OK || res == NULL || n != 1 || res->status != CS_OK || index == 0) {
         b->failed++;
         snprintf(b->msg, sizeof b->msg, "rc %d status %d: %.100s %.100s", rc,
                  res ? res->status : -1, msg, res ? res->message : "");
@@ -789,7 +829,8 @@ static uint64_t put_machines(live *v, size_t n, unsigned first, unsigned count)
             b.pending++;
             pthread_mutex_unlock(&b.mu);
             live *l = await_leader(v, n);
-            int rc = cs_replica_propose(l->r, &c, batch_done, &ps[k], &err);
+            const cs_command *one = &c;
+            int rc = cs_replica_propose(l->r, &one, 1, batch_done, &ps[k], &err);
             cs_command_free(&c);
             if (rc != CS_OK) {
                 /* Not queued: its role may trail its status by a turn. */
