@@ -3,7 +3,7 @@
  */
 #include "agent/alive.h"
 
-#include "agent/clock.h"
+#include "proto/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -75,7 +75,7 @@ void ag_alive_stop(ag_alive *a);
 /* What a supervisor keeps between two looks at the file. */
 typedef struct ag_alive_watch {
     char last[64];     /* the record last read ("" none yet) */
-    int64_t heard_ms;  /* when it last changed, on ag_now_ms's clock */
+    int64_t heard_ms;  /* when it last changed, on cs_clock_now_ms's clock */
     uint32_t grace_ms; /* the grace of the last well-formed record */
 } ag_alive_watch;
 

@@ -367,7 +367,7 @@ static int run_machine(const flags *f, const char *url, const cs_servers *server
     ag_runner *runner = NULL;
     ag_alive *alive = NULL;
     ag_logsrv *logs = NULL;
-    ag_clock *clock = NULL;
+    cs_clock *clock = NULL;
     ag_machine *m = NULL;
     nng_socket sock;
     bool sock_open = false;
@@ -415,7 +415,7 @@ static int run_machine(const flags *f, const char *url, const cs_servers *server
     }
     ag_backend be;
     ag_runner_backend(runner, &be);
-    if (ag_clock_new(&clock, &err) != CS_OK ||
+    if (cs_clock_new(&clock, &err) != CS_OK ||
         ag_machine_new(sock, clock, &cfg, &be, &m, &err) != CS_OK) {
         fprintf(stderr, "cell-agent: %s\n", err.msg);
         goto cleanup;
@@ -433,7 +433,7 @@ static int run_machine(const flags *f, const char *url, const cs_servers *server
     rc = 0;
 cleanup:
     ag_machine_free(m);
-    ag_clock_free(clock);
+    cs_clock_free(clock);
     if (sock_open)
         nng_close(sock);
     ag_alive_stop(alive);

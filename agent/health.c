@@ -266,7 +266,7 @@ int ag_health_watch(ag_health *h, const ag_health_target *src, cs_error *err)
         return cs_errorf(err, CS_ENOMEM, "task %llu: health checks: out of memory",
                          (unsigned long long)src->id);
     }
-    int64_t now = ag_now_ms();
+    int64_t now = cs_clock_now_ms();
     for (uint32_t i = 0; i < t->n; i++)
         t->checks[i].next_due = now;
     pthread_mutex_lock(&h->mu);
@@ -734,7 +734,7 @@ static void *health_main(void *arg)
     ag_health *h = arg;
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
-        int64_t now = ag_now_ms();
+        int64_t now = cs_clock_now_ms();
         sweep(h);
         int64_t due = now + HC_MAX_SLEEP_MS;
         for (target *t = h->targets; t; t = t->next)
@@ -746,7 +746,7 @@ static void *health_main(void *arg)
         int rv = poll(h->pfd, n, timeout);
         pthread_mutex_lock(&h->mu);
         if (rv > 0)
-            handle(h, n, ag_now_ms());
+            handle(h, n, cs_clock_now_ms());
     }
     pthread_mutex_unlock(&h->mu);
     return NULL;

@@ -53,7 +53,7 @@ typedef struct ag_health_target {
     const char *dir;          /* COMMAND checks run here */
     const char *env;          /* their environment: NUL-separated KEY=VALUE entries */
     size_t envlen;            /* bytes of env */
-    int64_t started_ms;       /* when the task started (ag_now_ms clock): grace counts from it */
+    int64_t started_ms;       /* when the task started (cs_clock_now_ms clock): grace counts from it */
 } ag_health_target;
 
 /* Begin checking the task (id, attempt); everything in `t` is copied. The

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/clock.h"
+#include "proto/clock.h"
 #include "proto/proto.h"
 
 /* The work directory is at most 3000 bytes (runner.c), so any task file fits. */
@@ -251,11 +251,11 @@ static void *serve_main(void *arg)
     ag_logsrv *s = arg;
     int64_t next_sweep = 0;
     for (;;) {
-        if (ag_now_ms() >= next_sweep) {
+        if (cs_clock_now_ms() >= next_sweep) {
             cs_error err = {0};
             if (ag_retain_sweep(s->workdir, &s->retain, wall_now_ms(), NULL, &err) != CS_OK)
                 fprintf(stderr, "cell-agent: retention: %s\n", err.msg);
-            next_sweep = ag_now_ms() + SWEEP_EVERY_MS;
+            next_sweep = cs_clock_now_ms() + SWEEP_EVERY_MS;
         }
         nng_msg *req;
         int rv = nng_recvmsg(s->sock, &req, 0);

@@ -233,8 +233,8 @@ struct ag_machine {
     char name[CS_NAME_MAX + 1];
     ag_backend be;
     ag_call ctl, poll;
-    ag_clock *clock;
-    ag_sleep ctl_sleep, poll_sleep; /* the loops' pauses (clock.h: not nng_sleep_aio) */
+    cs_clock *clock;
+    cs_sleep ctl_sleep, poll_sleep; /* the loops' pauses (clock.h: not nng_sleep_aio) */
     pthread_mutex_t mu;
     /* guarded by mu */
     bool stopping;
@@ -289,7 +289,7 @@ static void mlog(const ag_machine *m, bool warn, const char *fmt, ...)
 static void ctl_cb(void *arg);
 static void poll_cb(void *arg);
 
-int ag_machine_new(nng_socket sock, ag_clock *clock, const ag_config *cfg, const ag_backend *be,
+int ag_machine_new(nng_socket sock, cs_clock *clock, const ag_config *cfg, const ag_backend *be,
                    ag_machine **out, cs_error *err)
 {
     if (cfg->name == NULL || cfg->name[0] == '\0' || strlen(cfg->name) > CS_NAME_MAX)
@@ -305,12 +305,12 @@ int ag_machine_new(nng_socket sock, ag_clock *clock, const ag_config *cfg, const
     m->next_req = 1;
     m->dirty = true;
     m->clock = clock;
-    ag_sleep_init(&m->ctl_sleep, clock);
-    ag_sleep_init(&m->poll_sleep, clock);
+    cs_sleep_init(&m->ctl_sleep, clock);
+    cs_sleep_init(&m->poll_sleep, clock);
     msgpack_sbuffer_init(&m->body);
     cs_arena_init(&m->parena);
     ag_taskidx_init(&m->idx);
-    if ((rc = ag_clock_reserve(clock, 2, err)) != CS_OK)
+    if ((rc = cs_clock_reserve(clock, 2, err)) != CS_OK)
         goto err_reserve;
     if (pthread_mutex_init(&m->mu, NULL) != 0) {
         rc = cs_errorf(err, CS_ENOMEM, "machine: out of memory");
@@ -327,7 +327,7 @@ err_poll:
 err_ctl:
     pthread_mutex_destroy(&m->mu);
 err_mutex:
-    ag_clock_unreserve(clock, 2);
+    cs_clock_unreserve(clock, 2);
 err_reserve:
     msgpack_sbuffer_destroy(&m->body);
     cs_arena_free(&m->parena);
@@ -362,8 +362,8 @@ void ag_machine_start(ag_machine *m)
     pthread_mutex_lock(&m->mu);
     m->ctl.state = CALL_SLEEP;
     m->poll.state = CALL_SLEEP;
-    ag_sleep_begin(&m->ctl_sleep, m->ctl.aio, 0);
-    ag_sleep_begin(&m->poll_sleep, m->poll.aio, 0);
+    cs_sleep_begin(&m->ctl_sleep, m->ctl.aio, 0);
+    cs_sleep_begin(&m->poll_sleep, m->poll.aio, 0);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -376,8 +376,8 @@ void ag_machine_stop(ag_machine *m)
     nng_aio_stop(m->poll.aio);
     /* A sleep that the clock's thread had just taken to end is finished
      * by that thread: wait until it is done with this machine. */
-    ag_clock_disarm(m->clock, &m->ctl_sleep.timer, true);
-    ag_clock_disarm(m->clock, &m->poll_sleep.timer, true);
+    cs_clock_disarm(m->clock, &m->ctl_sleep.timer, true);
+    cs_clock_disarm(m->clock, &m->poll_sleep.timer, true);
 }
 
 void ag_machine_free(ag_machine *m)
@@ -393,7 +393,7 @@ void ag_machine_free(ag_machine *m)
     }
     ag_taskidx_free(&m->idx);
     pthread_mutex_destroy(&m->mu);
-    ag_clock_unreserve(m->clock, 2);
+    cs_clock_unreserve(m->clock, 2);
     msgpack_sbuffer_destroy(&m->body);
     cs_arena_free(&m->parena);
     free(m);
@@ -596,7 +596,7 @@ static int pack_reports(ag_machine *m, msgpack_packer *pk, int64_t now)
  * (*msg set), or a sleep (*sleep_ms set). */
 static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
 {
-    int64_t now = ag_now_ms();
+    int64_t now = cs_clock_now_ms();
     if (m->dirty || now >= m->look_at) {
         m->dirty = false;
         m->look_at = tick(m, now);
@@ -818,7 +818,7 @@ typedef enum step {
  * operation is only a wake-up on the way to noticing `stopping`.
  *
  * The poll loop brings the control loop's sleep forward when the tasks
- * change (ag_sleep_hasten, which never touches an aio that is not
+ * change (cs_sleep_hasten, which never touches an aio that is not
  * sleeping): no aio is ever cancelled from another thread while its owner
  * may be reusing it. */
 static step call_step(ag_machine *m, ag_call *c, cs_msg *r, cs_error *err, int *rc)
@@ -849,7 +849,7 @@ static void ctl_cb(void *arg)
     if (st == STEP_HANDLED)
         return;
     if (st == STEP_RESULT) {
-        int64_t now = ag_now_ms();
+        int64_t now = cs_clock_now_ms();
         if (m->ctl_doing == CTL_REGISTER)
             on_register(m, rc, &r, &err, now);
         else if (m->ctl_doing == CTL_HEARTBEAT)
@@ -864,7 +864,7 @@ static void ctl_cb(void *arg)
     /* A sleep begins under the lock, so that ag_machine_stop (which takes
      * it to set `stopping`) finds the sleep cancellable. */
     if (msg == NULL)
-        ag_sleep_begin(&m->ctl_sleep, m->ctl.aio, ag_now_ms() + sleep_ms);
+        cs_sleep_begin(&m->ctl_sleep, m->ctl.aio, cs_clock_now_ms() + sleep_ms);
     pthread_mutex_unlock(&m->mu);
     if (msg)
         call_submit(&m->ctl, msg);
@@ -1054,7 +1054,7 @@ static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
         mlog(m, true, "poll reply entry %u ignored: %s", i, e.msg);
         complete = false;
     }
-    int64_t look = reconcile(m, as, k, complete, ag_now_ms());
+    int64_t look = reconcile(m, as, k, complete, cs_clock_now_ms());
     /* since 0 answers at once, in full: the entries this machine lacks come
      * with their jobs, and the full reply holds no short entry that could
      * send it round again. */
@@ -1062,7 +1062,7 @@ static int apply_poll(ag_machine *m, const cs_msg *r, cs_error *err)
     /* A new `since` may let finished tasks be forgotten: no hurry. */
     m->dirty = true;
     if (look != INT64_MAX)
-        ag_sleep_hasten(&m->ctl_sleep, look);
+        cs_sleep_hasten(&m->ctl_sleep, look);
     return CS_OK;
 }
 
@@ -1118,7 +1118,7 @@ static void poll_cb(void *arg)
                 mlog(m, true, "poll: %s: registering again", err.msg);
                 m->registered = false;
             } else if (unreachable(rc)) {
-                note_unreachable(m, "poll", err.msg, ag_now_ms());
+                note_unreachable(m, "poll", err.msg, cs_clock_now_ms());
             } else {
                 mlog(m, true, "poll failed: %s", err.msg);
             }
@@ -1132,7 +1132,7 @@ static void poll_cb(void *arg)
     else
         m->poll.state = CALL_SLEEP;
     if (msg == NULL)
-        ag_sleep_begin(&m->poll_sleep, m->poll.aio, ag_now_ms() + sleep_ms);
+        cs_sleep_begin(&m->poll_sleep, m->poll.aio, cs_clock_now_ms() + sleep_ms);
     pthread_mutex_unlock(&m->mu);
     if (msg)
         call_submit(&m->poll, msg);

@@ -45,7 +45,7 @@
 
 #include <nng/nng.h>
 
-#include "agent/clock.h"
+#include "proto/clock.h"
 #include "cellstate/error.h"
 #include "cellstate/jobopts.h"
 #include "cellstate/record.h"
@@ -171,7 +171,7 @@ typedef struct ag_machine ag_machine;
  * except attrs and taints; `be` is copied, its ctx borrowed. Does not start talking:
  * ag_machine_start. On success *out is the caller's: ag_machine_stop, then
  * ag_machine_free. */
-int ag_machine_new(nng_socket sock, ag_clock *clock, const ag_config *cfg, const ag_backend *be,
+int ag_machine_new(nng_socket sock, cs_clock *clock, const ag_config *cfg, const ag_backend *be,
                    ag_machine **out, cs_error *err);
 
 /* Add a task adopted from an earlier incarnation (before start). `t` is

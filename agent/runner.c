@@ -317,7 +317,7 @@ int ag_runner_scan(ag_runner *r, int (*fn)(void *arg, const ag_task *t), void *a
     if (d == NULL)
         return cs_errorf(err, CS_EIO, "%s: %s", path, strerror(errno));
     int rc = 0;
-    int64_t now = ag_now_ms();
+    int64_t now = cs_clock_now_ms();
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         ag_task t;
@@ -536,7 +536,7 @@ static uint32_t meta_ports(const char *meta, uint16_t *ports)
     return n;
 }
 
-/* When the task started, on the ag_now_ms clock: the supervisor wrote `pid`
+/* When the task started, on the cs_clock_now_ms clock: the supervisor wrote `pid`
  * right after exec, so its age is the task's. Now, when unknown. */
 static int64_t started_at(const char *dir, int64_t now)
 {
@@ -799,11 +799,11 @@ static void sup_orphaned(const ag_alive_watch *w, int64_t now)
 static void sup_wait(const sup *s)
 {
     ag_alive_watch w;
-    ag_alive_watch_init(&w, AG_ORPHAN_GRACE_DEFAULT_MS, ag_now_ms());
+    ag_alive_watch_init(&w, AG_ORPHAN_GRACE_DEFAULT_MS, cs_clock_now_ms());
     int64_t term_at = 0;
     bool killed = false;
     while (!sup_reap(s)) {
-        int64_t now = ag_now_ms(), nap = ag_alive_period_ms(w.grace_ms);
+        int64_t now = cs_clock_now_ms(), nap = ag_alive_period_ms(w.grace_ms);
         if (term_at == 0 && ag_alive_orphaned(&w, SUP_ALIVE_PATH, now)) {
             sup_orphaned(&w, now);
             sup_signal(s, SIGTERM);
@@ -827,9 +827,9 @@ static void sup_wait(const sup *s)
 static void sup_kill_rest(const sup *s)
 {
     kill(-s->shell, SIGKILL);
-    int64_t end = ag_now_ms() + SUP_KILL_WAIT_MS;
+    int64_t end = cs_clock_now_ms() + SUP_KILL_WAIT_MS;
     while (s->subreaper && sup_signal(s, SIGKILL) > 0) {
-        if (ag_now_ms() > end) {
+        if (cs_clock_now_ms() > end) {
             fprintf(stderr, "supervisor: some processes of the task outlive SIGKILL; "
                             "reporting its end anyway\n");
             return;

@@ -23,7 +23,7 @@ typedef struct sim_be {
 struct ag_sim {
     nng_socket sock;
     bool sock_open;
-    ag_clock *clock; /* every machine's pauses: one thread, not one nng deadline each */
+    cs_clock *clock; /* every machine's pauses: one thread, not one nng deadline each */
     uint32_t n;
     sim_be *be;
     ag_machine **m;
@@ -147,7 +147,7 @@ int ag_sim_open(const char *url, const ag_sim_opts *o, ag_sim **out, cs_error *e
         goto fail;
     }
     s->sock_open = true;
-    if ((rc = ag_clock_new(&s->clock, err)) != CS_OK)
+    if ((rc = cs_clock_new(&s->clock, err)) != CS_OK)
         goto fail;
     nng_socket_set_ms(s->sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(s->sock, NNG_OPT_RECONNMAXT, 1000);
@@ -191,7 +191,7 @@ void ag_sim_close(ag_sim *s)
         ag_machine_stop(s->m[i]);
     for (uint32_t i = 0; i < s->n; i++)
         ag_machine_free(s->m[i]);
-    ag_clock_free(s->clock);
+    cs_clock_free(s->clock);
     if (s->sock_open)
         nng_close(s->sock);
     free(s->m);

@@ -202,7 +202,7 @@ void srv_poll(worker *w)
         sl->parked = w;
         s->nparked++;
         w->state = W_WAIT;
-        nng_sleep_aio((nng_duration)wait_ms, w->aio);
+        cs_sleep_begin(&w->psleep, w->aio, cs_clock_now_ms() + (int64_t)wait_ms);
         pthread_mutex_unlock(&s->mu);
         return;
     }

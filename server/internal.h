@@ -28,6 +28,7 @@
 
 #include "cellstate/store.h"
 #include "proto/agentmsg.h"
+#include "proto/clock.h"
 #include "proto/proto.h"
 #include "proto/schedreport.h"
 #include "server/server.h"
@@ -104,6 +105,7 @@ struct worker {
     bool poll_short;     /* "known": "short": tasks unchanged since poll_since come short */
     bool parked;
     worker *wprev, *wnext;
+    cs_sleep psleep; /* its sleep on the server's clock (cs_server.clock) */
     /* Forwarding to the leader (forward.c): its own aio and context on
      * the server's forwarding socket, opened on first use. */
     nng_aio *faio;
@@ -143,6 +145,7 @@ struct cs_server {
     bool have_pub;
     worker *workers;
     uint32_t nworkers;
+    cs_clock *clock; /* the parked polls' sleeps (proto/clock.h) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;     /* the writer's queue is not empty, or stopping */

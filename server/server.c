@@ -580,9 +580,15 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         rc = cs_errorf(err, CS_ENOMEM, "server: out of memory");
         goto err_after_rep;
     }
+    /* Parked polls sleep on a clock of the server's own (proto/clock.h
+     * says why not nng_sleep_aio): room for every worker to park. */
+    if ((rc = cs_clock_new(&s->clock, err)) != CS_OK ||
+        (rc = cs_clock_reserve(s->clock, s->nworkers, err)) != CS_OK)
+        goto err_after_workers;
     for (uint32_t i = 0; i < s->nworkers; i++) {
         worker *w = &s->workers[i];
         w->s = s;
+        cs_sleep_init(&w->psleep, s->clock);
         msgpack_zone_init(&w->zone, 4096);
         if ((rv = nng_aio_alloc(&w->aio, worker_cb, w)) != 0 ||
             (rv = nng_ctx_open(&w->ctx, s->rep)) != 0) {
@@ -722,6 +728,8 @@ void cs_server_stop(cs_server *s)
     }
     if (s->probe != NULL)
         nng_aio_free(s->probe);
+    /* Every parked poll's aio is stopped: no sleep is armed. */
+    cs_clock_free(s->clock);
     /* Writes queued after the writer left, and monitor verdicts: dropped. */
     for (int l = 0; l < NLANES; l++)
         while (s->lanes[l].head != NULL) {

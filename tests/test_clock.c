@@ -1,4 +1,4 @@
-/* test_clock.c — the agent's clock (agent/clock.h): its heap fires timers
+/* test_clock.c — the agent's clock (proto/clock.h): its heap fires timers
  * in order of due time and never fires a disarmed one; sleeps end, are
  * cancelled by nng_aio_stop, and refuse a stopped aio; disarm can wait for
  * a firing to end.
@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "cellstate/rng.h"
-#include "agent/clock.h"
+#include "proto/clock.h"
 
 typedef struct latch {
     pthread_mutex_t mu;
@@ -49,7 +49,7 @@ static void latch_open(latch *l)
 
 /* A timer that notes when it fired, in the order of all firings. */
 typedef struct rec_timer {
-    ag_timer t; /* first: the callback gets &t */
+    cs_timer t; /* first: the callback gets &t */
     struct heap_run *run;
     int64_t due;
     bool armed; /* the test's model: armed and not disarmed since */
@@ -65,7 +65,7 @@ typedef struct heap_run {
     latch blocking;   /* opened by the blocker once it holds the thread */
 } heap_run;
 
-static void rec_fire(ag_timer *t)
+static void rec_fire(cs_timer *t)
 {
     rec_timer *r = (rec_timer *)t;
     heap_run *h = r->run;
@@ -78,11 +78,11 @@ static void rec_fire(ag_timer *t)
 
 /* Holds the clock's thread until the test opens `hold`. */
 typedef struct blocker {
-    ag_timer t;
+    cs_timer t;
     heap_run *run;
 } blocker;
 
-static void blocker_fire(ag_timer *t)
+static void blocker_fire(cs_timer *t)
 {
     heap_run *h = ((blocker *)t)->run;
     latch_open(&h->blocking);
@@ -94,10 +94,10 @@ static void blocker_fire(ag_timer *t)
 Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
 {
     for (uint64_t seed = 1; seed <= 8; seed++) {
-        ag_clock *c;
+        cs_clock *c;
         cs_error err = {0};
-        cr_assert_eq(ag_clock_new(&c, &err), CS_OK, "%s", err.msg);
-        cr_assert_eq(ag_clock_reserve(c, NT + 1, &err), CS_OK, "%s", err.msg);
+        cr_assert_eq(cs_clock_new(&c, &err), CS_OK, "%s", err.msg);
+        cr_assert_eq(cs_clock_reserve(c, NT + 1, &err), CS_OK, "%s", err.msg);
         heap_run h = {0};
         pthread_mutex_init(&h.mu, NULL);
         pthread_cond_init(&h.cv, NULL);
@@ -107,7 +107,7 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
         rec_timer *ts = calloc(NT, sizeof *ts);
         cr_assert(h.order && ts);
         blocker b = {.t = {.fire = blocker_fire}, .run = &h};
-        ag_clock_arm(c, &b.t, 0);
+        cs_clock_arm(c, &b.t, 0);
         latch_wait(&h.blocking);
 
         /* Every due is in the past, whatever the clock reads (a machine
@@ -117,7 +117,7 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
          * while the blocker holds the clock's thread: a failed assertion
          * would leave this frame with the thread still waiting on `hold`,
          * so the first mismatch is kept and reported once it is released. */
-        int64_t base = ag_now_ms() - 5001;
+        int64_t base = cs_clock_now_ms() - 5001;
         uint64_t s = seed * 0x9E3779B97F4A7C15ull;
         for (uint32_t i = 0; i < NT; i++) {
             ts[i].t.fire = rec_fire;
@@ -129,7 +129,7 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
         for (uint32_t k = 0; k < 6 * NT; k++) {
             rec_timer *r = &ts[cs_rng_next(&s) % NT];
             if (cs_rng_next(&s) % 4 == 0) {
-                bool armed = ag_clock_disarm(c, &r->t, false);
+                bool armed = cs_clock_disarm(c, &r->t, false);
                 if (armed != r->armed && bad_disarm < 0) {
                     bad_disarm = (int)k;
                     bad_said = armed;
@@ -138,7 +138,7 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
             } else {
                 r->due = base + (int64_t)(cs_rng_next(&s) % 5000); /* ties happen */
                 r->armed = true;
-                ag_clock_arm(c, &r->t, r->due);
+                cs_clock_arm(c, &r->t, r->due);
             }
         }
         uint32_t expect = 0;
@@ -151,7 +151,7 @@ Test(clock, heap_fires_in_due_order_and_never_a_disarmed_timer)
         pthread_mutex_unlock(&h.mu);
         /* Nothing more may fire: disarmed timers stay quiet. Freeing the
          * clock joins its thread, so a late firing would be counted. */
-        ag_clock_free(c);
+        cs_clock_free(c);
         cr_assert_lt(bad_disarm, 0, "seed %llu: disarm at step %d said %d", (unsigned long long)seed,
                      bad_disarm, bad_said);
         cr_assert_eq(h.nfired, expect, "seed %llu: %u fired, %u armed", (unsigned long long)seed,
@@ -185,84 +185,84 @@ static void sleeper_cb(void *arg)
 }
 
 /* A clock with room for one sleep, and an aio to sleep on. */
-static ag_clock *sleeper_new(sleeper *sl, ag_sleep *s)
+static cs_clock *sleeper_new(sleeper *sl, cs_sleep *s)
 {
-    ag_clock *c;
+    cs_clock *c;
     cs_error err = {0};
-    cr_assert_eq(ag_clock_new(&c, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(ag_clock_reserve(c, 1, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_clock_new(&c, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_clock_reserve(c, 1, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(nng_aio_alloc(&sl->aio, sleeper_cb, sl), 0);
-    ag_sleep_init(s, c);
+    cs_sleep_init(s, c);
     return c;
 }
 
 Test(clock, sleep_ends_with_success)
 {
     sleeper sl = {0};
-    ag_sleep s;
-    ag_clock *c = sleeper_new(&sl, &s);
+    cs_sleep s;
+    cs_clock *c = sleeper_new(&sl, &s);
     for (int round = 0; round < 3; round++) {
-        int64_t due = ag_now_ms() + 20;
-        ag_sleep_begin(&s, sl.aio, due);
+        int64_t due = cs_clock_now_ms() + 20;
+        cs_sleep_begin(&s, sl.aio, due);
         nng_aio_wait(sl.aio);
         cr_assert_eq(atomic_load(&sl.calls), round + 1);
         cr_assert_eq(atomic_load(&sl.result), 0);
-        cr_assert_geq(ag_now_ms(), due, "the sleep ended before it was due");
+        cr_assert_geq(cs_clock_now_ms(), due, "the sleep ended before it was due");
     }
     nng_aio_free(sl.aio);
-    ag_clock_free(c);
+    cs_clock_free(c);
 }
 
 Test(clock, stopping_the_aio_cancels_a_long_sleep_and_refuses_new_ones)
 {
     sleeper sl = {0};
-    ag_sleep s;
-    ag_clock *c = sleeper_new(&sl, &s);
+    cs_sleep s;
+    cs_clock *c = sleeper_new(&sl, &s);
     /* An hour: only the cancellation can end it within the test's time. */
-    ag_sleep_begin(&s, sl.aio, ag_now_ms() + 3600 * 1000);
+    cs_sleep_begin(&s, sl.aio, cs_clock_now_ms() + 3600 * 1000);
     nng_aio_stop(sl.aio);
     cr_assert_eq(atomic_load(&sl.calls), 1);
     cr_assert_eq(atomic_load(&sl.result), NNG_ECANCELED);
-    cr_assert_not(ag_clock_disarm(c, &s.timer, true), "the cancelled sleep is still armed");
+    cr_assert_not(cs_clock_disarm(c, &s.timer, true), "the cancelled sleep is still armed");
     /* A stopped aio does not begin a sleep (nor call back, as nng's own
      * sleep): nothing is left armed that would finish a stopped aio. */
-    ag_sleep_begin(&s, sl.aio, ag_now_ms() + 3600 * 1000);
-    cr_assert_not(ag_clock_disarm(c, &s.timer, false), "a stopped aio's sleep was armed");
+    cs_sleep_begin(&s, sl.aio, cs_clock_now_ms() + 3600 * 1000);
+    cr_assert_not(cs_clock_disarm(c, &s.timer, false), "a stopped aio's sleep was armed");
     nng_aio_wait(sl.aio);
     cr_assert_eq(atomic_load(&sl.calls), 1);
     nng_aio_free(sl.aio);
-    ag_clock_free(c);
+    cs_clock_free(c);
 }
 
 Test(clock, hasten_brings_a_sleep_forward_and_leaves_an_idle_aio_alone)
 {
     sleeper sl = {0};
-    ag_sleep s;
-    ag_clock *c = sleeper_new(&sl, &s);
+    cs_sleep s;
+    cs_clock *c = sleeper_new(&sl, &s);
     /* Hastening an aio that does not sleep arms nothing. */
-    ag_sleep_hasten(&s, ag_now_ms());
-    cr_assert_not(ag_clock_disarm(c, &s.timer, false), "hasten armed an idle sleep");
+    cs_sleep_hasten(&s, cs_clock_now_ms());
+    cr_assert_not(cs_clock_disarm(c, &s.timer, false), "hasten armed an idle sleep");
     /* An hour's sleep brought forward to now ends with success. */
-    ag_sleep_begin(&s, sl.aio, ag_now_ms() + 3600 * 1000);
-    ag_sleep_hasten(&s, ag_now_ms() + 7200 * 1000); /* later: no change */
-    cr_assert_lt(s.timer.due, ag_now_ms() + 3601 * 1000, "hasten put the sleep off");
-    ag_sleep_hasten(&s, ag_now_ms());
+    cs_sleep_begin(&s, sl.aio, cs_clock_now_ms() + 3600 * 1000);
+    cs_sleep_hasten(&s, cs_clock_now_ms() + 7200 * 1000); /* later: no change */
+    cr_assert_lt(s.timer.due, cs_clock_now_ms() + 3601 * 1000, "hasten put the sleep off");
+    cs_sleep_hasten(&s, cs_clock_now_ms());
     nng_aio_wait(sl.aio);
     cr_assert_eq(atomic_load(&sl.calls), 1);
     cr_assert_eq(atomic_load(&sl.result), 0);
     nng_aio_free(sl.aio);
-    ag_clock_free(c);
+    cs_clock_free(c);
 }
 
 /* ---- disarm's wait --------------------------------------------------------------- */
 
 typedef struct slow_timer {
-    ag_timer t;
+    cs_timer t;
     latch started, release;
     atomic_int done;
 } slow_timer;
 
-static void slow_fire(ag_timer *t)
+static void slow_fire(cs_timer *t)
 {
     slow_timer *s = (slow_timer *)t;
     latch_open(&s->started);
@@ -271,7 +271,7 @@ static void slow_fire(ag_timer *t)
 }
 
 typedef struct disarmer {
-    ag_clock *c;
+    cs_clock *c;
     slow_timer *s;
     atomic_int returned, done_seen;
 } disarmer;
@@ -279,7 +279,7 @@ typedef struct disarmer {
 static void *disarm_main(void *arg)
 {
     disarmer *d = arg;
-    bool armed = ag_clock_disarm(d->c, &d->s->t, true);
+    bool armed = cs_clock_disarm(d->c, &d->s->t, true);
     atomic_store(&d->done_seen, atomic_load(&d->s->done));
     atomic_store(&d->returned, armed ? 2 : 1);
     return NULL;
@@ -287,22 +287,22 @@ static void *disarm_main(void *arg)
 
 Test(clock, disarm_waits_for_a_firing_to_end)
 {
-    ag_clock *c;
+    cs_clock *c;
     cs_error err = {0};
-    cr_assert_eq(ag_clock_new(&c, &err), CS_OK);
-    cr_assert_eq(ag_clock_reserve(c, 1, &err), CS_OK);
+    cr_assert_eq(cs_clock_new(&c, &err), CS_OK);
+    cr_assert_eq(cs_clock_reserve(c, 1, &err), CS_OK);
     slow_timer s = {.t = {.fire = slow_fire}};
     latch_init(&s.started);
     latch_init(&s.release);
-    ag_clock_arm(c, &s.t, 0);
+    cs_clock_arm(c, &s.t, 0);
     latch_wait(&s.started);
     disarmer d = {.c = c, .s = &s};
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, disarm_main, &d), 0);
     /* While the firing is held, the disarm must not return: give a
      * disarm that does not wait every chance to show it (200 ms). */
-    int64_t until = ag_now_ms() + 200;
-    while (atomic_load(&d.returned) == 0 && ag_now_ms() < until) {
+    int64_t until = cs_clock_now_ms() + 200;
+    while (atomic_load(&d.returned) == 0 && cs_clock_now_ms() < until) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -311,17 +311,17 @@ Test(clock, disarm_waits_for_a_firing_to_end)
     pthread_join(th, NULL);
     cr_assert_eq(atomic_load(&d.returned), 1, "disarm said the firing timer was armed");
     cr_assert_eq(atomic_load(&d.done_seen), 1, "disarm returned before the firing ended");
-    ag_clock_free(c);
+    cs_clock_free(c);
 }
 
 Test(clock, reserving_too_many_timers_is_an_error)
 {
-    ag_clock *c;
+    cs_clock *c;
     cs_error err = {0};
-    cr_assert_eq(ag_clock_new(&c, &err), CS_OK);
-    cr_assert_eq(ag_clock_reserve(c, 10, &err), CS_OK);
-    cr_assert_neq(ag_clock_reserve(c, UINT32_MAX, &err), CS_OK);
+    cr_assert_eq(cs_clock_new(&c, &err), CS_OK);
+    cr_assert_eq(cs_clock_reserve(c, 10, &err), CS_OK);
+    cr_assert_neq(cs_clock_reserve(c, UINT32_MAX, &err), CS_OK);
     cr_assert(strstr(err.msg, "timers") != NULL, "message: %s", err.msg);
-    ag_clock_unreserve(c, 10);
-    ag_clock_free(c);
+    cs_clock_unreserve(c, 10);
+    cs_clock_free(c);
 }

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "agent/alive.h"
-#include "agent/clock.h"
+#include "proto/clock.h"
 #include "agent/proctree.h"
 #include "tests/support.h"
 
@@ -61,8 +61,8 @@ static bool dead(pid_t pid)
 
 static bool wait_dead(pid_t pid)
 {
-    int64_t end = ag_now_ms() + DEADLINE_MS;
-    while (ag_now_ms() < end) {
+    int64_t end = cs_clock_now_ms() + DEADLINE_MS;
+    while (cs_clock_now_ms() < end) {
         if (dead(pid))
             return true;
         ts_sleep_ms(10);
@@ -129,14 +129,14 @@ Test(proctree, signals_every_descendant_even_after_setsid, .timeout = 60,
     read_pid(p[0], &g[0]);
     read_pid(p[0], &g[1]);
     /* Wait until the orphan has come to root. */
-    int64_t end = ag_now_ms() + DEADLINE_MS;
+    int64_t end = cs_clock_now_ms() + DEADLINE_MS;
     for (;;) {
         pid_t pp0 = 0, pp1 = 0;
         proc_state(g[0], &pp0);
         proc_state(g[1], &pp1);
         if (pp0 == root && pp1 == root)
             break;
-        cr_assert(ag_now_ms() < end, "both setsid processes are root's children");
+        cr_assert(cs_clock_now_ms() < end, "both setsid processes are root's children");
         ts_sleep_ms(10);
     }
 
@@ -207,8 +207,8 @@ Test(alive, the_agent_writes_at_once_and_every_period, .timeout = 30)
     cs_error err = {0};
     cr_assert_eq(ag_alive_start(dir, 200, &a, &err), CS_OK, "%s", err.msg);
     ag_alive_watch w;
-    ag_alive_watch_init(&w, 60000, ag_now_ms());
-    ag_alive_orphaned(&w, path, ag_now_ms());
+    ag_alive_watch_init(&w, 60000, cs_clock_now_ms());
+    ag_alive_orphaned(&w, path, cs_clock_now_ms());
     int pid;
     unsigned long long seq0;
     unsigned grace;
@@ -220,11 +220,11 @@ Test(alive, the_agent_writes_at_once_and_every_period, .timeout = 30)
     /* Three more records come, each with a higher sequence. */
     unsigned long long last = seq0;
     for (int k = 0; k < 3; k++) {
-        int64_t end = ag_now_ms() + DEADLINE_MS;
+        int64_t end = cs_clock_now_ms() + DEADLINE_MS;
         unsigned long long seq = last;
-        while (seq == last && ag_now_ms() < end) {
+        while (seq == last && cs_clock_now_ms() < end) {
             ts_sleep_ms(5);
-            ag_alive_orphaned(&w, path, ag_now_ms());
+            ag_alive_orphaned(&w, path, cs_clock_now_ms());
             sscanf(w.last, "%d %llu", &pid, &seq);
         }
         cr_assert_gt(seq, last, "record %d is new", k + 1);

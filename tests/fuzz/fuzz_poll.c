@@ -50,14 +50,14 @@ static void be_forget(void *ctx, ag_task *t)
 /* The socket and clock machines are made on: one per process, as in
  * cell-agent (libFuzzer leaves them no place but file scope). */
 static nng_socket sock;
-static ag_clock *clock_;
+static cs_clock *clock_;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
     cs_error err = {0};
-    if (nng_req0_open(&sock) != 0 || ag_clock_new(&clock_, &err) != CS_OK) {
+    if (nng_req0_open(&sock) != 0 || cs_clock_new(&clock_, &err) != CS_OK) {
         fprintf(stderr, "fuzz_poll: cannot make a socket and a clock: %s\n", err.msg);
         abort();
     }

@@ -1,6 +1,6 @@
 /* clock.c — a binary heap of timers and the thread that fires them (see
  * clock.h). */
-#include "agent/clock.h"
+#include "proto/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -8,20 +8,20 @@
 #include <string.h>
 #include <time.h>
 
-struct ag_clock {
+struct cs_clock {
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* the earliest due time changed, or stop */
-    pthread_cond_t fired;   /* a firing ended (ag_clock_disarm's wait) */
+    pthread_cond_t fired;   /* a firing ended (cs_clock_disarm's wait) */
     pthread_t thread;
     /* guarded by mu */
-    ag_timer **heap;        /* min-heap on due */
+    cs_timer **heap;        /* min-heap on due */
     uint32_t n, cap;
     uint32_t reserved;      /* timers that may be armed at once: cap >= reserved */
-    ag_timer *firing;       /* taken from the heap, its callback running */
+    cs_timer *firing;       /* taken from the heap, its callback running */
     bool stop;
 };
 
-int64_t ag_now_ms(void)
+int64_t cs_clock_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -30,15 +30,15 @@ int64_t ag_now_ms(void)
 
 /* ---- the heap (lock held) -------------------------------------------------- */
 
-static void heap_set(ag_clock *c, uint32_t i, ag_timer *t)
+static void heap_set(cs_clock *c, uint32_t i, cs_timer *t)
 {
     c->heap[i] = t;
     t->slot = i + 1;
 }
 
-static void sift_up(ag_clock *c, uint32_t i)
+static void sift_up(cs_clock *c, uint32_t i)
 {
-    ag_timer *t = c->heap[i];
+    cs_timer *t = c->heap[i];
     while (i > 0) {
         uint32_t p = (i - 1) / 2;
         if (c->heap[p]->due <= t->due)
@@ -49,9 +49,9 @@ static void sift_up(ag_clock *c, uint32_t i)
     heap_set(c, i, t);
 }
 
-static void sift_down(ag_clock *c, uint32_t i)
+static void sift_down(cs_clock *c, uint32_t i)
 {
-    ag_timer *t = c->heap[i];
+    cs_timer *t = c->heap[i];
     for (;;) {
         uint32_t l = 2 * i + 1, m = l;
         if (l >= c->n)
@@ -66,10 +66,10 @@ static void sift_down(ag_clock *c, uint32_t i)
     heap_set(c, i, t);
 }
 
-static void heap_remove(ag_clock *c, ag_timer *t)
+static void heap_remove(cs_clock *c, cs_timer *t)
 {
     uint32_t i = t->slot - 1;
-    ag_timer *last = c->heap[--c->n];
+    cs_timer *last = c->heap[--c->n];
     t->slot = 0;
     if (i == c->n)
         return;
@@ -81,8 +81,8 @@ static void heap_remove(ag_clock *c, ag_timer *t)
 }
 
 /* Arm or move t (lock held); true if it is now the earliest. Room was
- * reserved (ag_clock_reserve), so this never allocates. */
-static bool arm_locked(ag_clock *c, ag_timer *t, int64_t due)
+ * reserved (cs_clock_reserve), so this never allocates. */
+static bool arm_locked(cs_clock *c, cs_timer *t, int64_t due)
 {
     if (t->slot != 0) {
         int64_t was = t->due;
@@ -106,15 +106,15 @@ static bool arm_locked(ag_clock *c, ag_timer *t, int64_t due)
 
 static void *clock_main(void *arg)
 {
-    ag_clock *c = arg;
+    cs_clock *c = arg;
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         if (c->n == 0) {
             pthread_cond_wait(&c->cv, &c->mu);
             continue;
         }
-        int64_t now = ag_now_ms();
-        ag_timer *t = c->heap[0];
+        int64_t now = cs_clock_now_ms();
+        cs_timer *t = c->heap[0];
         if (t->due > now) {
             struct timespec ts;
             ts.tv_sec = (time_t)(t->due / 1000);
@@ -124,7 +124,7 @@ static void *clock_main(void *arg)
         }
         heap_remove(c, t);
         c->firing = t;
-        void (*fire)(ag_timer *) = t->fire;
+        void (*fire)(cs_timer *) = t->fire;
         pthread_mutex_unlock(&c->mu);
         fire(t);
         pthread_mutex_lock(&c->mu);
@@ -135,16 +135,16 @@ static void *clock_main(void *arg)
     return NULL;
 }
 
-int ag_clock_new(ag_clock **out, cs_error *err)
+int cs_clock_new(cs_clock **out, cs_error *err)
 {
-    ag_clock *c = calloc(1, sizeof *c);
+    cs_clock *c = calloc(1, sizeof *c);
     if (c == NULL)
         return cs_errorf(err, CS_ENOMEM, "clock: out of memory");
     int rc = CS_ENOMEM;
     pthread_condattr_t ca;
     if (pthread_condattr_init(&ca) != 0)
         goto err_attr;
-    /* The heap's times are CLOCK_MONOTONIC (ag_now_ms): a change of the
+    /* The heap's times are CLOCK_MONOTONIC (cs_clock_now_ms): a change of the
      * wall clock must not stretch or cut a sleep. */
     if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
         pthread_cond_init(&c->cv, &ca) != 0)
@@ -176,7 +176,7 @@ err_attr:
     return rc;
 }
 
-void ag_clock_free(ag_clock *c)
+void cs_clock_free(cs_clock *c)
 {
     if (c == NULL)
         return;
@@ -192,7 +192,7 @@ void ag_clock_free(ag_clock *c)
     free(c);
 }
 
-int ag_clock_reserve(ag_clock *c, uint32_t k, cs_error *err)
+int cs_clock_reserve(cs_clock *c, uint32_t k, cs_error *err)
 {
     pthread_mutex_lock(&c->mu);
     int rc = CS_OK;
@@ -203,7 +203,7 @@ int ag_clock_reserve(ag_clock *c, uint32_t k, cs_error *err)
         uint32_t cap = c->cap ? c->cap : 64;
         while (cap < need)
             cap = cap > UINT32_MAX / 2 ? need : 2 * cap;
-        ag_timer **h = realloc(c->heap, (size_t)cap * sizeof *h);
+        cs_timer **h = realloc(c->heap, (size_t)cap * sizeof *h);
         if (h == NULL)
             rc = cs_errorf(err, CS_ENOMEM, "clock: out of memory for %u timers", need);
         else {
@@ -217,14 +217,14 @@ int ag_clock_reserve(ag_clock *c, uint32_t k, cs_error *err)
     return rc;
 }
 
-void ag_clock_unreserve(ag_clock *c, uint32_t k)
+void cs_clock_unreserve(cs_clock *c, uint32_t k)
 {
     pthread_mutex_lock(&c->mu);
     c->reserved -= k < c->reserved ? k : c->reserved;
     pthread_mutex_unlock(&c->mu);
 }
 
-void ag_clock_arm(ag_clock *c, ag_timer *t, int64_t due)
+void cs_clock_arm(cs_clock *c, cs_timer *t, int64_t due)
 {
     pthread_mutex_lock(&c->mu);
     if (arm_locked(c, t, due))
@@ -232,7 +232,7 @@ void ag_clock_arm(ag_clock *c, ag_timer *t, int64_t due)
     pthread_mutex_unlock(&c->mu);
 }
 
-bool ag_clock_disarm(ag_clock *c, ag_timer *t, bool wait)
+bool cs_clock_disarm(cs_clock *c, cs_timer *t, bool wait)
 {
     pthread_mutex_lock(&c->mu);
     bool armed = t->slot != 0;
@@ -246,9 +246,9 @@ bool ag_clock_disarm(ag_clock *c, ag_timer *t, bool wait)
 
 /* ---- sleeps --------------------------------------------------------------------- */
 
-static void sleep_fire(ag_timer *t)
+static void sleep_fire(cs_timer *t)
 {
-    ag_sleep *s = (ag_sleep *)t; /* the timer is the sleep's first member */
+    cs_sleep *s = (cs_sleep *)t; /* the timer is the sleep's first member */
     nng_aio_finish(s->aio, 0);
 }
 
@@ -257,24 +257,24 @@ static void sleep_fire(ag_timer *t)
  * is finished exactly once. */
 static void sleep_cancel(nng_aio *aio, void *arg, int rv)
 {
-    ag_sleep *s = arg;
-    if (ag_clock_disarm(s->clock, &s->timer, false))
+    cs_sleep *s = arg;
+    if (cs_clock_disarm(s->clock, &s->timer, false))
         nng_aio_finish(aio, rv);
 }
 
-void ag_sleep_init(ag_sleep *s, ag_clock *c)
+void cs_sleep_init(cs_sleep *s, cs_clock *c)
 {
     memset(s, 0, sizeof *s);
     s->timer.fire = sleep_fire;
     s->clock = c;
 }
 
-void ag_sleep_begin(ag_sleep *s, nng_aio *aio, int64_t due)
+void cs_sleep_begin(cs_sleep *s, nng_aio *aio, int64_t due)
 {
     if (!nng_aio_begin(aio))
         return; /* stopped: nng 1.5 neither begins it nor calls back */
     s->aio = aio;
-    ag_clock *c = s->clock;
+    cs_clock *c = s->clock;
     pthread_mutex_lock(&c->mu);
     /* The cancel routine goes in before the timer can fire, and under the
      * clock's lock, so that a cancellation between the two finds the timer
@@ -285,9 +285,9 @@ void ag_sleep_begin(ag_sleep *s, nng_aio *aio, int64_t due)
     pthread_mutex_unlock(&c->mu);
 }
 
-void ag_sleep_hasten(ag_sleep *s, int64_t due)
+void cs_sleep_hasten(cs_sleep *s, int64_t due)
 {
-    ag_clock *c = s->clock;
+    cs_clock *c = s->clock;
     pthread_mutex_lock(&c->mu);
     if (s->timer.slot != 0 && s->timer.due > due && arm_locked(c, &s->timer, due))
         pthread_cond_signal(&c->cv);
