@@ -333,7 +333,7 @@ int cs_store_open(const char *dir, const cs_store_opts *opts, cs_store **out, cs
         rc = lmdb_err(err, rc, "configuring LMDB environment");
         goto err_after_env;
     }
-    unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0);
+    unsigned flags = MDB_NOTLS | (o.nosync ? MDB_NOSYNC : 0) | (o.writemap ? MDB_WRITEMAP : 0);
     if ((rc = mdb_env_open(s->env, dir, flags, 0644)) != 0) {
         rc = cs_errorf(err, rc == ENOENT ? CS_ENOTFOUND : CS_EIO, "opening store in %s: %s", dir,
                        mdb_strerror(rc));

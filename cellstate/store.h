@@ -62,6 +62,12 @@ typedef struct cs_wtxn cs_wtxn;
 typedef struct cs_store_opts {
     size_t map_size; /* bytes of address space for the map; 0 = 4 GiB */
     bool nosync;     /* skip fsync at commit (MDB_NOSYNC): for benchmarks and tests */
+    /* Write pages in place in the map (MDB_WRITEMAP) instead of copying
+     * them at commit: with nosync, a commit writes nothing itself. A
+     * replicated cell's stores (server/replica.h): the Raft log is the
+     * durability, and what a crash leaves behind is replaced by a
+     * snapshot. */
+    bool writemap;
 } cs_store_opts;
 
 /* The databases, for the raw iteration used by dumps and replicas. */

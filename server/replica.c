@@ -645,6 +645,7 @@ static int fsm_open_store(cs_replica_fsm *f, cs_error *err)
 {
     cs_store_opts o = f->store_opts;
     o.nosync = true; /* the Raft log is the durability (store.h, replication) */
+    o.writemap = true;
     cs_store *s;
     CS_TRY(cs_store_open(f->store_dir, &o, &s, err));
     void *blob = NULL;
@@ -1159,8 +1160,11 @@ struct cs_replica {
     uint64_t seen_term, seen_leader;
     /* Entries waiting for the batch in flight to commit (may_append). */
     call *pending, *pending_tail;
-    struct raft_barrier barrier; /* the new leader's first entry */
+    struct raft_barrier barrier; /* the new leader's first entry, or an announcement */
     bool barrier_busy;
+    /* An entry proposed here has committed since the last announcement
+     * (announce_commit). */
+    bool committed_unannounced;
 };
 
 static int code_of(cs_replica *r, int rv)
@@ -1264,6 +1268,8 @@ bool cs_replica_may_append(void *raft) { return may_append(raft); }
 static void on_applied(struct raft_apply *req, int status, void *result)
 {
     call *c = req->data;
+    if (status == 0)
+        c->r->committed_unannounced = true;
     if (c->kind == CALL_PROPOSE) {
         /* The buffer is raft's since raft_apply succeeded. */
         c->buf.base = NULL;
@@ -1561,6 +1567,29 @@ static void record_initial_members(cs_replica *r)
     }
 }
 
+/* Tell the followers at once that the leader's commit index moved past
+ * entries proposed here. Why: a follower learns the commit index only
+ * from the leader's next AppendEntries — the next batch, or a heartbeat
+ * up to a heartbeat timeout later — and applies (and wakes the polls it
+ * holds) only then, so at 100 commits/s a follower served each commit
+ * one commit later, ~10 ms behind the leader (docs/benchmarks.md, poll).
+ * 0.15 has no call that sends a heartbeat now; a barrier (an empty entry
+ * of the term) goes out at once and carries the commit index. Only when
+ * no batch is waiting (under load the next batch carries it) and nothing
+ * is in flight (may_append); the barrier's own commit announces nothing,
+ * so barriers do not chain. */
+static void announce_commit(cs_replica *r)
+{
+    if (!r->committed_unannounced || r->pending != NULL || r->barrier_busy ||
+        !may_append(&r->raft))
+        return;
+    r->committed_unannounced = false;
+    if (r->raft.configuration.n < 2)
+        return; /* no follower to tell */
+    r->barrier.data = r;
+    r->barrier_busy = raft_barrier(&r->raft, &r->barrier, on_barrier) == 0;
+}
+
 /* libraft 0.15 has no callback for a change of state or term: the loop
  * looks after every turn (a uv_check handle), which is after every event
  * that could change them. The same turn appends the entries waiting for a
@@ -1571,6 +1600,7 @@ static void on_check(uv_check_t *h)
     if (r->closing)
         return;
     flush_pending(r);
+    announce_commit(r);
     cs_role role = role_of(raft_state(&r->raft));
     uint64_t term = r->raft.current_term;
     raft_id leader = 0;

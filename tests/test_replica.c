@@ -672,6 +672,7 @@ typedef struct live {
     _Atomic uint8_t *seen;
     atomic_bool twice;
     atomic_uint restores;
+    unsigned election_ms, heartbeat_ms; /* 0: 500 and 50 */
 } live;
 
 static void live_applied(void *ctx, uint64_t index, const cs_result *res, size_t n)
@@ -716,8 +717,8 @@ static void live_start(live *l, const cs_member *members, size_t n)
         .raft_dir = l->raft_dir,
         .store_dir = l->store_dir,
         .store_opts = {.map_size = (size_t)64 << 20},
-        .election_timeout_ms = 500,
-        .heartbeat_timeout_ms = 50,
+        .election_timeout_ms = l->election_ms ? l->election_ms : 500,
+        .heartbeat_timeout_ms = l->heartbeat_ms ? l->heartbeat_ms : 50,
         .snapshot_threshold = 32,
         .snapshot_trailing = 8,
         .install_snapshot_timeout_ms = 2000,
@@ -1018,6 +1019,41 @@ Test(replica_uv, a_store_written_outside_the_log_is_refused)
 
 /* A cell of one: it elects itself, and its proposals commit on its own
  * disk write alone. */
+/* A follower learns the commit index from the leader's next message. With
+ * heartbeats 3 s apart, every proposal must still be applied on both
+ * followers within 1 s of its commit: the leader announces each commit at
+ * once (announce_commit). Without it, five proposals in a row would each
+ * have to fall within 1 s before a heartbeat: about 1 chance in 250. */
+Test(replica_uv, followers_apply_a_commit_without_waiting_for_a_heartbeat, .timeout = 120)
+{
+    live v[3];
+    for (unsigned i = 0; i < 3; i++) {
+        live_init(&v[i], i + 1);
+        v[i].election_ms = 5000;
+        v[i].heartbeat_ms = 3000;
+    }
+    cs_member members[3] = {v[0].m, v[1].m, v[2].m};
+    for (unsigned i = 0; i < 3; i++)
+        live_start(&v[i], members, 3);
+    uint64_t last = put_machines(v, 3, 0, 1);
+    for (unsigned i = 0; i < 3; i++)
+        await_applied(&v[i], last);
+    for (unsigned k = 1; k <= 5; k++) {
+        last = put_machines(v, 3, k, 1);
+        for (unsigned i = 0; i < 3; i++) {
+            cs_error err = {0};
+            cr_assert_eq(cs_replica_wait_applied(v[i].r, last, 1000, &err), CS_OK,
+                         "proposal %u: member %u did not apply index %llu within 1 s: %s", k,
+                         i + 1, (unsigned long long)last, err.msg);
+        }
+    }
+    for (unsigned i = 0; i < 3; i++) {
+        live_stop(&v[i]);
+        cr_assert(!atomic_load(&v[i].twice));
+        free((void *)v[i].seen);
+    }
+}
+
 Test(replica_uv, a_cell_of_one_member_takes_proposals)
 {
     live l;
