@@ -656,9 +656,15 @@ Test(replica, the_cluster_file_is_read_and_its_mistakes_named)
 
 /* ---- the runtime on raft_uv: three replicas in this process -------------------------- */
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #define LIVE_MAX 4
 
@@ -1019,6 +1025,64 @@ Test(replica_uv, a_store_written_outside_the_log_is_refused)
 
 /* A cell of one: it elects itself, and its proposals commit on its own
  * disk write alone. */
+/* Whether TCP port `port` is one of the members' Raft ports. */
+static bool is_raft_port(const live *v, size_t n, unsigned port)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *colon = strrchr(v[i].m.raft, ':');
+        if (colon != NULL && (unsigned)atoi(colon + 1) == port)
+            return true;
+    }
+    return false;
+}
+
+/* Every Raft connection of the members (all in this process: its sockets
+ * whose own or peer port is a member's Raft port) has Nagle's algorithm
+ * off: with it on, a follower's run of small replies waited for delayed
+ * acknowledgements, up to 40 ms a round (replica.c, the transport). */
+Test(replica_uv, raft_connections_have_nagle_off, .timeout = 120)
+{
+    live v[3];
+    for (unsigned i = 0; i < 3; i++)
+        live_init(&v[i], i + 1);
+    cs_member members[3] = {v[0].m, v[1].m, v[2].m};
+    for (unsigned i = 0; i < 3; i++)
+        live_start(&v[i], members, 3);
+    uint64_t last = put_machines(v, 3, 0, 5);
+    for (unsigned i = 0; i < 3; i++)
+        await_applied(&v[i], last);
+    unsigned raft_socks = 0, nagle_on = 0;
+    DIR *d = opendir("/proc/self/fd");
+    cr_assert_not_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        struct stat st;
+        if (e->d_name[0] == '.' || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+            continue;
+        struct sockaddr_in self, peer;
+        socklen_t ls = sizeof self, lp = sizeof peer;
+        if (getsockname(fd, (struct sockaddr *)&self, &ls) != 0 || self.sin_family != AF_INET ||
+            getpeername(fd, (struct sockaddr *)&peer, &lp) != 0)
+            continue; /* not TCP over IPv4, or a listener */
+        if (!is_raft_port(v, 3, ntohs(self.sin_port)) && !is_raft_port(v, 3, ntohs(peer.sin_port)))
+            continue;
+        int on = 0;
+        socklen_t lo = sizeof on;
+        cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &lo), 0);
+        raft_socks++;
+        nagle_on += on == 0;
+    }
+    closedir(d);
+    cr_assert_geq(raft_socks, 4, "only %u Raft connections found", raft_socks);
+    cr_assert_eq(nagle_on, 0, "%u of %u Raft connections have Nagle's algorithm on", nagle_on,
+                 raft_socks);
+    for (unsigned i = 0; i < 3; i++) {
+        live_stop(&v[i]);
+        free((void *)v[i].seen);
+    }
+}
+
 /* A follower learns the commit index from the leader's next message. With
  * heartbeats 3 s apart, every proposal must still be applied on both
  * followers within 1 s of its commit: the leader announces each commit at
