@@ -1025,6 +1025,36 @@ Test(replica_uv, a_store_written_outside_the_log_is_refused)
 
 /* A cell of one: it elects itself, and its proposals commit on its own
  * disk write alone. */
+/* A cell of three members v[0..3) (timeouts in ms, 0: live_start's), a
+ * leader elected and `nmachines` machines registered and applied on all:
+ * the last index. */
+static uint64_t live_cell3(live *v, unsigned election_ms, unsigned heartbeat_ms,
+                           unsigned nmachines)
+{
+    for (unsigned i = 0; i < 3; i++) {
+        live_init(&v[i], i + 1);
+        v[i].election_ms = election_ms;
+        v[i].heartbeat_ms = heartbeat_ms;
+    }
+    cs_member members[3] = {v[0].m, v[1].m, v[2].m};
+    for (unsigned i = 0; i < 3; i++)
+        live_start(&v[i], members, 3);
+    uint64_t last = put_machines(v, 3, 0, nmachines);
+    for (unsigned i = 0; i < 3; i++)
+        await_applied(&v[i], last);
+    return last;
+}
+
+/* Stop live_cell3's members; none applied an index twice. */
+static void live_stop3(live *v)
+{
+    for (unsigned i = 0; i < 3; i++) {
+        live_stop(&v[i]);
+        cr_assert(!atomic_load(&v[i].twice));
+        free((void *)v[i].seen);
+    }
+}
+
 /* Whether TCP port `port` is one of the members' Raft ports. */
 static bool is_raft_port(const live *v, size_t n, unsigned port)
 {
@@ -1043,14 +1073,7 @@ static bool is_raft_port(const live *v, size_t n, unsigned port)
 Test(replica_uv, raft_connections_have_nagle_off, .timeout = 120)
 {
     live v[3];
-    for (unsigned i = 0; i < 3; i++)
-        live_init(&v[i], i + 1);
-    cs_member members[3] = {v[0].m, v[1].m, v[2].m};
-    for (unsigned i = 0; i < 3; i++)
-        live_start(&v[i], members, 3);
-    uint64_t last = put_machines(v, 3, 0, 5);
-    for (unsigned i = 0; i < 3; i++)
-        await_applied(&v[i], last);
+    live_cell3(v, 0, 0, 5);
     unsigned raft_socks = 0, nagle_on = 0;
     DIR *d = opendir("/proc/self/fd");
     cr_assert_not_null(d);
@@ -1077,10 +1100,7 @@ Test(replica_uv, raft_connections_have_nagle_off, .timeout = 120)
     cr_assert_geq(raft_socks, 4, "only %u Raft connections found", raft_socks);
     cr_assert_eq(nagle_on, 0, "%u of %u Raft connections have Nagle's algorithm on", nagle_on,
                  raft_socks);
-    for (unsigned i = 0; i < 3; i++) {
-        live_stop(&v[i]);
-        free((void *)v[i].seen);
-    }
+    live_stop3(v);
 }
 
 /* A follower learns the commit index from the leader's next message. With
@@ -1091,17 +1111,7 @@ Test(replica_uv, raft_connections_have_nagle_off, .timeout = 120)
 Test(replica_uv, followers_apply_a_commit_without_waiting_for_a_heartbeat, .timeout = 120)
 {
     live v[3];
-    for (unsigned i = 0; i < 3; i++) {
-        live_init(&v[i], i + 1);
-        v[i].election_ms = 5000;
-        v[i].heartbeat_ms = 3000;
-    }
-    cs_member members[3] = {v[0].m, v[1].m, v[2].m};
-    for (unsigned i = 0; i < 3; i++)
-        live_start(&v[i], members, 3);
-    uint64_t last = put_machines(v, 3, 0, 1);
-    for (unsigned i = 0; i < 3; i++)
-        await_applied(&v[i], last);
+    uint64_t last = live_cell3(v, 5000, 3000, 1);
     for (unsigned k = 1; k <= 5; k++) {
         last = put_machines(v, 3, k, 1);
         for (unsigned i = 0; i < 3; i++) {
@@ -1111,11 +1121,7 @@ Test(replica_uv, followers_apply_a_commit_without_waiting_for_a_heartbeat, .time
                          i + 1, (unsigned long long)last, err.msg);
         }
     }
-    for (unsigned i = 0; i < 3; i++) {
-        live_stop(&v[i]);
-        cr_assert(!atomic_load(&v[i].twice));
-        free((void *)v[i].seen);
-    }
+    live_stop3(v);
 }
 
 Test(replica_uv, a_cell_of_one_member_takes_proposals)
