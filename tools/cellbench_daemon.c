@@ -207,6 +207,11 @@ int cb_daemon_stop(cb_daemon *d, uint32_t timeout_ms)
         if (waitpid(d->pid, &status, WNOHANG) == d->pid)
             break;
         if (waited >= timeout_ms) {
+            /* Said, so that a slow stop does not go unseen (its log says
+             * what it was doing). */
+            fprintf(stderr, "cellbench: %s (pid %d) did not stop within %u ms of SIGTERM: killed "
+                            "(its log: %s)\n",
+                    d->url, d->pid, timeout_ms, d->log);
             kill(d->pid, SIGKILL);
             waitpid(d->pid, NULL, 0);
             status = -1;
