@@ -1168,6 +1168,9 @@ struct cs_replica {
     /* An entry proposed here has committed since the last announcement
      * (announce_commit). */
     bool committed_unannounced;
+    /* The index of the announcement barrier in flight; 0: none (the
+     * barrier in flight, if any, is a new leader's). */
+    uint64_t announce_index;
 };
 
 static int code_of(cs_replica *r, int rv)
@@ -1578,8 +1581,22 @@ static void on_raft_closed(struct raft *raft)
     uv_close((uv_handle_t *)&r->check, on_closed_handle);
 }
 
-/* Append what waits, if the leader may (may_append); fail it when this
- * replica no longer leads. */
+/* Whether the only entry in flight is an announcement of a commit
+ * (announce_commit): a batch may go out behind it. The announcement is
+ * there only to carry the commit index; a batch waiting for it to commit
+ * would wait a whole replication round for nothing. Still one batch in
+ * flight: the leader's last index stops at that batch until it commits,
+ * so 0.15's commit at the last stored index (may_append) is reached. */
+static bool announcing_only(cs_replica *r)
+{
+    return r->barrier_busy && r->announce_index != 0 &&
+           raft_state(&r->raft) == RAFT_LEADER &&
+           raft_last_index(&r->raft) == r->announce_index &&
+           r->raft.commit_index + 1 >= r->announce_index;
+}
+
+/* Append what waits, if the leader may (may_append, or behind an
+ * announcement); fail it when this replica no longer leads. */
 static void flush_pending(cs_replica *r)
 {
     if (r->pending == NULL)
@@ -1594,7 +1611,7 @@ static void flush_pending(cs_replica *r)
         }
         return;
     }
-    if (!may_append(&r->raft))
+    if (!may_append(&r->raft) && !announcing_only(r))
         return;
     call *list = r->pending;
     r->pending = r->pending_tail = NULL;
@@ -1651,6 +1668,7 @@ static void on_barrier(struct raft_barrier *req, int status)
     (void)status;
     cs_replica *r = req->data;
     r->barrier_busy = false;
+    r->announce_index = 0;
 }
 
 /* The members of the configuration that the record lacks, from the cluster
@@ -1698,6 +1716,8 @@ static void announce_commit(cs_replica *r)
         return; /* no follower to tell */
     r->barrier.data = r;
     r->barrier_busy = raft_barrier(&r->raft, &r->barrier, on_barrier) == 0;
+    if (r->barrier_busy)
+        r->announce_index = r->barrier.index;
 }
 
 /* libraft 0.15 has no callback for a change of state or term: the loop
