@@ -16,6 +16,7 @@
  * to the current leader: redialled when a request finds the leader
  * changed. */
 #include <nng/nng.h>
+#include <stdatomic.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <stdio.h>
 #include <string.h>
@@ -144,14 +145,45 @@ void srv_forward(worker *w)
     }
     w->state = W_FORWARD;
     w->fsent = false;
+    pthread_mutex_lock(&s->fmu);
+    atomic_store(&w->fleader, s->fwd_leader);
+    pthread_mutex_unlock(&s->fmu);
     nng_aio_set_msg(w->faio, m);
     nng_ctx_send(w->fctx, w->faio);
+}
+
+void srv_forward_leader_changed(cs_server *s, uint64_t leader)
+{
+    for (uint32_t i = 0; i < s->nworkers; i++) {
+        worker *w = &s->workers[i];
+        uint64_t to = atomic_load(&w->fleader);
+        /* Only a request in flight to another leader; the exchange makes
+         * sure the cancel belongs to this request (forward_cb reads 0). */
+        if (w->faio != NULL && to != 0 && to != leader &&
+            atomic_compare_exchange_strong(&w->fleader, &to, 0))
+            nng_aio_cancel(w->faio);
+    }
 }
 
 static void forward_cb(void *arg)
 {
     worker *w = arg;
     int rv = nng_aio_result(w->faio);
+    /* Cancelled by a change of leader (fleader is 0 then), or stopping. */
+    uint64_t to = atomic_exchange(&w->fleader, 0);
+    if (rv == NNG_ECANCELED && to == 0) {
+        pthread_mutex_lock(&w->s->mu);
+        bool stop = w->s->stopping;
+        pthread_mutex_unlock(&w->s->mu);
+        if (!stop) {
+            if (!w->fsent)
+                nng_msg_free(nng_aio_get_msg(w->faio));
+            srv_send_error(w, CS_ENOTLEADER,
+                           "the leader changed while the request was forwarded to it: retry "
+                           "(a retried commit is answered from its idempotency record)");
+            return;
+        }
+    }
     if (rv == NNG_ECANCELED || rv == NNG_ECLOSED) {
         if (!w->fsent)
             nng_msg_free(nng_aio_get_msg(w->faio));
@@ -172,6 +204,7 @@ static void forward_cb(void *arg)
     }
     if (!w->fsent) {
         w->fsent = true;
+        atomic_store(&w->fleader, to); /* still in flight: the reply is awaited */
         nng_ctx_recv(w->fctx, w->faio);
         return;
     }

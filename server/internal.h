@@ -112,6 +112,9 @@ struct worker {
     nng_ctx fctx;
     bool fctx_open;
     bool fsent; /* the request went out: the aio now receives the reply */
+    /* The leader a request in flight was forwarded to (0: none); set to 0
+     * by srv_forward_leader_changed when it cancels the request. */
+    _Atomic uint64_t fleader;
 };
 
 typedef struct mslot {
@@ -145,7 +148,8 @@ struct cs_server {
     bool have_pub;
     worker *workers;
     uint32_t nworkers;
-    cs_clock *clock; /* the parked polls' sleeps (proto/clock.h) */
+    cs_clock *clock; /* the parked polls' sleeps (proto/clock.h), the forwards' grace */
+    cs_timer fwd_timer; /* armed when the leader changes (server.c on_forward_grace) */
 
     pthread_mutex_t mu;
     pthread_cond_t cv;     /* the writer's queue is not empty, or stopping */
@@ -191,6 +195,7 @@ struct cs_server {
     uint64_t term, leader;     /* (mu) */
     bool swap_unlocked;        /* a snapshot install found store_lk taken by a stop */
     bool ready;                /* started: the replica's hooks act (mu) */
+    bool workers_ready;        /* the workers exist: on_role may cancel forwards (mu) */
     struct cs_member *members; /* opts.members, copied */
     char *raft_addr;           /* opts.raft_addr, copied */
     /* Forwarding (forward.c): one REQ socket dialled to the leader's
@@ -300,6 +305,13 @@ void srv_forward(worker *w);
 int srv_forward_init(cs_server *s, cs_error *err);
 int srv_forward_worker_init(worker *w, cs_error *err);
 void srv_forward_stop(cs_server *s);
+/* The leader is now `leader` (0: none known): answer every request still
+ * forwarded to another one CS_ENOTLEADER at once, instead of holding its
+ * worker until the forwarding timeout (a dead leader never replies; with
+ * every worker held so, a follower stopped answering even reads). Called
+ * FORWARD_GRACE_MS after a change of leader, on the server's clock. */
+#define FORWARD_GRACE_MS 2000
+void srv_forward_leader_changed(cs_server *s, uint64_t leader);
 
 /* ---- the cell's members (members.c) ---- */
 

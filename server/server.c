@@ -13,6 +13,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/pubsub0/pub.h>
 #include <nng/protocol/reqrep0/rep.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,8 +364,24 @@ static void on_role(void *ctx, cs_role role, uint64_t term, uint64_t leader)
     }
     s->role = (uint8_t)role;
     s->term = term;
+    bool changed = s->leader != leader && s->workers_ready;
     s->leader = leader;
     pthread_mutex_unlock(&s->mu);
+    if (changed)
+        cs_clock_arm(s->clock, &s->fwd_timer, cs_clock_now_ms() + FORWARD_GRACE_MS);
+}
+
+/* FORWARD_GRACE_MS after the leader changed: the requests still forwarded
+ * to another leader are answered CS_ENOTLEADER (srv_forward_leader_changed).
+ * Not at once: an old leader that is alive still answers what it took (a
+ * leadership transfer's own reply comes after the change). */
+static void on_forward_grace(cs_timer *t)
+{
+    cs_server *s = (cs_server *)((char *)t - offsetof(cs_server, fwd_timer));
+    pthread_mutex_lock(&s->mu);
+    uint64_t leader = s->leader;
+    pthread_mutex_unlock(&s->mu);
+    srv_forward_leader_changed(s, leader);
 }
 
 static void on_applied(void *ctx, uint64_t index, const cs_result *res, size_t n)
@@ -582,8 +599,9 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
     }
     /* Parked polls sleep on a clock of the server's own (proto/clock.h
      * says why not nng_sleep_aio): room for every worker to park. */
+    s->fwd_timer.fire = on_forward_grace;
     if ((rc = cs_clock_new(&s->clock, err)) != CS_OK ||
-        (rc = cs_clock_reserve(s->clock, s->nworkers, err)) != CS_OK)
+        (rc = cs_clock_reserve(s->clock, s->nworkers + 1, err)) != CS_OK)
         goto err_after_workers;
     for (uint32_t i = 0; i < s->nworkers; i++) {
         worker *w = &s->workers[i];
@@ -598,6 +616,9 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         if (s->replicated && (rc = srv_forward_worker_init(w, err)) != CS_OK)
             goto err_after_workers;
     }
+    pthread_mutex_lock(&s->mu);
+    s->workers_ready = true; /* the leader's changes reach their forwards from here on */
+    pthread_mutex_unlock(&s->mu);
     if ((rv = nng_aio_alloc(&s->probe, srv_probe_cb, s)) != 0) {
         rc = nng_fail(err, rv, "creating the monitor's probe", NULL);
         goto err_after_workers;
@@ -709,6 +730,8 @@ void cs_server_stop(cs_server *s)
      * request arrives meanwhile. */
     if (nng_listener_id(s->listener) > 0)
         nng_listener_close(s->listener);
+    if (s->clock != NULL)
+        cs_clock_disarm(s->clock, &s->fwd_timer, true);
     srv_forward_stop(s);
     for (uint32_t i = 0; i < s->nworkers; i++)
         if (s->workers[i].aio != NULL)

@@ -278,7 +278,16 @@ Test(replicated, writes_through_every_replica_reach_all)
     for (int k = 0; k < 30; k++) {
         cs_error err = {0};
         snprintf(name, sizeof name, "job-%d", k);
+        /* An election on a loaded machine (400 ms timeouts) answers
+         * CS_ENOTLEADER: retried, as a client does; a retry of a write
+         * that did commit finds the name taken. */
         int rc = submit(&C.r[k % 3], name, &err);
+        for (int64_t until = ts_now_ms() + 30000;
+             (rc == CS_ENOTLEADER || rc == CS_EUNAVAIL) && ts_now_ms() < until;) {
+            ts_sleep_ms(50);
+            if ((rc = submit(&C.r[k % 3], name, &err)) == CS_EEXIST)
+                rc = CS_OK;
+        }
         if (rc != CS_OK)
             show_logs();
         cr_assert_eq(rc, CS_OK, "submit %s through replica %d: %s", name, k % 3 + 1, err.msg);
@@ -290,7 +299,10 @@ Test(replicated, writes_through_every_replica_reach_all)
             snprintf(name, sizeof name, "job-%d", k);
             cr_expect(has_job(&C.r[i], name), "replica %d lacks %s", i + 1, name);
         }
-    /* Every replica knows the members and the same leader. */
+    /* Every replica knows the members and the same leader (the one now:
+     * an election may have moved it). */
+    l = leader(NULL, 30000);
+    cr_assert_geq(l, 0, "no leader after the writes");
     for (int i = 0; i < 3; i++) {
         cs_arena a;
         cs_arena_init(&a);
@@ -599,4 +611,35 @@ Test(replicated, follower_reads_wait_for_min_index)
               (unsigned long long)at);
     cr_assert_eq(sync_min_index(f, at + 1000000, &v, &err), CS_EUNAVAIL, "%s", err.msg);
     cr_expect(strstr(err.msg, "min_index") != NULL, "%s", err.msg);
+}
+
+/* A write forwarded by a follower to a leader that stops answering (here
+ * SIGSTOPped: a hang, a partition) is answered once a new leader is
+ * elected and the forwarding grace (FORWARD_GRACE_MS, 2 s) has passed:
+ * CS_ENOTLEADER, or taken if the client's retry reached the new leader —
+ * not held until the 30 s forwarding timeout, which also held the
+ * follower's worker (cellchaos saw a follower with every worker so held
+ * stop answering reads). The client waits 20 s: a timeout fails the test. */
+Test(replicated, a_write_forwarded_to_a_stopped_leader_is_answered_after_the_election)
+{
+    cell_start(3);
+    int l = leader(NULL, 30000);
+    cr_assert_geq(l, 0, "no leader elected");
+    int f = (l + 1) % 3;
+    cs_error err = {0};
+    cr_assert_eq(submit(&C.r[f], "before", &err), CS_OK, "%s", err.msg);
+    kill(C.r[l].pid, SIGSTOP);
+    char json[] = "{\"name\": \"during\", \"count\": 1, \"cmd\": \"true\", "
+                  "\"resources\": {\"cpu\": 0.01, \"mem\": 1}}";
+    cs_jobspec spec;
+    cr_assert_eq(cs_jobspec_parse(json, strlen(json), &spec, &err), CS_OK, "%s", err.msg);
+    cs_msg m;
+    cs_client_set_timeout(C.r[f].c, 20000);
+    int rc = cs_client_callb(C.r[f].c, CS_MSG_JOB_SUBMIT, &spec.body, &m, &err);
+    cs_jobspec_free(&spec);
+    cr_assert(rc == CS_OK || rc == CS_ENOTLEADER,
+              "the forwarded write got %d (%s), not an answer within 20 s", rc, err.msg);
+    /* The follower still answers reads. */
+    cr_assert_gt(version_of(&C.r[f]), 0, "the follower stopped answering reads");
+    kill(C.r[l].pid, SIGCONT);
 }
