@@ -300,10 +300,22 @@ Test(cellsim_trace, a_window_keeps_the_jobs_submitted_in_it_and_cuts_the_running
     cr_assert(x->state == CS_TRACE_RUNNING && x->flags == CS_TRACE_TASK_CUT);
     cr_assert(x->start_us == S(621) && x->stop_us == S(640) && x->run_us == S(19));
     cr_assert_eq(t.jobs[1].ntasks, 0, "job 500's first task event is at 640 s, the window's end");
-    cr_assert_eq(t.counts.jobs_before_window, 2);
     /* After the window: job 200's FINISH at 660 s, the task events at 640,
-     * 641 and 642 s, the machine events at 700 to 950 s. */
-    cr_assert_eq(t.counts.after_window, 1 + 3 + 4);
+     * 641 and 642 s, the machine events at 700 to 950 s. Job 100's and
+     * 200's task events are of jobs not kept, as are job 400's KILL and
+     * job 999's SUBMIT. */
+    check_counts(&t.counts, &(cs_trace_counts){
+                                .shards = 5,
+                                .lines = 7 + 6 + 18,
+                                .after_window = 1 + 3 + 4,
+                                .synthesized = 1,
+                                .jobs_before_window = 2,
+                                .job_events_other = 1,
+                                .task_events_other = 9 + 2 + 1,
+                                .task_events_no_task = 1,
+                                .machines_no_capacity = 1,
+                                .jobs_no_tasks = 1,
+                            });
     /* The machines before `from` are kept, for the set at the start. */
     cr_assert_eq(t.nmachine_events, 3);
     cs_trace_free(&t);
@@ -331,6 +343,30 @@ Test(cellsim_trace, no_shard_past_the_window_is_opened)
     cr_assert_eq(cs_trace_read(ts_tmp, &o, &t, &err), CS_EINVAL);
     cr_assert_str_eq(err.msg, "job_events/part-00001-of-00002.csv.gz: missing (shard 1 of 2)");
     cr_assert(t.jobs == NULL && t.njobs == 0, "nothing left after an error");
+}
+
+/* An event "after the end of the trace" (2^63-1) is not applied, and it
+ * does not end the reading: the shards after it are still read. */
+Test(cellsim_trace, an_event_after_the_end_does_not_stop_the_reading)
+{
+    write_trace(true);
+    char text[sizeof tasks0 + 64];
+    snprintf(text, sizeof text, "%s9223372036854775807,,200,1,,4,u,0,0,,,,\n", tasks0);
+    put("task_events", 0, 2, true, text);
+    cs_trace_opts o;
+    cs_trace_opts_default(&o);
+    o.to_s = 700;
+    cs_trace t;
+    read_ok(&o, &t);
+    cr_assert_eq(t.to_us, S(700));
+    cr_assert_eq(t.counts.shards, 5);
+    /* The late FINISH, and the machine events at 700 s and after. */
+    cr_assert_eq(t.counts.after_window, 1 + 4);
+    const cs_trace_task *x = &job(&t, 200)->tasks[1];
+    cr_assert(x->fate == CS_TRACE_FAIL && x->end_us == S(625), "the FAIL in shard 1 was read");
+    x = &job(&t, 300)->tasks[0];
+    cr_assert(x->flags == CS_TRACE_TASK_CUT && x->stop_us == S(700));
+    cs_trace_free(&t);
 }
 
 Test(cellsim_trace, the_job_limit_keeps_the_first_jobs)
@@ -549,7 +585,7 @@ Test(cellsim_trace, the_report_prints_every_count)
     int lines = 0;
     for (char *p = buf; *p; p++)
         lines += *p == '\n';
-    cr_assert_eq(lines, 15);
+    cr_assert_eq(lines, 16);
     free(buf);
     cs_trace_free(&t);
 }

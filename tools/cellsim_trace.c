@@ -697,6 +697,8 @@ static void finish(reader *r)
             j->tasks[n++] = *x;
         }
         j->ntasks = n;
+        if (n == 0)
+            t->counts.jobs_no_tasks++;
         j->kind = cs_trace_job_kind(&r->o, j->priority, j->sched_class);
     }
     /* Positions change: the index has done its work. */

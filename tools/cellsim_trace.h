@@ -41,7 +41,8 @@
  *     memory request (the last value given by its SUBMIT, UPDATE_PENDING or
  *     UPDATE_RUNNING events), different-machines flag, number of runs, its
  *     last run (from its last SCHEDULE to the end event that stopped it)
- *     and its fate (the last end event, or none).
+ *     and its fate (the last end event, or none). A job may have no task
+ *     (its task events all outside the window, or absent): counted.
  * What is dropped, and why: user, job and platform names (hashes that no
  * scheduler decision here reads); the machine a task ran on (the simulator
  * places the task itself); disk requests (machine_events gives no disk
@@ -209,7 +210,8 @@ typedef struct cs_trace_job {
     X(task_events_out_of_order, "task events its state does not allow (skipped)")           \
     X(machine_events_unknown, "REMOVE or UPDATE of a machine not present (skipped)")        \
     X(machine_events_readded, "ADD of a machine already present (applied as an UPDATE)")    \
-    X(machines_no_capacity, "machine ADDs without CPU or memory (0 until an UPDATE)")
+    X(machines_no_capacity, "machine ADDs without CPU or memory (0 until an UPDATE)")           \
+    X(jobs_no_tasks, "jobs kept without a task in the window")
 
 typedef struct cs_trace_counts {
 #define CS_TRACE_COUNT_FIELD(name, text) uint64_t name;
