@@ -697,8 +697,20 @@ static void finish(reader *r)
             j->tasks[n++] = *x;
         }
         j->ntasks = n;
-        if (n == 0)
+        if (n == 0) {
             t->counts.jobs_no_tasks++;
+            free(j->tasks);
+            j->tasks = NULL;
+            j->cap = 0;
+        } else if (n < j->cap) {
+            /* The doubling's slack and the empty slots go back: a replay
+             * holds the trace for the whole run. */
+            cs_trace_task *v = realloc(j->tasks, n * sizeof *v);
+            if (v != NULL) {
+                j->tasks = v;
+                j->cap = n;
+            }
+        }
         j->kind = cs_trace_job_kind(&r->o, j->priority, j->sched_class);
     }
     /* Positions change: the index has done its work. */
