@@ -591,6 +591,20 @@ Test(cellsim_trace, the_report_prints_every_count)
     cs_trace_free(&t);
 }
 
+Test(cellsim_trace, event_names_follow_the_schema)
+{
+    static const char *const want[] = {"SUBMIT", "SCHEDULE", "EVICT", "FAIL", "FINISH",
+                                       "KILL", "LOST", "UPDATE_PENDING", "UPDATE_RUNNING"};
+    for (uint8_t i = 0; i < CS_TRACE_EVENT_COUNT; i++)
+        cr_assert_str_eq(cs_trace_event_name(i), want[i]);
+    cr_assert_str_eq(cs_trace_event_name(CS_TRACE_NO_EVENT), "NONE");
+    cr_assert_str_eq(cs_trace_event_name(9), "?");
+    cr_assert_str_eq(cs_trace_machine_event_name(CS_TRACE_MACHINE_ADD), "ADD");
+    cr_assert_str_eq(cs_trace_machine_event_name(CS_TRACE_MACHINE_REMOVE), "REMOVE");
+    cr_assert_str_eq(cs_trace_machine_event_name(CS_TRACE_MACHINE_UPDATE), "UPDATE");
+    cr_assert_str_eq(cs_trace_machine_event_name(3), "?");
+}
+
 Test(cellsim_trace, converts_to_cellsched_units)
 {
     cs_trace_scale s = {.cpu_millicores = 32000, .mem_mib = 65536};
