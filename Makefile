@@ -25,7 +25,7 @@ WARN      ?= -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-pro
              -Wvla -Wnull-dereference -Wdouble-promotion \
              -Werror=implicit-function-declaration -Wno-unused-parameter
 CSTD      ?= -std=c11 -D_GNU_SOURCE
-PKGS      ?= lmdb msgpack libxxhash jansson raft libuv
+PKGS      ?= lmdb msgpack libxxhash jansson raft libuv zlib
 TEST_PKGS ?= criterion nanomsg
 # The suites to run (names of tests/test_*.c without .c); all by default.
 TESTS     ?=
@@ -87,11 +87,17 @@ JSON_LIBS  := $(shell pkg-config --libs jansson 2>/dev/null)
 # Only what links the server (cellstated, the tools and tests that start one
 # in-process) links the consensus library and its event loop.
 RAFT_LIBS  := $(shell pkg-config --libs raft libuv 2>/dev/null)
+# Only what reads Google's cluster trace (tools/cellsim_trace.c: cellsim and
+# its suite) links zlib; a tool or suite names its extra libraries in
+# TOOL_LIBS_<tool> or SUITE_LIBS_<suite>.
+ZLIB_LIBS  := $(shell pkg-config --libs zlib 2>/dev/null)
+TOOL_LIBS_cellsim := $(ZLIB_LIBS)
+SUITE_LIBS_test_cellsim_trace := $(ZLIB_LIBS)
 
 CFLAGS  = $(CSTD) $(OPT) $(DEBUG) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS = $(SANFLAGS)
 # nng ships no pkg-config file on Debian.
-LDLIBS  = $(shell pkg-config --libs $(filter-out jansson raft libuv,$(PKGS)) 2>/dev/null) -lnng -lm -lpthread
+LDLIBS  = $(shell pkg-config --libs $(filter-out jansson raft libuv zlib,$(PKGS)) 2>/dev/null) -lnng -lm -lpthread
 
 # The layers, one archive per folder, each linked only into what uses it.
 # Dependencies point one way (tools/layers.sh checks every #include):
@@ -164,7 +170,7 @@ deps:
 # affects. The file is rewritten only when its text changes, so an unchanged
 # build stays up to date.
 FLAGS_FILE := $(BUILD)/flags
-FLAGS_TEXT := $(CC) $(CFLAGS) | $(TEST_CFLAGS) | $(LDFLAGS) | $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS) $(TEST_LIBS)
+FLAGS_TEXT := $(CC) $(CFLAGS) | $(TEST_CFLAGS) | $(LDFLAGS) | $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS) $(ZLIB_LIBS) $(TEST_LIBS)
 .PHONY: FORCE
 $(FLAGS_FILE): FORCE
 	@mkdir -p $(@D)
@@ -177,7 +183,7 @@ $(BUILD)/%.o: %.c $(FLAGS_FILE)
 .SECONDEXPANSION:
 $(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $$(TOOL_SHARED_$$*) $(ALL_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS) $(TOOL_LIBS_$*)
 
 $(BIN)/cellstated: server/cellstated.c $(SERVER_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
@@ -196,7 +202,7 @@ $(MODULE_A): $(MODULE_OBJ)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(MODULE_A) $(ALL_A) $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(MODULE_A) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS) $(TEST_LIBS)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< $(TEST_SUPPORT_OBJ) $(MODULE_A) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS) $(SUITE_LIBS_$*) $(TEST_LIBS)
 
 # Each suite runs on its own (tests/run-suites.sh): one closing line counts
 # them all; by default every suite runs with its clocks starting near zero, as

@@ -54,6 +54,7 @@ xxhash|pc|libxxhash|libxxhash-dev
 jansson|pc|jansson|libjansson-dev
 libraft (replication)|pc|raft|libraft-dev
 libuv (replication)|pc|libuv|libuv1-dev
+zlib (cellsim's trace reader)|pc|zlib|zlib1g-dev
 criterion|pc|criterion|libcriterion-dev
 nanomsg (compat tests)|pc|nanomsg|libnanomsg-dev
 nanomsg-utils|cmd|nanocat|nanomsg-utils
