@@ -535,7 +535,10 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
 
 /* Whether job `j` may share a transaction with others: incremental, and
  * neither a gang (all or nothing is judged per transaction) nor global
- * (its pins and growth go through place_one). */
+ * (its pins and growth go through place_one). With --txn-per-job no job
+ * does (cs_sched_round never calls place_batch): the paper's one
+ * transaction per job, so that gang and incremental differ only in how the
+ * store judges a transaction, not in how many jobs it holds. */
 static bool batchable(const cs_sched *s, const cs_cjob *j)
 {
     return s->o->commit == CS_COMMIT_INCREMENTAL && !j->opts.gang && !j->opts.global;
@@ -1032,8 +1035,8 @@ int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool 
         return rc;
     size_t ncands = s->ncands;
     for (size_t i = 0; i < ncands && !*stop;) {
-        size_t next;
-        if ((rc = place_batch(s, i, &next, progress, err)) != CS_OK)
+        size_t next = i;
+        if (!s->o->txn_per_job && (rc = place_batch(s, i, &next, progress, err)) != CS_OK)
             return rc;
         if (next == i) {
             if ((rc = place_one(s, s->cands[i].id, progress, err)) != CS_OK)

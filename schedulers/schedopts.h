@@ -6,6 +6,7 @@
  *   --commit incremental|gang    commit mode of each transaction
  *   --t-job S --t-task S         emulated decision time, Omega's
  *                                t_decision = t_job + t_task x tasks
+ *   --txn-per-job                one job per transaction (the paper's form)
  * plus what each needs to run: the server, a name (unique per scheduler:
  * the store's idempotency key and the sched.report name), the placement
  * policy, and the batch scheduler's share of the work.
@@ -39,6 +40,10 @@ typedef struct cs_sched_opts {
     uint32_t park_ms;        /* a parked job is tried again after this, if the cell changed */
     uint32_t timeout_ms;     /* per request */
     uint32_t max_claims;     /* claims per transaction (a gang job is never split) */
+    /* One job per transaction, whatever the commit mode (the paper's form).
+     * Off: incremental jobs share a transaction up to 1,000 claims (one
+     * round trip and one sync for many small jobs), gang jobs go alone. */
+    bool txn_per_job;
     uint32_t candidates;     /* feasible machines scored per task (0: the placer's default) */
     bool preempt;            /* service: may evict lower-priority tasks */
     bool once;               /* place what is pending, then exit (tests, scripts) */

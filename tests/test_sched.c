@@ -1592,3 +1592,57 @@ Test(sched_local, the_same_script_gives_the_same_store_byte_for_byte)
     free(a);
     free(b);
 }
+
+/* ---- paper-faithful switches (issue 15 §6) -------------------------------------- */
+
+/* Submit `n` batch jobs name0 .. name<n-1> of `count` tasks of `cpu`
+ * millicores each into ids[]. */
+static void local_jobs(cs_store *st, const char *name, int n, int count, int cpu, cs_id *ids)
+{
+    for (int i = 0; i < n; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"name\": \"%s%d\", \"count\": %d, \"cmd\": \"x\", \"resources\": {\"cpu\": %g}}",
+                 name, i, count, cpu / 1000.0);
+        ids[i] = local_submit(st, json);
+    }
+}
+
+/* The metric `key` of the latest report, as a double (0 when absent). */
+static double report_metric(const cs_port_local *port, const char *key)
+{
+    const cs_sched_report *r = cs_port_local_last_report(port);
+    cr_assert_not_null(r);
+    for (uint32_t i = 0; i < r->nmetrics; i++)
+        if (strcmp(r->metrics[i].key, key) == 0)
+            return r->metrics[i].type == CS_METRIC_FLOAT ? r->metrics[i].v.f
+                                                         : (double)r->metrics[i].v.u;
+    cr_assert_fail("metric %s not in the report", key);
+    return 0;
+}
+
+Test(sched_local, txn_per_job_commits_each_job_alone_where_the_default_shares_one)
+{
+    for (int per_job = 0; per_job < 2; per_job++) {
+        local_cell l;
+        local_open(&l);
+        local_machines(l.st.s, "m", 4, 8000);
+        cs_id ids[5];
+        local_jobs(l.st.s, "small", 5, 2, 1000, ids);
+        cs_sched_opts o;
+        local_opts(CS_SCHED_BATCH, &o, "b", per_job ? "--txn-per-job" : NULL, NULL);
+        cs_sched *s = local_sched(&o, cs_port_local_table(l.port));
+        settle(s);
+        for (int i = 0; i < 5; i++)
+            cr_assert_eq(local_placed(l.st.s, ids[i], 2, NULL), 2);
+        cs_port_local_counts k;
+        cs_port_local_counts_get(l.port, &k);
+        /* Five jobs of two claims: one shared transaction by default, five
+         * with --txn-per-job, and the report counts them so. */
+        cr_assert_eq(k.commits, per_job ? 5u : 1u, "commits %" PRIu64, k.commits);
+        cr_assert_eq(report_metric(l.port, "txn_committed"), per_job ? 5 : 1);
+        local_invariants(l.st.s);
+        cs_sched_free(s);
+        local_close(&l);
+    }
+}

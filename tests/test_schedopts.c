@@ -118,3 +118,13 @@ Test(schedopts, server_list)
               err.msg);
     unsetenv("CELL_SERVER");
 }
+
+Test(schedopts, paper_faithful_switches)
+{
+    cs_sched_opts o;
+    cs_error err = {0};
+    cr_assert_eq(parse(CS_SCHED_BATCH, &o, &err, 0), CS_OK, "%s", err.msg);
+    cr_expect(!o.txn_per_job, "jobs share a transaction by default");
+    cr_assert_eq(parse(CS_SCHED_SERVICE, &o, &err, 1, "--txn-per-job"), CS_OK, "%s", err.msg);
+    cr_expect(o.txn_per_job);
+}
