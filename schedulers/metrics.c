@@ -30,6 +30,8 @@ void cs_metrics_decided(cs_metrics *m, int64_t ns)
 
 void cs_metrics_attempt(cs_metrics *m) { m->attempts++; }
 
+void cs_metrics_abandoned(cs_metrics *m) { m->abandoned++; }
+
 void cs_metrics_txn(cs_metrics *m, uint32_t committed, uint32_t conflicted, bool aborted)
 {
     m->claims_committed += committed;
@@ -110,6 +112,7 @@ void cs_metrics_view_at(cs_metrics *m, int64_t now_ns, cs_metrics_view *out)
     out->claims_committed = m->claims_committed;
     out->claims_conflicted = m->claims_conflicted;
     out->attempts = m->attempts;
+    out->jobs_abandoned = m->abandoned;
     out->jobs_first = m->wait_first.n;
     out->jobs_placed = m->wait_placed.n;
     percentiles(&m->wait_first, out->wait_first_ms);
@@ -136,7 +139,7 @@ int cs_metrics_pack(const cs_metrics_view *v, uint64_t pending_tasks, msgpack_pa
 {
     static const char *const pct[3] = {"p50", "p90", "p99"};
     char key[32];
-    if (msgpack_pack_map(pk, 17))
+    if (msgpack_pack_map(pk, 18))
         return CS_ENOMEM;
     int rc = kv_f64(pk, "busyness", v->busyness);
     rc = rc ? rc : kv_f64(pk, "conflict_fraction", v->conflict_fraction);
@@ -149,6 +152,7 @@ int cs_metrics_pack(const cs_metrics_view *v, uint64_t pending_tasks, msgpack_pa
     rc = rc ? rc : kv_u64(pk, "pending_tasks", pending_tasks);
     rc = rc ? rc : kv_u64(pk, "jobs_waited", v->jobs_first);
     rc = rc ? rc : kv_u64(pk, "jobs_placed", v->jobs_placed);
+    rc = rc ? rc : kv_u64(pk, "jobs_abandoned", v->jobs_abandoned);
     for (int i = 0; i < 3 && rc == CS_OK; i++) {
         snprintf(key, sizeof key, "wait_first_%s_ms", pct[i]);
         rc = kv_u64(pk, key, v->wait_first_ms[i]);

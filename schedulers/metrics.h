@@ -36,6 +36,7 @@ typedef struct cs_metrics {
     uint64_t txn_conflicted; /* at least one claim conflicted, or aborted */
     uint64_t claims_committed, claims_conflicted;
     uint64_t attempts;       /* scheduling attempts (one job's decision each) */
+    uint64_t abandoned;      /* jobs given up for good (--retry tail, the paper's limit) */
     cs_samples wait_first;   /* submission -> first attempt, per job */
     cs_samples wait_placed;  /* submission -> every task placed, per job */
     /* the previous view, for rates over the last report interval */
@@ -50,6 +51,7 @@ typedef struct cs_metrics_view {
     double placements_per_s;  /* claims committed per second since the previous view */
     uint64_t txn_successful, txn_conflicted;
     uint64_t claims_committed, claims_conflicted, attempts;
+    uint64_t jobs_abandoned;
     uint64_t jobs_first, jobs_placed;                 /* samples behind the percentiles */
     uint32_t wait_first_ms[3], wait_placed_ms[3];     /* p50, p90, p99 (0 when no sample) */
 } cs_metrics_view;
@@ -62,6 +64,8 @@ void cs_metrics_free(cs_metrics *m);
 void cs_metrics_decided(cs_metrics *m, int64_t ns);
 /* Count one scheduling attempt. */
 void cs_metrics_attempt(cs_metrics *m);
+/* Count one job abandoned after its last attempt. */
+void cs_metrics_abandoned(cs_metrics *m);
 /* Count one transaction's result: claims committed and conflicted, and
  * whether it was aborted as a whole (gang). */
 void cs_metrics_txn(cs_metrics *m, uint32_t committed, uint32_t conflicted, bool aborted);

@@ -25,8 +25,13 @@ typedef struct job_state {
     bool waited;            /* its first attempt's wait is recorded */
     bool placed;            /* its fully-placed wait is recorded */
     bool parked;
+    bool abandoned;          /* --retry tail: past --max-attempts, never tried again */
     uint64_t parked_version; /* the copy's version when parked */
     int64_t park_until_ns;
+    /* --retry tail: when it joined the queue's tail (wall ms, what it is
+     * ordered by instead of its submission; 0 = never conflicted), and the
+     * end of its back-off (monotonic). */
+    int64_t queued_ms, retry_at_ns;
     uint32_t conflicts[CS_OUTCOME_COUNT]; /* by outcome, since the last progress */
 } job_state;
 
@@ -42,7 +47,7 @@ typedef struct job_map {
 typedef struct candidate {
     cs_id id;
     int32_t priority;
-    uint64_t submitted;
+    uint64_t submitted; /* or when it joined the queue's tail (--retry tail) */
 } candidate;
 
 /* A placed task on a machine with a NoExecute taint its job tolerates for
@@ -81,6 +86,10 @@ struct cs_sched {
     cs_rollout roll; /* scratch of the rollout hook */
     cs_backoff backoff; /* restart back-off of ended tasks (hooks.backoff) */
     uint64_t sched_id, next_req;
+    /* Jobs of this round that wait out their --retry-ms back-off (left
+     * out by collect, or requeued): with --once the loop goes on while
+     * there are any. */
+    size_t backing_off;
     int64_t next_report_ns, next_tend_ns;
     int64_t last_error_ns;
     char last_error[CS_ERROR_MSG_SIZE];
@@ -315,10 +324,11 @@ static int ensure_ids(cs_sched *s, size_t n)
     return CS_OK;
 }
 
-/* "3 attempts conflicted: would overcommit cpu 12, port in use 2". */
-static void conflict_note(const job_state *st, char *out, size_t size)
+/* "gave up after 3 conflicting attempts: would overcommit cpu 12, port in
+ * use 2" (`what` is "gave up" or "abandoned"). */
+static void conflict_note(const job_state *st, const char *what, char *out, size_t size)
 {
-    size_t len = (size_t)snprintf(out, size, "gave up after %" PRIu32 " conflicting attempts:",
+    size_t len = (size_t)snprintf(out, size, "%s after %" PRIu32 " conflicting attempts:", what,
                                   st->attempts);
     const char *sep = " ";
     for (int k = 1; k < CS_OUTCOME_COUNT && len < size; k++) {
@@ -408,6 +418,7 @@ static int finish_job(cs_sched *s, cs_id id, job_state *st, bool conflicted,
         st->attempts = 0;
         memset(st->conflicts, 0, sizeof st->conflicts);
         st->parked = false;
+        st->queued_ms = st->retry_at_ns = 0; /* tasks pending later queue by submission */
         char note[CS_NOTE_MAX + 1];
         if ((rc = placed_note(s, j, note, sizeof note, err)) != CS_OK)
             return rc;
@@ -418,13 +429,30 @@ static int finish_job(cs_sched *s, cs_id id, job_state *st, bool conflicted,
         park(s, st, now);
         return set_note(s, j, rep->reason, err);
     }
+    if (st->attempts >= s->o->max_attempts && s->o->retry == CS_RETRY_TAIL) {
+        /* The paper's limit: given up for good (until this scheduler
+         * restarts: the state is in its memory), and counted. */
+        char note[CS_PLACE_REASON_MAX];
+        conflict_note(st, "abandoned (--retry tail)", note, sizeof note);
+        st->abandoned = true;
+        cs_metrics_abandoned(&s->metrics);
+        return set_note(s, j, note, err);
+    }
     if (st->attempts >= s->o->max_attempts) {
         char note[CS_PLACE_REASON_MAX];
-        conflict_note(st, note, sizeof note);
+        conflict_note(st, "gave up", note, sizeof note);
         park(s, st, now);
         st->attempts = 0;
         memset(st->conflicts, 0, sizeof st->conflicts);
         return set_note(s, j, note, err);
+    }
+    if (conflicted && s->o->retry == CS_RETRY_TAIL) {
+        /* Omega's simulator puts a conflicted job back at the tail of the
+         * queue; it joins after its back-off, behind the jobs that arrived
+         * meanwhile. */
+        st->retry_at_ns = now + (int64_t)s->o->retry_ms * 1000000;
+        st->queued_ms = wall_ms(s) + (int64_t)s->o->retry_ms;
+        s->backing_off++;
     }
     return CS_OK;
 }
@@ -978,6 +1006,7 @@ static int roll(cs_sched *s, bool *progress, cs_error *err)
 static int collect(cs_sched *s, int64_t now, cs_error *err)
 {
     s->ncands = 0;
+    s->backing_off = 0;
     for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
         /* A global job is looked at even with nothing pending: machines
@@ -988,6 +1017,12 @@ static int collect(cs_sched *s, int64_t now, cs_error *err)
         job_state *st = job_get(&s->jobs, j->job.id);
         if (st == NULL)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
+        if (st->abandoned)
+            continue;
+        if (now < st->retry_at_ns) {
+            s->backing_off++;
+            continue;
+        }
         if (st->parked) {
             if (now < st->park_until_ns || cs_copy_version(s->copy) == st->parked_version)
                 continue;
@@ -1001,8 +1036,11 @@ static int collect(cs_sched *s, int64_t now, cs_error *err)
             s->cands = c;
             s->capcands = cap;
         }
+        /* A job back from a conflict under --retry tail queues by when it
+         * came back, not by its submission: at the tail. */
+        uint64_t queued = st->queued_ms > 0 ? (uint64_t)st->queued_ms : j->job.submitted;
         s->cands[s->ncands++] =
-            (candidate){.id = j->job.id, .priority = j->job.priority, .submitted = j->job.submitted};
+            (candidate){.id = j->job.id, .priority = j->job.priority, .submitted = queued};
     }
     if (s->ncands > 1)
         qsort(s->cands, s->ncands, sizeof *s->cands, cmp_cand);
@@ -1061,7 +1099,9 @@ int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err)
             return rc;
         if (!synced)
             continue; /* the round waited; the server may come back */
-        if (s->o->once && !progress)
+        /* --once: done when a round commits nothing and no conflicted job
+         * waits out its back-off. */
+        if (s->o->once && !progress && s->backing_off == 0)
             break;
         /* Nothing committed: nothing to do, or only conflicts (retried
          * after a pause, which also lets the other schedulers through). */

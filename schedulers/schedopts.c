@@ -33,6 +33,8 @@ enum {
     OPT_MAX_CLAIMS,
     OPT_CANDIDATES,
     OPT_TXN_PER_JOB,
+    OPT_RETRY,
+    OPT_RETRY_MS,
     OPT_PREEMPT,
     OPT_NO_PREEMPT,
     OPT_ONCE,
@@ -60,6 +62,8 @@ static const struct option long_opts[] = {
     {"max-claims", required_argument, NULL, OPT_MAX_CLAIMS},
     {"candidates", required_argument, NULL, OPT_CANDIDATES},
     {"txn-per-job", no_argument, NULL, OPT_TXN_PER_JOB},
+    {"retry", required_argument, NULL, OPT_RETRY},
+    {"retry-ms", required_argument, NULL, OPT_RETRY_MS},
     {"preempt", no_argument, NULL, OPT_PREEMPT},
     {"no-preempt", no_argument, NULL, OPT_NO_PREEMPT},
     {"once", no_argument, NULL, OPT_ONCE},
@@ -83,7 +87,16 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "  --commit incremental|gang     commit mode (default incremental; a job's gang\n"
             "                                option always commits that job all-or-nothing)\n"
             "  --t-job S --t-task S  emulated decision time t_job + t_task x tasks (default 0)\n"
-            "  --max-attempts N      attempts at one job before it is parked with a note (default %u)\n"
+            "  --max-attempts N      attempts at one job before it is parked with a note (default\n"
+            "                        %u; with --retry tail: abandoned, default 1000)\n"
+            "  --retry front|tail    a job whose claims conflicted is tried again: front (default)\n"
+            "                        at its place by priority and age in the next round, parked\n"
+            "                        after --max-attempts and tried again once the cell changed,\n"
+            "                        so no job is lost; tail (the Omega paper's) after\n"
+            "                        --retry-ms at the tail of the queue, and abandoned for good\n"
+            "                        after --max-attempts (counted: jobs_abandoned)\n"
+            "  --retry-ms MS         tail: the back-off before a conflicted job queues again\n"
+            "                        (default 10)\n"
             "  --strategy spread|binpack|random  scoring preset (default %s)\n"
             "  --policy FILE         a Kubernetes scheduler Policy file (overrides --strategy)\n"
             "  --candidates K        feasible machines scored per task (default: the placer's)\n"
@@ -168,9 +181,11 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
     o->park_ms = 500;
     o->timeout_ms = 10000;
     o->max_claims = 5000;
+    o->retry = CS_RETRY_FRONT;
+    o->retry_ms = 10;
     o->preempt = kind == CS_SCHED_SERVICE;
     *help = false;
-    bool have_instance = false;
+    bool have_instance = false, have_attempts = false;
     int rc = CS_OK;
 
     optind = 1;
@@ -198,6 +213,7 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
         case OPT_T_TASK: rc = parse_seconds("--t-task", optarg, &o->t_task_s, err); break;
         case OPT_MAX_ATTEMPTS:
             rc = parse_u32("--max-attempts", optarg, 1, 1000000, &o->max_attempts, err);
+            have_attempts = true;
             break;
         case OPT_INSTANCE:
             rc = parse_u32("--instance", optarg, 0, 65535, &o->instance, err);
@@ -228,6 +244,15 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
             break;
         case OPT_CANDIDATES: rc = parse_u32("--candidates", optarg, 1, 1000000, &o->candidates, err); break;
         case OPT_TXN_PER_JOB: o->txn_per_job = true; break;
+        case OPT_RETRY:
+            if (strcmp(optarg, "front") == 0)
+                o->retry = CS_RETRY_FRONT;
+            else if (strcmp(optarg, "tail") == 0)
+                o->retry = CS_RETRY_TAIL;
+            else
+                return cs_errorf(err, CS_EINVAL, "--retry: '%s' is not front or tail", optarg);
+            break;
+        case OPT_RETRY_MS: rc = parse_u32("--retry-ms", optarg, 0, 3600000, &o->retry_ms, err); break;
         case OPT_PREEMPT: o->preempt = true; break;
         case OPT_NO_PREEMPT: o->preempt = false; break;
         case OPT_ONCE: o->once = true; break;
@@ -244,6 +269,9 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
     if (kind == CS_SCHED_SERVICE && (have_instance || o->instances != 1))
         return cs_errorf(err, CS_EINVAL,
                          "--instance/--instances: only the batch scheduler shares jobs by hashing");
+    /* The paper's simulator abandons a job after 1,000 attempts. */
+    if (o->retry == CS_RETRY_TAIL && !have_attempts)
+        o->max_attempts = 1000;
     if (o->instance >= o->instances)
         return cs_errorf(err, CS_EINVAL, "--instance %" PRIu32 " must be below --instances %" PRIu32,
                          o->instance, o->instances);

@@ -1646,3 +1646,146 @@ Test(sched_local, txn_per_job_commits_each_job_alone_where_the_default_shares_on
         local_close(&l);
     }
 }
+
+/* A port whose commits of job `deny`'s claims conflict (the store is not
+ * asked: every claim comes back "machine changed") the first `times`
+ * times, and that lists the job of each commit in order. At the first
+ * denial it may submit `late` (a spec) to the store, a job that arrives
+ * while the denied one is decided. */
+typedef struct denier {
+    cs_store *st;
+    cs_id deny;
+    uint32_t times, denied;
+    const char *late;
+    cs_id late_id;
+    cs_id order[16]; /* the job of each commit with claims, denied ones too */
+    int64_t at[16];  /* and its virtual time */
+    uint32_t n;
+} denier;
+
+static int deny_commit(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    denier *d = w->user;
+    if (t->nclaims > 0 && d->n < 16) {
+        d->order[d->n] = cs_task_job(t->claims[0].task);
+        d->at[d->n++] = w->base->now(w->base->ctx);
+    }
+    if (t->nclaims == 0 || cs_task_job(t->claims[0].task) != d->deny || d->denied >= d->times)
+        return w->base->commit(w->base->ctx, t, r, err);
+    d->denied++;
+    if (d->late != NULL && d->late_id == 0)
+        d->late_id = local_submit(d->st, d->late);
+    cr_assert_eq(cs_txn_result_prepare(r, t), CS_OK);
+    for (uint32_t i = 0; i < t->nclaims; i++)
+        r->claims[i] = CS_CONFLICT_MACHINE_CHANGED;
+    r->conflicts = t->nclaims;
+    r->committed = 0;
+    return CS_OK;
+}
+
+/* `n` rounds of `s`, the virtual clock moving 10 ms (--idle-ms) after
+ * each, as cs_sched_run would sleep after a round without progress. */
+static void rounds(cs_sched *s, cs_port_local *port, int n)
+{
+    static volatile sig_atomic_t never;
+    for (int i = 0; i < n; i++) {
+        bool synced, progress;
+        cs_error err = {0};
+        cr_assert_eq(cs_sched_round(s, &never, &synced, &progress, &err), CS_OK, "%s", err.msg);
+        cs_port_local_advance(port, INT64_C(10000000));
+    }
+}
+
+/* Jobs A and B (B submitted while A's first commit is refused): the order
+ * of the commits of the round after, under `retry`. */
+static void retry_order(const char *retry, denier *d)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "m", 2, 8000);
+    cs_id a = local_submit(l.st.s, "{\"name\": \"a\", \"count\": 1, \"cmd\": \"x\","
+                                   " \"resources\": {\"cpu\": 1}}");
+    *d = (denier){.st = l.st.s, .deny = a, .times = 1,
+                  .late = "{\"name\": \"b\", \"count\": 1, \"cmd\": \"x\","
+                          " \"resources\": {\"cpu\": 1}}"};
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "b", "--txn-per-job", "--retry", retry, "--retry-ms", "300",
+               NULL);
+    tb_port w;
+    tb_port_wrap(&w, cs_port_local_table(l.port), deny_commit, d);
+    cs_sched *s = local_sched(&o, &w.table);
+    rounds(s, l.port, 60);
+    cr_assert_eq(local_placed(l.st.s, a, 1, NULL), 1, "the conflicted job was not retried");
+    cr_assert_eq(local_placed(l.st.s, d->late_id, 1, NULL), 1);
+    cr_assert_eq(d->n, 3, "commits: %u", d->n);
+    cr_assert_eq(d->order[0], a);
+    local_invariants(l.st.s);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, retry_front_tries_a_conflicted_job_first_and_tail_after_a_back_off_last)
+{
+    denier d;
+    /* Both were submitted at the same moment (ts_job's stamp): by the
+     * default, A keeps its place ahead of B, at once. */
+    retry_order("front", &d);
+    cr_assert_eq(d.order[1], d.deny, "front: the conflicted job goes first");
+    cr_assert_eq(d.order[2], d.late_id);
+    cr_assert_lt(d.at[1] - d.at[0], INT64_C(300000000), "front waits no back-off");
+    /* --retry tail: A queues again after its back-off, behind B. */
+    retry_order("tail", &d);
+    cr_assert_eq(d.order[1], d.late_id, "tail: the job that waited goes first");
+    cr_assert_eq(d.order[2], d.deny);
+    cr_assert_geq(d.at[2] - d.at[0], INT64_C(300000000), "tail: retried before its back-off");
+}
+
+/* Job `a` whose every commit conflicts, under --max-attempts 3 and
+ * `retry`: its note, and the scheduler's jobs_abandoned. */
+static void worn_out(const char *retry, char *note, size_t size, double *abandoned,
+                     uint32_t *attempts)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "m", 2, 8000);
+    cs_id a = local_submit(l.st.s, "{\"name\": \"a\", \"count\": 2, \"cmd\": \"x\","
+                                   " \"resources\": {\"cpu\": 1}}");
+    denier d = {.deny = a, .times = UINT32_MAX};
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "b", "--retry", retry, "--max-attempts", "3", NULL);
+    tb_port w;
+    tb_port_wrap(&w, cs_port_local_table(l.port), deny_commit, &d);
+    cs_sched *s = local_sched(&o, &w.table);
+    if (strcmp(retry, "tail") == 0) {
+        /* --once goes on while a conflicted job waits out its back-off:
+         * one run reaches the limit. */
+        settle(s);
+        cr_assert_eq(d.denied, 3, "--once stopped at attempt %u", d.denied);
+    }
+    /* A parked job is tried again after --park-ms (200) once the cell
+     * changed (its note did): a virtual second of rounds. */
+    rounds(s, l.port, 100);
+    cr_assert_eq(local_placed(l.st.s, a, 2, NULL), 0);
+    local_note(l.st.s, a, note, size);
+    *abandoned = report_metric(l.port, "jobs_abandoned");
+    *attempts = d.denied;
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, retry_tail_abandons_a_job_for_good_and_counts_it)
+{
+    char note[CS_NOTE_MAX + 1];
+    double abandoned;
+    uint32_t attempts;
+    worn_out("front", note, sizeof note, &abandoned, &attempts);
+    cr_assert(strstr(note, "gave up after 3 conflicting attempts") != NULL, "%s", note);
+    cr_assert_eq(abandoned, 0);
+    cr_assert_gt(attempts, 3, "front: a parked job is tried again once the cell changed");
+    worn_out("tail", note, sizeof note, &abandoned, &attempts);
+    cr_assert(strstr(note, "abandoned (--retry tail) after 3 conflicting attempts: machine "
+                           "changed since the snapshot 6") != NULL,
+              "%s", note);
+    cr_assert_eq(abandoned, 1);
+    cr_assert_eq(attempts, 3, "tail: an abandoned job is never tried again");
+}
