@@ -97,7 +97,10 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "                        after --max-attempts (counted: jobs_abandoned)\n"
             "  --retry-ms MS         tail: the back-off before a conflicted job queues again\n"
             "                        (default 10)\n"
-            "  --strategy spread|binpack|random  scoring preset (default %s)\n"
+            "  --strategy spread|binpack|random|firstfit  scoring preset (default %s); firstfit\n"
+            "                        is the Omega paper's simulator's randomized first fit: each\n"
+            "                        task on the first machine that fits in a random order (random\n"
+            "                        with --candidates 1 packs a job's equal tasks onto one machine)\n"
             "  --policy FILE         a Kubernetes scheduler Policy file (overrides --strategy)\n"
             "  --candidates K        feasible machines scored per task (default: the placer's)\n"
             "  --seed N              randomization seed (default: from the name and pid)\n"
@@ -221,9 +224,11 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
             break;
         case OPT_INSTANCES: rc = parse_u32("--instances", optarg, 1, 65536, &o->instances, err); break;
         case OPT_STRATEGY:
-            if (strcmp(optarg, "spread") && strcmp(optarg, "binpack") && strcmp(optarg, "random"))
+            if (strcmp(optarg, "spread") && strcmp(optarg, "binpack") && strcmp(optarg, "random") &&
+                strcmp(optarg, "firstfit"))
                 return cs_errorf(err, CS_EINVAL,
-                                 "--strategy: '%s' is not spread, binpack or random", optarg);
+                                 "--strategy: '%s' is not spread, binpack, random or firstfit",
+                                 optarg);
             o->strategy = optarg;
             break;
         case OPT_POLICY: o->policy_path = optarg; break;

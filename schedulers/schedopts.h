@@ -48,7 +48,7 @@ typedef struct cs_sched_opts {
     uint8_t retry;           /* cs_sched_retry */
     uint32_t retry_ms;       /* tail: a conflicted job waits this long before it queues again */
     uint32_t instance, instances; /* batch: this one takes jobs with XXH3(id) % instances == instance */
-    const char *strategy;    /* spread | binpack | random (policy preset) */
+    const char *strategy;    /* spread | binpack | random | firstfit (policy preset) */
     const char *policy_path; /* a Kubernetes Policy file; overrides strategy */
     uint64_t seed;           /* 0: derived from the name and the pid */
     uint32_t report_ms;      /* sched.report interval */

@@ -140,4 +140,6 @@ Test(schedopts, paper_faithful_switches)
     cr_assert_eq(parse(CS_SCHED_BATCH, &o, &err, 4, "--max-attempts", "5", "--retry", "tail"), CS_OK,
                  "%s", err.msg);
     cr_expect_eq(o.max_attempts, 5, "a given --max-attempts stays");
+    cr_assert_eq(parse(CS_SCHED_BATCH, &o, &err, 2, "--strategy", "firstfit"), CS_OK, "%s", err.msg);
+    cr_expect_str_eq(o.strategy, "firstfit");
 }
