@@ -63,6 +63,7 @@ typedef struct lingering {
 typedef struct batched {
     cs_id id;
     uint32_t first, n;
+    int64_t decided_ns; /* its decision time */
     cs_place_report rep;
 } batched;
 
@@ -274,15 +275,36 @@ static int scale_job(cs_sched *s, cs_id job, uint32_t count, cs_error *err)
     return rc == CS_ENOMEM ? rc : CS_OK;
 }
 
-static uint64_t pending_total(cs_sched *s)
+/* The state of job `id`, or NULL when the loop has not seen it yet. */
+static const job_state *job_find(const job_map *m, cs_id id)
 {
-    uint64_t n = 0;
+    uint32_t i = cs_idindex_find(&m->ix, m->v, sizeof *m->v, id);
+    return i == CS_IDINDEX_NONE ? NULL : &m->v[i];
+}
+
+/* What waits among the owned jobs: their pending tasks, and the jobs not
+ * yet attempted with the sum of their waits so far (the paper's mean wait
+ * counts them; metrics.h). */
+typedef struct backlog {
+    uint64_t pending_tasks, waiting, waiting_ms;
+} backlog;
+
+static void backlog_of(cs_sched *s, backlog *b)
+{
+    *b = (backlog){0};
+    int64_t wall = wall_ms(s);
     for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
-        if (j->job.state == CS_JOB_ACTIVE && s->hooks->takes(s, j))
-            n += j->npending;
+        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j))
+            continue;
+        b->pending_tasks += j->npending;
+        const job_state *st = job_find(&s->jobs, j->job.id);
+        if (j->npending == 0 || j->job.submitted == 0 || (st != NULL && st->waited))
+            continue;
+        b->waiting++;
+        if (wall > (int64_t)j->job.submitted)
+            b->waiting_ms += (uint64_t)(wall - (int64_t)j->job.submitted);
     }
-    return n;
 }
 
 static void report(cs_sched *s, int64_t now)
@@ -292,6 +314,9 @@ static void report(cs_sched *s, int64_t now)
     s->next_report_ns = now + (int64_t)s->o->report_ms * 1000000;
     cs_metrics_view v;
     cs_metrics_view_at(&s->metrics, now, &v);
+    backlog b;
+    backlog_of(s, &b);
+    cs_metrics_view_waiting(&v, b.waiting, b.waiting_ms);
     s->buf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
@@ -299,7 +324,7 @@ static void report(cs_sched *s, int64_t now)
         cs_pack_kv_str(&pk, "kind", s->o->kind == CS_SCHED_BATCH ? "batch" : "service") ||
         (s->warning[0] && cs_pack_kv_str(&pk, "warning", s->warning)) ||
         msgpack_pack_str(&pk, 7) || msgpack_pack_str_body(&pk, "metrics", 7) ||
-        cs_metrics_pack(&v, pending_total(s), &pk) != CS_OK)
+        cs_metrics_pack(&v, b.pending_tasks, &pk) != CS_OK)
         return;
     cs_error err = {0};
     if (s->port->report(s->port->ctx, s->buf.data, s->buf.size, &err) != CS_OK)
@@ -457,6 +482,15 @@ static int finish_job(cs_sched *s, cs_id id, job_state *st, bool conflicted,
     return CS_OK;
 }
 
+/* Of `ns` of decision time for `claims` claims, the share of the `lost`
+ * ones that did not commit (conflicted, or the whole of an aborted gang):
+ * work the scheduler does again (metrics.h). */
+static void waste(cs_sched *s, int64_t ns, uint32_t claims, uint32_t lost)
+{
+    if (claims > 0 && lost > 0)
+        cs_metrics_wasted(&s->metrics, (int64_t)((double)ns * lost / claims));
+}
+
 /* Omega's wait time of a job's first attempt (submission to its start),
  * and one more attempt. */
 static int start_attempt(cs_sched *s, const cs_cjob *j, job_state *st, cs_error *err)
@@ -528,7 +562,8 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
     /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
     double t = s->o->t_job_s + s->o->t_task_s * (double)n;
     sleep_ns(s, (int64_t)(t * 1e9));
-    cs_metrics_decided(&s->metrics, mono_ns(s) - now);
+    int64_t decided = mono_ns(s) - now;
+    cs_metrics_decided(&s->metrics, decided);
 
     bool conflicted = false;
     if (s->txn.nclaims > 0) {
@@ -536,6 +571,7 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
             return rc == CS_ENOMEM ? rc : CS_OK; /* the next round syncs and tries again */
         bool aborted = gang && s->res.committed == 0;
         cs_metrics_txn(&s->metrics, s->res.committed, s->res.conflicts, aborted);
+        waste(s, decided, s->txn.nclaims, s->txn.nclaims - s->res.committed);
         conflicted = s->res.conflicts > 0 || aborted;
         for (uint32_t i = 0; i < s->txn.nclaims; i++)
             st->conflicts[s->res.claims[i]]++;
@@ -632,7 +668,8 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
         /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
         double t = s->o->t_job_s + s->o->t_task_s * (double)n;
         sleep_ns(s, (int64_t)(t * 1e9));
-        cs_metrics_decided(&s->metrics, mono_ns(s) - decide);
+        b.decided_ns = mono_ns(s) - decide;
+        cs_metrics_decided(&s->metrics, b.decided_ns);
         b.n = s->txn.nclaims - b.first;
         if (push_batched(s, &b) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -660,11 +697,13 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
         job_state *st = job_get(&s->jobs, b->id);
         if (st == NULL)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
-        bool conflicted = false;
+        uint32_t lost = 0;
         for (uint32_t c = b->first; c < b->first + b->n; c++) {
             st->conflicts[s->res.claims[c]]++;
-            conflicted |= s->res.claims[c] != CS_COMMITTED;
+            lost += s->res.claims[c] != CS_COMMITTED;
         }
+        bool conflicted = lost > 0;
+        waste(s, b->decided_ns, b->n, lost);
         if ((rc = finish_job(s, b->id, st, conflicted, &b->rep, err)) != CS_OK)
             return rc;
     }
@@ -924,12 +963,15 @@ static int restart(cs_sched *s, const cs_cjob *j, const cs_rollout_step *st, boo
         double t = s->o->t_job_s + s->o->t_task_s * (double)st->nrestart;
         sleep_ns(s, (int64_t)(t * 1e9));
     }
-    cs_metrics_decided(&s->metrics, mono_ns(s) - start);
+    int64_t decided = mono_ns(s) - start;
+    cs_metrics_decided(&s->metrics, decided);
     if ((rc = commit_txn(s, err)) != CS_OK)
         return rc == CS_ENOMEM ? rc : CS_OK;
-    if (s->txn.nclaims > 0)
+    if (s->txn.nclaims > 0) {
         cs_metrics_txn(&s->metrics, s->res.committed, s->res.conflicts,
                        gang && s->res.committed == 0);
+        waste(s, decided, s->txn.nclaims, s->txn.nclaims - s->res.committed);
+    }
     for (uint32_t i = 0; i < s->txn.nreleases; i++)
         *moved |= s->res.releases[i] == CS_COMMITTED;
     return CS_OK;

@@ -1789,3 +1789,74 @@ Test(sched_local, retry_tail_abandons_a_job_for_good_and_counts_it)
     cr_assert_eq(abandoned, 1);
     cr_assert_eq(attempts, 3, "tail: an abandoned job is never tried again");
 }
+
+/* A port whose first commit with claims sets the scheduler's stop flag:
+ * the round ends there, the other candidates not yet attempted. */
+typedef struct stopper {
+    volatile sig_atomic_t stop;
+} stopper;
+
+static int stop_commit(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    stopper *x = w->user;
+    if (t->nclaims > 0)
+        x->stop = 1;
+    return w->base->commit(w->base->ctx, t, r, err);
+}
+
+Test(sched_local, report_counts_jobs_still_waiting_in_the_mean_wait)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "m", 2, 8000);
+    cs_id ids[4];
+    local_jobs(l.st.s, "j", 4, 1, 1000, ids);
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "b", "--txn-per-job", "--t-job", "2", NULL);
+    stopper x = {0};
+    tb_port w;
+    tb_port_wrap(&w, cs_port_local_table(l.port), stop_commit, &x);
+    cs_sched *s = local_sched(&o, &w.table);
+    bool synced, progress;
+    cs_error err = {0};
+    cr_assert_eq(cs_sched_round(s, &x.stop, &synced, &progress, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(local_placed(l.st.s, ids[0], 1, NULL), 1);
+    cr_assert_eq(local_placed(l.st.s, ids[1], 1, NULL), 0, "the round went on after stop");
+    /* The jobs were submitted 1 s before the virtual clock starts: the
+     * first waited 1 s for its attempt; the three others, not attempted,
+     * have waited 1 s + its 2 s decision when the round reports. */
+    cr_assert_eq(report_metric(l.port, "jobs_waited"), 1);
+    cr_assert_eq(report_metric(l.port, "wait_first_p50_ms"), 1000);
+    cr_assert_eq(report_metric(l.port, "jobs_waiting"), 3);
+    cr_assert_float_eq(report_metric(l.port, "wait_first_mean_ms"), 1000, 1e-9);
+    cr_assert_float_eq(report_metric(l.port, "wait_mean_ms"), (1000 + 3 * 3000) / 4.0, 1e-9);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, busyness_wasted_is_the_decision_time_of_conflicting_claims)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "m", 2, 8000);
+    cs_id a = local_submit(l.st.s, "{\"name\": \"a\", \"count\": 2, \"cmd\": \"x\","
+                                   " \"resources\": {\"cpu\": 1}}");
+    /* Its first attempt conflicts whole (1 s of decision wasted), the
+     * second commits (1 s useful). */
+    denier d = {.deny = a, .times = 1};
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "b", "--t-job", "1", NULL);
+    tb_port w;
+    tb_port_wrap(&w, cs_port_local_table(l.port), deny_commit, &d);
+    cs_sched *s = local_sched(&o, &w.table);
+    rounds(s, l.port, 3);
+    cr_assert_eq(local_placed(l.st.s, a, 2, NULL), 2);
+    double busy = report_metric(l.port, "busyness"), useful = report_metric(l.port, "busyness_useful"),
+           wasted = report_metric(l.port, "busyness_wasted");
+    cr_assert_gt(wasted, 0, "no decision time counted as wasted");
+    cr_assert_float_eq(wasted, useful, 1e-9, "one attempt each: wasted %g, useful %g", wasted,
+                       useful);
+    cr_assert_float_eq(useful + wasted, busy, 1e-9);
+    cs_sched_free(s);
+    local_close(&l);
+}
