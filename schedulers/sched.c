@@ -87,6 +87,9 @@ struct cs_sched {
     cs_rollout roll; /* scratch of the rollout hook */
     cs_backoff backoff; /* restart back-off of ended tasks (hooks.backoff) */
     uint64_t sched_id, next_req;
+    /* The stop flag of the round under way (cs_sched_round's): a long
+     * decision looks at it. */
+    volatile sig_atomic_t *stop;
     /* Jobs of this round that wait out their --retry-ms back-off (left
      * out by collect, or requeued): with --once the loop goes on while
      * there are any. */
@@ -331,6 +334,27 @@ static void report(cs_sched *s, int64_t now)
         log_error(s, "sched.report", &err);
 }
 
+/* Sleep out Omega's emulated decision time t_job + t_task x tasks for
+ * `tasks` tasks, in pieces that end at each due report, so that reports
+ * keep flowing through a long decision (a t_job of 20 s), and stop early
+ * once the round's stop flag is set (the nng port's sleep returns on the
+ * signal that sets it). The decision is then cut short, not dropped: what
+ * was placed commits, and the scheduler exits after that one request. */
+static void decision_sleep(cs_sched *s, size_t tasks)
+{
+    double t = s->o->t_job_s + s->o->t_task_s * (double)tasks;
+    if (t <= 0)
+        return;
+    int64_t until = mono_ns(s) + (int64_t)(t * 1e9);
+    for (;;) {
+        int64_t now = mono_ns(s);
+        if (now >= until || (s->stop != NULL && *s->stop))
+            return;
+        report(s, now);
+        s->port->sleep(s->port->ctx, until < s->next_report_ns ? until : s->next_report_ns);
+    }
+}
+
 /* ---- one job ------------------------------------------------------------------------- */
 
 static int ensure_ids(cs_sched *s, size_t n)
@@ -559,9 +583,7 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
         park(s, st, now);
         return CS_OK;
     }
-    /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
-    double t = s->o->t_job_s + s->o->t_task_s * (double)n;
-    sleep_ns(s, (int64_t)(t * 1e9));
+    decision_sleep(s, n);
     int64_t decided = mono_ns(s) - now;
     cs_metrics_decided(&s->metrics, decided);
 
@@ -640,6 +662,11 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
     s->nbatch = 0;
     size_t i = from;
     for (; i < s->ncands; i++) {
+        /* Between jobs: a stop commits what is decided and ends the round;
+         * a report falls due during a batch of long decisions. */
+        if (i > from && *s->stop)
+            break;
+        report(s, mono_ns(s));
         cs_id id = s->cands[i].id;
         const cs_cjob *j = cs_copy_job(s->copy, id);
         if (j != NULL && j->job.state == CS_JOB_ACTIVE && !batchable(s, j))
@@ -665,9 +692,7 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
             park(s, st, start);
             continue;
         }
-        /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
-        double t = s->o->t_job_s + s->o->t_task_s * (double)n;
-        sleep_ns(s, (int64_t)(t * 1e9));
+        decision_sleep(s, n);
         b.decided_ns = mono_ns(s) - decide;
         cs_metrics_decided(&s->metrics, b.decided_ns);
         b.n = s->txn.nclaims - b.first;
@@ -960,8 +985,7 @@ static int restart(cs_sched *s, const cs_cjob *j, const cs_rollout_step *st, boo
             return rc;
         if (rc != CS_OK) /* the releases go alone; place_one says why the rest waits */
             log_error(s, "placement", err);
-        double t = s->o->t_job_s + s->o->t_task_s * (double)st->nrestart;
-        sleep_ns(s, (int64_t)(t * 1e9));
+        decision_sleep(s, st->nrestart);
     }
     int64_t decided = mono_ns(s) - start;
     cs_metrics_decided(&s->metrics, decided);
@@ -1095,6 +1119,7 @@ int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool 
     int64_t idle_ns = (int64_t)s->o->idle_ms * 1000000;
     int64_t now = mono_ns(s);
     *progress = false;
+    s->stop = stop;
     int rc = sync_copy(s, err);
     *synced = rc == CS_OK;
     if (rc == CS_ENOMEM)
@@ -1124,6 +1149,7 @@ int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool 
             next = i + 1;
         }
         i = next;
+        report(s, mono_ns(s));
     }
     report(s, mono_ns(s));
     return CS_OK;

@@ -1849,7 +1849,9 @@ Test(sched_local, busyness_wasted_is_the_decision_time_of_conflicting_claims)
     tb_port w;
     tb_port_wrap(&w, cs_port_local_table(l.port), deny_commit, &d);
     cs_sched *s = local_sched(&o, &w.table);
-    rounds(s, l.port, 3);
+    /* Then rounds with nothing to do until a report (every 100 ms) falls
+     * due after the last commit. */
+    rounds(s, l.port, 20);
     cr_assert_eq(local_placed(l.st.s, a, 2, NULL), 2);
     double busy = report_metric(l.port, "busyness"), useful = report_metric(l.port, "busyness_useful"),
            wasted = report_metric(l.port, "busyness_wasted");
@@ -1859,4 +1861,66 @@ Test(sched_local, busyness_wasted_is_the_decision_time_of_conflicting_claims)
     cr_assert_float_eq(useful + wasted, busy, 1e-9);
     cs_sched_free(s);
     local_close(&l);
+}
+
+/* A port whose sleeps set `stop` once the virtual clock reaches `at`. */
+typedef struct alarm_clock {
+    volatile sig_atomic_t stop;
+    int64_t at;
+} alarm_clock;
+
+static void alarm_sleep(void *ctx, int64_t until)
+{
+    tb_port *w = ctx;
+    alarm_clock *a = w->user;
+    w->base->sleep(w->base->ctx, until);
+    if (w->base->now(w->base->ctx) >= a->at)
+        a->stop = 1;
+}
+
+static int plain_commit(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    return w->base->commit(w->base->ctx, t, r, err);
+}
+
+Test(sched_local, reports_flow_through_long_decisions_and_a_stop_ends_one)
+{
+    for (int stopping = 0; stopping < 2; stopping++) {
+        local_cell l;
+        local_open(&l);
+        local_machines(l.st.s, "m", 2, 8000);
+        cs_id ids[3];
+        local_jobs(l.st.s, "slow", 3, 1, 1000, ids);
+        /* Three small jobs share one transaction, each deciding for 20 s
+         * (virtual), a report due every second. */
+        cs_sched_opts o;
+        local_opts(CS_SCHED_BATCH, &o, "b", "--t-job", "20", "--report-ms", "1000", NULL);
+        alarm_clock a = {.at = stopping ? VSTART_NS + INT64_C(5000000000) : INT64_MAX};
+        tb_port w;
+        tb_port_wrap(&w, cs_port_local_table(l.port), plain_commit, &a);
+        w.table.sleep = alarm_sleep;
+        cs_sched *s = local_sched(&o, &w.table);
+        bool synced, progress;
+        cs_error err = {0};
+        cr_assert_eq(cs_sched_round(s, &a.stop, &synced, &progress, &err), CS_OK, "%s", err.msg);
+        cs_port_local_counts k;
+        cs_port_local_counts_get(l.port, &k);
+        if (!stopping) {
+            /* 60 s of deciding: a report each second, not one at the end. */
+            cr_assert_eq(local_placed(l.st.s, ids[2], 1, NULL), 1);
+            cr_assert_geq(k.reports, 60, "%" PRIu64 " reports in 60 s", k.reports);
+            cr_assert_eq(report_metric(l.port, "jobs_waiting"), 0);
+        } else {
+            /* Stopped 5 s into the first decision: it ends there, what it
+             * placed commits, and no other job is attempted. */
+            cr_assert_lt(k.slept_ns, INT64_C(6000000000), "slept %" PRId64 " ns", k.slept_ns);
+            cr_assert_eq(local_placed(l.st.s, ids[0], 1, NULL), 1);
+            cr_assert_eq(local_placed(l.st.s, ids[1], 1, NULL), 0);
+            cr_assert_eq(report_metric(l.port, "attempts"), 1);
+            cr_assert_geq(k.reports, 5, "%" PRIu64 " reports in 5 s", k.reports);
+        }
+        local_invariants(l.st.s);
+        cs_sched_free(s);
+        local_close(&l);
+    }
 }
