@@ -21,6 +21,7 @@
 #include <criterion/criterion.h>
 
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1923,4 +1924,70 @@ Test(sched_local, reports_flow_through_long_decisions_and_a_stop_ends_one)
         cs_sched_free(s);
         local_close(&l);
     }
+}
+
+/* The latest metric `key` scheduler `name` reported, from stats; NaN
+ * until it has reported. */
+static double stats_metric(const char *name, const char *key)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 0);
+    cs_msg r;
+    call(CS_MSG_STATS, &b, &r);
+    const msgpack_object *s = cs_obj_get(&r.body, "schedulers");
+    for (uint32_t i = 0; s && s->type == MSGPACK_OBJECT_ARRAY && i < s->via.array.size; i++) {
+        const msgpack_object *n = cs_obj_get(&s->via.array.ptr[i], "name");
+        if (n == NULL || n->type != MSGPACK_OBJECT_STR || n->via.str.size != strlen(name) ||
+            memcmp(n->via.str.ptr, name, strlen(name)) != 0)
+            continue;
+        const msgpack_object *v = cs_obj_get(cs_obj_get(&s->via.array.ptr[i], "metrics"), key);
+        if (v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return (double)v->via.u64;
+        if (v != NULL && v->type == MSGPACK_OBJECT_FLOAT64)
+            return v->via.f64;
+    }
+    return (double)NAN;
+}
+
+/* cell-batch deciding three jobs for 30 s each (one shared transaction):
+ * its reports reach stats during the first decision, and SIGTERM ends it
+ * there — the signal cuts the sleep short, the loop looks at its stop flag
+ * between jobs — instead of after the batch. */
+Test(sched, a_long_decision_reports_and_stops_at_sigterm, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    machine("w0", 8000, 8192, "up", NULL);
+    cs_id jobs[3];
+    for (int i = 0; i < 3; i++) {
+        char json[160];
+        snprintf(json, sizeof json,
+                 "{\"name\": \"slow%d\", \"count\": 1, \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1}}",
+                 i);
+        jobs[i] = submit(json);
+    }
+    proc *p = start("cell-batch", "slow", "--t-job", "30", NULL);
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    double waiting = (double)NAN;
+    while (ts_now_ms() < end && isnan(waiting = stats_metric("slow", "jobs_waiting")))
+        ts_sleep_ms(50);
+    if (isnan(waiting))
+        dump_procs();
+    cr_assert(!isnan(waiting), "no report during the first 30 s decision");
+    int st = ts_stop(p->pid, SIGTERM, 10000);
+    p->pid = 0;
+    if (st == -1)
+        dump_procs();
+    cr_assert_neq(st, -1, "cell-batch went on deciding after SIGTERM");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    /* What the cut decision placed committed; the other jobs stay pending. */
+    view v;
+    look(jobs[0], &v);
+    cr_assert_eq(count_placed(&v), 1);
+    view_free(&v);
+    look(jobs[1], &v);
+    cr_assert_eq(count_placed(&v), 0);
+    view_free(&v);
 }
