@@ -824,6 +824,19 @@ Test(sched, tainted_machine_gets_no_untolerating_task, .timeout = 120, .fini = c
 
 /* A Policy file that names Kubernetes' image and cloud-volume functions
  * runs, and says once what it ignores: on stderr and in `stats`. */
+/* stats' "schedulers" array (in *r's body), or NULL. */
+static const msgpack_object *stats_schedulers(cs_msg *r)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 0);
+    call(CS_MSG_STATS, &b, r);
+    const msgpack_object *s = cs_obj_get(&r->body, "schedulers");
+    return s != NULL && s->type == MSGPACK_OBJECT_ARRAY ? s : NULL;
+}
+
 Test(sched, ignored_policy_names_are_warned_on_stderr_and_in_stats, .timeout = 120,
      .fini = cleanup)
 {
@@ -845,14 +858,8 @@ Test(sched, ignored_policy_names_are_warned_on_stderr_and_in_stats, .timeout = 1
     int64_t end = ts_now_ms() + DEADLINE_MS;
     bool in_stats = false;
     while (!in_stats && ts_now_ms() < end) {
-        msgpack_sbuffer b;
-        msgpack_sbuffer_init(&b);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 0);
         cs_msg r;
-        call(CS_MSG_STATS, &b, &r);
-        const msgpack_object *s = cs_obj_get(&r.body, "schedulers");
+        const msgpack_object *s = stats_schedulers(&r);
         for (uint32_t i = 0; s && s->type == MSGPACK_OBJECT_ARRAY && i < s->via.array.size; i++) {
             const msgpack_object *w = cs_obj_get(&s->via.array.ptr[i], "warning");
             in_stats |= w && w->type == MSGPACK_OBJECT_STR &&
@@ -1930,15 +1937,9 @@ Test(sched_local, reports_flow_through_long_decisions_and_a_stop_ends_one)
  * until it has reported. */
 static double stats_metric(const char *name, const char *key)
 {
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 0);
     cs_msg r;
-    call(CS_MSG_STATS, &b, &r);
-    const msgpack_object *s = cs_obj_get(&r.body, "schedulers");
-    for (uint32_t i = 0; s && s->type == MSGPACK_OBJECT_ARRAY && i < s->via.array.size; i++) {
+    const msgpack_object *s = stats_schedulers(&r);
+    for (uint32_t i = 0; s && i < s->via.array.size; i++) {
         const msgpack_object *n = cs_obj_get(&s->via.array.ptr[i], "name");
         if (n == NULL || n->type != MSGPACK_OBJECT_STR || n->via.str.size != strlen(name) ||
             memcmp(n->via.str.ptr, name, strlen(name)) != 0)
