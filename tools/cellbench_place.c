@@ -8,7 +8,11 @@
  *      to choose between;
  *   2. submits every job first — J jobs of T tasks, PCT% of them constrained
  *      (zone == z<k>, or rack != r<k>) — through the wire, timed apart;
- *   3. starts N `cell-batch --instance I --instances N` and measures from
+ *   3. starts N `cell-batch --instance I --instances N` (and, with
+ *      --service-scheduler, one cell-service for the service jobs of the
+ *      mix), each with the schedulers' knobs given (--conflict, --commit,
+ *      --t-job, --t-task, --txn-per-job, --retry, --strategy: checked here
+ *      by the schedulers' own parser), and measures from
  *      that moment until every task has been seen placed (or --timeout):
  *      a watcher (cellbench_watch.h) follows the cell with delta `sync`s
  *      in the compact form every WATCH_MS and notes when each task is
