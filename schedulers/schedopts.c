@@ -87,20 +87,22 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "  --commit incremental|gang     commit mode (default incremental; a job's gang\n"
             "                                option always commits that job all-or-nothing)\n"
             "  --t-job S --t-task S  emulated decision time t_job + t_task x tasks (default 0)\n"
-            "  --max-attempts N      attempts at one job before it is parked with a note (default\n"
-            "                        %u; with --retry tail: abandoned, default 1000)\n"
-            "  --retry front|tail    a job whose claims conflicted is tried again: front (default)\n"
-            "                        at its place by priority and age in the next round, parked\n"
-            "                        after --max-attempts and tried again once the cell changed,\n"
-            "                        so no job is lost; tail (the Omega paper's) after\n"
-            "                        --retry-ms at the tail of the queue, and abandoned for good\n"
-            "                        after --max-attempts (counted: jobs_abandoned)\n"
+            "  --max-attempts N      attempts at one job before it is parked with a note\n"
+            "                        (default %u; with --retry tail: abandoned, default 1000)\n"
+            "  --retry front|tail    where a job whose claims conflicted is tried again.\n"
+            "                        front (default): at its place by priority and age, in\n"
+            "                        the next round; parked after --max-attempts and tried\n"
+            "                        again once the cell changed, so no job is lost.\n"
+            "                        tail (the Omega paper's): at the tail of the queue after\n"
+            "                        --retry-ms, abandoned for good after --max-attempts\n"
+            "                        (counted in jobs_abandoned)\n"
             "  --retry-ms MS         tail: the back-off before a conflicted job queues again\n"
             "                        (default 10)\n"
-            "  --strategy spread|binpack|random|firstfit  scoring preset (default %s); firstfit\n"
-            "                        is the Omega paper's simulator's randomized first fit: each\n"
-            "                        task on the first machine that fits in a random order (random\n"
-            "                        with --candidates 1 packs a job's equal tasks onto one machine)\n"
+            "  --strategy S          spread, binpack, random or firstfit (default %s).\n"
+            "                        firstfit is the Omega paper's simulator's randomized\n"
+            "                        first fit: each task on the first machine that fits in\n"
+            "                        a random order of its own (random with --candidates 1\n"
+            "                        packs a job's equal tasks onto one machine until full)\n"
             "  --policy FILE         a Kubernetes scheduler Policy file (overrides --strategy)\n"
             "  --candidates K        feasible machines scored per task (default: the placer's)\n"
             "  --seed N              randomization seed (default: from the name and pid)\n"
@@ -257,7 +259,9 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
             else
                 return cs_errorf(err, CS_EINVAL, "--retry: '%s' is not front or tail", optarg);
             break;
-        case OPT_RETRY_MS: rc = parse_u32("--retry-ms", optarg, 0, 3600000, &o->retry_ms, err); break;
+        case OPT_RETRY_MS:
+            rc = parse_u32("--retry-ms", optarg, 0, 3600000, &o->retry_ms, err);
+            break;
         case OPT_PREEMPT: o->preempt = true; break;
         case OPT_NO_PREEMPT: o->preempt = false; break;
         case OPT_ONCE: o->once = true; break;

@@ -44,7 +44,7 @@ typedef struct cs_sched_opts {
     uint8_t conflict;        /* cs_conflict_mode */
     uint8_t commit;          /* cs_commit_mode; a job's `gang` option forces gang for it */
     double t_job_s, t_task_s;
-    uint32_t max_attempts;   /* attempts at one job before it is parked (front) or abandoned (tail) */
+    uint32_t max_attempts;   /* attempts at one job: then parked (front) or abandoned (tail) */
     uint8_t retry;           /* cs_sched_retry */
     uint32_t retry_ms;       /* tail: a conflicted job waits this long before it queues again */
     uint32_t instance, instances; /* batch: this one takes jobs with XXH3(id) % instances == instance */
