@@ -28,7 +28,15 @@ void cs_metrics_decided(cs_metrics *m, int64_t ns)
         m->decide_ns += ns;
 }
 
+void cs_metrics_wasted(cs_metrics *m, int64_t ns)
+{
+    if (ns > 0)
+        m->wasted_ns += ns;
+}
+
 void cs_metrics_attempt(cs_metrics *m) { m->attempts++; }
+
+void cs_metrics_abandoned(cs_metrics *m) { m->abandoned++; }
 
 void cs_metrics_txn(cs_metrics *m, uint32_t committed, uint32_t conflicted, bool aborted)
 {
@@ -56,7 +64,13 @@ static int push(cs_samples *s, uint64_t ms)
     return CS_OK;
 }
 
-int cs_metrics_wait_first(cs_metrics *m, uint64_t ms) { return push(&m->wait_first, ms); }
+int cs_metrics_wait_first(cs_metrics *m, uint64_t ms)
+{
+    int rc = push(&m->wait_first, ms);
+    if (rc == CS_OK)
+        m->wait_first_sum_ms += m->wait_first.v[m->wait_first.n - 1];
+    return rc;
+}
 int cs_metrics_wait_placed(cs_metrics *m, uint64_t ms) { return push(&m->wait_placed, ms); }
 
 static int cmp_u32(const void *a, const void *b)
@@ -98,6 +112,13 @@ void cs_metrics_view_at(cs_metrics *m, int64_t now_ns, cs_metrics_view *out)
     out->busyness = up > 0 ? (double)m->decide_ns / (double)up : 0;
     if (out->busyness > 1)
         out->busyness = 1;
+    /* Wasted is part of the decision time: the split shares the (capped)
+     * busyness out in their proportion, so that the parts add up to it. */
+    out->busyness_wasted =
+        m->decide_ns > 0 ? out->busyness * (double)m->wasted_ns / (double)m->decide_ns : 0;
+    if (out->busyness_wasted > out->busyness)
+        out->busyness_wasted = out->busyness;
+    out->busyness_useful = out->busyness - out->busyness_wasted;
     out->conflict_fraction =
         m->txn_successful ? (double)m->txn_conflicted / (double)m->txn_successful : 0;
     int64_t dt = now_ns - m->last_ns;
@@ -110,10 +131,22 @@ void cs_metrics_view_at(cs_metrics *m, int64_t now_ns, cs_metrics_view *out)
     out->claims_committed = m->claims_committed;
     out->claims_conflicted = m->claims_conflicted;
     out->attempts = m->attempts;
+    out->jobs_abandoned = m->abandoned;
     out->jobs_first = m->wait_first.n;
     out->jobs_placed = m->wait_placed.n;
+    out->wait_first_mean_ms =
+        m->wait_first.n ? (double)m->wait_first_sum_ms / (double)m->wait_first.n : 0;
+    out->wait_mean_ms = out->wait_first_mean_ms;
     percentiles(&m->wait_first, out->wait_first_ms);
     percentiles(&m->wait_placed, out->wait_placed_ms);
+}
+
+void cs_metrics_view_waiting(cs_metrics_view *v, uint64_t n, uint64_t sum_ms)
+{
+    v->jobs_waiting = n;
+    uint64_t all = v->jobs_first + n;
+    v->wait_mean_ms =
+        all ? (v->wait_first_mean_ms * (double)v->jobs_first + (double)sum_ms) / (double)all : 0;
 }
 
 static int kv_f64(msgpack_packer *pk, const char *key, double v)
@@ -136,9 +169,11 @@ int cs_metrics_pack(const cs_metrics_view *v, uint64_t pending_tasks, msgpack_pa
 {
     static const char *const pct[3] = {"p50", "p90", "p99"};
     char key[32];
-    if (msgpack_pack_map(pk, 17))
+    if (msgpack_pack_map(pk, 23))
         return CS_ENOMEM;
     int rc = kv_f64(pk, "busyness", v->busyness);
+    rc = rc ? rc : kv_f64(pk, "busyness_useful", v->busyness_useful);
+    rc = rc ? rc : kv_f64(pk, "busyness_wasted", v->busyness_wasted);
     rc = rc ? rc : kv_f64(pk, "conflict_fraction", v->conflict_fraction);
     rc = rc ? rc : kv_f64(pk, "placements_per_s", v->placements_per_s);
     rc = rc ? rc : kv_u64(pk, "txn_committed", v->txn_successful);
@@ -149,6 +184,10 @@ int cs_metrics_pack(const cs_metrics_view *v, uint64_t pending_tasks, msgpack_pa
     rc = rc ? rc : kv_u64(pk, "pending_tasks", pending_tasks);
     rc = rc ? rc : kv_u64(pk, "jobs_waited", v->jobs_first);
     rc = rc ? rc : kv_u64(pk, "jobs_placed", v->jobs_placed);
+    rc = rc ? rc : kv_u64(pk, "jobs_abandoned", v->jobs_abandoned);
+    rc = rc ? rc : kv_u64(pk, "jobs_waiting", v->jobs_waiting);
+    rc = rc ? rc : kv_f64(pk, "wait_first_mean_ms", v->wait_first_mean_ms);
+    rc = rc ? rc : kv_f64(pk, "wait_mean_ms", v->wait_mean_ms);
     for (int i = 0; i < 3 && rc == CS_OK; i++) {
         snprintf(key, sizeof key, "wait_first_%s_ms", pct[i]);
         rc = kv_u64(pk, key, v->wait_first_ms[i]);

@@ -52,6 +52,11 @@ typedef struct klass {
      * 0 = not rejected), and it is not checked again. NULL when unused. */
     uint8_t *why;
     uint32_t capwhy;
+    /* Randomized first fit (cs_policy.first_fit): the machine slots not yet
+     * rejected for the class, pool[0 .. npool); the rejected ones are
+     * swapped behind. npoolall is all of them (the cell's machines). */
+    uint32_t *pool;
+    uint32_t npool, npoolall, cappool;
 } klass;
 
 /* What one call knows of its job. */
@@ -152,6 +157,7 @@ void cs_placer_free(cs_placer *p)
         free(p->cls[i].cand);
         free(p->cls[i].rej);
         free(p->cls[i].why);
+        free(p->cls[i].pool);
     }
     free(p->cls);
     free(p->total);
@@ -622,6 +628,7 @@ static void class_reset(klass *k)
 {
     k->pos = 0;
     k->ncand = 0;
+    k->npool = k->npoolall;
     memset(k->rej, 0, k->nrej * sizeof *k->rej);
 }
 
@@ -661,6 +668,19 @@ static int class_for(cs_placer *p, const jctx *jc, const cs_res *res, klass **ou
     }
     if (jc->memo && k->why != NULL) /* NULL while the cell has no machine */
         memset(k->why, 0, p->nperm);
+    k->npoolall = 0;
+    if (p->pol.first_fit) {
+        if (p->nperm > k->cappool) {
+            uint32_t *pool = realloc(k->pool, (size_t)p->nperm * sizeof *pool);
+            if (pool == NULL)
+                return CS_ENOMEM;
+            k->pool = pool;
+            k->cappool = p->nperm;
+        }
+        for (uint32_t i = 0; i < p->nperm; i++)
+            k->pool[i] = i; /* drawn at random: the order does not matter */
+        k->npoolall = p->nperm;
+    }
     k->res = *res;
     k->start = p->nperm ? rand_below(p, p->nperm) : 0;
     k->no_preempt = false;
@@ -702,6 +722,32 @@ static void scan(cs_placer *p, const jctx *jc, klass *k)
                 k->why[ms] = (uint8_t)(r + 1);
         }
     }
+}
+
+/* Randomized first fit, as the Omega paper's lightweight simulator places
+ * (google/cluster-scheduler-simulator): draw a machine uniformly from the
+ * class's pool; the first that fits takes the task; one that does not
+ * leaves the pool for the rest of the call — within a call machines only
+ * lose room, so it would not fit a later task of the class either. Each
+ * task thus sees the machines in an order of its own, where the random
+ * preset with one candidate keeps the class's candidate and packs the
+ * job's equal tasks onto it until full. A job whose feasibility can grow
+ * within the call (jc->fresh) draws from every machine for every task.
+ * CS_NONE when nothing fits. */
+static uint32_t first_fit(cs_placer *p, const jctx *jc, klass *k)
+{
+    if (jc->fresh)
+        class_reset(k);
+    while (k->npool > 0) {
+        uint32_t i = rand_below(p, k->npool), ms = k->pool[i];
+        int r = check(p, jc, &k->res, ms);
+        if (r == FEASIBLE)
+            return ms;
+        k->rej[r]++;
+        k->pool[i] = k->pool[--k->npool];
+        k->pool[k->npool] = ms;
+    }
+    return CS_NONE;
 }
 
 /* ---- scoring --------------------------------------------------------------------- */
@@ -1061,6 +1107,8 @@ static int place_one(cs_placer *p, jctx *jc, uint32_t ts, uint32_t only, cs_txn 
             ms = only;
         else
             k->rej[r]++;
+    } else if (p->pol.first_fit) {
+        ms = first_fit(p, jc, k);
     } else {
         scan(p, jc, k);
         if (k->ncand > 0)

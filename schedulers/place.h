@@ -58,6 +58,14 @@
  * with the fewest tasks, by the weighted sum. N tasks on M equal machines then end within
  * one of N/M, in one call and across calls.
  *
+ * Randomized first fit (cs_policy.first_fit, the "firstfit" preset): the
+ * Omega paper's lightweight simulator's placement, for experiments that
+ * take the paper as the reference. Each task goes to the first machine that
+ * fits in a random order of its own (the placer's seeded generator); a
+ * machine that does not fit is not drawn again for the class in the call.
+ * Nothing is scored, so soft constraints and PreferNoSchedule change
+ * nothing; hard filters, preemption and gang hold as for every policy.
+
  * Reasons: when a task fits nowhere the report says why, as Nomad and
  * Kubernetes do, counting the machines rejected per reason, most frequent
  * first: "no machine fits: cpu on 9,870, UNIQUE hostname on 130".

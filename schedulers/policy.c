@@ -136,6 +136,11 @@ static const preset presets[] = {
      {.predicates = CS_PRED_ALL,
       .weights = {[CS_PRIO_EQUAL] = 1, [CS_PRIO_NODE_AFFINITY] = 1, [CS_PRIO_JOB_AFFINITY] = 1,
                   [CS_PRIO_TAINT_TOLERATION] = 1}}},
+    {"firstfit",
+     {.predicates = CS_PRED_ALL,
+      .weights = {[CS_PRIO_EQUAL] = 1, [CS_PRIO_NODE_AFFINITY] = 1, [CS_PRIO_JOB_AFFINITY] = 1,
+                  [CS_PRIO_TAINT_TOLERATION] = 1},
+      .first_fit = true}},
 };
 
 static const cs_policy *find_preset(const char *name)
@@ -173,7 +178,8 @@ int cs_policy_preset(const char *name, cs_policy *out, cs_error *err)
     const cs_policy *p = name != NULL ? find_preset(name) : NULL;
     if (p == NULL)
         return cs_errorf(err, CS_EINVAL,
-                         "unknown policy preset \"%.64s\" (valid: spread, binpack, random)",
+                         "unknown policy preset \"%.64s\" "
+                         "(valid: spread, binpack, random, firstfit)",
                          name != NULL ? name : "(null)");
     *out = *p;
     return CS_OK;
@@ -500,7 +506,8 @@ int cs_policy_resolve(const char *arg, cs_policy *out, cs_error *err)
     }
     if (arg == NULL || arg[0] == '\0')
         return cs_errorf(err, CS_EINVAL,
-                         "policy: expected a preset (spread, binpack, random) or a Policy file");
+                         "policy: expected a preset (spread, binpack, random, firstfit) "
+                         "or a Policy file");
     return cs_policy_load(arg, out, err);
 }
 

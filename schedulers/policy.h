@@ -3,7 +3,8 @@
  *
  * A policy is plain data (cs_policy): a set of optional filters and one
  * weight per scoring function. It comes from a preset ("spread", "binpack",
- * "random", the strategies of Docker Swarm) or from a Kubernetes legacy
+ * "random", the strategies of Docker Swarm, and "firstfit", the Omega
+ * paper's simulator's) or from a Kubernetes legacy
  * Policy file (kind "Policy", apiVersion "v1"), whose predicate and priority
  * names map onto the bits and weights below. The placement engine
  * (schedulers/place.h) filters machines with the predicates, computes each
@@ -96,6 +97,11 @@ typedef struct cs_policy {
     /* Bits of the names the Policy file listed that cellsched ignores
      * (container images, cloud volumes): cs_policy_warning names them. */
     uint32_t ignored;
+    /* Randomized first fit, the placement of the Omega paper's lightweight
+     * simulator: each task goes to the first machine that fits in an order
+     * drawn at random for it, and no machine is scored (the "firstfit"
+     * preset; place.h). */
+    bool first_fit;
 } cs_policy;
 
 /* ---- names ----------------------------------------------------------------- */
@@ -126,8 +132,11 @@ bool cs_policy_warning(const cs_policy *p, char *buf, size_t size);
  *             Spreading 1 (the default policy)
  *   "binpack" MostRequested 1
  *   "random"  Equal 1 (every machine ties; the placer breaks ties randomly)
- * plus NodeAffinity 1, JobAffinity 1 and TaintToleration 1 in each. An unknown name is
- * CS_EINVAL naming it and listing these three. `name` is borrowed; `out` is
+ *   "firstfit" randomized first fit (first_fit): per task, the first machine
+ *             that fits in a random order; Equal 1 (nothing is scored)
+ * plus NodeAffinity 1, JobAffinity 1 and TaintToleration 1 in each (first
+ * fit ignores them: soft constraints and PreferNoSchedule are scores). An
+ * unknown name is CS_EINVAL naming it and listing these four. `name` is borrowed; `out` is
  * written only on success. */
 int cs_policy_preset(const char *name, cs_policy *out, cs_error *err);
 

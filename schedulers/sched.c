@@ -25,8 +25,13 @@ typedef struct job_state {
     bool waited;            /* its first attempt's wait is recorded */
     bool placed;            /* its fully-placed wait is recorded */
     bool parked;
+    bool abandoned;          /* --retry tail: past --max-attempts, never tried again */
     uint64_t parked_version; /* the copy's version when parked */
     int64_t park_until_ns;
+    /* --retry tail: when it joined the queue's tail (wall ms, what it is
+     * ordered by instead of its submission; 0 = never conflicted), and the
+     * end of its back-off (monotonic). */
+    int64_t queued_ms, retry_at_ns;
     uint32_t conflicts[CS_OUTCOME_COUNT]; /* by outcome, since the last progress */
 } job_state;
 
@@ -42,7 +47,7 @@ typedef struct job_map {
 typedef struct candidate {
     cs_id id;
     int32_t priority;
-    uint64_t submitted;
+    uint64_t submitted; /* or when it joined the queue's tail (--retry tail) */
 } candidate;
 
 /* A placed task on a machine with a NoExecute taint its job tolerates for
@@ -58,6 +63,7 @@ typedef struct lingering {
 typedef struct batched {
     cs_id id;
     uint32_t first, n;
+    int64_t decided_ns; /* its decision time */
     cs_place_report rep;
 } batched;
 
@@ -81,6 +87,13 @@ struct cs_sched {
     cs_rollout roll; /* scratch of the rollout hook */
     cs_backoff backoff; /* restart back-off of ended tasks (hooks.backoff) */
     uint64_t sched_id, next_req;
+    /* The stop flag of the round under way (cs_sched_round's): a long
+     * decision looks at it. */
+    volatile sig_atomic_t *stop;
+    /* Jobs of this round that wait out their --retry-ms back-off (left
+     * out by collect, or requeued): with --once the loop goes on while
+     * there are any. */
+    size_t backing_off;
     int64_t next_report_ns, next_tend_ns;
     int64_t last_error_ns;
     char last_error[CS_ERROR_MSG_SIZE];
@@ -265,15 +278,36 @@ static int scale_job(cs_sched *s, cs_id job, uint32_t count, cs_error *err)
     return rc == CS_ENOMEM ? rc : CS_OK;
 }
 
-static uint64_t pending_total(cs_sched *s)
+/* The state of job `id`, or NULL when the loop has not seen it yet. */
+static const job_state *job_find(const job_map *m, cs_id id)
 {
-    uint64_t n = 0;
+    uint32_t i = cs_idindex_find(&m->ix, m->v, sizeof *m->v, id);
+    return i == CS_IDINDEX_NONE ? NULL : &m->v[i];
+}
+
+/* What waits among the owned jobs: their pending tasks, and the jobs not
+ * yet attempted with the sum of their waits so far (the paper's mean wait
+ * counts them; metrics.h). */
+typedef struct backlog {
+    uint64_t pending_tasks, waiting, waiting_ms;
+} backlog;
+
+static void backlog_of(cs_sched *s, backlog *b)
+{
+    *b = (backlog){0};
+    int64_t wall = wall_ms(s);
     for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
-        if (j->job.state == CS_JOB_ACTIVE && s->hooks->takes(s, j))
-            n += j->npending;
+        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j))
+            continue;
+        b->pending_tasks += j->npending;
+        const job_state *st = job_find(&s->jobs, j->job.id);
+        if (j->npending == 0 || j->job.submitted == 0 || (st != NULL && st->waited))
+            continue;
+        b->waiting++;
+        if (wall > (int64_t)j->job.submitted)
+            b->waiting_ms += (uint64_t)(wall - (int64_t)j->job.submitted);
     }
-    return n;
 }
 
 static void report(cs_sched *s, int64_t now)
@@ -283,6 +317,9 @@ static void report(cs_sched *s, int64_t now)
     s->next_report_ns = now + (int64_t)s->o->report_ms * 1000000;
     cs_metrics_view v;
     cs_metrics_view_at(&s->metrics, now, &v);
+    backlog b;
+    backlog_of(s, &b);
+    cs_metrics_view_waiting(&v, b.waiting, b.waiting_ms);
     s->buf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &s->buf, msgpack_sbuffer_write);
@@ -290,11 +327,32 @@ static void report(cs_sched *s, int64_t now)
         cs_pack_kv_str(&pk, "kind", s->o->kind == CS_SCHED_BATCH ? "batch" : "service") ||
         (s->warning[0] && cs_pack_kv_str(&pk, "warning", s->warning)) ||
         msgpack_pack_str(&pk, 7) || msgpack_pack_str_body(&pk, "metrics", 7) ||
-        cs_metrics_pack(&v, pending_total(s), &pk) != CS_OK)
+        cs_metrics_pack(&v, b.pending_tasks, &pk) != CS_OK)
         return;
     cs_error err = {0};
     if (s->port->report(s->port->ctx, s->buf.data, s->buf.size, &err) != CS_OK)
         log_error(s, "sched.report", &err);
+}
+
+/* Sleep out Omega's emulated decision time t_job + t_task x tasks for
+ * `tasks` tasks, in pieces that end at each due report, so that reports
+ * keep flowing through a long decision (a t_job of 20 s), and stop early
+ * once the round's stop flag is set (the nng port's sleep returns on the
+ * signal that sets it). The decision is then cut short, not dropped: what
+ * was placed commits, and the scheduler exits after that one request. */
+static void decision_sleep(cs_sched *s, size_t tasks)
+{
+    double t = s->o->t_job_s + s->o->t_task_s * (double)tasks;
+    if (t <= 0)
+        return;
+    int64_t until = mono_ns(s) + (int64_t)(t * 1e9);
+    for (;;) {
+        int64_t now = mono_ns(s);
+        if (now >= until || (s->stop != NULL && *s->stop))
+            return;
+        report(s, now);
+        s->port->sleep(s->port->ctx, until < s->next_report_ns ? until : s->next_report_ns);
+    }
 }
 
 /* ---- one job ------------------------------------------------------------------------- */
@@ -315,10 +373,11 @@ static int ensure_ids(cs_sched *s, size_t n)
     return CS_OK;
 }
 
-/* "3 attempts conflicted: would overcommit cpu 12, port in use 2". */
-static void conflict_note(const job_state *st, char *out, size_t size)
+/* "gave up after 3 conflicting attempts: would overcommit cpu 12, port in
+ * use 2" (`what` is "gave up" or "abandoned"). */
+static void conflict_note(const job_state *st, const char *what, char *out, size_t size)
 {
-    size_t len = (size_t)snprintf(out, size, "gave up after %" PRIu32 " conflicting attempts:",
+    size_t len = (size_t)snprintf(out, size, "%s after %" PRIu32 " conflicting attempts:", what,
                                   st->attempts);
     const char *sep = " ";
     for (int k = 1; k < CS_OUTCOME_COUNT && len < size; k++) {
@@ -408,6 +467,7 @@ static int finish_job(cs_sched *s, cs_id id, job_state *st, bool conflicted,
         st->attempts = 0;
         memset(st->conflicts, 0, sizeof st->conflicts);
         st->parked = false;
+        st->queued_ms = st->retry_at_ns = 0; /* tasks pending later queue by submission */
         char note[CS_NOTE_MAX + 1];
         if ((rc = placed_note(s, j, note, sizeof note, err)) != CS_OK)
             return rc;
@@ -418,15 +478,41 @@ static int finish_job(cs_sched *s, cs_id id, job_state *st, bool conflicted,
         park(s, st, now);
         return set_note(s, j, rep->reason, err);
     }
+    if (st->attempts >= s->o->max_attempts && s->o->retry == CS_RETRY_TAIL) {
+        /* The paper's limit: given up for good (until this scheduler
+         * restarts: the state is in its memory), and counted. */
+        char note[CS_PLACE_REASON_MAX];
+        conflict_note(st, "abandoned (--retry tail)", note, sizeof note);
+        st->abandoned = true;
+        cs_metrics_abandoned(&s->metrics);
+        return set_note(s, j, note, err);
+    }
     if (st->attempts >= s->o->max_attempts) {
         char note[CS_PLACE_REASON_MAX];
-        conflict_note(st, note, sizeof note);
+        conflict_note(st, "gave up", note, sizeof note);
         park(s, st, now);
         st->attempts = 0;
         memset(st->conflicts, 0, sizeof st->conflicts);
         return set_note(s, j, note, err);
     }
+    if (conflicted && s->o->retry == CS_RETRY_TAIL) {
+        /* Omega's simulator puts a conflicted job back at the tail of the
+         * queue; it joins after its back-off, behind the jobs that arrived
+         * meanwhile. */
+        st->retry_at_ns = now + (int64_t)s->o->retry_ms * 1000000;
+        st->queued_ms = wall_ms(s) + (int64_t)s->o->retry_ms;
+        s->backing_off++;
+    }
     return CS_OK;
+}
+
+/* Of `ns` of decision time for `claims` claims, the share of the `lost`
+ * ones that did not commit (conflicted, or the whole of an aborted gang):
+ * work the scheduler does again (metrics.h). */
+static void waste(cs_sched *s, int64_t ns, uint32_t claims, uint32_t lost)
+{
+    if (claims > 0 && lost > 0)
+        cs_metrics_wasted(&s->metrics, (int64_t)((double)ns * lost / claims));
 }
 
 /* Omega's wait time of a job's first attempt (submission to its start),
@@ -497,10 +583,9 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
         park(s, st, now);
         return CS_OK;
     }
-    /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
-    double t = s->o->t_job_s + s->o->t_task_s * (double)n;
-    sleep_ns(s, (int64_t)(t * 1e9));
-    cs_metrics_decided(&s->metrics, mono_ns(s) - now);
+    decision_sleep(s, n);
+    int64_t decided = mono_ns(s) - now;
+    cs_metrics_decided(&s->metrics, decided);
 
     bool conflicted = false;
     if (s->txn.nclaims > 0) {
@@ -508,6 +593,7 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
             return rc == CS_ENOMEM ? rc : CS_OK; /* the next round syncs and tries again */
         bool aborted = gang && s->res.committed == 0;
         cs_metrics_txn(&s->metrics, s->res.committed, s->res.conflicts, aborted);
+        waste(s, decided, s->txn.nclaims, s->txn.nclaims - s->res.committed);
         conflicted = s->res.conflicts > 0 || aborted;
         for (uint32_t i = 0; i < s->txn.nclaims; i++)
             st->conflicts[s->res.claims[i]]++;
@@ -535,7 +621,10 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
 
 /* Whether job `j` may share a transaction with others: incremental, and
  * neither a gang (all or nothing is judged per transaction) nor global
- * (its pins and growth go through place_one). */
+ * (its pins and growth go through place_one). With --txn-per-job no job
+ * does (cs_sched_round never calls place_batch): the paper's one
+ * transaction per job, so that gang and incremental differ only in how the
+ * store judges a transaction, not in how many jobs it holds. */
 static bool batchable(const cs_sched *s, const cs_cjob *j)
 {
     return s->o->commit == CS_COMMIT_INCREMENTAL && !j->opts.gang && !j->opts.global;
@@ -573,6 +662,11 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
     s->nbatch = 0;
     size_t i = from;
     for (; i < s->ncands; i++) {
+        /* Between jobs: a stop commits what is decided and ends the round;
+         * a report falls due during a batch of long decisions. */
+        if (i > from && *s->stop)
+            break;
+        report(s, mono_ns(s));
         cs_id id = s->cands[i].id;
         const cs_cjob *j = cs_copy_job(s->copy, id);
         if (j != NULL && j->job.state == CS_JOB_ACTIVE && !batchable(s, j))
@@ -598,10 +692,9 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
             park(s, st, start);
             continue;
         }
-        /* Omega's decision time model: t_decision = t_job + t_task x tasks. */
-        double t = s->o->t_job_s + s->o->t_task_s * (double)n;
-        sleep_ns(s, (int64_t)(t * 1e9));
-        cs_metrics_decided(&s->metrics, mono_ns(s) - decide);
+        decision_sleep(s, n);
+        b.decided_ns = mono_ns(s) - decide;
+        cs_metrics_decided(&s->metrics, b.decided_ns);
         b.n = s->txn.nclaims - b.first;
         if (push_batched(s, &b) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -629,11 +722,13 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
         job_state *st = job_get(&s->jobs, b->id);
         if (st == NULL)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
-        bool conflicted = false;
+        uint32_t lost = 0;
         for (uint32_t c = b->first; c < b->first + b->n; c++) {
             st->conflicts[s->res.claims[c]]++;
-            conflicted |= s->res.claims[c] != CS_COMMITTED;
+            lost += s->res.claims[c] != CS_COMMITTED;
         }
+        bool conflicted = lost > 0;
+        waste(s, b->decided_ns, b->n, lost);
         if ((rc = finish_job(s, b->id, st, conflicted, &b->rep, err)) != CS_OK)
             return rc;
     }
@@ -890,15 +985,17 @@ static int restart(cs_sched *s, const cs_cjob *j, const cs_rollout_step *st, boo
             return rc;
         if (rc != CS_OK) /* the releases go alone; place_one says why the rest waits */
             log_error(s, "placement", err);
-        double t = s->o->t_job_s + s->o->t_task_s * (double)st->nrestart;
-        sleep_ns(s, (int64_t)(t * 1e9));
+        decision_sleep(s, st->nrestart);
     }
-    cs_metrics_decided(&s->metrics, mono_ns(s) - start);
+    int64_t decided = mono_ns(s) - start;
+    cs_metrics_decided(&s->metrics, decided);
     if ((rc = commit_txn(s, err)) != CS_OK)
         return rc == CS_ENOMEM ? rc : CS_OK;
-    if (s->txn.nclaims > 0)
+    if (s->txn.nclaims > 0) {
         cs_metrics_txn(&s->metrics, s->res.committed, s->res.conflicts,
                        gang && s->res.committed == 0);
+        waste(s, decided, s->txn.nclaims, s->txn.nclaims - s->res.committed);
+    }
     for (uint32_t i = 0; i < s->txn.nreleases; i++)
         *moved |= s->res.releases[i] == CS_COMMITTED;
     return CS_OK;
@@ -975,6 +1072,7 @@ static int roll(cs_sched *s, bool *progress, cs_error *err)
 static int collect(cs_sched *s, int64_t now, cs_error *err)
 {
     s->ncands = 0;
+    s->backing_off = 0;
     for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
         /* A global job is looked at even with nothing pending: machines
@@ -985,6 +1083,12 @@ static int collect(cs_sched *s, int64_t now, cs_error *err)
         job_state *st = job_get(&s->jobs, j->job.id);
         if (st == NULL)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
+        if (st->abandoned)
+            continue;
+        if (now < st->retry_at_ns) {
+            s->backing_off++;
+            continue;
+        }
         if (st->parked) {
             if (now < st->park_until_ns || cs_copy_version(s->copy) == st->parked_version)
                 continue;
@@ -998,8 +1102,11 @@ static int collect(cs_sched *s, int64_t now, cs_error *err)
             s->cands = c;
             s->capcands = cap;
         }
+        /* A job back from a conflict under --retry tail queues by when it
+         * came back, not by its submission: at the tail. */
+        uint64_t queued = st->queued_ms > 0 ? (uint64_t)st->queued_ms : j->job.submitted;
         s->cands[s->ncands++] =
-            (candidate){.id = j->job.id, .priority = j->job.priority, .submitted = j->job.submitted};
+            (candidate){.id = j->job.id, .priority = j->job.priority, .submitted = queued};
     }
     if (s->ncands > 1)
         qsort(s->cands, s->ncands, sizeof *s->cands, cmp_cand);
@@ -1012,6 +1119,7 @@ int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool 
     int64_t idle_ns = (int64_t)s->o->idle_ms * 1000000;
     int64_t now = mono_ns(s);
     *progress = false;
+    s->stop = stop;
     int rc = sync_copy(s, err);
     *synced = rc == CS_OK;
     if (rc == CS_ENOMEM)
@@ -1032,8 +1140,8 @@ int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool 
         return rc;
     size_t ncands = s->ncands;
     for (size_t i = 0; i < ncands && !*stop;) {
-        size_t next;
-        if ((rc = place_batch(s, i, &next, progress, err)) != CS_OK)
+        size_t next = i;
+        if (!s->o->txn_per_job && (rc = place_batch(s, i, &next, progress, err)) != CS_OK)
             return rc;
         if (next == i) {
             if ((rc = place_one(s, s->cands[i].id, progress, err)) != CS_OK)
@@ -1041,6 +1149,7 @@ int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool 
             next = i + 1;
         }
         i = next;
+        report(s, mono_ns(s));
     }
     report(s, mono_ns(s));
     return CS_OK;
@@ -1058,7 +1167,9 @@ int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err)
             return rc;
         if (!synced)
             continue; /* the round waited; the server may come back */
-        if (s->o->once && !progress)
+        /* --once: done when a round commits nothing and no conflicted job
+         * waits out its back-off. */
+        if (s->o->once && !progress && s->backing_off == 0)
             break;
         /* Nothing committed: nothing to do, or only conflicts (retried
          * after a pause, which also lets the other schedulers through). */

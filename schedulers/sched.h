@@ -12,13 +12,17 @@
  *            place its pending tasks on the copy (place.h), taking the
  *            emulated decision time t_job + t_task x tasks;
  *   commit   send the transaction; the store judges every claim
- *            (fine/coarse, incremental/gang);
+ *            (fine/coarse, incremental/gang). Small incremental jobs share
+ *            one transaction (up to 1,000 claims) unless --txn-per-job
+ *            asks for the paper's one job per transaction;
  *   resync   "whether or not the transaction succeeds, the scheduler
  *            resyncs its local copy of cell state afterwards and, if
  *            necessary, re-runs its scheduling algorithm and tries again".
  *
  * A job whose conflicts recur gives up after --max-attempts attempts; a job
- * whose tasks fit nowhere gives up at once. Either way it is *parked*: its
+ * whose tasks fit nowhere gives up at once. (With --retry tail, the paper's
+ * form, a conflicted job queues again at the tail after --retry-ms and is
+ * abandoned for good at the limit, counted in jobs_abandoned.) Either way it is *parked*: its
  * note (job.note) says why — the placer's "no machine fits: cpu on 9,870,
  * UNIQUE hostname on 130", or the conflicts that wore it out — and it is
  * tried again only after --park-ms, once the cell has changed. A job placed
@@ -104,8 +108,11 @@ void cs_sched_free(cs_sched *s);
 int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err);
 
 /* One round of cs_sched_run: sync; upkeep and rollouts when due; place
- * each candidate job (stopping early once *stop is non-zero), each commit
- * followed by a sync; report when due. *synced is false when the first
+ * each candidate job, each commit followed by a sync; report when due:
+ * also between the jobs of a batch and during a long emulated decision, so
+ * that reports keep flowing. Once *stop is non-zero the round stops early:
+ * between jobs, and inside a decision, whose sleep it cuts short (what was
+ * placed still commits). *synced is false when the first
  * sync failed (logged; the round then only reported and slept 4 x
  * --idle-ms); *progress is true when anything committed. The caller
  * decides when the next round runs: cs_sched_run sleeps --idle-ms after a

@@ -32,6 +32,9 @@ enum {
     OPT_TIMEOUT_MS,
     OPT_MAX_CLAIMS,
     OPT_CANDIDATES,
+    OPT_TXN_PER_JOB,
+    OPT_RETRY,
+    OPT_RETRY_MS,
     OPT_PREEMPT,
     OPT_NO_PREEMPT,
     OPT_ONCE,
@@ -58,6 +61,9 @@ static const struct option long_opts[] = {
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"max-claims", required_argument, NULL, OPT_MAX_CLAIMS},
     {"candidates", required_argument, NULL, OPT_CANDIDATES},
+    {"txn-per-job", no_argument, NULL, OPT_TXN_PER_JOB},
+    {"retry", required_argument, NULL, OPT_RETRY},
+    {"retry-ms", required_argument, NULL, OPT_RETRY_MS},
     {"preempt", no_argument, NULL, OPT_PREEMPT},
     {"no-preempt", no_argument, NULL, OPT_NO_PREEMPT},
     {"once", no_argument, NULL, OPT_ONCE},
@@ -81,8 +87,22 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "  --commit incremental|gang     commit mode (default incremental; a job's gang\n"
             "                                option always commits that job all-or-nothing)\n"
             "  --t-job S --t-task S  emulated decision time t_job + t_task x tasks (default 0)\n"
-            "  --max-attempts N      attempts at one job before it is parked with a note (default %u)\n"
-            "  --strategy spread|binpack|random  scoring preset (default %s)\n"
+            "  --max-attempts N      attempts at one job before it is parked with a note\n"
+            "                        (default %u; with --retry tail: abandoned, default 1000)\n"
+            "  --retry front|tail    where a job whose claims conflicted is tried again.\n"
+            "                        front (default): at its place by priority and age, in\n"
+            "                        the next round; parked after --max-attempts and tried\n"
+            "                        again once the cell changed, so no job is lost.\n"
+            "                        tail (the Omega paper's): at the tail of the queue after\n"
+            "                        --retry-ms, abandoned for good after --max-attempts\n"
+            "                        (counted in jobs_abandoned)\n"
+            "  --retry-ms MS         tail: the back-off before a conflicted job queues again\n"
+            "                        (default 10)\n"
+            "  --strategy S          spread, binpack, random or firstfit (default %s).\n"
+            "                        firstfit is the Omega paper's simulator's randomized\n"
+            "                        first fit: each task on the first machine that fits in\n"
+            "                        a random order of its own (random with --candidates 1\n"
+            "                        packs a job's equal tasks onto one machine until full)\n"
             "  --policy FILE         a Kubernetes scheduler Policy file (overrides --strategy)\n"
             "  --candidates K        feasible machines scored per task (default: the placer's)\n"
             "  --seed N              randomization seed (default: from the name and pid)\n"
@@ -90,6 +110,11 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "  --idle-ms MS          sync interval when idle (default 50)\n"
             "  --park-ms MS          retry a parked job after this if the cell changed (default 500)\n"
             "  --max-claims N        claims per transaction (default 5000)\n"
+            "  --txn-per-job         one job per transaction, whatever the commit mode: the\n"
+            "                        Omega paper's form, for comparing commit modes. Default:\n"
+            "                        incremental jobs share a transaction up to 1,000 claims\n"
+            "                        (one round trip and one sync for many small jobs; each\n"
+            "                        counts once in txn_committed), gang jobs go alone\n"
             "  --timeout-ms MS       per request (default 10000)\n",
             prog, kind == CS_SCHED_BATCH ? "batch" : "service",
             kind == CS_SCHED_BATCH ? "batch" : "service",
@@ -161,9 +186,11 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
     o->park_ms = 500;
     o->timeout_ms = 10000;
     o->max_claims = 5000;
+    o->retry = CS_RETRY_FRONT;
+    o->retry_ms = 10;
     o->preempt = kind == CS_SCHED_SERVICE;
     *help = false;
-    bool have_instance = false;
+    bool have_instance = false, have_attempts = false;
     int rc = CS_OK;
 
     optind = 1;
@@ -191,6 +218,7 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
         case OPT_T_TASK: rc = parse_seconds("--t-task", optarg, &o->t_task_s, err); break;
         case OPT_MAX_ATTEMPTS:
             rc = parse_u32("--max-attempts", optarg, 1, 1000000, &o->max_attempts, err);
+            have_attempts = true;
             break;
         case OPT_INSTANCE:
             rc = parse_u32("--instance", optarg, 0, 65535, &o->instance, err);
@@ -198,9 +226,11 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
             break;
         case OPT_INSTANCES: rc = parse_u32("--instances", optarg, 1, 65536, &o->instances, err); break;
         case OPT_STRATEGY:
-            if (strcmp(optarg, "spread") && strcmp(optarg, "binpack") && strcmp(optarg, "random"))
+            if (strcmp(optarg, "spread") && strcmp(optarg, "binpack") && strcmp(optarg, "random") &&
+                strcmp(optarg, "firstfit"))
                 return cs_errorf(err, CS_EINVAL,
-                                 "--strategy: '%s' is not spread, binpack or random", optarg);
+                                 "--strategy: '%s' is not spread, binpack, random or firstfit",
+                                 optarg);
             o->strategy = optarg;
             break;
         case OPT_POLICY: o->policy_path = optarg; break;
@@ -220,6 +250,18 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
             rc = parse_u32("--max-claims", optarg, 1, CS_TXN_MAX_ITEMS, &o->max_claims, err);
             break;
         case OPT_CANDIDATES: rc = parse_u32("--candidates", optarg, 1, 1000000, &o->candidates, err); break;
+        case OPT_TXN_PER_JOB: o->txn_per_job = true; break;
+        case OPT_RETRY:
+            if (strcmp(optarg, "front") == 0)
+                o->retry = CS_RETRY_FRONT;
+            else if (strcmp(optarg, "tail") == 0)
+                o->retry = CS_RETRY_TAIL;
+            else
+                return cs_errorf(err, CS_EINVAL, "--retry: '%s' is not front or tail", optarg);
+            break;
+        case OPT_RETRY_MS:
+            rc = parse_u32("--retry-ms", optarg, 0, 3600000, &o->retry_ms, err);
+            break;
         case OPT_PREEMPT: o->preempt = true; break;
         case OPT_NO_PREEMPT: o->preempt = false; break;
         case OPT_ONCE: o->once = true; break;
@@ -236,6 +278,9 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
     if (kind == CS_SCHED_SERVICE && (have_instance || o->instances != 1))
         return cs_errorf(err, CS_EINVAL,
                          "--instance/--instances: only the batch scheduler shares jobs by hashing");
+    /* The paper's simulator abandons a job after 1,000 attempts. */
+    if (o->retry == CS_RETRY_TAIL && !have_attempts)
+        o->max_attempts = 1000;
     if (o->instance >= o->instances)
         return cs_errorf(err, CS_EINVAL, "--instance %" PRIu32 " must be below --instances %" PRIu32,
                          o->instance, o->instances);

@@ -6,6 +6,9 @@
  *   --commit incremental|gang    commit mode of each transaction
  *   --t-job S --t-task S         emulated decision time, Omega's
  *                                t_decision = t_job + t_task x tasks
+ *   --txn-per-job                one job per transaction (the paper's form)
+ *   --retry front|tail           where a conflicted job is retried; tail (the
+ *                                paper's) abandons it after --max-attempts
  * plus what each needs to run: the server, a name (unique per scheduler:
  * the store's idempotency key and the sched.report name), the placement
  * policy, and the batch scheduler's share of the work.
@@ -21,6 +24,18 @@
 
 typedef enum cs_sched_kind { CS_SCHED_BATCH = 0, CS_SCHED_SERVICE = 1 } cs_sched_kind;
 
+/* Where a job whose claims conflicted goes (--retry). */
+typedef enum cs_sched_retry {
+    /* Back to its place by priority and submission, tried again next
+     * round; parked with a note after --max-attempts (20 batch, 10
+     * service), tried again once the cell changed. The default: a job is
+     * not starved by later ones, and a parked job is never lost. */
+    CS_RETRY_FRONT = 0,
+    /* The paper's: to the tail of the queue after --retry-ms, and
+     * abandoned for good after --max-attempts (default 1,000 then). */
+    CS_RETRY_TAIL = 1,
+} cs_sched_retry;
+
 typedef struct cs_sched_opts {
     cs_sched_kind kind;
     const char *server;      /* borrowed from argv or the environment: one URL or a list (proto/servers.h) */
@@ -29,9 +44,11 @@ typedef struct cs_sched_opts {
     uint8_t conflict;        /* cs_conflict_mode */
     uint8_t commit;          /* cs_commit_mode; a job's `gang` option forces gang for it */
     double t_job_s, t_task_s;
-    uint32_t max_attempts;   /* attempts at one job before it is parked with a note */
+    uint32_t max_attempts;   /* attempts at one job: then parked (front) or abandoned (tail) */
+    uint8_t retry;           /* cs_sched_retry */
+    uint32_t retry_ms;       /* tail: a conflicted job waits this long before it queues again */
     uint32_t instance, instances; /* batch: this one takes jobs with XXH3(id) % instances == instance */
-    const char *strategy;    /* spread | binpack | random (policy preset) */
+    const char *strategy;    /* spread | binpack | random | firstfit (policy preset) */
     const char *policy_path; /* a Kubernetes Policy file; overrides strategy */
     uint64_t seed;           /* 0: derived from the name and the pid */
     uint32_t report_ms;      /* sched.report interval */
@@ -39,6 +56,10 @@ typedef struct cs_sched_opts {
     uint32_t park_ms;        /* a parked job is tried again after this, if the cell changed */
     uint32_t timeout_ms;     /* per request */
     uint32_t max_claims;     /* claims per transaction (a gang job is never split) */
+    /* One job per transaction, whatever the commit mode (the paper's form).
+     * Off: incremental jobs share a transaction up to 1,000 claims (one
+     * round trip and one sync for many small jobs), gang jobs go alone. */
+    bool txn_per_job;
     uint32_t candidates;     /* feasible machines scored per task (0: the placer's default) */
     bool preempt;            /* service: may evict lower-priority tasks */
     bool once;               /* place what is pending, then exit (tests, scripts) */

@@ -269,3 +269,47 @@ Test(cellbench, place_refuses_a_bad_scheduler_list)
     status = run_cellbench("place --schedulers 0 2>/dev/null", last, sizeof last);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %d", status);
 }
+
+/* The schedulers' knobs go to every scheduler started, and the JSON says
+ * which were used; --service-scheduler adds a cell-service, whose service
+ * jobs (30% of 10) are placed with the batch ones. */
+Test(cellbench, place_passes_the_schedulers_knobs_and_runs_a_service_scheduler, .timeout = 120)
+{
+    json_t *o = run_cellbench_json("place --machines 20 --jobs 10 --tasks 10 --schedulers 1 "
+                                   "--conflict coarse --commit gang --t-job 5ms --t-task 1ms "
+                                   "--txn-per-job --retry tail --strategy firstfit "
+                                   "--service-scheduler --service-pct 30 --timeout 60 --json");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "conflict")), "coarse");
+    cr_assert_str_eq(json_string_value(json_object_get(o, "commit")), "gang");
+    cr_assert_float_eq(json_number_value(json_object_get(o, "t_job_s")), 0.005, 1e-12);
+    cr_assert_float_eq(json_number_value(json_object_get(o, "t_task_s")), 0.001, 1e-12);
+    cr_assert(json_is_true(json_object_get(o, "txn_per_job")));
+    cr_assert_str_eq(json_string_value(json_object_get(o, "retry")), "tail");
+    cr_assert_eq(json_integer_value(json_object_get(o, "max_attempts")), 1000);
+    cr_assert_str_eq(json_string_value(json_object_get(o, "strategy")), "firstfit");
+    cr_assert(json_is_true(json_object_get(o, "service_scheduler")));
+    cr_assert_eq(json_integer_value(json_object_get(o, "service_pct")), 30);
+    cr_assert(json_is_true(json_object_get(o, "all_placed")), "the service jobs were placed too");
+    json_t *r = json_array_get(json_object_get(o, "runs"), 0);
+    cr_assert_eq(json_integer_value(json_object_get(r, "reports")), 2, "cell-batch and cell-service");
+    cr_assert_eq(json_integer_value(json_object_get(r, "claims_committed")), 100);
+    cr_assert_eq(json_integer_value(json_object_get(r, "jobs_abandoned")), 0);
+    /* One job per transaction: at least one per job, whatever conflicted. */
+    cr_assert_geq(json_integer_value(json_object_get(r, "txn_successful")), 10);
+    json_decref(o);
+}
+
+Test(cellbench, place_refuses_a_bad_knob_as_the_schedulers_would)
+{
+    static const char *const bad[] = {"place --conflict medium 2>/dev/null",
+                                      "place --commit some 2>/dev/null",
+                                      "place --t-job soon 2>/dev/null",
+                                      "place --retry sideways 2>/dev/null",
+                                      "place --strategy worst 2>/dev/null",
+                                      "place --service-pct 20 2>/dev/null"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char last[8192];
+        int status = run_cellbench(bad[i], last, sizeof last);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d", bad[i], status);
+    }
+}

@@ -147,10 +147,62 @@ Test(metrics, pack_gives_a_map_of_named_numbers)
         } else if (n == 8 && memcmp(k, "busyness", n) == 0) {
             cr_expect_float_eq(kv->val.via.f64, 0.1, 1e-12);
             seen++;
+        } else if (n == 15 && memcmp(k, "busyness_wasted", n) == 0) {
+            cr_expect_float_eq(kv->val.via.f64, 0.0, 1e-12);
+            seen++;
+        } else if (n == 12 && memcmp(k, "wait_mean_ms", n) == 0) {
+            cr_expect_float_eq(kv->val.via.f64, 12.0, 1e-12);
+            seen++;
+        } else if (n == 14 && memcmp(k, "jobs_abandoned", n) == 0) {
+            cr_expect_eq(kv->val.via.u64, 0);
+            seen++;
         }
     }
-    cr_expect_eq(seen, 4, "conflict_fraction, pending_tasks, wait_first_p99_ms, busyness");
+    cr_expect_eq(seen, 7, "conflict_fraction, pending_tasks, wait_first_p99_ms, busyness, "
+                          "busyness_wasted, wait_mean_ms, jobs_abandoned");
     msgpack_unpacked_destroy(&u);
     msgpack_sbuffer_destroy(&buf);
+    cs_metrics_free(&m);
+}
+
+Test(metrics, busyness_splits_into_useful_and_wasted)
+{
+    cs_metrics m;
+    cs_metrics_init(&m, 0);
+    /* 4 s of 10 deciding, of which 1 s on claims that conflicted. */
+    cs_metrics_decided(&m, 4 * SEC);
+    cs_metrics_wasted(&m, SEC);
+    cs_metrics_wasted(&m, -1); /* not negative work */
+    cs_metrics_view v;
+    cs_metrics_view_at(&m, 10 * SEC, &v);
+    cr_expect_float_eq(v.busyness, 0.4, 1e-12);
+    cr_expect_float_eq(v.busyness_wasted, 0.1, 1e-12);
+    cr_expect_float_eq(v.busyness_useful, 0.3, 1e-12);
+    cs_metrics_free(&m);
+}
+
+Test(metrics, mean_wait_counts_the_jobs_still_waiting)
+{
+    cs_metrics m;
+    cs_metrics_init(&m, 0);
+    /* One of eight jobs attempted after 4 ms; seven still wait, 10 s each
+     * so far: the percentiles see only the one, the paper's mean all. */
+    cr_assert_eq(cs_metrics_wait_first(&m, 4), 0);
+    cs_metrics_view v;
+    cs_metrics_view_at(&m, SEC, &v);
+    cr_expect_eq(v.wait_first_ms[1], 4);
+    cr_expect_float_eq(v.wait_first_mean_ms, 4.0, 1e-9);
+    cr_expect_float_eq(v.wait_mean_ms, 4.0, 1e-9, "none waiting: the two means agree");
+    cs_metrics_view_waiting(&v, 7, 70000);
+    cr_expect_eq(v.jobs_waiting, 7);
+    cr_expect_float_eq(v.wait_mean_ms, (4.0 + 70000.0) / 8, 1e-9);
+    cr_expect_float_eq(v.wait_first_mean_ms, 4.0, 1e-9, "the first-attempt mean stays");
+    cs_metrics_view v0;
+    cs_metrics m0;
+    cs_metrics_init(&m0, 0);
+    cs_metrics_view_at(&m0, SEC, &v0);
+    cs_metrics_view_waiting(&v0, 0, 0);
+    cr_expect_float_eq(v0.wait_mean_ms, 0.0, 1e-12, "no job at all: 0, not NaN");
+    cs_metrics_free(&m0);
     cs_metrics_free(&m);
 }

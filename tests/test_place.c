@@ -1213,3 +1213,77 @@ Test(place, deterministic_for_a_seed)
     cs_txn_free(&b);
     cs_txn_free(&c);
 }
+
+/* ---- randomized first fit (the Omega paper's simulator) ------------------------ */
+
+/* 20 equal machines of 8 cores, one job of 20 one-core tasks, placed with
+ * `preset` (k_batch 1 when `one`); the distinct machines used. */
+static uint32_t machines_used(const char *preset, bool one, uint64_t seed, cs_id *on)
+{
+    fx f;
+    fx_init(&f);
+    for (int i = 0; i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%02d", i);
+        tb_machine_add(&f.b, name, 8000, 65536, 100, 0, 0, NULL);
+    }
+    cs_id j = tb_job_add(&f.b, "equal", CS_JOB_BATCH, 50, 20, 1000, 100, 0);
+    cs_error err = {0};
+    cr_assert_eq(cs_policy_preset(preset, &f.pol, &err), CS_OK, "%s", err.msg);
+    f.o.k_batch = one ? 1 : 0;
+    f.o.seed = seed;
+    fx_ready(&f);
+    cr_assert_eq(place(&f, j), 20);
+    uint32_t used = 0;
+    for (uint32_t i = 0; i < 20; i++) {
+        on[i] = where(&f, j, i);
+        bool seen = false;
+        for (uint32_t k = 0; k < i; k++)
+            seen |= on[k] == on[i];
+        used += !seen;
+    }
+    fx_commit(&f);
+    tb_check(&f.b);
+    fx_free(&f);
+    return used;
+}
+
+Test(place, firstfit_draws_a_machine_per_task_where_random_with_one_candidate_packs)
+{
+    cs_id a[20], b[20];
+    /* The class keeps its one candidate while it fits: 8 + 8 + 4. */
+    cr_assert_eq(machines_used("random", true, 7, a), 3);
+    /* First fit draws again for every task: 20 draws over 20 machines
+     * reach about 13 of them (20 x (1 - (19/20)^20)). */
+    uint32_t used = machines_used("firstfit", false, 7, a);
+    cr_assert_geq(used, 8, "first fit used only %u machines", used);
+    /* Seeded: the same seed, the same machines. */
+    cr_assert_eq(machines_used("firstfit", false, 7, b), used);
+    cr_assert_arr_eq(a, b, sizeof a);
+}
+
+Test(place, firstfit_takes_the_only_machine_that_fits_and_says_why_the_rest_wait)
+{
+    fx f;
+    fx_init(&f);
+    for (int i = 0; i < 30; i++) {
+        char name[24];
+        snprintf(name, sizeof name, "small%02d", i);
+        tb_machine_add(&f.b, name, 1000, 65536, 100, 0, 0, NULL);
+    }
+    cs_id big = tb_machine_add(&f.b, "big", 8000, 65536, 100, 0, 0, NULL);
+    cs_id j = tb_job_add(&f.b, "two-core", CS_JOB_BATCH, 50, 5, 2000, 100, 0);
+    cs_error err = {0};
+    cr_assert_eq(cs_policy_preset("firstfit", &f.pol, &err), CS_OK, "%s", err.msg);
+    cr_assert(f.pol.first_fit);
+    fx_ready(&f);
+    cr_assert_eq(place(&f, j), 4);
+    for (uint32_t i = 0; i < 4; i++)
+        cr_assert_eq(where(&f, j, i), big);
+    /* Every machine was drawn and rejected once: the small ones for the
+     * first task, big when it filled. */
+    cr_assert_str_eq(f.rep.reason, "no machine fits: cpu on 31", "%s", f.rep.reason);
+    fx_commit(&f);
+    tb_check(&f.b);
+    fx_free(&f);
+}

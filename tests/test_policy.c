@@ -17,14 +17,15 @@
 
 /* A policy no parse produces, to show that a refused input leaves `out`
  * alone. */
-static const cs_policy sentinel = {0xdead, {7, 7, 7, 7, 7, 7, 7, 7}, true, 0xbeef};
+static const cs_policy sentinel = {0xdead, {7, 7, 7, 7, 7, 7, 7, 7}, true, 0xbeef, true};
 
 /* Field by field: the struct has padding, which assignment need not copy. */
 static bool same_policy(const cs_policy *a, const cs_policy *b)
 {
     return a->predicates == b->predicates &&
            memcmp(a->weights, b->weights, sizeof a->weights) == 0 &&
-           a->fewest_tasks == b->fewest_tasks && a->ignored == b->ignored;
+           a->fewest_tasks == b->fewest_tasks && a->ignored == b->ignored &&
+           a->first_fit == b->first_fit;
 }
 
 static void expect_weights(const cs_policy *p, const uint32_t want[CS_PRIO_COUNT])
@@ -122,13 +123,27 @@ Test(preset, random_weighs_equal_and_soft_constraints)
     cr_assert(!p.fewest_tasks);
 }
 
+Test(preset, firstfit_is_random_first_fit_and_scores_nothing)
+{
+    cs_policy p = sentinel;
+    cs_error err = {0};
+    cr_assert_eq(cs_policy_preset("firstfit", &p, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(p.predicates, (uint32_t)CS_PRED_ALL);
+    cr_assert(p.first_fit);
+    cr_assert(!p.fewest_tasks);
+    cr_assert_eq(cs_policy_preset("random", &p, &err), CS_OK, "%s", err.msg);
+    cr_assert(!p.first_fit, "random scores its candidates");
+    cr_assert_eq(cs_policy_resolve("firstfit", &p, &err), CS_OK, "%s", err.msg);
+    cr_assert(p.first_fit);
+}
+
 Test(preset, unknown_name_is_named_with_the_valid_ones)
 {
     cs_policy p = sentinel;
     cs_error err = {0};
     cr_assert_eq(cs_policy_preset("Spread", &p, &err), CS_EINVAL);
     cr_assert(strstr(err.msg, "\"Spread\"") != NULL, "%s", err.msg);
-    cr_assert(strstr(err.msg, "spread, binpack, random") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "spread, binpack, random, firstfit") != NULL, "%s", err.msg);
     cr_assert_eq(same_policy(&p, &sentinel), true);
     cr_assert_eq(cs_policy_preset(NULL, &p, &err), CS_EINVAL);
 }

@@ -21,6 +21,7 @@
 #include <criterion/criterion.h>
 
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -823,6 +824,19 @@ Test(sched, tainted_machine_gets_no_untolerating_task, .timeout = 120, .fini = c
 
 /* A Policy file that names Kubernetes' image and cloud-volume functions
  * runs, and says once what it ignores: on stderr and in `stats`. */
+/* stats' "schedulers" array (in *r's body), or NULL. */
+static const msgpack_object *stats_schedulers(cs_msg *r)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 0);
+    call(CS_MSG_STATS, &b, r);
+    const msgpack_object *s = cs_obj_get(&r->body, "schedulers");
+    return s != NULL && s->type == MSGPACK_OBJECT_ARRAY ? s : NULL;
+}
+
 Test(sched, ignored_policy_names_are_warned_on_stderr_and_in_stats, .timeout = 120,
      .fini = cleanup)
 {
@@ -844,14 +858,8 @@ Test(sched, ignored_policy_names_are_warned_on_stderr_and_in_stats, .timeout = 1
     int64_t end = ts_now_ms() + DEADLINE_MS;
     bool in_stats = false;
     while (!in_stats && ts_now_ms() < end) {
-        msgpack_sbuffer b;
-        msgpack_sbuffer_init(&b);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 0);
         cs_msg r;
-        call(CS_MSG_STATS, &b, &r);
-        const msgpack_object *s = cs_obj_get(&r.body, "schedulers");
+        const msgpack_object *s = stats_schedulers(&r);
         for (uint32_t i = 0; s && s->type == MSGPACK_OBJECT_ARRAY && i < s->via.array.size; i++) {
             const msgpack_object *w = cs_obj_get(&s->via.array.ptr[i], "warning");
             in_stats |= w && w->type == MSGPACK_OBJECT_STR &&
@@ -1591,4 +1599,396 @@ Test(sched_local, the_same_script_gives_the_same_store_byte_for_byte)
     cr_assert(memcmp(a, b, la) == 0, "two runs of the same script differ");
     free(a);
     free(b);
+}
+
+/* ---- paper-faithful switches (issue 15 §6) -------------------------------------- */
+
+/* Submit `n` batch jobs name0 .. name<n-1> of `count` tasks of `cpu`
+ * millicores each into ids[]. */
+static void local_jobs(cs_store *st, const char *name, int n, int count, int cpu, cs_id *ids)
+{
+    for (int i = 0; i < n; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"name\": \"%s%d\", \"count\": %d, \"cmd\": \"x\", \"resources\": {\"cpu\": %g}}",
+                 name, i, count, cpu / 1000.0);
+        ids[i] = local_submit(st, json);
+    }
+}
+
+/* The metric `key` of the latest report, as a double (0 when absent). */
+static double report_metric(const cs_port_local *port, const char *key)
+{
+    const cs_sched_report *r = cs_port_local_last_report(port);
+    cr_assert_not_null(r);
+    for (uint32_t i = 0; i < r->nmetrics; i++)
+        if (strcmp(r->metrics[i].key, key) == 0)
+            return r->metrics[i].type == CS_METRIC_FLOAT ? r->metrics[i].v.f
+                                                         : (double)r->metrics[i].v.u;
+    cr_assert_fail("metric %s not in the report", key);
+    return 0;
+}
+
+Test(sched_local, txn_per_job_commits_each_job_alone_where_the_default_shares_one)
+{
+    for (int per_job = 0; per_job < 2; per_job++) {
+        local_cell l;
+        local_open(&l);
+        local_machines(l.st.s, "m", 4, 8000);
+        cs_id ids[5];
+        local_jobs(l.st.s, "small", 5, 2, 1000, ids);
+        cs_sched_opts o;
+        local_opts(CS_SCHED_BATCH, &o, "b", per_job ? "--txn-per-job" : NULL, NULL);
+        cs_sched *s = local_sched(&o, cs_port_local_table(l.port));
+        settle(s);
+        for (int i = 0; i < 5; i++)
+            cr_assert_eq(local_placed(l.st.s, ids[i], 2, NULL), 2);
+        cs_port_local_counts k;
+        cs_port_local_counts_get(l.port, &k);
+        /* Five jobs of two claims: one shared transaction by default, five
+         * with --txn-per-job, and the report counts them so. */
+        cr_assert_eq(k.commits, per_job ? 5u : 1u, "commits %" PRIu64, k.commits);
+        cr_assert_eq(report_metric(l.port, "txn_committed"), per_job ? 5 : 1);
+        local_invariants(l.st.s);
+        cs_sched_free(s);
+        local_close(&l);
+    }
+}
+
+/* A port whose commits of job `deny`'s claims conflict (the store is not
+ * asked: every claim comes back "machine changed") the first `times`
+ * times, and that lists the job of each commit in order. At the first
+ * denial it may submit `late` (a spec) to the store, a job that arrives
+ * while the denied one is decided. */
+typedef struct denier {
+    cs_store *st;
+    cs_id deny;
+    uint32_t times, denied;
+    const char *late;
+    cs_id late_id;
+    cs_id order[16]; /* the job of each commit with claims, denied ones too */
+    int64_t at[16];  /* and its virtual time */
+    uint32_t n;
+} denier;
+
+static int deny_commit(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    denier *d = w->user;
+    if (t->nclaims > 0 && d->n < 16) {
+        d->order[d->n] = cs_task_job(t->claims[0].task);
+        d->at[d->n++] = w->base->now(w->base->ctx);
+    }
+    if (t->nclaims == 0 || cs_task_job(t->claims[0].task) != d->deny || d->denied >= d->times)
+        return w->base->commit(w->base->ctx, t, r, err);
+    d->denied++;
+    if (d->late != NULL && d->late_id == 0)
+        d->late_id = local_submit(d->st, d->late);
+    cr_assert_eq(cs_txn_result_prepare(r, t), CS_OK);
+    for (uint32_t i = 0; i < t->nclaims; i++)
+        r->claims[i] = CS_CONFLICT_MACHINE_CHANGED;
+    r->conflicts = t->nclaims;
+    r->committed = 0;
+    return CS_OK;
+}
+
+/* `n` rounds of `s`, the virtual clock moving 10 ms (--idle-ms) after
+ * each, as cs_sched_run would sleep after a round without progress. */
+static void rounds(cs_sched *s, cs_port_local *port, int n)
+{
+    static volatile sig_atomic_t never;
+    for (int i = 0; i < n; i++) {
+        bool synced, progress;
+        cs_error err = {0};
+        cr_assert_eq(cs_sched_round(s, &never, &synced, &progress, &err), CS_OK, "%s", err.msg);
+        cs_port_local_advance(port, INT64_C(10000000));
+    }
+}
+
+/* Jobs A and B (B submitted while A's first commit is refused): the order
+ * of the commits of the round after, under `retry`. */
+static void retry_order(const char *retry, denier *d)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "m", 2, 8000);
+    cs_id a = local_submit(l.st.s, "{\"name\": \"a\", \"count\": 1, \"cmd\": \"x\","
+                                   " \"resources\": {\"cpu\": 1}}");
+    *d = (denier){.st = l.st.s, .deny = a, .times = 1,
+                  .late = "{\"name\": \"b\", \"count\": 1, \"cmd\": \"x\","
+                          " \"resources\": {\"cpu\": 1}}"};
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "b", "--txn-per-job", "--retry", retry, "--retry-ms", "300",
+               NULL);
+    tb_port w;
+    tb_port_wrap(&w, cs_port_local_table(l.port), deny_commit, d);
+    cs_sched *s = local_sched(&o, &w.table);
+    rounds(s, l.port, 60);
+    cr_assert_eq(local_placed(l.st.s, a, 1, NULL), 1, "the conflicted job was not retried");
+    cr_assert_eq(local_placed(l.st.s, d->late_id, 1, NULL), 1);
+    cr_assert_eq(d->n, 3, "commits: %u", d->n);
+    cr_assert_eq(d->order[0], a);
+    local_invariants(l.st.s);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, retry_front_tries_a_conflicted_job_first_and_tail_after_a_back_off_last)
+{
+    denier d;
+    /* Both were submitted at the same moment (ts_job's stamp): by the
+     * default, A keeps its place ahead of B, at once. */
+    retry_order("front", &d);
+    cr_assert_eq(d.order[1], d.deny, "front: the conflicted job goes first");
+    cr_assert_eq(d.order[2], d.late_id);
+    cr_assert_lt(d.at[1] - d.at[0], INT64_C(300000000), "front waits no back-off");
+    /* --retry tail: A queues again after its back-off, behind B. */
+    retry_order("tail", &d);
+    cr_assert_eq(d.order[1], d.late_id, "tail: the job that waited goes first");
+    cr_assert_eq(d.order[2], d.deny);
+    cr_assert_geq(d.at[2] - d.at[0], INT64_C(300000000), "tail: retried before its back-off");
+}
+
+/* Job `a` whose every commit conflicts, under --max-attempts 3 and
+ * `retry`: its note, and the scheduler's jobs_abandoned. */
+static void worn_out(const char *retry, char *note, size_t size, double *abandoned,
+                     uint32_t *attempts)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "m", 2, 8000);
+    cs_id a = local_submit(l.st.s, "{\"name\": \"a\", \"count\": 2, \"cmd\": \"x\","
+                                   " \"resources\": {\"cpu\": 1}}");
+    denier d = {.deny = a, .times = UINT32_MAX};
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "b", "--retry", retry, "--max-attempts", "3", NULL);
+    tb_port w;
+    tb_port_wrap(&w, cs_port_local_table(l.port), deny_commit, &d);
+    cs_sched *s = local_sched(&o, &w.table);
+    if (strcmp(retry, "tail") == 0) {
+        /* --once goes on while a conflicted job waits out its back-off:
+         * one run reaches the limit. */
+        settle(s);
+        cr_assert_eq(d.denied, 3, "--once stopped at attempt %u", d.denied);
+    }
+    /* A parked job is tried again after --park-ms (200) once the cell
+     * changed (its note did): a virtual second of rounds. */
+    rounds(s, l.port, 100);
+    cr_assert_eq(local_placed(l.st.s, a, 2, NULL), 0);
+    local_note(l.st.s, a, note, size);
+    *abandoned = report_metric(l.port, "jobs_abandoned");
+    *attempts = d.denied;
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, retry_tail_abandons_a_job_for_good_and_counts_it)
+{
+    char note[CS_NOTE_MAX + 1];
+    double abandoned;
+    uint32_t attempts;
+    worn_out("front", note, sizeof note, &abandoned, &attempts);
+    cr_assert(strstr(note, "gave up after 3 conflicting attempts") != NULL, "%s", note);
+    cr_assert_eq(abandoned, 0);
+    cr_assert_gt(attempts, 3, "front: a parked job is tried again once the cell changed");
+    worn_out("tail", note, sizeof note, &abandoned, &attempts);
+    cr_assert(strstr(note, "abandoned (--retry tail) after 3 conflicting attempts: machine "
+                           "changed since the snapshot 6") != NULL,
+              "%s", note);
+    cr_assert_eq(abandoned, 1);
+    cr_assert_eq(attempts, 3, "tail: an abandoned job is never tried again");
+}
+
+/* A port whose first commit with claims sets the scheduler's stop flag:
+ * the round ends there, the other candidates not yet attempted. */
+typedef struct stopper {
+    volatile sig_atomic_t stop;
+} stopper;
+
+static int stop_commit(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    stopper *x = w->user;
+    if (t->nclaims > 0)
+        x->stop = 1;
+    return w->base->commit(w->base->ctx, t, r, err);
+}
+
+Test(sched_local, report_counts_jobs_still_waiting_in_the_mean_wait)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "m", 2, 8000);
+    cs_id ids[4];
+    local_jobs(l.st.s, "j", 4, 1, 1000, ids);
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "b", "--txn-per-job", "--t-job", "2", NULL);
+    stopper x = {0};
+    tb_port w;
+    tb_port_wrap(&w, cs_port_local_table(l.port), stop_commit, &x);
+    cs_sched *s = local_sched(&o, &w.table);
+    bool synced, progress;
+    cs_error err = {0};
+    cr_assert_eq(cs_sched_round(s, &x.stop, &synced, &progress, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(local_placed(l.st.s, ids[0], 1, NULL), 1);
+    cr_assert_eq(local_placed(l.st.s, ids[1], 1, NULL), 0, "the round went on after stop");
+    /* The jobs were submitted 1 s before the virtual clock starts: the
+     * first waited 1 s for its attempt; the three others, not attempted,
+     * have waited 1 s + its 2 s decision when the round reports. */
+    cr_assert_eq(report_metric(l.port, "jobs_waited"), 1);
+    cr_assert_eq(report_metric(l.port, "wait_first_p50_ms"), 1000);
+    cr_assert_eq(report_metric(l.port, "jobs_waiting"), 3);
+    cr_assert_float_eq(report_metric(l.port, "wait_first_mean_ms"), 1000, 1e-9);
+    cr_assert_float_eq(report_metric(l.port, "wait_mean_ms"), (1000 + 3 * 3000) / 4.0, 1e-9);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+Test(sched_local, busyness_wasted_is_the_decision_time_of_conflicting_claims)
+{
+    local_cell l;
+    local_open(&l);
+    local_machines(l.st.s, "m", 2, 8000);
+    cs_id a = local_submit(l.st.s, "{\"name\": \"a\", \"count\": 2, \"cmd\": \"x\","
+                                   " \"resources\": {\"cpu\": 1}}");
+    /* Its first attempt conflicts whole (1 s of decision wasted), the
+     * second commits (1 s useful). */
+    denier d = {.deny = a, .times = 1};
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "b", "--t-job", "1", NULL);
+    tb_port w;
+    tb_port_wrap(&w, cs_port_local_table(l.port), deny_commit, &d);
+    cs_sched *s = local_sched(&o, &w.table);
+    /* Then rounds with nothing to do until a report (every 100 ms) falls
+     * due after the last commit. */
+    rounds(s, l.port, 20);
+    cr_assert_eq(local_placed(l.st.s, a, 2, NULL), 2);
+    double busy = report_metric(l.port, "busyness"), useful = report_metric(l.port, "busyness_useful"),
+           wasted = report_metric(l.port, "busyness_wasted");
+    cr_assert_gt(wasted, 0, "no decision time counted as wasted");
+    cr_assert_float_eq(wasted, useful, 1e-9, "one attempt each: wasted %g, useful %g", wasted,
+                       useful);
+    cr_assert_float_eq(useful + wasted, busy, 1e-9);
+    cs_sched_free(s);
+    local_close(&l);
+}
+
+/* A port whose sleeps set `stop` once the virtual clock reaches `at`. */
+typedef struct alarm_clock {
+    volatile sig_atomic_t stop;
+    int64_t at;
+} alarm_clock;
+
+static void alarm_sleep(void *ctx, int64_t until)
+{
+    tb_port *w = ctx;
+    alarm_clock *a = w->user;
+    w->base->sleep(w->base->ctx, until);
+    if (w->base->now(w->base->ctx) >= a->at)
+        a->stop = 1;
+}
+
+static int plain_commit(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    return w->base->commit(w->base->ctx, t, r, err);
+}
+
+Test(sched_local, reports_flow_through_long_decisions_and_a_stop_ends_one)
+{
+    for (int stopping = 0; stopping < 2; stopping++) {
+        local_cell l;
+        local_open(&l);
+        local_machines(l.st.s, "m", 2, 8000);
+        cs_id ids[3];
+        local_jobs(l.st.s, "slow", 3, 1, 1000, ids);
+        /* Three small jobs share one transaction, each deciding for 20 s
+         * (virtual), a report due every second. */
+        cs_sched_opts o;
+        local_opts(CS_SCHED_BATCH, &o, "b", "--t-job", "20", "--report-ms", "1000", NULL);
+        alarm_clock a = {.at = stopping ? VSTART_NS + INT64_C(5000000000) : INT64_MAX};
+        tb_port w;
+        tb_port_wrap(&w, cs_port_local_table(l.port), plain_commit, &a);
+        w.table.sleep = alarm_sleep;
+        cs_sched *s = local_sched(&o, &w.table);
+        bool synced, progress;
+        cs_error err = {0};
+        cr_assert_eq(cs_sched_round(s, &a.stop, &synced, &progress, &err), CS_OK, "%s", err.msg);
+        cs_port_local_counts k;
+        cs_port_local_counts_get(l.port, &k);
+        if (!stopping) {
+            /* 60 s of deciding: a report each second, not one at the end. */
+            cr_assert_eq(local_placed(l.st.s, ids[2], 1, NULL), 1);
+            cr_assert_geq(k.reports, 60, "%" PRIu64 " reports in 60 s", k.reports);
+            cr_assert_eq(report_metric(l.port, "jobs_waiting"), 0);
+        } else {
+            /* Stopped 5 s into the first decision: it ends there, what it
+             * placed commits, and no other job is attempted. */
+            cr_assert_lt(k.slept_ns, INT64_C(6000000000), "slept %" PRId64 " ns", k.slept_ns);
+            cr_assert_eq(local_placed(l.st.s, ids[0], 1, NULL), 1);
+            cr_assert_eq(local_placed(l.st.s, ids[1], 1, NULL), 0);
+            cr_assert_eq(report_metric(l.port, "attempts"), 1);
+            cr_assert_geq(k.reports, 5, "%" PRIu64 " reports in 5 s", k.reports);
+        }
+        local_invariants(l.st.s);
+        cs_sched_free(s);
+        local_close(&l);
+    }
+}
+
+/* The latest metric `key` scheduler `name` reported, from stats; NaN
+ * until it has reported. */
+static double stats_metric(const char *name, const char *key)
+{
+    cs_msg r;
+    const msgpack_object *s = stats_schedulers(&r);
+    for (uint32_t i = 0; s && i < s->via.array.size; i++) {
+        const msgpack_object *n = cs_obj_get(&s->via.array.ptr[i], "name");
+        if (n == NULL || n->type != MSGPACK_OBJECT_STR || n->via.str.size != strlen(name) ||
+            memcmp(n->via.str.ptr, name, strlen(name)) != 0)
+            continue;
+        const msgpack_object *v = cs_obj_get(cs_obj_get(&s->via.array.ptr[i], "metrics"), key);
+        if (v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return (double)v->via.u64;
+        if (v != NULL && v->type == MSGPACK_OBJECT_FLOAT64)
+            return v->via.f64;
+    }
+    return (double)NAN;
+}
+
+/* cell-batch deciding three jobs for 30 s each (one shared transaction):
+ * its reports reach stats during the first decision, and SIGTERM ends it
+ * there — the signal cuts the sleep short, the loop looks at its stop flag
+ * between jobs — instead of after the batch. */
+Test(sched, a_long_decision_reports_and_stops_at_sigterm, .timeout = 120, .fini = cleanup)
+{
+    cell();
+    machine("w0", 8000, 8192, "up", NULL);
+    cs_id jobs[3];
+    for (int i = 0; i < 3; i++) {
+        char json[160];
+        snprintf(json, sizeof json,
+                 "{\"name\": \"slow%d\", \"count\": 1, \"cmd\": \"x\", \"resources\": {\"cpu\": 0.1}}",
+                 i);
+        jobs[i] = submit(json);
+    }
+    proc *p = start("cell-batch", "slow", "--t-job", "30", NULL);
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    double waiting = (double)NAN;
+    while (ts_now_ms() < end && isnan(waiting = stats_metric("slow", "jobs_waiting")))
+        ts_sleep_ms(50);
+    if (isnan(waiting))
+        dump_procs();
+    cr_assert(!isnan(waiting), "no report during the first 30 s decision");
+    int st = ts_stop(p->pid, SIGTERM, 10000);
+    p->pid = 0;
+    if (st == -1)
+        dump_procs();
+    cr_assert_neq(st, -1, "cell-batch went on deciding after SIGTERM");
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    /* What the cut decision placed committed; the other jobs stay pending. */
+    view v;
+    look(jobs[0], &v);
+    cr_assert_eq(count_placed(&v), 1);
+    view_free(&v);
+    look(jobs[1], &v);
+    cr_assert_eq(count_placed(&v), 0);
+    view_free(&v);
 }

@@ -78,6 +78,8 @@ Test(schedopts, errors_name_the_flag)
         {CS_SCHED_SERVICE, "--instances", "2", "--instance"},
         {CS_SCHED_BATCH, "--max-attempts", "0", "--max-attempts"},
         {CS_SCHED_BATCH, "--name", "", "--name"},
+        {CS_SCHED_BATCH, "--retry", "sideways", "--retry: 'sideways' is not front or tail"},
+        {CS_SCHED_BATCH, "--retry-ms", "soon", "--retry-ms"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cs_sched_opts o;
@@ -117,4 +119,27 @@ Test(schedopts, server_list)
     cr_expect(strstr(err.msg, "$CELL_SERVER") && strstr(err.msg, "server 2 is empty"), "%s",
               err.msg);
     unsetenv("CELL_SERVER");
+}
+
+Test(schedopts, paper_faithful_switches)
+{
+    cs_sched_opts o;
+    cs_error err = {0};
+    cr_assert_eq(parse(CS_SCHED_BATCH, &o, &err, 0), CS_OK, "%s", err.msg);
+    cr_expect(!o.txn_per_job, "jobs share a transaction by default");
+    cr_expect_eq(o.retry, CS_RETRY_FRONT, "a conflicted job keeps its place by default");
+    cr_expect_eq(o.max_attempts, 20);
+    cr_assert_eq(parse(CS_SCHED_SERVICE, &o, &err, 1, "--txn-per-job"), CS_OK, "%s", err.msg);
+    cr_expect(o.txn_per_job);
+    /* The paper's retries: 1,000 attempts unless told otherwise. */
+    cr_assert_eq(parse(CS_SCHED_SERVICE, &o, &err, 4, "--retry", "tail", "--retry-ms", "25"), CS_OK,
+                 "%s", err.msg);
+    cr_expect_eq(o.retry, CS_RETRY_TAIL);
+    cr_expect_eq(o.max_attempts, 1000);
+    cr_expect_eq(o.retry_ms, 25);
+    cr_assert_eq(parse(CS_SCHED_BATCH, &o, &err, 4, "--max-attempts", "5", "--retry", "tail"), CS_OK,
+                 "%s", err.msg);
+    cr_expect_eq(o.max_attempts, 5, "a given --max-attempts stays");
+    cr_assert_eq(parse(CS_SCHED_BATCH, &o, &err, 2, "--strategy", "firstfit"), CS_OK, "%s", err.msg);
+    cr_expect_str_eq(o.strategy, "firstfit");
 }

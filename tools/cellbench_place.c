@@ -8,7 +8,11 @@
  *      to choose between;
  *   2. submits every job first — J jobs of T tasks, PCT% of them constrained
  *      (zone == z<k>, or rack != r<k>) — through the wire, timed apart;
- *   3. starts N `cell-batch --instance I --instances N` and measures from
+ *   3. starts N `cell-batch --instance I --instances N` (and, with
+ *      --service-scheduler, one cell-service for the service jobs of the
+ *      mix), each with the schedulers' knobs given (--conflict, --commit,
+ *      --t-job, --t-task, --txn-per-job, --retry, --strategy: checked here
+ *      by the schedulers' own parser), and measures from
  *      that moment until every task has been seen placed (or --timeout):
  *      a watcher (cellbench_watch.h) follows the cell with delta `sync`s
  *      in the compact form every WATCH_MS and notes when each task is
@@ -54,6 +58,8 @@
 #include "proto/msg.h"
 #include "proto/proto.h"
 #include "proto/sync.h"
+#include "schedulers/schedopts.h"
+#include "txn/txn.h"
 #include "tools/cellbench_daemon.h"
 #include "tools/cellbench_replicas.h"
 #include "tools/cellbench_util.h"
@@ -76,8 +82,24 @@ const char cb_place_usage[] =
     "                      placing (default 600)\n"
     "  --heartbeat-timeout MS  cellstated's --heartbeat-timeout (default 600000)\n"
     "  --seed N            seed of the schedulers and simulators (default 1)\n"
-    "  --strategy S        cell-batch's --strategy: spread, binpack or random\n"
-    "                      (default: cell-batch's own, spread)\n"
+    "  --strategy S        the schedulers' --strategy: spread, binpack, random or\n"
+    "                      firstfit (default: each scheduler's own: binpack for\n"
+    "                      cell-batch, spread for cell-service)\n"
+    "The schedulers' concurrency-control knobs, passed to every scheduler started\n"
+    "(as cell-batch --help describes them), so that a live run is configured as a\n"
+    "simulated one (cellsim):\n"
+    "  --conflict fine|coarse       conflict detection (default fine)\n"
+    "  --commit incremental|gang    commit mode (default incremental)\n"
+    "  --t-job S --t-task S         emulated decision time t_job + t_task x tasks\n"
+    "                               (default 0)\n"
+    "  --txn-per-job                one job per transaction (the paper's form)\n"
+    "  --retry front|tail           where a conflicted job is retried (default front;\n"
+    "                               tail abandons a job after 1,000 attempts, and a\n"
+    "                               run with an abandoned job ends at --timeout)\n"
+    "  --service-scheduler  one cell-service beside the cell-batch processes, and\n"
+    "                      service jobs in the mix: --service-pct of the jobs\n"
+    "  --service-pct PCT   with --service-scheduler: percent of the jobs that are\n"
+    "                      service jobs, spread evenly from the last (default 10)\n"
     "  --nosync            start cellstated with --nosync (default: fsync per commit;\n"
     "                      with --replicas, the Raft log fsyncs whatever this says)\n"
     "  --replicas N        N cellstated members of one replicated cell (1 to 5),\n"
@@ -103,9 +125,56 @@ typedef struct place_opts {
     uint32_t counts[MAX_COUNTS]; /* scheduler counts, in the order given */
     uint32_t ncounts;
     uint64_t seed;
-    const char *strategy; /* cell-batch's --strategy; NULL: its default */
+    const char *strategy; /* the schedulers' --strategy; NULL: each one's default */
+    /* The schedulers' knobs as given (NULL: the schedulers' default), in
+     * the order of sched_knobs, and what cell-batch makes of them. */
+    const char *knob[5];
+    bool txn_per_job;
+    cs_sched_opts sched; /* parsed: only the knobs are read */
+    bool service;        /* --service-scheduler */
+    uint32_t service_pct;
     bool nosync, json, progress;
 } place_opts;
+
+/* The schedulers' flags `place` passes on, with a value each. */
+static const char *const sched_knobs[] = {"--conflict", "--commit", "--t-job", "--t-task",
+                                          "--retry"};
+#define NKNOBS (sizeof sched_knobs / sizeof *sched_knobs)
+
+/* The knobs given, as scheduler arguments, into out[0..); the count. out
+ * needs 2 x NKNOBS + 3 slots; the strings are borrowed from `o`. */
+static size_t knob_args(const place_opts *o, char **out)
+{
+    static char f_txn[] = "--txn-per-job", f_strategy[] = "--strategy";
+    size_t n = 0;
+    for (size_t k = 0; k < NKNOBS; k++)
+        if (o->knob[k] != NULL) {
+            out[n++] = (char *)sched_knobs[k];
+            out[n++] = (char *)o->knob[k];
+        }
+    if (o->txn_per_job)
+        out[n++] = f_txn;
+    if (o->strategy != NULL) {
+        out[n++] = f_strategy;
+        out[n++] = (char *)o->strategy;
+    }
+    return n;
+}
+
+/* Check the knobs as the schedulers will (their parser, their messages),
+ * so that a bad one fails here and not in every scheduler started. */
+static int check_knobs(place_opts *o, cs_sched_kind kind, cs_error *err)
+{
+    static char prog[] = "cell-batch", f_server[] = "--server", url[] = "tcp://127.0.0.1:1";
+    char *argv[2 * NKNOBS + 8] = {prog, f_server, url};
+    int argc = 3 + (int)knob_args(o, argv + 3);
+    bool help;
+    cs_sched_opts so;
+    int rc = cs_sched_opts_parse(kind, argc, argv, &so, &help, err);
+    if (rc == CS_OK && kind == CS_SCHED_BATCH)
+        o->sched = so;
+    return rc;
+}
 
 /* Every task lives in the watcher's arrays and in each scheduler's copy. */
 #define PLACE_TASKS_MAX 4000000u
@@ -158,14 +227,20 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
         .counts = {1, 2, 4, 8},
         .ncounts = 4,
         .seed = 1,
+        .service_pct = 10,
     };
-    static const char *const switches[] = {"--help", "--nosync", "--json", "--progress", NULL};
+    bool have_pct = false;
+    static const char *const switches[] = {"--help",        "--nosync",           "--json",
+                                           "--progress",    "--txn-per-job",      "--service-scheduler",
+                                           NULL};
     static const char *const valued[] = {"--machines",   "--jobs",          "--tasks",
                                          "--schedulers", "--constrained",   "--simulators",
                                          "--timeout",    "--task-duration", "--seed",
                                          "--heartbeat-timeout", "--strategy",
                                          "--replicas",   "--agents-at",
-                                         "--snapshot-threshold", NULL};
+                                         "--snapshot-threshold", "--conflict",
+                                         "--commit",     "--t-job",         "--t-task",
+                                         "--retry",      "--service-pct",   NULL};
     for (int i = 1; i < argc;) {
         cb_opt opt;
         if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
@@ -180,6 +255,23 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
             o->json = true;
         else if (strcmp(f, "--progress") == 0)
             o->progress = true;
+        else if (strcmp(f, "--txn-per-job") == 0)
+            o->txn_per_job = true;
+        else if (strcmp(f, "--service-scheduler") == 0)
+            o->service = true;
+        else if (strcmp(f, "--service-pct") == 0) {
+            rc = cb_parse_u32(f, v, 1, 100, &o->service_pct, err);
+            have_pct = true;
+        } else if (strcmp(f, "--conflict") == 0)
+            o->knob[0] = v;
+        else if (strcmp(f, "--commit") == 0)
+            o->knob[1] = v;
+        else if (strcmp(f, "--t-job") == 0)
+            o->knob[2] = v;
+        else if (strcmp(f, "--t-task") == 0)
+            o->knob[3] = v;
+        else if (strcmp(f, "--retry") == 0)
+            o->knob[4] = v;
         else if (strcmp(f, "--machines") == 0)
             rc = cb_parse_u32(f, v, 1, 100000, &o->machines, err);
         else if (strcmp(f, "--jobs") == 0)
@@ -207,10 +299,7 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
                 rc = cs_errorf(err, CS_EINVAL, "--agents-at: '%s' is not leader or followers", v);
             o->agents_at_leader = strcmp(v, "leader") == 0;
         } else if (strcmp(f, "--strategy") == 0) {
-            if (strcmp(v, "spread") != 0 && strcmp(v, "binpack") != 0 && strcmp(v, "random") != 0)
-                rc = cs_errorf(err, CS_EINVAL, "--strategy: '%s' is not spread, binpack or random",
-                               v);
-            o->strategy = v;
+            o->strategy = v; /* checked with the other knobs, as the schedulers check it */
         } else
             rc = cb_parse_u64(f, v, 0, UINT64_MAX, &o->seed, err);
         if (rc != CS_OK)
@@ -221,6 +310,13 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
                   PLACE_TASKS_MAX);
         return CB_PARSE_BAD;
     }
+    if (have_pct && !o->service) {
+        cs_errorf(err, CS_EINVAL, "--service-pct: only with --service-scheduler");
+        return CB_PARSE_BAD;
+    }
+    if (check_knobs(o, CS_SCHED_BATCH, err) != CS_OK ||
+        (o->service && check_knobs(o, CS_SCHED_SERVICE, err) != CS_OK))
+        return CB_PARSE_BAD;
     if (o->simulators > o->machines) {
         cs_errorf(err, CS_EINVAL, "--simulators %u is more than --machines %u", o->simulators,
                   o->machines);
@@ -245,6 +341,16 @@ static uint32_t zones(const place_opts *o) { return o->simulators >= 2 ? 2 : 1; 
 static bool constrained(const place_opts *o, uint32_t k)
 {
     return (uint64_t)(k + 1) * o->constrained / 100 > (uint64_t)k * o->constrained / 100;
+}
+
+/* Whether job k is a service job (--service-scheduler): --service-pct of
+ * the jobs, spread evenly, counted from the last so that they are not the
+ * constrained ones (counted from the first) by construction. */
+static bool service_job(const place_opts *o, uint32_t k)
+{
+    uint32_t r = o->jobs - 1 - k;
+    return o->service &&
+           (uint64_t)(r + 1) * o->service_pct / 100 > (uint64_t)r * o->service_pct / 100;
 }
 
 /* ---- SIGINT and SIGTERM ---------------------------------------------------------- */
@@ -474,22 +580,31 @@ static int start_sims(cell *c, cs_error *err)
     return CS_OK;
 }
 
+/* N cell-batch processes sharing the batch jobs by hash and, with
+ * --service-scheduler, one cell-service; each with the knobs given. */
 static int start_scheds(cell *c, uint32_t n, cs_error *err)
 {
     char bin[4200], inst[16], insts[16], seed[24];
-    snprintf(bin, sizeof bin, "%s/cell-batch", c->bindir);
     snprintf(insts, sizeof insts, "%u", n);
     char f_server[] = "--server", f_inst[] = "--instance", f_insts[] = "--instances",
          f_seed[] = "--seed", f_report[] = "--report-ms", report[] = "500";
-    for (uint32_t i = 0; i < n; i++) {
+    for (uint32_t i = 0; i < n + c->o->service; i++) {
+        bool service = i == n;
         char name[32];
-        snprintf(name, sizeof name, "cell-batch-%u", i);
+        snprintf(name, sizeof name, service ? "cell-service" : "cell-batch-%u", i);
+        snprintf(bin, sizeof bin, "%s/%s", c->bindir, service ? "cell-service" : "cell-batch");
         snprintf(inst, sizeof inst, "%u", i);
         snprintf(seed, sizeof seed, "%" PRIu64, c->o->seed * 1000 + i + 1);
-        char f_strategy[] = "--strategy", *strategy = (char *)c->o->strategy;
-        char *argv[] = {bin,   f_server, (char *)c->url, f_inst,   inst,   f_insts,
-                        insts, f_seed,   seed,          f_report, report,
-                        strategy ? f_strategy : NULL, strategy, NULL};
+        char *argv[2 * NKNOBS + 16] = {bin, f_server, (char *)c->url, f_seed, seed, f_report,
+                                       report};
+        size_t a = 7;
+        if (!service) {
+            argv[a++] = f_inst;
+            argv[a++] = inst;
+            argv[a++] = f_insts;
+            argv[a++] = insts;
+        }
+        argv[a + knob_args(c->o, argv + a)] = NULL;
         int rc = spawn(c, c->scheds, &c->nscheds, name, argv, err);
         if (rc != CS_OK)
             return rc;
@@ -562,7 +677,8 @@ static int job_json(const place_opts *o, uint32_t k, json_t **out, cs_error *err
 {
     char name[32];
     snprintf(name, sizeof name, "c1m-%05u", k);
-    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:{s:f, s:i}, s:f}", "name", name, "kind", "batch",
+    json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:{s:f, s:i}, s:f}", "name", name, "kind",
+                          service_job(o, k) ? "service" : "batch",
                           "count", (json_int_t)o->tasks, "cmd", "true", "resources", "cpu",
                           TASK_CPU_MC / 1000.0, "mem", (json_int_t)TASK_MEM_MIB, "duration",
                           o->task_duration_ms / 1000.0);
@@ -660,6 +776,7 @@ typedef struct place_run {
     dist wait;                     /* per task: schedulers started -> seen placed */
     uint32_t reports;              /* schedulers whose final report was read */
     uint64_t txn_ok, txn_conflicted, claims_committed, claims_conflicted, attempts;
+    uint64_t abandoned; /* jobs the schedulers abandoned (--retry tail) */
     double sched_wait_placed_p50_ms, sched_wait_placed_p99_ms; /* worst scheduler's */
     double server_cpu_s, sched_cpu_s, sim_cpu_s, bench_cpu_s;  /* over the placing */
     uint64_t server_commits, server_commits_conflicted;
@@ -715,9 +832,9 @@ static int read_reports(cell *c, place_run *f, cs_error *err)
         double ok = num(m, "txn_committed"), bad = num(m, "txn_conflicted"),
                cc = num(m, "claims_committed"), cx = num(m, "claims_conflicted"),
                at = num(m, "attempts"), p50 = num(m, "wait_placed_p50_ms"),
-               p99 = num(m, "wait_placed_p99_ms");
+               p99 = num(m, "wait_placed_p99_ms"), ab = num(m, "jobs_abandoned");
         if (isnan(ok) || isnan(bad) || isnan(cc) || isnan(cx) || isnan(at) || isnan(p50) ||
-            isnan(p99)) {
+            isnan(p99) || isnan(ab)) {
             rc = cs_errorf(err, CS_EPROTO, "stats: scheduler %u's report lacks a metric", i);
             break;
         }
@@ -726,6 +843,7 @@ static int read_reports(cell *c, place_run *f, cs_error *err)
         f->claims_committed += (uint64_t)cc;
         f->claims_conflicted += (uint64_t)cx;
         f->attempts += (uint64_t)at;
+        f->abandoned += (uint64_t)ab;
         f->sched_wait_placed_p50_ms = fmax(f->sched_wait_placed_p50_ms, p50);
         f->sched_wait_placed_p99_ms = fmax(f->sched_wait_placed_p99_ms, p99);
         f->reports++;
@@ -796,7 +914,7 @@ static int run_one(const place_opts *o, const char *bindir, const char *root, ui
     if (rc != CS_OK)
         return rc;
     c.sims = calloc(o->simulators, sizeof *c.sims);
-    c.scheds = calloc(n, sizeof *c.scheds);
+    c.scheds = calloc(n + 1, sizeof *c.scheds); /* + cell-service */
     c.jobs = calloc(o->jobs, sizeof *c.jobs);
     if ((rc = cb_watch_init(&c.watch, o->jobs, o->tasks, err)) != CS_OK)
         goto free_arrays;
@@ -863,6 +981,17 @@ static void report_text(FILE *out, const place_opts *o, const cb_host *h, const 
         fprintf(out, "cell state: %u replicas of one Raft cell (the Raft log fsyncs), "
                      "schedulers at the leader, agents at the %s\n",
                 o->replicas, o->agents_at_leader || o->replicas == 1 ? "leader" : "followers");
+    fprintf(out,
+            "schedulers: --conflict %s --commit %s --t-job %g --t-task %g%s --retry %s "
+            "(--max-attempts %u) --strategy %s%s\n",
+            cs_conflict_mode_name(o->sched.conflict), cs_commit_mode_name(o->sched.commit),
+            o->sched.t_job_s, o->sched.t_task_s, o->sched.txn_per_job ? " --txn-per-job" : "",
+            o->sched.retry == CS_RETRY_TAIL ? "tail" : "front", o->sched.max_attempts,
+            o->strategy ? o->strategy : "binpack (cell-batch's default)",
+            o->service ? "; one cell-service beside them" : "");
+    if (o->service)
+        fprintf(out, "service jobs: %u%% of the jobs (cell-service's strategy: %s)\n",
+                o->service_pct, o->strategy ? o->strategy : "spread, its default");
     fprintf(out, "machine: nproc %ld, cpu %s\n", h->nproc, h->cpu);
     fprintf(out, "%5s %9s %9s %12s %9s %9s %9s %8s %8s  %s\n", "sched", "placed", "elapsed",
             "placements/s", "conflicts", "wait p50", "wait p99", "submit", "cpu", "cpu split");
@@ -910,7 +1039,19 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
     cb_json_u64(&j, "snapshot_threshold", o->snapshot_threshold); /* 0: cellstated's */
     cb_json_str(&j, "agents_at",
                 o->replicas > 1 && !o->agents_at_leader ? "followers" : "leader");
-    cb_json_str(&j, "strategy", o->strategy ? o->strategy : "spread");
+    /* The knobs the schedulers ran with, defaults included. */
+    cb_json_str(&j, "strategy", o->strategy ? o->strategy : "binpack");
+    cb_json_str(&j, "conflict", cs_conflict_mode_name(o->sched.conflict));
+    cb_json_str(&j, "commit", cs_commit_mode_name(o->sched.commit));
+    cb_json_real(&j, "t_job_s", o->sched.t_job_s);
+    cb_json_real(&j, "t_task_s", o->sched.t_task_s);
+    cb_json_bool(&j, "txn_per_job", o->sched.txn_per_job);
+    cb_json_str(&j, "retry", o->sched.retry == CS_RETRY_TAIL ? "tail" : "front");
+    cb_json_u64(&j, "max_attempts", o->sched.max_attempts);
+    cb_json_bool(&j, "service_scheduler", o->service);
+    cb_json_u64(&j, "service_pct", o->service ? o->service_pct : 0);
+    if (o->service)
+        cb_json_str(&j, "service_strategy", o->strategy ? o->strategy : "spread");
     cb_json_u64(&j, "nproc", h->nproc > 0 ? (uint64_t)h->nproc : 0);
     cb_json_str(&j, "cpu", h->cpu);
     cb_json_bool(&j, "all_placed", all);
@@ -935,6 +1076,7 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
         cb_json_u64(&r, "claims_committed", f->claims_committed);
         cb_json_u64(&r, "claims_conflicted", f->claims_conflicted);
         cb_json_u64(&r, "attempts", f->attempts);
+        cb_json_u64(&r, "jobs_abandoned", f->abandoned);
         cb_json_u64(&r, "reports", f->reports);
         cb_json_real(&r, "wait_p50_ms", f->wait.p50);
         cb_json_real(&r, "wait_p99_ms", f->wait.p99);
