@@ -155,16 +155,34 @@ Test(cellsim, one_batch_scheduler_never_conflicts_and_eight_do_on_a_busy_cell)
     sim_result_free(&r8);
 }
 
+/* Two batch schedulers deciding slowly (2 s a job) on a cell with room,
+ * where tasks end every second or so: under fine-grained detection only
+ * the rare overcommit conflicts; coarse-grained also refuses a claim on a
+ * machine where anything changed meanwhile — another scheduler's
+ * placement, or a task's end. */
+static sim_conf churn(const char *conflict)
+{
+    sim_conf c = conf("days=0.01", "prefill=0.3", "batch_interarrival=exp:4", "batch_tasks=exp:8",
+                      "batch_duration=exp:20", "t_job_batch=2", "service_interarrival=1e9",
+                      "batch_schedulers=2", "seed=7", NULL);
+    cs_error err = {0};
+    cr_assert_eq(sim_conf_set(&c, "conflict", conflict, &err), CS_OK, "%s", err.msg);
+    return c;
+}
+
 Test(cellsim, coarse_grained_detection_conflicts_at_least_as_much_as_fine)
 {
-    sim_conf fine = busy("8", "fine"), coarse = busy("8", "coarse");
+    sim_conf fine = churn("fine"), coarse = churn("coarse");
     sim_result rf, rc;
     run(&fine, &rf);
     run(&coarse, &rc);
     totals tf = batch_totals(&rf), tc = batch_totals(&rc);
-    double cf = (double)tf.conflicted / (double)(tf.successful ? tf.successful : 1);
-    double cc = (double)tc.conflicted / (double)(tc.successful ? tc.successful : 1);
-    cr_assert_gt(tc.conflicted, 0);
+    cr_assert_gt(tf.successful, 100);
+    cr_assert_gt(tc.successful, 100);
+    double cf = (double)tf.conflicted / (double)tf.successful;
+    double cc = (double)tc.conflicted / (double)tc.successful;
+    cr_assert_gt(tc.conflicted, tf.conflicted, "coarse %lu <= fine %lu conflicted transactions",
+                 (unsigned long)tc.conflicted, (unsigned long)tf.conflicted);
     cr_assert_geq(cc, cf, "coarse %f < fine %f", cc, cf);
     sim_result_free(&rf);
     sim_result_free(&rc);
@@ -300,4 +318,57 @@ Test(cellsim_report, median_and_mad)
     cr_assert_eq(mad, 2); /* |x - 3|: 2 2 0 97 1 */
     sim_median_mad(v, 0, &m, &mad);
     cr_assert(isnan(m) && isnan(mad));
+}
+
+/* ---- busyness and wait --------------------------------------------------------------- */
+
+/* One batch scheduler, a batch job every 10 s on average, and a decision
+ * time per job of `t_job`; over `days`. */
+static void saturate(const char *t_job, const char *days, sim_result *r)
+{
+    char tj[64], d[64];
+    snprintf(tj, sizeof tj, "t_job_batch=%s", t_job);
+    snprintf(d, sizeof d, "days=%s", days);
+    sim_conf c = conf(d, tj, "batch_interarrival=exp:10", "batch_tasks=exp:2",
+                      "batch_duration=exp:20", "service_interarrival=1e9", "seed=11", NULL);
+    run(&c, r);
+}
+
+static double busyness(const sim_result *r, uint32_t s, uint32_t d)
+{
+    int64_t len = r->end_ns - (int64_t)d * SIM_DAY_NS;
+    len = len < SIM_DAY_NS ? len : SIM_DAY_NS;
+    return (double)r->scheds[s].days[d].decide_ns / (double)len;
+}
+
+static double mean_wait_s(const sim_result *r)
+{
+    double sum = 0;
+    for (size_t i = 0; i < r->njobs; i++)
+        sum += (double)r->jobs[i].wait_ns / 1e9;
+    return r->njobs ? sum / (double)r->njobs : 0;
+}
+
+Test(cellsim, a_slow_scheduler_is_busy_all_day_and_its_jobs_wait)
+{
+    /* 0.1 s per job against one every 10 s: about 1% busy, no queue. */
+    sim_result fast, slow;
+    saturate("0.1", "0.05", &fast);
+    double b = busyness(&fast, 1, 0);
+    cr_assert(b > 0.005 && b < 0.03, "busyness %f", b);
+    cr_assert_lt(mean_wait_s(&fast), 1.0);
+    /* 20 s per job against one every 10 s: saturated, and the queue grows
+     * all along: the paper's monolithic scheduler at a long t_job. Over
+     * 1.5 days, both days are busy. */
+    saturate("20", "1.5", &slow);
+    cr_assert_eq(slow.ndays, 2);
+    for (uint32_t d = 0; d < 2; d++)
+        cr_assert_gt(busyness(&slow, 1, d), 0.95, "day %u: %f", d, busyness(&slow, 1, d));
+    cr_assert_gt(mean_wait_s(&slow), 3600, "mean wait %f s", mean_wait_s(&slow));
+    uint32_t never = 0;
+    for (size_t i = 0; i < slow.njobs; i++)
+        never += !slow.jobs[i].attempted;
+    cr_assert_gt(never, 0, "a saturated scheduler left no job unattempted");
+    sim_result_free(&fast);
+    sim_result_free(&slow);
 }

@@ -30,7 +30,24 @@
 #define STARTS_MAX 64    /* decision starts remembered between commits */
 #define PREFILL_JOB 100u /* tasks per prefill job */
 
-typedef enum ev_kind { EV_ARRIVAL = 0, EV_TASK_END = 1, EV_SERVICE_END = 2, EV_WAKE = 3 } ev_kind;
+typedef enum ev_kind {
+    EV_ARRIVAL = 0,
+    EV_TASK_END = 1,
+    EV_SERVICE_END = 2,
+    EV_WAKE = 3,
+    EV_GC = 4,
+} ev_kind;
+
+/* Ended jobs leave the cell an hour after they ended, as cellstated's
+ * --job-gc does (default 4 h; shorter here: a week's jobs would otherwise
+ * fill every scheduler's copy, which each round walks). Measured figures
+ * are the kernel's, so nothing is lost. */
+#define GC_EVERY_NS (INT64_C(3600) * 1000000000)
+
+/* An idle scheduler none of whose jobs waits for a placement looks again
+ * after this at the latest (its upkeep ends finished batch jobs); an
+ * arrival wakes it at once. */
+#define QUIET_NS (INT64_C(60) * 1000000000)
 
 typedef struct ev {
     int64_t t;
@@ -44,8 +61,9 @@ typedef struct ev {
 typedef struct sim_job {
     cs_id id; /* first: cellstate/idindex.h finds a job by it */
     int64_t submitted_ns, first_ns, duration_ns;
+    int64_t ended_ns; /* -1 while active */
     uint32_t count, placed, owner;
-    bool service, started, abandoned;
+    bool service, started, abandoned, gone;
 } sim_job;
 
 typedef struct sim sim;
@@ -62,6 +80,7 @@ typedef struct simsched {
     bool started, done, idle;
     pthread_cond_t cv;
     uint64_t gen; /* wake-ups of an older generation are stale */
+    uint64_t waiting; /* its jobs with tasks not all placed, not ended */
     int rc;
     cs_error err;
     sim_day_figs *days;
@@ -243,7 +262,8 @@ static int64_t decision_start(const simsched *ss, uint32_t k)
 /* A committed claim of job j: the task's end, or the service job's. */
 static int placed(sim *k, sim_job *j, cs_id task)
 {
-    j->placed++;
+    if (++j->placed == j->count)
+        k->sc[j->owner].waiting--;
     int64_t end = k->now + j->duration_ns;
     if (!j->service)
         return push(k, end, EV_TASK_END, 0, task);
@@ -314,10 +334,14 @@ static int w_surge(void *ctx, cs_id job, uint32_t n, cs_error *err)
     simsched *ss = ctx;
     return ss->base->surge(ss->base->ctx, job, n, err);
 }
-static int w_job_end(void *ctx, cs_id job, cs_error *err)
+static int w_job_end(void *ctx, cs_id id, cs_error *err)
 {
     simsched *ss = ctx;
-    return ss->base->job_end(ss->base->ctx, job, err);
+    int rc = ss->base->job_end(ss->base->ctx, id, err);
+    sim_job *j = rc == CS_OK ? job_find(ss->k, id) : NULL;
+    if (j != NULL && j->ended_ns < 0)
+        j->ended_ns = ss->k->now;
+    return rc;
 }
 static int w_report(void *ctx, const void *body, size_t len, cs_error *err)
 {
@@ -349,7 +373,8 @@ static void *sched_thread(void *arg)
         if (progress || k->stop)
             continue;
         ss->idle = true;
-        if (wake_at(ss, k->now + idle_ns) != CS_OK) {
+        int64_t wait = ss->waiting > 0 || idle_ns > QUIET_NS ? idle_ns : QUIET_NS;
+        if (wake_at(ss, k->now + wait) != CS_OK) {
             ss->rc = cs_errorf(&ss->err, CS_ENOMEM, "out of memory");
             k->stop = 1;
             break;
@@ -385,8 +410,9 @@ static int sched_opts(const sim_conf *c, int idx, cs_sched_opts *o, cs_error *er
                             "--commit", cs_commit_mode_name(c->commit),
                             "--t-job", t_job, "--t-task", t_task,
                             "--max-attempts", attempts, "--seed", seed,
-                            "--idle-ms", idle, "--report-ms", "60000"};
-    int n = 17;
+                            "--idle-ms", idle, "--report-ms", "60000",
+                            "--strategy", service ? c->service_strategy : c->batch_strategy};
+    int n = 19;
     if (service) {
         /* The lightweight simulator does not preempt. */
         argv[n++] = "--no-preempt";
@@ -584,11 +610,13 @@ static int arrival(sim *k, bool service, cs_error *err)
     if (v == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     k->jobs = v;
-    v[k->njobs] = (sim_job){.id = id, .submitted_ns = k->now, .first_ns = -1, .duration_ns = duration,
+    v[k->njobs] = (sim_job){.id = id, .submitted_ns = k->now, .first_ns = -1, .ended_ns = -1,
+                        .duration_ns = duration,
                         .count = count, .owner = service ? 0 : batch_owner(k, id),
                         .service = service};
     if (cs_idindex_add(&k->ix, k->jobs, sizeof *k->jobs, (uint32_t)k->njobs) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
+    k->sc[v[k->njobs].owner].waiting++;
     k->njobs++;
     for (uint32_t i = 0; i < k->nsc; i++) {
         simsched *ss = &k->sc[i];
@@ -599,6 +627,34 @@ static int arrival(sim *k, bool service, cs_error *err)
     int64_t next = k->now + secs_ns(sim_dist_draw(&w->interarrival, rng));
     return push(k, next, EV_ARRIVAL, service, 0) == CS_OK ? CS_OK
                                                           : cs_errorf(err, CS_ENOMEM, "out of memory");
+}
+
+/* Remove the jobs that ended at least GC_EVERY_NS ago (job-gc: ids
+ * ascending, which arrival order gives), and come back in GC_EVERY_NS. */
+static int collect_garbage(sim *k, cs_error *err)
+{
+    cs_id *ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc = CS_OK;
+    for (size_t i = 0; i < k->njobs; i++) {
+        sim_job *j = &k->jobs[i];
+        if (j->gone || j->ended_ns < 0 || j->ended_ns > k->now - GC_EVERY_NS)
+            continue;
+        cs_id *v = cs_vec_grow(ids, &cap, n + 1, sizeof *v, 256);
+        if (v == NULL) {
+            free(ids);
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        }
+        ids = v;
+        ids[n++] = j->id;
+        j->gone = true;
+    }
+    if (n > 0 && (rc = cs_op_job_gc(k->store, ids, n, NULL, err)) != CS_OK)
+        cs_error_wrap(err, rc, "removing %zu ended jobs", n);
+    free(ids);
+    if (rc == CS_OK && push(k, k->now + GC_EVERY_NS, EV_GC, 0, 0) != CS_OK)
+        rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+    return rc;
 }
 
 static int dispatch(sim *k, const ev *e, cs_error *err)
@@ -614,10 +670,16 @@ static int dispatch(sim *k, const ev *e, cs_error *err)
     case EV_SERVICE_END: {
         /* A service job runs its duration from its first placement, then
          * is killed: cell-service would replace a task that finished. */
-        const sim_job *j = &k->jobs[e->arg];
+        sim_job *j = &k->jobs[e->arg];
         rc = cs_op_job_kill(k->store, j->id, (uint64_t)(WALL0_MS + k->now / 1000000), NULL, err);
-        return rc == CS_OK ? rc : cs_error_wrap(err, rc, "ending service job %" PRIu64, j->id);
+        if (rc != CS_OK)
+            return cs_error_wrap(err, rc, "ending service job %" PRIu64, j->id);
+        j->ended_ns = k->now;
+        if (j->placed < j->count)
+            k->sc[j->owner].waiting--;
+        return CS_OK;
     }
+    case EV_GC: return collect_garbage(k, err);
     default: {
         simsched *ss = &k->sc[e->who];
         if (e->arg != ss->gen || ss->done)
@@ -693,6 +755,8 @@ static int simulate(sim *k, cs_error *err)
                  0) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
+    if (push(k, GC_EVERY_NS, EV_GC, 0, 0) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
     while (k->nheap > 0 && k->heap[0].t < k->end_ns) {
         ev e = pop(k);
         k->now = e.t;

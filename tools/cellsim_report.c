@@ -133,6 +133,27 @@ static const char *fig(char *buf, size_t size, double v)
     return buf;
 }
 
+/* One line per scheduler and simulated day. */
+static int days_text(const sim_result *r, FILE *f, cs_error *err)
+{
+    fprintf(f, "\n%-12s %4s %7s %9s %10s %9s %9s %10s %8s\n", "scheduler", "day", "jobs",
+            "scheduled", "wait mean", "p90", "busyness", "conflicts", "placements");
+    for (uint32_t s = 0; s < r->nscheds; s++)
+        for (uint32_t d = 0; d < r->ndays; d++) {
+            const sim_day_figs *df = &r->scheds[s].days[d];
+            waits w;
+            CS_TRY(job_waits(r, s, d, &w, err));
+            char cf[32];
+            fig(cf, sizeof cf,
+                df->txn_successful ? (double)df->txn_conflicted / (double)df->txn_successful
+                                   : (double)NAN);
+            fprintf(f, "%-12s %4" PRIu32 " %7" PRIu64 " %9" PRIu64 " %9.3fs %8.3fs %9.4f %10s %8" PRIu64 "\n",
+                    r->scheds[s].name, d, w.jobs, w.scheduled, w.mean_s, w.pct_ms[1] / 1e3,
+                    (double)df->decide_ns / 1e9 / day_len_s(r, d), cf, df->claims);
+        }
+    return CS_OK;
+}
+
 int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *err)
 {
     fprintf(f,
@@ -160,6 +181,8 @@ int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *e
     }
     fprintf(f, "(wait: submission to the first attempt; a job never attempted counts to the end. "
                "busyness and conflicts: median of daily values, MAD)\n");
+    if (r->ndays > 1)
+        CS_TRY(days_text(r, f, err));
     return CS_OK;
 }
 
@@ -245,6 +268,25 @@ int sim_report_json(const sim_conf *c, const sim_result *r, FILE *f, cs_error *e
     rc |= set(conf, "t_task_batch", json_real(c->t_task_batch));
     rc |= set(conf, "t_job_service", json_real(c->t_job_service));
     rc |= set(conf, "t_task_service", json_real(c->t_task_service));
+    rc |= set(conf, "machine_cpu", json_real(c->machine_cpu));
+    rc |= set(conf, "machine_mem", json_real(c->machine_mem));
+    rc |= set(conf, "prefill", json_real(c->prefill));
+    rc |= set(conf, "max_attempts", json_integer(c->max_attempts));
+    rc |= set(conf, "idle", json_real(c->idle_s));
+    rc |= set(conf, "batch_strategy", json_string(c->batch_strategy));
+    rc |= set(conf, "service_strategy", json_string(c->service_strategy));
+    static const char *const kinds[2] = {"batch", "service"};
+    static const char *const dists[5] = {"interarrival", "tasks", "duration", "cpu", "mem"};
+    for (int k = 0; k < 2; k++) {
+        const sim_workload *w = k ? &c->service : &c->batch;
+        const sim_dist *d[5] = {&w->interarrival, &w->tasks, &w->duration, &w->cpu, &w->mem};
+        for (int i = 0; i < 5; i++) {
+            char key[48], text[1024];
+            snprintf(key, sizeof key, "%s_%s", kinds[k], dists[i]);
+            sim_dist_format(d[i], text, sizeof text);
+            rc |= set(conf, key, json_string(text));
+        }
+    }
     rc |= set(root, "config", conf);
     rc |= set(root, "prefill_cpu", json_real(r->prefill_cpu));
     rc |= set(root, "prefill_tasks", json_integer((json_int_t)r->prefill_tasks));
