@@ -155,6 +155,24 @@ Test(cellsim, one_batch_scheduler_never_conflicts_and_eight_do_on_a_busy_cell)
     sim_result_free(&r8);
 }
 
+Test(cellsim, a_job_that_keeps_conflicting_is_abandoned_at_max_attempts)
+{
+    /* Eight schedulers on the busy cell, giving up after 2 attempts: the
+     * loop's note ("gave up after 2 conflicting attempts") marks them. */
+    sim_conf c = busy("8", "fine");
+    c.max_attempts = 2;
+    sim_result r;
+    run(&c, &r);
+    uint32_t abandoned = 0;
+    for (size_t i = 0; i < r.njobs; i++) {
+        abandoned += r.jobs[i].outcome == SIM_JOB_ABANDONED;
+        if (r.jobs[i].outcome == SIM_JOB_ABANDONED)
+            cr_assert(r.jobs[i].attempted && r.jobs[i].placed < r.jobs[i].count);
+    }
+    cr_assert_gt(abandoned, 0);
+    sim_result_free(&r);
+}
+
 /* Two batch schedulers deciding slowly (2 s a job) on a cell with room,
  * where tasks end every second or so: under fine-grained detection only
  * the rare overcommit conflicts; coarse-grained also refuses a claim on a
