@@ -7,6 +7,7 @@
  * anything: the simulated clock is the only clock.
  */
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include <math.h>
 #include <stdarg.h>
@@ -250,6 +251,26 @@ Test(cellsim, bad_flags_and_bad_files_are_named, .init = ts_tmp_setup, .fini = t
 
     cr_assert_eq(cellsim("--help", out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "--batch-schedulers") != NULL && strstr(out, "--config") != NULL, "%s", out);
+}
+
+Test(cellsim, the_binary_prints_a_summary_and_one_line_of_json)
+{
+    static char out[1 << 16];
+    cr_assert_eq(cellsim("--preset small --days 0.003 --batch-schedulers 2 --json", out, sizeof out),
+                 0, "%s", out);
+    cr_assert(strstr(out, "batch-1") != NULL, "%s", out);
+    char *last = strrchr(out, '{') ? strstr(out, "{\"config\"") : NULL;
+    cr_assert_not_null(last, "%s", out);
+    json_error_t je;
+    json_t *o = json_loads(last, 0, &je);
+    cr_assert_not_null(o, "%s: %s", je.text, last);
+    json_t *scheds = json_object_get(o, "schedulers");
+    cr_assert_eq(json_array_size(scheds), 3);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(scheds, 0), "kind")), "service");
+    cr_assert(json_is_array(json_object_get(json_array_get(scheds, 2), "days")));
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "config"), "batch_tasks")),
+                     "exp:100");
+    json_decref(o);
 }
 
 Test(cellsim, a_config_file_sets_what_flags_set_and_flags_win, .init = ts_tmp_setup,
