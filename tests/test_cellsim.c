@@ -174,6 +174,50 @@ Test(cellsim, a_job_that_keeps_conflicting_is_abandoned_at_max_attempts)
     sim_result_free(&r);
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A scheduler decides on one job at a time: no two of its jobs can have
+ * begun their first attempt at the same instant (each attempt is a
+ * decision of nonzero length). The kernel learns whose decision was whose
+ * only from transactions and notes (cellsim_kernel.c, decision_start):
+ * this is what a wrong matching breaks. */
+static void first_attempts_distinct(const sim_result *r)
+{
+    int64_t *at = malloc((r->njobs + 1) * sizeof *at);
+    for (uint32_t s = 0; s < r->nscheds; s++) {
+        size_t n = 0;
+        for (size_t i = 0; i < r->njobs; i++)
+            if (r->jobs[i].owner == s && r->jobs[i].attempted)
+                at[n++] = r->jobs[i].submitted_ns + r->jobs[i].wait_ns;
+        qsort(at, n, sizeof *at, cmp_i64);
+        for (size_t i = 1; i < n; i++)
+            cr_assert_neq(at[i], at[i - 1], "%s: two jobs' first attempts began at %ld ns",
+                          r->scheds[s].name, (long)at[i]);
+    }
+    free(at);
+}
+
+Test(cellsim, each_job_is_matched_to_a_decision_of_its_own)
+{
+    /* Slow decisions on a full cell: shared transactions where some
+     * decisions placed nothing. */
+    sim_conf c = conf("days=0.03", "batch_schedulers=2", "batch_interarrival=exp:4",
+                      "batch_tasks=exp:8", "batch_duration=exp:60", "t_job_batch=1",
+                      "t_job_service=10", "service_interarrival=exp:30", "seed=1", NULL);
+    sim_result r;
+    run(&c, &r);
+    uint64_t unplaced = 0;
+    for (size_t i = 0; i < r.njobs; i++)
+        unplaced += r.jobs[i].count - r.jobs[i].placed;
+    cr_assert_gt(unplaced, 0, "the cell never filled up");
+    first_attempts_distinct(&r);
+    sim_result_free(&r);
+}
+
 /* Two batch schedulers deciding slowly (2 s a job) on a cell with room,
  * where tasks end every second or so: under fine-grained detection only
  * the rare overcommit conflicts; coarse-grained also refuses a claim on a

@@ -27,7 +27,6 @@
  * Google trace): any constant would do; a constant keeps runs identical. */
 #define WALL0_MS INT64_C(1304208000000)
 #define KERNEL (-1)      /* the baton's holder when no scheduler runs */
-#define STARTS_MAX 64    /* decision starts remembered between commits */
 #define PREFILL_JOB 100u /* tasks per prefill job */
 
 typedef enum ev_kind {
@@ -57,6 +56,12 @@ typedef struct ev {
     uint64_t arg;  /* wake: its generation; task end: the task; service end: the job's index */
 } ev;
 
+/* A decision of a scheduler since its last commit or sync. */
+typedef struct decision {
+    int64_t start, len;
+    bool matched; /* to a job (decision_start) */
+} decision;
+
 /* A job that arrived. */
 typedef struct sim_job {
     cs_id id; /* first: cellstate/idindex.h finds a job by it */
@@ -84,10 +89,10 @@ typedef struct simsched {
     int rc;
     cs_error err;
     sim_day_figs *days;
-    /* Where each decision since the last commit or sync began: a job's
-     * first attempt (cellsim_kernel.h). */
-    int64_t starts[STARTS_MAX];
-    uint32_t nstarts;
+    /* Each decision since the last commit or sync (a job's first attempt:
+     * decision_start). */
+    decision *dec;
+    size_t ndec, capdec, cursor;
     bool epoch_over;
 } simsched;
 
@@ -219,11 +224,14 @@ static void w_sleep(void *ctx, int64_t until)
     if (k->stopping || until <= k->now)
         return;
     if (ss->epoch_over) {
-        ss->nstarts = 0;
+        ss->ndec = ss->cursor = 0;
         ss->epoch_over = false;
     }
-    if (ss->nstarts < STARTS_MAX)
-        ss->starts[ss->nstarts++] = k->now;
+    decision *v = cs_vec_grow(ss->dec, &ss->capdec, ss->ndec + 1, sizeof *v, 64);
+    if (v != NULL) {
+        ss->dec = v;
+        ss->dec[ss->ndec++] = (decision){k->now, until - k->now, false};
+    }
     int64_t from = k->now, to = until < k->end_ns ? until : k->end_ns;
     while (from < to) {
         uint32_t d = day_of(k, from);
@@ -232,8 +240,8 @@ static void w_sleep(void *ctx, int64_t until)
         ss->days[d].decide_ns += seg;
         from += seg;
     }
-    if (wake_at(ss, until) != CS_OK) {
-        /* Out of memory for one event: end the run (the loop cannot be told). */
+    if (v == NULL || wake_at(ss, until) != CS_OK) {
+        /* Out of memory: end the run (the loop cannot be told). */
         ss->rc = CS_ENOMEM;
         cs_errorf(&ss->err, CS_ENOMEM, "out of memory");
         k->stop = 1;
@@ -249,14 +257,44 @@ static int w_sync(void *ctx, struct cs_copy *c, cs_error *err)
     return ss->base->sync(ss->base->ctx, c, err);
 }
 
-/* The start of the decision behind the k-th job of a transaction: exact
- * when each decision since the last sync placed something (one job per
- * decision, in order); otherwise an approximation (cellsim_kernel.h). */
-static int64_t decision_start(const simsched *ss, uint32_t k)
+/* How long the loop decides on job `j` with its pending tasks now:
+ * sched.c's t_job + t_task x n, n capped at --max-claims unless gang, in
+ * the same arithmetic. The kernel's count of j's placed tasks is the
+ * cell's (every placement passes w_commit; nothing preempts), so n is
+ * what the scheduler's synced copy held. */
+static int64_t decision_len(const simsched *ss, const sim_job *j, bool gang)
 {
-    if (ss->nstarts == 0)
+    uint32_t n = j->count - (j->placed < j->count ? j->placed : j->count);
+    if (!gang && n > ss->o.max_claims)
+        n = ss->o.max_claims;
+    double t = ss->o.t_job_s + ss->o.t_task_s * (double)n;
+    return (int64_t)(t * 1e9);
+}
+
+/* The start of the decision on job `j`, the k-th job of a transaction or
+ * (k = UINT32_MAX) a job a note names. Since the last sync the loop made
+ * one decision per job, in its candidate order, which is the order of the
+ * jobs' claims in a shared transaction; a decision that placed nothing
+ * leaves no claim. So j's is the first unmatched decision from the
+ * cursor on whose length is j's (decision_len); when none matches (a
+ * sleep cut short at the end), the k-th, as in the common case where
+ * every decision placed something. Two jobs of equal length, one of
+ * which placed nothing, can still swap: the approximation
+ * docs/research.md names. */
+static int64_t decision_start(simsched *ss, const sim_job *j, bool gang, uint32_t k)
+{
+    if (ss->ndec == 0)
         return ss->k->now;
-    return ss->starts[k < ss->nstarts ? k : ss->nstarts - 1];
+    int64_t len = decision_len(ss, j, gang);
+    for (size_t i = k == UINT32_MAX ? 0 : ss->cursor; i < ss->ndec; i++)
+        if (!ss->dec[i].matched && ss->dec[i].len == len) {
+            ss->dec[i].matched = true;
+            if (k != UINT32_MAX)
+                ss->cursor = i + 1;
+            return ss->dec[i].start;
+        }
+    k = k == UINT32_MAX ? 0 : k;
+    return ss->dec[k < ss->ndec ? k : ss->ndec - 1].start;
 }
 
 /* A committed claim of job j: the task's end, or the service job's. */
@@ -298,7 +336,7 @@ static int w_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
             continue;
         if (jid != last) {
             if (j->first_ns < 0)
-                j->first_ns = decision_start(ss, nth);
+                j->first_ns = decision_start(ss, j, t->commit == CS_COMMIT_GANG, nth);
             nth++;
             last = jid;
         }
@@ -317,7 +355,7 @@ static int w_note(void *ctx, cs_id id, const char *note, cs_error *err)
     sim_job *j = ss->k->stopping ? NULL : job_find(ss->k, id);
     if (j != NULL && note[0] != '\0') {
         if (j->first_ns < 0)
-            j->first_ns = decision_start(ss, 0);
+            j->first_ns = decision_start(ss, j, ss->o.commit == CS_COMMIT_GANG, UINT32_MAX);
         if (strncmp(note, "gave up after", 13) == 0)
             j->abandoned = true;
     }
@@ -811,6 +849,7 @@ out:
         cs_port_local_free(k->sc[i].lp);
         pthread_cond_destroy(&k->sc[i].cv);
         free(k->sc[i].days);
+        free(k->sc[i].dec);
     }
     free(k->sc);
     if (k->store != NULL)
