@@ -141,11 +141,13 @@ prog_json = $(if $(filter agent,$(call prog_dir,$1)),,$(JSON_LIBS))
 PROG_BIN := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$p)/*.c),$(BIN)/$(call prog_name,$p)))
 
 # Tools: tools/NAME.c holds main(); tools/NAME_*.c, if any, are linked with it.
-TOOLS   := cellbench cellchaos cellctl cellserve
+TOOLS   := cellbench cellchaos cellctl cellserve cellsim
 TOOL_BIN:= $(foreach t,$(TOOLS),$(if $(wildcard tools/$t.c),$(BIN)/$t))
 # cellchaos also uses cellbench's command line and directory helpers and its
 # way of finding cellstated.
 TOOL_SHARED_cellchaos := tools/cellbench_util.c tools/cellbench_daemon.c
+# cellsim makes and removes its store's directory with cellbench's helpers.
+TOOL_SHARED_cellsim := tools/cellbench_util.c
 
 # The agent's and the tools' modules without their main(), for the suites
 # that test them directly (an archive: a suite links only what it uses).

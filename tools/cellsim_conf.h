@@ -1,0 +1,74 @@
+/* cellsim_conf.h — what a cellsim run simulates: the cell, the schedulers
+ * and the workload, from a preset, a JSON file and flags.
+ *
+ * Every setting has one name: `--batch-tasks exp:100` on the command line
+ * is `"batch_tasks": "exp:100"` in the file (dashes become underscores;
+ * numbers may be given as JSON numbers). The preset comes first, then the
+ * file (--config), then the other flags, so that a flag overrides the file.
+ *
+ * The preset `omega` is the Omega paper's lightweight simulator setup
+ * (EuroSys 2013 §4; ../shared/DOMAIN.md): homogeneous machines, the cell
+ * pre-filled to 60%, t_job 0.1 s and t_task 5 ms for every scheduler,
+ * 1,000 attempts per job. Its machines and workloads are those of the
+ * simulator's published example (google/cluster-scheduler-simulator,
+ * src/main/scala/Workloads.scala: 10,000 machines of 4 cpus and 16 GiB;
+ * batch jobs every 10 s of 100 tasks and 100 s, service jobs every 20 s of
+ * 10 tasks and 500 s, each task 1 cpu and 2 GiB; inter-arrival, tasks and
+ * duration exponential, resources constant), which its authors call
+ * fabricated numbers for an example: an assumption, not a measured cell.
+ * `small` is the same shape on 100 machines for quick runs and tests.
+ */
+#ifndef CELLSIM_CONF_H
+#define CELLSIM_CONF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cellstate/error.h"
+#include "tools/cellsim_dist.h"
+
+/* One workload (batch or service): its jobs' distributions. Seconds,
+ * tasks, cores and GiB. */
+typedef struct sim_workload {
+    sim_dist interarrival, tasks, duration, cpu, mem;
+} sim_workload;
+
+typedef struct sim_conf {
+    uint64_t seed;
+    double days;              /* simulated time */
+    uint32_t machines;
+    double machine_cpu, machine_mem; /* cores, GiB */
+    double prefill;           /* fraction of the cell's cpu taken before the clock starts */
+    uint32_t batch_schedulers;
+    uint8_t conflict, commit; /* cs_conflict_mode, cs_commit_mode (txn/txn.h) */
+    double t_job_batch, t_task_batch, t_job_service, t_task_service; /* seconds */
+    uint32_t max_attempts;
+    double idle_s;            /* an idle scheduler looks again after this, at the latest */
+    char batch_strategy[16], service_strategy[16]; /* the loop's --strategy: spread, binpack, random */
+    sim_workload batch, service;
+    bool json;                /* end the output with one line of JSON */
+    bool timing;              /* wall-clock figures on stderr */
+} sim_conf;
+
+/* The preset `name` ("omega", "small") into *c. CS_EINVAL for another. */
+int sim_conf_preset(const char *name, sim_conf *c, cs_error *err);
+
+/* Set the key `key` (a file's name or a flag's without its dashes, '-' or
+ * '_' alike) to `value` (only read). CS_EINVAL naming the key for an
+ * unknown one or a bad value. */
+int sim_conf_set(sim_conf *c, const char *key, const char *value, cs_error *err);
+
+/* Read the JSON object in file `path` (only read) into *c: each member a
+ * key of sim_conf_set with a string or number (true/false for flags).
+ * CS_EINVAL naming the file and the member (or the JSON error's line). */
+int sim_conf_load(sim_conf *c, const char *path, cs_error *err);
+
+/* The whole command line (argv[0] is the program): --preset, then
+ * --config, then every other flag. *help is set for --help. */
+int sim_conf_parse(int argc, char **argv, sim_conf *c, bool *help, cs_error *err);
+
+/* The usage, listing every flag and file key. */
+void sim_conf_usage(FILE *f);
+
+#endif

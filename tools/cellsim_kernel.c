@@ -1,0 +1,877 @@
+/* cellsim_kernel.c — the event kernel, the baton and the watched port (see
+ * cellsim_kernel.h). */
+#include "tools/cellsim_kernel.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "cellstate/idindex.h"
+#include "cellstate/rng.h"
+#include "cellstate/store.h"
+#include "cellstate/vec.h"
+#include "schedulers/kinds.h"
+#include "schedulers/port.h"
+#include "schedulers/sched.h"
+#include "tools/cellbench_util.h"
+#include "txn/commit.h"
+#include "txn/ops.h"
+
+/* The wall clock at virtual time 0 (2011-05-01, the month of the public
+ * Google trace): any constant would do; a constant keeps runs identical. */
+#define WALL0_MS INT64_C(1304208000000)
+#define KERNEL (-1)      /* the baton's holder when no scheduler runs */
+#define PREFILL_JOB 100u /* tasks per prefill job */
+
+typedef enum ev_kind {
+    EV_ARRIVAL = 0,
+    EV_TASK_END = 1,
+    EV_SERVICE_END = 2,
+    EV_WAKE = 3,
+    EV_GC = 4,
+} ev_kind;
+
+/* Ended jobs leave the cell an hour after they ended, as cellstated's
+ * --job-gc does (default 4 h; shorter here: a week's jobs would otherwise
+ * fill every scheduler's copy, which each round walks). Measured figures
+ * are the kernel's, so nothing is lost. */
+#define GC_EVERY_NS (INT64_C(3600) * 1000000000)
+
+/* An idle scheduler none of whose jobs waits for a placement looks again
+ * after this at the latest (its upkeep ends finished batch jobs); an
+ * arrival wakes it at once. */
+#define QUIET_NS (INT64_C(60) * 1000000000)
+
+typedef struct ev {
+    int64_t t;
+    uint64_t seq;
+    uint8_t kind;
+    uint32_t who;  /* wake: the scheduler; arrival: 0 batch, 1 service */
+    uint64_t arg;  /* wake: its generation; task end: the task; service end: the job's index */
+} ev;
+
+/* A decision of a scheduler since its last commit or sync. */
+typedef struct decision {
+    int64_t start, len;
+    bool matched; /* to a job (decision_start) */
+} decision;
+
+/* A job that arrived. */
+typedef struct sim_job {
+    cs_id id; /* first: cellstate/idindex.h finds a job by it */
+    int64_t submitted_ns, first_ns, duration_ns;
+    int64_t ended_ns; /* -1 while active */
+    uint32_t count, placed, owner;
+    bool service, started, abandoned, gone;
+} sim_job;
+
+typedef struct sim sim;
+
+typedef struct simsched {
+    sim *k;
+    int idx;
+    cs_sched_opts o;
+    cs_port_local *lp;
+    const cs_sched_port *base;
+    cs_sched_port table; /* the kernel's wrapper of base: what the loop gets */
+    cs_sched *s;
+    pthread_t th;
+    bool started, done, idle;
+    pthread_cond_t cv;
+    uint64_t gen; /* wake-ups of an older generation are stale */
+    uint64_t waiting; /* its jobs with tasks not all placed, not ended */
+    int rc;
+    cs_error err;
+    sim_day_figs *days;
+    /* Each decision since the last commit or sync (a job's first attempt:
+     * decision_start). */
+    decision *dec;
+    size_t ndec, capdec, cursor;
+    bool epoch_over;
+} simsched;
+
+struct sim {
+    const sim_conf *c;
+    cs_store *store;
+    char dir[256];
+    int64_t now, end_ns;
+    uint32_t ndays;
+    ev *heap;
+    size_t nheap, capheap;
+    uint64_t seq, events;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int turn;
+    volatile sig_atomic_t stop; /* the loop's stop flag */
+    bool stopping;              /* nothing more is measured or scheduled */
+    simsched *sc;
+    uint32_t nsc;
+    sim_job *jobs;
+    size_t njobs, capjobs;
+    cs_idindex ix;
+    uint64_t rng[2]; /* the workloads': batch, service */
+    uint64_t rng_fill;
+    uint64_t names;
+    uint64_t prefill_tasks;
+    double prefill_cpu;
+};
+
+/* ---- the event heap ----------------------------------------------------------------- */
+
+static bool ev_before(const ev *a, const ev *b)
+{
+    return a->t != b->t ? a->t < b->t : a->seq < b->seq;
+}
+
+static int push(sim *k, int64_t t, uint8_t kind, uint32_t who, uint64_t arg)
+{
+    ev *h = cs_vec_grow(k->heap, &k->capheap, k->nheap + 1, sizeof *h, 1024);
+    if (h == NULL)
+        return CS_ENOMEM;
+    k->heap = h;
+    size_t i = k->nheap++;
+    h[i] = (ev){t, k->seq++, kind, who, arg};
+    while (i > 0 && ev_before(&h[i], &h[(i - 1) / 2])) {
+        ev x = h[i];
+        h[i] = h[(i - 1) / 2];
+        h[(i - 1) / 2] = x;
+        i = (i - 1) / 2;
+    }
+    return CS_OK;
+}
+
+static ev pop(sim *k)
+{
+    ev *h = k->heap, top = h[0];
+    h[0] = h[--k->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < k->nheap && ev_before(&h[l], &h[m]))
+            m = l;
+        if (r < k->nheap && ev_before(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            break;
+        ev x = h[i];
+        h[i] = h[m];
+        h[m] = x;
+        i = m;
+    }
+    return top;
+}
+
+/* ---- the baton ------------------------------------------------------------------------ */
+
+/* Kernel side: let scheduler `ss` run until it sleeps again or ends. */
+static void run_sched(sim *k, simsched *ss)
+{
+    int64_t lag = k->now - ss->base->now(ss->base->ctx);
+    cs_port_local_advance(ss->lp, lag); /* the port stamps job.end with its own clock */
+    pthread_mutex_lock(&k->mu);
+    k->turn = ss->idx;
+    pthread_cond_signal(&ss->cv);
+    while (k->turn != KERNEL)
+        pthread_cond_wait(&k->cv, &k->mu);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* Scheduler side: hand the baton back, and wait until it comes again. */
+static void yield(simsched *ss)
+{
+    sim *k = ss->k;
+    pthread_mutex_lock(&k->mu);
+    k->turn = KERNEL;
+    pthread_cond_signal(&k->cv);
+    while (k->turn != ss->idx)
+        pthread_cond_wait(&ss->cv, &k->mu);
+    pthread_mutex_unlock(&k->mu);
+}
+
+/* A wake-up of `ss` at `t`. Runs on the scheduler's thread while it holds
+ * the baton, or on the kernel's: never both. */
+static int wake_at(simsched *ss, int64_t t) { return push(ss->k, t, EV_WAKE, (uint32_t)ss->idx, ss->gen); }
+
+/* ---- the watched port ------------------------------------------------------------------ */
+
+static uint32_t day_of(const sim *k, int64_t t)
+{
+    int64_t d = t / SIM_DAY_NS;
+    return d >= (int64_t)k->ndays ? k->ndays - 1 : (uint32_t)d;
+}
+
+static sim_job *job_find(sim *k, cs_id id)
+{
+    uint32_t i = cs_idindex_find(&k->ix, k->jobs, sizeof *k->jobs, id);
+    return i == CS_IDINDEX_NONE ? NULL : &k->jobs[i];
+}
+
+static int64_t w_now(void *ctx) { return ((simsched *)ctx)->k->now; }
+static int64_t w_wall(void *ctx) { return WALL0_MS + ((simsched *)ctx)->k->now / 1000000; }
+
+/* The loop's sleeps are its decisions (it never idles through the port
+ * here): count the time, per day, up to the end; wake at `until`. */
+static void w_sleep(void *ctx, int64_t until)
+{
+    simsched *ss = ctx;
+    sim *k = ss->k;
+    if (k->stopping || until <= k->now)
+        return;
+    if (ss->epoch_over) {
+        ss->ndec = ss->cursor = 0;
+        ss->epoch_over = false;
+    }
+    decision *v = cs_vec_grow(ss->dec, &ss->capdec, ss->ndec + 1, sizeof *v, 64);
+    if (v != NULL) {
+        ss->dec = v;
+        ss->dec[ss->ndec++] = (decision){k->now, until - k->now, false};
+    }
+    int64_t from = k->now, to = until < k->end_ns ? until : k->end_ns;
+    while (from < to) {
+        uint32_t d = day_of(k, from);
+        int64_t edge = (int64_t)(d + 1) * SIM_DAY_NS;
+        int64_t seg = (to < edge || d == k->ndays - 1 ? to : edge) - from;
+        ss->days[d].decide_ns += seg;
+        from += seg;
+    }
+    if (v == NULL || wake_at(ss, until) != CS_OK) {
+        /* Out of memory: end the run (the loop cannot be told). */
+        ss->rc = CS_ENOMEM;
+        cs_errorf(&ss->err, CS_ENOMEM, "out of memory");
+        k->stop = 1;
+        return;
+    }
+    yield(ss);
+}
+
+static int w_sync(void *ctx, struct cs_copy *c, cs_error *err)
+{
+    simsched *ss = ctx;
+    ss->epoch_over = true;
+    return ss->base->sync(ss->base->ctx, c, err);
+}
+
+/* How long the loop decides on job `j` with its pending tasks now:
+ * sched.c's t_job + t_task x n, n capped at --max-claims unless gang, in
+ * the same arithmetic. The kernel's count of j's placed tasks is the
+ * cell's (every placement passes w_commit; nothing preempts), so n is
+ * what the scheduler's synced copy held. */
+static int64_t decision_len(const simsched *ss, const sim_job *j, bool gang)
+{
+    uint32_t n = j->count - (j->placed < j->count ? j->placed : j->count);
+    if (!gang && n > ss->o.max_claims)
+        n = ss->o.max_claims;
+    double t = ss->o.t_job_s + ss->o.t_task_s * (double)n;
+    return (int64_t)(t * 1e9);
+}
+
+/* The start of the decision on job `j`, the k-th job of a transaction or
+ * (k = UINT32_MAX) a job a note names. Since the last sync the loop made
+ * one decision per job, in its candidate order, which is the order of the
+ * jobs' claims in a shared transaction; a decision that placed nothing
+ * leaves no claim. So j's is the first unmatched decision from the
+ * cursor on whose length is j's (decision_len); when none matches (a
+ * sleep cut short at the end), the k-th, as in the common case where
+ * every decision placed something. Two jobs of equal length, one of
+ * which placed nothing, can still swap: the approximation
+ * docs/research.md names. */
+static int64_t decision_start(simsched *ss, const sim_job *j, bool gang, uint32_t k)
+{
+    if (ss->ndec == 0)
+        return ss->k->now;
+    int64_t len = decision_len(ss, j, gang);
+    for (size_t i = k == UINT32_MAX ? 0 : ss->cursor; i < ss->ndec; i++)
+        if (!ss->dec[i].matched && ss->dec[i].len == len) {
+            ss->dec[i].matched = true;
+            if (k != UINT32_MAX)
+                ss->cursor = i + 1;
+            return ss->dec[i].start;
+        }
+    k = k == UINT32_MAX ? 0 : k;
+    return ss->dec[k < ss->ndec ? k : ss->ndec - 1].start;
+}
+
+/* A committed claim of job j: the task's end, or the service job's. */
+static int placed(sim *k, sim_job *j, cs_id task)
+{
+    if (++j->placed == j->count)
+        k->sc[j->owner].waiting--;
+    int64_t end = k->now + j->duration_ns;
+    if (!j->service)
+        return push(k, end, EV_TASK_END, 0, task);
+    if (j->started)
+        return CS_OK;
+    j->started = true;
+    return push(k, end, EV_SERVICE_END, 0, (uint64_t)(j - k->jobs));
+}
+
+static int w_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
+{
+    simsched *ss = ctx;
+    sim *k = ss->k;
+    int rc = ss->base->commit(ss->base->ctx, t, r, err);
+    ss->epoch_over = true;
+    if (rc != CS_OK || k->stopping || t->nclaims == 0)
+        return rc;
+    /* The loop's counting (metrics.h): conflicted when a claim conflicted
+     * or the gang aborted, successful when every claim committed. */
+    sim_day_figs *d = &ss->days[day_of(k, k->now)];
+    bool aborted = t->commit == CS_COMMIT_GANG && r->committed == 0;
+    d->commits++;
+    d->claims += r->committed;
+    d->txn_conflicted += r->conflicts > 0 || aborted;
+    d->txn_successful += r->committed == t->nclaims;
+    cs_id last = 0; /* no job has id 0 */
+    uint32_t nth = 0;
+    for (uint32_t i = 0; i < t->nclaims; i++) {
+        cs_id jid = cs_task_job(t->claims[i].task);
+        sim_job *j = job_find(k, jid);
+        if (j == NULL)
+            continue;
+        if (jid != last) {
+            if (j->first_ns < 0)
+                j->first_ns = decision_start(ss, j, t->commit == CS_COMMIT_GANG, nth);
+            nth++;
+            last = jid;
+        }
+        if (r->claims[i] == CS_COMMITTED && placed(k, j, t->claims[i].task) != CS_OK)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+    }
+    return CS_OK;
+}
+
+/* A note names its job: "gave up after N conflicting attempts" is the
+ * loop abandoning it; any note on a job not yet seen attempted means an
+ * attempt that placed nothing. */
+static int w_note(void *ctx, cs_id id, const char *note, cs_error *err)
+{
+    simsched *ss = ctx;
+    sim_job *j = ss->k->stopping ? NULL : job_find(ss->k, id);
+    if (j != NULL && note[0] != '\0') {
+        if (j->first_ns < 0)
+            j->first_ns = decision_start(ss, j, ss->o.commit == CS_COMMIT_GANG, UINT32_MAX);
+        if (strncmp(note, "gave up after", 13) == 0)
+            j->abandoned = true;
+    }
+    return ss->base->note(ss->base->ctx, id, note, err);
+}
+
+static int w_scale(void *ctx, cs_id job, uint32_t n, cs_error *err)
+{
+    simsched *ss = ctx;
+    return ss->base->scale(ss->base->ctx, job, n, err);
+}
+static int w_surge(void *ctx, cs_id job, uint32_t n, cs_error *err)
+{
+    simsched *ss = ctx;
+    return ss->base->surge(ss->base->ctx, job, n, err);
+}
+static int w_job_end(void *ctx, cs_id id, cs_error *err)
+{
+    simsched *ss = ctx;
+    int rc = ss->base->job_end(ss->base->ctx, id, err);
+    sim_job *j = rc == CS_OK ? job_find(ss->k, id) : NULL;
+    if (j != NULL && j->ended_ns < 0)
+        j->ended_ns = ss->k->now;
+    return rc;
+}
+static int w_report(void *ctx, const void *body, size_t len, cs_error *err)
+{
+    simsched *ss = ctx;
+    return ss->base->report(ss->base->ctx, body, len, err);
+}
+
+/* ---- the schedulers ------------------------------------------------------------------- */
+
+/* The loop's rounds, as cs_sched_run runs them, with the idle wait of
+ * cellsim_kernel.h between rounds that committed nothing. */
+static void *sched_thread(void *arg)
+{
+    simsched *ss = arg;
+    sim *k = ss->k;
+    pthread_mutex_lock(&k->mu);
+    while (k->turn != ss->idx)
+        pthread_cond_wait(&ss->cv, &k->mu);
+    pthread_mutex_unlock(&k->mu);
+    int64_t idle_ns = (int64_t)llround(k->c->idle_s * 1e9);
+    while (!k->stop) {
+        bool synced, progress;
+        int rc = cs_sched_round(ss->s, &k->stop, &synced, &progress, &ss->err);
+        if (rc != CS_OK) {
+            ss->rc = rc;
+            k->stop = 1;
+            break;
+        }
+        if (progress || k->stop)
+            continue;
+        ss->idle = true;
+        int64_t wait = ss->waiting > 0 || idle_ns > QUIET_NS ? idle_ns : QUIET_NS;
+        if (wake_at(ss, k->now + wait) != CS_OK) {
+            ss->rc = cs_errorf(&ss->err, CS_ENOMEM, "out of memory");
+            k->stop = 1;
+            break;
+        }
+        yield(ss);
+        ss->idle = false;
+    }
+    pthread_mutex_lock(&k->mu);
+    ss->done = true;
+    k->turn = KERNEL;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+/* The options cell-service or cell-batch would parse from its command
+ * line, with the simulation's settings. */
+static int sched_opts(const sim_conf *c, int idx, cs_sched_opts *o, cs_error *err)
+{
+    bool service = idx == 0;
+    char t_job[32], t_task[32], attempts[16], seed[32], idle[16], inst[16], insts[16];
+    snprintf(t_job, sizeof t_job, "%.17g", service ? c->t_job_service : c->t_job_batch);
+    snprintf(t_task, sizeof t_task, "%.17g", service ? c->t_task_service : c->t_task_batch);
+    snprintf(attempts, sizeof attempts, "%" PRIu32, c->max_attempts);
+    /* Never 0: the loop would seed from its pid. */
+    snprintf(seed, sizeof seed, "%" PRIu64, c->seed * 1000 + (uint64_t)idx + 1);
+    double ms = c->idle_s * 1000;
+    snprintf(idle, sizeof idle, "%u", ms > 60000 ? 60000u : ms < 1 ? 1u : (unsigned)ms);
+    snprintf(inst, sizeof inst, "%d", idx - 1);
+    snprintf(insts, sizeof insts, "%" PRIu32, c->batch_schedulers);
+    const char *argv[32] = {service ? "cell-service" : "cell-batch",
+                            "--conflict", cs_conflict_mode_name(c->conflict),
+                            "--commit", cs_commit_mode_name(c->commit),
+                            "--t-job", t_job, "--t-task", t_task,
+                            "--max-attempts", attempts, "--seed", seed,
+                            "--idle-ms", idle, "--report-ms", "60000",
+                            "--strategy", service ? c->service_strategy : c->batch_strategy};
+    int n = 19;
+    if (service) {
+        /* The lightweight simulator does not preempt. */
+        argv[n++] = "--no-preempt";
+    } else {
+        argv[n++] = "--instance";
+        argv[n++] = inst;
+        argv[n++] = "--instances";
+        argv[n++] = insts;
+    }
+    bool help;
+    int rc = cs_sched_opts_parse(service ? CS_SCHED_SERVICE : CS_SCHED_BATCH, n, (char **)argv, o,
+                                 &help, err);
+    return rc == CS_OK ? rc : cs_error_wrap(err, rc, "scheduler options");
+}
+
+static int sched_setup(sim *k, int idx, cs_error *err)
+{
+    simsched *ss = &k->sc[idx];
+    ss->k = k;
+    ss->idx = idx;
+    if ((ss->days = calloc(k->ndays, sizeof *ss->days)) == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    CS_TRY(sched_opts(k->c, idx, &ss->o, err));
+    CS_TRY(cs_port_local_new(k->store, k->now, WALL0_MS, &ss->lp, err));
+    ss->base = cs_port_local_table(ss->lp);
+    ss->table = *ss->base;
+    ss->table.ctx = ss;
+    ss->table.where = "cellsim";
+    ss->table.sync = w_sync;
+    ss->table.commit = w_commit;
+    ss->table.note = w_note;
+    ss->table.scale = w_scale;
+    ss->table.surge = w_surge;
+    ss->table.job_end = w_job_end;
+    ss->table.report = w_report;
+    ss->table.now = w_now;
+    ss->table.wall = w_wall;
+    ss->table.sleep = w_sleep;
+    const cs_sched_hooks *h = idx == 0 ? &cs_sched_service_hooks : &cs_sched_batch_hooks;
+    CS_TRY(cs_sched_new(&ss->o, h, &ss->table, &ss->s, err));
+    if (pthread_create(&ss->th, NULL, sched_thread, ss) != 0)
+        return cs_errorf(err, CS_ENOMEM, "cannot start a scheduler thread");
+    ss->started = true;
+    return wake_at(ss, 0);
+}
+
+/* The batch scheduler that owns job `id`: kinds.c's batch_takes. */
+static uint32_t batch_owner(const sim *k, cs_id id)
+{
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(id >> (8 * i));
+    return 1 + (uint32_t)(XXH3_64bits(le, sizeof le) % k->c->batch_schedulers);
+}
+
+/* ---- the cell ---------------------------------------------------------------------------- */
+
+static int64_t cores_milli(double cores) { return cores < 0.001 ? 1 : llround(cores * 1000); }
+static int64_t gib_mib(double gib) { return gib < 1.0 / 1024 ? 1 : llround(gib * 1024); }
+
+static int machines_setup(sim *k, cs_error *err)
+{
+    const sim_conf *c = k->c;
+    for (uint32_t i = 0; i < c->machines; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "m%06" PRIu32, i);
+        cs_machine m = {
+            .name = name,
+            .capacity = {cores_milli(c->machine_cpu), gib_mib(c->machine_mem), 0},
+            .state = CS_MACHINE_UP,
+        };
+        int rc = cs_op_machine_put(k->store, &m, NULL, NULL, err);
+        if (rc != CS_OK)
+            return cs_error_wrap(err, rc, "registering machine %s", name);
+    }
+    return CS_OK;
+}
+
+/* A task's resources drawn from workload `w`, no larger than a machine
+ * (a task that fits no machine would only wait: the lightweight
+ * simulator's workloads have none). */
+static cs_res draw_res(sim *k, const sim_workload *w, uint64_t *rng)
+{
+    cs_res r = {cores_milli(sim_dist_draw(&w->cpu, rng)), gib_mib(sim_dist_draw(&w->mem, rng)), 0};
+    int64_t mc = cores_milli(k->c->machine_cpu), mm = gib_mib(k->c->machine_mem);
+    r.cpu = r.cpu > mc ? mc : r.cpu;
+    r.mem = r.mem > mm ? mm : r.mem;
+    return r;
+}
+
+/* Pre-fill the cell to c->prefill of its cpu with tasks that never end,
+ * shaped like the batch workload's and placed on random machines with
+ * room, each job's claims committed through the state machine before the
+ * clock starts (cellsim_kernel.h). */
+static int prefill(sim *k, cs_error *err)
+{
+    const sim_conf *c = k->c;
+    uint32_t nm = c->machines;
+    int64_t mc = cores_milli(c->machine_cpu), mm = gib_mib(c->machine_mem);
+    double target = c->prefill * (double)mc * (double)nm;
+    int64_t *cpu = calloc(nm, sizeof *cpu), *mem = calloc(nm, sizeof *mem);
+    cs_id *on = malloc(PREFILL_JOB * sizeof *on);
+    cs_txn t;
+    cs_txn_init(&t, 1, 0, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_txn_result r;
+    cs_txn_result_init(&r);
+    int rc = CS_OK;
+    if (cpu == NULL || mem == NULL || on == NULL) {
+        rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+        goto out;
+    }
+    double filled = 0;
+    for (uint64_t njob = 0; filled < target; njob++) {
+        cs_res res = draw_res(k, &c->batch, &k->rng_fill);
+        uint32_t n = 0;
+        for (; n < PREFILL_JOB && filled < target; n++) {
+            uint32_t start = cs_rng_below(&k->rng_fill, nm), i = 0;
+            for (; i < nm; i++) {
+                uint32_t m = (start + i) % nm;
+                if (cpu[m] + res.cpu <= mc && mem[m] + res.mem <= mm) {
+                    cpu[m] += res.cpu;
+                    mem[m] += res.mem;
+                    on[n] = m + 1; /* machines get ids 1, 2, ... in order */
+                    filled += (double)res.cpu;
+                    break;
+                }
+            }
+            if (i == nm)
+                break;
+        }
+        if (n == 0)
+            break; /* nothing of this size fits anywhere: full enough */
+        char name[32];
+        snprintf(name, sizeof name, "prefill-%" PRIu64, njob);
+        cs_job j = {.name = name, .kind = CS_JOB_BATCH, .count = n, .res = res, .cmd = "sim",
+                    .submitted = (uint64_t)WALL0_MS};
+        cs_id id;
+        if ((rc = cs_op_job_submit(k->store, &j, &id, NULL, err)) != CS_OK) {
+            cs_error_wrap(err, rc, "prefill");
+            goto out;
+        }
+        cs_txn_reset(&t, njob + 1, 0);
+        for (uint32_t i = 0; i < n; i++)
+            if (cs_txn_add_claim(&t, cs_task_id(id, i), on[i], &res, NULL, 0, 0) != CS_OK) {
+                rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+                goto out;
+            }
+        if ((rc = cs_commit(k->store, &t, &r, err)) != CS_OK) {
+            cs_error_wrap(err, rc, "prefill");
+            goto out;
+        }
+        if (r.committed != n) {
+            rc = cs_errorf(err, CS_ESTATE, "prefill: %" PRIu32 " of %" PRIu32 " claims conflicted",
+                           n - r.committed, n);
+            goto out;
+        }
+        k->prefill_tasks += n;
+        if (n < PREFILL_JOB && filled < target)
+            break;
+    }
+    k->prefill_cpu = nm ? filled / ((double)mc * nm) : 0;
+out:
+    free(cpu);
+    free(mem);
+    free(on);
+    cs_txn_free(&t);
+    cs_txn_result_free(&r);
+    return rc;
+}
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+static int64_t secs_ns(double s) { return s <= 0 ? 0 : s >= 9e9 ? INT64_C(9000000000) * 1000000000 : llround(s * 1e9); }
+
+/* A job of workload `service` arrives: submitted through the state
+ * machine at the virtual wall clock; the next arrival is drawn; idle
+ * schedulers of its kind look at once. */
+static int arrival(sim *k, bool service, cs_error *err)
+{
+    const sim_workload *w = service ? &k->c->service : &k->c->batch;
+    uint64_t *rng = &k->rng[service];
+    double tasks = llround(sim_dist_draw(&w->tasks, rng));
+    uint32_t count = tasks < 1 ? 1 : tasks > CS_TASK_INDEX_MAX ? CS_TASK_INDEX_MAX : (uint32_t)tasks;
+    int64_t duration = secs_ns(sim_dist_draw(&w->duration, rng));
+    cs_res res = draw_res(k, w, rng);
+    char name[32];
+    snprintf(name, sizeof name, "%s-%" PRIu64, service ? "service" : "batch", ++k->names);
+    cs_job spec = {.name = name, .kind = service ? CS_JOB_SERVICE : CS_JOB_BATCH, .count = count,
+                   .res = res, .cmd = "sim", .submitted = (uint64_t)(WALL0_MS + k->now / 1000000)};
+    cs_id id;
+    int rc = cs_op_job_submit(k->store, &spec, &id, NULL, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "submitting %s", name);
+    sim_job *v = cs_vec_grow(k->jobs, &k->capjobs, k->njobs + 1, sizeof *v, 1024);
+    if (v == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    k->jobs = v;
+    v[k->njobs] = (sim_job){.id = id, .submitted_ns = k->now, .first_ns = -1, .ended_ns = -1,
+                        .duration_ns = duration,
+                        .count = count, .owner = service ? 0 : batch_owner(k, id),
+                        .service = service};
+    if (cs_idindex_add(&k->ix, k->jobs, sizeof *k->jobs, (uint32_t)k->njobs) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    k->sc[v[k->njobs].owner].waiting++;
+    k->njobs++;
+    for (uint32_t i = 0; i < k->nsc; i++) {
+        simsched *ss = &k->sc[i];
+        if ((i == 0) == service && ss->idle)
+            if (wake_at(ss, k->now) != CS_OK)
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+    }
+    int64_t next = k->now + secs_ns(sim_dist_draw(&w->interarrival, rng));
+    return push(k, next, EV_ARRIVAL, service, 0) == CS_OK ? CS_OK
+                                                          : cs_errorf(err, CS_ENOMEM, "out of memory");
+}
+
+/* Remove the jobs that ended at least GC_EVERY_NS ago (job-gc: ids
+ * ascending, which arrival order gives), and come back in GC_EVERY_NS. */
+static int collect_garbage(sim *k, cs_error *err)
+{
+    cs_id *ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc = CS_OK;
+    for (size_t i = 0; i < k->njobs; i++) {
+        sim_job *j = &k->jobs[i];
+        if (j->gone || j->ended_ns < 0 || j->ended_ns > k->now - GC_EVERY_NS)
+            continue;
+        cs_id *v = cs_vec_grow(ids, &cap, n + 1, sizeof *v, 256);
+        if (v == NULL) {
+            free(ids);
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        }
+        ids = v;
+        ids[n++] = j->id;
+        j->gone = true;
+    }
+    if (n > 0 && (rc = cs_op_job_gc(k->store, ids, n, NULL, err)) != CS_OK)
+        cs_error_wrap(err, rc, "removing %zu ended jobs", n);
+    free(ids);
+    if (rc == CS_OK && push(k, k->now + GC_EVERY_NS, EV_GC, 0, 0) != CS_OK)
+        rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+    return rc;
+}
+
+static int dispatch(sim *k, const ev *e, cs_error *err)
+{
+    int rc;
+    switch (e->kind) {
+    case EV_ARRIVAL: return arrival(k, e->who == 1, err);
+    case EV_TASK_END:
+        /* Batch tasks are placed once (nothing preempts or loses them
+         * here): their attempt is 1. */
+        rc = cs_op_task_status(k->store, e->arg, 1, CS_TASK_FINISHED, 0, NULL, NULL, err);
+        return rc == CS_OK ? rc : cs_error_wrap(err, rc, "task %" PRIu64 " finishing", e->arg);
+    case EV_SERVICE_END: {
+        /* A service job runs its duration from its first placement, then
+         * is killed: cell-service would replace a task that finished. */
+        sim_job *j = &k->jobs[e->arg];
+        rc = cs_op_job_kill(k->store, j->id, (uint64_t)(WALL0_MS + k->now / 1000000), NULL, err);
+        if (rc != CS_OK)
+            return cs_error_wrap(err, rc, "ending service job %" PRIu64, j->id);
+        j->ended_ns = k->now;
+        if (j->placed < j->count)
+            k->sc[j->owner].waiting--;
+        return CS_OK;
+    }
+    case EV_GC: return collect_garbage(k, err);
+    default: {
+        simsched *ss = &k->sc[e->who];
+        if (e->arg != ss->gen || ss->done)
+            return CS_OK; /* an idle wake-up overtaken by an arrival's */
+        ss->gen++;
+        run_sched(k, ss);
+        if (ss->rc != CS_OK)
+            return cs_error_wrap(err, ss->rc, "%s: %s", ss->o.name, ss->err.msg);
+        return CS_OK;
+    }
+    }
+}
+
+/* ---- the run ------------------------------------------------------------------------------- */
+
+static void result_build(sim *k, sim_result *out)
+{
+    for (uint32_t i = 0; i < k->nsc; i++) {
+        sim_sched_figs *f = &out->scheds[i];
+        snprintf(f->name, sizeof f->name, "%s", k->sc[i].o.name);
+        f->service = i == 0;
+        f->days = k->sc[i].days;
+        k->sc[i].days = NULL;
+    }
+    for (size_t i = 0; i < k->njobs; i++) {
+        const sim_job *j = &k->jobs[i];
+        sim_job_figs *f = &out->jobs[i];
+        *f = (sim_job_figs){.id = j->id, .owner = j->owner, .day = day_of(k, j->submitted_ns),
+                            .count = j->count, .placed = j->placed, .submitted_ns = j->submitted_ns,
+                            .attempted = j->first_ns >= 0};
+        f->wait_ns = (f->attempted ? j->first_ns : k->end_ns) - j->submitted_ns;
+        f->outcome = j->placed >= j->count ? SIM_JOB_SCHEDULED
+                     : j->abandoned        ? SIM_JOB_ABANDONED
+                                           : SIM_JOB_WAITING;
+    }
+    out->njobs = k->njobs;
+    out->end_ns = k->end_ns;
+    out->ndays = k->ndays;
+    out->prefill_tasks = k->prefill_tasks;
+    out->prefill_cpu = k->prefill_cpu;
+    out->events = k->events;
+}
+
+/* Stop every scheduler: each finishes its round (sleeping no more) and
+ * ends; nothing after the end is measured. */
+static void wind_down(sim *k)
+{
+    k->stopping = true;
+    k->stop = 1;
+    for (uint32_t i = 0; i < k->nsc; i++)
+        if (k->sc[i].started) {
+            while (!k->sc[i].done)
+                run_sched(k, &k->sc[i]);
+            pthread_join(k->sc[i].th, NULL);
+        }
+}
+
+static int simulate(sim *k, cs_error *err)
+{
+    const sim_conf *c = k->c;
+    CS_TRY(machines_setup(k, err));
+    CS_TRY(prefill(k, err));
+    if ((k->sc = calloc(1 + c->batch_schedulers, sizeof *k->sc)) == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    k->nsc = 1 + c->batch_schedulers;
+    for (uint32_t i = 0; i < k->nsc; i++)
+        pthread_cond_init(&k->sc[i].cv, NULL);
+    for (uint32_t i = 0; i < k->nsc; i++)
+        CS_TRY(sched_setup(k, (int)i, err));
+    for (int s = 0; s < 2; s++) {
+        const sim_workload *w = s ? &c->service : &c->batch;
+        if (push(k, secs_ns(sim_dist_draw(&w->interarrival, &k->rng[s])), EV_ARRIVAL, (uint32_t)s,
+                 0) != CS_OK)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+    }
+    if (push(k, GC_EVERY_NS, EV_GC, 0, 0) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    while (k->nheap > 0 && k->heap[0].t < k->end_ns) {
+        ev e = pop(k);
+        k->now = e.t;
+        k->events++;
+        CS_TRY(dispatch(k, &e, err));
+    }
+    k->now = k->end_ns;
+    return CS_OK;
+}
+
+int sim_run(const sim_conf *c, sim_result *out, cs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    sim *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    k->c = c;
+    k->turn = KERNEL;
+    k->end_ns = secs_ns(c->days * 86400);
+    k->ndays = (uint32_t)((k->end_ns + SIM_DAY_NS - 1) / SIM_DAY_NS);
+    if (k->ndays == 0)
+        k->ndays = 1;
+    k->rng[0] = c->seed ^ UINT64_C(0xba7c4);
+    k->rng[1] = c->seed ^ UINT64_C(0x5e871ce);
+    k->rng_fill = c->seed ^ UINT64_C(0xf111);
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, NULL);
+    cs_idindex_init(&k->ix);
+    int rc = cb_make_tmpdir(k->dir, sizeof k->dir, err);
+    if (rc != CS_OK)
+        goto out;
+    /* Nothing here needs to survive a crash: no fsync, and pages written
+     * in place in the map (a commit then writes nothing itself: pwrite was
+     * the largest cost in a profile of a 10,000-machine run). */
+    cs_store_opts so = {.nosync = true, .writemap = true};
+    if ((rc = cs_store_open(k->dir, &so, &k->store, err)) != CS_OK)
+        goto out;
+    rc = simulate(k, err);
+    wind_down(k);
+    if (rc == CS_OK) {
+        out->nscheds = k->nsc;
+        out->scheds = calloc(k->nsc, sizeof *out->scheds);
+        out->jobs = calloc(k->njobs ? k->njobs : 1, sizeof *out->jobs);
+        if (out->scheds == NULL || out->jobs == NULL)
+            rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+        else
+            result_build(k, out);
+    }
+out:
+    for (uint32_t i = 0; k->sc != NULL && i < k->nsc; i++) {
+        cs_sched_free(k->sc[i].s);
+        cs_port_local_free(k->sc[i].lp);
+        pthread_cond_destroy(&k->sc[i].cv);
+        free(k->sc[i].days);
+        free(k->sc[i].dec);
+    }
+    free(k->sc);
+    if (k->store != NULL)
+        cs_store_close(k->store);
+    if (k->dir[0])
+        cb_rmtree(k->dir);
+    free(k->heap);
+    free(k->jobs);
+    cs_idindex_free(&k->ix);
+    pthread_mutex_destroy(&k->mu);
+    pthread_cond_destroy(&k->cv);
+    free(k);
+    if (rc != CS_OK)
+        sim_result_free(out);
+    return rc;
+}
+
+void sim_result_free(sim_result *r)
+{
+    for (uint32_t i = 0; r->scheds != NULL && i < r->nscheds; i++)
+        free(r->scheds[i].days);
+    free(r->scheds);
+    free(r->jobs);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,311 @@
+/* cellsim_report.c — a run's figures, as text and JSON (see cellsim_report.h). */
+#include "tools/cellsim_report.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schedulers/metrics.h"
+#include "txn/txn.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_sorted(const double *v, size_t n)
+{
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void sim_median_mad(double *v, size_t n, double *median, double *mad)
+{
+    if (n == 0) {
+        *median = *mad = (double)NAN;
+        return;
+    }
+    qsort(v, n, sizeof *v, cmp_double);
+    double m = median_sorted(v, n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = fabs(v[i] - m);
+    qsort(v, n, sizeof *v, cmp_double);
+    *median = m;
+    *mad = median_sorted(v, n);
+}
+
+/* What one scheduler's jobs waited, over the whole run or one day. */
+typedef struct waits {
+    uint64_t jobs, scheduled, abandoned, unscheduled, unattempted, tasks_unplaced;
+    double mean_s;
+    uint32_t pct_ms[3]; /* p50, p90, p99 */
+} waits;
+
+/* Over the jobs of scheduler `owner` submitted on day `day` (UINT32_MAX:
+ * any day). */
+static int job_waits(const sim_result *r, uint32_t owner, uint32_t day, waits *w, cs_error *err)
+{
+    memset(w, 0, sizeof *w);
+    uint32_t *ms = malloc((r->njobs ? r->njobs : 1) * sizeof *ms);
+    if (ms == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    double sum = 0;
+    for (size_t i = 0; i < r->njobs; i++) {
+        const sim_job_figs *j = &r->jobs[i];
+        if (j->owner != owner || (day != UINT32_MAX && j->day != day))
+            continue;
+        double wait_ms = (double)j->wait_ns / 1e6;
+        ms[w->jobs++] = wait_ms >= UINT32_MAX ? UINT32_MAX : (uint32_t)wait_ms;
+        sum += (double)j->wait_ns / 1e9;
+        w->scheduled += j->outcome == SIM_JOB_SCHEDULED;
+        w->abandoned += j->outcome == SIM_JOB_ABANDONED;
+        w->unscheduled += j->outcome == SIM_JOB_WAITING;
+        w->unattempted += !j->attempted;
+        w->tasks_unplaced += j->count - (j->placed < j->count ? j->placed : j->count);
+    }
+    w->mean_s = w->jobs ? sum / (double)w->jobs : 0;
+    /* Sorted as metrics.c sorts its samples; its nearest-rank percentile. */
+    for (size_t i = 1; i < w->jobs; i++) {
+        uint32_t x = ms[i];
+        size_t k = i;
+        for (; k > 0 && ms[k - 1] > x; k--)
+            ms[k] = ms[k - 1];
+        ms[k] = x;
+    }
+    static const double p[3] = {50, 90, 99};
+    for (int i = 0; i < 3; i++)
+        w->pct_ms[i] = cs_percentile(ms, w->jobs, p[i]);
+    free(ms);
+    return CS_OK;
+}
+
+static double day_len_s(const sim_result *r, uint32_t d)
+{
+    int64_t from = (int64_t)d * SIM_DAY_NS, to = from + SIM_DAY_NS;
+    return (double)((to < r->end_ns ? to : r->end_ns) - from) / 1e9;
+}
+
+/* One scheduler's summary. */
+typedef struct summary {
+    waits w;
+    double busy_med, busy_mad, cf_med, cf_mad, cf_all;
+    uint64_t placements, commits, successful, conflicted;
+} summary;
+
+static int summarize(const sim_result *r, uint32_t s, summary *out, cs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    CS_TRY(job_waits(r, s, UINT32_MAX, &out->w, err));
+    double *busy = calloc(r->ndays, sizeof *busy), *cf = calloc(r->ndays, sizeof *cf);
+    if (busy == NULL || cf == NULL) {
+        free(busy);
+        free(cf);
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    }
+    size_t ncf = 0;
+    for (uint32_t d = 0; d < r->ndays; d++) {
+        const sim_day_figs *f = &r->scheds[s].days[d];
+        busy[d] = (double)f->decide_ns / 1e9 / day_len_s(r, d);
+        if (f->txn_successful > 0)
+            cf[ncf++] = (double)f->txn_conflicted / (double)f->txn_successful;
+        out->placements += f->claims;
+        out->commits += f->commits;
+        out->successful += f->txn_successful;
+        out->conflicted += f->txn_conflicted;
+    }
+    sim_median_mad(busy, r->ndays, &out->busy_med, &out->busy_mad);
+    sim_median_mad(cf, ncf, &out->cf_med, &out->cf_mad);
+    out->cf_all = out->successful ? (double)out->conflicted / (double)out->successful : (double)NAN;
+    free(busy);
+    free(cf);
+    return CS_OK;
+}
+
+/* "0.1234" or "n/a" (NAN). */
+static const char *fig(char *buf, size_t size, double v)
+{
+    if (isnan(v))
+        snprintf(buf, size, "n/a");
+    else
+        snprintf(buf, size, "%.4f", v);
+    return buf;
+}
+
+/* One line per scheduler and simulated day. */
+static int days_text(const sim_result *r, FILE *f, cs_error *err)
+{
+    fprintf(f, "\n%-12s %4s %7s %9s %10s %9s %9s %10s %8s\n", "scheduler", "day", "jobs",
+            "scheduled", "wait mean", "p90", "busyness", "conflicts", "placements");
+    for (uint32_t s = 0; s < r->nscheds; s++)
+        for (uint32_t d = 0; d < r->ndays; d++) {
+            const sim_day_figs *df = &r->scheds[s].days[d];
+            waits w;
+            CS_TRY(job_waits(r, s, d, &w, err));
+            char cf[32];
+            fig(cf, sizeof cf,
+                df->txn_successful ? (double)df->txn_conflicted / (double)df->txn_successful
+                                   : (double)NAN);
+            fprintf(f, "%-12s %4" PRIu32 " %7" PRIu64 " %9" PRIu64 " %9.3fs %8.3fs %9.4f %10s %8" PRIu64 "\n",
+                    r->scheds[s].name, d, w.jobs, w.scheduled, w.mean_s, w.pct_ms[1] / 1e3,
+                    (double)df->decide_ns / 1e9 / day_len_s(r, d), cf, df->claims);
+        }
+    return CS_OK;
+}
+
+int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *err)
+{
+    fprintf(f,
+            "cellsim: %" PRIu32 " machines of %g cpu, %g GiB; prefill %.1f%% of cpu (%" PRIu64
+            " tasks); 1 service + %" PRIu32 " batch scheduler%s, %s, %s; %g days; seed %" PRIu64
+            "\n",
+            c->machines, c->machine_cpu, c->machine_mem, r->prefill_cpu * 100, r->prefill_tasks,
+            c->batch_schedulers, c->batch_schedulers == 1 ? "" : "s",
+            cs_conflict_mode_name(c->conflict), cs_commit_mode_name(c->commit), c->days, c->seed);
+    fprintf(f, "%-12s %7s %9s %9s %11s %10s %9s %9s %9s %15s %17s %10s %8s\n", "scheduler", "jobs",
+            "scheduled", "abandoned", "unscheduled", "wait mean", "p50", "p90", "p99",
+            "busyness(MAD)", "conflicts(MAD)", "placements", "commits");
+    for (uint32_t s = 0; s < r->nscheds; s++) {
+        summary m;
+        CS_TRY(summarize(r, s, &m, err));
+        char b1[32], b2[32], c1[32], c2[32], busy[72], conf[72];
+        snprintf(busy, sizeof busy, "%s(%s)", fig(b1, sizeof b1, m.busy_med), fig(b2, sizeof b2, m.busy_mad));
+        snprintf(conf, sizeof conf, "%s(%s)", fig(c1, sizeof c1, m.cf_med), fig(c2, sizeof c2, m.cf_mad));
+        fprintf(f,
+                "%-12s %7" PRIu64 " %9" PRIu64 " %9" PRIu64 " %11" PRIu64 " %9.3fs %8.3fs %8.3fs "
+                "%8.3fs %15s %17s %10" PRIu64 " %8" PRIu64 "\n",
+                r->scheds[s].name, m.w.jobs, m.w.scheduled, m.w.abandoned, m.w.unscheduled,
+                m.w.mean_s, m.w.pct_ms[0] / 1e3, m.w.pct_ms[1] / 1e3, m.w.pct_ms[2] / 1e3, busy, conf,
+                m.placements, m.commits);
+    }
+    fprintf(f, "(wait: submission to the first attempt; a job never attempted counts to the end. "
+               "busyness and conflicts: median of daily values, MAD)\n");
+    if (r->ndays > 1)
+        CS_TRY(days_text(r, f, err));
+    return CS_OK;
+}
+
+static json_t *jnum(double v) { return isnan(v) ? json_null() : json_real(v); }
+
+static int set(json_t *o, const char *key, json_t *v)
+{
+    return v != NULL && json_object_set_new(o, key, v) == 0 ? CS_OK : CS_ENOMEM;
+}
+
+static int waits_json(json_t *o, const waits *w)
+{
+    int rc = set(o, "jobs", json_integer((json_int_t)w->jobs));
+    rc |= set(o, "scheduled", json_integer((json_int_t)w->scheduled));
+    rc |= set(o, "abandoned", json_integer((json_int_t)w->abandoned));
+    rc |= set(o, "unscheduled", json_integer((json_int_t)w->unscheduled));
+    rc |= set(o, "unattempted", json_integer((json_int_t)w->unattempted));
+    rc |= set(o, "tasks_unplaced", json_integer((json_int_t)w->tasks_unplaced));
+    rc |= set(o, "wait_mean_s", json_real(w->mean_s));
+    rc |= set(o, "wait_p50_s", json_real(w->pct_ms[0] / 1e3));
+    rc |= set(o, "wait_p90_s", json_real(w->pct_ms[1] / 1e3));
+    rc |= set(o, "wait_p99_s", json_real(w->pct_ms[2] / 1e3));
+    return rc ? CS_ENOMEM : CS_OK;
+}
+
+static int sched_json(const sim_result *r, uint32_t s, json_t **out, cs_error *err)
+{
+    summary m;
+    CS_TRY(summarize(r, s, &m, err));
+    json_t *o = json_object(), *days = json_array();
+    int rc = o && days ? CS_OK : CS_ENOMEM;
+    rc |= set(o, "name", json_string(r->scheds[s].name));
+    rc |= set(o, "kind", json_string(r->scheds[s].service ? "service" : "batch"));
+    rc |= waits_json(o, &m.w);
+    rc |= set(o, "busyness_median", jnum(m.busy_med));
+    rc |= set(o, "busyness_mad", jnum(m.busy_mad));
+    rc |= set(o, "conflict_fraction_median", jnum(m.cf_med));
+    rc |= set(o, "conflict_fraction_mad", jnum(m.cf_mad));
+    rc |= set(o, "conflict_fraction", jnum(m.cf_all));
+    rc |= set(o, "placements", json_integer((json_int_t)m.placements));
+    rc |= set(o, "commits", json_integer((json_int_t)m.commits));
+    rc |= set(o, "txn_successful", json_integer((json_int_t)m.successful));
+    rc |= set(o, "txn_conflicted", json_integer((json_int_t)m.conflicted));
+    for (uint32_t d = 0; rc == CS_OK && d < r->ndays; d++) {
+        const sim_day_figs *f = &r->scheds[s].days[d];
+        waits w;
+        if (job_waits(r, s, d, &w, err) != CS_OK) {
+            rc = CS_ENOMEM;
+            break;
+        }
+        json_t *day = json_object();
+        rc |= day ? CS_OK : CS_ENOMEM;
+        rc |= set(day, "day", json_integer(d));
+        rc |= waits_json(day, &w);
+        rc |= set(day, "busyness", json_real((double)f->decide_ns / 1e9 / day_len_s(r, d)));
+        rc |= set(day, "conflict_fraction",
+                  f->txn_successful ? json_real((double)f->txn_conflicted / (double)f->txn_successful)
+                                    : json_null());
+        rc |= set(day, "placements", json_integer((json_int_t)f->claims));
+        rc |= set(day, "commits", json_integer((json_int_t)f->commits));
+        rc |= json_array_append_new(days, day) ? CS_ENOMEM : CS_OK;
+    }
+    rc |= set(o, "days", days);
+    if (rc != CS_OK) {
+        json_decref(o);
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    }
+    *out = o;
+    return CS_OK;
+}
+
+int sim_report_json(const sim_conf *c, const sim_result *r, FILE *f, cs_error *err)
+{
+    json_t *root = json_object(), *conf = json_object(), *scheds = json_array();
+    int rc = root && conf && scheds ? CS_OK : CS_ENOMEM;
+    rc |= set(conf, "seed", json_integer((json_int_t)c->seed));
+    rc |= set(conf, "days", json_real(c->days));
+    rc |= set(conf, "machines", json_integer(c->machines));
+    rc |= set(conf, "batch_schedulers", json_integer(c->batch_schedulers));
+    rc |= set(conf, "conflict", json_string(cs_conflict_mode_name(c->conflict)));
+    rc |= set(conf, "commit", json_string(cs_commit_mode_name(c->commit)));
+    rc |= set(conf, "t_job_batch", json_real(c->t_job_batch));
+    rc |= set(conf, "t_task_batch", json_real(c->t_task_batch));
+    rc |= set(conf, "t_job_service", json_real(c->t_job_service));
+    rc |= set(conf, "t_task_service", json_real(c->t_task_service));
+    rc |= set(conf, "machine_cpu", json_real(c->machine_cpu));
+    rc |= set(conf, "machine_mem", json_real(c->machine_mem));
+    rc |= set(conf, "prefill", json_real(c->prefill));
+    rc |= set(conf, "max_attempts", json_integer(c->max_attempts));
+    rc |= set(conf, "idle", json_real(c->idle_s));
+    rc |= set(conf, "batch_strategy", json_string(c->batch_strategy));
+    rc |= set(conf, "service_strategy", json_string(c->service_strategy));
+    static const char *const kinds[2] = {"batch", "service"};
+    static const char *const dists[5] = {"interarrival", "tasks", "duration", "cpu", "mem"};
+    for (int k = 0; k < 2; k++) {
+        const sim_workload *w = k ? &c->service : &c->batch;
+        const sim_dist *d[5] = {&w->interarrival, &w->tasks, &w->duration, &w->cpu, &w->mem};
+        for (int i = 0; i < 5; i++) {
+            char key[48], text[1024];
+            snprintf(key, sizeof key, "%s_%s", kinds[k], dists[i]);
+            sim_dist_format(d[i], text, sizeof text);
+            rc |= set(conf, key, json_string(text));
+        }
+    }
+    rc |= set(root, "config", conf);
+    rc |= set(root, "prefill_cpu", json_real(r->prefill_cpu));
+    rc |= set(root, "prefill_tasks", json_integer((json_int_t)r->prefill_tasks));
+    rc |= set(root, "events", json_integer((json_int_t)r->events));
+    for (uint32_t s = 0; rc == CS_OK && s < r->nscheds; s++) {
+        json_t *o = NULL;
+        if ((rc = sched_json(r, s, &o, err)) != CS_OK) {
+            json_decref(root);
+            json_decref(scheds);
+            return rc;
+        }
+        rc = json_array_append_new(scheds, o) ? CS_ENOMEM : CS_OK;
+    }
+    rc |= set(root, "schedulers", scheds);
+    char *text = rc == CS_OK ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(10)) : NULL;
+    json_decref(root);
+    if (text == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    fprintf(f, "%s\n", text);
+    free(text);
+    return CS_OK;
+}
