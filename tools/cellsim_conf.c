@@ -11,7 +11,7 @@
 
 #include "txn/txn.h"
 
-typedef enum key_type { K_U32, K_U64, K_SECONDS, K_FRACTION, K_NUMBER, K_DIST, K_CONFLICT, K_COMMIT, K_BOOL, K_STRATEGY } key_type;
+typedef enum key_type { K_U32, K_U64, K_SECONDS, K_FRACTION, K_NUMBER, K_DIST, K_CONFLICT, K_COMMIT, K_BOOL, K_STRATEGY, K_RETRY } key_type;
 
 /* One setting: its name (file key; the flag is --name with dashes), where
  * it lives in sim_conf, its bounds and its line of --help. */
@@ -38,8 +38,10 @@ static const key keys[] = {
     {"t_task_batch", K_SECONDS, OFF(t_task_batch), 0, 86400, "batch decision time per task (0.005)"},
     {"t_job_service", K_SECONDS, OFF(t_job_service), 0, 86400, "service decision time per job (0.1)"},
     {"t_task_service", K_SECONDS, OFF(t_task_service), 0, 86400, "service decision time per task (0.005)"},
-    {"batch_strategy", K_STRATEGY, OFF(batch_strategy), 0, 0, "spread | binpack | random: the batch schedulers' placement (binpack)"},
-    {"service_strategy", K_STRATEGY, OFF(service_strategy), 0, 0, "the service scheduler's placement (spread)"},
+    {"batch_strategy", K_STRATEGY, OFF(batch_strategy), 0, 0, "firstfit | spread | binpack | random: the batch schedulers' placement (firstfit: the paper's per-task randomized first fit)"},
+    {"service_strategy", K_STRATEGY, OFF(service_strategy), 0, 0, "the service scheduler's placement (firstfit)"},
+    {"txn_per_job", K_BOOL, OFF(txn_per_job), 0, 0, "one job per transaction, as the paper (true; =false: the daemons' batching of small jobs)"},
+    {"retry", K_RETRY, OFF(retry_tail), 0, 0, "tail | front: a conflicted job retries after a back-off at the tail, as the paper (tail), or at the front, as the daemons"},
     {"max_attempts", K_U32, OFF(max_attempts), 1, 1000000, "attempts before a job is abandoned (1000)"},
     {"idle", K_SECONDS, OFF(idle_s), 0.001, 3600, "an idle scheduler looks at the cell again after this (1)"},
     {"batch_interarrival", K_DIST, OFF(batch.interarrival), 0, 0, "seconds between batch jobs"},
@@ -89,9 +91,13 @@ int sim_conf_preset(const char *name, sim_conf *c, cs_error *err)
         .t_task_service = 0.005,
         .max_attempts = 1000,
         .idle_s = 1,
-        /* cell-batch's and cell-service's defaults (schedopts.c). */
-        .batch_strategy = "binpack",
-        .service_strategy = "spread",
+        /* The paper's forms (issue 15 §6), not the daemons' defaults:
+         * per-task randomized first fit, one job per transaction, retries
+         * at the tail after a back-off. */
+        .batch_strategy = "firstfit",
+        .service_strategy = "firstfit",
+        .txn_per_job = true,
+        .retry_tail = true,
     };
     /* The simulator's example workloads (see the header); `small` keeps
      * the load per machine: a hundredth of the cell, a hundredth of the
@@ -170,10 +176,16 @@ int sim_conf_set(sim_conf *c, const char *name, const char *value, cs_error *err
             return cs_errorf(err, CS_EINVAL, "%s: '%s' is not incremental or gang", flag, value);
         return CS_OK;
     case K_STRATEGY:
-        if (strcmp(value, "spread") && strcmp(value, "binpack") && strcmp(value, "random"))
-            return cs_errorf(err, CS_EINVAL, "%s: '%s' is not spread, binpack or random", flag,
-                             value);
+        if (strcmp(value, "spread") && strcmp(value, "binpack") && strcmp(value, "random") &&
+            strcmp(value, "firstfit"))
+            return cs_errorf(err, CS_EINVAL, "%s: '%s' is not firstfit, spread, binpack or random",
+                             flag, value);
         snprintf(at, 16, "%s", value);
+        return CS_OK;
+    case K_RETRY:
+        if (strcmp(value, "tail") && strcmp(value, "front"))
+            return cs_errorf(err, CS_EINVAL, "%s: '%s' is not tail or front", flag, value);
+        *(bool *)at = strcmp(value, "tail") == 0;
         return CS_OK;
     case K_BOOL:
         if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)

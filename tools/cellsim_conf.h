@@ -45,7 +45,9 @@ typedef struct sim_conf {
     double t_job_batch, t_task_batch, t_job_service, t_task_service; /* seconds */
     uint32_t max_attempts;
     double idle_s;            /* an idle scheduler looks again after this, at the latest */
-    char batch_strategy[16], service_strategy[16]; /* the loop's --strategy: spread, binpack, random */
+    char batch_strategy[16], service_strategy[16]; /* the loop's --strategy: spread, binpack, random, firstfit */
+    bool txn_per_job;         /* the loop's --txn-per-job: one job per transaction (the paper's) */
+    bool retry_tail;          /* the loop's --retry tail (the paper's) rather than front */
     sim_workload batch, service;
     bool json;                /* end the output with one line of JSON */
     bool timing;              /* wall-clock figures on stderr */

@@ -346,8 +346,10 @@ static int w_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
     return CS_OK;
 }
 
-/* A note names its job: "gave up after N conflicting attempts" is the
- * loop abandoning it; any note on a job not yet seen attempted means an
+/* A note names its job: "gave up after N conflicting attempts" (the
+ * daemons' --retry front, which parks the job) or "abandoned (--retry
+ * tail) after N ..." (the paper's, for good; sched.c conflict_note) is the
+ * loop giving up on it; any note on a job not yet seen attempted means an
  * attempt that placed nothing. */
 static int w_note(void *ctx, cs_id id, const char *note, cs_error *err)
 {
@@ -356,7 +358,7 @@ static int w_note(void *ctx, cs_id id, const char *note, cs_error *err)
     if (j != NULL && note[0] != '\0') {
         if (j->first_ns < 0)
             j->first_ns = decision_start(ss, j, ss->o.commit == CS_COMMIT_GANG, UINT32_MAX);
-        if (strncmp(note, "gave up after", 13) == 0)
+        if (strncmp(note, "gave up after", 13) == 0 || strncmp(note, "abandoned (", 11) == 0)
             j->abandoned = true;
     }
     return ss->base->note(ss->base->ctx, id, note, err);
@@ -449,8 +451,11 @@ static int sched_opts(const sim_conf *c, int idx, cs_sched_opts *o, cs_error *er
                             "--t-job", t_job, "--t-task", t_task,
                             "--max-attempts", attempts, "--seed", seed,
                             "--idle-ms", idle, "--report-ms", "60000",
-                            "--strategy", service ? c->service_strategy : c->batch_strategy};
-    int n = 19;
+                            "--strategy", service ? c->service_strategy : c->batch_strategy,
+                            "--retry", c->retry_tail ? "tail" : "front"};
+    int n = 21;
+    if (c->txn_per_job)
+        argv[n++] = "--txn-per-job";
     if (service) {
         /* The lightweight simulator does not preempt. */
         argv[n++] = "--no-preempt";

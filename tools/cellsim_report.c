@@ -158,11 +158,13 @@ int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *e
 {
     fprintf(f,
             "cellsim: %" PRIu32 " machines of %g cpu, %g GiB; prefill %.1f%% of cpu (%" PRIu64
-            " tasks); 1 service + %" PRIu32 " batch scheduler%s, %s, %s; %g days; seed %" PRIu64
-            "\n",
+            " tasks); 1 service + %" PRIu32 " batch scheduler%s, %s, %s, %s/%s placement, %s, "
+            "retry %s; %g days; seed %" PRIu64 "\n",
             c->machines, c->machine_cpu, c->machine_mem, r->prefill_cpu * 100, r->prefill_tasks,
             c->batch_schedulers, c->batch_schedulers == 1 ? "" : "s",
-            cs_conflict_mode_name(c->conflict), cs_commit_mode_name(c->commit), c->days, c->seed);
+            cs_conflict_mode_name(c->conflict), cs_commit_mode_name(c->commit), c->batch_strategy,
+            c->service_strategy, c->txn_per_job ? "one job per transaction" : "jobs share transactions",
+            c->retry_tail ? "tail" : "front", c->days, c->seed);
     fprintf(f, "%-12s %7s %9s %9s %11s %10s %9s %9s %9s %15s %17s %10s %8s\n", "scheduler", "jobs",
             "scheduled", "abandoned", "unscheduled", "wait mean", "p50", "p90", "p99",
             "busyness(MAD)", "conflicts(MAD)", "placements", "commits");
@@ -272,6 +274,8 @@ int sim_report_json(const sim_conf *c, const sim_result *r, FILE *f, cs_error *e
     rc |= set(conf, "machine_mem", json_real(c->machine_mem));
     rc |= set(conf, "prefill", json_real(c->prefill));
     rc |= set(conf, "max_attempts", json_integer(c->max_attempts));
+    rc |= set(conf, "txn_per_job", json_boolean(c->txn_per_job));
+    rc |= set(conf, "retry", json_string(c->retry_tail ? "tail" : "front"));
     rc |= set(conf, "idle", json_real(c->idle_s));
     rc |= set(conf, "batch_strategy", json_string(c->batch_strategy));
     rc |= set(conf, "service_strategy", json_string(c->service_strategy));
