@@ -49,3 +49,23 @@ const cs_sched_hooks cs_sched_batch_hooks = {
 
 const cs_sched_hooks cs_sched_service_hooks = {
     .takes = service_takes, .again = service_again, .rollout = cs_rollout_job, .backoff = true};
+
+static const cs_sched_hooks *all_per_job(const cs_cjob *j)
+{
+    return j->job.kind == CS_JOB_SERVICE ? &cs_sched_service_hooks : &cs_sched_batch_hooks;
+}
+
+static bool all_takes(const cs_sched *s, const cs_cjob *j)
+{
+    return service_takes(s, j) || batch_takes(s, j);
+}
+
+/* again, rollout, ends_jobs and backoff are per job (per_job); again is
+ * still set, for whatever reads the set's own fields. */
+static bool all_again(const cs_cjob *j, const cs_ctask *t)
+{
+    return all_per_job(j)->again(j, t);
+}
+
+const cs_sched_hooks cs_sched_all_hooks = {
+    .takes = all_takes, .again = all_again, .per_job = all_per_job};

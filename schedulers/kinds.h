@@ -22,4 +22,16 @@ extern const cs_sched_hooks cs_sched_batch_hooks;
  * (rollout.h). */
 extern const cs_sched_hooks cs_sched_service_hooks;
 
+/* One scheduler for every job (Omega's monolithic scheduler; cellsim's
+ * single-path and multipath modes): owns every active batch job of its
+ * share (as cell-batch: --instance of --instances) and every active
+ * service job, and tends each as its own kind's hooks above would
+ * (sched.h, per_job): a batch job's failed tasks retried within its
+ * limit and the job ended when its tasks have, a service job's ended
+ * tasks replaced after their back-off and its versions rolled out. The
+ * copy keeps task starts (service rollouts read `running`). With the
+ * options' per_kind_times, service jobs take the service decision time
+ * (schedopts.h). */
+extern const cs_sched_hooks cs_sched_all_hooks;
+
 #endif

@@ -340,9 +340,20 @@ static void report(cs_sched *s, int64_t now)
  * once the round's stop flag is set (the nng port's sleep returns on the
  * signal that sets it). The decision is then cut short, not dropped: what
  * was placed commits, and the scheduler exits after that one request. */
-static void decision_sleep(cs_sched *s, size_t tasks)
+/* The hooks that give owned job `j` its upkeep: hooks.per_job's choice
+ * when set (the `all` hooks of kinds.h), else the scheduler's own. */
+static const cs_sched_hooks *hooks_of(const cs_sched *s, const cs_cjob *j)
 {
-    double t = s->o->t_job_s + s->o->t_task_s * (double)tasks;
+    return s->hooks->per_job != NULL ? s->hooks->per_job(j) : s->hooks;
+}
+
+static void decision_sleep(cs_sched *s, const cs_cjob *j, size_t tasks)
+{
+    /* With per_kind_times (one scheduler owning both kinds) a service job
+     * takes the service pair: schedopts.h. */
+    bool svc = s->o->per_kind_times && j->job.kind == CS_JOB_SERVICE;
+    double t = svc ? s->o->t_job_service_s + s->o->t_task_service_s * (double)tasks
+                   : s->o->t_job_s + s->o->t_task_s * (double)tasks;
     if (t <= 0)
         return;
     int64_t until = mono_ns(s) + (int64_t)(t * 1e9);
@@ -437,9 +448,10 @@ static int global_pins(cs_sched *s, const cs_cjob *j, size_t *npend, bool *scale
 static int placed_note(cs_sched *s, const cs_cjob *j, char *buf, size_t size, cs_error *err)
 {
     buf[0] = '\0';
-    if (s->hooks->rollout == NULL)
+    const cs_sched_hooks *h = hooks_of(s, j);
+    if (h->rollout == NULL)
         return CS_OK;
-    int rc = s->hooks->rollout(s->copy, j, &s->roll, err);
+    int rc = h->rollout(s->copy, j, &s->roll, err);
     if (rc == CS_OK)
         cs_rollout_note(&s->roll.step, buf, size);
     return rc == CS_ENOMEM ? rc : CS_OK;
@@ -583,7 +595,7 @@ static int place_one(cs_sched *s, cs_id id, bool *progress, cs_error *err)
         park(s, st, now);
         return CS_OK;
     }
-    decision_sleep(s, n);
+    decision_sleep(s, j, n);
     int64_t decided = mono_ns(s) - now;
     cs_metrics_decided(&s->metrics, decided);
 
@@ -692,7 +704,7 @@ static int place_batch(cs_sched *s, size_t from, size_t *next, bool *progress, c
             park(s, st, start);
             continue;
         }
-        decision_sleep(s, n);
+        decision_sleep(s, j, n);
         b.decided_ns = mono_ns(s) - decide;
         cs_metrics_decided(&s->metrics, b.decided_ns);
         b.n = s->txn.nclaims - b.first;
@@ -758,7 +770,7 @@ static bool job_over(const cs_sched *s, const cs_cjob *j)
         if (j->tasks[k] == CS_NONE)
             return false;
         const cs_ctask *t = cs_copy_task_at(s->copy, j->tasks[k]);
-        if (!cs_task_state_final(t->state) || s->hooks->again(j, t))
+        if (!cs_task_state_final(t->state) || hooks_of(s, j)->again(j, t))
             return false;
     }
     return true;
@@ -769,11 +781,12 @@ static bool job_over(const cs_sched *s, const cs_cjob *j)
  * finished or failed. */
 static int end_jobs(cs_sched *s, bool *progress, cs_error *err)
 {
-    if (!s->hooks->ends_jobs)
+    if (!s->hooks->ends_jobs && s->hooks->per_job == NULL)
         return CS_OK;
     for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
-        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j) || !job_over(s, j))
+        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j) ||
+            !hooks_of(s, j)->ends_jobs || !job_over(s, j))
             continue;
         int rc = s->port->job_end(s->port->ctx, j->job.id, err);
         if (rc == CS_ENOMEM)
@@ -800,7 +813,7 @@ static int backs_off(cs_sched *s, const cs_cjob *j, const cs_ctask *t, int64_t n
                      bool *wait, cs_error *err)
 {
     *wait = false;
-    if (!s->hooks->backoff)
+    if (!hooks_of(s, j)->backoff)
         return CS_OK;
     if (t->state == CS_TASK_RUNNING) {
         cs_backoff_running(&s->backoff, t->id, t->attempts, now);
@@ -920,7 +933,7 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
             bool evict = false;
             if (cs_task_state_placed(t->state) && noexecute_due(s, j, t, now_ns, &evict) != CS_OK)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
-            if (((ended && !wait && s->hooks->again(j, t)) || evict) &&
+            if (((ended && !wait && hooks_of(s, j)->again(j, t)) || evict) &&
                 cs_txn_add_release(&s->txn, t->id, CS_TASK_PENDING, 0) != CS_OK)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
         }
@@ -985,7 +998,7 @@ static int restart(cs_sched *s, const cs_cjob *j, const cs_rollout_step *st, boo
             return rc;
         if (rc != CS_OK) /* the releases go alone; place_one says why the rest waits */
             log_error(s, "placement", err);
-        decision_sleep(s, st->nrestart);
+        decision_sleep(s, j, st->nrestart);
     }
     int64_t decided = mono_ns(s) - start;
     cs_metrics_decided(&s->metrics, decided);
@@ -1021,13 +1034,15 @@ static void log_step(cs_sched *s, const cs_cjob *j, const cs_rollout_step *st)
  * then place_one's note says why they wait). */
 static int roll(cs_sched *s, bool *progress, cs_error *err)
 {
-    if (s->hooks->rollout == NULL)
+    if (s->hooks->rollout == NULL && s->hooks->per_job == NULL)
         return CS_OK;
     for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
-        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j))
+        const cs_sched_hooks *h;
+        if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j) ||
+            (h = hooks_of(s, j))->rollout == NULL)
             continue;
-        int rc = s->hooks->rollout(s->copy, j, &s->roll, err);
+        int rc = h->rollout(s->copy, j, &s->roll, err);
         if (rc == CS_ENOMEM)
             return rc;
         const cs_rollout_step *st = &s->roll.step;

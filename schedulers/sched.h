@@ -91,6 +91,13 @@ typedef struct cs_sched_hooks {
      * its job's back-off options say (backoff.h; cell-service). The job's
      * note says when the next one starts. */
     bool backoff;
+    /* Or NULL. When set, each owned job's upkeep — again, rollout,
+     * ends_jobs, backoff — follows the hooks this returns for that job
+     * (borrowed, static) instead of the fields above; takes and
+     * omit_running stay this set's. So one scheduler can own jobs of both
+     * kinds, each tended as its own kind's scheduler would (kinds.h,
+     * cs_sched_all_hooks). The returned set's own per_job is not read. */
+    const struct cs_sched_hooks *(*per_job)(const cs_cjob *j);
 } cs_sched_hooks;
 
 /* A scheduler with options `o`, `hooks` and `port` (all borrowed for its

@@ -44,6 +44,12 @@ typedef struct cs_sched_opts {
     uint8_t conflict;        /* cs_conflict_mode */
     uint8_t commit;          /* cs_commit_mode; a job's `gang` option forces gang for it */
     double t_job_s, t_task_s;
+    /* A scheduler that owns both kinds (cs_sched_all_hooks): when true,
+     * service jobs take t_job_service_s + t_task_service_s x tasks and
+     * batch jobs the pair above. No flag sets it yet (zero: off, and every
+     * job takes the pair above, as before); cellsim's multipath mode does. */
+    bool per_kind_times;
+    double t_job_service_s, t_task_service_s;
     uint32_t max_attempts;   /* attempts at one job: then parked (front) or abandoned (tail) */
     uint8_t retry;           /* cs_sched_retry */
     uint32_t retry_ms;       /* tail: a conflicted job waits this long before it queues again */

@@ -455,3 +455,114 @@ Test(cellsim, a_slow_scheduler_is_busy_all_day_and_its_jobs_wait)
     sim_result_free(&fast);
     sim_result_free(&slow);
 }
+
+/* ---- the architectures (issue 15 §2) ---------------------------------------------------- */
+
+static const char *const archs[] = {"omega", "monolithic", "multipath", "mesos"};
+#define NARCHS (sizeof archs / sizeof archs[0])
+
+/* The light load of light_load_schedules_every_job_without_conflicts under
+ * architecture `arch`, with `extra` settings (NULL-ended after it). */
+static sim_conf light(const char *arch, const char *extra)
+{
+    sim_conf c = conf("days=0.02", "prefill=0.3", "batch_interarrival=exp:30", "batch_tasks=exp:5",
+                      "batch_duration=exp:60", "service_interarrival=exp:120",
+                      "service_tasks=exp:3", "service_duration=exp:300", "seed=3", NULL);
+    cs_error err = {0};
+    cr_assert_eq(sim_conf_set(&c, "architecture", arch, &err), CS_OK, "%s", err.msg);
+    if (extra != NULL) {
+        char key[64];
+        const char *eq = strchr(extra, '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - extra), extra);
+        cr_assert_eq(sim_conf_set(&c, key, eq + 1, &err), CS_OK, "%s", err.msg);
+    }
+    return c;
+}
+
+/* Mean wait of the jobs of one kind, seconds. */
+static double kind_wait_s(const sim_result *r, bool service)
+{
+    double sum = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < r->njobs; i++)
+        if (r->jobs[i].service == service) {
+            sum += (double)r->jobs[i].wait_ns / 1e9;
+            n++;
+        }
+    return n ? sum / (double)n : 0;
+}
+
+Test(cellsim_arch, every_architecture_schedules_every_job_under_a_light_load)
+{
+    for (size_t a = 0; a < NARCHS; a++) {
+        sim_conf c = light(archs[a], NULL);
+        sim_result r;
+        run(&c, &r);
+        cr_assert_gt(r.njobs, 20, "%s: only %zu jobs arrived", archs[a], r.njobs);
+        cr_assert_eq(r.nscheds, a == 1 || a == 2 ? 1u : 2u, "%s", archs[a]);
+        uint32_t kinds[2] = {0, 0};
+        for (size_t i = 0; i < r.njobs; i++) {
+            const sim_job_figs *j = &r.jobs[i];
+            kinds[j->service]++;
+            if (j->submitted_ns < r.end_ns - 60 * INT64_C(1000000000))
+                cr_assert_eq(j->outcome, SIM_JOB_SCHEDULED, "%s: job %zu: %u of %u placed",
+                             archs[a], i, j->placed, j->count);
+        }
+        cr_assert(kinds[0] > 0 && kinds[1] > 0, "%s", archs[a]);
+        sim_result_free(&r);
+    }
+}
+
+Test(cellsim_arch, each_architecture_gives_the_same_bytes_for_the_same_seed)
+{
+    char *prev = NULL;
+    for (size_t a = 0; a < NARCHS; a++) {
+        sim_conf c = light(archs[a], "days=0.005");
+        char *x = output(&c), *y = output(&c);
+        cr_assert_str_eq(x, y, "%s", archs[a]);
+        if (a > 0)
+            cr_assert(strstr(x, archs[a]) != NULL, "%s: %s", archs[a], x);
+        if (prev != NULL && a != 2) /* multipath at equal decision times is single-path */
+            cr_assert_str_neq(prev, x, "%s printed what %s did", archs[a], archs[a - 1]);
+        free(prev);
+        free(y);
+        prev = x;
+    }
+    free(prev);
+}
+
+Test(cellsim_arch, multipath_batch_jobs_wait_behind_slow_service_decisions)
+{
+    /* The same seed and arrivals; only the service jobs' decision time
+     * grows, and the batch jobs queue behind it (head-of-line blocking). */
+    sim_conf fast = light("multipath", "service_interarrival=exp:40");
+    sim_conf slow = fast;
+    cs_error err = {0};
+    cr_assert_eq(sim_conf_set(&slow, "t_job_service", "20", &err), CS_OK, "%s", err.msg);
+    sim_result rf, rs;
+    run(&fast, &rf);
+    run(&slow, &rs);
+    double wf = kind_wait_s(&rf, false), ws = kind_wait_s(&rs, false);
+    cr_assert_lt(wf, 1.0, "batch wait %f s with fast service decisions", wf);
+    cr_assert_gt(ws, 2 * wf + 1.0, "batch wait %f s with 20 s service decisions (%f s with 0.1 s)",
+                 ws, wf);
+    /* The batch decision time itself did not change. */
+    cr_assert_eq(rf.scheds[0].days[0].claims > 0, true);
+    sim_result_free(&rf);
+    sim_result_free(&rs);
+}
+
+Test(cellsim_arch, single_path_busyness_grows_with_t_job)
+{
+    sim_conf fast = light("monolithic", NULL);
+    sim_conf slow = light("monolithic", "t_job_service=5");
+    sim_result rf, rs;
+    run(&fast, &rf);
+    run(&slow, &rs);
+    double bf = busyness(&rf, 0, 0), bs = busyness(&rs, 0, 0);
+    cr_assert_gt(bs, 10 * bf, "busyness %f at t_job 5 s, %f at 0.1 s", bs, bf);
+    /* Every job, batch too, takes the one decision time. */
+    cr_assert_gt(kind_wait_s(&rs, false), kind_wait_s(&rf, false));
+    sim_result_free(&rf);
+    sim_result_free(&rs);
+}

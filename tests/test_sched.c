@@ -1992,3 +1992,73 @@ Test(sched, a_long_decision_reports_and_stops_at_sigterm, .timeout = 120, .fini 
     cr_assert_eq(count_placed(&v), 0);
     view_free(&v);
 }
+
+/* cs_sched_all_hooks (kinds.h): one scheduler owns a batch and a service
+ * job, decides each in its kind's time (per_kind_times), and tends each
+ * as its own kind's scheduler would: the batch job ends when its one
+ * failed task may not retry, the service task waits out its back-off. */
+Test(sched_local, one_scheduler_owns_both_kinds_and_tends_each_as_its_own)
+{
+    local_cell l;
+    local_open(&l);
+    ts_machine(l.st.s, "m0", 4000, 4096, 1000, 0, 0, NULL, 0);
+    cs_id web = local_submit(l.st.s, "{\"name\": \"web\", \"kind\": \"service\", \"count\": 1,"
+                                     " \"cmd\": \"x\", \"resources\": {\"cpu\": 1},"
+                                     " \"backoff\": 30, \"backoff_factor\": 1}");
+    cs_id crunch = local_submit(l.st.s, "{\"name\": \"crunch\", \"kind\": \"batch\", \"count\": 1,"
+                                        " \"cmd\": \"x\", \"resources\": {\"cpu\": 1},"
+                                        " \"max_retries\": 0}");
+    cs_sched_opts o;
+    local_opts(CS_SCHED_BATCH, &o, "mono", "--t-job", "1", "--t-task", "0", NULL);
+    o.per_kind_times = true;
+    o.t_job_service_s = 10;
+    o.t_task_service_s = 0;
+    const cs_sched_port *p = cs_port_local_table(l.port);
+    cs_sched *s;
+    cs_error err = {0};
+    cr_assert_eq(cs_sched_new(&o, &cs_sched_all_hooks, p, &s, &err), CS_OK, "%s", err.msg);
+    int64_t t0 = p->now(p->ctx);
+    settle(s);
+    cr_assert_eq(local_task(l.st.s, cs_task_id(web, 0)).state, CS_TASK_ASSIGNED);
+    cr_assert_eq(local_task(l.st.s, cs_task_id(crunch, 0)).state, CS_TASK_ASSIGNED);
+    /* 1 s for the batch job and 10 s for the service job, and the idle
+     * waits of --once's last round (--idle-ms 10) at most. */
+    int64_t took = p->now(p->ctx) - t0;
+    cr_assert(took >= INT64_C(11000000000) && took < INT64_C(12000000000), "took %" PRId64 " ns",
+              took);
+
+    /* Both tasks fail. */
+    cr_assert_eq(cs_op_task_status(l.st.s, cs_task_id(web, 0), 1, CS_TASK_FAILED, 1, "exit 1",
+                                   NULL, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_op_task_status(l.st.s, cs_task_id(crunch, 0), 1, CS_TASK_FAILED, 1, "exit 1",
+                                   NULL, &err), CS_OK, "%s", err.msg);
+    cs_port_local_advance(l.port, 1000000000);
+    settle(s);
+    /* The batch job is over: cell-batch's upkeep ended it. */
+    cs_snap *snap;
+    cs_arena a;
+    cs_arena_init(&a);
+    cr_assert_eq(cs_snap_open(l.st.s, &snap, &err), CS_OK, "%s", err.msg);
+    cs_job j;
+    cr_assert_eq(cs_snap_job(snap, crunch, &a, &j, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(j.state, CS_JOB_FAILED);
+    cr_assert_eq(cs_snap_job(snap, web, &a, &j, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(j.state, CS_JOB_ACTIVE);
+    cs_snap_close(snap);
+    cs_arena_free(&a);
+    /* The service task waits out its back-off (cell-service's), then runs again. */
+    cr_assert_eq(local_task(l.st.s, cs_task_id(web, 0)).state, CS_TASK_FAILED);
+    char note[CS_NOTE_MAX + 1];
+    local_note(l.st.s, web, note, sizeof note);
+    uint64_t start;
+    const char *rest;
+    cr_assert(cs_backoff_note_parse(note, &start, &rest), "note: %s", note);
+    cs_port_local_advance(l.port, INT64_C(31000000000));
+    settle(s);
+    cs_task t = local_task(l.st.s, cs_task_id(web, 0));
+    cr_assert_eq(t.state, CS_TASK_ASSIGNED);
+    cr_assert_eq(t.attempts, 2);
+    local_invariants(l.st.s);
+    cs_sched_free(s);
+    local_close(&l);
+}

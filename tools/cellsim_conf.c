@@ -11,7 +11,7 @@
 
 #include "txn/txn.h"
 
-typedef enum key_type { K_U32, K_U64, K_SECONDS, K_FRACTION, K_NUMBER, K_DIST, K_CONFLICT, K_COMMIT, K_BOOL, K_STRATEGY, K_RETRY } key_type;
+typedef enum key_type { K_U32, K_U64, K_SECONDS, K_FRACTION, K_NUMBER, K_DIST, K_CONFLICT, K_COMMIT, K_BOOL, K_STRATEGY, K_RETRY, K_ARCH } key_type;
 
 /* One setting: its name (file key; the flag is --name with dashes), where
  * it lives in sim_conf, its bounds and its line of --help. */
@@ -42,6 +42,7 @@ static const key keys[] = {
     {"service_strategy", K_STRATEGY, OFF(service_strategy), 0, 0, "the service scheduler's placement (firstfit)"},
     {"txn_per_job", K_BOOL, OFF(txn_per_job), 0, 0, "one job per transaction, as the paper (true; =false: the daemons' batching of small jobs)"},
     {"retry", K_RETRY, OFF(retry_tail), 0, 0, "tail | front: a conflicted job retries after a back-off at the tail, as the paper (tail), or at the front, as the daemons"},
+    {"architecture", K_ARCH, OFF(architecture), 0, 0, "omega | monolithic | multipath | mesos: Omega §2's architectures (omega: shared state; monolithic: one scheduler, the service decision time for every job; multipath: one scheduler, each job its kind's; mesos: two-level, offers in DRF order)"},
     {"max_attempts", K_U32, OFF(max_attempts), 1, 1000000, "attempts before a job is abandoned (1000)"},
     {"idle", K_SECONDS, OFF(idle_s), 0.001, 3600, "an idle scheduler looks at the cell again after this (1)"},
     {"batch_interarrival", K_DIST, OFF(batch.interarrival), 0, 0, "seconds between batch jobs"},
@@ -58,6 +59,12 @@ static const key keys[] = {
     {"timing", K_BOOL, OFF(timing), 0, 0, "wall-clock time and events/s on stderr"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
+
+const char *sim_arch_name(uint8_t arch)
+{
+    static const char *const names[] = {"omega", "monolithic", "multipath", "mesos"};
+    return arch <= SIM_ARCH_MESOS ? names[arch] : "?";
+}
 
 static sim_workload exp_workload(double inter, double tasks, double dur, double cpu, double mem)
 {
@@ -187,6 +194,14 @@ int sim_conf_set(sim_conf *c, const char *name, const char *value, cs_error *err
             return cs_errorf(err, CS_EINVAL, "%s: '%s' is not tail or front", flag, value);
         *(bool *)at = strcmp(value, "tail") == 0;
         return CS_OK;
+    case K_ARCH:
+        for (uint8_t a = 0; a <= SIM_ARCH_MESOS; a++)
+            if (strcmp(value, sim_arch_name(a)) == 0) {
+                *(uint8_t *)at = a;
+                return CS_OK;
+            }
+        return cs_errorf(err, CS_EINVAL, "%s: '%s' is not omega, monolithic, multipath or mesos",
+                         flag, value);
     case K_BOOL:
         if (strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
             *(bool *)at = true;

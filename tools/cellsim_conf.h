@@ -34,6 +34,17 @@ typedef struct sim_workload {
     sim_dist interarrival, tasks, duration, cpu, mem;
 } sim_workload;
 
+/* Omega §2's scheduler architectures (docs/research.md, one section each). */
+typedef enum sim_arch {
+    SIM_ARCH_OMEGA = 0,      /* shared state: 1 service + N batch schedulers, optimistic commits */
+    SIM_ARCH_MONOLITHIC = 1, /* single-path: one scheduler, one queue, the service decision time for every job */
+    SIM_ARCH_MULTIPATH = 2,  /* one scheduler, one queue, each job its kind's decision time */
+    SIM_ARCH_MESOS = 3,      /* two-level: the omega mode's schedulers, each deciding only while it holds the offer */
+} sim_arch;
+
+/* "omega", "monolithic", "multipath", "mesos". */
+const char *sim_arch_name(uint8_t arch);
+
 typedef struct sim_conf {
     uint64_t seed;
     double days;              /* simulated time */
@@ -48,6 +59,7 @@ typedef struct sim_conf {
     char batch_strategy[16], service_strategy[16]; /* the loop's --strategy: spread, binpack, random, firstfit */
     bool txn_per_job;         /* the loop's --txn-per-job: one job per transaction (the paper's) */
     bool retry_tail;          /* the loop's --retry tail (the paper's) rather than front */
+    uint8_t architecture;     /* sim_arch (default omega) */
     sim_workload batch, service;
     bool json;                /* end the output with one line of JSON */
     bool timing;              /* wall-clock figures on stderr */

@@ -122,6 +122,12 @@ struct sim {
     double prefill_cpu;
 };
 
+/* One scheduler for every job: monolithic and multipath. */
+static bool sim_single(const sim_conf *c)
+{
+    return c->architecture == SIM_ARCH_MONOLITHIC || c->architecture == SIM_ARCH_MULTIPATH;
+}
+
 /* ---- the event heap ----------------------------------------------------------------- */
 
 static bool ev_before(const ev *a, const ev *b)
@@ -267,7 +273,10 @@ static int64_t decision_len(const simsched *ss, const sim_job *j, bool gang)
     uint32_t n = j->count - (j->placed < j->count ? j->placed : j->count);
     if (!gang && n > ss->o.max_claims)
         n = ss->o.max_claims;
-    double t = ss->o.t_job_s + ss->o.t_task_s * (double)n;
+    /* sched.c's decision_sleep: multipath's service jobs take the service pair. */
+    bool svc = ss->o.per_kind_times && j->service;
+    double t = svc ? ss->o.t_job_service_s + ss->o.t_task_service_s * (double)n
+                   : ss->o.t_job_s + ss->o.t_task_s * (double)n;
     return (int64_t)(t * 1e9);
 }
 
@@ -434,10 +443,15 @@ static void *sched_thread(void *arg)
  * line, with the simulation's settings. */
 static int sched_opts(const sim_conf *c, int idx, cs_sched_opts *o, cs_error *err)
 {
-    bool service = idx == 0;
+    /* monolithic and multipath: one scheduler, of the batch kind (its
+     * options' report kind; no --instance), owning both kinds (kinds.h,
+     * cs_sched_all_hooks). Single-path decides every job in the service
+     * scheduler's time; multipath in each job's kind's (per_kind_times). */
+    bool single = sim_single(c), service = idx == 0 && !single;
+    bool mono = c->architecture == SIM_ARCH_MONOLITHIC;
     char t_job[32], t_task[32], attempts[16], seed[32], idle[16], inst[16], insts[16];
-    snprintf(t_job, sizeof t_job, "%.17g", service ? c->t_job_service : c->t_job_batch);
-    snprintf(t_task, sizeof t_task, "%.17g", service ? c->t_task_service : c->t_task_batch);
+    snprintf(t_job, sizeof t_job, "%.17g", service || mono ? c->t_job_service : c->t_job_batch);
+    snprintf(t_task, sizeof t_task, "%.17g", service || mono ? c->t_task_service : c->t_task_batch);
     snprintf(attempts, sizeof attempts, "%" PRIu32, c->max_attempts);
     /* Never 0: the loop would seed from its pid. */
     snprintf(seed, sizeof seed, "%" PRIu64, c->seed * 1000 + (uint64_t)idx + 1);
@@ -456,7 +470,10 @@ static int sched_opts(const sim_conf *c, int idx, cs_sched_opts *o, cs_error *er
     int n = 21;
     if (c->txn_per_job)
         argv[n++] = "--txn-per-job";
-    if (service) {
+    if (single) {
+        argv[n++] = "--name";
+        argv[n++] = sim_arch_name(c->architecture);
+    } else if (service) {
         /* The lightweight simulator does not preempt. */
         argv[n++] = "--no-preempt";
     } else {
@@ -468,7 +485,14 @@ static int sched_opts(const sim_conf *c, int idx, cs_sched_opts *o, cs_error *er
     bool help;
     int rc = cs_sched_opts_parse(service ? CS_SCHED_SERVICE : CS_SCHED_BATCH, n, (char **)argv, o,
                                  &help, err);
-    return rc == CS_OK ? rc : cs_error_wrap(err, rc, "scheduler options");
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "scheduler options");
+    if (c->architecture == SIM_ARCH_MULTIPATH) {
+        o->per_kind_times = true;
+        o->t_job_service_s = c->t_job_service;
+        o->t_task_service_s = c->t_task_service;
+    }
+    return CS_OK;
 }
 
 static int sched_setup(sim *k, int idx, cs_error *err)
@@ -494,7 +518,9 @@ static int sched_setup(sim *k, int idx, cs_error *err)
     ss->table.now = w_now;
     ss->table.wall = w_wall;
     ss->table.sleep = w_sleep;
-    const cs_sched_hooks *h = idx == 0 ? &cs_sched_service_hooks : &cs_sched_batch_hooks;
+    const cs_sched_hooks *h = sim_single(k->c) ? &cs_sched_all_hooks
+                              : idx == 0        ? &cs_sched_service_hooks
+                                                : &cs_sched_batch_hooks;
     CS_TRY(cs_sched_new(&ss->o, h, &ss->table, &ss->s, err));
     if (pthread_create(&ss->th, NULL, sched_thread, ss) != 0)
         return cs_errorf(err, CS_ENOMEM, "cannot start a scheduler thread");
@@ -502,9 +528,12 @@ static int sched_setup(sim *k, int idx, cs_error *err)
     return wake_at(ss, 0);
 }
 
-/* The batch scheduler that owns job `id`: kinds.c's batch_takes. */
+/* The batch scheduler that owns job `id`: kinds.c's batch_takes; the
+ * one scheduler of monolithic and multipath. */
 static uint32_t batch_owner(const sim *k, cs_id id)
 {
+    if (sim_single(k->c))
+        return 0;
     uint8_t le[8];
     for (int i = 0; i < 8; i++)
         le[i] = (uint8_t)(id >> (8 * i));
@@ -663,7 +692,7 @@ static int arrival(sim *k, bool service, cs_error *err)
     k->njobs++;
     for (uint32_t i = 0; i < k->nsc; i++) {
         simsched *ss = &k->sc[i];
-        if ((i == 0) == service && ss->idle)
+        if ((sim_single(k->c) || (i == 0) == service) && ss->idle)
             if (wake_at(ss, k->now) != CS_OK)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
@@ -743,7 +772,7 @@ static void result_build(sim *k, sim_result *out)
     for (uint32_t i = 0; i < k->nsc; i++) {
         sim_sched_figs *f = &out->scheds[i];
         snprintf(f->name, sizeof f->name, "%s", k->sc[i].o.name);
-        f->service = i == 0;
+        f->service = i == 0 && !sim_single(k->c);
         f->days = k->sc[i].days;
         k->sc[i].days = NULL;
     }
@@ -752,7 +781,7 @@ static void result_build(sim *k, sim_result *out)
         sim_job_figs *f = &out->jobs[i];
         *f = (sim_job_figs){.id = j->id, .owner = j->owner, .day = day_of(k, j->submitted_ns),
                             .count = j->count, .placed = j->placed, .submitted_ns = j->submitted_ns,
-                            .attempted = j->first_ns >= 0};
+                            .attempted = j->first_ns >= 0, .service = j->service};
         f->wait_ns = (f->attempted ? j->first_ns : k->end_ns) - j->submitted_ns;
         f->outcome = j->placed >= j->count ? SIM_JOB_SCHEDULED
                      : j->abandoned        ? SIM_JOB_ABANDONED
@@ -787,7 +816,7 @@ static int simulate(sim *k, cs_error *err)
     CS_TRY(prefill(k, err));
     if ((k->sc = calloc(1 + c->batch_schedulers, sizeof *k->sc)) == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
-    k->nsc = 1 + c->batch_schedulers;
+    k->nsc = sim_single(c) ? 1 : 1 + c->batch_schedulers;
     for (uint32_t i = 0; i < k->nsc; i++)
         pthread_cond_init(&k->sc[i].cv, NULL);
     for (uint32_t i = 0; i < k->nsc; i++)

@@ -89,6 +89,7 @@ typedef struct sim_job_figs {
     int64_t submitted_ns;
     int64_t wait_ns;  /* submission to its first attempt; to the end if never attempted */
     bool attempted;
+    bool service;     /* of the service workload */
     uint8_t outcome;  /* sim_outcome */
 } sim_job_figs;
 

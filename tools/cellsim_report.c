@@ -154,15 +154,38 @@ static int days_text(const sim_result *r, FILE *f, cs_error *err)
     return CS_OK;
 }
 
+/* The schedulers of the run, as the summary's first line says them. */
+static void arch_text(const sim_conf *c, char *buf, size_t size)
+{
+    switch (c->architecture) {
+    case SIM_ARCH_MONOLITHIC:
+        snprintf(buf, size, "monolithic single-path: 1 scheduler, every job %gs + %gs/task",
+                 c->t_job_service, c->t_task_service);
+        return;
+    case SIM_ARCH_MULTIPATH:
+        snprintf(buf, size, "monolithic multipath: 1 scheduler, batch jobs %gs + %gs/task, service %gs + %gs/task",
+                 c->t_job_batch, c->t_task_batch, c->t_job_service, c->t_task_service);
+        return;
+    case SIM_ARCH_MESOS:
+        snprintf(buf, size, "mesos two-level: 1 service + %" PRIu32 " batch framework%s, offers in DRF order",
+                 c->batch_schedulers, c->batch_schedulers == 1 ? "" : "s");
+        return;
+    default:
+        snprintf(buf, size, "1 service + %" PRIu32 " batch scheduler%s", c->batch_schedulers,
+                 c->batch_schedulers == 1 ? "" : "s");
+    }
+}
+
 int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *err)
 {
+    char arch[192];
+    arch_text(c, arch, sizeof arch);
     fprintf(f,
             "cellsim: %" PRIu32 " machines of %g cpu, %g GiB; prefill %.1f%% of cpu (%" PRIu64
-            " tasks); 1 service + %" PRIu32 " batch scheduler%s, %s, %s, %s/%s placement, %s, "
+            " tasks); %s, %s, %s, %s/%s placement, %s, "
             "retry %s; %g days; seed %" PRIu64 "\n",
             c->machines, c->machine_cpu, c->machine_mem, r->prefill_cpu * 100, r->prefill_tasks,
-            c->batch_schedulers, c->batch_schedulers == 1 ? "" : "s",
-            cs_conflict_mode_name(c->conflict), cs_commit_mode_name(c->commit), c->batch_strategy,
+            arch, cs_conflict_mode_name(c->conflict), cs_commit_mode_name(c->commit), c->batch_strategy,
             c->service_strategy, c->txn_per_job ? "one job per transaction" : "jobs share transactions",
             c->retry_tail ? "tail" : "front", c->days, c->seed);
     fprintf(f, "%-12s %7s %9s %9s %11s %10s %9s %9s %9s %15s %17s %10s %8s\n", "scheduler", "jobs",
