@@ -566,3 +566,74 @@ Test(cellsim_arch, single_path_busyness_grows_with_t_job)
     sim_result_free(&rf);
     sim_result_free(&rs);
 }
+
+Test(cellsim_arch, mesos_long_service_decisions_lock_the_offer_and_batch_jobs_wait)
+{
+    /* The same seed and arrivals under omega and mesos; service jobs take
+     * 20 s to decide. Omega's batch scheduler goes on deciding meanwhile;
+     * mesos' cannot while the service framework holds the offer. */
+    sim_conf om = light("omega", "service_interarrival=exp:40");
+    cs_error err = {0};
+    cr_assert_eq(sim_conf_set(&om, "t_job_service", "20", &err), CS_OK, "%s", err.msg);
+    sim_conf me = om;
+    cr_assert_eq(sim_conf_set(&me, "architecture", "mesos", &err), CS_OK, "%s", err.msg);
+    sim_result ro, rm;
+    run(&om, &ro);
+    run(&me, &rm);
+    double wo = kind_wait_s(&ro, false), wm = kind_wait_s(&rm, false);
+    cr_assert_lt(wo, 1.0, "omega batch wait %f s", wo);
+    cr_assert_gt(wm, wo + 1.0, "mesos batch wait %f s, omega %f s", wm, wo);
+    /* Pessimistic: nothing ever conflicts. Every decision is made inside
+     * an offer, and one framework holds it at a time. */
+    int64_t held = 0;
+    for (uint32_t s = 0; s < rm.nscheds; s++) {
+        const sim_day_figs *d = &rm.scheds[s].days[0];
+        cr_assert_eq(d->txn_conflicted, 0, "%s", rm.scheds[s].name);
+        cr_assert_gt(d->offers, 0, "%s", rm.scheds[s].name);
+        cr_assert_geq(d->offer_ns, d->decide_ns, "%s", rm.scheds[s].name);
+        held += d->offer_ns;
+    }
+    cr_assert_leq(held, rm.end_ns);
+    /* The service framework held the offer for most of its 20 s decisions. */
+    cr_assert_gt(rm.scheds[0].days[0].offer_ns, rm.end_ns / 4);
+    sim_result_free(&ro);
+    sim_result_free(&rm);
+}
+
+Test(cellsim_arch, mesos_abandons_a_job_after_max_attempts_offers)
+{
+    /* Batch jobs of 500 one-core tasks on a cell with about 280 free
+     * cores: the first cannot be placed whole, and each offer its
+     * framework holds while it waits is an attempt. */
+    sim_conf c = light("mesos", "batch_tasks=500");
+    cs_error err = {0};
+    cr_assert_eq(sim_conf_set(&c, "days", "0.005", &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(sim_conf_set(&c, "max_attempts", "3", &err), CS_OK, "%s", err.msg);
+    sim_result r;
+    run(&c, &r);
+    uint32_t abandoned = 0;
+    for (size_t i = 0; i < r.njobs; i++)
+        if (r.jobs[i].outcome == SIM_JOB_ABANDONED) {
+            abandoned++;
+            cr_assert_lt(r.jobs[i].placed, r.jobs[i].count);
+            cr_assert(!r.jobs[i].service);
+        }
+    cr_assert_gt(abandoned, 0, "no job abandoned of %zu", r.njobs);
+    sim_result_free(&r);
+    /* With the paper's 1,000 attempts, none is in the same 7 minutes. */
+    cr_assert_eq(sim_conf_set(&c, "max_attempts", "1000", &err), CS_OK, "%s", err.msg);
+    run(&c, &r);
+    for (size_t i = 0; i < r.njobs; i++)
+        cr_assert_neq(r.jobs[i].outcome, SIM_JOB_ABANDONED, "job %zu", i);
+    sim_result_free(&r);
+}
+
+Test(cellsim_arch, an_unknown_architecture_is_refused_by_name)
+{
+    sim_conf c = conf(NULL);
+    cs_error err = {0};
+    cr_assert_eq(sim_conf_set(&c, "architecture", "paxos", &err), CS_EINVAL);
+    cr_assert(strstr(err.msg, "--architecture") != NULL && strstr(err.msg, "paxos") != NULL, "%s",
+              err.msg);
+    cr_assert_eq(c.architecture, SIM_ARCH_OMEGA);
+}

@@ -35,7 +35,12 @@ typedef enum ev_kind {
     EV_SERVICE_END = 2,
     EV_WAKE = 3,
     EV_GC = 4,
+    EV_OFFER = 5, /* mesos: the offer goes to the next framework in DRF order */
 } ev_kind;
+
+/* mesos: making an offer takes 1 ms (the paper's Mesos simulation). */
+#define OFFER_NS INT64_C(1000000)
+#define NOBODY (-1) /* the offer's holder when no framework holds it */
 
 /* Ended jobs leave the cell an hour after they ended, as cellstated's
  * --job-gc does (default 4 h; shorter here: a week's jobs would otherwise
@@ -89,6 +94,13 @@ typedef struct simsched {
     int rc;
     cs_error err;
     sim_day_figs *days;
+    /* mesos: whether it waits for the offer; its allocation (cpu milli,
+     * mem MiB of its placed tasks: DRF's numerators); the jobs it owns
+     * that waited at its last release (indices into sim.jobs). */
+    bool wants;
+    int64_t alloc_cpu, alloc_mem;
+    uint32_t *pend;
+    size_t npend, cappend;
     /* Each decision since the last commit or sync (a job's first attempt:
      * decision_start). */
     decision *dec;
@@ -120,7 +132,25 @@ struct sim {
     uint64_t names;
     uint64_t prefill_tasks;
     double prefill_cpu;
+    /* Per job (by index, grown on demand: jx_of), what the kernel keeps
+     * beside sim_job: its task resources, its tasks holding a machine,
+     * mesos attempts, and whether the kernel killed it (abandoned). */
+    struct jobx *jx;
+    size_t capjx;
+    /* mesos: the offer's holder (a scheduler index or NOBODY), since when,
+     * whether an EV_OFFER is queued, and the jobs already put on their
+     * framework's pend list (jobs [0, absorbed)). */
+    int holder;
+    int64_t held_since;
+    bool offer_queued;
+    size_t absorbed;
 };
+
+typedef struct jobx {
+    cs_res res;
+    uint32_t live, tries;
+    bool killed;
+} jobx;
 
 /* One scheduler for every job: monolithic and multipath. */
 static bool sim_single(const sim_conf *c)
@@ -221,6 +251,37 @@ static sim_job *job_find(sim *k, cs_id id)
 static int64_t w_now(void *ctx) { return ((simsched *)ctx)->k->now; }
 static int64_t w_wall(void *ctx) { return WALL0_MS + ((simsched *)ctx)->k->now / 1000000; }
 
+/* Add the time from `from` to `until` (cut at the end) to each day it
+ * falls in: to decide_ns, or (offer) to offer_ns. */
+static void add_span(const sim *k, sim_day_figs *days, int64_t from, int64_t until, bool offer)
+{
+    int64_t to = until < k->end_ns ? until : k->end_ns;
+    while (from < to) {
+        uint32_t d = day_of(k, from);
+        int64_t edge = (int64_t)(d + 1) * SIM_DAY_NS;
+        int64_t seg = (to < edge || d == k->ndays - 1 ? to : edge) - from;
+        if (offer)
+            days[d].offer_ns += seg;
+        else
+            days[d].decide_ns += seg;
+        from += seg;
+    }
+}
+
+/* The kernel's extra record of job `j`, or NULL when out of memory. */
+static jobx *jx_of(sim *k, const sim_job *j)
+{
+    size_t i = (size_t)(j - k->jobs), old = k->capjx;
+    if (i >= old) {
+        jobx *v = cs_vec_grow(k->jx, &k->capjx, k->njobs, sizeof *v, 1024);
+        if (v == NULL)
+            return NULL;
+        memset(v + old, 0, (k->capjx - old) * sizeof *v);
+        k->jx = v;
+    }
+    return &k->jx[i];
+}
+
 /* The loop's sleeps are its decisions (it never idles through the port
  * here): count the time, per day, up to the end; wake at `until`. */
 static void w_sleep(void *ctx, int64_t until)
@@ -238,14 +299,7 @@ static void w_sleep(void *ctx, int64_t until)
         ss->dec = v;
         ss->dec[ss->ndec++] = (decision){k->now, until - k->now, false};
     }
-    int64_t from = k->now, to = until < k->end_ns ? until : k->end_ns;
-    while (from < to) {
-        uint32_t d = day_of(k, from);
-        int64_t edge = (int64_t)(d + 1) * SIM_DAY_NS;
-        int64_t seg = (to < edge || d == k->ndays - 1 ? to : edge) - from;
-        ss->days[d].decide_ns += seg;
-        from += seg;
-    }
+    add_span(k, ss->days, k->now, until, false);
     if (v == NULL || wake_at(ss, until) != CS_OK) {
         /* Out of memory: end the run (the loop cannot be told). */
         ss->rc = CS_ENOMEM;
@@ -307,8 +361,16 @@ static int64_t decision_start(simsched *ss, const sim_job *j, bool gang, uint32_
 }
 
 /* A committed claim of job j: the task's end, or the service job's. */
-static int placed(sim *k, sim_job *j, cs_id task)
+static int placed(sim *k, sim_job *j, cs_id task, const cs_res *res)
 {
+    /* DRF's numerators (mesos; kept in every mode, read only there). */
+    jobx *x = jx_of(k, j);
+    if (x == NULL)
+        return CS_ENOMEM;
+    x->res = *res;
+    x->live++;
+    k->sc[j->owner].alloc_cpu += res->cpu;
+    k->sc[j->owner].alloc_mem += res->mem;
     if (++j->placed == j->count)
         k->sc[j->owner].waiting--;
     int64_t end = k->now + j->duration_ns;
@@ -349,7 +411,7 @@ static int w_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
             nth++;
             last = jid;
         }
-        if (r->claims[i] == CS_COMMITTED && placed(k, j, t->claims[i].task) != CS_OK)
+        if (r->claims[i] == CS_COMMITTED && placed(k, j, t->claims[i].task, &t->claims[i].res) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
     return CS_OK;
@@ -398,6 +460,155 @@ static int w_report(void *ctx, const void *body, size_t len, cs_error *err)
     return ss->base->report(ss->base->ctx, body, len, err);
 }
 
+/* ---- mesos: the offer --------------------------------------------------------------------
+
+ * Two-level scheduling as the Omega paper simulated Mesos 0.9 (docs/research.md): the resource
+ * manager offers all free resources to one framework at a time. Here that is a lock around the
+ * loop's rounds: a framework (scheduler) starts a round only once it holds the offer, and
+ * nobody else decides or commits until it releases it at the round's end; the next offer goes,
+ * OFFER_NS later, to the waiting framework furthest below its fair share. */
+
+/* Give back `n` of job j's tasks that held a machine. */
+static void freed(sim *k, const sim_job *j, jobx *x, uint32_t n)
+{
+    n = n < x->live ? n : x->live;
+    x->live -= n;
+    k->sc[j->owner].alloc_cpu -= x->res.cpu * n;
+    k->sc[j->owner].alloc_mem -= x->res.mem * n;
+}
+
+/* DRF: a framework's dominant share, its allocation over the cell's
+ * capacity in whichever resource it uses most of. */
+static double dominant_share(const sim *k, const simsched *ss)
+{
+    double cpu = k->c->machine_cpu * 1000 * k->c->machines, mem = k->c->machine_mem * 1024 * k->c->machines;
+    double a = (double)ss->alloc_cpu / cpu, b = (double)ss->alloc_mem / mem;
+    return a > b ? a : b;
+}
+
+/* The offer's next grant, OFFER_NS from now, unless one is queued. */
+static int offer_queue(sim *k)
+{
+    if (k->offer_queued)
+        return CS_OK;
+    k->offer_queued = true;
+    return push(k, k->now + OFFER_NS, EV_OFFER, 0, 0);
+}
+
+/* Scheduler side: wait until this framework holds the offer (or the run
+ * stops). */
+static int offer_wait(simsched *ss)
+{
+    sim *k = ss->k;
+    ss->wants = true;
+    if (k->holder == NOBODY && offer_queue(k) != CS_OK)
+        return CS_ENOMEM;
+    /* Only a grant runs it now (its wake-ups are all spent); a stale
+     * one would only come back here. */
+    while (k->holder != ss->idx && !k->stop)
+        yield(ss);
+    return CS_OK;
+}
+
+/* Kernel side (EV_OFFER): grant the offer to the waiting framework with
+ * the lowest dominant share (ties: the lower index, the service one
+ * first) and run it. */
+static int offer_grant(sim *k, cs_error *err)
+{
+    k->offer_queued = false;
+    if (k->holder != NOBODY)
+        return CS_OK;
+    simsched *pick = NULL;
+    double best = 0;
+    for (uint32_t i = 0; i < k->nsc; i++) {
+        simsched *ss = &k->sc[i];
+        double sh = dominant_share(k, ss);
+        if (ss->wants && !ss->done && (pick == NULL || sh < best)) {
+            pick = ss;
+            best = sh;
+        }
+    }
+    if (pick == NULL)
+        return CS_OK;
+    pick->wants = false;
+    k->holder = pick->idx;
+    k->held_since = k->now;
+    pick->days[day_of(k, k->now)].offers++;
+    run_sched(k, pick);
+    return pick->rc == CS_OK ? CS_OK : cs_error_wrap(err, pick->rc, "%s: %s", pick->o.name, pick->err.msg);
+}
+
+/* The kernel abandons job `j` (mesos: max_attempts offers): killed through
+ * the state machine, its tasks' resources free at once. */
+static int abandon(sim *k, sim_job *j, jobx *x, cs_error *err)
+{
+    int rc = cs_op_job_kill(k->store, j->id, (uint64_t)(WALL0_MS + k->now / 1000000), NULL, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "abandoning job %" PRIu64, j->id);
+    x->killed = true;
+    j->abandoned = true;
+    j->ended_ns = k->now;
+    if (j->placed < j->count)
+        k->sc[j->owner].waiting--;
+    freed(k, j, x, x->live);
+    return CS_OK;
+}
+
+/* At the release of an offer held by `ss` since k->held_since: each job of
+ * its that was in the cell when the offer was made and is still not
+ * wholly placed had an attempt (docs/research.md, Mesos); at
+ * max_attempts it is abandoned. */
+static int count_attempts(sim *k, simsched *ss, cs_error *err)
+{
+    for (; k->absorbed < k->njobs; k->absorbed++) {
+        const sim_job *j = &k->jobs[k->absorbed];
+        if (j->placed >= j->count || j->ended_ns >= 0)
+            continue;
+        simsched *o = &k->sc[j->owner];
+        uint32_t *v = cs_vec_grow(o->pend, &o->cappend, o->npend + 1, sizeof *v, 64);
+        if (v == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        o->pend = v;
+        o->pend[o->npend++] = (uint32_t)k->absorbed;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < ss->npend; i++) {
+        sim_job *j = &k->jobs[ss->pend[i]];
+        if (j->placed >= j->count || j->ended_ns >= 0)
+            continue;
+        if (j->submitted_ns < k->held_since) {
+            jobx *x = jx_of(k, j);
+            if (x == NULL)
+                return cs_errorf(err, CS_ENOMEM, "out of memory");
+            if (++x->tries >= k->c->max_attempts) {
+                CS_TRY(abandon(k, j, x, err));
+                continue;
+            }
+        }
+        ss->pend[kept++] = ss->pend[i];
+    }
+    ss->npend = kept;
+    return CS_OK;
+}
+
+/* Scheduler side, at the end of its round: give the offer back; it goes
+ * to the next framework OFFER_NS later. */
+static int offer_release(simsched *ss)
+{
+    sim *k = ss->k;
+    if (k->holder != ss->idx)
+        return CS_OK;
+    k->holder = NOBODY;
+    if (k->stopping)
+        return CS_OK;
+    add_span(k, ss->days, k->held_since, k->now, true);
+    CS_TRY(count_attempts(k, ss, &ss->err));
+    for (uint32_t i = 0; i < k->nsc; i++)
+        if (k->sc[i].wants && !k->sc[i].done)
+            return offer_queue(k) == CS_OK ? CS_OK : cs_errorf(&ss->err, CS_ENOMEM, "out of memory");
+    return CS_OK;
+}
+
 /* ---- the schedulers ------------------------------------------------------------------- */
 
 /* The loop's rounds, as cs_sched_run runs them, with the idle wait of
@@ -411,9 +622,18 @@ static void *sched_thread(void *arg)
         pthread_cond_wait(&ss->cv, &k->mu);
     pthread_mutex_unlock(&k->mu);
     int64_t idle_ns = (int64_t)llround(k->c->idle_s * 1e9);
+    bool mesos = k->c->architecture == SIM_ARCH_MESOS;
     while (!k->stop) {
         bool synced, progress;
-        int rc = cs_sched_round(ss->s, &k->stop, &synced, &progress, &ss->err);
+        int rc = mesos ? offer_wait(ss) : CS_OK;
+        if (rc != CS_OK)
+            cs_errorf(&ss->err, rc, "out of memory");
+        if (rc == CS_OK && k->stop)
+            break;
+        if (rc == CS_OK)
+            rc = cs_sched_round(ss->s, &k->stop, &synced, &progress, &ss->err);
+        if (rc == CS_OK && mesos)
+            rc = offer_release(ss);
         if (rc != CS_OK) {
             ss->rc = rc;
             k->stop = 1;
@@ -734,15 +954,31 @@ static int dispatch(sim *k, const ev *e, cs_error *err)
     int rc;
     switch (e->kind) {
     case EV_ARRIVAL: return arrival(k, e->who == 1, err);
-    case EV_TASK_END:
+    case EV_OFFER: return offer_grant(k, err);
+    case EV_TASK_END: {
+        sim_job *j = job_find(k, cs_task_job(e->arg));
+        jobx *x = j != NULL ? jx_of(k, j) : NULL;
+        if (j != NULL && x == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        if (x != NULL && x->killed)
+            return CS_OK; /* abandoned (mesos): killed with its tasks */
+        if (x != NULL)
+            freed(k, j, x, 1);
         /* Batch tasks are placed once (nothing preempts or loses them
          * here): their attempt is 1. */
         rc = cs_op_task_status(k->store, e->arg, 1, CS_TASK_FINISHED, 0, NULL, NULL, err);
         return rc == CS_OK ? rc : cs_error_wrap(err, rc, "task %" PRIu64 " finishing", e->arg);
+    }
     case EV_SERVICE_END: {
         /* A service job runs its duration from its first placement, then
          * is killed: cell-service would replace a task that finished. */
         sim_job *j = &k->jobs[e->arg];
+        jobx *x = jx_of(k, j);
+        if (x == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        if (x->killed)
+            return CS_OK; /* abandoned (mesos) before its end */
+        freed(k, j, x, x->live);
         rc = cs_op_job_kill(k->store, j->id, (uint64_t)(WALL0_MS + k->now / 1000000), NULL, err);
         if (rc != CS_OK)
             return cs_error_wrap(err, rc, "ending service job %" PRIu64, j->id);
@@ -847,6 +1083,7 @@ int sim_run(const sim_conf *c, sim_result *out, cs_error *err)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     k->c = c;
     k->turn = KERNEL;
+    k->holder = NOBODY;
     k->end_ns = secs_ns(c->days * 86400);
     k->ndays = (uint32_t)((k->end_ns + SIM_DAY_NS - 1) / SIM_DAY_NS);
     if (k->ndays == 0)
@@ -884,6 +1121,7 @@ out:
         pthread_cond_destroy(&k->sc[i].cv);
         free(k->sc[i].days);
         free(k->sc[i].dec);
+        free(k->sc[i].pend);
     }
     free(k->sc);
     if (k->store != NULL)
@@ -892,6 +1130,7 @@ out:
         cb_rmtree(k->dir);
     free(k->heap);
     free(k->jobs);
+    free(k->jx);
     cs_idindex_free(&k->ix);
     pthread_mutex_destroy(&k->mu);
     pthread_cond_destroy(&k->cv);

@@ -66,6 +66,10 @@ typedef struct sim_day_figs {
     uint64_t txn_conflicted; /* with a conflicting claim, or aborted whole (gang) */
     uint64_t commits;        /* transactions with claims */
     uint64_t claims;         /* claims committed: placements */
+    /* mesos: offers this framework was granted, and the time it held
+     * them (the cell's free resources locked in its offer). */
+    uint64_t offers;
+    int64_t offer_ns;
 } sim_day_figs;
 
 typedef struct sim_sched_figs {
@@ -77,7 +81,10 @@ typedef struct sim_sched_figs {
 typedef enum sim_outcome {
     SIM_JOB_WAITING = 0,   /* not every task placed by the end */
     SIM_JOB_SCHEDULED = 1, /* every task placed */
-    SIM_JOB_ABANDONED = 2, /* given up after max_attempts, not every task placed */
+    /* Given up after max_attempts, not every task placed: by the loop
+     * (its note), or in mesos mode by the kernel after max_attempts
+     * offers that left it not wholly placed (the job is then killed). */
+    SIM_JOB_ABANDONED = 2,
 } sim_outcome;
 
 /* One job that arrived during the run (the prefill's jobs are not). */

@@ -43,9 +43,11 @@ typedef struct waits {
     uint32_t pct_ms[3]; /* p50, p90, p99 */
 } waits;
 
-/* Over the jobs of scheduler `owner` submitted on day `day` (UINT32_MAX:
- * any day). */
-static int job_waits(const sim_result *r, uint32_t owner, uint32_t day, waits *w, cs_error *err)
+/* Over the jobs of scheduler `owner` (UINT32_MAX: any) submitted on day
+ * `day` (UINT32_MAX: any day), of kind `kind` (0 batch, 1 service, -1
+ * either). */
+static int kind_waits(const sim_result *r, uint32_t owner, uint32_t day, int kind, waits *w,
+                      cs_error *err)
 {
     memset(w, 0, sizeof *w);
     uint32_t *ms = malloc((r->njobs ? r->njobs : 1) * sizeof *ms);
@@ -54,7 +56,8 @@ static int job_waits(const sim_result *r, uint32_t owner, uint32_t day, waits *w
     double sum = 0;
     for (size_t i = 0; i < r->njobs; i++) {
         const sim_job_figs *j = &r->jobs[i];
-        if (j->owner != owner || (day != UINT32_MAX && j->day != day))
+        if ((owner != UINT32_MAX && j->owner != owner) || (day != UINT32_MAX && j->day != day) ||
+            (kind >= 0 && j->service != (kind == 1)))
             continue;
         double wait_ms = (double)j->wait_ns / 1e6;
         ms[w->jobs++] = wait_ms >= UINT32_MAX ? UINT32_MAX : (uint32_t)wait_ms;
@@ -78,6 +81,64 @@ static int job_waits(const sim_result *r, uint32_t owner, uint32_t day, waits *w
     for (int i = 0; i < 3; i++)
         w->pct_ms[i] = cs_percentile(ms, w->jobs, p[i]);
     free(ms);
+    return CS_OK;
+}
+
+static int job_waits(const sim_result *r, uint32_t owner, uint32_t day, waits *w, cs_error *err)
+{
+    return kind_waits(r, owner, day, -1, w, err);
+}
+
+/* A scheduler's offers (mesos) over the run: how many, and how long held. */
+static void offers_of(const sim_result *r, uint32_t s, uint64_t *n, int64_t *ns)
+{
+    *n = 0;
+    *ns = 0;
+    for (uint32_t d = 0; d < r->ndays; d++) {
+        *n += r->scheds[s].days[d].offers;
+        *ns += r->scheds[s].days[d].offer_ns;
+    }
+}
+
+/* The share of the run's time the cell's free resources were locked in
+ * an offer: one framework holds it at a time, so the sum of the holds. */
+static double locked_fraction(const sim_result *r)
+{
+    int64_t sum = 0;
+    for (uint32_t s = 0; s < r->nscheds; s++) {
+        uint64_t n;
+        int64_t ns;
+        offers_of(r, s, &n, &ns);
+        sum += ns;
+    }
+    return r->end_ns > 0 ? (double)sum / (double)r->end_ns : 0;
+}
+
+/* Lines beyond omega's: each kind's waits over every scheduler (the
+ * head-of-line blocking of one queue), and mesos' offers. */
+static int arch_lines(const sim_conf *c, const sim_result *r, FILE *f, cs_error *err)
+{
+    static const char *const kinds[2] = {"batch", "service"};
+    for (int kind = 0; kind < 2; kind++) {
+        waits w;
+        CS_TRY(kind_waits(r, UINT32_MAX, UINT32_MAX, kind, &w, err));
+        fprintf(f, "%-7s jobs: %" PRIu64 ", scheduled %" PRIu64 ", abandoned %" PRIu64
+                   ", wait mean %.3fs, p50 %.3fs, p90 %.3fs, p99 %.3fs\n",
+                kinds[kind], w.jobs, w.scheduled, w.abandoned, w.mean_s, w.pct_ms[0] / 1e3,
+                w.pct_ms[1] / 1e3, w.pct_ms[2] / 1e3);
+    }
+    if (c->architecture != SIM_ARCH_MESOS)
+        return CS_OK;
+    for (uint32_t s = 0; s < r->nscheds; s++) {
+        uint64_t n;
+        int64_t ns;
+        offers_of(r, s, &n, &ns);
+        fprintf(f, "%-12s offers %" PRIu64 ", held %.3fs (%.4f of the time)\n", r->scheds[s].name,
+                n, (double)ns / 1e9, r->end_ns > 0 ? (double)ns / (double)r->end_ns : 0);
+    }
+    fprintf(f, "resources locked in offers: %.4f of the time (an offer holds every free "
+               "resource; attempt: an offer a waiting job's framework held)\n",
+            locked_fraction(r));
     return CS_OK;
 }
 
@@ -206,6 +267,8 @@ int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *e
     }
     fprintf(f, "(wait: submission to the first attempt; a job never attempted counts to the end. "
                "busyness and conflicts: median of daily values, MAD)\n");
+    if (c->architecture != SIM_ARCH_OMEGA)
+        CS_TRY(arch_lines(c, r, f, err));
     if (r->ndays > 1)
         CS_TRY(days_text(r, f, err));
     return CS_OK;
@@ -233,7 +296,7 @@ static int waits_json(json_t *o, const waits *w)
     return rc ? CS_ENOMEM : CS_OK;
 }
 
-static int sched_json(const sim_result *r, uint32_t s, json_t **out, cs_error *err)
+static int sched_json(const sim_conf *c, const sim_result *r, uint32_t s, json_t **out, cs_error *err)
 {
     summary m;
     CS_TRY(summarize(r, s, &m, err));
@@ -251,6 +314,14 @@ static int sched_json(const sim_result *r, uint32_t s, json_t **out, cs_error *e
     rc |= set(o, "commits", json_integer((json_int_t)m.commits));
     rc |= set(o, "txn_successful", json_integer((json_int_t)m.successful));
     rc |= set(o, "txn_conflicted", json_integer((json_int_t)m.conflicted));
+    if (c->architecture == SIM_ARCH_MESOS) {
+        uint64_t n;
+        int64_t ns;
+        offers_of(r, s, &n, &ns);
+        rc |= set(o, "offers", json_integer((json_int_t)n));
+        rc |= set(o, "offer_held_s", json_real((double)ns / 1e9));
+        rc |= set(o, "offer_held_fraction", json_real(r->end_ns > 0 ? (double)ns / (double)r->end_ns : 0));
+    }
     for (uint32_t d = 0; rc == CS_OK && d < r->ndays; d++) {
         const sim_day_figs *f = &r->scheds[s].days[d];
         waits w;
@@ -314,13 +385,33 @@ int sim_report_json(const sim_conf *c, const sim_result *r, FILE *f, cs_error *e
             rc |= set(conf, key, json_string(text));
         }
     }
+    if (c->architecture != SIM_ARCH_OMEGA) {
+        /* Omega's output stays as it was: these keys only for the others. */
+        rc |= set(conf, "architecture", json_string(sim_arch_name(c->architecture)));
+        static const char *const kn[2] = {"batch", "service"};
+        for (int kind = 0; rc == CS_OK && kind < 2; kind++) {
+            waits w;
+            json_t *o = json_object();
+            if (o == NULL || kind_waits(r, UINT32_MAX, UINT32_MAX, kind, &w, err) != CS_OK) {
+                json_decref(o);
+                rc = CS_ENOMEM;
+                break;
+            }
+            rc |= waits_json(o, &w);
+            char key[24];
+            snprintf(key, sizeof key, "%s_jobs", kn[kind]);
+            rc |= set(root, key, o);
+        }
+        if (c->architecture == SIM_ARCH_MESOS)
+            rc |= set(root, "offer_locked_fraction", json_real(locked_fraction(r)));
+    }
     rc |= set(root, "config", conf);
     rc |= set(root, "prefill_cpu", json_real(r->prefill_cpu));
     rc |= set(root, "prefill_tasks", json_integer((json_int_t)r->prefill_tasks));
     rc |= set(root, "events", json_integer((json_int_t)r->events));
     for (uint32_t s = 0; rc == CS_OK && s < r->nscheds; s++) {
         json_t *o = NULL;
-        if ((rc = sched_json(r, s, &o, err)) != CS_OK) {
+        if ((rc = sched_json(c, r, s, &o, err)) != CS_OK) {
             json_decref(root);
             json_decref(scheds);
             return rc;
