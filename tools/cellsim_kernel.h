@@ -36,6 +36,16 @@
  * no hook inside port_local.c: the port is already a table of functions,
  * so interposing needs no change to it.
  *
+ * Architectures (conf `architecture`, docs/research.md). The above is
+ * omega. monolithic and multipath run one scheduler instead, the loop with
+ * kinds.h's cs_sched_all_hooks owning every job (single-path: the service
+ * decision time for all; multipath: per_kind_times). mesos runs omega's
+ * schedulers as frameworks under one offer: a pessimistic lock around
+ * their rounds, granted (EV_OFFER, 1 ms after a release) to the waiting
+ * framework with the lowest dominant share; the kernel counts each offer
+ * a waiting job's framework held as an attempt of it, and kills the job
+ * at max_attempts (abandoned).
+ *
  * Idle. cellsim drives the rounds itself (cs_sched_round, as cs_sched_run
  * does); after a round that committed nothing it waits until the next job
  * of its kind arrives or `idle` passes, whichever comes first — the
