@@ -502,7 +502,7 @@ static int offer_wait(simsched *ss)
     sim *k = ss->k;
     ss->wants = true;
     if (k->holder == NOBODY && offer_queue(k) != CS_OK)
-        return CS_ENOMEM;
+        return cs_errorf(&ss->err, CS_ENOMEM, "out of memory");
     /* Only a grant runs it now (its wake-ups are all spent); a stale
      * one would only come back here. */
     while (k->holder != ss->idx && !k->stop)
@@ -625,11 +625,10 @@ static void *sched_thread(void *arg)
     bool mesos = k->c->architecture == SIM_ARCH_MESOS;
     while (!k->stop) {
         bool synced, progress;
+        /* mesos: the round is bracketed by the offer (cellsim_kernel.h). */
         int rc = mesos ? offer_wait(ss) : CS_OK;
-        if (rc != CS_OK)
-            cs_errorf(&ss->err, rc, "out of memory");
         if (rc == CS_OK && k->stop)
-            break;
+            break; /* the run ended while it waited for the offer */
         if (rc == CS_OK)
             rc = cs_sched_round(ss->s, &k->stop, &synced, &progress, &ss->err);
         if (rc == CS_OK && mesos)
