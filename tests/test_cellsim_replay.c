@@ -237,8 +237,8 @@ Test(cellsim_replay, jobs_arrive_at_their_times_with_their_tasks_durations)
     cr_assert_not_null(j);
     cr_assert(strcmp(j->name, "g2") == 0 && j->kind == CS_JOB_SERVICE && j->count == 1);
     cr_assert(j->res.cpu == 3200 && j->res.mem == 819);
-    /* Running to the window's end (2,328 s) from 621 s. */
-    cr_assert_eq(j->task_ns[0], NS(2328 - 621));
+    /* Running at the window's end: past the run's. */
+    cr_assert_eq(j->task_ns[0], NS(1728));
     for (int i = 0; i < NJOBS; i++) {
         int64_t at = NS(job_submit_s(i) - 600);
         bool split = i % 2 == 0;
@@ -379,4 +379,56 @@ Test(cellsim_replay, a_missing_trace_or_a_bad_window_is_a_clear_error)
     cr_assert_eq(remove(path), 0);
     c = conf(NULL);
     fails(&c, "job_events");
+}
+
+/* One machine that holds one task at a time; job 1's task runs 100 s in
+ * the trace; job 2's (submitted 10 s later, run at once in the trace on a
+ * machine the replay leaves out) must wait for it to end. */
+static void write_queue(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/trace", ts_tmp);
+    cr_assert_eq(mkdir(path, 0755), 0);
+    static table m, j, t;
+    memset(&m, 0, sizeof m);
+    memset(&j, 0, sizeof j);
+    memset(&t, 0, sizeof t);
+    add(&m, 0, "0,1,0,pA,1,1");
+    add(&j, S(600), "600000000,,1,0,u,0,n,l");
+    add(&t, S(600), "600000000,,1,0,,0,u,0,0,1,0.5,0,0");
+    add(&t, S(601), "601000000,,1,0,1,1,u,0,0,,,,");
+    add(&t, S(701), "701000000,,1,0,1,4,u,0,0,,,,");
+    add(&j, S(610), "610000000,,2,0,u,0,n,l");
+    add(&t, S(610), "610000000,,2,0,,0,u,0,0,1,0.5,0,0");
+    add(&t, S(611), "611000000,,2,0,2,1,u,0,0,,,,");
+    add(&t, S(621), "621000000,,2,0,2,4,u,0,0,,,,");
+    put("machine_events", &m);
+    put("job_events", &j);
+    put("task_events", &t);
+}
+
+/* Job 2's outcome in a run of `secs` simulated seconds. */
+static uint8_t second_job(double secs)
+{
+    char days[64];
+    snprintf(days, sizeof days, "days=%.12f", secs / 86400);
+    sim_conf c = conf(days, NULL);
+    sim_result res;
+    cs_error err = {0};
+    cr_assert_eq(sim_run(&c, &res, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(res.njobs, 2);
+    cr_assert_eq(res.jobs[0].outcome, SIM_JOB_SCHEDULED);
+    uint8_t o = res.jobs[1].outcome;
+    sim_result_free(&res);
+    return o;
+}
+
+/* A task holds its machine for its trace duration: job 2 waits until job
+ * 1's task has run its 100 s (placed within a decision and an idle second
+ * of that), not less. */
+Test(cellsim_replay, a_task_holds_its_machine_for_its_trace_duration)
+{
+    write_queue();
+    cr_assert_eq(second_job(99.5), SIM_JOB_WAITING);
+    cr_assert_eq(second_job(102), SIM_JOB_SCHEDULED);
 }

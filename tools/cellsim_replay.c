@@ -17,6 +17,7 @@ struct sim_replay {
     cs_trace t;
     cs_trace_scale scale;
     uint64_t start_us; /* trace time of simulated time 0 */
+    int64_t run_ns;    /* the run's length: a cut task's duration */
     size_t mev;        /* next machine event */
     sim_replay_job *jobs;
     size_t njobs, capjobs, next;
@@ -61,7 +62,10 @@ static int build_job(sim_replay *r, const cs_trace_job *j, cs_error *err)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
         }
         sim_replay_job *x = &r->jobs[p];
-        int64_t d = (int64_t)cs_trace_task_duration_us(t) * 1000;
+        /* A task still running at the window's end runs past the run's
+         * end: its trace duration is cut there, not ended. */
+        int64_t d = t->flags & CS_TRACE_TASK_CUT ? r->run_ns
+                                                 : (int64_t)cs_trace_task_duration_us(t) * 1000;
         x->task_ns[x->count++] = d;
         if (d > x->duration_ns)
             x->duration_ns = d;
@@ -105,6 +109,7 @@ int sim_replay_open(const sim_conf *c, int64_t run_ns, sim_replay **out, cs_erro
     int rc;
     r->scale = (cs_trace_scale){llround(c->trace_cpu * 1000), llround(c->trace_mem * 1024)};
     r->start_us = start_s * 1000000;
+    r->run_ns = run_ns;
     cs_trace_opts o;
     cs_trace_opts_default(&o);
     o.from_s = c->trace_from;

@@ -34,6 +34,8 @@
  *     claim it for all); splitting keeps every task's request and
  *     duration exactly, at the cost of more, smaller jobs (t_job is paid
  *     once per piece).
+ *   - A task still running at the window's end (cut, CS_TRACE_TASK_CUT)
+ *     runs past the run's end: its duration is the run's length.
  *   - A task that never ran in the trace (runs == 0: killed while pending,
  *     or pending at the window's end) has no duration; it is left out. A
  *     job none of whose tasks ran is not submitted.
