@@ -25,6 +25,8 @@
 #include "tools/cellsim_kernel.h"
 #include "tools/cellsim_replay.h"
 #include "tools/cellsim_report.h"
+#include "txn/commit.h"
+#include "txn/ops.h"
 
 #define S(x) ((uint64_t)(x) * 1000000) /* trace seconds in microseconds */
 #define NS(x) ((int64_t)(x) * 1000000000) /* simulated seconds in ns */
@@ -87,7 +89,8 @@ static bool task_unrun(int i, int t) { return i == 4 && t == 1; }
 
 /* The trace under ts_tmp/trace. Machines (cpu, mem of the largest): 1
  * (0.5, 0.5), 2 (1, 1), 3 (0.25, 0.25) from the start; 4 (0.5, 0.25)
- * added at 700 s; 1 resized to 0.75 cpu at 800 s; 2 removed at 900 s; 5
+ * added at 700 s; 1 resized to 0.75 cpu at 800 s, 3 down to 0.125 at
+ * 850 s; 2 removed at 900 s; 5
  * (1, 1) added at 950 s. Job 2 (service) has one task of 0.8 cpu that
  * only machine 2 can hold until 5 comes, running from 621 s to the end. */
 static void write_trace(void)
@@ -104,6 +107,7 @@ static void write_trace(void)
     add(&m, 0, "0,3,0,pC,0.25,0.25");
     add(&m, S(700), "%llu,4,0,pA,0.5,0.25", (unsigned long long)S(700));
     add(&m, S(800), "%llu,1,2,,0.75,", (unsigned long long)S(800));
+    add(&m, S(850), "%llu,3,2,,0.125,0.125", (unsigned long long)S(850));
     add(&m, S(900), "%llu,2,1,,,", (unsigned long long)S(900));
     add(&m, S(950), "%llu,5,0,pB,1,1", (unsigned long long)S(950));
     add(&j, S(620), "%llu,,2,0,u,3,n,l", (unsigned long long)S(620));
@@ -201,7 +205,7 @@ Test(cellsim_replay, machines_and_their_events_are_the_traces)
     cap_is(s, "g3", 1000, 2048, CS_MACHINE_UP);
 
     /* The first event is job 2's arrival at 20 s; the machine events come
-     * at 100, 200, 300 and 350 s of simulated time. */
+     * at 100, 200, 250, 300 and 350 s of simulated time. */
     cr_assert_eq(sim_replay_next_ns(r), NS(20));
     cs_id *lost = NULL;
     size_t nlost = 0, cap = 0;
@@ -211,14 +215,35 @@ Test(cellsim_replay, machines_and_their_events_are_the_traces)
     cap_is(s, "g4", 2000, 2048, CS_MACHINE_UP);
     cr_assert_eq(sim_replay_machine_events(r, s, NS(200), &lost, &nlost, &cap, &err), CS_OK, "%s", err.msg);
     cap_is(s, "g1", 3000, 4096, CS_MACHINE_UP);
+    /* A task of 800 millicores and 100 MiB on g3 (id 3) and one on g2
+     * (id 2): g3 shrinks to 500 millicores and 1 GiB, but keeps room for
+     * its task; g2's is lost. */
+    cs_job spec = {.name = "held", .kind = CS_JOB_BATCH, .count = 2, .res = {800, 100, 0}, .cmd = "x"};
+    cs_id job;
+    cr_assert_eq(cs_op_job_submit(s, &spec, &job, NULL, &err), CS_OK, "%s", err.msg);
+    cs_txn txn;
+    cs_txn_init(&txn, 1, 0, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    cs_txn_result tr;
+    cs_txn_result_init(&tr);
+    cr_assert_eq(cs_txn_add_claim(&txn, cs_task_id(job, 0), 3, &spec.res, NULL, 0, 0), CS_OK);
+    cr_assert_eq(cs_txn_add_claim(&txn, cs_task_id(job, 1), 2, &spec.res, NULL, 0, 0), CS_OK);
+    cr_assert_eq(cs_commit(s, &txn, &tr, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(tr.committed, 2);
+    cs_txn_free(&txn);
+    cs_txn_result_free(&tr);
+    cr_assert_eq(sim_replay_machine_events(r, s, NS(250), &lost, &nlost, &cap, &err), CS_OK, "%s", err.msg);
+    cap_is(s, "g3", 800, 1024, CS_MACHINE_UP);
+    cr_assert_eq(sim_replay_counts_of(r)->updates_raised, 1);
     cr_assert_eq(sim_replay_machine_events(r, s, NS(349), &lost, &nlost, &cap, &err), CS_OK, "%s", err.msg);
     cap_is(s, "g2", 4000, 8192, CS_MACHINE_DOWN);
-    cr_assert_eq(nlost, 0); /* nothing placed here */
+    cr_assert_eq(nlost, 1);
+    cr_assert_eq(lost[0], cs_task_id(job, 1));
+    cr_assert_eq(sim_replay_counts_of(r)->tasks_lost, 1);
     cr_assert_eq(sim_replay_machine_events(r, s, NS(350), &lost, &nlost, &cap, &err), CS_OK, "%s", err.msg);
     cap_is(s, "g5", 4000, 8192, CS_MACHINE_UP);
     const sim_replay_counts *k = sim_replay_counts_of(r);
-    cr_assert(k->machines_start == 3 && k->machine_adds == 2 && k->machine_updates == 1 &&
-              k->machine_removes == 1 && k->updates_raised == 0);
+    cr_assert(k->machines_start == 3 && k->machine_adds == 2 && k->machine_updates == 2 &&
+              k->machine_removes == 1 && k->updates_raised == 1);
     free(lost);
     cs_store_close(s);
     sim_replay_free(r);
