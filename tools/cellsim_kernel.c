@@ -668,8 +668,9 @@ out:
 
 static int64_t secs_ns(double s) { return s <= 0 ? 0 : s >= 9e9 ? INT64_C(9000000000) * 1000000000 : llround(s * 1e9); }
 
-/* Job `spec` (only read) arrives: submitted through the state machine at
- * the virtual wall clock, registered with the kernel (a trace job's
+/* Job `spec` (borrowed; its cmd and submission time are set here)
+ * arrives: submitted through the state machine at the virtual wall clock,
+ * registered with the kernel (a trace job's
  * durations and attempt slots borrowed from the replay); idle schedulers
  * of its kind look at once. */
 static int job_arrive(sim *k, cs_job *spec, int64_t duration, const int64_t *task_ns,
