@@ -93,6 +93,8 @@ RAFT_LIBS  := $(shell pkg-config --libs raft libuv 2>/dev/null)
 ZLIB_LIBS  := $(shell pkg-config --libs zlib 2>/dev/null)
 TOOL_LIBS_cellsim := $(ZLIB_LIBS)
 SUITE_LIBS_test_cellsim_trace := $(ZLIB_LIBS)
+SUITE_LIBS_test_cellsim := $(ZLIB_LIBS)
+SUITE_LIBS_test_cellsim_replay := $(ZLIB_LIBS)
 
 CFLAGS  = $(CSTD) $(OPT) $(DEBUG) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS = $(SANFLAGS)

@@ -51,6 +51,11 @@ int ts_run(const char *cmd, char *out, size_t size)
     cr_assert(p != NULL, "popen %s", cmd);
     size_t n = fread(out, 1, size - 1, p);
     out[n] = '\0';
+    /* Drain what does not fit: closing the pipe early would kill the
+     * command with SIGPIPE and hide its exit status. */
+    char rest[4096];
+    while (fread(rest, 1, sizeof rest, p) > 0)
+        ;
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cellstate/rng.h"
+#include "tests/simconf.h"
 #include "tests/support.h"
 #include "tools/cellsim_conf.h"
 #include "tools/cellsim_dist.h"
@@ -30,13 +31,7 @@ static sim_conf conf(const char *first, ...)
     cr_assert_eq(sim_conf_preset("small", &c, &err), CS_OK, "%s", err.msg);
     va_list ap;
     va_start(ap, first);
-    for (const char *kv = first; kv != NULL; kv = va_arg(ap, const char *)) {
-        char key[64];
-        const char *eq = strchr(kv, '=');
-        cr_assert_not_null(eq, "%s", kv);
-        snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
-        cr_assert_eq(sim_conf_set(&c, key, eq + 1, &err), CS_OK, "%s: %s", kv, err.msg);
-    }
+    ts_sim_conf_set(&c, first, ap);
     va_end(ap);
     return c;
 }

@@ -43,6 +43,11 @@ int main(int argc, char **argv)
     }
     double wall = now_s() - t0;
     int rc = sim_report_text(&c, &r, stdout, &err);
+    if (rc == CS_OK && r.replayed) {
+        /* What the replay changed from the trace (cellsim_replay.h). */
+        fputs("\nreplay of the trace:\n", stdout);
+        sim_replay_report(&r.replay, &r.trace, stdout);
+    }
     if (rc == CS_OK && c.json)
         rc = sim_report_json(&c, &r, stdout, &err);
     if (c.timing)

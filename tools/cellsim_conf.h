@@ -61,6 +61,14 @@ typedef struct sim_conf {
     bool retry_tail;          /* the loop's --retry tail (the paper's) rather than front */
     uint8_t architecture;     /* sim_arch (default omega) */
     sim_workload batch, service;
+    /* Replaying Google's 2011 trace (cellsim_replay.h) instead of the
+     * synthetic workload and the homogeneous machines: `trace` is its
+     * directory ("" = no replay). */
+    char trace[1024];
+    uint64_t trace_from, trace_to; /* the window, trace seconds (0: the start; 0: from + days) */
+    uint32_t trace_jobs;           /* at most this many trace jobs (0: all) */
+    double trace_cpu, trace_mem;   /* cores and GiB that 1.0 of the trace stands for */
+    uint32_t trace_service_priority, trace_service_class; /* cs_trace_job_kind's thresholds */
     bool json;                /* end the output with one line of JSON */
     bool timing;              /* wall-clock figures on stderr */
 } sim_conf;

@@ -20,6 +20,7 @@
 #include "schedulers/port.h"
 #include "schedulers/sched.h"
 #include "tools/cellbench_util.h"
+#include "tools/cellsim_replay.h"
 #include "txn/commit.h"
 #include "txn/ops.h"
 
@@ -74,7 +75,14 @@ typedef struct sim_job {
     int64_t ended_ns; /* -1 while active */
     uint32_t count, placed, owner;
     bool service, started, abandoned, gone;
+    /* A trace job's (cellsim_replay.h; NULL otherwise), borrowed from the
+     * replay: each task's duration, and each task's placements so far
+     * (the attempt its end reports), LOST_MARK set while it is lost. */
+    const int64_t *task_ns;
+    uint32_t *attempt;
 } sim_job;
+
+#define LOST_MARK (UINT32_C(1) << 31)
 
 typedef struct sim sim;
 
@@ -144,6 +152,15 @@ struct sim {
     int64_t held_since;
     bool offer_queued;
     size_t absorbed;
+    /* Replaying the trace (c->trace set): the replay, the time its next
+     * event is due (INT64_MAX: none), and the start machines' capacities
+     * (the prefill's: ids 1..ncaps). */
+    sim_replay *replay;
+    int64_t replay_at;
+    const cs_res *caps;
+    size_t ncaps;
+    cs_id *lost;
+    size_t caplost;
 };
 
 typedef struct jobx {
@@ -373,9 +390,14 @@ static int placed(sim *k, sim_job *j, cs_id task, const cs_res *res)
     k->sc[j->owner].alloc_mem += res->mem;
     if (++j->placed == j->count)
         k->sc[j->owner].waiting--;
-    int64_t end = k->now + j->duration_ns;
+    /* A trace job's tasks each last their own time, and one lost with its
+     * machine is placed again: its end reports the new attempt. */
+    uint32_t idx = cs_task_index(task), attempt = 1;
+    if (j->attempt != NULL)
+        attempt = j->attempt[idx] = (j->attempt[idx] & ~LOST_MARK) + 1;
+    int64_t end = k->now + (j->task_ns != NULL && !j->service ? j->task_ns[idx] : j->duration_ns);
     if (!j->service)
-        return push(k, end, EV_TASK_END, 0, task);
+        return push(k, end, EV_TASK_END, attempt, task);
     if (j->started)
         return CS_OK;
     j->started = true;
@@ -767,6 +789,16 @@ static int64_t gib_mib(double gib) { return gib < 1.0 / 1024 ? 1 : llround(gib *
 static int machines_setup(sim *k, cs_error *err)
 {
     const sim_conf *c = k->c;
+    if (c->trace[0] != '\0') {
+        /* The trace's machines instead (cellsim_replay.h), and its first
+         * event armed: arrival() applies the rest. */
+        CS_TRY(sim_replay_open(c, k->end_ns, &k->replay, err));
+        CS_TRY(sim_replay_machines(k->replay, k->store, &k->caps, &k->ncaps, err));
+        k->replay_at = sim_replay_next_ns(k->replay);
+        if (k->replay_at != INT64_MAX && push(k, k->replay_at, EV_ARRIVAL, 0, 0) != CS_OK)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        return CS_OK;
+    }
     for (uint32_t i = 0; i < c->machines; i++) {
         char name[32];
         snprintf(name, sizeof name, "m%06" PRIu32, i);
@@ -801,10 +833,14 @@ static cs_res draw_res(sim *k, const sim_workload *w, uint64_t *rng)
 static int prefill(sim *k, cs_error *err)
 {
     const sim_conf *c = k->c;
-    uint32_t nm = c->machines;
+    /* A replay's machines differ (k->caps); the synthetic cell's are alike. */
+    uint32_t nm = k->replay != NULL ? (uint32_t)k->ncaps : c->machines;
     int64_t mc = cores_milli(c->machine_cpu), mm = gib_mib(c->machine_mem);
-    double target = c->prefill * (double)mc * (double)nm;
-    int64_t *cpu = calloc(nm, sizeof *cpu), *mem = calloc(nm, sizeof *mem);
+    double total = 0;
+    for (uint32_t m = 0; m < nm; m++)
+        total += (double)(k->replay != NULL ? k->caps[m].cpu : mc);
+    double target = c->prefill * total;
+    int64_t *cpu = calloc(nm ? nm : 1, sizeof *cpu), *mem = calloc(nm ? nm : 1, sizeof *mem);
     cs_id *on = malloc(PREFILL_JOB * sizeof *on);
     cs_txn t;
     cs_txn_init(&t, 1, 0, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
@@ -823,7 +859,9 @@ static int prefill(sim *k, cs_error *err)
             uint32_t start = cs_rng_below(&k->rng_fill, nm), i = 0;
             for (; i < nm; i++) {
                 uint32_t m = (start + i) % nm;
-                if (cpu[m] + res.cpu <= mc && mem[m] + res.mem <= mm) {
+                int64_t capc = k->replay != NULL ? k->caps[m].cpu : mc;
+                int64_t capm = k->replay != NULL ? k->caps[m].mem : mm;
+                if (cpu[m] + res.cpu <= capc && mem[m] + res.mem <= capm) {
                     cpu[m] += res.cpu;
                     mem[m] += res.mem;
                     on[n] = m + 1; /* machines get ids 1, 2, ... in order */
@@ -864,7 +902,7 @@ static int prefill(sim *k, cs_error *err)
         if (n < PREFILL_JOB && filled < target)
             break;
     }
-    k->prefill_cpu = nm ? filled / ((double)mc * nm) : 0;
+    k->prefill_cpu = total > 0 ? filled / total : 0;
 out:
     free(cpu);
     free(mem);
@@ -878,33 +916,29 @@ out:
 
 static int64_t secs_ns(double s) { return s <= 0 ? 0 : s >= 9e9 ? INT64_C(9000000000) * 1000000000 : llround(s * 1e9); }
 
-/* A job of workload `service` arrives: submitted through the state
- * machine at the virtual wall clock; the next arrival is drawn; idle
- * schedulers of its kind look at once. */
-static int arrival(sim *k, bool service, cs_error *err)
+/* Job `spec` (borrowed; its cmd and submission time are set here)
+ * arrives: submitted through the state machine at the virtual wall clock,
+ * registered with the kernel (a trace job's
+ * durations and attempt slots borrowed from the replay); idle schedulers
+ * of its kind look at once. */
+static int job_arrive(sim *k, cs_job *spec, int64_t duration, const int64_t *task_ns,
+                      uint32_t *attempt, cs_error *err)
 {
-    const sim_workload *w = service ? &k->c->service : &k->c->batch;
-    uint64_t *rng = &k->rng[service];
-    double tasks = llround(sim_dist_draw(&w->tasks, rng));
-    uint32_t count = tasks < 1 ? 1 : tasks > CS_TASK_INDEX_MAX ? CS_TASK_INDEX_MAX : (uint32_t)tasks;
-    int64_t duration = secs_ns(sim_dist_draw(&w->duration, rng));
-    cs_res res = draw_res(k, w, rng);
-    char name[32];
-    snprintf(name, sizeof name, "%s-%" PRIu64, service ? "service" : "batch", ++k->names);
-    cs_job spec = {.name = name, .kind = service ? CS_JOB_SERVICE : CS_JOB_BATCH, .count = count,
-                   .res = res, .cmd = "sim", .submitted = (uint64_t)(WALL0_MS + k->now / 1000000)};
+    bool service = spec->kind == CS_JOB_SERVICE;
+    spec->cmd = "sim";
+    spec->submitted = (uint64_t)(WALL0_MS + k->now / 1000000);
     cs_id id;
-    int rc = cs_op_job_submit(k->store, &spec, &id, NULL, err);
+    int rc = cs_op_job_submit(k->store, spec, &id, NULL, err);
     if (rc != CS_OK)
-        return cs_error_wrap(err, rc, "submitting %s", name);
+        return cs_error_wrap(err, rc, "submitting %s", spec->name);
     sim_job *v = cs_vec_grow(k->jobs, &k->capjobs, k->njobs + 1, sizeof *v, 1024);
     if (v == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     k->jobs = v;
     v[k->njobs] = (sim_job){.id = id, .submitted_ns = k->now, .first_ns = -1, .ended_ns = -1,
                         .duration_ns = duration,
-                        .count = count, .owner = service ? 0 : batch_owner(k, id),
-                        .service = service};
+                        .count = spec->count, .owner = service ? 0 : batch_owner(k, id),
+                        .service = service, .task_ns = task_ns, .attempt = attempt};
     if (cs_idindex_add(&k->ix, k->jobs, sizeof *k->jobs, (uint32_t)k->njobs) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     k->sc[v[k->njobs].owner].waiting++;
@@ -915,6 +949,64 @@ static int arrival(sim *k, bool service, cs_error *err)
             if (wake_at(ss, k->now) != CS_OK)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
+    return CS_OK;
+}
+
+/* The trace's events due now (cellsim_replay.h): machine events first
+ * (a removed machine's tasks lost: their jobs wait again), then the jobs
+ * that arrive; the next event is armed. simulate()'s first synthetic
+ * arrivals land here too, before the armed time: nothing is due then. */
+static int replay_arrival(sim *k, cs_error *err)
+{
+    if (k->now < k->replay_at)
+        return CS_OK;
+    size_t nlost = 0;
+    CS_TRY(sim_replay_machine_events(k->replay, k->store, k->now, &k->lost, &nlost, &k->caplost, err));
+    for (size_t i = 0; i < nlost; i++) {
+        sim_job *j = job_find(k, cs_task_job(k->lost[i]));
+        if (j == NULL || j->attempt == NULL)
+            continue; /* the prefill's: its scheduler places it again, unwatched */
+        j->attempt[cs_task_index(k->lost[i])] |= LOST_MARK;
+        if (j->placed-- == j->count && j->ended_ns < 0)
+            k->sc[j->owner].waiting++;
+        /* Its resources are its framework's no longer (mesos' DRF). */
+        jobx *x = jx_of(k, j);
+        if (x == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        freed(k, j, x, 1);
+        /* Its scheduler sees the loss on its next sync: wake it. */
+        simsched *ss = &k->sc[j->owner];
+        if (ss->idle && wake_at(ss, k->now) != CS_OK)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+    }
+    const sim_replay_job *rj;
+    while ((rj = sim_replay_next_job(k->replay, k->now)) != NULL) {
+        cs_job spec = {.name = rj->name, .kind = rj->kind, .count = rj->count, .res = rj->res};
+        CS_TRY(job_arrive(k, &spec, rj->duration_ns, rj->task_ns, rj->attempt, err));
+    }
+    k->replay_at = sim_replay_next_ns(k->replay);
+    if (k->replay_at != INT64_MAX && push(k, k->replay_at, EV_ARRIVAL, 0, 0) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    return CS_OK;
+}
+
+/* A job of workload `service` arrives (or, replaying, the trace's events
+ * due now); the next arrival is drawn. */
+static int arrival(sim *k, bool service, cs_error *err)
+{
+    if (k->replay != NULL)
+        return replay_arrival(k, err);
+    const sim_workload *w = service ? &k->c->service : &k->c->batch;
+    uint64_t *rng = &k->rng[service];
+    double tasks = llround(sim_dist_draw(&w->tasks, rng));
+    uint32_t count = tasks < 1 ? 1 : tasks > CS_TASK_INDEX_MAX ? CS_TASK_INDEX_MAX : (uint32_t)tasks;
+    int64_t duration = secs_ns(sim_dist_draw(&w->duration, rng));
+    cs_res res = draw_res(k, w, rng);
+    char name[32];
+    snprintf(name, sizeof name, "%s-%" PRIu64, service ? "service" : "batch", ++k->names);
+    cs_job spec = {.name = name, .kind = service ? CS_JOB_SERVICE : CS_JOB_BATCH, .count = count,
+                   .res = res};
+    CS_TRY(job_arrive(k, &spec, duration, NULL, NULL, err));
     int64_t next = k->now + secs_ns(sim_dist_draw(&w->interarrival, rng));
     return push(k, next, EV_ARRIVAL, service, 0) == CS_OK ? CS_OK
                                                           : cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -955,7 +1047,12 @@ static int dispatch(sim *k, const ev *e, cs_error *err)
     case EV_ARRIVAL: return arrival(k, e->who == 1, err);
     case EV_OFFER: return offer_grant(k, err);
     case EV_TASK_END: {
+        /* The attempt placed() saw (1 but for a trace task placed again
+         * after its machine was removed); an end of a placement since lost
+         * is stale (its resources were freed when it was lost). */
         sim_job *j = job_find(k, cs_task_job(e->arg));
+        if (j != NULL && j->attempt != NULL && j->attempt[cs_task_index(e->arg)] != e->who)
+            return CS_OK;
         jobx *x = j != NULL ? jx_of(k, j) : NULL;
         if (j != NULL && x == NULL)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -963,9 +1060,7 @@ static int dispatch(sim *k, const ev *e, cs_error *err)
             return CS_OK; /* abandoned (mesos): killed with its tasks */
         if (x != NULL)
             freed(k, j, x, 1);
-        /* Batch tasks are placed once (nothing preempts or loses them
-         * here): their attempt is 1. */
-        rc = cs_op_task_status(k->store, e->arg, 1, CS_TASK_FINISHED, 0, NULL, NULL, err);
+        rc = cs_op_task_status(k->store, e->arg, e->who, CS_TASK_FINISHED, 0, NULL, NULL, err);
         return rc == CS_OK ? rc : cs_error_wrap(err, rc, "task %" PRIu64 " finishing", e->arg);
     }
     case EV_SERVICE_END: {
@@ -1112,6 +1207,11 @@ int sim_run(const sim_conf *c, sim_result *out, cs_error *err)
             rc = cs_errorf(err, CS_ENOMEM, "out of memory");
         else
             result_build(k, out);
+        if (rc == CS_OK && k->replay != NULL) {
+            out->replayed = true;
+            out->replay = *sim_replay_counts_of(k->replay);
+            out->trace = *sim_replay_trace_counts(k->replay);
+        }
     }
 out:
     for (uint32_t i = 0; k->sc != NULL && i < k->nsc; i++) {
@@ -1127,6 +1227,8 @@ out:
         cs_store_close(k->store);
     if (k->dir[0])
         cb_rmtree(k->dir);
+    sim_replay_free(k->replay);
+    free(k->lost);
     free(k->heap);
     free(k->jobs);
     free(k->jx);

@@ -66,6 +66,7 @@
 #include "cellstate/error.h"
 #include "cellstate/record.h"
 #include "tools/cellsim_conf.h"
+#include "tools/cellsim_replay.h"
 
 #define SIM_DAY_NS (INT64_C(86400) * 1000000000)
 
@@ -120,6 +121,9 @@ typedef struct sim_result {
     uint64_t prefill_tasks;
     double prefill_cpu; /* fraction of the cell's cpu the prefill took */
     uint64_t events;
+    bool replayed;            /* c->trace was set: what the replay did and changed */
+    sim_replay_counts replay;
+    cs_trace_counts trace;
 } sim_result;
 
 /* Run the simulation `c` describes (only read). On success *out is the
