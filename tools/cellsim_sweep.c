@@ -310,17 +310,19 @@ static void summary_fields(FILE *f, const sim_summary *m)
 }
 
 /* The settings of point i: the base with the i-th combination of values,
- * the last --vary the fastest to change. */
+ * the last --vary the fastest to change. They are set in the order of the
+ * --vary flags, as flags are, should one setting ever depend on another. */
 static void point_conf(const sim_sweep *sw, size_t i, sim_conf *c, const char **vals)
 {
-    *c = sw->base;
     for (size_t v = sw->nvary; v-- > 0;) {
-        const sim_vary *vy = &sw->vary[v];
-        vals[v] = vy->values[i % vy->n];
-        i /= vy->n;
+        vals[v] = sw->vary[v].values[i % sw->vary[v].n];
+        i /= sw->vary[v].n;
+    }
+    *c = sw->base;
+    for (size_t v = 0; v < sw->nvary; v++) {
         cs_error ignored = {0};
-        /* Checked by sim_sweep_parse against the same base. */
-        (void)sim_conf_set(c, vy->key, vals[v], &ignored);
+        /* Each value was checked by sim_sweep_parse against the same base. */
+        (void)sim_conf_set(c, sw->vary[v].key, vals[v], &ignored);
     }
 }
 
