@@ -4,11 +4,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tools/cellbench_util.h"
@@ -28,7 +29,7 @@ void sim_sweep_usage(FILE *f)
           "                   commas (or by semicolons when the list holds one, for\n"
           "                   empirical distributions); repeat for a grid\n"
           "  --out FILE       the CSV (default: stdout)\n"
-          "  --jobs N         runs at once, on threads (default: the online CPUs)\n"
+          "  --jobs N         runs at once, each in a process (default: the online CPUs)\n"
           "  --help           this\n"
           "\n"
           "Columns: the varied keys, every other setting of the run, then service_* and\n"
@@ -374,46 +375,142 @@ static int run_point(const sim_sweep *sw, size_t i, char **row, cs_error *err)
 
 /* ---- the pool ---------------------------------------------------------------------- */
 
+/* Runs are child processes, not threads: sim_run is not safe to run twice
+ * at once in one process. The kernel hands each scheduler its options
+ * through cs_sched_opts_parse, which uses getopt_long and its globals
+ * (optind, optarg): two runs on threads crashed in it under ASan. A child
+ * forked per point owns all of that, and a crash in one run becomes that
+ * point's error instead of the sweep's. */
+
+/* One child: the point it runs and what it has written so far. */
+typedef struct child {
+    pid_t pid;
+    int fd;             /* its pipe's read end; -1: free slot */
+    size_t point;
+    char *buf;
+    size_t len, cap;
+} child;
+
 typedef struct pool {
     const sim_sweep *sw;
-    size_t npoints;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* a run ended or a worker left */
-    size_t next;            /* the next point to hand out */
-    size_t done;
-    unsigned running;       /* workers not yet gone */
-    char **rows;            /* rows[i]: point i's row once it ran */
-    size_t failed;          /* the lowest failed point; SIZE_MAX: none */
+    size_t npoints, next, done;
+    char **rows;        /* rows[i]: point i's row once it ran */
+    size_t failed;      /* the lowest failed point; SIZE_MAX: none */
     cs_error ferr;
 } pool;
 
-static void *worker(void *arg)
+/* In the child: run point i and write 'R' and its row, or 'E' and the
+ * error's code and message, to fd; never returns. */
+static void child_main(const sim_sweep *sw, size_t i, int fd)
 {
-    pool *p = arg;
-    pthread_mutex_lock(&p->mu);
-    while (p->failed == SIZE_MAX && p->next < p->npoints) {
-        size_t i = p->next++;
-        pthread_mutex_unlock(&p->mu);
-        char *row = NULL;
-        cs_error e = {0};
-        int rc = run_point(p->sw, i, &row, &e);
-        pthread_mutex_lock(&p->mu);
-        if (rc != CS_OK) {
-            if (i < p->failed) {
-                p->failed = i;
-                p->ferr = e;
-                p->ferr.code = rc;
-            }
-        } else {
-            p->rows[i] = row;
+    char *row = NULL;
+    cs_error e = {0};
+    int rc = run_point(sw, i, &row, &e);
+    char *msg = NULL;
+    size_t len = 0;
+    if (rc == CS_OK) {
+        len = strlen(row) + 1;
+        msg = malloc(len);
+        if (msg != NULL) {
+            msg[0] = 'R';
+            memcpy(msg + 1, row, len - 1);
         }
-        p->done++;
-        pthread_cond_signal(&p->cv);
+    } else if ((msg = malloc(sizeof e.msg + 16)) != NULL) {
+        len = (size_t)snprintf(msg, sizeof e.msg + 16, "E%d %s", rc, e.msg);
     }
-    p->running--;
-    pthread_cond_signal(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
+    for (size_t off = 0; msg != NULL && off < len;) {
+        ssize_t n = write(fd, msg + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    free(row);
+    free(msg);
+    _exit(rc == CS_OK ? 0 : 1);
+}
+
+static void fail(pool *p, size_t i, int code, const char *msg)
+{
+    if (i < p->failed) {
+        p->failed = i;
+        p->ferr.code = code;
+        snprintf(p->ferr.msg, sizeof p->ferr.msg, "%s", msg);
+    }
+}
+
+/* Start point p->next in slot c. */
+static int spawn(pool *p, FILE *out, child *c, cs_error *err)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return cs_errorf(err, CS_EIO, "pipe: %s", strerror(errno));
+    fflush(out); /* the child must not write the parent's buffered rows again */
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return cs_errorf(err, CS_EIO, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        child_main(p->sw, p->next, fds[1]);
+    }
+    close(fds[1]);
+    *c = (child){.pid = pid, .fd = fds[0], .point = p->next++};
+    return CS_OK;
+}
+
+/* Child c's pipe is readable: take what it wrote; at its end, reap it and
+ * file its row or its error. */
+static int collect(pool *p, child *c, cs_error *err)
+{
+    if (c->cap - c->len < 4096) {
+        size_t cap = c->cap ? c->cap * 2 : 8192;
+        char *g = realloc(c->buf, cap);
+        if (g == NULL)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        c->buf = g;
+        c->cap = cap;
+    }
+    ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len - 1);
+    if (n < 0 && errno == EINTR)
+        return CS_OK;
+    if (n > 0) {
+        c->len += (size_t)n;
+        return CS_OK;
+    }
+    close(c->fd);
+    c->fd = -1;
+    int status = 0;
+    while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    p->done++;
+    char *text = c->buf;
+    if (text != NULL)
+        text[c->len] = '\0';
+    if (text != NULL && text[0] == 'R' && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        memmove(text, text + 1, c->len); /* the row, without its tag */
+        p->rows[c->point] = text;
+        c->buf = NULL;
+    } else if (text != NULL && text[0] == 'E') {
+        char *sp = strchr(text, ' ');
+        fail(p, c->point, atoi(text + 1), sp ? sp + 1 : text + 1);
+    } else {
+        char why[64];
+        if (WIFSIGNALED(status))
+            snprintf(why, sizeof why, "the run died of signal %d", WTERMSIG(status));
+        else
+            snprintf(why, sizeof why, "the run exited with status %d and no result",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        fail(p, c->point, CS_EIO, why);
+    }
+    free(c->buf);
+    c->buf = NULL;
+    c->len = c->cap = 0;
+    return CS_OK;
 }
 
 static double now_s(void)
@@ -450,83 +547,70 @@ static void point_name(const sim_sweep *sw, size_t i, char *out, size_t size)
 int sim_sweep_run(const sim_sweep *sw, FILE *out, FILE *progress, cs_error *err)
 {
     pool p = {.sw = sw, .npoints = sim_sweep_points(sw), .failed = SIZE_MAX};
-    unsigned nthreads = sw->jobs < p.npoints ? sw->jobs : (unsigned)p.npoints;
-    pthread_t *threads = calloc(nthreads ? nthreads : 1, sizeof *threads);
+    unsigned nslots = sw->jobs < p.npoints ? sw->jobs : (unsigned)p.npoints;
+    child *kids = calloc(nslots ? nslots : 1, sizeof *kids);
+    struct pollfd *pfd = calloc(nslots ? nslots : 1, sizeof *pfd);
     p.rows = calloc(p.npoints ? p.npoints : 1, sizeof *p.rows);
-    if (threads == NULL || p.rows == NULL) {
-        free(threads);
-        free(p.rows);
-        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    int rc = CS_OK;
+    if (kids == NULL || pfd == NULL || p.rows == NULL) {
+        rc = cs_errorf(err, CS_ENOMEM, "out of memory");
+        goto out;
     }
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p.cv, &ca);
-    pthread_condattr_destroy(&ca);
+    for (unsigned k = 0; k < nslots; k++)
+        kids[k].fd = -1;
     header(sw, out);
     fflush(out);
     double t0 = now_s();
-    int rc = CS_OK;
-    pthread_mutex_lock(&p.mu);
-    unsigned started = 0;
-    for (; started < nthreads; started++) {
-        if (pthread_create(&threads[started], NULL, worker, &p) != 0)
-            break;
-        p.running++;
-    }
-    if (started == 0) {
-        pthread_mutex_unlock(&p.mu);
-        rc = cs_errorf(err, CS_EIO, "cannot start a thread: %s", strerror(errno));
-        goto out;
-    }
     size_t written = 0;
     if (progress != NULL)
         progress_bar(progress, 0, p.npoints, 0);
     for (;;) {
+        /* A failure stops the hand-out; the runs under way end on their own. */
+        for (unsigned k = 0; rc == CS_OK && k < nslots; k++)
+            if (kids[k].fd < 0 && p.next < p.npoints && p.failed == SIZE_MAX)
+                rc = spawn(&p, out, &kids[k], err);
         /* Rows go out in the grid's order as soon as those before are out. */
-        for (; written < p.npoints && p.rows[written] != NULL; written++) {
+        for (; written < p.npoints && p.rows[written] != NULL; written++)
             fputs(p.rows[written], out);
-            fflush(out);
-        }
-        if (written == p.npoints || written == p.failed || p.running == 0)
+        fflush(out);
+        nfds_t n = 0;
+        for (unsigned k = 0; k < nslots; k++)
+            if (kids[k].fd >= 0)
+                pfd[n++] = (struct pollfd){.fd = kids[k].fd, .events = POLLIN};
+        if (n == 0)
             break;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += 1;
-        pthread_cond_timedwait(&p.cv, &p.mu, &until);
+        if (poll(pfd, n, 1000) < 0 && errno != EINTR && rc == CS_OK)
+            rc = cs_errorf(err, CS_EIO, "poll: %s", strerror(errno));
+        for (nfds_t i = 0; i < n; i++) {
+            if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            for (unsigned k = 0; k < nslots; k++)
+                if (kids[k].fd == pfd[i].fd) {
+                    int crc = collect(&p, &kids[k], err);
+                    rc = rc == CS_OK ? crc : rc;
+                }
+        }
         if (progress != NULL)
             progress_bar(progress, p.done, p.npoints, now_s() - t0);
+        if (rc != CS_OK && p.failed == SIZE_MAX)
+            p.failed = p.next; /* stop handing out; wait for the children */
     }
-    /* A failure stops the hand-out; the runs under way end on their own. */
-    if (p.failed == SIZE_MAX && written < p.npoints)
-        p.failed = written;
-    pthread_mutex_unlock(&p.mu);
-    for (unsigned t = 0; t < started; t++)
-        pthread_join(threads[t], NULL);
-    if (progress != NULL) {
-        progress_bar(progress, p.done, p.npoints, now_s() - t0);
+    if (progress != NULL)
         fputc('\n', progress);
-    }
-    if (p.failed != SIZE_MAX) {
+    if (rc == CS_OK && p.failed != SIZE_MAX) {
         char name[512];
         point_name(sw, p.failed, name, sizeof name);
-        if (p.ferr.code != CS_OK)
-            rc = cs_errorf(err, p.ferr.code, "run %zu of %zu (%s): %s", p.failed + 1, p.npoints,
-                           name, p.ferr.msg);
-        else
-            rc = cs_errorf(err, CS_EIO, "run %zu of %zu (%s) did not run", p.failed + 1,
-                           p.npoints, name);
-    } else if (ferror(out)) {
+        rc = cs_errorf(err, p.ferr.code ? p.ferr.code : CS_EIO, "run %zu of %zu (%s): %s",
+                       p.failed + 1, p.npoints, name, p.ferr.msg);
+    } else if (rc == CS_OK && ferror(out)) {
         rc = cs_errorf(err, CS_EIO, "writing the results failed");
     }
 out:
-    for (size_t i = 0; i < p.npoints; i++)
+    for (size_t i = 0; p.rows != NULL && i < p.npoints; i++)
         free(p.rows[i]);
     free(p.rows);
-    free(threads);
-    pthread_cond_destroy(&p.cv);
-    pthread_mutex_destroy(&p.mu);
+    free(kids);
+    free(pfd);
     return rc;
 }
 

@@ -35,14 +35,15 @@
  * median and MAD over days. A figure that has no value (no successful
  * transaction) is an empty field.
  *
- * Parallel runs are threads, not processes: sim_run keeps nothing in
- * global state (its store is a temporary directory of its own, its
- * schedulers' threads pass one baton among themselves; cellstate, txn and
- * schedulers have no mutable statics outside the daemons' mains), so
- * --jobs threads each run sim_run to completion, and a row comes back as
- * a string without crossing a pipe. Each run uses one core at a time (its
- * baton lets one of its threads run), so --jobs defaults to the online
- * CPUs.
+ * Parallel runs are processes, not threads: sim_run is not safe to run
+ * twice at once in one process — the kernel hands each scheduler its
+ * options through cs_sched_opts_parse, whose getopt_long keeps its state
+ * in globals (optind, optarg), and two runs on threads crashed there under
+ * ASan. So each point is a child forked for it (up to --jobs at once),
+ * which runs sim_run and writes its row back through a pipe; a crash in
+ * one run becomes that point's error, not the sweep's. Each run uses one
+ * core at a time (its baton lets one of its threads run), so --jobs
+ * defaults to the online CPUs.
  */
 #ifndef CELLSIM_SWEEP_H
 #define CELLSIM_SWEEP_H
@@ -82,7 +83,7 @@ void sim_sweep_free(sim_sweep *sw);
 /* The points of the grid: the product of the --vary lists' lengths. */
 size_t sim_sweep_points(const sim_sweep *sw);
 
-/* Run every point on sw->jobs threads and write the CSV to `out` (rows in
+/* Run every point in up to sw->jobs child processes and write the CSV to `out` (rows in
  * the grid's order, each written as soon as those before it are); a
  * progress bar on `progress` when it is not NULL. Both streams borrowed.
  * On a failed run, the rows before it are written and its error, naming
