@@ -192,6 +192,31 @@ Test(sweep, a_bad_vary_is_refused_naming_it)
     cr_assert(strstr(err.msg, "--jobs") != NULL, "%s", err.msg);
 }
 
+Test(sweep, a_failed_run_is_named_and_the_rows_before_it_stay)
+{
+    sim_sweep sw;
+    cs_error err = {0};
+    cr_assert_eq(parse(&sw, &err, "--preset", "small", "--days", "0.01", "--vary", "seed=4,5",
+                       "--jobs", "2", NULL),
+                 CS_OK, "%s", err.msg);
+    /* Every run makes its store's directory under $TMPDIR: one that does
+     * not exist fails each run in its child (Criterion forks each test,
+     * so the environment is this test's). */
+    cr_assert_eq(setenv("TMPDIR", "/nonexistent/cellsim-sweep-test", 1), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    int rc = sim_sweep_run(&sw, f, NULL, &err);
+    fclose(f);
+    cr_assert_neq(rc, CS_OK);
+    cr_assert(strstr(err.msg, "run 1 of 2 (seed=4)") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "/nonexistent") != NULL, "%s", err.msg);
+    cr_assert_eq(lines(buf), 1, "only the header: %s", buf);
+    free(buf);
+    sim_sweep_free(&sw);
+}
+
 Test(sweep, a_list_with_a_semicolon_keeps_the_commas_of_an_empirical_distribution)
 {
     sim_sweep sw;

@@ -382,7 +382,9 @@ static int write_script(const table *t, const fig_spec *s, const bool *use, cons
             char title[512], gname[400];
             group_name(t, gfirst[g], gcols, ng, gname, sizeof gname);
             snprintf(title, sizeof title, "%s%s%s", gname, *gname ? " " : "", s->ynames[k]);
-            fprintf(f, "%s$s%zu using 1:2 with linespoints title ", i ? ", \\\n     " : "", i);
+            /* The second y (service beside batch) dashed, so the two read apart. */
+            fprintf(f, "%s$s%zu using 1:2 with linespoints%s title ", i ? ", \\\n     " : "", i,
+                    k ? " dashtype 2" : "");
             gp_string(f, title);
             i++;
         }
