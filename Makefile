@@ -88,13 +88,14 @@ JSON_LIBS  := $(shell pkg-config --libs jansson 2>/dev/null)
 # in-process) links the consensus library and its event loop.
 RAFT_LIBS  := $(shell pkg-config --libs raft libuv 2>/dev/null)
 # Only what reads Google's cluster trace (tools/cellsim_trace.c: cellsim and
-# its suite) links zlib; a tool or suite names its extra libraries in
+# its suites) links zlib; a tool or suite names its extra libraries in
 # TOOL_LIBS_<tool> or SUITE_LIBS_<suite>.
 ZLIB_LIBS  := $(shell pkg-config --libs zlib 2>/dev/null)
 TOOL_LIBS_cellsim := $(ZLIB_LIBS)
 SUITE_LIBS_test_cellsim_trace := $(ZLIB_LIBS)
 SUITE_LIBS_test_cellsim := $(ZLIB_LIBS)
 SUITE_LIBS_test_cellsim_replay := $(ZLIB_LIBS)
+SUITE_LIBS_test_cellsim_sweep := $(ZLIB_LIBS)
 
 CFLAGS  = $(CSTD) $(OPT) $(DEBUG) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS = $(SANFLAGS)

@@ -2,6 +2,8 @@
  * loop, placement and commit code (issue 15).
  *
  *   cellsim [--preset omega|small] [--config FILE.json] [--SETTING VALUE ...]
+ *   cellsim sweep ... --vary KEY=V1,V2,...   (cellsim_sweep.h)
+ *   cellsim plot RESULTS.csv [--out DIR]      (cellsim_plot.h)
  *
  * What it runs is cellsim_kernel.h's; what it reports, cellsim_report.h's;
  * its settings, cellsim_conf.h's. The output on stdout is a function of the
@@ -9,11 +11,14 @@
  * events per second on stderr.
  */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "tools/cellsim_conf.h"
 #include "tools/cellsim_kernel.h"
+#include "tools/cellsim_plot.h"
 #include "tools/cellsim_report.h"
+#include "tools/cellsim_sweep.h"
 
 static double now_s(void)
 {
@@ -24,6 +29,12 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
+    /* Subcommands only as the first argument: every other first argument
+     * is a setting of a single run, as before. */
+    if (argc > 1 && strcmp(argv[1], "sweep") == 0)
+        return sim_sweep_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "plot") == 0)
+        return sim_plot_main(argc - 1, argv + 1);
     sim_conf c;
     bool help;
     cs_error err = {0};

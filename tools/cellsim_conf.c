@@ -349,6 +349,10 @@ int sim_conf_parse(int argc, char **argv, sim_conf *c, bool *help, cs_error *err
 void sim_conf_usage(FILE *f)
 {
     fputs("usage: cellsim [--preset omega|small] [--config FILE.json] [--SETTING VALUE ...]\n"
+          "       cellsim sweep [settings] --vary KEY=V1,V2,... [--out RESULTS.csv] [--jobs N]\n"
+          "         one run per point of a grid of settings, a CSV row each (sweep --help)\n"
+          "       cellsim plot RESULTS.csv [--out DIR]\n"
+          "         the paper's figures from a sweep's CSV, as PNGs by gnuplot (plot --help)\n"
           "\n"
           "Omega's experiments in simulated time on the real scheduler loop: one service\n"
           "scheduler and N batch schedulers (schedulers/sched.h, the hooks of cell-service\n"
@@ -373,4 +377,52 @@ void sim_conf_usage(FILE *f)
           "emp:0=V0,Q1=V1,...,1=VN (empirical: values at ascending quantiles, linear\n"
           "between them).\n",
           f);
+}
+
+size_t sim_conf_nkeys(void) { return NKEYS; }
+
+const char *sim_conf_key(size_t i, bool *output)
+{
+    if (i >= NKEYS)
+        return NULL;
+    /* These two change how a run reports, not what it simulates. */
+    if (output != NULL)
+        *output = keys[i].off == OFF(json) || keys[i].off == OFF(timing);
+    return keys[i].name;
+}
+
+/* The shortest "%.*g" of x that reads back as x, so that a value written
+ * by sim_conf_get is the one sim_conf_set took ("0.1", not
+ * "0.10000000000000001"). */
+static void shortest(double x, char *out, size_t size)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(out, size, "%.*g", p, x);
+        if (strtod(out, NULL) == x)
+            return;
+    }
+}
+
+int sim_conf_get(const sim_conf *c, const char *name, char *out, size_t size, cs_error *err)
+{
+    const key *k = find_key(name);
+    if (k == NULL)
+        return cs_errorf(err, CS_EINVAL, "unknown setting '%s' (cellsim --help lists them)", name);
+    const void *at = (const char *)c + k->off;
+    switch (k->type) {
+    case K_U32: snprintf(out, size, "%" PRIu32, *(const uint32_t *)at); break;
+    case K_U64: snprintf(out, size, "%" PRIu64, *(const uint64_t *)at); break;
+    case K_SECONDS:
+    case K_FRACTION:
+    case K_NUMBER: shortest(*(const double *)at, out, size); break;
+    case K_DIST: sim_dist_format(at, out, size); break;
+    case K_CONFLICT: snprintf(out, size, "%s", cs_conflict_mode_name(*(const uint8_t *)at)); break;
+    case K_COMMIT: snprintf(out, size, "%s", cs_commit_mode_name(*(const uint8_t *)at)); break;
+    case K_STRATEGY: snprintf(out, size, "%s", (const char *)at); break;
+    case K_RETRY: snprintf(out, size, "%s", *(const bool *)at ? "tail" : "front"); break;
+    case K_BOOL: snprintf(out, size, "%s", *(const bool *)at ? "true" : "false"); break;
+    case K_ARCH: snprintf(out, size, "%s", sim_arch_name(*(const uint8_t *)at)); break;
+    case K_PATH: snprintf(out, size, "%s", (const char *)at); break;
+    }
+    return CS_OK;
 }

@@ -90,6 +90,19 @@ int sim_conf_load(sim_conf *c, const char *path, cs_error *err);
  * --config, then every other flag. *help is set for --help. */
 int sim_conf_parse(int argc, char **argv, sim_conf *c, bool *help, cs_error *err);
 
+/* The number of settings, and the name of the i-th (a static string;
+ * NULL past the end) in --help's order. *output (may be NULL) is set for
+ * a setting that only changes how a run reports (json, timing), not what
+ * it simulates. For tools that list every setting (cellsim sweep). */
+size_t sim_conf_nkeys(void);
+const char *sim_conf_key(size_t i, bool *output);
+
+/* The value of setting `key` in *c (only read) as text into out[size], in
+ * the form sim_conf_set reads back to the same value (shortest round-trip
+ * numbers, distributions as sim_dist_format). CS_EINVAL for an unknown
+ * key. */
+int sim_conf_get(const sim_conf *c, const char *key, char *out, size_t size, cs_error *err);
+
 /* The usage, listing every flag and file key. */
 void sim_conf_usage(FILE *f);
 

@@ -36,17 +36,23 @@ void sim_median_mad(double *v, size_t n, double *median, double *mad)
     *mad = median_sorted(v, n);
 }
 
-/* What one scheduler's jobs waited, over the whole run or one day. */
-typedef struct waits {
-    uint64_t jobs, scheduled, abandoned, unscheduled, unattempted, tasks_unplaced;
-    double mean_s;
-    uint32_t pct_ms[3]; /* p50, p90, p99 */
-} waits;
+typedef sim_waits waits;
 
-/* Over the jobs of scheduler `owner` (UINT32_MAX: any) submitted on day
- * `day` (UINT32_MAX: any day), of kind `kind` (0 batch, 1 service, -1
- * either). */
-static int kind_waits(const sim_result *r, uint32_t owner, uint32_t day, int kind, waits *w,
+/* Whether scheduler s is `which` (an index, UINT32_MAX: any, or
+ * SIM_ALL_SERVICE or SIM_ALL_BATCH: every scheduler of that kind). */
+static bool picked(const sim_result *r, uint32_t which, uint32_t s)
+{
+    if (which == UINT32_MAX)
+        return true;
+    if (which == SIM_ALL_SERVICE || which == SIM_ALL_BATCH)
+        return s < r->nscheds && r->scheds[s].service == (which == SIM_ALL_SERVICE);
+    return s == which;
+}
+
+/* Over the jobs of the schedulers `which` picks submitted on day `day`
+ * (UINT32_MAX: any day), of kind `kind` (0 batch, 1 service, -1 either),
+ * pooled. */
+static int kind_waits(const sim_result *r, uint32_t which, uint32_t day, int kind, waits *w,
                       cs_error *err)
 {
     memset(w, 0, sizeof *w);
@@ -56,7 +62,7 @@ static int kind_waits(const sim_result *r, uint32_t owner, uint32_t day, int kin
     double sum = 0;
     for (size_t i = 0; i < r->njobs; i++) {
         const sim_job_figs *j = &r->jobs[i];
-        if ((owner != UINT32_MAX && j->owner != owner) || (day != UINT32_MAX && j->day != day) ||
+        if (!picked(r, which, j->owner) || (day != UINT32_MAX && j->day != day) ||
             (kind >= 0 && j->service != (kind == 1)))
             continue;
         double wait_ms = (double)j->wait_ns / 1e6;
@@ -84,9 +90,9 @@ static int kind_waits(const sim_result *r, uint32_t owner, uint32_t day, int kin
     return CS_OK;
 }
 
-static int job_waits(const sim_result *r, uint32_t owner, uint32_t day, waits *w, cs_error *err)
+static int job_waits(const sim_result *r, uint32_t which, uint32_t day, waits *w, cs_error *err)
 {
-    return kind_waits(r, owner, day, -1, w, err);
+    return kind_waits(r, which, day, -1, w, err);
 }
 
 /* A scheduler's offers (mesos) over the run: how many, and how long held. */
@@ -148,18 +154,14 @@ static double day_len_s(const sim_result *r, uint32_t d)
     return (double)((to < r->end_ns ? to : r->end_ns) - from) / 1e9;
 }
 
-/* One scheduler's summary. */
-typedef struct summary {
-    waits w;
-    double busy_med, busy_mad, cf_med, cf_mad, cf_all;
-    uint64_t placements, commits, successful, conflicted;
-} summary;
+typedef sim_summary summary;
 
-static int summarize(const sim_result *r, uint32_t s, summary *out, cs_error *err)
+int sim_summarize(const sim_result *r, uint32_t which, sim_summary *out, cs_error *err)
 {
     memset(out, 0, sizeof *out);
-    CS_TRY(job_waits(r, s, UINT32_MAX, &out->w, err));
-    double *busy = calloc(r->ndays, sizeof *busy), *cf = calloc(r->ndays, sizeof *cf);
+    CS_TRY(job_waits(r, which, UINT32_MAX, &out->w, err));
+    double *busy = calloc(r->ndays ? r->ndays : 1, sizeof *busy);
+    double *cf = calloc(r->ndays ? r->ndays : 1, sizeof *cf);
     if (busy == NULL || cf == NULL) {
         free(busy);
         free(cf);
@@ -167,14 +169,27 @@ static int summarize(const sim_result *r, uint32_t s, summary *out, cs_error *er
     }
     size_t ncf = 0;
     for (uint32_t d = 0; d < r->ndays; d++) {
-        const sim_day_figs *f = &r->scheds[s].days[d];
-        busy[d] = (double)f->decide_ns / 1e9 / day_len_s(r, d);
-        if (f->txn_successful > 0)
-            cf[ncf++] = (double)f->txn_conflicted / (double)f->txn_successful;
-        out->placements += f->claims;
-        out->commits += f->commits;
-        out->successful += f->txn_successful;
-        out->conflicted += f->txn_conflicted;
+        /* Of several schedulers, a day's busyness is their mean and its
+         * conflict fraction that of their transactions pooled; of one,
+         * both are its own. */
+        uint64_t ok = 0, conflicted = 0, n = 0;
+        double decide_s = 0;
+        for (uint32_t s = 0; s < r->nscheds; s++) {
+            if (!picked(r, which, s))
+                continue;
+            const sim_day_figs *f = &r->scheds[s].days[d];
+            n++;
+            decide_s += (double)f->decide_ns / 1e9;
+            ok += f->txn_successful;
+            conflicted += f->txn_conflicted;
+            out->placements += f->claims;
+            out->commits += f->commits;
+        }
+        out->successful += ok;
+        out->conflicted += conflicted;
+        busy[d] = n ? decide_s / (double)n / day_len_s(r, d) : (double)NAN;
+        if (ok > 0)
+            cf[ncf++] = (double)conflicted / (double)ok;
     }
     sim_median_mad(busy, r->ndays, &out->busy_med, &out->busy_mad);
     sim_median_mad(cf, ncf, &out->cf_med, &out->cf_mad);
@@ -254,7 +269,7 @@ int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *e
             "busyness(MAD)", "conflicts(MAD)", "placements", "commits");
     for (uint32_t s = 0; s < r->nscheds; s++) {
         summary m;
-        CS_TRY(summarize(r, s, &m, err));
+        CS_TRY(sim_summarize(r, s, &m, err));
         char b1[32], b2[32], c1[32], c2[32], busy[72], conf[72];
         snprintf(busy, sizeof busy, "%s(%s)", fig(b1, sizeof b1, m.busy_med), fig(b2, sizeof b2, m.busy_mad));
         snprintf(conf, sizeof conf, "%s(%s)", fig(c1, sizeof c1, m.cf_med), fig(c2, sizeof c2, m.cf_mad));
@@ -299,7 +314,7 @@ static int waits_json(json_t *o, const waits *w)
 static int sched_json(const sim_conf *c, const sim_result *r, uint32_t s, json_t **out, cs_error *err)
 {
     summary m;
-    CS_TRY(summarize(r, s, &m, err));
+    CS_TRY(sim_summarize(r, s, &m, err));
     json_t *o = json_object(), *days = json_array();
     int rc = o && days ? CS_OK : CS_ENOMEM;
     rc |= set(o, "name", json_string(r->scheds[s].name));

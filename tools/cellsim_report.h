@@ -27,11 +27,40 @@
 #ifndef CELLSIM_REPORT_H
 #define CELLSIM_REPORT_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "cellstate/error.h"
 #include "tools/cellsim_conf.h"
 #include "tools/cellsim_kernel.h"
+
+/* What the jobs of one scheduler (or of several, pooled) waited: counts,
+ * the mean wait in seconds, nearest-rank p50/p90/p99 in ms. */
+typedef struct sim_waits {
+    uint64_t jobs, scheduled, abandoned, unscheduled, unattempted, tasks_unplaced;
+    double mean_s;
+    uint32_t pct_ms[3]; /* p50, p90, p99 */
+} sim_waits;
+
+/* One scheduler's figures over the run, or those of every scheduler of a
+ * kind: busyness and conflict fraction are medians of daily values with
+ * their MAD (NAN when there is none), cf_all over the whole run. */
+typedef struct sim_summary {
+    sim_waits w;
+    double busy_med, busy_mad, cf_med, cf_mad, cf_all;
+    uint64_t placements, commits, successful, conflicted;
+} sim_summary;
+
+/* `which` of sim_summarize: every scheduler of a kind rather than one. */
+#define SIM_ALL_SERVICE (UINT32_MAX - 1)
+#define SIM_ALL_BATCH (UINT32_MAX - 2)
+
+/* The figures of scheduler `which` (an index into r->scheds) of `r` (only
+ * read), or of all its service or batch schedulers aggregated: jobs and
+ * waits pooled, counts summed, a day's busyness the mean of theirs, a
+ * day's conflict fraction that of their transactions pooled. With none
+ * of the kind, zero jobs and NAN figures. */
+int sim_summarize(const sim_result *r, uint32_t which, sim_summary *out, cs_error *err);
 
 /* The human summary of `r` (of a run of `c`; both only read) on `f`. */
 int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *err);

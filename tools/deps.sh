@@ -58,6 +58,7 @@ zlib (cellsim's trace reader)|pc|zlib|zlib1g-dev
 criterion|pc|criterion|libcriterion-dev
 nanomsg (compat tests)|pc|nanomsg|libnanomsg-dev
 nanomsg-utils|cmd|nanocat|nanomsg-utils
+gnuplot (cellsim plot)|cmd|gnuplot|gnuplot-nox
 EOF
 }
 
