@@ -1,7 +1,8 @@
-/* simconf.h — cellsim settings for the cellsim suites (test_cellsim,
- * test_cellsim_replay): "key=value" strings set as the command line would,
- * each failure an assertion naming the setting. Header-only, so that only
- * the suites that include it link cellsim's modules. */
+/* simconf.h — for the cellsim suites (test_cellsim, test_cellsim_replay,
+ * test_cellsim_sweep): cellsim settings as "key=value" strings set as the
+ * command line would, each failure an assertion naming the setting, and a
+ * run of the bin/cellsim binary. Header-only, so that only the suites that
+ * include it link cellsim's modules. */
 #ifndef TESTS_SIMCONF_H
 #define TESTS_SIMCONF_H
 
@@ -11,6 +12,20 @@
 #include <string.h>
 
 #include "tools/cellsim_conf.h"
+
+/* From tests/support.h (which has no include guard: declared again here). */
+void ts_bin(const char *name, char *out, size_t size);
+int ts_run(const char *cmd, char *out, size_t size);
+
+/* Run bin/cellsim with `args` (a shell word list, borrowed): its exit
+ * status, its output (stdout and stderr) in out[0..size). */
+static inline int ts_cellsim(const char *args, char *out, size_t size)
+{
+    char bin[256], cmd[1024];
+    ts_bin("cellsim", bin, sizeof bin);
+    snprintf(cmd, sizeof cmd, "'%s' %s", bin, args);
+    return ts_run(cmd, out, size);
+}
 
 /* Set each "key=value" of `ap` (NULL-ended, borrowed) on *c. */
 static inline void ts_sim_conf_set(sim_conf *c, const char *first, va_list ap)

@@ -248,24 +248,16 @@ Test(cellsim, coarse_grained_detection_conflicts_at_least_as_much_as_fine)
 
 /* ---- the command line ------------------------------------------------------------- */
 
-static int cellsim(const char *args, char *out, size_t size)
-{
-    char bin[256], cmd[1024];
-    ts_bin("cellsim", bin, sizeof bin);
-    snprintf(cmd, sizeof cmd, "'%s' %s", bin, args);
-    return ts_run(cmd, out, size);
-}
-
 Test(cellsim, bad_flags_and_bad_files_are_named, .init = ts_tmp_setup, .fini = ts_tmp_teardown)
 {
     char out[4096], args[512], path[320];
-    cr_assert_eq(cellsim("--bogus 1", out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ts_cellsim("--bogus 1", out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "'--bogus'") != NULL, "%s", out);
-    cr_assert_eq(cellsim("--batch-tasks exp:-3", out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ts_cellsim("--batch-tasks exp:-3", out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "--batch-tasks") != NULL, "%s", out);
-    cr_assert_eq(cellsim("--conflict medium", out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ts_cellsim("--conflict medium", out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "--conflict: 'medium'") != NULL, "%s", out);
-    cr_assert_eq(cellsim("--machines", out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ts_cellsim("--machines", out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "--machines: needs a value") != NULL, "%s", out);
 
     snprintf(path, sizeof path, "%s/bad.json", ts_tmp);
@@ -273,29 +265,29 @@ Test(cellsim, bad_flags_and_bad_files_are_named, .init = ts_tmp_setup, .fini = t
     fputs("{\"machines\": 10,\n \"batch_tasks\": \"many\"}\n", f);
     fclose(f);
     snprintf(args, sizeof args, "--config '%s'", path);
-    cr_assert_eq(cellsim(args, out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ts_cellsim(args, out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, path) != NULL && strstr(out, "batch_tasks") != NULL, "%s", out);
 
     f = fopen(path, "w");
     fputs("{\"machines\": 10,\n \"days\": }\n", f);
     fclose(f);
-    cr_assert_eq(cellsim(args, out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ts_cellsim(args, out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, path) != NULL && strstr(out, "line 2") != NULL, "%s", out);
 
     f = fopen(path, "w");
     fputs("{\"machnes\": 10}\n", f);
     fclose(f);
-    cr_assert_eq(cellsim(args, out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ts_cellsim(args, out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "'machnes'") != NULL, "%s", out);
 
-    cr_assert_eq(cellsim("--help", out, sizeof out), 0, "%s", out);
+    cr_assert_eq(ts_cellsim("--help", out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "--batch-schedulers") != NULL && strstr(out, "--config") != NULL, "%s", out);
 }
 
 Test(cellsim, the_binary_prints_a_summary_and_one_line_of_json)
 {
     static char out[1 << 16];
-    cr_assert_eq(cellsim("--preset small --days 0.003 --batch-schedulers 2 --json", out, sizeof out),
+    cr_assert_eq(ts_cellsim("--preset small --days 0.003 --batch-schedulers 2 --json", out, sizeof out),
                  0, "%s", out);
     cr_assert(strstr(out, "batch-1") != NULL, "%s", out);
     char *last = strrchr(out, '{') ? strstr(out, "{\"config\"") : NULL;

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/simconf.h"
 #include "tests/support.h"
 #include "tools/cellsim_conf.h"
 #include "tools/cellsim_kernel.h"
@@ -229,38 +230,30 @@ Test(sweep, a_list_with_a_semicolon_keeps_the_commas_of_an_empirical_distributio
     sim_sweep_free(&sw);
 }
 
-static int cellsim(const char *args, char *out, size_t size)
-{
-    char bin[256], cmd[1024];
-    ts_bin("cellsim", bin, sizeof bin);
-    snprintf(cmd, sizeof cmd, "'%s' %s", bin, args);
-    return ts_run(cmd, out, size);
-}
-
 Test(sweep, the_binary_dispatches_sweep_and_plot_and_refuses_before_any_run, .init = ts_tmp_setup,
      .fini = ts_tmp_teardown)
 {
     char out[8192], args[512], path[320];
-    cr_assert_eq(cellsim("--help", out, sizeof out), 0, "%s", out);
+    cr_assert_eq(ts_cellsim("--help", out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "cellsim sweep") && strstr(out, "cellsim plot"), "%s", out);
-    cr_assert_eq(cellsim("sweep --help", out, sizeof out), 0, "%s", out);
+    cr_assert_eq(ts_cellsim("sweep --help", out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "--vary") && strstr(out, "--jobs") && strstr(out, "--out"), "%s", out);
-    cr_assert_eq(cellsim("plot --help", out, sizeof out), 0, "%s", out);
+    cr_assert_eq(ts_cellsim("plot --help", out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "--out DIR") && strstr(out, "--gnuplot"), "%s", out);
 
     snprintf(path, sizeof path, "%s/r.csv", ts_tmp);
     snprintf(args, sizeof args, "sweep --preset small --days 0.01 --vary machines=10,x --out '%s'", path);
-    cr_assert_eq(cellsim(args, out, sizeof out), 2, "%s", out);
+    cr_assert_eq(ts_cellsim(args, out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "--vary machines") != NULL, "%s", out);
     cr_assert_neq(access(path, F_OK), 0, "a refused sweep made %s", path);
 
     /* Not a terminal: no progress bar, only the CSV. */
     snprintf(args, sizeof args, "sweep --preset small --days 0.01 --vary seed=1,2 --out '%s'", path);
-    cr_assert_eq(cellsim(args, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(ts_cellsim(args, out, sizeof out), 0, "%s", out);
     cr_assert_str_eq(out, "");
     cr_assert_eq(access(path, F_OK), 0);
     /* A single run's command line is as before. */
-    cr_assert_eq(cellsim("--preset small --days 0.01", out, sizeof out), 0, "%s", out);
+    cr_assert_eq(ts_cellsim("--preset small --days 0.01", out, sizeof out), 0, "%s", out);
     cr_assert(strncmp(out, "cellsim: ", 9) == 0, "%s", out);
 }
 
