@@ -1070,7 +1070,7 @@ static bool is_raft_port(const live *v, size_t n, unsigned port)
  * whose own or peer port is a member's Raft port) has Nagle's algorithm
  * off: with it on, a follower's run of small replies waited for delayed
  * acknowledgements, up to 40 ms a round (replica.c, the transport). */
-Test(replica_uv, raft_connections_have_nagle_off, .timeout = 120)
+Test(replica_uv, raft_connections_have_nagle_off)
 {
     live v[3];
     live_cell3(v, 0, 0, 5);
@@ -1108,7 +1108,7 @@ Test(replica_uv, raft_connections_have_nagle_off, .timeout = 120)
  * followers within 1 s of its commit: the leader announces each commit at
  * once (announce_commit). Without it, five proposals in a row would each
  * have to fall within 1 s before a heartbeat: about 1 chance in 250. */
-Test(replica_uv, followers_apply_a_commit_without_waiting_for_a_heartbeat, .timeout = 120)
+Test(replica_uv, followers_apply_a_commit_without_waiting_for_a_heartbeat)
 {
     live v[3];
     uint64_t last = live_cell3(v, 5000, 3000, 1);
