@@ -382,6 +382,17 @@ Test(plot, a_grid_gives_every_figure, .init = ts_tmp_setup, .fini = ts_tmp_teard
     }
     cr_assert(exists(ts_tmp, "tjob_wait.gp"));
     cr_assert_null(strstr(log, "skipped"), "%s", log);
+
+    /* An --out directory that does not exist yet is made. */
+    char csv[320], dir[320];
+    snprintf(csv, sizeof csv, "%s/r.csv", ts_tmp);
+    snprintf(dir, sizeof dir, "%s/figures/new", ts_tmp);
+    FILE *f = fmemopen(log, sizeof log, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(sim_plot(csv, dir, "gnuplot", f, &written, &err), CS_OK, "%s", err.msg);
+    fclose(f);
+    cr_assert_eq(written, 6, "%s", log);
+    cr_assert(exists(dir, "tjob_wait.png"), "%s", log);
 }
 
 Test(plot, a_figure_whose_columns_are_missing_or_constant_is_skipped, .init = ts_tmp_setup,

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "cellstate/paths.h"
 #include "tools/cellsim_sweep.h"
 
 extern char **environ;
@@ -30,7 +31,7 @@ void sim_plot_usage(FILE *f)
           "                                              conflict x commit mode\n"
           "A figure whose columns are absent or constant is skipped, saying so.\n"
           "\n"
-          "  --out DIR          where the PNGs go (default: the current directory; must exist)\n"
+          "  --out DIR          where the PNGs go (default: the current directory; made if missing)\n"
           "  --gnuplot PROGRAM  the gnuplot to run (default: gnuplot, on PATH)\n"
           "  --help             this\n",
           f);
@@ -447,6 +448,12 @@ int sim_plot(const char *csv, const char *dir, const char *gnuplot, FILE *log, i
     *written = 0;
     table t;
     CS_TRY(read_csv(csv, &t, err));
+    /* The figures' directory is made if missing, as `--out figures/` reads. */
+    int mk = cs_mkdir_p(dir, err);
+    if (mk != CS_OK) {
+        table_free(&t);
+        return cs_error_wrap(err, mk, "--out %s", dir);
+    }
     int rc = CS_OK;
     bool *use = calloc(t.nrows, sizeof *use);
     if (use == NULL) {
