@@ -14,6 +14,7 @@
 #define CS_SYNC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <msgpack.h>
@@ -49,5 +50,25 @@ int cs_sync_req_decode(const msgpack_object *body, cs_sync_req *out, cs_error *e
  * the store's, and CS_ENOMEM. */
 int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *pk,
                          cs_error *err);
+
+/* The same reply record by record, for a reader in the same process as the
+ * store (the scheduler port's in-process twin): cs_sync_reply_encode is
+ * this walk with a reader that packs. The callbacks are called in the
+ * reply's order — head; list(machines, n) and n machines; list(jobs, n)
+ * and n jobs; list(tasks, n) and the tasks; end — each with records
+ * borrowed for the call only. A nonzero return stops the walk and is
+ * returned (with `err` set by the callback). */
+#define CS_SYNC_UNCOUNTED SIZE_MAX /* list(tasks): a compact full reply walks them uncounted */
+typedef struct cs_sync_visitor {
+    void *ctx;
+    int (*head)(void *ctx, uint64_t version, bool full, cs_error *err);
+    int (*list)(void *ctx, int kind, size_t n, cs_error *err); /* kind: CS_KIND_* */
+    int (*machine)(void *ctx, const cs_machine *m, cs_error *err);
+    int (*job)(void *ctx, const cs_job *j, cs_error *err);
+    int (*task)(void *ctx, const cs_task *t, cs_error *err);
+    int (*end)(void *ctx, cs_error *err);
+} cs_sync_visitor;
+int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_visitor *v,
+                        cs_error *err);
 
 #endif
