@@ -23,7 +23,6 @@ struct cs_port_local {
     cs_store *store;
     int64_t mono_ns, wall_ms; /* now */
     int64_t wall_at;          /* mono_ns when wall_ms was read */
-    msgpack_sbuffer buf;      /* the sync reply being applied */
     msgpack_zone zone;        /* a report's objects */
     cs_sched_report *last;    /* NULL before the first report */
     cs_port_local_counts counts;
@@ -157,7 +156,6 @@ int cs_port_local_new(cs_store *store, int64_t mono_ns, int64_t wall_ms, cs_port
         free(p);
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
-    msgpack_sbuffer_init(&p->buf);
     p->store = store;
     p->mono_ns = p->wall_at = mono_ns;
     p->wall_ms = wall_ms;
@@ -183,7 +181,6 @@ void cs_port_local_free(cs_port_local *p)
 {
     if (p == NULL)
         return;
-    msgpack_sbuffer_destroy(&p->buf);
     msgpack_zone_destroy(&p->zone);
     free(p->last);
     free(p);
