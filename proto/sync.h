@@ -3,12 +3,14 @@
  * the store: every record changed since, or the whole cell (protocol.md
  * §5.7).
  *
- * Both ends use these functions, so that the bytes a scheduler reads are
- * built in one place: cellstated's feed answers `sync` with
- * cs_sync_reply_encode, and the in-process twin of the scheduler's port
- * (schedulers/) builds the very same reply from a store it holds, with no
- * socket in between. The copy's decoder of the reply is cs_copy_apply_bytes
- * (schedulers/cellcopy.h), which applies it without building objects.
+ * Both ends use these functions, so that what a scheduler reads is decided
+ * in one place: cellstated's feed answers `sync` with cs_sync_reply_encode,
+ * and the in-process twin of the scheduler's port (schedulers/) walks the
+ * very same reply, record by record, from a store it holds, with neither
+ * socket nor bytes in between (cs_sync_reply_visit; the encoder is that walk
+ * with a reader that packs). The copy's decoder of the bytes is
+ * cs_copy_apply_bytes (schedulers/cellcopy.h), which applies them without
+ * building objects; its reader of the walk is cs_copy_apply_snap.
  */
 #ifndef CS_SYNC_H
 #define CS_SYNC_H
