@@ -157,6 +157,7 @@ struct sim {
      * (the prefill's: ids 1..ncaps). */
     sim_replay *replay;
     int64_t replay_at;
+    uint64_t log_mark; /* the cell version at the last compaction (compact) */
     const cs_res *caps;
     size_t ncaps;
     cs_id *lost;
@@ -1012,6 +1013,25 @@ static int arrival(sim *k, bool service, cs_error *err)
                                                           : cs_errorf(err, CS_ENOMEM, "out of memory");
 }
 
+/* Drop the log up to the version of the previous call, as cellstated's
+ * monitor does every --log-retain: without it a week's log (a command per
+ * task end and per transaction) fills the map and every page of it is a
+ * fault. A scheduler syncs at least once per --idle, so none is an hour
+ * behind and none is sent the whole cell for it. */
+static int compact(sim *k, cs_error *err)
+{
+    cs_snap *snap;
+    int rc = cs_snap_open(k->store, &snap, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "compacting the log");
+    uint64_t now = cs_snap_version(snap);
+    cs_snap_close(snap);
+    if (k->log_mark > 0 && (rc = cs_store_compact(k->store, k->log_mark, err)) != CS_OK)
+        return cs_error_wrap(err, rc, "compacting the log to %" PRIu64, k->log_mark);
+    k->log_mark = now;
+    return CS_OK;
+}
+
 /* Remove the jobs that ended at least GC_EVERY_NS ago (job-gc: ids
  * ascending, which arrival order gives), and come back in GC_EVERY_NS. */
 static int collect_garbage(sim *k, cs_error *err)
@@ -1035,6 +1055,8 @@ static int collect_garbage(sim *k, cs_error *err)
     if (n > 0 && (rc = cs_op_job_gc(k->store, ids, n, NULL, err)) != CS_OK)
         cs_error_wrap(err, rc, "removing %zu ended jobs", n);
     free(ids);
+    if (rc == CS_OK)
+        rc = compact(k, err);
     if (rc == CS_OK && push(k, k->now + GC_EVERY_NS, EV_GC, 0, 0) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
     return rc;
