@@ -90,9 +90,30 @@ static int kind_waits(const sim_result *r, uint32_t which, uint32_t day, int kin
     return CS_OK;
 }
 
+/* The jobs `which` stands for: a scheduler's own, or, for SIM_ALL_SERVICE
+ * and SIM_ALL_BATCH, every job of that kind whoever owns it. Under omega
+ * and mesos the two agree (the service scheduler owns the service jobs);
+ * under monolithic and multipath one scheduler owns both kinds, and the
+ * paper's Figs. 5 and 6 still show batch and service jobs apart. */
 static int job_waits(const sim_result *r, uint32_t which, uint32_t day, waits *w, cs_error *err)
 {
+    if (which == SIM_ALL_SERVICE || which == SIM_ALL_BATCH)
+        return kind_waits(r, UINT32_MAX, day, which == SIM_ALL_SERVICE, w, err);
     return kind_waits(r, which, day, -1, w, err);
+}
+
+/* The schedulers whose busyness and conflicts `which` stands for: as
+ * picked(), but a kind that has no scheduler of its own (monolithic and
+ * multipath: one scheduler for both) stands for every scheduler, the one
+ * that decides its jobs. */
+static bool sched_picked(const sim_result *r, uint32_t which, uint32_t s)
+{
+    if (which != SIM_ALL_SERVICE && which != SIM_ALL_BATCH)
+        return picked(r, which, s);
+    for (uint32_t i = 0; i < r->nscheds; i++)
+        if (picked(r, which, i))
+            return picked(r, which, s);
+    return s < r->nscheds;
 }
 
 /* A scheduler's offers (mesos) over the run: how many, and how long held. */
@@ -175,7 +196,7 @@ int sim_summarize(const sim_result *r, uint32_t which, sim_summary *out, cs_erro
         uint64_t ok = 0, conflicted = 0, n = 0;
         double decide_s = 0;
         for (uint32_t s = 0; s < r->nscheds; s++) {
-            if (!picked(r, which, s))
+            if (!sched_picked(r, which, s))
                 continue;
             const sim_day_figs *f = &r->scheds[s].days[d];
             n++;
