@@ -273,15 +273,28 @@ static void arch_text(const sim_conf *c, char *buf, size_t size)
     }
 }
 
+/* The cell, as the header says it: the preset's homogeneous machines, or
+ * a replay's, which are the trace's (the preset's size is not used then). */
+static void cell_text(const sim_conf *c, const sim_result *r, char *buf, size_t size)
+{
+    if (r->replayed)
+        snprintf(buf, size, "%" PRIu32 " machines of the trace %s at its window's start (%.6g cpu, %.6g GiB in all)",
+                 r->machines, c->trace, r->cell_cpu, r->cell_mem);
+    else
+        snprintf(buf, size, "%" PRIu32 " machines of %g cpu, %g GiB", c->machines, c->machine_cpu,
+                 c->machine_mem);
+}
+
 int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *err)
 {
-    char arch[192];
+    char arch[192], cell[1280];
     arch_text(c, arch, sizeof arch);
+    cell_text(c, r, cell, sizeof cell);
     fprintf(f,
-            "cellsim: %" PRIu32 " machines of %g cpu, %g GiB; prefill %.1f%% of cpu (%" PRIu64
+            "cellsim: %s; prefill %.1f%% of cpu (%" PRIu64
             " tasks); %s, %s, %s, %s/%s placement, %s, "
             "retry %s; %g days; seed %" PRIu64 "\n",
-            c->machines, c->machine_cpu, c->machine_mem, r->prefill_cpu * 100, r->prefill_tasks,
+            cell, r->prefill_cpu * 100, r->prefill_tasks,
             arch, cs_conflict_mode_name(c->conflict), cs_commit_mode_name(c->commit), c->batch_strategy,
             c->service_strategy, c->txn_per_job ? "one job per transaction" : "jobs share transactions",
             c->retry_tail ? "tail" : "front", c->days, c->seed);
@@ -440,6 +453,15 @@ int sim_report_json(const sim_conf *c, const sim_result *r, FILE *f, cs_error *e
         }
         if (c->architecture == SIM_ARCH_MESOS)
             rc |= set(root, "offer_locked_fraction", json_real(locked_fraction(r)));
+    }
+    if (r->replayed) {
+        /* The cell a replay ran on: the trace's machines, not config's. */
+        json_t *cell = json_object();
+        rc |= cell ? CS_OK : CS_ENOMEM;
+        rc |= set(cell, "machines", json_integer(r->machines));
+        rc |= set(cell, "cpu", json_real(r->cell_cpu));
+        rc |= set(cell, "mem", json_real(r->cell_mem));
+        rc |= set(root, "replay_cell", cell);
     }
     rc |= set(root, "config", conf);
     rc |= set(root, "prefill_cpu", json_real(r->prefill_cpu));
