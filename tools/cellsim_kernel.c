@@ -627,9 +627,11 @@ static int offer_release(simsched *ss)
     if (k->holder != ss->idx)
         return CS_OK;
     k->holder = NOBODY;
+    /* An offer still held when the run ends locked the free resources up
+     * to the end: counted like the decision under way in it. */
+    add_span(k, ss->days, k->held_since, k->now, true);
     if (k->stopping)
         return CS_OK;
-    add_span(k, ss->days, k->held_since, k->now, true);
     CS_TRY(count_attempts(k, ss, &ss->err));
     for (uint32_t i = 0; i < k->nsc; i++)
         if (k->sc[i].wants && !k->sc[i].done)
