@@ -27,6 +27,7 @@
 #include "tests/support.h"
 #include "tools/cellsim_conf.h"
 #include "tools/cellsim_kernel.h"
+#include "tools/cellsim_plot.h"
 #include "tools/cellsim_report.h"
 
 /* The cell above with `first`... ("key=value", NULL-ended) set after it. */
@@ -402,4 +403,55 @@ Test(cellsim_fidelity, a_single_schedulers_jobs_are_summarized_by_kind)
     cr_assert_float_eq(b.busy_med, one.busy_med, 1e-12);
     cr_assert_float_eq(s.busy_med, one.busy_med, 1e-12);
     sim_result_free(&r);
+}
+
+/* The whole of file `path`, NUL-ended; the caller frees it. */
+static char *file_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    char buf[4096];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0)
+        fwrite(buf, 1, got, m);
+    fclose(f);
+    fclose(m);
+    return text;
+}
+
+/* Figs. 5-7's waits span milliseconds to a saturated scheduler's hours:
+ * the wait figure has a log y axis, and a wait of 0, which a log axis
+ * cannot show, is left out rather than drawn at the bottom. The script
+ * is checked; `true` stands in for gnuplot. */
+Test(cellsim_replay_cell, the_wait_figure_has_a_log_y_axis)
+{
+    char csv[512], gp[512];
+    snprintf(csv, sizeof csv, "%s/r.csv", ts_tmp);
+    FILE *f = fopen(csv, "w");
+    cr_assert_not_null(f);
+    fputs("t_job_service,batch_wait_mean_s,service_wait_mean_s,batch_busyness_median,"
+          "service_busyness_median\n0.1,0,0.5,0.1,0.2\n1,0.25,2,0,0.4\n10,3000,40,0.9,1\n",
+          f);
+    cr_assert_eq(fclose(f), 0);
+    int written = 0;
+    cs_error err = {0};
+    FILE *log = fopen("/dev/null", "w");
+    cr_assert_eq(sim_plot(csv, ts_tmp, "true", log, &written, &err), CS_OK, "%s", err.msg);
+    fclose(log);
+    cr_assert_eq(written, 2);
+    snprintf(gp, sizeof gp, "%s/tjob_wait.gp", ts_tmp);
+    char *text = file_text(gp);
+    cr_assert(strstr(text, "set logscale y 10\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "$s0 << EOD\n1 0.25\n10 3000\nEOD\n") != NULL, "%s", text);
+    cr_assert(strstr(text, "$s1 << EOD\n0.1 0.5\n1 2\n10 40\nEOD\n") != NULL, "%s", text);
+    free(text);
+    /* Busyness keeps its linear axis from 0, and its zeros. */
+    snprintf(gp, sizeof gp, "%s/tjob_busyness.gp", ts_tmp);
+    text = file_text(gp);
+    cr_assert(strstr(text, "logscale y") == NULL && strstr(text, "set yrange [0:*]") != NULL, "%s", text);
+    cr_assert(strstr(text, "\n1 0\n") != NULL, "%s", text);
+    free(text);
 }
