@@ -3,7 +3,7 @@
 # "Fidelity (issue 15 §5)": each sweep on the omega preset (10,000
 # machines), its CSV, and the figures `cellsim plot` draws from it.
 #
-#   tools/research-figures.sh [--days D] [--jobs N] [--out DIR]
+#   tools/research-figures.sh [--days D] [--jobs N] [--out DIR] [--plot-only]
 #
 #   --days D   simulated days per run (default 0.25: the simulator's speed
 #              today; docs/research.md says what that changes). Raise it
@@ -11,6 +11,8 @@
 #   --jobs N   runs at once (default 2; each a process using one core)
 #   --out DIR  where the CSVs, the JSON of the mesos runs and the PNGs go
 #              (default docs/research, as committed)
+#   --plot-only  draw the figures again from the CSVs already in DIR, running
+#              nothing (after a change to `cellsim plot`)
 #
 # The sweeps, each a `cellsim sweep` (the same seed and settings give the
 # same bytes, so a re-run changes a figure only if cellsim changed):
@@ -31,14 +33,16 @@ CELLSIM=${CELLSCHED_BIN:-$ROOT/bin}/cellsim
 DAYS=0.25
 JOBS=2
 OUT=$ROOT/docs/research
+PLOT_ONLY=
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
     case $1 in
     --days | --jobs | --out)
         [[ $# -ge 2 ]] || { echo "research-figures.sh: $1 needs a value" >&2; exit 2; }
         case $1 in --days) DAYS=$2 ;; --jobs) JOBS=$2 ;; --out) OUT=$2 ;; esac
         shift 2 ;;
+    --plot-only) PLOT_ONLY=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "research-figures.sh: unexpected argument '$1' (--help lists the flags)" >&2; exit 2 ;;
     esac
@@ -54,6 +58,7 @@ TJOBS=0.01,0.1,1,10,100
 sweep() { # NAME, then the sweep's arguments
     local name=$1
     shift
+    [[ -z $PLOT_ONLY ]] || return 0
     echo "research-figures.sh: $name.csv: cellsim sweep ${COMMON[*]} $*" >&2
     nice -n 10 "$CELLSIM" sweep "${COMMON[@]}" "$@" --jobs "$JOBS" --out "$OUT/$name.csv"
 }
@@ -88,6 +93,7 @@ plot modes modes_conflict:fig14_conflict modes_busyness:fig14_busyness
 
 # Mesos: the share of time resources sat in offers (the JSON's
 # offer_locked_fraction), one run per t_job(service).
+[[ -z $PLOT_ONLY ]] || exit 0
 : >"$OUT/mesos.jsonl"
 for t in ${TJOBS//,/ }; do
     echo "research-figures.sh: mesos.jsonl: cellsim ${COMMON[*]} --architecture mesos --t-job-service $t --json" >&2
