@@ -300,7 +300,34 @@ Test(cellsim_fidelity, gang_and_coarse_grained_detection_conflict_more)
     cr_assert_gt(f[0][0].service.cf_all, 0.1, "too few conflicts to compare: %f", f[0][0].service.cf_all);
 }
 
-/* ---- a replay's cell (issue 15 §5, checked) ---------------------------------------------- */
+/* ---- the aggregates a sweep writes ---------------------------------------------------- */
+
+/* Under monolithic and multipath one scheduler owns both kinds: the
+ * aggregates a sweep writes (service_*, batch_*) still split the jobs by
+ * kind, and both carry that scheduler's busyness. */
+Test(cellsim_fidelity, a_single_schedulers_jobs_are_summarized_by_kind)
+{
+    sim_conf c = cell("days=0.01", "architecture=multipath", NULL);
+    sim_result r;
+    cs_error err = {0};
+    cr_assert_eq(sim_run(&c, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(r.nscheds, 1);
+    sim_summary b, s, one;
+    cr_assert_eq(sim_summarize(&r, SIM_ALL_BATCH, &b, &err), CS_OK);
+    cr_assert_eq(sim_summarize(&r, SIM_ALL_SERVICE, &s, &err), CS_OK);
+    cr_assert_eq(sim_summarize(&r, 0, &one, &err), CS_OK);
+    uint64_t services = 0;
+    for (size_t i = 0; i < r.njobs; i++)
+        services += r.jobs[i].service;
+    cr_assert_gt(services, 0);
+    cr_assert_eq(s.w.jobs, services);
+    cr_assert_eq(b.w.jobs + s.w.jobs, one.w.jobs);
+    cr_assert_float_eq(b.busy_med, one.busy_med, 1e-12);
+    cr_assert_float_eq(s.busy_med, one.busy_med, 1e-12);
+    sim_result_free(&r);
+}
+
+/* ---- checked for §5: a replay's cell, the wait figure (tests that write files) --------- */
 
 /* Write `lines` (NULL-ended) as the one shard of table `name` of the
  * trace under ts_tmp/trace. */
@@ -337,12 +364,13 @@ static sim_conf replay_conf(const char *arch)
     return c;
 }
 
-TestSuite(cellsim_replay_cell, .init = ts_tmp_setup, .fini = ts_tmp_teardown);
+TestSuite(cellsim_fidelity_files, .init = ts_tmp_setup, .fini = ts_tmp_teardown);
 
 /* The header of a replay says the trace's machines, not the preset's (100
  * machines of 4 cpu, 16 GiB, which it does not use); the result carries
- * the cell's size, which is also what mesos' DRF divides by. */
-Test(cellsim_replay_cell, the_header_and_drf_use_the_traces_machines)
+ * the cell's size from the same fields mesos' DRF divides by
+ * (cellsim_kernel.c, dominant_share), which took the preset's before. */
+Test(cellsim_fidelity_files, a_replays_header_and_cell_size_are_the_traces)
 {
     sim_conf c = replay_conf("mesos");
     sim_result r;
@@ -380,31 +408,6 @@ Test(cellsim_replay_cell, the_header_and_drf_use_the_traces_machines)
     sim_result_free(&r);
 }
 
-/* Under monolithic and multipath one scheduler owns both kinds: the
- * aggregates a sweep writes (service_*, batch_*) still split the jobs by
- * kind, and both carry that scheduler's busyness. */
-Test(cellsim_fidelity, a_single_schedulers_jobs_are_summarized_by_kind)
-{
-    sim_conf c = cell("days=0.01", "architecture=multipath", NULL);
-    sim_result r;
-    cs_error err = {0};
-    cr_assert_eq(sim_run(&c, &r, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(r.nscheds, 1);
-    sim_summary b, s, one;
-    cr_assert_eq(sim_summarize(&r, SIM_ALL_BATCH, &b, &err), CS_OK);
-    cr_assert_eq(sim_summarize(&r, SIM_ALL_SERVICE, &s, &err), CS_OK);
-    cr_assert_eq(sim_summarize(&r, 0, &one, &err), CS_OK);
-    uint64_t services = 0;
-    for (size_t i = 0; i < r.njobs; i++)
-        services += r.jobs[i].service;
-    cr_assert_gt(services, 0);
-    cr_assert_eq(s.w.jobs, services);
-    cr_assert_eq(b.w.jobs + s.w.jobs, one.w.jobs);
-    cr_assert_float_eq(b.busy_med, one.busy_med, 1e-12);
-    cr_assert_float_eq(s.busy_med, one.busy_med, 1e-12);
-    sim_result_free(&r);
-}
-
 /* The text of file `path` into out[size] (through cat: ts_run). */
 static void file_text(const char *path, char *out, size_t size)
 {
@@ -417,7 +420,7 @@ static void file_text(const char *path, char *out, size_t size)
  * the wait figure has a log y axis, and a wait of 0, which a log axis
  * cannot show, is left out rather than drawn at the bottom. The script
  * is checked; `true` stands in for gnuplot. */
-Test(cellsim_replay_cell, the_wait_figure_has_a_log_y_axis)
+Test(cellsim_fidelity_files, the_wait_figure_has_a_log_y_axis)
 {
     char csv[512], gp[512];
     snprintf(csv, sizeof csv, "%s/r.csv", ts_tmp);
