@@ -160,6 +160,11 @@ struct sim {
     uint64_t log_mark; /* the cell version at the last compaction (compact) */
     const cs_res *caps;
     size_t ncaps;
+    /* The cell's machines at the start and their capacity in all (cpu
+     * milli, mem MiB): DRF's denominators (mesos) and the report's. A
+     * replay's machines are the trace's, not the preset's. */
+    uint32_t cell_machines;
+    double cell_cpu, cell_mem;
     cs_id *lost;
     size_t caplost;
 };
@@ -504,8 +509,9 @@ static void freed(sim *k, const sim_job *j, jobx *x, uint32_t n)
  * capacity in whichever resource it uses most of. */
 static double dominant_share(const sim *k, const simsched *ss)
 {
-    double cpu = k->c->machine_cpu * 1000 * k->c->machines, mem = k->c->machine_mem * 1024 * k->c->machines;
-    double a = (double)ss->alloc_cpu / cpu, b = (double)ss->alloc_mem / mem;
+    if (k->cell_cpu <= 0 || k->cell_mem <= 0)
+        return 0; /* a replay that starts with no machine: nobody holds a share */
+    double a = (double)ss->alloc_cpu / k->cell_cpu, b = (double)ss->alloc_mem / k->cell_mem;
     return a > b ? a : b;
 }
 
@@ -622,9 +628,11 @@ static int offer_release(simsched *ss)
     if (k->holder != ss->idx)
         return CS_OK;
     k->holder = NOBODY;
+    /* An offer still held when the run ends locked the free resources up
+     * to the end: counted like the decision under way in it. */
+    add_span(k, ss->days, k->held_since, k->now, true);
     if (k->stopping)
         return CS_OK;
-    add_span(k, ss->days, k->held_since, k->now, true);
     CS_TRY(count_attempts(k, ss, &ss->err));
     for (uint32_t i = 0; i < k->nsc; i++)
         if (k->sc[i].wants && !k->sc[i].done)
@@ -795,6 +803,11 @@ static int machines_setup(sim *k, cs_error *err)
          * event armed: arrival() applies the rest. */
         CS_TRY(sim_replay_open(c, k->end_ns, &k->replay, err));
         CS_TRY(sim_replay_machines(k->replay, k->store, &k->caps, &k->ncaps, err));
+        k->cell_machines = (uint32_t)k->ncaps;
+        for (size_t i = 0; i < k->ncaps; i++) {
+            k->cell_cpu += (double)k->caps[i].cpu;
+            k->cell_mem += (double)k->caps[i].mem;
+        }
         k->replay_at = sim_replay_next_ns(k->replay);
         if (k->replay_at != INT64_MAX && push(k, k->replay_at, EV_ARRIVAL, 0, 0) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -812,6 +825,9 @@ static int machines_setup(sim *k, cs_error *err)
         if (rc != CS_OK)
             return cs_error_wrap(err, rc, "registering machine %s", name);
     }
+    k->cell_machines = c->machines;
+    k->cell_cpu = (double)cores_milli(c->machine_cpu) * c->machines;
+    k->cell_mem = (double)gib_mib(c->machine_mem) * c->machines;
     return CS_OK;
 }
 
@@ -1144,6 +1160,9 @@ static void result_build(sim *k, sim_result *out)
     out->ndays = k->ndays;
     out->prefill_tasks = k->prefill_tasks;
     out->prefill_cpu = k->prefill_cpu;
+    out->machines = k->cell_machines;
+    out->cell_cpu = k->cell_cpu / 1000;
+    out->cell_mem = k->cell_mem / 1024;
     out->events = k->events;
 }
 
