@@ -37,6 +37,7 @@
 typedef struct cs_samples {
     uint32_t *v; /* milliseconds, saturated at UINT32_MAX */
     size_t n, cap;
+    size_t sorted; /* v[0 .. sorted) is in order: what the last percentiles left */
 } cs_samples;
 
 typedef struct cs_metrics {

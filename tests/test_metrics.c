@@ -6,8 +6,10 @@
  */
 #include <criterion/criterion.h>
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "cellstate/rng.h"
 #include "schedulers/metrics.h"
 
 #define SEC 1000000000LL
@@ -205,4 +207,42 @@ Test(metrics, mean_wait_counts_the_jobs_still_waiting)
     cr_expect_float_eq(v0.wait_mean_ms, 0.0, 1e-12, "no job at all: 0, not NaN");
     cs_metrics_free(&m0);
     cs_metrics_free(&m);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Views taken between batches of samples sort only what is new and merge
+ * it into what the last view sorted: the percentiles must still be those
+ * of all the samples, whatever the order and size of the batches. */
+Test(metrics, percentiles_over_views_between_batches_are_those_of_all_samples)
+{
+    uint64_t seed = 0x77e1;
+    for (int run = 0; run < 40; run++) {
+        cs_metrics m;
+        cs_metrics_init(&m, 0);
+        uint32_t all[3000];
+        size_t n = 0;
+        while (n < 2900) {
+            size_t batch = (size_t)(cs_rng_next(&seed) % (run % 4 == 0 ? 3 : 200));
+            for (size_t i = 0; i < batch && n < 3000; i++) {
+                /* Small ranges give ties; a rising run gives tails already in order. */
+                uint32_t ms = run % 3 == 0 ? (uint32_t)n : (uint32_t)(cs_rng_next(&seed) % 500);
+                cr_assert_eq(cs_metrics_wait_first(&m, ms), 0);
+                all[n++] = ms;
+            }
+            cs_metrics_view v;
+            cs_metrics_view_at(&m, 1000000000, &v);
+            uint32_t sorted[3000];
+            memcpy(sorted, all, n * sizeof *all);
+            qsort(sorted, n, sizeof *sorted, cmp_u32);
+            cr_assert_eq(v.wait_first_ms[0], cs_percentile(sorted, n, 50), "run %d, %zu samples", run, n);
+            cr_assert_eq(v.wait_first_ms[1], cs_percentile(sorted, n, 90), "run %d, %zu samples", run, n);
+            cr_assert_eq(v.wait_first_ms[2], cs_percentile(sorted, n, 99), "run %d, %zu samples", run, n);
+        }
+        cs_metrics_free(&m);
+    }
 }
