@@ -316,7 +316,8 @@ static int prep_commit(cs_server *s, wjob *j, cs_error *err)
     if (s->offers != NULL)
         return cs_errorf(err, CS_ESTATE,
                          "commit outside an offer: this cell runs --concurrency offers; hold "
-                         "the offer (offer.acquire) and send offer.commit with its lease");
+                         "the offer (offer.acquire) and send offer.commit with its lease (a scheduler: "
+                         "--offers)");
     CS_TRY(cs_commit_req_decode(req_body(j), &j->p.txn, NULL, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_txn(&c->c, &j->p.txn, &c->err);
