@@ -326,7 +326,7 @@ Test(cellbench, place_runs_each_architecture, .timeout = 240)
         int reports;
     } runs[] = {
         {"omega", "", 1},
-        {"monolithic", "", 1},
+        {"monolithic", "--t-job-service 2ms ", 1},
         {"multipath", "--t-job-service 2ms ", 1},
         {"mesos", "--schedulers 2 --t-job-service 2ms ", 3},
     };
@@ -345,6 +345,13 @@ Test(cellbench, place_runs_each_architecture, .timeout = 240)
                      runs[i].arch);
         cr_assert_eq(json_integer_value(json_object_get(r, "reports")), runs[i].reports,
                      "%s: one report per scheduler", runs[i].arch);
+        /* Each scheduler's own figures: the jobs they placed are every job. */
+        json_t *sc = json_object_get(r, "scheds");
+        cr_assert_eq(json_array_size(sc), (size_t)runs[i].reports, "%s", runs[i].arch);
+        json_int_t jobs = 0;
+        for (size_t k = 0; k < json_array_size(sc); k++)
+            jobs += json_integer_value(json_object_get(json_array_get(sc, k), "jobs_placed"));
+        cr_assert_eq(jobs, 10, "%s: every job placed by one of the schedulers", runs[i].arch);
         if (strcmp(runs[i].arch, "omega") != 0)
             cr_assert(json_is_true(json_object_get(o, "service_scheduler")),
                       "%s: service jobs in the mix", runs[i].arch);
@@ -360,7 +367,6 @@ Test(cellbench, place_refuses_a_bad_architecture)
     static const char *const bad[] = {
         "place --architecture lottery 2>/dev/null",
         "place --architecture monolithic --schedulers 2 2>/dev/null",
-        "place --architecture monolithic --t-job-service 1 2>/dev/null",
         "place --t-job-service 1 2>/dev/null",
         "place --architecture multipath --t-job-service soon 2>/dev/null",
     };

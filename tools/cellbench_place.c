@@ -105,15 +105,17 @@ const char cb_place_usage[] =
     "  --architecture A    omega (default): N cell-batch sharing the batch jobs by\n"
     "                      hash (and cell-service with --service-scheduler), Omega's\n"
     "                      shared state; monolithic: one cell-batch --monolithic for\n"
-    "                      every job, single-path (--t-job for all); multipath: one\n"
+    "                      every job, single-path (every job takes the service time,\n"
+    "                      --t-job-service if given, else --t-job); multipath: one\n"
     "                      cell-batch --multipath (service jobs take --t-job-service);\n"
     "                      mesos: cellstated --concurrency offers, N cell-batch and one\n"
     "                      cell-service, each with --offers. Every architecture but\n"
     "                      omega has service jobs in the mix (--service-pct); the\n"
     "                      monolithic ones run one scheduler (--schedulers 1)\n"
     "  --t-job-service S --t-task-service S  the service jobs' decision time: the\n"
-    "                      cell-service's --t-job/--t-task (omega, mesos), or the\n"
-    "                      multipath scheduler's --t-job-service/--t-task-service\n"
+    "                      cell-service's --t-job/--t-task (omega, mesos), the\n"
+    "                      multipath scheduler's --t-job-service/--t-task-service, or\n"
+    "                      every job's (monolithic), as cellsim takes them\n"
     "  --service-scheduler  one cell-service beside the cell-batch processes, and\n"
     "                      service jobs in the mix: --service-pct of the jobs\n"
     "  --service-pct PCT   with --service-scheduler: percent of the jobs that are\n"
@@ -190,9 +192,12 @@ static size_t knob_args(const place_opts *o, sched_role role, char **out)
     size_t n = 0;
     for (size_t k = 0; k < NKNOBS; k++) {
         const char *v = o->knob[k];
-        if (role == ROLE_SERVICE && k == 2 && o->t_job_service != NULL)
+        /* Single-path: every job takes the service decision time, as
+         * cellsim's monolithic mode (docs/research.md), when one is given. */
+        bool svc = role == ROLE_SERVICE || (role == ROLE_MONO && o->arch == ARCH_MONOLITHIC);
+        if (svc && k == 2 && o->t_job_service != NULL)
             v = o->t_job_service;
-        if (role == ROLE_SERVICE && k == 3 && o->t_task_service != NULL)
+        if (svc && k == 3 && o->t_task_service != NULL)
             v = o->t_task_service;
         if (v != NULL) {
             out[n++] = (char *)sched_knobs[k];
@@ -209,11 +214,12 @@ static size_t knob_args(const place_opts *o, sched_role role, char **out)
         out[n++] = f_offers;
     if (role == ROLE_MONO)
         out[n++] = o->arch == ARCH_MULTIPATH ? f_multi : f_mono;
-    if (role == ROLE_MONO && o->t_job_service != NULL) {
+    bool multi = role == ROLE_MONO && o->arch == ARCH_MULTIPATH;
+    if (multi && o->t_job_service != NULL) {
         out[n++] = f_tjs;
         out[n++] = (char *)o->t_job_service;
     }
-    if (role == ROLE_MONO && o->t_task_service != NULL) {
+    if (multi && o->t_task_service != NULL) {
         out[n++] = f_tts;
         out[n++] = (char *)o->t_task_service;
     }
@@ -395,12 +401,10 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
                                   "--architecture other than omega)");
         return CB_PARSE_BAD;
     }
-    if ((o->t_job_service != NULL || o->t_task_service != NULL) &&
-        (!o->service || o->arch == ARCH_MONOLITHIC)) {
+    if ((o->t_job_service != NULL || o->t_task_service != NULL) && !o->service) {
         cs_errorf(err, CS_EINVAL,
-                  "--t-job-service/--t-task-service: only for a scheduler of service jobs "
-                  "(--service-scheduler, --architecture multipath or mesos); monolithic is "
-                  "single-path: every job takes --t-job");
+                  "--t-job-service/--t-task-service: only with service jobs in the mix "
+                  "(--service-scheduler, or an --architecture other than omega)");
         return CB_PARSE_BAD;
     }
     if (mono && have_counts && (o->ncounts != 1 || o->counts[0] != 1)) {
@@ -885,6 +889,15 @@ typedef struct dist {
 } dist;
 
 /* What one scheduler count gave. */
+/* One scheduler's last report (its sched.report metrics). */
+typedef struct sched_figs {
+    char name[64];
+    uint64_t txn_ok, txn_conflicted, claims_committed, jobs_placed, jobs_abandoned;
+    double busyness, wait_mean_ms, wait_p50_ms, wait_p99_ms;
+} sched_figs;
+
+#define SCHED_FIGS_MAX (64 + 1)
+
 typedef struct place_run {
     uint32_t schedulers;
     double ready_s, submit_s;      /* machines registered; jobs submitted */
@@ -899,6 +912,8 @@ typedef struct place_run {
     double server_cpu_s, sched_cpu_s, sim_cpu_s, bench_cpu_s;  /* over the placing */
     uint64_t server_commits, server_commits_conflicted;
     uint64_t server_requests, server_writes; /* whole run, setup included */
+    sched_figs sched[SCHED_FIGS_MAX];        /* each scheduler's, as `stats` lists them */
+    uint32_t nsched;
 } place_run;
 
 static int cmp_double(const void *x, const void *y)
@@ -965,6 +980,16 @@ static int read_reports(cell *c, place_run *f, cs_error *err)
         f->sched_wait_placed_p50_ms = fmax(f->sched_wait_placed_p50_ms, p50);
         f->sched_wait_placed_p99_ms = fmax(f->sched_wait_placed_p99_ms, p99);
         f->reports++;
+        if (f->nsched < SCHED_FIGS_MAX) {
+            sched_figs *g = &f->sched[f->nsched++];
+            *g = (sched_figs){.txn_ok = (uint64_t)ok, .txn_conflicted = (uint64_t)bad,
+                              .claims_committed = (uint64_t)cc,
+                              .jobs_placed = (uint64_t)fmax(0, num(m, "jobs_placed")),
+                              .jobs_abandoned = (uint64_t)ab, .busyness = num(m, "busyness"),
+                              .wait_mean_ms = num(m, "wait_mean_ms"), .wait_p50_ms = p50,
+                              .wait_p99_ms = p99};
+            snprintf(g->name, sizeof g->name, "%s", st.scheds[i].name);
+        }
     }
     cs_arena_free(&a);
     return rc;
@@ -1150,6 +1175,20 @@ static void report_text(FILE *out, const place_opts *o, const cb_host *h, const 
                 f->txn_ok, f->txn_conflicted, f->claims_committed, f->claims_conflicted, f->requeued,
                 cb_fig(c, sizeof c, f->sched_wait_placed_p50_ms, 0),
                 cb_fig(d, sizeof d, f->sched_wait_placed_p99_ms, 0), f->reports);
+        /* The architectures are compared scheduler by scheduler (a batch
+         * job's wait behind a service decision): one line each, when the
+         * mix has service jobs. */
+        for (uint32_t k = 0; o->service && k < f->nsched; k++) {
+            const sched_figs *g = &f->sched[k];
+            fprintf(out,
+                    "      %-22s jobs placed %" PRIu64 ", abandoned %" PRIu64 "; wait mean %s "
+                    "p50 %s p99 %s ms; busyness %s; txns %" PRIu64 " ok, %" PRIu64
+                    " conflicted\n",
+                    g->name, g->jobs_placed, g->jobs_abandoned,
+                    cb_fig(a, sizeof a, g->wait_mean_ms, 0), cb_fig(b, sizeof b, g->wait_p50_ms, 0),
+                    cb_fig(c, sizeof c, g->wait_p99_ms, 0), cb_fig(d, sizeof d, g->busyness, 3),
+                    g->txn_ok, g->txn_conflicted);
+        }
     }
 }
 
@@ -1234,6 +1273,26 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
         cb_json_real(&r, "schedulers_cpu_s", f->sched_cpu_s);
         cb_json_real(&r, "agents_cpu_s", f->sim_cpu_s);
         cb_json_real(&r, "cellbench_cpu_s", f->bench_cpu_s);
+        /* Each scheduler's own figures, as its last sched.report gave them. */
+        fputs(",\"scheds\":[", out);
+        for (uint32_t k = 0; k < f->nsched; k++) {
+            const sched_figs *g = &f->sched[k];
+            cb_json q = {out, true};
+            if (k > 0)
+                fputc(',', out);
+            cb_json_str(&q, "name", g->name);
+            cb_json_u64(&q, "jobs_placed", g->jobs_placed);
+            cb_json_u64(&q, "jobs_abandoned", g->jobs_abandoned);
+            cb_json_real(&q, "wait_mean_ms", g->wait_mean_ms);
+            cb_json_real(&q, "wait_placed_p50_ms", g->wait_p50_ms);
+            cb_json_real(&q, "wait_placed_p99_ms", g->wait_p99_ms);
+            cb_json_real(&q, "busyness", g->busyness);
+            cb_json_u64(&q, "txn_successful", g->txn_ok);
+            cb_json_u64(&q, "txn_conflicted", g->txn_conflicted);
+            cb_json_u64(&q, "claims_committed", g->claims_committed);
+            fputc('}', out);
+        }
+        fputc(']', out);
         fputc('}', out);
     }
     fputc(']', out);
