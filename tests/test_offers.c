@@ -504,3 +504,166 @@ Test(offers, an_optimistic_cell_makes_no_offers)
     cs_arena_free(&a);
     ts_daemon_teardown(&d);
 }
+
+/* ---- property: a seeded run against a model -------------------------------------------- */
+
+/* A tiny deterministic generator (splitmix64), so that a failure replays. */
+static uint64_t mix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* offer.commit of claims[0..n) (task, machine, cpu): the error code, and
+ * on CS_OK the claims committed. */
+static int commit_claims(cs_client *c, uint64_t lease, const cs_id *task, const cs_id *mach,
+                         const int64_t *cpu, uint32_t n, uint64_t req, uint64_t *committed,
+                         cs_error *err)
+{
+    cs_txn t;
+    cs_txn_init(&t, 78, req, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+    for (uint32_t i = 0; i < n; i++) {
+        cs_res r = {cpu[i], 64, 0};
+        cs_txn_add_claim(&t, task[i], mach[i], &r, NULL, 0, 0);
+    }
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    cs_offer_commit_req_encode(&b, lease, &t);
+    cs_msg r;
+    int rc = cs_client_callb(c, CS_MSG_OFFER_COMMIT, &b, &r, err);
+    if (rc == CS_OK)
+        cr_assert_eq(cs_obj_u64(&r.body, "committed", true, UINT64_MAX, committed, err), CS_OK);
+    msgpack_sbuffer_destroy(&b);
+    cs_txn_free(&t);
+    return rc;
+}
+
+/* Three schedulers ask, commit and release in a seeded order, sometimes
+ * with a stale lease or claims beyond the offer. The model: the offer is
+ * held by at most one of them; an acquire is granted exactly when nobody
+ * else holds it (the same lease to a holder that asks again); a commit is
+ * taken exactly when its lease is the current one and each machine's
+ * claims fit what was free there at the grant less what the lease took
+ * since; and then every claim commits (nobody else commits meanwhile). */
+Test(offers, property_one_lease_and_commits_within_it)
+{
+    ts_daemon d;
+    offers_setup(&d, "10m");
+    enum { NM = 4, NJ = 3, NS = 3 };
+    const int64_t cap = 2000, jcpu[NJ] = {100, 300, 700};
+    cs_id mid[NM], jid[NJ];
+    int64_t freecpu[NM];
+    uint32_t next[NJ] = {0};
+    for (int m = 0; m < NM; m++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%d", m);
+        mid[m] = add_machine(d.c, name, cap);
+        freecpu[m] = cap;
+    }
+    for (int j = 0; j < NJ; j++) {
+        char name[16];
+        snprintf(name, sizeof name, "j%d", j);
+        jid[j] = submit(d.c, name, 400, jcpu[j]);
+    }
+    static const char *const names[NS] = {"s0", "s1", "s2"};
+    int holder = -1;            /* the model's: who holds the offer */
+    uint64_t lease = 0, old = 0; /* the current lease; one released or passed over */
+    int64_t offered[NM], used[NM];
+    uint64_t seed = 20261206, req = 1;
+    uint32_t grants = 0, refused = 0, taken = 0;
+    cs_arena a;
+    cs_arena_init(&a);
+    for (int step = 0; step < 300; step++) {
+        int who = (int)(mix(&seed) % NS);
+        uint64_t op = mix(&seed) % 10;
+        cs_error err = {0};
+        if (op < 3) { /* acquire */
+            cs_offer_reply r;
+            cr_assert_eq(acquire(d.c, names[who], 0, 0, &r, &a, &err), CS_OK, "%s", err.msg);
+            cr_assert_eq(r.granted, holder == -1 || holder == who, "step %d: %s granted %d, holder %d",
+                         step, names[who], r.granted, holder);
+            if (holder == who)
+                cr_assert_eq(r.lease, lease, "step %d: a holder asking again keeps its lease", step);
+            else if (r.granted) {
+                holder = who;
+                lease = r.lease;
+                grants++;
+                for (int m = 0; m < NM; m++) {
+                    offered[m] = freecpu[m];
+                    used[m] = 0;
+                }
+                int64_t sum = 0;
+                for (int m = 0; m < NM; m++)
+                    sum += freecpu[m];
+                cr_assert_eq(r.free.cpu, sum, "step %d: the offer is every free core", step);
+            } else
+                cr_assert_str_eq(r.holder, names[holder]);
+        } else if (op < 5) { /* release, sometimes a stale lease */
+            uint64_t l = op == 4 && old != 0 ? old : lease;
+            if (l == 0)
+                continue;
+            int rc = release(d.c, l, &err);
+            cr_assert_eq(rc, holder != -1 && l == lease ? CS_OK : CS_ESTATE, "step %d: %s", step,
+                         err.msg);
+            if (rc == CS_OK) {
+                holder = -1;
+                old = lease;
+                lease = 0;
+            }
+        } else { /* a commit of 1-3 claims, sometimes under a stale lease */
+            uint32_t n = 1 + (uint32_t)(mix(&seed) % 3);
+            cs_id task[3], mach[3];
+            int64_t cpu[3], want[NM] = {0};
+            for (uint32_t i = 0; i < n; i++) {
+                int j = (int)(mix(&seed) % NJ), m = (int)(mix(&seed) % NM);
+                task[i] = cs_task_id(jid[j], next[j]++);
+                mach[i] = mid[m];
+                cpu[i] = jcpu[j];
+                want[m] += jcpu[j];
+            }
+            uint64_t l = op == 9 && old != 0 ? old : lease;
+            if (l == 0)
+                continue;
+            bool current = holder != -1 && l == lease, fit = true;
+            for (int m = 0; current && m < NM; m++)
+                fit = fit && used[m] + want[m] <= offered[m];
+            uint64_t committed = 0;
+            int rc = commit_claims(d.c, l, task, mach, cpu, n, req++, &committed, &err);
+            if (!current || !fit) {
+                cr_assert_eq(rc, CS_ESTATE, "step %d: a commit outside the lease or the offer "
+                                            "was taken (%s)", step, err.msg);
+                char want_lease[48];
+                snprintf(want_lease, sizeof want_lease, "lease %llu", (unsigned long long)l);
+                cr_assert(strstr(err.msg, want_lease) != NULL, "step %d: %s", step, err.msg);
+                refused++;
+                continue;
+            }
+            cr_assert_eq(rc, CS_OK, "step %d: %s", step, err.msg);
+            cr_assert_eq(committed, n, "step %d: every claim within the offer commits", step);
+            taken++;
+            for (int m = 0; m < NM; m++) {
+                used[m] += want[m];
+                freecpu[m] -= want[m];
+            }
+        }
+        cs_arena_reset(&a);
+    }
+    cs_arena_free(&a);
+    /* The run exercised every branch. */
+    cr_assert_gt(grants, 3);
+    cr_assert_gt(taken, 5);
+    cr_assert_gt(refused, 5);
+    /* The cell agrees with the model: no machine over its capacity. */
+    ts_cell cell;
+    ts_cell_read(d.c, &cell);
+    for (size_t i = 0; i < cell.nmachines; i++)
+        for (int m = 0; m < NM; m++)
+            if (cell.machines[i].id == mid[m]) {
+                cr_assert_eq(cell.machines[i].allocated.cpu, cap - freecpu[m]);
+                cr_assert_leq(cell.machines[i].allocated.cpu, cap);
+            }
+    ts_cell_free(&cell);
+    ts_daemon_teardown(&d);
+}
