@@ -17,7 +17,10 @@
  * disk that its tasks hold. A commit in offers mode (offer.commit) names
  * its lease, and is refused, naming the lease, unless that lease is the
  * current one and each machine's claims fit what was offered there less
- * what the lease committed already.
+ * what the lease committed already. Resources freed after the grant (a
+ * task that ended meanwhile) are not in it: a scheduler that synced after
+ * the grant may see them, and a claim on them is refused; its next round's
+ * offer has them (the loop logs the refusal and tries again).
  *
  * Why the lease lives here, in the leader's memory, and not in the state
  * machine (txn/command.h): nothing the cell stores depends on it. A lease
