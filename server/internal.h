@@ -67,7 +67,7 @@ typedef struct wprep {
     cs_txn txn;                 /* commit: the transaction (its command borrows it) */
     cs_task_status_req reports; /* task.status */
     cs_id id;                   /* machine.admin: the machine */
-    uint64_t lease;             /* offer.commit: the lease it was admitted under */
+    uint64_t lease;             /* offer.commit: the lease it names */
     uint8_t admin;
     uint64_t deadline;
 } wprep;

@@ -11,12 +11,11 @@
 #include "proto/proto.h"
 #include "server/internal.h"
 
-/* What the offer had on one machine: free when it was made, and what its
- * lease has committed there since. */
+/* A machine of the offer, with what was free there when it was made. */
 typedef struct omach {
     cs_id id;
-    cs_res free, used;
-    cs_res want; /* srv_offer_admit's scratch: the transaction's claims here */
+    cs_res free;
+    cs_res want; /* srv_offer_commit_check's scratch: the transaction's claims here */
 } omach;
 
 struct srv_offers {
@@ -388,56 +387,101 @@ static omach *find_mach(srv_offers *o, cs_id id)
     return lo < o->nmach && o->mach[lo].id == id ? &o->mach[lo] : NULL;
 }
 
-/* The first resource of `want` beyond `free` - `used`, or NULL. */
-static const char *over(const omach *m, int64_t *want, int64_t *left)
+/* The first resource of m->want beyond `left`, or NULL. */
+static const char *over(const omach *m, const cs_res *left, int64_t *want, int64_t *have)
 {
     const char *names[3] = {"cpu", "mem", "disk"};
     const int64_t w[3] = {m->want.cpu, m->want.mem, m->want.disk};
-    const int64_t l[3] = {m->free.cpu - m->used.cpu, m->free.mem - m->used.mem,
-                          m->free.disk - m->used.disk};
+    const int64_t l[3] = {left->cpu, left->mem, left->disk};
     for (int i = 0; i < 3; i++)
         if (w[i] > l[i]) {
             *want = w[i];
-            *left = l[i];
+            *have = l[i] > 0 ? l[i] : 0;
             return names[i];
         }
     return NULL;
 }
 
 /* Each claim's machine must be in the offer, and the claims on it must
- * fit what the offer had left there (mu held). */
-static int fits(srv_offers *o, uint64_t lease, const cs_txn *t, cs_error *err)
+ * fit what the offer holds there now, read from `snap`: what was free at
+ * the grant, less what the lease committed, plus what was freed since
+ * (mu held). */
+static int fits(srv_offers *o, cs_snap *snap, uint64_t lease, const cs_txn *t, cs_error *err)
 {
     for (uint32_t i = 0; i < t->nclaims; i++) {
         omach *m = find_mach(o, t->claims[i].machine);
         if (m != NULL)
             m->want = (cs_res){0, 0, 0};
     }
-    for (uint32_t i = 0; i < t->nclaims; i++) {
+    cs_arena a;
+    cs_arena_init(&a);
+    int rc = CS_OK;
+    for (uint32_t i = 0; rc == CS_OK && i < t->nclaims; i++) {
         const cs_claim *c = &t->claims[i];
         omach *m = find_mach(o, c->machine);
-        if (m == NULL)
-            return cs_errorf(err, CS_ESTATE,
-                             "offer.commit: claim %" PRIu32 " (task %" PRIu64
-                             ") is on machine %" PRIu64 ", which lease %" PRIu64
-                             " did not offer (not up and active when it was made)",
-                             i, c->task, c->machine, lease);
+        if (m == NULL) {
+            rc = cs_errorf(err, CS_ESTATE,
+                           "offer.commit: claim %" PRIu32 " (task %" PRIu64
+                           ") is on machine %" PRIu64 ", which lease %" PRIu64
+                           " did not offer (not up and active when it was made)",
+                           i, c->task, c->machine, lease);
+            break;
+        }
         m->want.cpu += c->res.cpu;
         m->want.mem += c->res.mem;
         m->want.disk += c->res.disk;
-        int64_t want, left;
-        const char *r = over(m, &want, &left);
+        cs_machine now;
+        cs_arena_reset(&a);
+        if ((rc = cs_snap_machine_fit(snap, c->machine, &a, &now, err)) != CS_OK)
+            break;
+        cs_res left = {now.capacity.cpu - now.allocated.cpu, now.capacity.mem - now.allocated.mem,
+                       now.capacity.disk - now.allocated.disk};
+        int64_t want, have;
+        const char *r = over(m, &left, &want, &have);
         if (r != NULL)
-            return cs_errorf(err, CS_ESTATE,
-                             "offer.commit: claim %" PRIu32 " (task %" PRIu64
-                             ") does not fit lease %" PRIu64 "'s offer on machine %" PRIu64
-                             ": %s %" PRId64 " asked, %" PRId64 " left of what was offered",
-                             i, c->task, lease, c->machine, r, want, left);
+            rc = cs_errorf(err, CS_ESTATE,
+                           "offer.commit: claim %" PRIu32 " (task %" PRIu64
+                           ") does not fit lease %" PRIu64 "'s offer on machine %" PRIu64
+                           ": %s %" PRId64 " asked, %" PRId64 " left in the offer",
+                           i, c->task, lease, c->machine, r, want, have);
     }
-    return CS_OK;
+    cs_arena_free(&a);
+    return rc;
 }
 
-int srv_offer_admit(cs_server *s, uint64_t lease, const cs_txn *t, cs_error *err)
+bool srv_offer_commit_check(worker *w)
+{
+    cs_server *s = w->s;
+    srv_offers *o = of(s);
+    if (o == NULL)
+        return true; /* the writer refuses it, naming the mode */
+    cs_error err = {0};
+    uint64_t lease = 0;
+    cs_txn t;
+    cs_txn_init(&t, 0, 0, 0, 0, 0);
+    int rc = cs_offer_commit_req_decode(body(w), &lease, &t, &err);
+    if (rc == CS_OK) {
+        pthread_mutex_lock(&o->mu);
+        expire(o, cs_clock_now_ms());
+        if (lease != o->lease)
+            rc = not_current(o, "offer.commit", lease, &err);
+        else {
+            cs_snap *snap;
+            if ((rc = srv_snap_open(s, &snap, &err)) == CS_OK) {
+                rc = fits(o, snap, lease, &t, &err);
+                srv_snap_close(s, snap);
+            }
+        }
+        pthread_mutex_unlock(&o->mu);
+    }
+    cs_txn_free(&t);
+    if (rc == CS_OK)
+        return true;
+    srv_send_error(w, rc, err.msg);
+    return false;
+}
+
+int srv_offer_admit(cs_server *s, uint64_t lease, cs_error *err)
 {
     srv_offers *o = of(s);
     if (o == NULL)
@@ -446,25 +490,7 @@ int srv_offer_admit(cs_server *s, uint64_t lease, const cs_txn *t, cs_error *err
                          "offers: send commit");
     pthread_mutex_lock(&o->mu);
     expire(o, cs_clock_now_ms());
-    int rc = lease != o->lease ? not_current(o, "offer.commit", lease, err)
-                               : fits(o, lease, t, err);
+    int rc = lease != o->lease ? not_current(o, "offer.commit", lease, err) : CS_OK;
     pthread_mutex_unlock(&o->mu);
     return rc;
-}
-
-void srv_offer_charge(cs_server *s, uint64_t lease, const cs_txn *t, const cs_txn_result *r)
-{
-    srv_offers *o = of(s);
-    if (o == NULL)
-        return;
-    pthread_mutex_lock(&o->mu);
-    for (uint32_t i = 0; lease == o->lease && i < t->nclaims && i < r->nclaims; i++) {
-        omach *m = find_mach(o, t->claims[i].machine);
-        if (m == NULL || r->claims[i] != CS_COMMITTED)
-            continue;
-        m->used.cpu += t->claims[i].res.cpu;
-        m->used.mem += t->claims[i].res.mem;
-        m->used.disk += t->claims[i].res.disk;
-    }
-    pthread_mutex_unlock(&o->mu);
 }

@@ -16,11 +16,12 @@
  * scheduler's share is the largest fraction of the cell's cpu, memory or
  * disk that its tasks hold. A commit in offers mode (offer.commit) names
  * its lease, and is refused, naming the lease, unless that lease is the
- * current one and each machine's claims fit what was offered there less
- * what the lease committed already. Resources freed after the grant (a
- * task that ended meanwhile) are not in it: a scheduler that synced after
- * the grant may see them, and a claim on them is refused; its next round's
- * offer has them (the loop logs the refusal and tries again).
+ * current one, each claim is on a machine the offer had, and the claims on
+ * each machine fit what the offer holds there now: what was free at the
+ * grant, less what the lease committed, plus what was freed since (a task
+ * that ended meanwhile). The offer is of all free resources, and while it
+ * is held nobody else can be offered what frees up — as cellsim's offer, a
+ * lock whose holder commits on whatever is free (docs/research.md).
  *
  * Why the lease lives here, in the leader's memory, and not in the state
  * machine (txn/command.h): nothing the cell stores depends on it. A lease
@@ -34,8 +35,8 @@
  * parked request costs an nng context, not a thread (as a parked poll,
  * feed.c), and is answered the moment the offer is its own.
  *
- * Threads: acquire and release on the workers' threads, the expiry on the
- * server clock's thread, admit and charge on the writer's; one mutex of
+ * Threads: acquire, release and the commit's check on the workers' threads,
+ * the expiry on the server clock's thread, admit on the writer's; one mutex of
  * the module's own guards everything here. It is taken before the store's
  * read lock (a grant reads a snapshot), never after `cs_server.mu`.
  */
@@ -82,14 +83,18 @@ void srv_offer_woken(struct worker *w, bool stop);
 /* offer.release: a handler (server.c's routes). */
 int srv_offer_release(struct worker *w, msgpack_packer *pk, cs_error *err);
 
-/* The writer, preparing offer.commit: whether transaction `t` (only read)
- * may commit under `lease`. CS_ESTATE naming the lease when it is not the
- * current one (none, another's, expired) or a claim does not fit what the
- * offer had left on its machine; CS_ESTATE too on a cell without offers. */
-int srv_offer_admit(struct cs_server *s, uint64_t lease, const cs_txn *t, cs_error *err);
-/* The writer, answering it: the claims that committed (r's outcomes) are
- * charged to the lease, if it is still the current one. */
-void srv_offer_charge(struct cs_server *s, uint64_t lease, const cs_txn *t,
-                      const cs_txn_result *r);
+/* offer.commit, on w's thread before it is queued for the writer:
+ * whether its lease is the current one and each claim fits what the offer
+ * holds on its machine now (reading a snapshot, which the writer's thread
+ * must not). False when it answered w: CS_ESTATE naming the lease (none,
+ * another's, expired; a claim beyond the offer or on a machine it did not
+ * have), CS_EPROTO for a body that does not decode. True on a cell without
+ * offers: the writer refuses it. */
+bool srv_offer_commit_check(struct worker *w);
+
+/* The writer, preparing offer.commit: whether `lease` is still the current
+ * one (it may have expired since srv_offer_commit_check). CS_ESTATE naming
+ * it, or naming the mode on a cell without offers. */
+int srv_offer_admit(struct cs_server *s, uint64_t lease, cs_error *err);
 
 #endif

@@ -250,6 +250,10 @@ static void serve(worker *w)
         srv_offer_acquire(w);
         return;
     case SRV_WRITE:
+        /* Under offers, a commit is checked against its lease's offer
+         * here, where a snapshot may be read (offers.h). */
+        if (w->msg.type == CS_MSG_OFFER_COMMIT && !srv_offer_commit_check(w))
+            return;
         w->state = W_WRITE;
         w->job.w = w;
         srv_enqueue(s, &w->job);

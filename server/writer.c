@@ -345,24 +345,17 @@ static int reply_commit(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err
                : cs_errorf(err, CS_ENOMEM, "reply: out of memory");
 }
 
-/* offer.commit: a commit admitted under its lease (offers.h) before its
- * command is built; nothing is applied when the lease is refused. */
+/* offer.commit: checked against the offer on the worker's thread
+ * (srv_offer_commit_check); here the lease once more, since it may have
+ * expired in the queue. Nothing is applied when it is refused. Its reply
+ * is the commit's. */
 static int prep_offer_commit(cs_server *s, wjob *j, cs_error *err)
 {
     CS_TRY(cs_offer_commit_req_decode(req_body(j), &j->p.lease, &j->p.txn, err));
-    CS_TRY(srv_offer_admit(s, j->p.lease, &j->p.txn, err));
+    CS_TRY(srv_offer_admit(s, j->p.lease, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_txn(&c->c, &j->p.txn, &c->err);
     return CS_OK;
-}
-
-/* Its reply is the commit's; what committed is charged to the lease. */
-static int reply_offer_commit(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err)
-{
-    const wcmd *c = &j->p.cmds[0];
-    if (cmd_outcome(c, NULL) == CS_OK)
-        srv_offer_charge(s, j->p.lease, &j->p.txn, &c->res.txn);
-    return reply_commit(s, j, pk, err);
 }
 
 /* task.status: one command per report the codec took, each its own
@@ -441,7 +434,7 @@ static const wtype writes[CS_MSG_COUNT] = {
     [CS_MSG_JOB_SCALE] = {prep_scale, reply_version},
     [CS_MSG_JOB_UPDATE] = {prep_update, reply_version},
     [CS_MSG_COMMIT] = {prep_commit, reply_commit},
-    [CS_MSG_OFFER_COMMIT] = {prep_offer_commit, reply_offer_commit},
+    [CS_MSG_OFFER_COMMIT] = {prep_offer_commit, reply_commit},
     [CS_MSG_TASK_STATUS] = {prep_task_status, reply_task_status},
     [CS_MSG_JOB_NOTE] = {prep_note, reply_version},
     [CS_MSG_JOB_SURGE] = {prep_surge, reply_version},

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proto/client.h"
+#include "proto/agentmsg.h"
 #include "proto/commitmsg.h"
 #include "proto/offermsg.h"
 #include "tests/support.h"
@@ -343,15 +344,28 @@ Test(offers, claims_fit_what_was_offered)
     /* More than the machine had free. */
     cr_assert_eq(commit_one(d.c, a, m, job, 0, 1500, 1, &n, &err), CS_ESTATE);
     cr_assert(strstr(err.msg, "does not fit lease") != NULL, "%s", err.msg);
-    cr_assert(strstr(err.msg, "cpu 1500 asked, 1000 left") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "cpu 1500 asked, 1000 left in the offer") != NULL, "%s", err.msg);
     /* Two halves fit; a third finds what the lease committed gone. */
     cr_assert_eq(commit_one(d.c, a, m, job, 0, 500, 2, &n, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(commit_one(d.c, a, m, job, 1, 500, 3, &n, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(commit_one(d.c, a, m, job, 2, 500, 4, &n, &err), CS_ESTATE);
-    cr_assert(strstr(err.msg, "cpu 500 asked, 0 left") != NULL, "%s", err.msg);
+    cr_assert(strstr(err.msg, "cpu 500 asked, 0 left in the offer") != NULL, "%s", err.msg);
     /* A machine the offer did not have. */
     cr_assert_eq(commit_one(d.c, a, m + 7, job, 2, 1, 5, &n, &err), CS_ESTATE);
     cr_assert(strstr(err.msg, "did not offer") != NULL, "%s", err.msg);
+    /* A task of the lease ends: what it frees is the holder's to claim (the
+     * offer is of all free resources, and nobody else can be offered it). */
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cs_task_report rep = {cs_task_id(job, 0), 1, CS_TASK_FINISHED, 0, "", CS_TASK_HEALTH_UNKNOWN};
+    cs_report_encode(&pk, &rep);
+    cs_msg r;
+    cr_assert_eq(cs_client_callb(d.c, CS_MSG_TASK_STATUS, &b, &r, &err), CS_OK, "%s", err.msg);
+    msgpack_sbuffer_destroy(&b);
+    cr_assert_eq(commit_one(d.c, a, m, job, 2, 500, 6, &n, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
     ts_daemon_teardown(&d);
 }
 
