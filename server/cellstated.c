@@ -176,13 +176,24 @@ int main(int argc, char **argv)
             ;
         else if (strcmp(a, "--max-msg") == 0 && num(a, v, 1ULL << 30, &x) == 0 && x >= 64)
             o.max_msg = (size_t)x;
-        else if (strcmp(a, "--concurrency") == 0 && strcmp(v, "optimistic") == 0)
-            o.concurrency = CS_CONCURRENCY_OPTIMISTIC;
-        else if (strcmp(a, "--concurrency") == 0 && strcmp(v, "offers") == 0)
-            o.concurrency = CS_CONCURRENCY_OFFERS;
-        else if (strcmp(a, "--offer-timeout") == 0 && duration(a, v, &offer_timeout) == 0 &&
-                 offer_timeout > 0)
+        else if (strcmp(a, "--concurrency") == 0) {
+            if (strcmp(v, "optimistic") != 0 && strcmp(v, "offers") != 0) {
+                fprintf(stderr, "cellstated: --concurrency: '%s' is not optimistic or offers\n",
+                        v);
+                return 2;
+            }
+            o.concurrency = strcmp(v, "offers") == 0 ? CS_CONCURRENCY_OFFERS
+                                                     : CS_CONCURRENCY_OPTIMISTIC;
+        } else if (strcmp(a, "--offer-timeout") == 0) {
+            if (duration(a, v, &offer_timeout) != 0)
+                return 2;
+            if (offer_timeout == 0) {
+                fprintf(stderr, "cellstated: --offer-timeout: must be above 0 (a lease that "
+                                "is never taken back lets a dead scheduler lock the cell)\n");
+                return 2;
+            }
             o.offer_timeout_ms = (uint32_t)offer_timeout;
+        }
         else if (strcmp(a, "--cluster") == 0)
             cluster = v;
         else if (strcmp(a, "--raft") == 0)

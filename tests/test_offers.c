@@ -681,3 +681,21 @@ Test(offers, property_one_lease_and_commits_within_it)
     ts_cell_free(&cell);
     ts_daemon_teardown(&d);
 }
+
+Test(offers, cellstated_names_a_bad_concurrency_flag)
+{
+    char bin[256], cmd[512], out[1024];
+    ts_bin("cellstated", bin, sizeof bin);
+    static const struct {
+        const char *args, *says;
+    } bad[] = {
+        {"--concurrency pessimistic", "--concurrency: 'pessimistic' is not optimistic or offers"},
+        {"--concurrency offers --offer-timeout 0", "--offer-timeout: must be above 0"},
+        {"--offer-timeout soon", "--offer-timeout: 'soon'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s", bin, bad[i].args);
+        cr_assert_eq(ts_run(cmd, out, sizeof out), 2, "%s: %s", bad[i].args, out);
+        cr_assert(strstr(out, bad[i].says) != NULL, "%s: %s", bad[i].args, out);
+    }
+}
