@@ -96,6 +96,7 @@ SUITE_LIBS_test_cellsim_trace := $(ZLIB_LIBS)
 SUITE_LIBS_test_cellsim := $(ZLIB_LIBS)
 SUITE_LIBS_test_cellsim_replay := $(ZLIB_LIBS)
 SUITE_LIBS_test_cellsim_sweep := $(ZLIB_LIBS)
+SUITE_LIBS_test_cellsim_fidelity := $(ZLIB_LIBS)
 
 CFLAGS  = $(CSTD) $(OPT) $(DEBUG) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS = $(SANFLAGS)

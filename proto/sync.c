@@ -7,86 +7,125 @@
 #include "cellstate/vec.h"
 #include "txn/command.h"
 
-/* The tasks of a compact sync reply (protocol §5.7): runs of equal tasks
- * go out as one positional entry. `added` keeps what adding said, so that
- * its errors are told from the walk's own (which carry their message). */
-typedef struct runs_ctx {
-    cs_task_runs *r;
+/* ---- the packing reader: the reply's bytes ---------------------------------------- */
+
+/* Packs what cs_sync_reply_visit walks. The tasks of a compact reply
+ * (protocol §5.7) go out as runs of equal tasks, one positional entry
+ * each, once the walk has seen them all: `runs` collects them, and
+ * `added` keeps what adding said, so that its errors are told from the
+ * walk's own (which carry their message). */
+typedef struct packer {
+    msgpack_packer *pk;
+    bool compact;
+    cs_task_runs *runs;
     int added;
-} runs_ctx;
+} packer;
 
-static int add_run(void *ctx, const cs_task *t)
+static int oom(cs_error *err) { return cs_errorf(err, CS_ENOMEM, "reply: out of memory"); }
+
+static int pack_head(void *ctx, uint64_t version, bool full, cs_error *err)
 {
-    runs_ctx *c = ctx;
-    return c->added = cs_task_runs_add(c->r, t);
+    packer *p = ctx;
+    if (msgpack_pack_map(p->pk, p->compact ? 6 : 5) ||
+        cs_pack_kv_u64(p->pk, "version", version) || cs_pack_kv_bool(p->pk, "full", full) ||
+        (p->compact && cs_pack_kv_str(p->pk, "form", "compact")))
+        return oom(err);
+    return CS_OK;
 }
 
-static int pack_task_runs(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch, bool all,
-                          cs_error *err)
-{
-    runs_ctx c = {malloc(sizeof *c.r), CS_OK};
-    if (c.r == NULL)
-        return cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    cs_task_runs_init(c.r);
-    /* A full sync walks the tasks once, in id order, instead of listing
-     * their ids and reading each again. */
-    int rc = all ? cs_snap_each_task(snap, add_run, &c, err)
-                 : cs_snap_each_task_in(snap, ch->ids[CS_KIND_TASK], ch->n[CS_KIND_TASK],
-                                        add_run, &c, err);
-    if (c.added == CS_EINVAL)
-        rc = cs_errorf(err, CS_EIO, "sync: a stored task has more ports or a longer reason "
-                                    "than a record may");
-    else if (c.added == CS_ENOMEM)
-        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    if (rc == CS_OK && (cs_pack_str(pk, "tasks") || cs_task_runs_finish(c.r, pk) != CS_OK))
-        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-    cs_task_runs_free(c.r);
-    free(c.r);
-    return rc;
-}
-
-static int pack_task_map(void *ctx, const cs_task *t) { return cs_pack_task(ctx, t); }
-
-/* Pack the current record of each id (h_sync has made sure that none was
- * removed: a change set naming a collected job is answered in full); with `compact`, the tasks as
- * runs of entries, and with `all_tasks` too every task of the cell rather
- * than those listed. */
-static int pack_changed(cs_snap *snap, msgpack_packer *pk, const cs_changes *ch, bool compact,
-                        bool all_tasks, cs_error *err)
+static int pack_list(void *ctx, int kind, size_t n, cs_error *err)
 {
     static const char *const keys[CS_KIND_COUNT] = {"machines", "jobs", "tasks"};
+    packer *p = ctx;
+    if (kind == CS_KIND_TASK && p->compact) {
+        /* The key goes out with the runs, once they are known. */
+        if ((p->runs = malloc(sizeof *p->runs)) == NULL)
+            return oom(err);
+        cs_task_runs_init(p->runs);
+        return CS_OK;
+    }
+    if (cs_pack_str(p->pk, keys[kind]) || msgpack_pack_array(p->pk, (uint32_t)n))
+        return oom(err);
+    return CS_OK;
+}
+
+static int pack_machine(void *ctx, const cs_machine *m, cs_error *err)
+{
+    return cs_pack_machine(((packer *)ctx)->pk, m) == CS_OK ? CS_OK : oom(err);
+}
+
+static int pack_job(void *ctx, const cs_job *j, cs_error *err)
+{
+    return cs_pack_job(((packer *)ctx)->pk, j) == CS_OK ? CS_OK : oom(err);
+}
+
+static int pack_task(void *ctx, const cs_task *t, cs_error *err)
+{
+    packer *p = ctx;
+    if (!p->compact)
+        return cs_pack_task(p->pk, t) == CS_OK ? CS_OK : oom(err);
+    if ((p->added = cs_task_runs_add(p->runs, t)) == CS_EINVAL)
+        return cs_errorf(err, CS_EIO, "sync: a stored task has more ports or a longer reason "
+                                      "than a record may");
+    return p->added == CS_OK ? CS_OK : oom(err);
+}
+
+static int pack_end(void *ctx, cs_error *err)
+{
+    packer *p = ctx;
+    if (p->compact && (cs_pack_str(p->pk, "tasks") || cs_task_runs_finish(p->runs, p->pk) != CS_OK))
+        return oom(err);
+    return CS_OK;
+}
+
+/* ---- the walk ---------------------------------------------------------------------- */
+
+/* cs_snap_each_task's callbacks carry no error: the visitor's goes here. */
+typedef struct task_walk {
+    const cs_sync_visitor *v;
+    cs_error *err;
+} task_walk;
+
+static int walk_task(void *ctx, const cs_task *t)
+{
+    task_walk *w = ctx;
+    return w->v->task(w->v->ctx, t, w->err);
+}
+
+/* Hand the visitor the current record of each id (the caller has made
+ * sure that none was removed: a change set naming a collected job is
+ * answered in full); with `all_tasks`, every task of the cell rather than
+ * those listed (a compact full reply walks them once, in id order, instead
+ * of listing their ids and reading each again). */
+static int visit_changed(cs_snap *snap, const cs_sync_visitor *v, const cs_changes *ch,
+                         bool all_tasks, cs_error *err)
+{
     cs_arena a;
     cs_arena_init(&a);
-    int rc = CS_OK;
-    for (int k = 0; k < CS_KIND_COUNT && rc == CS_OK; k++) {
-        if (k == CS_KIND_TASK && compact) {
-            rc = pack_task_runs(snap, pk, ch, all_tasks, err);
-            break;
-        }
-        if (cs_pack_str(pk, keys[k]) || msgpack_pack_array(pk, ch->n[k])) {
-            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-            break;
-        }
-        if (k == CS_KIND_TASK) {
-            rc = cs_snap_each_task_in(snap, ch->ids[k], ch->n[k], pack_task_map, pk, err);
-            break;
-        }
-        for (size_t i = 0; i < ch->n[k] && rc == CS_OK; i++) {
-            cs_arena_reset(&a);
-            cs_id id = ch->ids[k][i];
-            if (k == CS_KIND_MACHINE) {
-                cs_machine m;
-                if ((rc = cs_snap_machine(snap, id, &a, &m, err)) == CS_OK)
-                    rc = cs_pack_machine(pk, &m);
-            } else {
-                cs_job j;
-                if ((rc = cs_snap_job(snap, id, &a, &j, err)) == CS_OK)
-                    rc = cs_pack_job(pk, &j);
-            }
-        }
+    int rc = v->list(v->ctx, CS_KIND_MACHINE, ch->n[CS_KIND_MACHINE], err);
+    for (size_t i = 0; i < ch->n[CS_KIND_MACHINE] && rc == CS_OK; i++) {
+        cs_machine m;
+        cs_arena_reset(&a);
+        if ((rc = cs_snap_machine(snap, ch->ids[CS_KIND_MACHINE][i], &a, &m, err)) == CS_OK)
+            rc = v->machine(v->ctx, &m, err);
+    }
+    if (rc == CS_OK)
+        rc = v->list(v->ctx, CS_KIND_JOB, ch->n[CS_KIND_JOB], err);
+    for (size_t i = 0; i < ch->n[CS_KIND_JOB] && rc == CS_OK; i++) {
+        cs_job j;
+        cs_arena_reset(&a);
+        if ((rc = cs_snap_job(snap, ch->ids[CS_KIND_JOB][i], &a, &j, err)) == CS_OK)
+            rc = v->job(v->ctx, &j, err);
     }
     cs_arena_free(&a);
-    return rc;
+    if (rc == CS_OK)
+        rc = v->list(v->ctx, CS_KIND_TASK, all_tasks ? CS_SYNC_UNCOUNTED : ch->n[CS_KIND_TASK], err);
+    task_walk w = {v, err};
+    if (rc == CS_OK)
+        rc = all_tasks ? cs_snap_each_task(snap, walk_task, &w, err)
+                       : cs_snap_each_task_in(snap, ch->ids[CS_KIND_TASK], ch->n[CS_KIND_TASK],
+                                              walk_task, &w, err);
+    return rc == CS_OK ? v->end(v->ctx, err) : rc;
 }
 
 static int all_machine(void *ctx, const cs_machine *m) { return cs_ids_push(ctx, m->id); }
@@ -168,8 +207,8 @@ static bool removed_since(cs_snap *snap, const cs_changes *ch)
     return removed;
 }
 
-int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *pk,
-                         cs_error *err)
+int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_visitor *v,
+                        cs_error *err)
 {
     uint64_t since = req->since;
     bool compact = req->compact, omit_running = req->omit_running;
@@ -203,17 +242,21 @@ int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *
         if (rc == CS_ENOMEM)
             cs_errorf(err, rc, "sync: out of memory");
     }
-    if (rc == CS_OK) {
-        if (msgpack_pack_map(pk, compact ? 6 : 5) ||
-            cs_pack_kv_u64(pk, "version", cs_snap_version(snap)) ||
-            cs_pack_kv_bool(pk, "full", full) ||
-            (compact && cs_pack_kv_str(pk, "form", "compact")))
-            rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
-        else
-            rc = pack_changed(snap, pk, &ch, compact, full, err);
-    }
+    if (rc == CS_OK && (rc = v->head(v->ctx, cs_snap_version(snap), full, err)) == CS_OK)
+        rc = visit_changed(snap, v, &ch, compact && full, err);
     if (rc == CS_OK || full)
         cs_changes_free(&ch);
     return rc;
 }
 
+int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *pk,
+                         cs_error *err)
+{
+    packer p = {.pk = pk, .compact = req->compact, .added = CS_OK};
+    cs_sync_visitor v = {&p, pack_head, pack_list, pack_machine, pack_job, pack_task, pack_end};
+    int rc = cs_sync_reply_visit(snap, req, &v, err);
+    if (p.runs != NULL)
+        cs_task_runs_free(p.runs);
+    free(p.runs);
+    return rc;
+}

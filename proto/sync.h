@@ -3,17 +3,20 @@
  * the store: every record changed since, or the whole cell (protocol.md
  * §5.7).
  *
- * Both ends use these functions, so that the bytes a scheduler reads are
- * built in one place: cellstated's feed answers `sync` with
- * cs_sync_reply_encode, and the in-process twin of the scheduler's port
- * (schedulers/) builds the very same reply from a store it holds, with no
- * socket in between. The copy's decoder of the reply is cs_copy_apply_bytes
- * (schedulers/cellcopy.h), which applies it without building objects.
+ * Both ends use these functions, so that what a scheduler reads is decided
+ * in one place: cellstated's feed answers `sync` with cs_sync_reply_encode,
+ * and the in-process twin of the scheduler's port (schedulers/) walks the
+ * very same reply, record by record, from a store it holds, with neither
+ * socket nor bytes in between (cs_sync_reply_visit; the encoder is that walk
+ * with a reader that packs). The copy's decoder of the bytes is
+ * cs_copy_apply_bytes (schedulers/cellcopy.h), which applies them without
+ * building objects; its reader of the walk is cs_copy_apply_snap.
  */
 #ifndef CS_SYNC_H
 #define CS_SYNC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <msgpack.h>
@@ -49,5 +52,25 @@ int cs_sync_req_decode(const msgpack_object *body, cs_sync_req *out, cs_error *e
  * the store's, and CS_ENOMEM. */
 int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *pk,
                          cs_error *err);
+
+/* The same reply record by record, for a reader in the same process as the
+ * store (the scheduler port's in-process twin): cs_sync_reply_encode is
+ * this walk with a reader that packs. The callbacks are called in the
+ * reply's order — head; list(machines, n) and n machines; list(jobs, n)
+ * and n jobs; list(tasks, n) and the tasks; end — each with records
+ * borrowed for the call only. A nonzero return stops the walk and is
+ * returned (with `err` set by the callback). */
+#define CS_SYNC_UNCOUNTED SIZE_MAX /* list(tasks): a compact full reply walks them uncounted */
+typedef struct cs_sync_visitor {
+    void *ctx;
+    int (*head)(void *ctx, uint64_t version, bool full, cs_error *err);
+    int (*list)(void *ctx, int kind, size_t n, cs_error *err); /* kind: CS_KIND_* */
+    int (*machine)(void *ctx, const cs_machine *m, cs_error *err);
+    int (*job)(void *ctx, const cs_job *j, cs_error *err);
+    int (*task)(void *ctx, const cs_task *t, cs_error *err);
+    int (*end)(void *ctx, cs_error *err);
+} cs_sync_visitor;
+int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_visitor *v,
+                        cs_error *err);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "cellstate/idindex.h"
 #include "proto/proto.h"
+#include "proto/sync.h"
 
 /* The per-machine budget (about 200 bytes with names and attributes)
  * starts with the record itself. */
@@ -44,6 +45,10 @@ struct cs_copy {
     uint32_t nattrpool, capattrpool;
     uint32_t *attrix;
     uint32_t nattrix, nattrsets;
+    /* Whether a set with a NoExecute taint was ever interned: sets are
+     * never dropped, so this only turns true. Upkeep skips its per-task
+     * NoExecute check on a cell that never had one (cs_copy_noexecute). */
+    bool noexecute;
     cs_cmachine *machines;
     uint32_t nmachines, capmachines;
     cs_idindex mix;
@@ -221,6 +226,8 @@ uint32_t cs_copy_attr(const cs_copy *c, const cs_cmachine *m, uint32_t key)
     return CS_NONE;
 }
 
+bool cs_copy_noexecute(const cs_copy *c) { return c->noexecute; }
+
 cs_ccons *cs_copy_job_cons(cs_copy *c, uint32_t job_slot) { return c->jobs[job_slot].cons; }
 
 size_t cs_copy_pending(const cs_copy *c, cs_id job, cs_id *out, size_t max)
@@ -321,6 +328,7 @@ static int intern_attrs(cs_copy *c, const cs_machine *m, uint32_t *out)
             cs_strtab_intern(&c->strs, v, strlen(v), &tr[2 + 3 * i]) != CS_OK)
             return CS_ENOMEM;
         tr[3 + 3 * i] = m->taints[i].effect;
+        c->noexecute |= m->taints[i].effect == CS_TAINT_NO_EXECUTE;
     }
     if ((uint64_t)(c->nattrsets + 1) * 4 > (uint64_t)c->nattrix * 3 && attrix_grow(c) != CS_OK)
         return CS_ENOMEM;
@@ -484,18 +492,44 @@ static void task_attach(cs_copy *c, uint32_t ts)
 
 /* ---- applying records ------------------------------------------------------------- */
 
-static int apply_machine(cs_copy *c, const msgpack_object *o, cs_error *err)
+/* Whether machine `d` of the copy already has `m`'s name, attributes and
+ * taints: most updates of a machine are of its allocation alone, and
+ * comparing costs less than interning again (a tenth of a simulated run
+ * went into it). */
+static bool same_strings(const cs_copy *c, const cs_cmachine *d, const cs_machine *m)
 {
-    cs_arena_reset(&c->scratch);
-    cs_machine m;
-    int rc = cs_unpack_machine(o, &c->scratch, &m, err);
-    if (rc != CS_OK)
-        return cs_error_wrap(err, rc, "sync: machine");
+    if (strcmp(cs_copy_str(c, d->name), m->name) != 0)
+        return false;
+    const uint32_t *a = &c->attrpool[d->attrs];
+    if (a[0] != m->nattrs)
+        return false;
+    for (uint32_t i = 0; i < m->nattrs; i++)
+        if (strcmp(cs_copy_str(c, a[1 + 2 * i]), m->attrs[i].key) != 0 ||
+            strcmp(cs_copy_str(c, a[2 + 2 * i]), m->attrs[i].value) != 0)
+            return false;
+    const uint32_t *t = &a[1 + 2 * m->nattrs];
+    if (t[0] != m->ntaints)
+        return false;
+    for (uint32_t i = 0; i < m->ntaints; i++)
+        if (strcmp(cs_copy_str(c, t[1 + 3 * i]), m->taints[i].key) != 0 ||
+            strcmp(cs_copy_str(c, t[2 + 3 * i]), m->taints[i].value) != 0 ||
+            t[3 + 3 * i] != m->taints[i].effect)
+            return false;
+    return true;
+}
+
+static int machine_rec(cs_copy *c, const cs_machine *mp, cs_error *err)
+{
+    const cs_machine m = *mp;
     uint32_t name, attrs;
-    if (cs_strtab_intern(&c->strs, m.name, strlen(m.name), &name) != CS_OK ||
-        intern_attrs(c, &m, &attrs) != CS_OK)
-        return nomem(err);
     uint32_t s = cs_copy_machine_slot(c, m.id);
+    if (s != CS_NONE && same_strings(c, &c->machines[s], &m)) {
+        name = c->machines[s].name;
+        attrs = c->machines[s].attrs;
+    } else if (cs_strtab_intern(&c->strs, m.name, strlen(m.name), &name) != CS_OK ||
+               intern_attrs(c, &m, &attrs) != CS_OK) {
+        return nomem(err);
+    }
     if (s == CS_NONE) {
         if (reserve((void **)&c->machines, &c->capmachines, c->nmachines + 1,
                     sizeof *c->machines) != CS_OK)
@@ -537,6 +571,16 @@ static int apply_machine(cs_copy *c, const msgpack_object *o, cs_error *err)
     else if (m.state == CS_MACHINE_UP && m.admin == CS_ADMIN_DRAINING)
         d->state = CS_CMACHINE_EVACUATING;
     return CS_OK;
+}
+
+static int apply_machine(cs_copy *c, const msgpack_object *o, cs_error *err)
+{
+    cs_arena_reset(&c->scratch);
+    cs_machine m;
+    int rc = cs_unpack_machine(o, &c->scratch, &m, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "sync: machine");
+    return machine_rec(c, &m, err);
 }
 
 /* Bytes a job holds besides its slot, for cs_copy_memory: an arena's first
@@ -587,6 +631,8 @@ static int job_prepare(cs_copy *c, cs_cjob *j, cs_error *err)
     return CS_OK;
 }
 
+static int job_rec(cs_copy *c, uint32_t s, cs_cjob *njp, cs_error *err);
+
 static int apply_job(cs_copy *c, const msgpack_object *o, cs_error *err)
 {
     uint64_t id = 0, version = 0;
@@ -606,6 +652,15 @@ static int apply_job(cs_copy *c, const msgpack_object *o, cs_error *err)
         cs_arena_free(&nj.arena);
         return cs_error_wrap(err, rc, "sync: job %llu", (unsigned long long)id);
     }
+    return job_rec(c, s, &nj, err);
+}
+
+/* Put job `nj` (its record in its own arena, which the copy takes) in
+ * slot `s`, or a new slot when CS_NONE. */
+static int job_rec(cs_copy *c, uint32_t s, cs_cjob *njp, cs_error *err)
+{
+    cs_cjob nj = *njp;
+    int rc;
     if ((rc = job_prepare(c, &nj, err)) != CS_OK ||
         cs_strtab_intern(&c->strs, nj.job.name, strlen(nj.job.name), &nj.name) != CS_OK) {
         job_release(&nj);
@@ -957,6 +1012,92 @@ int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err)
 fail:
     c->version = 0;
     return rc;
+}
+
+/* ---- records from a store in the same process ---------------------------------------- */
+
+/* The reader cs_copy_apply_snap gives cs_sync_reply_visit: the steps of
+ * cs_copy_apply_bytes, taking the records as the store decoded them
+ * instead of packing and reading them again. */
+typedef struct visit {
+    cs_copy *c;
+    uint64_t version;
+    bool full;
+} visit;
+
+static int v_head(void *ctx, uint64_t version, bool full, cs_error *err)
+{
+    visit *v = ctx;
+    v->version = version;
+    v->full = full;
+    if (full)
+        clear_records(v->c);
+    return CS_OK;
+}
+
+static int v_list(void *ctx, int kind, size_t n, cs_error *err)
+{
+    visit *v = ctx;
+    cs_copy *c = v->c;
+    if (!v->full || kind == CS_KIND_TASK)
+        return CS_OK;
+    if (n > UINT32_MAX)
+        return nomem(err);
+    /* The exact sizes: no growth slack on a fresh copy. */
+    int rc = kind == CS_KIND_MACHINE
+                 ? reserve((void **)&c->machines, &c->capmachines, (uint32_t)n, sizeof *c->machines)
+                 : reserve((void **)&c->jobs, &c->capjobs, (uint32_t)n, sizeof *c->jobs);
+    return rc == CS_OK ? CS_OK : nomem(err);
+}
+
+static int v_machine(void *ctx, const cs_machine *m, cs_error *err)
+{
+    return machine_rec(((visit *)ctx)->c, m, err);
+}
+
+static int v_job(void *ctx, const cs_job *j, cs_error *err)
+{
+    cs_copy *c = ((visit *)ctx)->c;
+    uint32_t s = cs_copy_job_slot(c, j->id);
+    /* Unchanged since we took it: keep the compiled constraints. */
+    if (s != CS_NONE && c->jobs[s].job.version == j->version)
+        return CS_OK;
+    cs_cjob nj;
+    memset(&nj, 0, sizeof nj);
+    cs_arena_init(&nj.arena);
+    if (cs_job_copy(j, &nj.arena, &nj.job) != CS_OK) {
+        cs_arena_free(&nj.arena);
+        return nomem(err);
+    }
+    return job_rec(c, s, &nj, err);
+}
+
+static int v_task(void *ctx, const cs_task *t, cs_error *err)
+{
+    return apply_task_rec(((visit *)ctx)->c, t, err);
+}
+
+static int v_end(void *ctx, cs_error *err)
+{
+    visit *v = ctx;
+    v->c->version = v->version;
+    return CS_OK;
+}
+
+int cs_copy_apply_snap(cs_copy *c, cs_snap *snap, bool *full, cs_error *err)
+{
+    cs_copy_rollback(c);
+    visit v = {c, 0, false};
+    cs_sync_visitor vis = {&v, v_head, v_list, v_machine, v_job, v_task, v_end};
+    cs_sync_req req = {.since = c->version, .compact = true, .omit_running = c->omit_running};
+    int rc = cs_sync_reply_visit(snap, &req, &vis, err);
+    cs_arena_reset(&c->scratch);
+    if (rc != CS_OK) {
+        c->version = 0;
+        return cs_error_wrap(err, rc, "sync");
+    }
+    *full = v.full;
+    return CS_OK;
 }
 
 int cs_copy_sync(cs_copy *c, const cs_sched_port *port, cs_error *err)

@@ -48,6 +48,7 @@
 #include "cellstate/error.h"
 #include "cellstate/jobopts.h"
 #include "cellstate/record.h"
+#include "cellstate/store.h"
 #include "schedulers/constraint.h"
 #include "schedulers/port.h"
 #include "schedulers/strtab.h"
@@ -146,6 +147,16 @@ int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err);
  * 'machine' (4) is not an unsigned integer"). */
 int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err);
 
+/* The same from a snapshot of a store in this process (borrowed; the
+ * caller closes it): what a sync through a server holding that store
+ * would apply, in the same order — the reply cs_sync_reply_encode would
+ * pack for the copy's version, compact, leaving out running tasks if the
+ * copy does — without packing and reading it (the in-process port's sync:
+ * a simulated day applies tens of millions of records). *full says
+ * whether the reply was the whole cell. Errors as cs_copy_apply, and the
+ * store's; on failure the version is reset to 0. */
+int cs_copy_apply_snap(cs_copy *c, cs_snap *snap, bool *full, cs_error *err);
+
 /* Whether cs_copy_sync asks the server to leave out the tasks whose only
  * change was to start running ("omit": "running", docs/protocol.md §5.7):
  * the copy then keeps such a task `assigned` until something else about
@@ -209,6 +220,11 @@ const char *cs_copy_str(const cs_copy *c, uint32_t id);
 uint32_t cs_copy_find_str(const cs_copy *c, const char *s);
 /* The table itself, for cs_ccons_match. */
 const cs_strtab *cs_copy_strtab(const cs_copy *c);
+
+/* Whether any machine the copy has seen carried a NoExecute taint (one
+ * that lost it since still counts): false lets upkeep skip checking every
+ * placed task's machine, which on a large cell is most of a round. */
+bool cs_copy_noexecute(const cs_copy *c);
 
 /* The machine's taints: *triples points to n (key, value, effect) triples,
  * key and value interned, effect a cs_taint_effect, sorted by key name then

@@ -24,7 +24,6 @@ struct cs_port_local {
     cs_store *store;
     int64_t mono_ns, wall_ms; /* now */
     int64_t wall_at;          /* mono_ns when wall_ms was read */
-    msgpack_sbuffer buf;      /* the sync reply being applied */
     msgpack_zone zone;        /* a report's objects */
     cs_sched_report *last;    /* NULL before the first report */
     cs_port_local_counts counts;
@@ -45,21 +44,15 @@ static int local_sync(void *ctx, cs_copy *c, cs_error *err)
     int rc = cs_snap_open(p->store, &snap, err);
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "sync");
-    p->buf.size = 0;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-    cs_sync_req req = {.since = cs_copy_version(c), .compact = true,
-                       .omit_running = cs_copy_omits_running(c)};
-    rc = cs_sync_reply_encode(snap, &req, &pk, err);
+    /* The records go straight from the snapshot into the copy: the reply
+     * cellstated would send, without its bytes (cs_copy_apply_snap). */
+    bool full = false;
+    rc = cs_copy_apply_snap(c, snap, &full, err);
     cs_snap_close(snap);
     if (rc != CS_OK)
-        return cs_error_wrap(err, rc, "sync");
-    cs_copy_reply r;
-    if ((rc = cs_copy_read_reply(p->buf.data, p->buf.size, &r, err)) != CS_OK ||
-        (rc = cs_copy_apply_bytes(c, p->buf.data, p->buf.size, err)) != CS_OK)
         return rc;
     p->counts.syncs++;
-    p->counts.full_syncs += r.full;
+    p->counts.full_syncs += full;
     return CS_OK;
 }
 
@@ -224,7 +217,6 @@ int cs_port_local_new(cs_store *store, int64_t mono_ns, int64_t wall_ms, cs_port
         free(p);
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
-    msgpack_sbuffer_init(&p->buf);
     p->store = store;
     p->mono_ns = p->wall_at = mono_ns;
     p->wall_ms = wall_ms;
@@ -252,7 +244,6 @@ void cs_port_local_free(cs_port_local *p)
 {
     if (p == NULL)
         return;
-    msgpack_sbuffer_destroy(&p->buf);
     msgpack_zone_destroy(&p->zone);
     free(p->last);
     free(p);

@@ -912,6 +912,7 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
     cs_txn_reset(&s->txn, s->next_req, cs_copy_version(s->copy));
     s->txn.conflict = s->o->conflict;
     s->txn.commit = CS_COMMIT_INCREMENTAL;
+    bool noexec = cs_copy_noexecute(s->copy);
     for (uint32_t i = 0; i < cs_copy_njobs(s->copy); i++) {
         const cs_cjob *j = cs_copy_job_at(s->copy, i);
         if (j->job.state != CS_JOB_ACTIVE || !s->hooks->takes(s, j)) {
@@ -932,7 +933,8 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
             if (rc != CS_OK)
                 return rc;
             bool evict = false;
-            if (cs_task_state_placed(t->state) && noexecute_due(s, j, t, now_ns, &evict) != CS_OK)
+            if (noexec && cs_task_state_placed(t->state) &&
+                noexecute_due(s, j, t, now_ns, &evict) != CS_OK)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
             if (((ended && !wait && hooks_of(s, j)->again(j, t)) || evict) &&
                 cs_txn_add_release(&s->txn, t->id, CS_TASK_PENDING, 0) != CS_OK)

@@ -16,6 +16,9 @@
 #include "proto/client.h"
 #include "cellstate/mpcheck.h"
 #include "proto/proto.h"
+#include "proto/sync.h"
+#include "txn/commit.h"
+#include "txn/ops.h"
 #include "schedulers/cellcopy.h"
 #include "tests/cellbuild.h"
 #include "tests/support.h"
@@ -666,6 +669,137 @@ Test(synccompact, property_compact_and_map_forms_give_the_same_copy, .timeout = 
         for (int i = 0; i < 3; i++)
             cs_copy_free(c[i]);
         tb_free(&b);
+    }
+}
+
+/* ---- the in-process sync: records straight from a store ---------------------------------- */
+
+/* Bring copy `bytes` up to date through the reply's bytes and copy `direct`
+ * through cs_copy_apply_snap, from the same snapshot. */
+static void sync_both(cs_store *st, cs_copy *bytes, cs_copy *direct, bool *full)
+{
+    cs_error err = {0};
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(st, &snap, &err), CS_OK, "%s", err.msg);
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cs_sync_req req = {.since = cs_copy_version(bytes), .compact = true,
+                       .omit_running = cs_copy_omits_running(bytes)};
+    cr_assert_eq(cs_sync_reply_encode(snap, &req, &pk, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_copy_apply_bytes(bytes, b.data, b.size, &err), CS_OK, "bytes: %s", err.msg);
+    cr_assert_eq(cs_copy_apply_snap(direct, snap, full, &err), CS_OK, "snap: %s", err.msg);
+    cs_snap_close(snap);
+    msgpack_sbuffer_destroy(&b);
+}
+
+/* One random change through the state machine: a job, a claim, a report,
+ * a kill or a collection. Refusals (a claim on a task already placed, a
+ * report on a stale attempt) are results too, and logged. */
+static void store_mutate(cs_store *st, uint64_t *seed, uint32_t *njobs, uint32_t counts[64],
+                         cs_txn *txn, uint64_t *req)
+{
+    cs_error err = {0};
+    uint64_t k = cs_rng_next(seed) % 20;
+    if (*njobs == 0 || (k == 0 && *njobs < 64)) {
+        char name[16];
+        snprintf(name, sizeof name, "j%u", *njobs);
+        uint16_t ports[] = {0};
+        cs_job spec = {.name = name, .kind = cs_rng_next(seed) % 2 ? CS_JOB_SERVICE : CS_JOB_BATCH,
+                       .count = 1 + (uint32_t)(cs_rng_next(seed) % 40),
+                       .res = {.cpu = 100, .mem = 64}, .cmd = "true"};
+        if (cs_rng_next(seed) % 3 == 0) {
+            spec.ports = ports;
+            spec.nports = 1;
+        }
+        cs_id id;
+        cr_assert_eq(cs_op_job_submit(st, &spec, &id, NULL, &err), CS_OK, "%s", err.msg);
+        counts[(*njobs)++] = spec.count;
+        return;
+    }
+    cs_id job = 1 + cs_rng_next(seed) % *njobs;
+    cs_id task = cs_task_id(job, (uint32_t)(cs_rng_next(seed) % counts[job - 1]));
+    if (k == 1) {
+        cs_op_job_kill(st, job, 1000, NULL, &err);
+        return;
+    }
+    if (k == 2) {
+        cs_op_job_gc(st, &job, 1, NULL, &err); /* refused unless ended */
+        return;
+    }
+    if (k < 12) {
+        cs_txn_reset(txn, ++*req, 0);
+        cs_res res = {.cpu = 100, .mem = 64};
+        cr_assert_eq(cs_txn_add_claim(txn, task, 1 + cs_rng_next(seed) % 8, &res, NULL, 0, 0),
+                     CS_OK);
+        cs_txn_result r;
+        cs_txn_result_init(&r);
+        cs_commit(st, txn, &r, &err);
+        cs_txn_result_free(&r);
+        return;
+    }
+    cs_snap *snap;
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_task t;
+    cr_assert_eq(cs_snap_open(st, &snap, &err), CS_OK, "%s", err.msg);
+    int rc = cs_snap_task(snap, task, &a, &t, &err);
+    uint32_t attempt = rc == CS_OK ? t.attempts : 0;
+    cs_snap_close(snap);
+    cs_arena_free(&a);
+    static const uint8_t to[] = {CS_TASK_RUNNING, CS_TASK_RUNNING, CS_TASK_FINISHED,
+                                 CS_TASK_FAILED};
+    cs_op_task_status(st, task, attempt, to[cs_rng_next(seed) % 4], 0, NULL, NULL, &err);
+}
+
+Test(synccompact, property_a_copy_from_the_store_in_process_equals_one_from_the_reply_bytes,
+     .timeout = 120)
+{
+    for (uint64_t cell = 0; cell < 12; cell++) {
+        uint64_t seed = 0x5eed5eedULL ^ (cell * 104729 + 3);
+        ts_store st;
+        ts_store_create(&st);
+        cs_error err = {0};
+        for (int i = 0; i < 8; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "m%d", i);
+            cs_attr attrs[] = {{"rack", i % 2 ? "r1" : "r2"}};
+            cs_taint taints[] = {{"gpu", "", CS_TAINT_NO_EXECUTE}};
+            cs_machine m = {.name = name, .attrs = attrs, .nattrs = 1,
+                            .capacity = {.cpu = 4000, .mem = 1 << 14, .disk = 1 << 20},
+                            .port_lo = 31000, .port_hi = 31999,
+                            .taints = taints, .ntaints = cell % 2 == 0 && i == 7};
+            cs_id id;
+            cr_assert_eq(cs_op_machine_put(st.s, &m, &id, NULL, &err), CS_OK, "%s", err.msg);
+        }
+        cs_copy *c[4] = {new_copy(), new_copy(), new_copy(), new_copy()};
+        cs_copy_omit_running(c[2], true);
+        cs_copy_omit_running(c[3], true);
+        uint32_t njobs = 0, counts[64];
+        uint64_t req = 0;
+        cs_txn txn;
+        cs_txn_init(&txn, 1, 0, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
+        unsigned fulls = 0;
+        for (int round = 0; round < 25; round++) {
+            int changes = (int)(cs_rng_next(&seed) % 30);
+            for (int i = 0; i < changes; i++)
+                store_mutate(st.s, &seed, &njobs, counts, &txn, &req);
+            bool full[2];
+            sync_both(st.s, c[0], c[1], &full[0]);
+            sync_both(st.s, c[2], c[3], &full[1]);
+            fulls += full[0];
+            char when[64];
+            snprintf(when, sizeof when, "cell %llu, round %d", (unsigned long long)cell, round);
+            assert_same_copy(c[0], c[1], when);
+            assert_same_copy(c[2], c[3], when);
+            cr_assert_eq(cs_copy_noexecute(c[1]), cell % 2 == 0, "%s", when);
+        }
+        cr_assert_geq(fulls, 1); /* the first; collections add more */
+        cs_txn_free(&txn);
+        for (int i = 0; i < 4; i++)
+            cs_copy_free(c[i]);
+        ts_store_destroy(&st);
     }
 }
 

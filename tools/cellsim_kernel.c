@@ -157,8 +157,14 @@ struct sim {
      * (the prefill's: ids 1..ncaps). */
     sim_replay *replay;
     int64_t replay_at;
+    uint64_t log_mark; /* the cell version at the last compaction (compact) */
     const cs_res *caps;
     size_t ncaps;
+    /* The cell's machines at the start and their capacity in all (cpu
+     * milli, mem MiB): DRF's denominators (mesos) and the report's. A
+     * replay's machines are the trace's, not the preset's. */
+    uint32_t cell_machines;
+    double cell_cpu, cell_mem;
     cs_id *lost;
     size_t caplost;
 };
@@ -503,8 +509,9 @@ static void freed(sim *k, const sim_job *j, jobx *x, uint32_t n)
  * capacity in whichever resource it uses most of. */
 static double dominant_share(const sim *k, const simsched *ss)
 {
-    double cpu = k->c->machine_cpu * 1000 * k->c->machines, mem = k->c->machine_mem * 1024 * k->c->machines;
-    double a = (double)ss->alloc_cpu / cpu, b = (double)ss->alloc_mem / mem;
+    if (k->cell_cpu <= 0 || k->cell_mem <= 0)
+        return 0; /* a replay that starts with no machine: nobody holds a share */
+    double a = (double)ss->alloc_cpu / k->cell_cpu, b = (double)ss->alloc_mem / k->cell_mem;
     return a > b ? a : b;
 }
 
@@ -621,9 +628,11 @@ static int offer_release(simsched *ss)
     if (k->holder != ss->idx)
         return CS_OK;
     k->holder = NOBODY;
+    /* An offer still held when the run ends locked the free resources up
+     * to the end: counted like the decision under way in it. */
+    add_span(k, ss->days, k->held_since, k->now, true);
     if (k->stopping)
         return CS_OK;
-    add_span(k, ss->days, k->held_since, k->now, true);
     CS_TRY(count_attempts(k, ss, &ss->err));
     for (uint32_t i = 0; i < k->nsc; i++)
         if (k->sc[i].wants && !k->sc[i].done)
@@ -794,6 +803,11 @@ static int machines_setup(sim *k, cs_error *err)
          * event armed: arrival() applies the rest. */
         CS_TRY(sim_replay_open(c, k->end_ns, &k->replay, err));
         CS_TRY(sim_replay_machines(k->replay, k->store, &k->caps, &k->ncaps, err));
+        k->cell_machines = (uint32_t)k->ncaps;
+        for (size_t i = 0; i < k->ncaps; i++) {
+            k->cell_cpu += (double)k->caps[i].cpu;
+            k->cell_mem += (double)k->caps[i].mem;
+        }
         k->replay_at = sim_replay_next_ns(k->replay);
         if (k->replay_at != INT64_MAX && push(k, k->replay_at, EV_ARRIVAL, 0, 0) != CS_OK)
             return cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -811,6 +825,9 @@ static int machines_setup(sim *k, cs_error *err)
         if (rc != CS_OK)
             return cs_error_wrap(err, rc, "registering machine %s", name);
     }
+    k->cell_machines = c->machines;
+    k->cell_cpu = (double)cores_milli(c->machine_cpu) * c->machines;
+    k->cell_mem = (double)gib_mib(c->machine_mem) * c->machines;
     return CS_OK;
 }
 
@@ -1012,6 +1029,25 @@ static int arrival(sim *k, bool service, cs_error *err)
                                                           : cs_errorf(err, CS_ENOMEM, "out of memory");
 }
 
+/* Drop the log up to the version of the previous call, as cellstated's
+ * monitor does every --log-retain: without it a week's log (a command per
+ * task end and per transaction) fills the map and every page of it is a
+ * fault. A scheduler syncs at least once per --idle, so none is an hour
+ * behind and none is sent the whole cell for it. */
+static int compact(sim *k, cs_error *err)
+{
+    cs_snap *snap;
+    int rc = cs_snap_open(k->store, &snap, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "compacting the log");
+    uint64_t now = cs_snap_version(snap);
+    cs_snap_close(snap);
+    if (k->log_mark > 0 && (rc = cs_store_compact(k->store, k->log_mark, err)) != CS_OK)
+        return cs_error_wrap(err, rc, "compacting the log to %" PRIu64, k->log_mark);
+    k->log_mark = now;
+    return CS_OK;
+}
+
 /* Remove the jobs that ended at least GC_EVERY_NS ago (job-gc: ids
  * ascending, which arrival order gives), and come back in GC_EVERY_NS. */
 static int collect_garbage(sim *k, cs_error *err)
@@ -1035,6 +1071,8 @@ static int collect_garbage(sim *k, cs_error *err)
     if (n > 0 && (rc = cs_op_job_gc(k->store, ids, n, NULL, err)) != CS_OK)
         cs_error_wrap(err, rc, "removing %zu ended jobs", n);
     free(ids);
+    if (rc == CS_OK)
+        rc = compact(k, err);
     if (rc == CS_OK && push(k, k->now + GC_EVERY_NS, EV_GC, 0, 0) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");
     return rc;
@@ -1122,6 +1160,9 @@ static void result_build(sim *k, sim_result *out)
     out->ndays = k->ndays;
     out->prefill_tasks = k->prefill_tasks;
     out->prefill_cpu = k->prefill_cpu;
+    out->machines = k->cell_machines;
+    out->cell_cpu = k->cell_cpu / 1000;
+    out->cell_mem = k->cell_mem / 1024;
     out->events = k->events;
 }
 
@@ -1137,6 +1178,18 @@ static void wind_down(sim *k)
                 run_sched(k, &k->sc[i]);
             pthread_join(k->sc[i].th, NULL);
         }
+}
+
+/* End the kernel's group of task ends (simulate). A group that had to be
+ * dropped (an apply that failed after writing: out of memory or a full
+ * map, never a refusal) is an error: the run cannot go on from it. */
+static int group_close(sim *k, cs_error *err)
+{
+    bool abandoned = false;
+    int rc = cs_store_group_end(k->store, &abandoned, NULL, err);
+    if (rc == CS_OK && abandoned)
+        rc = cs_errorf(err, CS_EIO, "a group of task ends failed in the store");
+    return rc == CS_OK ? rc : cs_error_wrap(err, rc, "ending tasks");
 }
 
 static int simulate(sim *k, cs_error *err)
@@ -1159,14 +1212,34 @@ static int simulate(sim *k, cs_error *err)
     }
     if (push(k, GC_EVERY_NS, EV_GC, 0, 0) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
-    while (k->nheap > 0 && k->heap[0].t < k->end_ns) {
+    /* Task ends in a row are one write transaction (a store group), as
+     * cellstated's writer commits a burst of agents' reports: each is still
+     * its own command, version and log entry, so the store and every result
+     * are what they would be one by one. The group closes before any other
+     * event, since that may hand the baton to a scheduler, whose reads and
+     * commits must see every end before it (and whose commit would wait on
+     * the group's writer lock). Half the kernel's time went into one LMDB
+     * commit per end. */
+    bool grouped = false;
+    int rc = CS_OK;
+    while (rc == CS_OK && k->nheap > 0 && k->heap[0].t < k->end_ns) {
         ev e = pop(k);
         k->now = e.t;
         k->events++;
-        CS_TRY(dispatch(k, &e, err));
+        bool end = e.kind == EV_TASK_END;
+        if (grouped != end)
+            rc = grouped ? group_close(k, err) : cs_store_group_begin(k->store, err);
+        grouped = end;
+        if (rc == CS_OK)
+            rc = dispatch(k, &e, err);
+    }
+    if (grouped) {
+        cs_error e2;
+        int rc2 = group_close(k, rc == CS_OK ? err : &e2);
+        rc = rc == CS_OK ? rc2 : rc;
     }
     k->now = k->end_ns;
-    return CS_OK;
+    return rc;
 }
 
 int sim_run(const sim_conf *c, sim_result *out, cs_error *err)

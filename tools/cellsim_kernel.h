@@ -120,6 +120,10 @@ typedef struct sim_result {
     size_t njobs;
     uint64_t prefill_tasks;
     double prefill_cpu; /* fraction of the cell's cpu the prefill took */
+    /* The machines at the start and their cores and GiB in all: the
+     * preset's, or under a replay the trace's (the report's header). */
+    uint32_t machines;
+    double cell_cpu, cell_mem;
     uint64_t events;
     bool replayed;            /* c->trace was set: what the replay did and changed */
     sim_replay_counts replay;

@@ -22,7 +22,8 @@ void sim_plot_usage(FILE *f)
           "(Debian: gnuplot-nox), each beside its script (NAME.gp). One line per\n"
           "combination of the settings that vary in the CSV:\n"
           "  tjob_wait.png, tjob_busyness.png            Figs. 5-7: mean job wait and busyness\n"
-          "                                              against t_job_service (log x)\n"
+          "                                              against t_job_service (log x; the\n"
+          "                                              wait on a log y, zeros left out)\n"
           "  schedulers_conflict.png, schedulers_busyness.png\n"
           "                                              Fig. 9: batch conflict fraction and\n"
           "                                              busyness against batch_schedulers\n"
@@ -227,27 +228,31 @@ typedef struct fig_spec {
     const char *ynames[2];  /* each one's part of a line's title */
     bool omega_only;        /* only rows of architecture omega, when there is one */
     bool modes;             /* only when conflict or commit varies */
+    /* A log y axis (points at 0 left out): waits span from milliseconds
+     * to a saturated scheduler's hours, and on a linear axis the hours
+     * flatten every other line to 0, as the paper's log axes do not. */
+    bool ylog;
 } fig_spec;
 
 static const fig_spec specs[] = {
     {"tjob_wait", "Figs. 5-7 (a)", "Mean job wait time against t_job(service)", "t_job_service",
      "t_job(service) [s]", 10, "mean job wait time [s]",
-     {"batch_wait_mean_s", "service_wait_mean_s"}, {"batch", "service"}, false, false},
+     {"batch_wait_mean_s", "service_wait_mean_s"}, {"batch", "service"}, false, false, true},
     {"tjob_busyness", "Figs. 5-7 (b)", "Scheduler busyness against t_job(service)", "t_job_service",
      "t_job(service) [s]", 10, "busyness (median of daily values)",
-     {"batch_busyness_median", "service_busyness_median"}, {"batch", "service"}, false, false},
+     {"batch_busyness_median", "service_busyness_median"}, {"batch", "service"}, false, false, false},
     {"schedulers_conflict", "Fig. 9 (a)", "Omega: batch conflict fraction against batch schedulers",
      "batch_schedulers", "batch schedulers", 2, "conflict fraction (median of daily values)",
-     {"batch_conflict_fraction_median", NULL}, {"batch", NULL}, true, false},
+     {"batch_conflict_fraction_median", NULL}, {"batch", NULL}, true, false, false},
     {"schedulers_busyness", "Fig. 9 (b)", "Omega: batch busyness against batch schedulers",
      "batch_schedulers", "batch schedulers", 2, "busyness (median of daily values, mean of schedulers)",
-     {"batch_busyness_median", NULL}, {"batch", NULL}, true, false},
+     {"batch_busyness_median", NULL}, {"batch", NULL}, true, false, false},
     {"modes_conflict", "Fig. 14 (a)", "Service conflict fraction: fine/coarse x incremental/gang",
      "t_job_service", "t_job(service) [s]", 10, "conflict fraction (median of daily values)",
-     {"service_conflict_fraction_median", NULL}, {"service", NULL}, true, true},
+     {"service_conflict_fraction_median", NULL}, {"service", NULL}, true, true, false},
     {"modes_busyness", "Fig. 14 (b)", "Service busyness: fine/coarse x incremental/gang",
      "t_job_service", "t_job(service) [s]", 10, "busyness (median of daily values)",
-     {"service_busyness_median", NULL}, {"service", NULL}, true, true},
+     {"service_busyness_median", NULL}, {"service", NULL}, true, true, false},
 };
 
 /* `s` inside a gnuplot double-quoted string: no quote, backslash or line
@@ -357,7 +362,8 @@ static int write_script(const table *t, const fig_spec *s, const bool *use, cons
     gp_string(f, s->xlabel);
     fputs("\nset ylabel ", f);
     gp_string(f, s->ylabel);
-    fprintf(f, "\nset logscale x %d\nset key below\nset grid\nset yrange [0:*]\n", s->xlog);
+    fprintf(f, "\nset logscale x %d\nset key below\nset grid\n%s\n", s->xlog,
+            s->ylog ? "set logscale y 10\nset yrange [*:*]\nset format y \"%g\"" : "set yrange [0:*]");
     size_t nseries = 0;
     for (size_t g = 0; g < ngroups; g++)
         for (int k = 0; k < 2; k++) {
@@ -366,7 +372,7 @@ static int write_script(const table *t, const fig_spec *s, const bool *use, cons
             size_t np = 0;
             for (size_t r = 1; r < t->nrows; r++)
                 if (use[r] && grp[r] == g && number(cell(t, r, x), &pts[np].x) && pts[np].x > 0 &&
-                    number(cell(t, r, (size_t)ycols[k]), &pts[np].y))
+                    number(cell(t, r, (size_t)ycols[k]), &pts[np].y) && (!s->ylog || pts[np].y > 0))
                     np++;
             qsort(pts, np, sizeof *pts, cmp_point);
             fprintf(f, "$s%zu << EOD\n", nseries++);

@@ -90,9 +90,30 @@ static int kind_waits(const sim_result *r, uint32_t which, uint32_t day, int kin
     return CS_OK;
 }
 
+/* The jobs `which` stands for: a scheduler's own, or, for SIM_ALL_SERVICE
+ * and SIM_ALL_BATCH, every job of that kind whoever owns it. Under omega
+ * and mesos the two agree (the service scheduler owns the service jobs);
+ * under monolithic and multipath one scheduler owns both kinds, and the
+ * paper's Figs. 5 and 6 still show batch and service jobs apart. */
 static int job_waits(const sim_result *r, uint32_t which, uint32_t day, waits *w, cs_error *err)
 {
+    if (which == SIM_ALL_SERVICE || which == SIM_ALL_BATCH)
+        return kind_waits(r, UINT32_MAX, day, which == SIM_ALL_SERVICE, w, err);
     return kind_waits(r, which, day, -1, w, err);
+}
+
+/* The schedulers whose busyness and conflicts `which` stands for: as
+ * picked(), but a kind that has no scheduler of its own (monolithic and
+ * multipath: one scheduler for both) stands for every scheduler, the one
+ * that decides its jobs. */
+static bool sched_picked(const sim_result *r, uint32_t which, uint32_t s)
+{
+    if (which != SIM_ALL_SERVICE && which != SIM_ALL_BATCH)
+        return picked(r, which, s);
+    for (uint32_t i = 0; i < r->nscheds; i++)
+        if (picked(r, which, i))
+            return picked(r, which, s);
+    return s < r->nscheds;
 }
 
 /* A scheduler's offers (mesos) over the run: how many, and how long held. */
@@ -175,7 +196,7 @@ int sim_summarize(const sim_result *r, uint32_t which, sim_summary *out, cs_erro
         uint64_t ok = 0, conflicted = 0, n = 0;
         double decide_s = 0;
         for (uint32_t s = 0; s < r->nscheds; s++) {
-            if (!picked(r, which, s))
+            if (!sched_picked(r, which, s))
                 continue;
             const sim_day_figs *f = &r->scheds[s].days[d];
             n++;
@@ -252,15 +273,28 @@ static void arch_text(const sim_conf *c, char *buf, size_t size)
     }
 }
 
+/* The cell, as the header says it: the preset's homogeneous machines, or
+ * a replay's, which are the trace's (the preset's size is not used then). */
+static void cell_text(const sim_conf *c, const sim_result *r, char *buf, size_t size)
+{
+    if (r->replayed)
+        snprintf(buf, size, "%" PRIu32 " machines of the trace %s at its window's start (%.6g cpu, %.6g GiB in all)",
+                 r->machines, c->trace, r->cell_cpu, r->cell_mem);
+    else
+        snprintf(buf, size, "%" PRIu32 " machines of %g cpu, %g GiB", c->machines, c->machine_cpu,
+                 c->machine_mem);
+}
+
 int sim_report_text(const sim_conf *c, const sim_result *r, FILE *f, cs_error *err)
 {
-    char arch[192];
+    char arch[192], cell[1280];
     arch_text(c, arch, sizeof arch);
+    cell_text(c, r, cell, sizeof cell);
     fprintf(f,
-            "cellsim: %" PRIu32 " machines of %g cpu, %g GiB; prefill %.1f%% of cpu (%" PRIu64
+            "cellsim: %s; prefill %.1f%% of cpu (%" PRIu64
             " tasks); %s, %s, %s, %s/%s placement, %s, "
             "retry %s; %g days; seed %" PRIu64 "\n",
-            c->machines, c->machine_cpu, c->machine_mem, r->prefill_cpu * 100, r->prefill_tasks,
+            cell, r->prefill_cpu * 100, r->prefill_tasks,
             arch, cs_conflict_mode_name(c->conflict), cs_commit_mode_name(c->commit), c->batch_strategy,
             c->service_strategy, c->txn_per_job ? "one job per transaction" : "jobs share transactions",
             c->retry_tail ? "tail" : "front", c->days, c->seed);
@@ -419,6 +453,15 @@ int sim_report_json(const sim_conf *c, const sim_result *r, FILE *f, cs_error *e
         }
         if (c->architecture == SIM_ARCH_MESOS)
             rc |= set(root, "offer_locked_fraction", json_real(locked_fraction(r)));
+    }
+    if (r->replayed) {
+        /* The cell a replay ran on: the trace's machines, not config's. */
+        json_t *cell = json_object();
+        rc |= cell ? CS_OK : CS_ENOMEM;
+        rc |= set(cell, "machines", json_integer(r->machines));
+        rc |= set(cell, "cpu", json_real(r->cell_cpu));
+        rc |= set(cell, "mem", json_real(r->cell_mem));
+        rc |= set(root, "replay_cell", cell);
     }
     rc |= set(root, "config", conf);
     rc |= set(root, "prefill_cpu", json_real(r->prefill_cpu));

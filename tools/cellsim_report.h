@@ -56,10 +56,13 @@ typedef struct sim_summary {
 #define SIM_ALL_BATCH (UINT32_MAX - 2)
 
 /* The figures of scheduler `which` (an index into r->scheds) of `r` (only
- * read), or of all its service or batch schedulers aggregated: jobs and
- * waits pooled, counts summed, a day's busyness the mean of theirs, a
- * day's conflict fraction that of their transactions pooled. With none
- * of the kind, zero jobs and NAN figures. */
+ * read), or of all its service or batch schedulers aggregated: the jobs
+ * of that kind pooled, counts summed, a day's busyness the mean of the
+ * schedulers', a day's conflict fraction that of their transactions
+ * pooled. Under monolithic and multipath, whose one scheduler decides
+ * both kinds, a kind's jobs are still its own and its busyness and
+ * conflicts are that scheduler's (the paper's Figs. 5-6 show batch and
+ * service waits apart). With no job of the kind, zero jobs. */
 int sim_summarize(const sim_result *r, uint32_t which, sim_summary *out, cs_error *err);
 
 /* The human summary of `r` (of a run of `c`; both only read) on `f`. */
