@@ -1211,19 +1211,25 @@ static uint32_t offer_wait_ms(const cs_sched *s)
 }
 
 /* Wait until this scheduler holds the offer, or *stop. *held is whether it
- * does. An error (the server away, a cell without offers) is logged and
- * waited out, as a failed sync is. */
-static void offer_acquire(cs_sched *s, volatile sig_atomic_t *stop, bool *held)
+ * does. An error talking to the server is logged and waited out, as a
+ * failed sync is; a cell that makes no offers (CS_ESTATE) is a mistake of
+ * the command line, returned: --offers against an optimistic cell would
+ * otherwise wait for ever. */
+static int offer_acquire(cs_sched *s, volatile sig_atomic_t *stop, bool *held, cs_error *err)
 {
     *held = false;
     while (!*stop && !*held) {
         cs_res h = own_held(s);
         cs_error e = {0};
-        if (s->port->acquire(s->port->ctx, s->o->name, &h, offer_wait_ms(s), held, &e) != CS_OK) {
+        int rc = s->port->acquire(s->port->ctx, s->o->name, &h, offer_wait_ms(s), held, &e);
+        if (rc == CS_ESTATE)
+            return cs_errorf(err, rc, "--offers: %s", e.msg);
+        if (rc != CS_OK) {
             logf_(s, "%s", e.msg);
             sleep_ns(s, (int64_t)s->o->idle_ms * 4000000);
         }
     }
+    return CS_OK;
 }
 
 static void offer_release(cs_sched *s)
@@ -1246,7 +1252,9 @@ int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err)
     while (!*stop) {
         bool synced, progress, held = false;
         if (s->o->offers) {
-            offer_acquire(s, stop, &held);
+            int rc = offer_acquire(s, stop, &held, err);
+            if (rc != CS_OK)
+                return rc;
             if (!held)
                 break; /* stopped while it waited */
         }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "proto/client.h"
 #include "schedulers/kinds.h"
@@ -324,5 +325,21 @@ Test(live, one_monolithic_process_places_both_kinds)
     start(&l, "cell-batch", "mono", "--multipath", "--t-job-service", "0.05", NULL);
     cr_assert(wait_placed(l.d.c, crunch, 12), "batch placed: %u", placed(l.d.c, crunch));
     cr_assert(wait_placed(l.d.c, web, 3), "service placed: %u", placed(l.d.c, web));
+    live_stop(&l);
+}
+
+/* --offers against a cell that makes no offers is a mistake of the command
+ * line: the scheduler exits 1 naming it instead of waiting for ever. */
+Test(live, offers_against_an_optimistic_cell_exits_naming_it)
+{
+    live l = {0};
+    ts_daemon_setupv(&l.d, NULL);
+    int i = start(&l, "cell-batch", "batch-0", "--offers", NULL);
+    int status = ts_stop(l.pids[i], 0, 30000);
+    l.pids[i] = 0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "status %d", status);
+    cr_assert(wait_log(l.logs[i], "--offers: "), "the log names the flag");
+    cr_assert(wait_log(l.logs[i], "this cell runs --concurrency optimistic"),
+              "the log names the mode");
     live_stop(&l);
 }
