@@ -20,13 +20,13 @@
 #include "proto/msg.h"
 #include "txn/txn.h"
 
-/* The longest scheduler name an acquire may carry (the schedulers' names
- * fit in 63 bytes: schedopts.h's name_buf). */
-#define CS_OFFER_SCHED_MAX 63
+/* The longest scheduler name an acquire may carry: a scheduler's --name
+ * (schedopts.c takes 1 to 255 bytes). */
+#define CS_OFFER_SCHED_MAX 255
 
 /* ---- offer.acquire (27) ---------------------------------------------------------------
  * {"sched": str, "held": res, "wait_ms": uint}
- *   sched    the scheduler's name (1..63 bytes), who will hold the lease;
+ *   sched    the scheduler's name (1..255 bytes), who will hold the lease;
  *   held     what the scheduler's own tasks hold now (cpu millicores, mem
  *            and disk MiB): its dominant share (DRF) is the largest
  *            fraction of the cell's capacity in any of the three. The

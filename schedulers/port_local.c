@@ -31,7 +31,7 @@ struct cs_port_local {
      * keeps it (server/offers.c), on the virtual clock. */
     bool offers;
     int64_t offer_timeout_ns;
-    char holder[64];  /* who holds the offer; "" nobody */
+    char holder[256]; /* who holds the offer (a --name: up to 255 bytes); "" nobody */
     int64_t expires;  /* mono_ns when its lease is taken back */
 };
 
