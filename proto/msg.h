@@ -18,6 +18,8 @@
  *   proto/schedreport.h  sched.report
  *   proto/membermsg.h the replicated cell's members: members, members.add,
  *                     members.remove, members.transfer
+ *   proto/offermsg.h  the offer of --concurrency offers: offer.acquire,
+ *                     offer.release, offer.commit
  *
  * Why one codec per message: each message used to be packed by one end and
  * read by hand by the other (the commit reply three times, the poll reply

@@ -64,7 +64,10 @@
     X(CS_MSG_MEMBERS, 23, "members")             \
     X(CS_MSG_MEMBERS_ADD, 24, "members.add")     \
     X(CS_MSG_MEMBERS_REMOVE, 25, "members.remove") \
-    X(CS_MSG_MEMBERS_TRANSFER, 26, "members.transfer")
+    X(CS_MSG_MEMBERS_TRANSFER, 26, "members.transfer") \
+    X(CS_MSG_OFFER_ACQUIRE, 27, "offer.acquire")   \
+    X(CS_MSG_OFFER_RELEASE, 28, "offer.release")   \
+    X(CS_MSG_OFFER_COMMIT, 29, "offer.commit")
 
 enum {
 #define CS_MSG_ENUM(name, value, text) name = value,

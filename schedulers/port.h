@@ -83,6 +83,17 @@ typedef struct cs_sched_port {
      * wake-up (the nng port: a signal, after which the loop looks at its
      * stop flag). At once when `until` has passed. */
     void (*sleep)(void *ctx, int64_t until);
+
+    /* Mesos-style offers (cellstated --concurrency offers, server/offers.h):
+     * ask for the offer as scheduler `sched` (borrowed) whose tasks hold
+     * `held` (borrowed: DRF's numerators), waiting at most `wait_ms`;
+     * *granted tells whether it holds the offer now. While it does, `commit`
+     * commits under its lease (offer.commit) instead of as a plain commit.
+     * `release` gives it back (CS_OK when none is held; a lease already
+     * taken back is CS_ESTATE naming it, and is forgotten all the same). */
+    int (*acquire)(void *ctx, const char *sched, const cs_res *held, uint32_t wait_ms,
+                   bool *granted, cs_error *err);
+    int (*release)(void *ctx, cs_error *err);
 } cs_sched_port;
 
 /* ---- over nng: cellstated ------------------------------------------------ */
@@ -123,11 +134,21 @@ const cs_sched_port *cs_port_local_table(cs_port_local *p);
  * the schedulers would. */
 void cs_port_local_advance(cs_port_local *p, int64_t ns);
 
+/* Make the port a cell with offers, as cellstated --concurrency offers:
+ * a commit is refused (CS_ESTATE) unless a scheduler holds the offer, and
+ * `acquire` grants it to one scheduler at a time, taking back a lease
+ * held `timeout_ns` of the virtual clock. One thread runs the schedulers of
+ * a local port, so an acquire never waits: it is granted, or not. What a
+ * lease may claim is left to the commit's own judgement (the server's
+ * check that claims fit the offer is the server's: server/offers.h). */
+void cs_port_local_offers(cs_port_local *p, int64_t timeout_ns);
+
 /* What went through the port, for tests and benchmarks. */
 typedef struct cs_port_local_counts {
     uint64_t syncs, full_syncs;   /* full: the reply carried the whole cell */
     uint64_t commits, claims, committed;
     uint64_t notes, scales, surges, job_ends, reports;
+    uint64_t grants, refusals;    /* offers granted; acquires not granted */
     int64_t slept_ns;             /* virtual time the schedulers slept */
 } cs_port_local_counts;
 void cs_port_local_counts_get(const cs_port_local *p, cs_port_local_counts *out);

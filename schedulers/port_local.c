@@ -10,6 +10,7 @@
  */
 #include "schedulers/port.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,12 @@ struct cs_port_local {
     msgpack_zone zone;        /* a report's objects */
     cs_sched_report *last;    /* NULL before the first report */
     cs_port_local_counts counts;
+    /* cs_port_local_offers: the offer, as cellstated --concurrency offers
+     * keeps it (server/offers.c), on the virtual clock. */
+    bool offers;
+    int64_t offer_timeout_ns;
+    char holder[256]; /* who holds the offer (a --name: up to 255 bytes); "" nobody */
+    int64_t expires;  /* mono_ns when its lease is taken back */
 };
 
 /* ---- the cell -------------------------------------------------------------------- */
@@ -49,9 +56,23 @@ static int local_sync(void *ctx, cs_copy *c, cs_error *err)
     return CS_OK;
 }
 
+/* Take the offer back from a holder past its lease. */
+static void offer_expire(cs_port_local *p)
+{
+    if (p->holder[0] != '\0' && p->mono_ns >= p->expires)
+        p->holder[0] = '\0';
+}
+
 static int local_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
 {
     cs_port_local *p = ctx;
+    if (p->offers) {
+        offer_expire(p);
+        if (p->holder[0] == '\0')
+            return cs_errorf(err, CS_ESTATE,
+                             "commit outside an offer: this cell makes offers and nobody holds "
+                             "one (not acquired, or its lease was taken back)");
+    }
     cs_txn_result_free(r);
     cs_txn_result_init(r);
     int rc = cs_commit(p->store, t, r, err);
@@ -118,6 +139,46 @@ static int local_report(void *ctx, const void *body, size_t len, cs_error *err)
     return CS_OK;
 }
 
+/* The schedulers of a local port take turns on one thread: the offer is
+ * granted when nobody else holds it, at once, or not at all. */
+static int local_acquire(void *ctx, const char *sched, const cs_res *held, uint32_t wait_ms,
+                         bool *granted, cs_error *err)
+{
+    cs_port_local *p = ctx;
+    (void)held;
+    (void)wait_ms;
+    *granted = false;
+    if (!p->offers)
+        return cs_errorf(err, CS_ESTATE,
+                         "offer.acquire: this cell makes no offers (cs_port_local_offers)");
+    offer_expire(p);
+    if (p->holder[0] != '\0' && strcmp(p->holder, sched) != 0) {
+        p->counts.refusals++;
+        return CS_OK;
+    }
+    if (p->holder[0] == '\0') {
+        snprintf(p->holder, sizeof p->holder, "%s", sched);
+        p->expires = p->mono_ns + p->offer_timeout_ns;
+        p->counts.grants++;
+    }
+    *granted = true;
+    return CS_OK;
+}
+
+static int local_release(void *ctx, cs_error *err)
+{
+    cs_port_local *p = ctx;
+    (void)err;
+    p->holder[0] = '\0';
+    return CS_OK;
+}
+
+void cs_port_local_offers(cs_port_local *p, int64_t timeout_ns)
+{
+    p->offers = true;
+    p->offer_timeout_ns = timeout_ns;
+}
+
 /* ---- the virtual clock ------------------------------------------------------------- */
 
 static int64_t local_now(void *ctx) { return ((cs_port_local *)ctx)->mono_ns; }
@@ -172,6 +233,8 @@ int cs_port_local_new(cs_store *store, int64_t mono_ns, int64_t wall_ms, cs_port
         .now = local_now,
         .wall = local_wall,
         .sleep = local_sleep,
+        .acquire = local_acquire,
+        .release = local_release,
     };
     *out = p;
     return CS_OK;

@@ -9,6 +9,7 @@
 
 #include "proto/commitmsg.h"
 #include "proto/jobmsg.h"
+#include "proto/offermsg.h"
 #include "proto/proto.h"
 #include "proto/sync.h"
 #include "schedulers/cellcopy.h"
@@ -23,6 +24,7 @@ struct cs_port_nng {
      * replica it reads from — a follower may be a heartbeat behind — shows
      * the scheduler its own commit (Nomad's RefreshIndex). */
     uint64_t last_index;
+    uint64_t lease; /* the offer's lease while this scheduler holds it (0: none) */
 };
 
 /* ---- the cell ---------------------------------------------------------------- */
@@ -49,10 +51,13 @@ static int nng_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *er
 {
     cs_port_nng *p = ctx;
     p->buf.size = 0;
-    if (cs_commit_req_encode(&p->buf, t) != CS_OK)
+    /* Under the offer, the commit names its lease (offer.commit). */
+    if ((p->lease != 0 ? cs_offer_commit_req_encode(&p->buf, p->lease, t)
+                       : cs_commit_req_encode(&p->buf, t)) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     cs_msg m;
-    int rc = cs_client_callb(p->client, CS_MSG_COMMIT, &p->buf, &m, err);
+    int rc = cs_client_callb(p->client, p->lease != 0 ? CS_MSG_OFFER_COMMIT : CS_MSG_COMMIT,
+                             &p->buf, &m, err);
     if (rc != CS_OK)
         return rc;
     cs_commit_reply reply;
@@ -112,6 +117,43 @@ static int nng_report(void *ctx, const void *body, size_t len, cs_error *err)
     return cs_client_call(p->client, CS_MSG_SCHED_REPORT, body, len, &m, err);
 }
 
+static int nng_acquire(void *ctx, const char *sched, const cs_res *held, uint32_t wait_ms,
+                       bool *granted, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    *granted = false;
+    p->buf.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
+    cs_offer_acquire_req req = {sched, *held, wait_ms};
+    if (cs_offer_acquire_req_encode(&pk, &req) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    cs_msg m;
+    int rc = cs_client_callb(p->client, CS_MSG_OFFER_ACQUIRE, &p->buf, &m, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "offer.acquire");
+    cs_offer_reply reply;
+    cs_arena a;
+    cs_arena_init(&a);
+    rc = cs_offer_reply_decode(&m.body, &reply, &a, err);
+    cs_arena_free(&a);
+    if (rc != CS_OK)
+        return rc;
+    p->lease = reply.granted ? reply.lease : 0;
+    *granted = reply.granted;
+    return CS_OK;
+}
+
+static int nng_release(void *ctx, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    if (p->lease == 0)
+        return CS_OK;
+    cs_offer_release_req req = {p->lease};
+    p->lease = 0; /* released, or refused because it was taken back: gone either way */
+    SEND(p, CS_MSG_OFFER_RELEASE, cs_offer_release_req_encode, &req, err);
+}
+
 /* ---- the host's clocks --------------------------------------------------------- */
 
 static int64_t clock_ns(clockid_t id)
@@ -166,6 +208,8 @@ static int port_new(cs_client *client, const char *url, bool owns, cs_port_nng *
         .now = nng_now,
         .wall = nng_wall,
         .sleep = nng_sleep,
+        .acquire = nng_acquire,
+        .release = nng_release,
     };
     *out = p;
     return CS_OK;

@@ -12,6 +12,7 @@
 
 #include "proto/proto.h"
 #include "proto/schedreport.h"
+#include "schedulers/kinds.h"
 #include "schedulers/place.h"
 #include "schedulers/policy.h"
 #include "cellstate/idindex.h"
@@ -1172,14 +1173,94 @@ int cs_sched_round(cs_sched *s, volatile sig_atomic_t *stop, bool *synced, bool 
     return CS_OK;
 }
 
+/* ---- two-level scheduling: the offer ------------------------------------------------
+ *
+ * With --offers (a cell started with cellstated --concurrency offers) each
+ * round is bracketed by the offer, as a Mesos framework decides only on the
+ * resources offered to it: the scheduler asks for the offer, runs its
+ * round — sync, decide (its emulated decision time included), commit under
+ * the lease — and gives the offer back. The simulator brackets the same
+ * rounds by its own offer (tools/cellsim_kernel.c); the loop is the same. */
+
+/* DRF's numerator: what the tasks of the jobs this scheduler owns hold, in
+ * its copy as of the last sync. */
+static cs_res own_held(const cs_sched *s)
+{
+    cs_res h = {0, 0, 0};
+    uint32_t n = cs_copy_ntasks(s->copy);
+    for (uint32_t i = 0; i < n; i++) {
+        const cs_ctask *t = cs_copy_task_at(s->copy, i);
+        if (!cs_task_state_placed(t->state))
+            continue;
+        const cs_cjob *j = cs_copy_job_at(s->copy, t->job);
+        if (j == NULL || !s->hooks->takes(s, j))
+            continue;
+        h.cpu += t->res.cpu;
+        h.mem += t->res.mem;
+        h.disk += t->res.disk;
+    }
+    return h;
+}
+
+/* How long one acquire may wait at the server: short enough that a stop
+ * is seen soon, and within the request's timeout. */
+static uint32_t offer_wait_ms(const cs_sched *s)
+{
+    uint32_t w = s->o->timeout_ms / 2;
+    return w < 1000 ? w : 1000;
+}
+
+/* Wait until this scheduler holds the offer, or *stop. *held is whether it
+ * does. An error talking to the server is logged and waited out, as a
+ * failed sync is; a cell that makes no offers (CS_ESTATE) is a mistake of
+ * the command line, returned: --offers against an optimistic cell would
+ * otherwise wait for ever. */
+static int offer_acquire(cs_sched *s, volatile sig_atomic_t *stop, bool *held, cs_error *err)
+{
+    *held = false;
+    while (!*stop && !*held) {
+        cs_res h = own_held(s);
+        cs_error e = {0};
+        int rc = s->port->acquire(s->port->ctx, s->o->name, &h, offer_wait_ms(s), held, &e);
+        if (rc == CS_ESTATE)
+            return cs_errorf(err, rc, "--offers: %s", e.msg);
+        if (rc != CS_OK) {
+            logf_(s, "%s", e.msg);
+            sleep_ns(s, (int64_t)s->o->idle_ms * 4000000);
+        }
+    }
+    return CS_OK;
+}
+
+static void offer_release(cs_sched *s)
+{
+    cs_error e = {0};
+    if (s->port->release(s->port->ctx, &e) != CS_OK)
+        logf_(s, "offer.release: %s", e.msg);
+}
+
 int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err)
 {
-    logf_(s, "scheduling %s jobs from %s (%s, %s)", s->o->kind == CS_SCHED_BATCH ? "batch" : "service",
-          s->port->where, cs_conflict_mode_name(s->o->conflict), cs_commit_mode_name(s->o->commit));
+    logf_(s, "scheduling %s jobs from %s (%s, %s%s)",
+          s->o->monolithic ? "batch and service" : s->o->kind == CS_SCHED_BATCH ? "batch" : "service",
+          s->port->where, cs_conflict_mode_name(s->o->conflict), cs_commit_mode_name(s->o->commit),
+          s->o->offers ? ", under offers" : "");
+    if (s->o->offers && (s->port->acquire == NULL || s->port->release == NULL))
+        return cs_errorf(err, CS_EINVAL, "--offers: the port to %s makes no offers",
+                         s->port->where);
     int64_t idle_ns = (int64_t)s->o->idle_ms * 1000000;
     while (!*stop) {
-        bool synced, progress;
+        bool synced, progress, held = false;
+        if (s->o->offers) {
+            int rc = offer_acquire(s, stop, &held, err);
+            if (rc != CS_OK)
+                return rc;
+            if (!held)
+                break; /* stopped while it waited */
+        }
         int rc = cs_sched_round(s, stop, &synced, &progress, err);
+        if (held)
+            offer_release(s);
         if (rc != CS_OK)
             return rc;
         if (!synced)
@@ -1219,6 +1300,10 @@ int cs_sched_main(cs_sched_kind kind, int argc, char **argv, const cs_sched_hook
         cs_sched_opts_usage(kind, prog, stdout);
         return 0;
     }
+    /* --monolithic: one scheduler for every job, each tended as its own
+     * kind's scheduler would (kinds.h). */
+    if (o.monolithic)
+        hooks = &cs_sched_all_hooks;
     cs_port_nng *port;
     cs_sched *s;
     if (cs_port_nng_open(o.server, o.timeout_ms, &port, &err) != CS_OK) {

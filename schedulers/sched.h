@@ -111,7 +111,11 @@ void cs_sched_free(cs_sched *s);
 
 /* Run rounds until *stop becomes non-zero (a signal handler sets it), or,
  * with --once, until a round finds nothing left to do. Errors talking to the
- * server are logged and retried, never fatal; returns CS_OK, or CS_ENOMEM. */
+ * server are logged and retried, never fatal; returns CS_OK, or CS_ENOMEM,
+ * or with --offers CS_EINVAL for a port without offers and CS_ESTATE for a
+ * cell that makes none (cellstated without --concurrency offers). With
+ * --offers each round is bracketed by the offer: acquired (waited for) before
+ * it, released after it (port.h's acquire and release). */
 int cs_sched_run(cs_sched *s, volatile sig_atomic_t *stop, cs_error *err);
 
 /* One round of cs_sched_run: sync; upkeep and rollouts when due; place

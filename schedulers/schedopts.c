@@ -40,6 +40,11 @@ enum {
     OPT_ONCE,
     OPT_VERBOSE,
     OPT_HELP,
+    OPT_MONOLITHIC,
+    OPT_MULTIPATH,
+    OPT_T_JOB_SERVICE,
+    OPT_T_TASK_SERVICE,
+    OPT_OFFERS,
 };
 
 static const struct option long_opts[] = {
@@ -69,6 +74,11 @@ static const struct option long_opts[] = {
     {"once", no_argument, NULL, OPT_ONCE},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
     {"help", no_argument, NULL, OPT_HELP},
+    {"monolithic", no_argument, NULL, OPT_MONOLITHIC},
+    {"multipath", no_argument, NULL, OPT_MULTIPATH},
+    {"t-job-service", required_argument, NULL, OPT_T_JOB_SERVICE},
+    {"t-task-service", required_argument, NULL, OPT_T_TASK_SERVICE},
+    {"offers", no_argument, NULL, OPT_OFFERS},
     {NULL, 0, NULL, 0},
 };
 
@@ -115,13 +125,23 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "                        incremental jobs share a transaction up to 1,000 claims\n"
             "                        (one round trip and one sync for many small jobs; each\n"
             "                        counts once in txn_committed), gang jobs go alone\n"
-            "  --timeout-ms MS       per request (default 10000)\n",
+            "  --timeout-ms MS       per request (default 10000)\n"
+            "  --offers              the cell makes Mesos-style offers (cellstated --concurrency\n"
+            "                        offers): each round waits for the offer, runs under its\n"
+            "                        lease and gives it back\n",
             prog, kind == CS_SCHED_BATCH ? "batch" : "service",
             kind == CS_SCHED_BATCH ? "batch" : "service",
             kind == CS_SCHED_BATCH ? "batch-<instance>" : "service",
             kind == CS_SCHED_BATCH ? 20u : 10u, kind == CS_SCHED_BATCH ? "binpack" : "spread");
     if (kind == CS_SCHED_BATCH)
-        fprintf(f, "  --instance I --instances N  take the jobs with XXH3(job id) %% N == I\n");
+        fprintf(f, "  --instance I --instances N  take the jobs with XXH3(job id) %% N == I\n"
+                   "  --monolithic          one scheduler for batch and service jobs, one queue:\n"
+                   "                        Omega's monolithic single-path scheduler (every job\n"
+                   "                        takes --t-job + --t-task x tasks; default name\n"
+                   "                        monolithic)\n"
+                   "  --multipath           --monolithic with a fast path: batch jobs take --t-job\n"
+                   "                        and --t-task, service jobs --t-job-service and\n"
+                   "                        --t-task-service S (default 0)\n");
     else
         fprintf(f, "  --no-preempt          never evict lower-priority tasks (default: may)\n");
     fprintf(f, "  --once                place what is pending now, then exit\n"
@@ -190,7 +210,7 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
     o->retry_ms = 10;
     o->preempt = kind == CS_SCHED_SERVICE;
     *help = false;
-    bool have_instance = false, have_attempts = false;
+    bool have_instance = false, have_attempts = false, have_service_times = false;
     int rc = CS_OK;
 
     optind = 1;
@@ -266,6 +286,17 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
         case OPT_NO_PREEMPT: o->preempt = false; break;
         case OPT_ONCE: o->once = true; break;
         case OPT_VERBOSE: o->verbose = true; break;
+        case OPT_MONOLITHIC: o->monolithic = true; break;
+        case OPT_MULTIPATH: o->monolithic = o->per_kind_times = true; break;
+        case OPT_T_JOB_SERVICE:
+            rc = parse_seconds("--t-job-service", optarg, &o->t_job_service_s, err);
+            have_service_times = true;
+            break;
+        case OPT_T_TASK_SERVICE:
+            rc = parse_seconds("--t-task-service", optarg, &o->t_task_service_s, err);
+            have_service_times = true;
+            break;
+        case OPT_OFFERS: o->offers = true; break;
         case OPT_HELP: *help = true; return CS_OK;
         case ':': return cs_errorf(err, CS_EINVAL, "%s: needs a value", flag);
         default: return cs_errorf(err, CS_EINVAL, "unknown option '%s'", flag);
@@ -284,6 +315,14 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
     if (o->instance >= o->instances)
         return cs_errorf(err, CS_EINVAL, "--instance %" PRIu32 " must be below --instances %" PRIu32,
                          o->instance, o->instances);
+    if (kind == CS_SCHED_SERVICE && o->monolithic)
+        return cs_errorf(err, CS_EINVAL,
+                         "--monolithic/--multipath: the monolithic scheduler is cell-batch "
+                         "--monolithic");
+    if (have_service_times && !o->per_kind_times)
+        return cs_errorf(err, CS_EINVAL,
+                         "--t-job-service/--t-task-service: only with --multipath (one scheduler "
+                         "with a decision time per kind)");
     if (kind == CS_SCHED_BATCH && o->preempt)
         return cs_errorf(err, CS_EINVAL, "--preempt: only the service scheduler preempts");
     /* The list is checked here, so that a bad entry is a bad command line
@@ -291,7 +330,9 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
     cs_servers servers;
     CS_TRY(cs_servers_from(o->server, &servers, &o->server, err));
     if (o->name == NULL) {
-        if (kind == CS_SCHED_BATCH)
+        if (o->monolithic)
+            snprintf(o->name_buf, sizeof o->name_buf, "monolithic");
+        else if (kind == CS_SCHED_BATCH)
             snprintf(o->name_buf, sizeof o->name_buf, "batch-%" PRIu32, o->instance);
         else
             snprintf(o->name_buf, sizeof o->name_buf, "service");

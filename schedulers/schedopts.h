@@ -9,6 +9,8 @@
  *   --txn-per-job                one job per transaction (the paper's form)
  *   --retry front|tail           where a conflicted job is retried; tail (the
  *                                paper's) abandons it after --max-attempts
+ *   --monolithic, --multipath    one scheduler for both kinds (cell-batch)
+ *   --offers                     under the offers of a two-level cell
  * plus what each needs to run: the server, a name (unique per scheduler:
  * the store's idempotency key and the sched.report name), the placement
  * policy, and the batch scheduler's share of the work.
@@ -46,10 +48,19 @@ typedef struct cs_sched_opts {
     double t_job_s, t_task_s;
     /* A scheduler that owns both kinds (cs_sched_all_hooks): when true,
      * service jobs take t_job_service_s + t_task_service_s x tasks and
-     * batch jobs the pair above. No flag sets it yet (zero: off, and every
-     * job takes the pair above, as before); cellsim's multipath mode does. */
+     * batch jobs the pair above. cell-batch --multipath and cellsim's
+     * multipath mode set it (off: every job takes the pair above). */
     bool per_kind_times;
     double t_job_service_s, t_task_service_s;
+    /* cell-batch --monolithic (Omega's monolithic scheduler, single-path:
+     * one decision time for every job) or --multipath (which sets both:
+     * batch jobs take --t-job/--t-task, service jobs --t-job-service/
+     * --t-task-service): one process owns every job of both kinds, in one
+     * queue, with cs_sched_all_hooks. */
+    bool monolithic;
+    /* --offers: a cell started with cellstated --concurrency offers; each
+     * round is bracketed by the offer (acquire, round, release: sched.c). */
+    bool offers;
     uint32_t max_attempts;   /* attempts at one job: then parked (front) or abandoned (tail) */
     uint8_t retry;           /* cs_sched_retry */
     uint32_t retry_ms;       /* tail: a conflicted job waits this long before it queues again */

@@ -6,6 +6,15 @@
  *              [--cluster FILE --id N] [--election-timeout MS]
  *              [--snapshot-threshold N] [--snapshot-trailing N]
  *              [--install-snapshot-timeout MS]
+ *              [--concurrency optimistic|offers] [--offer-timeout DURATION]
+ *
+ * --concurrency (default optimistic): how schedulers' commits are taken.
+ * optimistic is Omega's shared state: any scheduler commits at any time and
+ * the store judges each claim. offers makes the server a Mesos-style
+ * resource manager (server/offers.h): a scheduler commits only under the
+ * offer, a lease on every free resource held by one scheduler at a time
+ * and granted in DRF order; a lease not released within --offer-timeout
+ * (default 30s) is taken back.
  *
  * --cluster FILE --id N: this process is member N of a replicated cell
  * (server/replica.h): FILE lists every member as
@@ -59,6 +68,7 @@ static void usage(FILE *f)
                "                  [--cluster FILE --id N [--raft HOST:PORT]] [--election-timeout MS]\n"
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
                "                  [--install-snapshot-timeout MS]\n"
+               "                  [--concurrency optimistic|offers] [--offer-timeout DURATION]\n"
                "--listen: $CELL_SERVER (one URL; a list is refused), else %s (port 0: any\n"
                "free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
@@ -66,7 +76,10 @@ static void usage(FILE *f)
                "--cluster FILE --id N: member N of the replicated cell FILE lists as\n"
                "        [{\"id\":1,\"listen\":\"tcp://127.0.0.1:7600\",\"raft\":\"127.0.0.1:7610\"},...];\n"
                "        a member not listed (to be added with cellctl members add) gives --listen\n"
-               "        and --raft\n",
+               "        and --raft\n"
+               "--concurrency: optimistic (default: Omega's shared state) or offers (Mesos-style:\n"
+               "        commits only under the one offer, granted in DRF order; a lease not\n"
+               "        released within --offer-timeout, default 30s, is taken back)\n",
             CS_DEFAULT_URL);
 }
 
@@ -125,6 +138,7 @@ int main(int argc, char **argv)
     o.install_snapshot_timeout_ms = 10000;
     const char *listen = NULL, *addr_file = NULL, *cluster = NULL, *raft = NULL;
     unsigned long long member_id = 0;
+    uint64_t offer_timeout = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -162,6 +176,24 @@ int main(int argc, char **argv)
             ;
         else if (strcmp(a, "--max-msg") == 0 && num(a, v, 1ULL << 30, &x) == 0 && x >= 64)
             o.max_msg = (size_t)x;
+        else if (strcmp(a, "--concurrency") == 0) {
+            if (strcmp(v, "optimistic") != 0 && strcmp(v, "offers") != 0) {
+                fprintf(stderr, "cellstated: --concurrency: '%s' is not optimistic or offers\n",
+                        v);
+                return 2;
+            }
+            o.concurrency = strcmp(v, "offers") == 0 ? CS_CONCURRENCY_OFFERS
+                                                     : CS_CONCURRENCY_OPTIMISTIC;
+        } else if (strcmp(a, "--offer-timeout") == 0) {
+            if (duration(a, v, &offer_timeout) != 0)
+                return 2;
+            if (offer_timeout == 0) {
+                fprintf(stderr, "cellstated: --offer-timeout: must be above 0 (a lease that "
+                                "is never taken back lets a dead scheduler lock the cell)\n");
+                return 2;
+            }
+            o.offer_timeout_ms = (uint32_t)offer_timeout;
+        }
         else if (strcmp(a, "--cluster") == 0)
             cluster = v;
         else if (strcmp(a, "--raft") == 0)
@@ -283,8 +315,9 @@ int main(int argc, char **argv)
                 member_id, cluster, o.data_dir, bound, o.pub_url ? ", announcing on " : "",
                 o.pub_url ? o.pub_url : "");
     else
-        fprintf(stderr, "cellstated: serving %s on %s%s%s\n", o.data_dir, bound,
-                o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "");
+        fprintf(stderr, "cellstated: serving %s on %s%s%s%s\n", o.data_dir, bound,
+                o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "",
+                o.concurrency == CS_CONCURRENCY_OFFERS ? ", making offers" : "");
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "cellstated: %s, stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");

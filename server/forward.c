@@ -33,7 +33,8 @@ bool srv_leader_only(uint32_t type)
 {
     return srv_is_write(type) || type == CS_MSG_HEARTBEAT || type == CS_MSG_SCHED_REPORT ||
            type == CS_MSG_MEMBERS_ADD || type == CS_MSG_MEMBERS_REMOVE ||
-           type == CS_MSG_MEMBERS_TRANSFER;
+           type == CS_MSG_MEMBERS_TRANSFER || type == CS_MSG_OFFER_ACQUIRE ||
+           type == CS_MSG_OFFER_RELEASE;
 }
 
 static void forward_cb(void *arg);

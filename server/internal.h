@@ -13,6 +13,8 @@
  *   monitor.c   heartbeats, the monitor thread that marks silent machines
  *               down and judges drain deadlines, upkeep (job GC, compaction)
  *   reports.c   schedulers' sched.report, kept in memory for stats
+ *   offers.c    --concurrency offers: the Mesos-style offer, one lease at a
+ *               time in DRF order (offers.h)
  *
  * Names shared between these files carry the srv_ prefix; everything else
  * is static to its file. Threads and locks are described in server.c.
@@ -31,10 +33,11 @@
 #include "proto/clock.h"
 #include "proto/proto.h"
 #include "proto/schedreport.h"
+#include "server/offers.h"
 #include "server/server.h"
 #include "txn/command.h"
 
-typedef enum wstate { W_INIT, W_RECV, W_WRITE, W_WAIT, W_SEND, W_FORWARD } wstate;
+typedef enum wstate { W_INIT, W_RECV, W_WRITE, W_WAIT, W_SEND, W_FORWARD, W_OFFER } wstate;
 
 typedef struct worker worker;
 
@@ -64,6 +67,7 @@ typedef struct wprep {
     cs_txn txn;                 /* commit: the transaction (its command borrows it) */
     cs_task_status_req reports; /* task.status */
     cs_id id;                   /* machine.admin: the machine */
+    uint64_t lease;             /* offer.commit: the lease it names */
     uint8_t admin;
     uint64_t deadline;
 } wprep;
@@ -106,6 +110,8 @@ struct worker {
     bool parked;
     worker *wprev, *wnext;
     cs_sleep psleep; /* its sleep on the server's clock (cs_server.clock) */
+    /* A parked offer.acquire (offers.c): its place in the queue. */
+    srv_offer_wait ow;
     /* Forwarding to the leader (forward.c): its own aio and context on
      * the server's forwarding socket, opened on first use. */
     nng_aio *faio;
@@ -210,6 +216,9 @@ struct cs_server {
 
     pthread_mutex_t rmu;
     cs_sched_table reports; /* the latest sched.report of each scheduler */
+
+    /* --concurrency offers: the offer (offers.c); NULL when optimistic. */
+    struct srv_offers *offers;
 };
 
 static inline int64_t now_ms(void)
@@ -257,7 +266,7 @@ typedef int (*handler_fn)(worker *w, msgpack_packer *pk, cs_error *err);
 
 /* How a message type is served: read on the worker's thread, queued for
  * the writer, or (poll) parked until its machine changes. */
-typedef enum srv_how { SRV_NONE, SRV_READ, SRV_WRITE, SRV_PARK } srv_how;
+typedef enum srv_how { SRV_NONE, SRV_READ, SRV_WRITE, SRV_PARK, SRV_OFFER } srv_how;
 
 /* One row of the dispatch table. */
 typedef struct srv_route {
@@ -273,6 +282,10 @@ const srv_route *srv_route_of(uint32_t type);
  * Called with mu held. */
 mslot *srv_slot_of(cs_server *s, cs_id id);
 
+/* Whether the server is stopping (takes mu). */
+bool srv_stopping(cs_server *s);
+/* Drop w's request without a reply (the server is stopping). */
+void srv_release_req(worker *w);
 /* Send `data[0..len)` (copied) as w's reply; the request is released. */
 void srv_send_bytes(worker *w, const void *data, size_t len);
 /* Send an error reply with `code` and `message` (copied). */

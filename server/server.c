@@ -32,6 +32,8 @@ void cs_server_opts_default(cs_server_opts *o)
     o->max_msg = CS_DEFAULT_MAX_MSG;
     o->job_gc_ms = 4 * 3600 * 1000;
     o->log_retain_ms = 10 * 60 * 1000;
+    o->concurrency = CS_CONCURRENCY_OPTIMISTIC;
+    o->offer_timeout_ms = CS_OFFER_TIMEOUT_DEFAULT_MS;
 }
 
 /* The slot of machine `id`, growing the table; NULL when out of memory.
@@ -54,7 +56,7 @@ mslot *srv_slot_of(cs_server *s, cs_id id)
 
 /* ---- replies ------------------------------------------------------------ */
 
-static void release_req(worker *w)
+void srv_release_req(worker *w)
 {
     if (w->req != NULL) {
         nng_msg_free(w->req);
@@ -65,7 +67,7 @@ static void release_req(worker *w)
 
 void srv_send_bytes(worker *w, const void *data, size_t len)
 {
-    release_req(w);
+    srv_release_req(w);
     nng_msg *m;
     if (nng_msg_alloc(&m, len) != 0) {
         /* Without memory for a reply the request is dropped; the client's
@@ -154,6 +156,9 @@ static const srv_route routes[CS_MSG_COUNT] = {
     [CS_MSG_MEMBERS_ADD] = {srv_members_change, SRV_READ},
     [CS_MSG_MEMBERS_REMOVE] = {srv_members_change, SRV_READ},
     [CS_MSG_MEMBERS_TRANSFER] = {srv_members_change, SRV_READ},
+    [CS_MSG_OFFER_ACQUIRE] = {NULL, SRV_OFFER},
+    [CS_MSG_OFFER_RELEASE] = {srv_offer_release, SRV_READ},
+    [CS_MSG_OFFER_COMMIT] = {NULL, SRV_WRITE},
 };
 
 static const srv_route not_a_request = {NULL, SRV_NONE};
@@ -241,7 +246,14 @@ static void serve(worker *w)
     case SRV_PARK:
         srv_poll(w);
         return;
+    case SRV_OFFER:
+        srv_offer_acquire(w);
+        return;
     case SRV_WRITE:
+        /* Under offers, a commit is checked against its lease's offer
+         * here, where a snapshot may be read (offers.h). */
+        if (w->msg.type == CS_MSG_OFFER_COMMIT && !srv_offer_commit_check(w))
+            return;
         w->state = W_WRITE;
         w->job.w = w;
         srv_enqueue(s, &w->job);
@@ -255,7 +267,7 @@ static void serve(worker *w)
     srv_send_error(w, CS_EPROTO, m);
 }
 
-static bool stopping(cs_server *s)
+bool srv_stopping(cs_server *s)
 {
     pthread_mutex_lock(&s->mu);
     bool stop = s->stopping;
@@ -274,17 +286,17 @@ static void worker_cb(void *arg)
         break;
     case W_RECV:
         if ((rv = nng_aio_result(w->aio)) != 0) {
-            if (rv == NNG_ECLOSED || stopping(w->s))
+            if (rv == NNG_ECLOSED || srv_stopping(w->s))
                 return;
             nng_ctx_recv(w->ctx, w->aio);
             break;
         }
         w->req = nng_aio_get_msg(w->aio);
         w->recv_ms = now_ms();
-        if (stopping(w->s)) {
+        if (srv_stopping(w->s)) {
             /* Stopping: not served (it could be a sync that takes seconds
              * to encode); the client times out and retries elsewhere. */
-            release_req(w);
+            srv_release_req(w);
             return;
         }
         serve(w);
@@ -297,7 +309,7 @@ static void worker_cb(void *arg)
         bool stop = w->s->stopping;
         pthread_mutex_unlock(&w->s->mu);
         if (stop || rv == NNG_ECLOSED) {
-            release_req(w);
+            srv_release_req(w);
             return;
         }
         srv_run_handler(w, srv_poll_reply);
@@ -309,10 +321,15 @@ static void worker_cb(void *arg)
             if (rv == NNG_ECLOSED)
                 return;
         }
-        if (stopping(w->s))
+        if (srv_stopping(w->s))
             return; /* do not re-arm an aio that cs_server_stop is stopping */
         w->state = W_RECV;
         nng_ctx_recv(w->ctx, w->aio);
+        break;
+    case W_OFFER:
+        /* Granted, or its wait ran out, or the server stops. */
+        rv = nng_aio_result(w->aio);
+        srv_offer_woken(w, rv == NNG_ECLOSED || srv_stopping(w->s));
         break;
     case W_WRITE:
         break; /* the writer owns the worker until it sends */
@@ -616,6 +633,9 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         if (s->replicated && (rc = srv_forward_worker_init(w, err)) != CS_OK)
             goto err_after_workers;
     }
+    if (s->o.concurrency == CS_CONCURRENCY_OFFERS &&
+        (rc = srv_offers_new(s, s->o.offer_timeout_ms, &s->offers, err)) != CS_OK)
+        goto err_after_workers;
     pthread_mutex_lock(&s->mu);
     s->workers_ready = true; /* the leader's changes reach their forwards from here on */
     pthread_mutex_unlock(&s->mu);
@@ -746,11 +766,13 @@ void cs_server_stop(cs_server *s)
         worker *w = &s->workers[i];
         if (w->aio != NULL)
             nng_aio_free(w->aio);
-        release_req(w);
+        srv_release_req(w);
         msgpack_zone_destroy(&w->zone);
     }
     if (s->probe != NULL)
         nng_aio_free(s->probe);
+    /* No worker calls in any more: the offer's expiry is disarmed with it. */
+    srv_offers_free(s->offers);
     /* Every parked poll's aio is stopped: no sleep is armed. */
     cs_clock_free(s->clock);
     /* Writes queued after the writer left, and monitor verdicts: dropped. */

@@ -21,6 +21,19 @@
 
 typedef struct cs_server cs_server;
 
+/* How schedulers' commits are admitted (cellstated --concurrency):
+ * optimistic, Omega's shared state (any scheduler commits at any time, the
+ * store judges each claim), or offers, Mesos-style two-level scheduling (a
+ * scheduler commits only under the one lease on the free resources that it
+ * holds: server/offers.h). */
+typedef enum cs_concurrency {
+    CS_CONCURRENCY_OPTIMISTIC = 0,
+    CS_CONCURRENCY_OFFERS = 1,
+} cs_concurrency;
+
+/* An offer not released within this long is taken back (--offer-timeout). */
+#define CS_OFFER_TIMEOUT_DEFAULT_MS 30000
+
 typedef struct cs_server_opts {
     const char *data_dir;   /* the store's directory (created if missing) */
     const char *listen_url; /* REP endpoint, e.g. tcp://127.0.0.1:7600 */
@@ -52,9 +65,12 @@ typedef struct cs_server_opts {
      * it sends it again (0: libraft's 30 s). A member back with an empty
      * directory waits this long in libraft 0.15 (design.md §12). */
     unsigned install_snapshot_timeout_ms;
+    uint8_t concurrency;       /* cs_concurrency */
+    uint32_t offer_timeout_ms; /* offers: a lease held longer is taken back */
 } cs_server_opts;
 
-/* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB. */
+/* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB,
+ * optimistic concurrency (offers: 30 s lease). */
 void cs_server_opts_default(cs_server_opts *o);
 
 /* Open the store and start serving. On success *out is the caller's: stop

@@ -26,6 +26,7 @@
 #include "proto/agentmsg.h"
 #include "proto/commitmsg.h"
 #include "proto/jobmsg.h"
+#include "proto/offermsg.h"
 #include "server/internal.h"
 #include "server/replica.h"
 #include "txn/command.h"
@@ -312,7 +313,11 @@ static int prep_note(cs_server *s, wjob *j, cs_error *err)
  * nothing here allocates per claim beyond the transaction itself. */
 static int prep_commit(cs_server *s, wjob *j, cs_error *err)
 {
-    (void)s;
+    if (s->offers != NULL)
+        return cs_errorf(err, CS_ESTATE,
+                         "commit outside an offer: this cell runs --concurrency offers; hold "
+                         "the offer (offer.acquire) and send offer.commit with its lease (a scheduler: "
+                         "--offers)");
     CS_TRY(cs_commit_req_decode(req_body(j), &j->p.txn, NULL, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_txn(&c->c, &j->p.txn, &c->err);
@@ -338,6 +343,19 @@ static int reply_commit(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err
     return cs_commit_reply_encode(pk, &reply) == CS_OK
                ? CS_OK
                : cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+}
+
+/* offer.commit: checked against the offer on the worker's thread
+ * (srv_offer_commit_check); here the lease once more, since it may have
+ * expired in the queue. Nothing is applied when it is refused. Its reply
+ * is the commit's. */
+static int prep_offer_commit(cs_server *s, wjob *j, cs_error *err)
+{
+    CS_TRY(cs_offer_commit_req_decode(req_body(j), &j->p.lease, &j->p.txn, err));
+    CS_TRY(srv_offer_admit(s, j->p.lease, err));
+    wcmd *c = one_cmd(&j->p);
+    c->rc = cs_cmd_txn(&c->c, &j->p.txn, &c->err);
+    return CS_OK;
 }
 
 /* task.status: one command per report the codec took, each its own
@@ -416,6 +434,7 @@ static const wtype writes[CS_MSG_COUNT] = {
     [CS_MSG_JOB_SCALE] = {prep_scale, reply_version},
     [CS_MSG_JOB_UPDATE] = {prep_update, reply_version},
     [CS_MSG_COMMIT] = {prep_commit, reply_commit},
+    [CS_MSG_OFFER_COMMIT] = {prep_offer_commit, reply_commit},
     [CS_MSG_TASK_STATUS] = {prep_task_status, reply_task_status},
     [CS_MSG_JOB_NOTE] = {prep_note, reply_version},
     [CS_MSG_JOB_SURGE] = {prep_surge, reply_version},

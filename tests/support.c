@@ -580,7 +580,7 @@ void ts_kill_descendants(void)
 
 /* ---- a cellstated for integration tests ------------------------------------ */
 
-void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2)
+void ts_daemon_startv(ts_daemon *d, const char *const *extra)
 {
     char data[300];
     snprintf(data, sizeof data, "%s/data", d->dir);
@@ -592,8 +592,13 @@ void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2)
      * passes its own --heartbeat-timeout, which comes later and wins. */
     char listen[] = "--listen", datafl[] = "--data", nosync[] = "--nosync", wk[] = "--workers",
          n64[] = "64", hb[] = "--heartbeat-timeout", hour[] = "3600000";
-    char *argv[] = {d->bin, listen, d->url, datafl, data, nosync, wk, n64, hb, hour,
-                    (char *)extra1, (char *)extra2, NULL};
+    char *argv[16] = {d->bin, listen, d->url, datafl, data, nosync, wk, n64, hb, hour};
+    size_t n = 10;
+    for (; extra != NULL && *extra != NULL; extra++) {
+        cr_assert_lt(n, sizeof argv / sizeof *argv - 1, "too many extra arguments");
+        argv[n++] = (char *)*extra;
+    }
+    argv[n] = NULL;
     d->pid = ts_spawn(argv, d->log);
     cs_error err = {0};
     cr_assert_eq(cs_client_open(d->url, 2000, &d->c, &err), CS_OK, "%s", err.msg);
@@ -607,14 +612,27 @@ void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2)
     cr_assert_fail("cellstated did not answer: %s (log %s)", err.msg, d->log);
 }
 
-void ts_daemon_setup(ts_daemon *d, const char *extra1, const char *extra2)
+void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2)
+{
+    /* An extra argument that is NULL ends the list, as it did argv. */
+    const char *extra[] = {extra1, extra1 != NULL ? extra2 : NULL, NULL};
+    ts_daemon_startv(d, extra);
+}
+
+void ts_daemon_setupv(ts_daemon *d, const char *const *extra)
 {
     memset(d, 0, sizeof *d);
     cr_assert_eq(ts_mkdtemp(d->dir, sizeof d->dir), 0);
     snprintf(d->log, sizeof d->log, "%s/cellstated.log", d->dir);
     snprintf(d->url, sizeof d->url, "tcp://127.0.0.1:%d", ts_free_port());
     ts_bin("cellstated", d->bin, sizeof d->bin);
-    ts_daemon_start(d, extra1, extra2);
+    ts_daemon_startv(d, extra);
+}
+
+void ts_daemon_setup(ts_daemon *d, const char *extra1, const char *extra2)
+{
+    const char *extra[] = {extra1, extra1 != NULL ? extra2 : NULL, NULL};
+    ts_daemon_setupv(d, extra);
 }
 
 int ts_daemon_stop(ts_daemon *d)

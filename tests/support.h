@@ -159,6 +159,10 @@ typedef struct ts_daemon {
 void ts_daemon_setup(ts_daemon *d, const char *extra1, const char *extra2);
 /* Start it again on the same directory and port (after ts_daemon_stop). */
 void ts_daemon_start(ts_daemon *d, const char *extra1, const char *extra2);
+/* The same two with any number of extra arguments (`extra`: borrowed,
+ * NULL-terminated, up to 5; NULL for none). */
+void ts_daemon_setupv(ts_daemon *d, const char *const *extra);
+void ts_daemon_startv(ts_daemon *d, const char *const *extra);
 /* SIGTERM and wait; returns the wait status (0: a clean exit). On any
  * other status the daemon's log is written to the test's output. */
 int ts_daemon_stop(ts_daemon *d);

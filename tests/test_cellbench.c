@@ -313,3 +313,66 @@ Test(cellbench, place_refuses_a_bad_knob_as_the_schedulers_would)
         cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d", bad[i], status);
     }
 }
+
+/* issue 15 §7: each architecture starts its cell with real processes and
+ * places every task: omega's cell-batch, one monolithic or multipath
+ * cell-batch for both kinds, or cell-batch and cell-service under the
+ * offers of cellstated --concurrency offers. The JSON names the
+ * architecture and counts one report per scheduler started. */
+Test(cellbench, place_runs_each_architecture, .timeout = 240)
+{
+    static const struct {
+        const char *arch, *extra;
+        int reports;
+    } runs[] = {
+        {"omega", "", 1},
+        {"monolithic", "--t-job-service 2ms ", 1},
+        {"multipath", "--t-job-service 2ms ", 1},
+        {"mesos", "--schedulers 2 --t-job-service 2ms ", 3},
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        char args[512];
+        snprintf(args, sizeof args,
+                 "place --architecture %s %s--machines 20 --simulators 2 --jobs 10 --tasks 10 "
+                 "%s--timeout 60 --nosync --json",
+                 runs[i].arch, runs[i].extra, strstr(runs[i].extra, "--schedulers") ? "" : "--schedulers 1 ");
+        json_t *o = run_cellbench_json(args);
+        cr_assert_str_eq(json_string_value(json_object_get(o, "architecture")), runs[i].arch);
+        cr_assert(json_is_true(json_object_get(o, "all_placed")), "%s: every task placed",
+                  runs[i].arch);
+        json_t *r = json_array_get(json_object_get(o, "runs"), 0);
+        cr_assert_eq(json_integer_value(json_object_get(r, "claims_committed")), 100, "%s",
+                     runs[i].arch);
+        cr_assert_eq(json_integer_value(json_object_get(r, "reports")), runs[i].reports,
+                     "%s: one report per scheduler", runs[i].arch);
+        /* Each scheduler's own figures: the jobs they placed are every job. */
+        json_t *sc = json_object_get(r, "scheds");
+        cr_assert_eq(json_array_size(sc), (size_t)runs[i].reports, "%s", runs[i].arch);
+        json_int_t jobs = 0;
+        for (size_t k = 0; k < json_array_size(sc); k++)
+            jobs += json_integer_value(json_object_get(json_array_get(sc, k), "jobs_placed"));
+        cr_assert_eq(jobs, 10, "%s: every job placed by one of the schedulers", runs[i].arch);
+        if (strcmp(runs[i].arch, "omega") != 0)
+            cr_assert(json_is_true(json_object_get(o, "service_scheduler")),
+                      "%s: service jobs in the mix", runs[i].arch);
+        if (strstr(runs[i].extra, "--t-job-service") != NULL)
+            cr_assert_float_eq(json_number_value(json_object_get(o, "t_job_service_s")), 0.002,
+                               1e-12, "%s", runs[i].arch);
+        json_decref(o);
+    }
+}
+
+Test(cellbench, place_refuses_a_bad_architecture)
+{
+    static const char *const bad[] = {
+        "place --architecture lottery 2>/dev/null",
+        "place --architecture monolithic --schedulers 2 2>/dev/null",
+        "place --t-job-service 1 2>/dev/null",
+        "place --architecture multipath --t-job-service soon 2>/dev/null",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char last[8192];
+        int status = run_cellbench(bad[i], last, sizeof last);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d", bad[i], status);
+    }
+}

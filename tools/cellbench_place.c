@@ -21,6 +21,12 @@
  *      reads their metrics from `stats`, stops everything and removes the
  *      directory.
  *
+ * With --architecture (issue 15 §7) the same run compares Omega's
+ * architectures on real processes: omega (the above), monolithic and
+ * multipath (one cell-batch --monolithic / --multipath for every job,
+ * --schedulers 1), mesos (cellstated --concurrency offers, and every
+ * scheduler with --offers). All but omega have service jobs in the mix.
+ *
  * With --replicas N the cell state is N cellstated members of one
  * replicated cell (cellbench_replicas.h), each with its own data directory:
  * the schedulers and the watcher talk to the leader, the simulators to the
@@ -96,6 +102,20 @@ const char cb_place_usage[] =
     "  --retry front|tail           where a conflicted job is retried (default front;\n"
     "                               tail abandons a job after 1,000 attempts, and a\n"
     "                               run with an abandoned job ends at --timeout)\n"
+    "  --architecture A    omega (default): N cell-batch sharing the batch jobs by\n"
+    "                      hash (and cell-service with --service-scheduler), Omega's\n"
+    "                      shared state; monolithic: one cell-batch --monolithic for\n"
+    "                      every job, single-path (every job takes the service time,\n"
+    "                      --t-job-service if given, else --t-job); multipath: one\n"
+    "                      cell-batch --multipath (service jobs take --t-job-service);\n"
+    "                      mesos: cellstated --concurrency offers, N cell-batch and one\n"
+    "                      cell-service, each with --offers. Every architecture but\n"
+    "                      omega has service jobs in the mix (--service-pct); the\n"
+    "                      monolithic ones run one scheduler (--schedulers 1)\n"
+    "  --t-job-service S --t-task-service S  the service jobs' decision time: the\n"
+    "                      cell-service's --t-job/--t-task (omega, mesos), the\n"
+    "                      multipath scheduler's --t-job-service/--t-task-service, or\n"
+    "                      every job's (monolithic), as cellsim takes them\n"
     "  --service-scheduler  one cell-service beside the cell-batch processes, and\n"
     "                      service jobs in the mix: --service-pct of the jobs\n"
     "  --service-pct PCT   with --service-scheduler: percent of the jobs that are\n"
@@ -131,48 +151,96 @@ typedef struct place_opts {
     const char *knob[5];
     bool txn_per_job;
     cs_sched_opts sched; /* parsed: only the knobs are read */
-    bool service;        /* --service-scheduler */
+    bool service;        /* service jobs in the mix: --service-scheduler, or not omega */
+    uint8_t arch;        /* place_arch */
+    const char *t_job_service, *t_task_service; /* as given; NULL: not */
+    cs_sched_opts svc;   /* what the service jobs' scheduler makes of its flags */
     uint32_t service_pct;
     bool nosync, json, progress;
 } place_opts;
+
+/* The architectures of Omega's comparison (§3, §4), each with real
+ * processes (docs/research.md, "Live modes"). */
+typedef enum place_arch {
+    ARCH_OMEGA = 0,
+    ARCH_MONOLITHIC = 1,
+    ARCH_MULTIPATH = 2,
+    ARCH_MESOS = 3,
+} place_arch;
+
+static const char *const arch_names[] = {"omega", "monolithic", "multipath", "mesos"};
+
+/* Which scheduler a command line is for: a cell-batch sharing the batch
+ * jobs, the cell-service, or the one monolithic cell-batch. */
+typedef enum sched_role { ROLE_BATCH, ROLE_SERVICE, ROLE_MONO } sched_role;
 
 /* The schedulers' flags `place` passes on, with a value each. */
 static const char *const sched_knobs[] = {"--conflict", "--commit", "--t-job", "--t-task",
                                           "--retry"};
 #define NKNOBS (sizeof sched_knobs / sizeof *sched_knobs)
 
-/* The knobs given, as scheduler arguments, into out[0..); the count. out
- * needs 2 x NKNOBS + 3 slots; the strings are borrowed from `o`. */
-static size_t knob_args(const place_opts *o, char **out)
+/* The knobs given, as the arguments of a scheduler of `role`, into
+ * out[0..); the count. out needs 2 x NKNOBS + 8 slots; the strings are
+ * borrowed from `o` and static. The service jobs' decision time is the
+ * cell-service's --t-job/--t-task, or the multipath scheduler's
+ * --t-job-service/--t-task-service. */
+static size_t knob_args(const place_opts *o, sched_role role, char **out)
 {
-    static char f_txn[] = "--txn-per-job", f_strategy[] = "--strategy";
+    static char f_txn[] = "--txn-per-job", f_strategy[] = "--strategy", f_offers[] = "--offers",
+                f_mono[] = "--monolithic", f_multi[] = "--multipath",
+                f_tjs[] = "--t-job-service", f_tts[] = "--t-task-service";
     size_t n = 0;
-    for (size_t k = 0; k < NKNOBS; k++)
-        if (o->knob[k] != NULL) {
+    for (size_t k = 0; k < NKNOBS; k++) {
+        const char *v = o->knob[k];
+        /* Single-path: every job takes the service decision time, as
+         * cellsim's monolithic mode (docs/research.md), when one is given. */
+        bool svc = role == ROLE_SERVICE || (role == ROLE_MONO && o->arch == ARCH_MONOLITHIC);
+        if (svc && k == 2 && o->t_job_service != NULL)
+            v = o->t_job_service;
+        if (svc && k == 3 && o->t_task_service != NULL)
+            v = o->t_task_service;
+        if (v != NULL) {
             out[n++] = (char *)sched_knobs[k];
-            out[n++] = (char *)o->knob[k];
+            out[n++] = (char *)v;
         }
+    }
     if (o->txn_per_job)
         out[n++] = f_txn;
     if (o->strategy != NULL) {
         out[n++] = f_strategy;
         out[n++] = (char *)o->strategy;
     }
+    if (o->arch == ARCH_MESOS)
+        out[n++] = f_offers;
+    if (role == ROLE_MONO)
+        out[n++] = o->arch == ARCH_MULTIPATH ? f_multi : f_mono;
+    bool multi = role == ROLE_MONO && o->arch == ARCH_MULTIPATH;
+    if (multi && o->t_job_service != NULL) {
+        out[n++] = f_tjs;
+        out[n++] = (char *)o->t_job_service;
+    }
+    if (multi && o->t_task_service != NULL) {
+        out[n++] = f_tts;
+        out[n++] = (char *)o->t_task_service;
+    }
     return n;
 }
 
 /* Check the knobs as the schedulers will (their parser, their messages),
  * so that a bad one fails here and not in every scheduler started. */
-static int check_knobs(place_opts *o, cs_sched_kind kind, cs_error *err)
+static int check_knobs(place_opts *o, sched_role role, cs_error *err)
 {
     static char prog[] = "cell-batch", f_server[] = "--server", url[] = "tcp://127.0.0.1:1";
-    char *argv[2 * NKNOBS + 8] = {prog, f_server, url};
-    int argc = 3 + (int)knob_args(o, argv + 3);
+    char *argv[2 * NKNOBS + 16] = {prog, f_server, url};
+    int argc = 3 + (int)knob_args(o, role, argv + 3);
     bool help;
     cs_sched_opts so;
-    int rc = cs_sched_opts_parse(kind, argc, argv, &so, &help, err);
-    if (rc == CS_OK && kind == CS_SCHED_BATCH)
+    int rc = cs_sched_opts_parse(role == ROLE_SERVICE ? CS_SCHED_SERVICE : CS_SCHED_BATCH, argc,
+                                 argv, &so, &help, err);
+    if (rc == CS_OK && role != ROLE_SERVICE)
         o->sched = so;
+    if (rc == CS_OK && (role == ROLE_SERVICE || o->arch == ARCH_MULTIPATH))
+        o->svc = so;
     return rc;
 }
 
@@ -229,7 +297,7 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
         .seed = 1,
         .service_pct = 10,
     };
-    bool have_pct = false;
+    bool have_pct = false, have_counts = false;
     static const char *const switches[] = {"--help",        "--nosync",           "--json",
                                            "--progress",    "--txn-per-job",      "--service-scheduler",
                                            NULL};
@@ -240,7 +308,8 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
                                          "--replicas",   "--agents-at",
                                          "--snapshot-threshold", "--conflict",
                                          "--commit",     "--t-job",         "--t-task",
-                                         "--retry",      "--service-pct",   NULL};
+                                         "--retry",      "--service-pct",   "--architecture",
+                                         "--t-job-service", "--t-task-service", NULL};
     for (int i = 1; i < argc;) {
         cb_opt opt;
         if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
@@ -278,8 +347,22 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
             rc = cb_parse_u32(f, v, 1, 100000, &o->jobs, err);
         else if (strcmp(f, "--tasks") == 0)
             rc = cb_parse_u32(f, v, 1, 100000, &o->tasks, err);
-        else if (strcmp(f, "--schedulers") == 0)
+        else if (strcmp(f, "--schedulers") == 0) {
             rc = parse_counts(f, v, o, err);
+            have_counts = true;
+        } else if (strcmp(f, "--architecture") == 0) {
+            size_t a = 0;
+            while (a < 4 && strcmp(v, arch_names[a]) != 0)
+                a++;
+            if (a == 4)
+                rc = cs_errorf(err, CS_EINVAL,
+                               "--architecture: '%s' is not omega, monolithic, multipath or mesos",
+                               v);
+            o->arch = (uint8_t)a;
+        } else if (strcmp(f, "--t-job-service") == 0)
+            o->t_job_service = v;
+        else if (strcmp(f, "--t-task-service") == 0)
+            o->t_task_service = v;
         else if (strcmp(f, "--constrained") == 0)
             rc = cb_parse_u32(f, v, 0, 100, &o->constrained, err);
         else if (strcmp(f, "--simulators") == 0)
@@ -310,12 +393,31 @@ static int place_parse(int argc, char **argv, place_opts *o, cs_error *err)
                   PLACE_TASKS_MAX);
         return CB_PARSE_BAD;
     }
+    bool mono = o->arch == ARCH_MONOLITHIC || o->arch == ARCH_MULTIPATH;
+    if (o->arch != ARCH_OMEGA)
+        o->service = true; /* the paper's comparison is of batch and service jobs together */
     if (have_pct && !o->service) {
-        cs_errorf(err, CS_EINVAL, "--service-pct: only with --service-scheduler");
+        cs_errorf(err, CS_EINVAL, "--service-pct: only with --service-scheduler (or an "
+                                  "--architecture other than omega)");
         return CB_PARSE_BAD;
     }
-    if (check_knobs(o, CS_SCHED_BATCH, err) != CS_OK ||
-        (o->service && check_knobs(o, CS_SCHED_SERVICE, err) != CS_OK))
+    if ((o->t_job_service != NULL || o->t_task_service != NULL) && !o->service) {
+        cs_errorf(err, CS_EINVAL,
+                  "--t-job-service/--t-task-service: only with service jobs in the mix "
+                  "(--service-scheduler, or an --architecture other than omega)");
+        return CB_PARSE_BAD;
+    }
+    if (mono && have_counts && (o->ncounts != 1 || o->counts[0] != 1)) {
+        cs_errorf(err, CS_EINVAL, "--schedulers: --architecture %s runs one scheduler",
+                  arch_names[o->arch]);
+        return CB_PARSE_BAD;
+    }
+    if (mono) {
+        o->counts[0] = 1;
+        o->ncounts = 1;
+    }
+    if (check_knobs(o, mono ? ROLE_MONO : ROLE_BATCH, err) != CS_OK ||
+        (o->service && !mono && check_knobs(o, ROLE_SERVICE, err) != CS_OK))
         return CB_PARSE_BAD;
     if (o->simulators > o->machines) {
         cs_errorf(err, CS_EINVAL, "--simulators %u is more than --machines %u", o->simulators,
@@ -512,7 +614,7 @@ static int start_server(cell *c, cs_error *err)
     /* One worker per parked long poll, and room for everything else. */
     snprintf(workers, sizeof workers, "%u", c->o->machines + 1024);
     char f_data[] = "--data", f_workers[] = "--workers", f_hb[] = "--heartbeat-timeout",
-         f_nosync[] = "--nosync";
+         f_nosync[] = "--nosync", f_cc[] = "--concurrency", offers[] = "offers";
     /* Ten minutes of heartbeat timeout by default: no machine fails in this
      * benchmark, and a machine marked down sends its tasks back to pending
      * in the middle of the measurement (at C1M scale, before heartbeats
@@ -523,8 +625,12 @@ static int start_server(cell *c, cs_error *err)
          * raft address; the rest is the same as for one server. */
         char f_snap[] = "--snapshot-threshold", snap[16];
         snprintf(snap, sizeof snap, "%u", c->o->snapshot_threshold);
-        char *extra[8] = {f_workers, workers, f_hb, hb};
+        char *extra[10] = {f_workers, workers, f_hb, hb};
         size_t n = 4;
+        if (c->o->arch == ARCH_MESOS) {
+            extra[n++] = f_cc;
+            extra[n++] = offers;
+        }
         if (c->o->nosync)
             extra[n++] = f_nosync;
         if (c->o->snapshot_threshold > 0) {
@@ -542,8 +648,16 @@ static int start_server(cell *c, cs_error *err)
         }
         return rc;
     }
-    char *argv[] = {bin, f_data, data, f_workers, workers, f_hb, hb,
-                    c->o->nosync ? f_nosync : NULL, NULL};
+    /* mesos: the cell makes offers (server/offers.h). */
+    char *argv[12] = {bin, f_data, data, f_workers, workers, f_hb, hb};
+    size_t a = 7;
+    if (c->o->nosync)
+        argv[a++] = f_nosync;
+    if (c->o->arch == ARCH_MESOS) {
+        argv[a++] = f_cc;
+        argv[a++] = offers;
+    }
+    argv[a] = NULL;
     int rc = cb_daemon_start(&c->server, argv, log, 30000, err);
     snprintf(c->url, sizeof c->url, "%s", c->server.url);
     return rc;
@@ -580,31 +694,39 @@ static int start_sims(cell *c, cs_error *err)
     return CS_OK;
 }
 
-/* N cell-batch processes sharing the batch jobs by hash and, with
- * --service-scheduler, one cell-service; each with the knobs given. */
+/* N cell-batch processes sharing the batch jobs by hash and, with service
+ * jobs in the mix, one cell-service; each with the knobs given (and
+ * --offers under mesos). The monolithic architectures: one cell-batch
+ * --monolithic or --multipath for every job. */
 static int start_scheds(cell *c, uint32_t n, cs_error *err)
 {
     char bin[4200], inst[16], insts[16], seed[24];
     snprintf(insts, sizeof insts, "%u", n);
     char f_server[] = "--server", f_inst[] = "--instance", f_insts[] = "--instances",
          f_seed[] = "--seed", f_report[] = "--report-ms", report[] = "500";
-    for (uint32_t i = 0; i < n + c->o->service; i++) {
-        bool service = i == n;
+    bool mono = c->o->arch == ARCH_MONOLITHIC || c->o->arch == ARCH_MULTIPATH;
+    uint32_t total = mono ? 1 : n + c->o->service;
+    for (uint32_t i = 0; i < total; i++) {
+        sched_role role = mono ? ROLE_MONO : i == n ? ROLE_SERVICE : ROLE_BATCH;
+        bool service = role == ROLE_SERVICE;
         char name[32];
-        snprintf(name, sizeof name, service ? "cell-service" : "cell-batch-%u", i);
+        if (mono)
+            snprintf(name, sizeof name, "cell-batch-%s", arch_names[c->o->arch]);
+        else
+            snprintf(name, sizeof name, service ? "cell-service" : "cell-batch-%u", i);
         snprintf(bin, sizeof bin, "%s/%s", c->bindir, service ? "cell-service" : "cell-batch");
         snprintf(inst, sizeof inst, "%u", i);
         snprintf(seed, sizeof seed, "%" PRIu64, c->o->seed * 1000 + i + 1);
-        char *argv[2 * NKNOBS + 16] = {bin, f_server, (char *)c->url, f_seed, seed, f_report,
+        char *argv[2 * NKNOBS + 24] = {bin, f_server, (char *)c->url, f_seed, seed, f_report,
                                        report};
         size_t a = 7;
-        if (!service) {
+        if (role == ROLE_BATCH) {
             argv[a++] = f_inst;
             argv[a++] = inst;
             argv[a++] = f_insts;
             argv[a++] = insts;
         }
-        argv[a + knob_args(c->o, argv + a)] = NULL;
+        argv[a + knob_args(c->o, role, argv + a)] = NULL;
         int rc = spawn(c, c->scheds, &c->nscheds, name, argv, err);
         if (rc != CS_OK)
             return rc;
@@ -767,6 +889,15 @@ typedef struct dist {
 } dist;
 
 /* What one scheduler count gave. */
+/* One scheduler's last report (its sched.report metrics). */
+typedef struct sched_figs {
+    char name[64];
+    uint64_t txn_ok, txn_conflicted, claims_committed, jobs_placed, jobs_abandoned;
+    double busyness, wait_mean_ms, wait_p50_ms, wait_p99_ms;
+} sched_figs;
+
+#define SCHED_FIGS_MAX (64 + 1)
+
 typedef struct place_run {
     uint32_t schedulers;
     double ready_s, submit_s;      /* machines registered; jobs submitted */
@@ -781,6 +912,8 @@ typedef struct place_run {
     double server_cpu_s, sched_cpu_s, sim_cpu_s, bench_cpu_s;  /* over the placing */
     uint64_t server_commits, server_commits_conflicted;
     uint64_t server_requests, server_writes; /* whole run, setup included */
+    sched_figs sched[SCHED_FIGS_MAX];        /* each scheduler's, as `stats` lists them */
+    uint32_t nsched;
 } place_run;
 
 static int cmp_double(const void *x, const void *y)
@@ -847,6 +980,16 @@ static int read_reports(cell *c, place_run *f, cs_error *err)
         f->sched_wait_placed_p50_ms = fmax(f->sched_wait_placed_p50_ms, p50);
         f->sched_wait_placed_p99_ms = fmax(f->sched_wait_placed_p99_ms, p99);
         f->reports++;
+        if (f->nsched < SCHED_FIGS_MAX) {
+            sched_figs *g = &f->sched[f->nsched++];
+            *g = (sched_figs){.txn_ok = (uint64_t)ok, .txn_conflicted = (uint64_t)bad,
+                              .claims_committed = (uint64_t)cc,
+                              .jobs_placed = (uint64_t)fmax(0, num(m, "jobs_placed")),
+                              .jobs_abandoned = (uint64_t)ab, .busyness = num(m, "busyness"),
+                              .wait_mean_ms = num(m, "wait_mean_ms"), .wait_p50_ms = p50,
+                              .wait_p99_ms = p99};
+            snprintf(g->name, sizeof g->name, "%s", st.scheds[i].name);
+        }
     }
     cs_arena_free(&a);
     return rc;
@@ -968,6 +1111,17 @@ static double conflict_fraction(const place_run *f)
     return f->txn_ok ? (double)f->txn_conflicted / (double)f->txn_ok : (double)NAN;
 }
 
+/* The service jobs' decision time, as their scheduler was given it. */
+static double svc_t_job(const place_opts *o)
+{
+    return o->arch == ARCH_MULTIPATH ? o->svc.t_job_service_s : o->svc.t_job_s;
+}
+
+static double svc_t_task(const place_opts *o)
+{
+    return o->arch == ARCH_MULTIPATH ? o->svc.t_task_service_s : o->svc.t_task_s;
+}
+
 static void report_text(FILE *out, const place_opts *o, const cb_host *h, const place_run *runs,
                         uint32_t nruns)
 {
@@ -988,10 +1142,16 @@ static void report_text(FILE *out, const place_opts *o, const cb_host *h, const 
             o->sched.t_job_s, o->sched.t_task_s, o->sched.txn_per_job ? " --txn-per-job" : "",
             o->sched.retry == CS_RETRY_TAIL ? "tail" : "front", o->sched.max_attempts,
             o->strategy ? o->strategy : "binpack (cell-batch's default)",
-            o->service ? "; one cell-service beside them" : "");
+            o->arch == ARCH_OMEGA && o->service ? "; one cell-service beside them" : "");
+    fprintf(out, "architecture: %s\n", arch_names[o->arch]);
     if (o->service)
-        fprintf(out, "service jobs: %u%% of the jobs (cell-service's strategy: %s)\n",
-                o->service_pct, o->strategy ? o->strategy : "spread, its default");
+        fprintf(out, "service jobs: %u%% of the jobs (decided in --t-job %g --t-task %g; "
+                     "strategy: %s)\n",
+                o->service_pct, o->arch == ARCH_MONOLITHIC ? o->sched.t_job_s : svc_t_job(o),
+                o->arch == ARCH_MONOLITHIC ? o->sched.t_task_s : svc_t_task(o),
+                o->strategy ? o->strategy : o->arch == ARCH_OMEGA || o->arch == ARCH_MESOS
+                                                ? "spread, cell-service's default"
+                                                : "binpack, cell-batch's default");
     fprintf(out, "machine: nproc %ld, cpu %s\n", h->nproc, h->cpu);
     fprintf(out, "%5s %9s %9s %12s %9s %9s %9s %8s %8s  %s\n", "sched", "placed", "elapsed",
             "placements/s", "conflicts", "wait p50", "wait p99", "submit", "cpu", "cpu split");
@@ -1015,6 +1175,20 @@ static void report_text(FILE *out, const place_opts *o, const cb_host *h, const 
                 f->txn_ok, f->txn_conflicted, f->claims_committed, f->claims_conflicted, f->requeued,
                 cb_fig(c, sizeof c, f->sched_wait_placed_p50_ms, 0),
                 cb_fig(d, sizeof d, f->sched_wait_placed_p99_ms, 0), f->reports);
+        /* The architectures are compared scheduler by scheduler (a batch
+         * job's wait behind a service decision): one line each, when the
+         * mix has service jobs. */
+        for (uint32_t k = 0; o->service && k < f->nsched; k++) {
+            const sched_figs *g = &f->sched[k];
+            fprintf(out,
+                    "      %-22s jobs placed %" PRIu64 ", abandoned %" PRIu64 "; wait mean %s "
+                    "p50 %s p99 %s ms; busyness %s; txns %" PRIu64 " ok, %" PRIu64
+                    " conflicted\n",
+                    g->name, g->jobs_placed, g->jobs_abandoned,
+                    cb_fig(a, sizeof a, g->wait_mean_ms, 0), cb_fig(b, sizeof b, g->wait_p50_ms, 0),
+                    cb_fig(c, sizeof c, g->wait_p99_ms, 0), cb_fig(d, sizeof d, g->busyness, 3),
+                    g->txn_ok, g->txn_conflicted);
+        }
     }
 }
 
@@ -1048,8 +1222,14 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
     cb_json_bool(&j, "txn_per_job", o->sched.txn_per_job);
     cb_json_str(&j, "retry", o->sched.retry == CS_RETRY_TAIL ? "tail" : "front");
     cb_json_u64(&j, "max_attempts", o->sched.max_attempts);
+    cb_json_str(&j, "architecture", arch_names[o->arch]);
     cb_json_bool(&j, "service_scheduler", o->service);
     cb_json_u64(&j, "service_pct", o->service ? o->service_pct : 0);
+    if (o->service) {
+        bool single = o->arch == ARCH_MONOLITHIC;
+        cb_json_real(&j, "t_job_service_s", single ? o->sched.t_job_s : svc_t_job(o));
+        cb_json_real(&j, "t_task_service_s", single ? o->sched.t_task_s : svc_t_task(o));
+    }
     if (o->service)
         cb_json_str(&j, "service_strategy", o->strategy ? o->strategy : "spread");
     cb_json_u64(&j, "nproc", h->nproc > 0 ? (uint64_t)h->nproc : 0);
@@ -1093,6 +1273,26 @@ static void report_json(FILE *out, const place_opts *o, const cb_host *h, const 
         cb_json_real(&r, "schedulers_cpu_s", f->sched_cpu_s);
         cb_json_real(&r, "agents_cpu_s", f->sim_cpu_s);
         cb_json_real(&r, "cellbench_cpu_s", f->bench_cpu_s);
+        /* Each scheduler's own figures, as its last sched.report gave them. */
+        fputs(",\"scheds\":[", out);
+        for (uint32_t k = 0; k < f->nsched; k++) {
+            const sched_figs *g = &f->sched[k];
+            cb_json q = {out, true};
+            if (k > 0)
+                fputc(',', out);
+            cb_json_str(&q, "name", g->name);
+            cb_json_u64(&q, "jobs_placed", g->jobs_placed);
+            cb_json_u64(&q, "jobs_abandoned", g->jobs_abandoned);
+            cb_json_real(&q, "wait_mean_ms", g->wait_mean_ms);
+            cb_json_real(&q, "wait_placed_p50_ms", g->wait_p50_ms);
+            cb_json_real(&q, "wait_placed_p99_ms", g->wait_p99_ms);
+            cb_json_real(&q, "busyness", g->busyness);
+            cb_json_u64(&q, "txn_successful", g->txn_ok);
+            cb_json_u64(&q, "txn_conflicted", g->txn_conflicted);
+            cb_json_u64(&q, "claims_committed", g->claims_committed);
+            fputc('}', out);
+        }
+        fputc(']', out);
         fputc('}', out);
     }
     fputc(']', out);

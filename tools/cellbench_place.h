@@ -2,7 +2,9 @@
  * (J jobs x T tasks, a share of them constrained) on M simulated machines,
  * placed by 1, 2, 4, 8 ... real cell-batch processes sharing the jobs by
  * hash: committed placements per second, conflict fraction and wait time,
- * for each number of schedulers, each on a fresh cell.
+ * for each number of schedulers, each on a fresh cell; with --architecture,
+ * Omega's monolithic, multipath or Mesos-style two-level cell instead of
+ * its shared state.
  */
 #ifndef CB_PLACE_H
 #define CB_PLACE_H

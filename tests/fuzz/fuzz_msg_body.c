@@ -19,6 +19,7 @@
 #include "proto/jobmsg.h"
 #include "proto/membermsg.h"
 #include "proto/msg.h"
+#include "proto/offermsg.h"
 #include "proto/proto.h"
 #include "proto/readmsg.h"
 #include "tests/fuzz/fuzz.h"
@@ -69,6 +70,11 @@ ADAPT(member_add_req, cs_member_req, cs_member_add_req_decode, cs_member_add_req
 ADAPT(member_remove_req, cs_member_req, cs_member_remove_req_decode, cs_member_id_req_encode)
 ADAPT(member_transfer_req, cs_member_req, cs_member_transfer_req_decode, cs_member_id_req_encode)
 ADAPT(index_reply, cs_index_reply, cs_index_reply_decode, cs_index_reply_encode)
+ADAPT(offer_acquire_req, cs_offer_acquire_req, cs_offer_acquire_req_decode,
+      cs_offer_acquire_req_encode)
+ADAPT(offer_reply, cs_offer_reply, cs_offer_reply_decode, cs_offer_reply_encode)
+ADAPT(offer_release_req, cs_offer_release_req, cs_offer_release_req_decode,
+      cs_offer_release_req_encode)
 
 /* task.status: a batch with refused reports has no encoding of its own
  * (the refused ones are not reports), so only a batch read whole is
@@ -142,6 +148,7 @@ static const codec codecs[] = {
     /* appended, so that every earlier seed keeps its decoder */
     BOTH(members_reply), BOTH(member_add_req), BOTH(member_remove_req),
     BOTH(member_transfer_req), BOTH(index_reply),
+    BOTH(offer_acquire_req), BOTH(offer_reply), BOTH(offer_release_req),
 };
 #define NCODECS (sizeof codecs / sizeof *codecs)
 
@@ -158,6 +165,7 @@ typedef union decoded {
     cs_error_reply er;
     cs_members_reply mr;
     cs_member_req mq;
+    cs_offer_reply orp;
 } decoded;
 
 /* Unpack body[0..len) through the bounds check and decode it with `c`;
