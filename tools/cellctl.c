@@ -96,9 +96,10 @@ static const command commands[] = {
     {"watch", ctl_cmd_watch, O_INTERVAL | O_COUNT | O_ANSI | O_JOB,
      "watch [--interval D] [--count N] [--job J] [--ansi]",
      "A live view of machines and of the tasks not yet ended, redrawn in place. Ctrl-C (or\n"
-     "SIGTERM) ends it.\n"
-     "  --interval D   time between frames (default 2s; 500ms, 1m, or seconds)\n"
-     "  --count N      stop after N frames (for scripts)\n"
+     "SIGTERM) ends it. Without a terminal (a log, a pipe) a frame is printed only when what\n"
+     "it shows changed.\n"
+     "  --interval D   time between looks at the cell (default 2s; 500ms, 1m, or seconds)\n"
+     "  --count N      stop after N looks (for scripts)\n"
      "  --job J        only the tasks of job J\n"
      "  --ansi         redraw with escape codes even when the output is not a terminal\n"},
     {"cordon", ctl_cmd_cordon, O_OUTPUT, "cordon MACHINE [-o json]",

@@ -837,6 +837,7 @@ int ctl_cmd_watch(ctl *c, const ctl_args *a, cs_error *err)
     if (ansi)
         fputs("\033[?25l\033[H\033[2J", stdout); /* hide the cursor, clear */
     int rc = CS_OK;
+    char *last = NULL; /* without escapes: the body of the frame last drawn */
     for (long i = 0; a->count <= 0 || i < a->count; i++) {
         struct winsize ws = {0};
         size_t width = 0, height = 0;
@@ -853,7 +854,22 @@ int ctl_cmd_watch(ctl *c, const ctl_args *a, cs_error *err)
         }
         rc = frame(c, a, m, width, err);
         fclose(m);
-        draw(text, ansi, width, height);
+        /* Without escapes (a log, a pipe) a frame goes out only when what
+         * it shows changed — its first line, with the clock, aside — so
+         * that a quiet cell is not a frame per interval in the log. */
+        const char *body = strchr(text, '\n');
+        body = body != NULL ? body : text;
+        if (ansi || last == NULL || strcmp(body, last) != 0) {
+            draw(text, ansi, width, height);
+            if (!ansi) {
+                free(last);
+                if ((last = strdup(body)) == NULL) {
+                    free(text);
+                    rc = cs_errorf(err, CS_ENOMEM, "watch: out of memory");
+                    break;
+                }
+            }
+        }
         free(text);
         if (a->count > 0 && i + 1 >= a->count)
             break;
@@ -867,6 +883,7 @@ int ctl_cmd_watch(ctl *c, const ctl_args *a, cs_error *err)
     if (ansi)
         fputs("\033[?25h", stdout);
     fflush(stdout);
+    free(last);
     sigprocmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
