@@ -453,8 +453,8 @@ static int w_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
     }
     rc = ss->base->commit(ss->base->ctx, t, r, err);
     ss->epoch_over = true;
-    if (rc == CS_OK && mesos)
-        offer_settle(ss, t, r);
+    if (mesos)
+        offer_settle(ss, t, rc == CS_OK ? r : NULL);
     if (rc != CS_OK || k->stopping || t->nclaims == 0)
         return rc;
     /* The loop's counting (metrics.h): conflicted when a claim conflicted
@@ -641,16 +641,17 @@ static int offer_take(simsched *ss, const cs_txn *t, cs_error *err)
     return CS_OK;
 }
 
-/* After the commit of `t` (outcome `r`): a committed claim's resources are
- * the cell's allocation now, in no offer; a claim that did not commit
- * gives its share back to the offer. */
+/* After the commit of `t` (outcome `r`; NULL when the commit failed and
+ * nothing committed): a committed claim's resources are the cell's
+ * allocation now, in no offer; a claim that did not commit gives its
+ * share back to the offer. */
 static void offer_settle(simsched *ss, const cs_txn *t, const cs_txn_result *r)
 {
     sim *k = ss->k;
     for (uint32_t i = 0; i < t->nclaims; i++) {
         const cs_claim *cl = &t->claims[i];
         uint32_t x = km_find(k, cl->machine);
-        if (r->claims[i] == CS_COMMITTED)
+        if (r != NULL && r->claims[i] == CS_COMMITTED)
             cs_res_sub(&k->km[x].offered, &cl->res);
         else
             cs_res_add(&ss->offer[x], &cl->res);
