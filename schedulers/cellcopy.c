@@ -20,9 +20,10 @@ _Static_assert(CS_IDINDEX_NONE == CS_NONE, "the index's not-found is the copy's"
 
 /* ---- the copy ------------------------------------------------------------------ */
 
-enum { UNDO_CLAIM, UNDO_EVICT, UNDO_REQUEUE };
+enum { UNDO_CLAIM, UNDO_EVICT, UNDO_REQUEUE, UNDO_HOLD };
 
-/* One tentative change and what it replaced. */
+/* One tentative change and what it replaced (a hold: only `machine` and
+ * `res`). */
 typedef struct undo {
     uint8_t kind;
     uint8_t state, last_end, nports, health;
@@ -1248,14 +1249,35 @@ int cs_copy_requeue(cs_copy *c, cs_id task, cs_error *err)
     return CS_OK;
 }
 
+int cs_copy_hold(cs_copy *c, cs_id machine, const cs_res *res, cs_error *err)
+{
+    uint32_t ms = cs_copy_machine_slot(c, machine);
+    if (ms == CS_NONE)
+        return cs_errorf(err, CS_ENOTFOUND, "hold: unknown machine %llu", (unsigned long long)machine);
+    if (res->cpu < 0 || res->mem < 0 || res->disk < 0)
+        return cs_errorf(err, CS_EINVAL,
+                         "hold: machine %s: a negative amount (cpu %lld, mem %lld, disk %lld)",
+                         cs_copy_str(c, c->machines[ms].name), (long long)res->cpu,
+                         (long long)res->mem, (long long)res->disk);
+    undo u = {.kind = UNDO_HOLD, .machine = ms, .res = *res};
+    if (push_undo(c, &u) != CS_OK)
+        return nomem(err);
+    cs_res_add(&c->machines[ms].allocated, res);
+    return CS_OK;
+}
+
 size_t cs_copy_mark(const cs_copy *c) { return c->nundo; }
 
 void cs_copy_undo(cs_copy *c, size_t mark)
 {
     while (c->nundo > mark) {
         const undo *u = &c->undo[--c->nundo];
-        cs_ctask *t = &c->tasks[u->task];
         cs_cmachine *m = &c->machines[u->machine];
+        if (u->kind == UNDO_HOLD) {
+            cs_res_sub(&m->allocated, &u->res);
+            continue;
+        }
+        cs_ctask *t = &c->tasks[u->task];
         if (u->kind == UNDO_CLAIM) {
             for (uint32_t i = 0; i < t->nports; i++)
                 ports_remove(m, t->ports[i]);

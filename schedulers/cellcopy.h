@@ -11,7 +11,8 @@
  *
  * Tentative changes. While a scheduler decides, it reserves what it has
  * chosen in the copy (cs_copy_claim, cs_copy_evict for preemption and
- * cs_copy_requeue for a restart in place), so
+ * cs_copy_requeue for a restart in place; cs_copy_hold withholds room
+ * from the placer), so
  * that the next task of the same decision sees the machine's room already
  * taken. Each such change is recorded in an undo log. Nothing tentative is
  * ever sent to the cell: the transaction carries the claims, and after the
@@ -270,6 +271,17 @@ int cs_copy_evict(cs_copy *c, cs_id task, cs_error *err);
  * placer may then claim it in the same decision. CS_ENOTFOUND, CS_ESTATE
  * (not placed), CS_ENOMEM; nothing changed on error. */
 int cs_copy_requeue(cs_copy *c, cs_id task, cs_error *err);
+
+/* Withhold `res` of `machine` from the placer: its allocated grows by
+ * `res` (copied), as if a task held it, and nothing else changes (no
+ * task, no ports, ntasks as it was). A two-level resource manager's view
+ * (tools/cellsim_kernel.c, mesos): right after a sync, every machine's
+ * free resources beyond what the framework was offered are held, so the
+ * placer sees only the offer. Undone like a claim: by cs_copy_undo past
+ * its mark, and so by the next sync's rollback. Errors, with nothing
+ * changed: CS_ENOTFOUND (unknown machine), CS_EINVAL (a negative amount),
+ * CS_ENOMEM. */
+int cs_copy_hold(cs_copy *c, cs_id machine, const cs_res *res, cs_error *err);
 
 /* The undo log's length: a mark to come back to. */
 size_t cs_copy_mark(const cs_copy *c);

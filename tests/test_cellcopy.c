@@ -355,6 +355,50 @@ Test(cellcopy, sync_rolls_back_then_applies_what_committed)
     tb_free(&b);
 }
 
+/* A hold withholds room without a task; it is undone with the claims
+ * after it (newest first) and by the next sync. */
+Test(cellcopy, holds_withhold_room_and_roll_back_like_claims)
+{
+    tb_cell b;
+    tb_init(&b);
+    cs_id m1 = tb_machine_add(&b, "m1", 4000, 8192, 100, 0, 0, NULL);
+    cs_id j = tb_job_add(&b, "j", CS_JOB_BATCH, 50, 2, 1000, 100, 0);
+    tb_place(&b, j, 1, m1);
+    cs_copy *c = new_copy();
+    tb_sync(&b, c, true);
+    const cs_cmachine *m = cs_copy_machine(c, m1);
+    cr_assert_eq(m->allocated.cpu, 1000);
+    cs_error err = {0};
+    cs_res h = {2500, 4096, 0};
+    cr_assert_eq(cs_copy_hold(c, m1, &h, &err), CS_OK, "%s", err.msg);
+    m = cs_copy_machine(c, m1);
+    cr_assert(m->allocated.cpu == 3500 && m->allocated.mem == 100 + 4096);
+    cr_assert_eq(m->ntasks, 1, "a hold is no task");
+    size_t mark = cs_copy_mark(c);
+    claim_ok(c, cs_task_id(j, 0), m1, 500, NULL, 0);
+    cr_assert_eq(cs_copy_machine(c, m1)->allocated.cpu, 4000);
+    cs_copy_undo(c, mark);
+    cr_assert_eq(cs_copy_machine(c, m1)->allocated.cpu, 3500, "the claim undone, the hold kept");
+    /* Refused, with nothing changed. */
+    cs_res neg = {-1, 0, 0};
+    cr_assert_eq(cs_copy_hold(c, m1, &neg, &err), CS_EINVAL);
+    cr_assert(strstr(err.msg, "negative") && strstr(err.msg, "m1"), "%s", err.msg);
+    cr_assert_eq(cs_copy_hold(c, 77, &h, &err), CS_ENOTFOUND);
+    cr_assert(strstr(err.msg, "unknown machine 77"), "%s", err.msg);
+    cr_assert_eq(cs_copy_mark(c), mark);
+    cs_copy_rollback(c);
+    cr_assert_eq(cs_copy_machine(c, m1)->allocated.cpu, 1000);
+    cr_assert_eq(cs_copy_machine(c, m1)->allocated.mem, 100);
+    /* And a sync rolls a hold back before it applies the delta. */
+    cr_assert_eq(cs_copy_hold(c, m1, &h, &err), CS_OK, "%s", err.msg);
+    tb_place(&b, j, 0, m1);
+    tb_sync(&b, c, false);
+    cr_assert_eq(cs_copy_mark(c), 0);
+    cr_assert_eq(cs_copy_machine(c, m1)->allocated.cpu, 2000);
+    cs_copy_free(c);
+    tb_free(&b);
+}
+
 Test(cellcopy, a_job_that_cannot_be_read_is_bad_not_an_error)
 {
     tb_cell b;

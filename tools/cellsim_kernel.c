@@ -16,6 +16,7 @@
 #include "cellstate/rng.h"
 #include "cellstate/store.h"
 #include "cellstate/vec.h"
+#include "schedulers/cellcopy.h"
 #include "schedulers/kinds.h"
 #include "schedulers/port.h"
 #include "schedulers/sched.h"
@@ -36,12 +37,11 @@ typedef enum ev_kind {
     EV_SERVICE_END = 2,
     EV_WAKE = 3,
     EV_GC = 4,
-    EV_OFFER = 5, /* mesos: the offer goes to the next framework in DRF order */
+    EV_OFFER = 5, /* mesos: an offer goes to the next framework in DRF order */
 } ev_kind;
 
 /* mesos: making an offer takes 1 ms (the paper's Mesos simulation). */
 #define OFFER_NS INT64_C(1000000)
-#define NOBODY (-1) /* the offer's holder when no framework holds it */
 
 /* Ended jobs leave the cell an hour after they ended, as cellstated's
  * --job-gc does (default 4 h; shorter here: a week's jobs would otherwise
@@ -102,10 +102,16 @@ typedef struct simsched {
     int rc;
     cs_error err;
     sim_day_figs *days;
-    /* mesos: whether it waits for the offer; its allocation (cpu milli,
-     * mem MiB of its placed tasks: DRF's numerators); the jobs it owns
-     * that waited at its last release (indices into sim.jobs). */
-    bool wants;
+    /* mesos: whether it waits for an offer, whether it holds one and
+     * since when, and what is left of it on each machine (by the index
+     * of sim.km; zero where nothing is offered, and everywhere while it
+     * holds none); its allocation (cpu milli, mem MiB of its placed
+     * tasks: DRF's numerators); the jobs it owns that waited at its last
+     * release (indices into sim.jobs). */
+    bool wants, holds;
+    int64_t held_since;
+    cs_res *offer;
+    size_t capoffer;
     int64_t alloc_cpu, alloc_mem;
     uint32_t *pend;
     size_t npend, cappend;
@@ -145,12 +151,19 @@ struct sim {
      * mesos attempts, and whether the kernel killed it (abandoned). */
     struct jobx *jx;
     size_t capjx;
-    /* mesos: the offer's holder (a scheduler index or NOBODY), since when,
-     * whether an EV_OFFER is queued, and the jobs already put on their
-     * framework's pend list (jobs [0, absorbed)). */
-    int holder;
-    int64_t held_since;
-    bool offer_queued;
+    /* mesos: the resource manager. Its view of the cell (a copy synced
+     * through a port of its own at each grant); each machine it has seen
+     * (found by id through kmix) with what of it sits in outstanding
+     * offers; whether an EV_OFFER is queued; whether the last grant found
+     * nothing to offer (the next freed resource queues one); the jobs
+     * already put on their framework's pend list (jobs [0, absorbed)). */
+    cs_copy *rm;
+    cs_port_local *rmlp;
+    struct kmach *km;
+    uint32_t nkm;
+    size_t capkm;
+    cs_idindex kmix;
+    bool offer_queued, starved;
     size_t absorbed;
     /* Replaying the trace (c->trace set): the replay, the time its next
      * event is due (INT64_MAX: none), and the start machines' capacities
@@ -168,6 +181,13 @@ struct sim {
     cs_id *lost;
     size_t caplost;
 };
+
+/* mesos: a machine as the resource manager keeps it: what of it is in
+ * outstanding offers (the sum over the frameworks' `offer`). */
+typedef struct kmach {
+    cs_id id; /* first: cellstate/idindex.h finds it by id */
+    cs_res offered;
+} kmach;
 
 typedef struct jobx {
     cs_res res;
@@ -333,11 +353,19 @@ static void w_sleep(void *ctx, int64_t until)
     yield(ss);
 }
 
+static int offer_view(simsched *ss, struct cs_copy *c, cs_error *err);
+static int offer_take(simsched *ss, const cs_txn *t, cs_error *err);
+static void offer_settle(simsched *ss, const cs_txn *t, const cs_txn_result *r);
+
+/* The sync, and under mesos the framework's view cut to its offer. */
 static int w_sync(void *ctx, struct cs_copy *c, cs_error *err)
 {
     simsched *ss = ctx;
     ss->epoch_over = true;
-    return ss->base->sync(ss->base->ctx, c, err);
+    int rc = ss->base->sync(ss->base->ctx, c, err);
+    if (rc == CS_OK && ss->k->c->architecture == SIM_ARCH_MESOS)
+        rc = offer_view(ss, c, err);
+    return rc;
 }
 
 /* How long the loop decides on job `j` with its pending tasks now:
@@ -414,8 +442,19 @@ static int w_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
 {
     simsched *ss = ctx;
     sim *k = ss->k;
-    int rc = ss->base->commit(ss->base->ctx, t, r, err);
+    bool mesos = k->c->architecture == SIM_ARCH_MESOS;
+    int rc = mesos ? offer_take(ss, t, err) : CS_OK;
+    if (rc != CS_OK) {
+        /* A bug, not a refusal the loop should retry: end the run with it. */
+        ss->rc = rc;
+        ss->err = *err;
+        k->stop = 1;
+        return rc;
+    }
+    rc = ss->base->commit(ss->base->ctx, t, r, err);
     ss->epoch_over = true;
+    if (mesos)
+        offer_settle(ss, t, rc == CS_OK ? r : NULL);
     if (rc != CS_OK || k->stopping || t->nclaims == 0)
         return rc;
     /* The loop's counting (metrics.h): conflicted when a claim conflicted
@@ -488,13 +527,136 @@ static int w_report(void *ctx, const void *body, size_t len, cs_error *err)
     return ss->base->report(ss->base->ctx, body, len, err);
 }
 
-/* ---- mesos: the offer --------------------------------------------------------------------
+/* ---- mesos: offers --------------------------------------------------------------------------
 
- * Two-level scheduling as the Omega paper simulated Mesos 0.9 (docs/research.md): the resource
- * manager offers all free resources to one framework at a time. Here that is a lock around the
- * loop's rounds: a framework (scheduler) starts a round only once it holds the offer, and
- * nobody else decides or commits until it releases it at the round's end; the next offer goes,
- * OFFER_NS later, to the waiting framework furthest below its fair share. */
+ * Two-level scheduling as the Omega paper simulated Mesos 0.9 (§4.2; docs/research.md, The
+ * architectures): a resource manager offers, to one framework at a time in dominant-resource-
+ * fairness order, each grant taking OFFER_NS, every resource that is free and not already in
+ * another outstanding offer; several offers may be outstanding at once, each to another
+ * framework. A framework runs a round of the loop only while it holds an offer, and sees only
+ * its offer: right after each sync of its round the kernel holds (cs_copy_hold) every free
+ * resource of every machine beyond what is left of its offer there, so its placer cannot claim
+ * outside it, and w_commit refuses a claim that would (a bug). What it commits leaves its
+ * offer; at the round's end the rest returns. So while the service framework holds most of
+ * the free cell for a long decision, a batch framework is offered only what freed up since,
+ * decides its jobs in that, and each job it could not place wholly counts an attempt. */
+
+/* Whether any field of `r` is above zero. */
+static bool res_any(const cs_res *r) { return r->cpu > 0 || r->mem > 0 || r->disk > 0; }
+
+/* a - b in each field, no lower than 0. */
+static cs_res res_less(const cs_res *a, const cs_res *b)
+{
+    cs_res d = {a->cpu - b->cpu, a->mem - b->mem, a->disk - b->disk};
+    d.cpu = d.cpu > 0 ? d.cpu : 0;
+    d.mem = d.mem > 0 ? d.mem : 0;
+    d.disk = d.disk > 0 ? d.disk : 0;
+    return d;
+}
+
+/* The resource manager's index of machine `id`, or UINT32_MAX for one it
+ * has not seen (nothing of it is offered). */
+static uint32_t km_find(const sim *k, cs_id id)
+{
+    return cs_idindex_find(&k->kmix, k->km, sizeof *k->km, id);
+}
+
+/* The index of machine `id`, added when new; every framework's offer
+ * array grows with it (zeroed: nothing of the new one is offered).
+ * CS_ENOMEM. */
+static int km_add(sim *k, cs_id id, uint32_t *out)
+{
+    uint32_t i = km_find(k, id);
+    if (i != CS_IDINDEX_NONE) {
+        *out = i;
+        return CS_OK;
+    }
+    kmach *v = cs_vec_grow(k->km, &k->capkm, k->nkm + 1, sizeof *v, 256);
+    if (v == NULL)
+        return CS_ENOMEM;
+    k->km = v;
+    k->km[k->nkm] = (kmach){.id = id};
+    if (cs_idindex_add(&k->kmix, k->km, sizeof *k->km, k->nkm) != CS_OK)
+        return CS_ENOMEM;
+    for (uint32_t f = 0; f < k->nsc; f++) {
+        simsched *ss = &k->sc[f];
+        if (ss->capoffer > k->nkm)
+            continue;
+        uint32_t old = ss->capoffer;
+        cs_res *o = cs_vec_grow(ss->offer, &ss->capoffer, k->nkm + 1, sizeof *o, 256);
+        if (o == NULL)
+            return CS_ENOMEM;
+        memset(o + old, 0, (ss->capoffer - old) * sizeof *o);
+        ss->offer = o;
+    }
+    *out = k->nkm++;
+    return CS_OK;
+}
+
+/* Scheduler side, right after a sync of `ss`'s copy `c` (w_sync): hold
+ * on each machine whatever is free beyond what is left of its offer
+ * there, so that its copy shows only the offer (all of each machine
+ * while it holds none). Undone by the next sync's rollback. Errors:
+ * cs_copy_hold's (CS_ENOMEM). */
+static int offer_view(simsched *ss, struct cs_copy *c, cs_error *err)
+{
+    const sim *k = ss->k;
+    static const cs_res none = {0, 0, 0};
+    uint32_t n = cs_copy_nmachines(c);
+    for (uint32_t i = 0; i < n; i++) {
+        const cs_cmachine *m = cs_copy_machine_at(c, i);
+        uint32_t x = km_find(k, m->id);
+        const cs_res *mine = x != CS_IDINDEX_NONE && x < ss->capoffer ? &ss->offer[x] : &none;
+        cs_res free_ = res_less(&m->capacity, &m->allocated);
+        cs_res hold = res_less(&free_, mine);
+        if (res_any(&hold))
+            CS_TRY(cs_copy_hold(c, m->id, &hold, err));
+    }
+    return CS_OK;
+}
+
+/* Scheduler side, before transaction `t` of `ss` commits (w_commit): take
+ * each claim out of what is left of its offer on the claim's machine. A
+ * claim beyond it is refused: the view (offer_view) let the placer see
+ * room that was not offered, a bug of the kernel's, which ends the run.
+ * CS_ESTATE naming the claim. */
+static int offer_take(simsched *ss, const cs_txn *t, cs_error *err)
+{
+    sim *k = ss->k;
+    for (uint32_t i = 0; i < t->nclaims; i++) {
+        const cs_claim *cl = &t->claims[i];
+        uint32_t x = km_find(k, cl->machine);
+        cs_res *left = x != CS_IDINDEX_NONE && x < ss->capoffer ? &ss->offer[x] : NULL;
+        if (left != NULL)
+            cs_res_sub(left, &cl->res);
+        if (left == NULL || left->cpu < 0 || left->mem < 0 || left->disk < 0)
+            return cs_errorf(err, CS_ESTATE,
+                             "mesos: %s claims task %llu on machine %llu beyond its offer "
+                             "(cpu %lld, mem %lld more than offered): the kernel's view is wrong",
+                             ss->o.name, (unsigned long long)cl->task,
+                             (unsigned long long)cl->machine,
+                             left != NULL ? (long long)-left->cpu : (long long)cl->res.cpu,
+                             left != NULL ? (long long)-left->mem : (long long)cl->res.mem);
+    }
+    return CS_OK;
+}
+
+/* After the commit of `t` (outcome `r`; NULL when the commit failed and
+ * nothing committed): a committed claim's resources are the cell's
+ * allocation now, in no offer; a claim that did not commit gives its
+ * share back to the offer. */
+static void offer_settle(simsched *ss, const cs_txn *t, const cs_txn_result *r)
+{
+    sim *k = ss->k;
+    for (uint32_t i = 0; i < t->nclaims; i++) {
+        const cs_claim *cl = &t->claims[i];
+        uint32_t x = km_find(k, cl->machine);
+        if (r != NULL && r->claims[i] == CS_COMMITTED)
+            cs_res_sub(&k->km[x].offered, &cl->res);
+        else
+            cs_res_add(&ss->offer[x], &cl->res);
+    }
+}
 
 /* Give back `n` of job j's tasks that held a machine. */
 static void freed(sim *k, const sim_job *j, jobx *x, uint32_t n)
@@ -515,7 +677,7 @@ static double dominant_share(const sim *k, const simsched *ss)
     return a > b ? a : b;
 }
 
-/* The offer's next grant, OFFER_NS from now, unless one is queued. */
+/* The next grant, OFFER_NS from now, unless one is queued. */
 static int offer_queue(sim *k)
 {
     if (k->offer_queued)
@@ -524,47 +686,118 @@ static int offer_queue(sim *k)
     return push(k, k->now + OFFER_NS, EV_OFFER, 0, 0);
 }
 
-/* Scheduler side: wait until this framework holds the offer (or the run
+/* Resources came free (a task ended, a job was killed, an offer came
+ * back): if the last grant had nothing to offer, try again. */
+static int offer_freed(sim *k)
+{
+    if (!k->starved)
+        return CS_OK;
+    k->starved = false;
+    return offer_queue(k);
+}
+
+/* Scheduler side: wait until this framework holds an offer (or the run
  * stops). */
 static int offer_wait(simsched *ss)
 {
     sim *k = ss->k;
     ss->wants = true;
-    if (k->holder == NOBODY && offer_queue(k) != CS_OK)
+    if (offer_queue(k) != CS_OK)
         return cs_errorf(&ss->err, CS_ENOMEM, "out of memory");
     /* Only a grant runs it now (its wake-ups are all spent); a stale
      * one would only come back here. */
-    while (k->holder != ss->idx && !k->stop)
+    while (!ss->holds && !k->stop)
         yield(ss);
     return CS_OK;
 }
 
-/* Kernel side (EV_OFFER): grant the offer to the waiting framework with
- * the lowest dominant share (ties: the lower index, the service one
- * first) and run it. */
+/* Kernel side: make `ss`'s offer: on every up machine of the resource
+ * manager's view (synced now), what is free and in no outstanding offer.
+ * *any says whether some machine offers both cpu and memory (an offer
+ * without is not made: nothing could be placed in it). Errors: the
+ * sync's, CS_ENOMEM. */
+static int offer_build(sim *k, simsched *ss, bool *any, cs_error *err)
+{
+    *any = false;
+    int rc = cs_copy_sync(k->rm, cs_port_local_table(k->rmlp), err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "mesos: the resource manager's sync");
+    uint32_t n = cs_copy_nmachines(k->rm);
+    for (uint32_t i = 0; i < n; i++) {
+        const cs_cmachine *m = cs_copy_machine_at(k->rm, i);
+        if (m->state != CS_MACHINE_UP)
+            continue;
+        uint32_t x;
+        if (km_add(k, m->id, &x) != CS_OK)
+            return cs_errorf(err, CS_ENOMEM, "out of memory");
+        cs_res free_ = res_less(&m->capacity, &m->allocated);
+        cs_res give = res_less(&free_, &k->km[x].offered);
+        ss->offer[x] = give;
+        cs_res_add(&k->km[x].offered, &give);
+        *any |= give.cpu > 0 && give.mem > 0;
+    }
+    return CS_OK;
+}
+
+/* Give back what is left of `ss`'s offer. */
+static void offer_return(sim *k, simsched *ss)
+{
+    for (uint32_t x = 0; x < k->nkm && x < ss->capoffer; x++)
+        if (res_any(&ss->offer[x])) {
+            cs_res_sub(&k->km[x].offered, &ss->offer[x]);
+            ss->offer[x] = (cs_res){0, 0, 0};
+        }
+}
+
+/* Whether a framework waits for an offer. */
+static bool offer_wanted(const sim *k)
+{
+    for (uint32_t i = 0; i < k->nsc; i++)
+        if (k->sc[i].wants && !k->sc[i].holds && !k->sc[i].done)
+            return true;
+    return false;
+}
+
+/* Kernel side (EV_OFFER): offer to the waiting framework with the lowest
+ * dominant share (ties: the lower index, the service one first) what is
+ * free and not offered, and run it; the next waiting framework's grant
+ * follows OFFER_NS later. With nothing to offer nobody is granted, until
+ * resources come free (offer_freed). */
 static int offer_grant(sim *k, cs_error *err)
 {
     k->offer_queued = false;
-    if (k->holder != NOBODY)
-        return CS_OK;
     simsched *pick = NULL;
     double best = 0;
     for (uint32_t i = 0; i < k->nsc; i++) {
         simsched *ss = &k->sc[i];
         double sh = dominant_share(k, ss);
-        if (ss->wants && !ss->done && (pick == NULL || sh < best)) {
+        if (ss->wants && !ss->holds && !ss->done && (pick == NULL || sh < best)) {
             pick = ss;
             best = sh;
         }
     }
     if (pick == NULL)
         return CS_OK;
+    bool any;
+    CS_TRY(offer_build(k, pick, &any, err));
+    if (!any) {
+        offer_return(k, pick);
+        k->starved = true;
+        return CS_OK;
+    }
     pick->wants = false;
-    k->holder = pick->idx;
-    k->held_since = k->now;
-    pick->days[day_of(k, k->now)].offers++;
+    pick->holds = true;
+    pick->held_since = k->now;
+    sim_day_figs *d = &pick->days[day_of(k, k->now)];
+    d->offers++;
+    for (uint32_t x = 0; x < k->nkm; x++)
+        d->offer_cpu += (uint64_t)pick->offer[x].cpu;
     run_sched(k, pick);
-    return pick->rc == CS_OK ? CS_OK : cs_error_wrap(err, pick->rc, "%s: %s", pick->o.name, pick->err.msg);
+    if (pick->rc != CS_OK)
+        return cs_error_wrap(err, pick->rc, "%s: %s", pick->o.name, pick->err.msg);
+    if (offer_wanted(k) && offer_queue(k) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    return CS_OK;
 }
 
 /* The kernel abandons job `j` (mesos: max_attempts offers): killed through
@@ -580,10 +813,10 @@ static int abandon(sim *k, sim_job *j, jobx *x, cs_error *err)
     if (j->placed < j->count)
         k->sc[j->owner].waiting--;
     freed(k, j, x, x->live);
-    return CS_OK;
+    return offer_freed(k) == CS_OK ? CS_OK : cs_errorf(err, CS_ENOMEM, "out of memory");
 }
 
-/* At the release of an offer held by `ss` since k->held_since: each job of
+/* At the release of an offer held by `ss` since ss->held_since: each job of
  * its that was in the cell when the offer was made and is still not
  * wholly placed had an attempt (docs/research.md, Mesos); at
  * max_attempts it is abandoned. */
@@ -605,7 +838,7 @@ static int count_attempts(sim *k, simsched *ss, cs_error *err)
         sim_job *j = &k->jobs[ss->pend[i]];
         if (j->placed >= j->count || j->ended_ns >= 0)
             continue;
-        if (j->submitted_ns < k->held_since) {
+        if (j->submitted_ns < ss->held_since) {
             jobx *x = jx_of(k, j);
             if (x == NULL)
                 return cs_errorf(err, CS_ENOMEM, "out of memory");
@@ -620,23 +853,24 @@ static int count_attempts(sim *k, simsched *ss, cs_error *err)
     return CS_OK;
 }
 
-/* Scheduler side, at the end of its round: give the offer back; it goes
- * to the next framework OFFER_NS later. */
+/* Scheduler side, at the end of its round: give the rest of the offer
+ * back; a waiting framework's grant follows OFFER_NS later. */
 static int offer_release(simsched *ss)
 {
     sim *k = ss->k;
-    if (k->holder != ss->idx)
+    if (!ss->holds)
         return CS_OK;
-    k->holder = NOBODY;
-    /* An offer still held when the run ends locked the free resources up
-     * to the end: counted like the decision under way in it. */
-    add_span(k, ss->days, k->held_since, k->now, true);
+    ss->holds = false;
+    offer_return(k, ss);
+    /* An offer still held when the run ends locked its resources up to
+     * the end: counted like the decision under way in it. */
+    add_span(k, ss->days, ss->held_since, k->now, true);
     if (k->stopping)
         return CS_OK;
     CS_TRY(count_attempts(k, ss, &ss->err));
-    for (uint32_t i = 0; i < k->nsc; i++)
-        if (k->sc[i].wants && !k->sc[i].done)
-            return offer_queue(k) == CS_OK ? CS_OK : cs_errorf(&ss->err, CS_ENOMEM, "out of memory");
+    k->starved = false;
+    if (offer_wanted(k) && offer_queue(k) != CS_OK)
+        return cs_errorf(&ss->err, CS_ENOMEM, "out of memory");
     return CS_OK;
 }
 
@@ -979,6 +1213,9 @@ static int replay_arrival(sim *k, cs_error *err)
         return CS_OK;
     size_t nlost = 0;
     CS_TRY(sim_replay_machine_events(k->replay, k->store, k->now, &k->lost, &nlost, &k->caplost, err));
+    /* Machines that came, or tasks lost with one that went: room to offer. */
+    if (offer_freed(k) != CS_OK)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
     for (size_t i = 0; i < nlost; i++) {
         sim_job *j = job_find(k, cs_task_job(k->lost[i]));
         if (j == NULL || j->attempt == NULL)
@@ -1099,7 +1336,9 @@ static int dispatch(sim *k, const ev *e, cs_error *err)
         if (x != NULL)
             freed(k, j, x, 1);
         rc = cs_op_task_status(k->store, e->arg, e->who, CS_TASK_FINISHED, 0, NULL, NULL, err);
-        return rc == CS_OK ? rc : cs_error_wrap(err, rc, "task %" PRIu64 " finishing", e->arg);
+        if (rc != CS_OK)
+            return cs_error_wrap(err, rc, "task %" PRIu64 " finishing", e->arg);
+        return offer_freed(k) == CS_OK ? CS_OK : cs_errorf(err, CS_ENOMEM, "out of memory");
     }
     case EV_SERVICE_END: {
         /* A service job runs its duration from its first placement, then
@@ -1117,7 +1356,7 @@ static int dispatch(sim *k, const ev *e, cs_error *err)
         j->ended_ns = k->now;
         if (j->placed < j->count)
             k->sc[j->owner].waiting--;
-        return CS_OK;
+        return offer_freed(k) == CS_OK ? CS_OK : cs_errorf(err, CS_ENOMEM, "out of memory");
     }
     case EV_GC: return collect_garbage(k, err);
     default: {
@@ -1202,6 +1441,13 @@ static int simulate(sim *k, cs_error *err)
     k->nsc = sim_single(c) ? 1 : 1 + c->batch_schedulers;
     for (uint32_t i = 0; i < k->nsc; i++)
         pthread_cond_init(&k->sc[i].cv, NULL);
+    if (c->architecture == SIM_ARCH_MESOS) {
+        /* The resource manager's view: a copy of its own through a port
+         * of its own, synced at each grant (offer_build). */
+        CS_TRY(cs_copy_new(&k->rm, err));
+        cs_copy_omit_running(k->rm, true); /* it reads machines' allocations only */
+        CS_TRY(cs_port_local_new(k->store, k->now, WALL0_MS, &k->rmlp, err));
+    }
     for (uint32_t i = 0; i < k->nsc; i++)
         CS_TRY(sched_setup(k, (int)i, err));
     for (int s = 0; s < 2; s++) {
@@ -1250,7 +1496,6 @@ int sim_run(const sim_conf *c, sim_result *out, cs_error *err)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     k->c = c;
     k->turn = KERNEL;
-    k->holder = NOBODY;
     k->end_ns = secs_ns(c->days * 86400);
     k->ndays = (uint32_t)((k->end_ns + SIM_DAY_NS - 1) / SIM_DAY_NS);
     if (k->ndays == 0)
@@ -1261,6 +1506,7 @@ int sim_run(const sim_conf *c, sim_result *out, cs_error *err)
     pthread_mutex_init(&k->mu, NULL);
     pthread_cond_init(&k->cv, NULL);
     cs_idindex_init(&k->ix);
+    cs_idindex_init(&k->kmix);
     int rc = cb_make_tmpdir(k->dir, sizeof k->dir, err);
     if (rc != CS_OK)
         goto out;
@@ -1294,8 +1540,13 @@ out:
         free(k->sc[i].days);
         free(k->sc[i].dec);
         free(k->sc[i].pend);
+        free(k->sc[i].offer);
     }
     free(k->sc);
+    cs_copy_free(k->rm);
+    cs_port_local_free(k->rmlp);
+    free(k->km);
+    cs_idindex_free(&k->kmix);
     if (k->store != NULL)
         cs_store_close(k->store);
     if (k->dir[0])

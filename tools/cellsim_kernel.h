@@ -40,11 +40,16 @@
  * omega. monolithic and multipath run one scheduler instead, the loop with
  * kinds.h's cs_sched_all_hooks owning every job (single-path: the service
  * decision time for all; multipath: per_kind_times). mesos runs omega's
- * schedulers as frameworks under one offer: a pessimistic lock around
- * their rounds, granted (EV_OFFER, 1 ms after a release) to the waiting
- * framework with the lowest dominant share; the kernel counts each offer
- * a waiting job's framework held as an attempt of it, and kills the job
- * at max_attempts (abandoned).
+ * schedulers as frameworks under offers (the paper's Mesos 0.9): a
+ * resource manager (a copy of the cell of the kernel's own) grants, one
+ * framework at a time (EV_OFFER, 1 ms each) to the waiting framework with
+ * the lowest dominant share, every resource that is free and in no other
+ * outstanding offer, per machine; a framework runs a round only while it
+ * holds an offer, its copy shows only the offer (cs_copy_hold after each
+ * sync), what it commits leaves the offer and the rest returns at the
+ * round's end. The kernel counts each offer a waiting job's framework
+ * held as an attempt of it, and kills the job at max_attempts
+ * (abandoned).
  *
  * Idle. cellsim drives the rounds itself (cs_sched_round, as cs_sched_run
  * does); after a round that committed nothing it waits until the next job
@@ -77,10 +82,12 @@ typedef struct sim_day_figs {
     uint64_t txn_conflicted; /* with a conflicting claim, or aborted whole (gang) */
     uint64_t commits;        /* transactions with claims */
     uint64_t claims;         /* claims committed: placements */
-    /* mesos: offers this framework was granted, and the time it held
-     * them (the cell's free resources locked in its offer). */
+    /* mesos: offers this framework was granted, the time it held them,
+     * and the cpu (milli) they offered in all when granted (over
+     * `offers`: the mean offer). */
     uint64_t offers;
     int64_t offer_ns;
+    uint64_t offer_cpu;
 } sim_day_figs;
 
 typedef struct sim_sched_figs {

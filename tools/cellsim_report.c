@@ -127,8 +127,20 @@ static void offers_of(const sim_result *r, uint32_t s, uint64_t *n, int64_t *ns)
     }
 }
 
-/* The share of the run's time the cell's free resources were locked in
- * an offer: one framework holds it at a time, so the sum of the holds. */
+/* The cores a scheduler's offers (mesos) held when granted, on average. */
+static double offer_cores_mean(const sim_result *r, uint32_t s)
+{
+    uint64_t n = 0, milli = 0;
+    for (uint32_t d = 0; d < r->ndays; d++) {
+        n += r->scheds[s].days[d].offers;
+        milli += r->scheds[s].days[d].offer_cpu;
+    }
+    return n > 0 ? (double)milli / 1000 / (double)n : 0;
+}
+
+/* The time offers were held, summed over the frameworks, as a share of
+ * the run's: several may be outstanding at once (each of what was free
+ * and in no other offer), so it may pass 1. */
 static double locked_fraction(const sim_result *r)
 {
     int64_t sum = 0;
@@ -160,11 +172,12 @@ static int arch_lines(const sim_conf *c, const sim_result *r, FILE *f, cs_error 
         uint64_t n;
         int64_t ns;
         offers_of(r, s, &n, &ns);
-        fprintf(f, "%-12s offers %" PRIu64 ", held %.3fs (%.4f of the time)\n", r->scheds[s].name,
-                n, (double)ns / 1e9, r->end_ns > 0 ? (double)ns / (double)r->end_ns : 0);
+        fprintf(f, "%-12s offers %" PRIu64 ", held %.3fs (%.4f of the time), mean offer %.1f cores\n",
+                r->scheds[s].name, n, (double)ns / 1e9,
+                r->end_ns > 0 ? (double)ns / (double)r->end_ns : 0, offer_cores_mean(r, s));
     }
-    fprintf(f, "resources locked in offers: %.4f of the time (an offer holds every free "
-               "resource; attempt: an offer a waiting job's framework held)\n",
+    fprintf(f, "offers held: %.4f of the time, summed over the frameworks (an offer holds what "
+               "was free and in no other offer; attempt: an offer a waiting job's framework held)\n",
             locked_fraction(r));
     return CS_OK;
 }
@@ -370,6 +383,7 @@ static int sched_json(const sim_conf *c, const sim_result *r, uint32_t s, json_t
         rc |= set(o, "offers", json_integer((json_int_t)n));
         rc |= set(o, "offer_held_s", json_real((double)ns / 1e9));
         rc |= set(o, "offer_held_fraction", json_real(r->end_ns > 0 ? (double)ns / (double)r->end_ns : 0));
+        rc |= set(o, "offer_cores_mean", json_real(offer_cores_mean(r, s)));
     }
     for (uint32_t d = 0; rc == CS_OK && d < r->ndays; d++) {
         const sim_day_figs *f = &r->scheds[s].days[d];
