@@ -22,7 +22,7 @@
 #   modes.csv       Fig. 14: fine/coarse x incremental/gang against
 #                   t_job(service)
 #   mesos.jsonl     the mesos points of archs.csv again with --json, for the
-#                   share of time resources sat in offers (not a CSV column)
+#                   offers' holds summed over frameworks (not a CSV column)
 # The figures are copied under their paper's name (fig5-7_wait.png, ...);
 # the gnuplot scripts beside them hold their data. Runs are niced: the
 # machine is shared. The binary is $CELLSCHED_BIN/cellsim, else bin/cellsim.
@@ -91,8 +91,8 @@ plot schedulers schedulers_conflict:fig9_conflict schedulers_busyness:fig9_busyn
 sweep modes --vary conflict=fine,coarse --vary commit=incremental,gang --vary t_job_service=0.1,1,10,100
 plot modes modes_conflict:fig14_conflict modes_busyness:fig14_busyness
 
-# Mesos: the share of time resources sat in offers (the JSON's
-# offer_locked_fraction), one run per t_job(service).
+# Mesos: the offers' holds summed over frameworks, over the run (the JSON's
+# offer_locked_fraction: may pass 1), one run per t_job(service).
 [[ -z $PLOT_ONLY ]] || exit 0
 : >"$OUT/mesos.jsonl"
 for t in ${TJOBS//,/ }; do
