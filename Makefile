@@ -8,6 +8,8 @@
 #                   FUZZ_SECONDS (docs/fuzzing.md); make fuzz-seeds writes the seeds
 #   make SANITIZER=thread test    the same under TSan
 #   make coverage   run the suites with gcov instrumentation, summary per file
+#   make install    binaries, man pages, units, completion under
+#                   $(DESTDIR)$(PREFIX) (default /usr/local); make uninstall
 #   make deps       install missing Debian packages (apt-get; sudo when not root)
 #   make clean
 #
@@ -71,7 +73,7 @@ endif
 # header for each piece, so a missing compiler or libnng, which has no .pc
 # file, is named). It only checks: nothing installs while the Makefile
 # parses. `make deps`, ./test.sh and ./run.sh install what is missing.
-ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+ifeq ($(filter deps clean uninstall,$(MAKECMDGOALS)),)
 DEPS_MISSING := $(shell CC='$(CC)' sh tools/deps.sh check 2>&1 >/dev/null)
 ifneq ($(DEPS_MISSING),)
 $(error $(DEPS_MISSING))
@@ -228,6 +230,34 @@ REPLICAS ?= 3
 .PHONY: run
 run: all
 	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/run-cell.sh --replicas '$(REPLICAS)' $(if $(RUN_DIR),--dir '$(RUN_DIR)') $(if $(RUN_FOR),--for '$(RUN_FOR)')
+
+# ---- install (Debian's layout under PREFIX; DESTDIR for staging) ----------
+# `make install PREFIX=/usr DESTDIR=/tmp/stage` builds what is missing, then
+# copies the programs, their man pages, the systemd units with a sample
+# environment file, and cellctl's bash completion; `make uninstall` with the
+# same PREFIX and DESTDIR removes exactly those files. Every program goes to
+# bin/, daemons included (not sbin/): cellbench and cellchaos find cellstated
+# and the schedulers in their own directory, and the daemons are also run
+# by users, not only root. Daemons' man pages are section 8, the tools' 1.
+INSTALL      ?= install
+DESTDIR      ?=
+INSTALL_DAEMONS := cellstated cell-agent cell-batch cell-service
+INSTALL_TOOLS   := cellctl cellbench cellsim
+INSTALL_PROGS   := $(INSTALL_DAEMONS) $(INSTALL_TOOLS)
+BINDIR       := $(DESTDIR)$(PREFIX)/bin
+MAN1DIR      := $(DESTDIR)$(PREFIX)/share/man/man1
+MAN8DIR      := $(DESTDIR)$(PREFIX)/share/man/man8
+INSTALLED    := $(INSTALL_PROGS:%=$(BINDIR)/%) $(INSTALL_DAEMONS:%=$(MAN8DIR)/%.8) \
+                $(INSTALL_TOOLS:%=$(MAN1DIR)/%.1)
+.PHONY: install uninstall
+install: $(INSTALL_PROGS:%=$(BIN)/%)
+	$(INSTALL) -d $(BINDIR) $(MAN1DIR) $(MAN8DIR)
+	$(INSTALL) -m 0755 $(INSTALL_PROGS:%=$(BIN)/%) $(BINDIR)
+	$(INSTALL) -m 0644 $(INSTALL_DAEMONS:%=man/%.8) $(MAN8DIR)
+	$(INSTALL) -m 0644 $(INSTALL_TOOLS:%=man/%.1) $(MAN1DIR)
+
+uninstall:
+	rm -f $(INSTALLED)
 
 coverage:
 	$(MAKE) COVERAGE=1 test
