@@ -59,6 +59,7 @@ criterion|pc|criterion|libcriterion-dev
 nanomsg (compat tests)|pc|nanomsg|libnanomsg-dev
 nanomsg-utils|cmd|nanocat|nanomsg-utils
 gnuplot (cellsim plot)|cmd|gnuplot|gnuplot-nox
+man (test_install renders the man pages)|cmd|man|man-db
 EOF
 }
 
