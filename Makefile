@@ -8,7 +8,7 @@
 #                   FUZZ_SECONDS (docs/fuzzing.md); make fuzz-seeds writes the seeds
 #   make SANITIZER=thread test    the same under TSan
 #   make coverage   run the suites with gcov instrumentation, summary per file
-#   make install    binaries, man pages, units, completion under
+#   make install    binaries, man pages, systemd units, completion under
 #                   $(DESTDIR)$(PREFIX) (default /usr/local); make uninstall
 #   make deps       install missing Debian packages (apt-get; sudo when not root)
 #   make clean
@@ -233,8 +233,9 @@ run: all
 
 # ---- install (Debian's layout under PREFIX; DESTDIR for staging) ----------
 # `make install PREFIX=/usr DESTDIR=/tmp/stage` builds what is missing, then
-# copies the programs, their man pages, the systemd units with a sample
-# environment file, and cellctl's bash completion; `make uninstall` with the
+# copies the programs, their man pages, the daemons' systemd units (their
+# ExecStart= pointing into PREFIX) with a sample /etc/default/cellsched
+# (into share/doc/cellsched/), and cellctl's bash completion; `make uninstall` with the
 # same PREFIX and DESTDIR removes exactly those files. Every program goes to
 # bin/, daemons included (not sbin/): cellbench and cellchaos find cellstated
 # and the schedulers in their own directory, and the daemons are also run
@@ -247,14 +248,25 @@ INSTALL_PROGS   := $(INSTALL_DAEMONS) $(INSTALL_TOOLS)
 BINDIR       := $(DESTDIR)$(PREFIX)/bin
 MAN1DIR      := $(DESTDIR)$(PREFIX)/share/man/man1
 MAN8DIR      := $(DESTDIR)$(PREFIX)/share/man/man8
+UNITDIR      := $(DESTDIR)$(PREFIX)/lib/systemd/system
+DOCDIR       := $(DESTDIR)$(PREFIX)/share/doc/cellsched
+COMPLETIONDIR:= $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 INSTALLED    := $(INSTALL_PROGS:%=$(BINDIR)/%) $(INSTALL_DAEMONS:%=$(MAN8DIR)/%.8) \
-                $(INSTALL_TOOLS:%=$(MAN1DIR)/%.1)
+                $(INSTALL_TOOLS:%=$(MAN1DIR)/%.1) $(INSTALL_DAEMONS:%=$(UNITDIR)/%.service) \
+                $(DOCDIR)/cellsched.default $(COMPLETIONDIR)/cellctl
 .PHONY: install uninstall
 install: $(INSTALL_PROGS:%=$(BIN)/%)
 	$(INSTALL) -d $(BINDIR) $(MAN1DIR) $(MAN8DIR)
 	$(INSTALL) -m 0755 $(INSTALL_PROGS:%=$(BIN)/%) $(BINDIR)
 	$(INSTALL) -m 0644 $(INSTALL_DAEMONS:%=man/%.8) $(MAN8DIR)
 	$(INSTALL) -m 0644 $(INSTALL_TOOLS:%=man/%.1) $(MAN1DIR)
+	$(INSTALL) -d $(UNITDIR) $(DOCDIR) $(COMPLETIONDIR)
+	for d in $(INSTALL_DAEMONS); do \
+	  sed 's|@BINDIR@|$(PREFIX)/bin|g' dist/systemd/$$d.service > $(UNITDIR)/$$d.service && \
+	  chmod 0644 $(UNITDIR)/$$d.service || exit 1; \
+	done
+	$(INSTALL) -m 0644 dist/cellsched.default $(DOCDIR)/cellsched.default
+	$(INSTALL) -m 0644 dist/cellctl.bash $(COMPLETIONDIR)/cellctl
 
 uninstall:
 	rm -f $(INSTALLED)
