@@ -235,11 +235,13 @@ run: all
 # `make install PREFIX=/usr DESTDIR=/tmp/stage` builds what is missing, then
 # copies the programs, their man pages, the daemons' systemd units (their
 # ExecStart= pointing into PREFIX) with a sample /etc/default/cellsched
-# (into share/doc/cellsched/), and cellctl's bash completion; `make uninstall` with the
-# same PREFIX and DESTDIR removes exactly those files. Every program goes to
-# bin/, daemons included (not sbin/): cellbench and cellchaos find cellstated
-# and the schedulers in their own directory, and the daemons are also run
-# by users, not only root. Daemons' man pages are section 8, the tools' 1.
+# (into share/doc/cellsched/), and cellctl's bash completion; `make
+# uninstall` with the same PREFIX and DESTDIR removes exactly those files.
+# Every program goes to bin/, daemons included (not sbin/): cellbench and
+# cellchaos find cellstated and the schedulers in their own directory, and
+# the daemons are also run by users, not only root. Daemons' man pages are
+# section 8, the tools' 1. tests/test_install.c installs binaries built
+# elsewhere without rebuilding them: BIN=DIR and `-o DIR/PROGRAM` for each.
 INSTALL      ?= install
 DESTDIR      ?=
 INSTALL_DAEMONS := cellstated cell-agent cell-batch cell-service
