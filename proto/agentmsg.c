@@ -7,24 +7,13 @@
 
 #include "proto/proto.h"
 
-#define PK(call)              \
-    do {                      \
-        if ((call) != 0)      \
-            return CS_ENOMEM; \
-    } while (0)
-
-static int not_map(cs_error *err)
-{
-    return cs_errorf(err, CS_EPROTO, "message body is not a map");
-}
-
 /* ---- machine.register ------------------------------------------------------- */
 
 int cs_register_req_encode(msgpack_packer *pk, const cs_machine *m)
 {
     bool url = m->log_url != NULL && m->log_url[0] != '\0';
     bool state = m->state != CS_MACHINE_UP;
-    PK(msgpack_pack_map(pk, 6u + url + state));
+    CS_PK(msgpack_pack_map(pk, 6u + url + state));
     CS_TRY(cs_pack_kv_str(pk, "name", m->name));
     if (url)
         CS_TRY(cs_pack_kv_str(pk, "log_url", m->log_url));
@@ -33,7 +22,7 @@ int cs_register_req_encode(msgpack_packer *pk, const cs_machine *m)
     CS_TRY(cs_pack_kv_u64(pk, "port_lo", m->port_lo));
     CS_TRY(cs_pack_kv_u64(pk, "port_hi", m->port_hi));
     CS_TRY(cs_pack_str(pk, "attrs"));
-    PK(msgpack_pack_map(pk, m->nattrs));
+    CS_PK(msgpack_pack_map(pk, m->nattrs));
     for (uint32_t i = 0; i < m->nattrs; i++)
         CS_TRY(cs_pack_kv_str(pk, m->attrs[i].key, m->attrs[i].value));
     if (state)
@@ -61,7 +50,7 @@ int cs_heartbeat_req_decode(const msgpack_object *o, cs_heartbeat_req *out, cs_a
 
 int cs_heartbeat_reply_encode(msgpack_packer *pk, const cs_heartbeat_reply *in)
 {
-    PK(msgpack_pack_map(pk, 3));
+    CS_PK(msgpack_pack_map(pk, 3));
     CS_TRY(cs_pack_kv_u64(pk, "machine", in->machine));
     CS_TRY(cs_pack_kv_str(pk, "state", cs_machine_state_name(in->state)));
     return cs_pack_kv_u64(pk, "version", in->version);
@@ -71,7 +60,7 @@ int cs_heartbeat_reply_decode(const msgpack_object *o, cs_heartbeat_reply *out, 
                               cs_error *err)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     const char *state;
     CS_TRY(cs_obj_u64(o, "machine", true, UINT64_MAX, &out->machine, err));
     CS_TRY(cs_obj_str(o, "state", true, 16, a, &state, err));
@@ -85,7 +74,7 @@ int cs_heartbeat_reply_decode(const msgpack_object *o, cs_heartbeat_reply *out, 
 int cs_poll_req_encode(msgpack_packer *pk, const cs_poll_req *in)
 {
     bool wait = in->min_index != 0;
-    PK(msgpack_pack_map(pk, 3u + in->jobs_once + in->known_short + wait));
+    CS_PK(msgpack_pack_map(pk, 3u + in->jobs_once + in->known_short + wait));
     CS_TRY(cs_pack_kv_ref(pk, "machine", &in->machine));
     CS_TRY(cs_pack_kv_u64(pk, "since", in->since));
     CS_TRY(cs_pack_kv_u64(pk, "wait_ms", in->wait_ms));
@@ -113,7 +102,7 @@ static int choice(const msgpack_object *o, const char *key, const char *dflt, co
 int cs_poll_req_decode(const msgpack_object *o, cs_poll_req *out, cs_arena *a, cs_error *err)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     uint64_t wait = 0;
     memset(out, 0, sizeof *out);
     CS_TRY(cs_obj_u64(o, "since", false, UINT64_MAX, &out->since, err));
@@ -132,52 +121,52 @@ int cs_poll_req_decode(const msgpack_object *o, cs_poll_req *out, cs_arena *a, c
 
 int cs_poll_reply_begin_each(msgpack_packer *pk, uint64_t version, uint32_t ntasks)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_kv_u64(pk, "version", version));
     CS_TRY(cs_pack_str(pk, "tasks"));
-    PK(msgpack_pack_array(pk, ntasks));
+    CS_PK(msgpack_pack_array(pk, ntasks));
     return CS_OK;
 }
 
 int cs_poll_entry_each_encode(msgpack_packer *pk, const cs_task *t, const void *job_map,
                               size_t job_len)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_str(pk, "task"));
     CS_TRY(cs_pack_task(pk, t));
     CS_TRY(cs_pack_str(pk, "job"));
     /* The job's bytes as packed once per reply (the server's memo). */
-    PK(pk->callback(pk->data, job_map, job_len));
+    CS_PK(pk->callback(pk->data, job_map, job_len));
     return CS_OK;
 }
 
 int cs_poll_reply_begin_once(msgpack_packer *pk, uint64_t version, uint32_t njobs)
 {
-    PK(msgpack_pack_map(pk, 3));
+    CS_PK(msgpack_pack_map(pk, 3));
     CS_TRY(cs_pack_kv_u64(pk, "version", version));
     CS_TRY(cs_pack_str(pk, "jobs"));
-    PK(msgpack_pack_array(pk, njobs));
+    CS_PK(msgpack_pack_array(pk, njobs));
     return CS_OK;
 }
 
 int cs_poll_reply_tasks(msgpack_packer *pk, uint32_t ntasks)
 {
     CS_TRY(cs_pack_str(pk, "tasks"));
-    PK(msgpack_pack_array(pk, ntasks));
+    CS_PK(msgpack_pack_array(pk, ntasks));
     return CS_OK;
 }
 
 int cs_poll_entry_short_encode(msgpack_packer *pk, cs_id id, uint32_t attempts)
 {
-    PK(msgpack_pack_array(pk, 2));
-    PK(msgpack_pack_uint64(pk, id));
-    PK(msgpack_pack_uint32(pk, attempts));
+    CS_PK(msgpack_pack_array(pk, 2));
+    CS_PK(msgpack_pack_uint64(pk, id));
+    CS_PK(msgpack_pack_uint32(pk, attempts));
     return CS_OK;
 }
 
 int cs_poll_entry_full_encode(msgpack_packer *pk, const cs_task *t)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_str(pk, "task"));
     CS_TRY(cs_pack_task(pk, t));
     return cs_pack_kv_u64(pk, "job", t->job);
@@ -338,7 +327,7 @@ int cs_report_encode(msgpack_packer *pk, const cs_task_report *r)
 {
     bool end = r->state != CS_TASK_RUNNING;
     bool health = r->health != CS_TASK_HEALTH_UNKNOWN;
-    PK(msgpack_pack_map(pk, 3u + 2u * end + health));
+    CS_PK(msgpack_pack_map(pk, 3u + 2u * end + health));
     CS_TRY(cs_pack_kv_u64(pk, "task", r->task));
     CS_TRY(cs_pack_kv_u64(pk, "attempt", r->attempt));
     CS_TRY(cs_pack_kv_str(pk, "state", cs_task_state_name(r->state)));
@@ -357,7 +346,7 @@ int cs_report_decode(const msgpack_object *o, cs_task_report *out, cs_arena *a, 
     int64_t code = 0;
     const char *state = NULL, *reason = NULL, *health = NULL;
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     CS_TRY(cs_obj_u64(o, "task", true, UINT64_MAX, &id, err));
     CS_TRY(cs_obj_u64(o, "attempt", true, UINT32_MAX, &attempt, err));
     CS_TRY(cs_obj_str(o, "state", true, 16, a, &state, err));
@@ -380,9 +369,9 @@ int cs_task_status_req_encode(msgpack_packer *pk, const cs_task_status_req *in)
 {
     if (!in->batch)
         return in->n == 1 ? cs_report_encode(pk, &in->reports[0]) : CS_EINVAL;
-    PK(msgpack_pack_map(pk, 1));
+    CS_PK(msgpack_pack_map(pk, 1));
     CS_TRY(cs_pack_str(pk, "reports"));
-    PK(msgpack_pack_array(pk, in->n));
+    CS_PK(msgpack_pack_array(pk, in->n));
     for (uint32_t i = 0; i < in->n; i++)
         CS_TRY(cs_report_encode(pk, &in->reports[i]));
     return CS_OK;
@@ -393,7 +382,7 @@ int cs_task_status_req_decode(const msgpack_object *o, cs_task_status_req *out, 
 {
     memset(out, 0, sizeof *out);
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     const msgpack_object *list = cs_obj_get(o, "reports");
     if (list == NULL) {
         out->n = 1;
@@ -428,13 +417,13 @@ int cs_task_status_req_decode(const msgpack_object *o, cs_task_status_req *out, 
 
 int cs_task_status_reply_encode(msgpack_packer *pk, const cs_task_status_reply *in)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_kv_u64(pk, "version", in->version));
     CS_TRY(cs_pack_str(pk, "results"));
-    PK(msgpack_pack_array(pk, in->n));
+    CS_PK(msgpack_pack_array(pk, in->n));
     for (uint32_t i = 0; i < in->n; i++) {
         const cs_report_result *r = &in->results[i];
-        PK(msgpack_pack_map(pk, 2));
+        CS_PK(msgpack_pack_map(pk, 2));
         CS_TRY(cs_pack_kv_u64(pk, "code", (uint64_t)r->code));
         CS_TRY(cs_pack_kv_str(pk, "message", r->code == CS_OK || !r->message ? "" : r->message));
     }
@@ -489,7 +478,7 @@ int cs_task_status_reply_decode(const msgpack_object *o, cs_task_status_reply *o
 
 int cs_logs_req_encode(msgpack_packer *pk, const cs_logs_req *in)
 {
-    PK(msgpack_pack_map(pk, 5));
+    CS_PK(msgpack_pack_map(pk, 5));
     CS_TRY(cs_pack_kv_u64(pk, "task", in->task));
     CS_TRY(cs_pack_kv_u64(pk, "attempt", in->attempt));
     CS_TRY(cs_pack_kv_str(pk, "stream", in->err_stream ? "stderr" : "stdout"));
@@ -502,7 +491,7 @@ int cs_logs_req_decode(const msgpack_object *o, cs_logs_req *out, cs_arena *a, c
 {
     (void)a;
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     uint64_t task = 0, attempt = 0, off = 0, tail = 0, max = CS_LOGS_DEFAULT;
     const msgpack_object *s = cs_obj_get(o, "stream");
     CS_TRY(cs_obj_u64(o, "task", true, UINT64_MAX, &task, err));
@@ -521,14 +510,14 @@ int cs_logs_req_decode(const msgpack_object *o, cs_logs_req *out, cs_arena *a, c
 
 int cs_logs_reply_encode(msgpack_packer *pk, const cs_logs_reply *in)
 {
-    PK(msgpack_pack_map(pk, 4));
+    CS_PK(msgpack_pack_map(pk, 4));
     CS_TRY(cs_pack_kv_u64(pk, "offset", in->offset));
     CS_TRY(cs_pack_kv_u64(pk, "size", in->size));
     CS_TRY(cs_pack_kv_u64(pk, "next", in->next));
     CS_TRY(cs_pack_str(pk, "data"));
-    PK(msgpack_pack_bin(pk, in->len));
+    CS_PK(msgpack_pack_bin(pk, in->len));
     if (in->len > 0)
-        PK(msgpack_pack_bin_body(pk, in->data, in->len));
+        CS_PK(msgpack_pack_bin_body(pk, in->data, in->len));
     return CS_OK;
 }
 

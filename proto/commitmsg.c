@@ -6,12 +6,6 @@
 
 #include "proto/proto.h"
 
-#define PK(call)              \
-    do {                      \
-        if ((call) != 0)      \
-            return CS_ENOMEM; \
-    } while (0)
-
 int cs_commit_req_encode(msgpack_sbuffer *buf, const cs_txn *t)
 {
     return cs_txn_encode(t, buf);
@@ -33,16 +27,16 @@ cs_commit_reply cs_commit_reply_of(const cs_txn_result *r)
 static int pack_outcomes(msgpack_packer *pk, const char *key, const uint8_t *o, uint32_t n)
 {
     CS_TRY(cs_pack_str(pk, key));
-    PK(msgpack_pack_array(pk, n));
+    CS_PK(msgpack_pack_array(pk, n));
     for (uint32_t i = 0; i < n; i++)
-        PK(msgpack_pack_uint8(pk, o[i]));
+        CS_PK(msgpack_pack_uint8(pk, o[i]));
     return CS_OK;
 }
 
 int cs_commit_reply_encode(msgpack_packer *pk, const cs_commit_reply *in)
 {
     bool indexed = in->index != 0;
-    PK(msgpack_pack_map(pk, 7u + indexed));
+    CS_PK(msgpack_pack_map(pk, 7u + indexed));
     CS_TRY(cs_pack_kv_u64(pk, "version", in->version));
     CS_TRY(cs_pack_kv_bool(pk, "replayed", in->replayed));
     CS_TRY(cs_pack_kv_u64(pk, "committed", in->committed));

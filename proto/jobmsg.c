@@ -6,22 +6,11 @@
 
 #include "proto/proto.h"
 
-#define PK(call)              \
-    do {                      \
-        if ((call) != 0)      \
-            return CS_ENOMEM; \
-    } while (0)
-
-static int not_map(cs_error *err)
-{
-    return cs_errorf(err, CS_EPROTO, "message body is not a map");
-}
-
 /* ---- job.submit ------------------------------------------------------------------ */
 
 int cs_job_spec_encode(msgpack_packer *pk, const cs_job *j)
 {
-    PK(msgpack_pack_map(pk, 8u + (j->extra_len > 0)));
+    CS_PK(msgpack_pack_map(pk, 8u + (j->extra_len > 0)));
     CS_TRY(cs_pack_kv_str(pk, "name", j->name));
     CS_TRY(cs_pack_kv_str(pk, "kind", cs_job_kind_name(j->kind)));
     CS_TRY(cs_pack_kv_i64(pk, "priority", j->priority));
@@ -32,8 +21,8 @@ int cs_job_spec_encode(msgpack_packer *pk, const cs_job *j)
     CS_TRY(cs_pack_kv_str(pk, "cmd", j->cmd ? j->cmd : ""));
     if (j->extra_len > 0) {
         CS_TRY(cs_pack_str(pk, "options"));
-        PK(msgpack_pack_bin(pk, j->extra_len));
-        PK(msgpack_pack_bin_body(pk, j->extra, j->extra_len));
+        CS_PK(msgpack_pack_bin(pk, j->extra_len));
+        CS_PK(msgpack_pack_bin_body(pk, j->extra, j->extra_len));
     }
     return CS_OK;
 }
@@ -65,7 +54,7 @@ int cs_job_ref_req_decode(const msgpack_object *o, cs_job_ref_req *out, cs_arena
 
 static int count_encode(msgpack_packer *pk, const char *key, const cs_job_count_req *in)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_kv_ref(pk, "job", &in->job));
     return cs_pack_kv_u64(pk, key, in->n);
 }
@@ -74,7 +63,7 @@ static int count_decode(const msgpack_object *o, const char *key, cs_job_count_r
                         cs_arena *a, cs_error *err)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     uint64_t n = 0;
     CS_TRY(cs_obj_u64(o, key, true, CS_TASK_INDEX_MAX + 1u, &n, err));
     out->n = (uint32_t)n;
@@ -107,7 +96,7 @@ int cs_job_surge_req_decode(const msgpack_object *o, cs_job_count_req *out, cs_a
 
 int cs_job_update_req_encode(msgpack_packer *pk, const cs_job_update_req *in)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_kv_ref(pk, "job", &in->job));
     CS_TRY(cs_pack_str(pk, "spec"));
     return cs_job_spec_encode(pk, &in->spec);
@@ -117,7 +106,7 @@ int cs_job_update_req_decode(const msgpack_object *o, cs_job_update_req *out, cs
                              cs_error *err)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     const msgpack_object *spec = cs_obj_get(o, "spec");
     if (spec == NULL)
         return cs_errorf(err, CS_EPROTO, "field 'spec' is missing");
@@ -129,7 +118,7 @@ int cs_job_update_req_decode(const msgpack_object *o, cs_job_update_req *out, cs
 
 int cs_job_note_req_encode(msgpack_packer *pk, const cs_job_note_req *in)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_kv_ref(pk, "job", &in->job));
     return cs_pack_kv_str(pk, "note", in->note ? in->note : "");
 }
@@ -138,7 +127,7 @@ int cs_job_note_req_decode(const msgpack_object *o, cs_job_note_req *out, cs_are
                            cs_error *err)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     CS_TRY(cs_obj_str(o, "note", true, CS_NOTE_MAX, a, &out->note, err));
     return cs_obj_ref(o, "job", "job", true, a, &out->job, NULL, err);
 }
@@ -147,7 +136,7 @@ int cs_job_note_req_decode(const msgpack_object *o, cs_job_note_req *out, cs_are
 
 int cs_machine_admin_req_encode(msgpack_packer *pk, const cs_machine_admin_req *in)
 {
-    PK(msgpack_pack_map(pk, 2u + in->has_deadline));
+    CS_PK(msgpack_pack_map(pk, 2u + in->has_deadline));
     CS_TRY(cs_pack_kv_ref(pk, "machine", &in->machine));
     CS_TRY(cs_pack_kv_str(pk, "admin", cs_machine_admin_name(in->admin)));
     if (in->has_deadline)
@@ -159,7 +148,7 @@ int cs_machine_admin_req_decode(const msgpack_object *o, cs_machine_admin_req *o
                                 cs_error *err)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     const char *name = NULL;
     uint64_t dur = 0;
     memset(out, 0, sizeof *out);
@@ -177,7 +166,7 @@ int cs_machine_admin_req_decode(const msgpack_object *o, cs_machine_admin_req *o
 
 int cs_machine_admin_reply_encode(msgpack_packer *pk, const cs_machine_admin_reply *in)
 {
-    PK(msgpack_pack_map(pk, 4));
+    CS_PK(msgpack_pack_map(pk, 4));
     CS_TRY(cs_pack_kv_u64(pk, "id", in->id));
     CS_TRY(cs_pack_kv_str(pk, "admin", cs_machine_admin_name(in->admin)));
     CS_TRY(cs_pack_kv_u64(pk, "drain_deadline", in->drain_deadline));

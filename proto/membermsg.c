@@ -8,12 +8,6 @@
 
 #include "proto/proto.h"
 
-#define PK(call)              \
-    do {                      \
-        if ((call) != 0)      \
-            return CS_ENOMEM; \
-    } while (0)
-
 /* ---- roles ----------------------------------------------------------------------- */
 
 static const char *const role_words[CS_MEMBER_ROLE_COUNT] = {"unavailable", "follower",
@@ -139,7 +133,7 @@ int cs_member_raft_check(const char *what, const char *s, size_t len, cs_error *
 
 static int pack_member(msgpack_packer *pk, const cs_member_info *m)
 {
-    PK(msgpack_pack_map(pk, 6));
+    CS_PK(msgpack_pack_map(pk, 6));
     CS_TRY(cs_pack_kv_u64(pk, "id", m->id));
     CS_TRY(cs_pack_kv_str(pk, "listen", m->listen ? m->listen : ""));
     CS_TRY(cs_pack_kv_str(pk, "raft", m->raft ? m->raft : ""));
@@ -150,7 +144,7 @@ static int pack_member(msgpack_packer *pk, const cs_member_info *m)
 
 int cs_members_reply_encode(msgpack_packer *pk, const cs_members_reply *in)
 {
-    PK(msgpack_pack_map(pk, 9));
+    CS_PK(msgpack_pack_map(pk, 9));
     CS_TRY(cs_pack_kv_u64(pk, "id", in->id));
     CS_TRY(cs_pack_kv_str(pk, "role", cs_role_word(in->role)));
     CS_TRY(cs_pack_kv_u64(pk, "term", in->term));
@@ -160,7 +154,7 @@ int cs_members_reply_encode(msgpack_packer *pk, const cs_members_reply *in)
     CS_TRY(cs_pack_kv_u64(pk, "applied_index", in->applied_index));
     CS_TRY(cs_pack_kv_u64(pk, "snapshot_index", in->snapshot_index));
     CS_TRY(cs_pack_str(pk, "members"));
-    PK(msgpack_pack_array(pk, in->n));
+    CS_PK(msgpack_pack_array(pk, in->n));
     for (uint32_t i = 0; i < in->n; i++)
         CS_TRY(pack_member(pk, &in->members[i]));
     return CS_OK;
@@ -237,7 +231,7 @@ int cs_members_reply_decode(const msgpack_object *o, cs_members_reply *out, cs_a
 
 int cs_member_add_req_encode(msgpack_packer *pk, const cs_member_req *in)
 {
-    PK(msgpack_pack_map(pk, 3));
+    CS_PK(msgpack_pack_map(pk, 3));
     CS_TRY(cs_pack_kv_u64(pk, "id", in->id));
     CS_TRY(cs_pack_kv_str(pk, "listen", in->listen ? in->listen : ""));
     return cs_pack_kv_str(pk, "raft", in->raft ? in->raft : "");
@@ -245,7 +239,7 @@ int cs_member_add_req_encode(msgpack_packer *pk, const cs_member_req *in)
 
 int cs_member_id_req_encode(msgpack_packer *pk, const cs_member_req *in)
 {
-    PK(msgpack_pack_map(pk, 1));
+    CS_PK(msgpack_pack_map(pk, 1));
     return cs_pack_kv_u64(pk, "id", in->id);
 }
 
@@ -302,7 +296,7 @@ int cs_member_transfer_req_decode(const msgpack_object *o, cs_member_req *out, c
 
 int cs_index_reply_encode(msgpack_packer *pk, const cs_index_reply *in)
 {
-    PK(msgpack_pack_map(pk, 1));
+    CS_PK(msgpack_pack_map(pk, 1));
     return cs_pack_kv_u64(pk, "index", in->index);
 }
 

@@ -5,12 +5,6 @@
 
 #include "proto/proto.h"
 
-#define PK(call)              \
-    do {                      \
-        if ((call) != 0)      \
-            return CS_ENOMEM; \
-    } while (0)
-
 bool cs_obj_str_is(const msgpack_object *v, const char *s)
 {
     size_t n = strlen(s);
@@ -52,7 +46,7 @@ int cs_obj_ref(const msgpack_object *o, const char *key, const char *what, bool 
 
 int cs_ref_req_encode(msgpack_packer *pk, const char *key, const cs_ref *r)
 {
-    PK(msgpack_pack_map(pk, 1));
+    CS_PK(msgpack_pack_map(pk, 1));
     return cs_pack_kv_ref(pk, key, r);
 }
 
@@ -78,7 +72,7 @@ int cs_ref_machine(cs_snap *snap, const cs_ref *r, cs_arena *a, cs_machine *out,
 
 int cs_version_reply_encode(msgpack_packer *pk, const cs_version_reply *in)
 {
-    PK(msgpack_pack_map(pk, 1));
+    CS_PK(msgpack_pack_map(pk, 1));
     return cs_pack_kv_u64(pk, "version", in->version);
 }
 
@@ -93,7 +87,7 @@ int cs_version_reply_decode(const msgpack_object *o, cs_version_reply *out, cs_a
 
 int cs_id_reply_encode(msgpack_packer *pk, const cs_id_reply *in)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_kv_u64(pk, "id", in->id));
     return cs_pack_kv_u64(pk, "version", in->version);
 }
@@ -109,7 +103,7 @@ int cs_id_reply_decode(const msgpack_object *o, cs_id_reply *out, cs_arena *a, c
 
 int cs_error_reply_encode(msgpack_packer *pk, const cs_error_reply *in)
 {
-    PK(msgpack_pack_map(pk, 3));
+    CS_PK(msgpack_pack_map(pk, 3));
     CS_TRY(cs_pack_kv_i64(pk, "code", in->code));
     CS_TRY(cs_pack_kv_str(pk, "error", in->error ? in->error : cs_strerror(in->code)));
     return cs_pack_kv_str(pk, "message", in->message ? in->message : "");

@@ -5,17 +5,6 @@
 
 #include "proto/proto.h"
 
-#define PK(call)              \
-    do {                      \
-        if ((call) != 0)      \
-            return CS_ENOMEM; \
-    } while (0)
-
-static int not_map(cs_error *err)
-{
-    return cs_errorf(err, CS_EPROTO, "message body is not a map");
-}
-
 static bool res_zero(const cs_res *r) { return r->cpu == 0 && r->mem == 0 && r->disk == 0; }
 
 /* ---- offer.acquire ---------------------------------------------------------------------- */
@@ -23,7 +12,7 @@ static bool res_zero(const cs_res *r) { return r->cpu == 0 && r->mem == 0 && r->
 int cs_offer_acquire_req_encode(msgpack_packer *pk, const cs_offer_acquire_req *in)
 {
     bool held = !res_zero(&in->held), wait = in->wait_ms != 0;
-    PK(msgpack_pack_map(pk, 1u + held + wait));
+    CS_PK(msgpack_pack_map(pk, 1u + held + wait));
     CS_TRY(cs_pack_kv_str(pk, "sched", in->sched ? in->sched : ""));
     if (held)
         CS_TRY(cs_pack_kv_res(pk, "held", &in->held));
@@ -37,7 +26,7 @@ int cs_offer_acquire_req_decode(const msgpack_object *o, cs_offer_acquire_req *o
 {
     memset(out, 0, sizeof *out);
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     uint64_t wait = 0;
     CS_TRY(cs_obj_str(o, "sched", true, CS_OFFER_SCHED_MAX, a, &out->sched, err));
     CS_TRY(cs_obj_res(o, "held", false, &out->held, err));
@@ -50,7 +39,7 @@ int cs_offer_acquire_req_decode(const msgpack_object *o, cs_offer_acquire_req *o
 
 int cs_offer_reply_encode(msgpack_packer *pk, const cs_offer_reply *in)
 {
-    PK(msgpack_pack_map(pk, 8));
+    CS_PK(msgpack_pack_map(pk, 8));
     CS_TRY(cs_pack_kv_bool(pk, "granted", in->granted));
     CS_TRY(cs_pack_kv_u64(pk, "lease", in->lease));
     CS_TRY(cs_pack_kv_u64(pk, "expires_ms", in->expires_ms));
@@ -89,7 +78,7 @@ int cs_offer_reply_decode(const msgpack_object *o, cs_offer_reply *out, cs_arena
 
 int cs_offer_release_req_encode(msgpack_packer *pk, const cs_offer_release_req *in)
 {
-    PK(msgpack_pack_map(pk, 1));
+    CS_PK(msgpack_pack_map(pk, 1));
     return cs_pack_kv_u64(pk, "lease", in->lease);
 }
 
@@ -106,7 +95,7 @@ int cs_offer_release_req_decode(const msgpack_object *o, cs_offer_release_req *o
 {
     (void)a;
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     return lease_field(o, &out->lease, err);
 }
 
@@ -116,7 +105,7 @@ int cs_offer_commit_req_encode(msgpack_sbuffer *buf, uint64_t lease, const cs_tx
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, buf, msgpack_sbuffer_write);
-    PK(msgpack_pack_map(&pk, 2));
+    CS_PK(msgpack_pack_map(&pk, 2));
     CS_TRY(cs_pack_kv_u64(&pk, "lease", lease));
     CS_TRY(cs_pack_str(&pk, "txn"));
     /* The transaction's own codec appends the array: the bytes `commit`
@@ -128,7 +117,7 @@ int cs_offer_commit_req_decode(const msgpack_object *o, uint64_t *lease, cs_txn 
                                cs_error *err)
 {
     if (o->type != MSGPACK_OBJECT_MAP)
-        return not_map(err);
+        return cs_not_map(err);
     CS_TRY(lease_field(o, lease, err));
     const msgpack_object *x = cs_obj_get(o, "txn");
     if (x == NULL)

@@ -48,18 +48,12 @@ int cs_msg_decode(const void *data, size_t len, msgpack_zone *zone, cs_msg *m, c
     return CS_OK;
 }
 
-#define PK(call)              \
-    do {                      \
-        if ((call) != 0)      \
-            return CS_ENOMEM; \
-    } while (0)
-
 int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req)
 {
-    PK(msgpack_pack_array(pk, 4));
-    PK(msgpack_pack_uint32(pk, CS_PROTO_VERSION));
-    PK(msgpack_pack_uint32(pk, type));
-    PK(msgpack_pack_uint64(pk, req));
+    CS_PK(msgpack_pack_array(pk, 4));
+    CS_PK(msgpack_pack_uint32(pk, CS_PROTO_VERSION));
+    CS_PK(msgpack_pack_uint32(pk, type));
+    CS_PK(msgpack_pack_uint64(pk, req));
     return CS_OK;
 }
 
@@ -72,28 +66,28 @@ int cs_pack_kv_str(msgpack_packer *pk, const char *key, const char *value)
 int cs_pack_kv_u64(msgpack_packer *pk, const char *key, uint64_t value)
 {
     CS_TRY(cs_pack_str(pk, key));
-    PK(msgpack_pack_uint64(pk, value));
+    CS_PK(msgpack_pack_uint64(pk, value));
     return CS_OK;
 }
 
 int cs_pack_kv_i64(msgpack_packer *pk, const char *key, int64_t value)
 {
     CS_TRY(cs_pack_str(pk, key));
-    PK(msgpack_pack_int64(pk, value));
+    CS_PK(msgpack_pack_int64(pk, value));
     return CS_OK;
 }
 
 int cs_pack_kv_bool(msgpack_packer *pk, const char *key, bool value)
 {
     CS_TRY(cs_pack_str(pk, key));
-    PK(value ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    CS_PK(value ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
     return CS_OK;
 }
 
 int cs_pack_kv_res(msgpack_packer *pk, const char *key, const cs_res *r)
 {
     CS_TRY(cs_pack_str(pk, key));
-    PK(msgpack_pack_map(pk, 3));
+    CS_PK(msgpack_pack_map(pk, 3));
     CS_TRY(cs_pack_kv_i64(pk, "cpu", r->cpu));
     CS_TRY(cs_pack_kv_i64(pk, "mem", r->mem));
     return cs_pack_kv_i64(pk, "disk", r->disk);
@@ -111,18 +105,18 @@ int cs_msg_error(msgpack_sbuffer *buf, uint64_t req, int code, const char *messa
 int cs_pack_kv_ports(msgpack_packer *pk, const char *key, const uint16_t *p, uint32_t n)
 {
     CS_TRY(cs_pack_str(pk, key));
-    PK(msgpack_pack_array(pk, n));
+    CS_PK(msgpack_pack_array(pk, n));
     for (uint32_t i = 0; i < n; i++)
-        PK(msgpack_pack_uint16(pk, p[i]));
+        CS_PK(msgpack_pack_uint16(pk, p[i]));
     return CS_OK;
 }
 
 int cs_pack_taints(msgpack_packer *pk, const cs_taint *t, uint32_t n)
 {
     CS_TRY(cs_pack_str(pk, "taints"));
-    PK(msgpack_pack_array(pk, n));
+    CS_PK(msgpack_pack_array(pk, n));
     for (uint32_t i = 0; i < n; i++) {
-        PK(msgpack_pack_map(pk, 3));
+        CS_PK(msgpack_pack_map(pk, 3));
         CS_TRY(cs_pack_kv_str(pk, "key", t[i].key));
         CS_TRY(cs_pack_kv_str(pk, "value", t[i].value));
         CS_TRY(cs_pack_kv_str(pk, "effect", cs_taint_effect_name(t[i].effect)));
@@ -165,12 +159,12 @@ static int unpack_taints(const msgpack_object *o, cs_arena *a, cs_machine *m, cs
 
 int cs_pack_machine(msgpack_packer *pk, const cs_machine *m)
 {
-    PK(msgpack_pack_map(pk, 16));
+    CS_PK(msgpack_pack_map(pk, 16));
     CS_TRY(cs_pack_kv_u64(pk, "id", m->id));
     CS_TRY(cs_pack_kv_str(pk, "name", m->name));
     CS_TRY(cs_pack_kv_str(pk, "state", cs_machine_state_name(m->state)));
     CS_TRY(cs_pack_str(pk, "attrs"));
-    PK(msgpack_pack_map(pk, m->nattrs));
+    CS_PK(msgpack_pack_map(pk, m->nattrs));
     for (uint32_t i = 0; i < m->nattrs; i++)
         CS_TRY(cs_pack_kv_str(pk, m->attrs[i].key, m->attrs[i].value));
     CS_TRY(cs_pack_taints(pk, m->taints, m->ntaints));
@@ -191,9 +185,9 @@ int cs_pack_kv_constraints(msgpack_packer *pk, const char *key, const cs_constra
                            uint32_t n)
 {
     CS_TRY(cs_pack_str(pk, key));
-    PK(msgpack_pack_array(pk, n));
+    CS_PK(msgpack_pack_array(pk, n));
     for (uint32_t i = 0; i < n; i++) {
-        PK(msgpack_pack_map(pk, 4));
+        CS_PK(msgpack_pack_map(pk, 4));
         CS_TRY(cs_pack_kv_str(pk, "field", c[i].field));
         CS_TRY(cs_pack_kv_str(pk, "op", c[i].op));
         CS_TRY(cs_pack_kv_str(pk, "value", c[i].value));
@@ -204,7 +198,7 @@ int cs_pack_kv_constraints(msgpack_packer *pk, const char *key, const cs_constra
 
 int cs_pack_job(msgpack_packer *pk, const cs_job *j)
 {
-    PK(msgpack_pack_map(pk, 17));
+    CS_PK(msgpack_pack_map(pk, 17));
     CS_TRY(cs_pack_kv_u64(pk, "id", j->id));
     CS_TRY(cs_pack_kv_str(pk, "name", j->name));
     CS_TRY(cs_pack_kv_str(pk, "kind", cs_job_kind_name(j->kind)));
@@ -216,9 +210,9 @@ int cs_pack_job(msgpack_packer *pk, const cs_job *j)
     CS_TRY(cs_pack_kv_constraints(pk, "constraints", j->constraints, j->nconstraints));
     CS_TRY(cs_pack_kv_str(pk, "cmd", j->cmd));
     CS_TRY(cs_pack_str(pk, "options"));
-    PK(msgpack_pack_bin(pk, j->extra_len));
+    CS_PK(msgpack_pack_bin(pk, j->extra_len));
     if (j->extra_len)
-        PK(msgpack_pack_bin_body(pk, j->extra, j->extra_len));
+        CS_PK(msgpack_pack_bin_body(pk, j->extra, j->extra_len));
     CS_TRY(cs_pack_kv_u64(pk, "spec_hash", j->spec_hash));
     CS_TRY(cs_pack_kv_u64(pk, "version", j->version));
     CS_TRY(cs_pack_kv_u64(pk, "submitted", j->submitted));
@@ -881,3 +875,5 @@ const char *cs_server_url(const char *flag)
         return env;
     return CS_DEFAULT_URL;
 }
+
+int cs_not_map(cs_error *err) { return cs_errorf(err, CS_EPROTO, "message body is not a map"); }

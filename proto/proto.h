@@ -25,6 +25,14 @@
 #include "cellstate/mpcheck.h"
 #include "cellstate/record.h"
 
+/* For the encoders: return CS_ENOMEM from the calling function when a
+ * msgpack pack call fails (with an sbuffer, only when it cannot grow). */
+#define CS_PK(call)           \
+    do {                      \
+        if ((call) != 0)      \
+            return CS_ENOMEM; \
+    } while (0)
+
 #define CS_PROTO_VERSION 1
 #define CS_DEFAULT_URL "tcp://127.0.0.1:7600"
 #define CS_URL_ENV "CELL_SERVER"
@@ -196,5 +204,8 @@ int cs_read_task_entry(cs_mp_cur *c, cs_arena *a, cs_task *t, uint32_t *n, cs_er
 
 /* The server URL: `flag` if given, else $CELL_SERVER, else the default. */
 const char *cs_server_url(const char *flag);
+
+/* For the decoders: CS_EPROTO, "message body is not a map". */
+int cs_not_map(cs_error *err);
 
 #endif

@@ -7,15 +7,9 @@
 #include "proto/proto.h"
 #include "proto/schedreport.h"
 
-#define PK(call)              \
-    do {                      \
-        if ((call) != 0)      \
-            return CS_ENOMEM; \
-    } while (0)
-
 int cs_empty_req_encode(msgpack_packer *pk)
 {
-    PK(msgpack_pack_map(pk, 0));
+    CS_PK(msgpack_pack_map(pk, 0));
     return CS_OK;
 }
 
@@ -30,10 +24,10 @@ int cs_empty_req_decode(const msgpack_object *o, cs_error *err)
 
 int cs_list_reply_begin(msgpack_packer *pk, uint64_t version, const char *key, uint32_t n)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_kv_u64(pk, "version", version));
     CS_TRY(cs_pack_str(pk, key));
-    PK(msgpack_pack_array(pk, n));
+    CS_PK(msgpack_pack_array(pk, n));
     return CS_OK;
 }
 
@@ -122,7 +116,7 @@ int cs_tasks_reply_decode(const msgpack_object *o, cs_tasks_reply *out, cs_arena
 
 int cs_get_tasks_req_encode(msgpack_packer *pk, const cs_get_tasks_req *in)
 {
-    PK(msgpack_pack_map(pk, (uint32_t)in->has_job + in->has_machine + (in->state >= 0)));
+    CS_PK(msgpack_pack_map(pk, (uint32_t)in->has_job + in->has_machine + (in->state >= 0)));
     if (in->has_job)
         CS_TRY(cs_pack_kv_ref(pk, "job", &in->job));
     if (in->has_machine)
@@ -156,7 +150,7 @@ int cs_get_tasks_req_decode(const msgpack_object *o, cs_get_tasks_req *out, cs_a
 
 int cs_get_job_reply_begin(msgpack_packer *pk, const cs_job *job)
 {
-    PK(msgpack_pack_map(pk, 2));
+    CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_str(pk, "job"));
     CS_TRY(cs_pack_job(pk, job));
     return cs_pack_str(pk, "tasks");
@@ -189,20 +183,20 @@ int cs_get_job_reply_decode(const msgpack_object *o, cs_get_job_reply *out, cs_a
 
 int cs_stats_reply_head(msgpack_packer *pk, const cs_stats_reply *in)
 {
-    PK(msgpack_pack_map(pk, 11));
+    CS_PK(msgpack_pack_map(pk, 11));
     CS_TRY(cs_pack_kv_u64(pk, "version", in->version));
     CS_TRY(cs_pack_kv_u64(pk, "machines", in->machines));
     CS_TRY(cs_pack_kv_u64(pk, "machines_up", in->machines_up));
     CS_TRY(cs_pack_kv_u64(pk, "jobs", in->jobs));
     CS_TRY(cs_pack_kv_u64(pk, "jobs_active", in->jobs_active));
     CS_TRY(cs_pack_str(pk, "tasks"));
-    PK(msgpack_pack_map(pk, CS_TASK_STATE_COUNT));
+    CS_PK(msgpack_pack_map(pk, CS_TASK_STATE_COUNT));
     for (int i = 0; i < CS_TASK_STATE_COUNT; i++)
         CS_TRY(cs_pack_kv_u64(pk, cs_task_state_name((uint8_t)i), in->tasks[i]));
     CS_TRY(cs_pack_kv_res(pk, "capacity", &in->capacity));
     CS_TRY(cs_pack_kv_res(pk, "allocated", &in->allocated));
     CS_TRY(cs_pack_str(pk, "server"));
-    PK(msgpack_pack_map(pk, 9));
+    CS_PK(msgpack_pack_map(pk, 9));
 #define PACK_COUNTER(f) CS_TRY(cs_pack_kv_u64(pk, #f, in->server.f));
     SERVER_COUNTERS(PACK_COUNTER)
 #undef PACK_COUNTER
@@ -213,11 +207,11 @@ int cs_stats_reply_head(msgpack_packer *pk, const cs_stats_reply *in)
 int cs_stats_reply_encode(msgpack_packer *pk, const cs_stats_reply *in)
 {
     CS_TRY(cs_stats_reply_head(pk, in));
-    PK(msgpack_pack_array(pk, in->nscheds));
+    CS_PK(msgpack_pack_array(pk, in->nscheds));
     for (uint32_t i = 0; i < in->nscheds; i++) {
         const cs_stats_sched *e = &in->scheds[i];
         bool warn = e->warning != NULL && e->warning[0] != '\0';
-        PK(msgpack_pack_map(pk, 4u + warn));
+        CS_PK(msgpack_pack_map(pk, 4u + warn));
         CS_TRY(cs_pack_kv_str(pk, "name", e->name));
         CS_TRY(cs_pack_kv_str(pk, "kind", e->kind));
         if (warn)
@@ -225,9 +219,9 @@ int cs_stats_reply_encode(msgpack_packer *pk, const cs_stats_reply *in)
         CS_TRY(cs_pack_kv_u64(pk, "age_ms", e->age_ms));
         CS_TRY(cs_pack_str(pk, "metrics"));
         if (e->metrics != NULL)
-            PK(msgpack_pack_object(pk, *e->metrics));
+            CS_PK(msgpack_pack_object(pk, *e->metrics));
         else
-            PK(msgpack_pack_map(pk, 0));
+            CS_PK(msgpack_pack_map(pk, 0));
     }
     return CS_OK;
 }

@@ -9,11 +9,6 @@
 #include "cellstate/vec.h"
 #include "proto/proto.h"
 
-#define PK(call)              \
-    do {                      \
-        if ((call) != 0)      \
-            return CS_ENOMEM; \
-    } while (0)
 /* ---- the body --------------------------------------------------------------- */
 
 /* A required string field into a fixed buffer of max + 1 bytes. */
@@ -120,23 +115,23 @@ int cs_sched_report_unpack(const msgpack_object *body, cs_sched_report *out, cs_
 static int pack_metrics(msgpack_packer *pk, const cs_sched_report *r)
 {
     CS_TRY(cs_pack_str(pk, "metrics"));
-    PK(msgpack_pack_map(pk, r->nmetrics));
+    CS_PK(msgpack_pack_map(pk, r->nmetrics));
     for (uint32_t i = 0; i < r->nmetrics; i++) {
         const cs_sched_metric *m = &r->metrics[i];
         CS_TRY(cs_pack_str(pk, m->key));
         if (m->type == CS_METRIC_UINT)
-            PK(msgpack_pack_uint64(pk, m->v.u));
+            CS_PK(msgpack_pack_uint64(pk, m->v.u));
         else if (m->type == CS_METRIC_INT)
-            PK(msgpack_pack_int64(pk, m->v.i));
+            CS_PK(msgpack_pack_int64(pk, m->v.i));
         else
-            PK(msgpack_pack_double(pk, m->v.f));
+            CS_PK(msgpack_pack_double(pk, m->v.f));
     }
     return CS_OK;
 }
 
 int cs_sched_report_pack(msgpack_packer *pk, const cs_sched_report *r)
 {
-    PK(msgpack_pack_map(pk, r->warning[0] ? 4 : 3));
+    CS_PK(msgpack_pack_map(pk, r->warning[0] ? 4 : 3));
     CS_TRY(cs_pack_kv_str(pk, "name", r->name));
     CS_TRY(cs_pack_kv_str(pk, "kind", r->kind));
     if (r->warning[0])
@@ -235,11 +230,11 @@ int cs_sched_table_put(cs_sched_table *t, const cs_sched_report *r, int64_t now_
 
 int cs_sched_table_pack(const cs_sched_table *t, int64_t now_ms, msgpack_packer *pk)
 {
-    PK(msgpack_pack_array(pk, t->n));
+    CS_PK(msgpack_pack_array(pk, t->n));
     for (size_t i = 0; i < t->n; i++) {
         const cs_sched_entry *e = &t->v[i];
         int64_t age = now_ms - e->seen_ms;
-        PK(msgpack_pack_map(pk, e->r.warning[0] ? 5 : 4));
+        CS_PK(msgpack_pack_map(pk, e->r.warning[0] ? 5 : 4));
         CS_TRY(cs_pack_kv_str(pk, "name", e->r.name));
         CS_TRY(cs_pack_kv_str(pk, "kind", e->r.kind));
         if (e->r.warning[0])
