@@ -83,8 +83,9 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 TEST_CFLAGS:= $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS  := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
-# Only what reads JSON links jansson (job specs, the schedulers' policy file,
-# the tools): cellstated and cell-agent do not.
+# Only what reads or writes JSON links jansson (job specs, the schedulers'
+# policy file, the tools, and cellstated for its HTTP API, http/): cell-agent
+# does not.
 JSON_LIBS  := $(shell pkg-config --libs jansson 2>/dev/null)
 # Only what links the server (cellstated, the tools and tests that start one
 # in-process) links the consensus library and its event loop.
@@ -112,10 +113,11 @@ LDLIBS  = $(shell pkg-config --libs $(filter-out jansson raft libuv zlib,$(PKGS)
 #   proto       the wire codec and client, below all its users
 #   spec        job specs as JSON and Marathon apps (jansson)
 #   server      cellstated: transport, dispatch, reads, feed, writer, monitor
+#   http        cellstated's HTTP API: a client of the server's protocol (JSON by spec/)
 #   schedulers  the loop, the copy, placement (batch/ and service/ hold main)
 #   agent       cell-agent
 .DEFAULT_GOAL := all
-LAYERS := cellstate txn proto spec server schedulers
+LAYERS := cellstate txn proto spec server http schedulers
 MAINS  := server/cellstated.c
 layer_src = $(filter-out $(MAINS),$(wildcard $1/*.c))
 layer_a   = $(BUILD)/lib/$1.a
@@ -130,8 +132,9 @@ $(foreach l,$(LAYERS),$(eval $(call layer_rule,$l)))
 # Link order: users before what they use.
 CORE_A   := $(call layer_a,proto) $(call layer_a,txn) $(call layer_a,cellstate)
 SERVER_A := $(call layer_a,server) $(CORE_A)
+HTTP_A   := $(call layer_a,http) $(call layer_a,spec)
 SCHED_A  := $(call layer_a,schedulers) $(CORE_A)
-ALL_A    := $(call layer_a,spec) $(call layer_a,server) $(call layer_a,schedulers) $(CORE_A)
+ALL_A    := $(HTTP_A) $(call layer_a,server) $(call layer_a,schedulers) $(CORE_A)
 
 # Daemons: a main() in the folder of the part they run.
 DAEMON_BIN := $(BIN)/cellstated
@@ -193,9 +196,9 @@ $(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $$(TOOL_SHARED_$$*) $(ALL_A) $(FL
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(filter %.c,$^) $(ALL_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS) $(TOOL_LIBS_$*)
 
-$(BIN)/cellstated: server/cellstated.c $(SERVER_A) $(FLAGS_FILE)
+$(BIN)/cellstated: server/cellstated.c $(HTTP_A) $(SERVER_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(SERVER_A) -o $@ $(LDLIBS) $(RAFT_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(HTTP_A) $(SERVER_A) -o $@ $(LDLIBS) $(JSON_LIBS) $(RAFT_LIBS)
 
 define program_rule
 $(BIN)/$(call prog_name,$1): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(call prog_dir,$1)/*.c)) $(call prog_libs,$1) $(FLAGS_FILE)

@@ -7,6 +7,13 @@
  *              [--snapshot-threshold N] [--snapshot-trailing N]
  *              [--install-snapshot-timeout MS]
  *              [--concurrency optimistic|offers] [--offer-timeout DURATION]
+ *              [--http HOST:PORT]
+ *
+ * --http HOST:PORT (off by default): also serve the HTTP API, JSON under
+ * http://HOST:PORT/v1/ (http/gateway.h, docs/http.md). The gateway is a
+ * client of this server's own protocol over an in-process connection
+ * (INPROC_URL, and INPROC_PUB_URL for its blocking queries), so a follower
+ * serves it too. Port 0 takes any free port; the log line says which.
  *
  * --concurrency (default optimistic): how schedulers' commits are taken.
  * optimistic is Omega's shared state: any scheduler commits at any time and
@@ -53,11 +60,17 @@
 #include <unistd.h>
 
 #include "cellstate/units.h"
+#include "http/gateway.h"
 #include "cellstate/paths.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
 #include "server/replica.h"
 #include "server/server.h"
+
+/* The server's in-process endpoints for the HTTP gateway: one server per
+ * process, so fixed names are unique. */
+#define INPROC_URL "inproc://cellstated"
+#define INPROC_PUB_URL "inproc://cellstated-pub"
 
 static void usage(FILE *f)
 {
@@ -69,6 +82,7 @@ static void usage(FILE *f)
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
                "                  [--install-snapshot-timeout MS]\n"
                "                  [--concurrency optimistic|offers] [--offer-timeout DURATION]\n"
+               "                  [--http HOST:PORT]\n"
                "--listen: $CELL_SERVER (one URL; a list is refused), else %s (port 0: any\n"
                "free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
@@ -79,7 +93,9 @@ static void usage(FILE *f)
                "        and --raft\n"
                "--concurrency: optimistic (default: Omega's shared state) or offers (Mesos-style:\n"
                "        commits only under the one offer, granted in DRF order; a lease not\n"
-               "        released within --offer-timeout, default 30s, is taken back)\n",
+               "        released within --offer-timeout, default 30s, is taken back)\n"
+               "--http HOST:PORT: also serve the HTTP API (JSON under http://HOST:PORT/v1/,\n"
+               "        docs/http.md), off by default; port 0: any free port\n",
             CS_DEFAULT_URL);
 }
 
@@ -136,7 +152,7 @@ int main(int argc, char **argv)
      * to send it a snapshot again (libraft 0.15, design.md §12): 10 s
      * rather than libraft's 30, with room for a large store's transfer. */
     o.install_snapshot_timeout_ms = 10000;
-    const char *listen = NULL, *addr_file = NULL, *cluster = NULL, *raft = NULL;
+    const char *listen = NULL, *addr_file = NULL, *cluster = NULL, *raft = NULL, *http = NULL;
     unsigned long long member_id = 0;
     uint64_t offer_timeout = 0;
     for (int i = 1; i < argc; i++) {
@@ -196,6 +212,8 @@ int main(int argc, char **argv)
         }
         else if (strcmp(a, "--cluster") == 0)
             cluster = v;
+        else if (strcmp(a, "--http") == 0)
+            http = v;
         else if (strcmp(a, "--raft") == 0)
             raft = v;
         else if (strcmp(a, "--id") == 0 && num(a, v, UINT32_MAX, &member_id) == 0 && member_id > 0)
@@ -296,6 +314,10 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (http != NULL) {
+        o.local_url = INPROC_URL;
+        o.local_pub_url = INPROC_PUB_URL;
+    }
     cs_server *s;
     int started = cs_server_start(&o, &s, &err);
     free(members); /* copied by the server */
@@ -318,9 +340,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "cellstated: serving %s on %s%s%s%s\n", o.data_dir, bound,
                 o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "",
                 o.concurrency == CS_CONCURRENCY_OFFERS ? ", making offers" : "");
+    /* The HTTP API once the server serves: its threads' clients dial the
+     * in-process listener at once. Pages outside /v1/ (the lead's /metrics)
+     * go in ho.pages. */
+    cs_http *gw = NULL;
+    char api_url[160];
+    if (http != NULL) {
+        cs_http_opts ho = {.listen = http, .server_url = INPROC_URL, .pub_url = INPROC_PUB_URL};
+        if (cs_http_start(&ho, &gw, &err) != CS_OK ||
+            cs_http_url(gw, api_url, sizeof api_url, &err) != CS_OK) {
+            fprintf(stderr, "cellstated: %s\n", err.msg);
+            cs_http_stop(gw);
+            cs_server_stop(s);
+            return 1;
+        }
+        fprintf(stderr, "cellstated: HTTP API on %s\n", api_url);
+    }
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "cellstated: %s, stopping\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* The gateway first: it answers what it holds through the server. */
+    cs_http_stop(gw);
     cs_server_stop(s);
     return 0;
 }

@@ -148,7 +148,7 @@ typedef struct counters {
 
 struct cs_server {
     cs_server_opts o;
-    char *data_dir, *listen_url, *pub_url;
+    char *data_dir, *listen_url, *pub_url, *local_url, *local_pub_url;
     cs_store *store;
     nng_socket rep, pub;
     bool have_pub;
@@ -362,6 +362,9 @@ int srv_poll_reply(worker *w, msgpack_packer *pk, cs_error *err);
 void srv_park_remove(cs_server *s, worker *w);
 /* Wake the polls parked on `sl`, which changed at sl->changed (mu held). */
 void srv_wake_polls(mslot *sl);
+/* Announce cell version `v` on the PUB socket (its --pub URL and the
+ * in-process one), if any: a version message (protocol.md §9). */
+void srv_announce(cs_server *s, uint64_t v);
 
 /* ---- the writer (writer.c) ---- */
 

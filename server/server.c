@@ -470,6 +470,7 @@ static void on_restored(void *ctx, cs_store *store, uint64_t index)
         pthread_cond_broadcast(&s->applied_cv);
         pthread_mutex_unlock(&s->mu);
         cs_snap_close(snap);
+        srv_announce(s, v); /* subscribers may be waiting for a version it passed */
     } else {
         fprintf(stderr, "cellstated: reading the installed snapshot: %s\n", err.msg);
     }
@@ -552,9 +553,13 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
     s->data_dir = dup_or_null(o->data_dir);
     s->listen_url = dup_or_null(o->listen_url);
     s->pub_url = dup_or_null(o->pub_url);
+    s->local_url = dup_or_null(o->local_url);
+    s->local_pub_url = dup_or_null(o->local_pub_url);
     s->o.data_dir = s->data_dir;
     s->o.listen_url = s->listen_url;
     s->o.pub_url = s->pub_url;
+    s->o.local_url = s->local_url;
+    s->o.local_pub_url = s->local_pub_url;
     if (s->o.workers == 0)
         s->o.workers = 1;
     pthread_mutex_init(&s->mu, NULL);
@@ -648,13 +653,22 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         rc = nng_fail(err, rv, "listening on", s->listen_url);
         goto err_after_workers;
     }
-    if (s->pub_url != NULL) {
-        if ((rv = nng_pub0_open(&s->pub)) != 0 ||
-            (rv = nng_listen(s->pub, s->pub_url, NULL, 0)) != 0) {
-            rc = nng_fail(err, rv, "publishing on", s->pub_url);
+    if (s->local_url != NULL && (rv = nng_listen(s->rep, s->local_url, NULL, 0)) != 0) {
+        rc = nng_fail(err, rv, "listening on", s->local_url);
+        goto err_after_workers;
+    }
+    if (s->pub_url != NULL || s->local_pub_url != NULL) {
+        if ((rv = nng_pub0_open(&s->pub)) != 0) {
+            rc = nng_fail(err, rv, "opening PUB socket", NULL);
             goto err_after_workers;
         }
         s->have_pub = true;
+        const char *urls[] = {s->pub_url, s->local_pub_url};
+        for (size_t i = 0; i < 2; i++)
+            if (urls[i] != NULL && (rv = nng_listen(s->pub, urls[i], NULL, 0)) != 0) {
+                rc = nng_fail(err, rv, "publishing on", urls[i]);
+                goto err_after_workers;
+            }
     }
     if (pthread_create(&s->writer, NULL, srv_writer_main, s) != 0) {
         rc = cs_errorf(err, CS_ENOMEM, "starting the writer thread");
@@ -699,6 +713,8 @@ err_after_alloc:
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);
+    free(s->local_url);
+    free(s->local_pub_url);
     free(s);
     return rc;
 }
@@ -803,6 +819,8 @@ void cs_server_stop(cs_server *s)
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);
+    free(s->local_url);
+    free(s->local_pub_url);
     free(s);
 }
 

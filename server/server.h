@@ -38,6 +38,13 @@ typedef struct cs_server_opts {
     const char *data_dir;   /* the store's directory (created if missing) */
     const char *listen_url; /* REP endpoint, e.g. tcp://127.0.0.1:7600 */
     const char *pub_url;    /* PUB endpoint, or NULL for none */
+    /* In-process endpoints for a client inside this process (the HTTP
+     * gateway, http/gateway.h): the REP socket also listens on
+     * local_url, and the version announcements also go to local_pub_url
+     * (a PUB socket is opened for it even without pub_url). Both
+     * inproc:// URLs, or NULL for none. */
+    const char *local_url;
+    const char *local_pub_url;
     uint32_t workers;       /* concurrent requests, parked long polls included */
     uint32_t heartbeat_timeout_ms; /* a machine silent this long is marked down */
     uint32_t poll_max_wait_ms;     /* the longest a poll may wait */

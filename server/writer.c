@@ -557,17 +557,21 @@ static void after_write(cs_server *s, wtouched *t, bool applied)
     free(st);
     t->n = 0;
     t->lost = false;
-    if (s->have_pub) {
-        msgpack_sbuffer b;
-        msgpack_sbuffer_init(&b);
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-        cs_version_reply ann = {v};
-        if (cs_msg_begin(&pk, CS_MSG_VERSION, 0) == CS_OK &&
-            cs_version_reply_encode(&pk, &ann) == CS_OK)
-            nng_send(s->pub, b.data, b.size, NNG_FLAG_NONBLOCK);
-        msgpack_sbuffer_destroy(&b);
-    }
+    srv_announce(s, v);
+}
+
+void srv_announce(cs_server *s, uint64_t v)
+{
+    if (!s->have_pub)
+        return;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cs_version_reply ann = {v};
+    if (cs_msg_begin(&pk, CS_MSG_VERSION, 0) == CS_OK && cs_version_reply_encode(&pk, &ann) == CS_OK)
+        nng_send(s->pub, b.data, b.size, NNG_FLAG_NONBLOCK);
+    msgpack_sbuffer_destroy(&b);
 }
 
 

@@ -2,7 +2,9 @@
  * (with errors that say which server could not be reached), the records of
  * get.machines / get.jobs / get.tasks / get.job decoded into cs_machine,
  * cs_job and cs_task, lookups by id, and their JSON form for `-o json`
- * (cpu in cores as a number, mem and disk in MiB, names instead of ids).
+ * (cpu in cores as a number, mem and disk in MiB, names instead of ids):
+ * thin wrappers of spec/celljson.h, whose view and JSON the HTTP API
+ * shares, so that both print the same bytes.
  */
 #ifndef CELLCTL_CELL_H
 #define CELLCTL_CELL_H
@@ -15,6 +17,7 @@
 #include "proto/client.h"
 #include "cellstate/error.h"
 #include "cellstate/record.h"
+#include "spec/celljson.h"
 
 /* Options shared by every command (set by main from the command line). */
 typedef enum ctl_output { CTL_OUT_TABLE = 0, CTL_OUT_JSON = 1 } ctl_output;
@@ -56,17 +59,9 @@ void ctl_close(ctl *c);
  * until the next call (see cs_client_call). */
 int ctl_call(ctl *c, uint32_t type, const void *body, size_t len, cs_msg *reply, cs_error *err);
 
-/* The records of one or more replies, copied into `a`. */
-typedef struct ctl_cell {
-    cs_arena a;
-    uint64_t version;
-    cs_machine *machines; /* sorted by id */
-    uint32_t nmachines;
-    cs_job *jobs; /* sorted by id */
-    uint32_t njobs;
-    cs_task *tasks; /* in the server's order (by id) */
-    uint32_t ntasks;
-} ctl_cell;
+/* The records of one or more replies: the view cellctl and the HTTP API
+ * share (spec/celljson.h). */
+typedef cs_cellview ctl_cell;
 
 void ctl_cell_init(ctl_cell *cell);
 void ctl_cell_free(ctl_cell *cell);

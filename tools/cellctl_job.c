@@ -31,11 +31,8 @@ static int report(ctl *c, const char *job, uint64_t id, uint64_t version, const 
         printf("job %s %s (version %" PRIu64 ")\n", job, what, version);
         return CS_OK;
     }
-    json_t *o = json_object();
-    bool ok = o && json_object_set_new(o, "job", json_string(job)) == 0 &&
-              (id == 0 || json_object_set_new(o, "id", json_integer((json_int_t)id)) == 0) &&
-              json_object_set_new(o, "version", json_integer((json_int_t)version)) == 0;
-    int rc = ok ? ctl_print_json(o, err) : cs_errorf(err, CS_ENOMEM, "out of memory");
+    json_t *o = cs_json_job_written(job, id, version);
+    int rc = o ? ctl_print_json(o, err) : cs_errorf(err, CS_ENOMEM, "out of memory");
     json_decref(o);
     return rc;
 }

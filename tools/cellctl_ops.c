@@ -55,9 +55,7 @@ static int admin_request(ctl *c, const char *verb, const char *machine, uint8_t 
         return cs_error_wrap(err, rc, "%s %s: reply", verb, machine);
     uint64_t v = reply.version, at = reply.drain_deadline;
     if (c->output == CTL_OUT_JSON) {
-        json_t *o = json_pack("{s:s, s:s, s:I, s:I}", "machine", machine, "admin",
-                              cs_machine_admin_name(admin), "drain_deadline", (json_int_t)at,
-                              "version", (json_int_t)v);
+        json_t *o = cs_json_machine_admin(machine, admin, at, v);
         rc = o ? ctl_print_json(o, err) : cs_errorf(err, CS_ENOMEM, "out of memory");
         json_decref(o);
         return rc;

@@ -572,46 +572,6 @@ int ctl_cmd_endpoints(ctl *c, const ctl_args *a, cs_error *err)
 
 /* ---- stats -------------------------------------------------------------------------- */
 
-/* Any msgpack reply as JSON (maps with string keys, as every reply has). */
-static json_t *mp_json(const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        return o->via.u64 > INT64_MAX ? json_real((double)o->via.u64)
-                                      : json_integer((json_int_t)o->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer(o->via.i64);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return json_real(o->via.f64);
-    case MSGPACK_OBJECT_STR: return json_stringn(o->via.str.ptr, o->via.str.size);
-    case MSGPACK_OBJECT_ARRAY: {
-        json_t *a = json_array();
-        for (uint32_t i = 0; a && i < o->via.array.size; i++)
-            if (json_array_append_new(a, mp_json(&o->via.array.ptr[i])) != 0) {
-                json_decref(a);
-                return NULL;
-            }
-        return a;
-    }
-    case MSGPACK_OBJECT_MAP: {
-        json_t *m = json_object();
-        for (uint32_t i = 0; m && i < o->via.map.size; i++) {
-            const msgpack_object *k = &o->via.map.ptr[i].key;
-            char key[128];
-            snprintf(key, sizeof key, "%.*s",
-                     k->type == MSGPACK_OBJECT_STR ? (int)k->via.str.size : 1,
-                     k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
-            if (json_object_set_new(m, key, mp_json(&o->via.map.ptr[i].val)) != 0) {
-                json_decref(m);
-                return NULL;
-            }
-        }
-        return m;
-    }
-    default: return json_null();
-    }
-}
-
 /* A label, then "name value" pairs. */
 static void print_pairs(const char *label, const char *const *names, const uint64_t *values,
                         int n)
@@ -699,11 +659,8 @@ int ctl_cmd_stats(ctl *c, const ctl_args *a, cs_error *err)
     }
     cs_res cap = st.capacity, alloc = st.allocated;
     if (c->output == CTL_OUT_JSON) {
-        json_t *o = mp_json(&r.body);
-        /* cpu in cores, as everywhere in cellctl's JSON. */
-        bool ok = o && json_object_set_new(o, "capacity", ctl_res_json(&cap)) == 0 &&
-                  json_object_set_new(o, "allocated", ctl_res_json(&alloc)) == 0;
-        rc = ok ? ctl_print_json(o, err) : cs_errorf(err, CS_ENOMEM, "out of memory");
+        json_t *o = cs_json_stats(&r.body, &st);
+        rc = o ? ctl_print_json(o, err) : cs_errorf(err, CS_ENOMEM, "out of memory");
         json_decref(o);
         cs_arena_free(&sa);
         return rc;

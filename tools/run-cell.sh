@@ -118,7 +118,7 @@ free_block() { # START COUNT: is every port of [START, START+COUNT) free?
 # the ephemeral ports (where the kernel puts outgoing connections, which
 # could take an agent's port), and below the ports the test suites reserve
 # for themselves (tests/support.h), so that a run and a test run never meet.
-BLOCK=$((2 * REPLICAS + 3 * AGENT_PORTS))
+BLOCK=$((2 * REPLICAS + 3 * AGENT_PORTS + 1))
 for ((try = 0; ; try++)); do
     ((try < 50)) || die "no free block of $BLOCK ports found between 10000 and 20000"
     BASE=$((10000 + (RANDOM * 32768 + RANDOM) % (10000 - BLOCK)))
@@ -131,6 +131,10 @@ for ((i = 0; i < REPLICAS; i++)); do URLS+=("tcp://127.0.0.1:$((BASE + i))"); do
 URL=$(IFS=,; echo "${URLS[*]}")
 CTL=("$BIN/cellctl" --server "$URL")
 AGENT_BASE=$((BASE + 2 * REPLICAS))
+# The first replica also serves the HTTP API (docs/http.md) on the block's
+# last port.
+HTTP_PORT=$((BASE + BLOCK - 1))
+HTTP=(--http "127.0.0.1:$HTTP_PORT")
 
 # ---- processes ------------------------------------------------------------------------
 
@@ -244,7 +248,7 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 if ((REPLICAS == 1)); then
-    start cellstated "$BIN/cellstated" --data "$DIR/cell" --listen "$URL"
+    start cellstated "$BIN/cellstated" --data "$DIR/cell" --listen "$URL" "${HTTP[@]}"
 else
     {
         echo "["
@@ -255,8 +259,10 @@ else
         echo "]"
     } >"$DIR/cluster.json"
     for ((i = 1; i <= REPLICAS; i++)); do
+        extra=()
+        ((i == 1)) && extra=("${HTTP[@]}")
         start "cellstated-$i" "$BIN/cellstated" --cluster "$DIR/cluster.json" --id "$i" \
-            --data "$DIR/cell-$i"
+            --data "$DIR/cell-$i" "${extra[@]}"
     done
 fi
 # Ready when it answers; a replicated cell, when it has elected a leader
@@ -324,6 +330,7 @@ fi
         echo "(kill -9 the leader's: the cell goes on)"
     fi
     [[ ${#policy[@]} -gt 0 ]] && echo "  cell-service uses the Kubernetes policy ${policy[1]}"
+    echo "  HTTP API: http://127.0.0.1:$HTTP_PORT/v1/ (docs/http.md; try curl http://127.0.0.1:$HTTP_PORT/v1/jobs)"
     echo "  logs:     $LOGS/{cellstated*,m1,m2,m3,batch-1,service-1}.log"
     echo "  tasks:    $DIR/agent-m*/tasks/<task>-<attempt>/{stdout,stderr}"
     echo "  try:      $BIN/cellctl --server $URL describe job web"

@@ -1,0 +1,93 @@
+/* celljson.h — the cell as its JSON clients see it: the records of
+ * get.machines, get.jobs, get.tasks and get.job decoded into one view, and
+ * their JSON form (cpu in cores as a number, mem and disk in MiB, names
+ * instead of ids).
+ *
+ * Why here and not in cellctl: `cellctl ... -o json` and cellstated's HTTP
+ * API (http/gateway.h) must print the same shapes, byte for byte, so that a
+ * script written against one works against the other. Both fetch through
+ * the same functions and render through the same functions; only how a
+ * request reaches cellstated differs (a cs_call_fn: cellctl's names the
+ * server it could not reach, the gateway's is an in-process client).
+ */
+#ifndef CS_CELLJSON_H
+#define CS_CELLJSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+#include "cellstate/arena.h"
+#include "cellstate/error.h"
+#include "cellstate/record.h"
+#include "proto/proto.h"
+#include "proto/readmsg.h"
+
+/* How every JSON document of the cell is written: indented by two, cpu
+ * without float noise (0.1, not 0.10000000000000001). */
+#define CS_JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(15))
+
+/* One request to cellstated: `type` with the msgpack body[0..len); on
+ * CS_OK *reply is valid until the next call (cs_client_call's contract). */
+typedef int (*cs_call_fn)(void *ctx, uint32_t type, const void *body, size_t len, cs_msg *reply,
+                          cs_error *err);
+
+/* The records of one or more replies, copied into `a` (owned by the view). */
+typedef struct cs_cellview {
+    cs_arena a;
+    uint64_t version; /* the newest version a reply showed */
+    cs_machine *machines; /* sorted by id */
+    uint32_t nmachines;
+    cs_job *jobs; /* sorted by id */
+    uint32_t njobs;
+    cs_task *tasks; /* in the server's order (by id) */
+    uint32_t ntasks;
+} cs_cellview;
+
+void cs_cellview_init(cs_cellview *v);
+void cs_cellview_free(cs_cellview *v);
+
+/* get.machines, get.jobs: replace the view's list. */
+int cs_cellview_fetch_machines(cs_call_fn call, void *ctx, cs_cellview *v, cs_error *err);
+int cs_cellview_fetch_jobs(cs_call_fn call, void *ctx, cs_cellview *v, cs_error *err);
+/* get.tasks with the filters that are not NULL (job and machine by name,
+ * state by its name: CS_EINVAL "unknown task state 'x'"). Borrowed. */
+int cs_cellview_fetch_tasks(cs_call_fn call, void *ctx, cs_cellview *v, const char *job,
+                            const char *machine, const char *state, cs_error *err);
+/* get.job: the view's jobs become that one job, its tasks the job's. */
+int cs_cellview_fetch_job(cs_call_fn call, void *ctx, cs_cellview *v, const char *job,
+                          cs_error *err);
+
+/* By id; NULL when absent (borrowed from the view). */
+const cs_machine *cs_cellview_machine(const cs_cellview *v, cs_id id);
+const cs_job *cs_cellview_job(const cs_cellview *v, cs_id id);
+/* A machine's name, "" for id 0 and "#<id>" for an unknown one (in buf). */
+const char *cs_cellview_machine_name(const cs_cellview *v, cs_id id, char *buf, size_t size);
+const char *cs_cellview_job_name(const cs_cellview *v, cs_id id, char *buf, size_t size);
+
+/* ---- JSON: every function returns a new reference, NULL when out of memory;
+ * the records are borrowed. -------------------------------------------------- */
+
+json_t *cs_json_res(const cs_res *r);
+json_t *cs_json_machine(const cs_machine *m);
+/* A task, its job and machine named from the view's lists. */
+json_t *cs_json_task(const cs_cellview *v, const cs_task *t);
+/* The job's native spec (cs_jobspec_to_json) plus id, state, version,
+ * spec_hash, submitted, note, surge, ended and, when `tasks` is not NULL,
+ * the count of its tasks per state among tasks->tasks. */
+json_t *cs_json_job(const cs_job *j, const cs_cellview *tasks, cs_error *err);
+/* Any msgpack reply as JSON (maps with string keys, as every reply has). */
+json_t *cs_json_of_msgpack(const msgpack_object *o);
+/* The stats reply `body` as JSON, with capacity and allocated from its
+ * decoded form `st` in cores and MiB. */
+json_t *cs_json_stats(const msgpack_object *body, const cs_stats_reply *st);
+/* What a job write answers: {"job", "id" (when id != 0), "version"}. */
+json_t *cs_json_job_written(const char *job, uint64_t id, uint64_t version);
+/* What machine.admin answers: {"machine", "admin", "drain_deadline", "version"}. */
+json_t *cs_json_machine_admin(const char *machine, uint8_t admin, uint64_t drain_deadline,
+                              uint64_t version);
+
+#endif
