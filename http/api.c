@@ -20,7 +20,6 @@
 
 #include "cellstate/units.h"
 #include "http/gateway.h"
-#include "proto/jobmsg.h"
 #include "proto/proto.h"
 #include "proto/readmsg.h"
 #include "spec/celljson.h"
@@ -296,21 +295,11 @@ static int ok_json(gw_reply *r, uint16_t status, json_t *v, uint64_t version, cs
     return CS_OK;
 }
 
-/* A state filter's value against a record kind's names, as cellctl's
- * --state (the message lists the states there are). */
+/* ?state= against a record kind's states, as cellctl's --state. */
 static int check_state(const char *state, const char *what, const char *(*name)(uint8_t),
                        uint8_t count, cs_error *err)
 {
-    if (state == NULL)
-        return CS_OK;
-    char list[128] = "";
-    size_t len = 0;
-    for (uint8_t s = 0; s < count; s++) {
-        if (strcmp(state, name(s)) == 0)
-            return CS_OK;
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", s ? ", " : "", name(s));
-    }
-    return cs_errorf(err, CS_EINVAL, "state=%s is not a %s state (%s)", state, what, list);
+    return cs_cellview_check_state("state", state, what, name, count, CS_EINVAL, err);
 }
 
 /* The new reference `v` appended to array `arr`; false on failure. */
@@ -518,28 +507,6 @@ static int body_object(api *a, json_t **out, cs_error *err)
     return CS_OK;
 }
 
-/* A packer writing into `b`. */
-static msgpack_packer packer_of(msgpack_sbuffer *b)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
-    return pk;
-}
-
-/* An encoder's result: CS_OK, or out of memory (the only way one fails). */
-static int packed(int rc, cs_error *err)
-{
-    return rc == CS_OK ? CS_OK : cs_errorf(err, CS_ENOMEM, "out of memory");
-}
-
-/* The version a {version} reply carries; 0 for a reply without one. */
-static uint64_t reply_version(const cs_msg *r)
-{
-    cs_version_reply v;
-    cs_error ignore;
-    return cs_version_reply_decode(&r->body, &v, NULL, &ignore) == CS_OK ? v.version : 0;
-}
-
 /* The spec's warnings, then why no machine could hold the job (cellctl
  * prints both on stderr; here they are part of the reply). */
 static json_t *submit_warnings(api *a, const cs_jobspec *s, bool fit)
@@ -570,6 +537,19 @@ static json_t *submit_warnings(api *a, const cs_jobspec *s, bool fit)
     return w;
 }
 
+/* A write's reply `o` with its "warnings" `w` (both released). */
+static int with_warnings(gw_reply *r, uint16_t status, json_t *o, json_t *w, uint64_t version,
+                         cs_error *err)
+{
+    if (o == NULL || w == NULL || json_object_set_new(o, "warnings", w) != 0) {
+        json_decref(o);
+        if (o == NULL)
+            json_decref(w);
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    }
+    return ok_json(r, status, o, version, err);
+}
+
 static int r_submit(api *a, gw_reply *r, cs_error *err)
 {
     CS_TRY(check_body(a, true, err));
@@ -589,28 +569,13 @@ static int r_submit(api *a, gw_reply *r, cs_error *err)
         cs_jobspec_free(&s);
         return rc;
     }
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer pk = packer_of(&b);
-    cs_msg m;
-    rc = packed(cs_job_submit_req_encode(&pk, &s.job), err);
-    if (rc == CS_OK && (rc = call(a->c, CS_MSG_JOB_SUBMIT, b.data, b.size, &m, err)) == CS_OK) {
-        cs_id_reply id = {0, 0};
-        cs_error ignore;
-        cs_id_reply_decode(&m.body, &id, NULL, &ignore);
+    cs_id_reply id;
+    if ((rc = cs_cell_submit(call, a->c, &s.job, &id, err)) == CS_OK) {
         json_t *o = cs_json_job_written(s.job.name, id.id, id.version);
-        json_t *w = submit_warnings(a, &s, true);
-        if (o != NULL && w != NULL && json_object_set_new(o, "warnings", w) == 0)
-            rc = ok_json(r, 201, o, id.version, err);
-        else {
-            json_decref(o);
-            json_decref(w);
-            rc = cs_errorf(err, CS_ENOMEM, "out of memory");
-        }
+        rc = with_warnings(r, 201, o, submit_warnings(a, &s, true), id.version, err);
     } else if (rc != CS_ENOMEM) {
         cs_error_wrap(err, rc, "submit %s", s.job.name);
     }
-    msgpack_sbuffer_destroy(&b);
     cs_jobspec_free(&s);
     return rc;
 }
@@ -626,55 +591,30 @@ static int r_update(api *a, gw_reply *r, cs_error *err)
         cs_jobspec_free(&s);
         return rc;
     }
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    cs_job_update_req q = {cs_ref_name(a->name), s.job};
-    msgpack_packer pk = packer_of(&b);
-    cs_msg m;
-    int rc = packed(cs_job_update_req_encode(&pk, &q), err);
-    if (rc == CS_OK && (rc = call(a->c, CS_MSG_JOB_UPDATE, b.data, b.size, &m, err)) == CS_OK) {
-        uint64_t v = reply_version(&m);
-        json_t *o = cs_json_job_written(a->name, 0, v);
-        json_t *w = submit_warnings(a, &s, false);
-        if (o != NULL && w != NULL && json_object_set_new(o, "warnings", w) == 0)
-            rc = ok_json(r, 200, o, v, err);
-        else {
-            json_decref(o);
-            json_decref(w);
-            rc = cs_errorf(err, CS_ENOMEM, "out of memory");
-        }
-    } else if (rc != CS_ENOMEM) {
+    uint64_t v;
+    int rc = cs_cell_update(call, a->c, a->name, &s.job, &v, err);
+    if (rc == CS_OK)
+        rc = with_warnings(r, 200, cs_json_job_written(a->name, 0, v),
+                           submit_warnings(a, &s, false), v, err);
+    else if (rc != CS_ENOMEM)
         cs_error_wrap(err, rc, "update %s", a->name);
-    }
-    msgpack_sbuffer_destroy(&b);
     cs_jobspec_free(&s);
     return rc;
 }
 
-/* job.kill ({"job"}) or job.scale ({"job", "count"}) when count >= 0. */
-static int job_request(api *a, uint32_t type, int64_t count, gw_reply *r, cs_error *err)
+/* job.kill (count < 0) or job.scale. */
+static int job_request(api *a, int64_t count, gw_reply *r, cs_error *err)
 {
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    cs_job_ref_req k = {cs_ref_name(a->name)};
-    cs_job_count_req n = {cs_ref_name(a->name), (uint32_t)count};
-    msgpack_packer pk = packer_of(&b);
-    int rc = packed(count < 0 ? cs_job_ref_req_encode(&pk, &k) : cs_job_scale_req_encode(&pk, &n),
-                    err);
-    cs_msg m;
-    if (rc == CS_OK && (rc = call(a->c, type, b.data, b.size, &m, err)) == CS_OK) {
-        uint64_t v = reply_version(&m);
-        rc = ok_json(r, 200, cs_json_job_written(a->name, 0, v), v, err);
-    } else if (rc != CS_ENOMEM) {
-        cs_error_wrap(err, rc, "%s %s", type == CS_MSG_JOB_KILL ? "kill" : "scale", a->name);
-    }
-    msgpack_sbuffer_destroy(&b);
-    return rc;
+    uint64_t v;
+    int rc = cs_cell_job_request(call, a->c, a->name, count, &v, err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, rc, "%s %s", count < 0 ? "kill" : "scale", a->name);
+    return ok_json(r, 200, cs_json_job_written(a->name, 0, v), v, err);
 }
 
 static int r_kill(api *a, gw_reply *r, cs_error *err)
 {
-    return job_request(a, CS_MSG_JOB_KILL, -1, r, err);
+    return job_request(a, -1, r, err);
 }
 
 static int r_scale(api *a, gw_reply *r, cs_error *err)
@@ -688,32 +628,17 @@ static int r_scale(api *a, gw_reply *r, cs_error *err)
     if (count < 0 || count > (json_int_t)CS_TASK_INDEX_MAX + 1)
         return cs_errorf(err, CS_EINVAL, "scale %s: \"count\" must be a task count in [0, %u]",
                          a->name, CS_TASK_INDEX_MAX + 1u);
-    return job_request(a, CS_MSG_JOB_SCALE, (int64_t)count, r, err);
+    return job_request(a, (int64_t)count, r, err);
 }
 
-/* machine.admin {machine, admin, deadline_ms?}; deadline < 0: none. */
+/* machine.admin; deadline < 0: none. */
 static int admin(api *a, const char *verb, uint8_t state, int64_t deadline, gw_reply *r,
                  cs_error *err)
 {
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer pk = packer_of(&b);
-    cs_machine_admin_req q = {cs_ref_name(a->name), state, deadline >= 0,
-                              deadline >= 0 ? (uint32_t)deadline : 0};
-    int rc = packed(cs_machine_admin_req_encode(&pk, &q), err);
-    cs_msg m;
-    if (rc == CS_OK)
-        rc = call(a->c, CS_MSG_MACHINE_ADMIN, b.data, b.size, &m, err);
-    msgpack_sbuffer_destroy(&b);
+    cs_machine_admin_reply reply;
+    int rc = cs_cell_machine_admin(call, a->c, a->name, state, deadline, &reply, err);
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "%s %s", verb, a->name);
-    cs_machine_admin_reply reply = {0, state, 0, 0};
-    cs_arena ra;
-    cs_arena_init(&ra);
-    rc = cs_machine_admin_reply_decode(&m.body, &reply, &ra, err);
-    cs_arena_free(&ra);
-    if (rc != CS_OK)
-        return cs_error_wrap(err, rc, "%s %s: reply", verb, a->name);
     return ok_json(r, 200,
                    cs_json_machine_admin(a->name, state, reply.drain_deadline, reply.version),
                    reply.version, err);

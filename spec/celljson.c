@@ -78,8 +78,16 @@ static void take_tasks(cs_cellview *v, const cs_tasks_reply *d)
     saw_version(v, d->version);
 }
 
-/* Pack a request body with `enc` into `b` and call; CS_ENOMEM when the
- * encoder fails (the only way one does). */
+/* A packer writing into `b`. */
+static msgpack_packer packer_of(msgpack_sbuffer *b)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
+    return pk;
+}
+
+/* Call with the request body an encoder packed into `b` (enc_rc: its
+ * result; CS_ENOMEM when it failed, the only way one does). */
 static int call_packed(cs_call_fn call, void *ctx, uint32_t type, msgpack_sbuffer *b, int enc_rc,
                        cs_msg *r, cs_error *err)
 {
@@ -101,8 +109,7 @@ int cs_cellview_fetch_tasks(cs_call_fn call, void *ctx, cs_cellview *v, const ch
     }
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_packer pk = packer_of(&b);
     cs_msg r;
     cs_tasks_reply d;
     int rc = call_packed(call, ctx, CS_MSG_GET_TASKS, &b, cs_get_tasks_req_encode(&pk, &q), &r,
@@ -118,8 +125,7 @@ int cs_cellview_fetch_job(cs_call_fn call, void *ctx, cs_cellview *v, const char
 {
     msgpack_sbuffer b;
     msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    msgpack_packer pk = packer_of(&b);
     cs_job_ref_req q = {cs_ref_name(job)};
     cs_msg r;
     int rc = call_packed(call, ctx, CS_MSG_GET_JOB, &b, cs_job_ref_req_encode(&pk, &q), &r, err);
@@ -135,6 +141,103 @@ int cs_cellview_fetch_job(cs_call_fn call, void *ctx, cs_cellview *v, const char
     v->njobs = 1;
     take_tasks(v, &d.tasks);
     return CS_OK;
+}
+
+int cs_cellview_check_state(const char *label, const char *state, const char *what,
+                            const char *(*name)(uint8_t), uint8_t count, int code, cs_error *err)
+{
+    if (state == NULL)
+        return CS_OK;
+    char list[128] = "";
+    size_t len = 0;
+    for (uint8_t s = 0; s < count; s++) {
+        if (strcmp(state, name(s)) == 0)
+            return CS_OK;
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", s ? ", " : "", name(s));
+    }
+    return cs_errorf(err, code, "%s '%s' is not a %s state (%s)", label, state, what, list);
+}
+
+/* ---- writes ----------------------------------------------------------------------- */
+
+/* The version a {version} reply carries; 0 for a reply without one. */
+static uint64_t reply_version(const cs_msg *r)
+{
+    cs_version_reply v;
+    cs_error ignore;
+    return cs_version_reply_decode(&r->body, &v, NULL, &ignore) == CS_OK ? v.version : 0;
+}
+
+int cs_cell_submit(cs_call_fn call, void *ctx, const cs_job *j, cs_id_reply *out, cs_error *err)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk = packer_of(&b);
+    cs_msg r;
+    *out = (cs_id_reply){0, 0};
+    int rc = call_packed(call, ctx, CS_MSG_JOB_SUBMIT, &b, cs_job_submit_req_encode(&pk, j), &r,
+                         err);
+    if (rc == CS_OK) {
+        cs_error ignore;
+        cs_id_reply_decode(&r.body, out, NULL, &ignore);
+    }
+    msgpack_sbuffer_destroy(&b);
+    return rc;
+}
+
+int cs_cell_update(cs_call_fn call, void *ctx, const char *job, const cs_job *spec,
+                   uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    cs_job_update_req q = {cs_ref_name(job), *spec};
+    msgpack_packer pk = packer_of(&b);
+    cs_msg r;
+    int rc = call_packed(call, ctx, CS_MSG_JOB_UPDATE, &b, cs_job_update_req_encode(&pk, &q), &r,
+                         err);
+    *version = rc == CS_OK ? reply_version(&r) : 0;
+    msgpack_sbuffer_destroy(&b);
+    return rc;
+}
+
+int cs_cell_job_request(cs_call_fn call, void *ctx, const char *job, int64_t count,
+                        uint64_t *version, cs_error *err)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    cs_job_ref_req k = {cs_ref_name(job)};
+    cs_job_count_req n = {cs_ref_name(job), (uint32_t)count};
+    msgpack_packer pk = packer_of(&b);
+    cs_msg r;
+    int rc = count < 0 ? call_packed(call, ctx, CS_MSG_JOB_KILL, &b, cs_job_ref_req_encode(&pk, &k),
+                                     &r, err)
+                       : call_packed(call, ctx, CS_MSG_JOB_SCALE, &b,
+                                     cs_job_scale_req_encode(&pk, &n), &r, err);
+    *version = rc == CS_OK ? reply_version(&r) : 0;
+    msgpack_sbuffer_destroy(&b);
+    return rc;
+}
+
+int cs_cell_machine_admin(cs_call_fn call, void *ctx, const char *machine, uint8_t admin,
+                          int64_t deadline, cs_machine_admin_reply *out, cs_error *err)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk = packer_of(&b);
+    cs_machine_admin_req q = {cs_ref_name(machine), admin, deadline >= 0,
+                              deadline >= 0 ? (uint32_t)deadline : 0};
+    cs_msg r;
+    int rc = call_packed(call, ctx, CS_MSG_MACHINE_ADMIN, &b,
+                         cs_machine_admin_req_encode(&pk, &q), &r, err);
+    msgpack_sbuffer_destroy(&b);
+    if (rc != CS_OK)
+        return rc;
+    *out = (cs_machine_admin_reply){0, admin, 0, 0};
+    cs_arena ra;
+    cs_arena_init(&ra);
+    rc = cs_machine_admin_reply_decode(&r.body, out, &ra, err);
+    cs_arena_free(&ra);
+    return rc;
 }
 
 /* ---- lookups ---------------------------------------------------------------------- */

@@ -23,6 +23,8 @@
 #include "cellstate/arena.h"
 #include "cellstate/error.h"
 #include "cellstate/record.h"
+#include "proto/jobmsg.h"
+#include "proto/msg.h"
 #include "proto/proto.h"
 #include "proto/readmsg.h"
 
@@ -60,6 +62,31 @@ int cs_cellview_fetch_tasks(cs_call_fn call, void *ctx, cs_cellview *v, const ch
 /* get.job: the view's jobs become that one job, its tasks the job's. */
 int cs_cellview_fetch_job(cs_call_fn call, void *ctx, cs_cellview *v, const char *job,
                           cs_error *err);
+
+/* A state filter against a record kind's state names (cs_machine_state_name
+ * and CS_MACHINE_STATE_COUNT, ...): CS_OK for NULL or a name; else `code`
+ * with "LABEL 'x' is not a WHAT state (a, b, c)" (label: "--state" for
+ * cellctl, "state" for the HTTP API). */
+int cs_cellview_check_state(const char *label, const char *state, const char *what,
+                            const char *(*name)(uint8_t), uint8_t count, int code, cs_error *err);
+
+/* ---- writes: the requests cellctl and the HTTP API send alike. Errors are
+ * the call's (the server's code and message); the caller names the command.
+ * Arguments are borrowed. ----------------------------------------------------- */
+
+/* job.submit of spec `j` (its spec fields: cs_jobspec's job); *out the
+ * reply's id and version (0 when the reply carries none). */
+int cs_cell_submit(cs_call_fn call, void *ctx, const cs_job *j, cs_id_reply *out, cs_error *err);
+/* job.update: job `job`'s spec becomes `spec`; *version the reply's. */
+int cs_cell_update(cs_call_fn call, void *ctx, const char *job, const cs_job *spec,
+                   uint64_t *version, cs_error *err);
+/* job.kill (count < 0) or job.scale to `count`; *version the reply's. */
+int cs_cell_job_request(cs_call_fn call, void *ctx, const char *job, int64_t count,
+                        uint64_t *version, cs_error *err);
+/* machine.admin: machine `machine` to `admin` (cs_machine_admin), with a
+ * drain deadline in ms from now when deadline >= 0; *out the reply. */
+int cs_cell_machine_admin(cs_call_fn call, void *ctx, const char *machine, uint8_t admin,
+                          int64_t deadline, cs_machine_admin_reply *out, cs_error *err);
 
 /* By id; NULL when absent (borrowed from the view). */
 const cs_machine *cs_cellview_machine(const cs_cellview *v, cs_id id);

@@ -37,8 +37,7 @@ int ctl_call(ctl *c, uint32_t type, const void *body, size_t len, cs_msg *reply,
 
 /* ---- the view: spec/celljson.h, reached through ctl_call ------------------------- */
 
-/* ctl_call as a cs_call_fn, so that the view's errors name the server. */
-static int call(void *ctx, uint32_t type, const void *body, size_t len, cs_msg *reply,
+int ctl_call_fn(void *ctx, uint32_t type, const void *body, size_t len, cs_msg *reply,
                 cs_error *err)
 {
     return ctl_call(ctx, type, body, len, reply, err);
@@ -50,24 +49,24 @@ void ctl_cell_free(ctl_cell *cell) { cs_cellview_free(cell); }
 
 int ctl_fetch_machines(ctl *c, ctl_cell *cell, cs_error *err)
 {
-    return cs_cellview_fetch_machines(call, c, cell, err);
+    return cs_cellview_fetch_machines(ctl_call_fn, c, cell, err);
 }
 
 int ctl_fetch_jobs(ctl *c, ctl_cell *cell, cs_error *err)
 {
-    return cs_cellview_fetch_jobs(call, c, cell, err);
+    return cs_cellview_fetch_jobs(ctl_call_fn, c, cell, err);
 }
 
 int ctl_fetch_tasks(ctl *c, ctl_cell *cell, const char *job, const char *machine, const char *state,
                     cs_error *err)
 {
-    return cs_cellview_fetch_tasks(call, c, cell, job ? ctl_job_ref(job) : NULL, machine, state,
+    return cs_cellview_fetch_tasks(ctl_call_fn, c, cell, job ? ctl_job_ref(job) : NULL, machine, state,
                                    err);
 }
 
 int ctl_fetch_job(ctl *c, ctl_cell *cell, const char *job, cs_error *err)
 {
-    return cs_cellview_fetch_job(call, c, cell, ctl_job_ref(job), err);
+    return cs_cellview_fetch_job(ctl_call_fn, c, cell, ctl_job_ref(job), err);
 }
 
 /* ---- lookups and formatting ------------------------------------------------------- */

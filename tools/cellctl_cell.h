@@ -59,6 +59,11 @@ void ctl_close(ctl *c);
  * until the next call (see cs_client_call). */
 int ctl_call(ctl *c, uint32_t type, const void *body, size_t len, cs_msg *reply, cs_error *err);
 
+/* ctl_call as a cs_call_fn (ctx: the ctl), for spec/celljson.h's fetches and
+ * writes, so that their errors name the server that did not answer. */
+int ctl_call_fn(void *ctx, uint32_t type, const void *body, size_t len, cs_msg *reply,
+                cs_error *err);
+
 /* The records of one or more replies: the view cellctl and the HTTP API
  * share (spec/celljson.h). */
 typedef cs_cellview ctl_cell;

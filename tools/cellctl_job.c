@@ -9,7 +9,6 @@
 
 #include "spec/fitcheck.h"
 #include "spec/jobspec.h"
-#include "proto/jobmsg.h"
 #include "proto/proto.h"
 
 /* Read a spec file and say on stderr what in it was ignored. */
@@ -35,28 +34,6 @@ static int report(ctl *c, const char *job, uint64_t id, uint64_t version, const 
     int rc = o ? ctl_print_json(o, err) : cs_errorf(err, CS_ENOMEM, "out of memory");
     json_decref(o);
     return rc;
-}
-
-/* The version a {version} reply carries; 0 for a reply without one. */
-static uint64_t reply_version(const cs_msg *r)
-{
-    cs_version_reply v;
-    cs_error ignore;
-    return cs_version_reply_decode(&r->body, &v, NULL, &ignore) == CS_OK ? v.version : 0;
-}
-
-/* A packer writing into `b`. */
-static msgpack_packer packer_of(msgpack_sbuffer *b)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, b, msgpack_sbuffer_write);
-    return pk;
-}
-
-/* An encoder's result: CS_OK, or out of memory (the only way one fails). */
-static int packed(int rc, cs_error *err)
-{
-    return rc == CS_OK ? CS_OK : cs_errorf(err, CS_ENOMEM, "out of memory");
 }
 
 /* After a submission: say on stderr why no machine of the cell could hold
@@ -94,16 +71,9 @@ int ctl_cmd_submit(ctl *c, const ctl_args *a, cs_error *err)
             rc = ctl_print_json(j, err);
         json_decref(j);
     } else if (rc == CS_OK) {
-        cs_msg r;
-        msgpack_sbuffer b;
-        msgpack_sbuffer_init(&b);
-        cs_id_reply id = {0, 0};
-        cs_error ignore;
-        msgpack_packer pk = packer_of(&b);
-        rc = packed(cs_job_submit_req_encode(&pk, &s.job), err);
-        if (rc == CS_OK && (rc = ctl_call(c, CS_MSG_JOB_SUBMIT, b.data, b.size, &r, err)) == CS_OK) {
+        cs_id_reply id;
+        if ((rc = cs_cell_submit(ctl_call_fn, c, &s.job, &id, err)) == CS_OK) {
             char what[64];
-            cs_id_reply_decode(&r.body, &id, NULL, &ignore);
             snprintf(what, sizeof what, "submitted: id %" PRIu64 ", %u task%s", id.id,
                      s.job.count, s.job.count == 1 ? "" : "s");
             rc = report(c, s.job.name, id.id, id.version, what, err);
@@ -111,7 +81,6 @@ int ctl_cmd_submit(ctl *c, const ctl_args *a, cs_error *err)
         } else if (rc != CS_ENOMEM) {
             cs_error_wrap(err, rc, "submit %s", s.job.name);
         }
-        msgpack_sbuffer_destroy(&b);
     }
     cs_jobspec_free(&s);
     return rc;
@@ -133,38 +102,21 @@ int ctl_cmd_update(ctl *c, const ctl_args *a, cs_error *err)
         cs_jobspec_free(&s);
         return rc;
     }
-    /* {"job": name, "spec": the submit body} */
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    cs_job_update_req q = {cs_ref_name(job), s.job};
-    msgpack_packer pk = packer_of(&b);
-    rc = packed(cs_job_update_req_encode(&pk, &q), err);
-    cs_msg r;
-    if (rc == CS_OK && (rc = ctl_call(c, CS_MSG_JOB_UPDATE, b.data, b.size, &r, err)) == CS_OK)
-        rc = report(c, job, 0, reply_version(&r), "updated", err);
+    uint64_t v;
+    if ((rc = cs_cell_update(ctl_call_fn, c, job, &s.job, &v, err)) == CS_OK)
+        rc = report(c, job, 0, v, "updated", err);
     else if (rc != CS_ENOMEM)
         cs_error_wrap(err, rc, "update %s", job);
-    msgpack_sbuffer_destroy(&b);
     cs_jobspec_free(&s);
     return rc;
 }
 
-/* A request whose body is {"job": name} plus, when count >= 0, "count". */
-static int job_request(ctl *c, uint32_t type, const char *job, int64_t count, cs_msg *r,
-                       cs_error *err)
+/* job.kill (count < 0) or job.scale; errors name the command. */
+static int job_request(ctl *c, const char *job, int64_t count, uint64_t *version, cs_error *err)
 {
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    cs_job_ref_req k = {cs_ref_name(job)};
-    cs_job_count_req n = {cs_ref_name(job), (uint32_t)count};
-    msgpack_packer pk = packer_of(&b);
-    int rc = packed(count < 0 ? cs_job_ref_req_encode(&pk, &k) : cs_job_scale_req_encode(&pk, &n),
-                    err);
-    if (rc == CS_OK)
-        rc = ctl_call(c, type, b.data, b.size, r, err);
-    msgpack_sbuffer_destroy(&b);
+    int rc = cs_cell_job_request(ctl_call_fn, c, job, count, version, err);
     if (rc != CS_OK)
-        cs_error_wrap(err, rc, "%s %s", type == CS_MSG_JOB_KILL ? "kill" : "scale", job);
+        cs_error_wrap(err, rc, "%s %s", count < 0 ? "kill" : "scale", job);
     return rc;
 }
 
@@ -173,9 +125,9 @@ int ctl_cmd_kill(ctl *c, const ctl_args *a, cs_error *err)
     if (a->argc != 1)
         return cs_errorf(err, CTL_EUSAGE, "kill: give one job name");
     const char *job = ctl_job_ref(a->argv[0]);
-    cs_msg r;
-    int rc = job_request(c, CS_MSG_JOB_KILL, job, -1, &r, err);
-    return rc == CS_OK ? report(c, job, 0, reply_version(&r), "killed", err) : rc;
+    uint64_t v;
+    int rc = job_request(c, job, -1, &v, err);
+    return rc == CS_OK ? report(c, job, 0, v, "killed", err) : rc;
 }
 
 int ctl_cmd_scale(ctl *c, const ctl_args *a, cs_error *err)
@@ -189,11 +141,11 @@ int ctl_cmd_scale(ctl *c, const ctl_args *a, cs_error *err)
     if (n[0] < '0' || n[0] > '9' || *end != '\0' || errno != 0 || count > CS_TASK_INDEX_MAX + 1u)
         return cs_errorf(err, CTL_EUSAGE, "scale: '%s' is not a task count in [0, %u]", n,
                          CS_TASK_INDEX_MAX + 1u);
-    cs_msg r;
-    int rc = job_request(c, CS_MSG_JOB_SCALE, job, (int64_t)count, &r, err);
+    uint64_t v;
+    int rc = job_request(c, job, (int64_t)count, &v, err);
     if (rc != CS_OK)
         return rc;
     char what[48];
     snprintf(what, sizeof what, "scaled to %llu task%s", count, count == 1 ? "" : "s");
-    return report(c, job, 0, reply_version(&r), what, err);
+    return report(c, job, 0, v, what, err);
 }

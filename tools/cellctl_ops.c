@@ -31,28 +31,10 @@ const char *ctl_machine_status(const cs_machine *m, char *buf, size_t size)
 static int admin_request(ctl *c, const char *verb, const char *machine, uint8_t admin,
                          int64_t deadline, cs_error *err)
 {
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    cs_machine_admin_req q = {cs_ref_name(machine), admin, deadline >= 0,
-                              deadline >= 0 ? (uint32_t)deadline : 0};
-    int rc = cs_machine_admin_req_encode(&pk, &q) == CS_OK
-                 ? CS_OK
-                 : cs_errorf(err, CS_ENOMEM, "out of memory");
-    cs_msg r;
-    if (rc == CS_OK)
-        rc = ctl_call(c, CS_MSG_MACHINE_ADMIN, b.data, b.size, &r, err);
-    msgpack_sbuffer_destroy(&b);
+    cs_machine_admin_reply reply;
+    int rc = cs_cell_machine_admin(ctl_call_fn, c, machine, admin, deadline, &reply, err);
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "%s %s", verb, machine);
-    cs_machine_admin_reply reply = {0, admin, 0, 0};
-    cs_arena ra;
-    cs_arena_init(&ra);
-    rc = cs_machine_admin_reply_decode(&r.body, &reply, &ra, err);
-    cs_arena_free(&ra);
-    if (rc != CS_OK)
-        return cs_error_wrap(err, rc, "%s %s: reply", verb, machine);
     uint64_t v = reply.version, at = reply.drain_deadline;
     if (c->output == CTL_OUT_JSON) {
         json_t *o = cs_json_machine_admin(machine, admin, at, v);

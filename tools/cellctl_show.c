@@ -165,19 +165,11 @@ static bool is_kind(const char *what, const char *plural)
            (what[0] == plural[0] && what[1] == '\0');
 }
 
+/* --state against a record kind's states (spec/celljson.h). */
 static int check_state(const char *state, const char *what, const char *(*name)(uint8_t),
                        uint8_t count, cs_error *err)
 {
-    if (state == NULL)
-        return CS_OK;
-    char list[128] = "";
-    size_t len = 0;
-    for (uint8_t s = 0; s < count; s++) {
-        if (strcmp(state, name(s)) == 0)
-            return CS_OK;
-        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", s ? ", " : "", name(s));
-    }
-    return cs_errorf(err, CTL_EUSAGE, "--state '%s' is not a %s state (%s)", state, what, list);
+    return cs_cellview_check_state("--state", state, what, name, count, CTL_EUSAGE, err);
 }
 
 static int json_array_of_machines(const ctl_cell *cell, const char *state, cs_error *err)
