@@ -468,8 +468,7 @@ static int nng_fail(cs_error *err, int rv, const char *what, const char *where)
     return cs_errorf(err, CS_EIO, "%s %s: %s", what, where ? where : "", nng_strerror(rv));
 }
 
-/* "HOST:PORT" or "http://HOST:PORT" into h->listen (http://...). */
-static int listen_url(cs_http *h, const char *listen, cs_error *err)
+int cs_http_check_listen(const char *listen, cs_error *err)
 {
     const char *hp = strncmp(listen, "http://", 7) == 0 ? listen + 7 : listen;
     const char *colon = strrchr(hp, ':');
@@ -479,6 +478,14 @@ static int listen_url(cs_http *h, const char *listen, cs_error *err)
     if (!ok)
         return cs_errorf(err, CS_EINVAL, "--http %s: not HOST:PORT (as 127.0.0.1:7680; port 0 "
                          "for any free port)", listen);
+    return CS_OK;
+}
+
+/* "HOST:PORT" or "http://HOST:PORT" into h->listen (http://...). */
+static int listen_url(cs_http *h, const char *listen, cs_error *err)
+{
+    CS_TRY(cs_http_check_listen(listen, err));
+    const char *hp = strncmp(listen, "http://", 7) == 0 ? listen + 7 : listen;
     if (asprintf(&h->listen, "http://%s", hp) < 0) {
         h->listen = NULL;
         return cs_errorf(err, CS_ENOMEM, "out of memory");

@@ -72,6 +72,11 @@ typedef struct cs_http_opts {
 
 typedef struct cs_http cs_http;
 
+/* CS_OK when `listen` is "HOST:PORT" or "http://HOST:PORT" (port 0..65535);
+ * else CS_EINVAL naming it, so that a command line can be refused before
+ * anything starts. Borrowed. */
+int cs_http_check_listen(const char *listen, cs_error *err);
+
 /* Start serving. `o` is copied (its strings too; `pages` is borrowed). On
  * success *out is the caller's: cs_http_stop. CS_EINVAL for a listen
  * address that is not HOST:PORT, CS_EIO naming the address when it cannot

@@ -314,6 +314,11 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (http != NULL && cs_http_check_listen(http, &err) != CS_OK) {
+        fprintf(stderr, "cellstated: %s\n", err.msg);
+        free(members);
+        return 2;
+    }
     if (http != NULL) {
         o.local_url = INPROC_URL;
         o.local_pub_url = INPROC_PUB_URL;

@@ -302,6 +302,12 @@ static cs_id populate(cell *c)
     return t0;
 }
 
+static void still_serving(int port)
+{
+    json_t *j = expect(port, "GET", "/v1/machines", NULL, 200);
+    json_decref(j);
+}
+
 /* ---- reads -------------------------------------------------------------------------- */
 
 Test(http, every_read_route_and_filter)
@@ -620,6 +626,25 @@ Test(http, every_error_status)
     resp_free(&r);
 }
 
+/* --http on an address in use stops cellstated at start, naming it; a value
+ * that is not HOST:PORT is a bad command line. */
+Test(http, bad_or_busy_address_is_refused_at_start)
+{
+    char bin[256], cmd[1024], out[4096];
+    ts_bin("cellstated", bin, sizeof bin);
+    snprintf(cmd, sizeof cmd, "timeout 20 %s --listen tcp://127.0.0.1:%d --data %s/busy --nosync "
+             "--http 127.0.0.1:%d", bin, ts_free_port(), cell_.d.dir, cell_.port);
+    cr_assert_eq(ts_run(cmd, out, sizeof out), 1, "%s", out);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%d", cell_.port);
+    cr_assert(strstr(out, want) != NULL && strstr(out, "HTTP API") != NULL, "%s", out);
+    snprintf(cmd, sizeof cmd, "timeout 20 %s --listen tcp://127.0.0.1:%d --data %s/bad --nosync "
+             "--http localhost", bin, ts_free_port(), cell_.d.dir);
+    cr_assert_eq(ts_run(cmd, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "--http localhost: not HOST:PORT") != NULL, "%s", out);
+    still_serving(cell_.port);
+}
+
 /* ---- a replicated cell -------------------------------------------------------------- */
 
 /* Three members in one directory (cluster.json), each with its HTTP API. */
@@ -818,12 +843,6 @@ Test(http, blocking_query_times_out_with_the_same_version)
 }
 
 /* ---- hostile input ------------------------------------------------------------------ */
-
-static void still_serving(int port)
-{
-    json_t *j = expect(port, "GET", "/v1/machines", NULL, 200);
-    json_decref(j);
-}
 
 Test(http, hostile_input_leaves_it_serving)
 {
