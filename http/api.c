@@ -456,15 +456,13 @@ static int r_members(api *a, gw_reply *r, cs_error *err)
     json_t *o = cs_json_of_msgpack(&m.body);
     if (o == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
-    cs_arena sa;
-    cs_arena_init(&sa);
-    cs_stats_reply st;
-    int rc = cs_client_stats(a->c, &st, &sa, err);
+    uint64_t version = 0;
+    int rc = call(a->c, CS_MSG_STATS, "\x80", 1, &m, err);
     if (rc == CS_OK)
-        rc = ok_json(r, 200, o, st.version, err);
-    else
-        json_decref(o);
-    cs_arena_free(&sa);
+        rc = cs_obj_u64(&m.body, "version", true, UINT64_MAX, &version, err);
+    if (rc == CS_OK)
+        return ok_json(r, 200, o, version, err);
+    json_decref(o);
     return rc;
 }
 

@@ -4,7 +4,8 @@
  * and tasks placed through the msgpack client, as agents and schedulers
  * would; everything else goes through HTTP, and the JSON is parsed with
  * jansson and checked value by value, or compared byte for byte with what
- * cellctl prints for the same records. */
+ * cellctl prints for the same records. The request target's parser is also
+ * tested alone (suite http_target). */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -21,6 +22,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "http/api.h"
+#include "http/gateway.h"
 #include "proto/client.h"
 #include "proto/proto.h"
 #include "tests/support.h"
@@ -903,4 +906,70 @@ Test(http, hostile_input_leaves_it_serving)
     ts_sleep_ms(100);
     cr_assert_eq(ts_daemon_stop(&c->d), 0);
     close(fd);
+}
+
+/* ---- the request target, without a server (http/api.h) ------------------------------ */
+
+Test(http_target, segments_are_split_before_they_are_decoded)
+{
+    gw_req q = {.method = "GET"};
+    cs_error err = {0};
+    cr_assert_eq(gw_req_parse("/v1//jobs/%2Fprod%2Fweb/tasks?job=a+b%26c&state=&x", &q, &err),
+                 CS_OK, "%s", err.msg);
+    cr_assert_eq(q.nseg, 4);
+    cr_assert_str_eq(q.seg[2], "/prod/web");
+    cr_assert_str_eq(q.seg[3], "tasks");
+    cr_assert_eq(q.nparams, 3);
+    cr_assert_str_eq(gw_req_param(&q, "job"), "a b&c");
+    cr_assert_str_eq(gw_req_param(&q, "state"), "");
+    cr_assert_str_eq(gw_req_param(&q, "x"), "");
+    cr_assert_null(gw_req_param(&q, "machine"));
+    gw_req_free(&q);
+    static const char *const bad[] = {"/v1/jobs/%zz", "/v1/jobs/%0", "/v1/jobs/%00x",
+                                      "/v1/jobs?x=%", "/a/b/c/d/e/f/g/h/i"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(gw_req_parse(bad[i], &q, &err), CS_EINVAL, "%s was taken", bad[i]);
+        gw_req_free(&q);
+    }
+}
+
+Test(http_target, blocking_parameters)
+{
+    gw_req q = {.method = "GET"};
+    cs_error err = {0};
+    bool b;
+    uint64_t ix;
+    uint32_t ms;
+    cr_assert_eq(gw_req_parse("/v1/jobs?index=7", &q, &err), CS_OK);
+    cr_assert_eq(gw_blocking(&q, &b, &ix, &ms, &err), CS_OK);
+    cr_assert(b);
+    cr_assert_eq(ix, 7);
+    cr_assert_eq(ms, CS_HTTP_WAIT_DEFAULT_MS);
+    gw_req_free(&q);
+    cr_assert_eq(gw_req_parse("/v1/jobs?index=7&wait=1h", &q, &err), CS_OK);
+    cr_assert_eq(gw_blocking(&q, &b, &ix, &ms, &err), CS_OK);
+    cr_assert_eq(ms, CS_HTTP_WAIT_MAX_MS, "a longer wait is cut to the maximum");
+    gw_req_free(&q);
+    cr_assert_eq(gw_req_parse("/v1/jobs?index=7&wait=1.5", &q, &err), CS_OK);
+    cr_assert_eq(gw_blocking(&q, &b, &ix, &ms, &err), CS_OK);
+    cr_assert_eq(ms, 1500);
+    gw_req_free(&q);
+    cr_assert_eq(gw_req_parse("/v1/jobs", &q, &err), CS_OK);
+    cr_assert_eq(gw_blocking(&q, &b, &ix, &ms, &err), CS_OK);
+    cr_assert_not(b);
+    gw_req_free(&q);
+    q.method = "POST";
+    cr_assert_eq(gw_req_parse("/v1/jobs?index=7", &q, &err), CS_OK);
+    cr_assert_eq(gw_blocking(&q, &b, &ix, &ms, &err), CS_OK);
+    cr_assert_not(b, "only a GET blocks");
+    gw_req_free(&q);
+    q.method = "GET";
+    static const char *const bad[] = {"/v1/jobs?index=-1", "/v1/jobs?index=1x",
+                                      "/v1/jobs?index=99999999999999999999",
+                                      "/v1/jobs?index=1&wait=soon", "/v1/jobs?wait=1s"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(gw_req_parse(bad[i], &q, &err), CS_OK);
+        cr_assert_eq(gw_blocking(&q, &b, &ix, &ms, &err), CS_EINVAL, "%s was taken", bad[i]);
+        gw_req_free(&q);
+    }
 }
