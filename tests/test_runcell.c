@@ -74,6 +74,8 @@ Test(runcell, the_local_cell_runs_the_examples_and_stops_clean, .init = ts_tmp_s
     cr_assert(strstr(all, " leader "), "no leader among the members:\n%s", out);
     /* The examples' web service was healthy and listed by URL. */
     cr_assert(strstr(all, "web:  http://127.0.0.1:"), "%s", out);
+    /* The first replica serves the HTTP API, and the summary says where. */
+    cr_assert(strstr(all, "HTTP API: http://127.0.0.1:"), "%s", out);
     cr_assert(strstr(all, "run-cell: stopped"), "%s", out);
     free(all);
     char summary[500];
