@@ -238,8 +238,13 @@ static void on_request(nng_aio *aio)
 static void on_announce(void *arg)
 {
     cs_http *h = arg;
-    if (nng_aio_result(h->sub_aio) != 0)
-        return; /* closed: the gateway stops */
+    int rv = nng_aio_result(h->sub_aio);
+    if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+        return; /* the gateway stops */
+    if (rv != 0) {
+        nng_recv_aio(h->sub, h->sub_aio);
+        return;
+    }
     nng_msg *m = nng_aio_get_msg(h->sub_aio);
     msgpack_zone z;
     msgpack_zone_init(&z, 256);

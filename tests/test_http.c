@@ -679,7 +679,7 @@ static void trio_setup(trio *t)
 /* Start member i (0-based) with --http on its port. */
 static void trio_start(trio *t, int i)
 {
-    char id[8], data[300], log[300], listen[64];
+    char id[16], data[300], log[300], listen[64];
     snprintf(id, sizeof id, "%d", i + 1);
     snprintf(data, sizeof data, "%s/data-%d", t->dir, i + 1);
     snprintf(log, sizeof log, "%s/cellstated-%d.log", t->dir, i + 1);
