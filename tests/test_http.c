@@ -26,6 +26,7 @@
 #include "http/gateway.h"
 #include "proto/client.h"
 #include "proto/proto.h"
+#include "server/server.h"
 #include "tests/support.h"
 #include "txn/txn.h"
 
@@ -972,4 +973,71 @@ Test(http_target, blocking_parameters)
         cr_assert_eq(gw_blocking(&q, &b, &ix, &ms, &err), CS_EINVAL, "%s was taken", bad[i]);
         gw_req_free(&q);
     }
+}
+
+/* ---- the gateway in this process, with pages beside the API ------------------------- */
+
+static int page_write(void *arg, FILE *out, cs_error *err)
+{
+    int *n = arg;
+    (*n)++;
+    fprintf(out, "cell_up 1\n");
+    return CS_OK;
+}
+
+static int page_fail(void *arg, FILE *out, cs_error *err)
+{
+    return cs_errorf(err, CS_EIO, "no metrics today");
+}
+
+/* What cellstated's main does with --http 127.0.0.1:0, plus two pages of
+ * the kind the lead's /metrics will be, a small body limit, and the
+ * gateway's own URL with the port it was given. */
+Test(http_inproc, pages_beside_the_api_and_a_port_of_its_own, .init = ts_tmp_setup,
+     .fini = ts_tmp_teardown)
+{
+    char data[300];
+    snprintf(data, sizeof data, "%s/data", ts_tmp);
+    cs_server_opts o;
+    cs_server_opts_default(&o);
+    o.data_dir = data;
+    o.listen_url = "inproc://test-http-rep";
+    o.local_url = "inproc://test-http-local";
+    o.local_pub_url = "inproc://test-http-pub";
+    o.workers = 16;
+    o.nosync = true;
+    cs_server *srv;
+    cs_error err = {0};
+    cr_assert_eq(cs_server_start(&o, &srv, &err), CS_OK, "%s", err.msg);
+    int n = 0;
+    cs_http_page pages[] = {{"/metrics", "text/plain; version=0.0.4", page_write, &n},
+                            {"/broken", "text/plain", page_fail, NULL}};
+    cs_http_opts ho = {.listen = "127.0.0.1:0", .server_url = o.local_url,
+                       .pub_url = o.local_pub_url, .threads = 2, .max_body = 64,
+                       .pages = pages, .npages = 2};
+    cs_http *h;
+    cr_assert_eq(cs_http_start(&ho, &h, &err), CS_OK, "%s", err.msg);
+    char url[128];
+    cr_assert_eq(cs_http_url(h, url, sizeof url, &err), CS_OK);
+    int port = 0;
+    cr_assert_eq(sscanf(url, "http://127.0.0.1:%d/v1/", &port), 1, "%s", url);
+    cr_assert_gt(port, 0, "%s: port 0 was not replaced by the bound one", url);
+
+    resp r;
+    char ct[64];
+    http(port, "GET", "/metrics", NULL, NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    cr_assert_str_eq(r.body, "cell_up 1\n");
+    cr_assert_str_eq(header(&r, "Content-Type", ct, sizeof ct), "text/plain; version=0.0.4");
+    cr_assert_eq(n, 1);
+    resp_free(&r);
+    expect_error(port, "GET", "/broken", NULL, NULL, 500, "internal", "no metrics today");
+    expect_error(port, "GET", "/metrics/more", NULL, NULL, 404, "not_found", "no route");
+    json_t *jobs = expect(port, "GET", "/v1/jobs", NULL, 200);
+    cr_assert_eq(json_array_size(jobs), 0);
+    json_decref(jobs);
+    expect_error(port, "POST", "/v1/jobs", "application/json", WEB, 413, "too_large", "64 bytes");
+
+    cs_http_stop(h);
+    cs_server_stop(srv);
 }
