@@ -23,7 +23,6 @@
 #include "proto/proto.h"
 #include "proto/readmsg.h"
 #include "spec/celljson.h"
-#include "spec/fitcheck.h"
 #include "spec/jobspec.h"
 
 /* ---- requests ----------------------------------------------------------------------- */
@@ -505,6 +504,12 @@ static int body_object(api *a, json_t **out, cs_error *err)
     return CS_OK;
 }
 
+/* One line of cs_cell_unfit, appended to the array `ctx`. */
+static void warn(void *ctx, const char *text)
+{
+    append(ctx, json_string(text));
+}
+
 /* The spec's warnings, then why no machine could hold the job (cellctl
  * prints both on stderr; here they are part of the reply). */
 static json_t *submit_warnings(api *a, const cs_jobspec *s, bool fit)
@@ -512,26 +517,8 @@ static json_t *submit_warnings(api *a, const cs_jobspec *s, bool fit)
     json_t *w = json_array();
     for (uint32_t i = 0; w && i < s->nwarnings; i++)
         append(w, json_string(s->warnings[i]));
-    if (!fit || w == NULL)
-        return w;
-    cs_cellview v;
-    cs_cellview_init(&v);
-    cs_error ignore;
-    /* A cell that cannot be read is not the submission's failure. */
-    if (cs_cellview_fetch_machines(call, a->c, &v, &ignore) == CS_OK) {
-        cs_fit_warnings fw;
-        cs_fit_check(&s->job, v.machines, v.nmachines, &fw);
-        char line[CS_FIT_WARN_LEN + CS_NAME_MAX + 32];
-        for (uint32_t i = 0; i < fw.n; i++) {
-            snprintf(line, sizeof line, "job %s waits: %s", s->job.name, fw.msg[i]);
-            append(w, json_string(line));
-        }
-        if (fw.more > 0) {
-            snprintf(line, sizeof line, "job %s: %u more reasons", s->job.name, fw.more);
-            append(w, json_string(line));
-        }
-    }
-    cs_cellview_free(&v);
+    if (fit && w != NULL)
+        cs_cell_unfit(call, a->c, &s->job, warn, w);
     return w;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cellstate/jobopts.h"
+#include "spec/fitcheck.h"
 #include "spec/jobspec.h"
 
 /* ---- fetching --------------------------------------------------------------------- */
@@ -159,6 +160,28 @@ int cs_cellview_check_state(const char *label, const char *state, const char *wh
 }
 
 /* ---- writes ----------------------------------------------------------------------- */
+
+void cs_cell_unfit(cs_call_fn call, void *ctx, const cs_job *j,
+                   void (*line)(void *lctx, const char *text), void *lctx)
+{
+    cs_cellview v;
+    cs_cellview_init(&v);
+    cs_error ignore;
+    if (cs_cellview_fetch_machines(call, ctx, &v, &ignore) == CS_OK) {
+        cs_fit_warnings w;
+        char text[CS_FIT_WARN_LEN + CS_NAME_MAX + 32];
+        cs_fit_check(j, v.machines, v.nmachines, &w);
+        for (uint32_t i = 0; i < w.n; i++) {
+            snprintf(text, sizeof text, "job %s waits: %s", j->name, w.msg[i]);
+            line(lctx, text);
+        }
+        if (w.more > 0) {
+            snprintf(text, sizeof text, "job %s: %u more reasons", j->name, w.more);
+            line(lctx, text);
+        }
+    }
+    cs_cellview_free(&v);
+}
 
 /* The version a {version} reply carries; 0 for a reply without one. */
 static uint64_t reply_version(const cs_msg *r)

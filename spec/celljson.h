@@ -70,6 +70,14 @@ int cs_cellview_fetch_job(cs_call_fn call, void *ctx, cs_cellview *v, const char
 int cs_cellview_check_state(const char *label, const char *state, const char *what,
                             const char *(*name)(uint8_t), uint8_t count, int code, cs_error *err);
 
+/* After a submission: why no machine of the cell could hold job `j`, if
+ * none could (spec/fitcheck.h), one line each ("job web waits: resources:
+ * ..."), handed to `line` with `ctx`. It was accepted anyway: machines may
+ * join. The machines are fetched here; a cell that cannot be read is not
+ * the submission's failure: nothing is said. */
+void cs_cell_unfit(cs_call_fn call, void *ctx, const cs_job *j,
+                   void (*line)(void *lctx, const char *text), void *lctx);
+
 /* ---- writes: the requests cellctl and the HTTP API send alike. Errors are
  * the call's (the server's code and message); the caller names the command.
  * Arguments are borrowed. ----------------------------------------------------- */

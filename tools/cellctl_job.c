@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "spec/fitcheck.h"
 #include "spec/jobspec.h"
 #include "proto/proto.h"
 
@@ -36,24 +35,10 @@ static int report(ctl *c, const char *job, uint64_t id, uint64_t version, const 
     return rc;
 }
 
-/* After a submission: say on stderr why no machine of the cell could hold
- * the job, if none could (spec/fitcheck.h). It was accepted anyway:
- * machines may join. A cell that cannot be read is not the submission's
- * failure: nothing is said. */
-static void warn_unfit(ctl *c, const cs_job *j)
+/* One line of cs_cell_unfit, on stderr. */
+static void warn(void *ctx, const char *text)
 {
-    ctl_cell cell;
-    ctl_cell_init(&cell);
-    cs_error ignore;
-    if (ctl_fetch_machines(c, &cell, &ignore) == CS_OK) {
-        cs_fit_warnings w;
-        cs_fit_check(j, cell.machines, cell.nmachines, &w);
-        for (uint32_t i = 0; i < w.n; i++)
-            fprintf(stderr, "cellctl: warning: job %s waits: %s\n", j->name, w.msg[i]);
-        if (w.more > 0)
-            fprintf(stderr, "cellctl: warning: job %s: %u more reasons\n", j->name, w.more);
-    }
-    ctl_cell_free(&cell);
+    fprintf(stderr, "cellctl: warning: %s\n", text);
 }
 
 int ctl_cmd_submit(ctl *c, const ctl_args *a, cs_error *err)
@@ -77,7 +62,7 @@ int ctl_cmd_submit(ctl *c, const ctl_args *a, cs_error *err)
             snprintf(what, sizeof what, "submitted: id %" PRIu64 ", %u task%s", id.id,
                      s.job.count, s.job.count == 1 ? "" : "s");
             rc = report(c, s.job.name, id.id, id.version, what, err);
-            warn_unfit(c, &s.job);
+            cs_cell_unfit(ctl_call_fn, c, &s.job, warn, NULL);
         } else if (rc != CS_ENOMEM) {
             cs_error_wrap(err, rc, "submit %s", s.job.name);
         }
