@@ -1,14 +1,17 @@
 /* celljson.h — the cell as its JSON clients see it: the records of
- * get.machines, get.jobs, get.tasks and get.job decoded into one view, and
+ * get.machines, get.jobs, get.tasks and get.job decoded into one view,
  * their JSON form (cpu in cores as a number, mem and disk in MiB, names
- * instead of ids).
+ * instead of ids), and the write requests those clients send (submit,
+ * update, kill, scale, machine.admin) with the fit warnings after a submit.
  *
  * Why here and not in cellctl: `cellctl ... -o json` and cellstated's HTTP
  * API (http/gateway.h) must print the same shapes, byte for byte, so that a
  * script written against one works against the other. Both fetch through
  * the same functions and render through the same functions; only how a
  * request reaches cellstated differs (a cs_call_fn: cellctl's names the
- * server it could not reach, the gateway's is an in-process client).
+ * server it could not reach, the gateway's is an in-process client). Every
+ * message a user reads is therefore the same in both: a spec refused, a
+ * state filter that is not a state, why a job waits.
  */
 #ifndef CS_CELLJSON_H
 #define CS_CELLJSON_H
