@@ -111,7 +111,7 @@ LDLIBS  = $(shell pkg-config --libs $(filter-out jansson raft libuv zlib,$(PKGS)
 #   cellstate   the store: records, LMDB, allocation table, log
 #   txn         the semantics of change: claims, conflict, commit, commands
 #   proto       the wire codec and client, below all its users
-#   spec        job specs as JSON and Marathon apps (jansson)
+#   spec        job specs as JSON and Marathon apps, the cell's JSON (jansson)
 #   server      cellstated: transport, dispatch, reads, feed, writer, monitor
 #   http        cellstated's HTTP API: a client of the server's protocol (JSON by spec/)
 #   schedulers  the loop, the copy, placement (batch/ and service/ hold main)
