@@ -846,6 +846,86 @@ Test(http, blocking_query_times_out_with_the_same_version)
     resp_free(&r);
 }
 
+/* More waiting queries than the gateway has threads: a GET is answered while
+ * every one of them still waits (a waiting query holds no thread), and one
+ * submission answers them all. */
+Test(http, waiting_queries_hold_no_thread)
+{
+    cell *c = &cell_;
+    populate(c);
+    resp r;
+    http(c->port, "GET", "/v1/jobs", NULL, NULL, &r);
+    uint64_t n = cell_index(&r);
+    resp_free(&r);
+    enum { WAITERS = 3 * CS_HTTP_THREADS_DEFAULT };
+    int fds[WAITERS];
+    char req[160];
+    snprintf(req, sizeof req, "GET /v1/tasks?index=%" PRIu64 "&wait=60s HTTP/1.1\r\nHost: x\r\n"
+             "Connection: close\r\n\r\n", n);
+    for (int i = 0; i < WAITERS; i++) {
+        fds[i] = dial(c->port);
+        cr_assert(fds[i] >= 0);
+        cr_assert(send_all(fds[i], req, strlen(req)));
+    }
+    still_serving(c->port);
+    char byte;
+    for (int i = 0; i < WAITERS; i++)
+        cr_assert_eq(recv(fds[i], &byte, 1, MSG_DONTWAIT | MSG_PEEK), -1,
+                     "waiting query %d was answered before the version passed", i);
+    cs_error err = {0};
+    cs_client *cl;
+    cr_assert_eq(cs_client_open(c->d.url, 5000, &cl, &err), CS_OK);
+    ts_submit(cl, "{\"name\": \"wake\", \"cmd\": \"true\"}");
+    cs_client_close(cl);
+    for (int i = 0; i < WAITERS; i++) {
+        read_reply(fds[i], &r);
+        cr_assert_eq(r.status, 200, "%s", r.raw);
+        cr_assert_gt(cell_index(&r), n);
+        resp_free(&r);
+        close(fds[i]);
+    }
+}
+
+/* Two requests on one connection (HTTP/1.1 keeps it open). */
+Test(http, a_connection_serves_several_requests)
+{
+    cell *c = &cell_;
+    populate(c);
+    int fd = dial(c->port);
+    cr_assert(fd >= 0);
+    const char *first = "GET /v1/machines HTTP/1.1\r\nHost: x\r\n\r\n";
+    cr_assert(send_all(fd, first, strlen(first)));
+    /* Read the first reply by its Content-Length. */
+    char buf[65536];
+    size_t got = 0;
+    char *body = NULL;
+    long len = -1;
+    while (body == NULL || (long)(got - (size_t)(body - buf)) < len) {
+        ssize_t k = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+        cr_assert_gt(k, 0, "the connection closed after %zu bytes", got);
+        got += (size_t)k;
+        buf[got] = '\0';
+        char *sep = strstr(buf, "\r\n\r\n");
+        if (body == NULL && sep != NULL) {
+            body = sep + 4;
+            char *cl = strcasestr(buf, "Content-Length:");
+            cr_assert(cl != NULL && cl < body, "%s", buf);
+            len = strtol(cl + 15, NULL, 10);
+        }
+    }
+    cr_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
+    const char *second = "GET /v1/jobs/web HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    cr_assert(send_all(fd, second, strlen(second)));
+    resp r;
+    read_reply(fd, &r);
+    close(fd);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    json_t *j = body_json(&r);
+    cr_assert_str_eq(str(j, "name"), "web");
+    json_decref(j);
+    resp_free(&r);
+}
+
 /* ---- hostile input ------------------------------------------------------------------ */
 
 Test(http, hostile_input_leaves_it_serving)
