@@ -8,9 +8,15 @@
 #define CS_TEST_PROMCHECK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Whether promtool is on PATH. */
 bool ts_have_promtool(void);
+
+/* Run `promtool check metrics` on `text` (borrowed): its exit status, and
+ * what it printed in out[0..size). Fails the test when the text cannot be
+ * written; call only when ts_have_promtool(). */
+int ts_promtool_run(const char *text, char *out, size_t size);
 
 /* Pipe `text` (borrowed) into `promtool check metrics` and fail the test,
  * with promtool's words, unless it exits 0 with nothing to say (its linter

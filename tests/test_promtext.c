@@ -118,6 +118,7 @@ Test(promtext, histogram_bounds_are_checked)
     cr_assert(strstr(err.msg, "bound 1 is not above bound 0") != NULL, "%s", err.msg);
     cr_assert_eq(cs_prom_hist_init(&h, unordered, 0, 1, &err), CS_EINVAL);
     cr_assert_eq(cs_prom_hist_init(&h, ns_bounds, CS_PROM_BUCKETS_MAX + 1, 1, &err), CS_EINVAL);
+    cr_assert_eq(cs_prom_hist_init(&h, ns_bounds, 3, 0, &err), CS_EINVAL);
 }
 
 Test(promtext, an_empty_text_is_an_empty_string)
@@ -127,6 +128,22 @@ Test(promtext, an_empty_text_is_an_empty_string)
     char *t = finish(&p);
     cr_assert_str_eq(t, "");
     free(t);
+}
+
+/* The check below can fail: promtool's linter names a counter without
+ * _total, and its parser a sample without a value. */
+Test(promtext, promtool_finds_what_is_wrong)
+{
+    if (!ts_have_promtool())
+        cr_skip_test("promtool is not installed (Debian: prometheus; tools/deps.sh installs it)");
+    char out[4096];
+    int rc = ts_promtool_run("# HELP x_requests Requests.\n# TYPE x_requests counter\n"
+                             "x_requests 1\n",
+                             out, sizeof out);
+    cr_assert(rc != 0 || out[0] != '\0', "promtool said nothing of a counter without _total");
+    cr_assert(strstr(out, "_total") != NULL, "%s", out);
+    rc = ts_promtool_run("# HELP x Gauge.\n# TYPE x gauge\nx{a=\"1\"}\n", out, sizeof out);
+    cr_assert_neq(rc, 0, "promtool took a sample without a value: %s", out);
 }
 
 Test(promtext, promtool_accepts_every_kind)
