@@ -2,12 +2,15 @@
  * cs_server_metrics_text) against a real server started in this process on
  * 127.0.0.1, driven through the client: registrations, a submission, a
  * commit that places and one that conflicts, a sched.report, requests that
- * fail. The counters move by exactly what was done, the families and
+ * fail (an unknown job, a type that is not a request, bytes that are not
+ * msgpack). The counters move by exactly what was done, the families and
  * labels are there, the per-machine series only when asked for, the offer's
  * and the replica's families in those modes, and promtool accepts the text
  * when it is installed (Debian's prometheus). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include "proto/jobmsg.h"
 #include "proto/offermsg.h"
 #include "proto/schedreport.h"
+#include "server/internal.h"
 #include "server/replica.h"
 #include "server/server.h"
 #include "tests/promcheck.h"
@@ -123,9 +127,9 @@ static double moved(const char *a, const char *b, const char *series)
 typedef struct body {
     msgpack_sbuffer b;
     msgpack_packer pk;
-} body;
+} reqbody;
 
-static msgpack_packer *body_new(body *q)
+static msgpack_packer *body_new(reqbody *q)
 {
     msgpack_sbuffer_init(&q->b);
     msgpack_packer_init(&q->pk, &q->b, msgpack_sbuffer_write);
@@ -150,7 +154,7 @@ static uint64_t reply_u64(const cs_msg *r, const char *key)
 /* Machine `name`: 2 cores, 4 GiB, 10000 MiB of disk. */
 static cs_id do_register(cell *x, const char *name)
 {
-    body q;
+    reqbody q;
     msgpack_packer *pk = body_new(&q);
     msgpack_pack_map(pk, 4);
     cs_pack_kv_str(pk, "name", name);
@@ -167,7 +171,7 @@ static cs_id do_register(cell *x, const char *name)
 /* Job `name` of `count` tasks of one core and 1 GiB each. */
 static cs_id do_submit(cell *x, const char *name, uint32_t count)
 {
-    body q;
+    reqbody q;
     msgpack_packer *pk = body_new(&q);
     msgpack_pack_map(pk, 4);
     cs_pack_kv_str(pk, "name", name);
@@ -214,7 +218,7 @@ static void do_report(cell *x, const char *name, const char *kind)
     cr_assert_eq(cs_sched_report_add_uint(rep, "pending_tasks", 7, &err), CS_OK);
     cr_assert_eq(cs_sched_report_add_uint(rep, "wait_first_p50_ms", 1500, &err), CS_OK);
     cr_assert_eq(cs_sched_report_add_uint(rep, "wait_placed_p99_ms", 42, &err), CS_OK);
-    body q;
+    reqbody q;
     msgpack_packer *pk = body_new(&q);
     cr_assert_eq(cs_sched_report_pack(pk, rep), CS_OK);
     free(rep);
@@ -225,7 +229,7 @@ static void do_report(cell *x, const char *name, const char *kind)
 /* job.kill of a job that does not exist: ENOTFOUND. */
 static void do_kill_unknown(cell *x)
 {
-    body q;
+    reqbody q;
     msgpack_packer *pk = body_new(&q);
     cs_ref ref = cs_ref_name("no-such-job");
     cs_ref_req_encode(pk, "job", &ref);
@@ -237,12 +241,28 @@ static void do_kill_unknown(cell *x)
 /* A message type that is not a request (a version announcement): EPROTO. */
 static void do_not_a_request(cell *x)
 {
-    body q;
+    reqbody q;
     msgpack_packer *pk = body_new(&q);
     msgpack_pack_map(pk, 0);
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(call(x, CS_MSG_VERSION, &q.b, &r, &err), CS_EPROTO, "%s", err.msg);
+}
+
+/* Bytes that are not msgpack, as a hostile or broken client sends them:
+ * answered EPROTO, of no type. */
+static void do_garbage(cell *x)
+{
+    nng_socket sock;
+    cr_assert_eq(nng_req0_open(&sock), 0);
+    nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000);
+    cr_assert_eq(nng_dial(sock, x->url, NULL, 0), 0);
+    static const char junk[] = "\xc1 not msgpack";
+    cr_assert_eq(nng_send(sock, (void *)junk, sizeof junk - 1, 0), 0);
+    nng_msg *m;
+    cr_assert_eq(nng_recvmsg(sock, &m, 0), 0, "no reply to bad input");
+    nng_msg_free(m);
+    nng_close(sock);
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -265,6 +285,7 @@ Test(prom, counters_move_by_exactly_what_was_done, .timeout = 60)
     do_report(&x, "batch-a", "batch");
     do_kill_unknown(&x);
     do_not_a_request(&x);
+    do_garbage(&x);
     char *t1 = scrape(&x, false);
 
     static const struct {
@@ -278,6 +299,7 @@ Test(prom, counters_move_by_exactly_what_was_done, .timeout = 60)
         {"cellsched_server_requests_total{type=\"job.kill\",outcome=\"ENOTFOUND\"}", 1},
         {"cellsched_server_requests_total{type=\"job.kill\",outcome=\"ok\"}", 0},
         {"cellsched_server_requests_total{type=\"version\",outcome=\"EPROTO\"}", 1},
+        {"cellsched_server_requests_total{type=\"unknown\",outcome=\"EPROTO\"}", 1},
         /* Two registrations, the submission, two commits, the kill: six
          * writes, each a group of one (one client, one request at a time). */
         {"cellsched_server_writes_total", 6},
@@ -391,7 +413,7 @@ Test(prom, the_offer_is_measured_under_offers, .timeout = 60)
     cr_expect_eq(value(t0, "cellsched_offer_grants_total"), 0);
     cr_expect(!has_line(t0, "cellsched_offer_holder{"), "no holder while none holds it");
 
-    body q;
+    reqbody q;
     msgpack_packer *pk = body_new(&q);
     cs_offer_acquire_req req = {.sched = "svc", .wait_ms = 0};
     cr_assert_eq(cs_offer_acquire_req_encode(pk, &req), CS_OK);
@@ -437,4 +459,23 @@ Test(prom, a_replicated_cell_shows_its_replica_and_raft_latency, .timeout = 60)
     ts_promtool_check(t);
     free(t);
     cell_stop(&x);
+}
+
+/* A follower relays the leader's reply byte for byte and counts it with the
+ * leader's outcome, read from the reply itself. */
+Test(prom, a_relayed_reply_is_counted_with_its_own_outcome)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    cr_assert_eq(cs_msg_error(&b, 7, CS_ENOTFOUND, "job 'x' not found"), CS_OK);
+    cr_expect_eq(srv_metrics_reply_outcome(b.data, b.size), CS_ENOTFOUND);
+    b.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cr_assert_eq(cs_msg_begin(&pk, CS_MSG_JOB_KILL, 7), CS_OK);
+    cs_version_reply v = {42};
+    cr_assert_eq(cs_version_reply_encode(&pk, &v), CS_OK);
+    cr_expect_eq(srv_metrics_reply_outcome(b.data, b.size), CS_OK);
+    cr_expect_eq(srv_metrics_reply_outcome("\xc1", 1), CS_EPROTO, "a reply that does not decode");
+    msgpack_sbuffer_destroy(&b);
 }
