@@ -57,21 +57,58 @@ static void putf(cs_prom *p, const char *fmt, ...)
         put(p, b, (size_t)n);
 }
 
+/* The length of the well-formed UTF-8 sequence at `s` (1 to 4), or 0 when
+ * the bytes there are not one (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF; /* the range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else
+        return 0;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return n;
+}
+
 /* `s` with the escapes of the format: backslash and newline always, the
- * double quote inside a label value. */
+ * double quote inside a label value. A byte that is not part of valid
+ * UTF-8 is written as U+FFFD: Prometheus refuses a whole scrape whose text
+ * is not UTF-8, and a label value may come from a client (a machine's or a
+ * scheduler's name). */
 static void put_escaped(cs_prom *p, const char *s, bool quote)
 {
-    for (const char *run = s;; s++) {
+    const char *run = s;
+    for (;;) {
         const char *esc = *s == '\\' ? "\\\\" : *s == '\n' ? "\\n"
                           : quote && *s == '"' ? "\\\""
                                                : NULL;
-        if (esc == NULL && *s != '\0')
+        size_t n = esc == NULL && *s != '\0' ? utf8_len((const unsigned char *)s) : 0;
+        if (n > 0) { /* a character written as it is */
+            s += n;
             continue;
+        }
         put(p, run, (size_t)(s - run));
         if (*s == '\0')
             return;
-        put_str(p, esc);
-        run = s + 1;
+        put_str(p, esc != NULL ? esc : "\xEF\xBF\xBD");
+        run = ++s;
     }
 }
 

@@ -10,7 +10,8 @@
  * `# HELP name text` and `# TYPE name counter|gauge|histogram|summary` per
  * family, then its samples `name{label="value",...} number`, each on a
  * line. In label values a backslash, a double quote and a newline are
- * written `\\`, `\"` and `\n`; in HELP text a backslash and a newline. A
+ * written `\\`, `\"` and `\n`; in HELP text a backslash and a newline.
+ * The text must be UTF-8 (Prometheus refuses a whole scrape that is not). A
  * histogram is cumulative `name_bucket{le="..."}` samples ending with
  * le="+Inf", then `name_sum` and `name_count` (which equals the +Inf
  * bucket).
@@ -37,7 +38,8 @@ typedef struct cs_prom {
 } cs_prom;
 
 /* One label: name (a Prometheus label name, written as given) and value
- * (any bytes but NUL, escaped when written). Both borrowed. */
+ * (any bytes but NUL, escaped when written; bytes that are not UTF-8
+ * written as U+FFFD). Both borrowed. */
 typedef struct cs_prom_label {
     const char *name;
     const char *value;

@@ -3,9 +3,11 @@
  * Threads: nng's callbacks run the workers (decode, reads, parking polls);
  * one writer thread applies every write in arrival order (writer.c); one
  * monitor thread watches heartbeats (monitor.c). `mu` guards the write
- * queue, the per-machine table, the parked polls and the counters; `rmu`
- * the schedulers' reports (apart, so that reports and stats never wait
- * behind polls). The other files of the server are listed in internal.h.
+ * queue, the per-machine table, the parked polls and the counters (the
+ * metrics' own are atomics, but for the commits by scheduler: metrics.c);
+ * `rmu` the schedulers' reports (apart, so that reports and stats never
+ * wait behind polls). The other files of the server are listed in
+ * internal.h.
  */
 #include "server/server.h"
 
@@ -585,17 +587,16 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         goto err_after_alloc;
     }
     cs_store_opts so = {.nosync = o->nosync};
-    if (o->nmembers == 0) {
+    if (o->nmembers > 0) {
+        rc = start_replica(s, o, &so, err);
+    } else {
         /* One replica: its store's commits are the durability a write
-         * waits for (a replicated cell's is the Raft round, timed by the
-         * writer). */
+         * waits for, and are timed (a replicated cell's is the Raft
+         * round, timed by the writer). */
         so.committed = srv_metrics_store_committed;
         so.committed_ctx = s;
-    }
-    if (o->nmembers > 0)
-        rc = start_replica(s, o, &so, err);
-    else
         rc = cs_store_open(s->data_dir, &so, &s->store, err);
+    }
     if (rc != CS_OK)
         goto err_after_alloc;
     pthread_mutex_lock(&s->mu);

@@ -56,6 +56,22 @@ Test(promtext, label_values_and_help_are_escaped)
     free(t);
 }
 
+/* A label value from a client may hold any bytes: what is not UTF-8 is
+ * written as U+FFFD, so that the scrape stays readable; valid multi-byte
+ * characters pass as they are. */
+Test(promtext, bytes_that_are_not_utf8_become_the_replacement_character)
+{
+    cs_prom p;
+    cs_prom_init(&p);
+    cs_prom_label l[] = {{"name", "caf\xc3\xa9 \xff\xc3 \xe2\x82\xac \xed\xa0\x80 \xf0\x9f\x99\x82"}};
+    cs_prom_u64(&p, "x", l, 1, 1);
+    char *t = finish(&p);
+    /* é and € and 🙂 kept; 0xff, a lone lead byte and a surrogate (3 bytes) replaced. */
+    cr_assert_str_eq(t, "x{name=\"caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd \xe2\x82\xac "
+                        "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xf0\x9f\x99\x82\"} 1\n");
+    free(t);
+}
+
 Test(promtext, floats_shortest_and_special_values)
 {
     cs_prom p;
