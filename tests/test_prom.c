@@ -9,6 +9,7 @@
  * when it is installed (Debian's prometheus). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <stdio.h>
@@ -457,6 +458,63 @@ Test(prom, a_replicated_cell_shows_its_replica_and_raft_latency, .timeout = 60)
               "a replicated cell's store does not fsync: its commits are not the measure");
     cr_expect_eq(value(t, "cellsched_machines{state=\"up\"}"), 1);
     ts_promtool_check(t);
+    free(t);
+    cell_stop(&x);
+}
+
+/* Registrations from another thread, through a client of its own. */
+typedef struct loader {
+    cell *x;
+    int n;
+    _Atomic bool done;
+} loader;
+
+static void *load(void *arg)
+{
+    loader *ld = arg;
+    cell mine = *ld->x; /* the same server, another client (a client is one thread's) */
+    cs_error err = {0};
+    cr_assert_eq(cs_client_open(mine.url, 10000, &mine.c, &err), CS_OK, "%s", err.msg);
+    for (int i = 0; i < ld->n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "load-%d", i);
+        do_register(&mine, name);
+    }
+    cs_client_close(mine.c);
+    ld->done = true;
+    return NULL;
+}
+
+/* Scrapes while the server serves: every scrape reads, and the counters only
+ * grow; a histogram's _count is its +Inf bucket in every one; at the end
+ * the count is exact. (Run under TSan too: make SANITIZER=thread.) */
+Test(prom, scrapes_while_serving_see_counters_only_grow, .timeout = 120)
+{
+    cell x;
+    cell_start(&x, 0);
+    loader ld = {.x = &x, .n = 60};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, load, &ld), 0);
+    static const char reg[] =
+        "cellsched_server_requests_total{type=\"machine.register\",outcome=\"ok\"}";
+    double last = 0;
+    int scrapes = 0;
+    while (!ld.done || scrapes == 0) {
+        char *t = scrape(&x, true);
+        double now = value(t, reg);
+        cr_assert_geq(now, last, "the counter went back from %g to %g", last, now);
+        last = now;
+        cr_assert_eq(value(t, "cellsched_server_write_group_size_count"),
+                     value(t, "cellsched_server_write_group_size_bucket{le=\"+Inf\"}"));
+        cr_assert_eq(value(t, "cellsched_store_commit_duration_seconds_count"),
+                     value(t, "cellsched_store_commit_duration_seconds_bucket{le=\"+Inf\"}"));
+        free(t);
+        scrapes++;
+    }
+    pthread_join(th, NULL);
+    char *t = scrape(&x, false);
+    cr_expect_eq(value(t, reg), 60);
+    cr_expect_eq(value(t, "cellsched_machines{state=\"up\"}"), 60);
     free(t);
     cell_stop(&x);
 }
