@@ -118,10 +118,10 @@ int srv_metrics_reply_outcome(const void *data, size_t len)
     if (cs_msg_decode(data, len, &zone, &m, &err) != CS_OK) {
         code = CS_EPROTO; /* the leader's reply did not decode; the client will say so too */
     } else if (m.type == CS_MSG_ERROR) {
+        /* Lenient: always a code, CS_EPROTO for one that is not 1..1000
+         * (srv_metrics_reply counts a code outside the table as unknown). */
         cs_error_reply e;
         code = cs_error_reply_decode(&m.body, &e, NULL, &err) == CS_OK ? e.code : CS_EPROTO;
-        if (code == CS_OK)
-            code = CS_EPROTO; /* an error reply without an error */
     }
     msgpack_zone_destroy(&zone);
     return code;
