@@ -3,8 +3,10 @@
  * Each route is the request cellctl sends for the same command, rendered by
  * the same JSON layer (spec/celljson.h), so that `GET /v1/jobs` and `cellctl
  * get jobs -o json` print the same bytes. Submissions go through the same
- * parser and fit check as cellctl submit (spec/jobspec.h, spec/fitcheck.h):
- * the same specs are accepted, with the same messages.
+ * parser, request and fit warnings as cellctl submit (spec/jobspec.h,
+ * spec/celljson.h): the same specs are accepted, with the same messages.
+ * What cellctl prints on stderr (a spec's ignored fields, why a job waits)
+ * is the reply's "warnings" here.
  */
 #include "http/api.h"
 
