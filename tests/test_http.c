@@ -565,6 +565,9 @@ Test(http, scale_update_kill_cordon_drain)
     r = expect(c->port, "GET", "/v1/jobs/web", NULL, 200);
     cr_assert_str_eq(str(r, "state"), "killed");
     json_decref(r);
+    /* 409: what its state no longer allows. */
+    expect_error(c->port, "POST", "/v1/jobs/web/scale", "application/json", "{\"count\": 1}", 409,
+                 "conflict", "is killed");
 }
 
 /* ---- errors ------------------------------------------------------------------------- */
