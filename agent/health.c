@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -63,6 +64,8 @@ typedef struct target {
     cs_id id;
     uint32_t attempt;
     int64_t started;
+    uid_t uid;
+    gid_t gid;
     char *dir;
     char *env;              /* NUL-separated, with a final NUL */
     char **envp;
@@ -255,6 +258,8 @@ int ag_health_watch(ag_health *h, const ag_health_target *src, cs_error *err)
     t->id = src->id;
     t->attempt = src->attempt;
     t->started = src->started_ms;
+    t->uid = src->uid;
+    t->gid = src->gid;
     t->n = src->nchecks;
     t->dir = strdup(src->dir);
     t->checks = calloc(src->nchecks, sizeof *t->checks);
@@ -382,6 +387,38 @@ static void abort_run(ag_health *h, check *k)
     k->fd = -1;
 }
 
+/* A check as another user: posix_spawn cannot change the user, so fork;
+ * between fork and exec only system calls (the agent has threads). The
+ * same process as spawn_command's otherwise. 0 or an errno. */
+static int fork_as_user(const target *t, const check *k, pid_t *out)
+{
+    char *argv[] = {(char *)"sh", (char *)"-c", (char *)k->c.command, NULL};
+    pid_t pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        setpgid(0, 0);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        int in = open("/dev/null", O_RDONLY), nul = open("/dev/null", O_WRONLY);
+        if (in < 0 || nul < 0 || dup2(in, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0 ||
+            chdir(t->dir) != 0 || setgroups(1, &t->gid) != 0 || setgid(t->gid) != 0 ||
+            setuid(t->uid) != 0)
+            _exit(126);
+        close_range(3, ~0U, 0);
+        execve("/bin/sh", argv, t->envp);
+        _exit(127);
+    }
+    setpgid(pid, pid); /* also here, so that a timeout's kill(-pid) finds the group */
+    *out = pid;
+    return 0;
+}
+
 static int spawn_command(const target *t, check *k, char *why, size_t size)
 {
     posix_spawnattr_t at;
@@ -409,7 +446,8 @@ static int spawn_command(const target *t, check *k, char *why, size_t size)
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     char *argv[] = {(char *)"sh", (char *)"-c", (char *)k->c.command, NULL};
     pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, t->envp);
+    int rc = t->uid != geteuid() ? fork_as_user(t, k, &pid)
+                                 : posix_spawn(&pid, "/bin/sh", &fa, &at, argv, t->envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     char e[96];

@@ -642,9 +642,12 @@ int ag_jail_make(ag_jail *j, pid_t tag, cs_error *err)
         if (n <= 0 || n >= AG_ISO_PATH_MAX)
             return cs_errorf(err, CS_EINVAL, "cgroup path too long");
         memcpy(j->cg[j->ncg], cg, (size_t)n + 1);
-        int e = mkdir_ok(j->parent[i], 0755);
-        if (e == 0 && mkdir(cg, 0755) != 0)
-            e = errno;
+        /* Twice: another agent may remove an empty parent between the two
+         * mkdirs (a test's cleanup does). */
+        int e = ENOENT;
+        for (int k = 0; k < 2 && e == ENOENT; k++)
+            if ((e = mkdir_ok(j->parent[i], 0755)) == 0 && mkdir(cg, 0755) != 0)
+                e = errno;
         if (e == EEXIST) {
             /* A leftover of a supervisor of the same pid, killed before it
              * could clean up: what runs there is nobody's. */

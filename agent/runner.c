@@ -614,11 +614,23 @@ static void watch_task(ag_runner *r, ag_task *t, const char *dir, int64_t now)
     int rc = cs_jobopts_decode(hbytes, hlen, &a, &o, &err);
     if (rc == CS_OK && env == NULL)
         rc = cs_errorf(&err, CS_EIO, "cannot read %s/env", dir);
+    /* COMMAND checks run where the task runs and as its user (isolate.h);
+     * without an isolation file, in the task directory as the agent. */
+    char *iso = read_file(dir, "isolation", NULL);
+    ag_jail *jail = iso ? malloc(sizeof *jail) : NULL;
+    if (rc == CS_OK && iso != NULL && jail == NULL)
+        rc = cs_errorf(&err, CS_ENOMEM, "out of memory");
+    else if (rc == CS_OK && iso != NULL)
+        rc = ag_jail_parse(iso, jail, &err);
     if (rc == CS_OK) {
-        ag_health_target ht = {t->id, t->attempt, o.health, o.nhealth, ports, nports, dir,
-                               env,   elen,       started_at(dir, now)};
+        bool own = jail == NULL || jail->sandbox[0] == '\0';
+        ag_health_target ht = {t->id, t->attempt, o.health, o.nhealth, ports, nports,
+                               own ? dir : jail->sandbox, env, elen, started_at(dir, now),
+                               own ? geteuid() : jail->uid, own ? getegid() : jail->gid};
         rc = ag_health_watch(r->health, &ht, &err);
     }
+    free(jail);
+    free(iso);
     if (rc != CS_OK)
         fprintf(stderr, "cell-agent: task %llu attempt %u: its health checks cannot run: %s\n",
                 (unsigned long long)t->id, t->attempt, err.msg);
@@ -934,7 +946,7 @@ static int sup_jail(ag_jail *j, sup *s)
     size_t n = 0;
     for (uint32_t i = 0; i < j->ncg; i++)
         n += (size_t)snprintf(list + n, sizeof list - n, "%s\n", j->cg[i]);
-    if (write_file(".", "cgroup", list, n, false) != 0)
+    if (j->ncg > 0 && write_file(".", "cgroup", list, n, false) != 0)
         fprintf(stderr, "supervisor: cannot write cgroup: %s\n", strerror(errno));
     return CS_OK;
 }
@@ -1025,15 +1037,18 @@ int ag_supervise(const char *dir)
     const char *how = si.si_code == CLD_EXITED ? "exit" : "signal";
     /* A task the kernel killed for its memory (any process of it) that did
      * not succeed anyway ended for that reason, whatever its shell says. */
-    if (s.jail != NULL && !(si.si_code == CLD_EXITED && si.si_status == 0) &&
-        ag_jail_oom(s.jail)) {
+    bool oom = s.jail != NULL && !(si.si_code == CLD_EXITED && si.si_status == 0) &&
+               ag_jail_oom(s.jail);
+    if (oom)
         snprintf(code, sizeof code, "%lld %s %d", (long long)s.jail->mem_mib, how,
                  si.si_status);
-        sup_exit("memory", code);
-    } else {
+    else
         snprintf(code, sizeof code, "%d", si.si_status);
-        sup_exit(how, code);
-    }
+    /* The cgroups go before the exit is written: once the agent learns
+     * that the task ended, nothing of it is left on the machine. */
+    if (s.jail != NULL)
+        ag_jail_release(s.jail);
+    sup_exit(oom ? "memory" : how, code);
     /* The shell, and the zombies the final kill left (nothing lives). */
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
