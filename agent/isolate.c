@@ -187,13 +187,19 @@ static int mkdir_ok(const char *path, mode_t mode)
     return mkdir(path, mode) == 0 || errno == EEXIST ? 0 : errno;
 }
 
-/* Prove that a child of `parent` can be made and removed. */
+/* Make `parent` (if missing) and prove that a child of it can be made and
+ * removed. Twice: another agent that stops removes an empty parent
+ * (ag_iso_close), maybe between the two mkdirs. */
 static int probe(const char *parent, cs_error *err)
 {
     char p[AG_ISO_PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/probe-%d", parent, (int)getpid());
-    if (mkdir(p, 0755) != 0 && errno != EEXIST)
-        return cs_errorf(err, CS_EIO, "mkdir %s: %s", p, strerror(errno));
+    int e = ENOENT;
+    for (int k = 0; k < 2 && e == ENOENT; k++)
+        if ((e = mkdir_ok(parent, 0755)) == 0 && mkdir(p, 0755) != 0 && errno != EEXIST)
+            e = errno;
+    if (e != 0)
+        return cs_errorf(err, CS_EIO, "mkdir %s: %s", p, strerror(e));
     if (rmdir(p) != 0)
         return cs_errorf(err, CS_EIO, "rmdir %s: %s", p, strerror(errno));
     return CS_OK;
@@ -221,9 +227,6 @@ static int setup_v1(ag_iso *iso, cs_error *err)
         int n = snprintf(parent, AG_ISO_PATH_MAX, "%s/cellsched", dir);
         if (n <= 0 || n >= AG_ISO_PATH_MAX)
             return cs_errorf(err, CS_EINVAL, "cgroup path too long");
-        int e = mkdir_ok(parent, 0755);
-        if (e != 0)
-            return cs_errorf(err, CS_EIO, "mkdir %s: %s", parent, strerror(e));
         int rc = probe(parent, err);
         if (rc != CS_OK)
             return rc;
@@ -267,10 +270,11 @@ static int setup_v2(ag_iso *iso, cs_error *err)
     int n = snprintf(iso->parent[0], AG_ISO_PATH_MAX, "%s/cellsched", dir);
     if (n <= 0 || n >= AG_ISO_PATH_MAX)
         return cs_errorf(err, CS_EINVAL, "cgroup path too long");
-    if ((e = mkdir_ok(iso->parent[0], 0755)) != 0 || (e = enable_v2(iso->parent[0])) != 0)
+    CS_TRY(probe(iso->parent[0], err));
+    if ((e = enable_v2(iso->parent[0])) != 0)
         return cs_errorf(err, CS_EIO, "%s: %s", iso->parent[0], strerror(e));
     iso->nparents = 1;
-    return probe(iso->parent[0], err);
+    return CS_OK;
 }
 
 /* Whether a unified hierarchy with the memory controller is at CG_ROOT. */
@@ -394,7 +398,17 @@ fail:
     return rc;
 }
 
-void ag_iso_close(ag_iso *iso) { free(iso); }
+void ag_iso_close(ag_iso *iso)
+{
+    if (iso == NULL)
+        return;
+    /* The parents this agent made go when nothing is left in them: rmdir
+     * refuses a cgroup that still has task cgroups (tasks outlive their
+     * agent, and other agents share the parents). */
+    for (uint32_t i = 0; i < iso->nparents; i++)
+        rmdir(iso->parent[i]);
+    free(iso);
+}
 
 int ag_iso_task_file(const ag_iso *iso, const char *name, const ag_iso_task *t, char *out,
                      size_t size, cs_error *err)
@@ -742,12 +756,25 @@ void ag_jail_remove_sandbox(const char *taskdir)
     if (!get(path, text, sizeof text) || ag_jail_parse(text, &j, &err) != CS_OK ||
         j.sandbox[0] != '/' || !is_dir(j.sandbox))
         return;
+    /* From the task root (root's, 0711), by name: the task user need not
+     * reach it from /, as the task itself entered it with fchdir. */
+    char *slash = strrchr(j.sandbox, '/');
+    if (slash == NULL || slash == j.sandbox || slash[1] == '\0')
+        return;
+    *slash = '\0';
+    const char *root = j.sandbox, *name = slash + 1;
     pid_t pid = fork();
     if (pid == 0) {
-        if (j.switch_user &&
-            (setgroups(1, &j.gid) != 0 || setgid(j.gid) != 0 || setuid(j.uid) != 0))
+        /* Quiet: rm cannot remove the sandbox itself (its parent is
+         * root's), which is expected; root does that below. */
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, 2);
+        if (chdir(root) != 0 ||
+            (j.switch_user &&
+             (setgroups(1, &j.gid) != 0 || setgid(j.gid) != 0 || setuid(j.uid) != 0)))
             _exit(126);
-        execl("/bin/rm", "rm", "-rf", "--", j.sandbox, (char *)NULL);
+        execl("/bin/rm", "rm", "-rf", "--", name, (char *)NULL);
         _exit(127);
     }
     if (pid < 0)
@@ -756,5 +783,6 @@ void ag_jail_remove_sandbox(const char *taskdir)
         ;
     /* rm, as the task user, emptied it; the directory itself is in the
      * task root, which only root may change. */
+    *slash = '/';
     rmdir(j.sandbox);
 }

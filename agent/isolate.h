@@ -96,7 +96,8 @@ typedef struct ag_iso ag_iso;
  * Call before the process starts threads (on v2 the agent may move itself
  * into a leaf cgroup). CS_ESTATE when --isolation cgroup was asked and no
  * cgroup can be made, CS_EINVAL for an unknown user; the reason in err.
- * On success *out is the caller's: ag_iso_close. */
+ * On success *out is the caller's: ag_iso_close, which also removes the
+ * parent cgroups when no task cgroup is left in them. */
 int ag_iso_open(const ag_iso_opts *o, ag_iso **out, char *note, size_t notesize, cs_error *err);
 void ag_iso_close(ag_iso *iso);
 

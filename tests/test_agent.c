@@ -1961,6 +1961,16 @@ Test(agent, cellctl_logs_serves_output_and_retention_keeps_the_newest,
         ts_sleep_ms(50);
     }
     cr_assert_eq(n, 2, "%u task directories kept, not 2", n);
+    /* The sandboxes of the removed ones went with them. */
+    snprintf(tasks, sizeof tasks, "%s-tasks", a->work);
+    DIR *sdir = opendir(tasks);
+    struct dirent *se;
+    n = 0;
+    while (sdir && (se = readdir(sdir)) != NULL)
+        n += se->d_name[0] != '.';
+    if (sdir)
+        closedir(sdir);
+    cr_assert_eq(n, 2, "%u sandboxes kept, not 2", n);
     uint32_t readable = 0;
     for (uint32_t i = 0; i < 5; i++) {
         char ref[32], want[32];

@@ -12,6 +12,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/isolate.h"
 #include "tests/support.h"
 
 #define DEADLINE_MS 30000
@@ -445,5 +447,86 @@ Test(isolation, bad_isolation_flags_are_refused_with_a_message, .timeout = 60)
     snprintf(cmd, sizeof cmd, "%s --task-pids-max 0 2>&1", bin);
     cr_assert_eq(ts_run(cmd, out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "--task-pids-max"), "%s", out);
+    ts_rmtree(dir);
+}
+
+/* ---- the isolation file and the sandbox, without a cell -------------------------------- */
+
+/* What the agent writes for a task is what the supervisor reads. */
+Test(isolation_file, written_by_the_agent_read_by_the_supervisor)
+{
+    char dir[256], root[300], name[64], text[16384];
+    cr_assert_eq(ts_mkdtemp(dir, sizeof dir), 0);
+    snprintf(root, sizeof root, "%s/tasks", dir);
+    struct passwd *pw = getpwuid(geteuid());
+    cr_assert(pw != NULL);
+    snprintf(name, sizeof name, "%s", pw->pw_name);
+    ag_iso_opts o = {AG_ISO_NONE, name, root, 77};
+    ag_iso *iso;
+    char note[1024];
+    cs_error err = {0};
+    cr_assert_eq(ag_iso_open(&o, &iso, note, sizeof note, &err), CS_OK, "%s", err.msg);
+    cr_assert(strstr(note, "isolation none") != NULL, "%s", note);
+    cr_assert(strstr(note, "at most 77 processes") != NULL, "%s", note);
+    struct stat st;
+    cr_assert_eq(stat(root, &st), 0, "the task root is made");
+    cr_assert_eq(st.st_mode & 0777, 0711);
+    ag_iso_task t = {250, 96, true};
+    cr_assert_eq(ag_iso_task_file(iso, "12-3", &t, text, sizeof text, &err), CS_OK, "%s", err.msg);
+    ag_jail j;
+    cr_assert_eq(ag_jail_parse(text, &j, &err), CS_OK, "%s\n%s", err.msg, text);
+    cr_assert_eq(j.level, AG_ISO_NONE);
+    cr_assert_eq(j.uid, geteuid());
+    cr_assert(!j.switch_user, "the agent's own user: no switch");
+    cr_assert_eq(j.mem_mib, 96);
+    cr_assert_eq(j.cpu_millis, 250);
+    cr_assert(j.cpu_hard);
+    cr_assert_eq(j.pids_max, 77u);
+    char want[400];
+    snprintf(want, sizeof want, "%s/12-3", root);
+    cr_assert_str_eq(j.sandbox, want);
+    cr_assert_eq(j.nparents, 0u, "no cgroups at level none");
+    cr_assert_neq(ag_jail_parse("level cgroup-v3\n", &j, &err), CS_OK);
+    cr_assert(strstr(err.msg, "cgroup-v3") != NULL, "%s", err.msg);
+    cr_assert_neq(ag_jail_parse("mem 5\nsomething else\n", &j, &err), CS_OK);
+    ag_iso_close(iso);
+    ts_rmtree(dir);
+}
+
+/* Retention removes a sandbox as its owner: a link the task planted in it
+ * is removed, never what it points to. */
+Test(isolation_file, a_sandbox_is_removed_as_its_user_and_links_are_not_followed)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root (to own a sandbox as another user)");
+    struct passwd *pw = getpwnam("nobody");
+    if (pw == NULL)
+        cr_skip_test("needs a user 'nobody'");
+    char dir[256], path[512], sb[300], keep[300], text[1024];
+    cr_assert_eq(ts_mkdtemp(dir, sizeof dir), 0);
+    cr_assert_eq(chmod(dir, 0711), 0); /* as a task root */
+    snprintf(sb, sizeof sb, "%s/sandbox", dir);
+    snprintf(keep, sizeof keep, "%s/precious", dir);
+    cr_assert_eq(mkdir(sb, 0700), 0);
+    cr_assert_eq(chown(sb, pw->pw_uid, pw->pw_gid), 0);
+    FILE *f = fopen(keep, "w");
+    cr_assert(f != NULL);
+    fputs("root's\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/link", sb);
+    cr_assert_eq(symlink(keep, path), 0);
+    snprintf(path, sizeof path, "%s/sub", sb);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(chown(path, pw->pw_uid, pw->pw_gid), 0);
+    snprintf(text, sizeof text, "level none\nuser %d %d\nsandbox %s\n", (int)pw->pw_uid,
+             (int)pw->pw_gid, sb);
+    snprintf(path, sizeof path, "%s/isolation", dir);
+    f = fopen(path, "w");
+    cr_assert(f != NULL);
+    fputs(text, f);
+    fclose(f);
+    ag_jail_remove_sandbox(dir);
+    cr_assert_neq(access(sb, F_OK), 0, "the sandbox is gone");
+    cr_assert_eq(access(keep, F_OK), 0, "what its link pointed to is not");
     ts_rmtree(dir);
 }
