@@ -594,8 +594,12 @@ static int set_limits(const ag_jail *j, cs_error *err)
         snprintf(v, sizeof v, "%lld", (long long)(j->mem_mib * MIB));
         CS_TRY(cg_set(j, v2 ? "memory.max" : "memory.limit_in_bytes", v, true, err));
         /* No swap: a task over its memory is killed, not slowed to a crawl. */
-        if (v2)
+        if (v2) {
             CS_TRY(cg_set(j, "memory.swap.max", "0", false, err));
+            /* The kernel's OOM kill takes the whole task, not one process
+             * of it (as Kubernetes sets it): a task over its memory ends. */
+            CS_TRY(cg_set(j, "memory.oom.group", "1", false, err));
+        }
         else {
             CS_TRY(cg_set(j, "memory.memsw.limit_in_bytes", v, false, err));
             CS_TRY(cg_set(j, "memory.swappiness", "0", false, err));

@@ -415,6 +415,11 @@ Test(isolation, hard_cpu_cap_throttles_and_a_share_only_weighs, .timeout = 120, 
         cr_assert_eq(read_num(scpu, "cpu.shares", NULL), 512, "0.5 core: 512 shares");
         cr_assert_eq(read_num(scpu, "cpu.cfs_quota_us", NULL), -1, "a share has no cap");
     }
+    /* Memory and processes, as requested and as --task-pids-max (default). */
+    const char *smem = cgroup_with(sc, sn, v2 ? "memory.max" : "memory.limit_in_bytes");
+    cr_assert_eq(read_num(smem, v2 ? "memory.max" : "memory.limit_in_bytes", NULL),
+                 64LL << 20, "64 MiB");
+    cr_assert_eq(read_num(cgroup_with(sc, sn, "pids.max"), "pids.max", NULL), 4096);
     /* The kernel throttles the two loops: its counter says so. */
     int64_t end = ts_now_ms() + DEADLINE_MS;
     while (read_num(hcpu, "cpu.stat", "nr_throttled") <= 0) {
@@ -528,5 +533,55 @@ Test(isolation_file, a_sandbox_is_removed_as_its_user_and_links_are_not_followed
     ag_jail_remove_sandbox(dir);
     cr_assert_neq(access(sb, F_OK), 0, "the sandbox is gone");
     cr_assert_eq(access(keep, F_OK), 0, "what its link pointed to is not");
+    ts_rmtree(dir);
+}
+
+/* Where no cgroup can be made (here: an agent that is not root), auto
+ * says so in one line at start and takes rlimits; `cgroup` refuses. */
+Test(isolation, without_cgroups_auto_falls_back_to_rlimits_and_says_so, .timeout = 60,
+     .fini = cleanup)
+{
+    if (geteuid() != 0 || access("/usr/bin/setpriv", X_OK) != 0)
+        cr_skip_test("needs root and setpriv (util-linux) to start an agent as nobody");
+    struct passwd *pw = getpwnam("nobody");
+    if (pw == NULL)
+        cr_skip_test("needs a user 'nobody'");
+    cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    char bin[256], dir[256], log[320], cmd[1200], out[4096];
+    ts_bin("cell-agent", bin, sizeof bin);
+    cr_assert_eq(ts_mkdtemp(dir, sizeof dir), 0);
+    cr_assert_eq(chown(dir, pw->pw_uid, pw->pw_gid), 0);
+    snprintf(work, sizeof work, "%s/w", dir);
+    snprintf(log, sizeof log, "%s/agent.log", dir);
+    snprintf(cmd, sizeof cmd,
+             "setpriv --reuid=%d --regid=%d --clear-groups %s --server tcp://127.0.0.1:1 "
+             "--name m --workdir %s --isolation cgroup 2>&1",
+             (int)pw->pw_uid, (int)pw->pw_gid, bin, work);
+    cr_assert_eq(ts_run(cmd, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "--isolation cgroup: cgroups cannot be used") != NULL, "%s", out);
+    char uid[16], gid[16];
+    snprintf(uid, sizeof uid, "--reuid=%d", (int)pw->pw_uid);
+    snprintf(gid, sizeof gid, "--regid=%d", (int)pw->pw_gid);
+    const char *av[] = {"/usr/bin/setpriv", uid, gid, "--clear-groups", bin, "--server",
+                        "tcp://127.0.0.1:1", "--name", "m", "--workdir", work, NULL};
+    agent_pid = ts_spawn((char *const *)av, log);
+    int64_t end = ts_now_ms() + DEADLINE_MS;
+    for (;;) {
+        FILE *f = fopen(log, "r");
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        if (f)
+            fclose(f);
+        out[n] = '\0';
+        if (strstr(out, "cell-agent: machine m"))
+            break;
+        cr_assert(ts_now_ms() <= end, "the agent never started: %s", out);
+        ts_sleep_ms(50);
+    }
+    cr_assert(strstr(out, "cgroups cannot be used (not root and no delegated cgroup), falling "
+                          "back to rlimits; isolation rlimit") != NULL,
+              "%s", out);
+    cr_assert(strstr(out, "tasks run as nobody") != NULL, "%s", out);
+    ts_stop(agent_pid, SIGTERM, 10000);
+    agent_pid = 0;
     ts_rmtree(dir);
 }
