@@ -57,6 +57,8 @@ typedef struct ag_health_target {
     int64_t started_ms;       /* when the task started (cs_clock_now_ms clock): grace counts from it */
     uid_t uid;                /* COMMAND checks run as the task's user (isolate.h): a */
     gid_t gid;                /* check is the task's code, never root's unless it is */
+    const char *cgroups;      /* and in its cgroups (one directory a line; NULL: none), */
+                              /* counted against its memory and processes as the task */
 } ag_health_target;
 
 /* Begin checking the task (id, attempt); everything in `t` is copied. The

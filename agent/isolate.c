@@ -378,6 +378,8 @@ int ag_iso_open(const ag_iso_opts *o, ag_iso **out, char *note, size_t notesize,
             snprintf(why, sizeof why, "cgroups cannot be used (%s), falling back to rlimits; ",
                      cerr.msg);
             iso->level = AG_ISO_RLIMIT;
+            for (uint32_t i = 0; i < iso->nparents; i++) /* those made before the failure */
+                rmdir(iso->parent[i]);
             iso->nparents = 0;
         }
     }

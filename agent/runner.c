@@ -616,7 +616,7 @@ static void watch_task(ag_runner *r, ag_task *t, const char *dir, int64_t now)
         rc = cs_errorf(&err, CS_EIO, "cannot read %s/env", dir);
     /* COMMAND checks run where the task runs and as its user (isolate.h);
      * without an isolation file, in the task directory as the agent. */
-    char *iso = read_file(dir, "isolation", NULL);
+    char *iso = read_file(dir, "isolation", NULL), *cgroups = read_file(dir, "cgroup", NULL);
     ag_jail *jail = iso ? malloc(sizeof *jail) : NULL;
     if (rc == CS_OK && iso != NULL && jail == NULL)
         rc = cs_errorf(&err, CS_ENOMEM, "out of memory");
@@ -626,11 +626,13 @@ static void watch_task(ag_runner *r, ag_task *t, const char *dir, int64_t now)
         bool own = jail == NULL || jail->sandbox[0] == '\0';
         ag_health_target ht = {t->id, t->attempt, o.health, o.nhealth, ports, nports,
                                own ? dir : jail->sandbox, env, elen, started_at(dir, now),
-                               own ? geteuid() : jail->uid, own ? getegid() : jail->gid};
+                               own ? geteuid() : jail->uid, own ? getegid() : jail->gid,
+                               cgroups};
         rc = ag_health_watch(r->health, &ht, &err);
     }
     free(jail);
     free(iso);
+    free(cgroups);
     if (rc != CS_OK)
         fprintf(stderr, "cell-agent: task %llu attempt %u: its health checks cannot run: %s\n",
                 (unsigned long long)t->id, t->attempt, err.msg);

@@ -386,6 +386,41 @@ Test(isolation, task_runs_unprivileged_in_its_sandbox_and_cannot_touch_the_agent
         free(v[i]);
 }
 
+/* A COMMAND health check is the task's code: as its user, in its sandbox
+ * and its cgroups. */
+Test(isolation, command_health_checks_run_as_the_task_in_its_cgroups, .timeout = 120,
+     .fini = cleanup)
+{
+    need_cgroups();
+    start("cgroup");
+    cs_id j = ts_submit(D.c, "{\"name\": \"checked\", \"count\": 1, \"resources\": {\"cpu\": 0.1,"
+                             " \"mem\": 64}, \"cmd\": \"id -u > task.uid; exec sleep 300\","
+                             " \"health_checks\": [{\"protocol\": \"COMMAND\", \"command\": \"id -u >"
+                             " check.uid; cat /proc/self/cgroup > check.cg\", \"grace_period\": \"0s\","
+                             " \"interval\": \"1s\", \"timeout\": \"5s\", \"max_failures\": 0}]}");
+    task_view t;
+    wait_task(j, CS_TASK_RUNNING, &t);
+    char path[700], cg[4][512];
+    task_file(&t, true, "task.uid", path, sizeof path);
+    char *tuid = wait_line(path);
+    task_file(&t, true, "check.uid", path, sizeof path);
+    char *cuid = wait_line(path);
+    cr_assert_str_eq(cuid, tuid, "the check runs as the task's user");
+    cr_assert_neq(atoi(cuid), 0);
+    uint32_t n = task_cgroups(&t, cg);
+    task_file(&t, true, "check.cg", path, sizeof path);
+    char *in = wait_line(path);
+    const char *leaf = strrchr(cg[0], '/');
+    char want[64];
+    snprintf(want, sizeof want, "/cellsched%s\n", leaf);
+    cr_assert(strstr(in, want) != NULL, "the check is in the task's cgroup %s:\n%s", cg[0], in);
+    free(tuid);
+    free(cuid);
+    free(in);
+    kill_job("checked");
+    assert_cgroups_removed(cg, n);
+}
+
 /* ---- CPU ---------------------------------------------------------------------------- */
 
 Test(isolation, hard_cpu_cap_throttles_and_a_share_only_weighs, .timeout = 120, .fini = cleanup)
