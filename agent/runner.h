@@ -46,8 +46,8 @@
  *
  * "What is left of the task" is every process it started, in its group or
  * not (setsid): the supervisor is a child subreaper, so they all remain its
- * descendants, and it kills them by a walk of /proc (proctree.h says why
- * this and not a cgroup). And a task never outlives its agent
+ * descendants, and it kills them by a walk of /proc (proctree.h), after
+ * killing the task's cgroup where it has one (isolate.h). And a task never outlives its agent
  * unsupervised: the supervisor stops it (SIGTERM, SIGKILL after the kill
  * grace) once agent.alive has not changed for --orphan-grace. The agent is
  * in touch through that file, not a pipe, so that a restarted agent is in
