@@ -283,8 +283,8 @@ done
 # checkout under /root) could not run cellserve, so this development cell
 # then runs its tasks as root, and says so.
 TASK_USER=()
-if ((EUID == 0)) && ! setpriv --reuid=nobody --regid=nogroup --clear-groups \
-    test -x "$BIN/cellserve" 2>/dev/null; then
+if ((EUID == 0)) && command -v setpriv >/dev/null &&
+    ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$BIN/cellserve" 2>/dev/null; then
     say "WARNING: an unprivileged user cannot run $BIN/cellserve (a checkout in a private"
     say "directory): the tasks of this development cell run as ROOT (--task-user root);"
     say "put the checkout where others may read it (e.g. /opt, /srv) to run them unprivileged"
