@@ -64,8 +64,9 @@ static void need_cgroups(void)
                      "/sys/fs/cgroup/memory)");
 }
 
-/* cellstated, cell-agent m1 with --isolation `iso`, and cell-batch. */
-static void start(const char *iso)
+/* cellstated, cell-agent m1 with --isolation `iso` and --task-pids-max
+ * `pids` (NULL: the default), and cell-batch. */
+static void start_pids(const char *iso, const char *pids)
 {
     cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     ts_daemon_setup(&D, NULL, NULL);
@@ -81,13 +82,15 @@ static void start(const char *iso)
                         "--workdir", work,    "--cpu",   "2",              "--mem",
                         "2048",   "--disk",   "1000",    "--heartbeat-ms", "200",
                         "--poll-wait-ms", "1000", "--kill-grace-ms", "500", "--isolation",
-                        iso,      NULL};
+                        iso,      pids ? "--task-pids-max" : NULL, pids, NULL};
     agent_pid = ts_spawn((char *const *)av, alog);
     ts_bin("cell-batch", bin, sizeof bin);
     snprintf(blog, sizeof blog, "%s/batch.log", D.dir);
     const char *bv[] = {bin, "--server", D.url, "--name", "batch", "--idle-ms", "10", NULL};
     batch_pid = ts_spawn((char *const *)bv, blog);
 }
+
+static void start(const char *iso) { start_pids(iso, NULL); }
 
 /* Task 0 of job `job` as the cell has it now (strings copied out). */
 typedef struct task_view {
@@ -419,6 +422,28 @@ Test(isolation, command_health_checks_run_as_the_task_in_its_cgroups, .timeout =
     free(in);
     kill_job("checked");
     assert_cgroups_removed(cg, n);
+}
+
+/* A fork bomb stops at --task-pids-max: the kernel refuses the forks
+ * beyond it, and the shell, which cannot fork, gives up. */
+Test(isolation, forks_beyond_the_task_pids_max_are_refused, .timeout = 120, .fini = cleanup)
+{
+    need_cgroups();
+    start_pids("cgroup", "10");
+    cs_id j = ts_submit(D.c, "{\"name\": \"forky\", \"count\": 1, \"max_retries\": 0,"
+                             " \"resources\": {\"cpu\": 0.1, \"mem\": 64}, \"cmd\": \"for i in 1 2 3 4"
+                             " 5 6 7 8 9 10 11 12 13 14 15; do sleep 300 & done; exec sleep 300\"}");
+    task_view t;
+    wait_task(j, CS_TASK_FAILED, &t);
+    char path[700];
+    task_file(&t, false, "stderr", path, sizeof path);
+    char *err = wait_line(path);
+    cr_assert(strstr(err, "fork") != NULL, "the shell could not fork: %s", err);
+    free(err);
+    task_file(&t, false, "isolation", path, sizeof path);
+    char *iso = wait_line(path);
+    cr_assert(strstr(iso, "pids 10\n") != NULL, "%s", iso);
+    free(iso);
 }
 
 /* ---- CPU ---------------------------------------------------------------------------- */
