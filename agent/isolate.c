@@ -670,12 +670,15 @@ int ag_jail_make(ag_jail *j, pid_t tag, cs_error *err)
                 e = errno;
         if (e == EEXIST) {
             /* A leftover of a supervisor of the same pid, killed before it
-             * could clean up: what runs there is nobody's. */
-            j->ncg++;
+             * could clean up: what runs there is nobody's. Emptied and
+             * made afresh, so that no old limit stands in the way of the
+             * new ones (v1 refuses a memory limit above memsw's). */
+            ag_jail one = {.level = j->level, .ncg = 1, .sandbox_fd = -1};
+            memcpy(one.cg[0], cg, (size_t)n + 1);
             uint32_t left;
-            ag_jail_kill(j, &left);
-            j->ncg--;
-            e = 0;
+            ag_jail_kill(&one, &left);
+            ag_jail_release(&one);
+            e = mkdir(cg, 0755) == 0 ? 0 : errno;
         }
         if (e != 0)
             return cs_errorf(err, CS_EIO, "mkdir %s: %s", cg, strerror(e));

@@ -645,3 +645,78 @@ Test(isolation, without_cgroups_auto_falls_back_to_rlimits_and_says_so, .timeout
     agent_pid = 0;
     ts_rmtree(dir);
 }
+
+/* A cgroup left by a supervisor killed with SIGKILL, whose pid comes round
+ * again: what still runs there is killed, and the task gets it afresh with
+ * its own limits; released, it is gone. */
+Test(isolation_file, a_leftover_task_cgroup_is_emptied_and_made_afresh, .timeout = 60)
+{
+    need_cgroups();
+    char dir[256], root[300], text[16384], note[4096];
+    cr_assert_eq(ts_mkdtemp(dir, sizeof dir), 0);
+    snprintf(root, sizeof root, "%s/tasks", dir);
+    ag_iso_opts o = {AG_ISO_CGROUP_V1, "root", root, 0};
+    ag_iso *iso;
+    cs_error err = {0};
+    cr_assert_eq(ag_iso_open(&o, &iso, note, sizeof note, &err), CS_OK, "%s", err.msg);
+    ag_iso_task t = {100, 48, false};
+    cr_assert_eq(ag_iso_task_file(iso, "1-1", &t, text, sizeof text, &err), CS_OK, "%s", err.msg);
+    ag_jail j;
+    cr_assert_eq(ag_jail_parse(text, &j, &err), CS_OK, "%s", err.msg);
+    cr_assert_gt(j.nparents, 0u, "%s", text);
+    /* Above any pid the kernel hands out: no live supervisor has it. */
+    const int tag = 1 << 23;
+    char stale[4][700];
+    for (uint32_t i = 0; i < j.nparents; i++) {
+        snprintf(stale[i], sizeof stale[i], "%s/task-%d", j.parent[i], tag);
+        cr_assert_eq(mkdir(stale[i], 0755), 0, "%s: %s", stale[i], strerror(errno));
+    }
+    pid_t sleeper = fork();
+    if (sleeper == 0) {
+        char path[760];
+        snprintf(path, sizeof path, "%s/cgroup.procs", stale[0]);
+        FILE *f = fopen(path, "w");
+        if (f == NULL || fputs("0", f) < 0 || fclose(f) != 0)
+            _exit(3);
+        execl("/bin/sleep", "sleep", "300", (char *)NULL);
+        _exit(4);
+    }
+    char procs[760];
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", stale[0]);
+    char *in = NULL;
+    for (int64_t end = ts_now_ms() + DEADLINE_MS; in == NULL || in[0] == '\0';) {
+        free(in);
+        FILE *f = fopen(procs, "r");
+        char buf[256] = "";
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        in = strdup(buf);
+        cr_assert(ts_now_ms() <= end, "the sleeper never joined %s", stale[0]);
+        if (in[0] == '\0')
+            ts_sleep_ms(20);
+    }
+    free(in);
+
+    cr_assert_eq(ag_jail_make(&j, tag, &err), CS_OK, "%s", err.msg);
+    int st;
+    cr_assert_eq(waitpid(sleeper, &st, 0), sleeper);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "what ran there was killed");
+    cr_assert_eq(j.ncg, j.nparents);
+    bool v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+    const char *file = v2 ? "memory.max" : "memory.limit_in_bytes", *mem = NULL;
+    for (uint32_t i = 0; i < j.ncg && mem == NULL; i++) {
+        char path[3300];
+        snprintf(path, sizeof path, "%s/%s", j.cg[i], file);
+        if (access(path, F_OK) == 0)
+            mem = j.cg[i];
+    }
+    cr_assert(mem != NULL, "the task has a memory cgroup");
+    cr_assert_eq(read_num(mem, file, NULL), 48LL << 20);
+    ag_jail_release(&j);
+    for (uint32_t i = 0; i < j.nparents; i++)
+        cr_assert_neq(access(stale[i], F_OK), 0, "%s is removed", stale[i]);
+    ag_iso_close(iso);
+    ts_rmtree(dir);
+}
