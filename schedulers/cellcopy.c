@@ -477,7 +477,12 @@ static void pending_unlink(cs_copy *c, uint32_t ts)
     j->npending--;
 }
 
-/* Take a task out of whichever list its state puts it in. */
+static bool task_ended(uint8_t state)
+{
+    return state == CS_TASK_FAILED || state == CS_TASK_FINISHED || state == CS_TASK_LOST;
+}
+
+/* Take a task out of whichever list (or count) its state puts it in. */
 static void task_detach(cs_copy *c, uint32_t ts)
 {
     cs_ctask *t = &c->tasks[ts];
@@ -486,6 +491,8 @@ static void task_detach(cs_copy *c, uint32_t ts)
         c->jobs[t->job].nplaced--;
     } else if (t->state == CS_TASK_PENDING) {
         pending_unlink(c, ts);
+    } else if (task_ended(t->state)) {
+        c->jobs[t->job].nended--;
     }
 }
 
@@ -497,6 +504,8 @@ static void task_attach(cs_copy *c, uint32_t ts)
         c->jobs[t->job].nplaced++;
     } else if (t->state == CS_TASK_PENDING) {
         pending_insert(c, ts, c->jobs[t->job].pending_tail, CS_NONE);
+    } else if (task_ended(t->state)) {
+        c->jobs[t->job].nended++;
     }
 }
 

@@ -110,6 +110,8 @@ typedef struct cs_cjob {
     uint32_t pending_tail;
     uint32_t npending;
     uint32_t nplaced;      /* assigned or running, tentative included */
+    uint32_t nended;       /* failed, finished or lost (no tentative change makes or
+                            * unmakes one): upkeep skips a job with none */
     size_t bytes;          /* memory held for the record, its options and constraints */
     cs_arena arena;        /* where `job`, `opts` and `bad` live */
 } cs_cjob;

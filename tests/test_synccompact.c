@@ -564,6 +564,15 @@ static void assert_same_copy(const cs_copy *x, const cs_copy *y, const char *whe
                   "%s: job %llu differs (pending %u/%u, placed %u/%u)", when,
                   (unsigned long long)a->job.id, a->npending, b->npending, a->nplaced,
                   b->nplaced);
+        /* nended is kept by the copy as tasks come and go: recount it. */
+        uint32_t ended = 0;
+        for (uint32_t k = 0; k < a->ntaskidx; k++) {
+            const cs_ctask *t = a->tasks[k] == CS_NONE ? NULL : cs_copy_task_at(x, a->tasks[k]);
+            ended += t != NULL && (t->state == CS_TASK_FAILED || t->state == CS_TASK_FINISHED ||
+                                   t->state == CS_TASK_LOST);
+        }
+        cr_assert(a->nended == ended && b->nended == ended, "%s: job %llu: %u ended, counted %u/%u",
+                  when, (unsigned long long)a->job.id, ended, a->nended, b->nended);
         size_t na = cs_copy_pending(x, a->job.id, pa, 512),
                nb = cs_copy_pending(y, a->job.id, pb, 512);
         cr_assert_eq(na, nb);
