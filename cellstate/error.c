@@ -18,6 +18,19 @@ const char *cs_strerror(int code)
     }
 }
 
+const char *cs_error_name(int code)
+{
+    switch (code) {
+#define CS_ERROR_NAME(name, value, text) \
+    case value:                          \
+        return &(#name)[3]; /* past "CS_" */
+        CS_ERROR_TABLE(CS_ERROR_NAME)
+#undef CS_ERROR_NAME
+    default:
+        return "unknown";
+    }
+}
+
 int cs_errorf(cs_error *err, int code, const char *fmt, ...)
 {
     if (err == NULL)

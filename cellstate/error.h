@@ -49,6 +49,11 @@ typedef struct cs_error {
  * table. The string is static: never freed. */
 const char *cs_strerror(int code);
 
+/* The code's name as docs/protocol.md spells it, without the CS_ prefix:
+ * "EINVAL", "ENOTFOUND"; "OK" for CS_OK, "unknown" for a code outside the
+ * table (a label a metric can carry: server/metrics.c). Static. */
+const char *cs_error_name(int code);
+
 /* Record `code` and a printf-style message in `err` (which may be NULL) and
  * return `code`, so that callers can write `return cs_errorf(err, ...)`. */
 int cs_errorf(cs_error *err, int code, const char *fmt, ...)

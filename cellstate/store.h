@@ -68,6 +68,13 @@ typedef struct cs_store_opts {
      * durability, and what a crash leaves behind is replaced by a
      * snapshot. */
     bool writemap;
+    /* Called after each durable commit of a write (a write transaction, a
+     * group commit) with how long LMDB's commit took in nanoseconds: its
+     * page writes and, without nosync, its fsyncs. On the committing
+     * thread, under the writer lock: it must be quick (an atomic add).
+     * NULL: not measured. cellstated's metrics (server/metrics.c). */
+    void (*committed)(void *ctx, uint64_t ns);
+    void *committed_ctx;
 } cs_store_opts;
 
 /* The databases, for the raw iteration used by dumps and replicas. */
@@ -105,6 +112,11 @@ void cs_snap_close(cs_snap *snap);
 uint64_t cs_snap_version(const cs_snap *snap);
 /* The log floor: changes since a version below it are no longer in the log. */
 uint64_t cs_snap_floor(const cs_snap *snap);
+
+/* The commit log's size as of the snapshot: its entries, and the bytes of
+ * the LMDB pages that hold them (branch, leaf and overflow pages; what
+ * compaction gives back). From LMDB's own counts: no entry is read. */
+int cs_snap_log_size(cs_snap *snap, uint64_t *entries, uint64_t *bytes, cs_error *err);
 
 /* Point look-ups. CS_ENOTFOUND (with a message) when absent; the record's
  * strings and arrays live in `a`. */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 #include "cellstate/vec.h"
 #include "proto/proto.h"
@@ -244,3 +245,5 @@ int cs_sched_table_pack(const cs_sched_table *t, int64_t now_ms, msgpack_packer 
     }
     return CS_OK;
 }
+
+uint64_t cs_sched_id_of(const char *name) { return XXH3_64bits(name, strlen(name)) | 1; }

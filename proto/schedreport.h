@@ -59,6 +59,12 @@ typedef struct cs_sched_report {
     cs_sched_metric metrics[CS_SCHED_METRICS_MAX]; /* keys unique */
 } cs_sched_report;
 
+/* The id a scheduler named `name` (borrowed) signs its transactions with
+ * (cs_txn.sched): a hash of the name, odd so that it is never 0. Both
+ * ends compute it: a scheduler for its commits, cellstated to file a
+ * commit's counts under the name its reports give (server/metrics.c). */
+uint64_t cs_sched_id_of(const char *name);
+
 /* Read a sched.report body {"name", "kind", "metrics": {key: number}} with
  * an optional "warning" string (absent = "").
  * A missing field, a wrong type, too many metrics or a non-number value is

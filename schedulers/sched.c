@@ -184,10 +184,11 @@ int cs_sched_new(const cs_sched_opts *o, const cs_sched_hooks *hooks, const cs_s
     msgpack_sbuffer_init(&s->buf);
     cs_txn_result_init(&s->res);
     /* The store's idempotency key is (sched, req): the scheduler id comes
-     * from its name, and request ids start from the wall clock so that a
-     * restarted scheduler never reuses one (a reused one would be answered
-     * with the old result). */
-    s->sched_id = XXH3_64bits(o->name, strlen(o->name)) | 1;
+     * from its name (cellstated files the commit's counts under that
+     * name: proto/schedreport.h), and request ids start from the wall
+     * clock so that a restarted scheduler never reuses one (a reused one
+     * would be answered with the old result). */
+    s->sched_id = cs_sched_id_of(o->name);
     s->next_req = (uint64_t)wall_ms(s) << 16;
     cs_txn_init(&s->txn, s->sched_id, 0, 0, o->conflict, o->commit);
 

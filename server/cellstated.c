@@ -7,6 +7,7 @@
  *              [--snapshot-threshold N] [--snapshot-trailing N]
  *              [--install-snapshot-timeout MS]
  *              [--concurrency optimistic|offers] [--offer-timeout DURATION]
+ *              [--metrics-per-machine]
  *
  * --concurrency (default optimistic): how schedulers' commits are taken.
  * optimistic is Omega's shared state: any scheduler commits at any time and
@@ -15,6 +16,11 @@
  * offer, a lease on every free resource held by one scheduler at a time
  * and granted in DRF order; a lease not released within --offer-timeout
  * (default 30s) is taken back.
+ *
+ * --metrics-per-machine: the Prometheus metrics (server.h's
+ * cs_server_metrics_text, docs/metrics.md) also carry each machine's
+ * capacity, allocation and tasks; off by default, so that a cell of 10,000
+ * machines does not emit 70,000 series a scrape.
  *
  * --cluster FILE --id N: this process is member N of a replicated cell
  * (server/replica.h): FILE lists every member as
@@ -69,6 +75,7 @@ static void usage(FILE *f)
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
                "                  [--install-snapshot-timeout MS]\n"
                "                  [--concurrency optimistic|offers] [--offer-timeout DURATION]\n"
+               "                  [--metrics-per-machine]\n"
                "--listen: $CELL_SERVER (one URL; a list is refused), else %s (port 0: any\n"
                "free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
@@ -79,7 +86,9 @@ static void usage(FILE *f)
                "        and --raft\n"
                "--concurrency: optimistic (default: Omega's shared state) or offers (Mesos-style:\n"
                "        commits only under the one offer, granted in DRF order; a lease not\n"
-               "        released within --offer-timeout, default 30s, is taken back)\n",
+               "        released within --offer-timeout, default 30s, is taken back)\n"
+               "--metrics-per-machine: the metrics also carry each machine's resources and\n"
+               "        tasks (default: cell totals only)\n",
             CS_DEFAULT_URL);
 }
 
@@ -148,6 +157,9 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--nosync") == 0) {
             o.nosync = true;
+            continue;
+        } else if (strcmp(a, "--metrics-per-machine") == 0) {
+            o.metrics_per_machine = true;
             continue;
         }
         if (v == NULL) {

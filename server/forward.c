@@ -210,6 +210,7 @@ static void forward_cb(void *arg)
         return;
     }
     nng_msg *reply = nng_aio_get_msg(w->faio);
+    w->outcome = srv_metrics_reply_outcome(nng_msg_body(reply), nng_msg_len(reply));
     srv_send_bytes(w, nng_msg_body(reply), nng_msg_len(reply));
     nng_msg_free(reply);
 }

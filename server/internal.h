@@ -15,6 +15,8 @@
  *   reports.c   schedulers' sched.report, kept in memory for stats
  *   offers.c    --concurrency offers: the Mesos-style offer, one lease at a
  *               time in DRF order (offers.h)
+ *   metrics.c   what the server measures of itself and of the cell, and
+ *               its Prometheus text (cs_server_metrics_text)
  *
  * Names shared between these files carry the srv_ prefix; everything else
  * is static to its file. Threads and locks are described in server.c.
@@ -28,6 +30,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "cellstate/promtext.h"
 #include "cellstate/store.h"
 #include "proto/agentmsg.h"
 #include "proto/clock.h"
@@ -102,6 +105,13 @@ struct worker {
     cs_msg msg;
     wjob job;
     int64_t recv_ms; /* when nng handed us the request (monotonic) */
+    int64_t recv_ns; /* the same in nanoseconds: a commit's latency (metrics.c) */
+    /* What the reply will say, for the request counters (metrics.c): the
+     * request decoded (else its type is unknown), and its error code
+     * (CS_OK: a reply of its own type). Set by serve() and the paths that
+     * answer with an error. */
+    bool decoded;
+    int outcome;
     /* A parked poll, in its machine's list (mslot.parked). */
     cs_id poll_machine;
     uint64_t poll_since;
@@ -145,6 +155,47 @@ typedef struct counters {
     uint64_t requests, errors, writes, commits, commits_conflicted, claims, claims_committed;
     uint64_t queued; /* writes waiting for the writer now */
 } counters;
+
+/* ---- metrics (metrics.c) ---- */
+
+/* Request types as counted: each message type, and [CS_MSG_COUNT] for a
+ * request that did not decode (type unknown). Outcomes: each error code
+ * (CS_OK: answered with its own type), and [CS_ECODE_MAX + 1] for a code
+ * outside the table (a relayed leader's reply). */
+#define SRV_MTYPES (CS_MSG_COUNT + 1)
+#define SRV_OUTCOMES (CS_ECODE_MAX + 2)
+
+/* One scheduler's commits, by the id its transactions carry (cs_txn.sched)
+ * and the name its sched.report gave that id ("" until one did). */
+typedef struct srv_sched_counts {
+    uint64_t id;
+    char name[CS_NAME_MAX + 1];
+    uint64_t commits;           /* transactions applied (not replays) */
+    uint64_t commits_conflicted; /* of which some claim conflicted */
+    uint64_t claims_conflicted;
+    uint64_t placements; /* claims committed */
+} srv_sched_counts;
+
+/* The most schedulers counted apart; the commits of any further ones are
+ * counted together under SRV_SCHED_OTHERS (a client inventing ids must not
+ * grow the table, or the text, without bound). */
+#define SRV_SCHED_COUNTS_MAX CS_SCHED_TABLE_MAX
+#define SRV_SCHED_OTHERS "(others)"
+
+/* The server's own measurements. The request counters and histograms are
+ * atomics, counted on whichever thread answers; the schedulers' commit
+ * counts change under cs_server.mu, in the section of the writer's reply
+ * that already took it for the `stats` counters. */
+typedef struct srv_metrics {
+    _Atomic uint64_t requests[SRV_MTYPES][SRV_OUTCOMES];
+    cs_prom_hist commit_ns;       /* commit and offer.commit: receipt to reply */
+    cs_prom_hist group_writes;    /* writes per group the writer takes */
+    cs_prom_hist store_commit_ns; /* one replica: the store's durable commits */
+    cs_prom_hist raft_ns;         /* a replicated cell: a group's proposal to its result */
+    srv_sched_counts *scheds;     /* (mu) */
+    size_t nscheds, capscheds;
+    srv_sched_counts others;      /* (mu) beyond SRV_SCHED_COUNTS_MAX */
+} srv_metrics;
 
 struct cs_server {
     cs_server_opts o;
@@ -219,6 +270,8 @@ struct cs_server {
 
     /* --concurrency offers: the offer (offers.c); NULL when optimistic. */
     struct srv_offers *offers;
+
+    srv_metrics metrics;
 };
 
 static inline int64_t now_ms(void)
@@ -226,6 +279,13 @@ static inline int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Wall-clock milliseconds since the epoch, for what people read as a date. */
@@ -391,5 +451,25 @@ void srv_probe_cb(void *arg);
 /* ---- scheduler reports (reports.c) ---- */
 
 int srv_sched_report(worker *w, msgpack_packer *pk, cs_error *err);
+
+/* ---- metrics (metrics.c) ---- */
+
+/* Set up and release s->metrics (the histograms' buckets). */
+int srv_metrics_init(srv_metrics *m, cs_error *err);
+void srv_metrics_free(srv_metrics *m);
+/* w's reply is about to be sent: count it by type and outcome, and a
+ * commit's time since its receipt. */
+void srv_metrics_reply(worker *w);
+/* The outcome of a reply relayed from the leader (data[0..len), only
+ * read): its error code, CS_OK for any other reply. */
+int srv_metrics_reply_outcome(const void *data, size_t len);
+/* A commit applied for scheduler `sched` with result `r` (only read): its
+ * counts. Called with mu held. */
+void srv_metrics_commit(cs_server *s, uint64_t sched, const cs_txn_result *r);
+/* A sched.report named `name` (borrowed): the commits of its id are
+ * counted under that name from now on. Takes mu. */
+void srv_metrics_named(cs_server *s, const char *name);
+/* The store's cs_store_opts.committed (ctx: the cs_server). */
+void srv_metrics_store_committed(void *ctx, uint64_t ns);
 
 #endif

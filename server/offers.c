@@ -40,6 +40,7 @@ struct srv_offers {
     worker *waiters;   /* parked acquires, in arrival order */
     uint32_t nwaiting;
     uint64_t seq;
+    uint64_t grants, expiries; /* since the server started (srv_offers_view) */
 };
 
 static srv_offers *of(cs_server *s) { return s->offers; }
@@ -168,6 +169,7 @@ static void grant_next(srv_offers *o, worker *self)
         return; /* not reached: the queue is not empty */
     queue_remove(o, pick);
     o->lease = o->next_lease++;
+    o->grants++;
     snprintf(o->holder, sizeof o->holder, "%s", pick->ow.sched);
     o->expires = cs_clock_now_ms() + o->timeout_ms;
     cs_clock_arm(o->s->clock, &o->expiry, o->expires);
@@ -185,6 +187,7 @@ static void expire(srv_offers *o, int64_t now)
                     " ms: taken back\n",
             o->lease, o->holder, o->timeout_ms);
     o->expired = o->lease;
+    o->expiries++;
     memcpy(o->expired_holder, o->holder, sizeof o->holder);
     o->lease = 0;
     o->holder[0] = '\0';
@@ -493,4 +496,20 @@ int srv_offer_admit(cs_server *s, uint64_t lease, cs_error *err)
     int rc = lease != o->lease ? not_current(o, "offer.commit", lease, err) : CS_OK;
     pthread_mutex_unlock(&o->mu);
     return rc;
+}
+
+void srv_offers_view(srv_offers *o, srv_offer_view *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&o->mu);
+    out->held = o->lease != 0;
+    if (out->held) {
+        memcpy(out->holder, o->holder, sizeof o->holder);
+        out->offered = o->free;
+        out->nmachines = o->nfree;
+    }
+    out->waiting = o->nwaiting;
+    out->grants = o->grants;
+    out->expiries = o->expiries;
+    pthread_mutex_unlock(&o->mu);
 }

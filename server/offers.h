@@ -97,4 +97,18 @@ bool srv_offer_commit_check(struct worker *w);
  * it, or naming the mode on a cell without offers. */
 int srv_offer_admit(struct cs_server *s, uint64_t lease, cs_error *err);
 
+/* What the offer is now, for the metrics (server/metrics.c): whether a
+ * lease is held and by whom, what it offered (free when it was granted,
+ * summed over nmachines machines), the schedulers waiting, and the leases
+ * granted and taken back since the server started. */
+typedef struct srv_offer_view {
+    bool held;
+    char holder[CS_OFFER_SCHED_MAX + 1];
+    cs_res offered;
+    uint32_t nmachines;
+    uint32_t waiting;
+    uint64_t grants, expiries;
+} srv_offer_view;
+void srv_offers_view(srv_offers *o, srv_offer_view *out);
+
 #endif

@@ -20,6 +20,8 @@ int srv_sched_report(worker *w, msgpack_packer *pk, cs_error *err)
         rc = cs_sched_table_put(&s->reports, r, now_ms(), err);
         pthread_mutex_unlock(&s->rmu);
     }
+    if (rc == CS_OK)
+        srv_metrics_named(s, r->name);
     free(r);
     if (rc != CS_OK)
         return rc;

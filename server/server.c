@@ -3,9 +3,11 @@
  * Threads: nng's callbacks run the workers (decode, reads, parking polls);
  * one writer thread applies every write in arrival order (writer.c); one
  * monitor thread watches heartbeats (monitor.c). `mu` guards the write
- * queue, the per-machine table, the parked polls and the counters; `rmu`
- * the schedulers' reports (apart, so that reports and stats never wait
- * behind polls). The other files of the server are listed in internal.h.
+ * queue, the per-machine table, the parked polls and the counters (the
+ * metrics' own are atomics, but for the commits by scheduler: metrics.c);
+ * `rmu` the schedulers' reports (apart, so that reports and stats never
+ * wait behind polls). The other files of the server are listed in
+ * internal.h.
  */
 #include "server/server.h"
 
@@ -77,6 +79,7 @@ void srv_send_bytes(worker *w, const void *data, size_t len)
         return;
     }
     memcpy(nng_msg_body(m), data, len);
+    srv_metrics_reply(w);
     w->state = W_SEND;
     nng_aio_set_msg(w->aio, m);
     nng_ctx_send(w->ctx, w->aio);
@@ -88,6 +91,7 @@ void srv_send_error(worker *w, int code, const char *message)
     msgpack_sbuffer_init(&b);
     if (code == CS_OK)
         code = CS_EINVAL;
+    w->outcome = code;
     cs_msg_error(&b, w->msg.req, code, message);
     pthread_mutex_lock(&w->s->mu);
     w->s->c.errors++;
@@ -108,6 +112,7 @@ void srv_build_reply(worker *w, handler_fn fn, msgpack_sbuffer *b)
     if (rc == CS_OK)
         return;
     b->size = 0;
+    w->outcome = rc;
     cs_msg_error(b, w->msg.req, rc, err.msg[0] ? err.msg : cs_strerror(rc));
     pthread_mutex_lock(&w->s->mu);
     w->s->c.errors++;
@@ -214,6 +219,8 @@ static void serve(worker *w)
     cs_server *s = w->s;
     cs_error err = {0};
     size_t len = nng_msg_len(w->req);
+    w->decoded = false;
+    w->outcome = CS_OK;
     pthread_mutex_lock(&s->mu);
     s->c.requests++;
     pthread_mutex_unlock(&s->mu);
@@ -230,6 +237,7 @@ static void serve(worker *w)
         srv_send_error(w, rc, err.msg);
         return;
     }
+    w->decoded = true;
     if (w->msg.body.type != MSGPACK_OBJECT_MAP && w->msg.type != CS_MSG_COMMIT) {
         srv_send_error(w, CS_EPROTO, "message body is not a map");
         return;
@@ -292,7 +300,8 @@ static void worker_cb(void *arg)
             break;
         }
         w->req = nng_aio_get_msg(w->aio);
-        w->recv_ms = now_ms();
+        w->recv_ns = now_ns();
+        w->recv_ms = w->recv_ns / 1000000;
         if (srv_stopping(w->s)) {
             /* Stopping: not served (it could be a sync that takes seconds
              * to encode); the client times out and retries elsewhere. */
@@ -566,6 +575,8 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
     pthread_cond_init(&s->mon_cv, NULL);
     pthread_cond_init(&s->applied_cv, NULL);
     int rc, rv;
+    if ((rc = srv_metrics_init(&s->metrics, err)) != CS_OK)
+        goto err_after_alloc;
     if (s->data_dir == NULL || s->listen_url == NULL) {
         rc = cs_errorf(err, CS_EINVAL, "server: a data directory and a listen URL are needed");
         goto err_after_alloc;
@@ -576,10 +587,16 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         goto err_after_alloc;
     }
     cs_store_opts so = {.nosync = o->nosync};
-    if (o->nmembers > 0)
+    if (o->nmembers > 0) {
         rc = start_replica(s, o, &so, err);
-    else
+    } else {
+        /* One replica: its store's commits are the durability a write
+         * waits for, and are timed (a replicated cell's is the Raft
+         * round, timed by the writer). */
+        so.committed = srv_metrics_store_committed;
+        so.committed_ctx = s;
         rc = cs_store_open(s->data_dir, &so, &s->store, err);
+    }
     if (rc != CS_OK)
         goto err_after_alloc;
     pthread_mutex_lock(&s->mu);
@@ -696,6 +713,7 @@ err_after_alloc:
     pthread_mutex_destroy(&s->rmu);
     pthread_mutex_destroy(&s->fmu);
     pthread_rwlock_destroy(&s->store_lk);
+    srv_metrics_free(&s->metrics);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);
@@ -800,6 +818,7 @@ void cs_server_stop(cs_server *s)
     pthread_mutex_destroy(&s->rmu);
     pthread_mutex_destroy(&s->fmu);
     pthread_rwlock_destroy(&s->store_lk);
+    srv_metrics_free(&s->metrics);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);

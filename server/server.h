@@ -67,6 +67,10 @@ typedef struct cs_server_opts {
     unsigned install_snapshot_timeout_ms;
     uint8_t concurrency;       /* cs_concurrency */
     uint32_t offer_timeout_ms; /* offers: a lease held longer is taken back */
+    /* The metrics' per-machine series (--metrics-per-machine): whoever
+     * serves cs_server_metrics_text passes it. Off by default: seven series
+     * a machine is 70,000 at 10,000 machines. */
+    bool metrics_per_machine;
 } cs_server_opts;
 
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB,
@@ -82,6 +86,19 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err);
  * port, chosen by the kernel at bind time) can be told to clients. CS_EINVAL
  * when it does not fit. */
 int cs_server_bound_url(cs_server *s, char *out, size_t size, cs_error *err);
+
+/* What the server measures of itself and of the cell, as Prometheus' text
+ * exposition format 0.0.4 (docs/metrics.md lists every family): request
+ * counters by type and outcome, the writer's queue, group sizes and
+ * latencies, each scheduler's commits and latest report, the machines and
+ * resources of the cell, the log, and the replica or the offer where there
+ * is one. `per_machine`: also each machine's resources (cellstated passes
+ * --metrics-per-machine, s's opts.metrics_per_machine). Reads one snapshot
+ * of the store; safe from any thread while `s` runs. On CS_OK *out
+ * (NUL-terminated, *len bytes) is transferred to the caller: free().
+ * CS_ENOMEM; CS_EUNAVAIL while a replica stops; a store error. */
+int cs_server_metrics_text(cs_server *s, bool per_machine, char **out, size_t *len,
+                           cs_error *err);
 
 /* Stop serving: close the sockets, finish the write in progress, join the
  * threads and close the store. Frees `s`. */

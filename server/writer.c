@@ -336,6 +336,7 @@ static int reply_commit(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err
         s->c.commits_conflicted += r->conflicts > 0;
         s->c.claims += r->nclaims;
         s->c.claims_committed += r->committed;
+        srv_metrics_commit(s, j->p.txn.sched, r);
     }
     pthread_mutex_unlock(&s->mu);
     cs_commit_reply reply = cs_commit_reply_of(r);
@@ -605,6 +606,7 @@ typedef struct wgroup {
     wjob **jobs;   /* n, in arrival order (inside the allocation) */
     wcmd **cmds;   /* their built commands, in order (inside the allocation) */
     const cs_command **props; /* the same commands, for cs_replica_propose */
+    int64_t proposed_ns;      /* when it was proposed (the Raft round's metric) */
 } wgroup;
 
 #define WRITER_INFLIGHT 4
@@ -616,6 +618,10 @@ static void group_proposed(void *arg, int rc, uint64_t index, cs_result *res, si
 {
     wgroup *g = arg;
     cs_server *s = g->s;
+    if (rc == CS_OK) {
+        int64_t d = now_ns() - g->proposed_ns;
+        cs_prom_hist_observe(&s->metrics.raft_ns, d > 0 ? (uint64_t)d : 0);
+    }
     if (rc == CS_OK && n != g->ncmds) {
         rc = CS_EUNAVAIL;
         msg = "the entry's results do not match its commands";
@@ -728,6 +734,7 @@ static void propose_group(cs_server *s, wjob **jobs, size_t n)
     s->winflight++;
     pthread_mutex_unlock(&s->mu);
     cs_error err = {0};
+    g->proposed_ns = now_ns();
     int rc = cs_replica_propose(s->replica, g->props, ncmds, group_proposed, g, &err);
     pthread_rwlock_unlock(&s->store_lk);
     if (rc != CS_OK)
@@ -825,6 +832,7 @@ static void finish(cs_server *s, wjob *j)
         rc = writes[w->msg.type].reply(s, j, &pk, &err);
     if (rc != CS_OK) {
         b.size = 0;
+        w->outcome = rc;
         cs_msg_error(&b, w->msg.req, rc, err.msg[0] ? err.msg : cs_strerror(rc));
         pthread_mutex_lock(&s->mu);
         s->c.errors++;
@@ -956,6 +964,8 @@ void *srv_writer_main(void *arg)
             s->c.queued -= n;
         }
         pthread_mutex_unlock(&s->mu);
+        if (n > 0)
+            cs_prom_hist_observe(&s->metrics.group_writes, n);
 
         while (done != NULL) {
             wgroup *next = done->next;

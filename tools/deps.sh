@@ -10,6 +10,12 @@
 #                           the same for what `make fuzz` needs besides:
 #                           clang and its libFuzzer runtime (FUZZ_CC names
 #                           the clang to look for; default clang)
+#   tools/deps.sh check tests, tools/deps.sh install tests
+#                           the same for the optional tools some suites use
+#                           and skip without, naming the package: promtool
+#                           (Debian's prometheus) for test_prom and
+#                           test_promtext; ./test.sh installs them, so CI
+#                           runs those checks
 #   tools/deps.sh check bench, tools/deps.sh install bench
 #                           the same for what `cellbench etcd` compares
 #                           against: etcd 3.4 (Debian's etcd-server); never
@@ -77,6 +83,15 @@ libFuzzer ($fcc -fsanitize=fuzzer)|fuzzer|$fcc|libclang-rt-dev
 EOF
 }
 
+# The optional tools of the suites (a suite skips that check without one,
+# naming the package). Asked for only by `check tests` and `install tests`
+# (./test.sh): building cellsched and running the other suites need none.
+test_pieces() {
+    cat <<EOF
+promtool (test_prom, test_promtext)|cmd|promtool|prometheus
+EOF
+}
+
 # What `cellbench etcd` needs besides: the etcd server it starts on
 # 127.0.0.1. Asked for only by `check bench` and `install bench`: the
 # benchmark skips, saying so, without it, and nothing else uses it.
@@ -124,11 +139,13 @@ probe() { # kind arg
 }
 
 # Prints "name|package" for each missing piece of $GROUP (empty: what
-# cellsched needs; fuzz: what make fuzz needs besides; bench: what
+# cellsched needs; fuzz: what make fuzz needs besides; tests: the suites'
+# optional tools; bench: what
 # cellbench etcd needs besides).
 group_pieces() {
     case "$GROUP" in
     fuzz) fuzz_pieces ;;
+    tests) test_pieces ;;
     bench) bench_pieces ;;
     *) pieces ;;
     esac
@@ -149,6 +166,8 @@ check() {
         echo "cellsched: missing: $(printf '%s\n' "$m" | names)" >&2
         if [ "$GROUP" = fuzz ]; then
             echo "cellsched: install them with: sh tools/deps.sh install fuzz (or ./test.sh, which does it first)" >&2
+        elif [ "$GROUP" = tests ]; then
+            echo "cellsched: install them with: sh tools/deps.sh install tests (or ./test.sh, which does it first)" >&2
         elif [ "$GROUP" = bench ]; then
             echo "cellsched: install them with: sh tools/deps.sh install bench" >&2
         else
@@ -202,9 +221,9 @@ install() {
 
 GROUP=${2:-}
 case "$GROUP" in
-'' | fuzz | bench) ;;
+'' | fuzz | tests | bench) ;;
 *)
-    echo "usage: tools/deps.sh check|install [fuzz|bench]" >&2
+    echo "usage: tools/deps.sh check|install [fuzz|tests|bench]" >&2
     exit 2
     ;;
 esac
@@ -212,7 +231,7 @@ case "${1:-}" in
 check) check ;;
 install) install ;;
 *)
-    echo "usage: tools/deps.sh check|install [fuzz|bench]" >&2
+    echo "usage: tools/deps.sh check|install [fuzz|tests|bench]" >&2
     exit 2
     ;;
 esac
