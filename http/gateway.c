@@ -382,7 +382,14 @@ static void serve(gw_thread *t, job *j)
     for (int reads = 0;; reads++) {
         gw_reply_free(&r);
         r = (gw_reply){0};
-        if (p != NULL)
+        if (p != NULL && strcmp(j->q.method, "GET") != 0 && strcmp(j->q.method, "HEAD") != 0) {
+            /* A page is read only. */
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s %.100s: the page takes GET (or HEAD)", j->q.method,
+                     p->path);
+            gw_reply_error(&r, 405, msg);
+            snprintf(r.allow, sizeof r.allow, "GET, HEAD");
+        } else if (p != NULL)
             serve_page(p, &r);
         else
             gw_api_serve(t->c, &j->q, &r);

@@ -152,6 +152,26 @@ static int duration(const char *flag, const char *v, uint64_t *out)
     return 0;
 }
 
+/* The Prometheus metrics (docs/metrics.md), served at /metrics beside the
+ * HTTP API: the gateway's page hook, on its threads (cs_server_metrics_text
+ * may be called from any thread while the server runs). */
+typedef struct metrics_page {
+    cs_server *s;
+    bool per_machine;
+} metrics_page;
+
+static int write_metrics(void *arg, FILE *out, cs_error *err)
+{
+    const metrics_page *p = arg;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = cs_server_metrics_text(p->s, p->per_machine, &text, &len, err);
+    if (rc == CS_OK && fwrite(text, 1, len, out) != len)
+        rc = cs_errorf(err, CS_ENOMEM, "metrics: out of memory");
+    free(text);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     cs_server_opts o;
@@ -358,12 +378,17 @@ int main(int argc, char **argv)
                 o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "",
                 o.concurrency == CS_CONCURRENCY_OFFERS ? ", making offers" : "");
     /* The HTTP API once the server serves: its threads' clients dial the
-     * in-process listener at once. Pages outside /v1/ (the lead's /metrics)
-     * go in ho.pages. */
+     * in-process listener at once. Pages outside /v1/ go in `pages`, which
+     * outlives the gateway (stopped before main returns). */
     cs_http *gw = NULL;
     char api_url[160];
+    metrics_page mp = {s, o.metrics_per_machine};
+    const cs_http_page pages[] = {
+        {"/metrics", "text/plain; version=0.0.4; charset=utf-8", write_metrics, &mp},
+    };
     if (http != NULL) {
-        cs_http_opts ho = {.listen = http, .server_url = INPROC_URL, .pub_url = INPROC_PUB_URL};
+        cs_http_opts ho = {.listen = http, .server_url = INPROC_URL, .pub_url = INPROC_PUB_URL,
+                           .pages = pages, .npages = sizeof pages / sizeof pages[0]};
         if (cs_http_start(&ho, &gw, &err) != CS_OK ||
             cs_http_url(gw, api_url, sizeof api_url, &err) != CS_OK) {
             fprintf(stderr, "cellstated: %s\n", err.msg);
