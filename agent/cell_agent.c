@@ -37,6 +37,7 @@
 #include "cellstate/paths.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
+#include "proto/tls.h"
 
 #define AG_LOG_LISTEN_DEFAULT "tcp://0.0.0.0:0"
 #define AG_RETAIN_COUNT_DEFAULT 10u
@@ -53,9 +54,12 @@ static void usage(FILE *f)
             "                  [--retain-count N] [--retain-ms MS]\n"
             "                  [--isolation auto|cgroup|rlimit|none] [--task-user USER]\n"
             "                  [--task-root DIR] [--task-pids-max N]\n"
+            "                  [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
             "       cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]\n"
             "                  [--seed N] [the flags above]\n"
             "--server (one URL, or the comma-separated replicas of a replicated cell)\n"
+            "--tls-*: this agent's certificate and key and the cell's CA (PEM; else\n"
+            "$CELLSCHED_TLS_CERT, _KEY, _CA): needed for, and only for, tls+tcp:// servers\n"
             "defaults to $CELL_SERVER, else %s; capacity is detected\n"
             "from the host unless given (simulated machines: 8 cores, 16384 MiB, 100000 MiB).\n"
             "--orphan-grace (default %d): a task whose agent has been gone this long is\n"
@@ -94,6 +98,8 @@ typedef struct flags {
     uint32_t orphan_grace_ms;
     uint64_t seed;
     ag_iso_opts iso; /* task_root: NULL until run_machine picks the default */
+    cs_tls_files tls_files;
+    cs_tls *tls; /* loaded in main from tls_files: the cellstated client's certificates */
 } flags;
 
 static int num(const char *flag, const char *v, unsigned long long min, unsigned long long max,
@@ -204,6 +210,8 @@ static int parse_flags(int argc, char **argv, flags *f)
         unsigned long long x = 0;
         cs_error err = {0};
         int rc = 0;
+        if (cs_tls_flag(a, v, &f->tls_files))
+            continue;
         if (strcmp(a, "--server") == 0)
             f->server = v;
         else if (strcmp(a, "--name") == 0)
@@ -460,7 +468,7 @@ static int run_machine(const flags *f, const char *url, const cs_servers *server
     nng_socket_set_ms(sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(sock, NNG_OPT_RECONNMAXT, 1000);
     nng_socket_set_size(sock, NNG_OPT_RECVMAXSZ, 0);
-    if (cs_servers_dial(sock, servers, &err) != CS_OK) {
+    if (cs_servers_dial(sock, servers, f->tls, &err) != CS_OK) {
         fprintf(stderr, "cell-agent: %s\n", err.msg);
         rc = 2;
         goto cleanup;
@@ -519,6 +527,20 @@ int main(int argc, char **argv)
         cs_arena_free(&f.arena);
         return 2;
     }
+    /* The certificates too, before anything starts (proto/tls.h). */
+    cs_tls_files_env(&f.tls_files);
+    if (cs_tls_load(&f.tls_files, &f.tls, &perr) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", perr.msg);
+        cs_arena_free(&f.arena);
+        return 2;
+    }
+    for (size_t k = 0; k < servers.n; k++)
+        if (cs_tls_check_url(f.tls, servers.url[k], "--server", &perr) != CS_OK) {
+            fprintf(stderr, "cell-agent: %s\n", perr.msg);
+            cs_tls_free(f.tls);
+            cs_arena_free(&f.arena);
+            return 2;
+        }
 
     /* Block the stop signals before nng starts its threads, so that only
      * wait_for_stop receives them. */
@@ -530,6 +552,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int rc = f.simulate > 0 ? run_simulator(&f, url, &set) : run_machine(&f, url, &servers, &set);
+    cs_tls_free(f.tls);
     cs_arena_free(&f.arena);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include "proto/msg.h"
 #include "proto/readmsg.h"
 #include "proto/servers.h"
+#include "proto/tls.h"
 
 /* One socket per server, not one REQ socket dialling every URL.
  *
@@ -76,7 +77,7 @@ static int64_t mono_ms(void)
 }
 
 /* Open server i's socket and dial it without blocking. */
-static int server_open(cs_client *c, size_t i, cs_error *err)
+static int server_open(cs_client *c, size_t i, const cs_tls *tls, cs_error *err)
 {
     nng_socket *sock = &c->sock[i];
     const char *url = c->list.url[i];
@@ -89,12 +90,16 @@ static int server_open(cs_client *c, size_t i, cs_error *err)
     nng_socket_set_ms(*sock, NNG_OPT_RECONNMINT, 20);
     nng_socket_set_ms(*sock, NNG_OPT_RECONNMAXT, 500);
     nng_socket_set_size(*sock, NNG_OPT_RECVMAXSZ, 0);
-    if ((rv = nng_dial(*sock, url, NULL, NNG_FLAG_NONBLOCK)) != 0)
-        return cs_errorf(err, CS_EINVAL, "client: cannot dial %s: %s", url, nng_strerror(rv));
-    return CS_OK;
+    return cs_tls_dial(*sock, url, tls, NNG_FLAG_NONBLOCK, NULL, "client", err);
 }
 
 int cs_client_open(const char *urls, uint32_t timeout_ms, cs_client **out, cs_error *err)
+{
+    return cs_client_open_tls(urls, NULL, timeout_ms, out, err);
+}
+
+int cs_client_open_tls(const char *urls, const cs_tls *tls, uint32_t timeout_ms, cs_client **out,
+                       cs_error *err)
 {
     cs_client *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -107,7 +112,7 @@ int cs_client_open(const char *urls, uint32_t timeout_ms, cs_client **out, cs_er
     msgpack_zone_init(&c->zone, 4096);
     msgpack_sbuffer_init(&c->out);
     for (size_t i = 0; i < c->list.n; i++)
-        if ((rc = server_open(c, i, err)) != CS_OK) {
+        if ((rc = server_open(c, i, tls, err)) != CS_OK) {
             cs_client_close(c);
             return rc;
         }

@@ -32,6 +32,7 @@
 #include "cellstate/error.h"
 #include "proto/proto.h"
 #include "proto/readmsg.h"
+#include "proto/tls.h"
 
 typedef struct cs_client cs_client;
 
@@ -40,6 +41,12 @@ typedef struct cs_client cs_client;
  * `timeout_ms`. CS_EINVAL naming the entry that is not a URL or that nng
  * cannot dial. On success *out is the caller's: cs_client_close. */
 int cs_client_open(const char *urls, uint32_t timeout_ms, cs_client **out, cs_error *err);
+/* The same over mutual TLS: `tls` (borrowed for the call only: each
+ * dialer keeps its own configuration; NULL for none) gives the client's
+ * certificate and the cell's CA. A tls+tcp:// URL without `tls`, or a
+ * tcp:// one with it, is CS_EINVAL naming the URL (proto/tls.h). */
+int cs_client_open_tls(const char *urls, const cs_tls *tls, uint32_t timeout_ms, cs_client **out,
+                       cs_error *err);
 void cs_client_close(cs_client *c);
 /* The bound of each later call, all its attempts included. */
 void cs_client_set_timeout(cs_client *c, uint32_t timeout_ms);

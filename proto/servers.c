@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proto/proto.h"
+#include "proto/tls.h"
 
 /* Whether `scheme` (n bytes) is one that carries a host:port, whose port a
  * client must name (nng has no default port for these). */
@@ -122,12 +123,12 @@ int cs_listen_url(const char *flag, const char **out, cs_error *err)
     return CS_OK;
 }
 
-int cs_servers_dial(nng_socket sock, const cs_servers *s, cs_error *err)
+int cs_servers_dial(nng_socket sock, const cs_servers *s, const cs_tls *tls, cs_error *err)
 {
     for (size_t i = 0; i < s->n; i++) {
-        int rv = nng_dial(sock, s->url[i], NULL, NNG_FLAG_NONBLOCK);
-        if (rv != 0)
-            return cs_errorf(err, CS_EINVAL, "cannot dial %s: %s", s->url[i], nng_strerror(rv));
+        int rc = cs_tls_dial(sock, s->url[i], tls, NNG_FLAG_NONBLOCK, NULL, "--server", err);
+        if (rc != CS_OK)
+            return rc;
     }
     return CS_OK;
 }

@@ -22,6 +22,7 @@
 #include <nng/nng.h>
 
 #include "cellstate/error.h"
+#include "proto/tls.h"
 
 /* A cell has at most 7 members (server/replica.h), each with a URL of at
  * most 127 bytes (its `listen`, CS_MEMBER_LISTEN_MAX). */
@@ -61,8 +62,9 @@ int cs_listen_url(const char *flag, const char **out, cs_error *err);
 /* Dial every server of `s` (borrowed) on `sock` without blocking: nng
  * connects and reconnects each in the background, and a REQ socket sends
  * each request on one connected pipe (see agent/loop.h for who uses it).
- * CS_EINVAL naming the entry nng refuses; the dialers started before it
- * stay with the socket (closed with it). */
-int cs_servers_dial(nng_socket sock, const cs_servers *s, cs_error *err);
+ * Over mutual TLS with `tls` (borrowed; NULL for none; proto/tls.h).
+ * CS_EINVAL naming the entry nng or cs_tls_check_url refuses; the dialers
+ * started before it stay with the socket (closed with it). */
+int cs_servers_dial(nng_socket sock, const cs_servers *s, const cs_tls *tls, cs_error *err);
 
 #endif

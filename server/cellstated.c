@@ -70,6 +70,7 @@
 #include "cellstate/paths.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
+#include "proto/tls.h"
 #include "server/replica.h"
 #include "server/server.h"
 
@@ -90,6 +91,7 @@ static void usage(FILE *f)
                "                  [--concurrency optimistic|offers] [--offer-timeout DURATION]\n"
                "                  [--metrics-per-machine]\n"
                "                  [--http HOST:PORT]\n"
+               "                  [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
                "--listen: $CELL_SERVER (one URL; a list is refused), else %s (port 0: any\n"
                "free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
@@ -101,6 +103,9 @@ static void usage(FILE *f)
                "--concurrency: optimistic (default: Omega's shared state) or offers (Mesos-style:\n"
                "        commits only under the one offer, granted in DRF order; a lease not\n"
                "        released within --offer-timeout, default 30s, is taken back)\n"
+               "--tls-cert/--tls-key/--tls-ca: this server's certificate and key and the\n"
+               "        cell's CA (PEM); --listen and --pub are then tls+tcp:// URLs and every\n"
+               "        client must present a certificate the CA signed (docs/security.md)\n"
                "--http HOST:PORT: also serve the HTTP API (JSON under http://HOST:PORT/v1/,\n"
                "        docs/http.md), off by default; port 0: any free port\n"
                "--metrics-per-machine: the metrics also carry each machine's resources and\n"
@@ -184,6 +189,7 @@ int main(int argc, char **argv)
     const char *listen = NULL, *addr_file = NULL, *cluster = NULL, *raft = NULL, *http = NULL;
     unsigned long long member_id = 0;
     uint64_t offer_timeout = 0;
+    cs_tls_files tls_files = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -204,6 +210,8 @@ int main(int argc, char **argv)
             return 2;
         }
         i++;
+        if (cs_tls_flag(a, v, &tls_files))
+            continue;
         if (strcmp(a, "--listen") == 0)
             listen = v;
         else if (strcmp(a, "--pub") == 0)
@@ -346,8 +354,21 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* The certificates, checked before anything listens; the URLs must
+     * agree with them (proto/tls.h: tls+tcp:// with, tcp:// without). */
+    cs_tls *tls = NULL;
+    if (cs_tls_load(&tls_files, &tls, &err) != CS_OK ||
+        cs_tls_check_url(tls, o.listen_url, "--listen", &err) != CS_OK ||
+        (o.pub_url != NULL && cs_tls_check_url(tls, o.pub_url, "--pub", &err) != CS_OK)) {
+        fprintf(stderr, "cellstated: %s\n", err.msg);
+        cs_tls_free(tls);
+        free(members);
+        return 2;
+    }
+    o.tls = tls;
     if (http != NULL && cs_http_check_listen(http, &err) != CS_OK) {
         fprintf(stderr, "cellstated: %s\n", err.msg);
+        cs_tls_free(tls);
         free(members);
         return 2;
     }
@@ -360,6 +381,7 @@ int main(int argc, char **argv)
     free(members); /* copied by the server */
     if (started != CS_OK) {
         fprintf(stderr, "cellstated: %s\n", err.msg);
+        cs_tls_free(tls);
         return 1;
     }
     char bound[512];
@@ -367,6 +389,7 @@ int main(int argc, char **argv)
         (addr_file != NULL && write_addr_file(addr_file, bound, &err) != CS_OK)) {
         fprintf(stderr, "cellstated: %s\n", err.msg);
         cs_server_stop(s);
+        cs_tls_free(tls);
         return 1;
     }
     if (member_id != 0)
@@ -377,6 +400,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "cellstated: serving %s on %s%s%s%s\n", o.data_dir, bound,
                 o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "",
                 o.concurrency == CS_CONCURRENCY_OFFERS ? ", making offers" : "");
+    /* Loudly, because nothing else will say it: without certificates
+     * any process that reaches the port is every role at once. */
+    if (tls == NULL && !cs_tls_url(bound) && strncmp(bound, "ipc://", 6) != 0 &&
+        strncmp(bound, "inproc://", 9) != 0)
+        fprintf(stderr,
+                "cellstated: WARNING: unauthenticated: anyone who reaches %s may act as any "
+                "role; use --tls-cert, --tls-key and --tls-ca (docs/security.md)\n",
+                bound);
     /* The HTTP API once the server serves: its threads' clients dial the
      * in-process listener at once. Pages outside /v1/ go in `pages`, which
      * outlives the gateway (stopped before main returns). */
@@ -394,6 +425,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "cellstated: %s\n", err.msg);
             cs_http_stop(gw);
             cs_server_stop(s);
+            cs_tls_free(tls);
             return 1;
         }
         fprintf(stderr, "cellstated: HTTP API on %s\n", api_url);
@@ -404,5 +436,6 @@ int main(int argc, char **argv)
     /* The gateway first: it answers what it holds through the server. */
     cs_http_stop(gw);
     cs_server_stop(s);
+    cs_tls_free(tls);
     return 0;
 }

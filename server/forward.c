@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proto/tls.h"
 #include "server/internal.h"
 #include "server/replica.h"
 
@@ -113,10 +114,12 @@ static int aim(cs_server *s, cs_error *err)
         nng_dialer_close(s->fwd_dialer);
         s->have_fwd_dialer = false;
     }
-    int rv = nng_dial(s->fwd, st.leader_listen, &s->fwd_dialer, NNG_FLAG_NONBLOCK);
-    if (rv != 0)
-        return cs_errorf(err, CS_ENOTLEADER, "dialling the leader (replica %llu) at %s: %s",
-                         (unsigned long long)st.leader, st.leader_listen, nng_strerror(rv));
+    /* Over TLS when the leader's `listen` is a tls+tcp URL: this replica
+     * presents its own certificate, as any client does. */
+    rc = cs_tls_dial(s->fwd, st.leader_listen, s->o.tls, NNG_FLAG_NONBLOCK, &s->fwd_dialer,
+                         "dialling the leader", err);
+    if (rc != CS_OK)
+        return cs_error_wrap(err, CS_ENOTLEADER, "replica %llu", (unsigned long long)st.leader);
     s->have_fwd_dialer = true;
     s->fwd_leader = st.leader;
     snprintf(s->fwd_url, sizeof s->fwd_url, "%s", st.leader_listen);

@@ -227,6 +227,9 @@ struct cs_server {
     int64_t served_ms; /* requests received before this have been read */
     bool gc_queued;    /* a collection of ended jobs waits for the writer */
     nng_listener listener;
+    /* Connections refused at the TLS handshake so far (cs_tls_refused),
+     * as the monitor last logged them; the monitor's alone. */
+    uint64_t tls_refused;
     mslot *mach;
     size_t nmach;
     uint32_t nparked;

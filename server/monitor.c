@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "proto/agentmsg.h"
+#include "proto/tls.h"
 #include "server/internal.h"
 #include "server/replica.h"
 
@@ -268,6 +269,24 @@ static void upkeep_run(cs_server *s, upkeep *u)
     }
 }
 
+/* Log the clients refused at the TLS handshake since the last tick: nng
+ * closes them itself and tells no one else, and an operator whose agent
+ * has the wrong certificate must find out from this log. */
+static void note_tls_refusals(cs_server *s)
+{
+    uint64_t n;
+    cs_error err;
+    if (!cs_tls_url(s->listen_url) || cs_tls_refused(s->listener, &n, &err) != CS_OK ||
+        n <= s->tls_refused)
+        return;
+    fprintf(stderr,
+            "cellstated: refused %llu connection(s) at the TLS handshake on %s (%llu in all): a "
+            "client without a certificate, with one the cell's CA did not sign, or not speaking "
+            "TLS (tcp:// for tls+tcp://)\n",
+            (unsigned long long)(n - s->tls_refused), s->listen_url, (unsigned long long)n);
+    s->tls_refused = n;
+}
+
 void *srv_monitor_main(void *arg)
 {
     cs_server *s = arg;
@@ -296,6 +315,7 @@ void *srv_monitor_main(void *arg)
             return NULL;
         if (arm)
             nng_sleep_aio(0, s->probe);
+        note_tls_refusals(s);
         if (!srv_leads(s))
             continue; /* a follower: the leader judges heartbeats and upkeep */
         cs_snap *snap;

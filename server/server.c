@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "proto/tls.h"
 #include "server/internal.h"
 #include "server/replica.h"
 
@@ -551,6 +552,19 @@ static int nng_fail(cs_error *err, int rv, const char *what, const char *url)
     return cs_errorf(err, CS_EIO, "%s %s: %s", what, url ? url : "", nng_strerror(rv));
 }
 
+/* Listen at `url`: over TLS when it is a tls+tcp URL (s->o.tls then
+ * required), else as ever, with the same errors as ever. */
+static int tls_or_plain_listen(cs_server *s, nng_socket sock, const char *url, nng_listener *l,
+                               const char *what, cs_error *err)
+{
+    int rc = cs_tls_check_url(s->o.tls, url, what, err);
+    if (rc != CS_OK || cs_tls_url(url))
+        return rc != CS_OK ? rc : cs_tls_listen(sock, url, s->o.tls, l, what, err);
+    int rv = nng_listen(sock, url, l, 0);
+    return rv != 0 ? nng_fail(err, rv, sock.id == s->rep.id ? "listening on" : "publishing on", url)
+                   : CS_OK;
+}
+
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
@@ -666,10 +680,9 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         goto err_after_workers;
     }
     s->served_ms = now_ms();
-    if ((rv = nng_listen(s->rep, s->listen_url, &s->listener, 0)) != 0) {
-        rc = nng_fail(err, rv, "listening on", s->listen_url);
+    if ((rc = tls_or_plain_listen(s, s->rep, s->listen_url, &s->listener, "--listen", err)) !=
+        CS_OK)
         goto err_after_workers;
-    }
     if (s->local_url != NULL && (rv = nng_listen(s->rep, s->local_url, NULL, 0)) != 0) {
         rc = nng_fail(err, rv, "listening on", s->local_url);
         goto err_after_workers;
@@ -682,10 +695,9 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
         s->have_pub = true;
         const char *urls[] = {s->pub_url, s->local_pub_url};
         for (size_t i = 0; i < 2; i++)
-            if (urls[i] != NULL && (rv = nng_listen(s->pub, urls[i], NULL, 0)) != 0) {
-                rc = nng_fail(err, rv, "publishing on", urls[i]);
+            if (urls[i] != NULL &&
+                (rc = tls_or_plain_listen(s, s->pub, urls[i], NULL, "--pub", err)) != CS_OK)
                 goto err_after_workers;
-            }
     }
     if (pthread_create(&s->writer, NULL, srv_writer_main, s) != 0) {
         rc = cs_errorf(err, CS_ENOMEM, "starting the writer thread");
@@ -743,7 +755,7 @@ int cs_server_bound_url(cs_server *s, char *out, size_t size, cs_error *err)
     const char *url = s->listen_url;
     const char *colon = strrchr(url, ':');
     /* Only TCP listeners have a port; ipc:// and inproc:// are their URL. */
-    if (strncmp(url, "tcp", 3) == 0 && colon != NULL &&
+    if ((strncmp(url, "tcp", 3) == 0 || cs_tls_url(url)) && colon != NULL &&
         nng_listener_get_int(s->listener, NNG_OPT_TCP_BOUND_PORT, &port) == 0)
         n = snprintf(out, size, "%.*s:%d", (int)(colon - url), url, port);
     else

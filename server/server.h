@@ -45,6 +45,10 @@ typedef struct cs_server_opts {
      * inproc:// URLs, or NULL for none. */
     const char *local_url;
     const char *local_pub_url;
+    /* The certificates for tls+tcp:// listen and pub URLs and for a
+     * follower's dial to its leader (proto/tls.h); NULL for a plain cell.
+     * Borrowed: it must outlive the server. */
+    const struct cs_tls *tls;
     uint32_t workers;       /* concurrent requests, parked long polls included */
     uint32_t heartbeat_timeout_ms; /* a machine silent this long is marked down */
     uint32_t poll_max_wait_ms;     /* the longest a poll may wait */
