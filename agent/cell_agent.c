@@ -534,13 +534,12 @@ int main(int argc, char **argv)
         cs_arena_free(&f.arena);
         return 2;
     }
-    for (size_t k = 0; k < servers.n; k++)
-        if (cs_tls_check_url(f.tls, servers.url[k], "--server", &perr) != CS_OK) {
-            fprintf(stderr, "cell-agent: %s\n", perr.msg);
-            cs_tls_free(f.tls);
-            cs_arena_free(&f.arena);
-            return 2;
-        }
+    if (cs_servers_check_tls(&servers, f.tls, &perr) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", perr.msg);
+        cs_tls_free(f.tls);
+        cs_arena_free(&f.arena);
+        return 2;
+    }
 
     /* Block the stop signals before nng starts its threads, so that only
      * wait_for_stop receives them. */

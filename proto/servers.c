@@ -123,6 +123,13 @@ int cs_listen_url(const char *flag, const char **out, cs_error *err)
     return CS_OK;
 }
 
+int cs_servers_check_tls(const cs_servers *s, const cs_tls *tls, cs_error *err)
+{
+    for (size_t i = 0; i < s->n; i++)
+        CS_TRY(cs_tls_check_url(tls, s->url[i], "--server", err));
+    return CS_OK;
+}
+
 int cs_servers_dial(nng_socket sock, const cs_servers *s, const cs_tls *tls, cs_error *err)
 {
     for (size_t i = 0; i < s->n; i++) {

@@ -59,6 +59,12 @@ int cs_servers_from(const char *flag, cs_servers *out, const char **urls, cs_err
  * shares the environment try to listen at the same address. */
 int cs_listen_url(const char *flag, const char **out, cs_error *err);
 
+/* Whether every server of `s` (borrowed) agrees with the certificates
+ * `tls` (borrowed, NULL for none): cs_tls_check_url for each, naming
+ * --server. For a program's start, so that a TLS URL without certificates
+ * is a bad command line rather than a client that cannot connect. */
+int cs_servers_check_tls(const cs_servers *s, const cs_tls *tls, cs_error *err);
+
 /* Dial every server of `s` (borrowed) on `sock` without blocking: nng
  * connects and reconnects each in the background, and a REQ socket sends
  * each request on one connected pipe (see agent/loop.h for who uses it).

@@ -1312,7 +1312,16 @@ int cs_sched_main(cs_sched_kind kind, int argc, char **argv, const cs_sched_hook
         hooks = &cs_sched_all_hooks;
     cs_port_nng *port;
     cs_sched *s;
-    if (cs_port_nng_open(o.server, o.timeout_ms, &port, &err) != CS_OK) {
+    /* The certificates are read once; each dial makes its own nng
+     * configuration from them (proto/tls.h). */
+    cs_tls *tls = NULL;
+    if (cs_tls_load(&o.tls, &tls, &err) != CS_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 2;
+    }
+    int opened = cs_port_nng_open(o.server, tls, o.timeout_ms, &port, &err);
+    cs_tls_free(tls);
+    if (opened != CS_OK) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         return 1;
     }

@@ -45,10 +45,16 @@ enum {
     OPT_T_JOB_SERVICE,
     OPT_T_TASK_SERVICE,
     OPT_OFFERS,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_CA,
 };
 
 static const struct option long_opts[] = {
     {"server", required_argument, NULL, OPT_SERVER},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
     {"name", required_argument, NULL, OPT_NAME},
     {"conflict", required_argument, NULL, OPT_CONFLICT},
     {"commit", required_argument, NULL, OPT_COMMIT},
@@ -92,6 +98,9 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "\n"
             "  --server URL[,URL...] cellstated, or the replicas of a replicated cell (default\n"
             "                        $CELL_SERVER, else tcp://127.0.0.1:7600)\n"
+            "  --tls-cert FILE --tls-key FILE --tls-ca FILE  this scheduler's certificate\n"
+            "                        and key and the cell's CA (PEM; else $CELLSCHED_TLS_CERT,\n"
+            "                        _KEY, _CA): for, and only for, tls+tcp:// servers\n"
             "  --name NAME           unique scheduler name (default %s)\n"
             "  --conflict fine|coarse        conflict detection (default fine)\n"
             "  --commit incremental|gang     commit mode (default incremental; a job's gang\n"
@@ -220,6 +229,9 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
         const char *flag = optind > 0 && optind <= argc ? argv[optind - 1] : "?";
         switch (c) {
         case OPT_SERVER: o->server = optarg; break;
+        case OPT_TLS_CERT: o->tls.cert = optarg; break;
+        case OPT_TLS_KEY: o->tls.key = optarg; break;
+        case OPT_TLS_CA: o->tls.ca = optarg; break;
         case OPT_NAME:
             if (optarg[0] == '\0' || strlen(optarg) > 255)
                 return cs_errorf(err, CS_EINVAL, "--name: must be 1 to 255 bytes");
@@ -329,6 +341,11 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
      * (named, exit 2) rather than a scheduler that starts and cannot dial. */
     cs_servers servers;
     CS_TRY(cs_servers_from(o->server, &servers, &o->server, err));
+    /* The certificates' paths only; sched.c reads the files. A TLS URL
+     * without them is a bad command line too. */
+    cs_tls_files_env(&o->tls);
+    if (o->tls.cert == NULL && o->tls.key == NULL && o->tls.ca == NULL)
+        CS_TRY(cs_servers_check_tls(&servers, NULL, err));
     if (o->name == NULL) {
         if (o->monolithic)
             snprintf(o->name_buf, sizeof o->name_buf, "monolithic");

@@ -23,6 +23,7 @@
 #include <stdio.h>
 
 #include "cellstate/error.h"
+#include "proto/tls.h"
 
 typedef enum cs_sched_kind { CS_SCHED_BATCH = 0, CS_SCHED_SERVICE = 1 } cs_sched_kind;
 
@@ -41,6 +42,7 @@ typedef enum cs_sched_retry {
 typedef struct cs_sched_opts {
     cs_sched_kind kind;
     const char *server;      /* borrowed from argv or the environment: one URL or a list (proto/servers.h) */
+    cs_tls_files tls;        /* --tls-cert/--tls-key/--tls-ca, else $CELLSCHED_TLS_* (proto/tls.h) */
     const char *name;        /* default "batch-<instance>" / "service" */
     char name_buf[64];
     uint8_t conflict;        /* cs_conflict_mode */

@@ -368,3 +368,80 @@ Test(tls, a_tls_server_refuses_plain_urls_and_a_plain_one_warns)
     cr_assert(log_has(log, "WARNING: unauthenticated: anyone who reaches tcp://127.0.0.1:"),
               "no warning in %s", log);
 }
+
+/* ---- a whole cell over TLS ------------------------------------------------------------- */
+
+/* cellctl with `env` (a prefix of VAR=VALUE words, may be "") and `args`
+ * against the cell: its exit status, its output in out. */
+static int cellctl(const char *env, const char *args, char *out, size_t size)
+{
+    char bin[256], cmd[3000];
+    ts_bin("cellctl", bin, sizeof bin);
+    snprintf(cmd, sizeof cmd, "%s '%s' %s", env, bin, args);
+    return ts_run(cmd, out, size);
+}
+
+Test(tls, a_job_is_placed_run_and_finished_over_tls)
+{
+    tls_cell c;
+    cell_start(&c);
+    wait_served(&c, "operator");
+    files ag, sc, op;
+    files_of(&ag, "ca", "agent-m1", "ca");
+    files_of(&sc, "ca", "scheduler-cell-batch", "ca");
+    files_of(&op, "ca", "operator", "ca");
+
+    char bin[256], work[400], alog[400], blog[400];
+    ts_bin("cell-agent", bin, sizeof bin);
+    snprintf(work, sizeof work, "%s/agent", ts_tmp);
+    snprintf(alog, sizeof alog, "%s/agent.log", ts_tmp);
+    const char *agent[] = {bin,        "--server",     c.url,  "--name",     "m1",
+                           "--workdir", work,          "--cpu", "2",         "--mem",
+                           "2048",     "--disk",       "10000", "--heartbeat-ms", "200",
+                           "--poll-wait-ms", "1000",   "--tls-cert", ag.cert, "--tls-key",
+                           ag.key,     "--tls-ca",     ag.ca,  NULL};
+    ts_spawn((char *const *)agent, alog);
+    ts_bin("cell-batch", bin, sizeof bin);
+    snprintf(blog, sizeof blog, "%s/batch.log", ts_tmp);
+    const char *sched[] = {bin,        "--server",  c.url,     "--name",    "cell-batch",
+                           "--idle-ms", "10",       "--tls-cert", sc.cert,  "--tls-key",
+                           sc.key,     "--tls-ca",  sc.ca,     NULL};
+    ts_spawn((char *const *)sched, blog);
+
+    /* Submitted with cellctl's flags. */
+    char job[400], args[3000], out[8192];
+    snprintf(job, sizeof job, "%s/job.json", ts_tmp);
+    write_file(job, "{\"name\": \"hello\", \"count\": 2, \"cmd\": \"true\","
+                    " \"resources\": {\"cpu\": 0.1, \"mem\": 16}}\n");
+    snprintf(args, sizeof args,
+             "--server %s --tls-cert '%s' --tls-key '%s' --tls-ca '%s' submit '%s'", c.url,
+             op.cert, op.key, op.ca, job);
+    int st = cellctl("", args, out, sizeof out);
+    cr_assert_eq(st, 0, "cellctl submit over TLS: %s", out);
+
+    /* Watched with cellctl's environment fallback, until finished. */
+    char env[1500];
+    snprintf(env, sizeof env, "CELLSCHED_TLS_CERT='%s' CELLSCHED_TLS_KEY='%s' CELLSCHED_TLS_CA='%s'",
+             op.cert, op.key, op.ca);
+    snprintf(args, sizeof args, "--server %s get jobs --state finished", c.url);
+    /* A bound for the logs' sake, far beyond what the job takes. */
+    int64_t end = ts_now_ms() + 90000;
+    for (;;) {
+        st = cellctl(env, args, out, sizeof out);
+        cr_assert_eq(st, 0, "cellctl get jobs over TLS: %s", out);
+        if (strstr(out, "hello") != NULL)
+            break;
+        if (kill(c.pid, 0) != 0 || ts_now_ms() > end) {
+            ts_log_file("cellstated", c.log);
+            ts_log_file("cell-agent", alog);
+            ts_log_file("cell-batch", blog);
+            cr_assert_fail("the job did not finish (or cellstated died)");
+        }
+        ts_sleep_ms(200);
+    }
+
+    /* The same cellctl without certificates is told what is missing. */
+    st = cellctl("", args, out, sizeof out);
+    cr_assert_eq(st, 2, "%s", out);
+    cr_assert(strstr(out, "needs --tls-cert") != NULL, "%s", out);
+}

@@ -1,6 +1,7 @@
 /* cellctl — the command line of a cellsched cell.
  *
- *   cellctl [--server URL] [--timeout D] COMMAND [ARGS] [OPTIONS]
+ *   cellctl [--server URL] [--timeout D] [--tls-cert F --tls-key F --tls-ca F]
+ *           COMMAND [ARGS] [OPTIONS]
  *   cellctl --help | cellctl help COMMAND | cellctl COMMAND --help
  *
  * Commands: submit, update, kill, scale (cellctl_job.c); get, describe,
@@ -155,6 +156,9 @@ static void usage(FILE *f)
           CS_DEFAULT_URL ")\n"
           "  --timeout D        how long to wait for an answer, every server of a list\n"
           "                     included (default 5s)\n"
+          "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
+          "                     your certificate and key and the cell's CA, for tls+tcp://\n"
+          "                     servers (default: $" CS_TLS_CERT_ENV ", $" CS_TLS_KEY_ENV ", $" CS_TLS_CA_ENV ")\n"
           "  -o, --output FMT   table (default) or json\n"
           "  -h, --help         this help; `cellctl help COMMAND` for one command\n",
           f);
@@ -195,9 +199,12 @@ int main(int argc, char **argv)
         {"deadline", required_argument, NULL, 'D'}, {"no-deadline", no_argument, NULL, 'N'},
         {"stderr", no_argument, NULL, 'E'},         {"tail", required_argument, NULL, 'T'},
         {"follow", no_argument, NULL, 'f'},
+        {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
+        {"tls-ca", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *server = NULL;
+    cs_tls_files tls_files = {0};
     ctl c = {.timeout_ms = DEFAULT_TIMEOUT_MS, .output = CTL_OUT_TABLE};
     ctl_args a = {.interval_ms = DEFAULT_INTERVAL_MS};
     unsigned seen = 0;
@@ -207,6 +214,9 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "s:o:hf", longopts, NULL)) != -1) {
         switch (opt) {
         case 's': server = optarg; break;
+        case 'C': tls_files.cert = optarg; break;
+        case 'K': tls_files.key = optarg; break;
+        case 'A': tls_files.ca = optarg; break;
         case 't':
             if (parse_duration("--timeout", optarg, &c.timeout_ms) != 0)
                 return EXIT_USAGE;
@@ -324,11 +334,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "cellctl: %s\n", perr.msg);
         return EXIT_USAGE;
     }
+    /* The certificates likewise, read once (proto/tls.h). */
+    cs_tls *tls = NULL;
+    cs_tls_files_env(&tls_files);
+    if (cs_tls_load(&tls_files, &tls, &perr) != CS_OK ||
+        cs_servers_check_tls(&servers, tls, &perr) != CS_OK) {
+        fprintf(stderr, "cellctl: %s\n", perr.msg);
+        cs_tls_free(tls);
+        return EXIT_USAGE;
+    }
+    c.tls = tls;
     a.argc = argc - optind - 1;
     a.argv = argv + optind + 1;
     cs_error err = {0};
     int rc = cmd->run(&c, &a, &err);
     ctl_close(&c);
+    cs_tls_free(tls);
     if (rc == CS_OK)
         return 0;
     fprintf(stderr, "cellctl: %s\n", err.msg[0] ? err.msg : cs_strerror(rc));

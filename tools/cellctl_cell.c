@@ -20,7 +20,7 @@ void ctl_close(ctl *c)
 int ctl_call(ctl *c, uint32_t type, const void *body, size_t len, cs_msg *reply, cs_error *err)
 {
     if (c->client == NULL) {
-        int rc = cs_client_open(c->url, c->timeout_ms, &c->client, err);
+        int rc = cs_client_open_tls(c->url, c->tls, c->timeout_ms, &c->client, err);
         if (rc != CS_OK)
             return cs_errorf(err, rc, "cannot connect to %s: %s", c->url, err->msg);
     }

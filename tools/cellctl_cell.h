@@ -27,6 +27,7 @@ typedef struct ctl {
     uint32_t timeout_ms; /* per request, failover included (proto/client.h) */
     ctl_output output;
     cs_client *client; /* opened by the first ctl_call; closed by ctl_close */
+    const cs_tls *tls; /* --tls-* or $CELLSCHED_TLS_* (proto/tls.h); NULL: plain; main's */
 } ctl;
 
 /* An error code for a bad command line (exit status 2), outside the

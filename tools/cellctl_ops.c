@@ -222,7 +222,10 @@ int ctl_cmd_logs(ctl *c, const ctl_args *a, cs_error *err)
     CS_TRY(parse_target(a->argv[0], job, sizeof job, &index, err));
     CS_TRY(locate(c, job, index, &w, err));
     cs_client *agent = NULL;
-    int rc = cs_client_open(w.url, c->timeout_ms, &agent, err);
+    /* An agent's log service is TLS when its advertised URL says so
+     * (cell-agent --log-listen tls+tcp://...), plain otherwise. */
+    int rc = cs_client_open_tls(w.url, cs_tls_url(w.url) ? c->tls : NULL, c->timeout_ms, &agent,
+                                err);
     if (rc != CS_OK)
         return cs_error_wrap(err, rc, "logs %s: machine %s's agent at %s", a->argv[0], w.machine,
                              w.url);
