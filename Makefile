@@ -227,13 +227,15 @@ test: $(TEST_BIN) $(TOOL_BIN) $(DAEMON_BIN) $(PROG_BIN)
 # 1: a single cellstated), three agents, both schedulers
 # and examples/, in RUN_DIR (emptied first; default outside the checkout, in
 # $XDG_STATE_HOME/cellsched/run or ~/.local/state/cellsched/run), shown live
-# until Ctrl-C or for RUN_FOR seconds.
+# until Ctrl-C or for RUN_FOR seconds. TLS=1: every daemon and cellctl over
+# mutual TLS, with certificates from tools/cellsched-certs.sh.
 RUN_FOR ?=
 RUN_DIR ?=
 REPLICAS ?= 3
+TLS ?=
 .PHONY: run
 run: all
-	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/run-cell.sh --replicas '$(REPLICAS)' $(if $(RUN_DIR),--dir '$(RUN_DIR)') $(if $(RUN_FOR),--for '$(RUN_FOR)')
+	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/run-cell.sh --replicas '$(REPLICAS)' $(if $(RUN_DIR),--dir '$(RUN_DIR)') $(if $(RUN_FOR),--for '$(RUN_FOR)') $(if $(TLS),--tls)
 
 # ---- install (Debian's layout under PREFIX; DESTDIR for staging) ----------
 # `make install PREFIX=/usr DESTDIR=/tmp/stage` builds what is missing, then

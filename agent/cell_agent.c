@@ -40,6 +40,7 @@
 #include "proto/tls.h"
 
 #define AG_LOG_LISTEN_DEFAULT "tcp://0.0.0.0:0"
+#define AG_LOG_LISTEN_TLS_DEFAULT "tls+tcp://0.0.0.0:0"
 #define AG_RETAIN_COUNT_DEFAULT 10u
 #define AG_RETAIN_MS_DEFAULT 3600000u
 
@@ -58,10 +59,11 @@ static void usage(FILE *f)
             "       cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]\n"
             "                  [--seed N] [the flags above]\n"
             "--server (one URL, or the comma-separated replicas of a replicated cell)\n"
-            "--tls-*: this agent's certificate and key and the cell's CA (PEM; else\n"
-            "$CELLSCHED_TLS_CERT, _KEY, _CA): needed for, and only for, tls+tcp:// servers\n"
             "defaults to $CELL_SERVER, else %s; capacity is detected\n"
             "from the host unless given (simulated machines: 8 cores, 16384 MiB, 100000 MiB).\n"
+            "--tls-*: this agent's certificate and key and the cell's CA (PEM; else\n"
+            "$CELLSCHED_TLS_CERT, _KEY, _CA): needed for, and only for, tls+tcp:// servers;\n"
+            "with them the log service is TLS too (--log-listen default tls+tcp://0.0.0.0:0)\n"
             "--orphan-grace (default %d): a task whose agent has been gone this long is\n"
             "stopped by its supervisor.\n"
             "--taint EFFECT is NoSchedule, PreferNoSchedule or NoExecute: tasks that do not\n"
@@ -429,7 +431,7 @@ static int run_machine(const flags *f, const char *url, const cs_servers *server
     char me[CS_NAME_MAX + 1];
     if (ag_host_name(me, sizeof me, &err) != CS_OK)
         snprintf(me, sizeof me, "%s", name);
-    if (ag_logsrv_open(workdir, f->log_listen, me, &f->retain, &logs, &err) != CS_OK) {
+    if (ag_logsrv_open(workdir, f->log_listen, me, f->tls, &f->retain, &logs, &err) != CS_OK) {
         fprintf(stderr, "cell-agent: %s\n", err.msg);
         rc = err.code == CS_EINVAL ? 2 : 1;
         goto cleanup;
@@ -534,7 +536,11 @@ int main(int argc, char **argv)
         cs_arena_free(&f.arena);
         return 2;
     }
-    if (cs_servers_check_tls(&servers, f.tls, &perr) != CS_OK) {
+    /* With certificates the log service is TLS too, unless told where. */
+    if (f.tls != NULL && strcmp(f.log_listen, AG_LOG_LISTEN_DEFAULT) == 0)
+        f.log_listen = AG_LOG_LISTEN_TLS_DEFAULT;
+    if (cs_servers_check_tls(&servers, f.tls, &perr) != CS_OK ||
+        cs_tls_check_url(f.tls, f.log_listen, "--log-listen", &perr) != CS_OK) {
         fprintf(stderr, "cell-agent: %s\n", perr.msg);
         cs_tls_free(f.tls);
         cs_arena_free(&f.arena);

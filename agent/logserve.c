@@ -281,12 +281,15 @@ static void *serve_main(void *arg)
 static int advertise(ag_logsrv *s, const char *listen_url, const char *host, int port,
                      cs_error *err)
 {
-    const char *h = listen_url + 6, *colon = strrchr(h, ':');
+    const char *scheme_end = strstr(listen_url, "://");
+    int slen = (int)(scheme_end - listen_url);
+    const char *h = scheme_end + 3, *colon = strrchr(h, ':');
     size_t hlen = colon ? (size_t)(colon - h) : 0;
     bool wild = hlen == 0 || (hlen == 7 && memcmp(h, "0.0.0.0", 7) == 0) ||
                 (hlen == 1 && h[0] == '*') || (hlen == 4 && memcmp(h, "[::]", 4) == 0);
-    int n = wild ? snprintf(s->url, sizeof s->url, "tcp://%s:%d", host, port)
-                 : snprintf(s->url, sizeof s->url, "tcp://%.*s:%d", (int)hlen, h, port);
+    int n = wild ? snprintf(s->url, sizeof s->url, "%.*s://%s:%d", slen, listen_url, host, port)
+                 : snprintf(s->url, sizeof s->url, "%.*s://%.*s:%d", slen, listen_url, (int)hlen,
+                            h, port);
     if (n <= 0 || (size_t)n >= sizeof s->url)
         return cs_errorf(err, CS_EINVAL, "the log service's URL is longer than %d bytes",
                          CS_URL_MAX);
@@ -294,11 +297,16 @@ static int advertise(ag_logsrv *s, const char *listen_url, const char *host, int
 }
 
 int ag_logsrv_open(const char *workdir, const char *listen_url, const char *host,
-                   const ag_retain *r, ag_logsrv **out, cs_error *err)
+                   const cs_tls *tls, const ag_retain *r, ag_logsrv **out, cs_error *err)
 {
-    if (strncmp(listen_url, "tcp://", 6) != 0 || strrchr(listen_url + 6, ':') == NULL)
-        return cs_errorf(err, CS_EINVAL, "log service address '%s' is not tcp://HOST:PORT",
+    size_t skip = strncmp(listen_url, "tcp://", 6) == 0       ? 6
+                  : strncmp(listen_url, "tls+tcp://", 10) == 0 ? 10
+                                                               : 0;
+    if (skip == 0 || strrchr(listen_url + skip, ':') == NULL)
+        return cs_errorf(err, CS_EINVAL,
+                         "log service address '%s' is not tcp://HOST:PORT or tls+tcp://HOST:PORT",
                          listen_url);
+    CS_TRY(cs_tls_check_url(tls, listen_url, "log service", err));
     ag_logsrv *s = calloc(1, sizeof *s);
     if (s == NULL || (s->workdir = strdup(workdir)) == NULL) {
         free(s);
@@ -314,7 +322,10 @@ int ag_logsrv_open(const char *workdir, const char *listen_url, const char *host
     nng_socket_set_ms(s->sock, NNG_OPT_RECVTIMEO, SWEEP_EVERY_MS);
     nng_socket_set_ms(s->sock, NNG_OPT_SENDTIMEO, 5000);
     nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 4096); /* requests are small */
-    if ((rv = nng_listen(s->sock, listen_url, &l, 0)) != 0) {
+    if (cs_tls_url(listen_url)) {
+        if ((rc = cs_tls_listen(s->sock, listen_url, tls, &l, "log service", err)) != CS_OK)
+            goto err_after_socket;
+    } else if ((rv = nng_listen(s->sock, listen_url, &l, 0)) != 0) {
         rc = cs_errorf(err, CS_EINVAL, "log service: cannot listen on %s: %s", listen_url,
                        nng_strerror(rv));
         goto err_after_socket;

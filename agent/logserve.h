@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/tls.h"
 #include "cellstate/error.h"
 #include "cellstate/record.h"
 #include "proto/agentmsg.h"
@@ -71,15 +72,18 @@ int ag_retain_sweep(const char *workdir, const ag_retain *r, int64_t now_ms, uin
 
 typedef struct ag_logsrv ag_logsrv;
 
-/* Listen on `listen_url` (tcp://HOST:PORT; port 0 = a free one) and start
+/* Listen on `listen_url` (tcp://HOST:PORT, or tls+tcp://HOST:PORT with
+ * `tls` — borrowed for the call, NULL for none —: then each reader must
+ * present a certificate of the cell's CA; port 0 = a free one) and start
  * the thread that serves task.logs and sweeps with `r`. `workdir` and `r`
  * are copied. The advertised URL (ag_logsrv_url) is the listen URL with
  * the bound port, and with `host` in place of a wildcard address (0.0.0.0,
  * ::, *): what another machine dials. On success *out is the caller's:
- * ag_logsrv_close. CS_EINVAL (naming the URL) for a URL that is not tcp://
- * or cannot be listened on. */
+ * ag_logsrv_close. CS_EINVAL (naming the URL) for a URL that is not
+ * tcp:// or tls+tcp://, or cannot be listened on, or that disagrees with
+ * `tls` (proto/tls.h cs_tls_check_url). */
 int ag_logsrv_open(const char *workdir, const char *listen_url, const char *host,
-                   const ag_retain *r, ag_logsrv **out, cs_error *err);
+                   const cs_tls *tls, const ag_retain *r, ag_logsrv **out, cs_error *err);
 
 /* The URL to advertise (machine.register's log_url); valid until close. */
 const char *ag_logsrv_url(const ag_logsrv *s);

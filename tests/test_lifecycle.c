@@ -365,8 +365,9 @@ Test(lifecycle, a_crash_looping_service_restarts_after_a_growing_back_off, .time
 
 static bool file_has(const char *path, const char *needle)
 {
+    /* Whole: each refused start appends cellstated's usage (over 2 KiB). */
     FILE *f = fopen(path, "r");
-    char buf[4096];
+    static char buf[65536];
     size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
     if (f)
         fclose(f);

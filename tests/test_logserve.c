@@ -231,13 +231,13 @@ Test(logserve, serves_task_logs_over_nng, .init = setup, .fini = teardown)
     ag_logsrv *s;
     cs_error err = {0};
     ag_retain r = {10, 3600000};
-    cr_assert_eq(ag_logsrv_open(root, "tcp://0.0.0.0:0", "example.host", &r, &s, &err), CS_OK,
+    cr_assert_eq(ag_logsrv_open(root, "tcp://0.0.0.0:0", "example.host", NULL, &r, &s, &err), CS_OK,
                  "%s", err.msg);
     cr_assert(strncmp(ag_logsrv_url(s), "tcp://example.host:", 19) == 0,
               "a wildcard address is advertised with the host's name: %s", ag_logsrv_url(s));
     ag_logsrv_close(s);
 
-    cr_assert_eq(ag_logsrv_open(root, "tcp://127.0.0.1:0", "ignored", &r, &s, &err), CS_OK,
+    cr_assert_eq(ag_logsrv_open(root, "tcp://127.0.0.1:0", "ignored", NULL, &r, &s, &err), CS_OK,
                  "%s", err.msg);
     const char *adv = ag_logsrv_url(s);
     cr_assert(strncmp(adv, "tcp://127.0.0.1:", 16) == 0 && strcmp(adv, "tcp://127.0.0.1:0") != 0,
@@ -267,9 +267,9 @@ Test(logserve, serves_task_logs_over_nng, .init = setup, .fini = teardown)
     cs_client_close(c);
     ag_logsrv_close(s);
 
-    cr_assert_eq(ag_logsrv_open(root, "ipc:///tmp/x", "h", &r, &s, &err), CS_EINVAL);
+    cr_assert_eq(ag_logsrv_open(root, "ipc:///tmp/x", "h", NULL, &r, &s, &err), CS_EINVAL);
     cr_assert(strstr(err.msg, "ipc:///tmp/x") != NULL, "%s", err.msg);
-    cr_assert_eq(ag_logsrv_open(root, "tcp://no-such-host.invalid:0", "h", &r, &s, &err),
+    cr_assert_eq(ag_logsrv_open(root, "tcp://no-such-host.invalid:0", "h", NULL, &r, &s, &err),
                  CS_EINVAL);
     cr_assert(strstr(err.msg, "no-such-host.invalid") != NULL, "%s", err.msg);
 }

@@ -399,7 +399,8 @@ Test(tls, a_job_is_placed_run_and_finished_over_tls)
                            "--workdir", work,          "--cpu", "2",         "--mem",
                            "2048",     "--disk",       "10000", "--heartbeat-ms", "200",
                            "--poll-wait-ms", "1000",   "--tls-cert", ag.cert, "--tls-key",
-                           ag.key,     "--tls-ca",     ag.ca,  NULL};
+                           ag.key,     "--tls-ca",     ag.ca,  "--log-listen",
+                           "tls+tcp://127.0.0.1:0", NULL};
     ts_spawn((char *const *)agent, alog);
     ts_bin("cell-batch", bin, sizeof bin);
     snprintf(blog, sizeof blog, "%s/batch.log", ts_tmp);
@@ -411,7 +412,7 @@ Test(tls, a_job_is_placed_run_and_finished_over_tls)
     /* Submitted with cellctl's flags. */
     char job[400], args[3000], out[8192];
     snprintf(job, sizeof job, "%s/job.json", ts_tmp);
-    write_file(job, "{\"name\": \"hello\", \"count\": 2, \"cmd\": \"true\","
+    write_file(job, "{\"name\": \"hello\", \"count\": 2, \"cmd\": \"echo said-over-tls\","
                     " \"resources\": {\"cpu\": 0.1, \"mem\": 16}}\n");
     snprintf(args, sizeof args,
              "--server %s --tls-cert '%s' --tls-key '%s' --tls-ca '%s' submit '%s'", c.url,
@@ -439,6 +440,12 @@ Test(tls, a_job_is_placed_run_and_finished_over_tls)
         }
         ts_sleep_ms(200);
     }
+
+    /* A task's output through the agent's log service, TLS too. */
+    snprintf(args, sizeof args, "--server %s logs hello/0", c.url);
+    st = cellctl(env, args, out, sizeof out);
+    cr_assert_eq(st, 0, "cellctl logs over TLS: %s", out);
+    cr_assert(strstr(out, "said-over-tls") != NULL, "%s", out);
 
     /* The same cellctl without certificates is told what is missing. */
     st = cellctl("", args, out, sizeof out);

@@ -27,6 +27,7 @@ STATE_HOME=${XDG_STATE_HOME:-}
 DIR=$STATE_HOME/cellsched/run
 FOR=
 REPLICAS=${REPLICAS:-3}
+TLS=${TLS:-}              # non-empty: mutual TLS on every socket (--tls)
 MARKER=.run-cell          # marks a directory this script made, so that only such is emptied
 AGENT_PORTS=100           # dynamic ports per agent
 POLICY=$ROOT/../shared/testdata/kubernetes/scheduler-policy-config.json
@@ -40,6 +41,8 @@ usage() {
     echo "                  (default \$XDG_STATE_HOME/cellsched/run, else ~/.local/state/cellsched/run)"
     echo "  --for SECONDS   stop after that many seconds, exit 0 (default: until Ctrl-C)"
     echo "  --replicas N    cellstated replicas: 1, 3 or 5 (default \$REPLICAS, else 3)"
+    echo "  --tls           mutual TLS: certificates from tools/cellsched-certs.sh in DIR/certs,"
+    echo "                  every daemon and cellctl on tls+tcp:// (default: \$TLS non-empty)"
 }
 
 while [[ $# -gt 0 ]]; do
@@ -47,6 +50,7 @@ while [[ $# -gt 0 ]]; do
     --dir) [[ $# -ge 2 && -n $2 ]] || { say "--dir needs a directory"; exit 2; }; DIR=$2; shift 2 ;;
     --for) [[ $# -ge 2 ]] || { say "--for needs a number of seconds"; exit 2; }; FOR=$2; shift 2 ;;
     --replicas) [[ $# -ge 2 ]] || { say "--replicas needs 1, 3 or 5"; exit 2; }; REPLICAS=$2; shift 2 ;;
+    --tls) TLS=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) say "unknown argument '$1'"; usage >&2; exit 2 ;;
     esac
@@ -126,10 +130,17 @@ for ((try = 0; ; try++)); do
 done
 # Replica i (1..REPLICAS) serves clients on BASE+i-1 and talks Raft on
 # BASE+REPLICAS+i-1; every client is given the whole list and fails over.
+# With TLS (docs/security.md), each program presents the certificate of
+# its role and name: tls() prints the flags of certificate $1.
+SCHEME=tcp
+CERTS=$DIR/certs
+tls() { [[ -z $TLS ]] || echo "--tls-cert $CERTS/$1.pem --tls-key $CERTS/$1.key --tls-ca $CERTS/ca.pem"; }
+[[ -z $TLS ]] || SCHEME=tls+tcp
 URLS=()
-for ((i = 0; i < REPLICAS; i++)); do URLS+=("tcp://127.0.0.1:$((BASE + i))"); done
+for ((i = 0; i < REPLICAS; i++)); do URLS+=("$SCHEME://127.0.0.1:$((BASE + i))"); done
 URL=$(IFS=,; echo "${URLS[*]}")
-CTL=("$BIN/cellctl" --server "$URL")
+# shellcheck disable=SC2207 # the paths are the script's own, without spaces
+CTL=("$BIN/cellctl" --server "$URL" $(tls operator))
 AGENT_BASE=$((BASE + 2 * REPLICAS))
 # The first replica also serves the HTTP API (docs/http.md) on the block's
 # last port.
@@ -247,8 +258,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
+if [[ -n $TLS ]]; then
+    [[ $DIR != *[[:space:]]* ]] || die "--tls: the run directory $DIR must not contain spaces"
+    "$ROOT/tools/cellsched-certs.sh" "$CERTS" server operator reader scheduler:batch-1 \
+        scheduler:service-1 agent:m1 agent:m2 agent:m3 >/dev/null ||
+        die "cannot make the certificates (tools/cellsched-certs.sh $CERTS)"
+fi
 if ((REPLICAS == 1)); then
-    start cellstated "$BIN/cellstated" --data "$DIR/cell" --listen "$URL" "${HTTP[@]}"
+    # shellcheck disable=SC2046
+    start cellstated "$BIN/cellstated" --data "$DIR/cell" --listen "$URL" "${HTTP[@]}" $(tls server)
 else
     {
         echo "["
@@ -261,8 +279,9 @@ else
     for ((i = 1; i <= REPLICAS; i++)); do
         extra=()
         ((i == 1)) && extra=("${HTTP[@]}")
+        # shellcheck disable=SC2046
         start "cellstated-$i" "$BIN/cellstated" --cluster "$DIR/cluster.json" --id "$i" \
-            --data "$DIR/cell-$i" "${extra[@]}"
+            --data "$DIR/cell-$i" "${extra[@]}" $(tls server)
     done
 fi
 # Ready when it answers; a replicated cell, when it has elected a leader
@@ -301,18 +320,22 @@ agent() { # NAME INDEX ATTRS...
     shift 2
     local attrs=() a
     for a in "$@"; do attrs+=(--attr "$a"); done
+    # shellcheck disable=SC2046
     PATH=$BIN:$PATH start "$name" "$BIN/cell-agent" --server "$URL" --name "$name" "${attrs[@]}" \
         --cpu 2 --mem 2048 --ports "$lo-$((lo + AGENT_PORTS - 1))" --workdir "$DIR/agent-$name" \
-        --log-listen tcp://127.0.0.1:0 "${TASK_USER[@]}"
+        --log-listen "$SCHEME://127.0.0.1:0" "${TASK_USER[@]}" $(tls "agent-$name")
 }
 agent m1 0 rack=r1 zone=a
 agent m2 1 rack=r1 zone=b
 agent m3 2 rack=r2 zone=b
 
-start batch-1 "$BIN/cell-batch" --server "$URL" --name batch-1
+# shellcheck disable=SC2046
+start batch-1 "$BIN/cell-batch" --server "$URL" --name batch-1 $(tls scheduler-batch-1)
 policy=()
 [[ -f $POLICY ]] && policy=(--policy "$(realpath -- "$POLICY")")
-start service-1 "$BIN/cell-service" --server "$URL" --name service-1 "${policy[@]}"
+# shellcheck disable=SC2046
+start service-1 "$BIN/cell-service" --server "$URL" --name service-1 "${policy[@]}" \
+    $(tls scheduler-service-1)
 
 for f in "$ROOT"/examples/*.json; do
     "${CTL[@]}" submit "$f" || die "cannot submit $f"
@@ -344,6 +367,12 @@ fi
     echo "  HTTP API: http://127.0.0.1:$HTTP_PORT/v1/ (docs/http.md; try curl http://127.0.0.1:$HTTP_PORT/v1/jobs)"
     echo "  logs:     $LOGS/{cellstated*,m1,m2,m3,batch-1,service-1}.log"
     echo "  tasks:    $DIR/agent-m*/tasks/<task>-<attempt>/{stdout,stderr}"
+    if [[ -n $TLS ]]; then
+        echo "  TLS:      every daemon, the agents' log services and cellctl on tls+tcp://, certificates"
+        echo "            in $CERTS; the HTTP API and Raft stay plain (docs/security.md)"
+        echo "  try:      export CELLSCHED_TLS_CERT=$CERTS/operator.pem CELLSCHED_TLS_KEY=$CERTS/operator.key \\"
+        echo "                   CELLSCHED_TLS_CA=$CERTS/ca.pem"
+    fi
     echo "  try:      $BIN/cellctl --server $URL describe job web"
     for job in web examples/hello-marathon; do
         for u in $(endpoints "$job"); do echo "  $job:  ${u} (and ${u}health)"; done
