@@ -36,6 +36,7 @@
 #include "proto/client.h"
 #include "proto/msg.h"
 #include "proto/proto.h"
+#include "proto/tls.h"
 
 /* A client that sends its body slower than this is cut off: it holds one
  * of the few threads meanwhile. */
@@ -480,9 +481,17 @@ static int nng_fail(cs_error *err, int rv, const char *what, const char *where)
     return cs_errorf(err, CS_EIO, "%s %s: %s", what, where ? where : "", nng_strerror(rv));
 }
 
+/* `listen` after its http:// or https://, if any. */
+static const char *host_port(const char *listen)
+{
+    return strncmp(listen, "http://", 7) == 0    ? listen + 7
+           : strncmp(listen, "https://", 8) == 0 ? listen + 8
+                                                 : listen;
+}
+
 int cs_http_check_listen(const char *listen, cs_error *err)
 {
-    const char *hp = strncmp(listen, "http://", 7) == 0 ? listen + 7 : listen;
+    const char *hp = host_port(listen);
     const char *colon = strrchr(hp, ':');
     bool ok = colon != NULL && colon > hp && colon[1] != '\0' &&
               strspn(colon + 1, "0123456789") == strlen(colon + 1) && strlen(colon + 1) <= 5 &&
@@ -493,12 +502,12 @@ int cs_http_check_listen(const char *listen, cs_error *err)
     return CS_OK;
 }
 
-/* "HOST:PORT" or "http://HOST:PORT" into h->listen (http://...). */
-static int listen_url(cs_http *h, const char *listen, cs_error *err)
+/* "HOST:PORT" or "http(s)://HOST:PORT" into h->listen (http://..., or
+ * https://... with certificates). */
+static int listen_url(cs_http *h, const char *listen, bool tls, cs_error *err)
 {
     CS_TRY(cs_http_check_listen(listen, err));
-    const char *hp = strncmp(listen, "http://", 7) == 0 ? listen + 7 : listen;
-    if (asprintf(&h->listen, "http://%s", hp) < 0) {
+    if (asprintf(&h->listen, "%s://%s", tls ? "https" : "http", host_port(listen)) < 0) {
         h->listen = NULL;
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     }
@@ -517,6 +526,14 @@ static int start_server(cs_http *h, cs_error *err)
         h->srv = NULL;
         return nng_fail(err, rv, "HTTP server on", h->listen);
     }
+    if (h->o.tls != NULL) {
+        nng_tls_config *cfg;
+        CS_TRY(cs_tls_server_config(h->o.tls, &cfg, err));
+        rv = nng_http_server_set_tls(h->srv, cfg);
+        nng_tls_config_free(cfg); /* the server holds its own reference */
+        if (rv != 0)
+            return nng_fail(err, rv, "HTTPS on", h->listen);
+    }
     /* One handler for every path and method (the tree under ""): the
      * routes, 404 and 405 are api.c's, in JSON, not nng's HTML pages.
      * Bodies are read by the threads, so that a huge one is refused with
@@ -534,17 +551,18 @@ static int start_server(cs_http *h, cs_error *err)
     }
     h->handler = NULL; /* the server's now */
     if ((rv = nng_http_server_start(h->srv)) != 0)
-        return nng_fail(err, rv, "HTTP API: listening on", h->listen + 7);
+        return nng_fail(err, rv, "HTTP API: listening on", host_port(h->listen));
     h->srv_started = true;
     nng_sockaddr sa;
     char host[64];
-    const char *hp = h->listen + 7;
+    const char *hp = host_port(h->listen);
     snprintf(host, sizeof host, "%.*s", (int)(strrchr(hp, ':') - hp), hp);
     int port = 0;
     if (nng_http_server_get_addr(h->srv, &sa) == 0 &&
         (sa.s_family == NNG_AF_INET || sa.s_family == NNG_AF_INET6))
         port = sa.s_family == NNG_AF_INET ? ntohs(sa.s_in.sa_port) : ntohs(sa.s_in6.sa_port);
-    snprintf(h->url, sizeof h->url, "http://%s:%d", host, port);
+    snprintf(h->url, sizeof h->url, "%s://%s:%d", h->o.tls != NULL ? "https" : "http", host,
+             port);
     return CS_OK;
 }
 
@@ -607,7 +625,7 @@ int cs_http_start(const cs_http_opts *o, cs_http **out, cs_error *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&h->wait_cv, &ca);
     pthread_condattr_destroy(&ca);
-    int rc = listen_url(h, o->listen, err);
+    int rc = listen_url(h, o->listen, o->tls != NULL, err);
     if (rc == CS_OK && ((h->server_url = strdup(o->server_url)) == NULL ||
                         (h->pub_url = strdup(o->pub_url)) == NULL))
         rc = cs_errorf(err, CS_ENOMEM, "out of memory");

@@ -68,11 +68,17 @@ typedef struct cs_http_opts {
     uint32_t timeout_ms;    /* per call to the server; 0: 10 s */
     const cs_http_page *pages; /* borrowed: must outlive the gateway */
     size_t npages;
+    /* Serve https, requiring each client's certificate signed by the
+     * cell's CA (proto/tls.h), or NULL for http. Borrowed by
+     * cs_http_start only: the server keeps its own configuration. */
+    const struct cs_tls *tls;
 } cs_http_opts;
 
 typedef struct cs_http cs_http;
 
-/* CS_OK when `listen` is "HOST:PORT" or "http://HOST:PORT" (port 0..65535);
+/* CS_OK when `listen` is "HOST:PORT", "http://HOST:PORT" or
+ * "https://HOST:PORT" (port 0..65535; the scheme is the gateway's to
+ * choose: https with `tls`, else http);
  * else CS_EINVAL naming it, so that a command line can be refused before
  * anything starts. Borrowed. */
 int cs_http_check_listen(const char *listen, cs_error *err);
@@ -83,7 +89,8 @@ int cs_http_check_listen(const char *listen, cs_error *err);
  * listen (in use). */
 int cs_http_start(const cs_http_opts *o, cs_http **out, cs_error *err);
 
-/* The API's base URL, "http://HOST:PORT/v1/" with the bound port, into
+/* The API's base URL, "http://HOST:PORT/v1/" (https:// with `tls`) with
+ * the bound port, into
  * out[0..size); CS_EINVAL when it does not fit. */
 int cs_http_url(cs_http *h, char *out, size_t size, cs_error *err);
 

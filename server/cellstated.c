@@ -105,7 +105,8 @@ static void usage(FILE *f)
                "        released within --offer-timeout, default 30s, is taken back)\n"
                "--tls-cert/--tls-key/--tls-ca: this server's certificate and key and the\n"
                "        cell's CA (PEM); --listen and --pub are then tls+tcp:// URLs and every\n"
-               "        client must present a certificate the CA signed (docs/security.md)\n"
+               "        client must present a certificate the CA signed (docs/security.md);\n"
+               "        --http then serves https, with client certificates too\n"
                "--http HOST:PORT: also serve the HTTP API (JSON under http://HOST:PORT/v1/,\n"
                "        docs/http.md), off by default; port 0: any free port\n"
                "--metrics-per-machine: the metrics also carry each machine's resources and\n"
@@ -418,8 +419,9 @@ int main(int argc, char **argv)
         {"/metrics", "text/plain; version=0.0.4; charset=utf-8", write_metrics, &mp},
     };
     if (http != NULL) {
+        /* With certificates the HTTP API is https, and mutual as well. */
         cs_http_opts ho = {.listen = http, .server_url = INPROC_URL, .pub_url = INPROC_PUB_URL,
-                           .pages = pages, .npages = sizeof pages / sizeof pages[0]};
+                           .pages = pages, .npages = sizeof pages / sizeof pages[0], .tls = tls};
         if (cs_http_start(&ho, &gw, &err) != CS_OK ||
             cs_http_url(gw, api_url, sizeof api_url, &err) != CS_OK) {
             fprintf(stderr, "cellstated: %s\n", err.msg);

@@ -152,13 +152,13 @@ Test(tls, urls_must_agree_with_the_files)
 /* ---- a TLS cellstated ----------------------------------------------------------------- */
 
 typedef struct tls_cell {
-    char url[64], plain_url[64], log[400], data[400];
+    char url[64], plain_url[64], log[400], data[400], http[32];
     int pid;
     files server;
 } tls_cell;
 
-/* Start cellstated over TLS with the `server` certificate of "ca", and
- * wait until a client with `operator`'s certificate is answered. */
+/* Start cellstated over TLS with the `server` certificate of "ca" (and
+ * its HTTP API on c->http when that is set). */
 static void cell_start(tls_cell *c)
 {
     certs("ca", "server operator agent:m1 scheduler:cell-batch scheduler:cell-service");
@@ -182,6 +182,8 @@ static void cell_start(tls_cell *c)
                     c->server.key,
                     (char *)"--tls-ca",
                     c->server.ca,
+                    c->http[0] != '\0' ? (char *)"--http" : NULL,
+                    c->http,
                     NULL};
     c->pid = ts_spawn(argv, c->log);
 }
@@ -234,7 +236,7 @@ static bool log_has(const char *log, const char *text)
 
 Test(tls, a_client_signed_by_the_ca_is_served)
 {
-    tls_cell c;
+    tls_cell c = {0};
     cell_start(&c);
     wait_served(&c, "operator");
     wait_served(&c, "agent-m1");
@@ -295,7 +297,7 @@ static nng_tls_config *client_config(const char *ca, const char *pair)
 
 Test(tls, strangers_are_refused_at_the_handshake_and_the_server_goes_on)
 {
-    tls_cell c;
+    tls_cell c = {0};
     cell_start(&c);
     wait_served(&c, "operator");
     cs_error err = {0};
@@ -383,7 +385,7 @@ static int cellctl(const char *env, const char *args, char *out, size_t size)
 
 Test(tls, a_job_is_placed_run_and_finished_over_tls)
 {
-    tls_cell c;
+    tls_cell c = {0};
     cell_start(&c);
     wait_served(&c, "operator");
     files ag, sc, op;
@@ -451,4 +453,39 @@ Test(tls, a_job_is_placed_run_and_finished_over_tls)
     st = cellctl("", args, out, sizeof out);
     cr_assert_eq(st, 2, "%s", out);
     cr_assert(strstr(out, "needs --tls-cert") != NULL, "%s", out);
+}
+
+/* ---- the HTTP API: https, with client certificates ------------------------------------- */
+
+Test(tls, the_http_api_is_https_and_wants_a_certificate)
+{
+    tls_cell c = {0};
+    int port = ts_free_port();
+    snprintf(c.http, sizeof c.http, "127.0.0.1:%d", port);
+    cell_start(&c);
+    wait_served(&c, "operator");
+    files op;
+    files_of(&op, "ca", "operator", "ca");
+    char cmd[2000], out[8192];
+    /* The gateway starts after the server answers: wait for its line. */
+    while (!log_has(c.log, "HTTP API on https://127.0.0.1:"))
+        ts_sleep_ms(100);
+    snprintf(cmd, sizeof cmd,
+             "curl -sS --fail --cert '%s' --key '%s' --cacert '%s' https://127.0.0.1:%d/v1/jobs",
+             op.cert, op.key, op.ca, port);
+    cr_assert_eq(ts_run(cmd, out, sizeof out), 0, "%s: %s", cmd, out);
+    cr_assert(strchr(out, '[') != NULL || strchr(out, '{') != NULL, "JSON: %s", out);
+
+    /* No client certificate: refused at the handshake. */
+    snprintf(cmd, sizeof cmd, "curl -sS --fail --cacert '%s' https://127.0.0.1:%d/v1/jobs", op.ca,
+             port);
+    cr_assert_neq(ts_run(cmd, out, sizeof out), 0, "served without a certificate: %s", out);
+    /* Plain http at the https port. */
+    snprintf(cmd, sizeof cmd, "curl -sS --fail --max-time 5 http://127.0.0.1:%d/v1/jobs", port);
+    cr_assert_neq(ts_run(cmd, out, sizeof out), 0, "served over plain http: %s", out);
+    /* And it goes on serving. */
+    snprintf(cmd, sizeof cmd,
+             "curl -sS --fail --cert '%s' --key '%s' --cacert '%s' https://127.0.0.1:%d/v1/jobs",
+             op.cert, op.key, op.ca, port);
+    cr_assert_eq(ts_run(cmd, out, sizeof out), 0, "%s: %s", cmd, out);
 }

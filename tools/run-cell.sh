@@ -364,12 +364,17 @@ fi
         echo "(kill -9 the leader's: the cell goes on)"
     fi
     [[ ${#policy[@]} -gt 0 ]] && echo "  cell-service uses the Kubernetes policy ${policy[1]}"
-    echo "  HTTP API: http://127.0.0.1:$HTTP_PORT/v1/ (docs/http.md; try curl http://127.0.0.1:$HTTP_PORT/v1/jobs)"
+    if [[ -n $TLS ]]; then
+        echo "  HTTP API: https://127.0.0.1:$HTTP_PORT/v1/ (docs/http.md; try curl --cert $CERTS/operator.pem \\"
+        echo "            --key $CERTS/operator.key --cacert $CERTS/ca.pem https://127.0.0.1:$HTTP_PORT/v1/jobs)"
+    else
+        echo "  HTTP API: http://127.0.0.1:$HTTP_PORT/v1/ (docs/http.md; try curl http://127.0.0.1:$HTTP_PORT/v1/jobs)"
+    fi
     echo "  logs:     $LOGS/{cellstated*,m1,m2,m3,batch-1,service-1}.log"
     echo "  tasks:    $DIR/agent-m*/tasks/<task>-<attempt>/{stdout,stderr}"
     if [[ -n $TLS ]]; then
-        echo "  TLS:      every daemon, the agents' log services and cellctl on tls+tcp://, certificates"
-        echo "            in $CERTS; the HTTP API and Raft stay plain (docs/security.md)"
+        echo "  TLS:      every daemon, the agents' log services and cellctl on tls+tcp://, the HTTP API"
+        echo "            on https, certificates in $CERTS; Raft stays plain (docs/security.md)"
         echo "  try:      export CELLSCHED_TLS_CERT=$CERTS/operator.pem CELLSCHED_TLS_KEY=$CERTS/operator.key \\"
         echo "                   CELLSCHED_TLS_CA=$CERTS/ca.pem"
     fi
