@@ -61,9 +61,10 @@ static void usage(FILE *f)
             "--server (one URL, or the comma-separated replicas of a replicated cell)\n"
             "defaults to $CELL_SERVER, else %s; capacity is detected\n"
             "from the host unless given (simulated machines: 8 cores, 16384 MiB, 100000 MiB).\n"
-            "--tls-*: this agent's certificate and key and the cell's CA (PEM; else\n"
-            "$CELLSCHED_TLS_CERT, _KEY, _CA): needed for, and only for, tls+tcp:// servers;\n"
-            "with them the log service is TLS too (--log-listen default tls+tcp://0.0.0.0:0)\n"
+            "--tls-cert, --tls-key, --tls-ca: this agent's certificate, its key and the\n"
+            "cell's CA (PEM; else $CELLSCHED_TLS_CERT, _KEY, _CA): needed for, and only for,\n"
+            "tls+tcp:// servers; with them the log service is TLS too (--log-listen default\n"
+            "tls+tcp://0.0.0.0:0).\n"
             "--orphan-grace (default %d): a task whose agent has been gone this long is\n"
             "stopped by its supervisor.\n"
             "--taint EFFECT is NoSchedule, PreferNoSchedule or NoExecute: tasks that do not\n"
@@ -346,7 +347,7 @@ static int adopt_one(void *arg, const ag_task *t)
 
 static int run_simulator(const flags *f, const char *url, const sigset_t *set)
 {
-    ag_sim_opts o = {f->simulate, f->prefix, f->seed, f->dur_lo, f->dur_hi, f->cfg};
+    ag_sim_opts o = {f->simulate, f->prefix, f->seed, f->dur_lo, f->dur_hi, f->cfg, f->tls};
     capacity(f, NULL, &o.machine.capacity);
     /* Every simulated machine offers the same ports and attributes. */
     o.machine.port_lo = f->port_lo;

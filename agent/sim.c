@@ -154,7 +154,7 @@ int ag_sim_open(const char *url, const ag_sim_opts *o, ag_sim **out, cs_error *e
     nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, 0);
     cs_servers servers;
     if ((rc = cs_servers_parse(url, &servers, err)) != CS_OK ||
-        (rc = cs_servers_dial(s->sock, &servers, NULL, err)) != CS_OK)
+        (rc = cs_servers_dial(s->sock, &servers, o->tls, err)) != CS_OK)
         goto fail;
     for (uint32_t i = 0; i < o->machines; i++) {
         char name[CS_NAME_MAX + 1];

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "agent/loop.h"
+#include "proto/tls.h"
 
 typedef struct ag_sim_opts {
     uint32_t machines;     /* how many */
@@ -22,6 +23,8 @@ typedef struct ag_sim_opts {
     uint32_t dur_lo_ms;    /* run time when the job gives none: uniform in [lo, hi] */
     uint32_t dur_hi_ms;
     ag_config machine;     /* capacity, ports, attrs, timings; name ignored */
+    const cs_tls *tls;     /* certificates for tls+tcp:// servers (proto/tls.h), or NULL;
+                            * borrowed by ag_sim_open only (each dialer keeps its own) */
 } ag_sim_opts;
 
 typedef struct ag_sim ag_sim;
