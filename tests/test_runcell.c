@@ -49,6 +49,15 @@ static int processes_under(const char *dir)
     return n;
 }
 
+/* Ended means ended: no task is left running in the agents' directories
+ * under `dir`. */
+static void no_process_left(const char *dir)
+{
+    char real[PATH_MAX];
+    cr_assert(realpath(dir, real) != NULL);
+    cr_assert_eq(processes_under(real), 0);
+}
+
 /* Run tools/run-cell.sh with `args` in `dir` until it ends; everything it
  * printed (the live view redraws for --for seconds) into *all (the
  * caller's: free), its end into out. Fails the test unless it exits 0. */
@@ -113,10 +122,7 @@ Test(runcell, the_local_cell_runs_the_examples_and_stops_clean, .init = ts_tmp_s
     char summary[500];
     snprintf(summary, sizeof summary, "%s/summary.txt", dir);
     cr_assert_eq(access(summary, R_OK), 0, "no %s", summary);
-    /* Ended means ended: no task is left running in the agents' directories. */
-    char real[PATH_MAX];
-    cr_assert(realpath(dir, real) != NULL);
-    cr_assert_eq(processes_under(real), 0);
+    no_process_left(dir);
 }
 
 /* make run TLS=1: the same cell over mutual TLS, one replica. */
@@ -135,9 +141,7 @@ Test(runcell, the_local_cell_runs_over_tls, .init = ts_tmp_setup, .fini = ts_tmp
     snprintf(log, sizeof log, "%s/logs/cellstated.log", dir);
     cr_assert(!log_has(log, "unauthenticated"), "a TLS cell warned it is unauthenticated");
     cr_assert(!log_has(log, "at the TLS handshake"), "a process of the cell was refused at the handshake");
-    char real[PATH_MAX];
-    cr_assert(realpath(dir, real) != NULL);
-    cr_assert_eq(processes_under(real), 0);
+    no_process_left(dir);
 }
 
 Test(runcell, a_replica_count_other_than_1_3_5_is_refused, .init = ts_tmp_setup,
