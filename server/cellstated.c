@@ -2,6 +2,7 @@
  *
  *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
  *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
+ *              [--max-inflight-bytes BYTES]
  *              [--addr-file FILE] [--job-gc DURATION] [--log-retain DURATION] [--nosync]
  *              [--cluster FILE --id N] [--election-timeout MS]
  *              [--snapshot-threshold N] [--snapshot-trailing N]
@@ -82,7 +83,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]\n"
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
-               "                  [--max-msg BYTES] [--addr-file FILE] [--job-gc DURATION]\n"
+               "                  [--max-msg BYTES] [--max-inflight-bytes BYTES]\n"
+               "                  [--addr-file FILE] [--job-gc DURATION]\n"
                "                  [--log-retain DURATION] [--nosync]\n"
                "                  [--cluster FILE --id N [--raft HOST:PORT]] [--election-timeout MS]\n"
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
@@ -103,6 +105,9 @@ static void usage(FILE *f)
                "        released within --offer-timeout, default 30s, is taken back)\n"
                "--http HOST:PORT: also serve the HTTP API (JSON under http://HOST:PORT/v1/,\n"
                "        docs/http.md), off by default; port 0: any free port\n"
+               "--max-inflight-bytes: the requests held at once, across all connections (default\n"
+               "        256 MiB; 0: no bound; at least --max-msg): one that would pass it is\n"
+               "        refused at once (busy)\n"
                "--metrics-per-machine: the metrics also carry each machine's resources and\n"
                "        tasks (default: cell totals only)\n",
             CS_DEFAULT_URL);
@@ -224,6 +229,8 @@ int main(int argc, char **argv)
             ;
         else if (strcmp(a, "--max-msg") == 0 && num(a, v, 1ULL << 30, &x) == 0 && x >= 64)
             o.max_msg = (size_t)x;
+        else if (strcmp(a, "--max-inflight-bytes") == 0 && num(a, v, 1ULL << 40, &x) == 0)
+            o.max_inflight_bytes = (size_t)x;
         else if (strcmp(a, "--concurrency") == 0) {
             if (strcmp(v, "optimistic") != 0 && strcmp(v, "offers") != 0) {
                 fprintf(stderr, "cellstated: --concurrency: '%s' is not optimistic or offers\n",
@@ -268,6 +275,12 @@ int main(int argc, char **argv)
     cs_error err = {0};
     cs_member *members = NULL;
     char data[4096], cell_name[32] = "cell";
+    if (o.max_inflight_bytes != 0 && o.max_inflight_bytes < o.max_msg) {
+        /* Else a request the size --max-msg allows could never be served. */
+        fprintf(stderr, "cellstated: --max-inflight-bytes %zu is below --max-msg %zu\n",
+                o.max_inflight_bytes, o.max_msg);
+        return 2;
+    }
     if ((cluster != NULL) != (member_id != 0)) {
         fprintf(stderr, "cellstated: --cluster and --id go together (a member of a replicated "
                         "cell needs both)\n");

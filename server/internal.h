@@ -26,6 +26,7 @@
 
 #include <nng/nng.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -101,6 +102,7 @@ struct worker {
     nng_ctx ctx;
     wstate state;
     nng_msg *req; /* the request being served; owned */
+    size_t charged; /* its bytes, counted in cs_server.inflight until it is released */
     msgpack_zone zone;
     cs_msg msg;
     wjob job;
@@ -272,6 +274,9 @@ struct cs_server {
     struct srv_offers *offers;
 
     srv_metrics metrics;
+    /* The bytes of the requests workers hold now (--max-inflight-bytes):
+     * charged as a request is received, given back as it is released. */
+    _Atomic size_t inflight;
 };
 
 static inline int64_t now_ms(void)

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cellstate/mpcheck.h"
 #include "server/internal.h"
 #include "server/replica.h"
 
@@ -32,6 +33,7 @@ void cs_server_opts_default(cs_server_opts *o)
     o->heartbeat_timeout_ms = CS_HEARTBEAT_TIMEOUT_DEFAULT_MS;
     o->poll_max_wait_ms = 30000;
     o->max_msg = CS_DEFAULT_MAX_MSG;
+    o->max_inflight_bytes = CS_MAX_INFLIGHT_DEFAULT;
     o->job_gc_ms = 4 * 3600 * 1000;
     o->log_retain_ms = 10 * 60 * 1000;
     o->concurrency = CS_CONCURRENCY_OPTIMISTIC;
@@ -63,6 +65,10 @@ void srv_release_req(worker *w)
     if (w->req != NULL) {
         nng_msg_free(w->req);
         w->req = NULL;
+    }
+    if (w->charged > 0) {
+        atomic_fetch_sub(&w->s->inflight, w->charged);
+        w->charged = 0;
     }
     msgpack_zone_clear(&w->zone);
 }
@@ -214,6 +220,38 @@ const srv_route *srv_route_of(uint32_t type)
 
 /* ---- the worker state machine ------------------------------------------------ */
 
+/* Count w's request of `len` bytes among those in flight, or refuse it at
+ * once when it would take them past --max-inflight-bytes: a reply that
+ * says so now costs the client a retry, where a queue would hold the bytes
+ * (and the client's wait) without bound. The envelope's request id is read
+ * without decoding the body, so that the refusal costs nothing. */
+static bool charge(worker *w, size_t len)
+{
+    cs_server *s = w->s;
+    size_t max = s->o.max_inflight_bytes;
+    size_t before = atomic_fetch_add(&s->inflight, len);
+    if (max == 0 || before + len <= max) {
+        w->charged = len;
+        return true;
+    }
+    atomic_fetch_sub(&s->inflight, len);
+    cs_mp_cur cur;
+    uint32_t n;
+    uint64_t version, type, req = 0;
+    cs_mp_cur_init(&cur, nng_msg_body(w->req), len);
+    if (cs_mp_read_array(&cur, &n) != CS_OK || n != 4 ||
+        cs_mp_read_uint(&cur, &version) != CS_OK || cs_mp_read_uint(&cur, &type) != CS_OK ||
+        cs_mp_read_uint(&cur, &req) != CS_OK)
+        req = 0;
+    char m[160];
+    snprintf(m, sizeof m,
+             "busy: %zu bytes of requests in flight, this one %zu, --max-inflight-bytes %zu",
+             before, len, max);
+    w->msg.req = req;
+    srv_send_error(w, CS_EUNAVAIL, m);
+    return false;
+}
+
 static void serve(worker *w)
 {
     cs_server *s = w->s;
@@ -232,6 +270,8 @@ static void serve(worker *w)
         srv_send_error(w, CS_ETOOBIG, m);
         return;
     }
+    if (!charge(w, len))
+        return;
     int rc = cs_msg_decode(nng_msg_body(w->req), len, &w->zone, &w->msg, &err);
     if (rc != CS_OK) {
         srv_send_error(w, rc, err.msg);

@@ -49,6 +49,13 @@ typedef struct cs_server_opts {
     uint32_t heartbeat_timeout_ms; /* a machine silent this long is marked down */
     uint32_t poll_max_wait_ms;     /* the longest a poll may wait */
     size_t max_msg;                /* larger requests get an error reply */
+    /* The bytes of requests held by workers at once, across every
+     * connection (received, not yet answered): a request that would pass
+     * it is refused at once (CS_EUNAVAIL, "busy") rather than queued, so
+     * that many large requests cannot take the server's memory. 0: no
+     * bound. nng's own buffer of a message still being received is not
+     * counted (docs/security.md). */
+    size_t max_inflight_bytes;
     bool nosync;                   /* skip fsync (tests and benchmarks only) */
     /* Ended jobs (killed, finished, failed) and their tasks are removed
      * this long after they ended (Nomad's job_gc_threshold); 0 = kept. */
@@ -80,8 +87,13 @@ typedef struct cs_server_opts {
     bool metrics_per_machine;
 } cs_server_opts;
 
+/* Requests in flight, in bytes (--max-inflight-bytes): sixteen requests of
+ * the largest size (--max-msg, 16 MiB) at once; a cell's own traffic is
+ * far below it (a commit is kilobytes, a poll bytes). */
+#define CS_MAX_INFLIGHT_DEFAULT (256u << 20)
+
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB,
- * optimistic concurrency (offers: 30 s lease). */
+ * 256 MiB in flight, optimistic concurrency (offers: 30 s lease). */
 void cs_server_opts_default(cs_server_opts *o);
 
 /* Open the store and start serving. On success *out is the caller's: stop
