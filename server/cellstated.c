@@ -2,7 +2,7 @@
  *
  *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
  *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
- *              [--max-inflight-bytes BYTES]
+ *              [--max-inflight-bytes BYTES] [--max-conns-per-peer N] [--max-job-tasks N]
  *              [--addr-file FILE] [--job-gc DURATION] [--log-retain DURATION] [--nosync]
  *              [--cluster FILE --id N] [--election-timeout MS]
  *              [--snapshot-threshold N] [--snapshot-trailing N]
@@ -84,6 +84,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]\n"
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
                "                  [--max-msg BYTES] [--max-inflight-bytes BYTES]\n"
+               "                  [--max-conns-per-peer N] [--max-job-tasks N]\n"
                "                  [--addr-file FILE] [--job-gc DURATION]\n"
                "                  [--log-retain DURATION] [--nosync]\n"
                "                  [--cluster FILE --id N [--raft HOST:PORT]] [--election-timeout MS]\n"
@@ -108,6 +109,10 @@ static void usage(FILE *f)
                "--max-inflight-bytes: the requests held at once, across all connections (default\n"
                "        256 MiB; 0: no bound; at least --max-msg): one that would pass it is\n"
                "        refused at once (busy)\n"
+               "--max-conns-per-peer N: connections one IP address may hold open (default 256;\n"
+               "        0: no bound): the one beyond is closed as it is made\n"
+               "--max-job-tasks N: the tasks one job may have (default 100000; 0: the protocol's\n"
+               "        1048576): a submission, update, scale or surge above it is refused\n"
                "--metrics-per-machine: the metrics also carry each machine's resources and\n"
                "        tasks (default: cell totals only)\n",
             CS_DEFAULT_URL);
@@ -231,6 +236,10 @@ int main(int argc, char **argv)
             o.max_msg = (size_t)x;
         else if (strcmp(a, "--max-inflight-bytes") == 0 && num(a, v, 1ULL << 40, &x) == 0)
             o.max_inflight_bytes = (size_t)x;
+        else if (strcmp(a, "--max-conns-per-peer") == 0 && num(a, v, UINT32_MAX, &x) == 0)
+            o.max_conns_per_peer = (uint32_t)x;
+        else if (strcmp(a, "--max-job-tasks") == 0 && num(a, v, 1048576, &x) == 0)
+            o.max_job_tasks = (uint32_t)x;
         else if (strcmp(a, "--concurrency") == 0) {
             if (strcmp(v, "optimistic") != 0 && strcmp(v, "offers") != 0) {
                 fprintf(stderr, "cellstated: --concurrency: '%s' is not optimistic or offers\n",

@@ -277,6 +277,8 @@ struct cs_server {
     /* The bytes of the requests workers hold now (--max-inflight-bytes):
      * charged as a request is received, given back as it is released. */
     _Atomic size_t inflight;
+    /* --max-conns-per-peer (peers.c); NULL when unbounded. */
+    struct srv_peers *peers;
 };
 
 static inline int64_t now_ms(void)
@@ -459,6 +461,18 @@ void srv_probe_cb(void *arg);
 /* ---- scheduler reports (reports.c) ---- */
 
 int srv_sched_report(worker *w, msgpack_packer *pk, cs_error *err);
+
+/* ---- connections per peer (peers.c) ---- */
+
+typedef struct srv_peers srv_peers;
+/* Count the pipes of `sock` by their peer's IP address and close one that
+ * would give its peer more than `max` (nng's pipe notifications). Call
+ * before `sock` listens. *out is the caller's, freed by srv_peers_free
+ * once `sock` is closed; NULL (and CS_OK) when max is 0. CS_ENOMEM, CS_EIO. */
+int srv_peers_new(nng_socket sock, uint32_t max, srv_peers **out, cs_error *err);
+/* Connections closed for the bound since start (0 for NULL). */
+uint64_t srv_peers_refused(srv_peers *t);
+void srv_peers_free(srv_peers *t);
 
 /* ---- metrics (metrics.c) ---- */
 

@@ -34,6 +34,8 @@ void cs_server_opts_default(cs_server_opts *o)
     o->poll_max_wait_ms = 30000;
     o->max_msg = CS_DEFAULT_MAX_MSG;
     o->max_inflight_bytes = CS_MAX_INFLIGHT_DEFAULT;
+    o->max_conns_per_peer = CS_MAX_CONNS_PER_PEER_DEFAULT;
+    o->max_job_tasks = CS_MAX_JOB_TASKS_DEFAULT;
     o->job_gc_ms = 4 * 3600 * 1000;
     o->log_retain_ms = 10 * 60 * 1000;
     o->concurrency = CS_CONCURRENCY_OPTIMISTIC;
@@ -670,6 +672,8 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
      * it, a request over max_msg gets an error reply that says so. */
     size_t hard = s->o.max_msg > SIZE_MAX / 4 ? SIZE_MAX : s->o.max_msg * 4 + 4096;
     nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ, hard);
+    if ((rc = srv_peers_new(s->rep, s->o.max_conns_per_peer, &s->peers, err)) != CS_OK)
+        goto err_after_rep;
     s->nworkers = s->o.workers;
     s->workers = calloc(s->nworkers, sizeof *s->workers);
     if (s->workers == NULL) {
@@ -747,6 +751,7 @@ err_after_workers:
     return rc;
 err_after_rep:
     nng_close(s->rep);
+    srv_peers_free(s->peers);
 err_after_store:
     if (s->replicated)
         stop_replica(s);
@@ -834,6 +839,7 @@ void cs_server_stop(cs_server *s)
         if (s->workers[i].aio != NULL)
             nng_aio_stop(s->workers[i].aio);
     nng_close(s->rep);
+    srv_peers_free(s->peers); /* the socket is closed: no pipe callback comes any more */
     if (s->have_pub)
         nng_close(s->pub);
     for (uint32_t i = 0; i < s->nworkers; i++) {
