@@ -17,6 +17,8 @@
  *               time in DRF order (offers.h)
  *   metrics.c   what the server measures of itself and of the cell, and
  *               its Prometheus text (cs_server_metrics_text)
+ *   peers.c     connections per peer (--max-conns-per-peer): nng's pipe
+ *               notifications, counted by the peer's IP address
  *
  * Names shared between these files carry the srv_ prefix; everything else
  * is static to its file. Threads and locks are described in server.c.
