@@ -191,6 +191,17 @@ $(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The web dashboard's files (ui/), embedded in the http layer as C arrays
+# (http/ui.h) by tools/embed.sh (od and awk: no xxd on a fresh Debian); the
+# generated .c lives in $(BUILD)/gen, never in the checkout.
+UI_FILES := ui/index.html ui/app.js ui/style.css
+$(BUILD)/gen/ui_files.c: tools/embed.sh $(UI_FILES)
+	@mkdir -p $(@D)
+	sh tools/embed.sh $(UI_FILES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/gen/ui_files.o: $(BUILD)/gen/ui_files.c $(FLAGS_FILE)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(call layer_a,http): $(BUILD)/gen/ui_files.o
+
 .SECONDEXPANSION:
 $(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $$(TOOL_SHARED_$$*) $(ALL_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
