@@ -178,6 +178,9 @@
   // One point per new report: a report read again (the same arrival,
   // within the jitter of two requests) adds nothing.
   function sample(stats, now) {
+    // A scheduler the server forgot (silent for 10 minutes) leaves the page too.
+    const names = new Set((stats.schedulers || []).map((s) => s.name));
+    for (const name of page.series.keys()) if (!names.has(name)) page.series.delete(name);
     for (const s of stats.schedulers || []) {
       let ser = page.series.get(s.name);
       if (!ser) {
@@ -440,5 +443,10 @@
     }
   }
 
+  // Back, forward or an edited URL move the selection too.
+  window.addEventListener('hashchange', () => {
+    const name = selectedFromHash();
+    if (name !== page.selected) select(name);
+  });
   loop();
 })();
