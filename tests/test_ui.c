@@ -129,7 +129,9 @@ static void cell_teardown(void)
 }
 
 TestSuite(ui_files, .init = cell_setup, .fini = cell_teardown, .timeout = 240);
-TestSuite(ui_browser, .init = cell_setup, .fini = cell_teardown, .timeout = 240);
+/* A browser test starts its cell itself, once it knows chromium is there:
+ * a skipped test's .fini does not run, so nothing may be started before. */
+TestSuite(ui_browser, .fini = cell_teardown, .timeout = 240);
 
 /* ---- the files ------------------------------------------------------------------------ */
 
@@ -248,14 +250,19 @@ static void report_metrics(void)
 #define NO_CHROMIUM "chromium is not installed (Debian's chromium package: sh tools/deps.sh " \
                     "install tests)"
 
-/* chromium --dump-dom of `url`: the DOM as the page left it once
- * `budget_ms` of virtual time passed (the caller frees it). Skips the test
- * when chromium is not installed. */
-static char *dump_dom(const char *url, int budget_ms)
+/* Skip the test, naming the package, when chromium is not installed. */
+static void need_chromium(void)
 {
     char out[256];
     if (ts_run("command -v chromium", out, sizeof out) != 0)
         cr_skip_test(NO_CHROMIUM);
+}
+
+/* chromium --dump-dom of `url`: the DOM as the page left it once
+ * `budget_ms` of virtual time passed (the caller frees it). */
+static char *dump_dom(const char *url, int budget_ms)
+{
+    char out[256];
     char cmd[2048], dom[600], log[600];
     snprintf(dom, sizeof dom, "%s/dom.html", ts_tmp);
     snprintf(log, sizeof log, "%s/chromium.log", ts_tmp);
@@ -280,6 +287,8 @@ static void expect_in(const char *dom, const char *what, const char *why)
 
 Test(ui_browser, the_page_shows_the_cell)
 {
+    need_chromium();
+    cell_setup();
     register_machine("ui-m1", 4000, 4096);
     register_machine("ui-m2", 2000, 2048);
     ts_submit(daemon_.c, "{\"name\": \"ui-web\", \"kind\": \"service\", \"cmd\": \"sleep 100\", "
@@ -320,6 +329,10 @@ Test(ui_browser, the_page_shows_the_cell)
 
 Test(ui_browser, without_the_api_it_says_so)
 {
+    need_chromium();
+    /* No cell: a directory for chromium's profile, and its processes ours. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    ts_tmp_setup();
     char cwd[512], url[700];
     cr_assert(getcwd(cwd, sizeof cwd) != NULL);
     /* The page itself, without a server behind it. */
