@@ -6,6 +6,8 @@
  *              [--attr KEY=VALUE]... [--taint KEY[=VALUE]:EFFECT]...
  *              [--heartbeat-ms MS] [--poll-wait-ms MS] [--kill-grace-ms MS]
  *              [--orphan-grace MS] [--log-listen URL] [--retain-count N] [--retain-ms MS]
+ *              [--isolation auto|cgroup|rlimit|none] [--task-user USER]
+ *              [--task-root DIR] [--task-pids-max N]
  *   cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]
  *              [--seed N] [the flags above]
  *
@@ -27,6 +29,7 @@
 
 #include "agent/alive.h"
 #include "agent/host.h"
+#include "agent/isolate.h"
 #include "agent/logserve.h"
 #include "agent/loop.h"
 #include "agent/runner.h"
@@ -48,6 +51,8 @@ static void usage(FILE *f)
             "                  [--heartbeat-ms MS] [--poll-wait-ms MS] [--kill-grace-ms MS]\n"
             "                  [--orphan-grace MS] [--log-listen URL]\n"
             "                  [--retain-count N] [--retain-ms MS]\n"
+            "                  [--isolation auto|cgroup|rlimit|none] [--task-user USER]\n"
+            "                  [--task-root DIR] [--task-pids-max N]\n"
             "       cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]\n"
             "                  [--seed N] [the flags above]\n"
             "--server (one URL, or the comma-separated replicas of a replicated cell)\n"
@@ -60,9 +65,17 @@ static void usage(FILE *f)
             "or neither placed nor kept here.\n"
             "Tasks' output is served (cellctl logs) on --log-listen, default %s (a free\n"
             "port; advertised with this host's name); an ended task's directory is deleted\n"
-            "once %u newer ones ended (--retain-count) or %u ms after it ended (--retain-ms).\n",
+            "once %u newer ones ended (--retain-count) or %u ms after it ended (--retain-ms).\n"
+            "Each task runs in its own cgroup (--isolation auto: v2 or v1, whichever is\n"
+            "mounted; else rlimits, said at start; cgroup: cgroups or refuse to start;\n"
+            "rlimit; none), with its memory request as its memory limit, its cpu as a share\n"
+            "(or a cap: the job's cpu_limit) and at most --task-pids-max (default %u)\n"
+            "processes; as --task-user (default: %s, made when root, else nobody; not\n"
+            "root: the agent's own user) in its own directory under --task-root (default:\n"
+            "the work directory's path followed by -tasks).\n",
             CS_DEFAULT_URL, AG_ORPHAN_GRACE_DEFAULT_MS, AG_LOG_LISTEN_DEFAULT,
-            AG_RETAIN_COUNT_DEFAULT, AG_RETAIN_MS_DEFAULT);
+            AG_RETAIN_COUNT_DEFAULT, AG_RETAIN_MS_DEFAULT, AG_ISO_PIDS_DEFAULT,
+            AG_ISO_DEFAULT_USER);
 }
 
 typedef struct flags {
@@ -80,6 +93,7 @@ typedef struct flags {
     uint32_t simulate, dur_lo, dur_hi;
     uint32_t orphan_grace_ms;
     uint64_t seed;
+    ag_iso_opts iso; /* task_root: NULL until run_machine picks the default */
 } flags;
 
 static int num(const char *flag, const char *v, unsigned long long min, unsigned long long max,
@@ -173,6 +187,7 @@ static int parse_flags(int argc, char **argv, flags *f)
     f->orphan_grace_ms = AG_ORPHAN_GRACE_DEFAULT_MS;
     f->log_listen = AG_LOG_LISTEN_DEFAULT;
     f->retain = (ag_retain){AG_RETAIN_COUNT_DEFAULT, AG_RETAIN_MS_DEFAULT};
+    f->iso = (ag_iso_opts){AG_ISO_AUTO, NULL, NULL, AG_ISO_PIDS_DEFAULT};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
@@ -197,6 +212,18 @@ static int parse_flags(int argc, char **argv, flags *f)
             f->workdir = v;
         else if (strcmp(a, "--log-listen") == 0)
             f->log_listen = v;
+        else if (strcmp(a, "--task-user") == 0)
+            f->iso.task_user = v;
+        else if (strcmp(a, "--task-root") == 0)
+            f->iso.task_root = v;
+        else if (strcmp(a, "--task-pids-max") == 0 && (rc = num(a, v, 1, 4194304, &x)) == 0)
+            f->iso.pids_max = (uint32_t)x;
+        else if (strcmp(a, "--isolation") == 0) {
+            if (ag_iso_parse(v, &f->iso.want, &err) != CS_OK) {
+                fprintf(stderr, "cell-agent: --isolation: %s\n", err.msg);
+                rc = -1;
+            }
+        }
         else if (strcmp(a, "--retain-count") == 0 && (rc = num(a, v, 0, 1000000, &x)) == 0)
             f->retain.keep = (uint32_t)x;
         else if (strcmp(a, "--retain-ms") == 0 && (rc = num(a, v, 0, UINT32_MAX, &x)) == 0)
@@ -247,7 +274,7 @@ static int parse_flags(int argc, char **argv, flags *f)
                    strcmp(a, "--orphan-grace") != 0 &&
                    strcmp(a, "--seed") != 0 && strcmp(a, "--mem") != 0 &&
                    strcmp(a, "--disk") != 0 && strcmp(a, "--retain-count") != 0 &&
-                   strcmp(a, "--retain-ms") != 0) {
+                   strcmp(a, "--retain-ms") != 0 && strcmp(a, "--task-pids-max") != 0) {
             fprintf(stderr, "cell-agent: unknown flag %s\n", a);
             rc = -1;
         }
@@ -364,6 +391,7 @@ static int run_machine(const flags *f, const char *url, const cs_servers *server
     }
     self[n] = '\0';
     int rc = 1, rv;
+    ag_iso *iso = NULL;
     ag_runner *runner = NULL;
     ag_alive *alive = NULL;
     ag_logsrv *logs = NULL;
@@ -371,7 +399,21 @@ static int run_machine(const flags *f, const char *url, const cs_servers *server
     ag_machine *m = NULL;
     nng_socket sock;
     bool sock_open = false;
-    if (ag_runner_open(workdir, self, f->cfg.tick_ms, &runner, &err) != CS_OK ||
+    /* Before any thread: on cgroup v2 the agent may move itself into a
+     * leaf cgroup (isolate.h). */
+    char task_root[4200], note[4096 + CS_ERROR_MSG_SIZE];
+    ag_iso_opts io = f->iso;
+    if (io.task_root == NULL) {
+        snprintf(task_root, sizeof task_root, "%s-tasks", workdir);
+        io.task_root = task_root;
+    }
+    if (ag_iso_open(&io, &iso, note, sizeof note, &err) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", err.msg);
+        rc = 2;
+        goto cleanup;
+    }
+    fprintf(stderr, "cell-agent: %s\n", note);
+    if (ag_runner_open(workdir, self, f->cfg.tick_ms, iso, &runner, &err) != CS_OK ||
         ag_alive_start(workdir, f->orphan_grace_ms, &alive, &err) != CS_OK) {
         fprintf(stderr, "cell-agent: %s\n", err.msg);
         goto cleanup;
@@ -394,8 +436,18 @@ static int run_machine(const flags *f, const char *url, const cs_servers *server
     cfg.name = name;
     cfg.port_lo = f->port_lo;
     cfg.port_hi = f->port_hi;
-    cfg.attrs = f->attrs;
-    cfg.nattrs = f->nattrs;
+    /* The machine's isolation level as an attribute, unless the operator
+     * set that key himself: `cellctl get machines` shows it. */
+    cs_attr attrs[CS_ATTR_MAX];
+    uint32_t nattrs = f->nattrs;
+    bool given = false;
+    memcpy(attrs, f->attrs, nattrs * sizeof attrs[0]);
+    for (uint32_t i = 0; i < nattrs; i++)
+        given |= strcmp(attrs[i].key, AG_ISO_ATTR) == 0;
+    if (!given && nattrs < CS_ATTR_MAX)
+        attrs[nattrs++] = (cs_attr){AG_ISO_ATTR, ag_iso_level_name(ag_iso_level_of(iso))};
+    cfg.attrs = attrs;
+    cfg.nattrs = nattrs;
     cfg.log_url = ag_logsrv_url(logs);
     cfg.taints = f->taints;
     cfg.ntaints = f->ntaints;
@@ -439,6 +491,7 @@ cleanup:
     ag_alive_stop(alive);
     ag_logsrv_close(logs);
     ag_runner_close(runner);
+    ag_iso_close(iso);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -63,6 +64,9 @@ typedef struct target {
     cs_id id;
     uint32_t attempt;
     int64_t started;
+    uid_t uid;
+    gid_t gid;
+    char **procs;           /* the task's cgroups' cgroup.procs, NULL-terminated; NULL none */
     char *dir;
     char *env;              /* NUL-separated, with a final NUL */
     char **envp;
@@ -172,6 +176,9 @@ static void free_target(target *t)
         free(t->checks[i].req);
     }
     free(t->checks);
+    for (char **p = t->procs; p && *p; p++)
+        free(*p);
+    free(t->procs);
     free(t->envp);
     free(t->env);
     free(t->dir);
@@ -179,6 +186,31 @@ static void free_target(target *t)
 }
 
 /* Copy the environment and index its entries for posix_spawn. */
+/* t->procs from the target's cgroups (one directory a line). */
+static int copy_cgroups(target *t, const char *list)
+{
+    size_t n = 0;
+    for (const char *p = list; p && *p; p++)
+        n += *p == '\n';
+    if (list == NULL || n == 0)
+        return 0;
+    if ((t->procs = calloc(n + 1, sizeof *t->procs)) == NULL)
+        return -1;
+    size_t k = 0;
+    for (const char *p = list; *p && k < n;) {
+        size_t len = strcspn(p, "\n");
+        if (len > 0) {
+            if ((t->procs[k] = malloc(len + sizeof "/cgroup.procs")) == NULL)
+                return -1;
+            memcpy(t->procs[k], p, len);
+            memcpy(t->procs[k] + len, "/cgroup.procs", sizeof "/cgroup.procs");
+            k++;
+        }
+        p += len + (p[len] == '\n');
+    }
+    return 0;
+}
+
 static int copy_env(target *t, const char *env, size_t len)
 {
     t->env = malloc(len + 1);
@@ -255,10 +287,13 @@ int ag_health_watch(ag_health *h, const ag_health_target *src, cs_error *err)
     t->id = src->id;
     t->attempt = src->attempt;
     t->started = src->started_ms;
+    t->uid = src->uid;
+    t->gid = src->gid;
     t->n = src->nchecks;
     t->dir = strdup(src->dir);
     t->checks = calloc(src->nchecks, sizeof *t->checks);
-    bool ok = t->dir != NULL && t->checks != NULL && copy_env(t, src->env, src->envlen) == 0;
+    bool ok = t->dir != NULL && t->checks != NULL && copy_env(t, src->env, src->envlen) == 0 &&
+              copy_cgroups(t, src->cgroups) == 0;
     for (uint32_t i = 0; ok && i < src->nchecks; i++)
         ok = init_check(&t->checks[i], &src->checks[i], i + 1, src) == 0;
     if (!ok) {
@@ -382,6 +417,46 @@ static void abort_run(ag_health *h, check *k)
     k->fd = -1;
 }
 
+/* A check in the task's cgroups or as another user: posix_spawn can do
+ * neither, so fork; between fork and exec only system calls (the agent has
+ * threads). The same process as spawn_command's otherwise. 0 or an errno. */
+static int fork_check(const target *t, const check *k, pid_t *out)
+{
+    char *argv[] = {(char *)"sh", (char *)"-c", (char *)k->c.command, NULL};
+    pid_t pid = fork();
+    if (pid < 0)
+        return errno;
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        setpgid(0, 0);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        int in = open("/dev/null", O_RDONLY), nul = open("/dev/null", O_WRONLY);
+        if (in < 0 || nul < 0 || dup2(in, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0)
+            _exit(126);
+        for (char **p = t->procs; p && *p; p++) {
+            int fd = open(*p, O_WRONLY);
+            if (fd < 0 || write(fd, "0", 1) != 1)
+                _exit(126);
+            close(fd);
+        }
+        if (chdir(t->dir) != 0 ||
+            (t->uid != geteuid() &&
+             (setgroups(1, &t->gid) != 0 || setgid(t->gid) != 0 || setuid(t->uid) != 0)))
+            _exit(126);
+        close_range(3, ~0U, 0);
+        execve("/bin/sh", argv, t->envp);
+        _exit(127);
+    }
+    setpgid(pid, pid); /* also here, so that a timeout's kill(-pid) finds the group */
+    *out = pid;
+    return 0;
+}
+
 static int spawn_command(const target *t, check *k, char *why, size_t size)
 {
     posix_spawnattr_t at;
@@ -409,7 +484,9 @@ static int spawn_command(const target *t, check *k, char *why, size_t size)
     posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     char *argv[] = {(char *)"sh", (char *)"-c", (char *)k->c.command, NULL};
     pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, t->envp);
+    int rc = t->uid != geteuid() || t->procs != NULL
+                 ? fork_check(t, k, &pid)
+                 : posix_spawn(&pid, "/bin/sh", &fa, &at, argv, t->envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     char e[96];

@@ -28,6 +28,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "agent/loop.h"
 #include "cellstate/jobopts.h"
@@ -50,10 +51,14 @@ typedef struct ag_health_target {
     uint32_t nchecks;         /* 1..CS_HEALTH_MAX */
     const uint16_t *ports;    /* the task's ports: PORT0.. */
     uint32_t nports;
-    const char *dir;          /* COMMAND checks run here */
+    const char *dir;          /* COMMAND checks run here: the task's sandbox */
     const char *env;          /* their environment: NUL-separated KEY=VALUE entries */
     size_t envlen;            /* bytes of env */
     int64_t started_ms;       /* when the task started (cs_clock_now_ms clock): grace counts from it */
+    uid_t uid;                /* COMMAND checks run as the task's user (isolate.h): a */
+    gid_t gid;                /* check is the task's code, never root's unless it is */
+    const char *cgroups;      /* and in its cgroups (one directory a line; NULL: none), */
+                              /* counted against its memory and processes as the task */
 } ag_health_target;
 
 /* Begin checking the task (id, attempt); everything in `t` is copied. The

@@ -2,6 +2,8 @@
  * (see logserve.h). */
 #include "agent/logserve.h"
 
+#include "agent/isolate.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -185,6 +187,7 @@ int ag_retain_sweep(const char *workdir, const ag_retain *r, int64_t now_ms, uin
         if (i < r->keep && now_ms - v[i].done_ms <= (int64_t)r->max_age_ms)
             continue;
         snprintf(path, sizeof path, "%s/tasks/%s", workdir, v[i].name);
+        ag_jail_remove_sandbox(path); /* where the task ran, named in its directory */
         nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS);
         if (removed && access(path, F_OK) != 0)
             (*removed)++;

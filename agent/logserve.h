@@ -16,7 +16,8 @@
  * hear about it; once it is `done` (runner.h), it is deleted when more
  * than `keep` newer done directories exist, or when it has been done for
  * longer than `max_age_ms`. The newest `keep` therefore stay readable for
- * that long after their task ended.
+ * that long after their task ended. The task's sandbox (isolate.h) goes
+ * with its directory.
  *
  * The service is one nng REP socket and one thread that answers requests
  * one at a time and sweeps the directories between them (every second):

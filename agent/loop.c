@@ -945,6 +945,7 @@ static int decode_assign(ag_machine *m, const cs_poll_entry *e, reply_job *rj, c
     out->index = t.index;
     out->ports = t.ports;
     out->nports = t.nports;
+    out->res = t.res;
     job_view local, *v = &local;
     reply_job *j = e->job_index >= 0 ? &rj[e->job_index] : NULL;
     if (j == NULL)

@@ -119,6 +119,7 @@ typedef struct ag_assign {
     const char *cmd;
     const uint16_t *ports;
     uint32_t nports;
+    cs_res res;          /* what the task asked for: its limits (isolate.h) */
     cs_jobopts opts;
     const char *bad;
 } ag_assign;

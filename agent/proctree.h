@@ -11,17 +11,13 @@
  * walk: a child forked after the walk read /proc is a descendant at the
  * next walk, and a process killed with SIGKILL forks no more.
  *
- * Why a subreaper and not a cgroup v2 per task (`cgroup.kill`): it needs
- * neither root nor a delegated cgroup subtree, and does not depend on
- * where (or whether) cgroup2 is mounted — on the machine these tests were
- * written on it was a hybrid v1/v2 layout with cgroup2 under
- * /sys/fs/cgroup/unified, and unprivileged agents (and CI runners) have no
- * writable cgroup at all. It covers exactly "every process the task
- * started": a descendant can leave a group or a session but not its
- * ancestry. A cgroup kills atomically, which a walk does not, and also
- * accounts resources; for ending a task the walk repeated to a fixed point
- * is enough. What neither catches is work a task asks another daemon to
- * run (at, systemd-run).
+ * Where the task has a cgroup (isolate.h) the supervisor kills that first,
+ * atomically, and the walk then finds only zombies; the walk is what ends
+ * a task where there is none: it needs neither root nor a delegated cgroup
+ * subtree (unprivileged agents and CI runners have no writable cgroup),
+ * and covers exactly "every process the task started": a descendant can
+ * leave a group or a session but not its ancestry. What neither catches is
+ * work a task asks another daemon to run (at, systemd-run).
  *
  * When the kernel refuses the subreaper (before Linux 3.4), the supervisor
  * says so once in its log and falls back to killing the task's process

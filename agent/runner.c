@@ -5,6 +5,7 @@
 
 #include "agent/alive.h"
 #include "agent/health.h"
+#include "agent/isolate.h"
 #include "agent/proctree.h"
 #include "cellstate/paths.h"
 
@@ -38,6 +39,7 @@ struct ag_runner {
     uint32_t tick_ms;
     int lock_fd;
     ag_health *health;
+    const ag_iso *iso; /* borrowed; NULL: tasks run as before isolate.h */
 };
 
 /* ---- small file helpers ----------------------------------------------------- */
@@ -142,8 +144,8 @@ static bool file_exists(const char *dir, const char *name)
 
 /* ---- opening ------------------------------------------------------------------ */
 
-int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, ag_runner **out,
-                   cs_error *err)
+int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms,
+                   const ag_iso *iso, ag_runner **out, cs_error *err)
 {
     char path[PATH_BUF];
     int rc;
@@ -157,6 +159,13 @@ int ag_runner_open(const char *workdir, const char *self_exe, uint32_t tick_ms, 
         return cs_errorf(err, CS_ENOMEM, "runner: out of memory");
     r->lock_fd = -1;
     r->tick_ms = tick_ms ? tick_ms : 100;
+    r->iso = iso;
+    /* The agent's state (every task's cmd, env and exit) is the agent's
+     * alone: a task user may neither write nor read it. */
+    if (iso != NULL && ag_iso_uid(iso) != geteuid() && chmod(workdir, 0700) != 0) {
+        rc = cs_errorf(err, CS_EIO, "chmod %s: %s", workdir, strerror(errno));
+        goto fail;
+    }
     r->workdir = strdup(workdir);
     r->self_exe = strdup(self_exe);
     if (r->workdir == NULL || r->self_exe == NULL) {
@@ -202,10 +211,16 @@ void ag_runner_close(ag_runner *r)
 /* Fill the ended fields of t from an exit file's text. */
 static void parse_exit(ag_task *t, const char *text)
 {
-    int n;
+    int n, mib;
+    char how[16];
     t->phase = AG_ENDED;
     t->ok = false;
-    if (sscanf(text, "exit %d", &n) == 1) {
+    if (sscanf(text, "memory %d %15s %d", &mib, how, &n) == 3) {
+        /* Killed by the kernel for its memory limit (isolate.h). */
+        t->started = true;
+        t->exit_code = strcmp(how, "signal") == 0 ? 128 + n : n;
+        snprintf(t->reason, sizeof t->reason, "memory limit (%d MiB)", mib);
+    } else if (sscanf(text, "exit %d", &n) == 1) {
         t->started = true;
         t->exit_code = n;
         t->ok = n == 0;
@@ -345,7 +360,10 @@ static int env_add(msgpack_sbuffer *buf, const char *key, size_t klen, const cha
     return 0;
 }
 
-static int build_env(const ag_assign *a, msgpack_sbuffer *buf)
+/* `user` and `home` (may be NULL): the task user's name and sandbox, so
+ * that a task does not inherit the agent's HOME and USER. */
+static int build_env(const ag_assign *a, const char *user, const char *home,
+                     msgpack_sbuffer *buf)
 {
     char v[64], k[32];
     int rc = 0;
@@ -367,6 +385,11 @@ static int build_env(const ag_assign *a, msgpack_sbuffer *buf)
     }
     for (uint32_t i = 0; i < a->opts.nenv; i++)
         rc |= env_add(buf, a->opts.env[i].key, strlen(a->opts.env[i].key), a->opts.env[i].value);
+    if (user != NULL) {
+        rc |= env_add(buf, "HOME", 4, home);
+        rc |= env_add(buf, "USER", 4, user);
+        rc |= env_add(buf, "LOGNAME", 7, user);
+    }
     for (char **e = environ; *e; e++) {
         const char *eq = strchr(*e, '=');
         if (eq != NULL)
@@ -395,9 +418,28 @@ static int write_health(const char *dir, const ag_assign *a, cs_error *err)
     return rc;
 }
 
-/* Write meta, cmd, env and health into the fresh directory. */
-static int prepare_dir(const char *dir, const ag_task *t, const ag_assign *a, cs_error *err)
+/* Write the task's isolation file (isolate.h): its limits, user and
+ * sandbox, for the supervisor. The sandbox's path into `home`. */
+static int write_isolation(const ag_runner *r, const char *dir, const ag_task *t,
+                           const ag_assign *a, char *home, size_t hsize, cs_error *err)
 {
+    char name[64], text[4 * AG_ISO_PATH_MAX + 512];
+    snprintf(name, sizeof name, "%llu-%u", (unsigned long long)t->id, t->attempt);
+    ag_iso_task it = {a->res.cpu, a->res.mem, a->opts.cpu_hard};
+    CS_TRY(ag_iso_sandbox(r->iso, name, home, hsize, err));
+    CS_TRY(ag_iso_task_file(r->iso, name, &it, text, sizeof text, err));
+    if (write_file(dir, "isolation", text, strlen(text), false) != 0)
+        return cs_errorf(err, CS_EIO, "writing %s/isolation: %s", dir, strerror(errno));
+    return CS_OK;
+}
+
+/* Write meta, cmd, env, health and isolation into the fresh directory. */
+static int prepare_dir(const ag_runner *r, const char *dir, const ag_task *t,
+                       const ag_assign *a, cs_error *err)
+{
+    char home[AG_ISO_PATH_MAX] = "";
+    if (r->iso != NULL)
+        CS_TRY(write_isolation(r, dir, t, a, home, sizeof home, err));
     char meta[CS_NAME_MAX + 128 + CS_PORTS_PER_TASK_MAX * 6];
     int n = snprintf(meta, sizeof meta, "job %s\nindex %u\ngrace %u\nports", t->job, t->index,
                      t->grace_ms);
@@ -407,7 +449,7 @@ static int prepare_dir(const char *dir, const ag_task *t, const ag_assign *a, cs
     msgpack_sbuffer env;
     msgpack_sbuffer_init(&env);
     int rc = CS_OK;
-    if (build_env(a, &env) != 0)
+    if (build_env(a, r->iso ? ag_iso_user(r->iso) : NULL, home, &env) != 0)
         rc = cs_errorf(err, CS_ENOMEM, "environment: out of memory");
     else if (write_file(dir, "meta", meta, (size_t)n, false) != 0 ||
              write_file(dir, "cmd", a->cmd, strlen(a->cmd), false) != 0 ||
@@ -506,7 +548,7 @@ static void runner_start(void *ctx, ag_task *t, const ag_assign *a, int64_t now)
         return;
     }
     cs_error err = {0};
-    if (prepare_dir(dir, t, a, &err) != CS_OK || spawn_supervisor(r, dir, &err) != CS_OK) {
+    if (prepare_dir(r, dir, t, a, &err) != CS_OK || spawn_supervisor(r, dir, &err) != CS_OK) {
         /* Record the failure where a later agent will find it. */
         char line[CS_ERROR_MSG_SIZE + 8];
         int n = snprintf(line, sizeof line, "error %s\n", err.msg);
@@ -572,11 +614,25 @@ static void watch_task(ag_runner *r, ag_task *t, const char *dir, int64_t now)
     int rc = cs_jobopts_decode(hbytes, hlen, &a, &o, &err);
     if (rc == CS_OK && env == NULL)
         rc = cs_errorf(&err, CS_EIO, "cannot read %s/env", dir);
+    /* COMMAND checks run where the task runs and as its user (isolate.h);
+     * without an isolation file, in the task directory as the agent. */
+    char *iso = read_file(dir, "isolation", NULL), *cgroups = read_file(dir, "cgroup", NULL);
+    ag_jail *jail = iso ? malloc(sizeof *jail) : NULL;
+    if (rc == CS_OK && iso != NULL && jail == NULL)
+        rc = cs_errorf(&err, CS_ENOMEM, "out of memory");
+    else if (rc == CS_OK && iso != NULL)
+        rc = ag_jail_parse(iso, jail, &err);
     if (rc == CS_OK) {
-        ag_health_target ht = {t->id, t->attempt, o.health, o.nhealth, ports, nports, dir,
-                               env,   elen,       started_at(dir, now)};
+        bool own = jail == NULL || jail->sandbox[0] == '\0';
+        ag_health_target ht = {t->id, t->attempt, o.health, o.nhealth, ports, nports,
+                               own ? dir : jail->sandbox, env, elen, started_at(dir, now),
+                               own ? geteuid() : jail->uid, own ? getegid() : jail->gid,
+                               cgroups};
         rc = ag_health_watch(r->health, &ht, &err);
     }
+    free(jail);
+    free(iso);
+    free(cgroups);
     if (rc != CS_OK)
         fprintf(stderr, "cell-agent: task %llu attempt %u: its health checks cannot run: %s\n",
                 (unsigned long long)t->id, t->attempt, err.msg);
@@ -686,7 +742,27 @@ static char **split_env(char *buf, size_t len)
     return v;
 }
 
-static void child_exec(const char *cmd, char **envp, int errfd)
+/* Why the task's process could not become the task: the step and errno,
+ * sent up the pipe to the supervisor. */
+typedef struct start_err {
+    int err;
+    char stage[48];
+} start_err;
+
+static void child_fail(int errfd, const char *stage, int e)
+{
+    start_err se;
+    memset(&se, 0, sizeof se);
+    se.err = e;
+    strncpy(se.stage, stage, sizeof se.stage - 1);
+    write_all(errfd, &se, sizeof se);
+    _exit(127);
+}
+
+/* The task's process: its output files (in the task directory, where the
+ * agent serves them from), then its jail (cgroups, rlimits, sandbox, user;
+ * none when `jail` is NULL), then the command. */
+static void child_exec(const char *cmd, char **envp, int errfd, const ag_jail *jail)
 {
     setpgid(0, 0);
     sigset_t none;
@@ -698,19 +774,18 @@ static void child_exec(const char *cmd, char **envp, int errfd)
     int in = open("/dev/null", O_RDONLY);
     int out = open("stdout", O_WRONLY | O_CREAT | O_APPEND, 0644);
     int er = open("stderr", O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (in < 0 || out < 0 || er < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(er, 2) < 0) {
-        int e = errno;
-        write_all(errfd, &e, sizeof e);
-        _exit(127);
-    }
+    if (in < 0 || out < 0 || er < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(er, 2) < 0)
+        child_fail(errfd, "open its output files", errno);
     close(in);
     close(out);
     close(er);
+    const char *stage = NULL;
+    int e = jail ? ag_jail_enter(jail, &stage) : 0;
+    if (e != 0)
+        child_fail(errfd, stage, e);
     char *argv[] = {(char *)"sh", (char *)"-c", (char *)cmd, NULL};
     execve("/bin/sh", argv, envp);
-    int e = errno;
-    write_all(errfd, &e, sizeof e);
-    _exit(127);
+    child_fail(errfd, "exec /bin/sh", errno);
 }
 
 /* The agent's heartbeat file, from a task directory (tasks/<id>-<attempt>/). */
@@ -727,6 +802,7 @@ typedef struct sup {
     bool subreaper;   /* the task's orphans come to us (proctree.h) */
     uint32_t kill_grace_ms;
     sigset_t chld;    /* SIGCHLD, blocked and taken by sigtimedwait */
+    ag_jail *jail;    /* the task's cgroups and sandbox (isolate.h); NULL: none */
 } sup;
 
 /* SIGCHLD must not be discarded as ignored: a handler, though it never
@@ -828,6 +904,16 @@ static void sup_kill_rest(const sup *s)
 {
     kill(-s->shell, SIGKILL);
     int64_t end = cs_clock_now_ms() + SUP_KILL_WAIT_MS;
+    /* The cgroup holds every process of the task, whoever its parent is
+     * now: killed at once, as a whole. The walk below then finds nothing
+     * left but zombies to reap. */
+    uint32_t left = 0;
+    if (s->jail != NULL)
+        ag_jail_kill(s->jail, &left);
+    while (left > 0 && cs_clock_now_ms() <= end) {
+        sup_nap(s, 10);
+        ag_jail_kill(s->jail, &left);
+    }
     while (s->subreaper && sup_signal(s, SIGKILL) > 0) {
         if (cs_clock_now_ms() > end) {
             fprintf(stderr, "supervisor: some processes of the task outlive SIGKILL; "
@@ -836,6 +922,35 @@ static void sup_kill_rest(const sup *s)
         }
         sup_nap(s, 10);
     }
+}
+
+/* The task's jail from its isolation file, made: s->jail points to `j`.
+ * No file (a directory of an agent from before isolate.h): no jail, the
+ * task runs as it did. A failure is the task's exit ("error ..."). */
+static int sup_jail(ag_jail *j, sup *s)
+{
+    char *text = read_file(".", "isolation", NULL);
+    if (text == NULL)
+        return CS_OK;
+    cs_error err = {0};
+    int rc = ag_jail_parse(text, j, &err);
+    free(text);
+    if (rc == CS_OK) {
+        s->jail = j;
+        rc = ag_jail_make(j, getpid(), &err);
+    }
+    if (rc != CS_OK) {
+        sup_exit("error", err.msg);
+        return rc;
+    }
+    /* Where the task's cgroups are, for an operator (and the tests). */
+    char list[AG_ISO_CGROUPS_MAX * (AG_ISO_PATH_MAX + 1)];
+    size_t n = 0;
+    for (uint32_t i = 0; i < j->ncg; i++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s\n", j->cg[i]);
+    if (j->ncg > 0 && write_file(".", "cgroup", list, n, false) != 0)
+        fprintf(stderr, "supervisor: cannot write cgroup: %s\n", strerror(errno));
+    return CS_OK;
 }
 
 int ag_supervise(const char *dir)
@@ -874,10 +989,13 @@ int ag_supervise(const char *dir)
     s.kill_grace_ms = meta_grace(meta, CS_JOBOPTS_DEFAULT_KILL_GRACE_MS);
     char **envp = env ? split_env(env, elen) : NULL;
     int rc = 1, pfd[2] = {-1, -1};
+    ag_jail jail;
     if (cmd == NULL || envp == NULL) {
         sup_exit("error", "cannot read the task's cmd or env");
         goto cleanup;
     }
+    if (sup_jail(&jail, &s) != CS_OK)
+        goto cleanup;
     if (pipe2(pfd, O_CLOEXEC) != 0) {
         sup_exit("error pipe:", strerror(errno));
         goto cleanup;
@@ -888,16 +1006,19 @@ int ag_supervise(const char *dir)
         goto cleanup;
     }
     if (pid == 0)
-        child_exec(cmd, envp, pfd[1]);
+        child_exec(cmd, envp, pfd[1], s.jail);
     setpgid(pid, pid); /* also here, so that no signal can find it outside */
     close(pfd[1]);
     pfd[1] = -1;
-    int e = 0;
+    start_err se;
     ssize_t got;
-    while ((got = read(pfd[0], &e, sizeof e)) < 0 && errno == EINTR)
+    while ((got = read(pfd[0], &se, sizeof se)) < 0 && errno == EINTR)
         ;
-    if (got == (ssize_t)sizeof e) {
-        sup_exit("error exec /bin/sh:", strerror(e));
+    if (got == (ssize_t)sizeof se) {
+        char why[128];
+        se.stage[sizeof se.stage - 1] = '\0';
+        snprintf(why, sizeof why, "cannot %s: %s", se.stage, strerror(se.err));
+        sup_exit("error", why);
         waitpid(pid, NULL, 0);
         goto cleanup;
     }
@@ -914,14 +1035,29 @@ int ag_supervise(const char *dir)
     while (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT) != 0 && errno == EINTR)
         ;
     sup_kill_rest(&s);
-    char code[16];
-    snprintf(code, sizeof code, "%d", si.si_status);
-    sup_exit(si.si_code == CLD_EXITED ? "exit" : "signal", code);
+    char code[48];
+    const char *how = si.si_code == CLD_EXITED ? "exit" : "signal";
+    /* A task the kernel killed for its memory (any process of it) that did
+     * not succeed anyway ended for that reason, whatever its shell says. */
+    bool oom = s.jail != NULL && !(si.si_code == CLD_EXITED && si.si_status == 0) &&
+               ag_jail_oom(s.jail);
+    if (oom)
+        snprintf(code, sizeof code, "%lld %s %d", (long long)s.jail->mem_mib, how,
+                 si.si_status);
+    else
+        snprintf(code, sizeof code, "%d", si.si_status);
+    /* The cgroups go before the exit is written: once the agent learns
+     * that the task ended, nothing of it is left on the machine. */
+    if (s.jail != NULL)
+        ag_jail_release(s.jail);
+    sup_exit(oom ? "memory" : how, code);
     /* The shell, and the zombies the final kill left (nothing lives). */
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     rc = 0;
 cleanup:
+    if (s.jail != NULL)
+        ag_jail_release(s.jail);
     if (pfd[0] >= 0)
         close(pfd[0]);
     if (pfd[1] >= 0)

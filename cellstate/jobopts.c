@@ -249,7 +249,7 @@ int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
     int rc = jobopts_normalize(o, err);
     if (rc != CS_OK)
         return rc;
-    bool has[14] = {
+    bool has[15] = {
         o->nenv > 0,
         o->nhealth > 0,
         o->min_health_pm != CS_PERMILLE,
@@ -264,6 +264,7 @@ int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
         o->backoff_factor_pm != CS_JOBOPTS_DEFAULT_BACKOFF_FACTOR_PM,
         o->max_delay_ms != CS_JOBOPTS_DEFAULT_MAX_DELAY_MS,
         o->ntolerations > 0,
+        o->cpu_hard,
     };
     uint32_t n = 0;
     for (size_t i = 0; i < sizeof has / sizeof has[0]; i++)
@@ -327,6 +328,10 @@ int cs_jobopts_encode(cs_jobopts *o, msgpack_sbuffer *buf, cs_error *err)
         PK(msgpack_pack_array(&pk, o->ntolerations));
         for (uint32_t i = 0; i < o->ntolerations; i++)
             PK(pack_toleration(&pk, &o->tolerations[i]));
+    }
+    if (has[14]) {
+        PK(pack_key(&pk, "cpu_hard"));
+        PK(msgpack_pack_true(&pk));
     }
     return CS_OK;
 nomem:
@@ -555,6 +560,8 @@ static int dec_map(dec *d, const msgpack_object *m, cs_jobopts *o)
             rc = dec_volumes(d, v, o);
         } else if (key_is(k, "gang")) {
             rc = get_true(d, v, "gang", &o->gang);
+        } else if (key_is(k, "cpu_hard")) {
+            rc = get_true(d, v, "cpu_hard", &o->cpu_hard);
         } else if (key_is(k, "global")) {
             rc = get_true(d, v, "global", &o->global);
         } else if (key_is(k, "max_retries")) {

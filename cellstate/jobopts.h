@@ -117,6 +117,11 @@ typedef struct cs_jobopts {
     uint32_t max_delay_ms;      /* default 3,600,000 (an hour) */
     cs_toleration *tolerations; /* in the order given */
     uint32_t ntolerations;
+    /* The task's cpu request as a hard cap (Kubernetes' limits: cgroup
+     * cpu.max / CFS quota) rather than a share of contended CPU (its
+     * requests: cpu.weight / cpu.shares, the default). Last, and absent
+     * when false, so that every earlier job's options bytes are unchanged. */
+    bool cpu_hard;
 } cs_jobopts;
 
 #define CS_JOBOPTS_DEFAULT_MAX_RETRIES 3u

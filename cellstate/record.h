@@ -132,6 +132,11 @@ typedef struct cs_machine {
      * Derived, like the allocation. */
     uint64_t seq;
     uint64_t version;
+    /* The version of the record itself (its registration or the
+     * operator's last word), below `version` when a placement came after:
+     * what says that its name, attributes and taints may have changed.
+     * Derived like `seq`; 0 where unknown (a record off the wire). */
+    uint64_t record_version;
     /* The operator's word and the agent's log service (schema 5). */
     uint8_t admin;           /* cs_machine_admin */
     uint64_t drain_deadline; /* draining: wall-clock ms since the epoch when its batch tasks

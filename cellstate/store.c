@@ -577,6 +577,7 @@ static int derive_from(cs_snap *snap, const cs_alloc_view *v, cs_machine *m, cs_
      * that a store reopened after compaction, which learns placement
      * changes from the log above the floor only, presents the same value. */
     m->seq = max3(m->version, v->changed, snap->floor);
+    m->record_version = m->version;
     if (v->changed > m->version)
         m->version = v->changed;
     return CS_OK;

@@ -329,18 +329,10 @@ static const cs_http_page *page_of(const cs_http *h, const gw_req *q)
     return NULL;
 }
 
-/* Page p's reply to q: GET or HEAD only (a page changes nothing), then
- * its redirect, its file or what its writer prints. */
-static void serve_page(const cs_http_page *p, const gw_req *q, gw_reply *r)
+/* Page p's reply to a GET or HEAD (serve refuses other methods): its
+ * redirect, its file or what its writer prints. */
+static void serve_page(const cs_http_page *p, gw_reply *r)
 {
-    char msg[160];
-    if (strcmp(q->method, "GET") != 0 && strcmp(q->method, "HEAD") != 0) {
-        /* As the API's 405: HEAD is GET without the body, so not listed. */
-        snprintf(msg, sizeof msg, "%.40s is not allowed here: this path takes GET", q->method);
-        gw_reply_error(r, 405, msg);
-        snprintf(r->allow, sizeof r->allow, "GET");
-        return;
-    }
     if (p->redirect != NULL) {
         if (asprintf(&r->body, "moved to %s\n", p->redirect) < 0) {
             r->body = NULL;
@@ -419,8 +411,15 @@ static void serve(gw_thread *t, job *j)
     for (int reads = 0;; reads++) {
         gw_reply_free(&r);
         r = (gw_reply){0};
-        if (p != NULL)
-            serve_page(p, &j->q, &r);
+        if (p != NULL && strcmp(j->q.method, "GET") != 0 && strcmp(j->q.method, "HEAD") != 0) {
+            /* A page is read only. */
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s %.100s: the page takes GET (or HEAD)", j->q.method,
+                     p->path);
+            gw_reply_error(&r, 405, msg);
+            snprintf(r.allow, sizeof r.allow, "GET, HEAD");
+        } else if (p != NULL)
+            serve_page(p, &r);
         else
             gw_api_serve(t->c, &j->q, &r);
         if (!j->blocking || r.status != 200 || !r.has_index || r.index > j->index)

@@ -23,13 +23,24 @@ typedef struct packer {
 
 static int oom(cs_error *err) { return cs_errorf(err, CS_ENOMEM, "reply: out of memory"); }
 
-static int pack_head(void *ctx, uint64_t version, bool full, cs_error *err)
+static int pack_head(void *ctx, uint64_t version, bool full, size_t ngone, cs_error *err)
 {
     packer *p = ctx;
-    if (msgpack_pack_map(p->pk, p->compact ? 6 : 5) ||
+    if (msgpack_pack_map(p->pk, 5 + (uint32_t)p->compact + (ngone > 0)) ||
         cs_pack_kv_u64(p->pk, "version", version) || cs_pack_kv_bool(p->pk, "full", full) ||
         (p->compact && cs_pack_kv_str(p->pk, "form", "compact")))
         return oom(err);
+    return CS_OK;
+}
+
+static int pack_gone(void *ctx, const cs_id *jobs, size_t n, cs_error *err)
+{
+    packer *p = ctx;
+    if (cs_pack_str(p->pk, "gone") || msgpack_pack_array(p->pk, (uint32_t)n))
+        return oom(err);
+    for (size_t i = 0; i < n; i++)
+        if (msgpack_pack_uint64(p->pk, jobs[i]))
+            return oom(err);
     return CS_OK;
 }
 
@@ -105,8 +116,19 @@ static int visit_changed(cs_snap *snap, const cs_sync_visitor *v, const cs_chang
     int rc = v->list(v->ctx, CS_KIND_MACHINE, ch->n[CS_KIND_MACHINE], err);
     for (size_t i = 0; i < ch->n[CS_KIND_MACHINE] && rc == CS_OK; i++) {
         cs_machine m;
+        cs_id id = ch->ids[CS_KIND_MACHINE][i];
         cs_arena_reset(&a);
-        if ((rc = cs_snap_machine(snap, ch->ids[CS_KIND_MACHINE][i], &a, &m, err)) == CS_OK)
+        if (v->machine_known == NULL) {
+            rc = cs_snap_machine(snap, id, &a, &m, err);
+        } else if ((rc = cs_snap_machine_fit(snap, id, &a, &m, err)) == CS_OK && m.name == NULL &&
+                   !v->machine_known(v->ctx, id, m.record_version)) {
+            /* The allocation table's part alone, and the reader lacks the
+             * record: read it. (fit reads it itself for a machine that the
+             * table does not know.) */
+            cs_arena_reset(&a);
+            rc = cs_snap_machine(snap, id, &a, &m, err);
+        }
+        if (rc == CS_OK)
             rc = v->machine(v->ctx, &m, err);
     }
     if (rc == CS_OK)
@@ -167,6 +189,9 @@ int cs_sync_req_decode(const msgpack_object *body, cs_sync_req *out, cs_error *e
     CS_TRY(str_choice(body, "omit", omits, &omit, err));
     uint64_t min_index = 0;
     CS_TRY(cs_obj_u64(body, "min_index", false, UINT64_MAX, &min_index, err));
+    bool gone = false;
+    CS_TRY(cs_obj_bool(body, "gone", false, &gone, err));
+    out->gone = gone;
     out->since = since;
     out->min_index = min_index;
     out->compact = form == 1;
@@ -180,31 +205,54 @@ int cs_sync_req_encode(msgpack_packer *pk, const cs_sync_req *r)
      * always sent it: the bytes stay what they were. */
     bool wait = r->min_index != 0;
     if (msgpack_pack_map(pk, 1 + (uint32_t)r->compact + (uint32_t)r->omit_running +
-                                 (uint32_t)wait) != 0 ||
+                                 (uint32_t)wait + (uint32_t)r->gone) != 0 ||
         cs_pack_kv_u64(pk, "since", r->since) != CS_OK ||
         (r->compact && cs_pack_kv_str(pk, "form", "compact") != CS_OK) ||
         (r->omit_running && cs_pack_kv_str(pk, "omit", "running") != CS_OK) ||
-        (wait && cs_pack_kv_u64(pk, "min_index", r->min_index) != CS_OK))
+        (wait && cs_pack_kv_u64(pk, "min_index", r->min_index) != CS_OK) ||
+        (r->gone && cs_pack_kv_bool(pk, "gone", true) != CS_OK))
         return CS_ENOMEM;
     return CS_OK;
 }
 
-/* Whether a job of the change set was removed (collected, §5.7): its id is
- * listed and its record is gone. Garbage collection removes a job with its
- * tasks in one command, so the jobs alone tell. */
-static bool removed_since(cs_snap *snap, const cs_changes *ch)
+/* The jobs of the change set that were removed (collected, §5.7): listed,
+ * and their record gone. Garbage collection removes a job with its tasks
+ * in one command, so the jobs alone tell. They move from ch's jobs to
+ * *gone (ascending, as listed; the caller frees it), and their tasks leave
+ * ch's tasks. CS_ENOMEM. */
+static int removed_since(cs_snap *snap, cs_changes *ch, cs_ids *gone)
 {
     cs_arena a;
     cs_arena_init(&a);
-    bool removed = false;
-    for (size_t i = 0; i < ch->n[CS_KIND_JOB] && !removed; i++) {
+    size_t w = 0;
+    int rc = CS_OK;
+    for (size_t i = 0; i < ch->n[CS_KIND_JOB] && rc == CS_OK; i++) {
+        cs_id id = ch->ids[CS_KIND_JOB][i];
         cs_job j;
         cs_error err;
         cs_arena_reset(&a);
-        removed = cs_snap_job(snap, ch->ids[CS_KIND_JOB][i], &a, &j, &err) == CS_ENOTFOUND;
+        if (cs_snap_job(snap, id, &a, &j, &err) == CS_ENOTFOUND)
+            rc = cs_ids_push(gone, id);
+        else
+            ch->ids[CS_KIND_JOB][w++] = id;
     }
     cs_arena_free(&a);
-    return removed;
+    if (rc != CS_OK || gone->n == 0)
+        return rc;
+    ch->n[CS_KIND_JOB] = w;
+    /* Task ids are ascending and a job's tasks share its id's high bits:
+     * one pass against the sorted gone list. */
+    size_t g = 0;
+    w = 0;
+    for (size_t i = 0; i < ch->n[CS_KIND_TASK]; i++) {
+        cs_id t = ch->ids[CS_KIND_TASK][i], job = cs_task_job(t);
+        while (g < gone->n && gone->v[g] < job)
+            g++;
+        if (g == gone->n || gone->v[g] != job)
+            ch->ids[CS_KIND_TASK][w++] = t;
+    }
+    ch->n[CS_KIND_TASK] = w;
+    return CS_OK;
 }
 
 int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_visitor *v,
@@ -213,6 +261,7 @@ int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_vis
     uint64_t since = req->since;
     bool compact = req->compact, omit_running = req->omit_running;
     cs_changes ch;
+    cs_ids gone = {0};
     bool full = since == 0;
     int rc = CS_OK;
     if (!full) {
@@ -221,9 +270,14 @@ int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_vis
         if (rc == CS_ECOMPACTED) {
             full = true;
             rc = CS_OK;
-        } else if (rc == CS_OK && removed_since(snap, &ch)) {
-            /* A delta cannot say "gone": the reader gets the whole cell. */
+        } else if (rc == CS_OK && (rc = removed_since(snap, &ch, &gone)) != CS_OK) {
             cs_changes_free(&ch);
+            free(gone.v);
+            return cs_errorf(err, rc, "sync: out of memory");
+        } else if (rc == CS_OK && gone.n > 0 && !req->gone) {
+            /* A reader that does not read "gone" gets the whole cell. */
+            cs_changes_free(&ch);
+            gone.n = 0;
             full = true;
         }
     }
@@ -242,10 +296,12 @@ int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_vis
         if (rc == CS_ENOMEM)
             cs_errorf(err, rc, "sync: out of memory");
     }
-    if (rc == CS_OK && (rc = v->head(v->ctx, cs_snap_version(snap), full, err)) == CS_OK)
+    if (rc == CS_OK && (rc = v->head(v->ctx, cs_snap_version(snap), full, gone.n, err)) == CS_OK &&
+        (gone.n == 0 || (rc = v->gone(v->ctx, gone.v, gone.n, err)) == CS_OK))
         rc = visit_changed(snap, v, &ch, compact && full, err);
     if (rc == CS_OK || full)
         cs_changes_free(&ch);
+    free(gone.v);
     return rc;
 }
 
@@ -253,7 +309,8 @@ int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *
                          cs_error *err)
 {
     packer p = {.pk = pk, .compact = req->compact, .added = CS_OK};
-    cs_sync_visitor v = {&p, pack_head, pack_list, pack_machine, pack_job, pack_task, pack_end};
+    cs_sync_visitor v = {&p,       pack_head, pack_gone, pack_list, pack_machine,
+                         pack_job, pack_task, pack_end,  NULL};
     int rc = cs_sync_reply_visit(snap, req, &v, err);
     if (p.runs != NULL)
         cs_task_runs_free(p.runs);

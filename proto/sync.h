@@ -26,7 +26,8 @@
 #include "proto/proto.h"
 
 /* A sync request: {"since": version, "form": "map" | "compact",
- * "omit": "running", "min_index": index}, every field optional. */
+ * "omit": "running", "min_index": index, "gone": true}, every field
+ * optional. */
 typedef struct cs_sync_req {
     uint64_t since;    /* the reader's version; 0 = send the whole cell */
     bool compact;      /* the compact form: tasks as runs of positional entries */
@@ -36,6 +37,12 @@ typedef struct cs_sync_req {
      * wait. Sent only when nonzero, so that the bytes of a request without
      * it are those of before. */
     uint64_t min_index;
+    /* The reader understands "gone" (protocol §5.7): a delta whose changes
+     * include collected jobs then lists their ids under "gone" instead of
+     * being answered in full. Sent only when true (the bytes of a request
+     * without it are those of before), so a reader that never sends it
+     * still gets the whole cell after each collection. */
+    bool gone;
 } cs_sync_req;
 
 /* Pack `r` (only read) as a request body. CS_ENOMEM. */
@@ -46,29 +53,45 @@ int cs_sync_req_encode(msgpack_packer *pk, const cs_sync_req *r);
 int cs_sync_req_decode(const msgpack_object *body, cs_sync_req *out, cs_error *err);
 
 /* Pack the reply to `req` (only read) from `snap` (borrowed; the caller
- * closes it): {"version", "full", ["form": "compact"], "machines", "jobs",
- * "tasks"}. A `since` that the log no longer reaches back to, or whose
- * changes include a removed (collected) job, is answered in full. Errors:
- * the store's, and CS_ENOMEM. */
+ * closes it): {"version", "full", ["form": "compact"], ["gone": [job id,
+ * ...]], "machines", "jobs", "tasks"}. A `since` that the log no longer
+ * reaches back to is answered in full, and so is one whose changes include
+ * a removed (collected) job unless the request said "gone": the reply
+ * then lists those jobs under "gone" (their tasks went with them) and
+ * leaves them and their tasks out of the lists. Errors: the store's, and
+ * CS_ENOMEM. */
 int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *pk,
                          cs_error *err);
 
 /* The same reply record by record, for a reader in the same process as the
  * store (the scheduler port's in-process twin): cs_sync_reply_encode is
  * this walk with a reader that packs. The callbacks are called in the
- * reply's order — head; list(machines, n) and n machines; list(jobs, n)
- * and n jobs; list(tasks, n) and the tasks; end — each with records
+ * reply's order — head; gone(ids, n) when n jobs are gone (n > 0 only);
+ * list(machines, n) and n machines; list(jobs, n) and n jobs; list(tasks,
+ * n) and the tasks; end — each with records
  * borrowed for the call only. A nonzero return stops the walk and is
- * returned (with `err` set by the callback). */
+ * returned (with `err` set by the callback).
+ *
+ * `machine_known` (may be NULL) lets a reader that keeps machines skip
+ * what it has: asked with a changed machine's id and the version of its
+ * record (cs_machine.record_version), a true answer means the reader holds
+ * that very record, and the walk then hands `machine` the machine from
+ * the allocation table alone — no record read or decoded — with name
+ * NULL and no attributes, taints or log_url: the reader keeps its own.
+ * Most changes to a machine are placements and task ends, which leave its
+ * record as it was: reading and comparing it again was a fifth of a
+ * scheduler's sync in cellsim. */
 #define CS_SYNC_UNCOUNTED SIZE_MAX /* list(tasks): a compact full reply walks them uncounted */
 typedef struct cs_sync_visitor {
     void *ctx;
-    int (*head)(void *ctx, uint64_t version, bool full, cs_error *err);
+    int (*head)(void *ctx, uint64_t version, bool full, size_t ngone, cs_error *err);
+    int (*gone)(void *ctx, const cs_id *jobs, size_t n, cs_error *err); /* ascending */
     int (*list)(void *ctx, int kind, size_t n, cs_error *err); /* kind: CS_KIND_* */
     int (*machine)(void *ctx, const cs_machine *m, cs_error *err);
     int (*job)(void *ctx, const cs_job *j, cs_error *err);
     int (*task)(void *ctx, const cs_task *t, cs_error *err);
     int (*end)(void *ctx, cs_error *err);
+    bool (*machine_known)(void *ctx, cs_id id, uint64_t record_version);
 } cs_sync_visitor;
 int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_visitor *v,
                         cs_error *err);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cellstate/idindex.h"
+#include "cellstate/vec.h"
 #include "proto/proto.h"
 #include "proto/sync.h"
 
@@ -52,6 +53,13 @@ struct cs_copy {
     bool noexecute;
     cs_cmachine *machines;
     uint32_t nmachines, capmachines;
+    /* The version of each machine's record as last read (by slot; 0 =
+     * not known, as off the wire): a sync then skips a record it has
+     * (cs_sync_visitor.machine_known). Apart from `machines`, which a
+     * version would take past 96 bytes, and read once per changed
+     * machine per sync only. */
+    uint64_t *mrec;
+    uint32_t capmrec;
     cs_idindex mix;
     cs_cjob *jobs;
     uint32_t njobs, capjobs;
@@ -126,6 +134,7 @@ void cs_copy_free(cs_copy *c)
     cs_copy_rollback(c);
     clear_records(c);
     free(c->machines);
+    free(c->mrec);
     free(c->jobs);
     free(c->tasks);
     cs_idindex_free(&c->mix);
@@ -468,7 +477,12 @@ static void pending_unlink(cs_copy *c, uint32_t ts)
     j->npending--;
 }
 
-/* Take a task out of whichever list its state puts it in. */
+static bool task_ended(uint8_t state)
+{
+    return state == CS_TASK_FAILED || state == CS_TASK_FINISHED || state == CS_TASK_LOST;
+}
+
+/* Take a task out of whichever list (or count) its state puts it in. */
 static void task_detach(cs_copy *c, uint32_t ts)
 {
     cs_ctask *t = &c->tasks[ts];
@@ -477,6 +491,8 @@ static void task_detach(cs_copy *c, uint32_t ts)
         c->jobs[t->job].nplaced--;
     } else if (t->state == CS_TASK_PENDING) {
         pending_unlink(c, ts);
+    } else if (task_ended(t->state)) {
+        c->jobs[t->job].nended--;
     }
 }
 
@@ -488,6 +504,8 @@ static void task_attach(cs_copy *c, uint32_t ts)
         c->jobs[t->job].nplaced++;
     } else if (t->state == CS_TASK_PENDING) {
         pending_insert(c, ts, c->jobs[t->job].pending_tail, CS_NONE);
+    } else if (task_ended(t->state)) {
+        c->jobs[t->job].nended++;
     }
 }
 
@@ -524,7 +542,14 @@ static int machine_rec(cs_copy *c, const cs_machine *mp, cs_error *err)
     const cs_machine m = *mp;
     uint32_t name, attrs;
     uint32_t s = cs_copy_machine_slot(c, m.id);
-    if (s != CS_NONE && same_strings(c, &c->machines[s], &m)) {
+    if (m.name == NULL) {
+        /* Without its record (machine_known said the copy has it). */
+        if (s == CS_NONE)
+            return cs_errorf(err, CS_EPROTO, "sync: machine %llu without its record, which the "
+                             "copy lacks", (unsigned long long)m.id);
+        name = c->machines[s].name;
+        attrs = c->machines[s].attrs;
+    } else if (s != CS_NONE && same_strings(c, &c->machines[s], &m)) {
         name = c->machines[s].name;
         attrs = c->machines[s].attrs;
     } else if (cs_strtab_intern(&c->strs, m.name, strlen(m.name), &name) != CS_OK ||
@@ -542,6 +567,11 @@ static int machine_rec(cs_copy *c, const cs_machine *mp, cs_error *err)
         if (cs_idindex_add(&c->mix, c->machines, sizeof *c->machines, s) != CS_OK)
             return nomem(err);
         c->nmachines++;
+    }
+    if (m.name != NULL) {
+        if (reserve((void **)&c->mrec, &c->capmrec, s + 1, sizeof *c->mrec) != CS_OK)
+            return nomem(err);
+        c->mrec[s] = m.record_version;
     }
     cs_cmachine *d = &c->machines[s];
     if (m.nports > UINT16_MAX)
@@ -703,6 +733,102 @@ static int job_rec(cs_copy *c, uint32_t s, cs_cjob *njp, cs_error *err)
     return CS_OK;
 }
 
+/* Drop the jobs `ids` (n of them; ids the copy lacks are skipped) and
+ * their tasks: a sync's "gone" (protocol §5.7), collected jobs. The
+ * records left keep their order and move down over the holes, and every
+ * slot that names one (a task's job, machine and job lists, a job's task
+ * table, the active names, the id index) is renumbered: the copy is what a
+ * full sync would have built, in a pass over the copy instead of a read of
+ * the whole cell. CS_ENOMEM (then the copy must be synced in full). */
+static int forget_jobs(cs_copy *c, const cs_id *ids, size_t n, cs_error *err)
+{
+    uint32_t *jmap = NULL, *tmap = NULL;
+    bool any = false;
+    int rc = CS_OK;
+    if ((jmap = malloc(((size_t)c->njobs + 1) * sizeof *jmap)) == NULL)
+        goto oom;
+    for (uint32_t i = 0; i < c->njobs; i++)
+        jmap[i] = i;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t s = cs_copy_job_slot(c, ids[i]);
+        if (s != CS_NONE) {
+            jmap[s] = CS_NONE;
+            any = true;
+        }
+    }
+    if (!any)
+        goto out;
+    if ((tmap = malloc(((size_t)c->ntasks + 1) * sizeof *tmap)) == NULL)
+        goto oom;
+    /* Out of the lists first, while every slot is still what it was. */
+    for (uint32_t t = 0; t < c->ntasks; t++)
+        if (jmap[c->tasks[t].job] == CS_NONE)
+            task_detach(c, t);
+    uint32_t w = 0;
+    for (uint32_t t = 0; t < c->ntasks; t++) {
+        if (jmap[c->tasks[t].job] == CS_NONE) {
+            tmap[t] = CS_NONE;
+            free(c->tasks[t].ports);
+        } else {
+            tmap[t] = w++;
+        }
+    }
+    uint32_t ntasks = w;
+    w = 0;
+    for (uint32_t i = 0; i < c->njobs; i++) {
+        if (jmap[i] != CS_NONE) {
+            jmap[i] = w++;
+            continue;
+        }
+        uint32_t held;
+        if (cs_u32map_get(&c->active, c->jobs[i].name, &held) && held == i)
+            cs_u32map_del(&c->active, c->jobs[i].name);
+        job_release(&c->jobs[i]);
+        free(c->jobs[i].tasks);
+    }
+    uint32_t njobs = w;
+#define REMAP(map, v) ((v) == CS_NONE ? CS_NONE : (map)[v])
+    for (uint32_t t = 0; t < c->ntasks; t++) {
+        if (tmap[t] == CS_NONE)
+            continue;
+        cs_ctask x = c->tasks[t];
+        x.job = jmap[x.job];
+        x.next = REMAP(tmap, x.next);
+        x.prev = REMAP(tmap, x.prev);
+        c->tasks[tmap[t]] = x;
+    }
+    for (uint32_t i = 0; i < c->njobs; i++) {
+        if (jmap[i] == CS_NONE)
+            continue;
+        cs_cjob x = c->jobs[i];
+        for (uint32_t k = 0; k < x.ntaskidx; k++)
+            x.tasks[k] = REMAP(tmap, x.tasks[k]);
+        x.pending = REMAP(tmap, x.pending);
+        x.pending_tail = REMAP(tmap, x.pending_tail);
+        c->jobs[jmap[i]] = x;
+        uint32_t held;
+        if (cs_u32map_get(&c->active, x.name, &held) && held == i &&
+            cs_u32map_put(&c->active, x.name, jmap[i]) != CS_OK)
+            goto oom; /* cannot fail: the name is there already */
+    }
+    for (uint32_t m = 0; m < c->nmachines; m++)
+        c->machines[m].tasks = REMAP(tmap, c->machines[m].tasks);
+#undef REMAP
+    c->ntasks = ntasks;
+    c->njobs = njobs;
+    cs_idindex_clear(&c->jix);
+    for (uint32_t i = 0; i < njobs; i++)
+        if (cs_idindex_add(&c->jix, c->jobs, sizeof *c->jobs, i) != CS_OK)
+            goto oom;
+    goto out;
+oom:
+    rc = nomem(err);
+out:
+    free(jmap);
+    free(tmap);
+    return rc;
+}
+
 static int job_index_task(cs_cjob *j, uint32_t index, uint32_t ts)
 {
     if (index >= j->ntaskidx) {
@@ -814,6 +940,39 @@ static uint32_t list_size(const msgpack_object *reply, const char *key)
     return l != NULL && l->type == MSGPACK_OBJECT_ARRAY ? l->via.array.size : 0;
 }
 
+/* A reply's "gone": the ids of the collected jobs, which forget_jobs
+ * drops. From the map form's object, or (cur) the compact form's bytes. */
+static int apply_gone_ids(cs_copy *c, const msgpack_object *o, cs_mp_cur *cur, cs_error *err)
+{
+    cs_ids ids = {0};
+    uint32_t n = 0;
+    int rc = CS_OK;
+    if (o != NULL ? o->type != MSGPACK_OBJECT_ARRAY : cs_mp_read_array(cur, &n) != CS_OK)
+        return cs_errorf(err, CS_EPROTO, "sync: field 'gone' is not an array");
+    if (o != NULL)
+        n = o->via.array.size;
+    for (uint32_t i = 0; i < n && rc == CS_OK; i++) {
+        uint64_t id = 0;
+        bool ok = o != NULL ? o->via.array.ptr[i].type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                            : cs_mp_read_uint(cur, &id) == CS_OK;
+        if (o != NULL && ok)
+            id = o->via.array.ptr[i].via.u64;
+        if (!ok || id == 0 || id > CS_JOB_ID_MAX)
+            rc = cs_errorf(err, CS_EPROTO, "sync: gone[%u] is not a job id", i);
+        else if (cs_ids_push(&ids, id) != CS_OK)
+            rc = nomem(err);
+    }
+    if (rc == CS_OK)
+        rc = forget_jobs(c, ids.v, ids.n, err);
+    free(ids.v);
+    return rc;
+}
+
+static int apply_gone_map(cs_copy *c, const msgpack_object *o, cs_error *err)
+{
+    return apply_gone_ids(c, o, NULL, err);
+}
+
 int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err)
 {
     cs_copy_rollback(c);
@@ -841,6 +1000,9 @@ int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err)
             goto fail;
         }
     }
+    const msgpack_object *gone = cs_obj_get(reply, "gone");
+    if (gone != NULL && (rc = apply_gone_map(c, gone, err)) != CS_OK)
+        goto fail;
     /* Machines and jobs first: tasks refer to them. */
     if ((rc = apply_list(c, reply, "machines", apply_machine, err)) ||
         (rc = apply_list(c, reply, "jobs", apply_job, err)) ||
@@ -862,7 +1024,7 @@ fail:
 
 int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error *err)
 {
-    static const char *const keys[] = {"version", "full", "machines", "jobs", "tasks", "form"};
+    static const char *const keys[] = {"version", "full", "machines", "jobs", "tasks", "form", "gone"};
     memset(r, 0, sizeof *r);
     bool seen[5] = {false}; /* version, full, machines, jobs, tasks */
     cs_mp_cur *list[3] = {&r->machines, &r->jobs, &r->tasks};
@@ -878,7 +1040,7 @@ int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error 
         if (cs_mp_read_str(&cur, &k, &klen) != CS_OK)
             return cs_errorf(err, CS_EPROTO, "sync: key %u of the reply is not a string", i);
         int f = 0;
-        while (f < 6 && !(strlen(keys[f]) == klen && memcmp(keys[f], k, klen) == 0))
+        while (f < 7 && !(strlen(keys[f]) == klen && memcmp(keys[f], k, klen) == 0))
             f++;
         if (f < 5 && seen[f])
             return cs_errorf(err, CS_EPROTO, "sync: field '%s' appears twice", keys[f]);
@@ -902,6 +1064,11 @@ int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error 
             if (!r->compact && !(flen == 3 && memcmp(fv, "map", 3) == 0))
                 return cs_errorf(err, CS_EPROTO, "sync: field 'form' is '%.*s'",
                                  (int)(flen > 32 ? 32 : flen), fv);
+        } else if (f == 6) {
+            if (r->has_gone || cs_mp_read_raw(&cur, &v, &vlen) != CS_OK)
+                return cs_errorf(err, CS_EPROTO, "sync: field 'gone' is not one array");
+            r->has_gone = true;
+            cs_mp_cur_init(&r->gone, v, vlen);
         } else if (f < 5 && i == n - 1) {
             /* The last field (the server puts the tasks there) runs to
              * the end of the reply: its entries are checked as they are
@@ -1001,6 +1168,8 @@ int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err)
             goto fail;
         }
     }
+    if (r.has_gone && (rc = apply_gone_ids(c, NULL, &r.gone, err)) != CS_OK)
+        goto fail;
     /* Machines and jobs first: tasks refer to them. */
     if ((rc = apply_maps(c, &r.machines, "machines", apply_machine, err)) ||
         (rc = apply_maps(c, &r.jobs, "jobs", apply_job, err)) ||
@@ -1026,14 +1195,20 @@ typedef struct visit {
     bool full;
 } visit;
 
-static int v_head(void *ctx, uint64_t version, bool full, cs_error *err)
+static int v_head(void *ctx, uint64_t version, bool full, size_t ngone, cs_error *err)
 {
     visit *v = ctx;
+    (void)ngone;
     v->version = version;
     v->full = full;
     if (full)
         clear_records(v->c);
     return CS_OK;
+}
+
+static int v_gone(void *ctx, const cs_id *jobs, size_t n, cs_error *err)
+{
+    return forget_jobs(((visit *)ctx)->c, jobs, n, err);
 }
 
 static int v_list(void *ctx, int kind, size_t n, cs_error *err)
@@ -1078,6 +1253,13 @@ static int v_task(void *ctx, const cs_task *t, cs_error *err)
     return apply_task_rec(((visit *)ctx)->c, t, err);
 }
 
+static bool v_machine_known(void *ctx, cs_id id, uint64_t record_version)
+{
+    const cs_copy *c = ((visit *)ctx)->c;
+    uint32_t s = cs_copy_machine_slot(c, id);
+    return s != CS_NONE && s < c->capmrec && record_version != 0 && c->mrec[s] == record_version;
+}
+
 static int v_end(void *ctx, cs_error *err)
 {
     visit *v = ctx;
@@ -1089,8 +1271,10 @@ int cs_copy_apply_snap(cs_copy *c, cs_snap *snap, bool *full, cs_error *err)
 {
     cs_copy_rollback(c);
     visit v = {c, 0, false};
-    cs_sync_visitor vis = {&v, v_head, v_list, v_machine, v_job, v_task, v_end};
-    cs_sync_req req = {.since = c->version, .compact = true, .omit_running = c->omit_running};
+    cs_sync_visitor vis = {&v,    v_head, v_gone, v_list,         v_machine,
+                           v_job, v_task, v_end,  v_machine_known};
+    cs_sync_req req = {.since = c->version, .compact = true, .omit_running = c->omit_running,
+                       .gone = true};
     int rc = cs_sync_reply_visit(snap, &req, &vis, err);
     cs_arena_reset(&c->scratch);
     if (rc != CS_OK) {
@@ -1334,6 +1518,7 @@ void cs_copy_memory(const cs_copy *c, cs_copy_mem *out)
     memset(out, 0, sizeof *out);
     out->machines = (size_t)c->capmachines * sizeof *c->machines +
                     (size_t)c->mix.nslots * sizeof *c->mix.slots +
+                    (size_t)c->capmrec * sizeof *c->mrec +
                     (size_t)c->capattrpool * sizeof *c->attrpool +
                     (size_t)c->nattrix * sizeof *c->attrix;
     for (uint32_t i = 0; i < c->nmachines; i++)

@@ -110,6 +110,8 @@ typedef struct cs_cjob {
     uint32_t pending_tail;
     uint32_t npending;
     uint32_t nplaced;      /* assigned or running, tentative included */
+    uint32_t nended;       /* failed, finished or lost (no tentative change makes or
+                            * unmakes one): upkeep skips a job with none */
     size_t bytes;          /* memory held for the record, its options and constraints */
     cs_arena arena;        /* where `job`, `opts` and `bad` live */
 } cs_cjob;
@@ -177,12 +179,14 @@ typedef struct cs_copy_reply {
     bool full;
     bool compact;                    /* "form": "compact"; false: the map form */
     cs_mp_cur machines, jobs, tasks; /* each spans its field's value, not yet read */
+    bool has_gone;                   /* "gone": the collected jobs (a delta's), in `gone` */
+    cs_mp_cur gone;
 } cs_copy_reply;
 
 /* Find the fields of reply body data[0..len) (borrowed: the cursors point
  * into it). "version", "full", "machines", "jobs" and "tasks" are required,
- * once each; "form" is optional ("map" or "compact"); other keys are
- * skipped. Values other than version, full and form are not checked here.
+ * once each; "form" ("map" or "compact") and "gone" are optional; other
+ * keys are skipped. Values other than version, full and form are not checked here.
  * CS_EPROTO naming the field ("sync: field 'tasks' is missing"). */
 int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error *err);
 

@@ -36,7 +36,8 @@ static int nng_sync(void *ctx, cs_copy *c, cs_error *err)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
     cs_sync_req req = {.since = cs_copy_version(c), .compact = true,
-                       .omit_running = cs_copy_omits_running(c), .min_index = p->last_index};
+                       .omit_running = cs_copy_omits_running(c), .min_index = p->last_index,
+                       .gone = true};
     if (cs_sync_req_encode(&pk, &req) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     const void *body;

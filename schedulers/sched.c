@@ -921,6 +921,11 @@ static int tend(cs_sched *s, bool *progress, cs_error *err)
                 cs_backoff_forget_job(&s->backoff, j->job.id);
             continue;
         }
+        /* Without back-off and NoExecute, only ended tasks have anything
+         * to do here: a job with none (a long-running batch job's, the
+         * bulk of a large cell) is not walked task by task. */
+        if (j->nended == 0 && !noexec && !hooks_of(s, j)->backoff)
+            continue;
         uint64_t slots = (uint64_t)j->job.count + j->job.surge;
         waiting w = {INT64_MAX, 0, 0};
         for (uint32_t k = 0; k < j->ntaskidx && k < slots; k++) {

@@ -155,6 +155,26 @@ static int duration(const char *flag, const char *v, uint64_t *out)
     return 0;
 }
 
+/* The Prometheus metrics (docs/metrics.md), served at /metrics beside the
+ * HTTP API: the gateway's page hook, on its threads (cs_server_metrics_text
+ * may be called from any thread while the server runs). */
+typedef struct metrics_page {
+    cs_server *s;
+    bool per_machine;
+} metrics_page;
+
+static int write_metrics(void *arg, FILE *out, cs_error *err)
+{
+    const metrics_page *p = arg;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = cs_server_metrics_text(p->s, p->per_machine, &text, &len, err);
+    if (rc == CS_OK && fwrite(text, 1, len, out) != len)
+        rc = cs_errorf(err, CS_ENOMEM, "metrics: out of memory");
+    free(text);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     cs_server_opts o;
@@ -362,10 +382,15 @@ int main(int argc, char **argv)
                 o.concurrency == CS_CONCURRENCY_OFFERS ? ", making offers" : "");
     /* The HTTP API once the server serves: its threads' clients dial the
      * in-process listener at once. Beside /v1/, the pages of this one
-     * table: the dashboard's files, embedded at build time (http/ui.h);
-     * another page is one more line. It lives until main returns, after
-     * cs_http_stop. */
-    cs_http_page pages[] = {
+     * table: the Prometheus metrics, and the dashboard's files embedded at
+     * build time (http/ui.h); another page is one more line. It outlives
+     * the gateway (stopped before main returns). */
+    cs_http *gw = NULL;
+    char api_url[160];
+    metrics_page mp = {s, o.metrics_per_machine};
+    const cs_http_page pages[] = {
+        {.path = "/metrics", .content_type = "text/plain; version=0.0.4; charset=utf-8",
+         .write = write_metrics, .arg = &mp},
         {.path = "/ui", .redirect = "/ui/"},
         {.path = "/ui/", .content_type = "text/html; charset=utf-8", .file = &cs_ui_index_html},
         {.path = "/ui/app.js", .content_type = "text/javascript; charset=utf-8",
@@ -373,8 +398,6 @@ int main(int argc, char **argv)
         {.path = "/ui/style.css", .content_type = "text/css; charset=utf-8",
          .file = &cs_ui_style_css},
     };
-    cs_http *gw = NULL;
-    char api_url[160];
     if (http != NULL) {
         cs_http_opts ho = {.listen = http, .server_url = INPROC_URL, .pub_url = INPROC_PUB_URL,
                            .pages = pages, .npages = sizeof pages / sizeof pages[0]};

@@ -159,7 +159,11 @@ void srv_forward_leader_changed(cs_server *s, uint64_t leader)
         worker *w = &s->workers[i];
         uint64_t to = atomic_load(&w->fleader);
         /* Only a request in flight to another leader; the exchange makes
-         * sure the cancel belongs to this request (forward_cb reads 0). */
+         * sure no other change cancels it too (forward_cb reads 0). The
+         * request may still end before the cancel lands, and the worker
+         * begin another: forward_cb answers a cancelled request in any
+         * case, so that the late cancel costs that one a retry, never its
+         * reply. */
         if (w->faio != NULL && to != 0 && to != leader &&
             atomic_compare_exchange_strong(&w->fleader, &to, 0))
             nng_aio_cancel(w->faio);
@@ -170,29 +174,40 @@ static void forward_cb(void *arg)
 {
     worker *w = arg;
     int rv = nng_aio_result(w->faio);
-    /* Cancelled by a change of leader (fleader is 0 then), or stopping. */
+    if (rv == 0 && !w->fsent) {
+        /* Sent: await the reply. fleader stays as it is, so that a change
+         * of leader still finds the request in flight; one that came
+         * between the send's end and here (its cancel then found nothing
+         * to cancel) is acted on once the receive is armed. */
+        w->fsent = true;
+        nng_ctx_recv(w->fctx, w->faio);
+        if (atomic_load(&w->fleader) == 0)
+            nng_aio_cancel(w->faio);
+        return;
+    }
+    /* The request ends here, whatever happened: 0 tells a change of
+     * leader's cancel (srv_forward_leader_changed) that it is over. */
     uint64_t to = atomic_exchange(&w->fleader, 0);
-    if (rv == NNG_ECANCELED && to == 0) {
+    if (rv != 0 && !w->fsent)
+        nng_msg_free(nng_aio_get_msg(w->faio));
+    if (rv == NNG_ECANCELED || rv == NNG_ECLOSED) {
         pthread_mutex_lock(&w->s->mu);
         bool stop = w->s->stopping;
         pthread_mutex_unlock(&w->s->mu);
-        if (!stop) {
-            if (!w->fsent)
-                nng_msg_free(nng_aio_get_msg(w->faio));
-            srv_send_error(w, CS_ENOTLEADER,
-                           "the leader changed while the request was forwarded to it: retry "
-                           "(a retried commit is answered from its idempotency record)");
-            return;
-        }
-    }
-    if (rv == NNG_ECANCELED || rv == NNG_ECLOSED) {
-        if (!w->fsent)
-            nng_msg_free(nng_aio_get_msg(w->faio));
-        return; /* stopping */
+        if (stop || rv == NNG_ECLOSED)
+            return; /* stopping: nobody is answered */
+        /* Cancelled by a change of leader (to is 0: the change took the
+         * request), or by a change's cancel that came late, after the
+         * request it meant had ended and this one begun: answered either
+         * way, so that no request is left without a reply. */
+        srv_send_error(w, CS_ENOTLEADER,
+                       to == 0 ? "the leader changed while the request was forwarded to it: "
+                                 "retry (a retried commit is answered from its idempotency record)"
+                               : "forwarding to the leader was interrupted: retry (a retried "
+                                 "commit is answered from its idempotency record)");
+        return;
     }
     if (rv != 0) {
-        if (!w->fsent)
-            nng_msg_free(nng_aio_get_msg(w->faio));
         char m[256];
         pthread_mutex_lock(&w->s->fmu);
         snprintf(m, sizeof m, "forwarding to the leader at %s: %s", w->s->fwd_url,
@@ -201,12 +216,6 @@ static void forward_cb(void *arg)
         w->s->fwd_leader = 0;
         pthread_mutex_unlock(&w->s->fmu);
         srv_send_error(w, CS_ENOTLEADER, m);
-        return;
-    }
-    if (!w->fsent) {
-        w->fsent = true;
-        atomic_store(&w->fleader, to); /* still in flight: the reply is awaited */
-        nng_ctx_recv(w->fctx, w->faio);
         return;
     }
     nng_msg *reply = nng_aio_get_msg(w->faio);

@@ -245,6 +245,18 @@ static int get_str(ctx *c, const json_t *v, size_t max, bool nonempty, const cha
     return CS_OK;
 }
 
+/* "cpu_limit": "share" (the default: the cpu request is a weight under
+ * contention, as Kubernetes' requests) or "hard" (a cap, as its limits). */
+static int get_cpu_limit(ctx *c, const json_t *v, bool *hard)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s != NULL && (strcmp(s, "hard") == 0 || strcmp(s, "share") == 0)) {
+        *hard = s[0] == 'h';
+        return CS_OK;
+    }
+    return fail(c, "is %s, not \"hard\" or \"share\"", s ? "another string" : type_name(v));
+}
+
 static int get_bool(ctx *c, const json_t *v, bool *out)
 {
     if (json_is_boolean(v)) {
@@ -1138,13 +1150,14 @@ enum {
     N_BACKOFF_FACTOR,
     N_MAX_DELAY,
     N_TOLERATIONS,
+    N_CPU_LIMIT,
     N_FIELDS
 };
 static const char *const native_fields[N_FIELDS] = {
     "name",   "kind",        "priority",      "count",           "cmd", "args",    "resources",
     "ports",  "constraints", "health_checks", "update_strategy", "env", "volumes", "gang",
     "global", "max_retries", "kill_grace",    "duration", "backoff", "backoff_factor",
-    "max_launch_delay", "tolerations"};
+    "max_launch_delay", "tolerations", "cpu_limit"};
 /* What `cellctl get jobs -o json` adds to a spec: accepted back, ignored. */
 static const char *const native_readonly[] = {"id",   "state", "version", "spec_hash", "submitted",
                                               "note", "surge", "ended",   "tasks"};
@@ -1236,6 +1249,7 @@ static int native(ctx *c, const json_t *root, health_ports *hp)
     FIELD(native_fields, N_BACKOFF_FACTOR, get_factor(c, v, &o->backoff_factor_pm));
     FIELD(native_fields, N_MAX_DELAY, get_duration(c, v, &o->max_delay_ms));
     FIELD(native_fields, N_TOLERATIONS, set_tolerations(c, v));
+    FIELD(native_fields, N_CPU_LIMIT, get_cpu_limit(c, v, &o->cpu_hard));
     return CS_OK;
 }
 
@@ -1820,6 +1834,8 @@ int cs_jobspec_to_json(const cs_job *j, const cs_jobopts *o, json_t **out, cs_er
     put(r, "backoff", json_real(o->backoff_ms / 1000.0), &ok);
     put(r, "backoff_factor", json_real(o->backoff_factor_pm / (double)CS_PERMILLE), &ok);
     put(r, "max_launch_delay", json_real(o->max_delay_ms / 1000.0), &ok);
+    if (o->cpu_hard) /* only when not the default: earlier outputs stay as they were */
+        put(r, "cpu_limit", json_string("hard"), &ok);
     json_t *tols = put(r, "tolerations", json_array(), &ok);
     for (uint32_t i = 0; i < o->ntolerations; i++) {
         const cs_toleration *t = &o->tolerations[i];

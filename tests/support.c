@@ -420,6 +420,7 @@ bool ts_check_invariants(cs_store *s, char *why, size_t whylen)
 #include <sys/wait.h>
 #include <time.h>
 
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 
@@ -583,6 +584,56 @@ int ts_stop(int pid, int sig, int timeout_ms)
     return -1;
 }
 
+/* Remove the task cgroups (agent/isolate.h) whose supervisor is dead —
+ * killed with SIGKILL by a test, it could not remove them — and then the
+ * agents' `cellsched` parents if nothing is left in them (a concurrent
+ * test's live tasks keep theirs: rmdir refuses a non-empty cgroup). */
+static void cgroup_sweep_one(const char *parent)
+{
+    DIR *d = opendir(parent);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    int pid;
+    char path[1200];
+    while ((e = readdir(d)) != NULL)
+        if (sscanf(e->d_name, "task-%d", &pid) == 1 && kill(pid, 0) != 0 && errno == ESRCH) {
+            snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+            rmdir(path);
+        }
+    closedir(d);
+    rmdir(parent);
+}
+
+static void cgroup_sweep(void)
+{
+    FILE *f = fopen("/proc/self/cgroup", "r");
+    char line[1024], path[1200];
+    while (f != NULL && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2 == NULL)
+            continue;
+        *c2 = '\0';
+        const char *own = strcmp(c2 + 1, "/") == 0 ? "" : c2 + 1;
+        if (c1[1] == '\0') { /* v2 */
+            snprintf(path, sizeof path, "/sys/fs/cgroup%s/cellsched", own);
+            cgroup_sweep_one(path);
+            continue;
+        }
+        static const char *const ctrls[] = {"memory", "cpu", "pids", "freezer"};
+        for (size_t i = 0; i < sizeof ctrls / sizeof *ctrls; i++)
+            if (strstr(c1 + 1, ctrls[i]) != NULL) {
+                snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/cellsched", ctrls[i], own);
+                cgroup_sweep_one(path);
+                snprintf(path, sizeof path, "/sys/fs/cgroup/%s/cellsched", ctrls[i]);
+                cgroup_sweep_one(path);
+            }
+    }
+    if (f != NULL)
+        fclose(f);
+}
+
 void ts_kill_descendants(void)
 {
     uint32_t n;
@@ -596,6 +647,7 @@ void ts_kill_descendants(void)
     }
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
         ;
+    cgroup_sweep();
 }
 
 /* ---- a cellstated for integration tests ------------------------------------ */

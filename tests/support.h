@@ -147,7 +147,9 @@ void ts_log_file(const char *what, const char *path);
  * repeated until none is alive) and reap every child. With the test made a
  * subreaper (PR_SET_CHILD_SUBREAPER), every process the test started, or
  * a process it started started, is a descendant: nothing outlives the
- * test, whatever state a failure left it in. */
+ * test, whatever state a failure left it in. Then the task cgroups of the
+ * supervisors it killed are removed (agent/isolate.h), and the agents'
+ * `cellsched` parent cgroups when empty. */
 void ts_kill_descendants(void);
 
 /* A cellstated process for an integration test: its own temporary

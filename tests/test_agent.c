@@ -431,6 +431,9 @@ static void agent_init(agent *a, const char *name)
     cr_assert_eq(ts_mkdtemp(a->dir, sizeof a->dir), 0);
     snprintf(a->work, sizeof a->work, "%s/work", a->dir);
     snprintf(a->log, sizeof a->log, "%s/agent.log", a->dir);
+    /* Tasks run as the task user (agent/isolate.h): they may look into the
+     * test's directory (the flag files some tests wait on), not write it. */
+    cr_assert_eq(chmod(a->dir, 0711), 0);
     snprintf(a->name, sizeof a->name, "%s", name);
     ts_bin("cell-agent", a->bin, sizeof a->bin);
     cr_assert_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0, "prctl: %s", strerror(errno));
@@ -492,12 +495,22 @@ static void cleanup(void)
     live.d = NULL;
 }
 
+/* A file of the task's directory in the agent's state (exit, stderr). */
 static void task_path(const agent *a, const msgpack_object *task, const char *file, char *out,
                       size_t size)
 {
     snprintf(out, size, "%s/tasks/%llu-%llu/%s", a->work,
              (unsigned long long)get_u64(task, "id"), (unsigned long long)get_u64(task, "attempts"),
              file);
+}
+
+/* A file of the task's sandbox, where it runs and writes (--task-root,
+ * by default the work directory's path followed by -tasks). */
+static void sandbox_path(const agent *a, const msgpack_object *task, const char *file, char *out,
+                         size_t size)
+{
+    snprintf(out, size, "%s-tasks/%llu-%llu/%s", a->work, (unsigned long long)get_u64(task, "id"),
+             (unsigned long long)get_u64(task, "attempts"), file);
 }
 
 /* A cellstated (with up to one extra flag and value, NULL for none) and an
@@ -517,7 +530,7 @@ static int task_pid(ts_daemon *d, const agent *a, cs_id j, char *exitf, size_t s
     cs_msg r;
     const msgpack_object *t = task_of(d, j, 0, &r);
     char path[600];
-    task_path(a, t, "pid.txt", path, sizeof path);
+    sandbox_path(a, t, "pid.txt", path, sizeof path);
     task_path(a, t, "exit", exitf, size);
     char *s = wait_file(path);
     int pid = atoi(s);
@@ -584,7 +597,7 @@ Test(agent, runs_tasks_and_reports_their_end, .timeout = 90, .fini = cleanup)
     for (uint32_t i = 0; i < 2; i++) {
         const msgpack_object *t = task_of(d, ok, i, &r);
         char path[600], dir[600];
-        task_path(a, t, "out", path, sizeof path);
+        sandbox_path(a, t, "out", path, sizeof path);
         /* The task has ended, so its ports are released: the file tells. */
         char *out = slurp(path);
         cr_assert(out != NULL, "%s exists", path);
@@ -602,9 +615,9 @@ Test(agent, runs_tasks_and_reports_their_end, .timeout = 90, .fini = cleanup)
         cr_assert_eq(p, p0, "PORT is PORT0");
         cr_assert_str_eq(greet, "hello there");
         free(out);
-        /* Its working directory is its own task directory. */
-        task_path(a, t, "where", path, sizeof path);
-        task_path(a, t, "", dir, sizeof dir);
+        /* Its working directory is its own sandbox. */
+        sandbox_path(a, t, "where", path, sizeof path);
+        sandbox_path(a, t, "", dir, sizeof dir);
         dir[strlen(dir) - 1] = '\0';
         char *where = slurp(path);
         char real[600];
@@ -667,19 +680,19 @@ Test(agent, restart_adopts_and_never_starts_twice, .timeout = 120, .fini = clean
     ts_daemon *d = &the_daemon;
     agent *a = &the_agent;
     start_cell(d, a, NULL, NULL, NULL);
-    char starts[400], cmd[600];
-    snprintf(starts, sizeof starts, "%.255s/starts", a->dir);
-    snprintf(cmd, sizeof cmd, "echo started >> %s; sleep 2", starts);
-    cs_id j = submit(d, "once", 1, cmd, 0, NULL);
+    cs_id j = submit(d, "once", 1, "echo started >> starts; sleep 2", 0, NULL);
     place(d, "m1", 1);
+    cs_msg r;
+    const msgpack_object *t = task_of(d, j, 0, &r);
+    char starts[600];
+    sandbox_path(a, t, "starts", starts, sizeof starts);
     free(wait_file(starts));
 
     /* Kill the agent hard while the task runs, and let the task end while
      * no agent is there: the next agent must learn it from the supervisor. */
     ts_stop(a->pid, SIGKILL, 10000);
     a->pid = 0;
-    cs_msg r;
-    const msgpack_object *t = task_of(d, j, 0, &r);
+    t = task_of(d, j, 0, &r);
     char exitf[600];
     task_path(a, t, "exit", exitf, sizeof exitf);
     char *ex = wait_file(exitf);
@@ -775,7 +788,7 @@ static cs_id start_escaper(ts_daemon *d, const agent *a, const char *starts, int
     *pid = task_pid(d, a, j, exitf, size);
     cs_msg r;
     char path[600];
-    task_path(a, task_of(d, j, 0, &r), "escaped.txt", path, sizeof path);
+    sandbox_path(a, task_of(d, j, 0, &r), "escaped.txt", path, sizeof path);
     char *s = wait_file(path);
     *esc = atoi(s);
     free(s);
@@ -850,11 +863,9 @@ Test(agent, agent_restarted_within_the_orphan_grace_keeps_its_tasks, .timeout = 
     const uint32_t grace = 6000;
     const char *const flags[] = {"--orphan-grace", "6000", NULL};
     start_cell(d, a, NULL, NULL, flags);
-    char starts[400];
-    snprintf(starts, sizeof starts, "%.255s/starts", a->dir);
     int pid, esc;
-    char exitf[600];
-    cs_id j = start_escaper(d, a, starts, &pid, &esc, exitf, sizeof exitf);
+    char exitf[600], starts[600];
+    cs_id j = start_escaper(d, a, "starts", &pid, &esc, exitf, sizeof exitf);
 
     ts_stop(a->pid, SIGKILL, 10000);
     a->pid = 0;
@@ -887,6 +898,8 @@ Test(agent, agent_restarted_within_the_orphan_grace_keeps_its_tasks, .timeout = 
     cr_assert(alive(pid) && alive(esc), "the adopted task keeps running");
     cr_assert_eq(access(exitf, F_OK), -1, "it has not ended");
     cr_assert_eq(count_state(d, j, "running"), 1, "the cell still has it running");
+    cs_msg r;
+    sandbox_path(a, task_of(d, j, 0, &r), "starts", starts, sizeof starts);
     char *lines = slurp(starts);
     cr_assert_str_eq(lines, "started\n", "the task started exactly once");
     free(lines);
@@ -1210,12 +1223,12 @@ static void expect_failed(ts_daemon *d, const agent *a, cs_id job, const char *r
               why ? (int)why->via.str.size : 0, why ? why->via.str.ptr : "", reason);
 }
 
-/* The path of a file in task 0's directory. */
+/* The path of a file in task 0's sandbox (where its checks run too). */
 static void task0_file(ts_daemon *d, const agent *a, cs_id job, const char *file, char *out,
                        size_t size)
 {
     cs_msg r;
-    task_path(a, task_of(d, job, 0, &r), file, out, size);
+    sandbox_path(a, task_of(d, job, 0, &r), file, out, size);
 }
 
 /* An agent whose machine has exactly one dynamic port, so that the test
@@ -1948,6 +1961,16 @@ Test(agent, cellctl_logs_serves_output_and_retention_keeps_the_newest,
         ts_sleep_ms(50);
     }
     cr_assert_eq(n, 2, "%u task directories kept, not 2", n);
+    /* The sandboxes of the removed ones went with them. */
+    snprintf(tasks, sizeof tasks, "%s-tasks", a->work);
+    DIR *sdir = opendir(tasks);
+    struct dirent *se;
+    n = 0;
+    while (sdir && (se = readdir(sdir)) != NULL)
+        n += se->d_name[0] != '.';
+    if (sdir)
+        closedir(sdir);
+    cr_assert_eq(n, 2, "%u sandboxes kept, not 2", n);
     uint32_t readable = 0;
     for (uint32_t i = 0; i < 5; i++) {
         char ref[32], want[32];

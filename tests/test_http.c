@@ -27,6 +27,7 @@
 #include "proto/client.h"
 #include "proto/proto.h"
 #include "server/server.h"
+#include "tests/promcheck.h"
 #include "tests/support.h"
 #include "txn/txn.h"
 
@@ -313,6 +314,35 @@ static void still_serving(int port)
 }
 
 /* ---- reads -------------------------------------------------------------------------- */
+
+/* cellstated's Prometheus metrics (docs/metrics.md) at /metrics beside the
+ * API: the text format's content type, families that moved with what the
+ * test did, and promtool's approval when it is installed. */
+Test(http, metrics_are_served_at_slash_metrics)
+{
+    cell *c = &cell_;
+    populate(c);
+    resp r;
+    http(c->port, "GET", "/metrics", NULL, NULL, &r);
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    char ct[128];
+    cr_assert_not_null(header(&r, "Content-Type", ct, sizeof ct));
+    cr_assert(strncmp(ct, "text/plain; version=0.0.4", 25) == 0, "%s", ct);
+    cr_assert(strstr(r.body, "# TYPE cellsched_server_requests_total counter") != NULL, "%.400s", r.body);
+    cr_assert(strstr(r.body, "cellsched_machines{state=\"up\"} 2") != NULL, "%.2000s", r.body);
+    /* Per machine only with --metrics-per-machine, which this cell lacks. */
+    cr_assert(strstr(r.body, "cellsched_machine_tasks") == NULL);
+    char *text = strdup(r.body);
+    resp_free(&r);
+    ts_promtool_check(text);
+    free(text);
+    http(c->port, "POST", "/metrics", NULL, NULL, &r);
+    cr_assert_eq(r.status, 405, "%s", r.raw);
+    cr_assert_not_null(header(&r, "Allow", ct, sizeof ct));
+    cr_assert_str_eq(ct, "GET, HEAD");
+    resp_free(&r);
+    still_serving(c->port);
+}
 
 Test(http, every_read_route_and_filter)
 {

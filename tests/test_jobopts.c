@@ -35,7 +35,7 @@ Test(jobopts, defaults_encode_to_nothing_and_decode_from_nothing)
     cr_expect_eq(d.max_retries, CS_JOBOPTS_DEFAULT_MAX_RETRIES);
     cr_expect_eq(d.kill_grace_ms, CS_JOBOPTS_DEFAULT_KILL_GRACE_MS);
     cr_expect_eq(d.nhealth + d.nenv + d.nvolumes, 0);
-    cr_expect(!d.gang && !d.global);
+    cr_expect(!d.gang && !d.global && !d.cpu_hard);
     cs_arena_free(&a);
 }
 
@@ -62,6 +62,7 @@ Test(jobopts, round_trip_and_canonical_order)
     o.nvolumes = 2;
     o.gang = true;
     o.global = true;
+    o.cpu_hard = true;
     o.max_retries = 7;
     o.kill_grace_ms = 100;
     o.duration_ms = 2500;
@@ -102,6 +103,7 @@ Test(jobopts, round_trip_and_canonical_order)
     cr_expect(d.volumes[1].rw);
     cr_expect(!d.volumes[0].rw);
     cr_expect(d.gang && d.global);
+    cr_expect(d.cpu_hard);
     cr_expect_eq(d.max_retries, 7);
     cr_expect_eq(d.kill_grace_ms, 100);
     cr_expect_eq(d.duration_ms, 2500);

@@ -777,8 +777,34 @@ static void round_trip(const char *json)
     cs_jobspec_free(&b);
 }
 
+/* How the agent holds a task to its cpu (agent/isolate.h): a share unless
+ * the job asks for a cap; the option exists only when it is a cap, so that
+ * every other job's options bytes stay as they were. */
+Test(native, cpu_limit_is_a_share_by_default_or_a_hard_cap)
+{
+    const char *const specs[] = {"{\"name\": \"j\", \"cmd\": \"x\", \"cpu_limit\": \"hard\"}",
+                                 "{\"name\": \"j\", \"cmd\": \"x\", \"cpu_limit\": \"share\"}",
+                                 "{\"id\": \"/j\", \"cmd\": \"x\", \"cpus\": 0.5}"};
+    for (int i = 0; i < 3; i++) {
+        cs_jobspec s;
+        parse_ok(specs[i], &s);
+        decoded d;
+        decode_body(&s, &d);
+        cr_assert_eq(d.opts.cpu_hard, i == 0, "%s", specs[i]);
+        if (i > 0)
+            cr_assert_eq(d.job.extra_len, 0u, "a share is the default: no options bytes");
+        decoded_free(&d);
+        cs_jobspec_free(&s);
+    }
+    expect_error("{\"name\": \"j\", \"cmd\": \"x\", \"cpu_limit\": \"max\"}", "cpu_limit",
+                 "not \"hard\" or \"share\"");
+    expect_error("{\"name\": \"j\", \"cmd\": \"x\", \"cpu_limit\": true}", "cpu_limit",
+                 "not \"hard\" or \"share\"");
+}
+
 Test(roundtrip, native_and_marathon_specs)
 {
+    round_trip("{\"name\": \"j\", \"cmd\": \"x\", \"cpu_limit\": \"hard\"}");
     round_trip(every_field);
     round_trip("{\"name\": \"j\", \"cmd\": \"true\"}");
     round_trip("{\"id\": \"/a/b\", \"cmd\": \"x\", \"cpus\": 0.333, \"healthChecks\": "

@@ -528,6 +528,21 @@ static void assert_same_copy(const cs_copy *x, const cs_copy *y, const char *whe
         for (uint32_t k = 0; k < a->nports; k++)
             cr_assert_eq(a->ports[k], b->ports[k]);
         cr_assert_str_eq(cs_copy_str(x, a->name), cs_copy_str(y, b->name));
+        cr_assert(a->capacity.mem == b->capacity.mem && a->port_hi == b->port_hi,
+                  "%s: machine %llu's record differs", when, (unsigned long long)a->id);
+        /* Attributes and taints, string by string (each copy interns its own). */
+        const uint32_t *pa, *pb;
+        uint32_t na = cs_copy_attrs(x, a, &pa), nb = cs_copy_attrs(y, b, &pb);
+        cr_assert_eq(na, nb, "%s: machine %llu's attributes", when, (unsigned long long)a->id);
+        for (uint32_t k = 0; k < 2 * na; k++)
+            cr_assert_str_eq(cs_copy_str(x, pa[k]), cs_copy_str(y, pb[k]), "%s", when);
+        na = cs_copy_taints(x, a, &pa);
+        nb = cs_copy_taints(y, b, &pb);
+        cr_assert_eq(na, nb, "%s: machine %llu's taints", when, (unsigned long long)a->id);
+        for (uint32_t k = 0; k < 3 * na; k++)
+            cr_assert(k % 3 == 2 ? pa[k] == pb[k]
+                                 : strcmp(cs_copy_str(x, pa[k]), cs_copy_str(y, pb[k])) == 0,
+                      "%s: machine %llu's taint %u", when, (unsigned long long)a->id, k / 3);
         uint32_t n = 0;
         for (uint32_t s = b->tasks; s != CS_NONE; s = cs_copy_task_at(y, s)->next) {
             const cs_ctask *t = cs_copy_task_at(y, s);
@@ -549,6 +564,15 @@ static void assert_same_copy(const cs_copy *x, const cs_copy *y, const char *whe
                   "%s: job %llu differs (pending %u/%u, placed %u/%u)", when,
                   (unsigned long long)a->job.id, a->npending, b->npending, a->nplaced,
                   b->nplaced);
+        /* nended is kept by the copy as tasks come and go: recount it. */
+        uint32_t ended = 0;
+        for (uint32_t k = 0; k < a->ntaskidx; k++) {
+            const cs_ctask *t = a->tasks[k] == CS_NONE ? NULL : cs_copy_task_at(x, a->tasks[k]);
+            ended += t != NULL && (t->state == CS_TASK_FAILED || t->state == CS_TASK_FINISHED ||
+                                   t->state == CS_TASK_LOST);
+        }
+        cr_assert(a->nended == ended && b->nended == ended, "%s: job %llu: %u ended, counted %u/%u",
+                  when, (unsigned long long)a->job.id, ended, a->nended, b->nended);
         size_t na = cs_copy_pending(x, a->job.id, pa, 512),
                nb = cs_copy_pending(y, a->job.id, pb, 512);
         cr_assert_eq(na, nb);
@@ -676,7 +700,11 @@ Test(synccompact, property_compact_and_map_forms_give_the_same_copy, .timeout = 
 
 /* Bring copy `bytes` up to date through the reply's bytes and copy `direct`
  * through cs_copy_apply_snap, from the same snapshot. */
-static void sync_both(cs_store *st, cs_copy *bytes, cs_copy *direct, bool *full)
+/* Sync `bytes` from an encoded reply (compact or, !compact, the map form;
+ * asking for "gone" or not) and `direct` in process (which always asks
+ * for "gone"); *full: whether direct's sync was a full one. */
+static void sync_both(cs_store *st, cs_copy *bytes, cs_copy *direct, bool *full, bool compact,
+                      bool gone, bool *bytes_full)
 {
     cs_error err = {0};
     cs_snap *snap;
@@ -685,9 +713,13 @@ static void sync_both(cs_store *st, cs_copy *bytes, cs_copy *direct, bool *full)
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    cs_sync_req req = {.since = cs_copy_version(bytes), .compact = true,
-                       .omit_running = cs_copy_omits_running(bytes)};
+    cs_sync_req req = {.since = cs_copy_version(bytes), .compact = compact,
+                       .omit_running = cs_copy_omits_running(bytes), .gone = gone};
     cr_assert_eq(cs_sync_reply_encode(snap, &req, &pk, &err), CS_OK, "%s", err.msg);
+    cs_copy_reply r;
+    cr_assert_eq(cs_copy_read_reply(b.data, b.size, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert(!r.has_gone || (gone && !r.full), "\"gone\" unasked, or in a full reply");
+    *bytes_full = r.full;
     cr_assert_eq(cs_copy_apply_bytes(bytes, b.data, b.size, &err), CS_OK, "bytes: %s", err.msg);
     cr_assert_eq(cs_copy_apply_snap(direct, snap, full, &err), CS_OK, "snap: %s", err.msg);
     cs_snap_close(snap);
@@ -698,7 +730,7 @@ static void sync_both(cs_store *st, cs_copy *bytes, cs_copy *direct, bool *full)
  * a kill or a collection. Refusals (a claim on a task already placed, a
  * report on a stale attempt) are results too, and logged. */
 static void store_mutate(cs_store *st, uint64_t *seed, uint32_t *njobs, uint32_t counts[64],
-                         cs_txn *txn, uint64_t *req)
+                         cs_txn *txn, uint64_t *req, unsigned *collected)
 {
     cs_error err = {0};
     uint64_t k = cs_rng_next(seed) % 20;
@@ -718,6 +750,33 @@ static void store_mutate(cs_store *st, uint64_t *seed, uint32_t *njobs, uint32_t
         counts[(*njobs)++] = spec.count;
         return;
     }
+    if (k == 3) {
+        /* A machine's record changes: registered again with other
+         * attributes, taints or capacity, or the operator's word. The
+         * in-process copy skips the records it has (machine_known): this
+         * is what says it noticed these. */
+        cs_id mid = 1 + cs_rng_next(seed) % 8;
+        uint64_t how = cs_rng_next(seed) % 4;
+        if (how < 2) {
+            char name[16], rack[16];
+            snprintf(name, sizeof name, "m%llu", (unsigned long long)(mid - 1));
+            snprintf(rack, sizeof rack, "r%llu", (unsigned long long)(cs_rng_next(seed) % 3));
+            cs_attr attrs[] = {{"rack", rack}};
+            cs_taint taints[] = {{"gpu", "", CS_TAINT_NO_SCHEDULE}};
+            cs_machine m = {.name = name, .attrs = attrs, .nattrs = 1,
+                            .capacity = {.cpu = 4000 + 1000 * (int64_t)(how == 1),
+                                         .mem = 1 << 14, .disk = 1 << 20},
+                            .port_lo = 31000, .port_hi = 31999,
+                            .taints = taints, .ntaints = cs_rng_next(seed) % 2};
+            cs_id id;
+            cr_assert_eq(cs_op_machine_put(st, &m, &id, NULL, &err), CS_OK, "%s", err.msg);
+            cr_assert_eq(id, mid);
+        } else {
+            cs_op_machine_admin(st, mid, (uint8_t)(cs_rng_next(seed) % CS_ADMIN_COUNT), 0, NULL,
+                                &err);
+        }
+        return;
+    }
     cs_id job = 1 + cs_rng_next(seed) % *njobs;
     cs_id task = cs_task_id(job, (uint32_t)(cs_rng_next(seed) % counts[job - 1]));
     if (k == 1) {
@@ -725,7 +784,8 @@ static void store_mutate(cs_store *st, uint64_t *seed, uint32_t *njobs, uint32_t
         return;
     }
     if (k == 2) {
-        cs_op_job_gc(st, &job, 1, NULL, &err); /* refused unless ended */
+        if (cs_op_job_gc(st, &job, 1, NULL, &err) == CS_OK) /* refused unless ended */
+            ++*collected;
         return;
     }
     if (k < 12) {
@@ -756,6 +816,7 @@ static void store_mutate(cs_store *st, uint64_t *seed, uint32_t *njobs, uint32_t
 Test(synccompact, property_a_copy_from_the_store_in_process_equals_one_from_the_reply_bytes,
      .timeout = 120)
 {
+    unsigned all_collected = 0;
     for (uint64_t cell = 0; cell < 12; cell++) {
         uint64_t seed = 0x5eed5eedULL ^ (cell * 104729 + 3);
         ts_store st;
@@ -773,9 +834,15 @@ Test(synccompact, property_a_copy_from_the_store_in_process_equals_one_from_the_
             cs_id id;
             cr_assert_eq(cs_op_machine_put(st.s, &m, &id, NULL, &err), CS_OK, "%s", err.msg);
         }
-        cs_copy *c[4] = {new_copy(), new_copy(), new_copy(), new_copy()};
-        cs_copy_omit_running(c[2], true);
-        cs_copy_omit_running(c[3], true);
+        /* In pairs, each from the bytes and in process: without "gone"
+         * (a collection is then answered in full), compact with it, the
+         * map form with it, the compact form with it and omit running. */
+        cs_copy *c[8];
+        for (int i = 0; i < 8; i++)
+            c[i] = new_copy();
+        cs_copy_omit_running(c[6], true);
+        cs_copy_omit_running(c[7], true);
+        unsigned collected = 0, fulls_without = 0;
         uint32_t njobs = 0, counts[64];
         uint64_t req = 0;
         cs_txn txn;
@@ -784,23 +851,35 @@ Test(synccompact, property_a_copy_from_the_store_in_process_equals_one_from_the_
         for (int round = 0; round < 25; round++) {
             int changes = (int)(cs_rng_next(&seed) % 30);
             for (int i = 0; i < changes; i++)
-                store_mutate(st.s, &seed, &njobs, counts, &txn, &req);
-            bool full[2];
-            sync_both(st.s, c[0], c[1], &full[0]);
-            sync_both(st.s, c[2], c[3], &full[1]);
+                store_mutate(st.s, &seed, &njobs, counts, &txn, &req, &collected);
+            bool full[4], bfull[4];
+            sync_both(st.s, c[0], c[1], &full[0], true, false, &bfull[0]);
+            sync_both(st.s, c[2], c[3], &full[1], true, true, &bfull[1]);
+            sync_both(st.s, c[4], c[5], &full[2], false, true, &bfull[2]);
+            sync_both(st.s, c[6], c[7], &full[3], true, true, &bfull[3]);
             fulls += full[0];
+            fulls_without += bfull[0];
             char when[64];
             snprintf(when, sizeof when, "cell %llu, round %d", (unsigned long long)cell, round);
-            assert_same_copy(c[0], c[1], when);
-            assert_same_copy(c[2], c[3], when);
+            for (int i = 0; i < 8; i += 2)
+                assert_same_copy(c[i], c[i + 1], when);
+            /* What forget_jobs left is what a full sync built. */
+            assert_same_copy(c[0], c[3], when);
+            assert_same_copy(c[0], c[4], when);
             cr_assert_eq(cs_copy_noexecute(c[1]), cell % 2 == 0, "%s", when);
         }
-        cr_assert_geq(fulls, 1); /* the first; collections add more */
+        /* Only the first sync is a full one for a reader of "gone"; one
+         * that does not read it gets the whole cell after collections. */
+        cr_assert_eq(fulls, 1, "cell %llu: %u full syncs, %u collections",
+                     (unsigned long long)cell, fulls, collected);
+        cr_assert_geq(fulls_without, 1 + (collected > 0), "cell %llu", (unsigned long long)cell);
+        all_collected += collected;
         cs_txn_free(&txn);
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 8; i++)
             cs_copy_free(c[i]);
         ts_store_destroy(&st);
     }
+    cr_assert_gt(all_collected, 0, "no collection: \"gone\" went untested");
 }
 
 /* ---- from a real cellstated --------------------------------------------------------------- */

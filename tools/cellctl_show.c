@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/isolate.h"
 #include "cellstate/jobopts.h"
 #include "proto/proto.h"
 #include "proto/readmsg.h"
@@ -25,13 +26,25 @@
 
 /* ---- tables ------------------------------------------------------------------------ */
 
+/* A machine's isolation level: the attribute its cell-agent reports it in
+ * (agent/isolate.h), shown as its own column rather than among ATTRS; "-"
+ * for machines without one (simulated, or agents from before it). */
+static const char *isolation_of(const cs_machine *m)
+{
+    for (uint32_t k = 0; k < m->nattrs; k++)
+        if (strcmp(m->attrs[k].key, AG_ISO_ATTR) == 0)
+            return m->attrs[k].value;
+    return "-";
+}
+
 static int machines_table(const ctl_cell *cell, const char *state, FILE *f, size_t width,
                           cs_error *err)
 {
-    static const char *const h[] = {"NAME",       ">ID",    "STATE", ">CPU",  ">MEM(MiB)",
-                                    ">DISK(MiB)", ">TASKS", "PORTS", "ATTRS", "TAINTS"};
+    static const char *const h[] = {"NAME",   ">ID",   "STATE",     ">CPU",  ">MEM(MiB)",
+                                    ">DISK(MiB)", ">TASKS", "PORTS", "ISOLATION", "ATTRS",
+                                    "TAINTS"};
     ctl_table t;
-    int rc = ctl_table_init(&t, 10, h, err);
+    int rc = ctl_table_init(&t, 11, h, err);
     for (uint32_t i = 0; rc == CS_OK && i < cell->nmachines; i++) {
         const cs_machine *m = &cell->machines[i];
         if (state && strcmp(state, cs_machine_state_name(m->state)) != 0)
@@ -39,8 +52,9 @@ static int machines_table(const ctl_cell *cell, const char *state, FILE *f, size
         char a[32], b[32], attrs[512] = "", taints[512] = "", st[48];
         size_t len = 0, tlen = 0;
         for (uint32_t k = 0; k < m->nattrs && len + 2 < sizeof attrs; k++)
-            len += (size_t)snprintf(attrs + len, sizeof attrs - len, "%s%s=%s", k ? "," : "",
-                                    m->attrs[k].key, m->attrs[k].value);
+            if (strcmp(m->attrs[k].key, AG_ISO_ATTR) != 0)
+                len += (size_t)snprintf(attrs + len, sizeof attrs - len, "%s%s=%s",
+                                        len ? "," : "", m->attrs[k].key, m->attrs[k].value);
         for (uint32_t k = 0; k < m->ntaints && tlen + 2 < sizeof taints; k++)
             tlen += (size_t)snprintf(taints + tlen, sizeof taints - tlen, "%s%s%s%s:%s",
                                      k ? "," : "", m->taints[k].key,
@@ -58,6 +72,7 @@ static int machines_table(const ctl_cell *cell, const char *state, FILE *f, size
             (rc = ctl_table_cellf(&t, err, "%u", m->ntasks)) ||
             (rc = m->port_lo ? ctl_table_cellf(&t, err, "%u-%u", m->port_lo, m->port_hi)
                              : ctl_table_cellf(&t, err, "-")) ||
+            (rc = ctl_table_cellf(&t, err, "%s", isolation_of(m))) ||
             (rc = ctl_table_cellf(&t, err, "%s", len ? attrs : "-")) ||
             (rc = ctl_table_cellf(&t, err, "%s", tlen ? taints : "-")))
             break;

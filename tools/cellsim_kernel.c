@@ -4,7 +4,6 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "schedulers/port.h"
 #include "schedulers/sched.h"
 #include "tools/cellbench_util.h"
+#include "tools/cellsim_coro.h"
 #include "tools/cellsim_replay.h"
 #include "txn/commit.h"
 #include "txn/ops.h"
@@ -28,7 +28,6 @@
 /* The wall clock at virtual time 0 (2011-05-01, the month of the public
  * Google trace): any constant would do; a constant keeps runs identical. */
 #define WALL0_MS INT64_C(1304208000000)
-#define KERNEL (-1)      /* the baton's holder when no scheduler runs */
 #define PREFILL_JOB 100u /* tasks per prefill job */
 
 typedef enum ev_kind {
@@ -94,9 +93,8 @@ typedef struct simsched {
     const cs_sched_port *base;
     cs_sched_port table; /* the kernel's wrapper of base: what the loop gets */
     cs_sched *s;
-    pthread_t th;
+    sim_coro *co; /* its loop (sched_main), resumed at its wake-ups */
     bool started, done, idle;
-    pthread_cond_t cv;
     uint64_t gen; /* wake-ups of an older generation are stale */
     uint64_t waiting; /* its jobs with tasks not all placed, not ended */
     int rc;
@@ -131,9 +129,6 @@ struct sim {
     ev *heap;
     size_t nheap, capheap;
     uint64_t seq, events;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int turn;
     volatile sig_atomic_t stop; /* the loop's stop flag */
     bool stopping;              /* nothing more is measured or scheduled */
     simsched *sc;
@@ -248,33 +243,23 @@ static ev pop(sim *k)
 
 /* ---- the baton ------------------------------------------------------------------------ */
 
+/* Each scheduler's loop is a coroutine on the kernel's thread
+ * (cellsim_coro.h): the baton passes by switching stacks. */
+#define SCHED_STACK ((size_t)8 << 20) /* a thread's default: the loop was written for one */
+
 /* Kernel side: let scheduler `ss` run until it sleeps again or ends. */
 static void run_sched(sim *k, simsched *ss)
 {
     int64_t lag = k->now - ss->base->now(ss->base->ctx);
     cs_port_local_advance(ss->lp, lag); /* the port stamps job.end with its own clock */
-    pthread_mutex_lock(&k->mu);
-    k->turn = ss->idx;
-    pthread_cond_signal(&ss->cv);
-    while (k->turn != KERNEL)
-        pthread_cond_wait(&k->cv, &k->mu);
-    pthread_mutex_unlock(&k->mu);
+    sim_coro_resume(ss->co);
 }
 
 /* Scheduler side: hand the baton back, and wait until it comes again. */
-static void yield(simsched *ss)
-{
-    sim *k = ss->k;
-    pthread_mutex_lock(&k->mu);
-    k->turn = KERNEL;
-    pthread_cond_signal(&k->cv);
-    while (k->turn != ss->idx)
-        pthread_cond_wait(&ss->cv, &k->mu);
-    pthread_mutex_unlock(&k->mu);
-}
+static void yield(simsched *ss) { sim_coro_yield(ss->co); }
 
-/* A wake-up of `ss` at `t`. Runs on the scheduler's thread while it holds
- * the baton, or on the kernel's: never both. */
+/* A wake-up of `ss` at `t`. Runs in the scheduler's loop while it holds
+ * the baton, or in the kernel: never both. */
 static int wake_at(simsched *ss, int64_t t) { return push(ss->k, t, EV_WAKE, (uint32_t)ss->idx, ss->gen); }
 
 /* ---- the watched port ------------------------------------------------------------------ */
@@ -878,14 +863,11 @@ static int offer_release(simsched *ss)
 
 /* The loop's rounds, as cs_sched_run runs them, with the idle wait of
  * cellsim_kernel.h between rounds that committed nothing. */
-static void *sched_thread(void *arg)
+static void sched_main(sim_coro *co, void *arg)
 {
     simsched *ss = arg;
     sim *k = ss->k;
-    pthread_mutex_lock(&k->mu);
-    while (k->turn != ss->idx)
-        pthread_cond_wait(&ss->cv, &k->mu);
-    pthread_mutex_unlock(&k->mu);
+    (void)co;
     int64_t idle_ns = (int64_t)llround(k->c->idle_s * 1e9);
     bool mesos = k->c->architecture == SIM_ARCH_MESOS;
     while (!k->stop) {
@@ -915,12 +897,7 @@ static void *sched_thread(void *arg)
         yield(ss);
         ss->idle = false;
     }
-    pthread_mutex_lock(&k->mu);
     ss->done = true;
-    k->turn = KERNEL;
-    pthread_cond_signal(&k->cv);
-    pthread_mutex_unlock(&k->mu);
-    return NULL;
 }
 
 /* The options cell-service or cell-batch would parse from its command
@@ -1006,8 +983,7 @@ static int sched_setup(sim *k, int idx, cs_error *err)
                               : idx == 0        ? &cs_sched_service_hooks
                                                 : &cs_sched_batch_hooks;
     CS_TRY(cs_sched_new(&ss->o, h, &ss->table, &ss->s, err));
-    if (pthread_create(&ss->th, NULL, sched_thread, ss) != 0)
-        return cs_errorf(err, CS_ENOMEM, "cannot start a scheduler thread");
+    CS_TRY(sim_coro_new(sched_main, ss, SCHED_STACK, &ss->co, err));
     ss->started = true;
     return wake_at(ss, 0);
 }
@@ -1415,7 +1391,6 @@ static void wind_down(sim *k)
         if (k->sc[i].started) {
             while (!k->sc[i].done)
                 run_sched(k, &k->sc[i]);
-            pthread_join(k->sc[i].th, NULL);
         }
 }
 
@@ -1439,8 +1414,6 @@ static int simulate(sim *k, cs_error *err)
     if ((k->sc = calloc(1 + c->batch_schedulers, sizeof *k->sc)) == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     k->nsc = sim_single(c) ? 1 : 1 + c->batch_schedulers;
-    for (uint32_t i = 0; i < k->nsc; i++)
-        pthread_cond_init(&k->sc[i].cv, NULL);
     if (c->architecture == SIM_ARCH_MESOS) {
         /* The resource manager's view: a copy of its own through a port
          * of its own, synced at each grant (offer_build). */
@@ -1495,7 +1468,6 @@ int sim_run(const sim_conf *c, sim_result *out, cs_error *err)
     if (k == NULL)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     k->c = c;
-    k->turn = KERNEL;
     k->end_ns = secs_ns(c->days * 86400);
     k->ndays = (uint32_t)((k->end_ns + SIM_DAY_NS - 1) / SIM_DAY_NS);
     if (k->ndays == 0)
@@ -1503,8 +1475,6 @@ int sim_run(const sim_conf *c, sim_result *out, cs_error *err)
     k->rng[0] = c->seed ^ UINT64_C(0xba7c4);
     k->rng[1] = c->seed ^ UINT64_C(0x5e871ce);
     k->rng_fill = c->seed ^ UINT64_C(0xf111);
-    pthread_mutex_init(&k->mu, NULL);
-    pthread_cond_init(&k->cv, NULL);
     cs_idindex_init(&k->ix);
     cs_idindex_init(&k->kmix);
     int rc = cb_make_tmpdir(k->dir, sizeof k->dir, err);
@@ -1536,7 +1506,7 @@ out:
     for (uint32_t i = 0; k->sc != NULL && i < k->nsc; i++) {
         cs_sched_free(k->sc[i].s);
         cs_port_local_free(k->sc[i].lp);
-        pthread_cond_destroy(&k->sc[i].cv);
+        sim_coro_free(k->sc[i].co);
         free(k->sc[i].days);
         free(k->sc[i].dec);
         free(k->sc[i].pend);
@@ -1557,8 +1527,6 @@ out:
     free(k->jobs);
     free(k->jx);
     cs_idindex_free(&k->ix);
-    pthread_mutex_destroy(&k->mu);
-    pthread_cond_destroy(&k->cv);
     free(k);
     if (rc != CS_OK)
         sim_result_free(out);

@@ -16,10 +16,12 @@
  * The clock. Events (a job's arrival, a task's end, a service job's end,
  * a scheduler's wake-up) sit in a binary heap ordered by (time, sequence
  * number): ties run in the order they were scheduled, so a run is a
- * function of its configuration. Each scheduler runs on a thread of its
- * own, but only one thread runs at a time: a baton (one mutex, a turn
- * variable, a condition variable per party) passes from the kernel to a
- * scheduler at its wake-up event and back when the scheduler next sleeps.
+ * function of its configuration. Each scheduler's loop runs as a
+ * coroutine with a stack of its own on the kernel's thread
+ * (cellsim_coro.h), so only one party runs at a time: the baton passes
+ * from the kernel to a scheduler at its wake-up event and back when the
+ * scheduler next sleeps. (It was a thread each with a mutex and condition
+ * variables until a profile showed the hand-overs at 15% of a run.)
  * The loop sleeps through its port for the emulated decision time
  * (Omega's t_decision = t_job + t_task x tasks): the port's `sleep` here
  * schedules a wake-up at `until` and hands the baton back, and while the

@@ -284,7 +284,18 @@ for ((i = 0; ; i++)); do
 done
 
 # The tasks run `/bin/sh -c CMD` with the agent's environment: bin/ first in
-# PATH lets the examples run `cellserve`.
+# PATH lets the examples run `cellserve`. As root, cell-agent runs them as an
+# unprivileged user (docs/security.md): one that cannot reach bin/ (a
+# checkout under /root) could not run cellserve, so this development cell
+# then runs its tasks as root, and says so.
+TASK_USER=()
+if ((EUID == 0)) && command -v setpriv >/dev/null &&
+    ! setpriv --reuid=nobody --regid=nogroup --clear-groups test -x "$BIN/cellserve" 2>/dev/null; then
+    say "WARNING: an unprivileged user cannot run $BIN/cellserve (a checkout in a private"
+    say "directory): the tasks of this development cell run as ROOT (--task-user root);"
+    say "put the checkout where others may read it (e.g. /opt, /srv) to run them unprivileged"
+    TASK_USER=(--task-user root)
+fi
 agent() { # NAME INDEX ATTRS...
     local name=$1 lo=$((AGENT_BASE + $2 * AGENT_PORTS))
     shift 2
@@ -292,7 +303,7 @@ agent() { # NAME INDEX ATTRS...
     for a in "$@"; do attrs+=(--attr "$a"); done
     PATH=$BIN:$PATH start "$name" "$BIN/cell-agent" --server "$URL" --name "$name" "${attrs[@]}" \
         --cpu 2 --mem 2048 --ports "$lo-$((lo + AGENT_PORTS - 1))" --workdir "$DIR/agent-$name" \
-        --log-listen tcp://127.0.0.1:0
+        --log-listen tcp://127.0.0.1:0 "${TASK_USER[@]}"
 }
 agent m1 0 rack=r1 zone=a
 agent m2 1 rack=r1 zone=b
