@@ -12,7 +12,8 @@
  *              [--http HOST:PORT]
  *
  * --http HOST:PORT (off by default): also serve the HTTP API, JSON under
- * http://HOST:PORT/v1/ (http/gateway.h, docs/http.md). The gateway is a
+ * http://HOST:PORT/v1/ (http/gateway.h, docs/http.md), and the web
+ * dashboard at http://HOST:PORT/ui/ (http/ui.h). The gateway is a
  * client of this server's own protocol over an in-process connection
  * (INPROC_URL, and INPROC_PUB_URL for its blocking queries), so a follower
  * serves it too. Port 0 takes any free port; the log line says which.
@@ -68,6 +69,7 @@
 
 #include "cellstate/units.h"
 #include "http/gateway.h"
+#include "http/ui.h"
 #include "cellstate/paths.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
@@ -105,7 +107,8 @@ static void usage(FILE *f)
                "        commits only under the one offer, granted in DRF order; a lease not\n"
                "        released within --offer-timeout, default 30s, is taken back)\n"
                "--http HOST:PORT: also serve the HTTP API (JSON under http://HOST:PORT/v1/,\n"
-               "        docs/http.md), off by default; port 0: any free port\n"
+               "        docs/http.md) and the web dashboard (http://HOST:PORT/ui/), off by\n"
+               "        default; port 0: any free port\n"
                "--max-inflight-bytes: the requests held at once, across all connections (default\n"
                "        256 MiB; 0: no bound; at least --max-msg): one that would pass it is\n"
                "        refused at once (busy)\n"
@@ -400,13 +403,22 @@ int main(int argc, char **argv)
                 o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "",
                 o.concurrency == CS_CONCURRENCY_OFFERS ? ", making offers" : "");
     /* The HTTP API once the server serves: its threads' clients dial the
-     * in-process listener at once. Pages outside /v1/ go in `pages`, which
-     * outlives the gateway (stopped before main returns). */
+     * in-process listener at once. Beside /v1/, the pages of this one
+     * table: the Prometheus metrics, and the dashboard's files embedded at
+     * build time (http/ui.h); another page is one more line. It outlives
+     * the gateway (stopped before main returns). */
     cs_http *gw = NULL;
     char api_url[160];
     metrics_page mp = {s, o.metrics_per_machine};
     const cs_http_page pages[] = {
-        {"/metrics", "text/plain; version=0.0.4; charset=utf-8", write_metrics, &mp},
+        {.path = "/metrics", .content_type = "text/plain; version=0.0.4; charset=utf-8",
+         .write = write_metrics, .arg = &mp},
+        {.path = "/ui", .redirect = "/ui/"},
+        {.path = "/ui/", .content_type = "text/html; charset=utf-8", .file = &cs_ui_index_html},
+        {.path = "/ui/app.js", .content_type = "text/javascript; charset=utf-8",
+         .file = &cs_ui_app_js},
+        {.path = "/ui/style.css", .content_type = "text/css; charset=utf-8",
+         .file = &cs_ui_style_css},
     };
     if (http != NULL) {
         cs_http_opts ho = {.listen = http, .server_url = INPROC_URL, .pub_url = INPROC_PUB_URL,
@@ -419,6 +431,8 @@ int main(int argc, char **argv)
             return 1;
         }
         fprintf(stderr, "cellstated: HTTP API on %s\n", api_url);
+        /* api_url ends in "v1/" (cs_http_url). */
+        fprintf(stderr, "cellstated: dashboard on %.*sui/\n", (int)strlen(api_url) - 3, api_url);
     }
     int sig = 0;
     sigwait(&set, &sig);
