@@ -343,6 +343,7 @@ fi
     [[ ${#policy[@]} -gt 0 ]] && echo "  cell-service uses the Kubernetes policy ${policy[1]}"
     echo "  HTTP API: http://127.0.0.1:$HTTP_PORT/v1/ (docs/http.md; try curl http://127.0.0.1:$HTTP_PORT/v1/jobs)"
     echo "  Dashboard: http://127.0.0.1:$HTTP_PORT/ui/ (the cell live in a browser)"
+    echo "  Metrics: http://127.0.0.1:$HTTP_PORT/metrics (Prometheus text, docs/metrics.md)"
     echo "  logs:     $LOGS/{cellstated*,m1,m2,m3,batch-1,service-1}.log"
     echo "  tasks:    $DIR/agent-m*/tasks/<task>-<attempt>/{stdout,stderr}"
     echo "  try:      $BIN/cellctl --server $URL describe job web"
