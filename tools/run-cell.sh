@@ -195,7 +195,7 @@ stop() {
 running_groups() {
     local d
     for d in "$DIR"/agent-*/tasks/*/; do
-        [[ -f $d/pid && ! -f $d/exit ]] && cat -- "$d/pid"
+        [[ -f $d/pid && ! -f $d/exit ]] && cat -- "$d/pid" 2>/dev/null
     done
     return 0
 }
