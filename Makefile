@@ -11,6 +11,7 @@
 #   make install    binaries, man pages, systemd units, completion under
 #                   $(DESTDIR)$(PREFIX) (default /usr/local); make uninstall
 #   make deps       install missing Debian packages (apt-get; sudo when not root)
+#   make ui-shot    take docs/ui.png anew: the dashboard of a small live cell
 #   make clean
 #
 # Every variable in this block may be overridden: `make CC=clang OPT=-O3`.
@@ -192,6 +193,17 @@ $(BUILD)/%.o: %.c $(FLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The web dashboard's files (ui/), embedded in the http layer as C arrays
+# (http/ui.h) by tools/embed.sh (od and awk: no xxd on a fresh Debian); the
+# generated .c lives in $(BUILD)/gen, never in the checkout.
+UI_FILES := ui/index.html ui/app.js ui/style.css
+$(BUILD)/gen/ui_files.c: tools/embed.sh $(UI_FILES)
+	@mkdir -p $(@D)
+	sh tools/embed.sh $(UI_FILES) > $@.tmp && mv $@.tmp $@
+$(BUILD)/gen/ui_files.o: $(BUILD)/gen/ui_files.c $(FLAGS_FILE)
+	$(CC) $(CFLAGS) -c $< -o $@
+$(call layer_a,http): $(BUILD)/gen/ui_files.o
+
 .SECONDEXPANSION:
 $(BIN)/%: tools/%.c $$(wildcard tools/$$*_*.c) $$(TOOL_SHARED_$$*) $(ALL_A) $(FLAGS_FILE)
 	@mkdir -p $(BIN)
@@ -236,6 +248,12 @@ TLS ?=
 .PHONY: run
 run: all
 	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/run-cell.sh --replicas '$(REPLICAS)' $(if $(RUN_DIR),--dir '$(RUN_DIR)') $(if $(RUN_FOR),--for '$(RUN_FOR)') $(if $(TLS),--tls)
+
+# docs/ui.png, the dashboard's picture in the docs, taken anew of a small
+# live cell by headless chromium (tools/ui-shot.sh; about a minute).
+.PHONY: ui-shot
+ui-shot: all
+	CELLSCHED_BIN=$(CURDIR)/$(BIN) tools/ui-shot.sh docs/ui.png
 
 # ---- install (Debian's layout under PREFIX; DESTDIR for staging) ----------
 # `make install PREFIX=/usr DESTDIR=/tmp/stage` builds what is missing, then

@@ -1,7 +1,8 @@
 #!/bin/sh
 # ./test.sh — the README's test command: installs what is missing (make, a
 # compiler, pkg-config, the libraries; clang and libFuzzer for the fuzz
-# targets; promtool for the metrics suites: tools/deps.sh) on a fresh Debian, builds the optimised binaries
+# targets; promtool and chromium for the metrics and dashboard suites:
+# tools/deps.sh) on a fresh Debian, builds the optimised binaries
 # that ./run.sh runs (an -O2 build warns where the sanitized -O1 one does
 # not, and CI=true makes warnings errors), then builds under ASan+UBSan and
 # runs every Criterion suite (make test), then runs every decoder's libFuzzer

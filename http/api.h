@@ -47,6 +47,7 @@ typedef struct gw_reply {
     bool has_index;           /* X-Cell-Index: every successful GET */
     uint64_t index;
     char allow[48];           /* 405: the methods the path takes */
+    const char *location;     /* 301: where to (static or borrowed) */
 } gw_reply;
 
 /* Split `uri` (path and query as the client sent them, borrowed) into q's

@@ -159,6 +159,8 @@ static void respond(job *j, const gw_reply *r, bool close)
         }
         if (rv == 0 && r->allow[0])
             rv = nng_http_res_set_header(res, "Allow", r->allow);
+        if (rv == 0 && r->location)
+            rv = nng_http_res_set_header(res, "Location", r->location);
         if (rv == 0 && close)
             rv = nng_http_res_set_header(res, "Connection", "close");
         if (rv == 0)
@@ -328,8 +330,35 @@ static const cs_http_page *page_of(const cs_http *h, const gw_req *q)
     return NULL;
 }
 
+/* Page p's reply to a GET or HEAD (serve refuses other methods): its
+ * redirect, its file or what its writer prints. */
 static void serve_page(const cs_http_page *p, gw_reply *r)
 {
+    if (p->redirect != NULL) {
+        if (asprintf(&r->body, "moved to %s\n", p->redirect) < 0) {
+            r->body = NULL;
+            gw_reply_error(r, 500, "out of memory");
+            return;
+        }
+        r->status = 301;
+        r->len = strlen(r->body);
+        r->content_type = "text/plain; charset=utf-8";
+        r->location = p->redirect;
+        return;
+    }
+    if (p->file != NULL) {
+        /* A copy: a reply's body is its own (gw_reply_free), and the
+         * files are a few KiB. */
+        if ((r->body = malloc(p->file->len + 1)) == NULL) {
+            gw_reply_error(r, 500, "out of memory");
+            return;
+        }
+        memcpy(r->body, p->file->data, p->file->len);
+        r->status = 200;
+        r->len = p->file->len;
+        r->content_type = p->content_type;
+        return;
+    }
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);

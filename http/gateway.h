@@ -47,15 +47,31 @@
 #define CS_HTTP_MAX_BODY_DEFAULT (1u << 20)
 #define CS_HTTP_THREADS_DEFAULT 8u
 
-/* A page outside /v1/ served from the caller's code (the lead's /metrics):
- * GET `path` (exact) answers `content_type` with what `write` printed into
- * `out`, or 500 with err's message when it returns an error. Runs on a
- * gateway thread, any number at once: `write` must be thread-safe. */
+/* Bytes fixed for the life of the process: a file embedded in the binary
+ * at build time (http/ui.h). */
+typedef struct cs_http_file {
+    const unsigned char *data;
+    size_t len;
+} cs_http_file;
+
+/* A page outside /v1/ served from the caller's code (the lead's /metrics,
+ * the dashboard's files): GET or HEAD of `path` (exact; any other method is
+ * a 405) answers one of
+ *   - `redirect` set: 301 Moved Permanently to that path ("/ui" -> "/ui/",
+ *     so that the page's relative URLs resolve under /ui/);
+ *   - `file` set: its bytes, as `content_type`;
+ *   - else what `write` printed into `out`, as `content_type`, or 500 with
+ *     err's message when it returns an error. Runs on a gateway thread, any
+ *     number at once: `write` must be thread-safe.
+ * Fill it with designated initialisers (.path = ...): the fields unused
+ * stay NULL. */
 typedef struct cs_http_page {
     const char *path;         /* "/metrics" */
     const char *content_type; /* "text/plain; version=0.0.4" */
     int (*write)(void *arg, FILE *out, cs_error *err);
     void *arg;
+    const cs_http_file *file; /* borrowed: must outlive the gateway */
+    const char *redirect;     /* "/ui/" */
 } cs_http_page;
 
 typedef struct cs_http_opts {

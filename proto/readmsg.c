@@ -196,10 +196,11 @@ int cs_stats_reply_head(msgpack_packer *pk, const cs_stats_reply *in)
     CS_TRY(cs_pack_kv_res(pk, "capacity", &in->capacity));
     CS_TRY(cs_pack_kv_res(pk, "allocated", &in->allocated));
     CS_TRY(cs_pack_str(pk, "server"));
-    CS_PK(msgpack_pack_map(pk, 9));
+    CS_PK(msgpack_pack_map(pk, 10));
 #define PACK_COUNTER(f) CS_TRY(cs_pack_kv_u64(pk, #f, in->server.f));
     SERVER_COUNTERS(PACK_COUNTER)
 #undef PACK_COUNTER
+    CS_TRY(cs_pack_kv_u64(pk, "inflight_bytes", in->server.inflight_bytes));
     CS_TRY(cs_pack_kv_u64(pk, "workers", in->workers));
     return cs_pack_str(pk, "schedulers");
 }
@@ -266,6 +267,9 @@ int cs_stats_reply_decode(const msgpack_object *o, cs_stats_reply *out, cs_arena
 #define READ_COUNTER(f) CS_TRY(cs_obj_u64(srv, #f, true, UINT64_MAX, &out->server.f, err));
     SERVER_COUNTERS(READ_COUNTER)
 #undef READ_COUNTER
+    /* Optional: a server from before --max-inflight-bytes has no such key. */
+    CS_TRY(cs_obj_u64(srv, "inflight_bytes", false, UINT64_MAX, &out->server.inflight_bytes,
+                      err));
     CS_TRY(cs_obj_u64(o, "workers", true, UINT64_MAX, &out->workers, err));
     const msgpack_object *list = cs_obj_get(o, "schedulers");
     if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY)

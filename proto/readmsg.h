@@ -82,6 +82,9 @@ int cs_get_job_reply_decode(const msgpack_object *o, cs_get_job_reply *out, cs_a
 typedef struct cs_server_counters {
     uint64_t requests, errors, writes, commits, commits_conflicted, claims, claims_committed;
     uint64_t queued, parked_polls;
+    /* The bytes of requests held by the server's workers now
+     * (--max-inflight-bytes); 0 from a server before it sent it. */
+    uint64_t inflight_bytes;
 } cs_server_counters;
 
 /* One entry of "schedulers" (§5.15). Decoded `metrics` points into the

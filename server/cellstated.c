@@ -2,6 +2,7 @@
  *
  *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
  *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
+ *              [--max-inflight-bytes BYTES] [--max-conns-per-peer N] [--max-job-tasks N]
  *              [--addr-file FILE] [--job-gc DURATION] [--log-retain DURATION] [--nosync]
  *              [--cluster FILE --id N] [--election-timeout MS]
  *              [--snapshot-threshold N] [--snapshot-trailing N]
@@ -11,7 +12,8 @@
  *              [--http HOST:PORT]
  *
  * --http HOST:PORT (off by default): also serve the HTTP API, JSON under
- * http://HOST:PORT/v1/ (http/gateway.h, docs/http.md). The gateway is a
+ * http://HOST:PORT/v1/ (http/gateway.h, docs/http.md), and the web
+ * dashboard at http://HOST:PORT/ui/ (http/ui.h). The gateway is a
  * client of this server's own protocol over an in-process connection
  * (INPROC_URL, and INPROC_PUB_URL for its blocking queries), so a follower
  * serves it too. Port 0 takes any free port; the log line says which.
@@ -67,6 +69,7 @@
 
 #include "cellstate/units.h"
 #include "http/gateway.h"
+#include "http/ui.h"
 #include "cellstate/paths.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
@@ -83,7 +86,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]\n"
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
-               "                  [--max-msg BYTES] [--addr-file FILE] [--job-gc DURATION]\n"
+               "                  [--max-msg BYTES] [--max-inflight-bytes BYTES]\n"
+               "                  [--max-conns-per-peer N] [--max-job-tasks N]\n"
+               "                  [--addr-file FILE] [--job-gc DURATION]\n"
                "                  [--log-retain DURATION] [--nosync]\n"
                "                  [--cluster FILE --id N [--raft HOST:PORT]] [--election-timeout MS]\n"
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
@@ -108,7 +113,15 @@ static void usage(FILE *f)
                "        client must present a certificate the CA signed (docs/security.md);\n"
                "        --http then serves https, with client certificates too\n"
                "--http HOST:PORT: also serve the HTTP API (JSON under http://HOST:PORT/v1/,\n"
-               "        docs/http.md), off by default; port 0: any free port\n"
+               "        docs/http.md) and the web dashboard (http://HOST:PORT/ui/), off by\n"
+               "        default; port 0: any free port\n"
+               "--max-inflight-bytes: the requests held at once, across all connections (default\n"
+               "        256 MiB; 0: no bound; at least --max-msg): one that would pass it is\n"
+               "        refused at once (busy)\n"
+               "--max-conns-per-peer N: connections one IP address may hold open (default 256;\n"
+               "        0: no bound): the one beyond is closed as it is made\n"
+               "--max-job-tasks N: the tasks one job may have (default 100000; 0: the protocol's\n"
+               "        1048576): a submission, update, scale or surge above it is refused\n"
                "--metrics-per-machine: the metrics also carry each machine's resources and\n"
                "        tasks (default: cell totals only)\n",
             CS_DEFAULT_URL);
@@ -233,6 +246,12 @@ int main(int argc, char **argv)
             ;
         else if (strcmp(a, "--max-msg") == 0 && num(a, v, 1ULL << 30, &x) == 0 && x >= 64)
             o.max_msg = (size_t)x;
+        else if (strcmp(a, "--max-inflight-bytes") == 0 && num(a, v, 1ULL << 40, &x) == 0)
+            o.max_inflight_bytes = (size_t)x;
+        else if (strcmp(a, "--max-conns-per-peer") == 0 && num(a, v, UINT32_MAX, &x) == 0)
+            o.max_conns_per_peer = (uint32_t)x;
+        else if (strcmp(a, "--max-job-tasks") == 0 && num(a, v, 1048576, &x) == 0)
+            o.max_job_tasks = (uint32_t)x;
         else if (strcmp(a, "--concurrency") == 0) {
             if (strcmp(v, "optimistic") != 0 && strcmp(v, "offers") != 0) {
                 fprintf(stderr, "cellstated: --concurrency: '%s' is not optimistic or offers\n",
@@ -277,6 +296,12 @@ int main(int argc, char **argv)
     cs_error err = {0};
     cs_member *members = NULL;
     char data[4096], cell_name[32] = "cell";
+    if (o.max_inflight_bytes != 0 && o.max_inflight_bytes < o.max_msg) {
+        /* Else a request the size --max-msg allows could never be served. */
+        fprintf(stderr, "cellstated: --max-inflight-bytes %zu is below --max-msg %zu\n",
+                o.max_inflight_bytes, o.max_msg);
+        return 2;
+    }
     if ((cluster != NULL) != (member_id != 0)) {
         fprintf(stderr, "cellstated: --cluster and --id go together (a member of a replicated "
                         "cell needs both)\n");
@@ -410,13 +435,22 @@ int main(int argc, char **argv)
                 "role; use --tls-cert, --tls-key and --tls-ca (docs/security.md)\n",
                 bound);
     /* The HTTP API once the server serves: its threads' clients dial the
-     * in-process listener at once. Pages outside /v1/ go in `pages`, which
-     * outlives the gateway (stopped before main returns). */
+     * in-process listener at once. Beside /v1/, the pages of this one
+     * table: the Prometheus metrics, and the dashboard's files embedded at
+     * build time (http/ui.h); another page is one more line. It outlives
+     * the gateway (stopped before main returns). */
     cs_http *gw = NULL;
     char api_url[160];
     metrics_page mp = {s, o.metrics_per_machine};
     const cs_http_page pages[] = {
-        {"/metrics", "text/plain; version=0.0.4; charset=utf-8", write_metrics, &mp},
+        {.path = "/metrics", .content_type = "text/plain; version=0.0.4; charset=utf-8",
+         .write = write_metrics, .arg = &mp},
+        {.path = "/ui", .redirect = "/ui/"},
+        {.path = "/ui/", .content_type = "text/html; charset=utf-8", .file = &cs_ui_index_html},
+        {.path = "/ui/app.js", .content_type = "text/javascript; charset=utf-8",
+         .file = &cs_ui_app_js},
+        {.path = "/ui/style.css", .content_type = "text/css; charset=utf-8",
+         .file = &cs_ui_style_css},
     };
     if (http != NULL) {
         /* With certificates the HTTP API is https, and mutual as well. */
@@ -431,6 +465,8 @@ int main(int argc, char **argv)
             return 1;
         }
         fprintf(stderr, "cellstated: HTTP API on %s\n", api_url);
+        /* api_url ends in "v1/" (cs_http_url). */
+        fprintf(stderr, "cellstated: dashboard on %.*sui/\n", (int)strlen(api_url) - 3, api_url);
     }
     int sig = 0;
     sigwait(&set, &sig);

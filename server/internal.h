@@ -17,6 +17,8 @@
  *               time in DRF order (offers.h)
  *   metrics.c   what the server measures of itself and of the cell, and
  *               its Prometheus text (cs_server_metrics_text)
+ *   peers.c     connections per peer (--max-conns-per-peer): nng's pipe
+ *               notifications, counted by the peer's IP address
  *
  * Names shared between these files carry the srv_ prefix; everything else
  * is static to its file. Threads and locks are described in server.c.
@@ -26,6 +28,7 @@
 
 #include <nng/nng.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
@@ -101,6 +104,7 @@ struct worker {
     nng_ctx ctx;
     wstate state;
     nng_msg *req; /* the request being served; owned */
+    size_t charged; /* its bytes, counted in cs_server.inflight until it is released */
     msgpack_zone zone;
     cs_msg msg;
     wjob job;
@@ -275,6 +279,11 @@ struct cs_server {
     struct srv_offers *offers;
 
     srv_metrics metrics;
+    /* The bytes of the requests workers hold now (--max-inflight-bytes):
+     * charged as a request is received, given back as it is released. */
+    _Atomic size_t inflight;
+    /* --max-conns-per-peer (peers.c); NULL when unbounded. */
+    struct srv_peers *peers;
 };
 
 static inline int64_t now_ms(void)
@@ -457,6 +466,18 @@ void srv_probe_cb(void *arg);
 /* ---- scheduler reports (reports.c) ---- */
 
 int srv_sched_report(worker *w, msgpack_packer *pk, cs_error *err);
+
+/* ---- connections per peer (peers.c) ---- */
+
+typedef struct srv_peers srv_peers;
+/* Count the pipes of `sock` by their peer's IP address and close one that
+ * would give its peer more than `max` (nng's pipe notifications). Call
+ * before `sock` listens. *out is the caller's, freed by srv_peers_free
+ * once `sock` is closed; NULL (and CS_OK) when max is 0. CS_ENOMEM, CS_EIO. */
+int srv_peers_new(nng_socket sock, uint32_t max, srv_peers **out, cs_error *err);
+/* Connections closed for the bound since start (0 for NULL). */
+uint64_t srv_peers_refused(srv_peers *t);
+void srv_peers_free(srv_peers *t);
 
 /* ---- metrics (metrics.c) ---- */
 

@@ -237,6 +237,12 @@ static void write_writer(cs_server *s, cs_prom *p)
           parked);
     gauge(p, "cellsched_server_workers", "Requests the server serves at once (--workers).",
           s->nworkers);
+    gauge(p, "cellsched_server_inflight_bytes",
+          "Bytes of requests received and not yet answered (bounded by --max-inflight-bytes).",
+          (double)atomic_load(&s->inflight));
+    counter(p, "cellsched_server_connections_refused_total",
+            "Connections closed as they were made: their peer had --max-conns-per-peer open.",
+            srv_peers_refused(s->peers));
     histogram(p, "cellsched_server_write_group_size",
               "Writes per group the writer applies in one LMDB transaction (one replica) or "
               "one Raft entry (a replicated cell).",

@@ -304,7 +304,7 @@ int srv_stats(worker *w, msgpack_packer *pk, cs_error *err)
                         .allocated = c.alloc,
                         .server = {k.requests, k.errors, k.writes, k.commits,
                                    k.commits_conflicted, k.claims, k.claims_committed, k.queued,
-                                   parked},
+                                   parked, atomic_load(&s->inflight)},
                         .workers = s->nworkers};
     for (int i = 0; i < CS_TASK_STATE_COUNT; i++)
         r.tasks[i] = c.tasks[i];

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cellstate/mpcheck.h"
 #include "proto/tls.h"
 #include "server/internal.h"
 #include "server/replica.h"
@@ -33,6 +34,9 @@ void cs_server_opts_default(cs_server_opts *o)
     o->heartbeat_timeout_ms = CS_HEARTBEAT_TIMEOUT_DEFAULT_MS;
     o->poll_max_wait_ms = 30000;
     o->max_msg = CS_DEFAULT_MAX_MSG;
+    o->max_inflight_bytes = CS_MAX_INFLIGHT_DEFAULT;
+    o->max_conns_per_peer = CS_MAX_CONNS_PER_PEER_DEFAULT;
+    o->max_job_tasks = CS_MAX_JOB_TASKS_DEFAULT;
     o->job_gc_ms = 4 * 3600 * 1000;
     o->log_retain_ms = 10 * 60 * 1000;
     o->concurrency = CS_CONCURRENCY_OPTIMISTIC;
@@ -64,6 +68,10 @@ void srv_release_req(worker *w)
     if (w->req != NULL) {
         nng_msg_free(w->req);
         w->req = NULL;
+    }
+    if (w->charged > 0) {
+        atomic_fetch_sub(&w->s->inflight, w->charged);
+        w->charged = 0;
     }
     msgpack_zone_clear(&w->zone);
 }
@@ -215,6 +223,38 @@ const srv_route *srv_route_of(uint32_t type)
 
 /* ---- the worker state machine ------------------------------------------------ */
 
+/* Count w's request of `len` bytes among those in flight, or refuse it at
+ * once when it would take them past --max-inflight-bytes: a reply that
+ * says so now costs the client a retry, where a queue would hold the bytes
+ * (and the client's wait) without bound. The envelope's request id is read
+ * without decoding the body, so that the refusal costs nothing. */
+static bool charge(worker *w, size_t len)
+{
+    cs_server *s = w->s;
+    size_t max = s->o.max_inflight_bytes;
+    size_t before = atomic_fetch_add(&s->inflight, len);
+    if (max == 0 || before + len <= max) {
+        w->charged = len;
+        return true;
+    }
+    atomic_fetch_sub(&s->inflight, len);
+    cs_mp_cur cur;
+    uint32_t n;
+    uint64_t version, type, req = 0;
+    cs_mp_cur_init(&cur, nng_msg_body(w->req), len);
+    if (cs_mp_read_array(&cur, &n) != CS_OK || n != 4 ||
+        cs_mp_read_uint(&cur, &version) != CS_OK || cs_mp_read_uint(&cur, &type) != CS_OK ||
+        cs_mp_read_uint(&cur, &req) != CS_OK)
+        req = 0;
+    char m[160];
+    snprintf(m, sizeof m,
+             "busy: %zu bytes of requests in flight, this one %zu, --max-inflight-bytes %zu",
+             before, len, max);
+    w->msg.req = req;
+    srv_send_error(w, CS_EUNAVAIL, m);
+    return false;
+}
+
 static void serve(worker *w)
 {
     cs_server *s = w->s;
@@ -233,6 +273,8 @@ static void serve(worker *w)
         srv_send_error(w, CS_ETOOBIG, m);
         return;
     }
+    if (!charge(w, len))
+        return;
     int rc = cs_msg_decode(nng_msg_body(w->req), len, &w->zone, &w->msg, &err);
     if (rc != CS_OK) {
         srv_send_error(w, rc, err.msg);
@@ -644,6 +686,8 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
      * it, a request over max_msg gets an error reply that says so. */
     size_t hard = s->o.max_msg > SIZE_MAX / 4 ? SIZE_MAX : s->o.max_msg * 4 + 4096;
     nng_socket_set_size(s->rep, NNG_OPT_RECVMAXSZ, hard);
+    if ((rc = srv_peers_new(s->rep, s->o.max_conns_per_peer, &s->peers, err)) != CS_OK)
+        goto err_after_rep;
     s->nworkers = s->o.workers;
     s->workers = calloc(s->nworkers, sizeof *s->workers);
     if (s->workers == NULL) {
@@ -719,6 +763,7 @@ err_after_workers:
     return rc;
 err_after_rep:
     nng_close(s->rep);
+    srv_peers_free(s->peers);
 err_after_store:
     if (s->replicated)
         stop_replica(s);
@@ -806,6 +851,7 @@ void cs_server_stop(cs_server *s)
         if (s->workers[i].aio != NULL)
             nng_aio_stop(s->workers[i].aio);
     nng_close(s->rep);
+    srv_peers_free(s->peers); /* the socket is closed: no pipe callback comes any more */
     if (s->have_pub)
         nng_close(s->pub);
     for (uint32_t i = 0; i < s->nworkers; i++) {

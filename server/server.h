@@ -53,6 +53,21 @@ typedef struct cs_server_opts {
     uint32_t heartbeat_timeout_ms; /* a machine silent this long is marked down */
     uint32_t poll_max_wait_ms;     /* the longest a poll may wait */
     size_t max_msg;                /* larger requests get an error reply */
+    /* The bytes of requests held by workers at once, across every
+     * connection (received, not yet answered): a request that would pass
+     * it is refused at once (CS_EUNAVAIL, "busy") rather than queued, so
+     * that many large requests cannot take the server's memory. 0: no
+     * bound. nng's own buffer of a message still being received is not
+     * counted (docs/security.md). */
+    size_t max_inflight_bytes;
+    /* The connections one peer (an IP address) may hold open at once: the
+     * one beyond is closed as it is made (server/peers.c). 0: no bound. */
+    uint32_t max_conns_per_peer;
+    /* The tasks one job may have (--max-job-tasks): job.submit,
+     * job.update, job.scale and job.surge asking for more are refused
+     * CS_EINVAL before anything is proposed. 0: only the protocol's own
+     * limit (CS_TASK_INDEX_MAX + 1). */
+    uint32_t max_job_tasks;
     bool nosync;                   /* skip fsync (tests and benchmarks only) */
     /* Ended jobs (killed, finished, failed) and their tasks are removed
      * this long after they ended (Nomad's job_gc_threshold); 0 = kept. */
@@ -84,8 +99,26 @@ typedef struct cs_server_opts {
     bool metrics_per_machine;
 } cs_server_opts;
 
+/* Requests in flight, in bytes (--max-inflight-bytes): sixteen requests of
+ * the largest size (--max-msg, 16 MiB) at once; a cell's own traffic is
+ * far below it (a commit is kilobytes, a poll bytes). */
+#define CS_MAX_INFLIGHT_DEFAULT (256u << 20)
+
+/* Connections per peer (--max-conns-per-peer): an agent holds two or
+ * three, a scheduler a few, cellbench's poll test up to --connections (8
+ * by default) from one host; 256 leaves room for a host that runs many of
+ * them and still bounds one that opens thousands. */
+#define CS_MAX_CONNS_PER_PEER_DEFAULT 256
+
+/* A job's tasks (--max-job-tasks). One job of 1,048,576 tasks (the index
+ * limit) made a full sync take 25 s; the largest jobs the cell is measured
+ * with are cellbench's (--tasks at most 100,000; C1M is 1,000 jobs of
+ * 1,000), and Borg's largest jobs are tens of thousands of tasks. A cell
+ * that needs more raises it. */
+#define CS_MAX_JOB_TASKS_DEFAULT 100000
+
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB,
- * optimistic concurrency (offers: 30 s lease). */
+ * 256 MiB in flight, 256 connections per peer, 100,000 tasks a job, optimistic concurrency (offers: 30 s lease). */
 void cs_server_opts_default(cs_server_opts *o);
 
 /* Open the store and start serving. On success *out is the caller's: stop

@@ -193,11 +193,25 @@ static int reply_register(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *e
     return CS_OK;
 }
 
+/* A job's tasks (its count, or the surge slots it asks for) within
+ * --max-job-tasks. Checked here, by the proposer, before the command is
+ * built: the bound is this server's option, and a replica replaying the
+ * log must apply what the leader accepted whatever its own flags say, so
+ * it cannot be a rule of the state machine. */
+static int check_job_tasks(const cs_server *s, const char *what, uint64_t n, cs_error *err)
+{
+    uint32_t max = s->o.max_job_tasks;
+    if (max == 0 || n <= max)
+        return CS_OK;
+    return cs_errorf(err, CS_EINVAL, "%s %llu is above --max-job-tasks %u (the tasks one job may have)",
+                     what, (unsigned long long)n, max);
+}
+
 static int prep_submit(cs_server *s, wjob *j, cs_error *err)
 {
-    (void)s;
     cs_job spec;
     CS_TRY(cs_job_submit_req_decode(req_body(j), &spec, &j->p.a, err));
+    CS_TRY(check_job_tasks(s, "count", spec.count, err));
     /* Stamped here, by the proposer, so that the logged command carries it
      * and a replay of the log reproduces it. */
     spec.submitted = wall_ms();
@@ -233,7 +247,7 @@ static int prep_job_end(cs_server *s, wjob *j, cs_error *err)
 
 /* job.scale and job.surge: {job, <key>: n} decoded by `decode`, the
  * command built by `build`. */
-static int job_count_op(cs_server *s, wjob *j,
+static int job_count_op(cs_server *s, wjob *j, const char *key,
                         int (*decode)(const msgpack_object *, cs_job_count_req *, cs_arena *,
                                       cs_error *),
                         int (*build)(cs_command *, cs_id, uint32_t, cs_error *), cs_error *err)
@@ -241,6 +255,7 @@ static int job_count_op(cs_server *s, wjob *j,
     cs_job_count_req req;
     cs_id id = 0;
     CS_TRY(decode(req_body(j), &req, &j->p.a, err));
+    CS_TRY(check_job_tasks(s, key, req.n, err));
     CS_TRY(resolve(s, &req.job, true, &id, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = build(&c->c, id, req.n, &c->err);
@@ -249,12 +264,12 @@ static int job_count_op(cs_server *s, wjob *j,
 
 static int prep_scale(cs_server *s, wjob *j, cs_error *err)
 {
-    return job_count_op(s, j, cs_job_scale_req_decode, cs_cmd_job_scale, err);
+    return job_count_op(s, j, "count", cs_job_scale_req_decode, cs_cmd_job_scale, err);
 }
 
 static int prep_surge(cs_server *s, wjob *j, cs_error *err)
 {
-    return job_count_op(s, j, cs_job_surge_req_decode, cs_cmd_job_surge, err);
+    return job_count_op(s, j, "surge", cs_job_surge_req_decode, cs_cmd_job_surge, err);
 }
 
 /* machine.admin: {machine, admin, deadline_ms?}. The deadline comes as a
@@ -292,6 +307,7 @@ static int prep_update(cs_server *s, wjob *j, cs_error *err)
     cs_job_update_req req;
     cs_id id = 0;
     CS_TRY(cs_job_update_req_decode(req_body(j), &req, &j->p.a, err));
+    CS_TRY(check_job_tasks(s, "count", req.spec.count, err));
     CS_TRY(resolve(s, &req.job, true, &id, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_job_update(&c->c, id, &req.spec, &c->err);

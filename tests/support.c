@@ -550,6 +550,26 @@ void ts_log_file(const char *what, const char *path)
         fclose(f);
 }
 
+char *ts_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f != NULL, "%s: cannot open", path);
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *m = open_memstream(&buf, &n);
+    cr_assert(m != NULL, "out of memory reading %s", path);
+    char chunk[8192];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+        fwrite(chunk, 1, k, m);
+    cr_assert(!ferror(f), "%s: read error", path);
+    fclose(m);
+    fclose(f);
+    if (len != NULL)
+        *len = n;
+    return buf;
+}
+
 int ts_stop(int pid, int sig, int timeout_ms)
 {
     kill(pid, sig);
@@ -728,6 +748,21 @@ cs_id ts_submit(cs_client *c, const char *json)
     cr_assert_eq(cs_obj_u64(&r.body, "id", true, CS_JOB_ID_MAX, &id, &err), CS_OK, "%s", err.msg);
     cs_jobspec_free(&spec);
     return id;
+}
+
+void ts_note(cs_client *c, const char *job, const char *note)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cr_assert(msgpack_pack_map(&pk, 2) == 0 && cs_pack_kv_str(&pk, "job", job) == CS_OK &&
+              cs_pack_kv_str(&pk, "note", note) == CS_OK);
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(cs_client_callb(c, CS_MSG_JOB_NOTE, &b, &r, &err), CS_OK, "job.note: %s",
+                 err.msg);
+    msgpack_sbuffer_destroy(&b);
 }
 
 void ts_update(cs_client *c, cs_id id, const char *json)

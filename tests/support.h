@@ -133,6 +133,11 @@ void ts_sleep_ms(int ms);
 /* CLOCK_MONOTONIC in milliseconds, for the tests' deadlines. */
 int64_t ts_now_ms(void);
 
+/* The whole file at `path`, NUL-terminated (the caller frees it); its
+ * size into *len unless len is NULL. Fails the test when it cannot be
+ * read. */
+char *ts_slurp(const char *path, size_t *len);
+
 /* Write the file at `path` into the test's log, each line prefixed with
  * `what` (a process's log, to show why a test failed). A missing file
  * writes nothing. */
@@ -178,6 +183,9 @@ void ts_daemon_teardown(ts_daemon *d);
  * job's id. */
 cs_id ts_submit(cs_client *c, const char *json);
 void ts_update(cs_client *c, cs_id id, const char *json);
+/* Set job `job`'s note (job.note), as a scheduler does; the test fails on
+ * any error. */
+void ts_note(cs_client *c, const char *job, const char *note);
 
 /* The whole cell as one `sync` reply (a full snapshot: one read, so that
  * what it shows held at one version). Records live in `a`. */

@@ -257,19 +257,6 @@ static void report_running(ts_daemon *d, cs_id task, const char *health)
     call(d, CS_MSG_TASK_STATUS, &b, &r);
 }
 
-/* A scheduler's word, as the schedulers send it. */
-static void note(ts_daemon *d, const char *job, const char *text)
-{
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 2);
-    cs_pack_kv_str(&pk, "job", job);
-    cs_pack_kv_str(&pk, "note", text);
-    cs_msg r;
-    call(d, CS_MSG_JOB_NOTE, &b, &r);
-}
 
 static void write_file(const ts_daemon *d, const char *name, const char *text, char *path,
                        size_t size)
@@ -506,7 +493,7 @@ Test(cellctl, submit_warns_when_no_machine_could_hold_the_job)
     ok(d, &r, "describe", "job", "huge", NULL);
     cr_assert(strstr(r.out, "no reason reported yet") != NULL, "no note yet: %s", r.out);
     run_free(&r);
-    note(d, "huge", "no machine fits: cpu and memory on 1");
+    ts_note(d->c, "huge", "no machine fits: cpu and memory on 1");
     ok(d, &r, "describe", "job", "huge", NULL);
     cr_assert(strstr(r.out, "Note:         no machine fits: cpu and memory on 1") != NULL, "%s",
               r.out);
@@ -528,7 +515,7 @@ Test(cellctl, describe_shows_the_back_off_as_time_left)
     uint64_t in_90s = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 90500;
     char text[256];
     cs_backoff_note(in_90s, 2, 7, text, sizeof text);
-    note(d, "web", text);
+    ts_note(d->c, "web", text);
     run r;
     ok(d, &r, "describe", "job", "web", NULL);
     /* 90 or 91 s: a second may pass between the note and the look. */
@@ -541,7 +528,7 @@ Test(cellctl, describe_shows_the_back_off_as_time_left)
     cr_assert_str_eq(json_string_value(json_object_get(desc, "note")), text);
     json_decref(desc);
     cs_backoff_note(in_90s - 200000, 2, 8, text, sizeof text);
-    note(d, "web", text);
+    ts_note(d->c, "web", text);
     ok(d, &r, "describe", "job", "web", NULL);
     cr_assert(strstr(r.out, "back-off: next start now (task 2 ended 8 times in a row)") != NULL,
               "%s", r.out);
@@ -675,7 +662,7 @@ Test(cellctl, describe_shows_submission_time_note_and_health)
     cr_assert(strstr(r.out, "Note:") == NULL, "no note yet: %s", r.out);
     run_free(&r);
 
-    note(d, "web", "no machine fits: cpu on 9,870, UNIQUE hostname on 130");
+    ts_note(d->c, "web", "no machine fits: cpu on 9,870, UNIQUE hostname on 130");
     cs_res res = {250, 64, 10};
     commit(d, 1, cs_task_id(web, 0), m1, &res, 31000, -1);
     report_running(d, cs_task_id(web, 0), "healthy");

@@ -702,7 +702,7 @@ Test(msgcodec, stats_head_and_table_are_the_servers_old_reply)
     cs_stats_reply st = {.version = 7, .machines = 3, .machines_up = 2, .jobs = 4,
                          .jobs_active = 1, .tasks = {1, 2, 3, 4, 5, 6, 7, 8},
                          .capacity = {6000, 6144, 0}, .allocated = {500, 256, 0},
-                         .server = {10, 1, 5, 2, 1, 9, 8, 0, 3}, .workers = 1024};
+                         .server = {10, 1, 5, 2, 1, 9, 8, 0, 3, 4096}, .workers = 1024};
     body old, now;
     body_init(&old);
     body_init(&now);
@@ -721,11 +721,12 @@ Test(msgcodec, stats_head_and_table_are_the_servers_old_reply)
     cs_pack_kv_res(pk, "capacity", &st.capacity);
     cs_pack_kv_res(pk, "allocated", &st.allocated);
     cs_pack_str(pk, "server");
-    msgpack_pack_map(pk, 9);
-    const char *names[9] = {"requests", "errors", "writes", "commits", "commits_conflicted",
-                            "claims", "claims_committed", "queued", "parked_polls"};
-    uint64_t vals[9] = {10, 1, 5, 2, 1, 9, 8, 0, 3};
-    for (int i = 0; i < 9; i++)
+    msgpack_pack_map(pk, 10);
+    const char *names[10] = {"requests", "errors", "writes", "commits", "commits_conflicted",
+                             "claims", "claims_committed", "queued", "parked_polls",
+                             "inflight_bytes"};
+    uint64_t vals[10] = {10, 1, 5, 2, 1, 9, 8, 0, 3, 4096};
+    for (int i = 0; i < 10; i++)
         cs_pack_kv_u64(pk, names[i], vals[i]);
     cs_pack_kv_u64(pk, "workers", 1024);
     cs_pack_str(pk, "schedulers");
@@ -750,6 +751,7 @@ Test(msgcodec, stats_head_and_table_are_the_servers_old_reply)
     cs_stats_reply d;
     cr_assert_eq(cs_stats_reply_decode(body_obj(&old), &d, &a, &err), CS_OK, "%s", err.msg);
     cr_expect_eq(d.server.parked_polls, 3);
+    cr_expect_eq(d.server.inflight_bytes, 4096);
     cr_expect_eq(d.tasks[CS_TASK_PREEMPTED], 8);
     cr_expect_eq(d.nscheds, 1);
     cr_expect_str_eq(d.scheds[0].name, "batch-0");

@@ -113,6 +113,12 @@ Test(runcell, the_local_cell_runs_the_examples_and_stops_clean, .init = ts_tmp_s
     cr_assert(strstr(all, "web:  http://127.0.0.1:"), "%s", out);
     /* The first replica serves the HTTP API, and the summary says where. */
     cr_assert(strstr(all, "HTTP API: http://127.0.0.1:"), "%s", out);
+    /* ... and the dashboard, on the same port. */
+    const char *api = strstr(all, "HTTP API: http://127.0.0.1:");
+    const char *ui = strstr(all, "Dashboard: http://127.0.0.1:");
+    cr_assert(ui != NULL, "no dashboard URL in the summary:\n%s", out);
+    cr_assert_eq(atoi(ui + strlen("Dashboard: http://127.0.0.1:")),
+                 atoi(api + strlen("HTTP API: http://127.0.0.1:")), "%s", out);
     cr_assert(strstr(all, "run-cell: stopped"), "%s", out);
     free(all);
     /* Plain TCP: each replica said so at start. */

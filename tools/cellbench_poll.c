@@ -872,8 +872,12 @@ static int start_servers(const poll_opts *o, const char *root, const char *data,
     snprintf(maxwait, sizeof maxwait, "%u", o->wait_ms > 30000 ? o->wait_ms : 30000);
     char f_data[] = "--data", f_workers[] = "--workers", f_hb[] = "--heartbeat-timeout",
          f_wait[] = "--poll-max-wait", f_nosync[] = "--nosync";
+    /* Every connection of the benchmark comes from this host: up to
+     * --connections (1,000) of them, past cellstated's default bound per
+     * peer (256), which is for hosts that are not load generators. */
+    char f_conns[] = "--max-conns-per-peer", conns[] = "0";
     if (o->replicas > 0) {
-        char *extra[] = {f_workers, workers, f_hb, hb, f_wait, maxwait,
+        char *extra[] = {f_workers, workers, f_hb, hb, f_wait, maxwait, f_conns, conns,
                          o->nosync ? f_nosync : NULL, NULL};
         if ((rc = cb_replicas_copy_store(root, o->replicas, err)) != CS_OK ||
             (rc = cb_replicas_start(&sv->reps, bin, root, o->replicas, extra, 60000, err)) !=
@@ -888,7 +892,7 @@ static int start_servers(const poll_opts *o, const char *root, const char *data,
     }
     snprintf(log, sizeof log, "%s/cellstated.log", root);
     char *argv[] = {bin,    f_data, (char *)data, f_workers, workers, f_hb, hb, f_wait,
-                    maxwait, o->nosync ? f_nosync : NULL, NULL};
+                    maxwait, f_conns, conns, o->nosync ? f_nosync : NULL, NULL};
     if ((rc = cb_daemon_start(&sv->d, argv, log, 20000, err)) != CS_OK)
         return rc;
     sv->commit_url = sv->agent_urls[0] = sv->d.url;

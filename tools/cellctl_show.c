@@ -687,11 +687,12 @@ int ctl_cmd_stats(ctl *c, const ctl_args *a, cs_error *err)
            pct(alloc.mem, cap.mem), alloc.disk, pct(alloc.disk, cap.disk));
     static const char *const counters[] = {"requests", "errors", "writes", "commits",
                                            "commits_conflicted", "claims", "claims_committed",
-                                           "queued", "parked_polls"};
+                                           "queued", "parked_polls", "inflight_bytes"};
     const cs_server_counters *k = &st.server;
     uint64_t kv[] = {k->requests, k->errors,  k->writes, k->commits,     k->commits_conflicted,
-                     k->claims,   k->claims_committed, k->queued, k->parked_polls};
-    print_pairs("server", counters, kv, 9);
+                     k->claims,   k->claims_committed, k->queued, k->parked_polls,
+                     k->inflight_bytes};
+    print_pairs("server", counters, kv, 10);
     printf("%-13s%" PRIu64 "\n", "workers", st.workers);
     rc = schedulers_table(&st, err);
     cs_arena_free(&sa);

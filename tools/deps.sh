@@ -14,8 +14,8 @@
 #                           the same for the optional tools some suites use
 #                           and skip without, naming the package: promtool
 #                           (Debian's prometheus) for test_prom and
-#                           test_promtext; ./test.sh installs them, so CI
-#                           runs those checks
+#                           test_promtext, chromium for test_ui; ./test.sh
+#                           installs them, so CI runs those checks
 #   tools/deps.sh check bench, tools/deps.sh install bench
 #                           the same for what `cellbench etcd` compares
 #                           against: etcd 3.4 (Debian's etcd-server); never
@@ -91,6 +91,7 @@ EOF
 test_pieces() {
     cat <<EOF
 promtool (test_prom, test_promtext)|cmd|promtool|prometheus
+chromium (test_ui: the dashboard in a headless browser)|cmd|chromium|chromium
 EOF
 }
 

@@ -206,7 +206,7 @@ stop() {
 running_groups() {
     local d
     for d in "$DIR"/agent-*/tasks/*/; do
-        [[ -f $d/pid && ! -f $d/exit ]] && cat -- "$d/pid"
+        [[ -f $d/pid && ! -f $d/exit ]] && cat -- "$d/pid" 2>/dev/null
     done
     return 0
 }
@@ -367,8 +367,12 @@ fi
     if [[ -n $TLS ]]; then
         echo "  HTTP API: https://127.0.0.1:$HTTP_PORT/v1/ (docs/http.md; try curl --cert $CERTS/operator.pem \\"
         echo "            --key $CERTS/operator.key --cacert $CERTS/ca.pem https://127.0.0.1:$HTTP_PORT/v1/jobs)"
+        echo "  Dashboard: https://127.0.0.1:$HTTP_PORT/ui/ (a browser needs the operator's certificate)"
+        echo "  Metrics: https://127.0.0.1:$HTTP_PORT/metrics (Prometheus text, docs/metrics.md)"
     else
         echo "  HTTP API: http://127.0.0.1:$HTTP_PORT/v1/ (docs/http.md; try curl http://127.0.0.1:$HTTP_PORT/v1/jobs)"
+        echo "  Dashboard: http://127.0.0.1:$HTTP_PORT/ui/ (the cell live in a browser)"
+        echo "  Metrics: http://127.0.0.1:$HTTP_PORT/metrics (Prometheus text, docs/metrics.md)"
     fi
     echo "  logs:     $LOGS/{cellstated*,m1,m2,m3,batch-1,service-1}.log"
     echo "  tasks:    $DIR/agent-m*/tasks/<task>-<attempt>/{stdout,stderr}"
