@@ -14,7 +14,8 @@
 #                           the same for the optional tools some suites use
 #                           and skip without, naming the package: promtool
 #                           (Debian's prometheus) for test_prom and
-#                           test_promtext, chromium for test_ui; ./test.sh
+#                           test_promtext, chromium for test_ui, curl for
+#                           test_tls's https check; ./test.sh
 #                           installs them, so CI runs those checks
 #   tools/deps.sh check bench, tools/deps.sh install bench
 #                           the same for what `cellbench etcd` compares
@@ -92,6 +93,7 @@ test_pieces() {
     cat <<EOF
 promtool (test_prom, test_promtext)|cmd|promtool|prometheus
 chromium (test_ui: the dashboard in a headless browser)|cmd|chromium|chromium
+curl (test_tls: the HTTP API over https with client certificates)|cmd|curl|curl
 EOF
 }
 
