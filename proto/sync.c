@@ -109,7 +109,7 @@ static int walk_task(void *ctx, const cs_task *t)
  * those listed (a compact full reply walks them once, in id order, instead
  * of listing their ids and reading each again). */
 static int visit_changed(cs_snap *snap, const cs_sync_visitor *v, const cs_changes *ch,
-                         bool all_tasks, cs_error *err)
+                         uint64_t since, bool all_tasks, cs_error *err)
 {
     cs_arena a;
     cs_arena_init(&a);
@@ -118,13 +118,13 @@ static int visit_changed(cs_snap *snap, const cs_sync_visitor *v, const cs_chang
         cs_machine m;
         cs_id id = ch->ids[CS_KIND_MACHINE][i];
         cs_arena_reset(&a);
-        if (v->machine_known == NULL) {
+        if (!v->keeps_records || since == 0) {
             rc = cs_snap_machine(snap, id, &a, &m, err);
         } else if ((rc = cs_snap_machine_fit(snap, id, &a, &m, err)) == CS_OK && m.name == NULL &&
-                   !v->machine_known(v->ctx, id, m.record_version)) {
-            /* The allocation table's part alone, and the reader lacks the
-             * record: read it. (fit reads it itself for a machine that the
-             * table does not know.) */
+                   (m.record_version == 0 || m.record_version > since)) {
+            /* The allocation table's part alone, and the record changed
+             * after the reader's version: read it. (fit reads it itself for
+             * a machine that the table does not know.) */
             cs_arena_reset(&a);
             rc = cs_snap_machine(snap, id, &a, &m, err);
         }
@@ -298,7 +298,7 @@ int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_vis
     }
     if (rc == CS_OK && (rc = v->head(v->ctx, cs_snap_version(snap), full, gone.n, err)) == CS_OK &&
         (gone.n == 0 || (rc = v->gone(v->ctx, gone.v, gone.n, err)) == CS_OK))
-        rc = visit_changed(snap, v, &ch, compact && full, err);
+        rc = visit_changed(snap, v, &ch, full ? 0 : since, compact && full, err);
     if (rc == CS_OK || full)
         cs_changes_free(&ch);
     free(gone.v);
@@ -310,7 +310,7 @@ int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *
 {
     packer p = {.pk = pk, .compact = req->compact, .added = CS_OK};
     cs_sync_visitor v = {&p,       pack_head, pack_gone, pack_list, pack_machine,
-                         pack_job, pack_task, pack_end,  NULL};
+                         pack_job, pack_task, pack_end,  false};
     int rc = cs_sync_reply_visit(snap, req, &v, err);
     if (p.runs != NULL)
         cs_task_runs_free(p.runs);

@@ -72,11 +72,11 @@ int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *
  * borrowed for the call only. A nonzero return stops the walk and is
  * returned (with `err` set by the callback).
  *
- * `machine_known` (may be NULL) lets a reader that keeps machines skip
- * what it has: asked with a changed machine's id and the version of its
- * record (cs_machine.record_version), a true answer means the reader holds
- * that very record, and the walk then hands `machine` the machine from
- * the allocation table alone — no record read or decoded — with name
+ * `keeps_records` says that the reader holds every machine record as of
+ * the request's `since` (a copy that applied each reply since its last
+ * full one, as cellcopy does). A changed machine whose record is no newer
+ * than `since` (cs_machine.record_version) is then handed to `machine`
+ * from the allocation table alone — no record read or decoded — with name
  * NULL and no attributes, taints or log_url: the reader keeps its own.
  * Most changes to a machine are placements and task ends, which leave its
  * record as it was: reading and comparing it again was a fifth of a
@@ -91,7 +91,7 @@ typedef struct cs_sync_visitor {
     int (*job)(void *ctx, const cs_job *j, cs_error *err);
     int (*task)(void *ctx, const cs_task *t, cs_error *err);
     int (*end)(void *ctx, cs_error *err);
-    bool (*machine_known)(void *ctx, cs_id id, uint64_t record_version);
+    bool keeps_records;
 } cs_sync_visitor;
 int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_visitor *v,
                         cs_error *err);

@@ -53,13 +53,6 @@ struct cs_copy {
     bool noexecute;
     cs_cmachine *machines;
     uint32_t nmachines, capmachines;
-    /* The version of each machine's record as last read (by slot; 0 =
-     * not known, as off the wire): a sync then skips a record it has
-     * (cs_sync_visitor.machine_known). Apart from `machines`, which a
-     * version would take past 96 bytes, and read once per changed
-     * machine per sync only. */
-    uint64_t *mrec;
-    uint32_t capmrec;
     cs_idindex mix;
     cs_cjob *jobs;
     uint32_t njobs, capjobs;
@@ -134,7 +127,6 @@ void cs_copy_free(cs_copy *c)
     cs_copy_rollback(c);
     clear_records(c);
     free(c->machines);
-    free(c->mrec);
     free(c->jobs);
     free(c->tasks);
     cs_idindex_free(&c->mix);
@@ -543,7 +535,7 @@ static int machine_rec(cs_copy *c, const cs_machine *mp, cs_error *err)
     uint32_t name, attrs;
     uint32_t s = cs_copy_machine_slot(c, m.id);
     if (m.name == NULL) {
-        /* Without its record (machine_known said the copy has it). */
+        /* Without its record, which the copy has (keeps_records). */
         if (s == CS_NONE)
             return cs_errorf(err, CS_EPROTO, "sync: machine %llu without its record, which the "
                              "copy lacks", (unsigned long long)m.id);
@@ -567,11 +559,6 @@ static int machine_rec(cs_copy *c, const cs_machine *mp, cs_error *err)
         if (cs_idindex_add(&c->mix, c->machines, sizeof *c->machines, s) != CS_OK)
             return nomem(err);
         c->nmachines++;
-    }
-    if (m.name != NULL) {
-        if (reserve((void **)&c->mrec, &c->capmrec, s + 1, sizeof *c->mrec) != CS_OK)
-            return nomem(err);
-        c->mrec[s] = m.record_version;
     }
     cs_cmachine *d = &c->machines[s];
     if (m.nports > UINT16_MAX)
@@ -1253,13 +1240,6 @@ static int v_task(void *ctx, const cs_task *t, cs_error *err)
     return apply_task_rec(((visit *)ctx)->c, t, err);
 }
 
-static bool v_machine_known(void *ctx, cs_id id, uint64_t record_version)
-{
-    const cs_copy *c = ((visit *)ctx)->c;
-    uint32_t s = cs_copy_machine_slot(c, id);
-    return s != CS_NONE && s < c->capmrec && record_version != 0 && c->mrec[s] == record_version;
-}
-
 static int v_end(void *ctx, cs_error *err)
 {
     visit *v = ctx;
@@ -1272,7 +1252,7 @@ int cs_copy_apply_snap(cs_copy *c, cs_snap *snap, bool *full, cs_error *err)
     cs_copy_rollback(c);
     visit v = {c, 0, false};
     cs_sync_visitor vis = {&v,    v_head, v_gone, v_list,         v_machine,
-                           v_job, v_task, v_end,  v_machine_known};
+                           v_job, v_task, v_end,  true};
     cs_sync_req req = {.since = c->version, .compact = true, .omit_running = c->omit_running,
                        .gone = true};
     int rc = cs_sync_reply_visit(snap, &req, &vis, err);
@@ -1518,7 +1498,6 @@ void cs_copy_memory(const cs_copy *c, cs_copy_mem *out)
     memset(out, 0, sizeof *out);
     out->machines = (size_t)c->capmachines * sizeof *c->machines +
                     (size_t)c->mix.nslots * sizeof *c->mix.slots +
-                    (size_t)c->capmrec * sizeof *c->mrec +
                     (size_t)c->capattrpool * sizeof *c->attrpool +
                     (size_t)c->nattrix * sizeof *c->attrix;
     for (uint32_t i = 0; i < c->nmachines; i++)
