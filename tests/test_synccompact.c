@@ -753,7 +753,7 @@ static void store_mutate(cs_store *st, uint64_t *seed, uint32_t *njobs, uint32_t
     if (k == 3) {
         /* A machine's record changes: registered again with other
          * attributes, taints or capacity, or the operator's word. The
-         * in-process copy skips the records it has (machine_known): this
+         * in-process copy skips the records it has (keeps_records): this
          * is what says it noticed these. */
         cs_id mid = 1 + cs_rng_next(seed) % 8;
         uint64_t how = cs_rng_next(seed) % 4;
