@@ -148,17 +148,17 @@ int cs_get_tasks_req_decode(const msgpack_object *o, cs_get_tasks_req *out, cs_a
 
 /* ---- get.job --------------------------------------------------------------------------- */
 
-int cs_get_job_reply_begin(msgpack_packer *pk, const cs_job *job)
+int cs_get_job_reply_begin(msgpack_packer *pk, const cs_job *job, bool redact)
 {
     CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_str(pk, "job"));
-    CS_TRY(cs_pack_job(pk, job));
+    CS_TRY(cs_pack_job_as(pk, job, redact));
     return cs_pack_str(pk, "tasks");
 }
 
 int cs_get_job_reply_encode(msgpack_packer *pk, const cs_get_job_reply *in)
 {
-    CS_TRY(cs_get_job_reply_begin(pk, &in->job));
+    CS_TRY(cs_get_job_reply_begin(pk, &in->job, false));
     return cs_tasks_reply_encode(pk, &in->tasks);
 }
 

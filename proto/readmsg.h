@@ -69,7 +69,8 @@ int cs_get_tasks_req_decode(const msgpack_object *o, cs_get_tasks_req *out, cs_a
  * Reply {"job": job map, "tasks": {"version", "tasks": [...]}}: the
  * begin function writes through the key "tasks"; the caller then packs a
  * tasks reply. */
-int cs_get_job_reply_begin(msgpack_packer *pk, const cs_job *job);
+/* `redact`: the job's environment hidden (cs_pack_job_as). */
+int cs_get_job_reply_begin(msgpack_packer *pk, const cs_job *job, bool redact);
 typedef struct cs_get_job_reply {
     cs_job job;
     cs_tasks_reply tasks;

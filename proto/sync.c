@@ -17,6 +17,7 @@
 typedef struct packer {
     msgpack_packer *pk;
     bool compact;
+    bool redact; /* cs_sync_req.redact */
     cs_task_runs *runs;
     int added;
 } packer;
@@ -67,7 +68,8 @@ static int pack_machine(void *ctx, const cs_machine *m, cs_error *err)
 
 static int pack_job(void *ctx, const cs_job *j, cs_error *err)
 {
-    return cs_pack_job(((packer *)ctx)->pk, j) == CS_OK ? CS_OK : oom(err);
+    packer *p = ctx;
+    return cs_pack_job_as(p->pk, j, p->redact) == CS_OK ? CS_OK : oom(err);
 }
 
 static int pack_task(void *ctx, const cs_task *t, cs_error *err)
@@ -308,7 +310,7 @@ int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_vis
 int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *pk,
                          cs_error *err)
 {
-    packer p = {.pk = pk, .compact = req->compact, .added = CS_OK};
+    packer p = {.pk = pk, .compact = req->compact, .redact = req->redact, .added = CS_OK};
     cs_sync_visitor v = {&p,       pack_head, pack_gone, pack_list, pack_machine,
                          pack_job, pack_task, pack_end,  false};
     int rc = cs_sync_reply_visit(snap, req, &v, err);

@@ -43,6 +43,9 @@ typedef struct cs_sync_req {
      * without it are those of before), so a reader that never sends it
      * still gets the whole cell after each collection. */
     bool gone;
+    /* Not on the wire: the server's own, for a reader's reply (a reader
+     * sees no job environment, docs/security.md "Roles"). */
+    bool redact;
 } cs_sync_req;
 
 /* Pack `r` (only read) as a request body. CS_ENOMEM. */

@@ -104,9 +104,11 @@ typedef struct cs_port_nng cs_port_nng;
  * the loop's log for the port's life) through a client of its own
  * (cs_client_open_tls: connects without blocking, over mutual TLS with
  * `tls` — borrowed for the call, NULL for none —, calls time out after
- * `timeout_ms`). On success *out is the caller's: cs_port_nng_free. */
-int cs_port_nng_open(const char *url, const cs_tls *tls, uint32_t timeout_ms, cs_port_nng **out,
-                     cs_error *err);
+ * `timeout_ms`), whose requests carry `token` (copied; NULL: none; a cell
+ * with --auth-tokens, proto/principal.h). On success *out is the
+ * caller's: cs_port_nng_free. */
+int cs_port_nng_open(const char *url, const cs_tls *tls, const char *token, uint32_t timeout_ms,
+                     cs_port_nng **out, cs_error *err);
 
 /* A port over `client` (borrowed: it must outlive the port, which never
  * closes it), for a caller that already holds one. *out is the caller's. */

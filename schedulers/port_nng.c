@@ -216,14 +216,15 @@ static int port_new(cs_client *client, const char *url, bool owns, cs_port_nng *
     return CS_OK;
 }
 
-int cs_port_nng_open(const char *url, const cs_tls *tls, uint32_t timeout_ms, cs_port_nng **out,
-                     cs_error *err)
+int cs_port_nng_open(const char *url, const cs_tls *tls, const char *token, uint32_t timeout_ms,
+                     cs_port_nng **out, cs_error *err)
 {
     cs_client *client;
     int rc = cs_client_open_tls(url, tls, timeout_ms, &client, err);
     if (rc != CS_OK)
         return rc;
-    if ((rc = port_new(client, url, true, out, err)) != CS_OK)
+    if ((rc = cs_client_set_token(client, token, err)) != CS_OK ||
+        (rc = port_new(client, url, true, out, err)) != CS_OK)
         cs_client_close(client);
     return rc;
 }

@@ -43,6 +43,7 @@ typedef struct cs_sched_opts {
     cs_sched_kind kind;
     const char *server;      /* borrowed from argv or the environment: one URL or a list (proto/servers.h) */
     cs_tls_files tls;        /* --tls-cert/--tls-key/--tls-ca, else $CELLSCHED_TLS_* (proto/tls.h) */
+    const char *token_file;  /* --token-file, else $CELLSCHED_TOKEN_FILE (proto/principal.h) */
     const char *name;        /* default "batch-<instance>" / "service" */
     char name_buf[64];
     uint8_t conflict;        /* cs_conflict_mode */

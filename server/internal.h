@@ -37,6 +37,7 @@
 #include "cellstate/store.h"
 #include "proto/agentmsg.h"
 #include "proto/clock.h"
+#include "proto/principal.h"
 #include "proto/proto.h"
 #include "proto/schedreport.h"
 #include "server/offers.h"
@@ -100,6 +101,11 @@ enum { LANE_CELL, LANE_REPORTS, NLANES };
 
 struct worker {
     cs_server *s;
+    /* Who sent the request being served (authz.c), its text (the audit's
+     * "who"), and whether job environments are hidden from it (a reader). */
+    cs_principal principal;
+    char who[CS_PRINCIPAL_MAX + 1];
+    bool redact;
     nng_aio *aio;
     nng_ctx ctx;
     wstate state;
@@ -201,8 +207,20 @@ typedef struct srv_metrics {
     srv_sched_counts others;      /* (mu) beyond SRV_SCHED_COUNTS_MAX */
 } srv_metrics;
 
+/* Roles (authz.c): whether they are enforced, the --auth-tokens file's
+ * tokens, and the in-process listener whose clients (the HTTP gateway) may
+ * act for others. */
+typedef struct srv_auth {
+    bool enforce;
+    struct srv_token *tokens;
+    size_t ntokens;
+    nng_listener local;
+    bool have_local;
+} srv_auth;
+
 struct cs_server {
     cs_server_opts o;
+    srv_auth auth;
     char *data_dir, *listen_url, *pub_url, *local_url, *local_pub_url;
     cs_store *store;
     nng_socket rep, pub;
@@ -498,5 +516,37 @@ void srv_metrics_commit(cs_server *s, uint64_t sched, const cs_txn_result *r);
 void srv_metrics_named(cs_server *s, const char *name);
 /* The store's cs_store_opts.committed (ctx: the cs_server). */
 void srv_metrics_store_committed(void *ctx, uint64_t ns);
+
+/* ---- roles (authz.c) ---- */
+
+/* Load --auth-tokens and decide whether roles are enforced (certificates
+ * or tokens given). CS_EINVAL naming the file and line. */
+int srv_auth_init(cs_server *s, cs_error *err);
+void srv_auth_free(cs_server *s);
+/* Who sent w's request (w->principal, w->who, w->redact) and whether that
+ * role may send its type at all: CS_OK, CS_EPERM "permission denied: WHO
+ * may not TYPE: ..." (or an unknown token), CS_EPROTO for credentials of
+ * the wrong shape. Every request, before it is routed. */
+int srv_auth_request(worker *w, cs_error *err);
+/* CS_EPERM "permission denied: <w->who> may not <type>: <why>". */
+int srv_auth_denied(const worker *w, cs_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Whether w's request comes from an agent, or a scheduler, of a cell that
+ * enforces roles: then the checks below apply. */
+bool srv_auth_agent(const worker *w);
+bool srv_auth_sched(const worker *w);
+/* An agent acts only for the machine of its own name. */
+int srv_auth_machine(const worker *w, const char *name, cs_error *err);
+/* A task report of an agent: task `task` must be placed on `machine`,
+ * the agent's machine's id (an unknown task passes: the state machine
+ * names it). */
+int srv_auth_report(const worker *w, cs_snap *snap, cs_id machine, cs_id task, cs_error *err);
+/* A scheduler whose role names job kinds acts only for jobs of them. */
+int srv_auth_job(const worker *w, cs_snap *snap, cs_id job, cs_error *err);
+/* A scheduler's transaction: signed with its own id (cs_sched_id_of its
+ * name), and placing or ending only tasks of its kinds. */
+int srv_auth_txn(const worker *w, cs_snap *snap, const cs_txn *t, cs_error *err);
+/* A scheduler names only itself (sched.report, offer.acquire). */
+int srv_auth_sched_name(const worker *w, const char *name, cs_error *err);
 
 #endif

@@ -75,6 +75,7 @@ typedef struct pack_ctx {
     cs_snap *snap;
     bool with_job;
     job_memo *memo; /* with_job: the jobs packed so far */
+    bool redact;    /* a reader's: jobs without their environment */
 } pack_ctx;
 
 static int count_machine(void *ctx, const cs_machine *m)
@@ -98,7 +99,7 @@ static int count_job(void *ctx, const cs_job *j)
 static int put_job(void *ctx, const cs_job *j)
 {
     pack_ctx *p = ctx;
-    p->failed |= cs_pack_job(p->pk, j) != CS_OK;
+    p->failed |= cs_pack_job_as(p->pk, j, p->redact) != CS_OK;
     return 0;
 }
 
@@ -151,7 +152,7 @@ static int h_list(worker *w, msgpack_packer *pk, const char *key, walk_fn walk, 
 {
     cs_snap *snap;
     CS_TRY(open_snap(w, &snap, err));
-    pack_ctx p = {.pk = pk};
+    pack_ctx p = {.pk = pk, .redact = w->redact};
     int rc = walk(snap, false, &p, err);
     if (rc == CS_OK && cs_list_reply_begin(pk, cs_snap_version(snap), key, p.n) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
@@ -238,7 +239,7 @@ int srv_get_job(worker *w, msgpack_packer *pk, cs_error *err)
     if (rc == CS_OK) {
         /* {"job": {...}, "tasks": {"version", "tasks": [...]}}: the second
          * value is the same map get.tasks answers with. */
-        if (cs_get_job_reply_begin(pk, &j) != CS_OK)
+        if (cs_get_job_reply_begin(pk, &j, w->redact) != CS_OK)
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
         pack_ctx p = {.state = -1, .job = j.id};
         if (rc == CS_OK)

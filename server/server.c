@@ -242,7 +242,7 @@ static bool charge(worker *w, size_t len)
     uint32_t n;
     uint64_t version, type, req = 0;
     cs_mp_cur_init(&cur, nng_msg_body(w->req), len);
-    if (cs_mp_read_array(&cur, &n) != CS_OK || n != 4 ||
+    if (cs_mp_read_array(&cur, &n) != CS_OK || n < 4 || n > 5 ||
         cs_mp_read_uint(&cur, &version) != CS_OK || cs_mp_read_uint(&cur, &type) != CS_OK ||
         cs_mp_read_uint(&cur, &req) != CS_OK)
         req = 0;
@@ -283,6 +283,10 @@ static void serve(worker *w)
     w->decoded = true;
     if (w->msg.body.type != MSGPACK_OBJECT_MAP && w->msg.type != CS_MSG_COMMIT) {
         srv_send_error(w, CS_EPROTO, "message body is not a map");
+        return;
+    }
+    if ((rc = srv_auth_request(w, &err)) != CS_OK) {
+        srv_send_error(w, rc, err.msg);
         return;
     }
     const srv_route *r = srv_route_of(w->msg.type);
@@ -636,7 +640,8 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
     pthread_cond_init(&s->mon_cv, NULL);
     pthread_cond_init(&s->applied_cv, NULL);
     int rc, rv;
-    if ((rc = srv_metrics_init(&s->metrics, err)) != CS_OK)
+    if ((rc = srv_metrics_init(&s->metrics, err)) != CS_OK ||
+        (rc = srv_auth_init(s, err)) != CS_OK)
         goto err_after_alloc;
     if (s->data_dir == NULL || s->listen_url == NULL) {
         rc = cs_errorf(err, CS_EINVAL, "server: a data directory and a listen URL are needed");
@@ -727,9 +732,12 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
     if ((rc = tls_or_plain_listen(s, s->rep, s->listen_url, &s->listener, "--listen", err)) !=
         CS_OK)
         goto err_after_workers;
-    if (s->local_url != NULL && (rv = nng_listen(s->rep, s->local_url, NULL, 0)) != 0) {
-        rc = nng_fail(err, rv, "listening on", s->local_url);
-        goto err_after_workers;
+    if (s->local_url != NULL) {
+        if ((rv = nng_listen(s->rep, s->local_url, &s->auth.local, 0)) != 0) {
+            rc = nng_fail(err, rv, "listening on", s->local_url);
+            goto err_after_workers;
+        }
+        s->auth.have_local = true;
     }
     if (s->pub_url != NULL || s->local_pub_url != NULL) {
         if ((rv = nng_pub0_open(&s->pub)) != 0) {
@@ -785,6 +793,7 @@ err_after_alloc:
     pthread_mutex_destroy(&s->fmu);
     pthread_rwlock_destroy(&s->store_lk);
     srv_metrics_free(&s->metrics);
+    srv_auth_free(s);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);
@@ -893,6 +902,7 @@ void cs_server_stop(cs_server *s)
     pthread_mutex_destroy(&s->fmu);
     pthread_rwlock_destroy(&s->store_lk);
     srv_metrics_free(&s->metrics);
+    srv_auth_free(s);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);

@@ -49,6 +49,15 @@ typedef struct cs_server_opts {
      * follower's dial to its leader (proto/tls.h); NULL for a plain cell.
      * Borrowed: it must outlive the server. */
     const struct cs_tls *tls;
+    /* --auth-tokens: a file of "TOKEN PRINCIPAL" lines (docs/security.md
+     * "Roles"): requests carrying one of them act as its principal. With
+     * certificates or tokens the cell enforces roles; with neither it
+     * takes every request. Borrowed; NULL: none. */
+    const char *auth_tokens;
+    /* This replica's own token (a "server" principal of --auth-tokens),
+     * which a follower's forwarded requests carry when the leader must be
+     * told whom they act for (forward.c). Borrowed; NULL: none. */
+    const char *self_token;
     uint32_t workers;       /* concurrent requests, parked long polls included */
     uint32_t heartbeat_timeout_ms; /* a machine silent this long is marked down */
     uint32_t poll_max_wait_ms;     /* the longest a poll may wait */

@@ -142,6 +142,31 @@ static int resolve(cs_server *s, const cs_ref *ref, bool job, cs_id *id, cs_erro
     return rc;
 }
 
+/* The role checks that read records (authz.c), through a write
+ * transaction as resolve() reads, and only for the principals they apply
+ * to: a cell without roles, an operator or a replica reads nothing more. */
+static int auth_job(cs_server *s, wjob *j, cs_id job, cs_error *err)
+{
+    if (!srv_auth_sched(j->w) || j->w->principal.kinds == CS_KINDS_ALL)
+        return CS_OK;
+    cs_wtxn *wt;
+    CS_TRY(cs_wtxn_begin(s->store, &wt, err));
+    int rc = srv_auth_job(j->w, cs_wtxn_snap(wt), job, err);
+    cs_wtxn_abort(wt);
+    return rc;
+}
+
+static int auth_txn(cs_server *s, wjob *j, cs_error *err)
+{
+    if (!srv_auth_sched(j->w))
+        return CS_OK;
+    cs_wtxn *wt;
+    CS_TRY(cs_wtxn_begin(s->store, &wt, err));
+    int rc = srv_auth_txn(j->w, cs_wtxn_snap(wt), &j->p.txn, err);
+    cs_wtxn_abort(wt);
+    return rc;
+}
+
 /* ---- each write: prep and reply ------------------------------------------------ */
 
 static const msgpack_object *req_body(wjob *j) { return &j->w->msg.body; }
@@ -174,6 +199,7 @@ static int prep_register(cs_server *s, wjob *j, cs_error *err)
     (void)s;
     cs_machine spec;
     CS_TRY(cs_register_req_decode(req_body(j), &spec, &j->p.a, err));
+    CS_TRY(srv_auth_machine(j->w, spec.name, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_machine_put(&c->c, &spec, &c->err);
     return CS_OK;
@@ -230,6 +256,7 @@ static int job_ref_op(cs_server *s, wjob *j, int (*build)(cs_command *, cs_id, u
     cs_id id = 0;
     CS_TRY(cs_job_ref_req_decode(req_body(j), &req, &j->p.a, err));
     CS_TRY(resolve(s, &req.job, true, &id, err));
+    CS_TRY(auth_job(s, j, id, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = build(&c->c, id, wall_ms(), &c->err);
     return CS_OK;
@@ -257,6 +284,7 @@ static int job_count_op(cs_server *s, wjob *j, const char *key,
     CS_TRY(decode(req_body(j), &req, &j->p.a, err));
     CS_TRY(check_job_tasks(s, key, req.n, err));
     CS_TRY(resolve(s, &req.job, true, &id, err));
+    CS_TRY(auth_job(s, j, id, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = build(&c->c, id, req.n, &c->err);
     return CS_OK;
@@ -320,6 +348,7 @@ static int prep_note(cs_server *s, wjob *j, cs_error *err)
     cs_id id = 0;
     CS_TRY(cs_job_note_req_decode(req_body(j), &req, &j->p.a, err));
     CS_TRY(resolve(s, &req.job, true, &id, err));
+    CS_TRY(auth_job(s, j, id, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_job_note(&c->c, id, req.note, &c->err);
     return CS_OK;
@@ -335,6 +364,7 @@ static int prep_commit(cs_server *s, wjob *j, cs_error *err)
                          "the offer (offer.acquire) and send offer.commit with its lease (a scheduler: "
                          "--offers)");
     CS_TRY(cs_commit_req_decode(req_body(j), &j->p.txn, NULL, err));
+    CS_TRY(auth_txn(s, j, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_txn(&c->c, &j->p.txn, &c->err);
     return CS_OK;
@@ -369,9 +399,48 @@ static int reply_commit(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err
 static int prep_offer_commit(cs_server *s, wjob *j, cs_error *err)
 {
     CS_TRY(cs_offer_commit_req_decode(req_body(j), &j->p.lease, &j->p.txn, err));
+    CS_TRY(auth_txn(s, j, err));
     CS_TRY(srv_offer_admit(s, j->p.lease, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_txn(&c->c, &j->p.txn, &c->err);
+    return CS_OK;
+}
+
+/* An agent's reports: each of a task on its own machine. A report of
+ * another machine's task is refused on its own, as the codec refuses a
+ * malformed one (its code and message in the request's verdicts), so
+ * that the agent's other reports are still taken. */
+static int auth_reports(cs_server *s, wjob *j, cs_error *err)
+{
+    if (!srv_auth_agent(j->w))
+        return CS_OK;
+    cs_task_status_req *req = &j->p.reports;
+    cs_ref me = cs_ref_name(j->w->principal.name);
+    cs_id mid = 0;
+    int rc = resolve(s, &me, false, &mid, err);
+    if (rc == CS_ENOTFOUND)
+        return srv_auth_denied(j->w, err, "its machine %s is not registered",
+                               j->w->principal.name);
+    CS_TRY(rc);
+    cs_wtxn *wt;
+    CS_TRY(cs_wtxn_begin(s->store, &wt, err));
+    for (uint32_t i = 0; i < req->n; i++) {
+        cs_error e = {0};
+        if ((req->codes != NULL && req->codes[i] != CS_OK) ||
+            srv_auth_report(j->w, cs_wtxn_snap(wt), mid, req->reports[i].task, &e) == CS_OK)
+            continue;
+        if (!req->batch) {
+            *err = e;
+            cs_wtxn_abort(wt);
+            return CS_EPERM;
+        }
+        req->codes[i] = CS_EPERM;
+        if ((req->errors[i] = cs_arena_strndup(&j->p.a, e.msg, strlen(e.msg))) == NULL) {
+            cs_wtxn_abort(wt);
+            return cs_errorf(err, CS_ENOMEM, "task.status: out of memory");
+        }
+    }
+    cs_wtxn_abort(wt);
     return CS_OK;
 }
 
@@ -381,10 +450,10 @@ static int prep_offer_commit(cs_server *s, wjob *j, cs_error *err)
  * the Raft log). */
 static int prep_task_status(cs_server *s, wjob *j, cs_error *err)
 {
-    (void)s;
     wprep *p = &j->p;
     cs_task_status_req *req = &p->reports;
     CS_TRY(cs_task_status_req_decode(req_body(j), req, &p->a, err));
+    CS_TRY(auth_reports(s, j, err));
     if (!req->batch) {
         wcmd *c = one_cmd(p);
         c->rc = cs_cmd_task_report(&c->c, &req->reports[0], &c->err);

@@ -1,6 +1,7 @@
 /* cellctl — the command line of a cellsched cell.
  *
  *   cellctl [--server URL] [--timeout D] [--tls-cert F --tls-key F --tls-ca F]
+ *           [--token-file F]
  *           COMMAND [ARGS] [OPTIONS]
  *   cellctl --help | cellctl help COMMAND | cellctl COMMAND --help
  *
@@ -19,6 +20,7 @@
 
 #include "spec/jobspec.h"
 #include "cellstate/units.h"
+#include "proto/principal.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
 #include "tools/cellctl_cell.h"
@@ -159,6 +161,8 @@ static void usage(FILE *f)
           "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
           "                     your certificate and key and the cell's CA, for tls+tcp://\n"
           "                     servers (default: $" CS_TLS_CERT_ENV ", $" CS_TLS_KEY_ENV ", $" CS_TLS_CA_ENV ")\n"
+          "  --token-file FILE  your token, for a cell with roles from tokens (cellstated\n"
+          "                     --auth-tokens; default: $" CS_TOKEN_FILE_ENV ")\n"
           "  -o, --output FMT   table (default) or json\n"
           "  -h, --help         this help; `cellctl help COMMAND` for one command\n",
           f);
@@ -200,11 +204,12 @@ int main(int argc, char **argv)
         {"stderr", no_argument, NULL, 'E'},         {"tail", required_argument, NULL, 'T'},
         {"follow", no_argument, NULL, 'f'},
         {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
-        {"tls-ca", required_argument, NULL, 'A'},
+        {"tls-ca", required_argument, NULL, 'A'},  {"token-file", required_argument, NULL, 'k'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *server = NULL;
     cs_tls_files tls_files = {0};
+    const char *token_file = NULL;
     ctl c = {.timeout_ms = DEFAULT_TIMEOUT_MS, .output = CTL_OUT_TABLE};
     ctl_args a = {.interval_ms = DEFAULT_INTERVAL_MS};
     unsigned seen = 0;
@@ -217,6 +222,7 @@ int main(int argc, char **argv)
         case 'C': tls_files.cert = optarg; break;
         case 'K': tls_files.key = optarg; break;
         case 'A': tls_files.ca = optarg; break;
+        case 'k': token_file = optarg; break;
         case 't':
             if (parse_duration("--timeout", optarg, &c.timeout_ms) != 0)
                 return EXIT_USAGE;
@@ -344,12 +350,20 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     c.tls = tls;
+    char *token = NULL;
+    if (cs_token_load(token_file, &token, &perr) != CS_OK) {
+        fprintf(stderr, "cellctl: %s\n", perr.msg);
+        cs_tls_free(tls);
+        return EXIT_USAGE;
+    }
+    c.token = token;
     a.argc = argc - optind - 1;
     a.argv = argv + optind + 1;
     cs_error err = {0};
     int rc = cmd->run(&c, &a, &err);
     ctl_close(&c);
     cs_tls_free(tls);
+    free(token);
     if (rc == CS_OK)
         return 0;
     fprintf(stderr, "cellctl: %s\n", err.msg[0] ? err.msg : cs_strerror(rc));

@@ -28,6 +28,7 @@ typedef struct ctl {
     ctl_output output;
     cs_client *client; /* opened by the first ctl_call; closed by ctl_close */
     const cs_tls *tls; /* --tls-* or $CELLSCHED_TLS_* (proto/tls.h); NULL: plain; main's */
+    const char *token; /* --token-file or $CELLSCHED_TOKEN_FILE's token; NULL: none; main's */
 } ctl;
 
 /* An error code for a bad command line (exit status 2), outside the
