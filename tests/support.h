@@ -152,6 +152,17 @@ void ts_log_file(const char *what, const char *path);
  * `cellsched` parent cgroups when empty. */
 void ts_kill_descendants(void);
 
+/* A request body being packed: ts_body_new, pack into the returned
+ * packer, send x->b, then ts_body_free. */
+typedef struct ts_body {
+    msgpack_sbuffer b;
+    msgpack_packer pk;
+} ts_body;
+msgpack_packer *ts_body_new(ts_body *x);
+void ts_body_free(ts_body *x);
+/* Field `key` of reply body `o` as a uint; fails the test when it is not. */
+uint64_t ts_reply_u64(const msgpack_object *o, const char *key);
+
 /* A cellstated process for an integration test: its own temporary
  * directory (data and log), a free port on 127.0.0.1, and a client. */
 typedef struct ts_daemon {

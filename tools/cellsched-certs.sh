@@ -11,7 +11,7 @@
 # no ROLE, the set `make run TLS=1` uses:
 #   server                     every cellstated replica (it also dials its leader)
 #   operator reader            cellctl, with all rights or read-only (issue 17 §2)
-#   scheduler:cell-batch scheduler:cell-service
+#   scheduler.batch:cell-batch scheduler.service:cell-service (each commits for its kind only)
 #   agent:m1 agent:m2 agent:m3
 # The subject names the role where issue 17 §2 reads it: CN=ROLE[:NAME],
 # OU=ROLE, O=cellsched (e.g. CN=agent:m1, OU=agent). Every certificate may
@@ -49,7 +49,7 @@ done
 [ $# -ge 1 ] || usage
 dir=$1
 shift
-[ $# -gt 0 ] || set -- server operator reader scheduler:cell-batch scheduler:cell-service \
+[ $# -gt 0 ] || set -- server operator reader scheduler.batch:cell-batch scheduler.service:cell-service \
     agent:m1 agent:m2 agent:m3
 command -v openssl >/dev/null 2>&1 || {
     echo "cellsched-certs.sh: openssl is missing (tools/deps.sh install)" >&2
@@ -79,8 +79,8 @@ EOF
 for who in "$@"; do
     role=${who%%:*}
     case $role in
-    server|operator|reader|scheduler|agent) ;;
-    *) echo "cellsched-certs.sh: $who: the role must be server, operator, reader, scheduler or agent" >&2
+    server|operator|reader|scheduler|scheduler.batch|scheduler.service|agent) ;;
+    *) echo "cellsched-certs.sh: $who: the role must be server, operator, reader, scheduler[.batch|.service] or agent" >&2
        exit 2 ;;
     esac
     case $who in

@@ -260,8 +260,8 @@ trap 'exit 0' INT TERM
 
 if [[ -n $TLS ]]; then
     [[ $DIR != *[[:space:]]* ]] || die "--tls: the run directory $DIR must not contain spaces"
-    "$ROOT/tools/cellsched-certs.sh" "$CERTS" server operator reader scheduler:batch-1 \
-        scheduler:service-1 agent:m1 agent:m2 agent:m3 >/dev/null ||
+    "$ROOT/tools/cellsched-certs.sh" "$CERTS" server operator reader scheduler.batch:batch-1 \
+        scheduler.service:service-1 agent:m1 agent:m2 agent:m3 >/dev/null ||
         die "cannot make the certificates (tools/cellsched-certs.sh $CERTS)"
 fi
 if ((REPLICAS == 1)); then
@@ -330,12 +330,12 @@ agent m2 1 rack=r1 zone=b
 agent m3 2 rack=r2 zone=b
 
 # shellcheck disable=SC2046
-start batch-1 "$BIN/cell-batch" --server "$URL" --name batch-1 $(tls scheduler-batch-1)
+start batch-1 "$BIN/cell-batch" --server "$URL" --name batch-1 $(tls scheduler.batch-batch-1)
 policy=()
 [[ -f $POLICY ]] && policy=(--policy "$(realpath -- "$POLICY")")
 # shellcheck disable=SC2046
 start service-1 "$BIN/cell-service" --server "$URL" --name service-1 "${policy[@]}" \
-    $(tls scheduler-service-1)
+    $(tls scheduler.service-service-1)
 
 for f in "$ROOT"/examples/*.json; do
     "${CTL[@]}" submit "$f" || die "cannot submit $f"
