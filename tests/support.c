@@ -425,6 +425,7 @@ bool ts_check_invariants(cs_store *s, char *why, size_t whylen)
 #include <sys/stat.h>
 
 #include "agent/proctree.h"
+#include "proto/msg.h"
 
 /* Whether `port` can be bound on 127.0.0.1 now (nothing listens there). */
 static bool port_bindable(int port)
@@ -922,4 +923,77 @@ void ts_rep_stop(ts_rep *r)
     pthread_join(r->thread, NULL);
     nng_close(r->sock);
     free(r);
+}
+
+/* ---- a replicated cell ------------------------------------------------------------- */
+
+void ts_cluster_setup(ts_cluster *c, int n, const char *scheme)
+{
+    cr_assert(n > 0 && n <= TS_CLUSTER_MAX);
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    cr_assert_eq(ts_mkdtemp(c->dir, sizeof c->dir), 0);
+    snprintf(c->file, sizeof c->file, "%s/cluster.json", c->dir);
+    ts_bin("cellstated", c->bin, sizeof c->bin);
+    FILE *f = fopen(c->file, "w");
+    cr_assert(f != NULL, "%s", c->file);
+    for (int i = 0; i < n; i++) {
+        snprintf(c->url[i], sizeof c->url[i], "%s://127.0.0.1:%d", scheme, ts_free_port());
+        snprintf(c->log[i], sizeof c->log[i], "%s/cellstated-%d.log", c->dir, i + 1);
+        fprintf(f, "%s{\"id\": %d, \"listen\": \"%s\", \"raft\": \"127.0.0.1:%d\"}",
+                i ? ", " : "[", i + 1, c->url[i], ts_free_port());
+    }
+    fputs("]\n", f);
+    fclose(f);
+}
+
+void ts_cluster_start(ts_cluster *c, int i, const char *const *extra)
+{
+    char id[16], data[320];
+    snprintf(id, sizeof id, "%d", i + 1);
+    snprintf(data, sizeof data, "%s/cell-%d", c->dir, i + 1);
+    const char *argv[24] = {c->bin, "--cluster", c->file, "--id", id, "--data", data,
+                            "--election-timeout", "400", "--workers", "64", "--nosync"};
+    size_t n = 12;
+    for (size_t k = 0; extra != NULL && extra[k] != NULL; k++) {
+        cr_assert(k < 8, "at most 8 extra arguments");
+        argv[n++] = extra[k];
+    }
+    argv[n] = NULL;
+    c->pid[i] = ts_spawn((char *const *)argv, c->log[i]);
+}
+
+int ts_cluster_leader(ts_cluster *c, cs_client *const *clients, int wait_ms)
+{
+    int64_t until = ts_now_ms() + wait_ms;
+    do {
+        for (int i = 0; i < c->n; i++) {
+            cs_msg m;
+            cs_error err = {0};
+            cs_client_set_timeout(clients[i], 1000);
+            if (cs_client_call(clients[i], CS_MSG_MEMBERS, "\x80", 1, &m, &err) != CS_OK)
+                continue;
+            const msgpack_object *role = cs_obj_get(&m.body, "role");
+            if (role != NULL && cs_obj_str_is(role, "leader"))
+                return i;
+        }
+        ts_sleep_ms(50);
+    } while (ts_now_ms() < until);
+    for (int i = 0; i < c->n; i++)
+        ts_log_file("cellstated", c->log[i]);
+    cr_assert_fail("no leader within %d ms", wait_ms);
+    return -1;
+}
+
+void ts_cluster_teardown(ts_cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->pid[i] > 0) {
+            kill(c->pid[i], SIGCONT);
+            ts_stop(c->pid[i], SIGKILL, 5000);
+            c->pid[i] = 0;
+        }
+    if (c->dir[0] != '\0')
+        ts_rmtree(c->dir);
+    c->dir[0] = '\0';
 }

@@ -187,6 +187,29 @@ int ts_daemon_stop(ts_daemon *d);
 /* Stop it if running and remove its directory. Safe to call twice. */
 void ts_daemon_teardown(ts_daemon *d);
 
+/* A replicated cellstated of n members (at most TS_CLUSTER_MAX) in one
+ * temporary directory: cluster.json names each member's listen URL
+ * (scheme `scheme`, "tcp" or "tls+tcp") and raft address, on free ports. */
+#define TS_CLUSTER_MAX 5
+typedef struct ts_cluster {
+    int n;
+    char dir[256], file[300], bin[256];
+    char url[TS_CLUSTER_MAX][64];
+    char log[TS_CLUSTER_MAX][300];
+    int pid[TS_CLUSTER_MAX];
+} ts_cluster;
+void ts_cluster_setup(ts_cluster *c, int n, const char *scheme);
+/* Start member i (0-based) with its data in the directory and up to 8
+ * `extra` arguments (NULL-terminated; may be NULL): --election-timeout
+ * 400 and --workers 64 come first, so extra may override them. */
+void ts_cluster_start(ts_cluster *c, int i, const char *const *extra);
+/* The index of the member that says it leads, asked through clients[i]
+ * (one per member, any credentials that may read `members`); fails the
+ * test after `wait_ms`. */
+int ts_cluster_leader(ts_cluster *c, cs_client *const *clients, int wait_ms);
+/* Kill every member and remove the directory. Safe to call twice. */
+void ts_cluster_teardown(ts_cluster *c);
+
 /* ---- the cell through a client, for integration tests ------------------------------ */
 
 /* Submit a native JSON job spec (docs/design.md §8), or replace job `id`'s

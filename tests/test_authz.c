@@ -658,6 +658,129 @@ Test(authz_tls, no_rogue_machine_and_no_environment_for_readers) { no_rogue_mach
 Test(authz_tls, an_agent_heartbeats_only_its_machine) { an_agent_heartbeats_only_its_machine(); }
 Test(authz_tls, a_reader_only_reads) { a_reader_only_reads(); }
 
+/* ---- a replicated cell -------------------------------------------------- */
+
+/* A 3-member cell whose members all enforce roles (`extra`: the role
+ * flags of every member), with each principal's client dialled to member
+ * `at` only; the index of the leader, and a follower in *follower. */
+static ts_cluster CL;
+static cs_client *CLC[NPRINCIPALS];
+
+static int cluster_up(const char *scheme, const char *const *extra, cs_tls **tls, int *follower)
+{
+    ts_cluster_setup(&CL, 3, scheme);
+    for (int i = 0; i < 3; i++)
+        ts_cluster_start(&CL, i, extra);
+    cs_client *oper[3];
+    cs_error err = {0};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(cs_client_open_tls(CL.url[i], tls ? tls[OPER] : NULL, 5000, &oper[i], &err),
+                     CS_OK, "%s", err.msg);
+        if (tls == NULL) {
+            char t[64];
+            token_of(OPER, t, sizeof t);
+            cr_assert_eq(cs_client_set_token(oper[i], t, &err), CS_OK);
+        }
+    }
+    int leader = ts_cluster_leader(&CL, oper, 30000);
+    for (int i = 0; i < 3; i++)
+        cs_client_close(oper[i]);
+    *follower = (leader + 1) % 3;
+    for (int i = 0; i < NPRINCIPALS; i++) {
+        cr_assert_eq(cs_client_open_tls(CL.url[*follower], tls ? tls[i] : NULL, 10000, &CLC[i],
+                                        &err),
+                     CS_OK, "%s", err.msg);
+        if (tls == NULL) {
+            char t[64];
+            token_of(i, t, sizeof t);
+            cr_assert_eq(cs_client_set_token(CLC[i], t, &err), CS_OK);
+        }
+    }
+    return leader;
+}
+
+static void cluster_down(void)
+{
+    for (int i = 0; i < NPRINCIPALS; i++) {
+        cs_client_close(CLC[i]);
+        CLC[i] = NULL;
+    }
+    ts_cluster_teardown(&CL);
+    ts_kill_descendants();
+}
+
+/* What a follower forwards to its leader is judged there as its client's
+ * request, not the follower's: an agent's registration of another
+ * machine is refused, the rightful ones are taken. */
+static void forwarded_requests_keep_their_principal(void)
+{
+    cs_msg r;
+    cs_error err = {0};
+    expect_denied(do_register(CLC[AGENT2], "m1", "down", &r, &err), &err, "agent:m2",
+                  CS_MSG_MACHINE_REGISTER);
+    cr_assert_not_null(strstr(err.msg, "machine m1 is not its own"), "%s", err.msg);
+    cr_assert_eq(do_register(CLC[AGENT1], "m1", NULL, &r, &err), CS_OK, "%s", err.msg);
+    cs_id job = ts_submit(CLC[OPER], "{\"name\": \"j\", \"count\": 1, \"cmd\": \"true\"}");
+    expect_denied(job_ref(CLC[READER], CS_MSG_JOB_KILL, job, &r, &err), &err, "reader",
+                  CS_MSG_JOB_KILL);
+    cr_assert_eq(job_ref(CLC[OPER], CS_MSG_JOB_KILL, job, &r, &err), CS_OK, "%s", err.msg);
+}
+
+Test(authz_cluster, tokens_through_a_follower, .timeout = 120, .fini = cluster_down)
+{
+    ts_tmp_setup();
+    char tokens[300];
+    snprintf(tokens, sizeof tokens, "%s/tokens", ts_tmp);
+    FILE *f = fopen(tokens, "w");
+    cr_assert_not_null(f);
+    for (int i = 0; i < NPRINCIPALS; i++) {
+        char t[64];
+        token_of(i, t, sizeof t);
+        fprintf(f, "%s %s\n", t, principals[i]);
+    }
+    fclose(f);
+    const char *extra[] = {"--auth-tokens", tokens, NULL};
+    int follower;
+    cluster_up("tcp", extra, NULL, &follower);
+    forwarded_requests_keep_their_principal();
+    ts_tmp_teardown();
+}
+
+/* Over TLS the leader sees the follower's certificate (server), so the
+ * follower says whom it acts for ({"as": ...}, forward.c). */
+Test(authz_cluster, certificates_through_a_follower, .timeout = 120, .fini = cluster_down)
+{
+    ts_tmp_setup();
+    char cmd[1024], out[4096];
+    int off = snprintf(cmd, sizeof cmd, "tools/cellsched-certs.sh '%s/certs'", ts_tmp);
+    for (int i = 0; i < NPRINCIPALS; i++)
+        off += snprintf(cmd + off, sizeof cmd - (size_t)off, " %s", principals[i]);
+    cr_assert_eq(ts_run(cmd, out, sizeof out), 0, "%s: %s", cmd, out);
+    char cert[NPRINCIPALS][700], key[NPRINCIPALS][700], ca[400];
+    snprintf(ca, sizeof ca, "%s/certs/ca.pem", ts_tmp);
+    cs_tls *tls[NPRINCIPALS];
+    cs_error err = {0};
+    for (int i = 0; i < NPRINCIPALS; i++) {
+        char base[CS_PRINCIPAL_MAX + 1];
+        snprintf(base, sizeof base, "%s", principals[i]);
+        char *colon = strchr(base, ':');
+        if (colon != NULL)
+            *colon = '-';
+        snprintf(cert[i], sizeof cert[i], "%s/certs/%s.pem", ts_tmp, base);
+        snprintf(key[i], sizeof key[i], "%s/certs/%s.key", ts_tmp, base);
+        cs_tls_files fl = {cert[i], key[i], ca};
+        cr_assert_eq(cs_tls_load(&fl, &tls[i], &err), CS_OK, "%s", err.msg);
+    }
+    const char *extra[] = {"--tls-cert", cert[SERVER], "--tls-key", key[SERVER], "--tls-ca", ca,
+                           NULL};
+    int follower;
+    cluster_up("tls+tcp", extra, tls, &follower);
+    for (int i = 0; i < NPRINCIPALS; i++)
+        cs_tls_free(tls[i]);
+    forwarded_requests_keep_their_principal();
+    ts_tmp_teardown();
+}
+
 /* ---- the token file ------------------------------------------------------- */
 
 static void bad_tokens(const char *content, const char *want)
