@@ -120,7 +120,7 @@ static void tls_setup(void)
             *colon = '-';
         snprintf(pem, sizeof pem, "%s/certs/%s.pem", ts_tmp, base);
         snprintf(pkey, sizeof pkey, "%s/certs/%s.key", ts_tmp, base);
-        cs_tls_files f = {pem, pkey, ca};
+        cs_tls_files f = {.cert = pem, .key = pkey, .ca = ca};
         cs_tls *t = NULL;
         cr_assert_eq(cs_tls_load(&f, &t, &err), CS_OK, "%s", err.msg);
         cr_assert_eq(cs_client_open_tls(d->url, t, 5000, &K.c[i], &err), CS_OK, "%s", err.msg);
@@ -768,7 +768,7 @@ Test(authz_cluster, certificates_through_a_follower, .timeout = 120, .fini = clu
             *colon = '-';
         snprintf(cert[i], sizeof cert[i], "%s/certs/%s.pem", ts_tmp, base);
         snprintf(key[i], sizeof key[i], "%s/certs/%s.key", ts_tmp, base);
-        cs_tls_files fl = {cert[i], key[i], ca};
+        cs_tls_files fl = {.cert = cert[i], .key = key[i], .ca = ca};
         cr_assert_eq(cs_tls_load(&fl, &tls[i], &err), CS_OK, "%s", err.msg);
     }
     const char *extra[] = {"--tls-cert", cert[SERVER], "--tls-key", key[SERVER], "--tls-ca", ca,
