@@ -19,6 +19,8 @@
  *               its Prometheus text (cs_server_metrics_text)
  *   peers.c     connections per peer (--max-conns-per-peer): nng's pipe
  *               notifications, counted by the peer's IP address
+ *   authz.c     who sends each request (certificate, token, a replica's
+ *               "as") and whether that principal may (docs/security.md)
  *
  * Names shared between these files carry the srv_ prefix; everything else
  * is static to its file. Threads and locks are described in server.c.

@@ -168,14 +168,6 @@ static double num(const json_t *o, const char *key)
 
 /* ---- the cell, as agents and schedulers make it ----------------------------------- */
 
-static uint64_t reply_u64(const cs_msg *r, const char *key)
-{
-    uint64_t v = 0;
-    cs_error err = {0};
-    cr_assert_eq(cs_obj_u64(&r->body, key, true, UINT64_MAX, &v, &err), CS_OK, "%s", err.msg);
-    return v;
-}
-
 static void call(ts_daemon *d, uint32_t type, msgpack_sbuffer *b, cs_msg *r)
 {
     cs_error err = {0};
@@ -201,7 +193,7 @@ static cs_id add_machine(ts_daemon *d, const char *name)
     cs_pack_kv_str(&pk, "rack", "r1");
     cs_msg r;
     call(d, CS_MSG_MACHINE_REGISTER, &b, &r);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 /* Commit one transaction: a claim of `task` on `m` (one port when
@@ -220,7 +212,7 @@ static void commit(ts_daemon *d, uint64_t req, cs_id task, cs_id m, const cs_res
     cs_txn_encode(&t, &b);
     cs_msg r;
     call(d, CS_MSG_COMMIT, &b, &r);
-    cr_assert_eq(reply_u64(&r, "conflicts"), 0);
+    cr_assert_eq(ts_reply_u64(&r.body, "conflicts"), 0);
     cs_txn_free(&t);
 }
 
@@ -1002,7 +994,7 @@ Test(cellctl, cordon_drain_uncordon)
     cs_txn_encode(&t, &b);
     cs_msg reply;
     call(d, CS_MSG_COMMIT, &b, &reply);
-    cr_assert_eq(reply_u64(&reply, "conflicts"), 1, "a claim on a cordoned machine committed");
+    cr_assert_eq(ts_reply_u64(&reply.body, "conflicts"), 1, "a claim on a cordoned machine committed");
     cs_txn_free(&t);
 
     /* drain: draining while a task is there, drained once none is; the
