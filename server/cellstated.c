@@ -8,8 +8,12 @@
  *              [--snapshot-threshold N] [--snapshot-trailing N]
  *              [--install-snapshot-timeout MS]
  *              [--concurrency optimistic|offers] [--offer-timeout DURATION]
- *              [--metrics-per-machine]
+ *              [--metrics-per-machine] [--audit-max-bytes BYTES]
  *              [--http HOST:PORT]
+ *
+ * --audit-max-bytes (default 64 MiB; 0: no bound): the audit log of
+ * accepted writes, DATA/audit.log (server/audit.h), becomes
+ * DATA/audit.log.1 past this size and a new one begins.
  *
  * --http HOST:PORT (off by default): also serve the HTTP API, JSON under
  * http://HOST:PORT/v1/ (http/gateway.h, docs/http.md), and the web
@@ -94,7 +98,7 @@ static void usage(FILE *f)
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
                "                  [--install-snapshot-timeout MS]\n"
                "                  [--concurrency optimistic|offers] [--offer-timeout DURATION]\n"
-               "                  [--metrics-per-machine]\n"
+               "                  [--metrics-per-machine] [--audit-max-bytes BYTES]\n"
                "                  [--http HOST:PORT]\n"
                "                  [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
                "--listen: $CELL_SERVER (one URL; a list is refused), else %s (port 0: any\n"
@@ -123,7 +127,9 @@ static void usage(FILE *f)
                "--max-job-tasks N: the tasks one job may have (default 100000; 0: the protocol's\n"
                "        1048576): a submission, update, scale or surge above it is refused\n"
                "--metrics-per-machine: the metrics also carry each machine's resources and\n"
-               "        tasks (default: cell totals only)\n",
+               "        tasks (default: cell totals only)\n"
+               "--audit-max-bytes: the audit log of accepted writes (DATA/audit.log) becomes\n"
+               "        audit.log.1 past this size, in bytes (default 64 MiB; 0: no bound)\n",
             CS_DEFAULT_URL);
 }
 
@@ -252,6 +258,8 @@ int main(int argc, char **argv)
             o.max_conns_per_peer = (uint32_t)x;
         else if (strcmp(a, "--max-job-tasks") == 0 && num(a, v, 1048576, &x) == 0)
             o.max_job_tasks = (uint32_t)x;
+        else if (strcmp(a, "--audit-max-bytes") == 0 && num(a, v, 1ULL << 50, &x) == 0)
+            o.audit_max_bytes = x;
         else if (strcmp(a, "--concurrency") == 0) {
             if (strcmp(v, "optimistic") != 0 && strcmp(v, "offers") != 0) {
                 fprintf(stderr, "cellstated: --concurrency: '%s' is not optimistic or offers\n",

@@ -19,6 +19,8 @@
  *               its Prometheus text (cs_server_metrics_text)
  *   peers.c     connections per peer (--max-conns-per-peer): nng's pipe
  *               notifications, counted by the peer's IP address
+ *   audit.c     the audit log of accepted writes (audit.h: a module of its
+ *               own, cs_audit_); what each write records is writer.c's
  *
  * Names shared between these files carry the srv_ prefix; everything else
  * is static to its file. Threads and locks are described in server.c.
@@ -39,6 +41,7 @@
 #include "proto/clock.h"
 #include "proto/proto.h"
 #include "proto/schedreport.h"
+#include "server/audit.h"
 #include "server/offers.h"
 #include "server/server.h"
 #include "txn/command.h"
@@ -76,6 +79,7 @@ typedef struct wprep {
     uint64_t lease;             /* offer.commit: the lease it names */
     uint8_t admin;
     uint64_t deadline;
+    const char *name; /* the job or machine a write named, for the audit (in `a`); NULL: none */
 } wprep;
 
 /* An item of the writer's queue: a worker's request, or one of the
@@ -104,6 +108,10 @@ struct worker {
     nng_ctx ctx;
     wstate state;
     nng_msg *req; /* the request being served; owned */
+    /* Who sent it, as the audit log names a principal ("agent:m1",
+     * "scheduler.batch:cell-batch", "operator", "reader"; "anonymous" in a
+     * cell without authentication). Set by serve(). */
+    char who[96];
     size_t charged; /* its bytes, counted in cs_server.inflight until it is released */
     msgpack_zone zone;
     cs_msg msg;
@@ -284,6 +292,9 @@ struct cs_server {
     _Atomic size_t inflight;
     /* --max-conns-per-peer (peers.c); NULL when unbounded. */
     struct srv_peers *peers;
+    /* The audit log (audit.h), DIR/audit.log: appended to by the writer
+     * and by membership changes, read by `audit` requests. */
+    cs_audit *audit;
 };
 
 static inline int64_t now_ms(void)
@@ -413,6 +424,9 @@ int srv_members_change(worker *w, msgpack_packer *pk, cs_error *err);
 int srv_wait_applied(cs_server *s, uint64_t index, uint32_t timeout_ms, cs_error *err);
 
 /* ---- reads (reads.c) ---- */
+
+/* audit: the newest entries of this server's audit log that match. */
+int srv_audit(worker *w, msgpack_packer *pk, cs_error *err);
 
 int srv_get_machines(worker *w, msgpack_packer *pk, cs_error *err);
 int srv_get_jobs(worker *w, msgpack_packer *pk, cs_error *err);
