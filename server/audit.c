@@ -47,7 +47,7 @@ static int64_t mono_ms(void)
 
 static int open_append(const char *path)
 {
-    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    return open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600); /* read: cs_audit_open's check of the last byte */
 }
 
 int cs_audit_open(const char *dir, uint64_t max_bytes, cs_audit **out, cs_error *err)
@@ -449,8 +449,9 @@ int cs_audit_read(cs_audit *a, const cs_audit_req *q, cs_arena *ar, cs_audit_ent
             rc = cs_errorf(err, CS_EIO, "audit: opening %s: %s", paths[i], strerror(errno));
         else if (fds[i] >= 0 && fstat(fds[i], &st) != 0)
             rc = cs_errorf(err, CS_EIO, "audit: %s: %s", paths[i], strerror(errno));
-        else if (fds[i] >= 0)
+        else if (fds[i] >= 0 && S_ISREG(st.st_mode))
             sizes[i] = st.st_size;
+        /* Anything but a file (a directory in its place) holds no entry. */
         if (rc != CS_OK)
             break;
     }
