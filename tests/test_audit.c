@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto/client.h"
@@ -720,35 +719,15 @@ typedef struct run {
 /* cellctl --server servers ARGS...; stdout and stderr captured. */
 static void cellctl(const char *servers, run *r, const char *const *args)
 {
-    char bin[256], out[400], errp[400];
+    char bin[256];
     ts_bin("cellctl", bin, sizeof bin);
-    snprintf(out, sizeof out, "%s/cellctl.out", d1.dir);
-    snprintf(errp, sizeof errp, "%s/cellctl.err", d1.dir);
     char *argv[24] = {bin, (char *)"--server", (char *)servers, (char *)"--timeout",
                       (char *)"2s"};
     int n = 5;
     for (; *args != NULL && n < 23; args++)
         argv[n++] = (char *)*args;
     argv[n] = NULL;
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0)
-            _exit(126);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(bin, argv);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    size_t len;
-    r->out = ts_slurp(out, &len);
-    r->err = ts_slurp(errp, &len);
-    cr_assert(r->out != NULL && r->err != NULL);
+    r->status = ts_run_argv(argv, d1.dir, &r->out, &r->err);
 }
 
 static void run_free(run *r)
