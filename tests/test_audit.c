@@ -21,6 +21,7 @@
 #include "proto/proto.h"
 #include "proto/readmsg.h"
 #include "server/audit.h"
+#include "server/server.h"
 #include "spec/jobspec.h"
 #include "tests/support.h"
 #include "txn/txn.h"
@@ -343,9 +344,9 @@ static uint64_t reply_u64(const cs_msg *r, const char *key)
 }
 
 /* Send `b` (destroyed) as a request of `type`; its code, the reply in *r. */
-static int send_req(ts_daemon *d, uint32_t type, msgpack_sbuffer *b, cs_msg *r, cs_error *err)
+static int send_req(cs_client *c, uint32_t type, msgpack_sbuffer *b, cs_msg *r, cs_error *err)
 {
-    int rc = cs_client_callb(d->c, type, b, r, err);
+    int rc = cs_client_callb(c, type, b, r, err);
     msgpack_sbuffer_destroy(b);
     return rc;
 }
@@ -357,7 +358,7 @@ static int send_req(ts_daemon *d, uint32_t type, msgpack_sbuffer *b, cs_msg *r, 
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write)
 
 /* machine.register of `name` (any bytes): its id and the version. */
-static cs_id add_machine(ts_daemon *d, const char *name, uint64_t *version)
+static cs_id add_machine(cs_client *c, const char *name, uint64_t *version)
 {
     PACKER(b, pk);
     msgpack_pack_map(&pk, 4);
@@ -368,14 +369,14 @@ static cs_id add_machine(ts_daemon *d, const char *name, uint64_t *version)
     cs_pack_kv_u64(&pk, "port_hi", 31099);
     cs_msg r;
     cs_error err = {0};
-    cr_assert_eq(send_req(d, CS_MSG_MACHINE_REGISTER, &b, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(send_req(c, CS_MSG_MACHINE_REGISTER, &b, &r, &err), CS_OK, "%s", err.msg);
     if (version != NULL)
         *version = reply_u64(&r, "version");
     return reply_u64(&r, "id");
 }
 
 /* job.submit of a small service job named `name` (any bytes). */
-static cs_id submit(ts_daemon *d, const char *name, uint64_t *version)
+static cs_id submit(cs_client *c, const char *name, uint64_t *version)
 {
     static const char spec_json[] = "{\"name\": \"x\", \"kind\": \"service\", \"count\": 2, "
                                     "\"cmd\": \"sleep 100\", \"resources\": {\"cpu\": 0.25, "
@@ -388,7 +389,7 @@ static cs_id submit(ts_daemon *d, const char *name, uint64_t *version)
     PACKER(b, pk);
     cr_assert_eq(cs_job_submit_req_encode(&pk, &j), CS_OK);
     cs_msg r;
-    cr_assert_eq(send_req(d, CS_MSG_JOB_SUBMIT, &b, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(send_req(c, CS_MSG_JOB_SUBMIT, &b, &r, &err), CS_OK, "%s", err.msg);
     cs_jobspec_free(&spec);
     if (version != NULL)
         *version = reply_u64(&r, "version");
@@ -396,32 +397,32 @@ static cs_id submit(ts_daemon *d, const char *name, uint64_t *version)
 }
 
 /* job.kill of job `id`: its code (the version in *version on CS_OK). */
-static int kill_job(ts_daemon *d, cs_id id, uint64_t *version)
+static int kill_job(cs_client *c, cs_id id, uint64_t *version)
 {
     PACKER(b, pk);
     cs_ref ref = cs_ref_id(id);
     cr_assert_eq(cs_ref_req_encode(&pk, "job", &ref), CS_OK);
     cs_msg r;
     cs_error err = {0};
-    int rc = send_req(d, CS_MSG_JOB_KILL, &b, &r, &err);
+    int rc = send_req(c, CS_MSG_JOB_KILL, &b, &r, &err);
     if (rc == CS_OK && version != NULL)
         *version = reply_u64(&r, "version");
     return rc;
 }
 
-static uint64_t cordon(ts_daemon *d, cs_id m)
+static uint64_t cordon(cs_client *c, cs_id m)
 {
     PACKER(b, pk);
     cs_machine_admin_req q = {.machine = cs_ref_id(m), .admin = CS_ADMIN_CORDONED};
     cr_assert_eq(cs_machine_admin_req_encode(&pk, &q), CS_OK);
     cs_msg r;
     cs_error err = {0};
-    cr_assert_eq(send_req(d, CS_MSG_MACHINE_ADMIN, &b, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(send_req(c, CS_MSG_MACHINE_ADMIN, &b, &r, &err), CS_OK, "%s", err.msg);
     return reply_u64(&r, "version");
 }
 
 /* A commit of one claim: task `task` on machine `m`. */
-static uint64_t claim(ts_daemon *d, cs_id task, cs_id m)
+static uint64_t claim(cs_client *c, cs_id task, cs_id m)
 {
     cs_txn t;
     cs_txn_init(&t, 9, 1, 0, CS_CONFLICT_FINE, CS_COMMIT_INCREMENTAL);
@@ -432,7 +433,7 @@ static uint64_t claim(ts_daemon *d, cs_id task, cs_id m)
     cr_assert_eq(cs_txn_encode(&t, &b), CS_OK);
     cs_msg r;
     cs_error err = {0};
-    cr_assert_eq(send_req(d, CS_MSG_COMMIT, &b, &r, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(send_req(c, CS_MSG_COMMIT, &b, &r, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(reply_u64(&r, "conflicts"), 0);
     cs_txn_free(&t);
     return reply_u64(&r, "version");
@@ -440,22 +441,22 @@ static uint64_t claim(ts_daemon *d, cs_id task, cs_id m)
 
 /* The audit request `q` to d: its code; the reply decoded into *out (its
  * strings in `a`). */
-static int audit_call(ts_daemon *d, const cs_audit_req *q, cs_audit_reply *out, cs_arena *a,
+static int audit_call(cs_client *c, const cs_audit_req *q, cs_audit_reply *out, cs_arena *a,
                       cs_error *err)
 {
     PACKER(b, pk);
     cr_assert_eq(cs_audit_req_encode(&pk, q), CS_OK);
     cs_msg r;
-    int rc = send_req(d, CS_MSG_AUDIT, &b, &r, err);
+    int rc = send_req(c, CS_MSG_AUDIT, &b, &r, err);
     if (rc == CS_OK)
         cr_assert_eq(cs_audit_reply_decode(&r.body, out, a, err), CS_OK, "%s", err->msg);
     return rc;
 }
 
-static void audit_ok(ts_daemon *d, const cs_audit_req *q, cs_audit_reply *out, cs_arena *a)
+static void audit_ok(cs_client *c, const cs_audit_req *q, cs_audit_reply *out, cs_arena *a)
 {
     cs_error err = {0};
-    cr_assert_eq(audit_call(d, q, out, a, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(audit_call(c, q, out, a, &err), CS_OK, "%s", err.msg);
 }
 
 static void expect_entry(const cs_audit_entry *e, const char *action, const char *target,
@@ -471,25 +472,25 @@ static void expect_entry(const cs_audit_entry *e, const char *action, const char
 
 /* Register m1, submit web, place task 0 on m1, cordon m1, kill web; and a
  * kill of a job that does not exist, refused. */
-static void make_history(ts_daemon *d, uint64_t v[5], cs_id *m, cs_id *job)
+static void make_history(cs_client *c, uint64_t v[5], cs_id *m, cs_id *job)
 {
-    *m = add_machine(d, "m1", &v[0]);
-    *job = submit(d, "web", &v[1]);
-    v[2] = claim(d, cs_task_id(*job, 0), *m);
-    v[3] = cordon(d, *m);
-    cr_assert_eq(kill_job(d, 4242, NULL), CS_ENOTFOUND, "an unknown job is refused");
-    cr_assert_eq(kill_job(d, *job, &v[4]), CS_OK);
+    *m = add_machine(c, "m1", &v[0]);
+    *job = submit(c, "web", &v[1]);
+    v[2] = claim(c, cs_task_id(*job, 0), *m);
+    v[3] = cordon(c, *m);
+    cr_assert_eq(kill_job(c, 4242, NULL), CS_ENOTFOUND, "an unknown job is refused");
+    cr_assert_eq(kill_job(c, *job, &v[4]), CS_OK);
 }
 
 Test(audit, accepted_writes_in_order_refused_ones_not)
 {
     uint64_t v[5];
     cs_id m, job;
-    make_history(&d1, v, &m, &job);
+    make_history(d1.c, v, &m, &job);
     cs_arena a;
     cs_arena_init(&a);
     cs_audit_reply r;
-    audit_ok(&d1, &(cs_audit_req){0}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){0}, &r, &a);
     cr_assert_eq(r.n, 5, "five accepted writes; the refused kill is not there (%u)", r.n);
     cr_assert_not(r.more);
     char t[64];
@@ -506,10 +507,10 @@ Test(audit, accepted_writes_in_order_refused_ones_not)
         cr_assert_geq(r.entries[i].time_ms, r.entries[i - 1].time_ms);
 
     /* A repeat that changes nothing (the same cordon) is not a change. */
-    cordon(&d1, m);
+    cordon(d1.c, m);
     cs_arena_free(&a);
     cs_arena_init(&a);
-    audit_ok(&d1, &(cs_audit_req){0}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){0}, &r, &a);
     cr_assert_eq(r.n, 5);
     cs_arena_free(&a);
 }
@@ -518,42 +519,42 @@ Test(audit, filters_and_limit)
 {
     uint64_t v[5];
     cs_id m, job;
-    make_history(&d1, v, &m, &job);
+    make_history(d1.c, v, &m, &job);
     cs_arena a;
     cs_arena_init(&a);
     cs_audit_reply all, r;
-    audit_ok(&d1, &(cs_audit_req){0}, &all, &a);
+    audit_ok(d1.c, &(cs_audit_req){0}, &all, &a);
     cr_assert_eq(all.n, 5);
 
-    audit_ok(&d1, &(cs_audit_req){.action = "job.kill"}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.action = "job.kill"}, &r, &a);
     cr_assert_eq(r.n, 1);
     cr_assert_eq(r.entries[0].version, v[4]);
-    audit_ok(&d1, &(cs_audit_req){.who = "anonymous"}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.who = "anonymous"}, &r, &a);
     cr_assert_eq(r.n, 5);
-    audit_ok(&d1, &(cs_audit_req){.who = "agent:"}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.who = "agent:"}, &r, &a);
     cr_assert_eq(r.n, 0, "no agent wrote");
-    audit_ok(&d1, &(cs_audit_req){.who = "anon"}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.who = "anon"}, &r, &a);
     cr_assert_eq(r.n, 0);
 
     /* limit: the newest, oldest first, and more. */
-    audit_ok(&d1, &(cs_audit_req){.limit = 2}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.limit = 2}, &r, &a);
     cr_assert_eq(r.n, 2);
     cr_assert(r.more);
     cr_assert_str_eq(r.entries[0].action, "machine.admin");
     cr_assert_str_eq(r.entries[1].action, "job.kill");
-    audit_ok(&d1, &(cs_audit_req){.limit = 5}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.limit = 5}, &r, &a);
     cr_assert_eq(r.n, 5);
     cr_assert_not(r.more);
 
     /* since: from the commit's time on (entries of the same millisecond
      * before it come too; none after it is left out). */
     uint64_t since = all.entries[2].time_ms;
-    audit_ok(&d1, &(cs_audit_req){.since = since}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.since = since}, &r, &a);
     cr_assert_geq(r.n, 3);
     cr_assert_eq(r.entries[r.n - 1].version, v[4]);
     for (uint32_t i = 0; i < r.n; i++)
         cr_assert_geq(r.entries[i].time_ms, since);
-    audit_ok(&d1, &(cs_audit_req){.since = all.entries[4].time_ms + 60000}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.since = all.entries[4].time_ms + 60000}, &r, &a);
     cr_assert_eq(r.n, 0);
     cs_arena_free(&a);
 }
@@ -561,8 +562,8 @@ Test(audit, filters_and_limit)
 Test(audit, hostile_names_stay_json)
 {
     const char *name = "we\"b\\\n\t \xc3\xa9\xe2\x82\xac}{";
-    cs_id job = submit(&d1, name, NULL);
-    add_machine(&d1, "m\"1\n\xff", NULL);
+    cs_id job = submit(d1.c, name, NULL);
+    add_machine(d1.c, "m\"1\n\xff", NULL);
     char path[400];
     snprintf(path, sizeof path, "%s/data/audit.log", d1.dir);
     FILE *f = fopen(path, "r");
@@ -592,7 +593,7 @@ Test(audit, hostile_names_stay_json)
     cs_arena a;
     cs_arena_init(&a);
     cs_audit_reply r;
-    audit_ok(&d1, &(cs_audit_req){.action = "job.submit"}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.action = "job.submit"}, &r, &a);
     cr_assert_eq(r.n, 1);
     cr_assert_str_eq(r.entries[0].target, want);
     cs_arena_free(&a);
@@ -600,7 +601,7 @@ Test(audit, hostile_names_stay_json)
 
 Test(audit, malformed_requests_are_refused_and_the_server_serves_on)
 {
-    add_machine(&d1, "m1", NULL);
+    add_machine(d1.c, "m1", NULL);
     struct {
         const char *key;
         int kind; /* 0: a string, 1: 0, 2: 10001, 3: 200 bytes of text */
@@ -629,7 +630,7 @@ Test(audit, malformed_requests_are_refused_and_the_server_serves_on)
             cs_pack_kv_u64(&pk, cases[i].key, cases[i].kind == 1 ? 0 : 10001);
         cs_msg r;
         cs_error err = {0};
-        int rc = send_req(&d1, CS_MSG_AUDIT, &b, &r, &err);
+        int rc = send_req(d1.c, CS_MSG_AUDIT, &b, &r, &err);
         cr_assert_eq(rc, cases[i].code, "%s: %s", cases[i].says, err.msg);
         cr_assert(strstr(err.msg, cases[i].says) != NULL, "'%s' does not say '%s'", err.msg,
                   cases[i].says);
@@ -643,7 +644,7 @@ Test(audit, malformed_requests_are_refused_and_the_server_serves_on)
     cs_arena a;
     cs_arena_init(&a);
     cs_audit_reply ok;
-    audit_ok(&d1, &(cs_audit_req){0}, &ok, &a);
+    audit_ok(d1.c, &(cs_audit_req){0}, &ok, &a);
     cr_assert_eq(ok.n, 1);
     cs_arena_free(&a);
 }
@@ -656,7 +657,7 @@ Test(audit, rotation_keeps_the_newest_readable)
     uint64_t last = 0;
     for (int i = 0; i < 60; i++) {
         snprintf(name, sizeof name, "machine-%02d", i);
-        add_machine(&d1, name, &last);
+        add_machine(d1.c, name, &last);
     }
     char p1[400];
     snprintf(p1, sizeof p1, "%s/data/audit.log.1", d1.dir);
@@ -664,7 +665,7 @@ Test(audit, rotation_keeps_the_newest_readable)
     cs_arena a;
     cs_arena_init(&a);
     cs_audit_reply r;
-    audit_ok(&d1, &(cs_audit_req){.limit = CS_AUDIT_LIMIT_MAX}, &r, &a);
+    audit_ok(d1.c, &(cs_audit_req){.limit = CS_AUDIT_LIMIT_MAX}, &r, &a);
     /* More than audit.log holds: audit.log.1's too. */
     char p0[400];
     snprintf(p0, sizeof p0, "%s/data/audit.log", d1.dir);
@@ -689,7 +690,7 @@ Test(audit, the_monitor_writes_as_cellstated)
 {
     ts_daemon_teardown(&d1);
     ts_daemon_setup(&d1, "--heartbeat-timeout", "300");
-    cs_id m = add_machine(&d1, "silent", NULL);
+    cs_id m = add_machine(d1.c, "silent", NULL);
     char want[64];
     snprintf(want, sizeof want, "machine %llu silent", (unsigned long long)m);
     cs_arena a;
@@ -698,7 +699,7 @@ Test(audit, the_monitor_writes_as_cellstated)
     /* The machine sends no heartbeat: the monitor marks it down. */
     for (int i = 0; i < 200; i++) {
         cs_arena_reset(&a);
-        audit_ok(&d1, &(cs_audit_req){.action = "machine.down"}, &r, &a);
+        audit_ok(d1.c, &(cs_audit_req){.action = "machine.down"}, &r, &a);
         if (r.n > 0)
             break;
         ts_sleep_ms(50);
@@ -707,6 +708,69 @@ Test(audit, the_monitor_writes_as_cellstated)
     cr_assert_str_eq(r.entries[0].who, "cellstated");
     cr_assert_str_eq(r.entries[0].target, want);
     cs_arena_free(&a);
+}
+
+/* ---- a failing audit, in-process ------------------------------------------------------- */
+
+/* The value of counter `name` in the server's metrics text. */
+static uint64_t counter_of(cs_server *s, const char *name)
+{
+    char *text = NULL;
+    size_t len = 0;
+    cs_error err = {0};
+    cr_assert_eq(cs_server_metrics_text(s, false, &text, &len, &err), CS_OK, "%s", err.msg);
+    char want[128];
+    snprintf(want, sizeof want, "\n%s ", name);
+    const char *p = strstr(text, want);
+    cr_assert(p != NULL, "no %s in the metrics", name);
+    uint64_t v = strtoull(p + strlen(want), NULL, 10);
+    free(text);
+    return v;
+}
+
+TestSuite(audit_errors, .init = ts_tmp_setup, .fini = ts_tmp_teardown, .timeout = 60);
+
+Test(audit_errors, a_failing_audit_is_counted_and_the_cells_writes_go_on)
+{
+    char data[300], old[320], inner[340], url[64];
+    snprintf(data, sizeof data, "%s/data", ts_tmp);
+    snprintf(old, sizeof old, "%s/audit.log.1", data);
+    snprintf(inner, sizeof inner, "%s/x", old);
+    /* audit.log.1 a directory that is not empty: every rotation fails. */
+    cr_assert_eq(mkdir(data, 0700), 0);
+    cr_assert_eq(mkdir(old, 0700), 0);
+    int fd = open(inner, O_WRONLY | O_CREAT, 0600);
+    cr_assert(fd >= 0);
+    close(fd);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", ts_free_port());
+    cs_server_opts o;
+    cs_server_opts_default(&o);
+    o.data_dir = data;
+    o.listen_url = url;
+    o.workers = 8;
+    o.nosync = true;
+    o.audit_max_bytes = 200;
+    cs_server *s = NULL;
+    cs_error err = {0};
+    cr_assert_eq(cs_server_start(&o, &s, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(counter_of(s, "cellsched_audit_errors_total"), 0);
+    cs_client *c = NULL;
+    cr_assert_eq(cs_client_open(url, 5000, &c, &err), CS_OK, "%s", err.msg);
+    char name[16];
+    for (int i = 0; i < 6; i++) {
+        snprintf(name, sizeof name, "m%d", i);
+        add_machine(c, name, NULL); /* fails the test if a write is refused */
+    }
+    cr_assert_gt(counter_of(s, "cellsched_audit_errors_total"), 0, "the failed rotations");
+    /* Nothing is lost but the rotation: the entries are in audit.log. */
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_audit_reply r;
+    audit_ok(c, &(cs_audit_req){0}, &r, &a);
+    cr_assert_eq(r.n, 6);
+    cs_arena_free(&a);
+    cs_client_close(c);
+    cs_server_stop(s);
 }
 
 /* ---- cellctl audit ----------------------------------------------------------------------- */
@@ -755,11 +819,11 @@ static int line_of(const char *text, const char *word)
 Test(audit, cellctl_merges_two_servers_by_time)
 {
     ts_daemon_setup(&d2, NULL, NULL);
-    cs_id a = submit(&d1, "alpha", NULL);
+    cs_id a = submit(d1.c, "alpha", NULL);
     ts_sleep_ms(5); /* distinct milliseconds, so that the merge has one order */
-    submit(&d2, "bravo", NULL);
+    submit(d2.c, "bravo", NULL);
     ts_sleep_ms(5);
-    cr_assert_eq(kill_job(&d1, a, NULL), CS_OK);
+    cr_assert_eq(kill_job(d1.c, a, NULL), CS_OK);
 
     char both[200];
     snprintf(both, sizeof both, "%s,%s", d1.url, d2.url);
