@@ -171,6 +171,10 @@ static void put_string(cs_audit_buf *b, const char *s, size_t max)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t n = strnlen(s, max);
+    /* Cut before the character the bound falls in, not inside it. */
+    if (n == max)
+        while (n > 0 && (p[n] & 0xc0) == 0x80)
+            n--;
     /* At most 6 bytes out for each byte in, and the quotes. */
     if (!reserve(b, n * 6 + 2)) {
         b->lost = true;

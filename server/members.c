@@ -72,7 +72,7 @@ int srv_members(worker *w, msgpack_packer *pk, cs_error *err)
 static void audit_change(worker *w, const cs_member_req *req)
 {
     cs_server *s = w->s;
-    char t[CS_AUDIT_TARGET_MAX + 1];
+    char t[2 * CS_AUDIT_TARGET_MAX]; /* cut by cs_audit_add */
     if (w->msg.type == CS_MSG_MEMBERS_ADD)
         snprintf(t, sizeof t, "member %llu %s raft %s", (unsigned long long)req->id, req->listen,
                  req->raft);

@@ -742,7 +742,9 @@ static void audit_group(cs_server *s, wjob **jobs, size_t n)
     uint64_t now = wall_ms();
     for (size_t i = 0; i < n; i++) {
         const char *action = NULL;
-        char t[CS_AUDIT_TARGET_MAX + 1];
+        /* Room for any target whole: cs_audit_add cuts it at its bound, at
+         * a character's boundary (a name may be 255 bytes of UTF-8). */
+        char t[2 * CS_AUDIT_TARGET_MAX];
         uint64_t v = 0;
         if (audit_text(jobs[i], &action, t, sizeof t, &v))
             cs_audit_add(&b, now, jobs[i]->w != NULL ? jobs[i]->w->who : "cellstated", action,

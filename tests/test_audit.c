@@ -190,6 +190,11 @@ Test(audit_file, every_line_is_json_whatever_the_text)
     memset(long_target, '"', sizeof long_target - 1);
     long_target[sizeof long_target - 1] = '\0';
     add1(a, 7, "operator", "job.note", long_target, 3);
+    /* 254 bytes and a 2-byte character across the bound: cut before it. */
+    char cut[300];
+    memset(cut, 'a', 254);
+    memcpy(cut + 254, "\xc3\xa9", 3);
+    add1(a, 8, "operator", "job.note", cut, 4);
     cs_audit_close(a);
 
     char *path = path_in(ts_tmp, "audit.log");
@@ -214,7 +219,7 @@ Test(audit_file, every_line_is_json_whatever_the_text)
     free(line);
     fclose(f);
     free(path);
-    cr_assert_eq(n, 3, "one line per entry: the newline in the text is escaped");
+    cr_assert_eq(n, 4, "one line per entry: the newline in the text is escaped");
     /* The valid UTF-8 stays itself; each byte that is not becomes U+FFFD. */
     cr_assert_str_eq(json_string_value(json_object_get(first, "target")),
                      "we\"b\\\n\tx\x01 \xc3\xa9\xe2\x82\xac \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd");
@@ -224,7 +229,9 @@ Test(audit_file, every_line_is_json_whatever_the_text)
     a = open_in(ts_tmp, 0);
     got g;
     read_q(a, &(cs_audit_req){.limit = 10}, &g);
-    cr_assert_eq(g.n, 3);
+    cr_assert_eq(g.n, 4);
+    cut[254] = '\0';
+    cr_assert_str_eq(g.e[3].target, cut, "cut at a character's boundary");
     cr_assert_str_eq(g.e[1].who,
                      "we\"b\\\n\tx\x01 \xc3\xa9\xe2\x82\xac \xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd");
     cr_assert_eq(strlen(g.e[2].target), CS_AUDIT_TARGET_MAX);
