@@ -312,7 +312,37 @@ typedef struct scan {
     bool more, done;
     int rc;
     cs_error *err;
+    /* The filters as cs_audit_add writes them ("action":"job.kill", and
+     * "who":"agent: without its closing quote: escaping is done character
+     * by character, so the escaped filter is a prefix of the escaped
+     * principal it is a prefix of); empty when absent. */
+    cs_audit_buf who, action;
 } scan;
+
+/* The line's time, read where cs_audit_add writes it, without parsing the
+ * line; false for a line not of that form (parsed whole, or skipped). */
+static bool quick_time(const char *line, size_t len, uint64_t *out)
+{
+    static const char head[] = "{\"time\":";
+    size_t h = sizeof head - 1;
+    if (len <= h || memcmp(line, head, h) != 0 || line[h] < '0' || line[h] > '9')
+        return false;
+    uint64_t t = 0;
+    for (size_t i = h; i < len && line[i] >= '0' && line[i] <= '9' && t < UINT64_MAX / 10; i++)
+        t = t * 10 + (uint64_t)(line[i] - '0');
+    *out = t;
+    return true;
+}
+
+/* Whether the line may match the filters: a line without their text is
+ * passed over unparsed. Parsing (jansson) is most of a read's cost: a
+ * filter that matches little otherwise parsed every line of both files
+ * (3.6 s for 600,000 entries). */
+static bool may_match(const scan *sc, const char *line, size_t len)
+{
+    return (sc->who.len == 0 || memmem(line, len, sc->who.data, sc->who.len) != NULL) &&
+           (sc->action.len == 0 || memmem(line, len, sc->action.data, sc->action.len) != NULL);
+}
 
 static char *dup_str(cs_arena *ar, json_t *s)
 {
@@ -323,6 +353,15 @@ static char *dup_str(cs_arena *ar, json_t *s)
  * not an entry is skipped. */
 static void visit(scan *sc, const char *line, size_t len)
 {
+    uint64_t quick;
+    if (quick_time(line, len, &quick)) {
+        if (quick < sc->q->since) {
+            sc->done = true;
+            return;
+        }
+        if (!may_match(sc, line, len))
+            return;
+    }
     json_error_t je;
     json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
     json_t *t = json_object_get(o, "time"), *who = json_object_get(o, "who"),
@@ -435,9 +474,27 @@ int cs_audit_read(cs_audit *a, const cs_audit_req *q, cs_arena *ar, cs_audit_ent
     cs_audit_req qq = *q;
     qq.limit = limit;
     sc.q = &qq;
+    cs_audit_buf_init(&sc.who);
+    cs_audit_buf_init(&sc.action);
+    if (q->who != NULL) {
+        put_text(&sc.who, "\"who\":");
+        put_string(&sc.who, q->who, CS_AUDIT_WHO_MAX);
+        sc.who.len--; /* a prefix: without the closing quote */
+    }
+    if (q->action != NULL) {
+        put_text(&sc.action, "\"action\":");
+        put_string(&sc.action, q->action, CS_AUDIT_ACTION_MAX);
+    }
+    if (sc.who.lost || sc.action.lost) {
+        cs_audit_buf_free(&sc.who);
+        cs_audit_buf_free(&sc.action);
+        return cs_errorf(err, CS_ENOMEM, "audit: out of memory");
+    }
     char *buf = malloc(READ_CHUNK);
     if (buf == NULL || (sc.v = cs_arena_alloc(ar, (size_t)limit * sizeof *sc.v)) == NULL) {
         free(buf);
+        cs_audit_buf_free(&sc.who);
+        cs_audit_buf_free(&sc.action);
         return cs_errorf(err, CS_ENOMEM, "audit: out of memory");
     }
     /* Both files as of one moment: a rotation (under mu) between the two
@@ -467,6 +524,8 @@ int cs_audit_read(cs_audit *a, const cs_audit_req *q, cs_arena *ar, cs_audit_ent
         if (fds[i] >= 0)
             close(fds[i]);
     free(buf);
+    cs_audit_buf_free(&sc.who);
+    cs_audit_buf_free(&sc.action);
     if (rc != CS_OK)
         return rc;
     /* Newest first as read; oldest first as answered. */
