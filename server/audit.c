@@ -34,7 +34,8 @@ struct cs_audit {
     uint64_t size;              /* bytes in audit.log (mu) */
     uint64_t max_bytes;
     bool torn; /* the last append was cut short: the next starts a new line (mu) */
-    int64_t logged_ms; /* when an error was last written to stderr; 0: never (mu) */
+    bool logged;       /* an error was written to stderr, at logged_ms (mu) */
+    int64_t logged_ms;
     _Atomic uint64_t errors;
 };
 
@@ -45,9 +46,10 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Read and write: cs_audit_open reads the last byte back. */
 static int open_append(const char *path)
 {
-    return open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600); /* read: cs_audit_open's check of the last byte */
+    return open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 }
 
 int cs_audit_open(const char *dir, uint64_t max_bytes, cs_audit **out, cs_error *err)
@@ -99,12 +101,13 @@ static void fail(cs_audit *a, const char *what, int e)
 {
     atomic_fetch_add(&a->errors, 1);
     int64_t now = mono_ms();
-    if (a->logged_ms != 0 && now - a->logged_ms < ERROR_LOG_MS)
+    if (a->logged && now - a->logged_ms < ERROR_LOG_MS)
         return;
+    a->logged = true;
     a->logged_ms = now;
     fprintf(stderr,
-            "cellstated: audit log %s: %s: %s (the cell's writes go on; their audit entries "
-            "are lost: cellsched_audit_errors_total counts them; said once a minute)\n",
+            "cellstated: audit log %s: %s: %s (the cell's writes go on; "
+            "cellsched_audit_errors_total counts such errors; said at most once a minute)\n",
             a->path, what, strerror(e));
 }
 

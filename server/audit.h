@@ -84,7 +84,9 @@ void cs_audit_add(cs_audit_buf *b, uint64_t time_ms, const char *who, const char
  * logged (see above), never returned. */
 void cs_audit_flush(cs_audit *a, cs_audit_buf *b);
 
-/* The errors so far: failed appends, rotations and entries lost. */
+/* The errors so far: failed appends (their entries lost), failed
+ * rotations (the file grows on past its bound), groups whose entries did
+ * not fit in memory. */
 uint64_t cs_audit_errors(cs_audit *a);
 
 /* The newest q->limit entries matching `q` (only read), oldest first, into
