@@ -701,11 +701,14 @@ Test(audit, rotation_keeps_the_newest_readable)
     cs_arena_free(&a);
 }
 
-Test(audit, the_monitor_writes_as_cellstated)
+Test(audit, the_monitors_writes_are_cellstateds)
 {
     ts_daemon_teardown(&d1);
-    ts_daemon_setup(&d1, "--heartbeat-timeout", "300");
+    const char *const extra[] = {"--heartbeat-timeout", "300", "--job-gc", "1s", NULL};
+    ts_daemon_setupv(&d1, extra);
     cs_id m = add_machine(d1.c, "silent", NULL);
+    cs_id job = submit(d1.c, "short-lived", NULL);
+    cr_assert_eq(kill_job(d1.c, job, NULL), CS_OK);
     char want[64];
     snprintf(want, sizeof want, "machine %llu silent", (unsigned long long)m);
     cs_arena a;
@@ -722,6 +725,17 @@ Test(audit, the_monitor_writes_as_cellstated)
     cr_assert_eq(r.n, 1, "the monitor's verdict is in the log");
     cr_assert_str_eq(r.entries[0].who, "cellstated");
     cr_assert_str_eq(r.entries[0].target, want);
+    /* The killed job is collected a second after it ended. */
+    for (int i = 0; i < 200; i++) {
+        cs_arena_reset(&a);
+        audit_ok(d1.c, &(cs_audit_req){.action = "job.gc"}, &r, &a);
+        if (r.n > 0)
+            break;
+        ts_sleep_ms(50);
+    }
+    cr_assert_eq(r.n, 1, "the collection is in the log");
+    cr_assert_str_eq(r.entries[0].who, "cellstated");
+    cr_assert_str_eq(r.entries[0].target, "1 ended job");
     cs_arena_free(&a);
 }
 
