@@ -80,7 +80,8 @@
     X(CS_MSG_MEMBERS_TRANSFER, 26, "members.transfer") \
     X(CS_MSG_OFFER_ACQUIRE, 27, "offer.acquire")   \
     X(CS_MSG_OFFER_RELEASE, 28, "offer.release")   \
-    X(CS_MSG_OFFER_COMMIT, 29, "offer.commit")
+    X(CS_MSG_OFFER_COMMIT, 29, "offer.commit")   \
+    X(CS_MSG_AUDIT, 30, "audit")
 
 enum {
 #define CS_MSG_ENUM(name, value, text) name = value,

@@ -81,6 +81,8 @@ static const uint8_t policy[CS_MSG_COUNT] = {
     [CS_MSG_GET_TASKS] = R_READS,
     [CS_MSG_GET_JOB] = R_READS,
     [CS_MSG_STATS] = R_READS,
+    /* The audit log (audit.h) names every principal and what it did. */
+    [CS_MSG_AUDIT] = R_OPER | R_READ | R_SERVER,
     /* Every member of the cell may learn who serves it. */
     [CS_MSG_MEMBERS] = R_READS | R_AGENT,
 };

@@ -8,9 +8,13 @@
  *              [--snapshot-threshold N] [--snapshot-trailing N]
  *              [--install-snapshot-timeout MS]
  *              [--concurrency optimistic|offers] [--offer-timeout DURATION]
- *              [--metrics-per-machine]
+ *              [--metrics-per-machine] [--audit-max-bytes BYTES]
  *              [--http HOST:PORT]
  *              [--auth-tokens FILE] [--token-file FILE]
+ *
+ * --audit-max-bytes (default 64 MiB; 0: no bound): the audit log of
+ * accepted writes, DATA/audit.log (server/audit.h), becomes
+ * DATA/audit.log.1 past this size and a new one begins.
  *
  * --http HOST:PORT (off by default): also serve the HTTP API, JSON under
  * http://HOST:PORT/v1/ (http/gateway.h, docs/http.md), and the web
@@ -96,7 +100,7 @@ static void usage(FILE *f)
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
                "                  [--install-snapshot-timeout MS]\n"
                "                  [--concurrency optimistic|offers] [--offer-timeout DURATION]\n"
-               "                  [--metrics-per-machine]\n"
+               "                  [--metrics-per-machine] [--audit-max-bytes BYTES]\n"
                "                  [--http HOST:PORT]\n"
                "                  [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
                "                  [--auth-tokens FILE] [--token-file FILE]\n"
@@ -133,7 +137,9 @@ static void usage(FILE *f)
                "--max-job-tasks N: the tasks one job may have (default 100000; 0: the protocol's\n"
                "        1048576): a submission, update, scale or surge above it is refused\n"
                "--metrics-per-machine: the metrics also carry each machine's resources and\n"
-               "        tasks (default: cell totals only)\n",
+               "        tasks (default: cell totals only)\n"
+               "--audit-max-bytes: the audit log of accepted writes (DATA/audit.log) becomes\n"
+               "        audit.log.1 past this size, in bytes (default 64 MiB; 0: no bound)\n",
             CS_DEFAULT_URL);
 }
 
@@ -267,6 +273,8 @@ int main(int argc, char **argv)
             o.auth_tokens = v;
         else if (strcmp(a, "--token-file") == 0)
             token_file = v;
+        else if (strcmp(a, "--audit-max-bytes") == 0 && num(a, v, 1ULL << 50, &x) == 0)
+            o.audit_max_bytes = x;
         else if (strcmp(a, "--concurrency") == 0) {
             if (strcmp(v, "optimistic") != 0 && strcmp(v, "offers") != 0) {
                 fprintf(stderr, "cellstated: --concurrency: '%s' is not optimistic or offers\n",

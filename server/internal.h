@@ -21,6 +21,8 @@
  *               notifications, counted by the peer's IP address
  *   authz.c     who sends each request (certificate, token, a replica's
  *               "as") and whether that principal may (docs/security.md)
+ *   audit.c     the audit log of accepted writes (audit.h: a module of its
+ *               own, cs_audit_); what each write records is writer.c's
  *
  * Names shared between these files carry the srv_ prefix; everything else
  * is static to its file. Threads and locks are described in server.c.
@@ -42,6 +44,7 @@
 #include "proto/principal.h"
 #include "proto/proto.h"
 #include "proto/schedreport.h"
+#include "server/audit.h"
 #include "server/offers.h"
 #include "server/server.h"
 #include "txn/command.h"
@@ -79,6 +82,7 @@ typedef struct wprep {
     uint64_t lease;             /* offer.commit: the lease it names */
     uint8_t admin;
     uint64_t deadline;
+    const char *name; /* the job or machine a write named, for the audit (in `a`); NULL: none */
 } wprep;
 
 /* An item of the writer's queue: a worker's request, or one of the
@@ -103,8 +107,10 @@ enum { LANE_CELL, LANE_REPORTS, NLANES };
 
 struct worker {
     cs_server *s;
-    /* Who sent the request being served (authz.c), its text (the audit's
-     * "who"), and whether job environments are hidden from it (a reader). */
+    /* Who sent the request being served (authz.c, set by serve()), its
+     * text (the audit log's "who": "agent:m1", "operator"; "anonymous" in a
+     * cell without roles), and whether job environments are hidden from it
+     * (a reader). */
     cs_principal principal;
     char who[CS_PRINCIPAL_MAX + 1];
     bool redact;
@@ -304,6 +310,9 @@ struct cs_server {
     _Atomic size_t inflight;
     /* --max-conns-per-peer (peers.c); NULL when unbounded. */
     struct srv_peers *peers;
+    /* The audit log (audit.h), DIR/audit.log: appended to by the writer
+     * and by membership changes, read by `audit` requests. */
+    cs_audit *audit;
 };
 
 static inline int64_t now_ms(void)
@@ -433,6 +442,9 @@ int srv_members_change(worker *w, msgpack_packer *pk, cs_error *err);
 int srv_wait_applied(cs_server *s, uint64_t index, uint32_t timeout_ms, cs_error *err);
 
 /* ---- reads (reads.c) ---- */
+
+/* audit: the newest entries of this server's audit log that match. */
+int srv_audit(worker *w, msgpack_packer *pk, cs_error *err);
 
 int srv_get_machines(worker *w, msgpack_packer *pk, cs_error *err);
 int srv_get_jobs(worker *w, msgpack_packer *pk, cs_error *err);

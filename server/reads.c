@@ -1,6 +1,7 @@
 /* reads.c — the requests answered from one snapshot of the store, on the
  * worker's thread: get.machines, get.jobs, get.tasks, get.job, stats; and
- * the tasks of a machine as a poll in the "each" form gets them. */
+ * the tasks of a machine as a poll in the "each" form gets them. Also
+ * audit, answered from this server's audit log (audit.h), not the store. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -326,5 +327,25 @@ int srv_pack_machine_tasks(cs_snap *snap, msgpack_packer *pk, cs_id machine, cs_
                   .memo = &jm};
     int rc = pack_tasks(snap, pk, &p, err);
     job_memo_free(&jm);
+    return rc;
+}
+
+/* ---- the audit log ------------------------------------------------------------ */
+
+/* Each server answers from its own file: in a replicated cell the leader
+ * that accepted a write recorded it, so a client asks every replica and
+ * merges (cellctl audit). */
+int srv_audit(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_audit_req q;
+    cs_audit_reply r = {0};
+    int rc = cs_audit_req_decode(body(w), &q, &a, err);
+    if (rc == CS_OK)
+        rc = cs_audit_read(w->s->audit, &q, &a, &r.entries, &r.n, &r.more, err);
+    if (rc == CS_OK && cs_audit_reply_encode(pk, &r) != CS_OK)
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    cs_arena_free(&a);
     return rc;
 }

@@ -41,6 +41,7 @@ void cs_server_opts_default(cs_server_opts *o)
     o->log_retain_ms = 10 * 60 * 1000;
     o->concurrency = CS_CONCURRENCY_OPTIMISTIC;
     o->offer_timeout_ms = CS_OFFER_TIMEOUT_DEFAULT_MS;
+    o->audit_max_bytes = CS_AUDIT_MAX_BYTES_DEFAULT;
 }
 
 /* The slot of machine `id`, growing the table; NULL when out of memory.
@@ -173,6 +174,7 @@ static const srv_route routes[CS_MSG_COUNT] = {
     [CS_MSG_OFFER_ACQUIRE] = {NULL, SRV_OFFER},
     [CS_MSG_OFFER_RELEASE] = {srv_offer_release, SRV_READ},
     [CS_MSG_OFFER_COMMIT] = {NULL, SRV_WRITE},
+    [CS_MSG_AUDIT] = {srv_audit, SRV_READ},
 };
 
 static const srv_route not_a_request = {NULL, SRV_NONE};
@@ -262,6 +264,7 @@ static void serve(worker *w)
     size_t len = nng_msg_len(w->req);
     w->decoded = false;
     w->outcome = CS_OK;
+    snprintf(w->who, sizeof w->who, "%s", "anonymous");
     pthread_mutex_lock(&s->mu);
     s->c.requests++;
     pthread_mutex_unlock(&s->mu);
@@ -652,6 +655,8 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
                        strerror(errno));
         goto err_after_alloc;
     }
+    if ((rc = cs_audit_open(s->data_dir, s->o.audit_max_bytes, &s->audit, err)) != CS_OK)
+        goto err_after_alloc;
     cs_store_opts so = {.nosync = o->nosync};
     if (o->nmembers > 0) {
         rc = start_replica(s, o, &so, err);
@@ -783,6 +788,7 @@ err_after_alloc:
     if (s->have_fwd)
         nng_close(s->fwd);
     srv_touched_free(s);
+    cs_audit_close(s->audit);
     free(s->members);
     free(s->raft_addr);
     pthread_cond_destroy(&s->cv);
@@ -891,6 +897,7 @@ void cs_server_stop(cs_server *s)
     if (!s->replicated)
         cs_store_close(s->store);
     srv_touched_free(s);
+    cs_audit_close(s->audit); /* the writer and the workers are gone */
     free(s->members);
     free(s->raft_addr);
     cs_sched_table_free(&s->reports);

@@ -106,6 +106,10 @@ typedef struct cs_server_opts {
      * serves cs_server_metrics_text passes it. Off by default: seven series
      * a machine is 70,000 at 10,000 machines. */
     bool metrics_per_machine;
+    /* The audit log's size (--audit-max-bytes, server/audit.h): past it
+     * DIR/audit.log becomes DIR/audit.log.1 and a new one begins; 0: one
+     * file without bound. Default 64 MiB. */
+    uint64_t audit_max_bytes;
 } cs_server_opts;
 
 /* Requests in flight, in bytes (--max-inflight-bytes): sixteen requests of
@@ -127,7 +131,8 @@ typedef struct cs_server_opts {
 #define CS_MAX_JOB_TASKS_DEFAULT 100000
 
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB,
- * 256 MiB in flight, 256 connections per peer, 100,000 tasks a job, optimistic concurrency (offers: 30 s lease). */
+ * 256 MiB in flight, 256 connections per peer, 100,000 tasks a job, optimistic concurrency (offers: 30 s lease),
+ * a 64 MiB audit log. */
 void cs_server_opts_default(cs_server_opts *o);
 
 /* Open the store and start serving. On success *out is the caller's: stop

@@ -571,6 +571,32 @@ char *ts_slurp(const char *path, size_t *len)
     return buf;
 }
 
+int ts_run_argv(char *const argv[], const char *dir, char **out, char **err)
+{
+    char po[1100], pe[1100];
+    snprintf(po, sizeof po, "%s/run.out", dir);
+    snprintf(pe, sizeof pe, "%s/run.err", dir);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fo = open(po, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo < 0 || fe < 0)
+            _exit(126);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    size_t len;
+    *out = ts_slurp(po, &len);
+    *err = ts_slurp(pe, &len);
+    cr_assert(*out != NULL && *err != NULL, "%s: its output is not readable", argv[0]);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 int ts_stop(int pid, int sig, int timeout_ms)
 {
     kill(pid, sig);

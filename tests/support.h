@@ -42,6 +42,11 @@ void ts_tmp_teardown(void);
  * (NUL-terminated, cut at size - 1); its exit status, -1 if it did not
  * exit. */
 int ts_run(const char *cmd, char *out, size_t size);
+/* Run argv[0] with `argv` (NULL-terminated, borrowed) to its end, without
+ * a shell, its standard output and error captured whole, through files
+ * DIR/run.out and DIR/run.err, into *out and *err (the caller's: free).
+ * Its exit status, -1 if it did not exit. */
+int ts_run_argv(char *const argv[], const char *dir, char **out, char **err);
 
 /* Register machine `name` with the given capacity (cpu millicores, mem MiB,
  * disk MiB) and port range; returns its id. Attributes as "k=v" strings,

@@ -28,30 +28,12 @@ typedef struct run {
     char *out, *err;
 } run;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "%s: cannot open", path);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(m);
-    fclose(f);
-    return buf;
-}
-
 /* Run cellctl with --server URL (unless url is NULL) and args[0..n);
  * stdout and stderr are captured in files of the daemon's directory. */
 static void cellctl_argv(const ts_daemon *d, const char *url, run *r, const char **args, int n)
 {
-    char bin[256], out[1100], err[1100];
+    char bin[256];
     ts_bin("cellctl", bin, sizeof bin);
-    snprintf(out, sizeof out, "%s/cellctl.out", d->dir);
-    snprintf(err, sizeof err, "%s/cellctl.err", d->dir);
     char *argv[40];
     int argc = 0;
     argv[argc++] = bin;
@@ -62,23 +44,7 @@ static void cellctl_argv(const ts_daemon *d, const char *url, run *r, const char
     for (int i = 0; i < n && argc < 39; i++)
         argv[argc++] = (char *)args[i];
     argv[argc] = NULL;
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0)
-            _exit(126);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(bin, argv);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r->out = slurp(out);
-    r->err = slurp(err);
+    r->status = ts_run_argv(argv, d->dir, &r->out, &r->err);
 }
 
 /* The NULL-terminated arguments after `r`, plus `extra` (NULL-terminated)
@@ -933,7 +899,7 @@ Test(cellctl, watch_draws_frames_and_stops_cleanly)
             ts_sleep_ms(50);
             continue;
         }
-        char *text = slurp(log);
+        char *text = ts_slurp(log, NULL);
         bool drawn = strstr(text, "cellctl watch") != NULL;
         free(text);
         if (drawn)
@@ -944,7 +910,7 @@ Test(cellctl, watch_draws_frames_and_stops_cleanly)
     add_machine(d, "m2");
     bool redrawn = false;
     for (int i = 0; i < 200 && !redrawn; i++) {
-        char *text = slurp(log);
+        char *text = ts_slurp(log, NULL);
         const char *second = strstr(text, "cellctl watch");
         second = second != NULL ? strstr(second + 1, "cellctl watch") : NULL;
         redrawn = second != NULL && strstr(second, "m2") != NULL;

@@ -449,6 +449,17 @@ Test(tls, a_job_is_placed_run_and_finished_over_tls)
     cr_assert_eq(st, 0, "cellctl logs over TLS: %s", out);
     cr_assert(strstr(out, "said-over-tls") != NULL, "%s", out);
 
+    /* The audit, over TLS too: the agent's, the scheduler's and the
+     * operator's writes. */
+    char aargs[600];
+    snprintf(aargs, sizeof aargs, "--server %s audit -n 10000", c.url);
+    st = cellctl(env, aargs, out, sizeof out);
+    cr_assert_eq(st, 0, "cellctl audit over TLS: %s", out);
+    static const char *const actions[] = {"machine.register", "job.submit", "commit",
+                                          "task.status"};
+    for (size_t i = 0; i < sizeof actions / sizeof *actions; i++)
+        cr_assert(strstr(out, actions[i]) != NULL, "no %s in the audit: %s", actions[i], out);
+
     /* The same cellctl without certificates is told what is missing. */
     st = cellctl("", args, out, sizeof out);
     cr_assert_eq(st, 2, "%s", out);

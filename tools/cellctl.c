@@ -7,7 +7,7 @@
  *
  * Commands: submit, update, kill, scale (cellctl_job.c); get, describe,
  * endpoints, stats, watch (cellctl_show.c); cordon, uncordon, drain, logs
- * (cellctl_ops.c); members (cellctl_members.c). Job specs are JSON, native or Marathon
+ * (cellctl_ops.c); members (cellctl_members.c); audit (cellctl_audit.c). Job specs are JSON, native or Marathon
  * (spec/jobspec.h; docs/design.md "Job specs").
  *
  * Exit status: 0 on success, 1 when a spec, a request or the server failed,
@@ -23,6 +23,7 @@
 #include "proto/principal.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
+#include "tools/cellctl_audit.h"
 #include "tools/cellctl_cell.h"
 #include "tools/cellctl_job.h"
 #include "tools/cellctl_members.h"
@@ -50,7 +51,14 @@ enum {
     O_STDERR = 1 << 10,
     O_TAIL = 1 << 11,
     O_FOLLOW = 1 << 12,
+    O_SINCE = 1 << 13,
+    O_WHO = 1 << 14,
+    O_ACTION = 1 << 15,
+    O_LIMIT = 1 << 16,
 };
+
+/* Long options without a short form (getopt's values above any char). */
+enum { OPT_SINCE = 256, OPT_WHO, OPT_ACTION };
 
 typedef struct command {
     const char *name;
@@ -144,6 +152,18 @@ static const command commands[] = {
      "  transfer [ID]        hand leadership to member ID (none: the most up-to-date voter)\n"
      "Each change prints the log index once it committed; any replica forwards it to the\n"
      "leader.\n"},
+    {"audit", ctl_cmd_audit, O_OUTPUT | O_SINCE | O_WHO | O_ACTION | O_LIMIT,
+     "audit [--since D|TIME] [--who W] [--action A] [-n N] [-o json]",
+     "The cell's audit log: every write a server accepted (who sent it, the message type, what\n"
+     "it changed, the cell version after it), newest last. Every server of --server is asked\n"
+     "(each logs the writes it accepted as leader) and their entries merged by time; one that\n"
+     "does not answer is named on standard error, the others' entries are printed, and the\n"
+     "exit status is 1. Times are UTC. -o json prints one JSON object a line.\n"
+     "  --since D|TIME  entries from D ago (1h, 30m) or from TIME (2026-01-31T15:04:05Z)\n"
+     "  --who W         entries of principal W (\"operator\"), or of every principal W\n"
+     "                  begins (\"agent\" or \"agent:\" matches agent:m1)\n"
+     "  --action A      entries of one action (job.kill, commit, machine.admin, ...)\n"
+     "  -n, --limit N   the newest N entries (default 100, at most 10000)\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -205,6 +225,8 @@ int main(int argc, char **argv)
         {"follow", no_argument, NULL, 'f'},
         {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
         {"tls-ca", required_argument, NULL, 'A'},  {"token-file", required_argument, NULL, 'k'},
+        {"since", required_argument, NULL, OPT_SINCE}, {"who", required_argument, NULL, OPT_WHO},
+        {"action", required_argument, NULL, OPT_ACTION}, {"limit", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *server = NULL;
@@ -216,7 +238,7 @@ int main(int argc, char **argv)
     bool help = false;
     int opt;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "s:o:hf", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:o:hfn:", longopts, NULL)) != -1) {
         switch (opt) {
         case 's': server = optarg; break;
         case 'C': tls_files.cert = optarg; break;
@@ -281,6 +303,21 @@ int main(int argc, char **argv)
             break;
         }
         case 'f': seen |= O_FOLLOW, a.follow = true; break;
+        case OPT_SINCE: seen |= O_SINCE, a.since = optarg; break;
+        case OPT_WHO: seen |= O_WHO, a.who = optarg; break;
+        case OPT_ACTION: seen |= O_ACTION, a.action = optarg; break;
+        case 'n': {
+            seen |= O_LIMIT;
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || end == optarg || n < 1 || n > CS_AUDIT_LIMIT_MAX) {
+                fprintf(stderr, "cellctl: -n %s: not a number of entries in 1..%d\n", optarg,
+                        CS_AUDIT_LIMIT_MAX);
+                return EXIT_USAGE;
+            }
+            a.limit = (uint32_t)n;
+            break;
+        }
         case 'h': help = true; break;
         default:
             if (optopt)
@@ -324,7 +361,8 @@ int main(int argc, char **argv)
                                             "--state",    "--interval",    "--count",
                                             "--ansi",     "--dry-run",     "--deadline",
                                             "--no-deadline", "--stderr",   "--tail",
-                                            "-f"};
+                                            "-f",         "--since",       "--who",
+                                            "--action",   "-n"};
         size_t bit = 0;
         while (!(extra & (1u << bit)))
             bit++;

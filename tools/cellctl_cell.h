@@ -50,6 +50,8 @@ typedef struct ctl_args {
     bool err_stream;                   /* logs --stderr */
     uint32_t tail;                     /* logs --tail N; 0 = all */
     bool follow;                       /* logs -f */
+    const char *since, *who, *action;  /* audit --since, --who, --action */
+    uint32_t limit;                    /* audit -n; 0 = the default */
 } ctl_args;
 
 /* Close the connection, if any. */

@@ -578,6 +578,11 @@ static void server_seeds(const char *dir)
     pk = body_map(&x, 1);
     cs_pack_kv_str(pk, "job", "batch");
     request(&c, CS_MSG_JOB_KILL, &x, "job-kill", NULL);
+    pk = body_map(&x, 3);
+    cs_pack_kv_u64(pk, "limit", 5);
+    cs_pack_kv_str(pk, "who", "anonymous");
+    cs_pack_kv_str(pk, "action", "job.kill");
+    request(&c, CS_MSG_AUDIT, &x, "audit", NULL);
     nng_close(c.sock);
     cs_server_stop(srv);
 }
