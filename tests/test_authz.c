@@ -18,6 +18,7 @@
 #include "proto/agentmsg.h"
 #include "proto/jobmsg.h"
 #include "proto/principal.h"
+#include "proto/readmsg.h"
 #include "proto/schedreport.h"
 #include "proto/tls.h"
 #include "tests/support.h"
@@ -638,6 +639,50 @@ static void a_reader_only_reads(void)
 }
 
 
+/* Whether the audit, read by `reader`, has an entry of `who` doing
+ * `action`. */
+static bool audited(cs_client *reader, const char *who, const char *action)
+{
+    cs_audit_req q = {.limit = 1000, .who = who, .action = action};
+    ts_body x;
+    cr_assert_eq(cs_audit_req_encode(ts_body_new(&x), &q), CS_OK);
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(call(reader, CS_MSG_AUDIT, &x, &r, &err), CS_OK, "%s", err.msg);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_audit_reply rep;
+    cr_assert_eq(cs_audit_reply_decode(&r.body, &rep, &a, &err), CS_OK, "%s", err.msg);
+    bool found = false;
+    for (uint32_t i = 0; i < rep.n; i++)
+        found |= strcmp(rep.entries[i].who, who) == 0 && strcmp(rep.entries[i].action, action) == 0;
+    cs_arena_free(&a);
+    return found;
+}
+
+/* The audit names the principal of each accepted write, and only an
+ * operator or a reader may read it. */
+static void the_audit_names_each_principal(void)
+{
+    cs_id m1 = registered(K.c[AGENT1], "m1");
+    cs_id task = placed_job("etl", "batch", m1, true);
+    cs_msg r;
+    cs_error err = {0};
+    cr_assert_eq(report(K.c[AGENT1], task, task_now(task).attempts, CS_TASK_RUNNING, false, &r, &err), CS_OK, "%s",
+                 err.msg);
+    cr_assert(audited(K.c[READER], "agent:m1", "machine.register"));
+    cr_assert(audited(K.c[READER], "agent:m1", "task.status"));
+    cr_assert(audited(K.c[OPER], "operator", "job.submit"));
+    cr_assert(audited(K.c[OPER], "scheduler.batch:batch-1", "commit"));
+    /* A refused write is not there. */
+    do_register(K.c[AGENT2], "m1", "down", &r, &err);
+    cr_assert(!audited(K.c[OPER], "agent:m2", "machine.register"));
+    ts_body x;
+    cs_audit_req q = {.limit = 10};
+    cs_audit_req_encode(ts_body_new(&x), &q);
+    expect_denied(call(K.c[AGENT1], CS_MSG_AUDIT, &x, &r, &err), &err, "agent:m1", CS_MSG_AUDIT);
+}
+
 /* ---- the attacks, with roles from tokens and from certificates ---------- */
 
 Test(authz, an_agent_cannot_register_another_machine) { an_agent_cannot_register_another_machine(); }
@@ -648,6 +693,7 @@ Test(authz, a_scheduler_names_only_itself) { a_scheduler_names_only_itself(); }
 Test(authz, no_rogue_machine_and_no_environment_for_readers) { no_rogue_machine_and_no_environment_for_readers(); }
 Test(authz, an_agent_heartbeats_only_its_machine) { an_agent_heartbeats_only_its_machine(); }
 Test(authz, a_reader_only_reads) { a_reader_only_reads(); }
+Test(authz, the_audit_names_each_principal) { the_audit_names_each_principal(); }
 
 Test(authz_tls, an_agent_cannot_register_another_machine) { an_agent_cannot_register_another_machine(); }
 Test(authz_tls, an_agent_cannot_report_another_machines_task) { an_agent_cannot_report_another_machines_task(); }
@@ -657,6 +703,7 @@ Test(authz_tls, a_scheduler_names_only_itself) { a_scheduler_names_only_itself()
 Test(authz_tls, no_rogue_machine_and_no_environment_for_readers) { no_rogue_machine_and_no_environment_for_readers(); }
 Test(authz_tls, an_agent_heartbeats_only_its_machine) { an_agent_heartbeats_only_its_machine(); }
 Test(authz_tls, a_reader_only_reads) { a_reader_only_reads(); }
+Test(authz_tls, the_audit_names_each_principal) { the_audit_names_each_principal(); }
 
 /* ---- a replicated cell -------------------------------------------------- */
 
