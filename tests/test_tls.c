@@ -58,7 +58,7 @@ static void files_of(files *x, const char *dir, const char *who, const char *cad
     snprintf(leaf, sizeof leaf, "%s.key", who);
     path(x->key, sizeof x->key, dir, leaf);
     path(x->ca, sizeof x->ca, cadir, "ca.pem");
-    x->f = (cs_tls_files){x->cert, x->key, x->ca};
+    x->f = (cs_tls_files){x->cert, x->key, x->ca, NULL};
 }
 
 static void write_file(const char *p, const char *text)
@@ -88,13 +88,13 @@ Test(tls, load_checks_each_file_and_names_it)
     cr_assert_eq(cs_tls_load(&none, &t, &err), CS_OK);
     cr_assert_null(t, "no files: a plain client");
 
-    cs_tls_files part = {x.cert, NULL, x.ca};
+    cs_tls_files part = {x.cert, NULL, x.ca, NULL};
     cr_assert_eq(cs_tls_load(&part, &t, &err), CS_EINVAL);
     cr_assert(strstr(err.msg, "missing: --tls-key") != NULL, "%s", err.msg);
 
     char missing[400];
     path(missing, sizeof missing, "a", "nope.pem");
-    cs_tls_files m = {missing, x.key, x.ca};
+    cs_tls_files m = {missing, x.key, x.ca, NULL};
     cr_assert_eq(cs_tls_load(&m, &t, &err), CS_EINVAL);
     cr_assert(strstr(err.msg, "--tls-cert") != NULL && strstr(err.msg, missing) != NULL &&
                   strstr(err.msg, "No such file") != NULL,
@@ -103,13 +103,13 @@ Test(tls, load_checks_each_file_and_names_it)
     char junk[400];
     path(junk, sizeof junk, "a", "junk.pem");
     write_file(junk, "not a certificate\n");
-    cs_tls_files j = {x.cert, x.key, junk};
+    cs_tls_files j = {x.cert, x.key, junk, NULL};
     cr_assert_eq(cs_tls_load(&j, &t, &err), CS_EINVAL);
     cr_assert(strstr(err.msg, "--tls-ca") != NULL && strstr(err.msg, "not a PEM CERTIFICATE"),
               "%s", err.msg);
 
     /* A certificate given as the key: no PRIVATE KEY block. */
-    cs_tls_files ck = {x.cert, x.cert, x.ca};
+    cs_tls_files ck = {x.cert, x.cert, x.ca, NULL};
     cr_assert_eq(cs_tls_load(&ck, &t, &err), CS_EINVAL);
     cr_assert(strstr(err.msg, "--tls-key") != NULL && strstr(err.msg, "PRIVATE KEY"), "%s",
               err.msg);
@@ -117,7 +117,7 @@ Test(tls, load_checks_each_file_and_names_it)
     /* reader's key with operator's certificate. */
     files r;
     files_of(&r, "a", "reader", "a");
-    cs_tls_files mismatch = {x.cert, r.key, x.ca};
+    cs_tls_files mismatch = {x.cert, r.key, x.ca, NULL};
     cr_assert_eq(cs_tls_load(&mismatch, &t, &err), CS_EINVAL);
     cr_assert(strstr(err.msg, "not the key of --tls-cert") != NULL, "%s", err.msg);
 
