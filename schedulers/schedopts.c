@@ -48,6 +48,7 @@ enum {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_TLS_CA,
+    OPT_TLS_CRL,
 };
 
 static const struct option long_opts[] = {
@@ -55,6 +56,7 @@ static const struct option long_opts[] = {
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-crl", required_argument, NULL, OPT_TLS_CRL},
     {"name", required_argument, NULL, OPT_NAME},
     {"conflict", required_argument, NULL, OPT_CONFLICT},
     {"commit", required_argument, NULL, OPT_COMMIT},
@@ -101,6 +103,8 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "  --tls-cert FILE --tls-key FILE --tls-ca FILE  this scheduler's certificate\n"
             "                        and key and the cell's CA (PEM; else $CELLSCHED_TLS_CERT,\n"
             "                        _KEY, _CA): for, and only for, tls+tcp:// servers\n"
+            "  --tls-crl FILE        the CA's revocation list (PEM; else $CELLSCHED_TLS_CRL):\n"
+            "                        a server whose certificate it lists is refused\n"
             "  --name NAME           unique scheduler name (default %s)\n"
             "  --conflict fine|coarse        conflict detection (default fine)\n"
             "  --commit incremental|gang     commit mode (default incremental; a job's gang\n"
@@ -232,6 +236,7 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
         case OPT_TLS_CERT: o->tls.cert = optarg; break;
         case OPT_TLS_KEY: o->tls.key = optarg; break;
         case OPT_TLS_CA: o->tls.ca = optarg; break;
+        case OPT_TLS_CRL: o->tls.crl = optarg; break;
         case OPT_NAME:
             if (optarg[0] == '\0' || strlen(optarg) > 255)
                 return cs_errorf(err, CS_EINVAL, "--name: must be 1 to 255 bytes");

@@ -1,6 +1,6 @@
 /* cellctl — the command line of a cellsched cell.
  *
- *   cellctl [--server URL] [--timeout D] [--tls-cert F --tls-key F --tls-ca F]
+ *   cellctl [--server URL] [--timeout D] [--tls-cert F --tls-key F --tls-ca F [--tls-crl F]]
  *           COMMAND [ARGS] [OPTIONS]
  *   cellctl --help | cellctl help COMMAND | cellctl COMMAND --help
  *
@@ -159,6 +159,8 @@ static void usage(FILE *f)
           "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
           "                     your certificate and key and the cell's CA, for tls+tcp://\n"
           "                     servers (default: $" CS_TLS_CERT_ENV ", $" CS_TLS_KEY_ENV ", $" CS_TLS_CA_ENV ")\n"
+          "  --tls-crl FILE     the CA's revocation list: a server it lists is refused\n"
+          "                     (default: $" CS_TLS_CRL_ENV ")\n"
           "  -o, --output FMT   table (default) or json\n"
           "  -h, --help         this help; `cellctl help COMMAND` for one command\n",
           f);
@@ -200,7 +202,7 @@ int main(int argc, char **argv)
         {"stderr", no_argument, NULL, 'E'},         {"tail", required_argument, NULL, 'T'},
         {"follow", no_argument, NULL, 'f'},
         {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
-        {"tls-ca", required_argument, NULL, 'A'},
+        {"tls-ca", required_argument, NULL, 'A'},   {"tls-crl", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *server = NULL;
@@ -217,6 +219,7 @@ int main(int argc, char **argv)
         case 'C': tls_files.cert = optarg; break;
         case 'K': tls_files.key = optarg; break;
         case 'A': tls_files.ca = optarg; break;
+        case 'R': tls_files.crl = optarg; break;
         case 't':
             if (parse_duration("--timeout", optarg, &c.timeout_ms) != 0)
                 return EXIT_USAGE;
