@@ -26,6 +26,12 @@
 #include <nng/supplemental/tls/engine.h>
 #include <nng/supplemental/tls/tls.h>
 
+/* Without it mbedTLS drops the peer's certificate after the handshake, and
+ * every peer would read as anonymous. */
+#ifndef MBEDTLS_SSL_KEEP_PEER_CERTIFICATE
+#error "cellsched's TLS engine needs mbedTLS built with MBEDTLS_SSL_KEEP_PEER_CERTIFICATE"
+#endif
+
 /* ---- configurations ------------------------------------------------------------------ */
 
 /* One certificate chain and its key (own_cert may be called more than once:
