@@ -288,17 +288,6 @@ Test(tlsengine, a_closed_or_unknown_pipe_is_an_error)
     cs_tls_free(ts);
 }
 
-/* ---- who is refused -------------------------------------------------------------------- */
-
-/* The listener's count of handshakes it refused (cs_tls_refused). */
-static uint64_t refused(nng_listener l)
-{
-    uint64_t n = 0;
-    cs_error err = {0};
-    cr_assert_eq(cs_tls_refused(l, &n, &err), CS_OK, "%s", err.msg);
-    return n;
-}
-
 /* A REQ socket dialling `url` with `cfg` (the test's; the dialer takes its
  * own hold), started with nng's `flags`: nng_dialer_start's result in *rv. */
 static nng_socket req_with(const char *url, nng_tls_config *cfg, int flags, int *rv)
@@ -310,6 +299,76 @@ static nng_socket req_with(const char *url, nng_tls_config *cfg, int flags, int 
     cr_assert_eq(nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg), 0);
     *rv = nng_dialer_start(d, flags);
     return cl;
+}
+
+/* A configuration of `mode`, made with whatever engine nng has now,
+ * trusting ts_tmp/CADIR/ca.pem and presenting WHO of ts_tmp/DIR; a client
+ * checks the server's name `name`. */
+static nng_tls_config *raw_config(nng_tls_mode mode, const char *cadir, const char *dir,
+                                  const char *who, const char *name)
+{
+    files x, c;
+    files_of(&x, dir, who, false);
+    files_of(&c, cadir, who, false);
+    char *cert = ts_slurp(x.cert, NULL), *key = ts_slurp(x.key, NULL), *ca = ts_slurp(c.ca, NULL);
+    nng_tls_config *cfg;
+    cr_assert_eq(nng_tls_config_alloc(&cfg, mode), 0);
+    cr_assert_eq(nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED), 0);
+    cr_assert_eq(nng_tls_config_ca_chain(cfg, ca, NULL), 0);
+    cr_assert_eq(nng_tls_config_own_cert(cfg, cert, key, NULL), 0);
+    if (mode == NNG_TLS_MODE_CLIENT)
+        cr_assert_eq(nng_tls_config_server_name(cfg, name), 0);
+    free(cert);
+    free(key);
+    free(ca);
+    return cfg;
+}
+
+Test(tlsengine, a_pipe_of_nngs_own_engine_is_named_not_read)
+{
+    /* Configurations made before the install keep nng's engine: their
+     * pipes cannot tell the peer, and cs_tls_peer says why. */
+    certs("", "ca", "server agent:m1");
+    cr_assert_str_neq(nng_tls_engine_name(), CS_TLS_ENGINE_NAME);
+    nng_tls_config *sc = raw_config(NNG_TLS_MODE_SERVER, "ca", "ca", "server", NULL);
+    nng_tls_config *cc = raw_config(NNG_TLS_MODE_CLIENT, "ca", "ca", "agent-m1", "127.0.0.1");
+    cs_error err = {0};
+    cr_assert_eq(cs_tls_engine_install(&err), CS_OK, "%s", err.msg);
+
+    char url[64];
+    tls_url(url, sizeof url);
+    nng_socket srv;
+    nng_listener l;
+    cr_assert_eq(nng_rep0_open(&srv), 0);
+    cr_assert_eq(nng_listener_create(&l, srv, url), 0);
+    cr_assert_eq(nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, sc), 0);
+    cr_assert_eq(nng_listener_start(l, 0), 0);
+    nng_socket_set_ms(srv, NNG_OPT_RECVTIMEO, 20000);
+    int rv;
+    nng_socket cl = req_with(url, cc, NNG_FLAG_NONBLOCK, &rv);
+    cr_assert_eq(rv, 0, "%s", nng_strerror(rv));
+    send_text(cl, "old");
+    nng_msg *m = recv_ok(srv);
+    struct cs_tls_peer peer;
+    cr_assert_eq(cs_tls_peer(nng_msg_get_pipe(m), &peer, &err), CS_ESTATE, "%s", err.msg);
+    cr_assert(strstr(err.msg, "not " CS_TLS_ENGINE_NAME) != NULL, "%s", err.msg);
+    cr_assert_str_eq(peer.cn, "");
+    nng_msg_free(m);
+    nng_close(cl);
+    nng_close(srv);
+    nng_tls_config_free(cc);
+    nng_tls_config_free(sc);
+}
+
+/* ---- who is refused -------------------------------------------------------------------- */
+
+/* The listener's count of handshakes it refused (cs_tls_refused). */
+static uint64_t refused(nng_listener l)
+{
+    uint64_t n = 0;
+    cs_error err = {0};
+    cr_assert_eq(cs_tls_refused(l, &n, &err), CS_OK, "%s", err.msg);
+    return n;
 }
 
 /* A client of `cfg` (the test's; this takes its own hold) sends to `url`:
@@ -331,28 +390,13 @@ static void assert_refused(const char *url, nng_tls_config *cfg, nng_socket srv,
     nng_close(cl);
 }
 
-/* A client configuration trusting ts_tmp/CADIR/ca.pem, presenting WHO of
- * ts_tmp/DIR, checking the server's name `name`. */
+/* A client configuration of cellsched's engine: raw_config's. */
 static nng_tls_config *client_config(const char *cadir, const char *dir, const char *who,
                                      const char *name)
 {
-    files x;
-    files_of(&x, dir, who, false);
-    char ca[400];
-    snprintf(ca, sizeof ca, "%s/%s/ca.pem", ts_tmp, cadir);
-    size_t ncert, nkey;
-    char *cert = ts_slurp(x.cert, &ncert), *key = ts_slurp(x.key, &nkey);
-    cr_assert(cert != NULL && key != NULL);
     cs_error err = {0};
     cr_assert_eq(cs_tls_engine_install(&err), CS_OK, "%s", err.msg);
-    nng_tls_config *cfg;
-    cr_assert_eq(nng_tls_config_alloc(&cfg, NNG_TLS_MODE_CLIENT), 0);
-    cr_assert_eq(nng_tls_config_ca_file(cfg, ca), 0);
-    cr_assert_eq(nng_tls_config_own_cert(cfg, cert, key, NULL), 0);
-    cr_assert_eq(nng_tls_config_server_name(cfg, name), 0);
-    free(cert);
-    free(key);
-    return cfg;
+    return raw_config(NNG_TLS_MODE_CLIENT, cadir, dir, who, name);
 }
 
 Test(tlsengine, a_client_of_another_ca_is_refused_at_the_handshake)
