@@ -134,7 +134,7 @@ static int check_crl(const cs_tls *t, const cs_tls_files *f, const mbedtls_x509_
             return cs_errorf(err, CS_EINVAL,
                              "--tls-crl %s: expired on %04d-%02d-%02d (its next update): "
                              "every peer would be refused; make it anew "
-                             "(tools/cellsched-certs.sh --revoke)",
+                             "(tools/cellsched-certs.sh --crl)",
                              f->crl, c->next_update.year, c->next_update.mon,
                              c->next_update.day);
     }

@@ -546,6 +546,22 @@ Test(tlsengine, load_checks_the_crl_and_names_it)
     cr_assert_eq(cs_tls_load(&x.f, &t, &err), CS_EINVAL);
     cr_assert(strstr(err.msg, "not a valid CRL") != NULL, "%s", err.msg);
 
+    /* A CRL past its next update (made with openssl ca on the script's
+     * database): mbedTLS would refuse every peer. */
+    char old[400], conf[400], oc[3000];
+    snprintf(old, sizeof old, "%s/old-crl.pem", ts_tmp);
+    snprintf(conf, sizeof conf, "%s/old.cnf", ts_tmp);
+    snprintf(oc, sizeof oc,
+             "printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=%s/ca/ca.index\\n"
+             "certificate=%s/ca/ca.pem\\nprivate_key=%s/ca/ca.key\\ndefault_md=sha256\\n' > '%s' "
+             "&& openssl ca -config '%s' -gencrl -crl_lastupdate 20200101000000Z "
+             "-crl_nextupdate 20200102000000Z -out '%s' 2>&1",
+             ts_tmp, ts_tmp, ts_tmp, conf, conf, old);
+    cr_assert_eq(ts_run(oc, out, sizeof out), 0, "%s: %s", oc, out);
+    x.f.crl = old;
+    cr_assert_eq(cs_tls_load(&x.f, &t, &err), CS_EINVAL);
+    cr_assert(strstr(err.msg, "expired on 2020-01-02") != NULL, "%s", err.msg);
+
     /* A CRL alone. */
     cs_tls_files alone = {NULL, NULL, NULL, x.crl};
     cr_assert_eq(cs_tls_load(&alone, &t, &err), CS_EINVAL);
