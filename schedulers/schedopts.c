@@ -49,6 +49,7 @@ enum {
     OPT_TLS_KEY,
     OPT_TLS_CA,
     OPT_TOKEN_FILE,
+    OPT_TLS_CRL,
 };
 
 static const struct option long_opts[] = {
@@ -57,6 +58,7 @@ static const struct option long_opts[] = {
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
     {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"tls-crl", required_argument, NULL, OPT_TLS_CRL},
     {"name", required_argument, NULL, OPT_NAME},
     {"conflict", required_argument, NULL, OPT_CONFLICT},
     {"commit", required_argument, NULL, OPT_COMMIT},
@@ -105,6 +107,8 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "                        _KEY, _CA): for, and only for, tls+tcp:// servers\n"
             "  --token-file FILE     this scheduler's token in a cell with roles from tokens\n"
             "                        (cellstated --auth-tokens; else $CELLSCHED_TOKEN_FILE)\n"
+            "  --tls-crl FILE        the CA's revocation list (PEM; else $CELLSCHED_TLS_CRL):\n"
+            "                        a server whose certificate it lists is refused\n"
             "  --name NAME           unique scheduler name (default %s)\n"
             "  --conflict fine|coarse        conflict detection (default fine)\n"
             "  --commit incremental|gang     commit mode (default incremental; a job's gang\n"
@@ -237,6 +241,7 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
         case OPT_TLS_KEY: o->tls.key = optarg; break;
         case OPT_TLS_CA: o->tls.ca = optarg; break;
         case OPT_TOKEN_FILE: o->token_file = optarg; break;
+        case OPT_TLS_CRL: o->tls.crl = optarg; break;
         case OPT_NAME:
             if (optarg[0] == '\0' || strlen(optarg) > 255)
                 return cs_errorf(err, CS_EINVAL, "--name: must be 1 to 255 bytes");

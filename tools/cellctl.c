@@ -1,6 +1,6 @@
 /* cellctl — the command line of a cellsched cell.
  *
- *   cellctl [--server URL] [--timeout D] [--tls-cert F --tls-key F --tls-ca F]
+ *   cellctl [--server URL] [--timeout D] [--tls-cert F --tls-key F --tls-ca F [--tls-crl F]]
  *           [--token-file F]
  *           COMMAND [ARGS] [OPTIONS]
  *   cellctl --help | cellctl help COMMAND | cellctl COMMAND --help
@@ -183,6 +183,8 @@ static void usage(FILE *f)
           "                     servers (default: $" CS_TLS_CERT_ENV ", $" CS_TLS_KEY_ENV ", $" CS_TLS_CA_ENV ")\n"
           "  --token-file FILE  your token, for a cell with roles from tokens (cellstated\n"
           "                     --auth-tokens; default: $" CS_TOKEN_FILE_ENV ")\n"
+          "  --tls-crl FILE     the CA's revocation list: a server it lists is refused\n"
+          "                     (default: $" CS_TLS_CRL_ENV ")\n"
           "  -o, --output FMT   table (default) or json\n"
           "  -h, --help         this help; `cellctl help COMMAND` for one command\n",
           f);
@@ -224,7 +226,8 @@ int main(int argc, char **argv)
         {"stderr", no_argument, NULL, 'E'},         {"tail", required_argument, NULL, 'T'},
         {"follow", no_argument, NULL, 'f'},
         {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
-        {"tls-ca", required_argument, NULL, 'A'},  {"token-file", required_argument, NULL, 'k'},
+        {"tls-ca", required_argument, NULL, 'A'},   {"tls-crl", required_argument, NULL, 'R'},
+        {"token-file", required_argument, NULL, 'k'},
         {"since", required_argument, NULL, OPT_SINCE}, {"who", required_argument, NULL, OPT_WHO},
         {"action", required_argument, NULL, OPT_ACTION}, {"limit", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
@@ -245,6 +248,7 @@ int main(int argc, char **argv)
         case 'K': tls_files.key = optarg; break;
         case 'A': tls_files.ca = optarg; break;
         case 'k': token_file = optarg; break;
+        case 'R': tls_files.crl = optarg; break;
         case 't':
             if (parse_duration("--timeout", optarg, &c.timeout_ms) != 0)
                 return EXIT_USAGE;

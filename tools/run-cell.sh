@@ -131,10 +131,15 @@ done
 # Replica i (1..REPLICAS) serves clients on BASE+i-1 and talks Raft on
 # BASE+REPLICAS+i-1; every client is given the whole list and fails over.
 # With TLS (docs/security.md), each program presents the certificate of
-# its role and name: tls() prints the flags of certificate $1.
+# its role and name: tls() prints the flags of certificate $1, and the CRL
+# once one was made (tools/cellsched-certs.sh --revoke ROLE[:NAME] $CERTS).
 SCHEME=tcp
 CERTS=$DIR/certs
-tls() { [[ -z $TLS ]] || echo "--tls-cert $CERTS/$1.pem --tls-key $CERTS/$1.key --tls-ca $CERTS/ca.pem"; }
+tls() {
+    [[ -z $TLS ]] && return
+    echo "--tls-cert $CERTS/$1.pem --tls-key $CERTS/$1.key --tls-ca $CERTS/ca.pem"
+    [[ ! -f $CERTS/crl.pem ]] || echo "--tls-crl $CERTS/crl.pem"
+}
 [[ -z $TLS ]] || SCHEME=tls+tcp
 URLS=()
 for ((i = 0; i < REPLICAS; i++)); do URLS+=("$SCHEME://127.0.0.1:$((BASE + i))"); done
