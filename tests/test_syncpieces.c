@@ -663,3 +663,15 @@ Test(syncpieces, a_real_cellstated_serves_pieces_to_the_port, .timeout = 90, .fi
     msgpack_sbuffer_destroy(&b);
     msgpack_sbuffer_destroy(&out);
 }
+
+Test(syncpieces, cellstated_refuses_a_sync_chunk_of_zero)
+{
+    char bin[256], cmd[512], out[4096];
+    ts_bin("cellstated", bin, sizeof bin);
+    snprintf(cmd, sizeof cmd, "%s --sync-chunk 0", bin);
+    cr_assert_eq(ts_run(cmd, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "bad option --sync-chunk 0"), "%s", out);
+    snprintf(cmd, sizeof cmd, "%s --help", bin);
+    ts_run(cmd, out, sizeof out);
+    cr_assert(strstr(out, "--sync-chunk N"), "the usage names the flag: %s", out);
+}
