@@ -230,9 +230,13 @@ static int walk_piece(cs_snap *snap, piece_walk *w, cs_sync_key from, bool first
             start = from.id + 1;
         }
         size_t limit = w->left + 1;
-        int rc = k == CS_KIND_MACHINE ? cs_snap_each_machine_from(snap, start, limit, piece_machine, w, err)
-                 : k == CS_KIND_JOB   ? cs_snap_each_job_from(snap, start, limit, piece_job, w, err)
-                                      : cs_snap_each_task_from(snap, start, limit, piece_task, w, err);
+        int rc;
+        if (k == CS_KIND_MACHINE)
+            rc = cs_snap_each_machine_from(snap, start, limit, piece_machine, w, err);
+        else if (k == CS_KIND_JOB)
+            rc = cs_snap_each_job_from(snap, start, limit, piece_job, w, err);
+        else
+            rc = cs_snap_each_task_from(snap, start, limit, piece_task, w, err);
         if (rc == WALK_PIECE_FULL)
             return CS_OK;
         if (rc == CS_ENOMEM)

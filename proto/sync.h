@@ -42,7 +42,7 @@ typedef struct cs_sync_key {
 
 /* What a piece says of the transfer, and what the next request repeats. */
 typedef struct cs_sync_piece {
-    uint64_t base;     /* V_0, the version of the first piece: the reader's version after the last */
+    uint64_t base;     /* V_0, the first piece's version: the reader's version after the last */
     cs_id max_machine; /* "ids": the largest machine and job ids at base; later pieces leave */
     cs_id max_job;     /* out every record above them (made after base: the delta brings it) */
     bool more;         /* another piece follows; the request for it goes on after `next` */

@@ -78,7 +78,7 @@ typedef struct cs_sched_opts {
     uint32_t idle_ms;        /* sync interval when there is nothing to do */
     uint32_t park_ms;        /* a parked job is tried again after this, if the cell changed */
     uint32_t timeout_ms;     /* per request */
-    uint32_t sync_chunk;     /* full syncs in pieces of this many records (protocol §5.7); 0: whole */
+    uint32_t sync_chunk;     /* full syncs in pieces of this many records (§5.7); 0: whole */
     uint32_t max_claims;     /* claims per transaction (a gang job is never split) */
     /* One job per transaction, whatever the commit mode (the paper's form).
      * Off: incremental jobs share a transaction up to 1,000 claims (one

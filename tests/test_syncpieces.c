@@ -306,7 +306,8 @@ Test(syncpieces, writes_between_pieces_are_caught_up_by_the_delta, .timeout = 12
         tb_assert_same_copy(one, pieces, when);
         cr_assert_null(cs_copy_job(pieces, 2), "the collected job is gone from the copy");
         cr_assert_not_null(cs_copy_job(pieces, ch.newjob), "the job submitted meanwhile");
-        const cs_ctask *moved = cs_copy_task(pieces, ch.moved), *placed = cs_copy_task(pieces, ch.placed);
+        const cs_ctask *moved = cs_copy_task(pieces, ch.moved);
+        const cs_ctask *placed = cs_copy_task(pieces, ch.placed);
         cr_assert(moved != NULL && placed != NULL);
         cr_assert_eq(cs_copy_machine_at(pieces, moved->machine)->id, ch.newmachine);
         cr_assert_eq(cs_copy_machine_at(pieces, placed->machine)->id, ch.newmachine);
