@@ -12,6 +12,7 @@
 
 #include "cellstate/mpcheck.h"
 #include "cellstate/rng.h"
+#include "cellstate/vec.h"
 #include "proto/client.h"
 #include "proto/proto.h"
 #include "proto/sync.h"
@@ -86,6 +87,57 @@ static void cell_make(cs_store *st)
         for (uint32_t k = 0; k < 500; k += 3)
             commit_one(st, cs_task_id(job, k), 1 + (k / 3 + (uint32_t)j) % 12);
     }
+}
+
+/* ---- the store's walk from a key ----------------------------------------------------------- */
+
+static int collect_machine(void *ctx, const cs_machine *m) { return cs_ids_push(ctx, m->id); }
+static int collect_task(void *ctx, const cs_task *t) { return cs_ids_push(ctx, t->id); }
+
+Test(syncpieces, the_store_walks_from_a_key_with_a_limit)
+{
+    ts_store st;
+    ts_store_create(&st);
+    cs_error err = {0};
+    cs_snap *snap;
+    cr_assert_eq(cs_snap_open(st.s, &snap, &err), CS_OK);
+    cs_id last = 99;
+    cr_assert_eq(cs_snap_last_id(snap, CS_KIND_JOB, &last, &err), CS_OK);
+    cr_assert_eq(last, 0, "no job yet");
+    cs_snap_close(snap);
+    for (int i = 0; i < 5; i++)
+        machine_add(st.s, i);
+    cs_id job = job_add(st.s, "j", 10);
+    cr_assert_eq(cs_snap_open(st.s, &snap, &err), CS_OK);
+    cr_assert_eq(cs_snap_last_id(snap, CS_KIND_MACHINE, &last, &err), CS_OK);
+    cr_assert_eq(last, 5);
+    cr_assert_eq(cs_snap_last_id(snap, CS_KIND_JOB, &last, &err), CS_OK);
+    cr_assert_eq(last, job);
+    static const struct {
+        cs_id from;
+        size_t limit, n;
+        cs_id first;
+    } cases[] = {{3, 2, 2, 3}, {0, 0, 5, 1}, {4, 0, 2, 4}, {6, 3, 0, 0}, {2, 100, 4, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cs_ids ids = {0};
+        cr_assert_eq(cs_snap_each_machine_from(snap, cases[i].from, cases[i].limit,
+                                               collect_machine, &ids, &err),
+                     CS_OK, "%s", err.msg);
+        cr_assert_eq(ids.n, cases[i].n, "case %zu: %zu machines", i, ids.n);
+        for (size_t k = 0; k < ids.n; k++)
+            cr_assert_eq(ids.v[k], cases[i].first + k, "case %zu", i);
+        free(ids.v);
+    }
+    /* From a key that is no record: the next one on. */
+    cs_ids ids = {0};
+    cr_assert_eq(cs_snap_each_task_from(snap, cs_task_id(job, 7) - (1u << 20), 4, collect_task,
+                                        &ids, &err),
+                 CS_OK, "%s", err.msg);
+    cr_assert_eq(ids.n, 4);
+    cr_assert_eq(ids.v[0], cs_task_id(job, 0));
+    free(ids.v);
+    cs_snap_close(snap);
+    ts_store_destroy(&st);
 }
 
 /* ---- the reader's requests, answered in process ------------------------------------------- */
