@@ -119,6 +119,11 @@ void cs_port_nng_free(cs_port_nng *p);
 /* The table (the port's own: valid until cs_port_nng_free). */
 const cs_sched_port *cs_port_nng_table(cs_port_nng *p);
 
+/* Ask for a full sync in pieces of `chunk` records (protocol.md §5.7;
+ * the server may lower it to its --sync-chunk); 0, the default: in one
+ * reply. The scheduler's --sync-chunk. */
+void cs_port_nng_set_chunk(cs_port_nng *p, uint32_t chunk);
+
 /* ---- in-process: a cs_store and a virtual clock ------------------------------- */
 
 typedef struct cs_port_local cs_port_local;

@@ -1333,6 +1333,7 @@ int cs_sched_main(cs_sched_kind kind, int argc, char **argv, const cs_sched_hook
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         return 1;
     }
+    cs_port_nng_set_chunk(port, o.sync_chunk);
     if (cs_sched_new(&o, hooks, cs_port_nng_table(port), &s, &err) != CS_OK) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         cs_port_nng_free(port);

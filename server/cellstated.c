@@ -3,6 +3,7 @@
  *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
  *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
  *              [--max-inflight-bytes BYTES] [--max-conns-per-peer N] [--max-job-tasks N]
+ *              [--sync-chunk N]
  *              [--addr-file FILE] [--job-gc DURATION] [--log-retain DURATION] [--nosync]
  *              [--cluster FILE --id N] [--election-timeout MS]
  *              [--snapshot-threshold N] [--snapshot-trailing N]
@@ -93,7 +94,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]\n"
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
                "                  [--max-msg BYTES] [--max-inflight-bytes BYTES]\n"
-               "                  [--max-conns-per-peer N] [--max-job-tasks N]\n"
+               "                  [--max-conns-per-peer N] [--max-job-tasks N] [--sync-chunk N]\n"
                "                  [--addr-file FILE] [--job-gc DURATION]\n"
                "                  [--log-retain DURATION] [--nosync]\n"
                "                  [--cluster FILE --id N [--raft HOST:PORT]] [--election-timeout MS]\n"
@@ -138,6 +139,8 @@ static void usage(FILE *f)
                "        0: no bound): the one beyond is closed as it is made\n"
                "--max-job-tasks N: the tasks one job may have (default 100000; 0: the protocol's\n"
                "        1048576): a submission, update, scale or surge above it is refused\n"
+               "--sync-chunk N: the most records one piece of a full sync may carry when a\n"
+               "        reader asks for pieces (default 10000; at least 1)\n"
                "--metrics-per-machine: the metrics also carry each machine's resources and\n"
                "        tasks (default: cell totals only)\n"
                "--audit-max-bytes: the audit log of accepted writes (DATA/audit.log) becomes\n"
@@ -277,6 +280,8 @@ int main(int argc, char **argv)
             token_file = v;
         else if (strcmp(a, "--audit-max-bytes") == 0 && num(a, v, 1ULL << 50, &x) == 0)
             o.audit_max_bytes = x;
+        else if (strcmp(a, "--sync-chunk") == 0 && num(a, v, UINT32_MAX, &x) == 0 && x >= 1)
+            o.sync_chunk = (uint32_t)x;
         else if (strcmp(a, "--concurrency") == 0) {
             if (strcmp(v, "optimistic") != 0 && strcmp(v, "offers") != 0) {
                 fprintf(stderr, "cellstated: --concurrency: '%s' is not optimistic or offers\n",

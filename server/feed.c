@@ -21,6 +21,8 @@ int srv_sync(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_sync_req req;
     CS_TRY(cs_sync_req_decode(body(w), &req, err));
+    if (req.chunk > w->s->o.sync_chunk)
+        req.chunk = w->s->o.sync_chunk; /* a piece's size is the server's to bound */
     CS_TRY(srv_wait_applied(w->s, req.min_index, MIN_INDEX_WAIT_MS, err));
     cs_snap *snap;
     CS_TRY(open_snap(w, &snap, err));

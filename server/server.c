@@ -37,6 +37,7 @@ void cs_server_opts_default(cs_server_opts *o)
     o->max_inflight_bytes = CS_MAX_INFLIGHT_DEFAULT;
     o->max_conns_per_peer = CS_MAX_CONNS_PER_PEER_DEFAULT;
     o->max_job_tasks = CS_MAX_JOB_TASKS_DEFAULT;
+    o->sync_chunk = CS_SYNC_CHUNK_DEFAULT;
     o->job_gc_ms = 4 * 3600 * 1000;
     o->log_retain_ms = 10 * 60 * 1000;
     o->concurrency = CS_CONCURRENCY_OPTIMISTIC;

@@ -77,6 +77,10 @@ typedef struct cs_server_opts {
      * CS_EINVAL before anything is proposed. 0: only the protocol's own
      * limit (CS_TASK_INDEX_MAX + 1). */
     uint32_t max_job_tasks;
+    /* The most records one piece of a full sync in pieces may carry
+     * (--sync-chunk): a request's larger "chunk" is lowered to it
+     * (protocol.md §5.7). At least 1. */
+    uint32_t sync_chunk;
     bool nosync;                   /* skip fsync (tests and benchmarks only) */
     /* Ended jobs (killed, finished, failed) and their tasks are removed
      * this long after they ended (Nomad's job_gc_threshold); 0 = kept. */
@@ -129,6 +133,12 @@ typedef struct cs_server_opts {
  * 1,000), and Borg's largest jobs are tens of thousands of tasks. A cell
  * that needs more raises it. */
 #define CS_MAX_JOB_TASKS_DEFAULT 100000
+
+/* Records per piece of a full sync (--sync-chunk): 10,000 records are
+ * about 1 MB in the compact form (machines and jobs as maps, tasks as
+ * runs), a few milliseconds to read and send, so a cell of 1,000,000
+ * tasks is a hundred pieces and no reply is larger than a few MB. */
+#define CS_SYNC_CHUNK_DEFAULT 10000
 
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB,
  * 256 MiB in flight, 256 connections per peer, 100,000 tasks a job, optimistic concurrency (offers: 30 s lease),
