@@ -168,7 +168,7 @@ int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url, const 
     }
 
     cs_client *c;
-    if ((rc = cs_client_open(d->url, 500, &c, err)) != CS_OK) {
+    if ((rc = cs_client_open_tls(d->url, d->tls, 500, &c, err)) != CS_OK) {
         cb_daemon_stop(d, 5000);
         return rc;
     }

@@ -14,6 +14,9 @@ typedef struct cb_daemon {
     int pid; /* 0 when not running */
     char url[64];
     char log[512]; /* its stdout and stderr */
+    /* The certificates its readiness check dials with (borrowed; set
+     * before the start; NULL: a plain cellstated). */
+    const struct cs_tls *tls;
 } cb_daemon;
 
 /* The cellstated binary: `flag` when given, else "cellstated" in the

@@ -49,6 +49,7 @@
 #include "proto/client.h"
 #include "proto/commitmsg.h"
 #include "proto/msg.h"
+#include "proto/tls.h"
 #include "tools/cellbench_cell.h"
 #include "tools/cellbench_daemon.h"
 #include "tools/cellbench_http.h"
@@ -68,6 +69,10 @@ const char cb_etcd_usage[] =
     "  --etcd PATH         the etcd binary (default: etcd on $PATH; without one the\n"
     "                      benchmark is skipped: sh tools/deps.sh install bench)\n"
     "  --cellstated PATH   the server binary (default: beside cellbench)\n"
+    "  --tls DIR           cellsched over mutual TLS, clients and Raft between members,\n"
+    "                      with DIR's server.pem/.key, operator.pem/.key and ca.pem\n"
+    "                      (tools/cellsched-certs.sh DIR server operator; etcd stays\n"
+    "                      plain)\n"
     "  --json              end the output with one line of JSON\n";
 
 /* ---- options ----------------------------------------------------------------- */
@@ -86,6 +91,8 @@ typedef struct etcd_opts {
     uint32_t clients, txns, rounds, machines;
     uint64_t seed;
     const char *etcd, *cellstated;
+    const char *tls_dir; /* --tls */
+    cs_tls *tls;         /* its operator certificate, for the clients */
     bool json;
 } etcd_opts;
 
@@ -129,7 +136,7 @@ static int etcd_parse(int argc, char **argv, etcd_opts *o, cs_error *err)
     static const char *const switches[] = {"--help", "--json", NULL};
     static const char *const valued[] = {"--members", "--k",    "--clients", "--txns",
                                          "--rounds",  "--machines", "--seed", "--etcd",
-                                         "--cellstated", NULL};
+                                         "--cellstated", "--tls", NULL};
     for (int i = 1; i < argc;) {
         cb_opt opt;
         if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
@@ -156,6 +163,8 @@ static int etcd_parse(int argc, char **argv, etcd_opts *o, cs_error *err)
             rc = cb_parse_u64(f, v, 0, UINT64_MAX, &o->seed, err);
         else if (strcmp(f, "--etcd") == 0)
             o->etcd = v;
+        else if (strcmp(f, "--tls") == 0)
+            o->tls_dir = v;
         else
             o->cellstated = v;
         if (rc != CS_OK)
@@ -498,7 +507,7 @@ static const cs_res claim_res = {.cpu = 10, .mem = 16, .disk = 0};
 static int cellsched_client(client *c)
 {
     cs_client *cl;
-    int rc = cs_client_open(c->w->cs_url, 60000, &cl, &c->err);
+    int rc = cs_client_open_tls(c->w->cs_url, c->w->o->tls, 60000, &cl, &c->err);
     if (rc != CS_OK) {
         gate_wait(c->gate); /* counted as ready, so that the others are not held */
         return rc;
@@ -719,7 +728,7 @@ static int run_members(const etcd_opts *o, const char *etcd_bin, const char *cs_
     if (rc != CS_OK)
         return rc;
     world w = {.o = o};
-    cb_replicas reps = {0};
+    cb_replicas reps = {.tls_dir = o->tls_dir, .tls = o->tls};
     etcd_cluster ec = {0};
     w.machine_rev = calloc(o->machines, sizeof *w.machine_rev);
     if (w.machine_rev == NULL) {
@@ -825,8 +834,9 @@ static void report(FILE *out, const etcd_opts *o, const cb_host *h, const char *
                    const run *runs, uint32_t nruns)
 {
     fprintf(out, "cellbench etcd: %u clients, %u transactions each per run, %u rounds, %u "
-                 "machines; %s; cellsched: Raft cells of cellstated\n",
-            o->clients, o->txns, o->rounds, o->machines, version);
+                 "machines; %s; cellsched: Raft cells of cellstated%s\n",
+            o->clients, o->txns, o->rounds, o->machines, version,
+            o->tls != NULL ? " over mutual TLS (clients and Raft)" : "");
     fprintf(out, "machine: nproc %ld, cpu %s\n", h->nproc, h->cpu);
     fprintf(out, "medians over the rounds; cpu in cores (client: this process; servers: all "
                  "members)\n");
@@ -854,6 +864,7 @@ static void report_json(FILE *out, const etcd_opts *o, const cb_host *h, const c
     cb_json_str(&j, "benchmark", "etcd");
     cb_json_bool(&j, "skipped", false);
     cb_json_str(&j, "etcd_version", version);
+    cb_json_bool(&j, "tls", o->tls != NULL);
     cb_json_u64(&j, "clients", o->clients);
     cb_json_u64(&j, "txns_per_client", o->txns);
     cb_json_u64(&j, "rounds", o->rounds);
@@ -935,6 +946,15 @@ int cb_etcd_main(int argc, char **argv)
     }
     etcd_version(etcd_bin, version, sizeof version);
     int rc = cb_cellstated_path(o.cellstated, cs_bin, sizeof cs_bin, &err);
+    if (rc == CS_OK && o.tls_dir != NULL) {
+        char cert[400], key[400], ca[400];
+        snprintf(cert, sizeof cert, "%s/operator.pem", o.tls_dir);
+        snprintf(key, sizeof key, "%s/operator.key", o.tls_dir);
+        snprintf(ca, sizeof ca, "%s/ca.pem", o.tls_dir);
+        cs_tls_files f = {cert, key, ca};
+        if ((rc = cs_tls_load(&f, &o.tls, &err)) != CS_OK)
+            cs_error_wrap(&err, rc, "--tls %s", o.tls_dir);
+    }
     if (rc != CS_OK) {
         fprintf(stderr, "cellbench etcd: %s\n", err.msg);
         return CB_EXIT_RUN;
@@ -951,6 +971,7 @@ int cb_etcd_main(int argc, char **argv)
     char root[256];
     if (runs == NULL) {
         fprintf(stderr, "cellbench etcd: out of memory\n");
+        cs_tls_free(o.tls);
         return CB_EXIT_RUN;
     }
     if ((rc = cb_make_tmpdir(root, sizeof root, &err)) == CS_OK) {
@@ -961,6 +982,7 @@ int cb_etcd_main(int argc, char **argv)
     if (rc != CS_OK) {
         fprintf(stderr, "cellbench etcd: %s (%s)\n", err.msg, cs_strerror(rc));
         free(runs);
+        cs_tls_free(o.tls);
         return CB_EXIT_RUN;
     }
     cb_host h;
@@ -969,5 +991,6 @@ int cb_etcd_main(int argc, char **argv)
     if (o.json)
         report_json(stdout, &o, &h, version, runs, nruns);
     free(runs);
+    cs_tls_free(o.tls);
     return fflush(stdout) == 0 ? 0 : CB_EXIT_RUN;
 }

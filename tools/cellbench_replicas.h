@@ -24,6 +24,13 @@ typedef struct cb_replicas {
     char raft[CB_REPLICAS_MAX][32];
     char dir[300];     /* where the cluster file, data directories and logs are */
     uint32_t leader;   /* index into d of the member that led when the start returned */
+    /* Set before cb_replicas_start for a TLS cell (NULL: plain): the
+     * directory of tools/cellsched-certs.sh's files, whose server.pem,
+     * server.key and ca.pem every member is started with (its listen URL
+     * then tls+tcp://, and Raft between members TLS), and the loaded
+     * certificates the start's own checks dial with (borrowed). */
+    const char *tls_dir;
+    const struct cs_tls *tls;
 } cb_replicas;
 
 /* Member i's (from 0) data directory, DIR/member-<i+1>, into `out`. A
