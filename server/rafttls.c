@@ -102,7 +102,6 @@ struct cs_rafttls {
     raft_uv_transport_close_cb close_cb;
     bool closing, inner_closed, close_fired, quiesced;
     relay *relays;
-    unsigned long refused;
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     mbedtls_x509_crt crt, ca;
@@ -203,8 +202,6 @@ fail:
 struct raft_uv_transport *cs_rafttls_transport(cs_rafttls *t) { return &t->outer; }
 
 void cs_rafttls_quiesce(cs_rafttls *t) { t->quiesced = true; }
-
-unsigned long cs_rafttls_refused(const cs_rafttls *t) { return t->refused; }
 
 void cs_rafttls_free(cs_rafttls *t)
 {
@@ -309,8 +306,8 @@ static void peer_name(const relay *r, char *out, size_t size)
 }
 
 /* End the relay: close every handle it holds (raft's end too, while raft
- * does not have it). `why` (may be NULL: an ordinary end) is logged;
- * `refusal` counts it as a connection refused. */
+ * does not have it). `why` (may be NULL: an ordinary end) is logged, as a
+ * refusal (the peer is not let in) or as a connection lost. */
 static void relay_end(relay *r, bool refusal, const char *why)
 {
     if (r->ending)
@@ -329,8 +326,6 @@ static void relay_end(relay *r, bool refusal, const char *why)
                     " at %s): %s\n",
                     refusal ? "refused" : "lost", peer, (uint64_t)r->peer_id, r->peer_addr, why);
     }
-    if (refusal)
-        r->t->refused++;
     if (r->timer_init)
         close_handle(r, (uv_handle_t *)&r->timer, on_relay_handle_closed);
     if (r->pipe_init)

@@ -80,11 +80,6 @@ struct raft_uv_transport *cs_rafttls_transport(cs_rafttls *t);
  * set up are dropped when they complete. */
 void cs_rafttls_quiesce(cs_rafttls *t);
 
-/* How many connections were refused so far (bad TLS, a certificate not
- * signed by the CA or not CN=server, a hello that disagrees with the
- * preamble, a handshake that took too long). Loop thread, or after it. */
-unsigned long cs_rafttls_refused(const cs_rafttls *t);
-
 /* Free `t` (NULL: nothing). Only after the transport's close callback has
  * fired and the loop has no more of its handles (uv_run returned). */
 void cs_rafttls_free(cs_rafttls *t);

@@ -259,6 +259,8 @@ static uint64_t version_of(replica *r)
 
 static bool log_has(const char *log, const char *a, const char *b)
 {
+    if (access(log, R_OK) != 0) /* not yet made by the child */
+        return false;
     size_t len;
     char *text = ts_slurp(log, &len);
     if (text == NULL)

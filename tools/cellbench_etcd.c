@@ -728,7 +728,7 @@ static int run_members(const etcd_opts *o, const char *etcd_bin, const char *cs_
     if (rc != CS_OK)
         return rc;
     world w = {.o = o};
-    cb_replicas reps = {.tls_dir = o->tls_dir, .tls = o->tls};
+    cb_replicas reps = {0};
     etcd_cluster ec = {0};
     w.machine_rev = calloc(o->machines, sizeof *w.machine_rev);
     if (w.machine_rev == NULL) {
@@ -750,7 +750,8 @@ static int run_members(const etcd_opts *o, const char *etcd_bin, const char *cs_
     char *extra[] = {f_workers, workers, f_hb, hb, NULL};
     if ((rc = write_cell(o, data, &w.cell, err)) != CS_OK ||
         (rc = cb_replicas_copy_store(dir, n, err)) != CS_OK ||
-        (rc = cb_replicas_start(&reps, cs_bin, dir, n, extra, 60000, err)) != CS_OK)
+        (rc = cb_replicas_start_tls(&reps, cs_bin, dir, n, extra, o->tls_dir, o->tls, 60000,
+                                    err)) != CS_OK)
         goto done;
     w.cs_url = reps.d[reps.leader].url;
     if ((rc = etcd_start(&ec, etcd_bin, dir, n, err)) != CS_OK)

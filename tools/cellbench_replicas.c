@@ -134,7 +134,6 @@ static int write_cluster(cb_replicas *r, const char *path, cs_error *err)
     for (uint32_t i = 0; i < r->n; i++) {
         snprintf(r->d[i].url, sizeof r->d[i].url, "%s://127.0.0.1:%d",
                  r->tls != NULL ? "tls+tcp" : "tcp", ports[2 * i]);
-        r->d[i].tls = r->tls;
         snprintf(r->raft[i], sizeof r->raft[i], "127.0.0.1:%d", ports[2 * i + 1]);
         fprintf(f, "%s{\"id\": %u, \"listen\": \"%s\", \"raft\": \"%s\"}", i ? ", " : "", i + 1,
                 r->d[i].url, r->raft[i]);
@@ -191,13 +190,21 @@ static bool agreed(cb_replicas *r)
 int cb_replicas_start(cb_replicas *r, const char *bin, const char *dir, uint32_t n,
                       char *const extra[], uint32_t ready_ms, cs_error *err)
 {
-    const char *tls_dir = r->tls_dir;
-    const struct cs_tls *tls = r->tls;
+    return cb_replicas_start_tls(r, bin, dir, n, extra, NULL, NULL, ready_ms, err);
+}
+
+int cb_replicas_start_tls(cb_replicas *r, const char *bin, const char *dir, uint32_t n,
+                          char *const extra[], const char *tls_dir, const struct cs_tls *tls,
+                          uint32_t ready_ms, cs_error *err)
+{
     memset(r, 0, sizeof *r);
-    r->tls_dir = tls_dir;
-    r->tls = tls;
     if (n < 1 || n > CB_REPLICAS_MAX)
         return cs_errorf(err, CS_EINVAL, "%u replicas: 1 to %d", n, CB_REPLICAS_MAX);
+    if ((tls_dir == NULL) != (tls == NULL))
+        return cs_errorf(err, CS_EINVAL, "a TLS cell needs both the certificates' directory "
+                                         "and the loaded certificates");
+    r->tls_dir = tls_dir;
+    r->tls = tls;
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     r->n = n;
     char cluster[400], data[CB_REPLICAS_MAX][320], id[CB_REPLICAS_MAX][16];
@@ -242,7 +249,8 @@ int cb_replicas_start(cb_replicas *r, const char *bin, const char *dir, uint32_t
         argv[nargs] = NULL;
         /* cb_daemon_start_at waits until the member answers stats, which
          * a member serves before any leader is elected. */
-        if ((rc = cb_daemon_start_at(&r->d[i], argv, r->d[i].url, log, ready_ms, err)) != CS_OK)
+        if ((rc = cb_daemon_start_at(&r->d[i], argv, r->d[i].url, r->tls, log, ready_ms, err)) !=
+            CS_OK)
             rc = cs_error_wrap(err, rc, "member %u", i + 1);
     }
     if (rc == CS_OK) {
