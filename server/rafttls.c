@@ -52,6 +52,14 @@ static const char HELLO_MAGIC[8] = {'c', 's', 'r', 'a', 'f', 't', '1', '\n'};
 #define READ_ROOM 65536
 #define QUEUE_HIGH (4u << 20)
 #define QUEUE_LOW (1u << 20)
+/* Accepted connections not yet verified, at most: a cell has 7 members at
+ * most, and each relay holds ~120 KB (buffers and a TLS session) until it
+ * is verified or dropped, so that a flood of strangers costs a few MB. */
+#define UNVERIFIED_MAX 32
+/* At most LOG_LINES lines a second about connections refused or lost (the
+ * rest are counted): what a stranger makes us write is bounded too. */
+#define LOG_WINDOW_MS 1000
+#define LOG_LINES 10
 
 typedef enum {
     R_CONNECTING, /* dialler: the inner transport is connecting */
@@ -68,6 +76,7 @@ struct relay {
     relay_state state;
     bool ending;
     bool handed;   /* raft has raft_end (or the connect callback has run) */
+    bool counted;  /* in t->unverified */
     int pending;   /* handles whose close callback has not run yet */
     int status;    /* dialler: raft's connect callback gets this when not handed */
     bool ssl_init; /* ssl needs mbedtls_ssl_free */
@@ -102,6 +111,10 @@ struct cs_rafttls {
     raft_uv_transport_close_cb close_cb;
     bool closing, inner_closed, close_fired, quiesced;
     relay *relays;
+    unsigned unverified;   /* accepted relays not handed to raft yet */
+    uint64_t log_window;    /* uv_now when the current second of log lines began */
+    unsigned log_lines;     /* lines in it */
+    unsigned long unlogged; /* lines left out in it */
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
     mbedtls_x509_crt crt, ca;
@@ -244,9 +257,17 @@ static relay *relay_new(cs_rafttls *t, bool dialer)
 
 /* The last handle is closed: tell raft of a connection it did not get,
  * then free. */
+static void uncount(relay *r)
+{
+    if (r->counted)
+        r->t->unverified--;
+    r->counted = false;
+}
+
 static void relay_free(relay *r)
 {
     cs_rafttls *t = r->t;
+    uncount(r);
     if (r->dialer && !r->handed && r->cb != NULL)
         r->cb(r->outer, NULL, r->status != 0 ? r->status : RAFT_NOCONNECTION);
     if (r->ssl_init)
@@ -305,6 +326,29 @@ static void peer_name(const relay *r, char *out, size_t size)
     snprintf(out, size, "%s:%d", host, port);
 }
 
+/* Whether a line about a connection may be logged now (LOG_LINES a
+ * second); says how many were left out when a new second begins. */
+static bool log_line_allowed(cs_rafttls *t)
+{
+    uint64_t now = uv_now(t->loop);
+    if (t->log_lines == 0 || now - t->log_window >= LOG_WINDOW_MS) {
+        if (t->unlogged > 0)
+            fprintf(stderr,
+                    "cellstated: raft: %lu more connection(s) refused or lost from %llu ms ago "
+                    "on, not logged one by one\n",
+                    t->unlogged, (unsigned long long)(now - t->log_window));
+        t->log_window = now;
+        t->log_lines = 0;
+        t->unlogged = 0;
+    }
+    if (t->log_lines == LOG_LINES) {
+        t->unlogged++;
+        return false;
+    }
+    t->log_lines++;
+    return true;
+}
+
 /* End the relay: close every handle it holds (raft's end too, while raft
  * does not have it). `why` (may be NULL: an ordinary end) is logged, as a
  * refusal (the peer is not let in) or as a connection lost. */
@@ -313,7 +357,7 @@ static void relay_end(relay *r, bool refusal, const char *why)
     if (r->ending)
         return;
     r->ending = true;
-    if (why != NULL) {
+    if (why != NULL && log_line_allowed(r->t)) {
         char peer[96];
         peer_name(r, peer, sizeof peer);
         if (r->dialer)
@@ -494,6 +538,7 @@ static void hand_to_raft(relay *r)
 {
     cs_rafttls *t = r->t;
     uv_timer_stop(&r->timer);
+    uncount(r);
     r->state = R_OPEN;
     if (uv_read_start((uv_stream_t *)&r->pipe, on_pipe_alloc, on_pipe_read) != 0) {
         relay_end(r, false, "cannot read raft's end of the relay");
@@ -817,6 +862,15 @@ static void on_inner_accepted(struct raft_uv_transport *inner, raft_id id, const
         return;
     }
     snprintf(r->peer_addr, sizeof r->peer_addr, "%s", address);
+    if (t->unverified >= UNVERIFIED_MAX) {
+        r->tcp = (uv_tcp_t *)stream;
+        char why[96];
+        snprintf(why, sizeof why, "%u connections are being set up already", UNVERIFIED_MAX);
+        relay_end(r, true, why);
+        return;
+    }
+    r->counted = true;
+    t->unverified++;
     relay_setup(r, stream);
 }
 

@@ -30,8 +30,10 @@
  *
  * A connection that has not finished its handshake and hello within
  * CS_RAFTTLS_HANDSHAKE_MS is dropped, so that a client that connects and
- * says nothing holds nothing for long. Every refusal is logged on stderr
- * (`cellstated: raft: refused ...`) with the peer's address and reason.
+ * says nothing holds nothing for long, and no more than 32 accepted
+ * connections are set up at a time (more are refused at once). Every
+ * refusal is logged on stderr (`cellstated: raft: refused ...`) with the
+ * peer's address and reason, up to 10 lines a second (the rest counted).
  *
  * Threads: everything runs on the loop given at creation (libraft's).
  */

@@ -1,14 +1,16 @@
 /* test_rafttls.c — Raft between replicas over mutual TLS (server/rafttls.h,
  * issue 17 §1): a 3-replica cell of real cellstated processes with
- * certificates from tools/cellsched-certs.sh elects a leader and
- * replicates a write; a plain TCP client at a raft port (a well-formed
- * raft_uv_tcp preamble, then a message) is refused and nothing it sent is
- * applied; a TLS client whose certificate the cell's CA signed but whose
- * CN is not `server` (an operator's), and one with CN=server from another
- * CA, are refused and logged, while a `server` certificate gets through
- * the handshake (so the refusals are about who, not about TLS); a replica
- * stopped cleanly, or killed, and restarted rejoins over TLS. No timing is asserted: waits are
- * bounded only so that a broken cell fails instead of hanging. */
+ * certificates from tools/cellsched-certs.sh elects a leader and replicates
+ * a write; a plain TCP client at a raft port (a well-formed raft_uv_tcp
+ * preamble, then a message) is refused and nothing it sent is applied, and
+ * a flood of such clients is refused past 32 at a time; a TLS client whose
+ * certificate the cell's CA signed but whose CN is not `server` (an
+ * operator's), and one with CN=server from another CA, are refused and
+ * logged, while a `server` certificate gets through the handshake (so the
+ * refusals are about who, not about TLS); a replica stopped cleanly, or
+ * killed, and restarted rejoins over TLS; a replica without certificates
+ * warns that Raft is plain. No timing is asserted: waits are bounded only
+ * so that a broken cell fails instead of hanging. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <errno.h>
@@ -470,10 +472,24 @@ Test(rafttls, plain_tcp_at_a_raft_port_is_refused_and_nothing_is_applied)
         cr_expect(wait_log(f, "raft: refused a connection from", "TLS handshake"),
                   "replica %d did not log the refusal", f->id);
     }
+    /* A flood of strangers that send a preamble and then nothing: past
+     * 32 connections being set up a replica refuses at once, and the cell
+     * goes on while they hang (they are dropped after 10 s). */
+    replica *f = &C.r[(l + 1) % 3];
+    int held[36];
+    for (int i = 0; i < 36; i++) {
+        held[i] = dial(f->raft_port);
+        uint8_t pre[128];
+        send_all(held[i], pre, preamble(pre, (uint64_t)C.r[l].id, C.r[l].raft));
+    }
+    cr_expect(wait_log(f, "raft: refused a connection from", "being set up already"),
+              "replica %d did not refuse past 32 unverified connections", f->id);
     /* The cell goes on, and holds only what it was asked through the
      * front door: the next write is the one change. */
-    submit(&C.r[(l + 1) % 3], "after");
+    submit(f, "after");
     wait_everywhere("after");
+    for (int i = 0; i < 36; i++)
+        close(held[i]);
     for (int i = 0; i < 3; i++)
         cr_expect(version_of(&C.r[i]) > before, "replica %d did not move on", C.r[i].id);
     l = leader(30000);
