@@ -20,6 +20,7 @@
  */
 #include "server/rafttls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -255,8 +256,7 @@ static relay *relay_new(cs_rafttls *t, bool dialer)
     return r;
 }
 
-/* The last handle is closed: tell raft of a connection it did not get,
- * then free. */
+/* The relay no longer counts among the accepted connections being set up. */
 static void uncount(relay *r)
 {
     if (r->counted)
@@ -264,6 +264,8 @@ static void uncount(relay *r)
     r->counted = false;
 }
 
+/* The last handle is closed: tell raft of a connection it did not get,
+ * then free. */
 static void relay_free(relay *r)
 {
     cs_rafttls *t = r->t;

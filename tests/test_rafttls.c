@@ -101,10 +101,10 @@ static void start(replica *r)
     cert_path(cert, sizeof cert, "server.pem");
     cert_path(key, sizeof key, "server.key");
     cert_path(ca, sizeof ca, "ca.pem");
-    char *argv[] = {C.bin,           (char *)"--cluster", C.cluster, (char *)"--id", id,
+    char *argv[] = {C.bin, (char *)"--cluster", C.cluster, (char *)"--id", id,
                     (char *)"--data", r->data, (char *)"--election-timeout", (char *)"400",
-                    (char *)"--tls-cert", cert, (char *)"--tls-key", key, (char *)"--tls-ca",
-                    ca,              NULL};
+                    (char *)"--tls-cert", cert, (char *)"--tls-key", key, (char *)"--tls-ca", ca,
+                    NULL};
     r->pid = ts_spawn(argv, r->log);
     if (r->c == NULL) {
         cs_error err = {0};
