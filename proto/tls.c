@@ -417,3 +417,10 @@ int cs_tls_refused(nng_listener l, uint64_t *out, cs_error *err)
     return auth != NULL ? CS_OK
                         : cs_errorf(err, CS_ENOTFOUND, "tls: nng keeps no handshake statistics");
 }
+
+void cs_tls_pem(const cs_tls *t, const char **cert, const char **key, const char **ca)
+{
+    *cert = t->cert;
+    *key = t->key;
+    *ca = t->ca;
+}

@@ -121,4 +121,10 @@ int cs_tls_refused(nng_listener l, uint64_t *out, cs_error *err);
  * reason. */
 int cs_tls_server_config(const cs_tls *t, nng_tls_config **out, cs_error *err);
 
+/* The PEM text of `t`'s certificate, key and CA, NUL-terminated
+ * (borrowed: valid as long as `t`), for a TLS stack of the caller's own:
+ * Raft's transport between replicas (server/rafttls.h), which is no nng
+ * socket. */
+void cs_tls_pem(const cs_tls *t, const char **cert, const char **key, const char **ca);
+
 #endif

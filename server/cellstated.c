@@ -488,6 +488,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "cellstated: roles enforced (%s%s%s)\n",
                 tls != NULL ? "certificates" : "", tls != NULL && o.auth_tokens ? " and " : "",
                 o.auth_tokens != NULL ? "tokens" : "");
+    /* Raft follows the certificates, not a URL: say which it is. */
+    if (member_id != 0 && tls != NULL)
+        fprintf(stderr, "cellstated: Raft between replicas is mutual TLS: a peer needs a "
+                        "certificate of --tls-ca with CN=server\n");
+    else if (member_id != 0)
+        fprintf(stderr,
+                "cellstated: WARNING: Raft between replicas is plain TCP: anyone who reaches "
+                "this member's raft address may append to the log; use --tls-cert, --tls-key "
+                "and --tls-ca (docs/security.md)\n");
     /* The HTTP API once the server serves: its threads' clients dial the
      * in-process listener at once. Beside /v1/, the pages of this one
      * table: the Prometheus metrics, and the dashboard's files embedded at

@@ -572,6 +572,7 @@ static int start_replica(cs_server *s, const cs_server_opts *o, const cs_store_o
         .snapshot_threshold = o->snapshot_threshold,
         .snapshot_trailing = o->snapshot_trailing,
         .install_snapshot_timeout_ms = o->install_snapshot_timeout_ms,
+        .tls = s->o.tls,
     };
     cs_replica_hooks h = {s, on_applied, on_replacing, on_restored, on_role};
     cs_replica *r;

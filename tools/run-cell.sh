@@ -383,7 +383,7 @@ fi
     echo "  tasks:    $DIR/agent-m*/tasks/<task>-<attempt>/{stdout,stderr}"
     if [[ -n $TLS ]]; then
         echo "  TLS:      every daemon, the agents' log services and cellctl on tls+tcp://, the HTTP API"
-        echo "            on https, certificates in $CERTS; Raft stays plain (docs/security.md)"
+        echo "            on https, Raft between replicas TLS too; certificates in $CERTS (docs/security.md)"
         echo "  try:      export CELLSCHED_TLS_CERT=$CERTS/operator.pem CELLSCHED_TLS_KEY=$CERTS/operator.key \\"
         echo "                   CELLSCHED_TLS_CA=$CERTS/ca.pem"
     fi
