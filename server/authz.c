@@ -405,17 +405,23 @@ int srv_auth_txn(const worker *w, cs_snap *snap, const cs_txn *t, cs_error *err)
     return rc;
 }
 
-int srv_auth_report(const worker *w, cs_snap *snap, cs_id machine, cs_id task, cs_error *err)
+int srv_auth_report(const worker *w, cs_snap *snap, cs_id machine, const cs_task_report *r,
+                    cs_error *err)
 {
     if (!srv_auth_agent(w))
         return CS_OK;
     cs_arena a;
     cs_arena_init(&a);
     cs_task k;
-    int rc = cs_snap_task(snap, task, &a, &k, err);
-    if (rc == CS_OK && k.machine != machine)
+    int rc = cs_snap_task(snap, r->task, &a, &k, err);
+    /* Only a report on the task's current placement elsewhere is another
+     * machine's: one on an earlier attempt, or on a task placed nowhere,
+     * is stale, which the state machine refuses as it always has (an
+     * agent reporting a task moved off it, as it kills it, is no attack
+     * and keeps its answer). */
+    if (rc == CS_OK && k.machine != 0 && k.machine != machine && r->attempt == k.attempts)
         rc = srv_auth_denied(w, err, "task %llu is not on machine %s",
-                             (unsigned long long)task, w->principal.name);
+                             (unsigned long long)r->task, w->principal.name);
     cs_arena_free(&a);
     return rc == CS_ENOTFOUND ? CS_OK : rc; /* the state machine names the unknown task */
 }

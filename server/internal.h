@@ -551,10 +551,11 @@ bool srv_auth_agent(const worker *w);
 bool srv_auth_sched(const worker *w);
 /* An agent acts only for the machine of its own name. */
 int srv_auth_machine(const worker *w, const char *name, cs_error *err);
-/* A task report of an agent: task `task` must be placed on `machine`,
- * the agent's machine's id (an unknown task passes: the state machine
- * names it). */
-int srv_auth_report(const worker *w, cs_snap *snap, cs_id machine, cs_id task, cs_error *err);
+/* A task report of an agent: a report on the current placement of its
+ * task must come from `machine`, the agent's machine's id (a stale report
+ * and an unknown task pass: the state machine refuses and names them). */
+int srv_auth_report(const worker *w, cs_snap *snap, cs_id machine, const cs_task_report *r,
+                    cs_error *err);
 /* A scheduler whose role names job kinds acts only for jobs of them. */
 int srv_auth_job(const worker *w, cs_snap *snap, cs_id job, cs_error *err);
 /* A scheduler's transaction: signed with its own id (cs_sched_id_of its

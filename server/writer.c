@@ -433,7 +433,7 @@ static int auth_reports(cs_server *s, wjob *j, cs_error *err)
     for (uint32_t i = 0; i < req->n; i++) {
         cs_error e = {0};
         if ((req->codes != NULL && req->codes[i] != CS_OK) ||
-            srv_auth_report(j->w, cs_wtxn_snap(wt), mid, req->reports[i].task, &e) == CS_OK)
+            srv_auth_report(j->w, cs_wtxn_snap(wt), mid, &req->reports[i], &e) == CS_OK)
             continue;
         if (!req->batch) {
             *err = e;

@@ -452,6 +452,12 @@ static void an_agent_cannot_report_another_machines_task(void)
         expect_denied(report(K.anon, task, t.attempts, CS_TASK_FINISHED, false, &r, &err), &err,
                       "anonymous", CS_MSG_TASK_STATUS);
     cr_assert_eq(task_now(task).state, t.state, "the task was not ended");
+    /* A report on another attempt is stale, whoever sends it: the state
+     * machine's verdict, as before roles (an agent that reports a task
+     * moved off it while it kills it gets the answer it always got). */
+    int rc = report(K.c[AGENT2], task, t.attempts + 1, CS_TASK_FINISHED, false, &r, &err);
+    cr_assert_eq(rc, CS_ESTATE, "%d %s", rc, err.msg);
+    cr_assert_eq(task_now(task).state, t.state, "the task was not ended");
     /* m1's agent may. */
     cr_assert_eq(report(K.c[AGENT1], task, t.attempts, CS_TASK_RUNNING, false, &r, &err), CS_OK,
                  "%s", err.msg);
