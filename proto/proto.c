@@ -52,22 +52,22 @@ int cs_msg_decode(const void *data, size_t len, msgpack_zone *zone, cs_msg *m, c
     return CS_OK;
 }
 
-int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req)
+/* The envelope's head: an array of n (4, or 5 with credentials) and its
+ * first three elements. */
+static int begin(msgpack_packer *pk, uint32_t n, uint32_t type, uint64_t req)
 {
-    CS_PK(msgpack_pack_array(pk, 4));
+    CS_PK(msgpack_pack_array(pk, n));
     CS_PK(msgpack_pack_uint32(pk, CS_PROTO_VERSION));
     CS_PK(msgpack_pack_uint32(pk, type));
     CS_PK(msgpack_pack_uint64(pk, req));
     return CS_OK;
 }
 
+int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req) { return begin(pk, 4, type, req); }
+
 int cs_msg_begin_auth(msgpack_packer *pk, uint32_t type, uint64_t req)
 {
-    CS_PK(msgpack_pack_array(pk, 5));
-    CS_PK(msgpack_pack_uint32(pk, CS_PROTO_VERSION));
-    CS_PK(msgpack_pack_uint32(pk, type));
-    CS_PK(msgpack_pack_uint64(pk, req));
-    return CS_OK;
+    return begin(pk, 5, type, req);
 }
 
 int cs_pack_kv_str(msgpack_packer *pk, const char *key, const char *value)

@@ -722,6 +722,28 @@ msgpack_packer *ts_body_new(ts_body *x)
 
 void ts_body_free(ts_body *x) { msgpack_sbuffer_destroy(&x->b); }
 
+void ts_pack_machine(msgpack_packer *pk, const char *name, uint32_t more)
+{
+    msgpack_pack_map(pk, 4 + more);
+    cs_pack_kv_str(pk, "name", name);
+    cs_res cap = {4000, 4096, 10000};
+    cs_pack_kv_res(pk, "capacity", &cap);
+    cs_pack_kv_u64(pk, "port_lo", 31000);
+    cs_pack_kv_u64(pk, "port_hi", 31099);
+}
+
+uint64_t ts_version_of(cs_client *c)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_stats_reply st;
+    cs_error err = {0};
+    cs_client_set_timeout(c, 1000);
+    uint64_t v = cs_client_stats(c, &st, &a, &err) == CS_OK ? st.version : 0;
+    cs_arena_free(&a);
+    return v;
+}
+
 uint64_t ts_reply_u64(const msgpack_object *o, const char *key)
 {
     uint64_t v = 0;

@@ -168,6 +168,15 @@ void ts_body_free(ts_body *x);
 /* Field `key` of reply body `o` as a uint; fails the test when it is not. */
 uint64_t ts_reply_u64(const msgpack_object *o, const char *key);
 
+/* The body of a machine.register of machine `name` as the integration
+ * tests make them (4 cores, 4096 MiB, 10000 MiB disk, ports 31000-31099):
+ * a map of 4 + `more` keys, the caller packing the `more` others. */
+void ts_pack_machine(msgpack_packer *pk, const char *name, uint32_t more);
+
+/* The cell version the server `c` talks to serves (its stats, within a
+ * second), or 0 when it does not answer. */
+uint64_t ts_version_of(cs_client *c);
+
 /* A cellstated process for an integration test: its own temporary
  * directory (data and log), a free port on 127.0.0.1, and a client. */
 typedef struct ts_daemon {

@@ -376,12 +376,7 @@ static int send_req(cs_client *c, uint32_t type, msgpack_sbuffer *b, cs_msg *r, 
 static cs_id add_machine(cs_client *c, const char *name, uint64_t *version)
 {
     PACKER(b, pk);
-    msgpack_pack_map(&pk, 4);
-    cs_pack_kv_str(&pk, "name", name);
-    cs_res cap = {4000, 4096, 10000};
-    cs_pack_kv_res(&pk, "capacity", &cap);
-    cs_pack_kv_u64(&pk, "port_lo", 31000);
-    cs_pack_kv_u64(&pk, "port_hi", 31099);
+    ts_pack_machine(&pk, name, 0);
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(send_req(c, CS_MSG_MACHINE_REGISTER, &b, &r, &err), CS_OK, "%s", err.msg);

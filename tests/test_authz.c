@@ -181,12 +181,7 @@ static int do_register(cs_client *c, const char *name, const char *state, cs_msg
 {
     ts_body x;
     msgpack_packer *pk = ts_body_new(&x);
-    msgpack_pack_map(pk, state ? 5 : 4);
-    cs_pack_kv_str(pk, "name", name);
-    cs_res cap = {4000, 4096, 10000};
-    cs_pack_kv_res(pk, "capacity", &cap);
-    cs_pack_kv_u64(pk, "port_lo", 31000);
-    cs_pack_kv_u64(pk, "port_hi", 31099);
+    ts_pack_machine(pk, name, state ? 1 : 0);
     if (state)
         cs_pack_kv_str(pk, "state", state);
     return call(c, CS_MSG_MACHINE_REGISTER, &x, r, err);

@@ -24,12 +24,7 @@ static cs_id do_register(ts_daemon *d, const char *name)
 {
     ts_body x;
     msgpack_packer *pk = ts_body_new(&x);
-    msgpack_pack_map(pk, 4);
-    cs_pack_kv_str(pk, "name", name);
-    cs_res cap = {4000, 4096, 10000};
-    cs_pack_kv_res(pk, "capacity", &cap);
-    cs_pack_kv_u64(pk, "port_lo", 31000);
-    cs_pack_kv_u64(pk, "port_hi", 31099);
+    ts_pack_machine(pk, name, 0);
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(cs_client_callb(d->c, CS_MSG_MACHINE_REGISTER, &x.b, &r, &err), CS_OK, "%s",

@@ -148,12 +148,7 @@ static cs_id add_machine(ts_daemon *d, const char *name)
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 5);
-    cs_pack_kv_str(&pk, "name", name);
-    cs_res cap = {4000, 4096, 10000};
-    cs_pack_kv_res(&pk, "capacity", &cap);
-    cs_pack_kv_u64(&pk, "port_lo", 31000);
-    cs_pack_kv_u64(&pk, "port_hi", 31099);
+    ts_pack_machine(&pk, name, 1);
     cs_pack_str(&pk, "attrs");
     msgpack_pack_map(&pk, 1);
     cs_pack_kv_str(&pk, "rack", "r1");

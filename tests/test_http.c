@@ -256,12 +256,7 @@ static cs_id add_machine(ts_daemon *d, const char *name)
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    cs_pack_kv_str(&pk, "name", name);
-    cs_res cap = {4000, 4096, 10000};
-    cs_pack_kv_res(&pk, "capacity", &cap);
-    cs_pack_kv_u64(&pk, "port_lo", 31000);
-    cs_pack_kv_u64(&pk, "port_hi", 31099);
+    ts_pack_machine(&pk, name, 0);
     cs_msg r;
     call(d, CS_MSG_MACHINE_REGISTER, &b, &r);
     uint64_t id = 0;

@@ -249,17 +249,7 @@ static void wait_everywhere(const char *name)
 }
 
 /* The cell version replica r serves (0: no answer). */
-static uint64_t version_of(replica *r)
-{
-    cs_arena a;
-    cs_arena_init(&a);
-    cs_stats_reply st;
-    cs_error err = {0};
-    cs_client_set_timeout(r->c, 1000);
-    uint64_t v = cs_client_stats(r->c, &st, &a, &err) == CS_OK ? st.version : 0;
-    cs_arena_free(&a);
-    return v;
-}
+static uint64_t version_of(replica *r) { return ts_version_of(r->c); }
 
 static bool log_has(const char *log, const char *a, const char *b)
 {

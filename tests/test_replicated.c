@@ -171,18 +171,8 @@ static int submit(replica *r, const char *name, cs_error *err)
     return rc;
 }
 
-/* The cell version replica r serves, or 0 when it does not answer. */
-static uint64_t version_of(replica *r)
-{
-    cs_arena a;
-    cs_arena_init(&a);
-    cs_stats_reply st;
-    cs_error err = {0};
-    cs_client_set_timeout(r->c, 1000);
-    uint64_t v = cs_client_stats(r->c, &st, &a, &err) == CS_OK ? st.version : 0;
-    cs_arena_free(&a);
-    return v;
-}
+/* The cell version replica r serves (0: no answer). */
+static uint64_t version_of(replica *r) { return ts_version_of(r->c); }
 
 /* Wait until every replica in `alive` serves the same version, at least
  * `min`; that version, or 0 after the wait. */
