@@ -104,9 +104,10 @@ SUITE_LIBS_test_cellsim_fidelity := $(ZLIB_LIBS)
 
 CFLAGS  = $(CSTD) $(OPT) $(DEBUG) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -MMD -MP
 LDFLAGS = $(SANFLAGS)
-# nng ships no pkg-config file on Debian. mbedTLS (nng's TLS engine) checks
-# the TLS files at start (proto/tls.c).
-LDLIBS  = $(shell pkg-config --libs $(filter-out jansson raft libuv zlib,$(PKGS)) 2>/dev/null) -lnng -lmbedx509 -lmbedcrypto -lm -lpthread
+# nng ships no pkg-config file on Debian. mbedTLS checks the TLS files at
+# start (proto/tls.c), is the TLS engine cellsched gives nng
+# (proto/tlsengine.c), and carries Raft between replicas (server/rafttls.c).
+LDLIBS  = $(shell pkg-config --libs $(filter-out jansson raft libuv zlib,$(PKGS)) 2>/dev/null) -lnng -lmbedtls -lmbedx509 -lmbedcrypto -lm -lpthread
 
 # The layers, one archive per folder, each linked only into what uses it.
 # Dependencies point one way (tools/layers.sh checks every #include):

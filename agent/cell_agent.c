@@ -35,6 +35,7 @@
 #include "agent/runner.h"
 #include "agent/sim.h"
 #include "cellstate/paths.h"
+#include "proto/principal.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
 #include "proto/tls.h"
@@ -55,7 +56,8 @@ static void usage(FILE *f)
             "                  [--retain-count N] [--retain-ms MS]\n"
             "                  [--isolation auto|cgroup|rlimit|none] [--task-user USER]\n"
             "                  [--task-root DIR] [--task-pids-max N]\n"
-            "                  [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
+            "                  [--tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-crl FILE]]\n"
+            "                  [--token-file FILE]\n"
             "       cell-agent --simulate N [--sim-prefix P] [--sim-duration MS|LO-HI]\n"
             "                  [--seed N] [the flags above]\n"
             "--server (one URL, or the comma-separated replicas of a replicated cell)\n"
@@ -65,6 +67,10 @@ static void usage(FILE *f)
             "cell's CA (PEM; else $CELLSCHED_TLS_CERT, _KEY, _CA): needed for, and only for,\n"
             "tls+tcp:// servers; with them the log service is TLS too (--log-listen default\n"
             "tls+tcp://0.0.0.0:0).\n"
+            "--token-file FILE (else $CELLSCHED_TOKEN_FILE): the token of agent:NAME in a cell\n"
+            "with roles from tokens (cellstated --auth-tokens, docs/security.md).\n"
+            "--tls-crl: the CA's revocation list (PEM; else $CELLSCHED_TLS_CRL): a peer\n"
+            "whose certificate it lists is refused.\n"
             "--orphan-grace (default %d): a task whose agent has been gone this long is\n"
             "stopped by its supervisor.\n"
             "--taint EFFECT is NoSchedule, PreferNoSchedule or NoExecute: tasks that do not\n"
@@ -103,6 +109,7 @@ typedef struct flags {
     ag_iso_opts iso; /* task_root: NULL until run_machine picks the default */
     cs_tls_files tls_files;
     cs_tls *tls; /* loaded in main from tls_files: the cellstated client's certificates */
+    const char *token_file; /* --token-file, else $CELLSCHED_TOKEN_FILE */
 } flags;
 
 static int num(const char *flag, const char *v, unsigned long long min, unsigned long long max,
@@ -217,6 +224,8 @@ static int parse_flags(int argc, char **argv, flags *f)
             continue;
         if (strcmp(a, "--server") == 0)
             f->server = v;
+        else if (strcmp(a, "--token-file") == 0)
+            f->token_file = v;
         else if (strcmp(a, "--name") == 0)
             f->name = v;
         else if (strcmp(a, "--workdir") == 0)
@@ -537,6 +546,16 @@ int main(int argc, char **argv)
         cs_arena_free(&f.arena);
         return 2;
     }
+    /* The token, for a cell whose roles come from tokens. It lives as
+     * long as the process: every machine's loop borrows it. */
+    char *token = NULL;
+    if (cs_token_load(f.token_file, &token, &perr) != CS_OK) {
+        fprintf(stderr, "cell-agent: %s\n", perr.msg);
+        cs_tls_free(f.tls);
+        cs_arena_free(&f.arena);
+        return 2;
+    }
+    f.cfg.token = token;
     /* With certificates the log service is TLS too, unless told where. */
     if (f.tls != NULL && strcmp(f.log_listen, AG_LOG_LISTEN_DEFAULT) == 0)
         f.log_listen = AG_LOG_LISTEN_TLS_DEFAULT;
@@ -544,6 +563,7 @@ int main(int argc, char **argv)
         cs_tls_check_url(f.tls, f.log_listen, "--log-listen", &perr) != CS_OK) {
         fprintf(stderr, "cell-agent: %s\n", perr.msg);
         cs_tls_free(f.tls);
+        free(token);
         cs_arena_free(&f.arena);
         return 2;
     }
@@ -559,6 +579,7 @@ int main(int argc, char **argv)
 
     int rc = f.simulate > 0 ? run_simulator(&f, url, &set) : run_machine(&f, url, &servers, &set);
     cs_tls_free(f.tls);
+    free(token);
     cs_arena_free(&f.arena);
     return rc;
 }

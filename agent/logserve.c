@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "proto/clock.h"
+#include "proto/principal.h"
 #include "proto/proto.h"
+#include "proto/tlsengine.h"
 
 /* The work directory is at most 3000 bytes (runner.c), so any task file fits. */
 #define PATH_BUF 4200
@@ -204,6 +206,7 @@ struct ag_logsrv {
     ag_retain retain;
     nng_socket sock;
     pthread_t thread;
+    bool tls; /* over TLS: only an operator, a reader or a replica may read */
 };
 
 static int64_t wall_now_ms(void)
@@ -213,8 +216,26 @@ static int64_t wall_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Answer one request (data[0..len)) into buf. */
-static void answer(const ag_logsrv *s, const void *data, size_t len, msgpack_sbuffer *buf)
+/* Whether the TLS peer of `pipe` may read task output: a task's output
+ * can hold what its environment held, so the roles that may read the
+ * cell (docs/security.md "Roles") — an operator, a reader, a replica —
+ * and not another agent or a scheduler. Its principal's text into who. */
+static bool may_read_logs(nng_pipe pipe, char *who, size_t n)
+{
+    struct cs_tls_peer peer;
+    cs_error ignored;
+    cs_principal p = cs_principal_anonymous();
+    if (cs_tls_peer(pipe, &peer, &ignored) == CS_OK && peer.verified &&
+        cs_principal_parse(peer.cn, strlen(peer.cn), &p, &ignored) != CS_OK)
+        p = cs_principal_anonymous();
+    cs_principal_text(&p, who, n);
+    return p.role == CS_AUTH_OPERATOR || p.role == CS_AUTH_READER || p.role == CS_AUTH_SERVER;
+}
+
+/* Answer one request (data[0..len)) into buf; `denied`: the principal
+ * that may not read (NULL: it may). */
+static void answer(const ag_logsrv *s, const void *data, size_t len, const char *denied,
+                   msgpack_sbuffer *buf)
 {
     msgpack_zone zone;
     cs_error err = {0};
@@ -230,6 +251,11 @@ static void answer(const ag_logsrv *s, const void *data, size_t len, msgpack_sbu
         if (m.type != CS_MSG_TASK_LOGS)
             rc = cs_errorf(&err, CS_EPROTO, "this is a cell-agent's log service: it answers "
                            "task.logs only, not %s", cs_msg_name(m.type));
+        else if (denied != NULL)
+            rc = cs_errorf(&err, CS_EPERM,
+                           "permission denied: %s may not task.logs: only operator, reader, "
+                           "server may",
+                           denied);
         else if ((rc = cs_logs_req_decode(&m.body, &q, NULL, &err)) == CS_OK)
             rc = ag_logs_read(s->workdir, &q, &c, &err);
     }
@@ -268,7 +294,9 @@ static void *serve_main(void *arg)
             return NULL; /* closed */
         msgpack_sbuffer b;
         msgpack_sbuffer_init(&b);
-        answer(s, nng_msg_body(req), nng_msg_len(req), &b);
+        char who[CS_PRINCIPAL_MAX + 1];
+        bool ok = !s->tls || may_read_logs(nng_msg_get_pipe(req), who, sizeof who);
+        answer(s, nng_msg_body(req), nng_msg_len(req), ok ? NULL : who, &b);
         nng_msg_free(req);
         if (b.size > 0)
             nng_send(s->sock, b.data, b.size, 0);
@@ -325,6 +353,7 @@ int ag_logsrv_open(const char *workdir, const char *listen_url, const char *host
     if (cs_tls_url(listen_url)) {
         if ((rc = cs_tls_listen(s->sock, listen_url, tls, &l, "log service", err)) != CS_OK)
             goto err_after_socket;
+        s->tls = true;
     } else if ((rv = nng_listen(s->sock, listen_url, &l, 0)) != 0) {
         rc = cs_errorf(err, CS_EINVAL, "log service: cannot listen on %s: %s", listen_url,
                        nng_strerror(rv));

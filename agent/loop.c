@@ -95,7 +95,7 @@ static void call_fini(ag_call *c)
  * note it as the call's request. The caller submits it (call_submit) after
  * releasing its lock. */
 static int call_prepare(ag_call *c, uint32_t type, uint64_t req, const msgpack_sbuffer *body,
-                        uint32_t timeout_ms, nng_msg **out)
+                        const char *token, uint32_t timeout_ms, nng_msg **out)
 {
     msgpack_sbuffer head;
     msgpack_sbuffer_init(&head);
@@ -103,11 +103,19 @@ static int call_prepare(ag_call *c, uint32_t type, uint64_t req, const msgpack_s
     msgpack_packer_init(&pk, &head, msgpack_sbuffer_write);
     nng_msg *msg = NULL;
     int rc = CS_ENOMEM;
-    if (cs_msg_begin(&pk, type, req) != CS_OK || nng_msg_alloc(&msg, 0) != 0)
+    if ((token != NULL ? cs_msg_begin_auth(&pk, type, req) : cs_msg_begin(&pk, type, req)) !=
+            CS_OK ||
+        nng_msg_alloc(&msg, 0) != 0)
         goto cleanup;
     if (nng_msg_append(msg, head.data, head.size) != 0 ||
         nng_msg_append(msg, body->data, body->size) != 0)
         goto cleanup;
+    if (token != NULL) {
+        /* The fifth element, after the body (proto.h). */
+        head.size = 0;
+        if (cs_pack_str(&pk, token) != CS_OK || nng_msg_append(msg, head.data, head.size) != 0)
+            goto cleanup;
+    }
     c->type = type;
     c->req = req;
     c->timeout_ms = timeout_ms;
@@ -636,7 +644,8 @@ static void ctl_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
     }
     if (m->ctl_doing != CTL_NONE) {
         if (rc == CS_OK)
-            rc = call_prepare(&m->ctl, type, m->next_req++, &m->body, m->cfg.call_timeout_ms, msg);
+            rc = call_prepare(&m->ctl, type, m->next_req++, &m->body, m->cfg.token,
+                              m->cfg.call_timeout_ms, msg);
         if (rc == CS_OK)
             return;
         /* Out of memory building a small message: wait and try again. */
@@ -1085,7 +1094,7 @@ static void poll_next(ag_machine *m, nng_msg **msg, int64_t *sleep_ms)
                      .wait_ms = m->cfg.poll_wait_ms, .jobs_once = true, .known_short = true};
     int rc = cs_poll_req_encode(&pk, &q);
     if (rc == CS_OK)
-        rc = call_prepare(&m->poll, CS_MSG_POLL, m->next_req++, &b,
+        rc = call_prepare(&m->poll, CS_MSG_POLL, m->next_req++, &b, m->cfg.token,
                           m->cfg.call_timeout_ms + m->cfg.poll_wait_ms, msg);
     if (rc != CS_OK) {
         m->poll.state = CALL_SLEEP;

@@ -160,6 +160,9 @@ typedef struct ag_config {
     const char *log_url;      /* where this agent serves its tasks' output (logserve.h),
                                * advertised in machine.register; borrowed like attrs;
                                * NULL = none */
+    const char *token;        /* the credentials every request carries (cellstated
+                               * --auth-tokens, docs/security.md); borrowed like
+                               * attrs; NULL = none */
 } ag_config;
 
 /* Defaults: heartbeat 3 s, poll wait 25 s, call timeout 5 s, tick 100 ms. */

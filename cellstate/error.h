@@ -26,7 +26,8 @@
     X(CS_ETOOBIG, 11, "too large")                                               \
     X(CS_ESTATE, 12, "not allowed in the current state")                        \
     X(CS_ENOTLEADER, 13, "not the leader")                                      \
-    X(CS_EUNAVAIL, 14, "unavailable")
+    X(CS_EUNAVAIL, 14, "unavailable")                                           \
+    X(CS_EPERM, 15, "permission denied")
 
 enum {
 #define CS_ERROR_ENUM(name, value, text) name = value,
@@ -35,7 +36,7 @@ enum {
 };
 
 /* The largest code of the table: a decoder of a peer's code takes 0 .. this. */
-#define CS_ECODE_MAX CS_EUNAVAIL
+#define CS_ECODE_MAX CS_EPERM
 
 #define CS_ERROR_MSG_SIZE 256
 

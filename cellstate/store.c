@@ -793,10 +793,11 @@ static int rec_visit_one(cs_snap *snap, const rec_visit *vis, cs_id id, const MD
     return rc != CS_OK ? rc : rec_call(vis, &rec);
 }
 
-/* Iterate records of one kind with ids in [lo, hi), decoding each into a
- * scratch arena reset between records. */
+/* Iterate records of one kind with ids in [lo, hi), at most `limit` of
+ * them (0: no limit), decoding each into a scratch arena reset between
+ * records. */
 static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_t hi,
-                       cs_error *err)
+                       size_t limit, cs_error *err)
 {
     cs_db db = kind_db[vis->kind];
     MDB_cursor *cur;
@@ -810,7 +811,8 @@ static int each_record(cs_snap *snap, const rec_visit *vis, uint64_t lo, uint64_
     MDB_val k = {8, kb}, v;
     int op = MDB_SET_RANGE;
     int result = CS_OK;
-    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+    size_t seen = 0;
+    while ((limit == 0 || seen++ < limit) && (rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
         if (k.mv_size != 8) {
             result = cs_errorf(err, CS_ECORRUPT, "%s database has a key of %zu bytes",
@@ -907,19 +909,62 @@ int cs_snap_each_task_in(cs_snap *snap, const cs_id *ids, size_t n, cs_task_fn f
 int cs_snap_each_machine(cs_snap *snap, cs_machine_fn fn, void *ctx, cs_error *err)
 {
     rec_visit vis = {.kind = CS_KIND_MACHINE, .machine = fn, .ctx = ctx};
-    return each_record(snap, &vis, 0, UINT64_MAX, err);
+    return each_record(snap, &vis, 0, UINT64_MAX, 0, err);
 }
 
 int cs_snap_each_job(cs_snap *snap, cs_job_fn fn, void *ctx, cs_error *err)
 {
     rec_visit vis = {.kind = CS_KIND_JOB, .job = fn, .ctx = ctx};
-    return each_record(snap, &vis, 0, UINT64_MAX, err);
+    return each_record(snap, &vis, 0, UINT64_MAX, 0, err);
 }
 
 int cs_snap_each_task(cs_snap *snap, cs_task_fn fn, void *ctx, cs_error *err)
 {
     rec_visit vis = {.kind = CS_KIND_TASK, .task = fn, .ctx = ctx};
-    return each_record(snap, &vis, 0, UINT64_MAX, err);
+    return each_record(snap, &vis, 0, UINT64_MAX, 0, err);
+}
+
+int cs_snap_each_machine_from(cs_snap *snap, cs_id from, size_t limit, cs_machine_fn fn,
+                              void *ctx, cs_error *err)
+{
+    rec_visit vis = {.kind = CS_KIND_MACHINE, .machine = fn, .ctx = ctx};
+    return each_record(snap, &vis, from, UINT64_MAX, limit, err);
+}
+
+int cs_snap_each_job_from(cs_snap *snap, cs_id from, size_t limit, cs_job_fn fn, void *ctx,
+                          cs_error *err)
+{
+    rec_visit vis = {.kind = CS_KIND_JOB, .job = fn, .ctx = ctx};
+    return each_record(snap, &vis, from, UINT64_MAX, limit, err);
+}
+
+int cs_snap_each_task_from(cs_snap *snap, cs_id from, size_t limit, cs_task_fn fn, void *ctx,
+                           cs_error *err)
+{
+    rec_visit vis = {.kind = CS_KIND_TASK, .task = fn, .ctx = ctx};
+    return each_record(snap, &vis, from, UINT64_MAX, limit, err);
+}
+
+int cs_snap_last_id(cs_snap *snap, cs_kind kind, cs_id *out, cs_error *err)
+{
+    *out = 0;
+    if ((unsigned)kind >= CS_KIND_COUNT)
+        return cs_errorf(err, CS_EINVAL, "unknown record kind %d", (int)kind);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(snap->txn, snap->store->dbi[kind_db[kind]], &cur);
+    if (rc != 0)
+        return lmdb_err(err, rc, "opening cursor");
+    MDB_val k, v;
+    int result = CS_OK;
+    if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 && k.mv_size == 8)
+        *out = cs_be64_get(k.mv_data);
+    else if (rc == 0)
+        result = cs_errorf(err, CS_ECORRUPT, "%s database has a key of %zu bytes",
+                           db_names[kind_db[kind]], k.mv_size);
+    else if (rc != MDB_NOTFOUND)
+        result = lmdb_err(err, rc, "reading the last key");
+    mdb_cursor_close(cur);
+    return result;
 }
 
 int cs_snap_each_task_of_job(cs_snap *snap, cs_id job, cs_task_fn fn, void *ctx, cs_error *err)
@@ -928,7 +973,7 @@ int cs_snap_each_task_of_job(cs_snap *snap, cs_id job, cs_task_fn fn, void *ctx,
         return cs_errorf(err, CS_EINVAL, "job id %llu is out of range", (unsigned long long)job);
     uint64_t hi = job == CS_JOB_ID_MAX ? UINT64_MAX : cs_task_id(job + 1, 0);
     rec_visit vis = {.kind = CS_KIND_TASK, .task = fn, .ctx = ctx};
-    return each_record(snap, &vis, cs_task_id(job, 0), hi, err);
+    return each_record(snap, &vis, cs_task_id(job, 0), hi, 0, err);
 }
 
 int cs_snap_each_task_on_machine(cs_snap *snap, cs_id machine, cs_task_fn fn, void *ctx,
@@ -2041,7 +2086,7 @@ static int rebuild_alloc(cs_store *s, cs_error *err)
         goto out;
     rebuild_ctx c = {.s = s, .x = x, .err = err};
     rec_visit vis = {.kind = CS_KIND_TASK, .task = rebuild_task, .ctx = &c};
-    if ((rc = each_record(&snap, &vis, 0, UINT64_MAX, err)) != CS_OK ||
+    if ((rc = each_record(&snap, &vis, 0, UINT64_MAX, 0, err)) != CS_OK ||
         (rc = rebuild_machines(&snap, x, err)) != CS_OK ||
         (rc = each_entry(&snap, snap.floor, 0, true, rebuild_log, &c, err)) != CS_OK) {
         cs_alloc_txn_discard(x);

@@ -144,6 +144,21 @@ int cs_snap_each_machine(cs_snap *snap, cs_machine_fn fn, void *ctx, cs_error *e
 int cs_snap_each_job(cs_snap *snap, cs_job_fn fn, void *ctx, cs_error *err);
 int cs_snap_each_task(cs_snap *snap, cs_task_fn fn, void *ctx, cs_error *err);
 int cs_snap_each_task_of_job(cs_snap *snap, cs_id job, cs_task_fn fn, void *ctx, cs_error *err);
+/* The same from a key: the records with ids >= `from`, at most `limit` of
+ * them (0: no limit). One LMDB cursor placed with MDB_SET_RANGE and
+ * stepped: a full sync in pieces (proto/sync.h) reads each piece so, in a
+ * read transaction of its own, rather than holding one snapshot for the
+ * whole transfer. */
+int cs_snap_each_machine_from(cs_snap *snap, cs_id from, size_t limit, cs_machine_fn fn,
+                              void *ctx, cs_error *err);
+int cs_snap_each_job_from(cs_snap *snap, cs_id from, size_t limit, cs_job_fn fn, void *ctx,
+                          cs_error *err);
+int cs_snap_each_task_from(cs_snap *snap, cs_id from, size_t limit, cs_task_fn fn, void *ctx,
+                           cs_error *err);
+/* The largest id of `kind` in the snapshot, 0 when it holds none (the
+ * last key: no record is read). Ids only grow (meta's counters), so every
+ * record with a larger id was made after the snapshot. */
+int cs_snap_last_id(cs_snap *snap, cs_kind kind, cs_id *out, cs_error *err);
 /* The tasks `ids[0..n)` (borrowed, only read), in that order, as
  * cs_snap_task reads each: the ids must be ascending and unique, as
  * cs_snap_changes_since gives them (CS_EINVAL naming the first position

@@ -6,8 +6,8 @@ _cellctl()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=
     ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="submit update kill scale get describe endpoints stats watch cordon uncordon drain logs members help"
-    local global="-s --server --timeout --tls-cert --tls-key --tls-ca -o --output -h --help"
+    local commands="submit update kill scale get describe endpoints stats watch cordon uncordon drain logs members audit help"
+    local global="-s --server --timeout --tls-cert --tls-key --tls-ca --tls-crl --token-file -o --output -h --help"
     COMPREPLY=()
 
     # The command: the first word that is neither an option nor an
@@ -15,7 +15,7 @@ _cellctl()
     local i cmd= cmd_at=0
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-            -s|--server|--timeout|--tls-cert|--tls-key|--tls-ca|-o|--output) ((i++)) ;;
+            -s|--server|--timeout|--tls-cert|--tls-key|--tls-ca|--tls-crl|-o|--output) ((i++)) ;;
             -*) ;;
             *) cmd=${COMP_WORDS[i]}; cmd_at=$i; break ;;
         esac
@@ -36,10 +36,12 @@ _cellctl()
                 tasks) COMPREPLY=($(compgen -W "pending assigned running finished failed killed lost preempted" -- "$cur")) ;;
             esac
             return ;;
-        --tls-cert|--tls-key|--tls-ca)
+        --tls-cert|--tls-key|--tls-ca|--tls-crl)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
-        -s|--server|--timeout|--interval|--count|--job|--machine|--deadline|--tail)
+        -s|--server|--timeout|--interval|--count|--job|--machine|--deadline|--tail|--since|--who|-n|--limit)
             return ;;
+        --action)
+            COMPREPLY=($(compgen -W "machine.register job.submit job.kill job.scale job.update commit task.status job.note job.surge job.end machine.admin members.add members.remove members.transfer offer.commit machine.down machine.drain_deadline job.gc" -- "$cur")); return ;;
     esac
 
     if [[ -z $cmd ]]; then
@@ -58,6 +60,7 @@ _cellctl()
         watch) opts="--interval --count --job --ansi" ;;
         drain) opts="--deadline --no-deadline" ;;
         logs) opts="--stderr --tail -f" ;;
+        audit) opts="--since --who --action -n --limit" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts $global" -- "$cur"))
@@ -69,7 +72,7 @@ _cellctl()
     local n=0
     for ((i = cmd_at + 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-            -s|--server|--timeout|--tls-cert|--tls-key|--tls-ca|-o|--output|--state|--job|--machine|--interval|--count|--deadline|--tail) ((i++)) ;;
+            -s|--server|--timeout|--tls-cert|--tls-key|--tls-ca|--tls-crl|--token-file|-o|--output|--state|--job|--machine|--interval|--count|--deadline|--tail|--since|--who|--action|-n|--limit) ((i++)) ;;
             -*) ;;
             *) ((n++)) ;;
         esac

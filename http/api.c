@@ -201,6 +201,7 @@ uint16_t gw_status_of(int code)
     case CS_EEXIST:
     case CS_ESTATE: return 409;
     case CS_ETOOBIG: return 413;
+    case CS_EPERM: return 403;
     case CS_ENOTLEADER:
     case CS_EUNAVAIL: return 503;
     default: return 500;
@@ -211,6 +212,8 @@ static const char *status_token(uint16_t status)
 {
     switch (status) {
     case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 403: return "forbidden";
     case 404: return "not_found";
     case 405: return "method_not_allowed";
     case 409: return "conflict";

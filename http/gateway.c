@@ -401,6 +401,41 @@ static bool start(gw_thread *t, job *j)
     return true;
 }
 
+/* Who the thread's client asks for while serving j (docs/http.md
+ * "Authorization"): the bearer token of "Authorization: Bearer TOKEN",
+ * which cellstated maps to its principal as it would a client's (a cell
+ * with --auth-tokens); else, over https, where the handshake took only
+ * clients with a certificate of the cell's CA, "reader" — nng's HTTP
+ * server does not tell a handler which certificate, so nothing more is
+ * granted without a token; else nobody in particular (a cell without
+ * roles takes it, one with roles refuses it). The gateway's inproc
+ * client is the one cellstated lets say whom it acts for (authz.c).
+ * false when j was answered here (a malformed header, no memory). */
+static bool credentials(gw_thread *t, job *j, gw_reply *r)
+{
+    const char *a = nng_http_req_get_header(j->req, "Authorization");
+    cs_error err = {0};
+    int rc;
+    if (a != NULL) {
+        if (strncasecmp(a, "Bearer ", 7) != 0 || a[7] == '\0') {
+            gw_reply_error(r, 401, "the Authorization header is not \"Bearer TOKEN\"");
+            return false;
+        }
+        rc = cs_client_set_as(t->c, NULL, &err);
+        if (rc == CS_OK)
+            rc = cs_client_set_token(t->c, a + 7, &err);
+    } else {
+        rc = cs_client_set_token(t->c, NULL, &err);
+        if (rc == CS_OK)
+            rc = cs_client_set_as(t->c, t->h->o.tls != NULL ? "reader" : NULL, &err);
+    }
+    if (rc != CS_OK) {
+        gw_reply_error(r, 500, err.msg);
+        return false;
+    }
+    return true;
+}
+
 /* Serve j (RUNNING, taken off the queue): answer it, or park it. */
 static void serve(gw_thread *t, job *j)
 {
@@ -421,7 +456,7 @@ static void serve(gw_thread *t, job *j)
             snprintf(r.allow, sizeof r.allow, "GET, HEAD");
         } else if (p != NULL)
             serve_page(p, &r);
-        else
+        else if (credentials(t, j, &r))
             gw_api_serve(t->c, &j->q, &r);
         if (!j->blocking || r.status != 200 || !r.has_index || r.index > j->index)
             break;

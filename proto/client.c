@@ -67,6 +67,10 @@ struct cs_client {
     nng_msg *reply; /* the last reply: the decoded one points into it */
     msgpack_zone zone;
     msgpack_sbuffer out;
+    /* The credentials each request carries as its envelope's fifth element
+     * (cs_client_set_token / cs_client_set_as); NULL: none. Owned. */
+    char *token;
+    char *as;
 };
 
 static int64_t mono_ms(void)
@@ -142,7 +146,33 @@ void cs_client_close(cs_client *c)
             nng_close(c->sock[i]);
     msgpack_zone_destroy(&c->zone);
     msgpack_sbuffer_destroy(&c->out);
+    if (c->token != NULL)
+        explicit_bzero(c->token, strlen(c->token));
+    free(c->token);
+    free(c->as);
     free(c);
+}
+
+int cs_client_set_token(cs_client *c, const char *token, cs_error *err)
+{
+    char *t = NULL;
+    if (token != NULL && (t = strdup(token)) == NULL)
+        return cs_errorf(err, CS_ENOMEM, "client: out of memory");
+    if (c->token != NULL)
+        explicit_bzero(c->token, strlen(c->token));
+    free(c->token);
+    c->token = t;
+    return CS_OK;
+}
+
+int cs_client_set_as(cs_client *c, const char *principal, cs_error *err)
+{
+    char *p = NULL;
+    if (principal != NULL && (p = strdup(principal)) == NULL)
+        return cs_errorf(err, CS_ENOMEM, "client: out of memory");
+    free(c->as);
+    c->as = p;
+    return CS_OK;
 }
 
 /* Decode c->reply, the answer to request `req` of `type`, into objects. */
@@ -223,9 +253,16 @@ static int exchange(cs_client *c, uint32_t type, const void *body, size_t len, u
     msgpack_packer pk;
     msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
     *req = c->next_req++;
-    if (cs_msg_begin(&pk, type, *req) != CS_OK ||
+    bool auth = c->token != NULL || c->as != NULL;
+    if ((auth ? cs_msg_begin_auth(&pk, type, *req) : cs_msg_begin(&pk, type, *req)) != CS_OK ||
         msgpack_sbuffer_write(&c->out, body, len) != 0)
         return cs_errorf(err, CS_ENOMEM, "client: out of memory");
+    if (c->as != NULL) {
+        if (msgpack_pack_map(&pk, 1) != 0 || cs_pack_kv_str(&pk, "as", c->as) != CS_OK)
+            return cs_errorf(err, CS_ENOMEM, "client: out of memory");
+    } else if (c->token != NULL && cs_pack_str(&pk, c->token) != CS_OK) {
+        return cs_errorf(err, CS_ENOMEM, "client: out of memory");
+    }
     size_t n = c->list.n;
     int64_t deadline = mono_ms() + c->timeout_ms;
     int rc = CS_EIO;

@@ -48,6 +48,14 @@ int cs_client_open(const char *urls, uint32_t timeout_ms, cs_client **out, cs_er
 int cs_client_open_tls(const char *urls, const cs_tls *tls, uint32_t timeout_ms, cs_client **out,
                        cs_error *err);
 void cs_client_close(cs_client *c);
+/* The token every later request carries (docs/security.md "Roles": a
+ * cell's --auth-tokens), copied; NULL: none. CS_ENOMEM. */
+int cs_client_set_token(cs_client *c, const char *token, cs_error *err);
+/* The principal (proto/principal.h text, copied; NULL: none) every later
+ * request says it acts for, as {"as": principal}: honoured only from a
+ * client the server knows as a replica or its own in-process HTTP
+ * gateway; a token set too is not sent. CS_ENOMEM. */
+int cs_client_set_as(cs_client *c, const char *principal, cs_error *err);
 /* The bound of each later call, all its attempts included. */
 void cs_client_set_timeout(cs_client *c, uint32_t timeout_ms);
 

@@ -1,6 +1,7 @@
 /* proto.c — envelope, body readers and writers (see proto.h). */
 #include "proto/proto.h"
 
+#include "cellstate/jobopts.h"
 #include "cellstate/mpcheck.h"
 #include "proto/msg.h"
 
@@ -27,9 +28,9 @@ int cs_msg_decode(const void *data, size_t len, msgpack_zone *zone, cs_msg *m, c
     int rc = cs_mp_unpack(data, len, zone, &o, CS_EPROTO, "message", err);
     if (rc != CS_OK)
         return rc;
-    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size != 4)
+    if (o.type != MSGPACK_OBJECT_ARRAY || o.via.array.size < 4 || o.via.array.size > 5)
         return cs_errorf(err, CS_EPROTO,
-                         "message is not [version, type, request id, body]");
+                         "message is not [version, type, request id, body] (nor with credentials)");
     const msgpack_object *f = o.via.array.ptr;
     if (f[2].type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         m->req = f[2].via.u64;
@@ -45,16 +46,28 @@ int cs_msg_decode(const void *data, size_t len, msgpack_zone *zone, cs_msg *m, c
                              : 0ULL);
     m->type = (uint32_t)f[1].via.u64;
     m->body = f[3];
+    m->auth.type = MSGPACK_OBJECT_NIL;
+    if (o.via.array.size == 5)
+        m->auth = f[4];
     return CS_OK;
 }
 
-int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req)
+/* The envelope's head: an array of n (4, or 5 with credentials) and its
+ * first three elements. */
+static int begin(msgpack_packer *pk, uint32_t n, uint32_t type, uint64_t req)
 {
-    CS_PK(msgpack_pack_array(pk, 4));
+    CS_PK(msgpack_pack_array(pk, n));
     CS_PK(msgpack_pack_uint32(pk, CS_PROTO_VERSION));
     CS_PK(msgpack_pack_uint32(pk, type));
     CS_PK(msgpack_pack_uint64(pk, req));
     return CS_OK;
+}
+
+int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req) { return begin(pk, 4, type, req); }
+
+int cs_msg_begin_auth(msgpack_packer *pk, uint32_t type, uint64_t req)
+{
+    return begin(pk, 5, type, req);
 }
 
 int cs_pack_kv_str(msgpack_packer *pk, const char *key, const char *value)
@@ -219,6 +232,36 @@ int cs_pack_job(msgpack_packer *pk, const cs_job *j)
     CS_TRY(cs_pack_kv_str(pk, "note", j->note));
     CS_TRY(cs_pack_kv_u64(pk, "surge", j->surge));
     return cs_pack_kv_u64(pk, "ended", j->ended);
+}
+
+int cs_pack_job_as(msgpack_packer *pk, const cs_job *j, bool redact)
+{
+    if (!redact || j->extra_len == 0)
+        return cs_pack_job(pk, j);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_jobopts o;
+    cs_error ignored;
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    cs_job copy = *j;
+    int rc = CS_OK;
+    if (cs_jobopts_decode(j->extra, j->extra_len, &a, &o, &ignored) != CS_OK) {
+        copy.extra = NULL;
+        copy.extra_len = 0;
+    } else if (o.nenv > 0) {
+        for (uint32_t i = 0; i < o.nenv; i++)
+            o.env[i].value = CS_REDACTED;
+        if ((rc = cs_jobopts_encode(&o, &b, &ignored)) == CS_OK) {
+            copy.extra = (const uint8_t *)b.data;
+            copy.extra_len = (uint32_t)b.size;
+        }
+    }
+    if (rc == CS_OK)
+        rc = cs_pack_job(pk, &copy);
+    msgpack_sbuffer_destroy(&b);
+    cs_arena_free(&a);
+    return rc == CS_OK ? CS_OK : CS_ENOMEM;
 }
 
 /* A task map written byte by byte into one buffer and handed to the packer

@@ -5,6 +5,11 @@
  *
  *     [protocol version, message type, request id, body]
  *
+ * A request may carry a fifth element, its credentials (docs/protocol.md
+ * §2, docs/security.md): a token string (a cell without TLS, cellstated
+ * --auth-tokens), or {"as": principal} from a replica or the in-process
+ * HTTP gateway acting for its own client (proto/principal.h).
+ *
  * sent over nanomsg's scalability protocols (nng: REQ/REP for requests,
  * PUB/SUB for announcements). A reply carries the request's type and id; a
  * failed request is answered with type CS_MSG_ERROR and the body
@@ -75,7 +80,8 @@
     X(CS_MSG_MEMBERS_TRANSFER, 26, "members.transfer") \
     X(CS_MSG_OFFER_ACQUIRE, 27, "offer.acquire")   \
     X(CS_MSG_OFFER_RELEASE, 28, "offer.release")   \
-    X(CS_MSG_OFFER_COMMIT, 29, "offer.commit")
+    X(CS_MSG_OFFER_COMMIT, 29, "offer.commit")   \
+    X(CS_MSG_AUDIT, 30, "audit")
 
 enum {
 #define CS_MSG_ENUM(name, value, text) name = value,
@@ -92,18 +98,24 @@ typedef struct cs_msg {
     uint32_t type;
     uint64_t req;
     msgpack_object body;
+    msgpack_object auth; /* the credentials: MSGPACK_OBJECT_NIL when the message has none */
 } cs_msg;
 
 /* Decode one message spanning data[0..len). CS_EPROTO, with a message that
  * names the problem, for: not msgpack, trailing bytes, not a 4-element
  * array, another protocol version, an unknown type, a request id that is not
- * an unsigned integer. On CS_EPROTO `m->req` is still filled when the id
+ * an unsigned integer. A fifth element (a request's credentials) is kept
+ * in `m->auth` unchecked: its meaning is the server's. On CS_EPROTO `m->req` is still filled when the id
  * could be read, so that the error reply can carry it. */
 int cs_msg_decode(const void *data, size_t len, msgpack_zone *zone, cs_msg *m, cs_error *err);
 
 /* Start a message: packs the envelope's first three elements; the caller
  * then packs exactly one body object. */
 int cs_msg_begin(msgpack_packer *pk, uint32_t type, uint64_t req);
+/* The same for a request with credentials: the caller then packs the body
+ * and, as the fifth element, the credentials (a token string, or an
+ * {"as": principal} map). */
+int cs_msg_begin_auth(msgpack_packer *pk, uint32_t type, uint64_t req);
 
 /* A whole error reply for request `req`: {"code", "error", "message"}. */
 int cs_msg_error(msgpack_sbuffer *buf, uint64_t req, int code, const char *message);
@@ -148,6 +160,12 @@ int cs_pack_machine(msgpack_packer *pk, const cs_machine *m);
  * borrowed. CS_ENOMEM. */
 int cs_pack_taints(msgpack_packer *pk, const cs_taint *t, uint32_t n);
 int cs_pack_job(msgpack_packer *pk, const cs_job *j);
+/* The same with the job's environment hidden when `redact` (a reader's
+ * replies, docs/security.md "Roles"): every env value becomes
+ * CS_REDACTED, its keys stay; options that do not decode are left out
+ * whole rather than sent as they are. CS_ENOMEM. */
+#define CS_REDACTED "(redacted)"
+int cs_pack_job_as(msgpack_packer *pk, const cs_job *j, bool redact);
 int cs_pack_task(msgpack_packer *pk, const cs_task *t);
 
 /* The inverse for what clients send: a machine registration and a job spec.

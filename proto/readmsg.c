@@ -148,17 +148,17 @@ int cs_get_tasks_req_decode(const msgpack_object *o, cs_get_tasks_req *out, cs_a
 
 /* ---- get.job --------------------------------------------------------------------------- */
 
-int cs_get_job_reply_begin(msgpack_packer *pk, const cs_job *job)
+int cs_get_job_reply_begin(msgpack_packer *pk, const cs_job *job, bool redact)
 {
     CS_PK(msgpack_pack_map(pk, 2));
     CS_TRY(cs_pack_str(pk, "job"));
-    CS_TRY(cs_pack_job(pk, job));
+    CS_TRY(cs_pack_job_as(pk, job, redact));
     return cs_pack_str(pk, "tasks");
 }
 
 int cs_get_job_reply_encode(msgpack_packer *pk, const cs_get_job_reply *in)
 {
-    CS_TRY(cs_get_job_reply_begin(pk, &in->job));
+    CS_TRY(cs_get_job_reply_begin(pk, &in->job, false));
     return cs_tasks_reply_encode(pk, &in->tasks);
 }
 
@@ -279,5 +279,105 @@ int cs_stats_reply_decode(const msgpack_object *o, cs_stats_reply *out, cs_arena
         return cs_errorf(err, CS_ENOMEM, "out of memory");
     for (uint32_t i = 0; i < out->nscheds; i++)
         CS_TRY(decode_sched(&list->via.array.ptr[i], &out->scheds[i], a, err));
+    return CS_OK;
+}
+
+/* ---- audit ------------------------------------------------------------------------------ */
+
+int cs_audit_req_encode(msgpack_packer *pk, const cs_audit_req *in)
+{
+    bool limit = in->limit != 0 && in->limit != CS_AUDIT_LIMIT_DEFAULT;
+    CS_PK(msgpack_pack_map(pk, (uint32_t)(in->since != 0) + limit + (in->who != NULL) +
+                                   (in->action != NULL)));
+    if (in->since != 0)
+        CS_TRY(cs_pack_kv_u64(pk, "since", in->since));
+    if (limit)
+        CS_TRY(cs_pack_kv_u64(pk, "limit", in->limit));
+    if (in->who != NULL)
+        CS_TRY(cs_pack_kv_str(pk, "who", in->who));
+    if (in->action != NULL)
+        CS_TRY(cs_pack_kv_str(pk, "action", in->action));
+    return CS_OK;
+}
+
+int cs_audit_req_decode(const msgpack_object *o, cs_audit_req *out, cs_arena *a, cs_error *err)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(err, CS_EPROTO, "message body is not a map");
+    memset(out, 0, sizeof *out);
+    uint64_t limit = CS_AUDIT_LIMIT_DEFAULT;
+    CS_TRY(cs_obj_u64(o, "since", false, UINT64_MAX, &out->since, err));
+    CS_TRY(cs_obj_u64(o, "limit", false, CS_AUDIT_LIMIT_MAX, &limit, err));
+    if (limit == 0)
+        return cs_errorf(err, CS_EINVAL, "field 'limit' is 0 (1 to %u entries)",
+                         CS_AUDIT_LIMIT_MAX);
+    out->limit = (uint32_t)limit;
+    CS_TRY(cs_obj_str(o, "who", false, CS_AUDIT_WHO_MAX, a, &out->who, err));
+    return cs_obj_str(o, "action", false, CS_AUDIT_ACTION_MAX, a, &out->action, err);
+}
+
+bool cs_audit_who_matches(const char *who, const char *want)
+{
+    size_t n = strlen(want);
+    if (strncmp(who, want, n) != 0)
+        return false;
+    if (who[n] == '\0' || n == 0)
+        return true;
+    /* A prefix: it must end at a boundary of the principal's parts. */
+    char last = want[n - 1], next = who[n];
+    return last == ':' || last == '.' || next == ':' || next == '.';
+}
+
+int cs_audit_reply_encode(msgpack_packer *pk, const cs_audit_reply *in)
+{
+    CS_PK(msgpack_pack_map(pk, 2));
+    CS_TRY(cs_pack_str(pk, "entries"));
+    CS_PK(msgpack_pack_array(pk, in->n));
+    for (uint32_t i = 0; i < in->n; i++) {
+        const cs_audit_entry *e = &in->entries[i];
+        CS_PK(msgpack_pack_map(pk, 5));
+        CS_TRY(cs_pack_kv_u64(pk, "time", e->time_ms));
+        CS_TRY(cs_pack_kv_str(pk, "who", e->who));
+        CS_TRY(cs_pack_kv_str(pk, "action", e->action));
+        CS_TRY(cs_pack_kv_str(pk, "target", e->target));
+        CS_TRY(cs_pack_kv_u64(pk, "version", e->version));
+    }
+    return cs_pack_kv_bool(pk, "more", in->more);
+}
+
+static int decode_audit_entry(const msgpack_object *o, cs_audit_entry *e, cs_arena *a,
+                              cs_error *err)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(err, CS_EPROTO, "an audit entry is not a map");
+    CS_TRY(cs_obj_u64(o, "time", true, UINT64_MAX, &e->time_ms, err));
+    CS_TRY(cs_obj_str(o, "who", true, CS_AUDIT_WHO_MAX, a, &e->who, err));
+    CS_TRY(cs_obj_str(o, "action", true, CS_AUDIT_ACTION_MAX, a, &e->action, err));
+    CS_TRY(cs_obj_str(o, "target", true, CS_AUDIT_TARGET_MAX, a, &e->target, err));
+    return cs_obj_u64(o, "version", true, UINT64_MAX, &e->version, err);
+}
+
+int cs_audit_reply_decode(const msgpack_object *o, cs_audit_reply *out, cs_arena *a,
+                          cs_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return cs_errorf(err, CS_EPROTO, "reply is not a map");
+    const msgpack_object *v = cs_obj_get(o, "entries");
+    if (v == NULL || v->type != MSGPACK_OBJECT_ARRAY)
+        return cs_errorf(err, CS_EPROTO, "reply: field 'entries' is missing or not an array");
+    if (v->via.array.size > CS_AUDIT_LIMIT_MAX)
+        return cs_errorf(err, CS_EPROTO, "reply: %u entries, more than the %u a request may ask",
+                         v->via.array.size, CS_AUDIT_LIMIT_MAX);
+    CS_TRY(cs_obj_bool(o, "more", true, &out->more, err));
+    out->entries = cs_arena_alloc(a, ((size_t)v->via.array.size + 1) * sizeof *out->entries);
+    if (out->entries == NULL)
+        return cs_errorf(err, CS_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < v->via.array.size; i++) {
+        int rc = decode_audit_entry(&v->via.array.ptr[i], &out->entries[i], a, err);
+        if (rc != CS_OK)
+            return cs_error_wrap(err, rc, "reply: entry %u", i);
+    }
+    out->n = v->via.array.size;
     return CS_OK;
 }

@@ -1,6 +1,6 @@
 /* readmsg.h — the codecs of the reads answered from a snapshot
  * (docs/protocol.md §5.11 get.machines, §5.12 get.jobs, §5.13 get.tasks,
- * §5.14 get.job, §5.15 stats). The sync request and reply are
+ * §5.14 get.job, §5.15 stats, §5.28 audit). The sync request and reply are
  * proto/sync.h's; the version announcement (§9) is cs_version_reply
  * (proto/msg.h). Conventions: proto/msg.h.
  *
@@ -69,7 +69,8 @@ int cs_get_tasks_req_decode(const msgpack_object *o, cs_get_tasks_req *out, cs_a
  * Reply {"job": job map, "tasks": {"version", "tasks": [...]}}: the
  * begin function writes through the key "tasks"; the caller then packs a
  * tasks reply. */
-int cs_get_job_reply_begin(msgpack_packer *pk, const cs_job *job);
+/* `redact`: the job's environment hidden (cs_pack_job_as). */
+int cs_get_job_reply_begin(msgpack_packer *pk, const cs_job *job, bool redact);
 typedef struct cs_get_job_reply {
     cs_job job;
     cs_tasks_reply tasks;
@@ -112,6 +113,52 @@ typedef struct cs_stats_reply {
 int cs_stats_reply_head(msgpack_packer *pk, const cs_stats_reply *in);
 int cs_stats_reply_encode(msgpack_packer *pk, const cs_stats_reply *in);
 int cs_stats_reply_decode(const msgpack_object *o, cs_stats_reply *out, cs_arena *a,
+                          cs_error *err);
+
+/* ---- audit (30): the server's audit log of accepted writes -------------------------
+ * Request {"since"?: ms, "limit"?: n, "who"?: text, "action"?: text}; reply
+ * {"entries": [{"time", "who", "action", "target", "version"}, ...], "more":
+ * bool}: the newest `limit` entries that match, oldest first, and whether
+ * older ones matched too (docs/protocol.md §5.28, server/audit.h). */
+#define CS_AUDIT_LIMIT_DEFAULT 100
+#define CS_AUDIT_LIMIT_MAX 10000
+/* The longest principal ("scheduler.batch:cell-batch"), action (a message
+ * type's name) and target text an entry holds, in bytes. */
+#define CS_AUDIT_WHO_MAX 95
+#define CS_AUDIT_ACTION_MAX 31
+#define CS_AUDIT_TARGET_MAX 255
+
+typedef struct cs_audit_req {
+    uint64_t since;     /* wall-clock ms: entries at or after it; 0: any */
+    uint32_t limit;     /* 1 .. CS_AUDIT_LIMIT_MAX (default CS_AUDIT_LIMIT_DEFAULT) */
+    const char *who;    /* NULL: anyone; else cs_audit_who_matches */
+    const char *action; /* NULL: any; else exactly this action */
+} cs_audit_req;
+int cs_audit_req_encode(msgpack_packer *pk, const cs_audit_req *in);
+/* "field 'limit' ..." for a limit that is not a uint in 1..10000, "field
+ * 'who' is longer than 95 bytes", and so on (CS_EPROTO or CS_EINVAL). */
+int cs_audit_req_decode(const msgpack_object *o, cs_audit_req *out, cs_arena *a, cs_error *err);
+
+/* Whether principal `who` matches the filter `want` (both only read): the
+ * same text, or `want` is a prefix of `who` that ends where a part of it
+ * ends, so that "agent" and "agent:" match "agent:m1" and "scheduler"
+ * matches "scheduler.batch:cell-batch", but "agent:m" does not match
+ * "agent:m1". */
+bool cs_audit_who_matches(const char *who, const char *want);
+
+typedef struct cs_audit_entry {
+    uint64_t time_ms; /* wall clock, ms since the epoch */
+    const char *who, *action, *target;
+    uint64_t version; /* the cell version after the write */
+} cs_audit_entry;
+
+typedef struct cs_audit_reply {
+    cs_audit_entry *entries; /* decode: in the arena */
+    uint32_t n;
+    bool more;
+} cs_audit_reply;
+int cs_audit_reply_encode(msgpack_packer *pk, const cs_audit_reply *in);
+int cs_audit_reply_decode(const msgpack_object *o, cs_audit_reply *out, cs_arena *a,
                           cs_error *err);
 
 #endif

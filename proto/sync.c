@@ -17,18 +17,36 @@
 typedef struct packer {
     msgpack_packer *pk;
     bool compact;
+    bool redact; /* cs_sync_req.redact */
     cs_task_runs *runs;
     int added;
 } packer;
 
 static int oom(cs_error *err) { return cs_errorf(err, CS_ENOMEM, "reply: out of memory"); }
 
-static int pack_head(void *ctx, uint64_t version, bool full, size_t ngone, cs_error *err)
+/* [a, b]: a continuation key or the ids. */
+static int pack_pair(msgpack_packer *pk, const char *key, uint64_t a, uint64_t b)
+{
+    return cs_pack_str(pk, key) || msgpack_pack_array(pk, 2) || msgpack_pack_uint64(pk, a) ||
+                   msgpack_pack_uint64(pk, b)
+               ? CS_ENOMEM
+               : CS_OK;
+}
+
+static int pack_head(void *ctx, uint64_t version, bool full, size_t ngone,
+                     const cs_sync_piece *piece, cs_error *err)
 {
     packer *p = ctx;
-    if (msgpack_pack_map(p->pk, 5 + (uint32_t)p->compact + (ngone > 0)) ||
+    uint32_t npiece = piece == NULL ? 0 : 3 + (uint32_t)piece->more;
+    if (msgpack_pack_map(p->pk, 5 + (uint32_t)p->compact + (ngone > 0) + npiece) ||
         cs_pack_kv_u64(p->pk, "version", version) || cs_pack_kv_bool(p->pk, "full", full) ||
         (p->compact && cs_pack_kv_str(p->pk, "form", "compact")))
+        return oom(err);
+    if (piece != NULL &&
+        (cs_pack_kv_u64(p->pk, "base", piece->base) ||
+         pack_pair(p->pk, "ids", piece->max_machine, piece->max_job) ||
+         cs_pack_kv_bool(p->pk, "more", piece->more) ||
+         (piece->more && pack_pair(p->pk, "next", piece->next.kind, piece->next.id))))
         return oom(err);
     return CS_OK;
 }
@@ -67,7 +85,8 @@ static int pack_machine(void *ctx, const cs_machine *m, cs_error *err)
 
 static int pack_job(void *ctx, const cs_job *j, cs_error *err)
 {
-    return cs_pack_job(((packer *)ctx)->pk, j) == CS_OK ? CS_OK : oom(err);
+    packer *p = ctx;
+    return cs_pack_job_as(p->pk, j, p->redact) == CS_OK ? CS_OK : oom(err);
 }
 
 static int pack_task(void *ctx, const cs_task *t, cs_error *err)
@@ -150,6 +169,121 @@ static int visit_changed(cs_snap *snap, const cs_sync_visitor *v, const cs_chang
     return rc == CS_OK ? v->end(v->ctx, err) : rc;
 }
 
+/* ---- a full sync in pieces ----------------------------------------------------------- */
+
+/* The records one piece reads, walked in the order of a full reply from
+ * the request's key. A piece reads at most `left` records; reading one
+ * more finds out that another follows (`more`). A continuation is read at
+ * a version after its base, so it leaves out every record made after base
+ * — ids above base's (the walk stops there) and tasks placed on a machine
+ * above them (skipped; they still count as read, so that what a piece
+ * reads stays bounded) — lest the reader meet a task whose job or machine
+ * it never got: each comes in the catch-up delta since base anyway. */
+typedef struct piece_walk {
+    cs_ids ids[CS_KIND_COUNT]; /* what the piece sends */
+    size_t left;
+    bool cont;
+    cs_sync_piece *p;
+} piece_walk;
+
+/* Callback values that stop a walk (above every error code). */
+enum { WALK_KIND_DONE = 100, WALK_PIECE_FULL };
+
+static int piece_read(piece_walk *w, uint8_t kind, cs_id id, bool send)
+{
+    if (w->left == 0) {
+        w->p->more = true;
+        return WALK_PIECE_FULL;
+    }
+    w->left--;
+    w->p->next = (cs_sync_key){kind, id};
+    return send ? cs_ids_push(&w->ids[kind], id) : CS_OK;
+}
+
+static int piece_machine(void *ctx, const cs_machine *m)
+{
+    piece_walk *w = ctx;
+    return m->id > w->p->max_machine ? WALK_KIND_DONE : piece_read(w, CS_KIND_MACHINE, m->id, true);
+}
+
+static int piece_job(void *ctx, const cs_job *j)
+{
+    piece_walk *w = ctx;
+    return j->id > w->p->max_job ? WALK_KIND_DONE : piece_read(w, CS_KIND_JOB, j->id, true);
+}
+
+static int piece_task(void *ctx, const cs_task *t)
+{
+    piece_walk *w = ctx;
+    if (t->job > w->p->max_job)
+        return WALK_KIND_DONE;
+    return piece_read(w, CS_KIND_TASK, t->id, !(w->cont && t->machine > w->p->max_machine));
+}
+
+/* Fill w->ids from the record after `from` (the start: kind machine, id
+ * 0 and `first`) on, and w->p's more and next. */
+static int walk_piece(cs_snap *snap, piece_walk *w, cs_sync_key from, bool first, cs_error *err)
+{
+    for (int k = from.kind; k < CS_KIND_COUNT; k++) {
+        cs_id start = 0;
+        if (k == from.kind && !first) {
+            if (from.id == UINT64_MAX)
+                continue;
+            start = from.id + 1;
+        }
+        size_t limit = w->left + 1;
+        int rc;
+        if (k == CS_KIND_MACHINE)
+            rc = cs_snap_each_machine_from(snap, start, limit, piece_machine, w, err);
+        else if (k == CS_KIND_JOB)
+            rc = cs_snap_each_job_from(snap, start, limit, piece_job, w, err);
+        else
+            rc = cs_snap_each_task_from(snap, start, limit, piece_task, w, err);
+        if (rc == WALK_PIECE_FULL)
+            return CS_OK;
+        if (rc == CS_ENOMEM)
+            return cs_errorf(err, rc, "sync: out of memory");
+        if (rc != CS_OK && rc != WALK_KIND_DONE)
+            return rc;
+    }
+    return CS_OK;
+}
+
+/* The piece `req` asks for, handed to `v`: the first (full, its own base
+ * and ids) or the one after req->at. */
+static int visit_piece(cs_snap *snap, const cs_sync_req *req, const cs_sync_visitor *v,
+                       cs_error *err)
+{
+    uint64_t version = cs_snap_version(snap);
+    cs_sync_piece p = {.base = version};
+    if (req->cont) {
+        p = req->at;
+        p.more = false;
+        /* A replica behind base (a follower a few entries behind the one
+         * that served the first piece) would send records older than
+         * base, which the catch-up delta since base does not send again. */
+        if (p.base > version)
+            return cs_errorf(err, CS_EUNAVAIL, "sync: this replica is at version %llu, before "
+                             "the pieces' base %llu: ask again",
+                             (unsigned long long)version, (unsigned long long)p.base);
+    } else {
+        CS_TRY(cs_snap_last_id(snap, CS_KIND_MACHINE, &p.max_machine, err));
+        CS_TRY(cs_snap_last_id(snap, CS_KIND_JOB, &p.max_job, err));
+    }
+    piece_walk w = {.left = req->chunk, .cont = req->cont, .p = &p};
+    cs_sync_key from = req->cont ? req->at.next : (cs_sync_key){CS_KIND_MACHINE, 0};
+    int rc = walk_piece(snap, &w, from, !req->cont, err);
+    cs_changes ch = {0};
+    for (int k = 0; k < CS_KIND_COUNT; k++) {
+        ch.ids[k] = w.ids[k].v;
+        ch.n[k] = w.ids[k].n;
+    }
+    if (rc == CS_OK && (rc = v->head(v->ctx, version, !req->cont, 0, &p, err)) == CS_OK)
+        rc = visit_changed(snap, v, &ch, 0, false, err);
+    cs_changes_free(&ch);
+    return rc;
+}
+
 static int all_machine(void *ctx, const cs_machine *m) { return cs_ids_push(ctx, m->id); }
 static int all_job(void *ctx, const cs_job *j) { return cs_ids_push(ctx, j->id); }
 static int all_task(void *ctx, const cs_task *t) { return cs_ids_push(ctx, t->id); }
@@ -178,6 +312,59 @@ static int str_choice(const msgpack_object *body, const char *key, const char *c
                      choices[1] ? "'" : "");
 }
 
+/* The pair under `key` ([a, b], two unsigned integers; b at most bmax),
+ * *present telling whether the key is there. */
+static int uint_pair(const msgpack_object *body, const char *key, uint64_t bmax, bool *present,
+                     uint64_t *a, uint64_t *b, cs_error *err)
+{
+    const msgpack_object *f = cs_obj_get(body, key);
+    *present = f != NULL;
+    if (f == NULL)
+        return CS_OK;
+    if (f->type != MSGPACK_OBJECT_ARRAY || f->via.array.size != 2 ||
+        f->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        f->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return cs_errorf(err, CS_EPROTO, "field '%s' is not an array of two unsigned integers",
+                         key);
+    *a = f->via.array.ptr[0].via.u64;
+    *b = f->via.array.ptr[1].via.u64;
+    if (*b > bmax)
+        return cs_errorf(err, CS_EINVAL, "field '%s': %llu is above %llu", key,
+                         (unsigned long long)*b, (unsigned long long)bmax);
+    return CS_OK;
+}
+
+/* The continuation keys of a request for the next piece: "after",
+ * "base" and "ids", all three or none, and only with "chunk" and since
+ * 0 (a piece is part of a full reply). */
+static int decode_cont(const msgpack_object *body, cs_sync_req *out, cs_error *err)
+{
+    bool has_after, has_ids;
+    uint64_t kind = 0, id = 0, m = 0, j = 0, base = 0;
+    CS_TRY(uint_pair(body, "after", UINT64_MAX, &has_after, &kind, &id, err));
+    CS_TRY(uint_pair(body, "ids", CS_JOB_ID_MAX, &has_ids, &m, &j, err));
+    bool has_base = cs_obj_get(body, "base") != NULL;
+    CS_TRY(cs_obj_u64(body, "base", false, UINT64_MAX, &base, err));
+    out->cont = has_after;
+    if (!has_after && !has_ids && !has_base)
+        return CS_OK;
+    if (!has_after || !has_ids || !has_base)
+        return cs_errorf(err, CS_EINVAL, "field '%s' is missing: 'after', 'base' and 'ids' "
+                         "continue a sync in pieces together",
+                         !has_after ? "after" : !has_ids ? "ids" : "base");
+    if (kind >= CS_KIND_COUNT)
+        return cs_errorf(err, CS_EINVAL, "field 'after': kind %llu is not 0 (machine), 1 (job) "
+                         "or 2 (task)", (unsigned long long)kind);
+    if (out->chunk == 0)
+        return cs_errorf(err, CS_EINVAL, "field 'after' needs 'chunk' (records per piece)");
+    if (out->since != 0)
+        return cs_errorf(err, CS_EINVAL, "field 'after' needs 'since' 0: a piece is part of a "
+                         "full reply");
+    out->at = (cs_sync_piece){.base = base, .max_machine = m, .max_job = j,
+                              .next = {(uint8_t)kind, id}};
+    return CS_OK;
+}
+
 int cs_sync_req_decode(const msgpack_object *body, cs_sync_req *out, cs_error *err)
 {
     static const char *const forms[] = {"map", "compact", NULL};
@@ -196,21 +383,29 @@ int cs_sync_req_decode(const msgpack_object *body, cs_sync_req *out, cs_error *e
     out->min_index = min_index;
     out->compact = form == 1;
     out->omit_running = omit == 0;
-    return CS_OK;
+    uint64_t chunk = 0;
+    CS_TRY(cs_obj_u64(body, "chunk", false, UINT32_MAX, &chunk, err));
+    out->chunk = (uint32_t)chunk;
+    return decode_cont(body, out, err);
 }
 
 int cs_sync_req_encode(msgpack_packer *pk, const cs_sync_req *r)
 {
     /* The map form is the default and goes unsaid, as the scheduler has
      * always sent it: the bytes stay what they were. */
-    bool wait = r->min_index != 0;
+    bool wait = r->min_index != 0, cont = r->cont && r->chunk != 0;
     if (msgpack_pack_map(pk, 1 + (uint32_t)r->compact + (uint32_t)r->omit_running +
-                                 (uint32_t)wait + (uint32_t)r->gone) != 0 ||
+                                 (uint32_t)wait + (uint32_t)r->gone + (r->chunk != 0) +
+                                 3 * (uint32_t)cont) != 0 ||
         cs_pack_kv_u64(pk, "since", r->since) != CS_OK ||
         (r->compact && cs_pack_kv_str(pk, "form", "compact") != CS_OK) ||
         (r->omit_running && cs_pack_kv_str(pk, "omit", "running") != CS_OK) ||
         (wait && cs_pack_kv_u64(pk, "min_index", r->min_index) != CS_OK) ||
-        (r->gone && cs_pack_kv_bool(pk, "gone", true) != CS_OK))
+        (r->gone && cs_pack_kv_bool(pk, "gone", true) != CS_OK) ||
+        (r->chunk != 0 && cs_pack_kv_u64(pk, "chunk", r->chunk) != CS_OK) ||
+        (cont && (pack_pair(pk, "after", r->at.next.kind, r->at.next.id) != CS_OK ||
+                  cs_pack_kv_u64(pk, "base", r->at.base) != CS_OK ||
+                  pack_pair(pk, "ids", r->at.max_machine, r->at.max_job) != CS_OK)))
         return CS_ENOMEM;
     return CS_OK;
 }
@@ -281,6 +476,10 @@ int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_vis
             full = true;
         }
     }
+    if (full && rc == CS_OK && req->chunk > 0) {
+        free(gone.v);
+        return visit_piece(snap, req, v, err);
+    }
     if (full && rc == CS_OK) {
         /* A full snapshot: every record, listed as if all had changed (the
          * compact form walks the tasks itself). */
@@ -296,7 +495,8 @@ int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_vis
         if (rc == CS_ENOMEM)
             cs_errorf(err, rc, "sync: out of memory");
     }
-    if (rc == CS_OK && (rc = v->head(v->ctx, cs_snap_version(snap), full, gone.n, err)) == CS_OK &&
+    if (rc == CS_OK &&
+        (rc = v->head(v->ctx, cs_snap_version(snap), full, gone.n, NULL, err)) == CS_OK &&
         (gone.n == 0 || (rc = v->gone(v->ctx, gone.v, gone.n, err)) == CS_OK))
         rc = visit_changed(snap, v, &ch, full ? 0 : since, compact && full, err);
     if (rc == CS_OK || full)
@@ -308,7 +508,7 @@ int cs_sync_reply_visit(cs_snap *snap, const cs_sync_req *req, const cs_sync_vis
 int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *pk,
                          cs_error *err)
 {
-    packer p = {.pk = pk, .compact = req->compact, .added = CS_OK};
+    packer p = {.pk = pk, .compact = req->compact, .redact = req->redact, .added = CS_OK};
     cs_sync_visitor v = {&p,       pack_head, pack_gone, pack_list, pack_machine,
                          pack_job, pack_task, pack_end,  false};
     int rc = cs_sync_reply_visit(snap, req, &v, err);

@@ -25,9 +25,34 @@
 #include "cellstate/store.h"
 #include "proto/proto.h"
 
+/* A full sync in pieces (protocol.md §5.7, "chunk"). A full reply of a
+ * large cell is tens of MB built in the server's memory and read whole by
+ * the scheduler; asked with "chunk": N, it comes as pieces of at most N
+ * records, each read in a read transaction of its own (an LMDB reader held
+ * across a whole transfer would pin every page the writer frees
+ * meanwhile). The server keeps nothing between pieces: what they share
+ * travels in each request and each reply.
+ *
+ * A record's place in the order of a full reply: machines by id, then
+ * jobs, then tasks. */
+typedef struct cs_sync_key {
+    uint8_t kind; /* cs_kind */
+    cs_id id;
+} cs_sync_key;
+
+/* What a piece says of the transfer, and what the next request repeats. */
+typedef struct cs_sync_piece {
+    uint64_t base;     /* V_0, the first piece's version: the reader's version after the last */
+    cs_id max_machine; /* "ids": the largest machine and job ids at base; later pieces leave */
+    cs_id max_job;     /* out every record above them (made after base: the delta brings it) */
+    bool more;         /* another piece follows; the request for it goes on after `next` */
+    cs_sync_key next;  /* with `more`: the last record this piece read */
+} cs_sync_piece;
+
 /* A sync request: {"since": version, "form": "map" | "compact",
- * "omit": "running", "min_index": index, "gone": true}, every field
- * optional. */
+ * "omit": "running", "min_index": index, "gone": true, "chunk": N,
+ * "after": [kind, id], "base": V_0, "ids": [machine, job]}, every field
+ * optional; after, base and ids go together, with chunk and since 0. */
 typedef struct cs_sync_req {
     uint64_t since;    /* the reader's version; 0 = send the whole cell */
     bool compact;      /* the compact form: tasks as runs of positional entries */
@@ -43,18 +68,37 @@ typedef struct cs_sync_req {
      * without it are those of before), so a reader that never sends it
      * still gets the whole cell after each collection. */
     bool gone;
+    /* Not on the wire: the server's own, for a reader's reply (a reader
+     * sees no job environment, docs/security.md "Roles"). */
+    bool redact;
+    /* Records per piece of a full reply (the server lowers it to its
+     * --sync-chunk); 0 = one reply, as before. A request whose reply is
+     * full (since 0, since below the log floor, a removed job without
+     * `gone`) is then answered with the first piece. Sent only when
+     * nonzero. */
+    uint32_t chunk;
+    /* A continuation: the next piece after the one `at` describes (its
+     * base, ids and next; `more` is not read). */
+    bool cont;
+    cs_sync_piece at;
 } cs_sync_req;
 
 /* Pack `r` (only read) as a request body. CS_ENOMEM. */
 int cs_sync_req_encode(msgpack_packer *pk, const cs_sync_req *r);
 
 /* Read a request body (borrowed; *out keeps nothing of it). CS_EPROTO or
- * CS_EINVAL naming the field for a wrong type or an unknown word. */
+ * CS_EINVAL naming the field for a wrong type, an unknown word, or a
+ * continuation key without the others, without chunk or with a since. */
 int cs_sync_req_decode(const msgpack_object *body, cs_sync_req *out, cs_error *err);
 
 /* Pack the reply to `req` (only read) from `snap` (borrowed; the caller
  * closes it): {"version", "full", ["form": "compact"], ["gone": [job id,
- * ...]], "machines", "jobs", "tasks"}. A `since` that the log no longer
+ * ...]], ["base", "ids", "more", ["next"]], "machines", "jobs", "tasks"}.
+ * With req->chunk, a full reply is one piece of at most chunk records:
+ * the first (full true; base its version, ids the largest ids) or, with
+ * req->cont, the next after req->at (full false: its records are added to
+ * the copy, not put in its place), leaving out the records above at's ids
+ * and the tasks whose machine is above them. A `since` that the log no longer
  * reaches back to is answered in full, and so is one whose changes include
  * a removed (collected) job unless the request said "gone": the reply
  * then lists those jobs under "gone" (their tasks went with them) and
@@ -84,7 +128,10 @@ int cs_sync_reply_encode(cs_snap *snap, const cs_sync_req *req, msgpack_packer *
 #define CS_SYNC_UNCOUNTED SIZE_MAX /* list(tasks): a compact full reply walks them uncounted */
 typedef struct cs_sync_visitor {
     void *ctx;
-    int (*head)(void *ctx, uint64_t version, bool full, size_t ngone, cs_error *err);
+    /* `piece`: NULL, or what this piece of a full sync in pieces says
+     * (borrowed for the call). */
+    int (*head)(void *ctx, uint64_t version, bool full, size_t ngone, const cs_sync_piece *piece,
+                cs_error *err);
     int (*gone)(void *ctx, const cs_id *jobs, size_t n, cs_error *err); /* ascending */
     int (*list)(void *ctx, int kind, size_t n, cs_error *err); /* kind: CS_KIND_* */
     int (*machine)(void *ctx, const cs_machine *m, cs_error *err);

@@ -13,7 +13,10 @@
 
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
+
+#include "proto/tlsengine.h"
 
 /* A certificate, a key or a CA bundle is a few KiB; a bound keeps a path
  * to something else (a log, /dev/zero) from being read whole. */
@@ -23,6 +26,7 @@ struct cs_tls {
     char *cert; /* PEM, NUL-terminated (mbedTLS counts the NUL in a PEM's length) */
     char *key;
     char *ca;
+    char *crl; /* NULL: no --tls-crl */
 };
 
 bool cs_tls_flag(const char *a, const char *v, cs_tls_files *f)
@@ -33,6 +37,8 @@ bool cs_tls_flag(const char *a, const char *v, cs_tls_files *f)
         f->key = v;
     else if (strcmp(a, "--tls-ca") == 0)
         f->ca = v;
+    else if (strcmp(a, "--tls-crl") == 0)
+        f->crl = v;
     else
         return false;
     return true;
@@ -50,6 +56,7 @@ void cs_tls_files_env(cs_tls_files *f)
     env_default(&f->cert, CS_TLS_CERT_ENV);
     env_default(&f->key, CS_TLS_KEY_ENV);
     env_default(&f->ca, CS_TLS_CA_ENV);
+    env_default(&f->crl, CS_TLS_CRL_ENV);
 }
 
 /* Read `path` whole into a NUL-terminated *out (the caller's: free), and
@@ -102,14 +109,49 @@ static void mbed_reason(int rv, char *buf, size_t size)
     mbedtls_strerror(rv, buf, size);
 }
 
-/* Parse the three PEMs of `t` and check that the key is the
- * certificate's and that the CA signed the certificate. */
+/* Check the CRL of `t` against the parsed CA chain `ca`: it parses, one of
+ * the CAs issued it (mbedTLS ignores a CRL of another issuer, so a wrong
+ * file would revoke nothing, unseen), and it is not past its next update
+ * (mbedTLS then refuses every certificate of that CA). */
+static int check_crl(const cs_tls *t, const cs_tls_files *f, const mbedtls_x509_crt *ca,
+                     mbedtls_x509_crl *crl, cs_error *err)
+{
+    char why[160];
+    int rv = mbedtls_x509_crl_parse(crl, (const unsigned char *)t->crl, strlen(t->crl) + 1);
+    if (rv != 0) {
+        mbed_reason(rv, why, sizeof why);
+        return cs_errorf(err, CS_EINVAL, "--tls-crl %s: not a valid CRL: %s", f->crl, why);
+    }
+    for (const mbedtls_x509_crl *c = crl; c != NULL && c->version != 0; c = c->next) {
+        bool ours = false;
+        for (const mbedtls_x509_crt *a = ca; a != NULL && !ours; a = a->next)
+            ours = a->subject_raw.len == c->issuer_raw.len &&
+                   memcmp(a->subject_raw.p, c->issuer_raw.p, c->issuer_raw.len) == 0;
+        if (!ours)
+            return cs_errorf(err, CS_EINVAL, "--tls-crl %s: not issued by a CA of --tls-ca %s",
+                             f->crl, f->ca);
+        if (mbedtls_x509_time_is_past(&c->next_update))
+            return cs_errorf(err, CS_EINVAL,
+                             "--tls-crl %s: expired on %04d-%02d-%02d (its next update): "
+                             "every peer would be refused; make it anew "
+                             "(tools/cellsched-certs.sh --crl)",
+                             f->crl, c->next_update.year, c->next_update.mon,
+                             c->next_update.day);
+    }
+    return CS_OK;
+}
+
+/* Parse the PEMs of `t` and check that the key is the certificate's and
+ * that the CA signed the certificate (and the CRL, if any, checks out and
+ * does not revoke it). */
 static int check_pair(const cs_tls *t, const cs_tls_files *f, cs_error *err)
 {
     mbedtls_x509_crt crt, ca;
+    mbedtls_x509_crl crl;
     mbedtls_pk_context key;
     mbedtls_x509_crt_init(&crt);
     mbedtls_x509_crt_init(&ca);
+    mbedtls_x509_crl_init(&crl);
     mbedtls_pk_init(&key);
     char why[160];
     int rc = CS_OK, rv;
@@ -130,13 +172,27 @@ static int check_pair(const cs_tls *t, const cs_tls_files *f, cs_error *err)
     } else if (mbedtls_pk_check_pair(&crt.pk, &key) != 0) {
         rc = cs_errorf(err, CS_EINVAL, "--tls-key %s: not the key of --tls-cert %s", f->key,
                        f->cert);
-    } else if (mbedtls_x509_crt_verify(&crt, &ca, NULL, NULL, &flags, NULL, NULL) != 0) {
+    } else if (t->crl != NULL && (rc = check_crl(t, f, &ca, &crl, err)) != CS_OK) {
+        /* named by check_crl */
+    } else if (mbedtls_x509_crt_verify(&crt, &ca, t->crl != NULL ? &crl : NULL, NULL, &flags,
+                                       NULL, NULL) != 0) {
         mbedtls_x509_crt_verify_info(why, sizeof why, "", flags);
         why[strcspn(why, "\n")] = '\0';
-        rc = cs_errorf(err, CS_EINVAL, "--tls-cert %s: not accepted by --tls-ca %s: %s", f->cert,
-                       f->ca, why);
+        /* Every cellsched CA is named alike (tools/cellsched-certs.sh),
+         * so a CRL of another cell's CA passes check_crl's name test and
+         * fails here; mbedTLS would then refuse every peer. */
+        if (flags & MBEDTLS_X509_BADCRL_NOT_TRUSTED)
+            rc = cs_errorf(err, CS_EINVAL, "--tls-crl %s: not signed by the CA of --tls-ca %s",
+                           f->crl, f->ca);
+        else if (flags & MBEDTLS_X509_BADCERT_REVOKED)
+            rc = cs_errorf(err, CS_EINVAL, "--tls-cert %s: revoked by --tls-crl %s", f->cert,
+                           f->crl);
+        else
+            rc = cs_errorf(err, CS_EINVAL, "--tls-cert %s: not accepted by --tls-ca %s: %s",
+                           f->cert, f->ca, why);
     }
     mbedtls_pk_free(&key);
+    mbedtls_x509_crl_free(&crl);
     mbedtls_x509_crt_free(&ca);
     mbedtls_x509_crt_free(&crt);
     return rc;
@@ -146,6 +202,10 @@ int cs_tls_load(const cs_tls_files *f, cs_tls **out, cs_error *err)
 {
     *out = NULL;
     int given = (f->cert != NULL) + (f->key != NULL) + (f->ca != NULL);
+    if (given == 0 && f->crl != NULL)
+        return cs_errorf(err, CS_EINVAL,
+                         "--tls-crl %s: a CRL without --tls-cert, --tls-key and --tls-ca",
+                         f->crl);
     if (given == 0)
         return CS_OK;
     if (given != 3)
@@ -160,7 +220,9 @@ int cs_tls_load(const cs_tls_files *f, cs_tls **out, cs_error *err)
     if ((rc = read_pem("--tls-cert", f->cert, "CERTIFICATE", &t->cert, err)) != CS_OK ||
         (rc = read_pem("--tls-key", f->key, "PRIVATE KEY", &t->key, err)) != CS_OK ||
         (rc = read_pem("--tls-ca", f->ca, "CERTIFICATE", &t->ca, err)) != CS_OK ||
-        (rc = check_pair(t, f, err)) != CS_OK) {
+        (f->crl != NULL &&
+         (rc = read_pem("--tls-crl", f->crl, "X509 CRL", &t->crl, err)) != CS_OK) ||
+        (rc = check_pair(t, f, err)) != CS_OK || (rc = cs_tls_engine_install(err)) != CS_OK) {
         cs_tls_free(t);
         return rc;
     }
@@ -175,6 +237,7 @@ void cs_tls_free(cs_tls *t)
     free(t->cert);
     free(t->key);
     free(t->ca);
+    free(t->crl);
     free(t);
 }
 
@@ -222,12 +285,15 @@ static int config_new(const cs_tls *t, nng_tls_mode mode, const char *server_nam
                       nng_tls_config **out, cs_error *err)
 {
     nng_tls_config *cfg;
-    int rv;
+    /* A configuration keeps the engine it was made with: ours, always. */
+    int rv = cs_tls_engine_install(err);
+    if (rv != CS_OK)
+        return rv;
     if ((rv = nng_tls_config_alloc(&cfg, mode)) != 0)
         return cs_errorf(err, rv == NNG_ENOMEM ? CS_ENOMEM : CS_EINVAL, "tls: %s",
                          nng_strerror(rv));
     if ((rv = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) != 0 ||
-        (rv = nng_tls_config_ca_chain(cfg, t->ca, NULL)) != 0 ||
+        (rv = nng_tls_config_ca_chain(cfg, t->ca, t->crl)) != 0 ||
         (rv = nng_tls_config_own_cert(cfg, t->cert, t->key, NULL)) != 0 ||
         (server_name != NULL && (rv = nng_tls_config_server_name(cfg, server_name)) != 0)) {
         nng_tls_config_free(cfg);
@@ -350,4 +416,11 @@ int cs_tls_refused(nng_listener l, uint64_t *out, cs_error *err)
     nng_stats_free(all);
     return auth != NULL ? CS_OK
                         : cs_errorf(err, CS_ENOTFOUND, "tls: nng keeps no handshake statistics");
+}
+
+void cs_tls_pem(const cs_tls *t, const char **cert, const char **key, const char **ca)
+{
+    *cert = t->cert;
+    *key = t->key;
+    *ca = t->ca;
 }

@@ -19,6 +19,15 @@
  * process serves; the loaded PEM is kept (cs_tls) and each dial or listen
  * gets its own nng configuration from it, with the server name of the URL
  * it dials (mbedTLS then checks it against the server certificate's SAN).
+ *
+ * Revocation: --tls-crl FILE (optional; PEM, an X509 CRL the CA signed,
+ * tools/cellsched-certs.sh --revoke) goes with the CA into every
+ * configuration, so that a peer whose certificate it lists is refused at
+ * the handshake, on either side.
+ *
+ * Every configuration is made on cellsched's own TLS engine
+ * (proto/tlsengine.h), which keeps each connection's peer identity for
+ * cs_tls_peer: this module installs it before it makes the first one.
  */
 #ifndef CS_TLS_H
 #define CS_TLS_H
@@ -35,34 +44,40 @@
 #define CS_TLS_CERT_ENV "CELLSCHED_TLS_CERT"
 #define CS_TLS_KEY_ENV "CELLSCHED_TLS_KEY"
 #define CS_TLS_CA_ENV "CELLSCHED_TLS_CA"
+#define CS_TLS_CRL_ENV "CELLSCHED_TLS_CRL"
 
-/* The paths of a program's --tls-cert, --tls-key and --tls-ca (borrowed
- * from argv or the environment; NULL when not given). */
+/* The paths of a program's --tls-cert, --tls-key, --tls-ca and --tls-crl
+ * (borrowed from argv or the environment; NULL when not given). */
 typedef struct cs_tls_files {
     const char *cert;
     const char *key;
     const char *ca;
+    const char *crl; /* optional */
 } cs_tls_files;
 
 /* The loaded, checked certificates of one program. */
 typedef struct cs_tls cs_tls;
 
-/* If `a` is --tls-cert, --tls-key or --tls-ca, store `v` (borrowed) in *f
- * and return true; else false, *f untouched. For the programs' option
- * loops. */
+/* If `a` is --tls-cert, --tls-key, --tls-ca or --tls-crl, store `v`
+ * (borrowed) in *f and return true; else false, *f untouched. For the
+ * programs' option loops. */
 bool cs_tls_flag(const char *a, const char *v, cs_tls_files *f);
 
-/* Fill each path of *f that is NULL from $CELLSCHED_TLS_CERT, _KEY and _CA
- * (borrowed from the environment; an empty variable counts as unset). */
+/* Fill each path of *f that is NULL from $CELLSCHED_TLS_CERT, _KEY, _CA and
+ * _CRL (borrowed from the environment; an empty variable counts as unset). */
 void cs_tls_files_env(cs_tls_files *f);
 
 /* Read and check the files of `f` (borrowed). When none is given, *out is
- * NULL and CS_OK: a plain cell. Otherwise all three are needed, and
- * CS_EINVAL names the flag and file for: one given without the others; a
- * file missing or unreadable (with the system's reason); one holding no
- * PEM block of the kind its flag needs (a CERTIFICATE for --tls-cert and
- * --tls-ca, a PRIVATE KEY for --tls-key); one that mbedTLS cannot parse;
- * a key that is not the certificate's. On success *out is the caller's:
+ * NULL and CS_OK: a plain cell. Otherwise all three of cert, key and CA are
+ * needed (the CRL is optional, and never alone), and CS_EINVAL names the
+ * flag and file for: one given without the others; a file missing or
+ * unreadable (with the system's reason); one holding no PEM block of the
+ * kind its flag needs (a CERTIFICATE for --tls-cert and --tls-ca, a PRIVATE
+ * KEY for --tls-key, an X509 CRL for --tls-crl); one that mbedTLS cannot
+ * parse; a key that is not the certificate's; a certificate the CA did not
+ * sign or the CRL revokes; a CRL another CA issued or past its next update
+ * (mbedTLS would then refuse every peer). Installs cellsched's TLS engine
+ * (CS_EUNAVAIL when nng refuses it). On success *out is the caller's:
  * cs_tls_free. */
 int cs_tls_load(const cs_tls_files *f, cs_tls **out, cs_error *err);
 void cs_tls_free(cs_tls *t);
@@ -105,5 +120,11 @@ int cs_tls_refused(nng_listener l, uint64_t *out, cs_error *err);
  * caller's: nng_tls_config_free. CS_ENOMEM, or CS_EINVAL with nng's
  * reason. */
 int cs_tls_server_config(const cs_tls *t, nng_tls_config **out, cs_error *err);
+
+/* The PEM text of `t`'s certificate, key and CA, NUL-terminated
+ * (borrowed: valid as long as `t`), for a TLS stack of the caller's own:
+ * Raft's transport between replicas (server/rafttls.h), which is no nng
+ * socket. */
+void cs_tls_pem(const cs_tls *t, const char **cert, const char **key, const char **ca);
 
 #endif

@@ -65,6 +65,10 @@ struct cs_copy {
     cs_arena scratch; /* one record's decoding at a time */
     msgpack_zone zone; /* one machine or job map of a compact reply at a time */
     bool omit_running;   /* syncs ask to leave out tasks that only started */
+    /* Receiving a full sync in pieces (cs_copy_apply_piece): the base of
+     * the pieces, which the copy's version becomes after the last. */
+    bool in_pieces;
+    uint64_t piece_base;
 };
 
 static int nomem(cs_error *err)
@@ -975,6 +979,11 @@ int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err)
         cs_error_wrap(err, rc, "sync");
         goto fail;
     }
+    if (cs_obj_get(reply, "base") != NULL) {
+        rc = cs_errorf(err, CS_EPROTO, "sync: a piece of a full sync in the map form (the copy "
+                       "reads pieces in the compact form)");
+        goto fail;
+    }
     if (full) {
         clear_records(c);
         /* The exact sizes: no growth slack on a fresh copy. */
@@ -996,10 +1005,12 @@ int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err)
         (rc = apply_list(c, reply, "tasks", apply_task, err)))
         goto fail;
     c->version = version;
+    c->in_pieces = false;
     cs_arena_reset(&c->scratch);
     return CS_OK;
 fail:
     c->version = 0;
+    c->in_pieces = false;
     return rc;
 }
 
@@ -1009,10 +1020,45 @@ fail:
  * tasks are positional entries, each standing for a run of equal tasks
  * (proto/proto.h), applied with no object tree at all. */
 
+/* [a, b] of a piece ("ids", "next"): two unsigned integers. */
+static int read_pair(cs_mp_cur *cur, const char *key, uint64_t *a, uint64_t *b, cs_error *err)
+{
+    uint32_t n;
+    if (cs_mp_read_array(cur, &n) != CS_OK || n != 2 || cs_mp_read_uint(cur, a) != CS_OK ||
+        cs_mp_read_uint(cur, b) != CS_OK)
+        return cs_errorf(err, CS_EPROTO, "sync: field '%s' is not an array of two unsigned "
+                         "integers", key);
+    return CS_OK;
+}
+
+/* A piece's fields, once read: all of base, ids and more, or none; next
+ * with more, and only then. */
+static int check_piece(cs_copy_reply *r, const bool *seen, cs_error *err)
+{
+    static const char *const keys[] = {"base", "ids", "more", "next"};
+    r->piece = seen[0] || seen[1] || seen[2];
+    if (!r->piece && !seen[3])
+        return CS_OK;
+    for (int f = 0; f < 3; f++)
+        if (!seen[f])
+            return cs_errorf(err, CS_EPROTO, "sync: field '%s' is missing (a piece of a full "
+                             "sync has base, ids and more)", keys[f]);
+    if (r->at.more != seen[3])
+        return cs_errorf(err, CS_EPROTO, "sync: field 'next' is %s", seen[3] ? "there without "
+                         "more" : "missing (more is true)");
+    if (r->at.next.kind >= CS_KIND_COUNT)
+        return cs_errorf(err, CS_EPROTO, "sync: field 'next': kind %u is not 0, 1 or 2",
+                         r->at.next.kind);
+    return CS_OK;
+}
+
 int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error *err)
 {
-    static const char *const keys[] = {"version", "full", "machines", "jobs", "tasks", "form", "gone"};
+    static const char *const keys[] = {"version", "full", "machines", "jobs", "tasks", "form",
+                                       "gone",    "base", "ids",      "more", "next"};
+    enum { NKEYS = sizeof keys / sizeof *keys };
     memset(r, 0, sizeof *r);
+    bool piece[4] = {false}; /* base, ids, more, next */
     bool seen[5] = {false}; /* version, full, machines, jobs, tasks */
     cs_mp_cur *list[3] = {&r->machines, &r->jobs, &r->tasks};
     cs_mp_cur cur;
@@ -1027,8 +1073,12 @@ int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error 
         if (cs_mp_read_str(&cur, &k, &klen) != CS_OK)
             return cs_errorf(err, CS_EPROTO, "sync: key %u of the reply is not a string", i);
         int f = 0;
-        while (f < 7 && !(strlen(keys[f]) == klen && memcmp(keys[f], k, klen) == 0))
+        while (f < NKEYS && !(strlen(keys[f]) == klen && memcmp(keys[f], k, klen) == 0))
             f++;
+        if (f >= 7 && f < NKEYS && piece[f - 7])
+            return cs_errorf(err, CS_EPROTO, "sync: field '%s' appears twice", keys[f]);
+        if (f >= 7 && f < NKEYS)
+            piece[f - 7] = true;
         if (f < 5 && seen[f])
             return cs_errorf(err, CS_EPROTO, "sync: field '%s' appears twice", keys[f]);
         if (f < 5)
@@ -1056,6 +1106,18 @@ int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error 
                 return cs_errorf(err, CS_EPROTO, "sync: field 'gone' is not one array");
             r->has_gone = true;
             cs_mp_cur_init(&r->gone, v, vlen);
+        } else if (f == 7) {
+            if (cs_mp_read_uint(&cur, &r->at.base) != CS_OK)
+                return cs_errorf(err, CS_EPROTO, "sync: field 'base' is not an unsigned integer");
+        } else if (f == 8) {
+            CS_TRY(read_pair(&cur, "ids", &r->at.max_machine, &r->at.max_job, err));
+        } else if (f == 9) {
+            if (cs_mp_read_bool(&cur, &r->at.more) != CS_OK)
+                return cs_errorf(err, CS_EPROTO, "sync: field 'more' is not a boolean");
+        } else if (f == 10) {
+            uint64_t kind;
+            CS_TRY(read_pair(&cur, "next", &kind, &r->at.next.id, err));
+            r->at.next.kind = kind > UINT8_MAX ? UINT8_MAX : (uint8_t)kind;
         } else if (f < 5 && i == n - 1) {
             /* The last field (the server puts the tasks there) runs to
              * the end of the reply: its entries are checked as they are
@@ -1071,7 +1133,7 @@ int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error 
     for (int f = 0; f < 5; f++)
         if (!seen[f])
             return cs_errorf(err, CS_EPROTO, "sync: field '%s' is missing", keys[f]);
-    return CS_OK;
+    return check_piece(r, piece, err);
 }
 
 /* Apply each map of `list` (machines or jobs) with fn. */
@@ -1127,6 +1189,7 @@ static int apply_map_form(cs_copy *c, const void *data, size_t len, cs_error *er
     int rc = cs_mp_unpack(data, len, &c->zone, &o, CS_EPROTO, "sync reply", err);
     if (rc != CS_OK) {
         c->version = 0;
+        c->in_pieces = false;
         return rc;
     }
     rc = cs_copy_apply(c, &o, err);
@@ -1136,11 +1199,32 @@ static int apply_map_form(cs_copy *c, const void *data, size_t len, cs_error *er
 
 int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err)
 {
+    return cs_copy_apply_piece(c, data, len, NULL, NULL, err);
+}
+
+int cs_copy_apply_piece(cs_copy *c, const void *data, size_t len, bool *piece, cs_sync_piece *at,
+                        cs_error *err)
+{
     cs_copy_rollback(c);
     cs_copy_reply r;
     int rc = cs_copy_read_reply(data, len, &r, err);
     if (rc != CS_OK)
         goto fail;
+    if (r.piece && !r.compact) {
+        rc = cs_errorf(err, CS_EPROTO, "sync: a piece of a full sync in the map form (the copy "
+                       "reads pieces in the compact form)");
+        goto fail;
+    }
+    if (r.piece && !r.full && !(c->in_pieces && c->piece_base == r.at.base)) {
+        rc = cs_errorf(err, CS_EPROTO, "sync: a piece that continues a full sync from version "
+                       "%llu, which the copy is not receiving", (unsigned long long)r.at.base);
+        goto fail;
+    }
+    if (piece != NULL)
+        *piece = r.piece;
+    if (at != NULL)
+        *at = r.at;
+    c->in_pieces = false;
     if (!r.compact)
         return apply_map_form(c, data, len, err);
     if (r.full) {
@@ -1162,12 +1246,17 @@ int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err)
         (rc = apply_maps(c, &r.jobs, "jobs", apply_job, err)) ||
         (rc = apply_entries(c, &r.tasks, err)))
         goto fail;
-    c->version = r.version;
+    /* Between pieces the copy mixes versions: version 0 until the last,
+     * then the pieces' base. */
+    c->version = !r.piece ? r.version : r.at.more ? 0 : r.at.base;
+    c->in_pieces = r.piece && r.at.more;
+    c->piece_base = r.at.base;
     cs_arena_reset(&c->scratch);
     msgpack_zone_clear(&c->zone);
     return CS_OK;
 fail:
     c->version = 0;
+    c->in_pieces = false;
     return rc;
 }
 
@@ -1182,10 +1271,12 @@ typedef struct visit {
     bool full;
 } visit;
 
-static int v_head(void *ctx, uint64_t version, bool full, size_t ngone, cs_error *err)
+static int v_head(void *ctx, uint64_t version, bool full, size_t ngone,
+                  const cs_sync_piece *piece, cs_error *err)
 {
     visit *v = ctx;
     (void)ngone;
+    (void)piece; /* the in-process sync never asks for pieces */
     v->version = version;
     v->full = full;
     if (full)
@@ -1259,6 +1350,7 @@ int cs_copy_apply_snap(cs_copy *c, cs_snap *snap, bool *full, cs_error *err)
     cs_arena_reset(&c->scratch);
     if (rc != CS_OK) {
         c->version = 0;
+        c->in_pieces = false;
         return cs_error_wrap(err, rc, "sync");
     }
     *full = v.full;
@@ -1269,12 +1361,64 @@ int cs_copy_sync(cs_copy *c, const cs_sched_port *port, cs_error *err)
 {
     cs_copy_rollback(c);
     int rc = port->sync(port->ctx, c, err);
-    if (rc != CS_OK)
+    if (rc != CS_OK) {
         c->version = 0;
+        c->in_pieces = false;
+    }
     return rc;
 }
 
 bool cs_copy_omits_running(const cs_copy *c) { return c->omit_running; }
+
+/* A full sync in pieces whose catch-up delta came back full (its base fell
+ * behind the log floor, --log-retain: 10 min by default, against seconds
+ * for a transfer) starts again; this many starts in a row is a cell that
+ * compacts faster than the reader reads, and an error. */
+#define SYNC_STARTS_MAX 4
+
+static int sync_pieces(cs_copy *c, cs_copy_sync_call call, void *ctx, uint32_t chunk,
+                       uint64_t min_index, cs_error *err)
+{
+    cs_sync_req req = {.since = c->version, .compact = true, .omit_running = c->omit_running,
+                       .min_index = min_index, .gone = true, .chunk = chunk};
+    unsigned starts = 0;
+    for (;;) {
+        const void *body;
+        size_t len;
+        bool piece;
+        cs_sync_piece at;
+        CS_TRY(call(ctx, &req, &body, &len, err));
+        CS_TRY(cs_copy_apply_piece(c, body, len, &piece, &at, err));
+        if (!piece)
+            return CS_OK; /* a delta (the catch-up one too), or a server that answers whole */
+        if (!req.cont && ++starts > SYNC_STARTS_MAX)
+            return cs_errorf(err, CS_EUNAVAIL, "sync: a full sync in pieces started %u times, "
+                             "its base behind the log floor each time", SYNC_STARTS_MAX);
+        bool several = req.cont;
+        req = (cs_sync_req){.compact = true, .omit_running = c->omit_running,
+                            .min_index = min_index, .gone = true, .chunk = chunk};
+        if (at.more) {
+            req.cont = true;
+            req.at = at;
+        } else if (several) {
+            req.since = at.base; /* the copy's version now */
+        } else {
+            return CS_OK; /* one piece held the whole cell: one version already */
+        }
+    }
+}
+
+int cs_copy_sync_with(cs_copy *c, cs_copy_sync_call call, void *ctx, uint32_t chunk,
+                      uint64_t min_index, cs_error *err)
+{
+    cs_copy_rollback(c);
+    int rc = sync_pieces(c, call, ctx, chunk, min_index, err);
+    if (rc != CS_OK) {
+        c->version = 0;
+        c->in_pieces = false;
+    }
+    return rc;
+}
 
 /* ---- tentative changes -------------------------------------------------------------- */
 

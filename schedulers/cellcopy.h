@@ -50,6 +50,7 @@
 #include "cellstate/jobopts.h"
 #include "cellstate/record.h"
 #include "cellstate/store.h"
+#include "proto/sync.h"
 #include "schedulers/constraint.h"
 #include "schedulers/port.h"
 #include "schedulers/strtab.h"
@@ -150,6 +151,43 @@ int cs_copy_apply(cs_copy *c, const msgpack_object *reply, cs_error *err);
  * 'machine' (4) is not an unsigned integer"). */
 int cs_copy_apply_bytes(cs_copy *c, const void *data, size_t len, cs_error *err);
 
+/* The same, for a reader that asks for a full sync in pieces (protocol.md
+ * §5.7, "chunk"; schedulers/port_nng.c): the reply may also be a piece,
+ * and *piece (NULL: not wanted) says whether it was one and *at (NULL:
+ * not wanted) what it says — base, ids, and with `more` where the request
+ * for the next goes on (cs_sync_req.cont, .at). The first piece (full)
+ * replaces the copy as a full reply does; each later one (full false)
+ * adds its records, and must continue the pieces the copy is receiving
+ * (the same base; else CS_EPROTO). While pieces come the copy's version
+ * is 0: it mixes versions and is not for placement. After the last its
+ * version is the pieces' base, and the reader syncs from there (with
+ * "gone"): that delta sends again every record changed since base, which
+ * replaces what a later piece read at a newer version. The compact form
+ * only: a piece in the map form is CS_EPROTO. Errors as cs_copy_apply; on
+ * failure the version is reset to 0 and the pieces forgotten. */
+int cs_copy_apply_piece(cs_copy *c, const void *data, size_t len, bool *piece, cs_sync_piece *at,
+                        cs_error *err);
+
+/* One `sync` request `req` (only read), made by whoever reads for the
+ * copy (schedulers/port_nng.c over a client): *body, len bytes, is the
+ * reply's body, borrowed until the next call. Errors: the caller's. */
+typedef int (*cs_copy_sync_call)(void *ctx, const cs_sync_req *req, const void **body,
+                                 size_t *len, cs_error *err);
+
+/* Bring the copy up to date through `call` (ctx passed along): a sync
+ * from the copy's version in the compact form, asking for "gone" and,
+ * as the copy says, omitting starts; `min_index` as cs_sync_req's. With
+ * `chunk` > 0 a full reply comes in pieces of at most that many records
+ * (protocol.md §5.7): the next is asked for while the last says `more`,
+ * then the changes since the pieces' base, which make the copy one
+ * version again; a catch-up delta that comes back as a first piece (its
+ * base fell behind the log floor) starts the pieces again, up to four
+ * times (then CS_EUNAVAIL). A server that answers whole is read as
+ * before. Errors: call's and cs_copy_apply_piece's; on failure the
+ * version is 0. */
+int cs_copy_sync_with(cs_copy *c, cs_copy_sync_call call, void *ctx, uint32_t chunk,
+                      uint64_t min_index, cs_error *err);
+
 /* The same from a snapshot of a store in this process (borrowed; the
  * caller closes it): what a sync through a server holding that store
  * would apply, in the same order — the reply cs_sync_reply_encode would
@@ -181,12 +219,15 @@ typedef struct cs_copy_reply {
     cs_mp_cur machines, jobs, tasks; /* each spans its field's value, not yet read */
     bool has_gone;                   /* "gone": the collected jobs (a delta's), in `gone` */
     cs_mp_cur gone;
+    bool piece;                      /* "base", "ids" and "more" (and "next" with more): */
+    cs_sync_piece at;                /* a piece of a full sync in pieces, which says this */
 } cs_copy_reply;
 
 /* Find the fields of reply body data[0..len) (borrowed: the cursors point
  * into it). "version", "full", "machines", "jobs" and "tasks" are required,
- * once each; "form" ("map" or "compact") and "gone" are optional; other
- * keys are skipped. Values other than version, full and form are not checked here.
+ * once each; "form" ("map" or "compact"), "gone" and a piece's "base",
+ * "ids", "more" and "next" (all or none; "next" with more only) are
+ * optional; other keys are skipped. Values other than version, full and form are not checked here.
  * CS_EPROTO naming the field ("sync: field 'tasks' is missing"). */
 int cs_copy_read_reply(const void *data, size_t len, cs_copy_reply *r, cs_error *err);
 

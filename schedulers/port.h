@@ -104,9 +104,11 @@ typedef struct cs_port_nng cs_port_nng;
  * the loop's log for the port's life) through a client of its own
  * (cs_client_open_tls: connects without blocking, over mutual TLS with
  * `tls` — borrowed for the call, NULL for none —, calls time out after
- * `timeout_ms`). On success *out is the caller's: cs_port_nng_free. */
-int cs_port_nng_open(const char *url, const cs_tls *tls, uint32_t timeout_ms, cs_port_nng **out,
-                     cs_error *err);
+ * `timeout_ms`), whose requests carry `token` (copied; NULL: none; a cell
+ * with --auth-tokens, proto/principal.h). On success *out is the
+ * caller's: cs_port_nng_free. */
+int cs_port_nng_open(const char *url, const cs_tls *tls, const char *token, uint32_t timeout_ms,
+                     cs_port_nng **out, cs_error *err);
 
 /* A port over `client` (borrowed: it must outlive the port, which never
  * closes it), for a caller that already holds one. *out is the caller's. */
@@ -116,6 +118,11 @@ void cs_port_nng_free(cs_port_nng *p);
 
 /* The table (the port's own: valid until cs_port_nng_free). */
 const cs_sched_port *cs_port_nng_table(cs_port_nng *p);
+
+/* Ask for a full sync in pieces of `chunk` records (protocol.md §5.7;
+ * the server may lower it to its --sync-chunk); 0, the default: in one
+ * reply. The scheduler's --sync-chunk. */
+void cs_port_nng_set_chunk(cs_port_nng *p, uint32_t chunk);
 
 /* ---- in-process: a cs_store and a virtual clock ------------------------------- */
 

@@ -25,27 +25,32 @@ struct cs_port_nng {
      * the scheduler its own commit (Nomad's RefreshIndex). */
     uint64_t last_index;
     uint64_t lease; /* the offer's lease while this scheduler holds it (0: none) */
+    uint32_t chunk; /* a full sync comes in pieces of this many records; 0: in one reply */
 };
 
 /* ---- the cell ---------------------------------------------------------------- */
 
-static int nng_sync(void *ctx, cs_copy *c, cs_error *err)
+/* One `sync` request (a cs_copy_sync_call); *body (len bytes) is the
+ * reply's body, the client's until its next call. */
+static int sync_call(void *ctx, const cs_sync_req *req, const void **body, size_t *len,
+                     cs_error *err)
 {
     cs_port_nng *p = ctx;
     p->buf.size = 0;
     msgpack_packer pk;
     msgpack_packer_init(&pk, &p->buf, msgpack_sbuffer_write);
-    cs_sync_req req = {.since = cs_copy_version(c), .compact = true,
-                       .omit_running = cs_copy_omits_running(c), .min_index = p->last_index,
-                       .gone = true};
-    if (cs_sync_req_encode(&pk, &req) != CS_OK)
+    if (cs_sync_req_encode(&pk, req) != CS_OK)
         return cs_errorf(err, CS_ENOMEM, "out of memory");
-    const void *body;
-    size_t len;
-    int rc = cs_client_call_raw(p->client, CS_MSG_SYNC, p->buf.data, p->buf.size, &body, &len, err);
-    if (rc != CS_OK)
-        return cs_error_wrap(err, rc, "sync");
-    return cs_copy_apply_bytes(c, body, len, err);
+    int rc = cs_client_call_raw(p->client, CS_MSG_SYNC, p->buf.data, p->buf.size, body, len, err);
+    return rc == CS_OK ? CS_OK : cs_error_wrap(err, rc, "sync");
+}
+
+/* Omega's sync: one request, or with p->chunk a full reply in pieces
+ * (cs_copy_sync_with). */
+static int nng_sync(void *ctx, cs_copy *c, cs_error *err)
+{
+    cs_port_nng *p = ctx;
+    return cs_copy_sync_with(c, sync_call, p, p->chunk, p->last_index, err);
 }
 
 static int nng_commit(void *ctx, const cs_txn *t, cs_txn_result *r, cs_error *err)
@@ -216,14 +221,15 @@ static int port_new(cs_client *client, const char *url, bool owns, cs_port_nng *
     return CS_OK;
 }
 
-int cs_port_nng_open(const char *url, const cs_tls *tls, uint32_t timeout_ms, cs_port_nng **out,
-                     cs_error *err)
+int cs_port_nng_open(const char *url, const cs_tls *tls, const char *token, uint32_t timeout_ms,
+                     cs_port_nng **out, cs_error *err)
 {
     cs_client *client;
     int rc = cs_client_open_tls(url, tls, timeout_ms, &client, err);
     if (rc != CS_OK)
         return rc;
-    if ((rc = port_new(client, url, true, out, err)) != CS_OK)
+    if ((rc = cs_client_set_token(client, token, err)) != CS_OK ||
+        (rc = port_new(client, url, true, out, err)) != CS_OK)
         cs_client_close(client);
     return rc;
 }
@@ -244,3 +250,5 @@ void cs_port_nng_free(cs_port_nng *p)
 }
 
 const cs_sched_port *cs_port_nng_table(cs_port_nng *p) { return &p->table; }
+
+void cs_port_nng_set_chunk(cs_port_nng *p, uint32_t chunk) { p->chunk = chunk; }

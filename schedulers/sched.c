@@ -10,6 +10,7 @@
 
 #include <xxhash.h>
 
+#include "proto/principal.h"
 #include "proto/proto.h"
 #include "proto/schedreport.h"
 #include "schedulers/kinds.h"
@@ -1319,12 +1320,20 @@ int cs_sched_main(cs_sched_kind kind, int argc, char **argv, const cs_sched_hook
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         return 2;
     }
-    int opened = cs_port_nng_open(o.server, tls, o.timeout_ms, &port, &err);
+    char *token = NULL;
+    if (cs_token_load(o.token_file, &token, &err) != CS_OK) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        cs_tls_free(tls);
+        return 2;
+    }
+    int opened = cs_port_nng_open(o.server, tls, token, o.timeout_ms, &port, &err);
     cs_tls_free(tls);
+    free(token);
     if (opened != CS_OK) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         return 1;
     }
+    cs_port_nng_set_chunk(port, o.sync_chunk);
     if (cs_sched_new(&o, hooks, cs_port_nng_table(port), &s, &err) != CS_OK) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         cs_port_nng_free(port);

@@ -48,6 +48,9 @@ enum {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_TLS_CA,
+    OPT_TOKEN_FILE,
+    OPT_TLS_CRL,
+    OPT_SYNC_CHUNK,
 };
 
 static const struct option long_opts[] = {
@@ -55,6 +58,8 @@ static const struct option long_opts[] = {
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"tls-crl", required_argument, NULL, OPT_TLS_CRL},
     {"name", required_argument, NULL, OPT_NAME},
     {"conflict", required_argument, NULL, OPT_CONFLICT},
     {"commit", required_argument, NULL, OPT_COMMIT},
@@ -70,6 +75,7 @@ static const struct option long_opts[] = {
     {"idle-ms", required_argument, NULL, OPT_IDLE_MS},
     {"park-ms", required_argument, NULL, OPT_PARK_MS},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+    {"sync-chunk", required_argument, NULL, OPT_SYNC_CHUNK},
     {"max-claims", required_argument, NULL, OPT_MAX_CLAIMS},
     {"candidates", required_argument, NULL, OPT_CANDIDATES},
     {"txn-per-job", no_argument, NULL, OPT_TXN_PER_JOB},
@@ -101,6 +107,10 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "  --tls-cert FILE --tls-key FILE --tls-ca FILE  this scheduler's certificate\n"
             "                        and key and the cell's CA (PEM; else $CELLSCHED_TLS_CERT,\n"
             "                        _KEY, _CA): for, and only for, tls+tcp:// servers\n"
+            "  --token-file FILE     this scheduler's token in a cell with roles from tokens\n"
+            "                        (cellstated --auth-tokens; else $CELLSCHED_TOKEN_FILE)\n"
+            "  --tls-crl FILE        the CA's revocation list (PEM; else $CELLSCHED_TLS_CRL):\n"
+            "                        a server whose certificate it lists is refused\n"
             "  --name NAME           unique scheduler name (default %s)\n"
             "  --conflict fine|coarse        conflict detection (default fine)\n"
             "  --commit incremental|gang     commit mode (default incremental; a job's gang\n"
@@ -135,6 +145,8 @@ void cs_sched_opts_usage(cs_sched_kind kind, const char *prog, FILE *f)
             "                        (one round trip and one sync for many small jobs; each\n"
             "                        counts once in txn_committed), gang jobs go alone\n"
             "  --timeout-ms MS       per request (default 10000)\n"
+            "  --sync-chunk N        a full sync comes in pieces of at most N records\n"
+            "                        (default 10000; cellstated may lower it); 0: in one reply\n"
             "  --offers              the cell makes Mesos-style offers (cellstated --concurrency\n"
             "                        offers): each round waits for the offer, runs under its\n"
             "                        lease and gives it back\n",
@@ -214,6 +226,7 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
     o->idle_ms = 50;
     o->park_ms = 500;
     o->timeout_ms = 10000;
+    o->sync_chunk = CS_SCHED_SYNC_CHUNK_DEFAULT;
     o->max_claims = 5000;
     o->retry = CS_RETRY_FRONT;
     o->retry_ms = 10;
@@ -232,6 +245,8 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
         case OPT_TLS_CERT: o->tls.cert = optarg; break;
         case OPT_TLS_KEY: o->tls.key = optarg; break;
         case OPT_TLS_CA: o->tls.ca = optarg; break;
+        case OPT_TOKEN_FILE: o->token_file = optarg; break;
+        case OPT_TLS_CRL: o->tls.crl = optarg; break;
         case OPT_NAME:
             if (optarg[0] == '\0' || strlen(optarg) > 255)
                 return cs_errorf(err, CS_EINVAL, "--name: must be 1 to 255 bytes");
@@ -278,6 +293,7 @@ int cs_sched_opts_parse(cs_sched_kind kind, int argc, char **argv, cs_sched_opts
         case OPT_IDLE_MS: rc = parse_u32("--idle-ms", optarg, 1, 60000, &o->idle_ms, err); break;
         case OPT_PARK_MS: rc = parse_u32("--park-ms", optarg, 0, 3600000, &o->park_ms, err); break;
         case OPT_TIMEOUT_MS: rc = parse_u32("--timeout-ms", optarg, 10, 3600000, &o->timeout_ms, err); break;
+        case OPT_SYNC_CHUNK: rc = parse_u32("--sync-chunk", optarg, 0, UINT32_MAX, &o->sync_chunk, err); break;
         case OPT_MAX_CLAIMS:
             rc = parse_u32("--max-claims", optarg, 1, CS_TXN_MAX_ITEMS, &o->max_claims, err);
             break;

@@ -39,10 +39,15 @@ typedef enum cs_sched_retry {
     CS_RETRY_TAIL = 1,
 } cs_sched_retry;
 
+/* Records per piece of a full sync (--sync-chunk): cellstated's own
+ * default bound, so that a piece is about 1 MB (server/server.h). */
+#define CS_SCHED_SYNC_CHUNK_DEFAULT 10000
+
 typedef struct cs_sched_opts {
     cs_sched_kind kind;
     const char *server;      /* borrowed from argv or the environment: one URL or a list (proto/servers.h) */
     cs_tls_files tls;        /* --tls-cert/--tls-key/--tls-ca, else $CELLSCHED_TLS_* (proto/tls.h) */
+    const char *token_file;  /* --token-file, else $CELLSCHED_TOKEN_FILE (proto/principal.h) */
     const char *name;        /* default "batch-<instance>" / "service" */
     char name_buf[64];
     uint8_t conflict;        /* cs_conflict_mode */
@@ -74,6 +79,7 @@ typedef struct cs_sched_opts {
     uint32_t idle_ms;        /* sync interval when there is nothing to do */
     uint32_t park_ms;        /* a parked job is tried again after this, if the cell changed */
     uint32_t timeout_ms;     /* per request */
+    uint32_t sync_chunk;     /* full syncs in pieces of this many records (§5.7); 0: whole */
     uint32_t max_claims;     /* claims per transaction (a gang job is never split) */
     /* One job per transaction, whatever the commit mode (the paper's form).
      * Off: incremental jobs share a transaction up to 1,000 claims (one

@@ -3,13 +3,19 @@
  *   cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]
  *              [--heartbeat-timeout MS] [--poll-max-wait MS] [--max-msg BYTES]
  *              [--max-inflight-bytes BYTES] [--max-conns-per-peer N] [--max-job-tasks N]
+ *              [--sync-chunk N]
  *              [--addr-file FILE] [--job-gc DURATION] [--log-retain DURATION] [--nosync]
  *              [--cluster FILE --id N] [--election-timeout MS]
  *              [--snapshot-threshold N] [--snapshot-trailing N]
  *              [--install-snapshot-timeout MS]
  *              [--concurrency optimistic|offers] [--offer-timeout DURATION]
- *              [--metrics-per-machine]
+ *              [--metrics-per-machine] [--audit-max-bytes BYTES]
  *              [--http HOST:PORT]
+ *              [--auth-tokens FILE] [--token-file FILE]
+ *
+ * --audit-max-bytes (default 64 MiB; 0: no bound): the audit log of
+ * accepted writes, DATA/audit.log (server/audit.h), becomes
+ * DATA/audit.log.1 past this size and a new one begins.
  *
  * --http HOST:PORT (off by default): also serve the HTTP API, JSON under
  * http://HOST:PORT/v1/ (http/gateway.h, docs/http.md), and the web
@@ -71,6 +77,7 @@
 #include "http/gateway.h"
 #include "http/ui.h"
 #include "cellstate/paths.h"
+#include "proto/principal.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
 #include "proto/tls.h"
@@ -87,16 +94,17 @@ static void usage(FILE *f)
     fprintf(f, "usage: cellstated [--listen URL] [--pub URL] [--data DIR] [--workers N]\n"
                "                  [--heartbeat-timeout MS] [--poll-max-wait MS]\n"
                "                  [--max-msg BYTES] [--max-inflight-bytes BYTES]\n"
-               "                  [--max-conns-per-peer N] [--max-job-tasks N]\n"
+               "                  [--max-conns-per-peer N] [--max-job-tasks N] [--sync-chunk N]\n"
                "                  [--addr-file FILE] [--job-gc DURATION]\n"
                "                  [--log-retain DURATION] [--nosync]\n"
                "                  [--cluster FILE --id N [--raft HOST:PORT]] [--election-timeout MS]\n"
                "                  [--snapshot-threshold N] [--snapshot-trailing N]\n"
                "                  [--install-snapshot-timeout MS]\n"
                "                  [--concurrency optimistic|offers] [--offer-timeout DURATION]\n"
-               "                  [--metrics-per-machine]\n"
+               "                  [--metrics-per-machine] [--audit-max-bytes BYTES]\n"
                "                  [--http HOST:PORT]\n"
-               "                  [--tls-cert FILE --tls-key FILE --tls-ca FILE]\n"
+               "                  [--tls-cert FILE --tls-key FILE --tls-ca FILE [--tls-crl FILE]]\n"
+               "                  [--auth-tokens FILE] [--token-file FILE]\n"
                "--listen: $CELL_SERVER (one URL; a list is refused), else %s (port 0: any\n"
                "free port, see --addr-file)\n"
                "--data: $XDG_STATE_HOME/cellsched/cell, else /var/lib/cellsched/cell as root,\n"
@@ -112,6 +120,15 @@ static void usage(FILE *f)
                "        cell's CA (PEM); --listen and --pub are then tls+tcp:// URLs and every\n"
                "        client must present a certificate the CA signed (docs/security.md);\n"
                "        --http then serves https, with client certificates too\n"
+               "--auth-tokens FILE: lines \"TOKEN PRINCIPAL\" (agent:NAME, scheduler:NAME,\n"
+               "        scheduler.batch:NAME, scheduler.service:NAME, operator, reader, server):\n"
+               "        a request carrying a token acts as its principal. With certificates or\n"
+               "        tokens the cell enforces roles (docs/security.md \"Roles\"); with\n"
+               "        neither, anyone who reaches it is every role\n"
+               "--token-file FILE: this replica's own token (a server principal), which a\n"
+               "        follower's forwarded requests carry in a cell with tokens\n"
+               "--tls-crl FILE: the CA's revocation list (PEM, tools/cellsched-certs.sh\n"
+               "        --revoke): a peer whose certificate it lists is refused\n"
                "--http HOST:PORT: also serve the HTTP API (JSON under http://HOST:PORT/v1/,\n"
                "        docs/http.md) and the web dashboard (http://HOST:PORT/ui/), off by\n"
                "        default; port 0: any free port\n"
@@ -122,8 +139,12 @@ static void usage(FILE *f)
                "        0: no bound): the one beyond is closed as it is made\n"
                "--max-job-tasks N: the tasks one job may have (default 100000; 0: the protocol's\n"
                "        1048576): a submission, update, scale or surge above it is refused\n"
+               "--sync-chunk N: the most records one piece of a full sync may carry when a\n"
+               "        reader asks for pieces (default 10000; at least 1)\n"
                "--metrics-per-machine: the metrics also carry each machine's resources and\n"
-               "        tasks (default: cell totals only)\n",
+               "        tasks (default: cell totals only)\n"
+               "--audit-max-bytes: the audit log of accepted writes (DATA/audit.log) becomes\n"
+               "        audit.log.1 past this size, in bytes (default 64 MiB; 0: no bound)\n",
             CS_DEFAULT_URL);
 }
 
@@ -201,6 +222,7 @@ int main(int argc, char **argv)
      * rather than libraft's 30, with room for a large store's transfer. */
     o.install_snapshot_timeout_ms = 10000;
     const char *listen = NULL, *addr_file = NULL, *cluster = NULL, *raft = NULL, *http = NULL;
+    const char *token_file = NULL;
     unsigned long long member_id = 0;
     uint64_t offer_timeout = 0;
     cs_tls_files tls_files = {0};
@@ -252,6 +274,14 @@ int main(int argc, char **argv)
             o.max_conns_per_peer = (uint32_t)x;
         else if (strcmp(a, "--max-job-tasks") == 0 && num(a, v, 1048576, &x) == 0)
             o.max_job_tasks = (uint32_t)x;
+        else if (strcmp(a, "--auth-tokens") == 0)
+            o.auth_tokens = v;
+        else if (strcmp(a, "--token-file") == 0)
+            token_file = v;
+        else if (strcmp(a, "--audit-max-bytes") == 0 && num(a, v, 1ULL << 50, &x) == 0)
+            o.audit_max_bytes = x;
+        else if (strcmp(a, "--sync-chunk") == 0 && num(a, v, UINT32_MAX, &x) == 0 && x >= 1)
+            o.sync_chunk = (uint32_t)x;
         else if (strcmp(a, "--concurrency") == 0) {
             if (strcmp(v, "optimistic") != 0 && strcmp(v, "offers") != 0) {
                 fprintf(stderr, "cellstated: --concurrency: '%s' is not optimistic or offers\n",
@@ -392,9 +422,20 @@ int main(int argc, char **argv)
         return 2;
     }
     o.tls = tls;
+    /* Its own token, for what a follower forwards (server.h self_token). */
+    char *self_token = NULL;
+    if (token_file != NULL && cs_token_load(token_file, &self_token, &err) != CS_OK) {
+        fprintf(stderr, "cellstated: --token-file: %s\n", err.msg);
+        cs_tls_free(tls);
+        free(self_token);
+        free(members);
+        return 2;
+    }
+    o.self_token = self_token;
     if (http != NULL && cs_http_check_listen(http, &err) != CS_OK) {
         fprintf(stderr, "cellstated: %s\n", err.msg);
         cs_tls_free(tls);
+        free(self_token);
         free(members);
         return 2;
     }
@@ -408,6 +449,7 @@ int main(int argc, char **argv)
     if (started != CS_OK) {
         fprintf(stderr, "cellstated: %s\n", err.msg);
         cs_tls_free(tls);
+        free(self_token);
         return 1;
     }
     char bound[512];
@@ -416,6 +458,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "cellstated: %s\n", err.msg);
         cs_server_stop(s);
         cs_tls_free(tls);
+        free(self_token);
         return 1;
     }
     if (member_id != 0)
@@ -426,14 +469,34 @@ int main(int argc, char **argv)
         fprintf(stderr, "cellstated: serving %s on %s%s%s%s\n", o.data_dir, bound,
                 o.pub_url ? ", announcing on " : "", o.pub_url ? o.pub_url : "",
                 o.concurrency == CS_CONCURRENCY_OFFERS ? ", making offers" : "");
-    /* Loudly, because nothing else will say it: without certificates
-     * any process that reaches the port is every role at once. */
-    if (tls == NULL && !cs_tls_url(bound) && strncmp(bound, "ipc://", 6) != 0 &&
-        strncmp(bound, "inproc://", 9) != 0)
+    /* Loudly, because nothing else will say it: without certificates or
+     * tokens any process that reaches the port is every role at once;
+     * with tokens alone, they cross the network in the clear. */
+    bool local = strncmp(bound, "ipc://", 6) == 0 || strncmp(bound, "inproc://", 9) == 0;
+    if (tls == NULL && !cs_tls_url(bound) && !local && o.auth_tokens == NULL)
         fprintf(stderr,
                 "cellstated: WARNING: unauthenticated: anyone who reaches %s may act as any "
-                "role; use --tls-cert, --tls-key and --tls-ca (docs/security.md)\n",
+                "role; use --tls-cert, --tls-key and --tls-ca, or --auth-tokens "
+                "(docs/security.md)\n",
                 bound);
+    else if (tls == NULL && !cs_tls_url(bound) && !local)
+        fprintf(stderr,
+                "cellstated: WARNING: roles from --auth-tokens over plain TCP: the tokens and "
+                "every request cross the network unencrypted; use --tls-cert, --tls-key and "
+                "--tls-ca beyond a development cell (docs/security.md)\n");
+    if (tls != NULL || o.auth_tokens != NULL)
+        fprintf(stderr, "cellstated: roles enforced (%s%s%s)\n",
+                tls != NULL ? "certificates" : "", tls != NULL && o.auth_tokens ? " and " : "",
+                o.auth_tokens != NULL ? "tokens" : "");
+    /* Raft follows the certificates, not a URL: say which it is. */
+    if (member_id != 0 && tls != NULL)
+        fprintf(stderr, "cellstated: Raft between replicas is mutual TLS: a peer needs a "
+                        "certificate of --tls-ca with CN=server\n");
+    else if (member_id != 0)
+        fprintf(stderr,
+                "cellstated: WARNING: Raft between replicas is plain TCP: anyone who reaches "
+                "this member's raft address may append to the log; use --tls-cert, --tls-key "
+                "and --tls-ca (docs/security.md)\n");
     /* The HTTP API once the server serves: its threads' clients dial the
      * in-process listener at once. Beside /v1/, the pages of this one
      * table: the Prometheus metrics, and the dashboard's files embedded at
@@ -462,6 +525,7 @@ int main(int argc, char **argv)
             cs_http_stop(gw);
             cs_server_stop(s);
             cs_tls_free(tls);
+        free(self_token);
             return 1;
         }
         fprintf(stderr, "cellstated: HTTP API on %s\n", api_url);
@@ -475,5 +539,6 @@ int main(int argc, char **argv)
     cs_http_stop(gw);
     cs_server_stop(s);
     cs_tls_free(tls);
+    free(self_token);
     return 0;
 }

@@ -21,9 +21,12 @@ int srv_sync(worker *w, msgpack_packer *pk, cs_error *err)
 {
     cs_sync_req req;
     CS_TRY(cs_sync_req_decode(body(w), &req, err));
+    if (req.chunk > w->s->o.sync_chunk)
+        req.chunk = w->s->o.sync_chunk; /* a piece's size is the server's to bound */
     CS_TRY(srv_wait_applied(w->s, req.min_index, MIN_INDEX_WAIT_MS, err));
     cs_snap *snap;
     CS_TRY(open_snap(w, &snap, err));
+    req.redact = w->redact;
     int rc = cs_sync_reply_encode(snap, &req, pk, err);
     srv_snap_close(w->s, snap);
     return rc;
@@ -176,6 +179,8 @@ void srv_poll(worker *w)
     if (rc == CS_OK && (rc = srv_snap_open(s, &snap, &err)) == CS_OK) {
         rc = cs_ref_machine(snap, &q.machine, &a, &m, &err);
         srv_snap_close(s, snap);
+        if (rc == CS_OK)
+            rc = srv_auth_machine(w, m.name, &err);
     }
     cs_arena_free(&a);
     if (rc != CS_OK) {

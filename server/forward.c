@@ -40,6 +40,44 @@ bool srv_leader_only(uint32_t type)
 
 static void forward_cb(void *arg);
 
+/* The message the leader gets for w's request: the request's own bytes,
+ * except when the leader could not tell its principal from them — one
+ * read from this server's client certificate, or an "as" of the HTTP
+ * gateway. Then the request is sent again with {"as": w->who} (and this
+ * replica's own token, --token-file, when it has one), which the leader
+ * honours from a replica only (authz.c). A token of the client's own is
+ * sent as it came: the leader reads the same token file. */
+static int forwarded(worker *w, nng_msg **out, cs_error *err)
+{
+    cs_server *s = w->s;
+    int rv;
+    if (!s->auth.enforce || w->msg.auth.type == MSGPACK_OBJECT_STR) {
+        if ((rv = nng_msg_dup(out, w->req)) != 0)
+            return cs_errorf(err, CS_ENOMEM, "forwarding: out of memory");
+        return CS_OK;
+    }
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    int rc = CS_ENOMEM;
+    bool tok = s->o.self_token != NULL;
+    if (cs_msg_begin_auth(&pk, w->msg.type, w->msg.req) == CS_OK &&
+        msgpack_pack_object(&pk, w->msg.body) == 0 && msgpack_pack_map(&pk, 1u + tok) == 0 &&
+        cs_pack_kv_str(&pk, "as", w->who) == CS_OK &&
+        (!tok || cs_pack_kv_str(&pk, "token", s->o.self_token) == CS_OK) &&
+        nng_msg_alloc(out, 0) == 0) {
+        if (nng_msg_append(*out, b.data, b.size) == 0)
+            rc = CS_OK;
+        else
+            nng_msg_free(*out);
+    }
+    if (b.data != NULL)
+        explicit_bzero(b.data, b.size);
+    msgpack_sbuffer_destroy(&b);
+    return rc == CS_OK ? CS_OK : cs_errorf(err, CS_ENOMEM, "forwarding: out of memory");
+}
+
 int srv_forward_init(cs_server *s, cs_error *err)
 {
     int rv = nng_req0_open(&s->fwd);
@@ -141,8 +179,8 @@ void srv_forward(worker *w)
     }
     pthread_mutex_unlock(&s->fmu);
     nng_msg *m = NULL;
-    if (rc == CS_OK && (rv = nng_msg_dup(&m, w->req)) != 0)
-        rc = cs_errorf(&err, CS_ENOMEM, "forwarding: out of memory");
+    if (rc == CS_OK)
+        rc = forwarded(w, &m, &err);
     if (rc != CS_OK) {
         srv_send_error(w, rc, err.msg);
         return;

@@ -19,6 +19,10 @@
  *               its Prometheus text (cs_server_metrics_text)
  *   peers.c     connections per peer (--max-conns-per-peer): nng's pipe
  *               notifications, counted by the peer's IP address
+ *   authz.c     who sends each request (certificate, token, a replica's
+ *               "as") and whether that principal may (docs/security.md)
+ *   audit.c     the audit log of accepted writes (audit.h: a module of its
+ *               own, cs_audit_); what each write records is writer.c's
  *
  * Names shared between these files carry the srv_ prefix; everything else
  * is static to its file. Threads and locks are described in server.c.
@@ -37,8 +41,10 @@
 #include "cellstate/store.h"
 #include "proto/agentmsg.h"
 #include "proto/clock.h"
+#include "proto/principal.h"
 #include "proto/proto.h"
 #include "proto/schedreport.h"
+#include "server/audit.h"
 #include "server/offers.h"
 #include "server/server.h"
 #include "txn/command.h"
@@ -76,6 +82,7 @@ typedef struct wprep {
     uint64_t lease;             /* offer.commit: the lease it names */
     uint8_t admin;
     uint64_t deadline;
+    const char *name; /* the job or machine a write named, for the audit (in `a`); NULL: none */
 } wprep;
 
 /* An item of the writer's queue: a worker's request, or one of the
@@ -100,6 +107,13 @@ enum { LANE_CELL, LANE_REPORTS, NLANES };
 
 struct worker {
     cs_server *s;
+    /* Who sent the request being served (authz.c, set by serve()), its
+     * text (the audit log's "who": "agent:m1", "operator"; "anonymous" in a
+     * cell without roles), and whether job environments are hidden from it
+     * (a reader). */
+    cs_principal principal;
+    char who[CS_PRINCIPAL_MAX + 1];
+    bool redact;
     nng_aio *aio;
     nng_ctx ctx;
     wstate state;
@@ -201,8 +215,20 @@ typedef struct srv_metrics {
     srv_sched_counts others;      /* (mu) beyond SRV_SCHED_COUNTS_MAX */
 } srv_metrics;
 
+/* Roles (authz.c): whether they are enforced, the --auth-tokens file's
+ * tokens, and the in-process listener whose clients (the HTTP gateway) may
+ * act for others. */
+typedef struct srv_auth {
+    bool enforce;
+    struct srv_token *tokens;
+    size_t ntokens;
+    nng_listener local;
+    bool have_local;
+} srv_auth;
+
 struct cs_server {
     cs_server_opts o;
+    srv_auth auth;
     char *data_dir, *listen_url, *pub_url, *local_url, *local_pub_url;
     cs_store *store;
     nng_socket rep, pub;
@@ -284,6 +310,9 @@ struct cs_server {
     _Atomic size_t inflight;
     /* --max-conns-per-peer (peers.c); NULL when unbounded. */
     struct srv_peers *peers;
+    /* The audit log (audit.h), DIR/audit.log: appended to by the writer
+     * and by membership changes, read by `audit` requests. */
+    cs_audit *audit;
 };
 
 static inline int64_t now_ms(void)
@@ -414,6 +443,9 @@ int srv_wait_applied(cs_server *s, uint64_t index, uint32_t timeout_ms, cs_error
 
 /* ---- reads (reads.c) ---- */
 
+/* audit: the newest entries of this server's audit log that match. */
+int srv_audit(worker *w, msgpack_packer *pk, cs_error *err);
+
 int srv_get_machines(worker *w, msgpack_packer *pk, cs_error *err);
 int srv_get_jobs(worker *w, msgpack_packer *pk, cs_error *err);
 int srv_get_tasks(worker *w, msgpack_packer *pk, cs_error *err);
@@ -498,5 +530,38 @@ void srv_metrics_commit(cs_server *s, uint64_t sched, const cs_txn_result *r);
 void srv_metrics_named(cs_server *s, const char *name);
 /* The store's cs_store_opts.committed (ctx: the cs_server). */
 void srv_metrics_store_committed(void *ctx, uint64_t ns);
+
+/* ---- roles (authz.c) ---- */
+
+/* Load --auth-tokens and decide whether roles are enforced (certificates
+ * or tokens given). CS_EINVAL naming the file and line. */
+int srv_auth_init(cs_server *s, cs_error *err);
+void srv_auth_free(cs_server *s);
+/* Who sent w's request (w->principal, w->who, w->redact) and whether that
+ * role may send its type at all: CS_OK, CS_EPERM "permission denied: WHO
+ * may not TYPE: ..." (or an unknown token), CS_EPROTO for credentials of
+ * the wrong shape. Every request, before it is routed. */
+int srv_auth_request(worker *w, cs_error *err);
+/* CS_EPERM "permission denied: <w->who> may not <type>: <why>". */
+int srv_auth_denied(const worker *w, cs_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Whether w's request comes from an agent, or a scheduler, of a cell that
+ * enforces roles: then the checks below apply. */
+bool srv_auth_agent(const worker *w);
+bool srv_auth_sched(const worker *w);
+/* An agent acts only for the machine of its own name. */
+int srv_auth_machine(const worker *w, const char *name, cs_error *err);
+/* A task report of an agent: a report on the current placement of its
+ * task must come from `machine`, the agent's machine's id (a stale report
+ * and an unknown task pass: the state machine refuses and names them). */
+int srv_auth_report(const worker *w, cs_snap *snap, cs_id machine, const cs_task_report *r,
+                    cs_error *err);
+/* A scheduler whose role names job kinds acts only for jobs of them. */
+int srv_auth_job(const worker *w, cs_snap *snap, cs_id job, cs_error *err);
+/* A scheduler's transaction: signed with its own id (cs_sched_id_of its
+ * name), and placing or ending only tasks of its kinds. */
+int srv_auth_txn(const worker *w, cs_snap *snap, const cs_txn *t, cs_error *err);
+/* A scheduler names only itself (sched.report, offer.acquire). */
+int srv_auth_sched_name(const worker *w, const char *name, cs_error *err);
 
 #endif

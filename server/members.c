@@ -66,6 +66,32 @@ int srv_members(worker *w, msgpack_packer *pk, cs_error *err)
     return rc;
 }
 
+/* A membership change that committed, in the audit log: "member 4
+ * tcp://10.0.0.4:7600 raft 10.0.0.4:7610", "member 4", "to member 4" (a
+ * transfer to id 0 lets Raft pick: "to any member"). */
+static void audit_change(worker *w, const cs_member_req *req)
+{
+    cs_server *s = w->s;
+    char t[2 * CS_AUDIT_TARGET_MAX]; /* cut by cs_audit_add */
+    if (w->msg.type == CS_MSG_MEMBERS_ADD)
+        snprintf(t, sizeof t, "member %llu %s raft %s", (unsigned long long)req->id, req->listen,
+                 req->raft);
+    else if (w->msg.type == CS_MSG_MEMBERS_REMOVE)
+        snprintf(t, sizeof t, "member %llu", (unsigned long long)req->id);
+    else if (req->id != 0)
+        snprintf(t, sizeof t, "to member %llu", (unsigned long long)req->id);
+    else
+        snprintf(t, sizeof t, "to any member");
+    pthread_mutex_lock(&s->mu);
+    uint64_t v = s->version;
+    pthread_mutex_unlock(&s->mu);
+    cs_audit_buf b;
+    cs_audit_buf_init(&b);
+    cs_audit_add(&b, wall_ms(), w->who, cs_msg_name(w->msg.type), t, v);
+    cs_audit_flush(s->audit, &b);
+    cs_audit_buf_free(&b);
+}
+
 /* The applied index after a change, for its reply. */
 static uint64_t applied_now(cs_server *s)
 {
@@ -108,6 +134,8 @@ int srv_members_change(worker *w, msgpack_packer *pk, cs_error *err)
         }
         pthread_rwlock_unlock(&s->store_lk);
     }
+    if (rc == CS_OK)
+        audit_change(w, &req);
     cs_arena_free(&a);
     if (rc != CS_OK)
         return rc;

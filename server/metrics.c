@@ -243,6 +243,10 @@ static void write_writer(cs_server *s, cs_prom *p)
     counter(p, "cellsched_server_connections_refused_total",
             "Connections closed as they were made: their peer had --max-conns-per-peer open.",
             srv_peers_refused(s->peers));
+    counter(p, "cellsched_audit_errors_total",
+            "Audit log failures: an append that failed (its entries lost), a rotation that "
+            "failed (the file grows past --audit-max-bytes), out of memory. The writes went on.",
+            cs_audit_errors(s->audit));
     histogram(p, "cellsched_server_write_group_size",
               "Writes per group the writer applies in one LMDB transaction (one replica) or "
               "one Raft entry (a replicated cell).",

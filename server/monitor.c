@@ -41,7 +41,9 @@ int srv_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
     cs_arena_init(&a);
     cs_heartbeat_req q;
     int rc = cs_heartbeat_req_decode(body(w), &q, &a, err);
-    if (rc == CS_OK && q.machine.name == NULL) {
+    /* An agent of a cell with roles is checked against the machine's
+     * name, which the slots do not keep: the snapshot below reads it. */
+    if (rc == CS_OK && q.machine.name == NULL && !srv_auth_agent(w)) {
         cs_id id = q.machine.id;
         pthread_mutex_lock(&s->mu);
         mslot *sl = id < s->nmach && s->mach[id].known ? &s->mach[id] : NULL;
@@ -59,6 +61,8 @@ int srv_heartbeat(worker *w, msgpack_packer *pk, cs_error *err)
     cs_machine m;
     if (rc == CS_OK && (rc = open_snap(w, &snap, err)) == CS_OK)
         rc = cs_ref_machine(snap, &q.machine, &a, &m, err);
+    if (rc == CS_OK)
+        rc = srv_auth_machine(w, m.name, err);
     if (rc == CS_OK) {
         pthread_mutex_lock(&s->mu);
         mslot *sl = srv_slot_of(s, m.id);

@@ -293,6 +293,8 @@ void srv_offer_acquire(worker *w)
     cs_arena_init(&a);
     cs_offer_acquire_req q;
     int rc = cs_offer_acquire_req_decode(body(w), &q, &a, &err);
+    if (rc == CS_OK)
+        rc = srv_auth_sched_name(w, q.sched, &err);
     if (rc != CS_OK) {
         cs_arena_free(&a);
         srv_send_error(w, rc, err.msg);

@@ -1,6 +1,7 @@
 /* reads.c — the requests answered from one snapshot of the store, on the
  * worker's thread: get.machines, get.jobs, get.tasks, get.job, stats; and
- * the tasks of a machine as a poll in the "each" form gets them. */
+ * the tasks of a machine as a poll in the "each" form gets them. Also
+ * audit, answered from this server's audit log (audit.h), not the store. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,7 @@ typedef struct pack_ctx {
     cs_snap *snap;
     bool with_job;
     job_memo *memo; /* with_job: the jobs packed so far */
+    bool redact;    /* a reader's: jobs without their environment */
 } pack_ctx;
 
 static int count_machine(void *ctx, const cs_machine *m)
@@ -98,7 +100,7 @@ static int count_job(void *ctx, const cs_job *j)
 static int put_job(void *ctx, const cs_job *j)
 {
     pack_ctx *p = ctx;
-    p->failed |= cs_pack_job(p->pk, j) != CS_OK;
+    p->failed |= cs_pack_job_as(p->pk, j, p->redact) != CS_OK;
     return 0;
 }
 
@@ -151,7 +153,7 @@ static int h_list(worker *w, msgpack_packer *pk, const char *key, walk_fn walk, 
 {
     cs_snap *snap;
     CS_TRY(open_snap(w, &snap, err));
-    pack_ctx p = {.pk = pk};
+    pack_ctx p = {.pk = pk, .redact = w->redact};
     int rc = walk(snap, false, &p, err);
     if (rc == CS_OK && cs_list_reply_begin(pk, cs_snap_version(snap), key, p.n) != CS_OK)
         rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
@@ -238,7 +240,7 @@ int srv_get_job(worker *w, msgpack_packer *pk, cs_error *err)
     if (rc == CS_OK) {
         /* {"job": {...}, "tasks": {"version", "tasks": [...]}}: the second
          * value is the same map get.tasks answers with. */
-        if (cs_get_job_reply_begin(pk, &j) != CS_OK)
+        if (cs_get_job_reply_begin(pk, &j, w->redact) != CS_OK)
             rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
         pack_ctx p = {.state = -1, .job = j.id};
         if (rc == CS_OK)
@@ -325,5 +327,25 @@ int srv_pack_machine_tasks(cs_snap *snap, msgpack_packer *pk, cs_id machine, cs_
                   .memo = &jm};
     int rc = pack_tasks(snap, pk, &p, err);
     job_memo_free(&jm);
+    return rc;
+}
+
+/* ---- the audit log ------------------------------------------------------------ */
+
+/* Each server answers from its own file: in a replicated cell the leader
+ * that accepted a write recorded it, so a client asks every replica and
+ * merges (cellctl audit). */
+int srv_audit(worker *w, msgpack_packer *pk, cs_error *err)
+{
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_audit_req q;
+    cs_audit_reply r = {0};
+    int rc = cs_audit_req_decode(body(w), &q, &a, err);
+    if (rc == CS_OK)
+        rc = cs_audit_read(w->s->audit, &q, &a, &r.entries, &r.n, &r.more, err);
+    if (rc == CS_OK && cs_audit_reply_encode(pk, &r) != CS_OK)
+        rc = cs_errorf(err, CS_ENOMEM, "reply: out of memory");
+    cs_arena_free(&a);
     return rc;
 }

@@ -47,6 +47,8 @@
 #include "server/replica.h"
 
 #include "cellstate/paths.h"
+#include "proto/tls.h"
+#include "server/rafttls.h"
 #include "cellstate/be.h"
 
 #include <errno.h>
@@ -1140,6 +1142,7 @@ struct cs_replica {
     uv_check_t check;
     struct raft_uv_transport transport; /* raft_uv_tcp's */
     struct raft_uv_transport nodelay;   /* the same, Nagle off: what raft_uv uses */
+    cs_rafttls *tls; /* with certificates: TLS over nodelay, and raft_uv uses it instead */
     raft_uv_accept_cb accept_cb;
     raft_uv_transport_close_cb nodelay_closed;
     struct raft_io io;
@@ -1636,6 +1639,8 @@ static void fail_queue(cs_replica *r, call *list)
 static void begin_close(cs_replica *r)
 {
     r->closing = true;
+    if (r->tls != NULL)
+        cs_rafttls_quiesce(r->tls); /* raft_uv must not be handed a connection now */
     flush_pending(r); /* fails them: closing */
     atomic_store(&r->role, CS_ROLE_UNAVAILABLE);
     raft_close(&r->raft, on_raft_closed);
@@ -1893,6 +1898,7 @@ static void start_unwind(cs_replica *r)
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     cs_replica_fsm_free(r->fsm);
+    cs_rafttls_free(r->tls);
     free(r->initial.v);
     free(r);
 }
@@ -1957,7 +1963,16 @@ int cs_replica_start(const cs_replica_opts *o, const cs_replica_hooks *hooks, cs
         goto err_after_handles;
     }
     nodelay_wrap(r);
-    if ((rv = raft_uv_init(&r->io, &r->loop, o->raft_dir, &r->nodelay)) != 0) {
+    if (o->tls != NULL) {
+        cs_rafttls_pem pem;
+        cs_tls_pem(o->tls, &pem.cert, &pem.key, &pem.ca);
+        if ((rc = cs_rafttls_new(&r->loop, &r->nodelay, &pem, &r->tls, err)) != CS_OK) {
+            raft_uv_tcp_close(&r->transport);
+            goto err_after_handles;
+        }
+    }
+    if ((rv = raft_uv_init(&r->io, &r->loop, o->raft_dir,
+                           r->tls != NULL ? cs_rafttls_transport(r->tls) : &r->nodelay)) != 0) {
         rc = cs_errorf(err, CS_EIO, "replica: raft I/O in %s: %s", o->raft_dir,
                        r->io.errmsg);
         raft_uv_tcp_close(&r->transport);
@@ -2068,6 +2083,7 @@ void cs_replica_stop(cs_replica *r)
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     cs_replica_fsm_free(r->fsm);
+    cs_rafttls_free(r->tls);
     free(r->initial.v);
     free(r);
 }

@@ -125,6 +125,10 @@ typedef struct cs_replica_opts {
      * back with an empty directory waits, in libraft 0.15, before it is
      * sent the entries after the snapshot (replica.c, known bugs). */
     unsigned install_snapshot_timeout_ms;
+    /* This server's certificates (borrowed, for the call): with them Raft
+     * between replicas is mutual TLS, each peer's certificate signed by the
+     * CA and naming CN=server (server/rafttls.h); NULL: plain TCP. */
+    const struct cs_tls *tls;
 } cs_replica_opts;
 
 /* Start the replica: open the store and the Raft log, bootstrap the

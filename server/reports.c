@@ -15,6 +15,8 @@ int srv_sched_report(worker *w, msgpack_packer *pk, cs_error *err)
         return cs_errorf(err, CS_ENOMEM, "sched.report: out of memory");
     cs_server *s = w->s;
     int rc = cs_sched_report_unpack(body(w), r, err);
+    if (rc == CS_OK)
+        rc = srv_auth_sched_name(w, r->name, err);
     if (rc == CS_OK) {
         pthread_mutex_lock(&s->rmu);
         rc = cs_sched_table_put(&s->reports, r, now_ms(), err);

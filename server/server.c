@@ -37,10 +37,12 @@ void cs_server_opts_default(cs_server_opts *o)
     o->max_inflight_bytes = CS_MAX_INFLIGHT_DEFAULT;
     o->max_conns_per_peer = CS_MAX_CONNS_PER_PEER_DEFAULT;
     o->max_job_tasks = CS_MAX_JOB_TASKS_DEFAULT;
+    o->sync_chunk = CS_SYNC_CHUNK_DEFAULT;
     o->job_gc_ms = 4 * 3600 * 1000;
     o->log_retain_ms = 10 * 60 * 1000;
     o->concurrency = CS_CONCURRENCY_OPTIMISTIC;
     o->offer_timeout_ms = CS_OFFER_TIMEOUT_DEFAULT_MS;
+    o->audit_max_bytes = CS_AUDIT_MAX_BYTES_DEFAULT;
 }
 
 /* The slot of machine `id`, growing the table; NULL when out of memory.
@@ -173,6 +175,7 @@ static const srv_route routes[CS_MSG_COUNT] = {
     [CS_MSG_OFFER_ACQUIRE] = {NULL, SRV_OFFER},
     [CS_MSG_OFFER_RELEASE] = {srv_offer_release, SRV_READ},
     [CS_MSG_OFFER_COMMIT] = {NULL, SRV_WRITE},
+    [CS_MSG_AUDIT] = {srv_audit, SRV_READ},
 };
 
 static const srv_route not_a_request = {NULL, SRV_NONE};
@@ -242,7 +245,7 @@ static bool charge(worker *w, size_t len)
     uint32_t n;
     uint64_t version, type, req = 0;
     cs_mp_cur_init(&cur, nng_msg_body(w->req), len);
-    if (cs_mp_read_array(&cur, &n) != CS_OK || n != 4 ||
+    if (cs_mp_read_array(&cur, &n) != CS_OK || n < 4 || n > 5 ||
         cs_mp_read_uint(&cur, &version) != CS_OK || cs_mp_read_uint(&cur, &type) != CS_OK ||
         cs_mp_read_uint(&cur, &req) != CS_OK)
         req = 0;
@@ -262,6 +265,7 @@ static void serve(worker *w)
     size_t len = nng_msg_len(w->req);
     w->decoded = false;
     w->outcome = CS_OK;
+    snprintf(w->who, sizeof w->who, "%s", "anonymous");
     pthread_mutex_lock(&s->mu);
     s->c.requests++;
     pthread_mutex_unlock(&s->mu);
@@ -283,6 +287,10 @@ static void serve(worker *w)
     w->decoded = true;
     if (w->msg.body.type != MSGPACK_OBJECT_MAP && w->msg.type != CS_MSG_COMMIT) {
         srv_send_error(w, CS_EPROTO, "message body is not a map");
+        return;
+    }
+    if ((rc = srv_auth_request(w, &err)) != CS_OK) {
+        srv_send_error(w, rc, err.msg);
         return;
     }
     const srv_route *r = srv_route_of(w->msg.type);
@@ -564,6 +572,7 @@ static int start_replica(cs_server *s, const cs_server_opts *o, const cs_store_o
         .snapshot_threshold = o->snapshot_threshold,
         .snapshot_trailing = o->snapshot_trailing,
         .install_snapshot_timeout_ms = o->install_snapshot_timeout_ms,
+        .tls = s->o.tls,
     };
     cs_replica_hooks h = {s, on_applied, on_replacing, on_restored, on_role};
     cs_replica *r;
@@ -636,7 +645,8 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
     pthread_cond_init(&s->mon_cv, NULL);
     pthread_cond_init(&s->applied_cv, NULL);
     int rc, rv;
-    if ((rc = srv_metrics_init(&s->metrics, err)) != CS_OK)
+    if ((rc = srv_metrics_init(&s->metrics, err)) != CS_OK ||
+        (rc = srv_auth_init(s, err)) != CS_OK)
         goto err_after_alloc;
     if (s->data_dir == NULL || s->listen_url == NULL) {
         rc = cs_errorf(err, CS_EINVAL, "server: a data directory and a listen URL are needed");
@@ -647,6 +657,8 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
                        strerror(errno));
         goto err_after_alloc;
     }
+    if ((rc = cs_audit_open(s->data_dir, s->o.audit_max_bytes, &s->audit, err)) != CS_OK)
+        goto err_after_alloc;
     cs_store_opts so = {.nosync = o->nosync};
     if (o->nmembers > 0) {
         rc = start_replica(s, o, &so, err);
@@ -727,9 +739,12 @@ int cs_server_start(const cs_server_opts *o, cs_server **out, cs_error *err)
     if ((rc = tls_or_plain_listen(s, s->rep, s->listen_url, &s->listener, "--listen", err)) !=
         CS_OK)
         goto err_after_workers;
-    if (s->local_url != NULL && (rv = nng_listen(s->rep, s->local_url, NULL, 0)) != 0) {
-        rc = nng_fail(err, rv, "listening on", s->local_url);
-        goto err_after_workers;
+    if (s->local_url != NULL) {
+        if ((rv = nng_listen(s->rep, s->local_url, &s->auth.local, 0)) != 0) {
+            rc = nng_fail(err, rv, "listening on", s->local_url);
+            goto err_after_workers;
+        }
+        s->auth.have_local = true;
     }
     if (s->pub_url != NULL || s->local_pub_url != NULL) {
         if ((rv = nng_pub0_open(&s->pub)) != 0) {
@@ -775,6 +790,7 @@ err_after_alloc:
     if (s->have_fwd)
         nng_close(s->fwd);
     srv_touched_free(s);
+    cs_audit_close(s->audit);
     free(s->members);
     free(s->raft_addr);
     pthread_cond_destroy(&s->cv);
@@ -785,6 +801,7 @@ err_after_alloc:
     pthread_mutex_destroy(&s->fmu);
     pthread_rwlock_destroy(&s->store_lk);
     srv_metrics_free(&s->metrics);
+    srv_auth_free(s);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);
@@ -882,6 +899,7 @@ void cs_server_stop(cs_server *s)
     if (!s->replicated)
         cs_store_close(s->store);
     srv_touched_free(s);
+    cs_audit_close(s->audit); /* the writer and the workers are gone */
     free(s->members);
     free(s->raft_addr);
     cs_sched_table_free(&s->reports);
@@ -893,6 +911,7 @@ void cs_server_stop(cs_server *s)
     pthread_mutex_destroy(&s->fmu);
     pthread_rwlock_destroy(&s->store_lk);
     srv_metrics_free(&s->metrics);
+    srv_auth_free(s);
     free(s->data_dir);
     free(s->listen_url);
     free(s->pub_url);

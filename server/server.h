@@ -49,6 +49,15 @@ typedef struct cs_server_opts {
      * follower's dial to its leader (proto/tls.h); NULL for a plain cell.
      * Borrowed: it must outlive the server. */
     const struct cs_tls *tls;
+    /* --auth-tokens: a file of "TOKEN PRINCIPAL" lines (docs/security.md
+     * "Roles"): requests carrying one of them act as its principal. With
+     * certificates or tokens the cell enforces roles; with neither it
+     * takes every request. Borrowed; NULL: none. */
+    const char *auth_tokens;
+    /* This replica's own token (a "server" principal of --auth-tokens),
+     * which a follower's forwarded requests carry when the leader must be
+     * told whom they act for (forward.c). Borrowed; NULL: none. */
+    const char *self_token;
     uint32_t workers;       /* concurrent requests, parked long polls included */
     uint32_t heartbeat_timeout_ms; /* a machine silent this long is marked down */
     uint32_t poll_max_wait_ms;     /* the longest a poll may wait */
@@ -68,6 +77,10 @@ typedef struct cs_server_opts {
      * CS_EINVAL before anything is proposed. 0: only the protocol's own
      * limit (CS_TASK_INDEX_MAX + 1). */
     uint32_t max_job_tasks;
+    /* The most records one piece of a full sync in pieces may carry
+     * (--sync-chunk): a request's larger "chunk" is lowered to it
+     * (protocol.md §5.7). At least 1. */
+    uint32_t sync_chunk;
     bool nosync;                   /* skip fsync (tests and benchmarks only) */
     /* Ended jobs (killed, finished, failed) and their tasks are removed
      * this long after they ended (Nomad's job_gc_threshold); 0 = kept. */
@@ -97,6 +110,10 @@ typedef struct cs_server_opts {
      * serves cs_server_metrics_text passes it. Off by default: seven series
      * a machine is 70,000 at 10,000 machines. */
     bool metrics_per_machine;
+    /* The audit log's size (--audit-max-bytes, server/audit.h): past it
+     * DIR/audit.log becomes DIR/audit.log.1 and a new one begins; 0: one
+     * file without bound. Default 64 MiB. */
+    uint64_t audit_max_bytes;
 } cs_server_opts;
 
 /* Requests in flight, in bytes (--max-inflight-bytes): sixteen requests of
@@ -117,8 +134,15 @@ typedef struct cs_server_opts {
  * that needs more raises it. */
 #define CS_MAX_JOB_TASKS_DEFAULT 100000
 
+/* Records per piece of a full sync (--sync-chunk): 10,000 records are
+ * about 1 MB in the compact form (machines and jobs as maps, tasks as
+ * runs), a few milliseconds to read and send, so a cell of 1,000,000
+ * tasks is a hundred pieces and no reply is larger than a few MB. */
+#define CS_SYNC_CHUNK_DEFAULT 10000
+
 /* Defaults: 1024 workers, 10 s heartbeat timeout, 30 s poll wait, 16 MiB,
- * 256 MiB in flight, 256 connections per peer, 100,000 tasks a job, optimistic concurrency (offers: 30 s lease). */
+ * 256 MiB in flight, 256 connections per peer, 100,000 tasks a job, optimistic concurrency (offers: 30 s lease),
+ * a 64 MiB audit log. */
 void cs_server_opts_default(cs_server_opts *o);
 
 /* Open the store and start serving. On success *out is the caller's: stop

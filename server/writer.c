@@ -122,10 +122,11 @@ static uint64_t current_version(cs_server *s)
 }
 
 /* The id of the job (`job`) or machine `ref` names (only read; a name in
- * `a`). Through a write transaction, not a snapshot: on one replica, in a
+ * `a`), and its name into p->name (in the prep's arena) for the audit log.
+ * Through a write transaction, not a snapshot: on one replica, in a
  * group, a record written by an earlier command of the same group is not
  * in any snapshot yet. The transaction writes nothing and is aborted. */
-static int resolve(cs_server *s, const cs_ref *ref, bool job, cs_id *id, cs_error *err)
+static int resolve(cs_server *s, const cs_ref *ref, bool job, wprep *p, cs_id *id, cs_error *err)
 {
     cs_wtxn *wt;
     CS_TRY(cs_wtxn_begin(s->store, &wt, err));
@@ -135,9 +136,38 @@ static int resolve(cs_server *s, const cs_ref *ref, bool job, cs_id *id, cs_erro
     cs_machine m;
     int rc = job ? cs_ref_job(cs_wtxn_snap(wt), ref, &a, &j, err)
                  : cs_ref_machine(cs_wtxn_snap(wt), ref, &a, &m, err);
-    if (rc == CS_OK)
+    if (rc == CS_OK) {
+        const char *name = job ? j.name : m.name;
         *id = job ? j.id : m.id;
+        /* Without memory for it the audit names the record by id alone. */
+        p->name = cs_arena_strndup(&p->a, name, strlen(name));
+    }
     cs_arena_free(&a);
+    cs_wtxn_abort(wt);
+    return rc;
+}
+
+/* The role checks that read records (authz.c), through a write
+ * transaction as resolve() reads, and only for the principals they apply
+ * to: a cell without roles, an operator or a replica reads nothing more. */
+static int auth_job(cs_server *s, wjob *j, cs_id job, cs_error *err)
+{
+    if (!srv_auth_sched(j->w) || j->w->principal.kinds == CS_KINDS_ALL)
+        return CS_OK;
+    cs_wtxn *wt;
+    CS_TRY(cs_wtxn_begin(s->store, &wt, err));
+    int rc = srv_auth_job(j->w, cs_wtxn_snap(wt), job, err);
+    cs_wtxn_abort(wt);
+    return rc;
+}
+
+static int auth_txn(cs_server *s, wjob *j, cs_error *err)
+{
+    if (!srv_auth_sched(j->w))
+        return CS_OK;
+    cs_wtxn *wt;
+    CS_TRY(cs_wtxn_begin(s->store, &wt, err));
+    int rc = srv_auth_txn(j->w, cs_wtxn_snap(wt), &j->p.txn, err);
     cs_wtxn_abort(wt);
     return rc;
 }
@@ -174,6 +204,7 @@ static int prep_register(cs_server *s, wjob *j, cs_error *err)
     (void)s;
     cs_machine spec;
     CS_TRY(cs_register_req_decode(req_body(j), &spec, &j->p.a, err));
+    CS_TRY(srv_auth_machine(j->w, spec.name, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_machine_put(&c->c, &spec, &c->err);
     return CS_OK;
@@ -229,7 +260,8 @@ static int job_ref_op(cs_server *s, wjob *j, int (*build)(cs_command *, cs_id, u
     cs_job_ref_req req;
     cs_id id = 0;
     CS_TRY(cs_job_ref_req_decode(req_body(j), &req, &j->p.a, err));
-    CS_TRY(resolve(s, &req.job, true, &id, err));
+    CS_TRY(resolve(s, &req.job, true, &j->p, &id, err));
+    CS_TRY(auth_job(s, j, id, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = build(&c->c, id, wall_ms(), &c->err);
     return CS_OK;
@@ -256,7 +288,8 @@ static int job_count_op(cs_server *s, wjob *j, const char *key,
     cs_id id = 0;
     CS_TRY(decode(req_body(j), &req, &j->p.a, err));
     CS_TRY(check_job_tasks(s, key, req.n, err));
-    CS_TRY(resolve(s, &req.job, true, &id, err));
+    CS_TRY(resolve(s, &req.job, true, &j->p, &id, err));
+    CS_TRY(auth_job(s, j, id, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = build(&c->c, id, req.n, &c->err);
     return CS_OK;
@@ -280,7 +313,7 @@ static int prep_machine_admin(cs_server *s, wjob *j, cs_error *err)
     cs_machine_admin_req req;
     wprep *p = &j->p;
     CS_TRY(cs_machine_admin_req_decode(req_body(j), &req, &p->a, err));
-    CS_TRY(resolve(s, &req.machine, false, &p->id, err));
+    CS_TRY(resolve(s, &req.machine, false, p, &p->id, err));
     p->admin = req.admin;
     p->deadline = req.has_deadline ? wall_ms() + req.deadline_ms : 0;
     wcmd *c = one_cmd(p);
@@ -308,7 +341,7 @@ static int prep_update(cs_server *s, wjob *j, cs_error *err)
     cs_id id = 0;
     CS_TRY(cs_job_update_req_decode(req_body(j), &req, &j->p.a, err));
     CS_TRY(check_job_tasks(s, "count", req.spec.count, err));
-    CS_TRY(resolve(s, &req.job, true, &id, err));
+    CS_TRY(resolve(s, &req.job, true, &j->p, &id, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_job_update(&c->c, id, &req.spec, &c->err);
     return CS_OK;
@@ -319,7 +352,8 @@ static int prep_note(cs_server *s, wjob *j, cs_error *err)
     cs_job_note_req req;
     cs_id id = 0;
     CS_TRY(cs_job_note_req_decode(req_body(j), &req, &j->p.a, err));
-    CS_TRY(resolve(s, &req.job, true, &id, err));
+    CS_TRY(resolve(s, &req.job, true, &j->p, &id, err));
+    CS_TRY(auth_job(s, j, id, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_job_note(&c->c, id, req.note, &c->err);
     return CS_OK;
@@ -335,6 +369,7 @@ static int prep_commit(cs_server *s, wjob *j, cs_error *err)
                          "the offer (offer.acquire) and send offer.commit with its lease (a scheduler: "
                          "--offers)");
     CS_TRY(cs_commit_req_decode(req_body(j), &j->p.txn, NULL, err));
+    CS_TRY(auth_txn(s, j, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_txn(&c->c, &j->p.txn, &c->err);
     return CS_OK;
@@ -369,9 +404,49 @@ static int reply_commit(cs_server *s, wjob *j, msgpack_packer *pk, cs_error *err
 static int prep_offer_commit(cs_server *s, wjob *j, cs_error *err)
 {
     CS_TRY(cs_offer_commit_req_decode(req_body(j), &j->p.lease, &j->p.txn, err));
+    CS_TRY(auth_txn(s, j, err));
     CS_TRY(srv_offer_admit(s, j->p.lease, err));
     wcmd *c = one_cmd(&j->p);
     c->rc = cs_cmd_txn(&c->c, &j->p.txn, &c->err);
+    return CS_OK;
+}
+
+/* An agent's reports: each of a task on its own machine. A report of
+ * another machine's task is refused on its own, as the codec refuses a
+ * malformed one (its code and message in the request's verdicts), so
+ * that the agent's other reports are still taken. */
+static int auth_reports(cs_server *s, wjob *j, cs_error *err)
+{
+    if (!srv_auth_agent(j->w))
+        return CS_OK;
+    cs_task_status_req *req = &j->p.reports;
+    cs_ref me = cs_ref_name(j->w->principal.name);
+    cs_id mid = 0;
+    int rc = resolve(s, &me, false, &j->p, &mid, err);
+    j->p.name = NULL; /* the audit names the reports, not the machine */
+    if (rc == CS_ENOTFOUND)
+        return srv_auth_denied(j->w, err, "its machine %s is not registered",
+                               j->w->principal.name);
+    CS_TRY(rc);
+    cs_wtxn *wt;
+    CS_TRY(cs_wtxn_begin(s->store, &wt, err));
+    for (uint32_t i = 0; i < req->n; i++) {
+        cs_error e = {0};
+        if ((req->codes != NULL && req->codes[i] != CS_OK) ||
+            srv_auth_report(j->w, cs_wtxn_snap(wt), mid, &req->reports[i], &e) == CS_OK)
+            continue;
+        if (!req->batch) {
+            *err = e;
+            cs_wtxn_abort(wt);
+            return CS_EPERM;
+        }
+        req->codes[i] = CS_EPERM;
+        if ((req->errors[i] = cs_arena_strndup(&j->p.a, e.msg, strlen(e.msg))) == NULL) {
+            cs_wtxn_abort(wt);
+            return cs_errorf(err, CS_ENOMEM, "task.status: out of memory");
+        }
+    }
+    cs_wtxn_abort(wt);
     return CS_OK;
 }
 
@@ -381,10 +456,10 @@ static int prep_offer_commit(cs_server *s, wjob *j, cs_error *err)
  * the Raft log). */
 static int prep_task_status(cs_server *s, wjob *j, cs_error *err)
 {
-    (void)s;
     wprep *p = &j->p;
     cs_task_status_req *req = &p->reports;
     CS_TRY(cs_task_status_req_decode(req_body(j), req, &p->a, err));
+    CS_TRY(auth_reports(s, j, err));
     if (!req->batch) {
         wcmd *c = one_cmd(p);
         c->rc = cs_cmd_task_report(&c->c, &req->reports[0], &c->err);
@@ -464,8 +539,14 @@ bool srv_is_write(uint32_t type) { return type < CS_MSG_COUNT && writes[type].pr
 /* The monitor's verdicts (j->w == NULL): a collection of ended jobs, a
  * drain deadline that came, a machine silent past the timeout. CS_OK: a
  * builder's failure is the command's own code, as for a request. */
-static int prep_verdict(wjob *j)
+static int prep_verdict(cs_server *s, wjob *j)
 {
+    if (j->gc == NULL) {
+        /* The machine's name, for the audit; none when it cannot be read. */
+        cs_ref ref = cs_ref_id(j->down_machine);
+        cs_id id;
+        resolve(s, &ref, false, &j->p, &id, NULL);
+    }
     wcmd *c = one_cmd(&j->p);
     if (j->gc != NULL)
         c->rc = cs_cmd_job_gc(&c->c, j->gc, j->ngc, &c->err);
@@ -486,7 +567,7 @@ static void prepare(cs_server *s, wjob *j)
         return;
     prep_init(p);
     p->ready = true;
-    int rc = j->w == NULL ? prep_verdict(j) : writes[j->w->msg.type].prep(s, j, &p->err);
+    int rc = j->w == NULL ? prep_verdict(s, j) : writes[j->w->msg.type].prep(s, j, &p->err);
     for (uint32_t i = 0; rc == CS_OK && i < p->n; i++)
         p->cmds[i].built = p->cmds[i].rc == CS_OK;
     if (rc != CS_OK) {
@@ -592,6 +673,157 @@ void srv_announce(cs_server *s, uint64_t v)
 }
 
 
+/* ---- the audit log ---------------------------------------------------------------- */
+
+/* Whether command `c` was accepted and changed the cell: applied, not
+ * refused, and logged (a repeat that changed nothing — an identical note,
+ * the same admin word, a commit retried after its first result — is not
+ * logged, and not audited either: the trail records changes). */
+static bool accepted(const wcmd *c)
+{
+    return c->built && c->rc == CS_OK && c->res.status == CS_OK && c->res.logged;
+}
+
+/* "job 12 web", "machine 3 m1", or without its name when it is unknown;
+ * the length written (cut at `size`). */
+static size_t record_text(char *t, size_t size, const char *what, cs_id id, const char *name)
+{
+    int n = name != NULL && name[0] != '\0'
+                ? snprintf(t, size, "%s %llu %s", what, (unsigned long long)id, name)
+                : snprintf(t, size, "%s %llu", what, (unsigned long long)id);
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/* "1 claim", "3 claims". */
+static const char *plural(uint32_t n) { return n == 1 ? "" : "s"; }
+
+/* A task.status report: "task 55 attempt 2 finished". */
+static void report_text(char *t, size_t size, const cs_task_report *r)
+{
+    snprintf(t, size, "task %llu attempt %u %s", (unsigned long long)r->task, r->attempt,
+             cs_task_state_name(r->state));
+}
+
+/* The words of an admin change as the operator typed them. */
+static const char *admin_verb(uint8_t admin)
+{
+    switch (admin) {
+    case CS_ADMIN_ACTIVE:
+        return "uncordon";
+    case CS_ADMIN_CORDONED:
+        return "cordon";
+    case CS_ADMIN_DRAINING:
+        return "drain";
+    default:
+        return cs_machine_admin_name(admin);
+    }
+}
+
+/* What write `j` changed, as its audit entry says it: its action, the
+ * target text into t[0..size) and the cell version after it. false when
+ * nothing of it was accepted. */
+static bool audit_text(const wjob *j, const char **action, char *t, size_t size,
+                       uint64_t *version)
+{
+    const wprep *p = &j->p;
+    if (p->n == 0)
+        return false;
+    const wcmd *c = &p->cmds[0];
+    if (j->w == NULL) {
+        if (!accepted(c))
+            return false;
+        *version = c->res.version;
+        if (j->gc != NULL) {
+            *action = "job.gc";
+            snprintf(t, size, "%zu ended job%s", j->ngc, j->ngc == 1 ? "" : "s");
+        } else {
+            *action = j->drain ? "machine.drain_deadline" : "machine.down";
+            record_text(t, size, "machine", j->down_machine, p->name);
+        }
+        return true;
+    }
+    uint32_t type = j->w->msg.type;
+    *action = cs_msg_name(type);
+    if (type == CS_MSG_TASK_STATUS) {
+        /* A batch is one entry: the reports taken, or the one taken. */
+        uint32_t n = 0;
+        const wcmd *one = NULL;
+        *version = 0;
+        for (uint32_t i = 0; i < p->n; i++)
+            if (accepted(&p->cmds[i])) {
+                n++;
+                one = &p->cmds[i];
+                if (one->res.version > *version)
+                    *version = one->res.version;
+            }
+        if (n == 1)
+            report_text(t, size, &one->c.args.report);
+        else if (n > 1)
+            snprintf(t, size, "%u reports", n);
+        return n > 0;
+    }
+    if (!accepted(c))
+        return false;
+    *version = c->res.version;
+    const cs_cmd_args *a = &c->c.args;
+    switch (type) {
+    case CS_MSG_MACHINE_REGISTER:
+        record_text(t, size, "machine", c->res.id, c->c.machine.name);
+        break;
+    case CS_MSG_JOB_SUBMIT:
+        record_text(t, size, "job", c->res.id, c->c.job.name);
+        break;
+    case CS_MSG_JOB_SCALE:
+    case CS_MSG_JOB_SURGE: {
+        size_t k = record_text(t, size, "job", a->id, p->name);
+        snprintf(t + k, size - k, " %s %llu", type == CS_MSG_JOB_SCALE ? "count" : "surge",
+                 (unsigned long long)a->n);
+        break;
+    }
+    case CS_MSG_MACHINE_ADMIN: {
+        size_t k = record_text(t, size, "machine", a->id, p->name);
+        snprintf(t + k, size - k, " %s", admin_verb(p->admin));
+        break;
+    }
+    case CS_MSG_COMMIT:
+    case CS_MSG_OFFER_COMMIT: {
+        const cs_txn *x = &p->txn;
+        int k = snprintf(t, size, "%u claim%s (%u committed), %u release%s, %u preempt%s",
+                         x->nclaims, plural(x->nclaims), c->res.txn.committed, x->nreleases,
+                         plural(x->nreleases), x->npreempts, plural(x->npreempts));
+        if (type == CS_MSG_OFFER_COMMIT && k > 0 && (size_t)k < size)
+            snprintf(t + k, size - (size_t)k, " under lease %llu", (unsigned long long)p->lease);
+        break;
+    }
+    default: /* job.kill, job.end, job.update, job.note */
+        record_text(t, size, "job", a->id, p->name);
+        break;
+    }
+    return true;
+}
+
+/* Append the accepted writes of jobs[0..n) to the audit log, in one
+ * write(2) (audit.h), before they are answered: a client that reads the
+ * audit after its reply finds its write there. */
+static void audit_group(cs_server *s, wjob **jobs, size_t n)
+{
+    cs_audit_buf b;
+    cs_audit_buf_init(&b);
+    uint64_t now = wall_ms();
+    for (size_t i = 0; i < n; i++) {
+        const char *action = NULL;
+        /* Room for any target whole: cs_audit_add cuts it at its bound, at
+         * a character's boundary (a name may be 255 bytes of UTF-8). */
+        char t[2 * CS_AUDIT_TARGET_MAX];
+        uint64_t v = 0;
+        if (audit_text(jobs[i], &action, t, sizeof t, &v))
+            cs_audit_add(&b, now, jobs[i]->w != NULL ? jobs[i]->w->who : "cellstated", action,
+                         t, v);
+    }
+    cs_audit_flush(s->audit, &b);
+    cs_audit_buf_free(&b);
+}
+
 /* ---- applying a group ---------------------------------------------------------- */
 
 /* One replica: apply `j`'s commands here, in the writer's group if one is
@@ -676,6 +908,7 @@ static void finish(cs_server *s, wjob *j);
 /* Answer a group that came back (or never left) and free it. */
 static void group_finish(cs_server *s, wgroup *g, bool inflight)
 {
+    audit_group(s, g->jobs, g->n);
     for (size_t i = 0; i < g->n; i++)
         finish(s, g->jobs[i]);
     if (inflight) {
@@ -906,6 +1139,7 @@ static void run_group(cs_server *s, wjob **jobs, size_t n)
         }
     }
     after_write(s, s->touched, applied);
+    audit_group(s, jobs, n);
     for (size_t i = 0; i < n; i++)
         finish(s, jobs[i]);
 }

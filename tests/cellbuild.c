@@ -524,6 +524,94 @@ int tb_sync_client(cs_copy *c, cs_client *client, cs_error *err)
     return rc;
 }
 
+/* ---- comparing copies ------------------------------------------------------------ */
+
+void tb_assert_same_copy(const cs_copy *x, const cs_copy *y, const char *when)
+{
+    cr_assert_eq(cs_copy_version(x), cs_copy_version(y), "%s", when);
+    cr_assert_eq(cs_copy_nmachines(x), cs_copy_nmachines(y), "%s", when);
+    cr_assert_eq(cs_copy_njobs(x), cs_copy_njobs(y), "%s", when);
+    cr_assert_eq(cs_copy_ntasks(x), cs_copy_ntasks(y), "%s", when);
+    for (uint32_t i = 0; i < cs_copy_nmachines(x); i++) {
+        const cs_cmachine *a = cs_copy_machine_at(x, i), *b = cs_copy_machine(y, a->id);
+        cr_assert_not_null(b, "%s: machine %llu", when, (unsigned long long)a->id);
+        cr_assert(a->seq == b->seq && a->state == b->state && a->ntasks == b->ntasks &&
+                      a->allocated.cpu == b->allocated.cpu &&
+                      a->allocated.mem == b->allocated.mem && a->capacity.cpu == b->capacity.cpu &&
+                      a->port_lo == b->port_lo && a->nports == b->nports,
+                  "%s: machine %llu differs", when, (unsigned long long)a->id);
+        for (uint32_t k = 0; k < a->nports; k++)
+            cr_assert_eq(a->ports[k], b->ports[k]);
+        cr_assert_str_eq(cs_copy_str(x, a->name), cs_copy_str(y, b->name));
+        cr_assert(a->capacity.mem == b->capacity.mem && a->port_hi == b->port_hi,
+                  "%s: machine %llu's record differs", when, (unsigned long long)a->id);
+        /* Attributes and taints, string by string (each copy interns its own). */
+        const uint32_t *pa, *pb;
+        uint32_t na = cs_copy_attrs(x, a, &pa), nb = cs_copy_attrs(y, b, &pb);
+        cr_assert_eq(na, nb, "%s: machine %llu's attributes", when, (unsigned long long)a->id);
+        for (uint32_t k = 0; k < 2 * na; k++)
+            cr_assert_str_eq(cs_copy_str(x, pa[k]), cs_copy_str(y, pb[k]), "%s", when);
+        na = cs_copy_taints(x, a, &pa);
+        nb = cs_copy_taints(y, b, &pb);
+        cr_assert_eq(na, nb, "%s: machine %llu's taints", when, (unsigned long long)a->id);
+        for (uint32_t k = 0; k < 3 * na; k++)
+            cr_assert(k % 3 == 2 ? pa[k] == pb[k]
+                                 : strcmp(cs_copy_str(x, pa[k]), cs_copy_str(y, pb[k])) == 0,
+                      "%s: machine %llu's taint %u", when, (unsigned long long)a->id, k / 3);
+        uint32_t n = 0;
+        for (uint32_t s = b->tasks; s != CS_NONE; s = cs_copy_task_at(y, s)->next) {
+            const cs_ctask *t = cs_copy_task_at(y, s);
+            const cs_ctask *u = cs_copy_task(x, t->id);
+            cr_assert(u != NULL && u->machine != CS_NONE &&
+                          cs_copy_machine_at(x, u->machine)->id == a->id,
+                      "%s: task %llu on machine %llu in one copy only", when,
+                      (unsigned long long)t->id, (unsigned long long)a->id);
+            n++;
+        }
+        cr_assert_eq(n, a->ntasks, "%s: machine %llu's task list", when, (unsigned long long)a->id);
+    }
+    cs_id pa[512], pb[512];
+    for (uint32_t i = 0; i < cs_copy_njobs(x); i++) {
+        const cs_cjob *a = cs_copy_job_at(x, i), *b = cs_copy_job(y, a->job.id);
+        cr_assert_not_null(b, "%s", when);
+        cr_assert(a->job.version == b->job.version && a->npending == b->npending &&
+                      a->nplaced == b->nplaced && a->job.state == b->job.state,
+                  "%s: job %llu differs (pending %u/%u, placed %u/%u)", when,
+                  (unsigned long long)a->job.id, a->npending, b->npending, a->nplaced,
+                  b->nplaced);
+        /* nended is kept by the copy as tasks come and go: recount it. */
+        uint32_t ended = 0;
+        for (uint32_t k = 0; k < a->ntaskidx; k++) {
+            const cs_ctask *t = a->tasks[k] == CS_NONE ? NULL : cs_copy_task_at(x, a->tasks[k]);
+            ended += t != NULL && (t->state == CS_TASK_FAILED || t->state == CS_TASK_FINISHED ||
+                                   t->state == CS_TASK_LOST);
+        }
+        cr_assert(a->nended == ended && b->nended == ended, "%s: job %llu: %u ended, counted %u/%u",
+                  when, (unsigned long long)a->job.id, ended, a->nended, b->nended);
+        size_t na = cs_copy_pending(x, a->job.id, pa, 512),
+               nb = cs_copy_pending(y, a->job.id, pb, 512);
+        cr_assert_eq(na, nb);
+        cr_assert_arr_eq(pa, pb, na * sizeof *pa, "%s: job %llu's pending order", when,
+                         (unsigned long long)a->job.id);
+    }
+    for (uint32_t i = 0; i < cs_copy_ntasks(x); i++) {
+        const cs_ctask *a = cs_copy_task_at(x, i), *b = cs_copy_task(y, a->id);
+        cr_assert_not_null(b, "%s: task %llu", when, (unsigned long long)a->id);
+        cr_assert(a->state == b->state && a->last_end == b->last_end &&
+                      a->attempts == b->attempts && a->health == b->health &&
+                      a->spec == b->spec && a->res.cpu == b->res.cpu &&
+                      a->res.mem == b->res.mem && a->nports == b->nports &&
+                      cs_copy_job_at(x, a->job)->job.id == cs_copy_job_at(y, b->job)->job.id,
+                  "%s: task %llu differs", when, (unsigned long long)a->id);
+        cr_assert_eq(a->machine == CS_NONE, b->machine == CS_NONE);
+        if (a->machine != CS_NONE)
+            cr_assert_eq(cs_copy_machine_at(x, a->machine)->id,
+                         cs_copy_machine_at(y, b->machine)->id);
+        for (uint32_t k = 0; k < a->nports; k++)
+            cr_assert_eq(a->ports[k], b->ports[k]);
+    }
+}
+
 /* ---- a port that interposes on commit ---------------------------------------- */
 
 static int wrap_sync(void *ctx, cs_copy *c, cs_error *err)

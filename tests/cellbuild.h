@@ -114,6 +114,12 @@ void tb_port_wrap(tb_port *w, const cs_sched_port *base,
                   int (*commit)(tb_port *w, const cs_txn *t, cs_txn_result *r, cs_error *err),
                   void *user);
 
+/* Fail the test (naming `when` and the record) unless copies x and y hold
+ * the same records at the same version: machines with their names,
+ * attributes, taints, allocation and task lists, jobs with their pending
+ * order, tasks with their job and machine. Both borrowed. */
+void tb_assert_same_copy(const cs_copy *x, const cs_copy *y, const char *when);
+
 /* Fail the test if a machine is over capacity or holds a port twice. */
 void tb_check(const tb_cell *b);
 

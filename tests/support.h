@@ -42,6 +42,11 @@ void ts_tmp_teardown(void);
  * (NUL-terminated, cut at size - 1); its exit status, -1 if it did not
  * exit. */
 int ts_run(const char *cmd, char *out, size_t size);
+/* Run argv[0] with `argv` (NULL-terminated, borrowed) to its end, without
+ * a shell, its standard output and error captured whole, through files
+ * DIR/run.out and DIR/run.err, into *out and *err (the caller's: free).
+ * Its exit status, -1 if it did not exit. */
+int ts_run_argv(char *const argv[], const char *dir, char **out, char **err);
 
 /* Register machine `name` with the given capacity (cpu millicores, mem MiB,
  * disk MiB) and port range; returns its id. Attributes as "k=v" strings,
@@ -152,6 +157,26 @@ void ts_log_file(const char *what, const char *path);
  * `cellsched` parent cgroups when empty. */
 void ts_kill_descendants(void);
 
+/* A request body being packed: ts_body_new, pack into the returned
+ * packer, send x->b, then ts_body_free. */
+typedef struct ts_body {
+    msgpack_sbuffer b;
+    msgpack_packer pk;
+} ts_body;
+msgpack_packer *ts_body_new(ts_body *x);
+void ts_body_free(ts_body *x);
+/* Field `key` of reply body `o` as a uint; fails the test when it is not. */
+uint64_t ts_reply_u64(const msgpack_object *o, const char *key);
+
+/* The body of a machine.register of machine `name` as the integration
+ * tests make them (4 cores, 4096 MiB, 10000 MiB disk, ports 31000-31099):
+ * a map of 4 + `more` keys, the caller packing the `more` others. */
+void ts_pack_machine(msgpack_packer *pk, const char *name, uint32_t more);
+
+/* The cell version the server `c` talks to serves (its stats, within a
+ * second), or 0 when it does not answer. */
+uint64_t ts_version_of(cs_client *c);
+
 /* A cellstated process for an integration test: its own temporary
  * directory (data and log), a free port on 127.0.0.1, and a client. */
 typedef struct ts_daemon {
@@ -175,6 +200,29 @@ void ts_daemon_startv(ts_daemon *d, const char *const *extra);
 int ts_daemon_stop(ts_daemon *d);
 /* Stop it if running and remove its directory. Safe to call twice. */
 void ts_daemon_teardown(ts_daemon *d);
+
+/* A replicated cellstated of n members (at most TS_CLUSTER_MAX) in one
+ * temporary directory: cluster.json names each member's listen URL
+ * (scheme `scheme`, "tcp" or "tls+tcp") and raft address, on free ports. */
+#define TS_CLUSTER_MAX 5
+typedef struct ts_cluster {
+    int n;
+    char dir[256], file[300], bin[256];
+    char url[TS_CLUSTER_MAX][64];
+    char log[TS_CLUSTER_MAX][300];
+    int pid[TS_CLUSTER_MAX];
+} ts_cluster;
+void ts_cluster_setup(ts_cluster *c, int n, const char *scheme);
+/* Start member i (0-based) with its data in the directory and up to 8
+ * `extra` arguments (NULL-terminated; may be NULL): --election-timeout
+ * 400 and --workers 64 come first, so extra may override them. */
+void ts_cluster_start(ts_cluster *c, int i, const char *const *extra);
+/* The index of the member that says it leads, asked through clients[i]
+ * (one per member, any credentials that may read `members`); fails the
+ * test after `wait_ms`. */
+int ts_cluster_leader(ts_cluster *c, cs_client *const *clients, int wait_ms);
+/* Kill every member and remove the directory. Safe to call twice. */
+void ts_cluster_teardown(ts_cluster *c);
 
 /* ---- the cell through a client, for integration tests ------------------------------ */
 

@@ -41,20 +41,8 @@ const char *__lsan_default_suppressions(void) { return "leak:libcriterion.so\n";
 
 /* ---- requests ------------------------------------------------------------------- */
 
-typedef struct body {
-    msgpack_sbuffer b;
-    msgpack_packer pk;
-} body;
-
-static msgpack_packer *body_new(body *x)
-{
-    msgpack_sbuffer_init(&x->b);
-    msgpack_packer_init(&x->pk, &x->b, msgpack_sbuffer_write);
-    return &x->pk;
-}
-
 /* Call and fail the test on an error reply. */
-static void call_ok(ts_daemon *d, uint32_t type, body *x, cs_msg *r)
+static void call_ok(ts_daemon *d, uint32_t type, ts_body *x, cs_msg *r)
 {
     cs_error err = {0};
     cr_assert_eq(cs_client_callb(d->c, type, &x->b, r, &err), CS_OK, "%s: %s",
@@ -66,8 +54,8 @@ static void call_ok(ts_daemon *d, uint32_t type, body *x, cs_msg *r)
  * under `key` in its reply (valid until the next call). */
 static const msgpack_object *list_all(ts_daemon *d, uint32_t type, const char *key, cs_msg *r)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 0);
     call_ok(d, type, &x, r);
     const msgpack_object *l = cs_obj_get(&r->body, key);
@@ -115,8 +103,8 @@ static bool str_has(const msgpack_object *o, const char *key, const char *part)
 static cs_id submit(ts_daemon *d, const char *name, uint32_t count, const char *cmd,
                     uint32_t nports, const msgpack_sbuffer *opts)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, opts ? 6 : 5);
     cs_pack_kv_str(pk, "name", name);
     cs_pack_kv_u64(pk, "count", count);
@@ -139,8 +127,8 @@ static cs_id submit(ts_daemon *d, const char *name, uint32_t count, const char *
 
 static void kill_job(ts_daemon *d, cs_id job)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_u64(pk, "job", job);
     cs_msg r;
@@ -212,8 +200,8 @@ static uint32_t place_round(ts_daemon *d, const char *prefix, uint64_t req)
         jobs[nj].nports = cs_obj_get(&jl->via.array.ptr[i], "ports")->via.array.size;
         nj++;
     }
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_str(pk, "state", "pending");
     call_ok(d, CS_MSG_GET_TASKS, &x, &r);
@@ -282,8 +270,8 @@ static void place(ts_daemon *d, const char *prefix, uint32_t want)
 /* How many of the job's tasks are in `state`. */
 static uint32_t count_state(ts_daemon *d, cs_id job, const char *state)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 2);
     cs_pack_kv_u64(pk, "job", job);
     cs_pack_kv_str(pk, "state", state);
@@ -306,8 +294,8 @@ static bool wait_state(ts_daemon *d, cs_id job, const char *state, uint32_t n)
 /* The job's task `index` (the reply stays valid until the next call). */
 static const msgpack_object *task_of(ts_daemon *d, cs_id job, uint32_t index, cs_msg *r)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_u64(pk, "job", job);
     call_ok(d, CS_MSG_GET_TASKS, &x, r);

@@ -20,42 +20,17 @@
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:libcriterion.so\n"; }
 
-typedef struct body {
-    msgpack_sbuffer b;
-    msgpack_packer pk;
-} body;
-
-static msgpack_packer *body_new(body *x)
-{
-    msgpack_sbuffer_init(&x->b);
-    msgpack_packer_init(&x->pk, &x->b, msgpack_sbuffer_write);
-    return &x->pk;
-}
-
-static uint64_t reply_u64(const msgpack_object *o, const char *key)
-{
-    uint64_t v = 0;
-    cs_error err = {0};
-    cr_assert_eq(cs_obj_u64(o, key, true, UINT64_MAX, &v, &err), CS_OK, "%s", err.msg);
-    return v;
-}
-
 static cs_id do_register(ts_daemon *d, const char *name)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
-    msgpack_pack_map(pk, 4);
-    cs_pack_kv_str(pk, "name", name);
-    cs_res cap = {4000, 4096, 10000};
-    cs_pack_kv_res(pk, "capacity", &cap);
-    cs_pack_kv_u64(pk, "port_lo", 31000);
-    cs_pack_kv_u64(pk, "port_hi", 31099);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
+    ts_pack_machine(pk, name, 0);
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(cs_client_callb(d->c, CS_MSG_MACHINE_REGISTER, &x.b, &r, &err), CS_OK, "%s",
                  err.msg);
     msgpack_sbuffer_destroy(&x.b);
-    return reply_u64(&r.body, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 /* The "server" map of a stats reply: counter `key`. */
@@ -64,7 +39,7 @@ static uint64_t server_counter(ts_daemon *d, const char *key)
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(cs_client_call(d->c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_OK, "%s", err.msg);
-    return reply_u64(cs_obj_get(&r.body, "server"), key);
+    return ts_reply_u64(cs_obj_get(&r.body, "server"), key);
 }
 
 /* The cell's version, as stats reports it. */
@@ -73,7 +48,7 @@ static uint64_t cell_version(ts_daemon *d)
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(cs_client_call(d->c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_OK, "%s", err.msg);
-    return reply_u64(&r.body, "version");
+    return ts_reply_u64(&r.body, "version");
 }
 
 static void wait_parked(ts_daemon *d, uint64_t n)
@@ -131,13 +106,13 @@ Test(bounds, requests_past_max_inflight_bytes_are_refused_and_the_bytes_given_ba
     cs_error err = {0};
     uint64_t v;
     {
-        body x;
-        msgpack_packer *pk = body_new(&x);
+        ts_body x;
+        msgpack_packer *pk = ts_body_new(&x);
         msgpack_pack_map(pk, 2);
         cs_pack_kv_u64(pk, "machine", m);
         cs_pack_kv_u64(pk, "since", 0);
         cr_assert_eq(cs_client_callb(d.c, CS_MSG_POLL, &x.b, &r, &err), CS_OK, "%s", err.msg);
-        v = reply_u64(&r.body, "version");
+        v = ts_reply_u64(&r.body, "version");
         msgpack_sbuffer_destroy(&x.b);
     }
     enum { NPOLL = 4, PAD = 20000 };
@@ -183,8 +158,8 @@ Test(bounds, requests_past_max_inflight_bytes_are_refused_and_the_bytes_given_ba
     cr_assert_eq(server_counter(&d, "parked_polls"), 3);
 
     /* A cordon changes the machine: its parked polls are answered. */
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 2);
     cs_pack_kv_u64(pk, "machine", m);
     cs_pack_kv_str(pk, "admin", "cordoned");
@@ -357,7 +332,7 @@ static void pack_spec(msgpack_packer *pk, const char *name, uint64_t count)
 }
 
 /* Call `type` with body `x` (then emptied): its code, the message in err. */
-static int call(ts_daemon *d, uint32_t type, body *x, cs_msg *r, cs_error *err)
+static int call(ts_daemon *d, uint32_t type, ts_body *x, cs_msg *r, cs_error *err)
 {
     memset(err, 0, sizeof *err);
     int rc = cs_client_callb(d->c, type, &x->b, r, err);
@@ -381,8 +356,8 @@ Test(bounds, a_job_past_max_job_tasks_is_refused_before_it_is_written, .timeout 
     ts_daemon_setup(&d, NULL, NULL);
     cs_msg r;
     cs_error err;
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     uint64_t v0 = cell_version(&d);
 
     pack_spec(pk, "huge", 1048576);
@@ -393,7 +368,7 @@ Test(bounds, a_job_past_max_job_tasks_is_refused_before_it_is_written, .timeout 
 
     pack_spec(pk, "small", 10);
     cr_assert_eq(call(&d, CS_MSG_JOB_SUBMIT, &x, &r, &err), CS_OK, "%s", err.msg);
-    uint64_t id = reply_u64(&r.body, "id");
+    uint64_t id = ts_reply_u64(&r.body, "id");
 
     msgpack_pack_map(pk, 2);
     cs_pack_kv_u64(pk, "job", id);
@@ -419,7 +394,7 @@ Test(bounds, a_job_past_max_job_tasks_is_refused_before_it_is_written, .timeout 
     msgpack_pack_map(pk, 1);
     cs_pack_kv_u64(pk, "job", id);
     cr_assert_eq(call(&d, CS_MSG_GET_JOB, &x, &r, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(reply_u64(cs_obj_get(&r.body, "job"), "count"), 20);
+    cr_assert_eq(ts_reply_u64(cs_obj_get(&r.body, "job"), "count"), 20);
     msgpack_sbuffer_destroy(&x.b);
     ts_daemon_teardown(&d);
 }
@@ -431,8 +406,8 @@ Test(bounds, max_job_tasks_is_raised_by_its_flag, .timeout = 60)
     ts_daemon_setup(&d, "--max-job-tasks", "5");
     cs_msg r;
     cs_error err;
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     pack_spec(pk, "six", 6);
     int rc = call(&d, CS_MSG_JOB_SUBMIT, &x, &r, &err);
     cr_assert_eq(rc, CS_EINVAL, "rc %d (%s)", rc, err.msg);

@@ -28,30 +28,12 @@ typedef struct run {
     char *out, *err;
 } run;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "%s: cannot open", path);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        fwrite(chunk, 1, n, m);
-    fclose(m);
-    fclose(f);
-    return buf;
-}
-
 /* Run cellctl with --server URL (unless url is NULL) and args[0..n);
  * stdout and stderr are captured in files of the daemon's directory. */
 static void cellctl_argv(const ts_daemon *d, const char *url, run *r, const char **args, int n)
 {
-    char bin[256], out[1100], err[1100];
+    char bin[256];
     ts_bin("cellctl", bin, sizeof bin);
-    snprintf(out, sizeof out, "%s/cellctl.out", d->dir);
-    snprintf(err, sizeof err, "%s/cellctl.err", d->dir);
     char *argv[40];
     int argc = 0;
     argv[argc++] = bin;
@@ -62,23 +44,7 @@ static void cellctl_argv(const ts_daemon *d, const char *url, run *r, const char
     for (int i = 0; i < n && argc < 39; i++)
         argv[argc++] = (char *)args[i];
     argv[argc] = NULL;
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0)
-            _exit(126);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        execv(bin, argv);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r->out = slurp(out);
-    r->err = slurp(err);
+    r->status = ts_run_argv(argv, d->dir, &r->out, &r->err);
 }
 
 /* The NULL-terminated arguments after `r`, plus `extra` (NULL-terminated)
@@ -168,14 +134,6 @@ static double num(const json_t *o, const char *key)
 
 /* ---- the cell, as agents and schedulers make it ----------------------------------- */
 
-static uint64_t reply_u64(const cs_msg *r, const char *key)
-{
-    uint64_t v = 0;
-    cs_error err = {0};
-    cr_assert_eq(cs_obj_u64(&r->body, key, true, UINT64_MAX, &v, &err), CS_OK, "%s", err.msg);
-    return v;
-}
-
 static void call(ts_daemon *d, uint32_t type, msgpack_sbuffer *b, cs_msg *r)
 {
     cs_error err = {0};
@@ -190,18 +148,13 @@ static cs_id add_machine(ts_daemon *d, const char *name)
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 5);
-    cs_pack_kv_str(&pk, "name", name);
-    cs_res cap = {4000, 4096, 10000};
-    cs_pack_kv_res(&pk, "capacity", &cap);
-    cs_pack_kv_u64(&pk, "port_lo", 31000);
-    cs_pack_kv_u64(&pk, "port_hi", 31099);
+    ts_pack_machine(&pk, name, 1);
     cs_pack_str(&pk, "attrs");
     msgpack_pack_map(&pk, 1);
     cs_pack_kv_str(&pk, "rack", "r1");
     cs_msg r;
     call(d, CS_MSG_MACHINE_REGISTER, &b, &r);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 /* Commit one transaction: a claim of `task` on `m` (one port when
@@ -220,7 +173,7 @@ static void commit(ts_daemon *d, uint64_t req, cs_id task, cs_id m, const cs_res
     cs_txn_encode(&t, &b);
     cs_msg r;
     call(d, CS_MSG_COMMIT, &b, &r);
-    cr_assert_eq(reply_u64(&r, "conflicts"), 0);
+    cr_assert_eq(ts_reply_u64(&r.body, "conflicts"), 0);
     cs_txn_free(&t);
 }
 
@@ -941,7 +894,7 @@ Test(cellctl, watch_draws_frames_and_stops_cleanly)
             ts_sleep_ms(50);
             continue;
         }
-        char *text = slurp(log);
+        char *text = ts_slurp(log, NULL);
         bool drawn = strstr(text, "cellctl watch") != NULL;
         free(text);
         if (drawn)
@@ -952,7 +905,7 @@ Test(cellctl, watch_draws_frames_and_stops_cleanly)
     add_machine(d, "m2");
     bool redrawn = false;
     for (int i = 0; i < 200 && !redrawn; i++) {
-        char *text = slurp(log);
+        char *text = ts_slurp(log, NULL);
         const char *second = strstr(text, "cellctl watch");
         second = second != NULL ? strstr(second + 1, "cellctl watch") : NULL;
         redrawn = second != NULL && strstr(second, "m2") != NULL;
@@ -1002,7 +955,7 @@ Test(cellctl, cordon_drain_uncordon)
     cs_txn_encode(&t, &b);
     cs_msg reply;
     call(d, CS_MSG_COMMIT, &b, &reply);
-    cr_assert_eq(reply_u64(&reply, "conflicts"), 1, "a claim on a cordoned machine committed");
+    cr_assert_eq(ts_reply_u64(&reply.body, "conflicts"), 1, "a claim on a cordoned machine committed");
     cs_txn_free(&t);
 
     /* drain: draining while a task is there, drained once none is; the

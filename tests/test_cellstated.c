@@ -19,30 +19,10 @@
 
 /* ---- building request bodies ----------------------------------------------------- */
 
-typedef struct body {
-    msgpack_sbuffer b;
-    msgpack_packer pk;
-} body;
-
-static msgpack_packer *body_new(body *x)
-{
-    msgpack_sbuffer_init(&x->b);
-    msgpack_packer_init(&x->pk, &x->b, msgpack_sbuffer_write);
-    return &x->pk;
-}
-
-static uint64_t reply_u64(const cs_msg *r, const char *key)
-{
-    uint64_t v = 0;
-    cs_error err = {0};
-    cr_assert_eq(cs_obj_u64(&r->body, key, true, UINT64_MAX, &v, &err), CS_OK, "%s", err.msg);
-    return v;
-}
-
 static cs_id do_register(ts_daemon *d, const char *name, int64_t cpu)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 4);
     cs_pack_kv_str(pk, "name", name);
     cs_res cap = {cpu, 4096, 10000};
@@ -54,13 +34,13 @@ static cs_id do_register(ts_daemon *d, const char *name, int64_t cpu)
     cr_assert_eq(cs_client_callb(d->c, CS_MSG_MACHINE_REGISTER, &x.b, &r, &err), CS_OK, "%s",
                  err.msg);
     msgpack_sbuffer_destroy(&x.b);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 static cs_id do_submit(ts_daemon *d, const char *name, uint32_t count)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 4);
     cs_pack_kv_str(pk, "name", name);
     cs_pack_kv_u64(pk, "count", count);
@@ -71,7 +51,7 @@ static cs_id do_submit(ts_daemon *d, const char *name, uint32_t count)
     cs_error err = {0};
     cr_assert_eq(cs_client_callb(d->c, CS_MSG_JOB_SUBMIT, &x.b, &r, &err), CS_OK, "%s", err.msg);
     msgpack_sbuffer_destroy(&x.b);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 /* Commit one claim per task, all on machine m (seq unknown: fine-grained). */
@@ -88,16 +68,16 @@ static uint64_t do_claim(ts_daemon *d, cs_id m, cs_id job, uint32_t from, uint32
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(cs_client_callb(d->c, CS_MSG_COMMIT, &b, &r, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(reply_u64(&r, "committed"), n);
+    cr_assert_eq(ts_reply_u64(&r.body, "committed"), n);
     msgpack_sbuffer_destroy(&b);
     cs_txn_free(&t);
-    return reply_u64(&r, "version");
+    return ts_reply_u64(&r.body, "version");
 }
 
 static uint32_t poll_count(cs_client *c, cs_id m, uint64_t since, uint32_t wait_ms, uint64_t *version)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 3);
     cs_pack_kv_u64(pk, "machine", m);
     cs_pack_kv_u64(pk, "since", since);
@@ -107,7 +87,7 @@ static uint32_t poll_count(cs_client *c, cs_id m, uint64_t since, uint32_t wait_
     cr_assert_eq(cs_client_callb(c, CS_MSG_POLL, &x.b, &r, &err), CS_OK, "%s", err.msg);
     msgpack_sbuffer_destroy(&x.b);
     if (version)
-        *version = reply_u64(&r, "version");
+        *version = ts_reply_u64(&r.body, "version");
     const msgpack_object *tasks = cs_obj_get(&r.body, "tasks");
     cr_assert(tasks && tasks->type == MSGPACK_OBJECT_ARRAY);
     for (uint32_t i = 0; i < tasks->via.array.size; i++) {
@@ -137,8 +117,8 @@ Test(cellstated, register_submit_commit_poll_report, .timeout = 60)
     cr_assert_eq(poll_count(d.c, m, 0, 0, &v), 2);
 
     /* The agent reports: running, then finished, which frees the machine. */
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 3);
     cs_pack_kv_u64(pk, "task", cs_task_id(j, 0));
     cs_pack_kv_u64(pk, "attempt", 1);
@@ -180,8 +160,8 @@ Test(cellstated, register_submit_commit_poll_report, .timeout = 60)
  * call. */
 static int poll_form(cs_client *c, cs_id m, const char *jobs, cs_msg *r, cs_error *err)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, jobs ? 3 : 2);
     cs_pack_kv_u64(pk, "machine", m);
     cs_pack_kv_u64(pk, "since", 0);
@@ -223,12 +203,12 @@ Test(cellstated, compact_poll_reply_carries_each_job_once, .timeout = 60)
     cs_msg def, once, all;
     cr_assert_eq(poll_form(d.c, m1, NULL, &def, &err), CS_OK, "%s", err.msg);
     cr_assert_eq(poll_form(c2, m1, "once", &once, &err), CS_OK, "%s", err.msg);
-    body none;
-    msgpack_pack_map(body_new(&none), 0);
+    ts_body none;
+    msgpack_pack_map(ts_body_new(&none), 0);
     cr_assert_eq(cs_client_callb(c3, CS_MSG_GET_JOBS, &none.b, &all, &err), CS_OK, "%s", err.msg);
     msgpack_sbuffer_destroy(&none.b);
     cr_assert_null(cs_obj_get(&def.body, "jobs"), "the default reply has no 'jobs'");
-    cr_assert_eq(reply_u64(&once, "version"), reply_u64(&def, "version"));
+    cr_assert_eq(ts_reply_u64(&once.body, "version"), ts_reply_u64(&def.body, "version"));
 
     const msgpack_object *jobs = cs_obj_get(&once.body, "jobs");
     const msgpack_object *all_jobs = cs_obj_get(&all.body, "jobs");
@@ -398,8 +378,8 @@ Test(cellstated, silent_machine_goes_down_and_its_tasks_are_lost, .timeout = 60)
     bool lost = false;
     for (int i = 0; i < 100 && !lost; i++) {
         ts_sleep_ms(50);
-        body x;
-        msgpack_packer *pk = body_new(&x);
+        ts_body x;
+        msgpack_packer *pk = ts_body_new(&x);
         msgpack_pack_map(pk, 2);
         cs_pack_kv_u64(pk, "job", j);
         cs_pack_kv_str(pk, "state", "lost");
@@ -510,7 +490,7 @@ Test(cellstated, bad_input_gets_an_error_and_the_server_keeps_serving, .timeout 
 /* ---- job.note, task health, sched.report ---------------------------------------- */
 
 /* Call and expect an error reply of `code` whose message names `needle`. */
-static void expect_refused(ts_daemon *d, uint32_t type, body *x, int code, const char *needle)
+static void expect_refused(ts_daemon *d, uint32_t type, ts_body *x, int code, const char *needle)
 {
     cs_msg r;
     cs_error err = {0};
@@ -520,18 +500,18 @@ static void expect_refused(ts_daemon *d, uint32_t type, body *x, int code, const
     x->b.size = 0;
 }
 
-static uint64_t call_ok(ts_daemon *d, uint32_t type, body *x, cs_msg *r)
+static uint64_t call_ok(ts_daemon *d, uint32_t type, ts_body *x, cs_msg *r)
 {
     cs_error err = {0};
     cr_assert_eq(cs_client_callb(d->c, type, &x->b, r, &err), CS_OK, "%s", err.msg);
     x->b.size = 0;
-    return reply_u64(r, "version");
+    return ts_reply_u64(&r->body, "version");
 }
 
 static uint64_t send_note(ts_daemon *d, const char *job, const char *note)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 2);
     cs_pack_kv_str(pk, "job", job);
     cs_pack_kv_str(pk, "note", note);
@@ -544,8 +524,8 @@ static uint64_t send_note(ts_daemon *d, const char *job, const char *note)
 /* get.job's job map, decoded (strings in `a`). */
 static cs_job fetch_job(ts_daemon *d, const char *name, cs_arena *a)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_str(pk, "job", name);
     cs_msg r;
@@ -587,8 +567,8 @@ Test(cellstated, job_note_and_submission_time, .timeout = 60)
     cr_assert_eq(k.submitted, j.submitted);
     cr_assert_eq(send_note(&d, "web", note), v, "an identical note writes nothing");
 
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_str(pk, "job", "web");
     expect_refused(&d, CS_MSG_JOB_NOTE, &x, CS_EPROTO, "field 'note' is missing");
@@ -621,8 +601,8 @@ Test(cellstated, job_note_and_submission_time, .timeout = 60)
 /* Task `task` as get.tasks lists it (strings in `a`). */
 static cs_task task_of(ts_daemon *d, cs_id task, cs_arena *a)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_u64(pk, "job", cs_task_job(task));
     cs_msg r;
@@ -672,8 +652,8 @@ Test(cellstated, task_status_with_health, .timeout = 60)
     cs_arena_init(&a);
     cr_assert_str_eq(task_health(&d, id, &a), "unknown");
 
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     cs_msg r;
     pack_status(pk, id, "running", NULL);
     uint64_t v = call_ok(&d, CS_MSG_TASK_STATUS, &x, &r);
@@ -728,8 +708,8 @@ Test(cellstated, task_status_batch_applies_each_report_on_its_own, .timeout = 60
     do_claim(&d, m, j, 0, 2, 1); /* tasks 0 and 1 placed, 2 pending */
     cs_arena a;
     cs_arena_init(&a);
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_str(pk, "reports");
     msgpack_pack_array(pk, 5);
@@ -758,7 +738,7 @@ Test(cellstated, task_status_batch_applies_each_report_on_its_own, .timeout = 60
     cs_error err = {0};
     cs_msg s;
     cr_assert_eq(cs_client_call(d.c, CS_MSG_STATS, "\x80", 1, &s, &err), CS_OK, "%s", err.msg);
-    cr_assert_eq(reply_u64(&s, "version"), v);
+    cr_assert_eq(ts_reply_u64(&s.body, "version"), v);
 
     /* The batch's shape is checked as a whole. */
     msgpack_pack_map(pk, 1);
@@ -771,8 +751,8 @@ Test(cellstated, task_status_batch_applies_each_report_on_its_own, .timeout = 60
 
 static void send_report(ts_daemon *d, const cs_sched_report *rep)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     cr_assert_eq(cs_sched_report_pack(pk, rep), CS_OK);
     cs_msg r;
     call_ok(d, CS_MSG_SCHED_REPORT, &x, &r);
@@ -841,14 +821,14 @@ Test(cellstated, sched_report_shows_in_stats, .timeout = 60)
     cr_assert_eq(committed, 120, "an integer metric is served as an integer");
 
     /* Reports are not cell state: the version did not move. */
-    cr_assert_eq(reply_u64(&r, "version"), 0);
+    cr_assert_eq(ts_reply_u64(&r.body, "version"), 0);
     free(a);
     free(b);
     ts_daemon_teardown(&d);
 }
 
 /* A map body of `n` pairs whose last pair the caller packs. */
-static msgpack_packer *report_body(body *x, const char *name, uint32_t metrics_size)
+static msgpack_packer *report_body(ts_body *x, const char *name, uint32_t metrics_size)
 {
     msgpack_packer *pk = &x->pk;
     msgpack_pack_map(pk, 3);
@@ -863,8 +843,8 @@ Test(cellstated, bad_sched_reports_are_refused_by_field, .timeout = 60)
 {
     ts_daemon d;
     ts_daemon_setup(&d, NULL, NULL);
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
 
     msgpack_pack_map(pk, 2);
     cs_pack_kv_str(pk, "kind", "batch");
@@ -1049,9 +1029,9 @@ static void send_only(const char *url, uint32_t type, uint64_t req, const msgpac
     msgpack_sbuffer_destroy(&m);
 }
 
-static void register_body(body *x, const char *name)
+static void register_body(ts_body *x, const char *name)
 {
-    msgpack_packer *pk = body_new(x);
+    msgpack_packer *pk = ts_body_new(x);
     msgpack_pack_map(pk, 2);
     cs_pack_kv_str(pk, "name", name);
     cs_res cap = {4000, 4096, 10000};
@@ -1063,7 +1043,7 @@ static void register_body(body *x, const char *name)
 static void write_in_flight(ts_daemon *d, const char *name, nng_socket *s)
 {
     uint64_t before = writes_taken(d);
-    body x;
+    ts_body x;
     register_body(&x, name);
     send_only(d->url, CS_MSG_MACHINE_REGISTER, 1, &x.b, s);
     msgpack_sbuffer_destroy(&x.b);
@@ -1082,16 +1062,16 @@ static cs_msg heartbeat(ts_daemon *d, const msgpack_sbuffer *b, int want)
 
 static void expect_heartbeat(ts_daemon *d, cs_id m, const char *state, uint64_t version)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_u64(pk, "machine", m);
     cs_msg r = heartbeat(d, &x.b, CS_OK);
     msgpack_sbuffer_destroy(&x.b);
-    cr_assert_eq(reply_u64(&r, "machine"), m);
+    cr_assert_eq(ts_reply_u64(&r.body, "machine"), m);
     expect_str(&r.body, "state", state);
     if (version != 0)
-        cr_assert_eq(reply_u64(&r, "version"), version);
+        cr_assert_eq(ts_reply_u64(&r.body, "version"), version);
 }
 
 /* Heartbeats never wait for the writer: one is answered, from memory, while
@@ -1117,14 +1097,14 @@ Test(cellstated, heartbeat_is_answered_while_the_writer_is_held, .timeout = 60)
     nng_close(s);
 
     /* By name (through the store) and for an id the cell does not know. */
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_str(pk, "machine", "m1");
     cs_msg r = heartbeat(&d, &x.b, CS_OK);
-    cr_assert_eq(reply_u64(&r, "machine"), m);
+    cr_assert_eq(ts_reply_u64(&r.body, "machine"), m);
     msgpack_sbuffer_destroy(&x.b);
-    pk = body_new(&x);
+    pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_u64(pk, "machine", 999);
     heartbeat(&d, &x.b, CS_ENOTFOUND);
@@ -1148,8 +1128,8 @@ Test(cellstated, commits_go_before_queued_reports, .timeout = 60)
     nng_socket held, reports[3], commit;
     write_in_flight(&d, "m2", &held);
     for (uint32_t i = 0; i < 3; i++) {
-        body x;
-        msgpack_packer *pk = body_new(&x);
+        ts_body x;
+        msgpack_packer *pk = ts_body_new(&x);
         msgpack_pack_map(pk, 3);
         cs_pack_kv_u64(pk, "task", cs_task_id(j, i));
         cs_pack_kv_u64(pk, "attempt", 1);
@@ -1181,14 +1161,14 @@ Test(cellstated, commits_go_before_queued_reports, .timeout = 60)
     cr_assert_eq(nng_recvmsg(commit, &reply, 0), 0);
     cr_assert_eq(cs_msg_decode(nng_msg_body(reply), nng_msg_len(reply), &zone, &r, &err), CS_OK,
                  "%s", err.msg);
-    cr_assert_eq(reply_u64(&r, "committed"), 1);
-    uint64_t vc = reply_u64(&r, "version");
+    cr_assert_eq(ts_reply_u64(&r.body, "committed"), 1);
+    uint64_t vc = ts_reply_u64(&r.body, "version");
     nng_msg_free(reply);
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(nng_recvmsg(reports[i], &reply, 0), 0);
         cr_assert_eq(cs_msg_decode(nng_msg_body(reply), nng_msg_len(reply), &zone, &r, &err),
                      CS_OK, "%s", err.msg);
-        uint64_t vr = reply_u64(&r, "version");
+        uint64_t vr = ts_reply_u64(&r.body, "version");
         cr_assert_gt(vr, vc, "report %d (version %llu) was applied after the commit (%llu)", i,
                      (unsigned long long)vr, (unsigned long long)vc);
         nng_msg_free(reply);
@@ -1248,10 +1228,10 @@ Test(cellstated, stop_with_parked_polls_and_writes_in_flight_exits_cleanly, .tim
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(cs_client_call(d.c, CS_MSG_STATS, "\x80", 1, &r, &err), CS_OK, "%s", err.msg);
-    v = reply_u64(&r, "version");
+    v = ts_reply_u64(&r.body, "version");
     for (int i = 0; i < NM; i++) {
-        body x;
-        msgpack_packer *pk = body_new(&x);
+        ts_body x;
+        msgpack_packer *pk = ts_body_new(&x);
         msgpack_pack_map(pk, 3);
         cs_pack_kv_u64(pk, "machine", m[i]);
         cs_pack_kv_u64(pk, "since", v);
@@ -1264,7 +1244,7 @@ Test(cellstated, stop_with_parked_polls_and_writes_in_flight_exits_cleanly, .tim
     hold_writer(&d, &h);
     write_in_flight(&d, "w0", &writes[0]);
     for (int i = 1; i < 3; i++) {
-        body x;
+        ts_body x;
         register_body(&x, i == 1 ? "w1" : "w2");
         send_only(d.url, CS_MSG_MACHINE_REGISTER, 1, &x.b, &writes[i]);
         msgpack_sbuffer_destroy(&x.b);
@@ -1321,8 +1301,8 @@ Test(cellstated, poll_reply_jobs_are_the_jobs_records, .timeout = 60)
         cr_assert_eq(cs_obj_u64(&jl->via.array.ptr[i], "id", true, UINT64_MAX, &id, &err), CS_OK);
         want_id[i] = id;
     }
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 1);
     cs_pack_kv_u64(pk, "machine", m);
     cs_msg r;
@@ -1362,8 +1342,8 @@ Test(cellstated, poll_reply_jobs_are_the_jobs_records, .timeout = 60)
 static int poll_known(cs_client *c, cs_id m, uint64_t since, const char *jobs, const char *known,
                       cs_msg *r, cs_error *err)
 {
-    body x;
-    msgpack_packer *pk = body_new(&x);
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
     msgpack_pack_map(pk, 2 + (jobs != NULL) + (known != NULL));
     cs_pack_kv_u64(pk, "machine", m);
     cs_pack_kv_u64(pk, "since", since);
@@ -1420,7 +1400,7 @@ Test(cellstated, short_poll_entries_for_tasks_unchanged_since, .timeout = 60)
     bool shrt[8];
     uint32_t nj;
     cr_assert_eq(poll_known(d.c, m, 0, "once", "short", &r, &err), CS_OK, "%s", err.msg);
-    uint64_t v1 = reply_u64(&r, "version");
+    uint64_t v1 = ts_reply_u64(&r.body, "version");
     cr_assert_eq(entries_of(&r, id, shrt, 8, jobs, &nj), 2);
     cr_assert(!shrt[0] && !shrt[1] && nj == 1 && jobs[0] == web, "since 0: all in full");
 
@@ -1434,12 +1414,12 @@ Test(cellstated, short_poll_entries_for_tasks_unchanged_since, .timeout = 60)
      * with their jobs, web/1 short. */
     do_claim(&d, m, web, 2, 1, 2);
     do_claim(&d, m, db, 0, 1, 3);
-    body x;
-    pack_status(body_new(&x), cs_task_id(web, 0), "running", NULL);
+    ts_body x;
+    pack_status(ts_body_new(&x), cs_task_id(web, 0), "running", NULL);
     call_ok(&d, CS_MSG_TASK_STATUS, &x, &r);
     msgpack_sbuffer_destroy(&x.b);
     cr_assert_eq(poll_known(d.c, m, v1, "once", "short", &r, &err), CS_OK, "%s", err.msg);
-    uint64_t v2 = reply_u64(&r, "version");
+    uint64_t v2 = ts_reply_u64(&r.body, "version");
     cr_assert_gt(v2, v1);
     uint32_t n = entries_of(&r, id, shrt, 8, jobs, &nj);
     cr_assert_eq(n, 4, "every placed task is listed");

@@ -463,7 +463,7 @@ Test(failover, commit_resent_with_the_same_ids)
     two_responders(&a, CS_ENOTLEADER, &b, CS_ENOTLEADER, list, sizeof list);
     cs_port_nng *port;
     cs_error err = {0};
-    cr_assert_eq(cs_port_nng_open(list, NULL, 5000, &port, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_port_nng_open(list, NULL, NULL, 5000, &port, &err), CS_OK, "%s", err.msg);
     responder_connected(&a);
     const cs_sched_port *p = cs_port_nng_table(port);
     cs_txn t;

@@ -256,12 +256,7 @@ static cs_id add_machine(ts_daemon *d, const char *name)
     msgpack_sbuffer_init(&b);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 4);
-    cs_pack_kv_str(&pk, "name", name);
-    cs_res cap = {4000, 4096, 10000};
-    cs_pack_kv_res(&pk, "capacity", &cap);
-    cs_pack_kv_u64(&pk, "port_lo", 31000);
-    cs_pack_kv_u64(&pk, "port_hi", 31099);
+    ts_pack_machine(&pk, name, 0);
     cs_msg r;
     call(d, CS_MSG_MACHINE_REGISTER, &b, &r);
     uint64_t id = 0;
@@ -683,6 +678,54 @@ Test(http, bad_or_busy_address_is_refused_at_start)
     cr_assert_eq(ts_run(cmd, out, sizeof out), 2, "%s", out);
     cr_assert(strstr(out, "--http localhost: not HOST:PORT") != NULL, "%s", out);
     still_serving(cell_.port);
+}
+
+/* With roles from tokens (cellstated --auth-tokens), the API acts for
+ * the bearer token (docs/http.md "Authorization"): without one a read is
+ * 403 naming anonymous; a reader reads and may not submit; the operator
+ * submits; a header that is not "Bearer TOKEN" is 401. */
+Test(http, roles_follow_the_bearer_token)
+{
+    char tokens[400], listen[64];
+    snprintf(tokens, sizeof tokens, "%s/tokens", cell_.d.dir);
+    FILE *f = fopen(tokens, "w");
+    cr_assert_not_null(f);
+    fputs("operator-0123456789abcdef operator\nreader-0123456789abcdef reader\n", f);
+    fclose(f);
+    int port = ts_free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    ts_daemon d;
+    const char *extra[] = {"--http", listen, "--auth-tokens", tokens, NULL};
+    ts_daemon_setupv(&d, extra);
+    wait_http(port);
+    resp r;
+    http(port, "GET", "/v1/jobs", NULL, NULL, &r);
+    cr_assert_eq(r.status, 403, "%d %s", r.status, r.body);
+    cr_assert(strstr(r.body, "permission denied: anonymous may not get.jobs") != NULL, "%s",
+              r.body);
+    resp_free(&r);
+    const char *as[] = {"reader-0123456789abcdef", "operator-0123456789abcdef"};
+    for (int i = 0; i < 2; i++) {
+        char *req = NULL;
+        int n = asprintf(&req,
+                         "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                         "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n\r\n%s",
+                         as[i], strlen(WEB), WEB);
+        cr_assert(n > 0);
+        raw(port, req, (size_t)n, &r);
+        free(req);
+        cr_assert_eq(r.status, i == 0 ? 403 : 201, "%s: %d %s", as[i], r.status, r.body);
+        if (i == 0)
+            cr_assert(strstr(r.body, "reader may not job.submit") != NULL, "%s", r.body);
+        resp_free(&r);
+    }
+    const char *bad = "GET /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      "Authorization: Basic b3A6cHc=\r\n\r\n";
+    raw(port, bad, strlen(bad), &r);
+    cr_assert_eq(r.status, 401, "%d %s", r.status, r.body);
+    resp_free(&r);
+    ts_daemon_teardown(&d);
 }
 
 /* ---- a replicated cell -------------------------------------------------------------- */

@@ -133,18 +133,6 @@ static double moved(const char *a, const char *b, const char *series)
 /* ---- requests ------------------------------------------------------------------------------ */
 
 /* A request body being packed. */
-typedef struct body {
-    msgpack_sbuffer b;
-    msgpack_packer pk;
-} reqbody;
-
-static msgpack_packer *body_new(reqbody *q)
-{
-    msgpack_sbuffer_init(&q->b);
-    msgpack_packer_init(&q->pk, &q->b, msgpack_sbuffer_write);
-    return &q->pk;
-}
-
 static int call(cell *x, uint32_t type, msgpack_sbuffer *b, cs_msg *r, cs_error *err)
 {
     int rc = cs_client_callb(x->c, type, b, r, err);
@@ -152,19 +140,11 @@ static int call(cell *x, uint32_t type, msgpack_sbuffer *b, cs_msg *r, cs_error 
     return rc;
 }
 
-static uint64_t reply_u64(const cs_msg *r, const char *key)
-{
-    uint64_t v = 0;
-    cs_error err = {0};
-    cr_assert_eq(cs_obj_u64(&r->body, key, true, UINT64_MAX, &v, &err), CS_OK, "%s", err.msg);
-    return v;
-}
-
 /* Machine `name`: 2 cores, 4 GiB, 10000 MiB of disk. */
 static cs_id do_register(cell *x, const char *name)
 {
-    reqbody q;
-    msgpack_packer *pk = body_new(&q);
+    ts_body q;
+    msgpack_packer *pk = ts_body_new(&q);
     msgpack_pack_map(pk, 4);
     cs_pack_kv_str(pk, "name", name);
     cs_res cap = {2000, 4096, 10000};
@@ -174,14 +154,14 @@ static cs_id do_register(cell *x, const char *name)
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(call(x, CS_MSG_MACHINE_REGISTER, &q.b, &r, &err), CS_OK, "%s", err.msg);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 /* Job `name` of `count` tasks of one core and 1 GiB each. */
 static cs_id do_submit(cell *x, const char *name, uint32_t count)
 {
-    reqbody q;
-    msgpack_packer *pk = body_new(&q);
+    ts_body q;
+    msgpack_packer *pk = ts_body_new(&q);
     msgpack_pack_map(pk, 4);
     cs_pack_kv_str(pk, "name", name);
     cs_pack_kv_u64(pk, "count", count);
@@ -191,7 +171,7 @@ static cs_id do_submit(cell *x, const char *name, uint32_t count)
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(call(x, CS_MSG_JOB_SUBMIT, &q.b, &r, &err), CS_OK, "%s", err.msg);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 /* Scheduler `sched`'s commit of tasks [from, from + n) of `job` on machine
@@ -211,7 +191,7 @@ static uint64_t do_commit(cell *x, const char *sched, uint64_t req, cs_id m, cs_
     cs_msg r;
     cs_error err = {0};
     cr_assert_eq(call(x, CS_MSG_COMMIT, &b, &r, &err), CS_OK, "%s", err.msg);
-    return reply_u64(&r, "committed");
+    return ts_reply_u64(&r.body, "committed");
 }
 
 static void do_report(cell *x, const char *name, const char *kind)
@@ -227,8 +207,8 @@ static void do_report(cell *x, const char *name, const char *kind)
     cr_assert_eq(cs_sched_report_add_uint(rep, "pending_tasks", 7, &err), CS_OK);
     cr_assert_eq(cs_sched_report_add_uint(rep, "wait_first_p50_ms", 1500, &err), CS_OK);
     cr_assert_eq(cs_sched_report_add_uint(rep, "wait_placed_p99_ms", 42, &err), CS_OK);
-    reqbody q;
-    msgpack_packer *pk = body_new(&q);
+    ts_body q;
+    msgpack_packer *pk = ts_body_new(&q);
     cr_assert_eq(cs_sched_report_pack(pk, rep), CS_OK);
     free(rep);
     cs_msg r;
@@ -238,8 +218,8 @@ static void do_report(cell *x, const char *name, const char *kind)
 /* job.kill of a job that does not exist: ENOTFOUND. */
 static void do_kill_unknown(cell *x)
 {
-    reqbody q;
-    msgpack_packer *pk = body_new(&q);
+    ts_body q;
+    msgpack_packer *pk = ts_body_new(&q);
     cs_ref ref = cs_ref_name("no-such-job");
     cs_ref_req_encode(pk, "job", &ref);
     cs_msg r;
@@ -250,8 +230,8 @@ static void do_kill_unknown(cell *x)
 /* A message type that is not a request (a version announcement): EPROTO. */
 static void do_not_a_request(cell *x)
 {
-    reqbody q;
-    msgpack_packer *pk = body_new(&q);
+    ts_body q;
+    msgpack_packer *pk = ts_body_new(&q);
     msgpack_pack_map(pk, 0);
     cs_msg r;
     cs_error err = {0};
@@ -422,8 +402,8 @@ Test(prom, the_offer_is_measured_under_offers, .timeout = 60)
     cr_expect_eq(value(t0, "cellsched_offer_grants_total"), 0);
     cr_expect(!has_line(t0, "cellsched_offer_holder{"), "no holder while none holds it");
 
-    reqbody q;
-    msgpack_packer *pk = body_new(&q);
+    ts_body q;
+    msgpack_packer *pk = ts_body_new(&q);
     cs_offer_acquire_req req = {.sched = "svc", .wait_ms = 0};
     cr_assert_eq(cs_offer_acquire_req_encode(pk, &req), CS_OK);
     cs_msg r;

@@ -2,7 +2,8 @@
  * 127.0.0.1 (issue 14): writes through any replica, failover when the
  * leader is killed, a partitioned (SIGSTOPped) follower catching up, a
  * member rebuilt from a snapshot after losing its data, and quiesced
- * replicas holding byte-identical cells.
+ * replicas holding byte-identical cells; and the audit log, kept by the
+ * replica that led when a write was accepted.
  *
  * The replica module's own tests (elections, partitions, crashes on
  * libraft's fixture) are in test_replica.c; this suite checks the daemon
@@ -22,6 +23,7 @@
 #include "proto/jobmsg.h"
 #include "proto/membermsg.h"
 #include "proto/msg.h"
+#include "proto/readmsg.h"
 #include "proto/sync.h"
 #include "spec/jobspec.h"
 #include "tests/support.h"
@@ -169,18 +171,8 @@ static int submit(replica *r, const char *name, cs_error *err)
     return rc;
 }
 
-/* The cell version replica r serves, or 0 when it does not answer. */
-static uint64_t version_of(replica *r)
-{
-    cs_arena a;
-    cs_arena_init(&a);
-    cs_stats_reply st;
-    cs_error err = {0};
-    cs_client_set_timeout(r->c, 1000);
-    uint64_t v = cs_client_stats(r->c, &st, &a, &err) == CS_OK ? st.version : 0;
-    cs_arena_free(&a);
-    return v;
-}
+/* The cell version replica r serves (0: no answer). */
+static uint64_t version_of(replica *r) { return ts_version_of(r->c); }
 
 /* Wait until every replica in `alive` serves the same version, at least
  * `min`; that version, or 0 after the wait. */
@@ -642,4 +634,76 @@ Test(replicated, a_write_forwarded_to_a_stopped_leader_is_answered_after_the_ele
     /* The follower still answers reads. */
     cr_assert_gt(version_of(&C.r[f]), 0, "the follower stopped answering reads");
     kill(C.r[l].pid, SIGCONT);
+}
+
+/* The audit entries of `action` in replica r's own log (the audit request
+ * is not forwarded); their strings in `a`. */
+static void audit_of(replica *r, const char *action, cs_audit_reply *out, cs_arena *a)
+{
+    msgpack_sbuffer b;
+    msgpack_sbuffer_init(&b);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
+    cs_audit_req q = {.action = action};
+    cr_assert_eq(cs_audit_req_encode(&pk, &q), CS_OK);
+    cs_msg m;
+    cs_error err = {0};
+    cs_client_set_timeout(r->c, 3000);
+    cr_assert_eq(cs_client_callb(r->c, CS_MSG_AUDIT, &b, &m, &err), CS_OK, "%s", err.msg);
+    cr_assert_eq(cs_audit_reply_decode(&m.body, out, a, &err), CS_OK, "%s", err.msg);
+    msgpack_sbuffer_destroy(&b);
+}
+
+/* A write through a follower is in the leader's audit log, not the
+ * follower's; a leadership transfer is in the log of the leader that made
+ * it, and the next write in the new leader's; cellctl audit, given every
+ * replica, shows them all in order. */
+Test(replicated, the_audit_is_kept_by_the_leader_and_merged_by_cellctl)
+{
+    cell_start(3);
+    int l = leader(NULL, 30000);
+    cr_assert_geq(l, 0, "no leader elected");
+    int f = (l + 1) % 3, g = (l + 2) % 3;
+    cs_error err = {0};
+    cr_assert_eq(submit(&C.r[f], "through-follower", &err), CS_OK, "%s", err.msg);
+    cs_arena a;
+    cs_arena_init(&a);
+    cs_audit_reply r;
+    audit_of(&C.r[l], "job.submit", &r, &a);
+    cr_assert_eq(r.n, 1, "the leader logged the forwarded write");
+    cr_assert(strstr(r.entries[0].target, "through-follower") != NULL, "%s", r.entries[0].target);
+    audit_of(&C.r[f], "job.submit", &r, &a);
+    cr_assert_eq(r.n, 0, "the follower only forwarded it");
+
+    /* Leadership to g, asked through f. */
+    char ctl[256], cmd[1024], out[4096];
+    ts_bin("cellctl", ctl, sizeof ctl);
+    snprintf(cmd, sizeof cmd, "%s --server %s members transfer %d 2>&1", ctl, C.r[f].url,
+             C.r[g].id);
+    int rc = ts_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "members transfer: %s", out);
+    cr_assert_eq(leader(NULL, 30000), g, "g leads after the transfer");
+    audit_of(&C.r[l], "members.transfer", &r, &a);
+    cr_assert_eq(r.n, 1, "the old leader logged the transfer it made");
+    char want[32];
+    snprintf(want, sizeof want, "to member %d", C.r[g].id);
+    cr_assert_str_eq(r.entries[0].target, want);
+    int64_t until = ts_now_ms() + 30000;
+    while ((rc = submit(&C.r[f], "after-transfer", &err)) != CS_OK && rc != CS_EEXIST &&
+           ts_now_ms() < until)
+        ts_sleep_ms(100);
+    cr_assert(rc == CS_OK || rc == CS_EEXIST, "after the transfer: %s", err.msg);
+    audit_of(&C.r[g], "job.submit", &r, &a);
+    cr_assert_eq(r.n, 1, "the new leader logged the next write");
+    cr_assert(strstr(r.entries[0].target, "after-transfer") != NULL, "%s", r.entries[0].target);
+    cs_arena_free(&a);
+
+    /* Every replica's log, merged by time. */
+    snprintf(cmd, sizeof cmd, "%s --server %s,%s,%s audit 2>&1", ctl, C.r[0].url, C.r[1].url,
+             C.r[2].url);
+    rc = ts_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "cellctl audit: %s", out);
+    char *s1 = strstr(out, "through-follower"), *t = strstr(out, "members.transfer"),
+         *s2 = strstr(out, "after-transfer");
+    cr_assert(s1 != NULL && t != NULL && s2 != NULL && s1 < t && t < s2, "in order: %s", out);
 }

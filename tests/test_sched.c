@@ -119,14 +119,6 @@ static void call(uint32_t type, msgpack_sbuffer *b, cs_msg *r)
     msgpack_sbuffer_destroy(b);
 }
 
-static uint64_t reply_u64(const cs_msg *r, const char *key)
-{
-    uint64_t v = 0;
-    cs_error err = {0};
-    cr_assert_eq(cs_obj_u64(&r->body, key, true, UINT64_MAX, &v, &err), CS_OK, "%s", err.msg);
-    return v;
-}
-
 /* Register (or re-register) machine `name` with cpu millicores and mem
  * MiB, ports 31000-31099, state `state`, and attributes given as
  * "key=value" strings (NULL-terminated). */
@@ -160,7 +152,7 @@ static cs_id machine(const char *name, int64_t cpu, int64_t mem, const char *sta
     }
     cs_msg r;
     call(CS_MSG_MACHINE_REGISTER, &b, &r);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 /* Register machine `name` (up, ports 31000-31099, no attributes) with one
@@ -186,7 +178,7 @@ static cs_id tainted_machine(const char *name, int64_t cpu, int64_t mem, const c
     cs_pack_kv_str(&pk, "effect", effect);
     cs_msg r;
     call(CS_MSG_MACHINE_REGISTER, &b, &r);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 /* Submit a native JSON job spec (docs/design.md §8). */
@@ -199,7 +191,7 @@ static cs_id submit(const char *json)
     cr_assert_eq(cs_client_callb(the_daemon.c, CS_MSG_JOB_SUBMIT, &spec.body, &r, &err), CS_OK,
                  "%s", err.msg);
     cs_jobspec_free(&spec);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 typedef struct view {
@@ -890,7 +882,7 @@ static cs_id submit_file(const char *file)
     cr_assert_eq(cs_client_callb(the_daemon.c, CS_MSG_JOB_SUBMIT, &spec.body, &r, &err), CS_OK,
                  "%s: %s", file, err.msg);
     cs_jobspec_free(&spec);
-    return reply_u64(&r, "id");
+    return ts_reply_u64(&r.body, "id");
 }
 
 /* The Marathon apps no one here wrote, placed by cell-service as Marathon

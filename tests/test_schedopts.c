@@ -36,6 +36,7 @@ Test(schedopts, defaults)
     cr_expect_eq(o.instances, 1);
     cr_expect(!o.preempt);
     cr_expect_str_eq(o.strategy, "binpack", "batch work packs by default (Nomad, Omega's first fit)");
+    cr_expect_eq(o.sync_chunk, 10000, "full syncs in pieces of 10,000 records by default");
     cr_assert_eq(parse(CS_SCHED_SERVICE, &o, &err, 0), CS_OK, "%s", err.msg);
     cr_expect_str_eq(o.name, "service");
     cr_expect(o.preempt);
@@ -58,6 +59,10 @@ Test(schedopts, every_knob)
     cr_expect_eq(o.instances, 4);
     cr_expect_str_eq(o.name, "b2");
     cr_expect_eq(o.max_attempts, 7);
+    cr_assert_eq(parse(CS_SCHED_BATCH, &o, &err, 2, "--sync-chunk", "0"), CS_OK, "%s", err.msg);
+    cr_expect_eq(o.sync_chunk, 0, "0: a full sync in one reply");
+    cr_assert_eq(parse(CS_SCHED_SERVICE, &o, &err, 2, "--sync-chunk", "500"), CS_OK, "%s", err.msg);
+    cr_expect_eq(o.sync_chunk, 500);
 }
 
 Test(schedopts, errors_name_the_flag)
@@ -80,6 +85,8 @@ Test(schedopts, errors_name_the_flag)
         {CS_SCHED_BATCH, "--name", "", "--name"},
         {CS_SCHED_BATCH, "--retry", "sideways", "--retry: 'sideways' is not front or tail"},
         {CS_SCHED_BATCH, "--retry-ms", "soon", "--retry-ms"},
+        {CS_SCHED_BATCH, "--sync-chunk", "-5", "--sync-chunk"},
+        {CS_SCHED_SERVICE, "--sync-chunk", "many", "--sync-chunk"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cs_sched_opts o;

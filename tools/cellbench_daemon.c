@@ -133,13 +133,15 @@ int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t 
     /* Port 0: the kernel picks a free port as cellstated binds it, and
      * cellstated writes which into the address file. A port probed free
      * beforehand could be taken by anyone before cellstated listens. */
-    return cb_daemon_start_at(d, argv, "tcp://127.0.0.1:0", log, ready_ms, err);
+    return cb_daemon_start_at(d, argv, "tcp://127.0.0.1:0", NULL, log, ready_ms, err);
 }
 
-int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url, const char *log,
-                       uint32_t ready_ms, cs_error *err)
+int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url,
+                       const struct cs_tls *tls, const char *log, uint32_t ready_ms,
+                       cs_error *err)
 {
     d->pid = 0;
+    d->tls = tls;
     snprintf(d->log, sizeof d->log, "%s", log);
     int rc;
     char addr[sizeof d->log + 8], listen[] = "--listen", addr_flag[] = "--addr-file";
@@ -168,7 +170,7 @@ int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url, const 
     }
 
     cs_client *c;
-    if ((rc = cs_client_open(d->url, 500, &c, err)) != CS_OK) {
+    if ((rc = cs_client_open_tls(d->url, d->tls, 500, &c, err)) != CS_OK) {
         cb_daemon_stop(d, 5000);
         return rc;
     }

@@ -14,6 +14,8 @@ typedef struct cb_daemon {
     int pid; /* 0 when not running */
     char url[64];
     char log[512]; /* its stdout and stderr */
+    /* The certificates it is dialled with (borrowed; NULL: plain). */
+    const struct cs_tls *tls;
 } cb_daemon;
 
 /* The cellstated binary: `flag` when given, else "cellstated" in the
@@ -36,9 +38,11 @@ int cb_daemon_start(cb_daemon *d, char *const argv[], const char *log, uint32_t 
                     cs_error *err);
 
 /* The same on the listen URL `url` (borrowed): a member of a replicated
- * cell must listen where the cluster file says. */
-int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url, const char *log,
-                       uint32_t ready_ms, cs_error *err);
+ * cell must listen where the cluster file says; a tls+tcp:// one is
+ * dialled with `tls` (borrowed, kept in d->tls; NULL for a plain URL). */
+int cb_daemon_start_at(cb_daemon *d, char *const argv[], const char *url,
+                       const struct cs_tls *tls, const char *log, uint32_t ready_ms,
+                       cs_error *err);
 
 /* SIGTERM, and wait up to `timeout_ms` for it to exit (SIGKILL after).
  * Returns its wait status, -1 when it had to be killed, 0 when not running. */

@@ -49,6 +49,7 @@
 #include "proto/client.h"
 #include "proto/commitmsg.h"
 #include "proto/msg.h"
+#include "proto/tls.h"
 #include "tools/cellbench_cell.h"
 #include "tools/cellbench_daemon.h"
 #include "tools/cellbench_http.h"
@@ -68,6 +69,11 @@ const char cb_etcd_usage[] =
     "  --etcd PATH         the etcd binary (default: etcd on $PATH; without one the\n"
     "                      benchmark is skipped: sh tools/deps.sh install bench)\n"
     "  --cellstated PATH   the server binary (default: beside cellbench)\n"
+    "  --tls DIR           cellsched over mutual TLS, clients and Raft between members,\n"
+    "                      with DIR's server.pem/.key and ca.pem (the client too: it acts\n"
+    "                      as every role)\n"
+    "                      (tools/cellsched-certs.sh DIR server; etcd stays\n"
+    "                      plain)\n"
     "  --json              end the output with one line of JSON\n";
 
 /* ---- options ----------------------------------------------------------------- */
@@ -86,6 +92,8 @@ typedef struct etcd_opts {
     uint32_t clients, txns, rounds, machines;
     uint64_t seed;
     const char *etcd, *cellstated;
+    const char *tls_dir; /* --tls */
+    cs_tls *tls;         /* its operator certificate, for the clients */
     bool json;
 } etcd_opts;
 
@@ -129,7 +137,7 @@ static int etcd_parse(int argc, char **argv, etcd_opts *o, cs_error *err)
     static const char *const switches[] = {"--help", "--json", NULL};
     static const char *const valued[] = {"--members", "--k",    "--clients", "--txns",
                                          "--rounds",  "--machines", "--seed", "--etcd",
-                                         "--cellstated", NULL};
+                                         "--cellstated", "--tls", NULL};
     for (int i = 1; i < argc;) {
         cb_opt opt;
         if (cb_opt_next(argc, argv, &i, switches, valued, &opt, err) != CS_OK)
@@ -156,6 +164,8 @@ static int etcd_parse(int argc, char **argv, etcd_opts *o, cs_error *err)
             rc = cb_parse_u64(f, v, 0, UINT64_MAX, &o->seed, err);
         else if (strcmp(f, "--etcd") == 0)
             o->etcd = v;
+        else if (strcmp(f, "--tls") == 0)
+            o->tls_dir = v;
         else
             o->cellstated = v;
         if (rc != CS_OK)
@@ -498,7 +508,7 @@ static const cs_res claim_res = {.cpu = 10, .mem = 16, .disk = 0};
 static int cellsched_client(client *c)
 {
     cs_client *cl;
-    int rc = cs_client_open(c->w->cs_url, 60000, &cl, &c->err);
+    int rc = cs_client_open_tls(c->w->cs_url, c->w->o->tls, 60000, &cl, &c->err);
     if (rc != CS_OK) {
         gate_wait(c->gate); /* counted as ready, so that the others are not held */
         return rc;
@@ -741,7 +751,8 @@ static int run_members(const etcd_opts *o, const char *etcd_bin, const char *cs_
     char *extra[] = {f_workers, workers, f_hb, hb, NULL};
     if ((rc = write_cell(o, data, &w.cell, err)) != CS_OK ||
         (rc = cb_replicas_copy_store(dir, n, err)) != CS_OK ||
-        (rc = cb_replicas_start(&reps, cs_bin, dir, n, extra, 60000, err)) != CS_OK)
+        (rc = cb_replicas_start_tls(&reps, cs_bin, dir, n, extra, o->tls_dir, o->tls, 60000,
+                                    err)) != CS_OK)
         goto done;
     w.cs_url = reps.d[reps.leader].url;
     if ((rc = etcd_start(&ec, etcd_bin, dir, n, err)) != CS_OK)
@@ -825,8 +836,9 @@ static void report(FILE *out, const etcd_opts *o, const cb_host *h, const char *
                    const run *runs, uint32_t nruns)
 {
     fprintf(out, "cellbench etcd: %u clients, %u transactions each per run, %u rounds, %u "
-                 "machines; %s; cellsched: Raft cells of cellstated\n",
-            o->clients, o->txns, o->rounds, o->machines, version);
+                 "machines; %s; cellsched: Raft cells of cellstated%s\n",
+            o->clients, o->txns, o->rounds, o->machines, version,
+            o->tls != NULL ? " over mutual TLS (clients and Raft)" : "");
     fprintf(out, "machine: nproc %ld, cpu %s\n", h->nproc, h->cpu);
     fprintf(out, "medians over the rounds; cpu in cores (client: this process; servers: all "
                  "members)\n");
@@ -854,6 +866,7 @@ static void report_json(FILE *out, const etcd_opts *o, const cb_host *h, const c
     cb_json_str(&j, "benchmark", "etcd");
     cb_json_bool(&j, "skipped", false);
     cb_json_str(&j, "etcd_version", version);
+    cb_json_bool(&j, "tls", o->tls != NULL);
     cb_json_u64(&j, "clients", o->clients);
     cb_json_u64(&j, "txns_per_client", o->txns);
     cb_json_u64(&j, "rounds", o->rounds);
@@ -935,6 +948,18 @@ int cb_etcd_main(int argc, char **argv)
     }
     etcd_version(etcd_bin, version, sizeof version);
     int rc = cb_cellstated_path(o.cellstated, cs_bin, sizeof cs_bin, &err);
+    if (rc == CS_OK && o.tls_dir != NULL) {
+        char cert[400], key[400], ca[400];
+        /* The benchmark's client registers machines, submits and commits:
+         * every role at once, which only a replica's certificate holds
+         * (docs/security.md "Roles"). */
+        snprintf(cert, sizeof cert, "%s/server.pem", o.tls_dir);
+        snprintf(key, sizeof key, "%s/server.key", o.tls_dir);
+        snprintf(ca, sizeof ca, "%s/ca.pem", o.tls_dir);
+        cs_tls_files f = {.cert = cert, .key = key, .ca = ca};
+        if ((rc = cs_tls_load(&f, &o.tls, &err)) != CS_OK)
+            cs_error_wrap(&err, rc, "--tls %s", o.tls_dir);
+    }
     if (rc != CS_OK) {
         fprintf(stderr, "cellbench etcd: %s\n", err.msg);
         return CB_EXIT_RUN;
@@ -951,6 +976,7 @@ int cb_etcd_main(int argc, char **argv)
     char root[256];
     if (runs == NULL) {
         fprintf(stderr, "cellbench etcd: out of memory\n");
+        cs_tls_free(o.tls);
         return CB_EXIT_RUN;
     }
     if ((rc = cb_make_tmpdir(root, sizeof root, &err)) == CS_OK) {
@@ -961,6 +987,7 @@ int cb_etcd_main(int argc, char **argv)
     if (rc != CS_OK) {
         fprintf(stderr, "cellbench etcd: %s (%s)\n", err.msg, cs_strerror(rc));
         free(runs);
+        cs_tls_free(o.tls);
         return CB_EXIT_RUN;
     }
     cb_host h;
@@ -969,5 +996,6 @@ int cb_etcd_main(int argc, char **argv)
     if (o.json)
         report_json(stdout, &o, &h, version, runs, nruns);
     free(runs);
+    cs_tls_free(o.tls);
     return fflush(stdout) == 0 ? 0 : CB_EXIT_RUN;
 }

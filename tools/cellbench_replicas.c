@@ -132,7 +132,8 @@ static int write_cluster(cb_replicas *r, const char *path, cs_error *err)
         return cs_errorf(err, CS_EIO, "%s: %s", path, strerror(errno));
     fputc('[', f);
     for (uint32_t i = 0; i < r->n; i++) {
-        snprintf(r->d[i].url, sizeof r->d[i].url, "tcp://127.0.0.1:%d", ports[2 * i]);
+        snprintf(r->d[i].url, sizeof r->d[i].url, "%s://127.0.0.1:%d",
+                 r->tls != NULL ? "tls+tcp" : "tcp", ports[2 * i]);
         snprintf(r->raft[i], sizeof r->raft[i], "127.0.0.1:%d", ports[2 * i + 1]);
         fprintf(f, "%s{\"id\": %u, \"listen\": \"%s\", \"raft\": \"%s\"}", i ? ", " : "", i + 1,
                 r->d[i].url, r->raft[i]);
@@ -148,7 +149,7 @@ static int ask_members(const cb_replicas *r, uint32_t i, cs_members_reply *out, 
                        cs_error *err)
 {
     cs_client *c;
-    int rc = cs_client_open(r->d[i].url, 1000, &c, err);
+    int rc = cs_client_open_tls(r->d[i].url, r->tls, 1000, &c, err);
     if (rc != CS_OK)
         return rc;
     cs_msg m;
@@ -189,9 +190,21 @@ static bool agreed(cb_replicas *r)
 int cb_replicas_start(cb_replicas *r, const char *bin, const char *dir, uint32_t n,
                       char *const extra[], uint32_t ready_ms, cs_error *err)
 {
+    return cb_replicas_start_tls(r, bin, dir, n, extra, NULL, NULL, ready_ms, err);
+}
+
+int cb_replicas_start_tls(cb_replicas *r, const char *bin, const char *dir, uint32_t n,
+                          char *const extra[], const char *tls_dir, const struct cs_tls *tls,
+                          uint32_t ready_ms, cs_error *err)
+{
     memset(r, 0, sizeof *r);
     if (n < 1 || n > CB_REPLICAS_MAX)
         return cs_errorf(err, CS_EINVAL, "%u replicas: 1 to %d", n, CB_REPLICAS_MAX);
+    if ((tls_dir == NULL) != (tls == NULL))
+        return cs_errorf(err, CS_EINVAL, "a TLS cell needs both the certificates' directory "
+                                         "and the loaded certificates");
+    r->tls_dir = tls_dir;
+    r->tls = tls;
     snprintf(r->dir, sizeof r->dir, "%s", dir);
     r->n = n;
     char cluster[400], data[CB_REPLICAS_MAX][320], id[CB_REPLICAS_MAX][16];
@@ -201,9 +214,15 @@ int cb_replicas_start(cb_replicas *r, const char *bin, const char *dir, uint32_t
     while (extra != NULL && extra[nextra] != NULL)
         nextra++;
     char f_cluster[] = "--cluster", f_id[] = "--id", f_data[] = "--data";
-    char *argv[7 + 32];
+    char *argv[7 + 32 + 6];
     if (nextra > 32)
         rc = cs_errorf(err, CS_EINVAL, "more than 32 extra arguments for cellstated");
+    char f_cert[] = "--tls-cert", f_key[] = "--tls-key", f_ca[] = "--tls-ca", cert[400], key[400],
+         ca[400];
+    snprintf(cert, sizeof cert, "%s/server.pem", tls_dir != NULL ? tls_dir : "");
+    snprintf(key, sizeof key, "%s/server.key", tls_dir != NULL ? tls_dir : "");
+    snprintf(ca, sizeof ca, "%s/ca.pem", tls_dir != NULL ? tls_dir : "");
+    char *tls_args[] = {f_cert, cert, f_key, key, f_ca, ca};
     uint32_t started = 0;
     /* Every member is spawned before any is waited for: a member that
      * starts alone cannot elect a leader, and each waits for a quorum. */
@@ -222,10 +241,16 @@ int cb_replicas_start(cb_replicas *r, const char *bin, const char *dir, uint32_t
         memcpy(argv, a, sizeof a);
         if (nextra > 0)
             memcpy(argv + 7, extra, nextra * sizeof *argv);
-        argv[7 + nextra] = NULL;
+        size_t nargs = 7 + nextra;
+        if (tls_dir != NULL) {
+            memcpy(argv + nargs, tls_args, sizeof tls_args);
+            nargs += 6;
+        }
+        argv[nargs] = NULL;
         /* cb_daemon_start_at waits until the member answers stats, which
          * a member serves before any leader is elected. */
-        if ((rc = cb_daemon_start_at(&r->d[i], argv, r->d[i].url, log, ready_ms, err)) != CS_OK)
+        if ((rc = cb_daemon_start_at(&r->d[i], argv, r->d[i].url, r->tls, log, ready_ms, err)) !=
+            CS_OK)
             rc = cs_error_wrap(err, rc, "member %u", i + 1);
     }
     if (rc == CS_OK) {

@@ -24,6 +24,10 @@ typedef struct cb_replicas {
     char raft[CB_REPLICAS_MAX][32];
     char dir[300];     /* where the cluster file, data directories and logs are */
     uint32_t leader;   /* index into d of the member that led when the start returned */
+    /* A TLS cell's (cb_replicas_start_tls; NULL: plain): the certificates'
+     * directory and the loaded certificates its checks dial with. */
+    const char *tls_dir;
+    const struct cs_tls *tls;
 } cb_replicas;
 
 /* Member i's (from 0) data directory, DIR/member-<i+1>, into `out`. A
@@ -57,6 +61,15 @@ int cb_replicas_copy_store(const char *dir, uint32_t n, cs_error *err);
  * nothing is left running (r->n is 0). */
 int cb_replicas_start(cb_replicas *r, const char *bin, const char *dir, uint32_t n,
                       char *const extra[], uint32_t ready_ms, cs_error *err);
+
+/* The same over mutual TLS when `tls_dir` is not NULL: every member is
+ * started with its server.pem, server.key and ca.pem (made by
+ * tools/cellsched-certs.sh DIR server ...), listens at tls+tcp://, and Raft
+ * between the members is TLS; `tls` (borrowed; kept in r->tls) is what the
+ * start's own checks, and the caller's clients, dial with. */
+int cb_replicas_start_tls(cb_replicas *r, const char *bin, const char *dir, uint32_t n,
+                          char *const extra[], const char *tls_dir, const struct cs_tls *tls,
+                          uint32_t ready_ms, cs_error *err);
 
 /* CS_EIO naming the first member that has exited (it is reaped; its pid
  * becomes 0); CS_OK while all run. */

@@ -1,12 +1,13 @@
 /* cellctl — the command line of a cellsched cell.
  *
- *   cellctl [--server URL] [--timeout D] [--tls-cert F --tls-key F --tls-ca F]
+ *   cellctl [--server URL] [--timeout D] [--tls-cert F --tls-key F --tls-ca F [--tls-crl F]]
+ *           [--token-file F]
  *           COMMAND [ARGS] [OPTIONS]
  *   cellctl --help | cellctl help COMMAND | cellctl COMMAND --help
  *
  * Commands: submit, update, kill, scale (cellctl_job.c); get, describe,
  * endpoints, stats, watch (cellctl_show.c); cordon, uncordon, drain, logs
- * (cellctl_ops.c); members (cellctl_members.c). Job specs are JSON, native or Marathon
+ * (cellctl_ops.c); members (cellctl_members.c); audit (cellctl_audit.c). Job specs are JSON, native or Marathon
  * (spec/jobspec.h; docs/design.md "Job specs").
  *
  * Exit status: 0 on success, 1 when a spec, a request or the server failed,
@@ -19,8 +20,10 @@
 
 #include "spec/jobspec.h"
 #include "cellstate/units.h"
+#include "proto/principal.h"
 #include "proto/proto.h"
 #include "proto/servers.h"
+#include "tools/cellctl_audit.h"
 #include "tools/cellctl_cell.h"
 #include "tools/cellctl_job.h"
 #include "tools/cellctl_members.h"
@@ -48,7 +51,14 @@ enum {
     O_STDERR = 1 << 10,
     O_TAIL = 1 << 11,
     O_FOLLOW = 1 << 12,
+    O_SINCE = 1 << 13,
+    O_WHO = 1 << 14,
+    O_ACTION = 1 << 15,
+    O_LIMIT = 1 << 16,
 };
+
+/* Long options without a short form (getopt's values above any char). */
+enum { OPT_SINCE = 256, OPT_WHO, OPT_ACTION };
 
 typedef struct command {
     const char *name;
@@ -142,6 +152,18 @@ static const command commands[] = {
      "  transfer [ID]        hand leadership to member ID (none: the most up-to-date voter)\n"
      "Each change prints the log index once it committed; any replica forwards it to the\n"
      "leader.\n"},
+    {"audit", ctl_cmd_audit, O_OUTPUT | O_SINCE | O_WHO | O_ACTION | O_LIMIT,
+     "audit [--since D|TIME] [--who W] [--action A] [-n N] [-o json]",
+     "The cell's audit log: every write a server accepted (who sent it, the message type, what\n"
+     "it changed, the cell version after it), newest last. Every server of --server is asked\n"
+     "(each logs the writes it accepted as leader) and their entries merged by time; one that\n"
+     "does not answer is named on standard error, the others' entries are printed, and the\n"
+     "exit status is 1. Times are UTC. -o json prints one JSON object a line.\n"
+     "  --since D|TIME  entries from D ago (1h, 30m) or from TIME (2026-01-31T15:04:05Z)\n"
+     "  --who W         entries of principal W (\"operator\"), or of every principal W\n"
+     "                  begins (\"agent\" or \"agent:\" matches agent:m1)\n"
+     "  --action A      entries of one action (job.kill, commit, machine.admin, ...)\n"
+     "  -n, --limit N   the newest N entries (default 100, at most 10000)\n"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -159,6 +181,10 @@ static void usage(FILE *f)
           "  --tls-cert FILE --tls-key FILE --tls-ca FILE\n"
           "                     your certificate and key and the cell's CA, for tls+tcp://\n"
           "                     servers (default: $" CS_TLS_CERT_ENV ", $" CS_TLS_KEY_ENV ", $" CS_TLS_CA_ENV ")\n"
+          "  --token-file FILE  your token, for a cell with roles from tokens (cellstated\n"
+          "                     --auth-tokens; default: $" CS_TOKEN_FILE_ENV ")\n"
+          "  --tls-crl FILE     the CA's revocation list: a server it lists is refused\n"
+          "                     (default: $" CS_TLS_CRL_ENV ")\n"
           "  -o, --output FMT   table (default) or json\n"
           "  -h, --help         this help; `cellctl help COMMAND` for one command\n",
           f);
@@ -200,23 +226,29 @@ int main(int argc, char **argv)
         {"stderr", no_argument, NULL, 'E'},         {"tail", required_argument, NULL, 'T'},
         {"follow", no_argument, NULL, 'f'},
         {"tls-cert", required_argument, NULL, 'C'}, {"tls-key", required_argument, NULL, 'K'},
-        {"tls-ca", required_argument, NULL, 'A'},
+        {"tls-ca", required_argument, NULL, 'A'},   {"tls-crl", required_argument, NULL, 'R'},
+        {"token-file", required_argument, NULL, 'k'},
+        {"since", required_argument, NULL, OPT_SINCE}, {"who", required_argument, NULL, OPT_WHO},
+        {"action", required_argument, NULL, OPT_ACTION}, {"limit", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *server = NULL;
     cs_tls_files tls_files = {0};
+    const char *token_file = NULL;
     ctl c = {.timeout_ms = DEFAULT_TIMEOUT_MS, .output = CTL_OUT_TABLE};
     ctl_args a = {.interval_ms = DEFAULT_INTERVAL_MS};
     unsigned seen = 0;
     bool help = false;
     int opt;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "s:o:hf", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:o:hfn:", longopts, NULL)) != -1) {
         switch (opt) {
         case 's': server = optarg; break;
         case 'C': tls_files.cert = optarg; break;
         case 'K': tls_files.key = optarg; break;
         case 'A': tls_files.ca = optarg; break;
+        case 'k': token_file = optarg; break;
+        case 'R': tls_files.crl = optarg; break;
         case 't':
             if (parse_duration("--timeout", optarg, &c.timeout_ms) != 0)
                 return EXIT_USAGE;
@@ -275,6 +307,21 @@ int main(int argc, char **argv)
             break;
         }
         case 'f': seen |= O_FOLLOW, a.follow = true; break;
+        case OPT_SINCE: seen |= O_SINCE, a.since = optarg; break;
+        case OPT_WHO: seen |= O_WHO, a.who = optarg; break;
+        case OPT_ACTION: seen |= O_ACTION, a.action = optarg; break;
+        case 'n': {
+            seen |= O_LIMIT;
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (*end != '\0' || end == optarg || n < 1 || n > CS_AUDIT_LIMIT_MAX) {
+                fprintf(stderr, "cellctl: -n %s: not a number of entries in 1..%d\n", optarg,
+                        CS_AUDIT_LIMIT_MAX);
+                return EXIT_USAGE;
+            }
+            a.limit = (uint32_t)n;
+            break;
+        }
         case 'h': help = true; break;
         default:
             if (optopt)
@@ -318,7 +365,8 @@ int main(int argc, char **argv)
                                             "--state",    "--interval",    "--count",
                                             "--ansi",     "--dry-run",     "--deadline",
                                             "--no-deadline", "--stderr",   "--tail",
-                                            "-f"};
+                                            "-f",         "--since",       "--who",
+                                            "--action",   "-n"};
         size_t bit = 0;
         while (!(extra & (1u << bit)))
             bit++;
@@ -344,12 +392,20 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     c.tls = tls;
+    char *token = NULL;
+    if (cs_token_load(token_file, &token, &perr) != CS_OK) {
+        fprintf(stderr, "cellctl: %s\n", perr.msg);
+        cs_tls_free(tls);
+        return EXIT_USAGE;
+    }
+    c.token = token;
     a.argc = argc - optind - 1;
     a.argv = argv + optind + 1;
     cs_error err = {0};
     int rc = cmd->run(&c, &a, &err);
     ctl_close(&c);
     cs_tls_free(tls);
+    free(token);
     if (rc == CS_OK)
         return 0;
     fprintf(stderr, "cellctl: %s\n", err.msg[0] ? err.msg : cs_strerror(rc));

@@ -23,6 +23,10 @@ int ctl_call(ctl *c, uint32_t type, const void *body, size_t len, cs_msg *reply,
         int rc = cs_client_open_tls(c->url, c->tls, c->timeout_ms, &c->client, err);
         if (rc != CS_OK)
             return cs_errorf(err, rc, "cannot connect to %s: %s", c->url, err->msg);
+        if ((rc = cs_client_set_token(c->client, c->token, err)) != CS_OK) {
+            ctl_close(c);
+            return rc;
+        }
     }
     int rc = cs_client_call(c->client, type, body, len, reply, err);
     /* The client reports a server's error reply as "server: ..."; anything

@@ -28,6 +28,7 @@ typedef struct ctl {
     ctl_output output;
     cs_client *client; /* opened by the first ctl_call; closed by ctl_close */
     const cs_tls *tls; /* --tls-* or $CELLSCHED_TLS_* (proto/tls.h); NULL: plain; main's */
+    const char *token; /* --token-file or $CELLSCHED_TOKEN_FILE's token; NULL: none; main's */
 } ctl;
 
 /* An error code for a bad command line (exit status 2), outside the
@@ -49,6 +50,8 @@ typedef struct ctl_args {
     bool err_stream;                   /* logs --stderr */
     uint32_t tail;                     /* logs --tail N; 0 = all */
     bool follow;                       /* logs -f */
+    const char *since, *who, *action;  /* audit --since, --who, --action */
+    uint32_t limit;                    /* audit -n; 0 = the default */
 } ctl_args;
 
 /* Close the connection, if any. */

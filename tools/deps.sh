@@ -56,7 +56,7 @@ liblmdb|pc|lmdb|liblmdb-dev
 lmdb-utils|cmd|mdb_stat|lmdb-utils
 libnng|hdr|nng/nng.h|libnng-dev
 libnng (library)|lib|nng|libnng-dev
-mbedTLS (TLS file checks)|hdr|mbedtls/x509_crt.h|libmbedtls-dev
+mbedTLS (TLS file checks, the TLS engine)|hdr|mbedtls/ssl.h|libmbedtls-dev
 openssl (tools/cellsched-certs.sh)|cmd|openssl|openssl
 msgpack-c|pc|msgpack|libmsgpack-dev
 xxhash|pc|libxxhash|libxxhash-dev

@@ -7,7 +7,7 @@
 #
 #   cellstate   the store                  (nothing above it)
 #   txn         the semantics of change    cellstate
-#   proto       the wire codec and client  cellstate txn
+#   proto       the wire codec, client, TLS cellstate txn
 #   spec        job specs, the cell's JSON cellstate proto
 #   server      cellstated                 cellstate txn proto
 #   http        cellstated's HTTP API      cellstate proto spec

@@ -131,10 +131,15 @@ done
 # Replica i (1..REPLICAS) serves clients on BASE+i-1 and talks Raft on
 # BASE+REPLICAS+i-1; every client is given the whole list and fails over.
 # With TLS (docs/security.md), each program presents the certificate of
-# its role and name: tls() prints the flags of certificate $1.
+# its role and name: tls() prints the flags of certificate $1, and the CRL
+# once one was made (tools/cellsched-certs.sh --revoke ROLE[:NAME] $CERTS).
 SCHEME=tcp
 CERTS=$DIR/certs
-tls() { [[ -z $TLS ]] || echo "--tls-cert $CERTS/$1.pem --tls-key $CERTS/$1.key --tls-ca $CERTS/ca.pem"; }
+tls() {
+    [[ -z $TLS ]] && return
+    echo "--tls-cert $CERTS/$1.pem --tls-key $CERTS/$1.key --tls-ca $CERTS/ca.pem"
+    [[ ! -f $CERTS/crl.pem ]] || echo "--tls-crl $CERTS/crl.pem"
+}
 [[ -z $TLS ]] || SCHEME=tls+tcp
 URLS=()
 for ((i = 0; i < REPLICAS; i++)); do URLS+=("$SCHEME://127.0.0.1:$((BASE + i))"); done
@@ -260,8 +265,8 @@ trap 'exit 0' INT TERM
 
 if [[ -n $TLS ]]; then
     [[ $DIR != *[[:space:]]* ]] || die "--tls: the run directory $DIR must not contain spaces"
-    "$ROOT/tools/cellsched-certs.sh" "$CERTS" server operator reader scheduler:batch-1 \
-        scheduler:service-1 agent:m1 agent:m2 agent:m3 >/dev/null ||
+    "$ROOT/tools/cellsched-certs.sh" "$CERTS" server operator reader scheduler.batch:batch-1 \
+        scheduler.service:service-1 agent:m1 agent:m2 agent:m3 >/dev/null ||
         die "cannot make the certificates (tools/cellsched-certs.sh $CERTS)"
 fi
 if ((REPLICAS == 1)); then
@@ -330,12 +335,12 @@ agent m2 1 rack=r1 zone=b
 agent m3 2 rack=r2 zone=b
 
 # shellcheck disable=SC2046
-start batch-1 "$BIN/cell-batch" --server "$URL" --name batch-1 $(tls scheduler-batch-1)
+start batch-1 "$BIN/cell-batch" --server "$URL" --name batch-1 $(tls scheduler.batch-batch-1)
 policy=()
 [[ -f $POLICY ]] && policy=(--policy "$(realpath -- "$POLICY")")
 # shellcheck disable=SC2046
 start service-1 "$BIN/cell-service" --server "$URL" --name service-1 "${policy[@]}" \
-    $(tls scheduler-service-1)
+    $(tls scheduler.service-service-1)
 
 for f in "$ROOT"/examples/*.json; do
     "${CTL[@]}" submit "$f" || die "cannot submit $f"
@@ -378,7 +383,7 @@ fi
     echo "  tasks:    $DIR/agent-m*/tasks/<task>-<attempt>/{stdout,stderr}"
     if [[ -n $TLS ]]; then
         echo "  TLS:      every daemon, the agents' log services and cellctl on tls+tcp://, the HTTP API"
-        echo "            on https, certificates in $CERTS; Raft stays plain (docs/security.md)"
+        echo "            on https, Raft between replicas TLS too; certificates in $CERTS (docs/security.md)"
         echo "  try:      export CELLSCHED_TLS_CERT=$CERTS/operator.pem CELLSCHED_TLS_KEY=$CERTS/operator.key \\"
         echo "                   CELLSCHED_TLS_CA=$CERTS/ca.pem"
     fi

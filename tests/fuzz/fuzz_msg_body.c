@@ -75,6 +75,8 @@ ADAPT(offer_acquire_req, cs_offer_acquire_req, cs_offer_acquire_req_decode,
 ADAPT(offer_reply, cs_offer_reply, cs_offer_reply_decode, cs_offer_reply_encode)
 ADAPT(offer_release_req, cs_offer_release_req, cs_offer_release_req_decode,
       cs_offer_release_req_encode)
+ADAPT(audit_req, cs_audit_req, cs_audit_req_decode, cs_audit_req_encode)
+ADAPT(audit_reply, cs_audit_reply, cs_audit_reply_decode, cs_audit_reply_encode)
 
 /* task.status: a batch with refused reports has no encoding of its own
  * (the refused ones are not reports), so only a batch read whole is
@@ -149,6 +151,7 @@ static const codec codecs[] = {
     BOTH(members_reply), BOTH(member_add_req), BOTH(member_remove_req),
     BOTH(member_transfer_req), BOTH(index_reply),
     BOTH(offer_acquire_req), BOTH(offer_reply), BOTH(offer_release_req),
+    BOTH(audit_req), BOTH(audit_reply),
 };
 #define NCODECS (sizeof codecs / sizeof *codecs)
 
@@ -166,6 +169,8 @@ typedef union decoded {
     cs_members_reply mr;
     cs_member_req mq;
     cs_offer_reply orp;
+    cs_audit_req aq;
+    cs_audit_reply ar;
 } decoded;
 
 /* Unpack body[0..len) through the bounds check and decode it with `c`;

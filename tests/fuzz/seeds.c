@@ -439,6 +439,15 @@ static void server_seeds(const char *dir)
             msgpack_sbuffer_destroy(&x.b);
         }
     }
+    /* The first piece of a full sync in pieces (base, ids, more, next). */
+    pk = body_map(&x, 3);
+    cs_pack_kv_u64(pk, "since", 0);
+    cs_pack_kv_str(pk, "form", "compact");
+    cs_pack_kv_u64(pk, "chunk", 2);
+    call(&c, CS_MSG_SYNC, &x.b, "sync-compact-piece", &reply);
+    reply_body(&reply, "sync", "sync-compact-piece");
+    msgpack_sbuffer_destroy(&reply);
+    msgpack_sbuffer_destroy(&x.b);
     for (uint64_t m = 1; m <= 2; m++) {
         for (int form = 0; form < 3; form++) {
             c.req = 1;
@@ -578,6 +587,11 @@ static void server_seeds(const char *dir)
     pk = body_map(&x, 1);
     cs_pack_kv_str(pk, "job", "batch");
     request(&c, CS_MSG_JOB_KILL, &x, "job-kill", NULL);
+    pk = body_map(&x, 3);
+    cs_pack_kv_u64(pk, "limit", 5);
+    cs_pack_kv_str(pk, "who", "anonymous");
+    cs_pack_kv_str(pk, "action", "job.kill");
+    request(&c, CS_MSG_AUDIT, &x, "audit", NULL);
     nng_close(c.sock);
     cs_server_stop(srv);
 }
