@@ -833,6 +833,17 @@ Test(authz_cluster, certificates_through_a_follower, .timeout = 120, .fini = clu
     for (int i = 0; i < NPRINCIPALS; i++)
         cs_tls_free(tls[i]);
     forwarded_requests_keep_their_principal();
+    /* cellctl members asks each member at its own tls+tcp URL, with the
+     * operator's certificate: every one answers (none "unreachable"). */
+    char ctl[256], cmdline[3000], got[8192];
+    ts_bin("cellctl", ctl, sizeof ctl);
+    snprintf(cmdline, sizeof cmdline,
+             "%s --server %s --tls-cert %s --tls-key %s --tls-ca %s --timeout 5s members 2>&1", ctl,
+             CL.url[follower], cert[OPER], key[OPER], ca);
+    int st = ts_run(cmdline, got, sizeof got);
+    cr_assert_eq(st, 0, "%s", got);
+    cr_assert(strstr(got, "unreachable") == NULL, "%s", got);
+    cr_assert(strstr(got, "leader") != NULL, "%s", got);
     ts_tmp_teardown();
 }
 

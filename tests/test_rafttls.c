@@ -129,7 +129,7 @@ static void cell_start(void)
     cert_path(cert, sizeof cert, "operator.pem");
     cert_path(key, sizeof key, "operator.key");
     cert_path(ca, sizeof ca, "ca.pem");
-    cs_tls_files f = {cert, key, ca};
+    cs_tls_files f = {.cert = cert, .key = key, .ca = ca};
     cs_error err = {0};
     cr_assert_eq(cs_tls_load(&f, &C.tls, &err), CS_OK, "%s", err.msg);
 
@@ -701,7 +701,7 @@ Test(rafttls, the_relay_carries_a_bulk_transfer_whole_through_full_queues)
     snprintf(cert, sizeof cert, "%s/certs/server.pem", dir);
     snprintf(key, sizeof key, "%s/certs/server.key", dir);
     snprintf(ca, sizeof ca, "%s/certs/ca.pem", dir);
-    f = (cs_tls_files){cert, key, ca};
+    f = (cs_tls_files){.cert = cert, .key = key, .ca = ca};
     cs_error err = {0};
     cr_assert_eq(cs_tls_load(&f, &C.tls, &err), CS_OK, "%s", err.msg);
     cs_rafttls_pem pem;

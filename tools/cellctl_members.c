@@ -50,6 +50,8 @@ void ctl_members_line(ctl *c, FILE *f)
 typedef struct peer {
     const cs_member_info *m; /* borrowed from the configuration */
     uint32_t timeout_ms;
+    const cs_tls *tls;    /* the command's certificates (ctl.tls): a tls+tcp member needs them */
+    const char *token;    /* and its token (ctl.token): a cell with roles refuses anonymous */
     bool answered;        /* `own` holds its answer */
     cs_members_reply own; /* its own status (its list of members is not used) */
     char why[CS_ERROR_MSG_SIZE]; /* when not answered, or answered as another id */
@@ -71,7 +73,11 @@ static void *ask_peer(void *arg)
     }
     int rc = cs_member_listen_check("its listen address", url, strlen(url), &err);
     if (rc == CS_OK) {
-        ctl one = {.url = url, .timeout_ms = p->timeout_ms, .output = CTL_OUT_TABLE};
+        ctl one = {.url = url,
+                   .tls = p->tls,
+                   .token = p->token,
+                   .timeout_ms = p->timeout_ms,
+                   .output = CTL_OUT_TABLE};
         rc = ask_members(&one, &p->own, &p->a, &err);
         ctl_close(&one);
         /* ctl_call names the server and advises --server: true of the
@@ -254,6 +260,8 @@ static int list_members(ctl *c, cs_error *err)
         peer *p = &ps[i];
         p->m = &cfg.members[i];
         p->timeout_ms = c->timeout_ms;
+        p->tls = c->tls;
+        p->token = c->token;
         cs_arena_init(&p->a);
         if (p->m->id == cfg.id) {
             /* the server asked: its reply is its own word */
