@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s.workdir = workdir;
     msgpack_sbuffer reply;
     msgpack_sbuffer_init(&reply);
-    answer(&s, data, size, &reply);
+    answer(&s, data, size, NULL, &reply);
     msgpack_zone zone;
     msgpack_zone_init(&zone, 1024);
     cs_msg m;
