@@ -23,8 +23,8 @@
 /* An error is written to stderr at most this often. */
 #define ERROR_LOG_MS 60000
 /* A read takes a file this many bytes at a time from its end; a line is
- * at most about 2 KiB (every byte of a 255-byte target escaped as \uXXXX),
- * so a longer one is damage, skipped. */
+ * at most about 2 KiB (every byte of a 255-byte target escaped as a
+ * six-byte \u00hh), so a longer one is damage, skipped. */
 #define READ_CHUNK (64u << 10)
 
 struct cs_audit {

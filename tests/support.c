@@ -732,6 +732,20 @@ void ts_pack_machine(msgpack_packer *pk, const char *name, uint32_t more)
     cs_pack_kv_u64(pk, "port_hi", 31099);
 }
 
+bool ts_has_job(cs_client *c, const char *name)
+{
+    ts_body x;
+    msgpack_packer *pk = ts_body_new(&x);
+    msgpack_pack_map(pk, 1);
+    cs_pack_kv_str(pk, "job", name);
+    cs_msg m;
+    cs_error err = {0};
+    cs_client_set_timeout(c, 2000);
+    int rc = cs_client_callb(c, CS_MSG_GET_JOB, &x.b, &m, &err);
+    ts_body_free(&x);
+    return rc == CS_OK;
+}
+
 uint64_t ts_version_of(cs_client *c)
 {
     cs_arena a;

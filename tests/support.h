@@ -177,6 +177,10 @@ void ts_pack_machine(msgpack_packer *pk, const char *name, uint32_t more);
  * second), or 0 when it does not answer. */
 uint64_t ts_version_of(cs_client *c);
 
+/* Whether the server `c` talks to serves job `name` (get.job, within two
+ * seconds). */
+bool ts_has_job(cs_client *c, const char *name);
+
 /* A cellstated process for an integration test: its own temporary
  * directory (data and log), a free port on 127.0.0.1, and a client. */
 typedef struct ts_daemon {

@@ -214,22 +214,7 @@ static void submit(replica *r, const char *name)
 }
 
 /* Whether replica r serves job `name` (a read of its own store). */
-static bool has_job(replica *r, const char *name)
-{
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "job", 3);
-    msgpack_pack_str_with_body(&pk, name, strlen(name));
-    cs_msg m;
-    cs_error err = {0};
-    cs_client_set_timeout(r->c, 2000);
-    int rc = cs_client_callb(r->c, CS_MSG_GET_JOB, &b, &m, &err);
-    msgpack_sbuffer_destroy(&b);
-    return rc == CS_OK;
-}
+static bool has_job(replica *r, const char *name) { return ts_has_job(r->c, name); }
 
 /* Wait until every running replica serves job `name`. */
 static void wait_everywhere(const char *name)

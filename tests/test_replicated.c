@@ -203,22 +203,8 @@ static uint64_t converge(const bool *alive, uint64_t min, int wait_ms)
     return 0;
 }
 
-static bool has_job(replica *r, const char *name)
-{
-    cs_msg m;
-    cs_error err = {0};
-    msgpack_sbuffer b;
-    msgpack_sbuffer_init(&b);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "job", 3);
-    msgpack_pack_str_with_body(&pk, name, strlen(name));
-    cs_client_set_timeout(r->c, 2000);
-    int rc = cs_client_callb(r->c, CS_MSG_GET_JOB, &b, &m, &err);
-    msgpack_sbuffer_destroy(&b);
-    return rc == CS_OK;
-}
+/* Whether replica r serves job `name` (a read of its own store). */
+static bool has_job(replica *r, const char *name) { return ts_has_job(r->c, name); }
 
 /* Stop every replica cleanly and compare the cells their stores hold. */
 static void quiesce_and_compare(const bool *alive)
